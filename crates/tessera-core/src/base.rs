@@ -1,0 +1,211 @@
+//! The signature base (RFC 9421 §2.5) restricted to the tessera-v1 components.
+
+use std::fmt;
+
+use crate::component::{Component, CONTENT_DIGEST};
+use crate::error::{err, ErrorCode, Result};
+use crate::key::HmacSha256;
+use crate::request::{Fields, RequestView};
+
+/// Where signature-base bytes go: straight into the HMAC when signing, or into a buffer for debugging.
+pub(crate) trait BaseSink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl BaseSink for HmacSha256 {
+    fn put(&mut self, bytes: &[u8]) {
+        hmac::Mac::update(self, bytes);
+    }
+}
+
+impl BaseSink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Writes the base for `components` over `request`.
+///
+/// `content_digest` overrides the request's `Content-Digest` field (the signer
+/// covers the value it is about to add). `params` is the serialized inner list
+/// with parameters, the value of `"@signature-params"`.
+pub(crate) fn write_base<'c, F: Fields + ?Sized, S: BaseSink>(
+    sink: &mut S,
+    request: &RequestView<'_, F>,
+    components: impl IntoIterator<Item = &'c Component>,
+    content_digest: Option<&str>,
+    params: &str,
+) -> Result<()> {
+    for component in components {
+        sink.put(b"\"");
+        sink.put(component.name().as_bytes());
+        sink.put(b"\": ");
+        match component {
+            Component::Method => sink.put(request.method().as_bytes()),
+            Component::Authority => sink.put(request.authority().as_bytes()),
+            Component::Path => sink.put(request.path().as_bytes()),
+            Component::Query => {
+                sink.put(b"?");
+                sink.put(request.query().unwrap_or("").as_bytes());
+            }
+            Component::Field(name) => match content_digest {
+                Some(digest) if name == CONTENT_DIGEST => sink.put(digest.as_bytes()),
+                _ => write_field(sink, request.fields(), name)?,
+            },
+        }
+        sink.put(b"\n");
+    }
+    sink.put(b"\"@signature-params\": ");
+    sink.put(params.as_bytes());
+    Ok(())
+}
+
+fn write_field<F: Fields + ?Sized, S: BaseSink>(sink: &mut S, fields: &F, name: &str) -> Result<()> {
+    let mut found = false;
+    for raw in fields.values(name) {
+        let value = trim_ows(raw);
+        if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return err(
+                ErrorCode::InvalidFieldValue,
+                format!("field \"{name}\" contains a control character (CR, LF, NUL or other)"),
+            );
+        }
+        if found {
+            sink.put(b", ");
+        }
+        sink.put(value);
+        found = true;
+    }
+    if !found {
+        return err(
+            ErrorCode::MissingComponent,
+            format!("covered field \"{name}\" is not present in the request"),
+        );
+    }
+    Ok(())
+}
+
+fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// The exact bytes that were (or would be) signed, for debugging mismatches.
+///
+/// `Display` writes the exact signed bytes (use [`SignatureBase::as_bytes`]
+/// when a field value is not UTF-8). [`SignatureBase::redacted`] hides the
+/// query and header values so the base can be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignatureBase {
+    bytes: Vec<u8>,
+}
+
+impl SignatureBase {
+    pub(crate) fn build<'c, F: Fields + ?Sized>(
+        request: &RequestView<'_, F>,
+        components: impl IntoIterator<Item = &'c Component>,
+        content_digest: Option<&str>,
+        params: &str,
+    ) -> Result<Self> {
+        let mut bytes = Vec::with_capacity(512);
+        write_base(&mut bytes, request, components, content_digest, params)?;
+        Ok(SignatureBase { bytes })
+    }
+
+    /// The exact signed bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Hex SHA-256 of the base, safe to show to a caller for comparison.
+    pub fn sha256_hex(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&self.bytes))
+    }
+
+    /// A form for logs: component names, method, authority, path and
+    /// parameters are kept; the query and header values are replaced by their length.
+    pub fn redacted(&self) -> RedactedSignatureBase<'_> {
+        RedactedSignatureBase(self)
+    }
+}
+
+impl fmt::Display for SignatureBase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.bytes))
+    }
+}
+
+impl fmt::Debug for SignatureBase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SignatureBase").field(&self.redacted().to_string()).finish()
+    }
+}
+
+/// The log-safe form of a [`SignatureBase`]; see [`SignatureBase::redacted`].
+pub struct RedactedSignatureBase<'a>(&'a SignatureBase);
+
+impl fmt::Display for RedactedSignatureBase<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, line) in self.0.bytes.split(|&b| b == b'\n').enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            let text = String::from_utf8_lossy(line);
+            let shown = ["\"@method\": ", "\"@authority\": ", "\"@path\": ", "\"@signature-params\": "]
+                .iter()
+                .any(|p| text.starts_with(p));
+            match text.find("\": ") {
+                Some(split) if !shown => {
+                    let value_len = text.len() - split - 3;
+                    write!(f, "{}\": <{value_len} bytes redacted>", &text[..split])?;
+                }
+                _ => f.write_str(&text)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::component::MANDATORY;
+    use crate::request::Scheme;
+
+    #[test]
+    fn field_values_are_trimmed_and_joined() {
+        let headers = [("X-A", " one "), ("x-a", "\ttwo  three\t"), ("content-digest", "d")];
+        let req = RequestView::new("GET", Scheme::Https, "h", "/", None, &headers[..]).expect("view");
+        let comps = [Component::field("x-a").expect("field")];
+        let base = SignatureBase::build(&req, &comps, None, "()").expect("base");
+        assert_eq!(base.to_string(), "\"x-a\": one, two  three\n\"@signature-params\": ()");
+        assert_eq!(
+            base.redacted().to_string(),
+            "\"x-a\": <15 bytes redacted>\n\"@signature-params\": ()"
+        );
+    }
+
+    #[test]
+    fn control_characters_and_absent_fields_are_rejected() {
+        let headers = [("x-a", "a\0b"), ("content-digest", "d")];
+        let req = RequestView::new("GET", Scheme::Https, "h", "", None, &headers[..]).expect("view");
+        let bad = [Component::field("x-a").expect("field")];
+        assert_eq!(
+            SignatureBase::build(&req, &bad, None, "()").map_err(|e| e.code()),
+            Err(ErrorCode::InvalidFieldValue)
+        );
+        let absent = [Component::field("x-b").expect("field")];
+        assert_eq!(
+            SignatureBase::build(&req, &absent, None, "()").map_err(|e| e.code()),
+            Err(ErrorCode::MissingComponent)
+        );
+        let base = SignatureBase::build(&req, &MANDATORY, None, "()").expect("base");
+        assert!(base.to_string().starts_with("\"@method\": GET\n\"@authority\": h\n\"@path\": /\n\"@query\": ?\n"));
+    }
+}

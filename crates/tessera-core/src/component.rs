@@ -1,0 +1,190 @@
+//! Covered components: the mandatory floor, extra fields, and what is forbidden.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::error::{err, ErrorCode, Result};
+
+/// Most components one signature may cover.
+pub const MAX_COMPONENTS: usize = 32;
+
+/// One covered component of a tessera-v1 signature.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Component {
+    /// `"@method"`: the request method as sent.
+    Method,
+    /// `"@authority"`: host and port, lowercased, default port removed.
+    Authority,
+    /// `"@path"`: the raw path as sent.
+    Path,
+    /// `"@query"`: `?` followed by the raw query as sent.
+    Query,
+    /// A header field, by lowercase name (for example `"content-digest"`).
+    Field(Cow<'static, str>),
+}
+
+/// Name of the body digest field, covered on every request.
+pub const CONTENT_DIGEST: &str = "content-digest";
+
+/// The components every tessera-v1 signature covers, in the order signers emit them.
+pub const MANDATORY: [Component; 5] = [
+    Component::Method,
+    Component::Authority,
+    Component::Path,
+    Component::Query,
+    Component::Field(Cow::Borrowed(CONTENT_DIGEST)),
+];
+
+/// Header fields that may never be covered: intermediaries change them, or
+/// they are the signature itself.
+const FORBIDDEN_FIELDS: [&str; 14] = [
+    "signature",
+    "signature-input",
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "forwarded",
+    "via",
+];
+
+impl Component {
+    /// The component identifier as it appears in the signature base, without quotes.
+    pub fn name(&self) -> &str {
+        match self {
+            Component::Method => "@method",
+            Component::Authority => "@authority",
+            Component::Path => "@path",
+            Component::Query => "@query",
+            Component::Field(name) => name,
+        }
+    }
+
+    /// Parses a component identifier (the content of the sf-string) and applies the profile rules.
+    ///
+    /// # Errors
+    /// `forbidden_component` for derived components outside the floor and for
+    /// forbidden fields; `malformed_signature` for names that are not lowercase
+    /// field-name tokens.
+    pub fn parse(name: &str) -> Result<Component> {
+        match name {
+            "@method" => return Ok(Component::Method),
+            "@authority" => return Ok(Component::Authority),
+            "@path" => return Ok(Component::Path),
+            "@query" => return Ok(Component::Query),
+            _ => {}
+        }
+        if name.starts_with('@') {
+            return err(
+                ErrorCode::ForbiddenComponent,
+                format!("derived component \"{name}\" is not allowed by tessera-v1"),
+            );
+        }
+        Component::field(name)
+    }
+
+    /// A header-field component; `name` must already be lowercase.
+    ///
+    /// # Errors
+    /// As [`Component::parse`].
+    pub fn field(name: &str) -> Result<Component> {
+        if name.is_empty() || !name.bytes().all(is_lower_tchar) {
+            return err(
+                ErrorCode::MalformedSignature,
+                format!("component \"{}\" is not a lowercase field name", name.escape_default()),
+            );
+        }
+        if FORBIDDEN_FIELDS.contains(&name) || name.starts_with("x-forwarded-") {
+            return err(
+                ErrorCode::ForbiddenComponent,
+                format!("field \"{name}\" may not be covered: intermediaries change it or it is the signature itself"),
+            );
+        }
+        if name == CONTENT_DIGEST {
+            return Ok(MANDATORY[4].clone());
+        }
+        Ok(Component::Field(Cow::Owned(name.to_owned())))
+    }
+}
+
+fn is_lower_tchar(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
+}
+
+impl fmt::Debug for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{}\"", self.name())
+    }
+}
+
+/// Checks a whole component list: no duplicates, the floor present, within the size limit.
+pub(crate) fn check_coverage(components: &[Component]) -> Result<()> {
+    if components.len() > MAX_COMPONENTS {
+        return err(
+            ErrorCode::MalformedSignature,
+            format!("at most {MAX_COMPONENTS} components may be covered"),
+        );
+    }
+    for (i, c) in components.iter().enumerate() {
+        if components[..i].contains(c) {
+            return err(
+                ErrorCode::DuplicateComponent,
+                format!("component \"{}\" is covered twice", c.name()),
+            );
+        }
+    }
+    for required in &MANDATORY {
+        if !components.contains(required) {
+            return err(
+                ErrorCode::MissingComponent,
+                format!("component \"{}\" must be covered", required.name()),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_rules() {
+        assert_eq!(Component::parse("@query"), Ok(Component::Query));
+        assert_eq!(
+            Component::parse("content-digest"),
+            Ok(Component::Field(Cow::Borrowed(CONTENT_DIGEST)))
+        );
+        for (name, code) in [
+            ("@target-uri", ErrorCode::ForbiddenComponent),
+            ("@signature-params", ErrorCode::ForbiddenComponent),
+            ("x-forwarded-for", ErrorCode::ForbiddenComponent),
+            ("signature", ErrorCode::ForbiddenComponent),
+            ("host", ErrorCode::ForbiddenComponent),
+            ("transfer-encoding", ErrorCode::ForbiddenComponent),
+            ("Content-Type", ErrorCode::MalformedSignature),
+            ("", ErrorCode::MalformedSignature),
+            ("a b", ErrorCode::MalformedSignature),
+        ] {
+            assert_eq!(Component::parse(name).map_err(|e| e.code()), Err(code), "{name}");
+        }
+    }
+
+    #[test]
+    fn coverage_floor_and_duplicates() {
+        assert!(check_coverage(&MANDATORY).is_ok());
+        assert_eq!(
+            check_coverage(&MANDATORY[..4]).map_err(|e| e.code()),
+            Err(ErrorCode::MissingComponent)
+        );
+        let mut dup = MANDATORY.to_vec();
+        dup.push(Component::Path);
+        assert_eq!(check_coverage(&dup).map_err(|e| e.code()), Err(ErrorCode::DuplicateComponent));
+    }
+}

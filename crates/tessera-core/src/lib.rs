@@ -1,0 +1,113 @@
+//! # tessera-core
+//!
+//! The pure engine of Tessera: the `tessera-v1` profile of RFC 9421 HTTP
+//! Message Signatures (`hmac-sha256`) with RFC 9530 `Content-Digest`, as
+//! specified in `spec/tessera-v1.md`.
+//!
+//! This crate does no I/O, runs no async code, and reads neither the clock
+//! nor a random source on the signing and verifying paths: the time and the
+//! nonce are arguments. The client crate (`tessera-client`) and the server
+//! crate (`tessera-server`) supply clocks, randomness and stores.
+//!
+//! ## Example
+//!
+//! ```
+//! use tessera_core::{
+//!     sign, verify, BodyDigest, KeyId, Nonce, Policy, RequestView, SecretKey, SignOptions,
+//!     SigningKey,
+//! };
+//!
+//! # fn main() -> Result<(), tessera_core::Error> {
+//! // The key a user's device received once, at login.
+//! let key = SigningKey::new(KeyId::new("user-42-phone")?, &SecretKey::from_bytes(&[7; 32])?);
+//!
+//! // The client signs.
+//! let body = br#"{"qty":1}"#;
+//! let mut request = http::Request::post("https://api.example.com/v1/orders?dry_run=1")
+//!     .header("content-type", "application/json")
+//!     .body(())
+//!     .expect("valid request");
+//! let nonce = Nonce::new("q8Zl1mVQm0yD9kR3tW5xCA")?; // normally Nonce::generate(&mut rng)
+//! let options = SignOptions { created: 1_700_000_000, expires: None, nonce: &nonce, extra: &[] };
+//! let (mut parts, ()) = request.into_parts();
+//! let headers = sign(&key, &RequestView::from_parts(&parts)?, &BodyDigest::of(body), &options)?;
+//! headers.apply_to(&mut parts.headers)?;
+//!
+//! // The server verifies the request it received.
+//! let authorities = ["api.example.com".to_owned()];
+//! let policy = Policy { now: 1_700_000_030, window: 300, authorities: &authorities };
+//! let verified = verify(
+//!     &RequestView::from_parts(&parts)?,
+//!     &BodyDigest::of(body),
+//!     &policy,
+//!     |id| if id == key.id() { Ok(key.clone()) } else { Err(tessera_core::Error::new(tessera_core::ErrorCode::UnknownKey, "unknown")) },
+//! )?;
+//! assert_eq!(verified.keyid().as_str(), "user-42-phone");
+//!
+//! // A tampered body fails.
+//! let err = verify(&RequestView::from_parts(&parts)?, &BodyDigest::of(b"{}"), &policy, |_| Ok(key.clone()))
+//!     .unwrap_err();
+//! assert_eq!(err.code().as_str(), "digest_mismatch");
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod base;
+pub mod challenge;
+mod component;
+mod digest;
+mod error;
+mod key;
+mod nonce;
+mod request;
+mod sign;
+mod verify;
+
+pub use base::{RedactedSignatureBase, SignatureBase};
+pub use component::{Component, CONTENT_DIGEST, MANDATORY, MAX_COMPONENTS};
+pub use digest::{BodyDigest, BodyHasher, EMPTY_BODY_CONTENT_DIGEST};
+pub use error::{Error, ErrorCode, Result};
+pub use key::{
+    derive_secret, KeyId, SecretKey, SigningKey, GENERATED_SECRET_LEN, MAX_KEY_ID_LEN,
+    MAX_SECRET_LEN, MIN_SECRET_LEN,
+};
+pub use nonce::{Nonce, MAX_NONCE_LEN, MIN_NONCE_LEN};
+pub use request::{normalize_authority, Fields, RequestView, Scheme};
+pub use sign::{sign, signature_base, SignOptions, SignedHeaders};
+pub use verify::{verify, ParsedSignature, Policy, MAX_SIGNATURE_HEADER_LEN};
+
+/// The label Tessera signers use for their signature.
+pub const LABEL: &str = "tessera";
+/// The `tag` parameter value that identifies the tessera-v1 profile.
+pub const TAG: &str = "tessera-v1";
+/// Default acceptance window, seconds, in both directions.
+pub const DEFAULT_WINDOW_SECS: u64 = 300;
+
+/// Generic RFC 9421 pieces outside the tessera-v1 profile, used to reproduce
+/// the RFC's own examples (Appendix B.2.5) in the test vectors. Not for
+/// production verification: nothing here enforces the profile.
+#[doc(hidden)]
+pub mod rfc9421 {
+    use hmac::Mac;
+
+    use crate::{Component, Fields, RequestView, Result, SignatureBase};
+
+    /// The base for arbitrary components and a given serialized `@signature-params` value.
+    ///
+    /// # Errors
+    /// `missing_component`, `invalid_field_value`.
+    pub fn signature_base<F: Fields + ?Sized>(
+        request: &RequestView<'_, F>,
+        components: &[Component],
+        params: &str,
+    ) -> Result<SignatureBase> {
+        SignatureBase::build(request, components, None, params)
+    }
+
+    /// HMAC-SHA256 of `base` under `secret`.
+    pub fn hmac_sha256(secret: &[u8], base: &[u8]) -> [u8; 32] {
+        let mut mac = crate::key::prepare_mac(secret);
+        mac.update(base);
+        mac.finalize().into_bytes().into()
+    }
+}

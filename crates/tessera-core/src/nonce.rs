@@ -1,0 +1,97 @@
+//! Request nonces: at least 128 random bits, base64url without padding.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use crate::error::{err, ErrorCode, Result};
+
+/// Shortest nonce accepted, in characters (16 bytes of base64url).
+pub const MIN_NONCE_LEN: usize = 22;
+/// Longest nonce accepted, in characters.
+pub const MAX_NONCE_LEN: usize = 64;
+
+/// A validated nonce: 22 to 64 characters of the base64url alphabet.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Nonce(String);
+
+impl Nonce {
+    /// Validates and wraps a nonce string.
+    ///
+    /// # Errors
+    /// `invalid_parameter` when the length or alphabet is wrong.
+    pub fn new(nonce: impl Into<String>) -> Result<Self> {
+        let nonce = nonce.into();
+        validate_nonce(&nonce)?;
+        Ok(Nonce(nonce))
+    }
+
+    /// Draws 16 bytes from `rng` and encodes them as a 22-character nonce.
+    ///
+    /// Pass a cryptographically secure generator seeded from the OS (for
+    /// example `rand::rngs::ThreadRng`); the core never picks one itself.
+    pub fn generate<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        let mut bytes = [0u8; 16];
+        rng.fill_bytes(&mut bytes);
+        Nonce(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The nonce text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+pub(crate) fn validate_nonce(nonce: &str) -> Result<()> {
+    if !(MIN_NONCE_LEN..=MAX_NONCE_LEN).contains(&nonce.len()) {
+        return err(
+            ErrorCode::InvalidParameter,
+            format!("nonce must be {MIN_NONCE_LEN} to {MAX_NONCE_LEN} characters"),
+        );
+    }
+    if !nonce
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return err(
+            ErrorCode::InvalidParameter,
+            "nonce must use the base64url alphabet without padding",
+        );
+    }
+    Ok(())
+}
+
+impl fmt::Debug for Nonce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Nonce").field(&self.0).finish()
+    }
+}
+
+impl fmt::Display for Nonce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_nonces_validate_and_differ() {
+        let mut rng = rand::rng();
+        let a = Nonce::generate(&mut rng);
+        let b = Nonce::generate(&mut rng);
+        assert_eq!(a.as_str().len(), 22);
+        assert!(Nonce::new(a.as_str()).is_ok());
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn bad_nonces_are_rejected() {
+        for bad in ["short", &"a".repeat(65), "AAAAAAAAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAAAAAAAA+/"] {
+            assert_eq!(Nonce::new(bad).map_err(|e| e.code()), Err(ErrorCode::InvalidParameter));
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! A borrowed view of the parts of a request that a signature covers.
+
+use std::borrow::Cow;
+
+use crate::error::{err, ErrorCode, Result};
+
+/// The URI scheme, which decides the default port dropped from `@authority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scheme {
+    /// `https`, default port 443.
+    #[default]
+    Https,
+    /// `http`, default port 80.
+    Http,
+}
+
+impl Scheme {
+    /// Parses `http` or `https` (case-insensitive).
+    pub fn parse(s: &str) -> Option<Scheme> {
+        if s.eq_ignore_ascii_case("https") {
+            Some(Scheme::Https)
+        } else if s.eq_ignore_ascii_case("http") {
+            Some(Scheme::Http)
+        } else {
+            None
+        }
+    }
+
+    fn default_port(self) -> &'static str {
+        match self {
+            Scheme::Https => "443",
+            Scheme::Http => "80",
+        }
+    }
+}
+
+/// Normalizes an authority for `@authority`: lowercase, default port removed.
+///
+/// Borrows when the input is already normal, which is the common case.
+///
+/// # Errors
+/// `invalid_field_value` for an empty authority, userinfo, or bytes outside
+/// the authority grammar.
+pub fn normalize_authority(authority: &str, scheme: Scheme) -> Result<Cow<'_, str>> {
+    if authority.is_empty() {
+        return err(ErrorCode::InvalidFieldValue, "the request has no authority");
+    }
+    if authority.contains('@') {
+        return err(ErrorCode::InvalidFieldValue, "userinfo is not allowed in the authority");
+    }
+    if !authority
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b))
+    {
+        return err(ErrorCode::InvalidFieldValue, "the authority contains invalid characters");
+    }
+    let host_end = if authority.starts_with('[') {
+        match authority.find(']') {
+            Some(i) => i + 1,
+            None => return err(ErrorCode::InvalidFieldValue, "unterminated IPv6 literal"),
+        }
+    } else {
+        authority.find(':').unwrap_or(authority.len())
+    };
+    let port = &authority[host_end..];
+    let drop_port = port.strip_prefix(':') == Some(scheme.default_port());
+    let keep = if drop_port { host_end } else { authority.len() };
+    let kept = &authority[..keep];
+    if kept.bytes().any(|b| b.is_ascii_uppercase()) {
+        Ok(Cow::Owned(kept.to_ascii_lowercase()))
+    } else {
+        Ok(Cow::Borrowed(kept))
+    }
+}
+
+/// Where the header fields of a request come from.
+pub trait Fields {
+    /// Every value of field `name` (lowercase) in the order received.
+    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s [u8]>;
+}
+
+impl Fields for http::HeaderMap {
+    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s [u8]> {
+        self.get_all(name).iter().map(|v| v.as_bytes())
+    }
+}
+
+/// An ordered list of `(name, value)` pairs with duplicates kept, as in the test vectors.
+impl<N: AsRef<str>, V: AsRef<[u8]>> Fields for [(N, V)] {
+    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s [u8]> {
+        self.iter()
+            .filter(move |(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_ref())
+    }
+}
+
+/// The covered parts of a request, borrowed.
+#[derive(Debug, Clone)]
+pub struct RequestView<'a, F: Fields + ?Sized> {
+    method: &'a str,
+    authority: Cow<'a, str>,
+    path: &'a str,
+    query: Option<&'a str>,
+    fields: &'a F,
+}
+
+impl<'a, F: Fields + ?Sized> RequestView<'a, F> {
+    /// Builds a view from raw parts.
+    ///
+    /// `authority` is normalized here; `path` and `query` are used exactly as
+    /// given (raw, as sent on the wire). An empty path means `/`.
+    ///
+    /// # Errors
+    /// `invalid_field_value` when the method is not a token, the authority is
+    /// invalid, or the path or query contain control characters or spaces.
+    pub fn new(
+        method: &'a str,
+        scheme: Scheme,
+        authority: &'a str,
+        path: &'a str,
+        query: Option<&'a str>,
+        fields: &'a F,
+    ) -> Result<Self> {
+        if method.is_empty() || !method.bytes().all(is_tchar) {
+            return err(ErrorCode::InvalidFieldValue, "the method is not a valid token");
+        }
+        for part in [path, query.unwrap_or("")] {
+            if part.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'#') {
+                return err(
+                    ErrorCode::InvalidFieldValue,
+                    "path and query may not contain spaces, control characters or '#'",
+                );
+            }
+        }
+        Ok(RequestView {
+            method,
+            authority: normalize_authority(authority, scheme)?,
+            path: if path.is_empty() { "/" } else { path },
+            query,
+            fields,
+        })
+    }
+
+    /// Replaces the authority (already normalized), as a verifier does with its configured value.
+    pub fn with_authority(mut self, authority: &'a str) -> Self {
+        self.authority = Cow::Borrowed(authority);
+        self
+    }
+
+    /// The method.
+    pub fn method(&self) -> &str {
+        self.method
+    }
+
+    /// The normalized authority.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// The raw path (`/` when empty).
+    pub fn path(&self) -> &str {
+        self.path
+    }
+
+    /// The raw query without `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.query
+    }
+
+    /// The header fields.
+    pub fn fields(&self) -> &F {
+        self.fields
+    }
+}
+
+impl<'a> RequestView<'a, http::HeaderMap> {
+    /// A view of an `http` request head. The URI must be absolute
+    /// (`https://host/path`), or the authority is taken from `Host`.
+    ///
+    /// # Errors
+    /// `invalid_field_value` when no authority can be found or it is invalid.
+    pub fn from_parts(parts: &'a http::request::Parts) -> Result<Self> {
+        Self::from_head(&parts.method, &parts.uri, &parts.headers)
+    }
+
+    /// As [`RequestView::from_parts`], from the separate pieces of a request head.
+    ///
+    /// # Errors
+    /// As [`RequestView::from_parts`].
+    pub fn from_head(
+        method: &'a http::Method,
+        uri: &'a http::Uri,
+        headers: &'a http::HeaderMap,
+    ) -> Result<Self> {
+        let scheme = match uri.scheme_str() {
+            None => Scheme::Https,
+            Some(s) => Scheme::parse(s).ok_or_else(|| {
+                crate::Error::new(ErrorCode::InvalidFieldValue, "only http and https can be signed")
+            })?,
+        };
+        let authority = match uri.authority() {
+            Some(a) => a.as_str(),
+            None => headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .ok_or_else(|| {
+                    crate::Error::new(ErrorCode::InvalidFieldValue, "the request has no authority")
+                })?,
+        };
+        RequestView::new(
+            method.as_str(),
+            scheme,
+            authority,
+            uri.path(),
+            uri.query(),
+            headers,
+        )
+    }
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authority_normalization() {
+        let n = |a, s| normalize_authority(a, s).map(|c| c.into_owned());
+        assert_eq!(n("API.Example.com:443", Scheme::Https).as_deref(), Ok("api.example.com"));
+        assert_eq!(n("api.example.com:443", Scheme::Http).as_deref(), Ok("api.example.com:443"));
+        assert_eq!(n("api.example.com:80", Scheme::Http).as_deref(), Ok("api.example.com"));
+        assert_eq!(n("api.example.com:8443", Scheme::Https).as_deref(), Ok("api.example.com:8443"));
+        assert_eq!(n("[2001:DB8::1]:443", Scheme::Https).as_deref(), Ok("[2001:db8::1]"));
+        assert_eq!(n("[2001:db8::1]:8443", Scheme::Https).as_deref(), Ok("[2001:db8::1]:8443"));
+        assert!(n("user@host", Scheme::Https).is_err());
+        assert!(n("", Scheme::Https).is_err());
+        assert!(n("[::1", Scheme::Https).is_err());
+        assert!(matches!(normalize_authority("a.b", Scheme::Https), Ok(Cow::Borrowed(_))));
+    }
+}

@@ -1,0 +1,345 @@
+//! Parsing a received tessera-v1 signature and the pure verification steps.
+
+use hmac::Mac;
+
+use crate::base::{write_base, SignatureBase};
+use crate::component::{check_coverage, Component};
+use crate::digest::BodyDigest;
+use crate::error::{err, Error, ErrorCode, Result};
+use crate::key::{validate_key_id, KeyId, SigningKey};
+use crate::nonce::{validate_nonce, Nonce};
+use crate::request::{Fields, RequestView};
+use crate::TAG;
+
+/// Largest combined `Signature-Input` or `Signature` value accepted, in bytes.
+pub const MAX_SIGNATURE_HEADER_LEN: usize = 8192;
+
+/// A tessera-v1 signature selected from a request and checked against the profile.
+///
+/// Produced by [`ParsedSignature::from_fields`] (steps 1–2 of the procedure);
+/// the remaining steps are methods so a verifier can look the key up
+/// asynchronously in between.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ParsedSignature {
+    label: String,
+    components: Vec<Component>,
+    created: u64,
+    expires: Option<u64>,
+    keyid: KeyId,
+    nonce: Nonce,
+    params: String,
+    mac: [u8; 32],
+}
+
+impl std::fmt::Debug for ParsedSignature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParsedSignature")
+            .field("label", &self.label)
+            .field("components", &self.components)
+            .field("created", &self.created)
+            .field("expires", &self.expires)
+            .field("keyid", &self.keyid)
+            .field("nonce", &self.nonce)
+            .field("signature", &"** redacted **")
+            .finish()
+    }
+}
+
+/// The time and authority rules a verifier applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy<'a> {
+    /// The verifier's current time, Unix seconds.
+    pub now: u64,
+    /// Accepted distance of `created` from `now`, in both directions, seconds.
+    pub window: u64,
+    /// The normalized authorities this verifier serves.
+    pub authorities: &'a [String],
+}
+
+fn combined<F: Fields + ?Sized>(fields: &F, name: &str) -> Result<Option<Vec<u8>>> {
+    let mut out: Option<Vec<u8>> = None;
+    for v in fields.values(name) {
+        let buf = out.get_or_insert_with(Vec::new);
+        if !buf.is_empty() {
+            buf.extend_from_slice(b", ");
+        }
+        buf.extend_from_slice(v);
+        if buf.len() > MAX_SIGNATURE_HEADER_LEN {
+            return err(ErrorCode::MalformedSignature, format!("{name} is longer than {MAX_SIGNATURE_HEADER_LEN} bytes"));
+        }
+    }
+    Ok(out)
+}
+
+fn malformed(detail: impl Into<String>) -> Error {
+    Error::new(ErrorCode::MalformedSignature, detail)
+}
+
+impl ParsedSignature {
+    /// Steps 1 and 2: parses `Signature-Input` and `Signature`, selects the
+    /// member tagged `tessera-v1`, and enforces the profile.
+    ///
+    /// # Errors
+    /// `missing_signature`, `malformed_signature`, `missing_parameter`,
+    /// `invalid_parameter`, `algorithm_mismatch`, `forbidden_component`,
+    /// `duplicate_component`, `missing_component`.
+    pub fn from_fields<F: Fields + ?Sized>(fields: &F) -> Result<Self> {
+        let input = combined(fields, "signature-input")?;
+        let signature = combined(fields, "signature")?;
+        let Some(input) = input else {
+            return err(ErrorCode::MissingSignature, "the request has no Signature-Input");
+        };
+        let input: sfv::Dictionary = sfv::Parser::new(&input)
+            .parse()
+            .map_err(|e| malformed(format!("Signature-Input is not a structured-field dictionary: {e}")))?;
+
+        let mut chosen = None;
+        for (label, entry) in &input {
+            let sfv::ListEntry::InnerList(list) = entry else { continue };
+            let tagged = list
+                .params
+                .get("tag")
+                .and_then(|t| t.as_string())
+                .is_some_and(|t| t.as_str() == TAG);
+            if tagged {
+                if chosen.is_some() {
+                    return err(ErrorCode::MalformedSignature, "more than one tessera-v1 signature");
+                }
+                chosen = Some((label, list));
+            }
+        }
+        let Some((label, list)) = chosen else {
+            return err(ErrorCode::MissingSignature, "no signature is tagged \"tessera-v1\"");
+        };
+
+        let Some(signature) = signature else {
+            return err(ErrorCode::MalformedSignature, "Signature-Input without Signature");
+        };
+        let signature: sfv::Dictionary = sfv::Parser::new(&signature)
+            .parse()
+            .map_err(|e| malformed(format!("Signature is not a structured-field dictionary: {e}")))?;
+        let mac = match signature.get(label) {
+            Some(sfv::ListEntry::Item(item)) => match item.bare_item.as_byte_sequence() {
+                Some(bytes) if bytes.len() == 32 => {
+                    let mut mac = [0u8; 32];
+                    mac.copy_from_slice(bytes);
+                    mac
+                }
+                _ => return err(ErrorCode::MalformedSignature, "the signature is not a 32-byte byte sequence"),
+            },
+            _ => return err(ErrorCode::MalformedSignature, format!("Signature has no member \"{}\"", label.as_str())),
+        };
+
+        let mut components = Vec::with_capacity(list.items.len());
+        for item in &list.items {
+            let Some(name) = item.bare_item.as_string() else {
+                return err(ErrorCode::MalformedSignature, "component identifiers must be strings");
+            };
+            if !item.params.is_empty() {
+                return err(
+                    ErrorCode::ForbiddenComponent,
+                    format!("component \"{}\" has parameters, which tessera-v1 does not allow", name.as_str()),
+                );
+            }
+            components.push(Component::parse(name.as_str())?);
+        }
+        check_coverage(&components)?;
+
+        let (mut created, mut expires, mut keyid, mut nonce) = (None, None, None, None);
+        for (key, value) in &list.params {
+            let wrong_type = || malformed(format!("parameter {} has the wrong type", key.as_str()));
+            match key.as_str() {
+                "created" => created = Some(value.as_integer().ok_or_else(wrong_type)?),
+                "expires" => expires = Some(value.as_integer().ok_or_else(wrong_type)?),
+                "keyid" => keyid = Some(value.as_string().ok_or_else(wrong_type)?.as_str()),
+                "nonce" => nonce = Some(value.as_string().ok_or_else(wrong_type)?.as_str()),
+                "tag" => {}
+                "alg" => {
+                    let alg = value.as_string().ok_or_else(wrong_type)?;
+                    if alg.as_str() != "hmac-sha256" {
+                        return err(ErrorCode::AlgorithmMismatch, "alg must be \"hmac-sha256\" when present");
+                    }
+                }
+                other => return err(ErrorCode::MalformedSignature, format!("unknown parameter \"{other}\"")),
+            }
+        }
+        let created = created.ok_or_else(|| Error::new(ErrorCode::MissingParameter, "created is required"))?;
+        let keyid = keyid.ok_or_else(|| Error::new(ErrorCode::MissingParameter, "keyid is required"))?;
+        let nonce = nonce.ok_or_else(|| Error::new(ErrorCode::MissingParameter, "nonce is required"))?;
+        let created = u64::try_from(i64::from(created))
+            .map_err(|_| Error::new(ErrorCode::InvalidParameter, "created must not be negative"))?;
+        let expires = match expires {
+            None => None,
+            Some(e) => match u64::try_from(i64::from(e)) {
+                Ok(e) if e > created => Some(e),
+                _ => return err(ErrorCode::InvalidParameter, "expires must be after created"),
+            },
+        };
+        validate_key_id(keyid)?;
+        validate_nonce(nonce)?;
+
+        // The canonical re-serialization of the inner list is what was signed.
+        let mut params = String::with_capacity(256);
+        {
+            let mut ser = sfv::ListSerializer::with_buffer(&mut params);
+            let mut inner = ser.inner_list();
+            inner.items(&list.items);
+            let _ = inner.finish().parameters(&list.params);
+            let _ = ser.finish();
+        }
+
+        Ok(ParsedSignature {
+            label: label.as_str().to_owned(),
+            components,
+            created,
+            expires,
+            keyid: KeyId::new(keyid)?,
+            nonce: Nonce::new(nonce)?,
+            params,
+            mac,
+        })
+    }
+
+    /// The label the signature was found under.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The covered components, in signed order.
+    pub fn components(&self) -> &[Component] {
+        &self.components
+    }
+
+    /// `created`, Unix seconds.
+    pub fn created(&self) -> u64 {
+        self.created
+    }
+
+    /// `expires`, if present.
+    pub fn expires(&self) -> Option<u64> {
+        self.expires
+    }
+
+    /// The key id.
+    pub fn keyid(&self) -> &KeyId {
+        &self.keyid
+    }
+
+    /// The nonce.
+    pub fn nonce(&self) -> &Nonce {
+        &self.nonce
+    }
+
+    /// The serialized `@signature-params` value.
+    pub fn params(&self) -> &str {
+        &self.params
+    }
+
+    /// Step 4: `created` within `window` of `now` in both directions, and not past `expires`.
+    ///
+    /// # Errors
+    /// `clock_skew`, `signature_expired`.
+    pub fn check_time(&self, now: u64, window: u64) -> Result<()> {
+        if self.created.abs_diff(now) > window {
+            let direction = if self.created > now { "in the future" } else { "in the past" };
+            return err(
+                ErrorCode::ClockSkew,
+                format!("created is {}s {direction}; the window is {window}s", self.created.abs_diff(now)),
+            );
+        }
+        if let Some(expires) = self.expires {
+            if now > expires {
+                return err(ErrorCode::SignatureExpired, "the signature's expires time has passed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 6: the received body's digest equals the covered `Content-Digest`.
+    ///
+    /// # Errors
+    /// `missing_component` when the field is absent, `digest_mismatch` otherwise.
+    pub fn check_digest<F: Fields + ?Sized>(&self, fields: &F, body: &BodyDigest) -> Result<()> {
+        let mut values = fields.values(crate::component::CONTENT_DIGEST);
+        let Some(first) = values.next() else {
+            return err(ErrorCode::MissingComponent, "the request has no Content-Digest field");
+        };
+        let claimed = match values.next() {
+            None => BodyDigest::parse_header(first)?,
+            Some(_) => {
+                let joined = combined(fields, crate::component::CONTENT_DIGEST)?.unwrap_or_default();
+                BodyDigest::parse_header(&joined)?
+            }
+        };
+        if subtle::ConstantTimeEq::ct_eq(&claimed.as_bytes()[..], &body.as_bytes()[..]).into() {
+            Ok(())
+        } else {
+            err(ErrorCode::DigestMismatch, "Content-Digest does not match the received body")
+        }
+    }
+
+    /// The base this signature covers over `request`, for diagnostics.
+    ///
+    /// # Errors
+    /// `missing_component`, `invalid_field_value`.
+    pub fn signature_base<F: Fields + ?Sized>(&self, request: &RequestView<'_, F>) -> Result<SignatureBase> {
+        SignatureBase::build(request, &self.components, None, &self.params)
+    }
+
+    /// Step 7: recomputes the MAC over `request` and compares it in constant time.
+    ///
+    /// # Errors
+    /// `missing_component`, `invalid_field_value`, `bad_signature`.
+    pub fn verify_mac<F: Fields + ?Sized>(&self, key: &SigningKey, request: &RequestView<'_, F>) -> Result<()> {
+        let mut mac = key.mac();
+        write_base(&mut mac, request, &self.components, None, &self.params)?;
+        mac.verify_slice(&self.mac)
+            .map_err(|_| Error::new(ErrorCode::BadSignature, "the signature does not match the request"))
+    }
+
+    /// Steps 4 to 7 for a key that was already looked up and found usable.
+    ///
+    /// `request` carries the received authority; it must be one of
+    /// `policy.authorities`.
+    ///
+    /// # Errors
+    /// `clock_skew`, `signature_expired`, `authority_mismatch`,
+    /// `missing_component`, `digest_mismatch`, `invalid_field_value`, `bad_signature`.
+    pub fn verify_with_key<F: Fields + ?Sized>(
+        &self,
+        key: &SigningKey,
+        request: &RequestView<'_, F>,
+        body: &BodyDigest,
+        policy: &Policy<'_>,
+    ) -> Result<()> {
+        self.check_time(policy.now, policy.window)?;
+        if !policy.authorities.iter().any(|a| a == request.authority()) {
+            return err(
+                ErrorCode::AuthorityMismatch,
+                format!("authority \"{}\" is not served by this verifier", request.authority()),
+            );
+        }
+        self.check_digest(request.fields(), body)?;
+        self.verify_mac(key, request)
+    }
+}
+
+/// The whole pure procedure (steps 1 to 7) with a synchronous key lookup.
+///
+/// `lookup` maps a key id to a usable key or to the key-state error
+/// (`unknown_key`, `key_revoked`, `key_expired`, `key_not_yet_valid`).
+/// Replay protection (step 8) needs a nonce store and is the caller's job.
+///
+/// # Errors
+/// Any code of steps 1 to 7.
+pub fn verify<F: Fields + ?Sized>(
+    request: &RequestView<'_, F>,
+    body: &BodyDigest,
+    policy: &Policy<'_>,
+    lookup: impl FnOnce(&KeyId) -> Result<SigningKey>,
+) -> Result<ParsedSignature> {
+    let parsed = ParsedSignature::from_fields(request.fields())?;
+    let key = lookup(parsed.keyid())?;
+    parsed.verify_with_key(&key, request, body, policy)?;
+    Ok(parsed)
+}
