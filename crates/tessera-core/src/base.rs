@@ -12,9 +12,42 @@ pub(crate) trait BaseSink {
     fn put(&mut self, bytes: &[u8]);
 }
 
-impl BaseSink for HmacSha256 {
+/// Feeds the HMAC in block-sized batches: the base arrives as ~40 short
+/// pieces, and per-call overhead in `update` would otherwise cost more than
+/// the hashing itself.
+pub(crate) struct BufferedMac {
+    mac: HmacSha256,
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl BufferedMac {
+    pub(crate) fn new(mac: HmacSha256) -> Self {
+        BufferedMac {
+            mac,
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> HmacSha256 {
+        hmac::Mac::update(&mut self.mac, &self.buf[..self.len]);
+        self.mac
+    }
+}
+
+impl BaseSink for BufferedMac {
     fn put(&mut self, bytes: &[u8]) {
-        hmac::Mac::update(self, bytes);
+        if self.len + bytes.len() > self.buf.len() {
+            hmac::Mac::update(&mut self.mac, &self.buf[..self.len]);
+            self.len = 0;
+            if bytes.len() > self.buf.len() {
+                hmac::Mac::update(&mut self.mac, bytes);
+                return;
+            }
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
     }
 }
 
@@ -60,7 +93,11 @@ pub(crate) fn write_base<'c, F: Fields + ?Sized, S: BaseSink>(
     Ok(())
 }
 
-fn write_field<F: Fields + ?Sized, S: BaseSink>(sink: &mut S, fields: &F, name: &str) -> Result<()> {
+fn write_field<F: Fields + ?Sized, S: BaseSink>(
+    sink: &mut S,
+    fields: &F,
+    name: &str,
+) -> Result<()> {
     let mut found = false;
     for raw in fields.values(name) {
         let value = trim_ows(raw);
@@ -143,7 +180,9 @@ impl fmt::Display for SignatureBase {
 
 impl fmt::Debug for SignatureBase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("SignatureBase").field(&self.redacted().to_string()).finish()
+        f.debug_tuple("SignatureBase")
+            .field(&self.redacted().to_string())
+            .finish()
     }
 }
 
@@ -157,9 +196,14 @@ impl fmt::Display for RedactedSignatureBase<'_> {
                 f.write_str("\n")?;
             }
             let text = String::from_utf8_lossy(line);
-            let shown = ["\"@method\": ", "\"@authority\": ", "\"@path\": ", "\"@signature-params\": "]
-                .iter()
-                .any(|p| text.starts_with(p));
+            let shown = [
+                "\"@method\": ",
+                "\"@authority\": ",
+                "\"@path\": ",
+                "\"@signature-params\": ",
+            ]
+            .iter()
+            .any(|p| text.starts_with(p));
             match text.find("\": ") {
                 Some(split) if !shown => {
                     let value_len = text.len() - split - 3;
@@ -180,11 +224,19 @@ mod tests {
 
     #[test]
     fn field_values_are_trimmed_and_joined() {
-        let headers = [("X-A", " one "), ("x-a", "\ttwo  three\t"), ("content-digest", "d")];
-        let req = RequestView::new("GET", Scheme::Https, "h", "/", None, &headers[..]).expect("view");
+        let headers = [
+            ("X-A", " one "),
+            ("x-a", "\ttwo  three\t"),
+            ("content-digest", "d"),
+        ];
+        let req =
+            RequestView::new("GET", Scheme::Https, "h", "/", None, &headers[..]).expect("view");
         let comps = [Component::field("x-a").expect("field")];
         let base = SignatureBase::build(&req, &comps, None, "()").expect("base");
-        assert_eq!(base.to_string(), "\"x-a\": one, two  three\n\"@signature-params\": ()");
+        assert_eq!(
+            base.to_string(),
+            "\"x-a\": one, two  three\n\"@signature-params\": ()"
+        );
         assert_eq!(
             base.redacted().to_string(),
             "\"x-a\": <15 bytes redacted>\n\"@signature-params\": ()"
@@ -194,7 +246,8 @@ mod tests {
     #[test]
     fn control_characters_and_absent_fields_are_rejected() {
         let headers = [("x-a", "a\0b"), ("content-digest", "d")];
-        let req = RequestView::new("GET", Scheme::Https, "h", "", None, &headers[..]).expect("view");
+        let req =
+            RequestView::new("GET", Scheme::Https, "h", "", None, &headers[..]).expect("view");
         let bad = [Component::field("x-a").expect("field")];
         assert_eq!(
             SignatureBase::build(&req, &bad, None, "()").map_err(|e| e.code()),
@@ -206,6 +259,8 @@ mod tests {
             Err(ErrorCode::MissingComponent)
         );
         let base = SignatureBase::build(&req, &MANDATORY, None, "()").expect("base");
-        assert!(base.to_string().starts_with("\"@method\": GET\n\"@authority\": h\n\"@path\": /\n\"@query\": ?\n"));
+        assert!(base
+            .to_string()
+            .starts_with("\"@method\": GET\n\"@authority\": h\n\"@path\": /\n\"@query\": ?\n"));
     }
 }

@@ -29,7 +29,9 @@ fn challenge_mac(key: &SigningKey, nonce: &str, time: u64) -> crate::key::HmacSh
 
 /// Builds the `Tessera-Server-Time` value for a request signed with `key` and `nonce`.
 pub fn server_time_header(key: &SigningKey, nonce: &Nonce, time: u64) -> String {
-    let tag = challenge_mac(key, nonce.as_str(), time).finalize().into_bytes();
+    let tag = challenge_mac(key, nonce.as_str(), time)
+        .finalize()
+        .into_bytes();
     format!(
         "time={time}, keyid=\"{}\", nonce=\"{}\", mac=:{}:",
         key.id(),
@@ -45,17 +47,28 @@ pub fn server_time_header(key: &SigningKey, nonce: &Nonce, time: u64) -> String 
 /// `malformed_signature` when the value cannot be parsed or names another key
 /// or nonce; `bad_signature` when the MAC does not verify.
 pub fn verify_server_time(value: &[u8], key: &SigningKey, sent_nonce: &Nonce) -> Result<u64> {
-    let dict: sfv::Dictionary = sfv::Parser::new(value)
-        .parse()
-        .map_err(|_| Error::new(ErrorCode::MalformedSignature, "Tessera-Server-Time is not a dictionary"))?;
+    let dict: sfv::Dictionary = sfv::Parser::new(value).parse().map_err(|_| {
+        Error::new(
+            ErrorCode::MalformedSignature,
+            "Tessera-Server-Time is not a dictionary",
+        )
+    })?;
     let item = |name: &str| match dict.get(name) {
         Some(sfv::ListEntry::Item(item)) => Ok(&item.bare_item),
-        _ => err(ErrorCode::MalformedSignature, format!("Tessera-Server-Time lacks {name}")),
+        _ => err(
+            ErrorCode::MalformedSignature,
+            format!("Tessera-Server-Time lacks {name}"),
+        ),
     };
     let time = item("time")?
         .as_integer()
         .and_then(|t| u64::try_from(i64::from(t)).ok())
-        .ok_or_else(|| Error::new(ErrorCode::MalformedSignature, "time must be a non-negative integer"))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::MalformedSignature,
+                "time must be a non-negative integer",
+            )
+        })?;
     let keyid = item("keyid")?.as_string().map(|s| s.as_str());
     let nonce = item("nonce")?.as_string().map(|s| s.as_str());
     let tag = item("mac")?.as_byte_sequence();
@@ -70,7 +83,12 @@ pub fn verify_server_time(value: &[u8], key: &SigningKey, sent_nonce: &Nonce) ->
     };
     challenge_mac(key, sent_nonce.as_str(), time)
         .verify_slice(tag)
-        .map_err(|_| Error::new(ErrorCode::BadSignature, "the server-time challenge MAC does not verify"))?;
+        .map_err(|_| {
+            Error::new(
+                ErrorCode::BadSignature,
+                "the server-time challenge MAC does not verify",
+            )
+        })?;
     Ok(time)
 }
 
@@ -91,7 +109,10 @@ mod tests {
         let nonce = Nonce::new("AAAAAAAAAAAAAAAAAAAAAA").expect("nonce");
         let other = Nonce::new("BBBBBBBBBBBBBBBBBBBBBB").expect("nonce");
         let header = server_time_header(&key(1), &nonce, 1_700_000_000);
-        assert_eq!(verify_server_time(header.as_bytes(), &key(1), &nonce), Ok(1_700_000_000));
+        assert_eq!(
+            verify_server_time(header.as_bytes(), &key(1), &nonce),
+            Ok(1_700_000_000)
+        );
         assert_eq!(
             verify_server_time(header.as_bytes(), &key(2), &nonce).map_err(|e| e.code()),
             Err(ErrorCode::BadSignature)

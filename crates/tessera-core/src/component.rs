@@ -97,7 +97,10 @@ impl Component {
         if name.is_empty() || !name.bytes().all(is_lower_tchar) {
             return err(
                 ErrorCode::MalformedSignature,
-                format!("component \"{}\" is not a lowercase field name", name.escape_default()),
+                format!(
+                    "component \"{}\" is not a lowercase field name",
+                    name.escape_default()
+                ),
             );
         }
         if FORBIDDEN_FIELDS.contains(&name) || name.starts_with("x-forwarded-") {
@@ -172,7 +175,11 @@ mod tests {
             ("", ErrorCode::MalformedSignature),
             ("a b", ErrorCode::MalformedSignature),
         ] {
-            assert_eq!(Component::parse(name).map_err(|e| e.code()), Err(code), "{name}");
+            assert_eq!(
+                Component::parse(name).map_err(|e| e.code()),
+                Err(code),
+                "{name}"
+            );
         }
     }
 
@@ -185,6 +192,9 @@ mod tests {
         );
         let mut dup = MANDATORY.to_vec();
         dup.push(Component::Path);
-        assert_eq!(check_coverage(&dup).map_err(|e| e.code()), Err(ErrorCode::DuplicateComponent));
+        assert_eq!(
+            check_coverage(&dup).map_err(|e| e.code()),
+            Err(ErrorCode::DuplicateComponent)
+        );
     }
 }

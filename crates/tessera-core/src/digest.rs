@@ -5,9 +5,11 @@ use std::borrow::Cow;
 use sha2::{Digest, Sha256};
 
 use crate::error::{err, ErrorCode, Result};
+use crate::sf::ByteMember;
 
 /// `Content-Digest` of the empty body; a constant, so bodiless requests hash nothing.
-pub const EMPTY_BODY_CONTENT_DIGEST: &str = "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:";
+pub const EMPTY_BODY_CONTENT_DIGEST: &str =
+    "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:";
 
 const EMPTY_SHA256: [u8; 32] = [
     0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
@@ -58,20 +60,20 @@ impl BodyDigest {
     /// `digest_mismatch` when the value is not a dictionary or lacks a
     /// 32-byte `sha-256` member.
     pub fn parse_header(value: &[u8]) -> Result<Self> {
-        let dict: sfv::Dictionary = match sfv::Parser::new(value).parse() {
-            Ok(d) => d,
-            Err(_) => return err(ErrorCode::DigestMismatch, "Content-Digest is not a valid dictionary"),
-        };
-        match dict.get("sha-256") {
-            Some(sfv::ListEntry::Item(item)) => match item.bare_item.as_byte_sequence() {
-                Some(bytes) if bytes.len() == 32 => {
-                    let mut d = [0u8; 32];
-                    d.copy_from_slice(bytes);
-                    Ok(BodyDigest(d))
-                }
-                _ => err(ErrorCode::DigestMismatch, "Content-Digest sha-256 is not a 32-byte byte sequence"),
-            },
-            _ => err(ErrorCode::DigestMismatch, "Content-Digest has no sha-256 member"),
+        match crate::sf::parse_byte_member(value, "sha-256") {
+            Ok(ByteMember::Bytes(d)) => Ok(BodyDigest(d)),
+            Ok(ByteMember::WrongShape) => err(
+                ErrorCode::DigestMismatch,
+                "Content-Digest sha-256 is not a 32-byte byte sequence",
+            ),
+            Ok(ByteMember::Absent) => err(
+                ErrorCode::DigestMismatch,
+                "Content-Digest has no sha-256 member",
+            ),
+            Err(_) => err(
+                ErrorCode::DigestMismatch,
+                "Content-Digest is not a valid dictionary",
+            ),
         }
     }
 }
@@ -113,7 +115,10 @@ mod tests {
     fn header_round_trip() {
         // RFC 9530 §2 example: {"hello": "world"}
         let d = BodyDigest::of(b"{\"hello\": \"world\"}");
-        assert_eq!(d.header_value(), "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:");
+        assert_eq!(
+            d.header_value(),
+            "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"
+        );
         assert_eq!(BodyDigest::parse_header(d.header_value().as_bytes()), Ok(d));
         assert_eq!(
             BodyDigest::parse_header(b"sha-512=:AAAA:").map_err(|e| e.code()),

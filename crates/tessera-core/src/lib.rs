@@ -60,6 +60,7 @@ mod error;
 mod key;
 mod nonce;
 mod request;
+mod sf;
 mod sign;
 mod verify;
 

@@ -90,8 +90,16 @@ mod tests {
 
     #[test]
     fn bad_nonces_are_rejected() {
-        for bad in ["short", &"a".repeat(65), "AAAAAAAAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAAAAAAAA+/"] {
-            assert_eq!(Nonce::new(bad).map_err(|e| e.code()), Err(ErrorCode::InvalidParameter));
+        for bad in [
+            "short",
+            &"a".repeat(65),
+            "AAAAAAAAAAAAAAAAAAAAA=",
+            "AAAAAAAAAAAAAAAAAAAA+/",
+        ] {
+            assert_eq!(
+                Nonce::new(bad).map_err(|e| e.code()),
+                Err(ErrorCode::InvalidParameter)
+            );
         }
     }
 }

@@ -46,13 +46,19 @@ pub fn normalize_authority(authority: &str, scheme: Scheme) -> Result<Cow<'_, st
         return err(ErrorCode::InvalidFieldValue, "the request has no authority");
     }
     if authority.contains('@') {
-        return err(ErrorCode::InvalidFieldValue, "userinfo is not allowed in the authority");
+        return err(
+            ErrorCode::InvalidFieldValue,
+            "userinfo is not allowed in the authority",
+        );
     }
     if !authority
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b))
     {
-        return err(ErrorCode::InvalidFieldValue, "the authority contains invalid characters");
+        return err(
+            ErrorCode::InvalidFieldValue,
+            "the authority contains invalid characters",
+        );
     }
     let host_end = if authority.starts_with('[') {
         match authority.find(']') {
@@ -122,7 +128,10 @@ impl<'a, F: Fields + ?Sized> RequestView<'a, F> {
         fields: &'a F,
     ) -> Result<Self> {
         if method.is_empty() || !method.bytes().all(is_tchar) {
-            return err(ErrorCode::InvalidFieldValue, "the method is not a valid token");
+            return err(
+                ErrorCode::InvalidFieldValue,
+                "the method is not a valid token",
+            );
         }
         for part in [path, query.unwrap_or("")] {
             if part.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'#') {
@@ -195,7 +204,10 @@ impl<'a> RequestView<'a, http::HeaderMap> {
         let scheme = match uri.scheme_str() {
             None => Scheme::Https,
             Some(s) => Scheme::parse(s).ok_or_else(|| {
-                crate::Error::new(ErrorCode::InvalidFieldValue, "only http and https can be signed")
+                crate::Error::new(
+                    ErrorCode::InvalidFieldValue,
+                    "only http and https can be signed",
+                )
             })?,
         };
         let authority = match uri.authority() {
@@ -229,15 +241,36 @@ mod tests {
     #[test]
     fn authority_normalization() {
         let n = |a, s| normalize_authority(a, s).map(|c| c.into_owned());
-        assert_eq!(n("API.Example.com:443", Scheme::Https).as_deref(), Ok("api.example.com"));
-        assert_eq!(n("api.example.com:443", Scheme::Http).as_deref(), Ok("api.example.com:443"));
-        assert_eq!(n("api.example.com:80", Scheme::Http).as_deref(), Ok("api.example.com"));
-        assert_eq!(n("api.example.com:8443", Scheme::Https).as_deref(), Ok("api.example.com:8443"));
-        assert_eq!(n("[2001:DB8::1]:443", Scheme::Https).as_deref(), Ok("[2001:db8::1]"));
-        assert_eq!(n("[2001:db8::1]:8443", Scheme::Https).as_deref(), Ok("[2001:db8::1]:8443"));
+        assert_eq!(
+            n("API.Example.com:443", Scheme::Https).as_deref(),
+            Ok("api.example.com")
+        );
+        assert_eq!(
+            n("api.example.com:443", Scheme::Http).as_deref(),
+            Ok("api.example.com:443")
+        );
+        assert_eq!(
+            n("api.example.com:80", Scheme::Http).as_deref(),
+            Ok("api.example.com")
+        );
+        assert_eq!(
+            n("api.example.com:8443", Scheme::Https).as_deref(),
+            Ok("api.example.com:8443")
+        );
+        assert_eq!(
+            n("[2001:DB8::1]:443", Scheme::Https).as_deref(),
+            Ok("[2001:db8::1]")
+        );
+        assert_eq!(
+            n("[2001:db8::1]:8443", Scheme::Https).as_deref(),
+            Ok("[2001:db8::1]:8443")
+        );
         assert!(n("user@host", Scheme::Https).is_err());
         assert!(n("", Scheme::Https).is_err());
         assert!(n("[::1", Scheme::Https).is_err());
-        assert!(matches!(normalize_authority("a.b", Scheme::Https), Ok(Cow::Borrowed(_))));
+        assert!(matches!(
+            normalize_authority("a.b", Scheme::Https),
+            Ok(Cow::Borrowed(_))
+        ));
     }
 }

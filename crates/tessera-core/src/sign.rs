@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::Mac;
 
-use crate::base::{write_base, SignatureBase};
+use crate::base::{write_base, BufferedMac, SignatureBase};
 use crate::component::{Component, MANDATORY};
 use crate::digest::BodyDigest;
 use crate::error::{err, ErrorCode, Result};
@@ -62,7 +62,10 @@ impl SignedHeaders {
     pub fn apply_to(&self, headers: &mut http::HeaderMap) -> Result<()> {
         for (name, value) in self.iter() {
             let mut value = http::HeaderValue::from_str(value).map_err(|_| {
-                crate::Error::new(ErrorCode::InvalidFieldValue, "generated header is not a valid value")
+                crate::Error::new(
+                    ErrorCode::InvalidFieldValue,
+                    "generated header is not a valid value",
+                )
             })?;
             if name == "signature" {
                 value.set_sensitive(true);
@@ -83,10 +86,14 @@ fn check_options(opts: &SignOptions<'_>) -> Result<()> {
         }
     }
     for (i, c) in opts.extra.iter().enumerate() {
-        if !matches!(c, Component::Field(_)) || MANDATORY.contains(c) || opts.extra[..i].contains(c) {
+        if !matches!(c, Component::Field(_)) || MANDATORY.contains(c) || opts.extra[..i].contains(c)
+        {
             return err(
                 ErrorCode::DuplicateComponent,
-                format!("extra component \"{}\" is mandatory already or listed twice", c.name()),
+                format!(
+                    "extra component \"{}\" is mandatory already or listed twice",
+                    c.name()
+                ),
             );
         }
     }
@@ -97,28 +104,63 @@ fn check_options(opts: &SignOptions<'_>) -> Result<()> {
 }
 
 /// Serializes the `Signature-Input` value: `tessera=(...);created=..;keyid=..;nonce=..;tag=..`.
-fn signature_input(key: &SigningKey, opts: &SignOptions<'_>) -> Result<String> {
-    let malformed = |_| crate::Error::new(ErrorCode::InvalidParameter, "value cannot be serialized");
+fn signature_input(key: &SigningKey, opts: &SignOptions<'_>) -> String {
     let mut out = String::with_capacity(160 + 24 * opts.extra.len());
-    let mut dict = sfv::DictSerializer::with_buffer(&mut out);
-    {
-        let mut list = dict.inner_list(sfv::key_ref(LABEL));
-        for c in MANDATORY.iter().chain(opts.extra) {
-            list.bare_item(sfv::StringRef::from_str(c.name()).map_err(malformed)?);
+    out.push_str(LABEL);
+    out.push('=');
+    write_params(
+        &mut out,
+        MANDATORY.iter().chain(opts.extra),
+        opts.created,
+        opts.expires,
+        key.id().as_str(),
+        opts.nonce.as_str(),
+        false,
+    );
+    out
+}
+
+/// Writes the canonical RFC 8941 serialization of a tessera-v1 inner list
+/// with its parameters, in the profile's parameter order.
+///
+/// Every value here was validated before (component names are lowercase
+/// tokens or the four derived names, key ids and nonces exclude `"` and `\`),
+/// so an sf-string is the value between quotes with nothing to escape, and
+/// the output equals what a general structured-field serializer produces.
+pub(crate) fn write_params<'c>(
+    out: &mut String,
+    components: impl IntoIterator<Item = &'c Component>,
+    created: u64,
+    expires: Option<u64>,
+    keyid: &str,
+    nonce: &str,
+    alg: bool,
+) {
+    use std::fmt::Write;
+    out.push('(');
+    for (i, c) in components.into_iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
         }
-        let mut params = list
-            .finish()
-            .parameter(sfv::key_ref("created"), sfv::Integer::constant(opts.created as i64));
-        if let Some(expires) = opts.expires {
-            params = params.parameter(sfv::key_ref("expires"), sfv::Integer::constant(expires as i64));
-        }
-        params
-            .parameter(sfv::key_ref("keyid"), sfv::StringRef::from_str(key.id().as_str()).map_err(malformed)?)
-            .parameter(sfv::key_ref("nonce"), sfv::StringRef::from_str(opts.nonce.as_str()).map_err(malformed)?)
-            .parameter(sfv::key_ref("tag"), sfv::string_ref(TAG));
+        out.push('"');
+        out.push_str(c.name());
+        out.push('"');
     }
-    let _ = dict.finish();
-    Ok(out)
+    // Writing into a String cannot fail.
+    let _ = write!(out, ");created={created}");
+    if let Some(expires) = expires {
+        let _ = write!(out, ";expires={expires}");
+    }
+    out.push_str(";keyid=\"");
+    out.push_str(keyid);
+    out.push_str("\";nonce=\"");
+    out.push_str(nonce);
+    if alg {
+        out.push_str("\";alg=\"hmac-sha256");
+    }
+    out.push_str("\";tag=\"");
+    out.push_str(TAG);
+    out.push('"');
 }
 
 fn params_of(signature_input: &str) -> &str {
@@ -143,8 +185,8 @@ pub fn sign<F: Fields + ?Sized>(
 ) -> Result<SignedHeaders> {
     check_options(opts)?;
     let content_digest = body.header_value();
-    let signature_input = signature_input(key, opts)?;
-    let mut mac = key.mac();
+    let signature_input = signature_input(key, opts);
+    let mut mac = BufferedMac::new(key.mac());
     write_base(
         &mut mac,
         request,
@@ -152,7 +194,7 @@ pub fn sign<F: Fields + ?Sized>(
         Some(&content_digest),
         params_of(&signature_input),
     )?;
-    let tag = mac.finalize().into_bytes();
+    let tag = mac.finish().finalize().into_bytes();
     let mut signature = String::with_capacity(LABEL.len() + 48);
     signature.push_str(LABEL);
     signature.push_str("=:");
@@ -177,7 +219,7 @@ pub fn signature_base<F: Fields + ?Sized>(
 ) -> Result<SignatureBase> {
     check_options(opts)?;
     let content_digest = body.header_value();
-    let signature_input = signature_input(key, opts)?;
+    let signature_input = signature_input(key, opts);
     SignatureBase::build(
         request,
         MANDATORY.iter().chain(opts.extra),

@@ -2,13 +2,16 @@
 
 use hmac::Mac;
 
-use crate::base::{write_base, SignatureBase};
+use std::borrow::Cow;
+
+use crate::base::{write_base, BufferedMac, SignatureBase};
 use crate::component::{check_coverage, Component};
 use crate::digest::BodyDigest;
 use crate::error::{err, Error, ErrorCode, Result};
-use crate::key::{validate_key_id, KeyId, SigningKey};
-use crate::nonce::{validate_nonce, Nonce};
+use crate::key::{KeyId, SigningKey};
+use crate::nonce::Nonce;
 use crate::request::{Fields, RequestView};
+use crate::sf::{self, ByteMember};
 use crate::TAG;
 
 /// Largest combined `Signature-Input` or `Signature` value accepted, in bytes.
@@ -56,16 +59,26 @@ pub struct Policy<'a> {
     pub authorities: &'a [String],
 }
 
-fn combined<F: Fields + ?Sized>(fields: &F, name: &str) -> Result<Option<Vec<u8>>> {
-    let mut out: Option<Vec<u8>> = None;
+/// All field lines of `name` joined with ", " (RFC 9110 §5.3); borrows when there is one line.
+fn combined<'f, F: Fields + ?Sized>(fields: &'f F, name: &str) -> Result<Option<Cow<'f, [u8]>>> {
+    let mut out: Option<Cow<'f, [u8]>> = None;
     for v in fields.values(name) {
-        let buf = out.get_or_insert_with(Vec::new);
-        if !buf.is_empty() {
-            buf.extend_from_slice(b", ");
+        match &mut out {
+            None => out = Some(Cow::Borrowed(v)),
+            Some(buf) => {
+                let buf = buf.to_mut();
+                buf.extend_from_slice(b", ");
+                buf.extend_from_slice(v);
+            }
         }
-        buf.extend_from_slice(v);
-        if buf.len() > MAX_SIGNATURE_HEADER_LEN {
-            return err(ErrorCode::MalformedSignature, format!("{name} is longer than {MAX_SIGNATURE_HEADER_LEN} bytes"));
+        if out
+            .as_ref()
+            .is_some_and(|b| b.len() > MAX_SIGNATURE_HEADER_LEN)
+        {
+            return err(
+                ErrorCode::MalformedSignature,
+                format!("{name} is longer than {MAX_SIGNATURE_HEADER_LEN} bytes"),
+            );
         }
     }
     Ok(out)
@@ -84,69 +97,87 @@ impl ParsedSignature {
     /// `invalid_parameter`, `algorithm_mismatch`, `forbidden_component`,
     /// `duplicate_component`, `missing_component`.
     pub fn from_fields<F: Fields + ?Sized>(fields: &F) -> Result<Self> {
-        let input = combined(fields, "signature-input")?;
-        let signature = combined(fields, "signature")?;
-        let Some(input) = input else {
-            return err(ErrorCode::MissingSignature, "the request has no Signature-Input");
+        let Some(input) = combined(fields, "signature-input")? else {
+            return err(
+                ErrorCode::MissingSignature,
+                "the request has no Signature-Input",
+            );
         };
-        let input: sfv::Dictionary = sfv::Parser::new(&input)
-            .parse()
-            .map_err(|e| malformed(format!("Signature-Input is not a structured-field dictionary: {e}")))?;
-
-        let mut chosen = None;
-        for (label, entry) in &input {
-            let sfv::ListEntry::InnerList(list) = entry else { continue };
-            let tagged = list
-                .params
-                .get("tag")
-                .and_then(|t| t.as_string())
-                .is_some_and(|t| t.as_str() == TAG);
-            if tagged {
-                if chosen.is_some() {
-                    return err(ErrorCode::MalformedSignature, "more than one tessera-v1 signature");
-                }
-                chosen = Some((label, list));
-            }
+        let members = sf::parse_signature_input(&input).map_err(|e| {
+            malformed(format!(
+                "Signature-Input is not a structured-field dictionary: {e}"
+            ))
+        })?;
+        let mut tagged = members.iter().filter(|m| {
+            m.is_inner_list
+                && m.param("tag")
+                    .and_then(|t| t.as_string())
+                    .is_some_and(|t| t.as_str() == TAG)
+        });
+        let Some(member) = tagged.next() else {
+            return err(
+                ErrorCode::MissingSignature,
+                "no signature is tagged \"tessera-v1\"",
+            );
+        };
+        if tagged.next().is_some() {
+            return err(
+                ErrorCode::MalformedSignature,
+                "more than one tessera-v1 signature",
+            );
         }
-        let Some((label, list)) = chosen else {
-            return err(ErrorCode::MissingSignature, "no signature is tagged \"tessera-v1\"");
+        let label = member.label.as_str();
+
+        let Some(signature) = combined(fields, "signature")? else {
+            return err(
+                ErrorCode::MalformedSignature,
+                "Signature-Input without Signature",
+            );
+        };
+        let mac = match sf::parse_byte_member(&signature, label).map_err(|e| {
+            malformed(format!(
+                "Signature is not a structured-field dictionary: {e}"
+            ))
+        })? {
+            ByteMember::Bytes(mac) => mac,
+            ByteMember::WrongShape => {
+                return err(
+                    ErrorCode::MalformedSignature,
+                    "the signature is not a 32-byte byte sequence",
+                )
+            }
+            ByteMember::Absent => {
+                return err(
+                    ErrorCode::MalformedSignature,
+                    format!("Signature has no member \"{label}\""),
+                )
+            }
         };
 
-        let Some(signature) = signature else {
-            return err(ErrorCode::MalformedSignature, "Signature-Input without Signature");
-        };
-        let signature: sfv::Dictionary = sfv::Parser::new(&signature)
-            .parse()
-            .map_err(|e| malformed(format!("Signature is not a structured-field dictionary: {e}")))?;
-        let mac = match signature.get(label) {
-            Some(sfv::ListEntry::Item(item)) => match item.bare_item.as_byte_sequence() {
-                Some(bytes) if bytes.len() == 32 => {
-                    let mut mac = [0u8; 32];
-                    mac.copy_from_slice(bytes);
-                    mac
-                }
-                _ => return err(ErrorCode::MalformedSignature, "the signature is not a 32-byte byte sequence"),
-            },
-            _ => return err(ErrorCode::MalformedSignature, format!("Signature has no member \"{}\"", label.as_str())),
-        };
-
-        let mut components = Vec::with_capacity(list.items.len());
-        for item in &list.items {
-            let Some(name) = item.bare_item.as_string() else {
-                return err(ErrorCode::MalformedSignature, "component identifiers must be strings");
+        let mut components = Vec::with_capacity(member.items.len());
+        for item in &member.items {
+            let Some(name) = &item.name else {
+                return err(
+                    ErrorCode::MalformedSignature,
+                    "component identifiers must be strings",
+                );
             };
-            if !item.params.is_empty() {
+            if item.has_params {
                 return err(
                     ErrorCode::ForbiddenComponent,
-                    format!("component \"{}\" has parameters, which tessera-v1 does not allow", name.as_str()),
+                    format!(
+                        "component \"{}\" has parameters, which tessera-v1 does not allow",
+                        name.as_str()
+                    ),
                 );
             }
             components.push(Component::parse(name.as_str())?);
         }
         check_coverage(&components)?;
 
-        let (mut created, mut expires, mut keyid, mut nonce) = (None, None, None, None);
-        for (key, value) in &list.params {
+        let (mut created, mut expires, mut keyid, mut nonce, mut alg) =
+            (None, None, None, None, false);
+        for (key, value) in &member.params {
             let wrong_type = || malformed(format!("parameter {} has the wrong type", key.as_str()));
             match key.as_str() {
                 "created" => created = Some(value.as_integer().ok_or_else(wrong_type)?),
@@ -155,17 +186,29 @@ impl ParsedSignature {
                 "nonce" => nonce = Some(value.as_string().ok_or_else(wrong_type)?.as_str()),
                 "tag" => {}
                 "alg" => {
-                    let alg = value.as_string().ok_or_else(wrong_type)?;
-                    if alg.as_str() != "hmac-sha256" {
-                        return err(ErrorCode::AlgorithmMismatch, "alg must be \"hmac-sha256\" when present");
+                    let name = value.as_string().ok_or_else(wrong_type)?;
+                    if name.as_str() != "hmac-sha256" {
+                        return err(
+                            ErrorCode::AlgorithmMismatch,
+                            "alg must be \"hmac-sha256\" when present",
+                        );
                     }
+                    alg = true;
                 }
-                other => return err(ErrorCode::MalformedSignature, format!("unknown parameter \"{other}\"")),
+                other => {
+                    return err(
+                        ErrorCode::MalformedSignature,
+                        format!("unknown parameter \"{other}\""),
+                    )
+                }
             }
         }
-        let created = created.ok_or_else(|| Error::new(ErrorCode::MissingParameter, "created is required"))?;
-        let keyid = keyid.ok_or_else(|| Error::new(ErrorCode::MissingParameter, "keyid is required"))?;
-        let nonce = nonce.ok_or_else(|| Error::new(ErrorCode::MissingParameter, "nonce is required"))?;
+        let created = created
+            .ok_or_else(|| Error::new(ErrorCode::MissingParameter, "created is required"))?;
+        let keyid =
+            keyid.ok_or_else(|| Error::new(ErrorCode::MissingParameter, "keyid is required"))?;
+        let nonce =
+            nonce.ok_or_else(|| Error::new(ErrorCode::MissingParameter, "nonce is required"))?;
         let created = u64::try_from(i64::from(created))
             .map_err(|_| Error::new(ErrorCode::InvalidParameter, "created must not be negative"))?;
         let expires = match expires {
@@ -175,26 +218,28 @@ impl ParsedSignature {
                 _ => return err(ErrorCode::InvalidParameter, "expires must be after created"),
             },
         };
-        validate_key_id(keyid)?;
-        validate_nonce(nonce)?;
+        let keyid = KeyId::new(keyid)?;
+        let nonce = Nonce::new(nonce)?;
 
-        // The canonical re-serialization of the inner list is what was signed.
-        let mut params = String::with_capacity(256);
-        {
-            let mut ser = sfv::ListSerializer::with_buffer(&mut params);
-            let mut inner = ser.inner_list();
-            inner.items(&list.items);
-            let _ = inner.finish().parameters(&list.params);
-            let _ = ser.finish();
-        }
+        // The signed `@signature-params` value is the canonical serialization
+        // of the member as received, parameters in received order.
+        let params = serialize_received(
+            &components,
+            &member.params,
+            created,
+            expires,
+            &keyid,
+            &nonce,
+            alg,
+        );
 
         Ok(ParsedSignature {
-            label: label.as_str().to_owned(),
+            label: label.to_owned(),
             components,
             created,
             expires,
-            keyid: KeyId::new(keyid)?,
-            nonce: Nonce::new(nonce)?,
+            keyid,
+            nonce,
             params,
             mac,
         })
@@ -241,15 +286,25 @@ impl ParsedSignature {
     /// `clock_skew`, `signature_expired`.
     pub fn check_time(&self, now: u64, window: u64) -> Result<()> {
         if self.created.abs_diff(now) > window {
-            let direction = if self.created > now { "in the future" } else { "in the past" };
+            let direction = if self.created > now {
+                "in the future"
+            } else {
+                "in the past"
+            };
             return err(
                 ErrorCode::ClockSkew,
-                format!("created is {}s {direction}; the window is {window}s", self.created.abs_diff(now)),
+                format!(
+                    "created is {}s {direction}; the window is {window}s",
+                    self.created.abs_diff(now)
+                ),
             );
         }
         if let Some(expires) = self.expires {
             if now > expires {
-                return err(ErrorCode::SignatureExpired, "the signature's expires time has passed");
+                return err(
+                    ErrorCode::SignatureExpired,
+                    "the signature's expires time has passed",
+                );
             }
         }
         Ok(())
@@ -262,19 +317,26 @@ impl ParsedSignature {
     pub fn check_digest<F: Fields + ?Sized>(&self, fields: &F, body: &BodyDigest) -> Result<()> {
         let mut values = fields.values(crate::component::CONTENT_DIGEST);
         let Some(first) = values.next() else {
-            return err(ErrorCode::MissingComponent, "the request has no Content-Digest field");
+            return err(
+                ErrorCode::MissingComponent,
+                "the request has no Content-Digest field",
+            );
         };
         let claimed = match values.next() {
             None => BodyDigest::parse_header(first)?,
             Some(_) => {
-                let joined = combined(fields, crate::component::CONTENT_DIGEST)?.unwrap_or_default();
+                let joined =
+                    combined(fields, crate::component::CONTENT_DIGEST)?.unwrap_or_default();
                 BodyDigest::parse_header(&joined)?
             }
         };
         if subtle::ConstantTimeEq::ct_eq(&claimed.as_bytes()[..], &body.as_bytes()[..]).into() {
             Ok(())
         } else {
-            err(ErrorCode::DigestMismatch, "Content-Digest does not match the received body")
+            err(
+                ErrorCode::DigestMismatch,
+                "Content-Digest does not match the received body",
+            )
         }
     }
 
@@ -282,7 +344,10 @@ impl ParsedSignature {
     ///
     /// # Errors
     /// `missing_component`, `invalid_field_value`.
-    pub fn signature_base<F: Fields + ?Sized>(&self, request: &RequestView<'_, F>) -> Result<SignatureBase> {
+    pub fn signature_base<F: Fields + ?Sized>(
+        &self,
+        request: &RequestView<'_, F>,
+    ) -> Result<SignatureBase> {
         SignatureBase::build(request, &self.components, None, &self.params)
     }
 
@@ -290,11 +355,19 @@ impl ParsedSignature {
     ///
     /// # Errors
     /// `missing_component`, `invalid_field_value`, `bad_signature`.
-    pub fn verify_mac<F: Fields + ?Sized>(&self, key: &SigningKey, request: &RequestView<'_, F>) -> Result<()> {
-        let mut mac = key.mac();
+    pub fn verify_mac<F: Fields + ?Sized>(
+        &self,
+        key: &SigningKey,
+        request: &RequestView<'_, F>,
+    ) -> Result<()> {
+        let mut mac = BufferedMac::new(key.mac());
         write_base(&mut mac, request, &self.components, None, &self.params)?;
-        mac.verify_slice(&self.mac)
-            .map_err(|_| Error::new(ErrorCode::BadSignature, "the signature does not match the request"))
+        mac.finish().verify_slice(&self.mac).map_err(|_| {
+            Error::new(
+                ErrorCode::BadSignature,
+                "the signature does not match the request",
+            )
+        })
     }
 
     /// Steps 4 to 7 for a key that was already looked up and found usable.
@@ -316,7 +389,10 @@ impl ParsedSignature {
         if !policy.authorities.iter().any(|a| a == request.authority()) {
             return err(
                 ErrorCode::AuthorityMismatch,
-                format!("authority \"{}\" is not served by this verifier", request.authority()),
+                format!(
+                    "authority \"{}\" is not served by this verifier",
+                    request.authority()
+                ),
             );
         }
         self.check_digest(request.fields(), body)?;
@@ -342,4 +418,46 @@ pub fn verify<F: Fields + ?Sized>(
     let key = lookup(parsed.keyid())?;
     parsed.verify_with_key(&key, request, body, policy)?;
     Ok(parsed)
+}
+
+/// Canonical serialization of a received, already validated member: every
+/// parameter is known and its value checked, so each one serializes to a
+/// fixed shape (integers in decimal, strings quoted with nothing to escape).
+fn serialize_received(
+    components: &[Component],
+    params: &[(&sfv::KeyRef, sfv::BareItemFromInput<'_>)],
+    created: u64,
+    expires: Option<u64>,
+    keyid: &KeyId,
+    nonce: &Nonce,
+    alg: bool,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(96 + 20 * components.len());
+    out.push('(');
+    for (i, c) in components.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push('"');
+        out.push_str(c.name());
+        out.push('"');
+    }
+    out.push(')');
+    for (key, _) in params {
+        // Writing into a String cannot fail.
+        let _ = match key.as_str() {
+            "created" => write!(out, ";created={created}"),
+            "expires" => match expires {
+                Some(e) => write!(out, ";expires={e}"),
+                None => Ok(()),
+            },
+            "keyid" => write!(out, ";keyid=\"{keyid}\""),
+            "nonce" => write!(out, ";nonce=\"{nonce}\""),
+            "alg" if alg => write!(out, ";alg=\"hmac-sha256\""),
+            "tag" => write!(out, ";tag=\"{}\"", TAG),
+            _ => Ok(()),
+        };
+    }
+    out
 }

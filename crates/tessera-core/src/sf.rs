@@ -1,0 +1,272 @@
+//! Structured-field parsing of `Signature-Input`, `Signature` and
+//! `Content-Digest` with the `sfv` crate's visitor API.
+//!
+//! The visitors record only what the profile needs, borrowing from the input,
+//! so a verification costs a handful of allocations instead of one map per
+//! dictionary and parameter list. Syntax is still fully validated by `sfv`.
+//! Duplicate keys follow RFC 9651: the last instance wins, and a repeated
+//! parameter keeps its first position.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+
+use sfv::visitor::{
+    DictionaryVisitor, EntryVisitor, Ignored, InnerListVisitor, ItemVisitor, ParameterVisitor,
+};
+use sfv::{BareItemFromInput, KeyRef, StringRef};
+
+/// One member of a `Signature-Input` dictionary.
+pub(crate) struct InputMember<'de> {
+    pub(crate) label: &'de KeyRef,
+    pub(crate) is_inner_list: bool,
+    pub(crate) items: Vec<InputItem<'de>>,
+    pub(crate) params: Vec<(&'de KeyRef, BareItemFromInput<'de>)>,
+}
+
+impl InputMember<'_> {
+    pub(crate) fn param(&self, name: &str) -> Option<&BareItemFromInput<'_>> {
+        self.params
+            .iter()
+            .find(|(k, _)| k.as_str() == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// One component identifier of an inner list.
+pub(crate) struct InputItem<'de> {
+    /// The identifier when it is an sf-string, `None` for any other type.
+    pub(crate) name: Option<Cow<'de, StringRef>>,
+    pub(crate) has_params: bool,
+}
+
+/// Parses a `Signature-Input` value into its members.
+pub(crate) fn parse_signature_input(input: &[u8]) -> Result<Vec<InputMember<'_>>, sfv::Error> {
+    sfv::Parser::new(input).parse_dictionary_with_visitor(InputVisitor(Vec::with_capacity(1)))
+}
+
+struct InputVisitor<'de>(Vec<InputMember<'de>>);
+
+impl<'de> DictionaryVisitor<'de> for InputVisitor<'de> {
+    type Out = Vec<InputMember<'de>>;
+    type Error = Infallible;
+
+    fn entry(&mut self, key: &'de KeyRef) -> Result<impl EntryVisitor<'de>, Infallible> {
+        self.0.retain(|m| m.label != key);
+        self.0.push(InputMember {
+            label: key,
+            is_inner_list: false,
+            items: Vec::new(),
+            params: Vec::new(),
+        });
+        Ok(self.0.last_mut())
+    }
+
+    fn finish(self) -> Result<Self::Out, Infallible> {
+        Ok(self.0)
+    }
+}
+
+impl<'de> EntryVisitor<'de> for &mut InputMember<'de> {
+    type Error = Infallible;
+
+    fn item(self) -> Result<impl ItemVisitor<'de>, Infallible> {
+        Ok(Ignored)
+    }
+
+    fn inner_list(self) -> Result<impl InnerListVisitor<'de>, Infallible> {
+        self.is_inner_list = true;
+        self.items.reserve(8);
+        Ok(self)
+    }
+}
+
+impl<'de> InnerListVisitor<'de> for &mut InputMember<'de> {
+    type Error = Infallible;
+
+    fn item(&mut self) -> Result<impl ItemVisitor<'de>, Infallible> {
+        self.items.push(InputItem {
+            name: None,
+            has_params: false,
+        });
+        Ok(self.items.last_mut())
+    }
+
+    fn finish(self) -> Result<impl ParameterVisitor<'de>, Infallible> {
+        self.params.reserve(5);
+        Ok(MemberParams(&mut self.params))
+    }
+}
+
+impl<'de> ItemVisitor<'de> for &mut InputItem<'de> {
+    type Out = ();
+    type Error = Infallible;
+
+    fn bare_item(
+        self,
+        bare_item: BareItemFromInput<'de>,
+    ) -> Result<impl ParameterVisitor<'de, Out = ()>, Infallible> {
+        if let BareItemFromInput::String(name) = bare_item {
+            self.name = Some(name);
+        }
+        Ok(ItemParams(&mut self.has_params))
+    }
+}
+
+struct ItemParams<'a>(&'a mut bool);
+
+impl<'de> ParameterVisitor<'de> for ItemParams<'_> {
+    type Out = ();
+    type Error = Infallible;
+
+    fn parameter(&mut self, _: &'de KeyRef, _: BareItemFromInput<'de>) -> Result<(), Infallible> {
+        *self.0 = true;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+struct MemberParams<'a, 'de>(&'a mut Vec<(&'de KeyRef, BareItemFromInput<'de>)>);
+
+impl<'de> ParameterVisitor<'de> for MemberParams<'_, 'de> {
+    type Out = ();
+    type Error = Infallible;
+
+    fn parameter(
+        &mut self,
+        key: &'de KeyRef,
+        value: BareItemFromInput<'de>,
+    ) -> Result<(), Infallible> {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((key, value)),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+/// What a dictionary holds under one key, when the value should be a byte sequence.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ByteMember {
+    /// The key is absent.
+    Absent,
+    /// The key is present but its value is not a byte sequence of the wanted length.
+    WrongShape,
+    /// The 32 bytes.
+    Bytes([u8; 32]),
+}
+
+/// Finds dictionary member `name` and returns it if it is a 32-byte byte sequence.
+pub(crate) fn parse_byte_member(input: &[u8], name: &str) -> Result<ByteMember, sfv::Error> {
+    sfv::Parser::new(input).parse_dictionary_with_visitor(ByteMemberVisitor {
+        name,
+        found: ByteMember::Absent,
+    })
+}
+
+struct ByteMemberVisitor<'n> {
+    name: &'n str,
+    found: ByteMember,
+}
+
+impl<'de> DictionaryVisitor<'de> for ByteMemberVisitor<'_> {
+    type Out = ByteMember;
+    type Error = Infallible;
+
+    fn entry(&mut self, key: &'de KeyRef) -> Result<impl EntryVisitor<'de>, Infallible> {
+        if key.as_str() == self.name {
+            // A later duplicate replaces an earlier one entirely.
+            self.found = ByteMember::WrongShape;
+            Ok(Some(&mut self.found))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn finish(self) -> Result<ByteMember, Infallible> {
+        Ok(self.found)
+    }
+}
+
+impl<'de> EntryVisitor<'de> for &mut ByteMember {
+    type Error = Infallible;
+
+    fn item(self) -> Result<impl ItemVisitor<'de>, Infallible> {
+        Ok(self)
+    }
+
+    fn inner_list(self) -> Result<impl InnerListVisitor<'de>, Infallible> {
+        Ok(Ignored)
+    }
+}
+
+impl<'de> ItemVisitor<'de> for &mut ByteMember {
+    type Out = ();
+    type Error = Infallible;
+
+    fn bare_item(
+        self,
+        bare_item: BareItemFromInput<'de>,
+    ) -> Result<impl ParameterVisitor<'de, Out = ()>, Infallible> {
+        if let BareItemFromInput::ByteSequence(bytes) = bare_item {
+            if let Ok(bytes) = <[u8; 32]>::try_from(bytes.as_slice()) {
+                *self = ByteMember::Bytes(bytes);
+            }
+        }
+        Ok(Ignored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_duplicate_member_and_parameter_win() {
+        let members = parse_signature_input(
+            br#"a=("x");p=1, b=2, a=("@method" "y";bs);tag="t";tag="u";created=5"#,
+        )
+        .expect("valid");
+        assert_eq!(members.len(), 2);
+        let a = members.iter().find(|m| m.label.as_str() == "a").expect("a");
+        assert!(a.is_inner_list);
+        assert_eq!(a.items.len(), 2);
+        assert!(a.items[1].has_params);
+        assert_eq!(a.params.len(), 2);
+        assert_eq!(
+            a.param("tag")
+                .and_then(|t| t.as_string())
+                .map(|s| s.as_str()),
+            Some("u")
+        );
+        assert!(!members
+            .iter()
+            .any(|m| m.label.as_str() == "b" && m.is_inner_list));
+        assert!(parse_signature_input(b"a=(").is_err());
+    }
+
+    #[test]
+    fn byte_members() {
+        let b64 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let ok = format!("x=1, sig=:{b64}:");
+        assert_eq!(
+            parse_byte_member(ok.as_bytes(), "sig").ok(),
+            Some(ByteMember::Bytes([0; 32]))
+        );
+        assert_eq!(
+            parse_byte_member(b"sig=:AAAA:", "sig").ok(),
+            Some(ByteMember::WrongShape)
+        );
+        assert_eq!(
+            parse_byte_member(b"other=:AAAA:", "sig").ok(),
+            Some(ByteMember::Absent)
+        );
+        assert!(parse_byte_member(b"sig=:not base64!:", "sig").is_err());
+    }
+}
