@@ -1,0 +1,408 @@
+//! Running a case against `tessera_core`: every stage compared, then verified.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use tessera_core::{
+    rfc9421, sign, signature_base, verify, BodyDigest, Component, Error, ErrorCode, KeyId, Nonce,
+    ParsedSignature, Policy, RequestView, Scheme, SecretKey, SignOptions, SigningKey,
+};
+
+use crate::model::{Case, Expected, Generic, Key, Kind, Request, Signed, Verifier};
+
+/// A case that did not behave as recorded, with the stage where it diverged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The case name.
+    pub case: String,
+    /// The stage: `setup`, `signature_base`, `signature_input`, `signature`,
+    /// `content_digest`, `verify` or `expected_error`.
+    pub stage: &'static str,
+    /// What differed.
+    pub detail: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "case {}: stage {}: {}",
+            self.case, self.stage, self.detail
+        )
+    }
+}
+
+impl std::error::Error for Failure {}
+
+fn fail(case: &Case, stage: &'static str, detail: impl Into<String>) -> Failure {
+    Failure {
+        case: case.name.clone(),
+        stage,
+        detail: detail.into(),
+    }
+}
+
+/// The parts of a target URI that a signature covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The scheme.
+    pub scheme: Scheme,
+    /// The authority as written (not normalized).
+    pub authority: String,
+    /// The raw path (`/` when the URI has none).
+    pub path: String,
+    /// The raw query without `?`; `Some("")` for a bare `?`.
+    pub query: Option<String>,
+}
+
+/// Splits an absolute target URI with `http::Uri`, keeping the raw path and query.
+///
+/// # Errors
+/// When the URI does not parse, is not absolute, or its scheme is not http(s).
+pub fn split_target(uri: &str) -> Result<Target, String> {
+    let parsed =
+        http::Uri::from_str(uri).map_err(|e| format!("target URI {uri:?} does not parse: {e}"))?;
+    let scheme = parsed
+        .scheme_str()
+        .and_then(Scheme::parse)
+        .ok_or_else(|| format!("target URI {uri:?} is not an absolute http(s) URI"))?;
+    let authority = parsed
+        .authority()
+        .ok_or_else(|| format!("target URI {uri:?} has no authority"))?
+        .as_str()
+        .to_owned();
+    Ok(Target {
+        scheme,
+        authority,
+        path: parsed.path().to_owned(),
+        query: parsed.query().map(str::to_owned),
+    })
+}
+
+/// The prepared key of a case.
+///
+/// # Errors
+/// When the id or secret is invalid.
+pub fn signing_key(key: &Key) -> Result<SigningKey, Error> {
+    Ok(SigningKey::new(
+        KeyId::new(key.id.as_str())?,
+        &SecretKey::from_hex(&key.secret_hex)?,
+    ))
+}
+
+/// The decoded body of a request.
+///
+/// # Errors
+/// When `body_base64` is not standard base64.
+pub fn body(request: &Request) -> Result<Vec<u8>, String> {
+    STANDARD
+        .decode(&request.body_base64)
+        .map_err(|e| format!("body_base64 is not base64: {e}"))
+}
+
+fn verifier_scheme(case: &Case, verifier: &Verifier) -> Result<Scheme, Failure> {
+    Scheme::parse(&verifier.scheme).ok_or_else(|| {
+        fail(
+            case,
+            "setup",
+            format!("verifier scheme {:?} is not http(s)", verifier.scheme),
+        )
+    })
+}
+
+/// Computes every stage's output for a tessera-v1 or generic case with `tessera_core`.
+///
+/// # Errors
+/// A [`Failure`] naming the stage that errored.
+pub fn produce(case: &Case) -> Result<Signed, Failure> {
+    let target = split_target(&case.request.target_uri).map_err(|e| fail(case, "setup", e))?;
+    let body = body(&case.request).map_err(|e| fail(case, "setup", e))?;
+    let fields = &case.request.headers[..];
+    let view = RequestView::new(
+        &case.request.method,
+        target.scheme,
+        &target.authority,
+        &target.path,
+        target.query.as_deref(),
+        fields,
+    )
+    .map_err(|e| fail(case, "setup", format!("request view: {e}")))?;
+    match case.kind {
+        Kind::TesseraV1 => {
+            let s = case
+                .sign
+                .as_ref()
+                .ok_or_else(|| fail(case, "setup", "a tessera-v1 case needs \"sign\""))?;
+            let key =
+                signing_key(&case.key).map_err(|e| fail(case, "setup", format!("key: {e}")))?;
+            let nonce = Nonce::new(s.nonce.as_str())
+                .map_err(|e| fail(case, "setup", format!("nonce: {e}")))?;
+            let extra = s
+                .extra_components
+                .iter()
+                .map(|c| Component::field(c))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| fail(case, "setup", format!("extra component: {e}")))?;
+            let opts = SignOptions {
+                created: s.created,
+                expires: s.expires,
+                nonce: &nonce,
+                extra: &extra,
+            };
+            let digest = BodyDigest::of(&body);
+            let base = signature_base(&key, &view, &digest, &opts)
+                .map_err(|e| fail(case, "signature_base", e.to_string()))?;
+            let base = String::from_utf8(base.as_bytes().to_vec())
+                .map_err(|_| fail(case, "signature_base", "the base is not UTF-8"))?;
+            let headers = sign(&key, &view, &digest, &opts)
+                .map_err(|e| fail(case, "signature", e.to_string()))?;
+            Ok(Signed {
+                signature_base: base,
+                signature_input: headers.signature_input,
+                signature: headers.signature,
+                content_digest: Some(headers.content_digest.into_owned()),
+            })
+        }
+        Kind::Rfc9421Generic => {
+            let g: &Generic = case
+                .rfc9421
+                .as_ref()
+                .ok_or_else(|| fail(case, "setup", "a generic case needs \"rfc9421\""))?;
+            let components = g
+                .components
+                .iter()
+                .map(|c| Component::parse(c))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| fail(case, "setup", format!("component: {e}")))?;
+            let base = rfc9421::signature_base(&view, &components, &g.signature_params)
+                .map_err(|e| fail(case, "signature_base", e.to_string()))?;
+            let secret = hex::decode(&case.key.secret_hex)
+                .map_err(|e| fail(case, "setup", format!("key: {e}")))?;
+            let mac = rfc9421::hmac_sha256(&secret, base.as_bytes());
+            Ok(Signed {
+                signature_base: String::from_utf8(base.as_bytes().to_vec())
+                    .map_err(|_| fail(case, "signature_base", "the base is not UTF-8"))?,
+                signature_input: format!("{}={}", g.label, g.signature_params),
+                signature: format!("{}=:{}:", g.label, STANDARD.encode(mac)),
+                content_digest: None,
+            })
+        }
+    }
+}
+
+/// Verifies the case's request, with `headers` in place of `request.headers`,
+/// using the case's verifier: the case key for its id, `unknown_key` for any other id.
+///
+/// # Errors
+/// The verification error, or a view-construction error (`invalid_field_value`).
+/// A missing verifier section or an undecodable body is a `Failure` in `setup`.
+pub fn verify_received(
+    case: &Case,
+    headers: &[(String, String)],
+) -> Result<Result<ParsedSignature, Error>, Failure> {
+    let verifier = case
+        .verifier
+        .as_ref()
+        .ok_or_else(|| fail(case, "setup", "the case has no \"verifier\""))?;
+    let scheme = verifier_scheme(case, verifier)?;
+    let target = split_target(&case.request.target_uri).map_err(|e| fail(case, "setup", e))?;
+    let body = body(&case.request).map_err(|e| fail(case, "setup", e))?;
+    let key = signing_key(&case.key).map_err(|e| fail(case, "setup", format!("key: {e}")))?;
+    let view = match RequestView::new(
+        &case.request.method,
+        scheme,
+        &target.authority,
+        &target.path,
+        target.query.as_deref(),
+        headers,
+    ) {
+        Ok(view) => view,
+        Err(e) => return Ok(Err(e)),
+    };
+    let policy = Policy {
+        now: verifier.now,
+        window: verifier.window,
+        authorities: &verifier.authorities,
+    };
+    Ok(verify(&view, &BodyDigest::of(&body), &policy, |id| {
+        if id == key.id() {
+            Ok(key.clone())
+        } else {
+            Err(Error::new(
+                ErrorCode::UnknownKey,
+                format!("no key \"{id}\""),
+            ))
+        }
+    }))
+}
+
+fn with_signature_headers(
+    request: &Request,
+    content_digest: &str,
+    input: &str,
+    signature: &str,
+) -> Vec<(String, String)> {
+    let mut headers = request.headers.clone();
+    headers.push(("Content-Digest".to_owned(), content_digest.to_owned()));
+    headers.push(("Signature-Input".to_owned(), input.to_owned()));
+    headers.push(("Signature".to_owned(), signature.to_owned()));
+    headers
+}
+
+fn compare(case: &Case, stage: &'static str, expected: &str, actual: &str) -> Result<(), Failure> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(fail(
+            case,
+            stage,
+            format!("expected {expected:?}\n      got {actual:?}"),
+        ))
+    }
+}
+
+/// Runs one case: positive cases are signed and every stage compared, then
+/// the signed request is verified; negative cases are verified and the
+/// error code compared.
+///
+/// # Errors
+/// A [`Failure`] naming the case and the stage.
+pub fn check(case: &Case) -> Result<(), Failure> {
+    match &case.expected {
+        Expected::Signed(expected) => {
+            let produced = produce(case)?;
+            compare(
+                case,
+                "signature_base",
+                &expected.signature_base,
+                &produced.signature_base,
+            )?;
+            compare(
+                case,
+                "signature_input",
+                &expected.signature_input,
+                &produced.signature_input,
+            )?;
+            compare(case, "signature", &expected.signature, &produced.signature)?;
+            if expected.content_digest != produced.content_digest {
+                return Err(fail(
+                    case,
+                    "content_digest",
+                    format!(
+                        "expected {:?}\n      got {:?}",
+                        expected.content_digest, produced.content_digest
+                    ),
+                ));
+            }
+            if case.kind == Kind::TesseraV1 {
+                let digest = expected.content_digest.as_deref().unwrap_or_default();
+                let headers = with_signature_headers(
+                    &case.request,
+                    digest,
+                    &expected.signature_input,
+                    &expected.signature,
+                );
+                match verify_received(case, &headers)? {
+                    Ok(_) => {}
+                    Err(e) => {
+                        return Err(fail(
+                            case,
+                            "verify",
+                            format!("the signed request was rejected: {e}"),
+                        ))
+                    }
+                }
+            }
+            Ok(())
+        }
+        Expected::Rejected(rejected) => {
+            if ErrorCode::from_code(&rejected.error).is_none() {
+                return Err(fail(
+                    case,
+                    "setup",
+                    format!("{:?} is not an error code", rejected.error),
+                ));
+            }
+            match verify_received(case, &case.request.headers)? {
+                Ok(_) => Err(fail(
+                    case,
+                    "expected_error",
+                    format!("expected {} but the request verified", rejected.error),
+                )),
+                Err(e) if e.code().as_str() == rejected.error => Ok(()),
+                Err(e) => Err(fail(
+                    case,
+                    "expected_error",
+                    format!("expected {} but got {e}", rejected.error),
+                )),
+            }
+        }
+    }
+}
+
+/// A signature produced by another implementation for a positive case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalSignature {
+    /// The case name.
+    pub name: String,
+    /// The `Signature-Input` value it produced.
+    pub signature_input: String,
+    /// The `Signature` value it produced.
+    pub signature: String,
+    /// The `Content-Digest` value it produced, if it added one.
+    #[serde(default)]
+    pub content_digest: Option<String>,
+}
+
+/// Checks another implementation's signature for a positive case.
+///
+/// tessera-v1 cases: its `Content-Digest` must equal ours and
+/// `tessera_core::verify` must accept the request carrying its three headers.
+/// Generic cases: its `Signature-Input` and `Signature` must equal the recorded ones.
+///
+/// # Errors
+/// A [`Failure`] naming the stage.
+pub fn verify_external(case: &Case, ext: &ExternalSignature) -> Result<(), Failure> {
+    let Expected::Signed(expected) = &case.expected else {
+        return Err(fail(case, "setup", "not a positive case"));
+    };
+    match case.kind {
+        Kind::TesseraV1 => {
+            let digest = ext.content_digest.as_deref().ok_or_else(|| {
+                fail(
+                    case,
+                    "content_digest",
+                    "the external signer added no Content-Digest",
+                )
+            })?;
+            compare(
+                case,
+                "content_digest",
+                expected.content_digest.as_deref().unwrap_or_default(),
+                digest,
+            )?;
+            let headers =
+                with_signature_headers(&case.request, digest, &ext.signature_input, &ext.signature);
+            match verify_received(case, &headers)? {
+                Ok(_) => Ok(()),
+                Err(e) => Err(fail(
+                    case,
+                    "verify",
+                    format!("the external signature was rejected: {e}"),
+                )),
+            }
+        }
+        Kind::Rfc9421Generic => {
+            compare(
+                case,
+                "signature_input",
+                &expected.signature_input,
+                &ext.signature_input,
+            )?;
+            compare(case, "signature", &expected.signature, &ext.signature)
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The on-disk case model: one `spec/vectors/<name>/case.json` per case.
+
+use serde::{Deserialize, Serialize};
+
+/// One test vector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// The case name, equal to its directory name (`pos-...`, `neg-...`, `rfc9421-...`).
+    pub name: String,
+    /// What the case exercises, in one or two sentences.
+    pub description: String,
+    /// Which procedure the case is for.
+    pub kind: Kind,
+    /// The request: before signing for positive cases, as received (after
+    /// tampering, signature headers included) for negative cases.
+    pub request: Request,
+    /// The shared key.
+    pub key: Key,
+    /// The signing inputs (tessera-v1 cases). For negative cases, the inputs
+    /// of the signature before it was tampered with; informative only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign: Option<Sign>,
+    /// The covered components and parameters (`rfc9421-generic` cases only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rfc9421: Option<Generic>,
+    /// The verifier's configuration (tessera-v1 cases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier: Option<Verifier>,
+    /// What a conforming implementation produces or reports.
+    pub expected: Expected,
+}
+
+/// The procedure a case exercises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// A tessera-v1 request: sign with the profile, verify with the profile.
+    #[serde(rename = "tessera-v1")]
+    TesseraV1,
+    /// A generic RFC 9421 signature (the RFC's own examples); not a tessera-v1 request.
+    #[serde(rename = "rfc9421-generic")]
+    Rfc9421Generic,
+}
+
+/// A request as it is sent or received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// The method, as sent.
+    pub method: String,
+    /// The absolute target URI; scheme, authority, raw path and raw query are
+    /// split from it as `http::Uri` does, percent-encoding untouched.
+    pub target_uri: String,
+    /// Header field lines in order, duplicates kept, values raw.
+    pub headers: Vec<(String, String)>,
+    /// The body, standard base64 with padding.
+    pub body_base64: String,
+}
+
+/// A shared HMAC key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    /// The key id.
+    pub id: String,
+    /// The secret, lowercase hex.
+    pub secret_hex: String,
+}
+
+/// The per-request signing inputs of a tessera-v1 signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sign {
+    /// `created`, Unix seconds.
+    pub created: u64,
+    /// The nonce.
+    pub nonce: String,
+    /// `expires`, Unix seconds, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+    /// Header fields covered after the mandatory floor, in order.
+    pub extra_components: Vec<String>,
+}
+
+/// The inputs of a generic RFC 9421 signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generic {
+    /// The signature label.
+    pub label: String,
+    /// Covered component identifiers, in order.
+    pub components: Vec<String>,
+    /// The serialized `@signature-params` value.
+    pub signature_params: String,
+}
+
+/// A verifier's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verifier {
+    /// The verifier's clock, Unix seconds.
+    pub now: u64,
+    /// The acceptance window for `created`, seconds, both directions.
+    pub window: u64,
+    /// The normalized authorities the verifier serves.
+    pub authorities: Vec<String>,
+    /// The scheme the verifier received the request over (`http` or `https`).
+    pub scheme: String,
+}
+
+/// The expected outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Expected {
+    /// A positive case: every stage's output.
+    Signed(Signed),
+    /// A negative case: the error code verification reports.
+    Rejected(Rejected),
+}
+
+/// The outputs of signing a positive case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signed {
+    /// The signature base, exactly.
+    pub signature_base: String,
+    /// The `Signature-Input` value added.
+    pub signature_input: String,
+    /// The `Signature` value added.
+    pub signature: String,
+    /// The `Content-Digest` value added (absent for generic cases, which add none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_digest: Option<String>,
+}
+
+/// The outcome of a negative case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rejected {
+    /// The stable error code (`tessera_core::ErrorCode::as_str`).
+    pub error: String,
+}
+
+impl Case {
+    /// Whether the case expects a signature to be produced and accepted.
+    pub fn is_positive(&self) -> bool {
+        matches!(self.expected, Expected::Signed(_))
+    }
+
+    /// Pretty JSON with a trailing newline: the exact bytes of `case.json`.
+    ///
+    /// # Errors
+    /// Never in practice: every field serializes.
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        let mut out = serde_json::to_string_pretty(self)?;
+        out.push('\n');
+        Ok(out)
+    }
+}
