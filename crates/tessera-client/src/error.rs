@@ -1,0 +1,51 @@
+//! The client's error type.
+
+use tessera_core::ErrorCode;
+
+/// Everything that can go wrong on the client side.
+///
+/// No variant carries key material, a MAC, a signature or a signature base:
+/// the messages are safe to log.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The signer configuration is invalid (a bad key id, a forbidden covered
+    /// header, an out-of-range lifetime).
+    #[error("invalid signer configuration: {0}")]
+    Config(#[source] tessera_core::Error),
+    /// The request could not be signed: a covered header is missing, a value
+    /// contains control characters, the URL is not `http`/`https` or has no
+    /// host.
+    #[error("cannot sign the request: {0}")]
+    Signing(#[source] tessera_core::Error),
+    /// The body is a stream whose bytes are not known up front, and no
+    /// precomputed digest was supplied. Tessera never sends such a request
+    /// unsigned: buffer the body, or pass its SHA-256 with
+    /// [`PrecomputedDigest`](crate::PrecomputedDigest) /
+    /// [`Signer::sign_parts_with_digest`](crate::Signer::sign_parts_with_digest).
+    #[error(
+        "the request body is a stream and no precomputed Content-Digest was given; \
+         buffer the body or attach a PrecomputedDigest"
+    )]
+    StreamingBodyWithoutDigest,
+    /// The response carries no `Tessera-Server-Time` challenge.
+    #[error("the response has no Tessera-Server-Time challenge")]
+    MissingChallenge,
+    /// The `Tessera-Server-Time` challenge does not verify under this
+    /// signer's key, or is bound to another key or request. Its time was
+    /// not adopted.
+    #[error("the Tessera-Server-Time challenge was refused: {0}")]
+    InvalidChallenge(#[source] tessera_core::Error),
+}
+
+impl ClientError {
+    /// The tessera-v1 error code behind this error, where there is one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Config(e) | ClientError::Signing(e) | ClientError::InvalidChallenge(e) => {
+                Some(e.code())
+            }
+            ClientError::StreamingBodyWithoutDigest | ClientError::MissingChallenge => None,
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The Signer against tessera-core's verifier, without a network.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_client::{ClientError, Clock, Signer};
+use tessera_core::challenge::{server_time_header, SERVER_TIME_HEADER};
+use tessera_core::{
+    verify, BodyDigest, ErrorCode, KeyId, Nonce, Policy, RequestView, SecretKey, SigningKey,
+};
+
+#[derive(Debug, Clone)]
+struct TestClock(Arc<AtomicU64>);
+
+impl Clock for TestClock {
+    fn now_unix(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+const T0: u64 = 1_700_000_000;
+
+fn key() -> SigningKey {
+    SigningKey::new(
+        KeyId::new("k1").unwrap(),
+        &SecretKey::from_bytes(&[9; 32]).unwrap(),
+    )
+}
+
+fn signer_at(t: u64) -> (Signer, TestClock) {
+    let clock = TestClock(Arc::new(AtomicU64::new(t)));
+    let signer = Signer::builder(key())
+        .clock(clock.clone())
+        .cover_all(["content-type", "User-Agent"])
+        .build()
+        .unwrap();
+    (signer, clock)
+}
+
+fn check(
+    parts: &http::request::Parts,
+    body: &[u8],
+    now: u64,
+) -> Result<tessera_core::ParsedSignature, ErrorCode> {
+    let authorities = ["api.example.com".to_owned()];
+    let policy = Policy {
+        now,
+        window: 300,
+        authorities: &authorities,
+    };
+    verify(
+        &RequestView::from_parts(parts).unwrap(),
+        &BodyDigest::of(body),
+        &policy,
+        |_| Ok(key()),
+    )
+    .map_err(|e| e.code())
+}
+
+fn request(body: &[u8]) -> http::Request<Vec<u8>> {
+    http::Request::post("https://API.example.com:443/v1/users/123/orders?limit=50&cursor=abc%2Fdef")
+        .header("content-type", "application/json")
+        .header("user-agent", "  tessera-test/1  ")
+        .body(body.to_vec())
+        .unwrap()
+}
+
+#[test]
+fn signed_requests_verify_and_tampering_fails() {
+    let (signer, _) = signer_at(T0);
+    let body = br#"{"qty":1}"#;
+    let mut req = request(body);
+    let info = signer.sign_request(&mut req).unwrap();
+    assert_eq!(info.created, T0);
+    assert_eq!(info.expires, None);
+    let (parts, body) = req.into_parts();
+    let parsed = check(&parts, &body, T0 + 10).unwrap();
+    assert_eq!(parsed.nonce(), &info.nonce);
+    assert_eq!(parsed.components().len(), 7);
+    assert_eq!(check(&parts, b"{}", T0), Err(ErrorCode::DigestMismatch));
+    assert_eq!(check(&parts, &body, T0 + 301), Err(ErrorCode::ClockSkew));
+
+    let mut tampered = parts.clone();
+    tampered
+        .headers
+        .insert("content-type", "text/plain".parse().unwrap());
+    assert_eq!(check(&tampered, &body, T0), Err(ErrorCode::BadSignature));
+    let mut moved = parts.clone();
+    moved.uri = "https://api.example.com/v1/users/124/orders?limit=50&cursor=abc%2Fdef"
+        .parse()
+        .unwrap();
+    assert_eq!(check(&moved, &body, T0), Err(ErrorCode::BadSignature));
+}
+
+#[test]
+fn sign_parts_and_precomputed_digest_agree() {
+    let (signer, _) = signer_at(T0);
+    let body = vec![0xa5u8; 100_000];
+    let (mut parts, ()) = request(b"").map(|_| ()).into_parts();
+    signer.sign_parts(&mut parts, &body).unwrap();
+    assert!(check(&parts, &body, T0).is_ok());
+
+    let mut hasher = tessera_core::BodyHasher::new();
+    for chunk in body.chunks(4096) {
+        hasher.update(chunk);
+    }
+    let (mut parts, ()) = request(b"").map(|_| ()).into_parts();
+    signer
+        .sign_parts_with_digest(&mut parts, hasher.finish())
+        .unwrap();
+    assert!(check(&parts, &body, T0).is_ok());
+    assert_eq!(
+        check(&parts, &body[1..], T0),
+        Err(ErrorCode::DigestMismatch)
+    );
+}
+
+#[test]
+fn missing_covered_header_is_an_error_not_an_unsigned_request() {
+    let (signer, _) = signer_at(T0);
+    let mut req = http::Request::get("https://api.example.com/")
+        .body(Vec::new())
+        .unwrap();
+    let err = signer.sign_request(&mut req).unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::MissingComponent));
+    assert!(matches!(err, ClientError::Signing(_)));
+    assert!(!req.headers().contains_key("signature"));
+}
+
+#[test]
+fn expires_and_offset_are_applied() {
+    let clock = TestClock(Arc::new(AtomicU64::new(T0)));
+    let signer = Signer::builder(key())
+        .clock(clock)
+        .expires_after(Duration::from_secs(30))
+        .clock_offset(-120)
+        .build()
+        .unwrap();
+    let mut req = http::Request::get("https://api.example.com/x")
+        .body(Vec::new())
+        .unwrap();
+    let info = signer.sign_request(&mut req).unwrap();
+    assert_eq!(info.created, T0 - 120);
+    assert_eq!(info.expires, Some(T0 - 90));
+    let input = req.headers()["signature-input"].to_str().unwrap();
+    assert!(
+        input.contains(&format!(";created={};expires={};", T0 - 120, T0 - 90)),
+        "{input}"
+    );
+    let (parts, body) = req.into_parts();
+    assert!(check(&parts, &body, T0 - 100).is_ok());
+    assert_eq!(
+        check(&parts, &body, T0 - 80),
+        Err(ErrorCode::SignatureExpired)
+    );
+}
+
+#[test]
+fn configuration_is_validated_once() {
+    for (bad, code) in [
+        ("host", ErrorCode::ForbiddenComponent),
+        ("signature", ErrorCode::ForbiddenComponent),
+        ("x-forwarded-for", ErrorCode::ForbiddenComponent),
+        ("content-digest", ErrorCode::DuplicateComponent),
+        ("bad name", ErrorCode::MalformedSignature),
+        ("", ErrorCode::MalformedSignature),
+    ] {
+        let err = Signer::builder(key()).cover(bad).build().unwrap_err();
+        assert!(matches!(err, ClientError::Config(_)), "{bad}");
+        assert_eq!(err.code(), Some(code), "{bad}");
+    }
+    let dup = Signer::builder(key())
+        .cover("accept")
+        .cover("Accept")
+        .build()
+        .unwrap_err();
+    assert_eq!(dup.code(), Some(ErrorCode::DuplicateComponent));
+    let many = Signer::builder(key())
+        .cover_all(
+            (0..40)
+                .map(|i| format!("x-h{i}"))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        )
+        .build()
+        .unwrap_err();
+    assert!(matches!(many, ClientError::Config(_)));
+    let short = Signer::builder(key())
+        .expires_after(Duration::from_millis(500))
+        .build()
+        .unwrap_err();
+    assert_eq!(short.code(), Some(ErrorCode::InvalidParameter));
+    assert!(Signer::new("bad id", &SecretKey::from_bytes(&[1; 32]).unwrap()).is_err());
+}
+
+#[test]
+fn debug_and_errors_hide_the_secret() {
+    let secret = SecretKey::from_hex("deadbeefdeadbeefdeadbeefdeadbeef").unwrap();
+    let signer = Signer::new("k1", &secret).unwrap();
+    let shown = format!("{signer:?}");
+    assert!(
+        shown.contains("k1") && shown.contains("redacted"),
+        "{shown}"
+    );
+    assert!(
+        !shown.to_lowercase().contains("deadbeef") && !shown.contains("222, 173"),
+        "{shown}"
+    );
+
+    let mut req = http::Request::get("https://api.example.com/")
+        .body(Vec::new())
+        .unwrap();
+    signer.sign_request(&mut req).unwrap();
+    let sig = req.headers()["signature"].to_str().unwrap().to_owned();
+    assert!(req.headers()["signature"].is_sensitive());
+    assert!(!format!("{req:?}").contains(&sig[10..30]));
+}
+
+#[test]
+fn skew_challenge_is_authenticated_and_shared_by_clones() {
+    let (signer, clock) = signer_at(T0 + 600); // ten minutes fast
+    let clone = signer.clone();
+    let mut req = request(b"{}");
+    let info = signer.sign_request(&mut req).unwrap();
+    let (parts, body) = req.into_parts();
+    assert_eq!(check(&parts, &body, T0), Err(ErrorCode::ClockSkew));
+
+    let mut headers = http::HeaderMap::new();
+    assert_eq!(
+        signer.apply_skew_challenge(&headers, &info.nonce),
+        Err(ClientError::MissingChallenge)
+    );
+
+    // A challenge MACed with another key (a forger's) is refused and changes nothing.
+    let forger = SigningKey::new(
+        KeyId::new("k1").unwrap(),
+        &SecretKey::from_bytes(&[8; 32]).unwrap(),
+    );
+    headers.insert(
+        SERVER_TIME_HEADER,
+        server_time_header(&forger, &info.nonce, T0)
+            .parse()
+            .unwrap(),
+    );
+    let err = signer
+        .apply_skew_challenge(&headers, &info.nonce)
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::BadSignature));
+    assert_eq!(signer.clock_offset(), 0);
+
+    // A genuine challenge for another request is refused too.
+    let other = Nonce::generate(&mut rand::rng());
+    headers.insert(
+        SERVER_TIME_HEADER,
+        server_time_header(&key(), &other, T0).parse().unwrap(),
+    );
+    assert!(matches!(
+        signer.apply_skew_challenge(&headers, &info.nonce),
+        Err(ClientError::InvalidChallenge(_))
+    ));
+
+    // The genuine one is adopted by every clone.
+    headers.insert(
+        SERVER_TIME_HEADER,
+        server_time_header(&key(), &info.nonce, T0).parse().unwrap(),
+    );
+    assert_eq!(signer.apply_skew_challenge(&headers, &info.nonce), Ok(-600));
+    assert_eq!(clone.clock_offset(), -600);
+    assert_eq!(clone.now(), T0);
+    clock.0.fetch_add(5, Ordering::Relaxed);
+    let mut req = request(b"{}");
+    let info = clone.sign_request(&mut req).unwrap();
+    assert_eq!(info.created, T0 + 5);
+    let (parts, body) = req.into_parts();
+    assert!(check(&parts, &body, T0 + 5).is_ok());
+}
+
+#[test]
+fn nonces_are_unique_across_threads() {
+    let (signer, _) = signer_at(T0);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let signer = signer.clone();
+            std::thread::spawn(move || {
+                (0..2_000)
+                    .map(|_| {
+                        let mut req = http::Request::get("https://api.example.com/")
+                            .header("content-type", "a")
+                            .header("user-agent", "b")
+                            .body(Vec::new())
+                            .unwrap();
+                        signer.sign_request(&mut req).unwrap().nonce
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for h in handles {
+        for n in h.join().unwrap() {
+            assert_eq!(n.as_str().len(), 22);
+            assert!(seen.insert(n));
+        }
+    }
+    assert_eq!(seen.len(), 8_000);
+}
+
+#[test]
+fn rejection_codes_are_read_from_www_authenticate() {
+    let mut headers = http::HeaderMap::new();
+    assert_eq!(tessera_client::rejection_code(&headers), None);
+    headers.append(
+        "www-authenticate",
+        r#"Bearer realm="x", error="invalid_token""#.parse().unwrap(),
+    );
+    headers.append(
+        "www-authenticate",
+        r#"Tessera realm="api", error="clock_skew""#.parse().unwrap(),
+    );
+    assert_eq!(
+        tessera_client::rejection_code(&headers),
+        Some(ErrorCode::ClockSkew)
+    );
+}
+
+#[test]
+fn signature_base_matches_what_was_signed() {
+    let (signer, _) = signer_at(T0);
+    let mut req = request(b"abc");
+    let info = signer.sign_request(&mut req).unwrap();
+    let base = signer
+        .signature_base(
+            req.method(),
+            req.uri(),
+            req.headers(),
+            &BodyDigest::of(b"abc"),
+            &info,
+        )
+        .unwrap();
+    let text = base.to_string();
+    assert!(text.starts_with("\"@method\": POST\n\"@authority\": api.example.com\n\"@path\": /v1/users/123/orders\n\"@query\": ?limit=50&cursor=abc%2Fdef\n"), "{text}");
+    assert!(text.contains("\"user-agent\": tessera-test/1\n"));
+    let (parts, _) = req.into_parts();
+    let parsed = tessera_core::ParsedSignature::from_fields(&parts.headers).unwrap();
+    let server = parsed
+        .signature_base(&RequestView::from_parts(&parts).unwrap())
+        .unwrap();
+    assert_eq!(server.sha256_hex(), base.sha256_hex());
+}
