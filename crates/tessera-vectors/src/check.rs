@@ -386,12 +386,27 @@ pub fn verify_external(case: &Case, ext: &ExternalSignature) -> Result<(), Failu
             )?;
             let headers =
                 with_signature_headers(&case.request, digest, &ext.signature_input, &ext.signature);
-            match verify_received(case, &headers)? {
-                Ok(_) => Ok(()),
-                Err(e) => Err(fail(
+            if let Err(e) = verify_received(case, &headers)? {
+                return Err(fail(
                     case,
                     "verify",
                     format!("the external signature was rejected: {e}"),
+                ));
+            }
+            // Control: the same headers with one MAC bit flipped must fail.
+            let flipped = flip_mac(&ext.signature)
+                .ok_or_else(|| fail(case, "signature", "not a byte sequence"))?;
+            let headers =
+                with_signature_headers(&case.request, digest, &ext.signature_input, &flipped);
+            match verify_received(case, &headers)? {
+                Err(e) if e.code() == ErrorCode::BadSignature => Ok(()),
+                other => Err(fail(
+                    case,
+                    "verify",
+                    format!(
+                        "a flipped MAC gave {:?} instead of bad_signature",
+                        other.map(|_| ())
+                    ),
                 )),
             }
         }
@@ -405,4 +420,12 @@ pub fn verify_external(case: &Case, ext: &ExternalSignature) -> Result<(), Failu
             compare(case, "signature", &expected.signature, &ext.signature)
         }
     }
+}
+
+/// `label=:base64:` with the first bit of the MAC flipped.
+fn flip_mac(signature: &str) -> Option<String> {
+    let (label, rest) = signature.split_once("=:")?;
+    let mut mac = STANDARD.decode(rest.strip_suffix(':')?).ok()?;
+    *mac.first_mut()? ^= 1;
+    Some(format!("{label}=:{}:", STANDARD.encode(mac)))
 }
