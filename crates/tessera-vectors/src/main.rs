@@ -27,6 +27,7 @@ fn run() -> Result<ExitCode, String> {
     match command.as_str() {
         "generate" => {
             let dir = dir_arg(args.next());
+            let dir = dir.canonicalize().unwrap_or(dir);
             let cases = all_cases().map_err(|e| e.to_string())?;
             write_cases(&dir, &cases).map_err(|e| format!("writing {}: {e}", dir.display()))?;
             let positive = cases.iter().filter(|c| c.is_positive()).count();

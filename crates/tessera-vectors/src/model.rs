@@ -148,12 +148,102 @@ impl Case {
     }
 
     /// Pretty JSON with a trailing newline: the exact bytes of `case.json`.
+    /// Header pairs (arrays inside arrays) are written on one line each.
     ///
     /// # Errors
     /// Never in practice: every field serializes.
     pub fn to_json(&self) -> serde_json::Result<String> {
-        let mut out = serde_json::to_string_pretty(self)?;
-        out.push('\n');
-        Ok(out)
+        let mut buf = Vec::with_capacity(4096);
+        let mut ser = serde_json::Serializer::with_formatter(&mut buf, PairsInline::default());
+        self.serialize(&mut ser)?;
+        buf.push(b'\n');
+        // serde_json writes valid UTF-8 only.
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+}
+
+/// serde_json's pretty printer, except that an array nested directly in an
+/// array is written inline: `["Accept", "application/json"]`.
+#[derive(Default)]
+struct PairsInline {
+    pretty: serde_json::ser::PrettyFormatter<'static>,
+    /// For each open array: whether it is written inline.
+    arrays: Vec<bool>,
+    /// Whether the innermost open container is an array.
+    in_array: Vec<bool>,
+}
+
+impl PairsInline {
+    fn inline(&self) -> bool {
+        self.arrays.last().copied().unwrap_or(false)
+    }
+}
+
+impl serde_json::ser::Formatter for PairsInline {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        let inline = self.in_array.last().copied().unwrap_or(false) || self.inline();
+        self.arrays.push(inline);
+        self.in_array.push(true);
+        if inline {
+            w.write_all(b"[")
+        } else {
+            self.pretty.begin_array(w)
+        }
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        let inline = self.arrays.pop().unwrap_or(false);
+        self.in_array.pop();
+        if inline {
+            w.write_all(b"]")
+        } else {
+            self.pretty.end_array(w)
+        }
+    }
+
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if self.inline() {
+            w.write_all(if first { b"" } else { b", " })
+        } else {
+            self.pretty.begin_array_value(w, first)
+        }
+    }
+
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        if self.inline() {
+            Ok(())
+        } else {
+            self.pretty.end_array_value(w)
+        }
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.in_array.push(false);
+        self.pretty.begin_object(w)
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.in_array.pop();
+        self.pretty.end_object(w)
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.pretty.begin_object_key(w, first)
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.begin_object_value(w)
+    }
+
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.pretty.end_object_value(w)
     }
 }
