@@ -68,15 +68,47 @@ pub fn normalize_authority(authority: &str, scheme: Scheme) -> Result<Cow<'_, st
     } else {
         authority.find(':').unwrap_or(authority.len())
     };
-    let port = &authority[host_end..];
-    let drop_port = port.strip_prefix(':') == Some(scheme.default_port());
-    let keep = if drop_port { host_end } else { authority.len() };
-    let kept = &authority[..keep];
-    if kept.bytes().any(|b| b.is_ascii_uppercase()) {
-        Ok(Cow::Owned(kept.to_ascii_lowercase()))
-    } else {
-        Ok(Cow::Borrowed(kept))
+    let host = &authority[..host_end];
+    if host.is_empty() {
+        return err(ErrorCode::InvalidFieldValue, "the authority has no host");
     }
+    let port = match &authority[host_end..] {
+        "" => None,
+        rest => match rest.strip_prefix(':') {
+            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => Some(p),
+            _ => {
+                return err(
+                    ErrorCode::InvalidFieldValue,
+                    "the authority's port is not a number",
+                )
+            }
+        },
+    };
+    // RFC 3986 §6.2.3: an empty port and the scheme's default port are the
+    // same origin as no port; leading zeros do not change the number.
+    let canonical_port = match port {
+        None | Some("") => None,
+        Some(p) => {
+            let number = match p.trim_start_matches('0') {
+                "" => "0",
+                digits => digits,
+            };
+            (number != scheme.default_port()).then_some(number)
+        }
+    };
+    let normal = host.bytes().all(|b| !b.is_ascii_uppercase())
+        && canonical_port.map_or(host_end == authority.len(), |p| {
+            authority[host_end + 1..] == *p
+        });
+    if normal {
+        return Ok(Cow::Borrowed(authority));
+    }
+    let mut out = host.to_ascii_lowercase();
+    if let Some(p) = canonical_port {
+        out.push(':');
+        out.push_str(p);
+    }
+    Ok(Cow::Owned(out))
 }
 
 /// Where the header fields of a request come from.

@@ -501,6 +501,13 @@ fn positive() -> Result<Vec<Case>, Failure> {
             .target("http://api.example.com:443/v1/orders"),
         pos("pos-https-port-80-kept", "`:80` on https is not the default and is kept.")
             .target("https://api.example.com:80/v1/orders"),
+        pos("pos-empty-port", "An empty port (`host:`) is the default port (RFC 3986 §6.2.3) and is dropped.")
+            .target("https://api.example.com:/v1/orders"),
+        pos("pos-zero-padded-default-port", "`:0443` on https is port 443, the default, and is dropped.")
+            .target("https://api.example.com:0443/v1/orders"),
+        pos("pos-zero-padded-port", "Leading zeros of a non-default port are removed: `:08443` is `:8443`.")
+            .target("https://api.example.com:08443/v1/orders")
+            .authorities(&["api.example.com:8443"]),
         pos("pos-http-scheme", "Plain http with no port.").target("http://api.example.com/v1/orders"),
         pos("pos-localhost", "A single-label host with a port.").target("http://localhost:3000/v1/orders"),
         pos("pos-header-leading-trailing-ws", "Leading and trailing spaces and tabs of a covered value are trimmed.")
