@@ -1,0 +1,88 @@
+//! What a verified request proves.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tessera_core::{Error, ErrorCode, KeyId, Nonce};
+
+use crate::keys::KeyMetadata;
+use crate::rejection::Rejection;
+
+/// The identity a request proved by its signature.
+///
+/// The middleware puts it in the request extensions; handlers read it from
+/// there (or, with the `axum` feature, take it as an extractor).
+#[derive(Debug, Clone)]
+pub struct VerifiedIdentity {
+    key_id: KeyId,
+    metadata: Arc<KeyMetadata>,
+    created: u64,
+    nonce: Nonce,
+}
+
+impl VerifiedIdentity {
+    pub(crate) fn new(key_id: KeyId, metadata: Arc<KeyMetadata>, created: u64, nonce: Nonce) -> Self {
+        VerifiedIdentity {
+            key_id,
+            metadata,
+            created,
+            nonce,
+        }
+    }
+
+    /// The key that signed the request.
+    pub fn key_id(&self) -> &KeyId {
+        &self.key_id
+    }
+
+    /// The user the key acts for.
+    pub fn owner(&self) -> &str {
+        &self.metadata.owner
+    }
+
+    /// The app or client the key was issued to, if recorded.
+    pub fn client(&self) -> Option<&str> {
+        self.metadata.client.as_deref()
+    }
+
+    /// The key's scopes.
+    pub fn scopes(&self) -> &BTreeSet<String> {
+        &self.metadata.scopes
+    }
+
+    /// Whether the key has `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.metadata.has_scope(scope)
+    }
+
+    /// Step 9 inside a handler: `Ok` when the key has `scope`.
+    ///
+    /// # Errors
+    /// An `insufficient_scope` rejection (403).
+    pub fn require_scope(&self, scope: &str) -> Result<(), Rejection> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(Rejection::new(Error::new(
+                ErrorCode::InsufficientScope,
+                format!("this operation requires the scope \"{scope}\""),
+            ))
+            .with_key_id(&self.key_id))
+        }
+    }
+
+    /// All metadata of the key.
+    pub fn metadata(&self) -> &KeyMetadata {
+        &self.metadata
+    }
+
+    /// The signature's `created` time, Unix seconds.
+    pub fn created(&self) -> u64 {
+        self.created
+    }
+
+    /// The request's nonce.
+    pub fn nonce(&self) -> &Nonce {
+        &self.nonce
+    }
+}

@@ -1,0 +1,161 @@
+//! Keys derived from a master secret: no database of secrets.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use async_trait::async_trait;
+use tessera_core::{derive_secret, Error, KeyId, SecretKey, SigningKey};
+
+use super::cache::KeyCache;
+use super::{DerivedKeyId, KeyState, KeyStore, KeyStoreError, ResolvedKey};
+
+/// Default number of prepared keys kept in the cache.
+const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
+/// A [`KeyStore`] whose secrets are derived from one server master secret
+/// and the key id, with `tessera_core::derive_secret` (HKDF-SHA256, salt
+/// `"tessera-v1 derived key"`, info = key id).
+///
+/// Verifiers then need no database of secrets: only the master secret and a
+/// revocation list. The metadata (owner, client, scopes, expiry) is encoded
+/// in the key id itself; see [`DerivedKeyId`] for the format and why it can
+/// be trusted. Revocation and expiry still apply.
+///
+/// Deriving and preparing a key costs a few microseconds, so prepared keys
+/// are cached in a bounded map (default 10,000 keys).
+pub struct DerivedKeyStore {
+    master: SecretKey,
+    revoked: RwLock<HashSet<KeyId>>,
+    cache: KeyCache,
+}
+
+impl DerivedKeyStore {
+    /// A store deriving from `master` (at least 32 bytes).
+    ///
+    /// # Errors
+    /// `invalid_parameter` when the master secret is shorter than 32 bytes.
+    pub fn new(master: SecretKey) -> Result<Self, Error> {
+        Self::with_cache_capacity(master, DEFAULT_CACHE_CAPACITY)
+    }
+
+    /// As [`DerivedKeyStore::new`], caching at most `capacity` prepared keys.
+    ///
+    /// # Errors
+    /// As [`DerivedKeyStore::new`].
+    pub fn with_cache_capacity(master: SecretKey, capacity: usize) -> Result<Self, Error> {
+        if master.len() < 32 {
+            return Err(Error::new(
+                tessera_core::ErrorCode::InvalidParameter,
+                "a derivation master secret must be at least 32 bytes",
+            ));
+        }
+        Ok(DerivedKeyStore {
+            master,
+            revoked: RwLock::new(HashSet::new()),
+            cache: KeyCache::new(capacity),
+        })
+    }
+
+    /// Derives the secret of `key_id`, for handing it to its owner once.
+    ///
+    /// # Errors
+    /// As `tessera_core::derive_secret`.
+    pub fn derive(&self, key_id: &KeyId) -> Result<SecretKey, Error> {
+        derive_secret(&self.master, key_id)
+    }
+
+    /// Adds a key id to the revocation list.
+    pub fn revoke(&self, key_id: KeyId) {
+        self.revoked
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key_id);
+    }
+
+    /// Adds many key ids to the revocation list (for example, loaded at start-up).
+    pub fn revoke_all(&self, key_ids: impl IntoIterator<Item = KeyId>) {
+        self.revoked
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(key_ids);
+    }
+
+    /// Whether `key_id` is on the revocation list.
+    pub fn is_revoked(&self, key_id: &KeyId) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(key_id)
+    }
+
+    /// Looks a key up synchronously.
+    ///
+    /// # Errors
+    /// When derivation fails (it does not for a valid master secret).
+    pub fn get(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError> {
+        let resolved = match self.cache.get(key_id) {
+            Some(hit) => hit,
+            None => {
+                let Some(parsed) = DerivedKeyId::parse(key_id) else {
+                    return Ok(None);
+                };
+                let secret = self
+                    .derive(key_id)
+                    .map_err(|e| KeyStoreError::with_source("key derivation failed", e))?;
+                let resolved = ResolvedKey::new(
+                    SigningKey::new(key_id.clone(), &secret),
+                    Arc::new(parsed.metadata()),
+                );
+                self.cache.insert(key_id.clone(), resolved.clone());
+                resolved
+            }
+        };
+        // The revocation list is consulted on every lookup, never cached.
+        if self.is_revoked(key_id) {
+            let mut metadata = (**resolved.metadata()).clone();
+            metadata.state = KeyState::Revoked;
+            return Ok(Some(ResolvedKey::new(resolved.key().clone(), Arc::new(metadata))));
+        }
+        Ok(Some(resolved))
+    }
+}
+
+impl fmt::Debug for DerivedKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DerivedKeyStore")
+            .field("master", &self.master)
+            .field(
+                "revoked",
+                &self.revoked.read().unwrap_or_else(PoisonError::into_inner).len(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl KeyStore for DerivedKeyStore {
+    async fn resolve(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError> {
+        self.get(key_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_parses_and_revokes() {
+        let store = DerivedKeyStore::new(SecretKey::from_bytes(&[9; 32]).expect("secret")).expect("store");
+        assert!(DerivedKeyStore::new(SecretKey::from_bytes(&[9; 16]).expect("secret")).is_err());
+        let id = KeyId::new("d1.alice.web.read.1800000000.AAAAAAAAAAAAAAAAAAAAAA").expect("id");
+        let key = store.get(&id).expect("lookup").expect("known");
+        assert_eq!(key.metadata().owner, "alice");
+        assert_eq!(key.metadata().not_after, Some(1_800_000_000));
+        assert!(store.get(&KeyId::new("not-derived").expect("id")).expect("lookup").is_none());
+        store.revoke(id.clone());
+        let revoked = store.get(&id).expect("lookup").expect("known");
+        assert_eq!(revoked.metadata().state, KeyState::Revoked);
+        assert!(!format!("{store:?}").contains("09"));
+    }
+}

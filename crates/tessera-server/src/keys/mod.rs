@@ -1,0 +1,130 @@
+//! Key lookup: the [`KeyStore`] trait, its in-memory and derived
+//! implementations, and the [`KeyIssuer`] used at login.
+
+mod cache;
+mod derived;
+mod derived_id;
+mod issuer;
+mod memory;
+mod metadata;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tessera_core::{KeyId, SigningKey};
+
+pub use derived::DerivedKeyStore;
+pub use derived_id::DerivedKeyId;
+pub use issuer::{IssuedKey, KeyIssuer, KeyRequest};
+pub use memory::MemoryKeyStore;
+pub use metadata::{KeyMetadata, KeyState};
+
+/// A key found by a [`KeyStore`]: the prepared HMAC key and what is known about it.
+///
+/// The verifier, not the store, decides whether the key is usable (state,
+/// `not_before`, `not_after`), so every store gets the same rules.
+#[derive(Clone)]
+pub struct ResolvedKey {
+    key: SigningKey,
+    metadata: Arc<KeyMetadata>,
+}
+
+impl ResolvedKey {
+    /// Pairs a prepared key with its metadata.
+    pub fn new(key: SigningKey, metadata: Arc<KeyMetadata>) -> Self {
+        ResolvedKey { key, metadata }
+    }
+
+    /// The prepared key.
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// The key's metadata.
+    pub fn metadata(&self) -> &Arc<KeyMetadata> {
+        &self.metadata
+    }
+}
+
+impl fmt::Debug for ResolvedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // SigningKey's own Debug is redacted; spelled out here for clarity.
+        f.debug_struct("ResolvedKey")
+            .field("key_id", self.key.id())
+            .field("metadata", &self.metadata)
+            .finish()
+    }
+}
+
+/// Where the verifier looks keys up by key id.
+///
+/// Async so keys can live in a database. The trait uses `async-trait`
+/// (boxed futures) so it stays object-safe: the verifier holds an
+/// `Arc<dyn KeyStore>`.
+///
+/// Implementations should hand out *prepared* keys ([`SigningKey`] holds the
+/// HMAC state computed once) and cache them, rather than rebuilding the key
+/// from its secret on every request.
+#[async_trait]
+pub trait KeyStore: fmt::Debug + Send + Sync {
+    /// The key named `key_id`, or `Ok(None)` when it is unknown.
+    ///
+    /// Revoked and expired keys should still be returned, with their
+    /// metadata saying so, so that clients get `key_revoked` or
+    /// `key_expired` rather than `unknown_key`.
+    ///
+    /// # Errors
+    /// When the store cannot answer; the verifier then refuses the request
+    /// with `store_unavailable` (fail closed).
+    async fn resolve(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError>;
+}
+
+#[async_trait]
+impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
+    async fn resolve(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError> {
+        (**self).resolve(key_id).await
+    }
+}
+
+/// A key store could not answer (for example, its database is down).
+#[derive(Debug)]
+pub struct KeyStoreError {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl KeyStoreError {
+    /// An error with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        KeyStoreError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An error caused by a backend error.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        KeyStoreError {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
+impl fmt::Display for KeyStoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key store unavailable: {}", self.message)
+    }
+}
+
+impl std::error::Error for KeyStoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

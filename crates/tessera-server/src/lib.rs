@@ -1,0 +1,116 @@
+//! # tessera-server
+//!
+//! The server side of Tessera, a strict profile (`tessera-v1`) of RFC 9421
+//! HTTP Message Signatures with `hmac-sha256` and RFC 9530 `Content-Digest`.
+//!
+//! * [`Verifier`]: the ordered verification procedure (parse, key, time,
+//!   authority, body digest, MAC, then replay), configured with a builder
+//!   whose defaults are the safe ones.
+//! * [`KeyStore`] with [`MemoryKeyStore`] and [`DerivedKeyStore`], and the
+//!   [`KeyIssuer`] that mints keys at login.
+//! * [`NonceStore`] with the bounded, fail-closed [`MemoryNonceStore`].
+//! * [`Clock`] with [`SystemClock`] and, for tests, [`ManualClock`].
+//! * tower middleware: [`VerifySignatureLayer`] and the route guard
+//!   [`RequireScopeLayer`]; with the `axum` feature (default),
+//!   [`VerifiedIdentity`] is an axum extractor.
+//!
+//! Rejections are `application/problem+json` responses carrying the spec's
+//! stable error code; 401s carry `WWW-Authenticate: Tessera realm=..., error=...`.
+//! Logs (`tracing`) carry the outcome, the code and the key id, never a
+//! secret, a signature or a full signature base.
+//!
+//! ## Example
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use axum::{routing::get, Router};
+//! use tessera_core::{sign, BodyDigest, KeyId, Nonce, RequestView, SecretKey, SignOptions, SigningKey};
+//! use tessera_server::{
+//!     KeyMetadata, ManualClock, MemoryKeyStore, RequireScopeLayer, VerifiedIdentity, Verifier,
+//!     VerifySignatureLayer,
+//! };
+//! use tower::ServiceExt; // for `oneshot`
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Keys: normally issued at login with `KeyIssuer`.
+//! let secret = SecretKey::from_bytes(&[7; 32])?;
+//! let keys = Arc::new(MemoryKeyStore::new());
+//! keys.insert(KeyId::new("phone-1")?, &secret, KeyMetadata::new("user-42").with_scopes(["read"]));
+//!
+//! let clock = ManualClock::new(1_700_000_000); // SystemClock in production
+//! let verifier = Verifier::builder()
+//!     .key_store(Arc::clone(&keys))
+//!     .clock(clock.clone())
+//!     .authority("api.example.com")
+//!     .build()?;
+//!
+//! let app = Router::new()
+//!     .route(
+//!         "/v1/me",
+//!         get(|who: VerifiedIdentity| async move { format!("hello {}", who.owner()) }),
+//!     )
+//!     .route_layer(RequireScopeLayer::new("read"))
+//!     .layer(VerifySignatureLayer::new(verifier));
+//!
+//! // A client signs with tessera-core (or tessera-client).
+//! let key = SigningKey::new(KeyId::new("phone-1")?, &secret);
+//! let nonce = Nonce::generate(&mut rand::rng());
+//! let (mut parts, ()) = http::Request::get("https://api.example.com/v1/me").body(())?.into_parts();
+//! let options = SignOptions { created: 1_700_000_000, expires: None, nonce: &nonce, extra: &[] };
+//! sign(&key, &RequestView::from_parts(&parts)?, &BodyDigest::EMPTY, &options)?
+//!     .apply_to(&mut parts.headers)?;
+//!
+//! let request = http::Request::from_parts(parts.clone(), axum::body::Body::empty());
+//! let response = app.clone().oneshot(request).await?;
+//! assert_eq!(response.status(), 200);
+//!
+//! // The same request again is a replay.
+//! let replay = http::Request::from_parts(parts, axum::body::Body::empty());
+//! let response = app.oneshot(replay).await?;
+//! assert_eq!(response.status(), 401);
+//! assert_eq!(response.headers()["www-authenticate"], "Tessera realm=\"tessera\", error=\"replayed\"");
+//! # Ok(()) }
+//! ```
+//!
+//! ## Deployment notes
+//!
+//! * The authority in the signature base is the one this server is
+//!   configured to serve. Behind a proxy that rewrites `Host`, use
+//!   [`VerifierBuilder::fixed_authority`].
+//! * [`MemoryNonceStore`] protects one process. Several replicas need a
+//!   shared [`NonceStore`] (one atomic `SET NX` in Redis).
+//! * Keep the system clock synchronized (NTP): the window is ±300 s.
+#![forbid(unsafe_code)]
+
+mod clock;
+#[cfg(feature = "axum")]
+mod extract;
+mod identity;
+mod keys;
+mod nonce;
+mod rejection;
+pub mod scope;
+mod verifier;
+pub mod verify;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "axum")]
+pub use extract::MissingIdentity;
+pub use identity::VerifiedIdentity;
+pub use keys::{
+    DerivedKeyId, DerivedKeyStore, IssuedKey, KeyIssuer, KeyMetadata, KeyRequest, KeyState, KeyStore,
+    KeyStoreError, MemoryKeyStore, ResolvedKey,
+};
+pub use nonce::{
+    MemoryNonceStore, MemoryNonceStoreBuilder, NonceOutcome, NonceRecord, NonceStore, NonceStoreError,
+    NonceStoreErrorKind,
+};
+pub use rejection::{Rejection, DEFAULT_REALM, PROBLEM_JSON};
+pub use scope::{RequireScope, RequireScopeLayer};
+pub use verifier::{BuildError, Verifier, VerifierBuilder, DEFAULT_BODY_LIMIT, MAX_WINDOW_SECS};
+pub use verify::{VerifySignature, VerifySignatureLayer};
+
+/// The boxed error type body errors are converted into.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,160 @@
+//! Replay protection: the [`NonceStore`] trait and the in-memory default.
+
+mod hash;
+mod memory;
+mod shard;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tessera_core::{KeyId, Nonce};
+
+pub use memory::{MemoryNonceStore, MemoryNonceStoreBuilder};
+
+/// One (key id, nonce) pair to remember until `expires_at`.
+///
+/// `now` is the verifier's clock reading, so stores that expire entries
+/// themselves use the same time as the verifier (and tests can drive both
+/// with one manual clock).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy)]
+pub struct NonceRecord<'a> {
+    /// The key that signed the request.
+    pub key_id: &'a KeyId,
+    /// The request's nonce.
+    pub nonce: &'a Nonce,
+    /// The verifier's current time, Unix seconds.
+    pub now: u64,
+    /// When the pair may be forgotten, Unix seconds: `created + window + 1`.
+    /// From that second on, the verifier rejects the request as `clock_skew`
+    /// without consulting the store.
+    pub expires_at: u64,
+}
+
+impl<'a> NonceRecord<'a> {
+    /// A record of `nonce` under `key_id`.
+    pub fn new(key_id: &'a KeyId, nonce: &'a Nonce, now: u64, expires_at: u64) -> Self {
+        NonceRecord {
+            key_id,
+            nonce,
+            now,
+            expires_at,
+        }
+    }
+
+    /// Seconds the pair must be remembered from `now` (at least 1): the
+    /// value for Redis `SET key 1 NX EX ttl`, or times 1000 for `PX`.
+    pub fn ttl_secs(&self) -> u64 {
+        self.expires_at.saturating_sub(self.now).max(1)
+    }
+}
+
+/// The answer of [`NonceStore::record`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceOutcome {
+    /// The pair was not known and is now recorded: accept the request.
+    Fresh,
+    /// The pair was already recorded: reject the request as `replayed`.
+    Replayed,
+}
+
+/// Remembers (key id, nonce) pairs for the acceptance window.
+///
+/// There is exactly one operation, and it must be **atomic**: of any number
+/// of concurrent calls with the same pair, exactly one may answer
+/// [`NonceOutcome::Fresh`]. A check followed by a separate insert is not
+/// enough. Redis does this in one round trip:
+///
+/// ```text
+/// SET tessera:nonce:<key id>:<nonce> 1 NX EX <record.ttl_secs()>
+/// ```
+///
+/// (`OK` → `Fresh`, nil → `Replayed`). The verifier calls the store only
+/// after the MAC has been verified, so unauthenticated traffic cannot fill it.
+///
+/// The trait uses `async-trait` (boxed futures) so it is object-safe: the
+/// verifier holds an `Arc<dyn NonceStore>`.
+///
+/// Stores must fail closed: when they cannot answer, or are full, they
+/// return an error and the verifier refuses the request with
+/// `store_unavailable` (HTTP 503). They must never answer `Fresh` for a pair
+/// they did not record.
+#[async_trait]
+pub trait NonceStore: fmt::Debug + Send + Sync {
+    /// Atomically records the pair unless it is already recorded.
+    ///
+    /// # Errors
+    /// When the store is full or unreachable.
+    async fn record(&self, record: NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError>;
+}
+
+#[async_trait]
+impl<N: NonceStore + ?Sized> NonceStore for Arc<N> {
+    async fn record(&self, record: NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError> {
+        (**self).record(record).await
+    }
+}
+
+/// Why a nonce store could not record a pair.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceStoreErrorKind {
+    /// The store's total capacity is used up.
+    Full,
+    /// The key has as many live nonces as the per-key cap allows.
+    KeyFull,
+    /// The pair would have to be remembered longer than the store supports.
+    TtlTooLong,
+    /// The backend could not be reached or failed.
+    Unavailable,
+}
+
+/// A nonce store could not answer. The verifier maps every such error to
+/// `store_unavailable` and refuses the request.
+#[derive(Debug)]
+pub struct NonceStoreError {
+    kind: NonceStoreErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl NonceStoreError {
+    /// An error of `kind` with a message.
+    pub fn new(kind: NonceStoreErrorKind, message: impl Into<String>) -> Self {
+        NonceStoreError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A backend failure (for example a Redis connection error).
+    pub fn unavailable(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        NonceStoreError {
+            kind: NonceStoreErrorKind::Unavailable,
+            message: "the nonce store backend failed".to_owned(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> NonceStoreErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for NonceStoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NonceStoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

@@ -1,0 +1,335 @@
+//! Configuring a [`Verifier`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use tessera_core::{normalize_authority, Component, Scheme, DEFAULT_WINDOW_SECS};
+
+use super::{AuthorityPolicy, Inner, Verifier};
+use crate::clock::{Clock, SystemClock};
+use crate::keys::KeyStore;
+use crate::nonce::{MemoryNonceStore, NonceStore};
+use crate::rejection::DEFAULT_REALM;
+
+/// Default largest accepted body: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Largest window `dangerous_window` accepts, seconds.
+pub const MAX_WINDOW_SECS: u64 = 3600;
+
+/// Builds a [`Verifier`]; see [`Verifier::builder`].
+///
+/// Defaults are the safe ones: ±300 s window, `https` authorities, 1 MiB
+/// bodies, an in-memory nonce store, the system clock, realm `"tessera"`,
+/// no signature base in responses. Options that weaken a check are named
+/// `dangerous_*`.
+#[must_use]
+pub struct VerifierBuilder {
+    keys: Option<Arc<dyn KeyStore>>,
+    nonces: Option<Arc<dyn NonceStore>>,
+    clock: Arc<dyn Clock>,
+    window: u64,
+    window_error: Option<u64>,
+    scheme: Scheme,
+    authorities: Vec<String>,
+    fixed_authority: Option<String>,
+    body_limit: usize,
+    required: Vec<String>,
+    realm: String,
+    debug_base: bool,
+}
+
+impl fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierBuilder")
+            .field("keys", &self.keys)
+            .field("nonces", &self.nonces)
+            .field("clock", &self.clock)
+            .field("window", &self.window)
+            .field("scheme", &self.scheme)
+            .field("authorities", &self.authorities)
+            .field("fixed_authority", &self.fixed_authority)
+            .field("body_limit", &self.body_limit)
+            .field("required", &self.required)
+            .field("realm", &self.realm)
+            .field("debug_base", &self.debug_base)
+            .finish()
+    }
+}
+
+impl Default for VerifierBuilder {
+    fn default() -> Self {
+        VerifierBuilder {
+            keys: None,
+            nonces: None,
+            clock: Arc::new(SystemClock),
+            window: DEFAULT_WINDOW_SECS,
+            window_error: None,
+            scheme: Scheme::Https,
+            authorities: Vec::new(),
+            fixed_authority: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            required: Vec::new(),
+            realm: DEFAULT_REALM.to_owned(),
+            debug_base: false,
+        }
+    }
+}
+
+impl VerifierBuilder {
+    /// Where keys are looked up (required).
+    pub fn key_store(mut self, keys: impl KeyStore + 'static) -> Self {
+        self.keys = Some(Arc::new(keys));
+        self
+    }
+
+    /// Where nonces are recorded (default: a [`MemoryNonceStore`] sized for the window).
+    ///
+    /// A store must be able to remember a pair for `2 * window + 1`
+    /// seconds; a [`MemoryNonceStore`] built by hand needs `max_ttl_secs` at
+    /// least that large, or it refuses records and the verifier answers
+    /// `store_unavailable`.
+    pub fn nonce_store(mut self, nonces: impl NonceStore + 'static) -> Self {
+        self.nonces = Some(Arc::new(nonces));
+        self
+    }
+
+    /// The clock (default [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The acceptance window in seconds, applied to the past and the future:
+    /// 1 to 300 (the default). Use [`VerifierBuilder::dangerous_window`] for more.
+    pub fn window(mut self, secs: u64) -> Self {
+        if (1..=DEFAULT_WINDOW_SECS).contains(&secs) {
+            self.window = secs;
+            self.window_error = None;
+        } else {
+            self.window_error = Some(secs);
+        }
+        self
+    }
+
+    /// A window wider than 300 s (up to 3600 s). Wider windows keep captured
+    /// requests replayable against *other* verifiers for longer and make the
+    /// nonce store remember more.
+    pub fn dangerous_window(mut self, secs: u64) -> Self {
+        if (1..=MAX_WINDOW_SECS).contains(&secs) {
+            self.window = secs;
+            self.window_error = None;
+        } else {
+            self.window_error = Some(secs);
+        }
+        self
+    }
+
+    /// The scheme used to normalize authorities (default `https`: port 443
+    /// is dropped). Use `Scheme::Http` only for plain-HTTP deployments.
+    pub fn scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    /// Adds an authority this verifier serves, for example
+    /// `"api.example.com"`. The received authority (URI authority, else
+    /// `Host`) must be one of them, and the base uses it.
+    pub fn authority(mut self, authority: impl Into<String>) -> Self {
+        self.authorities.push(authority.into());
+        self
+    }
+
+    /// Adds several served authorities.
+    pub fn authorities<I, S>(mut self, authorities: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.authorities.extend(authorities.into_iter().map(Into::into));
+        self
+    }
+
+    /// For deployments behind a proxy that rewrites `Host`: the signature
+    /// base always uses this public authority, whatever `Host` says.
+    ///
+    /// Only use it when every request reaching the server came through that
+    /// proxy; the received `Host` is then not checked at all. Cannot be
+    /// combined with [`VerifierBuilder::authority`].
+    pub fn fixed_authority(mut self, authority: impl Into<String>) -> Self {
+        self.fixed_authority = Some(authority.into());
+        self
+    }
+
+    /// Largest request body accepted, in bytes (default 1 MiB). Larger
+    /// bodies get `body_too_large` (413) without being read further.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Header fields every request must cover in addition to the mandatory
+    /// components, for example `["content-type"]`; otherwise `missing_component`.
+    pub fn require_components<I, S>(mut self, fields: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.required
+            .extend(fields.into_iter().map(|f| f.as_ref().to_ascii_lowercase()));
+        self
+    }
+
+    /// The `WWW-Authenticate` realm (default `"tessera"`).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Puts the full signature base the server computed into
+    /// `bad_signature` responses (`"signature_base"`). Off by default.
+    ///
+    /// **Risk**: the base contains the covered header values and the query,
+    /// which may include personal data or tokens, and it tells anyone who
+    /// can send requests exactly how the server sees them behind its proxies.
+    /// Enable it only in development. The hash (`base_sha256`) is always
+    /// sent and is usually enough to find a mismatch.
+    pub fn dangerous_debug_signature_base(mut self, enabled: bool) -> Self {
+        self.debug_base = enabled;
+        self
+    }
+
+    /// Builds the verifier.
+    ///
+    /// # Errors
+    /// [`BuildError`] when no key store or no authority is configured, an
+    /// authority, component, window or realm is invalid, or both served and
+    /// fixed authorities are set.
+    pub fn build(self) -> Result<Verifier, BuildError> {
+        let keys = self.keys.ok_or(BuildError::NoKeyStore)?;
+        if let Some(secs) = self.window_error {
+            return Err(BuildError::InvalidWindow(secs));
+        }
+        let normalize = |a: &str| {
+            normalize_authority(a, self.scheme)
+                .map(|n| n.into_owned())
+                .map_err(|e| BuildError::InvalidAuthority {
+                    authority: a.to_owned(),
+                    reason: e.detail().to_owned(),
+                })
+        };
+        let authority = match (self.fixed_authority.as_deref(), self.authorities.is_empty()) {
+            (Some(_), false) => return Err(BuildError::ConflictingAuthorities),
+            (Some(fixed), true) => AuthorityPolicy::Fixed(normalize(fixed)?),
+            (None, true) => return Err(BuildError::NoAuthority),
+            (None, false) => {
+                let mut served = self
+                    .authorities
+                    .iter()
+                    .map(|a| normalize(a))
+                    .collect::<Result<Vec<_>, _>>()?;
+                served.sort();
+                served.dedup();
+                AuthorityPolicy::Served(served)
+            }
+        };
+        let required = self
+            .required
+            .iter()
+            .map(|name| {
+                Component::field(name).map_err(|e| BuildError::InvalidComponent {
+                    name: name.clone(),
+                    reason: e.detail().to_owned(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.realm.is_empty()
+            || !self
+                .realm
+                .bytes()
+                .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        {
+            return Err(BuildError::InvalidRealm);
+        }
+        let window = self.window;
+        let nonces = self.nonces.unwrap_or_else(|| {
+            Arc::new(
+                MemoryNonceStore::builder()
+                    .max_ttl_secs((2 * window + 2).max(MAX_WINDOW_SECS))
+                    .build(),
+            )
+        });
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                keys,
+                nonces,
+                clock: self.clock,
+                window,
+                scheme: self.scheme,
+                authority,
+                body_limit: self.body_limit,
+                required,
+                realm: Arc::from(self.realm),
+                debug_base: self.debug_base,
+            }),
+        })
+    }
+}
+
+/// Why a [`VerifierBuilder`] could not build.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildError {
+    /// No key store was configured.
+    NoKeyStore,
+    /// Neither a served authority nor a fixed authority was configured.
+    NoAuthority,
+    /// Both served authorities and a fixed authority were configured.
+    ConflictingAuthorities,
+    /// An authority is not a valid `host[:port]`.
+    InvalidAuthority {
+        /// The authority as given.
+        authority: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// A required component is not a field name that can be covered.
+    InvalidComponent {
+        /// The name as given.
+        name: String,
+        /// Why it cannot be required.
+        reason: String,
+    },
+    /// The window is 0 or too large for the method used.
+    InvalidWindow(u64),
+    /// The realm is empty or contains `"`, `\` or control characters.
+    InvalidRealm,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::NoKeyStore => f.write_str("no key store configured"),
+            BuildError::NoAuthority => {
+                f.write_str("no authority configured: call authority(..) or fixed_authority(..)")
+            }
+            BuildError::ConflictingAuthorities => {
+                f.write_str("fixed_authority cannot be combined with served authorities")
+            }
+            BuildError::InvalidAuthority { authority, reason } => {
+                write!(f, "invalid authority {authority:?}: {reason}")
+            }
+            BuildError::InvalidComponent { name, reason } => {
+                write!(f, "cannot require component {name:?}: {reason}")
+            }
+            BuildError::InvalidWindow(secs) => write!(
+                f,
+                "invalid window {secs}s: window() accepts 1..={DEFAULT_WINDOW_SECS}, dangerous_window() up to {MAX_WINDOW_SECS}"
+            ),
+            BuildError::InvalidRealm => {
+                f.write_str("the realm must be non-empty visible ASCII without '\"' or '\\'")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}

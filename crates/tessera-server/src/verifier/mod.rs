@@ -1,0 +1,305 @@
+//! The verification procedure (spec §6), steps 1 to 8.
+
+mod body;
+mod builder;
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST};
+use http::request::Parts;
+use http::HeaderMap;
+use http_body::Body;
+use tessera_core::challenge::server_time_header;
+use tessera_core::{Component, Error, ErrorCode, ParsedSignature, RequestView, Scheme};
+
+pub use builder::{BuildError, VerifierBuilder, DEFAULT_BODY_LIMIT, MAX_WINDOW_SECS};
+
+use crate::clock::Clock;
+use crate::identity::VerifiedIdentity;
+use crate::keys::{KeyStore, ResolvedKey};
+use crate::nonce::{NonceOutcome, NonceRecord, NonceStore};
+use crate::rejection::Rejection;
+use crate::BoxError;
+
+/// Verifies tessera-v1 signed requests.
+///
+/// Cheap to clone (one `Arc`); share one verifier between all routes that
+/// use the same configuration.
+///
+/// The procedure is ordered and the first failure wins:
+///
+/// 1. and 2. parse `Signature-Input` / `Signature` and enforce the profile
+///    (plus the components this verifier requires);
+/// 3. look the key up: `unknown_key`, `key_revoked`, `key_expired`, `key_not_yet_valid`;
+/// 4. `created` within ±window of the server clock (`clock_skew`), `expires` not passed;
+/// 5. the received authority is one this verifier serves (`authority_mismatch`),
+///    or the configured fixed authority is used;
+/// 6. read the body under the limit (`body_too_large`), hash it, compare with
+///    `Content-Digest` (`digest_mismatch`);
+/// 7. check the MAC in constant time (`bad_signature`);
+/// 8. only then record (key id, nonce) in the nonce store (`replayed`,
+///    `store_unavailable`).
+///
+/// Step 9 (scopes) belongs to the route: see [`crate::RequireScopeLayer`]
+/// and [`VerifiedIdentity::require_scope`].
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    keys: Arc<dyn KeyStore>,
+    nonces: Arc<dyn NonceStore>,
+    clock: Arc<dyn Clock>,
+    window: u64,
+    scheme: Scheme,
+    authority: AuthorityPolicy,
+    body_limit: usize,
+    required: Vec<Component>,
+    realm: Arc<str>,
+    debug_base: bool,
+}
+
+#[derive(Debug)]
+enum AuthorityPolicy {
+    /// Normalized authorities the received one must match.
+    Served(Vec<String>),
+    /// The normalized public authority used in every base.
+    Fixed(String),
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("Verifier")
+            .field("keys", &i.keys)
+            .field("nonces", &i.nonces)
+            .field("clock", &i.clock)
+            .field("window", &i.window)
+            .field("scheme", &i.scheme)
+            .field("authority", &i.authority)
+            .field("body_limit", &i.body_limit)
+            .field("required", &i.required)
+            .field("realm", &i.realm)
+            .field("debug_base", &i.debug_base)
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// Starts configuring a verifier.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder::default()
+    }
+
+    /// The acceptance window, seconds.
+    pub fn window(&self) -> u64 {
+        self.inner.window
+    }
+
+    /// The body size limit, bytes.
+    pub fn body_limit(&self) -> usize {
+        self.inner.body_limit
+    }
+
+    /// The `WWW-Authenticate` realm.
+    pub fn realm(&self) -> &str {
+        &self.inner.realm
+    }
+
+    /// Verifies a request head and its streamed body.
+    ///
+    /// The body is read under the size limit and hashed as it arrives; the
+    /// collected bytes are returned so the caller can hand them on.
+    ///
+    /// # Errors
+    /// A [`Rejection`] carrying the first failing step's error code.
+    pub async fn verify<B>(&self, parts: &Parts, body: B) -> Result<(VerifiedIdentity, Bytes), Rejection>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let result = self.run(parts, body).await;
+        self.trace(&result);
+        result
+    }
+
+    /// As [`Verifier::verify`], for a body already in memory.
+    ///
+    /// # Errors
+    /// As [`Verifier::verify`].
+    pub async fn verify_bytes(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedIdentity, Rejection> {
+        let body = http_body_util::Full::new(Bytes::copy_from_slice(body));
+        self.verify(parts, body).await.map(|(identity, _)| identity)
+    }
+
+    async fn run<B>(&self, parts: &Parts, body: B) -> Result<(VerifiedIdentity, Bytes), Rejection>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let i = &*self.inner;
+        // Steps 1-2.
+        let parsed = ParsedSignature::from_fields(&parts.headers).map_err(|e| self.reject(e))?;
+        let reject = |e: Error| self.reject(e).with_key_id(parsed.keyid());
+        for required in &i.required {
+            if !parsed.components().contains(required) {
+                return Err(reject(Error::new(
+                    ErrorCode::MissingComponent,
+                    format!("this route requires \"{}\" to be covered", required.name()),
+                )));
+            }
+        }
+
+        // Step 3.
+        let now = i.clock.now_unix();
+        let resolved = self.resolve(&parsed, now).await.map_err(reject)?;
+        let key = resolved.key();
+
+        // Step 4.
+        self.check_time(&parsed, &resolved, now)?;
+
+        // Step 5.
+        let view = self.view(parts).map_err(reject)?;
+
+        // Step 6.
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let (bytes, digest) = body::collect(body, i.body_limit, declared).await.map_err(reject)?;
+        parsed.check_digest(&parts.headers, &digest).map_err(reject)?;
+
+        // Step 7.
+        if let Err(e) = parsed.verify_mac(key, &view) {
+            let mut rejection = reject(e);
+            if rejection.code() == ErrorCode::BadSignature {
+                if let Ok(base) = parsed.signature_base(&view) {
+                    tracing::debug!(key_id = %parsed.keyid(), base = %base.redacted(), "tessera: signature base the server computed");
+                    let debug = i.debug_base.then(|| base.to_string());
+                    rejection = rejection.with_base(base.sha256_hex(), debug);
+                }
+            }
+            return Err(rejection);
+        }
+
+        // Step 8. The time is read again: reading a slow body may have taken
+        // the request out of its window, and the nonce store may already have
+        // forgotten pairs that old.
+        let now = i.clock.now_unix();
+        self.check_time(&parsed, &resolved, now)?;
+        let expires_at = parsed.created().saturating_add(i.window).saturating_add(1);
+        let record = NonceRecord::new(parsed.keyid(), parsed.nonce(), now, expires_at);
+        match i.nonces.record(record).await {
+            Ok(NonceOutcome::Fresh) => {}
+            Ok(NonceOutcome::Replayed) => {
+                return Err(reject(Error::new(
+                    ErrorCode::Replayed,
+                    "this key id and nonce were already used",
+                )))
+            }
+            Err(e) => {
+                tracing::warn!(key_id = %parsed.keyid(), error = %e, "tessera: nonce store failed; refusing the request");
+                return Err(reject(Error::new(
+                    ErrorCode::StoreUnavailable,
+                    "replay protection is unavailable; retry later",
+                )));
+            }
+        }
+
+        let identity = VerifiedIdentity::new(
+            parsed.keyid().clone(),
+            Arc::clone(resolved.metadata()),
+            parsed.created(),
+            parsed.nonce().clone(),
+        );
+        Ok((identity, bytes))
+    }
+
+    async fn resolve(&self, parsed: &ParsedSignature, now: u64) -> Result<ResolvedKey, Error> {
+        let resolved = match self.inner.keys.resolve(parsed.keyid()).await {
+            Ok(Some(resolved)) => resolved,
+            Ok(None) => return Err(Error::new(ErrorCode::UnknownKey, "the key id is not known")),
+            Err(e) => {
+                tracing::warn!(key_id = %parsed.keyid(), error = %e, "tessera: key store failed; refusing the request");
+                return Err(Error::new(
+                    ErrorCode::StoreUnavailable,
+                    "the key store is unavailable; retry later",
+                ));
+            }
+        };
+        resolved.metadata().check_usable(now)?;
+        Ok(resolved)
+    }
+
+    fn check_time(&self, parsed: &ParsedSignature, resolved: &ResolvedKey, now: u64) -> Result<(), Rejection> {
+        parsed.check_time(now, self.inner.window).map_err(|e| {
+            let clock_skew = e.code() == ErrorCode::ClockSkew;
+            let rejection = self.reject(e).with_key_id(parsed.keyid());
+            if clock_skew {
+                // The key is known and usable here, so the client can
+                // authenticate the time and correct its clock.
+                rejection.with_server_time(now, server_time_header(resolved.key(), parsed.nonce(), now))
+            } else {
+                rejection
+            }
+        })
+    }
+
+    /// Step 5: the view whose authority goes into the base.
+    fn view<'a>(&'a self, parts: &'a Parts) -> Result<RequestView<'a, HeaderMap>, Error> {
+        let i = &*self.inner;
+        let (method, path, query) = (parts.method.as_str(), parts.uri.path(), parts.uri.query());
+        match &i.authority {
+            AuthorityPolicy::Fixed(fixed) => {
+                RequestView::new(method, i.scheme, fixed, path, query, &parts.headers)
+            }
+            AuthorityPolicy::Served(served) => {
+                let received = match parts.uri.authority() {
+                    Some(a) => Some(a.as_str()),
+                    None => parts.headers.get(HOST).and_then(|h| h.to_str().ok()),
+                };
+                let Some(received) = received else {
+                    return Err(Error::new(
+                        ErrorCode::AuthorityMismatch,
+                        "the request names no authority (no Host header)",
+                    ));
+                };
+                let view = RequestView::new(method, i.scheme, received, path, query, &parts.headers)?;
+                if served.iter().any(|a| a == view.authority()) {
+                    Ok(view)
+                } else {
+                    Err(Error::new(
+                        ErrorCode::AuthorityMismatch,
+                        format!("authority \"{}\" is not served here", view.authority()),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn reject(&self, error: Error) -> Rejection {
+        Rejection::new(error).with_realm(&self.inner.realm)
+    }
+
+    fn trace(&self, result: &Result<(VerifiedIdentity, Bytes), Rejection>) {
+        match result {
+            Ok((identity, _)) => tracing::debug!(
+                outcome = "accepted",
+                key_id = %identity.key_id(),
+                owner = identity.owner(),
+                "tessera: request verified"
+            ),
+            Err(rejection) => tracing::debug!(
+                outcome = "rejected",
+                code = rejection.code().as_str(),
+                key_id = rejection.key_id().map(|k| k.as_str()),
+                detail = rejection.error().detail(),
+                "tessera: request rejected"
+            ),
+        }
+    }
+}
