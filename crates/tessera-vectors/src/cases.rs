@@ -437,6 +437,11 @@ fn positive() -> Result<Vec<Case>, Failure> {
     ];
     let specs = vec![
         pos("pos-basic-get", "A GET with a query and no body: the mandatory floor only."),
+        pos("pos-spec-worked-example", "The worked example of spec/tessera-v1.md §8.9.")
+            .target("https://api.example.com/v1/users/123/orders?limit=50&cursor=abc%2Fdef")
+            .key(pattern_key("user-42-device-1", 32, 0x42))
+            .created(1_700_000_000)
+            .nonce("AAAAAAAAAAAAAAAAAAAAAA"),
         pos("pos-root-path", "The root path `/` with no query.").target("https://api.example.com/"),
         pos("pos-empty-path", "A target URI with no path: `@path` is `/`.").target("https://api.example.com"),
         pos("pos-empty-path-with-query", "No path but a query: `@path` is `/`, `@query` is kept.")

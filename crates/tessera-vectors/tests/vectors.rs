@@ -40,6 +40,7 @@ macro_rules! vectors {
 vectors! {
     pos_rfc9421_b25_hmac => "pos-rfc9421-b25-hmac",
     pos_basic_get => "pos-basic-get",
+    pos_spec_worked_example => "pos-spec-worked-example",
     pos_root_path => "pos-root-path",
     pos_empty_path => "pos-empty-path",
     pos_empty_path_with_query => "pos-empty-path-with-query",
