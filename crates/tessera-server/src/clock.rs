@@ -63,7 +63,9 @@ impl ManualClock {
 
     /// Moves the time forward by `secs` and returns the new time.
     pub fn advance(&self, secs: u64) -> u64 {
-        self.0.fetch_add(secs, Ordering::SeqCst).saturating_add(secs)
+        self.0
+            .fetch_add(secs, Ordering::SeqCst)
+            .saturating_add(secs)
     }
 }
 

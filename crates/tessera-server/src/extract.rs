@@ -30,7 +30,10 @@ impl<S: Send + Sync> FromRequestParts<S> for VerifiedIdentity {
 impl<S: Send + Sync> OptionalFromRequestParts<S> for VerifiedIdentity {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<VerifiedIdentity>().cloned())
     }
 }

@@ -21,7 +21,12 @@ pub struct VerifiedIdentity {
 }
 
 impl VerifiedIdentity {
-    pub(crate) fn new(key_id: KeyId, metadata: Arc<KeyMetadata>, created: u64, nonce: Nonce) -> Self {
+    pub(crate) fn new(
+        key_id: KeyId,
+        metadata: Arc<KeyMetadata>,
+        created: u64,
+        nonce: Nonce,
+    ) -> Self {
         VerifiedIdentity {
             key_id,
             metadata,

@@ -32,6 +32,8 @@
 //! };
 //! use tower::ServiceExt; // for `oneshot`
 //!
+//! # #[cfg(not(feature = "axum"))] fn main() {}
+//! # #[cfg(feature = "axum")]
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // Keys: normally issued at login with `KeyIssuer`.
@@ -100,12 +102,12 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use extract::MissingIdentity;
 pub use identity::VerifiedIdentity;
 pub use keys::{
-    DerivedKeyId, DerivedKeyStore, IssuedKey, KeyIssuer, KeyMetadata, KeyRequest, KeyState, KeyStore,
-    KeyStoreError, MemoryKeyStore, ResolvedKey,
+    DerivedKeyId, DerivedKeyStore, IssuedKey, KeyIssuer, KeyMetadata, KeyRequest, KeyState,
+    KeyStore, KeyStoreError, MemoryKeyStore, ResolvedKey,
 };
 pub use nonce::{
-    MemoryNonceStore, MemoryNonceStoreBuilder, NonceOutcome, NonceRecord, NonceStore, NonceStoreError,
-    NonceStoreErrorKind,
+    MemoryNonceStore, MemoryNonceStoreBuilder, NonceOutcome, NonceRecord, NonceStore,
+    NonceStoreError, NonceStoreErrorKind,
 };
 pub use rejection::{Rejection, DEFAULT_REALM, PROBLEM_JSON};
 pub use scope::{RequireScope, RequireScopeLayer};

@@ -194,7 +194,10 @@ impl fmt::Debug for Rejection {
             .field("key_id", &self.key_id)
             .field("server_time", &self.server_time())
             .field("base_sha256", &self.base_sha256())
-            .field("debug_base", &self.debug_signature_base().map(|_| "** redacted **"))
+            .field(
+                "debug_base",
+                &self.debug_signature_base().map(|_| "** redacted **"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -223,9 +226,15 @@ mod tests {
 
     #[test]
     fn problem_shape_and_headers() {
-        let r = Rejection::new(Error::new(ErrorCode::ClockSkew, "created is 400s in the past"))
-            .with_realm(&Arc::from("api"))
-            .with_server_time(1_700_000_000, "time=1700000000, keyid=\"k\", nonce=\"n\", mac=:AA==:".into());
+        let r = Rejection::new(Error::new(
+            ErrorCode::ClockSkew,
+            "created is 400s in the past",
+        ))
+        .with_realm(&Arc::from("api"))
+        .with_server_time(
+            1_700_000_000,
+            "time=1700000000, keyid=\"k\", nonce=\"n\", mac=:AA==:".into(),
+        );
         let json: serde_json::Value = serde_json::from_slice(&r.problem_json()).expect("json");
         assert_eq!(json["type"], "urn:tessera:error:clock_skew");
         assert_eq!(json["code"], "clock_skew");
@@ -234,11 +243,15 @@ mod tests {
         assert!(json.get("base_sha256").is_none());
         let response: Response<Bytes> = r.into_http_response();
         assert_eq!(response.status(), 401);
-        assert_eq!(response.headers()[WWW_AUTHENTICATE], "Tessera realm=\"api\", error=\"clock_skew\"");
+        assert_eq!(
+            response.headers()[WWW_AUTHENTICATE],
+            "Tessera realm=\"api\", error=\"clock_skew\""
+        );
         assert!(response.headers().contains_key(SERVER_TIME_HEADER));
 
         let scope: Response<Bytes> =
-            Rejection::new(Error::new(ErrorCode::InsufficientScope, "needs write")).into_http_response();
+            Rejection::new(Error::new(ErrorCode::InsufficientScope, "needs write"))
+                .into_http_response();
         assert_eq!(scope.status(), 403);
         assert!(!scope.headers().contains_key(WWW_AUTHENTICATE));
     }

@@ -66,7 +66,9 @@ impl KeyCache {
     // Every critical section is a single map operation, so a poisoned lock
     // never guards a half-updated cache.
     fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
-        self.generations.lock().unwrap_or_else(PoisonError::into_inner)
+        self.generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -85,7 +87,13 @@ mod tests {
         let secret = SecretKey::from_bytes(&[1; 32]).expect("secret");
         let entry = |i: usize| {
             let id = KeyId::new(format!("k{i}")).expect("id");
-            (id.clone(), ResolvedKey::new(SigningKey::new(id, &secret), Arc::new(KeyMetadata::new("o"))))
+            (
+                id.clone(),
+                ResolvedKey::new(
+                    SigningKey::new(id, &secret),
+                    Arc::new(KeyMetadata::new("o")),
+                ),
+            )
         };
         let (hot, hot_key) = entry(0);
         cache.insert(hot.clone(), hot_key);

@@ -115,7 +115,10 @@ impl DerivedKeyStore {
         if self.is_revoked(key_id) {
             let mut metadata = (**resolved.metadata()).clone();
             metadata.state = KeyState::Revoked;
-            return Ok(Some(ResolvedKey::new(resolved.key().clone(), Arc::new(metadata))));
+            return Ok(Some(ResolvedKey::new(
+                resolved.key().clone(),
+                Arc::new(metadata),
+            )));
         }
         Ok(Some(resolved))
     }
@@ -127,7 +130,11 @@ impl fmt::Debug for DerivedKeyStore {
             .field("master", &self.master)
             .field(
                 "revoked",
-                &self.revoked.read().unwrap_or_else(PoisonError::into_inner).len(),
+                &self
+                    .revoked
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .len(),
             )
             .finish_non_exhaustive()
     }
@@ -146,13 +153,17 @@ mod tests {
 
     #[test]
     fn derives_parses_and_revokes() {
-        let store = DerivedKeyStore::new(SecretKey::from_bytes(&[9; 32]).expect("secret")).expect("store");
+        let store =
+            DerivedKeyStore::new(SecretKey::from_bytes(&[9; 32]).expect("secret")).expect("store");
         assert!(DerivedKeyStore::new(SecretKey::from_bytes(&[9; 16]).expect("secret")).is_err());
         let id = KeyId::new("d1.alice.web.read.1800000000.AAAAAAAAAAAAAAAAAAAAAA").expect("id");
         let key = store.get(&id).expect("lookup").expect("known");
         assert_eq!(key.metadata().owner, "alice");
         assert_eq!(key.metadata().not_after, Some(1_800_000_000));
-        assert!(store.get(&KeyId::new("not-derived").expect("id")).expect("lookup").is_none());
+        assert!(store
+            .get(&KeyId::new("not-derived").expect("id"))
+            .expect("lookup")
+            .is_none());
         store.revoke(id.clone());
         let revoked = store.get(&id).expect("lookup").expect("known");
         assert_eq!(revoked.metadata().state, KeyState::Revoked);

@@ -113,7 +113,15 @@ impl DerivedKeyId {
     /// Parses a key id; `None` when it is not a well-formed derived key id.
     pub fn parse(key_id: &KeyId) -> Option<Self> {
         let mut fields = key_id.as_str().split('.');
-        let (Some(PREFIX), Some(owner), Some(client), Some(scopes), Some(not_after), Some(random), None) = (
+        let (
+            Some(PREFIX),
+            Some(owner),
+            Some(client),
+            Some(scopes),
+            Some(not_after),
+            Some(random),
+            None,
+        ) = (
             fields.next(),
             fields.next(),
             fields.next(),
@@ -121,7 +129,8 @@ impl DerivedKeyId {
             fields.next(),
             fields.next(),
             fields.next(),
-        ) else {
+        )
+        else {
             return None;
         };
         let scopes: BTreeSet<String> = if scopes.is_empty() {
@@ -158,7 +167,8 @@ impl DerivedKeyId {
 
     /// The metadata the id encodes (active; revocation is checked separately).
     pub fn metadata(&self) -> KeyMetadata {
-        let mut metadata = KeyMetadata::new(self.owner.clone()).with_scopes(self.scopes.iter().cloned());
+        let mut metadata =
+            KeyMetadata::new(self.owner.clone()).with_scopes(self.scopes.iter().cloned());
         metadata.client.clone_from(&self.client);
         metadata.not_after = self.not_after;
         metadata
@@ -187,7 +197,12 @@ impl DerivedKeyId {
 
 impl std::fmt::Display for DerivedKeyId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{PREFIX}.{}.{}.", self.owner, self.client.as_deref().unwrap_or(""))?;
+        write!(
+            f,
+            "{PREFIX}.{}.{}.",
+            self.owner,
+            self.client.as_deref().unwrap_or("")
+        )?;
         for (i, scope) in self.scopes.iter().enumerate() {
             if i > 0 {
                 f.write_str("+")?;
@@ -221,7 +236,10 @@ mod tests {
         )
         .expect("valid");
         let text = id.to_string();
-        assert_eq!(text, "d1.user-42.ios.orders:read+write.1800000000.AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(
+            text,
+            "d1.user-42.ios.orders:read+write.1800000000.AAAAAAAAAAAAAAAAAAAAAA"
+        );
         let key_id = id.to_key_id().expect("key id");
         assert_eq!(DerivedKeyId::parse(&key_id), Some(id.clone()));
         let m = id.metadata();
@@ -230,9 +248,13 @@ mod tests {
         assert!(m.has_scope("write"));
         assert_eq!(m.not_after, Some(1_800_000_000));
 
-        let bare = DerivedKeyId::new("u", None, &BTreeSet::new(), None, "BBBBBBBBBBBBBBBB").expect("valid");
+        let bare = DerivedKeyId::new("u", None, &BTreeSet::new(), None, "BBBBBBBBBBBBBBBB")
+            .expect("valid");
         assert_eq!(bare.to_string(), "d1.u....BBBBBBBBBBBBBBBB");
-        assert_eq!(DerivedKeyId::parse(&bare.to_key_id().expect("id")), Some(bare));
+        assert_eq!(
+            DerivedKeyId::parse(&bare.to_key_id().expect("id")),
+            Some(bare)
+        );
     }
 
     #[test]
@@ -252,7 +274,9 @@ mod tests {
             let key_id = KeyId::new(bad).expect("valid key id syntax");
             assert_eq!(DerivedKeyId::parse(&key_id), None, "{bad}");
         }
-        let long_scopes: BTreeSet<String> = (0..6).map(|i| format!("scope-number-{i:02}-abcdefghij")).collect();
+        let long_scopes: BTreeSet<String> = (0..6)
+            .map(|i| format!("scope-number-{i:02}-abcdefghij"))
+            .collect();
         assert!(DerivedKeyId::new("u", None, &long_scopes, None, "BBBBBBBBBBBBBBBB").is_err());
     }
 }

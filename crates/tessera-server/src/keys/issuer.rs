@@ -168,7 +168,10 @@ impl KeyIssuer {
     /// fit the derived key id format, or when the OS random source fails.
     pub fn issue(&self, request: &KeyRequest) -> Result<IssuedKey, Error> {
         if request.owner.is_empty() {
-            return Err(Error::new(ErrorCode::InvalidParameter, "the owner must not be empty"));
+            return Err(Error::new(
+                ErrorCode::InvalidParameter,
+                "the owner must not be empty",
+            ));
         }
         let now = self.clock.now_unix();
         let not_after = request.lifetime.map(|l| now.saturating_add(l.as_secs()));
@@ -223,16 +226,28 @@ mod tests {
 
     #[test]
     fn derived_issuance_round_trips_through_the_store() {
-        let store = Arc::new(DerivedKeyStore::new(SecretKey::from_bytes(&[5; 32]).expect("s")).expect("store"));
+        let store = Arc::new(
+            DerivedKeyStore::new(SecretKey::from_bytes(&[5; 32]).expect("s")).expect("store"),
+        );
         let issuer = KeyIssuer::derived(Arc::clone(&store)).with_clock(ManualClock::new(1_000));
         let issued = issuer
-            .issue(&KeyRequest::new("bob").with_scopes(["read", "write"]).with_lifetime(Duration::from_secs(60)))
+            .issue(
+                &KeyRequest::new("bob")
+                    .with_scopes(["read", "write"])
+                    .with_lifetime(Duration::from_secs(60)),
+            )
             .expect("issued");
-        assert!(issued.key_id().as_str().starts_with("d1.bob..read+write.1060."));
+        assert!(issued
+            .key_id()
+            .as_str()
+            .starts_with("d1.bob..read+write.1060."));
         let resolved = store.get(issued.key_id()).expect("lookup").expect("known");
         assert_eq!(resolved.metadata().not_after, Some(1_060));
         assert_eq!(
-            store.derive(issued.key_id()).expect("derive").expose_secret(),
+            store
+                .derive(issued.key_id())
+                .expect("derive")
+                .expose_secret(),
             issued.expose_secret().expose_secret()
         );
         let debug = format!("{issued:?}");
@@ -244,11 +259,17 @@ mod tests {
     fn memory_issuance_stores_the_key() {
         let store = Arc::new(MemoryKeyStore::new());
         let issuer = KeyIssuer::memory(Arc::clone(&store)).with_clock(ManualClock::new(50));
-        let a = issuer.issue(&KeyRequest::new("carol").with_client("phone")).expect("a");
-        let b = issuer.issue(&KeyRequest::new("carol").with_client("laptop")).expect("b");
+        let a = issuer
+            .issue(&KeyRequest::new("carol").with_client("phone"))
+            .expect("a");
+        let b = issuer
+            .issue(&KeyRequest::new("carol").with_client("laptop"))
+            .expect("b");
         assert_ne!(a.key_id(), b.key_id());
         let listed = store.list_by_owner("carol");
         assert_eq!(listed.len(), 2);
-        assert!(listed.iter().all(|(_, m)| m.not_before == Some(50) && m.not_after.is_none()));
+        assert!(listed
+            .iter()
+            .all(|(_, m)| m.not_before == Some(50) && m.not_after.is_none()));
     }
 }

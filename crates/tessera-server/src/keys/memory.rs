@@ -142,9 +142,15 @@ mod tests {
         assert_eq!(store.list_by_owner("alice").len(), 2);
         assert!(store.revoke(&id("a1")));
         assert!(!store.revoke(&id("zz")));
-        assert_eq!(store.get(&id("a1")).map(|k| k.metadata().state), Some(KeyState::Revoked));
+        assert_eq!(
+            store.get(&id("a1")).map(|k| k.metadata().state),
+            Some(KeyState::Revoked)
+        );
         assert_eq!(store.revoke_owner("alice"), 1);
-        assert_eq!(store.get(&id("b1")).map(|k| k.metadata().state), Some(KeyState::Active));
+        assert_eq!(
+            store.get(&id("b1")).map(|k| k.metadata().state),
+            Some(KeyState::Active)
+        );
         assert!(store.remove(&id("b1")));
         assert_eq!(store.len(), 2);
         assert!(!format!("{store:?}").contains("03"));

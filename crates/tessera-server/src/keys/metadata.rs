@@ -99,10 +99,16 @@ impl KeyMetadata {
     /// `key_revoked`, `key_expired`, `key_not_yet_valid`.
     pub fn check_usable(&self, now: u64) -> Result<(), Error> {
         if self.state == KeyState::Revoked {
-            return Err(Error::new(ErrorCode::KeyRevoked, "the key has been revoked"));
+            return Err(Error::new(
+                ErrorCode::KeyRevoked,
+                "the key has been revoked",
+            ));
         }
         if self.not_after.is_some_and(|t| now > t) {
-            return Err(Error::new(ErrorCode::KeyExpired, "the key is past its not_after time"));
+            return Err(Error::new(
+                ErrorCode::KeyExpired,
+                "the key is past its not_after time",
+            ));
         }
         if self.not_before.is_some_and(|t| now < t) {
             return Err(Error::new(

@@ -74,7 +74,9 @@ impl MemoryNonceStoreBuilder {
             shards: (0..shards)
                 .map(|_| Mutex::new(Shard::new(RING_LEN as usize, per_shard)))
                 .collect(),
-            counts: (0..shards).map(|_| Mutex::new(HashMap::default())).collect(),
+            counts: (0..shards)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
             mask: shards - 1,
             hasher: EntryHasher::random(),
             per_key: u32::try_from(self.per_key.max(1)).unwrap_or(u32::MAX),
@@ -137,7 +139,10 @@ impl MemoryNonceStore {
     ///
     /// # Errors
     /// `Full`, `KeyFull` or `TtlTooLong` (see [`NonceStoreErrorKind`]).
-    pub fn check_and_record(&self, record: NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError> {
+    pub fn check_and_record(
+        &self,
+        record: NonceRecord<'_>,
+    ) -> Result<NonceOutcome, NonceStoreError> {
         let entry = self.hasher.entry(record.key_id, record.nonce);
         match self.try_record(entry, &record) {
             Err(e) if e.kind() == NonceStoreErrorKind::KeyFull => {
@@ -162,9 +167,15 @@ impl MemoryNonceStore {
         }
     }
 
-    fn try_record(&self, entry: Entry, record: &NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError> {
+    fn try_record(
+        &self,
+        entry: Entry,
+        record: &NonceRecord<'_>,
+    ) -> Result<NonceOutcome, NonceStoreError> {
         let mut shard = self.shard(&entry);
-        shard.sweep(record.now / self.granularity, |expired| self.release(expired.key));
+        shard.sweep(record.now / self.granularity, |expired| {
+            self.release(expired.key)
+        });
         if shard.contains(&entry) {
             return Ok(NonceOutcome::Replayed);
         }
@@ -296,12 +307,22 @@ mod tests {
     #[test]
     fn fresh_then_replayed_until_expiry() {
         // One shard: expiry is lazy per shard, and `len` counts what is held.
-        let store = MemoryNonceStore::builder().shards(1).max_ttl_secs(1000).build();
+        let store = MemoryNonceStore::builder()
+            .shards(1)
+            .max_ttl_secs(1000)
+            .build();
         let (k, n) = (key("k"), nonce(1));
         let rec = |now| NonceRecord::new(&k, &n, now, 1_601);
-        assert_eq!(store.check_and_record(rec(1_000)).ok(), Some(NonceOutcome::Fresh));
+        assert_eq!(
+            store.check_and_record(rec(1_000)).ok(),
+            Some(NonceOutcome::Fresh)
+        );
         for now in [1_000, 1_300, 1_600] {
-            assert_eq!(store.check_and_record(rec(now)).ok(), Some(NonceOutcome::Replayed), "{now}");
+            assert_eq!(
+                store.check_and_record(rec(now)).ok(),
+                Some(NonceOutcome::Replayed),
+                "{now}"
+            );
         }
         // Once expires_at has passed, the pair is forgotten.
         let other = nonce(2);
@@ -310,14 +331,20 @@ mod tests {
         // Another key with the same nonce is a different pair.
         let k2 = key("k2");
         assert_eq!(
-            store.check_and_record(NonceRecord::new(&k2, &other, 1_602, 2_000)).ok(),
+            store
+                .check_and_record(NonceRecord::new(&k2, &other, 1_602, 2_000))
+                .ok(),
             Some(NonceOutcome::Fresh)
         );
     }
 
     #[test]
     fn full_store_fails_closed_and_recovers_after_expiry() {
-        let store = MemoryNonceStore::builder().shards(1).capacity(4).max_ttl_secs(100).build();
+        let store = MemoryNonceStore::builder()
+            .shards(1)
+            .capacity(4)
+            .max_ttl_secs(100)
+            .build();
         let k = key("k");
         let nonces: Vec<_> = (0..10).map(nonce).collect();
         let mut fresh = 0;
@@ -335,7 +362,9 @@ mod tests {
         // After expiry there is room again.
         let late = nonce(99);
         assert_eq!(
-            store.check_and_record(NonceRecord::new(&k, &late, 21, 30)).ok(),
+            store
+                .check_and_record(NonceRecord::new(&k, &late, 21, 30))
+                .ok(),
             Some(NonceOutcome::Fresh)
         );
         assert_eq!(store.len(), 1);
@@ -343,29 +372,50 @@ mod tests {
 
     #[test]
     fn per_key_cap_and_ttl_limit() {
-        let store = MemoryNonceStore::builder().per_key_capacity(3).max_ttl_secs(100).build();
+        let store = MemoryNonceStore::builder()
+            .per_key_capacity(3)
+            .max_ttl_secs(100)
+            .build();
         let (a, b) = (key("a"), key("b"));
         for i in 0..3 {
             let n = nonce(i);
-            assert!(store.check_and_record(NonceRecord::new(&a, &n, 0, 50)).is_ok());
+            assert!(store
+                .check_and_record(NonceRecord::new(&a, &n, 0, 50))
+                .is_ok());
         }
         let n = nonce(3);
-        let err = store.check_and_record(NonceRecord::new(&a, &n, 0, 50)).expect_err("key full");
+        let err = store
+            .check_and_record(NonceRecord::new(&a, &n, 0, 50))
+            .expect_err("key full");
         assert_eq!(err.kind(), NonceStoreErrorKind::KeyFull);
-        assert!(store.check_and_record(NonceRecord::new(&b, &n, 0, 50)).is_ok());
-        let err = store.check_and_record(NonceRecord::new(&b, &nonce(7), 0, 10_000)).expect_err("ttl");
+        assert!(store
+            .check_and_record(NonceRecord::new(&b, &n, 0, 50))
+            .is_ok());
+        let err = store
+            .check_and_record(NonceRecord::new(&b, &nonce(7), 0, 10_000))
+            .expect_err("ttl");
         assert_eq!(err.kind(), NonceStoreErrorKind::TtlTooLong);
         // Expiry releases the per-key budget.
-        assert!(store.check_and_record(NonceRecord::new(&a, &n, 51, 90)).is_ok());
+        assert!(store
+            .check_and_record(NonceRecord::new(&a, &n, 51, 90))
+            .is_ok());
     }
 
     #[test]
     fn long_idle_period_expires_everything() {
-        let store = MemoryNonceStore::builder().shards(1).max_ttl_secs(100).build();
+        let store = MemoryNonceStore::builder()
+            .shards(1)
+            .max_ttl_secs(100)
+            .build();
         let k = key("k");
         for i in 0..50 {
             let n = nonce(i);
-            let _ = store.check_and_record(NonceRecord::new(&k, &n, 1_000, 1_000 + (i as u64 % 90) + 1));
+            let _ = store.check_and_record(NonceRecord::new(
+                &k,
+                &n,
+                1_000,
+                1_000 + (i as u64 % 90) + 1,
+            ));
         }
         assert_eq!(store.len(), 50);
         let n = nonce(1_000);

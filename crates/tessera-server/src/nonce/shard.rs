@@ -116,7 +116,11 @@ impl Shard {
         };
         let set = buckets * (entry + 1) + if buckets > 0 { 16 } else { 0 };
         let ring = self.ring.len() * std::mem::size_of::<Slot>()
-            + self.ring.iter().map(|s| s.entries.capacity() * entry).sum::<usize>();
+            + self
+                .ring
+                .iter()
+                .map(|s| s.entries.capacity() * entry)
+                .sum::<usize>();
         set + ring
     }
 }

@@ -57,12 +57,14 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Inner { future } => future.poll(cx),
-            KindProj::Rejected { response } => Poll::Ready(Ok(response.take().unwrap_or_else(|| {
-                // Only reachable if polled again after completion.
-                let mut response = Response::new(B::from(Bytes::new()));
-                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                response
-            }))),
+            KindProj::Rejected { response } => {
+                Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+                    // Only reachable if polled again after completion.
+                    let mut response = Response::new(B::from(Bytes::new()));
+                    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    response
+                })))
+            }
         }
     }
 }

@@ -14,7 +14,11 @@ use crate::BoxError;
 ///
 /// `declared` is the `Content-Length`, if any: a body announced as too large
 /// is refused before a byte is read.
-pub(crate) async fn collect<B>(body: B, limit: usize, declared: Option<u64>) -> Result<(Bytes, BodyDigest), Error>
+pub(crate) async fn collect<B>(
+    body: B,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<(Bytes, BodyDigest), Error>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -51,7 +55,11 @@ where
         hasher.update(&chunk);
         collected.push(chunk);
     }
-    let digest = if len == 0 { BodyDigest::EMPTY } else { hasher.finish() };
+    let digest = if len == 0 {
+        BodyDigest::EMPTY
+    } else {
+        hasher.finish()
+    };
     Ok((collected.into_bytes(), digest))
 }
 

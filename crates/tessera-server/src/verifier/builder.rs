@@ -145,7 +145,8 @@ impl VerifierBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.authorities.extend(authorities.into_iter().map(Into::into));
+        self.authorities
+            .extend(authorities.into_iter().map(Into::into));
         self
     }
 

@@ -116,7 +116,11 @@ impl Verifier {
     ///
     /// # Errors
     /// A [`Rejection`] carrying the first failing step's error code.
-    pub async fn verify<B>(&self, parts: &Parts, body: B) -> Result<(VerifiedIdentity, Bytes), Rejection>
+    pub async fn verify<B>(
+        &self,
+        parts: &Parts,
+        body: B,
+    ) -> Result<(VerifiedIdentity, Bytes), Rejection>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -130,7 +134,11 @@ impl Verifier {
     ///
     /// # Errors
     /// As [`Verifier::verify`].
-    pub async fn verify_bytes(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedIdentity, Rejection> {
+    pub async fn verify_bytes(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+    ) -> Result<VerifiedIdentity, Rejection> {
         let body = http_body_util::Full::new(Bytes::copy_from_slice(body));
         self.verify(parts, body).await.map(|(identity, _)| identity)
     }
@@ -170,8 +178,12 @@ impl Verifier {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let (bytes, digest) = body::collect(body, i.body_limit, declared).await.map_err(reject)?;
-        parsed.check_digest(&parts.headers, &digest).map_err(reject)?;
+        let (bytes, digest) = body::collect(body, i.body_limit, declared)
+            .await
+            .map_err(reject)?;
+        parsed
+            .check_digest(&parts.headers, &digest)
+            .map_err(reject)?;
 
         // Step 7.
         if let Err(e) = parsed.verify_mac(key, &view) {
@@ -235,14 +247,20 @@ impl Verifier {
         Ok(resolved)
     }
 
-    fn check_time(&self, parsed: &ParsedSignature, resolved: &ResolvedKey, now: u64) -> Result<(), Rejection> {
+    fn check_time(
+        &self,
+        parsed: &ParsedSignature,
+        resolved: &ResolvedKey,
+        now: u64,
+    ) -> Result<(), Rejection> {
         parsed.check_time(now, self.inner.window).map_err(|e| {
             let clock_skew = e.code() == ErrorCode::ClockSkew;
             let rejection = self.reject(e).with_key_id(parsed.keyid());
             if clock_skew {
                 // The key is known and usable here, so the client can
                 // authenticate the time and correct its clock.
-                rejection.with_server_time(now, server_time_header(resolved.key(), parsed.nonce(), now))
+                rejection
+                    .with_server_time(now, server_time_header(resolved.key(), parsed.nonce(), now))
             } else {
                 rejection
             }
@@ -268,7 +286,8 @@ impl Verifier {
                         "the request names no authority (no Host header)",
                     ));
                 };
-                let view = RequestView::new(method, i.scheme, received, path, query, &parts.headers)?;
+                let view =
+                    RequestView::new(method, i.scheme, received, path, query, &parts.headers)?;
                 if served.iter().any(|a| a == view.authority()) {
                     Ok(view)
                 } else {

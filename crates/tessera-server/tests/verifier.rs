@@ -1,0 +1,367 @@
+//! The verifier without HTTP: streamed bodies, step order, store failures,
+//! derived keys and builder validation.
+
+mod support;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream;
+use http::Method;
+use http_body::Frame;
+use http_body_util::StreamBody;
+use support::{key_store, Spec, T0};
+use tessera_core::{
+    sign, BodyDigest, ErrorCode, KeyId, Nonce, RequestView, SecretKey, SignOptions, SigningKey,
+};
+use tessera_server::{
+    BuildError, DerivedKeyStore, KeyIssuer, KeyRequest, KeyStore, KeyStoreError, ManualClock,
+    NonceOutcome, NonceRecord, NonceStore, NonceStoreError, ResolvedKey, Verifier,
+};
+
+const HOST: &str = "api.example.com";
+
+fn verifier() -> Verifier {
+    Verifier::builder()
+        .key_store(key_store())
+        .clock(ManualClock::new(T0))
+        .authority(HOST)
+        .body_limit(1024)
+        .build()
+        .expect("verifier")
+}
+
+fn chunked(
+    chunks: Vec<&'static [u8]>,
+) -> StreamBody<impl futures_util::Stream<Item = Result<Frame<Bytes>, std::io::Error>>> {
+    StreamBody::new(stream::iter(
+        chunks
+            .into_iter()
+            .map(|c| Ok(Frame::data(Bytes::from_static(c)))),
+    ))
+}
+
+#[tokio::test]
+async fn streamed_body_is_hashed_and_returned() {
+    let request = Spec::new(Method::POST, HOST)
+        .body(b"hello, streamed world")
+        .signed();
+    let (parts, _) = request.into_parts();
+    let body = chunked(vec![b"hello, ", b"streamed", b" world"]);
+    let (identity, bytes) = verifier().verify(&parts, body).await.expect("verified");
+    assert_eq!(&bytes[..], b"hello, streamed world");
+    assert_eq!(identity.owner(), "alice");
+    assert_eq!(identity.created(), T0);
+}
+
+#[tokio::test]
+async fn streamed_body_over_the_limit_is_refused_without_content_length() {
+    static CHUNK: [u8; 600] = [b'a'; 600];
+    let request = Spec::new(Method::POST, HOST).body(&[b'a'; 1200]).signed();
+    let (parts, _) = request.into_parts();
+    assert!(!parts.headers.contains_key("content-length"));
+    let err = verifier()
+        .verify(&parts, chunked(vec![&CHUNK, &CHUNK]))
+        .await
+        .expect_err("too large");
+    assert_eq!(err.code(), ErrorCode::BodyTooLarge);
+    assert_eq!(err.status(), 413);
+}
+
+#[tokio::test]
+async fn declared_length_over_the_limit_is_refused_before_reading() {
+    let mut request = Spec::new(Method::POST, HOST).body(b"{}").signed();
+    request
+        .headers_mut()
+        .insert("content-length", http::HeaderValue::from_static("999999"));
+    let (parts, body) = request.into_parts();
+    let err = verifier()
+        .verify_bytes(&parts, &body)
+        .await
+        .expect_err("too large");
+    assert_eq!(err.code(), ErrorCode::BodyTooLarge);
+}
+
+#[tokio::test]
+async fn earlier_steps_win_over_later_ones() {
+    let v = verifier();
+    let big = vec![b'x'; 4096];
+    // Unknown key (step 3) beats clock skew (4), authority (5) and body (6).
+    let request = Spec::new(Method::POST, "evil.example")
+        .key("nobody")
+        .created(T0 - 5000)
+        .body(&big)
+        .signed();
+    let (parts, body) = request.into_parts();
+    assert_eq!(
+        v.verify_bytes(&parts, &body)
+            .await
+            .map_err(|r| r.code())
+            .err(),
+        Some(ErrorCode::UnknownKey)
+    );
+    // Clock skew (4) beats authority (5) and body (6).
+    let request = Spec::new(Method::POST, "evil.example")
+        .created(T0 - 5000)
+        .body(&big)
+        .signed();
+    let (parts, body) = request.into_parts();
+    assert_eq!(
+        v.verify_bytes(&parts, &body)
+            .await
+            .map_err(|r| r.code())
+            .err(),
+        Some(ErrorCode::ClockSkew)
+    );
+    // Authority (5) beats body (6).
+    let request = Spec::new(Method::POST, "evil.example").body(&big).signed();
+    let (parts, body) = request.into_parts();
+    assert_eq!(
+        v.verify_bytes(&parts, &body)
+            .await
+            .map_err(|r| r.code())
+            .err(),
+        Some(ErrorCode::AuthorityMismatch)
+    );
+    // Body (6) beats the MAC (7).
+    let mut request = Spec::new(Method::POST, HOST).body(&big).signed();
+    *request.method_mut() = Method::PUT;
+    let (parts, body) = request.into_parts();
+    assert_eq!(
+        v.verify_bytes(&parts, &body)
+            .await
+            .map_err(|r| r.code())
+            .err(),
+        Some(ErrorCode::BodyTooLarge)
+    );
+}
+
+#[derive(Debug)]
+struct FailingKeys;
+
+#[async_trait]
+impl KeyStore for FailingKeys {
+    async fn resolve(&self, _: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError> {
+        Err(KeyStoreError::new("database down"))
+    }
+}
+
+#[derive(Debug, Default)]
+struct FailingNonces(std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl NonceStore for FailingNonces {
+    async fn record(&self, _: NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(NonceStoreError::unavailable(std::io::Error::other(
+            "connection refused",
+        )))
+    }
+}
+
+#[tokio::test]
+async fn store_failures_fail_closed() {
+    let request = Spec::new(Method::GET, HOST).signed();
+    let (parts, body) = request.into_parts();
+
+    let v = Verifier::builder()
+        .key_store(FailingKeys)
+        .authority(HOST)
+        .clock(ManualClock::new(T0))
+        .build()
+        .expect("v");
+    let err = v
+        .verify_bytes(&parts, &body)
+        .await
+        .expect_err("key store down");
+    assert_eq!(
+        (err.code(), err.status().as_u16()),
+        (ErrorCode::StoreUnavailable, 503)
+    );
+
+    let nonces = Arc::new(FailingNonces::default());
+    let v = Verifier::builder()
+        .key_store(key_store())
+        .nonce_store(Arc::clone(&nonces))
+        .authority(HOST)
+        .clock(ManualClock::new(T0))
+        .build()
+        .expect("v");
+    let err = v
+        .verify_bytes(&parts, &body)
+        .await
+        .expect_err("nonce store down");
+    assert_eq!(
+        (err.code(), err.status().as_u16()),
+        (ErrorCode::StoreUnavailable, 503)
+    );
+    // A bad MAC never reaches the nonce store.
+    let mut tampered = Spec::new(Method::GET, HOST).signed();
+    *tampered.method_mut() = Method::HEAD;
+    let (parts, body) = tampered.into_parts();
+    let err = v.verify_bytes(&parts, &body).await.expect_err("bad mac");
+    assert_eq!(err.code(), ErrorCode::BadSignature);
+    assert_eq!(nonces.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn derived_keys_verify_and_carry_their_metadata() {
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(
+        DerivedKeyStore::new(SecretKey::from_bytes(&[42; 32]).expect("master")).expect("store"),
+    );
+    let issued = KeyIssuer::derived(Arc::clone(&store))
+        .with_clock(clock.clone())
+        .issue(
+            &KeyRequest::new("erin")
+                .with_client("android")
+                .with_scopes(["orders:read"])
+                .with_lifetime(std::time::Duration::from_secs(3600)),
+        )
+        .expect("issued");
+    let v = Verifier::builder()
+        .key_store(Arc::clone(&store))
+        .clock(clock.clone())
+        .authority(HOST)
+        .build()
+        .expect("v");
+    let key = SigningKey::new(issued.key_id().clone(), issued.expose_secret());
+    let signed = |created: u64, key: &SigningKey| {
+        let nonce = Nonce::generate(&mut rand::rng());
+        let (mut parts, ()) = http::Request::get(format!("https://{HOST}/v1/orders"))
+            .body(())
+            .expect("req")
+            .into_parts();
+        let options = SignOptions {
+            created,
+            expires: None,
+            nonce: &nonce,
+            extra: &[],
+        };
+        sign(
+            key,
+            &RequestView::from_parts(&parts).expect("view"),
+            &BodyDigest::EMPTY,
+            &options,
+        )
+        .expect("sign")
+        .apply_to(&mut parts.headers)
+        .expect("apply");
+        parts
+    };
+    let identity = v
+        .verify_bytes(&signed(T0, &key), b"")
+        .await
+        .expect("verified");
+    assert_eq!(identity.owner(), "erin");
+    assert_eq!(identity.client(), Some("android"));
+    assert!(identity.has_scope("orders:read"));
+
+    // Claiming more scope in the key id changes the derived secret.
+    let forged_id =
+        KeyId::new(issued.key_id().as_str().replace("orders:read", "admin")).expect("id");
+    let forged = SigningKey::new(forged_id, issued.expose_secret());
+    let err = v
+        .verify_bytes(&signed(T0, &forged), b"")
+        .await
+        .expect_err("forged");
+    assert_eq!(err.code(), ErrorCode::BadSignature);
+
+    // Expiry from the key id, then revocation list.
+    clock.set(T0 + 3601);
+    let err = v
+        .verify_bytes(&signed(T0 + 3601, &key), b"")
+        .await
+        .expect_err("expired");
+    assert_eq!(err.code(), ErrorCode::KeyExpired);
+    clock.set(T0 + 10);
+    store.revoke(issued.key_id().clone());
+    let err = v
+        .verify_bytes(&signed(T0 + 10, &key), b"")
+        .await
+        .expect_err("revoked");
+    assert_eq!(err.code(), ErrorCode::KeyRevoked);
+}
+
+#[test]
+fn builder_validation() {
+    let base = || Verifier::builder().key_store(key_store());
+    assert_eq!(
+        Verifier::builder().authority(HOST).build().err(),
+        Some(BuildError::NoKeyStore)
+    );
+    assert_eq!(base().build().err(), Some(BuildError::NoAuthority));
+    assert_eq!(
+        base().authority(HOST).fixed_authority(HOST).build().err(),
+        Some(BuildError::ConflictingAuthorities)
+    );
+    assert!(matches!(
+        base().authority("user@host").build(),
+        Err(BuildError::InvalidAuthority { .. })
+    ));
+    assert!(matches!(
+        base().authority(HOST).require_components(["host"]).build(),
+        Err(BuildError::InvalidComponent { .. })
+    ));
+    assert_eq!(
+        base().authority(HOST).window(301).build().err(),
+        Some(BuildError::InvalidWindow(301))
+    );
+    assert_eq!(
+        base().authority(HOST).window(0).build().err(),
+        Some(BuildError::InvalidWindow(0))
+    );
+    assert!(base().authority(HOST).dangerous_window(900).build().is_ok());
+    assert_eq!(
+        base().authority(HOST).realm("a\"b").build().err(),
+        Some(BuildError::InvalidRealm)
+    );
+    let v = base()
+        .authority("API.Example.com:443")
+        .build()
+        .expect("normalized");
+    assert_eq!(
+        (v.window(), v.body_limit(), v.realm()),
+        (300, 1024 * 1024, "tessera")
+    );
+}
+
+#[tokio::test]
+async fn served_authority_is_normalized_on_both_sides() {
+    let v = Verifier::builder()
+        .key_store(key_store())
+        .clock(ManualClock::new(T0))
+        .authority("API.EXAMPLE.COM:443")
+        .build()
+        .expect("v");
+    let mut request = Spec::new(Method::GET, HOST).signed();
+    request.headers_mut().insert(
+        http::header::HOST,
+        http::HeaderValue::from_static("Api.Example.Com:443"),
+    );
+    // The signed URI is absolute; drop it so the Host header is used.
+    *request.uri_mut() = support::PATH.parse().expect("origin-form");
+    let (parts, body) = request.into_parts();
+    v.verify_bytes(&parts, &body).await.expect("verified");
+}
+
+#[tokio::test]
+async fn wider_window_gets_a_nonce_store_that_remembers_long_enough() {
+    let clock = ManualClock::new(T0);
+    let v = Verifier::builder()
+        .key_store(key_store())
+        .clock(clock.clone())
+        .authority(HOST)
+        .dangerous_window(3600)
+        .build()
+        .expect("v");
+    let request = Spec::new(Method::GET, HOST).created(T0 + 3600).signed();
+    let (parts, body) = request.into_parts();
+    v.verify_bytes(&parts, &body)
+        .await
+        .expect("accepted at the future edge");
+    clock.set(T0 + 7200);
+    let err = v.verify_bytes(&parts, &body).await.expect_err("replay");
+    assert_eq!(err.code(), ErrorCode::Replayed);
+}
