@@ -84,17 +84,13 @@ pub fn normalize_authority(authority: &str, scheme: Scheme) -> Result<Cow<'_, st
             }
         },
     };
-    // RFC 3986 §6.2.3: an empty port and the scheme's default port are the
-    // same origin as no port; leading zeros do not change the number.
+    // RFC 9110 §4.2.3 / RFC 3986 §6.2.3: an empty port and the scheme's
+    // default port (whatever its leading zeros) mean no port. Any other port
+    // is kept as spelled, as other RFC 9421 implementations do.
     let canonical_port = match port {
         None | Some("") => None,
-        Some(p) => {
-            let number = match p.trim_start_matches('0') {
-                "" => "0",
-                digits => digits,
-            };
-            (number != scheme.default_port()).then_some(number)
-        }
+        Some(p) if p.trim_start_matches('0') == scheme.default_port() => None,
+        Some(p) => Some(p),
     };
     let normal = host.bytes().all(|b| !b.is_ascii_uppercase())
         && canonical_port.map_or(host_end == authority.len(), |p| {

@@ -510,9 +510,9 @@ fn positive() -> Result<Vec<Case>, Failure> {
             .target("https://api.example.com:/v1/orders"),
         pos("pos-zero-padded-default-port", "`:0443` on https is port 443, the default, and is dropped.")
             .target("https://api.example.com:0443/v1/orders"),
-        pos("pos-zero-padded-port", "Leading zeros of a non-default port are removed: `:08443` is `:8443`.")
+        pos("pos-zero-padded-port", "A non-default port is kept as spelled, leading zeros included (RFC 9110 §4.2.3 only removes the default port).")
             .target("https://api.example.com:08443/v1/orders")
-            .authorities(&["api.example.com:8443"]),
+            .authorities(&["api.example.com:08443"]),
         pos("pos-http-scheme", "Plain http with no port.").target("http://api.example.com/v1/orders"),
         pos("pos-localhost", "A single-label host with a port.").target("http://localhost:3000/v1/orders"),
         pos("pos-header-leading-trailing-ws", "Leading and trailing spaces and tabs of a covered value are trimmed.")
