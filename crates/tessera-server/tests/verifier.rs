@@ -309,8 +309,18 @@ fn builder_validation() {
         Some(BuildError::InvalidWindow(301))
     );
     assert_eq!(
-        base().authority(HOST).window(0).build().err(),
-        Some(BuildError::InvalidWindow(0))
+        base().authority(HOST).dangerous_window(3601).build().err(),
+        Some(BuildError::InvalidWindow(3601))
+    );
+    // A zero window accepts only `created` equal to now (spec §11.1).
+    assert_eq!(
+        base()
+            .authority(HOST)
+            .window(0)
+            .build()
+            .map(|v| v.window())
+            .ok(),
+        Some(0)
     );
     assert!(base().authority(HOST).dangerous_window(900).build().is_ok());
     assert_eq!(

@@ -43,10 +43,15 @@ impl<'a> NonceRecord<'a> {
         }
     }
 
-    /// Seconds the pair must be remembered from `now` (at least 1): the
-    /// value for Redis `SET key 1 NX EX ttl`, or times 1000 for `PX`.
+    /// Seconds the pair must be remembered from `now`:
+    /// `max(1, expires_at - now)` (spec §14).
     pub fn ttl_secs(&self) -> u64 {
         self.expires_at.saturating_sub(self.now).max(1)
+    }
+
+    /// [`NonceRecord::ttl_secs`] in milliseconds, for Redis `PX`.
+    pub fn ttl_millis(&self) -> u64 {
+        self.ttl_secs().saturating_mul(1000)
     }
 }
 
@@ -68,10 +73,10 @@ pub enum NonceOutcome {
 /// enough. Redis does this in one round trip:
 ///
 /// ```text
-/// SET tessera:nonce:<key id>:<nonce> 1 NX EX <record.ttl_secs()>
+/// SET tessera:nonce:<hex SHA-256 of (key id LF nonce)> 1 NX PX <record.ttl_millis()>
 /// ```
 ///
-/// (`OK` → `Fresh`, nil → `Replayed`). The verifier calls the store only
+/// (`OK` → `Fresh`, nil → `Replayed`, any error or timeout → `Err`; spec §14). The verifier calls the store only
 /// after the MAC has been verified, so unauthenticated traffic cannot fill it.
 ///
 /// The trait uses `async-trait` (boxed futures) so it is object-safe: the

@@ -100,9 +100,10 @@ impl VerifierBuilder {
     }
 
     /// The acceptance window in seconds, applied to the past and the future:
-    /// 1 to 300 (the default). Use [`VerifierBuilder::dangerous_window`] for more.
+    /// 0 (only `created` equal to now) to 300 (the default). Use
+    /// [`VerifierBuilder::dangerous_window`] for more.
     pub fn window(mut self, secs: u64) -> Self {
-        if (1..=DEFAULT_WINDOW_SECS).contains(&secs) {
+        if secs <= DEFAULT_WINDOW_SECS {
             self.window = secs;
             self.window_error = None;
         } else {
@@ -111,11 +112,12 @@ impl VerifierBuilder {
         self
     }
 
-    /// A window wider than 300 s (up to 3600 s). Wider windows keep captured
-    /// requests replayable against *other* verifiers for longer and make the
-    /// nonce store remember more.
+    /// A window wider than 300 s (up to 3600 s; the spec does not recommend
+    /// more than 300). Wider windows keep captured requests replayable
+    /// against verifiers that do not share the nonce store for longer, and
+    /// make the nonce store remember more.
     pub fn dangerous_window(mut self, secs: u64) -> Self {
-        if (1..=MAX_WINDOW_SECS).contains(&secs) {
+        if secs <= MAX_WINDOW_SECS {
             self.window = secs;
             self.window_error = None;
         } else {
@@ -300,7 +302,7 @@ pub enum BuildError {
         /// Why it cannot be required.
         reason: String,
     },
-    /// The window is 0 or too large for the method used.
+    /// The window is too large for the method used.
     InvalidWindow(u64),
     /// The realm is empty or contains `"`, `\` or control characters.
     InvalidRealm,
@@ -324,7 +326,7 @@ impl fmt::Display for BuildError {
             }
             BuildError::InvalidWindow(secs) => write!(
                 f,
-                "invalid window {secs}s: window() accepts 1..={DEFAULT_WINDOW_SECS}, dangerous_window() up to {MAX_WINDOW_SECS}"
+                "invalid window {secs}s: window() accepts up to {DEFAULT_WINDOW_SECS}, dangerous_window() up to {MAX_WINDOW_SECS}"
             ),
             BuildError::InvalidRealm => {
                 f.write_str("the realm must be non-empty visible ASCII without '\"' or '\\'")
