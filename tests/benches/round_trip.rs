@@ -46,6 +46,33 @@ fn bench(c: &mut Criterion) {
             r.bytes().await.unwrap()
         })
     });
+    // The reqwest-middleware wrapper alone, no middleware attached.
+    let wrapped = reqwest_middleware::ClientBuilder::new(plain.clone()).build();
+    group.bench_function("get_unsigned_middleware_wrapper", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = wrapped
+                .get(&url)
+                .header("content-type", "application/json")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap()
+        })
+    });
+    // Client-side cost alone: signed by the middleware, not verified.
+    group.bench_function("get_signed_client_only", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r = signed
+                .get(&url)
+                .header("content-type", "application/json")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap()
+        })
+    });
     let url = format!("{signed_base}{path}");
     group.bench_function("get_signed", |b| {
         b.to_async(&rt).iter(|| async {
