@@ -1,0 +1,23 @@
+// Hand-written additions to the generated `dev.tessera` bindings.
+package dev.tessera
+
+/**
+ * The stable tessera-v1 error code of any [TesseraException]
+ * (`"missing_component"`, `"invalid_parameter"`, `"bad_signature"`, ...).
+ *
+ * Every subclass has a `code` field; this reads it without a `when`.
+ */
+val TesseraException.code: String
+    get() = when (this) {
+        is TesseraException.InvalidConfig -> code
+        is TesseraException.InvalidRequest -> code
+        is TesseraException.InvalidChallenge -> code
+    }
+
+/** The detail message of any [TesseraException]; safe to log (no key material). */
+val TesseraException.detail: String
+    get() = when (this) {
+        is TesseraException.InvalidConfig -> detail
+        is TesseraException.InvalidRequest -> detail
+        is TesseraException.InvalidChallenge -> detail
+    }

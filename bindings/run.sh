@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# bindings/run.sh: builds tessera-ffi, regenerates its Kotlin, Swift and Python
+# bindings with the workspace's pinned uniffi-bindgen, and tests them:
+#
+#   * Kotlin/JVM (JUnit 4 through JNA): the API, every positive spec vector,
+#     and OkHttp + TesseraInterceptor against `tessera serve` on loopback.
+#   * Python (pytest): the API, the vectors, urllib against the same server.
+#   * Swift: `swift test` where a Swift toolchain exists; everywhere, static
+#     checks of the generated and hand-written Swift (tree-sitter syntax, C
+#     header compile + link, API checksums against the built library).
+#
+# Installs what is missing: apt packages (libjna-java junit4 libokhttp-java
+# libokio-java), kotlinc from npm into .tools/, a Python venv .venv-bindings.
+# Generated code goes to target/bindings (never committed). Exits non-zero on
+# any failure. Environment: CARGO_TARGET_DIR is honoured.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+KOTLIN_VERSION=2.4.20
+TOOLS=$ROOT/.tools
+KOTLIN_HOME=$TOOLS/kotlinc-$KOTLIN_VERSION
+VENV=$ROOT/.venv-bindings
+PY_PINS=(pytest==9.2.0 tree-sitter==0.26.1 tree-sitter-swift==0.7.4)
+
+failures=()
+t() { # t NAME CMD...: runs a step, prints its time, records a failure
+  local name=$1 start end rc
+  shift
+  start=$(date +%s%N)
+  "$@"
+  rc=$?
+  end=$(date +%s%N)
+  printf '[time] %-30s %6.1fs%s\n' "$name" "$(((end - start) / 1000000))e-3" \
+    "$([ $rc -eq 0 ] || echo "  FAILED ($rc)")" >&2
+  [ $rc -eq 0 ] || failures+=("$name")
+  return $rc
+}
+die() { echo "bindings: $*" >&2; exit 1; }
+
+# ---- tools ------------------------------------------------------------------
+need_apt=()
+for p in jna:libjna-java junit4:junit4 okhttp:libokhttp-java okio:libokio-java; do
+  [ -f "/usr/share/java/${p%%:*}.jar" ] || need_apt+=("${p#*:}")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  t "apt ${need_apt[*]}" bash -c "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
+    apt-get install -y -qq --no-install-recommends ${need_apt[*]} >/dev/null" || die "cannot install ${need_apt[*]}"
+fi
+if [ ! -x "$KOTLIN_HOME/bin/kotlinc" ]; then
+  t "npm kotlin-compiler@$KOTLIN_VERSION" bash -c "set -e; mkdir -p '$TOOLS'; cd '$TOOLS'; rm -rf package
+    npm pack --silent kotlin-compiler@$KOTLIN_VERSION >/dev/null
+    tar xzf kotlin-compiler-$KOTLIN_VERSION.tgz && rm kotlin-compiler-$KOTLIN_VERSION.tgz
+    mv package '$KOTLIN_HOME'" || die "cannot install kotlinc"
+fi
+if [ ! -f "$VENV/.pins" ] || [ "$(cat "$VENV/.pins")" != "${PY_PINS[*]}" ]; then
+  t "python venv" bash -c "python3 -m venv '$VENV' && '$VENV/bin/pip' install -q ${PY_PINS[*]} \
+    && echo '${PY_PINS[*]}' > '$VENV/.pins'" || die "cannot create the Python venv"
+fi
+
+# ---- build and generate -----------------------------------------------------
+t "cargo build" cargo build --quiet -p tessera-ffi -p uniffi-bindgen -p tessera-cli || die "cargo build failed"
+TARGET=$(cargo metadata --format-version 1 --no-deps |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+case "$(uname -s)" in Darwin) LIBEXT=dylib ;; *) LIBEXT=so ;; esac
+LIB=$TARGET/debug/libtessera_ffi.$LIBEXT
+OUT=$TARGET/bindings
+CACHE=$TARGET/bindings-cache
+rm -rf "$OUT"
+mkdir -p "$OUT" "$CACHE"
+t "uniffi-bindgen (3 languages)" "$TARGET/debug/uniffi-bindgen" generate --no-format "$LIB" \
+  -l kotlin -l swift -l python -o "$OUT/gen" >/dev/null || die "bindgen failed"
+GEN_KT=$OUT/gen/dev/tessera/tessera_ffi.kt
+[ -f "$GEN_KT" ] && [ -f "$OUT/gen/Tessera.swift" ] && [ -f "$OUT/gen/tessera_ffi.py" ] ||
+  die "bindgen did not write the expected files: $(cd "$OUT/gen" && find . -type f | tr '\n' ' ')"
+mkdir -p "$OUT/swift" "$OUT/python"
+cp "$OUT/gen/Tessera.swift" "$OUT/gen/TesseraFFI.h" "$OUT/gen/TesseraFFI.modulemap" "$OUT/swift/"
+cp "$OUT/gen/tessera_ffi.py" "$LIB" "$OUT/python/" # Python loads the library from the module's directory
+
+# ---- the verifier -------------------------------------------------------------
+KEYS=$OUT/e2e-keys.json
+read -r KEY_HEX RO_HEX < <(python3 -c 'import secrets; print(secrets.token_hex(32), secrets.token_hex(32))')
+cat >"$KEYS" <<EOF
+{"keys":[
+ {"key_id":"ffi-e2e","secret_hex":"$KEY_HEX","user":"bindings","scopes":["read","write"],"not_after":null,"revoked":false},
+ {"key_id":"ffi-e2e-ro","secret_hex":"$RO_HEX","user":"bindings-ro","scopes":["read"],"not_after":null,"revoked":false}
+]}
+EOF
+SERVER_PID=
+stop_server() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null; SERVER_PID=; }
+trap stop_server EXIT
+"$TARGET/debug/tessera" serve --addr 127.0.0.1:0 --keys "$KEYS" >"$OUT/server.out" 2>"$OUT/server.err" &
+SERVER_PID=$!
+SERVER_URL=
+for _ in $(seq 100); do
+  SERVER_URL=$(sed -n 's/^listening on \(http:\/\/[0-9.:]*\)$/\1/p' "$OUT/server.out")
+  [ -n "$SERVER_URL" ] && break
+  kill -0 "$SERVER_PID" 2>/dev/null || break
+  sleep 0.1
+done
+[ -n "$SERVER_URL" ] || die "tessera serve did not start: $(cat "$OUT/server.err")"
+echo "bindings: verifier at $SERVER_URL (tessera serve, pid $SERVER_PID)"
+export TESSERA_SERVER_URL=$SERVER_URL TESSERA_VECTORS_DIR=$ROOT/spec/vectors
+export TESSERA_KEY_ID=ffi-e2e TESSERA_KEY_SECRET_HEX=$KEY_HEX TESSERA_KEY_RO_ID=ffi-e2e-ro TESSERA_KEY_RO_SECRET_HEX=$RO_HEX
+
+# ---- Kotlin -------------------------------------------------------------------
+KL=$KOTLIN_HOME/lib
+J=/usr/share/java
+CP=$J/jna.jar:$J/junit4.jar:$J/hamcrest.jar:$J/okhttp.jar:$J/okio.jar:$KL/kotlin-test.jar:$KL/kotlin-test-junit.jar
+KT_SOURCES=("$GEN_KT" $(find bindings/kotlin/src -name '*.kt' | sort))
+KT_CLASSES=$CACHE/kotlin-classes
+stamp=$( (echo "$KOTLIN_VERSION $CP"; cat "${KT_SOURCES[@]}") | sha256sum | cut -d' ' -f1)
+kotlin_compile() {
+  if [ -f "$CACHE/kotlin.stamp" ] && [ "$(cat "$CACHE/kotlin.stamp")" = "$stamp" ]; then
+    echo "kotlinc: sources unchanged, using $KT_CLASSES"
+    return 0
+  fi
+  rm -rf "$KT_CLASSES" "$CACHE/kotlin.stamp"
+  "$KOTLIN_HOME/bin/kotlinc" -Werror -classpath "$CP" -d "$KT_CLASSES" "${KT_SOURCES[@]}" &&
+    echo "$stamp" >"$CACHE/kotlin.stamp"
+}
+if t "kotlinc" kotlin_compile; then
+  t "kotlin tests (JVM)" java -Djna.library.path="$(dirname "$LIB")" \
+    -Dtessera.vectors.dir="$TESSERA_VECTORS_DIR" -Dtessera.server.url="$SERVER_URL" \
+    -Dtessera.key.id=ffi-e2e -Dtessera.key.secret_hex="$KEY_HEX" \
+    -Dtessera.key.ro_id=ffi-e2e-ro -Dtessera.key.ro_secret_hex="$RO_HEX" \
+    -cp "$CP:$KL/kotlin-stdlib.jar:$KT_CLASSES" RunTestsKt
+fi
+
+# ---- Python -------------------------------------------------------------------
+t "pytest" env TESSERA_PY_BINDINGS="$OUT/python" "$VENV/bin/pytest" -q -p no:cacheprovider bindings/python
+
+# ---- Swift --------------------------------------------------------------------
+SW=bindings/swift
+t "swift syntax (tree-sitter)" "$VENV/bin/python" $SW/swift_syntax_check.py "$OUT/swift/Tessera.swift" \
+  $(find $SW/Sources $SW/Tests $SW/Package.swift -name '*.swift' -not -name Tessera.swift | sort)
+t "swift header/link/checksums" "$VENV/bin/python" $SW/header_link_check.py "$OUT/swift" "$LIB" "$OUT/swift-check"
+if command -v swift >/dev/null 2>&1; then
+  cp "$OUT/swift/Tessera.swift" $SW/Sources/Tessera/Tessera.swift
+  cp "$OUT/swift/TesseraFFI.h" $SW/Sources/TesseraFFI/include/TesseraFFI.h
+  cp "$OUT/swift/TesseraFFI.modulemap" $SW/Sources/TesseraFFI/include/module.modulemap
+  export LD_LIBRARY_PATH=$(dirname "$LIB")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export DYLD_LIBRARY_PATH=$(dirname "$LIB")${DYLD_LIBRARY_PATH:+:$DYLD_LIBRARY_PATH}
+  t "swift test" swift test --package-path $SW -Xlinker -L"$(dirname "$LIB")"
+else
+  echo "swift: SKIPPED swift test: no Swift toolchain on this machine (no 'swift' on PATH)." \
+    "The Swift bindings were generated and checked statically only (syntax, C header, link, checksums)."
+fi
+
+stop_server
+if [ ${#failures[@]} -gt 0 ]; then
+  printf 'bindings: FAILED: %s\n' "${failures[@]}"
+  exit 1
+fi
+echo "bindings: all checks passed"

@@ -1,0 +1,110 @@
+// URLSession integration of the Tessera signer.
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Signs `URLRequest`s with a `Signer` and recovers from clock skew.
+///
+/// Only the three Tessera headers are set (`Content-Digest`, `Signature-Input`,
+/// `Signature`). URLSession owns `Authorization`, `Host`, `Content-Length`,
+/// `Connection` and a few others (it may drop or rewrite them), so do not
+/// cover those: cover only headers you set yourself, such as `Content-Type`
+/// or an `X-Request-Id`.
+///
+/// The body must be in `httpBody`; a `httpBodyStream` is refused (sign it with
+/// `sign(_:bodySHA256:)` and its precomputed digest instead).
+public final class TesseraURLRequestSigner: @unchecked Sendable {
+    /// The name of the response header carrying the authenticated server time.
+    public static let serverTimeHeader = "Tessera-Server-Time"
+
+    /// The signer (its clock offset is shared by every request it signs).
+    public let signer: Signer
+
+    /// Wraps `signer`.
+    public init(signer: Signer) {
+        self.signer = signer
+    }
+
+    /// Signs `request` in place and returns the signing result (keep its
+    /// `nonce` for `handleSkewChallenge`).
+    @discardableResult
+    public func sign(_ request: inout URLRequest) throws -> SignedHeaders {
+        if request.httpBodyStream != nil {
+            throw TesseraError.InvalidRequest(
+                code: "invalid_parameter",
+                detail: "httpBodyStream bodies cannot be buffered; use sign(_:bodySHA256:)"
+            )
+        }
+        let signed = try signer.sign(request: try Self.httpRequest(for: request, body: request.httpBody))
+        Self.apply(signed, to: &request)
+        return signed
+    }
+
+    /// Signs `request` (whose body the caller streams) with the SHA-256 of its body.
+    @discardableResult
+    public func sign(_ request: inout URLRequest, bodySHA256: Data) throws -> SignedHeaders {
+        let signed = try signer.signWithDigest(request: try Self.httpRequest(for: request, body: nil), bodySha256: bodySHA256)
+        Self.apply(signed, to: &request)
+        return signed
+    }
+
+    /// If `response` is a `401` with a `Tessera-Server-Time` challenge for the
+    /// request signed with `signed`, checks the challenge (its MAC under this key
+    /// and the nonce sent), adopts the server clock, and returns `true`: sign the
+    /// request again and retry it once. Returns `false` for any other response or
+    /// a challenge that does not verify (forged, or for another request).
+    public func handleSkewChallenge(_ response: HTTPURLResponse, signed: SignedHeaders) -> Bool {
+        guard response.statusCode == 401,
+              let challenge = response.value(forHTTPHeaderField: Self.serverTimeHeader)
+        else { return false }
+        do {
+            _ = try signer.applySkewChallenge(headerValue: challenge, sentNonce: signed.nonce)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Signs and sends `request` with `session`, retrying once after an
+    /// authenticated `clock_skew` answer.
+    public func data(for request: URLRequest, session: URLSession = .shared) async throws -> (Data, HTTPURLResponse) {
+        var attempt = request
+        let signed = try sign(&attempt)
+        let (data, response) = try await Self.send(attempt, session: session)
+        guard handleSkewChallenge(response, signed: signed) else { return (data, response) }
+        var retry = request
+        try sign(&retry)
+        return try await Self.send(retry, session: session)
+    }
+
+    private static func send(_ request: URLRequest, session: URLSession) async throws -> (Data, HTTPURLResponse) {
+        try await withCheckedThrowingContinuation { continuation in
+            session.dataTask(with: request) { data, response, error in
+                if let error = error {
+                    continuation.resume(throwing: error)
+                } else if let http = response as? HTTPURLResponse {
+                    continuation.resume(returning: (data ?? Data(), http))
+                } else {
+                    continuation.resume(throwing: URLError(.badServerResponse))
+                }
+            }.resume()
+        }
+    }
+
+    static func httpRequest(for request: URLRequest, body: Data?) throws -> HttpRequest {
+        guard let url = request.url?.absoluteString else {
+            throw TesseraError.InvalidRequest(code: "invalid_field_value", detail: "the request has no URL")
+        }
+        let headers = (request.allHTTPHeaderFields ?? [:])
+            .sorted { $0.key.lowercased() < $1.key.lowercased() }
+            .map { HttpHeader(name: $0.key, value: $0.value) }
+        return HttpRequest(method: request.httpMethod ?? "GET", url: url, headers: headers, body: body)
+    }
+
+    static func apply(_ signed: SignedHeaders, to request: inout URLRequest) {
+        for header in signed.headers {
+            request.setValue(header.value, forHTTPHeaderField: header.name)
+        }
+    }
+}

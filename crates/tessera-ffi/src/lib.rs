@@ -1,0 +1,580 @@
+//! # tessera-ffi
+//!
+//! The tessera-v1 request signer for Kotlin (Android, JVM), Swift (iOS,
+//! macOS) and Python, through [UniFFI](https://mozilla.github.io/uniffi-rs/)
+//! 0.32 (proc-macro style, no UDL).
+//!
+//! The foreign API is one object and three records:
+//!
+//! * [`Signer`]: built from a key id, the secret bytes and the extra headers to
+//!   cover. [`Signer::sign`] returns the headers to add to a request
+//!   ([`SignedHeaders`]: `Content-Digest`, `Signature-Input`, `Signature`, plus
+//!   the nonce and `created` it used); [`Signer::sign_with_digest`] takes the
+//!   SHA-256 of a body the caller streams; [`Signer::apply_skew_challenge`]
+//!   checks a `Tessera-Server-Time` challenge and adopts the server's clock;
+//!   [`Signer::signature_base`] rebuilds the signed bytes for debugging.
+//! * [`HttpRequest`] and [`HttpHeader`]: the request as the app will send it
+//!   (method, absolute URL, header lines in order, optional body).
+//! * [`TesseraError`]: every failure, carrying the stable tessera-v1 error
+//!   code (`spec/tessera-v1.md` §7) as a string and a detail message that never
+//!   contains key material.
+//!
+//! The signing itself is `tessera_core::sign`, the same code the Rust client
+//! and the spec vectors use.
+//!
+//! ## Secrets
+//!
+//! The secret is taken by value and held only as `tessera-core`'s prepared
+//! HMAC state, which is zeroized when the `Signer` is dropped (in Kotlin:
+//! `close()`/`use {}` or the garbage collector's cleaner; in Swift: the last
+//! reference going away; in Python: the object being collected). The buffer
+//! that carried the secret across the FFI is zeroized as soon as it has been
+//! read. Copies the foreign side holds (a `ByteArray`, `Data`, `bytes`) are the
+//! app's to clear; keep the secret in the Android Keystore or the iOS Keychain
+//! at rest.
+#![allow(unsafe_code)] // UniFFI's generated scaffolding and the zeroizing secret lift need it.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tessera_core::challenge::verify_server_time;
+use tessera_core::{
+    BodyDigest, Component, ErrorCode, Fields, KeyId, Nonce, RequestView, Scheme, SecretKey,
+    SignOptions, SigningKey, MANDATORY, MAX_COMPONENTS,
+};
+
+mod secret;
+
+pub use secret::SecretBytes;
+
+uniffi::setup_scaffolding!();
+
+/// Largest Unix time a structured-field integer can carry.
+const MAX_TIME: u64 = 999_999_999_999_999;
+
+/// Name of the response header carrying the server-time challenge (lowercase).
+pub const SERVER_TIME_HEADER: &str = tessera_core::challenge::SERVER_TIME_HEADER;
+
+/// Every failure of the Tessera API.
+///
+/// Each variant carries `code`, the stable tessera-v1 error code string
+/// (`"missing_component"`, `"invalid_parameter"`, ...; `spec/tessera-v1.md`
+/// §7), and `detail`, a human-readable message that never contains key
+/// material, MACs or signature bases. The variant says which step failed.
+///
+/// In Kotlin this is `TesseraException` (a sealed class; every subclass has
+/// `code` and `detail`), in Swift `TesseraError` (an `Error` enum; the
+/// package adds `code`/`detail` properties), in Python `TesseraError` (an
+/// exception; every subclass has `.code` and `.detail`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum TesseraError {
+    /// The signer's configuration is invalid: a bad key id, a secret outside
+    /// 16..=128 bytes, a covered header that is forbidden, mandatory already
+    /// or listed twice, or too many covered headers.
+    #[error("invalid signer configuration ({code}): {detail}")]
+    InvalidConfig {
+        /// The stable tessera-v1 error code.
+        code: String,
+        /// What is wrong; safe to log.
+        detail: String,
+    },
+    /// The request cannot be signed: the URL is not an absolute `http`/`https`
+    /// URL, a covered header is missing (`missing_component`) or contains
+    /// control characters (`invalid_field_value`), the method is not a token,
+    /// or a parameter given for a test signature is out of range.
+    #[error("cannot sign the request ({code}): {detail}")]
+    InvalidRequest {
+        /// The stable tessera-v1 error code.
+        code: String,
+        /// What is wrong; safe to log.
+        detail: String,
+    },
+    /// A `Tessera-Server-Time` challenge was refused: it does not parse or
+    /// names another key or request (`malformed_signature`), or its MAC does
+    /// not verify under this signer's key (`bad_signature`). The clock offset
+    /// is unchanged.
+    #[error("the server-time challenge was refused ({code}): {detail}")]
+    InvalidChallenge {
+        /// The stable tessera-v1 error code.
+        code: String,
+        /// What is wrong; safe to log.
+        detail: String,
+    },
+}
+
+impl TesseraError {
+    /// The stable tessera-v1 error code string.
+    pub fn code(&self) -> &str {
+        match self {
+            TesseraError::InvalidConfig { code, .. }
+            | TesseraError::InvalidRequest { code, .. }
+            | TesseraError::InvalidChallenge { code, .. } => code,
+        }
+    }
+
+    /// The detail message.
+    pub fn detail(&self) -> &str {
+        match self {
+            TesseraError::InvalidConfig { detail, .. }
+            | TesseraError::InvalidRequest { detail, .. }
+            | TesseraError::InvalidChallenge { detail, .. } => detail,
+        }
+    }
+
+    fn config(e: tessera_core::Error) -> Self {
+        TesseraError::InvalidConfig {
+            code: e.code().as_str().to_owned(),
+            detail: e.detail().to_owned(),
+        }
+    }
+
+    fn request(e: tessera_core::Error) -> Self {
+        TesseraError::InvalidRequest {
+            code: e.code().as_str().to_owned(),
+            detail: e.detail().to_owned(),
+        }
+    }
+
+    fn challenge(e: tessera_core::Error) -> Self {
+        TesseraError::InvalidChallenge {
+            code: e.code().as_str().to_owned(),
+            detail: e.detail().to_owned(),
+        }
+    }
+}
+
+fn core_err(code: ErrorCode, detail: impl Into<String>) -> tessera_core::Error {
+    tessera_core::Error::new(code, detail)
+}
+
+/// One header field line: a name and its value.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HttpHeader {
+    /// The field name, any case.
+    pub name: String,
+    /// The field value, as it will be sent.
+    pub value: String,
+}
+
+/// A request as it will be sent.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HttpRequest {
+    /// The method, for example `"GET"` (case-sensitive, as sent).
+    pub method: String,
+    /// The absolute URL, `http` or `https`, with the path and query exactly as
+    /// they will be sent (percent-encoding untouched).
+    pub url: String,
+    /// The header field lines in order, duplicates kept. Only the headers
+    /// the signer covers matter; the others are ignored.
+    #[uniffi(default = [])]
+    pub headers: Vec<HttpHeader>,
+    /// The whole body; absent or empty for a request without one.
+    #[uniffi(default = None)]
+    pub body: Option<Vec<u8>>,
+}
+
+/// What signing produced: the headers to set and the parameters used.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SignedHeaders {
+    /// `Content-Digest`, `Signature-Input` and `Signature` (lowercase names),
+    /// in that order. Set them on the request, replacing any earlier values
+    /// of the same names.
+    pub headers: Vec<HttpHeader>,
+    /// The fresh nonce of this signature; pass it to
+    /// [`Signer::apply_skew_challenge`] if the server answers `clock_skew`.
+    pub nonce: String,
+    /// `created`, Unix seconds, clock offset included.
+    pub created: i64,
+    /// `expires`, Unix seconds, when the signer has a lifetime configured.
+    pub expires: Option<i64>,
+}
+
+impl SignedHeaders {
+    /// The value of header `name` (lowercase) among the signed headers.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| h.value.as_str())
+    }
+}
+
+/// The header lines of an [`HttpRequest`] as tessera-core sees them.
+struct HeaderLines<'a>(&'a [HttpHeader]);
+
+impl Fields for HeaderLines<'_> {
+    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s [u8]> {
+        self.0
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_bytes())
+    }
+}
+
+/// Signs requests with one key (`hmac-sha256`, tessera-v1 profile).
+///
+/// Thread-safe: share one `Signer` across the app. It holds the key id, the
+/// prepared secret (zeroized on drop, never printed), the extra headers to
+/// cover, an optional signature lifetime, and the clock offset learned from
+/// authenticated `clock_skew` challenges (shared by every caller).
+#[derive(uniffi::Object)]
+pub struct Signer {
+    key: SigningKey,
+    extra: Box<[Component]>,
+    expires_after: Option<u64>,
+    /// Server time minus local clock, seconds.
+    offset: AtomicI64,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("key", &self.key)
+            .field("extra", &self.extra)
+            .field("expires_after", &self.expires_after)
+            .field("offset", &self.clock_offset())
+            .finish()
+    }
+}
+
+#[uniffi::export]
+impl Signer {
+    /// A signer for `key_id` and `secret` (16 to 128 bytes).
+    ///
+    /// `covered_headers` are covered in addition to the mandatory
+    /// `@method`, `@authority`, `@path`, `@query` and `content-digest`, in
+    /// order (names are case-insensitive); every request signed must carry
+    /// them. `expires_after_secs` adds `expires = created + lifetime` to each
+    /// signature.
+    ///
+    /// # Errors
+    /// [`TesseraError::InvalidConfig`]: `invalid_parameter` for a bad key id,
+    /// secret length or a zero lifetime; `forbidden_component` for a header
+    /// the profile forbids (`host`, `signature`, hop-by-hop, forwarding
+    /// headers) or an invalid name; `duplicate_component` for a header that is
+    /// mandatory already or listed twice; `malformed_signature` for too many.
+    #[uniffi::constructor(default(covered_headers = [], expires_after_secs = None))]
+    pub fn new(
+        key_id: String,
+        secret: SecretBytes,
+        covered_headers: Vec<String>,
+        expires_after_secs: Option<u32>,
+    ) -> Result<Arc<Self>, TesseraError> {
+        // Both copies are zeroized on drop: `SecretBytes` and `SecretKey` wrap `Zeroizing`.
+        let secret = SecretKey::from_bytes(&secret.into_inner()).map_err(TesseraError::config)?;
+        let id = KeyId::new(key_id).map_err(TesseraError::config)?;
+        let mut extra: Vec<Component> = Vec::with_capacity(covered_headers.len());
+        for name in &covered_headers {
+            let component =
+                Component::field(&name.to_ascii_lowercase()).map_err(TesseraError::config)?;
+            if MANDATORY.contains(&component) || extra.contains(&component) {
+                return Err(TesseraError::config(core_err(
+                    ErrorCode::DuplicateComponent,
+                    format!("\"{name}\" is covered already"),
+                )));
+            }
+            extra.push(component);
+        }
+        if MANDATORY.len() + extra.len() > MAX_COMPONENTS {
+            return Err(TesseraError::config(core_err(
+                ErrorCode::MalformedSignature,
+                format!("at most {MAX_COMPONENTS} components may be covered"),
+            )));
+        }
+        if expires_after_secs == Some(0) {
+            return Err(TesseraError::config(core_err(
+                ErrorCode::InvalidParameter,
+                "the signature lifetime must be at least one second",
+            )));
+        }
+        Ok(Arc::new(Signer {
+            key: SigningKey::new(id, &secret),
+            extra: extra.into_boxed_slice(),
+            expires_after: expires_after_secs.map(u64::from),
+            offset: AtomicI64::new(0),
+        }))
+    }
+
+    /// The key id this signer signs with.
+    pub fn key_id(&self) -> String {
+        self.key.id().as_str().to_owned()
+    }
+
+    /// The extra covered header names (lowercase), in signed order.
+    pub fn covered_headers(&self) -> Vec<String> {
+        self.extra.iter().map(|c| c.name().to_owned()).collect()
+    }
+
+    /// Signs `request` with a fresh nonce at the current time (clock offset
+    /// included). The body is hashed here; an absent body is the empty body.
+    ///
+    /// # Errors
+    /// [`TesseraError::InvalidRequest`]: `invalid_field_value` for a URL that
+    /// is not absolute `http`/`https`, an invalid method or authority, or a
+    /// covered value with control characters; `missing_component` when a
+    /// covered header is absent.
+    pub fn sign(&self, request: HttpRequest) -> Result<SignedHeaders, TesseraError> {
+        let digest = BodyDigest::of(request.body.as_deref().unwrap_or_default());
+        let (created, nonce, expires) = self.fresh_params();
+        self.sign_inner(&request, &digest, created, &nonce, expires)
+    }
+
+    /// Signs `request` for a body the caller streams, given its SHA-256
+    /// (`body_sha256`, the 32 raw digest bytes). `request.body` must be
+    /// absent. The digest is trusted as given: a wrong one makes the server
+    /// answer `digest_mismatch`.
+    ///
+    /// # Errors
+    /// As [`Signer::sign`]; `invalid_parameter` when the digest is not 32
+    /// bytes or the request also carries a body.
+    pub fn sign_with_digest(
+        &self,
+        request: HttpRequest,
+        body_sha256: Vec<u8>,
+    ) -> Result<SignedHeaders, TesseraError> {
+        let digest = digest_from_bytes(&body_sha256)?;
+        if request.body.as_ref().is_some_and(|b| !b.is_empty()) {
+            return Err(TesseraError::request(core_err(
+                ErrorCode::InvalidParameter,
+                "give either the body or its digest, not both",
+            )));
+        }
+        let (created, nonce, expires) = self.fresh_params();
+        self.sign_inner(&request, &digest, created, &nonce, expires)
+    }
+
+    /// FOR TESTS AND CONFORMANCE VECTORS ONLY: signs `request` with the given
+    /// `created` time, `nonce` and optional `expires` instead of the clock and
+    /// a fresh random nonce. Reusing a nonce gets requests rejected as
+    /// `replayed`; production code calls [`Signer::sign`].
+    ///
+    /// # Errors
+    /// As [`Signer::sign`]; `invalid_parameter` for a negative or out-of-range
+    /// time, an `expires` not after `created`, or a nonce outside 22 to 64
+    /// base64url characters.
+    pub fn sign_at(
+        &self,
+        request: HttpRequest,
+        created: i64,
+        nonce: String,
+        expires: Option<i64>,
+    ) -> Result<SignedHeaders, TesseraError> {
+        let (created, nonce, expires) = fixed_params(created, nonce, expires)?;
+        let digest = BodyDigest::of(request.body.as_deref().unwrap_or_default());
+        self.sign_inner(&request, &digest, created, &nonce, expires)
+    }
+
+    /// The signature base (the exact bytes MACed, as UTF-8 text) of `request`
+    /// signed as `signed_headers` says (its nonce, `created`, `expires` and
+    /// `Content-Digest`; the body digest is taken from its `content-digest`
+    /// header when present, else from `request.body`).
+    ///
+    /// For debugging a `bad_signature` answer: compare it with the server's.
+    /// It contains the covered header values (for example an
+    /// `Authorization` token): do not log it in production.
+    ///
+    /// # Errors
+    /// As [`Signer::sign_at`]; `digest_mismatch` when the `content-digest`
+    /// value of `signed_headers` does not parse.
+    pub fn signature_base(
+        &self,
+        request: HttpRequest,
+        // Not `signed`: that is a C keyword, and the Swift bindings' C header would not compile.
+        signed_headers: SignedHeaders,
+    ) -> Result<String, TesseraError> {
+        let signed = signed_headers;
+        let digest = match signed.get("content-digest") {
+            Some(value) => {
+                BodyDigest::parse_header(value.as_bytes()).map_err(TesseraError::request)?
+            }
+            None => BodyDigest::of(request.body.as_deref().unwrap_or_default()),
+        };
+        let (created, nonce, expires) = fixed_params(signed.created, signed.nonce, signed.expires)?;
+        let fields = HeaderLines(&request.headers);
+        let uri = parse_url(&request.url)?;
+        let view = request_view(&request.method, &uri, &fields)?;
+        let options = SignOptions {
+            created,
+            expires,
+            nonce: &nonce,
+            extra: &self.extra,
+        };
+        let base = tessera_core::signature_base(&self.key, &view, &digest, &options)
+            .map_err(TesseraError::request)?;
+        Ok(String::from_utf8_lossy(base.as_bytes()).into_owned())
+    }
+
+    /// The current clock offset: server time minus local time, in seconds.
+    pub fn clock_offset(&self) -> i64 {
+        self.offset.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the clock offset, for example with one saved by the previous
+    /// run of the app.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.offset.store(seconds, Ordering::Relaxed);
+    }
+
+    /// The time signatures are created at now: the system clock plus the
+    /// offset, Unix seconds.
+    pub fn now(&self) -> i64 {
+        // MAX_TIME fits an i64.
+        i64::try_from(self.now_unix()).unwrap_or(i64::MAX)
+    }
+
+    /// Checks the `Tessera-Server-Time` challenge (`header_value`) of a
+    /// `clock_skew` answer to the request signed with `sent_nonce`, adopts
+    /// the server's time, and returns the new offset (server time minus
+    /// local time, seconds). Sign the request again to retry it.
+    ///
+    /// The challenge's MAC is checked with this signer's key and must name
+    /// this key and `sent_nonce`, so neither a forged header nor a challenge
+    /// replayed from another request can move the clock.
+    ///
+    /// # Errors
+    /// [`TesseraError::InvalidChallenge`]: `malformed_signature` when the
+    /// value does not parse or names another key or nonce, `bad_signature`
+    /// when the MAC does not verify. The offset is unchanged.
+    pub fn apply_skew_challenge(
+        &self,
+        header_value: String,
+        sent_nonce: String,
+    ) -> Result<i64, TesseraError> {
+        let nonce = Nonce::new(sent_nonce).map_err(TesseraError::challenge)?;
+        let server_time = verify_server_time(header_value.as_bytes(), &self.key, &nonce)
+            .map_err(TesseraError::challenge)?;
+        let server_time = i64::try_from(server_time.min(MAX_TIME)).unwrap_or(i64::MAX);
+        let offset = server_time.saturating_sub(system_now());
+        self.offset.store(offset, Ordering::Relaxed);
+        Ok(offset)
+    }
+}
+
+impl Signer {
+    fn now_unix(&self) -> u64 {
+        let t = system_now().saturating_add(self.clock_offset());
+        u64::try_from(t).unwrap_or(0).min(MAX_TIME)
+    }
+
+    fn fresh_params(&self) -> (u64, Nonce, Option<u64>) {
+        let created = self.now_unix();
+        let expires = self.expires_after.map(|l| created.saturating_add(l));
+        (created, Nonce::generate(&mut rand::rng()), expires)
+    }
+
+    fn sign_inner(
+        &self,
+        request: &HttpRequest,
+        digest: &BodyDigest,
+        created: u64,
+        nonce: &Nonce,
+        expires: Option<u64>,
+    ) -> Result<SignedHeaders, TesseraError> {
+        let fields = HeaderLines(&request.headers);
+        let uri = parse_url(&request.url)?;
+        let view = request_view(&request.method, &uri, &fields)?;
+        let options = SignOptions {
+            created,
+            expires,
+            nonce,
+            extra: &self.extra,
+        };
+        let signed = tessera_core::sign(&self.key, &view, digest, &options)
+            .map_err(TesseraError::request)?;
+        Ok(SignedHeaders {
+            headers: signed
+                .iter()
+                .map(|(name, value)| HttpHeader {
+                    name: name.to_owned(),
+                    value: value.to_owned(),
+                })
+                .collect(),
+            nonce: nonce.as_str().to_owned(),
+            // Both are at most MAX_TIME, which fits an i64.
+            created: i64::try_from(created).unwrap_or(i64::MAX),
+            expires: expires.map(|e| i64::try_from(e).unwrap_or(i64::MAX)),
+        })
+    }
+}
+
+/// The `Content-Digest` value (`sha-256=:<base64>:`) of `body`.
+#[uniffi::export]
+pub fn content_digest(body: Vec<u8>) -> String {
+    BodyDigest::of(&body).header_value().into_owned()
+}
+
+fn system_now() -> i64 {
+    // A clock set before 1970 reads as 0; the server's challenge corrects it.
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn digest_from_bytes(bytes: &[u8]) -> Result<BodyDigest, TesseraError> {
+    let digest: [u8; 32] = bytes.try_into().map_err(|_| {
+        TesseraError::request(core_err(
+            ErrorCode::InvalidParameter,
+            format!(
+                "the body digest must be 32 raw SHA-256 bytes, not {}",
+                bytes.len()
+            ),
+        ))
+    })?;
+    Ok(BodyDigest::from_sha256(digest))
+}
+
+fn fixed_params(
+    created: i64,
+    nonce: String,
+    expires: Option<i64>,
+) -> Result<(u64, Nonce, Option<u64>), TesseraError> {
+    let time = |t: i64, what: &str| {
+        u64::try_from(t)
+            .ok()
+            .filter(|t| *t <= MAX_TIME)
+            .ok_or_else(|| {
+                TesseraError::request(core_err(
+                    ErrorCode::InvalidParameter,
+                    format!("{what} is out of range"),
+                ))
+            })
+    };
+    let created = time(created, "created")?;
+    let expires = expires.map(|e| time(e, "expires")).transpose()?;
+    let nonce = Nonce::new(nonce).map_err(TesseraError::request)?;
+    Ok((created, nonce, expires))
+}
+
+fn parse_url(url: &str) -> Result<http::Uri, TesseraError> {
+    url.parse::<http::Uri>().map_err(|_| {
+        TesseraError::request(core_err(
+            ErrorCode::InvalidFieldValue,
+            "the URL is not a valid URI",
+        ))
+    })
+}
+
+fn request_view<'a>(
+    method: &'a str,
+    uri: &'a http::Uri,
+    fields: &'a HeaderLines<'a>,
+) -> Result<RequestView<'a, HeaderLines<'a>>, TesseraError> {
+    let scheme = uri.scheme_str().and_then(Scheme::parse).ok_or_else(|| {
+        TesseraError::request(core_err(
+            ErrorCode::InvalidFieldValue,
+            "the URL must be absolute, with scheme http or https",
+        ))
+    })?;
+    let authority = uri.authority().map(|a| a.as_str()).ok_or_else(|| {
+        TesseraError::request(core_err(
+            ErrorCode::InvalidFieldValue,
+            "the URL has no authority",
+        ))
+    })?;
+    RequestView::new(method, scheme, authority, uri.path(), uri.query(), fields)
+        .map_err(TesseraError::request)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,345 @@
+//! Unit tests of the FFI surface, called as Rust (the foreign suites call the same functions).
+
+use uniffi::{Lift, RustBuffer};
+
+use super::*;
+
+const SECRET_HEX: &str = "0b30557a9fc4e90e33587da2c7ec11365b80a5caef14395e83a8cdf2173c6186";
+
+fn secret() -> SecretBytes {
+    SecretBytes::from(hex_decode(SECRET_HEX))
+}
+
+fn hex_decode(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn signer(covered: &[&str]) -> Arc<Signer> {
+    Signer::new(
+        "device-7f3a2c".into(),
+        secret(),
+        covered.iter().map(|s| (*s).to_owned()).collect(),
+        None,
+    )
+    .expect("valid signer")
+}
+
+fn get(url: &str, headers: &[(&str, &str)]) -> HttpRequest {
+    HttpRequest {
+        method: "GET".into(),
+        url: url.into(),
+        headers: headers
+            .iter()
+            .map(|(n, v)| HttpHeader {
+                name: (*n).into(),
+                value: (*v).into(),
+            })
+            .collect(),
+        body: None,
+    }
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, TesseraError>) -> String {
+    r.expect_err("an error").code().to_owned()
+}
+
+/// spec/vectors/pos-basic-get, signed through the FFI surface.
+#[test]
+fn sign_at_reproduces_the_basic_vector() {
+    let s = signer(&[]);
+    let req = get(
+        "https://api.example.com/v1/orders?limit=10",
+        &[("Accept", "application/json")],
+    );
+    let signed = s
+        .sign_at(
+            req.clone(),
+            1_700_000_000,
+            "sWdxpjKCug4loESa7u_Yzg".into(),
+            None,
+        )
+        .expect("signs");
+    let names: Vec<_> = signed.headers.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["content-digest", "signature-input", "signature"]);
+    assert_eq!(
+        signed.get("signature"),
+        Some("tessera=:egSwrhVo92N7oJhkbfRWjM7ZdfnfSQl4/SXI217/40g=:")
+    );
+    assert_eq!(
+        signed.get("content-digest"),
+        Some(tessera_core::EMPTY_BODY_CONTENT_DIGEST)
+    );
+    assert_eq!(signed.created, 1_700_000_000);
+    assert_eq!(signed.nonce, "sWdxpjKCug4loESa7u_Yzg");
+    let base = s.signature_base(req, signed).expect("base");
+    assert!(base.starts_with("\"@method\": GET\n\"@authority\": api.example.com\n"));
+    assert!(base.ends_with(";created=1700000000;keyid=\"device-7f3a2c\";nonce=\"sWdxpjKCug4loESa7u_Yzg\";tag=\"tessera-v1\""));
+}
+
+#[test]
+fn sign_uses_fresh_nonces_and_the_clock() {
+    let s = signer(&["content-type"]);
+    let mut req = get(
+        "https://api.example.com/v1/orders",
+        &[("Content-Type", "application/json")],
+    );
+    req.method = "POST".into();
+    req.body = Some(br#"{"qty":1}"#.to_vec());
+    let a = s.sign(req.clone()).expect("signs");
+    let b = s.sign(req.clone()).expect("signs");
+    assert_ne!(a.nonce, b.nonce);
+    assert_eq!(a.nonce.len(), 22);
+    assert!((a.created - system_now()).abs() <= 1);
+    assert!(a
+        .get("signature-input")
+        .expect("input")
+        .starts_with(r#"tessera=("@method" "@authority" "@path" "@query" "content-digest" "content-type");created="#));
+    assert_eq!(a.expires, None);
+    assert_eq!(s.covered_headers(), ["content-type"]);
+    assert_eq!(s.key_id(), "device-7f3a2c");
+    // The digest variant produces the same Content-Digest and a valid signature.
+    let sha: [u8; 32] = sha256(br#"{"qty":1}"#);
+    let mut streamed = req.clone();
+    streamed.body = None;
+    let c = s
+        .sign_with_digest(streamed.clone(), sha.to_vec())
+        .expect("signs");
+    assert_eq!(c.get("content-digest"), a.get("content-digest"));
+    assert_eq!(
+        c.get("content-digest"),
+        Some(content_digest(br#"{"qty":1}"#.to_vec()).as_str())
+    );
+    // Both bases rebuild from the signed parameters alone.
+    assert!(s.signature_base(streamed, c).is_ok());
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    *BodyDigest::of(data).as_bytes()
+}
+
+#[test]
+fn expires_after_adds_expires() {
+    let s = Signer::new("k1".into(), secret(), vec![], Some(60)).expect("signer");
+    let signed = s.sign(get("https://a.example/", &[])).expect("signs");
+    assert_eq!(signed.expires, Some(signed.created + 60));
+    assert!(signed
+        .get("signature-input")
+        .is_some_and(|v| v.contains(";expires=")));
+}
+
+#[test]
+fn configuration_errors_carry_codes() {
+    let new = |id: &str, secret: Vec<u8>, covered: &[&str], exp| {
+        Signer::new(
+            id.into(),
+            SecretBytes::from(secret),
+            covered.iter().map(|s| (*s).to_owned()).collect(),
+            exp,
+        )
+    };
+    let ok = vec![7u8; 32];
+    assert_eq!(
+        code(new("has space", ok.clone(), &[], None)),
+        "invalid_parameter"
+    );
+    assert_eq!(
+        code(new("k", vec![7u8; 15], &[], None)),
+        "invalid_parameter"
+    );
+    assert_eq!(
+        code(new("k", vec![7u8; 129], &[], None)),
+        "invalid_parameter"
+    );
+    assert_eq!(
+        code(new("k", ok.clone(), &["host"], None)),
+        "forbidden_component"
+    );
+    assert_eq!(
+        code(new("k", ok.clone(), &["signature"], None)),
+        "forbidden_component"
+    );
+    assert_eq!(
+        code(new("k", ok.clone(), &["Content-Digest"], None)),
+        "duplicate_component"
+    );
+    assert_eq!(
+        code(new("k", ok.clone(), &["a", "A"], None)),
+        "duplicate_component"
+    );
+    assert_eq!(
+        code(new("k", ok.clone(), &[], Some(0))),
+        "invalid_parameter"
+    );
+    let many: Vec<String> = (0..40).map(|i| format!("x-h{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(
+        code(new("k", ok.clone(), &many, None)),
+        "malformed_signature"
+    );
+    let e = new("k", vec![1u8; 3], &[], None).expect_err("short");
+    assert!(matches!(e, TesseraError::InvalidConfig { .. }));
+    assert!(!e.to_string().contains("0101"));
+}
+
+#[test]
+fn request_errors_carry_codes() {
+    let s = signer(&["content-type"]);
+    let ok = [("content-type", "text/plain")];
+    assert_eq!(
+        code(s.sign(get("https://api.example.com/", &[]))),
+        "missing_component"
+    );
+    assert_eq!(
+        code(s.sign(get("https://api.example.com/", &[("content-type", "a\nb")]))),
+        "invalid_field_value"
+    );
+    assert_eq!(code(s.sign(get("/relative", &ok))), "invalid_field_value");
+    assert_eq!(
+        code(s.sign(get("ftp://host/x", &ok))),
+        "invalid_field_value"
+    );
+    assert_eq!(code(s.sign(get("not a url", &ok))), "invalid_field_value");
+    let mut bad_method = get("https://api.example.com/", &ok);
+    bad_method.method = "GE T".into();
+    assert_eq!(code(s.sign(bad_method)), "invalid_field_value");
+    let e = s
+        .sign(get("https://api.example.com/", &[]))
+        .expect_err("missing");
+    assert!(matches!(e, TesseraError::InvalidRequest { .. }));
+    // Digest and test-parameter checks.
+    let req = get("https://api.example.com/", &ok);
+    assert_eq!(
+        code(s.sign_with_digest(req.clone(), vec![0; 31])),
+        "invalid_parameter"
+    );
+    let mut with_body = req.clone();
+    with_body.body = Some(b"x".to_vec());
+    assert_eq!(
+        code(s.sign_with_digest(with_body, vec![0; 32])),
+        "invalid_parameter"
+    );
+    assert_eq!(
+        code(s.sign_at(req.clone(), -1, "A".repeat(22), None)),
+        "invalid_parameter"
+    );
+    assert_eq!(
+        code(s.sign_at(req.clone(), 10, "short".into(), None)),
+        "invalid_parameter"
+    );
+    assert_eq!(
+        code(s.sign_at(req, 10, "A".repeat(22), Some(10))),
+        "invalid_parameter"
+    );
+    // Uncovered headers with odd values are ignored.
+    assert!(s
+        .sign(get(
+            "https://api.example.com/",
+            &[("content-type", "x"), ("x-other", "a\r\nb")]
+        ))
+        .is_ok());
+}
+
+#[test]
+fn skew_challenge_adjusts_the_offset() {
+    let s = signer(&[]);
+    assert_eq!(s.clock_offset(), 0);
+    let sent = s.sign(get("https://api.example.com/", &[])).expect("signs");
+    let key = SigningKey::new(
+        KeyId::new("device-7f3a2c").expect("id"),
+        &SecretKey::from_hex(SECRET_HEX).expect("secret"),
+    );
+    let nonce = Nonce::new(sent.nonce.clone()).expect("nonce");
+    let server_time = u64::try_from(system_now() + 1000).expect("positive");
+    let header = tessera_core::challenge::server_time_header(&key, &nonce, server_time);
+
+    // Forgeries and mismatches leave the offset alone.
+    let forged = header.replace(&format!("time={server_time}"), "time=1");
+    let e = s
+        .apply_skew_challenge(forged, sent.nonce.clone())
+        .expect_err("forged");
+    assert_eq!(e.code(), "bad_signature");
+    assert!(matches!(e, TesseraError::InvalidChallenge { .. }));
+    assert_eq!(
+        code(s.apply_skew_challenge(header.clone(), "B".repeat(22))),
+        "malformed_signature"
+    );
+    assert_eq!(
+        code(s.apply_skew_challenge("garbage((".into(), sent.nonce.clone())),
+        "malformed_signature"
+    );
+    assert_eq!(
+        code(s.apply_skew_challenge(header.clone(), "bad nonce".into())),
+        "invalid_parameter"
+    );
+    assert_eq!(s.clock_offset(), 0);
+
+    let offset = s
+        .apply_skew_challenge(header, sent.nonce)
+        .expect("authentic challenge");
+    assert!((999..=1001).contains(&offset), "{offset}");
+    assert_eq!(s.clock_offset(), offset);
+    let next = s.sign(get("https://api.example.com/", &[])).expect("signs");
+    assert!((next.created - (system_now() + 1000)).abs() <= 1);
+    assert!((s.now() - next.created).abs() <= 1);
+    s.set_clock_offset(-5);
+    assert_eq!(s.clock_offset(), -5);
+}
+
+#[test]
+fn debug_output_hides_the_secret() {
+    let s = signer(&[]);
+    let text = format!("{s:?}");
+    assert!(text.contains("device-7f3a2c") && text.contains("redacted"));
+    assert!(!text.to_ascii_lowercase().contains("0b30557a"));
+    assert_eq!(format!("{:?}", secret()), "SecretBytes(32 bytes, redacted)");
+}
+
+/// The secret's FFI lift reads the same wire format as `Vec<u8>` and
+/// rejects truncated or padded buffers.
+#[test]
+fn secret_lift_matches_the_bytes_wire_format() {
+    let lower = |bytes: Vec<u8>| <Vec<u8> as uniffi::Lower<crate::UniFfiTag>>::lower(bytes);
+    let lifted = <SecretBytes as Lift<UniFfiTag>>::try_lift(lower(vec![9u8; 20])).expect("lifts");
+    assert_eq!(&**lifted.into_inner(), &[9u8; 20]);
+    let mut padded = Vec::new();
+    padded.extend_from_slice(&2i32.to_be_bytes());
+    padded.extend_from_slice(&[1, 2, 3]);
+    assert!(<SecretBytes as Lift<UniFfiTag>>::try_lift(RustBuffer::from_vec(padded)).is_err());
+    let mut short = Vec::new();
+    short.extend_from_slice(&5i32.to_be_bytes());
+    short.extend_from_slice(&[1, 2]);
+    assert!(<SecretBytes as Lift<UniFfiTag>>::try_lift(RustBuffer::from_vec(short)).is_err());
+}
+
+/// Best effort: after the signer is dropped in place, the prepared HMAC
+/// state it held (the key material) reads as zeros.
+#[test]
+fn key_material_is_zeroized_on_drop() {
+    let signer = Arc::into_inner(signer(&[])).expect("sole owner");
+    let mut slot = std::mem::ManuallyDrop::new(signer);
+    let key: *const SigningKey = &slot.key;
+    let len = std::mem::size_of::<SigningKey>();
+    // SAFETY: reads the bytes of a live value on this stack frame.
+    let before = unsafe { std::slice::from_raw_parts(key.cast::<u8>(), len) }.to_vec();
+    // SAFETY: dropped exactly once, never used afterwards except the raw read below.
+    unsafe { std::mem::ManuallyDrop::drop(&mut slot) };
+    let after: Vec<u8> = (0..len)
+        // SAFETY: the storage is still this frame's (only its contents were
+        // dropped); volatile so the reads are not optimized away.
+        .map(|i| unsafe { std::ptr::read_volatile(key.cast::<u8>().add(i)) })
+        .collect();
+    let kept = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| **b != 0 && a == b)
+        .count();
+    let nonzero_before = before.iter().filter(|b| **b != 0).count();
+    // Only the key id's String header (pointer, length, capacity) may survive.
+    assert!(
+        nonzero_before > 64 && kept <= std::mem::size_of::<String>(),
+        "{kept} of {nonzero_before} non-zero bytes survived the drop (size {len})"
+    );
+}
