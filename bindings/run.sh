@@ -135,6 +135,7 @@ t "swift syntax (tree-sitter)" "$VENV/bin/python" $SW/swift_syntax_check.py "$OU
   $(find $SW/Sources $SW/Tests $SW/Package.swift -name '*.swift' -not -name Tessera.swift | sort)
 t "swift header/link/checksums" "$VENV/bin/python" $SW/header_link_check.py "$OUT/swift" "$LIB" "$OUT/swift-check"
 if command -v swift >/dev/null 2>&1; then
+  mkdir -p $SW/Sources/TesseraFFI/include
   cp "$OUT/swift/Tessera.swift" $SW/Sources/Tessera/Tessera.swift
   cp "$OUT/swift/TesseraFFI.h" $SW/Sources/TesseraFFI/include/TesseraFFI.h
   cp "$OUT/swift/TesseraFFI.modulemap" $SW/Sources/TesseraFFI/include/module.modulemap
