@@ -1,0 +1,78 @@
+//! The verifying echo application shared by `serve` and `demo`.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::Router;
+use http::{Method, Uri};
+use serde_json::{json, Value};
+use tessera_core::BodyDigest;
+use tessera_server::{Rejection, VerifiedIdentity, Verifier, VerifySignatureLayer};
+
+/// The scope every method other than GET, HEAD and OPTIONS requires.
+pub(crate) const WRITE_SCOPE: &str = "write";
+
+/// Every route, any method, verified by `verifier`, answered by [`echo`].
+pub(crate) fn router(verifier: Verifier) -> Router {
+    Router::new()
+        .fallback(echo)
+        .layer(VerifySignatureLayer::new(verifier))
+}
+
+/// Answers a verified request with who signed it and what was received:
+/// `{"key_id","user","scopes","method","path","query","body_sha256"}`, path
+/// and query raw. Writes (any method but GET, HEAD, OPTIONS) need scope `write`.
+async fn echo(
+    identity: VerifiedIdentity,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Result<axum::Json<Value>, Rejection> {
+    if !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        identity.require_scope(WRITE_SCOPE)?;
+    }
+    Ok(axum::Json(json!({
+        "key_id": identity.key_id().as_str(),
+        "user": identity.owner(),
+        "scopes": identity.scopes(),
+        "method": method.as_str(),
+        "path": uri.path(),
+        "query": uri.query(),
+        "body_sha256": hex::encode(BodyDigest::of(&body).as_bytes()),
+    })))
+}
+
+/// The authorities a loopback server answers to by default:
+/// the bound `ip:port`, `localhost:port`, and `127.0.0.1:port` when bound to all addresses.
+pub(crate) fn default_authorities(addr: SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    let mut out = vec![addr.to_string(), format!("localhost:{port}")];
+    if addr.ip().is_unspecified() {
+        out.push(format!("127.0.0.1:{port}"));
+    }
+    out
+}
+
+/// Binds `addr` (port 0 picks a free port).
+pub(crate) async fn bind(
+    addr: SocketAddr,
+) -> Result<(tokio::net::TcpListener, SocketAddr), crate::error::CliError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| crate::error::CliError::runtime(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr().map_err(|e| {
+        crate::error::CliError::runtime(format!("cannot read the bound address: {e}"))
+    })?;
+    Ok((listener, local))
+}
+
+/// A multi-threaded tokio runtime.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, crate::error::CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            crate::error::CliError::runtime(format!("cannot start the async runtime: {e}"))
+        })
+}

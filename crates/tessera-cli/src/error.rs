@@ -1,0 +1,81 @@
+//! The command-line error type, one line each, and exit codes.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// Exit code for bad usage (unknown flag, invalid value).
+pub(crate) const EXIT_USAGE: u8 = 2;
+/// Exit code for a failure at run time (unreadable file, server error) and
+/// for a rejected verification.
+pub(crate) const EXIT_FAILURE: u8 = 1;
+
+/// An error reported as one line: `tessera: error: <message>`.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// The arguments are invalid (exit code 2).
+    Usage(String),
+    /// Something failed while running (exit code 1).
+    Runtime(String),
+}
+
+impl CliError {
+    /// A usage error.
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        CliError::Usage(message.into())
+    }
+
+    /// A runtime error.
+    pub(crate) fn runtime(message: impl Into<String>) -> Self {
+        CliError::Runtime(message.into())
+    }
+
+    /// The process exit code for this error.
+    pub(crate) fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Usage(_) => ExitCode::from(EXIT_USAGE),
+            CliError::Runtime(_) => ExitCode::from(EXIT_FAILURE),
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = match self {
+            CliError::Usage(m) | CliError::Runtime(m) => m,
+        };
+        // Keep the report on one line whatever the message contains.
+        f.write_str(&message.replace(['\n', '\r'], " "))
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Shorthand for command results.
+pub(crate) type CliResult<T = ExitCode> = Result<T, CliError>;
+
+/// Reports a clap parse failure: help and version go to stdout as usual
+/// (exit 0); every other error becomes one `tessera: error:` line (exit 2).
+pub(crate) fn clap_exit(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            // Printing help can only fail on a closed stdout; nothing to add then.
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(EXIT_USAGE)
+        }
+        _ => {
+            let rendered = e.to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments");
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("tessera: error: {message} (see --help)");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}

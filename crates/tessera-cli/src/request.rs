@@ -1,0 +1,257 @@
+//! The request arguments shared by `sign` and `base`, and the request they describe.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use tessera_core::{
+    BodyDigest, Component, KeyId, Nonce, RequestView, SignOptions, SigningKey, MANDATORY,
+};
+
+use crate::error::CliError;
+use crate::timearg::{now_unix, parse_time};
+
+/// Method, URL, headers, body, covered headers and signature parameters.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RequestArgs {
+    /// HTTP method (GET, POST, ...); upper-cased.
+    #[arg(value_name = "METHOD")]
+    pub(crate) method: String,
+    /// Absolute http:// or https:// URL. Its path and query are signed exactly
+    /// as written: no normalization, no percent-encoding.
+    #[arg(value_name = "URL")]
+    pub(crate) url: String,
+    /// A request header, 'Name: value'; repeat for more.
+    #[arg(short = 'H', long = "header", value_name = "'Name: value'")]
+    pub(crate) headers: Vec<String>,
+    /// The body: @FILE, - (standard input) or literal text.
+    #[arg(short = 'd', long = "data", value_name = "@FILE|-|TEXT")]
+    pub(crate) data: Option<String>,
+    /// A header to cover in addition to @method, @authority, @path, @query and
+    /// content-digest; repeat for more. It must be among the -H headers.
+    #[arg(long = "cover", value_name = "HEADER")]
+    pub(crate) cover: Vec<String>,
+    /// The key id to sign with.
+    #[arg(long = "key-id", value_name = "ID")]
+    pub(crate) key_id: String,
+    /// The signature's `created` time (Unix seconds or RFC 3339); default now.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub(crate) created: Option<u64>,
+    /// The signature's `expires` time (Unix seconds or RFC 3339); default none.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub(crate) expires: Option<u64>,
+    /// The nonce (22 to 64 base64url characters); default a fresh random one.
+    /// Give it with --created to reproduce an earlier signature's base.
+    #[arg(long, value_name = "NONCE")]
+    pub(crate) nonce: Option<String>,
+}
+
+/// Where the body came from, which decides how `--curl` sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BodySource {
+    /// No body.
+    None,
+    /// `@FILE`.
+    File(PathBuf),
+    /// Standard input.
+    Stdin,
+    /// Literal text on the command line.
+    Literal(String),
+}
+
+/// A fully parsed request, ready to sign or to show the base of.
+#[derive(Debug)]
+pub(crate) struct PreparedRequest {
+    /// The method, upper-cased.
+    pub(crate) method: Method,
+    /// The URL exactly as given.
+    pub(crate) url: String,
+    /// The parsed URL.
+    pub(crate) uri: Uri,
+    /// The headers in the order given (names lowercase).
+    pub(crate) headers: HeaderMap,
+    /// The headers as `(name, value)` pairs in the order given, names as written.
+    pub(crate) header_lines: Vec<(String, String)>,
+    /// The body bytes.
+    pub(crate) body: Vec<u8>,
+    /// Where the body came from.
+    pub(crate) body_source: BodySource,
+    /// Extra covered fields.
+    pub(crate) extra: Vec<Component>,
+    /// The key id.
+    pub(crate) key_id: KeyId,
+    /// `created`.
+    pub(crate) created: u64,
+    /// `expires`.
+    pub(crate) expires: Option<u64>,
+    /// The nonce.
+    pub(crate) nonce: Nonce,
+}
+
+impl RequestArgs {
+    /// Whether the body is read from standard input.
+    pub(crate) fn uses_stdin(&self) -> bool {
+        matches!(self.data.as_deref(), Some("-" | "@-"))
+    }
+
+    /// Parses and checks every argument, reading the body.
+    pub(crate) fn prepare(&self) -> Result<PreparedRequest, CliError> {
+        let method =
+            Method::from_bytes(self.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+                CliError::usage(format!("'{}' is not a valid HTTP method", self.method))
+            })?;
+        let uri = parse_url(&self.url)?;
+        let (headers, header_lines) = parse_headers(&self.headers)?;
+        let extra = parse_cover(&self.cover, &headers)?;
+        let key_id = KeyId::new(self.key_id.as_str())
+            .map_err(|e| CliError::usage(format!("invalid --key-id: {}", e.detail())))?;
+        let nonce = match &self.nonce {
+            Some(n) => Nonce::new(n.as_str())
+                .map_err(|e| CliError::usage(format!("invalid --nonce: {}", e.detail())))?,
+            None => Nonce::generate(&mut rand::rng()),
+        };
+        let (body, body_source) = read_body(self.data.as_deref())?;
+        Ok(PreparedRequest {
+            method,
+            url: self.url.clone(),
+            uri,
+            headers,
+            header_lines,
+            body,
+            body_source,
+            extra,
+            key_id,
+            created: self.created.unwrap_or_else(now_unix),
+            expires: self.expires,
+            nonce,
+        })
+    }
+}
+
+impl PreparedRequest {
+    /// The view the signature covers.
+    pub(crate) fn view(&self) -> Result<RequestView<'_, HeaderMap>, CliError> {
+        RequestView::from_head(&self.method, &self.uri, &self.headers)
+            .map_err(|e| CliError::usage(format!("cannot sign this request: {e}")))
+    }
+
+    /// The signing options.
+    pub(crate) fn options(&self) -> SignOptions<'_> {
+        SignOptions {
+            created: self.created,
+            expires: self.expires,
+            nonce: &self.nonce,
+            extra: &self.extra,
+        }
+    }
+
+    /// The body digest.
+    pub(crate) fn digest(&self) -> BodyDigest {
+        BodyDigest::of(&self.body)
+    }
+
+    /// The exact signature base.
+    pub(crate) fn signature_base(
+        &self,
+        key: &SigningKey,
+    ) -> Result<tessera_core::SignatureBase, CliError> {
+        tessera_core::signature_base(key, &self.view()?, &self.digest(), &self.options())
+            .map_err(|e| CliError::usage(format!("cannot build the signature base: {e}")))
+    }
+}
+
+fn parse_url(url: &str) -> Result<Uri, CliError> {
+    if url.contains('#') {
+        return Err(CliError::usage(format!(
+            "URL '{url}' has a fragment; fragments are never sent, remove it"
+        )));
+    }
+    let uri =
+        Uri::from_str(url).map_err(|e| CliError::usage(format!("invalid URL '{url}': {e}")))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => {
+            return Err(CliError::usage(format!(
+                "URL '{url}' must be absolute and start with http:// or https://"
+            )))
+        }
+    }
+    if uri.authority().is_none_or(|a| a.host().is_empty()) {
+        return Err(CliError::usage(format!("URL '{url}' has no host")));
+    }
+    Ok(uri)
+}
+
+fn parse_headers(lines: &[String]) -> Result<(HeaderMap, Vec<(String, String)>), CliError> {
+    let mut headers = HeaderMap::new();
+    let mut pairs = Vec::with_capacity(lines.len());
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(CliError::usage(format!(
+                "header '{line}' must look like 'Name: value'"
+            )));
+        };
+        let name = name.trim();
+        let value = value.trim_matches([' ', '\t']);
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| CliError::usage(format!("'{name}' is not a valid header name")))?;
+        let header_value = HeaderValue::from_str(value).map_err(|_| {
+            CliError::usage(format!(
+                "the value of header '{name}' contains invalid characters"
+            ))
+        })?;
+        headers.append(header_name, header_value);
+        pairs.push((name.to_owned(), value.to_owned()));
+    }
+    Ok((headers, pairs))
+}
+
+fn parse_cover(names: &[String], headers: &HeaderMap) -> Result<Vec<Component>, CliError> {
+    let mut extra: Vec<Component> = Vec::with_capacity(names.len());
+    for name in names {
+        let lower = name.trim().to_ascii_lowercase();
+        let component = Component::field(&lower)
+            .map_err(|e| CliError::usage(format!("cannot cover '{name}': {}", e.detail())))?;
+        if MANDATORY.contains(&component) {
+            return Err(CliError::usage(format!(
+                "'{lower}' is always covered; drop --cover {name}"
+            )));
+        }
+        if extra.contains(&component) {
+            return Err(CliError::usage(format!("--cover {name} is given twice")));
+        }
+        if !headers.contains_key(lower.as_str()) {
+            return Err(CliError::usage(format!(
+                "--cover {name}: the request has no such header (add it with -H '{name}: ...')"
+            )));
+        }
+        extra.push(component);
+    }
+    Ok(extra)
+}
+
+fn read_body(data: Option<&str>) -> Result<(Vec<u8>, BodySource), CliError> {
+    match data {
+        None => Ok((Vec::new(), BodySource::None)),
+        Some("-" | "@-") => {
+            let mut body = Vec::new();
+            std::io::stdin().read_to_end(&mut body).map_err(|e| {
+                CliError::runtime(format!("cannot read the body from standard input: {e}"))
+            })?;
+            Ok((body, BodySource::Stdin))
+        }
+        Some(text) => match text.strip_prefix('@') {
+            Some(path) => {
+                let body = std::fs::read(path).map_err(|e| {
+                    CliError::runtime(format!("cannot read body file '{path}': {e}"))
+                })?;
+                Ok((body, BodySource::File(PathBuf::from(path))))
+            }
+            None => Ok((
+                text.as_bytes().to_vec(),
+                BodySource::Literal(text.to_owned()),
+            )),
+        },
+    }
+}
