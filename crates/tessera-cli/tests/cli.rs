@@ -1,0 +1,895 @@
+//! End-to-end tests of the `tessera` binary: every command run as a real process.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+fn tessera(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("TESSERA_SECRET")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn tessera_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("TESSERA_SECRET")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A fresh directory under the target tmp dir.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "cli-{name}-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A key from `keygen --json`, with its secret written to a file.
+struct Key {
+    json: Value,
+    id: String,
+    secret_file: PathBuf,
+}
+
+fn keygen(dir: &Path, user: &str, scopes: &str) -> Key {
+    let out = tessera(&["keygen", "--user", user, "--scopes", scopes, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let id = json["key_id"].as_str().unwrap().to_owned();
+    let secret_file = dir.join(format!("{user}.hex"));
+    std::fs::write(&secret_file, json["secret_hex"].as_str().unwrap()).unwrap();
+    Key {
+        json,
+        id,
+        secret_file,
+    }
+}
+
+/// `tessera serve` for the duration of a test; killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(keys: &[&Key], dir: &Path, extra: &[&str]) -> Server {
+        let file = dir.join("keys.json");
+        let entries: Vec<Value> = keys.iter().map(|k| k.json.clone()).collect();
+        std::fs::write(&file, serde_json::json!({ "keys": entries }).to_string()).unwrap();
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--keys",
+                file.to_str().unwrap(),
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        assert_ne!(url, "http://127.0.0.1:0");
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn curl_available() -> bool {
+    Command::new("curl")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs a `sign --curl` line with sh; returns (HTTP status, JSON body).
+fn run_curl(line: &str) -> (u16, Value) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{line} -w '\\n%{{http_code}}'"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl failed: {}", stderr(&out));
+    let text = stdout(&out);
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (
+        status.trim().parse().unwrap(),
+        serde_json::from_str(body).unwrap(),
+    )
+}
+
+#[test]
+fn demo_exits_zero_and_prints_every_scenario() {
+    let started = Instant::now();
+    let out = tessera(&["demo"]);
+    let elapsed = started.elapsed();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    for (label, expected) in [
+        ("signed GET", "200 ok"),
+        ("tampered path", "401 bad_signature"),
+        ("tampered query", "401 bad_signature"),
+        ("tampered body", "401 digest_mismatch"),
+        ("replayed request", "401 replayed"),
+        ("stale timestamp", "401 clock_skew"),
+        ("future timestamp", "401 clock_skew"),
+        ("clock skew recovered", "200 ok"),
+        ("read-only key, write", "403 insufficient_scope"),
+        ("revoked key", "401 key_revoked"),
+        ("unknown key", "401 unknown_key"),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(label))
+            .unwrap_or_else(|| panic!("no line for {label}:\n{text}"));
+        assert!(line.starts_with("[ok] "), "{line}");
+        assert!(line.contains(&format!("-> {expected} ")), "{line}");
+    }
+    // Not a terminal: plain ASCII, no colour.
+    assert!(text.is_ascii(), "{text}");
+    assert!(!text.contains("[FAIL]"));
+    assert!(text.contains("outcomes as expected"));
+    assert!(elapsed < Duration::from_secs(20), "demo took {elapsed:?}");
+}
+
+#[test]
+fn keygen_text_and_json_parse() {
+    let out = tessera(&[
+        "keygen",
+        "--user",
+        "alice",
+        "--scopes",
+        "read,write",
+        "--ttl",
+        "30d",
+    ]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert!(field("key_id").starts_with("m1."));
+    let secret = field("secret_hex");
+    assert_eq!(secret.len(), 64);
+    assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(field("user"), "alice");
+    assert_eq!(field("scopes"), "read,write");
+    let not_after: u64 = field("not_after")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(not_after.abs_diff(now() + 30 * 86_400) < 60);
+
+    let out = tessera(&["keygen", "--user", "bob", "--json"]);
+    let json: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let object = json.as_object().unwrap();
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["key_id", "not_after", "scopes", "secret_hex", "user"]
+    );
+    assert_eq!(json["user"], "bob");
+    assert_eq!(json["scopes"], serde_json::json!([]));
+    assert!(json["not_after"].is_null());
+    // Two runs never give the same key.
+    let again: Value =
+        serde_json::from_str(stdout(&tessera(&["keygen", "--json"])).trim()).unwrap();
+    assert_ne!(again["key_id"], json["key_id"]);
+    assert_ne!(again["secret_hex"], json["secret_hex"]);
+}
+
+#[test]
+fn sign_curl_is_accepted_by_serve_then_replayed() {
+    if !curl_available() {
+        eprintln!("SKIPPED sign_curl_is_accepted_by_serve_then_replayed: curl is not installed");
+        return;
+    }
+    let dir = temp_dir("curl");
+    let writer = keygen(&dir, "alice", "read,write");
+    let reader = keygen(&dir, "bob", "read");
+    let server = Server::start(&[&writer, &reader], &dir, &[]);
+    let body = dir.join("order.json");
+    std::fs::write(&body, b"{\"qty\": 1, \"note\": \"it's\"}\n").unwrap();
+    let url = format!("{}/v1/orders/it's?b=2&a=%20x&a=1", server.url);
+    let data = format!("@{}", body.display());
+    let sign = |key: &Key, extra: &[&str]| {
+        let mut args = vec![
+            "sign",
+            "POST",
+            url.as_str(),
+            "-H",
+            "Content-Type: application/json",
+            "--cover",
+            "content-type",
+            "--data",
+            data.as_str(),
+            "--key-id",
+            key.id.as_str(),
+            "--secret-file",
+            key.secret_file.to_str().unwrap(),
+            "--curl",
+        ];
+        args.extend_from_slice(extra);
+        let out = tessera(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let line = stdout(&out).trim_end().to_owned();
+        assert!(line.starts_with("curl "), "{line}");
+        assert!(line.contains("--data-binary "), "{line}");
+        line
+    };
+
+    let line = sign(&writer, &[]);
+    let (status, json) = run_curl(&line);
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["key_id"], writer.id.as_str());
+    assert_eq!(json["user"], "alice");
+    assert_eq!(json["scopes"], serde_json::json!(["read", "write"]));
+    assert_eq!(json["method"], "POST");
+    assert_eq!(json["path"], "/v1/orders/it's");
+    assert_eq!(json["query"], "b=2&a=%20x&a=1");
+    let digest = Command::new("sha256sum").arg(&body).output();
+    if let Ok(d) = digest {
+        let hex = stdout(&d);
+        assert_eq!(json["body_sha256"], hex.split(' ').next().unwrap());
+    }
+
+    // The same bytes again.
+    let (status, json) = run_curl(&line);
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (401, Some("replayed")),
+        "{json}"
+    );
+
+    // A read-only key may not write.
+    let (status, json) = run_curl(&sign(&reader, &[]));
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (403, Some("insufficient_scope"))
+    );
+
+    // An old signature is outside the window.
+    let old = (now() - 1000).to_string();
+    let (status, json) = run_curl(&sign(&writer, &["--created", &old]));
+    assert_eq!((status, json["code"].as_str()), (401, Some("clock_skew")));
+}
+
+#[test]
+fn serve_clock_offset_and_debug_base() {
+    if !curl_available() {
+        eprintln!("SKIPPED serve_clock_offset_and_debug_base: curl is not installed");
+        return;
+    }
+    let dir = temp_dir("offset");
+    let key = keygen(&dir, "carol", "read");
+    let server = Server::start(&[&key], &dir, &["--clock-offset", "-1000", "--debug-base"]);
+    let signed = |created: u64, url: &str| {
+        let out = tessera(&[
+            "sign",
+            "GET",
+            url,
+            "--key-id",
+            &key.id,
+            "--secret-file",
+            key.secret_file.to_str().unwrap(),
+            "--created",
+            &created.to_string(),
+            "--curl",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).trim_end().to_owned()
+    };
+    let url = format!("{}/x", server.url);
+    let (status, json) = run_curl(&signed(now(), &url));
+    assert_eq!((status, json["code"].as_str()), (401, Some("clock_skew")));
+    let (status, _) = run_curl(&signed(now() - 1000, &url));
+    assert_eq!(status, 200);
+
+    // A request sent to another path than signed: the server reports its base,
+    // which equals `tessera base` for the request as received.
+    let created = now() - 1000;
+    let line = signed(created, &url)
+        .replace("/x'", "/y'")
+        .replace("/x ", "/y ");
+    let line = if line.ends_with("/x") {
+        format!("{}/y", line.trim_end_matches("/x"))
+    } else {
+        line
+    };
+    let (status, json) = run_curl(&line);
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (401, Some("bad_signature")),
+        "{json}"
+    );
+    let server_base = json["signature_base"].as_str().unwrap();
+    let nonce = server_base
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap();
+    let out = tessera(&[
+        "base",
+        "GET",
+        &format!("{}/y", server.url),
+        "--key-id",
+        &key.id,
+        "--created",
+        &created.to_string(),
+        "--nonce",
+        nonce,
+    ]);
+    assert_eq!(stdout(&out).trim_end(), server_base);
+    let hash = tessera(&[
+        "base",
+        "GET",
+        &format!("{}/y", server.url),
+        "--key-id",
+        &key.id,
+        "--created",
+        &created.to_string(),
+        "--nonce",
+        nonce,
+        "--sha256",
+    ]);
+    assert_eq!(stdout(&hash).trim(), json["base_sha256"].as_str().unwrap());
+}
+
+/// Signs a fixed request and returns its raw HTTP/1.1 bytes.
+fn captured_request(key: &Key, created: u64, path_and_query: &str) -> Vec<u8> {
+    let body = r#"{"qty":1}"#;
+    let out = tessera(&[
+        "sign",
+        "POST",
+        &format!("https://api.example.com{path_and_query}"),
+        "-H",
+        "Content-Type: application/json",
+        "--cover",
+        "content-type",
+        "--data",
+        body,
+        "--key-id",
+        &key.id,
+        "--secret-file",
+        key.secret_file.to_str().unwrap(),
+        "--created",
+        &created.to_string(),
+        "--nonce",
+        "AAAAAAAAAAAAAAAAAAAAAA",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut raw = format!(
+        "POST {path_and_query} HTTP/1.1\r\nHost: api.example.com\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for line in stdout(&out).lines() {
+        raw.push_str(line);
+        raw.push_str("\r\n");
+    }
+    raw.push_str("\r\n");
+    raw.push_str(body);
+    raw.into_bytes()
+}
+
+#[test]
+fn verify_gives_the_right_verdicts() {
+    let dir = temp_dir("verify");
+    let key = keygen(&dir, "dave", "read");
+    let created = 1_700_000_000_u64;
+    let raw = captured_request(&key, created, "/v1/orders?dry_run=1");
+    let file = dir.join("req.http");
+    std::fs::write(&file, &raw).unwrap();
+    let verify = |request: &str, extra: &[&str]| {
+        let mut args = vec![
+            "verify",
+            "--request",
+            request,
+            "--secret-file",
+            key.secret_file.to_str().unwrap(),
+            "--key-id",
+            key.id.as_str(),
+            "--authority",
+            "api.example.com",
+        ];
+        args.extend_from_slice(extra);
+        tessera(&args)
+    };
+
+    let ok = verify(file.to_str().unwrap(), &["--now", "1700000060"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    assert_eq!(
+        stdout(&ok).trim(),
+        format!("ok keyid={} created={created}", key.id)
+    );
+
+    // From standard input, with the secret from the environment.
+    let secret = std::fs::read_to_string(&key.secret_file).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "verify",
+            "--request",
+            "-",
+            "--key-id",
+            &key.id,
+            "--authority",
+            "api.example.com",
+            "--now",
+            "1700000060",
+        ])
+        .env("TESSERA_SECRET", secret.trim())
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Tampered query: bad_signature, with the base the verifier computed.
+    let tampered = String::from_utf8(raw.clone())
+        .unwrap()
+        .replace("dry_run=1", "dry_run=0");
+    let tampered_file = dir.join("tampered.http");
+    std::fs::write(&tampered_file, tampered).unwrap();
+    let bad = verify(tampered_file.to_str().unwrap(), &["--now", "1700000060"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let text = stdout(&bad);
+    assert!(text.starts_with("rejected: bad_signature: "), "{text}");
+    assert!(text.contains("\"@query\": ?dry_run=0\n"), "{text}");
+    let base = tessera(&[
+        "base",
+        "POST",
+        "https://api.example.com/v1/orders?dry_run=0",
+        "-H",
+        "Content-Type: application/json",
+        "--cover",
+        "content-type",
+        "--data",
+        r#"{"qty":1}"#,
+        "--key-id",
+        &key.id,
+        "--created",
+        &created.to_string(),
+        "--nonce",
+        "AAAAAAAAAAAAAAAAAAAAAA",
+    ]);
+    assert!(
+        text.ends_with(&stdout(&base)),
+        "{text}\n---\n{}",
+        stdout(&base)
+    );
+
+    // Tampered body.
+    let body_tampered = String::from_utf8(raw.clone())
+        .unwrap()
+        .replace("{\"qty\":1}", "{\"qty\":9}");
+    std::fs::write(&tampered_file, body_tampered).unwrap();
+    let out = verify(tampered_file.to_str().unwrap(), &["--now", "1700000060"]);
+    assert!(
+        stdout(&out).starts_with("rejected: digest_mismatch: "),
+        "{}",
+        stdout(&out)
+    );
+
+    // Old: the real clock is far past 2023.
+    let old = verify(file.to_str().unwrap(), &[]);
+    assert_eq!(old.status.code(), Some(1));
+    assert!(
+        stdout(&old).starts_with("rejected: clock_skew: "),
+        "{}",
+        stdout(&old)
+    );
+
+    // Wrong authority, wrong key id.
+    let out = tessera(&[
+        "verify",
+        "--request",
+        file.to_str().unwrap(),
+        "--secret-file",
+        key.secret_file.to_str().unwrap(),
+        "--key-id",
+        &key.id,
+        "--authority",
+        "evil.example",
+        "--now",
+        "1700000060",
+    ]);
+    assert!(stdout(&out).starts_with("rejected: authority_mismatch: "));
+    let out = tessera(&[
+        "verify",
+        "--request",
+        file.to_str().unwrap(),
+        "--secret-file",
+        key.secret_file.to_str().unwrap(),
+        "--key-id",
+        "someone-else",
+        "--authority",
+        "api.example.com",
+        "--now",
+        "1700000060",
+    ]);
+    assert!(stdout(&out).starts_with("rejected: unknown_key: "));
+}
+
+#[test]
+fn base_matches_the_base_sign_shows() {
+    let dir = temp_dir("base");
+    let key = keygen(&dir, "erin", "read");
+    let request = [
+        "PUT",
+        "https://API.example.com:443/v1/a%2Fb/../c?x=1&x=2&empty=",
+        "-H",
+        "X-Request-Id: 42",
+        "-H",
+        "Accept: text/plain",
+        "--cover",
+        "x-request-id",
+        "--data",
+        "hello",
+        "--key-id",
+        key.id.as_str(),
+        "--created",
+        "1700000000",
+        "--nonce",
+        "BBBBBBBBBBBBBBBBBBBBBB",
+    ];
+    let mut sign_args = vec!["sign"];
+    sign_args.extend_from_slice(&request);
+    sign_args.extend_from_slice(&[
+        "--secret-file",
+        key.secret_file.to_str().unwrap(),
+        "--show-base",
+    ]);
+    let signed = tessera(&sign_args);
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    let headers = stdout(&signed);
+    let names: Vec<&str> = headers
+        .lines()
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    assert_eq!(names, ["Content-Digest", "Signature-Input", "Signature"]);
+
+    let mut base_args = vec!["base"];
+    base_args.extend_from_slice(&request);
+    let base = tessera(&base_args);
+    assert!(base.status.success());
+    assert_eq!(stdout(&base), stderr(&signed));
+    let text = stdout(&base);
+    assert!(text.starts_with("\"@method\": PUT\n\"@authority\": api.example.com\n\"@path\": /v1/a%2Fb/../c\n\"@query\": ?x=1&x=2&empty=\n"), "{text}");
+    assert!(text.contains("\"x-request-id\": 42\n"));
+
+    // A sign command line works for base unchanged (the secret is ignored).
+    let mut reused = vec!["base"];
+    reused.extend_from_slice(&request);
+    reused.extend_from_slice(&["--secret-file", key.secret_file.to_str().unwrap()]);
+    assert_eq!(stdout(&tessera(&reused)), stdout(&base));
+}
+
+#[test]
+fn secret_sources_agree() {
+    let dir = temp_dir("secrets");
+    let key = keygen(&dir, "frank", "read");
+    let common = [
+        "sign",
+        "GET",
+        "https://h.example/",
+        "--key-id",
+        key.id.as_str(),
+        "--created",
+        "1700000000",
+        "--nonce",
+        "CCCCCCCCCCCCCCCCCCCCCC",
+    ];
+    let mut from_file = common.to_vec();
+    from_file.extend_from_slice(&["--secret-file", key.secret_file.to_str().unwrap()]);
+    let a = tessera(&from_file);
+    let secret = std::fs::read(&key.secret_file).unwrap();
+    let mut from_stdin = common.to_vec();
+    from_stdin.extend_from_slice(&["--secret-file", "-"]);
+    let b = tessera_stdin(&from_stdin, &secret);
+    let c = Command::new(BIN)
+        .args(common)
+        .env("TESSERA_SECRET", String::from_utf8(secret).unwrap())
+        .output()
+        .unwrap();
+    assert!(a.status.success() && b.status.success() && c.status.success());
+    assert_eq!(stdout(&a), stdout(&b));
+    assert_eq!(stdout(&a), stdout(&c));
+}
+
+/// Asserts a failure with one `tessera: error:` line on stderr.
+fn assert_one_line_error(out: &Output, code: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("tessera: error: "), "{err}");
+    assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+    assert!(out.stdout.is_empty(), "{}", stdout(out));
+}
+
+#[test]
+fn bad_arguments_and_unreadable_files_fail_with_one_line() {
+    let dir = temp_dir("errors");
+    let key = keygen(&dir, "gina", "read");
+    let secret = key.secret_file.to_str().unwrap();
+    let missing = dir.join("missing").display().to_string();
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec!["sign", "GET", "https://h/", "--key-id", "k", "--bogus"],
+            2,
+            "--bogus",
+        ),
+        (vec!["sign", "GET", "https://h/"], 2, "--key-id"),
+        (vec!["frobnicate"], 2, "frobnicate"),
+        (
+            vec!["sign", "GET", "https://h/", "--key-id", "k"],
+            2,
+            "TESSERA_SECRET",
+        ),
+        (
+            vec![
+                "sign",
+                "GET",
+                "https://h/",
+                "--key-id",
+                "k",
+                "--secret-file",
+                &missing,
+            ],
+            1,
+            "cannot read secret file",
+        ),
+        (
+            vec![
+                "sign",
+                "GET",
+                "ftp://h/",
+                "--key-id",
+                "k",
+                "--secret-file",
+                secret,
+            ],
+            2,
+            "http://",
+        ),
+        (
+            vec![
+                "sign",
+                "GET",
+                "https://h/",
+                "--key-id",
+                "k",
+                "--secret-file",
+                secret,
+                "-H",
+                "nocolon",
+            ],
+            2,
+            "Name: value",
+        ),
+        (
+            vec![
+                "sign",
+                "GET",
+                "https://h/",
+                "--key-id",
+                "k",
+                "--secret-file",
+                secret,
+                "--cover",
+                "host",
+            ],
+            2,
+            "host",
+        ),
+        (
+            vec![
+                "sign",
+                "GET",
+                "https://h/",
+                "--key-id",
+                "k",
+                "--secret-file",
+                secret,
+                "--cover",
+                "x-a",
+            ],
+            2,
+            "no such header",
+        ),
+        (
+            vec![
+                "sign",
+                "POST",
+                "https://h/",
+                "--key-id",
+                "k",
+                "--secret-file",
+                secret,
+                "--data",
+                "@/nonexistent/body",
+            ],
+            1,
+            "cannot read body file",
+        ),
+        (
+            vec![
+                "sign",
+                "GET",
+                "https://h/",
+                "--key-id",
+                "k",
+                "--secret-file",
+                secret,
+                "--created",
+                "soon",
+            ],
+            2,
+            "soon",
+        ),
+        (vec!["keygen", "--ttl", "3y"], 2, "3y"),
+        (
+            vec![
+                "verify",
+                "--request",
+                &missing,
+                "--secret-file",
+                secret,
+                "--key-id",
+                "k",
+                "--authority",
+                "h",
+            ],
+            1,
+            "cannot read request file",
+        ),
+        (
+            vec!["serve", "--keys", &missing],
+            1,
+            "cannot read keys file",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let out = tessera(&args);
+        assert_one_line_error(&out, code, needle);
+    }
+
+    // A secret that is not hex, a keys file that is not JSON, a request that is not HTTP.
+    let bad_secret = dir.join("bad.hex");
+    std::fs::write(&bad_secret, "not hex").unwrap();
+    let out = tessera(&[
+        "sign",
+        "GET",
+        "https://h/",
+        "--key-id",
+        "k",
+        "--secret-file",
+        bad_secret.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&out, 1, "secret");
+    let out = tessera(&["serve", "--keys", bad_secret.to_str().unwrap()]);
+    assert_one_line_error(&out, 1, "keys file");
+    let out = tessera(&[
+        "verify",
+        "--request",
+        bad_secret.to_str().unwrap(),
+        "--secret-file",
+        secret,
+        "--key-id",
+        "k",
+        "--authority",
+        "h",
+    ]);
+    assert_one_line_error(&out, 1, "cannot parse request");
+}
+
+#[test]
+fn secrets_cannot_be_given_on_the_command_line() {
+    for flag in ["--secret", "--secret-hex", "--key", "--password"] {
+        let out = tessera(&[
+            "sign",
+            "GET",
+            "https://h/",
+            "--key-id",
+            "k",
+            flag,
+            "00112233445566778899aabbccddeeff",
+        ]);
+        assert_one_line_error(&out, 2, flag);
+        let out = tessera(&[
+            "verify",
+            "--request",
+            "-",
+            "--key-id",
+            "k",
+            "--authority",
+            "h",
+            flag,
+            "00",
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+    }
+    for command in ["sign", "verify", "base"] {
+        let help = stdout(&tessera(&[command, "--help"]));
+        let secret_flags: Vec<&str> = help
+            .split_whitespace()
+            .filter(|w| w.starts_with("--secret"))
+            .collect();
+        assert!(
+            secret_flags.iter().all(|f| f.starts_with("--secret-file")),
+            "{command}: {secret_flags:?}"
+        );
+    }
+}
+
+#[test]
+fn every_command_has_help() {
+    for command in ["demo", "keygen", "sign", "base", "verify", "serve"] {
+        let out = tessera(&[command, "--help"]);
+        assert!(out.status.success(), "{command}");
+        assert!(stdout(&out).contains("Usage: tessera"), "{command}");
+    }
+    let out = tessera(&["--help"]);
+    assert!(out.status.success());
+    let out = tessera(&["--version"]);
+    assert!(stdout(&out).starts_with("tessera "));
+}
