@@ -8,7 +8,9 @@
 //!   whose defaults are the safe ones.
 //! * [`KeyStore`] with [`MemoryKeyStore`] and [`DerivedKeyStore`], and the
 //!   [`KeyIssuer`] that mints keys at login.
-//! * [`NonceStore`] with the bounded, fail-closed [`MemoryNonceStore`].
+//! * [`NonceStore`] with the bounded, fail-closed [`MemoryNonceStore`] and,
+//!   with the `redis` feature, `RedisNonceStore`, shared by every instance
+//!   (`redis-tls` adds `rediss://`).
 //! * [`Clock`] with [`SystemClock`] and, for tests, [`ManualClock`].
 //! * tower middleware: [`VerifySignatureLayer`] and the route guard
 //!   [`RequireScopeLayer`]; with the `axum` feature (default),
@@ -82,7 +84,8 @@
 //!   configured to serve. Behind a proxy that rewrites `Host`, use
 //!   [`VerifierBuilder::fixed_authority`].
 //! * [`MemoryNonceStore`] protects one process. Several replicas need a
-//!   shared [`NonceStore`] (one atomic `SET NX` in Redis).
+//!   shared [`NonceStore`]: `RedisNonceStore` (feature `redis`), one atomic
+//!   `SET NX PX` per check; run that Redis with `maxmemory-policy noeviction`.
 //! * Keep the system clock synchronized (NTP): the window is ±300 s.
 #![forbid(unsafe_code)]
 
@@ -108,6 +111,11 @@ pub use keys::{
 pub use nonce::{
     MemoryNonceStore, MemoryNonceStoreBuilder, NonceOutcome, NonceRecord, NonceStore,
     NonceStoreError, NonceStoreErrorKind,
+};
+#[cfg(feature = "redis")]
+pub use nonce::{
+    RedisNonceStore, RedisNonceStoreBuilder, RedisStoreError, RedisStoreErrorKind,
+    DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT,
 };
 pub use rejection::{Rejection, DEFAULT_REALM, PROBLEM_JSON};
 pub use scope::{RequireScope, RequireScopeLayer};

@@ -1,7 +1,10 @@
-//! Replay protection: the [`NonceStore`] trait and the in-memory default.
+//! Replay protection: the [`NonceStore`] trait, the in-memory default and,
+//! with the `redis` feature, the shared Redis store.
 
 mod hash;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod shard;
 
 use std::fmt;
@@ -11,6 +14,11 @@ use async_trait::async_trait;
 use tessera_core::{KeyId, Nonce};
 
 pub use memory::{MemoryNonceStore, MemoryNonceStoreBuilder};
+#[cfg(feature = "redis")]
+pub use redis_store::{
+    RedisNonceStore, RedisNonceStoreBuilder, RedisStoreError, RedisStoreErrorKind,
+    DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT,
+};
 
 /// One (key id, nonce) pair to remember until `expires_at`.
 ///

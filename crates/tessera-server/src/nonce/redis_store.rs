@@ -1,0 +1,589 @@
+//! The Redis nonce store (feature `redis`): one store shared by every
+//! verifier instance. See [`RedisNonceStore`] for the design.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncConnectionConfig, Client, RedisError, Value};
+use sha2::{Digest, Sha256};
+use tessera_core::{KeyId, Nonce};
+
+use super::{NonceOutcome, NonceRecord, NonceStore, NonceStoreError, NonceStoreErrorKind};
+
+/// The default key prefix of [`RedisNonceStore`].
+pub const DEFAULT_REDIS_PREFIX: &str = "tessera";
+/// The default per-check timeout of [`RedisNonceStore`]: 250 ms.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// The default timeout of one connection attempt of [`RedisNonceStore`]: 2 s.
+pub const DEFAULT_REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Longest accepted key prefix, bytes.
+const MAX_PREFIX_LEN: usize = 64;
+/// Bytes of SHA-256(key id) in the hash tag.
+const TAG_BYTES: usize = 8;
+
+/// Configures a [`RedisNonceStore`]; see [`RedisNonceStore::builder`].
+#[must_use]
+pub struct RedisNonceStoreBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl fmt::Debug for RedisNonceStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisNonceStoreBuilder")
+            .field("url", &redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+impl RedisNonceStoreBuilder {
+    /// The key prefix (default `tessera`): 1 to 64 printable ASCII
+    /// characters without spaces or braces (braces would change the Redis
+    /// Cluster hash tag).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long one check may take before it fails as unavailable (default
+    /// 250 ms). This bounds the latency the store can add to a request,
+    /// including while Redis is down or reconnecting.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long one connection attempt may take (default 2 s), at start-up
+    /// and for every reconnection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Connects to Redis, checks it answers `PING`, and returns the store.
+    ///
+    /// # Errors
+    /// When the URL or the prefix is invalid, when Redis cannot be reached or
+    /// refuses the credentials within the connect timeout. The error names
+    /// the URL with its password replaced by `***`.
+    pub async fn connect(self) -> Result<RedisNonceStore, RedisStoreError> {
+        let target = redact_url(&self.url);
+        validate_prefix(&self.prefix)?;
+        #[cfg(feature = "redis-tls")]
+        install_crypto_provider();
+        let password = url_password(&self.url);
+        let scrub = |e: &RedisError| scrub_secret(&e.to_string(), password.as_deref());
+        let client = Client::open(self.url.as_str()).map_err(|e| RedisStoreError {
+            kind: RedisStoreErrorKind::InvalidUrl,
+            message: format!("invalid Redis URL {target}: {}", scrub(&e)),
+        })?;
+
+        // Probe with one plain connection first: a clear, prompt error when
+        // Redis is unreachable or refuses the credentials, instead of the
+        // connection manager's retries.
+        let connect_failed = |detail: String| RedisStoreError {
+            kind: RedisStoreErrorKind::Connect,
+            message: format!("cannot connect to Redis at {target}: {detail}"),
+        };
+        let probe_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.connect_timeout));
+        let mut probe = client
+            .get_multiplexed_async_connection_with_config(&probe_config)
+            .await
+            .map_err(|e| connect_failed(scrub(&e)))?;
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut probe)
+            .await
+            .map_err(|e| connect_failed(scrub(&e)))?;
+        if pong != "PONG" {
+            return Err(connect_failed(format!("unexpected PING reply {pong:?}")));
+        }
+        check_eviction_policy(&mut probe, &target).await;
+        drop(probe);
+
+        // Reconnection: a few quick attempts with capped backoff; once they
+        // are used up, the next check starts a new round, so the store
+        // recovers by itself whenever Redis comes back.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(500))
+            .set_number_of_retries(3);
+        let connection = tokio::time::timeout(
+            self.connect_timeout.saturating_mul(2),
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| connect_failed("timed out".to_owned()))?
+        .map_err(|e| connect_failed(scrub(&e)))?;
+        tracing::info!(redis = %target, prefix = %self.prefix, "tessera: Redis nonce store connected");
+        Ok(RedisNonceStore {
+            connection,
+            target,
+            prefix: self.prefix,
+            timeout: self.timeout,
+            password,
+        })
+    }
+}
+
+/// A [`NonceStore`] in Redis, shared by any number of verifier instances
+/// (feature `redis`; `redis-tls` for `rediss://`).
+///
+/// One `SET key 1 NX PX ttl` per check over one multiplexed connection that
+/// reconnects by itself. Cloning is cheap and shares the connection.
+///
+/// # Why the `redis` crate
+///
+/// The `redis` crate (redis-rs) is the most widely used Redis client for
+/// Rust and is actively maintained. Its [`ConnectionManager`] is exactly what
+/// a nonce store needs: one multiplexed connection that any number of tasks
+/// use concurrently (commands are pipelined on the socket, so there is no
+/// pool to size), and that reconnects by itself when Redis goes away. `fred`
+/// offers the same with a larger API surface, and `deadpool-redis` pools
+/// non-multiplexed connections, which costs more sockets for the same
+/// throughput; neither is clearly better for one command per check.
+///
+/// # The command
+///
+/// Each check is one round trip:
+///
+/// ```text
+/// SET <prefix>:{<tag>}:nonce:<pair> 1 NX PX <ttl ms>
+/// ```
+///
+/// * `<pair>` is the hex SHA-256 of `key id LF nonce` (64 characters; spec
+///   §14: neither contains LF, so the encoding is unambiguous). Key names
+///   therefore have a fixed length whatever the client sends, and key ids
+///   and nonces never appear in the Redis key space.
+/// * `<tag>` is the hex of the first 8 bytes of SHA-256 of the key id, in
+///   braces: a Redis Cluster hash tag. Every check touches exactly one Redis
+///   key, so the tag is not needed for atomicity; it only decides which slot
+///   a key lands in: all nonces of one key id share a slot, and different key
+///   ids spread uniformly over the slots. That keeps a key id's entries
+///   together (so per-key bookkeeping could later be added in the same slot,
+///   atomically) while the tag, being a hash, cannot be chosen by a client
+///   to aim at one slot beyond the key id it already owns.
+/// * `<prefix>` (default `tessera`) separates deployments sharing a Redis.
+///
+/// `OK` means [`NonceOutcome::Fresh`], a nil reply means
+/// [`NonceOutcome::Replayed`]; anything else, an error or no answer within
+/// the per-call timeout (default 250 ms) is an error of kind
+/// [`NonceStoreErrorKind::Unavailable`] (or [`NonceStoreErrorKind::Full`] for
+/// Redis's `OOM` error), which the verifier turns into `store_unavailable`
+/// (503). The store never answers `Fresh` without Redis having said `OK`.
+///
+/// # Failures and recovery
+///
+/// * Redis down: connection attempts are refused at once, so requests fail
+///   closed with `store_unavailable` within milliseconds.
+/// * Redis hung or slow (or a network black hole): each check gives up after
+///   the timeout, so the store adds at most that much latency.
+/// * Recovery needs nothing from the application: the connection manager
+///   reconnects in the background (a few attempts, 20 ms to 500 ms apart);
+///   when those are used up, the next check starts another round. Service
+///   resumes within milliseconds of Redis accepting connections again.
+/// * Start-up is different on purpose: [`RedisNonceStoreBuilder::connect`]
+///   fails with a [`RedisStoreError`] naming the URL (password shown as
+///   `***`) when Redis is unreachable or refuses the credentials, so a
+///   misconfiguration is noticed at deployment rather than as 503s.
+/// * Passwords never appear in `Debug` output, errors or logs.
+///
+/// # Operating Redis for it
+///
+/// * Set `maxmemory-policy noeviction`. Every nonce key has a TTL, so any
+///   eviction policy (`allkeys-*` and `volatile-*` alike) may drop a live
+///   nonce under memory pressure, and a replay of it would be accepted. With
+///   `noeviction` a full Redis refuses the `SET` (`OOM`) and the verifier
+///   fails closed. [`RedisNonceStore::connect`] checks the policy when Redis
+///   allows `CONFIG GET` and logs a warning otherwise.
+/// * Persistence does not matter much: after a restart that lost the data,
+///   requests still inside their window could be replayed once. Run Redis
+///   with replication or AOF if that matters.
+/// * The bound on entries is Redis's `maxmemory` (an entry takes about 200
+///   bytes: 2 GB per 10 million live nonces); there is no per-key-id cap as in
+///   [`MemoryNonceStore`](crate::MemoryNonceStore).
+/// * Redis Cluster: this store talks to one endpoint (a single Redis, a
+///   primary, or a cluster-aware proxy); a cluster client is not included.
+///   The keys already carry hash tags, so one check touches one slot.
+///
+/// # No local cache
+///
+/// A local first-level cache could only ever short-circuit to `Replayed`
+/// (answering `Fresh` from local memory would let a request be accepted on
+/// two instances). Honest traffic never repeats a nonce, so such a cache
+/// would save nothing on the normal path: every accepted request still needs
+/// its `SET NX`. It would only spare Redis the replays, which are already
+/// authenticated (the store is consulted after the MAC check) and cost one
+/// cheap command each. It is therefore not implemented.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use tessera_server::{RedisNonceStore, Verifier};
+/// # let keys = tessera_server::MemoryKeyStore::new();
+///
+/// let nonces = RedisNonceStore::builder("redis://:secret@redis.internal:6379/0")
+///     .prefix("shop-api")
+///     .timeout(Duration::from_millis(250))
+///     .connect()
+///     .await?;
+/// let verifier = Verifier::builder()
+///     .key_store(keys)
+///     .nonce_store(nonces)
+///     .authority("api.example.com")
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisNonceStore {
+    connection: ConnectionManager,
+    /// The URL with the password redacted.
+    target: String,
+    prefix: String,
+    timeout: Duration,
+    /// Scrubbed from error messages, should the client crate ever echo it.
+    password: Option<String>,
+}
+
+impl fmt::Debug for RedisNonceStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisNonceStore")
+            .field("url", &self.target)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisNonceStore {
+    /// A builder for a store at `url`: `redis://host:port/db`,
+    /// `redis://:password@host/db`, `redis://user:password@host/db`,
+    /// `rediss://...` for TLS (feature `redis-tls`; append `#insecure` to
+    /// skip certificate verification in tests only), or
+    /// `redis+unix:///path/to/socket`.
+    pub fn builder(url: impl Into<String>) -> RedisNonceStoreBuilder {
+        RedisNonceStoreBuilder {
+            url: url.into(),
+            prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            timeout: DEFAULT_REDIS_TIMEOUT,
+            connect_timeout: DEFAULT_REDIS_CONNECT_TIMEOUT,
+        }
+    }
+
+    /// Connects with the defaults: prefix `tessera`, 250 ms per check.
+    ///
+    /// # Errors
+    /// See [`RedisNonceStoreBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<Self, RedisStoreError> {
+        Self::builder(url).connect().await
+    }
+
+    /// The Redis key that records `nonce` under `key_id`:
+    /// `<prefix>:{<hex of SHA-256(key id)[..8]>}:nonce:<hex SHA-256(key id LF nonce)>`.
+    pub fn key_for(&self, key_id: &KeyId, nonce: &Nonce) -> String {
+        redis_key(&self.prefix, key_id, nonce)
+    }
+
+    /// The URL this store connects to, password replaced by `***`.
+    pub fn url(&self) -> &str {
+        &self.target
+    }
+
+    async fn set_nx(&self, key: String, ttl_millis: u64) -> Result<NonceOutcome, NonceStoreError> {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_millis)
+            .to_owned();
+        let reply =
+            tokio::time::timeout(self.timeout, command.query_async::<Value>(&mut connection)).await;
+        match reply {
+            Ok(Ok(Value::Okay)) => Ok(NonceOutcome::Fresh),
+            Ok(Ok(Value::SimpleString(s))) if s == "OK" => Ok(NonceOutcome::Fresh),
+            Ok(Ok(Value::Nil)) => Ok(NonceOutcome::Replayed),
+            Ok(Ok(other)) => Err(NonceStoreError::new(
+                NonceStoreErrorKind::Unavailable,
+                format!("redis nonce store: unexpected reply to SET NX: {other:?}"),
+            )),
+            Ok(Err(e)) if e.is_timeout() => Err(self.timed_out()),
+            Ok(Err(e)) => {
+                let kind = if e.code() == Some("OOM") {
+                    NonceStoreErrorKind::Full
+                } else {
+                    NonceStoreErrorKind::Unavailable
+                };
+                let detail = scrub_secret(&e.to_string(), self.password.as_deref());
+                Err(NonceStoreError::new(
+                    kind,
+                    format!("redis nonce store ({}): {detail}", self.target),
+                ))
+            }
+            Err(_) => Err(self.timed_out()),
+        }
+    }
+
+    fn timed_out(&self) -> NonceStoreError {
+        NonceStoreError::new(
+            NonceStoreErrorKind::Unavailable,
+            format!(
+                "redis nonce store ({}): no answer within {} ms",
+                self.target,
+                self.timeout.as_millis()
+            ),
+        )
+    }
+}
+
+#[async_trait]
+impl NonceStore for RedisNonceStore {
+    async fn record(&self, record: NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError> {
+        let key = redis_key(&self.prefix, record.key_id, record.nonce);
+        self.set_nx(key, record.ttl_millis()).await
+    }
+}
+
+/// Why [`RedisNonceStore::connect`] failed.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisStoreErrorKind {
+    /// The URL did not parse, or names a scheme that is not enabled (for
+    /// example `rediss://` without the `redis-tls` feature).
+    InvalidUrl,
+    /// The key prefix is empty, too long, or contains spaces, braces or
+    /// non-printable characters.
+    InvalidPrefix,
+    /// Redis could not be reached, refused the credentials, or did not
+    /// answer in time.
+    Connect,
+}
+
+/// [`RedisNonceStore::connect`] failed. The message names the URL with its
+/// password replaced by `***`.
+#[derive(Debug, Clone)]
+pub struct RedisStoreError {
+    kind: RedisStoreErrorKind,
+    message: String,
+}
+
+impl RedisStoreError {
+    /// What went wrong.
+    pub fn kind(&self) -> RedisStoreErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for RedisStoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RedisStoreError {}
+
+fn redis_key(prefix: &str, key_id: &KeyId, nonce: &Nonce) -> String {
+    let tag = Sha256::digest(key_id.as_str().as_bytes());
+    let mut pair = Sha256::new();
+    pair.update(key_id.as_str().as_bytes());
+    pair.update(b"\n");
+    pair.update(nonce.as_str().as_bytes());
+    let pair = pair.finalize();
+    let mut key = String::with_capacity(prefix.len() + 2 * TAG_BYTES + 64 + 10);
+    key.push_str(prefix);
+    key.push_str(":{");
+    key.push_str(&hex::encode(&tag[..TAG_BYTES]));
+    key.push_str("}:nonce:");
+    key.push_str(&hex::encode(pair));
+    key
+}
+
+fn validate_prefix(prefix: &str) -> Result<(), RedisStoreError> {
+    let ok = !prefix.is_empty()
+        && prefix.len() <= MAX_PREFIX_LEN
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}');
+    if ok {
+        Ok(())
+    } else {
+        Err(RedisStoreError {
+            kind: RedisStoreErrorKind::InvalidPrefix,
+            message: format!(
+                "invalid Redis key prefix {prefix:?}: use 1 to {MAX_PREFIX_LEN} printable ASCII characters without spaces or braces"
+            ),
+        })
+    }
+}
+
+/// The URL with the password (user info or `pass` query parameter) replaced
+/// by `***`. Unparseable URLs are not echoed at all: they may hold a secret.
+pub(crate) fn redact_url(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return "<unparseable Redis URL>".to_owned();
+    };
+    if url.password().is_some() {
+        // Only fails for URLs that cannot have credentials.
+        let _ = url.set_password(Some("***"));
+    }
+    if url
+        .query_pairs()
+        .any(|(k, _)| k == "pass" || k == "password")
+    {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "pass" || k == "password" {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+fn url_password(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw).ok()?;
+    if let Some(p) = url.password() {
+        return Some(p.to_owned());
+    }
+    url.query_pairs()
+        .find(|(k, _)| k == "pass" || k == "password")
+        .map(|(_, v)| v.into_owned())
+}
+
+fn scrub_secret(message: &str, secret: Option<&str>) -> String {
+    match secret {
+        Some(s) if !s.is_empty() => message.replace(s, "***"),
+        _ => message.to_owned(),
+    }
+}
+
+/// Warns when Redis may evict live nonces. `CONFIG` is often disabled on
+/// managed Redis; then the check is skipped.
+async fn check_eviction_policy(connection: &mut redis::aio::MultiplexedConnection, target: &str) {
+    let reply: Result<Vec<String>, _> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(connection)
+        .await;
+    match reply.as_deref() {
+        Ok([_, policy]) if policy == "noeviction" => {}
+        Ok([_, policy]) => tracing::warn!(
+            redis = %target,
+            maxmemory_policy = %policy,
+            "tessera: Redis may evict live nonces under memory pressure, letting replays through; set maxmemory-policy noeviction"
+        ),
+        _ => tracing::debug!(redis = %target, "tessera: could not read Redis maxmemory-policy"),
+    }
+}
+
+/// rustls needs a process-wide crypto provider; install ring unless the
+/// application already chose one.
+#[cfg(feature = "redis-tls")]
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Fails only if another thread installed one meanwhile: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_layout() {
+        let key_id = KeyId::new("phone-1").expect("key id");
+        let nonce = Nonce::new("AAAAAAAAAAAAAAAAAAAAAA").expect("nonce");
+        let key = redis_key("tessera", &key_id, &nonce);
+        let tag = &hex::encode(Sha256::digest(b"phone-1"))[..16];
+        let pair = hex::encode(Sha256::digest(b"phone-1\nAAAAAAAAAAAAAAAAAAAAAA"));
+        assert_eq!(key, format!("tessera:{{{tag}}}:nonce:{pair}"));
+        // Same nonce, other key id: other key, other tag.
+        let other = redis_key("tessera", &KeyId::new("phone-2").expect("id"), &nonce);
+        assert_ne!(key, other);
+        assert_ne!(key[..27], other[..27]);
+    }
+
+    #[test]
+    fn prefixes() {
+        for good in ["tessera", "shop-api:prod", "a"] {
+            assert!(validate_prefix(good).is_ok(), "{good}");
+        }
+        let long = "x".repeat(65);
+        for bad in ["", "a{b", "a}b", "a b", "é", long.as_str()] {
+            let e = validate_prefix(bad).expect_err(bad);
+            assert_eq!(e.kind(), RedisStoreErrorKind::InvalidPrefix);
+        }
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("redis://:hunter2@127.0.0.1:6379/2"),
+            "redis://:***@127.0.0.1:6379/2"
+        );
+        assert_eq!(
+            redact_url("rediss://app:hunter2@redis.internal/0"),
+            "rediss://app:***@redis.internal/0"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379/"),
+            "redis://127.0.0.1:6379/"
+        );
+        let unix = redact_url("redis+unix:///run/redis.sock?db=1&pass=hunter2");
+        assert!(!unix.contains("hunter2"), "{unix}");
+        assert!(unix.contains("db=1"), "{unix}");
+        assert_eq!(redact_url("::hunter2::"), "<unparseable Redis URL>");
+        assert_eq!(
+            url_password("redis://:hunter2@h/").as_deref(),
+            Some("hunter2")
+        );
+        assert_eq!(
+            scrub_secret("auth hunter2 failed", Some("hunter2")),
+            "auth *** failed"
+        );
+    }
+
+    #[test]
+    fn builder_debug_hides_the_password() {
+        let b = RedisNonceStore::builder("redis://:hunter2@127.0.0.1/");
+        let shown = format!("{b:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn bad_configuration_is_reported_before_connecting() {
+        let e = RedisNonceStore::builder("redis://127.0.0.1:1/")
+            .prefix("a{b}")
+            .connect()
+            .await
+            .expect_err("prefix");
+        assert_eq!(e.kind(), RedisStoreErrorKind::InvalidPrefix);
+        let e = RedisNonceStore::connect("ftp://:hunter2@host/")
+            .await
+            .expect_err("scheme");
+        assert_eq!(e.kind(), RedisStoreErrorKind::InvalidUrl);
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(e.to_string().contains("ftp://:***@host/"), "{e}");
+    }
+}

@@ -1,0 +1,412 @@
+//! `RedisNonceStore` against a real redis-server on loopback: two axum
+//! servers sharing one Redis, a race across both, Redis stopped, paused and
+//! restarted under running verifiers, key expiry, and connection errors.
+//!
+//! Redis comes from `TESSERA_TEST_REDIS_URL` or a child `redis-server`; see
+//! `support/redis_server.rs`. Tests that stop Redis always use their own.
+#![cfg(feature = "redis")]
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use redis_server::RedisServer;
+use support::{key_id, Harness, Spec, PUBLIC, T0};
+use tessera_core::Nonce;
+use tessera_server::{
+    NonceOutcome, NonceRecord, NonceStore, NonceStoreErrorKind, RedisNonceStore,
+    RedisStoreErrorKind,
+};
+
+/// A prefix of its own per test (and per run), so tests sharing one Redis
+/// never see each other's keys.
+fn unique_prefix(test: &str) -> String {
+    format!("tessera-test-{test}-{:016x}", rand::random::<u64>())
+}
+
+async fn store(url: &str, test: &str) -> RedisNonceStore {
+    RedisNonceStore::builder(url)
+        .prefix(unique_prefix(test))
+        .connect()
+        .await
+        .expect("connect to redis")
+}
+
+/// A server whose verifier uses `nonces` (and serves `api.example.com`).
+async fn server(nonces: RedisNonceStore) -> Harness {
+    Harness::start(move |b, local| {
+        b.authority(local)
+            .authority(PUBLIC)
+            .nonce_store(nonces.clone())
+    })
+    .await
+}
+
+/// A second connection for looking at Redis directly.
+async fn inspect(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("inspection connection")
+}
+
+#[tokio::test]
+async fn store_records_each_pair_once() {
+    let Some(redis) = redis_server::shared("store_records_each_pair_once") else {
+        return;
+    };
+    let store = store(&redis.url(), "pairs").await;
+    let alice = key_id("alice");
+    let bob = key_id("bob");
+    let nonce = Nonce::generate(&mut rand::rng());
+    let record = |k| NonceRecord::new(k, &nonce, T0, T0 + 301);
+    assert_eq!(
+        store.record(record(&alice)).await.ok(),
+        Some(NonceOutcome::Fresh)
+    );
+    assert_eq!(
+        store.record(record(&alice)).await.ok(),
+        Some(NonceOutcome::Replayed)
+    );
+    // The same nonce under another key id is another pair.
+    assert_eq!(
+        store.record(record(&bob)).await.ok(),
+        Some(NonceOutcome::Fresh)
+    );
+    // A second connection (another instance) sees the same entries.
+    let other = RedisNonceStore::builder(redis.url())
+        .prefix(
+            store
+                .key_for(&alice, &nonce)
+                .split(":{")
+                .next()
+                .expect("prefix"),
+        )
+        .connect()
+        .await
+        .expect("second store");
+    assert_eq!(
+        other.record(record(&bob)).await.ok(),
+        Some(NonceOutcome::Replayed)
+    );
+}
+
+#[tokio::test]
+async fn replay_to_another_instance_is_rejected() {
+    let Some(redis) = redis_server::shared("replay_to_another_instance_is_rejected") else {
+        return;
+    };
+    let prefix = unique_prefix("instances");
+    let connect = || async {
+        RedisNonceStore::builder(redis.url())
+            .prefix(prefix.clone())
+            .connect()
+            .await
+            .expect("connect")
+    };
+    // Two servers, two verifiers, two Redis connections, one Redis.
+    let a = server(connect().await).await;
+    let b = server(connect().await).await;
+    assert_ne!(a.addr, b.addr);
+
+    let request = Spec::new(Method::POST, PUBLIC).body(b"{\"n\":1}").signed();
+    a.send(&request).await.assert_ok();
+    b.send(&request).await.assert_problem(401, "replayed");
+    a.send(&request).await.assert_problem(401, "replayed");
+
+    let request = Spec::new(Method::GET, PUBLIC).signed();
+    b.send(&request).await.assert_ok();
+    a.send(&request).await.assert_problem(401, "replayed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn race_of_64_across_two_instances_accepts_exactly_one() {
+    let Some(redis) = redis_server::shared("race_of_64_across_two_instances") else {
+        return;
+    };
+    let prefix = unique_prefix("race");
+    let connect = || async {
+        RedisNonceStore::builder(redis.url())
+            .prefix(prefix.clone())
+            // Generous: 64 requests arrive at once on 2 shared cores.
+            .timeout(Duration::from_secs(2))
+            .connect()
+            .await
+            .expect("connect")
+    };
+    let servers = Arc::new([server(connect().await).await, server(connect().await).await]);
+    for round in 0..5 {
+        let request = Arc::new(
+            Spec::new(Method::POST, PUBLIC)
+                .body(b"{\"race\":true}")
+                .signed(),
+        );
+        let barrier = Arc::new(tokio::sync::Barrier::new(64));
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let (servers, request, barrier) = (
+                    Arc::clone(&servers),
+                    Arc::clone(&request),
+                    Arc::clone(&barrier),
+                );
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let reply = servers[i % 2].send(&request).await;
+                    (reply.status, reply.json["code"].as_str().map(str::to_owned))
+                })
+            })
+            .collect();
+        let mut accepted = 0;
+        for task in tasks {
+            match task.await.expect("task") {
+                (StatusCode::OK, _) => accepted += 1,
+                (StatusCode::UNAUTHORIZED, Some(code)) if code == "replayed" => {}
+                other => panic!("round {round}: unexpected reply {other:?}"),
+            }
+        }
+        assert_eq!(accepted, 1, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn keys_carry_the_window_ttl_and_expire() {
+    let Some(redis) = redis_server::shared("keys_carry_the_window_ttl_and_expire") else {
+        return;
+    };
+    let url = redis.url();
+    let mut conn = inspect(&url).await;
+
+    // The default window: remembered for created + 300 + 1 - now = 301 s.
+    let nonces = store(&url, "ttl").await;
+    let h = server(nonces.clone()).await;
+    let (request, nonce) = Spec::new(Method::GET, PUBLIC).sign();
+    h.send(&request).await.assert_ok();
+    let key = nonces.key_for(&key_id("alice"), &nonce);
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("PTTL");
+    assert!((299_000..=301_000).contains(&pttl), "PTTL {pttl} for {key}");
+
+    // A 1 s window: TTL 2 s; afterwards Redis holds nothing for the nonce.
+    let nonces = store(&url, "expiry").await;
+    let prefix = nonces
+        .key_for(&key_id("alice"), &nonce)
+        .split(":{")
+        .next()
+        .expect("prefix")
+        .to_owned();
+    let h = Harness::start({
+        let nonces = nonces.clone();
+        move |b, local| b.authority(local).window(1).nonce_store(nonces)
+    })
+    .await;
+    let (request, nonce) = Spec::new(Method::GET, &h.local).sign();
+    h.send(&request).await.assert_ok();
+    h.send(&request).await.assert_problem(401, "replayed");
+    let key = nonces.key_for(&key_id("alice"), &nonce);
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("PTTL");
+    assert!((1_000..=2_000).contains(&pttl), "PTTL {pttl} for {key}");
+
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("EXISTS");
+        if exists == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{key} still exists");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert!(left.is_empty(), "left over: {left:?}");
+}
+
+#[tokio::test]
+async fn redis_stopped_fails_closed_and_restarted_recovers() {
+    let Some(mut redis) = RedisServer::spawn("redis_stopped_fails_closed_and_restarted_recovers")
+    else {
+        return;
+    };
+    let h = server(store(&redis.url(), "restart").await).await;
+    h.send(&Spec::new(Method::GET, PUBLIC).signed())
+        .await
+        .assert_ok();
+
+    redis.stop();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let reply = h.send(&Spec::new(Method::GET, PUBLIC).signed()).await;
+        reply.assert_problem(503, "store_unavailable");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "failed closed, but slowly: {:?}",
+            started.elapsed()
+        );
+    }
+
+    // Down for longer than the connection manager's retry budget.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    h.send(&Spec::new(Method::GET, PUBLIC).signed())
+        .await
+        .assert_problem(503, "store_unavailable");
+
+    // Same port, no restart of the verifier.
+    redis.start();
+    let restarted = Instant::now();
+    let deadline = restarted + Duration::from_secs(15);
+    loop {
+        let reply = h.send(&Spec::new(Method::GET, PUBLIC).signed()).await;
+        if reply.status == StatusCode::OK {
+            break;
+        }
+        reply.assert_problem(503, "store_unavailable");
+        assert!(Instant::now() < deadline, "the verifier did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("recovered {:?} after the restart", restarted.elapsed());
+    // And replay protection works again.
+    let request = Spec::new(Method::GET, PUBLIC).signed();
+    h.send(&request).await.assert_ok();
+    h.send(&request).await.assert_problem(401, "replayed");
+}
+
+#[tokio::test]
+async fn unresponsive_redis_times_out_and_fails_closed() {
+    let Some(redis) = RedisServer::spawn("unresponsive_redis_times_out_and_fails_closed") else {
+        return;
+    };
+    let nonces = RedisNonceStore::builder(redis.url())
+        .prefix(unique_prefix("paused"))
+        .timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .expect("connect");
+    let h = server(nonces.clone()).await;
+    h.send(&Spec::new(Method::GET, PUBLIC).signed())
+        .await
+        .assert_ok();
+
+    // Accepts connections (the kernel does) but never answers.
+    redis.pause(true);
+    let started = Instant::now();
+    let nonce = Nonce::generate(&mut rand::rng());
+    let alice = key_id("alice");
+    let e = nonces
+        .record(NonceRecord::new(&alice, &nonce, T0, T0 + 301))
+        .await
+        .expect_err("timed out");
+    assert_eq!(e.kind(), NonceStoreErrorKind::Unavailable);
+    assert!(e.to_string().contains("200 ms"), "{e}");
+    let reply = h.send(&Spec::new(Method::GET, PUBLIC).signed()).await;
+    reply.assert_problem(503, "store_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    redis.pause(false);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = h.send(&Spec::new(Method::GET, PUBLIC).signed()).await;
+        if reply.status == StatusCode::OK {
+            break;
+        }
+        reply.assert_problem(503, "store_unavailable");
+        assert!(Instant::now() < deadline, "the verifier did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn unreachable_redis_is_a_clear_start_up_error() {
+    // Nothing listens on a port just released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}/3");
+    let started = Instant::now();
+    let e = RedisNonceStore::connect(&url)
+        .await
+        .expect_err("nothing there");
+    assert_eq!(e.kind(), RedisStoreErrorKind::Connect);
+    let shown = e.to_string();
+    assert!(
+        shown.contains(&format!("redis://:***@127.0.0.1:{port}/3")),
+        "{shown}"
+    );
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(!format!("{e:?}").contains("hunter2"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // `rediss://` without the TLS feature is refused up front.
+    #[cfg(not(feature = "redis-tls"))]
+    {
+        let e = RedisNonceStore::connect("rediss://:hunter2@127.0.0.1:1/")
+            .await
+            .expect_err("no tls");
+        assert_eq!(e.kind(), RedisStoreErrorKind::InvalidUrl);
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn password_is_passed_through_and_never_shown() {
+    let Some(redis) = RedisServer::spawn_with(
+        "password_is_passed_through_and_never_shown",
+        &["--requirepass", "s3cret-pw"],
+    ) else {
+        return;
+    };
+    let wrong = format!("redis://:wrong-pw@127.0.0.1:{}/", redis.port);
+    let e = RedisNonceStore::connect(&wrong)
+        .await
+        .expect_err("wrong password");
+    assert_eq!(e.kind(), RedisStoreErrorKind::Connect);
+    assert!(!e.to_string().contains("wrong-pw"), "{e}");
+    assert!(e.to_string().contains(":***@"), "{e}");
+
+    let right = format!("redis://:s3cret-pw@127.0.0.1:{}/2", redis.port);
+    let store = RedisNonceStore::builder(&right)
+        .prefix(unique_prefix("auth"))
+        .connect()
+        .await
+        .expect("right password");
+    assert!(!format!("{store:?}").contains("s3cret-pw"));
+    assert!(!store.url().contains("s3cret-pw"));
+    let nonce = Nonce::generate(&mut rand::rng());
+    let alice = key_id("alice");
+    let record = NonceRecord::new(&alice, &nonce, T0, T0 + 301);
+    assert_eq!(store.record(record).await.ok(), Some(NonceOutcome::Fresh));
+    assert_eq!(
+        store.record(record).await.ok(),
+        Some(NonceOutcome::Replayed)
+    );
+    // The entry landed in database 2.
+    let mut conn = inspect(&right).await;
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(store.key_for(&alice, &nonce))
+        .query_async(&mut conn)
+        .await
+        .expect("EXISTS");
+    assert_eq!(exists, 1);
+}
