@@ -19,6 +19,31 @@ pub(crate) fn router(verifier: Verifier) -> Router {
         .layer(VerifySignatureLayer::new(verifier))
 }
 
+/// [`router`] with one access-log line per request on standard error:
+/// `METHOD target -> status code`.
+pub(crate) fn logged_router(verifier: Verifier) -> Router {
+    router(verifier).layer(axum::middleware::from_fn(access_log))
+}
+
+async fn access_log(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.uri().to_string(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let code = match tessera_client::rejection_code(response.headers()) {
+        Some(code) => code.as_str(),
+        None if response.status() == http::StatusCode::FORBIDDEN => "insufficient_scope",
+        None => "",
+    };
+    eprintln!("{method} {target} -> {} {code}", response.status().as_u16());
+    response
+}
+
 /// Answers a verified request with who signed it and what was received:
 /// `{"key_id","user","scopes","method","path","query","body_sha256"}`, path
 /// and query raw. Writes (any method but GET, HEAD, OPTIONS) need scope `write`.

@@ -51,6 +51,9 @@ pub(crate) struct Args {
     /// Put the full signature base into bad_signature responses (development only).
     #[arg(long)]
     debug_base: bool,
+    /// No access log on standard error.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// The system clock shifted by a fixed number of seconds.
@@ -93,19 +96,26 @@ pub(crate) fn run(args: Args) -> CliResult {
         writeln!(stdout, "listening on http://{addr}")
             .and_then(|()| stdout.flush())
             .map_err(|e| CliError::runtime(format!("cannot write to standard output: {e}")))?;
-        eprintln!(
-            "tessera serve: {count} key(s), authorities {}, window {}s, clock offset {}s{}",
-            authorities.join(" "),
-            args.window,
-            args.clock_offset,
-            if args.debug_base {
-                ", signature base in bad_signature answers"
-            } else {
-                ""
-            }
-        );
+        if !args.quiet {
+            eprintln!(
+                "tessera serve: {count} key(s), authorities {}, window {}s, clock offset {}s{}",
+                authorities.join(" "),
+                args.window,
+                args.clock_offset,
+                if args.debug_base {
+                    ", signature base in bad_signature answers"
+                } else {
+                    ""
+                }
+            );
+        }
 
-        axum::serve(listener, app::router(verifier))
+        let router = if args.quiet {
+            app::router(verifier)
+        } else {
+            app::logged_router(verifier)
+        };
+        axum::serve(listener, router)
             .with_graceful_shutdown(shutdown_signal())
             .await
             .map_err(|e| CliError::runtime(format!("server error: {e}")))?;
