@@ -51,23 +51,25 @@ pub fn normalize_authority(authority: &str, scheme: Scheme) -> Result<Cow<'_, st
             "userinfo is not allowed in the authority",
         );
     }
-    if !authority
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b))
-    {
+    let host_end = if authority.starts_with('[') {
+        match authority.find(']') {
+            Some(i) if is_ip_literal(&authority[1..i]) => i + 1,
+            _ => {
+                return err(
+                    ErrorCode::InvalidFieldValue,
+                    "invalid IP literal in the authority",
+                )
+            }
+        }
+    } else {
+        authority.find(':').unwrap_or(authority.len())
+    };
+    if !authority[..host_end].starts_with('[') && !is_reg_name(&authority[..host_end]) {
         return err(
             ErrorCode::InvalidFieldValue,
             "the authority contains invalid characters",
         );
     }
-    let host_end = if authority.starts_with('[') {
-        match authority.find(']') {
-            Some(i) => i + 1,
-            None => return err(ErrorCode::InvalidFieldValue, "unterminated IPv6 literal"),
-        }
-    } else {
-        authority.find(':').unwrap_or(authority.len())
-    };
     let host = &authority[..host_end];
     if host.is_empty() {
         return err(ErrorCode::InvalidFieldValue, "the authority has no host");
@@ -105,6 +107,41 @@ pub fn normalize_authority(authority: &str, scheme: Scheme) -> Result<Cow<'_, st
         out.push_str(p);
     }
     Ok(Cow::Owned(out))
+}
+
+/// RFC 3986 `reg-name` (or IPv4): unreserved, sub-delims and well-formed percent-encodings.
+fn is_reg_name(host: &str) -> bool {
+    let bytes = host.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+            }
+            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) => i += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The inside of an RFC 3986 IP-literal: an IPv6 address or `v<hex>.<chars>`.
+fn is_ip_literal(inner: &str) -> bool {
+    if let Some(future) = inner.strip_prefix(['v', 'V']) {
+        return future.split_once('.').is_some_and(|(ver, rest)| {
+            !ver.is_empty()
+                && ver.bytes().all(|b| b.is_ascii_hexdigit())
+                && !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:".contains(&b))
+        });
+    }
+    inner.parse::<std::net::Ipv6Addr>().is_ok()
 }
 
 /// Where the header fields of a request come from.

@@ -15,6 +15,25 @@ use sfv::visitor::{
 };
 use sfv::{BareItemFromInput, KeyRef, StringRef};
 
+/// Most `Signature-Input` members accepted; bounds the work an unauthenticated header can cause.
+pub(crate) const MAX_MEMBERS: usize = 16;
+/// Most parameters accepted on one member (the profile knows six).
+pub(crate) const MAX_PARAMS: usize = 16;
+/// Most component identifiers accepted in one inner list before profile checks.
+pub(crate) const MAX_ITEMS: usize = 64;
+
+/// A visitor refusal: the header is larger than the profile allows.
+#[derive(Debug)]
+pub(crate) struct TooLarge(&'static str);
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
 /// One member of a `Signature-Input` dictionary.
 pub(crate) struct InputMember<'de> {
     pub(crate) label: &'de KeyRef,
@@ -48,9 +67,13 @@ struct InputVisitor<'de>(Vec<InputMember<'de>>);
 
 impl<'de> DictionaryVisitor<'de> for InputVisitor<'de> {
     type Out = Vec<InputMember<'de>>;
-    type Error = Infallible;
+    type Error = TooLarge;
 
-    fn entry(&mut self, key: &'de KeyRef) -> Result<impl EntryVisitor<'de>, Infallible> {
+    fn entry(&mut self, key: &'de KeyRef) -> Result<impl EntryVisitor<'de>, TooLarge> {
+        // The bounds keep the duplicate handling below (linear per entry) cheap.
+        if self.0.len() >= MAX_MEMBERS {
+            return Err(TooLarge("too many Signature-Input members"));
+        }
         self.0.retain(|m| m.label != key);
         self.0.push(InputMember {
             label: key,
@@ -61,7 +84,7 @@ impl<'de> DictionaryVisitor<'de> for InputVisitor<'de> {
         Ok(self.0.last_mut())
     }
 
-    fn finish(self) -> Result<Self::Out, Infallible> {
+    fn finish(self) -> Result<Self::Out, TooLarge> {
         Ok(self.0)
     }
 }
@@ -81,9 +104,12 @@ impl<'de> EntryVisitor<'de> for &mut InputMember<'de> {
 }
 
 impl<'de> InnerListVisitor<'de> for &mut InputMember<'de> {
-    type Error = Infallible;
+    type Error = TooLarge;
 
-    fn item(&mut self) -> Result<impl ItemVisitor<'de>, Infallible> {
+    fn item(&mut self) -> Result<impl ItemVisitor<'de>, TooLarge> {
+        if self.items.len() >= MAX_ITEMS {
+            return Err(TooLarge("too many covered components"));
+        }
         self.items.push(InputItem {
             name: None,
             has_params: false,
@@ -91,7 +117,7 @@ impl<'de> InnerListVisitor<'de> for &mut InputMember<'de> {
         Ok(self.items.last_mut())
     }
 
-    fn finish(self) -> Result<impl ParameterVisitor<'de>, Infallible> {
+    fn finish(self) -> Result<impl ParameterVisitor<'de>, TooLarge> {
         self.params.reserve(5);
         Ok(MemberParams(&mut self.params))
     }
@@ -132,21 +158,23 @@ struct MemberParams<'a, 'de>(&'a mut Vec<(&'de KeyRef, BareItemFromInput<'de>)>)
 
 impl<'de> ParameterVisitor<'de> for MemberParams<'_, 'de> {
     type Out = ();
-    type Error = Infallible;
+    type Error = TooLarge;
 
     fn parameter(
         &mut self,
         key: &'de KeyRef,
         value: BareItemFromInput<'de>,
-    ) -> Result<(), Infallible> {
+    ) -> Result<(), TooLarge> {
+        let full = self.0.len() >= MAX_PARAMS;
         match self.0.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
+            None if full => return Err(TooLarge("too many signature parameters")),
             None => self.0.push((key, value)),
         }
         Ok(())
     }
 
-    fn finish(self) -> Result<(), Infallible> {
+    fn finish(self) -> Result<(), TooLarge> {
         Ok(())
     }
 }
@@ -249,6 +277,19 @@ mod tests {
             .iter()
             .any(|m| m.label.as_str() == "b" && m.is_inner_list));
         assert!(parse_signature_input(b"a=(").is_err());
+    }
+
+    #[test]
+    fn oversized_headers_are_refused_early() {
+        let members: Vec<String> = (0..=MAX_MEMBERS).map(|i| format!("m{i}=1")).collect();
+        assert!(parse_signature_input(members.join(", ").as_bytes()).is_err());
+        let params: String = (0..=MAX_PARAMS).map(|i| format!(";p{i}=1")).collect();
+        assert!(parse_signature_input(format!("a=(\"@method\"){params}").as_bytes()).is_err());
+        let items: Vec<String> = (0..=MAX_ITEMS).map(|i| format!("\"x{i}\"")).collect();
+        assert!(parse_signature_input(format!("a=({})", items.join(" ")).as_bytes()).is_err());
+        // Repeating one parameter does not count against the bound.
+        let repeated = ";p=1".repeat(200);
+        assert!(parse_signature_input(format!("a=(\"@method\"){repeated}").as_bytes()).is_ok());
     }
 
     #[test]

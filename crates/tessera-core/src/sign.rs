@@ -32,8 +32,9 @@ pub struct SignOptions<'a> {
     pub extra: &'a [Component],
 }
 
-/// The headers a signed request carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The headers a signed request carries. `Debug` hides the signature: it
+/// stays valid for the whole acceptance window.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SignedHeaders {
     /// Value of `Signature-Input`.
     pub signature_input: String,
@@ -41,6 +42,16 @@ pub struct SignedHeaders {
     pub signature: String,
     /// Value of `Content-Digest`.
     pub content_digest: Cow<'static, str>,
+}
+
+impl std::fmt::Debug for SignedHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedHeaders")
+            .field("signature_input", &self.signature_input)
+            .field("signature", &"** redacted **")
+            .field("content_digest", &self.content_digest)
+            .finish()
+    }
 }
 
 impl SignedHeaders {

@@ -325,8 +325,11 @@ impl ParsedSignature {
         let claimed = match values.next() {
             None => BodyDigest::parse_header(first)?,
             Some(_) => {
-                let joined =
-                    combined(fields, crate::component::CONTENT_DIGEST)?.unwrap_or_default();
+                let joined = combined(fields, crate::component::CONTENT_DIGEST)
+                    .map_err(|_| {
+                        Error::new(ErrorCode::DigestMismatch, "Content-Digest is too long")
+                    })?
+                    .unwrap_or_default();
                 BodyDigest::parse_header(&joined)?
             }
         };
