@@ -51,10 +51,18 @@ impl KeyCache {
     }
 
     fn insert_young(g: &mut Generations, half: usize, key_id: KeyId, key: ResolvedKey) {
-        if g.young.len() >= half {
+        // Replacing an entry of the young generation does not make it grow,
+        // so it must not rotate the generations either.
+        if !g.young.contains_key(&key_id) && g.young.len() >= half {
             g.old = mem::take(&mut g.young);
         }
         g.young.insert(key_id, key);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn contains(&self, key_id: &KeyId) -> bool {
+        let g = self.lock();
+        g.young.contains_key(key_id) || g.old.contains_key(key_id)
     }
 
     #[cfg(test)]

@@ -24,6 +24,12 @@ const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 ///
 /// Deriving and preparing a key costs a few microseconds, so prepared keys
 /// are cached in a bounded map (default 10,000 keys).
+///
+/// Any well-formed `d1.` key id yields a key, so the cache is only filled
+/// from [`KeyStore::verified`], that is after a request signed with the key
+/// passed the MAC check. A lookup that misses the cache derives the key and
+/// returns it without caching it: a flood of forged key ids costs one HKDF
+/// each but cannot evict the keys of real clients.
 pub struct DerivedKeyStore {
     master: SecretKey,
     revoked: RwLock<HashSet<KeyId>>,
@@ -89,7 +95,29 @@ impl DerivedKeyStore {
             .contains(key_id)
     }
 
+    /// Caches `key` for `key_id`: call it once a request signed with the key
+    /// was verified (the [`Verifier`](crate::Verifier) does, through
+    /// [`KeyStore::verified`]).
+    ///
+    /// Only keys whose id this store derives and whose metadata is the one
+    /// encoded in the id are cached, so a key carrying a revocation (added
+    /// by [`DerivedKeyStore::get`]) is never stored.
+    pub fn verified(&self, key_id: &KeyId, key: &ResolvedKey) {
+        if key.key().id() != key_id || key.metadata().state == KeyState::Revoked {
+            return;
+        }
+        match DerivedKeyId::parse(key_id) {
+            Some(parsed) if **key.metadata() == parsed.metadata() => {
+                self.cache.insert(key_id.clone(), key.clone());
+            }
+            _ => {}
+        }
+    }
+
     /// Looks a key up synchronously.
+    ///
+    /// On a cache miss the key is derived and returned but not cached; see
+    /// [`DerivedKeyStore::verified`].
     ///
     /// # Errors
     /// When derivation fails (it does not for a valid master secret).
@@ -103,12 +131,11 @@ impl DerivedKeyStore {
                 let secret = self
                     .derive(key_id)
                     .map_err(|e| KeyStoreError::with_source("key derivation failed", e))?;
-                let resolved = ResolvedKey::new(
+                // Not cached here: the key id is not authenticated yet.
+                ResolvedKey::new(
                     SigningKey::new(key_id.clone(), &secret),
                     Arc::new(parsed.metadata()),
-                );
-                self.cache.insert(key_id.clone(), resolved.clone());
-                resolved
+                )
             }
         };
         // The revocation list is consulted on every lookup, never cached.
@@ -145,6 +172,10 @@ impl KeyStore for DerivedKeyStore {
     async fn resolve(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError> {
         self.get(key_id)
     }
+
+    fn verified(&self, key_id: &KeyId, key: &ResolvedKey) {
+        DerivedKeyStore::verified(self, key_id, key);
+    }
 }
 
 #[cfg(test)]
@@ -168,5 +199,95 @@ mod tests {
         let revoked = store.get(&id).expect("lookup").expect("known");
         assert_eq!(revoked.metadata().state, KeyState::Revoked);
         assert!(!format!("{store:?}").contains("09"));
+    }
+
+    fn signed_get(key: &SigningKey, created: u64) -> http::request::Parts {
+        use tessera_core::{sign, BodyDigest, Nonce, RequestView, SignOptions};
+        let nonce = Nonce::generate(&mut rand::rng());
+        let (mut parts, ()) = http::Request::get("https://api.example.com/v1/orders")
+            .body(())
+            .expect("request")
+            .into_parts();
+        let options = SignOptions {
+            created,
+            expires: None,
+            nonce: &nonce,
+            extra: &[],
+        };
+        sign(
+            key,
+            &RequestView::from_parts(&parts).expect("view"),
+            &BodyDigest::EMPTY,
+            &options,
+        )
+        .expect("sign")
+        .apply_to(&mut parts.headers)
+        .expect("apply");
+        parts
+    }
+
+    #[test]
+    fn lookups_alone_never_fill_the_cache() {
+        let store = DerivedKeyStore::with_cache_capacity(
+            SecretKey::from_bytes(&[9; 32]).expect("secret"),
+            4,
+        )
+        .expect("store");
+        for i in 0..100 {
+            let id = KeyId::new(format!("d1.mallory.web.read.1800000000.{i:0>22}")).expect("id");
+            assert!(store.get(&id).expect("lookup").is_some());
+        }
+        assert_eq!(store.cache.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn forged_key_ids_do_not_evict_verified_keys() {
+        use crate::{ManualClock, Verifier};
+        use tessera_core::ErrorCode;
+
+        const T0: u64 = 1_700_000_000;
+        let store = Arc::new(
+            DerivedKeyStore::with_cache_capacity(
+                SecretKey::from_bytes(&[9; 32]).expect("secret"),
+                4,
+            )
+            .expect("store"),
+        );
+        let verifier = Verifier::builder()
+            .key_store(Arc::clone(&store))
+            .clock(ManualClock::new(T0))
+            .authority("api.example.com")
+            .build()
+            .expect("verifier");
+
+        let legit = KeyId::new("d1.alice.web.read.1800000000.AAAAAAAAAAAAAAAAAAAAAA").expect("id");
+        let legit_key = SigningKey::new(legit.clone(), &store.derive(&legit).expect("derive"));
+        verifier
+            .verify_bytes(&signed_get(&legit_key, T0), b"")
+            .await
+            .expect("verified");
+        assert!(store.cache.contains(&legit));
+        assert_eq!(store.cache.len(), 1);
+
+        // Well-formed ids the attacker has no secret for: each one resolves
+        // (and is derived) but fails the MAC, and none of them is cached.
+        let wrong = SecretKey::from_bytes(&[7; 32]).expect("secret");
+        for i in 0..100 {
+            let id = KeyId::new(format!("d1.mallory.web.read.1800000000.{i:0>22}")).expect("id");
+            let err = verifier
+                .verify_bytes(&signed_get(&SigningKey::new(id, &wrong), T0), b"")
+                .await
+                .expect_err("forged");
+            assert_eq!(err.code(), ErrorCode::BadSignature);
+        }
+        assert!(store.cache.contains(&legit), "legitimate key evicted");
+        assert_eq!(store.cache.len(), 1);
+
+        // Verifying again through a cache hit does not rotate the cache.
+        verifier
+            .verify_bytes(&signed_get(&legit_key, T0), b"")
+            .await
+            .expect("verified again");
+        assert_eq!(store.cache.len(), 1);
     }
 }

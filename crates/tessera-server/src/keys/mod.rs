@@ -66,6 +66,16 @@ impl fmt::Debug for ResolvedKey {
 /// Implementations should hand out *prepared* keys ([`SigningKey`] holds the
 /// HMAC state computed once) and cache them, rather than rebuilding the key
 /// from its secret on every request.
+///
+/// # Caching and unauthenticated key ids
+///
+/// `resolve` runs before anything is authenticated, on a key id chosen by
+/// whoever sent the request. A store that fills a bounded cache from
+/// `resolve` lets a flood of made-up key ids evict the keys real clients
+/// use. Stores that can produce a key for any key id (such as
+/// [`DerivedKeyStore`]) should therefore only fill their cache from
+/// [`KeyStore::verified`], which the verifier calls once a request's MAC
+/// has been checked.
 #[async_trait]
 pub trait KeyStore: fmt::Debug + Send + Sync {
     /// The key named `key_id`, or `Ok(None)` when it is unknown.
@@ -78,12 +88,28 @@ pub trait KeyStore: fmt::Debug + Send + Sync {
     /// When the store cannot answer; the verifier then refuses the request
     /// with `store_unavailable` (fail closed).
     async fn resolve(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError>;
+
+    /// Called by the verifier after step 7, once a request signed with `key`
+    /// (as returned by [`KeyStore::resolve`] for `key_id`) carried a valid
+    /// MAC: the sender holds the secret, so the key id is not made up.
+    ///
+    /// The request may still be refused afterwards (time re-check, key state
+    /// re-check, replay). This is the place to cache keys that `resolve`
+    /// built on a cache miss. It runs on the request path: keep it cheap and
+    /// non-blocking. The default does nothing.
+    fn verified(&self, key_id: &KeyId, key: &ResolvedKey) {
+        let _ = (key_id, key);
+    }
 }
 
 #[async_trait]
 impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
     async fn resolve(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError> {
         (**self).resolve(key_id).await
+    }
+
+    fn verified(&self, key_id: &KeyId, key: &ResolvedKey) {
+        (**self).verified(key_id, key);
     }
 }
 

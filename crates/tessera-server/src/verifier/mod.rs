@@ -197,6 +197,9 @@ impl Verifier {
             }
             return Err(rejection);
         }
+        // The MAC is valid, so the key id is not made up: only now may the
+        // store cache the key (see `KeyStore::verified`).
+        i.keys.verified(parsed.keyid(), &resolved);
 
         // Step 8. The time is read again: reading a slow body may have taken
         // the request out of its window, and the nonce store may already have
