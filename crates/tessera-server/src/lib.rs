@@ -83,9 +83,13 @@
 //! * The authority in the signature base is the one this server is
 //!   configured to serve. Behind a proxy that rewrites `Host`, use
 //!   [`VerifierBuilder::fixed_authority`].
-//! * [`MemoryNonceStore`] protects one process. Several replicas need a
-//!   shared [`NonceStore`]: `RedisNonceStore` (feature `redis`), one atomic
-//!   `SET NX PX` per check; run that Redis with `maxmemory-policy noeviction`.
+//! * [`MemoryNonceStore`] protects one process, and it is what a
+//!   [`Verifier`] uses when no [`VerifierBuilder::nonce_store`] is set
+//!   (`build` then logs a `tracing` warning). Several replicas need a
+//!   shared [`NonceStore`], or a captured request can be replayed once on
+//!   each replica within the window: `RedisNonceStore` (feature `redis`),
+//!   one atomic `SET NX PX` per check; run that Redis with
+//!   `maxmemory-policy noeviction`.
 //! * Keep the system clock synchronized (NTP): the window is ±300 s.
 #![forbid(unsafe_code)]
 

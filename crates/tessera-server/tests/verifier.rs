@@ -375,3 +375,64 @@ async fn wider_window_gets_a_nonce_store_that_remembers_long_enough() {
     let err = v.verify_bytes(&parts, &body).await.expect_err("replay");
     assert_eq!(err.code(), ErrorCode::Replayed);
 }
+
+/// A minimal `tracing` subscriber recording WARN and ERROR event messages.
+#[derive(Clone, Default)]
+struct Warnings(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Warnings {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("lock"))
+    }
+}
+
+impl tracing::Subscriber for Warnings {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= tracing::Level::WARN
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Message<'a>(&'a mut String);
+        impl tracing::field::Visit for Message<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    *self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = String::new();
+        event.record(&mut Message(&mut message));
+        self.0.lock().expect("lock").push(message);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn default_nonce_store_warns_that_replay_protection_is_per_process() {
+    let warnings = Warnings::default();
+    tracing::subscriber::with_default(warnings.clone(), || {
+        Verifier::builder()
+            .key_store(key_store())
+            .authority(HOST)
+            .build()
+            .expect("default store");
+        let logged = warnings.take();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert!(logged[0].contains("per process"), "{logged:?}");
+        assert!(logged[0].contains("RedisNonceStore"), "{logged:?}");
+
+        // An explicit store (even an in-memory one) is a deliberate choice.
+        Verifier::builder()
+            .key_store(key_store())
+            .authority(HOST)
+            .nonce_store(tessera_server::MemoryNonceStore::new())
+            .build()
+            .expect("explicit store");
+        assert_eq!(warnings.take(), Vec::<String>::new());
+    });
+}

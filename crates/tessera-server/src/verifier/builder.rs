@@ -84,6 +84,14 @@ impl VerifierBuilder {
 
     /// Where nonces are recorded (default: a [`MemoryNonceStore`] sized for the window).
     ///
+    /// **Several replicas must share one store.** The default remembers
+    /// nonces in this process only: behind a load balancer, a captured
+    /// request can be replayed once against every other replica within the
+    /// window. That default is right for a single process; for anything
+    /// else configure a shared store such as `RedisNonceStore` (feature
+    /// `redis`). [`VerifierBuilder::build`] logs a `tracing` warning when it
+    /// falls back to the per-process default.
+    ///
     /// A store must be able to remember a pair for `2 * window + 1`
     /// seconds; a [`MemoryNonceStore`] built by hand needs `max_ttl_secs` at
     /// least that large, or it refuses records and the verifier answers
@@ -203,6 +211,10 @@ impl VerifierBuilder {
 
     /// Builds the verifier.
     ///
+    /// When no [`VerifierBuilder::nonce_store`] was configured, the verifier
+    /// gets a per-process [`MemoryNonceStore`] and this logs one
+    /// `tracing::warn!` saying so (replicas need a shared store).
+    ///
     /// # Errors
     /// [`BuildError`] when no key store or no authority is configured, an
     /// authority, component, window or realm is invalid, or both served and
@@ -255,6 +267,12 @@ impl VerifierBuilder {
         }
         let window = self.window;
         let nonces = self.nonces.unwrap_or_else(|| {
+            tracing::warn!(
+                "tessera: no nonce store configured; using an in-memory store, so replay \
+                 protection is per process. Replicas behind a load balancer must share a nonce \
+                 store (RedisNonceStore, feature \"redis\") or a captured request can be \
+                 replayed once on each replica"
+            );
             Arc::new(
                 MemoryNonceStore::builder()
                     .max_ttl_secs((2 * window + 2).max(MAX_WINDOW_SECS))
