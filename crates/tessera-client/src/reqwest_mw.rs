@@ -170,6 +170,10 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 /// nonce and sent once more. A challenge that does not verify is logged at
 /// `warn` and the 401 is returned untouched.
 ///
+/// This happens at most once per call, redirects included (spec §13.3): a
+/// later `clock_skew` for the same logical request, on the retry or on any
+/// redirect hop, is returned to the caller without adopting its offset.
+///
 /// # Redirects
 ///
 /// The client must not follow redirects itself (use [`client_builder`] or
@@ -263,14 +267,21 @@ impl SignRequestMiddleware {
     }
 
     /// Signs and sends once, retrying once after an authenticated
-    /// `clock_skew`. Returns the response and a still-unsent copy of the
-    /// request (for redirects), when the body could be cloned.
+    /// `clock_skew` if `skew_budget` still allows it. Returns the response
+    /// and a still-unsent copy of the request (for redirects), when the body
+    /// could be cloned.
+    ///
+    /// `skew_budget` belongs to the logical request, across redirect hops
+    /// (spec §13.3: at most one skew retry per request, and a second
+    /// `clock_skew` is reported to the caller). It is spent as soon as a
+    /// challenge verifies and its offset is adopted, retried or not.
     async fn send(
         &self,
         mut request: Request,
         digest: Option<&BodyDigest>,
         extensions: &mut Extensions,
         next: Next<'_>,
+        skew_budget: &mut bool,
     ) -> reqwest_middleware::Result<(Response, Option<Request>)> {
         let mut spare = request.try_clone();
         let info = self.sign(&mut request, digest)?;
@@ -281,11 +292,20 @@ impl SignRequestMiddleware {
             response.extensions_mut().insert(info);
             return Ok((response, spare));
         }
+        if !*skew_budget {
+            tracing::warn!(
+                key_id = %self.signer.key_id(),
+                "a second clock_skew for the same request; not adjusting the clock again and not retrying"
+            );
+            response.extensions_mut().insert(info);
+            return Ok((response, spare));
+        }
         match self
             .signer
             .apply_skew_challenge(response.headers(), &info.nonce)
         {
             Ok(offset) => {
+                *skew_budget = false;
                 let Some(mut retry) = spare.take() else {
                     tracing::debug!(
                         key_id = %self.signer.key_id(),
@@ -386,9 +406,17 @@ impl Middleware for SignRequestMiddleware {
         let mut digest = extensions.get::<PrecomputedDigest>().map(|d| d.0);
         let mut request = request;
         let mut hops = 0;
+        // One skew retry for the whole logical request, redirects included.
+        let mut skew_budget = true;
         loop {
             let (response, spare) = self
-                .send(request, digest.as_ref(), extensions, next.clone())
+                .send(
+                    request,
+                    digest.as_ref(),
+                    extensions,
+                    next.clone(),
+                    &mut skew_budget,
+                )
                 .await?;
             if !response.status().is_redirection() || hops >= self.max_redirects {
                 return Ok(response);

@@ -418,3 +418,56 @@ async fn retried_attempts_get_fresh_nonces() {
     assert_eq!(r.status(), 200);
     assert_eq!(state.nonces.lock().unwrap().len(), 2);
 }
+
+/// A server that answers, in order: a valid `clock_skew` challenge saying
+/// the client is 600 s slow, a 302 to `/second`, then a valid `clock_skew`
+/// challenge saying it is 600 s fast, then 200 to anything else.
+async fn serve_skew_redirect_skew() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = Router::new().fallback(move |req: Request<Body>| {
+        let hit = h.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            let parsed = ParsedSignature::from_fields(req.headers()).unwrap();
+            let challenge = |time: u64| Some(server_time_header(&key(), parsed.nonce(), time));
+            match hit {
+                1 => problem(ErrorCode::ClockSkew, challenge(now() + 600)),
+                2 => (StatusCode::FOUND, [("location", "/second")]).into_response(),
+                3 => problem(ErrorCode::ClockSkew, challenge(now() - 600)),
+                _ => "ok".into_response(),
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, hits)
+}
+
+#[tokio::test]
+async fn one_skew_retry_per_request_across_redirects() {
+    let (base, hits) = serve_skew_redirect_skew().await;
+    let s = signer(0);
+    let c = client(SignRequestMiddleware::new(s.clone()));
+    let r = c.get(format!("{base}/first")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        tessera_client::rejection_code(r.headers()),
+        Some(ErrorCode::ClockSkew)
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        3,
+        "the second clock_skew is not retried"
+    );
+    // The first challenge's offset was adopted; the second one was not.
+    assert!(
+        (s.clock_offset() - 600).abs() <= 2,
+        "offset {}",
+        s.clock_offset()
+    );
+
+    // A new logical request has its own budget.
+    let r = c.get(format!("{base}/again")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
