@@ -436,3 +436,46 @@ fn default_nonce_store_warns_that_replay_protection_is_per_process() {
         assert_eq!(warnings.take(), Vec::<String>::new());
     });
 }
+
+#[tokio::test]
+async fn key_expiring_during_a_slow_upload_is_refused_before_the_nonce_is_recorded() {
+    use futures_util::StreamExt;
+    let keys = key_store();
+    keys.insert(
+        support::key_id("short"),
+        &support::secret(99),
+        tessera_server::KeyMetadata::new("erin").with_not_after(T0 + 10),
+    );
+    let clock = ManualClock::new(T0);
+    let v = Verifier::builder()
+        .key_store(keys)
+        .clock(clock.clone())
+        .authority(HOST)
+        .build()
+        .expect("verifier");
+    let request = Spec::new(Method::POST, HOST)
+        .key("short")
+        .body(b"slow body")
+        .signed();
+    let (parts, _) = request.into_parts();
+    // The body arrives 11 s later: still inside the ±300 s window, but the
+    // key's not_after has passed.
+    let slow_clock = clock.clone();
+    let slow = StreamBody::new(
+        stream::iter([&b"slow "[..], &b"body"[..]]).map(move |chunk| {
+            slow_clock.advance(11);
+            Ok::<_, std::io::Error>(Frame::data(Bytes::from_static(chunk)))
+        }),
+    );
+    let err = v
+        .verify(&parts, slow)
+        .await
+        .expect_err("expired mid-upload");
+    assert_eq!(err.code(), ErrorCode::KeyExpired);
+
+    // The nonce was not recorded: the same request, on time, is accepted.
+    clock.set(T0);
+    v.verify(&parts, chunked(vec![b"slow ", b"body"]))
+        .await
+        .expect("nonce still fresh");
+}

@@ -39,8 +39,9 @@ use crate::BoxError;
 /// 6. read the body under the limit (`body_too_large`), hash it, compare with
 ///    `Content-Digest` (`digest_mismatch`);
 /// 7. check the MAC in constant time (`bad_signature`);
-/// 8. only then record (key id, nonce) in the nonce store (`replayed`,
-///    `store_unavailable`).
+/// 8. re-read the clock, re-check the window and the key's validity period
+///    (a slow body may have outlasted either), and only then record
+///    (key id, nonce) in the nonce store (`replayed`, `store_unavailable`).
 ///
 /// Step 9 (scopes) belongs to the route: see [`crate::RequireScopeLayer`]
 /// and [`VerifiedIdentity::require_scope`].
@@ -203,9 +204,11 @@ impl Verifier {
 
         // Step 8. The time is read again: reading a slow body may have taken
         // the request out of its window, and the nonce store may already have
-        // forgotten pairs that old.
+        // forgotten pairs that old. The key's validity period is checked
+        // again with the same reading: it may have ended during the upload.
         let now = i.clock.now_unix();
         self.check_time(&parsed, &resolved, now)?;
+        recheck_key(&resolved, now).map_err(reject)?;
         let expires_at = parsed.created().saturating_add(i.window).saturating_add(1);
         let record = NonceRecord::new(parsed.keyid(), parsed.nonce(), now, expires_at);
         match i.nonces.record(record).await {
@@ -234,6 +237,7 @@ impl Verifier {
         Ok((identity, bytes))
     }
 
+    /// Step 3: looks the key up and checks it is usable at `now`.
     async fn resolve(&self, parsed: &ParsedSignature, now: u64) -> Result<ResolvedKey, Error> {
         let resolved = match self.inner.keys.resolve(parsed.keyid()).await {
             Ok(Some(resolved)) => resolved,
@@ -323,5 +327,47 @@ impl Verifier {
                 "tessera: request rejected"
             ),
         }
+    }
+}
+
+/// Step 8, before the nonce is recorded: the key resolved at step 3 must
+/// still be usable at `now` (the clock reading of the step 8 time re-check).
+///
+/// This catches a `not_after` (or, with a clock stepping back, a
+/// `not_before`) crossed while a slow body was read. It checks the metadata
+/// resolved at step 3: a revocation made in the store during the upload is
+/// only seen if the store's metadata snapshot already says so.
+fn recheck_key(resolved: &ResolvedKey, now: u64) -> Result<(), Error> {
+    resolved.metadata().check_usable(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tessera_core::{ErrorCode, KeyId, SecretKey, SigningKey};
+
+    use super::recheck_key;
+    use crate::keys::{KeyMetadata, KeyState, ResolvedKey};
+
+    fn resolved(metadata: KeyMetadata) -> ResolvedKey {
+        let id = KeyId::new("k").expect("id");
+        let secret = SecretKey::from_bytes(&[1; 32]).expect("secret");
+        ResolvedKey::new(SigningKey::new(id, &secret), Arc::new(metadata))
+    }
+
+    #[test]
+    fn recheck_refuses_a_key_that_expired_during_the_body_read() {
+        let key = resolved(KeyMetadata::new("o").with_not_after(100));
+        assert!(recheck_key(&key, 100).is_ok());
+        assert_eq!(
+            recheck_key(&key, 101).map_err(|e| e.code()),
+            Err(ErrorCode::KeyExpired)
+        );
+        let revoked = resolved(KeyMetadata::new("o").with_state(KeyState::Revoked));
+        assert_eq!(
+            recheck_key(&revoked, 0).map_err(|e| e.code()),
+            Err(ErrorCode::KeyRevoked)
+        );
     }
 }
