@@ -101,3 +101,91 @@ async fn scope_guard_without_verifier_fails_closed() {
         .expect("infallible");
     assert_eq!(response.status(), 403);
 }
+
+/// An inner service that records whether it was asked for readiness before
+/// the request body had been read in full, as a concurrency limit would
+/// then hold a permit during the upload.
+#[derive(Clone)]
+struct Probe {
+    body_read: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ready_during_upload: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ready_calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tower::Service<Request<Full<Bytes>>> for Probe {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.ready_calls.fetch_add(1, SeqCst);
+        if !self.body_read.load(SeqCst) {
+            self.ready_during_upload.store(true, SeqCst);
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<Full<Bytes>>) -> Self::Future {
+        std::future::ready(Ok(Response::new(Full::new(Bytes::from_static(b"ok")))))
+    }
+}
+
+#[tokio::test]
+async fn inner_readiness_is_only_acquired_after_verification() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::sync::Arc;
+
+    use futures_util::{stream, StreamExt};
+    use http_body::Frame;
+    use http_body_util::StreamBody;
+
+    let verifier = Verifier::builder()
+        .key_store(key_store())
+        .clock(ManualClock::new(T0))
+        .authority("api.example.com")
+        .build()
+        .expect("verifier");
+    let probe = Probe {
+        body_read: Arc::default(),
+        ready_during_upload: Arc::default(),
+        ready_calls: Arc::default(),
+    };
+    let service = ServiceBuilder::new()
+        .layer(VerifySignatureLayer::new(verifier))
+        .service(probe.clone());
+
+    let request = Spec::new(Method::POST, "api.example.com")
+        .body(b"hello world")
+        .signed();
+    let (parts, _) = request.into_parts();
+    let body_read = Arc::clone(&probe.body_read);
+    let chunks = [&b"hello "[..], &b"world"[..]];
+    let body = StreamBody::new(stream::iter(chunks.into_iter().enumerate()).map(
+        move |(i, chunk)| {
+            if i + 1 == chunks.len() {
+                body_read.store(true, SeqCst);
+            }
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(chunk)))
+        },
+    ));
+    let response = service
+        .clone()
+        .oneshot(Request::from_parts(parts, body))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), 200);
+    assert!(!probe.ready_during_upload.load(SeqCst));
+    assert_eq!(probe.ready_calls.load(SeqCst), 1);
+
+    // A rejected request never asks the inner service for readiness.
+    let response = service
+        .oneshot(Request::new(Full::new(Bytes::new())))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), 401);
+    assert_eq!(probe.ready_calls.load(SeqCst), 1);
+}

@@ -17,8 +17,13 @@ pub(crate) type VerifyFuture =
     Pin<Box<dyn Future<Output = Result<Request<Full<Bytes>>, Rejection>> + Send + 'static>>;
 
 pin_project! {
-    /// Response future of [`super::VerifySignature`]: verifies, then calls
-    /// the inner service, or answers with the rejection.
+    /// Response future of [`super::VerifySignature`]: verifies, then drives
+    /// its own clone of the inner service to readiness and calls it (as
+    /// `tower::ServiceExt::oneshot` does), or answers with the rejection.
+    ///
+    /// The inner service's readiness (for example a concurrency-limit
+    /// permit) is therefore only acquired once the body has been read and
+    /// the request verified.
     pub struct ResponseFuture<S>
     where
         S: Service<Request<Full<Bytes>>>,
@@ -33,6 +38,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Verifying { verify: VerifyFuture },
+        PollReady { request: Option<Request<Full<Bytes>>> },
         Calling { #[pin] future: F },
     }
 }
@@ -70,20 +76,32 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Verifying { verify } => match ready!(verify.as_mut().poll(cx)) {
-                    Ok(request) => {
-                        let Some(mut service) = this.service.take() else {
-                            // Only reachable if polled again after completion.
-                            let mut response = Response::new(ResBody::from(Bytes::new()));
-                            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                            return Poll::Ready(Ok(response));
-                        };
-                        let future = service.call(request);
-                        this.state.set(State::Calling { future });
-                    }
+                    Ok(request) => this.state.set(State::PollReady {
+                        request: Some(request),
+                    }),
                     Err(rejection) => return Poll::Ready(Ok(rejection.into_http_response())),
                 },
+                StateProj::PollReady { request } => {
+                    let Some(service) = this.service.as_mut() else {
+                        return Poll::Ready(Ok(polled_after_completion()));
+                    };
+                    ready!(service.poll_ready(cx))?;
+                    let (Some(mut service), Some(request)) = (this.service.take(), request.take())
+                    else {
+                        return Poll::Ready(Ok(polled_after_completion()));
+                    };
+                    let future = service.call(request);
+                    this.state.set(State::Calling { future });
+                }
                 StateProj::Calling { future } => return future.poll(cx),
             }
         }
     }
+}
+
+/// Only reachable if the future is polled again after completing.
+fn polled_after_completion<ResBody: From<Bytes>>() -> Response<ResBody> {
+    let mut response = Response::new(ResBody::from(Bytes::new()));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
 }

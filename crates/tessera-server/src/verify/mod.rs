@@ -8,6 +8,11 @@
 //! (`application/problem+json`), never service errors, so the layer works
 //! with axum's `Router::layer` (whose routes accept any `Body<Data = Bytes>`).
 //!
+//! The inner service is only driven to readiness (on a clone, as
+//! `tower::ServiceExt::oneshot` does) after the request was verified, so
+//! slow uploads and rejected requests hold no inner capacity such as a
+//! concurrency-limit permit; see [`VerifySignature`].
+//!
 //! The inner service's response body must be constructible `From<Bytes>`
 //! (true for `axum::body::Body` and `Full<Bytes>`), which is how rejection
 //! responses share its type.

@@ -1,6 +1,5 @@
 //! The verifying service.
 
-use std::mem;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -15,6 +14,17 @@ use crate::{BoxError, Verifier};
 
 /// Verifies each request before calling the inner service; see the
 /// [module docs](crate::verify).
+///
+/// # Readiness
+///
+/// `poll_ready` is always ready: it does not poll the inner service. Each
+/// call clones the inner service, and the response future first verifies
+/// the request (reading the body), then drives that clone to readiness and
+/// calls it. A slow upload therefore holds no readiness of the inner
+/// service, such as a `ConcurrencyLimit` permit, and rejected requests never
+/// acquire one. Inner back-pressure is applied per request inside the
+/// response future instead of through `poll_ready`, so a load-shedding layer
+/// placed *outside* this one no longer sees it; put load shedding inside.
 #[derive(Debug, Clone)]
 pub struct VerifySignature<S> {
     inner: S,
@@ -65,16 +75,17 @@ where
     type Error = S::Error;
     type Future = ResponseFuture<S>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The inner service's readiness is driven by the response future, on
+        // its own clone, once the request is verified.
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        // The service that was driven to readiness is the one to call; keep a
-        // fresh clone in its place (tower's "be careful when cloning inner
-        // services" advice).
-        let clone = self.inner.clone();
-        let ready = mem::replace(&mut self.inner, clone);
+        // `self.inner` is never polled for readiness, so it is only ever
+        // cloned: the clone is driven to readiness and called by the response
+        // future (the `ServiceExt::oneshot` pattern), after verification.
+        let service = self.inner.clone();
         let verifier = self.verifier.clone();
         let verify: VerifyFuture = Box::pin(async move {
             let (mut parts, body) = request.into_parts();
@@ -82,6 +93,6 @@ where
             parts.extensions.insert(identity);
             Ok(Request::from_parts(parts, Full::new(bytes)))
         });
-        ResponseFuture::new(verify, ready)
+        ResponseFuture::new(verify, service)
     }
 }
