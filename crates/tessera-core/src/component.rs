@@ -94,26 +94,32 @@ impl Component {
     /// # Errors
     /// As [`Component::parse`].
     pub fn field(name: &str) -> Result<Component> {
-        if name.is_empty() || !name.bytes().all(is_lower_tchar) {
-            return err(
-                ErrorCode::MalformedSignature,
-                format!(
-                    "component \"{}\" is not a lowercase field name",
-                    name.escape_default()
-                ),
-            );
-        }
-        if FORBIDDEN_FIELDS.contains(&name) || name.starts_with("x-forwarded-") {
-            return err(
-                ErrorCode::ForbiddenComponent,
-                format!("field \"{name}\" may not be covered: intermediaries change it or it is the signature itself"),
-            );
-        }
+        validate_field_name(name)?;
         if name == CONTENT_DIGEST {
             return Ok(MANDATORY[4].clone());
         }
         Ok(Component::Field(Cow::Owned(name.to_owned())))
     }
+}
+
+/// The profile's rules for a covered field name, without allocating.
+pub(crate) fn validate_field_name(name: &str) -> Result<()> {
+    if name.is_empty() || !name.bytes().all(is_lower_tchar) {
+        return err(
+            ErrorCode::MalformedSignature,
+            format!(
+                "component \"{}\" is not a lowercase field name",
+                name.escape_default()
+            ),
+        );
+    }
+    if FORBIDDEN_FIELDS.contains(&name) || name.starts_with("x-forwarded-") {
+        return err(
+                ErrorCode::ForbiddenComponent,
+                format!("field \"{name}\" may not be covered: intermediaries change it or it is the signature itself"),
+            );
+    }
+    Ok(())
 }
 
 fn is_lower_tchar(b: u8) -> bool {
