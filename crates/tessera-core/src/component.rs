@@ -1,7 +1,8 @@
 //! Covered components: the mandatory floor, extra fields, and what is forbidden.
 
-use std::borrow::Cow;
 use std::fmt;
+
+use http::HeaderName;
 
 use crate::error::{err, ErrorCode, Result};
 
@@ -19,20 +20,30 @@ pub enum Component {
     Path,
     /// `"@query"`: `?` followed by the raw query as sent.
     Query,
-    /// A header field, by lowercase name (for example `"content-digest"`).
-    Field(Cow<'static, str>),
+    /// A header field, by its (lowercase) name, for example `content-digest`.
+    ///
+    /// Build it with [`Component::field`], which applies the profile's rules;
+    /// a typed name lets verifiers look fields up without parsing the name again.
+    Field(HeaderName),
 }
 
 /// Name of the body digest field, covered on every request.
 pub const CONTENT_DIGEST: &str = "content-digest";
 
+/// `Content-Digest` as a typed field name.
+pub(crate) static CONTENT_DIGEST_FIELD: HeaderName = HeaderName::from_static(CONTENT_DIGEST);
+/// `Signature-Input` as a typed field name.
+pub(crate) static SIGNATURE_INPUT_FIELD: HeaderName = HeaderName::from_static("signature-input");
+/// `Signature` as a typed field name.
+pub(crate) static SIGNATURE_FIELD: HeaderName = HeaderName::from_static("signature");
+
 /// The components every tessera-v1 signature covers, in the order signers emit them.
-pub const MANDATORY: [Component; 5] = [
+pub static MANDATORY: [Component; 5] = [
     Component::Method,
     Component::Authority,
     Component::Path,
     Component::Query,
-    Component::Field(Cow::Borrowed(CONTENT_DIGEST)),
+    Component::Field(HeaderName::from_static(CONTENT_DIGEST)),
 ];
 
 /// Header fields that may never be covered: intermediaries change them, or
@@ -62,7 +73,19 @@ impl Component {
             Component::Authority => "@authority",
             Component::Path => "@path",
             Component::Query => "@query",
-            Component::Field(name) => name,
+            Component::Field(name) => name.as_str(),
+        }
+    }
+
+    /// The start of this component's line in the signature base (`"name": `)
+    /// when it is a constant, so the base writer copies it in one piece.
+    pub(crate) fn base_line_prefix(&self) -> Option<&'static [u8]> {
+        match self {
+            Component::Method => Some(b"\"@method\": "),
+            Component::Authority => Some(b"\"@authority\": "),
+            Component::Path => Some(b"\"@path\": "),
+            Component::Query => Some(b"\"@query\": ?"),
+            Component::Field(_) => None,
         }
     }
 
@@ -96,9 +119,19 @@ impl Component {
     pub fn field(name: &str) -> Result<Component> {
         validate_field_name(name)?;
         if name == CONTENT_DIGEST {
-            return Ok(MANDATORY[4].clone());
+            // Shares the static name instead of allocating a custom one.
+            return Ok(Component::Field(CONTENT_DIGEST_FIELD.clone()));
         }
-        Ok(Component::Field(Cow::Owned(name.to_owned())))
+        // Well-known names (content-type, user-agent, ...) become `http`'s
+        // standard names, which neither allocate nor hash their bytes.
+        HeaderName::from_lowercase(name.as_bytes())
+            .map(Component::Field)
+            .or_else(|_| {
+                err(
+                    ErrorCode::MalformedSignature,
+                    format!("component \"{name}\" is not a field name"),
+                )
+            })
     }
 }
 
@@ -140,21 +173,41 @@ pub(crate) fn check_coverage(components: &[Component]) -> Result<()> {
             format!("at most {MAX_COMPONENTS} components may be covered"),
         );
     }
+    // One bit per member of the floor, in MANDATORY order.
+    let mut covered = 0u8;
     for (i, c) in components.iter().enumerate() {
-        if components[..i].contains(c) {
+        let floor_bit = match c {
+            Component::Method => Some(0),
+            Component::Authority => Some(1),
+            Component::Path => Some(2),
+            Component::Query => Some(3),
+            Component::Field(name) if *name == CONTENT_DIGEST_FIELD => Some(4),
+            Component::Field(_) => None,
+        };
+        let duplicate = match floor_bit {
+            Some(bit) => {
+                let seen = covered & 1 << bit != 0;
+                covered |= 1 << bit;
+                seen
+            }
+            None => components[..i].contains(c),
+        };
+        if duplicate {
             return err(
                 ErrorCode::DuplicateComponent,
                 format!("component \"{}\" is covered twice", c.name()),
             );
         }
     }
-    for required in &MANDATORY {
-        if !components.contains(required) {
-            return err(
-                ErrorCode::MissingComponent,
-                format!("component \"{}\" must be covered", required.name()),
-            );
-        }
+    if let Some(missing) = MANDATORY
+        .iter()
+        .enumerate()
+        .find_map(|(bit, c)| (covered & 1 << bit == 0).then_some(c))
+    {
+        return err(
+            ErrorCode::MissingComponent,
+            format!("component \"{}\" must be covered", missing.name()),
+        );
     }
     Ok(())
 }
@@ -168,7 +221,7 @@ mod tests {
         assert_eq!(Component::parse("@query"), Ok(Component::Query));
         assert_eq!(
             Component::parse("content-digest"),
-            Ok(Component::Field(Cow::Borrowed(CONTENT_DIGEST)))
+            Ok(Component::Field(CONTENT_DIGEST_FIELD.clone()))
         );
         for (name, code) in [
             ("@target-uri", ErrorCode::ForbiddenComponent),

@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::error::{err, ErrorCode, Result};
@@ -10,6 +12,10 @@ use crate::sf::ByteMember;
 /// `Content-Digest` of the empty body; a constant, so bodiless requests hash nothing.
 pub const EMPTY_BODY_CONTENT_DIGEST: &str =
     "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:";
+
+const HEADER_VALUE_PREFIX: &[u8] = b"sha-256=:";
+/// The prefix, 44 base64 characters for 32 bytes, and the closing `:`.
+const HEADER_VALUE_LEN: usize = 9 + 44 + 1;
 
 const EMPTY_SHA256: [u8; 32] = [
     0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
@@ -47,11 +53,31 @@ impl BodyDigest {
         if self.0 == EMPTY_SHA256 {
             return Cow::Borrowed(EMPTY_BODY_CONTENT_DIGEST);
         }
-        let mut out = String::with_capacity(56);
-        let mut dict = sfv::DictSerializer::with_buffer(&mut out);
-        dict.bare_item(sfv::key_ref("sha-256"), &self.0[..]);
-        let _ = dict.finish();
-        Cow::Owned(out)
+        Cow::Owned(
+            self.encode_header_value()
+                .iter()
+                .map(|&b| char::from(b))
+                .collect(),
+        )
+    }
+
+    /// Whether `value` is exactly [`BodyDigest::header_value`], without allocating.
+    pub fn is_header_value(&self, value: &[u8]) -> bool {
+        if self.0 == EMPTY_SHA256 {
+            return value == EMPTY_BODY_CONTENT_DIGEST.as_bytes();
+        }
+        value == self.encode_header_value()
+    }
+
+    /// The canonical RFC 9651 dictionary `sha-256=:<base64>:` (standard
+    /// alphabet, padded), as a structured-field serializer writes it.
+    fn encode_header_value(&self) -> [u8; HEADER_VALUE_LEN] {
+        let mut out = [0u8; HEADER_VALUE_LEN];
+        out[..HEADER_VALUE_PREFIX.len()].copy_from_slice(HEADER_VALUE_PREFIX);
+        let written = STANDARD.encode_slice(self.0, &mut out[HEADER_VALUE_PREFIX.len()..]);
+        debug_assert_eq!(written.ok(), Some(44), "32 bytes are 44 base64 characters");
+        out[HEADER_VALUE_LEN - 1] = b':';
+        out
     }
 
     /// Parses a `Content-Digest` field value and returns its `sha-256` member.
@@ -120,6 +146,16 @@ mod tests {
             "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"
         );
         assert_eq!(BodyDigest::parse_header(d.header_value().as_bytes()), Ok(d));
+        assert!(d.is_header_value(d.header_value().as_bytes()));
+        assert!(!d.is_header_value(b"sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=: "));
+        assert!(BodyDigest::EMPTY.is_header_value(EMPTY_BODY_CONTENT_DIGEST.as_bytes()));
+        assert!(!BodyDigest::EMPTY.is_header_value(d.header_value().as_bytes()));
+        // The canonical form matches what the sfv serializer writes.
+        let mut sfv_form = String::new();
+        let mut dict = sfv::DictSerializer::with_buffer(&mut sfv_form);
+        dict.bare_item(sfv::key_ref("sha-256"), &d.as_bytes()[..]);
+        let _ = dict.finish();
+        assert_eq!(d.header_value(), sfv_form);
         assert_eq!(
             BodyDigest::parse_header(b"sha-512=:AAAA:").map_err(|e| e.code()),
             Err(ErrorCode::DigestMismatch)

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use arrayvec::ArrayString;
 use hmac::{Hmac, KeyInit};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
@@ -20,8 +21,11 @@ pub const MAX_SECRET_LEN: usize = 128;
 pub const GENERATED_SECRET_LEN: usize = 32;
 
 /// A validated key id: 1 to 128 visible ASCII characters other than `"` and `\`.
+///
+/// Stored inline (the length is bounded), so parsing one from a request
+/// allocates nothing.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(String);
+pub struct KeyId(ArrayString<MAX_KEY_ID_LEN>);
 
 impl KeyId {
     /// Validates and wraps a key id.
@@ -29,10 +33,12 @@ impl KeyId {
     /// # Errors
     /// `invalid_parameter` when the id is empty, longer than 128 bytes, or
     /// contains a character outside 0x21–0x7E or one of `"` and `\`.
-    pub fn new(id: impl Into<String>) -> Result<Self> {
-        let id = id.into();
-        validate_key_id(&id)?;
-        Ok(KeyId(id))
+    pub fn new(id: impl AsRef<str>) -> Result<Self> {
+        let id = id.as_ref();
+        validate_key_id(id)?;
+        ArrayString::from(id)
+            .map(KeyId)
+            .or_else(|_| err(ErrorCode::InvalidParameter, "keyid is too long"))
     }
 
     /// The key id as a string.

@@ -59,6 +59,7 @@ mod digest;
 mod error;
 mod key;
 mod nonce;
+mod params;
 mod request;
 mod sf;
 mod sign;

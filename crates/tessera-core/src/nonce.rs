@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use arrayvec::ArrayString;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
@@ -13,18 +14,27 @@ pub const MIN_NONCE_LEN: usize = 22;
 pub const MAX_NONCE_LEN: usize = 64;
 
 /// A validated nonce: 22 to 64 characters of the base64url alphabet.
+///
+/// Stored inline, so generating or parsing one allocates nothing.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Nonce(String);
+pub struct Nonce(ArrayString<MAX_NONCE_LEN>);
+
+/// Random bytes in a generated nonce (128 bits).
+const GENERATED_NONCE_BYTES: usize = 16;
+/// Their unpadded base64url length.
+const GENERATED_NONCE_LEN: usize = 22;
 
 impl Nonce {
     /// Validates and wraps a nonce string.
     ///
     /// # Errors
     /// `invalid_parameter` when the length or alphabet is wrong.
-    pub fn new(nonce: impl Into<String>) -> Result<Self> {
-        let nonce = nonce.into();
-        validate_nonce(&nonce)?;
-        Ok(Nonce(nonce))
+    pub fn new(nonce: impl AsRef<str>) -> Result<Self> {
+        let nonce = nonce.as_ref();
+        validate_nonce(nonce)?;
+        ArrayString::from(nonce)
+            .map(Nonce)
+            .or_else(|_| err(ErrorCode::InvalidParameter, "nonce is too long"))
     }
 
     /// Draws 16 bytes from `rng` and encodes them as a 22-character nonce.
@@ -32,9 +42,17 @@ impl Nonce {
     /// Pass a cryptographically secure generator seeded from the OS (for
     /// example `rand::rngs::ThreadRng`); the core never picks one itself.
     pub fn generate<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        let mut bytes = [0u8; 16];
+        let mut bytes = [0u8; GENERATED_NONCE_BYTES];
         rng.fill_bytes(&mut bytes);
-        Nonce(URL_SAFE_NO_PAD.encode(bytes))
+        let mut text = [0u8; GENERATED_NONCE_LEN];
+        let written = URL_SAFE_NO_PAD.encode_slice(bytes, &mut text);
+        debug_assert_eq!(written.ok(), Some(GENERATED_NONCE_LEN));
+        // base64url output is ASCII and 22 characters fit in 64: neither step can fail.
+        let inline = std::str::from_utf8(&text)
+            .ok()
+            .and_then(|t| ArrayString::from(t).ok())
+            .unwrap_or_default();
+        Nonce(inline)
     }
 
     /// The nonce text.

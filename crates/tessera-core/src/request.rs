@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use http::HeaderName;
+
 use crate::error::{err, ErrorCode, Result};
 
 /// The URI scheme, which decides the default port dropped from `@authority`.
@@ -51,9 +53,12 @@ pub fn normalize_authority(authority: &str, scheme: Scheme) -> Result<Cow<'_, st
             "userinfo is not allowed in the authority",
         );
     }
-    let host_end = if authority.starts_with('[') {
+    let (host_end, has_uppercase) = if authority.starts_with('[') {
         match authority.find(']') {
-            Some(i) if is_ip_literal(&authority[1..i]) => i + 1,
+            Some(i) if is_ip_literal(&authority[1..i]) => (
+                i + 1,
+                authority[..i].bytes().any(|b| b.is_ascii_uppercase()),
+            ),
             _ => {
                 return err(
                     ErrorCode::InvalidFieldValue,
@@ -62,14 +67,16 @@ pub fn normalize_authority(authority: &str, scheme: Scheme) -> Result<Cow<'_, st
             }
         }
     } else {
-        authority.find(':').unwrap_or(authority.len())
+        match scan_reg_name(authority.as_bytes()) {
+            Some(scan) => scan,
+            None => {
+                return err(
+                    ErrorCode::InvalidFieldValue,
+                    "the authority contains invalid characters",
+                )
+            }
+        }
     };
-    if !authority[..host_end].starts_with('[') && !is_reg_name(&authority[..host_end]) {
-        return err(
-            ErrorCode::InvalidFieldValue,
-            "the authority contains invalid characters",
-        );
-    }
     let host = &authority[..host_end];
     if host.is_empty() {
         return err(ErrorCode::InvalidFieldValue, "the authority has no host");
@@ -94,7 +101,7 @@ pub fn normalize_authority(authority: &str, scheme: Scheme) -> Result<Cow<'_, st
         Some(p) if p.trim_start_matches('0') == scheme.default_port() => None,
         Some(p) => Some(p),
     };
-    let normal = host.bytes().all(|b| !b.is_ascii_uppercase())
+    let normal = !has_uppercase
         && canonical_port.map_or(host_end == authority.len(), |p| {
             authority[host_end + 1..] == *p
         });
@@ -109,24 +116,60 @@ pub fn normalize_authority(authority: &str, scheme: Scheme) -> Result<Cow<'_, st
     Ok(Cow::Owned(out))
 }
 
-/// RFC 3986 `reg-name` (or IPv4): unreserved, sub-delims and well-formed percent-encodings.
-fn is_reg_name(host: &str) -> bool {
-    let bytes = host.as_bytes();
+/// RFC 3986 `unreserved` and `sub-delims`: the bytes a `reg-name` may hold besides `%HH`.
+const REG_NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};
+
+/// Scans an RFC 3986 `reg-name` (or IPv4) host up to the port separator in
+/// one pass: unreserved, sub-delims and well-formed percent-encodings.
+/// Returns where the host ends and whether it has uppercase letters, or
+/// `None` when a byte is outside the grammar.
+fn scan_reg_name(authority: &[u8]) -> Option<(usize, bool)> {
+    let mut has_uppercase = false;
     let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
+    while i < authority.len() {
+        match authority[i] {
+            b':' => break,
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3);
-                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                    return false;
+                let hex = authority.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
                 }
                 i += 3;
             }
-            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) => i += 1,
-            _ => return false,
+            b if REG_NAME_BYTES[usize::from(b)] => {
+                has_uppercase |= b.is_ascii_uppercase();
+                i += 1;
+            }
+            _ => return None,
         }
     }
-    true
+    Some((i, has_uppercase))
 }
 
 /// The inside of an RFC 3986 IP-literal: an IPv6 address or `v<hex>.<chars>`.
@@ -146,21 +189,21 @@ fn is_ip_literal(inner: &str) -> bool {
 
 /// Where the header fields of a request come from.
 pub trait Fields {
-    /// Every value of field `name` (lowercase) in the order received.
-    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s [u8]>;
+    /// Every value of field `name` in the order received; names match case-insensitively.
+    fn values<'s>(&'s self, name: &HeaderName) -> impl Iterator<Item = &'s [u8]>;
 }
 
 impl Fields for http::HeaderMap {
-    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s [u8]> {
+    fn values<'s>(&'s self, name: &HeaderName) -> impl Iterator<Item = &'s [u8]> {
         self.get_all(name).iter().map(|v| v.as_bytes())
     }
 }
 
 /// An ordered list of `(name, value)` pairs with duplicates kept, as in the test vectors.
 impl<N: AsRef<str>, V: AsRef<[u8]>> Fields for [(N, V)] {
-    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s [u8]> {
+    fn values<'s>(&'s self, name: &HeaderName) -> impl Iterator<Item = &'s [u8]> {
         self.iter()
-            .filter(move |(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+            .filter(move |(n, _)| n.as_ref().eq_ignore_ascii_case(name.as_str()))
             .map(|(_, v)| v.as_ref())
     }
 }
@@ -199,7 +242,11 @@ impl<'a, F: Fields + ?Sized> RequestView<'a, F> {
             );
         }
         for part in [path, query.unwrap_or("")] {
-            if part.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'#') {
+            // Branch-free so it vectorizes: paths are the longest covered values.
+            let bad = part.bytes().fold(false, |bad, b| {
+                bad | (b <= b' ') | (b == 0x7f) | (b == b'#')
+            });
+            if bad {
                 return err(
                     ErrorCode::InvalidFieldValue,
                     "path and query may not contain spaces, control characters or '#'",

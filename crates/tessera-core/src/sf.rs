@@ -14,6 +14,7 @@ use sfv::visitor::{
     DictionaryVisitor, EntryVisitor, Ignored, InnerListVisitor, ItemVisitor, ParameterVisitor,
 };
 use sfv::{BareItemFromInput, KeyRef, StringRef};
+use smallvec::SmallVec;
 
 /// Most `Signature-Input` members accepted; bounds the work an unauthenticated header can cause.
 pub(crate) const MAX_MEMBERS: usize = 16;
@@ -34,12 +35,17 @@ impl std::fmt::Display for TooLarge {
 
 impl std::error::Error for TooLarge {}
 
+/// The members of a `Signature-Input` dictionary; one is the usual case.
+pub(crate) type InputMembers<'de> = SmallVec<[InputMember<'de>; 1]>;
+
 /// One member of a `Signature-Input` dictionary.
 pub(crate) struct InputMember<'de> {
     pub(crate) label: &'de KeyRef,
     pub(crate) is_inner_list: bool,
-    pub(crate) items: Vec<InputItem<'de>>,
-    pub(crate) params: Vec<(&'de KeyRef, BareItemFromInput<'de>)>,
+    /// Inline room for the floor plus three extra fields.
+    pub(crate) items: SmallVec<[InputItem<'de>; 8]>,
+    /// Inline room for every parameter the profile knows.
+    pub(crate) params: SmallVec<[(&'de KeyRef, BareItemFromInput<'de>); 6]>,
 }
 
 impl InputMember<'_> {
@@ -58,15 +64,18 @@ pub(crate) struct InputItem<'de> {
     pub(crate) has_params: bool,
 }
 
-/// Parses a `Signature-Input` value into its members.
-pub(crate) fn parse_signature_input(input: &[u8]) -> Result<Vec<InputMember<'_>>, sfv::Error> {
-    sfv::Parser::new(input).parse_dictionary_with_visitor(InputVisitor(Vec::with_capacity(1)))
+/// Parses a `Signature-Input` value into `members` (which should be empty).
+pub(crate) fn parse_signature_input<'de>(
+    input: &'de [u8],
+    members: &mut InputMembers<'de>,
+) -> Result<(), sfv::Error> {
+    sfv::Parser::new(input).parse_dictionary_with_visitor(InputVisitor(members))
 }
 
-struct InputVisitor<'de>(Vec<InputMember<'de>>);
+struct InputVisitor<'m, 'de>(&'m mut InputMembers<'de>);
 
-impl<'de> DictionaryVisitor<'de> for InputVisitor<'de> {
-    type Out = Vec<InputMember<'de>>;
+impl<'de> DictionaryVisitor<'de> for InputVisitor<'_, 'de> {
+    type Out = ();
     type Error = TooLarge;
 
     fn entry(&mut self, key: &'de KeyRef) -> Result<impl EntryVisitor<'de>, TooLarge> {
@@ -78,14 +87,14 @@ impl<'de> DictionaryVisitor<'de> for InputVisitor<'de> {
         self.0.push(InputMember {
             label: key,
             is_inner_list: false,
-            items: Vec::new(),
-            params: Vec::new(),
+            items: SmallVec::new(),
+            params: SmallVec::new(),
         });
         Ok(self.0.last_mut())
     }
 
-    fn finish(self) -> Result<Self::Out, TooLarge> {
-        Ok(self.0)
+    fn finish(self) -> Result<(), TooLarge> {
+        Ok(())
     }
 }
 
@@ -98,7 +107,6 @@ impl<'de> EntryVisitor<'de> for &mut InputMember<'de> {
 
     fn inner_list(self) -> Result<impl InnerListVisitor<'de>, Infallible> {
         self.is_inner_list = true;
-        self.items.reserve(8);
         Ok(self)
     }
 }
@@ -118,7 +126,6 @@ impl<'de> InnerListVisitor<'de> for &mut InputMember<'de> {
     }
 
     fn finish(self) -> Result<impl ParameterVisitor<'de>, TooLarge> {
-        self.params.reserve(5);
         Ok(MemberParams(&mut self.params))
     }
 }
@@ -154,7 +161,7 @@ impl<'de> ParameterVisitor<'de> for ItemParams<'_> {
     }
 }
 
-struct MemberParams<'a, 'de>(&'a mut Vec<(&'de KeyRef, BareItemFromInput<'de>)>);
+struct MemberParams<'a, 'de>(&'a mut SmallVec<[(&'de KeyRef, BareItemFromInput<'de>); 6]>);
 
 impl<'de> ParameterVisitor<'de> for MemberParams<'_, 'de> {
     type Out = ();
@@ -257,8 +264,10 @@ mod tests {
 
     #[test]
     fn last_duplicate_member_and_parameter_win() {
-        let members = parse_signature_input(
+        let mut members = InputMembers::new();
+        parse_signature_input(
             br#"a=("x");p=1, b=2, a=("@method" "y";bs);tag="t";tag="u";created=5"#,
+            &mut members,
         )
         .expect("valid");
         assert_eq!(members.len(), 2);
@@ -276,20 +285,34 @@ mod tests {
         assert!(!members
             .iter()
             .any(|m| m.label.as_str() == "b" && m.is_inner_list));
-        assert!(parse_signature_input(b"a=(").is_err());
+        assert!(parse_signature_input(b"a=(", &mut InputMembers::new()).is_err());
     }
 
     #[test]
     fn oversized_headers_are_refused_early() {
         let members: Vec<String> = (0..=MAX_MEMBERS).map(|i| format!("m{i}=1")).collect();
-        assert!(parse_signature_input(members.join(", ").as_bytes()).is_err());
+        assert!(
+            parse_signature_input(members.join(", ").as_bytes(), &mut InputMembers::new()).is_err()
+        );
         let params: String = (0..=MAX_PARAMS).map(|i| format!(";p{i}=1")).collect();
-        assert!(parse_signature_input(format!("a=(\"@method\"){params}").as_bytes()).is_err());
+        assert!(parse_signature_input(
+            format!("a=(\"@method\"){params}").as_bytes(),
+            &mut InputMembers::new()
+        )
+        .is_err());
         let items: Vec<String> = (0..=MAX_ITEMS).map(|i| format!("\"x{i}\"")).collect();
-        assert!(parse_signature_input(format!("a=({})", items.join(" ")).as_bytes()).is_err());
+        assert!(parse_signature_input(
+            format!("a=({})", items.join(" ")).as_bytes(),
+            &mut InputMembers::new()
+        )
+        .is_err());
         // Repeating one parameter does not count against the bound.
         let repeated = ";p=1".repeat(200);
-        assert!(parse_signature_input(format!("a=(\"@method\"){repeated}").as_bytes()).is_ok());
+        assert!(parse_signature_input(
+            format!("a=(\"@method\"){repeated}").as_bytes(),
+            &mut InputMembers::new()
+        )
+        .is_ok());
     }
 
     #[test]

@@ -12,8 +12,9 @@ use crate::digest::BodyDigest;
 use crate::error::{err, ErrorCode, Result};
 use crate::key::SigningKey;
 use crate::nonce::Nonce;
+use crate::params::{signer_order, write_signature_params, ParamValues};
 use crate::request::{Fields, RequestView};
-use crate::{LABEL, TAG};
+use crate::LABEL;
 
 /// Largest integer a structured field can carry (15 digits).
 const MAX_SF_INTEGER: u64 = 999_999_999_999_999;
@@ -119,59 +120,19 @@ fn signature_input(key: &SigningKey, opts: &SignOptions<'_>) -> String {
     let mut out = String::with_capacity(160 + 24 * opts.extra.len());
     out.push_str(LABEL);
     out.push('=');
-    write_params(
+    let values = ParamValues {
+        created: opts.created,
+        expires: opts.expires,
+        keyid: key.id().as_str(),
+        nonce: opts.nonce.as_str(),
+    };
+    write_signature_params(
         &mut out,
         MANDATORY.iter().chain(opts.extra),
-        opts.created,
-        opts.expires,
-        key.id().as_str(),
-        opts.nonce.as_str(),
-        false,
+        signer_order(opts.expires),
+        &values,
     );
     out
-}
-
-/// Writes the canonical RFC 8941 serialization of a tessera-v1 inner list
-/// with its parameters, in the profile's parameter order.
-///
-/// Every value here was validated before (component names are lowercase
-/// tokens or the four derived names, key ids and nonces exclude `"` and `\`),
-/// so an sf-string is the value between quotes with nothing to escape, and
-/// the output equals what a general structured-field serializer produces.
-pub(crate) fn write_params<'c>(
-    out: &mut String,
-    components: impl IntoIterator<Item = &'c Component>,
-    created: u64,
-    expires: Option<u64>,
-    keyid: &str,
-    nonce: &str,
-    alg: bool,
-) {
-    use std::fmt::Write;
-    out.push('(');
-    for (i, c) in components.into_iter().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        out.push('"');
-        out.push_str(c.name());
-        out.push('"');
-    }
-    // Writing into a String cannot fail.
-    let _ = write!(out, ");created={created}");
-    if let Some(expires) = expires {
-        let _ = write!(out, ";expires={expires}");
-    }
-    out.push_str(";keyid=\"");
-    out.push_str(keyid);
-    out.push_str("\";nonce=\"");
-    out.push_str(nonce);
-    if alg {
-        out.push_str("\";alg=\"hmac-sha256");
-    }
-    out.push_str("\";tag=\"");
-    out.push_str(TAG);
-    out.push('"');
 }
 
 fn params_of(signature_input: &str) -> &str {

@@ -204,10 +204,10 @@ impl SignedHeaders {
 struct HeaderLines<'a>(&'a [HttpHeader]);
 
 impl Fields for HeaderLines<'_> {
-    fn values<'s>(&'s self, name: &str) -> impl Iterator<Item = &'s [u8]> {
+    fn values<'s>(&'s self, name: &http::HeaderName) -> impl Iterator<Item = &'s [u8]> {
         self.0
             .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .filter(move |h| h.name.eq_ignore_ascii_case(name.as_str()))
             .map(|h| h.value.as_bytes())
     }
 }

@@ -26,14 +26,15 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub struct Rejection {
     error: Error,
     realm: Arc<str>,
-    key_id: Option<KeyId>,
-    // Boxed: most rejections carry none of these, and a small Rejection
-    // keeps `Result<_, Rejection>` cheap to move.
+    // Boxed: rejections are the cold path, and a small Rejection keeps
+    // `Result<_, Rejection>` cheap to move on the hot one.
     extras: Option<Box<Extras>>,
 }
 
 #[derive(Clone, Default)]
 struct Extras {
+    /// Inline storage makes a key id 132 bytes; it lives here, behind the box.
+    key_id: Option<KeyId>,
     server_time: Option<u64>,
     challenge: Option<String>,
     base_sha256: Option<String>,
@@ -46,7 +47,6 @@ impl Rejection {
         Rejection {
             error,
             realm: Arc::from(DEFAULT_REALM),
-            key_id: None,
             extras: None,
         }
     }
@@ -57,7 +57,7 @@ impl Rejection {
     }
 
     pub(crate) fn with_key_id(mut self, key_id: &KeyId) -> Self {
-        self.key_id = Some(key_id.clone());
+        self.extras.get_or_insert_with(Box::default).key_id = Some(key_id.clone());
         self
     }
 
@@ -97,7 +97,7 @@ impl Rejection {
 
     /// The key id named by the request, once it was parsed.
     pub fn key_id(&self) -> Option<&KeyId> {
-        self.key_id.as_ref()
+        self.extras().and_then(|e| e.key_id.as_ref())
     }
 
     /// The server's time, sent with `clock_skew`.
@@ -191,7 +191,7 @@ impl fmt::Debug for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rejection")
             .field("error", &self.error)
-            .field("key_id", &self.key_id)
+            .field("key_id", &self.key_id())
             .field("server_time", &self.server_time())
             .field("base_sha256", &self.base_sha256())
             .field(
