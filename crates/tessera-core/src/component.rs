@@ -37,6 +37,25 @@ pub(crate) static SIGNATURE_INPUT_FIELD: HeaderName = HeaderName::from_static("s
 /// `Signature` as a typed field name.
 pub(crate) static SIGNATURE_FIELD: HeaderName = HeaderName::from_static("signature");
 
+/// Standard fields that signers commonly cover. Each is a lowercase token
+/// outside the forbidden list, so [`Component::field`] would accept it and
+/// build this very name; finding it here first skips validating and
+/// re-parsing the name on every verification.
+static COMMONLY_COVERED: [HeaderName; 12] = [
+    http::header::CONTENT_TYPE,
+    http::header::USER_AGENT,
+    http::header::DATE,
+    http::header::ACCEPT,
+    http::header::AUTHORIZATION,
+    http::header::CONTENT_LENGTH,
+    http::header::CONTENT_ENCODING,
+    http::header::CONTENT_LANGUAGE,
+    http::header::CACHE_CONTROL,
+    http::header::IF_MATCH,
+    http::header::IF_NONE_MATCH,
+    http::header::ORIGIN,
+];
+
 /// The components every tessera-v1 signature covers, in the order signers emit them.
 pub static MANDATORY: [Component; 5] = [
     Component::Method,
@@ -117,11 +136,15 @@ impl Component {
     /// # Errors
     /// As [`Component::parse`].
     pub fn field(name: &str) -> Result<Component> {
-        validate_field_name(name)?;
         if name == CONTENT_DIGEST {
-            // Shares the static name instead of allocating a custom one.
+            // Covered by every signature; shares the static name instead of
+            // allocating a custom one.
             return Ok(Component::Field(CONTENT_DIGEST_FIELD.clone()));
         }
+        if let Some(common) = COMMONLY_COVERED.iter().find(|f| f.as_str() == name) {
+            return Ok(Component::Field(common.clone()));
+        }
+        validate_field_name(name)?;
         // Well-known names (content-type, user-agent, ...) become `http`'s
         // standard names, which neither allocate nor hash their bytes.
         HeaderName::from_lowercase(name.as_bytes())
@@ -238,6 +261,19 @@ mod tests {
                 Component::parse(name).map_err(|e| e.code()),
                 Err(code),
                 "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn commonly_covered_names_match_the_general_path() {
+        for name in &COMMONLY_COVERED {
+            assert!(validate_field_name(name.as_str()).is_ok(), "{name}");
+            let general = HeaderName::from_lowercase(name.as_str().as_bytes()).expect("valid");
+            assert_eq!(&general, name);
+            assert_eq!(
+                Component::field(name.as_str()),
+                Ok(Component::Field(general))
             );
         }
     }
