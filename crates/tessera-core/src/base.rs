@@ -102,8 +102,10 @@ pub(crate) fn write_base<'c, F: Fields + ?Sized, S: BaseSink>(
             Component::Path => sink.put(request.path().as_bytes()),
             Component::Query => sink.put(request.query().unwrap_or("").as_bytes()),
             Component::Field(name) => match content_digest {
-                Some(digest) if *name == CONTENT_DIGEST_FIELD => sink.put(digest.as_bytes()),
-                _ => write_field(sink, request.fields(), name)?,
+                Some(digest) if *name.header_name() == CONTENT_DIGEST_FIELD => {
+                    sink.put(digest.as_bytes())
+                }
+                _ => write_field(sink, request.fields(), name.header_name())?,
             },
         }
         sink.put(b"\n");

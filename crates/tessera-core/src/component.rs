@@ -21,10 +21,39 @@ pub enum Component {
     /// `"@query"`: `?` followed by the raw query as sent.
     Query,
     /// A header field, by its (lowercase) name, for example `content-digest`.
-    ///
-    /// Build it with [`Component::field`], which applies the profile's rules;
-    /// a typed name lets verifiers look fields up without parsing the name again.
-    Field(HeaderName),
+    Field(FieldName),
+}
+
+/// The name of a covered header field, checked against the profile: a
+/// lowercase field-name token that may be covered. Only [`Component::field`]
+/// and [`Component::parse`] make one, so every [`Component::Field`] is valid
+/// and signers need not check it again per request. It is an `http` name, so
+/// verifiers look fields up without parsing it again.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct FieldName(HeaderName);
+
+impl FieldName {
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The name as an `http` header name.
+    pub fn header_name(&self) -> &HeaderName {
+        &self.0
+    }
+}
+
+impl fmt::Debug for FieldName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FieldName({:?})", self.0.as_str())
+    }
+}
+
+impl fmt::Display for FieldName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
 }
 
 /// Name of the body digest field, covered on every request.
@@ -62,7 +91,7 @@ pub static MANDATORY: [Component; 5] = [
     Component::Authority,
     Component::Path,
     Component::Query,
-    Component::Field(HeaderName::from_static(CONTENT_DIGEST)),
+    Component::Field(FieldName(HeaderName::from_static(CONTENT_DIGEST))),
 ];
 
 /// Header fields that may never be covered: intermediaries change them, or
@@ -139,16 +168,16 @@ impl Component {
         if name == CONTENT_DIGEST {
             // Covered by every signature; shares the static name instead of
             // allocating a custom one.
-            return Ok(Component::Field(CONTENT_DIGEST_FIELD.clone()));
+            return Ok(Component::Field(FieldName(CONTENT_DIGEST_FIELD.clone())));
         }
         if let Some(common) = COMMONLY_COVERED.iter().find(|f| f.as_str() == name) {
-            return Ok(Component::Field(common.clone()));
+            return Ok(Component::Field(FieldName(common.clone())));
         }
         validate_field_name(name)?;
         // Well-known names (content-type, user-agent, ...) become `http`'s
         // standard names, which neither allocate nor hash their bytes.
         HeaderName::from_lowercase(name.as_bytes())
-            .map(Component::Field)
+            .map(|name| Component::Field(FieldName(name)))
             .or_else(|_| {
                 err(
                     ErrorCode::MalformedSignature,
@@ -204,7 +233,7 @@ pub(crate) fn check_coverage(components: &[Component]) -> Result<()> {
             Component::Authority => Some(1),
             Component::Path => Some(2),
             Component::Query => Some(3),
-            Component::Field(name) if *name == CONTENT_DIGEST_FIELD => Some(4),
+            Component::Field(name) if name.0 == CONTENT_DIGEST_FIELD => Some(4),
             Component::Field(_) => None,
         };
         let duplicate = match floor_bit {
@@ -244,7 +273,7 @@ mod tests {
         assert_eq!(Component::parse("@query"), Ok(Component::Query));
         assert_eq!(
             Component::parse("content-digest"),
-            Ok(Component::Field(CONTENT_DIGEST_FIELD.clone()))
+            Ok(Component::Field(FieldName(CONTENT_DIGEST_FIELD.clone())))
         );
         for (name, code) in [
             ("@target-uri", ErrorCode::ForbiddenComponent),
@@ -273,7 +302,7 @@ mod tests {
             assert_eq!(&general, name);
             assert_eq!(
                 Component::field(name.as_str()),
-                Ok(Component::Field(general))
+                Ok(Component::Field(FieldName(general)))
             );
         }
     }

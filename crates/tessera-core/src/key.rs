@@ -36,9 +36,14 @@ impl KeyId {
     pub fn new(id: impl AsRef<str>) -> Result<Self> {
         let id = id.as_ref();
         validate_key_id(id)?;
-        ArrayString::from(id)
-            .map(KeyId)
-            .or_else(|_| err(ErrorCode::InvalidParameter, "keyid is too long"))
+        // Zero-filled first: the unused tail then carries no stale stack
+        // bytes wherever the id is copied.
+        let mut inline = ArrayString::zero_filled();
+        inline.clear();
+        inline
+            .try_push_str(id)
+            .or_else(|_| err(ErrorCode::InvalidParameter, "keyid is too long"))?;
+        Ok(KeyId(inline))
     }
 
     /// The key id as a string.

@@ -66,7 +66,7 @@ mod sign;
 mod verify;
 
 pub use base::{RedactedSignatureBase, SignatureBase};
-pub use component::{Component, CONTENT_DIGEST, MANDATORY, MAX_COMPONENTS};
+pub use component::{Component, FieldName, CONTENT_DIGEST, MANDATORY, MAX_COMPONENTS};
 pub use digest::{BodyDigest, BodyHasher, EMPTY_BODY_CONTENT_DIGEST};
 pub use error::{Error, ErrorCode, Result};
 pub use key::{

@@ -32,9 +32,12 @@ impl Nonce {
     pub fn new(nonce: impl AsRef<str>) -> Result<Self> {
         let nonce = nonce.as_ref();
         validate_nonce(nonce)?;
-        ArrayString::from(nonce)
-            .map(Nonce)
-            .or_else(|_| err(ErrorCode::InvalidParameter, "nonce is too long"))
+        let mut inline = ArrayString::zero_filled();
+        inline.clear();
+        inline
+            .try_push_str(nonce)
+            .or_else(|_| err(ErrorCode::InvalidParameter, "nonce is too long"))?;
+        Ok(Nonce(inline))
     }
 
     /// Draws 16 bytes from `rng` and encodes them as a 22-character nonce.
@@ -45,13 +48,13 @@ impl Nonce {
         let mut bytes = [0u8; GENERATED_NONCE_BYTES];
         rng.fill_bytes(&mut bytes);
         let mut text = [0u8; GENERATED_NONCE_LEN];
-        let written = URL_SAFE_NO_PAD.encode_slice(bytes, &mut text);
-        debug_assert_eq!(written.ok(), Some(GENERATED_NONCE_LEN));
-        // base64url output is ASCII and 22 characters fit in 64: neither step can fail.
-        let inline = std::str::from_utf8(&text)
-            .ok()
-            .and_then(|t| ArrayString::from(t).ok())
-            .unwrap_or_default();
+        let mut inline = ArrayString::zero_filled();
+        inline.clear();
+        let encoded = URL_SAFE_NO_PAD.encode_slice(bytes, &mut text);
+        match (encoded, std::str::from_utf8(&text)) {
+            (Ok(GENERATED_NONCE_LEN), Ok(ascii)) if inline.try_push_str(ascii).is_ok() => {}
+            _ => unreachable_nonce_encoding(),
+        }
         Nonce(inline)
     }
 
@@ -59,6 +62,12 @@ impl Nonce {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+#[cold]
+fn unreachable_nonce_encoding() -> ! {
+    // 16 bytes are always 22 base64url (ASCII) characters, and 22 fit in 64.
+    panic!("base64url encoding of a 16-byte nonce did not produce 22 characters")
 }
 
 pub(crate) fn validate_nonce(nonce: &str) -> Result<()> {

@@ -160,6 +160,8 @@ fn scan_reg_name(authority: &[u8]) -> Option<(usize, bool)> {
                 if !hex.iter().all(u8::is_ascii_hexdigit) {
                     return None;
                 }
+                // The whole host is lowercased, hex digits of escapes included.
+                has_uppercase |= hex.iter().any(u8::is_ascii_uppercase);
                 i += 3;
             }
             b if REG_NAME_BYTES[usize::from(b)] => {
@@ -377,6 +379,12 @@ mod tests {
             n("[2001:db8::1]:8443", Scheme::Https).as_deref(),
             Ok("[2001:db8::1]:8443")
         );
+        assert_eq!(
+            n("example%4Ecom", Scheme::Https).as_deref(),
+            Ok("example%4ecom")
+        );
+        assert_eq!(n("%E1:8443", Scheme::Https).as_deref(), Ok("%e1:8443"));
+        assert!(n("ab%4", Scheme::Https).is_err());
         assert!(n("user@host", Scheme::Https).is_err());
         assert!(n("", Scheme::Https).is_err());
         assert!(n("[::1", Scheme::Https).is_err());

@@ -339,6 +339,9 @@ impl ParsedSignature {
             );
         };
         let claimed = match values.next() {
+            None if first.len() > MAX_SIGNATURE_HEADER_LEN => {
+                return err(ErrorCode::DigestMismatch, "Content-Digest is too long");
+            }
             None => {
                 // A value identical to the canonical serialization of the
                 // body's digest is a dictionary whose sha-256 member is that

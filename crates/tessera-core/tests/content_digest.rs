@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use tessera_core::{
     rfc9421, verify, BodyDigest, Error, ErrorCode, KeyId, Policy, RequestView, Scheme, SecretKey,
-    SigningKey, MANDATORY,
+    SigningKey, MANDATORY, MAX_SIGNATURE_HEADER_LEN,
 };
 
 const SECRET: [u8; 32] = [9; 32];
@@ -109,4 +109,19 @@ fn only_other_algorithms_or_bad_syntax_are_rejected() {
     assert_eq!(verdict(&[SHA512_MEMBER]), Err(ErrorCode::DigestMismatch));
     let truncated = sha256_member().replace(":", "");
     assert_eq!(verdict(&[&truncated]), Err(ErrorCode::DigestMismatch));
+}
+
+#[test]
+fn the_value_is_bounded_like_the_signature_fields() {
+    // A valid dictionary padded with an extra member to an exact length.
+    let padded = |len: usize| {
+        let member = sha256_member();
+        let pad = len - member.len() - ", pad=\"\"".len();
+        format!("{member}, pad=\"{}\"", "a".repeat(pad))
+    };
+    let at_limit = padded(MAX_SIGNATURE_HEADER_LEN);
+    assert_eq!(at_limit.len(), MAX_SIGNATURE_HEADER_LEN);
+    assert_eq!(verdict(&[&at_limit]), Ok(()));
+    let over = padded(MAX_SIGNATURE_HEADER_LEN + 1);
+    assert_eq!(verdict(&[&over]), Err(ErrorCode::DigestMismatch));
 }

@@ -1,11 +1,11 @@
-//! Property tests: sign→verify round trips, single-component tampering, and
-//! arbitrary signature headers never panicking.
+//! Property tests: sign→verify round trips, single-component tampering,
+//! arbitrary signature headers never panicking, and `@authority` normalization.
 #![allow(missing_docs, clippy::unwrap_used, clippy::too_many_arguments)]
 
 use proptest::prelude::*;
 use tessera_core::{
-    sign, verify, BodyDigest, Component, ErrorCode, KeyId, Nonce, ParsedSignature, Policy,
-    RequestView, Scheme, SecretKey, SignOptions, SigningKey,
+    normalize_authority, sign, verify, BodyDigest, Component, ErrorCode, KeyId, Nonce,
+    ParsedSignature, Policy, RequestView, Scheme, SecretKey, SignOptions, SigningKey,
 };
 
 type Headers = Vec<(String, String)>;
@@ -173,6 +173,36 @@ fn with_input(headers: &Headers, f: impl Fn(&str) -> String) -> Headers {
             }
         })
         .collect()
+}
+
+/// Hosts of every shape the grammar allows (letters of both cases, escapes
+/// with either hex case, IP literals) and some it does not, with or without a port.
+fn authority() -> impl Strategy<Value = String> {
+    let reg_name = "([A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2}|%[0-9A-Fa-f]?){0,12}";
+    let ip_literal =
+        "\\[([0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}\\]|\\[[vV][0-9A-F]\\.[a-zA-Z:]{1,4}\\]";
+    let port = "(:[0-9]{0,5})?";
+    (prop_oneof![reg_name, ip_literal], port).prop_map(|(host, port)| host + &port)
+}
+
+proptest! {
+    /// The normal form is lowercase throughout (escapes included) and a fixed
+    /// point, so two spellings of one host always give one `@authority`.
+    #[test]
+    fn normalized_authorities_are_lowercase_and_stable(
+        raw in authority(),
+        https in any::<bool>(),
+    ) {
+        let scheme = if https { Scheme::Https } else { Scheme::Http };
+        if let Ok(normal) = normalize_authority(&raw, scheme) {
+            prop_assert!(!normal.bytes().any(|b| b.is_ascii_uppercase()), "{raw:?} -> {normal:?}");
+            let again = normalize_authority(&normal, scheme);
+            prop_assert_eq!(again.as_deref(), Ok(&*normal));
+            let shouted = raw.to_ascii_uppercase();
+            let upper = normalize_authority(&shouted, scheme);
+            prop_assert_eq!(upper.as_deref(), Ok(&*normal), "case changes nothing but case");
+        }
+    }
 }
 
 proptest! {

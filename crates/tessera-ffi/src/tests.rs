@@ -332,26 +332,26 @@ fn key_material_is_zeroized_on_drop() {
         // dropped); volatile so the reads are not optimized away.
         .map(|i| unsafe { std::ptr::read_volatile(key.cast::<u8>().add(i)) })
         .collect();
-    let nonzero_before = before.iter().filter(|b| **b != 0).count();
+    // The key id is public (every request carries it) and stored inline
+    // (`ArrayString`, repr(C): a 4-byte length, then the text, then a zeroed
+    // tail). Located by address, its length and text are the only bytes that
+    // may survive; everything else is key material.
+    let id = slot.key.id();
+    let id_at = std::ptr::from_ref(id) as usize - key as usize;
+    let id_bytes = id_at..id_at + 4 + id.as_str().len();
+    let outside = |i: &usize| !id_bytes.contains(i);
+    let material = (0..len).filter(outside).filter(|&i| before[i] != 0).count();
     assert!(
-        nonzero_before > 64,
-        "the prepared key state should be in the value"
+        material > 64,
+        "the prepared HMAC state should be in the value ({material} non-zero bytes)"
     );
-    // The key id is public (every request carries it) and stored inline: its
-    // storage, a 4-byte length and then 128 bytes (`ArrayString` is repr(C)),
-    // is the only place a byte may survive. Everything else is key material.
-    let id = b"device-7f3a2c";
-    let text_at = before
-        .windows(id.len())
-        .position(|w| w == id)
-        .expect("the key id is stored inline");
-    let id_storage = text_at.saturating_sub(4)..text_at + tessera_core::MAX_KEY_ID_LEN;
     let survivors: Vec<usize> = (0..len)
-        .filter(|&i| before[i] != 0 && after[i] == before[i] && !id_storage.contains(&i))
+        .filter(outside)
+        .filter(|&i| before[i] != 0 && after[i] == before[i])
         .collect();
     assert!(
         survivors.is_empty(),
-        "{} key-material bytes survived the drop at offsets {survivors:?} (size {len}, key id at {id_storage:?})",
+        "{} key-material bytes survived the drop at offsets {survivors:?} (size {len}, key id at {id_bytes:?})",
         survivors.len()
     );
 }
