@@ -8,6 +8,7 @@ use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{err, ErrorCode, Result};
+use crate::inline::inline_str;
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 
@@ -36,14 +37,10 @@ impl KeyId {
     pub fn new(id: impl AsRef<str>) -> Result<Self> {
         let id = id.as_ref();
         validate_key_id(id)?;
-        // Zero-filled first: the unused tail then carries no stale stack
-        // bytes wherever the id is copied.
-        let mut inline = ArrayString::zero_filled();
-        inline.clear();
-        inline
-            .try_push_str(id)
-            .or_else(|_| err(ErrorCode::InvalidParameter, "keyid is too long"))?;
-        Ok(KeyId(inline))
+        match inline_str(id) {
+            Some(inline) => Ok(KeyId(inline)),
+            None => err(ErrorCode::InvalidParameter, "keyid is too long"),
+        }
     }
 
     /// The key id as a string.

@@ -57,6 +57,7 @@ pub mod challenge;
 mod component;
 mod digest;
 mod error;
+mod inline;
 mod key;
 mod nonce;
 mod params;

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
 use crate::error::{err, ErrorCode, Result};
+use crate::inline::inline_str;
 
 /// Shortest nonce accepted, in characters (16 bytes of base64url).
 pub const MIN_NONCE_LEN: usize = 22;
@@ -32,12 +33,10 @@ impl Nonce {
     pub fn new(nonce: impl AsRef<str>) -> Result<Self> {
         let nonce = nonce.as_ref();
         validate_nonce(nonce)?;
-        let mut inline = ArrayString::zero_filled();
-        inline.clear();
-        inline
-            .try_push_str(nonce)
-            .or_else(|_| err(ErrorCode::InvalidParameter, "nonce is too long"))?;
-        Ok(Nonce(inline))
+        match inline_str(nonce) {
+            Some(inline) => Ok(Nonce(inline)),
+            None => err(ErrorCode::InvalidParameter, "nonce is too long"),
+        }
     }
 
     /// Draws 16 bytes from `rng` and encodes them as a 22-character nonce.
@@ -48,14 +47,14 @@ impl Nonce {
         let mut bytes = [0u8; GENERATED_NONCE_BYTES];
         rng.fill_bytes(&mut bytes);
         let mut text = [0u8; GENERATED_NONCE_LEN];
-        let mut inline = ArrayString::zero_filled();
-        inline.clear();
         let encoded = URL_SAFE_NO_PAD.encode_slice(bytes, &mut text);
-        match (encoded, std::str::from_utf8(&text)) {
-            (Ok(GENERATED_NONCE_LEN), Ok(ascii)) if inline.try_push_str(ascii).is_ok() => {}
+        match (
+            encoded,
+            std::str::from_utf8(&text).ok().and_then(inline_str),
+        ) {
+            (Ok(GENERATED_NONCE_LEN), Some(inline)) => Nonce(inline),
             _ => unreachable_nonce_encoding(),
         }
-        Nonce(inline)
     }
 
     /// The nonce text.

@@ -22,31 +22,13 @@ fn verdict(digest_lines: &[&str]) -> Result<(), ErrorCode> {
         .iter()
         .map(|v| ("Content-Digest".to_owned(), (*v).to_owned()))
         .collect();
-    let unsigned = RequestView::new(
-        "POST",
-        Scheme::Https,
-        "api.example.com",
-        "/v1/orders",
-        None,
-        &headers[..],
-    )
-    .expect("view");
-    let base = rfc9421::signature_base(&unsigned, &MANDATORY, PARAMS).expect("base");
+    let base = rfc9421::signature_base(&post(&headers), &MANDATORY, PARAMS).expect("base");
     let mac = rfc9421::hmac_sha256(&SECRET, base.as_bytes());
     headers.push(("Signature-Input".to_owned(), format!("tessera={PARAMS}")));
     headers.push((
         "Signature".to_owned(),
         format!("tessera=:{}:", STANDARD.encode(mac)),
     ));
-    let request = RequestView::new(
-        "POST",
-        Scheme::Https,
-        "api.example.com",
-        "/v1/orders",
-        None,
-        &headers[..],
-    )
-    .expect("view");
     let key = SigningKey::new(
         KeyId::new("k1").expect("id"),
         &SecretKey::from_bytes(&SECRET).expect("secret"),
@@ -57,11 +39,24 @@ fn verdict(digest_lines: &[&str]) -> Result<(), ErrorCode> {
         window: 300,
         authorities: &authorities,
     };
-    verify(&request, &BodyDigest::of(BODY), &policy, |_| {
+    verify(&post(&headers), &BodyDigest::of(BODY), &policy, |_| {
         Ok::<_, Error>(key.clone())
     })
     .map(|_| ())
     .map_err(|e| e.code())
+}
+
+/// The test's POST with `headers`.
+fn post(headers: &[(String, String)]) -> RequestView<'_, [(String, String)]> {
+    RequestView::new(
+        "POST",
+        Scheme::Https,
+        "api.example.com",
+        "/v1/orders",
+        None,
+        headers,
+    )
+    .expect("view")
 }
 
 fn sha256_member() -> String {
