@@ -415,6 +415,14 @@ impl tracing::Subscriber for Warnings {
 #[test]
 fn default_nonce_store_warns_that_replay_protection_is_per_process() {
     let warnings = Warnings::default();
+    // tracing caches each callsite's interest for the whole process. While a
+    // single dispatcher is registered, the thread that first reaches a
+    // callsite decides it from its own default, so a sibling test building a
+    // verifier on a thread without a subscriber could cache "never" for this
+    // warning and the capture would see nothing. With a second live
+    // dispatcher, registering it rebuilds every callsite against both, and
+    // later registrations consult all of them.
+    let _anchor = tracing::Dispatch::new(warnings.clone());
     tracing::subscriber::with_default(warnings.clone(), || {
         Verifier::builder()
             .key_store(key_store())
