@@ -174,8 +174,8 @@ impl Component {
             return Ok(Component::Field(FieldName(common.clone())));
         }
         validate_field_name(name)?;
-        // Well-known names (content-type, user-agent, ...) become `http`'s
-        // standard names, which neither allocate nor hash their bytes.
+        // Other standard names still become `http`'s standard representation
+        // (no allocation); only custom names allocate.
         HeaderName::from_lowercase(name.as_bytes())
             .map(|name| Component::Field(FieldName(name)))
             .or_else(|_| {
