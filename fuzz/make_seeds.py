@@ -35,3 +35,16 @@ for case_file in sorted(vectors.glob("*/case.json")):
     raw = "\0".join(parts).encode() + b"\0" + body
     write("signature_base", raw)
     write("sign_verify", raw)
+
+# Canonical headers at the edges the parse_headers target compares against
+# sfv: 15-digit integers (sf-integer's limit), the optional parameters, and
+# the longest key id.
+MAC = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+FLOOR = '("@method" "@authority" "@path" "@query" "content-digest")'
+NONCE = "tp7iIu9aG0ISMM80RFUc4w"
+for params in [
+    f';created=999999999999999;keyid="k";nonce="{NONCE}";tag="tessera-v1"',
+    f';created=0;expires=999999999999999;keyid="k";nonce="{NONCE}";alg="hmac-sha256";tag="tessera-v1"',
+    f';tag="tessera-v1";nonce="{NONCE}";keyid="{"k" * 128}";created=1700000000',
+]:
+    write("parse_headers", f"tessera={FLOOR}{params}\ntessera=:{MAC}:".encode())

@@ -1,6 +1,7 @@
 //! `Signature-Input` / `Signature` / `Content-Digest` parsing on arbitrary
-//! bytes: never panics, and whatever parses re-parses from its own canonical
-//! serialization to the same signature.
+//! bytes: never panics, whatever parses re-parses from its own canonical
+//! serialization to the same signature, and the canonical-form shortcut
+//! never decides differently from the `sfv` parser.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         None => (data, &b""[..]),
     };
     let _ = BodyDigest::parse_header(signature);
+    tessera_core::fuzzing::canonical_agrees_with_sfv(input, signature);
     let headers = [("signature-input", input), ("signature", signature)];
     if let Ok(parsed) = ParsedSignature::from_fields(&headers[..]) {
         let reserialized = format!("{}={}", parsed.label(), parsed.params());

@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 
 mod base;
+mod canonical;
 pub mod challenge;
 mod component;
 mod digest;
@@ -85,6 +86,18 @@ pub const LABEL: &str = "tessera";
 pub const TAG: &str = "tessera-v1";
 /// Default acceptance window, seconds, in both directions.
 pub const DEFAULT_WINDOW_SECS: u64 = 300;
+
+/// Checks for the `fuzz/` targets, which cargo-fuzz builds with
+/// `--cfg fuzzing`; not part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Panics unless parsing these one-line `Signature-Input` and `Signature`
+    /// values gives exactly what the `sfv` path alone gives, errors included.
+    pub fn canonical_agrees_with_sfv(input: &[u8], signature: &[u8]) {
+        crate::canonical::assert_agrees(input, signature);
+    }
+}
 
 /// Generic RFC 9421 pieces outside the tessera-v1 profile, used to reproduce
 /// the RFC's own examples (Appendix B.2.5) in the test vectors. Not for

@@ -7,6 +7,7 @@ use http::HeaderName;
 use smallvec::SmallVec;
 
 use crate::base::{write_base, BufferedMac, SignatureBase};
+use crate::canonical;
 use crate::component::{
     check_coverage, Component, CONTENT_DIGEST_FIELD, SIGNATURE_FIELD, SIGNATURE_INPUT_FIELD,
 };
@@ -21,6 +22,21 @@ use crate::TAG;
 
 /// Components stored inline: the floor plus three extra fields need no allocation.
 pub(crate) type ComponentList = SmallVec<[Component; 8]>;
+
+/// Parameters in received order; the profile knows six.
+pub(crate) type ParamOrder = SmallVec<[Param; 6]>;
+
+/// The validated pieces of a received signature.
+pub(crate) struct SignatureParts<'a> {
+    pub(crate) label: &'a str,
+    pub(crate) components: ComponentList,
+    pub(crate) order: ParamOrder,
+    pub(crate) created: u64,
+    pub(crate) expires: Option<u64>,
+    pub(crate) keyid: KeyId,
+    pub(crate) nonce: Nonce,
+    pub(crate) mac: [u8; 32],
+}
 
 /// Largest combined `Signature-Input` or `Signature` value accepted, in bytes.
 pub const MAX_SIGNATURE_HEADER_LEN: usize = 8192;
@@ -97,6 +113,13 @@ fn combined<'f, F: Fields + ?Sized>(
     Ok(out)
 }
 
+/// The value of `name` when the request has exactly one line of it.
+fn single_line<'f, F: Fields + ?Sized>(fields: &'f F, name: &HeaderName) -> Option<&'f [u8]> {
+    let mut values = fields.values(name);
+    let first = values.next()?;
+    values.next().is_none().then_some(first)
+}
+
 fn malformed(detail: impl Into<String>) -> Error {
     Error::new(ErrorCode::MalformedSignature, detail)
 }
@@ -110,6 +133,18 @@ impl ParsedSignature {
     /// `invalid_parameter`, `algorithm_mismatch`, `forbidden_component`,
     /// `duplicate_component`, `missing_component`.
     pub fn from_fields<F: Fields + ?Sized>(fields: &F) -> Result<Self> {
+        let one_line_each =
+            single_line(fields, &SIGNATURE_INPUT_FIELD).zip(single_line(fields, &SIGNATURE_FIELD));
+        if let Some((input, signature)) = one_line_each {
+            if let Some(parsed) = canonical::recognize(input, signature) {
+                return Ok(parsed);
+            }
+        }
+        Self::from_fields_through_sfv(fields)
+    }
+
+    /// Steps 1 and 2 through the `sfv` parser, for any header values.
+    pub(crate) fn from_fields_through_sfv<F: Fields + ?Sized>(fields: &F) -> Result<Self> {
         let Some(input) = combined(fields, &SIGNATURE_INPUT_FIELD)? else {
             return err(
                 ErrorCode::MissingSignature,
@@ -192,7 +227,7 @@ impl ParsedSignature {
         let (mut created, mut expires, mut keyid, mut nonce) = (None, None, None, None);
         // Received order of the (deduplicated) parameters: the signed
         // `@signature-params` value keeps it.
-        let mut order: SmallVec<[Param; 6]> = SmallVec::new();
+        let mut order = ParamOrder::new();
         for (key, value) in &member.params {
             let wrong_type = || malformed(format!("parameter {} has the wrong type", key.as_str()));
             let Some(param) = Param::from_key(key.as_str()) else {
@@ -237,8 +272,33 @@ impl ParsedSignature {
         let keyid = KeyId::new(keyid)?;
         let nonce = Nonce::new(nonce)?;
 
-        // The signed `@signature-params` value is the canonical serialization
-        // of the member as received, parameters in received order.
+        Ok(Self::assemble(SignatureParts {
+            label,
+            components,
+            order,
+            created,
+            expires,
+            keyid,
+            nonce,
+            mac,
+        }))
+    }
+
+    /// Builds the signature from validated parts; the signed
+    /// `@signature-params` value is the canonical serialization of the
+    /// member as received, parameters in received order.
+    #[inline]
+    pub(crate) fn assemble(parts: SignatureParts<'_>) -> Self {
+        let SignatureParts {
+            label,
+            components,
+            order,
+            created,
+            expires,
+            keyid,
+            nonce,
+            mac,
+        } = parts;
         let mut label_and_params = String::with_capacity(label.len() + 96 + 20 * components.len());
         label_and_params.push_str(label);
         let values = ParamValues {
@@ -248,8 +308,7 @@ impl ParsedSignature {
             nonce: nonce.as_str(),
         };
         write_signature_params(&mut label_and_params, &components, order, &values);
-
-        Ok(ParsedSignature {
+        ParsedSignature {
             label_len: label.len(),
             label_and_params,
             components,
@@ -258,7 +317,7 @@ impl ParsedSignature {
             keyid,
             nonce,
             mac,
-        })
+        }
     }
 
     /// The label the signature was found under.
