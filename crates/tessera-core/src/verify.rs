@@ -289,34 +289,31 @@ impl ParsedSignature {
     /// member as received, parameters in received order.
     #[inline]
     pub(crate) fn assemble(parts: SignatureParts<'_>) -> Self {
-        let SignatureParts {
-            label,
-            components,
-            order,
-            created,
-            expires,
-            keyid,
-            nonce,
-            mac,
-        } = parts;
-        let mut label_and_params = String::with_capacity(label.len() + 96 + 20 * components.len());
+        let label = parts.label;
+        let mut label_and_params =
+            String::with_capacity(label.len() + 96 + 20 * parts.components.len());
         label_and_params.push_str(label);
         let values = ParamValues {
-            created,
-            expires,
-            keyid: keyid.as_str(),
-            nonce: nonce.as_str(),
+            created: parts.created,
+            expires: parts.expires,
+            keyid: parts.keyid.as_str(),
+            nonce: parts.nonce.as_str(),
         };
-        write_signature_params(&mut label_and_params, &components, order, &values);
+        write_signature_params(
+            &mut label_and_params,
+            &parts.components,
+            parts.order,
+            &values,
+        );
         ParsedSignature {
             label_len: label.len(),
             label_and_params,
-            components,
-            created,
-            expires,
-            keyid,
-            nonce,
-            mac,
+            components: parts.components,
+            created: parts.created,
+            expires: parts.expires,
+            keyid: parts.keyid,
+            nonce: parts.nonce,
+            mac: parts.mac,
         }
     }
 
