@@ -123,10 +123,12 @@ fn write_field<F: Fields + ?Sized, S: BaseSink>(
     let mut found = false;
     for raw in fields.values(name) {
         let value = trim_ows(raw);
-        if has_control_character(value) {
+        if has_forbidden_octet(value) {
             return err(
                 ErrorCode::InvalidFieldValue,
-                format!("field \"{name}\" contains a control character (CR, LF, NUL or other)"),
+                format!(
+                    "field \"{name}\" contains a control character (CR, LF, NUL or other) or an octet above 0x7E (obs-text), which tessera-v1 does not sign"
+                ),
             );
         }
         if found {
@@ -144,14 +146,17 @@ fn write_field<F: Fields + ?Sized, S: BaseSink>(
     Ok(())
 }
 
-/// Any byte below 0x20 other than HTAB, or DEL. Branch-free so it vectorizes.
-fn has_control_character(value: &[u8]) -> bool {
-    value.iter().fold(false, |bad, &b| {
-        bad | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
-    })
+/// Any byte below 0x20 other than HTAB, DEL, or any byte above 0x7F: the
+/// signature base is US-ASCII (RFC 9421 §2.5), so obs-text is refused rather
+/// than left for peers to decode as Latin-1 or UTF-8. Branch-free so it vectorizes.
+fn has_forbidden_octet(value: &[u8]) -> bool {
+    value
+        .iter()
+        .fold(false, |bad, &b| bad | ((b < 0x20) & (b != b'\t')) | (b >= 0x7f))
 }
 
-fn trim_ows(mut v: &[u8]) -> &[u8] {
+/// The value with leading and trailing SP and HTAB removed (RFC 9110 §5.5).
+pub(crate) fn trim_ows(mut v: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = v {
         v = rest;
     }

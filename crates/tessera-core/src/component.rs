@@ -189,7 +189,19 @@ impl Component {
 
 /// The profile's rules for a covered field name, without allocating.
 pub(crate) fn validate_field_name(name: &str) -> Result<()> {
-    if name.is_empty() || !name.bytes().all(is_lower_tchar) {
+    if !name.is_empty() && name.bytes().all(|b| is_lower_tchar(b.to_ascii_lowercase())) {
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            // One rule for every API: names are never lowercased silently,
+            // so what the caller wrote is what `Signature-Input` lists.
+            return err(
+                ErrorCode::MalformedSignature,
+                format!(
+                    "component \"{name}\" must be written in lowercase: use \"{}\"",
+                    name.to_ascii_lowercase()
+                ),
+            );
+        }
+    } else {
         return err(
             ErrorCode::MalformedSignature,
             format!(

@@ -62,9 +62,11 @@ mod inline;
 mod key;
 mod nonce;
 mod params;
+mod received;
 mod request;
 mod sf;
 mod sign;
+mod target;
 mod verify;
 
 pub use base::{RedactedSignatureBase, SignatureBase};
@@ -76,7 +78,11 @@ pub use key::{
     MAX_SECRET_LEN, MIN_SECRET_LEN,
 };
 pub use nonce::{Nonce, MAX_NONCE_LEN, MIN_NONCE_LEN};
-pub use request::{normalize_authority, Fields, RequestView, Scheme};
+pub use received::{Authorities, ReceivedRequest};
+pub use request::{
+    check_method, check_path, check_query, normalize_authority, Fields, RequestView, Scheme,
+};
+pub use target::Target;
 pub use sign::{sign, signature_base, SignOptions, SignedHeaders};
 pub use verify::{verify, ParsedSignature, Policy, MAX_SIGNATURE_HEADER_LEN};
 

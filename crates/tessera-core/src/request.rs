@@ -93,6 +93,17 @@ pub fn normalize_authority(authority: &str, scheme: Scheme) -> Result<Cow<'_, st
             }
         },
     };
+    // RFC 3986 allows any run of digits; a TCP port is at most 65535, and URL
+    // libraries refuse more, so a larger one could never have been sent.
+    if let Some(p) = port {
+        let digits = p.trim_start_matches('0');
+        if digits.len() > 5 || digits.parse::<u32>().is_ok_and(|n| n > 65_535) {
+            return err(
+                ErrorCode::InvalidFieldValue,
+                "the authority's port is larger than 65535",
+            );
+        }
+    }
     // RFC 9110 §4.2.3 / RFC 3986 §6.2.3: an empty port and the scheme's
     // default port (whatever its leading zeros) mean no port. Any other port
     // is kept as spelled, as other RFC 9421 implementations do.
@@ -237,31 +248,36 @@ impl<'a, F: Fields + ?Sized> RequestView<'a, F> {
         query: Option<&'a str>,
         fields: &'a F,
     ) -> Result<Self> {
-        if method.is_empty() || !method.bytes().all(is_tchar) {
-            return err(
-                ErrorCode::InvalidFieldValue,
-                "the method is not a valid token",
-            );
+        check_method(method.as_bytes())?;
+        check_path(path.as_bytes())?;
+        if let Some(query) = query {
+            check_query(query.as_bytes())?;
         }
-        for part in [path, query.unwrap_or("")] {
-            // Branch-free so it vectorizes: paths are the longest covered values.
-            let bad = part.bytes().fold(false, |bad, b| {
-                bad | (b <= b' ') | (b == 0x7f) | (b == b'#')
-            });
-            if bad {
-                return err(
-                    ErrorCode::InvalidFieldValue,
-                    "path and query may not contain spaces, control characters or '#'",
-                );
-            }
-        }
-        Ok(RequestView {
+        Ok(Self::checked(
             method,
-            authority: normalize_authority(authority, scheme)?,
+            normalize_authority(authority, scheme)?,
+            path,
+            query,
+            fields,
+        ))
+    }
+
+    /// A view of parts that already passed [`check_method`], [`check_path`],
+    /// [`check_query`] and [`normalize_authority`].
+    pub(crate) fn checked(
+        method: &'a str,
+        authority: Cow<'a, str>,
+        path: &'a str,
+        query: Option<&'a str>,
+        fields: &'a F,
+    ) -> Self {
+        RequestView {
+            method,
+            authority,
             path: if path.is_empty() { "/" } else { path },
             query,
             fields,
-        })
+        }
     }
 
     /// Replaces the authority (already normalized), as a verifier does with its configured value.
@@ -324,14 +340,28 @@ impl<'a> RequestView<'a, http::HeaderMap> {
                 )
             })?,
         };
+        if uri.scheme().is_none() && uri.authority().is_some() {
+            return err(
+                ErrorCode::InvalidFieldValue,
+                "an authority-form target (CONNECT) cannot be signed",
+            );
+        }
         let authority = match uri.authority() {
             Some(a) => a.as_str(),
-            None => headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .ok_or_else(|| {
-                    crate::Error::new(ErrorCode::InvalidFieldValue, "the request has no authority")
+            None => match crate::received::single_host(headers)? {
+                Some(host) => std::str::from_utf8(host).map_err(|_| {
+                    crate::Error::new(
+                        ErrorCode::InvalidFieldValue,
+                        "the Host header is not ASCII",
+                    )
                 })?,
+                None => {
+                    return err(
+                        ErrorCode::InvalidFieldValue,
+                        "the request has no authority: give an absolute URI or a Host header",
+                    )
+                }
+            },
         };
         RequestView::new(
             method.as_str(),
@@ -342,6 +372,81 @@ impl<'a> RequestView<'a, http::HeaderMap> {
             headers,
         )
     }
+}
+
+/// Checks a method: an RFC 9110 token, signed exactly as sent (case kept).
+///
+/// # Errors
+/// `invalid_field_value`.
+pub fn check_method(method: &[u8]) -> Result<()> {
+    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+        return err(
+            ErrorCode::InvalidFieldValue,
+            "the method is not a valid token",
+        );
+    }
+    Ok(())
+}
+
+/// Octets allowed in a path or query besides `/`-start and `?`: visible
+/// ASCII (0x21 to 0x7E) other than `#`.
+const fn target_octet_ok(b: u8) -> bool {
+    (b > b' ') & (b < 0x7f) & (b != b'#')
+}
+
+/// Checks a raw path as it goes on the wire (spec §8.4): empty (meaning
+/// `/`), or `/` followed by visible ASCII other than `?` and `#`.
+///
+/// # Errors
+/// `invalid_field_value`, saying which octet is wrong and where.
+pub fn check_path(path: &[u8]) -> Result<()> {
+    if !path.is_empty() && path[0] != b'/' {
+        return err(
+            ErrorCode::InvalidFieldValue,
+            "the path must start with '/': asterisk-form (*), authority-form and relative targets cannot be signed",
+        );
+    }
+    // Branch-free so it vectorizes: paths are the longest covered values.
+    let bad = path
+        .iter()
+        .fold(false, |bad, &b| bad | !target_octet_ok(b) | (b == b'?'));
+    if bad {
+        return bad_target_octet("path", path, |b| target_octet_ok(b) && b != b'?');
+    }
+    Ok(())
+}
+
+/// Checks a raw query (without its `?`): visible ASCII other than `#`.
+///
+/// # Errors
+/// `invalid_field_value`, saying which octet is wrong and where.
+pub fn check_query(query: &[u8]) -> Result<()> {
+    if query.iter().fold(false, |bad, &b| bad | !target_octet_ok(b)) {
+        return bad_target_octet("query", query, target_octet_ok);
+    }
+    Ok(())
+}
+
+#[cold]
+fn bad_target_octet(part: &str, bytes: &[u8], ok: impl Fn(u8) -> bool) -> Result<()> {
+    let (at, b) = bytes
+        .iter()
+        .enumerate()
+        .find(|(_, &b)| !ok(b))
+        .map_or((0, 0), |(i, &b)| (i, b));
+    let what = match b {
+        b' ' => "a space".to_owned(),
+        b'#' => "'#' (a fragment is never sent)".to_owned(),
+        b'?' => "'?'".to_owned(),
+        0x80.. => format!("octet 0x{b:02x}, which is not ASCII (percent-encode it)"),
+        _ => format!("control octet 0x{b:02x}"),
+    };
+    err(
+        ErrorCode::InvalidFieldValue,
+        format!(
+            "the {part} contains {what} at offset {at}; only visible ASCII other than '#' is allowed"
+        ),
+    )
 }
 
 fn is_tchar(b: u8) -> bool {

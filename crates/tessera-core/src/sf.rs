@@ -102,12 +102,29 @@ impl<'de> EntryVisitor<'de> for &mut InputMember<'de> {
     type Error = Infallible;
 
     fn item(self) -> Result<impl ItemVisitor<'de>, Infallible> {
-        Ok(Ignored)
+        // A member that is a bare item is never a tessera-v1 signature, but
+        // the parameter bound applies to it too.
+        Ok(BareMember)
     }
 
     fn inner_list(self) -> Result<impl InnerListVisitor<'de>, Infallible> {
         self.is_inner_list = true;
         Ok(self)
+    }
+}
+
+/// A member whose value is a bare item: only its parameters are counted.
+struct BareMember;
+
+impl<'de> ItemVisitor<'de> for BareMember {
+    type Out = ();
+    type Error = Infallible;
+
+    fn bare_item(
+        self,
+        _: BareItemFromInput<'de>,
+    ) -> Result<impl ParameterVisitor<'de, Out = ()>, Infallible> {
+        Ok(ItemParams::default())
     }
 }
 
@@ -141,22 +158,39 @@ impl<'de> ItemVisitor<'de> for &mut InputItem<'de> {
         if let BareItemFromInput::String(name) = bare_item {
             self.name = Some(name);
         }
-        Ok(ItemParams(&mut self.has_params))
+        Ok(ItemParams {
+            has_params: Some(&mut self.has_params),
+            seen: SmallVec::new(),
+        })
     }
 }
 
-struct ItemParams<'a>(&'a mut bool);
+/// The parameters of one item: only counted (at most [`MAX_PARAMS`]
+/// distinct names, spec §9.4), and noted when the item is a component.
+#[derive(Default)]
+struct ItemParams<'a, 'de> {
+    has_params: Option<&'a mut bool>,
+    seen: SmallVec<[&'de KeyRef; 4]>,
+}
 
-impl<'de> ParameterVisitor<'de> for ItemParams<'_> {
+impl<'de> ParameterVisitor<'de> for ItemParams<'_, 'de> {
     type Out = ();
-    type Error = Infallible;
+    type Error = TooLarge;
 
-    fn parameter(&mut self, _: &'de KeyRef, _: BareItemFromInput<'de>) -> Result<(), Infallible> {
-        *self.0 = true;
+    fn parameter(&mut self, key: &'de KeyRef, _: BareItemFromInput<'de>) -> Result<(), TooLarge> {
+        if let Some(has_params) = self.has_params.as_deref_mut() {
+            *has_params = true;
+        }
+        if !self.seen.contains(&key) {
+            if self.seen.len() >= MAX_PARAMS {
+                return Err(TooLarge("an item has too many parameters"));
+            }
+            self.seen.push(key);
+        }
         Ok(())
     }
 
-    fn finish(self) -> Result<(), Infallible> {
+    fn finish(self) -> Result<(), TooLarge> {
         Ok(())
     }
 }
@@ -306,6 +340,24 @@ mod tests {
             &mut InputMembers::new()
         )
         .is_err());
+        // The bound holds for every member and every item, not only for
+        // the inner list of a would-be signature.
+        assert!(parse_signature_input(
+            format!("a=1{params}").as_bytes(),
+            &mut InputMembers::new()
+        )
+        .is_err());
+        assert!(parse_signature_input(
+            format!("a=(\"x\"{params})").as_bytes(),
+            &mut InputMembers::new()
+        )
+        .is_err());
+        let sixteen: String = (1..=MAX_PARAMS).map(|i| format!(";p{i}=1")).collect();
+        assert!(parse_signature_input(
+            format!("a=1{sixteen}, b=(\"x\"{sixteen}){sixteen}").as_bytes(),
+            &mut InputMembers::new()
+        )
+        .is_ok());
         // Repeating one parameter does not count against the bound.
         let repeated = ";p=1".repeat(200);
         assert!(parse_signature_input(

@@ -6,7 +6,7 @@ use hmac::Mac;
 use http::HeaderName;
 use smallvec::SmallVec;
 
-use crate::base::{write_base, BufferedMac, SignatureBase};
+use crate::base::{trim_ows, write_base, BufferedMac, SignatureBase};
 use crate::canonical;
 use crate::component::{
     check_coverage, Component, CONTENT_DIGEST_FIELD, SIGNATURE_FIELD, SIGNATURE_INPUT_FIELD,
@@ -16,7 +16,8 @@ use crate::error::{err, Error, ErrorCode, Result};
 use crate::key::{KeyId, SigningKey};
 use crate::nonce::Nonce;
 use crate::params::{write_signature_params, Param, ParamValues};
-use crate::request::{Fields, RequestView};
+use crate::received::{Authorities, ReceivedRequest};
+use crate::request::{Fields, RequestView, Scheme};
 use crate::sf::{self, ByteMember};
 use crate::TAG;
 
@@ -75,14 +76,46 @@ impl std::fmt::Debug for ParsedSignature {
 }
 
 /// The time and authority rules a verifier applies.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy)]
 pub struct Policy<'a> {
-    /// The verifier's current time, Unix seconds.
+    /// The verifier's current time, Unix seconds (fractions truncated).
     pub now: u64,
     /// Accepted distance of `created` from `now`, in both directions, seconds.
     pub window: u64,
-    /// The normalized authorities this verifier serves.
-    pub authorities: &'a [String],
+    /// The public scheme, which decides the default port of the authority.
+    pub scheme: Scheme,
+    /// How the authority that goes into the base is chosen.
+    pub authorities: Authorities<'a>,
+}
+
+impl<'a> Policy<'a> {
+    /// A verifier serving `authorities` (normalized) over https.
+    pub fn new(now: u64, window: u64, authorities: &'a [String]) -> Self {
+        Policy {
+            now,
+            window,
+            scheme: Scheme::Https,
+            authorities: Authorities::Served(authorities),
+        }
+    }
+
+    /// A verifier that puts the one (normalized) `authority` in every base
+    /// and never reads `Host` (spec §11.2, step 5, fixed authority).
+    pub fn fixed(now: u64, window: u64, authority: &'a str) -> Self {
+        Policy {
+            now,
+            window,
+            scheme: Scheme::Https,
+            authorities: Authorities::Fixed(authority),
+        }
+    }
+
+    /// The same policy with another public scheme.
+    pub fn with_scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
+        self
+    }
 }
 
 /// All field lines of `name` joined with ", " (RFC 9110 §5.3); borrows when there is one line.
@@ -92,6 +125,9 @@ fn combined<'f, F: Fields + ?Sized>(
 ) -> Result<Option<Cow<'f, [u8]>>> {
     let mut out: Option<Cow<'f, [u8]>> = None;
     for v in fields.values(name) {
+        // Field values exclude surrounding OWS (RFC 9110 §5.5); empty lines
+        // are joined like any other (RFC 9651 §4.2), so they do not parse.
+        let v = trim_ows(v);
         match &mut out {
             None => out = Some(Cow::Borrowed(v)),
             Some(buf) => {
@@ -117,7 +153,7 @@ fn combined<'f, F: Fields + ?Sized>(
 fn single_line<'f, F: Fields + ?Sized>(fields: &'f F, name: &HeaderName) -> Option<&'f [u8]> {
     let mut values = fields.values(name);
     let first = values.next()?;
-    values.next().is_none().then_some(first)
+    values.next().is_none().then_some(trim_ows(first))
 }
 
 fn malformed(detail: impl Into<String>) -> Error {
@@ -394,6 +430,7 @@ impl ParsedSignature {
                 "the request has no Content-Digest field",
             );
         };
+        let first = trim_ows(first);
         let claimed = match values.next() {
             None if first.len() > MAX_SIGNATURE_HEADER_LEN => {
                 return err(ErrorCode::DigestMismatch, "Content-Digest is too long");
@@ -457,33 +494,27 @@ impl ParsedSignature {
         })
     }
 
-    /// Steps 4 to 7 for a key that was already looked up and found usable.
-    ///
-    /// `request` carries the received authority; it must be one of
-    /// `policy.authorities`.
+    /// Steps 4 to 7 for a key that was already looked up and found usable,
+    /// in the spec's order: time, then the request's method, target and
+    /// authority, then the body digest, then the MAC. Returns the view the
+    /// base was computed over.
     ///
     /// # Errors
     /// `clock_skew`, `signature_expired`, `authority_mismatch`,
-    /// `missing_component`, `digest_mismatch`, `invalid_field_value`, `bad_signature`.
-    pub fn verify_with_key<F: Fields + ?Sized>(
+    /// `invalid_field_value`, `missing_component`, `digest_mismatch`,
+    /// `bad_signature`.
+    pub fn verify_with_key<'r, F: Fields + ?Sized>(
         &self,
         key: &SigningKey,
-        request: &RequestView<'_, F>,
+        request: &'r ReceivedRequest<'_, F>,
         body: &BodyDigest,
-        policy: &Policy<'_>,
-    ) -> Result<()> {
+        policy: &Policy<'r>,
+    ) -> Result<RequestView<'r, F>> {
         self.check_time(policy.now, policy.window)?;
-        if !policy.authorities.iter().any(|a| a == request.authority()) {
-            return err(
-                ErrorCode::AuthorityMismatch,
-                format!(
-                    "authority \"{}\" is not served by this verifier",
-                    request.authority()
-                ),
-            );
-        }
-        self.check_digest(request.fields(), body)?;
-        self.verify_mac(key, request)
+        let view = request.view(policy.scheme, policy.authorities)?;
+        self.check_digest(view.fields(), body)?;
+        self.verify_mac(key, &view)?;
+        Ok(view)
     }
 }
 
@@ -496,7 +527,7 @@ impl ParsedSignature {
 /// # Errors
 /// Any code of steps 1 to 7.
 pub fn verify<F: Fields + ?Sized>(
-    request: &RequestView<'_, F>,
+    request: &ReceivedRequest<'_, F>,
     body: &BodyDigest,
     policy: &Policy<'_>,
     lookup: impl FnOnce(&KeyId) -> Result<SigningKey>,

@@ -3,9 +3,9 @@
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use tessera_core::{normalize_authority, BodyDigest, ErrorCode, LABEL};
+use tessera_core::{normalize_authority, BodyDigest, ErrorCode, Target, LABEL};
 
-use crate::check::{check, produce, split_target, Failure};
+use crate::check::{check, produce, Failure};
 use crate::model::{Case, Expected, Generic, Key, Kind, Rejected, Request, Sign, Verifier};
 
 /// `created` of most cases: 2023-11-14T22:13:20Z.
@@ -23,7 +23,7 @@ const RFC_SHARED_SECRET: &str =
 /// RFC 9421 Appendix B.2.5 expected `Signature` value.
 pub const RFC_B25_SIGNATURE: &str = "sig-b25=:pxcQw6G3AjtMBQjwo8XzkZf/bws5LelbaMk5rGIGtE8=:";
 
-fn pattern_key(id: &str, len: usize, seed: u8) -> Key {
+pub(crate) fn pattern_key(id: &str, len: usize, seed: u8) -> Key {
     let secret: Vec<u8> = (0..len)
         .map(|i| {
             u8::try_from(i % 256)
@@ -38,17 +38,17 @@ fn pattern_key(id: &str, len: usize, seed: u8) -> Key {
     }
 }
 
-fn default_key() -> Key {
+pub(crate) fn default_key() -> Key {
     pattern_key(KEY_ID, 32, 11)
 }
 
 /// A deterministic 22-character nonce derived from the case name.
-fn nonce_for(name: &str) -> String {
+pub(crate) fn nonce_for(name: &str) -> String {
     let digest = BodyDigest::of(format!("tessera-vectors nonce {name}").as_bytes());
     URL_SAFE_NO_PAD.encode(&digest.as_bytes()[..16])
 }
 
-fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
@@ -57,25 +57,26 @@ fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// A positive case under construction.
 #[derive(Clone)]
-struct P {
-    name: &'static str,
-    description: &'static str,
-    method: &'static str,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    key: Key,
-    created: u64,
-    nonce: Option<String>,
-    expires: Option<u64>,
-    extra: Vec<String>,
-    now: Option<u64>,
-    window: u64,
-    authorities: Option<Vec<String>>,
-    verifier_scheme: Option<String>,
+pub(crate) struct P {
+    pub(crate) name: &'static str,
+    pub(crate) description: &'static str,
+    pub(crate) method: &'static str,
+    pub(crate) target: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) key: Key,
+    pub(crate) created: u64,
+    pub(crate) nonce: Option<String>,
+    pub(crate) expires: Option<u64>,
+    pub(crate) extra: Vec<String>,
+    pub(crate) now: Option<u64>,
+    pub(crate) window: u64,
+    pub(crate) authorities: Option<Vec<String>>,
+    pub(crate) verifier_scheme: Option<String>,
+    pub(crate) fixed_authority: Option<String>,
 }
 
-fn pos(name: &'static str, description: &'static str) -> P {
+pub(crate) fn pos(name: &'static str, description: &'static str) -> P {
     P {
         name,
         description,
@@ -92,68 +93,69 @@ fn pos(name: &'static str, description: &'static str) -> P {
         window: WINDOW,
         authorities: None,
         verifier_scheme: None,
+        fixed_authority: None,
     }
 }
 
 impl P {
-    fn method(mut self, method: &'static str) -> Self {
+    pub(crate) fn method(mut self, method: &'static str) -> Self {
         self.method = method;
         self
     }
-    fn target(mut self, target: &str) -> Self {
+    pub(crate) fn target(mut self, target: &str) -> Self {
         self.target = target.to_owned();
         self
     }
-    fn headers(mut self, headers: &[(&str, &str)]) -> Self {
+    pub(crate) fn headers(mut self, headers: &[(&str, &str)]) -> Self {
         self.headers = owned(headers);
         self
     }
-    fn header(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
     }
-    fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+    pub(crate) fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
         self
     }
-    fn json(self, body: &str) -> Self {
+    pub(crate) fn json(self, body: &str) -> Self {
         self.header("Content-Type", "application/json")
             .body(body.as_bytes())
     }
-    fn extra(mut self, extra: &[&str]) -> Self {
+    pub(crate) fn extra(mut self, extra: &[&str]) -> Self {
         self.extra = extra.iter().map(|s| (*s).to_owned()).collect();
         self
     }
-    fn key(mut self, key: Key) -> Self {
+    pub(crate) fn key(mut self, key: Key) -> Self {
         self.key = key;
         self
     }
-    fn created(mut self, created: u64) -> Self {
+    pub(crate) fn created(mut self, created: u64) -> Self {
         self.created = created;
         self
     }
-    fn nonce(mut self, nonce: &str) -> Self {
+    pub(crate) fn nonce(mut self, nonce: &str) -> Self {
         self.nonce = Some(nonce.to_owned());
         self
     }
-    fn expires(mut self, expires: u64) -> Self {
+    pub(crate) fn expires(mut self, expires: u64) -> Self {
         self.expires = Some(expires);
         self
     }
-    fn now(mut self, now: u64) -> Self {
+    pub(crate) fn now(mut self, now: u64) -> Self {
         self.now = Some(now);
         self
     }
-    fn window(mut self, window: u64) -> Self {
+    pub(crate) fn window(mut self, window: u64) -> Self {
         self.window = window;
         self
     }
-    fn authorities(mut self, authorities: &[&str]) -> Self {
+    pub(crate) fn authorities(mut self, authorities: &[&str]) -> Self {
         self.authorities = Some(authorities.iter().map(|s| (*s).to_owned()).collect());
         self
     }
 
-    fn setup_failure(&self, detail: String) -> Failure {
+    pub(crate) fn setup_failure(&self, detail: String) -> Failure {
         Failure {
             case: self.name.to_owned(),
             stage: "setup",
@@ -161,12 +163,20 @@ impl P {
         }
     }
 
-    /// The case with its expected outputs computed by `tessera_core`.
-    fn build(self) -> Result<Case, Failure> {
-        let target = split_target(&self.target).map_err(|e| self.setup_failure(e))?;
-        let authority = normalize_authority(&target.authority, target.scheme)
-            .map_err(|e| self.setup_failure(e.to_string()))?
-            .into_owned();
+    /// The case without its expected outcome: request, key, signing inputs
+    /// and verifier.
+    pub(crate) fn skeleton(&self) -> Result<Case, Failure> {
+        let authorities = match (&self.fixed_authority, &self.authorities) {
+            (Some(_), _) => Vec::new(),
+            (None, Some(authorities)) => authorities.clone(),
+            (None, None) => {
+                let target = Target::parse_url(&self.target)
+                    .map_err(|e| self.setup_failure(e.to_string()))?;
+                vec![normalize_authority(target.authority(), target.scheme())
+                    .map_err(|e| self.setup_failure(e.to_string()))?
+                    .into_owned()]
+            }
+        };
         let scheme = self.verifier_scheme.clone().unwrap_or_else(|| {
             self.target
                 .split(':')
@@ -174,7 +184,7 @@ impl P {
                 .unwrap_or("https")
                 .to_ascii_lowercase()
         });
-        let mut case = Case {
+        Ok(Case {
             name: self.name.to_owned(),
             description: self.description.to_owned(),
             kind: Kind::TesseraV1,
@@ -195,44 +205,50 @@ impl P {
             verifier: Some(Verifier {
                 now: self.now.unwrap_or(self.created + 30),
                 window: self.window,
-                authorities: self.authorities.clone().unwrap_or_else(|| vec![authority]),
+                authorities,
                 scheme,
+                fixed_authority: self.fixed_authority.clone(),
             }),
             expected: Expected::Rejected(Rejected {
                 error: String::new(),
             }),
-        };
+        })
+    }
+
+    /// The case with its expected outputs computed by `tessera_core`.
+    pub(crate) fn build(self) -> Result<Case, Failure> {
+        let mut case = self.skeleton()?;
         case.expected = Expected::Signed(produce(&case)?);
         Ok(case)
     }
 }
 
 /// A signed request being tampered with.
-struct Wire {
-    method: String,
-    target_uri: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    verifier: Verifier,
-    key: Key,
-    problems: Vec<String>,
+pub(crate) struct Wire {
+    pub(crate) method: String,
+    pub(crate) target_uri: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) verifier: Verifier,
+    pub(crate) key: Key,
+    pub(crate) problems: Vec<String>,
 }
 
 impl Wire {
-    fn position(&self, name: &str) -> Option<usize> {
+    pub(crate) fn position(&self, name: &str) -> Option<usize> {
         self.headers
             .iter()
             .position(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 
-    fn get(&self, name: &str) -> String {
+    pub(crate) fn get(&self, name: &str) -> String {
         self.position(name)
             .map(|i| self.headers[i].1.clone())
             .unwrap_or_default()
     }
 
     /// Replaces the first line of `name` (appending when absent) and drops the others.
-    fn set(&mut self, name: &str, value: &str) {
+    pub(crate) fn set(&mut self, name: &str, value: &str) {
         match self.position(name) {
             Some(i) => {
                 self.headers[i].1 = value.to_owned();
@@ -251,11 +267,11 @@ impl Wire {
         }
     }
 
-    fn remove(&mut self, name: &str) {
+    pub(crate) fn remove(&mut self, name: &str) {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }
 
-    fn replace_in(&mut self, header: &str, from: &str, to: &str) {
+    pub(crate) fn replace_in(&mut self, header: &str, from: &str, to: &str) {
         let value = self.get(header);
         if !value.contains(from) {
             self.problems
@@ -265,17 +281,32 @@ impl Wire {
         self.set(header, &value.replacen(from, to, 1));
     }
 
-    fn input(&mut self, from: &str, to: &str) {
+    pub(crate) fn input(&mut self, from: &str, to: &str) {
         self.replace_in("signature-input", from, to);
     }
 }
 
 /// A negative case: `base` is signed, `tamper` changes what is received.
-fn neg(
+pub(crate) fn neg(
     name: &'static str,
     description: &'static str,
     base: P,
     error: ErrorCode,
+    tamper: impl FnOnce(&mut Wire),
+) -> Result<Case, Failure> {
+    let mut case = received(name, description, base, tamper)?;
+    case.expected = Expected::Rejected(Rejected {
+        error: error.as_str().to_owned(),
+    });
+    Ok(case)
+}
+
+/// `base` signed, its three headers added, then changed by `tamper`: the
+/// request as received, without an expected outcome yet.
+pub(crate) fn received(
+    name: &'static str,
+    description: &'static str,
+    base: P,
     tamper: impl FnOnce(&mut Wire),
 ) -> Result<Case, Failure> {
     let mut base = base;
@@ -307,6 +338,7 @@ fn neg(
             window: WINDOW,
             authorities: Vec::new(),
             scheme: "https".to_owned(),
+            fixed_authority: None,
         }),
         key: signed.key.clone(),
         problems: Vec::new(),
@@ -334,7 +366,7 @@ fn neg(
         rfc9421: None,
         verifier: Some(wire.verifier),
         expected: Expected::Rejected(Rejected {
-            error: error.as_str().to_owned(),
+            error: String::new(),
         }),
     })
 }
@@ -1417,6 +1449,7 @@ fn negative() -> Result<Vec<Case>, Failure> {
 pub fn all_cases() -> Result<Vec<Case>, Failure> {
     let mut cases = positive()?;
     cases.extend(negative()?);
+    cases.extend(crate::conformance::cases()?);
     let mut names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {

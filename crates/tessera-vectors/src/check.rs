@@ -1,14 +1,14 @@
 //! Running a case against `tessera_core`: every stage compared, then verified.
 
 use std::fmt;
-use std::str::FromStr;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use tessera_core::{
     rfc9421, sign, signature_base, verify, BodyDigest, Component, Error, ErrorCode, KeyId, Nonce,
-    ParsedSignature, Policy, RequestView, Scheme, SecretKey, SignOptions, SigningKey,
+    ParsedSignature, Policy, ReceivedRequest, RequestView, Scheme, SecretKey, SignOptions,
+    SigningKey, Target,
 };
 
 use crate::model::{Case, Expected, Generic, Key, Kind, Request, Signed, Verifier};
@@ -45,41 +45,29 @@ fn fail(case: &Case, stage: &'static str, detail: impl Into<String>) -> Failure 
     }
 }
 
-/// The parts of a target URI that a signature covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// The scheme.
-    pub scheme: Scheme,
-    /// The authority as written (not normalized).
-    pub authority: String,
-    /// The raw path (`/` when the URI has none).
-    pub path: String,
-    /// The raw query without `?`; `Some("")` for a bare `?`.
-    pub query: Option<String>,
-}
-
-/// Splits an absolute target URI with `http::Uri`, keeping the raw path and query.
+/// The octets a case string stands for: each code point U+0000 to U+00FF
+/// is one octet (ISO-8859-1), so cases can hold obs-text.
 ///
 /// # Errors
-/// When the URI does not parse, is not absolute, or its scheme is not http(s).
-pub fn split_target(uri: &str) -> Result<Target, String> {
-    let parsed =
-        http::Uri::from_str(uri).map_err(|e| format!("target URI {uri:?} does not parse: {e}"))?;
-    let scheme = parsed
-        .scheme_str()
-        .and_then(Scheme::parse)
-        .ok_or_else(|| format!("target URI {uri:?} is not an absolute http(s) URI"))?;
-    let authority = parsed
-        .authority()
-        .ok_or_else(|| format!("target URI {uri:?} has no authority"))?
-        .as_str()
-        .to_owned();
-    Ok(Target {
-        scheme,
-        authority,
-        path: parsed.path().to_owned(),
-        query: parsed.query().map(str::to_owned),
-    })
+/// When a code point is above U+00FF.
+pub fn octets(text: &str) -> Result<Vec<u8>, String> {
+    text.chars()
+        .map(|c| {
+            u8::try_from(u32::from(c))
+                .map_err(|_| format!("{text:?} holds {c:?}, above U+00FF; cases write octets as U+0000 to U+00FF"))
+        })
+        .collect()
+}
+
+/// The header lines of a case as octets.
+///
+/// # Errors
+/// As [`octets`].
+pub fn header_octets(headers: &[(String, String)]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    headers
+        .iter()
+        .map(|(n, v)| Ok((n.clone(), octets(v)?)))
+        .collect()
 }
 
 /// The prepared key of a case.
@@ -118,15 +106,17 @@ fn verifier_scheme(case: &Case, verifier: &Verifier) -> Result<Scheme, Failure> 
 /// # Errors
 /// A [`Failure`] naming the stage that errored.
 pub fn produce(case: &Case) -> Result<Signed, Failure> {
-    let target = split_target(&case.request.target_uri).map_err(|e| fail(case, "setup", e))?;
+    let target = Target::parse_url(&case.request.target_uri)
+        .map_err(|e| fail(case, "setup", format!("target URI: {e}")))?;
     let body = body(&case.request).map_err(|e| fail(case, "setup", e))?;
-    let fields = &case.request.headers[..];
+    let headers = header_octets(&case.request.headers).map_err(|e| fail(case, "setup", e))?;
+    let fields = &headers[..];
     let view = RequestView::new(
         &case.request.method,
-        target.scheme,
-        &target.authority,
-        &target.path,
-        target.query.as_deref(),
+        target.scheme(),
+        target.authority(),
+        target.path(),
+        target.query(),
         fields,
     )
     .map_err(|e| fail(case, "setup", format!("request view: {e}")))?;
@@ -156,7 +146,7 @@ pub fn produce(case: &Case) -> Result<Signed, Failure> {
             let base = signature_base(&key, &view, &digest, &opts)
                 .map_err(|e| fail(case, "signature_base", e.to_string()))?;
             let base = String::from_utf8(base.as_bytes().to_vec())
-                .map_err(|_| fail(case, "signature_base", "the base is not UTF-8"))?;
+                .map_err(|_| fail(case, "signature_base", "the base is not ASCII"))?;
             let headers = sign(&key, &view, &digest, &opts)
                 .map_err(|e| fail(case, "signature", e.to_string()))?;
             Ok(Signed {
@@ -195,39 +185,33 @@ pub fn produce(case: &Case) -> Result<Signed, Failure> {
 
 /// Verifies the case's request, with `headers` in place of `request.headers`,
 /// using the case's verifier: the case key for its id, `unknown_key` for any other id.
+/// On success, also returns the base the verifier computed.
 ///
 /// # Errors
-/// The verification error, or a view-construction error (`invalid_field_value`).
-/// A missing verifier section or an undecodable body is a `Failure` in `setup`.
+/// The verification error. A missing verifier section or an undecodable
+/// body is a `Failure` in `setup`.
 pub fn verify_received(
     case: &Case,
     headers: &[(String, String)],
-) -> Result<Result<ParsedSignature, Error>, Failure> {
+) -> Result<Result<(ParsedSignature, String), Error>, Failure> {
     let verifier = case
         .verifier
         .as_ref()
         .ok_or_else(|| fail(case, "setup", "the case has no \"verifier\""))?;
     let scheme = verifier_scheme(case, verifier)?;
-    let target = split_target(&case.request.target_uri).map_err(|e| fail(case, "setup", e))?;
     let body = body(&case.request).map_err(|e| fail(case, "setup", e))?;
     let key = signing_key(&case.key).map_err(|e| fail(case, "setup", format!("key: {e}")))?;
-    let view = match RequestView::new(
-        &case.request.method,
-        scheme,
-        &target.authority,
-        &target.path,
-        target.query.as_deref(),
-        headers,
-    ) {
-        Ok(view) => view,
-        Err(e) => return Ok(Err(e)),
-    };
-    let policy = Policy {
-        now: verifier.now,
-        window: verifier.window,
-        authorities: &verifier.authorities,
-    };
-    Ok(verify(&view, &BodyDigest::of(&body), &policy, |id| {
+    let method = octets(&case.request.method).map_err(|e| fail(case, "setup", e))?;
+    let target = octets(&case.request.target_uri).map_err(|e| fail(case, "setup", e))?;
+    let headers = header_octets(headers).map_err(|e| fail(case, "setup", e))?;
+    let received = ReceivedRequest::new(&method, &target, &headers[..]);
+    let policy = match &verifier.fixed_authority {
+        Some(fixed) => Policy::fixed(verifier.now, verifier.window, fixed),
+        None => Policy::new(verifier.now, verifier.window, &verifier.authorities),
+    }
+    .with_scheme(scheme);
+    let body = BodyDigest::of(&body);
+    let verified = verify(&received, &body, &policy, |id| {
         if id == key.id() {
             Ok(key.clone())
         } else {
@@ -236,7 +220,69 @@ pub fn verify_received(
                 format!("no key \"{id}\""),
             ))
         }
+    });
+    Ok(verified.and_then(|parsed| {
+        let view = received.view(policy.scheme, policy.authorities)?;
+        let base = parsed.signature_base(&view)?;
+        let base = String::from_utf8(base.as_bytes().to_vec()).map_err(|_| {
+            Error::new(ErrorCode::InvalidFieldValue, "the base is not ASCII")
+        })?;
+        Ok((parsed, base))
     }))
+}
+
+/// Signs the request of a refused case, which must fail.
+///
+/// # Errors
+/// A `Failure` in `setup` when the case is not a refused one; `Ok(Ok(()))`
+/// when signing succeeded (which the caller reports).
+pub fn sign_refused(case: &Case) -> Result<Result<(), Error>, Failure> {
+    let s = case
+        .sign
+        .as_ref()
+        .ok_or_else(|| fail(case, "setup", "a refused case needs \"sign\""))?;
+    let body = body(&case.request).map_err(|e| fail(case, "setup", e))?;
+    let target_octets = octets(&case.request.target_uri).map_err(|e| fail(case, "setup", e))?;
+    let headers = header_octets(&case.request.headers).map_err(|e| fail(case, "setup", e))?;
+    Ok((|| {
+        // The order a signer follows (spec §10): key and inputs, then the request.
+        let key = signing_key(&case.key)?;
+        let nonce = Nonce::new(s.nonce.as_str())?;
+        let extra = s
+            .extra_components
+            .iter()
+            .map(|c| Component::field(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let opts = SignOptions {
+            created: s.created,
+            expires: s.expires,
+            nonce: &nonce,
+            extra: &extra,
+        };
+        let url = std::str::from_utf8(&target_octets).map_err(|_| {
+            Error::new(ErrorCode::InvalidFieldValue, "the URL is not text")
+        })?;
+        let target = Target::parse_url(url)?;
+        let view = RequestView::new(
+            &case.request.method,
+            target.scheme(),
+            target.authority(),
+            target.path(),
+            target.query(),
+            &headers[..],
+        )?;
+        sign(&key, &view, &BodyDigest::of(&body), &opts).map(|_| ())
+    })())
+}
+
+/// The case as sent: a signer never sends the fragment of the URL it was
+/// given, so the received absolute-form target lacks it.
+fn as_sent(case: &Case) -> Case {
+    let mut sent = case.clone();
+    if let Some((before, _)) = sent.request.target_uri.split_once('#') {
+        sent.request.target_uri = before.to_owned();
+    }
+    sent
 }
 
 fn with_signature_headers(
@@ -305,8 +351,8 @@ pub fn check(case: &Case) -> Result<(), Failure> {
                     &expected.signature_input,
                     &expected.signature,
                 );
-                match verify_received(case, &headers)? {
-                    Ok(_) => {}
+                match verify_received(&as_sent(case), &headers)? {
+                    Ok((_, base)) => compare(case, "verify", &expected.signature_base, &base)?,
                     Err(e) => {
                         return Err(fail(
                             case,
@@ -317,6 +363,36 @@ pub fn check(case: &Case) -> Result<(), Failure> {
                 }
             }
             Ok(())
+        }
+        Expected::Accepted(accepted) => match verify_received(case, &case.request.headers)? {
+            Ok((_, base)) => compare(case, "signature_base", &accepted.signature_base, &base),
+            Err(e) => Err(fail(
+                case,
+                "verify",
+                format!("the received request was rejected: {e}"),
+            )),
+        },
+        Expected::Refused(refused) => {
+            if ErrorCode::from_code(&refused.sign_error).is_none() {
+                return Err(fail(
+                    case,
+                    "setup",
+                    format!("{:?} is not an error code", refused.sign_error),
+                ));
+            }
+            match sign_refused(case)? {
+                Ok(()) => Err(fail(
+                    case,
+                    "expected_error",
+                    format!("expected the signer to refuse with {}", refused.sign_error),
+                )),
+                Err(e) if e.code().as_str() == refused.sign_error => Ok(()),
+                Err(e) => Err(fail(
+                    case,
+                    "expected_error",
+                    format!("expected the signer to refuse with {} but got {e}", refused.sign_error),
+                )),
+            }
         }
         Expected::Rejected(rejected) => {
             if ErrorCode::from_code(&rejected.error).is_none() {
@@ -384,9 +460,10 @@ pub fn verify_external(case: &Case, ext: &ExternalSignature) -> Result<(), Failu
                 expected.content_digest.as_deref().unwrap_or_default(),
                 digest,
             )?;
+            let sent = as_sent(case);
             let headers =
                 with_signature_headers(&case.request, digest, &ext.signature_input, &ext.signature);
-            if let Err(e) = verify_received(case, &headers)? {
+            if let Err(e) = verify_received(&sent, &headers)? {
                 return Err(fail(
                     case,
                     "verify",
@@ -398,7 +475,7 @@ pub fn verify_external(case: &Case, ext: &ExternalSignature) -> Result<(), Failu
                 .ok_or_else(|| fail(case, "signature", "not a byte sequence"))?;
             let headers =
                 with_signature_headers(&case.request, digest, &ext.signature_input, &flipped);
-            match verify_received(case, &headers)? {
+            match verify_received(&sent, &headers)? {
                 Err(e) if e.code() == ErrorCode::BadSignature => Ok(()),
                 other => Err(fail(
                     case,

@@ -14,6 +14,7 @@
 
 mod cases;
 mod check;
+mod conformance;
 mod model;
 
 use std::fs;
@@ -22,10 +23,13 @@ use std::path::{Path, PathBuf};
 
 pub use cases::{all_cases, CREATED, KEY_ID, RFC_B25_SIGNATURE, WINDOW};
 pub use check::{
-    body, check, produce, signing_key, split_target, verify_external, verify_received,
-    ExternalSignature, Failure, Target,
+    body, check, header_octets, octets, produce, sign_refused, signing_key, verify_external,
+    verify_received, ExternalSignature, Failure,
 };
-pub use model::{Case, Expected, Generic, Key, Kind, Rejected, Request, Sign, Signed, Verifier};
+pub use model::{
+    Accepted, Case, Expected, Generic, Key, Kind, Refused, Rejected, Request, Sign, Signed,
+    Verifier,
+};
 
 /// The file name of a case inside its directory.
 pub const CASE_FILE: &str = "case.json";
@@ -35,9 +39,11 @@ pub fn default_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors")
 }
 
-/// Whether a directory name is a case name (`pos-` or `neg-` prefix).
+/// Whether a directory name is a case name (`pos-`, `neg-`, `acc-` or `unsignable-` prefix).
 pub fn is_case_name(name: &str) -> bool {
-    (name.starts_with("pos-") || name.starts_with("neg-"))
+    ["pos-", "neg-", "acc-", "unsignable-"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')

@@ -30,11 +30,17 @@ fn run() -> Result<ExitCode, String> {
             let dir = dir.canonicalize().unwrap_or(dir);
             let cases = all_cases().map_err(|e| e.to_string())?;
             write_cases(&dir, &cases).map_err(|e| format!("writing {}: {e}", dir.display()))?;
-            let positive = cases.iter().filter(|c| c.is_positive()).count();
+            let count = |f: fn(&tessera_vectors::Expected) -> bool| {
+                cases.iter().filter(|c| f(&c.expected)).count()
+            };
+            use tessera_vectors::Expected as X;
             println!(
-                "wrote {} cases ({positive} positive, {} negative) to {}",
+                "wrote {} cases ({} positive, {} negative, {} accepted as received, {} refused by the signer) to {}",
                 cases.len(),
-                cases.len() - positive,
+                count(|e| matches!(e, X::Signed(_))),
+                count(|e| matches!(e, X::Rejected(_))),
+                count(|e| matches!(e, X::Accepted(_))),
+                count(|e| matches!(e, X::Refused(_))),
                 dir.display()
             );
             Ok(ExitCode::SUCCESS)

@@ -48,10 +48,16 @@ pub enum Kind {
 pub struct Request {
     /// The method, as sent.
     pub method: String,
-    /// The absolute target URI; scheme, authority, raw path and raw query are
-    /// split from it as `http::Uri` does, percent-encoding untouched.
+    /// The target. Positive and refused cases: the absolute URI given to the
+    /// signer, split as spec §8 says (scheme, authority, raw path, raw query,
+    /// fragment dropped). Received cases (`neg-`, `acc-`, and `pos-` after
+    /// signing): the request-target of the request line, exactly as received;
+    /// for an absolute URI that is the absolute-form.
     pub target_uri: String,
-    /// Header field lines in order, duplicates kept, values raw.
+    /// Header field lines in order, duplicates kept, values raw. Every
+    /// string of a case holds code points U+0000 to U+00FF only, each
+    /// standing for the octet of that value (ISO-8859-1), so octets 0x80 to
+    /// 0xFF can be written: `"caf\u00e9"` is the four octets `63 61 66 e9`.
     pub headers: Vec<(String, String)>,
     /// The body, standard base64 with padding.
     pub body_base64: String,
@@ -106,6 +112,10 @@ pub struct Verifier {
     pub authorities: Vec<String>,
     /// The scheme the verifier received the request over (`http` or `https`).
     pub scheme: String,
+    /// Fixed-authority mode (spec §11.2, step 5): this normalized authority
+    /// goes into every base and `Host` is not read; `authorities` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_authority: Option<String>,
 }
 
 /// The expected outcome.
@@ -116,6 +126,27 @@ pub enum Expected {
     Signed(Signed),
     /// A negative case: the error code verification reports.
     Rejected(Rejected),
+    /// An accepted case (`acc-`): the request as received, in a form a
+    /// Tessera signer does not produce, which a verifier accepts; the base it computes.
+    Accepted(Accepted),
+    /// A refused case (`unsignable-`): the error code a signer refuses with.
+    Refused(Refused),
+}
+
+/// The outcome of an accepted case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accepted {
+    /// The signature base the verifier computes, exactly.
+    pub signature_base: String,
+}
+
+/// The outcome of a refused case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refused {
+    /// The stable error code the signer refuses with.
+    pub sign_error: String,
 }
 
 /// The outputs of signing a positive case.

@@ -7,12 +7,15 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST};
+use http::header::CONTENT_LENGTH;
 use http::request::Parts;
 use http::HeaderMap;
 use http_body::Body;
 use tessera_core::challenge::server_time_header;
-use tessera_core::{Component, Error, ErrorCode, ParsedSignature, RequestView, Scheme};
+use tessera_core::{
+    Authorities, Component, Error, ErrorCode, ParsedSignature, ReceivedRequest, RequestView,
+    Scheme,
+};
 
 pub use builder::{BuildError, VerifierBuilder, DEFAULT_BODY_LIMIT, MAX_WINDOW_SECS};
 
@@ -171,7 +174,8 @@ impl Verifier {
         self.check_time(&parsed, &resolved, now)?;
 
         // Step 5.
-        let view = self.view(parts).map_err(reject)?;
+        let received = ReceivedRequest::from_parts(parts);
+        let view = self.view(&received).map_err(reject)?;
 
         // Step 6.
         let declared = parts
@@ -274,37 +278,18 @@ impl Verifier {
         })
     }
 
-    /// Step 5: the view whose authority goes into the base.
-    fn view<'a>(&'a self, parts: &'a Parts) -> Result<RequestView<'a, HeaderMap>, Error> {
+    /// Step 5: the view whose authority goes into the base (one rule for
+    /// every verifier: [`ReceivedRequest::view`]).
+    fn view<'a>(
+        &'a self,
+        request: &'a ReceivedRequest<'a, HeaderMap>,
+    ) -> Result<RequestView<'a, HeaderMap>, Error> {
         let i = &*self.inner;
-        let (method, path, query) = (parts.method.as_str(), parts.uri.path(), parts.uri.query());
-        match &i.authority {
-            AuthorityPolicy::Fixed(fixed) => {
-                RequestView::new(method, i.scheme, fixed, path, query, &parts.headers)
-            }
-            AuthorityPolicy::Served(served) => {
-                let received = match parts.uri.authority() {
-                    Some(a) => Some(a.as_str()),
-                    None => parts.headers.get(HOST).and_then(|h| h.to_str().ok()),
-                };
-                let Some(received) = received else {
-                    return Err(Error::new(
-                        ErrorCode::AuthorityMismatch,
-                        "the request names no authority (no Host header)",
-                    ));
-                };
-                let view =
-                    RequestView::new(method, i.scheme, received, path, query, &parts.headers)?;
-                if served.iter().any(|a| a == view.authority()) {
-                    Ok(view)
-                } else {
-                    Err(Error::new(
-                        ErrorCode::AuthorityMismatch,
-                        format!("authority \"{}\" is not served here", view.authority()),
-                    ))
-                }
-            }
-        }
+        let authorities = match &i.authority {
+            AuthorityPolicy::Fixed(fixed) => Authorities::Fixed(fixed),
+            AuthorityPolicy::Served(served) => Authorities::Served(served),
+        };
+        request.view(i.scheme, authorities)
     }
 
     fn reject(&self, error: Error) -> Rejection {

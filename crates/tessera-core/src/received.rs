@@ -1,0 +1,202 @@
+//! A request as a verifier received it, and step 5 of verification: which
+//! authority goes into the base, and whether the method, path, query and
+//! authority may be signed at all.
+//!
+//! Every verifier front end (the tower layer, the offline `tessera verify`,
+//! the test vectors) goes through [`ReceivedRequest::view`], so they give the
+//! same answer to the same bytes, in the order of spec §11.2.
+
+use std::borrow::Cow;
+
+use http::header::HOST;
+
+use crate::error::{err, Error, ErrorCode, Result};
+use crate::request::{
+    check_method, check_path, check_query, normalize_authority, Fields, RequestView, Scheme,
+};
+use crate::target::RawTarget;
+
+/// How a verifier decides the authority that goes into the base (spec §11.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorities<'a> {
+    /// The received authority, normalized, must be one of these (normalized).
+    Served(&'a [String]),
+    /// This (normalized) authority is used for every request; `Host` is not
+    /// read at all. Only for verifiers that every request reaches through a
+    /// proxy that rewrites `Host`.
+    Fixed(&'a str),
+}
+
+/// A received request before step 5 has looked at its method, target and
+/// authority: nothing is rejected when it is built, so that the earlier
+/// steps (the signature, the key, the time) report first, as the spec's
+/// order requires.
+#[derive(Debug, Clone)]
+pub struct ReceivedRequest<'a, F: Fields + ?Sized> {
+    method: &'a [u8],
+    target: RawTarget<'a>,
+    fields: &'a F,
+}
+
+impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
+    /// A request from the bytes of its request line: the method and the
+    /// request-target exactly as received (origin-form `/p?q`, absolute-form
+    /// `https://h/p?q`, or anything else, which step 5 refuses).
+    pub fn new(method: &'a [u8], request_target: &'a [u8], fields: &'a F) -> Self {
+        ReceivedRequest {
+            method,
+            target: RawTarget::split(request_target),
+            fields,
+        }
+    }
+
+    /// The header fields.
+    pub fn fields(&self) -> &'a F {
+        self.fields
+    }
+
+    /// Step 5 (spec §11.2): the view whose authority goes into the base.
+    ///
+    /// The checks run in the spec's order: a missing received authority
+    /// (`authority_mismatch`); then the number of `Host` lines, the method,
+    /// the path and query and the authority's syntax (`invalid_field_value`);
+    /// then membership in the served set (`authority_mismatch`). With
+    /// [`Authorities::Fixed`], `Host` is not read and only the method, path
+    /// and query are checked.
+    ///
+    /// # Errors
+    /// `authority_mismatch`, `invalid_field_value`.
+    pub fn view<'s>(
+        &'s self,
+        scheme: Scheme,
+        authorities: Authorities<'s>,
+    ) -> Result<RequestView<'s, F>> {
+        let (target_authority, path, query) = match self.target {
+            RawTarget::Split {
+                authority,
+                path,
+                query,
+            } => (authority, path, query),
+            RawTarget::Unsignable(why) => {
+                if let Authorities::Served(_) = authorities {
+                    // The missing-authority check still comes first.
+                    single_host(self.fields)?.ok_or_else(no_authority)?;
+                }
+                return err(ErrorCode::InvalidFieldValue, why);
+            }
+        };
+        let received = match authorities {
+            Authorities::Fixed(_) => None,
+            Authorities::Served(_) => {
+                // RFC 9112 §3.2: more than one Host line is a bad request,
+                // whatever the form of the target.
+                let host = single_host(self.fields)?;
+                Some(match target_authority {
+                    // RFC 9112 §3.2.2: an absolute-form target's authority
+                    // wins over Host.
+                    Some(authority) => authority,
+                    None => host.ok_or_else(no_authority)?,
+                })
+            }
+        };
+        check_method(self.method)?;
+        check_path(path)?;
+        if let Some(query) = query {
+            check_query(query)?;
+        }
+        // The checks above leave only ASCII: these conversions cannot fail.
+        let method = ascii(self.method)?;
+        let path = ascii(path)?;
+        let query = query.map(ascii).transpose()?;
+        let authority = match (authorities, received) {
+            (Authorities::Fixed(fixed), _) => Cow::Borrowed(fixed),
+            (Authorities::Served(served), Some(received)) => {
+                let received = std::str::from_utf8(received).map_err(|_| {
+                    Error::new(
+                        ErrorCode::InvalidFieldValue,
+                        "the authority contains octets that are not ASCII",
+                    )
+                })?;
+                let normal = normalize_authority(received, scheme)?;
+                if !served.iter().any(|a| *a == *normal) {
+                    return err(
+                        ErrorCode::AuthorityMismatch,
+                        format!("authority \"{normal}\" is not served here"),
+                    );
+                }
+                normal
+            }
+            (Authorities::Served(_), None) => return Err(no_authority()),
+        };
+        Ok(RequestView::checked(
+            method,
+            authority,
+            path,
+            query,
+            self.fields,
+        ))
+    }
+}
+
+impl<'a> ReceivedRequest<'a, http::HeaderMap> {
+    /// A request as an `http` server (hyper, axum) hands it over: the URI
+    /// carries the authority for absolute-form and HTTP/2 targets.
+    pub fn from_parts(parts: &'a http::request::Parts) -> Self {
+        Self::from_head(&parts.method, &parts.uri, &parts.headers)
+    }
+
+    /// As [`ReceivedRequest::from_parts`], from the pieces of a request head.
+    pub fn from_head(
+        method: &'a http::Method,
+        uri: &'a http::Uri,
+        headers: &'a http::HeaderMap,
+    ) -> Self {
+        let target = match (uri.scheme_str(), uri.authority()) {
+            (None, Some(_)) => RawTarget::Unsignable(
+                "an authority-form target (CONNECT) cannot be signed: @path needs an absolute path",
+            ),
+            (Some(s), _) if Scheme::parse(s).is_none() => {
+                RawTarget::Unsignable("only http and https request targets can be signed")
+            }
+            (_, authority) => RawTarget::Split {
+                authority: authority.map(|a| a.as_str().as_bytes()),
+                path: uri.path().as_bytes(),
+                query: uri.query().map(str::as_bytes),
+            },
+        };
+        ReceivedRequest {
+            method: method.as_str().as_bytes(),
+            target,
+            fields: headers,
+        }
+    }
+}
+
+/// The value of the only `Host` line, trimmed of SP and HTAB; `None`
+/// without one.
+///
+/// # Errors
+/// `invalid_field_value` for more than one `Host` line (RFC 9112 §3.2).
+pub(crate) fn single_host<F: Fields + ?Sized>(fields: &F) -> Result<Option<&[u8]>> {
+    let mut hosts = fields.values(&HOST);
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return err(
+            ErrorCode::InvalidFieldValue,
+            "the request has more than one Host line",
+        );
+    }
+    Ok(first.map(crate::base::trim_ows))
+}
+
+fn no_authority() -> Error {
+    Error::new(
+        ErrorCode::AuthorityMismatch,
+        "the request names no authority (no Host header and no absolute-form target)",
+    )
+}
+
+fn ascii(bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes)
+        .map_err(|_| Error::new(ErrorCode::InvalidFieldValue, "a request part is not ASCII"))
+}

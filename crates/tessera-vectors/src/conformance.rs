@@ -1,0 +1,857 @@
+//! The cases that settle what spec §8 to §11 leave to the reader: method
+//! case, which octets a target may hold, where the received authority comes
+//! from, the §9.4 parse limits, lenient base64, duplicate keys, RFC 9651
+//! types in foreign members, and the codes a signer refuses with.
+//!
+//! Besides `pos-` and `neg-` cases this file writes `acc-` cases (a request
+//! as received, in a form no Tessera signer produces, that a verifier
+//! accepts) and `unsignable-` cases (a request a signer refuses, with the
+//! code). Most `unsignable-` cases have a `neg-` twin: the same request sent
+//! anyway, which a verifier rejects with the same code.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use tessera_core::{
+    rfc9421, Authorities, BodyDigest, ErrorCode, ParsedSignature, ReceivedRequest, Scheme,
+};
+
+use crate::cases::{neg, owned, pattern_key, pos, received, Wire, CREATED, KEY_ID, P};
+use crate::check::{header_octets, octets, verify_received, Failure};
+use crate::model::{Accepted, Case, Expected, Refused};
+
+/// The origin-form of the default target.
+const ORIGIN: &str = "/v1/orders?limit=10";
+
+impl Wire {
+    /// Signs the request as received again: the MAC over the base a verifier
+    /// computes from it, under the selected label, replacing `Signature`.
+    pub(crate) fn remac(&mut self) {
+        match self.verifier_base() {
+            Ok((label, base)) => {
+                let secret = hex::decode(&self.key.secret_hex).unwrap_or_default();
+                let mac = rfc9421::hmac_sha256(&secret, &base);
+                self.set("Signature", &format!("{label}=:{}:", STANDARD.encode(mac)));
+            }
+            Err(e) => self.problems.push(format!("remac: {e}")),
+        }
+    }
+
+    fn verifier_base(&self) -> Result<(String, Vec<u8>), String> {
+        let headers = header_octets(&self.headers)?;
+        let method = octets(&self.method)?;
+        let target = octets(&self.target_uri)?;
+        let parsed = ParsedSignature::from_fields(&headers[..]).map_err(|e| e.to_string())?;
+        let request = ReceivedRequest::new(&method, &target, &headers[..]);
+        let scheme = Scheme::parse(&self.verifier.scheme).unwrap_or_default();
+        let authorities = match &self.verifier.fixed_authority {
+            Some(fixed) => Authorities::Fixed(fixed),
+            None => Authorities::Served(&self.verifier.authorities),
+        };
+        let view = request
+            .view(scheme, authorities)
+            .map_err(|e| e.to_string())?;
+        let base = parsed.signature_base(&view).map_err(|e| e.to_string())?;
+        Ok((parsed.label().to_owned(), base.as_bytes().to_vec()))
+    }
+
+    /// Removes the `=` padding of the byte sequence that ends `header`.
+    fn strip_padding(&mut self, header: &str) {
+        let value = self.get(header);
+        match value.strip_suffix("=:") {
+            Some(unpadded) => self.set(header, &format!("{unpadded}:")),
+            None => self.problems.push(format!("{header} {value:?} has no padding")),
+        }
+    }
+
+    /// Sets the unused low bits of the last base64 character of the byte
+    /// sequence that ends `header`: the same bytes, not canonically encoded.
+    fn set_pad_bits(&mut self, header: &str) {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let value = self.get(header);
+        let Some(unpadded) = value.strip_suffix("=:") else {
+            self.problems.push(format!("{header} {value:?} has no padding"));
+            return;
+        };
+        let (head, last) = unpadded.split_at(unpadded.len() - 1);
+        let index = ALPHABET.iter().position(|&c| c == last.as_bytes()[0]).unwrap_or(0);
+        // 32 bytes in 44 characters leave the 2 low bits of the last one unused.
+        let changed = char::from(ALPHABET[index | 0b11]);
+        self.set(header, &format!("{head}{changed}=:"));
+    }
+
+    /// Sends the default target in origin-form with these `Host` lines.
+    fn origin_form(&mut self, hosts: &[&str]) {
+        self.target_uri = ORIGIN.to_owned();
+        self.remove("host");
+        for host in hosts {
+            self.headers.push(("Host".to_owned(), (*host).to_owned()));
+        }
+    }
+}
+
+/// An accepted case: `base` signed, changed by `tamper` (which calls
+/// [`Wire::remac`] when it changes what is covered); the verifier must
+/// accept it and compute the recorded base.
+fn acc(
+    name: &'static str,
+    description: &'static str,
+    base: P,
+    tamper: impl FnOnce(&mut Wire),
+) -> Result<Case, Failure> {
+    let mut case = received(name, description, base, tamper)?;
+    let base = match verify_received(&case, &case.request.headers)? {
+        Ok((_, base)) => base,
+        Err(e) => {
+            return Err(Failure {
+                case: name.to_owned(),
+                stage: "verify",
+                detail: format!("an accepted case was rejected: {e}"),
+            })
+        }
+    };
+    case.expected = Expected::Accepted(Accepted {
+        signature_base: base,
+    });
+    Ok(case)
+}
+
+/// A refused case: a signer given `base` must refuse with `error`.
+fn unsignable(
+    name: &'static str,
+    description: &'static str,
+    mut base: P,
+    error: ErrorCode,
+) -> Result<Case, Failure> {
+    base.name = name;
+    base.description = description;
+    let mut case = base.skeleton()?;
+    case.expected = Expected::Refused(Refused {
+        sign_error: error.as_str().to_owned(),
+    });
+    Ok(case)
+}
+
+/// The `neg-` twin of an `unsignable-` case: the request sent anyway, its
+/// headers written as a signer would (floor, extra fields, parameters in
+/// signer order) but with an all-zero MAC, since no signer can make one.
+/// The defect is found before the MAC is compared.
+fn sent_anyway(
+    name: &'static str,
+    description: &'static str,
+    mut base: P,
+    error: ErrorCode,
+) -> Result<Case, Failure> {
+    base.name = name;
+    base.description = description;
+    let mut case = base.skeleton()?;
+    let sign = case.sign.clone().ok_or_else(|| Failure {
+        case: name.to_owned(),
+        stage: "setup",
+        detail: "no signing inputs".to_owned(),
+    })?;
+    let mut components = String::from(r#""@method" "@authority" "@path" "@query" "content-digest""#);
+    for extra in &sign.extra_components {
+        components.push_str(&format!(" \"{extra}\""));
+    }
+    let input = format!(
+        "tessera=({components});created={};keyid=\"{}\";nonce=\"{}\";tag=\"tessera-v1\"",
+        sign.created, case.key.id, sign.nonce
+    );
+    let body = STANDARD.decode(&case.request.body_base64).unwrap_or_default();
+    let headers = &mut case.request.headers;
+    headers.push((
+        "Content-Digest".to_owned(),
+        BodyDigest::of(&body).header_value().into_owned(),
+    ));
+    headers.push(("Signature-Input".to_owned(), input));
+    headers.push((
+        "Signature".to_owned(),
+        format!("tessera=:{}:", STANDARD.encode([0u8; 32])),
+    ));
+    case.expected = Expected::Rejected(crate::model::Rejected {
+        error: error.as_str().to_owned(),
+    });
+    Ok(case)
+}
+
+/// `n` parameters `;p1=1;p2=1…`.
+fn params(n: usize) -> String {
+    (1..=n).map(|i| format!(";p{i}=1")).collect()
+}
+
+/// The default signature's member value without its label.
+fn member_of(w: &Wire) -> String {
+    let input = w.get("signature-input");
+    input
+        .strip_prefix("tessera=")
+        .unwrap_or(&input)
+        .to_owned()
+}
+
+#[allow(clippy::too_many_lines)]
+pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
+    use ErrorCode as E;
+    let base = || pos("", "");
+    let with_path = |target: &str| base().target(target);
+    let covered_note = || {
+        base()
+            .header("X-Note", "hello")
+            .extra(&["x-note"])
+    };
+    let mut cases = vec![
+        // §8.2: the method is signed as sent.
+        pos("pos-method-lowercase", "A lowercase method, `get`, is a different method from `GET` and is signed exactly as sent (RFC 9110 §9.1: methods are case-sensitive).")
+            .method("get")
+            .build(),
+        pos("pos-method-mixed-case", "A mixed-case extension method, `PaTcH`, is signed exactly as sent.")
+            .method("PaTcH")
+            .build(),
+        neg(
+            "neg-method-case-changed",
+            "Signed as `GET`, received as `get`: a different method, so the base differs.",
+            base(),
+            E::BadSignature,
+            |w| w.method = "get".to_owned(),
+        ),
+        // §8.4: every visible ASCII octet but `#` is signed verbatim.
+        pos("pos-path-visible-ascii", "Every visible ASCII octet a path may hold, `\"` `<` `>` `\\` `^` `` ` `` `{` `}` `|` included, is signed verbatim, with no percent-encoding added or removed.")
+            .target("https://api.example.com/a/\"q\"/<b>/c\\d/^e/`f`/{g}/h|i/!$&'()*+,;=:@-._~%41")
+            .build(),
+        pos("pos-query-visible-ascii", "Every visible ASCII octet a query may hold, a second `?` included, is signed verbatim.")
+            .target("https://api.example.com/search?q=\"a\"<b>c\\d^e`f`{g}h|i?j/k:l@m!$&'()*+,;=%7e")
+            .build(),
+        pos("pos-pct-encoded-host", "A percent-encoded reg-name host, as in spec §8.3, is signed as written (escapes are not decoded), lowercased.")
+            .target("https://api.ex%61mple.com/v1/orders")
+            .build(),
+        pos("pos-pct-encoded-host-upper", "Uppercase letters and escape hex digits in the host are lowercased: `API.EX%4Dample.com` becomes `api.ex%4dample.com`.")
+            .target("https://API.EX%4Dample.com/v1/orders")
+            .build(),
+        pos("pos-port-65535", "The largest port, 65535, is kept.")
+            .target("https://api.example.com:65535/v1/orders")
+            .build(),
+        pos("pos-ipv6-embedded-ipv4", "An IPv6 literal with an embedded IPv4 tail (RFC 3986 IPv6address) is kept as written, lowercased.")
+            .target("https://[::ffff:192.0.2.1]:8443/v1/orders")
+            .build(),
+        pos("pos-ipv6-not-compressed", "An IPv6 literal is lowercased but not re-compressed: `[2001:db8:0:0::1]`, not `[2001:db8::1]`.")
+            .target("https://[2001:DB8:0:0::1]/v1/orders")
+            .build(),
+        pos("pos-ipv4-like-reg-name", "A host that looks like an IPv4 address with leading zeros is an RFC 3986 reg-name and is signed as written: no numeric normalization.")
+            .target("https://127.000.000.001:8443/v1/orders")
+            .build(),
+        pos("pos-url-fragment-dropped", "A fragment in the URL given to the signer is never sent, so it is not signed either: `@query` is `?limit=10`.")
+            .target("https://api.example.com/v1/orders?limit=10#section-2")
+            .build(),
+        // §8.4 and §8.6: octets above 0x7E are refused everywhere.
+        unsignable(
+            "unsignable-path-non-ascii",
+            "The path holds octet 0xE9 (written U+00E9, spec §16.2): not ASCII, so it cannot be signed; percent-encode it (`%C3%A9` for UTF-8).",
+            with_path("https://api.example.com/caf\u{e9}"),
+            E::InvalidFieldValue,
+        ),
+        sent_anyway(
+            "neg-path-non-ascii",
+            "The path holds octet 0xE9 (written U+00E9): rejected at step 5.",
+            with_path("https://api.example.com/caf\u{e9}"),
+            E::InvalidFieldValue,
+        ),
+        unsignable(
+            "unsignable-query-non-ascii",
+            "The query holds octet 0xFF (written U+00FF): not ASCII, cannot be signed.",
+            with_path("https://api.example.com/v1/orders?q=\u{ff}"),
+            E::InvalidFieldValue,
+        ),
+        sent_anyway(
+            "neg-query-non-ascii",
+            "The query holds octet 0xFF (written U+00FF): rejected at step 5.",
+            with_path("https://api.example.com/v1/orders?q=\u{ff}"),
+            E::InvalidFieldValue,
+        ),
+        unsignable(
+            "unsignable-obs-text-in-covered-header",
+            "A covered field holds octet 0xE9 (obs-text, written U+00E9): the base is US-ASCII, so the signer refuses.",
+            covered_note().headers(&[("X-Note", "caf\u{e9}")]),
+            E::InvalidFieldValue,
+        ),
+        sent_anyway(
+            "neg-obs-text-in-covered-header",
+            "A covered field holds octet 0xE9 (written U+00E9): rejected while the base is built (step 7).",
+            covered_note().headers(&[("X-Note", "caf\u{e9}")]),
+            E::InvalidFieldValue,
+        ),
+        pos("pos-obs-text-in-uncovered-header", "A field that is not covered may hold obs-text (octet 0xE9, written U+00E9): it is not in the base.")
+            .header("X-Display-Name", "Jos\u{e9}")
+            .build(),
+        unsignable(
+            "unsignable-path-space",
+            "A space in the path cannot be sent in a request line, so it cannot be signed.",
+            with_path("https://api.example.com/a b"),
+            E::InvalidFieldValue,
+        ),
+        unsignable(
+            "unsignable-port-out-of-range",
+            "Port 65536 is out of range: the signer refuses.",
+            with_path("https://api.example.com:65536/v1/orders").authorities(&["api.example.com:65536"]),
+            E::InvalidFieldValue,
+        ),
+        unsignable(
+            "unsignable-ipv6-zone-id",
+            "An IPv6 zone identifier (RFC 6874 `%25eth0`) is outside the RFC 3986 grammar this profile uses.",
+            with_path("https://[fe80::1%25eth0]/v1/orders").authorities(&["[fe80::1%25eth0]"]),
+            E::InvalidFieldValue,
+        ),
+        unsignable(
+            "unsignable-userinfo",
+            "Userinfo in the authority is refused.",
+            with_path("https://user@api.example.com/v1/orders").authorities(&["api.example.com"]),
+            E::InvalidFieldValue,
+        ),
+        // Step order (§11.2): time (step 4) before the target checks (step 5).
+        neg(
+            "neg-clock-skew-before-bad-path",
+            "Outside the window and with a space in the received path: step 4 fails first, `clock_skew`.",
+            base().now(CREATED + 301),
+            E::ClockSkew,
+            |w| w.target_uri = "/v1/a b".to_owned(),
+        ),
+        neg(
+            "neg-expired-before-bad-authority",
+            "`expires` passed and the Host has an invalid character: step 4 fails first, `signature_expired`.",
+            base().expires(CREATED + 10).now(CREATED + 20),
+            E::SignatureExpired,
+            |w| w.origin_form(&["api.example.com/"]),
+        ),
+        neg(
+            "neg-clock-skew-before-missing-host",
+            "Outside the window and with no authority at all: `clock_skew` (step 4) before `authority_mismatch` (step 5).",
+            base().now(CREATED - 301),
+            E::ClockSkew,
+            |w| w.origin_form(&[]),
+        ),
+        // §11.2 step 5: the received authority.
+        acc(
+            "acc-origin-form-host",
+            "Origin-form request-target with one Host line: the Host is the received authority.",
+            base(),
+            |w| w.origin_form(&["api.example.com"]),
+        ),
+        acc(
+            "acc-host-ows",
+            "The Host value is trimmed of SP and HTAB like any field value before it is parsed.",
+            base(),
+            |w| w.origin_form(&[" \tapi.example.com:443 "]),
+        ),
+        acc(
+            "acc-absolute-form-ignores-host",
+            "Absolute-form request-target: its authority is used and the Host line is ignored (RFC 9112 §3.2.2).",
+            base(),
+            |w| w.headers.push(("Host".to_owned(), "internal.example:8080".to_owned())),
+        ),
+        neg(
+            "neg-no-host",
+            "Origin-form request-target and no Host line: no received authority.",
+            base(),
+            E::AuthorityMismatch,
+            |w| w.origin_form(&[]),
+        ),
+        neg(
+            "neg-empty-host",
+            "An empty Host value is an empty authority: invalid syntax.",
+            base(),
+            E::InvalidFieldValue,
+            |w| w.origin_form(&[""]),
+        ),
+        neg(
+            "neg-two-host-lines",
+            "A valid Host line followed by a second, forged one: more than one Host line is a bad request (RFC 9112 §3.2).",
+            base(),
+            E::InvalidFieldValue,
+            |w| w.origin_form(&["api.example.com", "evil.example"]),
+        ),
+        neg(
+            "neg-two-identical-host-lines",
+            "Two identical Host lines are still more than one.",
+            base(),
+            E::InvalidFieldValue,
+            |w| w.origin_form(&["api.example.com", "api.example.com"]),
+        ),
+        neg(
+            "neg-two-host-lines-absolute-form",
+            "Absolute-form target and two Host lines: still a bad request, though Host is otherwise ignored.",
+            base(),
+            E::InvalidFieldValue,
+            |w| {
+                w.headers.push(("Host".to_owned(), "api.example.com".to_owned()));
+                w.headers.push(("Host".to_owned(), "evil.example".to_owned()));
+            },
+        ),
+        neg(
+            "neg-host-port-out-of-range",
+            "Host `api.example.com:65536`: the port is above 65535.",
+            base(),
+            E::InvalidFieldValue,
+            |w| w.origin_form(&["api.example.com:65536"]),
+        ),
+        neg(
+            "neg-host-ipv6-bad",
+            "Host `[2001:db8::g]` is not an IPv6 address.",
+            base(),
+            E::InvalidFieldValue,
+            |w| w.origin_form(&["[2001:db8::g]"]),
+        ),
+        neg(
+            "neg-host-non-ascii",
+            "A Host holding octet 0xE9 (written U+00E9) is invalid syntax, not a mismatch.",
+            base(),
+            E::InvalidFieldValue,
+            |w| w.origin_form(&["caf\u{e9}.example"]),
+        ),
+        neg(
+            "neg-host-not-served",
+            "A well-formed Host that is not served.",
+            base(),
+            E::AuthorityMismatch,
+            |w| w.origin_form(&["other.example.com"]),
+        ),
+        // Request-target forms (RFC 9112 §3.2).
+        neg(
+            "neg-asterisk-form",
+            "`OPTIONS *`: an asterisk-form target has no path to sign.",
+            base().method("OPTIONS"),
+            E::InvalidFieldValue,
+            |w| {
+                w.target_uri = "*".to_owned();
+                w.headers.push(("Host".to_owned(), "api.example.com".to_owned()));
+            },
+        ),
+        neg(
+            "neg-authority-form",
+            "`CONNECT api.example.com:443`: an authority-form target has no path to sign.",
+            base().method("CONNECT"),
+            E::InvalidFieldValue,
+            |w| {
+                w.target_uri = "api.example.com:443".to_owned();
+                w.headers.push(("Host".to_owned(), "api.example.com".to_owned()));
+            },
+        ),
+        neg(
+            "neg-relative-target",
+            "A request-target that does not start with `/` and is not absolute.",
+            base(),
+            E::InvalidFieldValue,
+            |w| {
+                w.target_uri = "v1/orders?limit=10".to_owned();
+                w.headers.push(("Host".to_owned(), "api.example.com".to_owned()));
+            },
+        ),
+        neg(
+            "neg-fragment-in-target",
+            "`#` in a received request-target (a fragment is never sent): invalid.",
+            base(),
+            E::InvalidFieldValue,
+            |w| w.target_uri.push_str("#top"),
+        ),
+        // Fixed-authority mode.
+        acc(
+            "acc-fixed-authority-ignores-host",
+            "Fixed authority `api.example.com`: the Host line (an internal name) is not read.",
+            base().fixed("api.example.com"),
+            |w| w.origin_form(&["10.0.0.7:8080"]),
+        ),
+        acc(
+            "acc-fixed-authority-no-host-or-two",
+            "Fixed authority: neither a missing Host nor several Host lines matter, because Host is not read at all.",
+            base().fixed("api.example.com"),
+            |w| w.origin_form(&["a.internal", "b.internal"]),
+        ),
+        neg(
+            "neg-fixed-authority-bad-path",
+            "Fixed authority: the method, path and query checks of step 5 still run.",
+            base().fixed("api.example.com"),
+            E::InvalidFieldValue,
+            |w| w.target_uri = "/v1/a b".to_owned(),
+        ),
+        neg(
+            "neg-fixed-authority-other-host-signed",
+            "Fixed authority `api.example.com`, signed for `other.example.com`: the fixed value goes into the base.",
+            with_path("https://other.example.com/v1/orders?limit=10").fixed("api.example.com"),
+            E::BadSignature,
+            |w| w.origin_form(&["other.example.com"]),
+        ),
+        // §9.4 limits, on every member and item.
+        neg(
+            "neg-foreign-bare-item-17-params",
+            "A foreign member that is a bare item with 17 parameters: over the 16-parameter limit.",
+            base(),
+            E::MalformedSignature,
+            |w| {
+                let input = w.get("signature-input");
+                w.set("signature-input", &format!("other=1{}, {input}", params(17)));
+            },
+        ),
+        acc(
+            "acc-foreign-bare-item-16-params",
+            "A foreign bare-item member with 16 parameters: at the limit, ignored.",
+            base(),
+            |w| {
+                let input = w.get("signature-input");
+                w.set("signature-input", &format!("other=1{}, {input}", params(16)));
+            },
+        ),
+        neg(
+            "neg-foreign-inner-list-17-params",
+            "A foreign inner-list member with 17 parameters.",
+            base(),
+            E::MalformedSignature,
+            |w| {
+                let input = w.get("signature-input");
+                w.set("signature-input", &format!("{input}, other=(\"@method\"){}", params(17)));
+            },
+        ),
+        neg(
+            "neg-foreign-item-17-params",
+            "An item inside a foreign inner list with 17 parameters.",
+            base(),
+            E::MalformedSignature,
+            |w| {
+                let input = w.get("signature-input");
+                w.set("signature-input", &format!("{input}, other=(\"@method\"{})", params(17)));
+            },
+        ),
+        neg(
+            "neg-component-17-params",
+            "A component of the tessera-v1 member with 17 parameters: the parse limit (step 1) fails before the profile's ban on component parameters (step 2).",
+            base(),
+            E::MalformedSignature,
+            |w| w.input("\"@path\"", &format!("\"@path\"{}", params(17))),
+        ),
+        neg(
+            "neg-signature-17-params",
+            "The tessera-v1 member with 17 distinct parameters.",
+            base(),
+            E::MalformedSignature,
+            |w| w.input(";tag=", &format!("{};tag=", params(13))),
+        ),
+        acc(
+            "acc-repeated-parameter-counts-once",
+            "A foreign member repeats one parameter 40 times: 1 distinct parameter, within the limit.",
+            base(),
+            |w| {
+                let input = w.get("signature-input");
+                w.set("signature-input", &format!("other=1{}, {input}", ";p=1".repeat(40)));
+            },
+        ),
+        neg(
+            "neg-17-members",
+            "17 distinct members: over the 16-member limit.",
+            base(),
+            E::MalformedSignature,
+            |w| {
+                let input = w.get("signature-input");
+                let extra: Vec<String> = (1..=16).map(|i| format!("m{i}=1")).collect();
+                w.set("signature-input", &format!("{}, {input}", extra.join(", ")));
+            },
+        ),
+        acc(
+            "acc-16-members",
+            "16 distinct members (15 foreign): at the limit.",
+            base(),
+            |w| {
+                let input = w.get("signature-input");
+                let extra: Vec<String> = (1..=15).map(|i| format!("m{i}=1")).collect();
+                w.set("signature-input", &format!("{}, {input}", extra.join(", ")));
+            },
+        ),
+        neg(
+            "neg-foreign-inner-list-65-items",
+            "A foreign inner list with 65 items: over the 64-item limit.",
+            base(),
+            E::MalformedSignature,
+            |w| {
+                let input = w.get("signature-input");
+                let items: Vec<String> = (1..=65).map(|i| format!("\"x{i}\"")).collect();
+                w.set("signature-input", &format!("{input}, other=({})", items.join(" ")));
+            },
+        ),
+        neg(
+            "neg-signature-input-too-long-joined",
+            "Two Signature-Input lines, each under 8192 bytes, whose joined value is over it.",
+            base(),
+            E::MalformedSignature,
+            |w| {
+                w.headers.insert(0, ("Signature-Input".to_owned(), format!("pad=\"{}\"", "a".repeat(8100))));
+            },
+        ),
+        // §9.4: several lines, OWS and empty lines.
+        acc(
+            "acc-signature-input-split-lines",
+            "A foreign member on one Signature-Input line and the tessera-v1 member on another: joined with `, ` before parsing.",
+            base(),
+            |w| w.headers.insert(0, ("Signature-Input".to_owned(), "other=(\"@method\");tag=\"x\"".to_owned())),
+        ),
+        acc(
+            "acc-signature-headers-ows",
+            "Signature-Input and Signature values with leading and trailing SP and HTAB: each line is trimmed before the lines are joined and parsed.",
+            base(),
+            |w| {
+                let input = w.get("signature-input");
+                let signature = w.get("signature");
+                w.set("signature-input", &format!(" \t{input}\t "));
+                w.set("signature", &format!("\t{signature} "));
+            },
+        ),
+        neg(
+            "neg-signature-input-empty-line",
+            "An empty Signature-Input line before the real one: the joined value starts with `, ` and does not parse (empty lines are joined, not dropped).",
+            base(),
+            E::MalformedSignature,
+            |w| w.headers.insert(0, ("Signature-Input".to_owned(), String::new())),
+        ),
+        neg(
+            "neg-signature-empty-line",
+            "An empty Signature line after the real one: the joined value ends with `, ` and does not parse.",
+            base(),
+            E::MalformedSignature,
+            |w| w.headers.push(("Signature".to_owned(), String::new())),
+        ),
+        // base64 (RFC 9651 §4.2.7): padding optional, non-zero pad bits ignored.
+        acc(
+            "acc-signature-unpadded",
+            "The Signature byte sequence without its `=` padding: accepted (RFC 9651 §4.2.7).",
+            base(),
+            |w| w.strip_padding("signature"),
+        ),
+        acc(
+            "acc-signature-nonzero-pad-bits",
+            "The last base64 character of the Signature changed so that the unused pad bits are not zero: same 32 bytes, accepted.",
+            base(),
+            |w| w.set_pad_bits("signature"),
+        ),
+        acc(
+            "acc-content-digest-unpadded",
+            "Content-Digest without `=` padding, covered as received and signed so: accepted, the digest decodes to the body's.",
+            base(),
+            |w| {
+                w.strip_padding("content-digest");
+                w.remac();
+            },
+        ),
+        acc(
+            "acc-content-digest-nonzero-pad-bits",
+            "Content-Digest with non-zero pad bits, covered as received and signed so: accepted.",
+            base(),
+            |w| {
+                w.set_pad_bits("content-digest");
+                w.remac();
+            },
+        ),
+        neg(
+            "neg-signature-base64url",
+            "The Signature in the base64url alphabet (`-` and `_`): not base64, does not parse.",
+            base().nonce("AAAAAAAAAAAAAAAAAAAAAA").key(pattern_key(KEY_ID, 32, 5)),
+            E::MalformedSignature,
+            |w| {
+                let signature = w.get("signature").replace('+', "-").replace('/', "_");
+                if !signature.contains(['-', '_']) {
+                    w.problems.push("the MAC has neither + nor /".to_owned());
+                }
+                w.set("signature", &signature);
+            },
+        ),
+        // Duplicate keys (RFC 9651): the last value wins, at the first position.
+        acc(
+            "acc-duplicate-parameter",
+            "`created` appears twice, first `1` then the real value: the last value wins at the first position, so `@signature-params` lists `created` first with the real value.",
+            base(),
+            |w| {
+                w.input(";created=", ";created=1;keyid=\"x\";created=");
+                w.remac();
+            },
+        ),
+        acc(
+            "acc-duplicate-signature-member",
+            "Signature holds the label twice, a wrong MAC first: the last member wins.",
+            base(),
+            |w| {
+                let signature = w.get("signature");
+                w.set(
+                    "signature",
+                    &format!("tessera=:{}:, {signature}", STANDARD.encode([0u8; 32])),
+                );
+            },
+        ),
+        neg(
+            "neg-duplicate-member-last-wins",
+            "Signature-Input holds the label twice, the real member first and an untagged one last: the last wins, and it is no tessera-v1 signature.",
+            base(),
+            E::MissingSignature,
+            |w| {
+                let input = w.get("signature-input");
+                w.set("signature-input", &format!("{input}, tessera=(\"@method\")"));
+            },
+        ),
+        // RFC 9651 types in foreign members.
+        acc(
+            "acc-foreign-member-date",
+            "A foreign member holding an RFC 9651 Date (`@1700000000`) and a Date parameter: parsed (RFC 9651, not RFC 8941) and ignored.",
+            base(),
+            |w| {
+                let input = w.get("signature-input");
+                w.set("signature-input", &format!("when=@1700000000;at=@0, {input}"));
+            },
+        ),
+        acc(
+            "acc-foreign-member-display-string",
+            "A foreign member holding an RFC 9651 Display String (`%\"caf%c3%a9\"`): parsed and ignored.",
+            base(),
+            |w| {
+                let input = w.get("signature-input");
+                w.set("signature-input", &format!("{input}, note=%\"caf%c3%a9\""));
+            },
+        ),
+        acc(
+            "acc-parameters-reordered",
+            "The tessera-v1 parameters in another order with `alg`: the signed `@signature-params` follows the received order.",
+            base(),
+            |w| {
+                let member = member_of(w);
+                let (list, params) = member.split_at(member.find(';').unwrap_or(0));
+                let mut parts: Vec<&str> = params.split(';').filter(|p| !p.is_empty()).collect();
+                parts.reverse();
+                w.set(
+                    "signature-input",
+                    &format!("sig1={list};alg=\"hmac-sha256\";{}", parts.join(";")),
+                );
+                w.replace_in("signature", "tessera=", "sig1=");
+                w.remac();
+            },
+        ),
+        // §10: what a signer refuses, and with which code.
+        unsignable(
+            "unsignable-keyid-bad-char",
+            "A key id with a space: `invalid_parameter`.",
+            base().key(pattern_key("device 7", 32, 11)),
+            E::InvalidParameter,
+        ),
+        unsignable(
+            "unsignable-keyid-too-long",
+            "A key id of 129 characters: `invalid_parameter`.",
+            base().key(pattern_key(&"k".repeat(129), 32, 11)),
+            E::InvalidParameter,
+        ),
+        unsignable(
+            "unsignable-nonce-too-short",
+            "A 21-character nonce: `invalid_parameter`.",
+            base().nonce("AAAAAAAAAAAAAAAAAAAAA"),
+            E::InvalidParameter,
+        ),
+        unsignable(
+            "unsignable-nonce-padded",
+            "A nonce with `=` padding: `invalid_parameter`.",
+            base().nonce("AAAAAAAAAAAAAAAAAAAAAA=="),
+            E::InvalidParameter,
+        ),
+        unsignable(
+            "unsignable-secret-15-bytes",
+            "A 15-byte secret is shorter than the profile's 16-byte minimum: `invalid_parameter`.",
+            base().key(pattern_key(KEY_ID, 15, 11)),
+            E::InvalidParameter,
+        ),
+        unsignable(
+            "unsignable-secret-129-bytes",
+            "A 129-byte secret is longer than the profile's 128-byte maximum: `invalid_parameter`.",
+            base().key(pattern_key(KEY_ID, 129, 11)),
+            E::InvalidParameter,
+        ),
+        unsignable(
+            "unsignable-floor-named-again",
+            "`content-digest` given as an additional component: it is in the floor already, `duplicate_component`.",
+            base().extra(&["content-digest"]),
+            E::DuplicateComponent,
+        ),
+        unsignable(
+            "unsignable-extra-twice",
+            "The same additional field twice: `duplicate_component`.",
+            covered_note().extra(&["x-note", "x-note"]),
+            E::DuplicateComponent,
+        ),
+        unsignable(
+            "unsignable-extra-uppercase",
+            "`Content-Type` as a component name: names are never lowercased silently, `malformed_signature`.",
+            base().header("Content-Type", "text/plain").extra(&["Content-Type"]),
+            E::MalformedSignature,
+        ),
+        sent_anyway(
+            "neg-extra-uppercase",
+            "`\"Content-Type\"` in the received component list: `malformed_signature`.",
+            base().header("Content-Type", "text/plain").extra(&["Content-Type"]),
+            E::MalformedSignature,
+        ),
+        unsignable(
+            "unsignable-extra-forbidden",
+            "`host` as an additional component: `forbidden_component`.",
+            base().header("Host", "api.example.com").extra(&["host"]),
+            E::ForbiddenComponent,
+        ),
+        unsignable(
+            "unsignable-extra-absent",
+            "An additional field the request does not have: `missing_component`.",
+            base().extra(&["x-absent"]),
+            E::MissingComponent,
+        ),
+        unsignable(
+            "unsignable-expires-not-after-created",
+            "`expires` equal to `created`: `invalid_parameter`.",
+            base().expires(CREATED),
+            E::InvalidParameter,
+        ),
+        unsignable(
+            "unsignable-created-too-large",
+            "`created` above the largest sf-integer, 999999999999999: `invalid_parameter`.",
+            base().created(1_000_000_000_000_000).now(CREATED),
+            E::InvalidParameter,
+        ),
+        unsignable(
+            "unsignable-33-components",
+            "28 additional fields: 33 components in all, over the 32-component limit, `malformed_signature`.",
+            many_fields(28),
+            E::MalformedSignature,
+        ),
+        unsignable(
+            "unsignable-scheme-ftp",
+            "An `ftp://` URL: only http and https can be signed, `invalid_field_value`.",
+            with_path("ftp://api.example.com/v1/orders").authorities(&["api.example.com"]),
+            E::InvalidFieldValue,
+        ),
+        unsignable(
+            "unsignable-method-not-token",
+            "A method with a space is not an RFC 9110 token: `invalid_field_value`.",
+            base().method("GET X"),
+            E::InvalidFieldValue,
+        ),
+    ];
+    let mut limit = many_fields(27);
+    limit.name = "pos-extra-32-components";
+    limit.description = "27 additional fields: 32 components in all, the limit.";
+    cases.push(limit.build());
+    cases.into_iter().collect()
+}
+
+impl P {
+    /// A verifier in fixed-authority mode with this authority.
+    fn fixed(mut self, authority: &str) -> Self {
+        self.fixed_authority = Some(authority.to_owned());
+        self
+    }
+}
+
+/// A request with `n` extra headers `x-f1`… all covered.
+fn many_fields(n: usize) -> P {
+    let mut p = pos("", "");
+    p.headers = owned(&[]);
+    for i in 1..=n {
+        p.headers.push((format!("X-F{i}"), format!("v{i}")));
+        p.extra.push(format!("x-f{i}"));
+    }
+    p
+}
+
