@@ -18,7 +18,10 @@ fuzz_target!(|data: &[u8]| {
     let headers = [("signature-input", input), ("signature", signature)];
     if let Ok(parsed) = ParsedSignature::from_fields(&headers[..]) {
         let reserialized = format!("{}={}", parsed.label(), parsed.params());
-        let again = [("signature-input", reserialized.as_bytes()), ("signature", signature)];
+        let again = [
+            ("signature-input", reserialized.as_bytes()),
+            ("signature", signature),
+        ];
         let reparsed = ParsedSignature::from_fields(&again[..]).expect("canonical form parses");
         assert_eq!(parsed, reparsed);
     }

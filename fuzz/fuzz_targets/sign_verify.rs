@@ -4,7 +4,10 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tessera_core::{sign, verify, BodyDigest, Component, KeyId, Nonce, Policy, RequestView, Scheme, SecretKey, SignOptions, SigningKey};
+use tessera_core::{
+    sign, verify, BodyDigest, Component, KeyId, Nonce, Policy, ReceivedRequest, RequestView,
+    Scheme, SecretKey, SignOptions, SigningKey,
+};
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
@@ -21,7 +24,14 @@ struct Input<'a> {
 }
 
 fuzz_target!(|input: Input<'_>| {
-    let Ok(view) = RequestView::new(input.method, Scheme::Https, input.authority, input.path, input.query, &input.headers[..]) else {
+    let Ok(view) = RequestView::new(
+        input.method,
+        Scheme::Https,
+        input.authority,
+        input.path,
+        input.query,
+        &input.headers[..],
+    ) else {
         return;
     };
     let mut extra: Vec<Component> = Vec::new();
@@ -32,27 +42,47 @@ fuzz_target!(|input: Input<'_>| {
             }
         }
     }
-    let Ok(secret) = SecretKey::from_bytes(&input.secret) else { return };
+    let Ok(secret) = SecretKey::from_bytes(&input.secret) else {
+        return;
+    };
     let Ok(id) = KeyId::new("fuzz") else { return };
     let key = SigningKey::new(id, &secret);
-    let Ok(nonce) = Nonce::new("fuzzfuzzfuzzfuzzfuzzfu") else { return };
+    let Ok(nonce) = Nonce::new("fuzzfuzzfuzzfuzzfuzzfu") else {
+        return;
+    };
     let created = u64::from(input.created);
-    let opts = SignOptions { created, expires: None, nonce: &nonce, extra: &extra };
-    let Ok(signed) = sign(&key, &view, &BodyDigest::of(&input.body), &opts) else { return };
+    let opts = SignOptions {
+        created,
+        expires: None,
+        nonce: &nonce,
+        extra: &extra,
+    };
+    let Ok(signed) = sign(&key, &view, &BodyDigest::of(&input.body), &opts) else {
+        return;
+    };
 
     let mut headers: Vec<(String, String)> = input
         .headers
         .iter()
-        .filter(|(n, _)| !["signature", "signature-input", "content-digest"].contains(&n.to_ascii_lowercase().as_str()))
+        .filter(|(n, _)| {
+            !["signature", "signature-input", "content-digest"]
+                .contains(&n.to_ascii_lowercase().as_str())
+        })
         .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect();
     for (n, v) in signed.iter() {
         headers.push((n.to_owned(), v.to_owned()));
     }
-    let received = RequestView::new(input.method, Scheme::Https, input.authority, input.path, input.query, &headers[..]).expect("same parts");
-    let authorities = [received.authority().to_owned()];
-    let policy = Policy { now: created, window: 300, authorities: &authorities };
-    if let Err(e) = verify(&received, &BodyDigest::of(&input.body), &policy, |_| Ok(key.clone())) {
+    let target = match input.query {
+        Some(q) => format!("https://{}{}?{q}", input.authority, input.path),
+        None => format!("https://{}{}", input.authority, input.path),
+    };
+    let received = ReceivedRequest::new(input.method.as_bytes(), target.as_bytes(), &headers[..]);
+    let authorities = [view.authority().to_owned()];
+    let policy = Policy::new(created, 300, &authorities);
+    if let Err(e) = verify(&received, &BodyDigest::of(&input.body), &policy, |_| {
+        Ok(key.clone())
+    }) {
         // Only a covered header that was filtered out above (a duplicate
         // signature field name among the extras) may legitimately fail.
         assert!(
@@ -68,5 +98,8 @@ fuzz_target!(|input: Input<'_>| {
         let i = usize::from(input.flip) % body.len();
         body[i] ^= 0x01;
     }
-    assert!(verify(&received, &BodyDigest::of(&body), &policy, |_| Ok(key.clone())).is_err());
+    assert!(verify(&received, &BodyDigest::of(&body), &policy, |_| Ok(
+        key.clone()
+    ))
+    .is_err());
 });

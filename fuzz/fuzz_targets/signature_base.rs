@@ -5,7 +5,10 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tessera_core::{signature_base, BodyDigest, Component, KeyId, Nonce, RequestView, Scheme, SecretKey, SignOptions, SigningKey};
+use tessera_core::{
+    signature_base, BodyDigest, Component, KeyId, Nonce, RequestView, Scheme, SecretKey,
+    SignOptions, SigningKey,
+};
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
@@ -21,16 +24,42 @@ struct Input<'a> {
 }
 
 fuzz_target!(|input: Input<'_>| {
-    let scheme = if input.http { Scheme::Http } else { Scheme::Https };
-    let Ok(view) = RequestView::new(input.method, scheme, input.authority, input.path, input.query, &input.headers[..]) else {
+    let scheme = if input.http {
+        Scheme::Http
+    } else {
+        Scheme::Https
+    };
+    let Ok(view) = RequestView::new(
+        input.method,
+        scheme,
+        input.authority,
+        input.path,
+        input.query,
+        &input.headers[..],
+    ) else {
         return;
     };
-    let extra: Vec<Component> = input.extra.iter().filter_map(|n| Component::field(n).ok()).collect();
-    let Ok(key_id) = KeyId::new("fuzz-key") else { return };
-    let Ok(secret) = SecretKey::from_bytes(&[9; 32]) else { return };
+    let extra: Vec<Component> = input
+        .extra
+        .iter()
+        .filter_map(|n| Component::field(n).ok())
+        .collect();
+    let Ok(key_id) = KeyId::new("fuzz-key") else {
+        return;
+    };
+    let Ok(secret) = SecretKey::from_bytes(&[9; 32]) else {
+        return;
+    };
     let key = SigningKey::new(key_id, &secret);
-    let Ok(nonce) = Nonce::new("AAAAAAAAAAAAAAAAAAAAAA") else { return };
-    let opts = SignOptions { created: input.created, expires: None, nonce: &nonce, extra: &extra };
+    let Ok(nonce) = Nonce::new("AAAAAAAAAAAAAAAAAAAAAA") else {
+        return;
+    };
+    let opts = SignOptions {
+        created: input.created,
+        expires: None,
+        nonce: &nonce,
+        extra: &extra,
+    };
     let digest = BodyDigest::of(input.body);
     if let Ok(base) = signature_base(&key, &view, &digest, &opts) {
         let again = signature_base(&key, &view, &digest, &opts).expect("deterministic");

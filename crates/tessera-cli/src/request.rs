@@ -1,12 +1,12 @@
 //! The request arguments shared by `sign` and `base`, and the request they describe.
 
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::path::PathBuf;
-use std::str::FromStr;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use tessera_core::{
-    BodyDigest, Component, KeyId, Nonce, RequestView, SignOptions, SigningKey, MANDATORY,
+    BodyDigest, Component, KeyId, Nonce, RequestView, SignOptions, SigningKey, Target, MANDATORY,
 };
 
 use crate::error::CliError;
@@ -15,35 +15,46 @@ use crate::timearg::{now_unix, parse_time};
 /// Method, URL, headers, body, covered headers and signature parameters.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct RequestArgs {
-    /// HTTP method (GET, POST, ...); upper-cased.
+    /// HTTP method (GET, POST, ...), signed exactly as written: `get` and
+    /// `GET` are different methods.
     #[arg(value_name = "METHOD")]
     pub(crate) method: String,
-    /// Absolute http:// or https:// URL. Its path and query are signed exactly
-    /// as written: no normalization, no percent-encoding.
+    /// Absolute http:// or https:// URL. Its authority, path and query are
+    /// signed exactly as written: no normalization, no percent-encoding; a
+    /// #fragment is never sent and not signed.
     #[arg(value_name = "URL")]
     pub(crate) url: String,
-    /// A request header, 'Name: value'; repeat for more.
-    #[arg(short = 'H', long = "header", value_name = "'Name: value'")]
-    pub(crate) headers: Vec<String>,
+    /// A request header, 'Name: value'; repeat for more. The value may hold
+    /// any octets a field value may (obs-text included).
+    #[arg(short = 'H', long = "header", value_name = "'Name: value'",
+          value_parser = clap::value_parser!(OsString), allow_hyphen_values = true)]
+    pub(crate) headers: Vec<OsString>,
     /// The body: @FILE, - (standard input) or literal text.
-    #[arg(short = 'd', long = "data", value_name = "@FILE|-|TEXT")]
+    #[arg(
+        short = 'd',
+        long = "data",
+        value_name = "@FILE|-|TEXT",
+        allow_hyphen_values = true
+    )]
     pub(crate) data: Option<String>,
     /// A header to cover in addition to @method, @authority, @path, @query and
-    /// content-digest; repeat for more. It must be among the -H headers.
-    #[arg(long = "cover", value_name = "HEADER")]
+    /// content-digest, written in lowercase; repeat for more. It must be among
+    /// the -H headers.
+    #[arg(long = "cover", value_name = "HEADER", allow_hyphen_values = true)]
     pub(crate) cover: Vec<String>,
     /// The key id to sign with.
-    #[arg(long = "key-id", value_name = "ID")]
+    #[arg(long = "key-id", value_name = "ID", allow_hyphen_values = true)]
     pub(crate) key_id: String,
     /// The signature's `created` time (Unix seconds or RFC 3339); default now.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_hyphen_values = true)]
     pub(crate) created: Option<u64>,
     /// The signature's `expires` time (Unix seconds or RFC 3339); default none.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_hyphen_values = true)]
     pub(crate) expires: Option<u64>,
-    /// The nonce (22 to 64 base64url characters); default a fresh random one.
-    /// Give it with --created to reproduce an earlier signature's base.
-    #[arg(long, value_name = "NONCE")]
+    /// The nonce (22 to 64 base64url characters, which may start with `-`);
+    /// default a fresh random one. Give it with --created to reproduce an
+    /// earlier signature's base.
+    #[arg(long, value_name = "NONCE", allow_hyphen_values = true)]
     pub(crate) nonce: Option<String>,
 }
 
@@ -63,16 +74,14 @@ pub(crate) enum BodySource {
 /// A fully parsed request, ready to sign or to show the base of.
 #[derive(Debug)]
 pub(crate) struct PreparedRequest {
-    /// The method, upper-cased.
-    pub(crate) method: Method,
+    /// The method, as written.
+    pub(crate) method: String,
     /// The URL exactly as given.
     pub(crate) url: String,
-    /// The parsed URL.
-    pub(crate) uri: Uri,
     /// The headers in the order given (names lowercase).
     pub(crate) headers: HeaderMap,
     /// The headers as `(name, value)` pairs in the order given, names as written.
-    pub(crate) header_lines: Vec<(String, String)>,
+    pub(crate) header_lines: Vec<(String, Vec<u8>)>,
     /// The body bytes.
     pub(crate) body: Vec<u8>,
     /// Where the body came from.
@@ -97,11 +106,8 @@ impl RequestArgs {
 
     /// Parses and checks every argument, reading the body.
     pub(crate) fn prepare(&self) -> Result<PreparedRequest, CliError> {
-        let method =
-            Method::from_bytes(self.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
-                CliError::usage(format!("'{}' is not a valid HTTP method", self.method))
-            })?;
-        let uri = parse_url(&self.url)?;
+        // The URL and method are checked where every signer checks them,
+        // when the request view is built (`PreparedRequest::view`).
         let (headers, header_lines) = parse_headers(&self.headers)?;
         let extra = parse_cover(&self.cover, &headers)?;
         let key_id = KeyId::new(self.key_id.as_str())
@@ -113,9 +119,8 @@ impl RequestArgs {
         };
         let (body, body_source) = read_body(self.data.as_deref())?;
         Ok(PreparedRequest {
-            method,
+            method: self.method.clone(),
             url: self.url.clone(),
-            uri,
             headers,
             header_lines,
             body,
@@ -132,8 +137,18 @@ impl RequestArgs {
 impl PreparedRequest {
     /// The view the signature covers.
     pub(crate) fn view(&self) -> Result<RequestView<'_, HeaderMap>, CliError> {
-        RequestView::from_head(&self.method, &self.uri, &self.headers)
-            .map_err(|e| CliError::usage(format!("cannot sign this request: {e}")))
+        let cannot =
+            |e: tessera_core::Error| CliError::usage(format!("cannot sign this request: {e}"));
+        let target = Target::parse_url(&self.url).map_err(cannot)?;
+        RequestView::new(
+            &self.method,
+            target.scheme(),
+            target.authority(),
+            target.path(),
+            target.query(),
+            &self.headers,
+        )
+        .map_err(cannot)
     }
 
     /// The signing options.
@@ -161,67 +176,72 @@ impl PreparedRequest {
     }
 }
 
-fn parse_url(url: &str) -> Result<Uri, CliError> {
-    if url.contains('#') {
-        return Err(CliError::usage(format!(
-            "URL '{url}' has a fragment; fragments are never sent, remove it"
-        )));
-    }
-    let uri =
-        Uri::from_str(url).map_err(|e| CliError::usage(format!("invalid URL '{url}': {e}")))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => {
-            return Err(CliError::usage(format!(
-                "URL '{url}' must be absolute and start with http:// or https://"
-            )))
-        }
-    }
-    if uri.authority().is_none_or(|a| a.host().is_empty()) {
-        return Err(CliError::usage(format!("URL '{url}' has no host")));
-    }
-    Ok(uri)
-}
-
-fn parse_headers(lines: &[String]) -> Result<(HeaderMap, Vec<(String, String)>), CliError> {
+fn parse_headers(lines: &[OsString]) -> Result<(HeaderMap, Vec<(String, Vec<u8>)>), CliError> {
     let mut headers = HeaderMap::new();
     let mut pairs = Vec::with_capacity(lines.len());
     for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
+        let line = os_bytes(line);
+        let shown = String::from_utf8_lossy(&line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
             return Err(CliError::usage(format!(
-                "header '{line}' must look like 'Name: value'"
+                "header '{shown}' must look like 'Name: value'"
             )));
         };
-        let name = name.trim();
-        let value = value.trim_matches([' ', '\t']);
+        let name = String::from_utf8_lossy(&line[..colon]).trim().to_owned();
+        let value = trim_ows(&line[colon + 1..]);
         let header_name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| CliError::usage(format!("'{name}' is not a valid header name")))?;
-        let header_value = HeaderValue::from_str(value).map_err(|_| {
+        // Any field-value octet is accepted, obs-text (0x80 to 0xFF) included;
+        // the signer refuses obs-text only in a covered field.
+        let header_value = HeaderValue::from_bytes(value).map_err(|_| {
             CliError::usage(format!(
-                "the value of header '{name}' contains invalid characters"
+                "the value of header '{name}' contains a control character"
             ))
         })?;
         headers.append(header_name, header_value);
-        pairs.push((name.to_owned(), value.to_owned()));
+        pairs.push((name, value.to_vec()));
     }
     Ok((headers, pairs))
+}
+
+/// The bytes of a command-line argument as the OS passed them.
+fn os_bytes(arg: &OsStr) -> Vec<u8> {
+    #[cfg(unix)]
+    {
+        std::os::unix::ffi::OsStrExt::as_bytes(arg).to_vec()
+    }
+    #[cfg(not(unix))]
+    {
+        arg.to_string_lossy().into_owned().into_bytes()
+    }
+}
+
+fn trim_ows(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
 }
 
 fn parse_cover(names: &[String], headers: &HeaderMap) -> Result<Vec<Component>, CliError> {
     let mut extra: Vec<Component> = Vec::with_capacity(names.len());
     for name in names {
-        let lower = name.trim().to_ascii_lowercase();
-        let component = Component::field(&lower)
+        // No silent lowercasing: the name is what Signature-Input will list,
+        // and every Tessera API refuses an uppercase one the same way.
+        let component = Component::field(name)
             .map_err(|e| CliError::usage(format!("cannot cover '{name}': {}", e.detail())))?;
         if MANDATORY.contains(&component) {
             return Err(CliError::usage(format!(
-                "'{lower}' is always covered; drop --cover {name}"
+                "'{name}' is always covered; drop --cover {name}"
             )));
         }
         if extra.contains(&component) {
             return Err(CliError::usage(format!("--cover {name} is given twice")));
         }
-        if !headers.contains_key(lower.as_str()) {
+        if !headers.contains_key(name.as_str()) {
             return Err(CliError::usage(format!(
                 "--cover {name}: the request has no such header (add it with -H '{name}: ...')"
             )));

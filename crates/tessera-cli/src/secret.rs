@@ -19,7 +19,11 @@ pub(crate) const SECRET_ENV: &str = "TESSERA_SECRET";
 pub(crate) struct SecretArgs {
     /// File holding the secret as hex; `-` reads it from standard input.
     /// Without it, the TESSERA_SECRET environment variable (hex) is used.
-    #[arg(long = "secret-file", value_name = "FILE|-")]
+    #[arg(
+        long = "secret-file",
+        value_name = "FILE|-",
+        allow_hyphen_values = true
+    )]
     pub(crate) secret_file: Option<PathBuf>,
 }
 

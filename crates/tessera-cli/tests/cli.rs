@@ -839,7 +839,14 @@ fn bad_arguments_and_unreadable_files_fail_with_one_line() {
         "--authority",
         "h",
     ]);
-    assert_one_line_error(&out, 1, "cannot parse request");
+    // A request that does not parse is a rejection with a named code and its
+    // own exit status, not a usage or runtime error.
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("rejected: malformed_request: "),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

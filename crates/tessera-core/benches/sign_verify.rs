@@ -20,8 +20,8 @@ use criterion::Criterion;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tessera_core::{
-    sign, BodyDigest, Component, KeyId, Nonce, ParsedSignature, Policy, RequestView, SecretKey,
-    SignOptions, SigningKey,
+    sign, BodyDigest, Component, KeyId, Nonce, ParsedSignature, Policy, ReceivedRequest,
+    RequestView, SecretKey, SignOptions, SigningKey,
 };
 
 struct CountingAlloc;
@@ -87,11 +87,7 @@ fn main() {
         Component::field("user-agent").expect("field"),
     ];
     let authorities = ["api.example.com".to_owned()];
-    let policy = Policy {
-        now: CREATED + 5,
-        window: 300,
-        authorities: &authorities,
-    };
+    let policy = Policy::new(CREATED + 5, 300, &authorities);
     let baseline_input = [0x5au8; 512];
 
     let (get, get_body) = request("GET", true, 0);
@@ -143,10 +139,10 @@ fn main() {
     let verify_op = |signed: &'static http::request::Parts, body: &'static [u8]| {
         let (key, policy) = (&key, &policy);
         move || {
-            let view = RequestView::from_parts(signed).expect("view");
-            let parsed = ParsedSignature::from_fields(view.fields()).expect("parse");
+            let received = ReceivedRequest::from_parts(signed);
+            let parsed = ParsedSignature::from_fields(received.fields()).expect("parse");
             parsed
-                .verify_with_key(key, &view, &BodyDigest::of(body), policy)
+                .verify_with_key(key, &received, &BodyDigest::of(body), policy)
                 .expect("verify");
             black_box(parsed);
         }

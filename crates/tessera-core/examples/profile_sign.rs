@@ -4,8 +4,8 @@
 //! (or under `valgrind --tool=callgrind`, where sha2 falls back to software SHA-256).
 
 use tessera_core::{
-    sign, BodyDigest, Component, KeyId, Nonce, ParsedSignature, Policy, RequestView, SecretKey,
-    SignOptions, SigningKey,
+    sign, BodyDigest, Component, KeyId, Nonce, ParsedSignature, Policy, ReceivedRequest,
+    RequestView, SecretKey, SignOptions, SigningKey,
 };
 
 fn main() -> Result<(), tessera_core::Error> {
@@ -28,11 +28,7 @@ fn main() -> Result<(), tessera_core::Error> {
             })?
             .into_parts();
     let authorities = ["api.example.com".to_owned()];
-    let policy = Policy {
-        now: 1_700_000_005,
-        window: 300,
-        authorities: &authorities,
-    };
+    let policy = Policy::new(1_700_000_005, 300, &authorities);
     let mut rng = rand::rng();
     let rounds: usize = std::env::args()
         .nth(1)
@@ -65,13 +61,13 @@ fn main() -> Result<(), tessera_core::Error> {
             headers.apply_to(&mut signed.headers)?;
         }
         if verify_each {
-            let view = RequestView::from_parts(&signed)?;
-            let parsed = ParsedSignature::from_fields(view.fields())?;
+            let received = ReceivedRequest::from_parts(&signed);
+            let parsed = ParsedSignature::from_fields(received.fields())?;
             if parse_only {
                 std::hint::black_box(parsed);
                 continue;
             }
-            parsed.verify_with_key(&key, &view, &BodyDigest::EMPTY, &policy)?;
+            parsed.verify_with_key(&key, &received, &BodyDigest::EMPTY, &policy)?;
         }
     }
     Ok(())

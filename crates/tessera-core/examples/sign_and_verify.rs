@@ -3,7 +3,7 @@
 
 use tessera_core::{
     sign, signature_base, verify, BodyDigest, Component, Error, ErrorCode, KeyId, Nonce, Policy,
-    RequestView, SecretKey, SignOptions, SigningKey,
+    ReceivedRequest, RequestView, SecretKey, SignOptions, SigningKey,
 };
 
 fn main() -> Result<(), Error> {
@@ -40,11 +40,7 @@ fn main() -> Result<(), Error> {
     }
 
     let authorities = ["api.example.com".to_owned()];
-    let policy = Policy {
-        now: created + 2,
-        window: 300,
-        authorities: &authorities,
-    };
+    let policy = Policy::new(created + 2, 300, &authorities);
     let lookup = |id: &KeyId| {
         if id == key.id() {
             Ok(key.clone())
@@ -52,7 +48,12 @@ fn main() -> Result<(), Error> {
             Err(Error::new(ErrorCode::UnknownKey, "no such key"))
         }
     };
-    let verified = verify(&RequestView::from_parts(&parts)?, &digest, &policy, lookup)?;
+    let verified = verify(
+        &ReceivedRequest::from_parts(&parts),
+        &digest,
+        &policy,
+        lookup,
+    )?;
     println!(
         "\nverified: keyid={} nonce={}",
         verified.keyid(),
@@ -61,7 +62,7 @@ fn main() -> Result<(), Error> {
 
     let tampered = BodyDigest::of(br#"{"item":"book","qty":100}"#);
     match verify(
-        &RequestView::from_parts(&parts)?,
+        &ReceivedRequest::from_parts(&parts),
         &tampered,
         &policy,
         lookup,

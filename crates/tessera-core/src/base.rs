@@ -150,9 +150,9 @@ fn write_field<F: Fields + ?Sized, S: BaseSink>(
 /// signature base is US-ASCII (RFC 9421 §2.5), so obs-text is refused rather
 /// than left for peers to decode as Latin-1 or UTF-8. Branch-free so it vectorizes.
 fn has_forbidden_octet(value: &[u8]) -> bool {
-    value
-        .iter()
-        .fold(false, |bad, &b| bad | ((b < 0x20) & (b != b'\t')) | (b >= 0x7f))
+    value.iter().fold(false, |bad, &b| {
+        bad | ((b < 0x20) & (b != b'\t')) | (b >= 0x7f)
+    })
 }
 
 /// The value with leading and trailing SP and HTAB removed (RFC 9110 §5.5).

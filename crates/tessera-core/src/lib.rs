@@ -13,7 +13,8 @@
 //!
 //! ```
 //! use tessera_core::{
-//!     sign, verify, BodyDigest, KeyId, Nonce, Policy, RequestView, SecretKey, SignOptions,
+//!     sign, verify, BodyDigest, KeyId, Nonce, Policy, ReceivedRequest, RequestView, SecretKey,
+//!     SignOptions,
 //!     SigningKey,
 //! };
 //!
@@ -35,9 +36,9 @@
 //!
 //! // The server verifies the request it received.
 //! let authorities = ["api.example.com".to_owned()];
-//! let policy = Policy { now: 1_700_000_030, window: 300, authorities: &authorities };
+//! let policy = Policy::new(1_700_000_030, 300, &authorities);
 //! let verified = verify(
-//!     &RequestView::from_parts(&parts)?,
+//!     &ReceivedRequest::from_parts(&parts),
 //!     &BodyDigest::of(body),
 //!     &policy,
 //!     |id| if id == key.id() { Ok(key.clone()) } else { Err(tessera_core::Error::new(tessera_core::ErrorCode::UnknownKey, "unknown")) },
@@ -45,13 +46,15 @@
 //! assert_eq!(verified.keyid().as_str(), "user-42-phone");
 //!
 //! // A tampered body fails.
-//! let err = verify(&RequestView::from_parts(&parts)?, &BodyDigest::of(b"{}"), &policy, |_| Ok(key.clone()))
+//! let err = verify(&ReceivedRequest::from_parts(&parts), &BodyDigest::of(b"{}"), &policy, |_| Ok(key.clone()))
 //!     .unwrap_err();
 //! assert_eq!(err.code().as_str(), "digest_mismatch");
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
 
+#[doc(hidden)]
+pub mod agreement;
 mod base;
 mod canonical;
 pub mod challenge;
@@ -82,8 +85,8 @@ pub use received::{Authorities, ReceivedRequest};
 pub use request::{
     check_method, check_path, check_query, normalize_authority, Fields, RequestView, Scheme,
 };
-pub use target::Target;
 pub use sign::{sign, signature_base, SignOptions, SignedHeaders};
+pub use target::Target;
 pub use verify::{verify, ParsedSignature, Policy, MAX_SIGNATURE_HEADER_LEN};
 
 /// The label Tessera signers use for their signature.

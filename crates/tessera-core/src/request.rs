@@ -350,10 +350,7 @@ impl<'a> RequestView<'a, http::HeaderMap> {
             Some(a) => a.as_str(),
             None => match crate::received::single_host(headers)? {
                 Some(host) => std::str::from_utf8(host).map_err(|_| {
-                    crate::Error::new(
-                        ErrorCode::InvalidFieldValue,
-                        "the Host header is not ASCII",
-                    )
+                    crate::Error::new(ErrorCode::InvalidFieldValue, "the Host header is not ASCII")
                 })?,
                 None => {
                     return err(
@@ -421,7 +418,10 @@ pub fn check_path(path: &[u8]) -> Result<()> {
 /// # Errors
 /// `invalid_field_value`, saying which octet is wrong and where.
 pub fn check_query(query: &[u8]) -> Result<()> {
-    if query.iter().fold(false, |bad, &b| bad | !target_octet_ok(b)) {
+    if query
+        .iter()
+        .fold(false, |bad, &b| bad | !target_octet_ok(b))
+    {
         return bad_target_octet("query", query, target_octet_ok);
     }
     Ok(())

@@ -342,11 +342,10 @@ mod tests {
         .is_err());
         // The bound holds for every member and every item, not only for
         // the inner list of a would-be signature.
-        assert!(parse_signature_input(
-            format!("a=1{params}").as_bytes(),
-            &mut InputMembers::new()
-        )
-        .is_err());
+        assert!(
+            parse_signature_input(format!("a=1{params}").as_bytes(), &mut InputMembers::new())
+                .is_err()
+        );
         assert!(parse_signature_input(
             format!("a=(\"x\"{params})").as_bytes(),
             &mut InputMembers::new()

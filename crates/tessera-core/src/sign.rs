@@ -88,6 +88,20 @@ impl SignedHeaders {
     }
 }
 
+impl SignOptions<'_> {
+    /// Checks the inputs as spec §10 step 2 says, before any request is
+    /// looked at: `created` and `expires` (`invalid_parameter`), and the extra
+    /// components (`duplicate_component` for a floor component or a repeat,
+    /// `malformed_signature` for more than 32 in all). [`sign`] checks them
+    /// too; call this first to refuse in the spec's order.
+    ///
+    /// # Errors
+    /// As above.
+    pub fn check(&self) -> Result<()> {
+        check_options(self)
+    }
+}
+
 fn check_options(opts: &SignOptions<'_>) -> Result<()> {
     if opts.created > MAX_SF_INTEGER {
         return err(ErrorCode::InvalidParameter, "created is out of range");

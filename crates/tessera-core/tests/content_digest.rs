@@ -7,8 +7,8 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use tessera_core::{
-    rfc9421, verify, BodyDigest, Error, ErrorCode, KeyId, Policy, RequestView, Scheme, SecretKey,
-    SigningKey, MANDATORY, MAX_SIGNATURE_HEADER_LEN,
+    rfc9421, verify, BodyDigest, Error, ErrorCode, KeyId, Policy, ReceivedRequest, RequestView,
+    Scheme, SecretKey, SigningKey, MANDATORY, MAX_SIGNATURE_HEADER_LEN,
 };
 
 const SECRET: [u8; 32] = [9; 32];
@@ -34,12 +34,10 @@ fn verdict(digest_lines: &[&str]) -> Result<(), ErrorCode> {
         &SecretKey::from_bytes(&SECRET).expect("secret"),
     );
     let authorities = ["api.example.com".to_owned()];
-    let policy = Policy {
-        now: 1_700_000_010,
-        window: 300,
-        authorities: &authorities,
-    };
-    verify(&post(&headers), &BodyDigest::of(BODY), &policy, |_| {
+    let policy = Policy::new(1_700_000_010, 300, &authorities);
+    let received =
+        ReceivedRequest::new(b"POST", b"https://api.example.com/v1/orders", &headers[..]);
+    verify(&received, &BodyDigest::of(BODY), &policy, |_| {
         Ok::<_, Error>(key.clone())
     })
     .map(|_| ())

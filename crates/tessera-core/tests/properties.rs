@@ -5,7 +5,8 @@
 use proptest::prelude::*;
 use tessera_core::{
     normalize_authority, sign, verify, BodyDigest, Component, ErrorCode, KeyId, Nonce,
-    ParsedSignature, Policy, RequestView, Scheme, SecretKey, SignOptions, SigningKey,
+    ParsedSignature, Policy, ReceivedRequest, RequestView, Scheme, SecretKey, SignOptions,
+    SigningKey,
 };
 
 type Headers = Vec<(String, String)>;
@@ -149,17 +150,20 @@ fn check(
     headers: &Headers,
     body: &[u8],
 ) -> Result<(), ErrorCode> {
-    let view = RequestView::new(method, Scheme::Https, authority, path, query, &headers[..])
-        .map_err(|e| e.code())?;
-    let authorities = [view.authority().to_owned()];
-    let policy = Policy {
-        now: c.created + 7,
-        window: 300,
-        authorities: &authorities,
+    let target = match query {
+        Some(q) => format!("https://{authority}{path}?{q}"),
+        None => format!("https://{authority}{path}"),
     };
-    verify(&view, &BodyDigest::of(body), &policy, |_| Ok(s.key.clone()))
-        .map(|_| ())
-        .map_err(|e| e.code())
+    let received = ReceivedRequest::new(method.as_bytes(), target.as_bytes(), &headers[..]);
+    let authorities = [normalize_authority(&s.authority, Scheme::Https)
+        .map_err(|e| e.code())?
+        .into_owned()];
+    let policy = Policy::new(c.created + 7, 300, &authorities);
+    verify(&received, &BodyDigest::of(body), &policy, |_| {
+        Ok(s.key.clone())
+    })
+    .map(|_| ())
+    .map_err(|e| e.code())
 }
 
 fn with_input(headers: &Headers, f: impl Fn(&str) -> String) -> Headers {

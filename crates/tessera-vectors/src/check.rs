@@ -53,8 +53,11 @@ fn fail(case: &Case, stage: &'static str, detail: impl Into<String>) -> Failure 
 pub fn octets(text: &str) -> Result<Vec<u8>, String> {
     text.chars()
         .map(|c| {
-            u8::try_from(u32::from(c))
-                .map_err(|_| format!("{text:?} holds {c:?}, above U+00FF; cases write octets as U+0000 to U+00FF"))
+            u8::try_from(u32::from(c)).map_err(|_| {
+                format!(
+                    "{text:?} holds {c:?}, above U+00FF; cases write octets as U+0000 to U+00FF"
+                )
+            })
         })
         .collect()
 }
@@ -224,9 +227,8 @@ pub fn verify_received(
     Ok(verified.and_then(|parsed| {
         let view = received.view(policy.scheme, policy.authorities)?;
         let base = parsed.signature_base(&view)?;
-        let base = String::from_utf8(base.as_bytes().to_vec()).map_err(|_| {
-            Error::new(ErrorCode::InvalidFieldValue, "the base is not ASCII")
-        })?;
+        let base = String::from_utf8(base.as_bytes().to_vec())
+            .map_err(|_| Error::new(ErrorCode::InvalidFieldValue, "the base is not ASCII"))?;
         Ok((parsed, base))
     }))
 }
@@ -259,9 +261,8 @@ pub fn sign_refused(case: &Case) -> Result<Result<(), Error>, Failure> {
             nonce: &nonce,
             extra: &extra,
         };
-        let url = std::str::from_utf8(&target_octets).map_err(|_| {
-            Error::new(ErrorCode::InvalidFieldValue, "the URL is not text")
-        })?;
+        let url = std::str::from_utf8(&target_octets)
+            .map_err(|_| Error::new(ErrorCode::InvalidFieldValue, "the URL is not text"))?;
         let target = Target::parse_url(url)?;
         let view = RequestView::new(
             &case.request.method,
@@ -390,7 +391,10 @@ pub fn check(case: &Case) -> Result<(), Failure> {
                 Err(e) => Err(fail(
                     case,
                     "expected_error",
-                    format!("expected the signer to refuse with {} but got {e}", refused.sign_error),
+                    format!(
+                        "expected the signer to refuse with {} but got {e}",
+                        refused.sign_error
+                    ),
                 )),
             }
         }

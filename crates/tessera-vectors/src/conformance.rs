@@ -59,7 +59,9 @@ impl Wire {
         let value = self.get(header);
         match value.strip_suffix("=:") {
             Some(unpadded) => self.set(header, &format!("{unpadded}:")),
-            None => self.problems.push(format!("{header} {value:?} has no padding")),
+            None => self
+                .problems
+                .push(format!("{header} {value:?} has no padding")),
         }
     }
 
@@ -69,11 +71,15 @@ impl Wire {
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let value = self.get(header);
         let Some(unpadded) = value.strip_suffix("=:") else {
-            self.problems.push(format!("{header} {value:?} has no padding"));
+            self.problems
+                .push(format!("{header} {value:?} has no padding"));
             return;
         };
         let (head, last) = unpadded.split_at(unpadded.len() - 1);
-        let index = ALPHABET.iter().position(|&c| c == last.as_bytes()[0]).unwrap_or(0);
+        let index = ALPHABET
+            .iter()
+            .position(|&c| c == last.as_bytes()[0])
+            .unwrap_or(0);
         // 32 bytes in 44 characters leave the 2 low bits of the last one unused.
         let changed = char::from(ALPHABET[index | 0b11]);
         self.set(header, &format!("{head}{changed}=:"));
@@ -149,7 +155,8 @@ fn sent_anyway(
         stage: "setup",
         detail: "no signing inputs".to_owned(),
     })?;
-    let mut components = String::from(r#""@method" "@authority" "@path" "@query" "content-digest""#);
+    let mut components =
+        String::from(r#""@method" "@authority" "@path" "@query" "content-digest""#);
     for extra in &sign.extra_components {
         components.push_str(&format!(" \"{extra}\""));
     }
@@ -157,7 +164,9 @@ fn sent_anyway(
         "tessera=({components});created={};keyid=\"{}\";nonce=\"{}\";tag=\"tessera-v1\"",
         sign.created, case.key.id, sign.nonce
     );
-    let body = STANDARD.decode(&case.request.body_base64).unwrap_or_default();
+    let body = STANDARD
+        .decode(&case.request.body_base64)
+        .unwrap_or_default();
     let headers = &mut case.request.headers;
     headers.push((
         "Content-Digest".to_owned(),
@@ -182,10 +191,7 @@ fn params(n: usize) -> String {
 /// The default signature's member value without its label.
 fn member_of(w: &Wire) -> String {
     let input = w.get("signature-input");
-    input
-        .strip_prefix("tessera=")
-        .unwrap_or(&input)
-        .to_owned()
+    input.strip_prefix("tessera=").unwrap_or(&input).to_owned()
 }
 
 #[allow(clippy::too_many_lines)]
@@ -193,11 +199,7 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
     use ErrorCode as E;
     let base = || pos("", "");
     let with_path = |target: &str| base().target(target);
-    let covered_note = || {
-        base()
-            .header("X-Note", "hello")
-            .extra(&["x-note"])
-    };
+    let covered_note = || base().header("X-Note", "hello").extra(&["x-note"]);
     let mut cases = vec![
         // §8.2: the method is signed as sent.
         pos("pos-method-lowercase", "A lowercase method, `get`, is a different method from `GET` and is signed exactly as sent (RFC 9110 §9.1: methods are case-sensitive).")
@@ -854,4 +856,3 @@ fn many_fields(n: usize) -> P {
     }
     p
 }
-

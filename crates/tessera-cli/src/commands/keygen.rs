@@ -20,13 +20,23 @@ with --secret-file."
 )]
 pub(crate) struct Args {
     /// The user the key acts for.
-    #[arg(long, value_name = "USER", default_value = "user")]
+    #[arg(
+        long,
+        value_name = "USER",
+        default_value = "user",
+        allow_hyphen_values = true
+    )]
     user: String,
     /// Scopes to grant, comma-separated.
-    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "A,B",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
     scopes: Vec<String>,
     /// Lifetime: a number with unit s, m, h, d or w (30d); default no expiry.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     ttl: Option<u64>,
     /// Print {"key_id","secret_hex","user","scopes","not_after"} as JSON.
     #[arg(long)]

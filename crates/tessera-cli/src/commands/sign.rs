@@ -1,6 +1,5 @@
 //! `tessera sign`: the signature headers for a request, or a ready curl command.
 
-use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use tessera_core::{SignedHeaders, SigningKey};
@@ -51,7 +50,7 @@ pub(crate) fn run(args: &Args) -> CliResult {
         crate::output::write_raw_line(&mut std::io::stderr(), base.as_bytes())?;
     }
     if args.curl {
-        println!("{}", curl_command(&request, &signed)?);
+        crate::output::write_raw_line(&mut std::io::stdout(), &curl_command(&request, &signed)?)?;
     } else {
         for (name, value) in display_headers(&signed) {
             println!("{name}: {value}");
@@ -69,65 +68,85 @@ fn display_headers(signed: &SignedHeaders) -> [(&'static str, &str); 3] {
     ]
 }
 
-/// A curl command that sends exactly the signed request.
+/// A curl command that sends exactly the signed request, as bytes: a header
+/// value may hold obs-text, which is passed through as it is.
 ///
 /// `--path-as-is` keeps dot segments, `--globoff` keeps `[]{}` literal, so
-/// curl sends the path and query as signed.
-fn curl_command(request: &PreparedRequest, signed: &SignedHeaders) -> Result<String, CliError> {
-    let mut out = String::from("curl -sS --path-as-is --globoff");
-    if request.method == http::Method::HEAD {
-        out.push_str(" --head");
+/// curl sends the path and query as signed. `-X` sends the method exactly as
+/// written (curl does not change its case).
+fn curl_command(request: &PreparedRequest, signed: &SignedHeaders) -> Result<Vec<u8>, CliError> {
+    let mut out = b"curl -sS --path-as-is --globoff".to_vec();
+    let arg = |out: &mut Vec<u8>, flag: &str, value: &[u8]| {
+        out.push(b' ');
+        out.extend_from_slice(flag.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(&shell_quote_bytes(value));
+    };
+    if request.method == "HEAD" {
+        out.extend_from_slice(b" --head");
     } else {
-        let _ = write!(out, " -X {}", shell_quote(request.method.as_str()));
+        arg(&mut out, "-X", request.method.as_bytes());
     }
+    let header = |name: &str, value: &[u8]| [name.as_bytes(), b": ", value].concat();
     for (name, value) in &request.header_lines {
-        let _ = write!(out, " -H {}", shell_quote(&format!("{name}: {value}")));
+        arg(&mut out, "-H", &header(name, value));
     }
     for (name, value) in display_headers(signed) {
-        let _ = write!(out, " -H {}", shell_quote(&format!("{name}: {value}")));
+        arg(&mut out, "-H", &header(name, value.as_bytes()));
     }
     match &request.body_source {
         BodySource::None => {}
         BodySource::File(path) => {
-            let _ = write!(
-                out,
-                " --data-binary {}",
-                shell_quote(&format!("@{}", path.display()))
+            arg(
+                &mut out,
+                "--data-binary",
+                format!("@{}", path.display()).as_bytes(),
             );
         }
-        BodySource::Literal(text) => {
-            let _ = write!(out, " --data-raw {}", shell_quote(text));
-        }
+        BodySource::Literal(text) => arg(&mut out, "--data-raw", text.as_bytes()),
         BodySource::Stdin => {
             if !request.body.is_empty() {
-                let text = std::str::from_utf8(&request.body)
-                    .ok()
-                    .filter(|t| !t.contains('\0'))
-                    .ok_or_else(|| {
-                        CliError::usage(
-                            "a binary body from standard input cannot be put on a curl command line; use --data @FILE",
-                        )
-                    })?;
-                let _ = write!(out, " --data-raw {}", shell_quote(text));
+                if request.body.contains(&0) {
+                    return Err(CliError::usage(
+                        "a body with NUL bytes from standard input cannot be put on a curl command line; use --data @FILE",
+                    ));
+                }
+                arg(&mut out, "--data-raw", &request.body);
             }
         }
     }
-    let _ = write!(out, " {}", shell_quote(&request.url));
+    out.push(b' ');
+    out.extend_from_slice(&shell_quote_bytes(request.url.as_bytes()));
     Ok(out)
 }
 
 /// Quotes `text` for a POSIX shell: unchanged when it is plainly safe,
 /// otherwise in single quotes with embedded quotes as `'\''`.
+#[cfg(test)]
 pub(crate) fn shell_quote(text: &str) -> String {
+    String::from_utf8_lossy(&shell_quote_bytes(text.as_bytes())).into_owned()
+}
+
+/// [`shell_quote`] for arbitrary bytes (single quotes pass every byte but `'`).
+fn shell_quote_bytes(text: &[u8]) -> Vec<u8> {
     let safe = !text.is_empty()
         && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(b));
     if safe {
-        text.to_owned()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
+        return text.to_vec();
     }
+    let mut out = Vec::with_capacity(text.len() + 2);
+    out.push(b'\'');
+    for &b in text {
+        if b == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\'');
+    out
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use tessera_core::{
-    normalize_authority, BodyDigest, Error, ErrorCode, ParsedSignature, Policy, RequestView,
-    Scheme, SigningKey,
+    normalize_authority, BodyDigest, Error, ErrorCode, KeyId, ParsedSignature, Policy,
+    ReceivedRequest, Scheme, SecretKey, SigningKey,
 };
 
 use crate::error::{CliError, CliResult, EXIT_FAILURE};
@@ -17,31 +17,51 @@ use crate::timearg::{now_unix, parse_time};
 /// Arguments of `tessera verify`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Prints `ok keyid=<id> created=<time>` (exit 0) or
-`rejected: <code>: <detail>` (exit 1), with the tessera-v1 error code. On
-bad_signature the signature base computed here is printed too. Replays cannot
-be detected offline: there is no nonce store.")]
+`rejected: <code>: <detail>` (exit 1), with the tessera-v1 error code. A
+request that is not valid HTTP/1.1 gets `rejected: malformed_request: <detail>`
+(exit 3); a usage error exits 2. On bad_signature the signature base computed
+here is printed too. Replays cannot be detected offline: there is no nonce store.")]
 pub(crate) struct Args {
     /// The captured request: a file, or - for standard input.
-    #[arg(long, value_name = "FILE|-")]
+    #[arg(long, value_name = "FILE|-", allow_hyphen_values = true)]
     request: PathBuf,
     #[command(flatten)]
     secret: SecretArgs,
-    /// The key id the secret belongs to.
-    #[arg(long = "key-id", value_name = "ID")]
-    key_id: String,
-    /// The authority (host[:port]) the verifier serves; the request's Host must match it.
-    #[arg(long, value_name = "HOST[:PORT]")]
-    authority: String,
+    /// The key id the secret belongs to; default the `keyid` of the
+    /// request's tessera-v1 signature.
+    #[arg(long = "key-id", value_name = "ID", allow_hyphen_values = true)]
+    key_id: Option<String>,
+    /// An authority (host[:port]) the verifier serves; repeat for more. The
+    /// request's received authority (Host, or an absolute-form target) must be one.
+    #[arg(
+        long = "authority",
+        value_name = "HOST[:PORT]",
+        allow_hyphen_values = true,
+        required_unless_present = "fixed_authority",
+        conflicts_with = "fixed_authority"
+    )]
+    authorities: Vec<String>,
+    /// Fixed-authority mode: put this authority in the base and never read Host
+    /// (for requests captured behind a proxy that rewrites Host).
+    #[arg(long, value_name = "HOST[:PORT]", allow_hyphen_values = true)]
+    fixed_authority: Option<String>,
     /// The verifier's current time (Unix seconds or RFC 3339); default now.
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = parse_time, allow_hyphen_values = true)]
     now: Option<u64>,
     /// The acceptance window for `created`, seconds, in both directions.
-    #[arg(long, value_name = "SECS", default_value_t = tessera_core::DEFAULT_WINDOW_SECS)]
+    #[arg(long, value_name = "SECS", default_value_t = tessera_core::DEFAULT_WINDOW_SECS, allow_hyphen_values = true)]
     window: u64,
-    /// The scheme the request was sent with (decides the default port).
+    /// The public scheme the request was sent with (decides the default port).
     #[arg(long, value_name = "SCHEME", default_value = "https", value_parser = ["https", "http"])]
     scheme: String,
+    /// Print the signature base computed here to standard output, whatever
+    /// the verdict (once the request got as far as step 5).
+    #[arg(long)]
+    show_base: bool,
 }
+
+/// Exit status for a request that is not valid HTTP/1.1 (`malformed_request`).
+const EXIT_UNPARSEABLE: u8 = 3;
 
 /// Runs `tessera verify`.
 pub(crate) fn run(args: &Args) -> CliResult {
@@ -52,52 +72,78 @@ pub(crate) fn run(args: &Args) -> CliResult {
         ));
     }
     let scheme = Scheme::parse(&args.scheme).unwrap_or_default();
-    let authority = normalize_authority(&args.authority, scheme)
-        .map_err(|e| {
-            CliError::usage(format!(
-                "invalid --authority '{}': {}",
-                args.authority,
-                e.detail()
-            ))
-        })?
-        .into_owned();
-    let key_id = tessera_core::KeyId::new(args.key_id.as_str())
-        .map_err(|e| CliError::usage(format!("invalid --key-id: {}", e.detail())))?;
+    let normal = |flag: &str, authority: &str| {
+        normalize_authority(authority, scheme)
+            .map(std::borrow::Cow::into_owned)
+            .map_err(|e| CliError::usage(format!("invalid {flag} '{authority}': {}", e.detail())))
+    };
+    let authorities = args
+        .authorities
+        .iter()
+        .map(|a| normal("--authority", a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fixed = args
+        .fixed_authority
+        .as_deref()
+        .map(|a| normal("--fixed-authority", a))
+        .transpose()?;
+    let key_id = args
+        .key_id
+        .as_deref()
+        .map(|id| {
+            tessera_core::KeyId::new(id)
+                .map_err(|e| CliError::usage(format!("invalid --key-id: {}", e.detail())))
+        })
+        .transpose()?;
     let secret = args.secret.load()?;
-    let key = SigningKey::new(key_id, &secret);
-    drop(secret);
 
     let bytes = read_request(&args.request, reads_stdin)?;
-    let raw = rawhttp::parse(&bytes).map_err(|e| {
-        CliError::runtime(format!(
-            "cannot parse request '{}': {e}",
-            args.request.display()
-        ))
-    })?;
-
-    let authorities = [authority];
-    let policy = Policy {
-        now: args.now.unwrap_or_else(now_unix),
-        window: args.window,
-        authorities: &authorities,
+    let raw = match rawhttp::parse(&bytes) {
+        Ok(raw) => raw,
+        Err(e) => {
+            println!("rejected: malformed_request: {e}");
+            return Ok(ExitCode::from(EXIT_UNPARSEABLE));
+        }
     };
-    match check(&raw, scheme, &key, &policy) {
+
+    let now = args.now.unwrap_or_else(now_unix);
+    let policy = match &fixed {
+        Some(fixed) => Policy::fixed(now, args.window, fixed),
+        None => Policy::new(now, args.window, &authorities),
+    }
+    .with_scheme(scheme);
+    let outcome = check(&raw, key_id.as_ref(), &secret, &policy);
+    drop(secret);
+    let mut stdout = std::io::stdout();
+    let code = match &outcome.verdict {
         Ok(parsed) => {
             println!("ok keyid={} created={}", parsed.keyid(), parsed.created());
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
-        Err(Failure { error, base }) => {
+        Err(error) => {
             println!("rejected: {}: {}", error.code(), error.detail());
-            if let Some(base) = base {
-                println!(
-                    "signature base computed by the verifier (sha256 {}):",
-                    base.sha256_hex()
-                );
-                crate::output::write_raw_line(&mut std::io::stdout(), base.as_bytes())?;
+            if !args.show_base && error.code() == ErrorCode::BadSignature {
+                if let Some(base) = &outcome.base {
+                    println!(
+                        "signature base computed by the verifier (sha256 {}):",
+                        base.sha256_hex()
+                    );
+                    crate::output::write_raw_line(&mut stdout, base.as_bytes())?;
+                }
             }
-            Ok(ExitCode::from(EXIT_FAILURE))
+            ExitCode::from(EXIT_FAILURE)
+        }
+    };
+    if args.show_base {
+        match &outcome.base {
+            Some(base) => {
+                println!("signature base (sha256 {}):", base.sha256_hex());
+                crate::output::write_raw_line(&mut stdout, base.as_bytes())?;
+            }
+            None => println!("signature base: none (the request was rejected before step 5)"),
         }
     }
+    Ok(code)
 }
 
 fn read_request(path: &PathBuf, stdin: bool) -> Result<Vec<u8>, CliError> {
@@ -117,119 +163,58 @@ fn read_request(path: &PathBuf, stdin: bool) -> Result<Vec<u8>, CliError> {
     }
 }
 
-/// A rejection, with the base computed when the MAC did not match.
-struct Failure {
-    error: Error,
+/// The verdict, and the base computed over the request when it got that far.
+struct Outcome {
+    verdict: Result<ParsedSignature, Error>,
     base: Option<tessera_core::SignatureBase>,
 }
 
-impl From<Error> for Failure {
-    fn from(error: Error) -> Self {
-        Failure { error, base: None }
-    }
-}
-
-/// The verification procedure, steps 1 to 7 (no replay check offline).
+/// The verification procedure, steps 1 to 7 (no replay check offline), in
+/// the spec's order through `tessera_core`, as every verifier runs it.
 fn check(
     raw: &RawRequest,
-    scheme: Scheme,
-    key: &SigningKey,
+    key_id: Option<&KeyId>,
+    secret: &SecretKey,
     policy: &Policy<'_>,
-) -> Result<ParsedSignature, Failure> {
+) -> Outcome {
     let fields = &raw.headers[..];
-    let parsed = ParsedSignature::from_fields(fields)?;
-    if parsed.keyid() != key.id() {
-        return Err(Error::new(
-            ErrorCode::UnknownKey,
-            format!(
-                "the request is signed with key \"{}\", not with --key-id \"{}\"",
-                parsed.keyid(),
-                key.id()
-            ),
-        )
-        .into());
-    }
-    let (path, query, target_authority) = split_target(&raw.target)?;
-    let host = match target_authority {
-        Some(a) => a,
-        None => {
-            let mut hosts = raw.values("host");
-            match (hosts.next(), hosts.next()) {
-                (Some(h), None) => std::str::from_utf8(h).map_err(|_| {
-                    Error::new(ErrorCode::InvalidFieldValue, "the Host header is not ASCII")
-                })?,
-                (None, _) => "",
-                (Some(_), Some(_)) => {
-                    return Err(Error::new(
-                        ErrorCode::InvalidFieldValue,
-                        "the request has more than one Host header",
-                    )
-                    .into())
-                }
+    let received = ReceivedRequest::new(raw.method.as_bytes(), raw.target.as_bytes(), fields);
+    let parsed = match ParsedSignature::from_fields(fields) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            return Outcome {
+                verdict: Err(error),
+                base: None,
             }
         }
     };
-    let view = RequestView::new(&raw.method, scheme, host, path, query, fields)?;
-    match parsed.verify_with_key(key, &view, &BodyDigest::of(&raw.body), policy) {
-        Ok(()) => Ok(parsed),
-        Err(error) if error.code() == ErrorCode::BadSignature => Err(Failure {
-            base: parsed.signature_base(&view).ok(),
-            error,
-        }),
-        Err(error) => Err(error.into()),
+    if let Some(expected) = key_id {
+        if parsed.keyid() != expected {
+            return Outcome {
+                verdict: Err(Error::new(
+                    ErrorCode::UnknownKey,
+                    format!(
+                        "the request is signed with key \"{}\", not with --key-id \"{expected}\"",
+                        parsed.keyid()
+                    ),
+                )),
+                base: None,
+            };
+        }
     }
-}
-
-/// Path, query and (for absolute-form targets) authority of a request target.
-fn split_target(target: &str) -> Result<(&str, Option<&str>, Option<&str>), Error> {
-    let (authority, rest) = if target.starts_with('/') {
-        (None, target)
-    } else {
-        let after_scheme = ["http://", "https://"]
-            .iter()
-            .find_map(|s| {
-                target
-                    .get(..s.len())
-                    .filter(|p| p.eq_ignore_ascii_case(s))
-                    .map(|_| &target[s.len()..])
-            })
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorCode::InvalidFieldValue,
-                    format!("request target \"{target}\" is neither origin-form nor absolute-form"),
-                )
-            })?;
-        let end = after_scheme.find(['/', '?']).unwrap_or(after_scheme.len());
-        let rest = &after_scheme[end..];
-        (
-            Some(&after_scheme[..end]),
-            if rest.is_empty() { "/" } else { rest },
-        )
+    let key = SigningKey::new(parsed.keyid().clone(), secret);
+    let verdict = parsed.verify_with_key(&key, &received, &BodyDigest::of(&raw.body), policy);
+    // The base, for --show-base and for bad_signature: only once step 5 has
+    // accepted the target, never over an authority it refused.
+    let base = match &verdict {
+        Err(e) if matches!(e.code(), ErrorCode::ClockSkew | ErrorCode::SignatureExpired) => None,
+        _ => received
+            .view(policy.scheme, policy.authorities)
+            .ok()
+            .and_then(|view| parsed.signature_base(&view).ok()),
     };
-    let (path, query) = match rest.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (rest, None),
-    };
-    Ok((path, query, authority))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_target;
-
-    #[test]
-    fn targets() {
-        assert_eq!(split_target("/a?b=1").ok(), Some(("/a", Some("b=1"), None)));
-        assert_eq!(split_target("/a").ok(), Some(("/a", None, None)));
-        assert_eq!(split_target("/a?").ok(), Some(("/a", Some(""), None)));
-        assert_eq!(
-            split_target("http://h:1/x?y").ok(),
-            Some(("/x", Some("y"), Some("h:1")))
-        );
-        assert_eq!(
-            split_target("https://h?q").ok(),
-            Some(("", Some("q"), Some("h")))
-        );
-        assert!(split_target("*").is_err());
+    Outcome {
+        verdict: verdict.map(|_| parsed),
+        base,
     }
 }

@@ -13,8 +13,7 @@ use http::HeaderMap;
 use http_body::Body;
 use tessera_core::challenge::server_time_header;
 use tessera_core::{
-    Authorities, Component, Error, ErrorCode, ParsedSignature, ReceivedRequest, RequestView,
-    Scheme,
+    Authorities, Component, Error, ErrorCode, ParsedSignature, ReceivedRequest, RequestView, Scheme,
 };
 
 pub use builder::{BuildError, VerifierBuilder, DEFAULT_BODY_LIMIT, MAX_WINDOW_SECS};
