@@ -19,10 +19,11 @@ pub(crate) fn router(verifier: Verifier) -> Router {
         .layer(VerifySignatureLayer::new(verifier))
 }
 
-/// [`router`] with one access-log line per request on standard error:
-/// `METHOD target -> status code`.
-pub(crate) fn logged_router(verifier: Verifier) -> Router {
-    router(verifier).layer(axum::middleware::from_fn(access_log))
+/// `router` with one access-log line per request on standard error:
+/// `METHOD target -> status code`, or the reason of an HTTP-level refusal
+/// ([`crate::limits::Refusal`]) in place of the code.
+pub(crate) fn with_access_log(router: Router) -> Router {
+    router.layer(axum::middleware::from_fn(access_log))
 }
 
 async fn access_log(
@@ -35,10 +36,12 @@ async fn access_log(
         .path_and_query()
         .map_or_else(|| request.uri().to_string(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
-    let code = match tessera_client::rejection_code(response.headers()) {
-        Some(code) => code.as_str(),
-        None if response.status() == http::StatusCode::FORBIDDEN => "insufficient_scope",
-        None => "",
+    let refusal = response.extensions().get::<crate::limits::Refusal>();
+    let code = match (refusal, tessera_client::rejection_code(response.headers())) {
+        (Some(refusal), _) => refusal.0.as_str(),
+        (None, Some(code)) => code.as_str(),
+        (None, None) if response.status() == http::StatusCode::FORBIDDEN => "insufficient_scope",
+        (None, None) => "",
     };
     eprintln!("{method} {target} -> {} {code}", response.status().as_u16());
     response

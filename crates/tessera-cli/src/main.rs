@@ -12,6 +12,7 @@ mod app;
 mod commands;
 mod error;
 mod keyfile;
+mod limits;
 mod output;
 mod rawhttp;
 mod request;

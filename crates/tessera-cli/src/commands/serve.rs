@@ -6,18 +6,47 @@
 //! `{"key_id","user","scopes","method","path","query","body_sha256"}`;
 //! methods other than GET, HEAD and OPTIONS also need scope `write`
 //! (403 `insufficient_scope`); rejections are the server's problem+json.
+//!
+//! The server is HTTP/1.1 on its own accept loop rather than `axum::serve`,
+//! which has no header-read timeout, connection limit or head size limit:
+//! a handful of clients trickling bytes could otherwise hold connections and
+//! memory without bound.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::pin;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tessera_core::{Scheme, DEFAULT_WINDOW_SECS};
-use tessera_server::{Clock, Verifier};
+use tessera_server::{Clock, Verifier, DEFAULT_BODY_LIMIT};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 use crate::app;
 use crate::error::{CliError, CliResult};
+use crate::limits::{self, Limits};
 use crate::timearg::now_unix;
+
+/// Default of `--max-header-bytes`.
+const DEFAULT_MAX_HEADER_BYTES: u32 = 16 * 1024;
+/// Default of `--max-headers` (also the HTTP parser's usual default).
+const DEFAULT_MAX_HEADERS: u32 = 100;
+/// Default of `--header-timeout`, seconds.
+const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+/// Default of `--body-timeout`, seconds.
+const DEFAULT_BODY_TIMEOUT_SECS: u64 = 30;
+/// Default of `--max-connections`. Near a file-descriptor limit of 1024,
+/// `accept` may fail first; the loop then retries after a second.
+const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
 
 /// Arguments of `tessera serve`.
 #[derive(Debug, clap::Args)]
@@ -25,7 +54,24 @@ use crate::timearg::now_unix;
   {\"keys\":[{\"key_id\":\"k1\",\"secret_hex\":\"…\",\"user\":\"alice\",
              \"scopes\":[\"read\",\"write\"],\"not_after\":null,\"revoked\":false}]}
 Prints `listening on http://127.0.0.1:PORT` once bound, then serves until
-SIGINT or SIGTERM.")]
+SIGINT or SIGTERM.
+
+HTTP limits (HTTP/1.1 only). The 431 and 408 refusals are HTTP-level, not
+signature verdicts: their application/problem+json bodies have
+\"type\":\"about:blank\", the status phrase as \"title\", \"status\" and
+\"detail\", and no tessera \"code\"; the connection is closed after them and
+the access log says why.
+  431  the request head is over --max-header-bytes (counted as the request
+       line plus name + value + 4 bytes per field line) or has more than
+       --max-headers fields. Heads over twice the limit plus 16 KiB, or with
+       over twice the field count, are cut off by the HTTP parser: an empty
+       431 and a closed connection.
+  408  the body did not arrive whole within --body-timeout of its head.
+A body over --body-limit gets the verifier's 413 body_too_large.
+A connection that does not send a complete head within --header-timeout,
+counted from accept or from the previous answer (so it is also the keep-alive
+idle timeout), is closed without an answer. Beyond --max-connections, new
+connections wait in the listen queue until one closes.")]
 pub(crate) struct Args {
     /// Address to listen on; port 0 picks a free port (printed at startup).
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
@@ -37,6 +83,15 @@ pub(crate) struct Args {
     /// bound IP:PORT and localhost:PORT.
     #[arg(long = "authority", value_name = "HOST[:PORT]")]
     authorities: Vec<String>,
+    /// The one public authority every signature base uses, whatever `Host`
+    /// says: for use behind a proxy that rewrites `Host`. `Host` is then not
+    /// checked at all. Cannot be combined with --authority.
+    #[arg(long, value_name = "HOST[:PORT]", conflicts_with = "authorities")]
+    fixed_authority: Option<String>,
+    /// The public scheme clients sign for (`https` behind TLS termination);
+    /// decides which default port authorities drop.
+    #[arg(long, value_name = "SCHEME", default_value = "http", value_parser = ["http", "https"])]
+    scheme: String,
     /// Shift the server clock by this many seconds (negative: behind).
     #[arg(
         long,
@@ -48,6 +103,53 @@ pub(crate) struct Args {
     /// The acceptance window for `created`, seconds (up to 3600).
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_WINDOW_SECS)]
     window: u64,
+    /// Largest request body, bytes; larger ones get 413 body_too_large.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BODY_LIMIT)]
+    body_limit: usize,
+    /// Largest request head, bytes (1024 to 131072): the request line plus
+    /// name + value + 4 per field line. Larger: 431 problem+json.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = DEFAULT_MAX_HEADER_BYTES,
+        value_parser = clap::value_parser!(u32).range(1024..=131_072)
+    )]
+    max_header_bytes: u32,
+    /// Most header fields in a request (1 to 500); more: 431 problem+json.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_MAX_HEADERS,
+        value_parser = clap::value_parser!(u32).range(1..=500)
+    )]
+    max_headers: u32,
+    /// Seconds (1 to 3600) a connection has to send a complete request head,
+    /// and the keep-alive idle timeout; then it is closed.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = DEFAULT_HEADER_TIMEOUT_SECS,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    header_timeout: u64,
+    /// Seconds (1 to 3600) the whole request body has from the end of its
+    /// head; then 408 problem+json.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = DEFAULT_BODY_TIMEOUT_SECS,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    body_timeout: u64,
+    /// Most connections open at once (1 to 65536); further ones wait to be
+    /// accepted. Keep it below the file-descriptor limit (`ulimit -n`).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..=65_536)
+    )]
+    max_connections: u32,
     /// Put the full signature base into bad_signature responses (development only).
     #[arg(long)]
     debug_base: bool,
@@ -66,23 +168,58 @@ impl Clock for OffsetClock {
     }
 }
 
+/// How the accept loop treats connections.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionPolicy {
+    /// `--header-timeout`.
+    header_timeout: Duration,
+    /// `--max-connections`.
+    max_connections: usize,
+    /// The per-request limits, also used to size the HTTP parser's.
+    limits: Limits,
+    /// `--quiet`: no log lines about connections.
+    quiet: bool,
+}
+
 /// Runs `tessera serve`.
 pub(crate) fn run(args: Args) -> CliResult {
+    let scheme = Scheme::parse(&args.scheme)
+        .ok_or_else(|| CliError::usage(format!("unknown scheme {:?}", args.scheme)))?;
+    let policy = ConnectionPolicy {
+        header_timeout: Duration::from_secs(args.header_timeout),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        limits: Limits {
+            max_header_bytes: usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX),
+            max_headers: usize::try_from(args.max_headers).unwrap_or(usize::MAX),
+            body_timeout: Duration::from_secs(args.body_timeout),
+        },
+        quiet: args.quiet,
+    };
     let (store, count) = crate::keyfile::load(&args.keys)?;
     let runtime = app::runtime()?;
     runtime.block_on(async move {
         let (listener, addr) = app::bind(args.addr).await?;
-        let authorities = if args.authorities.is_empty() {
-            app::default_authorities(addr)
-        } else {
-            args.authorities.clone()
-        };
         let builder = Verifier::builder()
             .key_store(store)
             .clock(OffsetClock(args.clock_offset))
-            .scheme(Scheme::Http)
-            .authorities(authorities.iter().cloned())
+            .scheme(scheme)
+            .body_limit(args.body_limit)
             .dangerous_debug_signature_base(args.debug_base);
+        let (builder, served) = match &args.fixed_authority {
+            Some(fixed) => (
+                builder.fixed_authority(fixed.clone()),
+                format!("fixed authority {fixed}"),
+            ),
+            None => {
+                let authorities = if args.authorities.is_empty() {
+                    app::default_authorities(addr)
+                } else {
+                    args.authorities.clone()
+                };
+                let served = format!("authorities {}", authorities.join(" "));
+                (builder.authorities(authorities), served)
+            }
+        };
         let builder = if args.window <= DEFAULT_WINDOW_SECS {
             builder.window(args.window)
         } else {
@@ -98,8 +235,8 @@ pub(crate) fn run(args: Args) -> CliResult {
             .map_err(|e| CliError::runtime(format!("cannot write to standard output: {e}")))?;
         if !args.quiet {
             eprintln!(
-                "tessera serve: {count} key(s), authorities {}, window {}s, clock offset {}s{}",
-                authorities.join(" "),
+                "tessera serve: {count} key(s), scheme {}, {served}, window {}s, clock offset {}s{}",
+                args.scheme,
                 args.window,
                 args.clock_offset,
                 if args.debug_base {
@@ -108,19 +245,160 @@ pub(crate) fn run(args: Args) -> CliResult {
                     ""
                 }
             );
+            eprintln!(
+                "tessera serve: limits: head {} bytes, {} fields, header timeout {}s, body {} bytes, body timeout {}s, {} connections",
+                args.max_header_bytes,
+                args.max_headers,
+                args.header_timeout,
+                args.body_limit,
+                args.body_timeout,
+                args.max_connections
+            );
         }
 
+        let router = app::router(verifier).layer(axum::middleware::from_fn_with_state(
+            policy.limits,
+            limits::enforce,
+        ));
         let router = if args.quiet {
-            app::router(verifier)
+            router
         } else {
-            app::logged_router(verifier)
+            app::with_access_log(router)
         };
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| CliError::runtime(format!("server error: {e}")))?;
+        serve(listener, router, policy).await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Accepts connections until SIGINT or SIGTERM, then lets the open ones
+/// finish for a bounded time.
+async fn serve(listener: TcpListener, router: Router, policy: ConnectionPolicy) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(policy.header_timeout)
+        .max_header_size(policy.limits.parser_max_header_size())
+        .max_headers(policy.limits.parser_max_headers());
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(policy.max_connections));
+    let mut shutdown = pin!(shutdown_signal());
+    let mut saturated = false;
+    loop {
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => {
+                saturated = false;
+                permit
+            }
+            Err(_) => {
+                if !policy.quiet && !saturated {
+                    eprintln!(
+                        "tessera serve: {} connections open (--max-connections); new ones wait",
+                        policy.max_connections
+                    );
+                }
+                saturated = true;
+                tokio::select! {
+                    permit = Arc::clone(&permits).acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        // The semaphore is never closed.
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Typically EMFILE: back off so the loop does not spin
+                    // while connections close and free descriptors.
+                    if !policy.quiet {
+                        eprintln!("tessera serve: accept failed: {e}; retrying in 1 s");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Answers are small and written at once; Nagle would only delay them.
+        let _ = stream.set_nodelay(true);
+        let served = Arc::new(AtomicBool::new(false));
+        let service = {
+            let router = router.clone();
+            let served = Arc::clone(&served);
+            hyper::service::service_fn(move |request: http::Request<Incoming>| {
+                served.store(true, Ordering::Relaxed);
+                router.clone().oneshot(request)
+            })
+        };
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let result = connection.await;
+            drop(permit);
+            if let Err(e) = result {
+                if !policy.quiet {
+                    if let Some(line) =
+                        connection_error(peer, &e, served.load(Ordering::Relaxed), &policy)
+                    {
+                        eprintln!("{line}");
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    // Idle connections close at once; a request in progress has at most the
+    // longer of the two timeouts left to arrive, then is answered at once.
+    let grace = policy.header_timeout.max(policy.limits.body_timeout) + Duration::from_secs(1);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {}
+    }
+}
+
+/// The log line for a connection that ended in an error worth reporting:
+/// the limits at work, not clients that merely hung up.
+fn connection_error(
+    peer: SocketAddr,
+    e: &hyper::Error,
+    served: bool,
+    policy: &ConnectionPolicy,
+) -> Option<String> {
+    if e.is_timeout() {
+        // After a first request this is a keep-alive connection going idle.
+        (!served).then(|| {
+            format!(
+                "tessera serve: {peer}: no complete request head within {} s (--header-timeout); connection closed",
+                policy.header_timeout.as_secs()
+            )
+        })
+    } else if e.is_parse_too_large() {
+        Some(format!(
+            "tessera serve: {peer}: request head over {} bytes or {} fields, cut off by the HTTP parser; empty 431, connection closed",
+            policy.limits.parser_max_header_size(),
+            policy.limits.parser_max_headers()
+        ))
+    } else if e.is_parse() {
+        Some(format!(
+            "tessera serve: {peer}: malformed request ({e}); connection closed"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Errors of one incoming connection that say nothing about the listener.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Resolves on SIGINT or (on Unix) SIGTERM.
@@ -146,5 +424,60 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
+        let mut argv = vec!["serve", "--keys", "k.json"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).map(|cli| cli.args)
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let args = parse(&[]).expect("defaults parse");
+        assert_eq!(args.scheme, "http");
+        assert_eq!(args.header_timeout, 10);
+        assert_eq!(args.body_timeout, 30);
+        assert_eq!(args.max_header_bytes, 16384);
+        assert_eq!(args.max_headers, 100);
+        assert_eq!(args.max_connections, 1024);
+        assert_eq!(args.body_limit, DEFAULT_BODY_LIMIT);
+        assert!(args.fixed_authority.is_none());
+    }
+
+    #[test]
+    fn bad_values_and_combinations_are_usage_errors() {
+        use clap::error::ErrorKind;
+        for (extra, kind) in [
+            (&["--scheme", "ftp"][..], ErrorKind::InvalidValue),
+            (&["--header-timeout", "0"][..], ErrorKind::ValueValidation),
+            (&["--body-timeout", "x"][..], ErrorKind::ValueValidation),
+            (
+                &["--max-header-bytes", "100"][..],
+                ErrorKind::ValueValidation,
+            ),
+            (&["--body-limit", "lots"][..], ErrorKind::ValueValidation),
+            (&["--max-connections", "0"][..], ErrorKind::ValueValidation),
+            (
+                &["--authority", "a.example", "--fixed-authority", "b.example"][..],
+                ErrorKind::ArgumentConflict,
+            ),
+        ] {
+            let e = parse(extra).expect_err("must be refused");
+            assert_eq!(e.kind(), kind, "{extra:?}: {e}");
+        }
     }
 }
