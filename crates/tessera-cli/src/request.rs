@@ -81,7 +81,7 @@ pub(crate) struct PreparedRequest {
     /// The headers in the order given (names lowercase).
     pub(crate) headers: HeaderMap,
     /// The headers as `(name, value)` pairs in the order given, names as written.
-    pub(crate) header_lines: Vec<(String, Vec<u8>)>,
+    pub(crate) header_lines: HeaderLines,
     /// The body bytes.
     pub(crate) body: Vec<u8>,
     /// Where the body came from.
@@ -176,7 +176,10 @@ impl PreparedRequest {
     }
 }
 
-fn parse_headers(lines: &[OsString]) -> Result<(HeaderMap, Vec<(String, Vec<u8>)>), CliError> {
+/// Header lines as written: name, value octets.
+type HeaderLines = Vec<(String, Vec<u8>)>;
+
+fn parse_headers(lines: &[OsString]) -> Result<(HeaderMap, HeaderLines), CliError> {
     let mut headers = HeaderMap::new();
     let mut pairs = Vec::with_capacity(lines.len());
     for line in lines {

@@ -605,3 +605,33 @@ fn bad_limit_values_are_one_line_usage_errors() {
         assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
     }
 }
+
+/// Spec §11.2 step 5 and RFC 9112 §3.2 through `tessera serve`: a second,
+/// forged Host line is refused (400), as the tower layer and `tessera verify`
+/// refuse it; a lowercase method is signed and verified as sent.
+#[test]
+fn several_host_lines_are_refused_and_methods_keep_their_case() {
+    let dir = temp_dir("hosts");
+    let key = keygen(&dir, "hana", "read,write");
+    let server = Server::start(&[&key], &dir, &[]);
+    let host = server.addr.to_string();
+    let url = format!("{}/v1/x", server.url);
+
+    let fields = sign(&key, "GET", &url, None);
+    let mut raw = head("GET", "/v1/x", &host, &fields, 0);
+    let forged = "Host: evil.example\r\n";
+    let at = raw.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    raw.splice(at..at, forged.bytes());
+    let reply = exchange(server.addr, &raw);
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert_eq!(reply.json()["code"], "invalid_field_value");
+
+    // The same request with one Host line passes (its nonce was not used).
+    let reply = exchange(server.addr, &head("GET", "/v1/x", &host, &fields, 0));
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    let fields = sign(&key, "get", &url, None);
+    let reply = exchange(server.addr, &head("get", "/v1/x", &host, &fields, 0));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["method"], "get");
+}

@@ -391,3 +391,35 @@ async fn full_nonce_store_fails_closed() {
     *request.method_mut() = Method::DELETE;
     h.send(&request).await.assert_problem(401, "bad_signature");
 }
+
+/// RFC 9112 §3.2 and spec §11.2 step 5, through hyper, axum and the tower
+/// layer: the same answers as the core and `tessera verify` give.
+#[tokio::test]
+async fn host_lines_and_target_forms_over_real_http() {
+    let h = Harness::standard().await;
+    let path = support::PATH;
+    let request = Spec::new(Method::GET, PUBLIC).signed();
+    h.send_raw(&request, path, &[PUBLIC]).await.assert_ok();
+    // A second, forged Host after a valid one: 400, never accepted.
+    h.send_raw(&request, path, &[PUBLIC, "evil.example"])
+        .await
+        .assert_problem(400, "invalid_field_value");
+    h.send_raw(&request, path, &[PUBLIC, PUBLIC])
+        .await
+        .assert_problem(400, "invalid_field_value");
+    // No authority at all.
+    h.send_raw(&request, path, &[])
+        .await
+        .assert_problem(401, "authority_mismatch");
+    // Absolute-form: the target's authority is used, Host is ignored.
+    let absolute = format!("http://{PUBLIC}{path}");
+    let fresh = Spec::new(Method::GET, PUBLIC).signed();
+    h.send_raw(&fresh, &absolute, &["evil.example"])
+        .await
+        .assert_ok();
+    // Time is checked before the target (step 4 before step 5).
+    let old = Spec::new(Method::GET, PUBLIC).created(T0 - 1000).signed();
+    h.send_raw(&old, path, &[PUBLIC, "evil.example"])
+        .await
+        .assert_problem(401, "clock_skew");
+}

@@ -77,16 +77,25 @@ pub(crate) struct Args {
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
     addr: SocketAddr,
     /// JSON keys file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     keys: PathBuf,
     /// An authority (host[:port]) to serve; repeat for more. Default: the
     /// bound IP:PORT and localhost:PORT.
-    #[arg(long = "authority", value_name = "HOST[:PORT]")]
+    #[arg(
+        long = "authority",
+        value_name = "HOST[:PORT]",
+        allow_hyphen_values = true
+    )]
     authorities: Vec<String>,
     /// The one public authority every signature base uses, whatever `Host`
     /// says: for use behind a proxy that rewrites `Host`. `Host` is then not
     /// checked at all. Cannot be combined with --authority.
-    #[arg(long, value_name = "HOST[:PORT]", conflicts_with = "authorities")]
+    #[arg(
+        long,
+        value_name = "HOST[:PORT]",
+        conflicts_with = "authorities",
+        allow_hyphen_values = true
+    )]
     fixed_authority: Option<String>,
     /// The public scheme clients sign for (`https` behind TLS termination);
     /// decides which default port authorities drop.

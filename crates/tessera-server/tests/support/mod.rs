@@ -177,6 +177,58 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Sends `request` as raw HTTP/1.1 over a fresh TCP connection, with
+    /// `target` on the request line and exactly these `Host` lines, so that
+    /// requests no HTTP client would send can be tested.
+    pub async fn send_raw(
+        &self,
+        request: &http::Request<Vec<u8>>,
+        target: &str,
+        hosts: &[&str],
+    ) -> Reply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut head = format!("{} {target} HTTP/1.1\r\n", request.method());
+        for host in hosts {
+            head.push_str(&format!("Host: {host}\r\n"));
+        }
+        for (name, value) in request.headers() {
+            head.push_str(&format!("{name}: {}\r\n", value.to_str().expect("ascii")));
+        }
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            request.body().len()
+        ));
+        let mut stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        stream.write_all(head.as_bytes()).await.expect("write");
+        stream.write_all(request.body()).await.expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read");
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        let head_len = match response.parse(&raw).expect("an HTTP response") {
+            httparse::Status::Complete(n) => n,
+            httparse::Status::Partial => panic!("incomplete response"),
+        };
+        let status = StatusCode::from_u16(response.code.expect("status")).expect("status");
+        let mut map = HeaderMap::new();
+        for h in response.headers.iter() {
+            map.append(
+                http::HeaderName::from_bytes(h.name.as_bytes()).expect("name"),
+                http::HeaderValue::from_bytes(h.value).expect("value"),
+            );
+        }
+        let json = serde_json::from_slice(&raw[head_len..]).unwrap_or(serde_json::Value::Null);
+        Reply {
+            status,
+            headers: map,
+            json,
+        }
+    }
+}
+
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
