@@ -23,7 +23,7 @@ def test_sign_at_reproduces_the_basic_vector():
 
 
 def test_sign_fresh_nonce_extra_headers_and_digest_variant():
-    s = t.Signer("device-7f3a2c", SECRET, ["Content-Type"], 60)
+    s = t.Signer("device-7f3a2c", SECRET, ["content-type"], 60)
     assert s.covered_headers() == ["content-type"] and s.key_id() == "device-7f3a2c"
     body = b'{"qty":1}'
     req = t.HttpRequest(method="POST", url="https://api.example.com/v1/orders",
@@ -84,3 +84,47 @@ def test_clock_offset_and_forged_challenges():
     assert s.clock_offset() == 120
     assert abs(s.sign(get("https://api.example.com/")).created - (int(time.time()) + 120)) <= 2
     assert abs(s.now() - (int(time.time()) + 120)) <= 2
+
+
+@pytest.mark.parametrize("names, bad, lower", [
+    (["Content-Type"], "Content-Type", "content-type"),
+    (["x-request-id", "X-Request-ID"], "X-Request-ID", "x-request-id"),
+])
+def test_uppercase_covered_names_are_refused_not_lowercased(names, bad, lower):
+    with pytest.raises(t.TesseraError.InvalidConfig) as e:
+        t.Signer("k1", SECRET, names)
+    assert e.value.code == "malformed_signature"
+    assert f'"{bad}"' in e.value.detail and f'use "{lower}"' in e.value.detail, e.value.detail
+    # Lowercase names are fine, whatever the case of the header lines.
+    s = t.Signer("k1", SECRET, [lower])
+    assert s.covered_headers() == [lower]
+    s.sign(get("https://api.example.com/", (bad.upper(), "v")))
+
+
+@pytest.mark.parametrize("method", ["get", "PaTcH", "GET"])
+def test_methods_are_signed_exactly_as_given(method):
+    s = t.Signer("device-7f3a2c", SECRET)
+    req = get("https://api.example.com/v1/orders?limit=10")
+    req.method = method
+    signed = s.sign_at(req, 1_700_000_000, "sWdxpjKCug4loESa7u_Yzg", None)
+    assert s.signature_base(req, signed).startswith(f'"@method": {method}\n')
+    if method != method.upper():
+        req.method = method.upper()
+        upper = s.sign_at(req, 1_700_000_000, "sWdxpjKCug4loESa7u_Yzg", None)
+        assert upper.headers[2].value != signed.headers[2].value
+
+
+def test_urls_are_signed_verbatim():
+    s = t.Signer("device-7f3a2c", SECRET)
+
+    def base(url):
+        return s.signature_base(get(url), s.sign_at(get(url), 1_700_000_000, "sWdxpjKCug4loESa7u_Yzg", None))
+
+    odd = base(r'https://api.example.com/a/"q"/<b>/c\d/^/`e`/{f}/g|h?x="1"&y=<2>&z=`^{}|')
+    assert '"@path": /a/"q"/<b>/c\\d/^/`e`/{f}/g|h\n"@query": ?x="1"&y=<2>&z=`^{}|\n' in odd, odd
+    assert '"@authority": api.ex%61mple.com\n' in base("https://api.ex%61mple.com/v1/x")
+    for url in ["https://api.example.com/café", "https://api.example.com/x?q=ÿ", "https://api.example.com/a b",
+                "https://user@api.example.com/", "https://api.example.com:65536/"]:
+        with pytest.raises(t.TesseraError.InvalidRequest) as e:
+            s.sign(get(url))
+        assert e.value.code == "invalid_field_value", url

@@ -89,3 +89,13 @@ def test_scopes_and_wrong_keys(server):
     wrong = t.Signer(server["key_id"], bytes(32))
     status, body, *_ = send(wrong, "GET", server["url"] + "/v1/x")
     assert (status, body["code"]) == (401, "bad_signature")
+
+
+def test_methods_and_urls_reach_the_verifier_as_signed(server):
+    """Lowercase and mixed-case methods, and path/query characters a URL library would
+    refuse or re-encode, are signed verbatim and verify."""
+    s = t.Signer(server["key_id"], server["secret"])
+    for method, body in [("get", None), ("PaTcH", b"{}")]:
+        status, answer, *_ = send(s, method, server["url"] + "/v1/a|b/{c}/^?q={x}|y^", body=body)
+        assert status == 200, (method, answer)
+        assert (answer["method"], answer["path"], answer["query"]) == (method, "/v1/a|b/{c}/^", "q={x}|y^")

@@ -110,18 +110,24 @@ impl SignerBuilder {
     /// Covers header `name` in addition to the mandatory components
     /// (`@method`, `@authority`, `@path`, `@query`, `content-digest`).
     ///
-    /// Names are case-insensitive. A covered header must be present on every
-    /// request this signer signs (set it on the request itself, not only as a
-    /// `reqwest` client default header, which is added after middleware runs).
+    /// `name` must be written in lowercase, as it appears in
+    /// `Signature-Input` (`"content-type"`, not `"Content-Type"`): it is
+    /// never lowercased for you, and [`SignerBuilder::build`] refuses a name
+    /// with an uppercase letter (`malformed_signature`, with a message naming
+    /// the lowercase form). The header itself may be spelled in any case on
+    /// the request: field names match case-insensitively there.
+    ///
+    /// A covered header must be present on every request this signer signs
+    /// (set it on the request itself, not only as a `reqwest` client default
+    /// header, which is added after middleware runs).
     pub fn cover(mut self, name: &str) -> Self {
-        self.covered.push(name.to_ascii_lowercase());
+        self.covered.push(name.to_owned());
         self
     }
 
-    /// Covers each of `names`; see [`SignerBuilder::cover`].
+    /// Covers each of `names` (lowercase); see [`SignerBuilder::cover`].
     pub fn cover_all<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
-        self.covered
-            .extend(names.into_iter().map(str::to_ascii_lowercase));
+        self.covered.extend(names.into_iter().map(str::to_owned));
         self
     }
 
@@ -142,11 +148,13 @@ impl SignerBuilder {
     /// Validates the configuration and builds the signer.
     ///
     /// # Errors
-    /// [`ClientError::Config`] when a covered name is not a valid lowercase
-    /// field name, is forbidden by the profile (`host`, `signature`,
-    /// hop-by-hop and `x-forwarded-*` fields), is mandatory already
-    /// (`content-digest`) or listed twice, when too many components are
-    /// covered, or when the lifetime is under one second.
+    /// [`ClientError::Config`] when a covered name contains an uppercase
+    /// letter or is not a valid field name (`malformed_signature`), is
+    /// forbidden by the profile (`host`, `signature`, hop-by-hop and
+    /// `x-forwarded-*` fields: `forbidden_component`), is mandatory already
+    /// (`content-digest`) or listed twice (`duplicate_component`), when too
+    /// many components are covered (`malformed_signature`), or when the
+    /// lifetime is under one second (`invalid_parameter`).
     pub fn build(self) -> Result<Signer, ClientError> {
         let config =
             |code, detail: String| ClientError::Config(tessera_core::Error::new(code, detail));
@@ -273,8 +281,10 @@ impl Signer {
     /// replacing any earlier values.
     ///
     /// `uri` should be absolute (`https://host/path?query`); otherwise the
-    /// authority is taken from `headers`' `Host`. The path and query are
-    /// signed exactly as they will be sent.
+    /// authority is taken from `headers`' `Host`. The method, path and query
+    /// are signed exactly as they will be sent: methods are case-sensitive
+    /// (RFC 9110 §9.1), so an extension method `get` is signed as `get`, not
+    /// `GET`, and percent-encoding is left as written.
     ///
     /// # Errors
     /// [`ClientError::Signing`] when the URI has no authority or an

@@ -19,7 +19,8 @@ use tessera_client::{
 };
 use tessera_core::challenge::{server_time_header, SERVER_TIME_HEADER};
 use tessera_core::{
-    BodyDigest, ErrorCode, KeyId, ParsedSignature, Policy, RequestView, SecretKey, SigningKey,
+    BodyDigest, ErrorCode, KeyId, ParsedSignature, Policy, ReceivedRequest, Scheme, SecretKey,
+    SigningKey,
 };
 
 fn key() -> SigningKey {
@@ -84,26 +85,14 @@ async fn handle(state: Arc<State>, req: Request<Body>) -> Response {
         state.signature_headers_seen.fetch_add(1, Ordering::SeqCst);
     }
     let body = axum::body::to_bytes(body, 4 << 20).await.unwrap();
-    let view = RequestView::new(
-        parts.method.as_str(),
-        tessera_core::Scheme::Http,
-        &state.authority,
-        parts.uri.path(),
-        parts.uri.query(),
-        &parts.headers,
-    )
-    .unwrap();
+    let received = ReceivedRequest::from_parts(&parts);
     let parsed = match ParsedSignature::from_fields(&parts.headers) {
         Ok(p) => p,
         Err(e) => return problem(e.code(), None),
     };
     let authorities = [state.authority.clone()];
-    let policy = Policy {
-        now: now(),
-        window: 300,
-        authorities: &authorities,
-    };
-    if let Err(e) = parsed.verify_with_key(&key(), &view, &BodyDigest::of(&body), &policy) {
+    let policy = Policy::new(now(), 300, &authorities).with_scheme(Scheme::Http);
+    if let Err(e) = parsed.verify_with_key(&key(), &received, &BodyDigest::of(&body), &policy) {
         let challenge = (e.code() == ErrorCode::ClockSkew).then(|| {
             let signing = if state.forge_challenge {
                 SigningKey::new(
@@ -192,6 +181,9 @@ async fn signs_every_method_and_body() {
         reqwest::Method::PUT,
         reqwest::Method::PATCH,
         reqwest::Method::DELETE,
+        // Methods are case-sensitive: these go on the wire, and are signed, as written.
+        reqwest::Method::from_bytes(b"get").unwrap(),
+        reqwest::Method::from_bytes(b"PaTcH").unwrap(),
     ] {
         let r = c
             .request(method.clone(), format!("{base}/items/7"))
@@ -199,9 +191,10 @@ async fn signs_every_method_and_body() {
             .send()
             .await
             .unwrap();
+        assert_eq!(r.status(), 200, "{method}");
         assert_eq!(r.text().await.unwrap(), format!("{method} /items/7 70000"));
     }
-    assert_eq!(state.hits.load(Ordering::SeqCst), 5);
+    assert_eq!(state.hits.load(Ordering::SeqCst), 7);
 }
 
 #[tokio::test]

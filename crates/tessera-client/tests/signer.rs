@@ -9,7 +9,8 @@ use std::time::Duration;
 use tessera_client::{ClientError, Clock, Signer};
 use tessera_core::challenge::{server_time_header, SERVER_TIME_HEADER};
 use tessera_core::{
-    verify, BodyDigest, ErrorCode, KeyId, Nonce, Policy, RequestView, SecretKey, SigningKey,
+    verify, BodyDigest, ErrorCode, KeyId, Nonce, Policy, ReceivedRequest, RequestView, SecretKey,
+    SigningKey,
 };
 
 #[derive(Debug, Clone)]
@@ -34,7 +35,7 @@ fn signer_at(t: u64) -> (Signer, TestClock) {
     let clock = TestClock(Arc::new(AtomicU64::new(t)));
     let signer = Signer::builder(key())
         .clock(clock.clone())
-        .cover_all(["content-type", "User-Agent"])
+        .cover_all(["content-type", "user-agent"])
         .build()
         .unwrap();
     (signer, clock)
@@ -46,13 +47,9 @@ fn check(
     now: u64,
 ) -> Result<tessera_core::ParsedSignature, ErrorCode> {
     let authorities = ["api.example.com".to_owned()];
-    let policy = Policy {
-        now,
-        window: 300,
-        authorities: &authorities,
-    };
+    let policy = Policy::new(now, 300, &authorities);
     verify(
-        &RequestView::from_parts(parts).unwrap(),
+        &ReceivedRequest::from_parts(parts),
         &BodyDigest::of(body),
         &policy,
         |_| Ok(key()),
@@ -174,7 +171,7 @@ fn configuration_is_validated_once() {
     }
     let dup = Signer::builder(key())
         .cover("accept")
-        .cover("Accept")
+        .cover("accept")
         .build()
         .unwrap_err();
     assert_eq!(dup.code(), Some(ErrorCode::DuplicateComponent));
@@ -350,4 +347,115 @@ fn signature_base_matches_what_was_signed() {
         .signature_base(&RequestView::from_parts(&parts).unwrap())
         .unwrap();
     assert_eq!(server.sha256_hex(), base.sha256_hex());
+}
+
+/// Covered names are never lowercased for the caller: an uppercase letter is
+/// a configuration error naming the lowercase form, from `cover` and
+/// `cover_all` alike, and nothing is signed with such a signer.
+#[test]
+fn uppercase_component_names_are_refused_not_lowercased() {
+    for (names, bad, lower) in [
+        (&["Content-Type"][..], "Content-Type", "content-type"),
+        (
+            &["x-request-id", "X-Request-Id"][..],
+            "X-Request-Id",
+            "x-request-id",
+        ),
+        (&["accept", "ACCEPT"][..], "ACCEPT", "accept"),
+    ] {
+        let via_cover_all = Signer::builder(key())
+            .cover_all(names.iter().copied())
+            .build()
+            .unwrap_err();
+        let via_cover = names
+            .iter()
+            .fold(Signer::builder(key()), |b, n| b.cover(n))
+            .build()
+            .unwrap_err();
+        for err in [via_cover_all, via_cover] {
+            assert!(matches!(err, ClientError::Config(_)), "{err:?}");
+            assert_eq!(err.code(), Some(ErrorCode::MalformedSignature), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("\"{bad}\"")) && text.contains(&format!("use \"{lower}\"")),
+                "{text}"
+            );
+        }
+    }
+    // The same names in lowercase are fine, and the request's own header
+    // spelling does not matter.
+    let signer = Signer::builder(key())
+        .clock(TestClock(Arc::new(AtomicU64::new(T0))))
+        .cover_all(["content-type", "x-request-id"])
+        .build()
+        .unwrap();
+    let mut req = http::Request::post("https://api.example.com/v1/orders")
+        .header("Content-Type", "application/json")
+        .header("X-Request-Id", "r-1")
+        .body(b"{}".to_vec())
+        .unwrap();
+    signer.sign_request(&mut req).unwrap();
+    let input = req.headers()["signature-input"].to_str().unwrap();
+    assert!(
+        input.contains(r#""content-digest" "content-type" "x-request-id");"#),
+        "{input}"
+    );
+    let (parts, body) = req.into_parts();
+    assert!(check(&parts, &body, T0).is_ok());
+}
+
+/// Methods are case-sensitive (RFC 9110 §9.1): `get` is signed as `get`, a
+/// mixed-case extension method as written, and the verifier agrees; the
+/// same request received as `GET` does not verify.
+#[test]
+fn the_method_is_signed_exactly_as_sent() {
+    let (signer, _) = signer_at(T0);
+    for method in ["get", "PaTcH", "post"] {
+        let mut req = http::Request::builder()
+            .method(http::Method::from_bytes(method.as_bytes()).unwrap())
+            .uri("https://api.example.com/v1/x?y=1")
+            .header("content-type", "text/plain")
+            .header("user-agent", "t/1")
+            .body(b"abc".to_vec())
+            .unwrap();
+        let info = signer.sign_request(&mut req).unwrap();
+        assert_eq!(req.method().as_str(), method, "the request is not changed");
+        let base = signer
+            .signature_base(
+                req.method(),
+                req.uri(),
+                req.headers(),
+                &BodyDigest::of(b"abc"),
+                &info,
+            )
+            .unwrap()
+            .to_string();
+        assert!(
+            base.starts_with(&format!("\"@method\": {method}\n")),
+            "{base}"
+        );
+        let (parts, body) = req.into_parts();
+        assert!(check(&parts, &body, T0).is_ok(), "{method}");
+        let mut upper = parts.clone();
+        upper.method = http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+        assert_eq!(
+            check(&upper, &body, T0),
+            Err(ErrorCode::BadSignature),
+            "{method} received as {}",
+            upper.method
+        );
+    }
+    // sign_parts and sign_head take the same path.
+    let (mut parts, ()) = http::Request::builder()
+        .method(http::Method::from_bytes(b"delete").unwrap())
+        .uri("https://api.example.com/v1/x")
+        .header("content-type", "a")
+        .header("user-agent", "b")
+        .body(())
+        .unwrap()
+        .into_parts();
+    signer.sign_parts(&mut parts, b"").unwrap();
+    assert!(check(&parts, b"", T0).is_ok());
+    parts.method = http::Method::DELETE;
+    assert_eq!(check(&parts, b"", T0), Err(ErrorCode::BadSignature));
 }

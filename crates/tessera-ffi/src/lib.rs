@@ -40,8 +40,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tessera_core::challenge::verify_server_time;
 use tessera_core::{
-    BodyDigest, Component, ErrorCode, Fields, KeyId, Nonce, RequestView, Scheme, SecretKey,
-    SignOptions, SigningKey, MANDATORY, MAX_COMPONENTS,
+    BodyDigest, Component, ErrorCode, Fields, KeyId, Nonce, RequestView, SecretKey, SignOptions,
+    SigningKey, Target, MANDATORY, MAX_COMPONENTS,
 };
 
 mod secret;
@@ -70,8 +70,9 @@ pub const SERVER_TIME_HEADER: &str = tessera_core::challenge::SERVER_TIME_HEADER
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum TesseraError {
     /// The signer's configuration is invalid: a bad key id, a secret outside
-    /// 16..=128 bytes, a covered header that is forbidden, mandatory already
-    /// or listed twice, or too many covered headers.
+    /// 16..=128 bytes, a covered header name that is not lowercase or not a
+    /// field name, is forbidden, mandatory already or listed twice, or too
+    /// many covered headers.
     #[error("invalid signer configuration ({code}): {detail}")]
     InvalidConfig {
         /// The stable tessera-v1 error code.
@@ -80,9 +81,11 @@ pub enum TesseraError {
         detail: String,
     },
     /// The request cannot be signed: the URL is not an absolute `http`/`https`
-    /// URL, a covered header is missing (`missing_component`) or contains
-    /// control characters (`invalid_field_value`), the method is not a token,
-    /// or a parameter given for a test signature is out of range.
+    /// URL or its authority, path or query break the profile's rules, a
+    /// covered header is missing (`missing_component`) or holds control
+    /// characters or octets above 0x7F (`invalid_field_value`), the method is
+    /// not a token, or a parameter given for a test signature is out of
+    /// range.
     #[error("cannot sign the request ({code}): {detail}")]
     InvalidRequest {
         /// The stable tessera-v1 error code.
@@ -160,10 +163,22 @@ pub struct HttpHeader {
 /// A request as it will be sent.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct HttpRequest {
-    /// The method, for example `"GET"` (case-sensitive, as sent).
+    /// The method exactly as it will be sent, for example `"GET"`. Methods
+    /// are case-sensitive: `"get"` is signed as `get`, never uppercased.
     pub method: String,
     /// The absolute URL, `http` or `https`, with the path and query exactly as
-    /// they will be sent (percent-encoding untouched).
+    /// they will be sent (`scheme://authority/path?query`; a `#fragment` is
+    /// dropped, as it is never sent).
+    ///
+    /// The URL is split, not parsed by a URL library: the path and query are
+    /// signed byte for byte, percent-encoding untouched, with characters such
+    /// as `{` `}` `|` `<` `>` `^`, quotes, backticks and backslashes as
+    /// written; a percent-encoded host is not decoded (the authority is only
+    /// lowercased and loses a default port). What a tessera-v1 verifier
+    /// would reject is refused here with the same code,
+    /// `invalid_field_value`: a path or query with a space, a control
+    /// character or a non-ASCII character (percent-encode it), userinfo, an
+    /// invalid host or a port above 65535.
     pub url: String,
     /// The header field lines in order, duplicates kept. Only the headers
     /// the signer covers matter; the others are ignored.
@@ -244,16 +259,20 @@ impl Signer {
     ///
     /// `covered_headers` are covered in addition to the mandatory
     /// `@method`, `@authority`, `@path`, `@query` and `content-digest`, in
-    /// order (names are case-insensitive); every request signed must carry
-    /// them. `expires_after_secs` adds `expires = created + lifetime` to each
-    /// signature.
+    /// order; every request signed must carry them (in any case: header
+    /// lines match case-insensitively). The names themselves must be written
+    /// in lowercase, as `Signature-Input` lists them (`"content-type"`):
+    /// they are never lowercased for you. `expires_after_secs` adds
+    /// `expires = created + lifetime` to each signature.
     ///
     /// # Errors
     /// [`TesseraError::InvalidConfig`]: `invalid_parameter` for a bad key id,
-    /// secret length or a zero lifetime; `forbidden_component` for a header
-    /// the profile forbids (`host`, `signature`, hop-by-hop, forwarding
-    /// headers) or an invalid name; `duplicate_component` for a header that is
-    /// mandatory already or listed twice; `malformed_signature` for too many.
+    /// secret length or a zero lifetime; `malformed_signature` for a name
+    /// with an uppercase letter (the detail names the lowercase form to use),
+    /// a name that is not a field name, or too many names;
+    /// `forbidden_component` for a header the profile forbids (`host`,
+    /// `signature`, hop-by-hop, forwarding headers); `duplicate_component`
+    /// for a header that is mandatory already or listed twice.
     #[uniffi::constructor(default(covered_headers = [], expires_after_secs = None))]
     pub fn new(
         key_id: String,
@@ -266,8 +285,7 @@ impl Signer {
         let id = KeyId::new(key_id).map_err(TesseraError::config)?;
         let mut extra: Vec<Component> = Vec::with_capacity(covered_headers.len());
         for name in &covered_headers {
-            let component =
-                Component::field(&name.to_ascii_lowercase()).map_err(TesseraError::config)?;
+            let component = Component::field(name).map_err(TesseraError::config)?;
             if MANDATORY.contains(&component) || extra.contains(&component) {
                 return Err(TesseraError::config(core_err(
                     ErrorCode::DuplicateComponent,
@@ -301,7 +319,7 @@ impl Signer {
         self.key.id().as_str().to_owned()
     }
 
-    /// The extra covered header names (lowercase), in signed order.
+    /// The extra covered header names, in signed order (lowercase, as given).
     pub fn covered_headers(&self) -> Vec<String> {
         self.extra.iter().map(|c| c.name().to_owned()).collect()
     }
@@ -311,9 +329,10 @@ impl Signer {
     ///
     /// # Errors
     /// [`TesseraError::InvalidRequest`]: `invalid_field_value` for a URL that
-    /// is not absolute `http`/`https`, an invalid method or authority, or a
-    /// covered value with control characters; `missing_component` when a
-    /// covered header is absent.
+    /// is not absolute `http`/`https` or whose authority, path or query the
+    /// profile does not allow (see [`HttpRequest::url`]), a method that is
+    /// not a token, or a covered value with control characters or octets
+    /// above 0x7F; `missing_component` when a covered header is absent.
     pub fn sign(&self, request: HttpRequest) -> Result<SignedHeaders, TesseraError> {
         let digest = BodyDigest::of(request.body.as_deref().unwrap_or_default());
         let (created, nonce, expires) = self.fresh_params();
@@ -392,8 +411,7 @@ impl Signer {
         };
         let (created, nonce, expires) = fixed_params(signed.created, signed.nonce, signed.expires)?;
         let fields = HeaderLines(&request.headers);
-        let uri = parse_url(&request.url)?;
-        let view = request_view(&request.method, &uri, &fields)?;
+        let view = request_view(&request, &fields)?;
         let options = SignOptions {
             created,
             expires,
@@ -472,8 +490,7 @@ impl Signer {
         expires: Option<u64>,
     ) -> Result<SignedHeaders, TesseraError> {
         let fields = HeaderLines(&request.headers);
-        let uri = parse_url(&request.url)?;
-        let view = request_view(&request.method, &uri, &fields)?;
+        let view = request_view(request, &fields)?;
         let options = SignOptions {
             created,
             expires,
@@ -546,34 +563,23 @@ fn fixed_params(
     Ok((created, nonce, expires))
 }
 
-fn parse_url(url: &str) -> Result<http::Uri, TesseraError> {
-    url.parse::<http::Uri>().map_err(|_| {
-        TesseraError::request(core_err(
-            ErrorCode::InvalidFieldValue,
-            "the URL is not a valid URI",
-        ))
-    })
-}
-
+/// The view of `request` that is signed: its URL split verbatim by
+/// [`Target::parse_url`] and checked by [`RequestView::new`], the same rules
+/// a verifier applies to what it receives.
 fn request_view<'a>(
-    method: &'a str,
-    uri: &'a http::Uri,
+    request: &'a HttpRequest,
     fields: &'a HeaderLines<'a>,
 ) -> Result<RequestView<'a, HeaderLines<'a>>, TesseraError> {
-    let scheme = uri.scheme_str().and_then(Scheme::parse).ok_or_else(|| {
-        TesseraError::request(core_err(
-            ErrorCode::InvalidFieldValue,
-            "the URL must be absolute, with scheme http or https",
-        ))
-    })?;
-    let authority = uri.authority().map(|a| a.as_str()).ok_or_else(|| {
-        TesseraError::request(core_err(
-            ErrorCode::InvalidFieldValue,
-            "the URL has no authority",
-        ))
-    })?;
-    RequestView::new(method, scheme, authority, uri.path(), uri.query(), fields)
-        .map_err(TesseraError::request)
+    let target = Target::parse_url(&request.url).map_err(TesseraError::request)?;
+    RequestView::new(
+        &request.method,
+        target.scheme(),
+        target.authority(),
+        target.path(),
+        target.query(),
+        fields,
+    )
+    .map_err(TesseraError::request)
 }
 
 #[cfg(test)]

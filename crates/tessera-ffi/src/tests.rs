@@ -1,5 +1,6 @@
 //! Unit tests of the FFI surface, called as Rust (the foreign suites call the same functions).
 
+use tessera_core::{Authorities, Policy, ReceivedRequest, Scheme};
 use uniffi::{Lift, RustBuffer};
 
 use super::*;
@@ -162,11 +163,11 @@ fn configuration_errors_carry_codes() {
         "forbidden_component"
     );
     assert_eq!(
-        code(new("k", ok.clone(), &["Content-Digest"], None)),
+        code(new("k", ok.clone(), &["content-digest"], None)),
         "duplicate_component"
     );
     assert_eq!(
-        code(new("k", ok.clone(), &["a", "A"], None)),
+        code(new("k", ok.clone(), &["a", "a"], None)),
         "duplicate_component"
     );
     assert_eq!(
@@ -354,4 +355,274 @@ fn key_material_is_zeroized_on_drop() {
         "{} key-material bytes survived the drop at offsets {survivors:?} (size {len}, key id at {id_bytes:?})",
         survivors.len()
     );
+}
+
+/// What a tessera-v1 verifier makes of `request` sent with `signed`: the URL
+/// goes on the wire in absolute-form without its fragment, beside a `Host`
+/// line, and is verified with the signer's key at `created` for `served`.
+fn verify_sent(
+    request: &HttpRequest,
+    signed: &SignedHeaders,
+    served: &str,
+) -> Result<(), ErrorCode> {
+    let sent = request.url.split('#').next().unwrap_or_default();
+    let scheme = if sent
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+    {
+        Scheme::Http
+    } else {
+        Scheme::Https
+    };
+    let mut lines: Vec<(String, String)> = vec![("Host".into(), served.into())];
+    lines.extend(
+        request
+            .headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone())),
+    );
+    lines.extend(
+        signed
+            .headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone())),
+    );
+    let key = SigningKey::new(
+        KeyId::new("device-7f3a2c").expect("id"),
+        &SecretKey::from_hex(SECRET_HEX).expect("secret"),
+    );
+    let served = [served.to_owned()];
+    let policy =
+        Policy::new(u64::try_from(signed.created).expect("time"), 300, &served).with_scheme(scheme);
+    let received = ReceivedRequest::new(request.method.as_bytes(), sent.as_bytes(), &lines[..]);
+    let body = BodyDigest::of(request.body.as_deref().unwrap_or_default());
+    tessera_core::verify(&received, &body, &policy, |_| Ok(key))
+        .map(|_| ())
+        .map_err(|e| e.code())
+}
+
+/// The code step 5 of verification gives `url` received in absolute-form
+/// (`None`: accepted), for comparison with the signer's.
+fn verifier_code(method: &str, url: &str) -> Option<String> {
+    let lines = [("Host", "api.example.com")];
+    let served = ["api.example.com".to_owned()];
+    let sent = url.split('#').next().unwrap_or_default();
+    ReceivedRequest::new(method.as_bytes(), sent.as_bytes(), &lines[..])
+        .view(Scheme::Https, Authorities::Served(&served))
+        .err()
+        .map(|e| e.code().as_str().to_owned())
+}
+
+fn signed_at(s: &Signer, req: &HttpRequest) -> Result<SignedHeaders, TesseraError> {
+    s.sign_at(
+        req.clone(),
+        1_700_000_000,
+        "sWdxpjKCug4loESa7u_Yzg".into(),
+        None,
+    )
+}
+
+/// Methods are case-sensitive: `get` is signed as `get`, a mixed-case one as
+/// written, and the verifier accepts them; the same request received with
+/// the method uppercased does not verify.
+#[test]
+fn methods_are_signed_exactly_as_given() {
+    let s = signer(&["content-type"]);
+    for method in ["get", "PaTcH", "post", "GET"] {
+        let mut req = get(
+            "https://api.example.com/v1/orders?x=1",
+            &[("Content-Type", "text/plain")],
+        );
+        req.method = method.into();
+        req.body = Some(b"hello".to_vec());
+        let signed = signed_at(&s, &req).expect("signs");
+        let base = s.signature_base(req.clone(), signed.clone()).expect("base");
+        assert!(
+            base.starts_with(&format!("\"@method\": {method}\n")),
+            "{base}"
+        );
+        assert_eq!(
+            verify_sent(&req, &signed, "api.example.com"),
+            Ok(()),
+            "{method}"
+        );
+        let fresh = s.sign(req.clone()).expect("signs");
+        assert_eq!(
+            verify_sent(&req, &fresh, "api.example.com"),
+            Ok(()),
+            "{method}"
+        );
+        if method != method.to_ascii_uppercase() {
+            let mut upper = req.clone();
+            upper.method = method.to_ascii_uppercase();
+            assert_eq!(
+                verify_sent(&upper, &signed, "api.example.com"),
+                Err(ErrorCode::BadSignature),
+                "{method} received as {}",
+                upper.method
+            );
+        }
+    }
+}
+
+/// The URL is split verbatim, not parsed by a URL library: characters that
+/// `http::Uri` refuses but a verifier accepts, and a percent-encoded host,
+/// are signed byte for byte, and the verifier agrees.
+#[test]
+fn urls_are_signed_verbatim() {
+    let s = signer(&[]);
+    for (url, authority, path, query) in [
+        (
+            r#"https://api.example.com/a/"q"/<b>/c\d/^/`e`/{f}/g|h?x="1"&y=<2>&z=\`^{}|"#,
+            "api.example.com",
+            r#"/a/"q"/<b>/c\d/^/`e`/{f}/g|h"#,
+            Some(r#"?x="1"&y=<2>&z=\`^{}|"#),
+        ),
+        (
+            "https://api.ex%61mple.com/v1/x",
+            "api.ex%61mple.com",
+            "/v1/x",
+            Some("?"),
+        ),
+        (
+            "HTTP://API.Example.COM:80/a%2fb%2F?%7e=~#frag",
+            "api.example.com",
+            "/a%2fb%2F",
+            Some("?%7e=~"),
+        ),
+        ("https://api.example.com", "api.example.com", "/", Some("?")),
+        (
+            "https://api.example.com:8443?",
+            "api.example.com:8443",
+            "/",
+            Some("?"),
+        ),
+        (
+            "http://[2001:DB8::1]:8080/p",
+            "[2001:db8::1]:8080",
+            "/p",
+            Some("?"),
+        ),
+    ] {
+        let req = get(url, &[]);
+        let signed = signed_at(&s, &req).unwrap_or_else(|e| panic!("{url}: {e}"));
+        let base = s.signature_base(req.clone(), signed.clone()).expect("base");
+        let expected = format!(
+            "\"@method\": GET\n\"@authority\": {authority}\n\"@path\": {path}\n\"@query\": {}\n",
+            query.expect("query line")
+        );
+        assert!(base.starts_with(&expected), "{url}\n{base}");
+        assert_eq!(verify_sent(&req, &signed, authority), Ok(()), "{url}");
+    }
+}
+
+/// What the verifier rejects, the signer refuses, with the same code; and
+/// what it accepts, the signer signs. Non-ASCII paths and queries are
+/// refused with `invalid_field_value`, never percent-encoded behind the
+/// caller's back.
+#[test]
+fn the_signer_refuses_what_the_verifier_rejects() {
+    let s = signer(&[]);
+    let refused = [
+        "https://api.example.com/café",
+        "https://api.example.com/v1/orders?q=ÿ",
+        "https://api.example.com/caf%C3%A9 x",
+        "https://api.example.com/a b",
+        "https://api.example.com/a?b c",
+        "https://api.example.com/a\tb",
+        "https://api.example.com/a\u{7f}",
+        "https://api.example.com:65536/v1/orders",
+        "https://api.example.com:99999999999999999999/",
+        "https://user@api.example.com/v1/orders",
+        "https://[fe80::1%25eth0]/v1/orders",
+        "https://api.exa mple.com/",
+        "https://bücher.example/",
+        "https:///v1/orders",
+    ];
+    for url in refused {
+        let e = s.sign(get(url, &[])).expect_err(url);
+        assert!(
+            matches!(e, TesseraError::InvalidRequest { .. }),
+            "{url}: {e:?}"
+        );
+        assert_eq!(e.code(), "invalid_field_value", "{url}: {e}");
+        assert_eq!(code(signed_at(&s, &get(url, &[]))), "invalid_field_value");
+        assert_eq!(
+            verifier_code("GET", url).as_deref(),
+            Some("invalid_field_value"),
+            "the verifier accepts {url}, which the signer refuses"
+        );
+    }
+    let e = s
+        .sign(get("https://api.example.com/café", &[]))
+        .expect_err("non-ASCII path");
+    assert!(e.detail().contains("0xc3"), "{e}");
+    // Not absolute http(s) URLs at all: refused with the same code.
+    for url in [
+        "ftp://api.example.com/x",
+        "/relative",
+        "api.example.com/x",
+        "",
+    ] {
+        assert_eq!(code(s.sign(get(url, &[]))), "invalid_field_value", "{url}");
+    }
+    // The method: a token, any case.
+    for (method, ok) in [
+        ("get", true),
+        ("M-SEARCH", true),
+        ("GET X", false),
+        ("", false),
+    ] {
+        let mut req = get("https://api.example.com/", &[]);
+        req.method = method.into();
+        let signer_code = s.sign(req).err().map(|e| e.code().to_owned());
+        assert_eq!(signer_code.is_none(), ok, "{method}");
+        assert_eq!(
+            signer_code,
+            verifier_code(method, "https://api.example.com/"),
+            "{method}"
+        );
+    }
+}
+
+/// Covered names are never lowercased: an uppercase letter is a
+/// configuration error (`malformed_signature`) whose detail names the
+/// lowercase form. Header lines themselves match in any case.
+#[test]
+fn uppercase_covered_names_are_refused_not_lowercased() {
+    for (covered, bad, lower) in [
+        (&["Content-Type"][..], "Content-Type", "content-type"),
+        (
+            &["x-request-id", "X-Request-ID"][..],
+            "X-Request-ID",
+            "x-request-id",
+        ),
+        (&["Host"][..], "Host", "host"),
+    ] {
+        let e = Signer::new(
+            "k1".into(),
+            secret(),
+            covered.iter().map(|s| (*s).to_owned()).collect(),
+            None,
+        )
+        .expect_err(bad);
+        assert!(matches!(e, TesseraError::InvalidConfig { .. }), "{e:?}");
+        assert_eq!(e.code(), "malformed_signature", "{e}");
+        assert!(
+            e.detail().contains(&format!("\"{bad}\""))
+                && e.detail().contains(&format!("use \"{lower}\"")),
+            "{e}"
+        );
+    }
+    let s = signer(&["content-type", "x-request-id"]);
+    assert_eq!(s.covered_headers(), ["content-type", "x-request-id"]);
+    let req = get(
+        "https://api.example.com/",
+        &[("CONTENT-TYPE", "text/plain"), ("X-Request-Id", "r-1")],
+    );
+    let signed = s.sign(req.clone()).expect("signs");
+    assert!(signed
+        .get("signature-input")
+        .is_some_and(|v| v.contains(r#""content-digest" "content-type" "x-request-id");"#)));
+    assert_eq!(verify_sent(&req, &signed, "api.example.com"), Ok(()));
 }

@@ -14,6 +14,10 @@ import FoundationNetworking
 ///
 /// The body must be in `httpBody`; a `httpBodyStream` is refused (sign it with
 /// `sign(_:bodySHA256:)` and its precomputed digest instead).
+///
+/// The method (`httpMethod`) and the URL (`url.absoluteString`) are signed
+/// exactly as the request carries them: nothing is uppercased, re-encoded or
+/// decoded here.
 public final class TesseraURLRequestSigner: @unchecked Sendable {
     /// The name of the response header carrying the authenticated server time.
     public static let serverTimeHeader = "Tessera-Server-Time"

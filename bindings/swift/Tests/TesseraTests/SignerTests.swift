@@ -31,7 +31,7 @@ final class SignerTests: XCTestCase {
     }
 
     func testSignUsesFreshNoncesAndCoversExtraHeaders() throws {
-        let signer = try Signer(keyId: "device-7f3a2c", secret: TestEnv.secret, coveredHeaders: ["Content-Type"], expiresAfterSecs: 60)
+        let signer = try Signer(keyId: "device-7f3a2c", secret: TestEnv.secret, coveredHeaders: ["content-type"], expiresAfterSecs: 60)
         XCTAssertEqual(signer.coveredHeaders(), ["content-type"])
         let body = Data("{\"qty\":1}".utf8)
         var request = HttpRequest(method: "POST", url: "https://api.example.com/v1/orders",
@@ -52,6 +52,55 @@ final class SignerTests: XCTestCase {
         XCTAssertEqual(code { _ = try Signer(keyId: "k", secret: Data(count: 15)) }, "invalid_parameter")
         XCTAssertEqual(code { _ = try Signer(keyId: "k", secret: TestEnv.secret, coveredHeaders: ["host"]) }, "forbidden_component")
         XCTAssertEqual(code { _ = try Signer(keyId: "k", secret: TestEnv.secret, coveredHeaders: ["content-digest"]) }, "duplicate_component")
+    }
+
+    func testUppercaseCoveredNamesAreRefusedNotLowercased() throws {
+        for (names, bad, lower) in [(["Content-Type"], "Content-Type", "content-type"),
+                                    (["x-request-id", "X-Request-ID"], "X-Request-ID", "x-request-id")] {
+            do {
+                _ = try Signer(keyId: "k1", secret: TestEnv.secret, coveredHeaders: names)
+                XCTFail("\(bad) was accepted")
+            } catch let TesseraError.InvalidConfig(code, detail) {
+                XCTAssertEqual(code, "malformed_signature")
+                XCTAssertTrue(detail.contains("\"\(bad)\"") && detail.contains("use \"\(lower)\""), detail)
+            }
+        }
+        // Lowercase names are fine, whatever the case of the header lines.
+        let signer = try Signer(keyId: "k1", secret: TestEnv.secret, coveredHeaders: ["content-type"])
+        XCTAssertEqual(signer.coveredHeaders(), ["content-type"])
+        _ = try signer.sign(request: get("https://api.example.com/", [("CONTENT-TYPE", "text/plain")]))
+    }
+
+    func testMethodsAreSignedExactlyAsGiven() throws {
+        let signer = try Signer(keyId: "device-7f3a2c", secret: TestEnv.secret)
+        var signatures: [String: String] = [:]
+        for method in ["get", "PaTcH", "GET"] {
+            var request = get("https://api.example.com/v1/orders?limit=10")
+            request.method = method
+            let signed = try signer.signAt(request: request, created: 1_700_000_000, nonce: "sWdxpjKCug4loESa7u_Yzg", expires: nil)
+            XCTAssertTrue(try signer.signatureBase(request: request, signedHeaders: signed).hasPrefix("\"@method\": \(method)\n"), method)
+            signatures[method] = signed.headers[2].value
+        }
+        XCTAssertNotEqual(signatures["get"], signatures["GET"])
+    }
+
+    func testURLsAreSignedVerbatim() throws {
+        let signer = try Signer(keyId: "device-7f3a2c", secret: TestEnv.secret)
+        func base(_ url: String) throws -> String {
+            let signed = try signer.signAt(request: get(url), created: 1_700_000_000, nonce: "sWdxpjKCug4loESa7u_Yzg", expires: nil)
+            return try signer.signatureBase(request: get(url), signedHeaders: signed)
+        }
+        let odd = try base(#"https://api.example.com/a/"q"/<b>/c\d/^/`e`/{f}/g|h?x="1"&y=<2>&z=`^{}|"#)
+        XCTAssertTrue(odd.contains(#""@path": /a/"q"/<b>/c\d/^/`e`/{f}/g|h"# + "\n" + #""@query": ?x="1"&y=<2>&z=`^{}|"# + "\n"), odd)
+        XCTAssertTrue(try base("https://api.ex%61mple.com/v1/x").contains("\"@authority\": api.ex%61mple.com\n"))
+        for url in ["https://api.example.com/café", "https://api.example.com/x?q=ÿ", "https://api.example.com/a b"] {
+            do {
+                _ = try signer.sign(request: get(url))
+                XCTFail("\(url) was signed")
+            } catch let TesseraError.InvalidRequest(code, _) {
+                XCTAssertEqual(code, "invalid_field_value", url)
+            }
+        }
     }
 
     func testRequestErrorsCarryCodes() throws {

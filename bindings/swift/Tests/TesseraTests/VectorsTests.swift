@@ -52,4 +52,41 @@ final class VectorsTests: XCTestCase {
         }
         XCTAssertGreaterThanOrEqual(checked, 80)
     }
+
+    /// Every unsignable vector: the signer refuses it (when built, or when signing)
+    /// with the vector's `sign_error`, the code a verifier gives the same request.
+    func testUnsignableVectorsAreRefusedWithTheirCodes() throws {
+        let dir = TestEnv.vectorsDir
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+            .filter { $0.hasPrefix("unsignable-") }.sorted()
+        XCTAssertGreaterThanOrEqual(names.count, 20, dir.path)
+        for name in names {
+            let data = try Data(contentsOf: dir.appendingPathComponent(name).appendingPathComponent("case.json"))
+            let json = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+            let req = json["request"] as! [String: Any]
+            let key = json["key"] as! [String: Any]
+            let sign = json["sign"] as! [String: Any]
+            let expected = (json["expected"] as! [String: String])["sign_error"]!
+            let headers = (req["headers"] as! [[String]]).map { HttpHeader(name: $0[0], value: $0[1]) }
+            let request = HttpRequest(
+                method: req["method"] as! String,
+                url: req["target_uri"] as! String,
+                headers: headers,
+                body: Data(base64Encoded: req["body_base64"] as! String)!
+            )
+            do {
+                let signer = try Signer(keyId: key["id"] as! String, secret: hexData(key["secret_hex"] as! String),
+                                        coveredHeaders: sign["extra_components"] as! [String])
+                _ = try signer.signAt(
+                    request: request,
+                    created: int64(sign["created"])!,
+                    nonce: sign["nonce"] as! String,
+                    expires: int64(sign["expires"])
+                )
+                XCTFail("\(name) was signed")
+            } catch let error as TesseraError {
+                XCTAssertEqual(error.code, expected, "\(name): \(error.detail)")
+            }
+        }
+    }
 }

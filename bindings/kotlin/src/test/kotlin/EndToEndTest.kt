@@ -55,6 +55,25 @@ class EndToEndTest {
         }
     }
 
+    @Test fun methodsAndUrlsAreSignedAsOkHttpSendsThem() {
+        Signer(keyId, secret).use { signer ->
+            val c = client(signer)
+            // Methods are case-sensitive: "get" goes on the wire, and is signed, as "get".
+            for (method in listOf("get", "PaTcH")) {
+                val body = if (method == "get") null else RequestBody.create(json, "{}")
+                val r = c.newCall(Request.Builder().url("$base/v1/a|b/{c}/^?q={x}|y^").method(method, body).build()).execute()
+                val answer = r.json()
+                assertEquals(200, r.code(), "$method: $answer")
+                assertEquals(method, answer["method"])
+                assertEquals(sent.last().url().encodedPath(), answer["path"])
+                assertEquals(sent.last().url().encodedQuery(), answer["query"])
+            }
+            // Userinfo is not sent (OkHttp's Host has none), so it is not signed either.
+            val r = c.newCall(Request.Builder().url(base!!.replace("http://", "http://user:pw@") + "/v1/x").build()).execute()
+            assertEquals(200, r.code(), r.json().toString())
+        }
+    }
+
     @Test fun signedPostWithCoveredContentTypeIsAccepted() {
         Signer(keyId, secret, listOf("content-type", "x-request-id")).use { signer ->
             val payload = "{\"qty\":1,\"note\":\"héllo\"}".toByteArray()

@@ -4,7 +4,9 @@ import kotlin.system.exitProcess
 
 /** Runs every suite; prints `kotlin: N passed, N failed, N skipped`; exits 1 on a failure or when nothing ran. */
 fun main() {
-    val classes = arrayOf(SignerTest::class.java, VectorsTest::class.java, EndToEndTest::class.java)
+    val classes = arrayOf(
+        SignerTest::class.java, VectorsTest::class.java, UnsignableVectorsTest::class.java, EndToEndTest::class.java,
+    )
     val r = JUnitCore().run(Request.classes(*classes))
     for (f in r.failures) {
         System.err.println("FAIL ${f.testHeader}: ${f.message}")

@@ -20,7 +20,7 @@ class SignerTest {
     }
 
     @Test fun signUsesFreshNoncesAndCoversExtraHeaders() {
-        Signer("device-7f3a2c", secret, listOf("Content-Type"), 60u).use { s ->
+        Signer("device-7f3a2c", secret, listOf("content-type"), 60u).use { s ->
             assertEquals(listOf("content-type"), s.coveredHeaders())
             assertEquals("device-7f3a2c", s.keyId())
             val req = HttpRequest("POST", "https://api.example.com/v1/orders",
@@ -80,6 +80,48 @@ class SignerTest {
             assertEquals(120L, s.clockOffset())
             assertTrue(Math.abs(s.sign(get("https://api.example.com/")).created - (System.currentTimeMillis() / 1000 + 120)) <= 2)
             assertTrue(Math.abs(s.now() - (System.currentTimeMillis() / 1000 + 120)) <= 2)
+        }
+    }
+
+    @Test fun uppercaseCoveredNamesAreRefusedNotLowercased() {
+        for ((names, bad, lower) in listOf(
+            Triple(listOf("Content-Type"), "Content-Type", "content-type"),
+            Triple(listOf("x-request-id", "X-Request-ID"), "X-Request-ID", "x-request-id"),
+        )) {
+            val e = assertFailsWith<TesseraException.InvalidConfig> { Signer("k1", secret, names) }
+            assertEquals("malformed_signature", e.code)
+            assertTrue(e.detail.contains("\"$bad\"") && e.detail.contains("use \"$lower\""), e.detail)
+        }
+        // Lowercase names are fine, whatever the case of the header lines.
+        Signer("k1", secret, listOf("content-type")).use { s ->
+            assertEquals(listOf("content-type"), s.coveredHeaders())
+            s.sign(get("https://api.example.com/", "CONTENT-TYPE" to "text/plain"))
+        }
+    }
+
+    @Test fun methodsAreSignedExactlyAsGiven() {
+        Signer("device-7f3a2c", secret).use { s ->
+            for (method in listOf("get", "PaTcH", "GET")) {
+                val req = get("https://api.example.com/v1/orders?limit=10").copy(method = method)
+                val signed = s.signAt(req, 1_700_000_000L, "sWdxpjKCug4loESa7u_Yzg", null)
+                assertTrue(s.signatureBase(req, signed).startsWith("\"@method\": $method\n"), method)
+            }
+            val lower = s.signAt(get("https://a.example/").copy(method = "get"), 1_700_000_000L, "sWdxpjKCug4loESa7u_Yzg", null)
+            val upper = s.signAt(get("https://a.example/"), 1_700_000_000L, "sWdxpjKCug4loESa7u_Yzg", null)
+            assertNotEquals(upper.headers[2].value, lower.headers[2].value)
+        }
+    }
+
+    @Test fun urlsAreSignedVerbatim() {
+        Signer("device-7f3a2c", secret).use { s ->
+            fun base(url: String) = s.signatureBase(get(url), s.signAt(get(url), 1_700_000_000L, "sWdxpjKCug4loESa7u_Yzg", null))
+            val odd = base("https://api.example.com/a/\"q\"/<b>/c\\d/^/`e`/{f}/g|h?x=\"1\"&y=<2>&z=`^{}|")
+            assertTrue(odd.contains("\"@path\": /a/\"q\"/<b>/c\\d/^/`e`/{f}/g|h\n\"@query\": ?x=\"1\"&y=<2>&z=`^{}|\n"), odd)
+            assertTrue(base("https://api.ex%61mple.com/v1/x").contains("\"@authority\": api.ex%61mple.com\n"))
+            for (url in listOf("https://api.example.com/café", "https://api.example.com/x?q=ÿ", "https://api.example.com/a b")) {
+                val e = assertFailsWith<TesseraException.InvalidRequest>(url) { s.sign(get(url)) }
+                assertEquals("invalid_field_value", e.code, url)
+            }
         }
     }
 

@@ -49,3 +49,42 @@ class VectorsTest(private val name: String) {
         }
     }
 }
+
+/**
+ * Every `unsignable-*` vector of spec/vectors through the FFI from Kotlin: the
+ * signer (its constructor, or signing) must refuse the case with the vector's
+ * `sign_error`, the code a verifier gives the same request. Nothing is signed.
+ */
+@RunWith(Parameterized::class)
+class UnsignableVectorsTest(private val name: String) {
+    companion object {
+        @JvmStatic
+        @Parameterized.Parameters(name = "{0}")
+        fun cases(): List<Array<Any>> {
+            val names = VectorsTest.dir.listFiles()!!.map { it.name }.filter { it.startsWith("unsignable-") }.sorted()
+            require(names.size >= 20) { "expected the spec's unsignable vectors in ${VectorsTest.dir}, found ${names.size}" }
+            return names.map { arrayOf<Any>(it) }
+        }
+    }
+
+    @Test fun isRefusedWithTheVectorsCode() {
+        val case = MiniJson.parse(File(VectorsTest.dir, "$name/case.json").readText()).obj()
+        val req = case["request"].obj()
+        val key = case["key"].obj()
+        val sign = case["sign"].obj()
+        val expected = case["expected"].obj()["sign_error"] as String
+        val request = HttpRequest(
+            req["method"] as String,
+            req["target_uri"] as String,
+            req["headers"].list().map { val h = it.list(); HttpHeader(h[0] as String, h[1] as String) },
+            Base64.getDecoder().decode(req["body_base64"] as String),
+        )
+        val extra = sign["extra_components"].list().map { it as String }
+        val e = assertFailsWith<TesseraException>("$name must not sign") {
+            Signer(key["id"] as String, hex(key["secret_hex"] as String), extra).use { signer ->
+                signer.signAt(request, sign["created"] as Long, sign["nonce"] as String, sign["expires"] as Long?)
+            }
+        }
+        assertEquals(expected, e.code, e.detail)
+    }
+}

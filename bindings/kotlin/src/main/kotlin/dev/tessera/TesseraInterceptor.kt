@@ -64,6 +64,8 @@ class TesseraSigningException(message: String, val code: String?, cause: Throwab
  *   verify is ignored and the 401 is returned as it is.
  * * `Content-Type` and `Content-Length` are signed as OkHttp will send them
  *   (from the body), so they can be covered.
+ * * The method is signed exactly as the request carries it (`get` stays
+ *   `get`), and the URL's path and query as OkHttp sends them.
  *
  * Add it with `addInterceptor` (not `addNetworkInterceptor`: the skew retry
  * calls `proceed` twice). OkHttp follows redirects below application
@@ -146,7 +148,14 @@ class TesseraInterceptor @JvmOverloads constructor(
             if (length >= 0) lines.add(HttpHeader("Content-Length", length.toString()))
             builder.method(original.method(), b)
         }
-        val request = HttpRequest(original.method(), original.url().toString(), lines, body.bytes)
+        // The method and URL exactly as OkHttp sends them: the method as given (never
+        // uppercased), the canonical URL whose path and query are the request line's.
+        // Userinfo never goes on the wire (OkHttp's Host has none), so it is not signed.
+        val url = original.url().let { u ->
+            if (u.encodedUsername().isEmpty() && u.encodedPassword().isEmpty()) u
+            else u.newBuilder().username("").password("").build()
+        }
+        val request = HttpRequest(original.method(), url.toString(), lines, body.bytes)
         val signed = try {
             if (body.sha256 != null) signer.signWithDigest(request, body.sha256) else signer.sign(request)
         } catch (e: TesseraException) {
