@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tessera_core::{
-    BodyDigest, Component, KeyId, Nonce, RequestView, SignOptions, SigningKey, Target, MANDATORY,
+    BodyDigest, Component, KeyId, Nonce, RequestView, SignOptions, SigningKey, Target,
 };
 
 use crate::error::CliError;
@@ -230,26 +230,18 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
 }
 
 fn parse_cover(names: &[String], headers: &HeaderMap) -> Result<Vec<Component>, CliError> {
-    let mut extra: Vec<Component> = Vec::with_capacity(names.len());
-    for name in names {
-        // No silent lowercasing: the name is what Signature-Input will list,
-        // and every Tessera API refuses an uppercase one the same way.
-        let component = Component::field(name)
-            .map_err(|e| CliError::usage(format!("cannot cover '{name}': {}", e.detail())))?;
-        if MANDATORY.contains(&component) {
-            return Err(CliError::usage(format!(
-                "'{name}' is always covered; drop --cover {name}"
-            )));
-        }
-        if extra.contains(&component) {
-            return Err(CliError::usage(format!("--cover {name} is given twice")));
-        }
-        if !headers.contains_key(name.as_str()) {
+    // The verifier's order and codes (tessera_core::extra_components). No
+    // silent lowercasing: the name is what Signature-Input will list, and
+    // every Tessera API refuses an uppercase one the same way.
+    let extra = tessera_core::extra_components(names).map_err(|e| {
+        CliError::usage(format!("cannot cover {}: {e}", names.join(", ")))
+    })?;
+    for (name, component) in names.iter().zip(&extra) {
+        if !headers.contains_key(component.name()) {
             return Err(CliError::usage(format!(
                 "--cover {name}: the request has no such header (add it with -H '{name}: ...')"
             )));
         }
-        extra.push(component);
     }
     Ok(extra)
 }

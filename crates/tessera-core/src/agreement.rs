@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use crate::{
-    sign, verify, BodyDigest, Component, ErrorCode, KeyId, Nonce, Policy, ReceivedRequest,
+    extra_components, sign, verify, BodyDigest, ErrorCode, KeyId, Nonce, Policy, ReceivedRequest,
     RequestView, Scheme, SecretKey, SignOptions, SigningKey, Target,
 };
 
@@ -50,11 +50,7 @@ pub fn sign_and_verify_agree(attempt: &Attempt<'_>) -> Result<Option<ErrorCode>,
     let nonce = Nonce::new("AAAAAAAAAAAAAAAAAAAAAA").map_err(|e| e.to_string())?;
     let signed = (|| {
         // The signer's order (spec §10): inputs, then the request.
-        let extra = attempt
-            .cover
-            .iter()
-            .map(|name| Component::field(name))
-            .collect::<crate::Result<Vec<_>>>()?;
+        let extra = extra_components(attempt.cover)?;
         let options = SignOptions {
             created: CREATED,
             expires: None,

@@ -230,6 +230,46 @@ impl fmt::Debug for Component {
 }
 
 /// Checks a whole component list: no duplicates, the floor present, within the size limit.
+/// Parses the additional components a signer is asked to cover (after the
+/// floor), checking them in the order a verifier checks the list it
+/// receives (spec §7.5), so both refuse a list with the same code: each name
+/// in turn (`malformed_signature`, `forbidden_component`), then the count
+/// (`malformed_signature`), then repeats, a floor component included
+/// (`duplicate_component`).
+///
+/// # Errors
+/// As above.
+pub fn extra_components<S: AsRef<str>>(names: &[S]) -> Result<Vec<Component>> {
+    let extra = names
+        .iter()
+        .map(|name| Component::parse(name.as_ref()))
+        .collect::<Result<Vec<_>>>()?;
+    check_extra(&extra)?;
+    Ok(extra)
+}
+
+/// The list checks of [`extra_components`] for parsed components.
+pub(crate) fn check_extra(extra: &[Component]) -> Result<()> {
+    if MANDATORY.len() + extra.len() > MAX_COMPONENTS {
+        return err(
+            ErrorCode::MalformedSignature,
+            format!("at most {MAX_COMPONENTS} components may be covered"),
+        );
+    }
+    for (i, c) in extra.iter().enumerate() {
+        if MANDATORY.contains(c) || extra[..i].contains(c) {
+            return err(
+                ErrorCode::DuplicateComponent,
+                format!(
+                    "component \"{}\" is covered twice: it is mandatory already or listed twice",
+                    c.name()
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn check_coverage(components: &[Component]) -> Result<()> {
     if components.len() > MAX_COMPONENTS {
         return err(

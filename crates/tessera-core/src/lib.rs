@@ -73,7 +73,9 @@ mod target;
 mod verify;
 
 pub use base::{RedactedSignatureBase, SignatureBase};
-pub use component::{Component, FieldName, CONTENT_DIGEST, MANDATORY, MAX_COMPONENTS};
+pub use component::{
+    extra_components, Component, FieldName, CONTENT_DIGEST, MANDATORY, MAX_COMPONENTS,
+};
 pub use digest::{BodyDigest, BodyHasher, EMPTY_BODY_CONTENT_DIGEST};
 pub use error::{Error, ErrorCode, Result};
 pub use key::{

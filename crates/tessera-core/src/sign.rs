@@ -103,6 +103,8 @@ impl SignOptions<'_> {
 }
 
 fn check_options(opts: &SignOptions<'_>) -> Result<()> {
+    // The verifier's order (spec §11.2, step 2): components, then parameters.
+    crate::component::check_extra(opts.extra)?;
     if opts.created > MAX_SF_INTEGER {
         return err(ErrorCode::InvalidParameter, "created is out of range");
     }
@@ -110,21 +112,6 @@ fn check_options(opts: &SignOptions<'_>) -> Result<()> {
         if expires <= opts.created || expires > MAX_SF_INTEGER {
             return err(ErrorCode::InvalidParameter, "expires must be after created");
         }
-    }
-    for (i, c) in opts.extra.iter().enumerate() {
-        if !matches!(c, Component::Field(_)) || MANDATORY.contains(c) || opts.extra[..i].contains(c)
-        {
-            return err(
-                ErrorCode::DuplicateComponent,
-                format!(
-                    "extra component \"{}\" is mandatory already or listed twice",
-                    c.name()
-                ),
-            );
-        }
-    }
-    if MANDATORY.len() + opts.extra.len() > crate::component::MAX_COMPONENTS {
-        return err(ErrorCode::MalformedSignature, "too many covered components");
     }
     Ok(())
 }

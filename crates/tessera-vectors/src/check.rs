@@ -133,11 +133,7 @@ pub fn produce(case: &Case) -> Result<Signed, Failure> {
                 signing_key(&case.key).map_err(|e| fail(case, "setup", format!("key: {e}")))?;
             let nonce = Nonce::new(s.nonce.as_str())
                 .map_err(|e| fail(case, "setup", format!("nonce: {e}")))?;
-            let extra = s
-                .extra_components
-                .iter()
-                .map(|c| Component::field(c))
-                .collect::<Result<Vec<_>, _>>()
+            let extra = tessera_core::extra_components(&s.extra_components)
                 .map_err(|e| fail(case, "setup", format!("extra component: {e}")))?;
             let opts = SignOptions {
                 created: s.created,
@@ -248,13 +244,11 @@ pub fn sign_refused(case: &Case) -> Result<Result<(), Error>, Failure> {
     let headers = header_octets(&case.request.headers).map_err(|e| fail(case, "setup", e))?;
     Ok((|| {
         // The order a signer follows (spec §10): key and inputs, then the request.
-        let key = signing_key(&case.key)?;
+        // Spec §10 step 2: the secret, the components, then the parameters.
+        let secret = SecretKey::from_hex(&case.key.secret_hex)?;
+        let extra = tessera_core::extra_components(&s.extra_components)?;
+        let key = SigningKey::new(KeyId::new(case.key.id.as_str())?, &secret);
         let nonce = Nonce::new(s.nonce.as_str())?;
-        let extra = s
-            .extra_components
-            .iter()
-            .map(|c| Component::field(c))
-            .collect::<Result<Vec<_>, _>>()?;
         let opts = SignOptions {
             created: s.created,
             expires: s.expires,

@@ -771,6 +771,24 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             E::DuplicateComponent,
         ),
         unsignable(
+            "unsignable-extra-derived-floor",
+            "`@method` given as an additional component: a floor component named again, `duplicate_component`, as a verifier reports for the list it would receive.",
+            base().extra(&["@method"]),
+            E::DuplicateComponent,
+        ),
+        unsignable(
+            "unsignable-extra-derived-forbidden",
+            "`@target-uri` given as an additional component: `forbidden_component`.",
+            base().extra(&["@target-uri"]),
+            E::ForbiddenComponent,
+        ),
+        sent_anyway(
+            "neg-extra-derived-forbidden",
+            "`\"@target-uri\"` in the received component list: `forbidden_component`.",
+            base().extra(&["@target-uri"]),
+            E::ForbiddenComponent,
+        ),
+        unsignable(
             "unsignable-extra-twice",
             "The same additional field twice: `duplicate_component`.",
             covered_note().extra(&["x-note", "x-note"]),
