@@ -233,9 +233,8 @@ fn parse_cover(names: &[String], headers: &HeaderMap) -> Result<Vec<Component>, 
     // The verifier's order and codes (tessera_core::extra_components). No
     // silent lowercasing: the name is what Signature-Input will list, and
     // every Tessera API refuses an uppercase one the same way.
-    let extra = tessera_core::extra_components(names).map_err(|e| {
-        CliError::usage(format!("cannot cover {}: {e}", names.join(", ")))
-    })?;
+    let extra = tessera_core::extra_components(names)
+        .map_err(|e| CliError::usage(format!("cannot cover {}: {e}", names.join(", "))))?;
     for (name, component) in names.iter().zip(&extra) {
         if !headers.contains_key(component.name()) {
             return Err(CliError::usage(format!(

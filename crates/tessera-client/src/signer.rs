@@ -8,7 +8,7 @@ use std::time::Duration;
 use tessera_core::challenge::{verify_server_time, SERVER_TIME_HEADER};
 use tessera_core::{
     BodyDigest, Component, Fields, KeyId, Nonce, RequestView, SecretKey, SignOptions,
-    SignatureBase, SignedHeaders, SigningKey, MANDATORY, MAX_COMPONENTS,
+    SignatureBase, SignedHeaders, SigningKey,
 };
 
 use crate::clock::{Clock, SystemClock};
@@ -158,23 +158,9 @@ impl SignerBuilder {
     pub fn build(self) -> Result<Signer, ClientError> {
         let config =
             |code, detail: String| ClientError::Config(tessera_core::Error::new(code, detail));
-        let mut extra: Vec<Component> = Vec::with_capacity(self.covered.len());
-        for name in &self.covered {
-            let component = Component::field(name).map_err(ClientError::Config)?;
-            if MANDATORY.contains(&component) || extra.contains(&component) {
-                return Err(config(
-                    tessera_core::ErrorCode::DuplicateComponent,
-                    format!("\"{name}\" is covered already"),
-                ));
-            }
-            extra.push(component);
-        }
-        if MANDATORY.len() + extra.len() > MAX_COMPONENTS {
-            return Err(config(
-                tessera_core::ErrorCode::MalformedSignature,
-                format!("at most {MAX_COMPONENTS} components may be covered"),
-            ));
-        }
+        // One rule for every signer: the list is checked in the verifier's
+        // order, with its codes (spec §10 step 2).
+        let extra = tessera_core::extra_components(&self.covered).map_err(ClientError::Config)?;
         let expires_after = match self.expires_after {
             None => None,
             Some(d) if d.as_secs() >= 1 && d.as_secs() <= MAX_TIME => Some(d.as_secs()),

@@ -41,7 +41,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tessera_core::challenge::verify_server_time;
 use tessera_core::{
     BodyDigest, Component, ErrorCode, Fields, KeyId, Nonce, RequestView, SecretKey, SignOptions,
-    SigningKey, Target, MANDATORY, MAX_COMPONENTS,
+    SigningKey, Target,
 };
 
 mod secret;
@@ -282,24 +282,11 @@ impl Signer {
     ) -> Result<Arc<Self>, TesseraError> {
         // Both copies are zeroized on drop: `SecretBytes` and `SecretKey` wrap `Zeroizing`.
         let secret = SecretKey::from_bytes(&secret.into_inner()).map_err(TesseraError::config)?;
+        // Spec §10 step 2: the secret, the components (in the verifier's
+        // order, with its codes), then the key id.
+        let extra =
+            tessera_core::extra_components(&covered_headers).map_err(TesseraError::config)?;
         let id = KeyId::new(key_id).map_err(TesseraError::config)?;
-        let mut extra: Vec<Component> = Vec::with_capacity(covered_headers.len());
-        for name in &covered_headers {
-            let component = Component::field(name).map_err(TesseraError::config)?;
-            if MANDATORY.contains(&component) || extra.contains(&component) {
-                return Err(TesseraError::config(core_err(
-                    ErrorCode::DuplicateComponent,
-                    format!("\"{name}\" is covered already"),
-                )));
-            }
-            extra.push(component);
-        }
-        if MANDATORY.len() + extra.len() > MAX_COMPONENTS {
-            return Err(TesseraError::config(core_err(
-                ErrorCode::MalformedSignature,
-                format!("at most {MAX_COMPONENTS} components may be covered"),
-            )));
-        }
         if expires_after_secs == Some(0) {
             return Err(TesseraError::config(core_err(
                 ErrorCode::InvalidParameter,
