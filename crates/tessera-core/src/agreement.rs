@@ -99,6 +99,16 @@ pub fn sign_and_verify_agree(attempt: &Attempt<'_>) -> Result<Option<ErrorCode>,
         }
     };
 
+    // A Host value cannot begin or end with SP or HTAB: HTTP drops them as
+    // OWS, so such an authority would arrive as another one. Only the
+    // absolute-form can carry it (and both sides refuse it there).
+    let authority = target.authority().as_bytes();
+    if attempt.origin_form
+        && (authority.first().is_some_and(|b| matches!(b, b' ' | b'\t'))
+            || authority.last().is_some_and(|b| matches!(b, b' ' | b'\t')))
+    {
+        return Ok(None);
+    }
     // The request as sent: the fragment never leaves the client.
     let query = target.query().map(|q| format!("?{q}")).unwrap_or_default();
     let scheme = match target.scheme() {

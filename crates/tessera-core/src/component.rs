@@ -232,14 +232,23 @@ impl fmt::Debug for Component {
 /// Checks a whole component list: no duplicates, the floor present, within the size limit.
 /// Parses the additional components a signer is asked to cover (after the
 /// floor), checking them in the order a verifier checks the list it
-/// receives (spec §7.5), so both refuse a list with the same code: each name
-/// in turn (`malformed_signature`, `forbidden_component`), then the count
-/// (`malformed_signature`), then repeats, a floor component included
-/// (`duplicate_component`).
+/// receives (spec §9.4 and §7.5), so both refuse a list with the same code:
+/// a list over the parse limit of 64 items (`malformed_signature`), each
+/// name in turn (`malformed_signature`, `forbidden_component`), then the
+/// count of 32 (`malformed_signature`), then repeats, a floor component
+/// included (`duplicate_component`).
 ///
 /// # Errors
 /// As above.
 pub fn extra_components<S: AsRef<str>>(names: &[S]) -> Result<Vec<Component>> {
+    // A list this long would not even parse at a verifier (spec §9.4), which
+    // reports that before looking at any name.
+    if MANDATORY.len() + names.len() > crate::sf::MAX_ITEMS {
+        return err(
+            ErrorCode::MalformedSignature,
+            format!("at most {MAX_COMPONENTS} components may be covered"),
+        );
+    }
     let extra = names
         .iter()
         .map(|name| Component::parse(name.as_ref()))

@@ -105,11 +105,16 @@ impl SignOptions<'_> {
 fn check_options(opts: &SignOptions<'_>) -> Result<()> {
     // The verifier's order (spec §11.2, step 2): components, then parameters.
     crate::component::check_extra(opts.extra)?;
-    if opts.created > MAX_SF_INTEGER {
-        return err(ErrorCode::InvalidParameter, "created is out of range");
+    // An integer of 16 digits is not an sf-integer: a verifier could not even
+    // parse the header, so it is refused with the verifier's code.
+    if opts.created > MAX_SF_INTEGER || opts.expires.is_some_and(|e| e > MAX_SF_INTEGER) {
+        return err(
+            ErrorCode::MalformedSignature,
+            "created and expires must be at most 999999999999999 (15 digits, the largest sf-integer)",
+        );
     }
     if let Some(expires) = opts.expires {
-        if expires <= opts.created || expires > MAX_SF_INTEGER {
+        if expires <= opts.created {
             return err(ErrorCode::InvalidParameter, "expires must be after created");
         }
     }

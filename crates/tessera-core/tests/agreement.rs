@@ -79,8 +79,9 @@ fn cover_name() -> impl Strategy<Value = String> {
 /// Usually a short list; sometimes one long enough to pass the 32-component limit.
 fn cover() -> impl Strategy<Value = Vec<String>> {
     prop_oneof![
-        9 => prop::collection::vec(cover_name(), 0..4),
+        18 => prop::collection::vec(cover_name(), 0..4),
         1 => prop::collection::vec(cover_name(), 26..30),
+        1 => prop::collection::vec(cover_name(), 58..62),
     ]
 }
 

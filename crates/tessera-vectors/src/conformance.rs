@@ -527,7 +527,7 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             |w| w.input("\"@path\"", &format!("\"@path\"{}", params(17))),
         ),
         neg(
-            "neg-signature-17-params",
+            "neg-tessera-member-17-params",
             "The tessera-v1 member with 17 distinct parameters.",
             base(),
             E::MalformedSignature,
@@ -826,9 +826,76 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
         ),
         unsignable(
             "unsignable-created-too-large",
-            "`created` above the largest sf-integer, 999999999999999: `invalid_parameter`.",
+            "`created` above the largest sf-integer, 999999999999999: 16 digits do not parse, so the signer refuses with the verifier's `malformed_signature`.",
             base().created(1_000_000_000_000_000).now(CREATED),
-            E::InvalidParameter,
+            E::MalformedSignature,
+        ),
+        sent_anyway(
+            "neg-created-too-large",
+            "`created=1000000000000000` (16 digits) received: not an sf-integer, the header does not parse.",
+            base().created(1_000_000_000_000_000).now(CREATED),
+            E::MalformedSignature,
+        ),
+        unsignable(
+            "unsignable-expires-too-large",
+            "`expires` above the largest sf-integer: `malformed_signature`, as for `created`.",
+            base().expires(1_000_000_000_000_000),
+            E::MalformedSignature,
+        ),
+        neg(
+            "neg-alg-before-unknown-parameter",
+            "`;alg=\"x\";foo=1`: parameters are checked in one pass in received order, name and type then value, so the bad `alg` value is found first.",
+            base(),
+            E::AlgorithmMismatch,
+            |w| w.input(";tag=", ";alg=\"x\";foo=1;tag="),
+        ),
+        neg(
+            "neg-unknown-parameter-before-alg",
+            "`;foo=1;alg=\"x\"`: the unknown parameter comes first in received order.",
+            base(),
+            E::MalformedSignature,
+            |w| w.input(";tag=", ";foo=1;alg=\"x\";tag="),
+        ),
+        neg(
+            "neg-signature-input-only-empty-line",
+            "A single, empty Signature-Input line: an empty dictionary, so no tessera-v1 member.",
+            base(),
+            E::MissingSignature,
+            |w| w.set("signature-input", ""),
+        ),
+        neg(
+            "neg-absolute-form-empty-authority",
+            "Absolute-form `https:///v1/orders` with a valid Host: the target carries an (empty) authority, which wins over Host and is invalid.",
+            base(),
+            E::InvalidFieldValue,
+            |w| {
+                w.target_uri = "https:///v1/orders?limit=10".to_owned();
+                w.headers.push(("Host".to_owned(), "api.example.com".to_owned()));
+            },
+        ),
+        sent_anyway(
+            "neg-base-order-absent-before-obs-text",
+            "Covered `x-absent` (missing) then `x-note` (obs-text): fields are checked in the order of the covered list, so `missing_component`.",
+            base().header("X-Note", "caf\u{e9}").extra(&["x-absent", "x-note"]),
+            E::MissingComponent,
+        ),
+        sent_anyway(
+            "neg-base-order-obs-text-before-absent",
+            "Covered `x-note` (obs-text) then `x-absent` (missing): `invalid_field_value`, the first in list order.",
+            base().header("X-Note", "caf\u{e9}").extra(&["x-note", "x-absent"]),
+            E::InvalidFieldValue,
+        ),
+        unsignable(
+            "unsignable-components-checked-before-count",
+            "34 components, one of them `host`: every name is checked before the count of 32, so `forbidden_component` (a verifier checks its list the same way).",
+            many_fields_then(27, &["x-f1", "host"]),
+            E::ForbiddenComponent,
+        ),
+        unsignable(
+            "unsignable-count-before-repeats",
+            "33 components with a repeat: the count of 32 is checked before repeats, `malformed_signature`.",
+            many_fields_then(27, &["x-f1"]),
+            E::MalformedSignature,
         ),
         unsignable(
             "unsignable-33-components",
@@ -865,6 +932,13 @@ impl P {
 }
 
 /// A request with `n` extra headers `x-f1`… all covered.
+/// [`many_fields`] with more names to cover after them.
+fn many_fields_then(n: usize, more: &[&str]) -> P {
+    let mut p = many_fields(n);
+    p.extra.extend(more.iter().map(|m| (*m).to_owned()));
+    p
+}
+
 fn many_fields(n: usize) -> P {
     let mut p = pos("", "");
     p.headers = owned(&[]);
