@@ -533,16 +533,23 @@ fn fixed_params(
     nonce: String,
     expires: Option<i64>,
 ) -> Result<(u64, Nonce, Option<u64>), TesseraError> {
+    // Spec §10 step 2, in the verifier's order and with its codes: a time of
+    // 16 digits is no sf-integer (`malformed_signature`); then a negative
+    // time or a bad nonce (`invalid_parameter`).
+    let too_large = |t: i64| u64::try_from(t).is_ok_and(|t| t > MAX_TIME);
+    if too_large(created) || expires.is_some_and(too_large) {
+        return Err(TesseraError::request(core_err(
+            ErrorCode::MalformedSignature,
+            "created and expires must be at most 999999999999999 (15 digits, the largest sf-integer)",
+        )));
+    }
     let time = |t: i64, what: &str| {
-        u64::try_from(t)
-            .ok()
-            .filter(|t| *t <= MAX_TIME)
-            .ok_or_else(|| {
-                TesseraError::request(core_err(
-                    ErrorCode::InvalidParameter,
-                    format!("{what} is out of range"),
-                ))
-            })
+        u64::try_from(t).map_err(|_| {
+            TesseraError::request(core_err(
+                ErrorCode::InvalidParameter,
+                format!("{what} must not be negative"),
+            ))
+        })
     };
     let created = time(created, "created")?;
     let expires = expires.map(|e| time(e, "expires")).transpose()?;
