@@ -2,22 +2,14 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tessera");
-
-fn tessera(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("TESSERA_SECRET")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
+mod support;
+use support::{keygen, temp_dir, tessera, Key, BIN};
 
 fn tessera_stdin(args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(BIN)
@@ -45,41 +37,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// A fresh directory under the target tmp dir.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "cli-{name}-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A key from `keygen --json`, with its secret written to a file.
-struct Key {
-    json: Value,
-    id: String,
-    secret_file: PathBuf,
-}
-
-fn keygen(dir: &Path, user: &str, scopes: &str) -> Key {
-    let out = tessera(&["keygen", "--user", user, "--scopes", scopes, "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let json: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
-    let id = json["key_id"].as_str().unwrap().to_owned();
-    let secret_file = dir.join(format!("{user}.hex"));
-    std::fs::write(&secret_file, json["secret_hex"].as_str().unwrap()).unwrap();
-    Key {
-        json,
-        id,
-        secret_file,
-    }
 }
 
 /// `tessera serve` for the duration of a test; killed on drop.

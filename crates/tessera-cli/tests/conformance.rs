@@ -5,42 +5,17 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+mod support;
+use support::{run, temp_dir, tessera, text};
+
 const SECRET_HEX: &str = "42678cb1d6fb20456a8fb4d9fe23486d92b7dc01264b7095badf04294e7398bd";
 const CREATED: &str = "1700000000";
 
-fn run(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("TESSERA_SECRET")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn tessera(args: &[&str]) -> Output {
-    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
-    run(&args)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "conformance-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    temp_dir("conformance")
 }
 
 fn secret_file(dir: &Path) -> String {

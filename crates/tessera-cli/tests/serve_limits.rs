@@ -7,67 +7,13 @@
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tessera");
-
-fn tessera(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("TESSERA_SECRET")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A fresh directory under the target tmp dir.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "serve-{name}-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A key from `keygen --json`, with its secret written to a file.
-struct Key {
-    json: Value,
-    id: String,
-    secret_file: PathBuf,
-}
-
-fn keygen(dir: &Path, user: &str, scopes: &str) -> Key {
-    let out = tessera(&["keygen", "--user", user, "--scopes", scopes, "--json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let json: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
-    let id = json["key_id"].as_str().unwrap().to_owned();
-    let secret_file = dir.join(format!("{user}.hex"));
-    std::fs::write(&secret_file, json["secret_hex"].as_str().unwrap()).unwrap();
-    Key {
-        json,
-        id,
-        secret_file,
-    }
-}
-
-fn keys_file(keys: &[&Key], dir: &Path) -> PathBuf {
-    let file = dir.join("keys.json");
-    let entries: Vec<Value> = keys.iter().map(|k| k.json.clone()).collect();
-    std::fs::write(&file, serde_json::json!({ "keys": entries }).to_string()).unwrap();
-    file
-}
+mod support;
+use support::{keygen, keys_file, temp_dir, tessera, text, Key, BIN};
 
 /// `tessera serve` for the duration of a test, its standard error in a file;
 /// killed on drop, so also when an assertion fails.

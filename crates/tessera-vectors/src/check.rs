@@ -368,52 +368,55 @@ pub fn check(case: &Case) -> Result<(), Failure> {
             )),
         },
         Expected::Refused(refused) => {
-            if ErrorCode::from_code(&refused.sign_error).is_none() {
-                return Err(fail(
-                    case,
-                    "setup",
-                    format!("{:?} is not an error code", refused.sign_error),
-                ));
-            }
-            match sign_refused(case)? {
-                Ok(()) => Err(fail(
-                    case,
-                    "expected_error",
-                    format!("expected the signer to refuse with {}", refused.sign_error),
-                )),
-                Err(e) if e.code().as_str() == refused.sign_error => Ok(()),
-                Err(e) => Err(fail(
-                    case,
-                    "expected_error",
-                    format!(
-                        "expected the signer to refuse with {} but got {e}",
-                        refused.sign_error
-                    ),
-                )),
-            }
+            let outcome = sign_refused(case)?.map(|()| "the signer signed it");
+            expect_code(
+                case,
+                &refused.sign_error,
+                "the signer to refuse with",
+                outcome,
+            )
         }
         Expected::Rejected(rejected) => {
-            if ErrorCode::from_code(&rejected.error).is_none() {
-                return Err(fail(
-                    case,
-                    "setup",
-                    format!("{:?} is not an error code", rejected.error),
-                ));
-            }
-            match verify_received(case, &case.request.headers)? {
-                Ok(_) => Err(fail(
-                    case,
-                    "expected_error",
-                    format!("expected {} but the request verified", rejected.error),
-                )),
-                Err(e) if e.code().as_str() == rejected.error => Ok(()),
-                Err(e) => Err(fail(
-                    case,
-                    "expected_error",
-                    format!("expected {} but got {e}", rejected.error),
-                )),
-            }
+            let outcome =
+                verify_received(case, &case.request.headers)?.map(|_| "the request verified");
+            expect_code(case, &rejected.error, "", outcome)
         }
+    }
+}
+
+/// Compares a refusal with the case's expected code; `Ok(what)` says what
+/// happened instead of a refusal.
+fn expect_code(
+    case: &Case,
+    expected: &str,
+    who: &str,
+    outcome: Result<&str, Error>,
+) -> Result<(), Failure> {
+    if ErrorCode::from_code(expected).is_none() {
+        return Err(fail(
+            case,
+            "setup",
+            format!("{expected:?} is not an error code"),
+        ));
+    }
+    let code = expected;
+    let expected = if who.is_empty() {
+        expected.to_owned()
+    } else {
+        format!("{who} {expected}")
+    };
+    match outcome {
+        Ok(what) => Err(fail(
+            case,
+            "expected_error",
+            format!("expected {expected} but {what}"),
+        )),
+        Err(e) if e.code().as_str() == code => Ok(()),
+        Err(e) => Err(fail(
+            case,
+            "expected_error",
+            format!("expected {expected} but got {e}"),
+        )),
     }
 }
 

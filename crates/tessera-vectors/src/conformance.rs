@@ -54,6 +54,18 @@ impl Wire {
         Ok((parsed.label().to_owned(), base.as_bytes().to_vec()))
     }
 
+    /// Adds `member` to `Signature-Input` before the signature's member.
+    fn member_before(&mut self, member: &str) {
+        let input = self.get("signature-input");
+        self.set("signature-input", &format!("{member}, {input}"));
+    }
+
+    /// Adds `member` to `Signature-Input` after the signature's member.
+    fn member_after(&mut self, member: &str) {
+        let input = self.get("signature-input");
+        self.set("signature-input", &format!("{input}, {member}"));
+    }
+
     /// Removes the `=` padding of the byte sequence that ends `header`.
     fn strip_padding(&mut self, header: &str) {
         let value = self.get(header);
@@ -486,8 +498,7 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             base(),
             E::MalformedSignature,
             |w| {
-                let input = w.get("signature-input");
-                w.set("signature-input", &format!("other=1{}, {input}", params(17)));
+                w.member_before(&format!("other=1{}", params(17)));
             },
         ),
         acc(
@@ -495,8 +506,7 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             "A foreign bare-item member with 16 parameters: at the limit, ignored.",
             base(),
             |w| {
-                let input = w.get("signature-input");
-                w.set("signature-input", &format!("other=1{}, {input}", params(16)));
+                w.member_before(&format!("other=1{}", params(16)));
             },
         ),
         neg(
@@ -505,8 +515,7 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             base(),
             E::MalformedSignature,
             |w| {
-                let input = w.get("signature-input");
-                w.set("signature-input", &format!("{input}, other=(\"@method\"){}", params(17)));
+                w.member_after(&format!("other=(\"@method\"){}", params(17)));
             },
         ),
         neg(
@@ -515,8 +524,7 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             base(),
             E::MalformedSignature,
             |w| {
-                let input = w.get("signature-input");
-                w.set("signature-input", &format!("{input}, other=(\"@method\"{})", params(17)));
+                w.member_after(&format!("other=(\"@method\"{})", params(17)));
             },
         ),
         neg(
@@ -538,8 +546,7 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             "A foreign member repeats one parameter 40 times: 1 distinct parameter, within the limit.",
             base(),
             |w| {
-                let input = w.get("signature-input");
-                w.set("signature-input", &format!("other=1{}, {input}", ";p=1".repeat(40)));
+                w.member_before(&format!("other=1{}", ";p=1".repeat(40)));
             },
         ),
         neg(
@@ -548,9 +555,8 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             base(),
             E::MalformedSignature,
             |w| {
-                let input = w.get("signature-input");
                 let extra: Vec<String> = (1..=16).map(|i| format!("m{i}=1")).collect();
-                w.set("signature-input", &format!("{}, {input}", extra.join(", ")));
+                w.member_before(&extra.join(", "));
             },
         ),
         acc(
@@ -558,9 +564,8 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             "16 distinct members (15 foreign): at the limit.",
             base(),
             |w| {
-                let input = w.get("signature-input");
                 let extra: Vec<String> = (1..=15).map(|i| format!("m{i}=1")).collect();
-                w.set("signature-input", &format!("{}, {input}", extra.join(", ")));
+                w.member_before(&extra.join(", "));
             },
         ),
         neg(
@@ -569,9 +574,8 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             base(),
             E::MalformedSignature,
             |w| {
-                let input = w.get("signature-input");
                 let items: Vec<String> = (1..=65).map(|i| format!("\"x{i}\"")).collect();
-                w.set("signature-input", &format!("{input}, other=({})", items.join(" ")));
+                w.member_after(&format!("other=({})", items.join(" ")));
             },
         ),
         neg(
@@ -687,8 +691,7 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             base(),
             E::MissingSignature,
             |w| {
-                let input = w.get("signature-input");
-                w.set("signature-input", &format!("{input}, tessera=(\"@method\")"));
+                w.member_after("tessera=(\"@method\")");
             },
         ),
         // RFC 9651 types in foreign members.
@@ -697,8 +700,7 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             "A foreign member holding an RFC 9651 Date (`@1700000000`) and a Date parameter: parsed (RFC 9651, not RFC 8941) and ignored.",
             base(),
             |w| {
-                let input = w.get("signature-input");
-                w.set("signature-input", &format!("when=@1700000000;at=@0, {input}"));
+                w.member_before("when=@1700000000;at=@0");
             },
         ),
         acc(
@@ -706,8 +708,7 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             "A foreign member holding an RFC 9651 Display String (`%\"caf%c3%a9\"`): parsed and ignored.",
             base(),
             |w| {
-                let input = w.get("signature-input");
-                w.set("signature-input", &format!("{input}, note=%\"caf%c3%a9\""));
+                w.member_after("note=%\"caf%c3%a9\"");
             },
         ),
         acc(
