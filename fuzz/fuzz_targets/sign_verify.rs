@@ -51,12 +51,7 @@ fuzz_target!(|input: Input<'_>| {
         return;
     };
     let created = u64::from(input.created);
-    let opts = SignOptions {
-        created,
-        expires: None,
-        nonce: &nonce,
-        extra: &extra,
-    };
+    let opts = SignOptions::new(created, &nonce).cover(&extra);
     let Ok(signed) = sign(&key, &view, &BodyDigest::of(&input.body), &opts) else {
         return;
     };

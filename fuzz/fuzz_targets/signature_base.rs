@@ -54,12 +54,7 @@ fuzz_target!(|input: Input<'_>| {
     let Ok(nonce) = Nonce::new("AAAAAAAAAAAAAAAAAAAAAA") else {
         return;
     };
-    let opts = SignOptions {
-        created: input.created,
-        expires: None,
-        nonce: &nonce,
-        extra: &extra,
-    };
+    let opts = SignOptions::new(input.created, &nonce).cover(&extra);
     let digest = BodyDigest::of(input.body);
     if let Ok(base) = signature_base(&key, &view, &digest, &opts) {
         let again = signature_base(&key, &view, &digest, &opts).expect("deterministic");

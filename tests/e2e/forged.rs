@@ -41,7 +41,7 @@ async fn forging_server(forgery: Forgery) -> (String, Arc<AtomicUsize>) {
             let challenge = match forgery {
                 Forgery::WrongKey => {
                     let made_up = SigningKey::new(
-                        parsed.keyid().clone(),
+                        parsed.key_id().clone(),
                         &SecretKey::from_bytes(&[6; 32]).unwrap(),
                     );
                     server_time_header(&made_up, parsed.nonce(), attacker_time)

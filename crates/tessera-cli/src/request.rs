@@ -153,12 +153,9 @@ impl PreparedRequest {
 
     /// The signing options.
     pub(crate) fn options(&self) -> SignOptions<'_> {
-        SignOptions {
-            created: self.created,
-            expires: self.expires,
-            nonce: &self.nonce,
-            extra: &self.extra,
-        }
+        SignOptions::new(self.created, &self.nonce)
+            .with_expires(self.expires)
+            .cover(&self.extra)
     }
 
     /// The body digest.
@@ -230,10 +227,10 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
 }
 
 fn parse_cover(names: &[String], headers: &HeaderMap) -> Result<Vec<Component>, CliError> {
-    // The verifier's order and codes (tessera_core::extra_components). No
+    // The verifier's order and codes (tessera_core::parse_cover). No
     // silent lowercasing: the name is what Signature-Input will list, and
     // every Tessera API refuses an uppercase one the same way.
-    let extra = tessera_core::extra_components(names)
+    let extra = tessera_core::parse_cover(names)
         .map_err(|e| CliError::usage(format!("cannot cover {}: {e}", names.join(", "))))?;
     for (name, component) in names.iter().zip(&extra) {
         if !headers.contains_key(component.name()) {

@@ -78,19 +78,18 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod clock;
 mod error;
 #[cfg(feature = "reqwest")]
 mod reqwest_mw;
 mod signer;
 
-pub use clock::{Clock, SystemClock};
 pub use error::ClientError;
 #[cfg(feature = "reqwest")]
 pub use reqwest_mw::{
     client_builder, redirect_policy, SignRequestMiddleware, DEFAULT_MAX_REDIRECTS,
 };
 pub use signer::{rejection_code, SignedRequestInfo, Signer, SignerBuilder};
+pub use tessera_core::{Clock, ManualClock, SystemClock};
 
 /// A request extension carrying the SHA-256 of a body the caller streams.
 ///

@@ -11,8 +11,8 @@ use tessera_core::{
     SignatureBase, SignedHeaders, SigningKey,
 };
 
-use crate::clock::{Clock, SystemClock};
 use crate::error::ClientError;
+use tessera_core::{Clock, SystemClock};
 
 /// Largest Unix time a structured-field integer can carry.
 const MAX_TIME: u64 = 999_999_999_999_999;
@@ -160,7 +160,7 @@ impl SignerBuilder {
             |code, detail: String| ClientError::Config(tessera_core::Error::new(code, detail));
         // One rule for every signer: the list is checked in the verifier's
         // order, with its codes (spec §10 step 2).
-        let extra = tessera_core::extra_components(&self.covered).map_err(ClientError::Config)?;
+        let extra = tessera_core::parse_cover(&self.covered).map_err(ClientError::Config)?;
         let expires_after = match self.expires_after {
             None => None,
             Some(d) if d.as_secs() >= 1 && d.as_secs() <= MAX_TIME => Some(d.as_secs()),
@@ -189,7 +189,7 @@ impl Signer {
     pub fn builder(key: SigningKey) -> SignerBuilder {
         SignerBuilder {
             key,
-            clock: Box::new(SystemClock),
+            clock: Box::new(SystemClock::new()),
             covered: Vec::new(),
             expires_after: None,
             offset: 0,
@@ -207,7 +207,7 @@ impl Signer {
 
     /// The key id this signer signs with.
     pub fn key_id(&self) -> &KeyId {
-        self.inner.key.id()
+        self.inner.key.key_id()
     }
 
     /// The extra covered header fields, in signed order.
@@ -251,12 +251,9 @@ impl Signer {
         digest: &BodyDigest,
     ) -> Result<(SignedHeaders, SignedRequestInfo), ClientError> {
         let info = self.fresh_info();
-        let options = SignOptions {
-            created: info.created,
-            expires: info.expires,
-            nonce: &info.nonce,
-            extra: &self.inner.extra,
-        };
+        let options = SignOptions::new(info.created, &info.nonce)
+            .with_expires(info.expires)
+            .cover(&self.inner.extra);
         let headers = tessera_core::sign(&self.inner.key, view, digest, &options)
             .map_err(ClientError::Signing)?;
         Ok((headers, info))
@@ -361,12 +358,9 @@ impl Signer {
         info: &SignedRequestInfo,
     ) -> Result<SignatureBase, ClientError> {
         let view = RequestView::from_head(method, uri, headers).map_err(ClientError::Signing)?;
-        let options = SignOptions {
-            created: info.created,
-            expires: info.expires,
-            nonce: &info.nonce,
-            extra: &self.inner.extra,
-        };
+        let options = SignOptions::new(info.created, &info.nonce)
+            .with_expires(info.expires)
+            .cover(&self.inner.extra);
         tessera_core::signature_base(&self.inner.key, &view, digest, &options)
             .map_err(ClientError::Signing)
     }

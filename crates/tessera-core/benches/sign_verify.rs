@@ -97,12 +97,7 @@ fn main() {
         let mut rng = rand::rng();
         move || {
             let nonce = Nonce::generate(&mut rng);
-            let opts = SignOptions {
-                created: CREATED,
-                expires: None,
-                nonce: &nonce,
-                extra,
-            };
+            let opts = SignOptions::new(CREATED, &nonce).cover(extra);
             let view = RequestView::from_parts(parts).expect("view");
             black_box(sign(key, &view, &BodyDigest::of(body), &opts).expect("sign"));
         }
@@ -119,12 +114,7 @@ fn main() {
     let signed = |parts: &'static http::request::Parts, body: &'static [u8]| {
         let mut signed = parts.clone();
         let nonce = Nonce::generate(&mut rand::rng());
-        let opts = SignOptions {
-            created: CREATED,
-            expires: None,
-            nonce: &nonce,
-            extra: &extra,
-        };
+        let opts = SignOptions::new(CREATED, &nonce).cover(&extra);
         sign(
             &key,
             &RequestView::from_parts(parts).expect("view"),

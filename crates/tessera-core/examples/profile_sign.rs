@@ -46,12 +46,7 @@ fn main() -> Result<(), tessera_core::Error> {
         // In verify mode the request is signed once and then only verified.
         if sign_each || round == 0 {
             let nonce = Nonce::generate(&mut rng);
-            let opts = SignOptions {
-                created: 1_700_000_000,
-                expires: None,
-                nonce: &nonce,
-                extra: &extra,
-            };
+            let opts = SignOptions::new(1_700_000_000, &nonce).cover(&extra);
             let headers = sign(
                 &key,
                 &RequestView::from_parts(&parts)?,

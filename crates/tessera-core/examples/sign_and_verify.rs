@@ -21,12 +21,7 @@ fn main() -> Result<(), Error> {
     let created = 1_700_000_000;
     let nonce = Nonce::generate(&mut rand::rng());
     let extra = [Component::field("content-type")?];
-    let options = SignOptions {
-        created,
-        expires: None,
-        nonce: &nonce,
-        extra: &extra,
-    };
+    let options = SignOptions::new(created, &nonce).cover(&extra);
     let view = RequestView::from_parts(&parts)?;
     let digest = BodyDigest::of(body);
     println!(
@@ -42,7 +37,7 @@ fn main() -> Result<(), Error> {
     let authorities = ["api.example.com".to_owned()];
     let policy = Policy::new(created + 2, 300, &authorities);
     let lookup = |id: &KeyId| {
-        if id == key.id() {
+        if id == key.key_id() {
             Ok(key.clone())
         } else {
             Err(Error::new(ErrorCode::UnknownKey, "no such key"))
@@ -56,7 +51,7 @@ fn main() -> Result<(), Error> {
     )?;
     println!(
         "\nverified: keyid={} nonce={}",
-        verified.keyid(),
+        verified.key_id(),
         verified.nonce()
     );
 

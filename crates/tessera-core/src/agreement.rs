@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use crate::{
-    extra_components, sign, verify, BodyDigest, ErrorCode, KeyId, Nonce, Policy, ReceivedRequest,
+    parse_cover, sign, verify, BodyDigest, ErrorCode, KeyId, Nonce, Policy, ReceivedRequest,
     RequestView, Scheme, SecretKey, SignOptions, SigningKey, Target,
 };
 
@@ -50,13 +50,8 @@ pub fn sign_and_verify_agree(attempt: &Attempt<'_>) -> Result<Option<ErrorCode>,
     let nonce = Nonce::new("AAAAAAAAAAAAAAAAAAAAAA").map_err(|e| e.to_string())?;
     let signed = (|| {
         // The signer's order (spec §10): inputs, then the request.
-        let extra = extra_components(attempt.cover)?;
-        let options = SignOptions {
-            created: CREATED,
-            expires: None,
-            nonce: &nonce,
-            extra: &extra,
-        };
+        let extra = parse_cover(attempt.cover)?;
+        let options = SignOptions::new(CREATED, &nonce).cover(&extra);
         options.check()?;
         let view = RequestView::new(
             attempt.method,

@@ -19,7 +19,7 @@ pub const SERVER_TIME_HEADER: &str = "tessera-server-time";
 fn challenge_mac(key: &SigningKey, nonce: &str, time: u64) -> crate::key::HmacSha256 {
     let mut mac = key.mac();
     mac.update(b"tessera-v1 server-time\n");
-    mac.update(key.id().as_str().as_bytes());
+    mac.update(key.key_id().as_str().as_bytes());
     mac.update(b"\n");
     mac.update(nonce.as_bytes());
     mac.update(b"\n");
@@ -34,7 +34,7 @@ pub fn server_time_header(key: &SigningKey, nonce: &Nonce, time: u64) -> String 
         .into_bytes();
     format!(
         "time={time}, keyid=\"{}\", nonce=\"{}\", mac=:{}:",
-        key.id(),
+        key.key_id(),
         nonce,
         STANDARD.encode(tag)
     )
@@ -72,7 +72,7 @@ pub fn verify_server_time(value: &[u8], key: &SigningKey, sent_nonce: &Nonce) ->
     let keyid = item("keyid")?.as_string().map(|s| s.as_str());
     let nonce = item("nonce")?.as_string().map(|s| s.as_str());
     let tag = item("mac")?.as_byte_sequence();
-    if keyid != Some(key.id().as_str()) || nonce != Some(sent_nonce.as_str()) {
+    if keyid != Some(key.key_id().as_str()) || nonce != Some(sent_nonce.as_str()) {
         return err(
             ErrorCode::MalformedSignature,
             "the challenge is for another key or another request",

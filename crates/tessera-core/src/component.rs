@@ -240,7 +240,7 @@ impl fmt::Debug for Component {
 ///
 /// # Errors
 /// As above.
-pub fn extra_components<S: AsRef<str>>(names: &[S]) -> Result<Vec<Component>> {
+pub fn parse_cover<S: AsRef<str>>(names: &[S]) -> Result<Vec<Component>> {
     // A list this long would not even parse at a verifier (spec §9.4), which
     // reports that before looking at any name.
     if MANDATORY.len() + names.len() > crate::sf::MAX_ITEMS {
@@ -253,12 +253,12 @@ pub fn extra_components<S: AsRef<str>>(names: &[S]) -> Result<Vec<Component>> {
         .iter()
         .map(|name| Component::parse(name.as_ref()))
         .collect::<Result<Vec<_>>>()?;
-    check_extra(&extra)?;
+    check_cover(&extra)?;
     Ok(extra)
 }
 
-/// The list checks of [`extra_components`] for parsed components.
-pub(crate) fn check_extra(extra: &[Component]) -> Result<()> {
+/// The list checks of [`parse_cover`] for parsed components.
+pub(crate) fn check_cover(extra: &[Component]) -> Result<()> {
     if MANDATORY.len() + extra.len() > MAX_COMPONENTS {
         return err(
             ErrorCode::MalformedSignature,

@@ -201,7 +201,7 @@ impl SigningKey {
     }
 
     /// The key id.
-    pub fn id(&self) -> &KeyId {
+    pub fn key_id(&self) -> &KeyId {
         &self.id
     }
 

@@ -29,7 +29,7 @@
 //!     .body(())
 //!     .expect("valid request");
 //! let nonce = Nonce::new("q8Zl1mVQm0yD9kR3tW5xCA")?; // normally Nonce::generate(&mut rng)
-//! let options = SignOptions { created: 1_700_000_000, expires: None, nonce: &nonce, extra: &[] };
+//! let options = SignOptions::new(1_700_000_000, &nonce);
 //! let (mut parts, ()) = request.into_parts();
 //! let headers = sign(&key, &RequestView::from_parts(&parts)?, &BodyDigest::of(body), &options)?;
 //! headers.apply_to(&mut parts.headers)?;
@@ -41,9 +41,9 @@
 //!     &ReceivedRequest::from_parts(&parts),
 //!     &BodyDigest::of(body),
 //!     &policy,
-//!     |id| if id == key.id() { Ok(key.clone()) } else { Err(tessera_core::Error::new(tessera_core::ErrorCode::UnknownKey, "unknown")) },
+//!     |id| if id == key.key_id() { Ok(key.clone()) } else { Err(tessera_core::Error::new(tessera_core::ErrorCode::UnknownKey, "unknown")) },
 //! )?;
-//! assert_eq!(verified.keyid().as_str(), "user-42-phone");
+//! assert_eq!(verified.key_id().as_str(), "user-42-phone");
 //!
 //! // A tampered body fails.
 //! let err = verify(&ReceivedRequest::from_parts(&parts), &BodyDigest::of(b"{}"), &policy, |_| Ok(key.clone()))
@@ -57,7 +57,10 @@
 pub mod agreement;
 mod base;
 mod canonical;
+#[cfg(any(test, fuzzing))]
+mod canonical_agreement;
 pub mod challenge;
+mod clock;
 mod component;
 mod digest;
 mod error;
@@ -65,6 +68,7 @@ mod inline;
 mod key;
 mod nonce;
 mod params;
+mod parsed;
 mod received;
 mod request;
 mod sf;
@@ -73,9 +77,8 @@ mod target;
 mod verify;
 
 pub use base::{RedactedSignatureBase, SignatureBase};
-pub use component::{
-    extra_components, Component, FieldName, CONTENT_DIGEST, MANDATORY, MAX_COMPONENTS,
-};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use component::{parse_cover, Component, FieldName, CONTENT_DIGEST, MANDATORY, MAX_COMPONENTS};
 pub use digest::{BodyDigest, BodyHasher, EMPTY_BODY_CONTENT_DIGEST};
 pub use error::{Error, ErrorCode, Result};
 pub use key::{
@@ -83,13 +86,14 @@ pub use key::{
     MAX_SECRET_LEN, MIN_SECRET_LEN,
 };
 pub use nonce::{Nonce, MAX_NONCE_LEN, MIN_NONCE_LEN};
+pub use parsed::{ParsedSignature, MAX_SIGNATURE_HEADER_LEN};
 pub use received::{Authorities, ReceivedRequest};
 pub use request::{
     check_method, check_path, check_query, normalize_authority, Fields, RequestView, Scheme,
 };
 pub use sign::{sign, signature_base, SignOptions, SignedHeaders};
 pub use target::Target;
-pub use verify::{verify, ParsedSignature, Policy, MAX_SIGNATURE_HEADER_LEN};
+pub use verify::{verify, Policy};
 
 /// The label Tessera signers use for their signature.
 pub const LABEL: &str = "tessera";
@@ -106,7 +110,7 @@ pub mod fuzzing {
     /// Panics unless parsing these one-line `Signature-Input` and `Signature`
     /// values gives exactly what the `sfv` path alone gives, errors included.
     pub fn canonical_agrees_with_sfv(input: &[u8], signature: &[u8]) {
-        crate::canonical::assert_agrees(input, signature);
+        crate::canonical_agreement::assert_agrees(input, signature);
     }
 }
 

@@ -21,6 +21,17 @@ const MAX_SF_INTEGER: u64 = 999_999_999_999_999;
 
 /// The per-request inputs to signing. Time and nonce come from the caller:
 /// the core reads no clock and no randomness.
+///
+/// ```
+/// # use tessera_core::{Component, Nonce, SignOptions};
+/// let nonce = Nonce::new("q8Zl1mVQm0yD9kR3tW5xCA")?;
+/// let cover = [Component::field("content-type")?];
+/// let options = SignOptions::new(1_700_000_000, &nonce)
+///     .with_expires(Some(1_700_000_060))
+///     .cover(&cover);
+/// # Ok::<(), tessera_core::Error>(())
+/// ```
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy)]
 pub struct SignOptions<'a> {
     /// `created`, Unix seconds.
@@ -29,8 +40,36 @@ pub struct SignOptions<'a> {
     pub expires: Option<u64>,
     /// A fresh nonce.
     pub nonce: &'a Nonce,
-    /// Header fields covered in addition to the mandatory floor, lowercase, in order.
-    pub extra: &'a [Component],
+    /// Header fields covered in addition to the mandatory floor, lowercase,
+    /// in order (see [`crate::parse_cover`]).
+    pub cover: &'a [Component],
+}
+
+impl<'a> SignOptions<'a> {
+    /// Options for a signature created at `created` with `nonce`, no
+    /// `expires` and nothing covered beyond the floor.
+    pub fn new(created: u64, nonce: &'a Nonce) -> Self {
+        SignOptions {
+            created,
+            expires: None,
+            nonce,
+            cover: &[],
+        }
+    }
+
+    /// Sets (or clears) `expires`.
+    #[must_use]
+    pub fn with_expires(mut self, expires: Option<u64>) -> Self {
+        self.expires = expires;
+        self
+    }
+
+    /// Covers these header fields after the floor, in this order.
+    #[must_use]
+    pub fn cover(mut self, fields: &'a [Component]) -> Self {
+        self.cover = fields;
+        self
+    }
 }
 
 /// The headers a signed request carries. `Debug` hides the signature: it
@@ -104,7 +143,7 @@ impl SignOptions<'_> {
 
 fn check_options(opts: &SignOptions<'_>) -> Result<()> {
     // The verifier's order (spec §11.2, step 2): components, then parameters.
-    crate::component::check_extra(opts.extra)?;
+    crate::component::check_cover(opts.cover)?;
     // An integer of 16 digits is not an sf-integer: a verifier could not even
     // parse the header, so it is refused with the verifier's code.
     if opts.created > MAX_SF_INTEGER || opts.expires.is_some_and(|e| e > MAX_SF_INTEGER) {
@@ -123,18 +162,18 @@ fn check_options(opts: &SignOptions<'_>) -> Result<()> {
 
 /// Serializes the `Signature-Input` value: `tessera=(...);created=..;keyid=..;nonce=..;tag=..`.
 fn signature_input(key: &SigningKey, opts: &SignOptions<'_>) -> String {
-    let mut out = String::with_capacity(160 + 24 * opts.extra.len());
+    let mut out = String::with_capacity(160 + 24 * opts.cover.len());
     out.push_str(LABEL);
     out.push('=');
     let values = ParamValues {
         created: opts.created,
         expires: opts.expires,
-        keyid: key.id().as_str(),
+        keyid: key.key_id().as_str(),
         nonce: opts.nonce.as_str(),
     };
     write_signature_params(
         &mut out,
-        MANDATORY.iter().chain(opts.extra),
+        MANDATORY.iter().chain(opts.cover),
         signer_order(opts.expires),
         &values,
     );
@@ -168,7 +207,7 @@ pub fn sign<F: Fields + ?Sized>(
     write_base(
         &mut mac,
         request,
-        MANDATORY.iter().chain(opts.extra),
+        MANDATORY.iter().chain(opts.cover),
         Some(&content_digest),
         params_of(&signature_input),
     )?;
@@ -200,7 +239,7 @@ pub fn signature_base<F: Fields + ?Sized>(
     let signature_input = signature_input(key, opts);
     SignatureBase::build(
         request,
-        MANDATORY.iter().chain(opts.extra),
+        MANDATORY.iter().chain(opts.cover),
         Some(&content_digest),
         params_of(&signature_input),
     )

@@ -122,12 +122,7 @@ fn sign_case(c: &Case) -> Signed {
         &c.headers[..],
     )
     .unwrap();
-    let opts = SignOptions {
-        created: c.created,
-        expires: None,
-        nonce: &nonce,
-        extra: &extra,
-    };
+    let opts = SignOptions::new(c.created, &nonce).cover(&extra);
     let out = sign(&key, &view, &BodyDigest::of(&c.body), &opts).unwrap();
     let mut headers = c.headers.clone();
     for (name, value) in out.iter() {

@@ -284,8 +284,7 @@ impl Signer {
         let secret = SecretKey::from_bytes(&secret.into_inner()).map_err(TesseraError::config)?;
         // Spec §10 step 2: the secret, the components (in the verifier's
         // order, with its codes), then the key id.
-        let extra =
-            tessera_core::extra_components(&covered_headers).map_err(TesseraError::config)?;
+        let extra = tessera_core::parse_cover(&covered_headers).map_err(TesseraError::config)?;
         let id = KeyId::new(key_id).map_err(TesseraError::config)?;
         if expires_after_secs == Some(0) {
             return Err(TesseraError::config(core_err(
@@ -303,7 +302,7 @@ impl Signer {
 
     /// The key id this signer signs with.
     pub fn key_id(&self) -> String {
-        self.key.id().as_str().to_owned()
+        self.key.key_id().as_str().to_owned()
     }
 
     /// The extra covered header names, in signed order (lowercase, as given).
@@ -399,12 +398,9 @@ impl Signer {
         let (created, nonce, expires) = fixed_params(signed.created, signed.nonce, signed.expires)?;
         let fields = HeaderLines(&request.headers);
         let view = request_view(&request, &fields)?;
-        let options = SignOptions {
-            created,
-            expires,
-            nonce: &nonce,
-            extra: &self.extra,
-        };
+        let options = SignOptions::new(created, &nonce)
+            .with_expires(expires)
+            .cover(&self.extra);
         let base = tessera_core::signature_base(&self.key, &view, &digest, &options)
             .map_err(TesseraError::request)?;
         Ok(String::from_utf8_lossy(base.as_bytes()).into_owned())
@@ -478,12 +474,9 @@ impl Signer {
     ) -> Result<SignedHeaders, TesseraError> {
         let fields = HeaderLines(&request.headers);
         let view = request_view(request, &fields)?;
-        let options = SignOptions {
-            created,
-            expires,
-            nonce,
-            extra: &self.extra,
-        };
+        let options = SignOptions::new(created, nonce)
+            .with_expires(expires)
+            .cover(&self.extra);
         let signed = tessera_core::sign(&self.key, &view, digest, &options)
             .map_err(TesseraError::request)?;
         Ok(SignedHeaders {

@@ -337,7 +337,7 @@ fn key_material_is_zeroized_on_drop() {
     // (`ArrayString`, repr(C): a 4-byte length, then the text, then a zeroed
     // tail). Located by address, its length and text are the only bytes that
     // may survive; everything else is key material.
-    let id = slot.key.id();
+    let id = slot.key.key_id();
     let id_at = std::ptr::from_ref(id) as usize - key as usize;
     let id_bytes = id_at..id_at + 4 + id.as_str().len();
     let outside = |i: &usize| !id_bytes.contains(i);

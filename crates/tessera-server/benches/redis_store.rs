@@ -248,12 +248,7 @@ fn signed(key: &SigningKey) -> http::request::Parts {
         .body(())
         .expect("request")
         .into_parts();
-    let options = SignOptions {
-        created: START,
-        expires: None,
-        nonce: &nonce,
-        extra: &[],
-    };
+    let options = SignOptions::new(START, &nonce);
     let view = RequestView::from_parts(&parts).expect("view");
     sign(key, &view, &BodyDigest::EMPTY, &options)
         .expect("signed")

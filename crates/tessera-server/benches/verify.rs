@@ -79,12 +79,7 @@ impl Fixture {
             .expect("request")
             .into_parts();
         let nonce = Nonce::generate(&mut rand::rng());
-        let options = SignOptions {
-            created: self.clock.now(),
-            expires: None,
-            nonce: &nonce,
-            extra: &self.extra,
-        };
+        let options = SignOptions::new(self.clock.now(), &nonce).cover(&self.extra);
         sign(
             &self.key,
             &RequestView::from_parts(&parts).expect("view"),

@@ -62,7 +62,7 @@
 //! let key = SigningKey::new(KeyId::new("phone-1")?, &secret);
 //! let nonce = Nonce::generate(&mut rand::rng());
 //! let (mut parts, ()) = http::Request::get("https://api.example.com/v1/me").body(())?.into_parts();
-//! let options = SignOptions { created: 1_700_000_000, expires: None, nonce: &nonce, extra: &[] };
+//! let options = SignOptions::new(1_700_000_000, &nonce);
 //! sign(&key, &RequestView::from_parts(&parts)?, &BodyDigest::EMPTY, &options)?
 //!     .apply_to(&mut parts.headers)?;
 //!
@@ -93,7 +93,6 @@
 //! * Keep the system clock synchronized (NTP): the window is ±300 s.
 #![forbid(unsafe_code)]
 
-mod clock;
 #[cfg(feature = "axum")]
 mod extract;
 mod identity;
@@ -104,7 +103,6 @@ pub mod scope;
 mod verifier;
 pub mod verify;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "axum")]
 pub use extract::MissingIdentity;
 pub use identity::VerifiedIdentity;
@@ -123,6 +121,7 @@ pub use nonce::{
 };
 pub use rejection::{Rejection, DEFAULT_REALM, PROBLEM_JSON};
 pub use scope::{RequireScope, RequireScopeLayer};
+pub use tessera_core::{Clock, ManualClock, SystemClock};
 pub use verifier::{BuildError, Verifier, VerifierBuilder, DEFAULT_BODY_LIMIT, MAX_WINDOW_SECS};
 pub use verify::{VerifySignature, VerifySignatureLayer};
 

@@ -233,12 +233,7 @@ async fn derived_keys_verify_and_carry_their_metadata() {
             .body(())
             .expect("req")
             .into_parts();
-        let options = SignOptions {
-            created,
-            expires: None,
-            nonce: &nonce,
-            extra: &[],
-        };
+        let options = SignOptions::new(created, &nonce);
         sign(
             key,
             &RequestView::from_parts(&parts).expect("view"),

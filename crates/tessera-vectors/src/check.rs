@@ -133,14 +133,11 @@ pub fn produce(case: &Case) -> Result<Signed, Failure> {
                 signing_key(&case.key).map_err(|e| fail(case, "setup", format!("key: {e}")))?;
             let nonce = Nonce::new(s.nonce.as_str())
                 .map_err(|e| fail(case, "setup", format!("nonce: {e}")))?;
-            let extra = tessera_core::extra_components(&s.extra_components)
+            let extra = tessera_core::parse_cover(&s.extra_components)
                 .map_err(|e| fail(case, "setup", format!("extra component: {e}")))?;
-            let opts = SignOptions {
-                created: s.created,
-                expires: s.expires,
-                nonce: &nonce,
-                extra: &extra,
-            };
+            let opts = SignOptions::new(s.created, &nonce)
+                .with_expires(s.expires)
+                .cover(&extra);
             let digest = BodyDigest::of(&body);
             let base = signature_base(&key, &view, &digest, &opts)
                 .map_err(|e| fail(case, "signature_base", e.to_string()))?;
@@ -211,7 +208,7 @@ pub fn verify_received(
     .with_scheme(scheme);
     let body = BodyDigest::of(&body);
     let verified = verify(&received, &body, &policy, |id| {
-        if id == key.id() {
+        if id == key.key_id() {
             Ok(key.clone())
         } else {
             Err(Error::new(
@@ -246,15 +243,12 @@ pub fn sign_refused(case: &Case) -> Result<Result<(), Error>, Failure> {
         // The order a signer follows (spec §10): key and inputs, then the request.
         // Spec §10 step 2: the secret, the components, then the parameters.
         let secret = SecretKey::from_hex(&case.key.secret_hex)?;
-        let extra = tessera_core::extra_components(&s.extra_components)?;
+        let extra = tessera_core::parse_cover(&s.extra_components)?;
         let key = SigningKey::new(KeyId::new(case.key.id.as_str())?, &secret);
         let nonce = Nonce::new(s.nonce.as_str())?;
-        let opts = SignOptions {
-            created: s.created,
-            expires: s.expires,
-            nonce: &nonce,
-            extra: &extra,
-        };
+        let opts = SignOptions::new(s.created, &nonce)
+            .with_expires(s.expires)
+            .cover(&extra);
         let url = std::str::from_utf8(&target_octets)
             .map_err(|_| Error::new(ErrorCode::InvalidFieldValue, "the URL is not text"))?;
         let target = Target::parse_url(url)?;

@@ -117,7 +117,7 @@ pub(crate) fn run(args: &Args) -> CliResult {
     let mut stdout = std::io::stdout();
     let code = match &outcome.verdict {
         Ok(parsed) => {
-            println!("ok keyid={} created={}", parsed.keyid(), parsed.created());
+            println!("ok keyid={} created={}", parsed.key_id(), parsed.created());
             ExitCode::SUCCESS
         }
         Err(error) => {
@@ -189,20 +189,20 @@ fn check(
         }
     };
     if let Some(expected) = key_id {
-        if parsed.keyid() != expected {
+        if parsed.key_id() != expected {
             return Outcome {
                 verdict: Err(Error::new(
                     ErrorCode::UnknownKey,
                     format!(
                         "the request is signed with key \"{}\", not with --key-id \"{expected}\"",
-                        parsed.keyid()
+                        parsed.key_id()
                     ),
                 )),
                 base: None,
             };
         }
     }
-    let key = SigningKey::new(parsed.keyid().clone(), secret);
+    let key = SigningKey::new(parsed.key_id().clone(), secret);
     let verdict = parsed.verify_with_key(&key, &received, &BodyDigest::of(&raw.body), policy);
     // The base, for --show-base and for bad_signature: only once step 5 has
     // accepted the target, never over an authority it refused.

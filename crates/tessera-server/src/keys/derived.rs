@@ -103,7 +103,7 @@ impl DerivedKeyStore {
     /// encoded in the id are cached, so a key carrying a revocation (added
     /// by [`DerivedKeyStore::get`]) is never stored.
     pub fn verified(&self, key_id: &KeyId, key: &ResolvedKey) {
-        if key.key().id() != key_id || key.metadata().state == KeyState::Revoked {
+        if key.key().key_id() != key_id || key.metadata().state == KeyState::Revoked {
             return;
         }
         match DerivedKeyId::parse(key_id) {
@@ -208,12 +208,7 @@ mod tests {
             .body(())
             .expect("request")
             .into_parts();
-        let options = SignOptions {
-            created,
-            expires: None,
-            nonce: &nonce,
-            extra: &[],
-        };
+        let options = SignOptions::new(created, &nonce);
         sign(
             key,
             &RequestView::from_parts(&parts).expect("view"),

@@ -11,7 +11,7 @@ use rand::RngCore;
 use tessera_core::{Error, ErrorCode, KeyId, SecretKey};
 
 use super::{DerivedKeyId, DerivedKeyStore, KeyMetadata, MemoryKeyStore};
-use crate::clock::{Clock, SystemClock};
+use tessera_core::{Clock, SystemClock};
 
 /// What to issue: for whom, to which client, with which scopes and lifetime.
 #[non_exhaustive]
@@ -142,7 +142,7 @@ impl KeyIssuer {
     pub fn memory(store: Arc<MemoryKeyStore>) -> Self {
         KeyIssuer {
             backend: Backend::Memory(store),
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(SystemClock::new()),
         }
     }
 
@@ -150,7 +150,7 @@ impl KeyIssuer {
     pub fn derived(store: Arc<DerivedKeyStore>) -> Self {
         KeyIssuer {
             backend: Backend::Derived(store),
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(SystemClock::new()),
         }
     }
 
@@ -222,7 +222,7 @@ fn random_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use tessera_core::ManualClock;
 
     #[test]
     fn derived_issuance_round_trips_through_the_store() {

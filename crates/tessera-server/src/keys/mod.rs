@@ -51,7 +51,7 @@ impl fmt::Debug for ResolvedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // SigningKey's own Debug is redacted; spelled out here for clarity.
         f.debug_struct("ResolvedKey")
-            .field("key_id", self.key.id())
+            .field("key_id", self.key.key_id())
             .field("metadata", &self.metadata)
             .finish()
     }

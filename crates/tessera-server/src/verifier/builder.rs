@@ -6,10 +6,10 @@ use std::sync::Arc;
 use tessera_core::{normalize_authority, Component, Scheme, DEFAULT_WINDOW_SECS};
 
 use super::{AuthorityPolicy, Inner, Verifier};
-use crate::clock::{Clock, SystemClock};
 use crate::keys::KeyStore;
 use crate::nonce::{MemoryNonceStore, NonceStore};
 use crate::rejection::DEFAULT_REALM;
+use tessera_core::{Clock, SystemClock};
 
 /// Default largest accepted body: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -61,7 +61,7 @@ impl Default for VerifierBuilder {
         VerifierBuilder {
             keys: None,
             nonces: None,
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(SystemClock::new()),
             window: DEFAULT_WINDOW_SECS,
             window_error: None,
             scheme: Scheme::Https,

@@ -18,12 +18,12 @@ use tessera_core::{
 
 pub use builder::{BuildError, VerifierBuilder, DEFAULT_BODY_LIMIT, MAX_WINDOW_SECS};
 
-use crate::clock::Clock;
 use crate::identity::VerifiedIdentity;
 use crate::keys::{KeyStore, ResolvedKey};
 use crate::nonce::{NonceOutcome, NonceRecord, NonceStore};
 use crate::rejection::Rejection;
 use crate::BoxError;
+use tessera_core::Clock;
 
 /// Verifies tessera-v1 signed requests.
 ///
@@ -154,7 +154,7 @@ impl Verifier {
         let i = &*self.inner;
         // Steps 1-2.
         let parsed = ParsedSignature::from_fields(&parts.headers).map_err(|e| self.reject(e))?;
-        let reject = |e: Error| self.reject(e).with_key_id(parsed.keyid());
+        let reject = |e: Error| self.reject(e).with_key_id(parsed.key_id());
         for required in &i.required {
             if !parsed.components().contains(required) {
                 return Err(reject(Error::new(
@@ -194,7 +194,7 @@ impl Verifier {
             let mut rejection = reject(e);
             if rejection.code() == ErrorCode::BadSignature {
                 if let Ok(base) = parsed.signature_base(&view) {
-                    tracing::debug!(key_id = %parsed.keyid(), base = %base.redacted(), "tessera: signature base the server computed");
+                    tracing::debug!(key_id = %parsed.key_id(), base = %base.redacted(), "tessera: signature base the server computed");
                     let debug = i.debug_base.then(|| base.to_string());
                     rejection = rejection.with_base(base.sha256_hex(), debug);
                 }
@@ -203,7 +203,7 @@ impl Verifier {
         }
         // The MAC is valid, so the key id is not made up: only now may the
         // store cache the key (see `KeyStore::verified`).
-        i.keys.verified(parsed.keyid(), &resolved);
+        i.keys.verified(parsed.key_id(), &resolved);
 
         // Step 8. The time is read again: reading a slow body may have taken
         // the request out of its window, and the nonce store may already have
@@ -213,7 +213,7 @@ impl Verifier {
         self.check_time(&parsed, &resolved, now)?;
         recheck_key(&resolved, now).map_err(reject)?;
         let expires_at = parsed.created().saturating_add(i.window).saturating_add(1);
-        let record = NonceRecord::new(parsed.keyid(), parsed.nonce(), now, expires_at);
+        let record = NonceRecord::new(parsed.key_id(), parsed.nonce(), now, expires_at);
         match i.nonces.record(record).await {
             Ok(NonceOutcome::Fresh) => {}
             Ok(NonceOutcome::Replayed) => {
@@ -223,7 +223,7 @@ impl Verifier {
                 )))
             }
             Err(e) => {
-                tracing::warn!(key_id = %parsed.keyid(), error = %e, "tessera: nonce store failed; refusing the request");
+                tracing::warn!(key_id = %parsed.key_id(), error = %e, "tessera: nonce store failed; refusing the request");
                 return Err(reject(Error::new(
                     ErrorCode::StoreUnavailable,
                     "replay protection is unavailable; retry later",
@@ -232,7 +232,7 @@ impl Verifier {
         }
 
         let identity = VerifiedIdentity::new(
-            parsed.keyid().clone(),
+            parsed.key_id().clone(),
             Arc::clone(resolved.metadata()),
             parsed.created(),
             parsed.nonce().clone(),
@@ -242,11 +242,11 @@ impl Verifier {
 
     /// Step 3: looks the key up and checks it is usable at `now`.
     async fn resolve(&self, parsed: &ParsedSignature, now: u64) -> Result<ResolvedKey, Error> {
-        let resolved = match self.inner.keys.resolve(parsed.keyid()).await {
+        let resolved = match self.inner.keys.resolve(parsed.key_id()).await {
             Ok(Some(resolved)) => resolved,
             Ok(None) => return Err(Error::new(ErrorCode::UnknownKey, "the key id is not known")),
             Err(e) => {
-                tracing::warn!(key_id = %parsed.keyid(), error = %e, "tessera: key store failed; refusing the request");
+                tracing::warn!(key_id = %parsed.key_id(), error = %e, "tessera: key store failed; refusing the request");
                 return Err(Error::new(
                     ErrorCode::StoreUnavailable,
                     "the key store is unavailable; retry later",
@@ -265,7 +265,7 @@ impl Verifier {
     ) -> Result<(), Rejection> {
         parsed.check_time(now, self.inner.window).map_err(|e| {
             let clock_skew = e.code() == ErrorCode::ClockSkew;
-            let rejection = self.reject(e).with_key_id(parsed.keyid());
+            let rejection = self.reject(e).with_key_id(parsed.key_id());
             if clock_skew {
                 // The key is known and usable here, so the client can
                 // authenticate the time and correct its clock.

@@ -325,12 +325,7 @@ impl<'a> Spec<'a> {
             builder = builder.header(*name, *value);
         }
         let (mut parts, ()) = builder.body(()).expect("request").into_parts();
-        let options = SignOptions {
-            created: self.created,
-            expires: None,
-            nonce: &nonce,
-            extra: &self.extra,
-        };
+        let options = SignOptions::new(self.created, &nonce).cover(&self.extra);
         let view = RequestView::from_parts(&parts).expect("view");
         sign(&self.key, &view, &BodyDigest::of(&self.body), &options)
             .expect("signed")

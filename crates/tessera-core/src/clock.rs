@@ -1,16 +1,23 @@
-//! Where the verifier reads the current time.
+//! The [`Clock`] that signers and verifiers read the time from.
+//!
+//! The signing and verifying functions of this crate take the time as an
+//! argument and never read a clock; the trait lives here so that the client
+//! and the server share one definition (and one test clock).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A source of the current time, in Unix seconds.
+/// A source of the current time, in whole Unix seconds (fractions
+/// truncated, spec §11.1).
 ///
-/// The verifier reads the clock once per request (and once more right
-/// before recording the nonce), so an implementation should be cheap.
-pub trait Clock: fmt::Debug + Send + Sync {
-    /// The current time, whole seconds since the Unix epoch.
+/// A signer adds its learned clock offset to what this returns; a verifier
+/// reads it once per request and once more before recording the nonce, so an
+/// implementation should be cheap. Inject one to test skew handling or to use
+/// a trusted time source.
+pub trait Clock: fmt::Debug + Send + Sync + 'static {
+    /// Seconds since the Unix epoch.
     fn now_unix(&self) -> u64;
 }
 
@@ -20,7 +27,7 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
     }
 }
 
-/// The operating system's wall clock. The default.
+/// The operating system's wall clock. The default everywhere.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct SystemClock;
@@ -34,8 +41,9 @@ impl SystemClock {
 
 impl Clock for SystemClock {
     fn now_unix(&self) -> u64 {
-        // A clock set before 1970 reads as 0: every signature is then far in
-        // the future and rejected as clock_skew, which fails closed.
+        // A clock set before 1970 reads as 0. A signer is then answered
+        // `clock_skew` with an authenticated time that corrects it; a
+        // verifier sees every signature far in the future and fails closed.
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
@@ -46,7 +54,7 @@ impl Clock for SystemClock {
 /// test walk through a replay window second by second.
 ///
 /// Clones share the same time, so a test can keep one handle and give
-/// another to the verifier.
+/// another to a signer or a verifier.
 #[derive(Debug, Clone, Default)]
 pub struct ManualClock(Arc<AtomicU64>);
 
