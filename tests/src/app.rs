@@ -144,8 +144,7 @@ impl SignedApp {
         let mut authorities = vec![addr.to_string()];
         authorities.extend(tap.as_ref().map(|t| t.addr.to_string()));
         let keys = Arc::new(MemoryKeyStore::new());
-        let verifier = Verifier::builder()
-            .key_store(Arc::clone(&keys))
+        let verifier = Verifier::builder(Arc::clone(&keys))
             .scheme(Scheme::Http)
             .authorities(authorities)
             .body_limit(BODY_LIMIT)

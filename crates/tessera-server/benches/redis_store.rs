@@ -21,6 +21,7 @@
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
+use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -198,8 +199,7 @@ async fn verifications(nonces: Arc<dyn NonceStore>) -> Stats {
     let id = KeyId::new("user-42-phone").expect("id");
     let keys = Arc::new(MemoryKeyStore::new());
     keys.insert(id.clone(), &secret, KeyMetadata::new("user-42"));
-    let verifier = Verifier::builder()
-        .key_store(keys)
+    let verifier = Verifier::builder(keys)
         .nonce_store(nonces)
         .clock(ManualClock::new(START))
         .authority("api.example.com")
@@ -222,7 +222,7 @@ async fn verifications(nonces: Arc<dyn NonceStore>) -> Stats {
                 let mut latencies = Vec::with_capacity(requests.len());
                 for parts in &requests {
                     let at = Instant::now();
-                    let verified = verifier.verify_bytes(parts, b"").await;
+                    let verified = verifier.verify_bytes(parts, Bytes::new()).await;
                     latencies.push(at.elapsed());
                     if let Err(rejection) = verified {
                         panic!("rejected: {:?}", rejection.code());

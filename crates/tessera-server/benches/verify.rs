@@ -8,6 +8,7 @@
 //! inserts; the manual clock advances one second per 1000 requests so
 //! entries expire as they would in service.
 
+use bytes::Bytes;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,8 +46,7 @@ impl Fixture {
             .capacity(4_000_000)
             .per_key_capacity(4_000_000)
             .build();
-        let verifier = Verifier::builder()
-            .key_store(keys)
+        let verifier = Verifier::builder(keys)
             .nonce_store(nonces)
             .clock(clock.clone())
             .authority("api.example.com")
@@ -111,9 +111,10 @@ fn bench(c: &mut Criterion) {
         let mut fixture = Fixture::new();
         let verifier = fixture.verifier.clone();
         group.bench_function(name, |b| {
+            let body = Bytes::copy_from_slice(body);
             b.iter_batched(
-                || fixture.signed(method, body),
-                |parts| {
+                || (fixture.signed(method, &body), body.clone()),
+                |(parts, body)| {
                     let verified = verifier
                         .verify_bytes(&parts, body)
                         .now_or_never()

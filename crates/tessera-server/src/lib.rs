@@ -44,8 +44,7 @@
 //! keys.insert(KeyId::new("phone-1")?, &secret, KeyMetadata::new("user-42").with_scopes(["read"]));
 //!
 //! let clock = ManualClock::new(1_700_000_000); // SystemClock in production
-//! let verifier = Verifier::builder()
-//!     .key_store(Arc::clone(&keys))
+//! let verifier = Verifier::builder(Arc::clone(&keys))
 //!     .clock(clock.clone())
 //!     .authority("api.example.com")
 //!     .build()?;
@@ -121,7 +120,10 @@ pub use nonce::{
 };
 pub use rejection::{Rejection, DEFAULT_REALM, PROBLEM_JSON};
 pub use scope::{RequireScope, RequireScopeLayer};
-pub use tessera_core::{Clock, ManualClock, SystemClock};
+/// The core types a server touches, so that an application depends on this crate alone.
+pub use tessera_core::{
+    Clock, ErrorCode, KeyId, ManualClock, Nonce, Scheme, SecretKey, SigningKey, SystemClock,
+};
 pub use verifier::{BuildError, Verifier, VerifierBuilder, DEFAULT_BODY_LIMIT, MAX_WINDOW_SECS};
 pub use verify::{VerifySignature, VerifySignatureLayer};
 

@@ -2,6 +2,7 @@
 
 mod support;
 
+use bytes::Bytes;
 use std::sync::{Arc, Barrier};
 
 use futures_util::FutureExt;
@@ -12,8 +13,7 @@ use tessera_core::ErrorCode;
 use tessera_server::{ManualClock, Verifier};
 
 fn verifier(clock: &ManualClock) -> Verifier {
-    Verifier::builder()
-        .key_store(key_store())
+    Verifier::builder(key_store())
         .clock(clock.clone())
         .authority("api.example.com")
         .build()
@@ -24,7 +24,7 @@ fn verifier(clock: &ManualClock) -> Verifier {
 fn verify_now(verifier: &Verifier, request: &http::Request<Vec<u8>>) -> Result<(), ErrorCode> {
     let (parts, body) = request.clone().into_parts();
     verifier
-        .verify_bytes(&parts, &body)
+        .verify_bytes(&parts, Bytes::from(body.clone()))
         .now_or_never()
         .expect("in-memory stores complete synchronously")
         .map(|_| ())

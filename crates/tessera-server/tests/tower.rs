@@ -33,8 +33,7 @@ async fn handler(request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>,
 
 #[tokio::test]
 async fn service_builder_stack() {
-    let verifier = Verifier::builder()
-        .key_store(key_store())
+    let verifier = Verifier::builder(key_store())
         .clock(ManualClock::new(T0))
         .authority("api.example.com")
         .build()
@@ -143,8 +142,7 @@ async fn inner_readiness_is_only_acquired_after_verification() {
     use http_body::Frame;
     use http_body_util::StreamBody;
 
-    let verifier = Verifier::builder()
-        .key_store(key_store())
+    let verifier = Verifier::builder(key_store())
         .clock(ManualClock::new(T0))
         .authority("api.example.com")
         .build()

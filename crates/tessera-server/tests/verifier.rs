@@ -23,8 +23,7 @@ use tessera_server::{
 const HOST: &str = "api.example.com";
 
 fn verifier() -> Verifier {
-    Verifier::builder()
-        .key_store(key_store())
+    Verifier::builder(key_store())
         .clock(ManualClock::new(T0))
         .authority(HOST)
         .body_limit(1024)
@@ -77,7 +76,7 @@ async fn declared_length_over_the_limit_is_refused_before_reading() {
         .insert("content-length", http::HeaderValue::from_static("999999"));
     let (parts, body) = request.into_parts();
     let err = verifier()
-        .verify_bytes(&parts, &body)
+        .verify_bytes(&parts, Bytes::from(body.clone()))
         .await
         .expect_err("too large");
     assert_eq!(err.code(), ErrorCode::BodyTooLarge);
@@ -95,7 +94,7 @@ async fn earlier_steps_win_over_later_ones() {
         .signed();
     let (parts, body) = request.into_parts();
     assert_eq!(
-        v.verify_bytes(&parts, &body)
+        v.verify_bytes(&parts, Bytes::from(body.clone()))
             .await
             .map_err(|r| r.code())
             .err(),
@@ -108,7 +107,7 @@ async fn earlier_steps_win_over_later_ones() {
         .signed();
     let (parts, body) = request.into_parts();
     assert_eq!(
-        v.verify_bytes(&parts, &body)
+        v.verify_bytes(&parts, Bytes::from(body.clone()))
             .await
             .map_err(|r| r.code())
             .err(),
@@ -118,7 +117,7 @@ async fn earlier_steps_win_over_later_ones() {
     let request = Spec::new(Method::POST, "evil.example").body(&big).signed();
     let (parts, body) = request.into_parts();
     assert_eq!(
-        v.verify_bytes(&parts, &body)
+        v.verify_bytes(&parts, Bytes::from(body.clone()))
             .await
             .map_err(|r| r.code())
             .err(),
@@ -129,7 +128,7 @@ async fn earlier_steps_win_over_later_ones() {
     *request.method_mut() = Method::PUT;
     let (parts, body) = request.into_parts();
     assert_eq!(
-        v.verify_bytes(&parts, &body)
+        v.verify_bytes(&parts, Bytes::from(body.clone()))
             .await
             .map_err(|r| r.code())
             .err(),
@@ -165,14 +164,13 @@ async fn store_failures_fail_closed() {
     let request = Spec::new(Method::GET, HOST).signed();
     let (parts, body) = request.into_parts();
 
-    let v = Verifier::builder()
-        .key_store(FailingKeys)
+    let v = Verifier::builder(FailingKeys)
         .authority(HOST)
         .clock(ManualClock::new(T0))
         .build()
         .expect("v");
     let err = v
-        .verify_bytes(&parts, &body)
+        .verify_bytes(&parts, Bytes::from(body.clone()))
         .await
         .expect_err("key store down");
     assert_eq!(
@@ -181,15 +179,14 @@ async fn store_failures_fail_closed() {
     );
 
     let nonces = Arc::new(FailingNonces::default());
-    let v = Verifier::builder()
-        .key_store(key_store())
+    let v = Verifier::builder(key_store())
         .nonce_store(Arc::clone(&nonces))
         .authority(HOST)
         .clock(ManualClock::new(T0))
         .build()
         .expect("v");
     let err = v
-        .verify_bytes(&parts, &body)
+        .verify_bytes(&parts, Bytes::from(body.clone()))
         .await
         .expect_err("nonce store down");
     assert_eq!(
@@ -200,7 +197,10 @@ async fn store_failures_fail_closed() {
     let mut tampered = Spec::new(Method::GET, HOST).signed();
     *tampered.method_mut() = Method::HEAD;
     let (parts, body) = tampered.into_parts();
-    let err = v.verify_bytes(&parts, &body).await.expect_err("bad mac");
+    let err = v
+        .verify_bytes(&parts, Bytes::from(body.clone()))
+        .await
+        .expect_err("bad mac");
     assert_eq!(err.code(), ErrorCode::BadSignature);
     assert_eq!(nonces.0.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
@@ -220,8 +220,7 @@ async fn derived_keys_verify_and_carry_their_metadata() {
                 .with_lifetime(std::time::Duration::from_secs(3600)),
         )
         .expect("issued");
-    let v = Verifier::builder()
-        .key_store(Arc::clone(&store))
+    let v = Verifier::builder(Arc::clone(&store))
         .clock(clock.clone())
         .authority(HOST)
         .build()
@@ -246,7 +245,7 @@ async fn derived_keys_verify_and_carry_their_metadata() {
         parts
     };
     let identity = v
-        .verify_bytes(&signed(T0, &key), b"")
+        .verify_bytes(&signed(T0, &key), bytes::Bytes::new())
         .await
         .expect("verified");
     assert_eq!(identity.owner(), "erin");
@@ -258,7 +257,7 @@ async fn derived_keys_verify_and_carry_their_metadata() {
         KeyId::new(issued.key_id().as_str().replace("orders:read", "admin")).expect("id");
     let forged = SigningKey::new(forged_id, issued.expose_secret());
     let err = v
-        .verify_bytes(&signed(T0, &forged), b"")
+        .verify_bytes(&signed(T0, &forged), bytes::Bytes::new())
         .await
         .expect_err("forged");
     assert_eq!(err.code(), ErrorCode::BadSignature);
@@ -266,14 +265,14 @@ async fn derived_keys_verify_and_carry_their_metadata() {
     // Expiry from the key id, then revocation list.
     clock.set(T0 + 3601);
     let err = v
-        .verify_bytes(&signed(T0 + 3601, &key), b"")
+        .verify_bytes(&signed(T0 + 3601, &key), bytes::Bytes::new())
         .await
         .expect_err("expired");
     assert_eq!(err.code(), ErrorCode::KeyExpired);
     clock.set(T0 + 10);
     store.revoke(issued.key_id().clone());
     let err = v
-        .verify_bytes(&signed(T0 + 10, &key), b"")
+        .verify_bytes(&signed(T0 + 10, &key), bytes::Bytes::new())
         .await
         .expect_err("revoked");
     assert_eq!(err.code(), ErrorCode::KeyRevoked);
@@ -281,11 +280,7 @@ async fn derived_keys_verify_and_carry_their_metadata() {
 
 #[test]
 fn builder_validation() {
-    let base = || Verifier::builder().key_store(key_store());
-    assert_eq!(
-        Verifier::builder().authority(HOST).build().err(),
-        Some(BuildError::NoKeyStore)
-    );
+    let base = || Verifier::builder(key_store());
     assert_eq!(base().build().err(), Some(BuildError::NoAuthority));
     assert_eq!(
         base().authority(HOST).fixed_authority(HOST).build().err(),
@@ -334,8 +329,7 @@ fn builder_validation() {
 
 #[tokio::test]
 async fn served_authority_is_normalized_on_both_sides() {
-    let v = Verifier::builder()
-        .key_store(key_store())
+    let v = Verifier::builder(key_store())
         .clock(ManualClock::new(T0))
         .authority("API.EXAMPLE.COM:443")
         .build()
@@ -348,14 +342,15 @@ async fn served_authority_is_normalized_on_both_sides() {
     // The signed URI is absolute; drop it so the Host header is used.
     *request.uri_mut() = support::PATH.parse().expect("origin-form");
     let (parts, body) = request.into_parts();
-    v.verify_bytes(&parts, &body).await.expect("verified");
+    v.verify_bytes(&parts, Bytes::from(body.clone()))
+        .await
+        .expect("verified");
 }
 
 #[tokio::test]
 async fn wider_window_gets_a_nonce_store_that_remembers_long_enough() {
     let clock = ManualClock::new(T0);
-    let v = Verifier::builder()
-        .key_store(key_store())
+    let v = Verifier::builder(key_store())
         .clock(clock.clone())
         .authority(HOST)
         .dangerous_window(3600)
@@ -363,11 +358,14 @@ async fn wider_window_gets_a_nonce_store_that_remembers_long_enough() {
         .expect("v");
     let request = Spec::new(Method::GET, HOST).created(T0 + 3600).signed();
     let (parts, body) = request.into_parts();
-    v.verify_bytes(&parts, &body)
+    v.verify_bytes(&parts, Bytes::from(body.clone()))
         .await
         .expect("accepted at the future edge");
     clock.set(T0 + 7200);
-    let err = v.verify_bytes(&parts, &body).await.expect_err("replay");
+    let err = v
+        .verify_bytes(&parts, Bytes::from(body.clone()))
+        .await
+        .expect_err("replay");
     assert_eq!(err.code(), ErrorCode::Replayed);
 }
 
@@ -419,8 +417,7 @@ fn default_nonce_store_warns_that_replay_protection_is_per_process() {
     // later registrations consult all of them.
     let _anchor = tracing::Dispatch::new(warnings.clone());
     tracing::subscriber::with_default(warnings.clone(), || {
-        Verifier::builder()
-            .key_store(key_store())
+        Verifier::builder(key_store())
             .authority(HOST)
             .build()
             .expect("default store");
@@ -430,8 +427,7 @@ fn default_nonce_store_warns_that_replay_protection_is_per_process() {
         assert!(logged[0].contains("RedisNonceStore"), "{logged:?}");
 
         // An explicit store (even an in-memory one) is a deliberate choice.
-        Verifier::builder()
-            .key_store(key_store())
+        Verifier::builder(key_store())
             .authority(HOST)
             .nonce_store(tessera_server::MemoryNonceStore::new())
             .build()
@@ -450,8 +446,7 @@ async fn key_expiring_during_a_slow_upload_is_refused_before_the_nonce_is_record
         tessera_server::KeyMetadata::new("erin").with_not_after(T0 + 10),
     );
     let clock = ManualClock::new(T0);
-    let v = Verifier::builder()
-        .key_store(keys)
+    let v = Verifier::builder(keys)
         .clock(clock.clone())
         .authority(HOST)
         .build()

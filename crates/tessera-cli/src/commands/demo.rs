@@ -213,8 +213,7 @@ async fn run_scenarios(style: Style) -> Result<Vec<Outcome>, CliError> {
     store.revoke(revoked.key_id());
 
     let (listener, addr) = app::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
-    let verifier = Verifier::builder()
-        .key_store(Arc::clone(&store))
+    let verifier = Verifier::builder(Arc::clone(&store))
         .scheme(Scheme::Http)
         .authorities(app::default_authorities(addr))
         .build()

@@ -208,8 +208,7 @@ pub(crate) fn run(args: Args) -> CliResult {
     let runtime = app::runtime()?;
     runtime.block_on(async move {
         let (listener, addr) = app::bind(args.addr).await?;
-        let builder = Verifier::builder()
-            .key_store(store)
+        let builder = Verifier::builder(store)
             .clock(OffsetClock(args.clock_offset))
             .scheme(scheme)
             .body_limit(args.body_limit)

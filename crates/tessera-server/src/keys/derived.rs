@@ -248,8 +248,7 @@ mod tests {
             )
             .expect("store"),
         );
-        let verifier = Verifier::builder()
-            .key_store(Arc::clone(&store))
+        let verifier = Verifier::builder(Arc::clone(&store))
             .clock(ManualClock::new(T0))
             .authority("api.example.com")
             .build()
@@ -258,7 +257,7 @@ mod tests {
         let legit = KeyId::new("d1.alice.web.read.1800000000.AAAAAAAAAAAAAAAAAAAAAA").expect("id");
         let legit_key = SigningKey::new(legit.clone(), &store.derive(&legit).expect("derive"));
         verifier
-            .verify_bytes(&signed_get(&legit_key, T0), b"")
+            .verify_bytes(&signed_get(&legit_key, T0), bytes::Bytes::new())
             .await
             .expect("verified");
         assert!(store.cache.contains(&legit));
@@ -270,7 +269,10 @@ mod tests {
         for i in 0..100 {
             let id = KeyId::new(format!("d1.mallory.web.read.1800000000.{i:0>22}")).expect("id");
             let err = verifier
-                .verify_bytes(&signed_get(&SigningKey::new(id, &wrong), T0), b"")
+                .verify_bytes(
+                    &signed_get(&SigningKey::new(id, &wrong), T0),
+                    bytes::Bytes::new(),
+                )
                 .await
                 .expect_err("forged");
             assert_eq!(err.code(), ErrorCode::BadSignature);
@@ -280,7 +282,7 @@ mod tests {
 
         // Verifying again through a cache hit does not rotate the cache.
         verifier
-            .verify_bytes(&signed_get(&legit_key, T0), b"")
+            .verify_bytes(&signed_get(&legit_key, T0), bytes::Bytes::new())
             .await
             .expect("verified again");
         assert_eq!(store.cache.len(), 1);

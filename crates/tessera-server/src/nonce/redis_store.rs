@@ -240,8 +240,7 @@ impl RedisNonceStoreBuilder {
 ///     .timeout(Duration::from_millis(250))
 ///     .connect()
 ///     .await?;
-/// let verifier = Verifier::builder()
-///     .key_store(keys)
+/// let verifier = Verifier::builder(keys)
 ///     .nonce_store(nonces)
 ///     .authority("api.example.com")
 ///     .build()?;

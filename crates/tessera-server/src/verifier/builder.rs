@@ -24,7 +24,7 @@ pub const MAX_WINDOW_SECS: u64 = 3600;
 /// `dangerous_*`.
 #[must_use]
 pub struct VerifierBuilder {
-    keys: Option<Arc<dyn KeyStore>>,
+    keys: Arc<dyn KeyStore>,
     nonces: Option<Arc<dyn NonceStore>>,
     clock: Arc<dyn Clock>,
     window: u64,
@@ -56,10 +56,12 @@ impl fmt::Debug for VerifierBuilder {
     }
 }
 
-impl Default for VerifierBuilder {
-    fn default() -> Self {
+impl VerifierBuilder {
+    /// A builder for a verifier that looks keys up in `keys`; every other
+    /// setting has its safe default. See [`crate::Verifier::builder`].
+    pub(crate) fn new(keys: Arc<dyn KeyStore>) -> Self {
         VerifierBuilder {
-            keys: None,
+            keys,
             nonces: None,
             clock: Arc::new(SystemClock::new()),
             window: DEFAULT_WINDOW_SECS,
@@ -76,12 +78,6 @@ impl Default for VerifierBuilder {
 }
 
 impl VerifierBuilder {
-    /// Where keys are looked up (required).
-    pub fn key_store(mut self, keys: impl KeyStore + 'static) -> Self {
-        self.keys = Some(Arc::new(keys));
-        self
-    }
-
     /// Where nonces are recorded (default: a [`MemoryNonceStore`] sized for the window).
     ///
     /// **Several replicas must share one store.** The default remembers
@@ -220,7 +216,7 @@ impl VerifierBuilder {
     /// authority, component, window or realm is invalid, or both served and
     /// fixed authorities are set.
     pub fn build(self) -> Result<Verifier, BuildError> {
-        let keys = self.keys.ok_or(BuildError::NoKeyStore)?;
+        let keys = self.keys;
         if let Some(secs) = self.window_error {
             return Err(BuildError::InvalidWindow(secs));
         }
@@ -300,8 +296,6 @@ impl VerifierBuilder {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildError {
-    /// No key store was configured.
-    NoKeyStore,
     /// Neither a served authority nor a fixed authority was configured.
     NoAuthority,
     /// Both served authorities and a fixed authority were configured.
@@ -329,7 +323,6 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::NoKeyStore => f.write_str("no key store configured"),
             BuildError::NoAuthority => {
                 f.write_str("no authority configured: call authority(..) or fixed_authority(..)")
             }

@@ -92,9 +92,10 @@ impl fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// Starts configuring a verifier.
-    pub fn builder() -> VerifierBuilder {
-        VerifierBuilder::default()
+    /// Starts configuring a verifier that looks keys up in `keys`. The key
+    /// store comes first because a verifier without one cannot be built.
+    pub fn builder(keys: impl KeyStore + 'static) -> VerifierBuilder {
+        VerifierBuilder::new(Arc::new(keys))
     }
 
     /// The acceptance window, seconds.
@@ -133,16 +134,17 @@ impl Verifier {
         result
     }
 
-    /// As [`Verifier::verify`], for a body already in memory.
+    /// As [`Verifier::verify`], for a body already in memory. The body is
+    /// hashed where it is; nothing is copied.
     ///
     /// # Errors
     /// As [`Verifier::verify`].
     pub async fn verify_bytes(
         &self,
         parts: &Parts,
-        body: &[u8],
+        body: Bytes,
     ) -> Result<VerifiedIdentity, Rejection> {
-        let body = http_body_util::Full::new(Bytes::copy_from_slice(body));
+        let body = http_body_util::Full::new(body);
         self.verify(parts, body).await.map(|(identity, _)| identity)
     }
 

@@ -12,8 +12,7 @@ use crate::Verifier;
 /// # use std::sync::Arc;
 /// use tessera_server::{MemoryKeyStore, Verifier, VerifySignatureLayer};
 ///
-/// let verifier = Verifier::builder()
-///     .key_store(Arc::new(MemoryKeyStore::new()))
+/// let verifier = Verifier::builder(Arc::new(MemoryKeyStore::new()))
 ///     .authority("api.example.com")
 ///     .build()
 ///     .expect("valid configuration");

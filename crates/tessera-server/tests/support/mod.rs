@@ -110,8 +110,7 @@ impl Harness {
         let local = format!("127.0.0.1:{}", addr.port());
         let clock = ManualClock::new(T0);
         let keys = key_store();
-        let builder = Verifier::builder()
-            .key_store(Arc::clone(&keys))
+        let builder = Verifier::builder(Arc::clone(&keys))
             .clock(clock.clone())
             .body_limit(4096)
             .realm("tessera-test");
