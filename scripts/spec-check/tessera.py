@@ -345,6 +345,9 @@ def sign(method, target_uri, headers, body, key_id, secret, created, nonce,
     scheme, auth, rest = parts
     path, query = split_path_query(rest)
     check_method(method)
+    # §10 step 3: more than one Host line is refused, whatever the authority.
+    if sum(1 for n, _ in headers if n.lower() == 'host') > 1:
+        fail('invalid_field_value', 'more than one Host line')
     check_path(path)
     if query is not None:
         check_query(query)

@@ -238,8 +238,9 @@ impl<'a, F: Fields + ?Sized> RequestView<'a, F> {
     /// given (raw, as sent on the wire). An empty path means `/`.
     ///
     /// # Errors
-    /// `invalid_field_value` when the method is not a token, the authority is
-    /// invalid, or the path or query contain control characters or spaces.
+    /// `invalid_field_value` when the method is not a token, `fields` hold
+    /// more than one `Host` line, the authority is invalid, or the path or
+    /// query hold an octet outside visible ASCII (or `#`).
     pub fn new(
         method: &'a str,
         scheme: Scheme,
@@ -249,6 +250,9 @@ impl<'a, F: Fields + ?Sized> RequestView<'a, F> {
         fields: &'a F,
     ) -> Result<Self> {
         check_method(method.as_bytes())?;
+        // A request with two Host lines is refused by every verifier (RFC
+        // 9112 §3.2), whichever authority it was signed for.
+        crate::received::single_host(fields)?;
         check_path(path.as_bytes())?;
         if let Some(query) = query {
             check_query(query.as_bytes())?;

@@ -100,12 +100,15 @@ proptest! {
         cover in cover(),
         origin_form in any::<bool>(),
         body in prop::collection::vec(any::<u8>(), 0..8),
+        hosts in prop::collection::vec(authority(), 0..3),
     ) {
         let scheme = if https { "https" } else { "http" };
         let slash = if path.starts_with('/') || path.is_empty() { "" } else { "/" };
         let query = query.map(|q| format!("?{q}")).unwrap_or_default();
         let url = format!("{scheme}://{authority}{slash}{path}{query}");
-        let headers = vec![("X-A".to_owned(), a), ("x-b".to_owned(), b)];
+        let mut headers = vec![("X-A".to_owned(), a), ("x-b".to_owned(), b)];
+        // Sometimes the request brings Host lines of its own, even two.
+        headers.extend(hosts.into_iter().map(|h| ("Host".to_owned(), h.into_bytes())));
         let attempt = Attempt {
             method: &method,
             url: &url,

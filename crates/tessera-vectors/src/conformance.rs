@@ -296,6 +296,12 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             .header("X-Display-Name", "Jos\u{e9}")
             .build(),
         unsignable(
+            "unsignable-two-host-lines",
+            "The request to sign carries two Host lines: every verifier refuses it (RFC 9112 §3.2), so the signer does too, whatever the URL's authority.",
+            base().header("Host", "api.example.com").header("Host", "evil.example"),
+            E::InvalidFieldValue,
+        ),
+        unsignable(
             "unsignable-path-space",
             "A space in the path cannot be sent in a request line, so it cannot be signed.",
             with_path("https://api.example.com/a b"),

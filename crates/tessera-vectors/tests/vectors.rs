@@ -222,6 +222,7 @@ vectors! {
     unsignable_obs_text_in_covered_header => "unsignable-obs-text-in-covered-header",
     neg_obs_text_in_covered_header => "neg-obs-text-in-covered-header",
     pos_obs_text_in_uncovered_header => "pos-obs-text-in-uncovered-header",
+    unsignable_two_host_lines => "unsignable-two-host-lines",
     unsignable_path_space => "unsignable-path-space",
     unsignable_port_out_of_range => "unsignable-port-out-of-range",
     unsignable_ipv6_zone_id => "unsignable-ipv6-zone-id",
