@@ -6,8 +6,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tessera_client::Signer;
-use tessera_core::{KeyId, SecretKey, SigningKey};
+use tessera_client::{KeyId, SecretKey, Signer, SigningKey};
 
 const URL: &str = "https://api.example.com/v1/users/123/orders?limit=50&cursor=abc%2Fdef";
 

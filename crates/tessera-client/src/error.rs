@@ -13,16 +13,17 @@ pub enum ClientError {
     /// header, an out-of-range lifetime).
     #[error("invalid signer configuration: {0}")]
     Config(#[source] tessera_core::Error),
-    /// The request could not be signed: a covered header is missing, a value
-    /// contains control characters, the URL is not `http`/`https` or has no
-    /// host.
+    /// The request could not be signed: a strictly covered header is missing
+    /// (`missing_component`), a covered value contains control characters,
+    /// the URL is not an absolute `http`/`https` URL or breaks the profile's
+    /// rules (`invalid_field_value`).
     #[error("cannot sign the request: {0}")]
     Signing(#[source] tessera_core::Error),
     /// The body is a stream whose bytes are not known up front, and no
     /// precomputed digest was supplied. Tessera never sends such a request
     /// unsigned: buffer the body, or pass its SHA-256 with
-    /// [`PrecomputedDigest`](crate::PrecomputedDigest) /
-    /// [`Signer::sign_parts_with_digest`](crate::Signer::sign_parts_with_digest).
+    /// [`PrecomputedDigest`](crate::PrecomputedDigest) (middleware) or
+    /// [`Signer::sign`](crate::Signer::sign).
     #[error(
         "the request body is a stream and no precomputed Content-Digest was given; \
          buffer the body or attach a PrecomputedDigest"

@@ -1,28 +1,29 @@
 //! The `reqwest` / `reqwest-middleware` integration.
 
-use std::borrow::Cow;
-
 use http::{Extensions, StatusCode};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next};
-use tessera_core::{BodyDigest, ErrorCode, RequestView, Scheme};
+use tessera_core::{BodyDigest, ErrorCode};
 
 use crate::error::ClientError;
-use crate::signer::{rejection_code, SignedRequestInfo, Signer};
+use crate::signed::SignedRequestInfo;
+use crate::signer::{rejection_code, Signer};
 use crate::PrecomputedDigest;
 
 /// Default number of redirects [`SignRequestMiddleware`] follows.
 pub const DEFAULT_MAX_REDIRECTS: usize = 5;
 
 impl Signer {
-    /// Signs a `reqwest::Request` in place, for users of a bare
-    /// `reqwest::Client` (this is also the function [`SignRequestMiddleware`]
-    /// calls).
+    /// Signs a `reqwest::Request` whose body is in memory, in place: sets
+    /// `Content-Digest`, `Signature-Input` and `Signature`, replacing earlier
+    /// values, and returns the nonce and times used. For users of a bare
+    /// `reqwest::Client`; [`SignRequestMiddleware`] does this for every
+    /// request it sends.
     ///
-    /// The body must be in memory (`Body::as_bytes`); the URL is signed
-    /// exactly as reqwest will send it (`Url::path` and `Url::query`, already
-    /// percent-encoded by the `url` crate). Covered headers must be on the
-    /// request itself: client-wide default headers are added later.
+    /// The URL is signed exactly as reqwest will send it (`Url::path` and
+    /// `Url::query`, already percent-encoded by the `url` crate). Covered
+    /// headers must be on the request itself: client-wide default headers are
+    /// added later, and would go out uncovered.
     ///
     /// Send the request with a client that does not follow redirects (see
     /// [`client_builder`]), and sign again for every retry.
@@ -31,7 +32,7 @@ impl Signer {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let signer = tessera_client::Signer::new("k1", &tessera_core::SecretKey::from_bytes(&[1; 32])?)?;
+    /// # let signer = tessera_client::Signer::new("k1", &tessera_client::SecretKey::from_bytes(&[1; 32])?)?;
     /// let client = tessera_client::client_builder().build()?;
     /// let mut request = client.post("http://127.0.0.1:8080/v1/orders").body("{}").build()?;
     /// let info = signer.sign_reqwest(&mut request)?;
@@ -39,11 +40,23 @@ impl Signer {
     /// # let _ = info; Ok(()) }
     /// ```
     ///
+    /// A streaming body is refused; sign it with its digest instead:
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let signer = tessera_client::Signer::new("k1", &tessera_client::SecretKey::from_bytes(&[1; 32])?)?;
+    /// # let client = tessera_client::client_builder().build()?;
+    /// # let mut request = client.post("http://127.0.0.1:8080/v1/upload").build()?;
+    /// # let digest = tessera_client::BodyDigest::EMPTY;
+    /// // `digest`: the SHA-256 of the stream, from a tessera_client::BodyHasher.
+    /// let signed = signer.sign(request.method().as_str(), request.url(), request.headers(), &digest)?;
+    /// signed.apply_to_headers(request.headers_mut());
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
-    /// [`ClientError::StreamingBodyWithoutDigest`] for a streaming body (use
-    /// [`Signer::sign_reqwest_with_digest`]); [`ClientError::Signing`] for a
-    /// URL without host or with another scheme than `http`/`https`, and for
-    /// missing or invalid covered headers.
+    /// [`ClientError::StreamingBodyWithoutDigest`] for a streaming body;
+    /// otherwise as [`Signer::sign`]. Nothing is set on the request then.
     pub fn sign_reqwest(&self, request: &mut Request) -> Result<SignedRequestInfo, ClientError> {
         let digest = match request.body() {
             None => BodyDigest::EMPTY,
@@ -52,60 +65,24 @@ impl Signer {
                 None => return Err(ClientError::StreamingBodyWithoutDigest),
             },
         };
-        self.sign_reqwest_with_digest(request, &digest)
+        self.sign_reqwest_with(request, &digest)
     }
 
-    /// Signs a `reqwest::Request` whose body the caller has hashed already,
-    /// typically a streaming body. The digest is trusted: a wrong one makes
-    /// the server answer `digest_mismatch`.
-    ///
-    /// # Errors
-    /// As [`Signer::sign_reqwest`], except the streaming-body error.
-    pub fn sign_reqwest_with_digest(
+    /// Signs `request` for a body with digest `digest`, in place.
+    fn sign_reqwest_with(
         &self,
         request: &mut Request,
         digest: &BodyDigest,
     ) -> Result<SignedRequestInfo, ClientError> {
-        let (signed, info) = {
-            let url = request.url();
-            let scheme = Scheme::parse(url.scheme()).ok_or_else(|| {
-                ClientError::Signing(tessera_core::Error::new(
-                    ErrorCode::InvalidFieldValue,
-                    "only http and https URLs can be signed",
-                ))
-            })?;
-            let authority = url_authority(url)?;
-            let view = RequestView::new(
-                request.method().as_str(),
-                scheme,
-                &authority,
-                url.path(),
-                url.query(),
-                request.headers(),
-            )
-            .map_err(ClientError::Signing)?;
-            self.sign_view(&view, digest)?
-        };
-        signed
-            .apply_to(request.headers_mut())
-            .map_err(ClientError::Signing)?;
-        Ok(info)
+        let signed = self.sign(
+            request.method().as_str(),
+            request.url(),
+            request.headers(),
+            digest,
+        )?;
+        signed.apply_to_headers(request.headers_mut());
+        Ok(signed.into_info())
     }
-}
-
-/// `host[:port]` as reqwest sends it in `Host` (the port only when not the
-/// scheme's default; userinfo is never part of it).
-fn url_authority(url: &Url) -> Result<Cow<'_, str>, ClientError> {
-    let host = url.host_str().ok_or_else(|| {
-        ClientError::Signing(tessera_core::Error::new(
-            ErrorCode::InvalidFieldValue,
-            "the URL has no host",
-        ))
-    })?;
-    Ok(match url.port() {
-        None => Cow::Borrowed(host),
-        Some(port) => Cow::Owned(format!("{host}:{port}")),
-    })
 }
 
 /// The redirect policy a client that sends signed requests must use:
@@ -130,6 +107,16 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 /// `reqwest-middleware` middleware that signs every request with a
 /// [`Signer`], recovers once from clock skew, and follows redirects with a
 /// fresh signature per hop.
+///
+/// # Every attempt is signed afresh
+///
+/// Each request this middleware sends, the first attempt, the retry after
+/// `clock_skew` and every redirect hop, is signed anew from an unsigned copy
+/// of the request: a new nonce and a `created` read from the clock at that
+/// moment (spec §10). A signature is never sent twice; a copy would be
+/// rejected as `replayed`. The middleware retries nothing else (no retry on
+/// `503` or on connection errors): put retry middleware before it, as below,
+/// so each of its attempts reaches the signer too.
 ///
 /// # Order
 ///
@@ -157,7 +144,7 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 /// In-memory bodies are hashed. A streaming body is refused with
 /// [`ClientError::StreamingBodyWithoutDigest`] unless the request carries a
 /// [`PrecomputedDigest`] extension
-/// (`RequestBuilder::with_extension(PrecomputedDigest(digest))`); such a
+/// (`RequestBuilder::with_extension(PrecomputedDigest::new(digest))`); such a
 /// request cannot be cloned, so it is neither retried after `clock_skew` nor
 /// redirected (the 401 or 3xx is returned).
 ///
@@ -260,7 +247,7 @@ impl SignRequestMiddleware {
         digest: Option<&BodyDigest>,
     ) -> reqwest_middleware::Result<SignedRequestInfo> {
         match digest {
-            Some(d) => self.signer.sign_reqwest_with_digest(request, d),
+            Some(d) => self.signer.sign_reqwest_with(request, d),
             None => self.signer.sign_reqwest(request),
         }
         .map_err(reqwest_middleware::Error::middleware)
@@ -403,7 +390,7 @@ impl Middleware for SignRequestMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let mut digest = extensions.get::<PrecomputedDigest>().map(|d| d.0);
+        let mut digest = extensions.get::<PrecomputedDigest>().map(|d| d.digest());
         let mut request = request;
         let mut hops = 0;
         // One skew retry for the whole logical request, redirects included.

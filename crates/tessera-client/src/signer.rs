@@ -1,5 +1,6 @@
 //! The [`Signer`]: key, clock, nonces, covered headers and the learned clock offset.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -8,35 +9,52 @@ use std::time::Duration;
 use tessera_core::challenge::{verify_server_time, SERVER_TIME_HEADER};
 use tessera_core::{
     BodyDigest, Component, Fields, KeyId, Nonce, RequestView, SecretKey, SignOptions,
-    SignatureBase, SignedHeaders, SigningKey,
+    SignatureBase, SigningKey,
 };
 
 use crate::error::ClientError;
+use crate::signed::{SignedHeaders, SignedRequestInfo};
+use crate::url::SignableUrl;
 use tessera_core::{Clock, SystemClock};
 
 /// Largest Unix time a structured-field integer can carry.
 const MAX_TIME: u64 = 999_999_999_999_999;
 
-/// What one signing produced, besides the headers: the nonce and times used.
-///
-/// Keep it if you may need to check a `clock_skew` challenge
-/// ([`Signer::apply_skew_challenge`] needs the nonce) or to rebuild the
-/// signature base for debugging ([`Signer::signature_base`]).
-#[non_exhaustive]
+/// One header a [`Signer`] was configured to cover, and whether a request
+/// without it may still be signed; see [`SignerBuilder::cover`] and
+/// [`SignerBuilder::cover_strict`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedRequestInfo {
-    /// The fresh nonce this signature carries.
-    pub nonce: Nonce,
-    /// `created`, Unix seconds, with the clock offset applied.
-    pub created: u64,
-    /// `expires`, Unix seconds, when the signer has a lifetime configured.
-    pub expires: Option<u64>,
+pub struct CoveredHeader {
+    component: Component,
+    strict: bool,
+}
+
+impl CoveredHeader {
+    /// The header's name, lowercase, as `Signature-Input` lists it.
+    pub fn name(&self) -> &str {
+        self.component.name()
+    }
+
+    /// The header as a covered component.
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+
+    /// `true` when a request without this header is refused
+    /// (`missing_component`, [`SignerBuilder::cover_strict`]); `false` when
+    /// it is then signed without covering it ([`SignerBuilder::cover`]).
+    pub fn is_strict(&self) -> bool {
+        self.strict
+    }
 }
 
 struct Inner {
     key: SigningKey,
     clock: Box<dyn Clock>,
-    extra: Box<[Component]>,
+    /// The chosen headers, in signed order.
+    covered: Box<[CoveredHeader]>,
+    /// The same components, for requests that carry every one of them.
+    all: Box<[Component]>,
     expires_after: Option<u64>,
     /// Server time minus local clock, seconds; shared by every clone.
     offset: AtomicI64,
@@ -52,13 +70,26 @@ struct Inner {
 /// concurrent and later ones.
 ///
 /// Nonces come from `rand::rng()`, a user-space CSPRNG seeded from the
-/// operating system, so signing costs no system call.
+/// operating system, so signing costs no system call. Every call signs
+/// afresh: a new nonce and a `created` read from the clock now.
+///
+/// # Signing methods
+///
+/// | method | input | result |
+/// |---|---|---|
+/// | [`Signer::sign_request`] | `&mut http::Request<B>`, body in memory | headers set on the request |
+/// | `Signer::sign_reqwest` (feature `reqwest`) | `&mut reqwest::Request`, body in memory | headers set on the request |
+/// | [`Signer::sign`] | method, absolute URL, headers, body digest | [`SignedHeaders`], nothing modified |
+/// | [`Signer::sign_view`] | a [`RequestView`] with an explicit scheme and authority | [`SignedHeaders`], nothing modified |
+///
+/// [`Signer::sign`] and [`Signer::sign_view`] take the body as a
+/// [`BodyDigest`]: [`BodyDigest::of`] for bytes in memory, a
+/// [`BodyHasher`](tessera_core::BodyHasher) for a body you stream.
 ///
 /// # Example
 ///
 /// ```
-/// use tessera_client::Signer;
-/// use tessera_core::{KeyId, SecretKey, SigningKey};
+/// use tessera_client::{KeyId, SecretKey, Signer, SigningKey};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let key = SigningKey::new(KeyId::new("user-42-phone")?, &SecretKey::from_bytes(&[7; 32])?);
@@ -82,7 +113,7 @@ impl fmt::Debug for Signer {
         f.debug_struct("Signer")
             .field("key", &self.inner.key)
             .field("clock", &self.inner.clock)
-            .field("extra", &self.inner.extra)
+            .field("covered", &self.inner.covered)
             .field("expires_after", &self.inner.expires_after)
             .field("offset", &self.clock_offset())
             .finish()
@@ -95,7 +126,7 @@ impl fmt::Debug for Signer {
 pub struct SignerBuilder {
     key: SigningKey,
     clock: Box<dyn Clock>,
-    covered: Vec<String>,
+    covered: Vec<(String, bool)>,
     expires_after: Option<Duration>,
     offset: i64,
 }
@@ -107,8 +138,24 @@ impl SignerBuilder {
         self
     }
 
-    /// Covers header `name` in addition to the mandatory components
-    /// (`@method`, `@authority`, `@path`, `@query`, `content-digest`).
+    /// Covers header `name`, when the request carries it, in addition to the
+    /// mandatory components (`@method`, `@authority`, `@path`, `@query`,
+    /// `content-digest`).
+    ///
+    /// A request without the header is signed without covering it: the
+    /// `Signature-Input` of each request lists exactly the components covered
+    /// for it. So one signer covering `content-type` signs a body-less `GET`
+    /// as well as a JSON `POST`. Which headers must be covered is the
+    /// verifier's decision (tessera-server's `require_components`): a request
+    /// that lacks a header the route requires is still rejected there with
+    /// `missing_component`. Use [`SignerBuilder::cover_strict`] to refuse, on
+    /// the client, to sign a request without the header.
+    ///
+    /// Only headers on the request when it is signed count: a header a
+    /// client adds later (a `reqwest` client's default headers, which are
+    /// added after middleware runs) is sent uncovered. Set such headers on
+    /// the request itself, or use [`SignerBuilder::cover_strict`] to find
+    /// where they are missing.
     ///
     /// `name` must be written in lowercase, as it appears in
     /// `Signature-Input` (`"content-type"`, not `"Content-Type"`): it is
@@ -116,18 +163,31 @@ impl SignerBuilder {
     /// with an uppercase letter (`malformed_signature`, with a message naming
     /// the lowercase form). The header itself may be spelled in any case on
     /// the request: field names match case-insensitively there.
-    ///
-    /// A covered header must be present on every request this signer signs
-    /// (set it on the request itself, not only as a `reqwest` client default
-    /// header, which is added after middleware runs).
     pub fn cover(mut self, name: &str) -> Self {
-        self.covered.push(name.to_owned());
+        self.covered.push((name.to_owned(), false));
         self
     }
 
-    /// Covers each of `names` (lowercase); see [`SignerBuilder::cover`].
+    /// Covers header `name` on every request: a request without it is not
+    /// signed ([`ClientError::Signing`] with `missing_component`, the code a
+    /// verifier would answer). Otherwise as [`SignerBuilder::cover`].
+    pub fn cover_strict(mut self, name: &str) -> Self {
+        self.covered.push((name.to_owned(), true));
+        self
+    }
+
+    /// Covers each of `names` when present; see [`SignerBuilder::cover`].
     pub fn cover_all<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
-        self.covered.extend(names.into_iter().map(str::to_owned));
+        self.covered
+            .extend(names.into_iter().map(|n| (n.to_owned(), false)));
+        self
+    }
+
+    /// Covers each of `names` on every request; see
+    /// [`SignerBuilder::cover_strict`].
+    pub fn cover_all_strict<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
+        self.covered
+            .extend(names.into_iter().map(|n| (n.to_owned(), true)));
         self
     }
 
@@ -147,6 +207,10 @@ impl SignerBuilder {
 
     /// Validates the configuration and builds the signer.
     ///
+    /// The covered names of [`SignerBuilder::cover`] and
+    /// [`SignerBuilder::cover_strict`] form one list, in the order they were
+    /// added, checked as a verifier checks a received list.
+    ///
     /// # Errors
     /// [`ClientError::Config`] when a covered name contains an uppercase
     /// letter or is not a valid field name (`malformed_signature`), is
@@ -160,7 +224,16 @@ impl SignerBuilder {
             |code, detail: String| ClientError::Config(tessera_core::Error::new(code, detail));
         // One rule for every signer: the list is checked in the verifier's
         // order, with its codes (spec §10 step 2).
-        let extra = tessera_core::parse_cover(&self.covered).map_err(ClientError::Config)?;
+        let names: Vec<&str> = self.covered.iter().map(|(n, _)| n.as_str()).collect();
+        let all = tessera_core::parse_cover(&names).map_err(ClientError::Config)?;
+        let covered = all
+            .iter()
+            .zip(&self.covered)
+            .map(|(component, &(_, strict))| CoveredHeader {
+                component: component.clone(),
+                strict,
+            })
+            .collect();
         let expires_after = match self.expires_after {
             None => None,
             Some(d) if d.as_secs() >= 1 && d.as_secs() <= MAX_TIME => Some(d.as_secs()),
@@ -175,7 +248,8 @@ impl SignerBuilder {
             inner: Arc::new(Inner {
                 key: self.key,
                 clock: self.clock,
-                extra: extra.into_boxed_slice(),
+                covered,
+                all: all.into_boxed_slice(),
                 expires_after,
                 offset: AtomicI64::new(self.offset),
             }),
@@ -210,9 +284,9 @@ impl Signer {
         self.inner.key.key_id()
     }
 
-    /// The extra covered header fields, in signed order.
-    pub fn covered_headers(&self) -> &[Component] {
-        &self.inner.extra
+    /// The extra headers this signer covers, in signed order.
+    pub fn covered_headers(&self) -> &[CoveredHeader] {
+        &self.inner.covered
     }
 
     /// The current clock offset: server time minus local time, in seconds.
@@ -232,136 +306,211 @@ impl Signer {
         u64::try_from(t).unwrap_or(0).min(MAX_TIME)
     }
 
+    /// A fresh nonce, `created` from the clock now, and `expires`.
     fn fresh_info(&self) -> SignedRequestInfo {
         let created = self.now();
-        SignedRequestInfo {
-            nonce: Nonce::generate(&mut rand::rng()),
+        SignedRequestInfo::new(
+            Nonce::generate(&mut rand::rng()),
             created,
-            expires: self.inner.expires_after.map(|l| created.saturating_add(l)),
-        }
+            self.inner.expires_after.map(|l| created.saturating_add(l)),
+        )
     }
 
-    /// Signs a view with fresh parameters; the caller applies the headers.
-    ///
-    /// Every public signing method ends here, including the reqwest
-    /// middleware's path.
-    pub(crate) fn sign_view<F: Fields + ?Sized>(
+    /// The headers covered for a request with these fields: every chosen
+    /// header it carries, and every strict one (an absent strict header
+    /// makes signing fail with `missing_component`, at the step of the
+    /// signing procedure where a verifier would find it missing).
+    fn cover_for<F: Fields + ?Sized>(&self, fields: &F) -> Cow<'_, [Component]> {
+        let present = |h: &CoveredHeader| match &h.component {
+            Component::Field(name) => fields.values(name.header_name()).next().is_some(),
+            _ => true,
+        };
+        if self.inner.covered.iter().all(present) {
+            return Cow::Borrowed(&self.inner.all);
+        }
+        Cow::Owned(
+            self.inner
+                .covered
+                .iter()
+                .filter(|h| h.strict || present(h))
+                .map(|h| h.component.clone())
+                .collect(),
+        )
+    }
+
+    /// Signs `view` with the parameters `info`.
+    fn sign_with<F: Fields + ?Sized>(
         &self,
         view: &RequestView<'_, F>,
-        digest: &BodyDigest,
-    ) -> Result<(SignedHeaders, SignedRequestInfo), ClientError> {
-        let info = self.fresh_info();
+        body: &BodyDigest,
+        info: SignedRequestInfo,
+    ) -> Result<SignedHeaders, ClientError> {
+        let cover = self.cover_for(view.fields());
         let options = SignOptions::new(info.created, &info.nonce)
             .with_expires(info.expires)
-            .cover(&self.inner.extra);
-        let headers = tessera_core::sign(&self.inner.key, view, digest, &options)
+            .cover(&cover);
+        let signed = tessera_core::sign(&self.inner.key, view, body, &options)
             .map_err(ClientError::Signing)?;
-        Ok((headers, info))
+        SignedHeaders::new(signed, info)
     }
 
-    /// Signs a request head whose body has digest `digest`: sets
-    /// `Content-Digest`, `Signature-Input` and `Signature` on `headers`,
-    /// replacing any earlier values.
+    /// Signs a request given as a view, with a fresh nonce and the current
+    /// time, and returns the headers; nothing is modified.
     ///
-    /// `uri` should be absolute (`https://host/path?query`); otherwise the
-    /// authority is taken from `headers`' `Host`. The method, path and query
-    /// are signed exactly as they will be sent: methods are case-sensitive
-    /// (RFC 9110 §9.1), so an extension method `get` is signed as `get`, not
-    /// `GET`, and percent-encoding is left as written.
+    /// The view names the scheme and authority explicitly
+    /// ([`RequestView::new`]), so this is the method for a request whose
+    /// URI is path-only, as written on the wire by hyper's connection-level
+    /// client, and for header stores other than `http::HeaderMap` (any
+    /// [`Fields`], for example a slice of `(name, value)` pairs). Every other
+    /// signing method ends here.
     ///
     /// # Errors
-    /// [`ClientError::Signing`] when the URI has no authority or an
-    /// unsupported scheme, or a covered header is missing or invalid.
-    pub fn sign_head(
+    /// [`ClientError::Signing`]: `missing_component` when a strictly covered
+    /// header is absent, `invalid_field_value` when a covered header value
+    /// holds a control character or a non-ASCII octet.
+    pub fn sign_view<F: Fields + ?Sized>(
         &self,
-        method: &http::Method,
-        uri: &http::Uri,
-        headers: &mut http::HeaderMap,
-        digest: &BodyDigest,
-    ) -> Result<SignedRequestInfo, ClientError> {
-        let (signed, info) = {
-            let view =
-                RequestView::from_head(method, uri, headers).map_err(ClientError::Signing)?;
-            self.sign_view(&view, digest)?
-        };
-        signed.apply_to(headers).map_err(ClientError::Signing)?;
-        Ok(info)
+        view: &RequestView<'_, F>,
+        body: &BodyDigest,
+    ) -> Result<SignedHeaders, ClientError> {
+        self.sign_with(view, body, self.fresh_info())
     }
 
-    /// Signs request `parts` whose whole body is `body`.
+    /// **For tests and conformance vectors only**: signs `view` with the
+    /// given nonce, `created` and `expires` instead of a fresh nonce and the
+    /// clock. A nonce used twice gets the second request rejected as
+    /// `replayed`; production code calls [`Signer::sign_view`].
     ///
     /// # Errors
-    /// As [`Signer::sign_head`].
-    pub fn sign_parts(
+    /// As [`Signer::sign_view`]; `invalid_parameter` when `expires` is not
+    /// after `created`, `malformed_signature` for a time above
+    /// 999999999999999.
+    pub fn sign_view_at<F: Fields + ?Sized>(
         &self,
-        parts: &mut http::request::Parts,
-        body: &[u8],
-    ) -> Result<SignedRequestInfo, ClientError> {
-        self.sign_parts_with_digest(parts, BodyDigest::of(body))
+        view: &RequestView<'_, F>,
+        body: &BodyDigest,
+        params: &SignedRequestInfo,
+    ) -> Result<SignedHeaders, ClientError> {
+        self.sign_with(view, body, params.clone())
     }
 
-    /// Signs request `parts` for a body the caller streams and has hashed
-    /// already (for example with [`tessera_core::BodyHasher`] while writing
-    /// it to disk).
+    /// Signs a request to `url` whose body has digest `body`, with a fresh
+    /// nonce and the current time, and returns the headers to set; nothing
+    /// is modified.
+    ///
+    /// This is the method for any HTTP stack: hyper, ureq or your own. Set
+    /// the result with [`SignedHeaders::apply_to`] or
+    /// [`SignedHeaders::apply_to_headers`] and send the request exactly as
+    /// signed.
+    ///
+    /// * `method` is signed as given: methods are case-sensitive (RFC 9110
+    ///   §9.1), so `get` is signed as `get`, not `GET`.
+    /// * `url` is an absolute `http` or `https` URL ([`SignableUrl`]): an
+    ///   [`http::Uri`], a string, or a `reqwest::Url`. Its scheme and
+    ///   authority are the ones signed; a path-only URI is refused (see
+    ///   [`SignableUrl`]). The path and query are signed as written.
+    /// * `headers` is where covered headers are read: an `http::HeaderMap`
+    ///   or any [`Fields`].
+    /// * `body` is [`BodyDigest::of`] the body, [`BodyDigest::EMPTY`] for
+    ///   none, or the result of a [`BodyHasher`](tessera_core::BodyHasher)
+    ///   for a body you stream (it is trusted: a wrong one makes the server
+    ///   answer `digest_mismatch`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tessera_client::{BodyDigest, SecretKey, Signer};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let signer = Signer::new("k1", &SecretKey::from_bytes(&[1; 32])?)?;
+    /// let body = br#"{"qty":1}"#;
+    /// let (mut parts, body) = http::Request::post("https://api.example.com/v1/orders")
+    ///     .body(body.to_vec())?
+    ///     .into_parts();
+    /// let signed = signer.sign(parts.method.as_str(), &parts.uri, &parts.headers, &BodyDigest::of(&body))?;
+    /// signed.apply_to(&mut parts);
+    /// assert_eq!(parts.headers["signature"], signed.signature());
+    /// println!("{signed:?}"); // the signature itself is redacted
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
-    /// As [`Signer::sign_head`].
-    pub fn sign_parts_with_digest(
+    /// [`ClientError::Signing`]: `invalid_field_value` for a URL that is not
+    /// absolute `http`/`https` or whose authority, path or query the profile
+    /// does not allow, or a method that is not a token; otherwise as
+    /// [`Signer::sign_view`].
+    pub fn sign<U, F>(
         &self,
-        parts: &mut http::request::Parts,
-        digest: BodyDigest,
-    ) -> Result<SignedRequestInfo, ClientError> {
-        let http::request::Parts {
+        method: &str,
+        url: &U,
+        headers: &F,
+        body: &BodyDigest,
+    ) -> Result<SignedHeaders, ClientError>
+    where
+        U: SignableUrl + ?Sized,
+        F: Fields + ?Sized,
+    {
+        let parts = url.url_parts()?;
+        let view = RequestView::new(
             method,
-            uri,
+            parts.scheme,
+            &parts.authority,
+            parts.path,
+            parts.query,
             headers,
-            ..
-        } = parts;
-        self.sign_head(method, uri, headers, &digest)
+        )
+        .map_err(ClientError::Signing)?;
+        self.sign_view(&view, body)
     }
 
-    /// Signs an `http::Request` with an in-memory body (`Vec<u8>`, `Bytes`,
-    /// `String`, `&[u8]`, ...).
+    /// Signs an `http::Request` whose whole body is in memory (`Vec<u8>`,
+    /// `Bytes`, `String`, `&[u8]`, ...) in place: sets `Content-Digest`,
+    /// `Signature-Input` and `Signature`, replacing earlier values, and
+    /// returns the nonce and times used.
+    ///
+    /// The URI must be absolute, as for [`Signer::sign`]. For a body you
+    /// stream, use [`Signer::sign`] with its digest.
     ///
     /// # Errors
-    /// As [`Signer::sign_head`].
+    /// As [`Signer::sign`]. Nothing is set on the request then.
     pub fn sign_request<B: AsRef<[u8]>>(
         &self,
         request: &mut http::Request<B>,
     ) -> Result<SignedRequestInfo, ClientError> {
-        let digest = BodyDigest::of(request.body().as_ref());
-        let (signed, info) = {
-            let view = RequestView::from_head(request.method(), request.uri(), request.headers())
-                .map_err(ClientError::Signing)?;
-            self.sign_view(&view, &digest)?
-        };
-        signed
-            .apply_to(request.headers_mut())
-            .map_err(ClientError::Signing)?;
-        Ok(info)
+        let signed = self.sign(
+            request.method().as_str(),
+            request.uri(),
+            request.headers(),
+            &BodyDigest::of(request.body().as_ref()),
+        )?;
+        signed.apply_to_headers(request.headers_mut());
+        Ok(signed.into_info())
     }
 
-    /// The signature base a request signed with `info` covers, for debugging
-    /// a `bad_signature` answer: compare its [`SignatureBase::sha256_hex`]
-    /// with the server's, or print [`SignatureBase::redacted`].
+    /// The signature base a request signed with `params` covers, for
+    /// debugging a `bad_signature` answer: compare its
+    /// [`SignatureBase::sha256_hex`] with the server's, or print
+    /// [`SignatureBase::redacted`].
     ///
-    /// The base contains header values; do not log its full form.
+    /// The view is the request as sent: [`RequestView::from_parts`] for an
+    /// `http` request with an absolute URI, [`RequestView::new`] otherwise.
+    /// The covered headers are chosen as when signing, so the same request
+    /// gives the same list. The base contains header values; do not log its
+    /// full form.
     ///
     /// # Errors
-    /// As [`Signer::sign_head`].
-    pub fn signature_base(
+    /// As [`Signer::sign_view_at`].
+    pub fn signature_base<F: Fields + ?Sized>(
         &self,
-        method: &http::Method,
-        uri: &http::Uri,
-        headers: &http::HeaderMap,
-        digest: &BodyDigest,
-        info: &SignedRequestInfo,
+        view: &RequestView<'_, F>,
+        body: &BodyDigest,
+        params: &SignedRequestInfo,
     ) -> Result<SignatureBase, ClientError> {
-        let view = RequestView::from_head(method, uri, headers).map_err(ClientError::Signing)?;
-        let options = SignOptions::new(info.created, &info.nonce)
-            .with_expires(info.expires)
-            .cover(&self.inner.extra);
-        tessera_core::signature_base(&self.inner.key, &view, digest, &options)
+        let cover = self.cover_for(view.fields());
+        let options = SignOptions::new(params.created, &params.nonce)
+            .with_expires(params.expires)
+            .cover(&cover);
+        tessera_core::signature_base(&self.inner.key, view, body, &options)
             .map_err(ClientError::Signing)
     }
 
@@ -373,7 +522,8 @@ impl Signer {
     /// replayed from another request can move the clock. A bare `Date`
     /// header is never trusted. On success the new offset (server time minus
     /// local time, seconds) is stored for this signer and all its clones and
-    /// returned; sign the request again to retry it.
+    /// returned; sign the request again (fresh nonce, corrected `created`)
+    /// to retry it, never resend the old signature.
     ///
     /// # Errors
     /// [`ClientError::MissingChallenge`] when the header is absent;

@@ -1,158 +1,25 @@
-//! SignRequestMiddleware against a small axum server that verifies with
-//! tessera-core directly (the full server layer is exercised in the
-//! workspace's `tests/` crate).
+//! `SignRequestMiddleware` against tessera-server's verifying tower layer,
+//! over loopback: every method and body, streaming bodies, clock-skew
+//! recovery, redirects, and a fresh signature for every attempt.
 #![cfg(feature = "reqwest")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::{Body, Bytes};
-use axum::http::{Request, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+use axum::body::Bytes;
 use reqwest_middleware::ClientBuilder;
+use support::{App, Skewed};
 use tessera_client::{
-    client_builder, ClientError, Clock, PrecomputedDigest, SignRequestMiddleware, Signer,
-};
-use tessera_core::challenge::{server_time_header, SERVER_TIME_HEADER};
-use tessera_core::{
-    BodyDigest, ErrorCode, KeyId, ParsedSignature, Policy, ReceivedRequest, Scheme, SecretKey,
-    SigningKey,
+    client_builder, rejection_code, BodyDigest, BodyHasher, ClientError, ErrorCode, ManualClock,
+    PrecomputedDigest, SignRequestMiddleware, SignedRequestInfo, Signer, SigningKey,
 };
 
-fn key() -> SigningKey {
-    SigningKey::new(
-        KeyId::new("k1").unwrap(),
-        &SecretKey::from_bytes(&[3; 32]).unwrap(),
-    )
-}
+const T0: u64 = 1_700_000_000;
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-#[derive(Debug)]
-struct Skewed(i64);
-
-impl Clock for Skewed {
-    fn now_unix(&self) -> u64 {
-        now().saturating_add_signed(self.0)
-    }
-}
-
-#[derive(Default)]
-struct State {
-    authority: String,
-    other_origin: String,
-    forge_challenge: bool,
-    nonces: Mutex<HashSet<String>>,
-    hits: AtomicUsize,
-    signature_headers_seen: AtomicUsize,
-}
-
-fn problem(code: ErrorCode, challenge: Option<String>) -> Response {
-    let mut resp = (
-        StatusCode::from_u16(code.http_status()).unwrap(),
-        [("content-type", "application/problem+json")],
-        format!(r#"{{"code":"{code}"}}"#),
-    )
-        .into_response();
-    resp.headers_mut().insert(
-        "www-authenticate",
-        format!(r#"Tessera realm="test", error="{code}""#)
-            .parse()
-            .unwrap(),
-    );
-    if let Some(c) = challenge {
-        resp.headers_mut()
-            .insert(SERVER_TIME_HEADER, c.parse().unwrap());
-    }
-    resp
-}
-
-/// Verifies like a tessera-v1 server, then routes: `/redirect/<status>?to=<path or url>` redirects,
-/// anything else echoes `METHOD path?query body-length`.
-async fn handle(state: Arc<State>, req: Request<Body>) -> Response {
-    state.hits.fetch_add(1, Ordering::SeqCst);
-    let (parts, body) = req.into_parts();
-    if parts.headers.contains_key("signature") {
-        state.signature_headers_seen.fetch_add(1, Ordering::SeqCst);
-    }
-    let body = axum::body::to_bytes(body, 4 << 20).await.unwrap();
-    let received = ReceivedRequest::from_parts(&parts);
-    let parsed = match ParsedSignature::from_fields(&parts.headers) {
-        Ok(p) => p,
-        Err(e) => return problem(e.code(), None),
-    };
-    let authorities = [state.authority.clone()];
-    let policy = Policy::new(now(), 300, &authorities).with_scheme(Scheme::Http);
-    if let Err(e) = parsed.verify_with_key(&key(), &received, &BodyDigest::of(&body), &policy) {
-        let challenge = (e.code() == ErrorCode::ClockSkew).then(|| {
-            let signing = if state.forge_challenge {
-                SigningKey::new(
-                    KeyId::new("k1").unwrap(),
-                    &SecretKey::from_bytes(&[4; 32]).unwrap(),
-                )
-            } else {
-                key()
-            };
-            server_time_header(&signing, parsed.nonce(), now())
-        });
-        return problem(e.code(), challenge);
-    }
-    if !state
-        .nonces
-        .lock()
-        .unwrap()
-        .insert(parsed.nonce().to_string())
-    {
-        return problem(ErrorCode::Replayed, None);
-    }
-    let path = parts.uri.path();
-    if let Some(status) = path.strip_prefix("/redirect/") {
-        let to = parts
-            .uri
-            .query()
-            .and_then(|q| q.strip_prefix("to="))
-            .unwrap_or("/echo");
-        let to = to.replace("OTHER", &state.other_origin);
-        return (
-            StatusCode::from_u16(status.parse().unwrap()).unwrap(),
-            [("location", to)],
-        )
-            .into_response();
-    }
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
-    format!("{} {pq} {}", parts.method, body.len()).into_response()
-}
-
-async fn serve(forge_challenge: bool, other_origin: String) -> (String, Arc<State>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let authority = listener.local_addr().unwrap().to_string();
-    let state = Arc::new(State {
-        authority: authority.clone(),
-        other_origin,
-        forge_challenge,
-        ..State::default()
-    });
-    let s = state.clone();
-    let app = Router::new().fallback(move |req: Request<Body>| handle(s.clone(), req));
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{authority}"), state)
-}
-
-fn signer(skew: i64) -> Signer {
-    Signer::builder(key()).clock(Skewed(skew)).build().unwrap()
+fn signer(key: SigningKey, skew: i64) -> Signer {
+    Signer::builder(key).clock(Skewed(skew)).build().unwrap()
 }
 
 fn client(mw: SignRequestMiddleware) -> reqwest_middleware::ClientWithMiddleware {
@@ -161,20 +28,26 @@ fn client(mw: SignRequestMiddleware) -> reqwest_middleware::ClientWithMiddleware
         .build()
 }
 
+/// No nonce and no `Signature` value reached the server twice.
+fn assert_all_fresh(app: &App) {
+    let seen = app.seen();
+    let nonces: HashSet<_> = seen.iter().filter_map(|s| s.nonce.clone()).collect();
+    let signatures: HashSet<_> = seen.iter().filter_map(|s| s.signature.clone()).collect();
+    assert_eq!(nonces.len(), seen.len(), "{seen:#?}");
+    assert_eq!(signatures.len(), seen.len(), "{seen:#?}");
+}
+
 #[tokio::test]
 async fn signs_every_method_and_body() {
-    let (base, state) = serve(false, String::new()).await;
-    let c = client(SignRequestMiddleware::new(signer(0)));
+    let app = App::start().await;
+    let c = client(SignRequestMiddleware::new(signer(app.issue(), 0)));
     let r = c
-        .get(format!("{base}/a%20b/c?x=1&x=2&e=&p=a+b"))
+        .get(format!("{}/a%20b/c?x=1&x=2&e=&p=a+b", app.base))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r
-        .extensions()
-        .get::<tessera_client::SignedRequestInfo>()
-        .is_some());
+    assert!(r.extensions().get::<SignedRequestInfo>().is_some());
     assert_eq!(r.text().await.unwrap(), "GET /a%20b/c?x=1&x=2&e=&p=a+b 0");
     for method in [
         reqwest::Method::POST,
@@ -186,7 +59,7 @@ async fn signs_every_method_and_body() {
         reqwest::Method::from_bytes(b"PaTcH").unwrap(),
     ] {
         let r = c
-            .request(method.clone(), format!("{base}/items/7"))
+            .request(method.clone(), format!("{}/items/7", app.base))
             .body(vec![1u8; 70_000])
             .send()
             .await
@@ -194,13 +67,14 @@ async fn signs_every_method_and_body() {
         assert_eq!(r.status(), 200, "{method}");
         assert_eq!(r.text().await.unwrap(), format!("{method} /items/7 70000"));
     }
-    assert_eq!(state.hits.load(Ordering::SeqCst), 7);
+    assert_eq!(app.hits(), 7);
+    assert_all_fresh(&app);
 }
 
 #[tokio::test]
 async fn streaming_bodies_need_a_digest() {
-    let (base, state) = serve(false, String::new()).await;
-    let c = client(SignRequestMiddleware::new(signer(0)));
+    let app = App::start().await;
+    let c = client(SignRequestMiddleware::new(signer(app.issue(), 0)));
     let stream = || {
         let chunks = vec![
             Ok::<_, std::io::Error>(http_body::Frame::data(Bytes::from_static(b"hello "))),
@@ -211,7 +85,7 @@ async fn streaming_bodies_need_a_digest() {
         )))
     };
     let err = c
-        .post(format!("{base}/upload"))
+        .post(format!("{}/upload", app.base))
         .body(stream())
         .send()
         .await
@@ -221,31 +95,87 @@ async fn streaming_bodies_need_a_digest() {
         other => panic!("unexpected {other:?}"),
     };
     assert_eq!(inner, &ClientError::StreamingBodyWithoutDigest);
-    assert_eq!(
-        state.hits.load(Ordering::SeqCst),
-        0,
-        "nothing was sent unsigned"
-    );
+    assert_eq!(app.hits(), 0, "nothing was sent unsigned");
 
+    let mut hasher = BodyHasher::new();
+    hasher.update(b"hello ");
+    hasher.update(b"world");
     let r = c
-        .post(format!("{base}/upload"))
+        .post(format!("{}/upload", app.base))
         .body(stream())
-        .with_extension(PrecomputedDigest(BodyDigest::of(b"hello world")))
+        .with_extension(PrecomputedDigest::new(hasher.finish()))
         .send()
         .await
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "POST /upload 11");
+
+    // A wrong digest is trusted, and the verifier says so.
+    let r = c
+        .post(format!("{}/upload", app.base))
+        .body(stream())
+        .with_extension(PrecomputedDigest::new(BodyDigest::of(b"hello")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rejection_code(r.headers()), Some(ErrorCode::DigestMismatch));
+}
+
+/// A bare reqwest client with a streaming body: `Signer::sign` with the
+/// digest and `reqwest::Url`, then `apply_to_headers`.
+#[tokio::test]
+async fn a_bare_reqwest_request_with_a_streamed_body_signs_with_its_digest() {
+    let app = App::start().await;
+    let s = signer(app.issue(), 0);
+    let bare = client_builder().build().unwrap();
+    let chunks = vec![Ok::<_, std::io::Error>(http_body::Frame::data(
+        Bytes::from_static(b"streamed"),
+    ))];
+    let mut req = bare
+        .put(format!("{}/blob?v=2", app.base))
+        .body(reqwest::Body::wrap(http_body_util::StreamBody::new(
+            futures_util::stream::iter(chunks),
+        )))
+        .build()
+        .unwrap();
+    assert_eq!(
+        s.sign_reqwest(&mut req).unwrap_err(),
+        ClientError::StreamingBodyWithoutDigest
+    );
+    let signed = s
+        .sign(
+            req.method().as_str(),
+            req.url(),
+            req.headers(),
+            &BodyDigest::of(b"streamed"),
+        )
+        .unwrap();
+    signed.apply_to_headers(req.headers_mut());
+    let r = bare.execute(req).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "PUT /blob?v=2 8");
 }
 
 #[tokio::test]
 async fn recovers_from_a_fast_or_slow_clock_once() {
     for skew in [600, -600] {
-        let (base, state) = serve(false, String::new()).await;
-        let s = signer(skew);
+        let app = App::start().await;
+        let s = signer(app.issue(), skew);
         let c = client(SignRequestMiddleware::new(s.clone()));
-        let r = c.post(format!("{base}/x")).body("{}").send().await.unwrap();
+        let r = c
+            .post(format!("{}/x", app.base))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let info = r.extensions().get::<SignedRequestInfo>().cloned().unwrap();
         assert_eq!(r.status(), 200, "skew {skew}");
-        assert_eq!(state.hits.load(Ordering::SeqCst), 2);
+        let seen = app.seen();
+        assert_eq!(
+            seen.iter().map(|s| s.status).collect::<Vec<_>>(),
+            [401, 200]
+        );
+        // The accepted request is the retry: its own nonce, corrected time.
+        assert_eq!(seen[1].nonce.as_deref(), Some(info.nonce.as_str()));
+        assert!(info.created.abs_diff(support::now()) <= 2);
         assert!(
             (s.clock_offset() + skew).abs() <= 2,
             "offset {}",
@@ -253,36 +183,130 @@ async fn recovers_from_a_fast_or_slow_clock_once() {
         );
         // Later and concurrent requests use the learned offset: no more rejections.
         let c2 = client(SignRequestMiddleware::new(s.clone()));
-        let rs =
-            futures_util::future::join_all((0..10).map(|i| c2.get(format!("{base}/y/{i}")).send()))
-                .await;
+        let rs = futures_util::future::join_all(
+            (0..10).map(|i| c2.get(format!("{}/y/{i}", app.base)).send()),
+        )
+        .await;
         assert!(rs.into_iter().all(|r| r.unwrap().status() == 200));
-        assert_eq!(state.hits.load(Ordering::SeqCst), 12);
+        assert_eq!(app.hits(), 12);
+        assert_all_fresh(&app);
     }
 }
 
+/// Without the middleware: the verifier's `clock_skew` answer carries a
+/// challenge this signer verifies and adopts; the request signed again is
+/// accepted, the old signature is never resent.
 #[tokio::test]
-async fn a_forged_skew_challenge_is_refused() {
-    let (base, state) = serve(true, String::new()).await;
-    let s = signer(600);
-    let c = client(SignRequestMiddleware::new(s.clone()));
-    let r = c.get(format!("{base}/x")).send().await.unwrap();
+async fn a_bare_client_recovers_from_clock_skew_by_hand() {
+    let app = App::start().await;
+    let s = signer(app.issue(), -600);
+    let bare = client_builder().build().unwrap();
+    let request = || {
+        bare.post(format!("{}/orders", app.base))
+            .body("{}")
+            .build()
+            .unwrap()
+    };
+    let mut first = request();
+    let sent = s.sign_reqwest(&mut first).unwrap();
+    let r = bare.execute(first).await.unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(
-        tessera_client::rejection_code(r.headers()),
-        Some(ErrorCode::ClockSkew)
-    );
+    assert_eq!(rejection_code(r.headers()), Some(ErrorCode::ClockSkew));
+    // A challenge bound to another nonce is refused and changes nothing.
+    let other = tessera_client::Nonce::generate(&mut rand::rng());
+    assert!(matches!(
+        s.apply_skew_challenge(r.headers(), &other),
+        Err(ClientError::InvalidChallenge(_))
+    ));
     assert_eq!(s.clock_offset(), 0);
-    assert_eq!(state.hits.load(Ordering::SeqCst), 1, "no retry");
+    let offset = s.apply_skew_challenge(r.headers(), &sent.nonce).unwrap();
+    assert!((offset - 600).abs() <= 2, "offset {offset}");
+    let problem: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(problem["code"], "clock_skew");
+
+    let mut retry = request();
+    let info = s.sign_reqwest(&mut retry).unwrap();
+    assert_ne!(info.nonce, sent.nonce);
+    assert!(info.created.abs_diff(support::now()) <= 2);
+    let r = bare.execute(retry).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "POST /orders 2");
+    assert_all_fresh(&app);
+}
+
+/// The retry after `clock_skew` is a new signature: a new nonce, a
+/// `created` read again (with the adopted offset), a different `Signature`.
+#[tokio::test]
+async fn the_skew_retry_is_signed_afresh() {
+    let server_clock = ManualClock::new(T0 + 600);
+    let app = App::builder().clock(server_clock).start().await;
+    let s = Signer::builder(app.issue())
+        .clock(ManualClock::new(T0))
+        .build()
+        .unwrap();
+    let c = client(SignRequestMiddleware::new(s.clone()));
+    let r = c
+        .put(format!("{}/doc/1", app.base))
+        .body("v2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "PUT /doc/1 2");
+    let seen = app.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!((seen[0].status, seen[1].status), (401, 200));
+    assert_eq!(seen[0].created, Some(T0));
+    assert_eq!(seen[1].created, Some(T0 + 600));
+    assert_ne!(seen[0].nonce, seen[1].nonce);
+    assert_ne!(seen[0].signature, seen[1].signature);
+    assert_eq!(s.clock_offset(), 600);
+}
+
+/// Each redirect hop is a new signature: `created` is read at each hop
+/// (the server's clock, shared with the signer, moves one second per
+/// request), with a new nonce each time.
+#[tokio::test]
+async fn each_redirect_hop_is_signed_afresh() {
+    let clock = ManualClock::new(T0);
+    let app = App::builder()
+        .clock(clock.clone())
+        .tick(clock.clone())
+        .start()
+        .await;
+    let s = Signer::builder(app.issue()).clock(clock).build().unwrap();
+    let c = client(SignRequestMiddleware::new(s));
+    let r = c
+        .post(format!(
+            "{}/redirect/307?to=/redirect/303?to=/landing",
+            app.base
+        ))
+        .body("abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "GET /landing 0");
+    let seen = app.seen();
+    assert_eq!(
+        seen.iter()
+            .map(|s| (s.method.as_str(), s.status, s.created))
+            .collect::<Vec<_>>(),
+        [
+            ("POST", 307, Some(T0)),
+            ("POST", 303, Some(T0 + 1)),
+            ("GET", 200, Some(T0 + 2)),
+        ]
+    );
+    assert_all_fresh(&app);
 }
 
 #[tokio::test]
 async fn same_origin_redirects_are_followed_and_re_signed() {
-    let (base, state) = serve(false, String::new()).await;
-    let c = client(SignRequestMiddleware::new(signer(0)));
+    let app = App::start().await;
+    let key = app.issue();
+    let c = client(SignRequestMiddleware::new(signer(key.clone(), 0)));
     // 302 turns POST into a bodiless GET.
     let r = c
-        .post(format!("{base}/redirect/302?to=/target%2Fx?q=1"))
+        .post(format!("{}/redirect/302?to=/target%2Fx?q=1", app.base))
+        .header("content-type", "text/plain")
         .body("abc")
         .send()
         .await
@@ -290,93 +314,95 @@ async fn same_origin_redirects_are_followed_and_re_signed() {
     assert_eq!(r.text().await.unwrap(), "GET /target%2Fx?q=1 0");
     // 307 keeps the method and body.
     let r = c
-        .put(format!("{base}/redirect/307?to=/kept"))
+        .put(format!("{}/redirect/307?to=/kept", app.base))
         .body("abcd")
         .send()
         .await
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "PUT /kept 4");
     // A chain longer than the limit returns the last 3xx.
-    let c1 = client(SignRequestMiddleware::new(signer(0)).max_redirects(1));
+    let c1 = client(SignRequestMiddleware::new(signer(key, 0)).max_redirects(1));
     let r = c1
-        .get(format!("{base}/redirect/302?to=/redirect/302"))
+        .get(format!("{}/redirect/302?to=/redirect/302", app.base))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 302);
-    assert_eq!(state.hits.load(Ordering::SeqCst), 6);
+    assert_eq!(app.hits(), 6);
+    assert!(app.seen().iter().all(|s| s.status != 401), "all verified");
+    assert_all_fresh(&app);
 }
 
 #[tokio::test]
 async fn cross_origin_redirects_are_not_followed_unless_allowed() {
-    let (other, other_state) = serve(false, String::new()).await;
-    let (base, _) = serve(false, other.clone()).await;
-    let c = client(SignRequestMiddleware::new(signer(0)));
+    let app = App::start().await;
+    let other = App::builder().keys(app.keys.clone()).start().await;
+    let c = client(SignRequestMiddleware::new(signer(app.issue(), 0)));
+    let to = format!("{}/echo", other.base);
     let r = c
-        .get(format!("{base}/redirect/302?to=OTHER/echo"))
+        .get(format!("{}/redirect/302?to={to}", app.base))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 302);
-    assert_eq!(r.headers()["location"], format!("{other}/echo").as_str());
-    assert_eq!(
-        other_state.hits.load(Ordering::SeqCst),
-        0,
-        "nothing reached the other origin"
-    );
+    assert_eq!(r.headers()["location"], to.as_str());
+    assert_eq!(other.hits(), 0, "nothing reached the other origin");
 
-    let allowed =
-        client(SignRequestMiddleware::new(signer(0)).allow_redirects_to(&other.parse().unwrap()));
+    let allowed = client(
+        SignRequestMiddleware::new(signer(app.issue(), 0))
+            .allow_redirects_to(&other.base.parse().unwrap()),
+    );
     let r = allowed
-        .get(format!("{base}/redirect/307?to=OTHER/echo"))
+        .get(format!("{}/redirect/307?to={to}", app.base))
+        .header("authorization", "Bearer not-for-the-other-origin")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "GET /echo 0");
-    assert_eq!(other_state.hits.load(Ordering::SeqCst), 1);
+    let seen = other.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(!seen[0].headers.contains_key("authorization"));
 }
 
 #[tokio::test]
 async fn reqwest_own_redirects_would_send_a_stale_signature() {
-    let (other, other_state) = serve(false, String::new()).await;
-    let (base, _) = serve(false, other.clone()).await;
+    let app = App::start().await;
+    let other = App::start().await;
 
     // The default policy follows below the middleware: the second hop carries
     // the signature made for the first path and is rejected...
     let default = ClientBuilder::new(reqwest::Client::new())
-        .with(SignRequestMiddleware::new(signer(0)))
+        .with(SignRequestMiddleware::new(signer(app.issue(), 0)))
         .build();
     let r = default
-        .get(format!("{base}/redirect/302?to=/echo"))
+        .get(format!("{}/redirect/302?to=/echo", app.base))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(
-        tessera_client::rejection_code(r.headers()),
-        Some(ErrorCode::BadSignature)
-    );
+    assert_eq!(rejection_code(r.headers()), Some(ErrorCode::BadSignature));
+    let seen = app.seen();
+    assert_eq!(seen[1].signature, seen[0].signature, "resent as is");
     // ...and a cross-origin hop leaks it to the other origin.
     let r = default
-        .get(format!("{base}/redirect/302?to=OTHER/echo"))
+        .get(format!("{}/redirect/302?to={}/echo", app.base, other.base))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(other_state.signature_headers_seen.load(Ordering::SeqCst), 1);
+    assert!(other.seen()[0].signature.is_some());
 
     // The client from client_builder() does not follow at all: the 3xx comes back.
     let bare = client_builder().build().unwrap();
-    let s = signer(0);
     let mut req = bare
-        .get(format!("{base}/redirect/302?to=OTHER/echo"))
+        .get(format!("{}/redirect/302?to={}/echo", app.base, other.base))
         .build()
         .unwrap();
-    s.sign_reqwest(&mut req).unwrap();
+    signer(app.issue(), 0).sign_reqwest(&mut req).unwrap();
     let r = bare.execute(req).await.unwrap();
     assert_eq!(r.status(), 302);
-    assert_eq!(other_state.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(other.hits(), 1);
 }
 
 #[tokio::test]
@@ -397,70 +423,31 @@ async fn retried_attempts_get_fresh_nonces() {
             next.run(req, ext).await
         }
     }
-    let (base, state) = serve(false, String::new()).await;
+    let app = App::start().await;
     let c = ClientBuilder::new(client_builder().build().unwrap())
         .with(Twice)
-        .with(SignRequestMiddleware::new(signer(0)))
+        .with(SignRequestMiddleware::new(signer(app.issue(), 0)))
         .build();
     let r = c
-        .post(format!("{base}/retry"))
+        .post(format!("{}/retry", app.base))
         .body("x")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(state.nonces.lock().unwrap().len(), 2);
-}
+    assert_eq!(app.hits(), 2);
+    assert_all_fresh(&app);
 
-/// A server that answers, in order: a valid `clock_skew` challenge saying
-/// the client is 600 s slow, a 302 to `/second`, then a valid `clock_skew`
-/// challenge saying it is 600 s fast, then 200 to anything else.
-async fn serve_skew_redirect_skew() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    let app = Router::new().fallback(move |req: Request<Body>| {
-        let hit = h.fetch_add(1, Ordering::SeqCst) + 1;
-        async move {
-            let parsed = ParsedSignature::from_fields(req.headers()).unwrap();
-            let challenge = |time: u64| Some(server_time_header(&key(), parsed.nonce(), time));
-            match hit {
-                1 => problem(ErrorCode::ClockSkew, challenge(now() + 600)),
-                2 => (StatusCode::FOUND, [("location", "/second")]).into_response(),
-                3 => problem(ErrorCode::ClockSkew, challenge(now() - 600)),
-                _ => "ok".into_response(),
-            }
-        }
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, hits)
-}
-
-#[tokio::test]
-async fn one_skew_retry_per_request_across_redirects() {
-    let (base, hits) = serve_skew_redirect_skew().await;
-    let s = signer(0);
-    let c = client(SignRequestMiddleware::new(s.clone()));
-    let r = c.get(format!("{base}/first")).send().await.unwrap();
-    assert_eq!(r.status(), 401);
-    assert_eq!(
-        tessera_client::rejection_code(r.headers()),
-        Some(ErrorCode::ClockSkew)
-    );
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        3,
-        "the second clock_skew is not retried"
-    );
-    // The first challenge's offset was adopted; the second one was not.
-    assert!(
-        (s.clock_offset() - 600).abs() <= 2,
-        "offset {}",
-        s.clock_offset()
-    );
-
-    // A new logical request has its own budget.
-    let r = c.get(format!("{base}/again")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    // Placed the other way round, the retry resends the signature: replayed.
+    let wrong = ClientBuilder::new(client_builder().build().unwrap())
+        .with(SignRequestMiddleware::new(signer(app.issue(), 0)))
+        .with(Twice)
+        .build();
+    let r = wrong
+        .post(format!("{}/retry", app.base))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rejection_code(r.headers()), Some(ErrorCode::Replayed));
 }

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_client::{ClientError, Clock, Signer};
-use tessera_core::challenge::{server_time_header, SERVER_TIME_HEADER};
-use tessera_core::{
-    verify, BodyDigest, ErrorCode, KeyId, Nonce, Policy, ReceivedRequest, RequestView, SecretKey,
-    SigningKey,
+use tessera_client::tessera_core::challenge::{server_time_header, SERVER_TIME_HEADER};
+use tessera_client::tessera_core::{verify, Policy, ReceivedRequest};
+use tessera_client::{
+    BodyDigest, ClientError, Clock, ErrorCode, KeyId, Nonce, RequestView, Scheme, SecretKey,
+    SignedRequestInfo, Signer, SigningKey,
 };
 
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ fn check(
     parts: &http::request::Parts,
     body: &[u8],
     now: u64,
-) -> Result<tessera_core::ParsedSignature, ErrorCode> {
+) -> Result<tessera_client::tessera_core::ParsedSignature, ErrorCode> {
     let authorities = ["api.example.com".to_owned()];
     let policy = Policy::new(now, 300, &authorities);
     verify(
@@ -93,21 +93,37 @@ fn signed_requests_verify_and_tampering_fails() {
 }
 
 #[test]
-fn sign_parts_and_precomputed_digest_agree() {
+fn sign_returns_headers_and_a_streamed_digest_agrees() {
     let (signer, _) = signer_at(T0);
     let body = vec![0xa5u8; 100_000];
     let (mut parts, ()) = request(b"").map(|_| ()).into_parts();
-    signer.sign_parts(&mut parts, &body).unwrap();
+    let before = parts.headers.clone();
+    let signed = signer
+        .sign(
+            parts.method.as_str(),
+            &parts.uri,
+            &parts.headers,
+            &BodyDigest::of(&body),
+        )
+        .unwrap();
+    assert_eq!(parts.headers, before, "sign() modifies nothing");
+    signed.apply_to(&mut parts);
     assert!(check(&parts, &body, T0).is_ok());
 
-    let mut hasher = tessera_core::BodyHasher::new();
+    let mut hasher = tessera_client::BodyHasher::new();
     for chunk in body.chunks(4096) {
         hasher.update(chunk);
     }
     let (mut parts, ()) = request(b"").map(|_| ()).into_parts();
     signer
-        .sign_parts_with_digest(&mut parts, hasher.finish())
-        .unwrap();
+        .sign(
+            parts.method.as_str(),
+            &parts.uri,
+            &parts.headers,
+            &hasher.finish(),
+        )
+        .unwrap()
+        .apply_to_headers(&mut parts.headers);
     assert!(check(&parts, &body, T0).is_ok());
     assert_eq!(
         check(&parts, &body[1..], T0),
@@ -115,16 +131,297 @@ fn sign_parts_and_precomputed_digest_agree() {
     );
 }
 
+/// `SignedHeaders` carries exactly what was set: three values (the
+/// signature marked sensitive and redacted from `Debug`) and the
+/// parameters; `apply_to` replaces stale values rather than appending.
 #[test]
-fn missing_covered_header_is_an_error_not_an_unsigned_request() {
+fn signed_headers_are_complete_redacted_and_replace_stale_values() {
     let (signer, _) = signer_at(T0);
-    let mut req = http::Request::get("https://api.example.com/")
+    let mut req = request(b"{}");
+    req.headers_mut()
+        .insert("signature", "tessera=:c3RhbGU=:".parse().unwrap());
+    req.headers_mut()
+        .append("content-digest", "sha-256=:stale:".parse().unwrap());
+    let signed = signer
+        .sign(
+            req.method().as_str(),
+            req.uri(),
+            req.headers(),
+            &BodyDigest::of(b"{}"),
+        )
+        .unwrap();
+    assert_eq!(signed.info().created, T0);
+    assert!(signed.signature().is_sensitive());
+    assert!(!signed.signature_input().is_sensitive());
+    assert_eq!(
+        signed.content_digest(),
+        BodyDigest::of(b"{}").header_value().as_ref()
+    );
+    let names: Vec<_> = signed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["content-digest", "signature-input", "signature"]);
+
+    let sig = signed.signature().to_str().unwrap().to_owned();
+    let shown = format!("{signed:?}");
+    assert!(
+        shown.contains("redacted") && !shown.contains(&sig[10..30]),
+        "{shown}"
+    );
+    assert!(shown.contains(signed.info().nonce.as_str()), "{shown}");
+
+    let (mut parts, body) = req.into_parts();
+    signed.apply_to(&mut parts);
+    for name in ["content-digest", "signature-input", "signature"] {
+        assert_eq!(parts.headers.get_all(name).iter().count(), 1, "{name}");
+    }
+    assert!(parts.headers["signature"].is_sensitive());
+    let verified = check(&parts, &body, T0).unwrap();
+    assert_eq!(verified.nonce(), &signed.into_info().nonce);
+}
+
+/// A path-only URI (what hyper's connection-level client writes) is refused
+/// with `invalid_field_value` and a way out, by every URI-based method; the
+/// scheme and authority are never guessed from `Host`. `sign_view` with an
+/// explicit scheme signs it, and a verifier configured for that scheme
+/// accepts the request as received in origin-form.
+#[test]
+fn a_path_only_uri_needs_an_explicit_scheme() {
+    let (signer, _) = signer_at(T0);
+    let mut req = http::Request::get("/v1/me?x=1")
+        .header("host", "api.example.com:8080")
+        .header("content-type", "a")
         .body(Vec::new())
+        .unwrap();
+    let err = signer.sign_request(&mut req).unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidFieldValue));
+    assert!(matches!(err, ClientError::Signing(_)));
+    let text = err.to_string();
+    assert!(
+        text.contains("path-only") && text.contains("sign_view") && text.contains("absolute"),
+        "{text}"
+    );
+    assert!(!req.headers().contains_key("signature"), "nothing was set");
+    let err = signer
+        .sign("GET", req.uri(), req.headers(), &BodyDigest::EMPTY)
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidFieldValue));
+
+    // Explicit: plain http on port 8080.
+    let (mut parts, body) = req.into_parts();
+    let signed = {
+        let view = RequestView::new(
+            parts.method.as_str(),
+            Scheme::Http,
+            "api.example.com:8080",
+            parts.uri.path(),
+            parts.uri.query(),
+            &parts.headers,
+        )
+        .unwrap();
+        signer.sign_view(&view, &BodyDigest::EMPTY).unwrap()
+    };
+    signed.apply_to(&mut parts);
+    let authorities = ["api.example.com:8080".to_owned()];
+    let http = Policy::new(T0, 300, &authorities).with_scheme(Scheme::Http);
+    let received = ReceivedRequest::from_parts(&parts);
+    let verified = verify(&received, &BodyDigest::of(&body), &http, |_| Ok(key())).unwrap();
+    assert_eq!(verified.nonce(), &signed.info().nonce);
+}
+
+/// A URL string is split verbatim (spec §8.10), with no URL library: the
+/// same bytes a verifier receives.
+#[test]
+fn a_url_string_is_signed_verbatim() {
+    let (signer, _) = signer_at(T0);
+    let url = r#"https://API.ex%61mple.com:443/a/{b}|c?q="x"&r=`^`#top"#;
+    let headers = [("content-type", "text/plain"), ("user-agent", "t/1")];
+    let signed = signer
+        .sign("get", url, &headers[..], &BodyDigest::EMPTY)
+        .unwrap();
+    let view = RequestView::new(
+        "get",
+        Scheme::Https,
+        "api.ex%61mple.com",
+        "/a/{b}|c",
+        Some(r#"q="x"&r=`^`"#),
+        &headers[..],
+    )
+    .unwrap();
+    let base = signer
+        .signature_base(&view, &BodyDigest::EMPTY, signed.info())
+        .unwrap()
+        .to_string();
+    assert!(
+        base.starts_with(
+            "\"@method\": get\n\"@authority\": api.ex%61mple.com\n\"@path\": /a/{b}|c\n\"@query\": ?q=\"x\"&r=`^`\n"
+        ),
+        "{base}"
+    );
+    let again = signer
+        .sign_view_at(&view, &BodyDigest::EMPTY, signed.info())
+        .unwrap();
+    assert_eq!(again, signed, "same view, same parameters, same headers");
+    let owned = String::from("https://api.example.com/x");
+    assert!(signer
+        .sign("GET", &owned, &headers[..], &BodyDigest::EMPTY)
+        .is_ok());
+    for bad in ["/relative", "ftp://h/x", "https://h/a b", "https://u@h/"] {
+        let err = signer
+            .sign("GET", bad, &headers[..], &BodyDigest::EMPTY)
+            .unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::InvalidFieldValue), "{bad}");
+    }
+}
+
+/// `sign_view_at` is the signer with fixed parameters: what tessera-core
+/// computes for the same inputs, byte for byte, and the core's refusals.
+#[test]
+fn sign_view_at_matches_the_core() {
+    let (signer, _) = signer_at(T0);
+    let nonce = Nonce::new("q8Zl1mVQm0yD9kR3tW5xCA").unwrap();
+    let params = SignedRequestInfo::new(nonce.clone(), 1_700_000_000, Some(1_700_000_060));
+    let headers = [("content-type", "application/json"), ("user-agent", "a")];
+    let view = RequestView::new(
+        "POST",
+        Scheme::Https,
+        "api.example.com",
+        "/v1/orders",
+        None,
+        &headers[..],
+    )
+    .unwrap();
+    let digest = BodyDigest::of(b"{}");
+    let ours = signer.sign_view_at(&view, &digest, &params).unwrap();
+    let cover = [
+        tessera_client::Component::field("content-type").unwrap(),
+        tessera_client::Component::field("user-agent").unwrap(),
+    ];
+    let options = tessera_client::tessera_core::SignOptions::new(1_700_000_000, &nonce)
+        .with_expires(Some(1_700_000_060))
+        .cover(&cover);
+    let core = tessera_client::tessera_core::sign(&key(), &view, &digest, &options).unwrap();
+    assert_eq!(ours.signature().to_str().unwrap(), core.signature);
+    assert_eq!(
+        ours.signature_input().to_str().unwrap(),
+        core.signature_input
+    );
+    assert_eq!(ours.info(), &params);
+
+    let backwards = SignedRequestInfo::new(nonce.clone(), 10, Some(10));
+    assert_eq!(
+        signer
+            .sign_view_at(&view, &digest, &backwards)
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::InvalidParameter)
+    );
+    let huge = SignedRequestInfo::new(nonce, 1_000_000_000_000_000, None);
+    assert_eq!(
+        signer
+            .sign_view_at(&view, &digest, &huge)
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::MalformedSignature)
+    );
+}
+
+/// `cover` covers a header when the request carries it; `cover_strict`
+/// refuses to sign a request without it (`missing_component`, nothing set),
+/// as the spec requires of a signer whose list names an absent field. The
+/// list actually covered is the one in `Signature-Input`, in the chosen
+/// order, and it verifies.
+#[test]
+fn chosen_headers_are_covered_when_present_strict_ones_always() {
+    let signer = Signer::builder(key())
+        .clock(TestClock(Arc::new(AtomicU64::new(T0))))
+        .cover("content-type")
+        .cover_strict("x-request-id")
+        .cover("user-agent")
+        .build()
+        .unwrap();
+    let covered: Vec<_> = signer
+        .covered_headers()
+        .iter()
+        .map(|h| (h.name(), h.is_strict()))
+        .collect();
+    assert_eq!(
+        covered,
+        [
+            ("content-type", false),
+            ("x-request-id", true),
+            ("user-agent", false)
+        ]
+    );
+
+    let input_of = |req: &http::Request<Vec<u8>>| {
+        req.headers()["signature-input"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Only the strict header: the optional ones are left out.
+    let mut get = http::Request::get("https://api.example.com/v1/me")
+        .header("x-request-id", "r-1")
+        .body(Vec::new())
+        .unwrap();
+    signer.sign_request(&mut get).unwrap();
+    assert!(
+        input_of(&get).starts_with(
+            r#"tessera=("@method" "@authority" "@path" "@query" "content-digest" "x-request-id");"#
+        ),
+        "{}",
+        input_of(&get)
+    );
+    let (parts, body) = get.into_parts();
+    assert_eq!(check(&parts, &body, T0).unwrap().components().len(), 6);
+
+    // All present: all covered, in the chosen order (an empty value counts).
+    let mut post = http::Request::post("https://api.example.com/v1/orders")
+        .header("User-Agent", "")
+        .header("x-request-id", "r-2")
+        .header("Content-Type", "application/json")
+        .body(b"{}".to_vec())
+        .unwrap();
+    signer.sign_request(&mut post).unwrap();
+    assert!(
+        input_of(&post).starts_with(
+            r#"tessera=("@method" "@authority" "@path" "@query" "content-digest" "content-type" "x-request-id" "user-agent");"#
+        ),
+        "{}",
+        input_of(&post)
+    );
+    let (parts, body) = post.into_parts();
+    assert!(check(&parts, &body, T0).is_ok());
+    // Covering means covering: changing one now breaks the signature.
+    let mut tampered = parts.clone();
+    tampered
+        .headers
+        .insert("user-agent", "evil/1".parse().unwrap());
+    assert_eq!(check(&tampered, &body, T0), Err(ErrorCode::BadSignature));
+
+    // The strict one absent: refused, nothing set, whatever else is there.
+    let mut req = http::Request::post("https://api.example.com/v1/orders")
+        .header("content-type", "application/json")
+        .body(b"{}".to_vec())
         .unwrap();
     let err = signer.sign_request(&mut req).unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::MissingComponent));
     assert!(matches!(err, ClientError::Signing(_)));
+    assert!(err.to_string().contains("x-request-id"), "{err}");
     assert!(!req.headers().contains_key("signature"));
+
+    // An optional header that is present but invalid is an error, not skipped.
+    let mut bad = http::Request::get("https://api.example.com/")
+        .header("x-request-id", "r-3")
+        .header(
+            "user-agent",
+            http::HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        )
+        .body(Vec::new())
+        .unwrap();
+    assert_eq!(
+        signer.sign_request(&mut bad).unwrap_err().code(),
+        Some(ErrorCode::InvalidFieldValue)
+    );
 }
 
 #[test]
@@ -331,9 +628,7 @@ fn signature_base_matches_what_was_signed() {
     let info = signer.sign_request(&mut req).unwrap();
     let base = signer
         .signature_base(
-            req.method(),
-            req.uri(),
-            req.headers(),
+            &RequestView::from_head(req.method(), req.uri(), req.headers()).unwrap(),
             &BodyDigest::of(b"abc"),
             &info,
         )
@@ -342,7 +637,8 @@ fn signature_base_matches_what_was_signed() {
     assert!(text.starts_with("\"@method\": POST\n\"@authority\": api.example.com\n\"@path\": /v1/users/123/orders\n\"@query\": ?limit=50&cursor=abc%2Fdef\n"), "{text}");
     assert!(text.contains("\"user-agent\": tessera-test/1\n"));
     let (parts, _) = req.into_parts();
-    let parsed = tessera_core::ParsedSignature::from_fields(&parts.headers).unwrap();
+    let parsed =
+        tessera_client::tessera_core::ParsedSignature::from_fields(&parts.headers).unwrap();
     let server = parsed
         .signature_base(&RequestView::from_parts(&parts).unwrap())
         .unwrap();
@@ -422,9 +718,7 @@ fn the_method_is_signed_exactly_as_sent() {
         assert_eq!(req.method().as_str(), method, "the request is not changed");
         let base = signer
             .signature_base(
-                req.method(),
-                req.uri(),
-                req.headers(),
+                &RequestView::from_head(req.method(), req.uri(), req.headers()).unwrap(),
                 &BodyDigest::of(b"abc"),
                 &info,
             )
@@ -445,7 +739,7 @@ fn the_method_is_signed_exactly_as_sent() {
             upper.method
         );
     }
-    // sign_parts and sign_head take the same path.
+    // sign() takes the same path.
     let (mut parts, ()) = http::Request::builder()
         .method(http::Method::from_bytes(b"delete").unwrap())
         .uri("https://api.example.com/v1/x")
@@ -454,8 +748,57 @@ fn the_method_is_signed_exactly_as_sent() {
         .body(())
         .unwrap()
         .into_parts();
-    signer.sign_parts(&mut parts, b"").unwrap();
+    signer
+        .sign(
+            parts.method.as_str(),
+            &parts.uri,
+            &parts.headers,
+            &BodyDigest::EMPTY,
+        )
+        .unwrap()
+        .apply_to(&mut parts);
+    let input = parts.headers["signature-input"].to_str().unwrap();
+    assert!(
+        input.contains(r#""content-type" "user-agent");"#),
+        "{input}"
+    );
     assert!(check(&parts, b"", T0).is_ok());
     parts.method = http::Method::DELETE;
     assert_eq!(check(&parts, b"", T0), Err(ErrorCode::BadSignature));
+}
+
+/// Why a path-only URI's scheme is never guessed: the scheme decides which
+/// port `@authority` drops. Port 80 is signed as `api.example.com` over
+/// http and as `api.example.com:80` over https, so a wrong guess gives a
+/// signature the verifier rejects.
+#[test]
+fn the_scheme_given_decides_the_signed_authority() {
+    let signer = Signer::new("k1", &SecretKey::from_bytes(&[2; 32]).unwrap()).unwrap();
+    let headers = http::HeaderMap::new();
+    let https = signer
+        .sign(
+            "GET",
+            "https://api.example.com:80/x",
+            &headers,
+            &BodyDigest::EMPTY,
+        )
+        .unwrap();
+    let http = signer
+        .sign(
+            "GET",
+            "http://api.example.com:80/x",
+            &headers,
+            &BodyDigest::EMPTY,
+        )
+        .unwrap();
+    let base = |params: &SignedRequestInfo, scheme| {
+        let view =
+            RequestView::new("GET", scheme, "api.example.com:80", "/x", None, &headers).unwrap();
+        signer
+            .signature_base(&view, &BodyDigest::EMPTY, params)
+            .unwrap()
+            .to_string()
+    };
+    assert!(base(https.info(), Scheme::Https).contains("\"@authority\": api.example.com:80\n"));
+    assert!(base(http.info(), Scheme::Http).contains("\"@authority\": api.example.com\n"));
 }

@@ -1,0 +1,184 @@
+//! The URLs [`Signer::sign`](crate::Signer::sign) accepts, and how each is
+//! split into the scheme, authority, path and query that are signed.
+
+use std::borrow::Cow;
+
+use tessera_core::{ErrorCode, Scheme, Target};
+
+use crate::error::ClientError;
+
+/// An absolute `http` or `https` URL, as [`Signer::sign`](crate::Signer::sign)
+/// takes it: [`http::Uri`], a URL string (`str`, `String`) and, with the
+/// `reqwest` feature, `reqwest::Url`.
+///
+/// The scheme and authority always come from the URL itself, never from a
+/// `Host` header: a signer cannot tell whether a path-only URI (`/v1/me`,
+/// what hyper's connection-level client writes on the wire) will go out over
+/// `http` or `https`, and guessing wrong gives a signature that fails on a
+/// verifier only for some ports. Such a URI is refused with
+/// `invalid_field_value`; sign the absolute URL, or give the scheme and
+/// authority explicitly to [`Signer::sign_view`](crate::Signer::sign_view)
+/// through [`RequestView::new`](crate::RequestView::new).
+///
+/// The path and query are signed exactly as written (spec §8.10): no
+/// decoding, no re-encoding. A string is split by
+/// [`Target::parse_url`](tessera_core::Target::parse_url), without a URL
+/// library; an [`http::Uri`] or `reqwest::Url` is signed as that library
+/// will send it.
+///
+/// This trait is sealed: it cannot be implemented outside this crate.
+pub trait SignableUrl: sealed::Sealed {}
+
+impl SignableUrl for http::Uri {}
+impl SignableUrl for str {}
+impl SignableUrl for String {}
+#[cfg(feature = "reqwest")]
+impl SignableUrl for reqwest::Url {}
+
+pub(crate) mod sealed {
+    use super::UrlParts;
+    use crate::error::ClientError;
+
+    /// The split itself; not part of the public API.
+    pub trait Sealed {
+        /// The parts of this URL that a signature covers.
+        fn url_parts(&self) -> Result<UrlParts<'_>, ClientError>;
+    }
+}
+
+/// The covered parts of a URL, borrowed from it where possible.
+#[derive(Debug)]
+pub struct UrlParts<'a> {
+    pub(crate) scheme: Scheme,
+    pub(crate) authority: Cow<'a, str>,
+    pub(crate) path: &'a str,
+    pub(crate) query: Option<&'a str>,
+}
+
+fn refuse(detail: &'static str) -> ClientError {
+    ClientError::Signing(tessera_core::Error::new(
+        ErrorCode::InvalidFieldValue,
+        detail,
+    ))
+}
+
+impl sealed::Sealed for http::Uri {
+    fn url_parts(&self) -> Result<UrlParts<'_>, ClientError> {
+        let Some(scheme) = self.scheme_str() else {
+            return Err(if self.authority().is_some() {
+                refuse("an authority-form target (CONNECT) cannot be signed")
+            } else if self.path().starts_with('/') {
+                refuse(
+                    "the URI is path-only (origin-form, as hyper's connection-level client \
+                     sends it) and names no scheme or authority: sign the absolute URL \
+                     (https://host/path?query), or name the scheme and authority with \
+                     Signer::sign_view(&RequestView::new(method, Scheme::Https, host, path, \
+                     query, &headers)?, ..)",
+                )
+            } else {
+                refuse("the URI is not absolute: sign an http:// or https:// URL")
+            });
+        };
+        let scheme = Scheme::parse(scheme)
+            .ok_or_else(|| refuse("only http and https URLs can be signed"))?;
+        let authority = self
+            .authority()
+            .ok_or_else(|| refuse("the URI has no authority"))?;
+        Ok(UrlParts {
+            scheme,
+            authority: Cow::Borrowed(authority.as_str()),
+            path: self.path(),
+            query: self.query(),
+        })
+    }
+}
+
+impl sealed::Sealed for str {
+    fn url_parts(&self) -> Result<UrlParts<'_>, ClientError> {
+        let target = Target::parse_url(self).map_err(ClientError::Signing)?;
+        Ok(UrlParts {
+            scheme: target.scheme(),
+            authority: Cow::Borrowed(target.authority()),
+            path: target.path(),
+            query: target.query(),
+        })
+    }
+}
+
+impl sealed::Sealed for String {
+    fn url_parts(&self) -> Result<UrlParts<'_>, ClientError> {
+        self.as_str().url_parts()
+    }
+}
+
+#[cfg(feature = "reqwest")]
+impl sealed::Sealed for reqwest::Url {
+    /// `host[:port]` as reqwest sends it in `Host` (the port only when not
+    /// the scheme's default; userinfo is never part of it), and the path and
+    /// query already percent-encoded by the `url` crate.
+    fn url_parts(&self) -> Result<UrlParts<'_>, ClientError> {
+        let scheme = Scheme::parse(self.scheme())
+            .ok_or_else(|| refuse("only http and https URLs can be signed"))?;
+        let host = self
+            .host_str()
+            .ok_or_else(|| refuse("the URL has no host"))?;
+        let authority = match self.port() {
+            None => Cow::Borrowed(host),
+            Some(port) => Cow::Owned(format!("{host}:{port}")),
+        };
+        Ok(UrlParts {
+            scheme,
+            authority,
+            path: self.path(),
+            query: self.query(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sealed::Sealed;
+    use super::*;
+
+    fn parts(p: &UrlParts<'_>) -> (Scheme, String, String, Option<String>) {
+        (
+            p.scheme,
+            p.authority.to_string(),
+            p.path.to_owned(),
+            p.query.map(str::to_owned),
+        )
+    }
+
+    #[test]
+    fn uris_and_strings_split_alike() {
+        for url in [
+            "https://API.example.com:8443/a%2Fb/c?x=1&y",
+            "http://h/",
+            "http://h?q",
+            "https://[::1]:9/p",
+        ] {
+            let uri: http::Uri = url.parse().expect("valid URI");
+            let a = parts(&uri.url_parts().expect("absolute"));
+            let b = parts(&url.url_parts().expect("absolute"));
+            // http::Uri reports "/" for an empty path; both sign "/".
+            assert_eq!((a.0, &a.1, &a.3), (b.0, &b.1, &b.3), "{url}");
+        }
+    }
+
+    #[test]
+    fn path_only_and_other_targets_are_refused_with_a_way_out() {
+        for (uri, says) in [
+            ("/v1/me?x=1", "Signer::sign_view"),
+            ("*", "not absolute"),
+            ("example.com:443", "CONNECT"),
+            ("ftp://example.com/x", "only http and https"),
+        ] {
+            let uri: http::Uri = uri.parse().expect("valid URI");
+            let err = uri.url_parts().expect_err("refused");
+            assert_eq!(err.code(), Some(ErrorCode::InvalidFieldValue));
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        let err = "/v1/me".url_parts().expect_err("refused");
+        assert_eq!(err.code(), Some(ErrorCode::InvalidFieldValue));
+    }
+}
