@@ -22,16 +22,6 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A client clock `.0` seconds off the system clock (positive: fast).
-#[derive(Debug, Clone, Copy)]
-pub struct SkewedClock(pub i64);
-
-impl tessera_client::Clock for SkewedClock {
-    fn now_unix(&self) -> u64 {
-        now().saturating_add_signed(self.0)
-    }
-}
-
 /// Serves `router` on 127.0.0.1 on a free port, in the background.
 ///
 /// # Errors
