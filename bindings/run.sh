@@ -23,17 +23,39 @@ VENV=$ROOT/.venv-bindings
 PY_PINS=(pytest==9.2.0 tree-sitter==0.26.1 tree-sitter-swift==0.7.4)
 
 failures=()
+passes=()
+skips=()
+# Milliseconds since the epoch. Not `date +%s%N`: macOS date prints a literal
+# N. bash >= 5 has $EPOCHREALTIME (its decimal separator follows the locale);
+# macOS's /bin/bash 3.2 does not, so python3 (needed below anyway) stands in.
+now_ms() {
+  local t=${EPOCHREALTIME:-}
+  if [ -n "$t" ]; then
+    t=${t/[.,]/}
+    echo $((10#$t / 1000))
+  else
+    python3 -c 'import time; print(time.time_ns() // 1000000)'
+  fi
+}
 t() { # t NAME CMD...: runs a step, prints its time, records a failure
-  local name=$1 start end rc
+  local name=$1 start end rc ms
   shift
-  start=$(date +%s%N)
+  start=$(now_ms)
   "$@"
   rc=$?
-  end=$(date +%s%N)
-  printf '[time] %-30s %6.1fs%s\n' "$name" "$(((end - start) / 1000000))e-3" \
+  end=$(now_ms)
+  ms=$((end - start))
+  printf '[time] %-30s %6s%s\n' "$name" "$((ms / 1000)).$((ms % 1000 / 100))s" \
     "$([ $rc -eq 0 ] || echo "  FAILED ($rc)")" >&2
-  [ $rc -eq 0 ] || failures+=("$name")
+  if [ $rc -eq 0 ]; then passes+=("$name"); else failures+=("$name"); fi
   return $rc
+}
+skip() { # skip NAME REASON: a check that cannot run here; never reported as passed
+  skips+=("$1: $2")
+  echo "bindings: SKIPPED $1: $2" >&2
+}
+sha256() { # sha256sum is GNU coreutils; macOS has shasum
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi
 }
 die() { echo "bindings: $*" >&2; exit 1; }
 
@@ -108,7 +130,7 @@ J=/usr/share/java
 CP=$J/jna.jar:$J/junit4.jar:$J/hamcrest.jar:$J/okhttp.jar:$J/okio.jar:$KL/kotlin-test.jar:$KL/kotlin-test-junit.jar
 KT_SOURCES=("$GEN_KT" $(find bindings/kotlin/src -name '*.kt' | sort))
 KT_CLASSES=$CACHE/kotlin-classes
-stamp=$( (echo "$KOTLIN_VERSION $CP"; cat "${KT_SOURCES[@]}") | sha256sum | cut -d' ' -f1)
+stamp=$( (echo "$KOTLIN_VERSION $CP"; cat "${KT_SOURCES[@]}") | sha256 | cut -d' ' -f1)
 kotlin_compile() {
   if [ -f "$CACHE/kotlin.stamp" ] && [ "$(cat "$CACHE/kotlin.stamp")" = "$stamp" ]; then
     echo "kotlinc: sources unchanged, using $KT_CLASSES"
@@ -118,7 +140,9 @@ kotlin_compile() {
   "$KOTLIN_HOME/bin/kotlinc" -Werror -classpath "$CP" -d "$KT_CLASSES" "${KT_SOURCES[@]}" &&
     echo "$stamp" >"$CACHE/kotlin.stamp"
 }
-if t "kotlinc" kotlin_compile; then
+if ! t "kotlinc" kotlin_compile; then
+  skip "kotlin tests (JVM)" "kotlinc failed"
+else
   t "kotlin tests (JVM)" java -Djna.library.path="$(dirname "$LIB")" \
     -Dtessera.vectors.dir="$TESSERA_VECTORS_DIR" -Dtessera.server.url="$SERVER_URL" \
     -Dtessera.key.id=ffi-e2e -Dtessera.key.secret_hex="$KEY_HEX" \
@@ -143,13 +167,19 @@ if command -v swift >/dev/null 2>&1; then
   export DYLD_LIBRARY_PATH=$(dirname "$LIB")${DYLD_LIBRARY_PATH:+:$DYLD_LIBRARY_PATH}
   t "swift test" swift test --package-path $SW -Xlinker -L"$(dirname "$LIB")"
 else
-  echo "swift: SKIPPED swift test: no Swift toolchain on this machine (no 'swift' on PATH)." \
-    "The Swift bindings were generated and checked statically only (syntax, C header, link, checksums)."
+  skip "swift test" "no Swift toolchain on this machine (no 'swift' on PATH); the Swift bindings were generated and checked statically only (syntax, C header, link, checksums)"
 fi
 
 stop_server
+echo "bindings: ${#passes[@]} passed, ${#failures[@]} failed, ${#skips[@]} skipped"
+[ ${#passes[@]} -eq 0 ] || printf 'bindings: passed: %s\n' "${passes[@]}"
+[ ${#skips[@]} -eq 0 ] || printf 'bindings: SKIPPED (not run, not passed): %s\n' "${skips[@]}"
 if [ ${#failures[@]} -gt 0 ]; then
   printf 'bindings: FAILED: %s\n' "${failures[@]}"
   exit 1
 fi
-echo "bindings: all checks passed"
+if [ ${#skips[@]} -gt 0 ]; then
+  echo "bindings: every check that ran passed; ${#skips[@]} skipped (see above)"
+else
+  echo "bindings: all checks passed"
+fi

@@ -273,10 +273,52 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_and_bounded() {
-        let s = SecretKey::from_bytes(&[7u8; 32]).expect("valid");
-        assert_eq!(format!("{s:?}"), "SecretKey(** redacted **)");
+        // 32 distinct bytes, all >= 0x80: every 4-byte run is unique and
+        // renders as 8 hex digits or four 3-digit numbers, nothing a Debug
+        // output could contain by chance.
+        let secret: [u8; 32] = std::array::from_fn(|i| 0x80 | ((i * 37 + 11) % 128) as u8);
+        let s = SecretKey::from_bytes(&secret).expect("valid");
         let k = SigningKey::new(KeyId::new("k").expect("valid"), &s);
-        assert!(!format!("{k:?}").contains("07"));
+        let outputs = [
+            ("SecretKey", format!("{s:?}"), format!("{s:#?}")),
+            ("SigningKey", format!("{k:?}"), format!("{k:#?}")),
+            (
+                "prepared MAC",
+                format!("{:?}", k.mac()),
+                format!("{:#?}", k.mac()),
+            ),
+        ];
+        assert_eq!(outputs[0].1, "SecretKey(** redacted **)");
+        assert!(outputs[1].1.contains("** redacted **"), "{}", outputs[1].1);
+        assert!(outputs[1].1.contains("\"k\""), "{}", outputs[1].1);
+        // Every 4-byte run of the secret, as hex and as numbers.
+        let runs: Vec<&[u8]> = secret.windows(4).collect();
+        let hex_runs: Vec<String> = runs.iter().map(hex::encode).collect();
+        let secret_hex = hex::encode(secret);
+        let secret_list = format!("{secret:?}");
+        for (what, plain, pretty) in &outputs {
+            for text in [plain, pretty] {
+                let lower = text.to_ascii_lowercase();
+                assert!(!lower.contains(&secret_hex), "{what}: hex secret in {text}");
+                assert!(!text.contains(&secret_list), "{what}: byte list in {text}");
+                // Any layout (`{:?}`, `{:#?}`, other separators): the hex
+                // digit runs and the sequence of numbers in the output.
+                for run in &hex_runs {
+                    assert!(!lower.contains(run.as_str()), "{what}: {run} in {text}");
+                }
+                let numbers: Vec<u32> = text
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                for run in &runs {
+                    let run: Vec<u32> = run.iter().map(|&b| u32::from(b)).collect();
+                    assert!(
+                        !numbers.windows(4).any(|w| w == run.as_slice()),
+                        "{what}: bytes {run:?} in {text}"
+                    );
+                }
+            }
+        }
         assert!(SecretKey::from_bytes(&[0u8; 15]).is_err());
         assert!(SecretKey::from_bytes(&[0u8; 129]).is_err());
         assert_eq!(SecretKey::generate().expect("os rng").len(), 32);

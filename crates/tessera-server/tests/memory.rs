@@ -1,7 +1,8 @@
 //! Memory cost of the in-memory nonce store, measured from process RSS.
 //!
 //! Run alone, in release mode, so nothing else allocates meanwhile:
-//! `cargo test -p tessera-server --release --test memory -- --ignored --nocapture`
+//! `cargo test -p tessera-server --release --test memory -- --ignored --nocapture --exact bytes_per_nonce`
+//! (`scripts/test` runs exactly that on Linux and fails unless the test ran and passed).
 
 use tessera_core::{KeyId, Nonce};
 use tessera_server::{MemoryNonceStore, NonceOutcome, NonceRecord};
@@ -54,5 +55,11 @@ fn bytes_per_nonce() {
     assert!(
         rss_per <= 96.0,
         "{rss_per:.1} B/nonce exceeds the 96 B target"
+    );
+    // A measurement that saw nothing (RSS not growing, no tables) is broken,
+    // not good news: every live nonce keeps at least its 8-byte keyed hash.
+    assert!(
+        rss_per >= 8.0 && heap_per >= 8.0,
+        "implausibly small: {rss_per:.1} B/nonce RSS, {heap_per:.1} B/nonce heap"
     );
 }

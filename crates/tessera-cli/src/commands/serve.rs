@@ -79,7 +79,7 @@ pub(crate) struct Args {
     /// JSON keys file.
     #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     keys: PathBuf,
-    /// An authority (host[:port]) to serve; repeat for more. Default: the
+    /// An authority (`host[:port]`) to serve; repeat for more. Default: the
     /// bound IP:PORT and localhost:PORT.
     #[arg(
         long = "authority",

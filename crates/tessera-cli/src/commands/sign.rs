@@ -127,7 +127,7 @@ pub(crate) fn shell_quote(text: &str) -> String {
     String::from_utf8_lossy(&shell_quote_bytes(text.as_bytes())).into_owned()
 }
 
-/// [`shell_quote`] for arbitrary bytes (single quotes pass every byte but `'`).
+/// `shell_quote` for arbitrary bytes (single quotes pass every byte but `'`).
 fn shell_quote_bytes(text: &[u8]) -> Vec<u8> {
     let safe = !text.is_empty()
         && text

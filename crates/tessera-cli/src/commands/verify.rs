@@ -31,7 +31,7 @@ pub(crate) struct Args {
     /// request's tessera-v1 signature.
     #[arg(long = "key-id", value_name = "ID", allow_hyphen_values = true)]
     key_id: Option<String>,
-    /// An authority (host[:port]) the verifier serves; repeat for more. The
+    /// An authority (`host[:port]`) the verifier serves; repeat for more. The
     /// request's received authority (Host, or an absolute-form target) must be one.
     #[arg(
         long = "authority",
