@@ -66,7 +66,7 @@ impl Fixture {
 
     fn signed(&mut self, method: &str, body: &[u8]) -> http::request::Parts {
         self.counter += 1;
-        if self.counter % 1000 == 0 {
+        if self.counter.is_multiple_of(1000) {
             self.clock.advance(1);
         }
         let (mut parts, ()) = http::Request::builder()
