@@ -5,9 +5,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use tessera_core::{
-    BodyDigest, Component, KeyId, Nonce, RequestView, SignOptions, SigningKey, Target,
-};
+use tessera_core::{BodyDigest, Component, KeyId, Nonce, RequestView, SignOptions, SigningKey};
 
 use crate::error::CliError;
 use crate::timearg::{now_unix, parse_time};
@@ -139,16 +137,7 @@ impl PreparedRequest {
     pub(crate) fn view(&self) -> Result<RequestView<'_, HeaderMap>, CliError> {
         let cannot =
             |e: tessera_core::Error| CliError::usage(format!("cannot sign this request: {e}"));
-        let target = Target::parse_url(&self.url).map_err(cannot)?;
-        RequestView::new(
-            &self.method,
-            target.scheme(),
-            target.authority(),
-            target.path(),
-            target.query(),
-            &self.headers,
-        )
-        .map_err(cannot)
+        RequestView::from_url(&self.method, &self.url, &self.headers).map_err(cannot)
     }
 
     /// The signing options.

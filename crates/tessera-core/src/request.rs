@@ -266,6 +266,24 @@ impl<'a, F: Fields + ?Sized> RequestView<'a, F> {
         ))
     }
 
+    /// A view of a request given as a URL string, the way a signer takes
+    /// it: [`crate::Target::parse_url`] splits the URL verbatim (spec §8.10),
+    /// then [`RequestView::new`] checks every part.
+    ///
+    /// # Errors
+    /// As [`crate::Target::parse_url`] and [`RequestView::new`].
+    pub fn from_url(method: &'a str, url: &'a str, fields: &'a F) -> Result<Self> {
+        let target = crate::Target::parse_url(url)?;
+        Self::new(
+            method,
+            target.scheme(),
+            target.authority(),
+            target.path(),
+            target.query(),
+            fields,
+        )
+    }
+
     /// A view of parts that already passed [`check_method`], [`check_path`],
     /// [`check_query`] and [`normalize_authority`].
     pub(crate) fn checked(

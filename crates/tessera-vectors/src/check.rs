@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tessera_core::{
     rfc9421, sign, signature_base, verify, BodyDigest, Component, Error, ErrorCode, KeyId, Nonce,
     ParsedSignature, Policy, ReceivedRequest, RequestView, Scheme, SecretKey, SignOptions,
-    SigningKey, Target,
+    SigningKey,
 };
 
 use crate::model::{Case, Expected, Generic, Key, Kind, Request, Signed, Verifier};
@@ -109,20 +109,10 @@ fn verifier_scheme(case: &Case, verifier: &Verifier) -> Result<Scheme, Failure> 
 /// # Errors
 /// A [`Failure`] naming the stage that errored.
 pub fn produce(case: &Case) -> Result<Signed, Failure> {
-    let target = Target::parse_url(&case.request.target_uri)
-        .map_err(|e| fail(case, "setup", format!("target URI: {e}")))?;
     let body = body(&case.request).map_err(|e| fail(case, "setup", e))?;
     let headers = header_octets(&case.request.headers).map_err(|e| fail(case, "setup", e))?;
-    let fields = &headers[..];
-    let view = RequestView::new(
-        &case.request.method,
-        target.scheme(),
-        target.authority(),
-        target.path(),
-        target.query(),
-        fields,
-    )
-    .map_err(|e| fail(case, "setup", format!("request view: {e}")))?;
+    let view = RequestView::from_url(&case.request.method, &case.request.target_uri, &headers[..])
+        .map_err(|e| fail(case, "setup", format!("request view: {e}")))?;
     match case.kind {
         Kind::TesseraV1 => {
             let s = case
@@ -251,15 +241,7 @@ pub fn sign_refused(case: &Case) -> Result<Result<(), Error>, Failure> {
             .cover(&extra);
         let url = std::str::from_utf8(&target_octets)
             .map_err(|_| Error::new(ErrorCode::InvalidFieldValue, "the URL is not text"))?;
-        let target = Target::parse_url(url)?;
-        let view = RequestView::new(
-            &case.request.method,
-            target.scheme(),
-            target.authority(),
-            target.path(),
-            target.query(),
-            &headers[..],
-        )?;
+        let view = RequestView::from_url(&case.request.method, url, &headers[..])?;
         sign(&key, &view, &BodyDigest::of(&body), &opts).map(|_| ())
     })())
 }
