@@ -19,8 +19,12 @@
 //!   code (`spec/tessera-v1.md` §7) as a string and a detail message that never
 //!   contains key material.
 //!
-//! The signing itself is `tessera_core::sign`, the same code the Rust client
-//! and the spec vectors use.
+//! The FFI is a thin layer over [`tessera_client::Signer`]: the clock
+//! offset, the `clock_skew` challenge, the covered-header rules, nonces and
+//! lifetimes are the Rust client's, so every rule lives in one place. This
+//! crate only converts the foreign types (strings, byte arrays, header
+//! lists) and maps errors to [`TesseraError`]. It pulls in no HTTP client
+//! and no async runtime (tessera-client without its `reqwest` feature).
 //!
 //! ## Secrets
 //!
@@ -34,14 +38,12 @@
 //! at rest.
 #![allow(unsafe_code)] // UniFFI's generated scaffolding and the zeroizing secret lift need it.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use tessera_core::challenge::verify_server_time;
+use tessera_client::{ClientError, SignedRequestInfo};
 use tessera_core::{
-    BodyDigest, Component, ErrorCode, Fields, KeyId, Nonce, RequestView, SecretKey, SignOptions,
-    SigningKey, Target,
+    BodyDigest, ErrorCode, Fields, KeyId, Nonce, RequestView, SecretKey, SigningKey, Target,
 };
 
 mod secret;
@@ -147,6 +149,21 @@ impl TesseraError {
     }
 }
 
+/// The FFI error for a failure of the Rust client, by the step that failed.
+fn client_err(e: ClientError) -> TesseraError {
+    match e {
+        ClientError::Config(e) => TesseraError::config(e),
+        ClientError::Signing(e) => TesseraError::request(e),
+        ClientError::InvalidChallenge(e) => TesseraError::challenge(e),
+        // Not reachable through this API (the challenge value is always
+        // given, the body always known); mapped for completeness.
+        other => TesseraError::request(core_err(
+            other.code().unwrap_or(ErrorCode::InvalidParameter),
+            other.to_string(),
+        )),
+    }
+}
+
 fn core_err(code: ErrorCode, detail: impl Into<String>) -> tessera_core::Error {
     tessera_core::Error::new(code, detail)
 }
@@ -229,28 +246,14 @@ impl Fields for HeaderLines<'_> {
 
 /// Signs requests with one key (`hmac-sha256`, tessera-v1 profile).
 ///
-/// Thread-safe: share one `Signer` across the app. It holds the key id, the
-/// prepared secret (zeroized on drop, never printed), the extra headers to
-/// cover, an optional signature lifetime, and the clock offset learned from
-/// authenticated `clock_skew` challenges (shared by every caller).
-#[derive(uniffi::Object)]
+/// Thread-safe: share one `Signer` across the app. It wraps a
+/// [`tessera_client::Signer`], which holds the key id, the prepared secret
+/// (zeroized on drop, never printed), the extra headers to cover, an optional
+/// signature lifetime, and the clock offset learned from authenticated
+/// `clock_skew` challenges (shared by every caller).
+#[derive(Debug, uniffi::Object)]
 pub struct Signer {
-    key: SigningKey,
-    extra: Box<[Component]>,
-    expires_after: Option<u64>,
-    /// Server time minus local clock, seconds.
-    offset: AtomicI64,
-}
-
-impl std::fmt::Debug for Signer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer")
-            .field("key", &self.key)
-            .field("extra", &self.extra)
-            .field("expires_after", &self.expires_after)
-            .field("offset", &self.clock_offset())
-            .finish()
-    }
+    inner: tessera_client::Signer,
 }
 
 #[uniffi::export]
@@ -282,32 +285,33 @@ impl Signer {
     ) -> Result<Arc<Self>, TesseraError> {
         // Both copies are zeroized on drop: `SecretBytes` and `SecretKey` wrap `Zeroizing`.
         let secret = SecretKey::from_bytes(&secret.into_inner()).map_err(TesseraError::config)?;
-        // Spec §10 step 2: the secret, the components (in the verifier's
-        // order, with its codes), then the key id.
-        let extra = tessera_core::parse_cover(&covered_headers).map_err(TesseraError::config)?;
+        let names = covered_headers.iter().map(String::as_str);
+        // Spec §10 step 2: the secret, the components, then the key id. The
+        // builder checks the components (the same `parse_cover`) only after
+        // the key exists, so they are checked ahead of the key id here too.
+        tessera_core::parse_cover(&covered_headers).map_err(TesseraError::config)?;
         let id = KeyId::new(key_id).map_err(TesseraError::config)?;
-        if expires_after_secs == Some(0) {
-            return Err(TesseraError::config(core_err(
-                ErrorCode::InvalidParameter,
-                "the signature lifetime must be at least one second",
-            )));
+        let mut builder =
+            tessera_client::Signer::builder(SigningKey::new(id, &secret)).cover_all_strict(names);
+        if let Some(secs) = expires_after_secs {
+            builder = builder.expires_after(Duration::from_secs(secs.into()));
         }
-        Ok(Arc::new(Signer {
-            key: SigningKey::new(id, &secret),
-            extra: extra.into_boxed_slice(),
-            expires_after: expires_after_secs.map(u64::from),
-            offset: AtomicI64::new(0),
-        }))
+        let inner = builder.build().map_err(client_err)?;
+        Ok(Arc::new(Signer { inner }))
     }
 
     /// The key id this signer signs with.
     pub fn key_id(&self) -> String {
-        self.key.key_id().as_str().to_owned()
+        self.inner.key_id().as_str().to_owned()
     }
 
     /// The extra covered header names, in signed order (lowercase, as given).
     pub fn covered_headers(&self) -> Vec<String> {
-        self.extra.iter().map(|c| c.name().to_owned()).collect()
+        self.inner
+            .covered_headers()
+            .iter()
+            .map(|h| h.name().to_owned())
+            .collect()
     }
 
     /// Signs `request` with a fresh nonce at the current time (clock offset
@@ -321,8 +325,7 @@ impl Signer {
     /// above 0x7F; `missing_component` when a covered header is absent.
     pub fn sign(&self, request: HttpRequest) -> Result<SignedHeaders, TesseraError> {
         let digest = BodyDigest::of(request.body.as_deref().unwrap_or_default());
-        let (created, nonce, expires) = self.fresh_params();
-        self.sign_inner(&request, &digest, created, &nonce, expires)
+        self.sign_fresh(&request, &digest)
     }
 
     /// Signs `request` for a body the caller streams, given its SHA-256
@@ -345,8 +348,7 @@ impl Signer {
                 "give either the body or its digest, not both",
             )));
         }
-        let (created, nonce, expires) = self.fresh_params();
-        self.sign_inner(&request, &digest, created, &nonce, expires)
+        self.sign_fresh(&request, &digest)
     }
 
     /// FOR TESTS AND CONFORMANCE VECTORS ONLY: signs `request` with the given
@@ -365,9 +367,15 @@ impl Signer {
         nonce: String,
         expires: Option<i64>,
     ) -> Result<SignedHeaders, TesseraError> {
-        let (created, nonce, expires) = fixed_params(created, nonce, expires)?;
+        let info = fixed_params(created, nonce, expires)?;
         let digest = BodyDigest::of(request.body.as_deref().unwrap_or_default());
-        self.sign_inner(&request, &digest, created, &nonce, expires)
+        let fields = HeaderLines(&request.headers);
+        let view = request_view(&request, &fields)?;
+        let signed = self
+            .inner
+            .sign_view_at(&view, &digest, &info)
+            .map_err(client_err)?;
+        Ok(signed_headers(&signed))
     }
 
     /// The signature base (the exact bytes MACed, as UTF-8 text) of `request`
@@ -395,33 +403,32 @@ impl Signer {
             }
             None => BodyDigest::of(request.body.as_deref().unwrap_or_default()),
         };
-        let (created, nonce, expires) = fixed_params(signed.created, signed.nonce, signed.expires)?;
+        let info = fixed_params(signed.created, signed.nonce, signed.expires)?;
         let fields = HeaderLines(&request.headers);
         let view = request_view(&request, &fields)?;
-        let options = SignOptions::new(created, &nonce)
-            .with_expires(expires)
-            .cover(&self.extra);
-        let base = tessera_core::signature_base(&self.key, &view, &digest, &options)
-            .map_err(TesseraError::request)?;
+        let base = self
+            .inner
+            .signature_base(&view, &digest, &info)
+            .map_err(client_err)?;
         Ok(String::from_utf8_lossy(base.as_bytes()).into_owned())
     }
 
     /// The current clock offset: server time minus local time, in seconds.
     pub fn clock_offset(&self) -> i64 {
-        self.offset.load(Ordering::Relaxed)
+        self.inner.clock_offset()
     }
 
     /// Replaces the clock offset, for example with one saved by the previous
     /// run of the app.
     pub fn set_clock_offset(&self, seconds: i64) {
-        self.offset.store(seconds, Ordering::Relaxed);
+        self.inner.set_clock_offset(seconds);
     }
 
     /// The time signatures are created at now: the system clock plus the
     /// offset, Unix seconds.
     pub fn now(&self) -> i64 {
-        // MAX_TIME fits an i64.
-        i64::try_from(self.now_unix()).unwrap_or(i64::MAX)
+        // At most 999999999999999, which fits an i64.
+        i64::try_from(self.inner.now()).unwrap_or(i64::MAX)
     }
 
     /// Checks the `Tessera-Server-Time` challenge (`header_value`) of a
@@ -443,55 +450,58 @@ impl Signer {
         sent_nonce: String,
     ) -> Result<i64, TesseraError> {
         let nonce = Nonce::new(sent_nonce).map_err(TesseraError::challenge)?;
-        let server_time = verify_server_time(header_value.as_bytes(), &self.key, &nonce)
-            .map_err(TesseraError::challenge)?;
-        let server_time = i64::try_from(server_time.min(MAX_TIME)).unwrap_or(i64::MAX);
-        let offset = server_time.saturating_sub(system_now());
-        self.offset.store(offset, Ordering::Relaxed);
-        Ok(offset)
+        // A value with control characters is no header value, so it cannot
+        // be a challenge either.
+        let value = http::HeaderValue::from_str(&header_value).map_err(|_| {
+            TesseraError::challenge(core_err(
+                ErrorCode::MalformedSignature,
+                "the Tessera-Server-Time value is not a valid header value",
+            ))
+        })?;
+        let mut headers = http::HeaderMap::with_capacity(1);
+        headers.insert(SERVER_TIME_HEADER, value);
+        self.inner
+            .apply_skew_challenge(&headers, &nonce)
+            .map_err(client_err)
     }
 }
 
 impl Signer {
-    fn now_unix(&self) -> u64 {
-        let t = system_now().saturating_add(self.clock_offset());
-        u64::try_from(t).unwrap_or(0).min(MAX_TIME)
-    }
-
-    fn fresh_params(&self) -> (u64, Nonce, Option<u64>) {
-        let created = self.now_unix();
-        let expires = self.expires_after.map(|l| created.saturating_add(l));
-        (created, Nonce::generate(&mut rand::rng()), expires)
-    }
-
-    fn sign_inner(
+    /// Signs `request` through the client with a fresh nonce and `created`.
+    fn sign_fresh(
         &self,
         request: &HttpRequest,
         digest: &BodyDigest,
-        created: u64,
-        nonce: &Nonce,
-        expires: Option<u64>,
     ) -> Result<SignedHeaders, TesseraError> {
-        let fields = HeaderLines(&request.headers);
-        let view = request_view(request, &fields)?;
-        let options = SignOptions::new(created, nonce)
-            .with_expires(expires)
-            .cover(&self.extra);
-        let signed = tessera_core::sign(&self.key, &view, digest, &options)
-            .map_err(TesseraError::request)?;
-        Ok(SignedHeaders {
-            headers: signed
-                .iter()
-                .map(|(name, value)| HttpHeader {
-                    name: name.to_owned(),
-                    value: value.to_owned(),
-                })
-                .collect(),
-            nonce: nonce.as_str().to_owned(),
-            // Both are at most MAX_TIME, which fits an i64.
-            created: i64::try_from(created).unwrap_or(i64::MAX),
-            expires: expires.map(|e| i64::try_from(e).unwrap_or(i64::MAX)),
-        })
+        let signed = self
+            .inner
+            .sign(
+                &request.method,
+                request.url.as_str(),
+                &HeaderLines(&request.headers),
+                digest,
+            )
+            .map_err(client_err)?;
+        Ok(signed_headers(&signed))
+    }
+}
+
+/// The foreign record of what the client signed.
+fn signed_headers(signed: &tessera_client::SignedHeaders) -> SignedHeaders {
+    let info = signed.info();
+    SignedHeaders {
+        headers: signed
+            .iter()
+            .map(|(name, value)| HttpHeader {
+                name: name.as_str().to_owned(),
+                // The values are ASCII, made by structured-field serializers.
+                value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            })
+            .collect(),
+        nonce: info.nonce.as_str().to_owned(),
+        // Both are at most 999999999999999, which fits an i64.
+        created: i64::try_from(info.created).unwrap_or(i64::MAX),
+        expires: info.expires.map(|e| i64::try_from(e).unwrap_or(i64::MAX)),
     }
 }
 
@@ -499,13 +509,6 @@ impl Signer {
 #[uniffi::export]
 pub fn content_digest(body: Vec<u8>) -> String {
     BodyDigest::of(&body).header_value().into_owned()
-}
-
-fn system_now() -> i64 {
-    // A clock set before 1970 reads as 0; the server's challenge corrects it.
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn digest_from_bytes(bytes: &[u8]) -> Result<BodyDigest, TesseraError> {
@@ -525,7 +528,7 @@ fn fixed_params(
     created: i64,
     nonce: String,
     expires: Option<i64>,
-) -> Result<(u64, Nonce, Option<u64>), TesseraError> {
+) -> Result<SignedRequestInfo, TesseraError> {
     // Spec §10 step 2, in the verifier's order and with its codes: a time of
     // 16 digits is no sf-integer (`malformed_signature`); then a negative
     // time or a bad nonce (`invalid_parameter`).
@@ -547,7 +550,7 @@ fn fixed_params(
     let created = time(created, "created")?;
     let expires = expires.map(|e| time(e, "expires")).transpose()?;
     let nonce = Nonce::new(nonce).map_err(TesseraError::request)?;
-    Ok((created, nonce, expires))
+    Ok(SignedRequestInfo::new(nonce, created, expires))
 }
 
 /// The view of `request` that is signed: its URL split verbatim by

@@ -43,6 +43,13 @@ fn get(url: &str, headers: &[(&str, &str)]) -> HttpRequest {
     }
 }
 
+fn system_now() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    i64::try_from(now.as_secs()).expect("fits")
+}
+
 fn code<T: std::fmt::Debug>(r: Result<T, TesseraError>) -> String {
     r.expect_err("an error").code().to_owned()
 }
@@ -180,6 +187,19 @@ fn configuration_errors_carry_codes() {
         code(new("k", ok.clone(), &many, None)),
         "malformed_signature"
     );
+    // Spec §10 step 2: the secret, then the components, then the key id.
+    assert_eq!(
+        code(new("has space", vec![7u8; 15], &["host"], None)),
+        "invalid_parameter"
+    );
+    assert_eq!(
+        code(new("has space", ok.clone(), &["host"], None)),
+        "forbidden_component"
+    );
+    assert_eq!(
+        code(new("has space", ok.clone(), &[], Some(0))),
+        "invalid_parameter"
+    );
     let e = new("k", vec![1u8; 3], &[], None).expect_err("short");
     assert!(matches!(e, TesseraError::InvalidConfig { .. }));
     assert!(!e.to_string().contains("0101"));
@@ -275,6 +295,10 @@ fn skew_challenge_adjusts_the_offset() {
         code(s.apply_skew_challenge(header.clone(), "bad nonce".into())),
         "invalid_parameter"
     );
+    assert_eq!(
+        code(s.apply_skew_challenge("t=1\n".into(), sent.nonce.clone())),
+        "malformed_signature"
+    );
     assert_eq!(s.clock_offset(), 0);
 
     let offset = s
@@ -315,14 +339,19 @@ fn secret_lift_matches_the_bytes_wire_format() {
     assert!(<SecretBytes as Lift<UniFfiTag>>::try_lift(RustBuffer::from_vec(short)).is_err());
 }
 
-/// Best effort: after the signer is dropped in place, the prepared HMAC
-/// state it held (the key material) reads as zeros; only the (public) key id's
-/// inline storage may keep its bytes.
+/// Best effort: after a key is dropped in place, the prepared HMAC state it
+/// held (the key material) reads as zeros; only the (public) key id's inline
+/// storage may keep its bytes. The key is built as [`Signer::new`] builds it;
+/// the signer holds it only inside its `tessera_client::Signer`, which drops
+/// it with the signer's last reference. What this checks is that sha2's
+/// `zeroize` feature (this crate's `sha2` dependency) reaches the SHA-256
+/// states inside it.
 #[test]
 fn key_material_is_zeroized_on_drop() {
-    let signer = Arc::into_inner(signer(&[])).expect("sole owner");
-    let mut slot = std::mem::ManuallyDrop::new(signer);
-    let key: *const SigningKey = &slot.key;
+    let secret = SecretKey::from_bytes(&secret().into_inner()).expect("secret");
+    let signing_key = SigningKey::new(KeyId::new("device-7f3a2c").expect("id"), &secret);
+    let mut slot = std::mem::ManuallyDrop::new(signing_key);
+    let key: *const SigningKey = &*slot;
     let len = std::mem::size_of::<SigningKey>();
     // SAFETY: reads the bytes of a live value on this stack frame.
     let before = unsafe { std::slice::from_raw_parts(key.cast::<u8>(), len) }.to_vec();
@@ -336,11 +365,15 @@ fn key_material_is_zeroized_on_drop() {
     // The key id is public (every request carries it) and stored inline
     // (`ArrayString`, repr(C): a 4-byte length, then the text, then a zeroed
     // tail). Located by address, its length and text are the only bytes that
-    // may survive; everything else is key material.
-    let id = slot.key.key_id();
+    // may survive, with the struct padding that may follow its storage (up
+    // to the key's alignment: never written, so it holds whatever the stack
+    // held); everything else is key material.
+    let id = slot.key_id();
     let id_at = std::ptr::from_ref(id) as usize - key as usize;
     let id_bytes = id_at..id_at + 4 + id.as_str().len();
-    let outside = |i: &usize| !id_bytes.contains(i);
+    let id_end = id_at + std::mem::size_of::<KeyId>();
+    let padding = id_end..id_end.next_multiple_of(std::mem::align_of::<SigningKey>());
+    let outside = |i: &usize| !id_bytes.contains(i) && !padding.contains(i);
     let material = (0..len).filter(outside).filter(|&i| before[i] != 0).count();
     assert!(
         material > 64,
