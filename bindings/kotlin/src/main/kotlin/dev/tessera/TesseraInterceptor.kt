@@ -72,6 +72,13 @@ class TesseraSigningException(message: String, val code: String?, cause: Throwab
  * interceptors without calling them again, so a redirected hop would carry a
  * signature for the old URL: build the client with `followRedirects(false)`
  * and follow redirects yourself through the client (each hop is then signed).
+ *
+ * OkHttp also retries a request on its own after some connection failures
+ * (`retryOnConnectionFailure`, on by default), below this interceptor and with
+ * the same signature. If the first attempt reached the server, the copy is
+ * answered `replayed`; spec §10 requires a fresh signature for every resend.
+ * Build the client with `retryOnConnectionFailure(false)` and retry in your
+ * own code through the client, so each attempt is signed afresh.
  */
 class TesseraInterceptor @JvmOverloads constructor(
     private val signer: Signer,
