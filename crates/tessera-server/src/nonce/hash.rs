@@ -1,31 +1,25 @@
 //! Compact, keyed fingerprints of (key id, nonce) pairs.
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 
 use rand::RngCore;
 use siphasher::sip::SipHasher13;
 use tessera_core::{KeyId, Nonce};
 
-/// What the memory store remembers per pair: 16 bytes instead of two strings.
+/// The keyed hashes of one (key id, nonce) pair. Only `pair` is stored, in
+/// 8 bytes; `key` is computed per request to find the per-key count.
 ///
-/// `key` is a keyed hash of the key id (it lets expiry decrement the per-key
-/// count without storing the id); `pair` is a keyed hash of the key id and
-/// the nonce. Two pairs collide only if both halves do, and for one key a
-/// false "replayed" needs a 64-bit collision of `pair` with one of that
-/// key's live nonces: at the default per-key cap of 100,000 live nonces the
-/// chance per request is below 10^-14. The hash keys are random per store,
-/// so clients cannot craft collisions or degrade the hash table.
+/// `key` is a keyed hash of the key id; `pair` a keyed 64-bit hash of the
+/// key id and the nonce, never 0. Two different pairs are confused (a false
+/// `Replayed`) only if their `pair` values collide: with `L` live nonces
+/// the chance per request is `L / 2^64`, about 4 × 10^-13 at the default
+/// capacity of 8,000,000 (spec §14 allows a hash of the pair when false
+/// `Replayed` answers are negligibly rare). The hash keys are random per
+/// store, so clients cannot craft collisions or degrade the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) key: u64,
     pub(crate) pair: u64,
-}
-
-impl Hash for Entry {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // `pair` is already a keyed hash that covers the key id.
-        state.write_u64(self.pair);
-    }
 }
 
 /// Computes [`Entry`] values with two random SipHash-1-3 keys.
@@ -55,7 +49,8 @@ impl EntryHasher {
         pair.write(nonce.as_str().as_bytes());
         Entry {
             key: key.finish(),
-            pair: pair.finish(),
+            // 0 marks an empty slot in the fingerprint table.
+            pair: pair.finish().max(1),
         }
     }
 }

@@ -111,12 +111,24 @@ impl<N: NonceStore + ?Sized> NonceStore for Arc<N> {
 }
 
 /// Why a nonce store could not record a pair.
+///
+/// The verifier refuses the request with `store_unavailable` (503) whatever
+/// the kind, but logs the kind (`tracing` warning, field `kind`) and says in
+/// the problem `detail` which limit was hit, so a full store is told apart
+/// from one busy key and from a backend failure.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonceStoreErrorKind {
-    /// The store's total capacity is used up.
+    /// The store's total capacity is used up: it holds as many live pairs
+    /// as it may, i.e. the sustained request rate exceeds what the capacity
+    /// covers (for [`MemoryNonceStore`], `capacity / (window + 5 s)`
+    /// requests per second). Problem detail: "replay protection is at
+    /// capacity (nonce store full); retry later".
     Full,
-    /// The key has as many live nonces as the per-key cap allows.
+    /// The key has as many live nonces as the per-key cap allows: this one
+    /// key sends faster than `per_key_capacity / (window + 5 s)` requests per
+    /// second (about 330/s by default). Problem detail: "this key has too
+    /// many requests in flight in the replay window; retry later".
     KeyFull,
     /// The pair would have to be remembered longer than the store supports.
     TtlTooLong,

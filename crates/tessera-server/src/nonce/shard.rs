@@ -1,8 +1,5 @@
-//! One shard of the memory nonce store: a hash set plus a ring of time buckets.
-
-use std::collections::HashSet;
-
-use super::hash::{BuildPassThrough, Entry};
+//! One shard of the memory nonce store: a table of 8-byte fingerprints plus
+//! a ring of time buckets that lists, per bucket, the fingerprints to drop.
 
 /// Why an insert was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,121 +8,302 @@ pub(crate) enum Refused {
     TtlTooLong,
 }
 
-/// The entries expiring in one bucket of `granularity` seconds.
-#[derive(Debug, Default)]
-struct Slot {
-    bucket: u64,
-    entries: Vec<Entry>,
-}
-
-/// Live entries in a set (for the replay check) and, again, in the ring
-/// slot of their expiry bucket (for expiry).
+/// A ring of expiry buckets: slot `b % len` holds what expires in bucket `b`.
 ///
-/// Expiry drops whole buckets: each entry is removed from the set exactly
-/// once, when its bucket passes, so the cost is O(1) amortized per entry and
-/// no request ever scans the set.
+/// Live buckets span fewer than `len` indices, so a slot that holds another
+/// bucket holds an expired, already emptied one.
 #[derive(Debug)]
-pub(crate) struct Shard {
-    set: HashSet<Entry, BuildPassThrough>,
-    ring: Box<[Slot]>,
+pub(crate) struct Ring<T> {
+    slots: Box<[(u64, T)]>,
     /// Every bucket below this one has been expired.
     swept_to: u64,
-    capacity: usize,
 }
 
-impl Shard {
-    pub(crate) fn new(ring_len: usize, capacity: usize) -> Self {
-        Shard {
-            set: HashSet::default(),
-            ring: (0..ring_len).map(|_| Slot::default()).collect(),
+impl<T: Default> Ring<T> {
+    pub(crate) fn new(len: usize) -> Self {
+        Ring {
+            slots: (0..len).map(|_| (0, T::default())).collect(),
             swept_to: 0,
-            capacity,
         }
     }
 
-    /// Expires every bucket before `current`, calling `on_expire` for each
-    /// entry removed. A clock that moves backwards expires nothing.
-    pub(crate) fn sweep(&mut self, current: u64, mut on_expire: impl FnMut(&Entry)) {
+    /// Expires every bucket before `current`, handing each expired slot's
+    /// contents to `on_expire` (and leaving a fresh default in its place, so
+    /// memory stays proportional to what is live). A clock that moves
+    /// backwards expires nothing.
+    pub(crate) fn sweep(&mut self, current: u64, mut on_expire: impl FnMut(T)) {
         if current <= self.swept_to {
             return;
         }
-        let ring_len = self.ring.len() as u64;
-        let first = if current - self.swept_to >= ring_len {
-            // Idle for longer than the ring: every slot is stale.
-            current - ring_len
-        } else {
-            self.swept_to
-        };
+        let len = self.slots.len() as u64;
+        let idle = current - self.swept_to >= len;
+        // Idle for longer than the ring: every slot is stale.
+        let first = if idle { current - len } else { self.swept_to };
         for bucket in first..current {
-            let slot = &mut self.ring[slot_index(bucket, ring_len)];
-            if slot.bucket == bucket || current - self.swept_to >= ring_len {
-                // Freeing the vector (rather than clearing it) keeps memory
-                // proportional to live entries after a burst.
-                for entry in std::mem::take(&mut slot.entries) {
-                    self.set.remove(&entry);
-                    on_expire(&entry);
-                }
+            let slot = &mut self.slots[slot_index(bucket, len)];
+            if slot.0 == bucket || idle {
+                on_expire(std::mem::take(&mut slot.1));
             }
         }
         self.swept_to = current;
     }
 
-    pub(crate) fn contains(&self, entry: &Entry) -> bool {
-        self.set.contains(entry)
-    }
-
-    /// Checks that `entry` could be inserted into `bucket` (clamped to the
-    /// current bucket): the shard has room and the bucket fits the ring.
+    /// `bucket` clamped to the current one, or `TtlTooLong` if it lies
+    /// beyond the ring.
     pub(crate) fn admit(&self, bucket: u64) -> Result<u64, Refused> {
         let bucket = bucket.max(self.swept_to);
-        if bucket - self.swept_to >= self.ring.len() as u64 {
+        if bucket - self.swept_to >= self.slots.len() as u64 {
             return Err(Refused::TtlTooLong);
-        }
-        if self.set.len() >= self.capacity {
-            return Err(Refused::Full);
         }
         Ok(bucket)
     }
 
-    /// Inserts an entry admitted by [`Shard::admit`] for `bucket`.
-    pub(crate) fn insert(&mut self, entry: Entry, bucket: u64) {
-        let ring_len = self.ring.len() as u64;
-        let slot = &mut self.ring[slot_index(bucket, ring_len)];
-        // Live buckets span fewer than `ring_len` indices, so a slot holding
-        // another bucket holds an expired, already emptied one.
-        if slot.bucket != bucket {
-            slot.bucket = bucket;
-        }
-        slot.entries.push(entry);
-        self.set.insert(entry);
+    /// The contents of `bucket`, which [`Ring::admit`] returned.
+    pub(crate) fn slot_mut(&mut self, bucket: u64) -> &mut T {
+        let len = self.slots.len() as u64;
+        let slot = &mut self.slots[slot_index(bucket, len)];
+        slot.0 = bucket;
+        &mut slot.1
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.set.len()
+    pub(crate) fn slots(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().map(|(_, t)| t)
     }
 
-    /// Heap bytes held, estimated from capacities.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<Entry>();
-        // hashbrown keeps buckets = next_power_of_two(capacity * 8 / 7), each
-        // with one control byte, plus one group of trailing control bytes.
-        let buckets = if self.set.capacity() == 0 {
-            0
-        } else {
-            (self.set.capacity() * 8 / 7).next_power_of_two()
-        };
-        let set = buckets * (entry + 1) + if buckets > 0 { 16 } else { 0 };
-        let ring = self.ring.len() * std::mem::size_of::<Slot>()
-            + self
-                .ring
-                .iter()
-                .map(|s| s.entries.capacity() * entry)
-                .sum::<usize>();
-        set + ring
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 }
 
 fn slot_index(bucket: u64, ring_len: u64) -> usize {
     // ring_len is at most a few thousand, so the remainder fits in usize.
     (bucket % ring_len) as usize
+}
+
+/// An open-addressing set of non-zero 64-bit fingerprints: linear probing,
+/// deletion by backward shift (no tombstones, so churn never forces a
+/// rehash), at most 7/8 full, doubling as it fills.
+///
+/// Fingerprints are keyed hashes, uniformly distributed, so their low bits
+/// index the table directly.
+#[derive(Debug, Default)]
+pub(crate) struct FingerprintSet {
+    /// `0` marks an empty slot.
+    slots: Box<[u64]>,
+    len: usize,
+}
+
+impl FingerprintSet {
+    const MIN_SLOTS: usize = 16;
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// The slot holding `fp`, or the empty slot where it would go.
+    fn find(&self, fp: u64) -> (usize, bool) {
+        let mask = self.mask();
+        let mut i = fp as usize & mask;
+        loop {
+            match self.slots[i] {
+                0 => return (i, false),
+                v if v == fp => return (i, true),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    pub(crate) fn contains(&self, fp: u64) -> bool {
+        debug_assert_ne!(fp, 0);
+        !self.slots.is_empty() && self.find(fp).1
+    }
+
+    /// Inserts `fp` (non-zero); false if it was already present.
+    pub(crate) fn insert(&mut self, fp: u64) -> bool {
+        debug_assert_ne!(fp, 0);
+        if (self.len + 1) * 8 > self.slots.len() * 7 {
+            self.resize((self.slots.len() * 2).max(Self::MIN_SLOTS));
+        }
+        let (i, found) = self.find(fp);
+        if found {
+            return false;
+        }
+        self.slots[i] = fp;
+        self.len += 1;
+        true
+    }
+
+    /// Removes `fp` if present.
+    pub(crate) fn remove(&mut self, fp: u64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let (mut hole, found) = self.find(fp);
+        if !found {
+            return;
+        }
+        let mask = self.mask();
+        let mut j = (hole + 1) & mask;
+        loop {
+            let v = self.slots[j];
+            if v == 0 {
+                break;
+            }
+            // `v` may move back into the hole if the hole lies on its probe
+            // path, i.e. cyclically within [home, j).
+            let home = v as usize & mask;
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.slots[hole] = v;
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+        self.slots[hole] = 0;
+        self.len -= 1;
+        // Shrink after a burst, with hysteresis (at most 7/32 full after).
+        if self.slots.len() > Self::MIN_SLOTS && self.len * 16 < self.slots.len() {
+            self.resize(self.slots.len() / 4);
+        }
+    }
+
+    fn resize(&mut self, slots: usize) {
+        let old = std::mem::replace(&mut self.slots, vec![0; slots].into_boxed_slice());
+        for fp in old.iter().copied().filter(|&fp| fp != 0) {
+            let (i, _) = self.find(fp);
+            self.slots[i] = fp;
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<u64>()
+    }
+}
+
+/// Live fingerprints in a set (for the replay check) and, again, in the
+/// ring slot of their expiry bucket (for expiry): 8 bytes each, twice.
+///
+/// Expiry drops whole buckets: each fingerprint is removed from the set
+/// exactly once, when its bucket passes, so the cost is O(1) amortized per
+/// entry and no request ever scans the set.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    set: FingerprintSet,
+    ring: Ring<Vec<u64>>,
+    capacity: usize,
+}
+
+impl Shard {
+    pub(crate) fn new(ring_len: usize, capacity: usize) -> Self {
+        Shard {
+            set: FingerprintSet::default(),
+            ring: Ring::new(ring_len),
+            capacity,
+        }
+    }
+
+    /// Expires every bucket before `current`.
+    pub(crate) fn sweep(&mut self, current: u64) {
+        let set = &mut self.set;
+        // Dropping the vector (rather than clearing it) keeps memory
+        // proportional to live entries after a burst.
+        self.ring.sweep(current, |expired| {
+            for fp in expired {
+                set.remove(fp);
+            }
+        });
+    }
+
+    pub(crate) fn contains(&self, fp: u64) -> bool {
+        self.set.contains(fp)
+    }
+
+    /// Checks that a fingerprint could be inserted into `bucket` (clamped to
+    /// the current bucket): the bucket fits the ring and the shard has room.
+    pub(crate) fn admit(&self, bucket: u64) -> Result<u64, Refused> {
+        let bucket = self.ring.admit(bucket)?;
+        if self.set.len() >= self.capacity {
+            return Err(Refused::Full);
+        }
+        Ok(bucket)
+    }
+
+    /// Inserts a fingerprint admitted by [`Shard::admit`] for `bucket`.
+    pub(crate) fn insert(&mut self, fp: u64, bucket: u64) {
+        if self.set.insert(fp) {
+            let list = self.ring.slot_mut(bucket);
+            if list.len() == list.capacity() {
+                // Grow by a quarter, not double: still amortized O(1), with
+                // at most 25% unused capacity instead of 50%.
+                list.reserve_exact((list.len() / 4).max(16));
+            }
+            list.push(fp);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// Heap bytes held, from capacities.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let ring = self.ring.slot_count() * std::mem::size_of::<(u64, Vec<u64>)>()
+            + self
+                .ring
+                .slots()
+                .map(|v| v.capacity() * std::mem::size_of::<u64>())
+                .sum::<usize>();
+        self.set.heap_bytes() + ring
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_set_insert_remove_with_collisions_and_wraparound() {
+        let mut set = FingerprintSet::default();
+        // Values sharing low bits probe into the same cluster; some home at
+        // the last slot so the cluster wraps around.
+        let values: Vec<u64> = (1..=12u64)
+            .map(|i| (i << 32) | 0xffff_ffff)
+            .chain((1..=6u64).map(|i| (i << 40) | 3))
+            .collect();
+        for &v in &values {
+            assert!(set.insert(v));
+            assert!(!set.insert(v));
+        }
+        assert_eq!(set.len(), values.len());
+        for (n, &v) in values.iter().enumerate() {
+            set.remove(v);
+            assert!(!set.contains(v));
+            for &w in &values[n + 1..] {
+                assert!(set.contains(w), "lost {w:#x} after removing {v:#x}");
+            }
+        }
+        assert_eq!(set.len(), 0);
+        set.remove(99);
+    }
+
+    #[test]
+    fn fingerprint_set_grows_and_shrinks() {
+        let mut set = FingerprintSet::default();
+        let fp = |i: u64| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        for i in 0..100_000 {
+            assert!(set.insert(fp(i)));
+        }
+        assert_eq!(set.len(), 100_000);
+        assert!(set.heap_bytes() <= 262_144 * 8);
+        for i in 0..99_990 {
+            set.remove(fp(i));
+        }
+        for i in 99_990..100_000 {
+            assert!(set.contains(fp(i)));
+        }
+        assert!(set.heap_bytes() <= 1024, "{}", set.heap_bytes());
+    }
 }

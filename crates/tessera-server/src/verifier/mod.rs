@@ -225,11 +225,22 @@ impl Verifier {
                 )))
             }
             Err(e) => {
-                tracing::warn!(key_id = %parsed.key_id(), error = %e, "tessera: nonce store failed; refusing the request");
-                return Err(reject(Error::new(
-                    ErrorCode::StoreUnavailable,
-                    "replay protection is unavailable; retry later",
-                )));
+                // The kind says which limit was hit (total capacity or the
+                // key's cap); neither the nonce nor a secret is logged.
+                let detail = match e.kind() {
+                    crate::nonce::NonceStoreErrorKind::Full => {
+                        "replay protection is at capacity (nonce store full); retry later"
+                    }
+                    crate::nonce::NonceStoreErrorKind::KeyFull => {
+                        "this key has too many requests in flight in the replay window; retry later"
+                    }
+                    crate::nonce::NonceStoreErrorKind::TtlTooLong => {
+                        "replay protection cannot cover this request's window (nonce store max_ttl too short)"
+                    }
+                    _ => "replay protection is unavailable; retry later",
+                };
+                tracing::warn!(key_id = %parsed.key_id(), kind = ?e.kind(), error = %e, "tessera: nonce store refused the request; refusing it with store_unavailable");
+                return Err(reject(Error::new(ErrorCode::StoreUnavailable, detail)));
             }
         }
 
