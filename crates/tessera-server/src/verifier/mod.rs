@@ -234,9 +234,6 @@ impl Verifier {
                     crate::nonce::NonceStoreErrorKind::KeyFull => {
                         "this key has too many requests in flight in the replay window; retry later"
                     }
-                    crate::nonce::NonceStoreErrorKind::TtlTooLong => {
-                        "replay protection cannot cover this request's window (nonce store max_ttl too short)"
-                    }
                     _ => "replay protection is unavailable; retry later",
                 };
                 tracing::warn!(key_id = %parsed.key_id(), kind = ?e.kind(), error = %e, "tessera: nonce store refused the request; refusing it with store_unavailable");
