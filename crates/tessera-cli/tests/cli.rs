@@ -1,15 +1,14 @@
 //! End-to-end tests of the `tessera` binary: every command run as a real process.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 mod support;
-use support::{keygen, temp_dir, tessera, Key, BIN};
+use support::{keygen, temp_dir, tessera, Key, Server, BIN};
 
 fn tessera_stdin(args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(BIN)
@@ -37,53 +36,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// `tessera serve` for the duration of a test; killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(keys: &[&Key], dir: &Path, extra: &[&str]) -> Server {
-        let file = dir.join("keys.json");
-        let entries: Vec<Value> = keys.iter().map(|k| k.json.clone()).collect();
-        std::fs::write(&file, serde_json::json!({ "keys": entries }).to_string()).unwrap();
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--keys",
-                file.to_str().unwrap(),
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim_end()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-        assert_ne!(url, "http://127.0.0.1:0");
-        Server { child, url }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn curl_available() -> bool {

@@ -4,96 +4,14 @@
 //! real binary and talks raw HTTP/1.1 to it on 127.0.0.1 only.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod support;
-use support::{keygen, keys_file, temp_dir, tessera, text, Key, BIN};
-
-/// `tessera serve` for the duration of a test, its standard error in a file;
-/// killed on drop, so also when an assertion fails.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    url: String,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(keys: &[&Key], dir: &Path, extra: &[&str]) -> Server {
-        let file = keys_file(keys, dir);
-        let log = dir.join(format!(
-            "serve-{}.log",
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--keys",
-                file.to_str().unwrap(),
-            ])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim_end()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("unexpected first line {line:?}")
-            })
-            .to_owned();
-        let addr: SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
-        assert!(addr.ip().is_loopback(), "{url}");
-        Server {
-            child,
-            addr,
-            url,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap()
-    }
-
-    /// Waits up to `wait` for a log line containing `needle`.
-    fn log_line(&self, needle: &str, wait: Duration) -> String {
-        let until = Instant::now() + wait;
-        loop {
-            let log = self.log();
-            if let Some(line) = log.lines().find(|l| l.contains(needle)) {
-                return line.to_owned();
-            }
-            assert!(Instant::now() < until, "no {needle:?} in the log:\n{log}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{keygen, keys_file, temp_dir, tessera, text, Key, Server};
 
 /// The header lines `tessera sign` prints for a request.
 fn sign(key: &Key, method: &str, url: &str, data: Option<&str>) -> Vec<String> {

@@ -3,9 +3,11 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -79,4 +81,88 @@ pub fn keys_file(keys: &[&Key], dir: &Path) -> PathBuf {
     let entries: Vec<Value> = keys.iter().map(|k| k.json.clone()).collect();
     std::fs::write(&file, serde_json::json!({ "keys": entries }).to_string()).unwrap();
     file
+}
+
+/// `tessera serve` for the duration of a test, its standard error in a file;
+/// killed on drop, so also when an assertion fails.
+pub struct Server {
+    /// The server process.
+    pub child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `http://IP:PORT`.
+    pub url: String,
+    /// Its standard error.
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn start(keys: &[&Key], dir: &Path, extra: &[&str]) -> Server {
+        let file = keys_file(keys, dir);
+        let log = dir.join(format!(
+            "serve-{}.log",
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--keys",
+                file.to_str().unwrap(),
+            ])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("unexpected first line {line:?}")
+            })
+            .to_owned();
+        let addr: SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
+        assert!(addr.ip().is_loopback(), "{url}");
+        Server {
+            child,
+            addr,
+            url,
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// Waits up to `wait` for a log line containing `needle`.
+    pub fn log_line(&self, needle: &str, wait: Duration) -> String {
+        let until = Instant::now() + wait;
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| l.contains(needle)) {
+                return line.to_owned();
+            }
+            assert!(Instant::now() < until, "no {needle:?} in the log:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
