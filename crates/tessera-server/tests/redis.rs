@@ -245,7 +245,8 @@ async fn redis_stopped_fails_closed_and_restarted_recovers() {
     else {
         return;
     };
-    let h = server(store(&redis.url(), "restart").await).await;
+    let nonces = store(&redis.url(), "restart").await;
+    let h = server(nonces.clone()).await;
     h.send(&Spec::new(Method::GET, PUBLIC).signed())
         .await
         .assert_ok();
@@ -261,6 +262,27 @@ async fn redis_stopped_fails_closed_and_restarted_recovers() {
             started.elapsed()
         );
     }
+
+    // Known to be down: checks fail at once, without waiting for the
+    // connection's reconnect attempts (a quarter of a second each before).
+    let alice = key_id("alice");
+    let mut slowest = Duration::ZERO;
+    for _ in 0..200 {
+        let nonce = Nonce::generate(&mut rand::rng());
+        let started = Instant::now();
+        let e = nonces
+            .record(NonceRecord::new(&alice, &nonce, T0, T0 + 301))
+            .await
+            .expect_err("Redis is down");
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(e.kind(), NonceStoreErrorKind::Unavailable);
+        assert!(e.to_string().contains("down"), "{e}");
+    }
+    eprintln!("200 checks while Redis was known to be down: slowest {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(50),
+        "a check waited {slowest:?} for a Redis known to be down"
+    );
 
     // Down for longer than the connection manager's retry budget.
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -2,6 +2,8 @@
 //! verifier instance. See [`RedisNonceStore`] for the design.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,6 +23,8 @@ pub const DEFAULT_REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Longest accepted key prefix, bytes.
 const MAX_PREFIX_LEN: usize = 64;
+/// How often the background probe pings a Redis that is known to be down.
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// Bytes of SHA-256(key id) in the hash tag.
 const TAG_BYTES: usize = 8;
 
@@ -129,6 +133,7 @@ impl RedisNonceStoreBuilder {
         tracing::info!(redis = %target, prefix = %self.prefix, "tessera: Redis nonce store connected");
         Ok(RedisNonceStore {
             connection,
+            health: Arc::new(Health::default()),
             target,
             prefix: self.prefix,
             timeout: self.timeout,
@@ -185,14 +190,18 @@ impl RedisNonceStoreBuilder {
 ///
 /// # Failures and recovery
 ///
-/// * Redis down: connection attempts are refused at once, so requests fail
-///   closed with `store_unavailable` within milliseconds.
-/// * Redis hung or slow (or a network black hole): each check gives up after
-///   the timeout, so the store adds at most that much latency.
-/// * Recovery needs nothing from the application: the connection manager
-///   reconnects in the background (a few attempts, 20 ms to 500 ms apart);
-///   when those are used up, the next check starts another round. Service
-///   resumes within milliseconds of Redis accepting connections again.
+/// * The first check that finds Redis down (connection refused or lost) or
+///   silent (no answer within the timeout) fails closed as it happens: after
+///   the connection manager's reconnect attempts (about a quarter of a second
+///   when Redis refuses connections), or after the timeout. It also marks the
+///   store **down**.
+/// * While the store is down, every check fails closed at once, without
+///   touching the network (microseconds, not the reconnect attempts), so a
+///   verifier under load holds no connection per request waiting for Redis.
+/// * Recovery needs nothing from the application: one background task pings
+///   Redis every 100 ms through the same connection manager (which
+///   reconnects) and clears the mark on the first `PONG`, so service resumes
+///   within about 100 ms of Redis answering again.
 /// * Start-up is different on purpose: [`RedisNonceStoreBuilder::connect`]
 ///   fails with a [`RedisStoreError`] naming the URL (password shown as
 ///   `***`) when Redis is unreachable or refuses the credentials, so a
@@ -249,6 +258,8 @@ impl RedisNonceStoreBuilder {
 #[derive(Clone)]
 pub struct RedisNonceStore {
     connection: ConnectionManager,
+    /// Shared by all clones: whether Redis is known to be down.
+    health: Arc<Health>,
     /// The URL with the password redacted.
     target: String,
     prefix: String,
@@ -302,6 +313,19 @@ impl RedisNonceStore {
     }
 
     async fn set_nx(&self, key: String, ttl_millis: u64) -> Result<NonceOutcome, NonceStoreError> {
+        if self.health.down.load(Ordering::Acquire) {
+            // Known to be down: refuse at once rather than hold the request
+            // through the connection's reconnect attempts; a background probe
+            // notices when Redis is back.
+            self.probe_in_background();
+            return Err(NonceStoreError::new(
+                NonceStoreErrorKind::Unavailable,
+                format!(
+                    "redis nonce store ({}): down, reconnecting in the background",
+                    self.target
+                ),
+            ));
+        }
         let mut connection = self.connection.clone();
         let command = redis::cmd("SET")
             .arg(key)
@@ -320,21 +344,70 @@ impl RedisNonceStore {
                 NonceStoreErrorKind::Unavailable,
                 format!("redis nonce store: unexpected reply to SET NX: {other:?}"),
             )),
-            Ok(Err(e)) if e.is_timeout() => Err(self.timed_out()),
+            Ok(Err(e)) if e.is_timeout() => Err(self.went_down(self.timed_out())),
             Ok(Err(e)) => {
+                // A connection that failed marks Redis down; an error reply
+                // (OOM, a read-only replica...) comes from a Redis that is up.
+                let connection_lost =
+                    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal();
                 let kind = if e.code() == Some("OOM") {
                     NonceStoreErrorKind::Full
                 } else {
                     NonceStoreErrorKind::Unavailable
                 };
                 let detail = scrub_secret(&e.to_string(), self.password.as_deref());
-                Err(NonceStoreError::new(
+                let error = NonceStoreError::new(
                     kind,
                     format!("redis nonce store ({}): {detail}", self.target),
-                ))
+                );
+                if connection_lost {
+                    Err(self.went_down(error))
+                } else {
+                    Err(error)
+                }
             }
-            Err(_) => Err(self.timed_out()),
+            Err(_) => Err(self.went_down(self.timed_out())),
         }
+    }
+
+    /// Marks Redis down (later checks fail at once) and starts the probe.
+    fn went_down(&self, error: NonceStoreError) -> NonceStoreError {
+        if !self.health.down.swap(true, Ordering::AcqRel) {
+            tracing::warn!(redis = %self.target, "tessera: Redis nonce store down; refusing checks at once until a background probe reaches it");
+        }
+        self.probe_in_background();
+        error
+    }
+
+    /// Starts one task (at most one per store) that pings Redis every
+    /// [`PROBE_INTERVAL`] until it answers, then clears the down mark. The
+    /// ping goes through the same connection manager, so it also drives the
+    /// reconnection.
+    fn probe_in_background(&self) {
+        if self.health.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let health = Arc::downgrade(&self.health);
+        let mut connection = self.connection.clone();
+        let (timeout, target) = (self.timeout, self.target.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_INTERVAL).await;
+                let Some(health) = Weak::upgrade(&health) else {
+                    return; // The store is gone.
+                };
+                let ping = redis::cmd("PING").to_owned();
+                let answer =
+                    tokio::time::timeout(timeout, ping.query_async::<String>(&mut connection))
+                        .await;
+                if matches!(answer, Ok(Ok(ref pong)) if pong == "PONG") {
+                    health.down.store(false, Ordering::Release);
+                    health.probing.store(false, Ordering::Release);
+                    tracing::info!(redis = %target, "tessera: Redis nonce store reachable again");
+                    return;
+                }
+            }
+        });
     }
 
     fn timed_out(&self) -> NonceStoreError {
@@ -370,6 +443,13 @@ pub enum RedisStoreErrorKind {
     /// Redis could not be reached, refused the credentials, or did not
     /// answer in time.
     Connect,
+}
+
+/// Whether Redis is known to be down, shared by a store's clones.
+#[derive(Debug, Default)]
+struct Health {
+    down: AtomicBool,
+    probing: AtomicBool,
 }
 
 /// [`RedisNonceStore::connect`] failed. The message names the URL with its
