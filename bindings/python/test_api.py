@@ -128,3 +128,22 @@ def test_urls_are_signed_verbatim():
         with pytest.raises(t.TesseraError.InvalidRequest) as e:
             s.sign(get(url))
         assert e.value.code == "invalid_field_value", url
+
+
+def test_every_sign_call_is_a_new_signature_so_retries_must_call_sign_again():
+    # Spec §10: a resend carries a new signature; only a new sign() call makes one.
+    s = t.Signer("device-7f3a2c", SECRET, ["content-type"])
+    req = t.HttpRequest(method="POST", url="https://api.example.com/v1/orders",
+                        headers=[t.HttpHeader(name="Content-Type", value="application/json")], body=b'{"qty":1}')
+    attempts = [s.sign(req) for _ in range(200)]
+    header = lambda signed, name: next(h.value for h in signed.headers if h.name == name)  # noqa: E731
+    assert len({a.nonce for a in attempts}) == 200
+    assert len({header(a, "signature") for a in attempts}) == 200
+    assert len({header(a, "signature-input") for a in attempts}) == 200
+    # The body digest is the same; the nonce is what differs ...
+    assert len({header(a, "content-digest") for a in attempts}) == 1
+    # ... and with the same (created, nonce) the signature is the same bytes, which a
+    # verifier answers `replayed` once it has recorded the first copy.
+    first = attempts[0]
+    again = s.sign_at(req, first.created, first.nonce, first.expires)
+    assert header(again, "signature") == header(first, "signature")

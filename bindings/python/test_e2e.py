@@ -61,6 +61,24 @@ def test_replay_is_rejected(server):
     assert (status, body["code"]) == (401, "replayed")
 
 
+def test_a_retry_is_signed_again_and_a_resent_copy_is_replayed(server):
+    # The first attempt reached the verifier (its nonce is recorded) but, say, the
+    # answer was lost or was a 503: resending the same bytes is answered `replayed`,
+    # signing again is accepted (spec §10).
+    s = t.Signer(server["key_id"], server["secret"], ["content-type"])
+    url = server["url"] + "/v1/orders"
+    payload = b'{"qty":1}'
+    status, _, _, first, wire = send(s, "POST", url, [("Content-Type", "application/json")], payload)
+    assert status == 200
+    status, body, _ = raw("POST", url, wire, payload)
+    assert (status, body["code"]) == (401, "replayed")
+    status, body, _, retry, retry_wire = send(s, "POST", url, [("Content-Type", "application/json")], payload)
+    assert status == 200, body
+    assert retry.nonce != first.nonce
+    assert retry_wire["signature"] != wire["signature"]
+    assert retry_wire["signature-input"] != wire["signature-input"]
+
+
 def test_clock_skew_is_recovered_with_one_retry(server):
     s = t.Signer(server["key_id"], server["secret"])
     s.set_clock_offset(-3600)

@@ -32,6 +32,12 @@ public final class TesseraURLRequestSigner: @unchecked Sendable {
 
     /// Signs `request` in place and returns the signing result (keep its
     /// `nonce` for `handleSkewChallenge`).
+    ///
+    /// Every signature is for one send: before any resend (a retry after a
+    /// `503`, a timeout, a dropped connection, a redirect) call `sign` again on
+    /// the unsigned request. A copy of a sent signature is answered `replayed`
+    /// when the verifier recorded the first attempt, even if the client saw an
+    /// error (spec §10).
     @discardableResult
     public func sign(_ request: inout URLRequest) throws -> SignedHeaders {
         if request.httpBodyStream != nil {
@@ -71,13 +77,19 @@ public final class TesseraURLRequestSigner: @unchecked Sendable {
     }
 
     /// Signs and sends `request` with `session`, retrying once after an
-    /// authenticated `clock_skew` answer.
+    /// authenticated `clock_skew` answer; the retry is signed afresh from
+    /// `request` (new nonce and `created`). Nothing else is retried here: to
+    /// retry after an error, call `data(for:)` again with the original request,
+    /// never resend a signed one. URLSession follows redirects with the signed
+    /// headers unchanged; give it a `session` whose delegate refuses them
+    /// (`willPerformHTTPRedirection` completing with `nil`) and call
+    /// `data(for:)` for the new URL.
     public func data(for request: URLRequest, session: URLSession = .shared) async throws -> (Data, HTTPURLResponse) {
         var attempt = request
         let signed = try sign(&attempt)
         let (data, response) = try await Self.send(attempt, session: session)
         guard handleSkewChallenge(response, signed: signed) else { return (data, response) }
-        var retry = request
+        var retry = request // the unsigned original: never resend `attempt`
         try sign(&retry)
         return try await Self.send(retry, session: session)
     }

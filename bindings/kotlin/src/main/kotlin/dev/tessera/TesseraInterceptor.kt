@@ -6,6 +6,7 @@ package dev.tessera
 import java.io.IOException
 import okhttp3.Interceptor
 import okhttp3.MediaType
+import okhttp3.OkHttpClient
 import okhttp3.Request
 import okhttp3.RequestBody
 import okhttp3.Response
@@ -50,8 +51,71 @@ class TesseraSigningException(message: String, val code: String?, cause: Throwab
     IOException(message, cause)
 
 /**
+ * Thrown (as an [IOException]) when OkHttp itself tries to put a request that
+ * [TesseraInterceptor] signed on the wire a second time: its own retry after a
+ * connection failure (`retryOnConnectionFailure`), a `503` with
+ * `Retry-After: 0`, a `408`, or a followed redirect. Spec §10 forbids sending a
+ * signature twice, so [TesseraResendGuard] refuses the copy instead. It is a
+ * `ProtocolException`, which OkHttp never retries.
+ */
+class TesseraResendException(message: String) : java.net.ProtocolException(message)
+
+/**
+ * An OkHttp **network** interceptor that lets each attempt signed by
+ * [TesseraInterceptor] go on the wire once: a second send of the same signed
+ * request (OkHttp's own resends, see [TesseraResendException]) fails with
+ * [TesseraResendException] instead. Requests not signed by a
+ * [TesseraInterceptor] pass untouched. [TesseraInterceptor.install] (Kotlin:
+ * `OkHttpClient.Builder.tessera`) adds it; add it yourself only when you build
+ * the client by hand.
+ */
+class TesseraResendGuard : Interceptor {
+    override fun intercept(chain: Interceptor.Chain): Response {
+        val attempt = chain.request().tag(SignedAttempt::class.java)
+        if (attempt != null && !attempt.sent.compareAndSet(false, true)) {
+            throw TesseraResendException(
+                "OkHttp tried to resend a signed request (its own retry, a 503 with Retry-After: 0, a 408 " +
+                    "or a redirect); a signature is never sent twice (spec §10). Build the client with " +
+                    "TesseraInterceptor.install / OkHttpClient.Builder.tessera, which turns those resends off",
+            )
+        }
+        return chain.proceed(chain.request())
+    }
+}
+
+/** One signed attempt, attached to the request as a tag: [TesseraResendGuard] lets it out once. */
+internal class SignedAttempt {
+    val sent = java.util.concurrent.atomic.AtomicBoolean(false)
+}
+
+/**
+ * Adds [interceptor] to this builder the safe way (see [TesseraInterceptor.install]):
+ * as an application interceptor, with [TesseraResendGuard], and with OkHttp's own
+ * resends (`retryOnConnectionFailure`, `followRedirects`) turned off.
+ *
+ * ```kotlin
+ * val client = OkHttpClient.Builder().tessera(TesseraInterceptor(signer, maxRetries = 1)).build()
+ * ```
+ */
+fun OkHttpClient.Builder.tessera(interceptor: TesseraInterceptor): OkHttpClient.Builder =
+    TesseraInterceptor.install(this, interceptor)
+
+/** `tessera(TesseraInterceptor(signer))`: signs every request, no retries beyond the clock-skew one. */
+fun OkHttpClient.Builder.tessera(signer: Signer): OkHttpClient.Builder = tessera(TesseraInterceptor(signer))
+
+/**
  * An OkHttp application interceptor that signs every request with [signer]
  * (tessera-v1: `Content-Digest`, `Signature-Input`, `Signature`).
+ *
+ * Install it with [install] (Kotlin: `OkHttpClient.Builder().tessera(signer)`),
+ * not with `addInterceptor` alone: OkHttp resends requests on its own below
+ * application interceptors, with the signature of the first attempt, and a
+ * copy whose first attempt reached the verifier is answered `401 replayed`.
+ * [install] turns those resends off (`retryOnConnectionFailure(false)`,
+ * `followRedirects(false)`) and adds [TesseraResendGuard], which refuses any
+ * that remain (OkHttp resends a `503` with `Retry-After: 0` unconditionally).
+ * Every request this interceptor sends is signed afresh: a new nonce and
+ * `created` for every attempt (spec §10).
  *
  * * The body is buffered (at most [maxBufferedBodyBytes]) to hash it, and sent
  *   from the buffer. One-shot and duplex bodies fail closed with a
@@ -61,46 +125,120 @@ class TesseraSigningException(message: String, val code: String?, cause: Throwab
  *   the challenge with [Signer.applySkewChallenge] (the MAC under this key and
  *   the nonce it sent), adopts the server's clock for this and every later
  *   request, and retries once with a fresh signature. A challenge that does not
- *   verify is ignored and the 401 is returned as it is.
+ *   verify is ignored and the 401 is returned as it is. At most one such retry
+ *   per call (spec §13.3), whatever [maxRetries] is.
+ * * [maxRetries] (default 0: off) more attempts, each signed afresh, after
+ *   [retryBackoffMillis] × the attempt number:
+ *   - after a `503` whose problem `code` is `store_unavailable`, for every
+ *     method: the verifier refused the request before the application saw it;
+ *   - after a connection failure (an `IOException` from OkHttp, including a
+ *     [TesseraResendException]), for the idempotent methods only (`GET`,
+ *     `HEAD`, `PUT`, `DELETE`, `OPTIONS`, `TRACE`, spelled so): the first
+ *     attempt may have been executed with its answer lost, and only an
+ *     idempotent request may run twice.
+ *   Requests whose body cannot be written twice (a one-shot
+ *   [TesseraStreamingBody]) are never retried. The default is 0 so that the
+ *   interceptor never sends more than the caller asked for: an application
+ *   that already retries does not get its attempts multiplied, and a verifier
+ *   whose nonce store is failing is not sent extra load. Set 1 to replace
+ *   OkHttp's silent retry (which resent the same signature) with a re-signed one.
  * * `Content-Type` and `Content-Length` are signed as OkHttp will send them
  *   (from the body), so they can be covered.
  * * The method is signed exactly as the request carries it (`get` stays
  *   `get`), and the URL's path and query as OkHttp sends them.
  *
- * Add it with `addInterceptor` (not `addNetworkInterceptor`: the skew retry
- * calls `proceed` twice). OkHttp follows redirects below application
- * interceptors without calling them again, so a redirected hop would carry a
- * signature for the old URL: build the client with `followRedirects(false)`
- * and follow redirects yourself through the client (each hop is then signed).
- *
- * OkHttp also retries a request on its own after some connection failures
- * (`retryOnConnectionFailure`, on by default), below this interceptor and with
- * the same signature. If the first attempt reached the server, the copy is
- * answered `replayed`; spec §10 requires a fresh signature for every resend.
- * Build the client with `retryOnConnectionFailure(false)` and retry in your
- * own code through the client, so each attempt is signed afresh.
+ * An application interceptor, not a network one: the clock-skew retry and
+ * [maxRetries] call `proceed` more than once, which OkHttp allows only in
+ * application interceptors; as a network interceptor it refuses to sign
+ * ([TesseraSigningException]). Redirects are not followed by an [install]ed
+ * client: follow them yourself through the client, so each hop is signed.
  */
 class TesseraInterceptor @JvmOverloads constructor(
     private val signer: Signer,
     private val maxBufferedBodyBytes: Long = DEFAULT_MAX_BUFFERED_BODY_BYTES,
+    /** Extra attempts after `503 store_unavailable` or a connection failure; 0 (default) is none. */
+    val maxRetries: Int = 0,
+    /** Pause before retry n: `retryBackoffMillis * n` (default 100 ms). */
+    val retryBackoffMillis: Long = DEFAULT_RETRY_BACKOFF_MILLIS,
 ) : Interceptor {
+
+    init {
+        require(maxRetries in 0..MAX_RETRIES) { "maxRetries must be 0 to $MAX_RETRIES" }
+        require(retryBackoffMillis >= 0) { "retryBackoffMillis must not be negative" }
+    }
 
     override fun intercept(chain: Interceptor.Chain): Response {
         val original = chain.request()
-        val body = prepare(original.body())
-        val (first, nonce) = sign(original, body)
-        val response = chain.proceed(first)
-        if (response.code() != 401 || !body.replayable) return response
-        val challenge = response.header(SERVER_TIME_HEADER) ?: return response
-        try {
-            signer.applySkewChallenge(challenge, nonce)
-        } catch (e: TesseraException) {
-            // Forged, replayed or for another request: keep the clock, return the 401.
-            return response
+        if (chain.connection() != null) {
+            throw TesseraSigningException(
+                "TesseraInterceptor is a network interceptor here; install it with " +
+                    "TesseraInterceptor.install(builder, interceptor) or addInterceptor",
+                null,
+            )
         }
-        response.close()
-        val (retry, _) = sign(original, body)
-        return chain.proceed(retry)
+        val body = prepare(original.body())
+        val retriable = body.replayable
+        var skewRetried = false
+        var attempt = 0
+        while (true) {
+            val response: Response? = try {
+                val (signed, nonce) = sign(original, body)
+                val first = chain.proceed(signed)
+                if (!skewRetried && retriable && isAuthenticChallenge(first, nonce)) {
+                    skewRetried = true
+                    first.close()
+                    chain.proceed(sign(original, body).first)
+                } else {
+                    first
+                }
+            } catch (e: IOException) {
+                if (e is TesseraSigningException || !retriable || attempt >= maxRetries ||
+                    original.method() !in IDEMPOTENT || chain.call().isCanceled
+                ) {
+                    throw e
+                }
+                null
+            }
+            if (response != null) {
+                if (attempt >= maxRetries || !retriable || !isStoreUnavailable(response)) return response
+                response.close()
+            }
+            attempt++
+            pause(attempt)
+        }
+    }
+
+    /** A `401` with a `Tessera-Server-Time` challenge that verifies for [nonce]; the clock is then adopted. */
+    private fun isAuthenticChallenge(response: Response, nonce: String): Boolean {
+        if (response.code() != 401) return false
+        val challenge = response.header(SERVER_TIME_HEADER) ?: return false
+        return try {
+            signer.applySkewChallenge(challenge, nonce)
+            true
+        } catch (e: TesseraException) {
+            false // forged, replayed or for another request: keep the clock, return the 401
+        }
+    }
+
+    private fun isStoreUnavailable(response: Response): Boolean {
+        if (response.code() != 503) return false
+        val text = try {
+            response.peekBody(PROBLEM_PEEK_BYTES).string()
+        } catch (e: IOException) {
+            return false
+        }
+        return STORE_UNAVAILABLE.containsMatchIn(text)
+    }
+
+    private fun pause(attempt: Int) {
+        val millis = retryBackoffMillis * attempt
+        if (millis == 0L) return
+        try {
+            Thread.sleep(millis)
+        } catch (e: InterruptedException) {
+            Thread.currentThread().interrupt()
+            throw java.io.InterruptedIOException("interrupted while waiting to retry")
+        }
     }
 
     private class PreparedBody(
@@ -169,12 +307,39 @@ class TesseraInterceptor @JvmOverloads constructor(
             throw TesseraSigningException("cannot sign ${original.method()} ${original.url().redact()}: ${e.message}", e.code, e)
         }
         for (h in signed.headers) builder.header(h.name, h.value)
+        builder.tag(SignedAttempt::class.java, SignedAttempt())
         return builder.build() to signed.nonce
     }
 
     companion object {
         /** Default largest body buffered for hashing: 8 MiB. */
         const val DEFAULT_MAX_BUFFERED_BODY_BYTES: Long = 8L * 1024 * 1024
+
+        /** Default pause before retry n: n × 100 ms. */
+        const val DEFAULT_RETRY_BACKOFF_MILLIS: Long = 100
+
+        /** The largest [maxRetries] accepted. */
+        const val MAX_RETRIES: Int = 5
+
+        private const val PROBLEM_PEEK_BYTES: Long = 16 * 1024
+        private val STORE_UNAVAILABLE = Regex("\"code\"\\s*:\\s*\"store_unavailable\"")
+        private val IDEMPOTENT = setOf("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE")
+
+        /**
+         * Adds [interceptor] to [builder] so that no signature is ever sent twice:
+         * as an application interceptor (every attempt it makes is signed afresh),
+         * plus [TesseraResendGuard] as a network interceptor, with
+         * `retryOnConnectionFailure(false)` (OkHttp's own retry resends the first
+         * attempt's signature) and `followRedirects(false)` (a redirected hop would
+         * carry a signature for the old URL; follow redirects yourself through the
+         * client). Use [maxRetries] for re-signed retries. Returns [builder].
+         */
+        @JvmStatic
+        fun install(builder: OkHttpClient.Builder, interceptor: TesseraInterceptor): OkHttpClient.Builder =
+            builder.addInterceptor(interceptor)
+                .addNetworkInterceptor(TesseraResendGuard())
+                .retryOnConnectionFailure(false)
+                .followRedirects(false)
 
         /** `RequestBody.isOneShot()`/`isDuplex()` exist from OkHttp 3.14; older bodies are neither. */
         private fun flag(body: RequestBody, method: String): Boolean = try {
