@@ -18,7 +18,8 @@ def cfg_of(c):
     v = c['verifier']
     return tessera.VerifierConfig(now=v['now'], window=v['window'], scheme=v['scheme'],
                                   authorities=v.get('authorities', []),
-                                  fixed_authority=v.get('fixed_authority'))
+                                  fixed_authority=v.get('fixed_authority'),
+                                  store_since=v.get('store_since'))
 
 
 def req_of(c):

@@ -394,8 +394,9 @@ def sign(method, target_uri, headers, body, key_id, secret, created, nonce,
 # ================================================================ verifier (§11.2)
 class VerifierConfig:
     def __init__(self, now, window=300, scheme='https', authorities=None, fixed_authority=None,
-                 required_fields=()):
+                 required_fields=(), store_since=None):
         self.now = now
+        self.store_since = store_since
         self.window = window
         self.scheme = scheme
         self.authorities = set(authorities or [])
@@ -551,6 +552,9 @@ def verify(method, target, headers, body, cfg, keystore):
         e.base = base
         raise e
     # step 8 (replay): the nonce store is empty for vectors; step 4 repeated with same now.
+    # §14.1: a store that remembers only from `store_since` refuses anything created before.
+    if cfg.store_since is not None and created < cfg.store_since:
+        fail('store_reset')
     return base
 
 

@@ -150,6 +150,16 @@ impl SignedApp {
             .body_limit(BODY_LIMIT)
             .build()
             .unwrap_or_else(|e| panic!("verifier: {e}"));
+        // A new verifier's replay store refuses signatures created in the
+        // second it started (spec §14.1); serve from the next second on, as
+        // `tessera serve` does.
+        let subsec = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        tokio::time::sleep(std::time::Duration::from_nanos(u64::from(
+            1_000_000_000 - subsec,
+        )))
+        .await;
         let app = routes().layer(VerifySignatureLayer::new(verifier));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

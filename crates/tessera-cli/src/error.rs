@@ -89,3 +89,16 @@ pub(crate) fn clap_exit(e: &clap::Error) -> ExitCode {
         }
     }
 }
+
+/// `error` followed by each of its sources, joined with ": ", so a message
+/// keeps the detail a wrapped error carries.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

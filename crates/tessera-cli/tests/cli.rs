@@ -809,3 +809,77 @@ fn every_command_has_help() {
     let out = tessera(&["--version"]);
     assert!(stdout(&out).starts_with("tessera "));
 }
+
+/// Sends a GET of `path` with `headers` (lines `Name: value`) to `addr`
+/// over raw HTTP/1.1; the status code and the body.
+fn raw_get(addr: std::net::SocketAddr, path: &str, headers: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {reply:?}"));
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+/// A restarted `tessera serve` has an empty nonce store: every request the
+/// process before it accepted is refused with `store_reset` (503) when sent
+/// again, none accepted, while a request signed after the restart passes.
+#[test]
+fn a_restarted_server_refuses_every_request_accepted_before_the_restart() {
+    let dir = temp_dir("restart");
+    let key = keygen(&dir, "alice", "read");
+    let first = Server::start(&[&key], &dir, &[]);
+    let addr = first.addr;
+    let sign = || {
+        let url = format!("http://{addr}/v1/me");
+        let out = tessera(&[
+            "sign",
+            "GET",
+            url.as_str(),
+            "--key-id",
+            key.id.as_str(),
+            "--secret-file",
+            key.secret_file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut headers = String::new();
+        for line in stdout(&out).lines().filter(|l| !l.is_empty()) {
+            headers.push_str(line);
+            headers.push_str("\r\n");
+        }
+        headers
+    };
+    let accepted: Vec<String> = (0..20).map(|_| sign()).collect();
+    for headers in &accepted {
+        let (status, body) = raw_get(addr, "/v1/me", headers);
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(raw_get(addr, "/v1/me", &accepted[0]).0, 401, "replayed");
+    drop(first);
+
+    // The same address, a new process.
+    let addr_arg = addr.to_string();
+    let second = Server::start_at(&[&key], &dir, &addr_arg, &[]);
+    assert_eq!(second.addr, addr);
+    for headers in &accepted {
+        let (status, body) = raw_get(addr, "/v1/me", headers);
+        assert_eq!(status, 503, "a request accepted before the restart: {body}");
+        let json: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["code"], "store_reset", "{body}");
+    }
+    let (status, body) = raw_get(addr, "/v1/me", &sign());
+    assert_eq!(status, 200, "signed after the restart: {body}");
+}

@@ -12,7 +12,7 @@ pub enum ClientError {
     /// The signer configuration is invalid (a bad key id, a forbidden covered
     /// header, an out-of-range lifetime).
     #[error("invalid signer configuration: {0}")]
-    Config(#[source] tessera_core::Error),
+    Config(#[source] ConfigError),
     /// The request could not be signed: a strictly covered header is missing
     /// (`missing_component`), a covered value contains control characters,
     /// the URL is not an absolute `http`/`https` URL or breaks the profile's
@@ -39,13 +39,52 @@ pub enum ClientError {
     InvalidChallenge(#[source] tessera_core::Error),
 }
 
+/// Why a signer configuration was refused.
+///
+/// Kept apart from [`ClientError::Signing`]: these come from the code that
+/// builds the signer, never from a request. [`std::error::Error::source`]
+/// gives the tessera-core error behind a refused value.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The key id is not a valid tessera-v1 key id.
+    #[error("the key id is invalid: {}", .0.detail())]
+    KeyId(#[source] tessera_core::Error),
+    /// A covered header name is refused, with the code a verifier would give
+    /// the same name in a received list (not lowercase, not a field name,
+    /// forbidden, mandatory already, listed twice, or too many).
+    #[error("a covered header is refused: {}", .0.detail())]
+    Cover(#[source] tessera_core::Error),
+    /// The signature lifetime is under one second or longer than `max` seconds.
+    #[error("the signature lifetime must be 1 to {max} seconds")]
+    Lifetime {
+        /// The longest lifetime accepted, seconds.
+        max: u64,
+    },
+}
+
+impl ConfigError {
+    /// The tessera-v1 code the bindings report for this error: the refused
+    /// value's code, or `invalid_parameter` for a lifetime.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ConfigError::KeyId(e) | ConfigError::Cover(e) => e.code(),
+            ConfigError::Lifetime { .. } => ErrorCode::InvalidParameter,
+        }
+    }
+
+    /// A message that says what is wrong, including the refused value's detail.
+    pub fn detail(&self) -> String {
+        self.to_string()
+    }
+}
+
 impl ClientError {
     /// The tessera-v1 error code behind this error, where there is one.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ClientError::Config(e) | ClientError::Signing(e) | ClientError::InvalidChallenge(e) => {
-                Some(e.code())
-            }
+            ClientError::Config(e) => Some(e.code()),
+            ClientError::Signing(e) | ClientError::InvalidChallenge(e) => Some(e.code()),
             ClientError::StreamingBodyWithoutDigest | ClientError::MissingChallenge => None,
         }
     }

@@ -130,7 +130,7 @@ mod signed;
 mod signer;
 mod url;
 
-pub use error::ClientError;
+pub use error::{ClientError, ConfigError};
 #[cfg(feature = "reqwest")]
 pub use reqwest_mw::{
     client_builder, redirect_policy, SignRequestMiddleware, DEFAULT_MAX_REDIRECTS,

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use tessera_core::{ErrorCode, Nonce};
+use tessera_core::Nonce;
 
 use crate::error::ClientError;
 
@@ -83,21 +83,11 @@ impl SignedHeaders {
         signed: tessera_core::SignedHeaders,
         info: SignedRequestInfo,
     ) -> Result<Self, ClientError> {
-        // Never fails in practice: every value is ASCII produced by a
-        // structured-field serializer.
-        let value = |s: &str| {
-            HeaderValue::from_str(s).map_err(|_| {
-                ClientError::Signing(tessera_core::Error::new(
-                    ErrorCode::InvalidFieldValue,
-                    "a generated header is not a valid header value",
-                ))
-            })
-        };
-        let mut signature = value(&signed.signature)?;
-        signature.set_sensitive(true);
+        let [(_, content_digest), (_, signature_input), (_, signature)] =
+            signed.header_values().map_err(ClientError::Signing)?;
         Ok(SignedHeaders {
-            content_digest: value(&signed.content_digest)?,
-            signature_input: value(&signed.signature_input)?,
+            content_digest,
+            signature_input,
             signature,
             info,
         })

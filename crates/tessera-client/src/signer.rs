@@ -12,13 +12,10 @@ use tessera_core::{
     SignatureBase, SigningKey,
 };
 
-use crate::error::ClientError;
+use crate::error::{ClientError, ConfigError};
 use crate::signed::{SignedHeaders, SignedRequestInfo};
 use crate::url::SignableUrl;
 use tessera_core::{Clock, SystemClock};
-
-/// Largest Unix time a structured-field integer can carry.
-const MAX_TIME: u64 = 999_999_999_999_999;
 
 /// One header a [`Signer`] was configured to cover, and whether a request
 /// without it may still be signed; see [`SignerBuilder::cover`] and
@@ -220,12 +217,11 @@ impl SignerBuilder {
     /// many components are covered (`malformed_signature`), or when the
     /// lifetime is under one second (`invalid_parameter`).
     pub fn build(self) -> Result<Signer, ClientError> {
-        let config =
-            |code, detail: String| ClientError::Config(tessera_core::Error::new(code, detail));
         // One rule for every signer: the list is checked in the verifier's
         // order, with its codes (spec §10 step 2).
         let names: Vec<&str> = self.covered.iter().map(|(n, _)| n.as_str()).collect();
-        let all = tessera_core::parse_cover(&names).map_err(ClientError::Config)?;
+        let all = tessera_core::parse_cover(&names)
+            .map_err(|e| ClientError::Config(ConfigError::Cover(e)))?;
         let covered = all
             .iter()
             .zip(&self.covered)
@@ -236,12 +232,13 @@ impl SignerBuilder {
             .collect();
         let expires_after = match self.expires_after {
             None => None,
-            Some(d) if d.as_secs() >= 1 && d.as_secs() <= MAX_TIME => Some(d.as_secs()),
+            Some(d) if d.as_secs() >= 1 && d.as_secs() <= tessera_core::MAX_TIME => {
+                Some(d.as_secs())
+            }
             Some(_) => {
-                return Err(config(
-                    tessera_core::ErrorCode::InvalidParameter,
-                    "the signature lifetime must be at least one second".to_owned(),
-                ))
+                return Err(ClientError::Config(ConfigError::Lifetime {
+                    max: tessera_core::MAX_TIME,
+                }))
             }
         };
         Ok(Signer {
@@ -275,7 +272,7 @@ impl Signer {
     /// # Errors
     /// [`ClientError::Config`] when the key id is invalid.
     pub fn new(key_id: &str, secret: &SecretKey) -> Result<Signer, ClientError> {
-        let id = KeyId::new(key_id).map_err(ClientError::Config)?;
+        let id = KeyId::new(key_id).map_err(|e| ClientError::Config(ConfigError::KeyId(e)))?;
         Signer::builder(SigningKey::new(id, secret)).build()
     }
 
@@ -303,7 +300,7 @@ impl Signer {
     pub fn now(&self) -> u64 {
         let local = i64::try_from(self.inner.clock.now_unix()).unwrap_or(i64::MAX);
         let t = local.saturating_add(self.clock_offset());
-        u64::try_from(t).unwrap_or(0).min(MAX_TIME)
+        u64::try_from(t).unwrap_or(0).min(tessera_core::MAX_TIME)
     }
 
     /// A fresh nonce, `created` from the clock now, and `expires`.
@@ -540,7 +537,8 @@ impl Signer {
             .ok_or(ClientError::MissingChallenge)?;
         let server_time = verify_server_time(value.as_bytes(), &self.inner.key, sent_nonce)
             .map_err(ClientError::InvalidChallenge)?;
-        let server_time = i64::try_from(server_time.min(MAX_TIME)).unwrap_or(i64::MAX);
+        let server_time =
+            i64::try_from(server_time.min(tessera_core::MAX_TIME)).unwrap_or(i64::MAX);
         let local = i64::try_from(self.inner.clock.now_unix()).unwrap_or(i64::MAX);
         let offset = server_time.saturating_sub(local);
         let previous = self.inner.offset.swap(offset, Ordering::Relaxed);

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use tessera_core::{ErrorCode, Scheme, Target};
+use tessera_core::{Scheme, Target};
 
 use crate::error::ClientError;
 
@@ -55,53 +55,30 @@ pub struct UrlParts<'a> {
     pub(crate) query: Option<&'a str>,
 }
 
-fn refuse(detail: &'static str) -> ClientError {
-    ClientError::Signing(tessera_core::Error::new(
-        ErrorCode::InvalidFieldValue,
-        detail,
-    ))
-}
-
 impl sealed::Sealed for http::Uri {
     fn url_parts(&self) -> Result<UrlParts<'_>, ClientError> {
-        let Some(scheme) = self.scheme_str() else {
-            return Err(if self.authority().is_some() {
-                refuse("an authority-form target (CONNECT) cannot be signed")
-            } else if self.path().starts_with('/') {
-                refuse(
-                    "the URI is path-only (origin-form, as hyper's connection-level client \
-                     sends it) and names no scheme or authority: sign the absolute URL \
-                     (https://host/path?query), or name the scheme and authority with \
-                     Signer::sign_view(&RequestView::new(method, Scheme::Https, host, path, \
-                     query, &headers)?, ..)",
-                )
-            } else {
-                refuse("the URI is not absolute: sign an http:// or https:// URL")
-            });
-        };
-        let scheme = Scheme::parse(scheme)
-            .ok_or_else(|| refuse("only http and https URLs can be signed"))?;
-        let authority = self
-            .authority()
-            .ok_or_else(|| refuse("the URI has no authority"))?;
-        Ok(UrlParts {
-            scheme,
-            authority: Cow::Borrowed(authority.as_str()),
-            path: self.path(),
-            query: self.query(),
-        })
+        Target::from_uri(self)
+            .map(UrlParts::from)
+            .map_err(ClientError::Signing)
+    }
+}
+
+impl<'a> From<Target<'a>> for UrlParts<'a> {
+    fn from(target: Target<'a>) -> Self {
+        UrlParts {
+            scheme: target.scheme(),
+            authority: Cow::Borrowed(target.authority()),
+            path: target.path(),
+            query: target.query(),
+        }
     }
 }
 
 impl sealed::Sealed for str {
     fn url_parts(&self) -> Result<UrlParts<'_>, ClientError> {
-        let target = Target::parse_url(self).map_err(ClientError::Signing)?;
-        Ok(UrlParts {
-            scheme: target.scheme(),
-            authority: Cow::Borrowed(target.authority()),
-            path: target.path(),
-            query: target.query(),
-        })
+        Target::parse_url(self)
+            .map(UrlParts::from)
+            .map_err(ClientError::Signing)
     }
 }
 
@@ -117,11 +94,9 @@ impl sealed::Sealed for reqwest::Url {
     /// the scheme's default; userinfo is never part of it), and the path and
     /// query already percent-encoded by the `url` crate.
     fn url_parts(&self) -> Result<UrlParts<'_>, ClientError> {
-        let scheme = Scheme::parse(self.scheme())
-            .ok_or_else(|| refuse("only http and https URLs can be signed"))?;
-        let host = self
-            .host_str()
-            .ok_or_else(|| refuse("the URL has no host"))?;
+        let scheme = Scheme::of_url(self.scheme()).map_err(ClientError::Signing)?;
+        // No host gives an empty authority, which signing refuses.
+        let host = self.host_str().unwrap_or_default();
         let authority = match self.port() {
             None => Cow::Borrowed(host),
             Some(port) => Cow::Owned(format!("{host}:{port}")),
@@ -139,6 +114,7 @@ impl sealed::Sealed for reqwest::Url {
 mod tests {
     use super::sealed::Sealed;
     use super::*;
+    use tessera_core::ErrorCode;
 
     fn parts(p: &UrlParts<'_>) -> (Scheme, String, String, Option<String>) {
         (
@@ -168,10 +144,10 @@ mod tests {
     #[test]
     fn path_only_and_other_targets_are_refused_with_a_way_out() {
         for (uri, says) in [
-            ("/v1/me?x=1", "Signer::sign_view"),
+            ("/v1/me?x=1", "RequestView::new"),
             ("*", "not absolute"),
             ("example.com:443", "CONNECT"),
-            ("ftp://example.com/x", "only http and https"),
+            ("ftp://example.com/x", "only http:// and https://"),
         ] {
             let uri: http::Uri = uri.parse().expect("valid URI");
             let err = uri.url_parts().expect_err("refused");

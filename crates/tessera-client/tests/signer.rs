@@ -196,7 +196,9 @@ fn a_path_only_uri_needs_an_explicit_scheme() {
     assert!(matches!(err, ClientError::Signing(_)));
     let text = err.to_string();
     assert!(
-        text.contains("path-only") && text.contains("sign_view") && text.contains("absolute"),
+        text.contains("path-only")
+            && text.contains("RequestView::new")
+            && text.contains("absolute"),
         "{text}"
     );
     assert!(!req.headers().contains_key("signature"), "nothing was set");

@@ -23,9 +23,7 @@ fn main() -> Result<(), tessera_core::Error> {
             .header("content-type", "application/json")
             .header("user-agent", "tessera-bench/1.0")
             .body(())
-            .map_err(|_| {
-                tessera_core::Error::new(tessera_core::ErrorCode::InvalidFieldValue, "request")
-            })?
+            .expect("a valid request")
             .into_parts();
     let authorities = ["api.example.com".to_owned()];
     let policy = Policy::new(1_700_000_005, 300, &authorities);

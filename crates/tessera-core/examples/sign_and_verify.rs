@@ -2,11 +2,11 @@
 //! copy being rejected. Run: `cargo run -p tessera-core --example sign_and_verify`.
 
 use tessera_core::{
-    sign, signature_base, verify, BodyDigest, Component, Error, ErrorCode, KeyId, Nonce, Policy,
-    ReceivedRequest, RequestView, SecretKey, SignOptions, SigningKey,
+    sign, signature_base, verify, BodyDigest, Component, KeyId, Nonce, Policy, ReceivedRequest,
+    Refusal, RequestView, SecretKey, SignOptions, SigningKey,
 };
 
-fn main() -> Result<(), Error> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Issued once at login: a key id and a 32-byte secret for this device.
     let secret = SecretKey::generate()?;
     let key = SigningKey::new(KeyId::new("user-42-phone-1")?, &secret);
@@ -14,8 +14,7 @@ fn main() -> Result<(), Error> {
     let body = br#"{"item":"book","qty":1}"#;
     let (mut parts, ()) = http::Request::post("https://api.example.com/v1/orders?dry_run=true")
         .header("content-type", "application/json")
-        .body(())
-        .map_err(|_| Error::new(ErrorCode::InvalidFieldValue, "invalid example request"))?
+        .body(())?
         .into_parts();
 
     let created = 1_700_000_000;
@@ -40,7 +39,7 @@ fn main() -> Result<(), Error> {
         if id == key.key_id() {
             Ok(key.clone())
         } else {
-            Err(Error::new(ErrorCode::UnknownKey, "no such key"))
+            Err(Refusal::UnknownKey)
         }
     };
     let verified = verify(
@@ -63,12 +62,7 @@ fn main() -> Result<(), Error> {
         lookup,
     ) {
         Err(e) => println!("tampered body rejected: {e}"),
-        Ok(_) => {
-            return Err(Error::new(
-                ErrorCode::BadSignature,
-                "tampered body was accepted",
-            ))
-        }
+        Ok(_) => return Err("the tampered body was accepted".into()),
     }
     Ok(())
 }

@@ -51,13 +51,16 @@ pub enum ErrorCode {
     Replayed,
     /// The nonce store could not answer; the request is refused (fail closed).
     StoreUnavailable,
+    /// The nonce store remembers pairs only from a time after the signature
+    /// was created (it restarted or was emptied); sign again and resend.
+    StoreReset,
     /// The key lacks a scope the route requires.
     InsufficientScope,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the specification's table.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::MissingSignature,
         ErrorCode::MalformedSignature,
         ErrorCode::MissingParameter,
@@ -79,6 +82,7 @@ impl ErrorCode {
         ErrorCode::BadSignature,
         ErrorCode::Replayed,
         ErrorCode::StoreUnavailable,
+        ErrorCode::StoreReset,
         ErrorCode::InsufficientScope,
     ];
 
@@ -106,6 +110,7 @@ impl ErrorCode {
             ErrorCode::BadSignature => "bad_signature",
             ErrorCode::Replayed => "replayed",
             ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::StoreReset => "store_reset",
             ErrorCode::InsufficientScope => "insufficient_scope",
         }
     }
@@ -122,7 +127,7 @@ impl ErrorCode {
             | ErrorCode::DuplicateComponent
             | ErrorCode::InvalidFieldValue => 400,
             ErrorCode::BodyTooLarge => 413,
-            ErrorCode::StoreUnavailable => 503,
+            ErrorCode::StoreUnavailable | ErrorCode::StoreReset => 503,
             ErrorCode::InsufficientScope => 403,
             ErrorCode::MissingSignature
             | ErrorCode::UnknownKey
@@ -162,6 +167,7 @@ impl ErrorCode {
             ErrorCode::BadSignature => "Signature does not match",
             ErrorCode::Replayed => "Request replayed",
             ErrorCode::StoreUnavailable => "Replay protection unavailable",
+            ErrorCode::StoreReset => "Replay store was reset after the request was signed",
             ErrorCode::InsufficientScope => "Key lacks the required scope",
         }
     }
@@ -189,8 +195,10 @@ pub struct Error {
 }
 
 impl Error {
-    /// Creates an error from a code and a detail message.
-    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+    /// Creates an error from a code and a detail message. Crate-private:
+    /// outside this crate, errors come from the profile's own checks or from
+    /// a [`Refusal`], so nothing can forge, say, a `bad_signature` result.
+    pub(crate) fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         Error {
             code,
             detail: detail.into(),
@@ -215,6 +223,136 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// What a verifier learned at a step that tessera-core does not perform
+/// itself: from its key store, its nonce store, the body it read, or the
+/// route's scope check.
+///
+/// A verifier states the fact; this crate turns it into the [`Error`] with
+/// the profile's code and a fixed detail (`Error::from(refusal)`). Results
+/// of the signature's own checks (`malformed_signature`, `clock_skew`,
+/// `digest_mismatch`, `bad_signature` and the rest) can only come from
+/// tessera-core's checks, never from a `Refusal`.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The key store has no key with the signature's key id (`unknown_key`).
+    UnknownKey,
+    /// The key store marks the key revoked (`key_revoked`).
+    KeyRevoked,
+    /// The key's `not_after` time has passed (`key_expired`).
+    KeyExpired,
+    /// The key's `not_before` time has not come yet (`key_not_yet_valid`).
+    KeyNotYetValid,
+    /// The key store could not answer (`store_unavailable`).
+    KeyStoreUnavailable,
+    /// The nonce store already holds the (key id, nonce) pair (`replayed`).
+    Replayed,
+    /// The nonce store is at its total capacity (`store_unavailable`).
+    NonceStoreFull,
+    /// The key has as many live nonces as the store allows one key (`store_unavailable`).
+    NonceStoreKeyFull,
+    /// The nonce store could not answer (`store_unavailable`).
+    NonceStoreUnavailable,
+    /// The nonce store remembers pairs only from Unix second `since`, after
+    /// the signature was created: it may have forgotten this one (`store_reset`).
+    StoreReset {
+        /// The first second the store remembers.
+        since: u64,
+    },
+    /// The body is longer than the verifier accepts (`body_too_large`).
+    BodyTooLarge {
+        /// The limit, bytes.
+        limit: u64,
+    },
+    /// The body could not be read whole, so its digest cannot match (`digest_mismatch`).
+    BodyUnreadable,
+    /// The key lacks a scope the route requires (`insufficient_scope`).
+    InsufficientScope {
+        /// The missing scope.
+        scope: String,
+    },
+    /// A route requires a scope but no verifier ran before it (`insufficient_scope`).
+    NoVerifiedIdentity,
+}
+
+impl Refusal {
+    /// The error code this refusal is answered with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Refusal::UnknownKey => ErrorCode::UnknownKey,
+            Refusal::KeyRevoked => ErrorCode::KeyRevoked,
+            Refusal::KeyExpired => ErrorCode::KeyExpired,
+            Refusal::KeyNotYetValid => ErrorCode::KeyNotYetValid,
+            Refusal::KeyStoreUnavailable
+            | Refusal::NonceStoreFull
+            | Refusal::NonceStoreKeyFull
+            | Refusal::NonceStoreUnavailable => ErrorCode::StoreUnavailable,
+            Refusal::Replayed => ErrorCode::Replayed,
+            Refusal::StoreReset { .. } => ErrorCode::StoreReset,
+            Refusal::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
+            Refusal::BodyUnreadable => ErrorCode::DigestMismatch,
+            Refusal::InsufficientScope { .. } | Refusal::NoVerifiedIdentity => {
+                ErrorCode::InsufficientScope
+            }
+        }
+    }
+}
+
+/// The rule of spec §14.1: a nonce store that remembers every pair only
+/// from Unix second `since` refuses a signature created before it (it may
+/// have recorded the pair and forgotten it).
+///
+/// # Errors
+/// [`Refusal::StoreReset`] when `created < since`.
+pub fn check_remembered(created: u64, since: u64) -> Result<(), Refusal> {
+    if created < since {
+        Err(Refusal::StoreReset { since })
+    } else {
+        Ok(())
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        let code = refusal.code();
+        let detail: std::borrow::Cow<'static, str> = match refusal {
+            Refusal::UnknownKey => "the key id is not known".into(),
+            Refusal::KeyRevoked => "the key has been revoked".into(),
+            Refusal::KeyExpired => "the key is past its not_after time".into(),
+            Refusal::KeyNotYetValid => "the key is before its not_before time".into(),
+            Refusal::KeyStoreUnavailable => "the key store is unavailable; retry later".into(),
+            Refusal::Replayed => "this key id and nonce were already used".into(),
+            Refusal::NonceStoreFull => {
+                "replay protection is at capacity (nonce store full); retry later".into()
+            }
+            Refusal::NonceStoreKeyFull => {
+                "this key has too many requests in flight in the replay window; retry later".into()
+            }
+            Refusal::NonceStoreUnavailable => {
+                "replay protection is unavailable; retry later".into()
+            }
+            Refusal::StoreReset { since } => format!(
+                "the replay store remembers requests from {since} on and this signature was \
+                 created before that; sign the request again and resend it"
+            )
+            .into(),
+            Refusal::BodyTooLarge { limit } => {
+                format!("the request body exceeds {limit} bytes").into()
+            }
+            Refusal::BodyUnreadable => {
+                "the request body could not be read whole, so its digest cannot match".into()
+            }
+            Refusal::InsufficientScope { scope } => {
+                format!("this operation requires the scope \"{scope}\"").into()
+            }
+            Refusal::NoVerifiedIdentity => "the request has no verified identity (is \
+                 VerifySignatureLayer installed outside RequireScopeLayer?)"
+                .into(),
+        };
+        Error::new(code, detail)
+    }
+}
 
 /// Shorthand for results carrying a tessera [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

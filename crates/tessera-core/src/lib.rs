@@ -13,9 +13,8 @@
 //!
 //! ```
 //! use tessera_core::{
-//!     sign, verify, BodyDigest, KeyId, Nonce, Policy, ReceivedRequest, RequestView, SecretKey,
-//!     SignOptions,
-//!     SigningKey,
+//!     sign, verify, BodyDigest, KeyId, Nonce, Policy, ReceivedRequest, Refusal, RequestView,
+//!     SecretKey, SignOptions, SigningKey,
 //! };
 //!
 //! # fn main() -> Result<(), tessera_core::Error> {
@@ -41,7 +40,7 @@
 //!     &ReceivedRequest::from_parts(&parts),
 //!     &BodyDigest::of(body),
 //!     &policy,
-//!     |id| if id == key.key_id() { Ok(key.clone()) } else { Err(tessera_core::Error::new(tessera_core::ErrorCode::UnknownKey, "unknown")) },
+//!     |id| if id == key.key_id() { Ok(key.clone()) } else { Err(Refusal::UnknownKey) },
 //! )?;
 //! assert_eq!(verified.key_id().as_str(), "user-42-phone");
 //!
@@ -80,7 +79,7 @@ pub use base::{RedactedSignatureBase, SignatureBase};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use component::{parse_cover, Component, FieldName, CONTENT_DIGEST, MANDATORY, MAX_COMPONENTS};
 pub use digest::{BodyDigest, BodyHasher, EMPTY_BODY_CONTENT_DIGEST};
-pub use error::{Error, ErrorCode, Result};
+pub use error::{check_remembered, Error, ErrorCode, Refusal, Result};
 pub use key::{
     derive_secret, KeyId, SecretKey, SigningKey, GENERATED_SECRET_LEN, MAX_KEY_ID_LEN,
     MAX_SECRET_LEN, MIN_SECRET_LEN,
@@ -91,7 +90,7 @@ pub use received::{Authorities, ReceivedRequest};
 pub use request::{
     check_method, check_path, check_query, normalize_authority, Fields, RequestView, Scheme,
 };
-pub use sign::{sign, signature_base, SignOptions, SignedHeaders};
+pub use sign::{sign, signature_base, SignOptions, SignedHeaders, MAX_TIME};
 pub use target::Target;
 pub use verify::{verify, Policy};
 

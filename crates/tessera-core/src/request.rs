@@ -28,6 +28,19 @@ impl Scheme {
         }
     }
 
+    /// The scheme of a URL to be signed: `http` or `https` (any case).
+    ///
+    /// # Errors
+    /// `invalid_field_value` for any other scheme.
+    pub fn of_url(s: &str) -> Result<Scheme> {
+        Scheme::parse(s).ok_or_else(|| {
+            crate::Error::new(
+                ErrorCode::InvalidFieldValue,
+                "only http:// and https:// URLs can be signed",
+            )
+        })
+    }
+
     fn default_port(self) -> &'static str {
         match self {
             Scheme::Https => "443",
@@ -335,11 +348,13 @@ impl<'a, F: Fields + ?Sized> RequestView<'a, F> {
 }
 
 impl<'a> RequestView<'a, http::HeaderMap> {
-    /// A view of an `http` request head. The URI must be absolute
-    /// (`https://host/path`), or the authority is taken from `Host`.
+    /// A view of an `http` request head, for signing. The URI must be
+    /// absolute (`https://host/path`): see [`crate::Target::from_uri`] for
+    /// why a path-only URI is refused.
     ///
     /// # Errors
-    /// `invalid_field_value` when no authority can be found or it is invalid.
+    /// `invalid_field_value` when the URI is not absolute, or a part of it
+    /// breaks the profile's rules (as [`RequestView::new`]).
     pub fn from_parts(parts: &'a http::request::Parts) -> Result<Self> {
         Self::from_head(&parts.method, &parts.uri, &parts.headers)
     }
@@ -353,41 +368,13 @@ impl<'a> RequestView<'a, http::HeaderMap> {
         uri: &'a http::Uri,
         headers: &'a http::HeaderMap,
     ) -> Result<Self> {
-        let scheme = match uri.scheme_str() {
-            None => Scheme::Https,
-            Some(s) => Scheme::parse(s).ok_or_else(|| {
-                crate::Error::new(
-                    ErrorCode::InvalidFieldValue,
-                    "only http and https can be signed",
-                )
-            })?,
-        };
-        if uri.scheme().is_none() && uri.authority().is_some() {
-            return err(
-                ErrorCode::InvalidFieldValue,
-                "an authority-form target (CONNECT) cannot be signed",
-            );
-        }
-        let authority = match uri.authority() {
-            Some(a) => a.as_str(),
-            None => match crate::received::single_host(headers)? {
-                Some(host) => std::str::from_utf8(host).map_err(|_| {
-                    crate::Error::new(ErrorCode::InvalidFieldValue, "the Host header is not ASCII")
-                })?,
-                None => {
-                    return err(
-                        ErrorCode::InvalidFieldValue,
-                        "the request has no authority: give an absolute URI or a Host header",
-                    )
-                }
-            },
-        };
+        let target = crate::Target::from_uri(uri)?;
         RequestView::new(
             method.as_str(),
-            scheme,
-            authority,
-            uri.path(),
-            uri.query(),
+            target.scheme(),
+            target.authority(),
+            target.path(),
+            target.query(),
             headers,
         )
     }

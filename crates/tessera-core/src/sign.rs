@@ -16,8 +16,9 @@ use crate::params::{signer_order, write_signature_params, ParamValues};
 use crate::request::{Fields, RequestView};
 use crate::LABEL;
 
-/// Largest integer a structured field can carry (15 digits).
-const MAX_SF_INTEGER: u64 = 999_999_999_999_999;
+/// The largest `created` or `expires` a signature can carry: the largest
+/// structured-field integer (15 digits, RFC 9651 §3.3.1).
+pub const MAX_TIME: u64 = 999_999_999_999_999;
 
 /// The per-request inputs to signing. Time and nonce come from the caller:
 /// the core reads no clock and no randomness.
@@ -111,19 +112,35 @@ impl SignedHeaders {
     /// # Errors
     /// Never in practice: every value is ASCII produced by a structured-field serializer.
     pub fn apply_to(&self, headers: &mut http::HeaderMap) -> Result<()> {
-        for (name, value) in self.iter() {
+        for (name, value) in self.header_values()? {
+            headers.insert(name, value);
+        }
+        Ok(())
+    }
+
+    /// The three headers as `http` values (`Content-Digest`,
+    /// `Signature-Input`, `Signature`), the `Signature` value marked
+    /// sensitive so `http`'s `Debug` hides it.
+    ///
+    /// # Errors
+    /// `invalid_field_value` when a value was changed to one that is not a
+    /// valid header value (never for values [`sign`] produced).
+    pub fn header_values(&self) -> Result<[(http::HeaderName, http::HeaderValue); 3]> {
+        let value = |name: &'static str, value: &str| {
             let mut value = http::HeaderValue::from_str(value).map_err(|_| {
                 crate::Error::new(
                     ErrorCode::InvalidFieldValue,
-                    "generated header is not a valid value",
+                    format!("the {name} value is not a valid header value"),
                 )
             })?;
-            if name == "signature" {
-                value.set_sensitive(true);
-            }
-            headers.insert(http::HeaderName::from_static(name), value);
-        }
-        Ok(())
+            value.set_sensitive(name == "signature");
+            Ok::<_, crate::Error>((http::HeaderName::from_static(name), value))
+        };
+        Ok([
+            value("content-digest", &self.content_digest)?,
+            value("signature-input", &self.signature_input)?,
+            value("signature", &self.signature)?,
+        ])
     }
 }
 
@@ -146,7 +163,7 @@ fn check_options(opts: &SignOptions<'_>) -> Result<()> {
     crate::component::check_cover(opts.cover)?;
     // An integer of 16 digits is not an sf-integer: a verifier could not even
     // parse the header, so it is refused with the verifier's code.
-    if opts.created > MAX_SF_INTEGER || opts.expires.is_some_and(|e| e > MAX_SF_INTEGER) {
+    if opts.created > MAX_TIME || opts.expires.is_some_and(|e| e > MAX_TIME) {
         return err(
             ErrorCode::MalformedSignature,
             "created and expires must be at most 999999999999999 (15 digits, the largest sf-integer)",

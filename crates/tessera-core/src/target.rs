@@ -41,12 +41,7 @@ impl<'a> Target<'a> {
                 "the URL must be absolute: http://host/path or https://host/path",
             );
         };
-        let Some(scheme) = Scheme::parse(scheme) else {
-            return err(
-                ErrorCode::InvalidFieldValue,
-                "only http:// and https:// URLs can be signed",
-            );
-        };
+        let scheme = Scheme::of_url(scheme)?;
         let without_fragment = rest.split_once('#').map_or(rest, |(before, _)| before);
         let authority_end = without_fragment
             .find(['/', '?'])
@@ -61,6 +56,46 @@ impl<'a> Target<'a> {
             authority,
             path,
             query,
+        })
+    }
+
+    /// The parts of an absolute `http` or `https` [`http::Uri`], as the
+    /// `http` crate will send them.
+    ///
+    /// A path-only URI (origin-form, `/v1/me`, what hyper's connection-level
+    /// client writes) is refused rather than completed from `Host`: a signer
+    /// cannot tell whether it will go out over `http` or `https`, and a wrong
+    /// guess gives a signature that fails only for some ports. Name the
+    /// scheme and authority with [`crate::RequestView::new`] instead.
+    ///
+    /// # Errors
+    /// `invalid_field_value` when the URI is not absolute, is authority-form
+    /// (CONNECT), or its scheme is neither `http` nor `https`.
+    pub fn from_uri(uri: &'a http::Uri) -> Result<Self> {
+        let Some(scheme) = uri.scheme_str() else {
+            return err(
+                ErrorCode::InvalidFieldValue,
+                if uri.authority().is_some() {
+                    "an authority-form target (CONNECT) cannot be signed"
+                } else if uri.path().starts_with('/') {
+                    "the URI is path-only (origin-form, as hyper's connection-level client \
+                     sends it) and names no scheme or authority: sign the absolute URL \
+                     (https://host/path?query), or name the scheme and authority with \
+                     RequestView::new(method, Scheme::Https, host, path, query, &headers)"
+                } else {
+                    "the URI is not absolute: sign an http:// or https:// URL"
+                },
+            );
+        };
+        let scheme = Scheme::of_url(scheme)?;
+        let Some(authority) = uri.authority() else {
+            return err(ErrorCode::InvalidFieldValue, "the URI has no authority");
+        };
+        Ok(Target {
+            scheme,
+            authority: authority.as_str(),
+            path: uri.path(),
+            query: uri.query(),
         })
     }
 

@@ -11,7 +11,7 @@ use crate::component::{
     check_coverage, Component, CONTENT_DIGEST_FIELD, SIGNATURE_FIELD, SIGNATURE_INPUT_FIELD,
 };
 use crate::digest::BodyDigest;
-use crate::error::{err, Error, ErrorCode, Result};
+use crate::error::{err, Error, ErrorCode, Refusal, Result};
 use crate::key::{KeyId, SigningKey};
 use crate::nonce::Nonce;
 use crate::params::Param;
@@ -298,6 +298,21 @@ impl ParsedSignature {
         Ok(())
     }
 
+    /// Step 2, with a verifier's own floor: every component in `required`
+    /// is covered (spec §11.1, required components).
+    ///
+    /// # Errors
+    /// `missing_component`, naming the first component that is not covered.
+    pub fn require(&self, required: &[Component]) -> Result<()> {
+        match required.iter().find(|r| !self.components().contains(r)) {
+            None => Ok(()),
+            Some(missing) => err(
+                ErrorCode::MissingComponent,
+                format!("this route requires \"{}\" to be covered", missing.name()),
+            ),
+        }
+    }
+
     /// Step 6: the received body's digest equals the covered `Content-Digest`.
     ///
     /// # Errors
@@ -400,8 +415,8 @@ impl ParsedSignature {
 
 /// The whole pure procedure (steps 1 to 7) with a synchronous key lookup.
 ///
-/// `lookup` maps a key id to a usable key or to the key-state error
-/// (`unknown_key`, `key_revoked`, `key_expired`, `key_not_yet_valid`).
+/// `lookup` maps a key id to a usable key, or says why there is none
+/// ([`Refusal::UnknownKey`], [`Refusal::KeyRevoked`], ...).
 /// Replay protection (step 8) needs a nonce store and is the caller's job.
 ///
 /// # Errors
@@ -410,7 +425,7 @@ pub fn verify<F: Fields + ?Sized>(
     request: &ReceivedRequest<'_, F>,
     body: &BodyDigest,
     policy: &Policy<'_>,
-    lookup: impl FnOnce(&KeyId) -> Result<SigningKey>,
+    lookup: impl FnOnce(&KeyId) -> Result<SigningKey, Refusal>,
 ) -> Result<ParsedSignature> {
     let parsed = ParsedSignature::from_fields(request.fields())?;
     let key = lookup(parsed.key_id())?;

@@ -7,8 +7,8 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use tessera_core::{
-    rfc9421, verify, BodyDigest, Error, ErrorCode, KeyId, Policy, ReceivedRequest, RequestView,
-    Scheme, SecretKey, SigningKey, MANDATORY, MAX_SIGNATURE_HEADER_LEN,
+    rfc9421, verify, BodyDigest, ErrorCode, KeyId, Policy, ReceivedRequest, RequestView, Scheme,
+    SecretKey, SigningKey, MANDATORY, MAX_SIGNATURE_HEADER_LEN,
 };
 
 const SECRET: [u8; 32] = [9; 32];
@@ -38,7 +38,7 @@ fn verdict(digest_lines: &[&str]) -> Result<(), ErrorCode> {
     let received =
         ReceivedRequest::new(b"POST", b"https://api.example.com/v1/orders", &headers[..]);
     verify(&received, &BodyDigest::of(BODY), &policy, |_| {
-        Ok::<_, Error>(key.clone())
+        Ok(key.clone())
     })
     .map(|_| ())
     .map_err(|e| e.code())

@@ -52,9 +52,6 @@ pub use secret::SecretBytes;
 
 uniffi::setup_scaffolding!();
 
-/// Largest Unix time a structured-field integer can carry.
-const MAX_TIME: u64 = 999_999_999_999_999;
-
 /// Name of the response header carrying the server-time challenge (lowercase).
 pub const SERVER_TIME_HEADER: &str = tessera_core::challenge::SERVER_TIME_HEADER;
 
@@ -141,6 +138,22 @@ impl TesseraError {
         }
     }
 
+    /// An [`TesseraError::InvalidRequest`] found by this crate's own checks.
+    fn request_code(code: ErrorCode, detail: impl Into<String>) -> Self {
+        TesseraError::InvalidRequest {
+            code: code.as_str().to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    /// An [`TesseraError::InvalidChallenge`] found by this crate's own checks.
+    fn challenge_code(code: ErrorCode, detail: impl Into<String>) -> Self {
+        TesseraError::InvalidChallenge {
+            code: code.as_str().to_owned(),
+            detail: detail.into(),
+        }
+    }
+
     fn challenge(e: tessera_core::Error) -> Self {
         TesseraError::InvalidChallenge {
             code: e.code().as_str().to_owned(),
@@ -152,20 +165,19 @@ impl TesseraError {
 /// The FFI error for a failure of the Rust client, by the step that failed.
 fn client_err(e: ClientError) -> TesseraError {
     match e {
-        ClientError::Config(e) => TesseraError::config(e),
+        ClientError::Config(e) => TesseraError::InvalidConfig {
+            code: e.code().as_str().to_owned(),
+            detail: e.detail(),
+        },
         ClientError::Signing(e) => TesseraError::request(e),
         ClientError::InvalidChallenge(e) => TesseraError::challenge(e),
         // Not reachable through this API (the challenge value is always
         // given, the body always known); mapped for completeness.
-        other => TesseraError::request(core_err(
+        other => TesseraError::request_code(
             other.code().unwrap_or(ErrorCode::InvalidParameter),
             other.to_string(),
-        )),
+        ),
     }
-}
-
-fn core_err(code: ErrorCode, detail: impl Into<String>) -> tessera_core::Error {
-    tessera_core::Error::new(code, detail)
 }
 
 /// One header field line: a name and its value.
@@ -343,10 +355,10 @@ impl Signer {
     ) -> Result<SignedHeaders, TesseraError> {
         let digest = digest_from_bytes(&body_sha256)?;
         if request.body.as_ref().is_some_and(|b| !b.is_empty()) {
-            return Err(TesseraError::request(core_err(
+            return Err(TesseraError::request_code(
                 ErrorCode::InvalidParameter,
                 "give either the body or its digest, not both",
-            )));
+            ));
         }
         self.sign_fresh(&request, &digest)
     }
@@ -453,10 +465,10 @@ impl Signer {
         // A value with control characters is no header value, so it cannot
         // be a challenge either.
         let value = http::HeaderValue::from_str(&header_value).map_err(|_| {
-            TesseraError::challenge(core_err(
+            TesseraError::challenge_code(
                 ErrorCode::MalformedSignature,
                 "the Tessera-Server-Time value is not a valid header value",
-            ))
+            )
         })?;
         let mut headers = http::HeaderMap::with_capacity(1);
         headers.insert(SERVER_TIME_HEADER, value);
@@ -513,13 +525,13 @@ pub fn content_digest(body: Vec<u8>) -> String {
 
 fn digest_from_bytes(bytes: &[u8]) -> Result<BodyDigest, TesseraError> {
     let digest: [u8; 32] = bytes.try_into().map_err(|_| {
-        TesseraError::request(core_err(
+        TesseraError::request_code(
             ErrorCode::InvalidParameter,
             format!(
                 "the body digest must be 32 raw SHA-256 bytes, not {}",
                 bytes.len()
             ),
-        ))
+        )
     })?;
     Ok(BodyDigest::from_sha256(digest))
 }
@@ -532,19 +544,19 @@ fn fixed_params(
     // Spec §10 step 2, in the verifier's order and with its codes: a time of
     // 16 digits is no sf-integer (`malformed_signature`); then a negative
     // time or a bad nonce (`invalid_parameter`).
-    let too_large = |t: i64| u64::try_from(t).is_ok_and(|t| t > MAX_TIME);
+    let too_large = |t: i64| u64::try_from(t).is_ok_and(|t| t > tessera_core::MAX_TIME);
     if too_large(created) || expires.is_some_and(too_large) {
-        return Err(TesseraError::request(core_err(
+        return Err(TesseraError::request_code(
             ErrorCode::MalformedSignature,
             "created and expires must be at most 999999999999999 (15 digits, the largest sf-integer)",
-        )));
+        ));
     }
     let time = |t: i64, what: &str| {
         u64::try_from(t).map_err(|_| {
-            TesseraError::request(core_err(
+            TesseraError::request_code(
                 ErrorCode::InvalidParameter,
                 format!("{what} must not be negative"),
-            ))
+            )
         })
     };
     let created = time(created, "created")?;

@@ -69,6 +69,7 @@ fn bench(c: &mut Criterion) {
                                 &keys[i % KEYS],
                                 &mine[i % PER_THREAD],
                                 now,
+                                now,
                                 now + WINDOW + 1,
                             );
                             black_box(store.check_and_record(record).expect("room"));

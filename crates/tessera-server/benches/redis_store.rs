@@ -148,7 +148,7 @@ async fn sequential(store: Arc<dyn NonceStore>, keys: &[KeyId]) -> Stats {
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(SEQUENTIAL);
     for (i, nonce) in nonces.iter().enumerate() {
-        let record = NonceRecord::new(&keys[i % keys.len()], nonce, START, START + 301);
+        let record = NonceRecord::new(&keys[i % keys.len()], nonce, START, START, START + 301);
         let t = Instant::now();
         let outcome = store.record(record).await.expect("store answers");
         latencies.push(t.elapsed());
@@ -174,7 +174,7 @@ async fn concurrent_records(store: Arc<dyn NonceStore>, keys: &Arc<Vec<KeyId>>) 
                 let mut latencies = Vec::with_capacity(nonces.len());
                 for (i, nonce) in nonces.iter().enumerate() {
                     let key = &keys[(t + i) % keys.len()];
-                    let record = NonceRecord::new(key, nonce, START, START + 301);
+                    let record = NonceRecord::new(key, nonce, START, START, START + 301);
                     let at = Instant::now();
                     let outcome = store.record(record).await.expect("store answers");
                     latencies.push(at.elapsed());

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use tessera_core::{Error, ErrorCode, KeyId, Nonce};
+use tessera_core::{KeyId, Nonce, Refusal};
 
 use crate::keys::KeyMetadata;
 use crate::rejection::Rejection;
@@ -68,10 +68,12 @@ impl VerifiedIdentity {
         if self.has_scope(scope) {
             Ok(())
         } else {
-            Err(Rejection::new(Error::new(
-                ErrorCode::InsufficientScope,
-                format!("this operation requires the scope \"{scope}\""),
-            ))
+            Err(Rejection::new(
+                Refusal::InsufficientScope {
+                    scope: scope.to_owned(),
+                }
+                .into(),
+            )
             .with_key_id(&self.key_id))
         }
     }

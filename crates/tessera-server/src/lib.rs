@@ -48,6 +48,10 @@
 //!     .clock(clock.clone())
 //!     .authority("api.example.com")
 //!     .build()?;
+//! // Its replay store remembers from the next second: signatures created
+//! // before it, which a process before this one may have accepted, get
+//! // `store_reset` (spec §14.1).
+//! clock.advance(1);
 //!
 //! let app = Router::new()
 //!     .route(
@@ -61,7 +65,7 @@
 //! let key = SigningKey::new(KeyId::new("phone-1")?, &secret);
 //! let nonce = Nonce::generate(&mut rand::rng());
 //! let (mut parts, ()) = http::Request::get("https://api.example.com/v1/me").body(())?.into_parts();
-//! let options = SignOptions::new(1_700_000_000, &nonce);
+//! let options = SignOptions::new(1_700_000_001, &nonce);
 //! sign(&key, &RequestView::from_parts(&parts)?, &BodyDigest::EMPTY, &options)?
 //!     .apply_to(&mut parts.headers)?;
 //!
@@ -114,8 +118,8 @@ pub mod verify;
 pub use extract::MissingIdentity;
 pub use identity::VerifiedIdentity;
 pub use keys::{
-    DerivedKeyId, DerivedKeyStore, IssuedKey, KeyIssuer, KeyMetadata, KeyRequest, KeyState,
-    KeyStore, KeyStoreError, MemoryKeyStore, ResolvedKey,
+    DerivedKeyId, DerivedKeyStore, IssuedKey, KeyError, KeyIssuer, KeyMetadata, KeyRequest,
+    KeyState, KeyStore, KeyStoreError, MemoryKeyStore, ResolvedKey,
 };
 pub use nonce::{
     MemoryNonceStore, MemoryNonceStoreBuilder, NonceOutcome, NonceRecord, NonceStore,
@@ -130,7 +134,8 @@ pub use rejection::{Rejection, DEFAULT_REALM, PROBLEM_JSON};
 pub use scope::{RequireScope, RequireScopeLayer};
 /// The core types a server touches, so that an application depends on this crate alone.
 pub use tessera_core::{
-    Clock, ErrorCode, KeyId, ManualClock, Nonce, Scheme, SecretKey, SigningKey, SystemClock,
+    Clock, Error, ErrorCode, KeyId, ManualClock, Nonce, Refusal, Scheme, SecretKey, SigningKey,
+    SystemClock,
 };
 pub use verifier::{BuildError, Verifier, VerifierBuilder, DEFAULT_BODY_LIMIT, MAX_WINDOW_SECS};
 pub use verify::{VerifySignature, VerifySignatureLayer};

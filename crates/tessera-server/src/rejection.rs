@@ -223,21 +223,19 @@ impl From<Error> for Rejection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_core::Refusal;
 
     #[test]
     fn problem_shape_and_headers() {
-        let r = Rejection::new(Error::new(
-            ErrorCode::ClockSkew,
-            "created is 400s in the past",
-        ))
-        .with_realm(&Arc::from("api"))
-        .with_server_time(
-            1_700_000_000,
-            "time=1700000000, keyid=\"k\", nonce=\"n\", mac=:AA==:".into(),
-        );
+        let r = Rejection::new(Refusal::KeyExpired.into())
+            .with_realm(&Arc::from("api"))
+            .with_server_time(
+                1_700_000_000,
+                "time=1700000000, keyid=\"k\", nonce=\"n\", mac=:AA==:".into(),
+            );
         let json: serde_json::Value = serde_json::from_slice(&r.problem_json()).expect("json");
-        assert_eq!(json["type"], "urn:tessera:error:clock_skew");
-        assert_eq!(json["code"], "clock_skew");
+        assert_eq!(json["type"], "urn:tessera:error:key_expired");
+        assert_eq!(json["code"], "key_expired");
         assert_eq!(json["status"], 401);
         assert_eq!(json["server_time"], 1_700_000_000_u64);
         assert!(json.get("base_sha256").is_none());
@@ -245,13 +243,17 @@ mod tests {
         assert_eq!(response.status(), 401);
         assert_eq!(
             response.headers()[WWW_AUTHENTICATE],
-            "Tessera realm=\"api\", error=\"clock_skew\""
+            "Tessera realm=\"api\", error=\"key_expired\""
         );
         assert!(response.headers().contains_key(SERVER_TIME_HEADER));
 
-        let scope: Response<Bytes> =
-            Rejection::new(Error::new(ErrorCode::InsufficientScope, "needs write"))
-                .into_http_response();
+        let scope: Response<Bytes> = Rejection::new(
+            Refusal::InsufficientScope {
+                scope: "write".into(),
+            }
+            .into(),
+        )
+        .into_http_response();
         assert_eq!(scope.status(), 403);
         assert!(!scope.headers().contains_key(WWW_AUTHENTICATE));
     }

@@ -162,7 +162,16 @@ async fn too_old_is_clock_skew_with_authenticated_server_time() {
 
 #[tokio::test]
 async fn too_far_in_the_future_is_clock_skew() {
-    let h = Harness::standard().await;
+    // A store that remembers a whole window back, so the old edge is
+    // tested against the window and not against the store's start.
+    let h = Harness::start(|b, local| {
+        b.authority(local).authority(PUBLIC).nonce_store(
+            MemoryNonceStore::builder()
+                .remembers_since(T0 - 300)
+                .build(),
+        )
+    })
+    .await;
     let reply = h
         .send(&Spec::new(Method::GET, &h.local).created(T0 + 301).signed())
         .await;
@@ -173,6 +182,43 @@ async fn too_far_in_the_future_is_clock_skew() {
         .await
         .assert_ok();
     h.send(&Spec::new(Method::GET, &h.local).created(T0 - 300).signed())
+        .await
+        .assert_ok();
+}
+
+/// A new process has an empty memory store: a request signed before it
+/// started may have been accepted by the process before, so it is refused
+/// with the retryable `store_reset`, and the same request signed again passes.
+#[tokio::test]
+async fn a_request_signed_before_the_verifier_started_is_store_reset() {
+    // A store that learns its start at the first check, like any new one.
+    let h = Harness::start(|b, local| {
+        b.authority(local)
+            .authority(PUBLIC)
+            .nonce_store(MemoryNonceStore::new())
+    })
+    .await;
+    let early = Spec::new(Method::GET, &h.local).created(T0 - 1).signed();
+    let reply = h.send(&early).await;
+    reply.assert_problem(503, "store_reset");
+    let since = (T0 + 1).to_string();
+    assert!(
+        reply.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&since) && d.contains("sign the request again")),
+        "{}",
+        reply.json
+    );
+    // Refused without being recorded: still refused, never `replayed`.
+    h.send(&early).await.assert_problem(503, "store_reset");
+    // Created in the second the store started: it may have been accepted
+    // by a process before, so it is refused too; from the next second on,
+    // requests pass.
+    h.send(&Spec::new(Method::GET, &h.local).created(T0).signed())
+        .await
+        .assert_problem(503, "store_reset");
+    h.clock.advance(1);
+    h.send(&Spec::new(Method::GET, &h.local).created(T0 + 1).signed())
         .await
         .assert_ok();
 }
@@ -378,7 +424,10 @@ async fn concurrent_replays_accept_exactly_one() {
 
 #[tokio::test]
 async fn full_nonce_store_fails_closed() {
-    let store = MemoryNonceStore::builder().capacity(1).build();
+    let store = MemoryNonceStore::builder()
+        .capacity(1)
+        .remembers_since(T0)
+        .build();
     let h = Harness::start(move |b, local| b.authority(local).nonce_store(store)).await;
     h.send(&Spec::new(Method::GET, &h.local).signed())
         .await

@@ -51,7 +51,7 @@ fn bytes_per_nonce() {
         // Expiries spread over the whole 601-second window, as in real traffic.
         let expires = NOW + 1 + (i as u64 % 601);
         let outcome = store
-            .check_and_record(NonceRecord::new(&keys[i % KEYS], &nonce, NOW, expires))
+            .check_and_record(NonceRecord::new(&keys[i % KEYS], &nonce, NOW, NOW, expires))
             .expect("room");
         assert_eq!(outcome, NonceOutcome::Fresh);
     }
@@ -111,7 +111,7 @@ fn full_default_store() {
         write!(text, "{i:0>22}").expect("write");
         let nonce = Nonce::new(text.as_str()).expect("nonce");
         let expires = NOW + 1 + (i as u64 % 301);
-        match store.check_and_record(NonceRecord::new(&keys[i % KEYS], &nonce, NOW, expires)) {
+        match store.check_and_record(NonceRecord::new(&keys[i % KEYS], &nonce, NOW, NOW, expires)) {
             Ok(outcome) => assert_eq!(outcome, NonceOutcome::Fresh),
             Err(e) => break e,
         }
@@ -188,7 +188,13 @@ fn send(verifier: &Verifier, key: &SigningKey, clock: &ManualClock) -> Option<(E
 #[test]
 fn full_store_and_full_key_say_which() {
     let clock = ManualClock::new(NOW);
-    let (v, key) = verifier(MemoryNonceStore::builder().capacity(1).build(), &clock);
+    let (v, key) = verifier(
+        MemoryNonceStore::builder()
+            .capacity(1)
+            .remembers_since(NOW)
+            .build(),
+        &clock,
+    );
     assert_eq!(send(&v, &key, &clock), None);
     let (code, detail) = send(&v, &key, &clock).expect("refused");
     assert_eq!(code, ErrorCode::StoreUnavailable);
@@ -196,7 +202,10 @@ fn full_store_and_full_key_say_which() {
     assert!(detail.contains("nonce store full"), "{detail}");
 
     let (v, key) = verifier(
-        MemoryNonceStore::builder().per_key_capacity(2).build(),
+        MemoryNonceStore::builder()
+            .per_key_capacity(2)
+            .remembers_since(NOW)
+            .build(),
         &clock,
     );
     assert_eq!(send(&v, &key, &clock), None);

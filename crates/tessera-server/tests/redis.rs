@@ -18,7 +18,7 @@ use redis_server::RedisServer;
 use support::{key_id, Harness, Spec, PUBLIC, T0};
 use tessera_core::Nonce;
 use tessera_server::{
-    NonceOutcome, NonceRecord, NonceStore, NonceStoreErrorKind, RedisNonceStore,
+    ManualClock, NonceOutcome, NonceRecord, NonceStore, NonceStoreErrorKind, RedisNonceStore,
     RedisStoreErrorKind,
 };
 
@@ -28,9 +28,12 @@ fn unique_prefix(test: &str) -> String {
     format!("tessera-test-{test}-{:016x}", rand::random::<u64>())
 }
 
+/// The store's epochs are dated T0 (the second after its clock's T0 - 1),
+/// so the harness's requests, signed at T0, are remembered.
 async fn store(url: &str, test: &str) -> RedisNonceStore {
     RedisNonceStore::builder(url)
         .prefix(unique_prefix(test))
+        .clock(ManualClock::new(T0 - 1))
         .connect()
         .await
         .expect("connect to redis")
@@ -64,7 +67,7 @@ async fn store_records_each_pair_once() {
     let alice = key_id("alice");
     let bob = key_id("bob");
     let nonce = Nonce::generate(&mut rand::rng());
-    let record = |k| NonceRecord::new(k, &nonce, T0, T0 + 301);
+    let record = |k| NonceRecord::new(k, &nonce, T0, T0, T0 + 301);
     assert_eq!(
         store.record(record(&alice)).await.ok(),
         Some(NonceOutcome::Fresh)
@@ -80,6 +83,7 @@ async fn store_records_each_pair_once() {
     );
     // A second connection (another instance) sees the same entries.
     let other = RedisNonceStore::builder(redis.url())
+        .clock(ManualClock::new(T0 - 1))
         .prefix(
             store
                 .key_for(&alice, &nonce)
@@ -104,6 +108,7 @@ async fn replay_to_another_instance_is_rejected() {
     let prefix = unique_prefix("instances");
     let connect = || async {
         RedisNonceStore::builder(redis.url())
+            .clock(ManualClock::new(T0 - 1))
             .prefix(prefix.clone())
             .connect()
             .await
@@ -132,6 +137,7 @@ async fn race_of_64_across_two_instances_accepts_exactly_one() {
     let prefix = unique_prefix("race");
     let connect = || async {
         RedisNonceStore::builder(redis.url())
+            .clock(ManualClock::new(T0 - 1))
             .prefix(prefix.clone())
             // Generous: 64 requests arrive at once on 2 shared cores.
             .timeout(Duration::from_secs(2))
@@ -236,7 +242,100 @@ async fn keys_carry_the_window_ttl_and_expire() {
         .query_async(&mut conn)
         .await
         .expect("KEYS");
-    assert!(left.is_empty(), "left over: {left:?}");
+    // Only the 4096 epoch keys stay, one per tag, without a TTL.
+    assert!(
+        left.iter().all(|k| k.ends_with(":since")),
+        "left over: {left:?}"
+    );
+    assert_eq!(left.len(), 4096);
+}
+
+/// Sends `requests` (all accepted before) again; every one must be refused
+/// with `store_reset`, none accepted and none `replayed` (they are not
+/// recorded), once the verifier reaches Redis again.
+async fn resend_all_refused(h: &Harness, requests: &[http::Request<Vec<u8>>]) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut refused = 0;
+    for request in requests {
+        loop {
+            let reply = h.send(request).await;
+            assert_ne!(
+                reply.status,
+                StatusCode::OK,
+                "a replay was accepted: {}",
+                reply.json
+            );
+            if reply.json["code"] == "store_unavailable" && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            reply.assert_problem(503, "store_reset");
+            refused += 1;
+            break;
+        }
+    }
+    assert_eq!(refused, requests.len());
+    // Refused without being recorded, so again `store_reset`, not `replayed`.
+    h.send(&requests[0])
+        .await
+        .assert_problem(503, "store_reset");
+}
+
+/// 200 requests accepted, then Redis loses everything (`FLUSHALL`) while
+/// the verifier runs: all 200, sent again at once (the same second), are
+/// refused with `store_reset`. A request signed after the loss is accepted,
+/// and replay protection holds for it.
+#[tokio::test]
+async fn flushall_refuses_every_request_accepted_before() {
+    let Some(redis) = RedisServer::spawn("flushall_refuses_every_request_accepted_before") else {
+        return;
+    };
+    let nonces = store(&redis.url(), "flush").await;
+    let h = server(nonces).await;
+    let mut accepted = Vec::new();
+    for _ in 0..200 {
+        let request = Spec::new(Method::GET, PUBLIC).signed();
+        h.send(&request).await.assert_ok();
+        accepted.push(request);
+    }
+    let mut conn = inspect(&redis.url()).await;
+    let () = redis::cmd("FLUSHALL")
+        .query_async(&mut conn)
+        .await
+        .expect("FLUSHALL");
+    resend_all_refused(&h, &accepted).await;
+
+    h.clock.advance(1);
+    let fresh = Spec::new(Method::GET, PUBLIC).created(T0 + 1).signed();
+    h.send(&fresh).await.assert_ok();
+    h.send(&fresh).await.assert_problem(401, "replayed");
+}
+
+/// The same after a Redis without persistence is restarted empty, under a
+/// running verifier (the measured fault: 200 of 200 were accepted again).
+#[tokio::test]
+async fn redis_restarted_empty_refuses_every_request_accepted_before() {
+    let Some(mut redis) =
+        RedisServer::spawn("redis_restarted_empty_refuses_every_request_accepted_before")
+    else {
+        return;
+    };
+    let nonces = store(&redis.url(), "amnesia").await;
+    let h = server(nonces).await;
+    let mut accepted = Vec::new();
+    for _ in 0..200 {
+        let request = Spec::new(Method::GET, PUBLIC).signed();
+        h.send(&request).await.assert_ok();
+        accepted.push(request);
+    }
+    redis.stop();
+    redis.start();
+    resend_all_refused(&h, &accepted).await;
+
+    h.clock.advance(1);
+    let fresh = Spec::new(Method::GET, PUBLIC).created(T0 + 1).signed();
+    h.send(&fresh).await.assert_ok();
+    h.send(&fresh).await.assert_problem(401, "replayed");
 }
 
 #[tokio::test]
@@ -271,7 +370,7 @@ async fn redis_stopped_fails_closed_and_restarted_recovers() {
         let nonce = Nonce::generate(&mut rand::rng());
         let started = Instant::now();
         let e = nonces
-            .record(NonceRecord::new(&alice, &nonce, T0, T0 + 301))
+            .record(NonceRecord::new(&alice, &nonce, T0, T0, T0 + 301))
             .await
             .expect_err("Redis is down");
         slowest = slowest.max(started.elapsed());
@@ -294,18 +393,31 @@ async fn redis_stopped_fails_closed_and_restarted_recovers() {
     redis.start();
     let restarted = Instant::now();
     let deadline = restarted + Duration::from_secs(15);
+    let mut reset = false;
     loop {
-        let reply = h.send(&Spec::new(Method::GET, PUBLIC).signed()).await;
+        let now = tessera_server::Clock::now_unix(&h.clock);
+        let reply = h
+            .send(&Spec::new(Method::GET, PUBLIC).created(now).signed())
+            .await;
         if reply.status == StatusCode::OK {
             break;
+        }
+        if reply.json["code"] == "store_reset" {
+            // The restarted Redis is empty: the check that found its epoch
+            // missing dated a new one the second after now.
+            reset = true;
+            h.clock.advance(1);
+            continue;
         }
         reply.assert_problem(503, "store_unavailable");
         assert!(Instant::now() < deadline, "the verifier did not recover");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(reset, "the empty Redis was not noticed");
     eprintln!("recovered {:?} after the restart", restarted.elapsed());
     // And replay protection works again.
-    let request = Spec::new(Method::GET, PUBLIC).signed();
+    let now = tessera_server::Clock::now_unix(&h.clock);
+    let request = Spec::new(Method::GET, PUBLIC).created(now).signed();
     h.send(&request).await.assert_ok();
     h.send(&request).await.assert_problem(401, "replayed");
 }
@@ -316,6 +428,7 @@ async fn unresponsive_redis_times_out_and_fails_closed() {
         return;
     };
     let nonces = RedisNonceStore::builder(redis.url())
+        .clock(ManualClock::new(T0 - 1))
         .prefix(unique_prefix("paused"))
         .timeout(Duration::from_millis(200))
         .connect()
@@ -332,7 +445,7 @@ async fn unresponsive_redis_times_out_and_fails_closed() {
     let nonce = Nonce::generate(&mut rand::rng());
     let alice = key_id("alice");
     let e = nonces
-        .record(NonceRecord::new(&alice, &nonce, T0, T0 + 301))
+        .record(NonceRecord::new(&alice, &nonce, T0, T0, T0 + 301))
         .await
         .expect_err("timed out");
     assert_eq!(e.kind(), NonceStoreErrorKind::Unavailable);
@@ -409,6 +522,7 @@ async fn password_is_passed_through_and_never_shown() {
 
     let right = format!("redis://:s3cret-pw@127.0.0.1:{}/2", redis.port);
     let store = RedisNonceStore::builder(&right)
+        .clock(ManualClock::new(T0 - 1))
         .prefix(unique_prefix("auth"))
         .connect()
         .await
@@ -417,7 +531,7 @@ async fn password_is_passed_through_and_never_shown() {
     assert!(!store.url().contains("s3cret-pw"));
     let nonce = Nonce::generate(&mut rand::rng());
     let alice = key_id("alice");
-    let record = NonceRecord::new(&alice, &nonce, T0, T0 + 301);
+    let record = NonceRecord::new(&alice, &nonce, T0, T0, T0 + 301);
     assert_eq!(store.record(record).await.ok(), Some(NonceOutcome::Fresh));
     assert_eq!(
         store.record(record).await.ok(),

@@ -10,10 +10,15 @@ use http::Method;
 use proptest::prelude::*;
 use support::{key_store, Spec, T0};
 use tessera_core::ErrorCode;
-use tessera_server::{ManualClock, Verifier};
+use tessera_server::{ManualClock, MemoryNonceStore, Verifier};
 
 fn verifier(clock: &ManualClock) -> Verifier {
     Verifier::builder(key_store())
+        .nonce_store(
+            MemoryNonceStore::builder()
+                .remembers_since(T0 - 300)
+                .build(),
+        )
         .clock(clock.clone())
         .authority("api.example.com")
         .build()

@@ -9,7 +9,8 @@ use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use support::{key_store, Spec, T0};
 use tessera_server::{
-    ManualClock, RequireScopeLayer, VerifiedIdentity, Verifier, VerifySignatureLayer,
+    ManualClock, MemoryNonceStore, RequireScopeLayer, VerifiedIdentity, Verifier,
+    VerifySignatureLayer,
 };
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -34,6 +35,7 @@ async fn handler(request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>,
 #[tokio::test]
 async fn service_builder_stack() {
     let verifier = Verifier::builder(key_store())
+        .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
         .clock(ManualClock::new(T0))
         .authority("api.example.com")
         .build()
@@ -143,6 +145,7 @@ async fn inner_readiness_is_only_acquired_after_verification() {
     use http_body_util::StreamBody;
 
     let verifier = Verifier::builder(key_store())
+        .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
         .clock(ManualClock::new(T0))
         .authority("api.example.com")
         .build()

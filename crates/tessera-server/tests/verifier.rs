@@ -17,13 +17,15 @@ use tessera_core::{
 };
 use tessera_server::{
     BuildError, DerivedKeyStore, KeyIssuer, KeyRequest, KeyStore, KeyStoreError, ManualClock,
-    NonceOutcome, NonceRecord, NonceStore, NonceStoreError, ResolvedKey, Verifier,
+    MemoryNonceStore, NonceOutcome, NonceRecord, NonceStore, NonceStoreError, ResolvedKey,
+    Verifier,
 };
 
 const HOST: &str = "api.example.com";
 
 fn verifier() -> Verifier {
     Verifier::builder(key_store())
+        .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
         .clock(ManualClock::new(T0))
         .authority(HOST)
         .body_limit(1024)
@@ -165,6 +167,7 @@ async fn store_failures_fail_closed() {
     let (parts, body) = request.into_parts();
 
     let v = Verifier::builder(FailingKeys)
+        .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
         .authority(HOST)
         .clock(ManualClock::new(T0))
         .build()
@@ -221,6 +224,7 @@ async fn derived_keys_verify_and_carry_their_metadata() {
         )
         .expect("issued");
     let v = Verifier::builder(Arc::clone(&store))
+        .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
         .clock(clock.clone())
         .authority(HOST)
         .build()
@@ -330,6 +334,7 @@ fn builder_validation() {
 #[tokio::test]
 async fn served_authority_is_normalized_on_both_sides() {
     let v = Verifier::builder(key_store())
+        .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
         .clock(ManualClock::new(T0))
         .authority("API.EXAMPLE.COM:443")
         .build()
@@ -447,6 +452,7 @@ async fn key_expiring_during_a_slow_upload_is_refused_before_the_nonce_is_record
     );
     let clock = ManualClock::new(T0);
     let v = Verifier::builder(keys)
+        .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
         .clock(clock.clone())
         .authority(HOST)
         .build()

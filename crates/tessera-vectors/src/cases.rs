@@ -74,6 +74,7 @@ pub(crate) struct P {
     pub(crate) authorities: Option<Vec<String>>,
     pub(crate) verifier_scheme: Option<String>,
     pub(crate) fixed_authority: Option<String>,
+    pub(crate) store_since: Option<u64>,
 }
 
 pub(crate) fn pos(name: &'static str, description: &'static str) -> P {
@@ -94,6 +95,7 @@ pub(crate) fn pos(name: &'static str, description: &'static str) -> P {
         authorities: None,
         verifier_scheme: None,
         fixed_authority: None,
+        store_since: None,
     }
 }
 
@@ -144,6 +146,11 @@ impl P {
     }
     pub(crate) fn now(mut self, now: u64) -> Self {
         self.now = Some(now);
+        self
+    }
+    /// A verifier whose nonce store remembers from `since` (spec §14.1).
+    pub(crate) fn store_since(mut self, since: u64) -> Self {
+        self.store_since = Some(since);
         self
     }
     pub(crate) fn window(mut self, window: u64) -> Self {
@@ -208,6 +215,7 @@ impl P {
                 authorities,
                 scheme,
                 fixed_authority: self.fixed_authority.clone(),
+                store_since: self.store_since,
             }),
             expected: Expected::Rejected(Rejected {
                 error: String::new(),
@@ -339,6 +347,7 @@ pub(crate) fn received(
             authorities: Vec::new(),
             scheme: "https".to_owned(),
             fixed_authority: None,
+            store_since: None,
         }),
         key: signed.key.clone(),
         problems: Vec::new(),
@@ -474,6 +483,11 @@ fn positive() -> Result<Vec<Case>, Failure> {
             .key(pattern_key("user-42-device-1", 32, 0x42))
             .created(1_700_000_000)
             .nonce("AAAAAAAAAAAAAAAAAAAAAA"),
+        pos(
+            "pos-store-since-equals-created",
+            "The nonce store remembers from the second the signature was created (spec §14.1): accepted.",
+        )
+        .store_since(CREATED),
         pos("pos-root-path", "The root path `/` with no query.").target("https://api.example.com/"),
         pos("pos-empty-path", "A target URI with no path: `@path` is `/`.").target("https://api.example.com"),
         pos("pos-empty-path-with-query", "No path but a query: `@path` is `/`, `@query` is kept.")
@@ -1278,6 +1292,22 @@ fn negative() -> Result<Vec<Case>, Failure> {
                 w.target_uri = w
                     .target_uri
                     .replacen("api.example.com", "admin.example.com", 1);
+            },
+        ),
+        neg(
+            "neg-store-reset",
+            "The nonce store remembers only from the second after `created` (it restarted or lost its contents; spec §14.1).",
+            base().store_since(CREATED + 1),
+            E::StoreReset,
+            |_| {},
+        ),
+        neg(
+            "neg-store-reset-after-bad-signature",
+            "Path changed and the store remembers only from after `created`: the MAC is checked first (step 7 before step 8).",
+            base().store_since(CREATED + 1),
+            E::BadSignature,
+            |w| {
+                w.target_uri = w.target_uri.replacen("/v1/orders", "/v1/admin", 1);
             },
         ),
         neg(

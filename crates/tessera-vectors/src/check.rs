@@ -7,7 +7,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use tessera_core::{
     rfc9421, sign, signature_base, verify, BodyDigest, Component, Error, ErrorCode, KeyId, Nonce,
-    ParsedSignature, Policy, ReceivedRequest, RequestView, Scheme, SecretKey, SignOptions,
+    ParsedSignature, Policy, ReceivedRequest, Refusal, RequestView, Scheme, SecretKey, SignOptions,
     SigningKey,
 };
 
@@ -201,19 +201,26 @@ pub fn verify_received(
         if id == key.key_id() {
             Ok(key.clone())
         } else {
-            Err(Error::new(
-                ErrorCode::UnknownKey,
-                format!("no key \"{id}\""),
-            ))
+            Err(Refusal::UnknownKey)
         }
     });
-    Ok(verified.and_then(|parsed| {
+    let outcome = verified.and_then(|parsed| {
+        // Step 8 without a store: only its memory point (spec §14.1).
+        if let Some(since) = verifier.store_since {
+            tessera_core::check_remembered(parsed.created(), since)?;
+        }
         let view = received.view(policy.scheme, policy.authorities)?;
         let base = parsed.signature_base(&view)?;
-        let base = String::from_utf8(base.as_bytes().to_vec())
-            .map_err(|_| Error::new(ErrorCode::InvalidFieldValue, "the base is not ASCII"))?;
         Ok((parsed, base))
-    }))
+    });
+    match outcome {
+        Ok((parsed, base)) => {
+            let base = String::from_utf8(base.as_bytes().to_vec())
+                .map_err(|_| fail(case, "signature_base", "the base is not ASCII"))?;
+            Ok(Ok((parsed, base)))
+        }
+        Err(e) => Ok(Err(e)),
+    }
 }
 
 /// Signs the request of a refused case, which must fail.
@@ -239,9 +246,10 @@ pub fn sign_refused(case: &Case) -> Result<Result<(), Error>, Failure> {
         let opts = SignOptions::new(s.created, &nonce)
             .with_expires(s.expires)
             .cover(&extra);
-        let url = std::str::from_utf8(&target_octets)
-            .map_err(|_| Error::new(ErrorCode::InvalidFieldValue, "the URL is not text"))?;
-        let view = RequestView::from_url(&case.request.method, url, &headers[..])?;
+        // Octets above 0x7F become U+FFFD, which the signer refuses
+        // (`invalid_field_value`) just as it would the octets themselves.
+        let url = String::from_utf8_lossy(&target_octets);
+        let view = RequestView::from_url(&case.request.method, &url, &headers[..])?;
         sign(&key, &view, &BodyDigest::of(&body), &opts).map(|_| ())
     })())
 }

@@ -116,6 +116,10 @@ pub struct Verifier {
     /// goes into every base and `Host` is not read; `authorities` is empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixed_authority: Option<String>,
+    /// The nonce store's memory point (spec §14.1): after the MAC check, a
+    /// signature created before this Unix second is `store_reset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_since: Option<u64>,
 }
 
 /// The expected outcome.

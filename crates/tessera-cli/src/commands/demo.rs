@@ -218,6 +218,7 @@ async fn run_scenarios(style: Style) -> Result<Vec<Outcome>, CliError> {
         .authorities(app::default_authorities(addr))
         .build()
         .map_err(|e| CliError::runtime(format!("cannot build the verifier: {e}")))?;
+    app::wait_for_replay_store(&tessera_server::SystemClock::new()).await;
     let server = tokio::spawn(async move {
         // The server runs until the demo returns and the runtime is dropped.
         let _ = axum::serve(listener, app::router(verifier)).await;

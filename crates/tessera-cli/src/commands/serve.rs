@@ -236,6 +236,7 @@ pub(crate) fn run(args: Args) -> CliResult {
         let verifier = builder
             .build()
             .map_err(|e| CliError::usage(format!("invalid server configuration: {e}")))?;
+        app::wait_for_replay_store(&OffsetClock(args.clock_offset)).await;
 
         let mut stdout = std::io::stdout();
         writeln!(stdout, "listening on http://{addr}")

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use tessera_core::{
     normalize_authority, BodyDigest, Error, ErrorCode, KeyId, ParsedSignature, Policy,
-    ReceivedRequest, Scheme, SecretKey, SigningKey,
+    ReceivedRequest, Refusal, Scheme, SecretKey, SigningKey,
 };
 
 use crate::error::{CliError, CliResult, EXIT_FAILURE};
@@ -122,6 +122,9 @@ pub(crate) fn run(args: &Args) -> CliResult {
         }
         Err(error) => {
             println!("rejected: {}: {}", error.code(), error.detail());
+            if let Some(note) = &outcome.note {
+                println!("note: {note}");
+            }
             if !args.show_base && error.code() == ErrorCode::BadSignature {
                 if let Some(base) = &outcome.base {
                     println!(
@@ -167,6 +170,8 @@ fn read_request(path: &PathBuf, stdin: bool) -> Result<Vec<u8>, CliError> {
 struct Outcome {
     verdict: Result<ParsedSignature, Error>,
     base: Option<tessera_core::SignatureBase>,
+    /// A line that explains the verdict further, printed after it.
+    note: Option<String>,
 }
 
 /// The verification procedure, steps 1 to 7 (no replay check offline), in
@@ -185,20 +190,19 @@ fn check(
             return Outcome {
                 verdict: Err(error),
                 base: None,
+                note: None,
             }
         }
     };
     if let Some(expected) = key_id {
         if parsed.key_id() != expected {
             return Outcome {
-                verdict: Err(Error::new(
-                    ErrorCode::UnknownKey,
-                    format!(
-                        "the request is signed with key \"{}\", not with --key-id \"{expected}\"",
-                        parsed.key_id()
-                    ),
-                )),
+                verdict: Err(Refusal::UnknownKey.into()),
                 base: None,
+                note: Some(format!(
+                    "the request is signed with key \"{}\", not with --key-id \"{expected}\"",
+                    parsed.key_id()
+                )),
             };
         }
     }
@@ -215,6 +219,7 @@ fn check(
     };
     Outcome {
         verdict: verdict.map(|_| parsed),
+        note: None,
         base,
     }
 }

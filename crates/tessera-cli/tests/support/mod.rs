@@ -98,6 +98,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(keys: &[&Key], dir: &Path, extra: &[&str]) -> Server {
+        Server::start_at(keys, dir, "127.0.0.1:0", extra)
+    }
+
+    /// As [`Server::start`], listening on `addr`.
+    pub fn start_at(keys: &[&Key], dir: &Path, addr: &str, extra: &[&str]) -> Server {
         let file = keys_file(keys, dir);
         let log = dir.join(format!(
             "serve-{}.log",
@@ -107,13 +112,7 @@ impl Server {
                 .as_nanos()
         ));
         let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--keys",
-                file.to_str().unwrap(),
-            ])
+            .args(["serve", "--addr", addr, "--keys", file.to_str().unwrap()])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

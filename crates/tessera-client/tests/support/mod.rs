@@ -17,7 +17,9 @@ use axum::routing::any;
 use axum::Router;
 use tessera_client::tessera_core::ParsedSignature;
 use tessera_client::{Clock, ManualClock, Scheme, SigningKey};
-use tessera_server::{KeyIssuer, KeyRequest, MemoryKeyStore, Verifier, VerifySignatureLayer};
+use tessera_server::{
+    KeyIssuer, KeyRequest, MemoryKeyStore, MemoryNonceStore, Verifier, VerifySignatureLayer,
+};
 
 /// The system time, Unix seconds.
 pub fn now() -> u64 {
@@ -105,7 +107,17 @@ impl AppBuilder {
         if let Some(clock) = &self.clock {
             verifier = verifier.clock(clock.clone());
         }
-        let verifier = verifier.build().expect("verifier");
+        // No earlier process served these keys, so the store may remember
+        // from the test's start (a new verifier's own store refuses the
+        // second it started in: spec §14.1).
+        let since = match &self.clock {
+            Some(clock) => clock.now_unix(),
+            None => now(),
+        };
+        let verifier = verifier
+            .nonce_store(MemoryNonceStore::builder().remembers_since(since).build())
+            .build()
+            .expect("verifier");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let recorder = Recorder {
             seen: Arc::clone(&seen),

@@ -5,10 +5,10 @@ use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
-use tessera_core::{derive_secret, Error, KeyId, SecretKey, SigningKey};
+use tessera_core::{derive_secret, KeyId, SecretKey, SigningKey};
 
 use super::cache::KeyCache;
-use super::{DerivedKeyId, KeyState, KeyStore, KeyStoreError, ResolvedKey};
+use super::{DerivedKeyId, KeyError, KeyState, KeyStore, KeyStoreError, ResolvedKey};
 
 /// Default number of prepared keys kept in the cache.
 const DEFAULT_CACHE_CAPACITY: usize = 10_000;
@@ -40,8 +40,8 @@ impl DerivedKeyStore {
     /// A store deriving from `master` (at least 32 bytes).
     ///
     /// # Errors
-    /// `invalid_parameter` when the master secret is shorter than 32 bytes.
-    pub fn new(master: SecretKey) -> Result<Self, Error> {
+    /// [`KeyError::MasterTooShort`] when the master secret is shorter than 32 bytes.
+    pub fn new(master: SecretKey) -> Result<Self, KeyError> {
         Self::with_cache_capacity(master, DEFAULT_CACHE_CAPACITY)
     }
 
@@ -49,12 +49,9 @@ impl DerivedKeyStore {
     ///
     /// # Errors
     /// As [`DerivedKeyStore::new`].
-    pub fn with_cache_capacity(master: SecretKey, capacity: usize) -> Result<Self, Error> {
+    pub fn with_cache_capacity(master: SecretKey, capacity: usize) -> Result<Self, KeyError> {
         if master.len() < 32 {
-            return Err(Error::new(
-                tessera_core::ErrorCode::InvalidParameter,
-                "a derivation master secret must be at least 32 bytes",
-            ));
+            return Err(KeyError::MasterTooShort(master.len()));
         }
         Ok(DerivedKeyStore {
             master,
@@ -66,9 +63,9 @@ impl DerivedKeyStore {
     /// Derives the secret of `key_id`, for handing it to its owner once.
     ///
     /// # Errors
-    /// As `tessera_core::derive_secret`.
-    pub fn derive(&self, key_id: &KeyId) -> Result<SecretKey, Error> {
-        derive_secret(&self.master, key_id)
+    /// [`KeyError::Core`] as `tessera_core::derive_secret`.
+    pub fn derive(&self, key_id: &KeyId) -> Result<SecretKey, KeyError> {
+        Ok(derive_secret(&self.master, key_id)?)
     }
 
     /// Adds a key id to the revocation list.
@@ -250,6 +247,11 @@ mod tests {
         );
         let verifier = Verifier::builder(Arc::clone(&store))
             .clock(ManualClock::new(T0))
+            .nonce_store(
+                crate::MemoryNonceStore::builder()
+                    .remembers_since(T0)
+                    .build(),
+            )
             .authority("api.example.com")
             .build()
             .expect("verifier");

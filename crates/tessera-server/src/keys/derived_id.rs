@@ -22,9 +22,9 @@
 
 use std::collections::BTreeSet;
 
-use tessera_core::{Error, ErrorCode, KeyId, MAX_KEY_ID_LEN};
+use tessera_core::{KeyId, MAX_KEY_ID_LEN};
 
-use super::KeyMetadata;
+use super::{KeyError, KeyMetadata};
 
 /// Version prefix of derived key ids.
 const PREFIX: &str = "d1";
@@ -49,11 +49,11 @@ fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
-fn invalid(detail: impl Into<String>) -> Error {
-    Error::new(ErrorCode::InvalidParameter, detail)
+fn invalid(detail: impl Into<String>) -> KeyError {
+    KeyError::InvalidField(detail.into())
 }
 
-fn check_name(what: &str, value: &str, min: usize, max: usize) -> Result<(), Error> {
+fn check_name(what: &str, value: &str, min: usize, max: usize) -> Result<(), KeyError> {
     if !(min..=max).contains(&value.len()) || !value.bytes().all(is_name_byte) {
         return Err(invalid(format!(
             "{what} must be {min} to {max} characters of A-Z a-z 0-9 _ -"
@@ -62,7 +62,7 @@ fn check_name(what: &str, value: &str, min: usize, max: usize) -> Result<(), Err
     Ok(())
 }
 
-fn check_scope(scope: &str) -> Result<(), Error> {
+fn check_scope(scope: &str) -> Result<(), KeyError> {
     if !(1..=MAX_SCOPE).contains(&scope.len())
         || !scope.bytes().all(|b| is_name_byte(b) || b == b':')
     {
@@ -77,15 +77,15 @@ impl DerivedKeyId {
     /// Assembles a derived key id from its fields, validating each.
     ///
     /// # Errors
-    /// `invalid_parameter` when a field breaks the format or the id would
-    /// exceed 128 characters.
+    /// [`KeyError::InvalidField`] when a field breaks the format or the id
+    /// would exceed 128 characters.
     pub fn new(
         owner: &str,
         client: Option<&str>,
         scopes: &BTreeSet<String>,
         not_after: Option<u64>,
         random: &str,
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, KeyError> {
         check_name("owner", owner, 1, MAX_OWNER)?;
         if let Some(client) = client {
             check_name("client", client, 1, MAX_CLIENT)?;
@@ -161,8 +161,8 @@ impl DerivedKeyId {
     ///
     /// # Errors
     /// Never for a value built by [`DerivedKeyId::new`] or `parse`.
-    pub fn to_key_id(&self) -> Result<KeyId, Error> {
-        KeyId::new(self.to_string())
+    pub fn to_key_id(&self) -> Result<KeyId, KeyError> {
+        Ok(KeyId::new(self.to_string())?)
     }
 
     /// The metadata the id encodes (active; revocation is checked separately).

@@ -8,9 +8,9 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
-use tessera_core::{Error, ErrorCode, KeyId, SecretKey};
+use tessera_core::{KeyId, SecretKey};
 
-use super::{DerivedKeyId, DerivedKeyStore, KeyMetadata, MemoryKeyStore};
+use super::{DerivedKeyId, DerivedKeyStore, KeyError, KeyMetadata, MemoryKeyStore};
 use tessera_core::{Clock, SystemClock};
 
 /// What to issue: for whom, to which client, with which scopes and lifetime.
@@ -164,14 +164,12 @@ impl KeyIssuer {
     /// Mints a key for `request`.
     ///
     /// # Errors
-    /// `invalid_parameter` when the owner is empty, when a field does not
-    /// fit the derived key id format, or when the OS random source fails.
-    pub fn issue(&self, request: &KeyRequest) -> Result<IssuedKey, Error> {
+    /// [`KeyError::EmptyOwner`], [`KeyError::InvalidField`] when a field
+    /// does not fit the derived key id format, or [`KeyError::Core`] when the
+    /// OS random source fails.
+    pub fn issue(&self, request: &KeyRequest) -> Result<IssuedKey, KeyError> {
         if request.owner.is_empty() {
-            return Err(Error::new(
-                ErrorCode::InvalidParameter,
-                "the owner must not be empty",
-            ));
+            return Err(KeyError::EmptyOwner);
         }
         let now = self.clock.now_unix();
         let not_after = request.lifetime.map(|l| now.saturating_add(l.as_secs()));

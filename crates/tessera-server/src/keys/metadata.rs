@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use tessera_core::{Error, ErrorCode};
+use tessera_core::Refusal;
 
 /// Whether a key may still be used.
 #[non_exhaustive]
@@ -96,25 +96,16 @@ impl KeyMetadata {
     /// Step 3 of the procedure after the lookup: revoked, then expired, then not yet valid.
     ///
     /// # Errors
-    /// `key_revoked`, `key_expired`, `key_not_yet_valid`.
-    pub fn check_usable(&self, now: u64) -> Result<(), Error> {
+    /// [`Refusal::KeyRevoked`], [`Refusal::KeyExpired`], [`Refusal::KeyNotYetValid`].
+    pub fn check_usable(&self, now: u64) -> Result<(), Refusal> {
         if self.state == KeyState::Revoked {
-            return Err(Error::new(
-                ErrorCode::KeyRevoked,
-                "the key has been revoked",
-            ));
+            return Err(Refusal::KeyRevoked);
         }
         if self.not_after.is_some_and(|t| now > t) {
-            return Err(Error::new(
-                ErrorCode::KeyExpired,
-                "the key is past its not_after time",
-            ));
+            return Err(Refusal::KeyExpired);
         }
         if self.not_before.is_some_and(|t| now < t) {
-            return Err(Error::new(
-                ErrorCode::KeyNotYetValid,
-                "the key is before its not_before time",
-            ));
+            return Err(Refusal::KeyNotYetValid);
         }
         Ok(())
     }
@@ -123,6 +114,7 @@ impl KeyMetadata {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_core::ErrorCode;
 
     #[test]
     fn usability_order_and_bounds() {

@@ -4,6 +4,7 @@
 mod cache;
 mod derived;
 mod derived_id;
+mod error;
 mod issuer;
 mod memory;
 mod metadata;
@@ -16,6 +17,7 @@ use tessera_core::{KeyId, SigningKey};
 
 pub use derived::DerivedKeyStore;
 pub use derived_id::DerivedKeyId;
+pub use error::KeyError;
 pub use issuer::{IssuedKey, KeyIssuer, KeyRequest};
 pub use memory::MemoryKeyStore;
 pub use metadata::{KeyMetadata, KeyState};

@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use async_trait::async_trait;
 
@@ -34,9 +36,32 @@ pub struct MemoryNonceStoreBuilder {
     per_key: usize,
     shards: usize,
     max_ttl: u64,
+    remembers_since: Option<u64>,
 }
 
 impl MemoryNonceStoreBuilder {
+    /// The Unix second from which the store counts as remembering every
+    /// pair: signatures created before it get `store_reset` (spec §14).
+    ///
+    /// By default it is the first whole second after the store was created,
+    /// on the verifier's clock (read at the first check, minus the whole
+    /// seconds elapsed since creation). A new process has forgotten what an
+    /// earlier one recorded, and `created` has a resolution of one second, so
+    /// a signature created in the second the store was created may already
+    /// have been accepted by the process before; it is refused too, and the
+    /// client signs again a moment later. [`Verifier::builder`] sets it from
+    /// its own clock when it creates the store.
+    ///
+    /// Set it earlier only when no other process accepted requests for these
+    /// keys since `since - window` (tests driven by a manual clock);
+    /// setting it too early reopens the replay window.
+    ///
+    /// [`Verifier::builder`]: crate::Verifier::builder
+    pub fn remembers_since(mut self, since: u64) -> Self {
+        self.remembers_since = Some(since);
+        self
+    }
+
     /// Hard limit on live nonces across all keys (default 7,340,032 = 7 Mi).
     ///
     /// With the default 300 s window the default sustains about 24,000
@@ -103,6 +128,8 @@ impl MemoryNonceStoreBuilder {
             per_key: u32::try_from(self.per_key.max(1)).unwrap_or(u32::MAX),
             granularity: self.max_ttl / (RING_LEN - 1) + 1,
             capacity: per_shard * shards,
+            since: AtomicU64::new(self.remembers_since.unwrap_or(UNSET)),
+            created: Instant::now(),
         }
     }
 }
@@ -147,7 +174,15 @@ pub struct MemoryNonceStore {
     per_key: u32,
     granularity: u64,
     capacity: usize,
+    /// The Unix second from which every pair is remembered ([`UNSET`]
+    /// until the first check fixes it).
+    since: AtomicU64,
+    /// When the store was created, to place `since` on the verifier's clock.
+    created: Instant,
 }
+
+/// `since` before the first check.
+const UNSET: u64 = u64::MAX;
 
 type CountMap = HashMap<u64, u32, BuildPassThrough>;
 
@@ -212,6 +247,7 @@ impl MemoryNonceStore {
             per_key: DEFAULT_PER_KEY,
             shards: DEFAULT_SHARDS,
             max_ttl: DEFAULT_MAX_TTL,
+            remembers_since: None,
         }
     }
 
@@ -223,8 +259,32 @@ impl MemoryNonceStore {
         &self,
         record: NonceRecord<'_>,
     ) -> Result<NonceOutcome, NonceStoreError> {
+        let since = self.remembers_since(record.now);
+        if tessera_core::check_remembered(record.created, since).is_err() {
+            return Ok(NonceOutcome::Forgotten { since });
+        }
         let entry = self.hasher.entry(record.key_id, record.nonce);
         self.try_record(entry, &record)
+    }
+
+    /// The Unix second from which this store remembers every pair, fixing
+    /// it at the first call: the second after creation, on the clock that
+    /// gave `now` (see [`MemoryNonceStoreBuilder::remembers_since`]).
+    pub fn remembers_since(&self, now: u64) -> u64 {
+        let since = self.since.load(Ordering::Acquire);
+        if since != UNSET {
+            return since;
+        }
+        let start = now
+            .saturating_sub(self.created.elapsed().as_secs())
+            .saturating_add(1);
+        match self
+            .since
+            .compare_exchange(UNSET, start, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => start,
+            Err(fixed) => fixed,
+        }
     }
 
     /// Drops every pair that expired before `now` in all shards.
@@ -374,9 +434,10 @@ mod tests {
         let store = MemoryNonceStore::builder()
             .shards(1)
             .max_ttl_secs(1000)
+            .remembers_since(0)
             .build();
         let (k, n) = (key("k"), nonce(1));
-        let rec = |now| NonceRecord::new(&k, &n, now, 1_601);
+        let rec = |now| NonceRecord::new(&k, &n, now, now, 1_601);
         assert_eq!(
             store.check_and_record(rec(1_000)).ok(),
             Some(NonceOutcome::Fresh)
@@ -390,13 +451,13 @@ mod tests {
         }
         // Once expires_at has passed, the pair is forgotten.
         let other = nonce(2);
-        let _ = store.check_and_record(NonceRecord::new(&k, &other, 1_602, 2_000));
+        let _ = store.check_and_record(NonceRecord::new(&k, &other, 1_602, 1_602, 2_000));
         assert_eq!(store.len(), 1);
         // Another key with the same nonce is a different pair.
         let k2 = key("k2");
         assert_eq!(
             store
-                .check_and_record(NonceRecord::new(&k2, &other, 1_602, 2_000))
+                .check_and_record(NonceRecord::new(&k2, &other, 1_602, 1_602, 2_000))
                 .ok(),
             Some(NonceOutcome::Fresh)
         );
@@ -408,13 +469,14 @@ mod tests {
             .shards(1)
             .capacity(4)
             .max_ttl_secs(100)
+            .remembers_since(0)
             .build();
         let k = key("k");
         let nonces: Vec<_> = (0..10).map(nonce).collect();
         let mut fresh = 0;
         let mut full = 0;
         for n in &nonces {
-            match store.check_and_record(NonceRecord::new(&k, n, 10, 20)) {
+            match store.check_and_record(NonceRecord::new(&k, n, 10, 10, 20)) {
                 Ok(NonceOutcome::Fresh) => fresh += 1,
                 Err(e) if e.kind() == NonceStoreErrorKind::Full => full += 1,
                 other => panic!("unexpected {other:?}"),
@@ -427,7 +489,7 @@ mod tests {
         let late = nonce(99);
         assert_eq!(
             store
-                .check_and_record(NonceRecord::new(&k, &late, 21, 30))
+                .check_and_record(NonceRecord::new(&k, &late, 21, 21, 30))
                 .ok(),
             Some(NonceOutcome::Fresh)
         );
@@ -439,29 +501,30 @@ mod tests {
         let store = MemoryNonceStore::builder()
             .per_key_capacity(3)
             .max_ttl_secs(100)
+            .remembers_since(0)
             .build();
         let (a, b) = (key("a"), key("b"));
         for i in 0..3 {
             let n = nonce(i);
             assert!(store
-                .check_and_record(NonceRecord::new(&a, &n, 0, 50))
+                .check_and_record(NonceRecord::new(&a, &n, 0, 0, 50))
                 .is_ok());
         }
         let n = nonce(3);
         let err = store
-            .check_and_record(NonceRecord::new(&a, &n, 0, 50))
+            .check_and_record(NonceRecord::new(&a, &n, 0, 0, 50))
             .expect_err("key full");
         assert_eq!(err.kind(), NonceStoreErrorKind::KeyFull);
         assert!(store
-            .check_and_record(NonceRecord::new(&b, &n, 0, 50))
+            .check_and_record(NonceRecord::new(&b, &n, 0, 0, 50))
             .is_ok());
         let err = store
-            .check_and_record(NonceRecord::new(&b, &nonce(7), 0, 10_000))
+            .check_and_record(NonceRecord::new(&b, &nonce(7), 0, 0, 10_000))
             .expect_err("ttl");
         assert_eq!(err.kind(), NonceStoreErrorKind::TtlTooLong);
         // Expiry releases the per-key budget.
         assert!(store
-            .check_and_record(NonceRecord::new(&a, &n, 51, 90))
+            .check_and_record(NonceRecord::new(&a, &n, 51, 51, 90))
             .is_ok());
     }
 
@@ -470,6 +533,7 @@ mod tests {
         let store = MemoryNonceStore::builder()
             .shards(1)
             .max_ttl_secs(100)
+            .remembers_since(0)
             .build();
         let k = key("k");
         for i in 0..50 {
@@ -478,12 +542,13 @@ mod tests {
                 &k,
                 &n,
                 1_000,
+                1_000,
                 1_000 + (i as u64 % 90) + 1,
             ));
         }
         assert_eq!(store.len(), 50);
         let n = nonce(1_000);
-        let _ = store.check_and_record(NonceRecord::new(&k, &n, 1_000_000, 1_000_050));
+        let _ = store.check_and_record(NonceRecord::new(&k, &n, 1_000_000, 1_000_000, 1_000_050));
         assert_eq!(store.len(), 1);
         assert!(store.approximate_heap_bytes() > 0);
     }

@@ -32,6 +32,9 @@ pub struct NonceRecord<'a> {
     pub key_id: &'a KeyId,
     /// The request's nonce.
     pub nonce: &'a Nonce,
+    /// The signature's `created` time, Unix seconds: a store that may have
+    /// forgotten pairs this old answers [`NonceOutcome::Forgotten`].
+    pub created: u64,
     /// The verifier's current time, Unix seconds.
     pub now: u64,
     /// When the pair may be forgotten, Unix seconds: `created + window + 1`.
@@ -41,11 +44,19 @@ pub struct NonceRecord<'a> {
 }
 
 impl<'a> NonceRecord<'a> {
-    /// A record of `nonce` under `key_id`.
-    pub fn new(key_id: &'a KeyId, nonce: &'a Nonce, now: u64, expires_at: u64) -> Self {
+    /// A record of `nonce` under `key_id`, for a signature created at
+    /// `created`, checked at `now`, to keep until `expires_at`.
+    pub fn new(
+        key_id: &'a KeyId,
+        nonce: &'a Nonce,
+        created: u64,
+        now: u64,
+        expires_at: u64,
+    ) -> Self {
         NonceRecord {
             key_id,
             nonce,
+            created,
             now,
             expires_at,
         }
@@ -71,6 +82,14 @@ pub enum NonceOutcome {
     Fresh,
     /// The pair was already recorded: reject the request as `replayed`.
     Replayed,
+    /// The store remembers pairs only from Unix second `since` (it started
+    /// then, or lost its contents and started again), and the signature was
+    /// created before that: the pair may have been recorded and forgotten.
+    /// Nothing was recorded; reject the request as `store_reset` (spec §14).
+    Forgotten {
+        /// The first second from which the store remembers every pair.
+        since: u64,
+    },
 }
 
 /// Remembers (key id, nonce) pairs for the acceptance window.
@@ -78,17 +97,22 @@ pub enum NonceOutcome {
 /// There is exactly one operation, and it must be **atomic**: of any number
 /// of concurrent calls with the same pair, exactly one may answer
 /// [`NonceOutcome::Fresh`]. A check followed by a separate insert is not
-/// enough. Redis does this in one round trip:
-///
-/// ```text
-/// SET tessera:nonce:<hex SHA-256 of (key id LF nonce)> 1 NX PX <record.ttl_millis()>
-/// ```
-///
-/// (`OK` → `Fresh`, nil → `Replayed`, any error or timeout → `Err`; spec §14). The verifier calls the store only
-/// after the MAC has been verified, so unauthenticated traffic cannot fill it.
+/// enough. Redis does it in one round trip with a short script (see
+/// `RedisNonceStore`: an epoch check, then
+/// `SET <prefix>:{<tag>}:nonce:<hex SHA-256 of (key id LF nonce)> 1 NX PX <ttl ms>`;
+/// spec §14). The verifier calls the store only after the MAC has been
+/// verified, so unauthenticated traffic cannot fill it.
 ///
 /// The trait uses `async-trait` (boxed futures) so it is object-safe: the
 /// verifier holds an `Arc<dyn NonceStore>`.
+///
+/// A store knows from which second it remembers: a memory store from the
+/// moment it was created, a Redis store from the moment its epoch key was
+/// written (a restart without persistence, `FLUSHALL` or a failover to an
+/// empty replica removes the key, and the next check writes a new one). It
+/// answers [`NonceOutcome::Forgotten`], and records nothing, for a
+/// signature created before that second: otherwise a store that forgot its
+/// pairs would accept every request of the last window a second time.
 ///
 /// Stores must fail closed: when they cannot answer, or are full, they
 /// return an error and the verifier refuses the request with

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncConnectionConfig, Client, RedisError, Value};
+use redis::{AsyncConnectionConfig, Client, RedisError};
 use sha2::{Digest, Sha256};
-use tessera_core::{KeyId, Nonce};
+use tessera_core::{Clock, KeyId, Nonce, SystemClock};
 
 use super::{NonceOutcome, NonceRecord, NonceStore, NonceStoreError, NonceStoreErrorKind};
 
@@ -26,7 +26,49 @@ const MAX_PREFIX_LEN: usize = 64;
 /// How often the background probe pings a Redis that is known to be down.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// Bytes of SHA-256(key id) in the hash tag.
-const TAG_BYTES: usize = 8;
+/// Writes the epoch of every tag that has none (`SET NX`, pipelined):
+/// `since`, the second after now, so that a Redis found empty at start-up
+/// refuses what may have been recorded before it lost its data, while the
+/// first checks of a new deployment, made after this second, need no retry.
+async fn write_missing_epochs(
+    connection: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+    since: u64,
+) -> Result<(), RedisError> {
+    let mut pipe = redis::pipe();
+    for tag in 0..(1u32 << (4 * TAG_HEX)) {
+        pipe.cmd("SET")
+            .arg(format!("{prefix}:{{{tag:03x}}}:since"))
+            .arg(since)
+            .arg("NX")
+            .ignore();
+    }
+    pipe.query_async::<()>(connection).await
+}
+
+/// Hex digits of SHA-256(key id) in the hash tag: 4096 tags, so at most
+/// 4096 epoch keys (spec §14).
+const TAG_HEX: usize = 3;
+
+/// One check, atomically: the tag's epoch (written now if Redis lost it),
+/// then `SET NX PX` unless the signature predates the epoch.
+/// KEYS: nonce key, epoch key. ARGV: ttl ms, created, the second after now.
+/// Reply: `{1, since}` fresh, `{0, since}` replayed, `{2, since}` forgotten.
+const CHECK_SCRIPT: &str = r"
+local since = redis.call('GET', KEYS[2])
+if not since then
+  since = ARGV[3]
+  redis.call('SET', KEYS[2], since)
+end
+since = tonumber(since)
+if tonumber(ARGV[2]) < since then
+  return {2, since}
+end
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return {1, since}
+end
+return {0, since}
+";
 
 /// Configures a [`RedisNonceStore`]; see [`RedisNonceStore::builder`].
 #[must_use]
@@ -35,6 +77,7 @@ pub struct RedisNonceStoreBuilder {
     prefix: String,
     timeout: Duration,
     connect_timeout: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for RedisNonceStoreBuilder {
@@ -54,6 +97,14 @@ impl RedisNonceStoreBuilder {
     /// Cluster hash tag).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
+        self
+    }
+
+    /// The clock that dates the epoch keys written at connection (default:
+    /// the system clock; give the verifier's clock when it is another one).
+    /// See [`RedisNonceStore`], "The check".
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
         self
     }
 
@@ -112,7 +163,18 @@ impl RedisNonceStoreBuilder {
             return Err(connect_failed(format!("unexpected PING reply {pong:?}")));
         }
         check_eviction_policy(&mut probe, &target).await;
+        let since = self.clock.now_unix().saturating_add(1);
+        write_missing_epochs(&mut probe, &self.prefix, since)
+            .await
+            .map_err(|e| connect_failed(format!("cannot write the epoch keys: {}", scrub(&e))))?;
         drop(probe);
+        // Requests signed from now on are created at `since` or later only
+        // once this second has passed (a clock that does not move, in
+        // tests, is waited for at most a little over a second).
+        let waited = std::time::Instant::now();
+        while self.clock.now_unix() < since && waited.elapsed() < Duration::from_millis(1100) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
 
         // Reconnection: a few quick attempts with capped backoff; once they
         // are used up, the next check starts a new round, so the store
@@ -138,6 +200,7 @@ impl RedisNonceStoreBuilder {
             prefix: self.prefix,
             timeout: self.timeout,
             password,
+            script: Arc::new(redis::Script::new(CHECK_SCRIPT)),
         })
     }
 }
@@ -145,8 +208,8 @@ impl RedisNonceStoreBuilder {
 /// A [`NonceStore`] in Redis, shared by any number of verifier instances
 /// (feature `redis`; `redis-tls` for `rediss://`).
 ///
-/// One `SET key 1 NX PX ttl` per check over one multiplexed connection that
-/// reconnects by itself. Cloning is cheap and shares the connection.
+/// One script call (`EVALSHA`, one round trip) per check over one
+/// multiplexed connection that reconnects by itself. Cloning is cheap and shares the connection.
 ///
 /// # Why the `redis` crate
 ///
@@ -159,34 +222,46 @@ impl RedisNonceStoreBuilder {
 /// non-multiplexed connections, which costs more sockets for the same
 /// throughput; neither is clearly better for one command per check.
 ///
-/// # The command
+/// # The check
 ///
-/// Each check is one round trip:
+/// Each check is one round trip, a Lua script that Redis runs atomically on
+/// two keys of one hash slot:
 ///
 /// ```text
-/// SET <prefix>:{<tag>}:nonce:<pair> 1 NX PX <ttl ms>
+/// <prefix>:{<tag>}:since              the epoch: the Unix second from which this tag remembers
+/// <prefix>:{<tag>}:nonce:<pair>       the pair, SET 1 NX PX <ttl ms>
 /// ```
 ///
 /// * `<pair>` is the hex SHA-256 of `key id LF nonce` (64 characters; spec
 ///   §14: neither contains LF, so the encoding is unambiguous). Key names
 ///   therefore have a fixed length whatever the client sends, and key ids
 ///   and nonces never appear in the Redis key space.
-/// * `<tag>` is the hex of the first 8 bytes of SHA-256 of the key id, in
-///   braces: a Redis Cluster hash tag. Every check touches exactly one Redis
-///   key, so the tag is not needed for atomicity; it only decides which slot
-///   a key lands in: all nonces of one key id share a slot, and different key
-///   ids spread uniformly over the slots. That keeps a key id's entries
-///   together (so per-key bookkeeping could later be added in the same slot,
-///   atomically) while the tag, being a hash, cannot be chosen by a client
-///   to aim at one slot beyond the key id it already owns.
+/// * `<tag>` is the first 3 hex digits of SHA-256 of the key id, in braces:
+///   a Redis Cluster hash tag, so the epoch and the pairs it vouches for live
+///   in the same slot (on the same shard) and the script may touch both.
+///   There are 4096 tags, so at most 4096 epoch keys; the tag is a hash, so
+///   a client cannot aim its key id's pairs at a slot of its choosing.
 /// * `<prefix>` (default `tessera`) separates deployments sharing a Redis.
 ///
-/// `OK` means [`NonceOutcome::Fresh`], a nil reply means
-/// [`NonceOutcome::Replayed`]; anything else, an error or no answer within
-/// the per-call timeout (default 250 ms) is an error of kind
-/// [`NonceStoreErrorKind::Unavailable`] (or [`NonceStoreErrorKind::Full`] for
-/// Redis's `OOM` error), which the verifier turns into `store_unavailable`
-/// (503). The store never answers `Fresh` without Redis having said `OK`.
+/// The script reads the epoch and, when it is missing (a Redis restarted
+/// without persistence, `FLUSHALL`, a failover to an empty replica), writes
+/// the second after the verifier's current second as the new epoch: the
+/// pairs recorded before the loss may have been created in this very second
+/// (`created` has a resolution of one second). A signature created before
+/// the epoch is answered
+/// [`NonceOutcome::Forgotten`] and nothing is recorded: the pair may have
+/// been recorded before Redis lost it. Otherwise it runs `SET NX PX`: `OK`
+/// means [`NonceOutcome::Fresh`], nil means [`NonceOutcome::Replayed`].
+/// An error or no answer within the per-call timeout (default 250 ms) is an
+/// error of kind [`NonceStoreErrorKind::Unavailable`] (or
+/// [`NonceStoreErrorKind::Full`] for Redis's `OOM` error), which the
+/// verifier turns into `store_unavailable` (503). The store never answers
+/// `Fresh` without Redis having recorded the pair.
+///
+/// [`RedisNonceStoreBuilder::connect`] writes the epoch of every tag that
+/// has none (4096 pipelined `SET NX`, once), dated the second after the
+/// builder's clock reads now, and returns once that second has come, so a
+/// new deployment's first requests need no retry.
 ///
 /// # Failures and recovery
 ///
@@ -216,15 +291,19 @@ impl RedisNonceStoreBuilder {
 ///   `noeviction` a full Redis refuses the `SET` (`OOM`) and the verifier
 ///   fails closed. [`RedisNonceStore::connect`] checks the policy when Redis
 ///   allows `CONFIG GET` and logs a warning otherwise.
-/// * Persistence does not matter much: after a restart that lost the data,
-///   requests still inside their window could be replayed once. Run Redis
-///   with replication or AOF if that matters.
+/// * Persistence is not needed for safety: a Redis that lost its data also
+///   lost the epoch keys, so requests signed before the loss are refused
+///   with `store_reset` (503; the client signs again) instead of being
+///   accepted a second time. AOF or replication only spares clients that
+///   one retry. A failover to a replica that has the epoch keys but missed
+///   the last writes (Redis replicates asynchronously) can still forget
+///   those last pairs; `WAIT` or `min-replicas-to-write` narrow that.
 /// * The bound on entries is Redis's `maxmemory` (an entry takes about 200
 ///   bytes: 2 GB per 10 million live nonces); there is no per-key-id cap as in
 ///   [`MemoryNonceStore`](crate::MemoryNonceStore).
 /// * Redis Cluster: this store talks to one endpoint (a single Redis, a
 ///   primary, or a cluster-aware proxy); a cluster client is not included.
-///   The keys already carry hash tags, so one check touches one slot.
+///   The keys carry hash tags, so one check touches one slot.
 ///
 /// # No local cache
 ///
@@ -266,6 +345,8 @@ pub struct RedisNonceStore {
     timeout: Duration,
     /// Scrubbed from error messages, should the client crate ever echo it.
     password: Option<String>,
+    /// [`CHECK_SCRIPT`], sent by SHA-1 (`EVALSHA`) and loaded on `NOSCRIPT`.
+    script: Arc<redis::Script>,
 }
 
 impl fmt::Debug for RedisNonceStore {
@@ -290,6 +371,7 @@ impl RedisNonceStore {
             prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             timeout: DEFAULT_REDIS_TIMEOUT,
             connect_timeout: DEFAULT_REDIS_CONNECT_TIMEOUT,
+            clock: Arc::new(SystemClock::new()),
         }
     }
 
@@ -312,7 +394,18 @@ impl RedisNonceStore {
         &self.target
     }
 
-    async fn set_nx(&self, key: String, ttl_millis: u64) -> Result<NonceOutcome, NonceStoreError> {
+    /// The key that holds the Unix second from which the tag of `key_id`
+    /// remembers its pairs: `<prefix>:{<tag>}:since`.
+    pub fn epoch_key_for(&self, key_id: &KeyId) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + TAG_HEX + 10);
+        key.push_str(&self.prefix);
+        key.push_str(":{");
+        key.push_str(&tag(key_id));
+        key.push_str("}:since");
+        key
+    }
+
+    async fn check(&self, record: &NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError> {
         if self.health.down.load(Ordering::Acquire) {
             // Known to be down: refuse at once rather than hold the request
             // through the connection's reconnect attempts; a background probe
@@ -327,22 +420,25 @@ impl RedisNonceStore {
             ));
         }
         let mut connection = self.connection.clone();
-        let command = redis::cmd("SET")
-            .arg(key)
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_millis)
-            .to_owned();
-        let reply =
-            tokio::time::timeout(self.timeout, command.query_async::<Value>(&mut connection)).await;
+        let mut invocation = self.script.prepare_invoke();
+        invocation
+            .key(redis_key(&self.prefix, record.key_id, record.nonce))
+            .key(self.epoch_key_for(record.key_id))
+            .arg(record.ttl_millis())
+            .arg(record.created)
+            .arg(record.now.saturating_add(1));
+        let reply = tokio::time::timeout(
+            self.timeout,
+            invocation.invoke_async::<(i64, u64)>(&mut connection),
+        )
+        .await;
         match reply {
-            Ok(Ok(Value::Okay)) => Ok(NonceOutcome::Fresh),
-            Ok(Ok(Value::SimpleString(s))) if s == "OK" => Ok(NonceOutcome::Fresh),
-            Ok(Ok(Value::Nil)) => Ok(NonceOutcome::Replayed),
-            Ok(Ok(other)) => Err(NonceStoreError::new(
+            Ok(Ok((1, _))) => Ok(NonceOutcome::Fresh),
+            Ok(Ok((0, _))) => Ok(NonceOutcome::Replayed),
+            Ok(Ok((2, since))) => Ok(NonceOutcome::Forgotten { since }),
+            Ok(Ok((other, _))) => Err(NonceStoreError::new(
                 NonceStoreErrorKind::Unavailable,
-                format!("redis nonce store: unexpected reply to SET NX: {other:?}"),
+                format!("redis nonce store: unexpected reply {other} from the check script"),
             )),
             Ok(Err(e)) if e.is_timeout() => Err(self.went_down(self.timed_out())),
             Ok(Err(e)) => {
@@ -425,8 +521,7 @@ impl RedisNonceStore {
 #[async_trait]
 impl NonceStore for RedisNonceStore {
     async fn record(&self, record: NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError> {
-        let key = redis_key(&self.prefix, record.key_id, record.nonce);
-        self.set_nx(key, record.ttl_millis()).await
+        self.check(&record).await
     }
 }
 
@@ -475,17 +570,24 @@ impl fmt::Display for RedisStoreError {
 
 impl std::error::Error for RedisStoreError {}
 
+/// The hash tag of `key_id`: the first [`TAG_HEX`] lowercase hex digits of
+/// SHA-256(key id).
+fn tag(key_id: &KeyId) -> String {
+    let mut tag = hex::encode(&Sha256::digest(key_id.as_str().as_bytes())[..2]);
+    tag.truncate(TAG_HEX);
+    tag
+}
+
 fn redis_key(prefix: &str, key_id: &KeyId, nonce: &Nonce) -> String {
-    let tag = Sha256::digest(key_id.as_str().as_bytes());
     let mut pair = Sha256::new();
     pair.update(key_id.as_str().as_bytes());
     pair.update(b"\n");
     pair.update(nonce.as_str().as_bytes());
     let pair = pair.finalize();
-    let mut key = String::with_capacity(prefix.len() + 2 * TAG_BYTES + 64 + 10);
+    let mut key = String::with_capacity(prefix.len() + TAG_HEX + 64 + 10);
     key.push_str(prefix);
     key.push_str(":{");
-    key.push_str(&hex::encode(&tag[..TAG_BYTES]));
+    key.push_str(&tag(key_id));
     key.push_str("}:nonce:");
     key.push_str(&hex::encode(pair));
     key
@@ -594,13 +696,12 @@ mod tests {
         let key_id = KeyId::new("phone-1").expect("key id");
         let nonce = Nonce::new("AAAAAAAAAAAAAAAAAAAAAA").expect("nonce");
         let key = redis_key("tessera", &key_id, &nonce);
-        let tag = &hex::encode(Sha256::digest(b"phone-1"))[..16];
+        let tag = &hex::encode(Sha256::digest(b"phone-1"))[..3];
         let pair = hex::encode(Sha256::digest(b"phone-1\nAAAAAAAAAAAAAAAAAAAAAA"));
         assert_eq!(key, format!("tessera:{{{tag}}}:nonce:{pair}"));
-        // Same nonce, other key id: other key, other tag.
+        // Same nonce, other key id: other key.
         let other = redis_key("tessera", &KeyId::new("phone-2").expect("id"), &nonce);
         assert_ne!(key, other);
-        assert_ne!(key[..27], other[..27]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use tessera_core::{Error, ErrorCode};
+use tessera_core::{ErrorCode, Refusal};
 use tower_service::Service;
 
 use super::ResponseFuture;
@@ -47,10 +47,7 @@ impl<S> RequireScope<S> {
     fn check(&self, identity: Option<&VerifiedIdentity>) -> Result<(), Rejection> {
         let Some(identity) = identity else {
             // Fail closed: no identity means the verifier did not run first.
-            return Err(Rejection::new(Error::new(
-                ErrorCode::InsufficientScope,
-                "the request has no verified identity (is VerifySignatureLayer installed outside RequireScopeLayer?)",
-            )));
+            return Err(Rejection::new(Refusal::NoVerifiedIdentity.into()));
         };
         match self.scopes.iter().find(|s| !identity.has_scope(s)) {
             None => Ok(()),

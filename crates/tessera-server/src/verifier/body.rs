@@ -5,7 +5,7 @@ use std::pin::pin;
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::Body;
 use http_body_util::BodyExt;
-use tessera_core::{BodyDigest, BodyHasher, Error, ErrorCode};
+use tessera_core::{BodyDigest, BodyHasher, Refusal};
 
 use crate::BoxError;
 
@@ -18,7 +18,7 @@ pub(crate) async fn collect<B>(
     body: B,
     limit: usize,
     declared: Option<u64>,
-) -> Result<(Bytes, BodyDigest), Error>
+) -> Result<(Bytes, BodyDigest), Refusal>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -37,10 +37,8 @@ where
             Err(e) => {
                 // The digest cannot match a body that was not received whole.
                 let e: BoxError = e.into();
-                return Err(Error::new(
-                    ErrorCode::DigestMismatch,
-                    format!("the request body could not be read: {e}"),
-                ));
+                tracing::debug!(error = %e, "tessera: the request body could not be read");
+                return Err(Refusal::BodyUnreadable);
             }
         };
         // Trailers are not covered by the signature and are dropped.
@@ -63,11 +61,10 @@ where
     Ok((collected.into_bytes(), digest))
 }
 
-fn too_large(limit: usize) -> Error {
-    Error::new(
-        ErrorCode::BodyTooLarge,
-        format!("the request body exceeds {limit} bytes"),
-    )
+fn too_large(limit: usize) -> Refusal {
+    Refusal::BodyTooLarge {
+        limit: u64::try_from(limit).unwrap_or(u64::MAX),
+    }
 }
 
 /// Avoids copying in the common case of a body that arrives in one chunk.

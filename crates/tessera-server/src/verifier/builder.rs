@@ -269,9 +269,13 @@ impl VerifierBuilder {
                  store (RedisNonceStore, feature \"redis\") or a captured request can be \
                  replayed once on each replica"
             );
+            // It remembers from the next second on this verifier's clock:
+            // requests signed before the process started, or in the same
+            // second, get `store_reset` (spec §14).
             Arc::new(
                 MemoryNonceStore::builder()
                     .max_ttl_secs((2 * window + 2).max(MAX_WINDOW_SECS))
+                    .remembers_since(self.clock.now_unix().saturating_add(1))
                     .build(),
             )
         });

@@ -13,7 +13,8 @@ use http::HeaderMap;
 use http_body::Body;
 use tessera_core::challenge::server_time_header;
 use tessera_core::{
-    Authorities, Component, Error, ErrorCode, ParsedSignature, ReceivedRequest, RequestView, Scheme,
+    Authorities, Component, Error, ErrorCode, ParsedSignature, ReceivedRequest, Refusal,
+    RequestView, Scheme,
 };
 
 pub use builder::{BuildError, VerifierBuilder, DEFAULT_BODY_LIMIT, MAX_WINDOW_SECS};
@@ -157,14 +158,7 @@ impl Verifier {
         // Steps 1-2.
         let parsed = ParsedSignature::from_fields(&parts.headers).map_err(|e| self.reject(e))?;
         let reject = |e: Error| self.reject(e).with_key_id(parsed.key_id());
-        for required in &i.required {
-            if !parsed.components().contains(required) {
-                return Err(reject(Error::new(
-                    ErrorCode::MissingComponent,
-                    format!("this route requires \"{}\" to be covered", required.name()),
-                )));
-            }
-        }
+        parsed.require(&i.required).map_err(reject)?;
 
         // Step 3.
         let now = i.clock.now_unix();
@@ -186,7 +180,7 @@ impl Verifier {
             .and_then(|v| v.parse::<u64>().ok());
         let (bytes, digest) = body::collect(body, i.body_limit, declared)
             .await
-            .map_err(reject)?;
+            .map_err(|refusal| reject(refusal.into()))?;
         parsed
             .check_digest(&parts.headers, &digest)
             .map_err(reject)?;
@@ -215,29 +209,30 @@ impl Verifier {
         self.check_time(&parsed, &resolved, now)?;
         recheck_key(&resolved, now).map_err(reject)?;
         let expires_at = parsed.created().saturating_add(i.window).saturating_add(1);
-        let record = NonceRecord::new(parsed.key_id(), parsed.nonce(), now, expires_at);
+        let record = NonceRecord::new(
+            parsed.key_id(),
+            parsed.nonce(),
+            parsed.created(),
+            now,
+            expires_at,
+        );
         match i.nonces.record(record).await {
             Ok(NonceOutcome::Fresh) => {}
-            Ok(NonceOutcome::Replayed) => {
-                return Err(reject(Error::new(
-                    ErrorCode::Replayed,
-                    "this key id and nonce were already used",
-                )))
+            Ok(NonceOutcome::Replayed) => return Err(reject(Refusal::Replayed.into())),
+            Ok(NonceOutcome::Forgotten { since }) => {
+                tracing::info!(key_id = %parsed.key_id(), created = parsed.created(), since, "tessera: the nonce store remembers pairs only from a time after this signature was created; refusing it with store_reset");
+                return Err(reject(Refusal::StoreReset { since }.into()));
             }
             Err(e) => {
                 // The kind says which limit was hit (total capacity or the
                 // key's cap); neither the nonce nor a secret is logged.
-                let detail = match e.kind() {
-                    crate::nonce::NonceStoreErrorKind::Full => {
-                        "replay protection is at capacity (nonce store full); retry later"
-                    }
-                    crate::nonce::NonceStoreErrorKind::KeyFull => {
-                        "this key has too many requests in flight in the replay window; retry later"
-                    }
-                    _ => "replay protection is unavailable; retry later",
+                let refusal = match e.kind() {
+                    crate::nonce::NonceStoreErrorKind::Full => Refusal::NonceStoreFull,
+                    crate::nonce::NonceStoreErrorKind::KeyFull => Refusal::NonceStoreKeyFull,
+                    _ => Refusal::NonceStoreUnavailable,
                 };
                 tracing::warn!(key_id = %parsed.key_id(), kind = ?e.kind(), error = %e, "tessera: nonce store refused the request; refusing it with store_unavailable");
-                return Err(reject(Error::new(ErrorCode::StoreUnavailable, detail)));
+                return Err(reject(refusal.into()));
             }
         }
 
@@ -254,13 +249,10 @@ impl Verifier {
     async fn resolve(&self, parsed: &ParsedSignature, now: u64) -> Result<ResolvedKey, Error> {
         let resolved = match self.inner.keys.resolve(parsed.key_id()).await {
             Ok(Some(resolved)) => resolved,
-            Ok(None) => return Err(Error::new(ErrorCode::UnknownKey, "the key id is not known")),
+            Ok(None) => return Err(Refusal::UnknownKey.into()),
             Err(e) => {
                 tracing::warn!(key_id = %parsed.key_id(), error = %e, "tessera: key store failed; refusing the request");
-                return Err(Error::new(
-                    ErrorCode::StoreUnavailable,
-                    "the key store is unavailable; retry later",
-                ));
+                return Err(Refusal::KeyStoreUnavailable.into());
             }
         };
         resolved.metadata().check_usable(now)?;
@@ -332,7 +324,7 @@ impl Verifier {
 /// resolved at step 3: a revocation made in the store during the upload is
 /// only seen if the store's metadata snapshot already says so.
 fn recheck_key(resolved: &ResolvedKey, now: u64) -> Result<(), Error> {
-    resolved.metadata().check_usable(now)
+    Ok(resolved.metadata().check_usable(now)?)
 }
 
 #[cfg(test)]

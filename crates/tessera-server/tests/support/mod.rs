@@ -12,8 +12,8 @@ use tessera_core::{
     sign, BodyDigest, Component, KeyId, Nonce, RequestView, SecretKey, SignOptions, SigningKey,
 };
 use tessera_server::{
-    KeyMetadata, ManualClock, MemoryKeyStore, RequireScopeLayer, VerifiedIdentity, Verifier,
-    VerifierBuilder, VerifySignatureLayer,
+    KeyMetadata, ManualClock, MemoryKeyStore, MemoryNonceStore, RequireScopeLayer,
+    VerifiedIdentity, Verifier, VerifierBuilder, VerifySignatureLayer,
 };
 
 /// The server's (manual) time in every test.
@@ -110,7 +110,10 @@ impl Harness {
         let local = format!("127.0.0.1:{}", addr.port());
         let clock = ManualClock::new(T0);
         let keys = key_store();
+        // Remembers from T0, when the tests' requests are signed; a test of
+        // the store's start gives its own store.
         let builder = Verifier::builder(Arc::clone(&keys))
+            .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
             .clock(clock.clone())
             .body_limit(4096)
             .realm("tessera-test");
