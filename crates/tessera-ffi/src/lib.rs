@@ -26,6 +26,38 @@
 //! lists) and maps errors to [`TesseraError`]. It pulls in no HTTP client
 //! and no async runtime (tessera-client without its `reqwest` feature).
 //!
+//! ## Example
+//!
+//! The same calls the Kotlin, Swift and Python wrappers make, from Rust:
+//!
+//! ```
+//! use tessera_ffi::{HttpHeader, HttpRequest, SecretBytes, Signer};
+//!
+//! # fn main() -> Result<(), tessera_ffi::TesseraError> {
+//! // Issued once at login and kept in the Keychain / Keystore.
+//! let signer = Signer::new(
+//!     "user-42-phone".into(),
+//!     SecretBytes::from(vec![7u8; 32]),
+//!     vec!["content-type".into()],
+//!     None,
+//! )?;
+//! let signed = signer.sign(HttpRequest {
+//!     method: "POST".into(),
+//!     url: "https://api.example.com/v1/orders?dry_run=1".into(),
+//!     headers: vec![HttpHeader {
+//!         name: "Content-Type".into(),
+//!         value: "application/json".into(),
+//!     }],
+//!     body: Some(br#"{"qty":1}"#.to_vec()),
+//! })?;
+//! // Add these three headers to the request as it is sent.
+//! for header in &signed.headers {
+//!     println!("{}: {}", header.name, header.value);
+//! }
+//! assert!(signed.get("signature-input").is_some_and(|v| v.contains("\"content-type\"")));
+//! # Ok(()) }
+//! ```
+//!
 //! ## Secrets
 //!
 //! The secret is taken by value and held only as `tessera-core`'s prepared

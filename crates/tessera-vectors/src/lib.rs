@@ -10,6 +10,20 @@
 //! `Content-Digest`); the checker signs, compares each stage, then verifies
 //! the signed request. Negative cases store the request as received, after
 //! tampering, and the error code verification must report.
+//!
+//! ## Example
+//!
+//! Running every case against `tessera_core`, as the named tests do one by one:
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cases = tessera_vectors::all_cases().map_err(|f| f.to_string())?;
+//! for case in &cases {
+//!     tessera_vectors::check(case).map_err(|f| f.to_string())?;
+//! }
+//! assert!(cases.len() > 200);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 
 mod cases;

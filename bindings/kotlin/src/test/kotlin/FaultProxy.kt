@@ -34,6 +34,9 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
 
         /** As [STORE_UNAVAILABLE] with `Retry-After: 0`, which OkHttp resends on its own. */
         STORE_UNAVAILABLE_RETRY_AFTER_0,
+
+        /** Forward, then answer `503` `store_reset` (the store restarted after the request was signed). */
+        STORE_RESET,
     }
 
     /** One request as it reached the proxy. */
@@ -101,6 +104,7 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
                     Action.FORWARD_THEN_DROP -> return // closes the connection, no answer
                     Action.STORE_UNAVAILABLE -> storeUnavailable(output, null)
                     Action.STORE_UNAVAILABLE_RETRY_AFTER_0 -> storeUnavailable(output, "0")
+                    Action.STORE_RESET -> problem503(output, "store_reset", "Replay store was reset after the request was signed", null)
                 }
             }
         }
@@ -147,9 +151,12 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
         out.flush()
     }
 
-    private fun storeUnavailable(out: OutputStream, retryAfter: String?) {
-        val body = ("{\"type\":\"urn:tessera:error:store_unavailable\",\"title\":\"Replay protection unavailable\"," +
-            "\"status\":503,\"code\":\"store_unavailable\",\"detail\":\"the nonce store did not answer\"}").toByteArray()
+    private fun storeUnavailable(out: OutputStream, retryAfter: String?) =
+        problem503(out, "store_unavailable", "Replay protection unavailable", retryAfter)
+
+    private fun problem503(out: OutputStream, code: String, title: String, retryAfter: String?) {
+        val body = ("{\"type\":\"urn:tessera:error:$code\",\"title\":\"$title\"," +
+            "\"status\":503,\"code\":\"$code\",\"detail\":\"injected by the test proxy\"}").toByteArray()
         val head = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n" +
             "Cache-Control: no-store\r\n" + (retryAfter?.let { "Retry-After: $it\r\n" } ?: "") +
             "Content-Length: ${body.size}\r\n\r\n"

@@ -138,6 +138,18 @@ class RetryTest {
         assertNoSignatureSentTwice()
     }
 
+    @Test fun helperRetriesStoreResetSignedAfreshInALaterSecond() {
+        val c = helper(maxRetries = 1)
+        proxy.script(FaultProxy.Action.STORE_RESET)
+        val r = get(c, "/v1/x")
+        r.use { assertEquals(200, it.code()) }
+        assertEquals(2, proxy.seen.size)
+        assertNoSignatureSentTwice()
+        // A store that reset refuses the second it reset in: the retry waits for the next one.
+        val created = proxy.seen.map { Regex(";created=(\\d+)").find(it.signatureInput!!)!!.groupValues[1].toLong() }
+        assertTrue(created[1] > created[0], "retry signed in a later second: $created")
+    }
+
     @Test fun helperWithoutRetriesReturnsTheStoreUnavailableAnswer() {
         val c = helper(maxRetries = 0)
         proxy.script(FaultProxy.Action.STORE_UNAVAILABLE)

@@ -129,8 +129,10 @@ fun OkHttpClient.Builder.tessera(signer: Signer): OkHttpClient.Builder = tessera
  *   per call (spec §13.3), whatever [maxRetries] is.
  * * [maxRetries] (default 0: off) more attempts, each signed afresh, after
  *   [retryBackoffMillis] × the attempt number:
- *   - after a `503` whose problem `code` is `store_unavailable`, for every
- *     method: the verifier refused the request before the application saw it;
+ *   - after a `503` whose problem `code` is `store_unavailable` or
+ *     `store_reset`, for every method: the verifier refused the request before
+ *     the application saw it (after `store_reset` the retry waits at least
+ *     for the next whole second, which the reset store remembers);
  *   - after a connection failure (an `IOException` from OkHttp, including a
  *     [TesseraResendException]), for the idempotent methods only (`GET`,
  *     `HEAD`, `PUT`, `DELETE`, `OPTIONS`, `TRACE`, spelled so): the first
@@ -156,7 +158,7 @@ fun OkHttpClient.Builder.tessera(signer: Signer): OkHttpClient.Builder = tessera
 class TesseraInterceptor @JvmOverloads constructor(
     private val signer: Signer,
     private val maxBufferedBodyBytes: Long = DEFAULT_MAX_BUFFERED_BODY_BYTES,
-    /** Extra attempts after `503 store_unavailable` or a connection failure; 0 (default) is none. */
+    /** Extra attempts after `503 store_unavailable`/`store_reset` or a connection failure; 0 (default) is none. */
     val maxRetries: Int = 0,
     /** Pause before retry n: `retryBackoffMillis * n` (default 100 ms). */
     val retryBackoffMillis: Long = DEFAULT_RETRY_BACKOFF_MILLIS,
@@ -199,12 +201,15 @@ class TesseraInterceptor @JvmOverloads constructor(
                 }
                 null
             }
+            var untilNextSecond = false
             if (response != null) {
-                if (attempt >= maxRetries || !retriable || !isStoreUnavailable(response)) return response
+                val code = retryableStoreCode(response)
+                if (attempt >= maxRetries || !retriable || code == null) return response
+                untilNextSecond = code == "store_reset"
                 response.close()
             }
             attempt++
-            pause(attempt)
+            pause(attempt, untilNextSecond)
         }
     }
 
@@ -220,18 +225,23 @@ class TesseraInterceptor @JvmOverloads constructor(
         }
     }
 
-    private fun isStoreUnavailable(response: Response): Boolean {
-        if (response.code() != 503) return false
+    /** `store_unavailable` or `store_reset` when [response] is a `503` with that problem code, else null. */
+    private fun retryableStoreCode(response: Response): String? {
+        if (response.code() != 503) return null
         val text = try {
             response.peekBody(PROBLEM_PEEK_BYTES).string()
         } catch (e: IOException) {
-            return false
+            return null
         }
-        return STORE_UNAVAILABLE.containsMatchIn(text)
+        return RETRYABLE_STORE_CODE.find(text)?.groupValues?.get(1)
     }
 
-    private fun pause(attempt: Int) {
-        val millis = retryBackoffMillis * attempt
+    private fun pause(attempt: Int, untilNextSecond: Boolean) {
+        var millis = retryBackoffMillis * attempt
+        if (untilNextSecond) {
+            // Offsets are whole seconds, so the signer's next second starts with the system's.
+            millis = maxOf(millis, 1000 - System.currentTimeMillis() % 1000 + 5)
+        }
         if (millis == 0L) return
         try {
             Thread.sleep(millis)
@@ -322,7 +332,7 @@ class TesseraInterceptor @JvmOverloads constructor(
         const val MAX_RETRIES: Int = 5
 
         private const val PROBLEM_PEEK_BYTES: Long = 16 * 1024
-        private val STORE_UNAVAILABLE = Regex("\"code\"\\s*:\\s*\"store_unavailable\"")
+        private val RETRYABLE_STORE_CODE = Regex("\"code\"\\s*:\\s*\"(store_unavailable|store_reset)\"")
         private val IDEMPOTENT = setOf("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE")
 
         /**
