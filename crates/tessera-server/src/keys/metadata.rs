@@ -34,6 +34,10 @@ pub struct KeyMetadata {
     pub not_after: Option<u64>,
     /// Active or revoked.
     pub state: KeyState,
+    /// A free-form JSON object the application attached when it issued the
+    /// key (a company or plan id, say); handed back with the verified
+    /// identity. Never secret: it is logged and forwarded like the owner.
+    pub attributes: Option<serde_json::Value>,
 }
 
 impl KeyMetadata {
@@ -46,7 +50,15 @@ impl KeyMetadata {
             not_before: None,
             not_after: None,
             state: KeyState::Active,
+            attributes: None,
         }
+    }
+
+    /// Attaches the application's JSON attributes (see [`KeyMetadata::attributes`]).
+    #[must_use]
+    pub fn with_attributes(mut self, attributes: serde_json::Value) -> Self {
+        self.attributes = Some(attributes);
+        self
     }
 
     /// Sets the client (app or device).
