@@ -56,11 +56,13 @@ pub enum ErrorCode {
     StoreReset,
     /// The key lacks a scope the route requires.
     InsufficientScope,
+    /// The key (or its owner, or the client) is over its request budget; retry after `Retry-After`.
+    RateLimited,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the specification's table.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::MissingSignature,
         ErrorCode::MalformedSignature,
         ErrorCode::MissingParameter,
@@ -84,6 +86,7 @@ impl ErrorCode {
         ErrorCode::StoreUnavailable,
         ErrorCode::StoreReset,
         ErrorCode::InsufficientScope,
+        ErrorCode::RateLimited,
     ];
 
     /// The stable snake_case string used on the wire.
@@ -112,6 +115,7 @@ impl ErrorCode {
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::StoreReset => "store_reset",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 
@@ -129,6 +133,7 @@ impl ErrorCode {
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::StoreUnavailable | ErrorCode::StoreReset => 503,
             ErrorCode::InsufficientScope => 403,
+            ErrorCode::RateLimited => 429,
             ErrorCode::MissingSignature
             | ErrorCode::UnknownKey
             | ErrorCode::KeyRevoked
@@ -169,6 +174,7 @@ impl ErrorCode {
             ErrorCode::StoreUnavailable => "Replay protection unavailable",
             ErrorCode::StoreReset => "Replay store was reset after the request was signed",
             ErrorCode::InsufficientScope => "Key lacks the required scope",
+            ErrorCode::RateLimited => "Too many requests",
         }
     }
 
@@ -274,6 +280,13 @@ pub enum Refusal {
     },
     /// A route requires a scope but no verifier ran before it (`insufficient_scope`).
     NoVerifiedIdentity,
+    /// A rate limit refused the request (`rate_limited`).
+    RateLimited {
+        /// The policy's name, as in the `RateLimit-Policy` header.
+        policy: String,
+        /// Whole seconds until the request would be allowed (`Retry-After`).
+        retry_after: u64,
+    },
 }
 
 impl Refusal {
@@ -295,6 +308,7 @@ impl Refusal {
             Refusal::InsufficientScope { .. } | Refusal::NoVerifiedIdentity => {
                 ErrorCode::InsufficientScope
             }
+            Refusal::RateLimited { .. } => ErrorCode::RateLimited,
         }
     }
 }
@@ -349,6 +363,13 @@ impl From<Refusal> for Error {
             Refusal::NoVerifiedIdentity => "the request has no verified identity (is \
                  VerifySignatureLayer installed outside RequireScopeLayer?)"
                 .into(),
+            Refusal::RateLimited {
+                policy,
+                retry_after,
+            } => format!(
+                "over the request budget of policy \"{policy}\"; retry in {retry_after} s"
+            )
+            .into(),
         };
         Error::new(code, detail)
     }

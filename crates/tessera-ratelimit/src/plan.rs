@@ -1,0 +1,183 @@
+//! Rates (`10/s`, `100/m`, `1000/h`) and plans: a rate with a burst, under a name.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A sustained rate: `count` requests per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rate {
+    count: u32,
+    period: Duration,
+}
+
+/// Why a rate, burst or plan was refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The text is not `COUNT/UNIT` with a unit of `s`, `m`, `h` or `d`.
+    #[error("invalid rate {0:?}: expected COUNT/UNIT such as 10/s, 100/m, 1000/h or 5000/d")]
+    Syntax(String),
+    /// The count is zero or the period too short for the count (under 1 µs per request).
+    #[error("invalid rate {0:?}: the count must be 1 or more and at most one request per microsecond")]
+    OutOfRange(String),
+    /// The burst is zero.
+    #[error("the burst must be at least 1")]
+    ZeroBurst,
+    /// A plan name is empty or not a token of `A-Z a-z 0-9 _ - . :`.
+    #[error("invalid plan name {0:?}: use 1 to 64 characters of A-Z a-z 0-9 _ - . :")]
+    Name(String),
+}
+
+impl Rate {
+    /// `count` requests per `period`.
+    ///
+    /// # Errors
+    /// [`PlanError::OutOfRange`] for a zero count, or more than one request
+    /// per microsecond.
+    pub fn new(count: u32, period: Duration) -> Result<Self, PlanError> {
+        let rate = Rate { count, period };
+        if count == 0 || rate.interval_micros() == 0 {
+            return Err(PlanError::OutOfRange(rate.to_string()));
+        }
+        Ok(rate)
+    }
+
+    /// Requests per period.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// The emission interval: microseconds between two requests at the
+    /// sustained rate (rounded down).
+    pub fn interval_micros(&self) -> u64 {
+        let period = u64::try_from(self.period.as_micros()).unwrap_or(u64::MAX);
+        period / u64::from(self.count.max(1))
+    }
+}
+
+impl FromStr for Rate {
+    type Err = PlanError;
+
+    /// Parses `COUNT/UNIT`, the unit one of `s`, `m`, `h`, `d` (also
+    /// `sec`, `min`, `hour`, `day`).
+    fn from_str(text: &str) -> Result<Self, PlanError> {
+        let syntax = || PlanError::Syntax(text.to_owned());
+        let (count, unit) = text.trim().split_once('/').ok_or_else(syntax)?;
+        let count: u32 = count.trim().parse().map_err(|_| syntax())?;
+        let seconds = match unit.trim() {
+            "s" | "sec" | "second" => 1,
+            "m" | "min" | "minute" => 60,
+            "h" | "hour" => 3_600,
+            "d" | "day" => 86_400,
+            _ => return Err(syntax()),
+        };
+        Rate::new(count, Duration::from_secs(seconds))
+            .map_err(|_| PlanError::OutOfRange(text.to_owned()))
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.period.as_secs() {
+            1 => write!(f, "{}/s", self.count),
+            60 => write!(f, "{}/m", self.count),
+            3_600 => write!(f, "{}/h", self.count),
+            86_400 => write!(f, "{}/d", self.count),
+            _ => write!(f, "{}/{:?}", self.count, self.period),
+        }
+    }
+}
+
+/// A named budget: a sustained [`Rate`] and a burst (how many requests may
+/// arrive at once after a quiet period). GCRA: after a burst, requests are
+/// allowed one per [`Rate::interval_micros`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Plan {
+    name: String,
+    rate: Rate,
+    burst: u32,
+}
+
+impl Plan {
+    /// A plan `name` of `rate` with `burst`.
+    ///
+    /// # Errors
+    /// [`PlanError::Name`] for a name outside `A-Z a-z 0-9 _ - . :` (1 to
+    /// 64 characters: it is sent in the `RateLimit-Policy` header),
+    /// [`PlanError::ZeroBurst`].
+    pub fn new(name: impl Into<String>, rate: Rate, burst: u32) -> Result<Self, PlanError> {
+        let name = name.into();
+        let token = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(token) {
+            return Err(PlanError::Name(name));
+        }
+        if burst == 0 {
+            return Err(PlanError::ZeroBurst);
+        }
+        Ok(Plan { name, rate, burst })
+    }
+
+    /// The plan's name, as sent in `RateLimit-Policy` and `RateLimit`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The sustained rate.
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    /// The burst.
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_and_print() {
+        for (text, count, secs, interval) in [
+            ("10/s", 10, 1, 100_000),
+            ("100/m", 100, 60, 600_000),
+            ("1000/h", 1000, 3600, 3_600_000),
+            ("3/s", 3, 1, 333_333),
+            (" 5 / d ", 5, 86_400, 17_280_000_000),
+        ] {
+            let rate: Rate = text.parse().expect(text);
+            assert_eq!((rate.count(), rate.period().as_secs()), (count, secs));
+            assert_eq!(rate.interval_micros(), interval, "{text}");
+        }
+        assert_eq!("100/m".parse::<Rate>().expect("rate").to_string(), "100/m");
+    }
+
+    #[test]
+    fn bad_rates_say_what_to_write() {
+        for bad in ["", "10", "10/x", "-1/s", "ten/s", "10/s/s"] {
+            let e = bad.parse::<Rate>().expect_err(bad);
+            assert!(e.to_string().contains("10/s"), "{e}");
+        }
+        assert!(matches!("0/s".parse::<Rate>(), Err(PlanError::OutOfRange(_))));
+        assert!(matches!(
+            "2000000/s".parse::<Rate>(),
+            Err(PlanError::OutOfRange(_))
+        ));
+    }
+
+    #[test]
+    fn plans_check_name_and_burst() {
+        let rate: Rate = "10/s".parse().expect("rate");
+        assert!(Plan::new("writes", rate, 20).is_ok());
+        assert_eq!(Plan::new("a b", rate, 1), Err(PlanError::Name("a b".into())));
+        assert_eq!(Plan::new("", rate, 1), Err(PlanError::Name(String::new())));
+        assert_eq!(Plan::new("w", rate, 0), Err(PlanError::ZeroBurst));
+    }
+}

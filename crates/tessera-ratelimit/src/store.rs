@@ -1,0 +1,54 @@
+//! Where limited keys' state lives: the [`RateStore`] trait and its errors.
+
+use async_trait::async_trait;
+
+use crate::gcra::Decision;
+use crate::plan::Plan;
+
+/// What a budget is counted against: the plan's name and a caller-chosen
+/// subject (a key id, an owner, a client address), kept apart by plan so
+/// one subject may be limited by several plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Subject<'a> {
+    /// What the subject is (`key`, `owner`, `ip`, ...): part of the stored key.
+    pub kind: &'a str,
+    /// The subject itself.
+    pub id: &'a str,
+}
+
+/// Keeps the GCRA state of every limited subject and decides atomically.
+///
+/// One operation, atomic per subject and plan: read the state, run
+/// [`crate::decide`], store the new state when allowed. Of concurrent
+/// decisions for one subject, each sees the state the previous one left.
+#[async_trait]
+pub trait RateStore: std::fmt::Debug + Send + Sync {
+    /// Decides a request of `cost` for `subject` under `plan` at `now_micros`.
+    ///
+    /// # Errors
+    /// When the store cannot answer (unreachable, timed out, full); the
+    /// limiter then allows or refuses as its [`crate::FailureMode`] says.
+    async fn decide(
+        &self,
+        subject: Subject<'_>,
+        plan: &Plan,
+        cost: u32,
+        now_micros: u64,
+    ) -> Result<Decision, RateStoreError>;
+}
+
+/// A rate store could not decide.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rate limit store: {message}")]
+pub struct RateStoreError {
+    message: String,
+}
+
+impl RateStoreError {
+    /// An error with a message that says what failed (no secrets).
+    pub fn new(message: impl Into<String>) -> Self {
+        RateStoreError {
+            message: message.into(),
+        }
+    }
+}
