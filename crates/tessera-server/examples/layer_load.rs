@@ -51,7 +51,8 @@ use tokio::net::TcpStream;
 
 const AUTHORITY: &str = "api.example.com";
 const PATH: &str = "/v1/orders";
-const QUERY: &str = "?limit=50&cursor=abc%2Fdef";
+/// The GET query, without its `?`.
+const QUERY: &str = "limit=50&cursor=abc%2Fdef";
 const PREFILL: usize = 300_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,7 +256,10 @@ async fn connection(
         request.extend_from_slice(method.as_bytes());
         request.push(b' ');
         request.extend_from_slice(PATH.as_bytes());
-        request.extend_from_slice(query.unwrap_or("").as_bytes());
+        if let Some(query) = query {
+            request.push(b'?');
+            request.extend_from_slice(query.as_bytes());
+        }
         request.extend_from_slice(b" HTTP/1.1\r\n");
         for (name, value) in fields {
             push_header(&mut request, name, value);
@@ -278,9 +282,8 @@ async fn connection(
         // The response: status line, headers, then Content-Length bytes.
         line.clear();
         read.read_line(&mut line).await.expect("status line");
-        if !line.starts_with("HTTP/1.1 200") {
-            panic!("{}: unexpected response {line:?}", mode.name());
-        }
+        let ok = line.starts_with("HTTP/1.1 200");
+        let status = line.trim_end().to_owned();
         let mut length = 0usize;
         loop {
             line.clear();
@@ -299,6 +302,13 @@ async fn connection(
         read.read_exact(&mut response_body)
             .await
             .expect("response body");
+        if !ok {
+            panic!(
+                "{}: unexpected response {status:?}: {}",
+                mode.name(),
+                String::from_utf8_lossy(&response_body)
+            );
+        }
         done += 1;
     }
     done
