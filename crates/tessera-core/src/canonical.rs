@@ -27,7 +27,7 @@
 use base64::Engine;
 use sfv::KeyRef;
 
-use crate::component::{check_coverage, Component};
+use crate::component::{check_coverage, Component, MANDATORY};
 use crate::key::KeyId;
 use crate::nonce::Nonce;
 use crate::params::Param;
@@ -51,14 +51,28 @@ pub(crate) fn recognize(input: &[u8], signature: &[u8]) -> Option<ParsedSignatur
     cursor.expect(b'(')?;
 
     let mut components = ComponentList::new();
-    loop {
+    // Every signer starts the list with the floor in this order: when the
+    // bytes are exactly those five canonical strings, they are the five
+    // components `Component::parse` would return for them, without scanning
+    // and matching each name on its own.
+    let mut more = true;
+    if cursor.rest().starts_with(FLOOR_ITEMS) {
+        cursor.at += FLOOR_ITEMS.len();
+        components.extend(MANDATORY.iter().cloned());
+        more = match cursor.next()? {
+            b' ' => true,
+            b')' => false,
+            _ => return None,
+        };
+    }
+    while more {
         if components.len() == MAX_ITEMS {
             return None;
         }
         components.push(Component::parse(cursor.string()?).ok()?);
         match cursor.next()? {
             b' ' => continue,
-            b')' => break,
+            b')' => more = false,
             _ => return None,
         }
     }
@@ -106,6 +120,9 @@ pub(crate) fn recognize(input: &[u8], signature: &[u8]) -> Option<ParsedSignatur
     (input.get(label.len() + 1..) == Some(parsed.params())).then_some(parsed)
 }
 
+/// The canonical serialization of [`MANDATORY`] as the first items of an inner list.
+const FLOOR_ITEMS: &str = "\"@method\" \"@authority\" \"@path\" \"@query\" \"content-digest\"";
+
 /// A position in a header value; every method returns `None` where the
 /// canonical form does not continue as it expects.
 struct Cursor<'a> {
@@ -116,6 +133,11 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn done(&self) -> bool {
         self.at == self.input.len()
+    }
+
+    /// The input not consumed yet.
+    fn rest(&self) -> &'a str {
+        self.input.get(self.at..).unwrap_or("")
     }
 
     fn next(&mut self) -> Option<u8> {
@@ -192,5 +214,25 @@ fn mac(signature: &[u8], label: &str) -> Option<[u8; 32]> {
     match base64::engine::general_purpose::STANDARD.decode_slice(encoded, &mut mac) {
         Ok(32) => <[u8; 32]>::try_from(&mac[..32]).ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_items_are_the_mandatory_components_in_canonical_form() {
+        let serialized: Vec<String> = MANDATORY
+            .iter()
+            .map(|c| format!("\"{}\"", c.name()))
+            .collect();
+        assert_eq!(serialized.join(" "), FLOOR_ITEMS);
+        for component in &MANDATORY {
+            assert_eq!(
+                Component::parse(component.name()).ok().as_ref(),
+                Some(component)
+            );
+        }
     }
 }

@@ -366,10 +366,10 @@ impl From<Refusal> for Error {
             Refusal::RateLimited {
                 policy,
                 retry_after,
-            } => format!(
-                "over the request budget of policy \"{policy}\"; retry in {retry_after} s"
-            )
-            .into(),
+            } => {
+                format!("over the request budget of policy \"{policy}\"; retry in {retry_after} s")
+                    .into()
+            }
         };
         Error::new(code, detail)
     }

@@ -40,6 +40,7 @@ fn bench(c: &mut Criterion) {
         MemoryNonceStore::builder()
             .capacity(4 * THREADS * PER_THREAD)
             .per_key_capacity(THREADS * PER_THREAD)
+            .remembers_since(0)
             .build(),
     );
     let mut group = c.benchmark_group("memory_nonce_store");

@@ -67,8 +67,12 @@ async fn run(url: &str) {
             .await
             .expect("connect to redis"),
     );
-    let memory: Arc<dyn NonceStore> =
-        Arc::new(MemoryNonceStore::builder().capacity(4 * TOTAL + 64).build());
+    let memory: Arc<dyn NonceStore> = Arc::new(
+        MemoryNonceStore::builder()
+            .capacity(4 * TOTAL + 64)
+            .remembers_since(0)
+            .build(),
+    );
     let keys: Arc<Vec<KeyId>> = Arc::new(
         (0..KEYS)
             .map(|i| KeyId::new(format!("user-{i}-phone")).expect("id"))
@@ -96,7 +100,10 @@ async fn run(url: &str) {
     println!();
 
     println!("Verifier::verify_bytes with {TASKS} concurrent tasks ({TOTAL} verifications):");
-    let m = verifications(Arc::new(MemoryNonceStore::new())).await;
+    let m = verifications(Arc::new(
+        MemoryNonceStore::builder().remembers_since(0).build(),
+    ))
+    .await;
     let r = verifications(Arc::clone(&redis)).await;
     m.print("memory");
     r.print("redis");

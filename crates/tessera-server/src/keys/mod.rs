@@ -10,6 +10,8 @@ mod memory;
 mod metadata;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -106,8 +108,22 @@ pub trait KeyStore: fmt::Debug + Send + Sync {
 
 #[async_trait]
 impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
-    async fn resolve(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError> {
-        (**self).resolve(key_id).await
+    // Written out rather than `async fn`: the inner store's boxed future is
+    // returned as it is, instead of being awaited inside a second box (the
+    // verifier holds its store as `Arc<dyn KeyStore>`, so every lookup comes
+    // through here).
+    fn resolve<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        key_id: &'life1 KeyId,
+    ) -> Pin<
+        Box<dyn Future<Output = Result<Option<ResolvedKey>, KeyStoreError>> + Send + 'async_trait>,
+    >
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).resolve(key_id)
     }
 
     fn verified(&self, key_id: &KeyId, key: &ResolvedKey) {

@@ -369,14 +369,17 @@ impl MemoryNonceStore {
         let mut counts = lock(&self.counts[(key >> 32) as usize & self.mask]);
         counts.sweep(current);
         let bucket = counts.ring.admit(bucket).map_err(|_| ttl_too_long())?;
-        let count = counts.live.get(&key).copied().unwrap_or(0);
-        if count >= self.per_key {
+        // One lookup for the check and the increment. `per_key` is at least
+        // 1, so a count just inserted as 0 never takes the error path (no
+        // zero entry is left behind).
+        let count = counts.live.entry(key).or_insert(0);
+        if *count >= self.per_key {
             return Err(NonceStoreError::new(
                 NonceStoreErrorKind::KeyFull,
                 "this key has too many live nonces in the in-memory nonce store (per-key cap reached)",
             ));
         }
-        counts.live.insert(key, count + 1);
+        *count += 1;
         *counts.ring.slot_mut(bucket).entry(key).or_insert(0) += 1;
         Ok(())
     }

@@ -8,6 +8,8 @@ mod redis_store;
 mod shard;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -129,8 +131,19 @@ pub trait NonceStore: fmt::Debug + Send + Sync {
 
 #[async_trait]
 impl<N: NonceStore + ?Sized> NonceStore for Arc<N> {
-    async fn record(&self, record: NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError> {
-        (**self).record(record).await
+    // Written out rather than `async fn`: hands on the inner store's boxed
+    // future instead of boxing a second one around it (the verifier holds
+    // its store as `Arc<dyn NonceStore>`, so every record comes through here).
+    fn record<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        record: NonceRecord<'life1>,
+    ) -> Pin<Box<dyn Future<Output = Result<NonceOutcome, NonceStoreError>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).record(record)
     }
 }
 

@@ -1,0 +1,441 @@
+//! Server CPU time that `VerifySignatureLayer` adds per request, under load
+//! over loopback.
+//!
+//! ```text
+//! cargo run --release -p tessera-server --example layer_load -- [--requests 40000] [--seconds 15] [--rounds 5] [--connections 64]
+//! ```
+//!
+//! One server thread runs a tokio `current_thread` runtime with three axum
+//! listeners on 127.0.0.1, one per mode:
+//!
+//! * `unsigned`: plain requests, no layer;
+//! * `signed`: the same requests signed (Signature-Input, Signature,
+//!   Content-Digest), no layer: the handler ignores the signature;
+//! * `layer`: the same signed requests through `VerifySignatureLayer`
+//!   (`MemoryKeyStore` of 64 keys, the default `MemoryNonceStore`
+//!   pre-filled with 300,000 live nonces of 1,000 other keys, system clock).
+//!
+//! The routes and handlers are the same in every mode: `GET /v1/orders?…`
+//! answers `ok`, `POST /v1/orders` takes the body as `Bytes` and answers
+//! `ok`. The client, on the main thread (its own `current_thread`
+//! runtime), keeps `--connections` HTTP/1.1 keep-alive connections busy,
+//! one request in flight on each, alternating GET and POST with a 1 KiB JSON
+//! body; each connection signs with its own key, a fresh nonce and the
+//! current time. Any answer other than 200 aborts the run.
+//!
+//! A run of one mode stops after `--requests` requests or `--seconds`
+//! seconds, whichever comes first. The modes run in turn, `--rounds` times
+//! (after one short warm-up run each), so a drift of the machine's speed
+//! hits all of them alike. The server thread's CPU time (user + system, in
+//! nanoseconds, from `/proc/self/task/<tid>/schedstat`) is read before and
+//! after each run; the table shows, per mode, the median over rounds of
+//! server CPU microseconds per request, and the layer's cost as the median
+//! over rounds of (`layer` − `signed`) from the same round.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use tessera_core::{
+    sign, BodyDigest, Component, KeyId, Nonce, RequestView, Scheme, SecretKey, SignOptions,
+    SigningKey,
+};
+use tessera_server::{
+    KeyMetadata, MemoryKeyStore, MemoryNonceStore, NonceRecord, Verifier, VerifySignatureLayer,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const AUTHORITY: &str = "api.example.com";
+const PATH: &str = "/v1/orders";
+/// The GET query, without its `?`.
+const QUERY: &str = "limit=50&cursor=abc%2Fdef";
+const PREFILL: usize = 300_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Unsigned,
+    Signed,
+    Layer,
+}
+
+impl Mode {
+    const ALL: [Mode; 3] = [Mode::Unsigned, Mode::Signed, Mode::Layer];
+
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Unsigned => "unsigned, no layer",
+            Mode::Signed => "signed, no layer",
+            Mode::Layer => "signed, with layer",
+        }
+    }
+}
+
+struct Options {
+    requests: usize,
+    seconds: u64,
+    rounds: usize,
+    connections: usize,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        requests: 40_000,
+        seconds: 15,
+        rounds: 5,
+        connections: 64,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value: usize = args
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| usage(&arg));
+        match arg.as_str() {
+            "--requests" => o.requests = value.max(1),
+            "--seconds" => o.seconds = (value as u64).max(1),
+            "--rounds" => o.rounds = value.max(1),
+            "--connections" => o.connections = value.max(1),
+            _ => usage(&arg),
+        }
+    }
+    o
+}
+
+fn usage(arg: &str) -> ! {
+    eprintln!(
+        "unexpected argument {arg:?}; usage: layer_load [--requests N] [--seconds S] [--rounds R] [--connections C]"
+    );
+    std::process::exit(2)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn key_id(i: usize) -> KeyId {
+    KeyId::new(format!("load-{i:03}")).expect("key id")
+}
+
+fn secret() -> SecretKey {
+    SecretKey::from_bytes(&[0x42; 32]).expect("secret")
+}
+
+/// Ports of the three listeners, and the server thread's id.
+struct Server {
+    ports: [u16; 3],
+    tid: String,
+}
+
+fn start_server(connections: usize) -> Server {
+    let keys = MemoryKeyStore::new();
+    for i in 0..connections {
+        keys.insert(key_id(i), &secret(), KeyMetadata::new(format!("user-{i}")));
+    }
+    let nonces = MemoryNonceStore::builder().remembers_since(0).build();
+    let others: Vec<KeyId> = (0..1000)
+        .map(|i| KeyId::new(format!("other-{i:04}")).expect("id"))
+        .collect();
+    let now = unix_now();
+    let mut rng = rand::rng();
+    for i in 0..PREFILL {
+        let nonce = Nonce::generate(&mut rng);
+        let created = now - 299 + (i as u64 * 299 / PREFILL as u64);
+        let record = NonceRecord::new(
+            &others[i % others.len()],
+            &nonce,
+            created,
+            now,
+            created + 301,
+        );
+        nonces.check_and_record(record).expect("room");
+    }
+    let verifier = Verifier::builder(keys)
+        .nonce_store(nonces)
+        .authority(AUTHORITY)
+        .build()
+        .expect("verifier");
+
+    let routes = || {
+        Router::new().route(
+            PATH,
+            get(|| async { "ok" }).post(|body: Bytes| async move {
+                std::hint::black_box(body.len());
+                "ok"
+            }),
+        )
+    };
+    let apps = [
+        routes(),
+        routes(),
+        routes().layer(VerifySignatureLayer::new(verifier)),
+    ];
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("server".to_owned())
+        .spawn(move || {
+            let tid = std::fs::read_link("/proc/thread-self")
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .expect("/proc/thread-self");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let mut ports = [0u16; 3];
+                for (port, app) in ports.iter_mut().zip(apps) {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind");
+                    *port = listener.local_addr().expect("addr").port();
+                    tokio::spawn(async move { axum::serve(listener, app).await });
+                }
+                tx.send(Server { ports, tid }).expect("send");
+                std::future::pending::<()>().await;
+            });
+        })
+        .expect("server thread");
+    rx.recv().expect("server started")
+}
+
+/// CPU time of thread `tid` of this process, nanoseconds.
+fn thread_cpu_ns(tid: &str) -> u64 {
+    let stat =
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).expect("schedstat");
+    stat.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("schedstat run time")
+}
+
+/// One client connection: takes request numbers from `next` until `total`
+/// or `deadline`, one request in flight at a time.
+async fn connection(
+    port: u16,
+    mode: Mode,
+    key: SigningKey,
+    next: Arc<AtomicUsize>,
+    total: usize,
+    deadline: Instant,
+) -> usize {
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    let body: Vec<u8> = (0..1024).map(|i| b"{\"k\":12345}"[i % 11]).collect();
+    let post_digest = BodyDigest::of(&body);
+    let extra = [
+        Component::field("content-type").expect("field"),
+        Component::field("user-agent").expect("field"),
+    ];
+    // `ThreadRng` is not `Send`; a CSPRNG of the task's own, seeded from the OS.
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
+    let mut request = Vec::with_capacity(2048);
+    let mut line = String::new();
+    let mut response_body = Vec::new();
+    let mut done = 0;
+    loop {
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        if n >= total || Instant::now() >= deadline {
+            break;
+        }
+        let post = n % 2 == 1;
+        let (method, query, body, digest) = if post {
+            ("POST", None, &body[..], &post_digest)
+        } else {
+            ("GET", Some(QUERY), &[][..], &BodyDigest::EMPTY)
+        };
+        let fields = [
+            ("host", AUTHORITY),
+            ("content-type", "application/json"),
+            ("user-agent", "tessera-load/1.0"),
+        ];
+        request.clear();
+        request.extend_from_slice(method.as_bytes());
+        request.push(b' ');
+        request.extend_from_slice(PATH.as_bytes());
+        if let Some(query) = query {
+            request.push(b'?');
+            request.extend_from_slice(query.as_bytes());
+        }
+        request.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in fields {
+            push_header(&mut request, name, value);
+        }
+        push_header(&mut request, "content-length", &body.len().to_string());
+        if mode != Mode::Unsigned {
+            let nonce = Nonce::generate(&mut rng);
+            let options = SignOptions::new(unix_now(), &nonce).cover(&extra);
+            let view = RequestView::new(method, Scheme::Https, AUTHORITY, PATH, query, &fields[..])
+                .expect("view");
+            let signed = sign(&key, &view, digest, &options).expect("sign");
+            for (name, value) in signed.iter() {
+                push_header(&mut request, name, value);
+            }
+        }
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body);
+        write.write_all(&request).await.expect("write");
+
+        // The response: status line, headers, then Content-Length bytes.
+        line.clear();
+        read.read_line(&mut line).await.expect("status line");
+        let ok = line.starts_with("HTTP/1.1 200");
+        let status = line.trim_end().to_owned();
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            read.read_line(&mut line).await.expect("header line");
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().expect("content-length");
+                }
+            }
+        }
+        response_body.resize(length, 0);
+        read.read_exact(&mut response_body)
+            .await
+            .expect("response body");
+        if !ok {
+            panic!(
+                "{}: unexpected response {status:?}: {}",
+                mode.name(),
+                String::from_utf8_lossy(&response_body)
+            );
+        }
+        done += 1;
+    }
+    done
+}
+
+fn push_header(request: &mut Vec<u8>, name: &str, value: &str) {
+    request.extend_from_slice(name.as_bytes());
+    request.extend_from_slice(b": ");
+    request.extend_from_slice(value.as_bytes());
+    request.extend_from_slice(b"\r\n");
+}
+
+/// One run of `mode`: (requests answered, server CPU ns, wall time).
+fn run(
+    client: &tokio::runtime::Runtime,
+    server: &Server,
+    mode: Mode,
+    connections: usize,
+    requests: usize,
+    limit: Duration,
+) -> (usize, u64, Duration) {
+    let port = server.ports[Mode::ALL.iter().position(|m| *m == mode).unwrap_or(0)];
+    let next = Arc::new(AtomicUsize::new(0));
+    let cpu_before = thread_cpu_ns(&server.tid);
+    let start = Instant::now();
+    let deadline = start + limit;
+    let done = client.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in 0..connections {
+            let key = SigningKey::new(key_id(c), &secret());
+            tasks.spawn(connection(
+                port,
+                mode,
+                key,
+                Arc::clone(&next),
+                requests,
+                deadline,
+            ));
+        }
+        let mut done = 0;
+        while let Some(n) = tasks.join_next().await {
+            done += n.expect("client task");
+        }
+        done
+    });
+    let wall = start.elapsed();
+    // The server finishes its last responses before the client reads them;
+    // closing connections afterwards costs a little more, counted as well.
+    std::thread::sleep(Duration::from_millis(50));
+    let cpu = thread_cpu_ns(&server.tid) - cpu_before;
+    (done, cpu, wall)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+fn main() {
+    let o = options();
+    let server = start_server(o.connections);
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let limit = Duration::from_secs(o.seconds);
+    println!(
+        "layer_load: {} connections, GET and POST 1 KiB alternating, up to {} requests or {} s per run, {} rounds",
+        o.connections, o.requests, o.seconds, o.rounds
+    );
+    for mode in Mode::ALL {
+        run(&client, &server, mode, o.connections, 2_000, limit);
+    }
+    let mut per_request: [Vec<f64>; 3] = Default::default();
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut layer_minus_signed = Vec::new();
+    let mut signed_minus_unsigned = Vec::new();
+    for round in 1..=o.rounds {
+        let mut this_round = [0.0f64; 3];
+        for (m, mode) in Mode::ALL.into_iter().enumerate() {
+            let (done, cpu, wall) = run(&client, &server, mode, o.connections, o.requests, limit);
+            let us = cpu as f64 / 1000.0 / done as f64;
+            this_round[m] = us;
+            per_request[m].push(us);
+            rates[m].push(done as f64 / wall.as_secs_f64());
+            println!(
+                "round {round} {:<20} {done:>7} requests in {:>6.2} s: server CPU {:>6.2} us/request, {:>7.0} requests/s",
+                mode.name(),
+                wall.as_secs_f64(),
+                us,
+                done as f64 / wall.as_secs_f64()
+            );
+        }
+        layer_minus_signed.push(this_round[2] - this_round[1]);
+        signed_minus_unsigned.push(this_round[1] - this_round[0]);
+    }
+    println!();
+    println!(
+        "| mode | server CPU us/request (median of {}) | requests/s (median) |",
+        o.rounds
+    );
+    println!("|---|---:|---:|");
+    for (m, mode) in Mode::ALL.into_iter().enumerate() {
+        println!(
+            "| {} | {:.2} | {:.0} |",
+            mode.name(),
+            median(&mut per_request[m]),
+            median(&mut rates[m])
+        );
+    }
+    println!(
+        "| signed − unsigned (median of per-round differences) | {:+.2} | |",
+        median(&mut signed_minus_unsigned)
+    );
+    println!(
+        "| **layer − signed (median of per-round differences)** | **{:+.2}** | |",
+        median(&mut layer_minus_signed)
+    );
+}
