@@ -39,9 +39,13 @@
 mod gcra;
 mod memory;
 mod plan;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod store;
 
 pub use gcra::{decide, Decision};
 pub use memory::{MemoryRateStore, DEFAULT_MEMORY_CAPACITY};
 pub use plan::{Plan, PlanError, Rate};
+#[cfg(feature = "redis")]
+pub use redis_store::{RedisRateStore, DEFAULT_RATE_REDIS_TIMEOUT};
 pub use store::{RateStore, RateStoreError, Subject};

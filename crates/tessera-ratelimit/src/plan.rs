@@ -19,7 +19,9 @@ pub enum PlanError {
     #[error("invalid rate {0:?}: expected COUNT/UNIT such as 10/s, 100/m, 1000/h or 5000/d")]
     Syntax(String),
     /// The count is zero or the period too short for the count (under 1 µs per request).
-    #[error("invalid rate {0:?}: the count must be 1 or more and at most one request per microsecond")]
+    #[error(
+        "invalid rate {0:?}: the count must be 1 or more and at most one request per microsecond"
+    )]
     OutOfRange(String),
     /// The burst is zero.
     #[error("the burst must be at least 1")]
@@ -165,7 +167,10 @@ mod tests {
             let e = bad.parse::<Rate>().expect_err(bad);
             assert!(e.to_string().contains("10/s"), "{e}");
         }
-        assert!(matches!("0/s".parse::<Rate>(), Err(PlanError::OutOfRange(_))));
+        assert!(matches!(
+            "0/s".parse::<Rate>(),
+            Err(PlanError::OutOfRange(_))
+        ));
         assert!(matches!(
             "2000000/s".parse::<Rate>(),
             Err(PlanError::OutOfRange(_))
@@ -176,7 +181,10 @@ mod tests {
     fn plans_check_name_and_burst() {
         let rate: Rate = "10/s".parse().expect("rate");
         assert!(Plan::new("writes", rate, 20).is_ok());
-        assert_eq!(Plan::new("a b", rate, 1), Err(PlanError::Name("a b".into())));
+        assert_eq!(
+            Plan::new("a b", rate, 1),
+            Err(PlanError::Name("a b".into()))
+        );
         assert_eq!(Plan::new("", rate, 1), Err(PlanError::Name(String::new())));
         assert_eq!(Plan::new("w", rate, 0), Err(PlanError::ZeroBurst));
     }

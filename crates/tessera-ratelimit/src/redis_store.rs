@@ -1,0 +1,171 @@
+//! The Redis [`RateStore`]: one atomic script per decision, shared by every
+//! replica (feature `redis`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use siphasher::sip128::{Hasher128, SipHasher13};
+
+use crate::gcra::Decision;
+use crate::plan::Plan;
+use crate::store::{RateStore, RateStoreError, Subject};
+
+/// Default per-decision timeout.
+pub const DEFAULT_RATE_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// [`crate::decide`] in Lua, run atomically by Redis on one key.
+///
+/// KEYS[1]: the subject's key. ARGV: now (µs), interval (µs), burst, cost.
+/// Reply: `{allowed (0/1), tat, remaining, retry_after (µs, -1: never), reset (µs)}`.
+/// Integers only; every value stays below 2^53, where Lua's doubles are exact
+/// (microseconds since 1970 are about 2^51).
+const DECIDE_SCRIPT: &str = r"
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+local limit = interval * burst
+local base = now
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local tat = tonumber(stored)
+  if tat > now then base = tat end
+end
+local nextt = base + interval * cost
+local ahead = nextt - now
+if ahead <= limit then
+  redis.call('SET', KEYS[1], string.format('%d', nextt), 'PX', math.floor(ahead / 1000) + 1)
+  return {1, nextt, math.floor((limit - ahead) / interval), 0, ahead}
+end
+local queued = base - now
+local retry = -1
+if cost <= burst then retry = ahead - limit end
+local remaining = 0
+if limit > queued then remaining = math.floor((limit - queued) / interval) end
+return {0, base, remaining, retry, queued}
+";
+
+/// Limits in Redis: every replica that shares the Redis shares the budgets.
+///
+/// One round trip per decision (`EVALSHA` of a short script, loaded on
+/// `NOSCRIPT`), over one multiplexed connection that reconnects by itself.
+/// The script is [`crate::decide`] transcribed, and runs atomically, so
+/// concurrent decisions on several replicas never overspend a budget.
+///
+/// Keys: `<prefix>:{<h>}:rl:<plan>:<digest>`, where `<digest>` is a keyed
+/// hash of the subject (ids chosen by clients never appear in Redis) and
+/// `{<h>}` a Redis Cluster hash tag (its first 3 hex digits), so a
+/// decision touches one slot. Each key expires when its subject is back to a
+/// full burst. The time comes from the verifier's clock (microseconds), so
+/// replicas need synchronized clocks (NTP), as they do for the nonce store.
+#[derive(Clone)]
+pub struct RedisRateStore {
+    connection: ConnectionManager,
+    prefix: Arc<str>,
+    timeout: Duration,
+    script: Arc<redis::Script>,
+    /// Fixed per prefix so every replica names a subject alike.
+    hasher: SipHasher13,
+}
+
+impl fmt::Debug for RedisRateStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRateStore")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisRateStore {
+    /// A store on `connection` (the same kind of connection the nonce store
+    /// uses) with keys under `prefix`.
+    pub fn new(connection: ConnectionManager, prefix: &str) -> Self {
+        // Keyed by the prefix: the hash is an obfuscation of subject ids,
+        // stable across replicas, not a secret.
+        let mut seed = SipHasher13::new();
+        std::hash::Hasher::write(&mut seed, prefix.as_bytes());
+        let key = seed.finish128();
+        RedisRateStore {
+            connection,
+            prefix: prefix.into(),
+            timeout: DEFAULT_RATE_REDIS_TIMEOUT,
+            script: Arc::new(redis::Script::new(DECIDE_SCRIPT)),
+            hasher: SipHasher13::new_with_keys(key.h1, key.h2),
+        }
+    }
+
+    /// Connects to `url` (`redis://host:port/db`) with keys under `prefix`.
+    ///
+    /// # Errors
+    /// When the URL is invalid or Redis does not answer.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, RateStoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| RateStoreError::new(format!("invalid Redis URL: {e}")))?;
+        let connection = ConnectionManager::new(client)
+            .await
+            .map_err(|e| RateStoreError::new(format!("cannot connect to Redis: {e}")))?;
+        Ok(RedisRateStore::new(connection, prefix))
+    }
+
+    /// Sets the per-decision timeout (default 100 ms).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The Redis key that holds `subject`'s state under `plan`.
+    pub fn key_for(&self, subject: Subject<'_>, plan: &Plan) -> String {
+        let mut h = self.hasher;
+        for part in [subject.kind, subject.id] {
+            std::hash::Hasher::write(&mut h, part.as_bytes());
+            std::hash::Hasher::write_u8(&mut h, 0xff);
+        }
+        let digest = h.finish128();
+        let hex = format!("{:016x}{:016x}", digest.h1, digest.h2);
+        format!("{}:{{{}}}:rl:{}:{hex}", self.prefix, &hex[..3], plan.name())
+    }
+}
+
+#[async_trait]
+impl RateStore for RedisRateStore {
+    async fn decide(
+        &self,
+        subject: Subject<'_>,
+        plan: &Plan,
+        cost: u32,
+        now_micros: u64,
+    ) -> Result<Decision, RateStoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.script.prepare_invoke();
+        invocation
+            .key(self.key_for(subject, plan))
+            .arg(now_micros)
+            .arg(plan.rate().interval_micros().max(1))
+            .arg(plan.burst())
+            .arg(cost);
+        let reply = tokio::time::timeout(
+            self.timeout,
+            invocation.invoke_async::<(i64, u64, u64, i64, u64)>(&mut connection),
+        )
+        .await;
+        match reply {
+            Ok(Ok((allowed, tat, remaining, retry, reset))) => Ok(Decision {
+                allowed: allowed == 1,
+                tat,
+                remaining,
+                retry_after_micros: u64::try_from(retry).ok(),
+                reset_micros: reset,
+            }),
+            Ok(Err(e)) => Err(RateStoreError::new(format!("Redis: {e}"))),
+            Err(_) => Err(RateStoreError::new(format!(
+                "Redis did not answer within {} ms",
+                self.timeout.as_millis()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The same exactness suite on every store: the in-memory one, and the Redis
+//! script against a real redis-server (feature `redis`), so that both give
+//! exactly the decisions of [`tessera_ratelimit::decide`].
+
+use tessera_ratelimit::{Decision, MemoryRateStore, Plan, Rate, RateStore, Subject};
+
+const T0: u64 = 1_700_000_000_000_000;
+
+fn plan(name: &str, rate: &str, burst: u32) -> Plan {
+    Plan::new(name, rate.parse::<Rate>().expect("rate"), burst).expect("plan")
+}
+
+fn key(id: &str) -> Subject<'_> {
+    Subject { kind: "key", id }
+}
+
+async fn at(store: &dyn RateStore, who: &str, plan: &Plan, cost: u32, now: u64) -> Decision {
+    store
+        .decide(key(who), plan, cost, now)
+        .await
+        .expect("the store answers")
+}
+
+/// Burst, then exactly one request per interval; refusals cost nothing;
+/// costs; a cost above the burst; many keys at once; window edges.
+async fn exactness(store: &dyn RateStore, tag: &str) {
+    let writes = plan("writes", "10/s", 20);
+    let alice = format!("{tag}-alice");
+    for i in 0..20 {
+        let d = at(store, &alice, &writes, 1, T0).await;
+        assert!(d.allowed, "burst request {i}");
+        assert_eq!(d.remaining, 19 - i);
+    }
+    let refused = at(store, &alice, &writes, 1, T0).await;
+    assert!(!refused.allowed);
+    assert_eq!(refused.retry_after_micros, Some(100_000));
+    assert_eq!(refused.reset_micros, 2_000_000);
+    for _ in 0..50 {
+        assert!(!at(store, &alice, &writes, 1, T0 + 50_000).await.allowed);
+    }
+    assert!(!at(store, &alice, &writes, 1, T0 + 99_999).await.allowed);
+    assert!(at(store, &alice, &writes, 1, T0 + 100_000).await.allowed);
+    assert!(!at(store, &alice, &writes, 1, T0 + 100_000).await.allowed);
+    let mut allowed = 0;
+    for ms in (200..10_000).step_by(25) {
+        if at(store, &alice, &writes, 1, T0 + ms * 1_000).await.allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 98, "one per 100 ms from 0.2 s to 9.9 s");
+
+    // Costs above one, and one the burst can never hold.
+    let bob = format!("{tag}-bob");
+    assert_eq!(at(store, &bob, &writes, 10, T0).await.remaining, 10);
+    assert_eq!(at(store, &bob, &writes, 10, T0).await.remaining, 0);
+    assert_eq!(
+        at(store, &bob, &writes, 10, T0).await.retry_after_micros,
+        Some(1_000_000)
+    );
+    let never = at(store, &bob, &writes, 21, T0 + 10_000_000).await;
+    assert!(!never.allowed);
+    assert_eq!(never.retry_after_micros, None);
+
+    // Many keys at once: each has its own budget.
+    let reads = plan("reads", "100/m", 2);
+    for i in 0..200 {
+        let who = format!("{tag}-user-{i}");
+        assert!(at(store, &who, &reads, 1, T0).await.allowed);
+        assert!(at(store, &who, &reads, 1, T0).await.allowed);
+        assert!(!at(store, &who, &reads, 1, T0).await.allowed);
+    }
+    // Another plan for the same subject is another budget.
+    assert!(at(store, &alice, &reads, 1, T0).await.allowed);
+
+    // Per-minute and per-hour edges.
+    let carol = format!("{tag}-carol");
+    let slow = plan("slow", "100/m", 1);
+    assert!(at(store, &carol, &slow, 1, T0).await.allowed);
+    assert!(!at(store, &carol, &slow, 1, T0 + 599_999).await.allowed);
+    assert!(at(store, &carol, &slow, 1, T0 + 600_000).await.allowed);
+    let hourly = plan("hourly", "1000/h", 1000);
+    let dave = format!("{tag}-dave");
+    for _ in 0..1000 {
+        assert!(at(store, &dave, &hourly, 1, T0).await.allowed);
+    }
+    let d = at(store, &dave, &hourly, 1, T0).await;
+    assert_eq!(d.retry_after_micros, Some(3_600_000));
+    assert_eq!(d.reset_micros, 3_600_000_000);
+}
+
+#[tokio::test]
+async fn memory_store_is_exact() {
+    exactness(&MemoryRateStore::default(), "memory").await;
+}
+
+#[tokio::test]
+async fn a_full_memory_store_refuses_new_subjects_and_frees_idle_ones() {
+    // 6,400 subjects: 100 in each of the 64 shards.
+    let store = MemoryRateStore::new(6_400);
+    let p = plan("p", "1/s", 1);
+    let mut full = None;
+    for i in 0..10_000 {
+        if let Err(e) = store.decide_now(key(&i.to_string()), &p, 1, T0) {
+            full = Some((i, e));
+            break;
+        }
+    }
+    let (n, e) = full.expect("bounded");
+    // The first shard to fill refuses; the others were nearly full.
+    assert!((3_200..=6_400).contains(&n), "held {n}");
+    assert!(e.to_string().contains("full"), "{e}");
+    // A second later every subject is back to a full burst: room again.
+    assert!(store.decide_now(key("late"), &p, 1, T0 + 1_000_000).is_ok());
+}
+
+#[cfg(feature = "redis")]
+#[path = "../../tessera-server/tests/support/redis_server.rs"]
+mod redis_server;
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_store_is_exact_and_shared() {
+    use tessera_ratelimit::RedisRateStore;
+    let Some(redis) = redis_server::shared("redis_store_is_exact_and_shared") else {
+        return;
+    };
+    let prefix = format!("tessera-rl-test-{:016x}", rand_u64());
+    let store = RedisRateStore::connect(&redis.url(), &prefix)
+        .await
+        .expect("connect");
+    exactness(&store, "redis").await;
+
+    // Two replicas (two connections) share one budget.
+    let other = RedisRateStore::connect(&redis.url(), &prefix)
+        .await
+        .expect("second replica");
+    let p = plan("shared", "1/s", 3);
+    let t = T0 + 100_000_000;
+    assert!(at(&store, "erin", &p, 1, t).await.allowed);
+    assert!(at(&other, "erin", &p, 1, t).await.allowed);
+    assert!(at(&store, "erin", &p, 1, t).await.allowed);
+    assert!(!at(&other, "erin", &p, 1, t).await.allowed);
+
+    // Keys hold hashes, not ids, in one hash slot, and expire when idle.
+    let name = store.key_for(key("erin"), &p);
+    assert!(!name.contains("erin"), "{name}");
+    assert!(name.starts_with(&format!("{prefix}:{{")), "{name}");
+    let mut conn = redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("inspect");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&name)
+        .query_async(&mut conn)
+        .await
+        .expect("PTTL");
+    assert!((1..=3_001).contains(&pttl), "PTTL {pttl}");
+}
+
+#[cfg(feature = "redis")]
+fn rand_u64() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    u64::from(nanos) ^ u64::from(std::process::id()) << 32
+}
