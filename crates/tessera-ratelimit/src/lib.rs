@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 mod gcra;
+mod limiter;
 mod memory;
 mod plan;
 #[cfg(feature = "redis")]
@@ -44,6 +45,10 @@ mod redis_store;
 mod store;
 
 pub use gcra::{decide, Decision};
+pub use limiter::{
+    FailureMode, KeyBy, MicroClock, RateLimiter, RateLimiterBuilder, RateLimiterStats, Route,
+    SubjectFn, SystemMicroClock, PLAN_ATTRIBUTE, RATELIMIT, RATELIMIT_POLICY,
+};
 pub use memory::{MemoryRateStore, DEFAULT_MEMORY_CAPACITY};
 pub use plan::{Plan, PlanError, Rate};
 #[cfg(feature = "redis")]

@@ -18,6 +18,8 @@ pub struct VerifiedIdentity {
     metadata: Arc<KeyMetadata>,
     created: u64,
     nonce: Nonce,
+    /// Headers the verifier's admission policy wants on the response.
+    pub(crate) response_headers: Option<Arc<http::HeaderMap>>,
 }
 
 impl VerifiedIdentity {
@@ -32,7 +34,21 @@ impl VerifiedIdentity {
             metadata,
             created,
             nonce,
+            response_headers: None,
         }
+    }
+
+    pub(crate) fn with_response_headers(mut self, headers: Option<Arc<http::HeaderMap>>) -> Self {
+        self.response_headers = headers;
+        self
+    }
+
+    /// Headers for the response that the admission policy (a rate limiter,
+    /// say) produced, such as `RateLimit-Policy` and `RateLimit`.
+    /// [`crate::VerifySignatureLayer`] adds them to the response itself; a
+    /// handler that calls [`crate::Verifier::verify`] directly adds them.
+    pub fn response_headers(&self) -> Option<&http::HeaderMap> {
+        self.response_headers.as_deref()
     }
 
     /// The key that signed the request.

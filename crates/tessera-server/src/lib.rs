@@ -105,6 +105,7 @@
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "axum")]
+mod admission;
 mod extract;
 mod identity;
 mod keys;
@@ -115,6 +116,7 @@ mod verifier;
 pub mod verify;
 
 #[cfg(feature = "axum")]
+pub use admission::{Admission, AdmissionRequest, Admitted};
 pub use extract::MissingIdentity;
 pub use identity::VerifiedIdentity;
 pub use keys::{

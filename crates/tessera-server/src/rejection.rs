@@ -39,6 +39,7 @@ struct Extras {
     challenge: Option<String>,
     base_sha256: Option<String>,
     debug_base: Option<String>,
+    headers: Option<http::HeaderMap>,
 }
 
 impl Rejection {
@@ -72,6 +73,19 @@ impl Rejection {
         let extras = self.extras.get_or_insert_with(Box::default);
         extras.base_sha256 = Some(sha256);
         extras.debug_base = debug_base;
+        self
+    }
+
+    /// Adds a header to the response (for example `Retry-After` on a
+    /// `rate_limited` refusal). The problem's own headers (`Content-Type`,
+    /// `Cache-Control`, `WWW-Authenticate`) cannot be replaced this way.
+    #[must_use]
+    pub fn with_header(mut self, name: http::HeaderName, value: HeaderValue) -> Self {
+        self.extras
+            .get_or_insert_with(Box::default)
+            .headers
+            .get_or_insert_with(http::HeaderMap::new)
+            .append(name, value);
         self
     }
 
@@ -144,10 +158,13 @@ impl Rejection {
 
     /// The HTTP response: the status, the problem body, `WWW-Authenticate`
     /// on every 401, and `Tessera-Server-Time` when there is a challenge.
-    pub fn into_http_response<B: From<Bytes>>(self) -> Response<B> {
+    pub fn into_http_response<B: From<Bytes>>(mut self) -> Response<B> {
         let mut response = Response::new(B::from(self.problem_json()));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
+        if let Some(extra) = self.extras.as_mut().and_then(|e| e.headers.take()) {
+            headers.extend(extra);
+        }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.status() == StatusCode::UNAUTHORIZED {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tessera_core::{normalize_authority, Component, Scheme, DEFAULT_WINDOW_SECS};
 
 use super::{AuthorityPolicy, Inner, Verifier};
+use crate::admission::Admission;
 use crate::keys::KeyStore;
 use crate::nonce::{MemoryNonceStore, NonceStore};
 use crate::rejection::DEFAULT_REALM;
@@ -36,6 +37,7 @@ pub struct VerifierBuilder {
     required: Vec<String>,
     realm: String,
     debug_base: bool,
+    admission: Option<Arc<dyn Admission>>,
 }
 
 impl fmt::Debug for VerifierBuilder {
@@ -72,6 +74,7 @@ impl VerifierBuilder {
             body_limit: DEFAULT_BODY_LIMIT,
             required: Vec::new(),
             realm: DEFAULT_REALM.to_owned(),
+            admission: None,
             debug_base: false,
         }
     }
@@ -205,6 +208,14 @@ impl VerifierBuilder {
         self
     }
 
+    /// Admits or refuses each authenticated request after its MAC verified
+    /// and before its nonce is recorded (spec §11.2 step 8), for example a
+    /// rate limiter (`tessera-ratelimit`). Refused requests consume no nonce.
+    pub fn admission(mut self, admission: impl Admission + 'static) -> Self {
+        self.admission = Some(Arc::new(admission));
+        self
+    }
+
     /// Builds the verifier.
     ///
     /// When no [`VerifierBuilder::nonce_store`] was configured, the verifier
@@ -291,6 +302,7 @@ impl VerifierBuilder {
                 required,
                 realm: Arc::from(self.realm),
                 debug_base: self.debug_base,
+                admission: self.admission,
             }),
         })
     }

@@ -19,6 +19,7 @@ use tessera_core::{
 
 pub use builder::{BuildError, VerifierBuilder, DEFAULT_BODY_LIMIT, MAX_WINDOW_SECS};
 
+use crate::admission::{Admission, AdmissionRequest, Admitted};
 use crate::identity::VerifiedIdentity;
 use crate::keys::{KeyStore, ResolvedKey};
 use crate::nonce::{NonceOutcome, NonceRecord, NonceStore};
@@ -64,6 +65,7 @@ struct Inner {
     required: Vec<Component>,
     realm: Arc<str>,
     debug_base: bool,
+    admission: Option<Arc<dyn Admission>>,
 }
 
 #[derive(Debug)]
@@ -88,6 +90,7 @@ impl fmt::Debug for Verifier {
             .field("required", &i.required)
             .field("realm", &i.realm)
             .field("debug_base", &i.debug_base)
+            .field("admission", &i.admission)
             .finish()
     }
 }
@@ -208,6 +211,23 @@ impl Verifier {
         let now = i.clock.now_unix();
         self.check_time(&parsed, &resolved, now)?;
         recheck_key(&resolved, now).map_err(reject)?;
+        // Admission (rate limits) before the nonce is recorded: a refused
+        // request consumes no nonce.
+        let admitted = match &i.admission {
+            None => Admitted::plain(),
+            Some(admission) => {
+                let request = AdmissionRequest {
+                    key_id: parsed.key_id(),
+                    metadata: resolved.metadata(),
+                    method: &parts.method,
+                    path: parts.uri.path(),
+                };
+                admission
+                    .admit(request)
+                    .await
+                    .map_err(|r| r.with_realm(&i.realm).with_key_id(parsed.key_id()))?
+            }
+        };
         let expires_at = parsed.created().saturating_add(i.window).saturating_add(1);
         let record = NonceRecord::new(
             parsed.key_id(),
@@ -241,7 +261,8 @@ impl Verifier {
             Arc::clone(resolved.metadata()),
             parsed.created(),
             parsed.nonce().clone(),
-        );
+        )
+        .with_response_headers(admitted.headers);
         Ok((identity, bytes))
     }
 

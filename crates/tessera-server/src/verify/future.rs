@@ -4,8 +4,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -13,8 +15,11 @@ use tower_service::Service;
 use crate::Rejection;
 
 /// Verification of one request, boxed because it awaits the key and nonce stores.
+/// The verified request, and headers the admission policy wants on its response.
+pub(crate) type Verified = (Request<Full<Bytes>>, Option<Arc<HeaderMap>>);
+
 pub(crate) type VerifyFuture =
-    Pin<Box<dyn Future<Output = Result<Request<Full<Bytes>>, Rejection>> + Send + 'static>>;
+    Pin<Box<dyn Future<Output = Result<Verified, Rejection>> + Send + 'static>>;
 
 pin_project! {
     /// Response future of [`super::VerifySignature`]: verifies, then drives
@@ -31,6 +36,7 @@ pin_project! {
         #[pin]
         state: State<S::Future>,
         service: Option<S>,
+        headers: Option<Arc<HeaderMap>>,
     }
 }
 
@@ -51,6 +57,7 @@ where
         ResponseFuture {
             state: State::Verifying { verify },
             service: Some(service),
+            headers: None,
         }
     }
 }
@@ -76,9 +83,12 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Verifying { verify } => match ready!(verify.as_mut().poll(cx)) {
-                    Ok(request) => this.state.set(State::PollReady {
-                        request: Some(request),
-                    }),
+                    Ok((request, headers)) => {
+                        *this.headers = headers;
+                        this.state.set(State::PollReady {
+                            request: Some(request),
+                        });
+                    }
                     Err(rejection) => return Poll::Ready(Ok(rejection.into_http_response())),
                 },
                 StateProj::PollReady { request } => {
@@ -93,7 +103,16 @@ where
                     let future = service.call(request);
                     this.state.set(State::Calling { future });
                 }
-                StateProj::Calling { future } => return future.poll(cx),
+                StateProj::Calling { future } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(headers) = this.headers.take() {
+                        let response_headers = response.headers_mut();
+                        for (name, value) in headers.iter() {
+                            response_headers.insert(name, value.clone());
+                        }
+                    }
+                    return Poll::Ready(Ok(response));
+                }
             }
         }
     }

@@ -90,8 +90,9 @@ where
         let verify: VerifyFuture = Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             let (identity, bytes) = verifier.verify(&parts, body).await?;
+            let headers = identity.response_headers.clone();
             parts.extensions.insert(identity);
-            Ok(Request::from_parts(parts, Full::new(bytes)))
+            Ok((Request::from_parts(parts, Full::new(bytes)), headers))
         });
         ResponseFuture::new(verify, service)
     }

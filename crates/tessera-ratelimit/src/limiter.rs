@@ -1,0 +1,428 @@
+//! The limiter a verifier consults after the MAC check: which plan applies
+//! to a request, whose budget it spends, and the answer with its headers.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use tessera_core::Refusal;
+use tessera_server::{Admission, AdmissionRequest, Admitted, KeyMetadata, Rejection};
+
+use crate::gcra::Decision;
+use crate::plan::{Plan, Rate};
+use crate::store::{RateStore, Subject};
+
+/// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-10).
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10).
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The attribute of a key's metadata that carries its own plan, overriding
+/// the default: `{"rate_limit": {"rate": "100/s", "burst": 200}}` or
+/// `{"rate_limit": "100/s"}` (burst = the rate's count).
+pub const PLAN_ATTRIBUTE: &str = "rate_limit";
+
+/// Microseconds since the Unix epoch; the limiter's only source of time.
+pub trait MicroClock: fmt::Debug + Send + Sync {
+    /// Now, in microseconds since 1970.
+    fn now_micros(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemMicroClock;
+
+impl MicroClock for SystemMicroClock {
+    fn now_micros(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A tessera clock (whole seconds; a `ManualClock` in tests) as a
+/// microsecond clock.
+impl MicroClock for tessera_core::ManualClock {
+    fn now_micros(&self) -> u64 {
+        tessera_core::Clock::now_unix(self).saturating_mul(1_000_000)
+    }
+}
+
+/// A function that names the budget a verified key spends.
+pub type SubjectFn = dyn Fn(&tessera_core::KeyId, &KeyMetadata) -> Option<String> + Send + Sync;
+
+/// Whose budget a request spends.
+#[non_exhaustive]
+#[derive(Clone)]
+pub enum KeyBy {
+    /// Each key id has its own budget (the default): one device cannot use
+    /// up another's.
+    KeyId,
+    /// All keys of an owner share one budget: twenty keys cannot route
+    /// around a limit.
+    Owner,
+    /// A function of the verified key (for example an attribute such as a
+    /// tenant id); `None` falls back to the key id.
+    Custom(Arc<SubjectFn>),
+}
+
+impl fmt::Debug for KeyBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyBy::KeyId => "KeyId",
+            KeyBy::Owner => "Owner",
+            KeyBy::Custom(_) => "Custom(..)",
+        })
+    }
+}
+
+/// What the limiter does when its store cannot answer.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailureMode {
+    /// Admit the request (the default): a rate limit protects capacity, and
+    /// the signature, key and replay checks still ran, so an outage of the
+    /// limit store costs only the limits, never the security. Logged at
+    /// `warn` and counted ([`RateLimiterStats::store_errors`]).
+    #[default]
+    Open,
+    /// Refuse with `rate_limited` and `Retry-After: 1`.
+    Closed,
+}
+
+/// A route's plan: requests whose method matches (any when `None`) and whose
+/// path starts with `path_prefix`, and, when `scope` is set, whose key has
+/// that scope, spend `cost` from `plan`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    method: Option<Method>,
+    path_prefix: String,
+    scope: Option<String>,
+    plan: Plan,
+    cost: u32,
+}
+
+impl Route {
+    /// Requests under `path_prefix` spend from `plan`, cost 1.
+    pub fn new(path_prefix: impl Into<String>, plan: Plan) -> Self {
+        Route {
+            method: None,
+            path_prefix: path_prefix.into(),
+            scope: None,
+            plan,
+            cost: 1,
+        }
+    }
+
+    /// Only requests with this method.
+    #[must_use]
+    pub fn method(mut self, method: Method) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// Only keys that have `scope`.
+    #[must_use]
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Each request costs `cost` (an expensive export counts as 10); at least 1.
+    #[must_use]
+    pub fn cost(mut self, cost: u32) -> Self {
+        self.cost = cost.max(1);
+        self
+    }
+
+    fn matches(&self, request: &AdmissionRequest<'_>) -> bool {
+        self.method.as_ref().is_none_or(|m| m == request.method)
+            && request.path.starts_with(&self.path_prefix)
+            && self
+                .scope
+                .as_deref()
+                .is_none_or(|s| request.metadata.has_scope(s))
+    }
+}
+
+/// Counters of what the limiter decided.
+#[derive(Debug, Default)]
+pub struct RateLimiterStats {
+    allowed: AtomicU64,
+    limited: AtomicU64,
+    store_errors: AtomicU64,
+}
+
+impl RateLimiterStats {
+    /// Requests admitted.
+    pub fn allowed(&self) -> u64 {
+        self.allowed.load(Ordering::Relaxed)
+    }
+    /// Requests refused with `rate_limited`.
+    pub fn limited(&self) -> u64 {
+        self.limited.load(Ordering::Relaxed)
+    }
+    /// Decisions the store could not make (handled by the [`FailureMode`]).
+    pub fn store_errors(&self) -> u64 {
+        self.store_errors.load(Ordering::Relaxed)
+    }
+}
+
+/// Limits authenticated requests by key, owner or route; plug it into a
+/// verifier with `VerifierBuilder::admission`, so that it runs after the MAC
+/// check and before the nonce is recorded.
+///
+/// For each request: the first [`Route`] that matches gives the plan and
+/// cost; otherwise the key's own plan (its metadata attribute
+/// [`PLAN_ATTRIBUTE`]) or the default plan, cost 1. No plan: admitted
+/// without a limit. The budget spent is the [`KeyBy`] subject's.
+#[derive(Clone)]
+pub struct RateLimiter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn RateStore>,
+    routes: Vec<Route>,
+    default_plan: Option<Plan>,
+    key_by: KeyBy,
+    failure: FailureMode,
+    clock: Arc<dyn MicroClock>,
+    stats: RateLimiterStats,
+}
+
+impl fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("RateLimiter")
+            .field("store", &i.store)
+            .field("routes", &i.routes)
+            .field("default_plan", &i.default_plan)
+            .field("key_by", &i.key_by)
+            .field("failure", &i.failure)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimiter {
+    /// A limiter on `store` with no plan yet (admits everything until a
+    /// default plan or a route is set).
+    pub fn builder(store: impl RateStore + 'static) -> RateLimiterBuilder {
+        RateLimiterBuilder {
+            store: Arc::new(store),
+            routes: Vec::new(),
+            default_plan: None,
+            key_by: KeyBy::KeyId,
+            failure: FailureMode::Open,
+            clock: Arc::new(SystemMicroClock),
+        }
+    }
+
+    /// What the limiter decided so far.
+    pub fn stats(&self) -> &RateLimiterStats {
+        &self.inner.stats
+    }
+
+    fn plan_for(&self, request: &AdmissionRequest<'_>) -> Option<(Plan, u32)> {
+        let i = &self.inner;
+        if let Some(route) = i.routes.iter().find(|r| r.matches(request)) {
+            return Some((route.plan.clone(), route.cost));
+        }
+        key_plan(request.metadata)
+            .or_else(|| i.default_plan.clone())
+            .map(|plan| (plan, 1))
+    }
+
+    fn subject_id(&self, request: &AdmissionRequest<'_>) -> (&'static str, String) {
+        match &self.inner.key_by {
+            KeyBy::KeyId => ("key", request.key_id.as_str().to_owned()),
+            KeyBy::Owner => ("owner", request.metadata.owner.clone()),
+            KeyBy::Custom(f) => match f(request.key_id, request.metadata) {
+                Some(id) => ("custom", id),
+                None => ("key", request.key_id.as_str().to_owned()),
+            },
+        }
+    }
+}
+
+/// The key's own plan from its metadata attributes, if it has a valid one.
+fn key_plan(metadata: &KeyMetadata) -> Option<Plan> {
+    let value = metadata.attributes.as_ref()?.get(PLAN_ATTRIBUTE)?;
+    let (rate, burst) = match value {
+        serde_json::Value::String(rate) => (rate.parse::<Rate>().ok()?, None),
+        serde_json::Value::Object(o) => (
+            o.get("rate")?.as_str()?.parse::<Rate>().ok()?,
+            o.get("burst")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|b| u32::try_from(b).ok()),
+        ),
+        _ => return None,
+    };
+    let plan = Plan::new("key", rate, burst.unwrap_or(rate.count()));
+    if plan.is_err() {
+        tracing::warn!(owner = %metadata.owner, "tessera: a key's rate_limit attribute is not a valid plan; the default applies");
+    }
+    plan.ok()
+}
+
+/// Configures a [`RateLimiter`].
+pub struct RateLimiterBuilder {
+    store: Arc<dyn RateStore>,
+    routes: Vec<Route>,
+    default_plan: Option<Plan>,
+    key_by: KeyBy,
+    failure: FailureMode,
+    clock: Arc<dyn MicroClock>,
+}
+
+impl fmt::Debug for RateLimiterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimiterBuilder")
+            .field("routes", &self.routes)
+            .field("default_plan", &self.default_plan)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimiterBuilder {
+    /// The plan for requests no route matches (and whose key has no plan of its own).
+    #[must_use]
+    pub fn default_plan(mut self, plan: Plan) -> Self {
+        self.default_plan = Some(plan);
+        self
+    }
+
+    /// Adds a route plan; the first matching route wins.
+    #[must_use]
+    pub fn route(mut self, route: Route) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    /// Whose budget requests spend (default: the key id's).
+    #[must_use]
+    pub fn key_by(mut self, key_by: KeyBy) -> Self {
+        self.key_by = key_by;
+        self
+    }
+
+    /// What happens when the store cannot answer (default: [`FailureMode::Open`]).
+    #[must_use]
+    pub fn on_store_failure(mut self, mode: FailureMode) -> Self {
+        self.failure = mode;
+        self
+    }
+
+    /// The clock (default: the system clock, microseconds).
+    #[must_use]
+    pub fn clock(mut self, clock: impl MicroClock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Builds the limiter.
+    pub fn build(self) -> RateLimiter {
+        RateLimiter {
+            inner: Arc::new(Inner {
+                store: self.store,
+                routes: self.routes,
+                default_plan: self.default_plan,
+                key_by: self.key_by,
+                failure: self.failure,
+                clock: self.clock,
+                stats: RateLimiterStats::default(),
+            }),
+        }
+    }
+}
+
+/// Whole seconds, rounded up, for header values.
+fn ceil_secs(micros: u64) -> u64 {
+    micros.div_ceil(1_000_000)
+}
+
+/// `RateLimit-Policy` and `RateLimit` for `plan` after `decision`.
+fn headers(plan: &Plan, decision: &Decision) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(3);
+    let policy = format!(
+        "\"{}\";q={};w={}",
+        plan.name(),
+        plan.rate().count(),
+        plan.rate().period().as_secs().max(1)
+    );
+    let state = format!(
+        "\"{}\";r={};t={}",
+        plan.name(),
+        decision.remaining,
+        ceil_secs(decision.reset_micros)
+    );
+    // Plan names are tokens and the numbers digits: always valid values.
+    if let (Ok(policy), Ok(state)) = (
+        HeaderValue::from_str(&policy),
+        HeaderValue::from_str(&state),
+    ) {
+        headers.insert(RATELIMIT_POLICY, policy);
+        headers.insert(RATELIMIT, state);
+    }
+    headers
+}
+
+#[async_trait]
+impl Admission for RateLimiter {
+    async fn admit(&self, request: AdmissionRequest<'_>) -> Result<Admitted, Rejection> {
+        let i = &*self.inner;
+        let Some((plan, cost)) = self.plan_for(&request) else {
+            return Ok(Admitted::plain());
+        };
+        let (kind, id) = self.subject_id(&request);
+        let subject = Subject { kind, id: &id };
+        let decision = match i
+            .store
+            .decide(subject, &plan, cost, i.clock.now_micros())
+            .await
+        {
+            Ok(decision) => decision,
+            Err(e) => {
+                i.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(key_id = %request.key_id, plan = plan.name(), error = %e, mode = ?i.failure, "tessera: rate limit store failed");
+                return match i.failure {
+                    FailureMode::Open => Ok(Admitted::plain()),
+                    FailureMode::Closed => Err(limited(&plan, 1_000_000, None)),
+                };
+            }
+        };
+        if decision.allowed {
+            i.stats.allowed.fetch_add(1, Ordering::Relaxed);
+            return Ok(Admitted::with_headers(headers(&plan, &decision)));
+        }
+        i.stats.limited.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(key_id = %request.key_id, plan = plan.name(), "tessera: rate limited");
+        let retry = decision.retry_after_micros.unwrap_or(decision.reset_micros);
+        Err(limited(&plan, retry, Some(&decision)))
+    }
+}
+
+/// The `rate_limited` refusal with `Retry-After` (whole seconds, at least 1)
+/// and, when known, the `RateLimit` fields.
+fn limited(plan: &Plan, retry_micros: u64, decision: Option<&Decision>) -> Rejection {
+    let retry_after = ceil_secs(retry_micros).max(1);
+    let mut rejection = Rejection::new(
+        Refusal::RateLimited {
+            policy: plan.name().to_owned(),
+            retry_after,
+        }
+        .into(),
+    )
+    .with_header(http::header::RETRY_AFTER, HeaderValue::from(retry_after));
+    if let Some(decision) = decision {
+        for (name, value) in headers(plan, decision) {
+            if let Some(name) = name {
+                rejection = rejection.with_header(name, value);
+            }
+        }
+    }
+    rejection
+}

@@ -1,0 +1,313 @@
+//! The limiter inside a real verifier: over HTTP on loopback through the
+//! tower layer, and through `verify_bytes` for the exact sequences.
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use futures_util::FutureExt;
+use tessera_core::{
+    sign, BodyDigest, KeyId, Nonce, RequestView, SecretKey, SignOptions, SigningKey,
+};
+use tessera_ratelimit::{
+    FailureMode, KeyBy, MemoryRateStore, Plan, RateLimiter, RateStore, RateStoreError, Route,
+    Subject,
+};
+use tessera_server::{
+    ErrorCode, KeyMetadata, ManualClock, MemoryKeyStore, MemoryNonceStore, Verifier,
+    VerifySignatureLayer,
+};
+
+const T0: u64 = 1_700_000_000;
+const HOST: &str = "api.example.com";
+
+fn plan(name: &str, rate: &str, burst: u32) -> Plan {
+    Plan::new(name, rate.parse().expect("rate"), burst).expect("plan")
+}
+
+struct Setup {
+    verifier: Verifier,
+    clock: ManualClock,
+    keys: Arc<MemoryKeyStore>,
+}
+
+fn secret(name: &str) -> SecretKey {
+    let mut bytes = [0u8; 32];
+    bytes[..name.len().min(32)].copy_from_slice(&name.as_bytes()[..name.len().min(32)]);
+    SecretKey::from_bytes(&bytes).expect("secret")
+}
+
+/// A verifier on a manual clock at T0 whose admission is the limiter `make`
+/// builds (given the same clock), with at most `nonce_cap` live nonces per key.
+fn setup(make: impl FnOnce(ManualClock) -> RateLimiter, nonce_cap: usize) -> Setup {
+    let clock = ManualClock::new(T0);
+    let keys = Arc::new(MemoryKeyStore::new());
+    for (name, owner, scopes) in [
+        ("alice-phone", "alice", &["read", "write"][..]),
+        ("alice-laptop", "alice", &["read"][..]),
+        ("bob-phone", "bob", &["read"][..]),
+    ] {
+        keys.insert(
+            KeyId::new(name).expect("id"),
+            &secret(name),
+            KeyMetadata::new(owner).with_scopes(scopes.iter().copied()),
+        );
+    }
+    let verifier = Verifier::builder(Arc::clone(&keys))
+        .clock(clock.clone())
+        .nonce_store(
+            MemoryNonceStore::builder()
+                .remembers_since(T0)
+                .per_key_capacity(nonce_cap)
+                .build(),
+        )
+        .authority(HOST)
+        .admission(make(clock.clone()))
+        .build()
+        .expect("verifier");
+    Setup {
+        verifier,
+        clock,
+        keys,
+    }
+}
+
+fn signed(key: &str, method: &str, path: &str, created: u64) -> http::request::Parts {
+    let (mut parts, ()) = http::Request::builder()
+        .method(method)
+        .uri(format!("https://{HOST}{path}"))
+        .body(())
+        .expect("request")
+        .into_parts();
+    let key = SigningKey::new(KeyId::new(key).expect("id"), &secret(key));
+    let nonce = Nonce::generate(&mut rand::rng());
+    sign(
+        &key,
+        &RequestView::from_parts(&parts).expect("view"),
+        &BodyDigest::EMPTY,
+        &SignOptions::new(created, &nonce),
+    )
+    .expect("sign")
+    .apply_to(&mut parts.headers)
+    .expect("apply");
+    parts
+}
+
+fn verify(s: &Setup, parts: &http::request::Parts) -> Result<(), tessera_server::Rejection> {
+    s.verifier
+        .verify_bytes(parts, Bytes::new())
+        .now_or_never()
+        .expect("in-memory stores answer at once")
+        .map(|_| ())
+}
+
+fn now(s: &Setup) -> u64 {
+    tessera_server::Clock::now_unix(&s.clock)
+}
+
+/// A key that floods is answered 429 rate_limited, never 503: refused
+/// requests record no nonce, so a small per-key nonce cap is never reached.
+#[test]
+fn a_flooding_key_gets_rate_limited_never_store_unavailable() {
+    let s = setup(
+        |clock| {
+            RateLimiter::builder(MemoryRateStore::default())
+                .default_plan(plan("default", "20/s", 20))
+                .clock(clock)
+                .build()
+        },
+        // At most 100 live nonces per key: without the limiter, request 101 would be a 503.
+        100,
+    );
+    let (mut ok, mut limited) = (0, 0);
+    for _ in 0..2_000 {
+        match verify(&s, &signed("alice-phone", "GET", "/v1/me", now(&s))) {
+            Ok(()) => ok += 1,
+            Err(r) => {
+                assert_eq!(r.code(), ErrorCode::RateLimited, "{r:?}");
+                assert_eq!(r.status(), 429);
+                limited += 1;
+            }
+        }
+    }
+    assert_eq!((ok, limited), (20, 1_980));
+    // Another key is unaffected.
+    assert!(verify(&s, &signed("bob-phone", "GET", "/v1/me", now(&s))).is_ok());
+    let _ = &s.keys;
+}
+
+/// A refused request consumed no nonce: the same bytes are accepted once the
+/// budget allows, and only then become a replay.
+#[test]
+fn a_refused_request_is_not_a_replay_later() {
+    let s = setup(
+        |clock| {
+            RateLimiter::builder(MemoryRateStore::default())
+                .default_plan(plan("default", "1/s", 1))
+                .clock(clock)
+                .build()
+        },
+        1_000,
+    );
+    // The limiter and the verifier share the manual clock's time.
+    assert!(verify(&s, &signed("alice-phone", "GET", "/v1/me", T0)).is_ok());
+    let second = signed("alice-phone", "GET", "/v1/me", T0);
+    assert_eq!(
+        verify(&s, &second).map_err(|r| r.code()),
+        Err(ErrorCode::RateLimited)
+    );
+    s.clock.advance(1);
+    assert!(
+        verify(&s, &second).is_ok(),
+        "refused before, so never recorded"
+    );
+    s.clock.advance(1);
+    assert_eq!(
+        verify(&s, &second).map_err(|r| r.code()),
+        Err(ErrorCode::Replayed)
+    );
+}
+
+/// Routes with costs and scopes, owner-wide budgets, and a key's own plan.
+#[test]
+fn routes_costs_owners_and_key_plans() {
+    let s = setup(
+        |clock| {
+            RateLimiter::builder(MemoryRateStore::default())
+                .route(Route::new("/v1/export", plan("export", "10/m", 10)).cost(10))
+                .route(
+                    Route::new("/v1/orders", plan("writes", "10/s", 2))
+                        .method(http::Method::POST)
+                        .scope("write"),
+                )
+                .default_plan(plan("reads", "100/s", 3))
+                .key_by(KeyBy::Owner)
+                .clock(clock)
+                .build()
+        },
+        1_000,
+    );
+    // One export spends the whole export budget.
+    assert!(verify(&s, &signed("alice-phone", "GET", "/v1/export", T0)).is_ok());
+    let r = verify(&s, &signed("alice-laptop", "GET", "/v1/export", T0)).expect_err("owner-wide");
+    assert_eq!(r.code(), ErrorCode::RateLimited);
+    // Writes: 2 at once for alice's owner budget.
+    assert!(verify(&s, &signed("alice-phone", "POST", "/v1/orders", T0)).is_ok());
+    assert!(verify(&s, &signed("alice-phone", "POST", "/v1/orders", T0)).is_ok());
+    assert!(verify(&s, &signed("alice-phone", "POST", "/v1/orders", T0)).is_err());
+    // Reads: 3 for alice across both keys; bob has his own.
+    for key in ["alice-phone", "alice-laptop", "alice-phone"] {
+        assert!(verify(&s, &signed(key, "GET", "/v1/me", T0)).is_ok());
+    }
+    assert!(verify(&s, &signed("alice-laptop", "GET", "/v1/me", T0)).is_err());
+    assert!(verify(&s, &signed("bob-phone", "GET", "/v1/me", T0)).is_ok());
+
+    // bob's key carries its own plan: 1 request, then refused.
+    s.keys.insert(
+        KeyId::new("bob-phone").expect("id"),
+        &secret("bob-phone"),
+        KeyMetadata::new("carol")
+            .with_attributes(serde_json::json!({"rate_limit": {"rate": "1/m", "burst": 1}})),
+    );
+    assert!(verify(&s, &signed("bob-phone", "GET", "/v1/me", T0)).is_ok());
+    let r = verify(&s, &signed("bob-phone", "GET", "/v1/me", T0)).expect_err("own plan");
+    assert!(
+        r.error().detail().contains("\"key\""),
+        "{}",
+        r.error().detail()
+    );
+}
+
+#[derive(Debug)]
+struct DownStore;
+
+#[async_trait::async_trait]
+impl RateStore for DownStore {
+    async fn decide(
+        &self,
+        _: Subject<'_>,
+        _: &Plan,
+        _: u32,
+        _: u64,
+    ) -> Result<tessera_ratelimit::Decision, RateStoreError> {
+        Err(RateStoreError::new("down"))
+    }
+}
+
+#[test]
+fn store_failure_is_open_by_default_and_closed_when_asked() {
+    let open = RateLimiter::builder(DownStore)
+        .default_plan(plan("default", "1/s", 1))
+        .build();
+    let s = setup(|_| open.clone(), 1_000);
+    assert!(verify(&s, &signed("alice-phone", "GET", "/v1/me", T0)).is_ok());
+    assert_eq!(open.stats().store_errors(), 1);
+    let closed = RateLimiter::builder(DownStore)
+        .default_plan(plan("default", "1/s", 1))
+        .on_store_failure(FailureMode::Closed)
+        .build();
+    let s = setup(|_| closed, 1_000);
+    let r = verify(&s, &signed("alice-phone", "GET", "/v1/me", T0)).expect_err("closed");
+    assert_eq!(r.code(), ErrorCode::RateLimited);
+}
+
+/// Over real HTTP: the allowed responses carry RateLimit-Policy and
+/// RateLimit, the refusal is a 429 problem with a usable Retry-After.
+#[tokio::test]
+async fn over_http_429_with_retry_after_and_ratelimit_headers() {
+    let s = setup(
+        |clock| {
+            RateLimiter::builder(MemoryRateStore::default())
+                .default_plan(plan("default", "1/m", 2))
+                .clock(clock)
+                .build()
+        },
+        1_000,
+    );
+    let app = Router::new()
+        .route("/v1/me", get(|| async { "ok" }))
+        .layer(VerifySignatureLayer::new(s.verifier.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let send = |parts: http::request::Parts| {
+        let client = client.clone();
+        async move {
+            let mut request = client
+                .get(format!("http://{addr}/v1/me"))
+                .header("host", HOST);
+            for (name, value) in &parts.headers {
+                request = request.header(name.as_str(), value.as_bytes());
+            }
+            request.send().await.expect("send")
+        }
+    };
+    let first = send(signed("alice-phone", "GET", "/v1/me", T0)).await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["ratelimit-policy"], "\"default\";q=1;w=60");
+    assert_eq!(first.headers()["ratelimit"], "\"default\";r=1;t=60");
+    assert_eq!(
+        send(signed("alice-phone", "GET", "/v1/me", T0))
+            .await
+            .status(),
+        200
+    );
+    let limited = send(signed("alice-phone", "GET", "/v1/me", T0)).await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["retry-after"], "60");
+    assert_eq!(
+        limited.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert!(limited.headers().contains_key("ratelimit"));
+    let body: serde_json::Value = limited.json().await.expect("problem");
+    assert_eq!(body["code"], "rate_limited");
+    assert_eq!(body["status"], 429);
+}
