@@ -883,3 +883,57 @@ fn a_restarted_server_refuses_every_request_accepted_before_the_restart() {
     let (status, body) = raw_get(addr, "/v1/me", &sign());
     assert_eq!(status, 200, "signed after the restart: {body}");
 }
+
+/// `tessera serve --rate-limit` answers a key past its budget with 429
+/// rate_limited, a usable Retry-After and the RateLimit fields; a bad rate
+/// is a usage error that says what to write.
+#[test]
+fn serve_rate_limit_answers_429_with_retry_after() {
+    let dir = temp_dir("ratelimit");
+    let key = keygen(&dir, "alice", "read");
+    let server = Server::start(&[&key], &dir, &["--rate-limit", "2/m"]);
+    let addr = server.addr;
+    let sign = || {
+        let url = format!("http://{addr}/v1/me");
+        let out = tessera(&[
+            "sign",
+            "GET",
+            url.as_str(),
+            "--key-id",
+            key.id.as_str(),
+            "--secret-file",
+            key.secret_file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| format!("{l}\r\n"))
+            .collect::<String>()
+    };
+    for _ in 0..2 {
+        let (status, body) = raw_get(addr, "/v1/me", &sign());
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /v1/me HTTP/1.1\r\nHost: {addr}\r\n{}Connection: close\r\n\r\n",
+        sign()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 429"), "{reply}");
+    let head = reply.to_ascii_lowercase();
+    assert!(head.contains("\r\nretry-after: 30\r\n"), "{reply}");
+    assert!(
+        head.contains("\r\nratelimit-policy: \"default\";q=2;w=60\r\n"),
+        "{reply}"
+    );
+    assert!(reply.contains("\"code\":\"rate_limited\""), "{reply}");
+
+    let out = tessera(&["serve", "--keys", "/nonexistent", "--rate-limit", "10/x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("10/s"), "{}", stderr(&out));
+}

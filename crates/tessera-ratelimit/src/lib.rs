@@ -46,8 +46,9 @@ mod store;
 
 pub use gcra::{decide, Decision};
 pub use limiter::{
-    FailureMode, KeyBy, MicroClock, RateLimiter, RateLimiterBuilder, RateLimiterStats, Route,
-    SubjectFn, SystemMicroClock, PLAN_ATTRIBUTE, RATELIMIT, RATELIMIT_POLICY,
+    default_plan, FailureMode, KeyBy, MicroClock, RateLimiter, RateLimiterBuilder,
+    RateLimiterStats, Route, SubjectFn, SystemMicroClock, PLAN_ATTRIBUTE, RATELIMIT,
+    RATELIMIT_POLICY,
 };
 pub use memory::{MemoryRateStore, DEFAULT_MEMORY_CAPACITY};
 pub use plan::{Plan, PlanError, Rate};

@@ -208,13 +208,15 @@ impl fmt::Debug for RateLimiter {
 }
 
 impl RateLimiter {
-    /// A limiter on `store` with no plan yet (admits everything until a
-    /// default plan or a route is set).
+    /// A limiter on `store` with the default plan [`default_plan`] (100
+    /// requests/s per key, bursts of 200: under the in-memory nonce store's
+    /// per-key capacity of about 330/s, so a key that floods is answered
+    /// `rate_limited`, never `store_unavailable`).
     pub fn builder(store: impl RateStore + 'static) -> RateLimiterBuilder {
         RateLimiterBuilder {
             store: Arc::new(store),
             routes: Vec::new(),
-            default_plan: None,
+            default_plan: Some(default_plan()),
             key_by: KeyBy::KeyId,
             failure: FailureMode::Open,
             clock: Arc::new(SystemMicroClock),
@@ -268,6 +270,15 @@ fn key_plan(metadata: &KeyMetadata) -> Option<Plan> {
     plan.ok()
 }
 
+/// The plan a [`RateLimiter`] starts with: `"default"`, 100 requests per
+/// second, bursts of 200.
+pub fn default_plan() -> Plan {
+    let rate = Rate::new(100, std::time::Duration::from_secs(1));
+    // 100/s and a burst of 200 are valid, so neither step fails.
+    rate.and_then(|rate| Plan::new("default", rate, 200))
+        .unwrap_or_else(|_| unreachable!("the default plan is valid"))
+}
+
 /// Configures a [`RateLimiter`].
 pub struct RateLimiterBuilder {
     store: Arc<dyn RateStore>,
@@ -288,10 +299,18 @@ impl fmt::Debug for RateLimiterBuilder {
 }
 
 impl RateLimiterBuilder {
-    /// The plan for requests no route matches (and whose key has no plan of its own).
+    /// The plan for requests no route matches (and whose key has no plan of
+    /// its own), replacing [`default_plan`].
     #[must_use]
     pub fn default_plan(mut self, plan: Plan) -> Self {
         self.default_plan = Some(plan);
+        self
+    }
+
+    /// No default plan: only routes and keys' own plans limit requests.
+    #[must_use]
+    pub fn without_default_plan(mut self) -> Self {
+        self.default_plan = None;
         self
     }
 

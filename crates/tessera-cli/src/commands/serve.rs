@@ -159,6 +159,15 @@ pub(crate) struct Args {
         value_parser = clap::value_parser!(u32).range(1..=65_536)
     )]
     max_connections: u32,
+    /// Limit each key to RATE requests (`10/s`, `100/m`, `1000/h`): past its
+    /// budget a request gets 429 rate_limited with Retry-After and the
+    /// RateLimit headers. Off by default.
+    #[arg(long, value_name = "RATE")]
+    rate_limit: Option<tessera_ratelimit::Rate>,
+    /// With --rate-limit: requests a key may send at once after a quiet
+    /// period (default: the rate's count).
+    #[arg(long, value_name = "N", requires = "rate_limit", value_parser = clap::value_parser!(u32).range(1..))]
+    burst: Option<u32>,
     /// Put the full signature base into bad_signature responses (development only).
     #[arg(long)]
     debug_base: bool,
@@ -232,6 +241,21 @@ pub(crate) fn run(args: Args) -> CliResult {
             builder.window(args.window)
         } else {
             builder.dangerous_window(args.window)
+        };
+        let builder = match args.rate_limit {
+            None => builder,
+            Some(rate) => {
+                let burst = args.burst.unwrap_or(rate.count());
+                let plan = tessera_ratelimit::Plan::new("default", rate, burst)
+                    .map_err(|e| CliError::usage(format!("invalid --rate-limit: {e}")))?;
+                builder.admission(
+                    tessera_ratelimit::RateLimiter::builder(
+                        tessera_ratelimit::MemoryRateStore::default(),
+                    )
+                    .default_plan(plan)
+                    .build(),
+                )
+            }
         };
         let verifier = builder
             .build()
