@@ -124,6 +124,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod rate_limited;
 #[cfg(feature = "reqwest")]
 mod reqwest_mw;
 mod signed;
@@ -131,6 +132,7 @@ mod signer;
 mod url;
 
 pub use error::{ClientError, ConfigError};
+pub use rate_limited::RateLimited;
 #[cfg(feature = "reqwest")]
 pub use reqwest_mw::{
     client_builder, redirect_policy, SignRequestMiddleware, DEFAULT_MAX_REDIRECTS,

@@ -1,11 +1,14 @@
 //! The `reqwest` / `reqwest-middleware` integration.
 
+use std::time::Duration;
+
 use http::{Extensions, StatusCode};
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next};
 use tessera_core::{BodyDigest, ErrorCode};
 
 use crate::error::ClientError;
+use crate::rate_limited::RateLimited;
 use crate::signed::SignedRequestInfo;
 use crate::signer::{rejection_code, Signer};
 use crate::PrecomputedDigest;
@@ -180,6 +183,7 @@ pub struct SignRequestMiddleware {
     signer: Signer,
     max_redirects: usize,
     allowed_origins: Vec<Origin>,
+    rate_limit_wait: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,7 +217,19 @@ impl SignRequestMiddleware {
             signer,
             max_redirects: DEFAULT_MAX_REDIRECTS,
             allowed_origins: Vec::new(),
+            rate_limit_wait: None,
         }
+    }
+
+    /// On `429 rate_limited` with a `Retry-After` of at most `cap`, waits
+    /// that long and sends the request once more, signed afresh (off by
+    /// default: the 429 is returned, with a [`RateLimited`] in the
+    /// response's extensions). A longer `Retry-After`, a second 429 or a
+    /// streaming body returns the 429.
+    #[must_use]
+    pub fn wait_on_rate_limit(mut self, cap: Duration) -> Self {
+        self.rate_limit_wait = Some(cap);
+        self
     }
 
     /// Follows at most `hops` redirects; `0` returns every 3xx to the caller.
@@ -395,8 +411,9 @@ impl Middleware for SignRequestMiddleware {
         let mut hops = 0;
         // One skew retry for the whole logical request, redirects included.
         let mut skew_budget = true;
+        let mut rate_limit_budget = true;
         loop {
-            let (response, spare) = self
+            let (mut response, mut spare) = self
                 .send(
                     request,
                     digest.as_ref(),
@@ -405,6 +422,26 @@ impl Middleware for SignRequestMiddleware {
                     &mut skew_budget,
                 )
                 .await?;
+            if let Some(limited) = RateLimited::from_response(response.status(), response.headers())
+            {
+                let wait = limited.retry_after().filter(|wait| {
+                    rate_limit_budget && self.rate_limit_wait.is_some_and(|cap| *wait <= cap)
+                });
+                match (wait, spare.take()) {
+                    (Some(wait), Some(retry)) => {
+                        rate_limit_budget = false;
+                        tracing::debug!(key_id = %self.signer.key_id(), ?wait, "rate_limited; waiting, then retrying once signed afresh");
+                        let _ = response.bytes().await;
+                        tokio::time::sleep(wait).await;
+                        request = retry;
+                        continue;
+                    }
+                    (_, unused) => {
+                        spare = unused;
+                        response.extensions_mut().insert(limited);
+                    }
+                }
+            }
             if !response.status().is_redirection() || hops >= self.max_redirects {
                 return Ok(response);
             }

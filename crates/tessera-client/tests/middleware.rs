@@ -451,3 +451,66 @@ async fn retried_attempts_get_fresh_nonces() {
         .unwrap();
     assert_eq!(rejection_code(r.headers()), Some(ErrorCode::Replayed));
 }
+
+/// A key past its budget gets `429 rate_limited`: by default the response
+/// comes back with a typed [`RateLimited`] (its `Retry-After` usable as is);
+/// with `wait_on_rate_limit` the middleware waits and retries once, signed
+/// afresh, and the retry is accepted.
+#[tokio::test]
+async fn rate_limited_is_typed_and_optionally_waited_for() {
+    use std::time::{Duration, Instant};
+    use tessera_client::RateLimited;
+    use tessera_ratelimit::{MemoryRateStore, Plan, RateLimiter};
+
+    let plan = Plan::new("default", "1/s".parse().unwrap(), 1).unwrap();
+    let limiter = RateLimiter::builder(MemoryRateStore::default())
+        .default_plan(plan)
+        .build();
+    let app = App::builder().admission(limiter).start().await;
+    let key = app.issue();
+
+    let plain = client(SignRequestMiddleware::new(signer(key.clone(), 0)));
+    let first = plain.get(format!("{}/x", app.base)).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().contains_key("ratelimit"));
+    let second = plain.get(format!("{}/x", app.base)).send().await.unwrap();
+    assert_eq!(second.status(), 429);
+    let limited = second
+        .extensions()
+        .get::<RateLimited>()
+        .cloned()
+        .expect("typed");
+    assert_eq!(limited.retry_after(), Some(Duration::from_secs(1)));
+    assert_eq!(limited.policy(), Some("default"));
+    let problem: serde_json::Value =
+        serde_json::from_slice(&second.bytes().await.unwrap()).unwrap();
+    assert_eq!(problem["code"], "rate_limited");
+
+    // Waits (up to 5 s), retries once signed afresh: accepted.
+    let waiting = client(
+        SignRequestMiddleware::new(signer(key.clone(), 0))
+            .wait_on_rate_limit(Duration::from_secs(5)),
+    );
+    let started = Instant::now();
+    let _ = waiting.get(format!("{}/x", app.base)).send().await.unwrap();
+    let r = waiting.get(format!("{}/x", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "retried after Retry-After");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_all_fresh(&app);
+
+    // A cap below Retry-After returns the 429 at once.
+    let impatient = client(
+        SignRequestMiddleware::new(signer(key, 0)).wait_on_rate_limit(Duration::from_millis(10)),
+    );
+    let _ = impatient
+        .get(format!("{}/x", app.base))
+        .send()
+        .await
+        .unwrap();
+    let r = impatient
+        .get(format!("{}/x", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+}

@@ -18,7 +18,8 @@ use axum::Router;
 use tessera_client::tessera_core::ParsedSignature;
 use tessera_client::{Clock, ManualClock, Scheme, SigningKey};
 use tessera_server::{
-    KeyIssuer, KeyRequest, MemoryKeyStore, MemoryNonceStore, Verifier, VerifySignatureLayer,
+    Admission, KeyIssuer, KeyRequest, MemoryKeyStore, MemoryNonceStore, Verifier,
+    VerifySignatureLayer,
 };
 
 /// The system time, Unix seconds.
@@ -66,6 +67,7 @@ pub struct AppBuilder {
     tick: Option<ManualClock>,
     require: Vec<&'static str>,
     keys: Option<Arc<MemoryKeyStore>>,
+    admission: Option<Arc<dyn Admission>>,
 }
 
 impl AppBuilder {
@@ -84,6 +86,12 @@ impl AppBuilder {
     /// Header fields every request must cover (`require_components`).
     pub fn require(mut self, fields: &[&'static str]) -> Self {
         self.require.extend_from_slice(fields);
+        self
+    }
+
+    /// The verifier admits requests through `admission` (a rate limiter).
+    pub fn admission(mut self, admission: impl Admission + 'static) -> Self {
+        self.admission = Some(Arc::new(admission));
         self
     }
 
@@ -114,6 +122,9 @@ impl AppBuilder {
             Some(clock) => clock.now_unix(),
             None => now(),
         };
+        if let Some(admission) = self.admission.clone() {
+            verifier = verifier.admission(admission);
+        }
         let verifier = verifier
             .nonce_store(MemoryNonceStore::builder().remembers_since(since).build())
             .build()
