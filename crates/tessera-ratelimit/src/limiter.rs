@@ -1,12 +1,14 @@
 //! The limiter a verifier consults after the MAC check: which plan applies
 //! to a request, whose budget it spends, and the answer with its headers.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use tessera_core::Refusal;
 use tessera_server::{Admission, AdmissionRequest, Admitted, KeyMetadata, Rejection};
@@ -228,23 +230,24 @@ impl RateLimiter {
         &self.inner.stats
     }
 
-    fn plan_for(&self, request: &AdmissionRequest<'_>) -> Option<(Plan, u32)> {
+    fn plan_for<'a>(&'a self, request: &AdmissionRequest<'_>) -> Option<(Cow<'a, Plan>, u32)> {
         let i = &self.inner;
         if let Some(route) = i.routes.iter().find(|r| r.matches(request)) {
-            return Some((route.plan.clone(), route.cost));
+            return Some((Cow::Borrowed(&route.plan), route.cost));
         }
-        key_plan(request.metadata)
-            .or_else(|| i.default_plan.clone())
-            .map(|plan| (plan, 1))
+        match key_plan(request.metadata) {
+            Some(plan) => Some((Cow::Owned(plan), 1)),
+            None => i.default_plan.as_ref().map(|plan| (Cow::Borrowed(plan), 1)),
+        }
     }
 
-    fn subject_id(&self, request: &AdmissionRequest<'_>) -> (&'static str, String) {
+    fn subject_id<'r>(&self, request: &AdmissionRequest<'r>) -> (&'static str, Cow<'r, str>) {
         match &self.inner.key_by {
-            KeyBy::KeyId => ("key", request.key_id.as_str().to_owned()),
-            KeyBy::Owner => ("owner", request.metadata.owner.clone()),
+            KeyBy::KeyId => ("key", Cow::Borrowed(request.key_id.as_str())),
+            KeyBy::Owner => ("owner", Cow::Borrowed(request.metadata.owner.as_str())),
             KeyBy::Custom(f) => match f(request.key_id, request.metadata) {
-                Some(id) => ("custom", id),
-                None => ("key", request.key_id.as_str().to_owned()),
+                Some(id) => ("custom", Cow::Owned(id)),
+                None => ("key", Cow::Borrowed(request.key_id.as_str())),
             },
         }
     }
@@ -365,23 +368,18 @@ fn ceil_secs(micros: u64) -> u64 {
 
 /// `RateLimit-Policy` and `RateLimit` for `plan` after `decision`.
 fn headers(plan: &Plan, decision: &Decision) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(3);
-    let policy = format!(
-        "\"{}\";q={};w={}",
-        plan.name(),
-        plan.rate().count(),
-        plan.rate().period().as_secs().max(1)
-    );
-    let state = format!(
-        "\"{}\";r={};t={}",
-        plan.name(),
-        decision.remaining,
-        ceil_secs(decision.reset_micros)
-    );
+    let mut headers = HeaderMap::with_capacity(2);
+    let mut state = String::with_capacity(plan.name().len() + 32);
+    state.push('"');
+    state.push_str(plan.name());
+    state.push_str("\";r=");
+    state.push_str(itoa::Buffer::new().format(decision.remaining));
+    state.push_str(";t=");
+    state.push_str(itoa::Buffer::new().format(ceil_secs(decision.reset_micros)));
     // Plan names are tokens and the numbers digits: always valid values.
     if let (Ok(policy), Ok(state)) = (
-        HeaderValue::from_str(&policy),
-        HeaderValue::from_str(&state),
+        HeaderValue::from_maybe_shared(plan.policy_field()),
+        HeaderValue::from_maybe_shared(Bytes::from(state)),
     ) {
         headers.insert(RATELIMIT_POLICY, policy);
         headers.insert(RATELIMIT, state);
@@ -398,6 +396,7 @@ impl Admission for RateLimiter {
         };
         let (kind, id) = self.subject_id(&request);
         let subject = Subject { kind, id: &id };
+        let plan: &Plan = &plan;
         let decision = match i
             .store
             .decide(subject, &plan, cost, i.clock.now_micros())

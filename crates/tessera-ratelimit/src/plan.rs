@@ -104,6 +104,8 @@ pub struct Plan {
     name: String,
     rate: Rate,
     burst: u32,
+    /// Its `RateLimit-Policy` member, made once (shared, never copied).
+    policy_field: bytes::Bytes,
 }
 
 impl Plan {
@@ -122,7 +124,24 @@ impl Plan {
         if burst == 0 {
             return Err(PlanError::ZeroBurst);
         }
-        Ok(Plan { name, rate, burst })
+        let policy_field = format!(
+            "\"{name}\";q={};w={}",
+            rate.count(),
+            rate.period().as_secs().max(1)
+        )
+        .into();
+        Ok(Plan {
+            name,
+            rate,
+            burst,
+            policy_field,
+        })
+    }
+
+    /// The plan as a `RateLimit-Policy` member:
+    /// `"<name>";q=<count>;w=<period seconds>` (draft-ietf-httpapi-ratelimit-headers-10).
+    pub fn policy_field(&self) -> bytes::Bytes {
+        self.policy_field.clone()
     }
 
     /// The plan's name, as sent in `RateLimit-Policy` and `RateLimit`.

@@ -2,8 +2,9 @@
 //! replica (feature `redis`).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
@@ -69,6 +70,11 @@ pub struct RedisRateStore {
     script: Arc<redis::Script>,
     /// Fixed per prefix so every replica names a subject alike.
     hasher: SipHasher13,
+    /// While Redis is known to be down (until this instant, µs since the
+    /// store was made), decisions fail at once instead of waiting out the
+    /// timeout; one decision per second tries Redis again.
+    down_until: Arc<AtomicU64>,
+    epoch: Instant,
 }
 
 impl fmt::Debug for RedisRateStore {
@@ -95,6 +101,8 @@ impl RedisRateStore {
             timeout: DEFAULT_RATE_REDIS_TIMEOUT,
             script: Arc::new(redis::Script::new(DECIDE_SCRIPT)),
             hasher: SipHasher13::new_with_keys(key.h1, key.h2),
+            down_until: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
         }
     }
 
@@ -131,6 +139,15 @@ impl RedisRateStore {
     }
 }
 
+impl RedisRateStore {
+    /// Skips Redis for a second: decisions fail at once (the limiter's
+    /// failure mode applies) instead of each waiting out the timeout.
+    fn mark_down(&self, now: u64) {
+        self.down_until
+            .store(now.saturating_add(1_000_000), Ordering::Release);
+    }
+}
+
 #[async_trait]
 impl RateStore for RedisRateStore {
     async fn decide(
@@ -140,6 +157,13 @@ impl RateStore for RedisRateStore {
         cost: u32,
         now_micros: u64,
     ) -> Result<Decision, RateStoreError> {
+        let elapsed = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let down_until = self.down_until.load(Ordering::Acquire);
+        if elapsed < down_until {
+            return Err(RateStoreError::new(
+                "Redis is down; retrying it at most once a second",
+            ));
+        }
         let mut connection = self.connection.clone();
         let mut invocation = self.script.prepare_invoke();
         invocation
@@ -161,11 +185,19 @@ impl RateStore for RedisRateStore {
                 retry_after_micros: u64::try_from(retry).ok(),
                 reset_micros: reset,
             }),
-            Ok(Err(e)) => Err(RateStoreError::new(format!("Redis: {e}"))),
-            Err(_) => Err(RateStoreError::new(format!(
-                "Redis did not answer within {} ms",
-                self.timeout.as_millis()
-            ))),
+            Ok(Err(e)) => {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+                    self.mark_down(elapsed);
+                }
+                Err(RateStoreError::new(format!("Redis: {e}")))
+            }
+            Err(_) => {
+                self.mark_down(elapsed);
+                Err(RateStoreError::new(format!(
+                    "Redis did not answer within {} ms",
+                    self.timeout.as_millis()
+                )))
+            }
         }
     }
 }

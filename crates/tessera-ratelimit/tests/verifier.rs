@@ -311,3 +311,108 @@ async fn over_http_429_with_retry_after_and_ratelimit_headers() {
     assert_eq!(body["code"], "rate_limited");
     assert_eq!(body["status"], 429);
 }
+
+#[cfg(feature = "redis")]
+#[path = "../../tessera-server/tests/support/redis_server.rs"]
+mod redis_server;
+
+/// Two verifiers (two replicas) sharing one Redis share the budget: across
+/// both, the request past it gets 429. Then Redis stops: by default the
+/// limiter fails open (requests pass, the failures are counted), a
+/// fail-closed one answers 429; when Redis is back the limits apply again,
+/// without a restart.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn replicas_share_a_redis_budget_and_survive_redis_restarts() {
+    use std::time::{Duration, Instant};
+    use tessera_ratelimit::RedisRateStore;
+
+    let Some(mut redis) = redis_server::RedisServer::spawn(
+        "replicas_share_a_redis_budget_and_survive_redis_restarts",
+    ) else {
+        return;
+    };
+    let prefix = format!("tessera-rl-{}", std::process::id());
+    let limiter = |mode: FailureMode, store: RedisRateStore| {
+        move |clock: ManualClock| {
+            RateLimiter::builder(store)
+                .default_plan(plan("default", "1/m", 3))
+                .on_store_failure(mode)
+                .clock(clock)
+                .build()
+        }
+    };
+    let url = redis.url();
+    let connect = || RedisRateStore::connect(&url, &prefix);
+    let a = setup(
+        limiter(FailureMode::Open, connect().await.expect("a")),
+        1_000,
+    );
+    let b = setup(
+        limiter(FailureMode::Open, connect().await.expect("b")),
+        1_000,
+    );
+    let closed = setup(
+        limiter(FailureMode::Closed, connect().await.expect("c")),
+        1_000,
+    );
+    let mut verdicts = Vec::new();
+    for replica in [&a, &b, &a, &b] {
+        verdicts.push(
+            verify_async(replica, &signed("alice-phone", "GET", "/v1/me", T0))
+                .await
+                .map_err(|r| r.code()),
+        );
+    }
+    assert_eq!(
+        verdicts,
+        [Ok(()), Ok(()), Ok(()), Err(ErrorCode::RateLimited)],
+        "the fourth request, on either replica, is past the shared budget of 3"
+    );
+
+    redis.stop();
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert!(verify_async(&b, &signed("bob-phone", "GET", "/v1/me", T0))
+            .await
+            .is_ok());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "failing open must not wait out a timeout per request: {:?}",
+        started.elapsed()
+    );
+    let r = verify_async(&closed, &signed("bob-phone", "GET", "/v1/me", T0))
+        .await
+        .expect_err("fail closed");
+    assert_eq!(r.code(), ErrorCode::RateLimited);
+
+    redis.start();
+    // Recovers by itself: within a few seconds the shared budget applies again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let verdict = verify_async(&a, &signed("alice-phone", "GET", "/v1/me", T0)).await;
+        if verdict
+            .as_ref()
+            .is_err_and(|r| r.code() == ErrorCode::RateLimited)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "limits did not come back after Redis restarted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(feature = "redis")]
+async fn verify_async(
+    s: &Setup,
+    parts: &http::request::Parts,
+) -> Result<(), tessera_server::Rejection> {
+    s.verifier
+        .verify_bytes(parts, Bytes::new())
+        .await
+        .map(|_| ())
+}
