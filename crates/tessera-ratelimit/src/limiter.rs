@@ -399,7 +399,7 @@ impl Admission for RateLimiter {
         let plan: &Plan = &plan;
         let decision = match i
             .store
-            .decide(subject, &plan, cost, i.clock.now_micros())
+            .decide(subject, plan, cost, i.clock.now_micros())
             .await
         {
             Ok(decision) => decision,
@@ -408,18 +408,18 @@ impl Admission for RateLimiter {
                 tracing::warn!(key_id = %request.key_id, plan = plan.name(), error = %e, mode = ?i.failure, "tessera: rate limit store failed");
                 return match i.failure {
                     FailureMode::Open => Ok(Admitted::plain()),
-                    FailureMode::Closed => Err(limited(&plan, 1_000_000, None)),
+                    FailureMode::Closed => Err(limited(plan, 1_000_000, None)),
                 };
             }
         };
         if decision.allowed {
             i.stats.allowed.fetch_add(1, Ordering::Relaxed);
-            return Ok(Admitted::with_headers(headers(&plan, &decision)));
+            return Ok(Admitted::with_headers(headers(plan, &decision)));
         }
         i.stats.limited.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(key_id = %request.key_id, plan = plan.name(), "tessera: rate limited");
         let retry = decision.retry_after_micros.unwrap_or(decision.reset_micros);
-        Err(limited(&plan, retry, Some(&decision)))
+        Err(limited(plan, retry, Some(&decision)))
     }
 }
 
