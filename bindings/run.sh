@@ -3,7 +3,8 @@
 # bindings with the workspace's pinned uniffi-bindgen, and tests them:
 #
 #   * Kotlin/JVM (JUnit 4 through JNA): the API, every positive spec vector,
-#     and OkHttp + TesseraInterceptor against `tessera serve` on loopback.
+#     and OkHttp + TesseraInterceptor against `tessera serve` on loopback (and a
+#     second one with `--rate-limit 1/s --burst 1` for 429 rate_limited).
 #   * Python (pytest): the API, the vectors, urllib against the same server.
 #   * Swift: `swift test` where a Swift toolchain exists; everywhere, static
 #     checks of the generated and hand-written Swift (tree-sitter syntax, C
@@ -107,21 +108,35 @@ cat >"$KEYS" <<EOF
  {"key_id":"ffi-e2e-ro","secret_hex":"$RO_HEX","user":"bindings-ro","scopes":["read"],"not_after":null,"revoked":false}
 ]}
 EOF
-SERVER_PID=
-stop_server() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null; SERVER_PID=; }
+SERVER_PIDS=()
+stop_server() {
+  local pid
+  for pid in ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  SERVER_PIDS=()
+}
 trap stop_server EXIT
-"$TARGET/debug/tessera" serve --addr 127.0.0.1:0 --keys "$KEYS" >"$OUT/server.out" 2>"$OUT/server.err" &
-SERVER_PID=$!
-SERVER_URL=
-for _ in $(seq 100); do
-  SERVER_URL=$(sed -n 's/^listening on \(http:\/\/[0-9.:]*\)$/\1/p' "$OUT/server.out")
-  [ -n "$SERVER_URL" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || break
-  sleep 0.1
-done
-[ -n "$SERVER_URL" ] || die "tessera serve did not start: $(cat "$OUT/server.err")"
-echo "bindings: verifier at $SERVER_URL (tessera serve, pid $SERVER_PID)"
-export TESSERA_SERVER_URL=$SERVER_URL TESSERA_VECTORS_DIR=$ROOT/spec/vectors
+start_server() { # start_server NAME [SERVE ARGS...]: starts `tessera serve` on loopback, sets STARTED_URL
+  local name=$1 pid
+  shift
+  "$TARGET/debug/tessera" serve --addr 127.0.0.1:0 --keys "$KEYS" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" &
+  pid=$!
+  SERVER_PIDS+=("$pid")
+  STARTED_URL=
+  for _ in $(seq 100); do
+    STARTED_URL=$(sed -n 's/^listening on \(http:\/\/[0-9.:]*\)$/\1/p' "$OUT/$name.out")
+    [ -n "$STARTED_URL" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$STARTED_URL" ] || die "tessera serve ($name) did not start: $(cat "$OUT/$name.err")"
+  echo "bindings: $name at $STARTED_URL (tessera serve${*:+ $*}, pid $pid)"
+}
+start_server server
+SERVER_URL=$STARTED_URL
+# A second verifier with a per-key limit of one request a second, for 429 rate_limited.
+start_server ratelimit-server --rate-limit 1/s --burst 1
+RATELIMIT_URL=$STARTED_URL
+export TESSERA_SERVER_URL=$SERVER_URL TESSERA_RATELIMIT_URL=$RATELIMIT_URL TESSERA_VECTORS_DIR=$ROOT/spec/vectors
 export TESSERA_KEY_ID=ffi-e2e TESSERA_KEY_SECRET_HEX=$KEY_HEX TESSERA_KEY_RO_ID=ffi-e2e-ro TESSERA_KEY_RO_SECRET_HEX=$RO_HEX
 
 # ---- Kotlin -------------------------------------------------------------------
@@ -145,6 +160,7 @@ if ! t "kotlinc" kotlin_compile; then
 else
   t "kotlin tests (JVM)" java -Djna.library.path="$(dirname "$LIB")" \
     -Dtessera.vectors.dir="$TESSERA_VECTORS_DIR" -Dtessera.server.url="$SERVER_URL" \
+    -Dtessera.ratelimit.url="$RATELIMIT_URL" \
     -Dtessera.key.id=ffi-e2e -Dtessera.key.secret_hex="$KEY_HEX" \
     -Dtessera.key.ro_id=ffi-e2e-ro -Dtessera.key.ro_secret_hex="$RO_HEX" \
     -cp "$CP:$KL/kotlin-stdlib.jar:$KT_CLASSES" RunTestsKt

@@ -25,9 +25,17 @@ public final class TesseraURLRequestSigner: @unchecked Sendable {
     /// The signer (its clock offset is shared by every request it signs).
     public let signer: Signer
 
-    /// Wraps `signer`.
-    public init(signer: Signer) {
+    /// The longest `Retry-After` (seconds) that `data(for:session:)` waits out
+    /// on `429 rate_limited` before sending the request once more, signed
+    /// afresh; 0 (the default) returns every 429 (read it with
+    /// `TesseraRateLimited(response:)`).
+    public let maxRateLimitWait: TimeInterval
+
+    /// Wraps `signer`. `maxRateLimitWait` (seconds, default 0: off): see the property.
+    public init(signer: Signer, maxRateLimitWait: TimeInterval = 0) {
+        precondition(maxRateLimitWait >= 0 && maxRateLimitWait.isFinite, "maxRateLimitWait must be a finite number of seconds >= 0")
         self.signer = signer
+        self.maxRateLimitWait = maxRateLimitWait
     }
 
     /// Signs `request` in place and returns the signing result (keep its
@@ -78,20 +86,46 @@ public final class TesseraURLRequestSigner: @unchecked Sendable {
 
     /// Signs and sends `request` with `session`, retrying once after an
     /// authenticated `clock_skew` answer; the retry is signed afresh from
-    /// `request` (new nonce and `created`). Nothing else is retried here: to
-    /// retry after an error, call `data(for:)` again with the original request,
-    /// never resend a signed one. URLSession follows redirects with the signed
-    /// headers unchanged; give it a `session` whose delegate refuses them
-    /// (`willPerformHTTPRedirection` completing with `nil`) and call
-    /// `data(for:)` for the new URL.
+    /// `request` (new nonce and `created`). With `maxRateLimitWait` > 0, a
+    /// `429 rate_limited` whose `Retry-After` is at most that long is waited
+    /// out (`Task.sleep`, so cancelling the task stops it) and the request sent
+    /// once more, signed afresh, for any method (the verifier refused it before
+    /// the application saw it); a longer or missing `Retry-After` or a second
+    /// 429 is returned. At most one of each retry per call. Nothing else is
+    /// retried here: to retry after an error, call `data(for:)` again with the
+    /// original request, never resend a signed one. URLSession follows
+    /// redirects with the signed headers unchanged; give it a `session` whose
+    /// delegate refuses them (`willPerformHTTPRedirection` completing with
+    /// `nil`) and call `data(for:)` for the new URL.
     public func data(for request: URLRequest, session: URLSession = .shared) async throws -> (Data, HTTPURLResponse) {
-        var attempt = request
-        let signed = try sign(&attempt)
-        let (data, response) = try await Self.send(attempt, session: session)
-        guard handleSkewChallenge(response, signed: signed) else { return (data, response) }
-        var retry = request // the unsigned original: never resend `attempt`
-        try sign(&retry)
-        return try await Self.send(retry, session: session)
+        var skewRetried = false
+        var rateLimitWaited = false
+        while true {
+            var attempt = request // the unsigned original, signed afresh for every send
+            let signed = try sign(&attempt)
+            let (data, response) = try await Self.send(attempt, session: session)
+            if !skewRetried && handleSkewChallenge(response, signed: signed) {
+                skewRetried = true
+                continue
+            }
+            if !rateLimitWaited, let nanoseconds = rateLimitWait(response) {
+                rateLimitWaited = true
+                try await Task.sleep(nanoseconds: nanoseconds)
+                continue
+            }
+            return (data, response)
+        }
+    }
+
+    /// The wait before retrying a `429`, in nanoseconds, when its `Retry-After`
+    /// is within `maxRateLimitWait`; else nil.
+    func rateLimitWait(_ response: HTTPURLResponse) -> UInt64? {
+        guard maxRateLimitWait > 0,
+              let seconds = TesseraRateLimited(response: response)?.retryAfterSeconds,
+              Double(seconds) <= maxRateLimitWait
+        else { return nil }
+        let (nanoseconds, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? nil : nanoseconds
     }
 
     private static func send(_ request: URLRequest, session: URLSession) async throws -> (Data, HTTPURLResponse) {

@@ -37,6 +37,9 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
 
         /** Forward, then answer `503` `store_reset` (the store restarted after the request was signed). */
         STORE_RESET,
+
+        /** Forward, then answer `429` `rate_limited` with `Retry-After: 1` and the RateLimit fields. */
+        RATE_LIMITED,
     }
 
     /** One request as it reached the proxy. */
@@ -105,6 +108,7 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
                     Action.STORE_UNAVAILABLE -> storeUnavailable(output, null)
                     Action.STORE_UNAVAILABLE_RETRY_AFTER_0 -> storeUnavailable(output, "0")
                     Action.STORE_RESET -> problem503(output, "store_reset", "Replay store was reset after the request was signed", null)
+                    Action.RATE_LIMITED -> rateLimited(output)
                 }
             }
         }
@@ -160,6 +164,17 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
         val head = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n" +
             "Cache-Control: no-store\r\n" + (retryAfter?.let { "Retry-After: $it\r\n" } ?: "") +
             "Content-Length: ${body.size}\r\n\r\n"
+        out.write(head.toByteArray(Charsets.ISO_8859_1))
+        out.write(body)
+        out.flush()
+    }
+
+    private fun rateLimited(out: OutputStream) {
+        val body = ("{\"type\":\"urn:tessera:error:rate_limited\",\"title\":\"Too many requests\"," +
+            "\"status\":429,\"code\":\"rate_limited\",\"detail\":\"injected by the test proxy\"}").toByteArray()
+        val head = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/problem+json\r\n" +
+            "Cache-Control: no-store\r\nRetry-After: 1\r\nRateLimit-Policy: \"default\";q=1;w=1\r\n" +
+            "RateLimit: \"default\";r=0;t=1\r\nContent-Length: ${body.size}\r\n\r\n"
         out.write(head.toByteArray(Charsets.ISO_8859_1))
         out.write(body)
         out.flush()

@@ -144,6 +144,14 @@ fun OkHttpClient.Builder.tessera(signer: Signer): OkHttpClient.Builder = tessera
  *   that already retries does not get its attempts multiplied, and a verifier
  *   whose nonce store is failing is not sent extra load. Set 1 to replace
  *   OkHttp's silent retry (which resent the same signature) with a re-signed one.
+ * * `429 rate_limited` (spec §12.5) is returned as it is by default: read it
+ *   with [TesseraRateLimited.from]. With [maxRateLimitWaitMillis] > 0, a `429`
+ *   whose `Retry-After` is at most that long is closed, waited out, and the
+ *   request sent once more, signed afresh, for every method (the verifier
+ *   refused it before the application saw it). A longer `Retry-After`, none,
+ *   a second `429` or a body that cannot be written twice returns the `429`.
+ *   This wait is separate from [maxRetries] and the clock-skew retry: at most
+ *   one per call.
  * * `Content-Type` and `Content-Length` are signed as OkHttp will send them
  *   (from the body), so they can be covered.
  * * The method is signed exactly as the request carries it (`get` stays
@@ -162,11 +170,18 @@ class TesseraInterceptor @JvmOverloads constructor(
     val maxRetries: Int = 0,
     /** Pause before retry n: `retryBackoffMillis * n` (default 100 ms). */
     val retryBackoffMillis: Long = DEFAULT_RETRY_BACKOFF_MILLIS,
+    /**
+     * On `429 rate_limited` with a `Retry-After` of at most this many
+     * milliseconds, wait that long and send the request once more, signed
+     * afresh; 0 (default) returns every `429` (see [TesseraRateLimited]).
+     */
+    val maxRateLimitWaitMillis: Long = 0,
 ) : Interceptor {
 
     init {
         require(maxRetries in 0..MAX_RETRIES) { "maxRetries must be 0 to $MAX_RETRIES" }
         require(retryBackoffMillis >= 0) { "retryBackoffMillis must not be negative" }
+        require(maxRateLimitWaitMillis >= 0) { "maxRateLimitWaitMillis must not be negative" }
     }
 
     override fun intercept(chain: Interceptor.Chain): Response {
@@ -181,6 +196,7 @@ class TesseraInterceptor @JvmOverloads constructor(
         val body = prepare(original.body())
         val retriable = body.replayable
         var skewRetried = false
+        var rateLimitWaited = false
         var attempt = 0
         while (true) {
             val response: Response? = try {
@@ -203,6 +219,14 @@ class TesseraInterceptor @JvmOverloads constructor(
             }
             var untilNextSecond = false
             if (response != null) {
+                val wait = if (rateLimitWaited || !retriable) null else rateLimitWait(response)
+                if (wait != null) {
+                    // Refused before the nonce was recorded (spec §12.5); the retry is signed afresh all the same.
+                    rateLimitWaited = true
+                    response.close()
+                    sleepUnlessCanceled(chain, wait)
+                    continue
+                }
                 val code = retryableStoreCode(response)
                 if (attempt >= maxRetries || !retriable || code == null) return response
                 untilNextSecond = code == "store_reset"
@@ -234,6 +258,30 @@ class TesseraInterceptor @JvmOverloads constructor(
             return null
         }
         return RETRYABLE_STORE_CODE.find(text)?.groupValues?.get(1)
+    }
+
+    /** The wait before retrying a `429`, in ms, when its `Retry-After` is within [maxRateLimitWaitMillis]; else null. */
+    private fun rateLimitWait(response: Response): Long? {
+        if (maxRateLimitWaitMillis <= 0) return null
+        val seconds = TesseraRateLimited.from(response)?.retryAfterSeconds ?: return null
+        // seconds * 1000 <= cap, without overflow for a huge Retry-After.
+        return if (seconds <= maxRateLimitWaitMillis / 1000) seconds * 1000 else null
+    }
+
+    /** Sleeps [millis] in slices, so that a call canceled meanwhile stops waiting (`IOException("Canceled")`). */
+    private fun sleepUnlessCanceled(chain: Interceptor.Chain, millis: Long) {
+        val end = System.nanoTime() + millis * 1_000_000
+        while (true) {
+            if (chain.call().isCanceled) throw IOException("Canceled")
+            val left = (end - System.nanoTime()) / 1_000_000
+            if (left <= 0) return
+            try {
+                Thread.sleep(minOf(left, CANCEL_POLL_MILLIS))
+            } catch (e: InterruptedException) {
+                Thread.currentThread().interrupt()
+                throw java.io.InterruptedIOException("interrupted while waiting out a 429 rate_limited")
+            }
+        }
     }
 
     private fun pause(attempt: Int, untilNextSecond: Boolean) {
@@ -332,6 +380,7 @@ class TesseraInterceptor @JvmOverloads constructor(
         const val MAX_RETRIES: Int = 5
 
         private const val PROBLEM_PEEK_BYTES: Long = 16 * 1024
+        private const val CANCEL_POLL_MILLIS: Long = 50
         private val RETRYABLE_STORE_CODE = Regex("\"code\"\\s*:\\s*\"(store_unavailable|store_reset)\"")
         private val IDEMPOTENT = setOf("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE")
 
