@@ -1,0 +1,343 @@
+//! The two drivers behind one store: pools, URLs, migrations and rows.
+
+use std::collections::{BTreeSet, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tessera_core::KeyId;
+use tessera_server::{KeyMetadata, KeyState};
+
+use crate::error::Error;
+use crate::seal::{canonical_json, Binding};
+
+pub(crate) static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A pool of either driver. Every operation is written once, in a
+/// `dual!` block that the compiler type-checks for each driver.
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$p` bound to the concrete pool and `$d` to its [`Dialect`].
+macro_rules! dual {
+    ($pool:expr, |$p:ident, $d:ident| $body:expr) => {
+        match $pool {
+            $crate::db::Pool::Sqlite($p) => {
+                #[allow(unused_variables)]
+                let $d = $crate::db::Dialect::Sqlite;
+                $body
+            }
+            $crate::db::Pool::Postgres($p) => {
+                #[allow(unused_variables)]
+                let $d = $crate::db::Dialect::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use dual;
+
+/// Where the two SQL dialects differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// A write transaction's opening statement. SQLite takes the write lock
+    /// at once (`IMMEDIATE`), so read-then-write transactions never fail with
+    /// SQLITE_BUSY half-way; PostgreSQL locks rows (`FOR UPDATE`) or takes an
+    /// advisory lock per owner instead.
+    pub(crate) fn begin_write(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+
+    pub(crate) fn pick(self, sqlite: &'static str, postgres: &'static str) -> &'static str {
+        match self {
+            Dialect::Sqlite => sqlite,
+            Dialect::Postgres => postgres,
+        }
+    }
+}
+
+/// The columns of `tessera_keys`, in [`KeyRow`] order.
+macro_rules! key_columns {
+    () => {
+        "key_id, owner, client, scopes, state, not_before, not_after, created_at, revoked_at, \
+         revoke_reason, last_used_at, master_version, sealed_secret, attributes, replaces"
+    };
+}
+pub(crate) use key_columns;
+
+/// A `tessera_keys` row as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct KeyRow {
+    pub(crate) key_id: String,
+    pub(crate) owner: String,
+    pub(crate) client: Option<String>,
+    pub(crate) scopes: String,
+    pub(crate) state: String,
+    pub(crate) not_before: Option<i64>,
+    pub(crate) not_after: Option<i64>,
+    pub(crate) created_at: i64,
+    pub(crate) revoked_at: Option<i64>,
+    pub(crate) revoke_reason: Option<String>,
+    pub(crate) last_used_at: Option<i64>,
+    pub(crate) master_version: i64,
+    pub(crate) sealed_secret: Vec<u8>,
+    pub(crate) attributes: Option<String>,
+    pub(crate) replaces: Option<String>,
+}
+
+/// A row's fields, parsed. Failing to parse means the row was edited by
+/// hand into something this store never writes: the key is refused.
+#[derive(Debug, Clone)]
+pub(crate) struct Parsed {
+    pub(crate) key_id: KeyId,
+    pub(crate) owner: String,
+    pub(crate) client: Option<String>,
+    pub(crate) scopes: BTreeSet<String>,
+    pub(crate) state: KeyState,
+    pub(crate) not_before: Option<u64>,
+    pub(crate) not_after: Option<u64>,
+    pub(crate) attributes: Option<serde_json::Value>,
+    pub(crate) attributes_canonical: Option<String>,
+    pub(crate) master_version: u32,
+}
+
+impl KeyRow {
+    pub(crate) fn parse(&self) -> Option<Parsed> {
+        let key_id = KeyId::new(&self.key_id).ok()?;
+        let scopes: Vec<String> = serde_json::from_str(&self.scopes).ok()?;
+        let state = match self.state.as_str() {
+            "active" => KeyState::Active,
+            "revoked" => KeyState::Revoked,
+            _ => return None,
+        };
+        let time = |t: Option<i64>| match t {
+            None => Some(None),
+            Some(t) => u64::try_from(t).ok().map(Some),
+        };
+        let (attributes, attributes_canonical) = match &self.attributes {
+            None => (None, None),
+            Some(text) => {
+                let value: serde_json::Value = serde_json::from_str(text).ok()?;
+                let canonical = canonical_json(&value);
+                (Some(value), Some(canonical))
+            }
+        };
+        Some(Parsed {
+            key_id,
+            owner: self.owner.clone(),
+            client: self.client.clone(),
+            scopes: scopes.into_iter().collect(),
+            state,
+            not_before: time(self.not_before)?,
+            not_after: time(self.not_after)?,
+            attributes,
+            attributes_canonical,
+            master_version: u32::try_from(self.master_version).ok()?,
+        })
+    }
+}
+
+impl Parsed {
+    pub(crate) fn binding(&self) -> Binding<'_> {
+        Binding {
+            key_id: self.key_id.as_str(),
+            owner: &self.owner,
+            client: self.client.as_deref(),
+            scopes: &self.scopes,
+            not_before: self.not_before,
+            not_after: self.not_after,
+            attributes: self.attributes_canonical.as_deref(),
+        }
+    }
+
+    pub(crate) fn metadata(&self) -> KeyMetadata {
+        let mut m = KeyMetadata::new(self.owner.clone())
+            .with_scopes(self.scopes.iter().cloned())
+            .with_state(self.state);
+        m.client.clone_from(&self.client);
+        m.not_before = self.not_before;
+        m.not_after = self.not_after;
+        m.attributes.clone_from(&self.attributes);
+        m
+    }
+}
+
+/// The canonical text of a scope set: a JSON array, sorted.
+pub(crate) fn scopes_text(scopes: &BTreeSet<String>) -> String {
+    serde_json::Value::from(scopes.iter().cloned().collect::<Vec<_>>()).to_string()
+}
+
+/// Unix seconds for a column.
+pub(crate) fn db_time(t: u64) -> Result<i64, Error> {
+    i64::try_from(t).map_err(|_| Error::invalid("time", "beyond the year 292 billion"))
+}
+
+/// The URL with any password replaced by `***`, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    let user = userinfo.split(':').next().unwrap_or("");
+    if userinfo.contains(':') {
+        format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..])
+    } else {
+        url.to_string()
+    }
+}
+
+/// Connection settings taken from the options.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectSettings {
+    pub(crate) max_connections: u32,
+    pub(crate) acquire_timeout: Duration,
+    pub(crate) busy_timeout: Duration,
+    /// Create a missing SQLite file (migrate does; open only with `?mode=rwc`).
+    pub(crate) create: bool,
+}
+
+pub(crate) async fn connect(url: &str, settings: ConnectSettings) -> Result<Pool, Error> {
+    let invalid = |reason: String| Error::InvalidUrl {
+        url: redact_url(url),
+        reason,
+    };
+    let connect_error = |source| Error::Connect {
+        url: redact_url(url),
+        source,
+    };
+    if url.starts_with("sqlite:") {
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(invalid(
+                "in-memory SQLite databases are not supported (each pooled connection would see its own); use a file".into(),
+            ));
+        }
+        let mut options =
+            SqliteConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
+        let has_mode = url.contains("mode=");
+        if settings.create && !has_mode {
+            options = options.create_if_missing(true);
+        }
+        let creates = url.contains("mode=rwc") || (settings.create && !has_mode);
+        let path = options.get_filename().to_path_buf();
+        if !creates && !path.exists() {
+            return Err(Error::SqliteFileMissing {
+                path: path.display().to_string(),
+            });
+        }
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(settings.busy_timeout)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        Ok(Pool::Sqlite(pool))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let options = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        Ok(Pool::Postgres(pool))
+    } else {
+        Err(invalid("unknown scheme".into()))
+    }
+}
+
+pub(crate) async fn migrate(pool: &Pool) -> Result<(), Error> {
+    dual!(pool, |p, d| {
+        let migrator = d.pick_migrator();
+        migrator.run(p).await.map_err(Error::Migrate)
+    })
+}
+
+impl Dialect {
+    fn pick_migrator(self) -> &'static Migrator {
+        match self {
+            Dialect::Sqlite => &SQLITE_MIGRATOR,
+            Dialect::Postgres => &POSTGRES_MIGRATOR,
+        }
+    }
+}
+
+/// Fails unless every embedded migration has been applied.
+pub(crate) async fn check_schema(pool: &Pool) -> Result<(), Error> {
+    let applied: Result<Vec<i64>, sqlx::Error> = dual!(pool, |p, d| {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_all(p)
+            .await
+    });
+    let applied: HashSet<i64> = match applied {
+        Ok(v) => v.into_iter().collect(),
+        // No migrations table: the schema was never created.
+        Err(sqlx::Error::Database(_)) => {
+            return Err(Error::SchemaNotCurrent {
+                state: "missing".into(),
+            })
+        }
+        Err(source) => {
+            return Err(Error::Database {
+                action: "read the applied migrations",
+                source,
+            })
+        }
+    };
+    let migrator = match pool {
+        Pool::Sqlite(_) => &SQLITE_MIGRATOR,
+        Pool::Postgres(_) => &POSTGRES_MIGRATOR,
+    };
+    for m in migrator.iter() {
+        if m.migration_type.is_down_migration() {
+            continue;
+        }
+        if !applied.contains(&m.version) {
+            return Err(Error::SchemaNotCurrent {
+                state: format!("outdated (migration {} not applied)", m.version),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db?x=1"),
+            "postgres://u:***@h:5432/db?x=1"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+    }
+}

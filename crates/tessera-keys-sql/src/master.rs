@@ -1,0 +1,274 @@
+//! Versioned master keys, kept outside the database.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::Error;
+
+/// The environment variable holding the master key (64 hex characters =
+/// version 1) or `VERSION:HEX` entries separated by commas or newlines.
+pub const MASTER_KEY_ENV: &str = "TESSERA_MASTER_KEY";
+/// The environment variable naming a file of `VERSION:HEX` lines.
+pub const MASTER_KEY_FILE_ENV: &str = "TESSERA_MASTER_KEY_FILE";
+
+/// HKDF info for the AES-256-GCM key that seals secrets and canaries.
+const SEAL_INFO: &[u8] = b"tessera-keys-sql/v1 seal key";
+
+/// One master key: 32 bytes and its version. Zeroized on drop, never printed.
+#[derive(Clone)]
+pub struct MasterKey {
+    version: u32,
+    /// The AES-256-GCM key derived from the master key (HKDF-SHA256), so the
+    /// master key itself is used for nothing else and could key other
+    /// purposes later without reuse.
+    seal_key: Zeroizing<[u8; 32]>,
+}
+
+impl MasterKey {
+    /// A master key from its 32 bytes.
+    ///
+    /// # Errors
+    /// [`Error::MasterKeyInvalid`] when `version` is 0.
+    pub fn new(version: u32, mut bytes: [u8; 32]) -> Result<Self, Error> {
+        if version == 0 {
+            bytes.zeroize();
+            return Err(invalid("master key versions start at 1"));
+        }
+        let hk = Hkdf::<Sha256>::new(None, &bytes);
+        bytes.zeroize();
+        let mut seal_key = Zeroizing::new([0u8; 32]);
+        hk.expand(SEAL_INFO, seal_key.as_mut_slice())
+            .map_err(|_| invalid("HKDF expand failed"))?;
+        Ok(MasterKey { version, seal_key })
+    }
+
+    /// A master key from 64 hex characters.
+    ///
+    /// # Errors
+    /// [`Error::MasterKeyInvalid`] when the text is not 64 hex characters.
+    pub fn from_hex(version: u32, hex_text: &str) -> Result<Self, Error> {
+        let hex_text = hex_text.trim();
+        if hex_text.len() != 64 {
+            return Err(invalid(format!(
+                "version {version}: expected 64 hex characters (32 bytes), got {} characters",
+                hex_text.len()
+            )));
+        }
+        let mut bytes = [0u8; 32];
+        if hex::decode_to_slice(hex_text, &mut bytes).is_err() {
+            bytes.zeroize();
+            return Err(invalid(format!(
+                "version {version}: not hexadecimal (expected 64 characters 0-9, a-f)"
+            )));
+        }
+        MasterKey::new(version, bytes)
+    }
+
+    /// The key's version.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    pub(crate) fn seal_key(&self) -> &[u8; 32] {
+        &self.seal_key
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterKey")
+            .field("version", &self.version)
+            .field("key", &"** redacted **")
+            .finish()
+    }
+}
+
+/// The master keys a store may use, by version; the newest is current.
+///
+/// New secrets are sealed under the current (highest) version; a secret
+/// sealed under an older version still opens while that version is in the
+/// ring. [`SqlKeyStore::rewrap`](crate::SqlKeyStore::rewrap) moves every
+/// row to the current version, after which older versions may be dropped.
+///
+/// Text forms, from [`MASTER_KEY_ENV`], [`MASTER_KEY_FILE_ENV`] or
+/// [`MasterKeyring::parse`]:
+///
+/// ```text
+/// # a single key: version 1
+/// 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+///
+/// # or versioned entries, one per line (or comma-separated); `#` starts a comment
+/// 1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+/// 2:202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f
+/// ```
+#[derive(Clone)]
+pub struct MasterKeyring {
+    keys: BTreeMap<u32, MasterKey>,
+}
+
+impl MasterKeyring {
+    /// A ring of the given keys.
+    ///
+    /// # Errors
+    /// [`Error::MasterKeyInvalid`] when `keys` is empty or two keys share a version.
+    pub fn new(keys: impl IntoIterator<Item = MasterKey>) -> Result<Self, Error> {
+        let mut map = BTreeMap::new();
+        for key in keys {
+            let version = key.version;
+            if map.insert(version, key).is_some() {
+                return Err(invalid(format!("version {version} is given twice")));
+            }
+        }
+        if map.is_empty() {
+            return Err(invalid("no master key given"));
+        }
+        Ok(MasterKeyring { keys: map })
+    }
+
+    /// Parses the text form (see the type's docs).
+    ///
+    /// # Errors
+    /// [`Error::MasterKeyInvalid`] saying which entry is wrong.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let trimmed = text.trim();
+        if !trimmed.contains(':') && !trimmed.contains('\n') && !trimmed.contains(',') {
+            return MasterKeyring::new([MasterKey::from_hex(1, trimmed)?]);
+        }
+        let mut keys = Vec::new();
+        for entry in text.split(['\n', ',']) {
+            let entry = entry.split('#').next().unwrap_or("").trim();
+            if entry.is_empty() {
+                continue;
+            }
+            let Some((version, hex_text)) = entry.split_once(':') else {
+                return Err(invalid(
+                    "expected VERSION:HEX entries (for example 2:<64 hex characters>)",
+                ));
+            };
+            let version: u32 = version.trim().parse().map_err(|_| {
+                invalid(format!(
+                    "version {:?} is not a positive integer",
+                    version.trim()
+                ))
+            })?;
+            keys.push(MasterKey::from_hex(version, hex_text)?);
+        }
+        MasterKeyring::new(keys)
+    }
+
+    /// Reads a file of `VERSION:HEX` lines (or one bare hex key).
+    ///
+    /// # Errors
+    /// [`Error::MasterKeyInvalid`] when the file cannot be read or parsed.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            invalid(format!(
+                "cannot read master key file {}: {e}",
+                path.display()
+            ))
+        })?);
+        MasterKeyring::parse(&text)
+    }
+
+    /// From [`MASTER_KEY_ENV`] or [`MASTER_KEY_FILE_ENV`] (exactly one of them).
+    ///
+    /// # Errors
+    /// [`Error::MasterKeyMissing`] when neither is set,
+    /// [`Error::MasterKeyInvalid`] when both are set or the value is malformed.
+    pub fn from_env() -> Result<Self, Error> {
+        let inline = std::env::var(MASTER_KEY_ENV).ok().map(Zeroizing::new);
+        let file = std::env::var_os(MASTER_KEY_FILE_ENV);
+        match (inline, file) {
+            (Some(_), Some(_)) => Err(invalid(format!(
+                "both {MASTER_KEY_ENV} and {MASTER_KEY_FILE_ENV} are set; set only one"
+            ))),
+            (Some(text), None) => MasterKeyring::parse(&text),
+            (None, Some(path)) => MasterKeyring::from_file(path),
+            (None, None) => Err(Error::MasterKeyMissing),
+        }
+    }
+
+    /// The current (newest) key, which seals everything written from now on.
+    pub fn current(&self) -> &MasterKey {
+        // `new` refuses an empty ring.
+        self.keys
+            .values()
+            .next_back()
+            .unwrap_or_else(|| unreachable!("a keyring is never empty"))
+    }
+
+    /// The key of `version`, if held.
+    pub fn get(&self, version: u32) -> Option<&MasterKey> {
+        self.keys.get(&version)
+    }
+
+    /// The versions held, ascending.
+    pub fn versions(&self) -> impl Iterator<Item = u32> + '_ {
+        self.keys.keys().copied()
+    }
+}
+
+impl fmt::Debug for MasterKeyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MasterKeyring")
+            .field("versions", &self.keys.keys().collect::<Vec<_>>())
+            .field("current", &self.current().version)
+            .finish()
+    }
+}
+
+fn invalid(reason: impl Into<String>) -> Error {
+    Error::MasterKeyInvalid {
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    const B: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+
+    #[test]
+    fn parses_bare_and_versioned_forms() {
+        let ring = MasterKeyring::parse(A).expect("bare");
+        assert_eq!(ring.current().version(), 1);
+        let ring =
+            MasterKeyring::parse(&format!("# keys\n1:{A}\n\n3:{B} # newest\n")).expect("versioned");
+        assert_eq!(ring.versions().collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(ring.current().version(), 3);
+        let ring = MasterKeyring::parse(&format!("2:{B},1:{A}")).expect("commas");
+        assert_eq!(ring.current().version(), 2);
+    }
+
+    #[test]
+    fn refuses_malformed_keys_without_echoing_them() {
+        for bad in [
+            "abc".to_string(),
+            format!("1:{A}\n1:{B}"),
+            format!("0:{A}"),
+            format!("x:{A}"),
+            format!("1:{}", &A[..62]),
+            format!("1:{}zz", &A[..62]),
+            String::new(),
+        ] {
+            let err = MasterKeyring::parse(&bad).expect_err(&bad).to_string();
+            assert!(!err.contains(A) && !err.contains(B), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let ring = MasterKeyring::parse(A).expect("ring");
+        let debug = format!("{ring:?} {:?}", ring.current());
+        assert!(!debug.contains("0001"), "{debug}");
+        assert!(debug.contains("redacted"));
+    }
+}

@@ -1,0 +1,1330 @@
+//! [`SqlKeyStore`]: open, issue, rotate, revoke, list, rewrap, and the
+//! [`KeyStore`] implementation the verifier uses.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use moka::sync::Cache;
+use tessera_core::{KeyId, SecretKey, SigningKey};
+use tessera_server::{KeyMetadata, KeyState, KeyStore, KeyStoreError, ResolvedKey};
+use zeroize::Zeroizing;
+
+use crate::db::{self, dual, key_columns, ConnectSettings, KeyRow, Parsed, Pool};
+use crate::error::Error;
+use crate::key_id::{self, IdTagger};
+use crate::master::{MasterKey, MasterKeyring};
+use crate::seal::{self, Binding, ID_KEY_LEN};
+use crate::types::{
+    Expiry, IssueRequest, IssuedKey, KeyRecord, RewrapReport, SchemaPolicy, SqlKeyStoreOptions,
+    StoreStats,
+};
+
+/// Longest owner, client, actor or scope accepted, in bytes.
+const MAX_LABEL_LEN: usize = 256;
+/// Most scopes on one key.
+const MAX_SCOPES: usize = 64;
+/// Longest canonical attributes object, in bytes.
+const MAX_ATTRIBUTES_LEN: usize = 8 * 1024;
+
+/// A [`KeyStore`] in SQLite or PostgreSQL, with secrets sealed at rest.
+///
+/// Cloning is cheap and shares the pool and caches: give one clone to the
+/// [`Verifier`](tessera_server::Verifier) and keep one to issue and revoke.
+/// See the [crate docs](crate) for the design.
+#[derive(Clone)]
+pub struct SqlKeyStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    keyring: MasterKeyring,
+    tagger: IdTagger,
+    options: SqlKeyStoreOptions,
+    /// Keys whose MAC verified (filled only from `KeyStore::verified`).
+    cache: Cache<KeyId, ResolvedKey>,
+    /// Well-tagged key ids the database does not hold.
+    negative: Cache<KeyId, ()>,
+    /// The local change epoch when a key was last read from the database,
+    /// so `verified` never caches a read older than a local revoke/rotate.
+    reads: Cache<KeyId, u64>,
+    epoch: AtomicU64,
+    limiter: Mutex<Bucket>,
+    /// Keys whose `last_used_at` was queued within the granularity period.
+    touched: Cache<KeyId, ()>,
+    pending_touches: Mutex<HashMap<KeyId, u64>>,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    db_lookups: AtomicU64,
+    cache_hits: AtomicU64,
+    negative_hits: AtomicU64,
+    tag_rejections: AtomicU64,
+    rate_limited: AtomicU64,
+    seal_failures: AtomicU64,
+    last_used_writes: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A token bucket: `rate` look-ups per second, bursts of up to `rate`.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    rate: f64,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl fmt::Debug for SqlKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let driver = match self.inner.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        };
+        f.debug_struct("SqlKeyStore")
+            .field("driver", &driver)
+            .field("keyring", &self.inner.keyring)
+            .field("cached_keys", &self.inner.cache.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes an audit row inside the transaction `$tx`.
+macro_rules! audit {
+    ($tx:expr, $at:expr, $actor:expr, $action:expr, $key_id:expr, $owner:expr, $detail:expr) => {
+        sqlx::query(
+            "INSERT INTO tessera_key_audit (at, actor, action, key_id, owner, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind($at)
+        .bind($actor)
+        .bind($action)
+        .bind($key_id)
+        .bind($owner)
+        .bind($detail)
+        .execute(&mut *$tx)
+        .await
+        .map_err(Error::db("write the audit row"))?
+    };
+}
+
+/// Bumps the change counter inside the transaction `$tx`.
+macro_rules! bump_changes {
+    ($tx:expr) => {
+        sqlx::query("UPDATE tessera_change_counter SET value = value + 1 WHERE id = 1")
+            .execute(&mut *$tx)
+            .await
+            .map_err(Error::db("bump the change counter"))?
+    };
+}
+
+/// Inserts a new key row inside the transaction `$tx`.
+macro_rules! insert_key {
+    ($tx:expr, $row:expr) => {{
+        let row: &NewRow = $row;
+        sqlx::query(concat!(
+            "INSERT INTO tessera_keys (",
+            key_columns!(),
+            ") VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, NULL, NULL, NULL, $8, $9, $10, $11)"
+        ))
+        .bind(row.key_id.as_str())
+        .bind(&row.owner)
+        .bind(&row.client)
+        .bind(&row.scopes)
+        .bind(row.not_before)
+        .bind(row.not_after)
+        .bind(row.created_at)
+        .bind(row.master_version)
+        .bind(&row.sealed)
+        .bind(&row.attributes)
+        .bind(&row.replaces)
+        .execute(&mut *$tx)
+        .await
+        .map_err(Error::db("insert the key"))?
+    }};
+}
+
+/// A key row ready to insert.
+struct NewRow {
+    key_id: KeyId,
+    owner: String,
+    client: Option<String>,
+    scopes: String,
+    not_before: Option<i64>,
+    not_after: Option<i64>,
+    created_at: i64,
+    master_version: i64,
+    sealed: Vec<u8>,
+    attributes: Option<String>,
+    replaces: Option<String>,
+}
+
+impl SqlKeyStore {
+    /// Creates the schema, or brings it up to date: the embedded migrations
+    /// for the URL's driver. A missing SQLite file is created. Needs no
+    /// master key. Safe to run while servers use the database.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`], [`Error::Connect`] or [`Error::Migrate`].
+    pub async fn migrate(url: &str) -> Result<(), Error> {
+        let defaults = SqlKeyStoreOptions::default();
+        let pool = db::connect(
+            url,
+            ConnectSettings {
+                max_connections: 1,
+                acquire_timeout: defaults.acquire_timeout,
+                busy_timeout: defaults.sqlite_busy_timeout,
+                create: true,
+            },
+        )
+        .await?;
+        let result = db::migrate(&pool).await;
+        dual!(&pool, |p, d| p.close().await);
+        result
+    }
+
+    /// Opens the store at `url` (`sqlite://PATH`, `sqlite://PATH?mode=rwc`
+    /// to create the file, or `postgres://...`).
+    ///
+    /// Checks, before anything is served: the schema is current (or applies
+    /// it, with [`SchemaPolicy::Migrate`]); every master key version in the
+    /// ring that has a canary row opens it; the current version has a canary
+    /// (written now if missing); and every version that seals a key row is
+    /// in the ring. A store that opens can open every key it holds.
+    ///
+    /// Starts a background task (on the current tokio runtime) that writes
+    /// `last_used_at` in batches; it ends when the last clone is dropped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidUrl`], [`Error::SqliteFileMissing`], [`Error::Connect`],
+    /// [`Error::SchemaNotCurrent`], [`Error::Migrate`],
+    /// [`Error::WrongMasterKey`], [`Error::MasterKeyVersionMissing`],
+    /// [`Error::CanaryMissing`], [`Error::CanaryCorrupt`], [`Error::Database`].
+    pub async fn open(
+        url: &str,
+        keyring: MasterKeyring,
+        options: SqlKeyStoreOptions,
+    ) -> Result<SqlKeyStore, Error> {
+        let pool = db::connect(
+            url,
+            ConnectSettings {
+                max_connections: options.max_connections,
+                acquire_timeout: options.acquire_timeout,
+                busy_timeout: options.sqlite_busy_timeout,
+                create: false,
+            },
+        )
+        .await?;
+        match options.schema {
+            SchemaPolicy::Migrate => db::migrate(&pool).await?,
+            SchemaPolicy::RequireCurrent => db::check_schema(&pool).await?,
+        }
+        let now = db::db_time(options.clock.now_unix())?;
+        let id_key = load_canaries(&pool, &keyring, now).await?;
+        let tagger = IdTagger::new(id_key);
+
+        let o = &options;
+        let inner = Arc::new(Inner {
+            pool,
+            keyring,
+            tagger,
+            cache: Cache::builder()
+                .max_capacity(o.cache_capacity)
+                .time_to_live(o.cache_ttl)
+                .build(),
+            negative: Cache::builder()
+                .max_capacity(o.negative_cache_capacity)
+                .time_to_live(o.negative_cache_ttl)
+                .build(),
+            reads: Cache::builder()
+                .max_capacity(o.negative_cache_capacity.max(1_000))
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+            epoch: AtomicU64::new(0),
+            limiter: Mutex::new(Bucket {
+                tokens: f64::from(o.max_lookups_per_second.max(1)),
+                last: Instant::now(),
+                rate: f64::from(o.max_lookups_per_second.max(1)),
+            }),
+            touched: Cache::builder()
+                .max_capacity(o.cache_capacity)
+                .time_to_live(o.last_used_granularity)
+                .build(),
+            pending_touches: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            options,
+        });
+        spawn_flusher(Arc::downgrade(&inner));
+        Ok(SqlKeyStore { inner })
+    }
+
+    /// Issues a key: a fresh 32-byte secret from the OS random source and a
+    /// checked key id, sealed and stored with an audit row, in one
+    /// transaction that also enforces the per-owner limit.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] for a bad field, [`Error::OwnerLimit`] when
+    /// the owner already has `max_active_keys_per_owner` active keys,
+    /// [`Error::Generate`] or [`Error::Database`].
+    pub async fn issue(&self, request: IssueRequest) -> Result<IssuedKey, Error> {
+        let i = &*self.inner;
+        check_label("owner", &request.owner)?;
+        check_label("actor", &request.actor)?;
+        if let Some(client) = &request.client {
+            check_label("client", client)?;
+        }
+        if request.scopes.len() > MAX_SCOPES {
+            return Err(Error::invalid(
+                "scopes",
+                format!("at most {MAX_SCOPES} scopes per key"),
+            ));
+        }
+        for scope in &request.scopes {
+            check_label("scope", scope)?;
+            if scope.chars().any(char::is_whitespace) {
+                return Err(Error::invalid(
+                    "scope",
+                    format!("{scope:?} contains whitespace"),
+                ));
+            }
+        }
+        let attributes = match &request.attributes {
+            None => None,
+            Some(value @ serde_json::Value::Object(_)) => {
+                let text = seal::canonical_json(value);
+                if text.len() > MAX_ATTRIBUTES_LEN {
+                    return Err(Error::invalid(
+                        "attributes",
+                        format!("at most {MAX_ATTRIBUTES_LEN} bytes of JSON"),
+                    ));
+                }
+                Some(text)
+            }
+            Some(_) => return Err(Error::invalid("attributes", "must be a JSON object")),
+        };
+        let now = i.options.clock.now_unix();
+        let not_after = match request.expiry {
+            Expiry::Never => None,
+            Expiry::After(ttl) if ttl.as_secs() == 0 => {
+                return Err(Error::invalid("ttl", "must be at least one second"))
+            }
+            Expiry::After(ttl) => Some(now.saturating_add(ttl.as_secs())),
+            Expiry::At(t) if t <= now => {
+                return Err(Error::invalid("not_after", "is not in the future"))
+            }
+            Expiry::At(t) => Some(t),
+        };
+        let key_id = self.new_key_id()?;
+        let secret = SecretKey::generate().map_err(Error::Generate)?;
+        let (row, metadata) = self.seal_new_row(
+            &key_id,
+            &secret,
+            &request.owner,
+            request.client.as_deref(),
+            &request.scopes,
+            (now, not_after),
+            attributes,
+            request.attributes.clone(),
+            None,
+        )?;
+        let limit = i.options.max_active_keys_per_owner;
+        let now_db = db::db_time(now)?;
+        let detail = serde_json::json!({
+            "client": request.client,
+            "scopes": request.scopes,
+            "not_after": not_after,
+            "master_version": row.master_version,
+        })
+        .to_string();
+        dual!(&i.pool, |p, d| {
+            let mut tx = p
+                .begin_with(d.begin_write())
+                .await
+                .map_err(Error::db("begin the issue transaction"))?;
+            if d == db::Dialect::Postgres {
+                // Serializes issues for one owner, so the limit holds under concurrency.
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7321))")
+                    .bind(&request.owner)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Error::db("lock the owner"))?;
+            }
+            let active: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM tessera_keys WHERE owner = $1 AND state = 'active' \
+                 AND (not_after IS NULL OR not_after >= $2)",
+            )
+            .bind(&request.owner)
+            .bind(now_db)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(Error::db("count the owner's active keys"))?;
+            let active = u64::try_from(active).unwrap_or(0);
+            if active >= u64::from(limit) {
+                return Err(Error::OwnerLimit {
+                    owner: request.owner.clone(),
+                    active,
+                    limit,
+                });
+            }
+            insert_key!(tx, &row);
+            audit!(
+                tx,
+                now_db,
+                &request.actor,
+                "issue",
+                Some(key_id.as_str()),
+                Some(&request.owner),
+                Some(&detail)
+            );
+            bump_changes!(tx);
+            tx.commit()
+                .await
+                .map_err(Error::db("commit the issue transaction"))?;
+            Ok::<(), Error>(())
+        })?;
+        tracing::info!(key_id = %key_id, owner = %request.owner, actor = %request.actor, "tessera-keys-sql: key issued");
+        Ok(IssuedKey {
+            key_id,
+            secret,
+            metadata: Arc::new(metadata),
+            replaces: None,
+        })
+    }
+
+    /// Rotates a key: issues its replacement (same owner, client, scopes and
+    /// attributes, and the same lifetime counted from now) and cuts the old
+    /// key's `not_after` to now + `overlap`, so both verify during the
+    /// overlap while installed apps move over. The per-owner limit does not
+    /// apply (the old key is on its way out).
+    ///
+    /// # Errors
+    /// [`Error::UnknownKey`], [`Error::KeyRevoked`], [`Error::KeyExpired`],
+    /// [`Error::SealBroken`] when the old row was altered, [`Error::Database`].
+    pub async fn rotate(
+        &self,
+        key_id: &KeyId,
+        overlap: Duration,
+        actor: &str,
+    ) -> Result<IssuedKey, Error> {
+        let i = &*self.inner;
+        check_label("actor", actor)?;
+        if !i.tagger.check(key_id) {
+            return Err(Error::UnknownKey {
+                key_id: key_id.to_string(),
+            });
+        }
+        let now = i.options.clock.now_unix();
+        let now_db = db::db_time(now)?;
+        let new_id = self.new_key_id()?;
+        let new_secret = SecretKey::generate().map_err(Error::Generate)?;
+        let outcome = dual!(&i.pool, |p, d| {
+            let mut tx = p
+                .begin_with(d.begin_write())
+                .await
+                .map_err(Error::db("begin the rotate transaction"))?;
+            let old: Option<KeyRow> = sqlx::query_as(d.pick(
+                concat!(
+                    "SELECT ",
+                    key_columns!(),
+                    " FROM tessera_keys WHERE key_id = $1"
+                ),
+                concat!(
+                    "SELECT ",
+                    key_columns!(),
+                    " FROM tessera_keys WHERE key_id = $1 FOR UPDATE"
+                ),
+            ))
+            .bind(key_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(Error::db("read the key to rotate"))?;
+            let Some(old) = old else {
+                return Err(Error::UnknownKey {
+                    key_id: key_id.to_string(),
+                });
+            };
+            let (parsed, old_secret) = self.open_row(&old)?;
+            if parsed.state == KeyState::Revoked {
+                return Err(Error::KeyRevoked {
+                    key_id: key_id.to_string(),
+                });
+            }
+            if parsed.not_after.is_some_and(|t| now > t) {
+                return Err(Error::KeyExpired {
+                    key_id: key_id.to_string(),
+                });
+            }
+            // The replacement lives as long as the old key was meant to.
+            let lifetime = parsed.not_after.map(|t| {
+                t.saturating_sub(parsed.not_before.unwrap_or(old.created_at.max(0) as u64))
+            });
+            let new_not_after = lifetime.map(|l| now.saturating_add(l.max(1)));
+            let (row, metadata) = self.seal_new_row(
+                &new_id,
+                &new_secret,
+                &parsed.owner,
+                parsed.client.as_deref(),
+                &parsed.scopes,
+                (now, new_not_after),
+                parsed.attributes_canonical.clone(),
+                parsed.attributes.clone(),
+                Some(key_id.as_str().to_string()),
+            )?;
+            // The old key's new end: re-sealed, since not_after is bound.
+            let cut = now.saturating_add(overlap.as_secs());
+            let old_not_after = Some(parsed.not_after.map_or(cut, |t| t.min(cut)));
+            let old_binding = Binding {
+                not_after: old_not_after,
+                ..parsed.binding()
+            };
+            let master = i.keyring.current();
+            let resealed = seal::seal_secret(master, &old_binding, &old_secret)
+                .map_err(|_| Error::Generate(random_failed()))?;
+            let updated = sqlx::query(
+                "UPDATE tessera_keys SET not_after = $1, sealed_secret = $2, master_version = $3 \
+                 WHERE key_id = $4 AND sealed_secret = $5",
+            )
+            .bind(old_not_after.map(db::db_time).transpose()?)
+            .bind(&resealed)
+            .bind(i64::from(master.version()))
+            .bind(key_id.as_str())
+            .bind(&old.sealed_secret)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db("shorten the old key"))?;
+            if updated.rows_affected() != 1 {
+                return Err(Error::Database {
+                    action: "shorten the old key (it changed during the rotation; retry)",
+                    source: sqlx::Error::RowNotFound,
+                });
+            }
+            insert_key!(tx, &row);
+            let detail = serde_json::json!({
+                "replaces": key_id.as_str(),
+                "overlap_secs": overlap.as_secs(),
+                "old_not_after": old_not_after,
+                "not_after": new_not_after,
+            })
+            .to_string();
+            audit!(
+                tx,
+                now_db,
+                actor,
+                "rotate",
+                Some(new_id.as_str()),
+                Some(&parsed.owner),
+                Some(&detail)
+            );
+            bump_changes!(tx);
+            tx.commit()
+                .await
+                .map_err(Error::db("commit the rotate transaction"))?;
+            Ok::<_, Error>(metadata)
+        });
+        let metadata = outcome?;
+        self.invalidate([key_id.clone()]);
+        tracing::info!(key_id = %new_id, replaces = %key_id, actor, "tessera-keys-sql: key rotated");
+        Ok(IssuedKey {
+            key_id: new_id,
+            secret: new_secret,
+            metadata: Arc::new(metadata),
+            replaces: Some(key_id.clone()),
+        })
+    }
+
+    /// Revokes one key. Returns `true` if it was active, `false` if it was
+    /// already revoked. Requests signed with it then get `key_revoked`
+    /// (on this process at once; on others when their cache entry expires).
+    ///
+    /// # Errors
+    /// [`Error::UnknownKey`] or [`Error::Database`].
+    pub async fn revoke(&self, key_id: &KeyId, reason: &str, actor: &str) -> Result<bool, Error> {
+        let i = &*self.inner;
+        check_label("actor", actor)?;
+        if !i.tagger.check(key_id) {
+            return Err(Error::UnknownKey {
+                key_id: key_id.to_string(),
+            });
+        }
+        let now_db = db::db_time(i.options.clock.now_unix())?;
+        let changed = dual!(&i.pool, |p, d| {
+            let mut tx = p
+                .begin_with(d.begin_write())
+                .await
+                .map_err(Error::db("begin the revoke transaction"))?;
+            let owner: Option<String> = sqlx::query_scalar(
+                "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
+                 WHERE key_id = $1 AND state = 'active' RETURNING owner",
+            )
+            .bind(key_id.as_str())
+            .bind(now_db)
+            .bind(reason)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(Error::db("revoke the key"))?;
+            match owner {
+                Some(owner) => {
+                    let detail = serde_json::json!({ "reason": reason }).to_string();
+                    audit!(
+                        tx,
+                        now_db,
+                        actor,
+                        "revoke",
+                        Some(key_id.as_str()),
+                        Some(&owner),
+                        Some(&detail)
+                    );
+                    bump_changes!(tx);
+                    tx.commit()
+                        .await
+                        .map_err(Error::db("commit the revoke transaction"))?;
+                    Ok(true)
+                }
+                None => {
+                    let exists: Option<String> =
+                        sqlx::query_scalar("SELECT key_id FROM tessera_keys WHERE key_id = $1")
+                            .bind(key_id.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(Error::db("look the key up"))?;
+                    match exists {
+                        Some(_) => Ok(false),
+                        None => Err(Error::UnknownKey {
+                            key_id: key_id.to_string(),
+                        }),
+                    }
+                }
+            }
+        })?;
+        self.invalidate([key_id.clone()]);
+        if changed {
+            tracing::info!(key_id = %key_id, actor, reason, "tessera-keys-sql: key revoked");
+        }
+        Ok(changed)
+    }
+
+    /// Revokes every active key of `owner` ("log out everywhere"); returns
+    /// how many were revoked.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn revoke_owner(&self, owner: &str, reason: &str, actor: &str) -> Result<u64, Error> {
+        let i = &*self.inner;
+        check_label("actor", actor)?;
+        let now_db = db::db_time(i.options.clock.now_unix())?;
+        let revoked: Vec<String> = dual!(&i.pool, |p, d| {
+            let mut tx = p
+                .begin_with(d.begin_write())
+                .await
+                .map_err(Error::db("begin the revoke transaction"))?;
+            let ids: Vec<String> = sqlx::query_scalar(
+                "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
+                 WHERE owner = $1 AND state = 'active' RETURNING key_id",
+            )
+            .bind(owner)
+            .bind(now_db)
+            .bind(reason)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(Error::db("revoke the owner's keys"))?;
+            let detail = serde_json::json!({ "reason": reason, "revoked": ids }).to_string();
+            audit!(
+                tx,
+                now_db,
+                actor,
+                "revoke_owner",
+                None::<&str>,
+                Some(owner),
+                Some(&detail)
+            );
+            bump_changes!(tx);
+            tx.commit()
+                .await
+                .map_err(Error::db("commit the revoke transaction"))?;
+            Ok::<_, Error>(ids)
+        })?;
+        self.invalidate(revoked.iter().filter_map(|id| KeyId::new(id).ok()));
+        tracing::info!(
+            owner,
+            actor,
+            reason,
+            count = revoked.len(),
+            "tessera-keys-sql: owner's keys revoked"
+        );
+        Ok(revoked.len() as u64)
+    }
+
+    /// The keys of `owner` (or every key, with `None`), oldest first:
+    /// metadata only, never secrets.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn list(&self, owner: Option<&str>) -> Result<Vec<KeyRecord>, Error> {
+        let rows: Vec<KeyRow> = dual!(&self.inner.pool, |p, d| {
+            match owner {
+                Some(owner) => {
+                    sqlx::query_as(concat!(
+                        "SELECT ",
+                        key_columns!(),
+                        " FROM tessera_keys WHERE owner = $1 ORDER BY created_at, key_id"
+                    ))
+                    .bind(owner)
+                    .fetch_all(p)
+                    .await
+                }
+                None => {
+                    sqlx::query_as(concat!(
+                        "SELECT ",
+                        key_columns!(),
+                        " FROM tessera_keys ORDER BY created_at, key_id"
+                    ))
+                    .fetch_all(p)
+                    .await
+                }
+            }
+        })
+        .map_err(Error::db("list keys"))?;
+        Ok(rows.iter().filter_map(|r| self.record(r)).collect())
+    }
+
+    /// One key's metadata, or `None` when unknown. Never the secret.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn show(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, Error> {
+        let row = self
+            .fetch_row(key_id)
+            .await
+            .map_err(Error::db("show the key"))?;
+        Ok(row.as_ref().and_then(|r| self.record(r)))
+    }
+
+    /// Re-seals every key row (and the canary) under the current master key
+    /// version, `rewrap_batch` rows per transaction, with one audit row per
+    /// transaction. Safe while servers keep verifying: each row is replaced
+    /// atomically, and a row still under an older version opens as long as
+    /// that version is in the keyring. Once it returns with no failures,
+    /// older versions may be removed from every server's keyring.
+    ///
+    /// # Errors
+    /// [`Error::Database`]; rows that do not open are listed in the report,
+    /// not an error.
+    pub async fn rewrap(&self, actor: &str) -> Result<RewrapReport, Error> {
+        let i = &*self.inner;
+        check_label("actor", actor)?;
+        let master = i.keyring.current();
+        let to_version = i64::from(master.version());
+        let batch = i64::from(i.options.rewrap_batch.max(1));
+        let mut report = RewrapReport {
+            to_version: master.version(),
+            rewrapped: 0,
+            failed: Vec::new(),
+        };
+        let mut after = String::new();
+        loop {
+            let now_db = db::db_time(i.options.clock.now_unix())?;
+            let (done, last) = dual!(&i.pool, |p, d| {
+                let mut tx = p
+                    .begin_with(d.begin_write())
+                    .await
+                    .map_err(Error::db("begin a rewrap transaction"))?;
+                let rows: Vec<KeyRow> = sqlx::query_as(d.pick(
+                    concat!(
+                        "SELECT ",
+                        key_columns!(),
+                        " FROM tessera_keys WHERE master_version <> $1 AND key_id > $2 \
+                         ORDER BY key_id LIMIT $3"
+                    ),
+                    concat!(
+                        "SELECT ",
+                        key_columns!(),
+                        " FROM tessera_keys WHERE master_version <> $1 AND key_id > $2 \
+                         ORDER BY key_id LIMIT $3 FOR UPDATE"
+                    ),
+                ))
+                .bind(to_version)
+                .bind(&after)
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(Error::db("read keys to rewrap"))?;
+                let mut count = 0u64;
+                for row in &rows {
+                    let (parsed, secret) = match self.open_row(row) {
+                        Ok(opened) => opened,
+                        Err(_) => {
+                            report.failed.push(row.key_id.clone());
+                            continue;
+                        }
+                    };
+                    let sealed = seal::seal_secret(master, &parsed.binding(), &secret)
+                        .map_err(|_| Error::Generate(random_failed()))?;
+                    let updated = sqlx::query(
+                        "UPDATE tessera_keys SET sealed_secret = $1, master_version = $2 \
+                         WHERE key_id = $3 AND sealed_secret = $4",
+                    )
+                    .bind(&sealed)
+                    .bind(to_version)
+                    .bind(&row.key_id)
+                    .bind(&row.sealed_secret)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Error::db("rewrap a key"))?;
+                    count += updated.rows_affected();
+                }
+                if count > 0 {
+                    let detail =
+                        serde_json::json!({ "rewrapped": count, "to_version": to_version })
+                            .to_string();
+                    audit!(
+                        tx,
+                        now_db,
+                        actor,
+                        "rewrap",
+                        None::<&str>,
+                        None::<&str>,
+                        Some(&detail)
+                    );
+                    bump_changes!(tx);
+                }
+                tx.commit()
+                    .await
+                    .map_err(Error::db("commit a rewrap transaction"))?;
+                report.rewrapped += count;
+                Ok::<_, Error>((
+                    rows.len() < batch as usize,
+                    rows.last().map(|r| r.key_id.clone()),
+                ))
+            })?;
+            if let Some(last) = last {
+                after = last;
+            }
+            if done {
+                break;
+            }
+        }
+        if report.failed.is_empty() {
+            // Canaries of versions no row needs any more: gone, so a leaked
+            // retired master key opens nothing in a later dump.
+            dual!(&i.pool, |p, d| {
+                sqlx::query(
+                    "DELETE FROM tessera_master_canary WHERE master_version <> $1 \
+                     AND master_version NOT IN (SELECT DISTINCT master_version FROM tessera_keys)",
+                )
+                .bind(to_version)
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(Error::db("remove retired canaries"))
+            })?;
+        } else {
+            tracing::warn!(failed = ?report.failed, "tessera-keys-sql: rewrap left rows that do not open (altered outside the store)");
+        }
+        tracing::info!(
+            rewrapped = report.rewrapped,
+            to_version = report.to_version,
+            actor,
+            "tessera-keys-sql: rewrap done"
+        );
+        Ok(report)
+    }
+
+    /// Writes the queued `last_used_at` times now (the background task does
+    /// this every `last_used_flush_interval`). Returns how many rows it updated.
+    ///
+    /// # Errors
+    /// [`Error::Database`]; the queued times are then dropped (they are
+    /// advisory).
+    pub async fn flush_last_used(&self) -> Result<u64, Error> {
+        self.inner.flush_last_used().await
+    }
+
+    /// Flushes `last_used_at` and closes the pool. Other clones stop working.
+    pub async fn close(&self) {
+        if let Err(e) = self.inner.flush_last_used().await {
+            tracing::warn!(error = %e, "tessera-keys-sql: last_used_at flush at close failed");
+        }
+        dual!(&self.inner.pool, |p, d| p.close().await);
+    }
+
+    /// Counters since the store was opened.
+    pub fn stats(&self) -> StoreStats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StoreStats {
+            db_lookups: get(&c.db_lookups),
+            cache_hits: get(&c.cache_hits),
+            negative_hits: get(&c.negative_hits),
+            tag_rejections: get(&c.tag_rejections),
+            rate_limited: get(&c.rate_limited),
+            seal_failures: get(&c.seal_failures),
+            last_used_writes: get(&c.last_used_writes),
+        }
+    }
+
+    /// The change counter, bumped by every issue, rotate, revoke and rewrap.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn change_counter(&self) -> Result<i64, Error> {
+        dual!(&self.inner.pool, |p, d| {
+            sqlx::query_scalar("SELECT value FROM tessera_change_counter WHERE id = 1")
+                .fetch_one(p)
+                .await
+        })
+        .map_err(Error::db("read the change counter"))
+    }
+
+    /// Whether `key_id` has the shape and check tag of a key this store
+    /// issued. No database query.
+    pub fn is_well_formed(&self, key_id: &KeyId) -> bool {
+        self.inner.tagger.check(key_id)
+    }
+
+    fn new_key_id(&self) -> Result<KeyId, Error> {
+        self.inner.tagger.generate().map_err(|e| match e {
+            key_id::Error::Random => Error::Generate(random_failed()),
+            key_id::Error::Core(e) => Error::Generate(e),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn seal_new_row(
+        &self,
+        key_id: &KeyId,
+        secret: &SecretKey,
+        owner: &str,
+        client: Option<&str>,
+        scopes: &BTreeSet<String>,
+        (now, not_after): (u64, Option<u64>),
+        attributes_canonical: Option<String>,
+        attributes: Option<serde_json::Value>,
+        replaces: Option<String>,
+    ) -> Result<(NewRow, KeyMetadata), Error> {
+        let master = self.inner.keyring.current();
+        let binding = Binding {
+            key_id: key_id.as_str(),
+            owner,
+            client,
+            scopes,
+            not_before: Some(now),
+            not_after,
+            attributes: attributes_canonical.as_deref(),
+        };
+        let sealed = seal::seal_secret(master, &binding, secret.expose_secret())
+            .map_err(|_| Error::Generate(random_failed()))?;
+        let mut metadata = KeyMetadata::new(owner)
+            .with_scopes(scopes.iter().cloned())
+            .with_not_before(now);
+        metadata.client = client.map(str::to_string);
+        metadata.not_after = not_after;
+        metadata.attributes = attributes;
+        let row = NewRow {
+            key_id: key_id.clone(),
+            owner: owner.to_string(),
+            client: client.map(str::to_string),
+            scopes: db::scopes_text(scopes),
+            not_before: Some(db::db_time(now)?),
+            not_after: not_after.map(db::db_time).transpose()?,
+            created_at: db::db_time(now)?,
+            master_version: i64::from(master.version()),
+            sealed,
+            attributes: attributes_canonical,
+            replaces,
+        };
+        Ok((row, metadata))
+    }
+
+    /// Parses a row and opens its secret; [`Error::SealBroken`] unless the
+    /// row is exactly as this store wrote it.
+    fn open_row(&self, row: &KeyRow) -> Result<(Parsed, Zeroizing<Vec<u8>>), Error> {
+        let broken = || Error::SealBroken {
+            key_id: row.key_id.clone(),
+        };
+        let parsed = row.parse().ok_or_else(broken)?;
+        let master = self
+            .inner
+            .keyring
+            .get(parsed.master_version)
+            .ok_or_else(broken)?;
+        let secret = seal::open_secret(master, &parsed.binding(), &row.sealed_secret)
+            .map_err(|_| broken())?;
+        Ok((parsed, secret))
+    }
+
+    fn record(&self, row: &KeyRow) -> Option<KeyRecord> {
+        let parsed = row.parse()?;
+        let seal_intact = self.open_row(row).is_ok();
+        let time = |t: Option<i64>| t.and_then(|t| u64::try_from(t).ok());
+        Some(KeyRecord {
+            key_id: parsed.key_id.clone(),
+            metadata: parsed.metadata(),
+            created_at: u64::try_from(row.created_at).unwrap_or(0),
+            revoked_at: time(row.revoked_at),
+            revoke_reason: row.revoke_reason.clone(),
+            last_used_at: time(row.last_used_at),
+            master_version: parsed.master_version,
+            replaces: row.replaces.as_deref().and_then(|r| KeyId::new(r).ok()),
+            seal_intact,
+        })
+    }
+
+    async fn fetch_row(&self, key_id: &KeyId) -> Result<Option<KeyRow>, sqlx::Error> {
+        dual!(&self.inner.pool, |p, d| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                key_columns!(),
+                " FROM tessera_keys WHERE key_id = $1"
+            ))
+            .bind(key_id.as_str())
+            .fetch_optional(p)
+            .await
+        })
+    }
+
+    /// Drops cached entries after a local change, and keeps reads made
+    /// before it from being cached by `verified`.
+    fn invalidate(&self, key_ids: impl IntoIterator<Item = KeyId>) {
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+        for id in key_ids {
+            self.inner.cache.invalidate(&id);
+        }
+    }
+}
+
+fn random_failed() -> tessera_core::Error {
+    // SecretKey::generate reports an OS RNG failure this way; reuse its error.
+    match SecretKey::from_bytes(&[]) {
+        Err(e) => e,
+        Ok(_) => unreachable!("an empty secret is refused"),
+    }
+}
+
+fn check_label(field: &'static str, value: &str) -> Result<(), Error> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_LABEL_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("at most {MAX_LABEL_LEN} bytes"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Reads the canary rows: checks every master key the ring holds against
+/// its canary, writes the current version's canary if missing, checks that
+/// every version sealing a key is held, and returns the key-id check key.
+async fn load_canaries(
+    pool: &Pool,
+    keyring: &MasterKeyring,
+    now: i64,
+) -> Result<Zeroizing<[u8; ID_KEY_LEN]>, Error> {
+    let read = |pool: &Pool| {
+        let pool = pool.clone();
+        async move {
+            dual!(&pool, |p, d| {
+                sqlx::query_as::<_, (i64, Vec<u8>)>(
+                    "SELECT master_version, sealed FROM tessera_master_canary ORDER BY master_version",
+                )
+                .fetch_all(p)
+                .await
+            })
+            .map_err(Error::db("read the master key canaries"))
+        }
+    };
+    let insert = |pool: &Pool, master: &MasterKey, sealed: Vec<u8>| {
+        let pool = pool.clone();
+        let version = i64::from(master.version());
+        async move {
+            dual!(&pool, |p, d| {
+                sqlx::query(
+                    "INSERT INTO tessera_master_canary (master_version, sealed, created_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (master_version) DO NOTHING",
+                )
+                .bind(version)
+                .bind(&sealed)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|_| ())
+            })
+            .map_err(Error::db("write the master key canary"))
+        }
+    };
+    let current = keyring.current();
+    let mut rows = read(pool).await?;
+    if rows.is_empty() {
+        // A new database: a fresh key-id check key, sealed under the current version.
+        let mut id_key = Zeroizing::new([0u8; ID_KEY_LEN]);
+        getrandom::fill(id_key.as_mut_slice()).map_err(|_| Error::Generate(random_failed()))?;
+        let sealed =
+            seal::seal_canary(current, &id_key).map_err(|_| Error::Generate(random_failed()))?;
+        insert(pool, current, sealed).await?;
+        rows = read(pool).await?;
+    }
+    let opened = open_canaries(&rows, keyring)?;
+    let id_key = match opened {
+        Some(k) => k,
+        None => {
+            let versions = rows
+                .iter()
+                .filter_map(|(v, _)| u32::try_from(*v).ok())
+                .collect();
+            return Err(Error::MasterKeyVersionMissing { versions });
+        }
+    };
+    if !rows.iter().any(|(v, _)| *v == i64::from(current.version())) {
+        // A new current version: seal the same check key under it, then
+        // read back (another process may have raced us with its own key).
+        let sealed =
+            seal::seal_canary(current, &id_key).map_err(|_| Error::Generate(random_failed()))?;
+        insert(pool, current, sealed).await?;
+        rows = read(pool).await?;
+        open_canaries(&rows, keyring)?;
+    }
+    // Every version that seals a key must be held, and have a canary.
+    let needed: Vec<i64> = dual!(pool, |p, d| {
+        sqlx::query_scalar("SELECT DISTINCT master_version FROM tessera_keys")
+            .fetch_all(p)
+            .await
+    })
+    .map_err(Error::db("read the master key versions in use"))?;
+    let mut missing: Vec<u32> = needed
+        .iter()
+        .filter_map(|v| u32::try_from(*v).ok())
+        .filter(|v| keyring.get(*v).is_none())
+        .collect();
+    if needed.iter().any(|v| u32::try_from(*v).is_err()) {
+        return Err(Error::CanaryCorrupt {
+            reason: "a key row has an invalid master_version".into(),
+        });
+    }
+    if !missing.is_empty() {
+        missing.sort_unstable();
+        return Err(Error::MasterKeyVersionMissing { versions: missing });
+    }
+    for v in needed {
+        if !rows.iter().any(|(c, _)| *c == v) {
+            return Err(Error::CanaryMissing {
+                version: u32::try_from(v).unwrap_or(0),
+            });
+        }
+    }
+    Ok(id_key)
+}
+
+/// Opens every canary whose version the ring holds; all must open and agree.
+fn open_canaries(
+    rows: &[(i64, Vec<u8>)],
+    keyring: &MasterKeyring,
+) -> Result<Option<Zeroizing<[u8; ID_KEY_LEN]>>, Error> {
+    let mut id_key: Option<Zeroizing<[u8; ID_KEY_LEN]>> = None;
+    for (version, sealed) in rows {
+        let version = u32::try_from(*version).map_err(|_| Error::CanaryCorrupt {
+            reason: format!("invalid master_version {version}"),
+        })?;
+        let Some(master) = keyring.get(version) else {
+            continue;
+        };
+        let key =
+            seal::open_canary(master, sealed).map_err(|_| Error::WrongMasterKey { version })?;
+        match &id_key {
+            Some(k) if k.as_slice() != key.as_slice() => {
+                return Err(Error::CanaryCorrupt {
+                    reason: format!("version {version} carries a different key-id check key"),
+                })
+            }
+            Some(_) => {}
+            None => id_key = Some(key),
+        }
+    }
+    Ok(id_key)
+}
+
+fn spawn_flusher(inner: Weak<Inner>) {
+    let Some(strong) = inner.upgrade() else {
+        return;
+    };
+    let interval = strong
+        .options
+        .last_used_flush_interval
+        .max(Duration::from_millis(100));
+    drop(strong);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(inner) = inner.upgrade() else {
+                break;
+            };
+            if let Err(e) = inner.flush_last_used().await {
+                tracing::warn!(error = %e, "tessera-keys-sql: writing last_used_at failed; those times are dropped");
+            }
+        }
+    });
+}
+
+impl Inner {
+    async fn flush_last_used(&self) -> Result<u64, Error> {
+        let pending = std::mem::take(
+            &mut *self
+                .pending_touches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let mut written = 0u64;
+        dual!(&self.pool, |p, d| {
+            let mut tx = p
+                .begin_with(d.begin_write())
+                .await
+                .map_err(Error::db("begin the last_used_at batch"))?;
+            for (key_id, at) in &pending {
+                let at = db::db_time(*at)?;
+                let r = sqlx::query(
+                    "UPDATE tessera_keys SET last_used_at = $1 WHERE key_id = $2 \
+                     AND (last_used_at IS NULL OR last_used_at < $1)",
+                )
+                .bind(at)
+                .bind(key_id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::db("write last_used_at"))?;
+                written += r.rows_affected();
+            }
+            tx.commit()
+                .await
+                .map_err(Error::db("commit the last_used_at batch"))?;
+            Ok::<(), Error>(())
+        })?;
+        self.counters
+            .last_used_writes
+            .fetch_add(written, Ordering::Relaxed);
+        Ok(written)
+    }
+
+    fn touch(&self, key_id: &KeyId) {
+        if self.touched.contains_key(key_id) {
+            return;
+        }
+        self.touched.insert(key_id.clone(), ());
+        let mut pending = self
+            .pending_touches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Bounded: past the cache size, further touches wait for the next flush period.
+        if (pending.len() as u64) < self.options.cache_capacity.max(1) {
+            pending.insert(key_id.clone(), self.options.clock.now_unix());
+        }
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqlKeyStore {
+    /// Check tag (no query for a made-up id) → verified-key cache →
+    /// negative cache → rate-limited database look-up.
+    ///
+    /// A row whose sealed secret does not open (altered in the database) is
+    /// an error, so the verifier answers `store_unavailable` and logs it: the
+    /// store cannot vouch for the row, and saying `unknown_key` would hide
+    /// the tampering from operators.
+    async fn resolve(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError> {
+        let i = &*self.inner;
+        if !i.tagger.check(key_id) {
+            bump(&i.counters.tag_rejections);
+            return Ok(None);
+        }
+        if let Some(hit) = i.cache.get(key_id) {
+            bump(&i.counters.cache_hits);
+            return Ok(Some(hit));
+        }
+        if i.negative.contains_key(key_id) {
+            bump(&i.counters.negative_hits);
+            return Ok(None);
+        }
+        if !i
+            .limiter
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            bump(&i.counters.rate_limited);
+            return Err(KeyStoreError::new(
+                "key look-up rate limit reached (SqlKeyStoreOptions::max_lookups_per_second)",
+            ));
+        }
+        let epoch = i.epoch.load(Ordering::SeqCst);
+        bump(&i.counters.db_lookups);
+        let row = self
+            .fetch_row(key_id)
+            .await
+            .map_err(|e| KeyStoreError::with_source("key look-up failed", e))?;
+        let Some(row) = row else {
+            i.negative.insert(key_id.clone(), ());
+            return Ok(None);
+        };
+        match self.open_row(&row) {
+            Ok((parsed, secret)) => {
+                let secret = SecretKey::from_bytes(&secret).map_err(|_| {
+                    bump(&i.counters.seal_failures);
+                    KeyStoreError::new(format!("key {key_id}: stored secret has an invalid length"))
+                })?;
+                i.reads.insert(key_id.clone(), epoch);
+                Ok(Some(ResolvedKey::new(
+                    SigningKey::new(key_id.clone(), &secret),
+                    Arc::new(parsed.metadata()),
+                )))
+            }
+            Err(_) => {
+                bump(&i.counters.seal_failures);
+                tracing::warn!(key_id = %key_id, "tessera-keys-sql: the key's sealed secret does not open with its row (row or ciphertext altered outside the store); refusing the key");
+                Err(KeyStoreError::new(format!(
+                    "key {key_id} failed its integrity check (row altered in the database)"
+                )))
+            }
+        }
+    }
+
+    fn verified(&self, key_id: &KeyId, key: &ResolvedKey) {
+        let i = &*self.inner;
+        if i.options.cache_capacity > 0 && !i.cache.contains_key(key_id) {
+            // Cache only a read made after the last local change.
+            if i.reads.get(key_id) == Some(i.epoch.load(Ordering::SeqCst)) {
+                i.cache.insert(key_id.clone(), key.clone());
+            }
+            i.reads.invalidate(key_id);
+        }
+        i.touch(key_id);
+    }
+}

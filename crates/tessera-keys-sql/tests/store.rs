@@ -1,0 +1,974 @@
+//! The store's suite, run on SQLite and on PostgreSQL: every case below is
+//! one `async fn(Driver, &str)`, instantiated once per driver by `suite!`.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::{ring, send, verifier, Db, Driver, T0};
+use tessera_core::{KeyId, SecretKey};
+use tessera_keys_sql::{
+    Error, IssueRequest, SchemaPolicy, SqlKeyStore, SqlKeyStoreOptions, StoreStats,
+};
+use tessera_server::{ErrorCode, KeyState, KeyStore, ManualClock};
+
+fn options(clock: &ManualClock) -> SqlKeyStoreOptions {
+    SqlKeyStoreOptions::default().with_clock(clock.clone())
+}
+
+fn alice() -> IssueRequest {
+    IssueRequest::new("alice", "test:issuer")
+        .client("ios")
+        .scopes(["orders:read", "orders:write"])
+        .attributes(serde_json::json!({ "plan": "pro", "company": 42 }))
+}
+
+fn secret_of(issued: &tessera_keys_sql::IssuedKey) -> SecretKey {
+    issued.expose_secret().clone()
+}
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Driver::Sqlite, concat!("sqlite::", stringify!($case))).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Driver::Postgres, concat!("postgres::", stringify!($case))).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    issue_and_verify,
+    rotate_with_overlap,
+    revoke_one,
+    revoke_owner,
+    expiry,
+    restart_keeps_keys,
+    wrong_master_key_is_a_clear_error,
+    rewrap_while_verifying,
+    tampered_rows_are_refused,
+    unbound_columns_are_plain_updates,
+    per_owner_limit,
+    per_owner_limit_under_concurrency,
+    made_up_key_ids_cause_no_query,
+    lookup_rate_limit,
+    last_used_is_batched,
+    secrets_never_in_the_database,
+    open_errors_are_clear,
+);
+
+async fn issue_and_verify(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let issued = store
+        .issue(alice().ttl(Duration::from_secs(3600)))
+        .await
+        .expect("issue");
+    assert!(issued.key_id().as_str().starts_with("k1."));
+    assert_eq!(issued.expose_secret().len(), 32);
+    assert!(!format!("{issued:?}").contains(&hex::encode(issued.expose_secret().expose_secret())));
+
+    let v = verifier(&store, &clock);
+    let identity = send(&v, issued.key_id(), &secret_of(&issued), T0)
+        .await
+        .expect("verified");
+    assert_eq!(identity.owner(), "alice");
+    assert_eq!(identity.client(), Some("ios"));
+    assert!(identity.has_scope("orders:write"));
+    assert_eq!(
+        identity.metadata().attributes,
+        Some(serde_json::json!({ "company": 42, "plan": "pro" }))
+    );
+    assert_eq!(identity.metadata().not_after, Some(T0 + 3600));
+    // The second request is served from the cache filled after the first MAC check.
+    let before = store.stats();
+    send(&v, issued.key_id(), &secret_of(&issued), T0)
+        .await
+        .expect("again");
+    let after = store.stats();
+    assert_eq!(after.db_lookups, before.db_lookups);
+    assert_eq!(after.cache_hits, before.cache_hits + 1);
+    // A wrong secret is refused (and the store is not the one refusing).
+    let wrong = SecretKey::from_bytes(&[7; 32]).expect("secret");
+    assert_eq!(
+        send(&v, issued.key_id(), &wrong, T0).await.err(),
+        Some(ErrorCode::BadSignature)
+    );
+
+    let shown = store
+        .show(issued.key_id())
+        .await
+        .expect("show")
+        .expect("known");
+    assert_eq!(shown.metadata.owner, "alice");
+    assert_eq!(shown.master_version, 1);
+    assert!(shown.seal_intact);
+    assert_eq!(shown.created_at, T0);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tessera_key_audit WHERE action = 'issue'")
+            .await,
+        1
+    );
+    assert_eq!(store.change_counter().await.expect("counter"), 1);
+}
+
+async fn rotate_with_overlap(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let old = store
+        .issue(alice().ttl(Duration::from_secs(30 * 86_400)))
+        .await
+        .expect("issue");
+    let v = verifier(&store, &clock);
+    send(&v, old.key_id(), &secret_of(&old), T0)
+        .await
+        .expect("old verifies");
+
+    clock.set(T0 + 100);
+    let new = store
+        .rotate(old.key_id(), Duration::from_secs(600), "test:rotator")
+        .await
+        .expect("rotate");
+    assert_eq!(new.replaces(), Some(old.key_id()));
+    assert_ne!(new.key_id(), old.key_id());
+    let m = new.metadata();
+    assert_eq!(
+        (m.owner.as_str(), m.client.as_deref()),
+        ("alice", Some("ios"))
+    );
+    assert_eq!(m.scopes, old.metadata().scopes);
+    assert_eq!(m.attributes, old.metadata().attributes);
+    assert_eq!(
+        m.not_after,
+        Some(T0 + 100 + 30 * 86_400),
+        "same lifetime, from now"
+    );
+
+    // Both verify during the overlap.
+    send(&v, old.key_id(), &secret_of(&old), T0 + 100)
+        .await
+        .expect("old in overlap");
+    send(&v, new.key_id(), &secret_of(&new), T0 + 100)
+        .await
+        .expect("new");
+    let shown = store.show(old.key_id()).await.expect("show").expect("old");
+    assert_eq!(shown.metadata.not_after, Some(T0 + 700));
+    assert!(
+        shown.seal_intact,
+        "the old row was re-sealed with its new not_after"
+    );
+    let shown_new = store.show(new.key_id()).await.expect("show").expect("new");
+    assert_eq!(shown_new.replaces.as_ref(), Some(old.key_id()));
+
+    // After the overlap the old key is expired, the new one fine.
+    clock.set(T0 + 701);
+    assert_eq!(
+        send(&v, old.key_id(), &secret_of(&old), T0 + 701)
+            .await
+            .err(),
+        Some(ErrorCode::KeyExpired)
+    );
+    send(&v, new.key_id(), &secret_of(&new), T0 + 701)
+        .await
+        .expect("new after overlap");
+    // An expired key cannot be rotated again.
+    assert!(matches!(
+        store.rotate(old.key_id(), Duration::ZERO, "t").await,
+        Err(Error::KeyExpired { .. })
+    ));
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tessera_key_audit WHERE action = 'rotate'")
+            .await,
+        1
+    );
+}
+
+async fn revoke_one(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let a = store.issue(alice()).await.expect("a");
+    let b = store.issue(alice().client("android")).await.expect("b");
+    let v = verifier(&store, &clock);
+    send(&v, a.key_id(), &secret_of(&a), T0)
+        .await
+        .expect("a verifies (and is cached)");
+    let counter = store.change_counter().await.expect("counter");
+
+    assert!(store
+        .revoke(a.key_id(), "device lost", "support:ann")
+        .await
+        .expect("revoke"));
+    assert_eq!(store.change_counter().await.expect("counter"), counter + 1);
+    // Revoked keys still resolve: the client hears key_revoked, not unknown_key.
+    assert_eq!(
+        send(&v, a.key_id(), &secret_of(&a), T0).await.err(),
+        Some(ErrorCode::KeyRevoked)
+    );
+    send(&v, b.key_id(), &secret_of(&b), T0)
+        .await
+        .expect("b unaffected");
+    assert!(!store
+        .revoke(a.key_id(), "again", "support:ann")
+        .await
+        .expect("already revoked"));
+    let shown = store.show(a.key_id()).await.expect("show").expect("a");
+    assert_eq!(shown.metadata.state, KeyState::Revoked);
+    assert_eq!(shown.revoke_reason.as_deref(), Some("device lost"));
+    assert_eq!(shown.revoked_at, Some(T0));
+    assert!(matches!(
+        store.rotate(a.key_id(), Duration::ZERO, "t").await,
+        Err(Error::KeyRevoked { .. })
+    ));
+    // A made-up id is unknown, without a query.
+    let fake = KeyId::new("k1.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAA").expect("id");
+    assert!(matches!(
+        store.revoke(&fake, "x", "t").await,
+        Err(Error::UnknownKey { .. })
+    ));
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tessera_key_audit WHERE action = 'revoke' AND actor = 'support:ann'")
+            .await,
+        1
+    );
+}
+
+async fn revoke_owner(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let mut alices = Vec::new();
+    for client in ["ios", "android", "web"] {
+        alices.push(store.issue(alice().client(client)).await.expect("issue"));
+    }
+    let bob = store
+        .issue(IssueRequest::new("bob", "t"))
+        .await
+        .expect("bob");
+    let v = verifier(&store, &clock);
+    for k in &alices {
+        send(&v, k.key_id(), &secret_of(k), T0)
+            .await
+            .expect("verifies");
+    }
+    assert_eq!(
+        store
+            .revoke_owner("alice", "log out everywhere", "alice")
+            .await
+            .expect("revoke"),
+        3
+    );
+    for k in &alices {
+        assert_eq!(
+            send(&v, k.key_id(), &secret_of(k), T0).await.err(),
+            Some(ErrorCode::KeyRevoked)
+        );
+    }
+    send(&v, bob.key_id(), &secret_of(&bob), T0)
+        .await
+        .expect("bob unaffected");
+    assert_eq!(
+        store
+            .revoke_owner("alice", "again", "alice")
+            .await
+            .expect("none left"),
+        0
+    );
+    assert!(store
+        .list(Some("alice"))
+        .await
+        .expect("list")
+        .iter()
+        .all(|r| r.metadata.state == KeyState::Revoked));
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tessera_key_audit WHERE action = 'revoke_owner' AND owner = 'alice'")
+            .await,
+        2
+    );
+}
+
+async fn expiry(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let k = store
+        .issue(alice().ttl(Duration::from_secs(100)))
+        .await
+        .expect("issue");
+    let at = store
+        .issue(alice().not_after(T0 + 50))
+        .await
+        .expect("issue at");
+    let v = verifier(&store, &clock);
+    send(&v, k.key_id(), &secret_of(&k), T0)
+        .await
+        .expect("valid");
+    clock.set(T0 + 100);
+    send(&v, k.key_id(), &secret_of(&k), T0 + 100)
+        .await
+        .expect("valid through not_after");
+    assert_eq!(
+        send(&v, at.key_id(), &secret_of(&at), T0 + 100).await.err(),
+        Some(ErrorCode::KeyExpired)
+    );
+    clock.set(T0 + 101);
+    assert_eq!(
+        send(&v, k.key_id(), &secret_of(&k), T0 + 101).await.err(),
+        Some(ErrorCode::KeyExpired)
+    );
+    assert!(matches!(
+        store.issue(alice().not_after(T0)).await,
+        Err(Error::InvalidRequest {
+            field: "not_after",
+            ..
+        })
+    ));
+}
+
+async fn restart_keeps_keys(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let k = store.issue(alice()).await.expect("issue");
+    let r = store.issue(alice().client("old")).await.expect("issue");
+    store.revoke(r.key_id(), "x", "t").await.expect("revoke");
+    send(&verifier(&store, &clock), k.key_id(), &secret_of(&k), T0)
+        .await
+        .expect("before");
+    store.close().await;
+    drop(store);
+
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let v = verifier(&store, &clock);
+    send(&v, k.key_id(), &secret_of(&k), T0)
+        .await
+        .expect("after restart");
+    assert_eq!(
+        send(&v, r.key_id(), &secret_of(&r), T0).await.err(),
+        Some(ErrorCode::KeyRevoked)
+    );
+    assert_eq!(store.list(None).await.expect("list").len(), 2);
+}
+
+async fn wrong_master_key_is_a_clear_error(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    store.issue(alice()).await.expect("issue");
+    store.close().await;
+
+    let err = SqlKeyStore::open(&db.url, ring(&[(1, 2)]), options(&clock))
+        .await
+        .expect_err("wrong key");
+    assert!(
+        matches!(err, Error::WrongMasterKey { version: 1 }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("does not open this database's canary"),
+        "{err}"
+    );
+    // A newer key alone cannot open rows sealed under version 1.
+    let err = SqlKeyStore::open(&db.url, ring(&[(2, 2)]), options(&clock))
+        .await
+        .expect_err("no v1");
+    assert!(
+        matches!(&err, Error::MasterKeyVersionMissing { versions } if versions == &[1]),
+        "{err:?}"
+    );
+    // Right v1 but a wrong key for a version that has a canary.
+    SqlKeyStore::open(&db.url, ring(&[(1, 1), (2, 2)]), options(&clock))
+        .await
+        .expect("adds v2 canary")
+        .close()
+        .await;
+    let err = SqlKeyStore::open(&db.url, ring(&[(1, 1), (2, 3)]), options(&clock))
+        .await
+        .expect_err("wrong v2");
+    assert!(
+        matches!(err, Error::WrongMasterKey { version: 2 }),
+        "{err:?}"
+    );
+    // The right keys still open.
+    db.open(ring(&[(1, 1), (2, 2)]), options(&clock)).await;
+}
+
+async fn rewrap_while_verifying(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let mut keys = Vec::new();
+    for i in 0..7 {
+        keys.push(
+            store
+                .issue(IssueRequest::new(format!("owner{i}"), "t"))
+                .await
+                .expect("issue"),
+        );
+    }
+    store.close().await;
+
+    // Version 2 added: old rows still open; new ones are sealed under 2.
+    let mut opts = options(&clock);
+    opts.rewrap_batch = 2;
+    // No cache: every verification below reads (and opens) its row.
+    opts.cache_capacity = 0;
+    let store = db.open(ring(&[(1, 1), (2, 2)]), opts).await;
+    let v = verifier(&store, &clock);
+    send(&v, keys[0].key_id(), &secret_of(&keys[0]), T0)
+        .await
+        .expect("v1 row opens");
+    let fresh = store
+        .issue(IssueRequest::new("late", "t"))
+        .await
+        .expect("issue");
+    assert_eq!(
+        store
+            .show(fresh.key_id())
+            .await
+            .expect("show")
+            .expect("fresh")
+            .master_version,
+        2
+    );
+
+    // Verify every key in a loop while rewrap runs.
+    let verifying = {
+        let store = store.clone();
+        let keys: Vec<(KeyId, SecretKey)> = keys
+            .iter()
+            .map(|k| (k.key_id().clone(), secret_of(k)))
+            .collect();
+        let clock = clock.clone();
+        tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..15 {
+                let v = verifier(&store, &clock);
+                for (id, secret) in &keys {
+                    send(&v, id, secret, T0)
+                        .await
+                        .expect("verifies during rewrap");
+                    ok += 1;
+                }
+            }
+            ok
+        })
+    };
+    let report = store.rewrap("test:ops").await.expect("rewrap");
+    assert_eq!(verifying.await.expect("task"), 15 * 7);
+    assert_eq!(report.to_version, 2);
+    assert_eq!(report.rewrapped, 7);
+    assert!(report.failed.is_empty());
+    assert!(store
+        .list(None)
+        .await
+        .expect("list")
+        .iter()
+        .all(|r| r.master_version == 2 && r.seal_intact));
+    assert!(
+        db.scalar("SELECT COUNT(*) FROM tessera_key_audit WHERE action = 'rewrap'")
+            .await
+            >= 4
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tessera_master_canary")
+            .await,
+        1,
+        "v1 canary retired"
+    );
+    store.close().await;
+
+    // Version 1 can now be dropped from the ring.
+    let store = db.open(ring(&[(2, 2)]), options(&clock)).await;
+    let v = verifier(&store, &clock);
+    for k in &keys {
+        send(&v, k.key_id(), &secret_of(k), T0)
+            .await
+            .expect("after rewrap, v2 only");
+    }
+    assert_eq!(
+        store
+            .rewrap("test:ops")
+            .await
+            .expect("nothing to do")
+            .rewrapped,
+        0
+    );
+}
+
+async fn tampered_rows_are_refused(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let req = || alice().not_after(T0 + 1000);
+    let donor = store.issue(req()).await.expect("donor");
+    let d = donor.key_id().as_str().to_string();
+    let garbage = match driver {
+        Driver::Sqlite => "X'01000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'",
+        Driver::Postgres => {
+            "'\\x01000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'::bytea"
+        }
+    };
+    // (what, statement with {id} for the victim's key id)
+    let edits: Vec<(&str, String)> = vec![
+        ("ciphertext copied from another row", format!(
+            "UPDATE tessera_keys SET sealed_secret = (SELECT sealed_secret FROM tessera_keys WHERE key_id = '{d}') WHERE key_id = '{{id}}'")),
+        ("ciphertext replaced", format!("UPDATE tessera_keys SET sealed_secret = {garbage} WHERE key_id = '{{id}}'")),
+        ("owner", "UPDATE tessera_keys SET owner = 'mallory' WHERE key_id = '{id}'".into()),
+        ("client", "UPDATE tessera_keys SET client = 'evil' WHERE key_id = '{id}'".into()),
+        ("scopes", "UPDATE tessera_keys SET scopes = '[\"admin\",\"orders:read\",\"orders:write\"]' WHERE key_id = '{id}'".into()),
+        ("not_after extended", "UPDATE tessera_keys SET not_after = not_after + 1000000 WHERE key_id = '{id}'".into()),
+        ("not_after removed", "UPDATE tessera_keys SET not_after = NULL WHERE key_id = '{id}'".into()),
+        ("not_before", "UPDATE tessera_keys SET not_before = not_before - 10 WHERE key_id = '{id}'".into()),
+        ("attributes", "UPDATE tessera_keys SET attributes = '{\"company\":42,\"plan\":\"enterprise\"}' WHERE key_id = '{id}'".into()),
+        ("attributes removed", "UPDATE tessera_keys SET attributes = NULL WHERE key_id = '{id}'".into()),
+        ("master_version", "UPDATE tessera_keys SET master_version = 2 WHERE key_id = '{id}'".into()),
+    ];
+    let v = verifier(&store, &clock);
+    for (what, sql) in &edits {
+        let victim = store.issue(req()).await.expect("victim");
+        let id = victim.key_id().as_str();
+        assert_eq!(db.exec(&sql.replace("{id}", id)).await, 1, "{what}");
+        let before = store.stats().seal_failures;
+        let outcome = send(&v, victim.key_id(), &secret_of(&victim), T0).await;
+        assert_eq!(
+            outcome.err(),
+            Some(ErrorCode::StoreUnavailable),
+            "{what}: must be refused"
+        );
+        assert_eq!(store.stats().seal_failures, before + 1, "{what}");
+        let shown = store
+            .show(victim.key_id())
+            .await
+            .expect("show")
+            .expect("row");
+        assert!(!shown.seal_intact, "{what}");
+        store
+            .revoke(victim.key_id(), "tampered", "t")
+            .await
+            .expect("clean up");
+    }
+
+    // The key id moved: the victim's row (and secret) under the donor's id.
+    let victim = store.issue(req()).await.expect("victim");
+    let other = store.issue(req()).await.expect("other");
+    let o = other.key_id().as_str();
+    db.exec(&format!("DELETE FROM tessera_keys WHERE key_id = '{o}'"))
+        .await;
+    db.exec(&format!(
+        "UPDATE tessera_keys SET key_id = '{o}' WHERE key_id = '{}'",
+        victim.key_id()
+    ))
+    .await;
+    for secret in [secret_of(&victim), secret_of(&other)] {
+        assert_eq!(
+            send(&v, other.key_id(), &secret, T0).await.err(),
+            Some(ErrorCode::StoreUnavailable),
+            "a row moved to another key id is refused"
+        );
+    }
+    // Rewrap under a new version skips (and reports) every altered row,
+    // never re-sealing one as valid; the untouched donor moves over.
+    store.close().await;
+    let store = db.open(ring(&[(1, 1), (2, 2)]), options(&clock)).await;
+    let report = store.rewrap("t").await.expect("rewrap");
+    assert_eq!(report.rewrapped, 1, "{report:?}");
+    // Every edited row but the one whose master_version was set to 2 (the
+    // current version, so rewrap does not pick it up), plus the moved row.
+    assert_eq!(report.failed.len(), edits.len() - 1 + 1, "{report:?}");
+    assert!(report.failed.iter().any(|id| id == o), "{report:?}");
+    assert!(!report.failed.contains(&d));
+    let v = verifier(&store, &clock);
+    send(&v, donor.key_id(), &secret_of(&donor), T0)
+        .await
+        .expect("donor intact");
+    assert_eq!(
+        send(&v, other.key_id(), &secret_of(&victim), T0)
+            .await
+            .err(),
+        Some(ErrorCode::StoreUnavailable)
+    );
+    // Canaries stay while altered rows remain under version 1.
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tessera_master_canary")
+            .await,
+        2
+    );
+}
+
+async fn unbound_columns_are_plain_updates(driver: Driver, test: &str) {
+    // Documented: revocation state is not sealed, so revoking by hand works,
+    // and so does restoring an earlier copy of a row (un-revoking).
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let mut opts = options(&clock);
+    opts.cache_capacity = 0;
+    let store = db.open(ring(&[(1, 1)]), opts).await;
+    let k = store.issue(alice()).await.expect("issue");
+    let v = verifier(&store, &clock);
+    let id = k.key_id().as_str();
+    db.exec(&format!(
+        "UPDATE tessera_keys SET state = 'revoked', revoked_at = {T0} WHERE key_id = '{id}'"
+    ))
+    .await;
+    assert_eq!(
+        send(&v, k.key_id(), &secret_of(&k), T0).await.err(),
+        Some(ErrorCode::KeyRevoked)
+    );
+    db.exec(&format!("UPDATE tessera_keys SET state = 'active', revoked_at = NULL, last_used_at = 5, created_at = 1 WHERE key_id = '{id}'")).await;
+    send(&v, k.key_id(), &secret_of(&k), T0)
+        .await
+        .expect("un-revoked by a plain update");
+}
+
+async fn per_owner_limit(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let mut opts = options(&clock);
+    opts.max_active_keys_per_owner = 3;
+    let store = db.open(ring(&[(1, 1)]), opts).await;
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        keys.push(store.issue(alice()).await.expect("issue"));
+    }
+    let short = store
+        .issue(alice().ttl(Duration::from_secs(10)))
+        .await
+        .expect("third");
+    let err = store.issue(alice()).await.expect_err("fourth");
+    assert!(
+        matches!(
+            err,
+            Error::OwnerLimit {
+                active: 3,
+                limit: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("revoke one"), "{err}");
+    store
+        .issue(IssueRequest::new("bob", "t"))
+        .await
+        .expect("other owners unaffected");
+    // Revoked and expired keys do not count.
+    store
+        .revoke(keys[0].key_id(), "x", "t")
+        .await
+        .expect("revoke");
+    store.issue(alice()).await.expect("after a revoke");
+    clock.set(T0 + 11);
+    drop(short);
+    store.issue(alice()).await.expect("after an expiry");
+    assert!(store.issue(alice()).await.is_err());
+    // Rotation does not count against the limit.
+    store
+        .rotate(keys[1].key_id(), Duration::from_secs(60), "t")
+        .await
+        .expect("rotate at the limit");
+}
+
+async fn per_owner_limit_under_concurrency(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let mut opts = options(&clock);
+    opts.max_active_keys_per_owner = 4;
+    let store = db.open(ring(&[(1, 1)]), opts).await;
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.issue(alice()).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(Error::OwnerLimit { .. }) => {}
+            Err(e) => panic!("unexpected error: {e:?}"),
+        }
+    }
+    assert_eq!(ok, 4);
+    assert_eq!(store.list(Some("alice")).await.expect("list").len(), 4);
+}
+
+async fn made_up_key_ids_cause_no_query(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let real = store.issue(alice()).await.expect("issue");
+    let before = store.stats();
+    let real_id = real.key_id().as_str();
+    for i in 0..2000u32 {
+        let fake = match i % 4 {
+            0 => format!("k1.{}.AAAAAAAAAAA", &real_id[3..25]),
+            1 => format!("k1.{:022}.{}", i, &real_id[26..]),
+            2 => format!("user-{i}"),
+            _ => format!("k1.{}", hex::encode(rand::random::<[u8; 16]>())),
+        };
+        let fake = KeyId::new(&fake).expect("id");
+        assert!(store.resolve(&fake).await.expect("no error").is_none());
+    }
+    let after = store.stats();
+    assert_eq!(
+        after.db_lookups, before.db_lookups,
+        "no query for made-up ids"
+    );
+    assert_eq!(after.tag_rejections, before.tag_rejections + 2000);
+    // A well-tagged id whose row is gone: one look-up, then the negative cache.
+    db.exec(&format!(
+        "DELETE FROM tessera_keys WHERE key_id = '{real_id}'"
+    ))
+    .await;
+    for _ in 0..50 {
+        assert!(store
+            .resolve(real.key_id())
+            .await
+            .expect("no error")
+            .is_none());
+    }
+    let last = store.stats();
+    assert_eq!(last.db_lookups, after.db_lookups + 1);
+    assert_eq!(last.negative_hits, after.negative_hits + 49);
+}
+
+async fn lookup_rate_limit(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let mut opts = options(&clock);
+    opts.max_lookups_per_second = 5;
+    let store = db.open(ring(&[(1, 1)]), opts).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(
+            store
+                .issue(IssueRequest::new(format!("o{i}"), "t"))
+                .await
+                .expect("issue")
+                .key_id()
+                .clone(),
+        );
+    }
+    let mut ok = 0;
+    let mut limited = 0;
+    for id in &ids {
+        match store.resolve(id).await {
+            Ok(Some(_)) => ok += 1,
+            Err(e) => {
+                assert!(e.to_string().contains("rate limit"), "{e}");
+                limited += 1;
+            }
+            Ok(None) => panic!("known key"),
+        }
+    }
+    assert!(
+        (5..=6).contains(&ok) && limited >= 4,
+        "ok {ok}, limited {limited}"
+    );
+    let stats: StoreStats = store.stats();
+    assert_eq!(stats.rate_limited, limited);
+    assert_eq!(stats.db_lookups, ok);
+}
+
+async fn last_used_is_batched(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let k = store.issue(alice()).await.expect("issue");
+    let v = verifier(&store, &clock);
+    send(&v, k.key_id(), &secret_of(&k), T0).await.expect("ok");
+    assert_eq!(
+        store
+            .show(k.key_id())
+            .await
+            .expect("show")
+            .expect("k")
+            .last_used_at,
+        None,
+        "not on the request path"
+    );
+    assert_eq!(store.flush_last_used().await.expect("flush"), 1);
+    assert_eq!(
+        store
+            .show(k.key_id())
+            .await
+            .expect("show")
+            .expect("k")
+            .last_used_at,
+        Some(T0)
+    );
+    // More uses within the minute write nothing.
+    for _ in 0..5 {
+        send(&v, k.key_id(), &secret_of(&k), T0).await.expect("ok");
+    }
+    assert_eq!(store.flush_last_used().await.expect("flush"), 0);
+    assert_eq!(store.stats().last_used_writes, 1);
+    // last_used_at changes bump no counter and need no audit row.
+    assert_eq!(store.change_counter().await.expect("counter"), 1);
+}
+
+async fn secrets_never_in_the_database(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let mut secrets = Vec::new();
+    for i in 0..8 {
+        let k = store
+            .issue(alice().client(format!("device-{i}")))
+            .await
+            .expect("issue");
+        secrets.push(secret_of(&k));
+        if i % 3 == 0 {
+            let r = store
+                .rotate(k.key_id(), Duration::from_secs(60), "t")
+                .await
+                .expect("rotate");
+            secrets.push(secret_of(&r));
+        }
+    }
+    store.close().await;
+    // Rewrap under a second master key, so old and new ciphertexts are both in the files.
+    let store = db.open(ring(&[(1, 1), (2, 2)]), options(&clock)).await;
+    store.rewrap("t").await.expect("rewrap");
+    store.close().await;
+
+    let contents = db.raw_contents();
+    for secret in &secrets {
+        let raw = secret.expose_secret();
+        let hex_lower = hex::encode(raw);
+        let hex_upper = hex_lower.to_uppercase();
+        for (name, bytes) in &contents {
+            assert!(!contains(bytes, raw), "raw secret found in {name}");
+            assert!(
+                !contains(bytes, hex_lower.as_bytes()),
+                "hex secret found in {name}"
+            );
+            assert!(
+                !contains(bytes, hex_upper.as_bytes()),
+                "HEX secret found in {name}"
+            );
+        }
+    }
+    // And the files do hold the keys (the search looks at the real data).
+    let first_id = db.scalar("SELECT COUNT(*) FROM tessera_keys").await;
+    assert_eq!(first_id as usize, secrets.len());
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn open_errors_are_clear(driver: Driver, test: &str) {
+    let Some(db) = Db::empty(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    match driver {
+        Driver::Sqlite => {
+            let err = SqlKeyStore::open(&db.url, ring(&[(1, 1)]), options(&clock))
+                .await
+                .expect_err("no file");
+            assert!(matches!(err, Error::SqliteFileMissing { .. }), "{err:?}");
+            assert!(err.to_string().contains("mode=rwc"), "{err}");
+            let err = SqlKeyStore::open(
+                &format!("{}?mode=rwc", db.url),
+                ring(&[(1, 1)]),
+                options(&clock),
+            )
+            .await
+            .expect_err("no schema");
+            assert!(matches!(err, Error::SchemaNotCurrent { .. }), "{err:?}");
+            let err = SqlKeyStore::open("sqlite::memory:", ring(&[(1, 1)]), options(&clock))
+                .await
+                .expect_err("memory");
+            assert!(matches!(err, Error::InvalidUrl { .. }), "{err:?}");
+        }
+        Driver::Postgres => {
+            let err = SqlKeyStore::open(&db.url, ring(&[(1, 1)]), options(&clock))
+                .await
+                .expect_err("no schema");
+            assert!(matches!(err, Error::SchemaNotCurrent { .. }), "{err:?}");
+            let bad = db.url.replace("postgres@", "nobody:hunter2@");
+            let err = SqlKeyStore::open(&bad, ring(&[(1, 1)]), options(&clock))
+                .await
+                .expect_err("bad user");
+            assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+            assert!(
+                !err.to_string().contains("hunter2"),
+                "password redacted: {err}"
+            );
+            assert!(std::error::Error::source(&err).is_some());
+            let closed = "postgres://postgres@127.0.0.1:1/postgres";
+            let err = SqlKeyStore::open(closed, ring(&[(1, 1)]), options(&clock))
+                .await
+                .expect_err("closed port");
+            assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+        }
+    }
+    let err = SqlKeyStore::open("mysql://x/y", ring(&[(1, 1)]), options(&clock))
+        .await
+        .expect_err("scheme");
+    assert!(matches!(err, Error::InvalidUrl { .. }), "{err:?}");
+    // With SchemaPolicy::Migrate, open creates the schema itself.
+    let url = match driver {
+        Driver::Sqlite => format!("{}?mode=rwc", db.url),
+        Driver::Postgres => db.url.clone(),
+    };
+    let store = SqlKeyStore::open(
+        &url,
+        ring(&[(1, 1)]),
+        options(&clock).with_schema(SchemaPolicy::Migrate),
+    )
+    .await
+    .expect("open with migrate");
+    store.issue(alice()).await.expect("issue");
+    let _ = Arc::new(store);
+}
