@@ -36,6 +36,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod before;
 mod gcra;
 mod limiter;
 mod memory;
@@ -44,6 +45,7 @@ mod plan;
 mod redis_store;
 mod store;
 
+pub use before::{Claimed, LimitBeforeVerify, LimitBeforeVerifyLayer};
 pub use gcra::{decide, Decision};
 pub use limiter::{
     default_plan, FailureMode, KeyBy, MicroClock, RateLimiter, RateLimiterBuilder,

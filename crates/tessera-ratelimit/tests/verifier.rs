@@ -416,3 +416,66 @@ async fn verify_async(
         .await
         .map(|_| ())
 }
+
+/// The optional shield before verification: by client address, over real
+/// HTTP, it answers 429 before the verifier runs (the first requests reach
+/// the verifier and get its 401); by claimed key id likewise.
+#[tokio::test]
+async fn limits_before_verification_by_client_ip_and_claimed_key_id() {
+    use std::net::SocketAddr;
+    use tessera_ratelimit::{Claimed, LimitBeforeVerifyLayer};
+
+    for by in [Claimed::ClientIp, Claimed::KeyId] {
+        let s = setup(
+            |clock| {
+                RateLimiter::builder(MemoryRateStore::default())
+                    .clock(clock)
+                    .build()
+            },
+            1_000,
+        );
+        let app = Router::new()
+            .route("/v1/me", get(|| async { "ok" }))
+            .layer(VerifySignatureLayer::new(s.verifier.clone()))
+            .layer(LimitBeforeVerifyLayer::new(
+                MemoryRateStore::default(),
+                plan("flood", "2/m", 2),
+                by,
+            ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("serve")
+        });
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let r = client
+                .get(format!("http://{addr}/v1/me"))
+                .header(
+                    "signature-input",
+                    r#"tessera=("@method");created=1;keyid="made-up";nonce="AAAAAAAAAAAAAAAAAAAAAA";tag="tessera-v1""#,
+                )
+                .header("signature", "tessera=:AAAA:")
+                .send()
+                .await
+                .expect("send");
+            statuses.push(r.status().as_u16());
+        }
+        assert_eq!(
+            statuses,
+            [400, 400, 429],
+            "{by:?}: two reach the verifier, the third is shed"
+        );
+    }
+}
