@@ -217,6 +217,9 @@ impl SqlKeyStore {
     /// Starts a background task (on the current tokio runtime) that writes
     /// `last_used_at` in batches; it ends when the last clone is dropped.
     ///
+    /// # Panics
+    /// When called outside a tokio runtime (sqlx needs one too).
+    ///
     /// # Errors
     /// [`Error::InvalidUrl`], [`Error::SqliteFileMissing`], [`Error::Connect`],
     /// [`Error::SchemaNotCurrent`], [`Error::Migrate`],

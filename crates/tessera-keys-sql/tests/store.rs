@@ -780,10 +780,12 @@ async fn lookup_rate_limit(driver: Driver, test: &str) {
     };
     let clock = ManualClock::new(T0);
     let mut opts = options(&clock);
-    opts.max_lookups_per_second = 5;
+    // A bucket of 2 refilled at 2/s: 12 quick look-ups cannot all pass
+    // unless they take over 5 s, however loaded the machine.
+    opts.max_lookups_per_second = 2;
     let store = db.open(ring(&[(1, 1)]), opts).await;
     let mut ids = Vec::new();
-    for i in 0..10 {
+    for i in 0..12 {
         ids.push(
             store
                 .issue(IssueRequest::new(format!("o{i}"), "t"))
@@ -793,6 +795,7 @@ async fn lookup_rate_limit(driver: Driver, test: &str) {
                 .clone(),
         );
     }
+    let started = std::time::Instant::now();
     let mut ok = 0;
     let mut limited = 0;
     for id in &ids {
@@ -805,10 +808,10 @@ async fn lookup_rate_limit(driver: Driver, test: &str) {
             Ok(None) => panic!("known key"),
         }
     }
-    assert!(
-        (5..=6).contains(&ok) && limited >= 4,
-        "ok {ok}, limited {limited}"
-    );
+    if started.elapsed() < Duration::from_secs(5) {
+        assert!(limited >= 1, "ok {ok}, limited {limited}");
+    }
+    assert!(ok >= 2, "the burst passes: ok {ok}");
     let stats: StoreStats = store.stats();
     assert_eq!(stats.rate_limited, limited);
     assert_eq!(stats.db_lookups, ok);
@@ -874,13 +877,23 @@ async fn secrets_never_in_the_database(driver: Driver, test: &str) {
             secrets.push(secret_of(&r));
         }
     }
+    // While the store is open (SQLite: the -wal file holds the recent writes).
+    let mut contents = db.raw_contents();
     store.close().await;
     // Rewrap under a second master key, so old and new ciphertexts are both in the files.
     let store = db.open(ring(&[(1, 1), (2, 2)]), options(&clock)).await;
     store.rewrap("t").await.expect("rewrap");
+    contents.extend(db.raw_contents());
     store.close().await;
-
-    let contents = db.raw_contents();
+    contents.extend(db.raw_contents());
+    if driver == Driver::Sqlite {
+        assert!(
+            contents
+                .iter()
+                .any(|(name, bytes)| name.ends_with("-wal") && !bytes.is_empty()),
+            "the WAL was searched"
+        );
+    }
     for secret in &secrets {
         let raw = secret.expose_secret();
         let hex_lower = hex::encode(raw);

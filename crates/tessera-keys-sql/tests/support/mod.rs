@@ -3,6 +3,7 @@
 //! scripts/postgres.sh and stopped when this test process exits).
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -72,7 +73,8 @@ impl Db {
                         if std::env::var("TESSERA_REQUIRE_POSTGRES").as_deref() == Ok("1") {
                             panic!("PostgreSQL is required (TESSERA_REQUIRE_POSTGRES=1) but unavailable: {reason}");
                         }
-                        println!("SKIPPED {test}: {reason}");
+                        // Straight to stderr: libtest hides println! of passing tests.
+                        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
                         return None;
                     }
                 };
