@@ -106,18 +106,25 @@ pub(crate) fn recognize(input: &[u8], signature: &[u8]) -> Option<ParsedSignatur
         return None;
     }
 
-    let parsed = ParsedSignature::assemble(SignatureParts {
-        label,
-        components,
-        order,
-        created,
-        expires,
-        keyid: keyid?,
-        nonce: nonce?,
-        mac: mac(signature, label)?,
-    });
-    // `label` was taken from the input as is; the rest must be the canonical serialization.
-    (input.get(label.len() + 1..) == Some(parsed.params())).then_some(parsed)
+    // Every token above was read by a cursor that accepts only the
+    // canonical serialization (strings without escapes, integers without
+    // leading zeros, single spaces, nothing after the last parameter), so
+    // the received parameters are the serialization of what was parsed:
+    // they are kept as they are rather than written again.
+    let params = input.get(label.len() + 1..)?;
+    Some(ParsedSignature::from_canonical(
+        SignatureParts {
+            label,
+            components,
+            order,
+            created,
+            expires,
+            keyid: keyid?,
+            nonce: nonce?,
+            mac: mac(signature, label)?,
+        },
+        params,
+    ))
 }
 
 /// The canonical serialization of [`MANDATORY`] as the first items of an inner list.

@@ -100,6 +100,45 @@ impl ParsedSignature {
         }
     }
 
+    /// The parsed signature whose serialized parameters are `params`, as
+    /// received: for the canonical-form shortcut, whose strict cursor only
+    /// accepts text that is already the canonical serialization (so
+    /// serializing `parts` again would give `params` byte for byte; debug
+    /// builds check it).
+    #[inline]
+    pub(crate) fn from_canonical(parts: SignatureParts<'_>, params: &str) -> Self {
+        let label = parts.label;
+        let mut label_and_params = String::with_capacity(label.len() + params.len());
+        label_and_params.push_str(label);
+        label_and_params.push_str(params);
+        let parsed = ParsedSignature {
+            label_len: label.len(),
+            label_and_params,
+            components: parts.components,
+            created: parts.created,
+            expires: parts.expires,
+            keyid: parts.keyid,
+            nonce: parts.nonce,
+            mac: parts.mac,
+        };
+        #[cfg(debug_assertions)]
+        {
+            let mut again = String::new();
+            let values = ParamValues {
+                created: parsed.created,
+                expires: parsed.expires,
+                keyid: parsed.keyid.as_str(),
+                nonce: parsed.nonce.as_str(),
+            };
+            write_signature_params(&mut again, &parsed.components, parts.order, &values);
+            debug_assert_eq!(
+                again, params,
+                "the canonical cursor accepted a non-canonical form"
+            );
+        }
+        parsed
+    }
+
     /// The label the signature was found under.
     pub fn label(&self) -> &str {
         &self.label_and_params[..self.label_len]
