@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderName, HeaderValue, Method};
 use tessera_core::Refusal;
 use tessera_server::{Admission, AdmissionRequest, Admitted, KeyMetadata, Rejection};
 
@@ -367,8 +367,7 @@ fn ceil_secs(micros: u64) -> u64 {
 }
 
 /// `RateLimit-Policy` and `RateLimit` for `plan` after `decision`.
-fn headers(plan: &Plan, decision: &Decision) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(2);
+fn headers(plan: &Plan, decision: &Decision) -> [(HeaderName, HeaderValue); 2] {
     let mut state = String::with_capacity(plan.name().len() + 32);
     state.push('"');
     state.push_str(plan.name());
@@ -376,15 +375,15 @@ fn headers(plan: &Plan, decision: &Decision) -> HeaderMap {
     state.push_str(itoa::Buffer::new().format(decision.remaining));
     state.push_str(";t=");
     state.push_str(itoa::Buffer::new().format(ceil_secs(decision.reset_micros)));
-    // Plan names are tokens and the numbers digits: always valid values.
-    if let (Ok(policy), Ok(state)) = (
-        HeaderValue::from_maybe_shared(plan.policy_field()),
-        HeaderValue::from_maybe_shared(Bytes::from(state)),
-    ) {
-        headers.insert(RATELIMIT_POLICY, policy);
-        headers.insert(RATELIMIT, state);
-    }
-    headers
+    // Plan names are tokens and the numbers digits: always valid values
+    // (the fallback, an empty value, is never reached).
+    let value = |bytes: Bytes| {
+        HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| HeaderValue::from_static(""))
+    };
+    [
+        (RATELIMIT_POLICY, value(plan.policy_field())),
+        (RATELIMIT, value(Bytes::from(state))),
+    ]
 }
 
 #[async_trait]
@@ -437,9 +436,7 @@ fn limited(plan: &Plan, retry_micros: u64, decision: Option<&Decision>) -> Rejec
     .with_header(http::header::RETRY_AFTER, HeaderValue::from(retry_after));
     if let Some(decision) = decision {
         for (name, value) in headers(plan, decision) {
-            if let Some(name) = name {
-                rejection = rejection.with_header(name, value);
-            }
+            rejection = rejection.with_header(name, value);
         }
     }
     rejection

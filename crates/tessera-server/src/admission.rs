@@ -5,10 +5,12 @@
 //! store until it answers `503`.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use http::{HeaderMap, Method};
+use http::{HeaderName, HeaderValue, Method};
 use tessera_core::KeyId;
 
 use crate::keys::KeyMetadata;
@@ -28,11 +30,15 @@ pub struct AdmissionRequest<'a> {
     pub path: &'a str,
 }
 
-/// An admitted request, with headers for its response (for example the
-/// `RateLimit` fields), which the tower layer adds.
+/// Header fields for the response of an admitted request (a `Vec`: empty,
+/// it costs no allocation and keeps the verified identity small).
+pub(crate) type ResponseFields = Vec<(HeaderName, HeaderValue)>;
+
+/// An admitted request, with header fields for its response (for example
+/// the `RateLimit` fields), which the tower layer adds.
 #[derive(Debug, Clone, Default)]
 pub struct Admitted {
-    pub(crate) headers: Option<Arc<HeaderMap>>,
+    pub(crate) headers: ResponseFields,
 }
 
 impl Admitted {
@@ -41,10 +47,10 @@ impl Admitted {
         Admitted::default()
     }
 
-    /// Admitted; `headers` go on the response.
-    pub fn with_headers(headers: HeaderMap) -> Self {
+    /// Admitted; `fields` go on the response (a field already there is replaced).
+    pub fn with_headers(fields: impl IntoIterator<Item = (HeaderName, HeaderValue)>) -> Self {
         Admitted {
-            headers: (!headers.is_empty()).then(|| Arc::new(headers)),
+            headers: fields.into_iter().collect(),
         }
     }
 }
@@ -65,7 +71,18 @@ pub trait Admission: fmt::Debug + Send + Sync {
 
 #[async_trait]
 impl<A: Admission + ?Sized> Admission for Arc<A> {
-    async fn admit(&self, request: AdmissionRequest<'_>) -> Result<Admitted, Rejection> {
-        (**self).admit(request).await
+    // Written out rather than `async fn`: the policy's boxed future is
+    // returned as it is, not awaited inside a second box (the verifier
+    // holds its policy as `Arc<dyn Admission>`).
+    fn admit<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        request: AdmissionRequest<'life1>,
+    ) -> Pin<Box<dyn Future<Output = Result<Admitted, Rejection>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).admit(request)
     }
 }

@@ -19,7 +19,7 @@ pub struct VerifiedIdentity {
     created: u64,
     nonce: Nonce,
     /// Headers the verifier's admission policy wants on the response.
-    pub(crate) response_headers: Option<Arc<http::HeaderMap>>,
+    pub(crate) response_headers: crate::admission::ResponseFields,
 }
 
 impl VerifiedIdentity {
@@ -34,11 +34,14 @@ impl VerifiedIdentity {
             metadata,
             created,
             nonce,
-            response_headers: None,
+            response_headers: crate::admission::ResponseFields::new(),
         }
     }
 
-    pub(crate) fn with_response_headers(mut self, headers: Option<Arc<http::HeaderMap>>) -> Self {
+    pub(crate) fn with_response_headers(
+        mut self,
+        headers: crate::admission::ResponseFields,
+    ) -> Self {
         self.response_headers = headers;
         self
     }
@@ -47,8 +50,8 @@ impl VerifiedIdentity {
     /// say) produced, such as `RateLimit-Policy` and `RateLimit`.
     /// [`crate::VerifySignatureLayer`] adds them to the response itself; a
     /// handler that calls [`crate::Verifier::verify`] directly adds them.
-    pub fn response_headers(&self) -> Option<&http::HeaderMap> {
-        self.response_headers.as_deref()
+    pub fn response_headers(&self) -> &[(http::HeaderName, http::HeaderValue)] {
+        &self.response_headers
     }
 
     /// The key that signed the request.

@@ -4,19 +4,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use std::sync::Arc;
-
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::admission::ResponseFields;
 use crate::Rejection;
 
 /// Verification of one request, boxed because it awaits the key and nonce stores.
-/// The verified request, and headers the admission policy wants on its response.
-pub(crate) type Verified = (Request<Full<Bytes>>, Option<Arc<HeaderMap>>);
+/// The verified request, and header fields the admission policy wants on its response.
+pub(crate) type Verified = (Request<Full<Bytes>>, ResponseFields);
 
 pub(crate) type VerifyFuture =
     Pin<Box<dyn Future<Output = Result<Verified, Rejection>> + Send + 'static>>;
@@ -36,7 +35,7 @@ pin_project! {
         #[pin]
         state: State<S::Future>,
         service: Option<S>,
-        headers: Option<Arc<HeaderMap>>,
+        headers: ResponseFields,
     }
 }
 
@@ -57,7 +56,7 @@ where
         ResponseFuture {
             state: State::Verifying { verify },
             service: Some(service),
-            headers: None,
+            headers: ResponseFields::new(),
         }
     }
 }
@@ -105,10 +104,10 @@ where
                 }
                 StateProj::Calling { future } => {
                     let mut response = ready!(future.poll(cx))?;
-                    if let Some(headers) = this.headers.take() {
+                    if !this.headers.is_empty() {
                         let response_headers = response.headers_mut();
-                        for (name, value) in headers.iter() {
-                            response_headers.insert(name, value.clone());
+                        for (name, value) in this.headers.drain(..) {
+                            response_headers.insert(name, value);
                         }
                     }
                     return Poll::Ready(Ok(response));

@@ -89,8 +89,8 @@ where
         let verifier = self.verifier.clone();
         let verify: VerifyFuture = Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            let (identity, bytes) = verifier.verify(&parts, body).await?;
-            let headers = identity.response_headers.clone();
+            let (mut identity, bytes) = verifier.verify(&parts, body).await?;
+            let headers = std::mem::take(&mut identity.response_headers);
             parts.extensions.insert(identity);
             Ok((Request::from_parts(parts, Full::new(bytes)), headers))
         });
