@@ -148,8 +148,11 @@ impl Verifier {
         parts: &Parts,
         body: Bytes,
     ) -> Result<VerifiedIdentity, Rejection> {
-        let body = http_body_util::Full::new(body);
-        self.verify(parts, body).await.map(|(identity, _)| identity)
+        // `run` directly rather than through `verify`: one future less to
+        // nest (each level copies the whole state when it is built).
+        let result = self.run(parts, http_body_util::Full::new(body)).await;
+        self.trace(&result);
+        result.map(|(identity, _)| identity)
     }
 
     async fn run<B>(&self, parts: &Parts, body: B) -> Result<(VerifiedIdentity, Bytes), Rejection>
@@ -176,11 +179,17 @@ impl Verifier {
         let view = self.view(&received).map_err(reject)?;
 
         // Step 6.
-        let declared = parts
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        // A body whose size is known exactly (in memory) needs no
+        // `Content-Length` to be refused early.
+        let declared = if body.size_hint().exact().is_some() {
+            None
+        } else {
+            parts
+                .headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
         let (bytes, digest) = body::collect(body, i.body_limit, declared)
             .await
             .map_err(|refusal| reject(refusal.into()))?;
