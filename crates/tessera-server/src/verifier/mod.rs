@@ -179,17 +179,11 @@ impl Verifier {
         let view = self.view(&received).map_err(reject)?;
 
         // Step 6.
-        // A body whose size is known exactly (in memory) needs no
-        // `Content-Length` to be refused early.
-        let declared = if body.size_hint().exact().is_some() {
-            None
-        } else {
-            parts
-                .headers
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-        };
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         let (bytes, digest) = body::collect(body, i.body_limit, declared)
             .await
             .map_err(|refusal| reject(refusal.into()))?;
