@@ -12,6 +12,10 @@
 #                                           --watch, the cluster is stopped
 #                                           and deleted once PID exits.
 #   scripts/postgres.sh stop DIR            stop the cluster in DIR, delete DIR
+#   scripts/postgres.sh pause DIR           stop the server in DIR (fast
+#                                           shutdown), keep the cluster
+#   scripts/postgres.sh resume DIR          start it again on the same port
+#                                           (for outage tests)
 #
 # PostgreSQL refuses to run as root: as root, the server runs as the
 # `postgres` user (created by the Debian package).
@@ -81,7 +85,7 @@ start() {
     port=$((20000 + RANDOM % 40000))
     port_free "$port" || continue
     if as_server_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+      -o "$(server_options "$port" "$dir")" \
       start >/dev/null 2>&1; then
       if [ -n "$watch" ]; then
         # Detached, with no inherited output, so a caller reading our
@@ -90,6 +94,7 @@ start() {
           while kill -0 "$1" 2>/dev/null; do sleep 1; done
           "$0" stop "$2"' "$SELF" "$watch" "$dir" </dev/null >/dev/null 2>&1 &
       fi
+      echo "$port" >"$dir/port"
       echo "postgres.sh: cluster in $dir (stop: $SELF stop $dir)" >&2
       echo "postgres://postgres@127.0.0.1:$port/postgres"
       return 0
@@ -110,6 +115,24 @@ stop() {
   rm -rf "$dir"
 }
 
+server_options() { # server_options PORT DIR
+  echo "-p $1 -k $2 -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+}
+
+pause() {
+  local dir=${1:?pause needs the cluster directory} bin
+  bin=$(find_bin)
+  as_server_user "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+}
+
+resume() {
+  local dir=${1:?resume needs the cluster directory} bin port
+  bin=$(find_bin)
+  port=$(cat "$dir/port")
+  as_server_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+    -o "$(server_options "$port" "$dir")" start >/dev/null
+}
+
 case "${1:-}" in
 bin) ensure_bin ;;
 start)
@@ -120,8 +143,16 @@ stop)
   shift
   stop "$@"
   ;;
+pause)
+  shift
+  pause "$@"
+  ;;
+resume)
+  shift
+  resume "$@"
+  ;;
 *)
-  sed -n '2,17p' "$0" >&2
+  sed -n '2,21p' "$0" >&2
   exit 2
   ;;
 esac

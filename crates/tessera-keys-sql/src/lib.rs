@@ -129,6 +129,23 @@
 //! Revoked and expired keys still resolve, so clients get `key_revoked` and
 //! `key_expired` rather than `unknown_key`.
 //!
+//! # Propagation and outages
+//!
+//! Every change to a key row, by any process or by hand, is logged in
+//! `tessera_key_changes` by a trigger, in the same transaction. Each store
+//! polls that log (`change_poll_interval`, 2 s by default: the bound for
+//! SQLite processes sharing a file) and drops the changed keys from its
+//! caches. On PostgreSQL the trigger also sends `NOTIFY tessera_keys` with
+//! the key id; a listener drops the key within milliseconds, and the poll
+//! stays as the safety net (and catches up after a reconnect).
+//!
+//! When the database is unreachable, uncached keys get `store_unavailable`
+//! at once (the store marks the database down and stops querying until a
+//! poll succeeds), and cached keys keep verifying for at most
+//! `max_staleness` (60 s by default) since the last successful poll, then
+//! fail closed too. The store recovers by itself. The background tasks stop
+//! on [`SqlKeyStore::close`] or when the last clone is dropped.
+//!
 //! # Schema
 //!
 //! Migrations per driver (`migrations/sqlite`, `migrations/postgres`) are
@@ -136,7 +153,9 @@
 //! [`SchemaPolicy::Migrate`]). Tables: `tessera_keys`, `tessera_key_audit`
 //! (every issue, rotate, revoke and rewrap, in the same transaction, with
 //! the caller's actor label), `tessera_master_canary` and
-//! `tessera_change_counter` (bumped by every change).
+//! `tessera_change_counter` (bumped by every change the store makes) and
+//! `tessera_key_changes` (the change log, filled by triggers, pruned after a
+//! day).
 #![forbid(unsafe_code)]
 
 mod db;
@@ -145,6 +164,7 @@ mod key_id;
 mod master;
 mod seal;
 mod store;
+mod sync;
 mod types;
 
 pub use error::Error;

@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::key_id::{self, IdTagger};
 use crate::master::{MasterKey, MasterKeyring};
 use crate::seal::{self, Binding, ID_KEY_LEN};
+use crate::sync::{self, SyncState, Tasks};
 use crate::types::{
     Expiry, IssueRequest, IssuedKey, KeyRecord, RewrapReport, SchemaPolicy, SqlKeyStoreOptions,
     StoreStats,
@@ -40,28 +41,53 @@ pub struct SqlKeyStore {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    pool: Pool,
+pub(crate) struct Inner {
+    pub(crate) pool: Pool,
     keyring: MasterKeyring,
     tagger: IdTagger,
-    options: SqlKeyStoreOptions,
+    pub(crate) options: SqlKeyStoreOptions,
     /// Keys whose MAC verified (filled only from `KeyStore::verified`).
-    cache: Cache<KeyId, ResolvedKey>,
+    pub(crate) cache: Cache<KeyId, Cached>,
     /// Well-tagged key ids the database does not hold.
-    negative: Cache<KeyId, ()>,
-    /// The local change epoch when a key was last read from the database,
-    /// so `verified` never caches a read older than a local revoke/rotate.
-    reads: Cache<KeyId, u64>,
-    epoch: AtomicU64,
+    pub(crate) negative: Cache<KeyId, ()>,
+    /// The change epoch and the time (`now_ms`) when a key was last read
+    /// from the database, so `verified` never caches a read older than a
+    /// change of that key seen since (local, polled or notified).
+    reads: Cache<KeyId, (u64, u64)>,
+    /// Counts changes seen (local, polled or notified).
+    pub(crate) epoch: AtomicU64,
+    /// The epoch of each key's last change seen (kept 10 s: far longer than
+    /// a read takes to reach `verified`).
+    pub(crate) changed: Cache<KeyId, u64>,
+    /// The epoch of the last "everything changed".
+    pub(crate) all_changed: AtomicU64,
+    /// When the store was opened (`now_ms` counts from here).
+    pub(crate) origin: Instant,
+    pub(crate) sync: SyncState,
+    pub(crate) tasks: Tasks,
+    /// PostgreSQL with notifications on.
+    pub(crate) listens: bool,
     limiter: Mutex<Bucket>,
     /// Keys whose `last_used_at` was queued within the granularity period.
     touched: Cache<KeyId, ()>,
     pending_touches: Mutex<HashMap<KeyId, u64>>,
-    counters: Counters,
+    pub(crate) counters: Counters,
+}
+
+/// A verified key and when (`now_ms`) it was read from the database.
+#[derive(Clone)]
+pub(crate) struct Cached {
+    key: ResolvedKey,
+    read_ms: u64,
 }
 
 #[derive(Default)]
-struct Counters {
+pub(crate) struct Counters {
+    pub(crate) reconciles: AtomicU64,
+    pub(crate) notifications: AtomicU64,
+    pub(crate) remote_invalidations: AtomicU64,
+    pub(crate) full_invalidations: AtomicU64,
+    unavailable: AtomicU64,
     db_lookups: AtomicU64,
     cache_hits: AtomicU64,
     negative_hits: AtomicU64,
@@ -137,6 +163,21 @@ macro_rules! bump_changes {
             .execute(&mut *$tx)
             .await
             .map_err(Error::db("bump the change counter"))?
+    };
+}
+
+/// PostgreSQL: takes the change-log lock at the start of a write
+/// transaction (the trigger on `tessera_keys` takes it too, before drawing a
+/// change seq), so every writer locks in the same order and seq order is
+/// commit order. SQLite's `BEGIN IMMEDIATE` already serializes writers.
+macro_rules! lock_changes {
+    ($tx:expr, $d:expr) => {
+        if $d == db::Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7322, 1)")
+                .execute(&mut *$tx)
+                .await
+                .map_err(Error::db("take the change-log lock"))?;
+        }
     };
 }
 
@@ -247,6 +288,20 @@ impl SqlKeyStore {
         let now = db::db_time(options.clock.now_unix())?;
         let id_key = load_canaries(&pool, &keyring, now).await?;
         let tagger = IdTagger::new(id_key);
+        let seen_seq = sync::current_seq(&pool)
+            .await
+            .map_err(Error::db("read the key change log"))?;
+        let listen = match &pool {
+            Pool::Postgres(_) if options.listen_notifications => Some(
+                <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url).map_err(
+                    |e| Error::InvalidUrl {
+                        url: db::redact_url(url),
+                        reason: e.to_string(),
+                    },
+                )?,
+            ),
+            _ => None,
+        };
 
         let o = &options;
         let inner = Arc::new(Inner {
@@ -266,6 +321,15 @@ impl SqlKeyStore {
                 .time_to_live(Duration::from_secs(60))
                 .build(),
             epoch: AtomicU64::new(0),
+            changed: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(10))
+                .build(),
+            all_changed: AtomicU64::new(0),
+            origin: Instant::now(),
+            sync: SyncState::default(),
+            tasks: Tasks::new(),
+            listens: listen.is_some(),
             limiter: Mutex::new(Bucket {
                 tokens: f64::from(o.max_lookups_per_second.max(1)),
                 last: Instant::now(),
@@ -279,7 +343,9 @@ impl SqlKeyStore {
             counters: Counters::default(),
             options,
         });
-        spawn_flusher(Arc::downgrade(&inner));
+        inner.sync.seen_seq.store(seen_seq, Ordering::SeqCst);
+        spawn_flusher(&inner);
+        sync::spawn(&inner, listen);
         Ok(SqlKeyStore { inner })
     }
 
@@ -366,6 +432,7 @@ impl SqlKeyStore {
                 .begin_with(d.begin_write())
                 .await
                 .map_err(Error::db("begin the issue transaction"))?;
+            lock_changes!(tx, d);
             if d == db::Dialect::Postgres {
                 // Serializes issues for one owner, so the limit holds under concurrency.
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7321))")
@@ -407,6 +474,7 @@ impl SqlKeyStore {
                 .map_err(Error::db("commit the issue transaction"))?;
             Ok::<(), Error>(())
         })?;
+        self.invalidate([key_id.clone()]);
         tracing::info!(key_id = %key_id, owner = %request.owner, actor = %request.actor, "tessera-keys-sql: key issued");
         Ok(IssuedKey {
             key_id,
@@ -447,6 +515,7 @@ impl SqlKeyStore {
                 .begin_with(d.begin_write())
                 .await
                 .map_err(Error::db("begin the rotate transaction"))?;
+            lock_changes!(tx, d);
             let old: Option<KeyRow> = sqlx::query_as(d.pick(
                 concat!(
                     "SELECT ",
@@ -559,7 +628,8 @@ impl SqlKeyStore {
 
     /// Revokes one key. Returns `true` if it was active, `false` if it was
     /// already revoked. Requests signed with it then get `key_revoked`
-    /// (on this process at once; on others when their cache entry expires).
+    /// (on this process at once; on other processes within milliseconds on
+    /// PostgreSQL, within `change_poll_interval` on SQLite).
     ///
     /// # Errors
     /// [`Error::UnknownKey`] or [`Error::Database`].
@@ -577,6 +647,7 @@ impl SqlKeyStore {
                 .begin_with(d.begin_write())
                 .await
                 .map_err(Error::db("begin the revoke transaction"))?;
+            lock_changes!(tx, d);
             let owner: Option<String> = sqlx::query_scalar(
                 "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
                  WHERE key_id = $1 AND state = 'active' RETURNING owner",
@@ -642,6 +713,7 @@ impl SqlKeyStore {
                 .begin_with(d.begin_write())
                 .await
                 .map_err(Error::db("begin the revoke transaction"))?;
+            lock_changes!(tx, d);
             let ids: Vec<String> = sqlx::query_scalar(
                 "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
                  WHERE owner = $1 AND state = 'active' RETURNING key_id",
@@ -753,6 +825,7 @@ impl SqlKeyStore {
                     .begin_with(d.begin_write())
                     .await
                     .map_err(Error::db("begin a rewrap transaction"))?;
+                lock_changes!(tx, d);
                 let rows: Vec<KeyRow> = sqlx::query_as(d.pick(
                     concat!(
                         "SELECT ",
@@ -864,8 +937,12 @@ impl SqlKeyStore {
         self.inner.flush_last_used().await
     }
 
-    /// Flushes `last_used_at` and closes the pool. Other clones stop working.
+    /// Stops the background tasks (change polling, the PostgreSQL listener,
+    /// `last_used_at` batches), flushes `last_used_at` and closes the pool.
+    /// Other clones stop working. Dropping the last clone also stops the
+    /// tasks (without the final flush).
     pub async fn close(&self) {
+        self.inner.tasks.shutdown.send_replace(true);
         if let Err(e) = self.inner.flush_last_used().await {
             tracing::warn!(error = %e, "tessera-keys-sql: last_used_at flush at close failed");
         }
@@ -884,6 +961,11 @@ impl SqlKeyStore {
             rate_limited: get(&c.rate_limited),
             seal_failures: get(&c.seal_failures),
             last_used_writes: get(&c.last_used_writes),
+            reconciles: get(&c.reconciles),
+            notifications: get(&c.notifications),
+            remote_invalidations: get(&c.remote_invalidations),
+            full_invalidations: get(&c.full_invalidations),
+            unavailable: get(&c.unavailable),
         }
     }
 
@@ -1010,9 +1092,8 @@ impl SqlKeyStore {
     /// Drops cached entries after a local change, and keeps reads made
     /// before it from being cached by `verified`.
     fn invalidate(&self, key_ids: impl IntoIterator<Item = KeyId>) {
-        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
         for id in key_ids {
-            self.inner.cache.invalidate(&id);
+            self.inner.forget_key(id);
         }
     }
 }
@@ -1171,21 +1252,22 @@ fn open_canaries(
     Ok(id_key)
 }
 
-fn spawn_flusher(inner: Weak<Inner>) {
-    let Some(strong) = inner.upgrade() else {
-        return;
-    };
+fn spawn_flusher(strong: &Arc<Inner>) {
+    let inner: Weak<Inner> = Arc::downgrade(strong);
+    let mut shutdown = strong.tasks.shutdown.subscribe();
     let interval = strong
         .options
         .last_used_flush_interval
         .max(Duration::from_millis(100));
-    drop(strong);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tick.tick() => {}
+            }
             let Some(inner) = inner.upgrade() else {
                 break;
             };
@@ -1269,12 +1351,22 @@ impl KeyStore for SqlKeyStore {
             return Ok(None);
         }
         if let Some(hit) = i.cache.get(key_id) {
-            bump(&i.counters.cache_hits);
-            return Ok(Some(hit));
+            if i.is_fresh(hit.read_ms) {
+                bump(&i.counters.cache_hits);
+                return Ok(Some(hit.key));
+            }
+            // Not confirmed within max_staleness (the database has not
+            // answered a poll since): read it again, or fail closed.
         }
         if i.negative.contains_key(key_id) {
             bump(&i.counters.negative_hits);
             return Ok(None);
+        }
+        if i.is_down() {
+            bump(&i.counters.unavailable);
+            return Err(KeyStoreError::new(
+                "the key database is unreachable (retrying in the background)",
+            ));
         }
         if !i
             .limiter
@@ -1288,11 +1380,25 @@ impl KeyStore for SqlKeyStore {
             ));
         }
         let epoch = i.epoch.load(Ordering::SeqCst);
+        let read_ms = i.now_ms();
         bump(&i.counters.db_lookups);
-        let row = self
-            .fetch_row(key_id)
-            .await
-            .map_err(|e| KeyStoreError::with_source("key look-up failed", e))?;
+        let row = match tokio::time::timeout(i.options.lookup_timeout, self.fetch_row(key_id)).await
+        {
+            Ok(Ok(row)) => row,
+            Ok(Err(e)) => {
+                if sync::is_unreachable(&e) {
+                    i.mark_down();
+                }
+                return Err(KeyStoreError::with_source("key look-up failed", e));
+            }
+            Err(_) => {
+                i.mark_down();
+                return Err(KeyStoreError::new(format!(
+                    "key look-up timed out after {} ms (SqlKeyStoreOptions::lookup_timeout)",
+                    i.options.lookup_timeout.as_millis()
+                )));
+            }
+        };
         let Some(row) = row else {
             i.negative.insert(key_id.clone(), ());
             return Ok(None);
@@ -1303,7 +1409,7 @@ impl KeyStore for SqlKeyStore {
                     bump(&i.counters.seal_failures);
                     KeyStoreError::new(format!("key {key_id}: stored secret has an invalid length"))
                 })?;
-                i.reads.insert(key_id.clone(), epoch);
+                i.reads.insert(key_id.clone(), (epoch, read_ms));
                 Ok(Some(ResolvedKey::new(
                     SigningKey::new(key_id.clone(), &secret),
                     Arc::new(parsed.metadata()),
@@ -1321,12 +1427,20 @@ impl KeyStore for SqlKeyStore {
 
     fn verified(&self, key_id: &KeyId, key: &ResolvedKey) {
         let i = &*self.inner;
-        if i.options.cache_capacity > 0 && !i.cache.contains_key(key_id) {
-            // Cache only a read made after the last local change.
-            if i.reads.get(key_id) == Some(i.epoch.load(Ordering::SeqCst)) {
-                i.cache.insert(key_id.clone(), key.clone());
+        if i.options.cache_capacity > 0 {
+            // Cache only a read made after the last change seen; a hit
+            // (no read pending) leaves the entry as it is.
+            if let Some((epoch, read_ms)) = i.reads.remove(key_id) {
+                if i.unchanged_since(key_id, epoch) {
+                    i.cache.insert(
+                        key_id.clone(),
+                        Cached {
+                            key: key.clone(),
+                            read_ms,
+                        },
+                    );
+                }
             }
-            i.reads.invalidate(key_id);
         }
         i.touch(key_id);
     }

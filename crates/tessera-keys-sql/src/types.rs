@@ -197,6 +197,17 @@ pub struct StoreStats {
     pub seal_failures: u64,
     /// `last_used_at` updates written.
     pub last_used_writes: u64,
+    /// Successful polls of the change log.
+    pub reconciles: u64,
+    /// PostgreSQL notifications received (one per changed key and transaction).
+    pub notifications: u64,
+    /// Changed keys read from the change log (each dropped from the caches).
+    pub remote_invalidations: u64,
+    /// Times the whole cache was dropped (too many changes at once, or the
+    /// log not read for longer than `max_staleness`).
+    pub full_invalidations: u64,
+    /// Resolves refused at once because the database was known to be unreachable.
+    pub unavailable: u64,
 }
 
 /// Whether [`SqlKeyStore::open`](crate::SqlKeyStore::open) applies the migrations.
@@ -221,9 +232,11 @@ pub struct SqlKeyStoreOptions {
     /// Verified keys kept in memory (entries); 0 turns the cache off (every
     /// request reads the database). Default 100,000.
     pub cache_capacity: u64,
-    /// How long a verified key stays cached. Until change propagation exists,
-    /// this bounds how long another process keeps accepting a key revoked
-    /// elsewhere. Default 10 s.
+    /// The longest a verified key stays cached, changed or not. Changes
+    /// reach the cache through the change log (`change_poll_interval`) and,
+    /// on PostgreSQL, notifications; this is only a backstop. Keep it above
+    /// `max_staleness`, or cached keys stop outliving a database outage.
+    /// Default 10 minutes.
     pub cache_ttl: Duration,
     /// Unknown (but well-tagged) key ids remembered. Default 10,000.
     pub negative_cache_capacity: u64,
@@ -243,6 +256,24 @@ pub struct SqlKeyStoreOptions {
     pub max_connections: u32,
     /// How long to wait for a pooled connection (and for the first connect). Default 3 s.
     pub acquire_timeout: Duration,
+    /// How long a key look-up or a change-log poll may take; past it the
+    /// request gets `store_unavailable` and the database is marked down
+    /// (uncached keys are then refused at once until a poll succeeds).
+    /// Default 500 ms.
+    pub lookup_timeout: Duration,
+    /// How often the change log is polled for keys changed by other
+    /// processes (issue, rotate, revoke, rewrap, or an edit by hand). On
+    /// SQLite this bounds how long another process keeps accepting a revoked
+    /// key. On PostgreSQL notifications do that within milliseconds and the
+    /// poll is a safety net (it runs every 250 ms while the listener is
+    /// disconnected). Default 2 s.
+    pub change_poll_interval: Duration,
+    /// PostgreSQL: LISTEN for change notifications. Default true.
+    pub listen_notifications: bool,
+    /// How long a cached key keeps verifying without a successful poll of
+    /// the database (an outage): past it the key is read again, and refused
+    /// (`store_unavailable`) while the database cannot answer. Default 60 s.
+    pub max_staleness: Duration,
     /// SQLite's `busy_timeout`: how long a writer waits for the lock. Default 5 s.
     pub sqlite_busy_timeout: Duration,
     /// Rows re-sealed per transaction by `rewrap`. Default 100.
@@ -256,7 +287,7 @@ impl Default for SqlKeyStoreOptions {
         SqlKeyStoreOptions {
             schema: SchemaPolicy::RequireCurrent,
             cache_capacity: 100_000,
-            cache_ttl: Duration::from_secs(10),
+            cache_ttl: Duration::from_secs(600),
             negative_cache_capacity: 10_000,
             negative_cache_ttl: Duration::from_secs(60),
             max_active_keys_per_owner: 20,
@@ -265,6 +296,10 @@ impl Default for SqlKeyStoreOptions {
             last_used_granularity: Duration::from_secs(60),
             max_connections: 8,
             acquire_timeout: Duration::from_secs(3),
+            lookup_timeout: Duration::from_millis(500),
+            change_poll_interval: Duration::from_secs(2),
+            listen_notifications: true,
+            max_staleness: Duration::from_secs(60),
             sqlite_busy_timeout: Duration::from_secs(5),
             rewrap_batch: 100,
             clock: Arc::new(SystemClock::new()),

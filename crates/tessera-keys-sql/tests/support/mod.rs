@@ -293,3 +293,82 @@ pub async fn send(
         .await
         .map_err(|r| r.code())
 }
+
+/// A PostgreSQL cluster of one test's own (scripts/postgres.sh), which the
+/// test may stop and start again; deleted on drop. `None` (after printing
+/// SKIPPED) without PostgreSQL, a panic instead when TESSERA_REQUIRE_POSTGRES=1.
+pub struct OwnCluster {
+    pub url: String,
+    pub dir: PathBuf,
+}
+
+impl OwnCluster {
+    pub fn start(test: &str) -> Option<OwnCluster> {
+        let skip = |reason: String| {
+            if std::env::var("TESSERA_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!(
+                    "PostgreSQL is required (TESSERA_REQUIRE_POSTGRES=1) but unavailable: {reason}"
+                );
+            }
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+            None
+        };
+        if postgres_bin().is_none() {
+            return skip("no PostgreSQL server in /usr/lib/postgresql/*/bin".into());
+        }
+        let output = Command::new("bash")
+            .arg(scripts_postgres())
+            .arg("start")
+            .arg("--watch")
+            .arg(std::process::id().to_string())
+            .output()
+            .expect("run scripts/postgres.sh");
+        if !output.status.success() {
+            return skip(format!(
+                "scripts/postgres.sh start failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        let url = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let dir = stderr
+            .split("cluster in ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the cluster directory");
+        Some(OwnCluster {
+            url,
+            dir: PathBuf::from(dir),
+        })
+    }
+
+    fn script(&self, command: &str) {
+        let status = Command::new("bash")
+            .arg(scripts_postgres())
+            .arg(command)
+            .arg(&self.dir)
+            .status()
+            .expect("run scripts/postgres.sh");
+        assert!(status.success(), "postgres.sh {command} failed");
+    }
+
+    /// Stops the server (fast shutdown: connections are cut).
+    pub fn pause(&self) {
+        self.script("pause");
+    }
+
+    /// Starts it again on the same port.
+    pub fn resume(&self) {
+        self.script("resume");
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(scripts_postgres())
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}

@@ -1,0 +1,371 @@
+//! Change propagation and database health: how a revoke, rotate, rewrap or
+//! issue made by any process reaches this one's caches, and what happens
+//! while the database is unreachable.
+//!
+//! * Every change to a key row is logged in `tessera_key_changes` by a
+//!   trigger (so changes made by hand count too), in the same transaction.
+//! * A poller reads the rows past the last seq it saw, every
+//!   `change_poll_interval` (2 s by default), and drops those keys from the
+//!   verified-key and negative caches (everything, when too much changed or
+//!   when it lost track). On SQLite this is how other processes' changes
+//!   arrive.
+//! * On PostgreSQL the trigger also sends `NOTIFY tessera_keys, '<key id>'`
+//!   at commit; a listener task drops the key at once. The poller remains as
+//!   the safety net, runs at once after the listener (re)connects, and runs
+//!   every 250 ms while the listener is down.
+//! * Every successful poll confirms the cached keys. A cached key is served
+//!   only while its confirmation (the later of its own read and the last
+//!   successful poll) is at most `max_staleness` old; past that it is read
+//!   again, and refused while the database cannot answer.
+//! * A look-up or poll that finds the database unreachable marks it down:
+//!   uncached keys are then refused at once (`store_unavailable`), with no
+//!   query and no pool timeout, until a poll (every 250 ms while down)
+//!   succeeds.
+//!
+//! The tasks hold the store only weakly and stop when it is closed or its
+//! last clone is dropped.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use tessera_core::KeyId;
+use tokio::sync::{watch, Notify};
+
+use crate::db::{dual, Pool};
+use crate::store::Inner;
+
+/// The NOTIFY channel the PostgreSQL trigger announces changes on.
+pub(crate) const CHANNEL: &str = "tessera_keys";
+/// Change rows read per poll query; more than this in one go drops the whole cache.
+const CHANGE_BATCH: usize = 1_000;
+/// How often the poller runs while the database is down or (PostgreSQL) the
+/// listener is not connected.
+const FAST_POLL: Duration = Duration::from_millis(250);
+/// Change rows older than this are deleted (by any server, at most hourly).
+const CHANGE_RETENTION_SECS: i64 = 86_400;
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+
+/// Whether a database error means "cannot reach the database" (as opposed to
+/// a bad query or a constraint).
+pub(crate) fn is_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            // PostgreSQL: 08 connection exception, 57P operator intervention
+            // (admin shutdown, crash shutdown, cannot connect now).
+            c.starts_with("08") || c.starts_with("57P")
+        }),
+        _ => false,
+    }
+}
+
+/// What the poller and listener know about the database.
+#[derive(Debug, Default)]
+pub(crate) struct SyncState {
+    /// `now_ms` at the start of the last successful poll.
+    pub(crate) last_ok_ms: AtomicU64,
+    /// The last change-log seq seen.
+    pub(crate) seen_seq: AtomicI64,
+    /// The database is known to be unreachable.
+    pub(crate) down: AtomicBool,
+    /// The PostgreSQL listener is connected.
+    pub(crate) listening: AtomicBool,
+}
+
+/// The background tasks' shared handles.
+pub(crate) struct Tasks {
+    /// `true` once the store is closed; dropped with the store.
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// Wakes the poller at once.
+    pub(crate) wake: Arc<Notify>,
+}
+
+impl Tasks {
+    pub(crate) fn new() -> Tasks {
+        Tasks {
+            shutdown: watch::channel(false).0,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+}
+
+impl Inner {
+    /// Milliseconds since the store was opened.
+    pub(crate) fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether a key read at `read_ms` is still confirmed recently enough to serve.
+    pub(crate) fn is_fresh(&self, read_ms: u64) -> bool {
+        let confirmed = read_ms.max(self.sync.last_ok_ms.load(Ordering::SeqCst));
+        let max = u64::try_from(self.options.max_staleness.as_millis()).unwrap_or(u64::MAX);
+        self.now_ms().saturating_sub(confirmed) <= max
+    }
+
+    pub(crate) fn mark_down(&self) {
+        if !self.sync.down.swap(true, Ordering::SeqCst) {
+            tracing::warn!("tessera-keys-sql: the key database is unreachable; uncached keys get store_unavailable, cached keys are served for at most max_staleness");
+            // Probe soon (the poller runs every 250 ms while down).
+            self.tasks.wake.notify_one();
+        }
+    }
+
+    pub(crate) fn is_down(&self) -> bool {
+        self.sync.down.load(Ordering::SeqCst)
+    }
+
+    /// Drops `key_ids` from both caches (a change seen from another process,
+    /// or announced by NOTIFY), and keeps reads made before it uncached.
+    pub(crate) fn forget<'a>(&self, key_ids: impl IntoIterator<Item = &'a str>) {
+        for id in key_ids {
+            if let Ok(id) = KeyId::new(id) {
+                self.forget_key(id);
+            }
+        }
+    }
+
+    /// Drops one key from both caches, and keeps a read of it that started
+    /// before now out of the cache.
+    pub(crate) fn forget_key(&self, id: KeyId) {
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.cache.invalidate(&id);
+        self.negative.invalidate(&id);
+        self.changed.insert(id, epoch);
+    }
+
+    /// Whether no change of `key_id` (nor of everything) was seen after
+    /// `epoch`, the epoch at which a read of it started.
+    pub(crate) fn unchanged_since(&self, key_id: &KeyId, epoch: u64) -> bool {
+        self.all_changed.load(Ordering::SeqCst) <= epoch
+            && self.changed.get(key_id).is_none_or(|e| e <= epoch)
+    }
+
+    /// Drops every cached key and negative entry.
+    pub(crate) fn forget_all(&self) {
+        let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        self.all_changed.fetch_max(epoch, Ordering::SeqCst);
+        self.cache.invalidate_all();
+        self.negative.invalidate_all();
+        self.counters
+            .full_invalidations
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads the change log past the last seq seen and drops those keys.
+    /// On success the cached keys count as confirmed as of the start of the
+    /// call, and the database as reachable.
+    pub(crate) async fn reconcile(&self) -> Result<(), sqlx::Error> {
+        let started = self.now_ms();
+        let lost_track = started.saturating_sub(self.sync.last_ok_ms.load(Ordering::SeqCst))
+            > u64::try_from(self.options.max_staleness.as_millis()).unwrap_or(u64::MAX);
+        let mut forget_all = lost_track;
+        loop {
+            let since = self.sync.seen_seq.load(Ordering::SeqCst);
+            let rows = self.read_changes(since).await?;
+            if rows.len() > CHANGE_BATCH {
+                forget_all = true;
+            } else if !forget_all && !rows.is_empty() {
+                self.forget(rows.iter().map(|(_, id)| id.as_str()));
+                self.counters
+                    .remote_invalidations
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+            }
+            if let Some((seq, _)) = rows.last() {
+                self.sync.seen_seq.fetch_max(*seq, Ordering::SeqCst);
+            }
+            if rows.len() <= CHANGE_BATCH {
+                break;
+            }
+        }
+        if forget_all {
+            self.forget_all();
+        }
+        self.sync.last_ok_ms.fetch_max(started, Ordering::SeqCst);
+        if self.sync.down.swap(false, Ordering::SeqCst) {
+            tracing::info!("tessera-keys-sql: the key database is reachable again");
+        }
+        self.counters.reconciles.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn read_changes(&self, since: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+        let query = async {
+            dual!(&self.pool, |p, d| {
+                sqlx::query_as::<_, (i64, String)>(
+                    "SELECT seq, key_id FROM tessera_key_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(since)
+                .bind(CHANGE_BATCH as i64 + 1)
+                .fetch_all(p)
+                .await
+            })
+        };
+        tokio::time::timeout(self.options.lookup_timeout, query)
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+    }
+
+    async fn prune_changes(&self) -> Result<u64, sqlx::Error> {
+        dual!(&self.pool, |p, d| {
+            sqlx::query(d.pick(
+                "DELETE FROM tessera_key_changes WHERE at < CAST(strftime('%s', 'now') AS INTEGER) - $1",
+                "DELETE FROM tessera_key_changes WHERE at < extract(epoch FROM now())::bigint - $1",
+            ))
+            .bind(CHANGE_RETENTION_SECS)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })
+    }
+}
+
+/// The highest seq in the change log (0 when empty).
+pub(crate) async fn current_seq(pool: &Pool) -> Result<i64, sqlx::Error> {
+    dual!(pool, |p, d| {
+        sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(seq), 0) FROM tessera_key_changes")
+            .fetch_one(p)
+            .await
+    })
+}
+
+/// Starts the poller (both drivers) and, on PostgreSQL with notifications
+/// on, the listener.
+pub(crate) fn spawn(inner: &Arc<Inner>, listen: Option<sqlx::postgres::PgConnectOptions>) {
+    tokio::spawn(poll_task(
+        Arc::downgrade(inner),
+        inner.tasks.shutdown.subscribe(),
+        Arc::clone(&inner.tasks.wake),
+        inner
+            .options
+            .change_poll_interval
+            .max(Duration::from_millis(10)),
+    ));
+    if let Some(options) = listen {
+        tokio::spawn(listen_task(
+            Arc::downgrade(inner),
+            inner.tasks.shutdown.subscribe(),
+            Arc::clone(&inner.tasks.wake),
+            options,
+        ));
+    }
+}
+
+async fn poll_task(
+    inner: Weak<Inner>,
+    mut shutdown: watch::Receiver<bool>,
+    wake: Arc<Notify>,
+    interval: Duration,
+) {
+    let mut last_prune: Option<std::time::Instant> = None;
+    let mut failures = 0u32;
+    loop {
+        let wait = match inner.upgrade() {
+            None => return,
+            Some(i) if i.is_down() || (i.listens && !i.sync.listening.load(Ordering::SeqCst)) => {
+                interval.min(FAST_POLL)
+            }
+            Some(_) => interval,
+        };
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            () = tokio::time::sleep(wait) => {}
+            () = wake.notified() => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        let Some(i) = inner.upgrade() else { return };
+        match i.reconcile().await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                if is_unreachable(&e) {
+                    i.mark_down();
+                } else if failures == 1 {
+                    tracing::warn!(error = %e, "tessera-keys-sql: reading the key change log failed");
+                }
+            }
+        }
+        if !i.is_down() && last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(std::time::Instant::now());
+            if let Err(e) = i.prune_changes().await {
+                tracing::debug!(error = %e, "tessera-keys-sql: pruning the key change log failed");
+            }
+        }
+    }
+}
+
+async fn listen_task(
+    inner: Weak<Inner>,
+    mut shutdown: watch::Receiver<bool>,
+    wake: Arc<Notify>,
+    options: sqlx::postgres::PgConnectOptions,
+) {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with(options);
+    loop {
+        let connect = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let connected = tokio::select! {
+            _ = shutdown.changed() => return,
+            r = connect => r,
+        };
+        match connected {
+            Err(e) => {
+                if let Some(i) = inner.upgrade() {
+                    if is_unreachable(&e) {
+                        i.mark_down();
+                    }
+                } else {
+                    return;
+                }
+            }
+            Ok(mut listener) => {
+                match inner.upgrade() {
+                    Some(i) => i.sync.listening.store(true, Ordering::SeqCst),
+                    None => return,
+                }
+                // Changes made while nobody listened: read them now.
+                wake.notify_one();
+                loop {
+                    let received = tokio::select! {
+                        _ = shutdown.changed() => return,
+                        r = listener.try_recv() => r,
+                    };
+                    let Some(i) = inner.upgrade() else { return };
+                    match received {
+                        Ok(Some(n)) => {
+                            i.counters.notifications.fetch_add(1, Ordering::Relaxed);
+                            i.forget([n.payload()]);
+                        }
+                        // Lost and already reconnected: catch up.
+                        Ok(None) => wake.notify_one(),
+                        Err(e) => {
+                            i.sync.listening.store(false, Ordering::SeqCst);
+                            if is_unreachable(&e) {
+                                i.mark_down();
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            () = tokio::time::sleep(FAST_POLL) => {}
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Change propagation between stores (each with its own pool, as separate
+//! server processes would have) and behaviour while the database is down.
+//! The multi-process version of these tests is in tessera-cli's tests.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{ring, send, verifier, Db, Driver, OwnCluster, T0};
+use tessera_core::ErrorCode;
+use tessera_keys_sql::{IssueRequest, SqlKeyStore, SqlKeyStoreOptions};
+use tessera_server::ManualClock;
+
+fn options(clock: &ManualClock) -> SqlKeyStoreOptions {
+    SqlKeyStoreOptions::default().with_clock(clock.clone())
+}
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Driver::Sqlite, concat!("sqlite::", stringify!($case))).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Driver::Postgres, concat!("postgres::", stringify!($case))).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(changes_reach_another_store, background_tasks_stop_on_close);
+
+/// How long another store may keep accepting a revoked key: PostgreSQL
+/// 1 s (notifications), SQLite the 2 s poll plus scheduling margin.
+fn bound(driver: Driver) -> Duration {
+    match driver {
+        Driver::Postgres => Duration::from_secs(1),
+        Driver::Sqlite => Duration::from_millis(2_600),
+    }
+}
+
+/// Sends freshly signed requests to `v` every 20 ms until one is refused
+/// with `code`; returns how long that took from `since`.
+async fn until_refused(
+    v: &tessera_server::Verifier,
+    issued: &tessera_keys_sql::IssuedKey,
+    code: ErrorCode,
+    since: Instant,
+    limit: Duration,
+) -> Duration {
+    loop {
+        match send(v, issued.key_id(), issued.expose_secret(), T0).await {
+            Ok(_) => {}
+            Err(c) if c == code => return since.elapsed(),
+            Err(other) => panic!("unexpected {other:?} while waiting for {code:?}"),
+        }
+        assert!(
+            since.elapsed() < limit + Duration::from_secs(5),
+            "still accepted after {:?}",
+            since.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Verifies through `v` until `store` answers from its cache (a change
+/// notified while a key is read keeps that read out of the cache).
+async fn warm(
+    v: &tessera_server::Verifier,
+    store: &SqlKeyStore,
+    issued: &tessera_keys_sql::IssuedKey,
+) {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let hits = store.stats().cache_hits;
+        send(v, issued.key_id(), issued.expose_secret(), T0)
+            .await
+            .expect("verified");
+        if store.stats().cache_hits > hits {
+            return;
+        }
+        assert!(Instant::now() < until, "never cached");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn changes_reach_another_store(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let a = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let b = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let vb = verifier(&b, &clock);
+    let limit = bound(driver);
+
+    // Revoke through A while B has the key cached.
+    let k1 = a
+        .issue(IssueRequest::new("alice", "t"))
+        .await
+        .expect("issue");
+    warm(&vb, &b, &k1).await;
+    let start = Instant::now();
+    a.revoke(k1.key_id(), "lost", "t").await.expect("revoke");
+    let delay = until_refused(&vb, &k1, ErrorCode::KeyRevoked, start, limit).await;
+    eprintln!("{test}: B refused the key revoked by A after {delay:?}");
+    assert!(delay <= limit, "{delay:?} > {limit:?}");
+
+    // An edit by hand (no store involved) propagates too: the trigger logs it.
+    let k2 = a.issue(IssueRequest::new("bob", "t")).await.expect("issue");
+    warm(&vb, &b, &k2).await;
+    let start = Instant::now();
+    let sql = format!(
+        "UPDATE tessera_keys SET state = 'revoked' WHERE key_id = '{}'",
+        k2.key_id()
+    );
+    assert_eq!(db.exec(&sql).await, 1);
+    let delay = until_refused(&vb, &k2, ErrorCode::KeyRevoked, start, limit).await;
+    eprintln!("{test}: B refused the key revoked by hand after {delay:?}");
+    assert!(delay <= limit, "{delay:?} > {limit:?}");
+
+    // Revoke everywhere (revoke_owner) reaches B's cache as well.
+    let k3 = a
+        .issue(IssueRequest::new("carol", "t"))
+        .await
+        .expect("issue");
+    warm(&vb, &b, &k3).await;
+    let start = Instant::now();
+    assert_eq!(
+        a.revoke_owner("carol", "logout", "t")
+            .await
+            .expect("revoke"),
+        1
+    );
+    let delay = until_refused(&vb, &k3, ErrorCode::KeyRevoked, start, limit).await;
+    assert!(delay <= limit, "{delay:?} > {limit:?}");
+
+    // last_used_at batches are not changes: they log nothing.
+    let before = db.scalar("SELECT COUNT(*) FROM tessera_key_changes").await;
+    b.flush_last_used().await.expect("flush");
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tessera_key_changes").await,
+        before
+    );
+    let stats = b.stats();
+    assert!(stats.reconciles > 0, "{stats:?}");
+    match driver {
+        // Notified within milliseconds (the poll may not even have run since).
+        Driver::Postgres => assert!(stats.notifications >= 3, "{stats:?}"),
+        Driver::Sqlite => assert!(stats.remote_invalidations >= 3, "{stats:?}"),
+    }
+    a.close().await;
+    b.close().await;
+}
+
+async fn background_tasks_stop_on_close(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let mut o = options(&clock);
+    o.change_poll_interval = Duration::from_millis(50);
+    let store = db.open(ring(&[(1, 1)]), o.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(store.stats().reconciles >= 2, "{:?}", store.stats());
+    store.close().await;
+    let after_close = store.stats().reconciles;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.stats().reconciles, after_close, "the poller stopped");
+    drop(store);
+
+    if driver == Driver::Postgres {
+        // Dropping the last clone (no close) ends the listener: its
+        // connection leaves pg_stat_activity.
+        let listeners = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND query LIKE 'LISTEN%'";
+        let store = db.open(ring(&[(1, 1)]), o).await;
+        let until = Instant::now() + Duration::from_secs(5);
+        while db.scalar(listeners).await != 1 {
+            assert!(Instant::now() < until, "the listener never connected");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(store);
+        let until = Instant::now() + Duration::from_secs(5);
+        while db.scalar(listeners).await != 0 {
+            assert!(Instant::now() < until, "the listener outlived the store");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The database stopped and started again under a running store: uncached
+/// keys get store_unavailable at once, cached keys keep verifying until
+/// max_staleness and then fail closed, and everything recovers by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_and_recovery() {
+    let test = "postgres_outage_and_recovery";
+    let Some(cluster) = OwnCluster::start(test) else {
+        return;
+    };
+    SqlKeyStore::migrate(&cluster.url).await.expect("migrate");
+    let clock = ManualClock::new(T0);
+    let mut o = options(&clock);
+    o.max_staleness = Duration::from_secs(3);
+    o.change_poll_interval = Duration::from_millis(500);
+    let store = SqlKeyStore::open(&cluster.url, ring(&[(1, 1)]), o)
+        .await
+        .expect("open");
+    let v = verifier(&store, &clock);
+    let cached = store
+        .issue(IssueRequest::new("alice", "t"))
+        .await
+        .expect("issue");
+    let uncached = store
+        .issue(IssueRequest::new("bob", "t"))
+        .await
+        .expect("issue");
+    warm(&v, &store, &cached).await;
+
+    cluster.pause();
+    let down_at = Instant::now();
+    // Uncached: refused at once (no pool timeout), every time.
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(
+            send(&v, uncached.key_id(), uncached.expose_secret(), T0)
+                .await
+                .err(),
+            Some(ErrorCode::StoreUnavailable)
+        );
+        assert!(
+            t.elapsed() < Duration::from_millis(600),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    // Cached: served until max_staleness since the last confirmation...
+    send(&v, cached.key_id(), cached.expose_secret(), T0)
+        .await
+        .expect("cached key served during the outage");
+    let stale = loop {
+        match send(&v, cached.key_id(), cached.expose_secret(), T0).await {
+            Ok(_) => {}
+            Err(ErrorCode::StoreUnavailable) => break down_at.elapsed(),
+            Err(other) => panic!("{other:?}"),
+        }
+        assert!(
+            down_at.elapsed() < Duration::from_secs(10),
+            "never failed closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("{test}: the cached key failed closed {stale:?} into the outage (max_staleness 3 s)");
+    assert!(stale >= Duration::from_millis(2_000), "{stale:?}");
+    assert!(stale <= Duration::from_millis(3_700), "{stale:?}");
+    assert!(store.stats().unavailable >= 5);
+
+    cluster.resume();
+    let up_at = Instant::now();
+    loop {
+        let a = send(&v, cached.key_id(), cached.expose_secret(), T0).await;
+        let b = send(&v, uncached.key_id(), uncached.expose_secret(), T0).await;
+        if a.is_ok() && b.is_ok() {
+            break;
+        }
+        assert!(
+            up_at.elapsed() < Duration::from_secs(10),
+            "no recovery: {:?} {:?}",
+            a.err(),
+            b.err()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("{test}: recovered {:?} after the restart", up_at.elapsed());
+    // Changes flow again (the listener reconnected).
+    let start = Instant::now();
+    let other = SqlKeyStore::open(&cluster.url, ring(&[(1, 1)]), options(&clock))
+        .await
+        .expect("open");
+    other
+        .revoke(cached.key_id(), "lost", "t")
+        .await
+        .expect("revoke");
+    let delay = until_refused(
+        &v,
+        &cached,
+        ErrorCode::KeyRevoked,
+        start,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(
+        delay <= Duration::from_secs(1) + Duration::from_millis(500),
+        "{delay:?}"
+    );
+    other.close().await;
+    store.close().await;
+}
