@@ -256,7 +256,8 @@ pub enum Refusal {
     Replayed,
     /// The nonce store is at its total capacity (`store_unavailable`).
     NonceStoreFull,
-    /// The key has as many live nonces as the store allows one key (`store_unavailable`).
+    /// The key has as many live nonces as the store allows one key: it sends
+    /// faster than replay protection holds for one key (`rate_limited`).
     NonceStoreKeyFull,
     /// The nonce store could not answer (`store_unavailable`).
     NonceStoreUnavailable,
@@ -299,8 +300,8 @@ impl Refusal {
             Refusal::KeyNotYetValid => ErrorCode::KeyNotYetValid,
             Refusal::KeyStoreUnavailable
             | Refusal::NonceStoreFull
-            | Refusal::NonceStoreKeyFull
             | Refusal::NonceStoreUnavailable => ErrorCode::StoreUnavailable,
+            Refusal::NonceStoreKeyFull => ErrorCode::RateLimited,
             Refusal::Replayed => ErrorCode::Replayed,
             Refusal::StoreReset { .. } => ErrorCode::StoreReset,
             Refusal::BodyTooLarge { .. } => ErrorCode::BodyTooLarge,
@@ -340,9 +341,9 @@ impl From<Refusal> for Error {
             Refusal::NonceStoreFull => {
                 "replay protection is at capacity (nonce store full); retry later".into()
             }
-            Refusal::NonceStoreKeyFull => {
-                "this key has too many requests in flight in the replay window; retry later".into()
-            }
+            Refusal::NonceStoreKeyFull => "this key sends faster than its share of replay \
+                 protection holds (per-key nonce capacity); slow down and retry in a second"
+                .into(),
             Refusal::NonceStoreUnavailable => {
                 "replay protection is unavailable; retry later".into()
             }

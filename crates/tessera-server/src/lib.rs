@@ -97,8 +97,9 @@
 //!   24,000 verified requests per second per process (7,340,032 live nonces,
 //!   each kept about 305 s), in about 160 MB at full load and about 2 MB idle;
 //!   one key id can sustain about 330 requests per second (100,000 live
-//!   nonces). Past either limit the verifier answers `store_unavailable`
-//!   (503) and says which limit in its log line and problem detail. Measured
+//!   nonces). Past the total the verifier answers `store_unavailable` (503);
+//!   past one key's share, `rate_limited` (429, `Retry-After: 1`): one key
+//!   too fast is not an outage. Measured
 //!   with `cargo run --release -p tessera-server --example nonce_load --
 //!   --seconds 420` (20,000 requests/s for 7 minutes, none refused).
 //! * Keep the system clock synchronized (NTP): the window is ±300 s.

@@ -210,12 +210,10 @@ fn full_store_and_full_key_say_which() {
     );
     assert_eq!(send(&v, &key, &clock), None);
     assert_eq!(send(&v, &key, &clock), None);
+    // One key too fast is a rate limit (429), not an outage (503).
     let (code, detail) = send(&v, &key, &clock).expect("refused");
-    assert_eq!(code, ErrorCode::StoreUnavailable);
-    assert!(
-        detail.contains("this key has too many requests"),
-        "{detail}"
-    );
+    assert_eq!(code, ErrorCode::RateLimited);
+    assert!(detail.contains("per-key nonce capacity"), "{detail}");
     // Once the key's nonces expire (window 300 s + 1, 4-second buckets),
     // it is served again.
     clock.advance(310);

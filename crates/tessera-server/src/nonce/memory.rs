@@ -84,8 +84,9 @@ impl MemoryNonceStoreBuilder {
     ///
     /// As a rate: with the default 300 s window one key may sustain about
     /// 100,000 / 305 s ≈ 330 verified requests per second; beyond that its
-    /// requests are refused with `KeyFull` (`store_unavailable`, 503) until
-    /// its older nonces expire. Other keys are unaffected.
+    /// requests are refused with `KeyFull`, which the verifier answers as
+    /// `rate_limited` (429, `Retry-After: 1`: one key too fast is not an
+    /// outage) until its older nonces expire. Other keys are unaffected.
     pub fn per_key_capacity(mut self, per_key: usize) -> Self {
         self.per_key = per_key;
         self
@@ -141,9 +142,9 @@ impl MemoryNonceStoreBuilder {
 /// defaults sustain about **24,000 verified requests per second per
 /// instance** (7,340,032 live nonces), in about **160 MB when full** (125 MB
 /// at a steady 20,000 requests/s), and about **330 requests per second for
-/// any single key** (100,000 live nonces per key). Past either limit
-/// requests are refused with `store_unavailable` (503) and the verifier
-/// logs which limit was hit. Memory grows with use: about 21 bytes per live
+/// any single key** (100,000 live nonces per key). Past the total,
+/// requests are refused with `store_unavailable` (503); past one key's
+/// share, with `rate_limited` (429); the verifier logs which limit was hit. Memory grows with use: about 21 bytes per live
 /// nonce, about 2 MB idle.
 /// For a higher rate or a longer window, raise
 /// [`MemoryNonceStoreBuilder::capacity`] to `requests/s × (window + 5)`.

@@ -164,8 +164,9 @@ pub enum NonceStoreErrorKind {
     Full,
     /// The key has as many live nonces as the per-key cap allows: this one
     /// key sends faster than `per_key_capacity / (window + 5 s)` requests per
-    /// second (about 330/s by default). Problem detail: "this key has too
-    /// many requests in flight in the replay window; retry later".
+    /// second (about 330/s by default). The verifier answers `rate_limited`
+    /// (429, `Retry-After: 1`), not `store_unavailable`: one key sending too
+    /// fast is not an outage.
     KeyFull,
     /// The pair would have to be remembered longer than the store supports.
     TtlTooLong,

@@ -251,7 +251,14 @@ impl Verifier {
                 // key's cap); neither the nonce nor a secret is logged.
                 let refusal = match e.kind() {
                     crate::nonce::NonceStoreErrorKind::Full => Refusal::NonceStoreFull,
-                    crate::nonce::NonceStoreErrorKind::KeyFull => Refusal::NonceStoreKeyFull,
+                    // One key too fast is a rate limit, not an outage.
+                    crate::nonce::NonceStoreErrorKind::KeyFull => {
+                        tracing::warn!(key_id = %parsed.key_id(), error = %e, "tessera: a key reached its per-key nonce capacity; refusing it with rate_limited");
+                        return Err(reject(Refusal::NonceStoreKeyFull.into()).with_header(
+                            http::header::RETRY_AFTER,
+                            http::HeaderValue::from_static("1"),
+                        ));
+                    }
                     _ => Refusal::NonceStoreUnavailable,
                 };
                 tracing::warn!(key_id = %parsed.key_id(), kind = ?e.kind(), error = %e, "tessera: nonce store refused the request; refusing it with store_unavailable");
