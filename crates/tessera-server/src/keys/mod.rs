@@ -28,16 +28,22 @@ pub use metadata::{KeyMetadata, KeyState};
 ///
 /// The verifier, not the store, decides whether the key is usable (state,
 /// `not_before`, `not_after`), so every store gets the same rules.
+///
+/// Cloning is two reference-count increments: stores hand out clones of
+/// the keys they cache on every look-up.
 #[derive(Clone)]
 pub struct ResolvedKey {
-    key: SigningKey,
+    key: Arc<SigningKey>,
     metadata: Arc<KeyMetadata>,
 }
 
 impl ResolvedKey {
     /// Pairs a prepared key with its metadata.
     pub fn new(key: SigningKey, metadata: Arc<KeyMetadata>) -> Self {
-        ResolvedKey { key, metadata }
+        ResolvedKey {
+            key: Arc::new(key),
+            metadata,
+        }
     }
 
     /// The prepared key.
