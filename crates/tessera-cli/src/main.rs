@@ -43,6 +43,8 @@ enum Command {
     Demo(commands::demo::Args),
     /// Generate a new key id and secret.
     Keygen(commands::keygen::Args),
+    /// Administer a SQL key store: migrate, issue, list, show, revoke, rotate, rewrap.
+    Keys(commands::keys::Args),
     /// Sign a request: print the headers to add, or a ready curl command.
     Sign(commands::sign::Args),
     /// Print the exact signature base of a request, for diffing against a server's.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(args),
         Command::Keygen(args) => commands::keygen::run(&args),
+        Command::Keys(args) => commands::keys::run(args),
         Command::Sign(args) => commands::sign::run(&args),
         Command::Base(args) => commands::base::run(&args),
         Command::Verify(args) => commands::verify::run(&args),

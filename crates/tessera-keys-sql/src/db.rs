@@ -260,6 +260,21 @@ pub(crate) async fn connect(url: &str, settings: ConnectSettings) -> Result<Pool
         Ok(Pool::Sqlite(pool))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let options = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
+        // One direct connection first: the pool would only report a timeout,
+        // where this gives the real cause (refused, unknown host, bad
+        // password, no such database).
+        match tokio::time::timeout(
+            settings.acquire_timeout,
+            <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+            Ok(Err(e)) => return Err(connect_error(e)),
+            Err(_) => return Err(connect_error(sqlx::Error::PoolTimedOut)),
+        }
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(settings.acquire_timeout)

@@ -3,6 +3,7 @@
 pub(crate) mod base;
 pub(crate) mod demo;
 pub(crate) mod keygen;
+pub(crate) mod keys;
 pub(crate) mod serve;
 pub(crate) mod sign;
 pub(crate) mod verify;

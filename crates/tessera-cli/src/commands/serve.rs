@@ -26,7 +26,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tessera_core::{Scheme, DEFAULT_WINDOW_SECS};
-use tessera_server::{Clock, Verifier, DEFAULT_BODY_LIMIT};
+use tessera_server::{Clock, KeyStore, Verifier, DEFAULT_BODY_LIMIT};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -77,8 +77,32 @@ pub(crate) struct Args {
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
     addr: SocketAddr,
     /// JSON keys file.
-    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
-    keys: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        allow_hyphen_values = true,
+        required_unless_present = "keys_db",
+        conflicts_with = "keys_db"
+    )]
+    keys: Option<PathBuf>,
+    /// Serve keys from a SQL key store (`tessera keys`): sqlite://PATH or
+    /// postgres://USER@HOST[:PORT]/DB. The master key comes from
+    /// --master-key-file, TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE.
+    #[arg(long, value_name = "URL")]
+    keys_db: Option<String>,
+    /// With --keys-db: a file of master keys (`VERSION:HEX` lines).
+    #[arg(long, value_name = "FILE", requires = "keys_db")]
+    master_key_file: Option<PathBuf>,
+    /// With --keys-db: how long cached keys keep verifying while the
+    /// database is unreachable (seconds, 1 to 3600).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60,
+        requires = "keys_db",
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    max_staleness: u64,
     /// An authority (`host[:port]`) to serve; repeat for more. Default: the
     /// bound IP:PORT and localhost:PORT.
     #[arg(
@@ -176,6 +200,20 @@ pub(crate) struct Args {
     quiet: bool,
 }
 
+/// `url` with any password replaced by `***`, for the start-up line.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// The system clock shifted by a fixed number of seconds.
 #[derive(Debug, Clone, Copy)]
 struct OffsetClock(i64);
@@ -213,9 +251,28 @@ pub(crate) fn run(args: Args) -> CliResult {
         },
         quiet: args.quiet,
     };
-    let (store, count) = crate::keyfile::load(&args.keys)?;
+    let file = match &args.keys {
+        Some(path) => Some(crate::keyfile::load(path)?),
+        None => None,
+    };
+    let keyring = match &args.keys_db {
+        Some(_) => Some(crate::commands::keys::keyring(
+            args.master_key_file.as_ref(),
+        )?),
+        None => None,
+    };
     let runtime = app::runtime()?;
     runtime.block_on(async move {
+        let (store, keys_from): (Arc<dyn KeyStore>, String) = match (file, &args.keys_db, keyring) {
+            (Some((store, count)), _, _) => (Arc::new(store), format!("{count} key(s)")),
+            (None, Some(url), Some(keyring)) => {
+                let mut options = tessera_keys_sql::SqlKeyStoreOptions::default();
+                options.max_staleness = Duration::from_secs(args.max_staleness);
+                let store = crate::commands::keys::open(url, keyring, options).await?;
+                (Arc::new(store), format!("keys from {}", redact(url)))
+            }
+            _ => return Err(CliError::usage("give --keys FILE or --keys-db URL")),
+        };
         let (listener, addr) = app::bind(args.addr).await?;
         let builder = Verifier::builder(store)
             .clock(OffsetClock(args.clock_offset))
@@ -268,7 +325,7 @@ pub(crate) fn run(args: Args) -> CliResult {
             .map_err(|e| CliError::runtime(format!("cannot write to standard output: {e}")))?;
         if !args.quiet {
             eprintln!(
-                "tessera serve: {count} key(s), scheme {}, {served}, window {}s, clock offset {}s{}",
+                "tessera serve: {keys_from}, scheme {}, {served}, window {}s, clock offset {}s{}",
                 args.scheme,
                 args.window,
                 args.clock_offset,

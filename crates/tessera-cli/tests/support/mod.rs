@@ -165,3 +165,64 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// `tessera serve` with exactly these arguments (after `serve`) and extra
+/// environment variables; killed on drop.
+pub fn serve_with(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+    let log = dir.join(format!(
+        "serve-{}.log",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let mut command = Command::new(BIN);
+    command
+        .arg("serve")
+        .args(args)
+        .env_remove("TESSERA_MASTER_KEY")
+        .env_remove("TESSERA_MASTER_KEY_FILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let Some(url) = line.trim_end().strip_prefix("listening on ") else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "unexpected first line {line:?}; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    };
+    let url = url.to_owned();
+    let addr: SocketAddr = url.strip_prefix("http://").unwrap().parse().unwrap();
+    Server {
+        child,
+        addr,
+        url,
+        log,
+    }
+}
+
+/// Runs `tessera` with these arguments and extra environment variables
+/// (no TESSERA_MASTER_KEY unless given).
+pub fn tessera_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_remove("TESSERA_SECRET")
+        .env_remove("TESSERA_MASTER_KEY")
+        .env_remove("TESSERA_MASTER_KEY_FILE")
+        .stdin(Stdio::null());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}

@@ -1,0 +1,410 @@
+//! `tessera keys`: administer a SQL key store (tessera-keys-sql): migrate,
+//! issue, list, show, revoke, rotate, rewrap.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tessera_core::KeyId;
+use tessera_keys_sql::{
+    Error as StoreError, IssueRequest, IssuedKey, KeyRecord, MasterKeyring, SqlKeyStore,
+    SqlKeyStoreOptions,
+};
+
+use crate::app;
+use crate::error::{error_chain, CliError, CliResult};
+use crate::keyfile::KeyEntry;
+use crate::timearg::{parse_duration, rfc3339};
+
+/// Where the key database is and how to open it.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DbArgs {
+    /// The key database: sqlite://PATH or postgres://USER@HOST[:PORT]/DB.
+    #[arg(long, value_name = "URL")]
+    db: String,
+    /// A file of master keys (`VERSION:HEX` lines, or one bare hex key).
+    /// Without it, TESSERA_MASTER_KEY (64 hex characters) or
+    /// TESSERA_MASTER_KEY_FILE.
+    #[arg(long, value_name = "FILE")]
+    master_key_file: Option<PathBuf>,
+}
+
+/// Loads the master keyring from `--master-key-file` or the environment.
+pub(crate) fn keyring(file: Option<&PathBuf>) -> Result<MasterKeyring, CliError> {
+    match file {
+        Some(path) => MasterKeyring::from_file(path),
+        None => MasterKeyring::from_env(),
+    }
+    .map_err(|e| CliError::usage(error_chain(&e)))
+}
+
+/// Opens the store at `url` for serving or administering.
+pub(crate) async fn open(
+    url: &str,
+    keyring: MasterKeyring,
+    options: SqlKeyStoreOptions,
+) -> Result<SqlKeyStore, CliError> {
+    SqlKeyStore::open(url, keyring, options)
+        .await
+        .map_err(|e| store_error(&e))
+}
+
+/// A store error as a CLI error: bad input is a usage error (exit 2),
+/// everything else a runtime error (exit 1).
+fn store_error(e: &StoreError) -> CliError {
+    let message = error_chain(e);
+    match e {
+        StoreError::InvalidUrl { .. }
+        | StoreError::InvalidRequest { .. }
+        | StoreError::MasterKeyMissing
+        | StoreError::MasterKeyInvalid { .. } => CliError::usage(message),
+        _ => CliError::runtime(message),
+    }
+}
+
+/// Arguments of `tessera keys`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  export TESSERA_MASTER_KEY=$(openssl rand -hex 32)   # keep it outside the database
+  tessera keys migrate --db sqlite://keys.db
+  tessera keys issue --db sqlite://keys.db --owner alice --client ios --scope read --ttl 30d --json
+  tessera keys revoke --db sqlite://keys.db k1.… --reason 'device lost'
+  tessera serve --keys-db sqlite://keys.db
+The secret is printed once, by `issue` and `rotate`; `list` and `show` never print it.")]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Create the schema or bring it up to date (needs no master key).
+    Migrate {
+        /// The key database: sqlite://PATH or postgres://USER@HOST[:PORT]/DB.
+        #[arg(long, value_name = "URL")]
+        db: String,
+    },
+    /// Issue a key and print its secret, once.
+    Issue {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The user or service account the key acts for.
+        #[arg(long, value_name = "OWNER", allow_hyphen_values = true)]
+        owner: String,
+        /// The app or device receiving the key.
+        #[arg(long, value_name = "LABEL", allow_hyphen_values = true)]
+        client: Option<String>,
+        /// A scope to grant; repeat for more.
+        #[arg(long = "scope", value_name = "SCOPE", allow_hyphen_values = true)]
+        scopes: Vec<String>,
+        /// Lifetime: a number with unit s, m, h, d or w (30d); default no expiry.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        ttl: Option<u64>,
+        /// A JSON object returned with the verified identity (a plan or company id).
+        #[arg(long, value_name = "JSON")]
+        attributes: Option<String>,
+        /// Who issues it, for the audit table.
+        #[arg(long, value_name = "LABEL", default_value = "tessera-cli")]
+        actor: String,
+        /// Print {"key_id","secret_hex","user","scopes","not_after","client"}
+        /// as JSON (a `tessera serve --keys` entry).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Only this owner's keys.
+        #[arg(long, value_name = "OWNER", allow_hyphen_values = true)]
+        owner: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key (never its secret).
+    Show {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The key id.
+        key_id: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one key, or every key of an owner.
+    Revoke {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The key id (or use --owner).
+        #[arg(required_unless_present = "owner", conflicts_with = "owner")]
+        key_id: Option<String>,
+        /// Revoke every active key of this owner ("log out everywhere").
+        #[arg(long, value_name = "OWNER", allow_hyphen_values = true)]
+        owner: Option<String>,
+        /// Why, for the key row and the audit table.
+        #[arg(long, value_name = "TEXT", default_value = "revoked with tessera keys")]
+        reason: String,
+        /// Who revokes, for the audit table.
+        #[arg(long, value_name = "LABEL", default_value = "tessera-cli")]
+        actor: String,
+    },
+    /// Issue a replacement and keep the old key valid for an overlap; prints the new secret once.
+    Rotate {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The key to replace.
+        key_id: String,
+        /// How long the old key stays valid (default 7d).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "7d")]
+        overlap: u64,
+        /// Who rotates, for the audit table.
+        #[arg(long, value_name = "LABEL", default_value = "tessera-cli")]
+        actor: String,
+        /// As JSON (as `issue --json`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-seal every key under the newest master key version (servers keep running).
+    Rewrap {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Who rewraps, for the audit table.
+        #[arg(long, value_name = "LABEL", default_value = "tessera-cli")]
+        actor: String,
+    },
+}
+
+fn key_id(text: &str) -> Result<KeyId, CliError> {
+    KeyId::new(text)
+        .map_err(|e| CliError::usage(format!("invalid key id {text:?}: {}", e.detail())))
+}
+
+/// Runs `tessera keys`.
+pub(crate) fn run(args: Args) -> CliResult {
+    let runtime = app::runtime()?;
+    runtime.block_on(async move {
+        let admin = |db: &DbArgs| {
+            let db = db.clone();
+            async move {
+                let ring = keyring(db.master_key_file.as_ref())?;
+                // An administrative process: no change polling or listening needed.
+                let mut options = SqlKeyStoreOptions::default();
+                options.listen_notifications = false;
+                open(&db.db, ring, options).await
+            }
+        };
+        match args.command {
+            Command::Migrate { db } => {
+                SqlKeyStore::migrate(&db).await.map_err(|e| store_error(&e))?;
+                println!("migrated");
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Issue {
+                db,
+                owner,
+                client,
+                scopes,
+                ttl,
+                attributes,
+                actor,
+                json,
+            } => {
+                let mut request = IssueRequest::new(owner, actor).scopes(scopes);
+                if let Some(client) = client {
+                    request = request.client(client);
+                }
+                if let Some(secs) = ttl {
+                    request = request.ttl(Duration::from_secs(secs));
+                }
+                if let Some(text) = attributes {
+                    let value: Value = serde_json::from_str(&text).map_err(|e| {
+                        CliError::usage(format!("--attributes is not JSON: {e}"))
+                    })?;
+                    request = request.attributes(value);
+                }
+                let store = admin(&db).await?;
+                let issued = store.issue(request).await.map_err(|e| store_error(&e));
+                store.close().await;
+                print_issued(&issued?, json)
+            }
+            Command::List { db, owner, json } => {
+                let store = admin(&db).await?;
+                let listed = store.list(owner.as_deref()).await.map_err(|e| store_error(&e));
+                store.close().await;
+                for record in listed? {
+                    print_record(&record, json);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Show { db, key_id: id, json } => {
+                let id = key_id(&id)?;
+                let store = admin(&db).await?;
+                let shown = store.show(&id).await.map_err(|e| store_error(&e));
+                store.close().await;
+                match shown? {
+                    Some(record) => {
+                        print_record(&record, json);
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    None => Err(CliError::runtime(format!("unknown key id {id}"))),
+                }
+            }
+            Command::Revoke {
+                db,
+                key_id: id,
+                owner,
+                reason,
+                actor,
+            } => {
+                let id = id.as_deref().map(key_id).transpose()?;
+                let store = admin(&db).await?;
+                let result = match (&id, &owner) {
+                    (Some(id), _) => store.revoke(id, &reason, &actor).await.map(|changed| {
+                        if changed {
+                            format!("revoked {id}")
+                        } else {
+                            format!("{id} was already revoked")
+                        }
+                    }),
+                    (None, Some(owner)) => store
+                        .revoke_owner(owner, &reason, &actor)
+                        .await
+                        .map(|n| format!("revoked {n} key(s) of {owner:?}")),
+                    (None, None) => unreachable!("clap requires a key id or --owner"),
+                }
+                .map_err(|e| store_error(&e));
+                store.close().await;
+                println!("{}", result?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Rotate {
+                db,
+                key_id: id,
+                overlap,
+                actor,
+                json,
+            } => {
+                let id = key_id(&id)?;
+                let store = admin(&db).await?;
+                let rotated = store
+                    .rotate(&id, Duration::from_secs(overlap), &actor)
+                    .await
+                    .map_err(|e| store_error(&e));
+                store.close().await;
+                print_issued(&rotated?, json)
+            }
+            Command::Rewrap { db, actor } => {
+                let store = admin(&db).await?;
+                let report = store.rewrap(&actor).await.map_err(|e| store_error(&e));
+                store.close().await;
+                let report = report?;
+                println!(
+                    "rewrapped {} key(s) under master key version {}",
+                    report.rewrapped, report.to_version
+                );
+                if report.failed.is_empty() {
+                    Ok(ExitCode::SUCCESS)
+                } else {
+                    Err(CliError::runtime(format!(
+                        "{} key(s) do not open (altered outside the store) and were left as they were: {}",
+                        report.failed.len(),
+                        report.failed.join(", ")
+                    )))
+                }
+            }
+        }
+    })
+}
+
+/// Prints a freshly issued key: the only time its secret is shown.
+fn print_issued(issued: &IssuedKey, json: bool) -> CliResult {
+    let m = issued.metadata();
+    let entry = KeyEntry {
+        key_id: issued.key_id().to_string(),
+        secret_hex: issued.expose_secret().expose_hex().to_string(),
+        user: m.owner.clone(),
+        scopes: m.scopes.iter().cloned().collect(),
+        not_after: m.not_after,
+        revoked: false,
+    };
+    if json {
+        let mut value = serde_json::to_value(&entry)
+            .map_err(|e| CliError::runtime(format!("cannot encode JSON: {e}")))?;
+        if let Value::Object(map) = &mut value {
+            map.insert("client".into(), json!(m.client));
+            map.insert("attributes".into(), json!(m.attributes));
+            if let Some(old) = issued.replaces() {
+                map.insert("replaces".into(), json!(old.as_str()));
+            }
+        }
+        println!("{value}");
+    } else {
+        println!("key_id:     {}", entry.key_id);
+        println!("secret_hex: {}", entry.secret_hex);
+        println!("user:       {}", entry.user);
+        if let Some(client) = &m.client {
+            println!("client:     {client}");
+        }
+        println!("scopes:     {}", entry.scopes.join(","));
+        match entry.not_after {
+            Some(t) => println!("not_after:  {t} ({})", rfc3339(t)),
+            None => println!("not_after:  never"),
+        }
+        if let Some(old) = issued.replaces() {
+            println!("replaces:   {old}");
+        }
+        eprintln!("tessera keys: the secret is shown this once; it cannot be read back");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a key's metadata and bookkeeping, never its secret.
+fn print_record(r: &KeyRecord, json: bool) {
+    let m = &r.metadata;
+    let state = match m.state {
+        tessera_server::KeyState::Active => "active",
+        tessera_server::KeyState::Revoked => "revoked",
+        _ => "unknown",
+    };
+    if json {
+        println!(
+            "{}",
+            json!({
+                "key_id": r.key_id.as_str(),
+                "user": m.owner,
+                "client": m.client,
+                "scopes": m.scopes,
+                "state": state,
+                "not_before": m.not_before,
+                "not_after": m.not_after,
+                "created_at": r.created_at,
+                "revoked_at": r.revoked_at,
+                "revoke_reason": r.revoke_reason,
+                "last_used_at": r.last_used_at,
+                "master_version": r.master_version,
+                "replaces": r.replaces.as_ref().map(KeyId::as_str),
+                "attributes": m.attributes,
+                "seal_intact": r.seal_intact,
+            })
+        );
+    } else {
+        let time = |t: Option<u64>| t.map_or_else(|| "-".to_owned(), rfc3339);
+        println!(
+            "{}  {state}  user={} client={} scopes={} not_after={} created={} last_used={}{}",
+            r.key_id,
+            m.owner,
+            m.client.as_deref().unwrap_or("-"),
+            m.scopes.iter().cloned().collect::<Vec<_>>().join(","),
+            time(m.not_after),
+            rfc3339(r.created_at),
+            time(r.last_used_at),
+            if r.seal_intact {
+                String::new()
+            } else {
+                "  SEAL BROKEN (row altered outside the store; refused)".to_owned()
+            }
+        );
+    }
+}
