@@ -205,8 +205,13 @@ fn main() {
         keys.insert(id.clone(), &secret, KeyMetadata::new(format!("user-{i}")));
         signing.push(SigningKey::new(id, &secret));
     }
-    // The store `Verifier::builder` creates when none is given (same limits).
-    let store = Arc::new(MemoryNonceStore::new());
+    // The store `Verifier::builder` creates when none is given (same limits,
+    // remembering from the next second, as that one does).
+    let store = Arc::new(
+        MemoryNonceStore::builder()
+            .remembers_since(unix_now() + 1)
+            .build(),
+    );
     let verifier = Verifier::builder(Arc::clone(&keys))
         .nonce_store(Arc::clone(&store))
         .clock(SystemClock::new())

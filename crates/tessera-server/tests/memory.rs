@@ -41,7 +41,10 @@ fn bytes_per_nonce() {
         .map(|i| KeyId::new(format!("user-{i:04}-device")).expect("id"))
         .collect();
     let before = rss_bytes();
-    let store = MemoryNonceStore::builder().capacity(2 * LIVE).build();
+    let store = MemoryNonceStore::builder()
+        .capacity(2 * LIVE)
+        .remembers_since(0)
+        .build();
     let mut text = String::with_capacity(32);
     for i in 0..LIVE {
         use std::fmt::Write;
@@ -96,7 +99,8 @@ fn full_default_store() {
         .map(|i| KeyId::new(format!("user-{i:04}-device")).expect("id"))
         .collect();
     let before = rss_bytes();
-    let store = MemoryNonceStore::new();
+    // The defaults, remembering from the start (no earlier process).
+    let store = MemoryNonceStore::builder().remembers_since(0).build();
     assert!(
         store.capacity() >= TARGET_RATE * RETENTION * 6 / 5,
         "the default capacity {} leaves less than 20% margin over {TARGET_RATE}/s",

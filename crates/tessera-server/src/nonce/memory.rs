@@ -44,8 +44,9 @@ impl MemoryNonceStoreBuilder {
     /// pair: signatures created before it get `store_reset` (spec §14).
     ///
     /// By default it is the first whole second after the store was created,
-    /// on the verifier's clock (read at the first check, minus the whole
-    /// seconds elapsed since creation). A new process has forgotten what an
+    /// on the verifier's clock, estimated at the first check (that check's
+    /// second minus the whole seconds elapsed since creation, plus one: at
+    /// most one second later than exact, never earlier). A new process has forgotten what an
     /// earlier one recorded, and `created` has a resolution of one second, so
     /// a signature created in the second the store was created may already
     /// have been accepted by the process before; it is refused too, and the
