@@ -207,6 +207,16 @@ macro_rules! insert_key {
     }};
 }
 
+/// An issue, validated and sealed, ready for its transaction.
+struct Prepared {
+    key_id: KeyId,
+    secret: SecretKey,
+    row: NewRow,
+    metadata: KeyMetadata,
+    detail: String,
+    now_db: i64,
+}
+
 /// A key row ready to insert.
 struct NewRow {
     key_id: KeyId,
@@ -359,6 +369,75 @@ impl SqlKeyStore {
     /// [`Error::Generate`] or [`Error::Database`].
     pub async fn issue(&self, request: IssueRequest) -> Result<IssuedKey, Error> {
         let i = &*self.inner;
+        let Prepared {
+            key_id,
+            secret,
+            row,
+            metadata,
+            detail,
+            now_db,
+        } = self.prepare_issue(&request)?;
+        let limit = i.options.max_active_keys_per_owner;
+        dual!(&i.pool, |p, d| {
+            let mut tx = p
+                .begin_with(d.begin_write())
+                .await
+                .map_err(Error::db("begin the issue transaction"))?;
+            lock_changes!(tx, d);
+            if d == db::Dialect::Postgres {
+                // Serializes issues for one owner, so the limit holds under concurrency.
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7321))")
+                    .bind(&request.owner)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Error::db("lock the owner"))?;
+            }
+            let active: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM tessera_keys WHERE owner = $1 AND state = 'active' \
+                 AND (not_after IS NULL OR not_after >= $2)",
+            )
+            .bind(&request.owner)
+            .bind(now_db)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(Error::db("count the owner's active keys"))?;
+            let active = u64::try_from(active).unwrap_or(0);
+            if active >= u64::from(limit) {
+                return Err(Error::OwnerLimit {
+                    owner: request.owner.clone(),
+                    active,
+                    limit,
+                });
+            }
+            insert_key!(tx, &row);
+            audit!(
+                tx,
+                now_db,
+                &request.actor,
+                "issue",
+                Some(key_id.as_str()),
+                Some(&request.owner),
+                Some(&detail)
+            );
+            bump_changes!(tx);
+            tx.commit()
+                .await
+                .map_err(Error::db("commit the issue transaction"))?;
+            Ok::<(), Error>(())
+        })?;
+        self.invalidate([key_id.clone()]);
+        tracing::info!(key_id = %key_id, owner = %request.owner, actor = %request.actor, "tessera-keys-sql: key issued");
+        Ok(IssuedKey {
+            key_id,
+            secret,
+            metadata: Arc::new(metadata),
+            replaces: None,
+        })
+    }
+
+    /// Validates an issue request, generates the key and seals its row.
+    fn prepare_issue(&self, request: &IssueRequest) -> Result<Prepared, Error> {
+        let i = &*self.inner;
         check_label("owner", &request.owner)?;
         check_label("actor", &request.actor)?;
         if let Some(client) = &request.client {
@@ -418,7 +497,6 @@ impl SqlKeyStore {
             request.attributes.clone(),
             None,
         )?;
-        let limit = i.options.max_active_keys_per_owner;
         let now_db = db::db_time(now)?;
         let detail = serde_json::json!({
             "client": request.client,
@@ -427,61 +505,99 @@ impl SqlKeyStore {
             "master_version": row.master_version,
         })
         .to_string();
+        Ok(Prepared {
+            key_id,
+            secret,
+            row,
+            metadata,
+            detail,
+            now_db,
+        })
+    }
+
+    /// Issues many keys in one transaction (provisioning, imports,
+    /// benchmarks): each is validated, generated and sealed as by
+    /// [`SqlKeyStore::issue`], gets its own audit row, and counts towards
+    /// its owner's limit. All or nothing.
+    ///
+    /// # Errors
+    /// As [`SqlKeyStore::issue`]; nothing is issued on error.
+    pub async fn issue_batch(&self, requests: &[IssueRequest]) -> Result<Vec<IssuedKey>, Error> {
+        let i = &*self.inner;
+        let prepared = requests
+            .iter()
+            .map(|r| self.prepare_issue(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut per_owner: HashMap<&str, u64> = HashMap::new();
+        for r in requests {
+            *per_owner.entry(r.owner.as_str()).or_default() += 1;
+        }
+        let limit = i.options.max_active_keys_per_owner;
+        let now_db = prepared.first().map_or(0, |p| p.now_db);
         dual!(&i.pool, |p, d| {
             let mut tx = p
                 .begin_with(d.begin_write())
                 .await
                 .map_err(Error::db("begin the issue transaction"))?;
             lock_changes!(tx, d);
-            if d == db::Dialect::Postgres {
-                // Serializes issues for one owner, so the limit holds under concurrency.
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7321))")
-                    .bind(&request.owner)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(Error::db("lock the owner"))?;
+            for (owner, adding) in &per_owner {
+                if d == db::Dialect::Postgres {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7321))")
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(Error::db("lock the owner"))?;
+                }
+                let active: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM tessera_keys WHERE owner = $1 AND state = 'active' \
+                     AND (not_after IS NULL OR not_after >= $2)",
+                )
+                .bind(owner)
+                .bind(now_db)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(Error::db("count the owner's active keys"))?;
+                let active = u64::try_from(active).unwrap_or(0);
+                if active + adding > u64::from(limit) {
+                    return Err(Error::OwnerLimit {
+                        owner: (*owner).to_string(),
+                        active,
+                        limit,
+                    });
+                }
             }
-            let active: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM tessera_keys WHERE owner = $1 AND state = 'active' \
-                 AND (not_after IS NULL OR not_after >= $2)",
-            )
-            .bind(&request.owner)
-            .bind(now_db)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(Error::db("count the owner's active keys"))?;
-            let active = u64::try_from(active).unwrap_or(0);
-            if active >= u64::from(limit) {
-                return Err(Error::OwnerLimit {
-                    owner: request.owner.clone(),
-                    active,
-                    limit,
-                });
+            for (prep, request) in prepared.iter().zip(requests) {
+                insert_key!(tx, &prep.row);
+                audit!(
+                    tx,
+                    prep.now_db,
+                    &request.actor,
+                    "issue",
+                    Some(prep.key_id.as_str()),
+                    Some(&request.owner),
+                    Some(&prep.detail)
+                );
             }
-            insert_key!(tx, &row);
-            audit!(
-                tx,
-                now_db,
-                &request.actor,
-                "issue",
-                Some(key_id.as_str()),
-                Some(&request.owner),
-                Some(&detail)
-            );
             bump_changes!(tx);
             tx.commit()
                 .await
                 .map_err(Error::db("commit the issue transaction"))?;
             Ok::<(), Error>(())
         })?;
-        self.invalidate([key_id.clone()]);
-        tracing::info!(key_id = %key_id, owner = %request.owner, actor = %request.actor, "tessera-keys-sql: key issued");
-        Ok(IssuedKey {
-            key_id,
-            secret,
-            metadata: Arc::new(metadata),
-            replaces: None,
-        })
+        self.invalidate(prepared.iter().map(|p| p.key_id.clone()));
+        tracing::info!(
+            count = prepared.len(),
+            "tessera-keys-sql: keys issued in a batch"
+        );
+        Ok(prepared
+            .into_iter()
+            .map(|p| IssuedKey {
+                key_id: p.key_id,
+                secret: p.secret,
+                metadata: Arc::new(p.metadata),
+                replaces: None,
+            })
+            .collect())
     }
 
     /// Rotates a key: issues its replacement (same owner, client, scopes and
@@ -1337,8 +1453,9 @@ impl Inner {
 
 #[async_trait]
 impl KeyStore for SqlKeyStore {
-    /// Check tag (no query for a made-up id) → verified-key cache →
-    /// negative cache → rate-limited database look-up.
+    /// Verified-key cache → check tag (no query for a made-up id) →
+    /// negative cache → database-down mark → rate-limited database look-up
+    /// (with `lookup_timeout`).
     ///
     /// A row whose sealed secret does not open (altered in the database) is
     /// an error, so the verifier answers `store_unavailable` and logs it: the
@@ -1346,10 +1463,8 @@ impl KeyStore for SqlKeyStore {
     /// the tampering from operators.
     async fn resolve(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError> {
         let i = &*self.inner;
-        if !i.tagger.check(key_id) {
-            bump(&i.counters.tag_rejections);
-            return Ok(None);
-        }
+        // The cache first: it holds only ids whose MAC verified (so their
+        // check tag was right), and a hit then costs no tag HMAC.
         if let Some(hit) = i.cache.get(key_id) {
             if i.is_fresh(hit.read_ms) {
                 bump(&i.counters.cache_hits);
@@ -1357,6 +1472,10 @@ impl KeyStore for SqlKeyStore {
             }
             // Not confirmed within max_staleness (the database has not
             // answered a poll since): read it again, or fail closed.
+        }
+        if !i.tagger.check(key_id) {
+            bump(&i.counters.tag_rejections);
+            return Ok(None);
         }
         if i.negative.contains_key(key_id) {
             bump(&i.counters.negative_hits);

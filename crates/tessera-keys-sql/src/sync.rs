@@ -123,10 +123,16 @@ impl Inner {
 
     /// Drops `key_ids` from both caches (a change seen from another process,
     /// or announced by NOTIFY), and keeps reads made before it uncached.
-    pub(crate) fn forget<'a>(&self, key_ids: impl IntoIterator<Item = &'a str>) {
-        for id in key_ids {
+    pub(crate) fn forget<'a>(&self, changes: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        for (op, id) in changes {
             if let Ok(id) = KeyId::new(id) {
-                self.forget_key(id);
+                if op == "insert" {
+                    // A new row cannot make a cached key stale; it can only
+                    // make a remembered "unknown" wrong.
+                    self.negative.invalidate(&id);
+                } else {
+                    self.forget_key(id);
+                }
             }
         }
     }
@@ -172,12 +178,12 @@ impl Inner {
             if rows.len() > CHANGE_BATCH {
                 forget_all = true;
             } else if !forget_all && !rows.is_empty() {
-                self.forget(rows.iter().map(|(_, id)| id.as_str()));
+                self.forget(rows.iter().map(|(_, id, op)| (op.as_str(), id.as_str())));
                 self.counters
                     .remote_invalidations
                     .fetch_add(rows.len() as u64, Ordering::Relaxed);
             }
-            if let Some((seq, _)) = rows.last() {
+            if let Some((seq, ..)) = rows.last() {
                 self.sync.seen_seq.fetch_max(*seq, Ordering::SeqCst);
             }
             if rows.len() <= CHANGE_BATCH {
@@ -195,11 +201,11 @@ impl Inner {
         Ok(())
     }
 
-    async fn read_changes(&self, since: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    async fn read_changes(&self, since: i64) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
         let query = async {
             dual!(&self.pool, |p, d| {
-                sqlx::query_as::<_, (i64, String)>(
-                    "SELECT seq, key_id FROM tessera_key_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+                sqlx::query_as::<_, (i64, String, String)>(
+                    "SELECT seq, key_id, op FROM tessera_key_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
                 )
                 .bind(since)
                 .bind(CHANGE_BATCH as i64 + 1)
@@ -348,7 +354,9 @@ async fn listen_task(
                     match received {
                         Ok(Some(n)) => {
                             i.counters.notifications.fetch_add(1, Ordering::Relaxed);
-                            i.forget([n.payload()]);
+                            // OP:KEY_ID (anything else: treat it as an update).
+                            let payload = n.payload();
+                            i.forget([payload.split_once(':').unwrap_or(("update", payload))]);
                         }
                         // Lost and already reconnected: catch up.
                         Ok(None) => wake.notify_one(),

@@ -67,6 +67,7 @@ suite!(
     last_used_is_batched,
     secrets_never_in_the_database,
     open_errors_are_clear,
+    issue_batch_is_all_or_nothing,
 );
 
 async fn issue_and_verify(driver: Driver, test: &str) {
@@ -984,4 +985,37 @@ async fn open_errors_are_clear(driver: Driver, test: &str) {
     .expect("open with migrate");
     store.issue(alice()).await.expect("issue");
     let _ = Arc::new(store);
+}
+
+async fn issue_batch_is_all_or_nothing(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let mut o = options(&clock);
+    o.max_active_keys_per_owner = 3;
+    let store = db.open(ring(&[(1, 1)]), o).await;
+    let v = verifier(&store, &clock);
+    let issued = store
+        .issue_batch(&[alice(), alice(), IssueRequest::new("bob", "t")])
+        .await
+        .expect("batch");
+    assert_eq!(issued.len(), 3);
+    for k in &issued {
+        send(&v, k.key_id(), &secret_of(k), T0)
+            .await
+            .expect("verified");
+    }
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tessera_key_audit WHERE action = 'issue'")
+            .await,
+        3
+    );
+    // Past alice's limit: nothing of the batch is issued.
+    let err = store
+        .issue_batch(&[IssueRequest::new("carol", "t"), alice(), alice()])
+        .await
+        .expect_err("over the limit");
+    assert!(matches!(err, Error::OwnerLimit { .. }), "{err:?}");
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM tessera_keys").await, 3);
 }

@@ -1,6 +1,6 @@
 -- Change propagation: every change to a key row (made by this store or by
 -- hand) is logged with its key id and announced with NOTIFY tessera_keys
--- (payload: the key id; delivered at commit), by a trigger. Servers LISTEN,
+-- (payload: OP:KEY_ID, OP being insert, update or delete; delivered at commit), by a trigger. Servers LISTEN,
 -- and also poll for rows past the last seq they saw (a safety net, and after
 -- a reconnect). Updates of last_used_at alone are not logged.
 --
@@ -11,6 +11,8 @@
 CREATE TABLE tessera_key_changes (
     seq    BIGSERIAL NOT NULL PRIMARY KEY,
     key_id TEXT      NOT NULL,
+    -- insert, update or delete
+    op     TEXT      NOT NULL,
     at     BIGINT    NOT NULL
 );
 CREATE INDEX tessera_key_changes_at ON tessera_key_changes (at);
@@ -19,14 +21,14 @@ CREATE FUNCTION tessera_keys_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(7322, 1);
     IF TG_OP = 'UPDATE' OR TG_OP = 'DELETE' THEN
-        INSERT INTO tessera_key_changes (key_id, at)
-        VALUES (OLD.key_id, extract(epoch FROM now())::bigint);
-        PERFORM pg_notify('tessera_keys', OLD.key_id);
+        INSERT INTO tessera_key_changes (key_id, op, at)
+        VALUES (OLD.key_id, lower(TG_OP), extract(epoch FROM now())::bigint);
+        PERFORM pg_notify('tessera_keys', lower(TG_OP) || ':' || OLD.key_id);
     END IF;
     IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.key_id IS DISTINCT FROM OLD.key_id) THEN
-        INSERT INTO tessera_key_changes (key_id, at)
-        VALUES (NEW.key_id, extract(epoch FROM now())::bigint);
-        PERFORM pg_notify('tessera_keys', NEW.key_id);
+        INSERT INTO tessera_key_changes (key_id, op, at)
+        VALUES (NEW.key_id, lower(TG_OP), extract(epoch FROM now())::bigint);
+        PERFORM pg_notify('tessera_keys', lower(TG_OP) || ':' || NEW.key_id);
     END IF;
     RETURN NULL;
 END;
