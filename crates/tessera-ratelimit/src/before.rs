@@ -85,21 +85,7 @@ pub struct LimitBeforeVerify<S> {
 /// The claimed subject of `request`, if it has one.
 fn claimed<B>(by: Claimed, request: &Request<B>) -> Option<String> {
     match by {
-        Claimed::ClientIp => request
-            .extensions()
-            .get::<SocketAddr>()
-            .map(|a| a.ip().to_string())
-            .or_else(|| {
-                #[cfg(feature = "axum")]
-                {
-                    request
-                        .extensions()
-                        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                        .map(|c| c.0.ip().to_string())
-                }
-                #[cfg(not(feature = "axum"))]
-                None
-            }),
+        Claimed::ClientIp => client_ip(request),
         Claimed::KeyId => request
             .headers()
             .get_all("signature-input")
@@ -107,6 +93,20 @@ fn claimed<B>(by: Claimed, request: &Request<B>) -> Option<String> {
             .find_map(|v| claimed_key_id(v.as_bytes()))
             .map(str::to_owned),
     }
+}
+
+/// The peer's address: a `SocketAddr` the server put in the extensions, or
+/// axum's `ConnectInfo<SocketAddr>`.
+fn client_ip<B>(request: &Request<B>) -> Option<String> {
+    let extensions = request.extensions();
+    if let Some(addr) = extensions.get::<SocketAddr>() {
+        return Some(addr.ip().to_string());
+    }
+    #[cfg(feature = "axum")]
+    if let Some(info) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
+        return Some(info.0.ip().to_string());
+    }
+    None
 }
 
 /// The first `keyid="..."` in a `Signature-Input` value: a scan, not a

@@ -105,8 +105,8 @@
 //! * Keep the system clock synchronized (NTP): the window is ±300 s.
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "axum")]
 mod admission;
+#[cfg(feature = "axum")]
 mod extract;
 mod identity;
 mod keys;
@@ -116,8 +116,8 @@ pub mod scope;
 mod verifier;
 pub mod verify;
 
-#[cfg(feature = "axum")]
 pub use admission::{Admission, AdmissionRequest, Admitted};
+#[cfg(feature = "axum")]
 pub use extract::MissingIdentity;
 pub use identity::VerifiedIdentity;
 pub use keys::{
