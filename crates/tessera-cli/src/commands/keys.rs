@@ -20,7 +20,7 @@ use crate::timearg::{parse_duration, rfc3339};
 /// Where the key database is and how to open it.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct DbArgs {
-    /// The key database: sqlite://PATH or postgres://USER@HOST[:PORT]/DB.
+    /// The key database: sqlite://PATH or postgres://USER@HOST:PORT/DB.
     #[arg(long, value_name = "URL")]
     db: String,
     /// A file of master keys (`VERSION:HEX` lines, or one bare hex key).
@@ -81,7 +81,7 @@ pub(crate) struct Args {
 enum Command {
     /// Create the schema or bring it up to date (needs no master key).
     Migrate {
-        /// The key database: sqlite://PATH or postgres://USER@HOST[:PORT]/DB.
+        /// The key database: sqlite://PATH or postgres://USER@HOST:PORT/DB.
         #[arg(long, value_name = "URL")]
         db: String,
     },

@@ -86,7 +86,7 @@ pub(crate) struct Args {
     )]
     keys: Option<PathBuf>,
     /// Serve keys from a SQL key store (`tessera keys`): sqlite://PATH or
-    /// postgres://USER@HOST[:PORT]/DB. The master key comes from
+    /// postgres://USER@HOST:PORT/DB. The master key comes from
     /// --master-key-file, TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE.
     #[arg(long, value_name = "URL")]
     keys_db: Option<String>,

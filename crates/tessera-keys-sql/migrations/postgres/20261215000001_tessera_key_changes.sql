@@ -17,6 +17,10 @@ CREATE TABLE tessera_key_changes (
 );
 CREATE INDEX tessera_key_changes_at ON tessera_key_changes (at);
 
+-- Deleting a key sets `replaces` to NULL in its successor: without an index
+-- each deleted row would scan the whole table.
+CREATE INDEX tessera_keys_replaces ON tessera_keys (replaces);
+
 CREATE FUNCTION tessera_keys_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(7322, 1);

@@ -12,6 +12,10 @@ CREATE TABLE tessera_key_changes (
 );
 CREATE INDEX tessera_key_changes_at ON tessera_key_changes (at);
 
+-- Deleting a key sets `replaces` to NULL in its successor: without an index
+-- each deleted row would scan the whole table.
+CREATE INDEX tessera_keys_replaces ON tessera_keys (replaces);
+
 CREATE TRIGGER tessera_keys_changed_insert AFTER INSERT ON tessera_keys
 BEGIN
     INSERT INTO tessera_key_changes (key_id, op, at)
