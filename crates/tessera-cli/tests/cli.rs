@@ -8,7 +8,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 mod support;
-use support::{keygen, temp_dir, tessera, Key, Server, BIN};
+use support::{
+    cli_signed_get, keygen, raw_get, raw_get_reply, temp_dir, tessera, Key, Server, BIN,
+};
 
 fn tessera_stdin(args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(BIN)
@@ -810,30 +812,6 @@ fn every_command_has_help() {
     assert!(stdout(&out).starts_with("tessera "));
 }
 
-/// Sends a GET of `path` with `headers` (lines `Name: value`) to `addr`
-/// over raw HTTP/1.1; the status code and the body.
-fn raw_get(addr: std::net::SocketAddr, path: &str, headers: &str) -> (u16, String) {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    let status = reply
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {reply:?}"));
-    let body = reply
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
-}
-
 /// A restarted `tessera serve` has an empty nonce store: every request the
 /// process before it accepted is refused with `store_reset` (503) when sent
 /// again, none accepted, while a request signed after the restart passes.
@@ -843,25 +821,8 @@ fn a_restarted_server_refuses_every_request_accepted_before_the_restart() {
     let key = keygen(&dir, "alice", "read");
     let first = Server::start(&[&key], &dir, &[]);
     let addr = first.addr;
-    let sign = || {
-        let url = format!("http://{addr}/v1/me");
-        let out = tessera(&[
-            "sign",
-            "GET",
-            url.as_str(),
-            "--key-id",
-            key.id.as_str(),
-            "--secret-file",
-            key.secret_file.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let mut headers = String::new();
-        for line in stdout(&out).lines().filter(|l| !l.is_empty()) {
-            headers.push_str(line);
-            headers.push_str("\r\n");
-        }
-        headers
-    };
+    let url = format!("http://{addr}/v1/me");
+    let sign = || cli_signed_get(&url, &key.id, &key.secret_file);
     let accepted: Vec<String> = (0..20).map(|_| sign()).collect();
     for headers in &accepted {
         let (status, body) = raw_get(addr, "/v1/me", headers);
@@ -893,37 +854,13 @@ fn serve_rate_limit_answers_429_with_retry_after() {
     let key = keygen(&dir, "alice", "read");
     let server = Server::start(&[&key], &dir, &["--rate-limit", "2/m"]);
     let addr = server.addr;
-    let sign = || {
-        let url = format!("http://{addr}/v1/me");
-        let out = tessera(&[
-            "sign",
-            "GET",
-            url.as_str(),
-            "--key-id",
-            key.id.as_str(),
-            "--secret-file",
-            key.secret_file.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        stdout(&out)
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| format!("{l}\r\n"))
-            .collect::<String>()
-    };
+    let url = format!("http://{addr}/v1/me");
+    let sign = || cli_signed_get(&url, &key.id, &key.secret_file);
     for _ in 0..2 {
         let (status, body) = raw_get(addr, "/v1/me", &sign());
         assert_eq!(status, 200, "{body}");
     }
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET /v1/me HTTP/1.1\r\nHost: {addr}\r\n{}Connection: close\r\n\r\n",
-        sign()
-    )
-    .unwrap();
-    let mut reply = String::new();
-    std::io::Read::read_to_string(&mut stream, &mut reply).unwrap();
+    let reply = raw_get_reply(addr, "/v1/me", &sign());
     assert!(reply.starts_with("HTTP/1.1 429"), "{reply}");
     let head = reply.to_ascii_lowercase();
     assert!(head.contains("\r\nretry-after: 30\r\n"), "{reply}");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod support;
-use support::{serve_with, temp_dir, tessera, tessera_env, text, Server};
+use support::{cli_signed_get, raw_get, serve_with, temp_dir, tessera_env, text, Server};
 
 const MASTER: &str = "8c3f0a5e1b2d4c6f8a9b0c1d2e3f405162738495a6b7c8d9eafb0c1d2e3f4051";
 
@@ -95,45 +95,7 @@ fn signed_headers(addr: std::net::SocketAddr, key: &Issued) -> String {
 
 /// Headers from `tessera sign --secret-file` (the CLI path a user takes).
 fn cli_signed_headers(addr: std::net::SocketAddr, key: &Issued) -> String {
-    let url = format!("http://{addr}/v1/me");
-    let out = tessera(&[
-        "sign",
-        "GET",
-        &url,
-        "--key-id",
-        &key.id,
-        "--secret-file",
-        key.secret_file.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let mut headers = String::new();
-    for line in text(&out.stdout).lines().filter(|l| !l.is_empty()) {
-        headers.push_str(line);
-        headers.push_str("\r\n");
-    }
-    headers
-}
-
-fn raw_get(addr: std::net::SocketAddr, headers: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET /v1/me HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    let status = reply
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {reply:?}"));
-    let body = reply
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body)
+    cli_signed_get(&format!("http://{addr}/v1/me"), &key.id, &key.secret_file)
 }
 
 /// The tessera error code of an answer, or "ok".
@@ -148,7 +110,11 @@ fn code(answer: &(u16, String)) -> String {
 }
 
 fn get(server: &Server, key: &Issued) -> String {
-    code(&raw_get(server.addr, &signed_headers(server.addr, key)))
+    code(&raw_get(
+        server.addr,
+        "/v1/me",
+        &signed_headers(server.addr, key),
+    ))
 }
 
 #[test]
@@ -179,7 +145,11 @@ fn keys_cli_issue_list_show_revoke_and_serve() {
     assert_eq!(shown["seal_intact"], true);
 
     let server = serve_with(&dir, &["--keys-db", &db, "--quiet"], &env());
-    let (status, body) = raw_get(server.addr, &cli_signed_headers(server.addr, &alice));
+    let (status, body) = raw_get(
+        server.addr,
+        "/v1/me",
+        &cli_signed_headers(server.addr, &alice),
+    );
     assert_eq!(status, 200, "{body}");
     let echoed: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(echoed["user"], "alice");

@@ -226,3 +226,53 @@ pub fn tessera_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
     }
     command.output().unwrap()
 }
+
+/// The signature headers `tessera sign` prints for a GET of `url`, signed
+/// now with `key_id` and the secret in `secret_file`, as CRLF-ended lines.
+pub fn cli_signed_get(url: &str, key_id: &str, secret_file: &Path) -> String {
+    let out = tessera(&[
+        "sign",
+        "GET",
+        url,
+        "--key-id",
+        key_id,
+        "--secret-file",
+        secret_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\r\n"))
+        .collect()
+}
+
+/// The whole raw HTTP/1.1 answer to a GET of `path` with `headers` (CRLF
+/// lines) sent to `addr` on a connection of its own.
+pub fn raw_get_reply(addr: SocketAddr, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+/// As [`raw_get_reply`]: the status code and the body.
+pub fn raw_get(addr: SocketAddr, path: &str, headers: &str) -> (u16, String) {
+    let reply = raw_get_reply(addr, path, headers);
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {reply:?}"));
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
