@@ -6,34 +6,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{ring, send, verifier, Db, Driver, OwnCluster, T0};
+use support::{ring, send, suite, verifier, Db, Driver, OwnCluster, T0};
 use tessera_core::ErrorCode;
 use tessera_keys_sql::{IssueRequest, SqlKeyStore, SqlKeyStoreOptions};
 use tessera_server::ManualClock;
 
 fn options(clock: &ManualClock) -> SqlKeyStoreOptions {
     SqlKeyStoreOptions::default().with_clock(clock.clone())
-}
-
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::Driver::Sqlite, concat!("sqlite::", stringify!($case))).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::Driver::Postgres, concat!("postgres::", stringify!($case))).await;
-                }
-            )*
-        }
-    };
 }
 
 suite!(changes_reach_another_store, background_tasks_stop_on_close);

@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::{ring, send, verifier, Db, Driver, T0};
+use support::{ring, send, suite, verifier, Db, Driver, T0};
 use tessera_core::{KeyId, SecretKey};
 use tessera_keys_sql::{
     Error, IssueRequest, SchemaPolicy, SqlKeyStore, SqlKeyStoreOptions, StoreStats,
@@ -26,27 +26,6 @@ fn alice() -> IssueRequest {
 
 fn secret_of(issued: &tessera_keys_sql::IssuedKey) -> SecretKey {
     issued.expose_secret().clone()
-}
-
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::Driver::Sqlite, concat!("sqlite::", stringify!($case))).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::Driver::Postgres, concat!("postgres::", stringify!($case))).await;
-                }
-            )*
-        }
-    };
 }
 
 suite!(

@@ -372,3 +372,28 @@ impl Drop for OwnCluster {
             .status();
     }
 }
+
+/// Runs each named case once per driver, as `sqlite::<case>` and
+/// `postgres::<case>`: `async fn case(driver: Driver, test: &str)`.
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Driver::Sqlite, concat!("sqlite::", stringify!($case))).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Driver::Postgres, concat!("postgres::", stringify!($case))).await;
+                }
+            )*
+        }
+    };
+}
+
+pub(crate) use suite;
