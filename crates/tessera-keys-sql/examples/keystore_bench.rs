@@ -16,6 +16,14 @@
 //!     [--keys 1000000] [--pg-keys N] [--postgres URL]
 //! ```
 //! PostgreSQL is measured when `--postgres` or TESSERA_TEST_POSTGRES_URL is given.
+//!
+//! `--profile-warm memory|sqlite N` only verifies N pre-signed requests with
+//! a warm cache, for an instruction count that a busy machine cannot skew:
+//!
+//! ```text
+//! valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*warm_verify_loop*' \
+//!     target/release/examples/keystore_bench --profile-warm sqlite 5000
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
@@ -101,7 +109,7 @@ async fn fill(store: &SqlKeyStore, from: usize, total: usize) -> f64 {
         store.issue_batch(&requests).await.expect("issue_batch");
         n += batch;
     }
-    (total - from) as f64 / start.elapsed().as_secs_f64()
+    total.saturating_sub(from) as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Single issues per second (one transaction each), over `n`.
@@ -148,6 +156,15 @@ async fn main() {
     let keys: usize = arg("--keys").map_or(1_000_000, |v| v.parse().expect("--keys N"));
     let pg_keys: usize = arg("--pg-keys").map_or(keys, |v| v.parse().expect("--pg-keys N"));
     let pg_url = arg("--postgres").or_else(|| std::env::var("TESSERA_TEST_POSTGRES_URL").ok());
+
+    if let Some(store) = arg("--profile-warm") {
+        let n: usize = args
+            .iter()
+            .position(|a| a == "--profile-warm")
+            .and_then(|i| args.get(i + 2))
+            .map_or(5_000, |v| v.parse().expect("--profile-warm STORE N"));
+        return profile_warm(&store, n).await;
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let mut drivers = vec![Driver {
@@ -261,13 +278,16 @@ async fn main() {
         println!(
             "  1k keys:  cold look-up p50 {p50:?} p99 {p99:?}; single issue {single_small:.0}/s; batch issue {small:.0}/s"
         );
-        let filled_at = Instant::now();
-        let bulk = fill(&store, 1_200, d.keys).await;
-        println!(
-            "  filled to {} keys in {:.1} s: batch issue (10,000 per transaction, sealed rows) {bulk:.0} keys/s",
-            d.keys,
-            filled_at.elapsed().as_secs_f64()
-        );
+        // 1,200 rows exist by now (the 1k set and the single issues).
+        if d.keys > 1_200 {
+            let filled_at = Instant::now();
+            let bulk = fill(&store, 1_200, d.keys).await;
+            println!(
+                "  filled to {} keys in {:.1} s: batch issue (10,000 per transaction, sealed rows) {bulk:.0} keys/s",
+                d.keys,
+                filled_at.elapsed().as_secs_f64()
+            );
+        }
         // Look up keys spread over the whole table: the first 1k and a sample of the rest.
         let (p50, p99) = cold_lookups(&store, &ids, 5_000).await;
         let single_big = single_issues(&store, 200).await;
@@ -385,5 +405,58 @@ async fn main() {
             quiet.1, quiet.2, quiet.0, during.1, during.2, during.0
         );
         store.close().await;
+    }
+}
+
+/// `--profile-warm`: one store, warmed, then `n` verifications in
+/// [`warm_verify_loop`] (the function callgrind is told to count).
+async fn profile_warm(store: &str, n: usize) {
+    let secret = SecretKey::generate().unwrap();
+    let (v, id, secret, _dir) = match store {
+        "memory" => {
+            let memory = MemoryKeyStore::new();
+            let id = KeyId::new("mem-key").unwrap();
+            memory.insert(id.clone(), &secret, KeyMetadata::new("alice"));
+            (verifier(memory), id, secret, None)
+        }
+        "sqlite" => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+            SqlKeyStore::migrate(&url).await.expect("migrate");
+            let store = open(&url, true).await;
+            let issued = store
+                .issue(IssueRequest::new("alice", "bench"))
+                .await
+                .unwrap();
+            let (id, secret) = (issued.key_id().clone(), issued.expose_secret().clone());
+            (verifier(store), id, secret, Some(dir))
+        }
+        other => panic!("--profile-warm memory|sqlite, not {other}"),
+    };
+    for _ in 0..3 {
+        v.verify_bytes(&signed(&id, &secret), Bytes::new())
+            .await
+            .expect("verified");
+    }
+    let requests: Vec<_> = (0..n).map(|_| signed(&id, &secret)).collect();
+    warm_verify_loop(&v, &requests);
+    println!("{store}: {n} warm verifications");
+}
+
+/// Synchronous (a warm verification never waits), so that it is one
+/// function on the stack for callgrind's toggle.
+#[inline(never)]
+fn warm_verify_loop(v: &Verifier, requests: &[http::request::Parts]) {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let mut cx = Context::from_waker(Waker::noop());
+    for parts in requests {
+        let mut verify = std::pin::pin!(v.verify_bytes(parts, Bytes::new()));
+        match verify.as_mut().poll(&mut cx) {
+            Poll::Ready(outcome) => {
+                outcome.expect("verified");
+            }
+            Poll::Pending => panic!("a warm verification waited"),
+        }
     }
 }

@@ -47,7 +47,10 @@ pub(crate) struct Inner {
     tagger: IdTagger,
     pub(crate) options: SqlKeyStoreOptions,
     /// Keys whose MAC verified (filled only from `KeyStore::verified`).
-    pub(crate) cache: Cache<KeyId, Cached>,
+    /// quick_cache, not moka: this is the one cache every request reads,
+    /// and its hit must cost about what `MemoryKeyStore`'s map look-up does
+    /// (the TTL is checked against `Cached::read_ms` on each hit instead).
+    pub(crate) cache: quick_cache::sync::Cache<KeyId, Arc<Cached>>,
     /// Well-tagged key ids the database does not hold.
     pub(crate) negative: Cache<KeyId, ()>,
     /// The change epoch and the time (`now_ms`) when a key was last read
@@ -75,10 +78,12 @@ pub(crate) struct Inner {
 }
 
 /// A verified key and when (`now_ms`) it was read from the database.
-#[derive(Clone)]
 pub(crate) struct Cached {
     key: ResolvedKey,
     read_ms: u64,
+    /// When (`now_ms`) its `last_used_at` was last queued: a cache hit
+    /// checks this instead of a second cache.
+    touched_ms: AtomicU64,
 }
 
 #[derive(Default)]
@@ -132,7 +137,7 @@ impl fmt::Debug for SqlKeyStore {
         f.debug_struct("SqlKeyStore")
             .field("driver", &driver)
             .field("keyring", &self.inner.keyring)
-            .field("cached_keys", &self.inner.cache.entry_count())
+            .field("cached_keys", &self.inner.cache.len())
             .finish_non_exhaustive()
     }
 }
@@ -318,10 +323,9 @@ impl SqlKeyStore {
             pool,
             keyring,
             tagger,
-            cache: Cache::builder()
-                .max_capacity(o.cache_capacity)
-                .time_to_live(o.cache_ttl)
-                .build(),
+            cache: quick_cache::sync::Cache::new(
+                usize::try_from(o.cache_capacity.max(1)).unwrap_or(usize::MAX),
+            ),
             negative: Cache::builder()
                 .max_capacity(o.negative_cache_capacity)
                 .time_to_live(o.negative_cache_ttl)
@@ -1435,10 +1439,35 @@ impl Inner {
         Ok(written)
     }
 
+    /// Queues `last_used_at` for a key served from the cache, at most once
+    /// per `last_used_granularity` (an atomic on the entry: no look-up).
+    fn touch_cached(&self, key_id: &KeyId, entry: &Cached) {
+        let now = self.now_ms();
+        let last = entry.touched_ms.load(Ordering::Relaxed);
+        let period = u64::try_from(self.options.last_used_granularity.as_millis())
+            .unwrap_or(u64::MAX);
+        if now.saturating_sub(last) < period
+            || entry
+                .touched_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        self.queue_touch(key_id);
+    }
+
+    /// Queues `last_used_at` for a key read from the database, unless it
+    /// was queued within `last_used_granularity` (the key may have left the
+    /// cache and come back).
     fn touch(&self, key_id: &KeyId) {
         if self.touched.contains_key(key_id) {
             return;
         }
+        self.queue_touch(key_id);
+    }
+
+    fn queue_touch(&self, key_id: &KeyId) {
         self.touched.insert(key_id.clone(), ());
         let mut pending = self
             .pending_touches
@@ -1466,9 +1495,14 @@ impl KeyStore for SqlKeyStore {
         // The cache first: it holds only ids whose MAC verified (so their
         // check tag was right), and a hit then costs no tag HMAC.
         if let Some(hit) = i.cache.get(key_id) {
-            if i.is_fresh(hit.read_ms) {
+            let now = i.now_ms();
+            let ttl = u64::try_from(i.options.cache_ttl.as_millis()).unwrap_or(u64::MAX);
+            if now.saturating_sub(hit.read_ms) > ttl {
+                // Past cache_ttl: read it again.
+                i.cache.remove(key_id);
+            } else if i.is_fresh_at(hit.read_ms, now) {
                 bump(&i.counters.cache_hits);
-                return Ok(Some(hit.key));
+                return Ok(Some(hit.key.clone()));
             }
             // Not confirmed within max_staleness (the database has not
             // answered a poll since): read it again, or fail closed.
@@ -1546,18 +1580,30 @@ impl KeyStore for SqlKeyStore {
 
     fn verified(&self, key_id: &KeyId, key: &ResolvedKey) {
         let i = &*self.inner;
+        if let Some(hit) = i.cache.get(key_id) {
+            // Served from this entry (the same allocation): nothing to cache.
+            if std::ptr::eq(hit.key.key(), key.key()) {
+                i.touch_cached(key_id, &hit);
+                return;
+            }
+        }
         if i.options.cache_capacity > 0 {
-            // Cache only a read made after the last change seen; a hit
-            // (no read pending) leaves the entry as it is.
+            // Cache only a read made after the last change seen.
             if let Some((epoch, read_ms)) = i.reads.remove(key_id) {
                 if i.unchanged_since(key_id, epoch) {
                     i.cache.insert(
                         key_id.clone(),
-                        Cached {
+                        Arc::new(Cached {
                             key: key.clone(),
                             read_ms,
-                        },
+                            touched_ms: AtomicU64::new(i.now_ms()),
+                        }),
                     );
+                    // A change seen while inserting (forget_key records the
+                    // change before it evicts): take the entry back out.
+                    if !i.unchanged_since(key_id, epoch) {
+                        i.cache.remove(key_id);
+                    }
                 }
             }
         }

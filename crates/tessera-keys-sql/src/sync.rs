@@ -103,10 +103,10 @@ impl Inner {
     }
 
     /// Whether a key read at `read_ms` is still confirmed recently enough to serve.
-    pub(crate) fn is_fresh(&self, read_ms: u64) -> bool {
+    pub(crate) fn is_fresh_at(&self, read_ms: u64, now_ms: u64) -> bool {
         let confirmed = read_ms.max(self.sync.last_ok_ms.load(Ordering::SeqCst));
         let max = u64::try_from(self.options.max_staleness.as_millis()).unwrap_or(u64::MAX);
-        self.now_ms().saturating_sub(confirmed) <= max
+        now_ms.saturating_sub(confirmed) <= max
     }
 
     pub(crate) fn mark_down(&self) {
@@ -141,9 +141,11 @@ impl Inner {
     /// before now out of the cache.
     pub(crate) fn forget_key(&self, id: KeyId) {
         let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
-        self.cache.invalidate(&id);
+        // Record the change before evicting: `verified` checks it again
+        // after inserting, so a read from before the change cannot stay.
+        self.changed.insert(id.clone(), epoch);
+        self.cache.remove(&id);
         self.negative.invalidate(&id);
-        self.changed.insert(id, epoch);
     }
 
     /// Whether no change of `key_id` (nor of everything) was seen after
@@ -157,7 +159,7 @@ impl Inner {
     pub(crate) fn forget_all(&self) {
         let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         self.all_changed.fetch_max(epoch, Ordering::SeqCst);
-        self.cache.invalidate_all();
+        self.cache.clear();
         self.negative.invalidate_all();
         self.counters
             .full_invalidations
