@@ -149,7 +149,7 @@ pub enum TesseraError {
     /// sent by a server. Nothing was signed, so nothing can be sent; a
     /// challenge being checked was not adopted.
     #[error("the MAC provider failed ({code}): {detail}")]
-    MacProvider {
+    MacFailed {
         /// `mac_provider_failed` or `mac_wrong_length`.
         code: String,
         /// What is wrong; safe to log.
@@ -164,7 +164,7 @@ impl TesseraError {
             TesseraError::InvalidConfig { code, .. }
             | TesseraError::InvalidRequest { code, .. }
             | TesseraError::InvalidChallenge { code, .. }
-            | TesseraError::MacProvider { code, .. } => code,
+            | TesseraError::MacFailed { code, .. } => code,
         }
     }
 
@@ -174,7 +174,7 @@ impl TesseraError {
             TesseraError::InvalidConfig { detail, .. }
             | TesseraError::InvalidRequest { detail, .. }
             | TesseraError::InvalidChallenge { detail, .. }
-            | TesseraError::MacProvider { detail, .. } => detail,
+            | TesseraError::MacFailed { detail, .. } => detail,
         }
     }
 
@@ -225,7 +225,7 @@ pub(crate) fn client_err(e: ClientError) -> TesseraError {
         },
         ClientError::Signing(e) => TesseraError::request(e),
         ClientError::InvalidChallenge(e) => TesseraError::challenge(e),
-        ClientError::Mac(e) => TesseraError::MacProvider {
+        ClientError::Mac(e) => TesseraError::MacFailed {
             code: e.code().to_owned(),
             detail: e.to_string(),
         },

@@ -105,7 +105,7 @@ impl Signer {
     ///
     /// # Errors
     /// As [`Signer::new`] (`invalid_parameter` for a bad key id, the
-    /// covered-header codes). Later, [`TesseraError::MacProvider`] from
+    /// covered-header codes). Later, [`TesseraError::MacFailed`] from
     /// every signing call when the provider fails or returns a tag that is
     /// not 32 bytes; nothing is signed then.
     #[uniffi::constructor(default(covered_headers = [], expires_after_secs = None))]

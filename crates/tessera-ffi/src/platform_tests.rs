@@ -85,7 +85,7 @@ fn provider_failures_are_named_errors() {
     let (failing, _) = platform("fail", &[]);
     let e = failing.sign(post()).expect_err("fails");
     assert_eq!(e.code(), "mac_provider_failed");
-    assert!(matches!(e, crate::TesseraError::MacProvider { .. }));
+    assert!(matches!(e, crate::TesseraError::MacFailed { .. }));
     assert!(e.detail().contains("key invalidated"), "{e}");
 
     let (short, _) = platform("short", &[]);
