@@ -18,7 +18,9 @@ and for every request they send:
   never sent twice (spec §10). The auth follows redirects itself, each hop
   signed afresh, with the usual method rules (303, and 301/302 for anything
   but GET/HEAD, become a body-less GET; 307/308 keep the method and body), at
-  most `max_redirects` hops. Pass `follow_redirects=False` to get the 3xx back.
+  most `max_redirects` hops. Pass `follow_redirects=False` to get the 3xx back
+  (with `requests`, also pass `allow_redirects=False`: requests itself would
+  follow with the first hop's signature).
   With httpx, leave the client's `follow_redirects` off (httpx's default): when
   the client follows redirects itself it resends the first signature, which
   the verifier refuses.
