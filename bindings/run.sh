@@ -5,7 +5,10 @@
 #   * Kotlin/JVM (JUnit 4 through JNA): the API, every positive spec vector,
 #     and OkHttp + TesseraInterceptor against `tessera serve` on loopback (and a
 #     second one with `--rate-limit 1/s --burst 1` for 429 rate_limited).
-#   * Python (pytest): the API, the vectors, urllib against the same server.
+#     Every vector and the end-to-end suite also run in platform-MAC mode
+#     (Signer.withMacProvider + JcaMacProvider on the JDK's HmacSHA256).
+#   * Python (pytest): the API, the vectors (both modes), urllib against the
+#     same server, and tessera.auth (requests, httpx sync/async) in both modes.
 #   * Swift: `swift test` where a Swift toolchain exists; everywhere, static
 #     checks of the generated and hand-written Swift (tree-sitter syntax, C
 #     header compile + link, API checksums against the built library).
@@ -21,7 +24,7 @@ KOTLIN_VERSION=2.4.20
 TOOLS=$ROOT/.tools
 KOTLIN_HOME=$TOOLS/kotlinc-$KOTLIN_VERSION
 VENV=$ROOT/.venv-bindings
-PY_PINS=(pytest==9.2.0 tree-sitter==0.26.1 tree-sitter-swift==0.7.4)
+PY_PINS=(pytest==9.2.0 tree-sitter==0.26.1 tree-sitter-swift==0.7.4 requests==2.34.2 httpx==0.29.0)
 
 failures=()
 passes=()
@@ -98,6 +101,8 @@ GEN_KT=$OUT/gen/dev/tessera/tessera_ffi.kt
 mkdir -p "$OUT/swift" "$OUT/python"
 cp "$OUT/gen/Tessera.swift" "$OUT/gen/TesseraFFI.h" "$OUT/gen/TesseraFFI.modulemap" "$OUT/swift/"
 cp "$OUT/gen/tessera_ffi.py" "$LIB" "$OUT/python/" # Python loads the library from the module's directory
+cp -R bindings/python/tessera "$OUT/python/"        # the hand-written package shipped with it (tessera.auth, ...)
+find "$OUT/python/tessera" -name __pycache__ -prune -exec rm -rf {} +
 
 # ---- the verifier -------------------------------------------------------------
 KEYS=$OUT/e2e-keys.json
@@ -136,6 +141,9 @@ SERVER_URL=$STARTED_URL
 # A second verifier with a per-key limit of one request a second, for 429 rate_limited.
 start_server ratelimit-server --rate-limit 1/s --burst 1
 RATELIMIT_URL=$STARTED_URL
+# The first server's access log (stderr): the platform-MAC tests check that a
+# request whose MAC provider failed never reached it.
+export TESSERA_SERVER_LOG=$OUT/server.err
 export TESSERA_SERVER_URL=$SERVER_URL TESSERA_RATELIMIT_URL=$RATELIMIT_URL TESSERA_VECTORS_DIR=$ROOT/spec/vectors
 export TESSERA_KEY_ID=ffi-e2e TESSERA_KEY_SECRET_HEX=$KEY_HEX TESSERA_KEY_RO_ID=ffi-e2e-ro TESSERA_KEY_RO_SECRET_HEX=$RO_HEX
 
@@ -143,7 +151,9 @@ export TESSERA_KEY_ID=ffi-e2e TESSERA_KEY_SECRET_HEX=$KEY_HEX TESSERA_KEY_RO_ID=
 KL=$KOTLIN_HOME/lib
 J=/usr/share/java
 CP=$J/jna.jar:$J/junit4.jar:$J/hamcrest.jar:$J/okhttp.jar:$J/okio.jar:$KL/kotlin-test.jar:$KL/kotlin-test-junit.jar
-KT_SOURCES=("$GEN_KT" $(find bindings/kotlin/src -name '*.kt' | sort))
+# src/main and src/test run on the JVM; src/android (Android Keystore import)
+# needs android.jar and is compiled only by the Android library module.
+KT_SOURCES=("$GEN_KT" $(find bindings/kotlin/src/main bindings/kotlin/src/test -name '*.kt' | sort))
 KT_CLASSES=$CACHE/kotlin-classes
 stamp=$( (echo "$KOTLIN_VERSION $CP"; cat "${KT_SOURCES[@]}") | sha256 | cut -d' ' -f1)
 kotlin_compile() {
@@ -160,10 +170,15 @@ if ! t "kotlinc" kotlin_compile; then
 else
   t "kotlin tests (JVM)" java -Djna.library.path="$(dirname "$LIB")" \
     -Dtessera.vectors.dir="$TESSERA_VECTORS_DIR" -Dtessera.server.url="$SERVER_URL" \
+    -Dtessera.server.log="$TESSERA_SERVER_LOG" \
     -Dtessera.ratelimit.url="$RATELIMIT_URL" \
     -Dtessera.key.id=ffi-e2e -Dtessera.key.secret_hex="$KEY_HEX" \
     -Dtessera.key.ro_id=ffi-e2e-ro -Dtessera.key.ro_secret_hex="$RO_HEX" \
     -cp "$CP:$KL/kotlin-stdlib.jar:$KT_CLASSES" RunTestsKt
+fi
+
+if [ -n "$(find bindings/kotlin/src/android -name '*.kt' 2>/dev/null)" ]; then
+  skip "kotlin src/android (Android Keystore import)" "needs the Android SDK (android.jar), absent here; compiled only by the Android library module"
 fi
 
 # ---- Python -------------------------------------------------------------------

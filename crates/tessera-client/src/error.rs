@@ -37,6 +37,11 @@ pub enum ClientError {
     /// not adopted.
     #[error("the Tessera-Server-Time challenge was refused: {0}")]
     InvalidChallenge(#[source] tessera_core::Error),
+    /// The signer's key (a platform key, [`Signer::builder_with_key`](crate::Signer::builder_with_key))
+    /// could not compute a MAC, or returned one that is not 32 bytes.
+    /// Nothing was signed, so nothing can be sent; no clock was adopted.
+    #[error("{0}")]
+    Mac(#[source] tessera_core::MacError),
 }
 
 /// Why a signer configuration was refused.
@@ -85,7 +90,9 @@ impl ClientError {
         match self {
             ClientError::Config(e) => Some(e.code()),
             ClientError::Signing(e) | ClientError::InvalidChallenge(e) => Some(e.code()),
-            ClientError::StreamingBodyWithoutDigest | ClientError::MissingChallenge => None,
+            ClientError::StreamingBodyWithoutDigest
+            | ClientError::MissingChallenge
+            | ClientError::Mac(_) => None,
         }
     }
 }

@@ -144,8 +144,8 @@ pub use url::SignableUrl;
 /// The whole of tessera-core, for what the re-exports below leave out.
 pub use tessera_core;
 pub use tessera_core::{
-    BodyDigest, BodyHasher, Clock, Component, ErrorCode, Fields, KeyId, ManualClock, Nonce,
-    RequestView, Scheme, SecretKey, SignatureBase, SigningKey, SystemClock,
+    BodyDigest, BodyHasher, Clock, Component, ErrorCode, Fields, KeyId, MacError, MacKey,
+    ManualClock, Nonce, RequestView, Scheme, SecretKey, SignatureBase, SigningKey, SystemClock,
 };
 
 /// A request extension carrying the SHA-256 of a body the caller streams.

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_core::challenge::{verify_server_time, SERVER_TIME_HEADER};
+use tessera_core::challenge::{verify_server_time_with, SERVER_TIME_HEADER};
 use tessera_core::{
-    BodyDigest, Component, Fields, KeyId, Nonce, RequestView, SecretKey, SignOptions,
-    SignatureBase, SigningKey,
+    BodyDigest, Component, Fields, KeyId, MacKey, Nonce, RequestView, SecretKey, SignError,
+    SignOptions, SignatureBase, SigningKey,
 };
 
 use crate::error::{ClientError, ConfigError};
@@ -46,7 +46,8 @@ impl CoveredHeader {
 }
 
 struct Inner {
-    key: SigningKey,
+    /// The in-Rust key or a platform key: the same signing code for both.
+    key: Arc<dyn MacKey>,
     clock: Box<dyn Clock>,
     /// The chosen headers, in signed order.
     covered: Box<[CoveredHeader]>,
@@ -121,7 +122,7 @@ impl fmt::Debug for Signer {
 #[derive(Debug)]
 #[must_use]
 pub struct SignerBuilder {
-    key: SigningKey,
+    key: Arc<dyn MacKey>,
     clock: Box<dyn Clock>,
     covered: Vec<(String, bool)>,
     expires_after: Option<Duration>,
@@ -258,6 +259,19 @@ impl Signer {
     /// Starts building a signer for `key`, with the system clock, no extra
     /// covered headers, no `expires` and a zero clock offset.
     pub fn builder(key: SigningKey) -> SignerBuilder {
+        Signer::builder_with_key(Arc::new(key))
+    }
+
+    /// Starts building a signer for any [`MacKey`], for example a key whose
+    /// secret the platform holds (Android Keystore, iOS Keychain) and which
+    /// computes the MAC itself. Otherwise as [`Signer::builder`].
+    ///
+    /// The signer builds the signature base and serializes the headers as
+    /// for a [`SigningKey`]; only the HMAC is the key's. The same key checks
+    /// `clock_skew` challenges ([`Signer::apply_skew_challenge`]). A key that
+    /// fails, or returns a tag that is not 32 bytes, makes signing fail with
+    /// [`ClientError::Mac`]: nothing is returned, so nothing is sent.
+    pub fn builder_with_key(key: Arc<dyn MacKey>) -> SignerBuilder {
         SignerBuilder {
             key,
             clock: Box::new(SystemClock::new()),
@@ -346,8 +360,15 @@ impl Signer {
         let options = SignOptions::new(info.created, &info.nonce)
             .with_expires(info.expires)
             .cover(&cover);
-        let signed = tessera_core::sign(&self.inner.key, view, body, &options)
-            .map_err(ClientError::Signing)?;
+        let signed = tessera_core::sign_with_key(&*self.inner.key, view, body, &options).map_err(
+            |e| match e {
+                SignError::Refused(e) => ClientError::Signing(e),
+                SignError::Mac(e) => ClientError::Mac(e),
+                other => ClientError::Mac(tessera_core::MacError::Failed {
+                    reason: other.to_string(),
+                }),
+            },
+        )?;
         SignedHeaders::new(signed, info)
     }
 
@@ -507,7 +528,7 @@ impl Signer {
         let options = SignOptions::new(params.created, &params.nonce)
             .with_expires(params.expires)
             .cover(&cover);
-        tessera_core::signature_base(&self.inner.key, view, body, &options)
+        tessera_core::signature_base(&*self.inner.key, view, body, &options)
             .map_err(ClientError::Signing)
     }
 
@@ -525,8 +546,9 @@ impl Signer {
     /// # Errors
     /// [`ClientError::MissingChallenge`] when the header is absent;
     /// [`ClientError::InvalidChallenge`] when it does not parse, names
-    /// another key or request, or its MAC does not verify. The offset is
-    /// unchanged in both cases.
+    /// another key or request, or its MAC does not verify;
+    /// [`ClientError::Mac`] when a platform key could not compute the MAC.
+    /// The offset is unchanged in every case.
     pub fn apply_skew_challenge(
         &self,
         response_headers: &http::HeaderMap,
@@ -535,8 +557,14 @@ impl Signer {
         let value = response_headers
             .get(SERVER_TIME_HEADER)
             .ok_or(ClientError::MissingChallenge)?;
-        let server_time = verify_server_time(value.as_bytes(), &self.inner.key, sent_nonce)
-            .map_err(ClientError::InvalidChallenge)?;
+        let server_time = verify_server_time_with(value.as_bytes(), &*self.inner.key, sent_nonce)
+            .map_err(|e| match e {
+            SignError::Refused(e) => ClientError::InvalidChallenge(e),
+            SignError::Mac(e) => ClientError::Mac(e),
+            other => ClientError::Mac(tessera_core::MacError::Failed {
+                reason: other.to_string(),
+            }),
+        })?;
         let server_time =
             i64::try_from(server_time.min(tessera_core::MAX_TIME)).unwrap_or(i64::MAX);
         let local = i64::try_from(self.inner.clock.now_unix()).unwrap_or(i64::MAX);

@@ -10,15 +10,19 @@ use base64::Engine;
 use hmac::Mac;
 
 use crate::error::{err, Error, ErrorCode, Result};
-use crate::key::SigningKey;
+use crate::key::{KeyId, SigningKey};
+use crate::mac_key::{MacKey, SignError};
 use crate::nonce::Nonce;
 
 /// Name of the response header that carries the challenge.
 pub const SERVER_TIME_HEADER: &str = "tessera-server-time";
 
+/// The first line of every challenge message (spec §8).
+const SERVER_TIME_CONTEXT: &[u8] = b"tessera-v1 server-time\n";
+
 fn challenge_mac(key: &SigningKey, nonce: &str, time: u64) -> crate::key::HmacSha256 {
     let mut mac = key.mac();
-    mac.update(b"tessera-v1 server-time\n");
+    mac.update(SERVER_TIME_CONTEXT);
     mac.update(key.key_id().as_str().as_bytes());
     mac.update(b"\n");
     mac.update(nonce.as_bytes());
@@ -47,6 +51,62 @@ pub fn server_time_header(key: &SigningKey, nonce: &Nonce, time: u64) -> String 
 /// `malformed_signature` when the value cannot be parsed or names another key
 /// or nonce; `bad_signature` when the MAC does not verify.
 pub fn verify_server_time(value: &[u8], key: &SigningKey, sent_nonce: &Nonce) -> Result<u64> {
+    let (time, tag) = parse_challenge(value, key.key_id(), sent_nonce)?;
+    challenge_mac(key, sent_nonce.as_str(), time)
+        .verify_slice(&tag)
+        .map_err(|_| bad_challenge_mac())?;
+    Ok(time)
+}
+
+/// [`verify_server_time`] for any [`MacKey`], a key the platform holds
+/// included: the key computes the expected MAC over the challenge message,
+/// and it is compared with the received one here, in constant time.
+///
+/// # Errors
+/// [`SignError::Refused`] with the codes of [`verify_server_time`] (checked
+/// before the key is asked for anything); [`SignError::Mac`] when the key
+/// produced no MAC.
+pub fn verify_server_time_with<K: MacKey + ?Sized>(
+    value: &[u8],
+    key: &K,
+    sent_nonce: &Nonce,
+) -> std::result::Result<u64, SignError> {
+    let (time, tag) = parse_challenge(value, key.key_id(), sent_nonce)?;
+    let expected = key.tag(challenge_message(key.key_id(), sent_nonce, time))?;
+    // `ct_eq` on slices of different lengths is false without comparing bytes
+    // (the length is not secret).
+    if bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &tag[..])) {
+        Ok(time)
+    } else {
+        Err(SignError::Refused(bad_challenge_mac()))
+    }
+}
+
+/// The bytes [`challenge_mac`] feeds the HMAC, in one buffer.
+fn challenge_message(key_id: &KeyId, nonce: &Nonce, time: u64) -> Vec<u8> {
+    let mut time_text = itoa::Buffer::new();
+    let time_text = time_text.format(time);
+    let mut message = Vec::with_capacity(
+        SERVER_TIME_CONTEXT.len() + key_id.as_str().len() + nonce.as_str().len() + 2 + 15,
+    );
+    message.extend_from_slice(SERVER_TIME_CONTEXT);
+    message.extend_from_slice(key_id.as_str().as_bytes());
+    message.push(b'\n');
+    message.extend_from_slice(nonce.as_str().as_bytes());
+    message.push(b'\n');
+    message.extend_from_slice(time_text.as_bytes());
+    message
+}
+
+fn bad_challenge_mac() -> Error {
+    Error::new(
+        ErrorCode::BadSignature,
+        "the server-time challenge MAC does not verify",
+    )
+}
+
+/// The time and received MAC of a challenge that names `key_id` and `sent_nonce`.
+fn parse_challenge(value: &[u8], key_id: &KeyId, sent_nonce: &Nonce) -> Result<(u64, Vec<u8>)> {
     let dict: sfv::Dictionary = sfv::Parser::new(value).parse().map_err(|_| {
         Error::new(
             ErrorCode::MalformedSignature,
@@ -72,7 +132,7 @@ pub fn verify_server_time(value: &[u8], key: &SigningKey, sent_nonce: &Nonce) ->
     let keyid = item("keyid")?.as_string().map(|s| s.as_str());
     let nonce = item("nonce")?.as_string().map(|s| s.as_str());
     let tag = item("mac")?.as_byte_sequence();
-    if keyid != Some(key.key_id().as_str()) || nonce != Some(sent_nonce.as_str()) {
+    if keyid != Some(key_id.as_str()) || nonce != Some(sent_nonce.as_str()) {
         return err(
             ErrorCode::MalformedSignature,
             "the challenge is for another key or another request",
@@ -81,15 +141,7 @@ pub fn verify_server_time(value: &[u8], key: &SigningKey, sent_nonce: &Nonce) ->
     let Some(tag) = tag else {
         return err(ErrorCode::MalformedSignature, "mac must be a byte sequence");
     };
-    challenge_mac(key, sent_nonce.as_str(), time)
-        .verify_slice(tag)
-        .map_err(|_| {
-            Error::new(
-                ErrorCode::BadSignature,
-                "the server-time challenge MAC does not verify",
-            )
-        })?;
-    Ok(time)
+    Ok((time, tag.to_vec()))
 }
 
 #[cfg(test)]

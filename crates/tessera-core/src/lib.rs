@@ -65,6 +65,7 @@ mod digest;
 mod error;
 mod inline;
 mod key;
+mod mac_key;
 mod nonce;
 mod params;
 mod parsed;
@@ -84,13 +85,14 @@ pub use key::{
     derive_secret, KeyId, SecretKey, SigningKey, GENERATED_SECRET_LEN, MAX_KEY_ID_LEN,
     MAX_SECRET_LEN, MIN_SECRET_LEN,
 };
+pub use mac_key::{MacError, MacKey, SignError, MAC_LEN};
 pub use nonce::{Nonce, MAX_NONCE_LEN, MIN_NONCE_LEN};
 pub use parsed::{ParsedSignature, MAX_SIGNATURE_HEADER_LEN};
 pub use received::{Authorities, ReceivedRequest};
 pub use request::{
     check_method, check_path, check_query, normalize_authority, Fields, RequestView, Scheme,
 };
-pub use sign::{sign, signature_base, SignOptions, SignedHeaders, MAX_TIME};
+pub use sign::{sign, sign_with_key, signature_base, SignOptions, SignedHeaders, MAX_TIME};
 pub use target::Target;
 pub use verify::{verify, Policy};
 

@@ -6,11 +6,12 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::Mac;
 
-use crate::base::{write_base, BufferedMac, SignatureBase};
+use crate::base::{write_base, BaseSink, BufferedMac, SignatureBase};
 use crate::component::{Component, MANDATORY};
 use crate::digest::BodyDigest;
 use crate::error::{err, ErrorCode, Result};
-use crate::key::SigningKey;
+use crate::key::{KeyId, SigningKey};
+use crate::mac_key::{MacKey, SignError, MAC_LEN};
 use crate::nonce::Nonce;
 use crate::params::{signer_order, write_signature_params, ParamValues};
 use crate::request::{Fields, RequestView};
@@ -178,14 +179,14 @@ fn check_options(opts: &SignOptions<'_>) -> Result<()> {
 }
 
 /// Serializes the `Signature-Input` value: `tessera=(...);created=..;keyid=..;nonce=..;tag=..`.
-fn signature_input(key: &SigningKey, opts: &SignOptions<'_>) -> String {
+fn signature_input(key_id: &KeyId, opts: &SignOptions<'_>) -> String {
     let mut out = String::with_capacity(160 + 24 * opts.cover.len());
     out.push_str(LABEL);
     out.push('=');
     let values = ParamValues {
         created: opts.created,
         expires: opts.expires,
-        keyid: key.key_id().as_str(),
+        keyid: key_id.as_str(),
         nonce: opts.nonce.as_str(),
     };
     write_signature_params(
@@ -205,7 +206,7 @@ fn params_of(signature_input: &str) -> &str {
 ///
 /// The base is streamed straight into the prepared HMAC; the only heap
 /// allocations are the two header strings (plus the digest string for
-/// non-empty bodies).
+/// non-empty bodies). For a key the platform holds, see [`sign_with_key`].
 ///
 /// # Errors
 /// `invalid_parameter` for out-of-range times, `duplicate_component` for bad
@@ -217,18 +218,77 @@ pub fn sign<F: Fields + ?Sized>(
     body: &BodyDigest,
     opts: &SignOptions<'_>,
 ) -> Result<SignedHeaders> {
+    sign_into(
+        key.key_id(),
+        request,
+        body,
+        opts,
+        BufferedMac::new(key.mac()),
+        |mac| Ok(mac.finish().finalize().into_bytes().into()),
+    )
+}
+
+/// Signs a request with any [`MacKey`]: a [`SigningKey`], or a key the
+/// platform holds (the bindings' `MacProvider`).
+///
+/// The headers are byte for byte those [`sign`] gives for the same secret
+/// and inputs: the same code builds the signature base and serializes the
+/// headers. A key with a prepared in-Rust state ([`MacKey::prepared`])
+/// goes through [`sign`]; any other gets the whole base in one buffer (one
+/// allocation of about 512 bytes) and returns the tag.
+///
+/// # Errors
+/// [`SignError::Refused`] as [`sign`], checked before the key is asked for
+/// anything; [`SignError::Mac`] when the key produced no tag (nothing is
+/// returned then, so nothing can be sent).
+pub fn sign_with_key<K: MacKey + ?Sized, F: Fields + ?Sized>(
+    key: &K,
+    request: &RequestView<'_, F>,
+    body: &BodyDigest,
+    opts: &SignOptions<'_>,
+) -> std::result::Result<SignedHeaders, SignError> {
+    if let Some(prepared) = key.prepared() {
+        return sign(prepared, request, body, opts).map_err(SignError::Refused);
+    }
+    sign_into(
+        key.key_id(),
+        request,
+        body,
+        opts,
+        Vec::with_capacity(BASE_CAPACITY),
+        |base| key.tag(base).map_err(SignError::Mac),
+    )
+}
+
+/// Room for a typical base, so that the buffer of [`sign_with_key`] rarely grows.
+const BASE_CAPACITY: usize = 512;
+
+/// The one signing procedure: checks the options, writes the base into
+/// `sink`, has `tag` turn the sink into the MAC, and serializes the headers.
+fn sign_into<F, S, E>(
+    key_id: &KeyId,
+    request: &RequestView<'_, F>,
+    body: &BodyDigest,
+    opts: &SignOptions<'_>,
+    mut sink: S,
+    tag: impl FnOnce(S) -> std::result::Result<[u8; MAC_LEN], E>,
+) -> std::result::Result<SignedHeaders, E>
+where
+    F: Fields + ?Sized,
+    S: BaseSink,
+    E: From<crate::Error>,
+{
     check_options(opts)?;
     let content_digest = body.header_value();
-    let signature_input = signature_input(key, opts);
-    let mut mac = BufferedMac::new(key.mac());
+    let signature_input = signature_input(key_id, opts);
     write_base(
-        &mut mac,
+        &mut sink,
         request,
         MANDATORY.iter().chain(opts.cover),
         Some(&content_digest),
         params_of(&signature_input),
     )?;
-    let tag = mac.finish().finalize().into_bytes();
+    let tag = tag(sink)?;
     let mut signature = String::with_capacity(LABEL.len() + 48);
     signature.push_str(LABEL);
     signature.push_str("=:");
@@ -241,19 +301,20 @@ pub fn sign<F: Fields + ?Sized>(
     })
 }
 
-/// The signature base [`sign`] would MAC for these inputs, for debugging.
+/// The signature base [`sign`] (or [`sign_with_key`]) would MAC for these
+/// inputs, for debugging. Only the key id of `key` is used.
 ///
 /// # Errors
 /// As [`sign`].
-pub fn signature_base<F: Fields + ?Sized>(
-    key: &SigningKey,
+pub fn signature_base<K: MacKey + ?Sized, F: Fields + ?Sized>(
+    key: &K,
     request: &RequestView<'_, F>,
     body: &BodyDigest,
     opts: &SignOptions<'_>,
 ) -> Result<SignatureBase> {
     check_options(opts)?;
     let content_digest = body.header_value();
-    let signature_input = signature_input(key, opts);
+    let signature_input = signature_input(key.key_id(), opts);
     SignatureBase::build(
         request,
         MANDATORY.iter().chain(opts.cover),

@@ -4,10 +4,13 @@
 //! macOS) and Python, through [UniFFI](https://mozilla.github.io/uniffi-rs/)
 //! 0.32 (proc-macro style, no UDL).
 //!
-//! The foreign API is one object and three records:
+//! The foreign API is one object, three records and one callback interface:
 //!
 //! * [`Signer`]: built from a key id, the secret bytes and the extra headers to
-//!   cover. [`Signer::sign`] returns the headers to add to a request
+//!   cover ([`Signer::new`]), or from a key id and a [`MacProvider`] when the
+//!   platform holds the key and computes the MAC itself
+//!   ([`Signer::with_mac_provider`]: Android Keystore, iOS Keychain; the
+//!   secret never enters app or Rust memory). [`Signer::sign`] returns the headers to add to a request
 //!   ([`SignedHeaders`]: `Content-Digest`, `Signature-Input`, `Signature`, plus
 //!   the nonce and `created` it used); [`Signer::sign_with_digest`] takes the
 //!   SHA-256 of a body the caller streams; [`Signer::apply_skew_challenge`]
@@ -67,7 +70,9 @@
 //! that carried the secret across the FFI is zeroized as soon as it has been
 //! read. Copies the foreign side holds (a `ByteArray`, `Data`, `bytes`) are the
 //! app's to clear; keep the secret in the Android Keystore or the iOS Keychain
-//! at rest.
+//! at rest. Better still, let the key store compute the MAC:
+//! [`Signer::with_mac_provider`] takes a [`MacProvider`] instead of the
+//! secret, and the secret is then never in app memory after provisioning.
 #![allow(unsafe_code)] // UniFFI's generated scaffolding and the zeroizing secret lift need it.
 
 use std::sync::Arc;
@@ -78,8 +83,10 @@ use tessera_core::{
     BodyDigest, ErrorCode, Fields, KeyId, Nonce, RequestView, SecretKey, SigningKey, Target,
 };
 
+mod platform;
 mod secret;
 
+pub use platform::{MacProvider, MacProviderError};
 pub use secret::SecretBytes;
 
 uniffi::setup_scaffolding!();
@@ -135,6 +142,19 @@ pub enum TesseraError {
         /// What is wrong; safe to log.
         detail: String,
     },
+    /// The [`MacProvider`] of a signer built with
+    /// [`Signer::with_mac_provider`] failed (`mac_provider_failed`: the
+    /// detail carries its reason) or returned a tag that is not 32 bytes
+    /// (`mac_wrong_length`). These two codes are the client's own, never
+    /// sent by a server. Nothing was signed, so nothing can be sent; a
+    /// challenge being checked was not adopted.
+    #[error("the MAC provider failed ({code}): {detail}")]
+    MacFailed {
+        /// `mac_provider_failed` or `mac_wrong_length`.
+        code: String,
+        /// What is wrong; safe to log.
+        detail: String,
+    },
 }
 
 impl TesseraError {
@@ -143,7 +163,8 @@ impl TesseraError {
         match self {
             TesseraError::InvalidConfig { code, .. }
             | TesseraError::InvalidRequest { code, .. }
-            | TesseraError::InvalidChallenge { code, .. } => code,
+            | TesseraError::InvalidChallenge { code, .. }
+            | TesseraError::MacFailed { code, .. } => code,
         }
     }
 
@@ -152,11 +173,12 @@ impl TesseraError {
         match self {
             TesseraError::InvalidConfig { detail, .. }
             | TesseraError::InvalidRequest { detail, .. }
-            | TesseraError::InvalidChallenge { detail, .. } => detail,
+            | TesseraError::InvalidChallenge { detail, .. }
+            | TesseraError::MacFailed { detail, .. } => detail,
         }
     }
 
-    fn config(e: tessera_core::Error) -> Self {
+    pub(crate) fn config(e: tessera_core::Error) -> Self {
         TesseraError::InvalidConfig {
             code: e.code().as_str().to_owned(),
             detail: e.detail().to_owned(),
@@ -195,7 +217,7 @@ impl TesseraError {
 }
 
 /// The FFI error for a failure of the Rust client, by the step that failed.
-fn client_err(e: ClientError) -> TesseraError {
+pub(crate) fn client_err(e: ClientError) -> TesseraError {
     match e {
         ClientError::Config(e) => TesseraError::InvalidConfig {
             code: e.code().as_str().to_owned(),
@@ -203,6 +225,10 @@ fn client_err(e: ClientError) -> TesseraError {
         },
         ClientError::Signing(e) => TesseraError::request(e),
         ClientError::InvalidChallenge(e) => TesseraError::challenge(e),
+        ClientError::Mac(e) => TesseraError::MacFailed {
+            code: e.code().to_owned(),
+            detail: e.to_string(),
+        },
         // Not reachable through this API (the challenge value is always
         // given, the body always known); mapped for completeness.
         other => TesseraError::request_code(
@@ -616,5 +642,7 @@ fn request_view<'a>(
     .map_err(TesseraError::request)
 }
 
+#[cfg(test)]
+mod platform_tests;
 #[cfg(test)]
 mod tests;

@@ -97,10 +97,17 @@ public final class TesseraURLRequestSigner: @unchecked Sendable {
     /// redirects with the signed headers unchanged; give it a `session` whose
     /// delegate refuses them (`willPerformHTTPRedirection` completing with
     /// `nil`) and call `data(for:)` for the new URL.
+    ///
+    /// Honours task cancellation: cancelling the calling task cancels the
+    /// request in flight (`withTaskCancellationHandler` around the
+    /// `URLSessionDataTask`) or the `429` wait, and throws `CancellationError`;
+    /// no further attempt is signed or sent. For apps without async/await,
+    /// `dataTask(for:session:completion:)` does the same with a completion handler.
     public func data(for request: URLRequest, session: URLSession = .shared) async throws -> (Data, HTTPURLResponse) {
         var skewRetried = false
         var rateLimitWaited = false
         while true {
+            try Task.checkCancellation()
             var attempt = request // the unsigned original, signed afresh for every send
             let signed = try sign(&attempt)
             let (data, response) = try await Self.send(attempt, session: session)
@@ -128,18 +135,98 @@ public final class TesseraURLRequestSigner: @unchecked Sendable {
         return overflow ? nil : nanoseconds
     }
 
+    /// Sends `request`; cancelling the calling task cancels the `URLSessionDataTask`
+    /// (`withTaskCancellationHandler`) and throws `CancellationError`.
     private static func send(_ request: URLRequest, session: URLSession) async throws -> (Data, HTTPURLResponse) {
-        try await withCheckedThrowingContinuation { continuation in
-            session.dataTask(with: request) { data, response, error in
-                if let error = error {
-                    continuation.resume(throwing: error)
-                } else if let http = response as? HTTPURLResponse {
-                    continuation.resume(returning: (data ?? Data(), http))
-                } else {
-                    continuation.resume(throwing: URLError(.badServerResponse))
+        let handle = DataTaskHandle()
+        do {
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    let task = session.dataTask(with: request) { data, response, error in
+                        continuation.resume(with: outcome(data, response, error))
+                    }
+                    // A cancellation that came before the task existed cancels it now.
+                    handle.start(task)
                 }
-            }.resume()
+            } onCancel: {
+                handle.cancel()
+            }
+        } catch let error as URLError where error.code == .cancelled && Task.isCancelled {
+            throw CancellationError()
         }
+    }
+
+    private static func outcome(_ data: Data?, _ response: URLResponse?, _ error: Error?) -> Result<(Data, HTTPURLResponse), Error> {
+        if let error = error {
+            return .failure(error)
+        } else if let http = response as? HTTPURLResponse {
+            return .success((data ?? Data(), http))
+        } else {
+            return .failure(URLError(.badServerResponse))
+        }
+    }
+
+    /// The completion-handler form of `data(for:session:)`, for apps without
+    /// async/await: signs and sends `request`, retries once after an
+    /// authenticated `clock_skew` answer (signed afresh), waits out a short
+    /// `429` as `data(for:)` does, and calls `completion` once, on the
+    /// session's delegate queue (or the main queue after a 429 wait).
+    ///
+    /// Returns a handle whose `cancel()` cancels the request in flight (or the
+    /// wait); `completion` then receives `URLError(.cancelled)`. A request that
+    /// cannot be signed completes with the `TesseraError` and nothing is sent.
+    @discardableResult
+    public func dataTask(
+        for request: URLRequest,
+        session: URLSession = .shared,
+        completion: @escaping @Sendable (Result<(Data, HTTPURLResponse), Error>) -> Void
+    ) -> TesseraDataTask {
+        let handle = TesseraDataTask()
+        attempt(request, session: session, skewRetried: false, rateLimitWaited: false, handle: handle, completion: completion)
+        return handle
+    }
+
+    private func attempt(
+        _ request: URLRequest,
+        session: URLSession,
+        skewRetried: Bool,
+        rateLimitWaited: Bool,
+        handle: TesseraDataTask,
+        completion: @escaping @Sendable (Result<(Data, HTTPURLResponse), Error>) -> Void
+    ) {
+        var signedRequest = request // the unsigned original, signed afresh for every send
+        let signed: SignedHeaders
+        do {
+            signed = try sign(&signedRequest)
+        } catch {
+            completion(.failure(error))
+            return
+        }
+        let task = session.dataTask(with: signedRequest) { data, response, error in
+            let result = Self.outcome(data, response, error)
+            guard case let .success((_, http)) = result, !handle.isCancelled else {
+                completion(result)
+                return
+            }
+            if !skewRetried && self.handleSkewChallenge(http, signed: signed) {
+                self.attempt(request, session: session, skewRetried: true, rateLimitWaited: rateLimitWaited,
+                             handle: handle, completion: completion)
+                return
+            }
+            if !rateLimitWaited, let nanoseconds = self.rateLimitWait(http) {
+                DispatchQueue.main.asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: nanoseconds))) {
+                    if handle.isCancelled {
+                        completion(.failure(URLError(.cancelled)))
+                    } else {
+                        self.attempt(request, session: session, skewRetried: skewRetried, rateLimitWaited: true,
+                                     handle: handle, completion: completion)
+                    }
+                }
+                return
+            }
+            completion(result)
+        }
+        handle.start(task)
     }
 
     static func httpRequest(for request: URLRequest, body: Data?) throws -> HttpRequest {
@@ -158,3 +245,45 @@ public final class TesseraURLRequestSigner: @unchecked Sendable {
         }
     }
 }
+
+/// A request sent by `TesseraURLRequestSigner.dataTask(for:session:completion:)`:
+/// `cancel()` cancels whichever attempt is in flight.
+public final class TesseraDataTask: @unchecked Sendable {
+    private let lock = NSLock()
+    private var task: URLSessionDataTask?
+    private var cancelled = false
+
+    init() {}
+
+    /// Whether `cancel()` was called.
+    public var isCancelled: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return cancelled
+    }
+
+    /// Cancels the request: the attempt in flight is cancelled and no other is started.
+    public func cancel() {
+        lock.lock()
+        cancelled = true
+        let current = task
+        lock.unlock()
+        current?.cancel()
+    }
+
+    /// Makes `task` the attempt in flight and resumes it, or cancels it when
+    /// `cancel()` came first (it then completes with `URLError(.cancelled)`).
+    func start(_ task: URLSessionDataTask) {
+        lock.lock()
+        self.task = task
+        let cancelled = self.cancelled
+        lock.unlock()
+        task.resume()
+        if cancelled {
+            task.cancel()
+        }
+    }
+}
+
+/// The `URLSessionDataTask` of one async send, for `withTaskCancellationHandler`.
+typealias DataTaskHandle = TesseraDataTask

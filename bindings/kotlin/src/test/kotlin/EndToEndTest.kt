@@ -10,15 +10,35 @@ import okhttp3.Request
 import okhttp3.RequestBody
 import okhttp3.Response
 import okio.BufferedSink
+import javax.crypto.spec.SecretKeySpec
 import org.junit.Assume.assumeTrue
 import org.junit.Before
+import org.junit.runner.RunWith
+import org.junit.runners.Parameterized
 
 /**
  * OkHttp with [TesseraInterceptor] against a real verifier, `tessera serve`,
  * started on loopback by bindings/run.sh (its URL and keys come in as system
  * properties). Skipped when no server is configured.
+ *
+ * The suite runs twice: with the secret given to Rust (`in-rust`,
+ * `newSigner(keyId, secret)`) and with the MAC computed by the platform
+ * (`platform`, `Signer.withMacProvider` + [JcaMacProvider] on the JDK's
+ * HmacSHA256, as the Android Keystore would compute it).
  */
-class EndToEndTest {
+@RunWith(Parameterized::class)
+class EndToEndTest(private val mode: String) {
+    companion object {
+        @JvmStatic
+        @Parameterized.Parameters(name = "{0}")
+        fun modes(): List<Array<Any>> = listOf(arrayOf<Any>("in-rust"), arrayOf<Any>("platform"))
+    }
+
+    /** A signer for [id] in this run's mode: [key] given to Rust, or held by a JCA key. */
+    private fun newSigner(id: String, key: ByteArray, covered: List<String> = listOf()): Signer =
+        if (mode == "platform") Signer.withMacProvider(id, JcaMacProvider(SecretKeySpec(key, "HmacSHA256")), covered)
+        else Signer(id, key.copyOf(), covered)
+
     private val base: String? = System.getProperty("tessera.server.url")
     private lateinit var secret: ByteArray
     private lateinit var keyId: String
@@ -45,7 +65,7 @@ class EndToEndTest {
     private fun sha256Hex(b: ByteArray) = MessageDigest.getInstance("SHA-256").digest(b).joinToString("") { "%02x".format(it) }
 
     @Test fun signedGetIsAccepted() {
-        Signer(keyId, secret).use { signer ->
+        newSigner(keyId, secret).use { signer ->
             val r = client(signer).newCall(Request.Builder().url("$base/v1/things/a%2Fb?x=1&y=%20").build()).execute()
             assertEquals(200, r.code())
             val body = r.json()
@@ -56,7 +76,7 @@ class EndToEndTest {
     }
 
     @Test fun methodsAndUrlsAreSignedAsOkHttpSendsThem() {
-        Signer(keyId, secret).use { signer ->
+        newSigner(keyId, secret).use { signer ->
             val c = client(signer)
             // Methods are case-sensitive: "get" goes on the wire, and is signed, as "get".
             for (method in listOf("get", "PaTcH")) {
@@ -75,7 +95,7 @@ class EndToEndTest {
     }
 
     @Test fun signedPostWithCoveredContentTypeIsAccepted() {
-        Signer(keyId, secret, listOf("content-type", "x-request-id")).use { signer ->
+        newSigner(keyId, secret, listOf("content-type", "x-request-id")).use { signer ->
             val payload = "{\"qty\":1,\"note\":\"héllo\"}".toByteArray()
             val r = client(signer).newCall(
                 Request.Builder().url("$base/v1/orders").header("X-Request-Id", "r-1")
@@ -89,7 +109,7 @@ class EndToEndTest {
     }
 
     @Test fun streamingBodyWithPrecomputedDigestIsAccepted() {
-        Signer(keyId, secret).use { signer ->
+        newSigner(keyId, secret).use { signer ->
             val payload = ByteArray(300_000) { (it % 251).toByte() }
             val streaming = object : RequestBody() {
                 override fun contentType() = MediaType.parse("application/octet-stream")
@@ -107,7 +127,7 @@ class EndToEndTest {
     }
 
     @Test fun tamperedBodyAndQueryAreRejected() {
-        Signer(keyId, secret).use { signer ->
+        newSigner(keyId, secret).use { signer ->
             val swapBody = Interceptor { chain ->
                 chain.proceed(chain.request().newBuilder().post(RequestBody.create(json, "{\"qty\":9}")).build())
             }
@@ -128,7 +148,7 @@ class EndToEndTest {
     }
 
     @Test fun replayIsRejected() {
-        Signer(keyId, secret).use { signer ->
+        newSigner(keyId, secret).use { signer ->
             val first = client(signer).newCall(Request.Builder().url("$base/v1/once").build()).execute()
             assertEquals(200, first.code())
             first.close()
@@ -141,7 +161,7 @@ class EndToEndTest {
     }
 
     @Test fun clockSkewIsRecoveredWithOneRetry() {
-        Signer(keyId, secret).use { signer ->
+        newSigner(keyId, secret).use { signer ->
             signer.setClockOffset(-3600) // this device's clock is an hour behind the server's
             val r = client(signer).newCall(Request.Builder().url("$base/v1/skew").build()).execute()
             assertEquals(200, r.code(), "after the skew retry")
@@ -154,7 +174,7 @@ class EndToEndTest {
     }
 
     @Test fun forgedChallengeIsNotAdopted() {
-        Signer(keyId, secret).use { signer ->
+        newSigner(keyId, secret).use { signer ->
             signer.setClockOffset(-3600)
             // A man in the middle rewrites the challenge: the MAC no longer verifies.
             val forge = Interceptor { chain ->
@@ -171,13 +191,13 @@ class EndToEndTest {
     }
 
     @Test fun wrongKeyAndReadOnlyScopeAreRejected() {
-        Signer(keyId, ByteArray(32) { 7 }).use { signer ->
+        newSigner(keyId, ByteArray(32) { 7 }).use { signer ->
             val r = client(signer).newCall(Request.Builder().url("$base/v1/x").build()).execute()
             assertEquals(401, r.code())
             assertEquals("bad_signature", r.json()["code"])
         }
         val roId = System.getProperty("tessera.key.ro_id")
-        Signer(roId, hex(System.getProperty("tessera.key.ro_secret_hex"))).use { signer ->
+        newSigner(roId, hex(System.getProperty("tessera.key.ro_secret_hex"))).use { signer ->
             val ok = client(signer).newCall(Request.Builder().url("$base/v1/x").build()).execute()
             assertEquals(200, ok.code())
             ok.close()
@@ -188,7 +208,7 @@ class EndToEndTest {
     }
 
     @Test fun unsignableRequestsFailClosed() {
-        Signer(keyId, secret).use { signer ->
+        newSigner(keyId, secret).use { signer ->
             val big = RequestBody.create(json, ByteArray(2048))
             val small = OkHttpClient.Builder().addInterceptor(TesseraInterceptor(signer, 1024)).addNetworkInterceptor(recorder).build()
             val e = assertFailsWith<IOException> {
@@ -205,7 +225,7 @@ class EndToEndTest {
                 client(signer).newCall(Request.Builder().url("$base/v1/orders").post(oneShot).build()).execute()
             }
             // A covered header that is absent: nothing is sent.
-            Signer(keyId, secret, listOf("x-required")).use { strict ->
+            newSigner(keyId, secret, listOf("x-required")).use { strict ->
                 val e2 = assertFailsWith<TesseraSigningException> {
                     client(strict).newCall(Request.Builder().url("$base/v1/x").build()).execute()
                 }

@@ -6,7 +6,7 @@ import kotlin.system.exitProcess
 fun main() {
     val classes = arrayOf(
         SignerTest::class.java, VectorsTest::class.java, UnsignableVectorsTest::class.java, EndToEndTest::class.java,
-        RetryTest::class.java, RateLimitedParseTest::class.java, RateLimitTest::class.java,
+        RetryTest::class.java, RateLimitedParseTest::class.java, RateLimitTest::class.java, PlatformKeyTest::class.java,
     )
     val r = JUnitCore().run(Request.classes(*classes))
     for (f in r.failures) {

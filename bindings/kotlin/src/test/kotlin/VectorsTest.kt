@@ -9,7 +9,9 @@ import org.junit.runners.Parameterized
 /**
  * Every positive tessera-v1 vector of spec/vectors, signed from Kotlin through
  * the FFI with the vector's key, covered headers, created, nonce and expires:
- * the signature base, Signature-Input, Signature and Content-Digest must match.
+ * the signature base, Signature-Input, Signature and Content-Digest must match,
+ * and the platform-MAC mode (`Signer.withMacProvider` + [JcaMacProvider]) must
+ * give byte-identical headers.
  */
 @RunWith(Parameterized::class)
 class VectorsTest(private val name: String) {
@@ -46,6 +48,14 @@ class VectorsTest(private val name: String) {
             assertEquals(expected["signature_input"], got["signature-input"], "signature-input")
             assertEquals(expected["signature"], got["signature"], "signature")
             assertEquals(expected["signature_base"], signer.signatureBase(request, signed), "signature base")
+            // Platform mode: the same key held by a JCA key (the JDK's HmacSHA256 here, the
+            // Android Keystore on a phone) gives byte-identical headers.
+            val jcaKey = javax.crypto.spec.SecretKeySpec(hex(key["secret_hex"] as String), "HmacSHA256")
+            Signer.withMacProvider(key["id"] as String, JcaMacProvider(jcaKey), extra).use { platform ->
+                val viaPlatform = platform.signAt(request, sign["created"] as Long, sign["nonce"] as String, sign["expires"] as Long?)
+                assertEquals(signed, viaPlatform, "platform-MAC headers")
+                assertEquals(expected["signature_base"], platform.signatureBase(request, viaPlatform), "platform signature base")
+            }
         }
     }
 }

@@ -1,0 +1,279 @@
+"""`tessera.auth` (requests, httpx sync and async) and the platform-MAC mode from
+Python, against the real verifier (`tessera serve`, started by bindings/run.sh)."""
+import asyncio
+import hashlib
+import http.server
+import os
+import pathlib
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+import requests
+import tessera_ffi as t
+from tessera.auth import TesseraAuth, TesseraHttpxAuth, TesseraSigningError
+from tessera.hmac_provider import HmacProvider
+
+MODES = ["in-rust", "platform"]
+
+
+def make_signer(mode, key_id, secret, covered=()):
+    if mode == "platform":
+        return t.Signer.with_mac_provider(key_id, HmacProvider(secret), list(covered))
+    return t.Signer(key_id, secret, list(covered))
+
+
+class Redirector:
+    """A loopback HTTP server that answers every request with `status` and a
+    Location to `target` (+ the request path), and records what it received."""
+
+    def __init__(self, status, target):
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(status)
+                self.send_header("Location", target + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def redirector(server):
+    made = []
+
+    def make(status):
+        r = Redirector(status, server["url"])
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+# ---------------------------------------------------------------- requests
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_requests_get_and_post_are_accepted(server, mode):
+    plain = make_signer(mode, server["key_id"], server["secret"])
+    r = requests.get(server["url"] + "/v1/things/a%2Fb?x=1&y=%20", auth=TesseraAuth(plain), timeout=10)
+    assert r.status_code == 200, r.text
+    assert (r.json()["key_id"], r.json()["path"]) == (server["key_id"], "/v1/things/a%2Fb")
+    # The FFI signer covers its headers strictly: every request must carry content-type.
+    covered = make_signer(mode, server["key_id"], server["secret"], ["content-type"])
+    payload = {"qty": 1, "note": "héllo"}
+    with requests.Session() as session:
+        session.auth = TesseraAuth(covered)
+        r = session.post(server["url"] + "/v1/orders", json=payload, timeout=10)
+        assert r.status_code == 200, r.text
+        assert r.json()["body_sha256"] == hashlib.sha256(r.request.body).hexdigest()
+        # A str body goes on the wire as urllib3 encodes it (UTF-8 with urllib3 2), and is signed so.
+        r = session.put(server["url"] + "/v1/notes", data="café", headers={"Content-Type": "text/plain"},
+                        timeout=10)
+        assert r.status_code == 200, r.text
+        assert r.json()["body_sha256"] == hashlib.sha256("café".encode("utf-8")).hexdigest()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_requests_recovers_from_clock_skew_with_one_retry(server, mode):
+    s = make_signer(mode, server["key_id"], server["secret"])
+    s.set_clock_offset(-3600)
+    r = requests.get(server["url"] + "/v1/skew", auth=TesseraAuth(s), timeout=10)
+    assert r.status_code == 200, r.text
+    assert [h.status_code for h in r.history] == [401]
+    assert r.history[0].json()["code"] == "clock_skew"
+    assert abs(s.clock_offset()) <= 2
+    assert r.request.headers["Signature-Input"] != r.history[0].request.headers["Signature-Input"]
+
+
+@pytest.mark.parametrize("status", [303, 307])
+def test_requests_signs_each_redirect_hop_afresh(server, redirector, status):
+    hop = redirector(status)
+    s = make_signer("in-rust", server["key_id"], server["secret"])
+    r = requests.post(hop.url + "/v1/moved", json={"qty": 2}, auth=TesseraAuth(s), timeout=10)
+    assert r.status_code == 200, r.text
+    assert [h.status_code for h in r.history] == [status]
+    answer = r.json()
+    assert answer["path"] == "/v1/moved"
+    assert answer["method"] == ("GET" if status == 303 else "POST")
+    if status == 307:
+        assert answer["body_sha256"] == hashlib.sha256(b'{"qty": 2}').hexdigest()
+    first = hop.seen[0][2]
+    assert first["signature"] != r.request.headers["Signature"]
+    assert first["signature-input"] != r.request.headers["Signature-Input"]
+    # The caller may also take the 3xx itself.
+    r = requests.get(hop.url + "/v1/x", auth=TesseraAuth(s, follow_redirects=False), allow_redirects=False,
+                     timeout=10)
+    assert r.status_code == status and r.headers["Location"].endswith("/v1/x")
+
+
+def test_requests_refuses_unsignable_requests_and_sends_nothing(server, redirector):
+    target = redirector(307)
+    strict = make_signer("in-rust", server["key_id"], server["secret"], ["x-required"])
+    with pytest.raises(TesseraSigningError) as e:
+        requests.get(target.url + "/v1/x", auth=TesseraAuth(strict), timeout=10)
+    assert e.value.code == "missing_component"
+    s = make_signer("in-rust", server["key_id"], server["secret"])
+    with pytest.raises(TesseraSigningError) as e:
+        requests.post(target.url + "/v1/x", data=iter([b"a", b"b"]), auth=TesseraAuth(s), timeout=10)
+    assert e.value.code == "streaming_body"
+    assert target.seen == []
+
+
+# ---------------------------------------------------------------- httpx
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_httpx_sync_and_async_are_accepted(server, mode):
+    s = make_signer(mode, server["key_id"], server["secret"], ["content-type"])
+    with httpx.Client(auth=TesseraHttpxAuth(s), timeout=10) as client:
+        r = client.get(server["url"] + "/v1/a|b/{c}?q={x}|y^", headers={"Content-Type": "text/plain"})
+        assert r.status_code == 200, r.text
+        sent_path, _, sent_query = r.request.url.raw_path.decode().partition("?")
+        assert (r.json()["path"], r.json()["query"]) == (sent_path, sent_query)
+        r = client.post(server["url"] + "/v1/orders", json={"qty": 1})
+        assert r.status_code == 200, r.text
+        assert r.json()["body_sha256"] == hashlib.sha256(r.request.content).hexdigest()
+
+    async def run():
+        async with httpx.AsyncClient(auth=TesseraHttpxAuth(s), timeout=10) as client:
+
+            async def chunks():
+                yield b'{"qty":'
+                yield b"3}"
+
+            r1, r2 = await asyncio.gather(
+                client.get(server["url"] + "/v1/async", headers={"Content-Type": "text/plain"}),
+                client.post(server["url"] + "/v1/stream", content=chunks(),
+                            headers={"Content-Type": "application/json"}),
+            )
+            return r1, r2
+
+    r1, r2 = asyncio.run(run())
+    assert r1.status_code == 200, r1.text
+    assert r2.status_code == 200, r2.text
+    assert r2.json()["body_sha256"] == hashlib.sha256(b'{"qty":3}').hexdigest()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_httpx_recovers_from_clock_skew_sync_and_async(server, mode):
+    s = make_signer(mode, server["key_id"], server["secret"])
+    s.set_clock_offset(-3600)
+    r = httpx.get(server["url"] + "/v1/skew", auth=TesseraHttpxAuth(s), timeout=10)
+    assert r.status_code == 200, r.text
+    assert [h.status_code for h in r.history] == [401]
+    assert abs(s.clock_offset()) <= 2
+
+    s.set_clock_offset(3600)
+
+    async def run():
+        async with httpx.AsyncClient(auth=TesseraHttpxAuth(s), timeout=10) as client:
+            return await client.get(server["url"] + "/v1/skew")
+
+    r = asyncio.run(run())
+    assert r.status_code == 200, r.text
+    assert [h.status_code for h in r.history] == [401]
+    assert abs(s.clock_offset()) <= 2
+
+
+@pytest.mark.parametrize("status", [303, 308])
+def test_httpx_signs_each_redirect_hop_afresh(server, redirector, status):
+    hop = redirector(status)
+    s = make_signer("platform", server["key_id"], server["secret"])
+    with httpx.Client(auth=TesseraHttpxAuth(s), timeout=10) as client:
+        r = client.post(hop.url + "/v1/moved", json={"qty": 2})
+    assert r.status_code == 200, r.text
+    assert [h.status_code for h in r.history] == [status]
+    answer = r.json()
+    assert answer["method"] == ("GET" if status == 303 else "POST")
+    if status == 308:
+        assert answer["body_sha256"] == hashlib.sha256(r.request.content).hexdigest()
+    assert hop.seen[0][2]["signature"] != r.request.headers["Signature"]
+
+    async def run():
+        async with httpx.AsyncClient(auth=TesseraHttpxAuth(s), timeout=10) as client:
+            return await client.get(hop.url + "/v1/moved-async")
+
+    r = asyncio.run(run())
+    assert r.status_code == 200, r.text
+    assert r.json()["path"] == "/v1/moved-async"
+
+
+# ---------------------------------------------------------------- platform MAC failures
+
+
+class Failing:
+    def mac(self, message):
+        raise RuntimeError("KeyPermanentlyInvalidatedException")
+
+
+class Short:
+    def mac(self, message):
+        return b"\x00" * 20
+
+
+def test_provider_failures_are_named_errors():
+    req = t.HttpRequest(method="GET", url="https://api.example.com/v1/x", headers=[])
+    for provider, code, text in [(Failing(), "mac_provider_failed", "KeyPermanentlyInvalidatedException"),
+                                 (Short(), "mac_wrong_length", "20 bytes")]:
+        s = t.Signer.with_mac_provider("phone-1", provider)
+        with pytest.raises(t.TesseraError.MacFailed) as e:
+            s.sign(req)
+        assert e.value.code == code and text in e.value.detail
+        with pytest.raises(t.TesseraError.MacFailed):
+            s.apply_skew_challenge('time=1, keyid="phone-1", nonce="AAAAAAAAAAAAAAAAAAAAAA", mac=:AAAA:',
+                                   "AAAAAAAAAAAAAAAAAAAAAA")
+        assert s.clock_offset() == 0
+
+
+def test_a_failing_provider_sends_nothing(server):
+    """requests and httpx raise before connecting; the verifier's access log
+    (bindings/run.sh passes its path) never shows the request, though it shows
+    the requests sent just before and after."""
+    log = os.environ.get("TESSERA_SERVER_LOG")
+    if not log:
+        pytest.skip("no server access log configured (TESSERA_SERVER_LOG)")
+    run = uuid.uuid4().hex
+
+    def served(path):
+        return path in pathlib.Path(log).read_text()
+
+    def await_served(path):
+        deadline = time.monotonic() + 5
+        while not served(path):
+            assert time.monotonic() < deadline, f"{path} never reached the access log"
+            time.sleep(0.02)
+
+    good = TesseraAuth(make_signer("platform", server["key_id"], server["secret"]))
+    assert requests.get(f"{server['url']}/v1/before-{run}", auth=good, timeout=10).status_code == 200
+    await_served(f"/v1/before-{run}")
+    bad = t.Signer.with_mac_provider(server["key_id"], Failing())
+    with pytest.raises(TesseraSigningError) as e:
+        requests.get(f"{server['url']}/v1/never-{run}", auth=TesseraAuth(bad), timeout=10)
+    assert e.value.code == "mac_provider_failed"
+    with pytest.raises(TesseraSigningError) as e:
+        httpx.get(f"{server['url']}/v1/never-{run}", auth=TesseraHttpxAuth(bad), timeout=10)
+    assert e.value.code == "mac_provider_failed"
+    assert requests.get(f"{server['url']}/v1/after-{run}", auth=good, timeout=10).status_code == 200
+    await_served(f"/v1/after-{run}")
+    assert not served(f"/v1/never-{run}")
