@@ -1444,8 +1444,8 @@ impl Inner {
     fn touch_cached(&self, key_id: &KeyId, entry: &Cached) {
         let now = self.now_ms();
         let last = entry.touched_ms.load(Ordering::Relaxed);
-        let period = u64::try_from(self.options.last_used_granularity.as_millis())
-            .unwrap_or(u64::MAX);
+        let period =
+            u64::try_from(self.options.last_used_granularity.as_millis()).unwrap_or(u64::MAX);
         if now.saturating_sub(last) < period
             || entry
                 .touched_ms
