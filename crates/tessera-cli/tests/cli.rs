@@ -67,8 +67,26 @@ fn run_curl(line: &str) -> (u16, Value) {
 
 #[test]
 fn demo_exits_zero_and_prints_every_scenario() {
+    demo_with(&["demo"]);
+}
+
+/// The same scenarios with the keys in the SQL key store (a temporary
+/// SQLite file, deleted afterwards).
+#[test]
+fn demo_against_a_temporary_sqlite_key_database() {
+    let text = demo_with(&["demo", "--sqlite"]);
+    let db = text
+        .split("keys in a temporary SQLite database (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("the demo does not name its database:\n{text}"));
+    assert!(db.ends_with("keys.db"), "{db}");
+    assert!(!std::path::Path::new(db).exists(), "{db} outlived the demo");
+}
+
+fn demo_with(args: &[&str]) -> String {
     let started = Instant::now();
-    let out = tessera(&["demo"]);
+    let out = tessera(args);
     let elapsed = started.elapsed();
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
@@ -97,6 +115,7 @@ fn demo_exits_zero_and_prints_every_scenario() {
     assert!(!text.contains("[FAIL]"));
     assert!(text.contains("outcomes as expected"));
     assert!(elapsed < Duration::from_secs(20), "demo took {elapsed:?}");
+    text
 }
 
 #[test]

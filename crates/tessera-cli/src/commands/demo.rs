@@ -10,22 +10,37 @@ use reqwest::{Client, Request, Url};
 use reqwest_middleware::ClientWithMiddleware;
 use tessera_client::{client_builder, Clock, SignRequestMiddleware, Signer};
 use tessera_core::{BodyDigest, KeyId, Scheme, SecretKey};
-use tessera_server::{IssuedKey, KeyIssuer, KeyRequest, MemoryKeyStore, Verifier};
+use tessera_keys_sql::{IssueRequest, MasterKey, MasterKeyring, SqlKeyStore, SqlKeyStoreOptions};
+use tessera_server::{KeyIssuer, KeyRequest, KeyStore, MemoryKeyStore, Verifier};
 
 use crate::app;
 use crate::error::{CliError, CliResult};
 use crate::output::Style;
 use crate::timearg::now_unix;
 
-/// Arguments of `tessera demo` (none besides `--help`).
+/// Arguments of `tessera demo`.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Starts a verifying server on 127.0.0.1 (random port, in-memory keys and
 nonces), issues keys, sends signed requests with the Rust client and checks
 the server's answer to each: accepted, tampered, replayed, stale, skewed,
-wrong scope. Exits 0 only if every answer is the expected one."
+wrong scope. Exits 0 only if every answer is the expected one.
+
+With --sqlite the keys live in the SQL key store instead: a temporary SQLite
+file (migrated, secrets sealed under a throwaway master key, deleted at the
+end), as `tessera serve --keys-db` would serve them."
 )]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// Keep the demo's keys in a temporary SQLite database (the SQL key store).
+    #[arg(long)]
+    sqlite: bool,
+}
+
+/// A key the demo signs with (issued by either store).
+struct DemoKey {
+    key_id: KeyId,
+    secret: SecretKey,
+}
 
 /// A client clock that is off by a fixed number of seconds.
 #[derive(Debug, Clone, Copy)]
@@ -69,9 +84,9 @@ impl Answer {
 /// The keys, clients and address one demo run uses.
 struct Setup {
     base: String,
-    user: IssuedKey,
-    read_only: IssuedKey,
-    revoked: IssuedKey,
+    user: DemoKey,
+    read_only: DemoKey,
+    revoked: DemoKey,
     plain: Client,
 }
 
@@ -81,12 +96,14 @@ impl Setup {
             .map_err(|e| CliError::runtime(format!("bad demo URL: {e}")))
     }
 
-    fn signer(&self, key: &IssuedKey, clock: i64) -> Result<Signer, CliError> {
-        let id = KeyId::new(key.key_id().as_str()).map_err(|e| CliError::runtime(e.to_string()))?;
-        Signer::builder(tessera_core::SigningKey::new(id, key.expose_secret()))
-            .clock(SkewedClock(clock))
-            .build()
-            .map_err(|e| CliError::runtime(format!("cannot build a signer: {e}")))
+    fn signer(&self, key: &DemoKey, clock: i64) -> Result<Signer, CliError> {
+        Signer::builder(tessera_core::SigningKey::new(
+            key.key_id.clone(),
+            &key.secret,
+        ))
+        .clock(SkewedClock(clock))
+        .build()
+        .map_err(|e| CliError::runtime(format!("cannot build a signer: {e}")))
     }
 
     fn client(&self, signer: Signer) -> Result<ClientWithMiddleware, CliError> {
@@ -136,11 +153,11 @@ struct Outcome {
 }
 
 /// Runs `tessera demo`.
-pub(crate) fn run(_args: Args) -> CliResult {
+pub(crate) fn run(args: Args) -> CliResult {
     let started = Instant::now();
     let style = Style::detect();
     let runtime = app::runtime()?;
-    let outcomes = runtime.block_on(run_scenarios(style))?;
+    let outcomes = runtime.block_on(run_scenarios(style, args.sqlite))?;
     let width = outcomes.iter().map(|o| o.label.len()).max().unwrap_or(0);
     let mut failed = 0;
     for o in &outcomes {
@@ -184,13 +201,28 @@ pub(crate) fn run(_args: Args) -> CliResult {
     }
 }
 
-async fn run_scenarios(style: Style) -> Result<Vec<Outcome>, CliError> {
+/// The demo's three keys (read-write, read-only, revoked) and the store
+/// that serves them; the temporary directory lives as long as the demo.
+struct Keys {
+    store: Arc<dyn KeyStore>,
+    user: DemoKey,
+    read_only: DemoKey,
+    revoked: DemoKey,
+    described: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn memory_keys() -> Result<Keys, CliError> {
     let store = Arc::new(MemoryKeyStore::new());
     let issuer = KeyIssuer::memory(Arc::clone(&store));
     let issue = |request: KeyRequest| {
-        issuer
+        let issued = issuer
             .issue(&request)
-            .map_err(|e| CliError::runtime(format!("cannot issue a key: {e}")))
+            .map_err(|e| CliError::runtime(format!("cannot issue a key: {e}")))?;
+        Ok::<_, CliError>(DemoKey {
+            key_id: issued.key_id().clone(),
+            secret: issued.expose_secret().clone(),
+        })
     };
     let day = Duration::from_secs(86_400);
     let user = issue(
@@ -210,10 +242,101 @@ async fn run_scenarios(style: Style) -> Result<Vec<Outcome>, CliError> {
             .with_client("lost-phone")
             .with_scopes(["read"]),
     )?;
-    store.revoke(revoked.key_id());
+    store.revoke(&revoked.key_id);
+    Ok(Keys {
+        store,
+        user,
+        read_only,
+        revoked,
+        described: "in-memory keys".into(),
+        _dir: None,
+    })
+}
+
+/// The same three keys in the SQL key store, on a temporary SQLite file.
+async fn sqlite_keys() -> Result<Keys, CliError> {
+    let sql = |what: &'static str| {
+        move |e: tessera_keys_sql::Error| {
+            CliError::runtime(format!("demo key database: {what}: {e}"))
+        }
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("tessera-demo-")
+        .tempdir()
+        .map_err(|e| CliError::runtime(format!("cannot create a temporary directory: {e}")))?;
+    let path = dir.path().join("keys.db");
+    let url = format!("sqlite://{}", path.display());
+    // A throwaway master key: the file is deleted with the directory.
+    let mut master = [0u8; 32];
+    rand::fill(&mut master);
+    let ring = MasterKeyring::new([MasterKey::new(1, master).map_err(sql("master key"))?])
+        .map_err(sql("master key"))?;
+    SqlKeyStore::migrate(&url).await.map_err(sql("migrate"))?;
+    let store = SqlKeyStore::open(&url, ring, SqlKeyStoreOptions::default())
+        .await
+        .map_err(sql("open"))?;
+    let day = Duration::from_secs(86_400);
+    let issue = |request: IssueRequest| {
+        let store = store.clone();
+        async move {
+            let issued = store.issue(request).await.map_err(sql("issue a key"))?;
+            Ok::<_, CliError>(DemoKey {
+                key_id: issued.key_id().clone(),
+                secret: issued.expose_secret().clone(),
+            })
+        }
+    };
+    let user = issue(
+        IssueRequest::new("alice", "tessera-demo")
+            .client("tessera-demo")
+            .scopes(["read", "write"])
+            .ttl(day),
+    )
+    .await?;
+    let read_only = issue(
+        IssueRequest::new("alice", "tessera-demo")
+            .client("dashboard")
+            .scopes(["read"])
+            .ttl(day),
+    )
+    .await?;
+    let revoked = issue(
+        IssueRequest::new("alice", "tessera-demo")
+            .client("lost-phone")
+            .scopes(["read"]),
+    )
+    .await?;
+    store
+        .revoke(&revoked.key_id, "lost phone", "tessera-demo")
+        .await
+        .map_err(sql("revoke a key"))?;
+    Ok(Keys {
+        store: Arc::new(store),
+        user,
+        read_only,
+        revoked,
+        described: format!("keys in a temporary SQLite database ({})", path.display()),
+        _dir: Some(dir),
+    })
+}
+
+async fn run_scenarios(style: Style, sqlite: bool) -> Result<Vec<Outcome>, CliError> {
+    let keys = if sqlite {
+        sqlite_keys().await?
+    } else {
+        memory_keys()?
+    };
+    let Keys {
+        store,
+        user,
+        read_only,
+        revoked,
+        described,
+        _dir,
+    } = keys;
 
     let (listener, addr) = app::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await?;
-    let verifier = Verifier::builder(Arc::clone(&store))
+    let verifier = Verifier::builder(store)
         .scheme(Scheme::Http)
         .authorities(app::default_authorities(addr))
         .build()
@@ -226,9 +349,9 @@ async fn run_scenarios(style: Style) -> Result<Vec<Outcome>, CliError> {
     println!(
         "{}",
         style.bold(&format!(
-            "tessera demo: verifying server on http://{addr}; user key {} [read,write], read-only key {} [read]",
-            user.key_id(),
-            read_only.key_id()
+            "tessera demo: verifying server on http://{addr} ({described}); user key {} [read,write], read-only key {} [read]",
+            user.key_id,
+            read_only.key_id
         ))
     );
 
@@ -387,7 +510,7 @@ async fn scenarios(s: &Setup) -> Result<Vec<Outcome>, CliError> {
         .map_err(http_error)?;
     push("revoked key", "key_revoked", Answer::of(response).await);
     let wrong = SecretKey::generate().map_err(|e| CliError::runtime(e.to_string()))?;
-    let impostor = Signer::new(s.user.key_id().as_str(), &wrong)
+    let impostor = Signer::new(s.user.key_id.as_str(), &wrong)
         .map_err(|e| CliError::runtime(e.to_string()))?;
     let answer = s
         .signed_then(&impostor, Method::GET, "/v1/me", None, |_| {})
