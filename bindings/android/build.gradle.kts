@@ -70,17 +70,18 @@ dependencies {
     compileOnly("com.squareup.okhttp3:okhttp:3.14.9")
 }
 
-// Fail early, with the fix, when the generated parts are missing.
-val generatedBindings = file("src/generated/kotlin/dev/tessera/tessera_ffi.kt")
-val jniLibsDir = file("src/main/jniLibs")
+// Fail early, with the fix, when the generated parts are missing. Plain
+// File values only in the action (configuration-cache safe).
 tasks.named("preBuild") {
+    val bindings = file("src/generated/kotlin/dev/tessera/tessera_ffi.kt")
+    val jniLibs = file("src/main/jniLibs")
     doFirst {
         val abis = listOf("arm64-v8a", "armeabi-v7a", "x86_64", "x86")
-        val missing = abis.filter { !jniLibsDir.resolve("$it/libtessera_ffi.so").isFile }
-        if (!generatedBindings.isFile || missing.isNotEmpty()) {
+        val missing = abis.filter { !jniLibs.resolve("$it/libtessera_ffi.so").isFile }
+        if (!bindings.isFile || missing.isNotEmpty()) {
             throw GradleException(
-                "the Rust library or its bindings are missing (bindings: " +
-                    "${generatedBindings.isFile}, ABIs without libtessera_ffi.so: $missing): " +
+                "the Rust library or its bindings are missing (generated bindings present: " +
+                    "${bindings.isFile}; ABIs without libtessera_ffi.so: $missing): " +
                     "run scripts/build-android from the repository root",
             )
         }
