@@ -1,0 +1,408 @@
+//! Connecting [`RedisNonceStore`](super::RedisNonceStore) to a Redis
+//! Cluster: the node list (or a `redis+cluster://` URL), the start-up
+//! checks, and the epoch keys of every tag, each written on the primary
+//! that owns its slot.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::{stream, StreamExt, TryStreamExt};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
+use redis::{RedisError, Value};
+
+use super::redis_store::{
+    epoch_key_of_tag, redact_url, scrub_secret, url_password, RedisStoreError, RedisStoreErrorKind,
+    TAGS,
+};
+
+/// Epoch `SET NX` commands in flight at once when they go one by one (the
+/// cluster connection multiplexes them over one socket per primary).
+const EPOCH_WRITES_IN_FLIGHT: usize = 256;
+/// Hash slots of a Redis Cluster.
+const SLOTS: u16 = 16384;
+
+/// The schemes of a cluster URL: `redis+cluster://[user:pass@]h1:p1,h2:p2`.
+const CLUSTER_SCHEMES: [(&str, &str); 2] = [
+    ("redis+cluster://", "redis://"),
+    ("rediss+cluster://", "rediss://"),
+];
+
+/// The node URLs of a `redis+cluster://` or `rediss+cluster://` URL, `None`
+/// for any other URL.
+///
+/// `redis+cluster://:pw@h1:7000,h2:7001` gives `redis://:pw@h1:7000/` and
+/// `redis://:pw@h2:7001/`. A path other than `/` or `/0` is refused: a
+/// cluster has database 0 only.
+pub(super) fn cluster_url_nodes(url: &str) -> Option<Result<Vec<String>, RedisStoreError>> {
+    let (rest, node_scheme) = CLUSTER_SCHEMES
+        .iter()
+        .find_map(|(scheme, node)| Some((url.strip_prefix(scheme)?, *node)))?;
+    let invalid = |why: &str| {
+        RedisStoreError::new(
+            RedisStoreErrorKind::InvalidUrl,
+            format!(
+                "invalid Redis Cluster URL {}: {why}",
+                redact_cluster_url(url)
+            ),
+        )
+    };
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if !matches!(path, "" | "/" | "/0") {
+        return Some(Err(invalid(
+            "a cluster has database 0 only; give no path and no query",
+        )));
+    }
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(i) => (&authority[..=i], &authority[i + 1..]),
+        None => ("", authority),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(|host| format!("{node_scheme}{userinfo}{host}/"))
+        .collect();
+    if hosts.split(',').any(str::is_empty) {
+        return Some(Err(invalid("empty host in the node list")));
+    }
+    Some(Ok(nodes))
+}
+
+/// A `redis+cluster://` URL with its password replaced by `***`.
+fn redact_cluster_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return "<unparseable Redis URL>".to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// How the store names a cluster in errors and logs: its node URLs,
+/// passwords replaced by `***`.
+pub(super) fn cluster_target(nodes: &[String]) -> String {
+    let shown: Vec<String> = nodes.iter().map(|n| redact_url(n)).collect();
+    format!("Redis Cluster [{}]", shown.join(", "))
+}
+
+/// The password of the nodes (a cluster client uses one for all of them).
+pub(super) fn cluster_password(nodes: &[String]) -> Option<String> {
+    nodes.iter().find_map(|n| url_password(n))
+}
+
+/// The settings [`connect`] needs from the builder.
+pub(super) struct ClusterSettings<'a> {
+    pub(super) nodes: &'a [String],
+    pub(super) target: &'a str,
+    pub(super) password: Option<&'a str>,
+    pub(super) prefix: &'a str,
+    pub(super) timeout: Duration,
+    pub(super) connect_timeout: Duration,
+}
+
+/// Connects to the cluster, checks every primary answers `PING`, warns
+/// about eviction policies, and writes the epoch key of every tag that has
+/// none, dated `since`.
+pub(super) async fn connect(
+    settings: &ClusterSettings<'_>,
+    since: u64,
+) -> Result<ClusterConnection, RedisStoreError> {
+    let scrub = |e: &RedisError| scrub_secret(&e.to_string(), settings.password);
+    if settings.nodes.is_empty() {
+        return Err(RedisStoreError::new(
+            RedisStoreErrorKind::InvalidUrl,
+            "a Redis Cluster needs at least one node URL".to_owned(),
+        ));
+    }
+    let client = ClusterClient::builder(settings.nodes.iter().map(String::as_str))
+        .connection_timeout(settings.connect_timeout)
+        // Per attempt and overall (retries, MOVED/ASK redirections
+        // included); the check also has its own timeout around it.
+        .response_timeout(settings.timeout)
+        .retries(3)
+        .min_retry_wait(20)
+        .max_retry_wait(500)
+        .build()
+        .map_err(|e| {
+            RedisStoreError::new(
+                RedisStoreErrorKind::InvalidUrl,
+                format!("invalid Redis Cluster {}: {}", settings.target, scrub(&e)),
+            )
+        })?;
+    let connect_failed = |detail: String| {
+        RedisStoreError::new(
+            RedisStoreErrorKind::Connect,
+            format!("cannot connect to {}: {detail}", settings.target),
+        )
+    };
+    let bounded = settings.connect_timeout.saturating_mul(2);
+    let mut connection = tokio::time::timeout(bounded, client.get_async_connection())
+        .await
+        .map_err(|_| connect_failed("timed out".to_owned()))?
+        .map_err(|e| connect_failed(scrub(&e)))?;
+
+    // PING goes to every primary and succeeds only if all of them answer:
+    // a slot range without a reachable primary is noticed now, not as 503s.
+    let pong = tokio::time::timeout(
+        bounded,
+        redis::cmd("PING").query_async::<String>(&mut connection),
+    )
+    .await
+    .map_err(|_| connect_failed("PING timed out".to_owned()))?
+    .map_err(|e| connect_failed(scrub(&e)))?;
+    if pong != "PONG" {
+        return Err(connect_failed(format!("unexpected PING reply {pong:?}")));
+    }
+    check_eviction_policies(&mut connection, settings.target).await;
+    tokio::time::timeout(
+        bounded,
+        write_missing_epochs(&mut connection, settings.prefix, since),
+    )
+    .await
+    .map_err(|_| connect_failed("timed out writing the epoch keys".to_owned()))?
+    .map_err(|e| connect_failed(format!("cannot write the epoch keys: {}", scrub(&e))))?;
+    Ok(connection)
+}
+
+/// Writes the epoch of every tag that has none (`SET NX`), each on the
+/// primary owning the tag's slot: one pipeline per slot range of the slot
+/// map from `CLUSTER SLOTS` (a range has one primary). Should the map change meanwhile (a `MOVED`
+/// inside a pipeline), every tag is written again one command at a time,
+/// which the client routes and redirects itself (`SET NX` is idempotent).
+async fn write_missing_epochs(
+    connection: &mut ClusterConnection,
+    prefix: &str,
+    since: u64,
+) -> Result<(), RedisError> {
+    match write_epochs_per_primary(connection, prefix, since).await {
+        Ok(true) => return Ok(()),
+        Ok(false) => {
+            tracing::debug!("tessera: the cluster's slot map moved; epoch keys written one by one")
+        }
+        Err(e) => {
+            tracing::debug!(kind = ?e.kind(), "tessera: epoch pipelines failed; epoch keys written one by one")
+        }
+    }
+    write_epochs_one_by_one(connection, prefix, since).await
+}
+
+/// One pipeline per slot range; `Ok(false)` when a reply was an error or the
+/// slot map did not cover every tag.
+async fn write_epochs_per_primary(
+    connection: &mut ClusterConnection,
+    prefix: &str,
+    since: u64,
+) -> Result<bool, RedisError> {
+    let reply: Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(connection)
+        .await?;
+    let ranges = slot_ranges(&reply);
+    // (first slot of the range, pipeline, commands) per range.
+    let mut by_primary: Vec<(u16, redis::Pipeline, usize)> = Vec::new();
+    for tag in 0..TAGS {
+        let key = epoch_key_of_tag(prefix, tag);
+        let slot = key_slot(key.as_bytes());
+        let Some(&(first, _)) = ranges.iter().find(|(lo, hi)| (*lo..=*hi).contains(&slot)) else {
+            return Ok(false);
+        };
+        let index = match by_primary.iter().position(|(f, _, _)| *f == first) {
+            Some(index) => index,
+            None => {
+                by_primary.push((first, redis::pipe(), 0));
+                by_primary.len() - 1
+            }
+        };
+        let (_, pipe, count) = &mut by_primary[index];
+        pipe.cmd("SET").arg(key).arg(since).arg("NX");
+        *count += 1;
+    }
+    for (first, pipe, count) in by_primary {
+        let route = SingleNodeRoutingInfo::SpecificNode(Route::new(first, SlotAddr::Master));
+        let replies = connection.route_pipeline(pipe, 0, count, route).await?;
+        if replies.iter().any(|r| matches!(r, Value::ServerError(_))) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The slot ranges of `CLUSTER SLOTS`, `(first, last)`.
+fn slot_ranges(reply: &Value) -> Vec<(u16, u16)> {
+    let Value::Array(entries) = reply else {
+        return Vec::new();
+    };
+    let mut ranges = Vec::new();
+    for entry in entries {
+        if let Value::Array(fields) = entry {
+            if let [Value::Int(lo), Value::Int(hi), ..] = fields.as_slice() {
+                if let (Ok(lo), Ok(hi)) = (u16::try_from(*lo), u16::try_from(*hi)) {
+                    ranges.push((lo, hi));
+                }
+            }
+        }
+    }
+    ranges
+}
+
+/// The Redis Cluster hash slot of `key`: CRC16 (XMODEM) of its hash tag
+/// (the text between the first `{` and the next `}`, when not empty) or of
+/// the whole key, modulo 16384.
+fn key_slot(key: &[u8]) -> u16 {
+    let hashed = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    crc16_xmodem(hashed) % SLOTS
+}
+
+fn crc16_xmodem(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// Every epoch key as its own command, many in flight at once.
+async fn write_epochs_one_by_one(
+    connection: &ClusterConnection,
+    prefix: &str,
+    since: u64,
+) -> Result<(), RedisError> {
+    stream::iter(0..TAGS)
+        .map(Ok)
+        .try_for_each_concurrent(EPOCH_WRITES_IN_FLIGHT, |tag| {
+            let mut connection = connection.clone();
+            let key = epoch_key_of_tag(prefix, tag);
+            async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(since)
+                    .arg("NX")
+                    .query_async::<()>(&mut connection)
+                    .await
+            }
+        })
+        .await
+}
+
+/// Warns about each primary that may evict live nonces. `CONFIG` is often
+/// disabled on managed clusters; then the check is skipped.
+async fn check_eviction_policies(connection: &mut ClusterConnection, target: &str) {
+    let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+    let mut config_get = redis::cmd("CONFIG");
+    config_get.arg("GET").arg("maxmemory-policy");
+    let reply = connection
+        .route_command(config_get, routing)
+        .await
+        .and_then(|v| {
+            redis::from_redis_value::<HashMap<String, Vec<String>>>(v).map_err(Into::into)
+        });
+    let Ok(by_node) = reply else {
+        tracing::debug!(redis = %target, "tessera: could not read Redis maxmemory-policy");
+        return;
+    };
+    for (node, reply) in by_node {
+        match reply.as_slice() {
+            [_, policy] if policy == "noeviction" => {}
+            [_, policy] => tracing::warn!(
+                redis = %target,
+                node = %node,
+                maxmemory_policy = %policy,
+                "tessera: Redis may evict live nonces under memory pressure, letting replays through; set maxmemory-policy noeviction"
+            ),
+            _ => {
+                tracing::debug!(redis = %target, node = %node, "tessera: could not read Redis maxmemory-policy")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_urls() {
+        let nodes = cluster_url_nodes("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001")
+            .expect("cluster url")
+            .expect("valid");
+        assert_eq!(
+            nodes,
+            ["redis://:pw@10.0.0.1:7000/", "redis://:pw@10.0.0.2:7001/"]
+        );
+        let nodes = cluster_url_nodes("rediss+cluster://h1:1,h2:2/0")
+            .expect("cluster url")
+            .expect("valid");
+        assert_eq!(nodes, ["rediss://h1:1/", "rediss://h2:2/"]);
+        assert!(cluster_url_nodes("redis://h:1/").is_none());
+        let e = cluster_url_nodes("redis+cluster://:hunter2@h1:1,h2:2/3")
+            .expect("cluster url")
+            .expect_err("db 3");
+        assert_eq!(e.kind(), RedisStoreErrorKind::InvalidUrl);
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = cluster_url_nodes("redis+cluster://h1:1,,h2:2")
+            .expect("cluster url")
+            .expect_err("empty host");
+        assert_eq!(e.kind(), RedisStoreErrorKind::InvalidUrl);
+    }
+
+    #[test]
+    fn slots_match_redis() {
+        // The CRC16 check value, and slots from the Redis Cluster spec / CLUSTER KEYSLOT.
+        assert_eq!(crc16_xmodem(b"123456789"), 0x31c3);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
+        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
+        assert_eq!(
+            key_slot(b"tessera:{abc}:since"),
+            key_slot(b"tessera:{abc}:nonce:00")
+        );
+        let ranges = slot_ranges(&Value::Array(vec![Value::Array(vec![
+            Value::Int(0),
+            Value::Int(5460),
+            Value::Array(vec![]),
+        ])]));
+        assert_eq!(ranges, [(0, 5460)]);
+    }
+
+    #[test]
+    fn cluster_targets_hide_passwords() {
+        let nodes = [
+            "redis://:hunter2@h1:1/".to_owned(),
+            "redis://:hunter2@h2:2/".to_owned(),
+        ];
+        let shown = cluster_target(&nodes);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("h2:2"), "{shown}");
+        assert_eq!(cluster_password(&nodes).as_deref(), Some("hunter2"));
+        let shown = redact_cluster_url("redis+cluster://app:hunter2@h1:1,h2:2/9");
+        assert_eq!(shown, "redis+cluster://app:***@h1:1,h2:2/9");
+    }
+}
