@@ -9,6 +9,7 @@
 #     (Signer.withMacProvider + JcaMacProvider on the JDK's HmacSHA256).
 #   * Python (pytest): the API, the vectors (both modes), urllib against the
 #     same server, and tessera.auth (requests, httpx sync/async) in both modes.
+#   * Both, signing through `tessera gateway` to a Python upstream.
 #   * Swift: `swift test` where a Swift toolchain exists; everywhere, static
 #     checks of the generated and hand-written Swift (tree-sitter syntax, C
 #     header compile + link, API checksums against the built library).
@@ -141,6 +142,32 @@ SERVER_URL=$STARTED_URL
 # A second verifier with a per-key limit of one request a second, for 429 rate_limited.
 start_server ratelimit-server --rate-limit 1/s --burst 1
 RATELIMIT_URL=$STARTED_URL
+# `tessera gateway` in front of an upstream that is not Rust (the gateway
+# tests' Python echo server): the Kotlin and Python suites sign through it.
+UPSTREAM_LOG=$OUT/upstream.log
+: >"$UPSTREAM_LOG"
+python3 crates/tessera-gateway/tests/upstream.py "$UPSTREAM_LOG" >"$OUT/upstream.out" 2>"$OUT/upstream.err" &
+SERVER_PIDS+=("$!")
+UPSTREAM_PORT=
+for _ in $(seq 100); do
+  UPSTREAM_PORT=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$OUT/upstream.out")
+  [ -n "$UPSTREAM_PORT" ] && break
+  sleep 0.1
+done
+[ -n "$UPSTREAM_PORT" ] || die "the gateway's test upstream did not start: $(cat "$OUT/upstream.err")"
+"$TARGET/debug/tessera" gateway --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$UPSTREAM_PORT" \
+  --keys "$KEYS" >"$OUT/gateway.out" 2>"$OUT/gateway.err" &
+SERVER_PIDS+=("$!")
+GATEWAY_URL=
+for _ in $(seq 100); do
+  GATEWAY_URL=$(sed -n 's/^listening on \(http:\/\/[0-9.:]*\)$/\1/p' "$OUT/gateway.out")
+  [ -n "$GATEWAY_URL" ] && break
+  sleep 0.1
+done
+[ -n "$GATEWAY_URL" ] || die "tessera gateway did not start: $(cat "$OUT/gateway.err")"
+echo "bindings: gateway at $GATEWAY_URL in front of the Python upstream on port $UPSTREAM_PORT"
+export TESSERA_GATEWAY_URL=$GATEWAY_URL TESSERA_GATEWAY_UPSTREAM_LOG=$UPSTREAM_LOG
+
 # The first server's access log (stderr): the platform-MAC tests check that a
 # request whose MAC provider failed never reached it.
 export TESSERA_SERVER_LOG=$OUT/server.err
@@ -172,6 +199,7 @@ else
     -Dtessera.vectors.dir="$TESSERA_VECTORS_DIR" -Dtessera.server.url="$SERVER_URL" \
     -Dtessera.server.log="$TESSERA_SERVER_LOG" \
     -Dtessera.ratelimit.url="$RATELIMIT_URL" \
+    -Dtessera.gateway.url="$GATEWAY_URL" -Dtessera.gateway.upstream_log="$UPSTREAM_LOG" \
     -Dtessera.key.id=ffi-e2e -Dtessera.key.secret_hex="$KEY_HEX" \
     -Dtessera.key.ro_id=ffi-e2e-ro -Dtessera.key.ro_secret_hex="$RO_HEX" \
     -cp "$CP:$KL/kotlin-stdlib.jar:$KT_CLASSES" RunTestsKt
