@@ -147,25 +147,32 @@ fn connection<IO>(
     io: Guard<IO>,
     proxy: Arc<Proxy>,
     peer: SocketAddr,
-) -> hyper::server::conn::http1::Connection<
-    TokioIo<Guard<IO>>,
-    impl hyper::service::Service<
-            http::Request<hyper::body::Incoming>,
-            Response = http::Response<crate::Body>,
-            Error = Infallible,
-            Future = impl std::future::Future<
-                Output = Result<http::Response<crate::Body>, Infallible>,
-            > + Send,
-        > + Send,
->
+) -> hyper::server::conn::http1::Connection<TokioIo<Guard<IO>>, ProxyService>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |request| {
-        let proxy = Arc::clone(&proxy);
-        async move { Ok::<_, Infallible>(proxy.handle(peer, request).await) }
-    });
-    http.serve_connection(TokioIo::new(io), service)
+    http.serve_connection(TokioIo::new(io), ProxyService { proxy, peer })
+}
+
+/// The hyper service of one connection: the proxy, and who is calling.
+#[derive(Debug, Clone)]
+pub struct ProxyService {
+    proxy: Arc<Proxy>,
+    peer: SocketAddr,
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ProxyService {
+    type Response = http::Response<crate::Body>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>,
+    >;
+
+    fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let proxy = Arc::clone(&self.proxy);
+        let peer = self.peer;
+        Box::pin(async move { Ok(proxy.handle(peer, request).await) })
+    }
 }
 
 /// Errors of one incoming connection that say nothing about the listener.
