@@ -4,6 +4,10 @@
 mod hash;
 mod memory;
 #[cfg(feature = "redis")]
+mod redis_cluster;
+#[cfg(feature = "redis")]
+mod redis_connection;
+#[cfg(feature = "redis")]
 mod redis_store;
 mod shard;
 

@@ -12,6 +12,8 @@ use redis::{AsyncConnectionConfig, Client, RedisError};
 use sha2::{Digest, Sha256};
 use tessera_core::{Clock, KeyId, Nonce, SystemClock};
 
+use super::redis_cluster::{self, ClusterSettings};
+use super::redis_connection::StoreConnection;
 use super::{NonceOutcome, NonceRecord, NonceStore, NonceStoreError, NonceStoreErrorKind};
 
 /// The default key prefix of [`RedisNonceStore`].
@@ -25,7 +27,6 @@ pub const DEFAULT_REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_PREFIX_LEN: usize = 64;
 /// How often the background probe pings a Redis that is known to be down.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
-/// Bytes of SHA-256(key id) in the hash tag.
 /// Writes the epoch of every tag that has none (`SET NX`, pipelined):
 /// `since`, the second after now, so that a Redis found empty at start-up
 /// refuses what may have been recorded before it lost its data, while the
@@ -36,9 +37,9 @@ async fn write_missing_epochs(
     since: u64,
 ) -> Result<(), RedisError> {
     let mut pipe = redis::pipe();
-    for tag in 0..(1u32 << (4 * TAG_HEX)) {
+    for tag in 0..TAGS {
         pipe.cmd("SET")
-            .arg(format!("{prefix}:{{{tag:03x}}}:since"))
+            .arg(epoch_key_of_tag(prefix, tag))
             .arg(since)
             .arg("NX")
             .ignore();
@@ -49,6 +50,13 @@ async fn write_missing_epochs(
 /// Hex digits of SHA-256(key id) in the hash tag: 4096 tags, so at most
 /// 4096 epoch keys (spec §14).
 const TAG_HEX: usize = 3;
+/// The number of tags: 16^[`TAG_HEX`].
+pub(super) const TAGS: u32 = 1 << (4 * TAG_HEX);
+
+/// The epoch key of tag number `tag` (0 to [`TAGS`] - 1).
+pub(super) fn epoch_key_of_tag(prefix: &str, tag: u32) -> String {
+    format!("{prefix}:{{{tag:03x}}}:since")
+}
 
 /// One check, atomically: the tag's epoch (written now if Redis lost it),
 /// then `SET NX PX` unless the signature predates the epoch.
@@ -73,17 +81,39 @@ return {0, since}
 /// Configures a [`RedisNonceStore`]; see [`RedisNonceStore::builder`].
 #[must_use]
 pub struct RedisNonceStoreBuilder {
-    url: String,
+    target: Target,
     prefix: String,
     timeout: Duration,
     connect_timeout: Duration,
     clock: Arc<dyn Clock>,
 }
 
+/// Where a [`RedisNonceStoreBuilder`] connects.
+enum Target {
+    /// One endpoint, or a `redis+cluster://` URL (resolved at connection).
+    Url(String),
+    /// The seed nodes of a Redis Cluster.
+    Cluster(Vec<String>),
+}
+
+impl Target {
+    /// How errors and logs name the target (passwords replaced by `***`).
+    fn redacted(&self) -> String {
+        match self {
+            Target::Url(url) => match redis_cluster::cluster_url_nodes(url) {
+                Some(Ok(nodes)) => redis_cluster::cluster_target(&nodes),
+                Some(Err(_)) => "<invalid Redis Cluster URL>".to_owned(),
+                None => redact_url(url),
+            },
+            Target::Cluster(nodes) => redis_cluster::cluster_target(nodes),
+        }
+    }
+}
+
 impl fmt::Debug for RedisNonceStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisNonceStoreBuilder")
-            .field("url", &redact_url(&self.url))
+            .field("target", &self.target.redacted())
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
@@ -123,20 +153,77 @@ impl RedisNonceStoreBuilder {
         self
     }
 
-    /// Connects to Redis, checks it answers `PING`, and returns the store.
+    /// Connects to Redis, checks it answers `PING` (with a cluster: every
+    /// primary), writes the missing epoch keys, and returns the store.
     ///
     /// # Errors
     /// When the URL or the prefix is invalid, when Redis cannot be reached or
     /// refuses the credentials within the connect timeout. The error names
     /// the URL with its password replaced by `***`.
     pub async fn connect(self) -> Result<RedisNonceStore, RedisStoreError> {
-        let target = redact_url(&self.url);
         validate_prefix(&self.prefix)?;
         #[cfg(feature = "redis-tls")]
         install_crypto_provider();
-        let password = url_password(&self.url);
+        let (connection, target, password, since) = match &self.target {
+            Target::Cluster(nodes) => self.connect_cluster(nodes).await?,
+            Target::Url(url) => match redis_cluster::cluster_url_nodes(url) {
+                Some(nodes) => self.connect_cluster(&nodes?).await?,
+                None => self.connect_single(url).await?,
+            },
+        };
+        // Requests signed from now on are created at `since` or later only
+        // once this second has passed (a clock that does not move, in
+        // tests, is waited for at most a little over a second).
+        let waited = std::time::Instant::now();
+        while self.clock.now_unix() < since && waited.elapsed() < Duration::from_millis(1100) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tracing::info!(redis = %target, prefix = %self.prefix, "tessera: Redis nonce store connected");
+        Ok(RedisNonceStore {
+            connection,
+            health: Arc::new(Health::default()),
+            target,
+            prefix: self.prefix,
+            timeout: self.timeout,
+            password,
+            script: Arc::new(redis::Script::new(CHECK_SCRIPT)),
+        })
+    }
+
+    /// [`RedisNonceStoreBuilder::connect`] to a Redis Cluster.
+    async fn connect_cluster(
+        &self,
+        nodes: &[String],
+    ) -> Result<(StoreConnection, String, Option<String>, u64), RedisStoreError> {
+        let target = redis_cluster::cluster_target(nodes);
+        let password = redis_cluster::cluster_password(nodes);
+        let since = self.clock.now_unix().saturating_add(1);
+        let settings = ClusterSettings {
+            nodes,
+            target: &target,
+            password: password.as_deref(),
+            prefix: &self.prefix,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+        };
+        let connection = redis_cluster::connect(&settings, since).await?;
+        Ok((
+            StoreConnection::Cluster(connection),
+            target,
+            password,
+            since,
+        ))
+    }
+
+    /// [`RedisNonceStoreBuilder::connect`] to one endpoint.
+    async fn connect_single(
+        &self,
+        url: &str,
+    ) -> Result<(StoreConnection, String, Option<String>, u64), RedisStoreError> {
+        let target = redact_url(url);
+        let password = url_password(url);
         let scrub = |e: &RedisError| scrub_secret(&e.to_string(), password.as_deref());
-        let client = Client::open(self.url.as_str()).map_err(|e| RedisStoreError {
+        let client = Client::open(url).map_err(|e| RedisStoreError {
             kind: RedisStoreErrorKind::InvalidUrl,
             message: format!("invalid Redis URL {target}: {}", scrub(&e)),
         })?;
@@ -168,13 +255,6 @@ impl RedisNonceStoreBuilder {
             .await
             .map_err(|e| connect_failed(format!("cannot write the epoch keys: {}", scrub(&e))))?;
         drop(probe);
-        // Requests signed from now on are created at `since` or later only
-        // once this second has passed (a clock that does not move, in
-        // tests, is waited for at most a little over a second).
-        let waited = std::time::Instant::now();
-        while self.clock.now_unix() < since && waited.elapsed() < Duration::from_millis(1100) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
 
         // Reconnection: a few quick attempts with capped backoff; once they
         // are used up, the next check starts a new round, so the store
@@ -192,16 +272,7 @@ impl RedisNonceStoreBuilder {
         .await
         .map_err(|_| connect_failed("timed out".to_owned()))?
         .map_err(|e| connect_failed(scrub(&e)))?;
-        tracing::info!(redis = %target, prefix = %self.prefix, "tessera: Redis nonce store connected");
-        Ok(RedisNonceStore {
-            connection,
-            health: Arc::new(Health::default()),
-            target,
-            prefix: self.prefix,
-            timeout: self.timeout,
-            password,
-            script: Arc::new(redis::Script::new(CHECK_SCRIPT)),
-        })
+        Ok((StoreConnection::Single(connection), target, password, since))
     }
 }
 
@@ -301,9 +372,30 @@ impl RedisNonceStoreBuilder {
 /// * The bound on entries is Redis's `maxmemory` (an entry takes about 200
 ///   bytes: 2 GB per 10 million live nonces); there is no per-key-id cap as in
 ///   [`MemoryNonceStore`](crate::MemoryNonceStore).
-/// * Redis Cluster: this store talks to one endpoint (a single Redis, a
-///   primary, or a cluster-aware proxy); a cluster client is not included.
-///   The keys carry hash tags, so one check touches one slot.
+/// # Redis Cluster
+///
+/// [`RedisNonceStore::cluster_builder`] (or a `redis+cluster://h1:p1,h2:p2`
+/// URL) connects through the `redis` crate's cluster client instead: every
+/// key of one check carries the same hash tag, so each script call touches
+/// one slot and runs on the primary that owns it; the client follows
+/// `MOVED`/`ASK` redirections and reloads the script on `NOSCRIPT` (it sends
+/// `SCRIPT LOAD` to every node). The guarantees are the same, per slot:
+///
+/// * At connection every primary must answer `PING`, and the epoch key of
+///   every tag that has none is written (`SET NX`) on the primary owning
+///   its slot, so each shard vouches for exactly the tags it holds. A
+///   primary that later comes back empty (restarted without persistence,
+///   failover to an empty replica) has lost its epoch keys with its pairs,
+///   and the check script refuses, for those tags only, what was signed
+///   before the loss, exactly as with one Redis.
+/// * A primary that is down or silent fails closed the checks whose slot
+///   it owns (within the timeout); checks of the other slots go on. There
+///   is no store-wide "down" mark as with one endpoint, since that would
+///   refuse every slot for one node.
+/// * Once the cluster itself declares the slots uncovered (`CLUSTERDOWN`,
+///   after `cluster-node-timeout`), every check fails closed as an error
+///   reply from Redis.
+///
 ///
 /// # No local cache
 ///
@@ -336,7 +428,7 @@ impl RedisNonceStoreBuilder {
 /// ```
 #[derive(Clone)]
 pub struct RedisNonceStore {
-    connection: ConnectionManager,
+    connection: StoreConnection,
     /// Shared by all clones: whether Redis is known to be down.
     health: Arc<Health>,
     /// The URL with the password redacted.
@@ -365,9 +457,30 @@ impl RedisNonceStore {
     /// `rediss://...` for TLS (feature `redis-tls`; append `#insecure` to
     /// skip certificate verification in tests only), or
     /// `redis+unix:///path/to/socket`.
+    ///
+    /// A `redis+cluster://[user:password@]host1:port1,host2:port2` URL
+    /// (`rediss+cluster://` for TLS) is the same as
+    /// [`RedisNonceStore::cluster_builder`] with those nodes.
     pub fn builder(url: impl Into<String>) -> RedisNonceStoreBuilder {
         RedisNonceStoreBuilder {
-            url: url.into(),
+            target: Target::Url(url.into()),
+            prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            timeout: DEFAULT_REDIS_TIMEOUT,
+            connect_timeout: DEFAULT_REDIS_CONNECT_TIMEOUT,
+            clock: Arc::new(SystemClock::new()),
+        }
+    }
+
+    /// A builder for a store in a Redis Cluster, given some of its nodes
+    /// (`redis://host:port/`, with the password if any; the client learns
+    /// the others from them). Same builder methods, same check script, same
+    /// timeouts and failure modes as [`RedisNonceStore::builder`]; see
+    /// "Redis Cluster" in [`RedisNonceStore`].
+    pub fn cluster_builder(
+        nodes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> RedisNonceStoreBuilder {
+        RedisNonceStoreBuilder {
+            target: Target::Cluster(nodes.into_iter().map(Into::into).collect()),
             prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             timeout: DEFAULT_REDIS_TIMEOUT,
             connect_timeout: DEFAULT_REDIS_CONNECT_TIMEOUT,
@@ -467,7 +580,13 @@ impl RedisNonceStore {
     }
 
     /// Marks Redis down (later checks fail at once) and starts the probe.
+    /// Not with a cluster: one primary down must not refuse the slots of
+    /// the others, so there each check waits for its own node (bounded by
+    /// the timeout).
     fn went_down(&self, error: NonceStoreError) -> NonceStoreError {
+        if self.connection.is_cluster() {
+            return error;
+        }
         if !self.health.down.swap(true, Ordering::AcqRel) {
             tracing::warn!(redis = %self.target, "tessera: Redis nonce store down; refusing checks at once until a background probe reaches it");
         }
@@ -556,6 +675,11 @@ pub struct RedisStoreError {
 }
 
 impl RedisStoreError {
+    /// An error of `kind`; `message` must not hold a secret.
+    pub(super) fn new(kind: RedisStoreErrorKind, message: String) -> Self {
+        RedisStoreError { kind, message }
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> RedisStoreErrorKind {
         self.kind
@@ -613,7 +737,7 @@ fn validate_prefix(prefix: &str) -> Result<(), RedisStoreError> {
 
 /// The URL with the password (user info or `pass` query parameter) replaced
 /// by `***`. Unparseable URLs are not echoed at all: they may hold a secret.
-pub(crate) fn redact_url(raw: &str) -> String {
+pub(super) fn redact_url(raw: &str) -> String {
     let Ok(mut url) = url::Url::parse(raw) else {
         return "<unparseable Redis URL>".to_owned();
     };
@@ -641,7 +765,7 @@ pub(crate) fn redact_url(raw: &str) -> String {
     url.to_string()
 }
 
-fn url_password(raw: &str) -> Option<String> {
+pub(super) fn url_password(raw: &str) -> Option<String> {
     let url = url::Url::parse(raw).ok()?;
     if let Some(p) = url.password() {
         return Some(p.to_owned());
@@ -651,7 +775,7 @@ fn url_password(raw: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-fn scrub_secret(message: &str, secret: Option<&str>) -> String {
+pub(super) fn scrub_secret(message: &str, secret: Option<&str>) -> String {
     match secret {
         Some(s) if !s.is_empty() => message.replace(s, "***"),
         _ => message.to_owned(),

@@ -1,0 +1,412 @@
+//! `RedisNonceStore` on a real three-primary Redis Cluster on loopback:
+//! replays across two verifiers, a race across two connections, nonces of
+//! different key ids on different primaries, and a primary killed under a
+//! running verifier.
+//!
+//! The cluster comes from `TESSERA_TEST_REDIS_CLUSTER` (node URLs, space
+//! separated) or from `scripts/redis-cluster.sh start`, run by the test
+//! process (stopped when it exits). The test that kills a primary always
+//! starts its own. Without a cluster the tests print a skip and pass, except
+//! with `TESSERA_REQUIRE_REDIS_CLUSTER=1` or `CI=true`, where they fail.
+#![cfg(feature = "redis")]
+
+mod support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use support::{key_id, secret, Harness, Spec, PUBLIC, T0};
+use tessera_core::{Nonce, SigningKey};
+use tessera_server::{
+    KeyMetadata, ManualClock, NonceOutcome, NonceRecord, NonceStore, NonceStoreErrorKind,
+    RedisNonceStore,
+};
+
+const NODES_VAR: &str = "TESSERA_TEST_REDIS_CLUSTER";
+const REQUIRE_VAR: &str = "TESSERA_REQUIRE_REDIS_CLUSTER";
+
+fn required() -> bool {
+    let set =
+        |var: &str, values: &[&str]| std::env::var(var).is_ok_and(|v| values.contains(&v.as_str()));
+    set(REQUIRE_VAR, &["1"]) || set("CI", &["1", "true"])
+}
+
+/// Reports a missing cluster: a panic when one is required, a skip message
+/// otherwise.
+fn skip(test: &str, why: &str) {
+    let msg = format!(
+        "skipped: no Redis Cluster ({test}): {why}; set {NODES_VAR} or install redis-server"
+    );
+    assert!(!required(), "{REQUIRE_VAR}=1 (or CI) and {msg}");
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// Starts a cluster with scripts/redis-cluster.sh, stopped when this test
+/// process exits; its node URLs.
+fn start_cluster() -> Result<Vec<String>, String> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/redis-cluster.sh"
+    );
+    let output = Command::new(script)
+        .args(["start", "--watch", &std::process::id().to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {script}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{script} start failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let nodes: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if nodes.len() < 3 {
+        return Err(format!("{script} printed {nodes:?}, not three node URLs"));
+    }
+    Ok(nodes)
+}
+
+/// The cluster shared by the tests of this process.
+fn shared_cluster(test: &str) -> Option<Vec<String>> {
+    if let Ok(nodes) = std::env::var(NODES_VAR) {
+        let nodes: Vec<String> = nodes.split_whitespace().map(str::to_owned).collect();
+        if !nodes.is_empty() {
+            return Some(nodes);
+        }
+    }
+    static SHARED: OnceLock<Result<Vec<String>, String>> = OnceLock::new();
+    match SHARED.get_or_init(start_cluster) {
+        Ok(nodes) => Some(nodes.clone()),
+        Err(why) => {
+            skip(test, why);
+            None
+        }
+    }
+}
+
+/// A cluster of this test's own (for tests that kill a node).
+fn own_cluster(test: &str) -> Option<Vec<String>> {
+    match start_cluster() {
+        Ok(nodes) => Some(nodes),
+        Err(why) => {
+            skip(test, &why);
+            None
+        }
+    }
+}
+
+fn unique_prefix(test: &str) -> String {
+    format!("tessera-cluster-{test}-{:016x}", rand::random::<u64>())
+}
+
+/// A store on the cluster whose epochs are dated T0, like the harness's
+/// requests.
+async fn store(nodes: &[String], prefix: &str) -> RedisNonceStore {
+    RedisNonceStore::cluster_builder(nodes.iter().cloned())
+        .prefix(prefix)
+        .clock(ManualClock::new(T0 - 1))
+        // Generous: 2 shared cores, several servers and a cluster.
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .expect("connect to the cluster")
+}
+
+async fn server(nonces: RedisNonceStore) -> Harness {
+    Harness::start(move |b, local| {
+        b.authority(local)
+            .authority(PUBLIC)
+            .nonce_store(nonces.clone())
+    })
+    .await
+}
+
+/// A plain (not cluster-aware) connection to one node.
+async fn node_connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("node url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("node connection")
+}
+
+/// The keys under `prefix` that `url`'s node itself holds.
+async fn keys_on_node(url: &str, prefix: &str) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut node_connection(url).await)
+        .await
+        .expect("KEYS")
+}
+
+/// A key id the harness knows, and a signer for it.
+fn extra_key(h: &[&Harness], name: &str) -> SigningKey {
+    for harness in h {
+        harness.keys.insert(
+            key_id(name),
+            &secret(7),
+            KeyMetadata::new(name).with_scopes(["read"]),
+        );
+    }
+    SigningKey::new(key_id(name), &secret(7))
+}
+
+fn signed_with(key: &SigningKey) -> http::Request<Vec<u8>> {
+    let mut spec = Spec::new(Method::POST, PUBLIC).body(b"{\"cluster\":1}");
+    spec.key = key.clone();
+    spec.signed()
+}
+
+#[tokio::test]
+async fn replay_to_another_verifier_is_rejected() {
+    let Some(nodes) = shared_cluster("replay_to_another_verifier_is_rejected") else {
+        return;
+    };
+    let prefix = unique_prefix("instances");
+    let a = server(store(&nodes, &prefix).await).await;
+    // The second verifier connects through a `redis+cluster://` URL naming
+    // one seed node only: the client finds the other primaries itself.
+    let seed = nodes[1]
+        .trim_start_matches("redis://")
+        .trim_end_matches('/');
+    let other = RedisNonceStore::builder(format!("redis+cluster://{seed}"))
+        .prefix(&prefix)
+        .clock(ManualClock::new(T0 - 1))
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .expect("connect with a redis+cluster URL");
+    assert!(
+        other.url().starts_with("Redis Cluster ["),
+        "{}",
+        other.url()
+    );
+    let b = server(other).await;
+
+    let request = Spec::new(Method::POST, PUBLIC).body(b"{\"n\":1}").signed();
+    a.send(&request).await.assert_ok();
+    b.send(&request).await.assert_problem(401, "replayed");
+    a.send(&request).await.assert_problem(401, "replayed");
+
+    let request = Spec::new(Method::GET, PUBLIC).signed();
+    b.send(&request).await.assert_ok();
+    a.send(&request).await.assert_problem(401, "replayed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn race_across_two_connections_accepts_exactly_one() {
+    let Some(nodes) = shared_cluster("race_across_two_connections_accepts_exactly_one") else {
+        return;
+    };
+    let prefix = unique_prefix("race");
+    let servers = Arc::new([
+        server(store(&nodes, &prefix).await).await,
+        server(store(&nodes, &prefix).await).await,
+    ]);
+    let keys: Vec<SigningKey> = (0..5)
+        .map(|i| extra_key(&[&servers[0], &servers[1]], &format!("racer-{i}")))
+        .collect();
+    // One round per key id, so the rounds hit different slots.
+    for (round, key) in keys.iter().enumerate() {
+        let request = Arc::new(signed_with(key));
+        let barrier = Arc::new(tokio::sync::Barrier::new(64));
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let (servers, request, barrier) = (
+                    Arc::clone(&servers),
+                    Arc::clone(&request),
+                    Arc::clone(&barrier),
+                );
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let reply = servers[i % 2].send(&request).await;
+                    (reply.status, reply.json["code"].as_str().map(str::to_owned))
+                })
+            })
+            .collect();
+        let mut accepted = 0;
+        for task in tasks {
+            match task.await.expect("task") {
+                (StatusCode::OK, _) => accepted += 1,
+                (StatusCode::UNAUTHORIZED, Some(code)) if code == "replayed" => {}
+                other => panic!("round {round}: unexpected reply {other:?}"),
+            }
+        }
+        assert_eq!(accepted, 1, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn nonces_of_different_key_ids_spread_over_the_primaries() {
+    let Some(nodes) = shared_cluster("nonces_spread_over_the_primaries") else {
+        return;
+    };
+    let prefix = unique_prefix("spread");
+    let store = store(&nodes, &prefix).await;
+
+    // Every node holds the epoch keys of its own slots: 4096 in all, once each.
+    let mut epochs = HashSet::new();
+    for node in &nodes {
+        let held: Vec<String> = keys_on_node(node, &prefix).await;
+        assert!(
+            held.iter().all(|k| k.ends_with(":since")),
+            "{node}: {held:?}"
+        );
+        assert!(!held.is_empty(), "{node} holds no epoch key");
+        for key in held {
+            assert!(epochs.insert(key.clone()), "{key} on two nodes");
+        }
+    }
+    assert_eq!(epochs.len(), 4096);
+
+    // (nonce key, epoch key) -> (key id, nonce)
+    let mut recorded = BTreeMap::new();
+    for i in 0..64 {
+        let key = key_id(&format!("spread-{i}"));
+        let nonce = Nonce::generate(&mut rand::rng());
+        let record = NonceRecord::new(&key, &nonce, T0, T0, T0 + 301);
+        assert_eq!(store.record(record).await.ok(), Some(NonceOutcome::Fresh));
+        recorded.insert(
+            store.key_for(&key, &nonce),
+            (store.epoch_key_for(&key), key, nonce),
+        );
+    }
+
+    let mut found = 0;
+    for node in &nodes {
+        let mut conn = node_connection(node).await;
+        let held: HashSet<String> = keys_on_node(node, &prefix).await.into_iter().collect();
+        let nonces: Vec<&String> = held.iter().filter(|k| k.contains(":nonce:")).collect();
+        assert!(
+            !nonces.is_empty(),
+            "{node} holds none of the 64 nonces: they did not spread"
+        );
+        for key in nonces {
+            let (epoch, _, _) = recorded.get(key).expect("a key this test recorded");
+            // The pair and its tag's epoch: one slot, so one node.
+            assert!(held.contains(epoch), "{key} on {node} without {epoch}");
+            let slots: (u16, u16) = redis::pipe()
+                .cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(key)
+                .cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(epoch)
+                .query_async(&mut conn)
+                .await
+                .expect("CLUSTER KEYSLOT");
+            assert_eq!(slots.0, slots.1, "{key} and {epoch}");
+            found += 1;
+        }
+    }
+    assert_eq!(found, recorded.len());
+
+    // A second store (another verifier) sees each pair as replayed.
+    let other = self::store(&nodes, &prefix).await;
+    for (_, key, nonce) in recorded.values() {
+        let record = NonceRecord::new(key, nonce, T0, T0, T0 + 301);
+        assert_eq!(
+            other.record(record).await.ok(),
+            Some(NonceOutcome::Replayed)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_primary_fails_its_slots_closed() {
+    let Some(nodes) = own_cluster("killed_primary_fails_its_slots_closed") else {
+        return;
+    };
+    let prefix = unique_prefix("kill");
+    let nonces = RedisNonceStore::cluster_builder(nodes.iter().cloned())
+        .prefix(&prefix)
+        .clock(ManualClock::new(T0 - 1))
+        .timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .expect("connect");
+    let h = server(nonces.clone()).await;
+    let keys: Vec<SigningKey> = (0..24)
+        .map(|i| extra_key(&[&h], &format!("victim-{i}")))
+        .collect();
+
+    // Which node owns each key id's tag: the one that holds its epoch key.
+    let mut owner = Vec::new();
+    for key in &keys {
+        let epoch = nonces.epoch_key_for(key.key_id());
+        let mut holder = None;
+        for (n, node) in nodes.iter().enumerate() {
+            let exists: Result<i64, _> = redis::cmd("EXISTS")
+                .arg(&epoch)
+                .query_async(&mut node_connection(node).await)
+                .await;
+            // A node that does not own the slot answers MOVED.
+            if exists == Ok(1) {
+                holder = Some(n);
+            }
+        }
+        owner.push(holder.expect("a node holds the epoch key"));
+    }
+    // The victim: the node owning the most of these key ids.
+    let victim = (0..nodes.len())
+        .max_by_key(|n| owner.iter().filter(|o| *o == n).count())
+        .expect("nodes");
+    assert!(
+        owner.iter().any(|o| *o != victim),
+        "all 24 key ids on one node"
+    );
+
+    // Accepted before the kill.
+    let before: Vec<_> = keys.iter().map(signed_with).collect();
+    for request in &before {
+        h.send(request).await.assert_ok();
+    }
+
+    let mut victim_conn = node_connection(&nodes[victim]).await;
+    let _: Result<(), _> = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query_async(&mut victim_conn)
+        .await;
+
+    // Right away (well within cluster-node-timeout, 15 s): the victim's
+    // slots fail closed, the others go on. New requests and replays alike.
+    let replies = futures_util::future::join_all(keys.iter().zip(&before).map(|(key, old)| {
+        let h = &h;
+        async move {
+            let fresh = signed_with(key);
+            (h.send(&fresh).await, h.send(old).await)
+        }
+    }))
+    .await;
+    for (i, (fresh, replay)) in replies.into_iter().enumerate() {
+        if owner[i] == victim {
+            fresh.assert_problem(503, "store_unavailable");
+            replay.assert_problem(503, "store_unavailable");
+        } else {
+            fresh.assert_ok();
+            replay.assert_problem(401, "replayed");
+        }
+    }
+
+    // At the store level too: an Unavailable error, never Fresh.
+    let lost = keys
+        .iter()
+        .zip(&owner)
+        .find(|(_, o)| **o == victim)
+        .map(|(k, _)| k.key_id().clone())
+        .expect("a key id on the victim");
+    let nonce = Nonce::generate(&mut rand::rng());
+    let error = nonces
+        .record(NonceRecord::new(&lost, &nonce, T0, T0, T0 + 301))
+        .await
+        .expect_err("the slot's primary is gone");
+    assert_eq!(error.kind(), NonceStoreErrorKind::Unavailable, "{error}");
+}
