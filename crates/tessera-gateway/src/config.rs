@@ -723,12 +723,21 @@ impl FileConfig {
             return Ok((NonceSource::Memory, None, None));
         };
         let redis_url = |at: &str, u: &str| {
-            if u.starts_with("redis://") || u.starts_with("rediss://") {
+            if [
+                "redis://",
+                "rediss://",
+                "redis+cluster://",
+                "rediss+cluster://",
+                "redis+unix://",
+            ]
+            .iter()
+            .any(|scheme| u.starts_with(scheme))
+            {
                 Ok(u.to_owned())
             } else {
                 Err(ConfigError::new(
                     at,
-                    format!("{u:?} is not a Redis URL (expected redis://HOST:PORT or rediss://…)"),
+                    format!("{u:?} is not a Redis URL (expected redis://HOST:PORT, rediss://…, or redis+cluster://HOST:PORT,HOST:PORT)"),
                 ))
             }
         };

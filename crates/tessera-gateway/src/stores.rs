@@ -76,27 +76,44 @@ pub async fn open_nonces(settings: &Settings) -> Result<(Arc<dyn NonceStore>, St
                 .max_ttl_secs((2 * settings.window + 2).max(tessera_server::MAX_WINDOW_SECS))
                 .remembers_since(SystemClock::new().now_unix().saturating_add(1))
                 .build();
-            Ok((Arc::new(store), "nonces in memory (one process only)".to_owned()))
+            Ok((
+                Arc::new(store),
+                "nonces in memory (one process only)".to_owned(),
+            ))
         }
         NonceSource::Redis(url) => {
-            let mut builder = RedisNonceStore::builder(url.clone());
-            if let Some(prefix) = &settings.nonce_prefix {
-                builder = builder.prefix(prefix.clone());
-            }
-            if let Some(timeout) = settings.nonce_timeout {
-                builder = builder.timeout(timeout);
-            }
-            let store = builder
+            let store = configure(RedisNonceStore::builder(url.clone()), settings)
                 .connect()
                 .await
                 .map_err(|e| format!("nonce store: {e}"))?;
             Ok((Arc::new(store), format!("nonces in {}", redact(url))))
         }
-        NonceSource::Cluster(nodes) => Err(format!(
-            "nonce_store.cluster ({} node(s)): Redis Cluster support is not available in this build",
-            nodes.len()
-        )),
+        NonceSource::Cluster(nodes) => {
+            let store = configure(RedisNonceStore::cluster_builder(nodes.clone()), settings)
+                .connect()
+                .await
+                .map_err(|e| format!("nonce store (Redis Cluster): {e}"))?;
+            let described: Vec<String> = nodes.iter().map(|n| redact(n)).collect();
+            Ok((
+                Arc::new(store),
+                format!("nonces in the Redis Cluster of {}", described.join(" ")),
+            ))
+        }
     }
+}
+
+/// The configured prefix and timeout on a Redis store builder.
+fn configure(
+    mut builder: tessera_server::RedisNonceStoreBuilder,
+    settings: &Settings,
+) -> tessera_server::RedisNonceStoreBuilder {
+    if let Some(prefix) = &settings.nonce_prefix {
+        builder = builder.prefix(prefix.clone());
+    }
+    if let Some(timeout) = settings.nonce_timeout {
+        builder = builder.timeout(timeout);
+    }
+    builder
 }
 
 /// Whether the nonce store answers: records a fresh random pair under a

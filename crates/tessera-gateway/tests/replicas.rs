@@ -247,3 +247,88 @@ fn redis_outage_is_503_and_heals_without_restart() {
     assert_eq!(admin_get(admin, "/readyz").status, 200);
     assert!(!upstream.paths().contains(&"/during".to_owned()));
 }
+
+/// A Redis Cluster: TESSERA_TEST_REDIS_CLUSTER (node URLs, space
+/// separated), else three local `redis-server --cluster-enabled` nodes from
+/// scripts/redis-cluster.sh, stopped when this test process exits.
+fn cluster() -> Vec<String> {
+    if let Ok(nodes) = std::env::var("TESSERA_TEST_REDIS_CLUSTER") {
+        let nodes: Vec<String> = nodes.split_whitespace().map(str::to_owned).collect();
+        if !nodes.is_empty() {
+            return nodes;
+        }
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/redis-cluster.sh"
+    );
+    let output = Command::new(script)
+        .args(["start", "--watch", &std::process::id().to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{script} start: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let nodes: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert!(nodes.len() >= 3, "{nodes:?}");
+    nodes
+}
+
+#[test]
+fn replicas_on_a_redis_cluster_accept_a_raced_request_once() {
+    let dir = temp_dir("cluster");
+    let nodes = cluster();
+    let db = Db::new(&dir);
+    let keys: Vec<Key> = (0..4).map(|i| db.issue(&format!("user{i}"))).collect();
+    let upstream = Upstream::start(&dir);
+    let public = "api.example.test";
+    let config = dir.join("cluster.toml");
+    let node_list: Vec<String> = nodes.iter().map(|n| format!("{n:?}")).collect();
+    std::fs::write(
+        &config,
+        format!(
+            "upstream = \"{}\"\nauthorities = [\"{public}\"]\n[keys]\ndb = \"{}\"\n[nonce_store]\ncluster = [{}]\nprefix = \"gw{}\"\n",
+            upstream.url(),
+            db.url,
+            node_list.join(", "),
+            rand::random::<u32>()
+        ),
+    )
+    .unwrap();
+    let start = || {
+        Gateway::start_with_env(
+            &dir,
+            &["--config", config.to_str().unwrap()],
+            &[("TESSERA_MASTER_KEY", &db.master)],
+        )
+    };
+    let (a, b) = (start(), start());
+    // Several key ids, so that their nonces live on different primaries.
+    for (i, key) in keys.iter().enumerate() {
+        let racing = signed(key, "POST", public, &format!("/v1/race/{i}"), b"{}", &[]);
+        let (addr_a, addr_b) = (a.addr, b.addr);
+        let (ra, rb) = (racing.clone(), racing);
+        let ta = std::thread::spawn(move || raw(addr_a, &ra, Duration::from_secs(10)).unwrap());
+        let tb = std::thread::spawn(move || raw(addr_b, &rb, Duration::from_secs(10)).unwrap());
+        let (x, y) = (ta.join().unwrap(), tb.join().unwrap());
+        let mut statuses = [x.status, y.status];
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [200, 401],
+            "{} / {}",
+            String::from_utf8_lossy(&x.body),
+            String::from_utf8_lossy(&y.body)
+        );
+        let refused = if x.status == 401 { &x } else { &y };
+        assert_eq!(refused.json()["code"], "replayed");
+    }
+    let raced: Vec<String> = upstream.paths();
+    assert_eq!(raced.len(), keys.len(), "{raced:?}");
+}
