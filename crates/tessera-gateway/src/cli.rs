@@ -25,7 +25,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     pub check: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port (default 127.0.0.1:0).
-    #[arg(long, value_name = "IP:PORT")]
+    /// `--addr` is the same, as for `tessera serve`.
+    #[arg(long, visible_alias = "addr", value_name = "IP:PORT")]
     pub listen: Option<SocketAddr>,
     /// The upstream base URL, e.g. http://127.0.0.1:5000.
     #[arg(long, value_name = "URL")]
@@ -56,6 +57,10 @@ pub struct Args {
     /// Limit each key to RATE requests (`10/s`, `100/m`, `1000/h`).
     #[arg(long, value_name = "RATE")]
     pub rate_limit: Option<String>,
+    /// With --rate-limit: requests a key may send at once after a quiet
+    /// period (default: the rate's count).
+    #[arg(long, value_name = "N", requires = "rate_limit")]
+    pub burst: Option<u32>,
     /// Largest request body, bytes (413 above).
     #[arg(long, value_name = "BYTES")]
     pub body_limit: Option<usize>,
@@ -117,7 +122,7 @@ impl Args {
         if let Some(rate) = &self.rate_limit {
             file.rate_limit = Some(RateLimitConfig {
                 rate: Some(rate.clone()),
-                burst: None,
+                burst: self.burst,
                 per: None,
                 routes: Vec::new(),
             });

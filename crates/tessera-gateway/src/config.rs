@@ -285,8 +285,15 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 /// # Errors
 /// As [`read_file`].
 pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
-    let deserializer = toml::Deserializer::parse(text)
-        .map_err(|e| ConfigError::new("", format!("not valid TOML: {}", e.message())))?;
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+        let at = e.span().map_or_else(String::new, |span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" at line {line}, column {column}")
+        });
+        ConfigError::new("", format!("not valid TOML{at}: {}", e.message()))
+    })?;
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };

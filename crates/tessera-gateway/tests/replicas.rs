@@ -16,20 +16,6 @@ use std::time::Duration;
 
 use support::*;
 
-/// The `tessera` command (tessera-cli), built next to the gateway binary.
-fn tessera_cli() -> PathBuf {
-    let path = Path::new(BIN).with_file_name("tessera");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "tessera-cli"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build -p tessera-cli failed");
-    }
-    path
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

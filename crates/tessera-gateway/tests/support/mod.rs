@@ -16,6 +16,21 @@ use tessera_core::SecretKey;
 /// The gateway binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_tessera-gateway");
 
+/// The `tessera` command (tessera-cli), built next to the gateway binary
+/// (built here when missing).
+pub fn tessera_cli() -> PathBuf {
+    let path = Path::new(BIN).with_file_name("tessera");
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "tessera-cli"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo build -p tessera-cli failed");
+    }
+    path
+}
+
 /// A fresh directory under the target tmp dir.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
@@ -113,8 +128,17 @@ impl Gateway {
 
     /// [`Gateway::start`] with environment variables.
     pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Gateway {
+        Self::start_command(Command::new(BIN), dir, args, env)
+    }
+
+    /// Starts `COMMAND ARGS` (the gateway binary or `tessera gateway`).
+    pub fn start_command(
+        mut command: Command,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let stderr = dir.join(format!("gateway-{}.stderr", rand::random::<u32>()));
-        let mut command = Command::new(BIN);
         command
             .args(args)
             .stdin(Stdio::null())
@@ -127,7 +151,11 @@ impl Gateway {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
-        let Some(addr) = line.trim().strip_prefix("listening on http://") else {
+        let Some(addr) = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .or_else(|| line.trim().strip_prefix("listening on https://"))
+        else {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
