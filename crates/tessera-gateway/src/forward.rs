@@ -53,8 +53,10 @@ pub struct Forwarding<'a> {
 /// Rewrites request headers for the upstream.
 pub fn request_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     remove_hop_by_hop(headers);
-    // The body is forwarded whole; its length is set from it.
+    // The body is forwarded whole; its length is set from it, and there is
+    // nothing left to wait for a 100 (Continue) about.
     headers.remove(CONTENT_LENGTH);
+    headers.remove(http::header::EXPECT);
     // Identity fields come from the verifier only: every client copy goes.
     for name in [
         &f.identity_names.key_id,

@@ -6,7 +6,7 @@
 //! valid, unrevoked key, within the window, never replayed, with its body
 //! digest checked.
 //!
-//! * Verification is `tessera-server`'s [`Verifier`](tessera_server::Verifier),
+//! * Verification is `tessera-server`'s `Verifier`,
 //!   not a second implementation: the same checks, the same problem+json
 //!   rejections (`WWW-Authenticate`, the clock-skew challenge). Rejections
 //!   are answered by the gateway and never reach the upstream.

@@ -24,7 +24,7 @@ use crate::deadline::DeadlineBody;
 use crate::forward::{self, Forwarding};
 use crate::guard::HeadRefusal;
 use crate::problem::problem;
-use crate::routes::first_match;
+use crate::routes::{first_match, is_canonical_path};
 use crate::Body;
 
 /// Everything the proxy path shares between requests.
@@ -143,6 +143,16 @@ impl Proxy {
                     true,
                 ),
                 Outcome::new("refused", "host"),
+            );
+        }
+        if !is_canonical_path(request.uri().path()) {
+            return (
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    "the request path has a dot segment, an empty segment, a backslash or an encoded '.', '/' or '\\'; send it in its canonical form",
+                    true,
+                ),
+                Outcome::new("refused", "path_not_canonical"),
             );
         }
         let (parts, body) = request.into_parts();

@@ -52,6 +52,40 @@ impl RouteRule {
     }
 }
 
+/// Whether a request path is in the one form route rules are matched in:
+/// no `.` or `..` segment, no empty segment (`//`), no backslash, and no
+/// percent-encoded `.`, `/` or `\\`.
+///
+/// An upstream that normalizes such paths (many frameworks resolve dot
+/// segments or merge slashes) would otherwise route `/public/../admin`
+/// somewhere other than where the gateway matched it, past a route's scopes
+/// or out of a public prefix. Such requests are refused instead.
+pub fn is_canonical_path(path: &str) -> bool {
+    if path.contains('\\') {
+        return false;
+    }
+    let lower = path.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c"]
+        .iter()
+        .any(|encoded| lower.contains(encoded))
+    {
+        return false;
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return path == "*";
+    };
+    rest.is_empty()
+        || rest
+            .split('/')
+            .enumerate()
+            .all(|(i, segment)| match segment {
+                "." | ".." => false,
+                // A trailing slash is one empty last segment; others are `//`.
+                "" => i == rest.split('/').count() - 1,
+                _ => true,
+            })
+}
+
 /// The first rule matching, if any.
 pub fn first_match<'a>(
     rules: &'a [RouteRule],
@@ -73,6 +107,26 @@ mod tests {
         assert!(!p.matches("/v1/users/42/orders/7"));
         assert!(!p.matches("/v1/users/42"));
         assert!(PathMatch::Prefix("/health".into()).matches("/healthz"));
+    }
+
+    #[test]
+    fn only_canonical_paths_are_matched() {
+        for ok in ["/", "/a", "/a/b/", "/a.b/c..d", "/.well-known/x"] {
+            assert!(is_canonical_path(ok), "{ok}");
+        }
+        for bad in [
+            "/a/../b",
+            "/a/./b",
+            "/a/..",
+            "//a",
+            "/a//b",
+            "/a/%2e%2e/b",
+            "/a%2Fb",
+            "/a\\b",
+            "a",
+        ] {
+            assert!(!is_canonical_path(bad), "{bad}");
+        }
     }
 
     #[test]

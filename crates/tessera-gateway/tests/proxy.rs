@@ -318,6 +318,23 @@ fn public_routes_pass_unsigned_with_identity_fields_removed() {
             .status,
         401
     );
+    // Paths an upstream might normalize differently are refused, so that
+    // `/health/../v1/admin` cannot ride on the public `/health` prefix.
+    for path in [
+        "/health/../v1/admin",
+        "/health/%2e%2e/v1/admin",
+        "/v1//admin",
+        "/health/./x",
+    ] {
+        let request =
+            format!("DELETE {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+        let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
+        assert_eq!(reply.status, 400, "{path}");
+        assert!(reply.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("canonical form"));
+    }
     assert_eq!(s.upstream.paths(), ["/healthz", "/login"]);
 }
 
