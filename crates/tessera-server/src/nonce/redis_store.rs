@@ -336,6 +336,8 @@ impl RedisNonceStoreBuilder {
 ///
 /// # Failures and recovery
 ///
+/// With one endpoint (a cluster differs; see "Redis Cluster" below):
+///
 /// * The first check that finds Redis down (connection refused or lost) or
 ///   silent (no answer within the timeout) fails closed as it happens: after
 ///   the connection manager's reconnect attempts (about a quarter of a second
@@ -372,6 +374,7 @@ impl RedisNonceStoreBuilder {
 /// * The bound on entries is Redis's `maxmemory` (an entry takes about 200
 ///   bytes: 2 GB per 10 million live nonces); there is no per-key-id cap as in
 ///   [`MemoryNonceStore`](crate::MemoryNonceStore).
+///
 /// # Redis Cluster
 ///
 /// [`RedisNonceStore::cluster_builder`] (or a `redis+cluster://h1:p1,h2:p2`
@@ -392,10 +395,13 @@ impl RedisNonceStoreBuilder {
 ///   it owns (within the timeout); checks of the other slots go on. There
 ///   is no store-wide "down" mark as with one endpoint, since that would
 ///   refuse every slot for one node.
-/// * Once the cluster itself declares the slots uncovered (`CLUSTERDOWN`,
-///   after `cluster-node-timeout`), every check fails closed as an error
-///   reply from Redis.
-///
+/// * Once the cluster declares a slot range uncovered (`CLUSTERDOWN`, after
+///   `cluster-node-timeout`; with the default
+///   `cluster-require-full-coverage yes`, every slot), the checks fail
+///   closed on Redis's error reply.
+/// * Resharding is handled by Redis and the client: a check whose two keys
+///   are split by a slot migration in progress gets `ASK` or `TRYAGAIN`,
+///   which the client retries within the timeout, or fails closed.
 ///
 /// # No local cache
 ///
