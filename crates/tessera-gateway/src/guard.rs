@@ -136,6 +136,8 @@ pub struct Guard<IO> {
     /// Header deadline, armed while a head is incomplete (and from accept).
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     eof: bool,
+    /// Read buffer, allocated once per connection.
+    scratch: Box<[u8]>,
 }
 
 impl<IO> std::fmt::Debug for Guard<IO> {
@@ -158,6 +160,7 @@ impl<IO> Guard<IO> {
             ready: BytesMut::new(),
             deadline,
             eof: false,
+            scratch: vec![0u8; 16 * 1024].into_boxed_slice(),
         }
     }
 
@@ -391,8 +394,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guard<IO> {
             if this.advance() {
                 continue;
             }
-            let mut chunk = [0u8; 16 * 1024];
-            let mut read = ReadBuf::new(&mut chunk);
+            let mut read = ReadBuf::new(&mut this.scratch);
             match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
                 Poll::Ready(Ok(())) => {
                     if read.filled().is_empty() {
