@@ -111,9 +111,11 @@ impl Args {
             file.scheme = Some(scheme.clone());
         }
         if let Some(url) = &self.nonce_store {
+            // The flag replaces the file's store, keeping its prefix and timeouts.
             file.nonce_store = Some(NonceStoreConfig {
                 redis: Some(url.clone()),
-                ..NonceStoreConfig::default()
+                cluster: None,
+                ..file.nonce_store.clone().unwrap_or_default()
             });
         }
         if let Some(admin) = self.admin {

@@ -107,6 +107,8 @@ pub struct NonceStoreConfig {
     pub prefix: Option<String>,
     /// Per-command timeout, milliseconds.
     pub timeout_ms: Option<u64>,
+    /// Connection timeout (start-up and reconnections), milliseconds.
+    pub connect_timeout_ms: Option<u64>,
 }
 
 /// `[identity_headers]`.
@@ -417,6 +419,14 @@ pub struct RateLimits {
     pub routes: Vec<(String, Option<Method>, tessera_ratelimit::Rate, u32)>,
 }
 
+/// The nonce store, its Redis prefix, command timeout and connect timeout.
+type NonceSettings = (
+    NonceSource,
+    Option<String>,
+    Option<Duration>,
+    Option<Duration>,
+);
+
 /// The validated configuration the gateway runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -446,6 +456,8 @@ pub struct Settings {
     pub nonce_prefix: Option<String>,
     /// Redis command timeout.
     pub nonce_timeout: Option<Duration>,
+    /// Redis connection timeout.
+    pub nonce_connect_timeout: Option<Duration>,
     /// Identity header names.
     pub identity: IdentityHeaders,
     /// Limits.
@@ -609,7 +621,7 @@ impl FileConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let keys = self.key_source()?;
-        let (nonces, nonce_prefix, nonce_timeout) = self.nonce_source()?;
+        let (nonces, nonce_prefix, nonce_timeout, nonce_connect_timeout) = self.nonce_source()?;
         let identity = IdentityHeaders {
             key_id: header_name(
                 "identity_headers.key_id",
@@ -680,6 +692,7 @@ impl FileConfig {
             nonces,
             nonce_prefix,
             nonce_timeout,
+            nonce_connect_timeout,
             identity,
             limits,
             admin: self.admin.as_ref().map(|a| a.listen),
@@ -725,9 +738,9 @@ impl FileConfig {
         }
     }
 
-    fn nonce_source(&self) -> Result<(NonceSource, Option<String>, Option<Duration>), ConfigError> {
+    fn nonce_source(&self) -> Result<NonceSettings, ConfigError> {
         let Some(n) = &self.nonce_store else {
-            return Ok((NonceSource::Memory, None, None));
+            return Ok((NonceSource::Memory, None, None, None));
         };
         let redis_url = |at: &str, u: &str| {
             if [
@@ -772,23 +785,28 @@ impl FileConfig {
                 ))
             }
         };
-        if matches!(source, NonceSource::Memory) && (n.prefix.is_some() || n.timeout_ms.is_some()) {
+        if matches!(source, NonceSource::Memory)
+            && (n.prefix.is_some() || n.timeout_ms.is_some() || n.connect_timeout_ms.is_some())
+        {
             return Err(ConfigError::new(
                 "nonce_store",
-                "`prefix` and `timeout_ms` need `redis` or `cluster`",
+                "`prefix`, `timeout_ms` and `connect_timeout_ms` need `redis` or `cluster`",
             ));
         }
-        let timeout = match n.timeout_ms {
-            None => None,
-            Some(ms) if (1..=60_000).contains(&ms) => Some(Duration::from_millis(ms)),
-            Some(ms) => {
-                return Err(ConfigError::new(
-                    "nonce_store.timeout_ms",
-                    format!("{ms} is out of range (expected milliseconds from 1 to 60000)"),
-                ))
-            }
+        let millis = |key: &str, value: Option<u64>| match value {
+            None => Ok(None),
+            Some(ms) if (1..=60_000).contains(&ms) => Ok(Some(Duration::from_millis(ms))),
+            Some(ms) => Err(ConfigError::new(
+                key,
+                format!("{ms} is out of range (expected milliseconds from 1 to 60000)"),
+            )),
         };
-        Ok((source, n.prefix.clone(), timeout))
+        Ok((
+            source,
+            n.prefix.clone(),
+            millis("nonce_store.timeout_ms", n.timeout_ms)?,
+            millis("nonce_store.connect_timeout_ms", n.connect_timeout_ms)?,
+        ))
     }
 
     fn limits(&self) -> Result<Limits, ConfigError> {

@@ -113,6 +113,9 @@ fn configure(
     if let Some(timeout) = settings.nonce_timeout {
         builder = builder.timeout(timeout);
     }
+    if let Some(timeout) = settings.nonce_connect_timeout {
+        builder = builder.connect_timeout(timeout);
+    }
     builder
 }
 

@@ -279,7 +279,7 @@ fn replicas_on_a_redis_cluster_accept_a_raced_request_once() {
     std::fs::write(
         &config,
         format!(
-            "upstream = \"{}\"\nauthorities = [\"{public}\"]\n[keys]\ndb = \"{}\"\n[nonce_store]\ncluster = [{}]\nprefix = \"gw{}\"\n",
+            "upstream = \"{}\"\nauthorities = [\"{public}\"]\n[keys]\ndb = \"{}\"\n[nonce_store]\ncluster = [{}]\nprefix = \"gw{}\"\nconnect_timeout_ms = 20000\n",
             upstream.url(),
             db.url,
             node_list.join(", "),
