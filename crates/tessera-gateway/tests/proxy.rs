@@ -455,3 +455,31 @@ fn admin_listener_serves_metrics_health_and_readiness() {
     assert!(!logs.contains("sig1=:"), "a signature was logged");
     assert!(!logs.contains(&alice.secret_hex));
 }
+
+#[test]
+fn forwarding_fields_of_a_trusted_proxy_are_appended_to() {
+    let s = setup("trusted_proxies = [\"127.0.0.0/8\"]");
+    let reply = send_signed(
+        &s.gateway,
+        &s.alice,
+        "GET",
+        "/v1/me",
+        b"",
+        &[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=203.0.113.9;proto=https"),
+            ("tessera-owner", "admin"),
+        ],
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.echoed("x-forwarded-for"), ["203.0.113.9, 127.0.0.1"]);
+    assert_eq!(reply.echoed("x-forwarded-proto"), ["https"]);
+    let forwarded = reply.echoed("forwarded");
+    assert!(
+        forwarded[0].starts_with("for=203.0.113.9;proto=https, for=127.0.0.1;proto=http"),
+        "{forwarded:?}"
+    );
+    // Identity fields are never trusted, whoever sends them.
+    assert_eq!(reply.echoed("tessera-owner"), ["alice"]);
+}
