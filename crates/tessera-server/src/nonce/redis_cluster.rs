@@ -9,17 +9,21 @@ use std::time::Duration;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
-use redis::RedisError;
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
+use redis::{RedisError, Value};
 
 use super::redis_store::{
     epoch_key_of_tag, redact_url, scrub_secret, url_password, RedisStoreError, RedisStoreErrorKind,
     TAGS,
 };
 
-/// Epoch `SET NX` commands in flight at once at connection (the cluster
-/// connection multiplexes them over one socket per primary).
+/// Epoch `SET NX` commands in flight at once when they go one by one (the
+/// cluster connection multiplexes them over one socket per primary).
 const EPOCH_WRITES_IN_FLIGHT: usize = 256;
+/// Hash slots of a Redis Cluster.
+const SLOTS: u16 = 16384;
 
 /// The schemes of a cluster URL: `redis+cluster://[user:pass@]h1:p1,h2:p2`.
 const CLUSTER_SCHEMES: [(&str, &str); 2] = [
@@ -164,7 +168,7 @@ pub(super) async fn connect(
     check_eviction_policies(&mut connection, settings.target).await;
     tokio::time::timeout(
         bounded,
-        write_missing_epochs(&connection, settings.prefix, since),
+        write_missing_epochs(&mut connection, settings.prefix, since),
     )
     .await
     .map_err(|_| connect_failed("timed out writing the epoch keys".to_owned()))?
@@ -173,9 +177,119 @@ pub(super) async fn connect(
 }
 
 /// Writes the epoch of every tag that has none (`SET NX`), each on the
-/// primary owning the tag's slot. A pipeline would have to stay within one
-/// slot, so these are single commands, many in flight at once.
+/// primary owning the tag's slot: one pipeline per slot range of the slot
+/// map from `CLUSTER SLOTS` (a range has one primary). Should the map change meanwhile (a `MOVED`
+/// inside a pipeline), every tag is written again one command at a time,
+/// which the client routes and redirects itself (`SET NX` is idempotent).
 async fn write_missing_epochs(
+    connection: &mut ClusterConnection,
+    prefix: &str,
+    since: u64,
+) -> Result<(), RedisError> {
+    match write_epochs_per_primary(connection, prefix, since).await {
+        Ok(true) => return Ok(()),
+        Ok(false) => {
+            tracing::debug!("tessera: the cluster's slot map moved; epoch keys written one by one")
+        }
+        Err(e) => {
+            tracing::debug!(kind = ?e.kind(), "tessera: epoch pipelines failed; epoch keys written one by one")
+        }
+    }
+    write_epochs_one_by_one(connection, prefix, since).await
+}
+
+/// One pipeline per slot range; `Ok(false)` when a reply was an error or the
+/// slot map did not cover every tag.
+async fn write_epochs_per_primary(
+    connection: &mut ClusterConnection,
+    prefix: &str,
+    since: u64,
+) -> Result<bool, RedisError> {
+    let reply: Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(connection)
+        .await?;
+    let ranges = slot_ranges(&reply);
+    // (first slot of the range, pipeline, commands) per range.
+    let mut by_primary: Vec<(u16, redis::Pipeline, usize)> = Vec::new();
+    for tag in 0..TAGS {
+        let key = epoch_key_of_tag(prefix, tag);
+        let slot = key_slot(key.as_bytes());
+        let Some(&(first, _)) = ranges.iter().find(|(lo, hi)| (*lo..=*hi).contains(&slot)) else {
+            return Ok(false);
+        };
+        let index = match by_primary.iter().position(|(f, _, _)| *f == first) {
+            Some(index) => index,
+            None => {
+                by_primary.push((first, redis::pipe(), 0));
+                by_primary.len() - 1
+            }
+        };
+        let (_, pipe, count) = &mut by_primary[index];
+        pipe.cmd("SET").arg(key).arg(since).arg("NX");
+        *count += 1;
+    }
+    for (first, pipe, count) in by_primary {
+        let route = SingleNodeRoutingInfo::SpecificNode(Route::new(first, SlotAddr::Master));
+        let replies = connection.route_pipeline(pipe, 0, count, route).await?;
+        if replies.iter().any(|r| matches!(r, Value::ServerError(_))) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The slot ranges of `CLUSTER SLOTS`, `(first, last)`.
+fn slot_ranges(reply: &Value) -> Vec<(u16, u16)> {
+    let Value::Array(entries) = reply else {
+        return Vec::new();
+    };
+    let mut ranges = Vec::new();
+    for entry in entries {
+        if let Value::Array(fields) = entry {
+            if let [Value::Int(lo), Value::Int(hi), ..] = fields.as_slice() {
+                if let (Ok(lo), Ok(hi)) = (u16::try_from(*lo), u16::try_from(*hi)) {
+                    ranges.push((lo, hi));
+                }
+            }
+        }
+    }
+    ranges
+}
+
+/// The Redis Cluster hash slot of `key`: CRC16 (XMODEM) of its hash tag
+/// (the text between the first `{` and the next `}`, when not empty) or of
+/// the whole key, modulo 16384.
+fn key_slot(key: &[u8]) -> u16 {
+    let hashed = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    crc16_xmodem(hashed) % SLOTS
+}
+
+fn crc16_xmodem(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// Every epoch key as its own command, many in flight at once.
+async fn write_epochs_one_by_one(
     connection: &ClusterConnection,
     prefix: &str,
     since: u64,
@@ -256,6 +370,26 @@ mod tests {
             .expect("cluster url")
             .expect_err("empty host");
         assert_eq!(e.kind(), RedisStoreErrorKind::InvalidUrl);
+    }
+
+    #[test]
+    fn slots_match_redis() {
+        // The CRC16 check value, and slots from the Redis Cluster spec / CLUSTER KEYSLOT.
+        assert_eq!(crc16_xmodem(b"123456789"), 0x31c3);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
+        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
+        assert_eq!(
+            key_slot(b"tessera:{abc}:since"),
+            key_slot(b"tessera:{abc}:nonce:00")
+        );
+        let ranges = slot_ranges(&Value::Array(vec![Value::Array(vec![
+            Value::Int(0),
+            Value::Int(5460),
+            Value::Array(vec![]),
+        ])]));
+        assert_eq!(ranges, [(0, 5460)]);
     }
 
     #[test]
