@@ -178,19 +178,19 @@ impl<IO> Guard<IO> {
             }
             match self.state {
                 State::Passthrough => {
-                    let all = self.pending.split();
-                    self.ready.extend_from_slice(&all);
+                    self.ready.extend_from_slice(&self.pending);
+                    self.pending.clear();
                 }
                 State::Discard => self.pending.clear(),
                 State::Body(n) => {
                     let take = usize::try_from(n)
                         .unwrap_or(usize::MAX)
                         .min(self.pending.len());
-                    let chunk = self.pending.split_to(take);
-                    self.ready.extend_from_slice(&chunk);
+                    self.ready.extend_from_slice(&self.pending[..take]);
+                    self.pending.advance(take);
                     let left = n - take as u64;
                     self.state = if left == 0 {
-                        self.head_state()
+                        State::Head
                     } else {
                         State::Body(left)
                     };
@@ -199,8 +199,8 @@ impl<IO> Guard<IO> {
                     let take = usize::try_from(n)
                         .unwrap_or(usize::MAX)
                         .min(self.pending.len());
-                    let chunk = self.pending.split_to(take);
-                    self.ready.extend_from_slice(&chunk);
+                    self.ready.extend_from_slice(&self.pending[..take]);
+                    self.pending.advance(take);
                     let left = n - take as u64;
                     self.state = if left == 0 {
                         State::ChunkEnd
@@ -217,13 +217,12 @@ impl<IO> Guard<IO> {
                         }
                         break;
                     };
-                    let line = self.pending.split_to(at + 1);
-                    self.ready.extend_from_slice(&line);
-                    let text = line.strip_suffix(b"\n").unwrap_or(&line);
+                    let line = &self.pending[..=at];
+                    let text = line.strip_suffix(b"\n").unwrap_or(line);
                     let text = text.strip_suffix(b"\r").unwrap_or(text);
-                    self.state = match self.state {
+                    let next = match self.state {
                         State::ChunkEnd => State::ChunkSize,
-                        State::Trailers if text.is_empty() => self.head_state(),
+                        State::Trailers if text.is_empty() => State::Head,
                         State::Trailers => State::Trailers,
                         _ => match chunk_size(text) {
                             Some(0) => State::Trailers,
@@ -231,6 +230,9 @@ impl<IO> Guard<IO> {
                             None => State::Passthrough,
                         },
                     };
+                    self.ready.extend_from_slice(&self.pending[..=at]);
+                    self.pending.advance(at + 1);
+                    self.state = next;
                 }
                 State::Head => {
                     if !self.head() {
@@ -240,11 +242,6 @@ impl<IO> Guard<IO> {
             }
         }
         before != (self.pending.len(), self.ready.len())
-    }
-
-    /// Back to reading heads; the header deadline is armed by the next byte.
-    fn head_state(&mut self) -> State {
-        State::Head
     }
 
     /// Handles a head in `pending`; false when it is still incomplete.
@@ -287,8 +284,10 @@ impl<IO> Guard<IO> {
         self.deadline = None;
         match verdict {
             Ok((len, framing)) => {
-                let head = self.pending.split_to(len);
-                self.ready.extend_from_slice(&head);
+                // Copied, not split off: splitting would turn both buffers
+                // into shared ones and allocate on every request.
+                self.ready.extend_from_slice(&self.pending[..len]);
+                self.pending.advance(len);
                 self.state = framing;
             }
             Err(refusal) => {
@@ -385,8 +384,8 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guard<IO> {
             if this.eof {
                 // An unfinished head goes to the parser as it is, which refuses it.
                 if !this.pending.is_empty() && this.state != State::Discard {
-                    let rest = this.pending.split();
-                    this.ready.extend_from_slice(&rest);
+                    this.ready.extend_from_slice(&this.pending);
+                    this.pending.clear();
                     continue;
                 }
                 return Poll::Ready(Ok(()));
