@@ -53,6 +53,8 @@ enum Command {
     Verify(commands::verify::Args),
     /// Run a verifying echo server for testing clients.
     Serve(commands::serve::Args),
+    /// Run a verifying reverse proxy in front of any HTTP API.
+    Gateway(commands::gateway::Args),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Base(args) => commands::base::run(&args),
         Command::Verify(args) => commands::verify::run(&args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Gateway(args) => commands::gateway::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@
 
 pub(crate) mod base;
 pub(crate) mod demo;
+pub(crate) mod gateway;
 pub(crate) mod keygen;
 pub(crate) mod keys;
 pub(crate) mod serve;

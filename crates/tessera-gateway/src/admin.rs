@@ -1,0 +1,164 @@
+//! The admin listener: Prometheus `/metrics`, `/healthz` (the process
+//! runs) and `/readyz` (the nonce store and the key store answer).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tessera_server::NonceStore;
+use tokio::net::TcpListener;
+
+use crate::problem::full;
+use crate::stores::{probe_keys, probe_nonces, Keys};
+use crate::Body;
+
+/// Buckets of the latency histograms, seconds.
+const BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// Installs the Prometheus recorder (once per process) and returns its handle.
+///
+/// # Errors
+/// A recorder is already installed.
+pub fn install_metrics() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&BUCKETS)
+        .map_err(|e| format!("metrics: {e}"))?
+        .install_recorder()
+        .map_err(|e| format!("metrics: {e}"))?;
+    metrics::describe_counter!(
+        "gateway_requests_total",
+        "Requests by outcome (forwarded, public, rejected, refused, upstream_error) and error code"
+    );
+    metrics::describe_histogram!(
+        "gateway_verify_seconds",
+        "Time to verify a request, body read included"
+    );
+    metrics::describe_histogram!(
+        "gateway_upstream_seconds",
+        "Time to the upstream's response head"
+    );
+    metrics::describe_counter!(
+        "gateway_store_errors_total",
+        "Requests refused because the nonce or key store could not answer"
+    );
+    metrics::describe_gauge!("gateway_connections", "Client connections open");
+    metrics::describe_gauge!(
+        "gateway_key_cache_hits",
+        "SQL key store: resolves answered from the cache"
+    );
+    metrics::describe_gauge!(
+        "gateway_key_db_lookups",
+        "SQL key store: resolves sent to the database"
+    );
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
+}
+
+/// What the admin endpoints read.
+#[derive(Clone)]
+pub struct Admin {
+    /// The metrics.
+    pub metrics: PrometheusHandle,
+    /// The nonce store to probe.
+    pub nonces: Arc<dyn NonceStore>,
+    /// The key store to probe.
+    pub keys: Keys,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
+
+impl Admin {
+    async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+        match request.uri().path() {
+            "/metrics" => {
+                if let Some(sql) = &self.keys.sql {
+                    let stats = sql.stats();
+                    metrics::gauge!("gateway_key_cache_hits").set(stats.cache_hits as f64);
+                    metrics::gauge!("gateway_key_db_lookups").set(stats.db_lookups as f64);
+                }
+                text(
+                    StatusCode::OK,
+                    self.metrics.render(),
+                    "text/plain; version=0.0.4",
+                )
+            }
+            "/healthz" => text(StatusCode::OK, "ok\n".to_owned(), "text/plain"),
+            "/readyz" => {
+                let (nonces, keys) =
+                    tokio::join!(probe_nonces(&*self.nonces), probe_keys(&self.keys));
+                match (nonces, keys) {
+                    (Ok(()), Ok(())) => text(StatusCode::OK, "ready\n".to_owned(), "text/plain"),
+                    (n, k) => {
+                        let mut why = String::from("not ready");
+                        for e in [n.err(), k.err()].into_iter().flatten() {
+                            why.push_str(": ");
+                            why.push_str(&e);
+                        }
+                        why.push('\n');
+                        text(StatusCode::SERVICE_UNAVAILABLE, why, "text/plain")
+                    }
+                }
+            }
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "not found\n".to_owned(),
+                "text/plain",
+            ),
+        }
+    }
+}
+
+fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Serves the admin endpoints on `listener` until the process ends.
+pub async fn serve(listener: TcpListener, admin: Admin) {
+    let admin = Arc::new(admin);
+    loop {
+        let Ok((stream, _peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let admin = Arc::clone(&admin);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let admin = Arc::clone(&admin);
+                async move { Ok::<_, Infallible>(admin.handle(request).await) }
+            });
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10));
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+/// The admin address for the start-up line.
+pub fn describe(addr: SocketAddr) -> String {
+    format!("admin on http://{addr} (/metrics /healthz /readyz)")
+}

@@ -1,0 +1,219 @@
+//! The command line of `tessera-gateway` (and `tessera gateway`): flags for
+//! the common case, a TOML file for everything (`--config`), flags given
+//! with a file override its keys, and `--check FILE` validates and exits.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::{self, FileConfig, KeysConfig, NonceStoreConfig, RateLimitConfig};
+
+/// Arguments of `tessera-gateway` / `tessera gateway`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "Examples:
+  tessera-gateway --listen 127.0.0.1:8080 --upstream http://127.0.0.1:5000 --keys keys.json
+  tessera-gateway --config gateway.toml
+  tessera-gateway --check gateway.toml
+Prints `listening on http://IP:PORT` once bound (then the admin address with
+--admin), logs one JSON line per request on standard error, and serves until
+SIGTERM or SIGINT, then drains the requests in flight.")]
+pub struct Args {
+    /// TOML configuration file (see gateway.example.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate FILE (syntax, keys, values, the keys file) and exit: 0 if valid.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    pub check: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port (default 127.0.0.1:0).
+    /// `--addr` is the same, as for `tessera serve`.
+    #[arg(long, visible_alias = "addr", value_name = "IP:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// The upstream base URL, e.g. http://127.0.0.1:5000.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// JSON keys file (the `tessera serve --keys` format).
+    #[arg(long, value_name = "FILE", conflicts_with = "keys_db")]
+    pub keys: Option<PathBuf>,
+    /// SQL key store: sqlite://PATH or postgres://USER@HOST:PORT/DB (master
+    /// key from --master-key-file, TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE).
+    #[arg(long, value_name = "URL")]
+    pub keys_db: Option<String>,
+    /// With --keys-db: a file of master keys (`VERSION:HEX` lines).
+    #[arg(long, value_name = "FILE", requires = "keys_db")]
+    pub master_key_file: Option<PathBuf>,
+    /// An authority (`host[:port]`) clients sign for; repeat for more.
+    /// Default: the bound IP:PORT and localhost:PORT.
+    #[arg(long = "authority", value_name = "HOST[:PORT]")]
+    pub authorities: Vec<String>,
+    /// The public scheme clients sign for (`https` behind TLS termination).
+    #[arg(long, value_name = "SCHEME", value_parser = ["http", "https"])]
+    pub scheme: Option<String>,
+    /// Shared nonce store: redis://HOST:PORT (default: this process's memory).
+    #[arg(long, value_name = "URL")]
+    pub nonce_store: Option<String>,
+    /// Admin listener (Prometheus /metrics, /healthz, /readyz).
+    #[arg(long, value_name = "IP:PORT")]
+    pub admin: Option<SocketAddr>,
+    /// Limit each key to RATE requests (`10/s`, `100/m`, `1000/h`).
+    #[arg(long, value_name = "RATE")]
+    pub rate_limit: Option<String>,
+    /// With --rate-limit: requests a key may send at once after a quiet
+    /// period (default: the rate's count).
+    #[arg(long, value_name = "N", requires = "rate_limit")]
+    pub burst: Option<u32>,
+    /// Largest request body, bytes (413 above).
+    #[arg(long, value_name = "BYTES")]
+    pub body_limit: Option<usize>,
+    /// A trusted proxy (IP or CIDR) whose forwarding fields are appended to; repeat for more.
+    #[arg(long = "trusted-proxy", value_name = "IP[/BITS]")]
+    pub trusted_proxies: Vec<String>,
+    /// Forward WITHOUT verifying signatures: for benchmarks on loopback only
+    /// (refuses any other listen address and logs a warning).
+    #[arg(long)]
+    pub unverified_benchmark_mode: bool,
+    /// Log format on standard error.
+    #[arg(long, value_name = "FORMAT", default_value = "json", value_parser = ["json", "text"])]
+    pub log_format: String,
+    /// No per-request log lines (warnings and errors only).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl Args {
+    /// The configuration file (if any) with the flags applied over it.
+    ///
+    /// # Errors
+    /// The file is invalid.
+    pub fn file_config(&self) -> Result<FileConfig, config::ConfigError> {
+        let mut file = match &self.config {
+            Some(path) => config::read_file(path)?,
+            None => FileConfig::default(),
+        };
+        if let Some(listen) = self.listen {
+            file.listen = Some(listen);
+        }
+        if let Some(upstream) = &self.upstream {
+            file.upstream = Some(upstream.clone());
+        }
+        if self.keys.is_some() || self.keys_db.is_some() {
+            file.keys = Some(KeysConfig {
+                file: self.keys.clone(),
+                db: self.keys_db.clone(),
+                master_key_file: self.master_key_file.clone(),
+                max_staleness: None,
+            });
+        }
+        if !self.authorities.is_empty() {
+            file.authorities = self.authorities.clone();
+            file.fixed_authority = None;
+        }
+        if let Some(scheme) = &self.scheme {
+            file.scheme = Some(scheme.clone());
+        }
+        if let Some(url) = &self.nonce_store {
+            // The flag replaces the file's store, keeping its prefix and timeouts.
+            file.nonce_store = Some(NonceStoreConfig {
+                redis: Some(url.clone()),
+                cluster: None,
+                ..file.nonce_store.clone().unwrap_or_default()
+            });
+        }
+        if let Some(admin) = self.admin {
+            file.admin = Some(config::AdminConfig { listen: admin });
+        }
+        if let Some(rate) = &self.rate_limit {
+            file.rate_limit = Some(RateLimitConfig {
+                rate: Some(rate.clone()),
+                burst: self.burst,
+                per: None,
+                routes: Vec::new(),
+            });
+        }
+        if let Some(limit) = self.body_limit {
+            file.body_limit = Some(limit);
+        }
+        if !self.trusted_proxies.is_empty() {
+            file.trusted_proxies = self.trusted_proxies.clone();
+        }
+        Ok(file)
+    }
+}
+
+/// Runs the gateway (or `--check`); the process exit code: 0 on success,
+/// 2 for an invalid configuration, 1 when it cannot start.
+pub fn main(args: Args) -> ExitCode {
+    if let Some(path) = &args.check {
+        return check(path);
+    }
+    init_logging(&args);
+    let settings = match args.file_config().and_then(|file| file.validate()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            let source = args
+                .config
+                .as_ref()
+                .map(|p| format!("{}: ", p.display()))
+                .unwrap_or_default();
+            eprintln!("tessera-gateway: invalid configuration: {source}{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tessera-gateway: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = crate::RunOptions {
+        unverified_benchmark_mode: args.unverified_benchmark_mode,
+    };
+    match runtime.block_on(crate::run(settings, options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera-gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--check FILE`: parse, validate, and load the keys file if one is named.
+fn check(path: &std::path::Path) -> ExitCode {
+    let result = config::read_file(path)
+        .and_then(|file| file.validate())
+        .and_then(|settings| match &settings.keys {
+            config::KeySource::File(keys) => crate::keyfile::load(keys)
+                .map(|_| ())
+                .map_err(|e| config::ConfigError::new("keys.file", e)),
+            _ => Ok(()),
+        });
+    match result {
+        Ok(()) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tessera-gateway: {}: {e}", path.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// JSON (or text) logs on standard error; `RUST_LOG` overrides the level.
+fn init_logging(args: &Args) {
+    let default = if args.quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialization (a test calling `main` twice) is harmless.
+    let _ = if args.log_format == "json" {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}

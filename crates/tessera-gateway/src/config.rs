@@ -1,0 +1,986 @@
+//! The gateway's configuration: the TOML file (every table and key is
+//! checked, unknown ones are errors) and its validation into [`Settings`].
+//!
+//! Errors name the key path (`limits.max_headers`, `routes[2].scopes`) and
+//! what was expected, so a bad file is fixed at once rather than
+//! discovered in production.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use serde::Deserialize;
+use tessera_core::Scheme;
+
+use crate::routes::{PathMatch, RouteRule};
+
+/// Default largest request head, bytes (request line plus name + value + 4 per field).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Default most header fields in a request.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Default seconds a connection has to send a complete request head.
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+/// Default seconds the whole request body has from the end of its head.
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 30;
+/// Default seconds an idle keep-alive connection stays open.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// Default most client connections open at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default seconds the upstream has to answer with a response head (then 504).
+pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 30;
+/// Default seconds to connect to the upstream (then 502).
+pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT_SECS: u64 = 5;
+
+/// The configuration file as written (`deny_unknown_fields` everywhere).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `IP:PORT` to listen on.
+    pub listen: Option<SocketAddr>,
+    /// Base URL of the upstream (`http://HOST:PORT`, optionally with a path prefix).
+    pub upstream: Option<String>,
+    /// The public scheme clients sign for: `http` or `https`.
+    pub scheme: Option<String>,
+    /// Authorities (`host[:port]`) clients sign for.
+    #[serde(default)]
+    pub authorities: Vec<String>,
+    /// One fixed public authority used for every signature base.
+    pub fixed_authority: Option<String>,
+    /// Acceptance window, seconds.
+    pub window: Option<u64>,
+    /// Largest request body, bytes (413 above).
+    pub body_limit: Option<usize>,
+    /// Remove `Signature` and `Signature-Input` before forwarding.
+    #[serde(default)]
+    pub strip_signature_headers: bool,
+    /// Peers (IPs or CIDR blocks) whose forwarding headers are appended to.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Key store.
+    pub keys: Option<KeysConfig>,
+    /// Nonce store.
+    pub nonce_store: Option<NonceStoreConfig>,
+    /// Identity header names.
+    #[serde(default)]
+    pub identity_headers: IdentityHeadersConfig,
+    /// Timeouts and limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Admin listener.
+    pub admin: Option<AdminConfig>,
+    /// TLS termination.
+    pub tls: Option<TlsConfig>,
+    /// Rate limits.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Routes and the scopes they require.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Routes that need no signature.
+    #[serde(default)]
+    pub public: Vec<PublicConfig>,
+}
+
+/// `[keys]`: exactly one of `file` and `db`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// A JSON keys file (the `tessera serve --keys` format).
+    pub file: Option<PathBuf>,
+    /// A SQL key store URL (`sqlite://PATH`, `postgres://…`).
+    pub db: Option<String>,
+    /// With `db`: the master key file (else `TESSERA_MASTER_KEY[_FILE]`).
+    pub master_key_file: Option<PathBuf>,
+    /// With `db`: seconds cached keys keep verifying while the database is down.
+    pub max_staleness: Option<u64>,
+}
+
+/// `[nonce_store]`: memory (default), one Redis, or a Redis Cluster.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NonceStoreConfig {
+    /// A `redis://` or `rediss://` URL.
+    pub redis: Option<String>,
+    /// Redis Cluster seed node URLs.
+    pub cluster: Option<Vec<String>>,
+    /// Key prefix in Redis.
+    pub prefix: Option<String>,
+    /// Per-command timeout, milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Connection timeout (start-up and reconnections), milliseconds.
+    pub connect_timeout_ms: Option<u64>,
+}
+
+/// `[identity_headers]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityHeadersConfig {
+    /// Default `Tessera-Key-Id`.
+    pub key_id: Option<String>,
+    /// Default `Tessera-Owner`.
+    pub owner: Option<String>,
+    /// Default `Tessera-Scopes`.
+    pub scopes: Option<String>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request head, bytes.
+    pub max_header_bytes: Option<usize>,
+    /// Most header fields.
+    pub max_headers: Option<usize>,
+    /// Seconds to send a complete request head.
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds for the whole body.
+    pub body_timeout_secs: Option<u64>,
+    /// Seconds an idle keep-alive connection stays open.
+    pub idle_timeout_secs: Option<u64>,
+    /// Most connections at once.
+    pub max_connections: Option<usize>,
+    /// Seconds the upstream has for its response head.
+    pub upstream_timeout_secs: Option<u64>,
+    /// Seconds to connect to the upstream.
+    pub upstream_connect_timeout_secs: Option<u64>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `IP:PORT` of the admin listener.
+    pub listen: SocketAddr,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// `[rate_limit]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Default budget per subject: `10/s`, `100/m`, `1000/h`.
+    pub rate: Option<String>,
+    /// Requests at once after a quiet period.
+    pub burst: Option<u32>,
+    /// `key` (default) or `owner`.
+    pub per: Option<String>,
+    /// Per-route budgets.
+    #[serde(default)]
+    pub routes: Vec<RateRouteConfig>,
+}
+
+/// `[[rate_limit.routes]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateRouteConfig {
+    /// Path prefix.
+    pub prefix: String,
+    /// Method, any when absent.
+    pub method: Option<String>,
+    /// Budget.
+    pub rate: String,
+    /// Burst.
+    pub burst: Option<u32>,
+}
+
+/// `[[routes]]`: a method and path (prefix or pattern) requiring scopes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Method, any when absent.
+    pub method: Option<String>,
+    /// Path prefix.
+    pub prefix: Option<String>,
+    /// Path pattern; `*` matches one segment.
+    pub path: Option<String>,
+    /// Scopes the key must hold (all of them).
+    pub scopes: Vec<String>,
+}
+
+/// `[[public]]`: a method and path that needs no signature.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicConfig {
+    /// Method, any when absent.
+    pub method: Option<String>,
+    /// Path prefix.
+    pub prefix: Option<String>,
+    /// Path pattern; `*` matches one segment.
+    pub path: Option<String>,
+}
+
+/// A configuration error: where and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key path (`limits.max_headers`), or empty for the whole file.
+    pub path: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and parses a configuration file (no semantic checks yet).
+///
+/// # Errors
+/// The file cannot be read, is not TOML, has an unknown key or a value of
+/// the wrong type.
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new("", format!("cannot read '{}': {e}", path.display())))?;
+    let mut config = parse(&text)?;
+    // Files named in the configuration are relative to it, not to the
+    // directory the gateway happens to start in.
+    if let Some(dir) = path.parent() {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        if let Some(keys) = &mut config.keys {
+            if let Some(file) = keys.file.as_mut() {
+                resolve(file);
+            }
+            if let Some(file) = keys.master_key_file.as_mut() {
+                resolve(file);
+            }
+        }
+        if let Some(tls) = &mut config.tls {
+            resolve(&mut tls.cert);
+            resolve(&mut tls.key);
+        }
+    }
+    Ok(config)
+}
+
+/// Parses configuration text.
+///
+/// # Errors
+/// As [`read_file`].
+pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| {
+        let at = e.span().map_or_else(String::new, |span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" at line {line}, column {column}")
+        });
+        ConfigError::new("", format!("not valid TOML{at}: {}", e.message()))
+    })?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        ConfigError::new(path, e.into_inner().message().to_owned())
+    })
+}
+
+/// Where keys come from.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum KeySource {
+    /// A JSON keys file.
+    File(PathBuf),
+    /// A SQL key store.
+    Db {
+        /// The URL.
+        url: String,
+        /// Master key file, else the environment.
+        master_key_file: Option<PathBuf>,
+        /// Outage tolerance of cached keys.
+        max_staleness: Duration,
+    },
+}
+
+/// Where nonces are recorded.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum NonceSource {
+    /// In this process only.
+    Memory,
+    /// One Redis server.
+    Redis(String),
+    /// A Redis Cluster, by seed nodes.
+    Cluster(Vec<String>),
+}
+
+/// The names of the identity headers set on forwarded requests.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    /// Key id header.
+    pub key_id: HeaderName,
+    /// Owner header.
+    pub owner: HeaderName,
+    /// Scopes header (space separated).
+    pub scopes: HeaderName,
+}
+
+/// An IP or CIDR block of trusted proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpBlock {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpBlock {
+    /// Parses `IP` or `IP/PREFIX`.
+    pub fn parse(text: &str) -> Option<IpBlock> {
+        let (ip, prefix) = match text.split_once('/') {
+            Some((ip, prefix)) => (ip, Some(prefix.parse::<u8>().ok()?)),
+            None => (text, None),
+        };
+        let addr: IpAddr = ip.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpBlock { addr, prefix })
+    }
+
+    /// Whether `ip` is in the block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Timeouts and limits, validated.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request head.
+    pub max_header_bytes: usize,
+    /// Most header fields.
+    pub max_headers: usize,
+    /// Time to send a complete head.
+    pub header_timeout: Duration,
+    /// Time for the whole body.
+    pub body_timeout: Duration,
+    /// Idle keep-alive time.
+    pub idle_timeout: Duration,
+    /// Most connections.
+    pub max_connections: usize,
+    /// Time for the upstream's response head.
+    pub upstream_timeout: Duration,
+    /// Time to connect to the upstream.
+    pub upstream_connect_timeout: Duration,
+}
+
+/// Rate limits, validated.
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    /// Default plan, if any.
+    pub default: Option<(tessera_ratelimit::Rate, u32)>,
+    /// Budgets by owner instead of key.
+    pub per_owner: bool,
+    /// Route plans: prefix, method, rate, burst.
+    pub routes: Vec<(String, Option<Method>, tessera_ratelimit::Rate, u32)>,
+}
+
+/// The nonce store, its Redis prefix, command timeout and connect timeout.
+type NonceSettings = (
+    NonceSource,
+    Option<String>,
+    Option<Duration>,
+    Option<Duration>,
+);
+
+/// The validated configuration the gateway runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Upstream base URI (scheme `http`, authority, path prefix without trailing `/`).
+    pub upstream: http::Uri,
+    /// Public scheme.
+    pub scheme: Scheme,
+    /// Served authorities (empty: the bound address and `localhost:PORT`).
+    pub authorities: Vec<String>,
+    /// Fixed authority.
+    pub fixed_authority: Option<String>,
+    /// Window, seconds.
+    pub window: u64,
+    /// Body limit, bytes.
+    pub body_limit: usize,
+    /// Strip the signature headers before forwarding.
+    pub strip_signature_headers: bool,
+    /// Trusted proxies.
+    pub trusted_proxies: Vec<IpBlock>,
+    /// Keys.
+    pub keys: KeySource,
+    /// Nonces.
+    pub nonces: NonceSource,
+    /// Redis key prefix.
+    pub nonce_prefix: Option<String>,
+    /// Redis command timeout.
+    pub nonce_timeout: Option<Duration>,
+    /// Redis connection timeout.
+    pub nonce_connect_timeout: Option<Duration>,
+    /// Identity header names.
+    pub identity: IdentityHeaders,
+    /// Limits.
+    pub limits: Limits,
+    /// Admin listener.
+    pub admin: Option<SocketAddr>,
+    /// TLS certificate and key files.
+    pub tls: Option<TlsConfig>,
+    /// Rate limits.
+    pub rate_limit: Option<RateLimits>,
+    /// Route scope rules, first match wins.
+    pub routes: Vec<RouteRule>,
+    /// Public routes.
+    pub public: Vec<RouteRule>,
+}
+
+fn header_name(path: &str, value: Option<&str>, default: &str) -> Result<HeaderName, ConfigError> {
+    let name = value.unwrap_or(default);
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        ConfigError::new(
+            path,
+            format!(
+                "{name:?} is not a valid header field name (expected a token such as {default:?})"
+            ),
+        )
+    })
+}
+
+fn method(path: &str, value: Option<&str>) -> Result<Option<Method>, ConfigError> {
+    match value {
+        None => Ok(None),
+        Some(m) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => {
+            Method::from_bytes(m.as_bytes())
+                .map(Some)
+                .map_err(|_| ConfigError::new(path, format!("{m:?} is not a method")))
+        }
+        Some(m) => Err(ConfigError::new(
+            path,
+            format!("{m:?} is not a method (expected upper case, such as \"GET\" or \"POST\")"),
+        )),
+    }
+}
+
+fn path_match(
+    at: &str,
+    prefix: Option<&str>,
+    pattern: Option<&str>,
+) -> Result<PathMatch, ConfigError> {
+    match (prefix, pattern) {
+        (Some(p), None) if p.starts_with('/') => Ok(PathMatch::Prefix(p.to_owned())),
+        (None, Some(p)) if p.starts_with('/') => Ok(PathMatch::Pattern(p.to_owned())),
+        (Some(p), None) => Err(ConfigError::new(
+            format!("{at}.prefix"),
+            format!("{p:?} must start with '/'"),
+        )),
+        (None, Some(p)) => Err(ConfigError::new(
+            format!("{at}.path"),
+            format!("{p:?} must start with '/'"),
+        )),
+        _ => Err(ConfigError::new(
+            at,
+            "expected exactly one of `prefix` (a path prefix) and `path` (a pattern, `*` for one segment)",
+        )),
+    }
+}
+
+fn secs(path: &str, value: Option<u64>, default: u64, max: u64) -> Result<Duration, ConfigError> {
+    let v = value.unwrap_or(default);
+    if v == 0 || v > max {
+        return Err(ConfigError::new(
+            path,
+            format!("{v} is out of range (expected seconds from 1 to {max})"),
+        ));
+    }
+    Ok(Duration::from_secs(v))
+}
+
+fn rate(path: &str, text: &str) -> Result<tessera_ratelimit::Rate, ConfigError> {
+    text.parse().map_err(|e| {
+        ConfigError::new(
+            path,
+            format!("{text:?} is not a rate ({e}; expected COUNT/UNIT such as \"10/s\", \"100/m\", \"1000/h\")"),
+        )
+    })
+}
+
+impl FileConfig {
+    /// Checks everything and produces [`Settings`].
+    ///
+    /// # Errors
+    /// The first invalid key, by path, with what was expected.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        let listen = self
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let upstream_text = self.upstream.as_deref().ok_or_else(|| {
+            ConfigError::new(
+                "upstream",
+                "missing (expected a URL such as \"http://127.0.0.1:5000\")",
+            )
+        })?;
+        let upstream = upstream_uri(upstream_text)?;
+        let scheme_text =
+            self.scheme
+                .as_deref()
+                .unwrap_or(if self.tls.is_some() { "https" } else { "http" });
+        let scheme = match scheme_text {
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            other => {
+                return Err(ConfigError::new(
+                    "scheme",
+                    format!("{other:?} is not a scheme (expected \"http\" or \"https\")"),
+                ))
+            }
+        };
+        if self.fixed_authority.is_some() && !self.authorities.is_empty() {
+            return Err(ConfigError::new(
+                "fixed_authority",
+                "cannot be combined with `authorities` (give one or the other)",
+            ));
+        }
+        for (i, a) in self.authorities.iter().enumerate() {
+            if a.is_empty() || a.contains('/') || a.contains(char::is_whitespace) {
+                return Err(ConfigError::new(
+                    format!("authorities[{i}]"),
+                    format!("{a:?} is not an authority (expected host[:port])"),
+                ));
+            }
+        }
+        let window = self.window.unwrap_or(tessera_core::DEFAULT_WINDOW_SECS);
+        if window > tessera_server::MAX_WINDOW_SECS {
+            return Err(ConfigError::new(
+                "window",
+                format!(
+                    "{window} is out of range (expected seconds from 0 to {})",
+                    tessera_server::MAX_WINDOW_SECS
+                ),
+            ));
+        }
+        let body_limit = self
+            .body_limit
+            .unwrap_or(tessera_server::DEFAULT_BODY_LIMIT);
+        if body_limit == 0 || body_limit > 1 << 30 {
+            return Err(ConfigError::new(
+                "body_limit",
+                format!("{body_limit} is out of range (expected bytes from 1 to 1073741824)"),
+            ));
+        }
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                IpBlock::parse(t).ok_or_else(|| {
+                    ConfigError::new(
+                        format!("trusted_proxies[{i}]"),
+                        format!("{t:?} is not an IP address or CIDR block (expected such as \"10.0.0.5\" or \"10.0.0.0/8\")"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys = self.key_source()?;
+        let (nonces, nonce_prefix, nonce_timeout, nonce_connect_timeout) = self.nonce_source()?;
+        let identity = IdentityHeaders {
+            key_id: header_name(
+                "identity_headers.key_id",
+                self.identity_headers.key_id.as_deref(),
+                "tessera-key-id",
+            )?,
+            owner: header_name(
+                "identity_headers.owner",
+                self.identity_headers.owner.as_deref(),
+                "tessera-owner",
+            )?,
+            scopes: header_name(
+                "identity_headers.scopes",
+                self.identity_headers.scopes.as_deref(),
+                "tessera-scopes",
+            )?,
+        };
+        let limits = self.limits()?;
+        let rate_limit = self.rate_limits()?;
+        let mut routes = Vec::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            let at = format!("routes[{i}]");
+            if r.scopes.is_empty() || r.scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
+                return Err(ConfigError::new(
+                    format!("{at}.scopes"),
+                    "expected a non-empty list of scope names without spaces",
+                ));
+            }
+            routes.push(RouteRule {
+                method: method(&format!("{at}.method"), r.method.as_deref())?,
+                path: path_match(&at, r.prefix.as_deref(), r.path.as_deref())?,
+                scopes: r.scopes.clone(),
+            });
+        }
+        let mut public = Vec::new();
+        for (i, r) in self.public.iter().enumerate() {
+            let at = format!("public[{i}]");
+            public.push(RouteRule {
+                method: method(&format!("{at}.method"), r.method.as_deref())?,
+                path: path_match(&at, r.prefix.as_deref(), r.path.as_deref())?,
+                scopes: Vec::new(),
+            });
+        }
+        if let Some(tls) = &self.tls {
+            for (key, file) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+                if !file.is_file() {
+                    return Err(ConfigError::new(
+                        key,
+                        format!(
+                            "'{}' is not a readable file (expected a PEM file)",
+                            file.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(Settings {
+            listen,
+            upstream,
+            scheme,
+            authorities: self.authorities.clone(),
+            fixed_authority: self.fixed_authority.clone(),
+            window,
+            body_limit,
+            strip_signature_headers: self.strip_signature_headers,
+            trusted_proxies,
+            keys,
+            nonces,
+            nonce_prefix,
+            nonce_timeout,
+            nonce_connect_timeout,
+            identity,
+            limits,
+            admin: self.admin.as_ref().map(|a| a.listen),
+            tls: self.tls.clone(),
+            rate_limit,
+            routes,
+            public,
+        })
+    }
+
+    fn key_source(&self) -> Result<KeySource, ConfigError> {
+        let keys = self.keys.clone().unwrap_or_default();
+        match (&keys.file, &keys.db) {
+            (Some(file), None) => {
+                if keys.master_key_file.is_some() || keys.max_staleness.is_some() {
+                    return Err(ConfigError::new(
+                        "keys",
+                        "`master_key_file` and `max_staleness` go with `db`, not `file`",
+                    ));
+                }
+                Ok(KeySource::File(file.clone()))
+            }
+            (None, Some(url)) => {
+                if !(url.starts_with("sqlite:")
+                    || url.starts_with("postgres://")
+                    || url.starts_with("postgresql://"))
+                {
+                    return Err(ConfigError::new(
+                        "keys.db",
+                        format!("{url:?} is not a key store URL (expected sqlite://PATH or postgres://USER@HOST:PORT/DB)"),
+                    ));
+                }
+                Ok(KeySource::Db {
+                    url: url.clone(),
+                    master_key_file: keys.master_key_file.clone(),
+                    max_staleness: secs("keys.max_staleness", keys.max_staleness, 60, 3600)?,
+                })
+            }
+            _ => Err(ConfigError::new(
+                "keys",
+                "expected exactly one of `file` (a JSON keys file) and `db` (a SQL key store URL)",
+            )),
+        }
+    }
+
+    fn nonce_source(&self) -> Result<NonceSettings, ConfigError> {
+        let Some(n) = &self.nonce_store else {
+            return Ok((NonceSource::Memory, None, None, None));
+        };
+        let redis_url = |at: &str, u: &str| {
+            if [
+                "redis://",
+                "rediss://",
+                "redis+cluster://",
+                "rediss+cluster://",
+                "redis+unix://",
+            ]
+            .iter()
+            .any(|scheme| u.starts_with(scheme))
+            {
+                Ok(u.to_owned())
+            } else {
+                Err(ConfigError::new(
+                    at,
+                    format!("{u:?} is not a Redis URL (expected redis://HOST:PORT, rediss://…, or redis+cluster://HOST:PORT,HOST:PORT)"),
+                ))
+            }
+        };
+        let source = match (&n.redis, &n.cluster) {
+            (None, None) => NonceSource::Memory,
+            (Some(u), None) => NonceSource::Redis(redis_url("nonce_store.redis", u)?),
+            (None, Some(nodes)) => {
+                if nodes.is_empty() {
+                    return Err(ConfigError::new(
+                        "nonce_store.cluster",
+                        "expected at least one node URL",
+                    ));
+                }
+                let nodes = nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, u)| redis_url(&format!("nonce_store.cluster[{i}]"), u))
+                    .collect::<Result<Vec<_>, _>>()?;
+                NonceSource::Cluster(nodes)
+            }
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "nonce_store",
+                    "expected one of `redis` (one server) and `cluster` (seed nodes), not both",
+                ))
+            }
+        };
+        if matches!(source, NonceSource::Memory)
+            && (n.prefix.is_some() || n.timeout_ms.is_some() || n.connect_timeout_ms.is_some())
+        {
+            return Err(ConfigError::new(
+                "nonce_store",
+                "`prefix`, `timeout_ms` and `connect_timeout_ms` need `redis` or `cluster`",
+            ));
+        }
+        let millis = |key: &str, value: Option<u64>| match value {
+            None => Ok(None),
+            Some(ms) if (1..=60_000).contains(&ms) => Ok(Some(Duration::from_millis(ms))),
+            Some(ms) => Err(ConfigError::new(
+                key,
+                format!("{ms} is out of range (expected milliseconds from 1 to 60000)"),
+            )),
+        };
+        Ok((
+            source,
+            n.prefix.clone(),
+            millis("nonce_store.timeout_ms", n.timeout_ms)?,
+            millis("nonce_store.connect_timeout_ms", n.connect_timeout_ms)?,
+        ))
+    }
+
+    fn limits(&self) -> Result<Limits, ConfigError> {
+        let l = &self.limits;
+        let max_header_bytes = l.max_header_bytes.unwrap_or(DEFAULT_MAX_HEADER_BYTES);
+        if !(1024..=131_072).contains(&max_header_bytes) {
+            return Err(ConfigError::new(
+                "limits.max_header_bytes",
+                format!("{max_header_bytes} is out of range (expected bytes from 1024 to 131072)"),
+            ));
+        }
+        let max_headers = l.max_headers.unwrap_or(DEFAULT_MAX_HEADERS);
+        if !(1..=500).contains(&max_headers) {
+            return Err(ConfigError::new(
+                "limits.max_headers",
+                format!("{max_headers} is out of range (expected a count from 1 to 500)"),
+            ));
+        }
+        let max_connections = l.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        if !(1..=65_536).contains(&max_connections) {
+            return Err(ConfigError::new(
+                "limits.max_connections",
+                format!("{max_connections} is out of range (expected a count from 1 to 65536)"),
+            ));
+        }
+        Ok(Limits {
+            max_header_bytes,
+            max_headers,
+            header_timeout: secs(
+                "limits.header_timeout_secs",
+                l.header_timeout_secs,
+                DEFAULT_HEADER_TIMEOUT_SECS,
+                3600,
+            )?,
+            body_timeout: secs(
+                "limits.body_timeout_secs",
+                l.body_timeout_secs,
+                DEFAULT_BODY_TIMEOUT_SECS,
+                3600,
+            )?,
+            idle_timeout: secs(
+                "limits.idle_timeout_secs",
+                l.idle_timeout_secs,
+                DEFAULT_IDLE_TIMEOUT_SECS,
+                3600,
+            )?,
+            max_connections,
+            upstream_timeout: secs(
+                "limits.upstream_timeout_secs",
+                l.upstream_timeout_secs,
+                DEFAULT_UPSTREAM_TIMEOUT_SECS,
+                3600,
+            )?,
+            upstream_connect_timeout: secs(
+                "limits.upstream_connect_timeout_secs",
+                l.upstream_connect_timeout_secs,
+                DEFAULT_UPSTREAM_CONNECT_TIMEOUT_SECS,
+                600,
+            )?,
+        })
+    }
+
+    fn rate_limits(&self) -> Result<Option<RateLimits>, ConfigError> {
+        let Some(r) = &self.rate_limit else {
+            return Ok(None);
+        };
+        let default = match &r.rate {
+            None => None,
+            Some(text) => {
+                let rate = rate("rate_limit.rate", text)?;
+                Some((rate, r.burst.unwrap_or(rate.count()).max(1)))
+            }
+        };
+        let per_owner = match r.per.as_deref() {
+            None | Some("key") => false,
+            Some("owner") => true,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "rate_limit.per",
+                    format!("{other:?} is not a subject (expected \"key\" or \"owner\")"),
+                ))
+            }
+        };
+        let mut routes = Vec::new();
+        for (i, route) in r.routes.iter().enumerate() {
+            let at = format!("rate_limit.routes[{i}]");
+            if !route.prefix.starts_with('/') {
+                return Err(ConfigError::new(
+                    format!("{at}.prefix"),
+                    format!("{:?} must start with '/'", route.prefix),
+                ));
+            }
+            let parsed = rate(&format!("{at}.rate"), &route.rate)?;
+            routes.push((
+                route.prefix.clone(),
+                method(&format!("{at}.method"), route.method.as_deref())?,
+                parsed,
+                route.burst.unwrap_or(parsed.count()).max(1),
+            ));
+        }
+        if default.is_none() && routes.is_empty() {
+            return Err(ConfigError::new(
+                "rate_limit",
+                "expected `rate` or at least one `[[rate_limit.routes]]`",
+            ));
+        }
+        Ok(Some(RateLimits {
+            default,
+            per_owner,
+            routes,
+        }))
+    }
+}
+
+/// Parses the upstream base URL: `http://HOST[:PORT][/prefix]`.
+fn upstream_uri(text: &str) -> Result<http::Uri, ConfigError> {
+    let bad = |why: &str| {
+        ConfigError::new(
+            "upstream",
+            format!("{text:?} {why} (expected a URL such as \"http://127.0.0.1:5000\")"),
+        )
+    };
+    let uri: http::Uri = text.parse().map_err(|_| bad("is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(_) => return Err(bad("has an unsupported scheme (only http:// upstreams)")),
+        None => return Err(bad("has no scheme")),
+    }
+    if uri.authority().is_none() {
+        return Err(bad("has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(bad("has a query"));
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_the_path() {
+        let e = parse("upstream = \"http://x\"\n[limits]\nmax_headerz = 3\n").expect_err("unknown");
+        assert_eq!(e.path, "limits.max_headerz");
+        assert!(e.message.contains("unknown field `max_headerz`"), "{e}");
+        let e = parse("[limits]\nmax_headers = \"many\"\n").expect_err("type");
+        assert_eq!(e.path, "limits.max_headers");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_path() {
+        let base = "upstream = \"http://127.0.0.1:1\"\n[keys]\nfile = \"k.json\"\n";
+        let e = parse(&format!("{base}[[routes]]\nprefix = \"/a\"\nscopes = []\n"))
+            .and_then(|c| c.validate())
+            .expect_err("empty scopes");
+        assert_eq!(e.path, "routes[0].scopes");
+        let e = parse(&format!("{base}[limits]\nmax_headers = 0\n"))
+            .and_then(|c| c.validate())
+            .expect_err("zero");
+        assert_eq!(e.path, "limits.max_headers");
+        let e = parse("upstream = \"ftp://x\"\n")
+            .and_then(|c| c.validate())
+            .expect_err("scheme");
+        assert_eq!(e.path, "upstream");
+    }
+
+    #[test]
+    fn ip_blocks() {
+        let block = IpBlock::parse("10.0.0.0/8").expect("block");
+        assert!(block.contains("10.1.2.3".parse().expect("ip")));
+        assert!(!block.contains("11.1.2.3".parse().expect("ip")));
+        assert!(IpBlock::parse("10.0.0.0/33").is_none());
+        let one = IpBlock::parse("::1").expect("v6");
+        assert!(one.contains("::1".parse().expect("ip")));
+    }
+}

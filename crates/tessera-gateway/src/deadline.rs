@@ -1,0 +1,81 @@
+//! The body deadline: a request body that fails once its deadline has
+//! passed, however steadily bytes trickle in (unlike an idle timeout, which
+//! a byte every few seconds keeps resetting).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::BoxError;
+
+/// The request body under a fixed deadline, set when the head was parsed.
+pub struct DeadlineBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+    /// Set when the deadline failed the body; the proxy answers 408 then.
+    expired: Arc<AtomicBool>,
+}
+
+impl DeadlineBody {
+    /// `inner` has `timeout` from now; `expired` is set if it runs out.
+    pub fn new(inner: Incoming, timeout: Duration, expired: Arc<AtomicBool>) -> Self {
+        DeadlineBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            timeout,
+            expired,
+        }
+    }
+}
+
+/// The error a [`DeadlineBody`] reports after its deadline.
+#[derive(Debug)]
+struct BodyTimeout(Duration);
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the body did not arrive within {} s", self.0.as_secs())
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        // A body received whole in time stays whole, however late it is polled.
+        if http_body::Body::is_end_stream(&this.inner) {
+            return Poll::Ready(None);
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            this.expired.store(true, Ordering::Release);
+            return Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))));
+        }
+        Pin::new(&mut this.inner)
+            .poll_frame(cx)
+            .map_err(BoxError::from)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    // The verifier refuses an announced oversized body from this hint.
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,236 @@
+//! # tessera-gateway
+//!
+//! A verifying reverse proxy for the `tessera-v1` profile of RFC 9421 HTTP
+//! Message Signatures: put one process in front of an API written in any
+//! language, and every request that reaches the API was signed with a
+//! valid, unrevoked key, within the window, never replayed, with its body
+//! digest checked.
+//!
+//! * Verification is `tessera-server`'s `Verifier`,
+//!   not a second implementation: the same checks, the same problem+json
+//!   rejections (`WWW-Authenticate`, the clock-skew challenge). Rejections
+//!   are answered by the gateway and never reach the upstream.
+//! * The request body is read whole (under the body limit and the body
+//!   deadline) and its digest checked before anything is forwarded; the
+//!   response streams back without buffering. Upstream connections are
+//!   pooled with keep-alive.
+//! * Forwarded requests carry identity fields (`Tessera-Key-Id`,
+//!   `Tessera-Owner`, `Tessera-Scopes` by default) set from the verified
+//!   key, after every client copy was removed, and `Forwarded` /
+//!   `X-Forwarded-For` / `X-Forwarded-Proto` / `X-Forwarded-Host` set by the
+//!   gateway (appended to only when the peer is a configured trusted proxy).
+//!   Hop-by-hop fields are removed both ways.
+//! * Hardening: a head guard in front of the HTTP parser refuses oversized
+//!   heads (431 with a problem+json body), request-smuggling shapes
+//!   (`Content-Length` with `Transfer-Encoding`, doubled `Content-Length`)
+//!   and anything but exactly one `Host` (400); header, body and idle
+//!   timeouts; a connection cap; graceful drain on SIGTERM.
+//! * An admin listener with Prometheus `/metrics`, `/healthz` and `/readyz`;
+//!   JSON logs with the key id, owner, code and latency, never a secret, a
+//!   signature or a signature base.
+//!
+//! Run it with [`cli::Args`] (`tessera-gateway` or `tessera gateway`), or
+//! from code with [`config::FileConfig::validate`] and [`run`].
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod deadline;
+pub mod forward;
+pub mod guard;
+pub mod keyfile;
+pub mod problem;
+pub mod proxy;
+pub mod routes;
+pub mod server;
+pub mod stores;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderName;
+use tessera_server::{SystemClock, Verifier};
+
+use crate::config::Settings;
+use crate::guard::GuardConfig;
+
+/// The boxed error of bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of every response the gateway sends (streamed from the
+/// upstream, or a complete problem document).
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// How [`run`] runs, besides the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Forward without verifying (loopback listen addresses only; for
+    /// measuring the proxy path alone).
+    pub unverified_benchmark_mode: bool,
+}
+
+/// Opens the stores, binds the listeners, prints `listening on
+/// http://IP:PORT` (and the admin address) on standard output, and serves
+/// until SIGTERM or SIGINT.
+///
+/// # Errors
+/// A message for the operator: a store that cannot be opened, an address
+/// that cannot be bound, an unusable TLS certificate.
+pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> {
+    if options.unverified_benchmark_mode && !settings.listen.ip().is_loopback() {
+        return Err(format!(
+            "--unverified-benchmark-mode only listens on loopback addresses, not {}",
+            settings.listen
+        ));
+    }
+    let keys = stores::open_keys(&settings).await?;
+    let (nonces, nonces_from) = stores::open_nonces(&settings).await?;
+    let metrics = admin::install_metrics()?;
+    let tls = match &settings.tls {
+        Some(tls) => Some(server::tls_acceptor(tls)?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+
+    let verifier = if options.unverified_benchmark_mode {
+        tracing::warn!(
+            "UNVERIFIED BENCHMARK MODE: requests are forwarded WITHOUT signature verification; never use this outside a loopback benchmark"
+        );
+        eprintln!("tessera-gateway: WARNING: --unverified-benchmark-mode: NO SIGNATURE IS VERIFIED (loopback benchmark only)");
+        None
+    } else {
+        Some(build_verifier(&settings, &keys, &nonces, addr)?)
+    };
+    let admin_addr = match settings.admin {
+        Some(admin_addr) => {
+            let admin_listener = tokio::net::TcpListener::bind(admin_addr)
+                .await
+                .map_err(|e| format!("cannot listen on {admin_addr} (admin): {e}"))?;
+            let bound = admin_listener
+                .local_addr()
+                .map_err(|e| format!("cannot read the bound admin address: {e}"))?;
+            let state = admin::Admin {
+                metrics,
+                nonces: Arc::clone(&nonces),
+                keys: keys.clone(),
+            };
+            tokio::spawn(admin::serve(admin_listener, state));
+            Some(bound)
+        }
+        None => None,
+    };
+    let marker = random_marker();
+    let guard = Arc::new(GuardConfig {
+        marker: marker.as_str().to_owned(),
+        max_head_bytes: settings.limits.max_header_bytes,
+        max_headers: settings.limits.max_headers,
+        header_timeout: settings.limits.header_timeout,
+    });
+    // A memory nonce store remembers from the second after it was made:
+    // say "listening" only once a request signed now is accepted.
+    let since = tessera_core::Clock::now_unix(&SystemClock::new()).saturating_add(1);
+    while tessera_core::Clock::now_unix(&SystemClock::new()) < since {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut stdout = std::io::stdout();
+    let mut lines = format!("listening on {scheme}://{addr}\n");
+    if let Some(admin_addr) = admin_addr {
+        lines.push_str(&admin::describe(admin_addr));
+        lines.push('\n');
+    }
+    stdout
+        .write_all(lines.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write to standard output: {e}"))?;
+    tracing::info!(
+        listen = %addr,
+        upstream = %settings.upstream,
+        keys = %keys.description,
+        nonces = %nonces_from,
+        verify = !options.unverified_benchmark_mode,
+        "tessera-gateway started"
+    );
+    let limits = settings.limits;
+    let proxy = Arc::new(proxy::Proxy::new(verifier, settings, marker));
+    server::serve(listener, proxy, limits, guard, tls).await;
+    Ok(())
+}
+
+/// The verifier for `settings`, sharing `nonces` with `/readyz`.
+fn build_verifier(
+    settings: &Settings,
+    keys: &stores::Keys,
+    nonces: &Arc<dyn tessera_server::NonceStore>,
+    addr: SocketAddr,
+) -> Result<Verifier, String> {
+    let builder = Verifier::builder(Arc::clone(&keys.store))
+        .nonce_store(Arc::clone(nonces))
+        .scheme(settings.scheme)
+        .body_limit(settings.body_limit);
+    let builder = match &settings.fixed_authority {
+        Some(fixed) => builder.fixed_authority(fixed.clone()),
+        None if settings.authorities.is_empty() => {
+            let port = addr.port();
+            let mut served = vec![addr.to_string(), format!("localhost:{port}")];
+            if addr.ip().is_unspecified() {
+                served.push(format!("127.0.0.1:{port}"));
+            }
+            builder.authorities(served)
+        }
+        None => builder.authorities(settings.authorities.clone()),
+    };
+    let builder = if settings.window <= tessera_core::DEFAULT_WINDOW_SECS {
+        builder.window(settings.window)
+    } else {
+        builder.dangerous_window(settings.window)
+    };
+    let builder = match &settings.rate_limit {
+        None => builder,
+        Some(rates) => {
+            let mut limiter = tessera_ratelimit::RateLimiter::builder(
+                tessera_ratelimit::MemoryRateStore::default(),
+            );
+            limiter = match rates.default {
+                Some((rate, burst)) => limiter.default_plan(
+                    tessera_ratelimit::Plan::new("default", rate, burst)
+                        .map_err(|e| format!("rate_limit.rate: {e}"))?,
+                ),
+                None => limiter.without_default_plan(),
+            };
+            for (i, (prefix, method, rate, burst)) in rates.routes.iter().enumerate() {
+                let plan = tessera_ratelimit::Plan::new(format!("route{i}"), *rate, *burst)
+                    .map_err(|e| format!("rate_limit.routes[{i}]: {e}"))?;
+                let mut route = tessera_ratelimit::Route::new(prefix.clone(), plan);
+                if let Some(method) = method {
+                    route = route.method(method.clone());
+                }
+                limiter = limiter.route(route);
+            }
+            if rates.per_owner {
+                limiter = limiter.key_by(tessera_ratelimit::KeyBy::Owner);
+            }
+            builder.admission(limiter.build())
+        }
+    };
+    builder
+        .build()
+        .map_err(|e| format!("invalid verifier configuration: {e}"))
+}
+
+/// A header name no client can guess: the guard's marker for refused heads.
+fn random_marker() -> HeaderName {
+    let mut bytes = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    let name: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    HeaderName::from_bytes(format!("x-tessera-gateway-refused-{name}").as_bytes())
+        .unwrap_or_else(|_| HeaderName::from_static("x-tessera-gateway-refused"))
+}

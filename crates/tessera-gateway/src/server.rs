@@ -1,0 +1,210 @@
+//! The client-facing accept loop: a connection cap (a semaphore: beyond
+//! it new connections wait in the listen queue), optional TLS, the head
+//! guard, HTTP/1.1 with keep-alive, and a graceful drain on SIGTERM/SIGINT.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Limits, TlsConfig};
+use crate::guard::{Guard, GuardConfig};
+use crate::proxy::Proxy;
+
+/// Bytes the HTTP parser accepts beyond twice the head limit: the guard
+/// refuses oversized heads first, so the parser's own limit (an empty 431
+/// and a closed connection) is never what a client sees.
+const PARSER_HEAD_SLACK: usize = 16 * 1024;
+
+/// Builds the TLS acceptor from PEM files.
+///
+/// # Errors
+/// A file cannot be read or holds no usable certificate or key.
+pub fn tls_acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("tls.cert: '{}': {e}", tls.cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "tls.cert: '{}' holds no certificate",
+            tls.cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(Path::new(&tls.key))
+        .map_err(|e| format!("tls.key: '{}': {e}", tls.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("tls: the certificate and key do not fit together: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves clients until SIGINT or SIGTERM, then drains the connections in
+/// flight for a bounded time.
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    limits: Limits,
+    guard: Arc<GuardConfig>,
+    tls: Option<TlsAcceptor>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // hyper's header timer runs from the end of the previous answer (or
+    // from accept) to the end of the next head: the idle timeout. The guard
+    // bounds the time from a head's first byte to its end.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout)
+        .max_headers(limits.max_headers.saturating_mul(2).max(8))
+        .max_header_size(limits.max_header_bytes.saturating_mul(2) + PARSER_HEAD_SLACK);
+    let http = Arc::new(http);
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut shutdown = pin!(shutdown_signal());
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    if !is_connection_error(&e) {
+                        // Typically EMFILE: back off while descriptors free up.
+                        tracing::warn!(error = %e, "accept failed; retrying in 1 s");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            () = &mut shutdown => break,
+                        }
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        metrics::gauge!("gateway_connections").increment(1.0);
+        let proxy = Arc::clone(&proxy);
+        let guard = Arc::clone(&guard);
+        let http = Arc::clone(&http);
+        match &tls {
+            None => {
+                let io = Guard::new(stream, guard);
+                let connection = graceful.watch(connection(&http, io, proxy, peer));
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                    metrics::gauge!("gateway_connections").decrement(1.0);
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let handshake_timeout = limits.header_timeout;
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await;
+                    if let Ok(Ok(stream)) = handshake {
+                        let io = Guard::new(stream, guard);
+                        let _ = watcher.watch(connection(&http, io, proxy, peer)).await;
+                    }
+                    metrics::gauge!("gateway_connections").decrement(1.0);
+                    drop(permit);
+                });
+            }
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections; draining the requests in flight");
+    let grace = limits.header_timeout + limits.body_timeout + limits.upstream_timeout;
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("drained"),
+        () = tokio::time::sleep(grace) => tracing::warn!("drain timed out; closing the remaining connections"),
+    }
+}
+
+/// One HTTP/1.1 connection.
+fn connection<IO>(
+    http: &hyper::server::conn::http1::Builder,
+    io: Guard<IO>,
+    proxy: Arc<Proxy>,
+    peer: SocketAddr,
+) -> hyper::server::conn::http1::Connection<TokioIo<Guard<IO>>, ProxyService>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    http.serve_connection(TokioIo::new(io), ProxyService { proxy, peer })
+}
+
+/// The hyper service of one connection: the proxy, and who is calling.
+#[derive(Debug, Clone)]
+pub struct ProxyService {
+    proxy: Arc<Proxy>,
+    peer: SocketAddr,
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ProxyService {
+    type Response = http::Response<crate::Body>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>,
+    >;
+
+    fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let proxy = Arc::clone(&self.proxy);
+        let peer = self.peer;
+        Box::pin(async move { Ok(proxy.handle(peer, request).await) })
+    }
+}
+
+/// Errors of one incoming connection that say nothing about the listener.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Resolves on SIGINT or (on Unix) SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}

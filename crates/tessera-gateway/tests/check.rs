@@ -1,0 +1,190 @@
+//! `tessera-gateway --check FILE` on the committed example and on broken
+//! files: exit status 0 or 2, and errors naming the key path.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::*;
+
+fn check(file: &Path) -> (i32, String) {
+    let out = Command::new(BIN).arg("--check").arg(file).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap(), text)
+}
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let dir = temp_dir("check");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.example.toml");
+    let copy = dir.join("gateway.toml");
+    std::fs::copy(&example, &copy).unwrap();
+    let key = Key::random("k1");
+    keys_file(&dir, &[(&key, "alice", &["read"], false)]);
+    let (code, text) = check(&copy);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains(": ok"), "{text}");
+}
+
+#[test]
+fn bad_configurations_name_the_key_and_what_was_expected() {
+    let dir = temp_dir("check-bad");
+    let key = Key::random("k1");
+    keys_file(&dir, &[(&key, "alice", &["read"], false)]);
+    let base = "upstream = \"http://127.0.0.1:5000\"\n[keys]\nfile = \"keys.json\"\n";
+    for (extra, needle) in [
+        (
+            "[limits]\nmax_headers = 0\n",
+            "limits.max_headers: 0 is out of range",
+        ),
+        (
+            "[limits]\nheader_timeout_secs = \"ten\"\n",
+            "limits.header_timeout_secs",
+        ),
+        ("[limitz]\n", "unknown field `limitz`"),
+        (
+            "[[routes]]\nprefix = \"v1\"\nscopes = [\"a\"]\n",
+            "routes[0].prefix: \"v1\" must start with '/'",
+        ),
+        (
+            "[[routes]]\nprefix = \"/v1\"\npath = \"/v2\"\nscopes = [\"a\"]\n",
+            "routes[0]: expected exactly one of `prefix`",
+        ),
+        (
+            "[[public]]\nmethod = \"get\"\nprefix = \"/h\"\n",
+            "public[0].method",
+        ),
+        ("[nonce_store]\nredis = \"http://x\"\n", "nonce_store.redis"),
+        (
+            "trusted_proxies = [\"10.0.0.0/40\"]\n",
+            "trusted_proxies[0]",
+        ),
+        ("[rate_limit]\nrate = \"fast\"\n", "rate_limit.rate"),
+        ("scheme = \"ftp\"\n", "scheme: \"ftp\" is not a scheme"),
+    ] {
+        let file = dir.join("bad.toml");
+        // Top-level keys must come before the tables of `base`.
+        let text = if extra.starts_with('[') {
+            format!("{base}{extra}")
+        } else {
+            format!("{extra}{base}")
+        };
+        std::fs::write(&file, text).unwrap();
+        let (code, text) = check(&file);
+        assert_eq!(code, 2, "{extra}: {text}");
+        assert!(
+            text.contains(needle),
+            "{extra}: {text:?} should contain {needle:?}"
+        );
+    }
+    // A keys file that is missing is found by --check too.
+    let file = dir.join("nokeys.toml");
+    std::fs::write(
+        &file,
+        "upstream = \"http://127.0.0.1:5000\"\n[keys]\nfile = \"missing.json\"\n",
+    )
+    .unwrap();
+    let (code, text) = check(&file);
+    assert_eq!(code, 2);
+    assert!(
+        text.contains("keys.file") && text.contains("missing.json"),
+        "{text}"
+    );
+}
+
+#[test]
+fn unverified_benchmark_mode_refuses_non_loopback_addresses() {
+    let dir = temp_dir("bench-mode");
+    let key = Key::random("k1");
+    let keys = keys_file(&dir, &[(&key, "alice", &["read"], false)]);
+    let out = Command::new(BIN)
+        .args([
+            "--listen",
+            "0.0.0.0:0",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--keys",
+        ])
+        .arg(&keys)
+        .arg("--unverified-benchmark-mode")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only listens on loopback"));
+}
+
+#[test]
+fn unverified_benchmark_mode_forwards_without_a_signature_and_says_so() {
+    let dir = temp_dir("bench-mode-run");
+    let key = Key::random("k1");
+    let keys = keys_file(&dir, &[(&key, "alice", &["read"], false)]);
+    let upstream = Upstream::start(&dir);
+    let gateway = Gateway::start(
+        &dir,
+        &[
+            "--upstream",
+            &upstream.url(),
+            "--keys",
+            keys.to_str().unwrap(),
+            "--unverified-benchmark-mode",
+        ],
+    );
+    let request = format!(
+        "GET /plain HTTP/1.1\r\nhost: {}\r\ntessera-owner: x\r\nconnection: close\r\n\r\n",
+        gateway.addr
+    );
+    let reply = raw(
+        gateway.addr,
+        request.as_bytes(),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(reply.status, 200);
+    assert!(reply.echoed("tessera-owner").is_empty());
+    assert!(gateway.stderr().contains("NO SIGNATURE IS VERIFIED"));
+}
+
+#[test]
+fn tessera_gateway_starts_like_tessera_serve() {
+    let dir = temp_dir("cli");
+    let alice = Key::random("alice-phone");
+    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let upstream = Upstream::start(&dir);
+    let mut command = Command::new(tessera_cli());
+    command.arg("gateway");
+    let gateway = Gateway::start_command(
+        command,
+        &dir,
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--keys",
+            keys.to_str().unwrap(),
+            "--upstream",
+            &upstream.url(),
+            "--rate-limit",
+            "1/s",
+            "--burst",
+            "1",
+        ],
+        &[],
+    );
+    let reply = send_signed(&gateway, &alice, "GET", "/via/cli", b"", &[]);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.echoed("tessera-owner"), ["alice"]);
+    let limited = send_signed(&gateway, &alice, "GET", "/via/cli/2", b"", &[]);
+    assert_eq!(
+        limited.status,
+        429,
+        "{}",
+        String::from_utf8_lossy(&limited.body)
+    );
+    assert_eq!(limited.json()["code"], "rate_limited");
+    assert_eq!(upstream.paths(), ["/via/cli"]);
+}

@@ -1,0 +1,485 @@
+//! The proxy path through real processes: the Python upstream, the gateway
+//! binary, requests signed by tessera-client over loopback.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+/// A config with routes, a public route and short upstream timeouts.
+fn config(dir: &std::path::Path, upstream: &str, keys: &std::path::Path, extra: &str) -> String {
+    let path = dir.join("gateway.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"upstream = "{upstream}"
+body_limit = 1024
+{extra}
+[keys]
+file = "{}"
+
+[limits]
+upstream_timeout_secs = 1
+upstream_connect_timeout_secs = 1
+
+[[routes]]
+method = "DELETE"
+prefix = "/v1/admin"
+scopes = ["admin"]
+
+[[routes]]
+path = "/v1/users/*/orders"
+scopes = ["write"]
+
+[[public]]
+prefix = "/health"
+
+[[public]]
+method = "POST"
+path = "/login"
+"#,
+            keys.display()
+        ),
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+struct Setup {
+    _dir: std::path::PathBuf,
+    upstream: Upstream,
+    gateway: Gateway,
+    alice: Key,
+    bob: Key,
+    revoked: Key,
+}
+
+fn setup(extra: &str) -> Setup {
+    let dir = temp_dir("proxy");
+    let upstream = Upstream::start(&dir);
+    let alice = Key::random("alice-phone");
+    let bob = Key::random("bob-phone");
+    let revoked = Key::random("old-phone");
+    let keys = keys_file(
+        &dir,
+        &[
+            (&alice, "alice", &["read", "write"], false),
+            (&bob, "bob", &["read"], false),
+            (&revoked, "alice", &["read"], true),
+        ],
+    );
+    let config = config(&dir, &upstream.url(), &keys, extra);
+    let gateway = Gateway::start(&dir, &["--config", &config]);
+    Setup {
+        _dir: dir,
+        upstream,
+        gateway,
+        alice,
+        bob,
+        revoked,
+    }
+}
+
+#[test]
+fn signed_requests_arrive_with_identity_and_without_spoofed_fields() {
+    let s = setup("");
+    let reply = send_signed(
+        &s.gateway,
+        &s.alice,
+        "POST",
+        "/v1/users/7/orders?x=1",
+        b"{\"qty\":1}",
+        &[
+            ("content-type", "application/json"),
+            ("tessera-owner", "admin"),
+            ("Tessera-Key-Id", "someone-else"),
+            ("tessera-scopes", "admin"),
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+            ("forwarded", "for=6.6.6.6"),
+            ("connection", "close, x-hop"),
+            ("x-hop", "hop-by-hop"),
+        ],
+    );
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let echo = reply.json();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["path"], "/v1/users/7/orders?x=1");
+    assert_eq!(echo["body"], "{\"qty\":1}");
+    assert_eq!(reply.echoed("tessera-key-id"), ["alice-phone"]);
+    assert_eq!(reply.echoed("tessera-owner"), ["alice"]);
+    assert_eq!(reply.echoed("tessera-scopes"), ["read write"]);
+    assert_eq!(reply.echoed("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(reply.echoed("x-forwarded-proto"), ["http"]);
+    let host = s.gateway.addr.to_string();
+    assert_eq!(
+        reply.echoed("x-forwarded-host"),
+        std::slice::from_ref(&host)
+    );
+    assert_eq!(
+        reply.echoed("forwarded"),
+        [format!("for=127.0.0.1;proto=http;host=\"{host}\"")]
+    );
+    assert!(
+        reply.echoed("x-hop").is_empty(),
+        "Connection-listed fields are not forwarded"
+    );
+    assert_eq!(reply.echoed("host"), [host]);
+    assert_eq!(
+        reply.echoed("signature").len(),
+        1,
+        "signature kept by default"
+    );
+    // Hop-by-hop fields of the upstream's response stay there.
+    assert!(reply.header("x-upstream-hop").is_none());
+    assert_eq!(s.upstream.paths(), ["/v1/users/7/orders?x=1"]);
+}
+
+#[test]
+fn every_rejection_is_answered_by_the_gateway_and_never_forwarded() {
+    let s = setup("");
+    let host = s.gateway.addr.to_string();
+    let problem = |reply: &Reply, status: u16, code: &str| {
+        assert_eq!(
+            reply.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(
+            reply.json()["code"],
+            code,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        if status == 401 {
+            assert_eq!(
+                reply.header("www-authenticate"),
+                Some(format!("Tessera realm=\"tessera\", error=\"{code}\"").as_str())
+            );
+        }
+    };
+    // Not signed.
+    let unsigned =
+        format!("GET /reject/unsigned HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+    problem(
+        &raw(s.gateway.addr, unsigned.as_bytes(), Duration::from_secs(10)).unwrap(),
+        401,
+        "missing_signature",
+    );
+    // Unknown key.
+    let stranger = Key::random("stranger");
+    problem(
+        &send_signed(&s.gateway, &stranger, "GET", "/reject/unknown", b"", &[]),
+        401,
+        "unknown_key",
+    );
+    // Revoked key.
+    problem(
+        &send_signed(&s.gateway, &s.revoked, "GET", "/reject/revoked", b"", &[]),
+        401,
+        "key_revoked",
+    );
+    // Wrong secret under a known id.
+    let forged = Key::random("alice-phone");
+    problem(
+        &send_signed(&s.gateway, &forged, "GET", "/reject/forged", b"", &[]),
+        401,
+        "bad_signature",
+    );
+    // A body changed after signing.
+    let mut tampered = signed(
+        &s.alice,
+        "POST",
+        &host,
+        "/reject/tampered",
+        b"amount=1",
+        &[],
+    );
+    let at = tampered.len() - 1;
+    tampered[at] = b'9';
+    problem(
+        &raw(s.gateway.addr, &tampered, Duration::from_secs(10)).unwrap(),
+        401,
+        "digest_mismatch",
+    );
+    // Signed for another authority.
+    let elsewhere = signed(
+        &s.alice,
+        "GET",
+        "api.example.com",
+        "/reject/authority",
+        b"",
+        &[],
+    );
+    problem(
+        &raw(s.gateway.addr, &elsewhere, Duration::from_secs(10)).unwrap(),
+        401,
+        "authority_mismatch",
+    );
+    // Clock skew: the answer carries the server-time challenge.
+    let late = s.alice.signer();
+    late.set_clock_offset(-1000);
+    let mut request = http::Request::get(format!("http://{host}/reject/skew"))
+        .body(Vec::new())
+        .unwrap();
+    late.sign_request(&mut request).unwrap();
+    let reply = raw(
+        s.gateway.addr,
+        &serialize(&request, &host),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    problem(&reply, 401, "clock_skew");
+    assert!(reply.header("tessera-server-time").is_some());
+    // Replay: the first copy passes, the second is refused.
+    let once = signed(&s.alice, "GET", &host, "/accepted/once", b"", &[]);
+    assert_eq!(
+        raw(s.gateway.addr, &once, Duration::from_secs(10))
+            .unwrap()
+            .status,
+        200
+    );
+    problem(
+        &raw(s.gateway.addr, &once, Duration::from_secs(10)).unwrap(),
+        401,
+        "replayed",
+    );
+    // Route scopes: bob has no `write`, nobody here has `admin`.
+    problem(
+        &send_signed(&s.gateway, &s.bob, "POST", "/v1/users/9/orders", b"{}", &[]),
+        403,
+        "insufficient_scope",
+    );
+    problem(
+        &send_signed(
+            &s.gateway,
+            &s.alice,
+            "DELETE",
+            "/v1/admin/users/1",
+            b"",
+            &[],
+        ),
+        403,
+        "insufficient_scope",
+    );
+    // Body over the limit (1024 bytes here).
+    let big = vec![b'a'; 4096];
+    let reply = send_signed(&s.gateway, &s.alice, "POST", "/reject/large", &big, &[]);
+    assert_eq!(
+        reply.status,
+        413,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.json()["code"], "body_too_large");
+
+    let paths = s.upstream.paths();
+    assert_eq!(
+        paths,
+        ["/accepted/once"],
+        "only the accepted request reached the upstream"
+    );
+}
+
+#[test]
+fn public_routes_pass_unsigned_with_identity_fields_removed() {
+    let s = setup("");
+    let host = s.gateway.addr.to_string();
+    let request = format!(
+        "GET /healthz HTTP/1.1\r\nhost: {host}\r\ntessera-owner: admin\r\nconnection: close\r\n\r\n"
+    );
+    let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
+    assert_eq!(reply.status, 200);
+    assert!(reply.echoed("tessera-owner").is_empty());
+    // POST /login is public, GET /login is not.
+    let login = format!(
+        "POST /login HTTP/1.1\r\nhost: {host}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi"
+    );
+    let reply = raw(s.gateway.addr, login.as_bytes(), Duration::from_secs(10)).unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["body"], "hi");
+    let get = format!("GET /login HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+    assert_eq!(
+        raw(s.gateway.addr, get.as_bytes(), Duration::from_secs(10))
+            .unwrap()
+            .status,
+        401
+    );
+    // Paths an upstream might normalize differently are refused, so that
+    // `/health/../v1/admin` cannot ride on the public `/health` prefix.
+    for path in [
+        "/health/../v1/admin",
+        "/health/%2e%2e/v1/admin",
+        "/v1//admin",
+        "/health/./x",
+    ] {
+        let request =
+            format!("DELETE {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+        let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
+        assert_eq!(reply.status, 400, "{path}");
+        assert!(reply.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("canonical form"));
+    }
+    assert_eq!(s.upstream.paths(), ["/healthz", "/login"]);
+}
+
+#[test]
+fn upstream_down_is_502_and_slow_is_504() {
+    let s = setup("");
+    let slow = send_signed(&s.gateway, &s.alice, "GET", "/slow?secs=3", b"", &[]);
+    assert_eq!(slow.status, 504, "{}", String::from_utf8_lossy(&slow.body));
+    assert_eq!(
+        slow.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(slow.json()["status"], 504);
+    drop(s.upstream);
+    let down = send_signed(&s.gateway, &s.alice, "GET", "/down", b"", &[]);
+    assert_eq!(down.status, 502, "{}", String::from_utf8_lossy(&down.body));
+    assert_eq!(
+        down.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(down.json()["status"], 502);
+}
+
+#[test]
+fn signature_fields_are_stripped_when_configured() {
+    let s = setup("strip_signature_headers = true");
+    let reply = send_signed(&s.gateway, &s.alice, "GET", "/v1/me", b"", &[]);
+    assert_eq!(reply.status, 200);
+    assert!(reply.echoed("signature").is_empty());
+    assert!(reply.echoed("signature-input").is_empty());
+    assert_eq!(reply.echoed("tessera-owner"), ["alice"]);
+}
+
+#[test]
+fn a_100_mib_response_streams_through_in_bounded_memory() {
+    let s = setup("");
+    let host = s.gateway.addr.to_string();
+    let bytes = signed(&s.alice, "GET", &host, "/big?mib=100", b"", &[]);
+    let mut stream = std::net::TcpStream::connect(s.gateway.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    std::io::Write::write_all(&mut stream, &bytes).unwrap();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match std::io::Read::read(&mut stream, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => panic!("read failed after {total} bytes: {e}"),
+        }
+    }
+    assert!(total > 100 * 1024 * 1024, "{total} bytes");
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", s.gateway.proc.child.id())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(
+        peak_kib < 64 * 1024,
+        "peak RSS {peak_kib} KiB: the response was buffered"
+    );
+}
+
+#[test]
+fn admin_listener_serves_metrics_health_and_readiness() {
+    let dir = temp_dir("admin");
+    let upstream = Upstream::start(&dir);
+    let alice = Key::random("alice-phone");
+    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let gateway = Gateway::start(
+        &dir,
+        &[
+            "--upstream",
+            &upstream.url(),
+            "--keys",
+            keys.to_str().unwrap(),
+            "--admin",
+            "127.0.0.1:0",
+        ],
+    );
+    let admin = gateway.admin.unwrap();
+    assert_eq!(
+        send_signed(&gateway, &alice, "GET", "/a", b"", &[]).status,
+        200
+    );
+    let stranger = Key::random("stranger");
+    assert_eq!(
+        send_signed(&gateway, &stranger, "GET", "/b", b"", &[]).status,
+        401
+    );
+    assert_eq!(admin_get(admin, "/healthz").status, 200);
+    assert_eq!(admin_get(admin, "/readyz").status, 200);
+    let metrics = String::from_utf8(admin_get(admin, "/metrics").body).unwrap();
+    for needle in [
+        "gateway_requests_total{outcome=\"forwarded\",code=\"\"} 1",
+        "gateway_requests_total{outcome=\"rejected\",code=\"unknown_key\"} 1",
+        "gateway_verify_seconds_bucket",
+        "gateway_upstream_seconds_bucket",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from:\n{metrics}"
+        );
+    }
+    // JSON logs: key id, owner, code and latency, never the signature.
+    let logs = gateway.stderr();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("\"outcome\":\"forwarded\""))
+        .unwrap_or_else(|| panic!("no request log line in:\n{logs}"));
+    let record: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(record["key_id"], "alice-phone");
+    assert_eq!(record["owner"], "alice");
+    assert!(record["latency_ms"].is_number());
+    assert!(!logs.contains("sig1=:"), "a signature was logged");
+    assert!(!logs.contains(&alice.secret_hex));
+}
+
+#[test]
+fn forwarding_fields_of_a_trusted_proxy_are_appended_to() {
+    let s = setup("trusted_proxies = [\"127.0.0.0/8\"]");
+    let reply = send_signed(
+        &s.gateway,
+        &s.alice,
+        "GET",
+        "/v1/me",
+        b"",
+        &[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=203.0.113.9;proto=https"),
+            ("tessera-owner", "admin"),
+        ],
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.echoed("x-forwarded-for"), ["203.0.113.9, 127.0.0.1"]);
+    assert_eq!(reply.echoed("x-forwarded-proto"), ["https"]);
+    let forwarded = reply.echoed("forwarded");
+    assert!(
+        forwarded[0].starts_with("for=203.0.113.9;proto=https, for=127.0.0.1;proto=http"),
+        "{forwarded:?}"
+    );
+    // Identity fields are never trusted, whoever sends them.
+    assert_eq!(reply.echoed("tessera-owner"), ["alice"]);
+}

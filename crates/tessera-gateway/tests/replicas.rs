@@ -1,0 +1,320 @@
+//! Several gateway instances behind one load balancer: one Redis for
+//! nonces, one SQLite key database (administered with `tessera keys`).
+//! A replay across instances is refused, a revocation reaches both, and a
+//! Redis outage is a 503 that heals without a restart.
+//!
+//! Redis: a `redis-server` this test starts on a free port (the outage test
+//! must stop and restart it, so TESSERA_TEST_REDIS_URL is not used here).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `redis-server` on `port`, without persistence.
+fn redis(port: u16) -> Proc {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed");
+    assert!(
+        eventually(Duration::from_secs(10), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()),
+        "redis-server did not start"
+    );
+    Proc { child }
+}
+
+struct Db {
+    url: String,
+    master: String,
+}
+
+impl Db {
+    fn new(dir: &Path) -> Db {
+        let master: String = (0..32)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let db = Db {
+            url: format!("sqlite://{}", dir.join("keys.db").display()),
+            master,
+        };
+        db.tessera(&["keys", "migrate", "--db", &db.url]);
+        db
+    }
+
+    fn tessera(&self, args: &[&str]) -> String {
+        let out = Command::new(tessera_cli())
+            .args(args)
+            .env("TESSERA_MASTER_KEY", &self.master)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tessera {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn issue(&self, owner: &str) -> Key {
+        let json: serde_json::Value = serde_json::from_str(
+            self.tessera(&[
+                "keys", "issue", "--db", &self.url, "--owner", owner, "--scope", "read", "--json",
+            ])
+            .trim(),
+        )
+        .unwrap();
+        Key {
+            id: json["key_id"].as_str().unwrap().to_owned(),
+            secret_hex: json["secret_hex"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    fn gateway(
+        &self,
+        dir: &Path,
+        upstream: &Upstream,
+        redis_port: u16,
+        authority: &str,
+    ) -> Gateway {
+        Gateway::start_with_env(
+            dir,
+            &[
+                "--upstream",
+                &upstream.url(),
+                "--keys-db",
+                &self.url,
+                "--nonce-store",
+                &format!("redis://127.0.0.1:{redis_port}"),
+                "--authority",
+                authority,
+                "--admin",
+                "127.0.0.1:0",
+            ],
+            &[("TESSERA_MASTER_KEY", &self.master)],
+        )
+    }
+}
+
+#[test]
+fn replicas_share_nonces_and_see_revocations() {
+    let dir = temp_dir("replicas");
+    let redis_port = free_port();
+    let _redis = redis(redis_port);
+    let db = Db::new(&dir);
+    let alice = db.issue("alice");
+    let upstream = Upstream::start(&dir);
+    // Both replicas serve the public authority the load balancer answers on.
+    let public = "api.example.test";
+    let a = db.gateway(&dir, &upstream, redis_port, public);
+    let b = db.gateway(&dir, &upstream, redis_port, public);
+
+    let request = signed(&alice, "GET", public, "/v1/me", b"", &[]);
+    let first = raw(a.addr, &request, Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    assert_eq!(first.echoed("tessera-owner"), ["alice"]);
+    let replay = raw(b.addr, &request, Duration::from_secs(10)).unwrap();
+    assert_eq!(replay.status, 401);
+    assert_eq!(replay.json()["code"], "replayed");
+
+    // A race of the same request on both: exactly one is accepted.
+    let racing = signed(&alice, "GET", public, "/v1/race", b"", &[]);
+    let (addr_a, addr_b) = (a.addr, b.addr);
+    let (ra, rb) = (racing.clone(), racing);
+    let ta = std::thread::spawn(move || raw(addr_a, &ra, Duration::from_secs(10)).unwrap().status);
+    let tb = std::thread::spawn(move || raw(addr_b, &rb, Duration::from_secs(10)).unwrap().status);
+    let mut statuses = [ta.join().unwrap(), tb.join().unwrap()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401]);
+
+    // Revoked with the CLI: both replicas refuse it within the change poll.
+    db.tessera(&[
+        "keys",
+        "revoke",
+        "--db",
+        &db.url,
+        &alice.id,
+        "--reason",
+        "lost phone",
+    ]);
+    for gateway in [&a, &b] {
+        assert!(
+            eventually(Duration::from_secs(15), || {
+                let r = raw(
+                    gateway.addr,
+                    &signed(&alice, "GET", public, "/v1/after", b"", &[]),
+                    Duration::from_secs(10),
+                )
+                .unwrap();
+                r.status == 401 && r.json()["code"] == "key_revoked"
+            }),
+            "a replica kept accepting a revoked key"
+        );
+    }
+    assert_eq!(
+        upstream.paths().iter().filter(|p| *p == "/v1/race").count(),
+        1
+    );
+}
+
+#[test]
+fn redis_outage_is_503_and_heals_without_restart() {
+    let dir = temp_dir("outage");
+    let redis_port = free_port();
+    let mut redis_proc = redis(redis_port);
+    let db = Db::new(&dir);
+    let alice = db.issue("alice");
+    let upstream = Upstream::start(&dir);
+    let public = "api.example.test";
+    let gateway = db.gateway(&dir, &upstream, redis_port, public);
+    let admin = gateway.admin.unwrap();
+    let get = |path: &str| {
+        raw(
+            gateway.addr,
+            &signed(&alice, "GET", public, path, b"", &[]),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    };
+    assert_eq!(get("/before").status, 200);
+    assert_eq!(admin_get(admin, "/readyz").status, 200);
+
+    let _ = redis_proc.child.kill();
+    let _ = redis_proc.child.wait();
+    let down = get("/during");
+    assert_eq!(down.status, 503, "{}", String::from_utf8_lossy(&down.body));
+    assert_eq!(down.json()["code"], "store_unavailable");
+    let ready = admin_get(admin, "/readyz");
+    assert_eq!(ready.status, 503);
+    assert!(String::from_utf8_lossy(&ready.body).contains("nonce store"));
+    let metrics = String::from_utf8(admin_get(admin, "/metrics").body).unwrap();
+    assert!(metrics.contains("gateway_store_errors_total"), "{metrics}");
+
+    let _redis = redis(redis_port);
+    // A restarted (empty) Redis remembers from its new epoch: requests
+    // signed from the next second on pass again.
+    assert!(
+        eventually(Duration::from_secs(20), || get("/after").status == 200),
+        "no recovery; stderr: {}",
+        gateway.stderr()
+    );
+    assert_eq!(admin_get(admin, "/readyz").status, 200);
+    assert!(!upstream.paths().contains(&"/during".to_owned()));
+}
+
+/// A Redis Cluster: TESSERA_TEST_REDIS_CLUSTER (node URLs, space
+/// separated), else three local `redis-server --cluster-enabled` nodes from
+/// scripts/redis-cluster.sh, stopped when this test process exits.
+fn cluster() -> Vec<String> {
+    if let Ok(nodes) = std::env::var("TESSERA_TEST_REDIS_CLUSTER") {
+        let nodes: Vec<String> = nodes.split_whitespace().map(str::to_owned).collect();
+        if !nodes.is_empty() {
+            return nodes;
+        }
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/redis-cluster.sh"
+    );
+    let output = Command::new(script)
+        .args(["start", "--watch", &std::process::id().to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{script} start: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let nodes: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert!(nodes.len() >= 3, "{nodes:?}");
+    nodes
+}
+
+#[test]
+fn replicas_on_a_redis_cluster_accept_a_raced_request_once() {
+    let dir = temp_dir("cluster");
+    let nodes = cluster();
+    let db = Db::new(&dir);
+    let keys: Vec<Key> = (0..4).map(|i| db.issue(&format!("user{i}"))).collect();
+    let upstream = Upstream::start(&dir);
+    let public = "api.example.test";
+    let config = dir.join("cluster.toml");
+    let node_list: Vec<String> = nodes.iter().map(|n| format!("{n:?}")).collect();
+    std::fs::write(
+        &config,
+        format!(
+            "upstream = \"{}\"\nauthorities = [\"{public}\"]\n[keys]\ndb = \"{}\"\n[nonce_store]\ncluster = [{}]\nprefix = \"gw{}\"\nconnect_timeout_ms = 20000\n",
+            upstream.url(),
+            db.url,
+            node_list.join(", "),
+            rand::random::<u32>()
+        ),
+    )
+    .unwrap();
+    let start = || {
+        Gateway::start_with_env(
+            &dir,
+            &["--config", config.to_str().unwrap()],
+            &[("TESSERA_MASTER_KEY", &db.master)],
+        )
+    };
+    let (a, b) = (start(), start());
+    // Several key ids, so that their nonces live on different primaries.
+    for (i, key) in keys.iter().enumerate() {
+        let racing = signed(key, "POST", public, &format!("/v1/race/{i}"), b"{}", &[]);
+        let (addr_a, addr_b) = (a.addr, b.addr);
+        let (ra, rb) = (racing.clone(), racing);
+        let ta = std::thread::spawn(move || raw(addr_a, &ra, Duration::from_secs(10)).unwrap());
+        let tb = std::thread::spawn(move || raw(addr_b, &rb, Duration::from_secs(10)).unwrap());
+        let (x, y) = (ta.join().unwrap(), tb.join().unwrap());
+        let mut statuses = [x.status, y.status];
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [200, 401],
+            "{} / {}",
+            String::from_utf8_lossy(&x.body),
+            String::from_utf8_lossy(&y.body)
+        );
+        let refused = if x.status == 401 { &x } else { &y };
+        assert_eq!(refused.json()["code"], "replayed");
+    }
+    let raced: Vec<String> = upstream.paths();
+    assert_eq!(raced.len(), keys.len(), "{raced:?}");
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""The test upstream: a plain standard-library HTTP server that is not Rust.
+
+Every request is answered with JSON echoing what arrived: method, path (with
+the query), the header fields in order, and the body (text and length). Each
+request is also appended to the log file (one JSON line) before it is
+answered, so a test can prove a request never reached the upstream.
+
+Special paths:
+  /slow?secs=N   sleeps N seconds before answering (upstream timeouts)
+  /big?mib=N     streams N MiB of response body in 64 KiB chunks
+
+Usage: upstream.py LOGFILE   -- prints "listening on PORT" once bound.
+"""
+import json
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+LOG = sys.argv[1]
+
+
+class Echo(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self):
+        body = self._body()
+        record = {
+            "method": self.command,
+            "path": self.path,
+            "headers": [[k, v] for k, v in self.headers.items()],
+            "body": body.decode("utf-8", "replace"),
+            "body_len": len(body),
+        }
+        with open(LOG, "a") as log:
+            log.write(json.dumps({"method": self.command, "path": self.path}) + "\n")
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        if url.path == "/slow":
+            time.sleep(float(query.get("secs", ["5"])[0]))
+        if url.path == "/big":
+            mib = int(query.get("mib", ["1"])[0])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(mib * 1024 * 1024))
+            self.end_headers()
+            chunk = b"x" * 65536
+            for _ in range(mib * 16):
+                self.wfile.write(chunk)
+            return
+        out = json.dumps(record).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.send_header("Connection", "keep-alive, x-upstream-hop")
+        self.send_header("X-Upstream-Hop", "must not reach the client")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(out)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    server.daemon_threads = True
+    print(f"listening on {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
