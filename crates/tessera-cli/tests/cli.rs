@@ -820,7 +820,9 @@ fn secrets_cannot_be_given_on_the_command_line() {
 
 #[test]
 fn every_command_has_help() {
-    for command in ["demo", "keygen", "sign", "base", "verify", "serve"] {
+    for command in [
+        "demo", "keygen", "sign", "base", "verify", "serve", "keys", "gateway",
+    ] {
         let out = tessera(&[command, "--help"]);
         assert!(out.status.success(), "{command}");
         assert!(stdout(&out).contains("Usage: tessera"), "{command}");
