@@ -56,8 +56,9 @@ class GatewayTest(private val mode: String) {
             // A client-sent identity header must be replaced, never passed on.
             val get = c.newCall(Request.Builder().url("$base$path").header("Tessera-Owner", "mallory").build()).execute()
             val echo = get.use { r ->
-                assertEquals(200, r.code(), r.body()!!.string())
-                MiniJson.parse(r.body()!!.string()).obj()
+                val text = r.body()!!.string()
+                assertEquals(200, r.code(), text)
+                MiniJson.parse(text).obj()
             }
             assertEquals("GET", echo["method"])
             assertEquals(path, echo["path"])
