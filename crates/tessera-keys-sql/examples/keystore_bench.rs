@@ -202,7 +202,9 @@ async fn main() {
     );
     let memory = Arc::new(MemoryKeyStore::new());
     let secret = SecretKey::generate().unwrap();
-    let mem_id = KeyId::new("mem-key").unwrap();
+    // The same shape as the SQL store's ids (k1.<22>.<11>): the key id is
+    // signed, parsed and hashed, so a shorter one would flatter memory.
+    let mem_id = KeyId::new("k1.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAA").unwrap();
     memory.insert(mem_id.clone(), &secret, KeyMetadata::new("alice"));
     let mut contenders: Vec<(String, Verifier, KeyId, SecretKey)> = vec![(
         "memory".into(),
@@ -426,7 +428,7 @@ async fn profile_warm(store: &str, n: usize) {
     let (v, id, secret, _dir) = match store {
         "memory" => {
             let memory = MemoryKeyStore::new();
-            let id = KeyId::new("mem-key").unwrap();
+            let id = KeyId::new("k1.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAA").unwrap();
             memory.insert(id.clone(), &secret, KeyMetadata::new("alice"));
             (verifier(memory), id, secret, None)
         }
