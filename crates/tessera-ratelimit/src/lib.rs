@@ -55,5 +55,7 @@ pub use limiter::{
 pub use memory::{MemoryRateStore, DEFAULT_MEMORY_CAPACITY};
 pub use plan::{Plan, PlanError, Rate};
 #[cfg(feature = "redis")]
-pub use redis_store::{RedisRateStore, DEFAULT_RATE_REDIS_TIMEOUT};
+pub use redis_store::{
+    RedisRateStore, DEFAULT_RATE_REDIS_CONNECT_TIMEOUT, DEFAULT_RATE_REDIS_TIMEOUT,
+};
 pub use store::{RateStore, RateStoreError, Subject};

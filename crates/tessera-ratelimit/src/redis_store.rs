@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 use siphasher::sip128::{Hasher128, SipHasher13};
+use tessera_server::RedisConnection;
 
 use crate::gcra::Decision;
 use crate::plan::Plan;
@@ -16,6 +16,8 @@ use crate::store::{RateStore, RateStoreError, Subject};
 
 /// Default per-decision timeout.
 pub const DEFAULT_RATE_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
+/// Default timeout of one connection attempt.
+pub const DEFAULT_RATE_REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// [`crate::decide`] in Lua, run atomically by Redis on one key.
 ///
@@ -52,19 +54,22 @@ return {0, base, remaining, retry, queued}
 /// Limits in Redis: every replica that shares the Redis shares the budgets.
 ///
 /// One round trip per decision (`EVALSHA` of a short script, loaded on
-/// `NOSCRIPT`), over one multiplexed connection that reconnects by itself.
+/// `NOSCRIPT`), over one multiplexed connection that reconnects by itself:
+/// to one Redis, or to a Redis Cluster (`redis+cluster://` URLs), the same
+/// URLs as the nonce store's.
 /// The script is [`crate::decide`] transcribed, and runs atomically, so
 /// concurrent decisions on several replicas never overspend a budget.
 ///
 /// Keys: `<prefix>:{<h>}:rl:<plan>:<digest>`, where `<digest>` is a keyed
 /// hash of the subject (ids chosen by clients never appear in Redis) and
 /// `{<h>}` a Redis Cluster hash tag (its first 3 hex digits), so a
-/// decision touches one slot. Each key expires when its subject is back to a
+/// decision touches one slot and subjects spread over 4096 tags, thus over
+/// every primary of a cluster. Each key expires when its subject is back to a
 /// full burst. The time comes from the verifier's clock (microseconds), so
 /// replicas need synchronized clocks (NTP), as they do for the nonce store.
 #[derive(Clone)]
 pub struct RedisRateStore {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     prefix: Arc<str>,
     timeout: Duration,
     script: Arc<redis::Script>,
@@ -80,6 +85,7 @@ pub struct RedisRateStore {
 impl fmt::Debug for RedisRateStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRateStore")
+            .field("redis", &self.connection.target())
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -87,9 +93,10 @@ impl fmt::Debug for RedisRateStore {
 }
 
 impl RedisRateStore {
-    /// A store on `connection` (the same kind of connection the nonce store
-    /// uses) with keys under `prefix`.
-    pub fn new(connection: ConnectionManager, prefix: &str) -> Self {
+    /// A store on `connection` with keys under `prefix`. The connection may
+    /// be the one a [`tessera_server::RedisNonceStore`] uses, or one opened
+    /// with [`RedisConnection::open`].
+    pub fn new(connection: RedisConnection, prefix: &str) -> Self {
         // Keyed by the prefix: the hash is an obfuscation of subject ids,
         // stable across replicas, not a secret.
         let mut seed = SipHasher13::new();
@@ -106,20 +113,29 @@ impl RedisRateStore {
         }
     }
 
-    /// Connects to `url` (`redis://host:port/db`) with keys under `prefix`.
+    /// Connects to `url` with keys under `prefix`: `redis://host:port/db`
+    /// (one Redis), `redis+cluster://host1:port1,host2:port2` (a Redis
+    /// Cluster), or any other URL [`RedisConnection::open`] takes.
     ///
     /// # Errors
-    /// When the URL is invalid or Redis does not answer.
+    /// When the URL is invalid or Redis (every primary, for a cluster) does
+    /// not answer `PING`; the message names the URL without its password.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, RateStoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| RateStoreError::new(format!("invalid Redis URL: {e}")))?;
-        let connection = ConnectionManager::new(client)
-            .await
-            .map_err(|e| RateStoreError::new(format!("cannot connect to Redis: {e}")))?;
+        // The connection's own bound is wider than any sensible decision
+        // timeout; `with_timeout` (default 100 ms) is the one that applies.
+        let connection = RedisConnection::open(
+            url,
+            Duration::from_secs(1),
+            DEFAULT_RATE_REDIS_CONNECT_TIMEOUT,
+        )
+        .await
+        .map_err(|e| RateStoreError::new(e.to_string()))?;
         Ok(RedisRateStore::new(connection, prefix))
     }
 
-    /// Sets the per-decision timeout (default 100 ms).
+    /// Sets the per-decision timeout (default 100 ms; with a connection
+    /// from [`RedisRateStore::connect`], at most 1 s takes effect, the
+    /// connection's own bound).
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

@@ -159,6 +159,79 @@ async fn redis_store_is_exact_and_shared() {
 }
 
 #[cfg(feature = "redis")]
+#[path = "../../tessera-server/tests/support/redis_cluster.rs"]
+mod redis_cluster;
+
+/// The same suite on a real three-primary Redis Cluster: one replica
+/// connects with a `redis+cluster://` URL, another with the node list;
+/// they share budgets, and subjects spread over every primary (the hash
+/// tag keeps each decision in one slot).
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_cluster_store_is_exact_shared_and_spread() {
+    use std::time::Duration;
+    use tessera_ratelimit::RedisRateStore;
+    use tessera_server::RedisConnection;
+    let test = "redis_cluster_store_is_exact_shared_and_spread";
+    let Some(nodes) = redis_cluster::shared_cluster(test) else {
+        return;
+    };
+    let hosts: Vec<&str> = nodes
+        .iter()
+        .map(|n| n.trim_start_matches("redis://").trim_end_matches('/'))
+        .collect();
+    let url = format!("redis+cluster://{}", hosts.join(","));
+    let prefix = format!("tessera-rl-cluster-{:016x}", rand_u64());
+    let store = RedisRateStore::connect(&url, &prefix)
+        .await
+        .expect("connect with a redis+cluster:// URL")
+        // Generous: 2 shared cores, a cluster and the other tests.
+        .with_timeout(Duration::from_secs(1));
+    exactness(&store, "redis-cluster").await;
+
+    let connection =
+        RedisConnection::open_cluster(&nodes, Duration::from_secs(1), Duration::from_secs(2))
+            .await
+            .expect("connect with the node list");
+    assert!(connection.is_cluster());
+    let other = RedisRateStore::new(connection, &prefix).with_timeout(Duration::from_secs(1));
+    let p = plan("shared", "1/s", 3);
+    let t = T0 + 100_000_000;
+    assert!(at(&store, "erin", &p, 1, t).await.allowed);
+    assert!(at(&other, "erin", &p, 1, t).await.allowed);
+    assert!(at(&store, "erin", &p, 1, t).await.allowed);
+    assert!(!at(&other, "erin", &p, 1, t).await.allowed);
+
+    // 300 subjects land on every primary.
+    for i in 0..300 {
+        assert!(at(&store, &format!("spread-{i}"), &p, 1, t).await.allowed);
+    }
+    for node in &nodes {
+        let mut conn = redis::Client::open(node.as_str())
+            .expect("node url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to a node");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        assert!(
+            keys.len() > 30,
+            "{node} holds {} of 300 subjects",
+            keys.len()
+        );
+    }
+
+    // A cluster URL with a database is refused with a clear error.
+    let err = RedisRateStore::connect(&format!("{url}/3"), &prefix)
+        .await
+        .expect_err("a cluster has database 0 only");
+    assert!(err.to_string().contains("database 0"), "{err}");
+}
+
+#[cfg(feature = "redis")]
 fn rand_u64() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now()

@@ -130,7 +130,7 @@ pub use nonce::{
 };
 #[cfg(feature = "redis")]
 pub use nonce::{
-    RedisNonceStore, RedisNonceStoreBuilder, RedisStoreError, RedisStoreErrorKind,
+    RedisConnection, RedisNonceStore, RedisNonceStoreBuilder, RedisStoreError, RedisStoreErrorKind,
     DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT,
 };
 pub use rejection::{Rejection, DEFAULT_REALM, PROBLEM_JSON};

@@ -10,98 +10,22 @@
 //! with `TESSERA_REQUIRE_REDIS_CLUSTER=1` or `CI=true`, where they fail.
 #![cfg(feature = "redis")]
 
+#[path = "support/redis_cluster.rs"]
+mod redis_cluster_support;
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
+use redis_cluster_support::{own_cluster, shared_cluster};
 use support::{key_id, secret, Harness, Spec, PUBLIC, T0};
 use tessera_core::{Nonce, SigningKey};
 use tessera_server::{
     KeyMetadata, ManualClock, NonceOutcome, NonceRecord, NonceStore, NonceStoreErrorKind,
     RedisNonceStore,
 };
-
-const NODES_VAR: &str = "TESSERA_TEST_REDIS_CLUSTER";
-const REQUIRE_VAR: &str = "TESSERA_REQUIRE_REDIS_CLUSTER";
-
-fn required() -> bool {
-    let set =
-        |var: &str, values: &[&str]| std::env::var(var).is_ok_and(|v| values.contains(&v.as_str()));
-    set(REQUIRE_VAR, &["1"]) || set("CI", &["1", "true"])
-}
-
-/// Reports a missing cluster: a panic when one is required, a skip message
-/// otherwise.
-fn skip(test: &str, why: &str) {
-    let msg = format!(
-        "skipped: no Redis Cluster ({test}): {why}; set {NODES_VAR} or install redis-server"
-    );
-    assert!(!required(), "{REQUIRE_VAR}=1 (or CI) and {msg}");
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
-
-/// Starts a cluster with scripts/redis-cluster.sh, stopped when this test
-/// process exits; its node URLs.
-fn start_cluster() -> Result<Vec<String>, String> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/redis-cluster.sh"
-    );
-    let output = Command::new(script)
-        .args(["start", "--watch", &std::process::id().to_string()])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {script}: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{script} start failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let nodes: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    if nodes.len() < 3 {
-        return Err(format!("{script} printed {nodes:?}, not three node URLs"));
-    }
-    Ok(nodes)
-}
-
-/// The cluster shared by the tests of this process.
-fn shared_cluster(test: &str) -> Option<Vec<String>> {
-    if let Ok(nodes) = std::env::var(NODES_VAR) {
-        let nodes: Vec<String> = nodes.split_whitespace().map(str::to_owned).collect();
-        if !nodes.is_empty() {
-            return Some(nodes);
-        }
-    }
-    static SHARED: OnceLock<Result<Vec<String>, String>> = OnceLock::new();
-    match SHARED.get_or_init(start_cluster) {
-        Ok(nodes) => Some(nodes.clone()),
-        Err(why) => {
-            skip(test, why);
-            None
-        }
-    }
-}
-
-/// A cluster of this test's own (for tests that kill a node).
-fn own_cluster(test: &str) -> Option<Vec<String>> {
-    match start_cluster() {
-        Ok(nodes) => Some(nodes),
-        Err(why) => {
-            skip(test, &why);
-            None
-        }
-    }
-}
 
 fn unique_prefix(test: &str) -> String {
     format!("tessera-cluster-{test}-{:016x}", rand::random::<u64>())

@@ -21,6 +21,8 @@ use tessera_core::{KeyId, Nonce};
 
 pub use memory::{MemoryNonceStore, MemoryNonceStoreBuilder};
 #[cfg(feature = "redis")]
+pub use redis_connection::RedisConnection;
+#[cfg(feature = "redis")]
 pub use redis_store::{
     RedisNonceStore, RedisNonceStoreBuilder, RedisStoreError, RedisStoreErrorKind,
     DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT,

@@ -102,35 +102,30 @@ pub(super) fn cluster_password(nodes: &[String]) -> Option<String> {
     nodes.iter().find_map(|n| url_password(n))
 }
 
-/// The settings [`connect`] needs from the builder.
-pub(super) struct ClusterSettings<'a> {
-    pub(super) nodes: &'a [String],
-    pub(super) target: &'a str,
-    pub(super) password: Option<&'a str>,
-    pub(super) prefix: &'a str,
-    pub(super) timeout: Duration,
-    pub(super) connect_timeout: Duration,
-}
-
-/// Connects to the cluster, checks every primary answers `PING`, warns
-/// about eviction policies, and writes the epoch key of every tag that has
-/// none, dated `since`.
-pub(super) async fn connect(
-    settings: &ClusterSettings<'_>,
-    since: u64,
+/// Connects to the cluster of `nodes` and checks every primary answers
+/// `PING`. `target` names the cluster in errors (passwords redacted);
+/// `password` is scrubbed from the client's messages.
+pub(super) async fn open(
+    nodes: &[String],
+    target: &str,
+    password: Option<&str>,
+    response_timeout: Duration,
+    connect_timeout: Duration,
 ) -> Result<ClusterConnection, RedisStoreError> {
-    let scrub = |e: &RedisError| scrub_secret(&e.to_string(), settings.password);
-    if settings.nodes.is_empty() {
+    let scrub = |e: &RedisError| scrub_secret(&e.to_string(), password);
+    if nodes.is_empty() {
         return Err(RedisStoreError::new(
             RedisStoreErrorKind::InvalidUrl,
             "a Redis Cluster needs at least one node URL".to_owned(),
         ));
     }
-    let client = ClusterClient::builder(settings.nodes.iter().map(String::as_str))
-        .connection_timeout(settings.connect_timeout)
+    #[cfg(feature = "redis-tls")]
+    super::redis_store::install_crypto_provider();
+    let client = ClusterClient::builder(nodes.iter().map(String::as_str))
+        .connection_timeout(connect_timeout)
         // Per attempt and overall (retries, MOVED/ASK redirections
-        // included); the check also has its own timeout around it.
-        .response_timeout(settings.timeout)
+        // included); the stores also put their own timeout around a call.
+        .response_timeout(response_timeout)
         .retries(3)
         .min_retry_wait(20)
         .max_retry_wait(500)
@@ -138,16 +133,16 @@ pub(super) async fn connect(
         .map_err(|e| {
             RedisStoreError::new(
                 RedisStoreErrorKind::InvalidUrl,
-                format!("invalid Redis Cluster {}: {}", settings.target, scrub(&e)),
+                format!("invalid Redis Cluster {target}: {}", scrub(&e)),
             )
         })?;
     let connect_failed = |detail: String| {
         RedisStoreError::new(
             RedisStoreErrorKind::Connect,
-            format!("cannot connect to {}: {detail}", settings.target),
+            format!("cannot connect to {target}: {detail}"),
         )
     };
-    let bounded = settings.connect_timeout.saturating_mul(2);
+    let bounded = connect_timeout.saturating_mul(2);
     let mut connection = tokio::time::timeout(bounded, client.get_async_connection())
         .await
         .map_err(|_| connect_failed("timed out".to_owned()))?
@@ -165,15 +160,36 @@ pub(super) async fn connect(
     if pong != "PONG" {
         return Err(connect_failed(format!("unexpected PING reply {pong:?}")));
     }
-    check_eviction_policies(&mut connection, settings.target).await;
-    tokio::time::timeout(
-        bounded,
-        write_missing_epochs(&mut connection, settings.prefix, since),
-    )
-    .await
-    .map_err(|_| connect_failed("timed out writing the epoch keys".to_owned()))?
-    .map_err(|e| connect_failed(format!("cannot write the epoch keys: {}", scrub(&e))))?;
     Ok(connection)
+}
+
+/// The nonce store's start-up on a connected cluster: warns about
+/// eviction policies, and writes the epoch key of every tag that has none,
+/// dated `since`, within `bound`.
+pub(super) async fn prepare_nonce_keys(
+    connection: &mut ClusterConnection,
+    target: &str,
+    password: Option<&str>,
+    prefix: &str,
+    since: u64,
+    bound: Duration,
+) -> Result<(), RedisStoreError> {
+    check_eviction_policies(connection, target).await;
+    let connect_failed = |detail: String| {
+        RedisStoreError::new(
+            RedisStoreErrorKind::Connect,
+            format!("cannot connect to {target}: {detail}"),
+        )
+    };
+    tokio::time::timeout(bound, write_missing_epochs(connection, prefix, since))
+        .await
+        .map_err(|_| connect_failed("timed out writing the epoch keys".to_owned()))?
+        .map_err(|e| {
+            connect_failed(format!(
+                "cannot write the epoch keys: {}",
+                scrub_secret(&e.to_string(), password)
+            ))
+        })
 }
 
 /// Writes the epoch of every tag that has none (`SET NX`), each on the

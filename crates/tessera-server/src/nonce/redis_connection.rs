@@ -1,15 +1,39 @@
-//! The connection under [`RedisNonceStore`](super::RedisNonceStore): one
-//! Redis endpoint or a Redis Cluster, behind one `ConnectionLike` so the
-//! check script is invoked the same way on both.
+//! [`RedisConnection`]: one Redis endpoint or a Redis Cluster behind one
+//! `ConnectionLike`, opened from the URLs the nonce store accepts, so every
+//! Redis-backed store (nonces here, rate limits in tessera-ratelimit)
+//! takes the same URLs and invokes its script the same way on both.
 
-use redis::aio::{ConnectionLike, ConnectionManager};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
-/// A multiplexed connection to one endpoint, or to every primary of a
-/// cluster. Cloning shares the underlying sockets.
+use super::redis_cluster;
+use super::redis_store::{
+    redact_url, scrub_secret, url_password, RedisStoreError, RedisStoreErrorKind,
+};
+
+/// A multiplexed connection to one Redis endpoint, or to every primary of a
+/// Redis Cluster. Cloning shares the underlying sockets, so any number of
+/// tasks use one `RedisConnection` at once (commands are pipelined on the
+/// socket; there is no pool to size).
+///
+/// [`RedisNonceStore`](super::RedisNonceStore) holds one; other stores open
+/// theirs with [`RedisConnection::open`], so a deployment writes the same
+/// URL for each.
 #[derive(Clone)]
-pub(super) enum StoreConnection {
+pub struct RedisConnection {
+    link: Link,
+    /// How errors and logs name the target: passwords replaced by `***`.
+    target: Arc<str>,
+}
+
+#[derive(Clone)]
+enum Link {
     /// One Redis (or a primary, or a cluster-aware proxy); reconnects by itself.
     Single(ConnectionManager),
     /// A Redis Cluster: commands go to the primary owning their key's slot;
@@ -17,18 +41,173 @@ pub(super) enum StoreConnection {
     Cluster(ClusterConnection),
 }
 
-impl StoreConnection {
-    /// True for a Redis Cluster.
-    pub(super) fn is_cluster(&self) -> bool {
-        matches!(self, StoreConnection::Cluster(_))
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConnection")
+            .field("target", &self.target)
+            .field("cluster", &self.is_cluster())
+            .finish()
     }
 }
 
-impl ConnectionLike for StoreConnection {
+impl RedisConnection {
+    /// Opens a connection to `url` and checks that Redis answers `PING`
+    /// (with a cluster: every primary).
+    ///
+    /// `url` is any URL [`RedisNonceStore::builder`](super::RedisNonceStore::builder)
+    /// takes: `redis://[user:password@]host:port/db`, `rediss://…` (feature
+    /// `redis-tls`), `redis+unix:///path`, or
+    /// `redis+cluster://[user:password@]host1:port1,host2:port2` for a
+    /// Redis Cluster. `response_timeout` bounds each command once
+    /// connected; `connect_timeout` each connection attempt. A single
+    /// endpoint reconnects by itself (a few quick attempts with capped
+    /// backoff per command), so a Redis that comes back is used again
+    /// without a restart.
+    ///
+    /// # Errors
+    /// [`RedisStoreErrorKind::InvalidUrl`] for a URL that does not parse;
+    /// [`RedisStoreErrorKind::Connect`] when Redis cannot be reached,
+    /// refuses the credentials or does not answer in time. Messages name
+    /// the URL with its password replaced by `***`.
+    pub async fn open(
+        url: &str,
+        response_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, RedisStoreError> {
+        if let Some(nodes) = redis_cluster::cluster_url_nodes(url) {
+            return Self::open_cluster(&nodes?, response_timeout, connect_timeout).await;
+        }
+        let target = redact_url(url);
+        let password = url_password(url);
+        let (manager, _probe) = open_single(
+            url,
+            &target,
+            password.as_deref(),
+            response_timeout,
+            connect_timeout,
+        )
+        .await?;
+        Ok(Self::single(manager, target))
+    }
+
+    /// Opens a connection to the Redis Cluster that `nodes` belong to
+    /// (`redis://host:port/` each, with the password if any; the client
+    /// learns the other nodes from them) and checks every primary answers
+    /// `PING`.
+    ///
+    /// # Errors
+    /// As [`RedisConnection::open`].
+    pub async fn open_cluster(
+        nodes: &[String],
+        response_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, RedisStoreError> {
+        let target = redis_cluster::cluster_target(nodes);
+        let password = redis_cluster::cluster_password(nodes);
+        let connection = redis_cluster::open(
+            nodes,
+            &target,
+            password.as_deref(),
+            response_timeout,
+            connect_timeout,
+        )
+        .await?;
+        Ok(Self::cluster(connection, target))
+    }
+
+    /// True for a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.link, Link::Cluster(_))
+    }
+
+    /// The target as errors and logs name it: the URL (or the cluster's
+    /// node URLs) with passwords replaced by `***`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    pub(super) fn single(manager: ConnectionManager, target: String) -> Self {
+        RedisConnection {
+            link: Link::Single(manager),
+            target: target.into(),
+        }
+    }
+
+    pub(super) fn cluster(connection: ClusterConnection, target: String) -> Self {
+        RedisConnection {
+            link: Link::Cluster(connection),
+            target: target.into(),
+        }
+    }
+}
+
+/// Connects to one endpoint: a plain probe connection first, which must
+/// answer `PING` within `connect_timeout` (a prompt, clear error when Redis
+/// is unreachable or refuses the credentials, instead of the connection
+/// manager's retries), then the self-reconnecting manager. The probe is
+/// returned for start-up work that may take longer than one command's
+/// `response_timeout`; drop it afterwards.
+pub(super) async fn open_single(
+    url: &str,
+    target: &str,
+    password: Option<&str>,
+    response_timeout: Duration,
+    connect_timeout: Duration,
+) -> Result<(ConnectionManager, MultiplexedConnection), RedisStoreError> {
+    #[cfg(feature = "redis-tls")]
+    super::redis_store::install_crypto_provider();
+    let scrub = |e: &RedisError| scrub_secret(&e.to_string(), password);
+    let client = Client::open(url).map_err(|e| {
+        RedisStoreError::new(
+            RedisStoreErrorKind::InvalidUrl,
+            format!("invalid Redis URL {target}: {}", scrub(&e)),
+        )
+    })?;
+    let connect_failed = |detail: String| {
+        RedisStoreError::new(
+            RedisStoreErrorKind::Connect,
+            format!("cannot connect to Redis at {target}: {detail}"),
+        )
+    };
+    let probe_config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(connect_timeout));
+    let mut probe = client
+        .get_multiplexed_async_connection_with_config(&probe_config)
+        .await
+        .map_err(|e| connect_failed(scrub(&e)))?;
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut probe)
+        .await
+        .map_err(|e| connect_failed(scrub(&e)))?;
+    if pong != "PONG" {
+        return Err(connect_failed(format!("unexpected PING reply {pong:?}")));
+    }
+
+    // Reconnection: a few quick attempts with capped backoff; once they
+    // are used up, the next command starts a new round, so the connection
+    // recovers by itself whenever Redis comes back.
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(response_timeout))
+        .set_min_delay(Duration::from_millis(20))
+        .set_max_delay(Duration::from_millis(500))
+        .set_number_of_retries(3);
+    let manager = tokio::time::timeout(
+        connect_timeout.saturating_mul(2),
+        ConnectionManager::new_with_config(client, config),
+    )
+    .await
+    .map_err(|_| connect_failed("timed out".to_owned()))?
+    .map_err(|e| connect_failed(scrub(&e)))?;
+    Ok((manager, probe))
+}
+
+impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            StoreConnection::Single(c) => c.req_packed_command(cmd),
-            StoreConnection::Cluster(c) => c.req_packed_command(cmd),
+        match &mut self.link {
+            Link::Single(c) => c.req_packed_command(cmd),
+            Link::Cluster(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -38,16 +217,16 @@ impl ConnectionLike for StoreConnection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            StoreConnection::Single(c) => c.req_packed_commands(cmd, offset, count),
-            StoreConnection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        match &mut self.link {
+            Link::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Link::Cluster(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            StoreConnection::Single(c) => c.get_db(),
-            StoreConnection::Cluster(c) => c.get_db(),
+        match &self.link {
+            Link::Single(c) => c.get_db(),
+            Link::Cluster(c) => c.get_db(),
         }
     }
 }

@@ -7,13 +7,12 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use redis::RedisError;
 use sha2::{Digest, Sha256};
 use tessera_core::{Clock, KeyId, Nonce, SystemClock};
 
-use super::redis_cluster::{self, ClusterSettings};
-use super::redis_connection::StoreConnection;
+use super::redis_cluster;
+use super::redis_connection::{open_single, RedisConnection};
 use super::{NonceOutcome, NonceRecord, NonceStore, NonceStoreError, NonceStoreErrorKind};
 
 /// The default key prefix of [`RedisNonceStore`].
@@ -162,8 +161,6 @@ impl RedisNonceStoreBuilder {
     /// the URL with its password replaced by `***`.
     pub async fn connect(self) -> Result<RedisNonceStore, RedisStoreError> {
         validate_prefix(&self.prefix)?;
-        #[cfg(feature = "redis-tls")]
-        install_crypto_provider();
         let (connection, target, password, since) = match &self.target {
             Target::Cluster(nodes) => self.connect_cluster(nodes).await?,
             Target::Url(url) => match redis_cluster::cluster_url_nodes(url) {
@@ -194,21 +191,29 @@ impl RedisNonceStoreBuilder {
     async fn connect_cluster(
         &self,
         nodes: &[String],
-    ) -> Result<(StoreConnection, String, Option<String>, u64), RedisStoreError> {
+    ) -> Result<(RedisConnection, String, Option<String>, u64), RedisStoreError> {
         let target = redis_cluster::cluster_target(nodes);
         let password = redis_cluster::cluster_password(nodes);
         let since = self.clock.now_unix().saturating_add(1);
-        let settings = ClusterSettings {
+        let mut connection = redis_cluster::open(
             nodes,
-            target: &target,
-            password: password.as_deref(),
-            prefix: &self.prefix,
-            timeout: self.timeout,
-            connect_timeout: self.connect_timeout,
-        };
-        let connection = redis_cluster::connect(&settings, since).await?;
+            &target,
+            password.as_deref(),
+            self.timeout,
+            self.connect_timeout,
+        )
+        .await?;
+        redis_cluster::prepare_nonce_keys(
+            &mut connection,
+            &target,
+            password.as_deref(),
+            &self.prefix,
+            since,
+            self.connect_timeout.saturating_mul(2),
+        )
+        .await?;
         Ok((
-            StoreConnection::Cluster(connection),
+            RedisConnection::cluster(connection, target.clone()),
             target,
             password,
             since,
@@ -219,60 +224,40 @@ impl RedisNonceStoreBuilder {
     async fn connect_single(
         &self,
         url: &str,
-    ) -> Result<(StoreConnection, String, Option<String>, u64), RedisStoreError> {
+    ) -> Result<(RedisConnection, String, Option<String>, u64), RedisStoreError> {
         let target = redact_url(url);
         let password = url_password(url);
-        let scrub = |e: &RedisError| scrub_secret(&e.to_string(), password.as_deref());
-        let client = Client::open(url).map_err(|e| RedisStoreError {
-            kind: RedisStoreErrorKind::InvalidUrl,
-            message: format!("invalid Redis URL {target}: {}", scrub(&e)),
-        })?;
-
-        // Probe with one plain connection first: a clear, prompt error when
-        // Redis is unreachable or refuses the credentials, instead of the
-        // connection manager's retries.
-        let connect_failed = |detail: String| RedisStoreError {
-            kind: RedisStoreErrorKind::Connect,
-            message: format!("cannot connect to Redis at {target}: {detail}"),
-        };
-        let probe_config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.connect_timeout));
-        let mut probe = client
-            .get_multiplexed_async_connection_with_config(&probe_config)
-            .await
-            .map_err(|e| connect_failed(scrub(&e)))?;
-        let pong: String = redis::cmd("PING")
-            .query_async(&mut probe)
-            .await
-            .map_err(|e| connect_failed(scrub(&e)))?;
-        if pong != "PONG" {
-            return Err(connect_failed(format!("unexpected PING reply {pong:?}")));
-        }
+        let (manager, mut probe) = open_single(
+            url,
+            &target,
+            password.as_deref(),
+            self.timeout,
+            self.connect_timeout,
+        )
+        .await?;
+        // Start-up work goes over the probe, whose response timeout is the
+        // connect timeout: writing 4096 epoch keys may take longer than
+        // one check's timeout on a distant Redis.
         check_eviction_policy(&mut probe, &target).await;
         let since = self.clock.now_unix().saturating_add(1);
         write_missing_epochs(&mut probe, &self.prefix, since)
             .await
-            .map_err(|e| connect_failed(format!("cannot write the epoch keys: {}", scrub(&e))))?;
+            .map_err(|e| {
+                RedisStoreError::new(
+                    RedisStoreErrorKind::Connect,
+                    format!(
+                        "cannot connect to Redis at {target}: cannot write the epoch keys: {}",
+                        scrub_secret(&e.to_string(), password.as_deref())
+                    ),
+                )
+            })?;
         drop(probe);
-
-        // Reconnection: a few quick attempts with capped backoff; once they
-        // are used up, the next check starts a new round, so the store
-        // recovers by itself whenever Redis comes back.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(500))
-            .set_number_of_retries(3);
-        let connection = tokio::time::timeout(
-            self.connect_timeout.saturating_mul(2),
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| connect_failed("timed out".to_owned()))?
-        .map_err(|e| connect_failed(scrub(&e)))?;
-        Ok((StoreConnection::Single(connection), target, password, since))
+        Ok((
+            RedisConnection::single(manager, target.clone()),
+            target,
+            password,
+            since,
+        ))
     }
 }
 
@@ -285,7 +270,7 @@ impl RedisNonceStoreBuilder {
 /// # Why the `redis` crate
 ///
 /// The `redis` crate (redis-rs) is the most widely used Redis client for
-/// Rust and is actively maintained. Its [`ConnectionManager`] is exactly what
+/// Rust and is actively maintained. Its [`ConnectionManager`](redis::aio::ConnectionManager) is exactly what
 /// a nonce store needs: one multiplexed connection that any number of tasks
 /// use concurrently (commands are pipelined on the socket, so there is no
 /// pool to size), and that reconnects by itself when Redis goes away. `fred`
@@ -434,7 +419,7 @@ impl RedisNonceStoreBuilder {
 /// ```
 #[derive(Clone)]
 pub struct RedisNonceStore {
-    connection: StoreConnection,
+    connection: RedisConnection,
     /// Shared by all clones: whether Redis is known to be down.
     health: Arc<Health>,
     /// The URL with the password redacted.
@@ -810,7 +795,7 @@ async fn check_eviction_policy(connection: &mut redis::aio::MultiplexedConnectio
 /// rustls needs a process-wide crypto provider; install ring unless the
 /// application already chose one.
 #[cfg(feature = "redis-tls")]
-fn install_crypto_provider() {
+pub(super) fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Fails only if another thread installed one meanwhile: fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
