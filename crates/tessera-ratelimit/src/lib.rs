@@ -49,8 +49,8 @@ pub use before::{Claimed, LimitBeforeVerify, LimitBeforeVerifyLayer};
 pub use gcra::{decide, Decision};
 pub use limiter::{
     default_plan, FailureMode, KeyBy, MicroClock, RateLimiter, RateLimiterBuilder,
-    RateLimiterStats, Route, SubjectFn, SystemMicroClock, PLAN_ATTRIBUTE, RATELIMIT,
-    RATELIMIT_POLICY,
+    RateLimiterStats, Route, SubjectFn, SystemMicroClock, DECISIONS_METRIC, PLAN_ATTRIBUTE,
+    RATELIMIT, RATELIMIT_POLICY,
 };
 pub use memory::{MemoryRateStore, DEFAULT_MEMORY_CAPACITY};
 pub use plan::{Plan, PlanError, Rate};

@@ -2,6 +2,7 @@
 //! to a request, whose budget it spends, and the answer with its headers.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -150,6 +151,9 @@ impl Route {
     }
 }
 
+/// The counter of decisions in the `metrics` facade, labelled `outcome`.
+pub const DECISIONS_METRIC: &str = "tessera_rate_limit_decisions_total";
+
 /// Counters of what the limiter decided.
 #[derive(Debug, Default)]
 pub struct RateLimiterStats {
@@ -179,8 +183,17 @@ impl RateLimiterStats {
 ///
 /// For each request: the first [`Route`] that matches gives the plan and
 /// cost; otherwise the key's own plan (its metadata attribute
-/// [`PLAN_ATTRIBUTE`]) or the default plan, cost 1. No plan: admitted
-/// without a limit. The budget spent is the [`KeyBy`] subject's.
+/// [`PLAN_ATTRIBUTE`]), else its owner's plan
+/// ([`RateLimiterBuilder::owner_plan`]), else the default plan, cost 1. No
+/// plan: admitted without a limit. The budget spent is the [`KeyBy`]
+/// subject's.
+///
+/// Every decision is counted in [`RateLimiter::stats`] and, through the
+/// `metrics` facade (a no-op unless the application installs a recorder,
+/// such as a Prometheus exporter), in the counter
+/// `tessera_rate_limit_decisions_total` with the label `outcome`:
+/// `allowed`, `limited`, or `store_error` (the store could not answer; the
+/// [`FailureMode`] decided). A store error is also logged at `warn`.
 #[derive(Clone)]
 pub struct RateLimiter {
     inner: Arc<Inner>,
@@ -189,6 +202,7 @@ pub struct RateLimiter {
 struct Inner {
     store: Arc<dyn RateStore>,
     routes: Vec<Route>,
+    owner_plans: HashMap<String, Plan>,
     default_plan: Option<Plan>,
     key_by: KeyBy,
     failure: FailureMode,
@@ -218,6 +232,7 @@ impl RateLimiter {
         RateLimiterBuilder {
             store: Arc::new(store),
             routes: Vec::new(),
+            owner_plans: HashMap::new(),
             default_plan: Some(default_plan()),
             key_by: KeyBy::KeyId,
             failure: FailureMode::Open,
@@ -235,10 +250,13 @@ impl RateLimiter {
         if let Some(route) = i.routes.iter().find(|r| r.matches(request)) {
             return Some((Cow::Borrowed(&route.plan), route.cost));
         }
-        match key_plan(request.metadata) {
-            Some(plan) => Some((Cow::Owned(plan), 1)),
-            None => i.default_plan.as_ref().map(|plan| (Cow::Borrowed(plan), 1)),
+        if let Some(plan) = key_plan(request.metadata) {
+            return Some((Cow::Owned(plan), 1));
         }
+        i.owner_plans
+            .get(request.metadata.owner.as_str())
+            .or(i.default_plan.as_ref())
+            .map(|plan| (Cow::Borrowed(plan), 1))
     }
 
     fn subject_id<'r>(&self, request: &AdmissionRequest<'r>) -> (&'static str, Cow<'r, str>) {
@@ -286,6 +304,7 @@ pub fn default_plan() -> Plan {
 pub struct RateLimiterBuilder {
     store: Arc<dyn RateStore>,
     routes: Vec<Route>,
+    owner_plans: HashMap<String, Plan>,
     default_plan: Option<Plan>,
     key_by: KeyBy,
     failure: FailureMode,
@@ -296,12 +315,24 @@ impl fmt::Debug for RateLimiterBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimiterBuilder")
             .field("routes", &self.routes)
+            .field("owner_plans", &self.owner_plans.len())
             .field("default_plan", &self.default_plan)
             .finish_non_exhaustive()
     }
 }
 
 impl RateLimiterBuilder {
+    /// The plan of every key of `owner` that has no plan of its own (a
+    /// customer's tier, say), in place of the default plan. Routes still
+    /// come first. Whose budget it is stays the [`KeyBy`] choice: with
+    /// [`KeyBy::Owner`] the owner's keys share one budget of this plan;
+    /// with the default [`KeyBy::KeyId`] each key has a budget of its own.
+    #[must_use]
+    pub fn owner_plan(mut self, owner: impl Into<String>, plan: Plan) -> Self {
+        self.owner_plans.insert(owner.into(), plan);
+        self
+    }
+
     /// The plan for requests no route matches (and whose key has no plan of
     /// its own), replacing [`default_plan`].
     #[must_use]
@@ -351,6 +382,7 @@ impl RateLimiterBuilder {
             inner: Arc::new(Inner {
                 store: self.store,
                 routes: self.routes,
+                owner_plans: self.owner_plans,
                 default_plan: self.default_plan,
                 key_by: self.key_by,
                 failure: self.failure,
@@ -404,6 +436,7 @@ impl Admission for RateLimiter {
             Ok(decision) => decision,
             Err(e) => {
                 i.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(DECISIONS_METRIC, "outcome" => "store_error").increment(1);
                 tracing::warn!(key_id = %request.key_id, plan = plan.name(), error = %e, mode = ?i.failure, "tessera: rate limit store failed");
                 return match i.failure {
                     FailureMode::Open => Ok(Admitted::plain()),
@@ -413,9 +446,11 @@ impl Admission for RateLimiter {
         };
         if decision.allowed {
             i.stats.allowed.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(DECISIONS_METRIC, "outcome" => "allowed").increment(1);
             return Ok(Admitted::with_headers(headers(plan, &decision)));
         }
         i.stats.limited.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(DECISIONS_METRIC, "outcome" => "limited").increment(1);
         tracing::debug!(key_id = %request.key_id, plan = plan.name(), "tessera: rate limited");
         let retry = decision.retry_after_micros.unwrap_or(decision.reset_micros);
         Err(limited(plan, retry, Some(&decision)))

@@ -219,6 +219,50 @@ fn routes_costs_owners_and_key_plans() {
     );
 }
 
+/// An owner's plan (a customer tier) applies to its keys that have no plan
+/// of their own, each key with its own budget by default; a key's own plan
+/// and a route still come first; other owners get the default.
+#[test]
+fn owner_plans_sit_between_key_plans_and_the_default() {
+    let s = setup(
+        |clock| {
+            RateLimiter::builder(MemoryRateStore::default())
+                .route(Route::new("/v1/export", plan("export", "10/m", 1)))
+                .owner_plan("alice", plan("gold", "100/s", 4))
+                .default_plan(plan("free", "1/s", 1))
+                .clock(clock)
+                .build()
+        },
+        1_000,
+    );
+    let refused_by = |key: &str, path: &str| {
+        let r = verify(&s, &signed(key, "GET", path, T0)).expect_err("refused");
+        assert_eq!(r.code(), ErrorCode::RateLimited);
+        r.error().detail().to_owned()
+    };
+    // alice's keys: 4 each (gold, per key).
+    for key in ["alice-phone", "alice-laptop"] {
+        for _ in 0..4 {
+            assert!(verify(&s, &signed(key, "GET", "/v1/me", T0)).is_ok());
+        }
+        assert!(refused_by(key, "/v1/me").contains("\"gold\""));
+    }
+    // bob: the default plan, 1.
+    assert!(verify(&s, &signed("bob-phone", "GET", "/v1/me", T0)).is_ok());
+    assert!(refused_by("bob-phone", "/v1/me").contains("\"free\""));
+    // The route wins over the owner's plan.
+    assert!(verify(&s, &signed("alice-phone", "GET", "/v1/export", T0)).is_ok());
+    assert!(refused_by("alice-phone", "/v1/export").contains("\"export\""));
+    // A key's own plan wins over its owner's.
+    s.keys.insert(
+        KeyId::new("alice-tablet").expect("id"),
+        &secret("alice-tablet"),
+        KeyMetadata::new("alice").with_attributes(serde_json::json!({"rate_limit": "1/m"})),
+    );
+    assert!(verify(&s, &signed("alice-tablet", "GET", "/v1/me", T0)).is_ok());
+    assert!(refused_by("alice-tablet", "/v1/me").contains("\"key\""));
+}
+
 #[derive(Debug)]
 struct DownStore;
 
