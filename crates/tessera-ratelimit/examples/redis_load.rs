@@ -2,7 +2,7 @@
 //! sharing one multiplexed connection, bounded in count and time.
 //!
 //! Run (a redis-server on PATH, or `TESSERA_TEST_REDIS_URL`):
-//! `cargo run --release -p tessera-ratelimit --features redis --example redis_load -- [decisions]`
+//! `cargo run --release -p tessera-ratelimit --features redis --example redis_load -- [decisions] [tasks]`
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use tessera_ratelimit::MicroClock;
 use tessera_ratelimit::{Plan, RateStore, RedisRateStore, Subject, SystemMicroClock};
 
-const TASKS: usize = 64;
+/// Tasks sharing the connection unless the second argument says otherwise.
+const DEFAULT_TASKS: usize = 64;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,6 +19,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(200_000);
+    // One task: the latency a decision adds to a request on an idle
+    // connection; many: throughput, with queueing in the latency.
+    let task_count: usize = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_TASKS);
     let (url, mut child) = match std::env::var("TESSERA_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => (url, None),
         _ => {
@@ -41,11 +49,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let store = RedisRateStore::connect(&url, "tessera-load").await?;
     let plan = Plan::new("load", "1000000/s".parse()?, 1_000_000)?;
-    let per_task = total / TASKS;
+    let per_task = total / task_count;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(60);
     let mut tasks = Vec::new();
-    for t in 0..TASKS {
+    for t in 0..task_count {
         let (store, plan) = (store.clone(), plan.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_task);
@@ -80,7 +88,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     println!(
-        "redis_load: {} decisions by {TASKS} tasks in {:.2} s: {:.0} decisions/s, p50 {:?}, p99 {:?}",
+        "redis_load: {} decisions by {task_count} tasks in {:.2} s: {:.0} decisions/s, p50 {:?}, p99 {:?}",
         all.len(),
         elapsed.as_secs_f64(),
         all.len() as f64 / elapsed.as_secs_f64(),
