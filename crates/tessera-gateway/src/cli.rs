@@ -61,6 +61,14 @@ pub struct Args {
     /// period (default: the rate's count).
     #[arg(long, value_name = "N", requires = "rate_limit")]
     pub burst: Option<u32>,
+    /// Shared rate-limit budgets: redis://HOST:PORT/DB (default: this
+    /// process's memory). Instances sharing it share every key's budget.
+    #[arg(long, value_name = "URL")]
+    pub rate_limit_store: Option<String>,
+    /// When the rate-limit store cannot answer: `open` admits (the default),
+    /// `closed` refuses with 429 rate_limited.
+    #[arg(long, value_name = "MODE", value_parser = ["open", "closed"])]
+    pub rate_limit_on_store_failure: Option<String>,
     /// Largest request body, bytes (413 above).
     #[arg(long, value_name = "BYTES")]
     pub body_limit: Option<usize>,
@@ -122,12 +130,24 @@ impl Args {
             file.admin = Some(config::AdminConfig { listen: admin });
         }
         if let Some(rate) = &self.rate_limit {
+            // The flag replaces the file's budgets, keeping where they are stored.
             file.rate_limit = Some(RateLimitConfig {
                 rate: Some(rate.clone()),
                 burst: self.burst,
                 per: None,
                 routes: Vec::new(),
+                ..file.rate_limit.clone().unwrap_or_default()
             });
+        }
+        if self.rate_limit_store.is_some() || self.rate_limit_on_store_failure.is_some() {
+            let mut rates = file.rate_limit.clone().unwrap_or_default();
+            if let Some(url) = &self.rate_limit_store {
+                rates.redis = Some(url.clone());
+            }
+            if let Some(mode) = &self.rate_limit_on_store_failure {
+                rates.on_store_failure = Some(mode.clone());
+            }
+            file.rate_limit = Some(rates);
         }
         if let Some(limit) = self.body_limit {
             file.body_limit = Some(limit);

@@ -164,7 +164,7 @@ pub struct TlsConfig {
 }
 
 /// `[rate_limit]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Default budget per subject: `10/s`, `100/m`, `1000/h`.
@@ -173,6 +173,17 @@ pub struct RateLimitConfig {
     pub burst: Option<u32>,
     /// `key` (default) or `owner`.
     pub per: Option<String>,
+    /// Where budgets are kept: absent for this process's memory, else a
+    /// `redis://` (or `rediss://`, `redis+cluster://`) URL shared by every
+    /// instance.
+    pub redis: Option<String>,
+    /// With `redis`: key prefix in Redis.
+    pub prefix: Option<String>,
+    /// With `redis`: per-decision timeout, milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// What to do when the store cannot decide: `open` (admit, the
+    /// default) or `closed` (refuse with `rate_limited`).
+    pub on_store_failure: Option<String>,
     /// Per-route budgets.
     #[serde(default)]
     pub routes: Vec<RateRouteConfig>,
@@ -408,6 +419,20 @@ pub struct Limits {
     pub upstream_connect_timeout: Duration,
 }
 
+/// Where rate-limit budgets are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RateStoreSource {
+    /// In this process only: each instance has its own budgets.
+    Memory,
+    /// Redis (`redis://`, `rediss://`, `redis+cluster://`, …): every
+    /// instance sharing it shares the budgets.
+    Redis(String),
+}
+
+/// Default Redis key prefix of rate-limit budgets.
+pub const DEFAULT_RATE_LIMIT_PREFIX: &str = "tessera-gateway";
+
 /// Rate limits, validated.
 #[derive(Debug, Clone)]
 pub struct RateLimits {
@@ -417,6 +442,14 @@ pub struct RateLimits {
     pub per_owner: bool,
     /// Route plans: prefix, method, rate, burst.
     pub routes: Vec<(String, Option<Method>, tessera_ratelimit::Rate, u32)>,
+    /// Where the budgets are kept.
+    pub store: RateStoreSource,
+    /// Redis key prefix (with [`RateStoreSource::Redis`]).
+    pub prefix: String,
+    /// Redis per-decision timeout, if not the default.
+    pub timeout: Option<Duration>,
+    /// What happens when the store cannot decide.
+    pub on_store_failure: tessera_ratelimit::FailureMode,
 }
 
 /// The nonce store, its Redis prefix, command timeout and connect timeout.
@@ -742,25 +775,6 @@ impl FileConfig {
         let Some(n) = &self.nonce_store else {
             return Ok((NonceSource::Memory, None, None, None));
         };
-        let redis_url = |at: &str, u: &str| {
-            if [
-                "redis://",
-                "rediss://",
-                "redis+cluster://",
-                "rediss+cluster://",
-                "redis+unix://",
-            ]
-            .iter()
-            .any(|scheme| u.starts_with(scheme))
-            {
-                Ok(u.to_owned())
-            } else {
-                Err(ConfigError::new(
-                    at,
-                    format!("{u:?} is not a Redis URL (expected redis://HOST:PORT, rediss://…, or redis+cluster://HOST:PORT,HOST:PORT)"),
-                ))
-            }
-        };
         let source = match (&n.redis, &n.cluster) {
             (None, None) => NonceSource::Memory,
             (Some(u), None) => NonceSource::Redis(redis_url("nonce_store.redis", u)?),
@@ -793,14 +807,6 @@ impl FileConfig {
                 "`prefix`, `timeout_ms` and `connect_timeout_ms` need `redis` or `cluster`",
             ));
         }
-        let millis = |key: &str, value: Option<u64>| match value {
-            None => Ok(None),
-            Some(ms) if (1..=60_000).contains(&ms) => Ok(Some(Duration::from_millis(ms))),
-            Some(ms) => Err(ConfigError::new(
-                key,
-                format!("{ms} is out of range (expected milliseconds from 1 to 60000)"),
-            )),
-        };
         Ok((
             source,
             n.prefix.clone(),
@@ -913,11 +919,83 @@ impl FileConfig {
                 "expected `rate` or at least one `[[rate_limit.routes]]`",
             ));
         }
+        let store = match &r.redis {
+            None => {
+                if r.prefix.is_some() || r.timeout_ms.is_some() {
+                    return Err(ConfigError::new(
+                        "rate_limit",
+                        "`prefix` and `timeout_ms` need `redis` (budgets in memory have neither)",
+                    ));
+                }
+                RateStoreSource::Memory
+            }
+            Some(u) => RateStoreSource::Redis(redis_url("rate_limit.redis", u)?),
+        };
+        let prefix = r
+            .prefix
+            .clone()
+            .unwrap_or_else(|| DEFAULT_RATE_LIMIT_PREFIX.to_owned());
+        if prefix.is_empty()
+            || prefix.contains(['{', '}'])
+            || prefix.chars().any(char::is_whitespace)
+        {
+            return Err(ConfigError::new(
+                "rate_limit.prefix",
+                format!("{prefix:?} is not a usable key prefix (expected a non-empty name without spaces or braces)"),
+            ));
+        }
+        let on_store_failure = match r.on_store_failure.as_deref() {
+            None | Some("open") => tessera_ratelimit::FailureMode::Open,
+            Some("closed") => tessera_ratelimit::FailureMode::Closed,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "rate_limit.on_store_failure",
+                    format!("{other:?} is not a failure mode (expected \"open\": admit while the store is down, or \"closed\": refuse with rate_limited)"),
+                ))
+            }
+        };
         Ok(Some(RateLimits {
             default,
             per_owner,
             routes,
+            store,
+            prefix,
+            timeout: millis("rate_limit.timeout_ms", r.timeout_ms)?,
+            on_store_failure,
         }))
+    }
+}
+
+/// A Redis URL at `at`, or an error naming it and the expected forms.
+fn redis_url(at: &str, u: &str) -> Result<String, ConfigError> {
+    if [
+        "redis://",
+        "rediss://",
+        "redis+cluster://",
+        "rediss+cluster://",
+        "redis+unix://",
+    ]
+    .iter()
+    .any(|scheme| u.starts_with(scheme))
+    {
+        Ok(u.to_owned())
+    } else {
+        Err(ConfigError::new(
+            at,
+            format!("{u:?} is not a Redis URL (expected redis://HOST:PORT, rediss://…, or redis+cluster://HOST:PORT,HOST:PORT)"),
+        ))
+    }
+}
+
+/// Optional milliseconds from 1 to 60000 at `key`.
+fn millis(key: &str, value: Option<u64>) -> Result<Option<Duration>, ConfigError> {
+    match value {
+        None => Ok(None),
+        Some(ms) if (1..=60_000).contains(&ms) => Ok(Some(Duration::from_millis(ms))),
+        Some(ms) => Err(ConfigError::new(
+            key,
+            format!("{ms} is out of range (expected milliseconds from 1 to 60000)"),
+        )),
     }
 }
 

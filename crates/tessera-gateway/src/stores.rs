@@ -8,7 +8,9 @@ use tessera_core::{Clock, KeyId, Nonce, SystemClock};
 use tessera_keys_sql::{MasterKeyring, SqlKeyStore, SqlKeyStoreOptions};
 use tessera_server::{KeyStore, MemoryNonceStore, NonceRecord, NonceStore, RedisNonceStore};
 
-use crate::config::{KeySource, NonceSource, Settings};
+use tessera_ratelimit::{FailureMode, RateLimiter, RateStore, RedisRateStore};
+
+use crate::config::{KeySource, NonceSource, RateLimits, RateStoreSource, Settings};
 
 /// How long one readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -99,6 +101,120 @@ pub async fn open_nonces(settings: &Settings) -> Result<(Arc<dyn NonceStore>, St
                 format!("nonces in the Redis Cluster of {}", described.join(" ")),
             ))
         }
+    }
+}
+
+/// How long connecting to the rate-limit Redis may take at start-up.
+const RATE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The rate limiter the configuration names, and its store for `/readyz`.
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    /// For the verifier (a clone shares the counters and the store).
+    pub limiter: RateLimiter,
+    /// The Redis store, when budgets live in Redis (probed by `/readyz`).
+    pub redis: Option<RedisRateStore>,
+    /// What the limiter does when its store fails.
+    pub on_store_failure: FailureMode,
+    /// For the start-up line.
+    pub description: String,
+}
+
+/// Opens the rate-limit store and builds the limiter (`None` without `[rate_limit]`).
+///
+/// # Errors
+/// A message naming the configuration key and why: an invalid plan, a Redis
+/// that cannot be reached at start-up.
+pub async fn open_rate_limit(settings: &Settings) -> Result<Option<RateLimit>, String> {
+    let Some(rates) = &settings.rate_limit else {
+        return Ok(None);
+    };
+    match &rates.store {
+        RateStoreSource::Memory => Ok(Some(RateLimit {
+            limiter: build_limiter(rates, tessera_ratelimit::MemoryRateStore::default())?,
+            redis: None,
+            on_store_failure: rates.on_store_failure,
+            description: "rate limits in memory (one process only)".to_owned(),
+        })),
+        RateStoreSource::Redis(url) => {
+            let store = tokio::time::timeout(
+                RATE_CONNECT_TIMEOUT,
+                RedisRateStore::connect(url, &rates.prefix),
+            )
+            .await
+            .map_err(|_| {
+                format!(
+                    "rate_limit.redis: {} did not answer within {} s",
+                    redact(url),
+                    RATE_CONNECT_TIMEOUT.as_secs()
+                )
+            })?
+            .map_err(|e| format!("rate_limit.redis: {}: {e}", redact(url)))?;
+            let store = match rates.timeout {
+                Some(timeout) => store.with_timeout(timeout),
+                None => store,
+            };
+            Ok(Some(RateLimit {
+                limiter: build_limiter(rates, store.clone())?,
+                redis: Some(store),
+                on_store_failure: rates.on_store_failure,
+                description: format!("rate limits in {}", redact(url)),
+            }))
+        }
+    }
+}
+
+/// The limiter of `rates` on `store`.
+fn build_limiter(
+    rates: &RateLimits,
+    store: impl RateStore + 'static,
+) -> Result<RateLimiter, String> {
+    let mut limiter = RateLimiter::builder(store).on_store_failure(rates.on_store_failure);
+    limiter = match rates.default {
+        Some((rate, burst)) => limiter.default_plan(
+            tessera_ratelimit::Plan::new("default", rate, burst)
+                .map_err(|e| format!("rate_limit.rate: {e}"))?,
+        ),
+        None => limiter.without_default_plan(),
+    };
+    for (i, (prefix, method, rate, burst)) in rates.routes.iter().enumerate() {
+        let plan = tessera_ratelimit::Plan::new(format!("route{i}"), *rate, *burst)
+            .map_err(|e| format!("rate_limit.routes[{i}]: {e}"))?;
+        let mut route = tessera_ratelimit::Route::new(prefix.clone(), plan);
+        if let Some(method) = method {
+            route = route.method(method.clone());
+        }
+        limiter = limiter.route(route);
+    }
+    if rates.per_owner {
+        limiter = limiter.key_by(tessera_ratelimit::KeyBy::Owner);
+    }
+    Ok(limiter.build())
+}
+
+/// Whether the rate-limit Redis answers: one decision for a reserved
+/// subject no client can name (the store hashes subjects), under a plan of
+/// its own.
+pub async fn probe_rate_store(store: &RedisRateStore) -> Result<(), String> {
+    let rate = tessera_ratelimit::Rate::new(1000, Duration::from_secs(1))
+        .map_err(|e| format!("rate limit store: {e}"))?;
+    let plan = tessera_ratelimit::Plan::new("readyz", rate, 1000)
+        .map_err(|e| format!("rate limit store: {e}"))?;
+    let subject = tessera_ratelimit::Subject {
+        kind: "gateway-readyz",
+        id: "probe",
+    };
+    let now = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros(),
+    )
+    .unwrap_or(u64::MAX);
+    match tokio::time::timeout(PROBE_TIMEOUT, store.decide(subject, &plan, 1, now)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("rate limit store: no answer within 1 s".to_owned()),
     }
 }
 
