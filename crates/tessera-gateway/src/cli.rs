@@ -13,6 +13,7 @@ use crate::config::{self, FileConfig, KeysConfig, NonceStoreConfig, RateLimitCon
 #[command(after_help = "Examples:
   tessera-gateway --listen 127.0.0.1:8080 --upstream http://127.0.0.1:5000 --keys keys.json
   tessera-gateway --config gateway.toml
+  tessera-gateway --upstream http://127.0.0.1:5000 --keys-derived /run/secrets/derive-master
   tessera-gateway --check gateway.toml
 Prints `listening on http://IP:PORT` once bound (then the admin address with
 --admin), logs one JSON line per request on standard error, and serves until
@@ -32,8 +33,12 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
     /// JSON keys file (the `tessera serve --keys` format).
-    #[arg(long, value_name = "FILE", conflicts_with = "keys_db")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["keys_db", "keys_derived"])]
     pub keys: Option<PathBuf>,
+    /// Derived keys (`d1.` key ids, DerivedKeyStore): FILE holds the hex
+    /// master secret they are derived from (chmod 600).
+    #[arg(long, value_name = "FILE", conflicts_with = "keys_db")]
+    pub keys_derived: Option<PathBuf>,
     /// SQL key store: sqlite://PATH or postgres://USER@HOST:PORT/DB (master
     /// key from --master-key-file, TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE).
     #[arg(long, value_name = "URL")]
@@ -103,10 +108,11 @@ impl Args {
         if let Some(upstream) = &self.upstream {
             file.upstream = Some(upstream.clone());
         }
-        if self.keys.is_some() || self.keys_db.is_some() {
+        if self.keys.is_some() || self.keys_db.is_some() || self.keys_derived.is_some() {
             file.keys = Some(KeysConfig {
                 file: self.keys.clone(),
                 db: self.keys_db.clone(),
+                derived_master_file: self.keys_derived.clone(),
                 master_key_file: self.master_key_file.clone(),
                 max_staleness: None,
             });
@@ -208,6 +214,10 @@ fn check(path: &std::path::Path) -> ExitCode {
             config::KeySource::File(keys) => crate::keyfile::load(keys)
                 .map(|_| ())
                 .map_err(|e| config::ConfigError::new("keys.file", e)),
+            // The error already names `keys.derived_master_file`.
+            config::KeySource::Derived { master_file } => crate::stores::load_derived(master_file)
+                .map(|_| ())
+                .map_err(|e| config::ConfigError::new("", e)),
             _ => Ok(()),
         });
     match result {

@@ -81,7 +81,7 @@ pub struct FileConfig {
     pub public: Vec<PublicConfig>,
 }
 
-/// `[keys]`: exactly one of `file` and `db`.
+/// `[keys]`: exactly one of `file`, `db` and `derived_master_file`.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
@@ -89,6 +89,10 @@ pub struct KeysConfig {
     pub file: Option<PathBuf>,
     /// A SQL key store URL (`sqlite://PATH`, `postgres://…`).
     pub db: Option<String>,
+    /// Derived keys (`d1.` key ids carrying their owner, client, scopes and
+    /// expiry): a file holding the hex master secret they are derived from.
+    /// The secret itself never goes in the TOML.
+    pub derived_master_file: Option<PathBuf>,
     /// With `db`: the master key file (else `TESSERA_MASTER_KEY[_FILE]`).
     pub master_key_file: Option<PathBuf>,
     /// With `db`: seconds cached keys keep verifying while the database is down.
@@ -284,6 +288,9 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             if let Some(file) = keys.master_key_file.as_mut() {
                 resolve(file);
             }
+            if let Some(file) = keys.derived_master_file.as_mut() {
+                resolve(file);
+            }
         }
         if let Some(tls) = &mut config.tls {
             resolve(&mut tls.cert);
@@ -328,6 +335,11 @@ pub enum KeySource {
         master_key_file: Option<PathBuf>,
         /// Outage tolerance of cached keys.
         max_staleness: Duration,
+    },
+    /// Keys derived from one master secret (`DerivedKeyStore`).
+    Derived {
+        /// The file holding the hex master secret.
+        master_file: PathBuf,
     },
 }
 
@@ -738,9 +750,10 @@ impl FileConfig {
 
     fn key_source(&self) -> Result<KeySource, ConfigError> {
         let keys = self.keys.clone().unwrap_or_default();
-        match (&keys.file, &keys.db) {
-            (Some(file), None) => {
-                if keys.master_key_file.is_some() || keys.max_staleness.is_some() {
+        let db_only = keys.master_key_file.is_some() || keys.max_staleness.is_some();
+        match (&keys.file, &keys.db, &keys.derived_master_file) {
+            (Some(file), None, None) => {
+                if db_only {
                     return Err(ConfigError::new(
                         "keys",
                         "`master_key_file` and `max_staleness` go with `db`, not `file`",
@@ -748,7 +761,18 @@ impl FileConfig {
                 }
                 Ok(KeySource::File(file.clone()))
             }
-            (None, Some(url)) => {
+            (None, None, Some(master_file)) => {
+                if db_only {
+                    return Err(ConfigError::new(
+                        "keys",
+                        "`master_key_file` and `max_staleness` go with `db`, not `derived_master_file` (which names the derivation master secret itself)",
+                    ));
+                }
+                Ok(KeySource::Derived {
+                    master_file: master_file.clone(),
+                })
+            }
+            (None, Some(url), None) => {
                 if !(url.starts_with("sqlite:")
                     || url.starts_with("postgres://")
                     || url.starts_with("postgresql://"))
@@ -766,7 +790,7 @@ impl FileConfig {
             }
             _ => Err(ConfigError::new(
                 "keys",
-                "expected exactly one of `file` (a JSON keys file) and `db` (a SQL key store URL)",
+                "expected exactly one of `file` (a JSON keys file), `db` (a SQL key store URL) and `derived_master_file` (a file holding the master secret of derived keys)",
             )),
         }
     }

@@ -1,12 +1,16 @@
 //! Opening the key and nonce stores the configuration names, and probing
 //! them for `/readyz`.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_core::{Clock, KeyId, Nonce, SystemClock};
+use tessera_core::{Clock, KeyId, Nonce, SecretKey, SystemClock};
 use tessera_keys_sql::{MasterKeyring, SqlKeyStore, SqlKeyStoreOptions};
-use tessera_server::{KeyStore, MemoryNonceStore, NonceRecord, NonceStore, RedisNonceStore};
+use tessera_server::{
+    DerivedKeyStore, KeyError, KeyStore, MemoryNonceStore, NonceRecord, NonceStore, RedisNonceStore,
+};
+use zeroize::Zeroizing;
 
 use tessera_ratelimit::{FailureMode, RateLimiter, RateStore, RedisRateStore};
 
@@ -40,6 +44,17 @@ pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
                 description: format!("{count} key(s) from {}", path.display()),
             })
         }
+        KeySource::Derived { master_file } => {
+            let store = load_derived(master_file)?;
+            Ok(Keys {
+                store: Arc::new(store),
+                sql: None,
+                description: format!(
+                    "derived keys (d1.…) from the master secret in {}",
+                    master_file.display()
+                ),
+            })
+        }
         KeySource::Db {
             url,
             master_key_file,
@@ -63,6 +78,69 @@ pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
             })
         }
     }
+}
+
+/// The derived key store whose master secret is the hex in `path`
+/// (`keys.derived_master_file`; at least 32 bytes, e.g. `openssl rand -hex 32`).
+///
+/// # Errors
+/// A message naming `keys.derived_master_file`, the file and what to fix;
+/// never the secret or any part of it.
+pub fn load_derived(path: &Path) -> Result<DerivedKeyStore, String> {
+    let at = "keys.derived_master_file";
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("{at}: cannot read '{}': {e}", path.display()))?,
+    );
+    warn_if_shared(path);
+    let hex = text.trim();
+    if hex.is_empty() {
+        return Err(format!(
+            "{at}: '{}' is empty (expected the master secret as hex, at least 64 digits, e.g. from `openssl rand -hex 32`)",
+            path.display()
+        ));
+    }
+    if hex.len() % 2 == 0 && hex.len() < 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{at}: the master secret in '{}' is {} bytes; at least 32 are required (64 hex digits, e.g. from `openssl rand -hex 32`)",
+            path.display(),
+            hex.len() / 2
+        ));
+    }
+    let master = SecretKey::from_hex(hex).map_err(|_| {
+        format!(
+            "{at}: '{}' does not hold a hex secret (expected one line of 64 to {} hex digits, e.g. from `openssl rand -hex 32`)",
+            path.display(),
+            2 * tessera_core::MAX_SECRET_LEN
+        )
+    })?;
+    DerivedKeyStore::new(master).map_err(|e| match e {
+        KeyError::MasterTooShort(len) => format!(
+            "{at}: the master secret in '{}' is {len} bytes; at least 32 are required (64 hex digits, e.g. from `openssl rand -hex 32`)",
+            path.display()
+        ),
+        other => format!("{at}: '{}': {other}", path.display()),
+    })
+}
+
+/// Logs a warning when a secret file is readable by other users.
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "keys.derived_master_file is readable by other users; chmod 600 it"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// Opens the nonce store.
