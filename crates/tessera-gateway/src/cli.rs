@@ -211,9 +211,9 @@ fn check(path: &std::path::Path) -> ExitCode {
     let result = config::read_file(path)
         .and_then(|file| file.validate())
         .and_then(|settings| match &settings.keys {
-            config::KeySource::File(keys) => crate::keyfile::load(keys)
+            config::KeySource::File(keys) => tessera_server::load_keys_file(keys)
                 .map(|_| ())
-                .map_err(|e| config::ConfigError::new("keys.file", e)),
+                .map_err(|e| config::ConfigError::new("keys.file", e.to_string())),
             // The error already names `keys.derived_master_file`.
             config::KeySource::Derived { master_file } => crate::stores::load_derived(master_file)
                 .map(|_| ())

@@ -39,7 +39,6 @@ pub mod config;
 pub mod deadline;
 pub mod forward;
 pub mod guard;
-pub mod keyfile;
 pub mod problem;
 pub mod proxy;
 pub mod routes;

@@ -37,7 +37,7 @@ pub struct Keys {
 pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
     match &settings.keys {
         KeySource::File(path) => {
-            let (store, count) = crate::keyfile::load(path)?;
+            let (store, count) = tessera_server::load_keys_file(path).map_err(|e| e.to_string())?;
             Ok(Keys {
                 store: Arc::new(store),
                 sql: None,

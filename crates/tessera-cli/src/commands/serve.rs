@@ -252,7 +252,9 @@ pub(crate) fn run(args: Args) -> CliResult {
         quiet: args.quiet,
     };
     let file = match &args.keys {
-        Some(path) => Some(crate::keyfile::load(path)?),
+        Some(path) => Some(
+            tessera_server::load_keys_file(path).map_err(|e| CliError::runtime(e.to_string()))?,
+        ),
         None => None,
     };
     let keyring = match &args.keys_db {
