@@ -113,6 +113,7 @@ impl Args {
                 file: self.keys.clone(),
                 db: self.keys_db.clone(),
                 derived_master_file: self.keys_derived.clone(),
+                derived_revoked_file: None,
                 master_key_file: self.master_key_file.clone(),
                 max_staleness: None,
             });
@@ -215,7 +216,10 @@ fn check(path: &std::path::Path) -> ExitCode {
                 .map(|_| ())
                 .map_err(|e| config::ConfigError::new("keys.file", e.to_string())),
             // The error already names `keys.derived_master_file`.
-            config::KeySource::Derived { master_file } => crate::stores::load_derived(master_file)
+            config::KeySource::Derived {
+                master_file,
+                revoked_file,
+            } => crate::stores::load_derived(master_file, revoked_file.as_deref())
                 .map(|_| ())
                 .map_err(|e| config::ConfigError::new("", e)),
             _ => Ok(()),

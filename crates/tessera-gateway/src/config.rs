@@ -93,6 +93,9 @@ pub struct KeysConfig {
     /// expiry): a file holding the hex master secret they are derived from.
     /// The secret itself never goes in the TOML.
     pub derived_master_file: Option<PathBuf>,
+    /// With `derived_master_file`: revoked key ids, one a line (`#`
+    /// comments), read at start-up.
+    pub derived_revoked_file: Option<PathBuf>,
     /// With `db`: the master key file (else `TESSERA_MASTER_KEY[_FILE]`).
     pub master_key_file: Option<PathBuf>,
     /// With `db`: seconds cached keys keep verifying while the database is down.
@@ -291,6 +294,9 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             if let Some(file) = keys.derived_master_file.as_mut() {
                 resolve(file);
             }
+            if let Some(file) = keys.derived_revoked_file.as_mut() {
+                resolve(file);
+            }
         }
         if let Some(tls) = &mut config.tls {
             resolve(&mut tls.cert);
@@ -340,6 +346,8 @@ pub enum KeySource {
     Derived {
         /// The file holding the hex master secret.
         master_file: PathBuf,
+        /// The file of revoked key ids, if any.
+        revoked_file: Option<PathBuf>,
     },
 }
 
@@ -751,6 +759,12 @@ impl FileConfig {
     fn key_source(&self) -> Result<KeySource, ConfigError> {
         let keys = self.keys.clone().unwrap_or_default();
         let db_only = keys.master_key_file.is_some() || keys.max_staleness.is_some();
+        if keys.derived_revoked_file.is_some() && keys.derived_master_file.is_none() {
+            return Err(ConfigError::new(
+                "keys.derived_revoked_file",
+                "goes with `derived_master_file` (revoked derived key ids); other key stores record revocations themselves",
+            ));
+        }
         match (&keys.file, &keys.db, &keys.derived_master_file) {
             (Some(file), None, None) => {
                 if db_only {
@@ -770,6 +784,7 @@ impl FileConfig {
                 }
                 Ok(KeySource::Derived {
                     master_file: master_file.clone(),
+                    revoked_file: keys.derived_revoked_file.clone(),
                 })
             }
             (None, Some(url), None) => {

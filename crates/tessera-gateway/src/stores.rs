@@ -44,13 +44,16 @@ pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
                 description: format!("{count} key(s) from {}", path.display()),
             })
         }
-        KeySource::Derived { master_file } => {
-            let store = load_derived(master_file)?;
+        KeySource::Derived {
+            master_file,
+            revoked_file,
+        } => {
+            let (store, revoked) = load_derived(master_file, revoked_file.as_deref())?;
             Ok(Keys {
                 store: Arc::new(store),
                 sql: None,
                 description: format!(
-                    "derived keys (d1.…) from the master secret in {}",
+                    "derived keys (d1.…) from the master secret in {}, {revoked} revoked",
                     master_file.display()
                 ),
             })
@@ -81,12 +84,47 @@ pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
 }
 
 /// The derived key store whose master secret is the hex in `path`
-/// (`keys.derived_master_file`; at least 32 bytes, e.g. `openssl rand -hex 32`).
+/// (`keys.derived_master_file`; at least 32 bytes, e.g. `openssl rand -hex
+/// 32`), with the key ids listed in `revoked` (`keys.derived_revoked_file`)
+/// revoked; returns it and the number of revoked ids.
 ///
 /// # Errors
-/// A message naming `keys.derived_master_file`, the file and what to fix;
+/// A message naming the configuration key, the file and what to fix;
 /// never the secret or any part of it.
-pub fn load_derived(path: &Path) -> Result<DerivedKeyStore, String> {
+pub fn load_derived(
+    path: &Path,
+    revoked: Option<&Path>,
+) -> Result<(DerivedKeyStore, usize), String> {
+    let store = load_derived_master(path)?;
+    let Some(revoked) = revoked else {
+        return Ok((store, 0));
+    };
+    let at = "keys.derived_revoked_file";
+    let text = std::fs::read_to_string(revoked)
+        .map_err(|e| format!("{at}: cannot read '{}': {e}", revoked.display()))?;
+    let mut ids = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let id = KeyId::new(line).map_err(|e| {
+            format!(
+                "{at}: '{}' line {}: not a key id ({}); expected one key id a line",
+                revoked.display(),
+                n + 1,
+                e.detail()
+            )
+        })?;
+        ids.push(id);
+    }
+    let count = ids.len();
+    store.revoke_all(ids);
+    Ok((store, count))
+}
+
+/// The derived key store of the master secret in `path`.
+fn load_derived_master(path: &Path) -> Result<DerivedKeyStore, String> {
     let at = "keys.derived_master_file";
     let text = Zeroizing::new(
         std::fs::read_to_string(path)

@@ -2,7 +2,8 @@
 //! issued with tessera-server's `KeyIssuer::derived` from the same master
 //! secret verifies through the gateway with the identity its id carries; a
 //! key id with its metadata changed is refused; a bad master file is a
-//! configuration error naming `keys.derived_master_file`.
+//! configuration error naming `keys.derived_master_file`; ids listed in
+//! `derived_revoked_file` are refused as revoked.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -53,11 +54,18 @@ fn derived_keys_verify_and_tampered_ids_are_refused() {
     let dir = temp_dir("derived");
     let (master, master_path) = master_file(&dir);
     let upstream = Upstream::start(&dir);
+    // Bob's key is on the revocation list the gateway reads at start-up.
+    let bob = issue(&master, "bob", &["read"]);
+    std::fs::write(
+        dir.join("revoked.txt"),
+        format!("# lost phone\n{}\n\n", bob.id),
+    )
+    .unwrap();
     let config = dir.join("derived.toml");
     std::fs::write(
         &config,
         format!(
-            "upstream = \"{}\"\n[keys]\nderived_master_file = \"master.hex\"\n[[routes]]\nprefix = \"/v1/admin\"\nscopes = [\"admin\"]\n",
+            "upstream = \"{}\"\n[keys]\nderived_master_file = \"master.hex\"\nderived_revoked_file = \"revoked.txt\"\n[[routes]]\nprefix = \"/v1/admin\"\nscopes = [\"admin\"]\n",
             upstream.url()
         ),
     )
@@ -96,6 +104,9 @@ fn derived_keys_verify_and_tampered_ids_are_refused() {
             assert_eq!(refused.json()["code"], "bad_signature", "{tampered_id}");
         }
     }
+    let revoked = send_signed(&gateway, &bob, "GET", "/v1/me", b"", &[]);
+    assert_eq!(revoked.status, 401);
+    assert_eq!(revoked.json()["code"], "key_revoked");
     // A key derived from another master secret is refused too.
     let (other_master, _) = master_file(&temp_dir("derived-other"));
     let stranger = issue(&other_master, "alice", &["read"]);
@@ -167,6 +178,30 @@ fn bad_master_files_name_the_key() {
     }
     let (code, stderr) = check(Some(&"ab".repeat(32)));
     assert_eq!(code, Some(0), "{stderr}");
+
+    // A revocation list line that is not a key id.
+    std::fs::write(dir.join("master.hex"), "ab".repeat(32)).unwrap();
+    std::fs::write(
+        dir.join("revoked.txt"),
+        "d1.ok.web.read..AAAAAAAAAAAAAAAAAAAAAA\nnot a key id\n",
+    )
+    .unwrap();
+    let config = dir.join("revoked.toml");
+    std::fs::write(
+        &config,
+        "upstream = \"http://127.0.0.1:1\"\n[keys]\nderived_master_file = \"master.hex\"\nderived_revoked_file = \"revoked.txt\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--check", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("keys.derived_revoked_file") && stderr.contains("line 2"),
+        "{stderr}"
+    );
 
     // Exactly one key store.
     let config = dir.join("two.toml");
