@@ -136,29 +136,36 @@ fn derived_keys_verify_and_tampered_ids_are_refused() {
     );
 }
 
+/// `tessera-gateway --check` on a configuration of `keys` (a `[keys]`
+/// table body) in `dir`: the exit code and standard error.
+fn check_keys(dir: &Path, keys: &str) -> (Option<i32>, String) {
+    let config = dir.join("check.toml");
+    std::fs::write(
+        &config,
+        format!("upstream = \"http://127.0.0.1:1\"\n[keys]\n{keys}"),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--check", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn bad_master_files_name_the_key() {
     let dir = temp_dir("derived-bad");
+    let master_only = "derived_master_file = \"master.hex\"\n";
     let check = |master: Option<&str>| {
         let path = dir.join("master.hex");
         let _ = std::fs::remove_file(&path);
         if let Some(text) = master {
             std::fs::write(&path, text).unwrap();
         }
-        let config = dir.join("bad.toml");
-        std::fs::write(
-            &config,
-            "upstream = \"http://127.0.0.1:1\"\n[keys]\nderived_master_file = \"master.hex\"\n",
-        )
-        .unwrap();
-        let out = Command::new(BIN)
-            .args(["--check", config.to_str().unwrap()])
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        check_keys(&dir, master_only)
     };
     let secret_like = "zz".repeat(32);
     for (master, expected) in [
@@ -180,40 +187,23 @@ fn bad_master_files_name_the_key() {
     assert_eq!(code, Some(0), "{stderr}");
 
     // A revocation list line that is not a key id.
-    std::fs::write(dir.join("master.hex"), "ab".repeat(32)).unwrap();
     std::fs::write(
         dir.join("revoked.txt"),
         "d1.ok.web.read..AAAAAAAAAAAAAAAAAAAAAA\nnot a key id\n",
     )
     .unwrap();
-    let config = dir.join("revoked.toml");
-    std::fs::write(
-        &config,
-        "upstream = \"http://127.0.0.1:1\"\n[keys]\nderived_master_file = \"master.hex\"\nderived_revoked_file = \"revoked.txt\"\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["--check", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = check_keys(
+        &dir,
+        &format!("{master_only}derived_revoked_file = \"revoked.txt\"\n"),
+    );
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("keys.derived_revoked_file") && stderr.contains("line 2"),
         "{stderr}"
     );
 
     // Exactly one key store.
-    let config = dir.join("two.toml");
-    std::fs::write(
-        &config,
-        "upstream = \"http://127.0.0.1:1\"\n[keys]\nfile = \"k.json\"\nderived_master_file = \"master.hex\"\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["--check", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("derived_master_file"));
+    let (code, stderr) = check_keys(&dir, &format!("file = \"k.json\"\n{master_only}"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("derived_master_file"), "{stderr}");
 }

@@ -44,6 +44,20 @@ fn keep_alive_get(key: &Key, addr: SocketAddr, path: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// Sends a signed keep-alive GET on `stream` and reads its answer, which
+/// must be 200.
+fn ask(stream: &mut TcpStream, key: &Key, addr: SocketAddr, path: &str) -> Reply {
+    stream.write_all(&keep_alive_get(key, addr, path)).unwrap();
+    let reply = read_reply(stream);
+    assert_eq!(
+        reply.status,
+        200,
+        "{path}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply
+}
+
 /// Reads one complete response (by Content-Length) from a kept-alive stream.
 fn read_reply(stream: &mut TcpStream) -> Reply {
     stream
@@ -105,16 +119,7 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let dir = temp_dir("idle");
     let (gateway, upstream, alice) = start(&dir);
     let mut stream = TcpStream::connect(gateway.addr).unwrap();
-    stream
-        .write_all(&keep_alive_get(&alice, gateway.addr, "/v1/first"))
-        .unwrap();
-    let reply = read_reply(&mut stream);
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    let reply = ask(&mut stream, &alice, gateway.addr, "/v1/first");
     assert_ne!(
         reply.header("connection").map(str::to_ascii_lowercase),
         Some("close".to_owned()),
@@ -156,16 +161,7 @@ fn a_connection_in_use_is_not_closed_by_the_idle_timeout() {
     let mut i = 0;
     while started.elapsed() < Duration::from_secs(IDLE_SECS * 3) {
         let path = format!("/v1/busy/{i}");
-        stream
-            .write_all(&keep_alive_get(&alice, gateway.addr, &path))
-            .unwrap();
-        let reply = read_reply(&mut stream);
-        assert_eq!(
-            reply.status,
-            200,
-            "{path}: {}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        ask(&mut stream, &alice, gateway.addr, &path);
         sent.push(path);
         std::thread::sleep(Duration::from_millis(IDLE_SECS * 1000 / 2));
         i += 1;
@@ -176,23 +172,11 @@ fn a_connection_in_use_is_not_closed_by_the_idle_timeout() {
     // waits for it, it is not idle.
     let slow = format!("/slow?secs={}", IDLE_SECS * 2);
     let asked = Instant::now();
-    stream
-        .write_all(&keep_alive_get(&alice, gateway.addr, &slow))
-        .unwrap();
-    let reply = read_reply(&mut stream);
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    ask(&mut stream, &alice, gateway.addr, &slow);
     assert!(asked.elapsed() >= Duration::from_secs(IDLE_SECS * 2));
     sent.push(slow);
     // Still usable right after the slow answer.
-    stream
-        .write_all(&keep_alive_get(&alice, gateway.addr, "/v1/after-slow"))
-        .unwrap();
-    assert_eq!(read_reply(&mut stream).status, 200);
+    ask(&mut stream, &alice, gateway.addr, "/v1/after-slow");
     sent.push("/v1/after-slow".to_owned());
     assert_eq!(upstream.paths(), sent);
 
