@@ -7,20 +7,18 @@
 //! phrase as title and carry no tessera `code` member, so a client can never
 //! mistake them for a `urn:tessera:error:*` rejection.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
-use http_body::{Frame, SizeHint};
+use tessera_gateway::deadline::DeadlineBody;
+use tessera_gateway::problem::problem_json;
 use tessera_server::PROBLEM_JSON;
 
 /// Bytes the HTTP parser accepts beyond twice `--max-header-bytes` before it
@@ -112,12 +110,11 @@ pub(crate) async fn enforce(
 
     let expired = Arc::new(AtomicBool::new(false));
     let request = request.map(|body| {
-        Body::new(DeadlineBody {
-            inner: body,
-            deadline: Box::pin(tokio::time::sleep(limits.body_timeout)),
-            timeout: limits.body_timeout,
-            expired: Arc::clone(&expired),
-        })
+        Body::new(DeadlineBody::new(
+            body,
+            limits.body_timeout,
+            Arc::clone(&expired),
+        ))
     });
     let response = next.run(request).await;
     // The verifier reports an unreadable body as a digest mismatch; the flag
@@ -137,15 +134,7 @@ pub(crate) async fn enforce(
 /// A problem+json refusal (`type` `about:blank`) that closes the connection:
 /// the rest of the request was not read, so the connection cannot be reused.
 fn refusal(status: StatusCode, detail: String) -> Response {
-    let problem = Problem {
-        kind: "about:blank",
-        title: status.canonical_reason().unwrap_or("Error"),
-        status: status.as_u16(),
-        detail: &detail,
-    };
-    // Serializing strings and an integer cannot fail; the fallback keeps the
-    // status meaningful if it ever did.
-    let body = serde_json::to_string(&problem).unwrap_or_else(|_| String::from("{}"));
+    let body = problem_json(status, &detail);
     let mut response = (
         status,
         [
@@ -158,75 +147,6 @@ fn refusal(status: StatusCode, detail: String) -> Response {
         .into_response();
     response.extensions_mut().insert(Refusal(detail));
     response
-}
-
-/// An RFC 9457 problem in the same member order as the verifier's.
-#[derive(serde::Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    title: &'static str,
-    status: u16,
-    detail: &'a str,
-}
-
-/// A request body that fails once its deadline has passed, however steadily
-/// bytes trickle in (unlike an idle timeout, which a byte every few seconds
-/// keeps resetting).
-struct DeadlineBody {
-    /// The body as received.
-    inner: Body,
-    /// Fixed when the head was parsed; never reset.
-    deadline: Pin<Box<tokio::time::Sleep>>,
-    /// The timeout, for the error message.
-    timeout: Duration,
-    /// Set when the deadline fails the body, read by [`enforce`].
-    expired: Arc<AtomicBool>,
-}
-
-/// The error a [`DeadlineBody`] reports after its deadline.
-#[derive(Debug)]
-struct BodyTimeout(Duration);
-
-impl std::fmt::Display for BodyTimeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the body did not arrive within {} s", self.0.as_secs())
-    }
-}
-
-impl std::error::Error for BodyTimeout {}
-
-impl http_body::Body for DeadlineBody {
-    type Data = Bytes;
-    type Error = axum::BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = &mut *self;
-        // A body received whole in time stays whole, however late it is polled.
-        if this.inner.is_end_stream() {
-            return Poll::Ready(None);
-        }
-        // The deadline first: bytes that arrive after it do not count.
-        if this.deadline.as_mut().poll(cx).is_ready() {
-            this.expired.store(true, Ordering::Release);
-            return Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))));
-        }
-        Pin::new(&mut this.inner)
-            .poll_frame(cx)
-            .map_err(axum::BoxError::from)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    // The verifier refuses an announced oversized body from this hint.
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use clap::{Parser, Subcommand};
 mod app;
 mod commands;
 mod error;
-mod keyfile;
 mod limits;
 mod output;
 mod rawhttp;

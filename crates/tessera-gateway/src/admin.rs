@@ -1,5 +1,6 @@
 //! The admin listener: Prometheus `/metrics`, `/healthz` (the process
-//! runs) and `/readyz` (the nonce store and the key store answer).
+//! runs) and `/readyz` (the nonce store and the key store answer, and the
+//! rate-limit store when budgets live in Redis).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,11 +13,12 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tessera_ratelimit::FailureMode;
 use tessera_server::NonceStore;
 use tokio::net::TcpListener;
 
 use crate::problem::full;
-use crate::stores::{probe_keys, probe_nonces, Keys};
+use crate::stores::{probe_keys, probe_nonces, probe_rate_store, Keys, RateLimit};
 use crate::Body;
 
 /// Buckets of the latency histograms, seconds.
@@ -50,6 +52,18 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
         "gateway_store_errors_total",
         "Requests refused because the nonce or key store could not answer"
     );
+    metrics::describe_counter!(
+        "gateway_rate_limit_store_errors_total",
+        "Rate-limit decisions the store could not make (admitted or refused per rate_limit.on_store_failure)"
+    );
+    metrics::describe_counter!(
+        "gateway_rate_limit_allowed_total",
+        "Requests the rate limiter admitted"
+    );
+    metrics::describe_counter!(
+        "gateway_rate_limit_limited_total",
+        "Requests refused with rate_limited"
+    );
     metrics::describe_gauge!("gateway_connections", "Client connections open");
     metrics::describe_gauge!(
         "gateway_key_cache_hits",
@@ -78,6 +92,8 @@ pub struct Admin {
     pub nonces: Arc<dyn NonceStore>,
     /// The key store to probe.
     pub keys: Keys,
+    /// The rate limiter (its counters, and its Redis store to probe).
+    pub rate: Option<RateLimit>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -95,6 +111,13 @@ impl Admin {
                     metrics::gauge!("gateway_key_cache_hits").set(stats.cache_hits as f64);
                     metrics::gauge!("gateway_key_db_lookups").set(stats.db_lookups as f64);
                 }
+                if let Some(rate) = &self.rate {
+                    let stats = rate.limiter.stats();
+                    metrics::counter!("gateway_rate_limit_store_errors_total")
+                        .absolute(stats.store_errors());
+                    metrics::counter!("gateway_rate_limit_allowed_total").absolute(stats.allowed());
+                    metrics::counter!("gateway_rate_limit_limited_total").absolute(stats.limited());
+                }
                 text(
                     StatusCode::OK,
                     self.metrics.render(),
@@ -103,13 +126,42 @@ impl Admin {
             }
             "/healthz" => text(StatusCode::OK, "ok\n".to_owned(), "text/plain"),
             "/readyz" => {
-                let (nonces, keys) =
-                    tokio::join!(probe_nonces(&*self.nonces), probe_keys(&self.keys));
-                match (nonces, keys) {
-                    (Ok(()), Ok(())) => text(StatusCode::OK, "ready\n".to_owned(), "text/plain"),
-                    (n, k) => {
+                let rate_probe = async {
+                    match self.rate.as_ref().and_then(|r| r.redis.as_ref()) {
+                        Some(store) => probe_rate_store(store).await,
+                        None => Ok(()),
+                    }
+                };
+                let (nonces, keys, rate) = tokio::join!(
+                    probe_nonces(&*self.nonces),
+                    probe_keys(&self.keys),
+                    rate_probe
+                );
+                // Fail-open limits keep the gateway serving (unlimited)
+                // while their store is down: still ready, but said so.
+                // Fail-closed limits refuse every limited request: not ready.
+                let fail_open = self
+                    .rate
+                    .as_ref()
+                    .is_none_or(|r| r.on_store_failure == FailureMode::Open);
+                let (rate_blocks, rate_note) = match rate {
+                    Ok(()) => (None, None),
+                    Err(e) if fail_open => (None, Some(e)),
+                    Err(e) => (Some(e), None),
+                };
+                match (nonces, keys, rate_blocks) {
+                    (Ok(()), Ok(()), None) => {
+                        let body = match rate_note {
+                            None => "ready\n".to_owned(),
+                            Some(e) => format!(
+                                "ready (degraded: {e}; rate limits are not enforced while it is down)\n"
+                            ),
+                        };
+                        text(StatusCode::OK, body, "text/plain")
+                    }
+                    (n, k, r) => {
                         let mut why = String::from("not ready");
-                        for e in [n.err(), k.err()].into_iter().flatten() {
+                        for e in [n.err(), k.err(), r].into_iter().flatten() {
                             why.push_str(": ");
                             why.push_str(&e);
                         }

@@ -13,6 +13,7 @@ use crate::config::{self, FileConfig, KeysConfig, NonceStoreConfig, RateLimitCon
 #[command(after_help = "Examples:
   tessera-gateway --listen 127.0.0.1:8080 --upstream http://127.0.0.1:5000 --keys keys.json
   tessera-gateway --config gateway.toml
+  tessera-gateway --upstream http://127.0.0.1:5000 --keys-derived /run/secrets/derive-master
   tessera-gateway --check gateway.toml
 Prints `listening on http://IP:PORT` once bound (then the admin address with
 --admin), logs one JSON line per request on standard error, and serves until
@@ -32,8 +33,12 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
     /// JSON keys file (the `tessera serve --keys` format).
-    #[arg(long, value_name = "FILE", conflicts_with = "keys_db")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["keys_db", "keys_derived"])]
     pub keys: Option<PathBuf>,
+    /// Derived keys (`d1.` key ids, DerivedKeyStore): FILE holds the hex
+    /// master secret they are derived from (chmod 600).
+    #[arg(long, value_name = "FILE", conflicts_with = "keys_db")]
+    pub keys_derived: Option<PathBuf>,
     /// SQL key store: sqlite://PATH or postgres://USER@HOST:PORT/DB (master
     /// key from --master-key-file, TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE).
     #[arg(long, value_name = "URL")]
@@ -61,6 +66,14 @@ pub struct Args {
     /// period (default: the rate's count).
     #[arg(long, value_name = "N", requires = "rate_limit")]
     pub burst: Option<u32>,
+    /// Shared rate-limit budgets: redis://HOST:PORT/DB (default: this
+    /// process's memory). Instances sharing it share every key's budget.
+    #[arg(long, value_name = "URL")]
+    pub rate_limit_store: Option<String>,
+    /// When the rate-limit store cannot answer: `open` admits (the default),
+    /// `closed` refuses with 429 rate_limited.
+    #[arg(long, value_name = "MODE", value_parser = ["open", "closed"])]
+    pub rate_limit_on_store_failure: Option<String>,
     /// Largest request body, bytes (413 above).
     #[arg(long, value_name = "BYTES")]
     pub body_limit: Option<usize>,
@@ -95,10 +108,12 @@ impl Args {
         if let Some(upstream) = &self.upstream {
             file.upstream = Some(upstream.clone());
         }
-        if self.keys.is_some() || self.keys_db.is_some() {
+        if self.keys.is_some() || self.keys_db.is_some() || self.keys_derived.is_some() {
             file.keys = Some(KeysConfig {
                 file: self.keys.clone(),
                 db: self.keys_db.clone(),
+                derived_master_file: self.keys_derived.clone(),
+                derived_revoked_file: None,
                 master_key_file: self.master_key_file.clone(),
                 max_staleness: None,
             });
@@ -122,12 +137,24 @@ impl Args {
             file.admin = Some(config::AdminConfig { listen: admin });
         }
         if let Some(rate) = &self.rate_limit {
+            // The flag replaces the file's budgets, keeping where they are stored.
             file.rate_limit = Some(RateLimitConfig {
                 rate: Some(rate.clone()),
                 burst: self.burst,
                 per: None,
                 routes: Vec::new(),
+                ..file.rate_limit.clone().unwrap_or_default()
             });
+        }
+        if self.rate_limit_store.is_some() || self.rate_limit_on_store_failure.is_some() {
+            let mut rates = file.rate_limit.clone().unwrap_or_default();
+            if let Some(url) = &self.rate_limit_store {
+                rates.redis = Some(url.clone());
+            }
+            if let Some(mode) = &self.rate_limit_on_store_failure {
+                rates.on_store_failure = Some(mode.clone());
+            }
+            file.rate_limit = Some(rates);
         }
         if let Some(limit) = self.body_limit {
             file.body_limit = Some(limit);
@@ -185,9 +212,16 @@ fn check(path: &std::path::Path) -> ExitCode {
     let result = config::read_file(path)
         .and_then(|file| file.validate())
         .and_then(|settings| match &settings.keys {
-            config::KeySource::File(keys) => crate::keyfile::load(keys)
+            config::KeySource::File(keys) => tessera_server::load_keys_file(keys)
                 .map(|_| ())
-                .map_err(|e| config::ConfigError::new("keys.file", e)),
+                .map_err(|e| config::ConfigError::new("keys.file", e.to_string())),
+            // The error already names `keys.derived_master_file`.
+            config::KeySource::Derived {
+                master_file,
+                revoked_file,
+            } => crate::stores::load_derived(master_file, revoked_file.as_deref())
+                .map(|_| ())
+                .map_err(|e| config::ConfigError::new("", e)),
             _ => Ok(()),
         });
     match result {

@@ -81,7 +81,7 @@ pub struct FileConfig {
     pub public: Vec<PublicConfig>,
 }
 
-/// `[keys]`: exactly one of `file` and `db`.
+/// `[keys]`: exactly one of `file`, `db` and `derived_master_file`.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
@@ -89,6 +89,13 @@ pub struct KeysConfig {
     pub file: Option<PathBuf>,
     /// A SQL key store URL (`sqlite://PATH`, `postgres://…`).
     pub db: Option<String>,
+    /// Derived keys (`d1.` key ids carrying their owner, client, scopes and
+    /// expiry): a file holding the hex master secret they are derived from.
+    /// The secret itself never goes in the TOML.
+    pub derived_master_file: Option<PathBuf>,
+    /// With `derived_master_file`: revoked key ids, one a line (`#`
+    /// comments), read at start-up.
+    pub derived_revoked_file: Option<PathBuf>,
     /// With `db`: the master key file (else `TESSERA_MASTER_KEY[_FILE]`).
     pub master_key_file: Option<PathBuf>,
     /// With `db`: seconds cached keys keep verifying while the database is down.
@@ -164,7 +171,7 @@ pub struct TlsConfig {
 }
 
 /// `[rate_limit]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Default budget per subject: `10/s`, `100/m`, `1000/h`.
@@ -173,6 +180,17 @@ pub struct RateLimitConfig {
     pub burst: Option<u32>,
     /// `key` (default) or `owner`.
     pub per: Option<String>,
+    /// Where budgets are kept: absent for this process's memory, else a
+    /// `redis://` (or `rediss://`, `redis+cluster://`) URL shared by every
+    /// instance.
+    pub redis: Option<String>,
+    /// With `redis`: key prefix in Redis.
+    pub prefix: Option<String>,
+    /// With `redis`: per-decision timeout, milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// What to do when the store cannot decide: `open` (admit, the
+    /// default) or `closed` (refuse with `rate_limited`).
+    pub on_store_failure: Option<String>,
     /// Per-route budgets.
     #[serde(default)]
     pub routes: Vec<RateRouteConfig>,
@@ -273,6 +291,12 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             if let Some(file) = keys.master_key_file.as_mut() {
                 resolve(file);
             }
+            if let Some(file) = keys.derived_master_file.as_mut() {
+                resolve(file);
+            }
+            if let Some(file) = keys.derived_revoked_file.as_mut() {
+                resolve(file);
+            }
         }
         if let Some(tls) = &mut config.tls {
             resolve(&mut tls.cert);
@@ -317,6 +341,13 @@ pub enum KeySource {
         master_key_file: Option<PathBuf>,
         /// Outage tolerance of cached keys.
         max_staleness: Duration,
+    },
+    /// Keys derived from one master secret (`DerivedKeyStore`).
+    Derived {
+        /// The file holding the hex master secret.
+        master_file: PathBuf,
+        /// The file of revoked key ids, if any.
+        revoked_file: Option<PathBuf>,
     },
 }
 
@@ -408,6 +439,20 @@ pub struct Limits {
     pub upstream_connect_timeout: Duration,
 }
 
+/// Where rate-limit budgets are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RateStoreSource {
+    /// In this process only: each instance has its own budgets.
+    Memory,
+    /// Redis (`redis://`, `rediss://`, `redis+cluster://`, …): every
+    /// instance sharing it shares the budgets.
+    Redis(String),
+}
+
+/// Default Redis key prefix of rate-limit budgets.
+pub const DEFAULT_RATE_LIMIT_PREFIX: &str = "tessera-gateway";
+
 /// Rate limits, validated.
 #[derive(Debug, Clone)]
 pub struct RateLimits {
@@ -417,6 +462,14 @@ pub struct RateLimits {
     pub per_owner: bool,
     /// Route plans: prefix, method, rate, burst.
     pub routes: Vec<(String, Option<Method>, tessera_ratelimit::Rate, u32)>,
+    /// Where the budgets are kept.
+    pub store: RateStoreSource,
+    /// Redis key prefix (with [`RateStoreSource::Redis`]).
+    pub prefix: String,
+    /// Redis per-decision timeout, if not the default.
+    pub timeout: Option<Duration>,
+    /// What happens when the store cannot decide.
+    pub on_store_failure: tessera_ratelimit::FailureMode,
 }
 
 /// The nonce store, its Redis prefix, command timeout and connect timeout.
@@ -705,9 +758,16 @@ impl FileConfig {
 
     fn key_source(&self) -> Result<KeySource, ConfigError> {
         let keys = self.keys.clone().unwrap_or_default();
-        match (&keys.file, &keys.db) {
-            (Some(file), None) => {
-                if keys.master_key_file.is_some() || keys.max_staleness.is_some() {
+        let db_only = keys.master_key_file.is_some() || keys.max_staleness.is_some();
+        if keys.derived_revoked_file.is_some() && keys.derived_master_file.is_none() {
+            return Err(ConfigError::new(
+                "keys.derived_revoked_file",
+                "goes with `derived_master_file` (revoked derived key ids); other key stores record revocations themselves",
+            ));
+        }
+        match (&keys.file, &keys.db, &keys.derived_master_file) {
+            (Some(file), None, None) => {
+                if db_only {
                     return Err(ConfigError::new(
                         "keys",
                         "`master_key_file` and `max_staleness` go with `db`, not `file`",
@@ -715,7 +775,19 @@ impl FileConfig {
                 }
                 Ok(KeySource::File(file.clone()))
             }
-            (None, Some(url)) => {
+            (None, None, Some(master_file)) => {
+                if db_only {
+                    return Err(ConfigError::new(
+                        "keys",
+                        "`master_key_file` and `max_staleness` go with `db`, not `derived_master_file` (which names the derivation master secret itself)",
+                    ));
+                }
+                Ok(KeySource::Derived {
+                    master_file: master_file.clone(),
+                    revoked_file: keys.derived_revoked_file.clone(),
+                })
+            }
+            (None, Some(url), None) => {
                 if !(url.starts_with("sqlite:")
                     || url.starts_with("postgres://")
                     || url.starts_with("postgresql://"))
@@ -733,7 +805,7 @@ impl FileConfig {
             }
             _ => Err(ConfigError::new(
                 "keys",
-                "expected exactly one of `file` (a JSON keys file) and `db` (a SQL key store URL)",
+                "expected exactly one of `file` (a JSON keys file), `db` (a SQL key store URL) and `derived_master_file` (a file holding the master secret of derived keys)",
             )),
         }
     }
@@ -741,25 +813,6 @@ impl FileConfig {
     fn nonce_source(&self) -> Result<NonceSettings, ConfigError> {
         let Some(n) = &self.nonce_store else {
             return Ok((NonceSource::Memory, None, None, None));
-        };
-        let redis_url = |at: &str, u: &str| {
-            if [
-                "redis://",
-                "rediss://",
-                "redis+cluster://",
-                "rediss+cluster://",
-                "redis+unix://",
-            ]
-            .iter()
-            .any(|scheme| u.starts_with(scheme))
-            {
-                Ok(u.to_owned())
-            } else {
-                Err(ConfigError::new(
-                    at,
-                    format!("{u:?} is not a Redis URL (expected redis://HOST:PORT, rediss://…, or redis+cluster://HOST:PORT,HOST:PORT)"),
-                ))
-            }
         };
         let source = match (&n.redis, &n.cluster) {
             (None, None) => NonceSource::Memory,
@@ -793,14 +846,6 @@ impl FileConfig {
                 "`prefix`, `timeout_ms` and `connect_timeout_ms` need `redis` or `cluster`",
             ));
         }
-        let millis = |key: &str, value: Option<u64>| match value {
-            None => Ok(None),
-            Some(ms) if (1..=60_000).contains(&ms) => Ok(Some(Duration::from_millis(ms))),
-            Some(ms) => Err(ConfigError::new(
-                key,
-                format!("{ms} is out of range (expected milliseconds from 1 to 60000)"),
-            )),
-        };
         Ok((
             source,
             n.prefix.clone(),
@@ -913,11 +958,83 @@ impl FileConfig {
                 "expected `rate` or at least one `[[rate_limit.routes]]`",
             ));
         }
+        let store = match &r.redis {
+            None => {
+                if r.prefix.is_some() || r.timeout_ms.is_some() {
+                    return Err(ConfigError::new(
+                        "rate_limit",
+                        "`prefix` and `timeout_ms` need `redis` (budgets in memory have neither)",
+                    ));
+                }
+                RateStoreSource::Memory
+            }
+            Some(u) => RateStoreSource::Redis(redis_url("rate_limit.redis", u)?),
+        };
+        let prefix = r
+            .prefix
+            .clone()
+            .unwrap_or_else(|| DEFAULT_RATE_LIMIT_PREFIX.to_owned());
+        if prefix.is_empty()
+            || prefix.contains(['{', '}'])
+            || prefix.chars().any(char::is_whitespace)
+        {
+            return Err(ConfigError::new(
+                "rate_limit.prefix",
+                format!("{prefix:?} is not a usable key prefix (expected a non-empty name without spaces or braces)"),
+            ));
+        }
+        let on_store_failure = match r.on_store_failure.as_deref() {
+            None | Some("open") => tessera_ratelimit::FailureMode::Open,
+            Some("closed") => tessera_ratelimit::FailureMode::Closed,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "rate_limit.on_store_failure",
+                    format!("{other:?} is not a failure mode (expected \"open\": admit while the store is down, or \"closed\": refuse with rate_limited)"),
+                ))
+            }
+        };
         Ok(Some(RateLimits {
             default,
             per_owner,
             routes,
+            store,
+            prefix,
+            timeout: millis("rate_limit.timeout_ms", r.timeout_ms)?,
+            on_store_failure,
         }))
+    }
+}
+
+/// A Redis URL at `at`, or an error naming it and the expected forms.
+fn redis_url(at: &str, u: &str) -> Result<String, ConfigError> {
+    if [
+        "redis://",
+        "rediss://",
+        "redis+cluster://",
+        "rediss+cluster://",
+        "redis+unix://",
+    ]
+    .iter()
+    .any(|scheme| u.starts_with(scheme))
+    {
+        Ok(u.to_owned())
+    } else {
+        Err(ConfigError::new(
+            at,
+            format!("{u:?} is not a Redis URL (expected redis://HOST:PORT, rediss://…, or redis+cluster://HOST:PORT,HOST:PORT)"),
+        ))
+    }
+}
+
+/// Optional milliseconds from 1 to 60000 at `key`.
+fn millis(key: &str, value: Option<u64>) -> Result<Option<Duration>, ConfigError> {
+    match value {
+        None => Ok(None),
+        Some(ms) if (1..=60_000).contains(&ms) => Ok(Some(Duration::from_millis(ms))),
+        Some(ms) => Err(ConfigError::new(
+            key,
+            format!("{ms} is out of range (expected milliseconds from 1 to 60000)"),
+        )),
     }
 }
 

@@ -1,6 +1,9 @@
 //! The body deadline: a request body that fails once its deadline has
 //! passed, however steadily bytes trickle in (unlike an idle timeout, which
 //! a byte every few seconds keeps resetting).
+//!
+//! Used by the gateway (on hyper's `Incoming`) and by `tessera serve` (on
+//! axum's `Body`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,17 +19,20 @@ use hyper::body::Incoming;
 use crate::BoxError;
 
 /// The request body under a fixed deadline, set when the head was parsed.
-pub struct DeadlineBody {
-    inner: Incoming,
+pub struct DeadlineBody<B = Incoming> {
+    /// The body as received.
+    inner: B,
+    /// Fixed when the head was parsed; never reset.
     deadline: Pin<Box<tokio::time::Sleep>>,
+    /// The timeout, for the error message.
     timeout: Duration,
-    /// Set when the deadline failed the body; the proxy answers 408 then.
+    /// Set when the deadline failed the body; the caller answers 408 then.
     expired: Arc<AtomicBool>,
 }
 
-impl DeadlineBody {
+impl<B> DeadlineBody<B> {
     /// `inner` has `timeout` from now; `expired` is set if it runs out.
-    pub fn new(inner: Incoming, timeout: Duration, expired: Arc<AtomicBool>) -> Self {
+    pub fn new(inner: B, timeout: Duration, expired: Arc<AtomicBool>) -> Self {
         DeadlineBody {
             inner,
             deadline: Box::pin(tokio::time::sleep(timeout)),
@@ -48,7 +54,11 @@ impl std::fmt::Display for BodyTimeout {
 
 impl std::error::Error for BodyTimeout {}
 
-impl http_body::Body for DeadlineBody {
+impl<B> http_body::Body for DeadlineBody<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -61,13 +71,12 @@ impl http_body::Body for DeadlineBody {
         if http_body::Body::is_end_stream(&this.inner) {
             return Poll::Ready(None);
         }
+        // The deadline first: bytes that arrive after it do not count.
         if this.deadline.as_mut().poll(cx).is_ready() {
             this.expired.store(true, Ordering::Release);
             return Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))));
         }
-        Pin::new(&mut this.inner)
-            .poll_frame(cx)
-            .map_err(BoxError::from)
+        Pin::new(&mut this.inner).poll_frame(cx).map_err(Into::into)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -39,7 +39,6 @@ pub mod config;
 pub mod deadline;
 pub mod forward;
 pub mod guard;
-pub mod keyfile;
 pub mod problem;
 pub mod proxy;
 pub mod routes;
@@ -88,6 +87,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
     }
     let keys = stores::open_keys(&settings).await?;
     let (nonces, nonces_from) = stores::open_nonces(&settings).await?;
+    let rate = stores::open_rate_limit(&settings).await?;
     let metrics = admin::install_metrics()?;
     let tls = match &settings.tls {
         Some(tls) => Some(server::tls_acceptor(tls)?),
@@ -107,7 +107,13 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
         eprintln!("tessera-gateway: WARNING: --unverified-benchmark-mode: NO SIGNATURE IS VERIFIED (loopback benchmark only)");
         None
     } else {
-        Some(build_verifier(&settings, &keys, &nonces, addr)?)
+        Some(build_verifier(
+            &settings,
+            &keys,
+            &nonces,
+            rate.as_ref(),
+            addr,
+        )?)
     };
     let admin_addr = match settings.admin {
         Some(admin_addr) => {
@@ -121,6 +127,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
                 metrics,
                 nonces: Arc::clone(&nonces),
                 keys: keys.clone(),
+                rate: rate.clone(),
             };
             tokio::spawn(admin::serve(admin_listener, state));
             Some(bound)
@@ -156,6 +163,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
         upstream = %settings.upstream,
         keys = %keys.description,
         nonces = %nonces_from,
+        rate_limits = rate.as_ref().map_or("none", |r| r.description.as_str()),
         verify = !options.unverified_benchmark_mode,
         "tessera-gateway started"
     );
@@ -170,6 +178,7 @@ fn build_verifier(
     settings: &Settings,
     keys: &stores::Keys,
     nonces: &Arc<dyn tessera_server::NonceStore>,
+    rate: Option<&stores::RateLimit>,
     addr: SocketAddr,
 ) -> Result<Verifier, String> {
     let builder = Verifier::builder(Arc::clone(&keys.store))
@@ -193,33 +202,9 @@ fn build_verifier(
     } else {
         builder.dangerous_window(settings.window)
     };
-    let builder = match &settings.rate_limit {
+    let builder = match rate {
         None => builder,
-        Some(rates) => {
-            let mut limiter = tessera_ratelimit::RateLimiter::builder(
-                tessera_ratelimit::MemoryRateStore::default(),
-            );
-            limiter = match rates.default {
-                Some((rate, burst)) => limiter.default_plan(
-                    tessera_ratelimit::Plan::new("default", rate, burst)
-                        .map_err(|e| format!("rate_limit.rate: {e}"))?,
-                ),
-                None => limiter.without_default_plan(),
-            };
-            for (i, (prefix, method, rate, burst)) in rates.routes.iter().enumerate() {
-                let plan = tessera_ratelimit::Plan::new(format!("route{i}"), *rate, *burst)
-                    .map_err(|e| format!("rate_limit.routes[{i}]: {e}"))?;
-                let mut route = tessera_ratelimit::Route::new(prefix.clone(), plan);
-                if let Some(method) = method {
-                    route = route.method(method.clone());
-                }
-                limiter = limiter.route(route);
-            }
-            if rates.per_owner {
-                limiter = limiter.key_by(tessera_ratelimit::KeyBy::Owner);
-            }
-            builder.admission(limiter.build())
-        }
+        Some(rate) => builder.admission(rate.limiter.clone()),
     };
     builder
         .build()

@@ -21,17 +21,23 @@ struct Problem<'a> {
     detail: &'a str,
 }
 
-/// A problem+json response; `close` adds `Connection: close` (the rest of
-/// the request was not read, so the connection cannot be reused).
-pub fn problem(status: StatusCode, detail: &str, close: bool) -> Response<Body> {
-    let body = serde_json::to_string(&Problem {
+/// The problem+json document of an HTTP-level refusal: `type`
+/// `about:blank`, the status phrase as `title`, and `detail`.
+pub fn problem_json(status: StatusCode, detail: &str) -> String {
+    serde_json::to_string(&Problem {
         kind: "about:blank",
         title: status.canonical_reason().unwrap_or("Error"),
         status: status.as_u16(),
         detail,
     })
     // Strings and an integer always serialize; the fallback keeps the status meaningful.
-    .unwrap_or_else(|_| String::from("{}"));
+    .unwrap_or_else(|_| String::from("{}"))
+}
+
+/// A problem+json response; `close` adds `Connection: close` (the rest of
+/// the request was not read, so the connection cannot be reused).
+pub fn problem(status: StatusCode, detail: &str, close: bool) -> Response<Body> {
+    let body = problem_json(status, detail);
     let mut response = Response::new(full(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -3,16 +3,17 @@
 //! guard, HTTP/1.1 with keep-alive, and a graceful drain on SIGTERM/SIGINT.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
@@ -83,24 +84,13 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    if !is_connection_error(&e) {
-                        // Typically EMFILE: back off while descriptors free up.
-                        tracing::warn!(error = %e, "accept failed; retrying in 1 s");
-                        tokio::select! {
-                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                            () = &mut shutdown => break,
-                        }
-                    }
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
+        let Some((stream, peer)) = accept(&listener, shutdown.as_mut(), |e| {
+            tracing::warn!(error = %e, "accept failed; retrying in 1 s");
+        })
+        .await
+        else {
+            break;
         };
-        let _ = stream.set_nodelay(true);
         metrics::gauge!("gateway_connections").increment(1.0);
         let proxy = Arc::clone(&proxy);
         let guard = Arc::clone(&guard);
@@ -175,6 +165,42 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ProxyServ
     }
 }
 
+/// Accepts the next connection (with `TCP_NODELAY`: answers are written
+/// at once, Nagle would only delay them), or `None` once `shutdown`
+/// resolves.
+///
+/// Errors of one incoming connection are skipped; others (typically
+/// EMFILE) go to `on_error` and are retried after a second, so the loop
+/// does not spin while connections close and free descriptors.
+pub async fn accept<F>(
+    listener: &TcpListener,
+    mut shutdown: Pin<&mut F>,
+    on_error: impl Fn(&std::io::Error),
+) -> Option<(TcpStream, SocketAddr)>
+where
+    F: Future<Output = ()>,
+{
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some((stream, peer));
+                }
+                Err(e) if is_connection_error(&e) => {}
+                Err(e) => {
+                    on_error(&e);
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = &mut shutdown => return None,
+                    }
+                }
+            },
+            () = &mut shutdown => return None,
+        }
+    }
+}
+
 /// Errors of one incoming connection that say nothing about the listener.
 fn is_connection_error(e: &std::io::Error) -> bool {
     matches!(
@@ -188,6 +214,8 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 /// Resolves on SIGINT or (on Unix) SIGTERM.
 pub async fn shutdown_signal() {
     let interrupt = async {
+        // If the handler cannot be installed, never resolve: the process
+        // still stops on the default signal action.
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }

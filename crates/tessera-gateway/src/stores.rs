@@ -1,14 +1,20 @@
 //! Opening the key and nonce stores the configuration names, and probing
 //! them for `/readyz`.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_core::{Clock, KeyId, Nonce, SystemClock};
+use tessera_core::{Clock, KeyId, Nonce, SecretKey, SystemClock};
 use tessera_keys_sql::{MasterKeyring, SqlKeyStore, SqlKeyStoreOptions};
-use tessera_server::{KeyStore, MemoryNonceStore, NonceRecord, NonceStore, RedisNonceStore};
+use tessera_server::{
+    DerivedKeyStore, KeyError, KeyStore, MemoryNonceStore, NonceRecord, NonceStore, RedisNonceStore,
+};
+use zeroize::Zeroizing;
 
-use crate::config::{KeySource, NonceSource, Settings};
+use tessera_ratelimit::{FailureMode, RateLimiter, RateStore, RedisRateStore};
+
+use crate::config::{KeySource, NonceSource, RateLimits, RateStoreSource, Settings};
 
 /// How long one readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -31,11 +37,25 @@ pub struct Keys {
 pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
     match &settings.keys {
         KeySource::File(path) => {
-            let (store, count) = crate::keyfile::load(path)?;
+            let (store, count) = tessera_server::load_keys_file(path).map_err(|e| e.to_string())?;
             Ok(Keys {
                 store: Arc::new(store),
                 sql: None,
                 description: format!("{count} key(s) from {}", path.display()),
+            })
+        }
+        KeySource::Derived {
+            master_file,
+            revoked_file,
+        } => {
+            let (store, revoked) = load_derived(master_file, revoked_file.as_deref())?;
+            Ok(Keys {
+                store: Arc::new(store),
+                sql: None,
+                description: format!(
+                    "derived keys (d1.…) from the master secret in {}, {revoked} revoked",
+                    master_file.display()
+                ),
             })
         }
         KeySource::Db {
@@ -61,6 +81,104 @@ pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
             })
         }
     }
+}
+
+/// The derived key store whose master secret is the hex in `path`
+/// (`keys.derived_master_file`; at least 32 bytes, e.g. `openssl rand -hex
+/// 32`), with the key ids listed in `revoked` (`keys.derived_revoked_file`)
+/// revoked; returns it and the number of revoked ids.
+///
+/// # Errors
+/// A message naming the configuration key, the file and what to fix;
+/// never the secret or any part of it.
+pub fn load_derived(
+    path: &Path,
+    revoked: Option<&Path>,
+) -> Result<(DerivedKeyStore, usize), String> {
+    let store = load_derived_master(path)?;
+    let Some(revoked) = revoked else {
+        return Ok((store, 0));
+    };
+    let at = "keys.derived_revoked_file";
+    let text = std::fs::read_to_string(revoked)
+        .map_err(|e| format!("{at}: cannot read '{}': {e}", revoked.display()))?;
+    let mut ids = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let id = KeyId::new(line).map_err(|e| {
+            format!(
+                "{at}: '{}' line {}: not a key id ({}); expected one key id a line",
+                revoked.display(),
+                n + 1,
+                e.detail()
+            )
+        })?;
+        ids.push(id);
+    }
+    let count = ids.len();
+    store.revoke_all(ids);
+    Ok((store, count))
+}
+
+/// The derived key store of the master secret in `path`.
+fn load_derived_master(path: &Path) -> Result<DerivedKeyStore, String> {
+    let at = "keys.derived_master_file";
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("{at}: cannot read '{}': {e}", path.display()))?,
+    );
+    warn_if_shared(path);
+    let hex = text.trim();
+    if hex.is_empty() {
+        return Err(format!(
+            "{at}: '{}' is empty (expected the master secret as hex, at least 64 digits, e.g. from `openssl rand -hex 32`)",
+            path.display()
+        ));
+    }
+    if hex.len() % 2 == 0 && hex.len() < 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{at}: the master secret in '{}' is {} bytes; at least 32 are required (64 hex digits, e.g. from `openssl rand -hex 32`)",
+            path.display(),
+            hex.len() / 2
+        ));
+    }
+    let master = SecretKey::from_hex(hex).map_err(|_| {
+        format!(
+            "{at}: '{}' does not hold a hex secret (expected one line of 64 to {} hex digits, e.g. from `openssl rand -hex 32`)",
+            path.display(),
+            2 * tessera_core::MAX_SECRET_LEN
+        )
+    })?;
+    DerivedKeyStore::new(master).map_err(|e| match e {
+        KeyError::MasterTooShort(len) => format!(
+            "{at}: the master secret in '{}' is {len} bytes; at least 32 are required (64 hex digits, e.g. from `openssl rand -hex 32`)",
+            path.display()
+        ),
+        other => format!("{at}: '{}': {other}", path.display()),
+    })
+}
+
+/// Logs a warning when a secret file is readable by other users.
+fn warn_if_shared(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "keys.derived_master_file is readable by other users; chmod 600 it"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// Opens the nonce store.
@@ -99,6 +217,120 @@ pub async fn open_nonces(settings: &Settings) -> Result<(Arc<dyn NonceStore>, St
                 format!("nonces in the Redis Cluster of {}", described.join(" ")),
             ))
         }
+    }
+}
+
+/// How long connecting to the rate-limit Redis may take at start-up.
+const RATE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The rate limiter the configuration names, and its store for `/readyz`.
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    /// For the verifier (a clone shares the counters and the store).
+    pub limiter: RateLimiter,
+    /// The Redis store, when budgets live in Redis (probed by `/readyz`).
+    pub redis: Option<RedisRateStore>,
+    /// What the limiter does when its store fails.
+    pub on_store_failure: FailureMode,
+    /// For the start-up line.
+    pub description: String,
+}
+
+/// Opens the rate-limit store and builds the limiter (`None` without `[rate_limit]`).
+///
+/// # Errors
+/// A message naming the configuration key and why: an invalid plan, a Redis
+/// that cannot be reached at start-up.
+pub async fn open_rate_limit(settings: &Settings) -> Result<Option<RateLimit>, String> {
+    let Some(rates) = &settings.rate_limit else {
+        return Ok(None);
+    };
+    match &rates.store {
+        RateStoreSource::Memory => Ok(Some(RateLimit {
+            limiter: build_limiter(rates, tessera_ratelimit::MemoryRateStore::default())?,
+            redis: None,
+            on_store_failure: rates.on_store_failure,
+            description: "rate limits in memory (one process only)".to_owned(),
+        })),
+        RateStoreSource::Redis(url) => {
+            let store = tokio::time::timeout(
+                RATE_CONNECT_TIMEOUT,
+                RedisRateStore::connect(url, &rates.prefix),
+            )
+            .await
+            .map_err(|_| {
+                format!(
+                    "rate_limit.redis: {} did not answer within {} s",
+                    redact(url),
+                    RATE_CONNECT_TIMEOUT.as_secs()
+                )
+            })?
+            .map_err(|e| format!("rate_limit.redis: {}: {e}", redact(url)))?;
+            let store = match rates.timeout {
+                Some(timeout) => store.with_timeout(timeout),
+                None => store,
+            };
+            Ok(Some(RateLimit {
+                limiter: build_limiter(rates, store.clone())?,
+                redis: Some(store),
+                on_store_failure: rates.on_store_failure,
+                description: format!("rate limits in {}", redact(url)),
+            }))
+        }
+    }
+}
+
+/// The limiter of `rates` on `store`.
+fn build_limiter(
+    rates: &RateLimits,
+    store: impl RateStore + 'static,
+) -> Result<RateLimiter, String> {
+    let mut limiter = RateLimiter::builder(store).on_store_failure(rates.on_store_failure);
+    limiter = match rates.default {
+        Some((rate, burst)) => limiter.default_plan(
+            tessera_ratelimit::Plan::new("default", rate, burst)
+                .map_err(|e| format!("rate_limit.rate: {e}"))?,
+        ),
+        None => limiter.without_default_plan(),
+    };
+    for (i, (prefix, method, rate, burst)) in rates.routes.iter().enumerate() {
+        let plan = tessera_ratelimit::Plan::new(format!("route{i}"), *rate, *burst)
+            .map_err(|e| format!("rate_limit.routes[{i}]: {e}"))?;
+        let mut route = tessera_ratelimit::Route::new(prefix.clone(), plan);
+        if let Some(method) = method {
+            route = route.method(method.clone());
+        }
+        limiter = limiter.route(route);
+    }
+    if rates.per_owner {
+        limiter = limiter.key_by(tessera_ratelimit::KeyBy::Owner);
+    }
+    Ok(limiter.build())
+}
+
+/// Whether the rate-limit Redis answers: one decision for a reserved
+/// subject no client can name (the store hashes subjects), under a plan of
+/// its own.
+pub async fn probe_rate_store(store: &RedisRateStore) -> Result<(), String> {
+    let rate = tessera_ratelimit::Rate::new(1000, Duration::from_secs(1))
+        .map_err(|e| format!("rate limit store: {e}"))?;
+    let plan = tessera_ratelimit::Plan::new("readyz", rate, 1000)
+        .map_err(|e| format!("rate limit store: {e}"))?;
+    let subject = tessera_ratelimit::Subject {
+        kind: "gateway-readyz",
+        id: "probe",
+    };
+    let now = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros(),
+    )
+    .unwrap_or(u64::MAX);
+    match tokio::time::timeout(PROBE_TIMEOUT, store.decide(subject, &plan, 1, now)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("rate limit store: no answer within 1 s".to_owned()),
     }
 }
 

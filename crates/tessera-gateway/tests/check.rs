@@ -66,6 +66,18 @@ fn bad_configurations_name_the_key_and_what_was_expected() {
             "trusted_proxies[0]",
         ),
         ("[rate_limit]\nrate = \"fast\"\n", "rate_limit.rate"),
+        (
+            "[rate_limit]\nrate = \"1/s\"\nredis = \"http://x\"\n",
+            "rate_limit.redis",
+        ),
+        (
+            "[rate_limit]\nrate = \"1/s\"\non_store_failure = \"maybe\"\n",
+            "rate_limit.on_store_failure",
+        ),
+        (
+            "[rate_limit]\nrate = \"1/s\"\nprefix = \"gw\"\n",
+            "`prefix` and `timeout_ms` need `redis`",
+        ),
         ("scheme = \"ftp\"\n", "scheme: \"ftp\" is not a scheme"),
     ] {
         let file = dir.join("bad.toml");

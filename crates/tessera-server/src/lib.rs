@@ -121,8 +121,9 @@ pub use admission::{Admission, AdmissionRequest, Admitted};
 pub use extract::MissingIdentity;
 pub use identity::VerifiedIdentity;
 pub use keys::{
-    DerivedKeyId, DerivedKeyStore, IssuedKey, KeyError, KeyIssuer, KeyMetadata, KeyRequest,
-    KeyState, KeyStore, KeyStoreError, MemoryKeyStore, ResolvedKey,
+    load_keys_file, DerivedKeyId, DerivedKeyStore, IssuedKey, KeyError, KeyFileEntry, KeyIssuer,
+    KeyMetadata, KeyRequest, KeyState, KeyStore, KeyStoreError, KeysFileError, MemoryKeyStore,
+    ResolvedKey,
 };
 pub use nonce::{
     MemoryNonceStore, MemoryNonceStoreBuilder, NonceOutcome, NonceRecord, NonceStore,

@@ -7,7 +7,6 @@ use std::time::Duration;
 use tessera_server::{KeyIssuer, KeyRequest, MemoryKeyStore};
 
 use crate::error::{error_chain, CliError, CliResult};
-use crate::keyfile::KeyEntry;
 use crate::timearg::{parse_duration, rfc3339};
 
 /// Arguments of `tessera keygen`.
@@ -60,7 +59,7 @@ pub(crate) fn run(args: &Args) -> CliResult {
     let issued = KeyIssuer::memory(Arc::new(MemoryKeyStore::new()))
         .issue(&request)
         .map_err(|e| CliError::usage(format!("cannot issue a key: {}", error_chain(&e))))?;
-    let entry = KeyEntry {
+    let entry = tessera_server::KeyFileEntry {
         key_id: issued.key_id().to_string(),
         secret_hex: issued.expose_secret().expose_hex().to_string(),
         user: args.user.clone(),

@@ -14,7 +14,6 @@ use tessera_keys_sql::{
 
 use crate::app;
 use crate::error::{error_chain, CliError, CliResult};
-use crate::keyfile::KeyEntry;
 use crate::timearg::{parse_duration, rfc3339};
 
 /// Where the key database is and how to open it.
@@ -321,7 +320,7 @@ pub(crate) fn run(args: Args) -> CliResult {
 /// Prints a freshly issued key: the only time its secret is shown.
 fn print_issued(issued: &IssuedKey, json: bool) -> CliResult {
     let m = issued.metadata();
-    let entry = KeyEntry {
+    let entry = tessera_server::KeyFileEntry {
         key_id: issued.key_id().to_string(),
         secret_hex: issued.expose_secret().expose_hex().to_string(),
         user: m.owner.clone(),

@@ -26,6 +26,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tessera_core::{Scheme, DEFAULT_WINDOW_SECS};
+use tessera_gateway::server::{accept, shutdown_signal};
+use tessera_gateway::stores::redact;
 use tessera_server::{Clock, KeyStore, Verifier, DEFAULT_BODY_LIMIT};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -200,20 +202,6 @@ pub(crate) struct Args {
     quiet: bool,
 }
 
-/// `url` with any password replaced by `***`, for the start-up line.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// The system clock shifted by a fixed number of seconds.
 #[derive(Debug, Clone, Copy)]
 struct OffsetClock(i64);
@@ -252,7 +240,9 @@ pub(crate) fn run(args: Args) -> CliResult {
         quiet: args.quiet,
     };
     let file = match &args.keys {
-        Some(path) => Some(crate::keyfile::load(path)?),
+        Some(path) => Some(
+            tessera_server::load_keys_file(path).map_err(|e| CliError::runtime(e.to_string()))?,
+        ),
         None => None,
     };
     let keyring = match &args.keys_db {
@@ -396,26 +386,15 @@ async fn serve(listener: TcpListener, router: Router, policy: ConnectionPolicy) 
                 }
             }
         };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) if is_connection_error(&e) => continue,
-                Err(e) => {
-                    // Typically EMFILE: back off so the loop does not spin
-                    // while connections close and free descriptors.
-                    if !policy.quiet {
-                        eprintln!("tessera serve: accept failed: {e}; retrying in 1 s");
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                        () = &mut shutdown => break,
-                    }
-                }
-            },
-            () = &mut shutdown => break,
+        let Some((stream, peer)) = accept(&listener, shutdown.as_mut(), |e| {
+            if !policy.quiet {
+                eprintln!("tessera serve: accept failed: {e}; retrying in 1 s");
+            }
+        })
+        .await
+        else {
+            break;
         };
-        // Answers are small and written at once; Nagle would only delay them.
-        let _ = stream.set_nodelay(true);
         let served = Arc::new(AtomicBool::new(false));
         let service = {
             let router = router.clone();
@@ -478,42 +457,6 @@ fn connection_error(
         ))
     } else {
         None
-    }
-}
-
-/// Errors of one incoming connection that say nothing about the listener.
-fn is_connection_error(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::ConnectionRefused
-            | std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::ConnectionReset
-    )
-}
-
-/// Resolves on SIGINT or (on Unix) SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        // If the handler cannot be installed, never resolve: the process
-        // still stops on the default signal action.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }
 

@@ -431,6 +431,44 @@ pub fn admin_get(admin: SocketAddr, path: &str) -> Reply {
     raw(admin, request.as_bytes(), Duration::from_secs(10)).expect("admin reply")
 }
 
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `redis-server` child on `port` without persistence, once it accepts
+/// connections; `None` when redis-server is not installed.
+pub fn spawn_redis(port: u16) -> Option<Proc> {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .ok()?;
+    let proc = Proc { child };
+    assert!(
+        eventually(Duration::from_secs(10), || TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()),
+        "redis-server did not start on port {port}"
+    );
+    Some(proc)
+}
+
 /// Waits until `check` holds, up to `timeout`.
 pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

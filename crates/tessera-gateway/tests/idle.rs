@@ -1,0 +1,186 @@
+//! The keep-alive idle timeout (`[limits] idle_timeout_secs`), through a
+//! real gateway process: an idle keep-alive connection is closed once the
+//! timeout has passed since its last answer, while a connection in use
+//! (requests closer together than the timeout, or a request whose upstream
+//! answer takes longer than it) stays open.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// The idle timeout the tests configure, seconds.
+const IDLE_SECS: u64 = 1;
+
+fn start(dir: &Path) -> (Gateway, Upstream, Key) {
+    let alice = Key::random("alice-idle");
+    let keys = keys_file(dir, &[(&alice, "alice", &["read"], false)]);
+    let upstream = Upstream::start(dir);
+    let config = dir.join("idle.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream = \"{}\"\n[keys]\nfile = \"{}\"\n[limits]\nidle_timeout_secs = {IDLE_SECS}\n",
+            upstream.url(),
+            keys.display()
+        ),
+    )
+    .unwrap();
+    let gateway = Gateway::start(dir, &["--config", config.to_str().unwrap()]);
+    (gateway, upstream, alice)
+}
+
+/// A signed GET that keeps the connection open (no `Connection: close`).
+fn keep_alive_get(key: &Key, addr: SocketAddr, path: &str) -> Vec<u8> {
+    let bytes = signed(key, "GET", &addr.to_string(), path, b"", &[]);
+    String::from_utf8(bytes)
+        .unwrap()
+        .replacen("connection: close\r\n", "", 1)
+        .into_bytes()
+}
+
+/// Sends a signed keep-alive GET on `stream` and reads its answer, which
+/// must be 200.
+fn ask(stream: &mut TcpStream, key: &Key, addr: SocketAddr, path: &str) -> Reply {
+    stream.write_all(&keep_alive_get(key, addr, path)).unwrap();
+    let reply = read_reply(stream);
+    assert_eq!(
+        reply.status,
+        200,
+        "{path}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply
+}
+
+/// Reads one complete response (by Content-Length) from a kept-alive stream.
+fn read_reply(stream: &mut TcpStream) -> Reply {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "connection closed before a complete answer: {:?}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buf[..n]);
+        if let Some(reply) = parse(&received) {
+            let length: usize = reply
+                .header("content-length")
+                .expect("Content-Length")
+                .parse()
+                .unwrap();
+            if reply.body.len() >= length {
+                return reply;
+            }
+        }
+    }
+}
+
+/// Waits (up to `limit`) for the server to close the connection; returns
+/// how long that took and any bytes it sent first.
+fn wait_for_close(stream: &mut TcpStream, limit: Duration) -> (Option<Duration>, Vec<u8>) {
+    let start = Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (Some(start.elapsed()), received),
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                return (Some(start.elapsed()), received)
+            }
+            // The read timeout: still open.
+            Err(_) => return (None, received),
+        }
+        if start.elapsed() >= limit {
+            return (None, received);
+        }
+    }
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let dir = temp_dir("idle");
+    let (gateway, upstream, alice) = start(&dir);
+    let mut stream = TcpStream::connect(gateway.addr).unwrap();
+    let reply = ask(&mut stream, &alice, gateway.addr, "/v1/first");
+    assert_ne!(
+        reply.header("connection").map(str::to_ascii_lowercase),
+        Some("close".to_owned()),
+        "the answer itself must keep the connection open"
+    );
+
+    let (closed_after, sent) = wait_for_close(&mut stream, Duration::from_secs(IDLE_SECS * 5));
+    let closed_after = closed_after.unwrap_or_else(|| {
+        panic!(
+            "the idle connection was still open after {} s",
+            IDLE_SECS * 5
+        )
+    });
+    assert!(
+        closed_after >= Duration::from_millis(IDLE_SECS * 1000 - 200),
+        "closed after {closed_after:?}, before the idle timeout of {IDLE_SECS} s"
+    );
+    assert!(
+        closed_after <= Duration::from_millis(IDLE_SECS * 1000 + 1500),
+        "closed only after {closed_after:?}"
+    );
+    assert!(
+        sent.is_empty(),
+        "an idle close sends nothing: {:?}",
+        String::from_utf8_lossy(&sent)
+    );
+    assert_eq!(upstream.paths(), ["/v1/first"]);
+}
+
+#[test]
+fn a_connection_in_use_is_not_closed_by_the_idle_timeout() {
+    let dir = temp_dir("busy");
+    let (gateway, upstream, alice) = start(&dir);
+    let mut stream = TcpStream::connect(gateway.addr).unwrap();
+    let started = Instant::now();
+    // Requests closer together than the idle timeout, for three times as
+    // long as it: every one is answered on the same connection.
+    let mut sent = Vec::new();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(IDLE_SECS * 3) {
+        let path = format!("/v1/busy/{i}");
+        ask(&mut stream, &alice, gateway.addr, &path);
+        sent.push(path);
+        std::thread::sleep(Duration::from_millis(IDLE_SECS * 1000 / 2));
+        i += 1;
+    }
+    assert!(sent.len() >= 5, "{sent:?}");
+
+    // A request whose answer takes twice the idle timeout: the connection
+    // waits for it, it is not idle.
+    let slow = format!("/slow?secs={}", IDLE_SECS * 2);
+    let asked = Instant::now();
+    ask(&mut stream, &alice, gateway.addr, &slow);
+    assert!(asked.elapsed() >= Duration::from_secs(IDLE_SECS * 2));
+    sent.push(slow);
+    // Still usable right after the slow answer.
+    ask(&mut stream, &alice, gateway.addr, "/v1/after-slow");
+    sent.push("/v1/after-slow".to_owned());
+    assert_eq!(upstream.paths(), sent);
+
+    // Then left alone, it is closed like any idle connection.
+    let (closed_after, _) = wait_for_close(&mut stream, Duration::from_secs(IDLE_SECS * 5));
+    assert!(closed_after.is_some(), "never closed once idle");
+}

@@ -1,0 +1,196 @@
+//! Rate limits kept in Redis (`[rate_limit] redis = URL`): two gateway
+//! instances sharing one Redis share one budget per key, and a
+//! fail-closed limiter whose Redis is gone refuses and says so in
+//! `/readyz` and `/metrics`.
+//!
+//! Redis: `TESSERA_TEST_REDIS_URL` (as the tessera-server Redis tests), else
+//! a `redis-server` this test starts on a free loopback port. Without
+//! either the tests print "skipped: no redis-server" and pass, except under
+//! `CI=true`, where a missing Redis fails them. The outage test always
+//! starts its own `redis-server` (it stops it).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+
+use support::*;
+
+const URL_VAR: &str = "TESSERA_TEST_REDIS_URL";
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Reports a missing Redis: a panic in CI, a skip message otherwise.
+fn skip(test: &str) {
+    let msg =
+        format!("skipped: no redis-server ({test}): set {URL_VAR} or put redis-server on PATH");
+    assert!(!in_ci(), "CI=true and Redis is missing: {msg}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// A `redis-server` child on a free port (`None` when none is installed).
+fn spawn_redis_anywhere() -> Option<(Proc, u16)> {
+    let port = free_port();
+    spawn_redis(port).map(|proc| (proc, port))
+}
+
+/// The shared Redis URL, and the server this test started (if it did).
+fn shared_redis(test: &str) -> Option<(String, Option<Proc>)> {
+    if let Ok(url) = std::env::var(URL_VAR) {
+        if !url.is_empty() {
+            return Some((url, None));
+        }
+    }
+    match spawn_redis_anywhere() {
+        Some((proc, port)) => Some((format!("redis://127.0.0.1:{port}/0"), Some(proc))),
+        None => {
+            skip(test);
+            None
+        }
+    }
+}
+
+/// A configuration file: keys file, upstream, budgets in `redis`.
+fn config(dir: &Path, name: &str, keys: &Path, upstream: &Upstream, rate_limit: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "upstream = \"{}\"\n[keys]\nfile = \"{}\"\n[rate_limit]\n{rate_limit}",
+            upstream.url(),
+            keys.display()
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn assert_limited(reply: &Reply) {
+    assert_eq!(
+        reply.status,
+        429,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(reply.json()["code"], "rate_limited");
+    let retry: u64 = reply
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "Retry-After: {retry}");
+}
+
+#[test]
+fn two_gateways_on_one_redis_share_one_budget() {
+    let Some((url, _redis)) = shared_redis("two_gateways_on_one_redis_share_one_budget") else {
+        return;
+    };
+    let dir = temp_dir("rate-redis");
+    // A fresh key id and prefix per run: a shared Redis may hold old budgets.
+    let run = rand::random::<u32>();
+    let alice = Key::random(&format!("alice-{run}"));
+    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let upstream = Upstream::start(&dir);
+    let config = config(
+        &dir,
+        "rate.toml",
+        &keys,
+        &upstream,
+        &format!("rate = \"3/m\"\nburst = 3\nredis = \"{url}\"\nprefix = \"gwtest{run}\"\n"),
+    );
+    let start = || Gateway::start(&dir, &["--config", &config, "--admin", "127.0.0.1:0"]);
+    let (a, b) = (start(), start());
+
+    // Three requests across both instances spend the shared burst of 3 ...
+    for (i, gateway) in [&a, &b, &a].into_iter().enumerate() {
+        let reply = send_signed(gateway, &alice, "GET", &format!("/v1/ok/{i}"), b"", &[]);
+        assert_eq!(
+            reply.status,
+            200,
+            "request {i}: {}; stderr: {}",
+            String::from_utf8_lossy(&reply.body),
+            gateway.stderr()
+        );
+    }
+    // ... so the next one is refused on either, and never forwarded.
+    assert_limited(&send_signed(&b, &alice, "GET", "/v1/over/b", b"", &[]));
+    assert_limited(&send_signed(&a, &alice, "GET", "/v1/over/a", b"", &[]));
+    assert_eq!(upstream.paths(), ["/v1/ok/0", "/v1/ok/1", "/v1/ok/2"]);
+
+    let admin = b.admin.unwrap();
+    assert_eq!(admin_get(admin, "/readyz").status, 200);
+    let metrics = String::from_utf8(admin_get(admin, "/metrics").body).unwrap();
+    assert!(
+        metrics.contains("gateway_rate_limit_limited_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gateway_rate_limit_store_errors_total 0"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn fail_closed_limits_refuse_while_redis_is_down() {
+    let Some((redis, port)) = spawn_redis_anywhere() else {
+        skip("fail_closed_limits_refuse_while_redis_is_down");
+        return;
+    };
+    let dir = temp_dir("rate-redis-down");
+    let alice = Key::random("alice-closed");
+    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let upstream = Upstream::start(&dir);
+    // The flags name the store and the failure mode over the file's budgets.
+    let config = config(&dir, "closed.toml", &keys, &upstream, "rate = \"100/s\"\n");
+    let store = format!("redis://127.0.0.1:{port}/0");
+    let gateway = Gateway::start(
+        &dir,
+        &[
+            "--config",
+            &config,
+            "--rate-limit-store",
+            &store,
+            "--rate-limit-on-store-failure",
+            "closed",
+            "--admin",
+            "127.0.0.1:0",
+        ],
+    );
+    let admin = gateway.admin.unwrap();
+    assert_eq!(
+        send_signed(&gateway, &alice, "GET", "/before", b"", &[]).status,
+        200
+    );
+    assert_eq!(admin_get(admin, "/readyz").status, 200);
+
+    drop(redis);
+    let down = send_signed(&gateway, &alice, "GET", "/during", b"", &[]);
+    assert_limited(&down);
+    assert_eq!(down.header("retry-after"), Some("1"));
+    let ready = admin_get(admin, "/readyz");
+    assert_eq!(ready.status, 503);
+    assert!(
+        String::from_utf8_lossy(&ready.body).contains("rate limit store"),
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
+    let metrics = String::from_utf8(admin_get(admin, "/metrics").body).unwrap();
+    assert!(
+        !metrics.contains("gateway_rate_limit_store_errors_total 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gateway_rate_limit_store_errors_total"),
+        "{metrics}"
+    );
+    assert!(gateway.stderr().contains("rate limit store failed"));
+    assert!(!upstream.paths().contains(&"/during".to_owned()));
+}
