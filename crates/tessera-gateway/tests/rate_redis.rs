@@ -7,9 +7,13 @@
 //! a `redis-server` this test starts on a free loopback port. Without
 //! either the tests print "skipped: no redis-server" and pass, except under
 //! `CI=true`, where a missing Redis fails them. The outage test always
-//! starts its own `redis-server` (it stops it).
+//! starts its own `redis-server` (it stops it). The cluster test uses
+//! `TESSERA_TEST_REDIS_CLUSTER` or starts one (tessera-server's
+//! tests/support/redis_cluster.rs).
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../tessera-server/tests/support/redis_cluster.rs"]
+mod redis_cluster;
 mod support;
 
 use std::path::Path;
@@ -93,6 +97,27 @@ fn two_gateways_on_one_redis_share_one_budget() {
     let Some((url, _redis)) = shared_redis("two_gateways_on_one_redis_share_one_budget") else {
         return;
     };
+    two_gateways_share_one_budget(&url);
+}
+
+/// The same on a real three-primary Redis Cluster, named by a
+/// `redis+cluster://` URL.
+#[test]
+fn two_gateways_on_one_redis_cluster_share_one_budget() {
+    let test = "two_gateways_on_one_redis_cluster_share_one_budget";
+    let Some(nodes) = redis_cluster::shared_cluster(test) else {
+        return;
+    };
+    let hosts: Vec<&str> = nodes
+        .iter()
+        .map(|n| n.trim_start_matches("redis://").trim_end_matches('/'))
+        .collect();
+    two_gateways_share_one_budget(&format!("redis+cluster://{}", hosts.join(",")));
+}
+
+/// Two gateways with budgets in the Redis at `url`: a burst of 3 spent
+/// across both, then 429 on either, never forwarded.
+fn two_gateways_share_one_budget(url: &str) {
     let dir = temp_dir("rate-redis");
     // A fresh key id and prefix per run: a shared Redis may hold old budgets.
     let run = rand::random::<u32>();
@@ -134,6 +159,12 @@ fn two_gateways_on_one_redis_share_one_budget() {
     );
     assert!(
         metrics.contains("gateway_rate_limit_store_errors_total 0"),
+        "{metrics}"
+    );
+    // The limiter's own counter (tessera-ratelimit, through the metrics
+    // facade) reaches the same exporter.
+    assert!(
+        metrics.contains("tessera_rate_limit_decisions_total{outcome=\"limited\"} 1"),
         "{metrics}"
     );
 }

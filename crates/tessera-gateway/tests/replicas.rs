@@ -7,10 +7,12 @@
 //! must stop and restart it, so TESSERA_TEST_REDIS_URL is not used here).
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../tessera-server/tests/support/redis_cluster.rs"]
+mod redis_cluster;
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use support::*;
@@ -203,42 +205,13 @@ fn redis_outage_is_503_and_heals_without_restart() {
     assert!(!upstream.paths().contains(&"/during".to_owned()));
 }
 
-/// A Redis Cluster: TESSERA_TEST_REDIS_CLUSTER (node URLs, space
-/// separated), else three local `redis-server --cluster-enabled` nodes from
-/// scripts/redis-cluster.sh, stopped when this test process exits.
-fn cluster() -> Vec<String> {
-    if let Ok(nodes) = std::env::var("TESSERA_TEST_REDIS_CLUSTER") {
-        let nodes: Vec<String> = nodes.split_whitespace().map(str::to_owned).collect();
-        if !nodes.is_empty() {
-            return nodes;
-        }
-    }
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/redis-cluster.sh"
-    );
-    let output = Command::new(script)
-        .args(["start", "--watch", &std::process::id().to_string()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{script} start: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let nodes: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    assert!(nodes.len() >= 3, "{nodes:?}");
-    nodes
-}
-
 #[test]
 fn replicas_on_a_redis_cluster_accept_a_raced_request_once() {
+    let test = "replicas_on_a_redis_cluster_accept_a_raced_request_once";
+    let Some(nodes) = redis_cluster::shared_cluster(test) else {
+        return;
+    };
     let dir = temp_dir("cluster");
-    let nodes = cluster();
     let db = Db::new(&dir);
     let keys: Vec<Key> = (0..4).map(|i| db.issue(&format!("user{i}"))).collect();
     let upstream = Upstream::start(&dir);
