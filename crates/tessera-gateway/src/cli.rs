@@ -77,6 +77,10 @@ pub struct Args {
     /// Largest request body, bytes (413 above).
     #[arg(long, value_name = "BYTES")]
     pub body_limit: Option<usize>,
+    /// Threads serving requests (default: one per CPU). On a host shared
+    /// with the upstream, fewer threads than CPUs can serve more.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
     /// A trusted proxy (IP or CIDR) whose forwarding fields are appended to; repeat for more.
     #[arg(long = "trusted-proxy", value_name = "IP[/BITS]")]
     pub trusted_proxies: Vec<String>,
@@ -156,6 +160,9 @@ impl Args {
             }
             file.rate_limit = Some(rates);
         }
+        if let Some(workers) = self.workers {
+            file.workers = Some(workers);
+        }
         if let Some(limit) = self.body_limit {
             file.body_limit = Some(limit);
         }
@@ -185,10 +192,11 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = settings.workers {
+        runtime.worker_threads(workers);
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("tessera-gateway: cannot start the async runtime: {e}");

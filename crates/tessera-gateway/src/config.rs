@@ -15,6 +15,8 @@ use tessera_core::Scheme;
 
 use crate::routes::{PathMatch, RouteRule};
 
+/// Most runtime worker threads `workers` may ask for.
+pub const MAX_WORKERS: usize = 1024;
 /// Default largest request head, bytes (request line plus name + value + 4 per field).
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Default most header fields in a request.
@@ -51,6 +53,8 @@ pub struct FileConfig {
     pub window: Option<u64>,
     /// Largest request body, bytes (413 above).
     pub body_limit: Option<usize>,
+    /// Threads serving requests (default: one per CPU the process may use).
+    pub workers: Option<usize>,
     /// Remove `Signature` and `Signature-Input` before forwarding.
     #[serde(default)]
     pub strip_signature_headers: bool,
@@ -497,6 +501,8 @@ pub struct Settings {
     pub window: u64,
     /// Body limit, bytes.
     pub body_limit: usize,
+    /// Runtime worker threads; `None`: one per available CPU.
+    pub workers: Option<usize>,
     /// Strip the signature headers before forwarding.
     pub strip_signature_headers: bool,
     /// Trusted proxies.
@@ -660,6 +666,14 @@ impl FileConfig {
                 format!("{body_limit} is out of range (expected bytes from 1 to 1073741824)"),
             ));
         }
+        if let Some(workers) = self.workers {
+            if !(1..=MAX_WORKERS).contains(&workers) {
+                return Err(ConfigError::new(
+                    "workers",
+                    format!("{workers} is out of range (expected threads from 1 to {MAX_WORKERS})"),
+                ));
+            }
+        }
         let trusted_proxies = self
             .trusted_proxies
             .iter()
@@ -739,6 +753,7 @@ impl FileConfig {
             fixed_authority: self.fixed_authority.clone(),
             window,
             body_limit,
+            workers: self.workers,
             strip_signature_headers: self.strip_signature_headers,
             trusted_proxies,
             keys,
@@ -1089,6 +1104,17 @@ mod tests {
             .and_then(|c| c.validate())
             .expect_err("scheme");
         assert_eq!(e.path, "upstream");
+        for workers in [0, MAX_WORKERS + 1] {
+            let e = parse(&format!("workers = {workers}\n{base}"))
+                .and_then(|c| c.validate())
+                .expect_err("workers");
+            assert_eq!(e.path, "workers");
+            assert!(e.message.contains("expected threads from 1"), "{e}");
+        }
+        let ok = parse(&format!("workers = 1\n{base}"))
+            .and_then(|c| c.validate())
+            .expect("one worker");
+        assert_eq!(ok.workers, Some(1));
     }
 
     #[test]
