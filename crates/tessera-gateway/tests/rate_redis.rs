@@ -108,11 +108,7 @@ fn two_gateways_on_one_redis_cluster_share_one_budget() {
     let Some(nodes) = redis_cluster::shared_cluster(test) else {
         return;
     };
-    let hosts: Vec<&str> = nodes
-        .iter()
-        .map(|n| n.trim_start_matches("redis://").trim_end_matches('/'))
-        .collect();
-    two_gateways_share_one_budget(&format!("redis+cluster://{}", hosts.join(",")));
+    two_gateways_share_one_budget(&redis_cluster::cluster_url(&nodes));
 }
 
 /// Two gateways with budgets in the Redis at `url`: a burst of 3 spent

@@ -135,11 +135,7 @@ async fn redis_store_is_exact_and_shared() {
         .await
         .expect("second replica");
     let p = plan("shared", "1/s", 3);
-    let t = T0 + 100_000_000;
-    assert!(at(&store, "erin", &p, 1, t).await.allowed);
-    assert!(at(&other, "erin", &p, 1, t).await.allowed);
-    assert!(at(&store, "erin", &p, 1, t).await.allowed);
-    assert!(!at(&other, "erin", &p, 1, t).await.allowed);
+    share_one_budget(&store, &other, &p).await;
 
     // Keys hold hashes, not ids, in one hash slot, and expire when idle.
     let name = store.key_for(key("erin"), &p);
@@ -176,11 +172,7 @@ async fn redis_cluster_store_is_exact_shared_and_spread() {
     let Some(nodes) = redis_cluster::shared_cluster(test) else {
         return;
     };
-    let hosts: Vec<&str> = nodes
-        .iter()
-        .map(|n| n.trim_start_matches("redis://").trim_end_matches('/'))
-        .collect();
-    let url = format!("redis+cluster://{}", hosts.join(","));
+    let url = redis_cluster::cluster_url(&nodes);
     let prefix = format!("tessera-rl-cluster-{:016x}", rand_u64());
     let store = RedisRateStore::connect(&url, &prefix)
         .await
@@ -196,11 +188,8 @@ async fn redis_cluster_store_is_exact_shared_and_spread() {
     assert!(connection.is_cluster());
     let other = RedisRateStore::new(connection, &prefix).with_timeout(Duration::from_secs(1));
     let p = plan("shared", "1/s", 3);
+    share_one_budget(&store, &other, &p).await;
     let t = T0 + 100_000_000;
-    assert!(at(&store, "erin", &p, 1, t).await.allowed);
-    assert!(at(&other, "erin", &p, 1, t).await.allowed);
-    assert!(at(&store, "erin", &p, 1, t).await.allowed);
-    assert!(!at(&other, "erin", &p, 1, t).await.allowed);
 
     // 300 subjects land on every primary.
     for i in 0..300 {
@@ -229,6 +218,16 @@ async fn redis_cluster_store_is_exact_shared_and_spread() {
         .await
         .expect_err("a cluster has database 0 only");
     assert!(err.to_string().contains("database 0"), "{err}");
+}
+
+/// `a` and `b` spend one budget of `p` (a burst of 3) for subject "erin".
+#[cfg(feature = "redis")]
+async fn share_one_budget(a: &dyn RateStore, b: &dyn RateStore, p: &Plan) {
+    let t = T0 + 100_000_000;
+    assert!(at(a, "erin", p, 1, t).await.allowed);
+    assert!(at(b, "erin", p, 1, t).await.allowed);
+    assert!(at(a, "erin", p, 1, t).await.allowed);
+    assert!(!at(b, "erin", p, 1, t).await.allowed);
 }
 
 #[cfg(feature = "redis")]

@@ -90,3 +90,12 @@ pub fn own_cluster(test: &str) -> Option<Vec<String>> {
         }
     }
 }
+
+/// The `redis+cluster://h1:p1,h2:p2,…` URL of `nodes` (`redis://h:p/` each).
+pub fn cluster_url(nodes: &[String]) -> String {
+    let hosts: Vec<&str> = nodes
+        .iter()
+        .map(|n| n.trim_start_matches("redis://").trim_end_matches('/'))
+        .collect();
+    format!("redis+cluster://{}", hosts.join(","))
+}
