@@ -239,7 +239,11 @@ impl Verifier {
             now,
             expires_at,
         );
-        match i.nonces.record(record).await {
+        let outcome = match i.nonces.record_now(record) {
+            Some(outcome) => outcome,
+            None => i.nonces.record(record).await,
+        };
+        match outcome {
             Ok(NonceOutcome::Fresh) => {}
             Ok(NonceOutcome::Replayed) => return Err(reject(Refusal::Replayed.into())),
             Ok(NonceOutcome::Forgotten { since }) => {
@@ -278,7 +282,12 @@ impl Verifier {
 
     /// Step 3: looks the key up and checks it is usable at `now`.
     async fn resolve(&self, parsed: &ParsedSignature, now: u64) -> Result<ResolvedKey, Error> {
-        let resolved = match self.inner.keys.resolve(parsed.key_id()).await {
+        let keys = &self.inner.keys;
+        let answer = match keys.resolve_now(parsed.key_id()) {
+            Some(answer) => answer,
+            None => keys.resolve(parsed.key_id()).await,
+        };
+        let resolved = match answer {
             Ok(Some(resolved)) => resolved,
             Ok(None) => return Err(Refusal::UnknownKey.into()),
             Err(e) => {
