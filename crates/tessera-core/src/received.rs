@@ -117,7 +117,12 @@ impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
                         "the authority contains octets that are not ASCII",
                     )
                 })?;
-                let normal = normalize_authority(received, scheme)?;
+                let normal = if is_plain_host(received) {
+                    // What `normalize_authority` returns for it, unchanged.
+                    Cow::Borrowed(received)
+                } else {
+                    normalize_authority(received, scheme)?
+                };
                 if !served.iter().any(|a| *a == *normal) {
                     return err(
                         ErrorCode::AuthorityMismatch,
@@ -189,6 +194,16 @@ pub(crate) fn single_host<F: Fields + ?Sized>(fields: &F) -> Result<Option<&[u8]
     Ok(first.map(crate::base::trim_ows))
 }
 
+/// A non-empty host of lowercase letters, digits, `.` and `-` only, without
+/// a port: a valid reg-name that [`normalize_authority`] returns as it is
+/// (no uppercase to fold, no port to drop), so the common case skips it.
+fn is_plain_host(authority: &str) -> bool {
+    !authority.is_empty()
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+}
+
 fn no_authority() -> Error {
     Error::new(
         ErrorCode::AuthorityMismatch,
@@ -199,4 +214,31 @@ fn no_authority() -> Error {
 fn ascii(bytes: &[u8]) -> Result<&str> {
     std::str::from_utf8(bytes)
         .map_err(|_| Error::new(ErrorCode::InvalidFieldValue, "a request part is not ASCII"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_hosts_are_already_normal() {
+        for host in ["api.example.com", "a", "x-1.example", "127.0.0.1", "-."] {
+            assert!(is_plain_host(host), "{host}");
+            for scheme in [Scheme::Https, Scheme::Http] {
+                let normal = normalize_authority(host, scheme).expect("valid");
+                assert!(matches!(normal, Cow::Borrowed(h) if h == host), "{host}");
+            }
+        }
+        for host in [
+            "",
+            "API.example.com",
+            "a:443",
+            "a:8080",
+            "a_b",
+            "[::1]",
+            "a%41",
+        ] {
+            assert!(!is_plain_host(host), "{host}");
+        }
+    }
 }
