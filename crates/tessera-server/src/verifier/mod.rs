@@ -133,7 +133,7 @@ impl Verifier {
         B: Body,
         B::Error: Into<BoxError>,
     {
-        let result = self.run(parts, body).await;
+        let result = self.run::<_, Inline>(parts, body).await;
         self.trace(&result);
         result
     }
@@ -150,19 +150,35 @@ impl Verifier {
     ) -> Result<VerifiedIdentity, Rejection> {
         // `run` directly rather than through `verify`: one future less to
         // nest (each level copies the whole state when it is built).
-        let result = self.run(parts, http_body_util::Full::new(body)).await;
+        let result = self
+            .run::<_, Inline>(parts, http_body_util::Full::new(body))
+            .await;
         self.trace(&result);
         result.map(|(identity, _)| identity)
     }
 
-    async fn run<B>(&self, parts: &Parts, body: B) -> Result<(VerifiedIdentity, Bytes), Rejection>
+    /// [`Verifier::verify`] without the tracing of its outcome (see
+    /// [`Verifier::trace`]): callers that build their own future around it
+    /// (the tower layer) call it directly, one nested future less.
+    ///
+    /// `P` holds the parsed signature (about 600 bytes) across the awaits:
+    /// [`Inline`] keeps it in the future, `Box<ParsedSignature>` on the
+    /// heap, for callers that box the future themselves (a boxed state
+    /// under about 1 KiB stays on the allocator's fast path).
+    pub(crate) async fn run<B, P>(
+        &self,
+        parts: &Parts,
+        body: B,
+    ) -> Result<(VerifiedIdentity, Bytes), Rejection>
     where
         B: Body,
         B::Error: Into<BoxError>,
+        P: From<ParsedSignature> + std::ops::Deref<Target = ParsedSignature>,
     {
         let i = &*self.inner;
         // Steps 1-2.
-        let parsed = ParsedSignature::from_fields(&parts.headers).map_err(|e| self.reject(e))?;
+        let parsed =
+            P::from(ParsedSignature::from_fields(&parts.headers).map_err(|e| self.reject(e))?);
         let reject = |e: Error| self.reject(e).with_key_id(parsed.key_id());
         parsed.require(&i.required).map_err(reject)?;
 
@@ -337,7 +353,7 @@ impl Verifier {
         Rejection::new(error).with_realm(&self.inner.realm)
     }
 
-    fn trace(&self, result: &Result<(VerifiedIdentity, Bytes), Rejection>) {
+    pub(crate) fn trace(&self, result: &Result<(VerifiedIdentity, Bytes), Rejection>) {
         match result {
             Ok((identity, _)) => tracing::debug!(
                 outcome = "accepted",
@@ -353,6 +369,25 @@ impl Verifier {
                 "tessera: request rejected"
             ),
         }
+    }
+}
+
+/// A [`ParsedSignature`] held inline, for [`Verifier::run`].
+pub(crate) struct Inline(ParsedSignature);
+
+impl From<ParsedSignature> for Inline {
+    #[inline]
+    fn from(parsed: ParsedSignature) -> Self {
+        Inline(parsed)
+    }
+}
+
+impl std::ops::Deref for Inline {
+    type Target = ParsedSignature;
+
+    #[inline]
+    fn deref(&self) -> &ParsedSignature {
+        &self.0
     }
 }
 
