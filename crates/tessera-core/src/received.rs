@@ -36,6 +36,18 @@ pub struct ReceivedRequest<'a, F: Fields + ?Sized> {
     method: &'a [u8],
     target: RawTarget<'a>,
     fields: &'a F,
+    /// The method, path and query as text, when the request was built from
+    /// `http` types that already hold them as `&str` (the same bytes as
+    /// `method` and `target`): step 5 then skips converting them again.
+    text: Option<Text<'a>>,
+}
+
+/// The method, path and query of a [`RawTarget::Split`] target, as text.
+#[derive(Debug, Clone, Copy)]
+struct Text<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
 }
 
 impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
@@ -47,6 +59,7 @@ impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
             method,
             target: RawTarget::split(request_target),
             fields,
+            text: None,
         }
     }
 
@@ -105,9 +118,15 @@ impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
             check_query(query)?;
         }
         // The checks above leave only ASCII: these conversions cannot fail.
-        let method = ascii(self.method)?;
-        let path = ascii(path)?;
-        let query = query.map(ascii).transpose()?;
+        let (method, path, query) = match self.text {
+            // The same bytes, already text.
+            Some(text) => (text.method, text.path, text.query),
+            None => (
+                ascii(self.method)?,
+                ascii(path)?,
+                query.map(ascii).transpose()?,
+            ),
+        };
         let authority = match (authorities, received) {
             (Authorities::Fixed(fixed), _) => Cow::Borrowed(fixed),
             (Authorities::Served(served), Some(received)) => {
@@ -156,6 +175,7 @@ impl<'a> ReceivedRequest<'a, http::HeaderMap> {
         uri: &'a http::Uri,
         headers: &'a http::HeaderMap,
     ) -> Self {
+        let mut text = None;
         let target = match (uri.scheme_str(), uri.authority()) {
             (None, Some(_)) => RawTarget::Unsignable(
                 "an authority-form target (CONNECT) cannot be signed: @path needs an absolute path",
@@ -163,16 +183,24 @@ impl<'a> ReceivedRequest<'a, http::HeaderMap> {
             (Some(s), _) if Scheme::parse(s).is_none() => {
                 RawTarget::Unsignable("only http and https request targets can be signed")
             }
-            (_, authority) => RawTarget::Split {
-                authority: authority.map(|a| a.as_str().as_bytes()),
-                path: uri.path().as_bytes(),
-                query: uri.query().map(str::as_bytes),
-            },
+            (_, authority) => {
+                text = Some(Text {
+                    method: method.as_str(),
+                    path: uri.path(),
+                    query: uri.query(),
+                });
+                RawTarget::Split {
+                    authority: authority.map(|a| a.as_str().as_bytes()),
+                    path: uri.path().as_bytes(),
+                    query: uri.query().map(str::as_bytes),
+                }
+            }
         };
         ReceivedRequest {
             method: method.as_str().as_bytes(),
             target,
             fields: headers,
+            text,
         }
     }
 }
