@@ -177,8 +177,10 @@ impl Verifier {
     {
         let i = &*self.inner;
         // Steps 1-2.
-        let parsed =
-            P::from(ParsedSignature::from_fields(&parts.headers).map_err(|e| self.reject(e))?);
+        let parsed = match ParsedSignature::from_fields(&parts.headers) {
+            Ok(parsed) => P::from(parsed),
+            Err(e) => return Err(self.reject(e)),
+        };
         let reject = |e: Error| self.reject(e).with_key_id(parsed.key_id());
         parsed.require(&i.required).map_err(reject)?;
 
@@ -287,12 +289,12 @@ impl Verifier {
         }
 
         let identity = VerifiedIdentity::new(
-            parsed.key_id().clone(),
+            parsed.key_id(),
             Arc::clone(resolved.metadata()),
             parsed.created(),
-            parsed.nonce().clone(),
-        )
-        .with_response_headers(admitted.headers);
+            parsed.nonce(),
+            admitted.headers,
+        );
         Ok((identity, bytes))
     }
 
