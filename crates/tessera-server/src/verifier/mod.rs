@@ -1,6 +1,6 @@
 //! The verification procedure (spec §6), steps 1 to 8.
 
-mod body;
+pub(crate) mod body;
 mod builder;
 
 use std::fmt;
@@ -133,7 +133,9 @@ impl Verifier {
         B: Body,
         B::Error: Into<BoxError>,
     {
-        let result = self.run::<_, Inline>(parts, body).await;
+        let result = self
+            .run::<_, Inline>(parts, body::Input::Stream(body))
+            .await;
         self.trace(&result);
         result
     }
@@ -151,7 +153,7 @@ impl Verifier {
         // `run` directly rather than through `verify`: one future less to
         // nest (each level copies the whole state when it is built).
         let result = self
-            .run::<_, Inline>(parts, http_body_util::Full::new(body))
+            .run::<http_body_util::Empty<Bytes>, Inline>(parts, body::Input::Bytes(body))
             .await;
         self.trace(&result);
         result.map(|(identity, _)| identity)
@@ -168,7 +170,7 @@ impl Verifier {
     pub(crate) async fn run<B, P>(
         &self,
         parts: &Parts,
-        body: B,
+        body: body::Input<B>,
     ) -> Result<(VerifiedIdentity, Bytes), Rejection>
     where
         B: Body,
@@ -202,7 +204,8 @@ impl Verifier {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let (bytes, digest) = body::collect(body, i.body_limit, declared)
+        let (bytes, digest) = body
+            .collect(i.body_limit, declared)
             .await
             .map_err(|refusal| reject(refusal.into()))?;
         parsed

@@ -10,6 +10,7 @@ use tower_service::Service;
 
 use super::future::{ResponseFuture, VerifyFuture};
 use super::VerifySignatureLayer;
+use crate::verifier::body::Input;
 use crate::{BoxError, Verifier};
 
 /// Verifies each request before calling the inner service; see the
@@ -95,7 +96,7 @@ where
             // less in the boxed state (each level copies it when built).
             // The parsed signature boxed, so this state stays under 1 KiB.
             let result = verifier
-                .run::<_, Box<tessera_core::ParsedSignature>>(&parts, body)
+                .run::<_, Box<tessera_core::ParsedSignature>>(&parts, Input::Stream(body))
                 .await;
             verifier.trace(&result);
             let (mut identity, bytes) = result?;
