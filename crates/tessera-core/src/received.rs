@@ -42,12 +42,13 @@ pub struct ReceivedRequest<'a, F: Fields + ?Sized> {
     text: Option<Text<'a>>,
 }
 
-/// The method, path and query of a [`RawTarget::Split`] target, as text.
+/// The `http` method and URI a [`RawTarget::Split`] target was taken
+/// from, which hold the method, path and query as text (two references:
+/// the verifier keeps this across the body read, so it stays small).
 #[derive(Debug, Clone, Copy)]
 struct Text<'a> {
-    method: &'a str,
-    path: &'a str,
-    query: Option<&'a str>,
+    method: &'a http::Method,
+    uri: &'a http::Uri,
 }
 
 impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
@@ -120,7 +121,7 @@ impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
         // The checks above leave only ASCII: these conversions cannot fail.
         let (method, path, query) = match self.text {
             // The same bytes, already text.
-            Some(text) => (text.method, text.path, text.query),
+            Some(text) => (text.method.as_str(), text.uri.path(), text.uri.query()),
             None => (
                 ascii(self.method)?,
                 ascii(path)?,
@@ -184,11 +185,7 @@ impl<'a> ReceivedRequest<'a, http::HeaderMap> {
                 RawTarget::Unsignable("only http and https request targets can be signed")
             }
             (_, authority) => {
-                text = Some(Text {
-                    method: method.as_str(),
-                    path: uri.path(),
-                    query: uri.query(),
-                });
+                text = Some(Text { method, uri });
                 RawTarget::Split {
                     authority: authority.map(|a| a.as_str().as_bytes()),
                     path: uri.path().as_bytes(),
