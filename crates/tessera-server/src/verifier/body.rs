@@ -68,35 +68,24 @@ pub(crate) enum Input<B> {
     Bytes(Bytes),
 }
 
-impl<B> Input<B>
-where
-    B: Body,
-    B::Error: Into<BoxError>,
-{
-    /// [`collect`] for a stream; for bytes in memory, the same checks (the
-    /// declared length, then the length) and the same digest, without
-    /// going through frames.
-    pub(crate) async fn collect(
-        self,
-        limit: usize,
-        declared: Option<u64>,
-    ) -> Result<(Bytes, BodyDigest), Refusal> {
-        match self {
-            Input::Stream(body) => collect(body, limit, declared).await,
-            Input::Bytes(bytes) => {
-                let limit64 = u64::try_from(limit).unwrap_or(u64::MAX);
-                if declared.is_some_and(|n| n > limit64) || bytes.len() > limit {
-                    return Err(too_large(limit));
-                }
-                let digest = if bytes.is_empty() {
-                    BodyDigest::EMPTY
-                } else {
-                    BodyDigest::of(&bytes)
-                };
-                Ok((bytes, digest))
-            }
-        }
+/// [`collect`] for a body already in memory: the same checks (the
+/// declared length, then the length) and the same digest, without going
+/// through frames.
+pub(crate) fn in_memory(
+    bytes: Bytes,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<(Bytes, BodyDigest), Refusal> {
+    let limit64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    if declared.is_some_and(|n| n > limit64) || bytes.len() > limit {
+        return Err(too_large(limit));
     }
+    let digest = if bytes.is_empty() {
+        BodyDigest::EMPTY
+    } else {
+        BodyDigest::of(&bytes)
+    };
+    Ok((bytes, digest))
 }
 
 fn too_large(limit: usize) -> Refusal {
