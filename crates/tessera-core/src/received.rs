@@ -36,6 +36,19 @@ pub struct ReceivedRequest<'a, F: Fields + ?Sized> {
     method: &'a [u8],
     target: RawTarget<'a>,
     fields: &'a F,
+    /// The method, path and query as text, when the request was built from
+    /// `http` types that already hold them as `&str` (the same bytes as
+    /// `method` and `target`): step 5 then skips converting them again.
+    text: Option<Text<'a>>,
+}
+
+/// The `http` method and URI a [`RawTarget::Split`] target was taken
+/// from, which hold the method, path and query as text (two references:
+/// the verifier keeps this across the body read, so it stays small).
+#[derive(Debug, Clone, Copy)]
+struct Text<'a> {
+    method: &'a http::Method,
+    uri: &'a http::Uri,
 }
 
 impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
@@ -47,6 +60,7 @@ impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
             method,
             target: RawTarget::split(request_target),
             fields,
+            text: None,
         }
     }
 
@@ -105,9 +119,15 @@ impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
             check_query(query)?;
         }
         // The checks above leave only ASCII: these conversions cannot fail.
-        let method = ascii(self.method)?;
-        let path = ascii(path)?;
-        let query = query.map(ascii).transpose()?;
+        let (method, path, query) = match self.text {
+            // The same bytes, already text.
+            Some(text) => (text.method.as_str(), text.uri.path(), text.uri.query()),
+            None => (
+                ascii(self.method)?,
+                ascii(path)?,
+                query.map(ascii).transpose()?,
+            ),
+        };
         let authority = match (authorities, received) {
             (Authorities::Fixed(fixed), _) => Cow::Borrowed(fixed),
             (Authorities::Served(served), Some(received)) => {
@@ -117,7 +137,12 @@ impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
                         "the authority contains octets that are not ASCII",
                     )
                 })?;
-                let normal = normalize_authority(received, scheme)?;
+                let normal = if is_plain_host(received) {
+                    // What `normalize_authority` returns for it, unchanged.
+                    Cow::Borrowed(received)
+                } else {
+                    normalize_authority(received, scheme)?
+                };
                 if !served.iter().any(|a| *a == *normal) {
                     return err(
                         ErrorCode::AuthorityMismatch,
@@ -151,6 +176,7 @@ impl<'a> ReceivedRequest<'a, http::HeaderMap> {
         uri: &'a http::Uri,
         headers: &'a http::HeaderMap,
     ) -> Self {
+        let mut text = None;
         let target = match (uri.scheme_str(), uri.authority()) {
             (None, Some(_)) => RawTarget::Unsignable(
                 "an authority-form target (CONNECT) cannot be signed: @path needs an absolute path",
@@ -158,16 +184,20 @@ impl<'a> ReceivedRequest<'a, http::HeaderMap> {
             (Some(s), _) if Scheme::parse(s).is_none() => {
                 RawTarget::Unsignable("only http and https request targets can be signed")
             }
-            (_, authority) => RawTarget::Split {
-                authority: authority.map(|a| a.as_str().as_bytes()),
-                path: uri.path().as_bytes(),
-                query: uri.query().map(str::as_bytes),
-            },
+            (_, authority) => {
+                text = Some(Text { method, uri });
+                RawTarget::Split {
+                    authority: authority.map(|a| a.as_str().as_bytes()),
+                    path: uri.path().as_bytes(),
+                    query: uri.query().map(str::as_bytes),
+                }
+            }
         };
         ReceivedRequest {
             method: method.as_str().as_bytes(),
             target,
             fields: headers,
+            text,
         }
     }
 }
@@ -189,6 +219,16 @@ pub(crate) fn single_host<F: Fields + ?Sized>(fields: &F) -> Result<Option<&[u8]
     Ok(first.map(crate::base::trim_ows))
 }
 
+/// A non-empty host of lowercase letters, digits, `.` and `-` only, without
+/// a port: a valid reg-name that [`normalize_authority`] returns as it is
+/// (no uppercase to fold, no port to drop), so the common case skips it.
+fn is_plain_host(authority: &str) -> bool {
+    !authority.is_empty()
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+}
+
 fn no_authority() -> Error {
     Error::new(
         ErrorCode::AuthorityMismatch,
@@ -199,4 +239,31 @@ fn no_authority() -> Error {
 fn ascii(bytes: &[u8]) -> Result<&str> {
     std::str::from_utf8(bytes)
         .map_err(|_| Error::new(ErrorCode::InvalidFieldValue, "a request part is not ASCII"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_hosts_are_already_normal() {
+        for host in ["api.example.com", "a", "x-1.example", "127.0.0.1", "-."] {
+            assert!(is_plain_host(host), "{host}");
+            for scheme in [Scheme::Https, Scheme::Http] {
+                let normal = normalize_authority(host, scheme).expect("valid");
+                assert!(matches!(normal, Cow::Borrowed(h) if h == host), "{host}");
+            }
+        }
+        for host in [
+            "",
+            "API.example.com",
+            "a:443",
+            "a:8080",
+            "a_b",
+            "[::1]",
+            "a%41",
+        ] {
+            assert!(!is_plain_host(host), "{host}");
+        }
+    }
 }

@@ -23,27 +23,23 @@ pub struct VerifiedIdentity {
 }
 
 impl VerifiedIdentity {
+    /// Built in one piece, response headers included: the identity is a
+    /// few hundred bytes, and every builder-style step would move it again.
+    #[inline]
     pub(crate) fn new(
-        key_id: KeyId,
+        key_id: &KeyId,
         metadata: Arc<KeyMetadata>,
         created: u64,
-        nonce: Nonce,
+        nonce: &Nonce,
+        response_headers: crate::admission::ResponseFields,
     ) -> Self {
         VerifiedIdentity {
-            key_id,
+            key_id: key_id.clone(),
             metadata,
             created,
-            nonce,
-            response_headers: crate::admission::ResponseFields::new(),
+            nonce: nonce.clone(),
+            response_headers,
         }
-    }
-
-    pub(crate) fn with_response_headers(
-        mut self,
-        headers: crate::admission::ResponseFields,
-    ) -> Self {
-        self.response_headers = headers;
-        self
     }
 
     /// Headers for the response that the admission policy (a rate limiter,

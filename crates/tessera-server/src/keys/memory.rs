@@ -122,6 +122,10 @@ impl KeyStore for MemoryKeyStore {
     async fn resolve(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError> {
         Ok(self.get(key_id))
     }
+
+    fn resolve_now(&self, key_id: &KeyId) -> Option<Result<Option<ResolvedKey>, KeyStoreError>> {
+        Some(Ok(self.get(key_id)))
+    }
 }
 
 #[cfg(test)]

@@ -101,6 +101,19 @@ pub trait KeyStore: fmt::Debug + Send + Sync {
     /// with `store_unavailable` (fail closed).
     async fn resolve(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError>;
 
+    /// The answer [`KeyStore::resolve`] would give, when the store has it
+    /// at hand without waiting (an in-memory map, a cache hit); `None` when
+    /// it does not, and the verifier then awaits [`KeyStore::resolve`].
+    ///
+    /// A fast path only: it must agree with `resolve` (same key, same
+    /// metadata, same errors), and must not block. The verifier tries it
+    /// first on every request, so stores whose keys are in memory skip the
+    /// boxed future of `resolve`. The default answers `None`.
+    fn resolve_now(&self, key_id: &KeyId) -> Option<Result<Option<ResolvedKey>, KeyStoreError>> {
+        let _ = key_id;
+        None
+    }
+
     /// Called by the verifier after step 7, once a request signed with `key`
     /// (as returned by [`KeyStore::resolve`] for `key_id`) carried a valid
     /// MAC: the sender holds the secret, so the key id is not made up.
@@ -132,6 +145,10 @@ impl<K: KeyStore + ?Sized> KeyStore for Arc<K> {
         Self: 'async_trait,
     {
         (**self).resolve(key_id)
+    }
+
+    fn resolve_now(&self, key_id: &KeyId) -> Option<Result<Option<ResolvedKey>, KeyStoreError>> {
+        (**self).resolve_now(key_id)
     }
 
     fn verified(&self, key_id: &KeyId, key: &ResolvedKey) {

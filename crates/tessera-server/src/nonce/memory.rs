@@ -417,6 +417,10 @@ impl NonceStore for MemoryNonceStore {
     async fn record(&self, record: NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError> {
         self.check_and_record(record)
     }
+
+    fn record_now(&self, record: NonceRecord<'_>) -> Option<Result<NonceOutcome, NonceStoreError>> {
+        Some(self.check_and_record(record))
+    }
 }
 
 #[cfg(test)]

@@ -133,6 +133,19 @@ pub trait NonceStore: fmt::Debug + Send + Sync {
     /// # Errors
     /// When the store is full or unreachable.
     async fn record(&self, record: NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError>;
+
+    /// The answer of [`NonceStore::record`], when the store can give it
+    /// without waiting (an in-memory store); `None` when it cannot, and the
+    /// verifier then awaits [`NonceStore::record`].
+    ///
+    /// When it answers `Some`, it has done exactly what `record` would have
+    /// done (atomically recorded the pair, or refused it): the verifier does
+    /// not call `record` afterwards. It must not block. The default answers
+    /// `None` without touching the store.
+    fn record_now(&self, record: NonceRecord<'_>) -> Option<Result<NonceOutcome, NonceStoreError>> {
+        let _ = record;
+        None
+    }
 }
 
 #[async_trait]
@@ -150,6 +163,10 @@ impl<N: NonceStore + ?Sized> NonceStore for Arc<N> {
         Self: 'async_trait,
     {
         (**self).record(record)
+    }
+
+    fn record_now(&self, record: NonceRecord<'_>) -> Option<Result<NonceOutcome, NonceStoreError>> {
+        (**self).record_now(record)
     }
 }
 

@@ -61,6 +61,33 @@ where
     Ok((collected.into_bytes(), digest))
 }
 
+/// The body [`crate::Verifier`]'s procedure reads: streamed, or already
+/// in memory ([`crate::Verifier::verify_bytes`]).
+pub(crate) enum Input<B> {
+    Stream(B),
+    Bytes(Bytes),
+}
+
+/// [`collect`] for a body already in memory: the same checks (the
+/// declared length, then the length) and the same digest, without going
+/// through frames.
+pub(crate) fn in_memory(
+    bytes: Bytes,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<(Bytes, BodyDigest), Refusal> {
+    let limit64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    if declared.is_some_and(|n| n > limit64) || bytes.len() > limit {
+        return Err(too_large(limit));
+    }
+    let digest = if bytes.is_empty() {
+        BodyDigest::EMPTY
+    } else {
+        BodyDigest::of(&bytes)
+    };
+    Ok((bytes, digest))
+}
+
 fn too_large(limit: usize) -> Refusal {
     Refusal::BodyTooLarge {
         limit: u64::try_from(limit).unwrap_or(u64::MAX),

@@ -1,6 +1,6 @@
 //! The verification procedure (spec §6), steps 1 to 8.
 
-mod body;
+pub(crate) mod body;
 mod builder;
 
 use std::fmt;
@@ -133,7 +133,9 @@ impl Verifier {
         B: Body,
         B::Error: Into<BoxError>,
     {
-        let result = self.run(parts, body).await;
+        let result = self
+            .run::<_, Inline>(parts, body::Input::Stream(body))
+            .await;
         self.trace(&result);
         result
     }
@@ -150,19 +152,37 @@ impl Verifier {
     ) -> Result<VerifiedIdentity, Rejection> {
         // `run` directly rather than through `verify`: one future less to
         // nest (each level copies the whole state when it is built).
-        let result = self.run(parts, http_body_util::Full::new(body)).await;
+        let result = self
+            .run::<http_body_util::Empty<Bytes>, Inline>(parts, body::Input::Bytes(body))
+            .await;
         self.trace(&result);
         result.map(|(identity, _)| identity)
     }
 
-    async fn run<B>(&self, parts: &Parts, body: B) -> Result<(VerifiedIdentity, Bytes), Rejection>
+    /// [`Verifier::verify`] without the tracing of its outcome (see
+    /// [`Verifier::trace`]): callers that build their own future around it
+    /// (the tower layer) call it directly, one nested future less.
+    ///
+    /// `P` holds the parsed signature (about 600 bytes) across the awaits:
+    /// [`Inline`] keeps it in the future, `Box<ParsedSignature>` on the
+    /// heap, for callers that box the future themselves (a boxed state
+    /// under about 1 KiB stays on the allocator's fast path).
+    pub(crate) async fn run<B, P>(
+        &self,
+        parts: &Parts,
+        body: body::Input<B>,
+    ) -> Result<(VerifiedIdentity, Bytes), Rejection>
     where
         B: Body,
         B::Error: Into<BoxError>,
+        P: From<ParsedSignature> + std::ops::Deref<Target = ParsedSignature>,
     {
         let i = &*self.inner;
         // Steps 1-2.
-        let parsed = ParsedSignature::from_fields(&parts.headers).map_err(|e| self.reject(e))?;
+        let parsed = match ParsedSignature::from_fields(&parts.headers) {
+            Ok(parsed) => P::from(parsed),
+            Err(e) => return Err(self.reject(e)),
+        };
         let reject = |e: Error| self.reject(e).with_key_id(parsed.key_id());
         parsed.require(&i.required).map_err(reject)?;
 
@@ -184,9 +204,13 @@ impl Verifier {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let (bytes, digest) = body::collect(body, i.body_limit, declared)
-            .await
-            .map_err(|refusal| reject(refusal.into()))?;
+        // Matched here rather than in an async method of `Input`: one
+        // nested future less in the state.
+        let collected = match body {
+            body::Input::Stream(body) => body::collect(body, i.body_limit, declared).await,
+            body::Input::Bytes(bytes) => body::in_memory(bytes, i.body_limit, declared),
+        };
+        let (bytes, digest) = collected.map_err(|refusal| reject(refusal.into()))?;
         parsed
             .check_digest(&parts.headers, &digest)
             .map_err(reject)?;
@@ -239,7 +263,11 @@ impl Verifier {
             now,
             expires_at,
         );
-        match i.nonces.record(record).await {
+        let outcome = match i.nonces.record_now(record) {
+            Some(outcome) => outcome,
+            None => i.nonces.record(record).await,
+        };
+        match outcome {
             Ok(NonceOutcome::Fresh) => {}
             Ok(NonceOutcome::Replayed) => return Err(reject(Refusal::Replayed.into())),
             Ok(NonceOutcome::Forgotten { since }) => {
@@ -267,18 +295,23 @@ impl Verifier {
         }
 
         let identity = VerifiedIdentity::new(
-            parsed.key_id().clone(),
+            parsed.key_id(),
             Arc::clone(resolved.metadata()),
             parsed.created(),
-            parsed.nonce().clone(),
-        )
-        .with_response_headers(admitted.headers);
+            parsed.nonce(),
+            admitted.headers,
+        );
         Ok((identity, bytes))
     }
 
     /// Step 3: looks the key up and checks it is usable at `now`.
     async fn resolve(&self, parsed: &ParsedSignature, now: u64) -> Result<ResolvedKey, Error> {
-        let resolved = match self.inner.keys.resolve(parsed.key_id()).await {
+        let keys = &self.inner.keys;
+        let answer = match keys.resolve_now(parsed.key_id()) {
+            Some(answer) => answer,
+            None => keys.resolve(parsed.key_id()).await,
+        };
+        let resolved = match answer {
             Ok(Some(resolved)) => resolved,
             Ok(None) => return Err(Refusal::UnknownKey.into()),
             Err(e) => {
@@ -328,7 +361,7 @@ impl Verifier {
         Rejection::new(error).with_realm(&self.inner.realm)
     }
 
-    fn trace(&self, result: &Result<(VerifiedIdentity, Bytes), Rejection>) {
+    pub(crate) fn trace(&self, result: &Result<(VerifiedIdentity, Bytes), Rejection>) {
         match result {
             Ok((identity, _)) => tracing::debug!(
                 outcome = "accepted",
@@ -344,6 +377,25 @@ impl Verifier {
                 "tessera: request rejected"
             ),
         }
+    }
+}
+
+/// A [`ParsedSignature`] held inline, for [`Verifier::run`].
+pub(crate) struct Inline(ParsedSignature);
+
+impl From<ParsedSignature> for Inline {
+    #[inline]
+    fn from(parsed: ParsedSignature) -> Self {
+        Inline(parsed)
+    }
+}
+
+impl std::ops::Deref for Inline {
+    type Target = ParsedSignature;
+
+    #[inline]
+    fn deref(&self) -> &ParsedSignature {
+        &self.0
     }
 }
 

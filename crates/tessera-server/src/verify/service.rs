@@ -10,6 +10,7 @@ use tower_service::Service;
 
 use super::future::{ResponseFuture, VerifyFuture};
 use super::VerifySignatureLayer;
+use crate::verifier::body::Input;
 use crate::{BoxError, Verifier};
 
 /// Verifies each request before calling the inner service; see the
@@ -87,9 +88,18 @@ where
         // future (the `ServiceExt::oneshot` pattern), after verification.
         let service = self.inner.clone();
         let verifier = self.verifier.clone();
+        // Split before the async block, so that the boxed state holds the
+        // head once (not the request and, later, its parts as well).
+        let (mut parts, body) = request.into_parts();
         let verify: VerifyFuture = Box::pin(async move {
-            let (mut parts, body) = request.into_parts();
-            let (mut identity, bytes) = verifier.verify(&parts, body).await?;
+            // `run` and `trace` rather than `verify`: one nested future
+            // less in the boxed state (each level copies it when built).
+            // The parsed signature boxed, so this state stays under 1 KiB.
+            let result = verifier
+                .run::<_, Box<tessera_core::ParsedSignature>>(&parts, Input::Stream(body))
+                .await;
+            verifier.trace(&result);
+            let (mut identity, bytes) = result?;
             let headers = std::mem::take(&mut identity.response_headers);
             parts.extensions.insert(identity);
             Ok((Request::from_parts(parts, Full::new(bytes)), headers))
