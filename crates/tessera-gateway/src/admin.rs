@@ -65,6 +65,10 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
         "Requests refused with rate_limited"
     );
     metrics::describe_gauge!("gateway_connections", "Client connections open");
+    metrics::describe_counter!(
+        "gateway_upstream_connects_total",
+        "Connections opened to the upstream (one per client connection, kept alive)"
+    );
     metrics::describe_gauge!(
         "gateway_key_cache_hits",
         "SQL key store: resolves answered from the cache"

@@ -23,7 +23,10 @@ pub struct DeadlineBody<B = Incoming> {
     /// The body as received.
     inner: B,
     /// Fixed when the head was parsed; never reset.
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    /// A timer for the deadline, made only once the body has to be waited
+    /// for: a body already received whole (most of them) costs no timer.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The timeout, for the error message.
     timeout: Duration,
     /// Set when the deadline failed the body; the caller answers 408 then.
@@ -35,10 +38,16 @@ impl<B> DeadlineBody<B> {
     pub fn new(inner: B, timeout: Duration, expired: Arc<AtomicBool>) -> Self {
         DeadlineBody {
             inner,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+            deadline: tokio::time::Instant::now() + timeout,
+            timer: None,
             timeout,
             expired,
         }
+    }
+
+    fn expire<T>(&self) -> Poll<Option<Result<T, BoxError>>> {
+        self.expired.store(true, Ordering::Release);
+        Poll::Ready(Some(Err(Box::new(BodyTimeout(self.timeout)))))
     }
 }
 
@@ -72,11 +81,22 @@ where
             return Poll::Ready(None);
         }
         // The deadline first: bytes that arrive after it do not count.
-        if this.deadline.as_mut().poll(cx).is_ready() {
-            this.expired.store(true, Ordering::Release);
-            return Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))));
+        if tokio::time::Instant::now() >= this.deadline {
+            return this.expire();
         }
-        Pin::new(&mut this.inner).poll_frame(cx).map_err(Into::into)
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    return this.expire();
+                }
+                Poll::Pending
+            }
+            ready => ready.map_err(Into::into),
+        }
     }
 
     fn is_end_stream(&self) -> bool {

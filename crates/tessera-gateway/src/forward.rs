@@ -33,13 +33,44 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The forwarding fields of one client connection's address, made once
+/// per connection rather than per request.
+#[derive(Debug, Clone)]
+pub struct PeerFields {
+    /// The client's address.
+    pub ip: IpAddr,
+    /// Whether the address is a configured trusted proxy.
+    pub trusted: bool,
+    /// The address as an `X-Forwarded-For` value.
+    x_forwarded_for: HeaderValue,
+    /// The `for=` parameter of a `Forwarded` element (RFC 7239 §6: an IPv6
+    /// address quoted in brackets).
+    forwarded_for: String,
+}
+
+impl PeerFields {
+    /// The fields for a client at `ip`.
+    pub fn new(ip: IpAddr, trusted: bool) -> Self {
+        let text = ip.to_string();
+        let forwarded_for = if ip.is_ipv6() {
+            format!("for=\"[{text}]\"")
+        } else {
+            format!("for={text}")
+        };
+        PeerFields {
+            ip,
+            trusted,
+            x_forwarded_for: value_of(text),
+            forwarded_for,
+        }
+    }
+}
+
 /// How one request is forwarded.
 #[derive(Debug)]
 pub struct Forwarding<'a> {
-    /// The client's address.
-    pub peer: IpAddr,
-    /// Whether the peer is a configured trusted proxy.
-    pub trusted: bool,
+    /// The client connection's address and its fields.
+    pub peer: &'a PeerFields,
     /// The public scheme (`http` or `https`).
     pub proto: &'static str,
     /// Identity header names.
@@ -67,6 +98,7 @@ pub fn request_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     }
     // Client-sent forwarding fields are dropped, unless a trusted proxy sent
     // them, in which case this hop is appended.
+    let trusted = f.peer.trusted;
     let joined = |headers: &HeaderMap, name: &str| -> Option<String> {
         let values: Vec<&str> = headers
             .get_all(name)
@@ -75,19 +107,16 @@ pub fn request_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
             .collect();
         (!values.is_empty()).then(|| values.join(", "))
     };
-    let prior_for = f
-        .trusted
+    let prior_for = trusted
         .then(|| joined(headers, "x-forwarded-for"))
         .flatten();
-    let prior_proto = f
-        .trusted
+    let prior_proto = trusted
         .then(|| joined(headers, "x-forwarded-proto"))
         .flatten();
-    let prior_host = f
-        .trusted
+    let prior_host = trusted
         .then(|| joined(headers, "x-forwarded-host"))
         .flatten();
-    let prior_forwarded = f.trusted.then(|| joined(headers, "forwarded")).flatten();
+    let prior_forwarded = trusted.then(|| joined(headers, "forwarded")).flatten();
     let drop: Vec<HeaderName> = headers
         .keys()
         .filter(|n| n.as_str() == "forwarded" || n.as_str().starts_with("x-forwarded-"))
@@ -96,51 +125,63 @@ pub fn request_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     for name in drop {
         headers.remove(name);
     }
-    let peer = f.peer.to_string();
-    let host = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
+    // A shared handle on the value, not a copy.
+    let host_value = headers.get(HOST).filter(|h| h.to_str().is_ok()).cloned();
+    let host = host_value.as_ref().and_then(|h| h.to_str().ok());
     let xff = match prior_for {
-        Some(prior) => format!("{prior}, {peer}"),
-        None => peer.clone(),
+        Some(prior) => value_of(format!("{prior}, {}", f.peer.ip)),
+        None => f.peer.x_forwarded_for.clone(),
     };
-    set(headers, "x-forwarded-for", &xff);
-    set(
-        headers,
-        "x-forwarded-proto",
-        prior_proto.as_deref().unwrap_or(f.proto),
-    );
-    if let Some(h) = prior_host.as_deref().or(host.as_deref()) {
-        set(headers, "x-forwarded-host", h);
+    headers.insert(X_FORWARDED_FOR, xff);
+    let proto = match prior_proto {
+        Some(prior) => value_of(prior),
+        None => HeaderValue::from_static(f.proto),
+    };
+    headers.insert(X_FORWARDED_PROTO, proto);
+    match (prior_host, &host_value) {
+        (Some(prior), _) => {
+            headers.insert(X_FORWARDED_HOST, value_of(prior));
+        }
+        (None, Some(h)) => {
+            headers.insert(X_FORWARDED_HOST, h.clone());
+        }
+        (None, None) => {}
     }
-    let node = if f.peer.is_ipv6() {
-        format!("\"[{peer}]\"")
-    } else {
-        peer
-    };
-    let mut element = format!("for={node};proto={}", f.proto);
-    if let Some(h) = &host {
+    let mut element = String::with_capacity(64);
+    if let Some(prior) = &prior_forwarded {
+        element.push_str(prior);
+        element.push_str(", ");
+    }
+    element.push_str(&f.peer.forwarded_for);
+    element.push_str(";proto=");
+    element.push_str(f.proto);
+    if let Some(h) = host {
         if h.bytes()
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
         {
-            element.push_str(&format!(";host=\"{h}\""));
+            element.push_str(";host=\"");
+            element.push_str(h);
+            element.push('"');
         }
     }
-    let forwarded = match prior_forwarded {
-        Some(prior) => format!("{prior}, {element}"),
-        None => element,
-    };
-    set(headers, "forwarded", &forwarded);
+    headers.insert(FORWARDED, value_of(element));
     if let Some(identity) = f.identity {
-        insert(
-            headers,
-            &f.identity_names.key_id,
-            identity.key_id().as_str(),
+        headers.insert(
+            f.identity_names.key_id.clone(),
+            value_of(identity.key_id().as_str().to_owned()),
         );
-        insert(headers, &f.identity_names.owner, identity.owner());
-        let scopes: Vec<&str> = identity.scopes().iter().map(String::as_str).collect();
-        insert(headers, &f.identity_names.scopes, &scopes.join(" "));
+        headers.insert(
+            f.identity_names.owner.clone(),
+            value_of(identity.owner().to_owned()),
+        );
+        let mut scopes = String::new();
+        for scope in identity.scopes() {
+            if !scopes.is_empty() {
+                scopes.push(' ');
+            }
+            scopes.push_str(scope);
+        }
+        headers.insert(f.identity_names.scopes.clone(), value_of(scopes));
     }
     if f.strip_signature {
         headers.remove("signature");
@@ -148,25 +189,38 @@ pub fn request_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     }
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
-    insert(headers, &HeaderName::from_static(name), value);
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// `value` as a field value, taking its bytes without a copy;
+/// percent-encodes bytes a field value cannot carry.
+fn value_of(value: String) -> HeaderValue {
+    // What `HeaderValue::from_str` accepts: visible ASCII, space and tab.
+    // Those bytes always make a valid value, so the fallback is never taken.
+    if value
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        return HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+    }
+    encoded(&value)
 }
 
-/// Inserts `value`, percent-encoding bytes a field value cannot carry.
-fn insert(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
-    let value = HeaderValue::from_str(value).unwrap_or_else(|_| {
-        let mut out = String::with_capacity(value.len() * 3);
-        for b in value.bytes() {
-            if (0x20..0x7f).contains(&b) && b != b'%' {
-                out.push(char::from(b));
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
+/// `value` with every byte a field value cannot carry percent-encoded.
+fn encoded(value: &str) -> HeaderValue {
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
-        // Only visible ASCII and spaces remain.
-        HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static(""))
-    });
-    headers.insert(name.clone(), value);
+    }
+    // Only visible ASCII and spaces remain.
+    HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[cfg(test)]
@@ -195,9 +249,10 @@ mod tests {
             HeaderValue::from_static("x-secret, keep-alive"),
         );
         headers.insert("x-secret", HeaderValue::from_static("s"));
+        let untrusted_peer = PeerFields::new("127.0.0.1".parse().expect("ip"), false);
+        let trusted_peer = PeerFields::new("127.0.0.1".parse().expect("ip"), true);
         let mut f = Forwarding {
-            peer: "127.0.0.1".parse().expect("ip"),
-            trusted: false,
+            peer: &untrusted_peer,
             proto: "http",
             identity_names: &names,
             identity: None,
@@ -213,7 +268,7 @@ mod tests {
             untrusted["forwarded"],
             "for=127.0.0.1;proto=http;host=\"api.example\""
         );
-        f.trusted = true;
+        f.peer = &trusted_peer;
         request_headers(&mut headers, &f);
         assert_eq!(headers["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert!(headers.get("tessera-owner").is_none());

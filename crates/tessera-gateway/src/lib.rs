@@ -44,6 +44,7 @@ pub mod proxy;
 pub mod routes;
 pub mod server;
 pub mod stores;
+pub mod upstream;
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -14,17 +14,15 @@ use http::header::{HOST, RETRY_AFTER};
 use http::{HeaderName, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tessera_server::{VerifiedIdentity, Verifier};
 
 use crate::config::Settings;
 use crate::deadline::DeadlineBody;
-use crate::forward::{self, Forwarding};
+use crate::forward::{self, Forwarding, PeerFields};
 use crate::guard::HeadRefusal;
 use crate::problem::problem;
 use crate::routes::{first_match, is_canonical_path};
+use crate::upstream::{LinkSlot, Upstream};
 use crate::Body;
 
 /// Everything the proxy path shares between requests.
@@ -32,12 +30,65 @@ use crate::Body;
 pub struct Proxy {
     /// None in unverified benchmark mode.
     verifier: Option<Verifier>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    upstream: Upstream,
     settings: Settings,
     /// The guard's marker header.
     marker: HeaderName,
     /// The public scheme.
     proto: &'static str,
+    metrics: Handles,
+}
+
+/// Handles on the metrics every request records, looked up once rather
+/// than per request (a look-up hashes the name and labels).
+struct Handles {
+    forwarded: metrics::Counter,
+    verify_seconds: metrics::Histogram,
+    upstream_seconds: metrics::Histogram,
+}
+
+impl Handles {
+    /// Handles from the recorder installed now.
+    fn new() -> Self {
+        Handles {
+            forwarded: metrics::counter!("gateway_requests_total", "outcome" => "forwarded", "code" => ""),
+            verify_seconds: metrics::histogram!("gateway_verify_seconds"),
+            upstream_seconds: metrics::histogram!("gateway_upstream_seconds"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Handles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handles")
+    }
+}
+
+/// What the requests of one client connection share: who is calling, the
+/// forwarding fields for that address, and the connection's own upstream
+/// connection.
+#[derive(Debug)]
+pub struct ClientConn {
+    /// The client's address.
+    pub peer: SocketAddr,
+    fields: PeerFields,
+    link: Arc<LinkSlot>,
+}
+
+impl ClientConn {
+    /// The shared state of a new client connection from `peer`.
+    pub fn new(proxy: &Proxy, peer: SocketAddr) -> Self {
+        let trusted = proxy
+            .settings
+            .trusted_proxies
+            .iter()
+            .any(|block| block.contains(peer.ip()));
+        ClientConn {
+            peer,
+            fields: PeerFields::new(peer.ip(), trusted),
+            link: Arc::default(),
+        }
+    }
 }
 
 /// What a request came to, for the log line and the metrics.
@@ -59,59 +110,73 @@ impl Outcome {
             upstream: None,
         }
     }
+
+    /// Records who asked, for the log line; only when that line is
+    /// written (the copies are wasted otherwise).
+    fn identify(&mut self, key_id: &str, owner: Option<&str>) {
+        if tracing::enabled!(tracing::Level::INFO) {
+            self.key_id = Some(key_id.to_owned());
+            self.owner = owner.map(str::to_owned);
+        }
+    }
 }
 
 impl Proxy {
     /// A proxy forwarding to `settings.upstream`; `verifier` None turns
-    /// verification off (benchmark mode only).
+    /// verification off (benchmark mode only). Install the metrics recorder
+    /// first: the handles of the per-request metrics are taken here.
     pub fn new(verifier: Option<Verifier>, settings: Settings, marker: HeaderName) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(settings.limits.upstream_connect_timeout));
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
-            .build(connector);
+        // The configuration admits only http:// upstreams with a host.
+        let upstream = Upstream::new(
+            settings.upstream.host().unwrap_or("localhost"),
+            settings.upstream.port_u16().unwrap_or(80),
+            settings.limits.upstream_connect_timeout,
+        );
         let proto = match settings.scheme {
             tessera_core::Scheme::Https => "https",
             _ => "http",
         };
         Proxy {
             verifier,
-            client,
+            upstream,
             settings,
             marker,
             proto,
+            metrics: Handles::new(),
         }
     }
 
-    /// Answers one request from `peer`.
+    /// Answers one request of the client connection `conn`.
     pub async fn handle(
         self: Arc<Self>,
-        peer: SocketAddr,
+        conn: Arc<ClientConn>,
         request: Request<Incoming>,
     ) -> Response<Body> {
         let started = Instant::now();
         let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let (response, outcome) = self.route(peer, request).await;
+        let path = tracing::enabled!(tracing::Level::INFO).then(|| request.uri().path().to_owned());
+        let (response, outcome) = self.route(&conn, request).await;
         let elapsed = started.elapsed();
         let status = response.status().as_u16();
-        metrics::counter!("gateway_requests_total", "outcome" => outcome.outcome, "code" => outcome.code)
-            .increment(1);
+        match (outcome.outcome, outcome.code) {
+            ("forwarded", "") => self.metrics.forwarded.increment(1),
+            (kind, code) => {
+                metrics::counter!("gateway_requests_total", "outcome" => kind, "code" => code)
+                    .increment(1);
+            }
+        }
         if let Some(upstream) = outcome.upstream {
-            metrics::histogram!("gateway_upstream_seconds").record(upstream.as_secs_f64());
+            self.metrics.upstream_seconds.record(upstream.as_secs_f64());
         }
         tracing::info!(
             method = %method,
-            path = %path,
+            path = path.as_deref(),
             status,
             outcome = outcome.outcome,
             code = outcome.code,
             key_id = outcome.key_id.as_deref(),
             owner = outcome.owner.as_deref(),
-            peer = %peer.ip(),
+            peer = %conn.peer.ip(),
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             upstream_ms = outcome.upstream.map(|d| d.as_secs_f64() * 1000.0),
             "request"
@@ -121,7 +186,7 @@ impl Proxy {
 
     async fn route(
         &self,
-        peer: SocketAddr,
+        conn: &ClientConn,
         request: Request<Incoming>,
     ) -> (Response<Body>, Outcome) {
         if let Some(token) = request.headers().get(&self.marker) {
@@ -167,7 +232,8 @@ impl Proxy {
             (Some(verifier), false) => {
                 let started = Instant::now();
                 let verified = verifier.verify(&parts, body).await;
-                metrics::histogram!("gateway_verify_seconds")
+                self.metrics
+                    .verify_seconds
                     .record(started.elapsed().as_secs_f64());
                 match verified {
                     Ok((identity, bytes)) => (Some(identity), bytes),
@@ -180,7 +246,9 @@ impl Proxy {
                             metrics::counter!("gateway_store_errors_total").increment(1);
                         }
                         let mut outcome = Outcome::new("rejected", code);
-                        outcome.key_id = rejection.key_id().map(|k| k.as_str().to_owned());
+                        if let Some(key_id) = rejection.key_id() {
+                            outcome.identify(key_id.as_str(), None);
+                        }
                         return (
                             rejection.into_http_response::<Full<Bytes>>().map(boxed),
                             outcome,
@@ -224,8 +292,7 @@ impl Proxy {
                 for scope in &rule.scopes {
                     if let Err(rejection) = identity.require_scope(scope) {
                         let mut outcome = Outcome::new("rejected", rejection.code().as_str());
-                        outcome.key_id = Some(identity.key_id().as_str().to_owned());
-                        outcome.owner = Some(identity.owner().to_owned());
+                        outcome.identify(identity.key_id().as_str(), Some(identity.owner()));
                         return (
                             rejection.into_http_response::<Full<Bytes>>().map(boxed),
                             outcome,
@@ -235,7 +302,7 @@ impl Proxy {
             }
         }
         let outcome = if public { "public" } else { "forwarded" };
-        self.forward(peer, parts, bytes, identity.as_ref(), outcome)
+        self.forward(conn, parts, bytes, identity.as_ref(), outcome)
             .await
     }
 
@@ -255,7 +322,7 @@ impl Proxy {
 
     async fn forward(
         &self,
-        peer: SocketAddr,
+        conn: &ClientConn,
         mut parts: http::request::Parts,
         bytes: Bytes,
         identity: Option<&VerifiedIdentity>,
@@ -263,10 +330,9 @@ impl Proxy {
     ) -> (Response<Body>, Outcome) {
         let mut out = Outcome::new(outcome, "");
         if let Some(identity) = identity {
-            out.key_id = Some(identity.key_id().as_str().to_owned());
-            out.owner = Some(identity.owner().to_owned());
+            out.identify(identity.key_id().as_str(), Some(identity.owner()));
         }
-        let uri = match self.upstream_uri(&parts.uri) {
+        let uri = match self.upstream_target(&parts.uri) {
             Some(uri) => uri,
             None => {
                 out.outcome = "refused";
@@ -281,16 +347,10 @@ impl Proxy {
                 );
             }
         };
-        let trusted = self
-            .settings
-            .trusted_proxies
-            .iter()
-            .any(|block| block.contains(peer.ip()));
         forward::request_headers(
             &mut parts.headers,
             &Forwarding {
-                peer: peer.ip(),
-                trusted,
+                peer: &conn.fields,
                 proto: self.proto,
                 identity_names: &self.settings.identity,
                 identity,
@@ -303,7 +363,7 @@ impl Proxy {
         let started = Instant::now();
         let sent = tokio::time::timeout(
             self.settings.limits.upstream_timeout,
-            self.client.request(request),
+            self.upstream.send(&conn.link, request),
         )
         .await;
         out.upstream = Some(started.elapsed());
@@ -351,21 +411,19 @@ impl Proxy {
         }
     }
 
-    /// The upstream URI for a request target: the upstream's base path
-    /// joined with the origin-form path and query.
-    fn upstream_uri(&self, target: &Uri) -> Option<Uri> {
-        let base = &self.settings.upstream;
-        let prefix = base.path().trim_end_matches('/');
-        let path_and_query = target.path_and_query()?.as_str();
-        if !path_and_query.starts_with('/') {
+    /// The origin-form target the upstream gets: the upstream's base path
+    /// joined with the request's path and query (shared, not copied, when
+    /// the base has no path).
+    fn upstream_target(&self, target: &Uri) -> Option<Uri> {
+        let prefix = self.settings.upstream.path().trim_end_matches('/');
+        let path_and_query = target.path_and_query()?;
+        if !path_and_query.as_str().starts_with('/') {
             return None;
         }
-        Uri::builder()
-            .scheme(base.scheme()?.clone())
-            .authority(base.authority()?.clone())
-            .path_and_query(format!("{prefix}{path_and_query}"))
-            .build()
-            .ok()
+        if prefix.is_empty() {
+            return Some(Uri::from(path_and_query.clone()));
+        }
+        Uri::try_from(format!("{prefix}{path_and_query}")).ok()
     }
 }
 

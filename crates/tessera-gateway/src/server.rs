@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Limits, TlsConfig};
 use crate::guard::{Guard, GuardConfig};
-use crate::proxy::Proxy;
+use crate::proxy::{ClientConn, Proxy};
 
 /// Bytes the HTTP parser accepts beyond twice the head limit: the guard
 /// refuses oversized heads first, so the parser's own limit (an empty 431
@@ -141,14 +141,21 @@ fn connection<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    http.serve_connection(TokioIo::new(io), ProxyService { proxy, peer })
+    http.serve_connection(
+        TokioIo::new(io),
+        ProxyService {
+            conn: Arc::new(ClientConn::new(&proxy, peer)),
+            proxy,
+        },
+    )
 }
 
-/// The hyper service of one connection: the proxy, and who is calling.
+/// The hyper service of one connection: the proxy, and the connection's
+/// shared state (who is calling, its upstream connection).
 #[derive(Debug, Clone)]
 pub struct ProxyService {
     proxy: Arc<Proxy>,
-    peer: SocketAddr,
+    conn: Arc<ClientConn>,
 }
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ProxyService {
@@ -160,8 +167,8 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ProxyServ
 
     fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
         let proxy = Arc::clone(&self.proxy);
-        let peer = self.peer;
-        Box::pin(async move { Ok(proxy.handle(peer, request).await) })
+        let conn = Arc::clone(&self.conn);
+        Box::pin(async move { Ok(proxy.handle(conn, request).await) })
     }
 }
 

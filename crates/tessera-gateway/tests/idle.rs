@@ -35,15 +35,6 @@ fn start(dir: &Path) -> (Gateway, Upstream, Key) {
     (gateway, upstream, alice)
 }
 
-/// A signed GET that keeps the connection open (no `Connection: close`).
-fn keep_alive_get(key: &Key, addr: SocketAddr, path: &str) -> Vec<u8> {
-    let bytes = signed(key, "GET", &addr.to_string(), path, b"", &[]);
-    String::from_utf8(bytes)
-        .unwrap()
-        .replacen("connection: close\r\n", "", 1)
-        .into_bytes()
-}
-
 /// Sends a signed keep-alive GET on `stream` and reads its answer, which
 /// must be 200.
 fn ask(stream: &mut TcpStream, key: &Key, addr: SocketAddr, path: &str) -> Reply {
@@ -56,34 +47,6 @@ fn ask(stream: &mut TcpStream, key: &Key, addr: SocketAddr, path: &str) -> Reply
         String::from_utf8_lossy(&reply.body)
     );
     reply
-}
-
-/// Reads one complete response (by Content-Length) from a kept-alive stream.
-fn read_reply(stream: &mut TcpStream) -> Reply {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut received = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let n = stream.read(&mut buf).unwrap();
-        assert!(
-            n > 0,
-            "connection closed before a complete answer: {:?}",
-            String::from_utf8_lossy(&received)
-        );
-        received.extend_from_slice(&buf[..n]);
-        if let Some(reply) = parse(&received) {
-            let length: usize = reply
-                .header("content-length")
-                .expect("Content-Length")
-                .parse()
-                .unwrap();
-            if reply.body.len() >= length {
-                return reply;
-            }
-        }
-    }
 }
 
 /// Waits (up to `limit`) for the server to close the connection; returns

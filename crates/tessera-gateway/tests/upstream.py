@@ -9,6 +9,11 @@ answered, so a test can prove a request never reached the upstream.
 Special paths:
   /slow?secs=N   sleeps N seconds before answering (upstream timeouts)
   /big?mib=N     streams N MiB of response body in 64 KiB chunks
+  /close         answers with Connection: close, and closes the connection
+  /empty         answers 204 (no body)
+
+The echo also carries the port the request came from (peer_port), so a
+test can tell which upstream connection carried it.
 
 Usage: upstream.py LOGFILE   -- prints "listening on PORT" once bound.
 """
@@ -49,6 +54,7 @@ class Echo(BaseHTTPRequestHandler):
             "headers": [[k, v] for k, v in self.headers.items()],
             "body": body.decode("utf-8", "replace"),
             "body_len": len(body),
+            "peer_port": self.client_address[1],
         }
         with open(LOG, "a") as log:
             log.write(json.dumps({"method": self.command, "path": self.path}) + "\n")
@@ -66,11 +72,19 @@ class Echo(BaseHTTPRequestHandler):
             for _ in range(mib * 16):
                 self.wfile.write(chunk)
             return
+        if url.path == "/empty":
+            self.send_response(204)
+            self.end_headers()
+            return
         out = json.dumps(record).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(out)))
-        self.send_header("Connection", "keep-alive, x-upstream-hop")
+        if url.path == "/close":
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Connection", "keep-alive, x-upstream-hop")
         self.send_header("X-Upstream-Hop", "must not reach the client")
         self.end_headers()
         if self.command != "HEAD":

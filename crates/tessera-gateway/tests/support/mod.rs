@@ -480,3 +480,39 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// A signed GET that keeps the connection open (no `Connection: close`).
+pub fn keep_alive_get(key: &Key, addr: SocketAddr, path: &str) -> Vec<u8> {
+    let bytes = signed(key, "GET", &addr.to_string(), path, b"", &[]);
+    String::from_utf8(bytes)
+        .unwrap()
+        .replacen("connection: close\r\n", "", 1)
+        .into_bytes()
+}
+
+/// Reads one complete response (by Content-Length) from a kept-alive stream.
+pub fn read_reply(stream: &mut TcpStream) -> Reply {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "connection closed before a complete answer: {:?}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buf[..n]);
+        if let Some(reply) = parse(&received) {
+            // No Content-Length: a 204, which has no body.
+            let length: usize = reply
+                .header("content-length")
+                .map_or(0, |l| l.parse().unwrap());
+            if reply.body.len() >= length {
+                return reply;
+            }
+        }
+    }
+}

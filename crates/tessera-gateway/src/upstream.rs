@@ -1,0 +1,289 @@
+//! The upstream side: one keep-alive HTTP/1.1 connection per client
+//! connection, driven inside that client connection's own task.
+//!
+//! Why not a shared pool (hyper-util's client): there every request pays a
+//! pool checkout under a lock, a hand-off over a channel to the task that
+//! owns the upstream connection, and wake-ups of that task for the request
+//! and for the response. Here a client connection keeps its upstream
+//! connection in a [`LinkSlot`] and lends it to one request at a time (HTTP/1.1
+//! serves one request at a time per connection, so a request never waits
+//! for it); the request's future, then the response body, drive the
+//! upstream connection themselves, so the whole exchange runs in one task.
+//! A client connection therefore holds at most one upstream connection,
+//! opened at its first forwarded request and closed with it: the gateway's
+//! upstream connections are bounded by `limits.max_connections`, and an
+//! idle client connection closes (with its upstream one) after
+//! `limits.idle_timeout_secs`.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{Builder, Connection, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// TCP keep-alive probes on upstream connections start after this idle time.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+/// One upstream connection: the request sender and the connection state
+/// machine that must be polled for anything to happen on the socket.
+struct Link {
+    sender: SendRequest<Full<Bytes>>,
+    conn: Conn,
+}
+
+impl Link {
+    /// Drives the connection once; `false` once it has ended (the
+    /// upstream closed it, or it failed), after which it must not be
+    /// polled again.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        Pin::new(&mut self.conn).poll(cx).is_pending()
+    }
+
+    /// Whether a kept-alive connection can take the next request now.
+    fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
+        self.drive(cx) && matches!(self.sender.poll_ready(cx), Poll::Ready(Ok(())))
+    }
+}
+
+/// The upstream connection of one client connection, between requests.
+#[derive(Default)]
+pub struct LinkSlot(Mutex<Option<Link>>);
+
+impl std::fmt::Debug for LinkSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkSlot")
+    }
+}
+
+impl LinkSlot {
+    fn take(&self) -> Option<Link> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    fn put(&self, link: Link) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(link);
+    }
+}
+
+/// Why a request got no response from the upstream.
+#[derive(Debug)]
+pub enum UpstreamError {
+    /// No connection within the connect timeout.
+    ConnectTimeout,
+    /// The connection could not be made (refused, unreachable, name not
+    /// resolved).
+    Connect(std::io::Error),
+    /// The HTTP exchange failed (connection closed, malformed response).
+    Http(hyper::Error),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::ConnectTimeout => f.write_str("connect timed out"),
+            UpstreamError::Connect(e) => write!(f, "connect: {e}"),
+            UpstreamError::Http(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for UpstreamError {}
+
+/// Where and how to connect to the upstream.
+#[derive(Debug)]
+pub struct Upstream {
+    host: String,
+    port: u16,
+    connect_timeout: Duration,
+    http: Builder,
+}
+
+impl Upstream {
+    /// An upstream at `host:port`.
+    pub fn new(host: &str, port: u16, connect_timeout: Duration) -> Self {
+        // A name in brackets is an IPv6 literal; the resolver wants it bare.
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Upstream {
+            host: host.to_owned(),
+            port,
+            connect_timeout,
+            http: Builder::new(),
+        }
+    }
+
+    /// Sends `request` (origin-form target, `Host` set) on the client
+    /// connection's upstream connection, opening one if it has none or its
+    /// old one was closed. A request that provably never left (the kept-alive
+    /// connection closed under it) is sent again once on a new connection.
+    pub async fn send(
+        &self,
+        slot: &Arc<LinkSlot>,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let mut kept = slot.take();
+        if let Some(link) = &mut kept {
+            if !poll_fn(|cx| Poll::Ready(link.reusable(cx))).await {
+                kept = None;
+            }
+        }
+        let fresh = kept.is_none();
+        let link = match kept {
+            Some(link) => link,
+            None => self.connect().await?,
+        };
+        match exchange(link, request, slot).await {
+            Ok(response) => Ok(response),
+            Err((e, Some(request))) if !fresh => {
+                tracing::debug!(error = %e, "kept-alive upstream connection closed; sending on a new one");
+                let link = self.connect().await?;
+                exchange(link, request, slot)
+                    .await
+                    .map_err(|(e, _)| UpstreamError::Http(e))
+            }
+            Err((e, _)) => Err(UpstreamError::Http(e)),
+        }
+    }
+
+    async fn connect(&self) -> Result<Link, UpstreamError> {
+        metrics::counter!("gateway_upstream_connects_total").increment(1);
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| UpstreamError::ConnectTimeout)?
+        .map_err(UpstreamError::Connect)?;
+        // Requests are written whole; Nagle would only hold them back.
+        let _ = stream.set_nodelay(true);
+        let _ = socket2::SockRef::from(&stream)
+            .set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE));
+        let (sender, conn) = self
+            .http
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(UpstreamError::Http)?;
+        Ok(Link { sender, conn })
+    }
+}
+
+/// Sends one request on `link` and drives the connection until the
+/// response head arrives. On failure, the request comes back if it was
+/// never written.
+async fn exchange(
+    mut link: Link,
+    request: Request<Full<Bytes>>,
+    slot: &Arc<LinkSlot>,
+) -> Result<Response<UpstreamBody>, (hyper::Error, Option<Request<Full<Bytes>>>)> {
+    let mut response = std::pin::pin!(link.sender.try_send_request(request));
+    let mut open = true;
+    let result = poll_fn(|cx| {
+        if open {
+            open = link.drive(cx);
+        }
+        response.as_mut().poll(cx)
+    })
+    .await;
+    match result {
+        Ok(response) => {
+            let (head, body) = response.into_parts();
+            let link = open.then_some(link);
+            Ok(Response::from_parts(
+                head,
+                UpstreamBody::new(body, link, Arc::clone(slot)),
+            ))
+        }
+        Err(mut e) => {
+            let request = e.take_message();
+            Err((e.into_error(), request))
+        }
+    }
+}
+
+/// A response body from the upstream. Polling it also drives the upstream
+/// connection (which is what reads the body from the socket); once the
+/// body has been read to its end the connection goes back to the client
+/// connection's slot for the next request (hyper drops a body whose length
+/// it knows without polling it for its end, hence the check on drop).
+/// Dropped early (the client went away), it closes the upstream connection
+/// with it.
+pub struct UpstreamBody {
+    body: Incoming,
+    link: Option<Link>,
+    slot: Arc<LinkSlot>,
+}
+
+impl UpstreamBody {
+    fn new(body: Incoming, link: Option<Link>, slot: Arc<LinkSlot>) -> Self {
+        let mut this = UpstreamBody { body, link, slot };
+        // An empty body (204, 304, a HEAD answer) may never be polled:
+        // the connection is free now.
+        if this.body.is_end_stream() {
+            this.release();
+        }
+        this
+    }
+
+    fn release(&mut self) {
+        if let Some(link) = self.link.take() {
+            self.slot.put(link);
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if self.body.is_end_stream() {
+            self.release();
+        }
+    }
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody").finish_non_exhaustive()
+    }
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if let Some(link) = &mut this.link {
+            if !link.drive(cx) {
+                // Ended: whatever it read is in the body channel already.
+                this.link = None;
+            }
+        }
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        match &frame {
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Err(_))) => this.link = None,
+            _ => {}
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
