@@ -77,8 +77,9 @@ pub struct Args {
     /// Largest request body, bytes (413 above).
     #[arg(long, value_name = "BYTES")]
     pub body_limit: Option<usize>,
-    /// Threads serving requests (default: one per CPU). On a host shared
-    /// with the upstream, fewer threads than CPUs can serve more.
+    /// Workers serving connections, each an event loop on its own thread
+    /// (default: one per CPU). On a host shared with the upstream, fewer
+    /// workers than CPUs can serve more.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
     /// A trusted proxy (IP or CIDR) whose forwarding fields are appended to; repeat for more.
@@ -192,18 +193,12 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // One worker: a single-threaded runtime, as lean as an event loop (no
-    // work stealing, no cross-thread wake-ups).
-    let mut runtime = match settings.workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(workers) => {
-            let mut runtime = tokio::runtime::Builder::new_multi_thread();
-            runtime.worker_threads(workers);
-            runtime
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
-    };
-    let runtime = match runtime.enable_all().build() {
+    // The first worker, the acceptor and the stores' background tasks run
+    // here; the other workers start their own runtimes (`server::serve`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("tessera-gateway: cannot start the async runtime: {e}");

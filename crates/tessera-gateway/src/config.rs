@@ -53,7 +53,8 @@ pub struct FileConfig {
     pub window: Option<u64>,
     /// Largest request body, bytes (413 above).
     pub body_limit: Option<usize>,
-    /// Threads serving requests (default: one per CPU the process may use).
+    /// Workers serving connections, each an event loop on its own thread
+    /// (default: one per CPU the process may use).
     pub workers: Option<usize>,
     /// Remove `Signature` and `Signature-Input` before forwarding.
     #[serde(default)]
@@ -501,7 +502,8 @@ pub struct Settings {
     pub window: u64,
     /// Body limit, bytes.
     pub body_limit: usize,
-    /// Runtime worker threads; `None`: one per available CPU.
+    /// Workers (event loops on threads of their own); `None`: one per
+    /// available CPU.
     pub workers: Option<usize>,
     /// Strip the signature headers before forwarding.
     pub strip_signature_headers: bool,

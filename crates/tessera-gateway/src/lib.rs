@@ -169,8 +169,11 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
         "tessera-gateway started"
     );
     let limits = settings.limits;
+    let workers = settings.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let proxy = Arc::new(proxy::Proxy::new(verifier, settings, marker));
-    server::serve(listener, proxy, limits, guard, tls).await;
+    server::serve(listener, proxy, limits, guard, tls, workers).await;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The client-facing accept loop: a connection cap (a semaphore: beyond
-//! it new connections wait in the listen queue), optional TLS, the head
+//! it new connections wait in the listen queue), workers that each serve
+//! their connections on an event loop of their own, optional TLS, the head
 //! guard, HTTP/1.1 with keep-alive, and a graceful drain on SIGTERM/SIGINT.
 
 use std::convert::Infallible;
@@ -12,9 +13,10 @@ use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Limits, TlsConfig};
@@ -55,14 +57,48 @@ pub fn tls_acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// What every worker shares.
+struct Shared {
+    http: hyper::server::conn::http1::Builder,
+    proxy: Arc<Proxy>,
+    guard: Arc<GuardConfig>,
+    tls: Option<TlsAcceptor>,
+    handshake_timeout: Duration,
+}
+
+/// A connection the acceptor hands to a worker, with its place under the
+/// connection cap.
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+}
+
+/// The acceptor's side of one worker.
+struct WorkerHandle {
+    incoming: mpsc::UnboundedSender<Accepted>,
+    /// Connections the worker serves now.
+    open: Arc<AtomicUsize>,
+    /// Whether it drained its connections in time, once it has stopped.
+    done: oneshot::Receiver<bool>,
+}
+
 /// Serves clients until SIGINT or SIGTERM, then drains the connections in
 /// flight for a bounded time.
+///
+/// One task accepts connections (under the connection cap) and hands each
+/// to the least busy of `workers` workers. Each worker is an event loop of
+/// its own (a single-threaded runtime: the first on the calling runtime,
+/// the others on threads of their own) that serves its connections from
+/// start to end, so a request, its verification and its upstream exchange
+/// never wake another thread.
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     limits: Limits,
     guard: Arc<GuardConfig>,
     tls: Option<TlsAcceptor>,
+    workers: usize,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     // hyper's header timer runs from the end of the previous answer (or
@@ -72,10 +108,27 @@ pub async fn serve(
         .header_read_timeout(limits.idle_timeout)
         .max_headers(limits.max_headers.saturating_mul(2).max(8))
         .max_header_size(limits.max_header_bytes.saturating_mul(2) + PARSER_HEAD_SLACK);
-    let http = Arc::new(http);
-    let graceful = GracefulShutdown::new();
+    let shared = Arc::new(Shared {
+        http,
+        proxy,
+        guard,
+        tls,
+        handshake_timeout: limits.header_timeout,
+    });
+    let grace = limits.header_timeout + limits.body_timeout + limits.upstream_timeout;
+    let (stop, stopped) = watch::channel(false);
+    let mut handles = Vec::with_capacity(workers.max(1));
+    for index in 0..workers.max(1) {
+        match start_worker(index, &shared, stopped.clone(), grace) {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                tracing::error!(error = %e, worker = index, "cannot start a worker thread; serving with fewer")
+            }
+        }
+    }
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut shutdown = pin!(shutdown_signal());
+    let mut next = 0usize;
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&permits).acquire_owned() => match permit {
@@ -91,43 +144,182 @@ pub async fn serve(
         else {
             break;
         };
-        metrics::gauge!("gateway_connections").increment(1.0);
-        let proxy = Arc::clone(&proxy);
-        let guard = Arc::clone(&guard);
-        let http = Arc::clone(&http);
-        match &tls {
-            None => {
-                let io = Guard::new(stream, guard);
-                let connection = graceful.watch(connection(&http, io, proxy, peer));
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                    metrics::gauge!("gateway_connections").decrement(1.0);
-                    drop(permit);
-                });
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hand an accepted connection over; closed");
+                continue;
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let handshake_timeout = limits.header_timeout;
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let handshake =
-                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await;
-                    if let Ok(Ok(stream)) = handshake {
-                        let io = Guard::new(stream, guard);
-                        let _ = watcher.watch(connection(&http, io, proxy, peer)).await;
-                    }
-                    metrics::gauge!("gateway_connections").decrement(1.0);
-                    drop(permit);
-                });
-            }
+        };
+        // The least busy worker; among equals, the next in turn.
+        let count = handles.len();
+        let Some(chosen) = (0..count)
+            .map(|i| (next + i) % count)
+            .min_by_key(|&i| handles[i].open.load(Ordering::Relaxed))
+        else {
+            break;
+        };
+        next = (chosen + 1) % count;
+        let accepted = Accepted {
+            stream,
+            peer,
+            permit,
+        };
+        if handles[chosen].incoming.send(accepted).is_err() {
+            tracing::error!(
+                worker = chosen,
+                "a worker has stopped; its connection was closed"
+            );
         }
     }
     drop(listener);
     tracing::info!("shutting down: no new connections; draining the requests in flight");
-    let grace = limits.header_timeout + limits.body_timeout + limits.upstream_timeout;
+    let _ = stop.send(true);
+    let mut drained = true;
+    for handle in handles {
+        drop(handle.incoming);
+        // A worker that never answers (its thread panicked) counts as not
+        // drained; each bounds its own drain by `grace`.
+        let finished = tokio::time::timeout(grace + Duration::from_secs(1), handle.done).await;
+        drained &= matches!(finished, Ok(Ok(true)));
+    }
+    if drained {
+        tracing::info!("drained");
+    } else {
+        tracing::warn!("drain timed out; closing the remaining connections");
+    }
+}
+
+/// Starts worker `index`: the first as a task on the calling runtime, the
+/// others each on a thread with its own single-threaded runtime.
+fn start_worker(
+    index: usize,
+    shared: &Arc<Shared>,
+    stopped: watch::Receiver<bool>,
+    grace: Duration,
+) -> std::io::Result<WorkerHandle> {
+    let (incoming, receiver) = mpsc::unbounded_channel();
+    let open = Arc::new(AtomicUsize::new(0));
+    let (done, done_receiver) = oneshot::channel();
+    let work = worker(
+        receiver,
+        Arc::clone(shared),
+        Arc::clone(&open),
+        stopped,
+        grace,
+    );
+    if index == 0 {
+        tokio::spawn(async move {
+            let _ = done.send(work.await);
+        });
+    } else {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name(format!("gateway-worker-{index}"))
+            .spawn(move || {
+                let _ = done.send(runtime.block_on(work));
+            })?;
+    }
+    Ok(WorkerHandle {
+        incoming,
+        open,
+        done: done_receiver,
+    })
+}
+
+/// One worker: serves the connections handed to it until told to stop,
+/// then drains them for up to `grace`; returns whether they all finished.
+async fn worker(
+    mut incoming: mpsc::UnboundedReceiver<Accepted>,
+    shared: Arc<Shared>,
+    open: Arc<AtomicUsize>,
+    mut stopped: watch::Receiver<bool>,
+    grace: Duration,
+) -> bool {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = incoming.recv() => match accepted {
+                Some(accepted) => serve_connection(&shared, &graceful, &open, accepted),
+                None => break,
+            },
+            changed = stopped.changed() => if changed.is_err() || *stopped.borrow() {
+                break;
+            },
+        }
+    }
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("drained"),
-        () = tokio::time::sleep(grace) => tracing::warn!("drain timed out; closing the remaining connections"),
+        () = graceful.shutdown() => true,
+        () = tokio::time::sleep(grace) => false,
+    }
+}
+
+/// Spawns the task of one accepted connection on the worker's runtime.
+fn serve_connection(
+    shared: &Arc<Shared>,
+    graceful: &GracefulShutdown,
+    open: &Arc<AtomicUsize>,
+    accepted: Accepted,
+) {
+    let Accepted {
+        stream,
+        peer,
+        permit,
+    } = accepted;
+    let stream = match TcpStream::from_std(stream) {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot serve an accepted connection; closed");
+            return;
+        }
+    };
+    metrics::gauge!("gateway_connections").increment(1.0);
+    open.fetch_add(1, Ordering::Relaxed);
+    let open = Arc::clone(open);
+    let finished = move || {
+        metrics::gauge!("gateway_connections").decrement(1.0);
+        open.fetch_sub(1, Ordering::Relaxed);
+        drop(permit);
+    };
+    let shared = Arc::clone(shared);
+    match &shared.tls {
+        None => {
+            let io = Guard::new(stream, Arc::clone(&shared.guard));
+            let connection = graceful.watch(connection(
+                &shared.http,
+                io,
+                Arc::clone(&shared.proxy),
+                peer,
+            ));
+            tokio::spawn(async move {
+                let _ = connection.await;
+                finished();
+            });
+        }
+        Some(_) => {
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                if let Some(acceptor) = &shared.tls {
+                    let handshake =
+                        tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream))
+                            .await;
+                    if let Ok(Ok(stream)) = handshake {
+                        let io = Guard::new(stream, Arc::clone(&shared.guard));
+                        let _ = watcher
+                            .watch(connection(
+                                &shared.http,
+                                io,
+                                Arc::clone(&shared.proxy),
+                                peer,
+                            ))
+                            .await;
+                    }
+                }
+                finished();
+            });
+        }
     }
 }
 
