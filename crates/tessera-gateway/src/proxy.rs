@@ -4,6 +4,7 @@
 //! forwarded), route scopes, then the upstream call on a pooled keep-alive
 //! client with the response streamed back.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -146,12 +147,13 @@ impl Proxy {
         }
     }
 
-    /// Answers one request of the client connection `conn`.
+    /// Answers one request of the client connection `conn` (never an
+    /// error: every failure is an answer).
     pub async fn handle(
         self: Arc<Self>,
         conn: Arc<ClientConn>,
         request: Request<Incoming>,
-    ) -> Response<Body> {
+    ) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
         let method = request.method().clone();
         let path = tracing::enabled!(tracing::Level::INFO).then(|| request.uri().path().to_owned());
@@ -181,7 +183,7 @@ impl Proxy {
             upstream_ms = outcome.upstream.map(|d| d.as_secs_f64() * 1000.0),
             "request"
         );
-        response
+        Ok(response)
     }
 
     async fn route(

@@ -359,8 +359,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ProxyServ
 
     fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
         let proxy = Arc::clone(&self.proxy);
-        let conn = Arc::clone(&self.conn);
-        Box::pin(async move { Ok(proxy.handle(conn, request).await) })
+        Box::pin(proxy.handle(Arc::clone(&self.conn), request))
     }
 }
 

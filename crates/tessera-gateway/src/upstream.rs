@@ -57,8 +57,12 @@ impl Link {
 }
 
 /// The upstream connection of one client connection, between requests.
+///
+/// Boxed: hyper's connection state is several hundred bytes, and a link
+/// changes hands a few times per request (slot, request future, response
+/// body), so it moves as a pointer.
 #[derive(Default)]
-pub struct LinkSlot(Mutex<Option<Link>>);
+pub struct LinkSlot(Mutex<Option<Box<Link>>>);
 
 impl std::fmt::Debug for LinkSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,11 +71,11 @@ impl std::fmt::Debug for LinkSlot {
 }
 
 impl LinkSlot {
-    fn take(&self) -> Option<Link> {
+    fn take(&self) -> Option<Box<Link>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 
-    fn put(&self, link: Link) {
+    fn put(&self, link: Box<Link>) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(link);
     }
 }
@@ -155,7 +159,7 @@ impl Upstream {
         }
     }
 
-    async fn connect(&self) -> Result<Link, UpstreamError> {
+    async fn connect(&self) -> Result<Box<Link>, UpstreamError> {
         metrics::counter!("gateway_upstream_connects_total").increment(1);
         let stream = tokio::time::timeout(
             self.connect_timeout,
@@ -173,7 +177,7 @@ impl Upstream {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(UpstreamError::Http)?;
-        Ok(Link { sender, conn })
+        Ok(Box::new(Link { sender, conn }))
     }
 }
 
@@ -181,7 +185,7 @@ impl Upstream {
 /// response head arrives. On failure, the request comes back if it was
 /// never written.
 async fn exchange(
-    mut link: Link,
+    mut link: Box<Link>,
     request: Request<Full<Bytes>>,
     slot: &Arc<LinkSlot>,
 ) -> Result<Response<UpstreamBody>, (hyper::Error, Option<Request<Full<Bytes>>>)> {
@@ -219,12 +223,12 @@ async fn exchange(
 /// with it.
 pub struct UpstreamBody {
     body: Incoming,
-    link: Option<Link>,
+    link: Option<Box<Link>>,
     slot: Arc<LinkSlot>,
 }
 
 impl UpstreamBody {
-    fn new(body: Incoming, link: Option<Link>, slot: Arc<LinkSlot>) -> Self {
+    fn new(body: Incoming, link: Option<Box<Link>>, slot: Arc<LinkSlot>) -> Self {
         let mut this = UpstreamBody { body, link, slot };
         // An empty body (204, 304, a HEAD answer) may never be polled:
         // the connection is free now.
