@@ -99,7 +99,8 @@ pub struct KeysConfig {
     /// The secret itself never goes in the TOML.
     pub derived_master_file: Option<PathBuf>,
     /// With `derived_master_file`: revoked key ids, one a line (`#`
-    /// comments), read at start-up.
+    /// comments), read at start-up and followed while the gateway runs (a
+    /// newly listed id is refused within a second).
     pub derived_revoked_file: Option<PathBuf>,
     /// With `db`: the master key file (else `TESSERA_MASTER_KEY[_FILE]`).
     pub master_key_file: Option<PathBuf>,

@@ -12,8 +12,12 @@
 //!   are answered by the gateway and never reach the upstream.
 //! * The request body is read whole (under the body limit and the body
 //!   deadline) and its digest checked before anything is forwarded; the
-//!   response streams back without buffering. Upstream connections are
-//!   pooled with keep-alive.
+//!   response streams back without buffering. Each client connection keeps
+//!   one keep-alive connection to the upstream, driven in its own task
+//!   ([`upstream`]).
+//! * Connections are served by workers, each an event loop on a thread of
+//!   its own, that one acceptor hands connections to, the least busy first
+//!   ([`server`]).
 //! * Forwarded requests carry identity fields (`Tessera-Key-Id`,
 //!   `Tessera-Owner`, `Tessera-Scopes` by default) set from the verified
 //!   key, after every client copy was removed, and `Forwarded` /

@@ -1,7 +1,7 @@
 //! Opening the key and nonce stores the configuration names, and probing
 //! them for `/readyz`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,8 +49,12 @@ pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
             revoked_file,
         } => {
             let (store, revoked) = load_derived(master_file, revoked_file.as_deref())?;
+            let store = Arc::new(store);
+            if let Some(path) = revoked_file {
+                tokio::spawn(follow_revocations(Arc::clone(&store), path.clone()));
+            }
             Ok(Keys {
-                store: Arc::new(store),
+                store,
                 sql: None,
                 description: format!(
                     "derived keys (d1.…) from the master secret in {}, {revoked} revoked",
@@ -99,6 +103,57 @@ pub fn load_derived(
     let Some(revoked) = revoked else {
         return Ok((store, 0));
     };
+    let ids = read_revoked(revoked)?;
+    let count = ids.len();
+    store.revoke_all(ids);
+    Ok((store, count))
+}
+
+/// How often the revocation list is checked for changes.
+const REVOCATIONS_EVERY: Duration = Duration::from_millis(500);
+
+/// Follows `keys.derived_revoked_file` while the gateway runs: when the
+/// file changes, the ids it lists are revoked, so a leaked key is refused
+/// within a second of being listed, without a restart. Revocation is
+/// permanent: an id taken off the list stays revoked until the restart
+/// (a derived key expires anyway). A file that can't be read or parsed is
+/// reported and the revocations so far stay.
+async fn follow_revocations(store: Arc<DerivedKeyStore>, path: PathBuf) {
+    let stamp = |path: &Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = stamp(&path);
+    loop {
+        tokio::time::sleep(REVOCATIONS_EVERY).await;
+        let now = stamp(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match read_revoked(&path) {
+            Ok(ids) => {
+                let fresh = ids.iter().filter(|id| !store.is_revoked(id)).count();
+                if fresh > 0 {
+                    store.revoke_all(ids);
+                    tracing::warn!(
+                        newly_revoked = fresh,
+                        "keys.derived_revoked_file changed: keys revoked"
+                    );
+                }
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                "keys.derived_revoked_file changed but cannot be used; the revocations so far stay"
+            ),
+        }
+    }
+}
+
+/// The key ids listed in a revocation file: one a line, `#` comments and
+/// blank lines skipped.
+fn read_revoked(revoked: &Path) -> Result<Vec<KeyId>, String> {
     let at = "keys.derived_revoked_file";
     let text = std::fs::read_to_string(revoked)
         .map_err(|e| format!("{at}: cannot read '{}': {e}", revoked.display()))?;
@@ -118,9 +173,7 @@ pub fn load_derived(
         })?;
         ids.push(id);
     }
-    let count = ids.len();
-    store.revoke_all(ids);
-    Ok((store, count))
+    Ok(ids)
 }
 
 /// The derived key store of the master secret in `path`.

@@ -115,6 +115,45 @@ fn derived_keys_verify_and_tampered_ids_are_refused() {
         401
     );
     assert_eq!(upstream.paths(), ["/v1/me"]);
+    // A key listed while the gateway runs is refused within about a
+    // second, without a restart.
+    let carol = issue(&master, "carol", &["read"]);
+    assert_eq!(
+        send_signed(&gateway, &carol, "GET", "/v1/carol", b"", &[]).status,
+        200
+    );
+    std::fs::write(
+        dir.join("revoked.txt"),
+        format!("# lost phone\n{}\n# stolen laptop\n{}\n", bob.id, carol.id),
+    )
+    .unwrap();
+    let listed = std::time::Instant::now();
+    assert!(
+        eventually(std::time::Duration::from_secs(3), || {
+            send_signed(&gateway, &carol, "GET", "/v1/carol", b"", &[]).json()["code"]
+                == "key_revoked"
+        }),
+        "carol's key still accepted 3 s after it was listed: {}",
+        gateway.stderr()
+    );
+    assert!(listed.elapsed() < std::time::Duration::from_millis(2500));
+    // A broken list is reported and changes nothing: both stay revoked.
+    std::fs::write(dir.join("revoked.txt"), "not a key id\n").unwrap();
+    assert!(eventually(std::time::Duration::from_secs(3), || gateway
+        .stderr()
+        .contains("cannot be used; the revocations so far stay")));
+    for key in [&bob, &carol] {
+        assert_eq!(
+            send_signed(&gateway, key, "GET", "/v1/after", b"", &[]).json()["code"],
+            "key_revoked"
+        );
+    }
+    // Only carol's requests before her key was refused reached the upstream.
+    let after_start = upstream.paths();
+    assert!(
+        after_start[1..].iter().all(|p| p == "/v1/carol"),
+        "{after_start:?}"
+    );
     // The master secret never reaches the logs.
     let stderr = gateway.stderr();
     assert!(!stderr.contains(&master), "master secret logged");
