@@ -52,18 +52,6 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
         "gateway_store_errors_total",
         "Requests refused because the nonce or key store could not answer"
     );
-    metrics::describe_counter!(
-        "gateway_rate_limit_store_errors_total",
-        "Rate-limit decisions the store could not make (admitted or refused per rate_limit.on_store_failure)"
-    );
-    metrics::describe_counter!(
-        "gateway_rate_limit_allowed_total",
-        "Requests the rate limiter admitted"
-    );
-    metrics::describe_counter!(
-        "gateway_rate_limit_limited_total",
-        "Requests refused with rate_limited"
-    );
     metrics::describe_gauge!("gateway_connections", "Client connections open");
     metrics::describe_counter!(
         "gateway_upstream_connects_total",
@@ -96,7 +84,7 @@ pub struct Admin {
     pub nonces: Arc<dyn NonceStore>,
     /// The key store to probe.
     pub keys: Keys,
-    /// The rate limiter (its counters, and its Redis store to probe).
+    /// The rate limiter (its Redis store to probe).
     pub rate: Option<RateLimit>,
 }
 
@@ -115,13 +103,8 @@ impl Admin {
                     metrics::gauge!("gateway_key_cache_hits").set(stats.cache_hits as f64);
                     metrics::gauge!("gateway_key_db_lookups").set(stats.db_lookups as f64);
                 }
-                if let Some(rate) = &self.rate {
-                    let stats = rate.limiter.stats();
-                    metrics::counter!("gateway_rate_limit_store_errors_total")
-                        .absolute(stats.store_errors());
-                    metrics::counter!("gateway_rate_limit_allowed_total").absolute(stats.allowed());
-                    metrics::counter!("gateway_rate_limit_limited_total").absolute(stats.limited());
-                }
+                // Rate-limit decisions are counted by the limiter itself
+                // (`tessera_rate_limit_decisions_total{outcome}`).
                 text(
                     StatusCode::OK,
                     self.metrics.render(),
