@@ -142,15 +142,17 @@ impl Upstream {
             }
         }
         let fresh = kept.is_none();
+        // Connecting is rare (once per client connection) and its state
+        // large: boxed, it leaves the per-request future small.
         let link = match kept {
             Some(link) => link,
-            None => self.connect().await?,
+            None => Box::pin(self.connect()).await?,
         };
         match exchange(link, request, slot).await {
             Ok(response) => Ok(response),
             Err((e, Some(request))) if !fresh => {
                 tracing::debug!(error = %e, "kept-alive upstream connection closed; sending on a new one");
-                let link = self.connect().await?;
+                let link = Box::pin(self.connect()).await?;
                 exchange(link, request, slot)
                     .await
                     .map_err(|(e, _)| UpstreamError::Http(e))
