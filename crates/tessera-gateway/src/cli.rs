@@ -17,7 +17,11 @@ use crate::config::{self, FileConfig, KeysConfig, NonceStoreConfig, RateLimitCon
   tessera-gateway --check gateway.toml
 Prints `listening on http://IP:PORT` once bound (then the admin address with
 --admin), logs one JSON line per request on standard error, and serves until
-SIGTERM or SIGINT, then drains the requests in flight.")]
+SIGTERM or SIGINT, then drains the requests in flight. SIGHUP reloads the
+configuration (routes, public routes, upstream, authorities, window, body limit,
+identity headers, trusted proxies) without dropping a connection; a file that
+is invalid or changes listeners, TLS, workers, stores, rate limits or [limits]
+is refused, logged, and the running configuration stays.")]
 pub struct Args {
     /// TOML configuration file (see gateway.example.toml).
     #[arg(long, value_name = "FILE")]
@@ -181,8 +185,11 @@ pub fn main(args: Args) -> ExitCode {
         return check(path);
     }
     init_logging(&args);
-    let settings = match args.file_config().and_then(|file| file.validate()) {
-        Ok(settings) => settings,
+    let loaded = args
+        .file_config()
+        .and_then(|file| file.validate().map(|settings| (file, settings)));
+    let (file, settings) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             let source = args
                 .config
@@ -205,8 +212,18 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let reread = args.clone();
     let options = crate::RunOptions {
         unverified_benchmark_mode: args.unverified_benchmark_mode,
+        reload: Some(crate::ReloadSource {
+            initial: file,
+            read: std::sync::Arc::new(move || {
+                reread.file_config().map_err(|e| match &reread.config {
+                    Some(path) => format!("{}: {e}", path.display()),
+                    None => e.to_string(),
+                })
+            }),
+        }),
     };
     match runtime.block_on(crate::run(settings, options)) {
         Ok(()) => ExitCode::SUCCESS,

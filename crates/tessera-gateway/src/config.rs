@@ -35,7 +35,7 @@ pub const DEFAULT_UPSTREAM_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT_SECS: u64 = 5;
 
 /// The configuration file as written (`deny_unknown_fields` everywhere).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// `IP:PORT` to listen on.
@@ -87,7 +87,7 @@ pub struct FileConfig {
 }
 
 /// `[keys]`: exactly one of `file`, `db` and `derived_master_file`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
     /// A JSON keys file (the `tessera serve --keys` format).
@@ -109,7 +109,7 @@ pub struct KeysConfig {
 }
 
 /// `[nonce_store]`: memory (default), one Redis, or a Redis Cluster.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NonceStoreConfig {
     /// A `redis://` or `rediss://` URL.
@@ -125,7 +125,7 @@ pub struct NonceStoreConfig {
 }
 
 /// `[identity_headers]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityHeadersConfig {
     /// Default `Tessera-Key-Id`.
@@ -137,7 +137,7 @@ pub struct IdentityHeadersConfig {
 }
 
 /// `[limits]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest request head, bytes.
@@ -159,7 +159,7 @@ pub struct LimitsConfig {
 }
 
 /// `[admin]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// `IP:PORT` of the admin listener.
@@ -167,7 +167,7 @@ pub struct AdminConfig {
 }
 
 /// `[tls]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain.
@@ -177,7 +177,7 @@ pub struct TlsConfig {
 }
 
 /// `[rate_limit]`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Default budget per subject: `10/s`, `100/m`, `1000/h`.
@@ -203,7 +203,7 @@ pub struct RateLimitConfig {
 }
 
 /// `[[rate_limit.routes]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateRouteConfig {
     /// Path prefix.
@@ -217,7 +217,7 @@ pub struct RateRouteConfig {
 }
 
 /// `[[routes]]`: a method and path (prefix or pattern) requiring scopes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Method, any when absent.
@@ -231,7 +231,7 @@ pub struct RouteConfig {
 }
 
 /// `[[public]]`: a method and path that needs no signature.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PublicConfig {
     /// Method, any when absent.
@@ -607,6 +607,30 @@ fn rate(path: &str, text: &str) -> Result<tessera_ratelimit::Rate, ConfigError> 
 }
 
 impl FileConfig {
+    /// The keys whose change a reload (SIGHUP) cannot apply: listeners,
+    /// TLS, workers, stores, rate limits and connection limits are set up
+    /// once. Empty when `new` differs from `self` only in what a reload
+    /// applies (upstream, scheme, authorities, window, body limit, routes,
+    /// public routes, identity headers, signature stripping, trusted
+    /// proxies).
+    pub fn restart_only_changes(&self, new: &FileConfig) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |key: &'static str, same: bool| {
+            if !same {
+                changed.push(key);
+            }
+        };
+        check("listen", self.listen == new.listen);
+        check("admin", self.admin == new.admin);
+        check("tls", self.tls == new.tls);
+        check("workers", self.workers == new.workers);
+        check("keys", self.keys == new.keys);
+        check("nonce_store", self.nonce_store == new.nonce_store);
+        check("rate_limit", self.rate_limit == new.rate_limit);
+        check("limits", self.limits == new.limits);
+        changed
+    }
+
     /// Checks everything and produces [`Settings`].
     ///
     /// # Errors

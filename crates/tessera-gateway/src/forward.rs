@@ -39,8 +39,6 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 pub struct PeerFields {
     /// The client's address.
     pub ip: IpAddr,
-    /// Whether the address is a configured trusted proxy.
-    pub trusted: bool,
     /// The address as an `X-Forwarded-For` value.
     x_forwarded_for: HeaderValue,
     /// The `for=` parameter of a `Forwarded` element (RFC 7239 §6: an IPv6
@@ -50,7 +48,7 @@ pub struct PeerFields {
 
 impl PeerFields {
     /// The fields for a client at `ip`.
-    pub fn new(ip: IpAddr, trusted: bool) -> Self {
+    pub fn new(ip: IpAddr) -> Self {
         let text = ip.to_string();
         let forwarded_for = if ip.is_ipv6() {
             format!("for=\"[{text}]\"")
@@ -59,7 +57,6 @@ impl PeerFields {
         };
         PeerFields {
             ip,
-            trusted,
             x_forwarded_for: value_of(text),
             forwarded_for,
         }
@@ -71,6 +68,8 @@ impl PeerFields {
 pub struct Forwarding<'a> {
     /// The client connection's address and its fields.
     pub peer: &'a PeerFields,
+    /// Whether the peer is a configured trusted proxy.
+    pub trusted: bool,
     /// The public scheme (`http` or `https`).
     pub proto: &'static str,
     /// Identity header names.
@@ -98,7 +97,7 @@ pub fn request_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     }
     // Client-sent forwarding fields are dropped, unless a trusted proxy sent
     // them, in which case this hop is appended.
-    let trusted = f.peer.trusted;
+    let trusted = f.trusted;
     let joined = |headers: &HeaderMap, name: &str| -> Option<String> {
         let values: Vec<&str> = headers
             .get_all(name)
@@ -249,10 +248,10 @@ mod tests {
             HeaderValue::from_static("x-secret, keep-alive"),
         );
         headers.insert("x-secret", HeaderValue::from_static("s"));
-        let untrusted_peer = PeerFields::new("127.0.0.1".parse().expect("ip"), false);
-        let trusted_peer = PeerFields::new("127.0.0.1".parse().expect("ip"), true);
+        let peer = PeerFields::new("127.0.0.1".parse().expect("ip"));
         let mut f = Forwarding {
-            peer: &untrusted_peer,
+            peer: &peer,
+            trusted: false,
             proto: "http",
             identity_names: &names,
             identity: None,
@@ -268,7 +267,7 @@ mod tests {
             untrusted["forwarded"],
             "for=127.0.0.1;proto=http;host=\"api.example\""
         );
-        f.peer = &trusted_peer;
+        f.trusted = true;
         request_headers(&mut headers, &f);
         assert_eq!(headers["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert!(headers.get("tessera-owner").is_none());

@@ -28,7 +28,8 @@
 //!   heads (431 with a problem+json body), request-smuggling shapes
 //!   (`Content-Length` with `Transfer-Encoding`, doubled `Content-Length`)
 //!   and anything but exactly one `Host` (400); header, body and idle
-//!   timeouts; a connection cap; graceful drain on SIGTERM.
+//!   timeouts; a connection cap; graceful drain on SIGTERM; configuration
+//!   reload on SIGHUP, reaching open connections too.
 //! * An admin listener with Prometheus `/metrics`, `/healthz` and `/readyz`;
 //!   JSON logs with the key id, owner, code and latency, never a secret, a
 //!   signature or a signature base.
@@ -69,16 +70,39 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
 /// How [`run`] runs, besides the configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Forward without verifying (loopback listen addresses only; for
     /// measuring the proxy path alone).
     pub unverified_benchmark_mode: bool,
+    /// Where a reload on SIGHUP reads the configuration; `None`: SIGHUP
+    /// is not handled.
+    pub reload: Option<ReloadSource>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("unverified_benchmark_mode", &self.unverified_benchmark_mode)
+            .field("reload", &self.reload.is_some())
+            .finish()
+    }
+}
+
+/// The configuration a reload starts from, and how to read it again.
+#[derive(Clone)]
+pub struct ReloadSource {
+    /// The configuration the gateway started with.
+    pub initial: config::FileConfig,
+    /// Reads the configuration again (the file, with the command line's
+    /// flags over it).
+    pub read: Arc<dyn Fn() -> Result<config::FileConfig, String> + Send + Sync>,
 }
 
 /// Opens the stores, binds the listeners, prints `listening on
 /// http://IP:PORT` (and the admin address) on standard output, and serves
-/// until SIGTERM or SIGINT.
+/// until SIGTERM or SIGINT; reloads the configuration on SIGHUP when
+/// `options.reload` says where to read it.
 ///
 /// # Errors
 /// A message for the operator: a store that cannot be opened, an address
@@ -176,9 +200,110 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
     let workers = settings.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
-    let proxy = Arc::new(proxy::Proxy::new(verifier, settings, marker));
-    server::serve(listener, proxy, limits, guard, tls, workers).await;
+    let (current, proxies) = tokio::sync::watch::channel(Arc::new(proxy::Proxy::new(
+        verifier,
+        settings,
+        marker.clone(),
+    )));
+    if let Some(source) = options.reload {
+        let rebuild = Rebuild {
+            keys,
+            nonces,
+            rate,
+            addr,
+            marker,
+            verify: !options.unverified_benchmark_mode,
+        };
+        tokio::spawn(reload_on_hangup(source, rebuild, current));
+    }
+    server::serve(listener, proxies, limits, guard, tls, workers).await;
     Ok(())
+}
+
+/// What a reload builds a new proxy from besides the configuration: the
+/// stores stay, so keys, nonces and rate-limit budgets carry over.
+struct Rebuild {
+    keys: stores::Keys,
+    nonces: Arc<dyn tessera_server::NonceStore>,
+    rate: Option<stores::RateLimit>,
+    addr: SocketAddr,
+    marker: HeaderName,
+    verify: bool,
+}
+
+/// Reloads the configuration on each SIGHUP: the requests after it, on
+/// new and open connections alike, are served under the new one; requests
+/// in flight finish under the old. Changes a reload cannot apply
+/// ([`config::FileConfig::restart_only_changes`]) and invalid files are
+/// refused with an error in the log, and the running configuration stays.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    source: ReloadSource,
+    rebuild: Rebuild,
+    current: tokio::sync::watch::Sender<Arc<proxy::Proxy>>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle SIGHUP; configuration reloads are off");
+            return;
+        }
+    };
+    let mut active = source.initial.clone();
+    while hangups.recv().await.is_some() {
+        match reload(&active, &source, &rebuild) {
+            Ok((file, proxy)) => {
+                current.send_replace(Arc::new(proxy));
+                active = file;
+                tracing::warn!("SIGHUP: configuration reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: configuration NOT reloaded; the running one stays");
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(
+    _source: ReloadSource,
+    _rebuild: Rebuild,
+    _current: tokio::sync::watch::Sender<Arc<proxy::Proxy>>,
+) {
+}
+
+/// The proxy of the configuration `source` reads now, if a reload from
+/// `active` can apply it.
+fn reload(
+    active: &config::FileConfig,
+    source: &ReloadSource,
+    rebuild: &Rebuild,
+) -> Result<(config::FileConfig, proxy::Proxy), String> {
+    let file = (source.read)()?;
+    let restart = active.restart_only_changes(&file);
+    if !restart.is_empty() {
+        return Err(format!(
+            "{} changed, which only a restart applies",
+            restart.join(", ")
+        ));
+    }
+    let settings = file.validate().map_err(|e| e.to_string())?;
+    let verifier = if rebuild.verify {
+        Some(build_verifier(
+            &settings,
+            &rebuild.keys,
+            &rebuild.nonces,
+            rebuild.rate.as_ref(),
+            rebuild.addr,
+        )?)
+    } else {
+        None
+    };
+    Ok((
+        file,
+        proxy::Proxy::new(verifier, settings, rebuild.marker.clone()),
+    ))
 }
 
 /// The verifier for `settings`, sharing `nonces` with `/readyz`.

@@ -78,15 +78,10 @@ pub struct ClientConn {
 
 impl ClientConn {
     /// The shared state of a new client connection from `peer`.
-    pub fn new(proxy: &Proxy, peer: SocketAddr) -> Self {
-        let trusted = proxy
-            .settings
-            .trusted_proxies
-            .iter()
-            .any(|block| block.contains(peer.ip()));
+    pub fn new(peer: SocketAddr) -> Self {
         ClientConn {
             peer,
-            fields: PeerFields::new(peer.ip(), trusted),
+            fields: PeerFields::new(peer.ip()),
             link: Arc::default(),
         }
     }
@@ -353,6 +348,12 @@ impl Proxy {
             &mut parts.headers,
             &Forwarding {
                 peer: &conn.fields,
+                // Per request: a reload may change the list.
+                trusted: self
+                    .settings
+                    .trusted_proxies
+                    .iter()
+                    .any(|block| block.contains(conn.peer.ip())),
                 proto: self.proto,
                 identity_names: &self.settings.identity,
                 identity,

@@ -60,7 +60,8 @@ pub fn tls_acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, String> {
 /// What every worker shares.
 struct Shared {
     http: hyper::server::conn::http1::Builder,
-    proxy: Arc<Proxy>,
+    /// The proxy of the configuration in force (replaced on a reload).
+    proxies: watch::Receiver<Arc<Proxy>>,
     guard: Arc<GuardConfig>,
     tls: Option<TlsAcceptor>,
     handshake_timeout: Duration,
@@ -94,7 +95,7 @@ struct WorkerHandle {
 /// never wake another thread.
 pub async fn serve(
     listener: TcpListener,
-    proxy: Arc<Proxy>,
+    proxies: watch::Receiver<Arc<Proxy>>,
     limits: Limits,
     guard: Arc<GuardConfig>,
     tls: Option<TlsAcceptor>,
@@ -110,7 +111,7 @@ pub async fn serve(
         .max_header_size(limits.max_header_bytes.saturating_mul(2) + PARSER_HEAD_SLACK);
     let shared = Arc::new(Shared {
         http,
-        proxy,
+        proxies,
         guard,
         tls,
         handshake_timeout: limits.header_timeout,
@@ -287,12 +288,8 @@ fn serve_connection(
     match &shared.tls {
         None => {
             let io = Guard::new(stream, Arc::clone(&shared.guard));
-            let connection = graceful.watch(connection(
-                &shared.http,
-                io,
-                Arc::clone(&shared.proxy),
-                peer,
-            ));
+            let connection =
+                graceful.watch(connection(&shared.http, io, shared.proxies.clone(), peer));
             tokio::spawn(async move {
                 let _ = connection.await;
                 finished();
@@ -308,12 +305,7 @@ fn serve_connection(
                     if let Ok(Ok(stream)) = handshake {
                         let io = Guard::new(stream, Arc::clone(&shared.guard));
                         let _ = watcher
-                            .watch(connection(
-                                &shared.http,
-                                io,
-                                Arc::clone(&shared.proxy),
-                                peer,
-                            ))
+                            .watch(connection(&shared.http, io, shared.proxies.clone(), peer))
                             .await;
                     }
                 }
@@ -327,7 +319,7 @@ fn serve_connection(
 fn connection<IO>(
     http: &hyper::server::conn::http1::Builder,
     io: Guard<IO>,
-    proxy: Arc<Proxy>,
+    proxies: watch::Receiver<Arc<Proxy>>,
     peer: SocketAddr,
 ) -> hyper::server::conn::http1::Connection<TokioIo<Guard<IO>>, ProxyService>
 where
@@ -336,17 +328,19 @@ where
     http.serve_connection(
         TokioIo::new(io),
         ProxyService {
-            conn: Arc::new(ClientConn::new(&proxy, peer)),
-            proxy,
+            conn: Arc::new(ClientConn::new(peer)),
+            proxies,
         },
     )
 }
 
-/// The hyper service of one connection: the proxy, and the connection's
-/// shared state (who is calling, its upstream connection).
+/// The hyper service of one connection: the proxy of the configuration in
+/// force (each request takes the current one, so a reload reaches
+/// connections already open), and the connection's shared state (who is
+/// calling, its upstream connection).
 #[derive(Debug, Clone)]
 pub struct ProxyService {
-    proxy: Arc<Proxy>,
+    proxies: watch::Receiver<Arc<Proxy>>,
     conn: Arc<ClientConn>,
 }
 
@@ -358,7 +352,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ProxyServ
     >;
 
     fn call(&self, request: http::Request<hyper::body::Incoming>) -> Self::Future {
-        let proxy = Arc::clone(&self.proxy);
+        let proxy = Arc::clone(&self.proxies.borrow());
         Box::pin(proxy.handle(Arc::clone(&self.conn), request))
     }
 }

@@ -17,6 +17,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -40,6 +41,8 @@ type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
 struct Link {
     sender: SendRequest<Full<Bytes>>,
     conn: Conn,
+    /// The [`Upstream`] it was made for (a reload may change the upstream).
+    upstream: u64,
 }
 
 impl Link {
@@ -51,8 +54,10 @@ impl Link {
     }
 
     /// Whether a kept-alive connection can take the next request now.
-    fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
-        self.drive(cx) && matches!(self.sender.poll_ready(cx), Poll::Ready(Ok(())))
+    fn reusable(&mut self, cx: &mut Context<'_>, upstream: u64) -> bool {
+        self.upstream == upstream
+            && self.drive(cx)
+            && matches!(self.sender.poll_ready(cx), Poll::Ready(Ok(())))
     }
 }
 
@@ -107,6 +112,8 @@ impl std::error::Error for UpstreamError {}
 /// Where and how to connect to the upstream.
 #[derive(Debug)]
 pub struct Upstream {
+    /// Distinguishes the upstreams of successive configurations.
+    id: u64,
     host: String,
     port: u16,
     connect_timeout: Duration,
@@ -117,8 +124,10 @@ impl Upstream {
     /// An upstream at `host:port`.
     pub fn new(host: &str, port: u16, connect_timeout: Duration) -> Self {
         // A name in brackets is an IPv6 literal; the resolver wants it bare.
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let host = host.trim_start_matches('[').trim_end_matches(']');
         Upstream {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             host: host.to_owned(),
             port,
             connect_timeout,
@@ -137,7 +146,7 @@ impl Upstream {
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let mut kept = slot.take();
         if let Some(link) = &mut kept {
-            if !poll_fn(|cx| Poll::Ready(link.reusable(cx))).await {
+            if !poll_fn(|cx| Poll::Ready(link.reusable(cx, self.id))).await {
                 kept = None;
             }
         }
@@ -179,7 +188,11 @@ impl Upstream {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(UpstreamError::Http)?;
-        Ok(Box::new(Link { sender, conn }))
+        Ok(Box::new(Link {
+            sender,
+            conn,
+            upstream: self.id,
+        }))
     }
 }
 

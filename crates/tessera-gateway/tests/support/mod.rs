@@ -191,8 +191,13 @@ impl Gateway {
 
     /// Sends SIGTERM.
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`, ...).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.proc.child.id().to_string()])
+            .args([&format!("-{name}"), &self.proc.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());

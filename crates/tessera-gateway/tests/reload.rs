@@ -1,0 +1,136 @@
+//! Configuration reloads on SIGHUP, through a real gateway process: the
+//! new routes, scopes and upstream apply to the next requests, on
+//! connections already open too (none is dropped); a file that is invalid,
+//! or that changes what only a restart applies, is refused with an error in
+//! the log and the running configuration stays.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use support::*;
+
+/// The configuration: `upstream`, the keys file, and `routes` (TOML).
+fn write_config(path: &Path, upstream: &str, keys: &Path, tail: &str) {
+    std::fs::write(
+        path,
+        format!(
+            "upstream = \"{upstream}\"\n[keys]\nfile = \"{}\"\n{tail}",
+            keys.display()
+        ),
+    )
+    .unwrap();
+}
+
+const ADMIN_ROUTE: &str = "[[routes]]\nprefix = \"/v1/admin\"\nscopes = [\"admin\"]\n";
+
+/// A signed keep-alive GET on `stream`: the status and the upstream's
+/// record of it (for a 200).
+fn ask(stream: &mut TcpStream, key: &Key, addr: SocketAddr, path: &str) -> Reply {
+    stream.write_all(&keep_alive_get(key, addr, path)).unwrap();
+    read_reply(stream)
+}
+
+#[test]
+fn sighup_applies_routes_and_upstream_to_open_connections() {
+    let dir = temp_dir("reload");
+    let alice = Key::random("alice-reload");
+    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let first = Upstream::start(&dir);
+    let second = Upstream::start(&dir);
+    let config = dir.join("reload.toml");
+    write_config(&config, &first.url(), &keys, ADMIN_ROUTE);
+    let gateway = Gateway::start(&dir, &["--config", config.to_str().unwrap()]);
+    let mut open = TcpStream::connect(gateway.addr).unwrap();
+    assert_eq!(
+        ask(&mut open, &alice, gateway.addr, "/v1/admin/a").status,
+        403
+    );
+    assert_eq!(ask(&mut open, &alice, gateway.addr, "/v1/me").status, 200);
+
+    // The admin route goes and the second upstream takes over.
+    write_config(&config, &second.url(), &keys, "");
+    gateway.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || gateway
+            .stderr()
+            .contains("configuration reloaded")),
+        "{}",
+        gateway.stderr()
+    );
+    // The connection opened before the reload is still served, under the
+    // new configuration and on the new upstream.
+    assert_eq!(
+        ask(&mut open, &alice, gateway.addr, "/v1/admin/b").status,
+        200
+    );
+    let mut fresh = TcpStream::connect(gateway.addr).unwrap();
+    assert_eq!(
+        ask(&mut fresh, &alice, gateway.addr, "/v1/admin/c").status,
+        200
+    );
+    assert_eq!(first.paths(), ["/v1/me"]);
+    assert_eq!(second.paths(), ["/v1/admin/b", "/v1/admin/c"]);
+
+    // What only a restart applies is refused, and nothing changes.
+    write_config(
+        &config,
+        &first.url(),
+        &keys,
+        &format!("{ADMIN_ROUTE}[limits]\nmax_connections = 7\n"),
+    );
+    gateway.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || gateway
+            .stderr()
+            .contains("limits changed, which only a restart applies")),
+        "{}",
+        gateway.stderr()
+    );
+    assert_eq!(
+        ask(&mut open, &alice, gateway.addr, "/v1/admin/d").status,
+        200
+    );
+    // So is a file that does not parse, with the reason.
+    std::fs::write(&config, "upstream = \n").unwrap();
+    gateway.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || gateway
+            .stderr()
+            .matches("configuration NOT reloaded")
+            .count()
+            == 2),
+        "{}",
+        gateway.stderr()
+    );
+    assert_eq!(
+        ask(&mut fresh, &alice, gateway.addr, "/v1/admin/e").status,
+        200
+    );
+    assert_eq!(
+        second.paths(),
+        ["/v1/admin/b", "/v1/admin/c", "/v1/admin/d", "/v1/admin/e"]
+    );
+
+    // A valid file again: the admin route is back, for open connections too.
+    write_config(&config, &second.url(), &keys, ADMIN_ROUTE);
+    gateway.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || gateway
+            .stderr()
+            .matches("configuration reloaded")
+            .count()
+            == 2),
+        "{}",
+        gateway.stderr()
+    );
+    assert_eq!(
+        ask(&mut open, &alice, gateway.addr, "/v1/admin/f").status,
+        403
+    );
+    assert!(!second.paths().contains(&"/v1/admin/f".to_owned()));
+}
