@@ -295,7 +295,7 @@ impl Verifier {
 
         let identity = VerifiedIdentity::new(
             parsed.key_id(),
-            Arc::clone(resolved.metadata()),
+            resolved.into_metadata(),
             parsed.created(),
             parsed.nonce(),
             admitted.headers,
