@@ -21,33 +21,52 @@ const MAC_BUFFER_LEN: usize = 512;
 /// Feeds the HMAC in large batches: the base arrives as ~25 short pieces,
 /// and per-call overhead in `update` would otherwise cost more than the
 /// hashing itself.
-pub(crate) struct BufferedMac {
-    mac: HmacSha256,
+///
+/// It borrows the key's prepared state and copies it only once the bytes
+/// are hashed (at [`BufferedMac::finish`], or when a long base spills
+/// over): the copy is made where it is used, and the buffer is never
+/// moved with a state inside it.
+pub(crate) struct BufferedMac<'k> {
+    key: &'k HmacSha256,
+    /// The key's state with the spilled bytes hashed, once a base has
+    /// outgrown the buffer.
+    mac: Option<HmacSha256>,
     buf: [u8; MAC_BUFFER_LEN],
     len: usize,
 }
 
-impl BufferedMac {
-    pub(crate) fn new(mac: HmacSha256) -> Self {
+impl<'k> BufferedMac<'k> {
+    pub(crate) fn new(key: &'k HmacSha256) -> Self {
         BufferedMac {
-            mac,
+            key,
+            mac: None,
             buf: [0; MAC_BUFFER_LEN],
             len: 0,
         }
     }
 
-    pub(crate) fn finish(mut self) -> HmacSha256 {
-        hmac::Mac::update(&mut self.mac, &self.buf[..self.len]);
-        self.mac
+    /// The key's state with every buffered byte hashed. The buffer is
+    /// left empty.
+    #[inline]
+    pub(crate) fn finish(&mut self) -> HmacSha256 {
+        let mut mac = match self.mac.take() {
+            Some(mac) => mac,
+            None => self.key.clone(),
+        };
+        hmac::Mac::update(&mut mac, &self.buf[..self.len]);
+        self.len = 0;
+        mac
     }
 
     #[cold]
     #[inline(never)]
     fn spill(&mut self, bytes: &[u8]) {
-        hmac::Mac::update(&mut self.mac, &self.buf[..self.len]);
+        let key = self.key;
+        let mac = self.mac.get_or_insert_with(|| key.clone());
+        hmac::Mac::update(mac, &self.buf[..self.len]);
         self.len = 0;
         if bytes.len() > MAC_BUFFER_LEN {
-            hmac::Mac::update(&mut self.mac, bytes);
+            hmac::Mac::update(mac, bytes);
         } else {
             self.buf[..bytes.len()].copy_from_slice(bytes);
             self.len = bytes.len();
@@ -55,7 +74,7 @@ impl BufferedMac {
     }
 }
 
-impl BaseSink for BufferedMac {
+impl BaseSink for BufferedMac<'_> {
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
         let end = self.len + bytes.len();
@@ -84,7 +103,7 @@ pub(crate) fn write_base<'c, F: Fields + ?Sized, S: BaseSink>(
     sink: &mut S,
     request: &RequestView<'_, F>,
     components: impl IntoIterator<Item = &'c Component>,
-    content_digest: Option<&str>,
+    content_digest: Option<&[u8]>,
     params: &str,
 ) -> Result<()> {
     for component in components {
@@ -102,9 +121,7 @@ pub(crate) fn write_base<'c, F: Fields + ?Sized, S: BaseSink>(
             Component::Path => sink.put(request.path().as_bytes()),
             Component::Query => sink.put(request.query().unwrap_or("").as_bytes()),
             Component::Field(name) => match content_digest {
-                Some(digest) if *name.header_name() == CONTENT_DIGEST_FIELD => {
-                    sink.put(digest.as_bytes())
-                }
+                Some(digest) if *name.header_name() == CONTENT_DIGEST_FIELD => sink.put(digest),
                 _ => write_field(sink, request.fields(), name.header_name())?,
             },
         }
@@ -180,7 +197,7 @@ impl SignatureBase {
     pub(crate) fn build<'c, F: Fields + ?Sized>(
         request: &RequestView<'_, F>,
         components: impl IntoIterator<Item = &'c Component>,
-        content_digest: Option<&str>,
+        content_digest: Option<&[u8]>,
         params: &str,
     ) -> Result<Self> {
         let mut bytes = Vec::with_capacity(512);

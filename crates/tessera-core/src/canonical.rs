@@ -26,7 +26,9 @@
 
 use sfv::KeyRef;
 
-use crate::component::{check_coverage, Component, MANDATORY};
+use crate::component::{
+    check_coverage, Component, CONTENT_DIGEST_FIELD, MANDATORY, MAX_COMPONENTS,
+};
 use crate::key::KeyId;
 use crate::nonce::Nonce;
 use crate::params::Param;
@@ -55,7 +57,8 @@ pub(crate) fn recognize(input: &[u8], signature: &[u8]) -> Option<ParsedSignatur
     // components `Component::parse` would return for them, without scanning
     // and matching each name on its own.
     let mut more = true;
-    if cursor.rest().starts_with(FLOOR_ITEMS) {
+    let floor_first = cursor.rest().starts_with(FLOOR_ITEMS);
+    if floor_first {
         cursor.at += FLOOR_ITEMS.len();
         components.extend(MANDATORY.iter().cloned());
         more = match cursor.next()? {
@@ -75,7 +78,15 @@ pub(crate) fn recognize(input: &[u8], signature: &[u8]) -> Option<ParsedSignatur
             _ => return None,
         }
     }
-    check_coverage(&components).ok()?;
+    let covered = if floor_first {
+        extras_cover_nothing_twice(&components[MANDATORY.len()..])
+            && components.len() <= MAX_COMPONENTS
+    } else {
+        check_coverage(&components).is_ok()
+    };
+    if !covered {
+        return None;
+    }
 
     let (mut created, mut expires, mut keyid, mut nonce, mut tagged) =
         (None, None, None, None, false);
@@ -124,6 +135,19 @@ pub(crate) fn recognize(input: &[u8], signature: &[u8]) -> Option<ParsedSignatur
         },
         params,
     ))
+}
+
+/// What [`check_coverage`] accepts of a list that starts with the five
+/// members of [`MANDATORY`], each once, followed by `extras`: no extra is
+/// a member of the floor or equal to an earlier extra (the length limit is
+/// checked apart). Anything else goes to the `sfv` path, which reports it.
+fn extras_cover_nothing_twice(extras: &[Component]) -> bool {
+    extras.iter().enumerate().all(|(i, c)| match c {
+        Component::Field(name) => {
+            *name.header_name() != CONTENT_DIGEST_FIELD && !extras[..i].contains(c)
+        }
+        Component::Method | Component::Authority | Component::Path | Component::Query => false,
+    })
 }
 
 /// The canonical serialization of [`MANDATORY`] as the first items of an inner list.
@@ -314,6 +338,43 @@ mod tests {
         assert_eq!(checked, 4 * 44 * 256);
         for bad in [&b""[..], b"=", &[b'A'; 43], &[b'A'; 45], &[b'A'; 44]] {
             assert_eq!(decode_mac(bad), reference(bad));
+        }
+    }
+
+    #[test]
+    fn extras_after_the_floor_are_checked_as_check_coverage_checks_them() {
+        let names = [
+            "content-type",
+            "user-agent",
+            "content-digest",
+            "@method",
+            "@authority",
+            "@path",
+            "@query",
+            "x-request-id",
+        ];
+        let parsed: Vec<Component> = names
+            .iter()
+            .map(|n| Component::parse(n).expect("component"))
+            .collect();
+        let mut lists: Vec<Vec<Component>> = vec![vec![]];
+        for a in &parsed {
+            lists.push(vec![a.clone()]);
+            for b in &parsed {
+                lists.push(vec![a.clone(), b.clone()]);
+                for c in &parsed {
+                    lists.push(vec![a.clone(), b.clone(), c.clone()]);
+                }
+            }
+        }
+        for extras in lists {
+            let mut all: Vec<Component> = MANDATORY.to_vec();
+            all.extend(extras.iter().cloned());
+            assert_eq!(
+                extras_cover_nothing_twice(&extras) && all.len() <= MAX_COMPONENTS,
+                check_coverage(&all).is_ok(),
+                "{extras:?}"
+            );
         }
     }
 

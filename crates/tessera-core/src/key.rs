@@ -209,6 +209,12 @@ impl SigningKey {
     pub(crate) fn mac(&self) -> HmacSha256 {
         self.mac.clone()
     }
+
+    /// The prepared state itself, for a caller that copies it when it
+    /// needs it ([`crate::base::BufferedMac`]).
+    pub(crate) fn prepared_mac(&self) -> &HmacSha256 {
+        &self.mac
+    }
 }
 
 pub(crate) fn prepare_mac(secret: &[u8]) -> HmacSha256 {

@@ -223,8 +223,8 @@ pub fn sign<F: Fields + ?Sized>(
         request,
         body,
         opts,
-        BufferedMac::new(key.mac()),
-        |mac| Ok(mac.finish().finalize().into_bytes().into()),
+        BufferedMac::new(key.prepared_mac()),
+        |mut mac| Ok(mac.finish().finalize().into_bytes().into()),
     )
 }
 
@@ -285,7 +285,7 @@ where
         &mut sink,
         request,
         MANDATORY.iter().chain(opts.cover),
-        Some(&content_digest),
+        Some(content_digest.as_bytes()),
         params_of(&signature_input),
     )?;
     let tag = tag(sink)?;
@@ -318,7 +318,7 @@ pub fn signature_base<K: MacKey + ?Sized, F: Fields + ?Sized>(
     SignatureBase::build(
         request,
         MANDATORY.iter().chain(opts.cover),
-        Some(&content_digest),
+        Some(content_digest.as_bytes()),
         params_of(&signature_input),
     )
 }

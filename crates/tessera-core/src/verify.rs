@@ -318,45 +318,7 @@ impl ParsedSignature {
     /// # Errors
     /// `missing_component` when the field is absent, `digest_mismatch` otherwise.
     pub fn check_digest<F: Fields + ?Sized>(&self, fields: &F, body: &BodyDigest) -> Result<()> {
-        let mut values = fields.values(&CONTENT_DIGEST_FIELD);
-        let Some(first) = values.next() else {
-            return err(
-                ErrorCode::MissingComponent,
-                "the request has no Content-Digest field",
-            );
-        };
-        let first = trim_ows(first);
-        let claimed = match values.next() {
-            None if first.len() > MAX_SIGNATURE_HEADER_LEN => {
-                return err(ErrorCode::DigestMismatch, "Content-Digest is too long");
-            }
-            None => {
-                // A value identical to the canonical serialization of the
-                // body's digest is a dictionary whose sha-256 member is that
-                // digest: no need to parse it. (Digests are public; this
-                // comparison leaks nothing.)
-                if body.is_header_value(first) {
-                    return Ok(());
-                }
-                BodyDigest::parse_header(first)?
-            }
-            Some(_) => {
-                let joined = combined(fields, &CONTENT_DIGEST_FIELD)
-                    .map_err(|_| {
-                        Error::new(ErrorCode::DigestMismatch, "Content-Digest is too long")
-                    })?
-                    .unwrap_or_default();
-                BodyDigest::parse_header(&joined)?
-            }
-        };
-        if subtle::ConstantTimeEq::ct_eq(&claimed.as_bytes()[..], &body.as_bytes()[..]).into() {
-            Ok(())
-        } else {
-            err(
-                ErrorCode::DigestMismatch,
-                "Content-Digest does not match the received body",
-            )
-        }
+        checked_digest_line(fields, body).map(|_| ())
     }
 
     /// The base this signature covers over `request`, for diagnostics.
@@ -379,8 +341,45 @@ impl ParsedSignature {
         key: &SigningKey,
         request: &RequestView<'_, F>,
     ) -> Result<()> {
-        let mut mac = BufferedMac::new(key.mac());
-        write_base(&mut mac, request, &self.components, None, self.params())?;
+        self.verify_mac_over(key, request, None)
+    }
+
+    /// Steps 6 and 7 in order: [`ParsedSignature::check_digest`] over the
+    /// fields of `request`, then [`ParsedSignature::verify_mac`], with the
+    /// same errors. The `Content-Digest` line the first step found equal
+    /// to the canonical value goes into the base as it is, rather than
+    /// being looked up a second time.
+    ///
+    /// # Errors
+    /// `missing_component`, `digest_mismatch`, `invalid_field_value`,
+    /// `bad_signature`.
+    pub fn check_digest_and_mac<F: Fields + ?Sized>(
+        &self,
+        key: &SigningKey,
+        request: &RequestView<'_, F>,
+        body: &BodyDigest,
+    ) -> Result<()> {
+        let line = checked_digest_line(request.fields(), body)?;
+        self.verify_mac_over(key, request, line)
+    }
+
+    /// Step 7, with the `Content-Digest` value that goes into the base
+    /// when the caller already read it (one line, checked by
+    /// [`checked_digest_line`]).
+    fn verify_mac_over<F: Fields + ?Sized>(
+        &self,
+        key: &SigningKey,
+        request: &RequestView<'_, F>,
+        content_digest: Option<&[u8]>,
+    ) -> Result<()> {
+        let mut mac = BufferedMac::new(key.prepared_mac());
+        write_base(
+            &mut mac,
+            request,
+            &self.components,
+            content_digest,
+            self.params(),
+        )?;
         mac.finish().verify_slice(&self.mac).map_err(|_| {
             Error::new(
                 ErrorCode::BadSignature,
@@ -407,9 +406,55 @@ impl ParsedSignature {
     ) -> Result<RequestView<'r, F>> {
         self.check_time(policy.now, policy.window)?;
         let view = request.view(policy.scheme, policy.authorities)?;
-        self.check_digest(view.fields(), body)?;
-        self.verify_mac(key, &view)?;
+        self.check_digest_and_mac(key, &view, body)?;
         Ok(view)
+    }
+}
+
+/// Step 6: the received body's digest equals the covered `Content-Digest`.
+/// Returns the field's one line when it is exactly the canonical
+/// serialization of `body` (the line the base then holds, as is), `None`
+/// when the field matched in another form.
+fn checked_digest_line<'f, F: Fields + ?Sized>(
+    fields: &'f F,
+    body: &BodyDigest,
+) -> Result<Option<&'f [u8]>> {
+    let mut values = fields.values(&CONTENT_DIGEST_FIELD);
+    let Some(first) = values.next() else {
+        return err(
+            ErrorCode::MissingComponent,
+            "the request has no Content-Digest field",
+        );
+    };
+    let first = trim_ows(first);
+    let claimed = match values.next() {
+        None if first.len() > MAX_SIGNATURE_HEADER_LEN => {
+            return err(ErrorCode::DigestMismatch, "Content-Digest is too long");
+        }
+        None => {
+            // A value identical to the canonical serialization of the
+            // body's digest is a dictionary whose sha-256 member is that
+            // digest: no need to parse it. (Digests are public; this
+            // comparison leaks nothing.)
+            if body.is_header_value(first) {
+                return Ok(Some(first));
+            }
+            BodyDigest::parse_header(first)?
+        }
+        Some(_) => {
+            let joined = combined(fields, &CONTENT_DIGEST_FIELD)
+                .map_err(|_| Error::new(ErrorCode::DigestMismatch, "Content-Digest is too long"))?
+                .unwrap_or_default();
+            BodyDigest::parse_header(&joined)?
+        }
+    };
+    if subtle::ConstantTimeEq::ct_eq(&claimed.as_bytes()[..], &body.as_bytes()[..]).into() {
+        Ok(None)
+    } else {
+        err(
+            ErrorCode::DigestMismatch,
+            "Content-Digest does not match the received body",
+        )
     }
 }
 

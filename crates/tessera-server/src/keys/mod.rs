@@ -57,6 +57,13 @@ impl ResolvedKey {
     pub fn metadata(&self) -> &Arc<KeyMetadata> {
         &self.metadata
     }
+
+    /// The metadata, taken rather than cloned: for the verified identity,
+    /// once the key is no longer needed (one reference-count update less
+    /// on each side).
+    pub(crate) fn into_metadata(self) -> Arc<KeyMetadata> {
+        self.metadata
+    }
 }
 
 impl fmt::Debug for ResolvedKey {

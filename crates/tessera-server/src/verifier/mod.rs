@@ -211,12 +211,11 @@ impl Verifier {
             body::Input::Bytes(bytes) => body::in_memory(bytes, i.body_limit, declared),
         };
         let (bytes, digest) = collected.map_err(|refusal| reject(refusal.into()))?;
-        parsed
-            .check_digest(&parts.headers, &digest)
-            .map_err(reject)?;
 
-        // Step 7.
-        if let Err(e) = parsed.verify_mac(key, &view) {
+        // Step 6 ends with the digest check, then step 7: the MAC. One
+        // call, so that `Content-Digest` is looked up once for both (the
+        // view's fields are `parts.headers`).
+        if let Err(e) = parsed.check_digest_and_mac(key, &view, &digest) {
             let mut rejection = reject(e);
             if rejection.code() == ErrorCode::BadSignature {
                 if let Ok(base) = parsed.signature_base(&view) {
@@ -296,7 +295,7 @@ impl Verifier {
 
         let identity = VerifiedIdentity::new(
             parsed.key_id(),
-            Arc::clone(resolved.metadata()),
+            resolved.into_metadata(),
             parsed.created(),
             parsed.nonce(),
             admitted.headers,
