@@ -799,6 +799,24 @@ fn negative() -> Result<Vec<Case>, Failure> {
             },
         ),
         neg(
+            "neg-floor-component-after-floor",
+            "The floor in its canonical order, then `\"@method\"` again.",
+            base(),
+            E::DuplicateComponent,
+            |w| {
+                w.input("\"content-digest\"", "\"content-digest\" \"@method\"");
+            },
+        ),
+        neg(
+            "neg-content-digest-after-floor",
+            "The floor in its canonical order, then `\"content-digest\"` again.",
+            base(),
+            E::DuplicateComponent,
+            |w| {
+                w.input("\"content-digest\"", "\"content-digest\" \"content-digest\"");
+            },
+        ),
+        neg(
             "neg-forbidden-target-uri",
             "The derived component `@target-uri` is not allowed.",
             base(),

@@ -135,6 +135,8 @@ vectors! {
     neg_unknown_parameter => "neg-unknown-parameter",
     neg_duplicate_component => "neg-duplicate-component",
     neg_duplicate_field_component => "neg-duplicate-field-component",
+    neg_floor_component_after_floor => "neg-floor-component-after-floor",
+    neg_content_digest_after_floor => "neg-content-digest-after-floor",
     neg_forbidden_target_uri => "neg-forbidden-target-uri",
     neg_forbidden_request_target => "neg-forbidden-request-target",
     neg_forbidden_signature_params => "neg-forbidden-signature-params",
