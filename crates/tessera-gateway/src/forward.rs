@@ -33,6 +33,77 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The first field of the request that its `Connection` names although
+/// the request depends on it end to end (RFC 9110 §7.6.1: a sender must not
+/// name such a field): `Host`, a `Content-*` field, `Authorization`, the
+/// signature fields, or any field the `Signature-Input` lists. Removing it as
+/// hop-by-hop would forward a request without its Host or without a field
+/// the signature covered. Other names (custom hop-by-hop fields, fields the
+/// request does not carry) are fine: they are removed as usual.
+pub fn end_to_end_connection_option(headers: &HeaderMap) -> Option<String> {
+    let covered = |name: &str| {
+        let quoted = format!("\"{name}\"");
+        headers.get_all("signature-input").iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains(&quoted))
+        })
+    };
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|token| String::from_utf8_lossy(token).trim().to_ascii_lowercase())
+        .find(|token| {
+            headers.contains_key(token.as_str())
+                && (token == "host"
+                    || token.starts_with("content-")
+                    || token == "authorization"
+                    || token == "signature"
+                    || token == "signature-input"
+                    || covered(token))
+        })
+}
+
+/// Fields that make an upstream act on something other than what was
+/// signed and matched (method overrides, rewritten URLs) or trust a client
+/// address the gateway did not see: dropped from every forwarded request.
+const OVERRIDES: [&str; 13] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-method",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-host",
+    "x-host",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "x-forwarded",
+];
+
+/// Whether a client-sent field is dropped before forwarding: forwarding
+/// fields, overrides, and any name that becomes one of those or an identity
+/// field when `_` is read as `-` (CGI-style stacks map both to the same
+/// variable, so `Tessera_Owner` would reach the application as the owner).
+fn is_dropped(name: &HeaderName, identity: &IdentityHeaders) -> bool {
+    let name = name.as_str();
+    let dashed = if name.contains('_') {
+        std::borrow::Cow::Owned(name.replace('_', "-"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    };
+    let dashed = dashed.as_ref();
+    dashed == "forwarded"
+        || dashed.starts_with("x-forwarded-")
+        || OVERRIDES.contains(&dashed)
+        || (dashed != name
+            && [&identity.key_id, &identity.owner, &identity.scopes]
+                .iter()
+                .any(|id| id.as_str() == dashed))
+}
+
 /// The forwarding fields of one client connection's address, made once
 /// per connection rather than per request.
 #[derive(Debug, Clone)]
@@ -118,7 +189,7 @@ pub fn request_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
     let prior_forwarded = trusted.then(|| joined(headers, "forwarded")).flatten();
     let drop: Vec<HeaderName> = headers
         .keys()
-        .filter(|n| n.as_str() == "forwarded" || n.as_str().starts_with("x-forwarded-"))
+        .filter(|n| is_dropped(n, f.identity_names))
         .cloned()
         .collect();
     for name in drop {
@@ -267,9 +338,48 @@ mod tests {
             untrusted["forwarded"],
             "for=127.0.0.1;proto=http;host=\"api.example\""
         );
+        headers.insert("tessera_owner", HeaderValue::from_static("root"));
+        headers.insert("x_forwarded_for", HeaderValue::from_static("6.6.6.6"));
+        headers.insert("x-http-method-override", HeaderValue::from_static("DELETE"));
+        headers.insert("x-real-ip", HeaderValue::from_static("6.6.6.6"));
+        headers.insert("x-request-id", HeaderValue::from_static("kept"));
+        let mut untrusted = headers.clone();
+        request_headers(&mut untrusted, &f);
+        for dropped in [
+            "tessera_owner",
+            "x_forwarded_for",
+            "x-http-method-override",
+            "x-real-ip",
+        ] {
+            assert!(untrusted.get(dropped).is_none(), "{dropped}");
+        }
+        assert_eq!(untrusted["x-request-id"], "kept");
         f.trusted = true;
         request_headers(&mut headers, &f);
         assert_eq!(headers["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert!(headers.get("tessera-owner").is_none());
+    }
+
+    #[test]
+    fn connection_may_not_name_host_content_or_covered_fields() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("api.example"));
+        headers.insert("content-type", HeaderValue::from_static("text/plain"));
+        headers.insert("te", HeaderValue::from_static("trailers"));
+        headers.insert("x-hop", HeaderValue::from_static("1"));
+        headers.insert("user-agent", HeaderValue::from_static("app/1"));
+        headers.insert(
+            "signature-input",
+            HeaderValue::from_static("sig=(\"@method\" \"user-agent\");created=1"),
+        );
+        headers.insert(
+            "connection",
+            HeaderValue::from_static("close, TE, keep-alive, x-absent, x-hop"),
+        );
+        assert_eq!(end_to_end_connection_option(&headers), None);
+        for named in ["host", "Content-Type", "close, host", "User-Agent"] {
+            headers.insert("connection", HeaderValue::from_str(named).expect("value"));
+            assert!(end_to_end_connection_option(&headers).is_some(), "{named}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HOST, RETRY_AFTER};
-use http::{HeaderName, Request, Response, StatusCode, Uri};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tessera_server::{VerifiedIdentity, Verifier};
@@ -22,7 +22,7 @@ use crate::deadline::DeadlineBody;
 use crate::forward::{self, Forwarding, PeerFields};
 use crate::guard::HeadRefusal;
 use crate::problem::problem;
-use crate::routes::{first_match, is_canonical_path};
+use crate::routes::{first_match, first_scope_match, is_canonical_path};
 use crate::upstream::{LinkSlot, Upstream};
 use crate::Body;
 
@@ -211,10 +211,22 @@ impl Proxy {
             return (
                 problem(
                     StatusCode::BAD_REQUEST,
-                    "the request path has a dot segment, an empty segment, a backslash or an encoded '.', '/' or '\\'; send it in its canonical form",
+                    "the request path is not in canonical form: it has a dot or empty segment, a backslash, a ';', a byte that is not visible ASCII, a malformed escape, or a percent-escape of an unreserved character, '.', '/', '\\', ';', '%', a control character or bytes that are not UTF-8; send the path as the upstream should see it, unescaped where it can be",
                     true,
                 ),
                 Outcome::new("refused", "path_not_canonical"),
+            );
+        }
+        if let Some(name) = forward::end_to_end_connection_option(request.headers()) {
+            return (
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "Connection names the field {name}, which is meant for every recipient; name only hop-by-hop options there (close, keep-alive, te, trailer, upgrade)"
+                    ),
+                    true,
+                ),
+                Outcome::new("refused", "connection_option"),
             );
         }
         let (parts, body) = request.into_parts();
@@ -253,6 +265,12 @@ impl Proxy {
                     }
                 }
             }
+            _ if declared_over(&parts.headers, self.settings.body_limit) => {
+                return (
+                    self.body_too_large(),
+                    Outcome::new("refused", "body_too_large"),
+                );
+            }
             _ => match Limited::new(body, self.settings.body_limit).collect().await {
                 Ok(collected) => (None, collected.to_bytes()),
                 Err(e) => {
@@ -261,14 +279,7 @@ impl Proxy {
                     }
                     if e.is::<http_body_util::LengthLimitError>() {
                         return (
-                            problem(
-                                StatusCode::PAYLOAD_TOO_LARGE,
-                                &format!(
-                                    "the request body is over {} bytes",
-                                    self.settings.body_limit
-                                ),
-                                true,
-                            ),
+                            self.body_too_large(),
                             Outcome::new("refused", "body_too_large"),
                         );
                     }
@@ -284,7 +295,8 @@ impl Proxy {
             },
         };
         if let Some(identity) = &identity {
-            if let Some(rule) = first_match(&self.settings.routes, &parts.method, parts.uri.path())
+            if let Some(rule) =
+                first_scope_match(&self.settings.routes, &parts.method, parts.uri.path())
             {
                 for scope in &rule.scopes {
                     if let Err(rejection) = identity.require_scope(scope) {
@@ -301,6 +313,17 @@ impl Proxy {
         let outcome = if public { "public" } else { "forwarded" };
         self.forward(conn, parts, bytes, identity.as_ref(), outcome)
             .await
+    }
+
+    fn body_too_large(&self) -> Response<Body> {
+        problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the request body is over {} bytes",
+                self.settings.body_limit
+            ),
+            true,
+        )
     }
 
     fn body_timeout(&self) -> (Response<Body>, Outcome) {
@@ -344,6 +367,27 @@ impl Proxy {
                 );
             }
         };
+        // RFC 9112 §3.2.2: a proxy given an absolute-form target replaces
+        // Host with the target's authority, the one that was verified.
+        if let Some(authority) = parts.uri.authority() {
+            match HeaderValue::from_str(authority.as_str()) {
+                Ok(value) => {
+                    parts.headers.insert(HOST, value);
+                }
+                Err(_) => {
+                    out.outcome = "refused";
+                    out.code = "bad_target";
+                    return (
+                        problem(
+                            StatusCode::BAD_REQUEST,
+                            "the request target's authority cannot be sent as Host",
+                            false,
+                        ),
+                        out,
+                    );
+                }
+            }
+        }
         forward::request_headers(
             &mut parts.headers,
             &Forwarding {
@@ -458,4 +502,14 @@ fn refusal_detail(refusal: HeadRefusal, settings: &Settings) -> String {
         HeadRefusal::Host => "a request needs exactly one Host field".to_owned(),
         HeadRefusal::Malformed => "the request head is malformed".to_owned(),
     }
+}
+
+/// Whether the request's `Content-Length` announces more than `limit`
+/// bytes, so it can be refused before a byte of the body is read.
+fn declared_over(headers: &http::HeaderMap, limit: usize) -> bool {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
 }

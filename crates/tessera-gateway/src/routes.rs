@@ -14,24 +14,57 @@ pub enum PathMatch {
 }
 
 impl PathMatch {
-    /// Whether `path` matches.
+    /// Whether `path` matches, exactly as written (case-sensitive).
     pub fn matches(&self, path: &str) -> bool {
+        self.matches_as(path, Fold::Exact)
+    }
+
+    fn matches_as(&self, path: &str, fold: Fold) -> bool {
+        let same = |a: &str, b: &str| match fold {
+            Fold::Exact => a == b,
+            Fold::Restrictive => a.eq_ignore_ascii_case(b),
+        };
         match self {
-            PathMatch::Prefix(prefix) => path.starts_with(prefix.as_str()),
+            PathMatch::Prefix(prefix) => {
+                let starts = |path: &str| {
+                    path.get(..prefix.len())
+                        .is_some_and(|head| same(head, prefix))
+                };
+                // Restrictive: `/v1/admin` falls under the prefix `/v1/admin/`,
+                // since many upstreams route the two alike.
+                starts(path) || (fold == Fold::Restrictive && starts(&format!("{path}/")))
+            }
             PathMatch::Pattern(pattern) => {
+                // Restrictive: one trailing slash is ignored
+                // (`/v1/users/42/orders/` is `/v1/users/42/orders`).
+                let path = match fold {
+                    Fold::Restrictive if path.len() > 1 => path.strip_suffix('/').unwrap_or(path),
+                    _ => path,
+                };
                 let mut want = pattern.split('/');
                 let mut got = path.split('/');
                 loop {
                     match (want.next(), got.next()) {
                         (None, None) => return true,
                         (Some("*"), Some(segment)) if !segment.is_empty() => {}
-                        (Some(w), Some(g)) if w == g => {}
+                        (Some(w), Some(g)) if same(w, g) => {}
                         _ => return false,
                     }
                 }
             }
         }
     }
+}
+
+/// How loosely a rule is matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fold {
+    /// As written: for exemptions (public routes), which must not widen.
+    Exact,
+    /// Also what upstreams commonly treat as the same request: ASCII case,
+    /// one trailing slash, `HEAD` for `GET`. For scope rules, so a rule
+    /// applies to every spelling that may reach the same handler.
+    Restrictive,
 }
 
 /// A configured route: method, path and the scopes it requires.
@@ -46,29 +79,67 @@ pub struct RouteRule {
 }
 
 impl RouteRule {
-    /// Whether the request line matches.
+    /// Whether the request line matches exactly as written.
     pub fn matches(&self, method: &Method, path: &str) -> bool {
-        self.method.as_ref().is_none_or(|m| m == method) && self.path.matches(path)
+        self.matches_as(method, path, Fold::Exact)
+    }
+
+    fn matches_as(&self, method: &Method, path: &str, fold: Fold) -> bool {
+        let method_matches = match &self.method {
+            None => true,
+            Some(m) if m == method => true,
+            // Frameworks answer HEAD with the GET handler.
+            Some(m) => fold == Fold::Restrictive && *m == Method::GET && *method == Method::HEAD,
+        };
+        method_matches && self.path.matches_as(path, fold)
     }
 }
 
-/// Whether a request path is in the one form route rules are matched in:
-/// no `.` or `..` segment, no empty segment (`//`), no backslash, and no
-/// percent-encoded `.`, `/` or `\\`.
+/// Whether a request path is in the one form route rules are matched in.
 ///
-/// An upstream that normalizes such paths (many frameworks resolve dot
-/// segments or merge slashes) would otherwise route `/public/../admin`
-/// somewhere other than where the gateway matched it, past a route's scopes
-/// or out of a public prefix. Such requests are refused instead.
+/// Refused: a `.` or `..` segment, an empty segment (`//`), a backslash, a
+/// `;` (servlet containers drop `;…` from each segment), any byte that is
+/// not visible ASCII, a `%` not followed by two hex digits, and an escape
+/// that a decoding upstream would turn into something else the gateway did
+/// not match: an unreserved character (`%61` is `a`), `/`, `\\`, `;`, `%` (a
+/// second decoding would make it another escape), a control character, or
+/// bytes that are not UTF-8 (overlong forms such as `%c0%ae`).
+///
+/// An upstream that normalizes such paths (many frameworks decode escapes,
+/// resolve dot segments or merge slashes) would otherwise route
+/// `/public/../admin` or `/v1/%61dmin` somewhere other than where the
+/// gateway matched it, past a route's scopes or out of a public prefix.
+/// Such requests are refused instead.
 pub fn is_canonical_path(path: &str) -> bool {
-    if path.contains('\\') {
-        return false;
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' | b';' => return false,
+            b'%' => {
+                let Some(byte) = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|hex| std::str::from_utf8(hex).ok())
+                    .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                else {
+                    return false;
+                };
+                let unreserved = byte.is_ascii_alphanumeric() || b"-._~".contains(&byte);
+                if unreserved || b"/\\;%".contains(&byte) || byte < 0x20 || byte == 0x7f {
+                    return false;
+                }
+                decoded.push(byte);
+                i += 3;
+                continue;
+            }
+            b'!'..=b'~' => decoded.push(bytes[i]),
+            _ => return false,
+        }
+        i += 1;
     }
-    let lower = path.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c"]
-        .iter()
-        .any(|encoded| lower.contains(encoded))
-    {
+    if std::str::from_utf8(&decoded).is_err() {
         return false;
     }
     let Some(rest) = path.strip_prefix('/') else {
@@ -86,13 +157,27 @@ pub fn is_canonical_path(path: &str) -> bool {
             })
 }
 
-/// The first rule matching, if any.
+/// The first exemption (public route) matching the request exactly as
+/// written: an exemption never widens to other spellings.
 pub fn first_match<'a>(
     rules: &'a [RouteRule],
     method: &Method,
     path: &str,
 ) -> Option<&'a RouteRule> {
     rules.iter().find(|r| r.matches(method, path))
+}
+
+/// The first scope rule matching the request or a spelling of it that an
+/// upstream may route to the same handler (ASCII case, one trailing slash,
+/// `HEAD` for a `GET` rule): a restriction applies to all of them.
+pub fn first_scope_match<'a>(
+    rules: &'a [RouteRule],
+    method: &Method,
+    path: &str,
+) -> Option<&'a RouteRule> {
+    rules
+        .iter()
+        .find(|r| r.matches_as(method, path, Fold::Restrictive))
 }
 
 #[cfg(test)]
@@ -111,7 +196,18 @@ mod tests {
 
     #[test]
     fn only_canonical_paths_are_matched() {
-        for ok in ["/", "/a", "/a/b/", "/a.b/c..d", "/.well-known/x"] {
+        for ok in [
+            "/",
+            "/a",
+            "/a/b/",
+            "/a.b/c..d",
+            "/.well-known/x",
+            "/a%20b",
+            "/caf%C3%A9",
+            "/a%3Fb",
+            "/a%2Cb",
+            "*",
+        ] {
             assert!(is_canonical_path(ok), "{ok}");
         }
         for bad in [
@@ -124,6 +220,18 @@ mod tests {
             "/a%2Fb",
             "/a\\b",
             "a",
+            "/v1/%61dmin",
+            "/v1/admin;x/users",
+            "/v1/keys/issue/..;/..;/admin",
+            "/a/%252e%252e",
+            "/a/%c0%ae%c0%ae",
+            "/a/%u002e",
+            "/a/%4",
+            "/a/%zz",
+            "/a/%00",
+            "/a/%7F",
+            "/a/\u{e9}",
+            "/a/%3B",
         ] {
             assert!(!is_canonical_path(bad), "{bad}");
         }
@@ -138,5 +246,54 @@ mod tests {
         };
         assert!(rule.matches(&Method::POST, "/x"));
         assert!(!rule.matches(&Method::GET, "/x"));
+    }
+
+    #[test]
+    fn scope_rules_cover_other_spellings_and_exemptions_do_not() {
+        let rules = [
+            RouteRule {
+                method: Some(Method::DELETE),
+                path: PathMatch::Prefix("/v1/admin/".into()),
+                scopes: vec!["admin".into()],
+            },
+            RouteRule {
+                method: None,
+                path: PathMatch::Pattern("/v1/users/*/orders".into()),
+                scopes: vec!["write".into()],
+            },
+            RouteRule {
+                method: Some(Method::GET),
+                path: PathMatch::Prefix("/v1/reports".into()),
+                scopes: vec!["reports".into()],
+            },
+        ];
+        let scoped = |m: Method, p: &str| first_scope_match(&rules, &m, p).map(|r| &r.scopes[0]);
+        let exact = |m: Method, p: &str| first_match(&rules, &m, p).map(|r| &r.scopes[0]);
+        for (method, path, scope) in [
+            (Method::DELETE, "/v1/admin/users/1", "admin"),
+            (Method::DELETE, "/v1/Admin/users/1", "admin"),
+            (Method::DELETE, "/V1/ADMIN/users/1", "admin"),
+            (Method::DELETE, "/v1/admin", "admin"),
+            (Method::POST, "/v1/users/42/orders", "write"),
+            (Method::POST, "/v1/users/42/orders/", "write"),
+            (Method::POST, "/v1/USERS/42/Orders/", "write"),
+            (Method::GET, "/v1/reports/q", "reports"),
+            (Method::HEAD, "/v1/reports/q", "reports"),
+        ] {
+            assert_eq!(
+                scoped(method.clone(), path).map(String::as_str),
+                Some(scope),
+                "{method} {path}"
+            );
+        }
+        assert_eq!(scoped(Method::GET, "/v1/admin/users/1"), None);
+        assert_eq!(scoped(Method::POST, "/v1/users/42/orders/7"), None);
+        assert_eq!(scoped(Method::POST, "/v1/reports/q"), None);
+        // Exemptions stay exact.
+        assert_eq!(exact(Method::DELETE, "/v1/Admin/users/1"), None);
+        assert_eq!(exact(Method::DELETE, "/v1/admin"), None);
+        assert_eq!(exact(Method::POST, "/v1/users/42/orders/"), None);
+        assert_eq!(exact(Method::HEAD, "/v1/reports/q"), None);
+        assert!(exact(Method::GET, "/v1/reports/q").is_some());
     }
 }

@@ -33,6 +33,11 @@ scopes = ["admin"]
 path = "/v1/users/*/orders"
 scopes = ["write"]
 
+[[routes]]
+method = "GET"
+prefix = "/v1/reports"
+scopes = ["reports"]
+
 [[public]]
 prefix = "/health"
 
@@ -482,4 +487,153 @@ fn forwarding_fields_of_a_trusted_proxy_are_appended_to() {
     );
     // Identity fields are never trusted, whoever sends them.
     assert_eq!(reply.echoed("tessera-owner"), ["alice"]);
+}
+
+#[test]
+fn scope_rules_hold_for_every_spelling_and_odd_paths_are_refused() {
+    let s = setup("");
+    let host = s.gateway.addr.to_string();
+    // Bob has `read` only: each spelling an upstream may route like the
+    // rule's path still needs the rule's scope.
+    for (method, path) in [
+        ("DELETE", "/v1/Admin/users/1"),
+        ("DELETE", "/V1/ADMIN/users/1"),
+        ("POST", "/v1/users/9/orders/"),
+        ("POST", "/v1/Users/9/ORDERS"),
+        ("HEAD", "/v1/reports/q"),
+    ] {
+        let reply = send_signed(&s.gateway, &s.bob, method, path, b"", &[]);
+        assert_eq!(reply.status, 403, "{method} {path}");
+        if method != "HEAD" {
+            assert_eq!(
+                reply.json()["code"],
+                "insufficient_scope",
+                "{method} {path}"
+            );
+        }
+    }
+    // Paths an upstream would decode or normalize into another route are
+    // refused before anything else, signed or not, public prefix or not.
+    for path in [
+        "/v1/%61dmin/users/1",
+        "/v1/admin;x/users/1",
+        "/health/..;/v1/admin/users/1",
+        "/health/%252e%252e/v1/admin",
+        "/health/%c0%ae%c0%ae/v1/admin",
+        "/health/%u002e",
+        "/health/%00",
+    ] {
+        let request =
+            format!("DELETE {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+        let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
+        assert_eq!(reply.status, 400, "{path}");
+        let detail = reply.json()["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains("not in canonical form"), "{path}: {detail}");
+    }
+    assert!(s.upstream.paths().is_empty(), "{:?}", s.upstream.paths());
+}
+
+#[test]
+fn connection_options_host_and_override_fields_cannot_change_what_was_verified() {
+    let s = setup("");
+    let host = s.gateway.addr.to_string();
+    // `Connection` naming Host or a covered field is refused, not obeyed.
+    for named in ["host", "content-type", "content-digest"] {
+        let reply = send_signed(
+            &s.gateway,
+            &s.alice,
+            "POST",
+            "/conn/refused",
+            b"{}",
+            &[("content-type", "application/json"), ("connection", named)],
+        );
+        assert_eq!(reply.status, 400, "{named}");
+        let detail = reply.json()["detail"].as_str().unwrap().to_owned();
+        assert!(
+            detail.contains(&format!("Connection names the field {named}")),
+            "{detail}"
+        );
+    }
+    // Hop-by-hop options are still fine.
+    let reply = send_signed(
+        &s.gateway,
+        &s.alice,
+        "GET",
+        "/conn/ok",
+        b"",
+        &[("connection", "keep-alive")],
+    );
+    assert_eq!(reply.status, 200);
+    // An absolute-form target: the upstream gets the target's (verified)
+    // authority as Host, not the client's other Host.
+    let signed_bytes = signed(&s.alice, "GET", &host, "/absolute", b"", &[]);
+    let text = String::from_utf8(signed_bytes).unwrap();
+    let text = text
+        .replacen(
+            "GET /absolute HTTP/1.1",
+            &format!("GET http://{host}/absolute HTTP/1.1"),
+            1,
+        )
+        .replacen(&format!("host: {host}"), "host: evil.example.com", 1);
+    let reply = raw(s.gateway.addr, text.as_bytes(), Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.echoed("host"), [host.clone()]);
+    assert_eq!(reply.echoed("x-forwarded-host"), [host.clone()]);
+    // Underscore spellings of identity and forwarding fields, and override
+    // fields, never reach the upstream; other fields do.
+    let reply = send_signed(
+        &s.gateway,
+        &s.bob,
+        "GET",
+        "/overrides",
+        b"",
+        &[
+            ("tessera_owner", "root"),
+            ("tessera_scopes", "admin"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("x-http-method-override", "DELETE"),
+            ("x-original-url", "/v1/admin/users/1"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-request-id", "kept"),
+        ],
+    );
+    assert_eq!(reply.status, 200);
+    for dropped in [
+        "tessera_owner",
+        "tessera_scopes",
+        "x_forwarded_for",
+        "x-http-method-override",
+        "x-original-url",
+        "x-real-ip",
+    ] {
+        assert!(
+            reply.echoed(dropped).is_empty(),
+            "{dropped} reached the upstream"
+        );
+    }
+    assert_eq!(reply.echoed("tessera-owner"), ["bob"]);
+    assert_eq!(reply.echoed("x-request-id"), ["kept"]);
+    // A public route refuses a declared length over the limit at once
+    // (413), without waiting for the body.
+    let started = std::time::Instant::now();
+    let request = format!(
+        "POST /login HTTP/1.1\r\nhost: {host}\r\ncontent-length: 1000000000\r\nconnection: close\r\n\r\nabc"
+    );
+    let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
+    assert_eq!(reply.status, 413);
+    assert!(reply.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("over 1024 bytes"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(s.upstream.paths(), ["/conn/ok", "/absolute", "/overrides"]);
 }
