@@ -13,8 +13,14 @@
 //!
 //! To know where the next head starts, the guard follows the body framing
 //! (`Content-Length` bytes, or chunked coding up to the last chunk and
-//! trailers) without changing a byte. It also enforces the header timeout
-//! from the first byte of a head while a head is incomplete.
+//! trailers) without changing a byte. It never stops doing so: chunked
+//! framing it cannot follow exactly (a chunk size over 16 significant hex
+//! digits, a chunk-size or trailer line over [`MAX_CHUNK_LINE`] bytes, a
+//! line not ending in CRLF, anything but CRLF after a chunk's data) ends
+//! the connection: the body read fails, so the request is refused and
+//! nothing of it is forwarded, and the rest of the client's bytes are
+//! discarded. It also enforces the header timeout from the first byte of a
+//! head while a head is incomplete.
 
 use std::future::Future;
 use std::io;
@@ -39,7 +45,8 @@ pub enum HeadRefusal {
     DoubledLength,
     /// A `Content-Length` that is not a number (400).
     BadLength,
-    /// `Transfer-Encoding` other than a final `chunked`, or in HTTP/1.0 (400).
+    /// `Transfer-Encoding` other than exactly one `chunked` coding, or in
+    /// HTTP/1.0 (400).
     BadTransferEncoding,
     /// Not exactly one `Host` (400).
     Host,
@@ -91,6 +98,10 @@ impl HeadRefusal {
     }
 }
 
+/// The longest chunk-size line (size, extensions, CRLF) or trailer line the
+/// guard follows; a longer one is refused.
+pub const MAX_CHUNK_LINE: usize = 4096;
+
 /// The guard's settings, shared by every connection.
 #[derive(Debug, Clone)]
 pub struct GuardConfig {
@@ -118,9 +129,7 @@ enum State {
     ChunkEnd,
     /// Trailer lines up to an empty line.
     Trailers,
-    /// Framing is beyond us (hyper will refuse it); pass bytes unchanged.
-    Passthrough,
-    /// After a refused head: swallow the rest.
+    /// After a refused head or body: swallow the rest.
     Discard,
 }
 
@@ -136,6 +145,9 @@ pub struct Guard<IO> {
     /// Header deadline, armed while a head is incomplete (and from accept).
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     eof: bool,
+    /// Why the body in progress was refused: reads fail with it, so the
+    /// parser fails the body and the connection ends.
+    refused_body: Option<&'static str>,
     /// Read buffer, allocated once per connection.
     scratch: Box<[u8]>,
 }
@@ -160,6 +172,7 @@ impl<IO> Guard<IO> {
             ready: BytesMut::new(),
             deadline,
             eof: false,
+            refused_body: None,
             scratch: vec![0u8; 16 * 1024].into_boxed_slice(),
         }
     }
@@ -177,10 +190,6 @@ impl<IO> Guard<IO> {
                 break;
             }
             match self.state {
-                State::Passthrough => {
-                    self.ready.extend_from_slice(&self.pending);
-                    self.pending.clear();
-                }
                 State::Discard => self.pending.clear(),
                 State::Body(n) => {
                     let take = usize::try_from(n)
@@ -208,27 +217,44 @@ impl<IO> Guard<IO> {
                         State::ChunkData(left)
                     };
                 }
-                State::ChunkSize | State::ChunkEnd | State::Trailers => {
-                    let Some(at) = self.pending.iter().position(|&b| b == b'\n') else {
-                        if self.pending.len() > 4096 {
-                            // No sane chunk line is this long; hyper refuses it.
-                            self.state = State::Passthrough;
+                State::ChunkEnd => {
+                    if self.pending.len() < 2 {
+                        if self.pending[..] != b"\r"[..] {
+                            self.refuse_body("a chunk's data is not followed by CRLF");
+                        }
+                        break;
+                    }
+                    if self.pending[..2] != b"\r\n"[..] {
+                        self.refuse_body("a chunk's data is not followed by CRLF");
+                        continue;
+                    }
+                    self.ready.extend_from_slice(&self.pending[..2]);
+                    self.pending.advance(2);
+                    self.state = State::ChunkSize;
+                }
+                State::ChunkSize | State::Trailers => {
+                    let Some(at) = self
+                        .pending
+                        .iter()
+                        .take(MAX_CHUNK_LINE)
+                        .position(|&b| b == b'\n')
+                    else {
+                        if self.pending.len() >= MAX_CHUNK_LINE {
+                            self.refuse_body(if self.state == State::ChunkSize {
+                                "a chunk-size line (with its extensions) is over 4096 bytes"
+                            } else {
+                                "a trailer line is over 4096 bytes"
+                            });
                             continue;
                         }
                         break;
                     };
-                    let line = &self.pending[..=at];
-                    let text = line.strip_suffix(b"\n").unwrap_or(line);
-                    let text = text.strip_suffix(b"\r").unwrap_or(text);
-                    let next = match self.state {
-                        State::ChunkEnd => State::ChunkSize,
-                        State::Trailers if text.is_empty() => State::Head,
-                        State::Trailers => State::Trailers,
-                        _ => match chunk_size(text) {
-                            Some(0) => State::Trailers,
-                            Some(n) => State::ChunkData(n),
-                            None => State::Passthrough,
-                        },
+                    let next = match chunk_line(&self.pending[..at], self.state) {
+                        Ok(next) => next,
+                        Err(why) => {
+                            self.refuse_body(why);
+                            continue;
+                        }
                     };
                     self.ready.extend_from_slice(&self.pending[..=at]);
                     self.pending.advance(at + 1);
@@ -242,6 +268,18 @@ impl<IO> Guard<IO> {
             }
         }
         before != (self.pending.len(), self.ready.len())
+    }
+
+    /// Refuses the body in progress: its framing cannot be followed exactly,
+    /// so nothing after it can be trusted to be where the parser would look
+    /// for the next head. What was classified before still goes to the
+    /// parser; then reads fail, the parser fails the body (so the request
+    /// is answered with a refusal and never forwarded), and the connection
+    /// ends.
+    fn refuse_body(&mut self, why: &'static str) {
+        self.pending.clear();
+        self.state = State::Discard;
+        self.refused_body = Some(why);
     }
 
     /// Handles a head in `pending`; false when it is still incomplete.
@@ -309,7 +347,8 @@ impl<IO> Guard<IO> {
 fn check_framing(request: &httparse::Request<'_, '_>) -> Result<State, HeadRefusal> {
     let mut lengths = 0usize;
     let mut length = None;
-    let mut chunked = None;
+    // Every coding of every Transfer-Encoding line, in order.
+    let mut codings: Option<Vec<&[u8]>> = None;
     let mut hosts = 0usize;
     for field in request.headers.iter() {
         if field.name.eq_ignore_ascii_case("content-length") {
@@ -324,13 +363,9 @@ fn check_framing(request: &httparse::Request<'_, '_>) -> Result<State, HeadRefus
             }
             length = Some(text.parse::<u64>().map_err(|_| HeadRefusal::BadLength)?);
         } else if field.name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = field
-                .value
-                .rsplit(|&b| b == b',')
-                .next()
-                .map(|v| v.trim_ascii())
-                .unwrap_or_default();
-            chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+            codings
+                .get_or_insert_with(Vec::new)
+                .extend(field.value.split(|&b| b == b',').map(trim_ows));
         } else if field.name.eq_ignore_ascii_case("host") {
             hosts += 1;
         }
@@ -338,14 +373,22 @@ fn check_framing(request: &httparse::Request<'_, '_>) -> Result<State, HeadRefus
     if lengths > 1 {
         return Err(HeadRefusal::DoubledLength);
     }
-    if lengths > 0 && chunked.is_some() {
+    if lengths > 0 && codings.is_some() {
         return Err(HeadRefusal::LengthAndChunked);
     }
     if hosts != 1 {
         return Err(HeadRefusal::Host);
     }
-    match chunked {
-        Some(true) if request.version == Some(1) => Ok(State::ChunkSize),
+    match codings {
+        // Exactly one coding, `chunked`: any other coding (`gzip, chunked`)
+        // would reach the upstream still encoded, and a list hyper reads
+        // differently (`chunked,`, `chunked, chunked`) is not ours to guess.
+        Some(codings)
+            if request.version == Some(1)
+                && matches!(codings.as_slice(), [only] if only.eq_ignore_ascii_case(b"chunked")) =>
+        {
+            Ok(State::ChunkSize)
+        }
         Some(_) => Err(HeadRefusal::BadTransferEncoding),
         None => match length {
             Some(n) if n > 0 => Ok(State::Body(n)),
@@ -354,17 +397,80 @@ fn check_framing(request: &httparse::Request<'_, '_>) -> Result<State, HeadRefus
     }
 }
 
-/// The size of a chunk-size line (`HEX[;ext]`).
-fn chunk_size(line: &[u8]) -> Option<u64> {
+/// A field value element without the optional whitespace around it.
+fn trim_ows(value: &[u8]) -> &[u8] {
+    let start = value
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |at| at + 1);
+    &value[start..end.max(start)]
+}
+
+/// The state after a complete chunk-size or trailer line (`line` is without
+/// its LF), or why the line is refused.
+///
+/// Lines must end in CRLF with no other CR or LF in them: hyper refuses a
+/// bare LF in a chunk-size line but takes one inside a trailer line, and a
+/// guard that split lines differently would look for the next head where
+/// the parser does not.
+fn chunk_line(line: &[u8], state: State) -> Result<State, &'static str> {
+    let Some(text) = line.strip_suffix(b"\r") else {
+        return Err("a chunk-size or trailer line does not end in CRLF");
+    };
+    if text.contains(&b'\r') {
+        return Err("a chunk-size or trailer line has a CR before its end");
+    }
+    match state {
+        State::Trailers if text.is_empty() => Ok(State::Head),
+        State::Trailers => Ok(State::Trailers),
+        _ => match chunk_size(text)? {
+            0 => Ok(State::Trailers),
+            n => Ok(State::ChunkData(n)),
+        },
+    }
+}
+
+/// The size of a chunk-size line (`HEX [WS] [;ext]`, without its CRLF), as
+/// hyper reads it: leading zeros are allowed, the value must fit in 64 bits.
+fn chunk_size(line: &[u8]) -> Result<u64, &'static str> {
     let hex_end = line
         .iter()
         .position(|b| !b.is_ascii_hexdigit())
         .unwrap_or(line.len());
-    if hex_end == 0 || hex_end > 16 {
-        return None;
+    if hex_end == 0 {
+        return Err("a chunk size is not a hex number");
     }
-    let text = std::str::from_utf8(&line[..hex_end]).ok()?;
-    u64::from_str_radix(text, 16).ok()
+    let digits = &line[..hex_end];
+    let first = digits
+        .iter()
+        .position(|&b| b != b'0')
+        .unwrap_or(digits.len());
+    let significant = &digits[first..];
+    if significant.len() > 16 {
+        return Err("a chunk size has more than 16 significant hex digits");
+    }
+    let size = significant.iter().fold(0u64, |size, &b| {
+        // At most 16 hex digits: no overflow.
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => b - b'A' + 10,
+        };
+        (size << 4) | u64::from(digit)
+    });
+    let rest = &line[hex_end..];
+    let rest = &rest[rest
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(rest.len())..];
+    if !rest.is_empty() && rest[0] != b';' {
+        return Err("a chunk-size line has something other than an extension after the size");
+    }
+    Ok(size)
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Guard<IO> {
@@ -380,6 +486,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guard<IO> {
                 buf.put_slice(&this.ready[..n]);
                 this.ready.advance(n);
                 return Poll::Ready(Ok(()));
+            }
+            if let Some(why) = this.refused_body {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, why)));
             }
             if this.eof {
                 // An unfinished head goes to the parser as it is, which refuses it.
@@ -500,9 +609,157 @@ mod tests {
     }
 
     #[test]
+    fn transfer_codings_other_than_one_chunked_are_refused() {
+        let h = "POST / HTTP/1.1\r\nhost: a\r\n";
+        for te in [
+            "transfer-encoding: gzip, chunked\r\n",
+            "transfer-encoding: foo, chunked\r\n",
+            "transfer-encoding: identity, chunked\r\n",
+            "transfer-encoding: chunked, identity\r\n",
+            "transfer-encoding: gzip\r\ntransfer-encoding: chunked\r\n",
+            "transfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n",
+            "transfer-encoding: chunked, chunked\r\n",
+            "transfer-encoding: chunked,\r\n",
+            "transfer-encoding: , chunked\r\n",
+            "transfer-encoding: \r\n",
+            "transfer-encoding: xchunked\r\n",
+            "transfer-encoding: gzip\r\n",
+        ] {
+            assert_eq!(
+                framing(&format!("{h}{te}\r\n")),
+                Err(HeadRefusal::BadTransferEncoding),
+                "{te:?}"
+            );
+        }
+        for te in [
+            "transfer-encoding: chunked\r\n",
+            "transfer-encoding: CHUNKED\r\n",
+            "transfer-encoding: Chunked \t \r\n",
+        ] {
+            assert_eq!(
+                framing(&format!("{h}{te}\r\n")),
+                Ok(State::ChunkSize),
+                "{te:?}"
+            );
+        }
+        assert_eq!(
+            framing("POST / HTTP/1.0\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n"),
+            Err(HeadRefusal::BadTransferEncoding)
+        );
+    }
+
+    #[test]
     fn chunk_sizes() {
-        assert_eq!(chunk_size(b"1a"), Some(26));
-        assert_eq!(chunk_size(b"0;ext=1"), Some(0));
-        assert_eq!(chunk_size(b"zz"), None);
+        assert_eq!(chunk_size(b"1a"), Ok(26));
+        assert_eq!(chunk_size(b"0;ext=1"), Ok(0));
+        assert_eq!(chunk_size(b"0005;a=b"), Ok(5));
+        assert_eq!(chunk_size(b"5 \t;a=b"), Ok(5));
+        assert_eq!(chunk_size(b"000000000000000000005"), Ok(5));
+        assert_eq!(chunk_size(b"ffffffffffffffff"), Ok(u64::MAX));
+        assert_eq!(chunk_size(b"0000ffffffffffffffff"), Ok(u64::MAX));
+        assert!(chunk_size(b"10000000000000000").is_err());
+        assert!(chunk_size(b"zz").is_err());
+        assert!(chunk_size(b"").is_err());
+        assert!(chunk_size(b";a").is_err());
+        assert!(chunk_size(b"5 6").is_err());
+        assert!(chunk_size(b"5x").is_err());
+    }
+
+    #[test]
+    fn chunk_lines_must_end_in_crlf() {
+        assert_eq!(
+            chunk_line(b"5;a=b\r", State::ChunkSize),
+            Ok(State::ChunkData(5))
+        );
+        assert_eq!(chunk_line(b"0\r", State::ChunkSize), Ok(State::Trailers));
+        assert_eq!(chunk_line(b"x: y\r", State::Trailers), Ok(State::Trailers));
+        assert_eq!(chunk_line(b"\r", State::Trailers), Ok(State::Head));
+        assert!(chunk_line(b"5", State::ChunkSize).is_err());
+        assert!(chunk_line(b"", State::Trailers).is_err());
+        assert!(chunk_line(b"x: y", State::Trailers).is_err());
+        assert!(chunk_line(b"5;a\rb\r", State::ChunkSize).is_err());
+    }
+
+    /// Feeds `input` through a guard in `parts` (a pause between them) and
+    /// returns what the parser would read, up to the end or an error.
+    fn through_guard(parts: &[&[u8]]) -> (Vec<u8>, Option<io::Error>) {
+        use tokio::io::AsyncReadExt;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let (mut client, server) = tokio::io::duplex(64 * 1024);
+            let config = std::sync::Arc::new(GuardConfig {
+                marker: "x-marker".to_owned(),
+                max_head_bytes: 8192,
+                max_headers: 50,
+                header_timeout: Duration::from_secs(10),
+            });
+            let parts: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
+            let writer = tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                for part in parts {
+                    // The guard may have stopped reading: a refusal.
+                    if client.write_all(&part).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+            let mut guard = Guard::new(server, config);
+            let mut out = Vec::new();
+            let mut buf = [0u8; 1024];
+            let error = loop {
+                match guard.read(&mut buf).await {
+                    Ok(0) => break None,
+                    Ok(n) => out.extend_from_slice(&buf[..n]),
+                    Err(e) => break Some(e),
+                }
+            };
+            writer.abort();
+            (out, error)
+        })
+    }
+
+    #[test]
+    fn framing_the_guard_cannot_follow_ends_the_connection() {
+        let head = b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n";
+        let next = b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n";
+        let long_ext = format!("5;x={}", "a".repeat(5000));
+        let long_line = format!("{long_ext}\r\nhello\r\n0\r\n\r\n");
+        let cases: [&[&[u8]]; 6] = [
+            &[head, b"10000000000000000\r\n", next],
+            &[head, long_ext.as_bytes(), b"\r\nhello\r\n0\r\n\r\n", next],
+            &[head, long_line.as_bytes(), next],
+            &[head, b"5\nhello\r\n0\r\n\r\n", next],
+            &[head, b"5\r\nhelloXX0\r\n\r\n", next],
+            &[head, b"0\r\n\n", next],
+        ];
+        for parts in cases {
+            let (out, error) = through_guard(parts);
+            let error = error.expect("the body is refused");
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+            assert!(out.starts_with(head), "{:?}", String::from_utf8_lossy(&out));
+            assert!(
+                !out.windows(14).any(|w| w == b"content-length"),
+                "{:?}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+    }
+
+    #[test]
+    fn chunked_framing_is_followed_to_the_next_head() {
+        let first = b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n0005;a=b\r\nhello\r\n000000000000000000003\r\nabc\r\n0\r\nx: y\r\n\r\n";
+        let second = b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n";
+        let (out, error) = through_guard(&[first, second]);
+        assert!(error.is_none(), "{error:?}");
+        assert!(out.starts_with(first));
+        assert!(
+            out.ends_with(b"x-marker: length-and-chunked\r\n\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        );
     }
 }
