@@ -583,7 +583,10 @@ fn connection_options_host_and_override_fields_cannot_change_what_was_verified()
         String::from_utf8_lossy(&reply.body)
     );
     assert_eq!(reply.echoed("host"), std::slice::from_ref(&host));
-    assert_eq!(reply.echoed("x-forwarded-host"), std::slice::from_ref(&host));
+    assert_eq!(
+        reply.echoed("x-forwarded-host"),
+        std::slice::from_ref(&host)
+    );
     // Underscore spellings of identity and forwarding fields, and override
     // fields, never reach the upstream; other fields do.
     let reply = send_signed(
