@@ -102,6 +102,9 @@ impl HeadRefusal {
 /// guard follows; a longer one is refused.
 pub const MAX_CHUNK_LINE: usize = 4096;
 
+/// The reason a connection's guard refused a request body, once it has.
+pub type BodyRefusal = std::sync::Arc<std::sync::OnceLock<&'static str>>;
+
 /// The guard's settings, shared by every connection.
 #[derive(Debug, Clone)]
 pub struct GuardConfig {
@@ -148,6 +151,9 @@ pub struct Guard<IO> {
     /// Why the body in progress was refused: reads fail with it, so the
     /// parser fails the body and the connection ends.
     refused_body: Option<&'static str>,
+    /// The same reason, for the request handler, which answers with it
+    /// (the parser only sees a failed read).
+    body_refusal: BodyRefusal,
     /// Read buffer, allocated once per connection.
     scratch: Box<[u8]>,
 }
@@ -173,8 +179,15 @@ impl<IO> Guard<IO> {
             deadline,
             eof: false,
             refused_body: None,
+            body_refusal: BodyRefusal::default(),
             scratch: vec![0u8; 16 * 1024].into_boxed_slice(),
         }
+    }
+
+    /// Where the guard leaves the reason when it refuses a request body it
+    /// cannot follow (chunk framing), for the request handler to answer with.
+    pub fn body_refusal(&self) -> BodyRefusal {
+        std::sync::Arc::clone(&self.body_refusal)
     }
 
     /// The wrapped connection.
@@ -280,6 +293,8 @@ impl<IO> Guard<IO> {
         self.pending.clear();
         self.state = State::Discard;
         self.refused_body = Some(why);
+        // Set once: the connection ends with the first refused body.
+        let _ = self.body_refusal.set(why);
     }
 
     /// Handles a head in `pending`; false when it is still incomplete.

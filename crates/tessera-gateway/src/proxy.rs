@@ -20,7 +20,7 @@ use tessera_server::{VerifiedIdentity, Verifier};
 use crate::config::Settings;
 use crate::deadline::DeadlineBody;
 use crate::forward::{self, Forwarding, PeerFields};
-use crate::guard::HeadRefusal;
+use crate::guard::{BodyRefusal, HeadRefusal};
 use crate::problem::problem;
 use crate::routes::{first_match, first_scope_match, is_canonical_path};
 use crate::upstream::{LinkSlot, Upstream};
@@ -74,15 +74,18 @@ pub struct ClientConn {
     pub peer: SocketAddr,
     fields: PeerFields,
     link: Arc<LinkSlot>,
+    /// Set by the connection's guard when it refuses a body.
+    body_refusal: BodyRefusal,
 }
 
 impl ClientConn {
     /// The shared state of a new client connection from `peer`.
-    pub fn new(peer: SocketAddr) -> Self {
+    pub fn new(peer: SocketAddr, body_refusal: BodyRefusal) -> Self {
         ClientConn {
             peer,
             fields: PeerFields::new(peer.ip()),
             link: Arc::default(),
+            body_refusal,
         }
     }
 }
@@ -250,6 +253,9 @@ impl Proxy {
                         if expired.load(Ordering::Acquire) {
                             return self.body_timeout();
                         }
+                        if let Some(why) = conn.body_refusal.get() {
+                            return body_framing_refused(why);
+                        }
                         let code = rejection.code().as_str();
                         if matches!(rejection.code(), tessera_core::ErrorCode::StoreUnavailable) {
                             metrics::counter!("gateway_store_errors_total").increment(1);
@@ -276,6 +282,9 @@ impl Proxy {
                 Err(e) => {
                     if expired.load(Ordering::Acquire) {
                         return self.body_timeout();
+                    }
+                    if let Some(why) = conn.body_refusal.get() {
+                        return body_framing_refused(why);
                     }
                     if e.is::<http_body_util::LengthLimitError>() {
                         return (
@@ -502,6 +511,19 @@ fn refusal_detail(refusal: HeadRefusal, settings: &Settings) -> String {
         HeadRefusal::Host => "a request needs exactly one Host field".to_owned(),
         HeadRefusal::Malformed => "the request head is malformed".to_owned(),
     }
+}
+
+/// The answer to a body whose chunked framing the guard could not follow
+/// (it stopped passing the body on; the connection closes).
+fn body_framing_refused(why: &str) -> (Response<Body>, Outcome) {
+    (
+        problem(
+            StatusCode::BAD_REQUEST,
+            &format!("the chunked request body was refused: {why}"),
+            true,
+        ),
+        Outcome::new("refused", "bad_chunked_body"),
+    )
 }
 
 /// Whether the request's `Content-Length` announces more than `limit`

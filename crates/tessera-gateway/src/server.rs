@@ -325,10 +325,11 @@ fn connection<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let body_refusal = io.body_refusal();
     http.serve_connection(
         TokioIo::new(io),
         ProxyService {
-            conn: Arc::new(ClientConn::new(peer)),
+            conn: Arc::new(ClientConn::new(peer, body_refusal)),
             proxies,
         },
     )

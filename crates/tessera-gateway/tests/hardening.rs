@@ -324,7 +324,7 @@ fn chunk_sizes_over_64_bits_are_refused_and_end_the_connection() {
             ),
         );
         assert_eq!(replies.len(), 1, "{size}");
-        assert_problem(&replies[0], 400, "could not be read");
+        assert_problem(&replies[0], 400, "more than 16 significant hex digits");
         assert_eq!(replies[0].header("connection"), Some("close"));
     }
     assert!(s.upstream.paths().is_empty(), "{:?}", s.upstream.paths());
@@ -361,7 +361,7 @@ fn an_over_long_chunk_line_is_refused_before_its_end() {
             }
         }
     };
-    assert_problem(&reply, 400, "could not be read");
+    assert_problem(&reply, 400, "the chunked request body was refused");
     assert_eq!(reply.header("connection"), Some("close"));
     // The rest, after a pause, and a smuggling shape behind it: the
     // connection is over, nothing more is answered.
@@ -452,11 +452,15 @@ fn a_signed_chunked_body_the_guard_cannot_follow_is_never_forwarded() {
         String::from_utf8_lossy(&reply.body)
     );
     assert_eq!(reply.json()["body"], "hello");
-    // Not followed: the body read fails, the digest cannot match.
+    // Not followed: the guard refuses the body, and the gateway says why.
     let reply = send(
         &s,
         &chunked("/signed/refused", "10000000000000000\r\nhello\r\n0\r\n\r\n"),
     );
-    assert_problem(&reply, 401, "could not be read");
+    assert_problem(
+        &reply,
+        400,
+        "the chunked request body was refused: a chunk size has more than 16 significant hex digits",
+    );
     assert_eq!(s.upstream.paths(), ["/signed/ok"]);
 }
