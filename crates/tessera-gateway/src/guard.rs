@@ -359,6 +359,9 @@ impl<IO> Guard<IO> {
 }
 
 /// The state after a valid head, or why the head is refused.
+/// The largest `Content-Length` the guard lets through (2^53 - 1).
+const MAX_CONTENT_LENGTH: u64 = (1 << 53) - 1;
+
 fn check_framing(request: &httparse::Request<'_, '_>) -> Result<State, HeadRefusal> {
     let mut lengths = 0usize;
     let mut length = None;
@@ -372,11 +375,19 @@ fn check_framing(request: &httparse::Request<'_, '_>) -> Result<State, HeadRefus
             if text.contains(',') {
                 return Err(HeadRefusal::DoubledLength);
             }
-            let text = text.trim();
+            // OWS only (SP, HTAB): `str::trim` would also take a no-break
+            // space, which the parser behind does not.
+            let text = text.trim_matches([' ', '\t']);
             if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(HeadRefusal::BadLength);
             }
-            length = Some(text.parse::<u64>().map_err(|_| HeadRefusal::BadLength)?);
+            // Far beyond any body limit, and beyond what the parser behind
+            // takes as a length (it answers those without a problem body).
+            let parsed = text
+                .parse::<u64>()
+                .ok()
+                .filter(|&n| n <= MAX_CONTENT_LENGTH);
+            length = Some(parsed.ok_or(HeadRefusal::BadLength)?);
         } else if field.name.eq_ignore_ascii_case("transfer-encoding") {
             codings
                 .get_or_insert_with(Vec::new)

@@ -210,6 +210,16 @@ impl Proxy {
                 Outcome::new("refused", "host"),
             );
         }
+        if request.method() == http::Method::CONNECT {
+            return (
+                problem(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "the gateway does not open tunnels (CONNECT); send requests to it directly",
+                    true,
+                ),
+                Outcome::new("refused", "connect"),
+            );
+        }
         if !is_canonical_path(request.uri().path()) {
             return (
                 problem(
@@ -504,7 +514,7 @@ fn refusal_detail(refusal: HeadRefusal, settings: &Settings) -> String {
         HeadRefusal::DoubledLength => {
             "more than one Content-Length is refused (request smuggling)".to_owned()
         }
-        HeadRefusal::BadLength => "the Content-Length is not a number".to_owned(),
+        HeadRefusal::BadLength => "the Content-Length is not a number, or is too large".to_owned(),
         HeadRefusal::BadTransferEncoding => {
             "only Transfer-Encoding: chunked (HTTP/1.1) is accepted".to_owned()
         }

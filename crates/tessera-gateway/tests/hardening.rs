@@ -126,12 +126,26 @@ fn smuggling_shapes_and_host_rules_are_refused() {
             "exactly one Host",
         ),
         ("GET /public/h HTTP/1.1\r\n\r\n".to_owned(), "exactly one Host"),
+        (
+            format!("POST /public/i HTTP/1.1\r\nhost: {host}\r\ncontent-length: 18446744073709551615\r\n\r\nhello"),
+            "not a number, or is too large",
+        ),
+        (
+            format!("POST /public/j HTTP/1.1\r\nhost: {host}\r\ncontent-length: \u{a0}5\r\n\r\nhello"),
+            "not a number, or is too large",
+        ),
     ];
     for (request, detail) in &cases {
         let reply = send(&s, request);
         assert_problem(&reply, 400, detail);
         assert_eq!(reply.header("connection"), Some("close"), "{request:?}");
     }
+    // CONNECT is no tunnel here: a problem, not a misleading path complaint.
+    let reply = send(
+        &s,
+        "CONNECT api.example.com:443 HTTP/1.1\r\nhost: api.example.com:443\r\n\r\n",
+    );
+    assert_problem(&reply, 405, "does not open tunnels");
     assert!(s.upstream.paths().is_empty(), "{:?}", s.upstream.paths());
     // A well-formed chunked request and a pipelined second request pass.
     let ok = format!(
