@@ -291,13 +291,13 @@ impl MemoryNonceStore {
 
     /// Drops every pair that expired before `now` in all shards.
     ///
-    /// Not needed for correctness (each shard expires its buckets when it is
-    /// written to), but a background task may call it to release memory and
+    /// Not needed for correctness (each shard expires its buckets over its
+    /// next writes), but a background task may call it to release memory and
     /// keep [`MemoryNonceStore::len`] exact.
     pub fn expire(&self, now: u64) {
         let current = now / self.granularity;
         for shard in self.shards.iter() {
-            lock(shard).sweep(current);
+            lock(shard).sweep_all(current);
         }
         for counts in self.counts.iter() {
             lock(counts).sweep(current);
@@ -332,8 +332,10 @@ impl MemoryNonceStore {
 
     /// Number of pairs held.
     ///
-    /// Expiry is lazy, per shard: a shard drops expired buckets when it is
-    /// next written to, so this may count pairs that already expired.
+    /// Expiry is lazy, per shard: a shard drops expired buckets over its
+    /// next writes (a few dozen pairs per write, so that no request pays for
+    /// a whole burst's bucket), so this may count pairs that already
+    /// expired; [`MemoryNonceStore::expire`] removes them all.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).len()).sum()
     }
@@ -560,5 +562,55 @@ mod tests {
         let _ = store.check_and_record(NonceRecord::new(&k, &n, 1_000_000, 1_000_000, 1_000_050));
         assert_eq!(store.len(), 1);
         assert!(store.approximate_heap_bytes() > 0);
+    }
+
+    #[test]
+    fn a_large_expired_bucket_is_removed_over_later_writes() {
+        let store = MemoryNonceStore::builder()
+            .shards(1)
+            .capacity(1_000)
+            .max_ttl_secs(100)
+            .remembers_since(0)
+            .build();
+        let k = key("k");
+        for i in 0..500 {
+            let n = nonce(i);
+            let _ = store.check_and_record(NonceRecord::new(&k, &n, 10, 10, 20));
+        }
+        assert_eq!(store.len(), 500);
+        // The bucket has passed: each write removes a bounded number.
+        let mut held = Vec::new();
+        for i in 0..4 {
+            let n = nonce(10_000 + i);
+            let _ = store.check_and_record(NonceRecord::new(&k, &n, 30, 30, 40));
+            held.push(store.len());
+        }
+        assert!(held[0] > 400, "{held:?}");
+        assert!(held.windows(2).all(|w| w[1] < w[0]), "{held:?}");
+        // The expired pairs are never answered as replays of new requests
+        // (their pairs differ) and `expire` removes the rest at once.
+        store.expire(30);
+        assert_eq!(store.len(), 4);
+        // A store at capacity removes the waiting pairs before refusing.
+        let full = MemoryNonceStore::builder()
+            .shards(1)
+            .capacity(300)
+            .max_ttl_secs(100)
+            .remembers_since(0)
+            .build();
+        for i in 0..300 {
+            let n = nonce(i);
+            let _ = full.check_and_record(NonceRecord::new(&k, &n, 10, 10, 20));
+        }
+        assert_eq!(full.len(), 300);
+        for i in 0..300 {
+            let n = nonce(1_000 + i);
+            assert_eq!(
+                full.check_and_record(NonceRecord::new(&k, &n, 30, 30, 40))
+                    .ok(),
+                Some(NonceOutcome::Fresh),
+                "{i}"
+            );
+        }
     }
 }

@@ -210,16 +210,28 @@ impl FingerprintSet {
     }
 }
 
+/// Fingerprints removed from the set per write, at most, while expired
+/// ones wait: a bucket filled by a burst (thousands of entries in a shard)
+/// is removed over the next writes instead of inside one request.
+const DRAIN_PER_WRITE: usize = 64;
+
 /// Live fingerprints in a set (for the replay check) and, again, in the
 /// ring slot of their expiry bucket (for expiry): 8 bytes each, twice.
 ///
 /// Expiry drops whole buckets: each fingerprint is removed from the set
-/// exactly once, when its bucket passes, so the cost is O(1) amortized per
-/// entry and no request ever scans the set.
+/// exactly once, after its bucket passes, so the cost is O(1) amortized per
+/// entry and no request ever scans the set. The removals are spread over
+/// the following writes ([`DRAIN_PER_WRITE`] each), so that the request
+/// that happens to pass a large bucket does not pay for all of it: an
+/// expired pair may stay a little longer, which only keeps it past its
+/// `retain_until` (allowed: retention is a minimum), and a shard at its
+/// capacity removes every expired pair before it refuses.
 #[derive(Debug)]
 pub(crate) struct Shard {
     set: FingerprintSet,
     ring: Ring<Vec<u64>>,
+    /// Expired fingerprints still in the set, removed a few per write.
+    expired: Vec<u64>,
     capacity: usize,
 }
 
@@ -228,21 +240,47 @@ impl Shard {
         Shard {
             set: FingerprintSet::default(),
             ring: Ring::new(ring_len),
+            expired: Vec::new(),
             capacity,
         }
     }
 
-    /// Expires every bucket before `current`.
+    /// Expires every bucket before `current`, removing at most
+    /// [`DRAIN_PER_WRITE`] fingerprints now.
     pub(crate) fn sweep(&mut self, current: u64) {
-        let set = &mut self.set;
-        // Dropping the vector (rather than clearing it) keeps memory
-        // proportional to live entries after a burst.
-        self.ring.sweep(current, |expired| {
-            set.warm(&expired);
-            for fp in expired {
-                set.remove(fp);
+        let waiting = &mut self.expired;
+        self.ring.sweep(current, |list| {
+            if waiting.is_empty() {
+                *waiting = list;
+            } else {
+                waiting.extend_from_slice(&list);
             }
         });
+        self.drain(DRAIN_PER_WRITE);
+    }
+
+    /// Expires every bucket before `current` and removes every expired
+    /// fingerprint.
+    pub(crate) fn sweep_all(&mut self, current: u64) {
+        self.sweep(current);
+        self.drain(usize::MAX);
+    }
+
+    /// Removes up to `budget` expired fingerprints from the set.
+    fn drain(&mut self, budget: usize) {
+        let start = self.expired.len().saturating_sub(budget);
+        if start == self.expired.len() {
+            return;
+        }
+        self.set.warm(&self.expired[start..]);
+        for fp in self.expired.drain(start..) {
+            self.set.remove(fp);
+        }
+        if self.expired.is_empty() {
+            // Dropped rather than cleared: memory stays proportional to
+            // live entries after a burst.
+            self.expired = Vec::new();
+        }
     }
 
     pub(crate) fn contains(&self, fp: u64) -> bool {
@@ -251,10 +289,14 @@ impl Shard {
 
     /// Checks that a fingerprint could be inserted into `bucket` (clamped to
     /// the current bucket): the bucket fits the ring and the shard has room.
-    pub(crate) fn admit(&self, bucket: u64) -> Result<u64, Refused> {
+    pub(crate) fn admit(&mut self, bucket: u64) -> Result<u64, Refused> {
         let bucket = self.ring.admit(bucket)?;
         if self.set.len() >= self.capacity {
-            return Err(Refused::Full);
+            // Expired pairs waiting for removal never cause a refusal.
+            self.drain(usize::MAX);
+            if self.set.len() >= self.capacity {
+                return Err(Refused::Full);
+            }
         }
         Ok(bucket)
     }
@@ -292,6 +334,7 @@ impl Shard {
     /// Heap bytes held, from capacities.
     pub(crate) fn heap_bytes(&self) -> usize {
         let ring = self.ring.slot_count() * std::mem::size_of::<(u64, Vec<u64>)>()
+            + self.expired.capacity() * std::mem::size_of::<u64>()
             + self
                 .ring
                 .slots()
