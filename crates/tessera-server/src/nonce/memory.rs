@@ -159,8 +159,10 @@ impl MemoryNonceStoreBuilder {
 ///   fingerprint collision: at most `live / 2^64` per request, about
 ///   4 × 10^-13 at full default capacity.
 /// * **Expiring in O(1) amortized**: each shard keeps a ring of 1024 time
-///   buckets; a bucket's entries are dropped together once it has passed,
-///   never by scanning on a request.
+///   buckets; once a bucket has passed its entries are removed over the
+///   shard's next writes, at most 64 per write (so the request that passes
+///   a bucket filled by a burst does not pay for all of it), never by
+///   scanning the table.
 /// * **Bounded**: a hard total capacity and a per-key cap. When either is
 ///   reached the store returns an error (`Full` or `KeyFull`), which the
 ///   verifier turns into `store_unavailable` (503): it never accepts without
