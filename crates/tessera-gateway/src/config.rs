@@ -906,10 +906,13 @@ impl FileConfig {
             ));
         }
         let max_headers = l.max_headers.unwrap_or(DEFAULT_MAX_HEADERS);
-        if !(1..=500).contains(&max_headers) {
+        if !(1..=crate::guard::MAX_FIELDS).contains(&max_headers) {
             return Err(ConfigError::new(
                 "limits.max_headers",
-                format!("{max_headers} is out of range (expected a count from 1 to 500)"),
+                format!(
+                    "{max_headers} is out of range (expected a count from 1 to {})",
+                    crate::guard::MAX_FIELDS
+                ),
             ));
         }
         let max_connections = l.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);

@@ -15,20 +15,40 @@ const HOP_BY_HOP: [&str; 3] = ["keep-alive", "proxy-connection", "proxy-authoriz
 
 /// Removes `Connection`, every field it names, and the other hop-by-hop fields.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    remove_fields(headers, is_hop_by_hop);
+}
+
+/// Whether `name` is a hop-by-hop field whatever `Connection` says.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE].contains(name)
+        || HOP_BY_HOP.contains(&name.as_str())
+}
+
+/// Removes every field `doomed` selects and every field `Connection` names.
+///
+/// One pass over the names the map holds, then a removal only for those
+/// present: most requests carry none of the many names a proxy drops, and
+/// a removal by name costs a hash and a probe even when the field is absent.
+fn remove_fields(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    let mut remove: Vec<HeaderName> = Vec::new();
+    let mut connection = false;
+    for name in headers.keys() {
+        connection |= name == CONNECTION;
+        if doomed(name) {
+            remove.push(name.clone());
+        }
     }
-    for name in [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE] {
-        headers.remove(name);
+    if connection {
+        remove.extend(
+            headers
+                .get_all(CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok()),
+        );
     }
-    for name in HOP_BY_HOP {
+    for name in remove {
         headers.remove(name);
     }
 }
@@ -153,22 +173,13 @@ pub struct Forwarding<'a> {
 
 /// Rewrites request headers for the upstream.
 pub fn request_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
-    remove_hop_by_hop(headers);
-    // The body is forwarded whole; its length is set from it, and there is
-    // nothing left to wait for a 100 (Continue) about.
-    headers.remove(CONTENT_LENGTH);
-    headers.remove(http::header::EXPECT);
-    // Identity fields come from the verifier only: every client copy goes.
-    for name in [
-        &f.identity_names.key_id,
-        &f.identity_names.owner,
-        &f.identity_names.scopes,
-    ] {
-        headers.remove(name);
-    }
     // Client-sent forwarding fields are dropped, unless a trusted proxy sent
-    // them, in which case this hop is appended.
+    // them, in which case this hop is appended: read after the hop-by-hop
+    // fields are gone (`Connection` may name one of them).
     let trusted = f.trusted;
+    if trusted {
+        remove_hop_by_hop(headers);
+    }
     let joined = |headers: &HeaderMap, name: &str| -> Option<String> {
         let values: Vec<&str> = headers
             .get_all(name)
@@ -187,14 +198,21 @@ pub fn request_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
         .then(|| joined(headers, "x-forwarded-host"))
         .flatten();
     let prior_forwarded = trusted.then(|| joined(headers, "forwarded")).flatten();
-    let drop: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_dropped(n, f.identity_names))
-        .cloned()
-        .collect();
-    for name in drop {
-        headers.remove(name);
-    }
+    let ids = f.identity_names;
+    remove_fields(headers, |name| {
+        is_hop_by_hop(name)
+            // The body is forwarded whole; its length is set from it, and
+            // there is nothing left to wait for a 100 (Continue) about.
+            || name == CONTENT_LENGTH
+            || name == http::header::EXPECT
+            // Identity fields come from the verifier only: every client
+            // copy goes.
+            || name == ids.key_id
+            || name == ids.owner
+            || name == ids.scopes
+            || is_dropped(name, ids)
+            || (f.strip_signature && (name == "signature" || name == "signature-input"))
+    });
     // A shared handle on the value, not a copy.
     let host_value = headers.get(HOST).filter(|h| h.to_str().is_ok()).cloned();
     let host = host_value.as_ref().and_then(|h| h.to_str().ok());
@@ -253,10 +271,6 @@ pub fn request_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
         }
         headers.insert(f.identity_names.scopes.clone(), value_of(scopes));
     }
-    if f.strip_signature {
-        headers.remove("signature");
-        headers.remove("signature-input");
-    }
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -305,20 +319,27 @@ mod tests {
         }
     }
 
+    /// A header map with these field lines, in order (repeated names append).
+    fn headers(lines: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for &(name, value) in lines {
+            map.append(name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
     #[test]
     fn spoofed_fields_are_replaced_unless_the_peer_is_trusted() {
         let names = names();
-        let mut headers = HeaderMap::new();
-        headers.insert("host", HeaderValue::from_static("api.example"));
-        headers.append("tessera-owner", HeaderValue::from_static("admin"));
-        headers.append("tessera-owner", HeaderValue::from_static("root"));
-        headers.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
-        headers.insert("x-forwarded-anything", HeaderValue::from_static("x"));
-        headers.insert(
-            "connection",
-            HeaderValue::from_static("x-secret, keep-alive"),
-        );
-        headers.insert("x-secret", HeaderValue::from_static("s"));
+        let mut headers = headers(&[
+            ("host", "api.example"),
+            ("tessera-owner", "admin"),
+            ("tessera-owner", "root"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-anything", "x"),
+            ("connection", "x-secret, keep-alive"),
+            ("x-secret", "s"),
+        ]);
         let peer = PeerFields::new("127.0.0.1".parse().expect("ip"));
         let mut f = Forwarding {
             peer: &peer,
@@ -338,11 +359,13 @@ mod tests {
             untrusted["forwarded"],
             "for=127.0.0.1;proto=http;host=\"api.example\""
         );
-        headers.insert("tessera_owner", HeaderValue::from_static("root"));
-        headers.insert("x_forwarded_for", HeaderValue::from_static("6.6.6.6"));
-        headers.insert("x-http-method-override", HeaderValue::from_static("DELETE"));
-        headers.insert("x-real-ip", HeaderValue::from_static("6.6.6.6"));
-        headers.insert("x-request-id", HeaderValue::from_static("kept"));
+        headers.extend(self::headers(&[
+            ("tessera_owner", "root"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("x-http-method-override", "DELETE"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-request-id", "kept"),
+        ]));
         let mut untrusted = headers.clone();
         request_headers(&mut untrusted, &f);
         for dropped in [
@@ -362,20 +385,18 @@ mod tests {
 
     #[test]
     fn connection_may_not_name_host_content_or_covered_fields() {
-        let mut headers = HeaderMap::new();
-        headers.insert("host", HeaderValue::from_static("api.example"));
-        headers.insert("content-type", HeaderValue::from_static("text/plain"));
-        headers.insert("te", HeaderValue::from_static("trailers"));
-        headers.insert("x-hop", HeaderValue::from_static("1"));
-        headers.insert("user-agent", HeaderValue::from_static("app/1"));
-        headers.insert(
-            "signature-input",
-            HeaderValue::from_static("sig=(\"@method\" \"user-agent\");created=1"),
-        );
-        headers.insert(
-            "connection",
-            HeaderValue::from_static("close, TE, keep-alive, x-absent, x-hop"),
-        );
+        let mut headers = headers(&[
+            ("host", "api.example"),
+            ("content-type", "text/plain"),
+            ("te", "trailers"),
+            ("x-hop", "1"),
+            ("user-agent", "app/1"),
+            (
+                "signature-input",
+                "sig=(\"@method\" \"user-agent\");created=1",
+            ),
+            ("connection", "close, TE, keep-alive, x-absent, x-hop"),
+        ]);
         assert_eq!(end_to_end_connection_option(&headers), None);
         for named in ["host", "Content-Type", "close, host", "User-Agent"] {
             headers.insert("connection", HeaderValue::from_str(named).expect("value"));

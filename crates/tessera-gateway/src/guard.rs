@@ -24,6 +24,7 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -50,12 +51,15 @@ pub enum HeadRefusal {
     BadTransferEncoding,
     /// Not exactly one `Host` (400).
     Host,
+    /// A request-target that is not a URI the server can read, such as
+    /// `http:///x` (400).
+    Target,
     /// Not a parseable request head (400).
     Malformed,
 }
 
 impl HeadRefusal {
-    const ALL: [HeadRefusal; 8] = [
+    const ALL: [HeadRefusal; 9] = [
         HeadRefusal::TooLarge,
         HeadRefusal::TooManyFields,
         HeadRefusal::LengthAndChunked,
@@ -63,6 +67,7 @@ impl HeadRefusal {
         HeadRefusal::BadLength,
         HeadRefusal::BadTransferEncoding,
         HeadRefusal::Host,
+        HeadRefusal::Target,
         HeadRefusal::Malformed,
     ];
 
@@ -76,6 +81,7 @@ impl HeadRefusal {
             HeadRefusal::BadLength => "bad-length",
             HeadRefusal::BadTransferEncoding => "bad-transfer-encoding",
             HeadRefusal::Host => "host",
+            HeadRefusal::Target => "target",
             HeadRefusal::Malformed => "malformed",
         }
     }
@@ -97,6 +103,10 @@ impl HeadRefusal {
         }
     }
 }
+
+/// The most header fields a head may have (`limits.max_headers` is at
+/// most this).
+pub const MAX_FIELDS: usize = 500;
 
 /// The longest chunk-size line (size, extensions, CRLF) or trailer line the
 /// guard follows; a longer one is refused.
@@ -313,10 +323,13 @@ impl<IO> Guard<IO> {
         if self.deadline.is_none() {
             self.deadline = Some(Box::pin(tokio::time::sleep(self.config.header_timeout)));
         }
-        let max_fields = self.config.max_headers;
-        let mut fields = vec![httparse::EMPTY_HEADER; max_fields];
-        let mut request = httparse::Request::new(&mut fields);
-        let parsed = request.parse(&self.pending);
+        // On the stack and left uninitialized: a head is parsed on every
+        // request, and a zeroed vector of the configured maximum would be
+        // allocated and cleared each time.
+        let mut fields = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_FIELDS];
+        let max_fields = self.config.max_headers.min(MAX_FIELDS);
+        let mut request = httparse::Request::new(&mut []);
+        let parsed = request.parse_with_uninit_headers(&self.pending, &mut fields[..max_fields]);
         let verdict = match parsed {
             Ok(httparse::Status::Partial) => {
                 if self.pending.len() > self.config.max_head_bytes {
@@ -330,9 +343,9 @@ impl<IO> Guard<IO> {
             Ok(httparse::Status::Complete(len)) if len > self.config.max_head_bytes => {
                 Err(HeadRefusal::TooLarge)
             }
-            Ok(httparse::Status::Complete(len)) => {
-                check_framing(&request).map(|framing| (len, framing))
-            }
+            Ok(httparse::Status::Complete(len)) => check_target(request.path)
+                .and_then(|()| check_framing(&request))
+                .map(|framing| (len, framing)),
         };
         self.deadline = None;
         match verdict {
@@ -358,10 +371,28 @@ impl<IO> Guard<IO> {
     }
 }
 
-/// The state after a valid head, or why the head is refused.
+/// Refuses a request-target the server behind would not parse as a URI
+/// (it would answer with a bare 400 and no problem body).
+fn check_target(target: Option<&str>) -> Result<(), HeadRefusal> {
+    let target = target.unwrap_or_default();
+    // The common case without a second parse: an origin-form target of
+    // RFC 3986 path and query characters (unreserved, sub-delims, `:`, `@`,
+    // `/`, `?` and `%`, by byte range), which every URI parser takes.
+    let plain = target.starts_with('/')
+        && target.bytes().all(
+            |b| matches!(b, b'!' | b'$'..=b';' | b'=' | b'?'..=b'Z' | b'_' | b'a'..=b'z' | b'~'),
+        );
+    if plain || http::Uri::try_from(target).is_ok() {
+        Ok(())
+    } else {
+        Err(HeadRefusal::Target)
+    }
+}
+
 /// The largest `Content-Length` the guard lets through (2^53 - 1).
 const MAX_CONTENT_LENGTH: u64 = (1 << 53) - 1;
 
+/// The state after a valid head, or why the head is refused.
 fn check_framing(request: &httparse::Request<'_, '_>) -> Result<State, HeadRefusal> {
     let mut lengths = 0usize;
     let mut length = None;
@@ -632,6 +663,32 @@ mod tests {
             framing(&format!("{h}transfer-encoding: chunked\r\n\r\n")),
             Ok(State::ChunkSize)
         );
+    }
+
+    #[test]
+    fn targets_no_uri_parser_takes_are_refused() {
+        for ok in [
+            "/v1/orders?limit=50&cursor=abc%2Fdef",
+            "/a\"b{c}",
+            "*",
+            "api.example.com:443",
+            "http://api.example.com/x?y",
+            "/caf%C3%A9",
+        ] {
+            assert_eq!(check_target(Some(ok)), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http:///x",
+            "http://",
+            "http://[::1/x",
+            "/a<b",
+            "/a`b",
+            "/a>b",
+            "",
+        ] {
+            assert_eq!(check_target(Some(bad)), Err(HeadRefusal::Target), "{bad}");
+        }
+        assert_eq!(check_target(None), Err(HeadRefusal::Target));
     }
 
     #[test]

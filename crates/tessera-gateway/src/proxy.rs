@@ -519,6 +519,10 @@ fn refusal_detail(refusal: HeadRefusal, settings: &Settings) -> String {
             "only Transfer-Encoding: chunked (HTTP/1.1) is accepted".to_owned()
         }
         HeadRefusal::Host => "a request needs exactly one Host field".to_owned(),
+        HeadRefusal::Target => {
+            "the request target is not a valid URI (expected /path?query, or http://host/path with a host)"
+                .to_owned()
+        }
         HeadRefusal::Malformed => "the request head is malformed".to_owned(),
     }
 }

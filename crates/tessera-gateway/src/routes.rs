@@ -31,8 +31,13 @@ impl PathMatch {
                         .is_some_and(|head| same(head, prefix))
                 };
                 // Restrictive: `/v1/admin` falls under the prefix `/v1/admin/`,
-                // since many upstreams route the two alike.
-                starts(path) || (fold == Fold::Restrictive && starts(&format!("{path}/")))
+                // since many upstreams route the two alike (the path with a
+                // `/` appended starts with the prefix; compared in place).
+                starts(path)
+                    || (fold == Fold::Restrictive
+                        && prefix
+                            .strip_suffix('/')
+                            .is_some_and(|bare| same(bare, path)))
             }
             PathMatch::Pattern(pattern) => {
                 // Restrictive: one trailing slash is ignored
@@ -112,49 +117,56 @@ impl RouteRule {
 /// Such requests are refused instead.
 pub fn is_canonical_path(path: &str) -> bool {
     let bytes = path.as_bytes();
-    let mut decoded = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' | b';' => return false,
-            b'%' => {
-                let Some(byte) = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|hex| std::str::from_utf8(hex).ok())
-                    .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
-                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                else {
-                    return false;
-                };
-                let unreserved = byte.is_ascii_alphanumeric() || b"-._~".contains(&byte);
-                if unreserved || b"/\\;%".contains(&byte) || byte < 0x20 || byte == 0x7f {
-                    return false;
-                }
-                decoded.push(byte);
-                i += 3;
-                continue;
-            }
-            b'!'..=b'~' => decoded.push(bytes[i]),
-            _ => return false,
-        }
-        i += 1;
-    }
-    if std::str::from_utf8(&decoded).is_err() {
+    // Visible ASCII only, without `\` and `;`.
+    let visible = bytes
+        .iter()
+        .all(|&b| matches!(b, b'!'..=b'~') && b != b'\\' && b != b';');
+    if !visible || (bytes.contains(&b'%') && !escapes_are_canonical(bytes)) {
         return false;
     }
     let Some(rest) = path.strip_prefix('/') else {
         return path == "*";
     };
-    rest.is_empty()
-        || rest
-            .split('/')
-            .enumerate()
-            .all(|(i, segment)| match segment {
-                "." | ".." => false,
-                // A trailing slash is one empty last segment; others are `//`.
-                "" => i == rest.split('/').count() - 1,
-                _ => true,
-            })
+    let mut segments = rest.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        match segment {
+            "." | ".." => return false,
+            // A trailing slash is one empty last segment; others are `//`.
+            "" if segments.peek().is_some() => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Whether every escape in `bytes` (visible ASCII) is two hex digits that
+/// decode to a byte the gateway leaves escaped, and the decoded path is UTF-8.
+/// Only paths with a `%` get here: most have none.
+fn escapes_are_canonical(bytes: &[u8]) -> bool {
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            decoded.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let Some(byte) = bytes
+            .get(i + 1..i + 3)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        else {
+            return false;
+        };
+        let unreserved = byte.is_ascii_alphanumeric() || b"-._~".contains(&byte);
+        if unreserved || b"/\\;%".contains(&byte) || byte < 0x20 || byte == 0x7f {
+            return false;
+        }
+        decoded.push(byte);
+        i += 3;
+    }
+    std::str::from_utf8(&decoded).is_ok()
 }
 
 /// The first exemption (public route) matching the request exactly as

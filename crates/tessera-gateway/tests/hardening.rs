@@ -147,6 +147,27 @@ fn smuggling_shapes_and_host_rules_are_refused() {
     );
     assert_problem(&reply, 405, "does not open tunnels");
     assert!(s.upstream.paths().is_empty(), "{:?}", s.upstream.paths());
+    // Targets no URI parser takes get a problem body, not a bare 400.
+    for target in [
+        "http:///x",
+        "http://",
+        "/a b%",
+        "http://[::1/x",
+        "/a<b",
+        "/a`b",
+    ] {
+        let reply = send(
+            &s,
+            &format!("GET {target} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"),
+        );
+        if target == "/a b%" {
+            // A space ends the target: the request line itself is malformed.
+            assert_problem(&reply, 400, "malformed");
+        } else {
+            assert_problem(&reply, 400, "not a valid URI");
+        }
+    }
+    assert!(s.upstream.paths().is_empty(), "{:?}", s.upstream.paths());
     // A well-formed chunked request and a pipelined second request pass.
     let ok = format!(
         "POST /public/chunked HTTP/1.1\r\nhost: {host}\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /public/next HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"

@@ -2,7 +2,7 @@
 //! over loopback.
 //!
 //! ```text
-//! cargo run --release -p tessera-server --example layer_load -- [--requests 40000] [--seconds 15] [--rounds 5] [--connections 64]
+//! cargo run --release -p tessera-server --example layer_load -- [--requests 40000] [--seconds 15] [--rounds 5] [--connections 64] [--prefill 300000] [--rate 0]
 //! ```
 //!
 //! One server thread runs a tokio `current_thread` runtime with three axum
@@ -14,6 +14,14 @@
 //! * `layer`: the same signed requests through `VerifySignatureLayer`
 //!   (`MemoryKeyStore` of 64 keys, the default `MemoryNonceStore`
 //!   pre-filled with 300,000 live nonces of 1,000 other keys, system clock).
+//!
+//! `--prefill` sets how many live nonces of other keys the store starts
+//! with. `--rate R` paces the client: each connection sends one request
+//! every `connections / R` seconds (the connections staggered evenly), so
+//! the server answers a fixed load of `R` requests per second instead of
+//! as many as it can (the default, `0`): at saturation the layer's extra
+//! time also changes how many requests each wake-up of the server finds,
+//! which a fixed load keeps the same in every mode.
 //!
 //! The routes and handlers are the same in every mode: `GET /v1/orders?…`
 //! answers `ok`, `POST /v1/orders` takes the body as `Bytes` and answers
@@ -79,6 +87,8 @@ struct Options {
     seconds: u64,
     rounds: usize,
     connections: usize,
+    prefill: usize,
+    rate: usize,
 }
 
 fn options() -> Options {
@@ -87,6 +97,8 @@ fn options() -> Options {
         seconds: 15,
         rounds: 5,
         connections: 64,
+        prefill: PREFILL,
+        rate: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -99,6 +111,8 @@ fn options() -> Options {
             "--seconds" => o.seconds = (value as u64).max(1),
             "--rounds" => o.rounds = value.max(1),
             "--connections" => o.connections = value.max(1),
+            "--prefill" => o.prefill = value,
+            "--rate" => o.rate = value,
             _ => usage(&arg),
         }
     }
@@ -107,7 +121,7 @@ fn options() -> Options {
 
 fn usage(arg: &str) -> ! {
     eprintln!(
-        "unexpected argument {arg:?}; usage: layer_load [--requests N] [--seconds S] [--rounds R] [--connections C]"
+        "unexpected argument {arg:?}; usage: layer_load [--requests N] [--seconds S] [--rounds R] [--connections C] [--prefill N] [--rate R]"
     );
     std::process::exit(2)
 }
@@ -132,7 +146,7 @@ struct Server {
     tid: String,
 }
 
-fn start_server(connections: usize) -> Server {
+fn start_server(connections: usize, prefill: usize) -> Server {
     let keys = MemoryKeyStore::new();
     for i in 0..connections {
         keys.insert(key_id(i), &secret(), KeyMetadata::new(format!("user-{i}")));
@@ -143,9 +157,9 @@ fn start_server(connections: usize) -> Server {
         .collect();
     let now = unix_now();
     let mut rng = rand::rng();
-    for i in 0..PREFILL {
+    for i in 0..prefill {
         let nonce = Nonce::generate(&mut rng);
-        let created = now - 299 + (i as u64 * 299 / PREFILL as u64);
+        let created = now - 299 + (i as u64 * 299 / prefill as u64);
         let record = NonceRecord::new(
             &others[i % others.len()],
             &nonce,
@@ -223,6 +237,7 @@ async fn connection(
     next: Arc<AtomicUsize>,
     total: usize,
     deadline: Instant,
+    pace: Option<(tokio::time::Instant, Duration)>,
 ) -> usize {
     let stream = TcpStream::connect(("127.0.0.1", port))
         .await
@@ -242,7 +257,12 @@ async fn connection(
     let mut line = String::new();
     let mut response_body = Vec::new();
     let mut done = 0;
+    let mut pace = pace;
     loop {
+        if let Some((due, interval)) = pace.as_mut() {
+            tokio::time::sleep_until(*due).await;
+            *due += *interval;
+        }
         let n = next.fetch_add(1, Ordering::Relaxed);
         if n >= total || Instant::now() >= deadline {
             break;
@@ -335,6 +355,7 @@ fn run(
     connections: usize,
     requests: usize,
     limit: Duration,
+    rate: usize,
 ) -> (usize, u64, Duration) {
     let port = server.ports[Mode::ALL.iter().position(|m| *m == mode).unwrap_or(0)];
     let next = Arc::new(AtomicUsize::new(0));
@@ -343,8 +364,14 @@ fn run(
     let deadline = start + limit;
     let done = client.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
+        // Paced: each connection sends one request per `interval`, the
+        // connections' schedules staggered evenly over it.
+        let interval =
+            (rate > 0).then(|| Duration::from_secs_f64(connections as f64 / rate as f64));
+        let first = tokio::time::Instant::now() + Duration::from_millis(5);
         for c in 0..connections {
             let key = SigningKey::new(key_id(c), &secret());
+            let pace = interval.map(|i| (first + i.mul_f64(c as f64 / connections as f64), i));
             tasks.spawn(connection(
                 port,
                 mode,
@@ -352,6 +379,7 @@ fn run(
                 Arc::clone(&next),
                 requests,
                 deadline,
+                pace,
             ));
         }
         let mut done = 0;
@@ -380,7 +408,7 @@ fn median(values: &mut [f64]) -> f64 {
 
 fn main() {
     let o = options();
-    let server = start_server(o.connections);
+    let server = start_server(o.connections, o.prefill);
     let client = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -391,7 +419,7 @@ fn main() {
         o.connections, o.requests, o.seconds, o.rounds
     );
     for mode in Mode::ALL {
-        run(&client, &server, mode, o.connections, 2_000, limit);
+        run(&client, &server, mode, o.connections, 2_000, limit, o.rate);
     }
     let mut per_request: [Vec<f64>; 3] = Default::default();
     let mut rates: [Vec<f64>; 3] = Default::default();
@@ -400,7 +428,15 @@ fn main() {
     for round in 1..=o.rounds {
         let mut this_round = [0.0f64; 3];
         for (m, mode) in Mode::ALL.into_iter().enumerate() {
-            let (done, cpu, wall) = run(&client, &server, mode, o.connections, o.requests, limit);
+            let (done, cpu, wall) = run(
+                &client,
+                &server,
+                mode,
+                o.connections,
+                o.requests,
+                limit,
+                o.rate,
+            );
             let us = cpu as f64 / 1000.0 / done as f64;
             this_round[m] = us;
             per_request[m].push(us);
