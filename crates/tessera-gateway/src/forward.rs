@@ -109,19 +109,23 @@ const OVERRIDES: [&str; 13] = [
 /// variable, so `Tessera_Owner` would reach the application as the owner).
 fn is_dropped(name: &HeaderName, identity: &IdentityHeaders) -> bool {
     let name = name.as_str();
-    let dashed = if name.contains('_') {
-        std::borrow::Cow::Owned(name.replace('_', "-"))
-    } else {
-        std::borrow::Cow::Borrowed(name)
-    };
-    let dashed = dashed.as_ref();
-    dashed == "forwarded"
-        || dashed.starts_with("x-forwarded-")
-        || OVERRIDES.contains(&dashed)
-        || (dashed != name
-            && [&identity.key_id, &identity.owner, &identity.scopes]
-                .iter()
-                .any(|id| id.as_str() == dashed))
+    if !name.contains('_') {
+        return is_forwarding_or_override(name);
+    }
+    let dashed = name.replace('_', "-");
+    is_forwarding_or_override(&dashed)
+        || [&identity.key_id, &identity.owner, &identity.scopes]
+            .iter()
+            .any(|id| id.as_str() == dashed)
+}
+
+/// Whether `name` (lowercase, `-` spelled) is a forwarding field or an
+/// override. Every override but one starts with `x-`, so most names are
+/// settled by their first bytes.
+fn is_forwarding_or_override(name: &str) -> bool {
+    name == "forwarded"
+        || name.starts_with("x-forwarded-")
+        || ((name.starts_with("x-") || name == "true-client-ip") && OVERRIDES.contains(&name))
 }
 
 /// The forwarding fields of one client connection's address, made once
@@ -381,6 +385,23 @@ mod tests {
         request_headers(&mut headers, &f);
         assert_eq!(headers["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert!(headers.get("tessera-owner").is_none());
+    }
+
+    #[test]
+    fn every_override_is_dropped_in_either_spelling() {
+        let names = names();
+        for name in OVERRIDES {
+            let dashed = HeaderName::from_static(name);
+            let underscored = HeaderName::from_bytes(name.replace('-', "_").as_bytes()).unwrap();
+            assert!(is_dropped(&dashed, &names), "{name}");
+            assert!(is_dropped(&underscored, &names), "{underscored}");
+        }
+        for kept in ["x-request-id", "content-type", "user-agent", "signature"] {
+            assert!(
+                !is_dropped(&HeaderName::from_static(kept), &names),
+                "{kept}"
+            );
+        }
     }
 
     #[test]
