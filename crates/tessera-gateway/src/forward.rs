@@ -392,7 +392,8 @@ mod tests {
         let names = names();
         for name in OVERRIDES {
             let dashed = HeaderName::from_static(name);
-            let underscored = HeaderName::from_bytes(name.replace('-', "_").as_bytes()).unwrap();
+            let underscored =
+                HeaderName::from_bytes(name.replace('-', "_").as_bytes()).expect("name");
             assert!(is_dropped(&dashed, &names), "{name}");
             assert!(is_dropped(&underscored, &names), "{underscored}");
         }
