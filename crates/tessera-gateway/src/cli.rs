@@ -86,6 +86,10 @@ pub struct Args {
     /// workers than CPUs can serve more.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Serve HTTP/1.1 only (by default clients may also speak HTTP/2: ALPN
+    /// `h2` over TLS, prior knowledge on a plain listener).
+    #[arg(long)]
+    pub no_http2: bool,
     /// A trusted proxy (IP or CIDR) whose forwarding fields are appended to; repeat for more.
     #[arg(long = "trusted-proxy", value_name = "IP[/BITS]")]
     pub trusted_proxies: Vec<String>,
@@ -167,6 +171,9 @@ impl Args {
         }
         if let Some(workers) = self.workers {
             file.workers = Some(workers);
+        }
+        if self.no_http2 {
+            file.http2 = Some(false);
         }
         if let Some(limit) = self.body_limit {
             file.body_limit = Some(limit);

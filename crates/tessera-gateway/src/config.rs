@@ -56,6 +56,9 @@ pub struct FileConfig {
     /// Workers serving connections, each an event loop on its own thread
     /// (default: one per CPU the process may use).
     pub workers: Option<usize>,
+    /// Accept HTTP/2 from clients (default true): negotiated with ALPN over
+    /// TLS, by prior knowledge on a plain listener.
+    pub http2: Option<bool>,
     /// Remove `Signature` and `Signature-Input` before forwarding.
     #[serde(default)]
     pub strip_signature_headers: bool,
@@ -506,6 +509,8 @@ pub struct Settings {
     /// Workers (event loops on threads of their own); `None`: one per
     /// available CPU.
     pub workers: Option<usize>,
+    /// Accept HTTP/2 from clients.
+    pub http2: bool,
     /// Strip the signature headers before forwarding.
     pub strip_signature_headers: bool,
     /// Trusted proxies.
@@ -608,7 +613,7 @@ fn rate(path: &str, text: &str) -> Result<tessera_ratelimit::Rate, ConfigError> 
 
 impl FileConfig {
     /// The keys whose change a reload (SIGHUP) cannot apply: listeners,
-    /// TLS, workers, stores, rate limits and connection limits are set up
+    /// TLS, workers, HTTP/2, stores, rate limits and connection limits are set up
     /// once. Empty when `new` differs from `self` only in what a reload
     /// applies (upstream, scheme, authorities, window, body limit, routes,
     /// public routes, identity headers, signature stripping, trusted
@@ -624,6 +629,7 @@ impl FileConfig {
         check("admin", self.admin == new.admin);
         check("tls", self.tls == new.tls);
         check("workers", self.workers == new.workers);
+        check("http2", self.http2 == new.http2);
         check("keys", self.keys == new.keys);
         check("nonce_store", self.nonce_store == new.nonce_store);
         check("rate_limit", self.rate_limit == new.rate_limit);
@@ -781,6 +787,7 @@ impl FileConfig {
             window,
             body_limit,
             workers: self.workers,
+            http2: self.http2.unwrap_or(true),
             strip_signature_headers: self.strip_signature_headers,
             trusted_proxies,
             keys,

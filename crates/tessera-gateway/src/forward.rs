@@ -4,7 +4,9 @@
 
 use std::net::IpAddr;
 
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, COOKIE, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tessera_server::VerifiedIdentity;
 
@@ -50,6 +52,24 @@ fn remove_fields(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) 
     }
     for name in remove {
         headers.remove(name);
+    }
+}
+
+/// Joins the `Cookie` fields an HTTP/2 client may send one cookie each
+/// into one field, as HTTP/1.1 expects (RFC 9113 §8.2.3).
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut cookies = headers.get_all(COOKIE).iter();
+    if cookies.next().is_none() || cookies.next().is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers
+        .get_all(COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    // Parts of valid values joined with `; `: a valid value again.
+    if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(COOKIE, value);
     }
 }
 

@@ -194,6 +194,14 @@ impl<IO> Guard<IO> {
         }
     }
 
+    /// Guards `inner`, whose first bytes were already read (`initial`, to
+    /// detect HTTP/2): they are checked first, as if read from `inner`.
+    pub fn with_initial(inner: IO, config: std::sync::Arc<GuardConfig>, initial: BytesMut) -> Self {
+        let mut guard = Guard::new(inner, config);
+        guard.pending = initial;
+        guard
+    }
+
     /// Where the guard leaves the reason when it refuses a request body it
     /// cannot follow (chunk framing), for the request handler to answer with.
     pub fn body_refusal(&self) -> BodyRefusal {

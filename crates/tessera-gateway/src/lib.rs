@@ -44,6 +44,7 @@ pub mod config;
 pub mod deadline;
 pub mod forward;
 pub mod guard;
+pub mod http2;
 pub mod problem;
 pub mod proxy;
 pub mod routes;
@@ -119,7 +120,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
     let rate = stores::open_rate_limit(&settings).await?;
     let metrics = admin::install_metrics()?;
     let tls = match &settings.tls {
-        Some(tls) => Some(server::tls_acceptor(tls)?),
+        Some(tls) => Some(server::tls_acceptor(tls, settings.http2)?),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -197,6 +198,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
         "tessera-gateway started"
     );
     let limits = settings.limits;
+    let http2 = settings.http2;
     let workers = settings.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
@@ -216,7 +218,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
         };
         tokio::spawn(reload_on_hangup(source, rebuild, current));
     }
-    server::serve(listener, proxies, limits, guard, tls, workers).await;
+    server::serve(listener, proxies, limits, http2, guard, tls, workers).await;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use crate::config::Settings;
 use crate::deadline::DeadlineBody;
 use crate::forward::{self, Forwarding, PeerFields};
 use crate::guard::{BodyRefusal, HeadRefusal};
+use crate::http2::Activity;
 use crate::problem::problem;
 use crate::routes::{first_match, first_scope_match, is_canonical_path};
 use crate::upstream::{LinkSlot, Upstream};
@@ -76,6 +77,8 @@ pub struct ClientConn {
     link: Arc<LinkSlot>,
     /// Set by the connection's guard when it refuses a body.
     body_refusal: BodyRefusal,
+    /// Requests in flight, for the idle watchdog of an HTTP/2 connection.
+    activity: Option<Arc<Activity>>,
 }
 
 impl ClientConn {
@@ -86,7 +89,22 @@ impl ClientConn {
             fields: PeerFields::new(peer.ip()),
             link: Arc::default(),
             body_refusal,
+            activity: None,
         }
+    }
+
+    /// The shared state of a new HTTP/2 client connection from `peer` (no
+    /// head guard; its requests are counted for the idle watchdog).
+    pub fn http2(peer: SocketAddr) -> Self {
+        ClientConn {
+            activity: Some(Arc::default()),
+            ..ClientConn::new(peer, BodyRefusal::default())
+        }
+    }
+
+    /// The requests of an HTTP/2 connection.
+    pub fn activity(&self) -> Option<&Arc<Activity>> {
+        self.activity.as_ref()
     }
 }
 
@@ -153,6 +171,7 @@ impl Proxy {
         request: Request<Incoming>,
     ) -> Result<Response<Body>, Infallible> {
         let started = Instant::now();
+        let in_flight = conn.activity().map(Activity::begin);
         let method = request.method().clone();
         let path = tracing::enabled!(tracing::Level::INFO).then(|| request.uri().path().to_owned());
         let (response, outcome) = self.route(&conn, request).await;
@@ -181,7 +200,12 @@ impl Proxy {
             upstream_ms = outcome.upstream.map(|d| d.as_secs_f64() * 1000.0),
             "request"
         );
-        Ok(response)
+        Ok(match in_flight {
+            // HTTP/2: the request counts as in flight until its response
+            // body has been sent.
+            Some(in_flight) => response.map(|body| crate::http2::counted(body, in_flight)),
+            None => response,
+        })
     }
 
     async fn route(
@@ -198,15 +222,28 @@ impl Proxy {
                 Outcome::new("refused", refusal.token()),
             );
         }
-        // The guard lets only heads with exactly one Host through; checked
-        // again here so the rule does not depend on it.
-        if request.headers().get_all(HOST).iter().count() != 1 {
+        // The guard lets only HTTP/1.1 heads with exactly one Host through;
+        // checked again here so the rule does not depend on it. HTTP/2 has
+        // no guard: its header count is checked here.
+        if request.version() == http::Version::HTTP_2
+            && request.headers().len() > self.settings.limits.max_headers
+        {
             return (
                 problem(
-                    StatusCode::BAD_REQUEST,
-                    "a request needs exactly one Host field",
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    &refusal_detail(HeadRefusal::TooManyFields, &self.settings),
                     true,
                 ),
+                Outcome::new("refused", HeadRefusal::TooManyFields.token()),
+            );
+        }
+        if let Some(detail) = host_problem(
+            request.version(),
+            request.uri().authority(),
+            request.headers(),
+        ) {
+            return (
+                problem(StatusCode::BAD_REQUEST, detail, true),
                 Outcome::new("refused", "host"),
             );
         }
@@ -424,6 +461,9 @@ impl Proxy {
             },
         );
         parts.uri = uri;
+        if parts.version == http::Version::HTTP_2 {
+            forward::join_cookies(&mut parts.headers);
+        }
         parts.version = http::Version::HTTP_11;
         let request = Request::from_parts(parts, Full::new(bytes));
         let started = Instant::now();
@@ -493,6 +533,34 @@ impl Proxy {
     }
 }
 
+/// Why the request's authority is refused: an HTTP/1.1 request needs
+/// exactly one `Host`; an HTTP/2 request carries `:authority` (RFC 9113
+/// §8.3.1), with a `Host` equal to it or none, or else exactly one `Host`.
+fn host_problem(
+    version: http::Version,
+    authority: Option<&http::uri::Authority>,
+    headers: &http::HeaderMap,
+) -> Option<&'static str> {
+    let mut hosts = headers.get_all(HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    if version != http::Version::HTTP_2 {
+        return (first.is_none() || second.is_some())
+            .then_some("a request needs exactly one Host field");
+    }
+    match (authority, first, second) {
+        (_, Some(_), Some(_)) => Some("a request needs at most one Host field"),
+        (None, None, None) => Some("an HTTP/2 request needs :authority or a Host field"),
+        (Some(authority), Some(host), None)
+            if !host
+                .as_bytes()
+                .eq_ignore_ascii_case(authority.as_str().as_bytes()) =>
+        {
+            Some("the Host field differs from :authority")
+        }
+        _ => None,
+    }
+}
+
 fn boxed(body: Full<Bytes>) -> Body {
     body.map_err(|never| match never {}).boxed_unsync()
 }
@@ -548,4 +616,41 @@ fn declared_over(headers: &http::HeaderMap, limit: usize) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, HeaderValue, Version};
+
+    use super::host_problem;
+
+    #[test]
+    fn authority_rules_per_version() {
+        let hosts = |values: &[&'static str]| {
+            let mut map = HeaderMap::new();
+            for v in values {
+                map.append(http::header::HOST, HeaderValue::from_static(v));
+            }
+            map
+        };
+        let authority: http::uri::Authority = "api.example.com".parse().expect("authority");
+        let ok = |v, a, h: &[&'static str]| host_problem(v, a, &hosts(h)).is_none();
+        // HTTP/1.1: exactly one Host, whatever the target.
+        assert!(ok(Version::HTTP_11, None, &["api.example.com"]));
+        assert!(ok(Version::HTTP_11, Some(&authority), &["other.example"]));
+        assert!(!ok(Version::HTTP_11, None, &[]));
+        assert!(!ok(Version::HTTP_11, Some(&authority), &[]));
+        assert!(!ok(Version::HTTP_11, None, &["a", "a"]));
+        // HTTP/2: :authority, with no Host or an equal one; or one Host.
+        assert!(ok(Version::HTTP_2, Some(&authority), &[]));
+        assert!(ok(Version::HTTP_2, Some(&authority), &["API.example.com"]));
+        assert!(ok(Version::HTTP_2, None, &["api.example.com"]));
+        assert!(!ok(Version::HTTP_2, Some(&authority), &["other.example"]));
+        assert!(!ok(
+            Version::HTTP_2,
+            Some(&authority),
+            &["api.example.com", "api.example.com"]
+        ));
+        assert!(!ok(Version::HTTP_2, None, &[]));
+    }
 }

@@ -1,7 +1,8 @@
 //! The client-facing accept loop: a connection cap (a semaphore: beyond
 //! it new connections wait in the listen queue), workers that each serve
 //! their connections on an event loop of their own, optional TLS, the head
-//! guard, HTTP/1.1 with keep-alive, and a graceful drain on SIGTERM/SIGINT.
+//! guard, HTTP/1.1 with keep-alive, HTTP/2 (ALPN over TLS, prior knowledge
+//! on a plain listener), and a graceful drain on SIGTERM/SIGINT.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,7 +12,7 @@ use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -21,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Limits, TlsConfig};
 use crate::guard::{Guard, GuardConfig};
+use crate::http2::Opening;
 use crate::proxy::{ClientConn, Proxy};
 
 /// Bytes the HTTP parser accepts beyond twice the head limit: the guard
@@ -32,7 +34,7 @@ const PARSER_HEAD_SLACK: usize = 16 * 1024;
 ///
 /// # Errors
 /// A file cannot be read or holds no usable certificate or key.
-pub fn tls_acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, String> {
+pub fn tls_acceptor(tls: &TlsConfig, http2: bool) -> Result<TlsAcceptor, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs = CertificateDer::pem_file_iter(&tls.cert)
@@ -53,13 +55,20 @@ pub fn tls_acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, String> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| format!("tls: the certificate and key do not fit together: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// What every worker shares.
 struct Shared {
     http: hyper::server::conn::http1::Builder,
+    /// HTTP/2, unless turned off.
+    h2: Option<hyper::server::conn::http2::Builder<TokioExecutor>>,
+    limits: Limits,
     /// The proxy of the configuration in force (replaced on a reload).
     proxies: watch::Receiver<Arc<Proxy>>,
     guard: Arc<GuardConfig>,
@@ -97,6 +106,7 @@ pub async fn serve(
     listener: TcpListener,
     proxies: watch::Receiver<Arc<Proxy>>,
     limits: Limits,
+    http2: bool,
     guard: Arc<GuardConfig>,
     tls: Option<TlsAcceptor>,
     workers: usize,
@@ -109,8 +119,17 @@ pub async fn serve(
         .header_read_timeout(limits.idle_timeout)
         .max_headers(limits.max_headers.saturating_mul(2).max(8))
         .max_header_size(limits.max_header_bytes.saturating_mul(2) + PARSER_HEAD_SLACK);
+    let h2 = http2.then(|| {
+        let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_concurrent_streams(crate::http2::MAX_STREAMS)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        h2
+    });
     let shared = Arc::new(Shared {
         http,
+        h2,
+        limits,
         proxies,
         guard,
         tls,
@@ -243,7 +262,7 @@ async fn worker(
     loop {
         tokio::select! {
             accepted = incoming.recv() => match accepted {
-                Some(accepted) => serve_connection(&shared, &graceful, &open, accepted),
+                Some(accepted) => serve_connection(&shared, &graceful, &open, &stopped, accepted),
                 None => break,
             },
             changed = stopped.changed() => if changed.is_err() || *stopped.borrow() {
@@ -251,8 +270,17 @@ async fn worker(
             },
         }
     }
+    // HTTP/1.1 connections drain through `graceful`; HTTP/2 connections
+    // (and connections still opening) watch `stopped` themselves and are
+    // counted in `open`.
+    let drained = async {
+        graceful.shutdown().await;
+        while open.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
     tokio::select! {
-        () = graceful.shutdown() => true,
+        () = drained => true,
         () = tokio::time::sleep(grace) => false,
     }
 }
@@ -262,6 +290,7 @@ fn serve_connection(
     shared: &Arc<Shared>,
     graceful: &GracefulShutdown,
     open: &Arc<AtomicUsize>,
+    stopped: &watch::Receiver<bool>,
     accepted: Accepted,
 ) {
     let Accepted {
@@ -285,8 +314,8 @@ fn serve_connection(
         drop(permit);
     };
     let shared = Arc::clone(shared);
-    match &shared.tls {
-        None => {
+    match (&shared.tls, &shared.h2) {
+        (None, None) => {
             let io = Guard::new(stream, Arc::clone(&shared.guard));
             let connection =
                 graceful.watch(connection(&shared.http, io, shared.proxies.clone(), peer));
@@ -295,24 +324,110 @@ fn serve_connection(
                 finished();
             });
         }
-        Some(_) => {
+        (None, Some(h2)) => {
+            // Plain, both protocols: the first bytes say which (prior
+            // knowledge: an HTTP/2 client starts with the preface).
             let watcher = graceful.watcher();
+            let mut stopped = stopped.clone();
+            let h2 = h2.clone();
             tokio::spawn(async move {
-                if let Some(acceptor) = &shared.tls {
-                    let handshake =
-                        tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream))
-                            .await;
-                    if let Ok(Ok(stream)) = handshake {
-                        let io = Guard::new(stream, Arc::clone(&shared.guard));
+                let mut stream = stream;
+                let limits = &shared.limits;
+                let opening = tokio::select! {
+                    opening = crate::http2::sniff(&mut stream, limits.header_timeout, limits.header_timeout) => opening,
+                    _ = stopped.changed() => None,
+                };
+                match opening {
+                    Some(Opening::Http2(read)) => {
+                        let io = crate::http2::Prefixed::new(read, stream);
+                        serve_http2(&shared, &h2, io, peer, stopped).await;
+                    }
+                    Some(Opening::Http1(read)) => {
+                        let io = Guard::with_initial(stream, Arc::clone(&shared.guard), read);
                         let _ = watcher
                             .watch(connection(&shared.http, io, shared.proxies.clone(), peer))
                             .await;
+                    }
+                    None => {}
+                }
+                finished();
+            });
+        }
+        (Some(acceptor), _) => {
+            let watcher = graceful.watcher();
+            let acceptor = acceptor.clone();
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                let handshake =
+                    tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream)).await;
+                if let Ok(Ok(stream)) = handshake {
+                    let negotiated_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                    match &shared.h2 {
+                        Some(h2) if negotiated_h2 => {
+                            serve_http2(&shared, h2, stream, peer, stopped).await;
+                        }
+                        _ => {
+                            let io = Guard::new(stream, Arc::clone(&shared.guard));
+                            let _ = watcher
+                                .watch(connection(&shared.http, io, shared.proxies.clone(), peer))
+                                .await;
+                        }
                     }
                 }
                 finished();
             });
         }
     }
+}
+
+/// Serves one HTTP/2 connection until it ends: closed once the idle
+/// watchdog fires (no request is in flight then); on SIGTERM shut down
+/// gracefully (its streams finish), and closed if that takes longer than a
+/// request may (header, body and upstream timeouts together, as for the
+/// drain).
+async fn serve_http2<IO>(
+    shared: &Shared,
+    h2: &hyper::server::conn::http2::Builder<TokioExecutor>,
+    io: IO,
+    peer: SocketAddr,
+    mut stopped: watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = Arc::new(ClientConn::http2(peer));
+    let service = ProxyService {
+        conn: Arc::clone(&conn),
+        proxies: shared.proxies.clone(),
+    };
+    let mut connection = pin!(h2.serve_connection(TokioIo::new(io), service));
+    let mut dog = crate::http2::Watchdog::default();
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    let limits = &shared.limits;
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = ticks.tick() => {
+                let Some(activity) = conn.activity() else { break };
+                if dog.tick(activity, limits.header_timeout, limits.idle_timeout) {
+                    // Nothing in flight: no stream to finish, and a client
+                    // that sends nothing would not answer a graceful
+                    // shutdown's ping either.
+                    return;
+                }
+            }
+            changed = stopped.changed() => if changed.is_err() || *stopped.borrow() {
+                break;
+            },
+        }
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(
+        limits.header_timeout + limits.body_timeout + limits.upstream_timeout,
+        connection,
+    )
+    .await;
 }
 
 /// One HTTP/1.1 connection.
