@@ -4,12 +4,17 @@
 //!
 //! The guard reads HTTP/1.1 framing byte by byte; HTTP/2 frames are parsed
 //! by hyper's `h2`, which enforces their framing (lengths, `content-length`
-//! against the DATA received, a header list size) itself. What the guard
-//! adds for HTTP/1.1 and `h2` has no setting for, a connection that sends no
-//! complete request, is a watchdog here: a connection with no request in
-//! flight (a request counts until its response body has been sent) is
-//! closed once it has been idle for the header timeout (before its first
-//! request) or the idle timeout (after one).
+//! against the DATA received, a header list size) itself; the proxy checks
+//! the head size and field count. What `h2` has no setting for is a
+//! watchdog here, so that no client holds a connection (and its place
+//! under the connection cap, and its upstream connections) for ever:
+//!
+//! - no request within the header timeout of the connection's start;
+//! - no request in flight for the idle timeout (a request counts until its
+//!   response body has been sent);
+//! - every request in flight only waiting for the client to take its
+//!   response body, and none taken for the body timeout (a client that
+//!   opens no flow-control window).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -133,19 +138,23 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
     }
 }
 
-/// The requests of one HTTP/2 connection: how many are in flight (from
-/// their head to the end of their response body) and how many have ended,
-/// for the idle watchdog (counted, so a request costs no clock reading).
+/// The requests of one HTTP/2 connection, for the watchdog: how many are
+/// in flight (from their head to the end of their response body), how many
+/// of those are sending their response body, and a count of events
+/// (a request begun or ended, a response frame taken) that says whether
+/// anything moved. Counted, so a request costs no clock reading.
 #[derive(Debug, Default)]
 pub struct Activity {
     in_flight: AtomicUsize,
-    ended: AtomicU64,
+    sending: AtomicUsize,
+    events: AtomicU64,
 }
 
 impl Activity {
     /// Counts a request from now until the returned value is dropped.
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.events.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(self))
     }
 }
@@ -156,23 +165,28 @@ pub struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.ended.fetch_add(1, Ordering::Relaxed);
+        self.0.events.fetch_add(1, Ordering::Relaxed);
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// `body`, holding `in_flight` until it has been sent (or dropped).
+/// `body`, counted as sending (and its request as in flight) until it has
+/// been sent or dropped; each frame taken from it counts as progress.
 pub fn counted(body: crate::Body, in_flight: InFlight) -> crate::Body {
-    http_body_util::BodyExt::boxed_unsync(Counted {
-        body,
-        _in_flight: in_flight,
-    })
+    in_flight.0.sending.fetch_add(1, Ordering::Relaxed);
+    http_body_util::BodyExt::boxed_unsync(Counted { body, in_flight })
 }
 
 /// A response body that keeps its request counted while it is sent.
 struct Counted {
     body: crate::Body,
-    _in_flight: InFlight,
+    in_flight: InFlight,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.in_flight.0.sending.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl http_body::Body for Counted {
@@ -183,7 +197,13 @@ impl http_body::Body for Counted {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(_)) = frame {
+            // hyper takes a frame only once the client's flow-control
+            // window has room for it: a frame taken is the client reading.
+            self.in_flight.0.events.fetch_add(1, Ordering::Relaxed);
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -195,37 +215,81 @@ impl http_body::Body for Counted {
     }
 }
 
-/// Whole seconds of idleness the watchdog has seen, checked once a second.
-#[derive(Debug, Default)]
+/// How long an HTTP/2 connection may go without any event, by what it is
+/// doing.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// No request yet (the header timeout).
+    pub first_request: Duration,
+    /// No request in flight after one (the idle timeout).
+    pub idle: Duration,
+    /// Every request in flight is only waiting for the client to take its
+    /// response body (the body timeout): a client that opens no flow-control
+    /// window would otherwise hold the connection, and its upstream
+    /// connections, for ever.
+    pub stalled_send: Duration,
+}
+
+/// What the watchdog saw at its last tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    NoRequestYet,
+    Idle,
+    StalledSend,
+    /// A request reads its body or waits for the upstream: bounded by the
+    /// body and upstream timeouts, not here.
+    Working,
+}
+
+/// Whole seconds without an event, checked once a second.
+#[derive(Debug)]
 pub struct Watchdog {
-    idle_secs: u64,
-    last_ended: u64,
+    quiet_secs: u64,
+    last_events: u64,
+    state: State,
+}
+
+impl Default for Watchdog {
+    fn default() -> Self {
+        Watchdog {
+            quiet_secs: 0,
+            last_events: 0,
+            state: State::NoRequestYet,
+        }
+    }
 }
 
 impl Watchdog {
-    /// One tick (a second): whether the connection has now been idle for
-    /// longer than its limit: `header_timeout` before its first request,
-    /// `idle_timeout` after.
-    pub fn tick(
-        &mut self,
-        activity: &Activity,
-        header_timeout: Duration,
-        idle_timeout: Duration,
-    ) -> bool {
-        let ended = activity.ended.load(Ordering::Relaxed);
-        let busy = activity.in_flight.load(Ordering::Relaxed) > 0;
-        if busy || ended != self.last_ended {
-            self.idle_secs = 0;
-            self.last_ended = ended;
-            return false;
-        }
-        self.idle_secs += 1;
-        let limit = if ended == 0 {
-            header_timeout
-        } else {
-            idle_timeout
+    /// One tick (a second): whether the connection has gone without an
+    /// event for longer than the limit of what it is doing, and should be
+    /// closed.
+    pub fn tick(&mut self, activity: &Activity, limits: &Limits) -> bool {
+        let events = activity.events.load(Ordering::Relaxed);
+        let in_flight = activity.in_flight.load(Ordering::Relaxed);
+        let sending = activity.sending.load(Ordering::Relaxed);
+        let state = match (in_flight, events) {
+            (0, 0) => State::NoRequestYet,
+            (0, _) => State::Idle,
+            _ if sending >= in_flight => State::StalledSend,
+            _ => State::Working,
         };
-        self.idle_secs >= limit.as_secs().max(1)
+        let moved = events != self.last_events;
+        if moved || state != self.state {
+            self.quiet_secs = 0;
+            self.last_events = events;
+            self.state = state;
+            if moved {
+                return false;
+            }
+        }
+        self.quiet_secs += 1;
+        let limit = match state {
+            State::NoRequestYet => limits.first_request,
+            State::Idle => limits.idle,
+            State::StalledSend => limits.stalled_send,
+            State::Working => return false,
+        };
+        self.quiet_secs >= limit.as_secs().max(1)
     }
 }
 
@@ -287,28 +351,45 @@ mod tests {
     }
 
     #[test]
-    fn the_watchdog_counts_idle_seconds_only() {
+    fn the_watchdog_counts_quiet_seconds_by_state() {
         let activity = Arc::new(Activity::default());
+        let limits = Limits {
+            first_request: Duration::from_secs(2),
+            idle: Duration::from_secs(3),
+            stalled_send: Duration::from_secs(4),
+        };
         let mut dog = Watchdog::default();
-        let (header, idle) = (Duration::from_secs(2), Duration::from_secs(3));
-        assert!(!dog.tick(&activity, header, idle));
+        assert!(!dog.tick(&activity, &limits));
         assert!(
-            dog.tick(&activity, header, idle),
+            dog.tick(&activity, &limits),
             "no request within the header timeout"
         );
 
+        // A request reading its body or waiting for the upstream: not
+        // closed here, however long.
         let mut dog = Watchdog::default();
         let request = activity.begin();
         for _ in 0..10 {
-            assert!(!dog.tick(&activity, header, idle), "a request in flight");
+            assert!(!dog.tick(&activity, &limits), "a request at work");
         }
-        drop(request);
-        assert!(!dog.tick(&activity, header, idle), "a request just ended");
-        assert!(!dog.tick(&activity, header, idle));
-        assert!(!dog.tick(&activity, header, idle));
-        assert!(
-            dog.tick(&activity, header, idle),
-            "idle for the idle timeout"
+        // Its response body, never taken by the client: closed after the
+        // stall limit.
+        let body = counted(
+            crate::problem::full(bytes::Bytes::from_static(b"x")),
+            request,
         );
+        for _ in 0..3 {
+            assert!(
+                !dog.tick(&activity, &limits),
+                "stalled, not yet long enough"
+            );
+        }
+        assert!(dog.tick(&activity, &limits), "stalled for the stall limit");
+        // Sent: idle from now, closed after the idle timeout.
+        drop(body);
+        assert!(!dog.tick(&activity, &limits), "a request just ended");
+        assert!(!dog.tick(&activity, &limits));
+        assert!(!dog.tick(&activity, &limits));
+        assert!(dog.tick(&activity, &limits), "idle for the idle timeout");
     }
 }

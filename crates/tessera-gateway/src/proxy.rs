@@ -148,6 +148,7 @@ impl Proxy {
             settings.upstream.host().unwrap_or("localhost"),
             settings.upstream.port_u16().unwrap_or(80),
             settings.limits.upstream_connect_timeout,
+            settings.limits.max_connections,
         );
         let proto = match settings.scheme {
             tessera_core::Scheme::Https => "https",
@@ -224,18 +225,18 @@ impl Proxy {
         }
         // The guard lets only HTTP/1.1 heads with exactly one Host through;
         // checked again here so the rule does not depend on it. HTTP/2 has
-        // no guard: its header count is checked here.
-        if request.version() == http::Version::HTTP_2
-            && request.headers().len() > self.settings.limits.max_headers
-        {
-            return (
-                problem(
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    &refusal_detail(HeadRefusal::TooManyFields, &self.settings),
-                    true,
-                ),
-                Outcome::new("refused", HeadRefusal::TooManyFields.token()),
-            );
+        // no guard: its head size and field count are checked here.
+        if request.version() == http::Version::HTTP_2 {
+            if let Some(refusal) = http2_head_refusal(request.headers(), &self.settings) {
+                return (
+                    problem(
+                        refusal.status(),
+                        &refusal_detail(refusal, &self.settings),
+                        true,
+                    ),
+                    Outcome::new("refused", refusal.token()),
+                );
+            }
         }
         if let Some(detail) = host_problem(
             request.version(),
@@ -531,6 +532,20 @@ impl Proxy {
         }
         Uri::try_from(format!("{prefix}{path_and_query}")).ok()
     }
+}
+
+/// Why an HTTP/2 request's fields are refused: more of them than
+/// `limits.max_headers`, or more bytes than `limits.max_header_bytes` as
+/// HTTP/1.1 would carry them (name, `: `, value, CRLF each).
+fn http2_head_refusal(headers: &http::HeaderMap, settings: &Settings) -> Option<HeadRefusal> {
+    if headers.len() > settings.limits.max_headers {
+        return Some(HeadRefusal::TooManyFields);
+    }
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    (bytes > settings.limits.max_header_bytes).then_some(HeadRefusal::TooLarge)
 }
 
 /// Why the request's authority is refused: an HTTP/1.1 request needs

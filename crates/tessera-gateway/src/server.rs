@@ -123,7 +123,13 @@ pub async fn serve(
         let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new())
             .max_concurrent_streams(crate::http2::MAX_STREAMS)
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+            // As for HTTP/1.1, room beyond the limit, so that the proxy
+            // answers an oversized head with a problem body rather than the
+            // library with a bare 431 (its count adds 32 bytes a field).
+            .max_header_list_size(
+                u32::try_from(limits.max_header_bytes.saturating_mul(2) + PARSER_HEAD_SLACK)
+                    .unwrap_or(u32::MAX),
+            );
         h2
     });
     let shared = Arc::new(Shared {
@@ -380,8 +386,8 @@ fn serve_connection(
     }
 }
 
-/// Serves one HTTP/2 connection until it ends: closed once the idle
-/// watchdog fires (no request is in flight then); on SIGTERM shut down
+/// Serves one HTTP/2 connection until it ends: closed once the watchdog
+/// fires (idle, or only stalled responses in flight); on SIGTERM shut down
 /// gracefully (its streams finish), and closed if that takes longer than a
 /// request may (header, body and upstream timeouts together, as for the
 /// drain).
@@ -405,15 +411,20 @@ async fn serve_http2<IO>(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
     let limits = &shared.limits;
+    let watched = crate::http2::Limits {
+        first_request: limits.header_timeout,
+        idle: limits.idle_timeout,
+        stalled_send: limits.body_timeout,
+    };
     loop {
         tokio::select! {
             _ = connection.as_mut() => return,
             _ = ticks.tick() => {
                 let Some(activity) = conn.activity() else { break };
-                if dog.tick(activity, limits.header_timeout, limits.idle_timeout) {
-                    // Nothing in flight: no stream to finish, and a client
-                    // that sends nothing would not answer a graceful
-                    // shutdown's ping either.
+                if dog.tick(activity, &watched) {
+                    // Nothing in flight, or only responses the client does
+                    // not take: no stream to finish, and such a client
+                    // would not answer a graceful shutdown's ping either.
                     return;
                 }
             }

@@ -1,19 +1,22 @@
-//! The upstream side: one keep-alive HTTP/1.1 connection per client
-//! connection, driven inside that client connection's own task.
+//! The upstream side: keep-alive HTTP/1.1 connections held by each client
+//! connection, driven inside the task of the request that uses them.
 //!
 //! Why not a shared pool (hyper-util's client): there every request pays a
 //! pool checkout under a lock, a hand-off over a channel to the task that
 //! owns the upstream connection, and wake-ups of that task for the request
 //! and for the response. Here a client connection keeps its upstream
-//! connection in a [`LinkSlot`] and lends it to one request at a time (HTTP/1.1
-//! serves one request at a time per connection, so a request never waits
-//! for it); the request's future, then the response body, drive the
-//! upstream connection themselves, so the whole exchange runs in one task.
-//! A client connection therefore holds at most one upstream connection,
-//! opened at its first forwarded request and closed with it: the gateway's
-//! upstream connections are bounded by `limits.max_connections`, and an
-//! idle client connection closes (with its upstream one) after
-//! `limits.idle_timeout_secs`.
+//! connections in a [`LinkSlot`] and lends each to one request at a time;
+//! the request's future, then the response body, drive the upstream
+//! connection themselves, so the whole exchange runs in one task.
+//!
+//! An HTTP/1.1 client connection serves one request at a time, so it holds
+//! one upstream connection, opened at its first forwarded request and closed
+//! with it. An HTTP/2 client connection's concurrent streams each need one
+//! (the upstream speaks HTTP/1.1): it holds at most [`MAX_LINKS_PER_CLIENT`],
+//! and further streams wait for one of them. Across all client connections
+//! the upstream connections are bounded by `limits.max_connections` too, so
+//! they never outnumber what the connection cap allows; a request that gets
+//! none within the upstream timeout is answered 504.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -30,11 +33,17 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{Builder, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// TCP keep-alive probes on upstream connections start after this idle time.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+/// Upstream connections one client connection may hold at once (idle or
+/// in use): one is all an HTTP/1.1 client connection uses; an HTTP/2 one
+/// shares this many among its streams.
+pub const MAX_LINKS_PER_CLIENT: usize = 8;
 
 /// One upstream connection: the request sender and the connection state
 /// machine that must be polled for anything to happen on the socket.
@@ -43,6 +52,9 @@ struct Link {
     conn: Conn,
     /// The [`Upstream`] it was made for (a reload may change the upstream).
     upstream: u64,
+    /// Its places under the client connection's and the gateway's limits,
+    /// given back when it closes.
+    _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 }
 
 impl Link {
@@ -61,13 +73,30 @@ impl Link {
     }
 }
 
-/// The upstream connection of one client connection, between requests.
+/// The upstream connections of one client connection: those idle between
+/// requests, and the permits that bound how many it holds.
 ///
 /// Boxed: hyper's connection state is several hundred bytes, and a link
 /// changes hands a few times per request (slot, request future, response
 /// body), so it moves as a pointer.
-#[derive(Default)]
-pub struct LinkSlot(Mutex<Option<Box<Link>>>);
+pub struct LinkSlot {
+    // Boxes, not links: each leaves the slot as the box it travels in.
+    #[allow(clippy::vec_box)]
+    idle: Mutex<Vec<Box<Link>>>,
+    permits: Arc<Semaphore>,
+    /// A link came back: a request waiting for one looks again.
+    returned: Notify,
+}
+
+impl Default for LinkSlot {
+    fn default() -> Self {
+        LinkSlot {
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(MAX_LINKS_PER_CLIENT)),
+            returned: Notify::new(),
+        }
+    }
+}
 
 impl std::fmt::Debug for LinkSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,11 +106,18 @@ impl std::fmt::Debug for LinkSlot {
 
 impl LinkSlot {
     fn take(&self) -> Option<Box<Link>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
     }
 
     fn put(&self, link: Box<Link>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(link);
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(link);
+        self.returned.notify_one();
     }
 }
 
@@ -118,11 +154,14 @@ pub struct Upstream {
     port: u16,
     connect_timeout: Duration,
     http: Builder,
+    /// Bounds the upstream connections of all client connections together.
+    links: Arc<Semaphore>,
 }
 
 impl Upstream {
-    /// An upstream at `host:port`.
-    pub fn new(host: &str, port: u16, connect_timeout: Duration) -> Self {
+    /// An upstream at `host:port`, with at most `max_links` connections to
+    /// it at once.
+    pub fn new(host: &str, port: u16, connect_timeout: Duration, max_links: usize) -> Self {
         // A name in brackets is an IPv6 literal; the resolver wants it bare.
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -132,36 +171,36 @@ impl Upstream {
             port,
             connect_timeout,
             http: Builder::new(),
+            links: Arc::new(Semaphore::new(max_links.max(1))),
         }
     }
 
-    /// Sends `request` (origin-form target, `Host` set) on the client
-    /// connection's upstream connection, opening one if it has none or its
-    /// old one was closed. A request that provably never left (the kept-alive
-    /// connection closed under it) is sent again once on a new connection.
+    /// Sends `request` (origin-form target, `Host` set) on one of the client
+    /// connection's idle upstream connections, opening one if it has none
+    /// (or they were closed), within its limits. A request that provably
+    /// never left (the kept-alive connection closed under it) is sent again
+    /// once on a new connection.
     pub async fn send(
         &self,
         slot: &Arc<LinkSlot>,
         request: Request<Full<Bytes>>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let mut kept = slot.take();
-        if let Some(link) = &mut kept {
-            if !poll_fn(|cx| Poll::Ready(link.reusable(cx, self.id))).await {
-                kept = None;
-            }
-        }
-        let fresh = kept.is_none();
-        // Connecting is rare (once per client connection) and its state
-        // large: boxed, it leaves the per-request future small.
-        let link = match kept {
-            Some(link) => link,
-            None => Box::pin(self.connect()).await?,
+        let (link, fresh) = match self.idle_link(slot).await {
+            Some(link) => (link, false),
+            // Rare (once per client connection, or per stream HTTP/2 runs
+            // at once) and its state large: boxed, it leaves the
+            // per-request future small.
+            None => Box::pin(self.wait_for_link(slot)).await?,
         };
         match exchange(link, request, slot).await {
             Ok(response) => Ok(response),
             Err((e, Some(request))) if !fresh => {
                 tracing::debug!(error = %e, "kept-alive upstream connection closed; sending on a new one");
-                let link = Box::pin(self.connect()).await?;
+                let permit = Arc::clone(&slot.permits)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| UpstreamError::ConnectTimeout)?;
+                let link = Box::pin(self.connect(permit)).await?;
                 exchange(link, request, slot)
                     .await
                     .map_err(|(e, _)| UpstreamError::Http(e))
@@ -170,7 +209,50 @@ impl Upstream {
         }
     }
 
-    async fn connect(&self) -> Result<Box<Link>, UpstreamError> {
+    /// A kept-alive link of the client connection that can take a request
+    /// now, if any (closed ones are dropped on the way).
+    async fn idle_link(&self, slot: &LinkSlot) -> Option<Box<Link>> {
+        while let Some(mut link) = slot.take() {
+            if poll_fn(|cx| Poll::Ready(link.reusable(cx, self.id))).await {
+                return Some(link);
+            }
+        }
+        None
+    }
+
+    /// A link for a request that found none idle: one that comes back to
+    /// the client connection, or a new one once it is under its limit,
+    /// whichever comes first (the caller's upstream timeout bounds the
+    /// wait). The `bool` says whether the link is new.
+    async fn wait_for_link(&self, slot: &LinkSlot) -> Result<(Box<Link>, bool), UpstreamError> {
+        loop {
+            // Registered before looking, so a link put back in between
+            // is not missed.
+            let returned = slot.returned.notified();
+            let mut returned = std::pin::pin!(returned);
+            returned.as_mut().enable();
+            if let Some(link) = self.idle_link(slot).await {
+                return Ok((link, false));
+            }
+            tokio::select! {
+                () = &mut returned => {}
+                permit = Arc::clone(&slot.permits).acquire_owned() => {
+                    // The semaphore is never closed.
+                    let permit = permit.map_err(|_| UpstreamError::ConnectTimeout)?;
+                    return Ok((self.connect(permit).await?, true));
+                }
+            }
+        }
+    }
+
+    /// Opens a link under the client connection's `permit`, once there is
+    /// room under the gateway's limit.
+    async fn connect(&self, mine: OwnedSemaphorePermit) -> Result<Box<Link>, UpstreamError> {
+        // The semaphore is never closed.
+        let gateway = Arc::clone(&self.links)
+            .acquire_owned()
+            .await
+            .map_err(|_| UpstreamError::ConnectTimeout)?;
         metrics::counter!("gateway_upstream_connects_total").increment(1);
         let stream = tokio::time::timeout(
             self.connect_timeout,
@@ -192,6 +274,7 @@ impl Upstream {
             sender,
             conn,
             upstream: self.id,
+            _permits: (mine, gateway),
         }))
     }
 }
