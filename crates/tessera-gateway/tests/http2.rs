@@ -7,7 +7,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -45,20 +44,17 @@ fn send(client: &reqwest::Client, request: http::Request<Vec<u8>>) -> (http::Ver
     })
 }
 
-fn signed_request(
-    key: &Key,
-    method: &str,
-    url: &str,
-    body: &[u8],
-    extra: &[(&str, &str)],
-) -> http::Request<Vec<u8>> {
-    let mut builder = http::Request::builder().method(method).uri(url);
-    for (name, value) in extra {
-        builder = builder.header(*name, *value);
-    }
-    let mut request = builder.body(body.to_vec()).unwrap();
-    key.signer().sign_request(&mut request).unwrap();
-    request
+/// Sends `request`, which the gateway must answer 200 over HTTP/2.
+fn accepted_over_http2(client: &reqwest::Client, request: http::Request<Vec<u8>>) -> Reply {
+    let (version, reply) = send(client, request);
+    assert_eq!(version, http::Version::HTTP_2);
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply
 }
 
 #[test]
@@ -67,15 +63,7 @@ fn signed_requests_pass_over_http2_with_prior_knowledge() {
     let upstream = Upstream::start(&dir);
     let alice = Key::random("alice-phone");
     let keys = keys_file(&dir, &[(&alice, "alice", &["read", "write"], false)]);
-    let gateway = Gateway::start(
-        &dir,
-        &[
-            "--upstream",
-            &upstream.url(),
-            "--keys",
-            keys.to_str().unwrap(),
-        ],
-    );
+    let gateway = Gateway::start_for(&dir, &upstream, &keys, &[]);
     let client = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
@@ -96,14 +84,7 @@ fn signed_requests_pass_over_http2_with_prior_knowledge() {
         *copy.headers_mut() = get.headers().clone();
         copy
     };
-    let (version, reply) = send(&client, get);
-    assert_eq!(version, http::Version::HTTP_2);
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    let reply = accepted_over_http2(&client, get);
     assert_eq!(
         reply.echoed("tessera-owner"),
         ["alice"],
@@ -120,14 +101,7 @@ fn signed_requests_pass_over_http2_with_prior_knowledge() {
         br#"{"item":42}"#,
         &[("content-type", "application/json")],
     );
-    let (version, reply) = send(&client, post);
-    assert_eq!(version, http::Version::HTTP_2);
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    let reply = accepted_over_http2(&client, post);
     assert_eq!(reply.json()["body"], r#"{"item":42}"#);
 
     // The same signature again, now over HTTP/2: a replay.
@@ -194,16 +168,7 @@ fn an_idle_http2_connection_is_closed_and_http2_can_be_turned_off() {
     assert!(sink.len() >= 9 && sink[3] == 4, "{sink:?}");
 
     // With --no-http2 the preface is just a malformed HTTP/1.1 request.
-    let plain = Gateway::start(
-        &dir,
-        &[
-            "--upstream",
-            &upstream.url(),
-            "--keys",
-            keys.to_str().unwrap(),
-            "--no-http2",
-        ],
-    );
+    let plain = Gateway::start_for(&dir, &upstream, &keys, &["--no-http2"]);
     let reply = raw(
         plain.addr,
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
@@ -217,37 +182,11 @@ fn an_idle_http2_connection_is_closed_and_http2_can_be_turned_off() {
 #[test]
 fn http2_is_negotiated_over_tls() {
     let dir = temp_dir("h2-tls");
-    let script = "set -e
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \\
-          -keyout ca.key -out ca.pem -days 1 -subj /CN=gateway-test-ca
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \\
-          -keyout key.pem -out leaf.csr -subj /CN=localhost
-        printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > leaf.ext
-        openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial \\
-          -out cert.pem -days 1 -extfile leaf.ext";
-    let status = Command::new("sh")
-        .args(["-c", script])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    tls_files(&dir);
     let upstream = Upstream::start(&dir);
     let alice = Key::random("alice-phone");
     keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "upstream = \"{}\"\n[keys]\nfile = \"keys.json\"\n[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
-            upstream.url()
-        ),
-    )
-    .unwrap();
-    let gateway = Gateway::start(&dir, &["--config", config.to_str().unwrap()]);
+    let gateway = Gateway::start_tls(&dir, &upstream);
     let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).unwrap()).unwrap();
     let url = format!("https://localhost:{}/v1/tls-h2", gateway.addr.port());
     for (http1_only, expected) in [

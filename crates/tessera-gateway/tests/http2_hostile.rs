@@ -365,19 +365,22 @@ fn sign_fields(
     body: &[u8],
     extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
-    let mut builder = http::Request::builder()
-        .method(method)
-        .uri(format!("http://{authority}{path}"));
-    for (n, v) in extra {
-        builder = builder.header(*n, *v);
-    }
-    let mut request = builder.body(body.to_vec()).unwrap();
-    key.signer().sign_request(&mut request).unwrap();
-    request
+    let url = format!("http://{authority}{path}");
+    signed_request(key, method, &url, body, extra)
         .headers()
         .iter()
         .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
         .collect()
+}
+
+/// The four pseudo-header fields of an ordinary request.
+fn standard<'a>(method: &'a str, authority: &'a str, path: &'a str) -> [(&'a str, &'a str); 4] {
+    [
+        (":method", method),
+        (":scheme", "http"),
+        (":authority", authority),
+        (":path", path),
+    ]
 }
 
 fn fields(pseudo: &[(&str, &str)], rest: &[(String, String)]) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -432,15 +435,7 @@ fn concurrent_streams_fan_out_upstream_connections() {
     for i in 0..n {
         let path = format!("/slow?secs=1&i={i}");
         let signed = sign_fields(&s.key, "GET", &auth, &path, b"", &[]);
-        let f = fields(
-            &[
-                (":method", "GET"),
-                (":scheme", "http"),
-                (":authority", &auth),
-                (":path", &path),
-            ],
-            &signed,
-        );
+        let f = fields(&standard("GET", &auth, &path), &signed);
         c.headers(1 + 2 * i, &f, true);
     }
     let bodies = c.collect_all(n as usize, Duration::from_secs(30));
@@ -468,15 +463,7 @@ fn concurrent_streams_fan_out_upstream_connections() {
     for i in 0..n {
         let path = format!("/slow?secs=0&j={i}");
         let signed = sign_fields(&s.key, "GET", &auth, &path, b"", &[]);
-        let f = fields(
-            &[
-                (":method", "GET"),
-                (":scheme", "http"),
-                (":authority", &auth),
-                (":path", &path),
-            ],
-            &signed,
-        );
+        let f = fields(&standard("GET", &auth, &path), &signed);
         c.headers(1 + 2 * (n + i), &f, true);
     }
     let again = c.collect_all(n as usize, Duration::from_secs(30));
@@ -509,15 +496,7 @@ fn zero_window_pins_connection_forever() {
     let mut c = H2::connect(s.gateway.addr, &[(4, 0)]);
     let path = "/big?mib=4";
     let signed = sign_fields(&s.key, "GET", &auth, path, b"", &[]);
-    let f = fields(
-        &[
-            (":method", "GET"),
-            (":scheme", "http"),
-            (":authority", &auth),
-            (":path", path),
-        ],
-        &signed,
-    );
+    let f = fields(&standard("GET", &auth, path), &signed);
     c.headers(1, &f, true);
     // Only read/ack frames; never grant window.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -592,17 +571,7 @@ fn authority_path_scheme_shapes() {
     let p = "/v1/differ";
     let mut sig = sign_fields(&s.key, "GET", &auth, p, b"", &[]);
     sig.push(("host".into(), "evil.example".into()));
-    run(
-        "differ",
-        &[
-            (":method", "GET"),
-            (":scheme", "http"),
-            (":authority", &auth),
-            (":path", p),
-        ],
-        &sig,
-        None,
-    );
+    run("differ", &standard("GET", &auth, p), &sig, None);
     // Host with trailing space vs :authority absent.
     let p = "/v1/hostspace";
     let mut sig = sign_fields(&s.key, "GET", &auth, p, b"", &[]);
@@ -617,17 +586,7 @@ fn authority_path_scheme_shapes() {
     let up = auth.to_uppercase();
     let p = "/v1/upper";
     let sig = sign_fields(&s.key, "GET", &auth, p, b"", &[]);
-    run(
-        "upper",
-        &[
-            (":method", "GET"),
-            (":scheme", "http"),
-            (":authority", &up),
-            (":path", p),
-        ],
-        &sig,
-        None,
-    );
+    run("upper", &standard("GET", &up, p), &sig, None);
     // :scheme https on a plain listener.
     let p = "/v1/https";
     let sig = sign_fields(&s.key, "GET", &auth, p, b"", &[]);
@@ -715,122 +674,47 @@ fn authority_path_scheme_shapes() {
     sig.push(("tessera-scopes".into(), "admin".into()));
     sig.push(("tessera-key-id".into(), "root".into()));
     sig.push(("x-forwarded-for".into(), "10.0.0.1".into()));
-    run(
-        "spoof",
-        &[
-            (":method", "GET"),
-            (":scheme", "http"),
-            (":authority", &auth),
-            (":path", p),
-        ],
-        &sig,
-        None,
-    );
+    run("spoof", &standard("GET", &auth, p), &sig, None);
     // Uppercase header names (malformed in HTTP/2).
     let p = "/v1/upperhdr";
     let mut sig = sign_fields(&s.key, "GET", &auth, p, b"", &[]);
     sig.push(("Tessera-Owner".into(), "mallory".into()));
-    run(
-        "upper-name",
-        &[
-            (":method", "GET"),
-            (":scheme", "http"),
-            (":authority", &auth),
-            (":path", p),
-        ],
-        &sig,
-        None,
-    );
+    run("upper-name", &standard("GET", &auth, p), &sig, None);
     // content-length disagreeing with DATA.
     let p = "/v1/cl";
     let body = b"{\"a\":1}";
     let mut sig = sign_fields(&s.key, "POST", &auth, p, body, &[]);
     sig.push(("content-length".into(), "3".into()));
-    run(
-        "cl-short",
-        &[
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":authority", &auth),
-            (":path", p),
-        ],
-        &sig,
-        Some(body),
-    );
+    run("cl-short", &standard("POST", &auth, p), &sig, Some(body));
     let p = "/v1/cl2";
     let mut sig = sign_fields(&s.key, "POST", &auth, p, body, &[]);
     sig.push(("content-length".into(), body.len().to_string()));
     sig.push(("content-length".into(), "100".into()));
-    run(
-        "cl-double",
-        &[
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":authority", &auth),
-            (":path", p),
-        ],
-        &sig,
-        Some(body),
-    );
+    run("cl-double", &standard("POST", &auth, p), &sig, Some(body));
     // transfer-encoding / connection / te in an HTTP/2 request.
     let p = "/v1/te";
     let mut sig = sign_fields(&s.key, "POST", &auth, p, body, &[]);
     sig.push(("transfer-encoding".into(), "chunked".into()));
     run(
         "transfer-encoding",
-        &[
-            (":method", "POST"),
-            (":scheme", "http"),
-            (":authority", &auth),
-            (":path", p),
-        ],
+        &standard("POST", &auth, p),
         &sig,
         Some(body),
     );
     let p = "/v1/conn";
     let mut sig = sign_fields(&s.key, "GET", &auth, p, b"", &[]);
     sig.push(("connection".into(), "close".into()));
-    run(
-        "connection",
-        &[
-            (":method", "GET"),
-            (":scheme", "http"),
-            (":authority", &auth),
-            (":path", p),
-        ],
-        &sig,
-        None,
-    );
+    run("connection", &standard("GET", &auth, p), &sig, None);
     let p = "/v1/tegz";
     let mut sig = sign_fields(&s.key, "GET", &auth, p, b"", &[]);
     sig.push(("te".into(), "trailers".into()));
-    run(
-        "te-trailers",
-        &[
-            (":method", "GET"),
-            (":scheme", "http"),
-            (":authority", &auth),
-            (":path", p),
-        ],
-        &sig,
-        None,
-    );
+    run("te-trailers", &standard("GET", &auth, p), &sig, None);
     // Cookies split across fields.
     let p = "/v1/cookie";
     let mut sig = sign_fields(&s.key, "GET", &auth, p, b"", &[]);
     sig.push(("cookie".into(), "a=1".into()));
     sig.push(("cookie".into(), "b=2".into()));
-    run(
-        "cookies",
-        &[
-            (":method", "GET"),
-            (":scheme", "http"),
-            (":authority", &auth),
-            (":path", p),
-        ],
-        &sig,
-        None,
-    );
+    run("cookies", &standard("GET", &auth, p), &sig, None);
 
     eprintln!("upstream saw: {:?}", s.upstream.paths());
     for (label, status, j) in &results {
@@ -914,19 +798,7 @@ fn stalled_body_and_partial_headers() {
     let p = "/v1/stall";
     let sig = sign_fields(&s.key, "POST", &auth, p, b"hello", &[]);
     let mut c = H2::connect(s.gateway.addr, &[]);
-    c.headers(
-        1,
-        &fields(
-            &[
-                (":method", "POST"),
-                (":scheme", "http"),
-                (":authority", &auth),
-                (":path", p),
-            ],
-            &sig,
-        ),
-        false,
-    );
+    c.headers(1, &fields(&standard("POST", &auth, p), &sig), false);
     c.data(1, b"he", false);
     let t = Instant::now();
     let r = c.wait(1, Duration::from_secs(10));
@@ -1007,19 +879,7 @@ fn rapid_reset_flood_does_not_starve_others() {
         let p = format!("/v1/legit{i}");
         let sig = sign_fields(&s.key, "GET", &auth, &p, b"", &[]);
         let mut c = H2::connect(addr, &[]);
-        c.headers(
-            1,
-            &fields(
-                &[
-                    (":method", "GET"),
-                    (":scheme", "http"),
-                    (":authority", &auth),
-                    (":path", &p),
-                ],
-                &sig,
-            ),
-            true,
-        );
+        c.headers(1, &fields(&standard("GET", &auth, &p), &sig), true);
         if c.wait(1, Duration::from_secs(5)).status == Some(200) {
             served += 1;
         }
@@ -1047,15 +907,7 @@ fn many_stalled_streams() {
             let sig = sign_fields(&s.key, "POST", &auth, &p, b"hello", &[]);
             c.headers(
                 1 + 2 * i,
-                &fields(
-                    &[
-                        (":method", "POST"),
-                        (":scheme", "http"),
-                        (":authority", &auth),
-                        (":path", &p),
-                    ],
-                    &sig,
-                ),
+                &fields(&standard("POST", &auth, &p), &sig),
                 false,
             );
         }
@@ -1064,19 +916,7 @@ fn many_stalled_streams() {
     let p = "/v1/legit";
     let sig = sign_fields(&s.key, "GET", &auth, p, b"", &[]);
     let mut c = H2::connect(s.gateway.addr, &[]);
-    c.headers(
-        1,
-        &fields(
-            &[
-                (":method", "GET"),
-                (":scheme", "http"),
-                (":authority", &auth),
-                (":path", p),
-            ],
-            &sig,
-        ),
-        true,
-    );
+    c.headers(1, &fields(&standard("GET", &auth, p), &sig), true);
     let r = c.wait(1, Duration::from_secs(5));
     assert_eq!(r.status, Some(200), "{r:?}");
     let _ = config_path(&s.dir);
@@ -1124,19 +964,7 @@ fn unauthenticated_zero_window_exhausts_connection_cap() {
     let p = "/v1/legit";
     let sig = sign_fields(&s.key, "GET", &auth, p, b"", &[]);
     let mut c = H2::connect(s.gateway.addr, &[]);
-    c.headers(
-        1,
-        &fields(
-            &[
-                (":method", "GET"),
-                (":scheme", "http"),
-                (":authority", &auth),
-                (":path", p),
-            ],
-            &sig,
-        ),
-        true,
-    );
+    c.headers(1, &fields(&standard("GET", &auth, p), &sig), true);
     let r = c.wait(1, Duration::from_secs(5));
     eprintln!(
         "held connections still open after 8 s: {still_open}/4; legit request: {:?}",

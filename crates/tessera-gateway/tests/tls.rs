@@ -6,7 +6,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
@@ -17,37 +16,11 @@ use support::*;
 fn signed_requests_pass_over_tls() {
     let dir = temp_dir("tls");
     // A throwaway CA and a leaf certificate for localhost.
-    let script = "set -e
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \\
-          -keyout ca.key -out ca.pem -days 1 -subj /CN=gateway-test-ca
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \\
-          -keyout key.pem -out leaf.csr -subj /CN=localhost
-        printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > leaf.ext
-        openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial \\
-          -out cert.pem -days 1 -extfile leaf.ext";
-    let status = Command::new("sh")
-        .args(["-c", script])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    tls_files(&dir);
     let upstream = Upstream::start(&dir);
     let alice = Key::random("alice-phone");
     keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "upstream = \"{}\"\n[keys]\nfile = \"keys.json\"\n[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
-            upstream.url()
-        ),
-    )
-    .unwrap();
-    let gateway = Gateway::start(&dir, &["--config", config.to_str().unwrap()]);
+    let gateway = Gateway::start_tls(&dir, &upstream);
 
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {

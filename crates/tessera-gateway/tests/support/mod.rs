@@ -126,6 +126,30 @@ impl Gateway {
         Self::start_with_env(dir, args, &[])
     }
 
+    /// Starts the gateway terminating TLS with the files of [`tls_files`],
+    /// in front of `upstream`, with `keys.json` in `dir`.
+    pub fn start_tls(dir: &Path, upstream: &Upstream) -> Gateway {
+        let config = dir.join("gateway.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "upstream = \"{}\"\n[keys]\nfile = \"keys.json\"\n[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+                upstream.url()
+            ),
+        )
+        .unwrap();
+        Self::start(dir, &["--config", config.to_str().unwrap()])
+    }
+
+    /// Starts the gateway in front of `upstream` with the keys file `keys`
+    /// and the further arguments `more`.
+    pub fn start_for(dir: &Path, upstream: &Upstream, keys: &Path, more: &[&str]) -> Gateway {
+        let url = upstream.url();
+        let mut args = vec!["--upstream", &url, "--keys", keys.to_str().unwrap()];
+        args.extend_from_slice(more);
+        Self::start(dir, &args)
+    }
+
     /// [`Gateway::start`] with environment variables.
     pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         Self::start_command(Command::new(BIN), dir, args, env)
@@ -374,6 +398,23 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A request to `url` with the `extra` fields, signed by `key`.
+pub fn signed_request(
+    key: &Key,
+    method: &str,
+    url: &str,
+    body: &[u8],
+    extra: &[(&str, &str)],
+) -> http::Request<Vec<u8>> {
+    let mut builder = http::Request::builder().method(method).uri(url);
+    for (name, value) in extra {
+        builder = builder.header(*name, *value);
+    }
+    let mut request = builder.body(body.to_vec()).unwrap();
+    key.signer().sign_request(&mut request).unwrap();
+    request
+}
+
 /// A request signed by `key` for `authority`, serialized with `Connection: close`.
 pub fn signed(
     key: &Key,
@@ -383,15 +424,31 @@ pub fn signed(
     body: &[u8],
     extra: &[(&str, &str)],
 ) -> Vec<u8> {
-    let mut builder = http::Request::builder()
-        .method(method)
-        .uri(format!("http://{authority}{path}"));
-    for (name, value) in extra {
-        builder = builder.header(*name, *value);
-    }
-    let mut request = builder.body(body.to_vec()).unwrap();
-    key.signer().sign_request(&mut request).unwrap();
-    serialize(&request, authority)
+    let url = format!("http://{authority}{path}");
+    serialize(&signed_request(key, method, &url, body, extra), authority)
+}
+
+/// Writes a throwaway CA (`ca.pem`) and a certificate for `localhost`
+/// signed by it (`cert.pem`, `key.pem`) into `dir`, with openssl.
+pub fn tls_files(dir: &Path) {
+    let script = "set -e
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \\
+          -keyout ca.key -out ca.pem -days 1 -subj /CN=gateway-test-ca
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \\
+          -keyout key.pem -out leaf.csr -subj /CN=localhost
+        printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > leaf.ext
+        openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial \\
+          -out cert.pem -days 1 -extfile leaf.ext";
+    let status = Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
 }
 
 /// Serializes a request in origin form with `Host` and `Connection: close`.
