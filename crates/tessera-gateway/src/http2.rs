@@ -15,6 +15,10 @@
 //! - every request in flight only waiting for the client to take its
 //!   response body, and none taken for the body timeout (a client that
 //!   opens no flow-control window).
+//!
+//! The watchdog sees whole requests only: on a connection that has served
+//! requests, a HEADERS frame left incomplete is bounded by the idle timeout
+//! rather than the header timeout.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
