@@ -18,6 +18,11 @@ mod request;
 mod secret;
 mod timearg;
 
+/// mimalloc, as in the `tessera-gateway` binary: `tessera gateway` and
+/// `tessera serve` allocate and free small blocks for every request.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sign, verify and debug tessera-v1 HTTP request signatures
 /// (RFC 9421 hmac-sha256 with RFC 9530 Content-Digest).
 ///
