@@ -26,6 +26,9 @@ const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
+/// How often the recorded samples are folded into the histograms.
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// Installs the Prometheus recorder (once per process) and returns its handle.
 ///
 /// # Errors
@@ -65,13 +68,19 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
         "gateway_key_db_lookups",
         "SQL key store: resolves sent to the database"
     );
+    // Upkeep folds the latency samples recorded since the last run into the
+    // histograms: work proportional to the request rate (about 10,000
+    // samples a second at 5,000 requests/s). On a thread of its own, so
+    // that it never stalls a worker's event loop (the first worker shares
+    // the main runtime), and every second, so that each run is short.
     let upkeep = handle.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+    std::thread::Builder::new()
+        .name("metrics-upkeep".to_owned())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
             upkeep.run_upkeep();
-        }
-    });
+        })
+        .map_err(|e| format!("metrics: cannot start the upkeep thread: {e}"))?;
     Ok(handle)
 }
 
