@@ -391,8 +391,9 @@ fn propagation(db: &str, dir: &Path, label: &str, bound: Duration) -> Vec<Durati
 fn revocation_reaches_two_servers_on_one_sqlite_file() {
     let dir = temp_dir("keys-prop-sqlite");
     let db = format!("sqlite://{}", dir.join("keys.db").display());
-    // The default poll is 2 s; the margin covers polling at 20 ms and a busy machine.
-    propagation(&db, &dir, "sqlite", Duration::from_millis(2_600));
+    // The default poll is 2 s; the margin covers the poll itself, probing
+    // at 20 ms and a busy machine.
+    propagation(&db, &dir, "sqlite", Duration::from_secs(3));
 }
 
 #[test]
@@ -428,6 +429,9 @@ fn postgres_stopped_and_restarted_under_a_server() {
         assert_eq!(get(&server, &cached), "ok");
     }
 
+    // Stopping PostgreSQL may take a while on a loaded machine; the cached
+    // key's staleness runs from its last confirmation, before the stop.
+    let pausing = Instant::now();
     cluster.run("pause");
     let down = Instant::now();
     for _ in 0..5 {
@@ -442,7 +446,7 @@ fn postgres_stopped_and_restarted_under_a_server() {
     let stale = loop {
         match get(&server, &cached).as_str() {
             "ok" => {}
-            "store_unavailable" => break down.elapsed(),
+            "store_unavailable" => break pausing.elapsed(),
             other => panic!("{other}"),
         }
         assert!(
@@ -451,10 +455,14 @@ fn postgres_stopped_and_restarted_under_a_server() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    eprintln!("outage: the cached key failed closed after {stale:?} (--max-staleness 3)");
+    eprintln!(
+        "outage: the cached key failed closed {stale:?} after the stop began (--max-staleness 3)"
+    );
     assert!(
-        stale >= Duration::from_millis(1_500) && stale <= Duration::from_millis(3_800),
-        "{stale:?}"
+        stale >= Duration::from_millis(1_500)
+            && stale <= (down - pausing) + Duration::from_millis(3_800),
+        "{stale:?}, the stop took {:?}",
+        down - pausing
     );
 
     cluster.run("resume");

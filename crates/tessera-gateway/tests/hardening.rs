@@ -263,7 +263,16 @@ fn sigterm_drains_requests_in_flight() {
     let bytes = signed(&s.alice, "GET", &host, "/slow?secs=2", b"", &[]);
     let addr = s.gateway.addr;
     let in_flight = std::thread::spawn(move || raw(addr, &bytes, Duration::from_secs(20)));
-    std::thread::sleep(Duration::from_millis(700));
+    // SIGTERM once the request is at the upstream (it logs before its
+    // 2 s sleep): in flight, whatever the machine's load.
+    assert!(
+        eventually(Duration::from_secs(10), || s
+            .upstream
+            .paths()
+            .iter()
+            .any(|p| p.starts_with("/slow"))),
+        "the request never reached the upstream"
+    );
     s.gateway.sigterm();
     let reply = in_flight
         .join()

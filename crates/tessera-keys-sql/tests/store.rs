@@ -14,7 +14,12 @@ use tessera_keys_sql::{
 use tessera_server::{ErrorCode, KeyState, KeyStore, ManualClock};
 
 fn options(clock: &ManualClock) -> SqlKeyStoreOptions {
-    SqlKeyStoreOptions::default().with_clock(clock.clone())
+    let mut o = SqlKeyStoreOptions::default().with_clock(clock.clone());
+    // A look-up or poll slower than the default 500 ms on a loaded CI
+    // machine would mark the database down for a moment and refuse
+    // uncached keys: no test here is about that (propagation.rs is).
+    o.lookup_timeout = Duration::from_secs(5);
+    o
 }
 
 fn alice() -> IssueRequest {

@@ -365,7 +365,7 @@ async fn redis_stopped_fails_closed_and_restarted_recovers() {
     // Known to be down: checks fail at once, without waiting for the
     // connection's reconnect attempts (a quarter of a second each before).
     let alice = key_id("alice");
-    let mut slowest = Duration::ZERO;
+    let mut took = Vec::with_capacity(200);
     for _ in 0..200 {
         let nonce = Nonce::generate(&mut rand::rng());
         let started = Instant::now();
@@ -373,13 +373,24 @@ async fn redis_stopped_fails_closed_and_restarted_recovers() {
             .record(NonceRecord::new(&alice, &nonce, T0, T0, T0 + 301))
             .await
             .expect_err("Redis is down");
-        slowest = slowest.max(started.elapsed());
+        took.push(started.elapsed());
         assert_eq!(e.kind(), NonceStoreErrorKind::Unavailable);
         assert!(e.to_string().contains("down"), "{e}");
     }
-    eprintln!("200 checks while Redis was known to be down: slowest {slowest:?}");
+    took.sort();
+    let (median, slowest) = (took[took.len() / 2], took[took.len() - 1]);
+    eprintln!(
+        "200 checks while Redis was known to be down: median {median:?}, slowest {slowest:?}"
+    );
+    // The median is the claim (no network wait: well under 1 ms); the
+    // slowest only has to stay below one reconnect attempt (250 ms), since a
+    // loaded machine may preempt the test thread during any single check.
     assert!(
-        slowest < Duration::from_millis(50),
+        median < Duration::from_millis(1),
+        "checks waited (median {median:?}) for a Redis known to be down"
+    );
+    assert!(
+        slowest < Duration::from_millis(200),
         "a check waited {slowest:?} for a Redis known to be down"
     );
 
