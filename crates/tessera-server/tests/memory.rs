@@ -4,7 +4,8 @@
 //! Run the measurements alone, in release mode, so nothing else allocates
 //! meanwhile:
 //! `cargo test -p tessera-server --release --test memory -- --ignored --nocapture --exact bytes_per_nonce`
-//! (`scripts/test` runs exactly that on Linux and fails unless the test ran and passed), and
+//! (`scripts/test` runs that on Linux, with `--profile smoke`, release without
+//! link-time optimization, and fails unless the test ran and passed), and
 //! `cargo test -p tessera-server --release --test memory -- --ignored --nocapture --exact full_default_store`
 //! for the memory budget of the default store at full capacity.
 
