@@ -86,6 +86,13 @@ mod tests {
             INPUT.replace(r#""content-type""#, r#""Content-Type""#),
             INPUT.replace(r#""content-type""#, r#""@method""#),
             INPUT.replace("sig1=", "sig1 ="),
+            // Bytes the whole-value check refuses, inside a string, a key
+            // and between members: escapes, control bytes, DEL, non-ASCII.
+            INPUT.replace("user-42-phone", r#"user-\"42"#),
+            INPUT.replace("user-42-phone", "user-42\tphone"),
+            INPUT.replace(r#""content-type""#, "\"content-type\x7f\""),
+            INPUT.replace("created", "cr\u{e9}ated"),
+            INPUT.replace(" \"@authority", "\t\"@authority"),
         ];
         for edited in &edits {
             assert!(
