@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! cargo run --release -p tessera-keys-sql --example keystore_bench -- \
-//!     [--keys 1000000] [--pg-keys N] [--postgres URL]
+//!     [--keys 1000000] [--pg-keys N] [--postgres URL] [--rounds 7] [--batch 20000]
 //! ```
 //! PostgreSQL is measured when `--postgres` or TESSERA_TEST_POSTGRES_URL is given.
 //!
@@ -156,6 +156,13 @@ async fn main() {
     let keys: usize = arg("--keys").map_or(1_000_000, |v| v.parse().expect("--keys N"));
     let pg_keys: usize = arg("--pg-keys").map_or(keys, |v| v.parse().expect("--pg-keys N"));
     let pg_url = arg("--postgres").or_else(|| std::env::var("TESSERA_TEST_POSTGRES_URL").ok());
+    // Section 1's interleaved rounds, and verifications per store per round.
+    let rounds: usize = arg("--rounds").map_or(7, |v| v.parse().expect("--rounds N"));
+    let batch: usize = arg("--batch").map_or(20_000, |v| v.parse().expect("--batch N"));
+    assert!(
+        rounds > 0 && batch > 0,
+        "--rounds and --batch must be positive"
+    );
 
     if let Some(store) = arg("--profile-warm") {
         let n: usize = args
@@ -198,7 +205,7 @@ async fn main() {
 
     // 1. Warm verify vs MemoryKeyStore.
     println!(
-        "== 1. verify with a warm cache (ns/verify, median of 7 interleaved rounds of 20,000)"
+        "== 1. verify with a warm cache (ns/verify, median of {rounds} interleaved rounds of {batch})"
     );
     let memory = Arc::new(MemoryKeyStore::new());
     let secret = SecretKey::generate().unwrap();
@@ -234,9 +241,9 @@ async fn main() {
         ));
     }
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
-    for _round in 0..7 {
+    for _round in 0..rounds {
         for (i, (_, v, id, secret)) in contenders.iter().enumerate() {
-            let requests: Vec<_> = (0..20_000).map(|_| signed(id, secret)).collect();
+            let requests: Vec<_> = (0..batch).map(|_| signed(id, secret)).collect();
             let start = Instant::now();
             for parts in &requests {
                 v.verify_bytes(parts, Bytes::new()).await.expect("verified");
