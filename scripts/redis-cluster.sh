@@ -38,15 +38,52 @@ port_free() {
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# The first port the kernel hands out to outgoing connections. A port in
+# that range can be taken by any client's connection between the check
+# below and redis-server's bind, which the check cannot see (it only finds
+# listeners): nodes and their bus ports stay below it.
+ephemeral_low() {
+  local low
+  low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || low=
+  case "$low" in
+  '' | *[!0-9]*) echo 32768 ;;
+  *) echo "$low" ;;
+  esac
+}
+
 # A port that is free together with its cluster bus port (port + 10000).
 pick_port() {
-  local try port
+  local try port low span
+  low=$(ephemeral_low)
+  # Node ports from 10000, bus ports (+10000) below the ephemeral range;
+  # the old range when that leaves too little room.
+  span=$((low - 20000))
+  [ "$span" -ge 1000 ] || span=30000
   for try in $(seq 1 50); do
-    port=$((20000 + RANDOM % 30000))
+    port=$((10000 + (RANDOM * 32768 + RANDOM) % span))
     if port_free "$port" && port_free $((port + 10000)) && ! grep -qx "$port" "$1/ports" 2>/dev/null; then
       echo "$port"
       return 0
     fi
+  done
+  return 1
+}
+
+# Starts one node and waits until it answers, on another port when the one
+# picked was taken before redis-server could bind it (or its bus port);
+# prints the port.
+start_one() { # start_one DIR
+  local try port
+  for try in 1 2 3 4 5; do
+    port=$(pick_port "$1") || return 1
+    echo "$port" >>"$1/ports"
+    start_node "$1" "$port" || continue
+    if wait_ping "$1" "$port"; then
+      echo "$port"
+      return 0
+    fi
+    echo "redis-cluster.sh: node on port $port did not start (try $try); another port" >&2
+    kill_node "$1" "$port"
   done
   return 1
 }
@@ -60,13 +97,24 @@ start_node() { # start_node DIR PORT
     --daemonize yes >/dev/null
 }
 
-wait_ping() { # wait_ping PORT
+wait_ping() { # wait_ping DIR PORT: 0 once it answers, 1 if it gave up or 10 s passed
   local i
   for i in $(seq 1 200); do
-    if redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null | grep -q PONG; then return 0; fi
+    if redis-cli -h 127.0.0.1 -p "$2" ping 2>/dev/null | grep -q PONG; then return 0; fi
+    # A node that cannot bind its port or its bus port logs this and exits.
+    if grep -q "aborting" "$1/node-$2.log" 2>/dev/null; then return 1; fi
     sleep 0.05
   done
   return 1
+}
+
+kill_node() { # kill_node DIR PORT
+  local pid
+  pid=$(cat "$1/node-$2.pid" 2>/dev/null) || return 0
+  # Only a redis-server: the node may be gone and its pid reused.
+  if grep -q redis-server "/proc/$pid/cmdline" 2>/dev/null; then
+    kill -9 "$pid" 2>/dev/null || true
+  fi
 }
 
 fail() { # fail DIR MESSAGE
@@ -89,15 +137,10 @@ start() {
   ensure_bin
   dir=$(mktemp -d "${TMPDIR:-/tmp}/tessera-redis-cluster.XXXXXX")
   for i in $(seq 1 "$NODES"); do
-    port=$(pick_port "$dir") || { fail "$dir" "no free port pair"; return 1; }
-    echo "$port" >>"$dir/ports"
-    start_node "$dir" "$port" || { fail "$dir" "redis-server on port $port did not start"; return 1; }
+    port=$(start_one "$dir") || { fail "$dir" "no node came up on 5 free port pairs"; return 1; }
     ports+=("$port")
     addrs+=("127.0.0.1:$port")
     urls+=("redis://127.0.0.1:$port/")
-  done
-  for port in "${ports[@]}"; do
-    wait_ping "$port" || { fail "$dir" "node on port $port does not answer"; return 1; }
   done
   if ! redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes \
     >"$dir/create.log" 2>&1; then
@@ -130,7 +173,7 @@ start() {
 }
 
 stop() {
-  local dir=${1:?stop needs the cluster directory} pidfile pid
+  local dir=${1:?stop needs the cluster directory} pidfile port
   case "$dir" in
   */tessera-redis-cluster.*) ;;
   *)
@@ -140,11 +183,8 @@ stop() {
   esac
   for pidfile in "$dir"/node-*.pid; do
     [ -e "$pidfile" ] || continue
-    pid=$(cat "$pidfile")
-    # Only a redis-server: the node may be gone and its pid reused.
-    if grep -q redis-server "/proc/$pid/cmdline" 2>/dev/null; then
-      kill -9 "$pid" 2>/dev/null || true
-    fi
+    port=${pidfile##*/node-}
+    kill_node "$dir" "${port%.pid}"
   done
   rm -rf "$dir"
 }
