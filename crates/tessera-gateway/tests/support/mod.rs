@@ -493,14 +493,13 @@ pub fn admin_get(admin: SocketAddr, path: &str) -> Reply {
     raw(admin, request.as_bytes(), Duration::from_secs(10)).expect("admin reply")
 }
 
-/// A free loopback TCP port.
+/// A free loopback TCP port, below the ephemeral range (see `ports.rs`).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    ports::free_port()
 }
+
+#[path = "../../../tessera-server/tests/support/ports.rs"]
+mod ports;
 
 /// A `redis-server` child on `port` without persistence, once it accepts
 /// connections; `None` when redis-server is not installed.

@@ -11,7 +11,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -73,12 +73,10 @@ fn on_path() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free loopback port")
-        .port()
-}
+// Relative to this file, wherever it is included from.
+#[path = "ports.rs"]
+mod ports;
+use ports::free_port;
 
 impl RedisServer {
     /// A new server on a free loopback port, or `None` after reporting a skip.
