@@ -864,6 +864,20 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             |w| w.input(";tag=", ";foo=1;alg=\"x\";tag="),
         ),
         neg(
+            "neg-keyid-escaped-quote",
+            "`keyid=\"device\\\"7f3a2c\"`: a valid sf-string (not the canonical form a shortcut may take, so the parser decides), whose value holds a `\"` no key id may hold.",
+            base(),
+            E::InvalidParameter,
+            |w| w.input("keyid=\"device-7f3a2c\"", "keyid=\"device\\\"7f3a2c\""),
+        ),
+        neg(
+            "neg-inner-list-tab",
+            "A tab instead of the space between two component identifiers: RFC 9651 separates inner-list items with spaces only, so the header does not parse.",
+            base(),
+            E::MalformedSignature,
+            |w| w.input("\"@method\" \"@authority\"", "\"@method\"\t\"@authority\""),
+        ),
+        neg(
             "neg-signature-input-only-empty-line",
             "A single, empty Signature-Input line: an empty dictionary, so no tessera-v1 member.",
             base(),

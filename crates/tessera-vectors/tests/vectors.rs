@@ -302,6 +302,8 @@ vectors! {
     unsignable_expires_too_large => "unsignable-expires-too-large",
     neg_alg_before_unknown_parameter => "neg-alg-before-unknown-parameter",
     neg_unknown_parameter_before_alg => "neg-unknown-parameter-before-alg",
+    neg_keyid_escaped_quote => "neg-keyid-escaped-quote",
+    neg_inner_list_tab => "neg-inner-list-tab",
     neg_signature_input_only_empty_line => "neg-signature-input-only-empty-line",
     neg_absolute_form_empty_authority => "neg-absolute-form-empty-authority",
     neg_base_order_absent_before_obs_text => "neg-base-order-absent-before-obs-text",
