@@ -21,6 +21,10 @@
 # `postgres` user (created by the Debian package).
 set -euo pipefail
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+# random_test_port, port_free: below the kernel's ephemeral range, so a
+# server paused and resumed on its port (resume) finds it free.
+# shellcheck source=lib/ports.sh
+. "$(dirname "$SELF")/lib/ports.sh"
 
 find_bin() {
   local d
@@ -55,22 +59,6 @@ as_server_user() {
   fi
 }
 
-port_free() {
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# A random port from 20000 up to the kernel's ephemeral range. Outgoing
-# connections take ports from that range, so a server paused and resumed on
-# its port (resume) could otherwise find it taken by some client's
-# connection; below it only listeners compete.
-random_port() {
-  local low
-  low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || low=
-  case "$low" in '' | *[!0-9]*) low=32768 ;; esac
-  [ "$low" -gt 21000 ] || low=60000
-  echo $((20000 + (RANDOM * 32768 + RANDOM) % (low - 20000)))
-}
-
 start() {
   local watch="" bin dir port try
   if [ "${1:-}" = "--watch" ]; then
@@ -94,7 +82,7 @@ start() {
     return 1
   fi
   for try in $(seq 1 20); do
-    port=$(random_port)
+    port=$(random_test_port)
     port_free "$port" || continue
     if as_server_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
       -o "$(server_options "$port" "$dir")" \

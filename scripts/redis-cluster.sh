@@ -16,6 +16,10 @@
 # long a silent node takes to be declared failed by the others.
 set -euo pipefail
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+# ephemeral_low, port_free: nodes and their bus ports stay below the
+# kernel's ephemeral range (see the helper for why).
+# shellcheck source=lib/ports.sh
+. "$(dirname "$SELF")/lib/ports.sh"
 NODES=3
 
 ensure_bin() {
@@ -32,23 +36,6 @@ ensure_bin() {
   echo "redis-cluster.sh: redis-server and redis-cli are needed;" \
     "install Debian's redis-server package (apt-get install redis-server)" >&2
   return 1
-}
-
-port_free() {
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# The first port the kernel hands out to outgoing connections. A port in
-# that range can be taken by any client's connection between the check
-# below and redis-server's bind, which the check cannot see (it only finds
-# listeners): nodes and their bus ports stay below it.
-ephemeral_low() {
-  local low
-  low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || low=
-  case "$low" in
-  '' | *[!0-9]*) echo 32768 ;;
-  *) echo "$low" ;;
-  esac
 }
 
 # A port that is free together with its cluster bus port (port + 10000).
