@@ -479,7 +479,8 @@ def verify(method, target, headers, body, cfg, keystore):
     secret = keystore[keyid]
     # ---- step 4
     now = cfg.now
-    if abs(now - created) > cfg.window:
+    ahead = min(cfg.window, 2)
+    if created > now + ahead or now - created > cfg.window:
         fail('clock_skew')
     if expires is not None and now > expires:
         fail('signature_expired')

@@ -150,16 +150,14 @@ impl SignedApp {
             .body_limit(BODY_LIMIT)
             .build()
             .unwrap_or_else(|e| panic!("verifier: {e}"));
-        // A new verifier's replay store refuses signatures created in the
-        // second it started (spec §14.1); serve from the next second on, as
+        // A new verifier's replay store refuses signatures created before
+        // its memory point (spec §14.1: the next second, plus the seconds a
+        // signature may be dated ahead); serve from then on, as
         // `tessera serve` does.
-        let subsec = std::time::SystemTime::now()
+        let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        tokio::time::sleep(std::time::Duration::from_nanos(u64::from(
-            1_000_000_000 - subsec,
-        )))
-        .await;
+            .unwrap_or_default();
+        tokio::time::sleep(tessera_core::until_memory_point(now)).await;
         let app = routes().layer(VerifySignatureLayer::new(verifier));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -105,13 +105,15 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, crate::error::CliErro
         })
 }
 
-/// Waits until `clock` reads the second after now. A verifier's in-memory
-/// nonce store refuses signatures created before it started or in the same
-/// second (`store_reset`, spec §14: a process before it may have accepted
-/// them); a server that says it is listening only once that second has
-/// passed accepts the first request anyone signs after reading that line.
+/// Waits until `clock` reads the memory point of a replay store started now
+/// (`tessera_core::memory_point`: the second after now, plus the seconds a
+/// signature may be dated ahead). A verifier's in-memory nonce store refuses
+/// signatures created before it (`store_reset`, spec §14.1: a process before
+/// it may have accepted them); a server that says it is listening only once
+/// that second has come accepts the first request anyone signs after reading
+/// that line.
 pub(crate) async fn wait_for_replay_store(clock: &dyn tessera_server::Clock) {
-    let since = clock.now_unix().saturating_add(1);
+    let since = tessera_core::memory_point(clock.now_unix());
     while clock.now_unix() < since {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }

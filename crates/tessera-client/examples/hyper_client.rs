@@ -145,16 +145,12 @@ async fn start_server() -> Result<(String, SigningKey), Box<dyn Error>> {
         .scheme(Scheme::Http) // plain HTTP on loopback only
         .authority(authority.clone())
         .build()?;
-    // A new verifier's replay store refuses signatures created in the
-    // second it started or before (`store_reset`, spec §14.1: an earlier
-    // process may have accepted them), so serve from the next second on.
-    let subsec = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .subsec_nanos();
-    tokio::time::sleep(std::time::Duration::from_nanos(u64::from(
-        1_000_000_000 - subsec,
-    )))
-    .await;
+    // A new verifier's replay store refuses signatures created before its
+    // memory point (`store_reset`, spec §14.1: an earlier process may have
+    // accepted them): the next second, plus the 2 s a signature may be
+    // dated ahead. Serve from then on.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    tokio::time::sleep(tessera_core::until_memory_point(now)).await;
     let app = Router::new()
         .route(
             "/v1/me",

@@ -328,6 +328,24 @@ pub fn check_remembered(created: u64, since: u64) -> Result<(), Refusal> {
     }
 }
 
+/// The memory point of a nonce store that starts remembering (or finds it
+/// has forgotten) during Unix second `now` (spec §14.1): the first
+/// `created` it can vouch for.
+///
+/// A request accepted before then was checked at step 4 at second `now` or
+/// earlier, so its `created` is at most `now + MAX_AHEAD_SECS`; every such
+/// signature lies before `now + 1 + MAX_AHEAD_SECS` and is refused.
+pub fn memory_point(now: u64) -> u64 {
+    now.saturating_add(1 + crate::MAX_AHEAD_SECS)
+}
+
+/// How long a store that starts at `now` (time since the Unix epoch) has
+/// until its [`memory_point`]: a server that announces itself only then
+/// accepts the first request anyone signs afterwards.
+pub fn until_memory_point(now: std::time::Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(memory_point(now.as_secs())).saturating_sub(now)
+}
+
 impl From<Refusal> for Error {
     fn from(refusal: Refusal) -> Self {
         let code = refusal.code();

@@ -80,7 +80,9 @@ pub use base::{RedactedSignatureBase, SignatureBase};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use component::{parse_cover, Component, FieldName, CONTENT_DIGEST, MANDATORY, MAX_COMPONENTS};
 pub use digest::{BodyDigest, BodyHasher, EMPTY_BODY_CONTENT_DIGEST};
-pub use error::{check_remembered, Error, ErrorCode, Refusal, Result};
+pub use error::{
+    check_remembered, memory_point, until_memory_point, Error, ErrorCode, Refusal, Result,
+};
 pub use key::{
     derive_secret, KeyId, SecretKey, SigningKey, GENERATED_SECRET_LEN, MAX_KEY_ID_LEN,
     MAX_SECRET_LEN, MIN_SECRET_LEN,
@@ -100,8 +102,17 @@ pub use verify::{verify, Policy};
 pub const LABEL: &str = "tessera";
 /// The `tag` parameter value that identifies the tessera-v1 profile.
 pub const TAG: &str = "tessera-v1";
-/// Default acceptance window, seconds, in both directions.
+/// Default acceptance window, seconds: how far `created` may lie in the past.
 pub const DEFAULT_WINDOW_SECS: u64 = 300;
+/// How far `created` may lie ahead of the verifier's clock, seconds (spec
+/// §11.2, step 4; never more than the window).
+///
+/// Small on purpose: a nonce store that lost its contents refuses every
+/// signature created before its memory point (spec §14.1), and a request
+/// dated ahead could otherwise be replayed after the loss. A client whose
+/// clock runs further ahead is corrected by the clock-skew challenge
+/// (spec §13) before its next request.
+pub const MAX_AHEAD_SECS: u64 = 2;
 
 /// Checks for the `fuzz/` targets, which cargo-fuzz builds with
 /// `--cfg fuzzing`; not part of the API.

@@ -29,7 +29,8 @@ use crate::TAG;
 pub struct Policy<'a> {
     /// The verifier's current time, Unix seconds (fractions truncated).
     pub now: u64,
-    /// Accepted distance of `created` from `now`, in both directions, seconds.
+    /// How far `created` may lie before `now`, seconds; after `now`, at most
+    /// the smaller of this and [`crate::MAX_AHEAD_SECS`].
     pub window: u64,
     /// The public scheme, which decides the default port of the authority.
     pub scheme: Scheme,
@@ -268,22 +269,28 @@ impl ParsedSignature {
         }))
     }
 
-    /// Step 4: `created` within `window` of `now` in both directions, and not past `expires`.
+    /// Step 4: `created` at most `window` seconds before `now` and at most
+    /// `min(window, MAX_AHEAD_SECS)` after it, and not past `expires`.
     ///
     /// # Errors
     /// `clock_skew`, `signature_expired`.
     pub fn check_time(&self, now: u64, window: u64) -> Result<()> {
-        if self.created.abs_diff(now) > window {
-            let direction = if self.created > now {
-                "in the future"
-            } else {
-                "in the past"
-            };
+        let ahead = window.min(crate::MAX_AHEAD_SECS);
+        if self.created > now.saturating_add(ahead) {
             return err(
                 ErrorCode::ClockSkew,
                 format!(
-                    "created is {}s {direction}; the window is {window}s",
-                    self.created.abs_diff(now)
+                    "created is {}s in the future; at most {ahead}s ahead is accepted",
+                    self.created - now
+                ),
+            );
+        }
+        if now.saturating_sub(self.created) > window {
+            return err(
+                ErrorCode::ClockSkew,
+                format!(
+                    "created is {}s in the past; the window is {window}s",
+                    now - self.created
                 ),
             );
         }

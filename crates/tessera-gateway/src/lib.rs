@@ -171,9 +171,9 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
         max_headers: settings.limits.max_headers,
         header_timeout: settings.limits.header_timeout,
     });
-    // A memory nonce store remembers from the second after it was made:
+    // A memory nonce store vouches from its memory point (spec §14.1):
     // say "listening" only once a request signed now is accepted.
-    let since = tessera_core::Clock::now_unix(&SystemClock::new()).saturating_add(1);
+    let since = tessera_core::memory_point(tessera_core::Clock::now_unix(&SystemClock::new()));
     while tessera_core::Clock::now_unix(&SystemClock::new()) < since {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }

@@ -242,10 +242,10 @@ pub async fn open_nonces(settings: &Settings) -> Result<(Arc<dyn NonceStore>, St
     match &settings.nonces {
         NonceSource::Memory => {
             // As the verifier's own default: long enough for the window, and
-            // remembering from the next second (spec §14.1).
+            // vouching from its memory point (spec §14.1).
             let store = MemoryNonceStore::builder()
                 .max_ttl_secs((2 * settings.window + 2).max(tessera_server::MAX_WINDOW_SECS))
-                .remembers_since(SystemClock::new().now_unix().saturating_add(1))
+                .remembers_since(tessera_core::memory_point(SystemClock::new().now_unix()))
                 .build();
             Ok((
                 Arc::new(store),

@@ -218,13 +218,13 @@ fn main() {
         .authority("api.example.com")
         .build()
         .expect("verifier");
-    // A new store refuses signatures created in the second it started
-    // (store_reset, spec §14.1): start the load in the next second, as a
-    // server announces itself only then.
-    let subsec = std::time::SystemTime::now()
+    // A new store refuses signatures created before its memory point
+    // (store_reset, spec §14.1): start the load then, as a server announces
+    // itself only then.
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    thread::sleep(Duration::from_nanos(u64::from(1_000_000_000 - subsec)));
+        .unwrap_or_default();
+    thread::sleep(tessera_core::until_memory_point(now));
     println!(
         "nonce_load: offered {} requests/s for {} s ({} requests), {} keys, store {:?}",
         o.rate, o.seconds, total, o.keys, store

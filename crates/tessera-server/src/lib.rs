@@ -48,10 +48,11 @@
 //!     .clock(clock.clone())
 //!     .authority("api.example.com")
 //!     .build()?;
-//! // Its replay store remembers from the next second: signatures created
-//! // before it, which a process before this one may have accepted, get
-//! // `store_reset` (spec §14.1).
-//! clock.advance(1);
+//! // Its replay store vouches for signatures from its memory point on (the
+//! // next second, plus the 2 s a signature may be dated ahead): those
+//! // created before it, which a process before this one may have accepted,
+//! // get `store_reset` (spec §14.1).
+//! let now = clock.advance(1 + tessera_core::MAX_AHEAD_SECS);
 //!
 //! let app = Router::new()
 //!     .route(
@@ -65,7 +66,7 @@
 //! let key = SigningKey::new(KeyId::new("phone-1")?, &secret);
 //! let nonce = Nonce::generate(&mut rand::rng());
 //! let (mut parts, ()) = http::Request::get("https://api.example.com/v1/me").body(())?.into_parts();
-//! let options = SignOptions::new(1_700_000_001, &nonce);
+//! let options = SignOptions::new(now, &nonce);
 //! sign(&key, &RequestView::from_parts(&parts)?, &BodyDigest::EMPTY, &options)?
 //!     .apply_to(&mut parts.headers)?;
 //!

@@ -172,15 +172,31 @@ async fn too_far_in_the_future_is_clock_skew() {
         )
     })
     .await;
-    let reply = h
-        .send(&Spec::new(Method::GET, &h.local).created(T0 + 301).signed())
-        .await;
-    reply.assert_problem(401, "clock_skew");
-    assert!(reply.headers.contains_key("tessera-server-time"));
-    // The edges of the window are inside it.
-    h.send(&Spec::new(Method::GET, &h.local).created(T0 + 300).signed())
-        .await
-        .assert_ok();
+    // Ahead of the clock, only MAX_AHEAD_SECS (2 s) are accepted, however
+    // wide the window (spec §11.2, step 4).
+    let ahead = tessera_core::MAX_AHEAD_SECS;
+    for created in [T0 + ahead + 1, T0 + 60, T0 + 300, T0 + 301] {
+        let reply = h
+            .send(&Spec::new(Method::GET, &h.local).created(created).signed())
+            .await;
+        reply.assert_problem(401, "clock_skew");
+        assert!(reply.headers.contains_key("tessera-server-time"));
+        assert!(
+            reply.json["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("in the future") && d.contains("at most 2s ahead")),
+            "{}",
+            reply.json
+        );
+    }
+    // The edges are inside: 2 s ahead, a whole window old.
+    h.send(
+        &Spec::new(Method::GET, &h.local)
+            .created(T0 + ahead)
+            .signed(),
+    )
+    .await
+    .assert_ok();
     h.send(&Spec::new(Method::GET, &h.local).created(T0 - 300).signed())
         .await
         .assert_ok();
@@ -201,24 +217,39 @@ async fn a_request_signed_before_the_verifier_started_is_store_reset() {
     let early = Spec::new(Method::GET, &h.local).created(T0 - 1).signed();
     let reply = h.send(&early).await;
     reply.assert_problem(503, "store_reset");
-    let since = (T0 + 1).to_string();
+    // The memory point: the next second, plus the 2 s a signature may be
+    // dated ahead (spec §14.1); `Retry-After` says how long until then.
+    let since = T0 + 1 + tessera_core::MAX_AHEAD_SECS;
     assert!(
-        reply.json["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains(&since) && d.contains("sign the request again")),
+        reply.json["detail"].as_str().is_some_and(
+            |d| d.contains(&since.to_string()) && d.contains("sign the request again")
+        ),
         "{}",
         reply.json
     );
+    assert_eq!(
+        reply
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("3"),
+        "{:?}",
+        reply.headers
+    );
     // Refused without being recorded: still refused, never `replayed`.
     h.send(&early).await.assert_problem(503, "store_reset");
-    // Created in the second the store started: it may have been accepted
-    // by a process before, so it is refused too; from the next second on,
-    // requests pass.
-    h.send(&Spec::new(Method::GET, &h.local).created(T0).signed())
-        .await
-        .assert_problem(503, "store_reset");
-    h.clock.advance(1);
-    h.send(&Spec::new(Method::GET, &h.local).created(T0 + 1).signed())
+    // Created in the second the store started, or dated ahead into the
+    // next two (as by a client whose clock runs 2 s fast): a process before
+    // may have accepted it, so it is refused too.
+    for created in T0..since {
+        h.clock.set(created);
+        h.send(&Spec::new(Method::GET, &h.local).created(created).signed())
+            .await
+            .assert_problem(503, "store_reset");
+    }
+    // From the memory point on, requests pass.
+    h.clock.set(since);
+    h.send(&Spec::new(Method::GET, &h.local).created(since).signed())
         .await
         .assert_ok();
 }

@@ -18,7 +18,7 @@ use redis_server::RedisServer;
 use support::{key_id, Harness, Spec, PUBLIC, T0};
 use tessera_core::Nonce;
 use tessera_server::{
-    ManualClock, NonceOutcome, NonceRecord, NonceStore, NonceStoreErrorKind, RedisNonceStore,
+    NonceOutcome, NonceRecord, NonceStore, NonceStoreErrorKind, RedisNonceStore,
     RedisStoreErrorKind,
 };
 
@@ -28,12 +28,13 @@ fn unique_prefix(test: &str) -> String {
     format!("tessera-test-{test}-{:016x}", rand::random::<u64>())
 }
 
-/// The store's epochs are dated T0 (the second after its clock's T0 - 1),
-/// so the harness's requests, signed at T0, are remembered.
+/// The store's epochs are dated T0 (the memory point of its clock's
+/// `T0 - 1 - MAX_AHEAD_SECS`), so the harness's requests, signed at T0, are
+/// remembered.
 async fn store(url: &str, test: &str) -> RedisNonceStore {
     RedisNonceStore::builder(url)
         .prefix(unique_prefix(test))
-        .clock(ManualClock::new(T0 - 1))
+        .clock(support::store_clock())
         .connect()
         .await
         .expect("connect to redis")
@@ -83,7 +84,7 @@ async fn store_records_each_pair_once() {
     );
     // A second connection (another instance) sees the same entries.
     let other = RedisNonceStore::builder(redis.url())
-        .clock(ManualClock::new(T0 - 1))
+        .clock(support::store_clock())
         .prefix(
             store
                 .key_for(&alice, &nonce)
@@ -108,7 +109,7 @@ async fn replay_to_another_instance_is_rejected() {
     let prefix = unique_prefix("instances");
     let connect = || async {
         RedisNonceStore::builder(redis.url())
-            .clock(ManualClock::new(T0 - 1))
+            .clock(support::store_clock())
             .prefix(prefix.clone())
             .connect()
             .await
@@ -137,7 +138,7 @@ async fn race_of_64_across_two_instances_accepts_exactly_one() {
     let prefix = unique_prefix("race");
     let connect = || async {
         RedisNonceStore::builder(redis.url())
-            .clock(ManualClock::new(T0 - 1))
+            .clock(support::store_clock())
             .prefix(prefix.clone())
             // Generous: 64 requests arrive at once on 2 shared cores.
             .timeout(Duration::from_secs(2))
@@ -281,6 +282,47 @@ async fn resend_all_refused(h: &Harness, requests: &[http::Request<Vec<u8>>]) {
         .assert_problem(503, "store_reset");
 }
 
+/// 200 requests accepted at `T0`: half dated `T0`, half dated the most
+/// step 4 accepts ahead of the verifier's clock (a client whose clock runs
+/// 2 s fast), which a store that lost them must refuse as well.
+async fn accept_200(h: &Harness) -> Vec<http::Request<Vec<u8>>> {
+    let mut accepted = Vec::new();
+    for i in 0..200 {
+        let created = T0
+            + if i % 2 == 0 {
+                0
+            } else {
+                tessera_core::MAX_AHEAD_SECS
+            };
+        let request = Spec::new(Method::GET, PUBLIC).created(created).signed();
+        h.send(&request).await.assert_ok();
+        accepted.push(request);
+    }
+    accepted
+}
+
+/// After the loss, the epoch is the memory point of `T0` (spec §14.1):
+/// a request signed the second before it is still refused, one signed at
+/// it is accepted, and replay protection holds for it.
+async fn signed_after_the_memory_point_passes(h: &Harness) {
+    let since = T0 + 1 + tessera_core::MAX_AHEAD_SECS;
+    h.clock.set(since - 1);
+    let early = Spec::new(Method::GET, PUBLIC).created(since - 1).signed();
+    let reply = h.send(&early).await;
+    reply.assert_problem(503, "store_reset");
+    assert_eq!(
+        reply
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    h.clock.set(since);
+    let fresh = Spec::new(Method::GET, PUBLIC).created(since).signed();
+    h.send(&fresh).await.assert_ok();
+    h.send(&fresh).await.assert_problem(401, "replayed");
+}
+
 /// 200 requests accepted, then Redis loses everything (`FLUSHALL`) while
 /// the verifier runs: all 200, sent again at once (the same second), are
 /// refused with `store_reset`. A request signed after the loss is accepted,
@@ -292,12 +334,7 @@ async fn flushall_refuses_every_request_accepted_before() {
     };
     let nonces = store(&redis.url(), "flush").await;
     let h = server(nonces).await;
-    let mut accepted = Vec::new();
-    for _ in 0..200 {
-        let request = Spec::new(Method::GET, PUBLIC).signed();
-        h.send(&request).await.assert_ok();
-        accepted.push(request);
-    }
+    let accepted = accept_200(&h).await;
     let mut conn = inspect(&redis.url()).await;
     let () = redis::cmd("FLUSHALL")
         .query_async(&mut conn)
@@ -305,10 +342,7 @@ async fn flushall_refuses_every_request_accepted_before() {
         .expect("FLUSHALL");
     resend_all_refused(&h, &accepted).await;
 
-    h.clock.advance(1);
-    let fresh = Spec::new(Method::GET, PUBLIC).created(T0 + 1).signed();
-    h.send(&fresh).await.assert_ok();
-    h.send(&fresh).await.assert_problem(401, "replayed");
+    signed_after_the_memory_point_passes(&h).await;
 }
 
 /// The same after a Redis without persistence is restarted empty, under a
@@ -322,20 +356,12 @@ async fn redis_restarted_empty_refuses_every_request_accepted_before() {
     };
     let nonces = store(&redis.url(), "amnesia").await;
     let h = server(nonces).await;
-    let mut accepted = Vec::new();
-    for _ in 0..200 {
-        let request = Spec::new(Method::GET, PUBLIC).signed();
-        h.send(&request).await.assert_ok();
-        accepted.push(request);
-    }
+    let accepted = accept_200(&h).await;
     redis.stop();
     redis.start();
     resend_all_refused(&h, &accepted).await;
 
-    h.clock.advance(1);
-    let fresh = Spec::new(Method::GET, PUBLIC).created(T0 + 1).signed();
-    h.send(&fresh).await.assert_ok();
-    h.send(&fresh).await.assert_problem(401, "replayed");
+    signed_after_the_memory_point_passes(&h).await;
 }
 
 #[tokio::test]
@@ -415,7 +441,7 @@ async fn redis_stopped_fails_closed_and_restarted_recovers() {
         }
         if reply.json["code"] == "store_reset" {
             // The restarted Redis is empty: the check that found its epoch
-            // missing dated a new one the second after now.
+            // missing dated a new one at the memory point of now.
             reset = true;
             h.clock.advance(1);
             continue;
@@ -439,7 +465,7 @@ async fn unresponsive_redis_times_out_and_fails_closed() {
         return;
     };
     let nonces = RedisNonceStore::builder(redis.url())
-        .clock(ManualClock::new(T0 - 1))
+        .clock(support::store_clock())
         .prefix(unique_prefix("paused"))
         .timeout(Duration::from_millis(200))
         .connect()
@@ -533,7 +559,7 @@ async fn password_is_passed_through_and_never_shown() {
 
     let right = format!("redis://:s3cret-pw@127.0.0.1:{}/2", redis.port);
     let store = RedisNonceStore::builder(&right)
-        .clock(ManualClock::new(T0 - 1))
+        .clock(support::store_clock())
         .prefix(unique_prefix("auth"))
         .connect()
         .await

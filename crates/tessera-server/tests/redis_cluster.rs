@@ -23,8 +23,7 @@ use redis_cluster_support::{own_cluster, shared_cluster};
 use support::{key_id, secret, Harness, Spec, PUBLIC, T0};
 use tessera_core::{Nonce, SigningKey};
 use tessera_server::{
-    KeyMetadata, ManualClock, NonceOutcome, NonceRecord, NonceStore, NonceStoreErrorKind,
-    RedisNonceStore,
+    KeyMetadata, NonceOutcome, NonceRecord, NonceStore, NonceStoreErrorKind, RedisNonceStore,
 };
 
 fn unique_prefix(test: &str) -> String {
@@ -36,7 +35,7 @@ fn unique_prefix(test: &str) -> String {
 async fn store(nodes: &[String], prefix: &str) -> RedisNonceStore {
     RedisNonceStore::cluster_builder(nodes.iter().cloned())
         .prefix(prefix)
-        .clock(ManualClock::new(T0 - 1))
+        .clock(support::store_clock())
         // Generous: 2 shared cores, several servers and a cluster.
         .timeout(Duration::from_secs(2))
         .connect()
@@ -103,7 +102,7 @@ async fn replay_to_another_verifier_is_rejected() {
         .trim_end_matches('/');
     let other = RedisNonceStore::builder(format!("redis+cluster://{seed}"))
         .prefix(&prefix)
-        .clock(ManualClock::new(T0 - 1))
+        .clock(support::store_clock())
         .timeout(Duration::from_secs(2))
         .connect()
         .await
@@ -252,7 +251,7 @@ async fn killed_primary_fails_its_slots_closed() {
     let prefix = unique_prefix("kill");
     let nonces = RedisNonceStore::cluster_builder(nodes.iter().cloned())
         .prefix(&prefix)
-        .clock(ManualClock::new(T0 - 1))
+        .clock(support::store_clock())
         // Generous, as in the other cluster tests: 48 checks run at once
         // while the client drops the dead node, on 2 shared cores; the
         // victim's slots fail on the closed connection, not on this timeout.

@@ -361,12 +361,16 @@ async fn wider_window_gets_a_nonce_store_that_remembers_long_enough() {
         .dangerous_window(3600)
         .build()
         .expect("v");
-    let request = Spec::new(Method::GET, HOST).created(T0 + 3600).signed();
+    // The default store vouches from its memory point (spec §14.1).
+    let start = clock.advance(1 + tessera_core::MAX_AHEAD_SECS);
+    let created = start + tessera_core::MAX_AHEAD_SECS;
+    let request = Spec::new(Method::GET, HOST).created(created).signed();
     let (parts, body) = request.into_parts();
     v.verify_bytes(&parts, Bytes::from(body.clone()))
         .await
         .expect("accepted at the future edge");
-    clock.set(T0 + 7200);
+    // The last second of the window: still remembered.
+    clock.set(created + 3600);
     let err = v
         .verify_bytes(&parts, Bytes::from(body.clone()))
         .await

@@ -663,8 +663,11 @@ fn positive() -> Result<Vec<Case>, Failure> {
             .now(CREATED + 30),
         pos("pos-created-window-edge-past", "`created` exactly `window` seconds in the past is accepted.")
             .now(CREATED + WINDOW),
-        pos("pos-created-window-edge-future", "`created` exactly `window` seconds in the future is accepted.")
-            .now(CREATED - WINDOW),
+        pos("pos-created-ahead-edge", "`created` exactly 2 seconds ahead of the verifier's clock, the most step 4 accepts, is accepted.")
+            .now(CREATED - tessera_core::MAX_AHEAD_SECS),
+        pos("pos-created-ahead-small-window", "With a window of 1 second, `created` 1 second ahead is accepted: ahead is min(window, 2).")
+            .now(CREATED - 1)
+            .window(1),
         pos("pos-window-zero", "A zero window accepts only `created == now`.")
             .now(CREATED)
             .window(0),
@@ -979,6 +982,20 @@ fn negative() -> Result<Vec<Case>, Failure> {
             "neg-created-in-future",
             "`created` one second beyond the window in the future.",
             base().now(CREATED - WINDOW - 1),
+            E::ClockSkew,
+            |_| {},
+        ),
+        neg(
+            "neg-created-ahead-beyond",
+            "`created` 3 seconds ahead of the verifier's clock: one second more than step 4 accepts ahead, though well within the window.",
+            base().now(CREATED - tessera_core::MAX_AHEAD_SECS - 1),
+            E::ClockSkew,
+            |_| {},
+        ),
+        neg(
+            "neg-created-ahead-small-window",
+            "With a window of 1 second, `created` 2 seconds ahead: ahead is min(window, 2), so 1 second here.",
+            base().now(CREATED - 2).window(1),
             E::ClockSkew,
             |_| {},
         ),

@@ -106,7 +106,8 @@ pub struct Generic {
 pub struct Verifier {
     /// The verifier's clock, Unix seconds.
     pub now: u64,
-    /// The acceptance window for `created`, seconds, both directions.
+    /// The acceptance window for `created`, seconds: how old it may be (at
+    /// most min(window, 2) seconds ahead).
     pub window: u64,
     /// The normalized authorities the verifier serves.
     pub authorities: Vec<String>,

@@ -48,7 +48,8 @@ pub(crate) struct Args {
     /// The verifier's current time (Unix seconds or RFC 3339); default now.
     #[arg(long, value_name = "TIME", value_parser = parse_time, allow_hyphen_values = true)]
     now: Option<u64>,
-    /// The acceptance window for `created`, seconds, in both directions.
+    /// The acceptance window for `created`, seconds: how old it may be (it
+    /// may be at most min(window, 2) seconds ahead).
     #[arg(long, value_name = "SECS", default_value_t = tessera_core::DEFAULT_WINDOW_SECS, allow_hyphen_values = true)]
     window: u64,
     /// The public scheme the request was sent with (decides the default port).

@@ -230,7 +230,12 @@ pub fn tessera_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
 /// The signature headers `tessera sign` prints for a GET of `url`, signed
 /// now with `key_id` and the secret in `secret_file`, as CRLF-ended lines.
 pub fn cli_signed_get(url: &str, key_id: &str, secret_file: &Path) -> String {
-    let out = tessera(&[
+    cli_signed_get_with(url, key_id, secret_file, &[])
+}
+
+/// As [`cli_signed_get`], with more `tessera sign` arguments (`--created`).
+pub fn cli_signed_get_with(url: &str, key_id: &str, secret_file: &Path, more: &[&str]) -> String {
+    let mut args = vec![
         "sign",
         "GET",
         url,
@@ -238,7 +243,9 @@ pub fn cli_signed_get(url: &str, key_id: &str, secret_file: &Path) -> String {
         key_id,
         "--secret-file",
         secret_file.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(more);
+    let out = tessera(&args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout)
         .lines()

@@ -43,15 +43,18 @@ impl MemoryNonceStoreBuilder {
     /// The Unix second from which the store counts as remembering every
     /// pair: signatures created before it get `store_reset` (spec §14).
     ///
-    /// By default it is the first whole second after the store was created,
-    /// on the verifier's clock, estimated at the first check (that check's
-    /// second minus the whole seconds elapsed since creation, plus one: at
-    /// most one second later than exact, never earlier). A new process has forgotten what an
-    /// earlier one recorded, and `created` has a resolution of one second, so
-    /// a signature created in the second the store was created may already
-    /// have been accepted by the process before; it is refused too, and the
-    /// client signs again a moment later. [`Verifier::builder`] sets it from
-    /// its own clock when it creates the store.
+    /// By default it is the memory point of the second the store was
+    /// created ([`tessera_core::memory_point`]: the next second, plus
+    /// [`tessera_core::MAX_AHEAD_SECS`]), on the verifier's clock, estimated
+    /// at the first check from that check's second minus the whole seconds
+    /// elapsed since creation (at most one second later than exact, never
+    /// earlier). A new process has forgotten what an earlier one recorded;
+    /// `created` has a resolution of one second, and step 4 accepts a
+    /// signature dated up to `MAX_AHEAD_SECS` ahead, so a signature created
+    /// before the memory point may already have been accepted by the
+    /// process before. It is refused too, and the client signs again a
+    /// moment later. [`Verifier::builder`] sets it from its own clock when it
+    /// creates the store.
     ///
     /// Set it earlier only when no other process accepted requests for these
     /// keys since `since - window` (tests driven by a manual clock);
@@ -279,9 +282,8 @@ impl MemoryNonceStore {
         if since != UNSET {
             return since;
         }
-        let start = now
-            .saturating_sub(self.created.elapsed().as_secs())
-            .saturating_add(1);
+        let start =
+            tessera_core::memory_point(now.saturating_sub(self.created.elapsed().as_secs()));
         match self
             .since
             .compare_exchange(UNSET, start, Ordering::AcqRel, Ordering::Acquire)

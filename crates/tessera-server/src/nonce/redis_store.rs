@@ -27,7 +27,8 @@ const MAX_PREFIX_LEN: usize = 64;
 /// How often the background probe pings a Redis that is known to be down.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// Writes the epoch of every tag that has none (`SET NX`, pipelined):
-/// `since`, the second after now, so that a Redis found empty at start-up
+/// `since`, the memory point of now ([`tessera_core::memory_point`]), so
+/// that a Redis found empty at start-up
 /// refuses what may have been recorded before it lost its data, while the
 /// first checks of a new deployment, made after this second, need no retry.
 async fn write_missing_epochs(
@@ -59,7 +60,7 @@ pub(super) fn epoch_key_of_tag(prefix: &str, tag: u32) -> String {
 
 /// One check, atomically: the tag's epoch (written now if Redis lost it),
 /// then `SET NX PX` unless the signature predates the epoch.
-/// KEYS: nonce key, epoch key. ARGV: ttl ms, created, the second after now.
+/// KEYS: nonce key, epoch key. ARGV: ttl ms, created, the memory point of now.
 /// Reply: `{1, since}` fresh, `{0, since}` replayed, `{2, since}` forgotten.
 const CHECK_SCRIPT: &str = r"
 local since = redis.call('GET', KEYS[2])
@@ -170,9 +171,11 @@ impl RedisNonceStoreBuilder {
         };
         // Requests signed from now on are created at `since` or later only
         // once this second has passed (a clock that does not move, in
-        // tests, is waited for at most a little over a second).
+        // tests, is waited for at most a little longer than a real one
+        // would take).
         let waited = std::time::Instant::now();
-        while self.clock.now_unix() < since && waited.elapsed() < Duration::from_millis(1100) {
+        let longest = Duration::from_millis((tessera_core::MAX_AHEAD_SECS + 1) * 1000 + 100);
+        while self.clock.now_unix() < since && waited.elapsed() < longest {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tracing::info!(redis = %target, prefix = %self.prefix, "tessera: Redis nonce store connected");
@@ -194,7 +197,7 @@ impl RedisNonceStoreBuilder {
     ) -> Result<(RedisConnection, String, Option<String>, u64), RedisStoreError> {
         let target = redis_cluster::cluster_target(nodes);
         let password = redis_cluster::cluster_password(nodes);
-        let since = self.clock.now_unix().saturating_add(1);
+        let since = tessera_core::memory_point(self.clock.now_unix());
         let mut connection = redis_cluster::open(
             nodes,
             &target,
@@ -239,7 +242,7 @@ impl RedisNonceStoreBuilder {
         // connect timeout: writing 4096 epoch keys may take longer than
         // one check's timeout on a distant Redis.
         check_eviction_policy(&mut probe, &target).await;
-        let since = self.clock.now_unix().saturating_add(1);
+        let since = tessera_core::memory_point(self.clock.now_unix());
         write_missing_epochs(&mut probe, &self.prefix, since)
             .await
             .map_err(|e| {
@@ -301,9 +304,11 @@ impl RedisNonceStoreBuilder {
 ///
 /// The script reads the epoch and, when it is missing (a Redis restarted
 /// without persistence, `FLUSHALL`, a failover to an empty replica), writes
-/// the second after the verifier's current second as the new epoch: the
-/// pairs recorded before the loss may have been created in this very second
-/// (`created` has a resolution of one second). A signature created before
+/// the memory point of the verifier's current second as the new epoch
+/// ([`tessera_core::memory_point`]: the next second, plus
+/// [`tessera_core::MAX_AHEAD_SECS`]): the pairs recorded before the loss may
+/// have been created in this very second (`created` has a resolution of one
+/// second) or dated up to that many seconds ahead. A signature created before
 /// the epoch is answered
 /// [`NonceOutcome::Forgotten`] and nothing is recorded: the pair may have
 /// been recorded before Redis lost it. Otherwise it runs `SET NX PX`: `OK`
@@ -315,8 +320,8 @@ impl RedisNonceStoreBuilder {
 /// `Fresh` without Redis having recorded the pair.
 ///
 /// [`RedisNonceStoreBuilder::connect`] writes the epoch of every tag that
-/// has none (4096 pipelined `SET NX`, once), dated the second after the
-/// builder's clock reads now, and returns once that second has come, so a
+/// has none (4096 pipelined `SET NX`, once), dated the memory point of the
+/// builder's clock's current second, and returns once that second has come, so a
 /// new deployment's first requests need no retry.
 ///
 /// # Failures and recovery
@@ -530,7 +535,7 @@ impl RedisNonceStore {
             .key(self.epoch_key_for(record.key_id))
             .arg(record.ttl_millis())
             .arg(record.created)
-            .arg(record.now.saturating_add(1));
+            .arg(tessera_core::memory_point(record.now));
         let reply = tokio::time::timeout(
             self.timeout,
             invocation.invoke_async::<(i64, u64)>(&mut connection),

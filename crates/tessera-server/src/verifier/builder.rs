@@ -106,9 +106,11 @@ impl VerifierBuilder {
         self
     }
 
-    /// The acceptance window in seconds, applied to the past and the future:
-    /// 0 (only `created` equal to now) to 300 (the default). Use
-    /// [`VerifierBuilder::dangerous_window`] for more.
+    /// The acceptance window in seconds, how old `created` may be: 0 (only
+    /// `created` equal to now) to 300 (the default). Ahead of the clock,
+    /// `created` may be at most min(window, [`tessera_core::MAX_AHEAD_SECS`])
+    /// seconds (spec §11.2, step 4). Use [`VerifierBuilder::dangerous_window`]
+    /// for more.
     pub fn window(mut self, secs: u64) -> Self {
         if secs <= DEFAULT_WINDOW_SECS {
             self.window = secs;
@@ -280,13 +282,14 @@ impl VerifierBuilder {
                  store (RedisNonceStore, feature \"redis\") or a captured request can be \
                  replayed once on each replica"
             );
-            // It remembers from the next second on this verifier's clock:
-            // requests signed before the process started, or in the same
-            // second, get `store_reset` (spec §14).
+            // It vouches from its memory point on this verifier's clock:
+            // requests signed before the process started, in the same
+            // second, or dated ahead into the next seconds get
+            // `store_reset` (spec §14.1).
             Arc::new(
                 MemoryNonceStore::builder()
                     .max_ttl_secs((2 * window + 2).max(MAX_WINDOW_SECS))
-                    .remembers_since(self.clock.now_unix().saturating_add(1))
+                    .remembers_since(tessera_core::memory_point(self.clock.now_unix()))
                     .build(),
             )
         });

@@ -271,7 +271,11 @@ impl Verifier {
             Ok(NonceOutcome::Replayed) => return Err(reject(Refusal::Replayed.into())),
             Ok(NonceOutcome::Forgotten { since }) => {
                 tracing::info!(key_id = %parsed.key_id(), created = parsed.created(), since, "tessera: the nonce store remembers pairs only from a time after this signature was created; refusing it with store_reset");
-                return Err(reject(Refusal::StoreReset { since }.into()));
+                // The store vouches for signatures created from `since` on:
+                // a client that signs again before then is refused again.
+                let wait = since.saturating_sub(now).max(1);
+                return Err(reject(Refusal::StoreReset { since }.into())
+                    .with_header(http::header::RETRY_AFTER, http::HeaderValue::from(wait)));
             }
             Err(e) => {
                 // The kind says which limit was hit (total capacity or the

@@ -22,6 +22,12 @@ pub const T0: u64 = 1_700_000_000;
 pub const PUBLIC: &str = "api.example.com";
 pub const PATH: &str = "/v1/users/123/orders?limit=50&cursor=abc%2Fdef";
 
+/// A clock for a shared nonce store whose epochs, written at connection,
+/// are `T0`: the memory point (spec §14.1) of `T0 - 1 - MAX_AHEAD_SECS`.
+pub fn store_clock() -> ManualClock {
+    ManualClock::new(T0 - 1 - tessera_core::MAX_AHEAD_SECS)
+}
+
 pub fn key_id(s: &str) -> KeyId {
     KeyId::new(s).expect("valid key id")
 }

@@ -35,7 +35,7 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
         /** As [STORE_UNAVAILABLE] with `Retry-After: 0`, which OkHttp resends on its own. */
         STORE_UNAVAILABLE_RETRY_AFTER_0,
 
-        /** Forward, then answer `503` `store_reset` (the store restarted after the request was signed). */
+        /** Forward, then answer `503` `store_reset` with `Retry-After: 3` (the store restarted in the second the request was signed). */
         STORE_RESET,
 
         /** Forward, then answer `429` `rate_limited` with `Retry-After: 1` and the RateLimit fields. */
@@ -107,7 +107,7 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
                     Action.FORWARD_THEN_DROP -> return // closes the connection, no answer
                     Action.STORE_UNAVAILABLE -> storeUnavailable(output, null)
                     Action.STORE_UNAVAILABLE_RETRY_AFTER_0 -> storeUnavailable(output, "0")
-                    Action.STORE_RESET -> problem503(output, "store_reset", "Replay store was reset after the request was signed", null)
+                    Action.STORE_RESET -> problem503(output, "store_reset", "Replay store was reset after the request was signed", "3")
                     Action.RATE_LIMITED -> rateLimited(output)
                 }
             }

@@ -132,7 +132,9 @@ fun OkHttpClient.Builder.tessera(signer: Signer): OkHttpClient.Builder = tessera
  *   - after a `503` whose problem `code` is `store_unavailable` or
  *     `store_reset`, for every method: the verifier refused the request before
  *     the application saw it (after `store_reset` the retry waits at least
- *     for the next whole second, which the reset store remembers);
+ *     until the whole second its `Retry-After` names, at most 10 s ahead,
+ *     or else the next one: the reset store vouches for signatures from its
+ *     memory point on, spec §14.1);
  *   - after a connection failure (an `IOException` from OkHttp, including a
  *     [TesseraResendException]), for the idempotent methods only (`GET`,
  *     `HEAD`, `PUT`, `DELETE`, `OPTIONS`, `TRACE`, spelled so): the first
@@ -217,7 +219,7 @@ class TesseraInterceptor @JvmOverloads constructor(
                 }
                 null
             }
-            var untilNextSecond = false
+            var resetSeconds = 0L
             if (response != null) {
                 val wait = if (rateLimitWaited || !retriable) null else rateLimitWait(response)
                 if (wait != null) {
@@ -229,11 +231,11 @@ class TesseraInterceptor @JvmOverloads constructor(
                 }
                 val code = retryableStoreCode(response)
                 if (attempt >= maxRetries || !retriable || code == null) return response
-                untilNextSecond = code == "store_reset"
+                if (code == "store_reset") resetSeconds = storeResetSeconds(response)
                 response.close()
             }
             attempt++
-            pause(attempt, untilNextSecond)
+            pause(attempt, resetSeconds)
         }
     }
 
@@ -284,11 +286,19 @@ class TesseraInterceptor @JvmOverloads constructor(
         }
     }
 
-    private fun pause(attempt: Int, untilNextSecond: Boolean) {
+    /** The whole seconds a `store_reset` asks to wait (`Retry-After`, 1 to [MAX_RESET_WAIT_SECONDS]; 1 when absent). */
+    private fun storeResetSeconds(response: Response): Long {
+        val value = response.header("Retry-After")?.trim() ?: return 1
+        if (value.isEmpty() || value.length > 4 || !value.all { it in '0'..'9' }) return 1
+        return value.toLong().coerceIn(1, MAX_RESET_WAIT_SECONDS)
+    }
+
+    /** Sleeps before retry [attempt]: the backoff, and after `store_reset` until the start of the [resetSeconds]th next second. */
+    private fun pause(attempt: Int, resetSeconds: Long) {
         var millis = retryBackoffMillis * attempt
-        if (untilNextSecond) {
-            // Offsets are whole seconds, so the signer's next second starts with the system's.
-            millis = maxOf(millis, 1000 - System.currentTimeMillis() % 1000 + 5)
+        if (resetSeconds > 0) {
+            // Offsets are whole seconds, so the signer's seconds start with the system's.
+            millis = maxOf(millis, (resetSeconds - 1) * 1000 + 1000 - System.currentTimeMillis() % 1000 + 5)
         }
         if (millis == 0L) return
         try {
@@ -381,6 +391,8 @@ class TesseraInterceptor @JvmOverloads constructor(
 
         private const val PROBLEM_PEEK_BYTES: Long = 16 * 1024
         private const val CANCEL_POLL_MILLIS: Long = 50
+        /** The longest wait a `store_reset`'s `Retry-After` is followed for (the spec's memory point is at most 3 s ahead). */
+        private const val MAX_RESET_WAIT_SECONDS: Long = 10
         private val RETRYABLE_STORE_CODE = Regex("\"code\"\\s*:\\s*\"(store_unavailable|store_reset)\"")
         private val IDEMPOTENT = setOf("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE")
 
