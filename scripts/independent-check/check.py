@@ -20,7 +20,9 @@ Workarounds (see README.md):
   * The library reads the wall clock for `created`/`expires` checks. Its
     module-level `datetime` is replaced by one frozen at the vector's `now`,
     and `max_clock_skew` is set to the vector's window with `max_age=0`, so
-    its own time checks accept exactly the tessera-v1 window.
+    its own time checks accept created within the window either way (wider
+    than tessera-v1's 2 s ahead; only positive cases are checked here, and
+    none is dated more than 2 s ahead).
   * The library's URL parser is strict RFC 3986 and rejects characters that
     http::Uri accepts in a path or query (`{`, `}`, `|`, `^`). For such URLs
     only, a fallback parser with the same grammar plus those characters is

@@ -105,7 +105,8 @@ pub struct SignedApp {
 
 impl SignedApp {
     /// Starts the app; the verifier serves exactly its own authority over
-    /// plain HTTP, with the system clock and the default ±300 s window.
+    /// plain HTTP, with the system clock and the default window (300 s old,
+    /// 2 s ahead).
     ///
     /// # Panics
     /// When no port can be bound or the verifier cannot be built.

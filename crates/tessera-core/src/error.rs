@@ -35,7 +35,8 @@ pub enum ErrorCode {
     KeyExpired,
     /// The key is before its `not_before` time.
     KeyNotYetValid,
-    /// `created` lies outside the acceptance window, in the past or the future.
+    /// `created` is older than the window, or further ahead of the clock than
+    /// min(window, 2) seconds.
     ClockSkew,
     /// The signature's `expires` time has passed.
     SignatureExpired,

@@ -195,7 +195,7 @@ fn redis_outage_is_503_and_heals_without_restart() {
 
     let _redis = redis(redis_port);
     // A restarted (empty) Redis remembers from its new epoch: requests
-    // signed from the next second on pass again.
+    // signed from its memory point on pass again.
     assert!(
         eventually(Duration::from_secs(20), || get("/after").status == 200),
         "no recovery; stderr: {}",

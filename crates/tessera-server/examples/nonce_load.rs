@@ -206,10 +206,10 @@ fn main() {
         signing.push(SigningKey::new(id, &secret));
     }
     // The store `Verifier::builder` creates when none is given (same limits,
-    // remembering from the next second, as that one does).
+    // vouching from its memory point, as that one does).
     let store = Arc::new(
         MemoryNonceStore::builder()
-            .remembers_since(unix_now() + 1)
+            .remembers_since(tessera_core::memory_point(unix_now()))
             .build(),
     );
     let verifier = Verifier::builder(Arc::clone(&keys))

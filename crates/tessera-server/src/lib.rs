@@ -103,7 +103,9 @@
 //!   too fast is not an outage. Measured
 //!   with `cargo run --release -p tessera-server --example nonce_load --
 //!   --seconds 420` (20,000 requests/s for 7 minutes, none refused).
-//! * Keep the system clock synchronized (NTP): the window is ±300 s.
+//! * Keep the system clock synchronized (NTP): `created` may be 300 s old
+//!   and at most 2 s ahead, and instances that share a nonce store must
+//!   agree to well within a second (spec §14.1).
 #![forbid(unsafe_code)]
 
 mod admission;

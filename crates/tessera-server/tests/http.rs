@@ -218,7 +218,8 @@ async fn a_request_signed_before_the_verifier_started_is_store_reset() {
     let reply = h.send(&early).await;
     reply.assert_problem(503, "store_reset");
     // The memory point: the next second, plus the 2 s a signature may be
-    // dated ahead (spec §14.1); `Retry-After` says how long until then.
+    // dated ahead (spec §14.1); `Retry-After` says how long after
+    // `created` (the client's clock) a new signature is accepted.
     let since = T0 + 1 + tessera_core::MAX_AHEAD_SECS;
     assert!(
         reply.json["detail"].as_str().is_some_and(
@@ -232,7 +233,7 @@ async fn a_request_signed_before_the_verifier_started_is_store_reset() {
             .headers
             .get("retry-after")
             .and_then(|v| v.to_str().ok()),
-        Some("3"),
+        Some("4"),
         "{:?}",
         reply.headers
     );

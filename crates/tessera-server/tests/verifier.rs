@@ -466,7 +466,7 @@ async fn key_expiring_during_a_slow_upload_is_refused_before_the_nonce_is_record
         .body(b"slow body")
         .signed();
     let (parts, _) = request.into_parts();
-    // The body arrives 11 s later: still inside the ±300 s window, but the
+    // The body arrives 11 s later: still inside the 300 s window, but the
     // key's not_after has passed.
     let slow_clock = clock.clone();
     let slow = StreamBody::new(

@@ -980,7 +980,7 @@ fn negative() -> Result<Vec<Case>, Failure> {
         ),
         neg(
             "neg-created-in-future",
-            "`created` one second beyond the window in the future.",
+            "`created` one second more than the window ahead of the verifier's clock (far beyond the 2 seconds step 4 accepts ahead).",
             base().now(CREATED - WINDOW - 1),
             E::ClockSkew,
             |_| {},

@@ -116,8 +116,8 @@ impl AppBuilder {
             verifier = verifier.clock(clock.clone());
         }
         // No earlier process served these keys, so the store may remember
-        // from the test's start (a new verifier's own store refuses the
-        // second it started in: spec §14.1).
+        // from the test's start (a new verifier's own store refuses
+        // signatures before its memory point: spec §14.1).
         let since = match &self.clock {
             Some(clock) => clock.now_unix(),
             None => now(),

@@ -275,8 +275,9 @@ impl MemoryNonceStore {
     }
 
     /// The Unix second from which this store remembers every pair, fixing
-    /// it at the first call: the second after creation, on the clock that
-    /// gave `now` (see [`MemoryNonceStoreBuilder::remembers_since`]).
+    /// it at the first call: the memory point of the second of creation, on
+    /// the clock that gave `now` (see
+    /// [`MemoryNonceStoreBuilder::remembers_since`]).
     pub fn remembers_since(&self, now: u64) -> u64 {
         let since = self.since.load(Ordering::Acquire);
         if since != UNSET {

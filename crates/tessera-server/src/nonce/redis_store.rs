@@ -27,8 +27,7 @@ const MAX_PREFIX_LEN: usize = 64;
 /// How often the background probe pings a Redis that is known to be down.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// Writes the epoch of every tag that has none (`SET NX`, pipelined):
-/// `since`, the memory point of now ([`tessera_core::memory_point`]), so
-/// that a Redis found empty at start-up
+/// `since` (see [`StartUpEpoch`]), so that a Redis found empty at start-up
 /// refuses what may have been recorded before it lost its data, while the
 /// first checks of a new deployment, made after this second, need no retry.
 async fn write_missing_epochs(
@@ -45,6 +44,50 @@ async fn write_missing_epochs(
             .ignore();
     }
     pipe.query_async::<()>(connection).await
+}
+
+/// Whole seconds in `d`, rounded up.
+fn whole_seconds_up(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// The epoch a verifier writes at start-up (spec §14.1): the memory point of
+/// the second after the clock reading taken just before the writes, so that
+/// writes landing up to a second later are covered; checked afterwards.
+pub(super) struct StartUpEpoch {
+    /// The clock's reading before the writes were sent.
+    read: u64,
+    /// The epoch written where one is missing.
+    pub(super) since: u64,
+}
+
+impl StartUpEpoch {
+    pub(super) fn read(clock: &dyn Clock) -> Self {
+        let read = clock.now_unix();
+        StartUpEpoch {
+            read,
+            since: tessera_core::memory_point(read.saturating_add(1)),
+        }
+    }
+
+    /// An error when the writes finished more than a second after the
+    /// reading: an epoch may then be dated too early for when it landed.
+    pub(super) fn written_in_time(
+        &self,
+        clock: &dyn Clock,
+        target: &str,
+    ) -> Result<(), RedisStoreError> {
+        if clock.now_unix() > self.read.saturating_add(1) {
+            return Err(RedisStoreError::new(
+                RedisStoreErrorKind::Connect,
+                format!(
+                    "cannot connect to Redis at {target}: writing the epoch keys took more than a \
+                     second, so they may be dated too early (spec §14.1); connect again"
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Hex digits of SHA-256(key id) in the hash tag: 4096 tags, so at most
@@ -174,7 +217,7 @@ impl RedisNonceStoreBuilder {
         // tests, is waited for at most a little longer than a real one
         // would take).
         let waited = std::time::Instant::now();
-        let longest = Duration::from_millis((tessera_core::MAX_AHEAD_SECS + 1) * 1000 + 100);
+        let longest = Duration::from_millis((tessera_core::MAX_AHEAD_SECS + 2) * 1000 + 100);
         while self.clock.now_unix() < since && waited.elapsed() < longest {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -197,7 +240,6 @@ impl RedisNonceStoreBuilder {
     ) -> Result<(RedisConnection, String, Option<String>, u64), RedisStoreError> {
         let target = redis_cluster::cluster_target(nodes);
         let password = redis_cluster::cluster_password(nodes);
-        let since = tessera_core::memory_point(self.clock.now_unix());
         let mut connection = redis_cluster::open(
             nodes,
             &target,
@@ -206,15 +248,18 @@ impl RedisNonceStoreBuilder {
             self.connect_timeout,
         )
         .await?;
+        let started = StartUpEpoch::read(self.clock.as_ref());
         redis_cluster::prepare_nonce_keys(
             &mut connection,
             &target,
             password.as_deref(),
             &self.prefix,
-            since,
+            started.since,
             self.connect_timeout.saturating_mul(2),
         )
         .await?;
+        started.written_in_time(self.clock.as_ref(), &target)?;
+        let since = started.since;
         Ok((
             RedisConnection::cluster(connection, target.clone()),
             target,
@@ -242,8 +287,8 @@ impl RedisNonceStoreBuilder {
         // connect timeout: writing 4096 epoch keys may take longer than
         // one check's timeout on a distant Redis.
         check_eviction_policy(&mut probe, &target).await;
-        let since = tessera_core::memory_point(self.clock.now_unix());
-        write_missing_epochs(&mut probe, &self.prefix, since)
+        let started = StartUpEpoch::read(self.clock.as_ref());
+        write_missing_epochs(&mut probe, &self.prefix, started.since)
             .await
             .map_err(|e| {
                 RedisStoreError::new(
@@ -254,6 +299,8 @@ impl RedisNonceStoreBuilder {
                     ),
                 )
             })?;
+        started.written_in_time(self.clock.as_ref(), &target)?;
+        let since = started.since;
         drop(probe);
         Ok((
             RedisConnection::single(manager, target.clone()),
@@ -304,8 +351,9 @@ impl RedisNonceStoreBuilder {
 ///
 /// The script reads the epoch and, when it is missing (a Redis restarted
 /// without persistence, `FLUSHALL`, a failover to an empty replica), writes
-/// the memory point of the verifier's current second as the new epoch
-/// ([`tessera_core::memory_point`]: the next second, plus
+/// the memory point of the verifier's current second, plus the per-call
+/// timeout rounded up (the script may run that much later), as the new
+/// epoch ([`tessera_core::memory_point`]: the next second, plus
 /// [`tessera_core::MAX_AHEAD_SECS`]): the pairs recorded before the loss may
 /// have been created in this very second (`created` has a resolution of one
 /// second) or dated up to that many seconds ahead. A signature created before
@@ -321,7 +369,9 @@ impl RedisNonceStoreBuilder {
 ///
 /// [`RedisNonceStoreBuilder::connect`] writes the epoch of every tag that
 /// has none (4096 pipelined `SET NX`, once), dated the memory point of the
-/// builder's clock's current second, and returns once that second has come, so a
+/// second after the builder's clock's current one (the writes must finish
+/// within that second, or connecting fails), and returns once that second
+/// has come, so a
 /// new deployment's first requests need no retry.
 ///
 /// # Failures and recovery
@@ -535,7 +585,12 @@ impl RedisNonceStore {
             .key(self.epoch_key_for(record.key_id))
             .arg(record.ttl_millis())
             .arg(record.created)
-            .arg(tessera_core::memory_point(record.now));
+            // The script may run up to the call's timeout after `now` was
+            // read: an epoch it writes is dated from the latest second it
+            // can run in (spec §14.1).
+            .arg(tessera_core::memory_point(
+                record.now.saturating_add(whole_seconds_up(self.timeout)),
+            ));
         let reply = tokio::time::timeout(
             self.timeout,
             invocation.invoke_async::<(i64, u64)>(&mut connection),

@@ -19,7 +19,7 @@ pub const MAX_WINDOW_SECS: u64 = 3600;
 
 /// Builds a [`Verifier`]; see [`Verifier::builder`].
 ///
-/// Defaults are the safe ones: ±300 s window, `https` authorities, 1 MiB
+/// Defaults are the safe ones: a 300 s window (2 s ahead), `https` authorities, 1 MiB
 /// bodies, an in-memory nonce store, the system clock, realm `"tessera"`,
 /// no signature base in responses. Options that weaken a check are named
 /// `dangerous_*`.

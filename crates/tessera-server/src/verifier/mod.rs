@@ -37,7 +37,8 @@ use tessera_core::Clock;
 /// 1. and 2. parse `Signature-Input` / `Signature` and enforce the profile
 ///    (plus the components this verifier requires);
 /// 3. look the key up: `unknown_key`, `key_revoked`, `key_expired`, `key_not_yet_valid`;
-/// 4. `created` within ±window of the server clock (`clock_skew`), `expires` not passed;
+/// 4. `created` at most the window old and min(window, 2) s ahead of the
+///    server clock (`clock_skew`), `expires` not passed;
 /// 5. the received authority is one this verifier serves (`authority_mismatch`),
 ///    or the configured fixed authority is used;
 /// 6. read the body under the limit (`body_too_large`), hash it, compare with
@@ -239,8 +240,8 @@ impl Verifier {
         recheck_key(&resolved, now).map_err(reject)?;
         // Admission (rate limits) before the nonce is recorded: a refused
         // request consumes no nonce.
-        let admitted = match &i.admission {
-            None => Admitted::plain(),
+        let (admitted, now) = match &i.admission {
+            None => (Admitted::plain(), now),
             Some(admission) => {
                 let request = AdmissionRequest {
                     key_id: parsed.key_id(),
@@ -248,10 +249,14 @@ impl Verifier {
                     method: &parts.method,
                     path: parts.uri.path(),
                 };
-                admission
+                let admitted = admission
                     .admit(request)
                     .await
-                    .map_err(|r| r.with_realm(&i.realm).with_key_id(parsed.key_id()))?
+                    .map_err(|r| r.with_realm(&i.realm).with_key_id(parsed.key_id()))?;
+                // Admission may have waited on its own store: the nonce
+                // store dates a new epoch from the time it is asked (spec
+                // §14.1), so it gets a fresh reading.
+                (admitted, i.clock.now_unix())
             }
         };
         let expires_at = parsed.created().saturating_add(i.window).saturating_add(1);
@@ -273,7 +278,9 @@ impl Verifier {
                 tracing::info!(key_id = %parsed.key_id(), created = parsed.created(), since, "tessera: the nonce store remembers pairs only from a time after this signature was created; refusing it with store_reset");
                 // The store vouches for signatures created from `since` on:
                 // a client that signs again before then is refused again.
-                let wait = since.saturating_sub(now).max(1);
+                // Counted from `created`, the client's own clock, so that a
+                // client behind the verifier's clock waits long enough.
+                let wait = since.saturating_sub(parsed.created()).max(1);
                 return Err(reject(Refusal::StoreReset { since }.into())
                     .with_header(http::header::RETRY_AFTER, http::HeaderValue::from(wait)));
             }

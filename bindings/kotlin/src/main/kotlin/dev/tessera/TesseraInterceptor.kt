@@ -226,7 +226,7 @@ class TesseraInterceptor @JvmOverloads constructor(
                     // Refused before the nonce was recorded (spec §12.5); the retry is signed afresh all the same.
                     rateLimitWaited = true
                     response.close()
-                    sleepUnlessCanceled(chain, wait)
+                    sleepUnlessCanceled(chain, wait, "waiting out a 429 rate_limited")
                     continue
                 }
                 val code = retryableStoreCode(response)
@@ -235,7 +235,7 @@ class TesseraInterceptor @JvmOverloads constructor(
                 response.close()
             }
             attempt++
-            pause(attempt, resetSeconds)
+            pause(chain, attempt, resetSeconds)
         }
     }
 
@@ -271,7 +271,7 @@ class TesseraInterceptor @JvmOverloads constructor(
     }
 
     /** Sleeps [millis] in slices, so that a call canceled meanwhile stops waiting (`IOException("Canceled")`). */
-    private fun sleepUnlessCanceled(chain: Interceptor.Chain, millis: Long) {
+    private fun sleepUnlessCanceled(chain: Interceptor.Chain, millis: Long, what: String) {
         val end = System.nanoTime() + millis * 1_000_000
         while (true) {
             if (chain.call().isCanceled) throw IOException("Canceled")
@@ -281,7 +281,7 @@ class TesseraInterceptor @JvmOverloads constructor(
                 Thread.sleep(minOf(left, CANCEL_POLL_MILLIS))
             } catch (e: InterruptedException) {
                 Thread.currentThread().interrupt()
-                throw java.io.InterruptedIOException("interrupted while waiting out a 429 rate_limited")
+                throw java.io.InterruptedIOException("interrupted while $what")
             }
         }
     }
@@ -289,24 +289,21 @@ class TesseraInterceptor @JvmOverloads constructor(
     /** The whole seconds a `store_reset` asks to wait (`Retry-After`, 1 to [MAX_RESET_WAIT_SECONDS]; 1 when absent). */
     private fun storeResetSeconds(response: Response): Long {
         val value = response.header("Retry-After")?.trim() ?: return 1
-        if (value.isEmpty() || value.length > 4 || !value.all { it in '0'..'9' }) return 1
-        return value.toLong().coerceIn(1, MAX_RESET_WAIT_SECONDS)
+        if (value.isEmpty() || !value.all { it in '0'..'9' }) return 1
+        // Beyond the cap, however many digits, the cap.
+        return value.trimStart('0').let { if (it.length > 4) MAX_RESET_WAIT_SECONDS else (it.toLongOrNull() ?: 1) }
+            .coerceIn(1, MAX_RESET_WAIT_SECONDS)
     }
 
     /** Sleeps before retry [attempt]: the backoff, and after `store_reset` until the start of the [resetSeconds]th next second. */
-    private fun pause(attempt: Int, resetSeconds: Long) {
+    private fun pause(chain: Interceptor.Chain, attempt: Int, resetSeconds: Long) {
         var millis = retryBackoffMillis * attempt
         if (resetSeconds > 0) {
             // Offsets are whole seconds, so the signer's seconds start with the system's.
             millis = maxOf(millis, (resetSeconds - 1) * 1000 + 1000 - System.currentTimeMillis() % 1000 + 5)
         }
         if (millis == 0L) return
-        try {
-            Thread.sleep(millis)
-        } catch (e: InterruptedException) {
-            Thread.currentThread().interrupt()
-            throw java.io.InterruptedIOException("interrupted while waiting to retry")
-        }
+        sleepUnlessCanceled(chain, millis, "waiting to retry")
     }
 
     private class PreparedBody(
