@@ -116,7 +116,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
         ));
     }
     let keys = stores::open_keys(&settings).await?;
-    let (nonces, nonces_from) = stores::open_nonces(&settings).await?;
+    let (nonces, nonces_from, serves_from) = stores::open_nonces(&settings).await?;
     let rate = stores::open_rate_limit(&settings).await?;
     let metrics = admin::install_metrics()?;
     let tls = match &settings.tls {
@@ -173,8 +173,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
     });
     // A memory nonce store vouches from its memory point (spec §14.1):
     // say "listening" only once a request signed now is accepted.
-    let since = tessera_core::memory_point(tessera_core::Clock::now_unix(&SystemClock::new()));
-    while tessera_core::Clock::now_unix(&SystemClock::new()) < since {
+    while tessera_core::Clock::now_unix(&SystemClock::new()) < serves_from {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let scheme = if tls.is_some() { "https" } else { "http" };

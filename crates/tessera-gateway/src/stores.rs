@@ -234,22 +234,29 @@ fn warn_if_shared(path: &Path) {
     let _ = path;
 }
 
+/// An opened nonce store: the store, how the log names it, and the Unix
+/// second from which it accepts a request signed now (its memory point,
+/// spec §14.1; 0 for a Redis store, whose connection already waited).
+pub type OpenedNonces = (Arc<dyn NonceStore>, String, u64);
+
 /// Opens the nonce store.
 ///
 /// # Errors
 /// A message saying which store and why.
-pub async fn open_nonces(settings: &Settings) -> Result<(Arc<dyn NonceStore>, String), String> {
+pub async fn open_nonces(settings: &Settings) -> Result<OpenedNonces, String> {
     match &settings.nonces {
         NonceSource::Memory => {
             // As the verifier's own default: long enough for the window, and
             // vouching from its memory point (spec §14.1).
+            let since = tessera_core::memory_point(SystemClock::new().now_unix());
             let store = MemoryNonceStore::builder()
                 .max_ttl_secs((2 * settings.window + 2).max(tessera_server::MAX_WINDOW_SECS))
-                .remembers_since(tessera_core::memory_point(SystemClock::new().now_unix()))
+                .remembers_since(since)
                 .build();
             Ok((
                 Arc::new(store),
                 "nonces in memory (one process only)".to_owned(),
+                since,
             ))
         }
         NonceSource::Redis(url) => {
@@ -257,7 +264,7 @@ pub async fn open_nonces(settings: &Settings) -> Result<(Arc<dyn NonceStore>, St
                 .connect()
                 .await
                 .map_err(|e| format!("nonce store: {e}"))?;
-            Ok((Arc::new(store), format!("nonces in {}", redact(url))))
+            Ok((Arc::new(store), format!("nonces in {}", redact(url)), 0))
         }
         NonceSource::Cluster(nodes) => {
             let store = configure(RedisNonceStore::cluster_builder(nodes.clone()), settings)
@@ -268,6 +275,7 @@ pub async fn open_nonces(settings: &Settings) -> Result<(Arc<dyn NonceStore>, St
             Ok((
                 Arc::new(store),
                 format!("nonces in the Redis Cluster of {}", described.join(" ")),
+                0,
             ))
         }
     }
