@@ -125,6 +125,9 @@ pub struct NonceStoreConfig {
     pub timeout_ms: Option<u64>,
     /// Connection timeout (start-up and reconnections), milliseconds.
     pub connect_timeout_ms: Option<u64>,
+    /// Connect even when Redis reports an eviction policy other than
+    /// `noeviction` (default false: refused at start-up).
+    pub allow_evicting_policy: Option<bool>,
 }
 
 /// `[identity_headers]`.
@@ -487,6 +490,7 @@ type NonceSettings = (
     Option<String>,
     Option<Duration>,
     Option<Duration>,
+    bool,
 );
 
 /// The validated configuration the gateway runs with.
@@ -525,6 +529,8 @@ pub struct Settings {
     pub nonce_timeout: Option<Duration>,
     /// Redis connection timeout.
     pub nonce_connect_timeout: Option<Duration>,
+    /// Connect to a Redis whose eviction policy may drop live nonces.
+    pub nonce_allow_evicting_policy: bool,
     /// Identity header names.
     pub identity: IdentityHeaders,
     /// Limits.
@@ -721,7 +727,13 @@ impl FileConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let keys = self.key_source()?;
-        let (nonces, nonce_prefix, nonce_timeout, nonce_connect_timeout) = self.nonce_source()?;
+        let (
+            nonces,
+            nonce_prefix,
+            nonce_timeout,
+            nonce_connect_timeout,
+            nonce_allow_evicting_policy,
+        ) = self.nonce_source()?;
         let identity = IdentityHeaders {
             key_id: header_name(
                 "identity_headers.key_id",
@@ -795,6 +807,7 @@ impl FileConfig {
             nonce_prefix,
             nonce_timeout,
             nonce_connect_timeout,
+            nonce_allow_evicting_policy,
             identity,
             limits,
             admin: self.admin.as_ref().map(|a| a.listen),
@@ -861,7 +874,7 @@ impl FileConfig {
 
     fn nonce_source(&self) -> Result<NonceSettings, ConfigError> {
         let Some(n) = &self.nonce_store else {
-            return Ok((NonceSource::Memory, None, None, None));
+            return Ok((NonceSource::Memory, None, None, None, false));
         };
         let source = match (&n.redis, &n.cluster) {
             (None, None) => NonceSource::Memory,
@@ -888,11 +901,14 @@ impl FileConfig {
             }
         };
         if matches!(source, NonceSource::Memory)
-            && (n.prefix.is_some() || n.timeout_ms.is_some() || n.connect_timeout_ms.is_some())
+            && (n.prefix.is_some()
+                || n.timeout_ms.is_some()
+                || n.connect_timeout_ms.is_some()
+                || n.allow_evicting_policy.is_some())
         {
             return Err(ConfigError::new(
                 "nonce_store",
-                "`prefix`, `timeout_ms` and `connect_timeout_ms` need `redis` or `cluster`",
+                "`prefix`, `timeout_ms`, `connect_timeout_ms` and `allow_evicting_policy` need `redis` or `cluster`",
             ));
         }
         Ok((
@@ -900,6 +916,7 @@ impl FileConfig {
             n.prefix.clone(),
             millis("nonce_store.timeout_ms", n.timeout_ms)?,
             millis("nonce_store.connect_timeout_ms", n.connect_timeout_ms)?,
+            n.allow_evicting_policy.unwrap_or(false),
         ))
     }
 

@@ -395,7 +395,8 @@ pub async fn probe_rate_store(store: &RedisRateStore) -> Result<(), String> {
     }
 }
 
-/// The configured prefix and timeout on a Redis store builder.
+/// The configured prefix, timeouts and eviction-policy choice on a Redis
+/// store builder.
 fn configure(
     mut builder: tessera_server::RedisNonceStoreBuilder,
     settings: &Settings,
@@ -409,7 +410,7 @@ fn configure(
     if let Some(timeout) = settings.nonce_connect_timeout {
         builder = builder.connect_timeout(timeout);
     }
-    builder
+    builder.allow_evicting_policy(settings.nonce_allow_evicting_policy)
 }
 
 /// Whether the nonce store answers: records a fresh random pair under a

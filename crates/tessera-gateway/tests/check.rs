@@ -62,6 +62,14 @@ fn bad_configurations_name_the_key_and_what_was_expected() {
         ),
         ("[nonce_store]\nredis = \"http://x\"\n", "nonce_store.redis"),
         (
+            "[nonce_store]\nallow_evicting_policy = true\n",
+            "`allow_evicting_policy` need `redis` or `cluster`",
+        ),
+        (
+            "[nonce_store]\nredis = \"redis://127.0.0.1:6379\"\nallow_evicting_policy = \"yes\"\n",
+            "allow_evicting_policy",
+        ),
+        (
             "trusted_proxies = [\"10.0.0.0/40\"]\n",
             "trusted_proxies[0]",
         ),

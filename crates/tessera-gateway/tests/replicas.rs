@@ -94,6 +94,47 @@ impl Db {
     }
 }
 
+/// A Redis whose eviction policy may drop live nonces is refused at
+/// start-up, with the reason, unless the configuration allows it.
+#[test]
+fn a_redis_that_may_evict_nonces_is_refused_at_start_up() {
+    let dir = temp_dir("evicting-redis");
+    let upstream = Upstream::start(&dir);
+    let key = Key::random("evict-1");
+    let keys = keys_file(&dir, &[(&key, "alice", &["read"], false)]);
+    let port = free_port();
+    let _redis = spawn_redis_with(port, &["--maxmemory-policy", "allkeys-lru"])
+        .expect("redis-server is installed");
+    let url = format!("redis://127.0.0.1:{port}");
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--upstream", &upstream.url()])
+        .args(["--keys", keys.to_str().unwrap(), "--nonce-store", &url])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("maxmemory-policy is allkeys-lru") && stderr.contains("noeviction"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "it never listened");
+    // Allowed in the configuration file: it starts and verifies.
+    let config = dir.join("evicting.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream = \"{}\"\n[keys]\nfile = \"{}\"\n[nonce_store]\nredis = \"{url}\"\nallow_evicting_policy = true\n",
+            upstream.url(),
+            keys.display()
+        ),
+    )
+    .unwrap();
+    let gateway = Gateway::start(&dir, &["--config", config.to_str().unwrap()]);
+    let reply = send_signed(&gateway, &key, "GET", "/v1/ping", b"", &[]);
+    assert_eq!(reply.status, 200, "{}", gateway.stderr());
+    assert!(gateway.stderr().contains("allowed by configuration"));
+}
+
 #[test]
 fn replicas_share_nonces_and_see_revocations() {
     let dir = temp_dir("replicas");

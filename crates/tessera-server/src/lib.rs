@@ -93,7 +93,8 @@
 //!   shared [`NonceStore`], or a captured request can be replayed once on
 //!   each replica within the window: `RedisNonceStore` (feature `redis`),
 //!   one atomic `SET NX PX` per check; run that Redis with
-//!   `maxmemory-policy noeviction`.
+//!   `maxmemory-policy noeviction` (it refuses to connect to one that
+//!   reports another policy, unless allowed explicitly).
 //! * With the default window, the default [`MemoryNonceStore`] sustains about
 //!   24,000 verified requests per second per process (7,340,032 live nonces,
 //!   each kept about 305 s), in about 160 MB at full load and about 2 MB idle;

@@ -542,6 +542,56 @@ async fn unreachable_redis_is_a_clear_start_up_error() {
 }
 
 #[tokio::test]
+async fn a_redis_that_may_evict_nonces_is_refused_unless_allowed() {
+    let Some(redis) = RedisServer::spawn_with(
+        "a_redis_that_may_evict_nonces_is_refused_unless_allowed",
+        &["--maxmemory-policy", "volatile-lru"],
+    ) else {
+        return;
+    };
+    let refused = RedisNonceStore::builder(redis.url())
+        .prefix(unique_prefix("evicting"))
+        .clock(support::store_clock())
+        .connect()
+        .await
+        .expect_err("an evicting policy is refused");
+    assert_eq!(refused.kind(), RedisStoreErrorKind::EvictionPolicy);
+    let message = refused.to_string();
+    assert!(
+        message.contains("volatile-lru") && message.contains("noeviction"),
+        "{message}"
+    );
+    // Nothing was written before the refusal.
+    let mut conn = inspect(&redis.url()).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert!(keys.is_empty(), "{keys:?}");
+    // Allowed explicitly: it connects and works.
+    let allowed = RedisNonceStore::builder(redis.url())
+        .prefix(unique_prefix("evicting"))
+        .clock(support::store_clock())
+        .allow_evicting_policy(true)
+        .connect()
+        .await
+        .expect("allowed explicitly");
+    let (alice, nonce) = (key_id("alice"), Nonce::generate(&mut rand::rng()));
+    let record = NonceRecord::new(&alice, &nonce, T0, T0, T0 + 301);
+    assert_eq!(allowed.record(record).await.ok(), Some(NonceOutcome::Fresh));
+    // Back to noeviction: the default builder connects.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query_async(&mut conn)
+        .await
+        .expect("CONFIG SET");
+    store(&redis.url(), "evicting").await;
+}
+
+#[tokio::test]
 async fn password_is_passed_through_and_never_shown() {
     let Some(redis) = RedisServer::spawn_with(
         "password_is_passed_through_and_never_shown",

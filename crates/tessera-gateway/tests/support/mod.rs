@@ -504,6 +504,11 @@ mod ports;
 /// A `redis-server` child on `port` without persistence, once it accepts
 /// connections; `None` when redis-server is not installed.
 pub fn spawn_redis(port: u16) -> Option<Proc> {
+    spawn_redis_with(port, &[])
+}
+
+/// [`spawn_redis`] with further `redis-server` arguments.
+pub fn spawn_redis_with(port: u16, extra: &[&str]) -> Option<Proc> {
     let child = Command::new("redis-server")
         .args([
             "--port",
@@ -515,6 +520,7 @@ pub fn spawn_redis(port: u16) -> Option<Proc> {
             "--appendonly",
             "no",
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .spawn()
         .ok()?;

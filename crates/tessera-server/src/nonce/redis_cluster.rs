@@ -15,8 +15,8 @@ use redis::cluster_routing::{
 use redis::{RedisError, Value};
 
 use super::redis_store::{
-    epoch_key_of_tag, redact_url, scrub_secret, url_password, RedisStoreError, RedisStoreErrorKind,
-    TAGS,
+    epoch_key_of_tag, judge_eviction_policy, redact_url, scrub_secret, url_password,
+    RedisStoreError, RedisStoreErrorKind, TAGS,
 };
 
 /// Epoch `SET NX` commands in flight at once when they go one by one (the
@@ -163,9 +163,8 @@ pub(super) async fn open(
     Ok(connection)
 }
 
-/// The nonce store's start-up on a connected cluster: warns about
-/// eviction policies, and writes the epoch key of every tag that has none,
-/// dated `since`, within `bound`.
+/// The nonce store's start-up on a connected cluster: writes the epoch key
+/// of every tag that has none, dated `since`, within `bound`.
 pub(super) async fn prepare_nonce_keys(
     connection: &mut ClusterConnection,
     target: &str,
@@ -174,7 +173,6 @@ pub(super) async fn prepare_nonce_keys(
     since: u64,
     bound: Duration,
 ) -> Result<(), RedisStoreError> {
-    check_eviction_policies(connection, target).await;
     let connect_failed = |detail: String| {
         RedisStoreError::new(
             RedisStoreErrorKind::Connect,
@@ -327,9 +325,14 @@ async fn write_epochs_one_by_one(
         .await
 }
 
-/// Warns about each primary that may evict live nonces. `CONFIG` is often
-/// disabled on managed clusters; then the check is skipped.
-async fn check_eviction_policies(connection: &mut ClusterConnection, target: &str) {
+/// Checks the eviction policy of every primary (see
+/// `redis_store::judge_eviction_policy`): one that may evict live nonces
+/// refuses the connection unless `allow`.
+pub(super) async fn check_eviction_policies(
+    connection: &mut ClusterConnection,
+    target: &str,
+    allow: bool,
+) -> Result<(), RedisStoreError> {
     let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
     let mut config_get = redis::cmd("CONFIG");
     config_get.arg("GET").arg("maxmemory-policy");
@@ -340,23 +343,16 @@ async fn check_eviction_policies(connection: &mut ClusterConnection, target: &st
             redis::from_redis_value::<HashMap<String, Vec<String>>>(v).map_err(Into::into)
         });
     let Ok(by_node) = reply else {
-        tracing::debug!(redis = %target, "tessera: could not read Redis maxmemory-policy");
-        return;
+        return judge_eviction_policy(target, None, None, allow);
     };
     for (node, reply) in by_node {
-        match reply.as_slice() {
-            [_, policy] if policy == "noeviction" => {}
-            [_, policy] => tracing::warn!(
-                redis = %target,
-                node = %node,
-                maxmemory_policy = %policy,
-                "tessera: Redis may evict live nonces under memory pressure, letting replays through; set maxmemory-policy noeviction"
-            ),
-            _ => {
-                tracing::debug!(redis = %target, node = %node, "tessera: could not read Redis maxmemory-policy")
-            }
-        }
+        let policy = match reply.as_slice() {
+            [_, policy] => Some(policy.as_str()),
+            _ => None,
+        };
+        judge_eviction_policy(target, Some(&node), policy, allow)?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -129,6 +129,7 @@ pub struct RedisNonceStoreBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     clock: Arc<dyn Clock>,
+    allow_evicting_policy: bool,
 }
 
 /// Where a [`RedisNonceStoreBuilder`] connects.
@@ -160,6 +161,7 @@ impl fmt::Debug for RedisNonceStoreBuilder {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
+            .field("allow_evicting_policy", &self.allow_evicting_policy)
             .finish()
     }
 }
@@ -196,13 +198,27 @@ impl RedisNonceStoreBuilder {
         self
     }
 
+    /// Connects even when Redis reports a `maxmemory-policy` other than
+    /// `noeviction` (default: false, the connection is refused with
+    /// [`RedisStoreErrorKind::EvictionPolicy`]). Any eviction policy may drop
+    /// a live nonce under memory pressure, and a replay of it is then
+    /// accepted without a sign; allow it only where Redis can never reach
+    /// its `maxmemory`. A warning is logged at every connection either way.
+    pub fn allow_evicting_policy(mut self, allow: bool) -> Self {
+        self.allow_evicting_policy = allow;
+        self
+    }
+
     /// Connects to Redis, checks it answers `PING` (with a cluster: every
-    /// primary), writes the missing epoch keys, and returns the store.
+    /// primary), checks its eviction policy, writes the missing epoch keys,
+    /// and returns the store.
     ///
     /// # Errors
     /// When the URL or the prefix is invalid, when Redis cannot be reached or
-    /// refuses the credentials within the connect timeout. The error names
-    /// the URL with its password replaced by `***`.
+    /// refuses the credentials within the connect timeout, or when Redis
+    /// (any primary of a cluster) reports an eviction policy other than
+    /// `noeviction` and [`RedisNonceStoreBuilder::allow_evicting_policy`] was
+    /// not set. The error names the URL with its password replaced by `***`.
     pub async fn connect(self) -> Result<RedisNonceStore, RedisStoreError> {
         validate_prefix(&self.prefix)?;
         let (connection, target, password, since) = match &self.target {
@@ -252,6 +268,12 @@ impl RedisNonceStoreBuilder {
             self.connect_timeout,
         )
         .await?;
+        redis_cluster::check_eviction_policies(
+            &mut connection,
+            &target,
+            self.allow_evicting_policy,
+        )
+        .await?;
         let started = StartUpEpoch::read(self.clock.as_ref());
         redis_cluster::prepare_nonce_keys(
             &mut connection,
@@ -290,7 +312,7 @@ impl RedisNonceStoreBuilder {
         // Start-up work goes over the probe, whose response timeout is the
         // connect timeout: writing 4096 epoch keys may take longer than
         // one check's timeout on a distant Redis.
-        check_eviction_policy(&mut probe, &target).await;
+        check_eviction_policy(&mut probe, &target, self.allow_evicting_policy).await?;
         let started = StartUpEpoch::read(self.clock.as_ref());
         write_missing_epochs(&mut probe, &self.prefix, started.since)
             .await
@@ -406,8 +428,12 @@ impl RedisNonceStoreBuilder {
 ///   eviction policy (`allkeys-*` and `volatile-*` alike) may drop a live
 ///   nonce under memory pressure, and a replay of it would be accepted. With
 ///   `noeviction` a full Redis refuses the `SET` (`OOM`) and the verifier
-///   fails closed. [`RedisNonceStore::connect`] checks the policy when Redis
-///   allows `CONFIG GET` and logs a warning otherwise.
+///   fails closed. [`RedisNonceStoreBuilder::connect`] reads the policy
+///   (of every primary, with a cluster) and refuses any other one with
+///   [`RedisStoreErrorKind::EvictionPolicy`], unless
+///   [`RedisNonceStoreBuilder::allow_evicting_policy`] says otherwise; where
+///   `CONFIG` is disabled (managed Redis) it cannot tell, and logs a
+///   warning asking you to check.
 /// * Persistence is not needed for safety: a Redis that lost its data also
 ///   lost the epoch keys, so requests signed before the loss are refused
 ///   with `store_reset` (503; the client signs again) instead of being
@@ -518,6 +544,7 @@ impl RedisNonceStore {
             timeout: DEFAULT_REDIS_TIMEOUT,
             connect_timeout: DEFAULT_REDIS_CONNECT_TIMEOUT,
             clock: Arc::new(SystemClock::new()),
+            allow_evicting_policy: false,
         }
     }
 
@@ -535,6 +562,7 @@ impl RedisNonceStore {
             timeout: DEFAULT_REDIS_TIMEOUT,
             connect_timeout: DEFAULT_REDIS_CONNECT_TIMEOUT,
             clock: Arc::new(SystemClock::new()),
+            allow_evicting_policy: false,
         }
     }
 
@@ -712,6 +740,10 @@ pub enum RedisStoreErrorKind {
     /// Redis could not be reached, refused the credentials, or did not
     /// answer in time.
     Connect,
+    /// Redis (or a primary of the cluster) may evict live nonces: its
+    /// `maxmemory-policy` is not `noeviction` (see
+    /// [`RedisNonceStoreBuilder::allow_evicting_policy`]).
+    EvictionPolicy,
 }
 
 /// Whether Redis is known to be down, shared by a store's clones.
@@ -837,22 +869,70 @@ pub(super) fn scrub_secret(message: &str, secret: Option<&str>) -> String {
     }
 }
 
-/// Warns when Redis may evict live nonces. `CONFIG` is often disabled on
-/// managed Redis; then the check is skipped.
-async fn check_eviction_policy(connection: &mut redis::aio::MultiplexedConnection, target: &str) {
+/// Refuses (unless `allow`) a Redis whose eviction policy may drop live
+/// nonces, and warns when the policy cannot be read (`CONFIG` is often
+/// disabled on managed Redis).
+async fn check_eviction_policy(
+    connection: &mut redis::aio::MultiplexedConnection,
+    target: &str,
+    allow: bool,
+) -> Result<(), RedisStoreError> {
     let reply: Result<Vec<String>, _> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory-policy")
         .query_async(connection)
         .await;
-    match reply.as_deref() {
-        Ok([_, policy]) if policy == "noeviction" => {}
-        Ok([_, policy]) => tracing::warn!(
-            redis = %target,
-            maxmemory_policy = %policy,
-            "tessera: Redis may evict live nonces under memory pressure, letting replays through; set maxmemory-policy noeviction"
-        ),
-        _ => tracing::debug!(redis = %target, "tessera: could not read Redis maxmemory-policy"),
+    let policy = match reply.as_deref() {
+        Ok([_, policy]) => Some(policy.as_str()),
+        _ => None,
+    };
+    judge_eviction_policy(target, None, policy, allow)
+}
+
+/// The verdict on one server's `maxmemory-policy` (`None`: unreadable):
+/// `noeviction` passes; another policy is an error unless `allow` (then a
+/// warning); an unreadable one is a warning.
+pub(super) fn judge_eviction_policy(
+    target: &str,
+    node: Option<&str>,
+    policy: Option<&str>,
+    allow: bool,
+) -> Result<(), RedisStoreError> {
+    let node = node.unwrap_or("");
+    match policy {
+        Some("noeviction") => Ok(()),
+        Some(policy) if allow => {
+            tracing::warn!(
+                redis = %target,
+                node,
+                maxmemory_policy = %policy,
+                "tessera: Redis may evict live nonces under memory pressure, letting replays through (allowed by configuration); set maxmemory-policy noeviction"
+            );
+            Ok(())
+        }
+        Some(policy) => {
+            let at = if node.is_empty() {
+                String::new()
+            } else {
+                format!(" (node {node})")
+            };
+            Err(RedisStoreError::new(
+                RedisStoreErrorKind::EvictionPolicy,
+                format!(
+                    "refusing Redis at {target}{at}: its maxmemory-policy is {policy}, which may \
+                     evict live nonces and let replays through; set maxmemory-policy noeviction \
+                     (or allow an evicting policy explicitly, if Redis can never reach maxmemory)"
+                ),
+            ))
+        }
+        None => {
+            tracing::warn!(
+                redis = %target,
+                node,
+                "tessera: could not read Redis maxmemory-policy (CONFIG is disabled?); make sure it is noeviction, or evicted nonces let replays through"
+            );
+            Ok(())
+        }
     }
 }
 
@@ -869,6 +949,34 @@ pub(super) fn install_crypto_provider() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_noeviction_passes_the_eviction_policy_check_unless_allowed() {
+        assert!(judge_eviction_policy("redis://r", None, Some("noeviction"), false).is_ok());
+        for policy in [
+            "allkeys-lru",
+            "volatile-lru",
+            "volatile-ttl",
+            "allkeys-random",
+        ] {
+            let refused =
+                judge_eviction_policy("redis://r", Some("10.0.0.2:6379"), Some(policy), false)
+                    .expect_err(policy);
+            assert_eq!(refused.kind(), RedisStoreErrorKind::EvictionPolicy);
+            let message = refused.to_string();
+            assert!(
+                message.contains(policy) && message.contains("10.0.0.2:6379"),
+                "{message}"
+            );
+            assert!(
+                message.contains("set maxmemory-policy noeviction"),
+                "{message}"
+            );
+            assert!(judge_eviction_policy("redis://r", None, Some(policy), true).is_ok());
+        }
+        // Unreadable (CONFIG disabled): a warning, not a refusal.
+        assert!(judge_eviction_policy("redis://r", None, None, false).is_ok());
+    }
 
     #[test]
     fn key_layout() {
