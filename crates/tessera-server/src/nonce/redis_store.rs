@@ -47,6 +47,13 @@ async fn write_missing_epochs(
 }
 
 /// Whole seconds in `d`, rounded up.
+/// How much longer than `retain_until` a pair is kept (spec §14, item 3):
+/// verifier instances sharing the store read their own clocks, and one a
+/// little behind the instance that recorded a pair still accepts its
+/// signature after `retain_until` on the recorder's clock. A second covers
+/// clocks up to a second apart.
+pub(super) const CLOCK_MARGIN_MS: u64 = 1000;
+
 fn whole_seconds_up(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
@@ -615,7 +622,7 @@ impl RedisNonceStore {
         invocation
             .key(redis_key(&self.prefix, record.key_id, record.nonce))
             .key(self.epoch_key_for(record.key_id))
-            .arg(record.ttl_millis())
+            .arg(record.ttl_millis().saturating_add(CLOCK_MARGIN_MS))
             .arg(record.created)
             // The script may run up to the call's timeout after `now` was
             // read: an epoch it writes is dated from the latest second it
