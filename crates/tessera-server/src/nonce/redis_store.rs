@@ -47,12 +47,16 @@ async fn write_missing_epochs(
 }
 
 /// Whole seconds in `d`, rounded up.
-/// How much longer than `retain_until` a pair is kept (spec §14, item 3):
-/// verifier instances sharing the store read their own clocks, and one a
-/// little behind the instance that recorded a pair still accepts its
-/// signature after `retain_until` on the recorder's clock. A second covers
-/// clocks up to a second apart.
-pub(super) const CLOCK_MARGIN_MS: u64 = 1000;
+/// How far apart the clocks of verifier instances sharing the store may be
+/// (spec §15.1), in seconds. Each instance reads its own clock: a pair is
+/// kept this much longer than `retain_until` (spec §14, item 3), since an
+/// instance behind the recorder still accepts the signature after
+/// `retain_until` on the recorder's clock; and an epoch is dated this much
+/// later (spec §14.1), since an instance ahead of the writer may have
+/// recorded pairs dated that much further ahead.
+const CLOCK_MARGIN_SECS: u64 = 1;
+/// [`CLOCK_MARGIN_SECS`] in milliseconds, for the pairs' `PX`.
+const CLOCK_MARGIN_MS: u64 = CLOCK_MARGIN_SECS * 1000;
 
 fn whole_seconds_up(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
@@ -60,7 +64,8 @@ fn whole_seconds_up(d: Duration) -> u64 {
 
 /// The epoch a verifier writes at start-up (spec §14.1): the memory point of
 /// the second after the clock reading taken just before the writes, so that
-/// writes landing up to a second later are covered; checked afterwards.
+/// writes landing up to a second later are covered (checked afterwards),
+/// plus the clock margin between instances.
 pub(super) struct StartUpEpoch {
     /// The clock's reading before the writes were sent.
     read: u64,
@@ -73,7 +78,7 @@ impl StartUpEpoch {
         let read = clock.now_unix();
         StartUpEpoch {
             read,
-            since: tessera_core::memory_point(read.saturating_add(1)),
+            since: tessera_core::memory_point(read.saturating_add(1 + CLOCK_MARGIN_SECS)),
         }
     }
 
@@ -241,7 +246,9 @@ impl RedisNonceStoreBuilder {
         // any longer.
         let waited = std::time::Instant::now();
         let first = self.clock.now_unix();
-        let longest = Duration::from_millis((tessera_core::MAX_AHEAD_SECS + 2) * 1000 + 100);
+        let longest = Duration::from_millis(
+            (1 + CLOCK_MARGIN_SECS + tessera_core::MAX_AHEAD_SECS + 1) * 1000 + 100,
+        );
         while self.clock.now_unix() < since && waited.elapsed() < longest {
             if waited.elapsed() > Duration::from_millis(1100) && self.clock.now_unix() == first {
                 break;
@@ -385,8 +392,9 @@ impl RedisNonceStoreBuilder {
 /// The script reads the epoch and, when it is missing (a Redis restarted
 /// without persistence, `FLUSHALL`, a failover to an empty replica), writes
 /// the memory point of the verifier's current second, plus the per-call
-/// timeout rounded up (the script may run that much later), as the new
-/// epoch ([`tessera_core::memory_point`]: the next second, plus
+/// timeout rounded up (the script may run that much later), plus a second
+/// (the clocks of instances sharing the store may differ that much), as
+/// the new epoch ([`tessera_core::memory_point`]: the next second, plus
 /// [`tessera_core::MAX_AHEAD_SECS`]): the pairs recorded before the loss may
 /// have been created in this very second (`created` has a resolution of one
 /// second) or dated up to that many seconds ahead. A signature created before
@@ -403,9 +411,9 @@ impl RedisNonceStoreBuilder {
 /// [`RedisNonceStoreBuilder::connect`] writes the epoch of every tag that
 /// has none (4096 pipelined `SET NX`, once), dated the memory point of the
 /// second after the builder's clock's current one (the writes must finish
-/// within that second, or connecting fails), and returns once that second
-/// has come, so a
-/// new deployment's first requests need no retry.
+/// within that second, or connecting fails), plus the one-second clock
+/// margin, and returns once that second has come (at most about 5 s), so
+/// a new deployment's first requests need no retry.
 ///
 /// # Failures and recovery
 ///
@@ -626,10 +634,10 @@ impl RedisNonceStore {
             .arg(record.created)
             // The script may run up to the call's timeout after `now` was
             // read: an epoch it writes is dated from the latest second it
-            // can run in (spec §14.1).
-            .arg(tessera_core::memory_point(
-                record.now.saturating_add(whole_seconds_up(self.timeout)),
-            ));
+            // can run in, on the clock of any instance (spec §14.1).
+            .arg(tessera_core::memory_point(record.now.saturating_add(
+                whole_seconds_up(self.timeout) + CLOCK_MARGIN_SECS,
+            )));
         let reply = tokio::time::timeout(
             self.timeout,
             invocation.invoke_async::<(i64, u64)>(&mut connection),

@@ -24,10 +24,11 @@ pub const PATH: &str = "/v1/users/123/orders?limit=50&cursor=abc%2Fdef";
 
 /// A clock for a shared nonce store whose epochs, written at connection,
 /// are `T0`: the memory point (spec §14.1) of the second after
-/// `T0 - 2 - MAX_AHEAD_SECS` (the start-up writes may land a second after
-/// the clock was read).
+/// `T0 - 3 - MAX_AHEAD_SECS`, plus the one-second clock margin between
+/// instances (the start-up writes may land a second after the clock was
+/// read).
 pub fn store_clock() -> ManualClock {
-    ManualClock::new(T0 - 2 - tessera_core::MAX_AHEAD_SECS)
+    ManualClock::new(T0 - 3 - tessera_core::MAX_AHEAD_SECS)
 }
 
 pub fn key_id(s: &str) -> KeyId {
