@@ -67,7 +67,7 @@ fn bad_configurations_name_the_key_and_what_was_expected() {
         ),
         (
             "[nonce_store]\nredis = \"redis://127.0.0.1:6379\"\nallow_evicting_policy = \"yes\"\n",
-            "allow_evicting_policy",
+            "nonce_store.allow_evicting_policy: invalid type",
         ),
         (
             "trusted_proxies = [\"10.0.0.0/40\"]\n",

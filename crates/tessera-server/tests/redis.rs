@@ -187,9 +187,21 @@ async fn keys_carry_the_window_ttl_and_expire() {
     let url = redis.url();
     let mut conn = inspect(&url).await;
 
+    // The epochs written at connection are the memory point of the
+    // clock's reading plus 2 (a second for the writes to land, a second of
+    // margin between instances' clocks): T0 for `support::store_clock()`.
+    let nonces = store(&url, "ttl").await;
+    let some_key = nonces.key_for(&key_id("alice"), &Nonce::generate(&mut rand::rng()));
+    let (tag, _) = some_key.split_once(":nonce:").expect("nonce key layout");
+    let epoch: u64 = redis::cmd("GET")
+        .arg(format!("{tag}:since"))
+        .query_async(&mut conn)
+        .await
+        .expect("GET epoch");
+    assert_eq!(epoch, T0);
+
     // The default window: remembered for created + 300 + 1 - now = 301 s,
     // plus the second that covers verifier clocks up to a second apart.
-    let nonces = store(&url, "ttl").await;
     let h = server(nonces.clone()).await;
     let (request, nonce) = Spec::new(Method::GET, PUBLIC).sign();
     h.send(&request).await.assert_ok();
@@ -199,7 +211,7 @@ async fn keys_carry_the_window_ttl_and_expire() {
         .query_async(&mut conn)
         .await
         .expect("PTTL");
-    assert!((300_000..=302_000).contains(&pttl), "PTTL {pttl} for {key}");
+    assert!((301_001..=302_000).contains(&pttl), "PTTL {pttl} for {key}");
 
     // A 1 s window: TTL 2 s (3 with the margin); afterwards Redis holds
     // nothing for the nonce.
@@ -224,7 +236,7 @@ async fn keys_carry_the_window_ttl_and_expire() {
         .query_async(&mut conn)
         .await
         .expect("PTTL");
-    assert!((2_000..=3_000).contains(&pttl), "PTTL {pttl} for {key}");
+    assert!((2_001..=3_000).contains(&pttl), "PTTL {pttl} for {key}");
 
     let deadline = Instant::now() + Duration::from_secs(7);
     loop {
@@ -444,7 +456,8 @@ async fn redis_stopped_fails_closed_and_restarted_recovers() {
         }
         if reply.json["code"] == "store_reset" {
             // The restarted Redis is empty: the check that found its epoch
-            // missing dated a new one at the memory point of now.
+            // missing dated a new one at the memory point of now + 2 (its
+            // timeout rounded up, plus the clock margin).
             reset = true;
             h.clock.advance(1);
             continue;

@@ -343,7 +343,9 @@ pub(super) async fn check_eviction_policies(
             redis::from_redis_value::<HashMap<String, Vec<String>>>(v).map_err(Into::into)
         });
     let Ok(by_node) = reply else {
-        return judge_eviction_policy(target, None, None, allow);
+        // One primary that refuses `CONFIG` fails the whole routed call:
+        // ask each primary on its own, so the others are still checked.
+        return check_primaries_one_by_one(connection, target, allow).await;
     };
     for (node, reply) in by_node {
         let policy = match reply.as_slice() {
@@ -355,9 +357,110 @@ pub(super) async fn check_eviction_policies(
     Ok(())
 }
 
+/// [`check_eviction_policies`] one primary at a time, each reached through
+/// the first slot of a range it serves (`CLUSTER SLOTS`); a primary whose
+/// policy cannot be read gets the warning, the others their verdict.
+async fn check_primaries_one_by_one(
+    connection: &mut ClusterConnection,
+    target: &str,
+    allow: bool,
+) -> Result<(), RedisStoreError> {
+    let slots: Result<Value, _> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(connection)
+        .await;
+    let Ok(slots) = slots else {
+        return judge_eviction_policy(target, None, None, allow);
+    };
+    let mut seen: Vec<String> = Vec::new();
+    for (first, node) in primaries(&slots) {
+        if seen.contains(&node) {
+            continue;
+        }
+        let mut config_get = redis::cmd("CONFIG");
+        config_get.arg("GET").arg("maxmemory-policy");
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+            first,
+            SlotAddr::Master,
+        )));
+        let reply = connection
+            .route_command(config_get, route)
+            .await
+            .and_then(|v| redis::from_redis_value::<Vec<String>>(v).map_err(Into::into));
+        let policy = match reply.as_deref() {
+            Ok([_, policy]) => Some(policy.as_str()),
+            _ => None,
+        };
+        judge_eviction_policy(target, Some(&node), policy, allow)?;
+        seen.push(node);
+    }
+    Ok(())
+}
+
+/// The first slot and the primary's `host:port` of each range in a
+/// `CLUSTER SLOTS` reply.
+fn primaries(reply: &Value) -> Vec<(u16, String)> {
+    let Value::Array(entries) = reply else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let Value::Array(fields) = entry else {
+                return None;
+            };
+            let [Value::Int(lo), _, Value::Array(primary), ..] = fields.as_slice() else {
+                return None;
+            };
+            let host = match primary.first()? {
+                Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                Value::SimpleString(s) => s.clone(),
+                _ => return None,
+            };
+            let Some(Value::Int(port)) = primary.get(1) else {
+                return None;
+            };
+            Some((u16::try_from(*lo).ok()?, format!("{host}:{port}")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn primaries_are_read_from_cluster_slots() {
+        let node = |host: &str, port: i64| {
+            Value::Array(vec![
+                Value::BulkString(host.as_bytes().to_vec()),
+                Value::Int(port),
+                Value::BulkString(b"id".to_vec()),
+            ])
+        };
+        let reply = Value::Array(vec![
+            Value::Array(vec![
+                Value::Int(0),
+                Value::Int(5460),
+                node("10.0.0.1", 7000),
+                node("10.0.0.4", 7003),
+            ]),
+            Value::Array(vec![
+                Value::Int(5461),
+                Value::Int(10922),
+                node("10.0.0.2", 7001),
+            ]),
+            Value::Array(vec![Value::Int(10923)]),
+        ]);
+        assert_eq!(
+            primaries(&reply),
+            vec![
+                (0, "10.0.0.1:7000".to_owned()),
+                (5461, "10.0.0.2:7001".to_owned())
+            ]
+        );
+        assert!(primaries(&Value::Nil).is_empty());
+    }
 
     #[test]
     fn cluster_urls() {

@@ -46,7 +46,6 @@ async fn write_missing_epochs(
     pipe.query_async::<()>(connection).await
 }
 
-/// Whole seconds in `d`, rounded up.
 /// How far apart the clocks of verifier instances sharing the store may be
 /// (spec §15.1), in seconds. Each instance reads its own clock: a pair is
 /// kept this much longer than `retain_until` (spec §14, item 3), since an
@@ -58,8 +57,9 @@ const CLOCK_MARGIN_SECS: u64 = 1;
 /// [`CLOCK_MARGIN_SECS`] in milliseconds, for the pairs' `PX`.
 const CLOCK_MARGIN_MS: u64 = CLOCK_MARGIN_SECS * 1000;
 
+/// Whole seconds in `d`, rounded up.
 fn whole_seconds_up(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 /// The epoch a verifier writes at start-up (spec §14.1): the memory point of
@@ -215,7 +215,8 @@ impl RedisNonceStoreBuilder {
     /// [`RedisStoreErrorKind::EvictionPolicy`]). Any eviction policy may drop
     /// a live nonce under memory pressure, and a replay of it is then
     /// accepted without a sign; allow it only where Redis can never reach
-    /// its `maxmemory`. A warning is logged at every connection either way.
+    /// its `maxmemory`. When allowed, a warning is still logged at every
+    /// connection.
     pub fn allow_evicting_policy(mut self, allow: bool) -> Self {
         self.allow_evicting_policy = allow;
         self
@@ -636,7 +637,7 @@ impl RedisNonceStore {
             // read: an epoch it writes is dated from the latest second it
             // can run in, on the clock of any instance (spec §14.1).
             .arg(tessera_core::memory_point(record.now.saturating_add(
-                whole_seconds_up(self.timeout) + CLOCK_MARGIN_SECS,
+                whole_seconds_up(self.timeout).saturating_add(CLOCK_MARGIN_SECS),
             )));
         let reply = tokio::time::timeout(
             self.timeout,
@@ -936,7 +937,8 @@ pub(super) fn judge_eviction_policy(
                 format!(
                     "refusing Redis at {target}{at}: its maxmemory-policy is {policy}, which may \
                      evict live nonces and let replays through; set maxmemory-policy noeviction \
-                     (or allow an evicting policy explicitly, if Redis can never reach maxmemory)"
+                     (or, if Redis can never reach maxmemory, allow it explicitly: allow_evicting_policy, \
+                     in the gateway [nonce_store] allow_evicting_policy = true)"
                 ),
             ))
         }

@@ -388,7 +388,7 @@ class TesseraInterceptor @JvmOverloads constructor(
 
         private const val PROBLEM_PEEK_BYTES: Long = 16 * 1024
         private const val CANCEL_POLL_MILLIS: Long = 50
-        /** The longest wait a `store_reset`'s `Retry-After` is followed for (the spec's memory point is at most 3 s ahead). */
+        /** The longest wait a `store_reset`'s `Retry-After` is followed for (the spec's memory point is at most 5 s ahead: 3 s in memory, 5 s with Redis). */
         private const val MAX_RESET_WAIT_SECONDS: Long = 10
         private val RETRYABLE_STORE_CODE = Regex("\"code\"\\s*:\\s*\"(store_unavailable|store_reset)\"")
         private val IDEMPOTENT = setOf("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE")
