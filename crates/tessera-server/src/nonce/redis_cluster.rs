@@ -15,8 +15,8 @@ use redis::cluster_routing::{
 use redis::{RedisError, Value};
 
 use super::redis_store::{
-    epoch_key_of_tag, judge_eviction_policy, redact_url, scrub_secret, url_password,
-    RedisStoreError, RedisStoreErrorKind, TAGS,
+    epoch_key_of_tag, judge_eviction_policy, policy_in, policy_query, redact_url, scrub_secret,
+    url_password, RedisStoreError, RedisStoreErrorKind, TAGS,
 };
 
 /// Epoch `SET NX` commands in flight at once when they go one by one (the
@@ -334,10 +334,8 @@ pub(super) async fn check_eviction_policies(
     allow: bool,
 ) -> Result<(), RedisStoreError> {
     let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-    let mut config_get = redis::cmd("CONFIG");
-    config_get.arg("GET").arg("maxmemory-policy");
     let reply = connection
-        .route_command(config_get, routing)
+        .route_command(policy_query(), routing)
         .await
         .and_then(|v| {
             redis::from_redis_value::<HashMap<String, Vec<String>>>(v).map_err(Into::into)
@@ -348,11 +346,7 @@ pub(super) async fn check_eviction_policies(
         return check_primaries_one_by_one(connection, target, allow).await;
     };
     for (node, reply) in by_node {
-        let policy = match reply.as_slice() {
-            [_, policy] => Some(policy.as_str()),
-            _ => None,
-        };
-        judge_eviction_policy(target, Some(&node), policy, allow)?;
+        judge_eviction_policy(target, Some(&node), policy_in(&reply), allow)?;
     }
     Ok(())
 }
@@ -377,20 +371,15 @@ async fn check_primaries_one_by_one(
         if seen.contains(&node) {
             continue;
         }
-        let mut config_get = redis::cmd("CONFIG");
-        config_get.arg("GET").arg("maxmemory-policy");
         let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
             first,
             SlotAddr::Master,
         )));
         let reply = connection
-            .route_command(config_get, route)
+            .route_command(policy_query(), route)
             .await
             .and_then(|v| redis::from_redis_value::<Vec<String>>(v).map_err(Into::into));
-        let policy = match reply.as_deref() {
-            Ok([_, policy]) => Some(policy.as_str()),
-            _ => None,
-        };
+        let policy = reply.as_deref().ok().and_then(policy_in);
         judge_eviction_policy(target, Some(&node), policy, allow)?;
         seen.push(node);
     }

@@ -893,16 +893,24 @@ async fn check_eviction_policy(
     target: &str,
     allow: bool,
 ) -> Result<(), RedisStoreError> {
-    let reply: Result<Vec<String>, _> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("maxmemory-policy")
-        .query_async(connection)
-        .await;
-    let policy = match reply.as_deref() {
-        Ok([_, policy]) => Some(policy.as_str()),
-        _ => None,
-    };
+    let reply: Result<Vec<String>, _> = policy_query().query_async(connection).await;
+    let policy = reply.as_deref().ok().and_then(policy_in);
     judge_eviction_policy(target, None, policy, allow)
+}
+
+/// `CONFIG GET maxmemory-policy`.
+pub(super) fn policy_query() -> redis::Cmd {
+    let mut query = redis::cmd("CONFIG");
+    query.arg("GET").arg("maxmemory-policy");
+    query
+}
+
+/// The policy in a reply to [`policy_query`] (`[name, value]`).
+pub(super) fn policy_in(reply: &[String]) -> Option<&str> {
+    match reply {
+        [_, policy] => Some(policy.as_str()),
+        _ => None,
+    }
 }
 
 /// The verdict on one server's `maxmemory-policy` (`None`: unreadable):
