@@ -41,18 +41,27 @@ fn remove_fields(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) 
         }
     }
     if connection {
+        // Token by token: a token that is no field name (obs-text, say)
+        // must not keep the others in the same value from being honoured.
         remove.extend(
-            headers
-                .get_all(CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok()),
+            connection_options(headers).filter_map(|token| HeaderName::from_bytes(token).ok()),
         );
     }
     for name in remove {
         headers.remove(name);
     }
+}
+
+/// The options every `Connection` line lists, as raw bytes without the
+/// optional whitespace around them (RFC 9110 §7.6.1); empty list elements
+/// are skipped.
+fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty())
 }
 
 /// Joins the `Cookie` fields an HTTP/2 client may send one cookie each
@@ -88,11 +97,8 @@ pub fn end_to_end_connection_option(headers: &HeaderMap) -> Option<String> {
                 .is_ok_and(|v| v.to_ascii_lowercase().contains(&quoted))
         })
     };
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(|token| String::from_utf8_lossy(token).trim().to_ascii_lowercase())
+    connection_options(headers)
+        .map(|token| String::from_utf8_lossy(token).to_ascii_lowercase())
         .find(|token| {
             headers.contains_key(token.as_str())
                 && (token == "host"
@@ -350,6 +356,28 @@ mod tests {
             map.append(name, HeaderValue::from_static(value));
         }
         map
+    }
+
+    #[test]
+    fn every_field_connection_names_is_removed_whatever_else_the_value_holds() {
+        let mut map = headers(&[
+            ("connection", " X-Secret ,,\tx-other"),
+            ("x-secret", "s"),
+            ("x-other", "o"),
+            ("x-third", "t"),
+            ("x-kept", "k"),
+        ]);
+        // A byte outside visible ASCII (obs-text) in the same value must
+        // not keep the valid options from being honoured.
+        map.append(
+            CONNECTION,
+            HeaderValue::from_bytes(b"x-third, \xff, caf\xc3\xa9").expect("obs-text value"),
+        );
+        remove_hop_by_hop(&mut map);
+        for gone in ["connection", "x-secret", "x-other", "x-third"] {
+            assert!(map.get(gone).is_none(), "{gone} was forwarded");
+        }
+        assert_eq!(map["x-kept"], "k");
     }
 
     #[test]

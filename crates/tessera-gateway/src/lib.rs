@@ -45,6 +45,7 @@ pub mod deadline;
 pub mod forward;
 pub mod guard;
 pub mod http2;
+pub mod method_override;
 pub mod problem;
 pub mod proxy;
 pub mod routes;

@@ -288,6 +288,25 @@ impl Proxy {
             Arc::clone(&expired),
         );
         let public = first_match(&self.settings.public, &parts.method, parts.uri.path()).is_some();
+        if public {
+            // No signature binds a public request to an authority, so the
+            // served authorities are checked here: an upstream that builds
+            // links from Host (password-reset mails) must never see one the
+            // gateway does not serve.
+            if let Some(Err(refused)) = self.verifier.as_ref().map(|v| v.check_authority(&parts)) {
+                return (
+                    problem(
+                        StatusCode::MISDIRECTED_REQUEST,
+                        &format!(
+                            "{}; send the request to an authority this gateway serves",
+                            refused.error().detail()
+                        ),
+                        true,
+                    ),
+                    Outcome::new("refused", refused.code().as_str()),
+                );
+            }
+        }
         let (identity, bytes) = match (&self.verifier, public) {
             (Some(verifier), false) => {
                 let started = Instant::now();
@@ -351,6 +370,20 @@ impl Proxy {
                 }
             },
         };
+        if let Some(place) =
+            crate::method_override::find(&parts.method, &parts.uri, &parts.headers, &bytes)
+        {
+            return (
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "the POST carries a method override (_method in its {place}), which frameworks such as Rails, Laravel and Symfony obey, while the gateway matched its routes on POST; send the request with the method it means"
+                    ),
+                    false,
+                ),
+                Outcome::new("refused", "method_override"),
+            );
+        }
         if let Some(identity) = &identity {
             if let Some(rule) =
                 first_scope_match(&self.settings.routes, &parts.method, parts.uri.path())
@@ -462,6 +495,10 @@ impl Proxy {
             },
         );
         parts.uri = uri;
+        let client_version = match parts.version {
+            http::Version::HTTP_2 => http::Version::HTTP_2,
+            _ => http::Version::HTTP_11,
+        };
         if parts.version == http::Version::HTTP_2 {
             forward::join_cookies(&mut parts.headers);
         }
@@ -506,6 +543,10 @@ impl Proxy {
             }
             Ok(Ok(response)) => {
                 let (mut head, body) = response.into_parts();
+                // The answer is the gateway's, on the client's connection:
+                // an upstream answering HTTP/1.0 must not make the client
+                // read a 1.0 response (no keep-alive) on a 1.1 connection.
+                head.version = client_version;
                 forward::remove_hop_by_hop(&mut head.headers);
                 if let Some(identity) = identity {
                     for (name, value) in identity.response_headers() {
@@ -524,13 +565,19 @@ impl Proxy {
     fn upstream_target(&self, target: &Uri) -> Option<Uri> {
         let prefix = self.settings.upstream.path().trim_end_matches('/');
         let path_and_query = target.path_and_query()?;
-        if !path_and_query.as_str().starts_with('/') {
-            return None;
+        let target = path_and_query.as_str();
+        if target.starts_with('/') {
+            if prefix.is_empty() {
+                return Some(Uri::from(path_and_query.clone()));
+            }
+            return Uri::try_from(format!("{prefix}{target}")).ok();
         }
-        if prefix.is_empty() {
-            return Some(Uri::from(path_and_query.clone()));
+        // An absolute-form target with an empty path (`http://host?a=1`):
+        // its path is `/` (RFC 9112 §3.2.2), as the signature base had it.
+        if target.starts_with('?') {
+            return Uri::try_from(format!("{prefix}/{target}")).ok();
         }
-        Uri::try_from(format!("{prefix}{path_and_query}")).ok()
+        None
     }
 }
 

@@ -20,6 +20,16 @@ impl PathMatch {
     }
 
     fn matches_as(&self, path: &str, fold: Fold) -> bool {
+        // Restrictive: a format suffix on the last segment is ignored too
+        // (Rails routes `/v1/users/42/orders.json` to the handler of
+        // `/v1/users/42/orders`).
+        self.matches_spelling(path, fold)
+            || (fold == Fold::Restrictive
+                && without_format_suffix(path)
+                    .is_some_and(|bare| self.matches_spelling(bare, fold)))
+    }
+
+    fn matches_spelling(&self, path: &str, fold: Fold) -> bool {
         let same = |a: &str, b: &str| match fold {
             Fold::Exact => a == b,
             Fold::Restrictive => a.eq_ignore_ascii_case(b),
@@ -61,13 +71,22 @@ impl PathMatch {
     }
 }
 
+/// `path` without the `.ext` that ends its last segment, if it has one
+/// (a segment that starts with `.` has none).
+fn without_format_suffix(path: &str) -> Option<&str> {
+    let last = path.rfind('/').map_or(0, |i| i + 1);
+    let dot = path[last..].rfind('.').filter(|&d| d > 0)?;
+    Some(&path[..last + dot])
+}
+
 /// How loosely a rule is matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fold {
     /// As written: for exemptions (public routes), which must not widen.
     Exact,
-    /// Also what upstreams commonly treat as the same request: ASCII case,
-    /// one trailing slash, `HEAD` for `GET`. For scope rules, so a rule
+    /// Also what upstreams commonly treat as the same request: ASCII case
+    /// (of the path and of the method), one trailing slash, a format suffix
+    /// (`.json`) on the last segment, `HEAD` for `GET`. For scope rules, so a rule
     /// applies to every spelling that may reach the same handler.
     Restrictive,
 }
@@ -93,8 +112,15 @@ impl RouteRule {
         let method_matches = match &self.method {
             None => true,
             Some(m) if m == method => true,
-            // Frameworks answer HEAD with the GET handler.
-            Some(m) => fold == Fold::Restrictive && *m == Method::GET && *method == Method::HEAD,
+            Some(_) if fold == Fold::Exact => false,
+            // Many frameworks (Werkzeug, Django, Rack) upper-case the
+            // method before routing, so `get` reaches the GET handler; and
+            // they answer HEAD with the GET handler.
+            Some(m) => {
+                let method = method.as_str();
+                m.as_str().eq_ignore_ascii_case(method)
+                    || (*m == Method::GET && method.eq_ignore_ascii_case("HEAD"))
+            }
         };
         method_matches && self.path.matches_as(path, fold)
     }
@@ -180,8 +206,9 @@ pub fn first_match<'a>(
 }
 
 /// The first scope rule matching the request or a spelling of it that an
-/// upstream may route to the same handler (ASCII case, one trailing slash,
-/// `HEAD` for a `GET` rule): a restriction applies to all of them.
+/// upstream may route to the same handler (ASCII case of the path and the
+/// method, one trailing slash, `HEAD` for a `GET` rule): a restriction
+/// applies to all of them.
 pub fn first_scope_match<'a>(
     rules: &'a [RouteRule],
     method: &Method,
@@ -291,6 +318,15 @@ mod tests {
             (Method::POST, "/v1/USERS/42/Orders/", "write"),
             (Method::GET, "/v1/reports/q", "reports"),
             (Method::HEAD, "/v1/reports/q", "reports"),
+            // Frameworks that upper-case the method route these to the
+            // DELETE and GET handlers.
+            (lower("delete"), "/v1/admin/users/1", "admin"),
+            (lower("Delete"), "/v1/admin/users/1", "admin"),
+            (lower("get"), "/v1/reports/q", "reports"),
+            (lower("head"), "/v1/reports/q", "reports"),
+            // Rails routes a format suffix to the same handler.
+            (Method::POST, "/v1/users/42/orders.json", "write"),
+            (Method::POST, "/v1/users/42/Orders.XML", "write"),
         ] {
             assert_eq!(
                 scoped(method.clone(), path).map(String::as_str),
@@ -307,5 +343,18 @@ mod tests {
         assert_eq!(exact(Method::POST, "/v1/users/42/orders/"), None);
         assert_eq!(exact(Method::HEAD, "/v1/reports/q"), None);
         assert!(exact(Method::GET, "/v1/reports/q").is_some());
+        assert_eq!(exact(lower("get"), "/v1/reports/q"), None);
+        assert_eq!(exact(Method::POST, "/v1/users/42/orders.json"), None);
+        assert_eq!(scoped(Method::POST, "/v1/users/42/.orders"), None);
+        assert_eq!(without_format_suffix("/a/b.c/d.json"), Some("/a/b.c/d"));
+        assert_eq!(without_format_suffix("/a/b.c/d"), None);
+        assert_eq!(without_format_suffix("/a/.hidden"), None);
+        assert_eq!(without_format_suffix("/"), None);
+        assert_eq!(scoped(lower("post"), "/v1/reports/q"), None);
+    }
+
+    /// A method as a client may spell it (`http` keeps extension methods as sent).
+    fn lower(method: &str) -> Method {
+        Method::from_bytes(method.as_bytes()).expect("a method token")
     }
 }

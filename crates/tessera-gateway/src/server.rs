@@ -115,7 +115,11 @@ pub async fn serve(
     // hyper's header timer runs from the end of the previous answer (or
     // from accept) to the end of the next head: the idle timeout. The guard
     // bounds the time from a head's first byte to its end.
+    // half_close: a client may shut down its sending side once the request
+    // is out and still wait for the answer (as HTTP/1.0 clients and some
+    // scripts do); the answer is sent before the connection closes.
     http.timer(TokioTimer::new())
+        .half_close(true)
         .header_read_timeout(limits.idle_timeout)
         .max_headers(limits.max_headers.saturating_mul(2).max(8))
         .max_header_size(limits.max_header_bytes.saturating_mul(2) + PARSER_HEAD_SLACK);

@@ -340,7 +340,123 @@ fn public_routes_pass_unsigned_with_identity_fields_removed() {
             .unwrap()
             .contains("canonical form"));
     }
-    assert_eq!(s.upstream.paths(), ["/healthz", "/login"]);
+    // No signature binds a public request to an authority: one the gateway
+    // does not serve is refused, in Host or in an absolute-form target.
+    let port = s.gateway.addr.port();
+    for request in [
+        "POST /login HTTP/1.1\r\nhost: evil.example\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi".to_owned(),
+        format!("POST http://evil.example/login HTTP/1.1\r\nhost: {host}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi"),
+        format!("GET /healthz HTTP/1.1\r\nhost: localhost:{}\r\nconnection: close\r\n\r\n", port + 1),
+    ] {
+        let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
+        assert_eq!(reply.status, 421, "{request}");
+        let problem = reply.json();
+        assert!(
+            problem["detail"].as_str().unwrap().contains("is not served here"),
+            "{problem}"
+        );
+    }
+    // The served names pass, in any case.
+    let request =
+        format!("GET /healthz HTTP/1.1\r\nhost: LOCALHOST:{port}\r\nconnection: close\r\n\r\n");
+    let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(s.upstream.paths(), ["/healthz", "/login", "/healthz"]);
+}
+
+/// Sends `bytes` on `stream` and reads one answer whose length is given by
+/// Content-Length: its status line and the parsed reply.
+fn exchange(stream: &mut std::net::TcpStream, bytes: &[u8]) -> (String, Reply) {
+    use std::io::{Read, Write};
+    stream.write_all(bytes).unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 16384];
+    loop {
+        if let Some(reply) = parse(&received) {
+            let length = reply
+                .header("content-length")
+                .map(|v| v.parse::<usize>().unwrap());
+            if length.is_some_and(|n| reply.body.len() >= n) {
+                let line = String::from_utf8_lossy(&received)
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .to_owned();
+                return (line, reply);
+            }
+        }
+        let n = stream.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "closed before a whole answer: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn the_gateway_answers_in_its_own_http_version_and_keeps_the_connection() {
+    let s = setup("");
+    let host = s.gateway.addr.to_string();
+    let mut stream = std::net::TcpStream::connect(s.gateway.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // The upstream answers HTTP/1.0 and closes; the client still gets an
+    // HTTP/1.1 answer on a connection that stays open.
+    let first = String::from_utf8(signed(&s.alice, "GET", &host, "/http10", b"", &[]))
+        .unwrap()
+        .replacen("connection: close", "connection: keep-alive", 1);
+    let (line, reply) = exchange(&mut stream, first.as_bytes());
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    assert_eq!(reply.json()["path"], "/http10");
+    assert_ne!(reply.header("connection"), Some("close"));
+    let second = signed(&s.alice, "GET", &host, "/after", b"", &[]);
+    let (line, reply) = exchange(&mut stream, &second);
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    assert_eq!(reply.json()["path"], "/after");
+}
+
+#[test]
+fn an_absolute_form_target_with_an_empty_path_is_forwarded_as_slash() {
+    let s = setup("");
+    let host = s.gateway.addr.to_string();
+    // Signed as `/?a=1`: the empty path of `http://host?a=1` is `/`.
+    let text = String::from_utf8(signed(&s.alice, "GET", &host, "/?a=1", b"", &[])).unwrap();
+    let text = text.replacen(
+        "GET /?a=1 HTTP/1.1",
+        &format!("GET http://{host}?a=1 HTTP/1.1"),
+        1,
+    );
+    let reply = raw(s.gateway.addr, text.as_bytes(), Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.json()["path"], "/?a=1");
+}
+
+#[test]
+fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    use std::io::{Read, Write};
+    let s = setup("");
+    let host = s.gateway.addr.to_string();
+    let mut stream = std::net::TcpStream::connect(s.gateway.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(&signed(&s.alice, "GET", &host, "/half-closed", b"", &[]))
+        .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received).unwrap();
+    let reply = parse(&received).expect("an answer before the close");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["path"], "/half-closed");
 }
 
 #[test]
@@ -501,10 +617,15 @@ fn scope_rules_hold_for_every_spelling_and_odd_paths_are_refused() {
         ("POST", "/v1/users/9/orders/"),
         ("POST", "/v1/Users/9/ORDERS"),
         ("HEAD", "/v1/reports/q"),
+        // Werkzeug, Django and Rack upper-case the method before routing.
+        ("delete", "/v1/admin/users/1"),
+        ("Delete", "/v1/Admin/users/1"),
+        ("get", "/v1/reports/q"),
+        ("head", "/v1/reports/q"),
     ] {
         let reply = send_signed(&s.gateway, &s.bob, method, path, b"", &[]);
         assert_eq!(reply.status, 403, "{method} {path}");
-        if method != "HEAD" {
+        if !method.eq_ignore_ascii_case("HEAD") {
             assert_eq!(
                 reply.json()["code"],
                 "insufficient_scope",
@@ -531,6 +652,54 @@ fn scope_rules_hold_for_every_spelling_and_odd_paths_are_refused() {
         assert!(detail.contains("not in canonical form"), "{path}: {detail}");
     }
     assert!(s.upstream.paths().is_empty(), "{:?}", s.upstream.paths());
+}
+
+#[test]
+fn a_post_that_overrides_its_method_in_the_query_or_body_is_refused() {
+    let s = setup("");
+    // Bob may not DELETE under /v1/admin; Rails, Laravel or Symfony would
+    // run the DELETE handler for each of these POSTs.
+    for (path, content_type, body) in [
+        ("/v1/admin/users/1?_method=DELETE", "application/json", "{}"),
+        (
+            "/v1/admin/users/1",
+            "application/x-www-form-urlencoded",
+            "_method=DELETE",
+        ),
+        (
+            "/v1/admin/users/1",
+            "application/json",
+            r#"{"_method":"DELETE"}"#,
+        ),
+        (
+            "/v1/admin/users/1",
+            "multipart/form-data; boundary=b",
+            "--b\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n",
+        ),
+    ] {
+        let reply = send_signed(
+            &s.gateway,
+            &s.bob,
+            "POST",
+            path,
+            body.as_bytes(),
+            &[("content-type", content_type)],
+        );
+        assert_eq!(reply.status, 400, "{path} {content_type}");
+        let detail = reply.json()["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains("method override"), "{detail}");
+    }
+    // `_method` as data is fine.
+    let reply = send_signed(
+        &s.gateway,
+        &s.bob,
+        "POST",
+        "/v1/notes",
+        br#"{"text":"the _method field"}"#,
+        &[("content-type", "application/json")],
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(s.upstream.paths(), ["/v1/notes"]);
 }
 
 #[test]

@@ -11,6 +11,7 @@ Special paths:
   /big?mib=N     streams N MiB of response body in 64 KiB chunks
   /close         answers with Connection: close, and closes the connection
   /empty         answers 204 (no body)
+  /http10        answers as HTTP/1.0 (no keep-alive) and closes the connection
 
 The echo also carries the port the request came from (peer_port), so a
 test can tell which upstream connection carried it.
@@ -71,6 +72,15 @@ class Echo(BaseHTTPRequestHandler):
             chunk = b"x" * 65536
             for _ in range(mib * 16):
                 self.wfile.write(chunk)
+            return
+        if url.path == "/http10":
+            # An HTTP/1.0 answer without keep-alive, as some WSGI servers give.
+            out = json.dumps(record).encode()
+            self.wfile.write(
+                b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
+                + b"Content-Length: " + str(len(out)).encode() + b"\r\n\r\n" + out
+            )
+            self.close_connection = True
             return
         if url.path == "/empty":
             self.send_response(204)

@@ -99,6 +99,12 @@ pub enum FailureMode {
 /// A route's plan: requests whose method matches (any when `None`) and whose
 /// path starts with `path_prefix`, and, when `scope` is set, whose key has
 /// that scope, spend `cost` from `plan`.
+///
+/// A limit is a restriction, so a route also covers the spellings that many
+/// upstream frameworks route to the same handler: the method and the path
+/// prefix compare without regard to ASCII case (`get /V1/Export` spends
+/// from the plan of `GET /v1/export`), a `GET` route covers `HEAD`, and a
+/// prefix ending in `/` covers the path without that slash.
 #[derive(Debug, Clone)]
 pub struct Route {
     method: Option<Method>,
@@ -142,13 +148,36 @@ impl Route {
     }
 
     fn matches(&self, request: &AdmissionRequest<'_>) -> bool {
-        self.method.as_ref().is_none_or(|m| m == request.method)
-            && request.path.starts_with(&self.path_prefix)
+        self.method
+            .as_ref()
+            .is_none_or(|m| same_method(m, request.method))
+            && under_prefix(request.path, &self.path_prefix)
             && self
                 .scope
                 .as_deref()
                 .is_none_or(|s| request.metadata.has_scope(s))
     }
+}
+
+/// Whether a request with `method` may reach the handler of a route for
+/// `route`: the same method in any ASCII case, or `HEAD` for `GET`.
+fn same_method(route: &Method, method: &Method) -> bool {
+    let method = method.as_str();
+    route.as_str().eq_ignore_ascii_case(method)
+        || (*route == Method::GET && method.eq_ignore_ascii_case("HEAD"))
+}
+
+/// Whether `path` starts with `prefix` in any ASCII case, or is `prefix`
+/// without its trailing `/`.
+fn under_prefix(path: &str, prefix: &str) -> bool {
+    let starts = path
+        .as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()));
+    starts
+        || prefix
+            .strip_suffix('/')
+            .is_some_and(|bare| bare.eq_ignore_ascii_case(path))
 }
 
 /// The counter of decisions in the `metrics` facade, labelled `outcome`.

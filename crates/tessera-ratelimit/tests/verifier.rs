@@ -219,6 +219,51 @@ fn routes_costs_owners_and_key_plans() {
     );
 }
 
+/// A route covers the spellings an upstream may route to the same handler:
+/// the method and the path in any ASCII case, `HEAD` for a `GET` route, and
+/// the prefix without its trailing slash. Otherwise `post /V1/Orders` would
+/// reach the handler of `POST /v1/orders/` without spending from its plan.
+#[test]
+fn a_route_covers_every_spelling_of_its_method_and_prefix() {
+    let s = setup(
+        |clock| {
+            RateLimiter::builder(MemoryRateStore::default())
+                .route(
+                    Route::new("/v1/orders/", plan("writes", "1/m", 3)).method(http::Method::POST),
+                )
+                .route(Route::new("/v1/export", plan("export", "1/m", 2)).method(http::Method::GET))
+                .default_plan(plan("reads", "100/s", 100))
+                .clock(clock)
+                .build()
+        },
+        1_000,
+    );
+    let refused_by = |method: &str, path: &str| {
+        let r = verify(&s, &signed("alice-phone", method, path, T0)).expect_err("refused");
+        assert_eq!(r.code(), ErrorCode::RateLimited);
+        r.error().detail().to_owned()
+    };
+    for (method, path) in [
+        ("POST", "/v1/orders/1"),
+        ("post", "/V1/Orders/2"),
+        ("Post", "/v1/orders"),
+    ] {
+        assert!(
+            verify(&s, &signed("alice-phone", method, path, T0)).is_ok(),
+            "{method} {path}"
+        );
+    }
+    assert!(refused_by("POST", "/v1/orders/3").contains("\"writes\""));
+    assert!(refused_by("pOsT", "/V1/ORDERS/4").contains("\"writes\""));
+    // HEAD is answered by the GET handler.
+    assert!(verify(&s, &signed("alice-phone", "HEAD", "/v1/export", T0)).is_ok());
+    assert!(verify(&s, &signed("alice-phone", "get", "/v1/EXPORT", T0)).is_ok());
+    assert!(refused_by("GET", "/v1/export").contains("\"export\""));
+    // Other methods and paths spend from the default plan.
+    assert!(verify(&s, &signed("alice-phone", "DELETE", "/v1/orders/5", T0)).is_ok());
+    assert!(verify(&s, &signed("alice-phone", "GET", "/v1/ordersx", T0)).is_ok());
+}
+
 /// An owner's plan (a customer tier) applies to its keys that have no plan
 /// of their own, each key with its own budget by default; a key's own plan
 /// and a route still come first; other owners get the default.

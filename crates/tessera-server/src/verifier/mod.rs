@@ -160,6 +160,20 @@ impl Verifier {
         result.map(|(identity, _)| identity)
     }
 
+    /// Step 5 alone, for a request that carries no signature (a gateway's
+    /// public route): whether it names an authority this verifier serves,
+    /// by the rule that applies to signed requests (the absolute-form
+    /// target's authority, else the one `Host`). With a fixed authority,
+    /// every request passes.
+    ///
+    /// # Errors
+    /// A [`Rejection`] with `authority_mismatch`, or `invalid_field_value`
+    /// when the request has more than one `Host` or a malformed target.
+    pub fn check_authority(&self, parts: &Parts) -> Result<(), Rejection> {
+        let received = ReceivedRequest::from_parts(parts);
+        self.view(&received).map(drop).map_err(|e| self.reject(e))
+    }
+
     /// [`Verifier::verify`] without the tracing of its outcome (see
     /// [`Verifier::trace`]): callers that build their own future around it
     /// (the tower layer) call it directly, one nested future less.
