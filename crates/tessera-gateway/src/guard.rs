@@ -380,9 +380,15 @@ impl<IO> Guard<IO> {
 }
 
 /// Refuses a request-target the server behind would not parse as a URI
-/// (it would answer with a bare 400 and no problem body).
+/// (it would answer with a bare 400 and no problem body), or that holds a
+/// `#`: a fragment is never sent (RFC 9112 §3.2), spec §8.4 refuses it, and
+/// the URI parser behind would drop it silently, so this is the only place
+/// that sees it.
 fn check_target(target: Option<&str>) -> Result<(), HeadRefusal> {
     let target = target.unwrap_or_default();
+    if target.contains('#') {
+        return Err(HeadRefusal::Target);
+    }
     // The common case without a second parse: an origin-form target of
     // RFC 3986 path and query characters (unreserved, sub-delims, `:`, `@`,
     // `/`, `?` and `%`, by byte range), which every URI parser takes.
@@ -693,6 +699,10 @@ mod tests {
             "/a`b",
             "/a>b",
             "",
+            "/p#x",
+            "/p?a#b",
+            "/p#",
+            "http://api.example.com/x#y",
         ] {
             assert_eq!(check_target(Some(bad)), Err(HeadRefusal::Target), "{bad}");
         }

@@ -650,7 +650,7 @@ fn refusal_detail(refusal: HeadRefusal, settings: &Settings) -> String {
         }
         HeadRefusal::Host => "a request needs exactly one Host field".to_owned(),
         HeadRefusal::Target => {
-            "the request target is not a valid URI (expected /path?query, or http://host/path with a host)"
+            "the request target is not a valid URI without a fragment (expected /path?query, or http://host/path with a host, and no '#': a fragment is never sent)"
                 .to_owned()
         }
         HeadRefusal::Malformed => "the request head is malformed".to_owned(),

@@ -440,6 +440,32 @@ fn an_absolute_form_target_with_an_empty_path_is_forwarded_as_slash() {
 }
 
 #[test]
+fn a_fragment_in_the_target_is_refused_not_dropped() {
+    let s = setup("");
+    let host = s.gateway.addr.to_string();
+    // hyper's URI parser would drop `#…` and the request would verify
+    // without it; spec §8.4 refuses a target that holds one.
+    for (signed_target, sent) in [
+        ("/frag", "/frag#x".to_owned()),
+        ("/frag?a", "/frag?a#b".to_owned()),
+        ("/frag", format!("http://{host}/frag#")),
+    ] {
+        let text =
+            String::from_utf8(signed(&s.alice, "GET", &host, signed_target, b"", &[])).unwrap();
+        let text = text.replacen(
+            &format!("GET {signed_target} HTTP/1.1"),
+            &format!("GET {sent} HTTP/1.1"),
+            1,
+        );
+        let reply = raw(s.gateway.addr, text.as_bytes(), Duration::from_secs(10)).unwrap();
+        assert_eq!(reply.status, 400, "{sent}");
+        let detail = reply.json()["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains("fragment"), "{detail}");
+    }
+    assert!(s.upstream.paths().is_empty(), "{:?}", s.upstream.paths());
+}
+
+#[test]
 fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
     use std::io::{Read, Write};
     let s = setup("");
