@@ -52,6 +52,13 @@ path = "/login"
     path.to_string_lossy().into_owned()
 }
 
+/// Asserts that `reply` is a 400 whose problem detail says `says`.
+fn refused_with(reply: &Reply, says: &str, request: &str) {
+    assert_eq!(reply.status, 400, "{request}");
+    let detail = reply.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains(says), "{request}: {detail}");
+}
+
 struct Setup {
     _dir: std::path::PathBuf,
     upstream: Upstream,
@@ -334,11 +341,7 @@ fn public_routes_pass_unsigned_with_identity_fields_removed() {
         let request =
             format!("DELETE {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
         let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
-        assert_eq!(reply.status, 400, "{path}");
-        assert!(reply.json()["detail"]
-            .as_str()
-            .unwrap()
-            .contains("canonical form"));
+        refused_with(&reply, "canonical form", path);
     }
     // No signature binds a public request to an authority: one the gateway
     // does not serve is refused, in Host or in an absolute-form target.
@@ -362,6 +365,15 @@ fn public_routes_pass_unsigned_with_identity_fields_removed() {
     let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(s.upstream.paths(), ["/healthz", "/login", "/healthz"]);
+}
+
+/// A connection to the gateway that gives up reading after 10 s.
+fn connect(gateway: &Gateway) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(gateway.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
 }
 
 /// Sends `bytes` on `stream` and reads one answer whose length is given by
@@ -399,10 +411,7 @@ fn exchange(stream: &mut std::net::TcpStream, bytes: &[u8]) -> (String, Reply) {
 fn the_gateway_answers_in_its_own_http_version_and_keeps_the_connection() {
     let s = setup("");
     let host = s.gateway.addr.to_string();
-    let mut stream = std::net::TcpStream::connect(s.gateway.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = connect(&s.gateway);
     // The upstream answers HTTP/1.0 and closes; the client still gets an
     // HTTP/1.1 answer on a connection that stays open.
     let first = String::from_utf8(signed(&s.alice, "GET", &host, "/http10", b"", &[]))
@@ -458,9 +467,7 @@ fn a_fragment_in_the_target_is_refused_not_dropped() {
             1,
         );
         let reply = raw(s.gateway.addr, text.as_bytes(), Duration::from_secs(10)).unwrap();
-        assert_eq!(reply.status, 400, "{sent}");
-        let detail = reply.json()["detail"].as_str().unwrap().to_owned();
-        assert!(detail.contains("fragment"), "{detail}");
+        refused_with(&reply, "fragment", &sent);
     }
     assert!(s.upstream.paths().is_empty(), "{:?}", s.upstream.paths());
 }
@@ -470,10 +477,7 @@ fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
     use std::io::{Read, Write};
     let s = setup("");
     let host = s.gateway.addr.to_string();
-    let mut stream = std::net::TcpStream::connect(s.gateway.addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut stream = connect(&s.gateway);
     stream
         .write_all(&signed(&s.alice, "GET", &host, "/half-closed", b"", &[]))
         .unwrap();
@@ -673,9 +677,7 @@ fn scope_rules_hold_for_every_spelling_and_odd_paths_are_refused() {
         let request =
             format!("DELETE {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
         let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
-        assert_eq!(reply.status, 400, "{path}");
-        let detail = reply.json()["detail"].as_str().unwrap().to_owned();
-        assert!(detail.contains("not in canonical form"), "{path}: {detail}");
+        refused_with(&reply, "not in canonical form", path);
     }
     assert!(s.upstream.paths().is_empty(), "{:?}", s.upstream.paths());
 }
@@ -711,9 +713,7 @@ fn a_post_that_overrides_its_method_in_the_query_or_body_is_refused() {
             body.as_bytes(),
             &[("content-type", content_type)],
         );
-        assert_eq!(reply.status, 400, "{path} {content_type}");
-        let detail = reply.json()["detail"].as_str().unwrap().to_owned();
-        assert!(detail.contains("method override"), "{detail}");
+        refused_with(&reply, "method override", path);
     }
     // `_method` as data is fine.
     let reply = send_signed(
@@ -742,11 +742,10 @@ fn connection_options_host_and_override_fields_cannot_change_what_was_verified()
             b"{}",
             &[("content-type", "application/json"), ("connection", named)],
         );
-        assert_eq!(reply.status, 400, "{named}");
-        let detail = reply.json()["detail"].as_str().unwrap().to_owned();
-        assert!(
-            detail.contains(&format!("Connection names the field {named}")),
-            "{detail}"
+        refused_with(
+            &reply,
+            &format!("Connection names the field {named}"),
+            named,
         );
     }
     // Hop-by-hop options are still fine.
