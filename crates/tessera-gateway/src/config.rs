@@ -559,6 +559,62 @@ fn header_name(path: &str, value: Option<&str>, default: &str) -> Result<HeaderN
     })
 }
 
+/// An identity header name: a valid field name that is none of the fields
+/// the request needs as they are (`Host`, framing, the signature fields,
+/// forwarding and hop-by-hop fields), which the identity would overwrite.
+fn identity_header(
+    path: &str,
+    value: Option<&str>,
+    default: &str,
+) -> Result<HeaderName, ConfigError> {
+    let name = header_name(path, value, default)?;
+    let text = name.as_str();
+    let reserved = [
+        "host",
+        "transfer-encoding",
+        "signature",
+        "signature-input",
+        "authorization",
+        "cookie",
+        "forwarded",
+        "via",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    ]
+    .contains(&text)
+        || text.starts_with("x-forwarded-")
+        || text.starts_with("content-");
+    if reserved {
+        return Err(ConfigError::new(
+            path,
+            format!("\"{text}\" is a field the forwarded request needs as it is (expected a name of your own, such as {default:?})"),
+        ));
+    }
+    Ok(name)
+}
+
+/// A served or fixed authority, checked as the verifier will check it.
+fn authority(path: &str, value: &str, scheme: tessera_core::Scheme) -> Result<(), ConfigError> {
+    let refused = |why: &str| {
+        ConfigError::new(
+            path,
+            format!("{value:?} is not an authority: {why} (expected host[:port], such as \"api.example.com\")"),
+        )
+    };
+    tessera_core::normalize_authority(value, scheme).map_err(|e| refused(e.detail()))?;
+    let port_zero = value
+        .parse::<http::uri::Authority>()
+        .is_ok_and(|a| a.port_u16() == Some(0));
+    if port_zero {
+        return Err(refused("port 0 is never used by a client"));
+    }
+    Ok(())
+}
+
 fn method(path: &str, value: Option<&str>) -> Result<Option<Method>, ConfigError> {
     match value {
         None => Ok(None),
@@ -579,7 +635,18 @@ fn path_match(
     prefix: Option<&str>,
     pattern: Option<&str>,
 ) -> Result<PathMatch, ConfigError> {
+    // A rule for a path the gateway refuses (not visible ASCII, dot
+    // segments, escapes it does not accept) could never match.
+    let receivable = |p: &str| crate::routes::is_canonical_path(p);
     match (prefix, pattern) {
+        (Some(p), None) if p.starts_with('/') && !receivable(p) => Err(ConfigError::new(
+            format!("{at}.prefix"),
+            format!("{p:?} is not a path the gateway accepts (expected visible ASCII, no dot or empty segments, non-ASCII as %XX escapes)"),
+        )),
+        (None, Some(p)) if p.starts_with('/') && !receivable(p) => Err(ConfigError::new(
+            format!("{at}.path"),
+            format!("{p:?} is not a path the gateway accepts (expected visible ASCII, no dot or empty segments, non-ASCII as %XX escapes)"),
+        )),
         (Some(p), None) if p.starts_with('/') => Ok(PathMatch::Prefix(p.to_owned())),
         (None, Some(p)) if p.starts_with('/') => Ok(PathMatch::Pattern(p.to_owned())),
         (Some(p), None) => Err(ConfigError::new(
@@ -594,6 +661,19 @@ fn path_match(
             at,
             "expected exactly one of `prefix` (a path prefix) and `path` (a pattern, `*` for one segment)",
         )),
+    }
+}
+
+/// A burst: requests a subject may send at once, at least 1 (the rate's
+/// count by default).
+fn burst(path: &str, value: Option<u32>, default: u32) -> Result<u32, ConfigError> {
+    match value {
+        None => Ok(default.max(1)),
+        Some(0) => Err(ConfigError::new(
+            path,
+            "0 is out of range (expected requests from 1 up; a burst of 0 would refuse every request)",
+        )),
+        Some(n) => Ok(n),
     }
 }
 
@@ -679,20 +759,19 @@ impl FileConfig {
             ));
         }
         for (i, a) in self.authorities.iter().enumerate() {
-            if a.is_empty() || a.contains('/') || a.contains(char::is_whitespace) {
-                return Err(ConfigError::new(
-                    format!("authorities[{i}]"),
-                    format!("{a:?} is not an authority (expected host[:port])"),
-                ));
-            }
+            authority(&format!("authorities[{i}]"), a, scheme)?;
+        }
+        if let Some(fixed) = &self.fixed_authority {
+            authority("fixed_authority", fixed, scheme)?;
         }
         let window = self.window.unwrap_or(tessera_core::DEFAULT_WINDOW_SECS);
-        if window > tessera_server::MAX_WINDOW_SECS {
+        if !(1..=tessera_server::MAX_WINDOW_SECS).contains(&window) {
             return Err(ConfigError::new(
                 "window",
                 format!(
-                    "{window} is out of range (expected seconds from 0 to {})",
-                    tessera_server::MAX_WINDOW_SECS
+                    "{window} is out of range (expected seconds from 1 to {}; {} is the default)",
+                    tessera_server::MAX_WINDOW_SECS,
+                    tessera_core::DEFAULT_WINDOW_SECS
                 ),
             ));
         }
@@ -735,22 +814,38 @@ impl FileConfig {
             nonce_allow_evicting_policy,
         ) = self.nonce_source()?;
         let identity = IdentityHeaders {
-            key_id: header_name(
+            key_id: identity_header(
                 "identity_headers.key_id",
                 self.identity_headers.key_id.as_deref(),
                 "tessera-key-id",
             )?,
-            owner: header_name(
+            owner: identity_header(
                 "identity_headers.owner",
                 self.identity_headers.owner.as_deref(),
                 "tessera-owner",
             )?,
-            scopes: header_name(
+            scopes: identity_header(
                 "identity_headers.scopes",
                 self.identity_headers.scopes.as_deref(),
                 "tessera-scopes",
             )?,
         };
+        for (path, name, earlier) in [
+            ("identity_headers.owner", &identity.owner, &identity.key_id),
+            (
+                "identity_headers.scopes",
+                &identity.scopes,
+                &identity.key_id,
+            ),
+            ("identity_headers.scopes", &identity.scopes, &identity.owner),
+        ] {
+            if name == earlier {
+                return Err(ConfigError::new(
+                    path,
+                    format!("\"{name}\" is already the name of another identity header (expected three different names)"),
+                ));
+            }
+        }
         let limits = self.limits()?;
         let rate_limit = self.rate_limits()?;
         let mut routes = Vec::new();
@@ -991,7 +1086,7 @@ impl FileConfig {
             None => None,
             Some(text) => {
                 let rate = rate("rate_limit.rate", text)?;
-                Some((rate, r.burst.unwrap_or(rate.count()).max(1)))
+                Some((rate, burst("rate_limit.burst", r.burst, rate.count())?))
             }
         };
         let per_owner = match r.per.as_deref() {
@@ -1018,7 +1113,7 @@ impl FileConfig {
                 route.prefix.clone(),
                 method(&format!("{at}.method"), route.method.as_deref())?,
                 parsed,
-                route.burst.unwrap_or(parsed.count()).max(1),
+                burst(&format!("{at}.burst"), route.burst, parsed.count())?,
             ));
         }
         if default.is_none() && routes.is_empty() {

@@ -87,6 +87,56 @@ fn bad_configurations_name_the_key_and_what_was_expected() {
             "`prefix` and `timeout_ms` need `redis`",
         ),
         ("scheme = \"ftp\"\n", "scheme: \"ftp\" is not a scheme"),
+        // Values that would start but could never work.
+        (
+            "[identity_headers]\nowner = \"host\"\n",
+            "identity_headers.owner: \"host\" is a field the forwarded request needs",
+        ),
+        (
+            "[identity_headers]\nscopes = \"X-Forwarded-For\"\n",
+            "identity_headers.scopes: \"x-forwarded-for\" is a field",
+        ),
+        (
+            "[identity_headers]\nowner = \"Tessera-Key-Id\"\n",
+            "identity_headers.owner: \"tessera-key-id\" is already the name of another identity header",
+        ),
+        (
+            "[rate_limit]\nrate = \"10/s\"\nburst = 0\n",
+            "rate_limit.burst: 0 is out of range",
+        ),
+        (
+            "[rate_limit]\n[[rate_limit.routes]]\nprefix = \"/v1\"\nrate = \"1/s\"\nburst = 0\n",
+            "rate_limit.routes[0].burst: 0 is out of range",
+        ),
+        (
+            "authorities = [\"api.example.com:99999\"]\n",
+            "authorities[0]: \"api.example.com:99999\" is not an authority",
+        ),
+        (
+            "authorities = [\"api.example.com\", \"api.example.com:0\"]\n",
+            "authorities[1]: \"api.example.com:0\" is not an authority",
+        ),
+        (
+            "authorities = [\"user@api.example.com\"]\n",
+            "authorities[0]: \"user@api.example.com\" is not an authority",
+        ),
+        (
+            "authorities = [\"\u{e1}pi.example.com\"]\n",
+            "authorities[0]",
+        ),
+        (
+            "fixed_authority = \"\"\n",
+            "fixed_authority: \"\" is not an authority",
+        ),
+        ("window = 0\n", "window: 0 is out of range"),
+        (
+            "[[routes]]\npath = \"/v1/\u{fc}\"\nscopes = [\"a\"]\n",
+            "routes[0].path: \"/v1/\u{fc}\" is not a path the gateway accepts",
+        ),
+        (
+            "[[public]]\nprefix = \"/health/../admin\"\n",
+            "public[0].prefix",
+        ),
     ] {
         let file = dir.join("bad.toml");
         // Top-level keys must come before the tables of `base`.
