@@ -143,6 +143,24 @@ fn keys_cli_issue_list_show_revoke_and_serve() {
     let shown: Value = serde_json::from_str(shown.trim()).unwrap();
     assert_eq!(shown["state"], "active");
     assert_eq!(shown["seal_intact"], true);
+    // A key past its not_after is listed as expired, as a verifier finds it.
+    let short = keys(&[
+        "issue", "--db", &db, "--owner", "dave", "--client", "test", "--scope", "read", "--ttl",
+        "1s", "--json",
+    ]);
+    let short: Value = serde_json::from_str(short.trim()).unwrap();
+    let short_id = short["key_id"].as_str().unwrap().to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let shown: Value =
+        serde_json::from_str(keys(&["show", "--db", &db, &short_id, "--json"]).trim()).unwrap();
+    assert_eq!(shown["state"], "expired", "{shown}");
+    let listed = keys(&["list", "--db", &db]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&short_id) && l.contains("  expired  ")),
+        "{listed}"
+    );
 
     let server = serve_with(&dir, &["--keys-db", &db, "--quiet"], &env());
     let (status, body) = raw_get(

@@ -72,15 +72,22 @@ fn form_has_parameter(form: &[u8]) -> bool {
 /// Whether a multipart body has a part named `_method`: a
 /// `Content-Disposition` line with `name="_method"` (or unquoted).
 fn multipart_has_part(body: &[u8]) -> bool {
+    const FIELD: &[u8] = b"content-disposition:";
     body.split(|&b| b == b'\n').any(|line| {
+        // Only part-header lines are copied (a file's own lines are not).
+        if !line
+            .get(..FIELD.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(FIELD))
+        {
+            return false;
+        }
         let line = line.to_ascii_lowercase();
-        line.starts_with(b"content-disposition:")
-            && (memmem::find(&line, b"name=\"_method\"").is_some()
-                || memmem::find(&line, b"name=_method").is_some_and(|at| {
-                    // Unquoted: the token ends at `;`, whitespace or the line's end.
-                    line.get(at + b"name=_method".len())
-                        .is_none_or(|b| matches!(b, b';' | b' ' | b'\t' | b'\r'))
-                }))
+        memmem::find(&line, b"name=\"_method\"").is_some()
+            || memmem::find(&line, b"name=_method").is_some_and(|at| {
+                // Unquoted: the token ends at `;`, whitespace or the line's end.
+                line.get(at + b"name=_method".len())
+                    .is_none_or(|b| matches!(b, b';' | b' ' | b'\t' | b'\r'))
+            })
     })
 }
 

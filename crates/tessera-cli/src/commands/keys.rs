@@ -359,13 +359,18 @@ fn print_issued(issued: &IssuedKey, json: bool) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints a key's metadata and bookkeeping, never its secret.
+/// Prints a key's metadata and bookkeeping, never its secret. The state is
+/// what a verifier would find now: `active`, `revoked`, `expired` (past
+/// `not_after`) or `not_yet_valid` (before `not_before`).
 fn print_record(r: &KeyRecord, json: bool) {
     let m = &r.metadata;
-    let state = match m.state {
-        tessera_server::KeyState::Active => "active",
-        tessera_server::KeyState::Revoked => "revoked",
-        _ => "unknown",
+    let now = tessera_server::Clock::now_unix(&tessera_server::SystemClock::new());
+    let state = match m.check_usable(now) {
+        Ok(()) => "active",
+        Err(tessera_core::Refusal::KeyRevoked) => "revoked",
+        Err(tessera_core::Refusal::KeyExpired) => "expired",
+        Err(tessera_core::Refusal::KeyNotYetValid) => "not_yet_valid",
+        Err(_) => "unknown",
     };
     if json {
         println!(
