@@ -559,39 +559,18 @@ fn header_name(path: &str, value: Option<&str>, default: &str) -> Result<HeaderN
     })
 }
 
-/// An identity header name: a valid field name that is none of the fields
-/// the request needs as they are (`Host`, framing, the signature fields,
-/// forwarding and hop-by-hop fields), which the identity would overwrite.
+/// An identity header name: a valid field name that the forwarded request
+/// does not need for anything else ([`crate::forward::is_reserved`]).
 fn identity_header(
     path: &str,
     value: Option<&str>,
     default: &str,
 ) -> Result<HeaderName, ConfigError> {
     let name = header_name(path, value, default)?;
-    let text = name.as_str();
-    let reserved = [
-        "host",
-        "transfer-encoding",
-        "signature",
-        "signature-input",
-        "authorization",
-        "cookie",
-        "forwarded",
-        "via",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "upgrade",
-    ]
-    .contains(&text)
-        || text.starts_with("x-forwarded-")
-        || text.starts_with("content-");
-    if reserved {
+    if crate::forward::is_reserved(&name) {
         return Err(ConfigError::new(
             path,
-            format!("\"{text}\" is a field the forwarded request needs as it is (expected a name of your own, such as {default:?})"),
+            format!("\"{name}\" is a field the forwarded request needs as it is, or one the gateway sets or drops (expected a name of your own, such as {default:?})"),
         ));
     }
     Ok(name)
@@ -637,16 +616,16 @@ fn path_match(
 ) -> Result<PathMatch, ConfigError> {
     // A rule for a path the gateway refuses (not visible ASCII, dot
     // segments, escapes it does not accept) could never match.
+    let unreceivable = |key: &str, p: &str| {
+        ConfigError::new(
+            format!("{at}.{key}"),
+            format!("{p:?} is not a path the gateway accepts (expected visible ASCII, no dot or empty segments, non-ASCII as %XX escapes)"),
+        )
+    };
     let receivable = |p: &str| crate::routes::is_canonical_path(p);
     match (prefix, pattern) {
-        (Some(p), None) if p.starts_with('/') && !receivable(p) => Err(ConfigError::new(
-            format!("{at}.prefix"),
-            format!("{p:?} is not a path the gateway accepts (expected visible ASCII, no dot or empty segments, non-ASCII as %XX escapes)"),
-        )),
-        (None, Some(p)) if p.starts_with('/') && !receivable(p) => Err(ConfigError::new(
-            format!("{at}.path"),
-            format!("{p:?} is not a path the gateway accepts (expected visible ASCII, no dot or empty segments, non-ASCII as %XX escapes)"),
-        )),
+        (Some(p), None) if p.starts_with('/') && !receivable(p) => Err(unreceivable("prefix", p)),
+        (None, Some(p)) if p.starts_with('/') && !receivable(p) => Err(unreceivable("path", p)),
         (Some(p), None) if p.starts_with('/') => Ok(PathMatch::Prefix(p.to_owned())),
         (None, Some(p)) if p.starts_with('/') => Ok(PathMatch::Pattern(p.to_owned())),
         (Some(p), None) => Err(ConfigError::new(

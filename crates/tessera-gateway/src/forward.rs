@@ -145,6 +145,27 @@ fn is_dropped(name: &HeaderName, identity: &IdentityHeaders) -> bool {
             .any(|id| id.as_str() == dashed)
 }
 
+/// Whether `name` may not carry the identity: a field the forwarded request
+/// needs as it is (`Host`, framing, `content-*`, the signature fields,
+/// credentials, `Via`), a hop-by-hop field, or a forwarding or override
+/// field, which the gateway drops or sets itself (an owner in
+/// `X-HTTP-Method-Override` would change the method upstream).
+pub(crate) fn is_reserved(name: &HeaderName) -> bool {
+    let text = name.as_str();
+    is_hop_by_hop(name)
+        || [
+            HOST,
+            CONTENT_LENGTH,
+            COOKIE,
+            http::header::AUTHORIZATION,
+            http::header::VIA,
+        ]
+        .contains(name)
+        || ["signature", "signature-input"].contains(&text)
+        || text.starts_with("content-")
+        || is_forwarding_or_override(&text.replace('_', "-"))
+}
+
 /// Whether `name` (lowercase, `-` spelled) is a forwarding field or an
 /// override. Every override but one starts with `x-`, so most names are
 /// settled by their first bytes.

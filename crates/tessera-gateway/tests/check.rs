@@ -97,6 +97,14 @@ fn bad_configurations_name_the_key_and_what_was_expected() {
             "identity_headers.scopes: \"x-forwarded-for\" is a field",
         ),
         (
+            "[identity_headers]\nowner = \"X-HTTP-Method-Override\"\n",
+            "identity_headers.owner: \"x-http-method-override\" is a field",
+        ),
+        (
+            "[identity_headers]\nkey_id = \"Content-Type\"\n",
+            "identity_headers.key_id: \"content-type\" is a field",
+        ),
+        (
             "[identity_headers]\nowner = \"Tessera-Key-Id\"\n",
             "identity_headers.owner: \"tessera-key-id\" is already the name of another identity header",
         ),
