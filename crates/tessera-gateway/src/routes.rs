@@ -3,93 +3,8 @@
 
 use http::Method;
 
-/// How a route matches the request path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PathMatch {
-    /// The path starts with this prefix.
-    Prefix(String),
-    /// The path has the same segments; a `*` segment matches any one segment.
-    Pattern(String),
-}
-
-impl PathMatch {
-    /// Whether `path` matches, exactly as written (case-sensitive).
-    pub fn matches(&self, path: &str) -> bool {
-        self.matches_as(path, Fold::Exact)
-    }
-
-    fn matches_as(&self, path: &str, fold: Fold) -> bool {
-        // Restrictive: a format suffix on the last segment is ignored too
-        // (Rails routes `/v1/users/42/orders.json` to the handler of
-        // `/v1/users/42/orders`).
-        self.matches_spelling(path, fold)
-            || (fold == Fold::Restrictive
-                && without_format_suffix(path)
-                    .is_some_and(|bare| self.matches_spelling(bare, fold)))
-    }
-
-    fn matches_spelling(&self, path: &str, fold: Fold) -> bool {
-        let same = |a: &str, b: &str| match fold {
-            Fold::Exact => a == b,
-            Fold::Restrictive => a.eq_ignore_ascii_case(b),
-        };
-        match self {
-            PathMatch::Prefix(prefix) => {
-                let starts = |path: &str| {
-                    path.get(..prefix.len())
-                        .is_some_and(|head| same(head, prefix))
-                };
-                // Restrictive: `/v1/admin` falls under the prefix `/v1/admin/`,
-                // since many upstreams route the two alike (the path with a
-                // `/` appended starts with the prefix; compared in place).
-                starts(path)
-                    || (fold == Fold::Restrictive
-                        && prefix
-                            .strip_suffix('/')
-                            .is_some_and(|bare| same(bare, path)))
-            }
-            PathMatch::Pattern(pattern) => {
-                // Restrictive: one trailing slash is ignored
-                // (`/v1/users/42/orders/` is `/v1/users/42/orders`).
-                let path = match fold {
-                    Fold::Restrictive if path.len() > 1 => path.strip_suffix('/').unwrap_or(path),
-                    _ => path,
-                };
-                let mut want = pattern.split('/');
-                let mut got = path.split('/');
-                loop {
-                    match (want.next(), got.next()) {
-                        (None, None) => return true,
-                        (Some("*"), Some(segment)) if !segment.is_empty() => {}
-                        (Some(w), Some(g)) if same(w, g) => {}
-                        _ => return false,
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// `path` without the `.ext` that ends its last segment, if it has one
-/// (a segment that starts with `.` has none).
-fn without_format_suffix(path: &str) -> Option<&str> {
-    let last = path.rfind('/').map_or(0, |i| i + 1);
-    let dot = path[last..].rfind('.').filter(|&d| d > 0)?;
-    Some(&path[..last + dot])
-}
-
-/// How loosely a rule is matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fold {
-    /// As written: for exemptions (public routes), which must not widen.
-    Exact,
-    /// Also what upstreams commonly treat as the same request: ASCII case
-    /// (of the path and of the method), one trailing slash, a format suffix
-    /// (`.json`) on the last segment, `HEAD` for `GET`. For scope rules, so a rule
-    /// applies to every spelling that may reach the same handler.
-    Restrictive,
-}
+use tessera_server::route::method_covers;
+pub use tessera_server::route::PathMatch;
 
 /// A configured route: method, path and the scopes it requires.
 #[derive(Debug, Clone)]
@@ -105,24 +20,17 @@ pub struct RouteRule {
 impl RouteRule {
     /// Whether the request line matches exactly as written.
     pub fn matches(&self, method: &Method, path: &str) -> bool {
-        self.matches_as(method, path, Fold::Exact)
+        self.method.as_ref().is_none_or(|m| m == method) && self.path.matches(path)
     }
 
-    fn matches_as(&self, method: &Method, path: &str, fold: Fold) -> bool {
-        let method_matches = match &self.method {
-            None => true,
-            Some(m) if m == method => true,
-            Some(_) if fold == Fold::Exact => false,
-            // Many frameworks (Werkzeug, Django, Rack) upper-case the
-            // method before routing, so `get` reaches the GET handler; and
-            // they answer HEAD with the GET handler.
-            Some(m) => {
-                let method = method.as_str();
-                m.as_str().eq_ignore_ascii_case(method)
-                    || (*m == Method::GET && method.eq_ignore_ascii_case("HEAD"))
-            }
-        };
-        method_matches && self.path.matches_as(path, fold)
+    /// Whether the request line, or a spelling of it that an upstream may
+    /// route to the same handler, matches (see [`PathMatch::covers`] and
+    /// [`method_covers`]).
+    pub fn covers(&self, method: &Method, path: &str) -> bool {
+        self.method
+            .as_ref()
+            .is_none_or(|m| method_covers(m, method))
+            && self.path.covers(path)
     }
 }
 
@@ -214,24 +122,12 @@ pub fn first_scope_match<'a>(
     method: &Method,
     path: &str,
 ) -> Option<&'a RouteRule> {
-    rules
-        .iter()
-        .find(|r| r.matches_as(method, path, Fold::Restrictive))
+    rules.iter().find(|r| r.covers(method, path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn patterns_match_one_segment_per_star() {
-        let p = PathMatch::Pattern("/v1/users/*/orders".into());
-        assert!(p.matches("/v1/users/42/orders"));
-        assert!(!p.matches("/v1/users//orders"));
-        assert!(!p.matches("/v1/users/42/orders/7"));
-        assert!(!p.matches("/v1/users/42"));
-        assert!(PathMatch::Prefix("/health".into()).matches("/healthz"));
-    }
 
     #[test]
     fn only_canonical_paths_are_matched() {
@@ -346,10 +242,6 @@ mod tests {
         assert_eq!(exact(lower("get"), "/v1/reports/q"), None);
         assert_eq!(exact(Method::POST, "/v1/users/42/orders.json"), None);
         assert_eq!(scoped(Method::POST, "/v1/users/42/.orders"), None);
-        assert_eq!(without_format_suffix("/a/b.c/d.json"), Some("/a/b.c/d"));
-        assert_eq!(without_format_suffix("/a/b.c/d"), None);
-        assert_eq!(without_format_suffix("/a/.hidden"), None);
-        assert_eq!(without_format_suffix("/"), None);
         assert_eq!(scoped(lower("post"), "/v1/reports/q"), None);
     }
 

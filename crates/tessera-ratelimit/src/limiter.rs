@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
 use tessera_core::Refusal;
+use tessera_server::route::{method_covers, prefix_covers};
 use tessera_server::{Admission, AdmissionRequest, Admitted, KeyMetadata, Rejection};
 
 use crate::gcra::Decision;
@@ -103,8 +104,11 @@ pub enum FailureMode {
 /// A limit is a restriction, so a route also covers the spellings that many
 /// upstream frameworks route to the same handler: the method and the path
 /// prefix compare without regard to ASCII case (`get /V1/Export` spends
-/// from the plan of `GET /v1/export`), a `GET` route covers `HEAD`, and a
-/// prefix ending in `/` covers the path without that slash.
+/// from the plan of `GET /v1/export`), a `GET` route covers `HEAD`, a
+/// prefix ending in `/` covers the path without that slash, and a format
+/// suffix on the last segment is ignored (`/v1/orders.json` is under
+/// `/v1/orders/`). The rule is [`tessera_server::route`]'s, the same one a
+/// gateway's scope rules use.
 #[derive(Debug, Clone)]
 pub struct Route {
     method: Option<Method>,
@@ -150,34 +154,13 @@ impl Route {
     fn matches(&self, request: &AdmissionRequest<'_>) -> bool {
         self.method
             .as_ref()
-            .is_none_or(|m| same_method(m, request.method))
-            && under_prefix(request.path, &self.path_prefix)
+            .is_none_or(|m| method_covers(m, request.method))
+            && prefix_covers(&self.path_prefix, request.path)
             && self
                 .scope
                 .as_deref()
                 .is_none_or(|s| request.metadata.has_scope(s))
     }
-}
-
-/// Whether a request with `method` may reach the handler of a route for
-/// `route`: the same method in any ASCII case, or `HEAD` for `GET`.
-fn same_method(route: &Method, method: &Method) -> bool {
-    let method = method.as_str();
-    route.as_str().eq_ignore_ascii_case(method)
-        || (*route == Method::GET && method.eq_ignore_ascii_case("HEAD"))
-}
-
-/// Whether `path` starts with `prefix` in any ASCII case, or is `prefix`
-/// without its trailing `/`.
-fn under_prefix(path: &str, prefix: &str) -> bool {
-    let starts = path
-        .as_bytes()
-        .get(..prefix.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()));
-    starts
-        || prefix
-            .strip_suffix('/')
-            .is_some_and(|bare| bare.eq_ignore_ascii_case(path))
 }
 
 /// The counter of decisions in the `metrics` facade, labelled `outcome`.

@@ -246,7 +246,7 @@ fn a_route_covers_every_spelling_of_its_method_and_prefix() {
     for (method, path) in [
         ("POST", "/v1/orders/1"),
         ("post", "/V1/Orders/2"),
-        ("Post", "/v1/orders"),
+        ("Post", "/v1/orders.json"),
     ] {
         assert!(
             verify(&s, &signed("alice-phone", method, path, T0)).is_ok(),
@@ -255,6 +255,7 @@ fn a_route_covers_every_spelling_of_its_method_and_prefix() {
     }
     assert!(refused_by("POST", "/v1/orders/3").contains("\"writes\""));
     assert!(refused_by("pOsT", "/V1/ORDERS/4").contains("\"writes\""));
+    assert!(refused_by("POST", "/v1/orders").contains("\"writes\""));
     // HEAD is answered by the GET handler.
     assert!(verify(&s, &signed("alice-phone", "HEAD", "/v1/export", T0)).is_ok());
     assert!(verify(&s, &signed("alice-phone", "get", "/v1/EXPORT", T0)).is_ok());

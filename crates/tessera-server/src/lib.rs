@@ -116,6 +116,7 @@ mod identity;
 mod keys;
 mod nonce;
 mod rejection;
+pub mod route;
 pub mod scope;
 mod verifier;
 pub mod verify;
