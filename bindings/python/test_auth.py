@@ -110,7 +110,8 @@ def test_requests_recovers_from_clock_skew_with_one_retry(server, mode):
 def test_requests_signs_each_redirect_hop_afresh(server, redirector, status):
     hop = redirector(status)
     s = make_signer("in-rust", server["key_id"], server["secret"])
-    r = requests.post(hop.url + "/v1/moved", json={"qty": 2}, auth=TesseraAuth(s), timeout=10)
+    auth = TesseraAuth(s, allow_redirects_to=[server["url"]])
+    r = requests.post(hop.url + "/v1/moved", json={"qty": 2}, auth=auth, timeout=10)
     assert r.status_code == 200, r.text
     assert [h.status_code for h in r.history] == [status]
     answer = r.json()
@@ -200,7 +201,8 @@ def test_httpx_recovers_from_clock_skew_sync_and_async(server, mode):
 def test_httpx_signs_each_redirect_hop_afresh(server, redirector, status):
     hop = redirector(status)
     s = make_signer("platform", server["key_id"], server["secret"])
-    with httpx.Client(auth=TesseraHttpxAuth(s), timeout=10) as client:
+    auth = TesseraHttpxAuth(s, allow_redirects_to=[server["url"]])
+    with httpx.Client(auth=auth, timeout=10) as client:
         r = client.post(hop.url + "/v1/moved", json={"qty": 2})
     assert r.status_code == 200, r.text
     assert [h.status_code for h in r.history] == [status]
@@ -211,12 +213,49 @@ def test_httpx_signs_each_redirect_hop_afresh(server, redirector, status):
     assert hop.seen[0][2]["signature"] != r.request.headers["Signature"]
 
     async def run():
-        async with httpx.AsyncClient(auth=TesseraHttpxAuth(s), timeout=10) as client:
+        async with httpx.AsyncClient(auth=auth, timeout=10) as client:
             return await client.get(hop.url + "/v1/moved-async")
 
     r = asyncio.run(run())
     assert r.status_code == 200, r.text
     assert r.json()["path"] == "/v1/moved-async"
+
+
+def test_redirects_to_another_origin_are_not_followed_unless_allowed(server):
+    """A redirect to another origin is handed back, and the other origin hears nothing;
+    an allowed one gets a fresh signature and none of the request's credentials."""
+    s = make_signer("in-rust", server["key_id"], server["secret"])
+    foreign = Redirector(302, server["url"])
+    first = Redirector(307, foreign.url)
+    try:
+        secrets = {"Authorization": "Bearer SECRET-TOKEN", "Cookie": "session=1"}
+        r = requests.post(first.url + "/v1/a", json={"qty": 1}, headers=secrets, auth=TesseraAuth(s),
+                          allow_redirects=False, timeout=10)
+        assert r.status_code == 307 and r.headers["Location"] == foreign.url + "/v1/a"
+        with httpx.Client(auth=TesseraHttpxAuth(s), timeout=10) as client:
+            r = client.post(first.url + "/v1/b", json={"qty": 1}, headers=secrets)
+        assert r.status_code == 307
+        assert foreign.seen == []
+
+        # Allowed: followed, signed for the new origin, without the credentials. (The next hop,
+        # back to the verifier, is another origin that is not allowed: handed back.)
+        r = requests.post(first.url + "/v1/c", json={"qty": 1}, headers=secrets,
+                          auth=TesseraAuth(s, allow_redirects_to=[foreign.url]), allow_redirects=False,
+                          timeout=10)
+        assert r.status_code == 302 and r.url == foreign.url + "/v1/c"
+        with httpx.Client(auth=TesseraHttpxAuth(s, allow_redirects_to=[foreign.url]), timeout=10) as client:
+            r = client.post(first.url + "/v1/d", json={"qty": 1}, headers=secrets)
+        assert r.status_code == 302
+        assert [(m, p) for m, p, _, _ in foreign.seen] == [("POST", "/v1/c"), ("POST", "/v1/d")]
+        for _, _, headers, body in foreign.seen:
+            assert "authorization" not in headers and "cookie" not in headers, headers
+            assert "signature-input" in headers, headers
+            assert body in (b'{"qty": 1}', b'{"qty":1}'), body
+        with pytest.raises(ValueError):
+            TesseraAuth(s, allow_redirects_to=["api.example.com"])
+    finally:
+        first.close()
+        foreign.close()
 
 
 # ---------------------------------------------------------------- platform MAC failures

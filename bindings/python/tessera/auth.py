@@ -80,6 +80,37 @@ def _sign(signer, method: str, url: str, headers: typing.Iterable[tuple[str, str
         raise TesseraSigningError(f"cannot sign {method} {target}: {e.detail}", e.code) from e
 
 
+_CREDENTIALS = ("Authorization", "Proxy-Authorization", "Cookie")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of `url`, lower-case, with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: no origin matches it
+        return (scheme, "", -1)
+    return (scheme, (parts.hostname or "").lower(), port if port is not None else _DEFAULT_PORTS.get(scheme))
+
+
+class _Redirects:
+    """Which redirect targets the auth follows: the origin of the request, or one allowed."""
+
+    def __init__(self, allowed: typing.Iterable[str]):
+        self.allowed = {_origin(o) for o in allowed}
+        for origin in self.allowed:
+            if origin[0] not in _DEFAULT_PORTS or not origin[1]:
+                raise ValueError(f"allow_redirects_to takes origins such as https://api.example.com: {origin}")
+
+    def follows(self, previous_url: str, next_url: str) -> tuple[bool, bool]:
+        """(follow it, it leaves the origin): whether to follow a hop, and whether to strip credentials."""
+        if _origin(previous_url) == _origin(next_url):
+            return True, False
+        return _origin(next_url) in self.allowed, True
+
+
 def _redirect_method(status: int, method: str) -> str:
     """The method of the next hop, as browsers, requests and httpx choose it."""
     if status == 303 and method != "HEAD":
@@ -125,12 +156,20 @@ class TesseraAuth(_AuthBase):
     See the module documentation for redirects and the clock-skew retry.
     """
 
-    def __init__(self, signer, *, follow_redirects: bool = True, max_redirects: int = _DEFAULT_MAX_REDIRECTS):
+    def __init__(
+        self,
+        signer,
+        *,
+        follow_redirects: bool = True,
+        max_redirects: int = _DEFAULT_MAX_REDIRECTS,
+        allow_redirects_to: typing.Iterable[str] = (),
+    ):
         if _requests is None:
             raise ImportError("TesseraAuth needs the requests package")
         self.signer = signer
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
+        self.redirects = _Redirects(allow_redirects_to)
 
     def __call__(self, r):
         self._sign_prepared(r)
@@ -182,30 +221,41 @@ class TesseraAuth(_AuthBase):
                 response = self._resend(response, retry, **kwargs)
                 continue
             if self.follow_redirects and response.is_redirect:
+                hop = self._next_hop(response)
+                if hop is None:
+                    return response  # another origin, not allowed: the caller gets the 3xx
                 hops += 1
                 if hops > self.max_redirects:
                     raise _requests.TooManyRedirects(
                         f"exceeded {self.max_redirects} redirects", response=response
                     )
-                response = self._resend(response, self._next_hop(response), **kwargs)
+                self._sign_prepared(hop)
+                response = self._resend(response, hop, **kwargs)
                 continue
             return response
 
     def _next_hop(self, response):
-        """The redirect target of `response` as a new prepared request, signed afresh."""
+        """The redirect target of `response` as a new prepared request (not signed yet),
+        or None when it lies on an origin the auth does not follow."""
         location = response.headers["location"]
         previous = response.request
         if location.startswith("//"):
             location = f"{urlsplit(previous.url).scheme}:{location}"
+        target = urljoin(previous.url, location)
+        follow, leaves = self.redirects.follows(previous.url, target)
+        if not follow:
+            return None
         hop = previous.copy()
-        hop.prepare_url(urljoin(previous.url, location), None)
+        hop.prepare_url(target, None)
         hop.method = _redirect_method(response.status_code, previous.method)
         if response.status_code not in (307, 308):
             for name in ("Content-Length", "Content-Type", "Transfer-Encoding"):
                 hop.headers.pop(name, None)
             hop.body = None
         hop.headers.pop("Cookie", None)
-        self._sign_prepared(hop)
+        if leaves:
+            for name in _CREDENTIALS:
+                hop.headers.pop(name, None)
         return hop
 
 
@@ -233,12 +283,20 @@ class TesseraHttpxAuth(_HttpxAuthBase):
     # (for AsyncClient too: httpx's async_auth_flow runs this sync flow).
     requires_request_body = True
 
-    def __init__(self, signer, *, follow_redirects: bool = True, max_redirects: int = _DEFAULT_MAX_REDIRECTS):
+    def __init__(
+        self,
+        signer,
+        *,
+        follow_redirects: bool = True,
+        max_redirects: int = _DEFAULT_MAX_REDIRECTS,
+        allow_redirects_to: typing.Iterable[str] = (),
+    ):
         if _httpx is None:
             raise ImportError("TesseraHttpxAuth needs the httpx package")
         self.signer = signer
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
+        self.redirects = _Redirects(allow_redirects_to)
 
     def _sign(self, request) -> str:
         for name in _SIGNED:
@@ -266,6 +324,12 @@ class TesseraHttpxAuth(_HttpxAuthBase):
                 continue
             hop = response.next_request
             if self.follow_redirects and hop is not None:
+                follow, leaves = self.redirects.follows(str(request.url), str(hop.url))
+                if not follow:
+                    return  # another origin, not allowed: the caller gets the 3xx
+                if leaves:
+                    for name in _CREDENTIALS:
+                        hop.headers.pop(name, None)
                 hops += 1
                 if hops > self.max_redirects:
                     raise _httpx.TooManyRedirects(f"exceeded {self.max_redirects} redirects", request=hop)

@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::Router;
 use http::{Method, Uri};
 use serde_json::{json, Value};
-use tessera_core::BodyDigest;
+use tessera_core::{BodyDigest, ErrorCode};
 use tessera_server::{Rejection, VerifiedIdentity, Verifier, VerifySignatureLayer};
 
 /// The scope every method other than GET, HEAD and OPTIONS requires.
@@ -37,10 +37,11 @@ async fn access_log(
         .map_or_else(|| request.uri().to_string(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let refusal = response.extensions().get::<crate::limits::Refusal>();
-    let code = match (refusal, tessera_client::rejection_code(response.headers())) {
+    // Every verifier refusal carries its code in the response extensions
+    // (`Rejection::into_http_response`), whatever its status.
+    let code = match (refusal, response.extensions().get::<ErrorCode>()) {
         (Some(refusal), _) => refusal.0.as_str(),
         (None, Some(code)) => code.as_str(),
-        (None, None) if response.status() == http::StatusCode::FORBIDDEN => "insufficient_scope",
         (None, None) => "",
     };
     eprintln!("{method} {target} -> {} {code}", response.status().as_u16());

@@ -247,6 +247,76 @@ fn sign_curl_is_accepted_by_serve_then_replayed() {
     assert_eq!((status, json["code"].as_str()), (401, Some("clock_skew")));
 }
 
+/// What curl would not send as signed: an empty covered header is written
+/// `-H 'Name;'` (curl drops `Name:`), the caller's own signature fields are
+/// left out (the signed ones replace them), and an authority curl rewrites
+/// is refused.
+#[test]
+fn sign_curl_sends_empty_headers_and_replaces_signature_fields() {
+    if !curl_available() {
+        eprintln!("SKIPPED sign_curl_sends_empty_headers_and_replaces_signature_fields: curl is not installed");
+        return;
+    }
+    let dir = temp_dir("curl-fields");
+    let key = keygen(&dir, "dora", "read,write");
+    let server = Server::start(&[&key], &dir, &[]);
+    let url = format!("{}/v1/empty", server.url);
+    let sign = |url: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sign",
+            "POST",
+            url,
+            "--data",
+            "{}",
+            "--key-id",
+            key.id.as_str(),
+            "--secret-file",
+            key.secret_file.to_str().unwrap(),
+            "--curl",
+        ];
+        args.extend_from_slice(extra);
+        tessera(&args)
+    };
+    let out = sign(
+        &url,
+        &[
+            "-H",
+            "X-Empty:",
+            "-H",
+            "Accept:  ",
+            "--cover",
+            "x-empty",
+            "--cover",
+            "accept",
+            "-H",
+            "Content-Digest: sha-256=:AAAA:",
+            "-H",
+            "Signature: other=:AAAA:",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = stdout(&out).trim_end().to_owned();
+    assert!(line.contains("-H 'X-Empty;'"), "{line}");
+    assert!(!line.contains("AAAA"), "{line}");
+    let (status, json) = run_curl(&line);
+    assert_eq!(status, 200, "{json}");
+
+    let zero_padded = url.replace(
+        &format!(":{}", server.addr.port()),
+        &format!(":0{}", server.addr.port()),
+    );
+    for bad in [zero_padded, url.replace("127.0.0.1", "127.0.0.%31")] {
+        let out = sign(&bad, &[]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = stderr(&out);
+        assert!(err.contains("--curl") && err.contains("authority"), "{err}");
+        // Without --curl the headers are printed: another client may send the authority as written.
+        let mut args = vec!["sign", "GET", bad.as_str(), "--key-id", key.id.as_str()];
+        args.extend_from_slice(&["--secret-file", key.secret_file.to_str().unwrap()]);
+        assert!(tessera(&args).status.success(), "{bad}");
+    }
+}
+
 #[test]
 fn serve_clock_offset_and_debug_base() {
     if !curl_available() {

@@ -461,6 +461,8 @@ fn postgres_stopped_and_restarted_under_a_server() {
             t.elapsed()
         );
     }
+    // The verifier says why, in the server's log (not only `-> 503`).
+    server.log_line("tessera: key store failed", Duration::from_secs(2));
     let stale = loop {
         match get(&server, &cached).as_str() {
             "ok" => {}

@@ -437,6 +437,8 @@ fn bodies_over_the_body_limit_get_413_body_too_large() {
     let json = reply.json();
     assert_eq!(json["code"], "body_too_large", "{json}");
     assert_eq!(json["type"], "urn:tessera:error:body_too_large", "{json}");
+    // The access log names the code of every refusal, not only of a 401.
+    server.log_line("/big -> 413 body_too_large", Duration::from_secs(2));
     let reply = signed_exchange(&server, &key, "POST", "/fits", &"c".repeat(1000));
     assert_eq!(reply.status, 200, "{}", text(&reply.body));
 }
@@ -489,6 +491,10 @@ fn several_host_lines_are_refused_and_methods_keep_their_case() {
     let reply = exchange(server.addr, &raw);
     assert_eq!(reply.status, 400, "{reply:?}");
     assert_eq!(reply.json()["code"], "invalid_field_value");
+    server.log_line(
+        "GET /v1/x -> 400 invalid_field_value",
+        Duration::from_secs(2),
+    );
 
     // The same request with one Host line passes (its nonce was not used).
     let reply = exchange(server.addr, &head("GET", "/v1/x", &host, &fields, 0));

@@ -158,9 +158,14 @@ impl Rejection {
 
     /// The HTTP response: the status, the problem body, `WWW-Authenticate`
     /// on every 401, and `Tessera-Server-Time` when there is a challenge.
+    ///
+    /// The response's extensions hold the [`ErrorCode`], so that access
+    /// logs and metrics further out can name the code of every refusal
+    /// (only a 401 carries it in a header).
     pub fn into_http_response<B: From<Bytes>>(mut self) -> Response<B> {
         let mut response = Response::new(B::from(self.problem_json()));
         *response.status_mut() = self.status();
+        response.extensions_mut().insert(self.error.code());
         let headers = response.headers_mut();
         if let Some(extra) = self.extras.as_mut().and_then(|e| e.headers.take()) {
             headers.extend(extra);

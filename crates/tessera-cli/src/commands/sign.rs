@@ -74,7 +74,15 @@ fn display_headers(signed: &SignedHeaders) -> [(&'static str, &str); 3] {
 /// `--path-as-is` keeps dot segments, `--globoff` keeps `[]{}` literal, so
 /// curl sends the path and query as signed. `-X` sends the method exactly as
 /// written (curl does not change its case).
+///
+/// What curl would not send as signed is refused or written so that it is:
+/// an authority that curl rewrites (a zero-padded port, a percent-encoded
+/// host) is an error; an empty header value is written `-H 'Name;'` (curl
+/// drops `Name:` with nothing after it); and the caller's own
+/// `Content-Digest`, `Signature-Input` and `Signature` lines are left out,
+/// since the signed ones replace them (spec §10).
 fn curl_command(request: &PreparedRequest, signed: &SignedHeaders) -> Result<Vec<u8>, CliError> {
+    check_curl_sends_authority(&request.url)?;
     let mut out = b"curl -sS --path-as-is --globoff".to_vec();
     let arg = |out: &mut Vec<u8>, flag: &str, value: &[u8]| {
         out.push(b' ');
@@ -87,9 +95,21 @@ fn curl_command(request: &PreparedRequest, signed: &SignedHeaders) -> Result<Vec
     } else {
         arg(&mut out, "-X", request.method.as_bytes());
     }
-    let header = |name: &str, value: &[u8]| [name.as_bytes(), b": ", value].concat();
+    let header = |name: &str, value: &[u8]| {
+        if value.iter().all(|b| matches!(b, b' ' | b'\t')) {
+            // `Name;` is curl's way to send a field with an empty value.
+            [name.as_bytes(), b";"].concat()
+        } else {
+            [name.as_bytes(), b": ", value].concat()
+        }
+    };
     for (name, value) in &request.header_lines {
-        arg(&mut out, "-H", &header(name, value));
+        let replaced = display_headers(signed)
+            .iter()
+            .any(|(signed_name, _)| signed_name.eq_ignore_ascii_case(name));
+        if !replaced {
+            arg(&mut out, "-H", &header(name, value));
+        }
     }
     for (name, value) in display_headers(signed) {
         arg(&mut out, "-H", &header(name, value.as_bytes()));
@@ -118,6 +138,26 @@ fn curl_command(request: &PreparedRequest, signed: &SignedHeaders) -> Result<Vec
     out.push(b' ');
     out.extend_from_slice(&shell_quote_bytes(request.url.as_bytes()));
     Ok(out)
+}
+
+/// Refuses a URL whose authority curl would send in another form than the
+/// one signed: curl decodes a percent-encoded host and writes the port as a
+/// plain number, so the verifier would see another authority.
+fn check_curl_sends_authority(url: &str) -> Result<(), CliError> {
+    let target = tessera_core::Target::parse_url(url)
+        .map_err(|e| CliError::usage(format!("cannot sign this request: {e}")))?;
+    let authority = target.authority();
+    // The port follows the last `:` outside an IPv6 literal's brackets.
+    let port = authority
+        .rsplit_once(':')
+        .filter(|(host, _)| !host.starts_with('[') || host.ends_with(']'))
+        .map(|(_, port)| port);
+    if authority.contains('%') || port.is_some_and(|p| p.len() > 1 && p.starts_with('0')) {
+        return Err(CliError::usage(format!(
+            "--curl: curl would send the authority {authority:?} in another form (it decodes %-escapes in the host and drops leading zeros of the port), so the request would not verify; write the URL's host and port as curl sends them"
+        )));
+    }
+    Ok(())
 }
 
 /// Quotes `text` for a POSIX shell: unchanged when it is plainly safe,
