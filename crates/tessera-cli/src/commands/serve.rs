@@ -461,6 +461,21 @@ fn connection_error(
     }
 }
 
+/// The verifier's own log lines (a failing key or nonce store, `store_reset`,
+/// a key at its nonce cap: warnings and the reasons behind a 503 or 429) as
+/// text on standard error, next to the access log. `RUST_LOG` overrides the
+/// default level, `warn`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // A second initialization (tests running commands in one process) is harmless.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -514,19 +529,4 @@ mod tests {
             assert_eq!(e.kind(), kind, "{extra:?}: {e}");
         }
     }
-}
-
-/// The verifier's own log lines (a failing key or nonce store, `store_reset`,
-/// a key at its nonce cap: warnings and the reasons behind a 503 or 429) as
-/// text on standard error, next to the access log. `RUST_LOG` overrides the
-/// default level, `warn`.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // A second initialization (tests running commands in one process) is harmless.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
