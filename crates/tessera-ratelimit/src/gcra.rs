@@ -56,6 +56,15 @@ pub fn decide(tat: Option<u64>, now: u64, plan: &Plan, cost: u32) -> Decision {
     }
 }
 
+/// The state after giving back a request of `cost` that was allowed: `tat`
+/// moves back by `cost·T`. Exact whatever happened in between (charges
+/// add, a refund subtracts), and a result at or before `now` means the same
+/// as no state: a full burst.
+pub fn refund(tat: u64, plan: &Plan, cost: u32) -> u64 {
+    let interval = plan.rate().interval_micros().max(1);
+    tat.saturating_sub(interval.saturating_mul(u64::from(cost)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +72,24 @@ mod tests {
 
     fn plan(rate: &str, burst: u32) -> Plan {
         Plan::new("p", rate.parse::<Rate>().expect("rate"), burst).expect("plan")
+    }
+
+    #[test]
+    fn a_refund_restores_the_budget_it_took() {
+        let p = plan("10/s", 3);
+        let mut key = Key {
+            tat: None,
+            plan: p.clone(),
+        };
+        for _ in 0..3 {
+            assert!(key.at(1_000_000, 1).allowed);
+        }
+        assert!(!key.at(1_000_000, 1).allowed);
+        key.tat = key.tat.map(|tat| refund(tat, &p, 1));
+        assert!(key.at(1_000_000, 1).allowed);
+        assert!(!key.at(1_000_000, 1).allowed);
+        // Never below zero.
+        assert_eq!(refund(5, &p, 1), 0);
     }
 
     /// Runs `decide` like a store: keeps the state of allowed requests.

@@ -13,7 +13,10 @@
 //! one timestamp of state per limited subject and no timers. The same pure
 //! function backs the in-memory store ([`MemoryRateStore`]) and is
 //! transcribed into the Redis store's script, and both are held to the same
-//! tests.
+//! tests. A request the verifier refuses at the nonce step after the
+//! limiter admitted it (a replayed copy, a nonce store outage) is given its
+//! charge back ([`refund`]), so replaying a captured request cannot drain
+//! its key's budget.
 //!
 //! ## Example
 //!
@@ -46,7 +49,7 @@ mod redis_store;
 mod store;
 
 pub use before::{Claimed, LimitBeforeVerify, LimitBeforeVerifyLayer};
-pub use gcra::{decide, Decision};
+pub use gcra::{decide, refund, Decision};
 pub use limiter::{
     default_plan, FailureMode, KeyBy, MicroClock, RateLimiter, RateLimiterBuilder,
     RateLimiterStats, Route, SubjectFn, SystemMicroClock, DECISIONS_METRIC, PLAN_ATTRIBUTE,

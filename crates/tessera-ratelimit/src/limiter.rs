@@ -467,6 +467,25 @@ impl Admission for RateLimiter {
         let retry = decision.retry_after_micros.unwrap_or(decision.reset_micros);
         Err(limited(plan, retry, Some(&decision)))
     }
+
+    async fn refund(&self, request: AdmissionRequest<'_>) {
+        let i = &*self.inner;
+        let Some((plan, cost)) = self.plan_for(&request) else {
+            return;
+        };
+        let (kind, id) = self.subject_id(&request);
+        let subject = Subject { kind, id: &id };
+        let plan: &Plan = &plan;
+        if let Err(e) = i
+            .store
+            .refund(subject, plan, cost, i.clock.now_micros())
+            .await
+        {
+            i.stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!(DECISIONS_METRIC, "outcome" => "store_error").increment(1);
+            tracing::warn!(key_id = %request.key_id, plan = plan.name(), error = %e, "tessera: rate limit store failed to give back the charge of a request refused at the nonce step");
+        }
+    }
 }
 
 /// The `rate_limited` refusal with `Retry-After` (whole seconds, at least 1)

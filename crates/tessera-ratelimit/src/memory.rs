@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use siphasher::sip::SipHasher13;
 
-use crate::gcra::{decide, Decision};
+use crate::gcra::{decide, refund, Decision};
 use crate::plan::Plan;
 use crate::store::{RateStore, RateStoreError, Subject};
 
@@ -159,6 +159,23 @@ impl MemoryRateStore {
     }
 }
 
+impl MemoryRateStore {
+    /// The synchronous form of [`RateStore::refund`].
+    pub fn refund_now(&self, subject: Subject<'_>, plan: &Plan, cost: u32, now_micros: u64) {
+        let key = self.hash(subject, plan);
+        let mut shard = lock(&self.shards[(key >> 58) as usize % SHARDS]);
+        if let Some(entry) = shard.entries.get_mut(&key) {
+            let tat = refund(entry.tat, plan, cost);
+            if tat <= now_micros {
+                // Back to a full burst: nothing left to remember.
+                shard.entries.remove(&key);
+            } else {
+                *entry = Entry { tat, idle_at: tat };
+            }
+        }
+    }
+}
+
 impl Shard {
     fn sweep(&mut self, now: u64) {
         self.entries.retain(|_, e| e.idle_at > now);
@@ -189,5 +206,16 @@ impl RateStore for MemoryRateStore {
         now_micros: u64,
     ) -> Result<Decision, RateStoreError> {
         self.decide_now(subject, plan, cost, now_micros)
+    }
+
+    async fn refund(
+        &self,
+        subject: Subject<'_>,
+        plan: &Plan,
+        cost: u32,
+        now_micros: u64,
+    ) -> Result<(), RateStoreError> {
+        self.refund_now(subject, plan, cost, now_micros);
+        Ok(())
     }
 }

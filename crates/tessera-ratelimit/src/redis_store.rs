@@ -51,6 +51,22 @@ if limit > queued then remaining = math.floor((limit - queued) / interval) end
 return {0, base, remaining, retry, queued}
 ";
 
+/// [`crate::refund`] transcribed: `KEYS[1]` moves back by `ARGV[2]` µs (the
+/// cost times the interval), or goes when that is at or before `ARGV[1]`
+/// (now): a full burst. No state, nothing to give back.
+const REFUND_SCRIPT: &str = r"
+local stored = redis.call('GET', KEYS[1])
+if not stored then return 0 end
+local now = tonumber(ARGV[1])
+local tat = tonumber(stored) - tonumber(ARGV[2])
+if tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1)
+end
+return 1
+";
+
 /// Limits in Redis: every replica that shares the Redis shares the budgets.
 ///
 /// One round trip per decision (`EVALSHA` of a short script, loaded on
@@ -73,6 +89,7 @@ pub struct RedisRateStore {
     prefix: Arc<str>,
     timeout: Duration,
     script: Arc<redis::Script>,
+    refund_script: Arc<redis::Script>,
     /// Fixed per prefix so every replica names a subject alike.
     hasher: SipHasher13,
     /// While Redis is known to be down (until this instant, µs since the
@@ -107,6 +124,7 @@ impl RedisRateStore {
             prefix: prefix.into(),
             timeout: DEFAULT_RATE_REDIS_TIMEOUT,
             script: Arc::new(redis::Script::new(DECIDE_SCRIPT)),
+            refund_script: Arc::new(redis::Script::new(REFUND_SCRIPT)),
             hasher: SipHasher13::new_with_keys(key.h1, key.h2),
             down_until: Arc::new(AtomicU64::new(0)),
             epoch: Instant::now(),
@@ -164,15 +182,13 @@ impl RedisRateStore {
     }
 }
 
-#[async_trait]
-impl RateStore for RedisRateStore {
-    async fn decide(
+impl RedisRateStore {
+    /// Runs `invocation` under the timeout, unless Redis is known to be down;
+    /// marks it down when the connection fails or the call times out.
+    async fn run<T: redis::FromRedisValue>(
         &self,
-        subject: Subject<'_>,
-        plan: &Plan,
-        cost: u32,
-        now_micros: u64,
-    ) -> Result<Decision, RateStoreError> {
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, RateStoreError> {
         let elapsed = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
         let down_until = self.down_until.load(Ordering::Acquire);
         if elapsed < down_until {
@@ -181,26 +197,10 @@ impl RateStore for RedisRateStore {
             ));
         }
         let mut connection = self.connection.clone();
-        let mut invocation = self.script.prepare_invoke();
-        invocation
-            .key(self.key_for(subject, plan))
-            .arg(now_micros)
-            .arg(plan.rate().interval_micros().max(1))
-            .arg(plan.burst())
-            .arg(cost);
-        let reply = tokio::time::timeout(
-            self.timeout,
-            invocation.invoke_async::<(i64, u64, u64, i64, u64)>(&mut connection),
-        )
-        .await;
-        match reply {
-            Ok(Ok((allowed, tat, remaining, retry, reset))) => Ok(Decision {
-                allowed: allowed == 1,
-                tat,
-                remaining,
-                retry_after_micros: u64::try_from(retry).ok(),
-                reset_micros: reset,
-            }),
+        match tokio::time::timeout(self.timeout, invocation.invoke_async::<T>(&mut connection))
+            .await
+        {
+            Ok(Ok(reply)) => Ok(reply),
             Ok(Err(e)) => {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
                     self.mark_down(elapsed);
@@ -215,5 +215,53 @@ impl RateStore for RedisRateStore {
                 )))
             }
         }
+    }
+}
+
+#[async_trait]
+impl RateStore for RedisRateStore {
+    async fn decide(
+        &self,
+        subject: Subject<'_>,
+        plan: &Plan,
+        cost: u32,
+        now_micros: u64,
+    ) -> Result<Decision, RateStoreError> {
+        let mut invocation = self.script.prepare_invoke();
+        invocation
+            .key(self.key_for(subject, plan))
+            .arg(now_micros)
+            .arg(plan.rate().interval_micros().max(1))
+            .arg(plan.burst())
+            .arg(cost);
+        let (allowed, tat, remaining, retry, reset) =
+            self.run::<(i64, u64, u64, i64, u64)>(invocation).await?;
+        Ok(Decision {
+            allowed: allowed == 1,
+            tat,
+            remaining,
+            retry_after_micros: u64::try_from(retry).ok(),
+            reset_micros: reset,
+        })
+    }
+
+    async fn refund(
+        &self,
+        subject: Subject<'_>,
+        plan: &Plan,
+        cost: u32,
+        now_micros: u64,
+    ) -> Result<(), RateStoreError> {
+        let mut invocation = self.refund_script.prepare_invoke();
+        invocation
+            .key(self.key_for(subject, plan))
+            .arg(now_micros)
+            .arg(
+                plan.rate()
+                    .interval_micros()
+                    .max(1)
+                    .saturating_mul(u64::from(cost)),
+            );
+        self.run::<i64>(invocation).await.map(drop)
     }
 }

@@ -35,6 +35,27 @@ pub trait RateStore: std::fmt::Debug + Send + Sync {
         cost: u32,
         now_micros: u64,
     ) -> Result<Decision, RateStoreError>;
+
+    /// Gives back a request of `cost` that [`RateStore::decide`] allowed for
+    /// `subject` under `plan` ([`crate::refund`]): the verifier
+    /// refused it afterwards at the nonce step (a replayed copy, a store
+    /// outage), so it spends nothing. Nothing happens when the subject has
+    /// no state left.
+    ///
+    /// The default keeps the charge, for stores that cannot give it back.
+    ///
+    /// # Errors
+    /// When the store cannot be reached; the charge then stays.
+    async fn refund(
+        &self,
+        subject: Subject<'_>,
+        plan: &Plan,
+        cost: u32,
+        now_micros: u64,
+    ) -> Result<(), RateStoreError> {
+        let _ = (subject, plan, cost, now_micros);
+        Ok(())
+    }
 }
 
 /// A rate store could not decide.

@@ -86,6 +86,32 @@ async fn exactness(store: &dyn RateStore, tag: &str) {
     let d = at(store, &dave, &hourly, 1, T0).await;
     assert_eq!(d.retry_after_micros, Some(3_600_000));
     assert_eq!(d.reset_micros, 3_600_000_000);
+
+    // A refund gives back exactly what one allowed request took; one
+    // without state (never charged, or back to a full burst) changes nothing.
+    let erin = format!("{tag}-erin");
+    let small = plan("small", "1/m", 2);
+    for _ in 0..2 {
+        assert!(at(store, &erin, &small, 1, T0).await.allowed);
+    }
+    assert!(!at(store, &erin, &small, 1, T0).await.allowed);
+    store
+        .refund(key(&erin), &small, 1, T0)
+        .await
+        .expect("refund");
+    assert!(at(store, &erin, &small, 1, T0).await.allowed);
+    assert!(!at(store, &erin, &small, 1, T0).await.allowed);
+    store
+        .refund(key(&erin), &small, 2, T0)
+        .await
+        .expect("refund");
+    assert_eq!(at(store, &erin, &small, 1, T0).await.remaining, 1);
+    let frank = format!("{tag}-frank");
+    store
+        .refund(key(&frank), &small, 5, T0)
+        .await
+        .expect("refund");
+    assert_eq!(at(store, &frank, &small, 1, T0).await.remaining, 1);
 }
 
 #[tokio::test]

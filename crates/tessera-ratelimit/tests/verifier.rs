@@ -106,6 +106,34 @@ fn now(s: &Setup) -> u64 {
     tessera_server::Clock::now_unix(&s.clock)
 }
 
+/// Replayed copies of a captured request spend nothing from the key's budget
+/// (spec §12.5): the charge of a request refused at the nonce step is given
+/// back, so whoever holds a captured request cannot drain the key.
+#[test]
+fn replayed_copies_spend_nothing_from_the_budget() {
+    let s = setup(
+        |clock| {
+            RateLimiter::builder(MemoryRateStore::default())
+                .default_plan(plan("default", "3/m", 3))
+                .clock(clock)
+                .build()
+        },
+        1_000,
+    );
+    let captured = signed("alice-phone", "GET", "/v1/me", now(&s));
+    assert!(verify(&s, &captured).is_ok());
+    for _ in 0..20 {
+        let r = verify(&s, &captured).expect_err("a replay");
+        assert_eq!(r.code(), ErrorCode::Replayed, "{r:?}");
+    }
+    // The owner's two remaining requests still pass; the third is over the plan.
+    for _ in 0..2 {
+        assert!(verify(&s, &signed("alice-phone", "GET", "/v1/me", now(&s))).is_ok());
+    }
+    let r = verify(&s, &signed("alice-phone", "GET", "/v1/me", now(&s))).expect_err("limited");
+    assert_eq!(r.code(), ErrorCode::RateLimited);
+}
+
 /// A key that floods is answered 429 rate_limited, never 503: refused
 /// requests record no nonce, so a small per-key nonce cap is never reached.
 #[test]

@@ -67,6 +67,16 @@ pub trait Admission: fmt::Debug + Send + Sync {
     /// # Errors
     /// The refusal the client receives.
     async fn admit(&self, request: AdmissionRequest<'_>) -> Result<Admitted, Rejection>;
+
+    /// Gives back what [`Admission::admit`] charged for `request`, which it
+    /// admitted: the verifier calls it when the nonce step then refused the
+    /// request (`replayed`, `store_reset`, `store_unavailable`), so that such
+    /// a request spends nothing. Above all, replayed copies of a captured
+    /// request cannot drain the key's budget (spec §12.5). Best effort: a
+    /// policy that cannot give back logs it. The default does nothing.
+    async fn refund(&self, request: AdmissionRequest<'_>) {
+        let _ = request;
+    }
 }
 
 #[async_trait]
@@ -84,5 +94,9 @@ impl<A: Admission + ?Sized> Admission for Arc<A> {
         Self: 'async_trait,
     {
         (**self).admit(request)
+    }
+
+    async fn refund(&self, request: AdmissionRequest<'_>) {
+        (**self).refund(request).await;
     }
 }

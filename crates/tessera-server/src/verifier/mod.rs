@@ -254,15 +254,16 @@ impl Verifier {
         recheck_key(&resolved, now).map_err(reject)?;
         // Admission (rate limits) before the nonce is recorded: a refused
         // request consumes no nonce.
+        let admission_request = AdmissionRequest {
+            key_id: parsed.key_id(),
+            metadata: resolved.metadata(),
+            method: &parts.method,
+            path: parts.uri.path(),
+        };
         let (admitted, now) = match &i.admission {
             None => (Admitted::plain(), now),
             Some(admission) => {
-                let request = AdmissionRequest {
-                    key_id: parsed.key_id(),
-                    metadata: resolved.metadata(),
-                    method: &parts.method,
-                    path: parts.uri.path(),
-                };
+                let request = admission_request;
                 let admitted = admission
                     .admit(request)
                     .await
@@ -285,6 +286,13 @@ impl Verifier {
             Some(outcome) => outcome,
             None => i.nonces.record(record).await,
         };
+        if let (Some(admission), false) = (&i.admission, matches!(outcome, Ok(NonceOutcome::Fresh)))
+        {
+            // Refused at the nonce step: the admission's charge is given
+            // back, so replayed copies of a captured request spend nothing
+            // from the key's budget (spec §12.5).
+            admission.refund(admission_request).await;
+        }
         match outcome {
             Ok(NonceOutcome::Fresh) => {}
             Ok(NonceOutcome::Replayed) => return Err(reject(Refusal::Replayed.into())),
