@@ -254,18 +254,11 @@ impl Verifier {
         recheck_key(&resolved, now).map_err(reject)?;
         // Admission (rate limits) before the nonce is recorded: a refused
         // request consumes no nonce.
-        let admission_request = AdmissionRequest {
-            key_id: parsed.key_id(),
-            metadata: resolved.metadata(),
-            method: &parts.method,
-            path: parts.uri.path(),
-        };
         let (admitted, now) = match &i.admission {
             None => (Admitted::plain(), now),
             Some(admission) => {
-                let request = admission_request;
                 let admitted = admission
-                    .admit(request)
+                    .admit(admission_request(&parsed, &resolved, parts))
                     .await
                     .map_err(|r| r.with_realm(&i.realm).with_key_id(parsed.key_id()))?;
                 // Admission may have waited on its own store: the nonce
@@ -286,44 +279,18 @@ impl Verifier {
             Some(outcome) => outcome,
             None => i.nonces.record(record).await,
         };
-        if let (Some(admission), false) = (&i.admission, matches!(outcome, Ok(NonceOutcome::Fresh)))
-        {
-            // Refused at the nonce step: the admission's charge is given
-            // back, so replayed copies of a captured request spend nothing
-            // from the key's budget (spec §12.5).
-            admission.refund(admission_request).await;
-        }
-        match outcome {
-            Ok(NonceOutcome::Fresh) => {}
-            Ok(NonceOutcome::Replayed) => return Err(reject(Refusal::Replayed.into())),
-            Ok(NonceOutcome::Forgotten { since }) => {
-                tracing::info!(key_id = %parsed.key_id(), created = parsed.created(), since, "tessera: the nonce store remembers pairs only from a time after this signature was created; refusing it with store_reset");
-                // The store vouches for signatures created from `since` on:
-                // a client that signs again before then is refused again.
-                // Counted from `created`, the client's own clock, so that a
-                // client behind the verifier's clock waits long enough.
-                let wait = since.saturating_sub(parsed.created()).max(1);
-                return Err(reject(Refusal::StoreReset { since }.into())
-                    .with_header(http::header::RETRY_AFTER, http::HeaderValue::from(wait)));
+        if let Some(rejection) = self.nonce_refusal(&parsed, outcome) {
+            // Not kept across the await below: the boxed state stays small.
+            drop(admitted);
+            if let Some(admission) = &i.admission {
+                // Refused at the nonce step: the admission's charge is given
+                // back, so replayed copies of a captured request spend
+                // nothing from the key's budget (spec §12.5).
+                admission
+                    .refund(admission_request(&parsed, &resolved, parts))
+                    .await;
             }
-            Err(e) => {
-                // The kind says which limit was hit (total capacity or the
-                // key's cap); neither the nonce nor a secret is logged.
-                let refusal = match e.kind() {
-                    crate::nonce::NonceStoreErrorKind::Full => Refusal::NonceStoreFull,
-                    // One key too fast is a rate limit, not an outage.
-                    crate::nonce::NonceStoreErrorKind::KeyFull => {
-                        tracing::warn!(key_id = %parsed.key_id(), error = %e, "tessera: a key reached its per-key nonce capacity; refusing it with rate_limited");
-                        return Err(reject(Refusal::NonceStoreKeyFull.into()).with_header(
-                            http::header::RETRY_AFTER,
-                            http::HeaderValue::from_static("1"),
-                        ));
-                    }
-                    _ => Refusal::NonceStoreUnavailable,
-                };
-                tracing::warn!(key_id = %parsed.key_id(), kind = ?e.kind(), error = %e, "tessera: nonce store refused the request; refusing it with store_unavailable");
-                return Err(reject(refusal.into()));
-            }
+            return Err(rejection);
         }
 
         let identity = VerifiedIdentity::new(
@@ -334,6 +301,50 @@ impl Verifier {
             admitted.headers,
         );
         Ok((identity, bytes))
+    }
+
+    /// Step 8's answer for a nonce store's `outcome`: `None` when the pair
+    /// was fresh, else the rejection (`replayed`, `store_reset` with
+    /// `Retry-After`, `rate_limited` for a key at its nonce cap,
+    /// `store_unavailable`).
+    fn nonce_refusal(
+        &self,
+        parsed: &ParsedSignature,
+        outcome: Result<NonceOutcome, crate::nonce::NonceStoreError>,
+    ) -> Option<Rejection> {
+        let reject = |e: Error| self.reject(e).with_key_id(parsed.key_id());
+        Some(match outcome {
+            Ok(NonceOutcome::Fresh) => return None,
+            Ok(NonceOutcome::Replayed) => reject(Refusal::Replayed.into()),
+            Ok(NonceOutcome::Forgotten { since }) => {
+                tracing::info!(key_id = %parsed.key_id(), created = parsed.created(), since, "tessera: the nonce store remembers pairs only from a time after this signature was created; refusing it with store_reset");
+                // The store vouches for signatures created from `since` on:
+                // a client that signs again before then is refused again.
+                // Counted from `created`, the client's own clock, so that a
+                // client behind the verifier's clock waits long enough.
+                let wait = since.saturating_sub(parsed.created()).max(1);
+                reject(Refusal::StoreReset { since }.into())
+                    .with_header(http::header::RETRY_AFTER, http::HeaderValue::from(wait))
+            }
+            Err(e) => {
+                // The kind says which limit was hit (total capacity or the
+                // key's cap); neither the nonce nor a secret is logged.
+                let refusal = match e.kind() {
+                    crate::nonce::NonceStoreErrorKind::Full => Refusal::NonceStoreFull,
+                    // One key too fast is a rate limit, not an outage.
+                    crate::nonce::NonceStoreErrorKind::KeyFull => {
+                        tracing::warn!(key_id = %parsed.key_id(), error = %e, "tessera: a key reached its per-key nonce capacity; refusing it with rate_limited");
+                        return Some(reject(Refusal::NonceStoreKeyFull.into()).with_header(
+                            http::header::RETRY_AFTER,
+                            http::HeaderValue::from_static("1"),
+                        ));
+                    }
+                    _ => Refusal::NonceStoreUnavailable,
+                };
+                tracing::warn!(key_id = %parsed.key_id(), kind = ?e.kind(), error = %e, "tessera: nonce store refused the request; refusing it with store_unavailable");
+                reject(refusal.into())
+            }
+        })
     }
 
     /// Step 3: looks the key up and checks it is usable at `now`.
@@ -409,6 +420,21 @@ impl Verifier {
                 "tessera: request rejected"
             ),
         }
+    }
+}
+
+/// What an admission policy sees of a request (built where it is needed, so
+/// that the verification state does not hold it across awaits).
+fn admission_request<'a>(
+    parsed: &'a ParsedSignature,
+    resolved: &'a ResolvedKey,
+    parts: &'a Parts,
+) -> AdmissionRequest<'a> {
+    AdmissionRequest {
+        key_id: parsed.key_id(),
+        metadata: resolved.metadata(),
+        method: &parts.method,
+        path: parts.uri.path(),
     }
 }
 
