@@ -108,6 +108,18 @@ class EndToEndTest(private val mode: String) {
         }
     }
 
+    @Test fun aContentTypeHeaderIsSignedWhenTheBodyHasNoMediaType() {
+        // OkHttp's bridge keeps the caller's Content-Type when the body has none: it is sent, so it is signed.
+        newSigner(keyId, secret, listOf("content-type")).use { signer ->
+            val r = client(signer).newCall(
+                Request.Builder().url("$base/v1/orders").header("Content-Type", "application/json")
+                    .post(RequestBody.create(null, "{}")).build(),
+            ).execute()
+            val body = r.json()
+            assertEquals(200, r.code(), body.toString())
+        }
+    }
+
     @Test fun streamingBodyWithPrecomputedDigestIsAccepted() {
         newSigner(keyId, secret).use { signer ->
             val payload = ByteArray(300_000) { (it % 251).toByte() }

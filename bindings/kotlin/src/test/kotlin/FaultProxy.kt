@@ -40,10 +40,26 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
 
         /** Forward, then answer `429` `rate_limited` with `Retry-After: 1` and the RateLimit fields. */
         RATE_LIMITED,
+
+        /**
+         * Forward, then answer as an application behind a gateway might: a `503` in
+         * `application/json` whose body mentions `"code":"store_unavailable"`. Not a
+         * verifier's refusal: the application may have acted on the request.
+         */
+        APPLICATION_503,
     }
 
     /** One request as it reached the proxy. */
-    data class Seen(val method: String, val path: String, val signature: String?, val signatureInput: String?, val action: Action, val upstreamStatus: Int)
+    data class Seen(
+        val method: String,
+        val path: String,
+        val signature: String?,
+        val signatureInput: String?,
+        val action: Action,
+        val upstreamStatus: Int,
+        /** The request-target exactly as it arrived (absolute form through the proxy). */
+        val target: String,
+    )
 
     val seen = CopyOnWriteArrayList<Seen>()
     private val script = ConcurrentLinkedQueue<Action>()
@@ -101,7 +117,7 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
                 val action = script.poll() ?: Action.FORWARD
                 val answer = forward("$method $origin $version", headers, body)
                 val status = answer.head.substringAfter(' ').substringBefore(' ').toInt()
-                seen.add(Seen(method, uri.rawPath, header("Signature"), header("Signature-Input"), action, status))
+                seen.add(Seen(method, uri.rawPath, header("Signature"), header("Signature-Input"), action, status, target))
                 when (action) {
                     Action.FORWARD -> relay(output, answer)
                     Action.FORWARD_THEN_DROP -> return // closes the connection, no answer
@@ -109,6 +125,7 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
                     Action.STORE_UNAVAILABLE_RETRY_AFTER_0 -> storeUnavailable(output, "0")
                     Action.STORE_RESET -> problem503(output, "store_reset", "Replay store was reset after the request was signed", "3")
                     Action.RATE_LIMITED -> rateLimited(output)
+                    Action.APPLICATION_503 -> application503(output)
                 }
             }
         }
@@ -163,6 +180,16 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
             "\"status\":503,\"code\":\"$code\",\"detail\":\"injected by the test proxy\"}").toByteArray()
         val head = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n" +
             "Cache-Control: no-store\r\n" + (retryAfter?.let { "Retry-After: $it\r\n" } ?: "") +
+            "Content-Length: ${body.size}\r\n\r\n"
+        out.write(head.toByteArray(Charsets.ISO_8859_1))
+        out.write(body)
+        out.flush()
+    }
+
+    private fun application503(out: OutputStream) {
+        val body = "{\"error\":{\"code\":\"store_unavailable\",\"message\":\"inventory store is down, order queued\"}}"
+            .toByteArray()
+        val head = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n" +
             "Content-Length: ${body.size}\r\n\r\n"
         out.write(head.toByteArray(Charsets.ISO_8859_1))
         out.write(body)

@@ -138,6 +138,26 @@ class RetryTest {
         assertNoSignatureSentTwice()
     }
 
+    @Test fun helperDoesNotRetryAnApplicationsOwn503() {
+        // A 503 from the application (behind a gateway) may come after it acted on the
+        // POST: only the verifier's problem+json refusal is retried.
+        val c = helper(maxRetries = 2)
+        proxy.script(FaultProxy.Action.APPLICATION_503)
+        val r = c.newCall(Request.Builder().url("$base/v1/orders").post(RequestBody.create(json, "{\"qty\":1}")).build()).execute()
+        r.use { assertEquals(503, it.code()) }
+        assertEquals(1, proxy.seen.size, "${proxy.seen}")
+    }
+
+    @Test fun theUrlGoesOutAsSignedWithoutUserinfoOrFragment() {
+        // Through an HTTP proxy OkHttp writes the whole URL on the request line.
+        val c = helper(maxRetries = 0)
+        val url = base!!.replace("http://", "http://user:secretpw@") + "/v1/p?x=1#frag"
+        c.newCall(Request.Builder().url(url).build()).execute().use { assertEquals(200, it.code()) }
+        val target = proxy.seen.single().target
+        assertFalse('#' in target || '@' in target || "secretpw" in target, target)
+        assertTrue(target.endsWith("/v1/p?x=1"), target)
+    }
+
     @Test fun helperRetriesStoreResetSignedAfreshInALaterSecond() {
         val c = helper(maxRetries = 1)
         proxy.script(FaultProxy.Action.STORE_RESET)

@@ -22,10 +22,19 @@ const val SERVER_TIME_HEADER: String = "Tessera-Server-Time"
  * with [Signer.signWithDigest] instead of buffering it. The digest is trusted as
  * given: a wrong one makes the server answer `digest_mismatch`.
  *
- * If the server answers `clock_skew`, the request is retried only when the
- * delegate can be written twice (it is not one-shot).
+ * If the server answers `clock_skew`, the clock is corrected; the request is
+ * sent again (signed afresh) only when [replayable] says the delegate can
+ * write the same bytes twice and it is not one-shot. OkHttp 3.13 cannot say
+ * whether a body is one-shot, so a stream that can be read once (an
+ * `InputStream`) must leave [replayable] false, the default: the `401` is
+ * then returned to the caller. The same holds for [TesseraInterceptor.maxRetries].
  */
-class TesseraStreamingBody(private val delegate: RequestBody, sha256: ByteArray) : RequestBody() {
+class TesseraStreamingBody @JvmOverloads constructor(
+    private val delegate: RequestBody,
+    sha256: ByteArray,
+    /** Whether [writeTo] can be called again and writes the same bytes (a file, a byte array); false by default. */
+    val replayable: Boolean = false,
+) : RequestBody() {
     init {
         require(sha256.size == 32) { "sha256 must be the 32 raw digest bytes" }
     }
@@ -74,9 +83,11 @@ class TesseraResendGuard : Interceptor {
         val attempt = chain.request().tag(SignedAttempt::class.java)
         if (attempt != null && !attempt.sent.compareAndSet(false, true)) {
             throw TesseraResendException(
-                "OkHttp tried to resend a signed request (its own retry, a 503 with Retry-After: 0, a 408 " +
-                    "or a redirect); a signature is never sent twice (spec §10). Build the client with " +
-                    "TesseraInterceptor.install / OkHttpClient.Builder.tessera, which turns those resends off",
+                "OkHttp tried to resend a signed request (its own retry, a 503 with Retry-After: 0, a 408, " +
+                    "a redirect, or an Authenticator's answer to a 401); a signature is never sent twice " +
+                    "(spec §10). Build the client with TesseraInterceptor.install / OkHttpClient.Builder.tessera, " +
+                    "which turns OkHttp's resends off, and let an Authenticator return null for a response " +
+                    "with a Tessera-Server-Time header",
             )
         }
         return chain.proceed(chain.request())
@@ -204,7 +215,9 @@ class TesseraInterceptor @JvmOverloads constructor(
             val response: Response? = try {
                 val (signed, nonce) = sign(original, body)
                 val first = chain.proceed(signed)
-                if (!skewRetried && retriable && isAuthenticChallenge(first, nonce)) {
+                // An authentic challenge corrects the clock either way (spec §13.3); the
+                // request is sent again only when its body can be written twice.
+                if (!skewRetried && isAuthenticChallenge(first, nonce) && retriable) {
                     skewRetried = true
                     first.close()
                     chain.proceed(sign(original, body).first)
@@ -251,20 +264,34 @@ class TesseraInterceptor @JvmOverloads constructor(
         }
     }
 
-    /** `store_unavailable` or `store_reset` when [response] is a `503` with that problem code, else null. */
+    /** `store_unavailable` or `store_reset` when [response] is the verifier's `503` with that code, else null. */
     private fun retryableStoreCode(response: Response): String? {
         if (response.code() != 503) return null
+        return tesseraProblemCode(response)?.takeIf { it == "store_unavailable" || it == "store_reset" }
+    }
+
+    /**
+     * The tessera-v1 code of [response] when it is a verifier's refusal: a
+     * `application/problem+json` body whose `type` is `urn:tessera:error:<code>`
+     * (spec §12.2). An application's own `503` or `429` (behind `tessera
+     * gateway`, say), whatever its body says, is not one: it may have acted on
+     * the request, so it is never taken for a refusal that can be retried.
+     */
+    private fun tesseraProblemCode(response: Response): String? {
+        val type = response.body()?.contentType() ?: return null
+        if (!type.type().equals("application", true) || !type.subtype().equals("problem+json", true)) return null
         val text = try {
             response.peekBody(PROBLEM_PEEK_BYTES).string()
         } catch (e: IOException) {
             return null
         }
-        return RETRYABLE_STORE_CODE.find(text)?.groupValues?.get(1)
+        return TESSERA_PROBLEM_TYPE.find(text)?.groupValues?.get(1)
     }
 
     /** The wait before retrying a `429`, in ms, when its `Retry-After` is within [maxRateLimitWaitMillis]; else null. */
     private fun rateLimitWait(response: Response): Long? {
         if (maxRateLimitWaitMillis <= 0) return null
+        if (tesseraProblemCode(response) != "rate_limited") return null
         val seconds = TesseraRateLimited.from(response)?.retryAfterSeconds ?: return null
         // seconds * 1000 <= cap, without overflow for a huge Retry-After.
         return if (seconds <= maxRateLimitWaitMillis / 1000) seconds * 1000 else null
@@ -318,7 +345,7 @@ class TesseraInterceptor @JvmOverloads constructor(
         if (body is TesseraStreamingBody) {
             val inner = body.delegateBody
             if (flag(inner, "isDuplex")) throw TesseraSigningException("duplex request bodies cannot be signed", null)
-            return PreparedBody(body, null, body.sha256, !flag(inner, "isOneShot"))
+            return PreparedBody(body, null, body.sha256, body.replayable && !flag(inner, "isOneShot"))
         }
         if (flag(body, "isDuplex") || flag(body, "isOneShot")) {
             throw TesseraSigningException(
@@ -347,8 +374,11 @@ class TesseraInterceptor @JvmOverloads constructor(
         val headers = original.headers()
         for (i in 0 until headers.size()) {
             val name = headers.name(i)
-            // OkHttp's BridgeInterceptor sets these from the body; sign what it will send.
-            if (body.body != null && (name.equals("Content-Type", true) || name.equals("Content-Length", true))) continue
+            // OkHttp's BridgeInterceptor sets these from the body; sign what it will send:
+            // Content-Length always, Content-Type only when the body has a media type
+            // (otherwise the caller's Content-Type goes out as it is).
+            if (body.body != null && name.equals("Content-Length", true)) continue
+            if (body.body?.contentType() != null && name.equals("Content-Type", true)) continue
             lines.add(HttpHeader(name, headers.value(i)))
         }
         val builder = original.newBuilder()
@@ -360,11 +390,14 @@ class TesseraInterceptor @JvmOverloads constructor(
         }
         // The method and URL exactly as OkHttp sends them: the method as given (never
         // uppercased), the canonical URL whose path and query are the request line's.
-        // Userinfo never goes on the wire (OkHttp's Host has none), so it is not signed.
+        // Userinfo and the fragment are not signed (spec §8.3, §8.4), and the request
+        // goes out with the URL that was signed: through an HTTP proxy OkHttp writes
+        // the whole URL on the request line, and a verifier refuses both.
         val url = original.url().let { u ->
-            if (u.encodedUsername().isEmpty() && u.encodedPassword().isEmpty()) u
-            else u.newBuilder().username("").password("").build()
+            if (u.encodedUsername().isEmpty() && u.encodedPassword().isEmpty() && u.encodedFragment() == null) u
+            else u.newBuilder().username("").password("").fragment(null).build()
         }
+        if (url != original.url()) builder.url(url)
         val request = HttpRequest(original.method(), url.toString(), lines, body.bytes)
         val signed = try {
             if (body.sha256 != null) signer.signWithDigest(request, body.sha256) else signer.sign(request)
@@ -390,7 +423,7 @@ class TesseraInterceptor @JvmOverloads constructor(
         private const val CANCEL_POLL_MILLIS: Long = 50
         /** The longest wait a `store_reset`'s `Retry-After` is followed for (the spec's memory point is at most 5 s ahead: 3 s in memory, 5 s with Redis). */
         private const val MAX_RESET_WAIT_SECONDS: Long = 10
-        private val RETRYABLE_STORE_CODE = Regex("\"code\"\\s*:\\s*\"(store_unavailable|store_reset)\"")
+        private val TESSERA_PROBLEM_TYPE = Regex("\"type\"\\s*:\\s*\"urn:tessera:error:([a-z_]+)\"")
         private val IDEMPOTENT = setOf("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE")
 
         /**
