@@ -276,6 +276,8 @@ class TesseraInterceptor @JvmOverloads constructor(
      * (spec §12.2). An application's own `503` or `429` (behind `tessera
      * gateway`, say), whatever its body says, is not one: it may have acted on
      * the request, so it is never taken for a refusal that can be retried.
+     * (A `429`, the verifier's or not, means the request was not processed: it
+     * is waited out by its status and `Retry-After`, as the Rust client does.)
      */
     private fun tesseraProblemCode(response: Response): String? {
         val type = response.body()?.contentType() ?: return null
@@ -291,7 +293,6 @@ class TesseraInterceptor @JvmOverloads constructor(
     /** The wait before retrying a `429`, in ms, when its `Retry-After` is within [maxRateLimitWaitMillis]; else null. */
     private fun rateLimitWait(response: Response): Long? {
         if (maxRateLimitWaitMillis <= 0) return null
-        if (tesseraProblemCode(response) != "rate_limited") return null
         val seconds = TesseraRateLimited.from(response)?.retryAfterSeconds ?: return null
         // seconds * 1000 <= cap, without overflow for a huge Retry-After.
         return if (seconds <= maxRateLimitWaitMillis / 1000) seconds * 1000 else null
