@@ -481,9 +481,10 @@ impl Admission for RateLimiter {
             .refund(subject, plan, cost, i.clock.now_micros())
             .await
         {
-            i.stats.store_errors.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(DECISIONS_METRIC, "outcome" => "store_error").increment(1);
-            tracing::warn!(key_id = %request.key_id, plan = plan.name(), error = %e, "tessera: rate limit store failed to give back the charge of a request refused at the nonce step");
+            // Not a decision, so not counted as one; at debug level: while the
+            // store is down, `admit` has already warned (failing open, it
+            // charged nothing, and this refund has nothing to give back).
+            tracing::debug!(key_id = %request.key_id, plan = plan.name(), error = %e, "tessera: rate limit store could not give back the charge of a request refused at the nonce step");
         }
     }
 }

@@ -351,6 +351,10 @@ impl RateStore for DownStore {
     ) -> Result<tessera_ratelimit::Decision, RateStoreError> {
         Err(RateStoreError::new("down"))
     }
+
+    async fn refund(&self, _: Subject<'_>, _: &Plan, _: u32, _: u64) -> Result<(), RateStoreError> {
+        Err(RateStoreError::new("down"))
+    }
 }
 
 #[test]
@@ -359,8 +363,13 @@ fn store_failure_is_open_by_default_and_closed_when_asked() {
         .default_plan(plan("default", "1/s", 1))
         .build();
     let s = setup(|_| open.clone(), 1_000);
-    assert!(verify(&s, &signed("alice-phone", "GET", "/v1/me", T0)).is_ok());
+    let request = signed("alice-phone", "GET", "/v1/me", T0);
+    assert!(verify(&s, &request).is_ok());
     assert_eq!(open.stats().store_errors(), 1);
+    // A replay: its refund fails too, which is not counted as a decision's error.
+    let r = verify(&s, &request).expect_err("a replay");
+    assert_eq!(r.code(), ErrorCode::Replayed);
+    assert_eq!(open.stats().store_errors(), 2);
     let closed = RateLimiter::builder(DownStore)
         .default_plan(plan("default", "1/s", 1))
         .on_store_failure(FailureMode::Closed)
