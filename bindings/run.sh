@@ -122,6 +122,7 @@ stop_server() {
 }
 trap stop_server EXIT
 start_server() { # start_server NAME [SERVE ARGS...]: starts `tessera serve` on loopback, sets STARTED_URL
+  # (Until the shell has created the output file, sed finds none: that is not an error.)
   local name=$1 pid
   shift
   "$TARGET/debug/tessera" serve --addr 127.0.0.1:0 --keys "$KEYS" "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" &
@@ -129,7 +130,7 @@ start_server() { # start_server NAME [SERVE ARGS...]: starts `tessera serve` on 
   SERVER_PIDS+=("$pid")
   STARTED_URL=
   for _ in $(seq 100); do
-    STARTED_URL=$(sed -n 's/^listening on \(http:\/\/[0-9.:]*\)$/\1/p' "$OUT/$name.out")
+    STARTED_URL=$(sed -n 's/^listening on \(http:\/\/[0-9.:]*\)$/\1/p' "$OUT/$name.out" 2>/dev/null)
     [ -n "$STARTED_URL" ] && break
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
@@ -150,7 +151,7 @@ python3 crates/tessera-gateway/tests/upstream.py "$UPSTREAM_LOG" >"$OUT/upstream
 SERVER_PIDS+=("$!")
 UPSTREAM_PORT=
 for _ in $(seq 100); do
-  UPSTREAM_PORT=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$OUT/upstream.out")
+  UPSTREAM_PORT=$(sed -n 's/^listening on \([0-9]*\)$/\1/p' "$OUT/upstream.out" 2>/dev/null)
   [ -n "$UPSTREAM_PORT" ] && break
   sleep 0.1
 done
@@ -160,7 +161,7 @@ done
 SERVER_PIDS+=("$!")
 GATEWAY_URL=
 for _ in $(seq 100); do
-  GATEWAY_URL=$(sed -n 's/^listening on \(http:\/\/[0-9.:]*\)$/\1/p' "$OUT/gateway.out")
+  GATEWAY_URL=$(sed -n 's/^listening on \(http:\/\/[0-9.:]*\)$/\1/p' "$OUT/gateway.out" 2>/dev/null)
   [ -n "$GATEWAY_URL" ] && break
   sleep 0.1
 done

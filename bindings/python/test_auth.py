@@ -7,6 +7,7 @@ import os
 import pathlib
 import threading
 import time
+import urllib.parse
 import uuid
 
 import httpx
@@ -139,6 +140,29 @@ def test_requests_refuses_unsignable_requests_and_sends_nothing(server, redirect
         requests.post(target.url + "/v1/x", data=iter([b"a", b"b"]), auth=TesseraAuth(s), timeout=10)
     assert e.value.code == "streaming_body"
     assert target.seen == []
+
+
+def test_a_host_header_that_contradicts_the_url_is_refused(server, redirector):
+    """Sent in origin-form, the request would carry that Host, which the
+    verifier signs instead of the URL's authority (spec section 10)."""
+    target = redirector(307)
+    s = make_signer("in-rust", server["key_id"], server["secret"])
+    with pytest.raises(TesseraSigningError) as e:
+        requests.get(target.url + "/v1/x", headers={"Host": "api.example.com"}, auth=TesseraAuth(s),
+                     timeout=10)
+    assert e.value.code == "authority_mismatch"
+    assert "api.example.com" in str(e.value)
+    with pytest.raises(TesseraSigningError) as e:
+        httpx.get(target.url + "/v1/x", headers={"Host": "api.example.com"}, auth=TesseraHttpxAuth(s),
+                  timeout=10)
+    assert e.value.code == "authority_mismatch"
+    assert target.seen == []
+    # One that agrees is signed and verifies.
+    netloc = urllib.parse.urlsplit(server["url"]).netloc
+    r = requests.get(server["url"] + "/v1/x", headers={"Host": netloc.upper()}, auth=TesseraAuth(s), timeout=10)
+    assert r.status_code == 200, r.text
+    r = httpx.get(server["url"] + "/v1/x", headers={"Host": netloc}, auth=TesseraHttpxAuth(s), timeout=10)
+    assert r.status_code == 200, r.text
 
 
 # ---------------------------------------------------------------- httpx

@@ -315,6 +315,22 @@ fn sign_curl_sends_empty_headers_and_replaces_signature_fields() {
         args.extend_from_slice(&["--secret-file", key.secret_file.to_str().unwrap()]);
         assert!(tessera(&args).status.success(), "{bad}");
     }
+
+    // curl would send the caller's Host line, which the server puts in the
+    // base instead of the URL's authority: refused, and named.
+    let out = sign(&url, &["-H", "Host: api.example.com"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--curl") && err.contains("Host header names `api.example.com`"),
+        "{err}"
+    );
+    // One that agrees (case and the default port aside) is sent and verifies.
+    let agreeing = format!("Host: {}", server.addr);
+    let out = sign(&url, &["-H", agreeing.as_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (status, json) = run_curl(stdout(&out).trim_end());
+    assert_eq!(status, 200, "{json}");
 }
 
 #[test]

@@ -455,8 +455,11 @@ impl Signer {
     /// # Errors
     /// [`ClientError::Signing`]: `invalid_field_value` for a URL that is not
     /// absolute `http`/`https` or whose authority, path or query the profile
-    /// does not allow, or a method that is not a token; otherwise as
-    /// [`Signer::sign_view`].
+    /// does not allow, or a method that is not a token; `authority_mismatch`
+    /// for a `Host` header that names another authority than the URL (sent
+    /// directly, the server would verify against that `Host` and refuse the
+    /// signature; see [`check_host_matches_target`](tessera_core::check_host_matches_target));
+    /// otherwise as [`Signer::sign_view`].
     pub fn sign<U, F>(
         &self,
         method: &str,
@@ -478,6 +481,11 @@ impl Signer {
             headers,
         )
         .map_err(ClientError::Signing)?;
+        // The request goes out in origin-form with the caller's `Host`, if
+        // any, which the verifier would then sign in place of the URL's
+        // authority: refused here, where the cause can be named.
+        tessera_core::check_host_matches_target(headers, parts.scheme, &parts.authority)
+            .map_err(ClientError::Signing)?;
         self.sign_view(&view, body)
     }
 

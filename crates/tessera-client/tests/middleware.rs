@@ -120,6 +120,42 @@ async fn streaming_bodies_need_a_digest() {
     assert_eq!(rejection_code(r.headers()), Some(ErrorCode::DigestMismatch));
 }
 
+/// A `Host` header that names another authority than the URL is refused
+/// before anything is sent: hyper would send it in origin-form, and the
+/// verifier would put that `Host` in the base instead of the URL's
+/// authority. One that agrees once normalized is sent and verifies.
+#[tokio::test]
+async fn a_host_header_that_contradicts_the_url_is_refused_before_sending() {
+    let app = App::start().await;
+    let c = client(SignRequestMiddleware::new(signer(app.issue(), 0)));
+    let err = c
+        .get(format!("{}/me", app.base))
+        .header("host", "api.example.com")
+        .send()
+        .await
+        .unwrap_err();
+    let inner = match &err {
+        reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<ClientError>().unwrap(),
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(inner.code(), Some(ErrorCode::AuthorityMismatch));
+    let text = inner.to_string();
+    assert!(
+        text.contains("`api.example.com`") && text.contains(&format!("`{}`", app.addr)),
+        "{text}"
+    );
+    assert_eq!(app.hits(), 0, "nothing was sent");
+
+    let r = c
+        .get(format!("{}/me", app.base))
+        .header("host", format!(" {} ", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.hits(), 1);
+}
+
 /// A bare reqwest client with a streaming body: `Signer::sign` with the
 /// digest and `reqwest::Url`, then `apply_to_headers`.
 #[tokio::test]

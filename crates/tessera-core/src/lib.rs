@@ -90,7 +90,7 @@ pub use key::{
 pub use mac_key::{MacError, MacKey, SignError, MAC_LEN};
 pub use nonce::{Nonce, MAX_NONCE_LEN, MIN_NONCE_LEN};
 pub use parsed::{ParsedSignature, MAX_SIGNATURE_HEADER_LEN};
-pub use received::{Authorities, ReceivedRequest};
+pub use received::{check_host_matches_target, Authorities, ReceivedRequest};
 pub use request::{
     check_method, check_path, check_query, normalize_authority, Fields, RequestView, Scheme,
 };

@@ -202,6 +202,45 @@ impl<'a> ReceivedRequest<'a, http::HeaderMap> {
     }
 }
 
+/// For a signer that sends the request in origin-form (a client without a
+/// forward proxy, `curl`): refuses a `Host` line that names another
+/// authority than the target URL's `authority`, both normalized as
+/// `@authority` is (spec §10, "A `Host` line and the URL").
+///
+/// Sent in origin-form, the request reaches the verifier with that `Host`,
+/// which step 5 puts in the base instead of the URL's authority, so the
+/// signature could never be accepted; refusing it here names the cause
+/// instead of leaving the server to answer `bad_signature`. No `Host` line,
+/// or one that agrees, passes. The core signer does not call this: it
+/// cannot know the form the request will go out in (in absolute-form the
+/// target's authority is used and a proxy replaces `Host`).
+///
+/// # Errors
+/// `authority_mismatch` when the two differ; `invalid_field_value` for more
+/// than one `Host` line or a `Host` value outside the authority grammar
+/// (what a verifier answers for the same request).
+pub fn check_host_matches_target<F: Fields + ?Sized>(
+    fields: &F,
+    scheme: Scheme,
+    authority: &str,
+) -> Result<()> {
+    let Some(host) = single_host(fields)? else {
+        return Ok(());
+    };
+    let host = ascii(host)?;
+    let received = normalize_authority(host, scheme)?;
+    let target = normalize_authority(authority, scheme)?;
+    if received == target {
+        return Ok(());
+    }
+    err(
+        ErrorCode::AuthorityMismatch,
+        format!(
+            "the Host header names `{received}` but the URL's authority is `{target}`: sent as it is, the server would verify the signature against the Host header and refuse it; remove the Host header or put that authority in the URL"
+        ),
+    )
+}
+
 /// The value of the only `Host` line, trimmed of SP and HTAB; `None`
 /// without one.
 ///
@@ -244,6 +283,47 @@ fn ascii(bytes: &[u8]) -> Result<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_line_must_name_the_target_authority() {
+        let check = |host: &[&str], authority: &str| {
+            let fields: Vec<(&str, &str)> = host.iter().map(|h| ("Host", *h)).collect();
+            check_host_matches_target(&fields[..], Scheme::Https, authority)
+        };
+        // Absent, equal, or equal once both are normalized.
+        for (host, authority) in [
+            (&[][..], "api.example.com"),
+            (&["api.example.com"][..], "api.example.com"),
+            (&["API.Example.com:443"][..], "api.example.com"),
+            (&[" api.example.com:8443 "][..], "API.example.com:8443"),
+            (&["[::1]:443"][..], "[::1]"),
+        ] {
+            assert_eq!(check(host, authority), Ok(()), "{host:?} {authority}");
+        }
+        // Another host or port: named, with the way out.
+        for (host, authority) in [
+            (&["evil.example"][..], "api.example.com"),
+            (&["api.example.com:8443"][..], "api.example.com"),
+            (&["api.example.com"][..], "api.example.com:8443"),
+        ] {
+            let e = check(host, authority).expect_err("differs");
+            assert_eq!(e.code(), ErrorCode::AuthorityMismatch, "{host:?}");
+            let detail = e.to_string();
+            assert!(
+                detail.contains("Host header") && detail.contains("remove the Host header"),
+                "{detail}"
+            );
+        }
+        // What a verifier refuses as a field value is refused the same way.
+        for host in [
+            &["a.example", "a.example"][..],
+            &["bad host"][..],
+            &["u@h"][..],
+        ] {
+            let e = check(host, "a.example").expect_err("refused");
+            assert_eq!(e.code(), ErrorCode::InvalidFieldValue, "{host:?}");
+        }
+    }
 
     #[test]
     fn plain_hosts_are_already_normal() {

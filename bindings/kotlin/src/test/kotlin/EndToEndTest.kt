@@ -243,6 +243,12 @@ class EndToEndTest(private val mode: String) {
                 }
                 assertEquals("missing_component", e2.code)
             }
+            // A Host header that names another authority than the URL: OkHttp
+            // would send it, and the verifier would sign that Host instead.
+            val e3 = assertFailsWith<TesseraSigningException> {
+                client(signer).newCall(Request.Builder().url("$base/v1/x").header("Host", "api.example.com").build()).execute()
+            }
+            assertEquals("authority_mismatch", e3.code)
             assertEquals(0, sent.size, "nothing went on the wire")
         }
     }
