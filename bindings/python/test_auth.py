@@ -309,6 +309,41 @@ def test_provider_failures_are_named_errors():
         assert s.clock_offset() == 0
 
 
+class Interrupted:
+    def mac(self, message):
+        raise KeyboardInterrupt()
+
+
+class Verbose:
+    def mac(self, message):
+        raise RuntimeError("x" * 1_000_000)
+
+
+# UniFFI's ctypes callback reports the KeyboardInterrupt as "Exception ignored".
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_provider_interrupts_and_long_texts_give_readable_errors():
+    req = t.HttpRequest(method="GET", url="https://api.example.com/v1/x", headers=[])
+    with pytest.raises(t.TesseraError.MacFailed) as e:
+        t.Signer.with_mac_provider("phone-1", Interrupted()).sign(req)
+    assert e.value.code == "mac_provider_failed"
+    assert "returned no bytes" in e.value.detail and "KeyboardInterrupt" in e.value.detail
+    with pytest.raises(t.TesseraError.MacFailed) as e:
+        t.Signer.with_mac_provider("phone-1", Verbose()).sign(req)
+    assert "more bytes cut" in e.value.detail and len(e.value.detail) < 1000
+
+
+def test_the_hex_text_of_a_secret_is_refused():
+    secret = bytes(range(32))
+    with pytest.raises(t.TesseraError.InvalidConfig) as e:
+        t.Signer("k1", secret.hex().encode())
+    assert e.value.code == "invalid_parameter" and "bytes.fromhex" in e.value.detail
+    assert secret.hex() not in e.value.detail
+    t.Signer("k1", bytes.fromhex(secret.hex()))
+    with pytest.raises(t.TesseraError.InvalidConfig) as e:
+        t.Signer("k1", b"short")
+    assert "got 5" in e.value.detail
+
+
 def test_a_failing_provider_sends_nothing(server):
     """requests and httpx raise before connecting; the verifier's access log
     (bindings/run.sh passes its path) never shows the request, though it shows

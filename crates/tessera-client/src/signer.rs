@@ -318,12 +318,21 @@ impl Signer {
     }
 
     /// A fresh nonce, `created` from the clock now, and `expires`.
+    ///
+    /// With a lifetime, `created` is held at `MAX_TIME - lifetime` at most,
+    /// so that `expires` stays a time a signature can carry: a clock or an
+    /// offset that far ahead (an authenticated challenge from a server with
+    /// a broken clock, or `set_clock_offset`) then still gives signatures
+    /// that go out, are answered `clock_skew` by a sane server, and let its
+    /// challenge correct the offset, instead of every call failing locally.
     fn fresh_info(&self) -> SignedRequestInfo {
-        let created = self.now();
+        let lifetime = self.inner.expires_after;
+        let latest = tessera_core::MAX_TIME.saturating_sub(lifetime.unwrap_or(0));
+        let created = self.now().min(latest);
         SignedRequestInfo::new(
             Nonce::generate(&mut rand::rng()),
             created,
-            self.inner.expires_after.map(|l| created.saturating_add(l)),
+            lifetime.map(|l| created.saturating_add(l)),
         )
     }
 

@@ -575,6 +575,52 @@ fn skew_challenge_is_authenticated_and_shared_by_clones() {
     assert!(check(&parts, &body, T0 + 5).is_ok());
 }
 
+/// An authenticated server time far in the future (a server with a broken
+/// clock) with a signature lifetime: signatures still go out, dated so that
+/// `expires` is a time a signature can carry, and the next genuine
+/// challenge from a sane server corrects the offset. (Before, `expires`
+/// overflowed the limit and every call failed locally, so no challenge
+/// could ever arrive.)
+#[test]
+fn a_far_future_server_time_does_not_stop_a_signer_with_a_lifetime() {
+    let clock = TestClock(Arc::new(AtomicU64::new(T0)));
+    let signer = Signer::builder(key())
+        .clock(clock)
+        .expires_after(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let max = tessera_client::tessera_core::MAX_TIME;
+    let mut headers = http::HeaderMap::new();
+    let sent = Nonce::generate(&mut rand::rng());
+    headers.insert(
+        SERVER_TIME_HEADER,
+        server_time_header(&key(), &sent, max).parse().unwrap(),
+    );
+    signer.apply_skew_challenge(&headers, &sent).unwrap();
+    let mut req = http::Request::get("https://api.example.com/x")
+        .body(Vec::new())
+        .unwrap();
+    let info = signer.sign_request(&mut req).unwrap();
+    assert_eq!((info.created, info.expires), (max - 3600, Some(max)));
+    // A verifier with a sane clock refuses it as clock_skew, and its
+    // challenge puts the signer right.
+    assert_eq!(
+        check(&req.into_parts().0, b"", T0).unwrap_err(),
+        ErrorCode::ClockSkew
+    );
+    headers.insert(
+        SERVER_TIME_HEADER,
+        server_time_header(&key(), &info.nonce, T0).parse().unwrap(),
+    );
+    assert_eq!(signer.apply_skew_challenge(&headers, &info.nonce), Ok(0));
+    // The largest offset there is, too.
+    signer.set_clock_offset(i64::MAX);
+    let mut req = http::Request::get("https://api.example.com/x")
+        .body(Vec::new())
+        .unwrap();
+    assert_eq!(signer.sign_request(&mut req).unwrap().created, max - 3600);
+}
+
 #[test]
 fn nonces_are_unique_across_threads() {
     let (signer, _) = signer_at(T0);

@@ -92,18 +92,25 @@ impl std::str::FromStr for KeyId {
 #[derive(Clone)]
 pub struct SecretKey(Zeroizing<Vec<u8>>);
 
+/// `invalid_parameter` unless `len` is 16 to 128: the message gives the
+/// length received (a length is not secret) so a caller sees what to fix.
+fn check_secret_len(len: usize) -> Result<()> {
+    if (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&len) {
+        return Ok(());
+    }
+    err(
+        ErrorCode::InvalidParameter,
+        format!("secret must be {MIN_SECRET_LEN} to {MAX_SECRET_LEN} bytes, got {len}"),
+    )
+}
+
 impl SecretKey {
     /// Wraps secret bytes (16 to 128 bytes).
     ///
     /// # Errors
     /// `invalid_parameter` when the length is outside 16..=128 bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&bytes.len()) {
-            return err(
-                ErrorCode::InvalidParameter,
-                format!("secret must be {MIN_SECRET_LEN} to {MAX_SECRET_LEN} bytes"),
-            );
-        }
+        check_secret_len(bytes.len())?;
         Ok(SecretKey(Zeroizing::new(bytes.to_vec())))
     }
 
@@ -112,12 +119,9 @@ impl SecretKey {
     /// # Errors
     /// As [`SecretKey::from_bytes`].
     pub fn from_vec(mut bytes: Vec<u8>) -> Result<Self> {
-        if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&bytes.len()) {
+        if let Err(e) = check_secret_len(bytes.len()) {
             bytes.zeroize();
-            return err(
-                ErrorCode::InvalidParameter,
-                format!("secret must be {MIN_SECRET_LEN} to {MAX_SECRET_LEN} bytes"),
-            );
+            return Err(e);
         }
         Ok(SecretKey(Zeroizing::new(bytes)))
     }

@@ -20,7 +20,8 @@
 //!   (method, absolute URL, header lines in order, optional body).
 //! * [`TesseraError`]: every failure, carrying the stable tessera-v1 error
 //!   code (`spec/tessera-v1.md` §7) as a string and a detail message that never
-//!   contains key material.
+//!   contains key material (a [`MacProvider`]'s own exception text, passed
+//!   on when it fails, is the app's to keep clean).
 //!
 //! The FFI is a thin layer over [`tessera_client::Signer`]: the clock
 //! offset, the `clock_skew` challenge, the covered-header rules, nonces and
@@ -99,7 +100,10 @@ pub const SERVER_TIME_HEADER: &str = tessera_core::challenge::SERVER_TIME_HEADER
 /// Each variant carries `code`, the stable tessera-v1 error code string
 /// (`"missing_component"`, `"invalid_parameter"`, ...; `spec/tessera-v1.md`
 /// §7), and `detail`, a human-readable message that never contains key
-/// material, MACs or signature bases. The variant says which step failed.
+/// material, MACs or signature bases of Tessera's making. (A
+/// [`MacProvider`]'s own exception text is passed on in
+/// [`TesseraError::MacFailed`], cut to 300 characters: it is the app's to
+/// keep clean.) The variant says which step failed.
 ///
 /// In Kotlin this is `TesseraException` (a sealed class; every subclass has
 /// `code` and `detail`), in Swift `TesseraError` (an `Error` enum; the
@@ -214,6 +218,29 @@ impl TesseraError {
             detail: e.detail().to_owned(),
         }
     }
+}
+
+/// Refuses a secret that is the hex text of a key rather than the key: `tessera
+/// keygen` prints hex and key files hold `secret_hex`, so `secret.encode()`
+/// (Python) or `toByteArray()` (Kotlin) of that text is an easy mistake, which
+/// would otherwise show only as `bad_signature` on every request. Random key
+/// bytes are all ASCII hex digits with a chance of (22/256)^32, about 10^-34,
+/// for the shortest length checked.
+fn refuse_hex_text(secret: &[u8]) -> Result<(), TesseraError> {
+    let hex_text = secret.len() >= 32
+        && secret.len().is_multiple_of(2)
+        && secret.iter().all(u8::is_ascii_hexdigit);
+    if !hex_text {
+        return Ok(());
+    }
+    Err(TesseraError::InvalidConfig {
+        code: ErrorCode::InvalidParameter.as_str().to_owned(),
+        detail: format!(
+            "the secret is {} ASCII hex digits: that is the hex text of a {}-byte key, not the key; pass the decoded bytes (Python: bytes.fromhex(text); Kotlin: decode the hex into a ByteArray; Swift: decode it into Data)",
+            secret.len(),
+            secret.len() / 2
+        ),
+    })
 }
 
 /// The FFI error for a failure of the Rust client, by the step that failed.
@@ -340,7 +367,8 @@ impl Signer {
     ///
     /// # Errors
     /// [`TesseraError::InvalidConfig`]: `invalid_parameter` for a bad key id,
-    /// secret length or a zero lifetime; `malformed_signature` for a name
+    /// secret length, a secret that is hex text (32 or more ASCII hex
+    /// digits: decode it first) or a zero lifetime; `malformed_signature` for a name
     /// with an uppercase letter (the detail names the lowercase form to use),
     /// a name that is not a field name, or too many names;
     /// `forbidden_component` for a header the profile forbids (`host`,
@@ -354,7 +382,9 @@ impl Signer {
         expires_after_secs: Option<u32>,
     ) -> Result<Arc<Self>, TesseraError> {
         // Both copies are zeroized on drop: `SecretBytes` and `SecretKey` wrap `Zeroizing`.
-        let secret = SecretKey::from_bytes(&secret.into_inner()).map_err(TesseraError::config)?;
+        let secret = secret.into_inner();
+        let secret = SecretKey::from_bytes(&secret).map_err(TesseraError::config)?;
+        refuse_hex_text(secret.expose_secret())?;
         let names = covered_headers.iter().map(String::as_str);
         // Spec §10 step 2: the secret, the components, then the key id. The
         // builder checks the components (the same `parse_cover`) only after

@@ -35,7 +35,14 @@ pub trait MacProvider: Send + Sync {
     /// [`MacProviderError::Failed`] when the platform cannot compute it (key
     /// deleted or invalidated, device locked, key store error). Any other
     /// exception the provider throws is reported the same way, with its
-    /// text.
+    /// text. That text (cut to 300 characters) becomes the error's
+    /// `detail`, which apps log: keep key material and the message (it is
+    /// the signature base) out of the provider's exceptions.
+    ///
+    /// Return the tag as the platform's byte type (`ByteArray`, `Data`,
+    /// Python `bytes`): a Python provider that returns a `str` is not
+    /// caught by UniFFI's generated code and signs garbage, which every
+    /// verifier refuses as `bad_signature`.
     fn mac(&self, message: Vec<u8>) -> Result<Vec<u8>, MacProviderError>;
 }
 
@@ -54,11 +61,37 @@ pub enum MacProviderError {
     },
 }
 
-/// An exception of another type thrown by the foreign provider: UniFFI hands
-/// it over as text, and it is reported as a failure of the provider.
+/// An exception of another type thrown by the foreign provider, or a return
+/// value UniFFI could not read: UniFFI hands either over as text, and it is
+/// reported as a failure of the provider that says which it may be.
+///
+/// A Python provider interrupted by `KeyboardInterrupt` or `SystemExit`
+/// (which are not `Exception`s) ends the callback with nothing returned;
+/// UniFFI then reports only that the return buffer was empty.
 impl From<uniffi::UnexpectedUniFFICallbackError> for MacProviderError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        MacProviderError::Failed { reason: e.reason }
+        MacProviderError::Failed {
+            reason: format!(
+                "it raised an exception other than MacProviderError, or returned no bytes (in Python, an interrupt such as KeyboardInterrupt ends the call this way): {}",
+                e.reason
+            ),
+        }
+    }
+}
+
+/// The most of a provider's own reason kept in an error: the text is the
+/// app's (an exception message), so it is cut to a size fit for a log line.
+const MAX_REASON_CHARS: usize = 300;
+
+/// `reason` cut to [`MAX_REASON_CHARS`] characters, saying how much was cut.
+fn bounded(reason: String) -> String {
+    match reason.char_indices().nth(MAX_REASON_CHARS) {
+        None => reason,
+        Some((end, _)) => format!(
+            "{}… ({} more bytes cut)",
+            &reason[..end],
+            reason.len() - end
+        ),
     }
 }
 
@@ -85,7 +118,9 @@ impl MacKey for PlatformKey {
     fn tag(&self, message: Vec<u8>) -> Result<[u8; MAC_LEN], MacError> {
         match self.provider.mac(message) {
             Ok(tag) => MacError::check_len(&tag),
-            Err(MacProviderError::Failed { reason }) => Err(MacError::Failed { reason }),
+            Err(MacProviderError::Failed { reason }) => Err(MacError::Failed {
+                reason: bounded(reason),
+            }),
         }
     }
 }

@@ -8,7 +8,8 @@ use tessera_core::{KeyId, Nonce, SecretKey, SigningKey};
 
 use crate::{HttpHeader, HttpRequest, MacProvider, MacProviderError, SecretBytes, Signer};
 
-const SECRET: [u8; 32] = [0x42; 32];
+// Not all ASCII hex digits: `Signer::new` refuses hex text as a secret.
+const SECRET: [u8; 32] = [0x13; 32];
 
 /// HMAC-SHA256 over the message, or a fixed failure, counting calls.
 struct Provider {
@@ -23,6 +24,13 @@ impl MacProvider for Provider {
         match self.mode {
             "ok" => Ok(tag.to_vec()),
             "short" => Ok(tag[..20].to_vec()),
+            "verbose" => Err(MacProviderError::Failed {
+                reason: "é".repeat(5_000),
+            }),
+            "unexpected" => Err(uniffi::UnexpectedUniFFICallbackError {
+                reason: "not enough bytes remaining in buffer (0 < 4)".into(),
+            }
+            .into()),
             _ => Err(MacProviderError::Failed {
                 reason: "android.security.KeyStoreException: key invalidated".into(),
             }),
@@ -87,6 +95,26 @@ fn provider_failures_are_named_errors() {
     assert_eq!(e.code(), "mac_provider_failed");
     assert!(matches!(e, crate::TesseraError::MacFailed { .. }));
     assert!(e.detail().contains("key invalidated"), "{e}");
+
+    // The provider's own text is passed on, but cut to a log line's size.
+    let (verbose, _) = platform("verbose", &[]);
+    let detail = verbose.sign(post()).expect_err("fails").detail().to_owned();
+    assert!(detail.contains(&"é".repeat(300)), "{detail}");
+    assert!(!detail.contains(&"é".repeat(301)), "{detail}");
+    assert!(detail.contains("(9400 more bytes cut)"), "{detail}");
+    // What UniFFI reports for an undeclared exception or an unreadable
+    // return says what the provider may have done.
+    let (unexpected, _) = platform("unexpected", &[]);
+    let detail = unexpected
+        .sign(post())
+        .expect_err("fails")
+        .detail()
+        .to_owned();
+    assert!(
+        detail.contains("other than MacProviderError, or returned no bytes")
+            && detail.contains("KeyboardInterrupt"),
+        "{detail}"
+    );
 
     let (short, _) = platform("short", &[]);
     let e = short.sign(post()).expect_err("fails");

@@ -203,6 +203,24 @@ fn configuration_errors_carry_codes() {
     let e = new("k", vec![1u8; 3], &[], None).expect_err("short");
     assert!(matches!(e, TesseraError::InvalidConfig { .. }));
     assert!(!e.to_string().contains("0101"));
+    assert!(e.detail().contains("got 3"), "{e}");
+    // The hex text of a key instead of the key (what `tessera keygen`
+    // prints, encoded as bytes): refused, with the way out.
+    let e = new("k", SECRET_HEX.as_bytes().to_vec(), &[], None).expect_err("hex text");
+    assert_eq!(e.code(), "invalid_parameter");
+    assert!(
+        e.detail().contains("64 ASCII hex digits") && e.detail().contains("bytes.fromhex"),
+        "{e}"
+    );
+    assert!(!e.detail().contains(SECRET_HEX), "{e}");
+    // Shorter than 32 bytes, odd, or one byte that is not a hex digit: a key.
+    for secret in [
+        b"0123456789abcdef0123456789abcde".to_vec(),
+        b"0123456789abcdef0123456789abcdef0".to_vec(),
+        b"0123456789abcdef0123456789abcdeg".to_vec(),
+    ] {
+        assert!(new("k", secret, &[], None).is_ok());
+    }
 }
 
 #[test]
