@@ -9,8 +9,8 @@ use serde_json::Value;
 
 mod support;
 use support::{
-    cli_signed_get, cli_signed_get_with, keygen, raw_get, raw_get_reply, temp_dir, tessera, Key,
-    Server, BIN,
+    cli_signed_get, cli_signed_get_with, keygen, keys_file, raw_get, raw_get_reply, temp_dir,
+    tessera, Key, Server, BIN,
 };
 
 fn tessera_stdin(args: &[&str], input: &[u8]) -> Output {
@@ -993,4 +993,46 @@ fn serve_rate_limit_answers_429_with_retry_after() {
     let out = tessera(&["serve", "--keys", "/nonexistent", "--rate-limit", "10/x"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("10/s"), "{}", stderr(&out));
+}
+
+/// `tessera serve --keys FILE` follows the file: a key revoked there is
+/// refused within a second, with no restart.
+#[test]
+fn serve_follows_the_keys_file() {
+    if !curl_available() {
+        eprintln!("SKIPPED serve_follows_the_keys_file: curl is not installed");
+        return;
+    }
+    let dir = temp_dir("follow");
+    let mut key = keygen(&dir, "erin", "read");
+    let server = Server::start(&[&key], &dir, &[]);
+    let call = |key: &Key| {
+        let out = tessera(&[
+            "sign",
+            "GET",
+            &format!("{}/v1/me", server.url),
+            "--key-id",
+            &key.id,
+            "--secret-file",
+            key.secret_file.to_str().unwrap(),
+            "--curl",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        run_curl(stdout(&out).trim_end())
+    };
+    assert_eq!(call(&key).0, 200);
+    key.json["revoked"] = serde_json::Value::Bool(true);
+    keys_file(&[&key], &dir);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let (status, json) = call(&key);
+        if status == 401 {
+            assert_eq!(json["code"], "key_revoked", "{json}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {status}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("the keys file changed"), "{log}");
 }

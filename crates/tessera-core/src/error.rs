@@ -262,6 +262,9 @@ pub enum Refusal {
     NonceStoreKeyFull,
     /// The nonce store could not answer (`store_unavailable`).
     NonceStoreUnavailable,
+    /// The rate-limit store could not answer, and the limits fail closed
+    /// (`store_unavailable`): an outage, not the client's rate.
+    RateLimitStoreUnavailable,
     /// The nonce store remembers pairs only from Unix second `since`, after
     /// the signature was created: it may have forgotten this one (`store_reset`).
     StoreReset {
@@ -301,7 +304,8 @@ impl Refusal {
             Refusal::KeyNotYetValid => ErrorCode::KeyNotYetValid,
             Refusal::KeyStoreUnavailable
             | Refusal::NonceStoreFull
-            | Refusal::NonceStoreUnavailable => ErrorCode::StoreUnavailable,
+            | Refusal::NonceStoreUnavailable
+            | Refusal::RateLimitStoreUnavailable => ErrorCode::StoreUnavailable,
             Refusal::NonceStoreKeyFull => ErrorCode::RateLimited,
             Refusal::Replayed => ErrorCode::Replayed,
             Refusal::StoreReset { .. } => ErrorCode::StoreReset,
@@ -366,6 +370,9 @@ impl From<Refusal> for Error {
             Refusal::NonceStoreUnavailable => {
                 "replay protection is unavailable; retry later".into()
             }
+            Refusal::RateLimitStoreUnavailable => "the rate-limit store is unavailable and \
+                 requests it cannot count are refused (fail closed); retry later"
+                .into(),
             Refusal::StoreReset { since } => format!(
                 "the replay store remembers requests from {since} on and this signature was \
                  created before that; sign the request again and resend it"

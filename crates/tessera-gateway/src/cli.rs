@@ -19,9 +19,11 @@ Prints `listening on http://IP:PORT` once bound (then the admin address with
 --admin), logs one JSON line per request on standard error, and serves until
 SIGTERM or SIGINT, then drains the requests in flight. SIGHUP reloads the
 configuration (routes, public routes, upstream, authorities, window, body limit,
-identity headers, trusted proxies) without dropping a connection; a file that
-is invalid or changes listeners, TLS, workers, stores, rate limits or [limits]
-is refused, logged, and the running configuration stays.")]
+identity headers, trusted proxies), the keys file and the TLS certificate and
+key without dropping a connection; a file that is invalid or changes listeners,
+TLS on or off, workers, stores, rate limits or [limits] is refused, logged, and
+the running configuration stays. A keys file is also followed: an edit (a key
+revoked or removed) applies within half a second, with no signal.")]
 pub struct Args {
     /// TOML configuration file (see gateway.example.toml).
     #[arg(long, value_name = "FILE")]
@@ -75,7 +77,7 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub rate_limit_store: Option<String>,
     /// When the rate-limit store cannot answer: `open` admits (the default),
-    /// `closed` refuses with 429 rate_limited.
+    /// `closed` refuses with 503 store_unavailable.
     #[arg(long, value_name = "MODE", value_parser = ["open", "closed"])]
     pub rate_limit_on_store_failure: Option<String>,
     /// Largest request body, bytes (413 above).
@@ -192,9 +194,13 @@ pub fn main(args: Args) -> ExitCode {
         return check(path);
     }
     init_logging(&args);
-    let loaded = args
-        .file_config()
-        .and_then(|file| file.validate().map(|settings| (file, settings)));
+    // The files the configuration names are read here too, so that a bad
+    // certificate is an invalid configuration (2), as `--check` says.
+    let loaded = args.file_config().and_then(|file| {
+        let settings = file.validate()?;
+        check_tls_files(&settings)?;
+        Ok((file, settings))
+    });
     let (file, settings) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -241,10 +247,23 @@ pub fn main(args: Args) -> ExitCode {
     }
 }
 
-/// `--check FILE`: parse, validate, and load the keys file if one is named.
+/// The TLS certificate and key, read and checked to fit, when `[tls]` names them.
+fn check_tls_files(settings: &config::Settings) -> Result<(), config::ConfigError> {
+    match &settings.tls {
+        // The error already names `tls.cert` or `tls.key`.
+        Some(tls) => crate::tls::Certificate::load(tls)
+            .map(drop)
+            .map_err(|e| config::ConfigError::new("", e)),
+        None => Ok(()),
+    }
+}
+
+/// `--check FILE`: parse, validate, and load the keys file and the TLS
+/// certificate and key if they are named.
 fn check(path: &std::path::Path) -> ExitCode {
     let result = config::read_file(path)
         .and_then(|file| file.validate())
+        .and_then(|settings| check_tls_files(&settings).map(|()| settings))
         .and_then(|settings| match &settings.keys {
             config::KeySource::File(keys) => tessera_server::load_keys_file(keys)
                 .map(|_| ())

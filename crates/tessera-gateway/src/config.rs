@@ -692,7 +692,9 @@ impl FileConfig {
         };
         check("listen", self.listen == new.listen);
         check("admin", self.admin == new.admin);
-        check("tls", self.tls == new.tls);
+        // TLS turned on or off changes the listener; new files (or the same
+        // paths with renewed contents) are read by the reload itself.
+        check("tls", self.tls.is_some() == new.tls.is_some());
         check("workers", self.workers == new.workers);
         check("http2", self.http2 == new.http2);
         check("keys", self.keys == new.keys);

@@ -51,6 +51,7 @@ pub mod proxy;
 pub mod routes;
 pub mod server;
 pub mod stores;
+pub mod tls;
 pub mod upstream;
 
 use std::io::Write;
@@ -120,8 +121,12 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
     let (nonces, nonces_from, serves_from) = stores::open_nonces(&settings).await?;
     let rate = stores::open_rate_limit(&settings).await?;
     let metrics = admin::install_metrics()?;
-    let tls = match &settings.tls {
-        Some(tls) => Some(server::tls_acceptor(tls, settings.http2)?),
+    let certificate = match &settings.tls {
+        Some(tls) => Some(Arc::new(tls::Certificate::load(tls)?)),
+        None => None,
+    };
+    let tls = match &certificate {
+        Some(certificate) => Some(certificate.acceptor(settings.http2)?),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -209,6 +214,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
     )));
     if let Some(source) = options.reload {
         let rebuild = Rebuild {
+            certificate,
             keys,
             nonces,
             rate,
@@ -225,6 +231,8 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
 /// What a reload builds a new proxy from besides the configuration: the
 /// stores stay, so keys, nonces and rate-limit budgets carry over.
 struct Rebuild {
+    /// The certificate served, when the listener terminates TLS.
+    certificate: Option<Arc<tls::Certificate>>,
     keys: stores::Keys,
     nonces: Arc<dyn tessera_server::NonceStore>,
     rate: Option<stores::RateLimit>,
@@ -258,7 +266,12 @@ async fn reload_on_hangup(
             Ok((file, proxy)) => {
                 current.send_replace(Arc::new(proxy));
                 active = file;
-                tracing::warn!("SIGHUP: configuration reloaded");
+                let keys = rebuild.keys.file.as_ref().map(|(store, _)| store.len());
+                tracing::warn!(
+                    keys_from_file = keys,
+                    certificate = rebuild.certificate.is_some(),
+                    "SIGHUP: configuration reloaded (and the keys file and TLS certificate, where used)"
+                );
             }
             Err(e) => {
                 tracing::error!(error = %e, "SIGHUP: configuration NOT reloaded; the running one stays");
@@ -291,6 +304,22 @@ fn reload(
         ));
     }
     let settings = file.validate().map_err(|e| e.to_string())?;
+    // The keys file is read again too, and replaces the keys only if the
+    // whole reload succeeds: an operator who revokes a key in the file and
+    // sends SIGHUP gets it revoked, or an error, never a silent no-op.
+    let keys_file = match &rebuild.keys.file {
+        Some((store, path)) => {
+            let (fresh, _) = tessera_server::load_keys_file(path).map_err(|e| e.to_string())?;
+            Some((store, fresh))
+        }
+        None => None,
+    };
+    // So is the certificate: a renewal hook that replaces the files and
+    // sends SIGHUP gets the new pair served to new connections.
+    let pair = match (&rebuild.certificate, &settings.tls) {
+        (Some(certificate), Some(tls)) => Some((certificate, certificate.read(tls)?)),
+        _ => None,
+    };
     let verifier = if rebuild.verify {
         Some(build_verifier(
             &settings,
@@ -302,6 +331,12 @@ fn reload(
     } else {
         None
     };
+    if let Some((store, fresh)) = keys_file {
+        store.replace_all(fresh);
+    }
+    if let Some((certificate, pair)) = pair {
+        certificate.replace(pair);
+    }
     Ok((
         file,
         proxy::Proxy::new(verifier, settings, rebuild.marker.clone()),

@@ -7,7 +7,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{Limits, TlsConfig};
+use crate::config::Limits;
 use crate::guard::{Guard, GuardConfig};
 use crate::http2::Opening;
 use crate::proxy::{ClientConn, Proxy};
@@ -29,39 +28,6 @@ use crate::proxy::{ClientConn, Proxy};
 /// refuses oversized heads first, so the parser's own limit (an empty 431
 /// and a closed connection) is never what a client sees.
 const PARSER_HEAD_SLACK: usize = 16 * 1024;
-
-/// Builds the TLS acceptor from PEM files.
-///
-/// # Errors
-/// A file cannot be read or holds no usable certificate or key.
-pub fn tls_acceptor(tls: &TlsConfig, http2: bool) -> Result<TlsAcceptor, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_file_iter(&tls.cert)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("tls.cert: '{}': {e}", tls.cert.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "tls.cert: '{}' holds no certificate",
-            tls.cert.display()
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_file(Path::new(&tls.key))
-        .map_err(|e| format!("tls.key: '{}': {e}", tls.key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("tls: {e}"))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("tls: the certificate and key do not fit together: {e}"))?;
-    config.alpn_protocols = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
 
 /// What every worker shares.
 struct Shared {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tessera_core::{Clock, KeyId, Nonce, SecretKey, SystemClock};
 use tessera_keys_sql::{MasterKeyring, SqlKeyStore, SqlKeyStoreOptions};
 use tessera_server::{
-    DerivedKeyStore, KeyError, KeyStore, MemoryNonceStore, NonceRecord, NonceStore, RedisNonceStore,
+    DerivedKeyStore, KeyError, KeyStore, MemoryKeyStore, MemoryNonceStore, NonceRecord, NonceStore,
+    RedisNonceStore,
 };
 use zeroize::Zeroizing;
 
@@ -26,6 +27,9 @@ pub struct Keys {
     pub store: Arc<dyn KeyStore>,
     /// The SQL store, when keys come from one (probe and cache statistics).
     pub sql: Option<Arc<SqlKeyStore>>,
+    /// The keys file and the store loaded from it, when keys come from one:
+    /// followed for changes, and read again by a reload (SIGHUP).
+    pub file: Option<(Arc<MemoryKeyStore>, PathBuf)>,
     /// For the start-up line.
     pub description: String,
 }
@@ -38,10 +42,22 @@ pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
     match &settings.keys {
         KeySource::File(path) => {
             let (store, count) = tessera_server::load_keys_file(path).map_err(|e| e.to_string())?;
+            let store = Arc::new(store);
+            // An edit of the file (a key revoked or removed) reaches
+            // requests within FOLLOW_EVERY, with no restart or signal.
+            tokio::spawn(tessera_server::follow_keys_file(
+                Arc::clone(&store),
+                path.clone(),
+                tessera_server::FOLLOW_EVERY,
+            ));
             Ok(Keys {
-                store: Arc::new(store),
+                store: Arc::clone(&store) as Arc<dyn KeyStore>,
                 sql: None,
-                description: format!("{count} key(s) from {}", path.display()),
+                file: Some((store, path.clone())),
+                description: format!(
+                    "{count} key(s) from {} (followed for changes)",
+                    path.display()
+                ),
             })
         }
         KeySource::Derived {
@@ -56,6 +72,7 @@ pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
             Ok(Keys {
                 store,
                 sql: None,
+                file: None,
                 description: format!(
                     "derived keys (d1.…) from the master secret in {}, {revoked} revoked",
                     master_file.display()
@@ -81,6 +98,7 @@ pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
             Ok(Keys {
                 store: Arc::clone(&store) as Arc<dyn KeyStore>,
                 sql: Some(store),
+                file: None,
                 description: format!("keys from {}", redact(url)),
             })
         }
@@ -109,9 +127,6 @@ pub fn load_derived(
     Ok((store, count))
 }
 
-/// How often the revocation list is checked for changes.
-const REVOCATIONS_EVERY: Duration = Duration::from_millis(500);
-
 /// Follows `keys.derived_revoked_file` while the gateway runs: when the
 /// file changes, the ids it lists are revoked, so a leaked key is refused
 /// within a second of being listed, without a restart. Revocation is
@@ -119,19 +134,7 @@ const REVOCATIONS_EVERY: Duration = Duration::from_millis(500);
 /// (a derived key expires anyway). A file that can't be read or parsed is
 /// reported and the revocations so far stay.
 async fn follow_revocations(store: Arc<DerivedKeyStore>, path: PathBuf) {
-    let stamp = |path: &Path| {
-        std::fs::metadata(path)
-            .ok()
-            .map(|m| (m.modified().ok(), m.len()))
-    };
-    let mut seen = stamp(&path);
-    loop {
-        tokio::time::sleep(REVOCATIONS_EVERY).await;
-        let now = stamp(&path);
-        if now == seen {
-            continue;
-        }
-        seen = now;
+    tessera_server::follow_file(&path, tessera_server::FOLLOW_EVERY, || {
         match read_revoked(&path) {
             Ok(ids) => {
                 let fresh = ids.iter().filter(|id| !store.is_revoked(id)).count();
@@ -148,7 +151,8 @@ async fn follow_revocations(store: Arc<DerivedKeyStore>, path: PathBuf) {
                 "keys.derived_revoked_file changed but cannot be used; the revocations so far stay"
             ),
         }
-    }
+    })
+    .await;
 }
 
 /// The key ids listed in a revocation file: one a line, `#` comments and

@@ -134,3 +134,98 @@ fn sighup_applies_routes_and_upstream_to_open_connections() {
     );
     assert!(!second.paths().contains(&"/v1/admin/f".to_owned()));
 }
+
+/// The error code of a refusal, from `WWW-Authenticate`.
+fn refusal(reply: &Reply) -> String {
+    let header = reply.header("www-authenticate").unwrap_or_default();
+    header
+        .split("error=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A key revoked in the keys file is refused within a second, with no
+/// signal; SIGHUP reads the file again with the configuration (a removed
+/// key is then unknown at once); a keys file that cannot be loaded keeps
+/// the keys loaded before, and makes SIGHUP refuse the whole reload.
+#[test]
+fn the_keys_file_is_followed_and_read_again_on_sighup() {
+    let dir = temp_dir("reload-keys");
+    let alice = Key::random("alice-keys");
+    let bob = Key::random("bob-keys");
+    let keys = keys_file(
+        &dir,
+        &[
+            (&alice, "alice", &["read"], false),
+            (&bob, "bob", &["read"], false),
+        ],
+    );
+    let upstream = Upstream::start(&dir);
+    let config = dir.join("keys-reload.toml");
+    write_config(&config, &upstream.url(), &keys, "");
+    let gateway = Gateway::start(&dir, &["--config", config.to_str().unwrap()]);
+    let get = |key: &Key, path: &str| {
+        let mut stream = TcpStream::connect(gateway.addr).unwrap();
+        ask(&mut stream, key, gateway.addr, path)
+    };
+    assert_eq!(get(&bob, "/v1/a").status, 200);
+
+    // Revoked in the file: no signal needed.
+    keys_file(
+        &dir,
+        &[
+            (&alice, "alice", &["read"], false),
+            (&bob, "bob", &["read"], true),
+        ],
+    );
+    assert!(
+        eventually(Duration::from_secs(3), || {
+            let reply = get(&bob, "/v1/b");
+            reply.status == 401 && refusal(&reply) == "key_revoked"
+        }),
+        "{}",
+        gateway.stderr()
+    );
+    assert!(gateway.stderr().contains("the keys file changed"));
+
+    // Removed, and SIGHUP: unknown from the reload on.
+    keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    gateway.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || gateway
+            .stderr()
+            .contains("configuration reloaded")),
+        "{}",
+        gateway.stderr()
+    );
+    let reply = get(&bob, "/v1/c");
+    assert_eq!(
+        (reply.status, refusal(&reply).as_str()),
+        (401, "unknown_key")
+    );
+
+    // A keys file that is not one: the keys stay, SIGHUP is refused.
+    std::fs::write(&keys, "not json").unwrap();
+    gateway.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || gateway
+            .stderr()
+            .contains("configuration NOT reloaded")),
+        "{}",
+        gateway.stderr()
+    );
+    assert!(
+        eventually(Duration::from_secs(3), || gateway
+            .stderr()
+            .contains("the keys file changed but cannot be used")),
+        "{}",
+        gateway.stderr()
+    );
+    assert_eq!(get(&alice, "/v1/d").status, 200);
+    // (`/v1/b` went through until the follower saw the revocation.)
+    let paths = upstream.paths();
+    assert_eq!(paths.last().map(String::as_str), Some("/v1/d"), "{paths:?}");
+    assert!(!paths.contains(&"/v1/c".to_owned()), "{paths:?}");
+}

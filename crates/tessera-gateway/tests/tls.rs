@@ -5,8 +5,11 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -57,4 +60,102 @@ fn signed_requests_pass_over_tls() {
     assert_eq!(reply.echoed("x-forwarded-proto"), ["https"]);
     assert_eq!(reply.echoed("tessera-owner"), ["alice"]);
     assert_eq!(upstream.paths(), ["/v1/tls"]);
+}
+
+/// The leaf certificate the gateway at `addr` presents now, trusting the
+/// CAs in `cas`.
+fn served_certificate(addr: SocketAddr, cas: &[&Path]) -> CertificateDer<'static> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+    }
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut connection =
+        rustls::ClientConnection::new(Arc::new(client), ServerName::try_from("localhost").unwrap())
+            .unwrap();
+    let mut socket = TcpStream::connect(addr).unwrap();
+    while connection.is_handshaking() {
+        connection.complete_io(&mut socket).unwrap();
+    }
+    connection.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned()
+}
+
+fn first_certificate(pem: &Path) -> CertificateDer<'static> {
+    CertificateDer::pem_file_iter(pem)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+}
+
+/// A renewal hook replaces the certificate and key files and sends SIGHUP:
+/// new connections get the new pair, with no restart. Files that cannot be
+/// used are refused by the reload (the pair in service stays) and by
+/// `--check`, with exit status 2.
+#[test]
+fn sighup_serves_a_renewed_certificate() {
+    let dir = temp_dir("tls-renew");
+    tls_files(&dir);
+    let renewed = dir.join("renewed");
+    std::fs::create_dir_all(&renewed).unwrap();
+    tls_files(&renewed);
+    let upstream = Upstream::start(&dir);
+    let alice = Key::random("alice-renew");
+    keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let gateway = Gateway::start_tls(&dir, &upstream);
+    let cas = [dir.join("ca.pem"), renewed.join("ca.pem")];
+    let cas: Vec<&Path> = cas.iter().map(|p| p.as_path()).collect();
+    let before = first_certificate(&dir.join("cert.pem"));
+    assert_eq!(served_certificate(gateway.addr, &cas), before);
+
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(renewed.join(file), dir.join(file)).unwrap();
+    }
+    gateway.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || gateway
+            .stderr()
+            .contains("configuration reloaded")),
+        "{}",
+        gateway.stderr()
+    );
+    let after = first_certificate(&renewed.join("cert.pem"));
+    assert_ne!(before, after);
+    assert_eq!(served_certificate(gateway.addr, &cas), after);
+
+    // A key that is not the certificate's: refused, and the pair in service stays.
+    std::fs::copy(dir.join("renewed").join("ca.key"), dir.join("key.pem")).unwrap();
+    gateway.signal("HUP");
+    assert!(
+        eventually(Duration::from_secs(5), || gateway
+            .stderr()
+            .contains("configuration NOT reloaded")),
+        "{}",
+        gateway.stderr()
+    );
+    assert!(
+        gateway.stderr().contains("do not fit together"),
+        "{}",
+        gateway.stderr()
+    );
+    assert_eq!(served_certificate(gateway.addr, &cas), after);
+    let out = Command::new(BIN)
+        .arg("--check")
+        .arg(dir.join("gateway.toml"))
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("do not fit together"), "{stderr}");
 }

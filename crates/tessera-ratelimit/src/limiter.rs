@@ -93,7 +93,8 @@ pub enum FailureMode {
     /// `warn` and counted ([`RateLimiterStats::store_errors`]).
     #[default]
     Open,
-    /// Refuse with `rate_limited` and `Retry-After: 1`.
+    /// Refuse with `store_unavailable` (503) and `Retry-After: 1`: the
+    /// server cannot count the request, which is not the client's rate.
     Closed,
 }
 
@@ -452,7 +453,12 @@ impl Admission for RateLimiter {
                 tracing::warn!(key_id = %request.key_id, plan = plan.name(), error = %e, mode = ?i.failure, "tessera: rate limit store failed");
                 return match i.failure {
                     FailureMode::Open => Ok(Admitted::plain()),
-                    FailureMode::Closed => Err(limited(plan, 1_000_000, None)),
+                    // An outage, not the client's rate: `store_unavailable`
+                    // (503), so that a client does not back off as if throttled.
+                    FailureMode::Closed => {
+                        Err(Rejection::new(Refusal::RateLimitStoreUnavailable.into())
+                            .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1")))
+                    }
                 };
             }
         };

@@ -376,7 +376,11 @@ fn store_failure_is_open_by_default_and_closed_when_asked() {
         .build();
     let s = setup(|_| closed, 1_000);
     let r = verify(&s, &signed("alice-phone", "GET", "/v1/me", T0)).expect_err("closed");
-    assert_eq!(r.code(), ErrorCode::RateLimited);
+    // An outage, not the client's rate: a client must not back off as if throttled.
+    assert_eq!(r.code(), ErrorCode::StoreUnavailable);
+    assert_eq!(r.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+    let detail = r.error().detail();
+    assert!(detail.contains("rate-limit store"), "{detail}");
 }
 
 /// Over real HTTP: the allowed responses carry RateLimit-Policy and

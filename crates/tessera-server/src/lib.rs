@@ -125,10 +125,12 @@ pub use admission::{Admission, AdmissionRequest, Admitted};
 #[cfg(feature = "axum")]
 pub use extract::MissingIdentity;
 pub use identity::VerifiedIdentity;
+#[cfg(feature = "tokio")]
+pub use keys::{follow_file, follow_keys_file, FOLLOW_EVERY};
 pub use keys::{
-    load_keys_file, DerivedKeyId, DerivedKeyStore, IssuedKey, KeyError, KeyFileEntry, KeyIssuer,
-    KeyMetadata, KeyRequest, KeyState, KeyStore, KeyStoreError, KeysFileError, MemoryKeyStore,
-    ResolvedKey,
+    load_keys_file, reload_keys_file, DerivedKeyId, DerivedKeyStore, IssuedKey, KeyError,
+    KeyFileEntry, KeyIssuer, KeyMetadata, KeyRequest, KeyState, KeyStore, KeyStoreError,
+    KeysFileError, MemoryKeyStore, ResolvedKey,
 };
 pub use nonce::{
     MemoryNonceStore, MemoryNonceStoreBuilder, NonceOutcome, NonceRecord, NonceStore,

@@ -255,7 +255,19 @@ pub(crate) fn run(args: Args) -> CliResult {
     let runtime = app::runtime()?;
     runtime.block_on(async move {
         let (store, keys_from): (Arc<dyn KeyStore>, String) = match (file, &args.keys_db, keyring) {
-            (Some((store, count)), _, _) => (Arc::new(store), format!("{count} key(s)")),
+            (Some((store, count)), _, _) => {
+                let store = Arc::new(store);
+                // An edit of the file (a key revoked or removed) reaches
+                // requests within FOLLOW_EVERY, with no restart.
+                if let Some(path) = &args.keys {
+                    tokio::spawn(tessera_server::follow_keys_file(
+                        Arc::clone(&store),
+                        path.clone(),
+                        tessera_server::FOLLOW_EVERY,
+                    ));
+                }
+                (store as Arc<dyn KeyStore>, format!("{count} key(s), followed for changes"))
+            }
             (None, Some(url), Some(keyring)) => {
                 let mut options = tessera_keys_sql::SqlKeyStoreOptions::default();
                 options.max_staleness = Duration::from_secs(args.max_staleness);

@@ -119,6 +119,19 @@ pub fn load_keys_file(path: &Path) -> Result<(MemoryKeyStore, usize), KeysFileEr
     Ok((store, count))
 }
 
+/// Loads the keys file at `path` again into `store`, replacing every key it
+/// held ([`MemoryKeyStore::replace_all`]): a key removed from the file is
+/// forgotten, one marked `"revoked": true` answers `key_revoked`. Returns
+/// the number of keys.
+///
+/// # Errors
+/// As [`load_keys_file`]; `store` then keeps the keys it had.
+pub fn reload_keys_file(store: &MemoryKeyStore, path: &Path) -> Result<usize, KeysFileError> {
+    let (fresh, count) = load_keys_file(path)?;
+    store.replace_all(fresh);
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,19 @@ impl MemoryKeyStore {
             .insert(key_id, ResolvedKey::new(key, Arc::new(metadata)));
     }
 
+    /// Replaces every key with those of `other`, in one step: a lookup
+    /// sees either the old set or the new one. A key absent from `other`
+    /// is forgotten (`unknown_key`), one revoked there answers
+    /// `key_revoked`. The replaced keys are dropped (and zeroized) here.
+    pub fn replace_all(&self, other: MemoryKeyStore) {
+        let fresh = other
+            .keys
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        let old = std::mem::replace(&mut *self.write(), fresh);
+        drop(old);
+    }
+
     /// Marks a key revoked. Returns false if the key is unknown.
     ///
     /// The key stays in the store so its requests get `key_revoked` rather

@@ -6,6 +6,8 @@ mod derived;
 mod derived_id;
 mod error;
 mod file;
+#[cfg(feature = "tokio")]
+mod follow;
 mod issuer;
 mod memory;
 mod metadata;
@@ -21,7 +23,9 @@ use tessera_core::{KeyId, SigningKey};
 pub use derived::DerivedKeyStore;
 pub use derived_id::DerivedKeyId;
 pub use error::KeyError;
-pub use file::{load_keys_file, KeyFileEntry, KeysFileError};
+pub use file::{load_keys_file, reload_keys_file, KeyFileEntry, KeysFileError};
+#[cfg(feature = "tokio")]
+pub use follow::{follow_file, follow_keys_file, FOLLOW_EVERY};
 pub use issuer::{IssuedKey, KeyIssuer, KeyRequest};
 pub use memory::MemoryKeyStore;
 pub use metadata::{KeyMetadata, KeyState};
