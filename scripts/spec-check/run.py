@@ -19,7 +19,8 @@ def cfg_of(c):
     return tessera.VerifierConfig(now=v['now'], window=v['window'], scheme=v['scheme'],
                                   authorities=v.get('authorities', []),
                                   fixed_authority=v.get('fixed_authority'),
-                                  store_since=v.get('store_since'))
+                                  store_since=v.get('store_since'),
+                                  http2=c['request'].get('http_version') == '2')
 
 
 def req_of(c):

@@ -246,8 +246,12 @@ def check_field_value(v):
             fail('invalid_field_value', 'forbidden octet in covered field')
 
 
-def covered_field_value(headers, name):
-    v = joined(headers, name)
+def covered_field_value(headers, name, http2=False):
+    if http2 and name == 'cookie':
+        lines = field_lines(headers, name)
+        v = '; '.join(trim(x) for x in lines) if lines else None
+    else:
+        v = joined(headers, name)
     if v is None:
         fail('missing_component', 'covered field %s absent' % name)
     check_field_value(v)
@@ -394,8 +398,10 @@ def sign(method, target_uri, headers, body, key_id, secret, created, nonce,
 # ================================================================ verifier (§11.2)
 class VerifierConfig:
     def __init__(self, now, window=300, scheme='https', authorities=None, fixed_authority=None,
-                 required_fields=(), store_since=None):
+                 required_fields=(), store_since=None, http2=False):
         self.now = now
+        # §8.6: received over HTTP/2 (or HTTP/3), `cookie` lines join with '; '.
+        self.http2 = http2
         self.store_since = store_since
         self.window = window
         self.scheme = scheme
@@ -545,7 +551,7 @@ def verify(method, target, headers, body, cfg, keystore):
         elif c == '@query':
             v = query_value(query)
         else:
-            v = covered_field_value(headers, c)
+            v = covered_field_value(headers, c, cfg.http2)
         lines.append((c, v))
     base = build_base(lines, serialize_params(names, params))
     if not hmac.compare_digest(mac(secret, base), received_mac):

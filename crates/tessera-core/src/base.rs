@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use http::header::COOKIE;
 use http::HeaderName;
 
 use crate::component::{Component, CONTENT_DIGEST_FIELD};
@@ -122,7 +123,15 @@ pub(crate) fn write_base<'c, F: Fields + ?Sized, S: BaseSink>(
             Component::Query => sink.put(request.query().unwrap_or("").as_bytes()),
             Component::Field(name) => match content_digest {
                 Some(digest) if *name.header_name() == CONTENT_DIGEST_FIELD => sink.put(digest),
-                _ => write_field(sink, request.fields(), name.header_name())?,
+                _ => {
+                    let name = name.header_name();
+                    let separator: &[u8] = if request.joins_cookie_crumbs() && name == COOKIE {
+                        b"; "
+                    } else {
+                        b", "
+                    };
+                    write_field(sink, request.fields(), name, separator)?
+                }
             },
         }
         sink.put(b"\n");
@@ -132,10 +141,13 @@ pub(crate) fn write_base<'c, F: Fields + ?Sized, S: BaseSink>(
     Ok(())
 }
 
+/// The field's lines, trimmed, joined with `separator` (`, `; `; ` for the
+/// `cookie` crumbs of an HTTP/2 request, spec §8.6).
 fn write_field<F: Fields + ?Sized, S: BaseSink>(
     sink: &mut S,
     fields: &F,
     name: &HeaderName,
+    separator: &[u8],
 ) -> Result<()> {
     let mut found = false;
     for raw in fields.values(name) {
@@ -149,7 +161,7 @@ fn write_field<F: Fields + ?Sized, S: BaseSink>(
             );
         }
         if found {
-            sink.put(b", ");
+            sink.put(separator);
         }
         sink.put(value);
         found = true;

@@ -40,6 +40,8 @@ pub struct ReceivedRequest<'a, F: Fields + ?Sized> {
     /// `http` types that already hold them as `&str` (the same bytes as
     /// `method` and `target`): step 5 then skips converting them again.
     text: Option<Text<'a>>,
+    /// Received over HTTP/2 or HTTP/3 ([`ReceivedRequest::over_http2`]).
+    http2: bool,
 }
 
 /// The `http` method and URI a [`RawTarget::Split`] target was taken
@@ -61,7 +63,17 @@ impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
             target: RawTarget::split(request_target),
             fields,
             text: None,
+            http2: false,
         }
+    }
+
+    /// Marks the request as received over HTTP/2 or HTTP/3: its `cookie`
+    /// lines are then one value joined with `; ` (spec §8.6,
+    /// [`RequestView::with_cookie_crumbs`]). [`ReceivedRequest::from_parts`]
+    /// sets it from the request's version.
+    pub fn over_http2(mut self, yes: bool) -> Self {
+        self.http2 = yes;
+        self
     }
 
     /// The header fields.
@@ -80,11 +92,18 @@ impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
     ///
     /// # Errors
     /// `authority_mismatch`, `invalid_field_value`.
+    ///
+    /// The view borrows what the request borrows, not the request itself,
+    /// so a caller may drop the request once the view is built (the
+    /// verifier keeps only the view across its awaits).
     pub fn view<'s>(
-        &'s self,
+        &self,
         scheme: Scheme,
         authorities: Authorities<'s>,
-    ) -> Result<RequestView<'s, F>> {
+    ) -> Result<RequestView<'s, F>>
+    where
+        'a: 's,
+    {
         let (target_authority, path, query) = match self.target {
             RawTarget::Split {
                 authority,
@@ -153,13 +172,10 @@ impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
             }
             (Authorities::Served(_), None) => return Err(no_authority()),
         };
-        Ok(RequestView::checked(
-            method,
-            authority,
-            path,
-            query,
-            self.fields,
-        ))
+        Ok(
+            RequestView::checked(method, authority, path, query, self.fields)
+                .with_cookie_crumbs(self.http2),
+        )
     }
 }
 
@@ -168,6 +184,7 @@ impl<'a> ReceivedRequest<'a, http::HeaderMap> {
     /// carries the authority for absolute-form and HTTP/2 targets.
     pub fn from_parts(parts: &'a http::request::Parts) -> Self {
         Self::from_head(&parts.method, &parts.uri, &parts.headers)
+            .over_http2(parts.version >= http::Version::HTTP_2)
     }
 
     /// As [`ReceivedRequest::from_parts`], from the pieces of a request head.
@@ -198,6 +215,7 @@ impl<'a> ReceivedRequest<'a, http::HeaderMap> {
             target,
             fields: headers,
             text,
+            http2: false,
         }
     }
 }

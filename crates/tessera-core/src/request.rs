@@ -242,6 +242,8 @@ pub struct RequestView<'a, F: Fields + ?Sized> {
     path: &'a str,
     query: Option<&'a str>,
     fields: &'a F,
+    /// Received over HTTP/2 or HTTP/3: `cookie` lines are joined with `; `.
+    cookie_crumbs: bool,
 }
 
 impl<'a, F: Fields + ?Sized> RequestView<'a, F> {
@@ -312,7 +314,25 @@ impl<'a, F: Fields + ?Sized> RequestView<'a, F> {
             path: if path.is_empty() { "/" } else { path },
             query,
             fields,
+            cookie_crumbs: false,
         }
+    }
+
+    /// Marks the request as received over HTTP/2 or HTTP/3, where a
+    /// `Cookie` may arrive split into several field lines ("crumbs") that
+    /// the protocol defines as one value joined with `; ` (RFC 9113
+    /// §8.2.3, RFC 9114 §4.2.1): the `cookie` component then joins its
+    /// lines with `; ` instead of `, ` (spec §8.6), which is the value an
+    /// HTTP/1.1 signer sent and signed as one line.
+    pub fn with_cookie_crumbs(mut self, over_http2: bool) -> Self {
+        self.cookie_crumbs = over_http2;
+        self
+    }
+
+    /// Whether `cookie` lines are joined with `; ` (see
+    /// [`RequestView::with_cookie_crumbs`]).
+    pub fn joins_cookie_crumbs(&self) -> bool {
+        self.cookie_crumbs
     }
 
     /// Replaces the authority (already normalized), as a verifier does with its configured value.

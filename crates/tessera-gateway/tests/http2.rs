@@ -211,3 +211,39 @@ fn http2_is_negotiated_over_tls() {
         assert_eq!(reply.echoed("tessera-owner"), ["alice"]);
     }
 }
+
+/// A covered `Cookie` that an HTTP/2 client splits into crumbs (RFC 9113
+/// §8.2.3) verifies as the one value the client signed, `a=1; b=2`, and is
+/// forwarded as that value (spec §8.6): what the signature covered is what
+/// the upstream gets.
+#[test]
+fn cookie_crumbs_over_http2_verify_and_are_forwarded_as_signed() {
+    let dir = temp_dir("h2-cookie");
+    let upstream = Upstream::start(&dir);
+    let alice = Key::random("alice-cookie");
+    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let gateway = Gateway::start_for(&dir, &upstream, &keys, &[]);
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let signer = tessera_client::Signer::builder(tessera_client::SigningKey::new(
+        tessera_client::KeyId::new(alice.id.as_str()).unwrap(),
+        &tessera_client::SecretKey::from_hex(&alice.secret_hex).unwrap(),
+    ))
+    .cover("cookie")
+    .build()
+    .unwrap();
+    let mut request = http::Request::get(format!("http://{}/v1/cookie", gateway.addr))
+        .header("cookie", "a=1; b=2")
+        .body(Vec::new())
+        .unwrap();
+    signer.sign_request(&mut request).unwrap();
+    // Sent as two crumbs, as browsers do over HTTP/2.
+    let headers = request.headers_mut();
+    headers.remove("cookie");
+    headers.append("cookie", http::HeaderValue::from_static("a=1"));
+    headers.append("cookie", http::HeaderValue::from_static("b=2"));
+    let reply = accepted_over_http2(&client, request);
+    assert_eq!(reply.echoed("cookie"), ["a=1; b=2"]);
+}

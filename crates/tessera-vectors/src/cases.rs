@@ -200,6 +200,7 @@ impl P {
                 target_uri: self.target.clone(),
                 headers: self.headers.clone(),
                 body_base64: STANDARD.encode(&self.body),
+                http_version: None,
             },
             key: self.key.clone(),
             sign: Some(Sign {
@@ -240,6 +241,8 @@ pub(crate) struct Wire {
     pub(crate) verifier: Verifier,
     pub(crate) key: Key,
     pub(crate) problems: Vec<String>,
+    /// `Some("2")`: received over HTTP/2.
+    pub(crate) http_version: Option<String>,
 }
 
 impl Wire {
@@ -351,6 +354,7 @@ pub(crate) fn received(
         }),
         key: signed.key.clone(),
         problems: Vec::new(),
+        http_version: None,
     };
     tamper(&mut wire);
     if !wire.problems.is_empty() {
@@ -369,6 +373,7 @@ pub(crate) fn received(
             target_uri: wire.target_uri,
             headers: wire.headers,
             body_base64: STANDARD.encode(&wire.body),
+            http_version: wire.http_version,
         },
         key: wire.key,
         sign: signed.sign,
@@ -404,6 +409,7 @@ fn rfc9421_b25() -> Result<Case, Failure> {
                 ("Content-Length", "18"),
             ]),
             body_base64: STANDARD.encode(br#"{"hello": "world"}"#),
+            http_version: None,
         },
         key: Key {
             id: "test-shared-secret".to_owned(),

@@ -190,7 +190,11 @@ pub fn verify_received(
     let method = octets(&case.request.method).map_err(|e| fail(case, "setup", e))?;
     let target = octets(&case.request.target_uri).map_err(|e| fail(case, "setup", e))?;
     let headers = header_octets(headers).map_err(|e| fail(case, "setup", e))?;
-    let received = ReceivedRequest::new(&method, &target, &headers[..]);
+    let over_http2 = case
+        .request
+        .over_http2()
+        .map_err(|e| fail(case, "setup", e))?;
+    let received = ReceivedRequest::new(&method, &target, &headers[..]).over_http2(over_http2);
     let policy = match &verifier.fixed_authority {
         Some(fixed) => Policy::fixed(verifier.now, verifier.window, fixed),
         None => Policy::new(verifier.now, verifier.window, &verifier.authorities),

@@ -41,7 +41,8 @@ impl Wire {
         let method = octets(&self.method)?;
         let target = octets(&self.target_uri)?;
         let parsed = ParsedSignature::from_fields(&headers[..]).map_err(|e| e.to_string())?;
-        let request = ReceivedRequest::new(&method, &target, &headers[..]);
+        let request = ReceivedRequest::new(&method, &target, &headers[..])
+            .over_http2(self.http_version.as_deref() == Some("2"));
         let scheme = Scheme::parse(&self.verifier.scheme).unwrap_or_default();
         let authorities = match &self.verifier.fixed_authority {
             Some(fixed) => Authorities::Fixed(fixed),
@@ -365,6 +366,29 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             "Absolute-form request-target: its authority is used and the Host line is ignored (RFC 9112 §3.2.2).",
             base(),
             |w| w.headers.push(("Host".to_owned(), "internal.example:8080".to_owned())),
+        ),
+        // §8.6: cookie crumbs over HTTP/2.
+        acc(
+            "acc-h2-cookie-crumbs-joined-with-semicolon",
+            "Received over HTTP/2 with `Cookie` split into two lines (RFC 9113 §8.2.3): the `cookie` component joins them with `; `, the value the client signed as one line.",
+            base().header("Cookie", "a=1; b=2").extra(&["cookie"]),
+            |w| {
+                w.remove("cookie");
+                w.headers.insert(0, ("cookie".to_owned(), "a=1".to_owned()));
+                w.headers.insert(1, ("cookie".to_owned(), "b=2".to_owned()));
+                w.http_version = Some("2".to_owned());
+            },
+        ),
+        neg(
+            "neg-h1-cookie-lines-joined-with-comma",
+            "The same two `Cookie` lines received over HTTP/1.1: joined with `, ` like any field (`a=1, b=2`), which is not what was signed.",
+            base().header("Cookie", "a=1; b=2").extra(&["cookie"]),
+            E::BadSignature,
+            |w| {
+                w.remove("cookie");
+                w.headers.insert(0, ("cookie".to_owned(), "a=1".to_owned()));
+                w.headers.insert(1, ("cookie".to_owned(), "b=2".to_owned()));
+            },
         ),
         neg(
             "neg-no-host",

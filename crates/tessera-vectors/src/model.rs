@@ -61,6 +61,25 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The body, standard base64 with padding.
     pub body_base64: String,
+    /// Received cases: the HTTP version the request arrived over. Absent
+    /// means HTTP/1.1; `"2"` means HTTP/2 (or HTTP/3), where several
+    /// `cookie` lines are one value joined with `; ` (spec §8.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_version: Option<String>,
+}
+
+impl Request {
+    /// Whether the request arrived over HTTP/2 or HTTP/3.
+    ///
+    /// # Errors
+    /// An `http_version` other than absent, `"1.1"` or `"2"`.
+    pub fn over_http2(&self) -> Result<bool, String> {
+        match self.http_version.as_deref() {
+            None | Some("1.1") => Ok(false),
+            Some("2") => Ok(true),
+            Some(other) => Err(format!("http_version {other:?} is not \"1.1\" or \"2\"")),
+        }
+    }
 }
 
 /// A shared HMAC key.

@@ -241,6 +241,8 @@ vectors! {
     acc_origin_form_host => "acc-origin-form-host",
     acc_host_ows => "acc-host-ows",
     acc_absolute_form_ignores_host => "acc-absolute-form-ignores-host",
+    acc_h2_cookie_crumbs_joined_with_semicolon => "acc-h2-cookie-crumbs-joined-with-semicolon",
+    neg_h1_cookie_lines_joined_with_comma => "neg-h1-cookie-lines-joined-with-comma",
     neg_no_host => "neg-no-host",
     neg_empty_host => "neg-empty-host",
     neg_two_host_lines => "neg-two-host-lines",

@@ -209,9 +209,11 @@ impl Verifier {
         // Step 4.
         self.check_time(&parsed, &resolved, now)?;
 
-        // Step 5.
-        let received = ReceivedRequest::from_parts(parts);
-        let view = self.view(&received).map_err(reject)?;
+        // Step 5. The received request is a temporary: only the view is
+        // kept across the awaits below, so the boxed state stays small.
+        let view = self
+            .view(&ReceivedRequest::from_parts(parts))
+            .map_err(reject)?;
 
         // Step 6.
         let declared = parts
@@ -390,7 +392,7 @@ impl Verifier {
     /// every verifier: [`ReceivedRequest::view`]).
     fn view<'a>(
         &'a self,
-        request: &'a ReceivedRequest<'a, HeaderMap>,
+        request: &ReceivedRequest<'a, HeaderMap>,
     ) -> Result<RequestView<'a, HeaderMap>, Error> {
         let i = &*self.inner;
         let authorities = match &i.authority {
