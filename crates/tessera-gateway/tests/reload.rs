@@ -55,13 +55,7 @@ fn sighup_applies_routes_and_upstream_to_open_connections() {
     // The admin route goes and the second upstream takes over.
     write_config(&config, &second.url(), &keys, "");
     gateway.signal("HUP");
-    assert!(
-        eventually(Duration::from_secs(5), || gateway
-            .stderr()
-            .contains("configuration reloaded")),
-        "{}",
-        gateway.stderr()
-    );
+    gateway.await_log("configuration reloaded", 1);
     // The connection opened before the reload is still served, under the
     // new configuration and on the new upstream.
     assert_eq!(
@@ -84,13 +78,7 @@ fn sighup_applies_routes_and_upstream_to_open_connections() {
         &format!("{ADMIN_ROUTE}[limits]\nmax_connections = 7\n"),
     );
     gateway.signal("HUP");
-    assert!(
-        eventually(Duration::from_secs(5), || gateway
-            .stderr()
-            .contains("limits changed, which only a restart applies")),
-        "{}",
-        gateway.stderr()
-    );
+    gateway.await_log("limits changed, which only a restart applies", 1);
     assert_eq!(
         ask(&mut open, &alice, gateway.addr, "/v1/admin/d").status,
         200
@@ -98,15 +86,7 @@ fn sighup_applies_routes_and_upstream_to_open_connections() {
     // So is a file that does not parse, with the reason.
     std::fs::write(&config, "upstream = \n").unwrap();
     gateway.signal("HUP");
-    assert!(
-        eventually(Duration::from_secs(5), || gateway
-            .stderr()
-            .matches("configuration NOT reloaded")
-            .count()
-            == 2),
-        "{}",
-        gateway.stderr()
-    );
+    gateway.await_log("configuration NOT reloaded", 2);
     assert_eq!(
         ask(&mut fresh, &alice, gateway.addr, "/v1/admin/e").status,
         200
@@ -119,15 +99,7 @@ fn sighup_applies_routes_and_upstream_to_open_connections() {
     // A valid file again: the admin route is back, for open connections too.
     write_config(&config, &second.url(), &keys, ADMIN_ROUTE);
     gateway.signal("HUP");
-    assert!(
-        eventually(Duration::from_secs(5), || gateway
-            .stderr()
-            .matches("configuration reloaded")
-            .count()
-            == 2),
-        "{}",
-        gateway.stderr()
-    );
+    gateway.await_log("configuration reloaded", 2);
     assert_eq!(
         ask(&mut open, &alice, gateway.addr, "/v1/admin/f").status,
         403
@@ -193,13 +165,7 @@ fn the_keys_file_is_followed_and_read_again_on_sighup() {
     // Removed, and SIGHUP: unknown from the reload on.
     keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
     gateway.signal("HUP");
-    assert!(
-        eventually(Duration::from_secs(5), || gateway
-            .stderr()
-            .contains("configuration reloaded")),
-        "{}",
-        gateway.stderr()
-    );
+    gateway.await_log("configuration reloaded", 1);
     let reply = get(&bob, "/v1/c");
     assert_eq!(
         (reply.status, refusal(&reply).as_str()),
@@ -209,20 +175,8 @@ fn the_keys_file_is_followed_and_read_again_on_sighup() {
     // A keys file that is not one: the keys stay, SIGHUP is refused.
     std::fs::write(&keys, "not json").unwrap();
     gateway.signal("HUP");
-    assert!(
-        eventually(Duration::from_secs(5), || gateway
-            .stderr()
-            .contains("configuration NOT reloaded")),
-        "{}",
-        gateway.stderr()
-    );
-    assert!(
-        eventually(Duration::from_secs(3), || gateway
-            .stderr()
-            .contains("the keys file changed but cannot be used")),
-        "{}",
-        gateway.stderr()
-    );
+    gateway.await_log("configuration NOT reloaded", 1);
+    gateway.await_log("the keys file changed but cannot be used", 1);
     assert_eq!(get(&alice, "/v1/d").status, 200);
     // (`/v1/b` went through until the follower saw the revocation.)
     let paths = upstream.paths();

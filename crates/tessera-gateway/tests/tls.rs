@@ -9,7 +9,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -25,20 +24,7 @@ fn signed_requests_pass_over_tls() {
     keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
     let gateway = Gateway::start_tls(&dir, &upstream);
 
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connection =
-        rustls::ClientConnection::new(Arc::new(client), ServerName::try_from("localhost").unwrap())
-            .unwrap();
+    let connection = client_to_localhost(&[&dir.join("ca.pem")]);
     let socket = TcpStream::connect(gateway.addr).unwrap();
     let mut tls = rustls::StreamOwned::new(connection, socket);
     let authority = format!("localhost:{}", gateway.addr.port());
@@ -62,9 +48,8 @@ fn signed_requests_pass_over_tls() {
     assert_eq!(upstream.paths(), ["/v1/tls"]);
 }
 
-/// The leaf certificate the gateway at `addr` presents now, trusting the
-/// CAs in `cas`.
-fn served_certificate(addr: SocketAddr, cas: &[&Path]) -> CertificateDer<'static> {
+/// A client connection to `localhost` that trusts the CAs in `cas`.
+fn client_to_localhost(cas: &[&Path]) -> rustls::ClientConnection {
     let mut roots = rustls::RootCertStore::empty();
     for ca in cas {
         for cert in CertificateDer::pem_file_iter(ca).unwrap() {
@@ -78,9 +63,14 @@ fn served_certificate(addr: SocketAddr, cas: &[&Path]) -> CertificateDer<'static
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let mut connection =
-        rustls::ClientConnection::new(Arc::new(client), ServerName::try_from("localhost").unwrap())
-            .unwrap();
+    rustls::ClientConnection::new(Arc::new(client), ServerName::try_from("localhost").unwrap())
+        .unwrap()
+}
+
+/// The leaf certificate the gateway at `addr` presents now, trusting the
+/// CAs in `cas`.
+fn served_certificate(addr: SocketAddr, cas: &[&Path]) -> CertificateDer<'static> {
+    let mut connection = client_to_localhost(cas);
     let mut socket = TcpStream::connect(addr).unwrap();
     while connection.is_handshaking() {
         connection.complete_io(&mut socket).unwrap();
@@ -122,13 +112,7 @@ fn sighup_serves_a_renewed_certificate() {
         std::fs::copy(renewed.join(file), dir.join(file)).unwrap();
     }
     gateway.signal("HUP");
-    assert!(
-        eventually(Duration::from_secs(5), || gateway
-            .stderr()
-            .contains("configuration reloaded")),
-        "{}",
-        gateway.stderr()
-    );
+    gateway.await_log("configuration reloaded", 1);
     let after = first_certificate(&renewed.join("cert.pem"));
     assert_ne!(before, after);
     assert_eq!(served_certificate(gateway.addr, &cas), after);
@@ -136,13 +120,7 @@ fn sighup_serves_a_renewed_certificate() {
     // A key that is not the certificate's: refused, and the pair in service stays.
     std::fs::copy(dir.join("renewed").join("ca.key"), dir.join("key.pem")).unwrap();
     gateway.signal("HUP");
-    assert!(
-        eventually(Duration::from_secs(5), || gateway
-            .stderr()
-            .contains("configuration NOT reloaded")),
-        "{}",
-        gateway.stderr()
-    );
+    gateway.await_log("configuration NOT reloaded", 1);
     assert!(
         gateway.stderr().contains("do not fit together"),
         "{}",

@@ -213,6 +213,20 @@ impl Gateway {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// Waits up to 5 s until standard error holds `text` `times` times
+    /// (or more); fails the test with the log otherwise.
+    pub fn await_log(&self, text: &str, times: usize) {
+        assert!(
+            eventually(Duration::from_secs(5), || self
+                .stderr()
+                .matches(text)
+                .count()
+                >= times),
+            "{text:?} not logged {times} time(s):\n{}",
+            self.stderr()
+        );
+    }
+
     /// Sends SIGTERM.
     pub fn sigterm(&self) {
         self.signal("TERM");
