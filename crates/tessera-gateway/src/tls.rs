@@ -15,7 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::TlsConfig;
 
 /// The certificate chain and key every handshake is answered with: one
-/// pair (no SNI selection), replaced whole by [`Certificate::reload`].
+/// pair (no SNI selection), replaced whole by [`Certificate::replace`].
 #[derive(Debug)]
 pub struct Certificate {
     current: RwLock<Arc<CertifiedKey>>,
@@ -39,20 +39,9 @@ impl Certificate {
         })
     }
 
-    /// Reads the files again and serves the new pair to every handshake
-    /// from now on; connections already open keep theirs.
-    ///
-    /// # Errors
-    /// As [`Certificate::load`]; the pair in service then stays.
-    pub fn reload(&self, tls: &TlsConfig) -> Result<(), String> {
-        let pair = read_pair(tls, &self.provider)?;
-        self.replace(pair);
-        Ok(())
-    }
-
-    /// Checks the files as [`Certificate::reload`] would, without serving
-    /// them: a reload reads them first, and swaps only once every other part
-    /// of the new configuration has been accepted.
+    /// Reads and checks the files again without serving them: a reload
+    /// (SIGHUP) reads them first and calls [`Certificate::replace`] only once
+    /// every other part of the new configuration has been accepted.
     ///
     /// # Errors
     /// As [`Certificate::load`].
