@@ -42,10 +42,14 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
             ))
         }
     };
-    number
-        .checked_mul(scale)
-        .filter(|&s| s > 0)
-        .ok_or_else(|| format!("'{text}' is out of range"))
+    match number.checked_mul(scale) {
+        Some(0) => Err(format!("'{text}' is zero: a duration must be at least 1s")),
+        Some(secs) => Ok(secs),
+        None => Err(format!(
+            "'{text}' is too long: at most {}w",
+            u64::MAX / (7 * 86_400)
+        )),
+    }
 }
 
 /// A Unix time as RFC 3339, for humans.

@@ -316,14 +316,25 @@ fn sign_curl_sends_empty_headers_and_replaces_signature_fields() {
         assert!(tessera(&args).status.success(), "{bad}");
     }
 
-    // curl would send the caller's Host line, which the server puts in the
-    // base instead of the URL's authority: refused, and named.
+    // curl (or any client) would send the caller's Host line, which the
+    // server puts in the base instead of the URL's authority: refused, and
+    // named, with or without --curl.
     let out = sign(&url, &["-H", "Host: api.example.com"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
-        err.contains("--curl") && err.contains("Host header names `api.example.com`"),
+        err.contains("authority_mismatch") && err.contains("Host header names `api.example.com`"),
         "{err}"
+    );
+    let mut args = vec!["sign", "GET", url.as_str(), "--key-id", key.id.as_str()];
+    args.extend_from_slice(&["--secret-file", key.secret_file.to_str().unwrap()]);
+    args.extend_from_slice(&["-H", "Host: api.example.com"]);
+    let out = tessera(&args);
+    assert_eq!(out.status.code(), Some(2), "without --curl too");
+    assert!(
+        stderr(&out).contains("Host header names `api.example.com`"),
+        "{}",
+        stderr(&out)
     );
     // One that agrees (case and the default port aside) is sent and verifies.
     let agreeing = format!("Host: {}", server.addr);

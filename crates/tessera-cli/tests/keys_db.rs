@@ -143,6 +143,62 @@ fn keys_cli_issue_list_show_revoke_and_serve() {
     let shown: Value = serde_json::from_str(shown.trim()).unwrap();
     assert_eq!(shown["state"], "active");
     assert_eq!(shown["seal_intact"], true);
+    // `--scope` takes a comma-separated list, as `keygen --scopes` does.
+    let both = keys(&[
+        "issue",
+        "--db",
+        &db,
+        "--owner",
+        "erin",
+        "--scope",
+        "read,write",
+        "--scope",
+        "admin",
+        "--json",
+    ]);
+    let both: Value = serde_json::from_str(both.trim()).unwrap();
+    assert_eq!(
+        both["scopes"],
+        serde_json::json!(["admin", "read", "write"]),
+        "{both}"
+    );
+    // A rate-limit plan the limiter could not read is refused at issue time
+    // (else the key would silently get the default budget).
+    for bad in [
+        r#"{"rate_limit":{"rate":"fast"}}"#,
+        r#"{"rate_limit":{"rate":"1/m","burst":"x"}}"#,
+        r#"{"rate_limit":{"rate":"1/m","brust":5}}"#,
+        r#"{"rate_limit":7}"#,
+    ] {
+        let out = tessera_env(
+            &[
+                "keys",
+                "issue",
+                "--db",
+                &db,
+                "--owner",
+                "jay",
+                "--attributes",
+                bad,
+            ],
+            &env(),
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--attributes") && err.contains("rate"),
+            "{bad}: {err}"
+        );
+    }
+    keys(&[
+        "issue",
+        "--db",
+        &db,
+        "--owner",
+        "jay",
+        "--attributes",
+        r#"{"rate_limit":"1/m"}"#,
+    ]);
     // A key past its not_after is listed as expired, as a verifier finds it.
     let short = keys(&[
         "issue", "--db", &db, "--owner", "dave", "--client", "test", "--scope", "read", "--ttl",
@@ -188,6 +244,16 @@ fn keys_cli_issue_list_show_revoke_and_serve() {
         serde_json::from_str(keys(&["show", "--db", &db, &alice.id, "--json"]).trim()).unwrap();
     assert_eq!(shown["state"], "revoked");
     assert_eq!(shown["revoke_reason"], "lost");
+    // The text form shows what `list` leaves out.
+    let shown = keys(&["show", "--db", &db, &alice.id]);
+    assert!(shown.contains("revoke_reason:  lost"), "{shown}");
+    assert!(shown.contains("revoked_at:     20"), "{shown}");
+    // An owner with nothing left to revoke (or a misspelled one) is said so.
+    let none = keys(&["revoke", "--db", &db, "--owner", "nobody"]);
+    assert!(
+        none.contains("revoked nothing") && none.contains("spelled"),
+        "{none}"
+    );
 
     // rotate prints the new secret once; rewrap reports.
     let carol = issue(&db, &dir, "carol");

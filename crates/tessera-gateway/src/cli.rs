@@ -28,7 +28,9 @@ pub struct Args {
     /// TOML configuration file (see gateway.example.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Validate FILE (syntax, keys, values, the keys file) and exit: 0 if valid.
+    /// Validate FILE and exit (0 valid, 2 invalid): syntax, keys, values, and
+    /// what it names (the keys file, the SQL key store opened with its master
+    /// key, the TLS certificate and key).
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     pub check: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port (default 127.0.0.1:0).
@@ -258,8 +260,9 @@ fn check_tls_files(settings: &config::Settings) -> Result<(), config::ConfigErro
     }
 }
 
-/// `--check FILE`: parse, validate, and load the keys file and the TLS
-/// certificate and key if they are named.
+/// `--check FILE`: parse, validate, and load what the configuration names:
+/// the keys file, the derived keys' master secret, the SQL key store (opened
+/// with its master key, as start-up would), the TLS certificate and key.
 fn check(path: &std::path::Path) -> ExitCode {
     let result = config::read_file(path)
         .and_then(|file| file.validate())
@@ -275,7 +278,13 @@ fn check(path: &std::path::Path) -> ExitCode {
             } => crate::stores::load_derived(master_file, revoked_file.as_deref())
                 .map(|_| ())
                 .map_err(|e| config::ConfigError::new("", e)),
-            _ => Ok(()),
+            // The database exists, holds the schema, and opens with the
+            // master keyring: what start-up would find.
+            config::KeySource::Db {
+                url,
+                master_key_file,
+                max_staleness,
+            } => check_key_database(url, master_key_file.as_deref(), *max_staleness),
         });
     match result {
         Ok(()) => {
@@ -287,6 +296,27 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Opens the SQL key store as start-up would, then closes it.
+fn check_key_database(
+    url: &str,
+    master_key_file: Option<&std::path::Path>,
+    max_staleness: std::time::Duration,
+) -> Result<(), config::ConfigError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            config::ConfigError::new("", format!("cannot start the async runtime: {e}"))
+        })?;
+    runtime.block_on(async {
+        let store = crate::stores::open_sql(url, master_key_file, max_staleness)
+            .await
+            .map_err(|e| config::ConfigError::new("", e))?;
+        store.close().await;
+        Ok(())
+    })
 }
 
 /// JSON (or text) logs on standard error; `RUST_LOG` overrides the level.

@@ -39,6 +39,7 @@ pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT_SECS: u64 = 5;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// `IP:PORT` to listen on.
+    #[serde(default, deserialize_with = "optional_socket_address")]
     pub listen: Option<SocketAddr>,
     /// Base URL of the upstream (`http://HOST:PORT`, optionally with a path prefix).
     pub upstream: Option<String>,
@@ -169,6 +170,7 @@ pub struct LimitsConfig {
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// `IP:PORT` of the admin listener.
+    #[serde(deserialize_with = "socket_address")]
     pub listen: SocketAddr,
 }
 
@@ -212,6 +214,9 @@ pub struct RateLimitConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateRouteConfig {
+    /// The plan's name, as clients see it in `RateLimit-Policy`
+    /// (default `route0`, `route1`, … by position).
+    pub name: Option<String>,
     /// Path prefix.
     pub prefix: String,
     /// Method, any when absent.
@@ -220,6 +225,21 @@ pub struct RateRouteConfig {
     pub rate: String,
     /// Burst.
     pub burst: Option<u32>,
+}
+
+/// A validated `[[rate_limit.routes]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateRoute {
+    /// The plan's name (`RateLimit-Policy`).
+    pub name: String,
+    /// Path prefix.
+    pub prefix: String,
+    /// Method, any when absent.
+    pub method: Option<Method>,
+    /// Budget.
+    pub rate: tessera_ratelimit::Rate,
+    /// Burst.
+    pub burst: u32,
 }
 
 /// `[[routes]]`: a method and path (prefix or pattern) requiring scopes.
@@ -309,6 +329,11 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             if let Some(file) = keys.derived_revoked_file.as_mut() {
                 resolve(file);
             }
+            if let Some(url) = keys.db.as_mut() {
+                if let Some(resolved) = sqlite_url_relative_to(dir, url) {
+                    *url = resolved;
+                }
+            }
         }
         if let Some(tls) = &mut config.tls {
             resolve(&mut tls.cert);
@@ -316,6 +341,28 @@ pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         }
     }
     Ok(config)
+}
+
+/// A `sqlite:` URL whose file name is relative, rewritten to name the same
+/// file relative to `dir` (the configuration file's directory); `None` for
+/// any other URL (absolute paths, `:memory:`, PostgreSQL).
+fn sqlite_url_relative_to(dir: &Path, url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (file, query) = match rest.split_once('?') {
+        Some((file, query)) => (file, Some(query)),
+        None => (rest, None),
+    };
+    if file.is_empty() || file.starts_with(':') || Path::new(file).is_absolute() {
+        return None;
+    }
+    let joined = dir.join(file);
+    let joined = joined.to_str()?;
+    Some(match query {
+        Some(query) => format!("sqlite://{joined}?{query}"),
+        None => format!("sqlite://{joined}"),
+    })
 }
 
 /// Parses configuration text.
@@ -472,8 +519,8 @@ pub struct RateLimits {
     pub default: Option<(tessera_ratelimit::Rate, u32)>,
     /// Budgets by owner instead of key.
     pub per_owner: bool,
-    /// Route plans: prefix, method, rate, burst.
-    pub routes: Vec<(String, Option<Method>, tessera_ratelimit::Rate, u32)>,
+    /// Route plans, first match wins.
+    pub routes: Vec<RateRoute>,
     /// Where the budgets are kept.
     pub store: RateStoreSource,
     /// Redis key prefix (with [`RateStoreSource::Redis`]).
@@ -584,6 +631,9 @@ fn authority(path: &str, value: &str, scheme: tessera_core::Scheme) -> Result<()
             format!("{value:?} is not an authority: {why} (expected host[:port], such as \"api.example.com\")"),
         )
     };
+    if value.contains("://") {
+        return Err(refused("it has a scheme; write the host and port alone"));
+    }
     tessera_core::normalize_authority(value, scheme).map_err(|e| refused(e.detail()))?;
     let port_zero = value
         .parse::<http::uri::Authority>()
@@ -594,19 +644,74 @@ fn authority(path: &str, value: &str, scheme: tessera_core::Scheme) -> Result<()
     Ok(())
 }
 
+/// A listening address from its text, refused with the form expected
+/// (serde's own message is only "invalid socket address syntax").
+fn socket_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a listening address: expected IP:PORT with a numeric IP and a port \
+             up to 65535 (0: any free port), such as \"127.0.0.1:8080\" or \"[::1]:8080\" (a host name such \
+             as localhost is not resolved)"
+        ))
+    })
+}
+
+fn optional_socket_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    socket_address(d).map(Some)
+}
+
+/// The methods a rule may name: RFC 9110's and PATCH (RFC 5789).
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// A rule's method. Only the standard methods are accepted: a misspelled
+/// one (`"DELET"`) would be a valid extension method that no client sends,
+/// so its rule would never match and the route would go unprotected.
 fn method(path: &str, value: Option<&str>) -> Result<Option<Method>, ConfigError> {
-    match value {
-        None => Ok(None),
-        Some(m) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => {
-            Method::from_bytes(m.as_bytes())
-                .map(Some)
-                .map_err(|_| ConfigError::new(path, format!("{m:?} is not a method")))
-        }
-        Some(m) => Err(ConfigError::new(
-            path,
-            format!("{m:?} is not a method (expected upper case, such as \"GET\" or \"POST\")"),
-        )),
+    let Some(m) = value else {
+        return Ok(None);
+    };
+    if STANDARD_METHODS.contains(&m) {
+        return Method::from_bytes(m.as_bytes())
+            .map(Some)
+            .map_err(|_| ConfigError::new(path, format!("{m:?} is not a method")));
     }
+    let upper = m.to_ascii_uppercase();
+    let hint = match STANDARD_METHODS
+        .iter()
+        .find(|s| **s == upper || edit_distance(s, &upper) <= 2)
+    {
+        Some(near) => format!(" (did you mean \"{near}\"?)"),
+        None => String::new(),
+    };
+    Err(ConfigError::new(
+        path,
+        format!(
+            "{m:?} is not a standard method{hint}: expected one of {}; a rule for an extension \
+             method leaves `method` out and then covers every method",
+            STANDARD_METHODS.join(", ")
+        ),
+    ))
+}
+
+/// Levenshtein distance between two short ASCII strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 fn path_match(
@@ -668,12 +773,9 @@ fn secs(path: &str, value: Option<u64>, default: u64, max: u64) -> Result<Durati
 }
 
 fn rate(path: &str, text: &str) -> Result<tessera_ratelimit::Rate, ConfigError> {
-    text.parse().map_err(|e| {
-        ConfigError::new(
-            path,
-            format!("{text:?} is not a rate ({e}; expected COUNT/UNIT such as \"10/s\", \"100/m\", \"1000/h\")"),
-        )
-    })
+    // The parser's message already says what was expected.
+    text.parse()
+        .map_err(|e: tessera_ratelimit::PlanError| ConfigError::new(path, e.to_string()))
 }
 
 impl FileConfig {
@@ -701,6 +803,42 @@ impl FileConfig {
         check("nonce_store", self.nonce_store == new.nonce_store);
         check("rate_limit", self.rate_limit == new.rate_limit);
         check("limits", self.limits == new.limits);
+        changed
+    }
+
+    /// The keys a reload from `self` to `new` changes (those it can
+    /// apply), for its log line.
+    pub fn reloadable_changes(&self, new: &FileConfig) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut check = |key: &'static str, same: bool| {
+            if !same {
+                changed.push(key);
+            }
+        };
+        check("upstream", self.upstream == new.upstream);
+        check("scheme", self.scheme == new.scheme);
+        check("authorities", self.authorities == new.authorities);
+        check(
+            "fixed_authority",
+            self.fixed_authority == new.fixed_authority,
+        );
+        check("window", self.window == new.window);
+        check("body_limit", self.body_limit == new.body_limit);
+        check(
+            "strip_signature_headers",
+            self.strip_signature_headers == new.strip_signature_headers,
+        );
+        check(
+            "trusted_proxies",
+            self.trusted_proxies == new.trusted_proxies,
+        );
+        check(
+            "identity_headers",
+            self.identity_headers == new.identity_headers,
+        );
+        check("tls", self.tls == new.tls);
+        check("routes", self.routes == new.routes);
+        check("public", self.public == new.public);
         changed
     }
 
@@ -1090,12 +1228,18 @@ impl FileConfig {
                 ));
             }
             let parsed = rate(&format!("{at}.rate"), &route.rate)?;
-            routes.push((
-                route.prefix.clone(),
-                method(&format!("{at}.method"), route.method.as_deref())?,
-                parsed,
-                burst(&format!("{at}.burst"), route.burst, parsed.count())?,
-            ));
+            let burst = burst(&format!("{at}.burst"), route.burst, parsed.count())?;
+            let name = route.name.clone().unwrap_or_else(|| format!("route{i}"));
+            // The plan checks its name (a token clients see in RateLimit-Policy).
+            tessera_ratelimit::Plan::new(name.clone(), parsed, burst)
+                .map_err(|e| ConfigError::new(format!("{at}.name"), e.to_string()))?;
+            routes.push(RateRoute {
+                name,
+                prefix: route.prefix.clone(),
+                method: method(&format!("{at}.method"), route.method.as_deref())?,
+                rate: parsed,
+                burst,
+            });
         }
         if default.is_none() && routes.is_empty() {
             return Err(ConfigError::new(
@@ -1245,6 +1389,23 @@ mod tests {
             .and_then(|c| c.validate())
             .expect("one worker");
         assert_eq!(ok.workers, Some(1));
+    }
+
+    #[test]
+    fn sqlite_files_are_relative_to_the_configuration() {
+        let dir = Path::new("/etc/tessera");
+        let at = |url: &str| sqlite_url_relative_to(dir, url);
+        assert_eq!(
+            at("sqlite://keys.db").as_deref(),
+            Some("sqlite:///etc/tessera/keys.db")
+        );
+        assert_eq!(
+            at("sqlite:data/keys.db?mode=ro").as_deref(),
+            Some("sqlite:///etc/tessera/data/keys.db?mode=ro")
+        );
+        assert_eq!(at("sqlite:///var/lib/keys.db"), None);
+        assert_eq!(at("sqlite::memory:"), None);
+        assert_eq!(at("postgres://u@h/db"), None);
     }
 
     #[test]

@@ -265,9 +265,13 @@ async fn reload_on_hangup(
         match reload(&active, &source, &rebuild) {
             Ok((file, proxy)) => {
                 current.send_replace(Arc::new(proxy));
+                let changed = active.reloadable_changes(&file);
                 active = file;
                 let keys = rebuild.keys.file.as_ref().map(|(store, _)| store.len());
+                // At warn, like the refusal below: an operator running with
+                // --quiet still sees that the signal took effect.
                 tracing::warn!(
+                    changed = %if changed.is_empty() { "nothing in the file".to_owned() } else { changed.join(", ") },
                     keys_from_file = keys,
                     certificate = rebuild.certificate.is_some(),
                     "SIGHUP: configuration reloaded (and the keys file and TLS certificate, where used)"

@@ -23,7 +23,7 @@ use crate::forward::{self, Forwarding, PeerFields};
 use crate::guard::{BodyRefusal, HeadRefusal};
 use crate::http2::Activity;
 use crate::problem::problem;
-use crate::routes::{first_match, first_scope_match, is_canonical_path};
+use crate::routes::{first_match, first_scope_match, path_problem};
 use crate::upstream::{LinkSlot, Upstream};
 use crate::Body;
 
@@ -114,6 +114,11 @@ struct Outcome {
     code: &'static str,
     key_id: Option<String>,
     owner: Option<String>,
+    /// A rejection's detail (the same text as its problem body's `detail`).
+    detail: Option<String>,
+    /// A `bad_signature` rejection's `base_sha256`, to compare with
+    /// `tessera base --sha256` without asking the client for the response.
+    base_sha256: Option<String>,
     upstream: Option<Duration>,
 }
 
@@ -124,7 +129,18 @@ impl Outcome {
             code,
             key_id: None,
             owner: None,
+            detail: None,
+            base_sha256: None,
             upstream: None,
+        }
+    }
+
+    /// Records why a verification was rejected, for the log line: the
+    /// detail and base hash the client gets too (never the base itself).
+    fn explain(&mut self, rejection: &tessera_server::Rejection) {
+        if tracing::enabled!(tracing::Level::INFO) {
+            self.detail = Some(rejection.error().detail().to_owned());
+            self.base_sha256 = rejection.base_sha256().map(str::to_owned);
         }
     }
 
@@ -196,6 +212,8 @@ impl Proxy {
             code = outcome.code,
             key_id = outcome.key_id.as_deref(),
             owner = outcome.owner.as_deref(),
+            detail = outcome.detail.as_deref(),
+            base_sha256 = outcome.base_sha256.as_deref(),
             peer = %conn.peer.ip(),
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             upstream_ms = outcome.upstream.map(|d| d.as_secs_f64() * 1000.0),
@@ -258,11 +276,13 @@ impl Proxy {
                 Outcome::new("refused", "connect"),
             );
         }
-        if !is_canonical_path(request.uri().path()) {
+        if let Some(why) = path_problem(request.uri().path()) {
             return (
                 problem(
                     StatusCode::BAD_REQUEST,
-                    "the request path is not in canonical form: it has a dot or empty segment, a backslash, a ';', a byte that is not visible ASCII, a malformed escape, or a percent-escape of an unreserved character, '.', '/', '\\', ';', '%', a control character or bytes that are not UTF-8; send the path as the upstream should see it, unescaped where it can be",
+                    &format!(
+                        "the request path is not in canonical form: {why} (path_not_canonical); send the path as the upstream should see it"
+                    ),
                     true,
                 ),
                 Outcome::new("refused", "path_not_canonical"),
@@ -331,6 +351,7 @@ impl Proxy {
                         if let Some(key_id) = rejection.key_id() {
                             outcome.identify(key_id.as_str(), None);
                         }
+                        outcome.explain(&rejection);
                         return (
                             rejection.into_http_response::<Full<Bytes>>().map(boxed),
                             outcome,
@@ -392,6 +413,7 @@ impl Proxy {
                     if let Err(rejection) = identity.require_scope(scope) {
                         let mut outcome = Outcome::new("rejected", rejection.code().as_str());
                         outcome.identify(identity.key_id().as_str(), Some(identity.owner()));
+                        outcome.explain(&rejection);
                         return (
                             rejection.into_http_response::<Full<Bytes>>().map(boxed),
                             outcome,

@@ -50,33 +50,56 @@ impl RouteRule {
 /// gateway matched it, past a route's scopes or out of a public prefix.
 /// Such requests are refused instead.
 pub fn is_canonical_path(path: &str) -> bool {
+    path_problem(path).is_none()
+}
+
+/// Why `path` is not in the canonical form [`is_canonical_path`] accepts,
+/// in words a client can act on; `None` when it is.
+pub fn path_problem(path: &str) -> Option<&'static str> {
     let bytes = path.as_bytes();
-    // Visible ASCII only, without `\` and `;`.
-    let visible = bytes
-        .iter()
-        .all(|&b| matches!(b, b'!'..=b'~') && b != b'\\' && b != b';');
-    if !visible || (bytes.contains(&b'%') && !escapes_are_canonical(bytes)) {
-        return false;
+    if let Some(&b) = bytes.iter().find(|&&b| !matches!(b, b'!'..=b'~')) {
+        return Some(if b >= 0x80 {
+            "it has a byte that is not ASCII: send non-ASCII characters as %XX escapes of their UTF-8"
+        } else {
+            "it has a space or a control character: send it as a %XX escape"
+        });
+    }
+    if bytes.contains(&b'\\') {
+        return Some("it has a backslash, which upstreams read differently (some as '/')");
+    }
+    if bytes.contains(&b';') {
+        return Some("it has a ';' (a path parameter), which upstreams read differently");
+    }
+    if bytes.contains(&b'%') {
+        if let Some(why) = escape_problem(bytes) {
+            return Some(why);
+        }
     }
     let Some(rest) = path.strip_prefix('/') else {
-        return path == "*";
+        return (path != "*").then_some("it does not start with '/'");
     };
     let mut segments = rest.split('/').peekable();
     while let Some(segment) = segments.next() {
         match segment {
-            "." | ".." => return false,
+            "." | ".." => {
+                return Some(
+                    "it has a '.' or '..' segment: send the path with dot segments resolved",
+                )
+            }
             // A trailing slash is one empty last segment; others are `//`.
-            "" if segments.peek().is_some() => return false,
+            "" if segments.peek().is_some() => {
+                return Some("it has an empty segment ('//'): send each '/' once")
+            }
             _ => {}
         }
     }
-    true
+    None
 }
 
-/// Whether every escape in `bytes` (visible ASCII) is two hex digits that
-/// decode to a byte the gateway leaves escaped, and the decoded path is UTF-8.
-/// Only paths with a `%` get here: most have none.
-fn escapes_are_canonical(bytes: &[u8]) -> bool {
+/// Why the escapes in `bytes` (visible ASCII) are not canonical: each must
+/// be two hex digits that decode to a byte the gateway leaves escaped, and
+/// the decoded path must be UTF-8. Only paths with a `%` get here.
+fn escape_problem(bytes: &[u8]) -> Option<&'static str> {
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -91,16 +114,20 @@ fn escapes_are_canonical(bytes: &[u8]) -> bool {
             .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
             .and_then(|hex| u8::from_str_radix(hex, 16).ok())
         else {
-            return false;
+            return Some("it has a '%' that is not followed by two hex digits");
         };
-        let unreserved = byte.is_ascii_alphanumeric() || b"-._~".contains(&byte);
-        if unreserved || b"/\\;%".contains(&byte) || byte < 0x20 || byte == 0x7f {
-            return false;
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            return Some("it escapes a letter, digit or one of - . _ ~ (such as %61 for 'a'): send that character unescaped");
+        }
+        if b"/\\;%".contains(&byte) || byte < 0x20 || byte == 0x7f {
+            return Some("it escapes '/', '\\', ';', '%' or a control character, which upstreams decode differently");
         }
         decoded.push(byte);
         i += 3;
     }
-    std::str::from_utf8(&decoded).is_ok()
+    std::str::from_utf8(&decoded)
+        .is_err()
+        .then_some("its escapes decode to bytes that are not UTF-8")
 }
 
 /// The first exemption (public route) matching the request exactly as

@@ -84,17 +84,7 @@ pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
             master_key_file,
             max_staleness,
         } => {
-            let keyring = match master_key_file {
-                Some(path) => MasterKeyring::from_file(path),
-                None => MasterKeyring::from_env(),
-            }
-            .map_err(|e| format!("master key: {}", error_chain(&e)))?;
-            let mut options = SqlKeyStoreOptions::default();
-            options.max_staleness = *max_staleness;
-            let store = SqlKeyStore::open(url, keyring, options)
-                .await
-                .map_err(|e| format!("key store {}: {}", redact(url), error_chain(&e)))?;
-            let store = Arc::new(store);
+            let store = Arc::new(open_sql(url, master_key_file.as_deref(), *max_staleness).await?);
             Ok(Keys {
                 store: Arc::clone(&store) as Arc<dyn KeyStore>,
                 sql: Some(store),
@@ -103,6 +93,41 @@ pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
             })
         }
     }
+}
+
+/// The SQL key store at `url`, opened with the master keyring from
+/// `master_key_file` (`keys.master_key_file`) or else from the
+/// environment: the database must exist, hold the schema, and its canary
+/// row must open with the keyring.
+///
+/// # Errors
+/// A message naming what failed and what to fix (the URL without its
+/// password); never a key.
+pub async fn open_sql(
+    url: &str,
+    master_key_file: Option<&Path>,
+    max_staleness: Duration,
+) -> Result<SqlKeyStore, String> {
+    let keyring = match master_key_file {
+        Some(path) => MasterKeyring::from_file(path).map_err(|e| {
+            format!(
+                "keys.master_key_file {}: {}",
+                path.display(),
+                error_chain(&e)
+            )
+        })?,
+        None => MasterKeyring::from_env().map_err(|e| {
+            format!(
+                "master key: {} (or name a file of them in `keys.master_key_file`)",
+                error_chain(&e)
+            )
+        })?,
+    };
+    let mut options = SqlKeyStoreOptions::default();
+    options.max_staleness = max_staleness;
+    SqlKeyStore::open(url, keyring, options)
+        .await
+        .map_err(|e| format!("keys.db {}: {}", redact(url), error_chain(&e)))
 }
 
 /// The derived key store whose master secret is the hex in `path`
@@ -358,11 +383,11 @@ fn build_limiter(
         ),
         None => limiter.without_default_plan(),
     };
-    for (i, (prefix, method, rate, burst)) in rates.routes.iter().enumerate() {
-        let plan = tessera_ratelimit::Plan::new(format!("route{i}"), *rate, *burst)
+    for (i, r) in rates.routes.iter().enumerate() {
+        let plan = tessera_ratelimit::Plan::new(r.name.clone(), r.rate, r.burst)
             .map_err(|e| format!("rate_limit.routes[{i}]: {e}"))?;
-        let mut route = tessera_ratelimit::Route::new(prefix.clone(), plan);
-        if let Some(method) = method {
+        let mut route = tessera_ratelimit::Route::new(r.prefix.clone(), plan);
+        if let Some(method) = &r.method {
             route = route.method(method.clone());
         }
         limiter = limiter.route(route);

@@ -145,6 +145,28 @@ fn bad_configurations_name_the_key_and_what_was_expected() {
             "[[public]]\nprefix = \"/health/../admin\"\n",
             "public[0].prefix",
         ),
+        // A misspelled method would be an extension method no client sends:
+        // the rule would never match and the route would go unprotected.
+        (
+            "[[routes]]\nmethod = \"DELET\"\nprefix = \"/v1/admin/\"\nscopes = [\"admin\"]\n",
+            "routes[0].method: \"DELET\" is not a standard method (did you mean \"DELETE\"?)",
+        ),
+        (
+            "[rate_limit]\n[[rate_limit.routes]]\nmethod = \"PROPFIND\"\nprefix = \"/v1\"\nrate = \"1/s\"\n",
+            "rate_limit.routes[0].method: \"PROPFIND\" is not a standard method: expected one of GET",
+        ),
+        (
+            "authorities = [\"https://api.example.com\"]\n",
+            "it has a scheme; write the host and port alone",
+        ),
+        (
+            "listen = \"localhost:8080\"\n",
+            "\"localhost:8080\" is not a listening address: expected IP:PORT",
+        ),
+        (
+            "[admin]\nlisten = \"127.0.0.1:99999\"\n",
+            "\"127.0.0.1:99999\" is not a listening address",
+        ),
     ] {
         let file = dir.join("bad.toml");
         // Top-level keys must come before the tables of `base`.
@@ -265,4 +287,81 @@ fn tessera_gateway_starts_like_tessera_serve() {
     );
     assert_eq!(limited.json()["code"], "rate_limited");
     assert_eq!(upstream.paths(), ["/via/cli"]);
+}
+
+/// `--check` opens a SQL key store as start-up does: a relative SQLite file
+/// is relative to the configuration (whatever the working directory), and
+/// a missing database or a wrong or missing master key is an invalid
+/// configuration (exit 2) that names what to fix.
+#[test]
+fn check_opens_the_sql_key_store_with_its_master_key() {
+    let dir = temp_dir("check-sql");
+    let master: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    let migrate = Command::new(tessera_cli())
+        .args(["keys", "migrate", "--db"])
+        .arg(format!("sqlite://{}", dir.join("keys.db").display()))
+        .env("TESSERA_MASTER_KEY", &master)
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{migrate:?}");
+    std::fs::write(dir.join("master.hex"), format!("1:{master}\n")).unwrap();
+    std::fs::write(dir.join("wrong.hex"), format!("1:{}\n", "5a".repeat(32))).unwrap();
+    let check_from_root = |name: &str, keys: &str| {
+        let file = dir.join(name);
+        std::fs::write(
+            &file,
+            format!("upstream = \"http://127.0.0.1:5000\"\n[keys]\n{keys}"),
+        )
+        .unwrap();
+        let out = Command::new(BIN)
+            .arg("--check")
+            .arg(&file)
+            .current_dir("/")
+            .env_remove("TESSERA_MASTER_KEY")
+            .env_remove("TESSERA_MASTER_KEY_FILE")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap(), text)
+    };
+    let (code, text) = check_from_root(
+        "good.toml",
+        "db = \"sqlite://keys.db\"\nmaster_key_file = \"master.hex\"\n",
+    );
+    assert_eq!(code, 0, "{text}");
+    for (name, keys, needle) in [
+        (
+            "missing-db.toml",
+            "db = \"sqlite://nope.db\"\nmaster_key_file = \"master.hex\"\n",
+            "nope.db",
+        ),
+        (
+            "wrong-master.toml",
+            "db = \"sqlite://keys.db\"\nmaster_key_file = \"wrong.hex\"\n",
+            "does not open this database's canary row",
+        ),
+        (
+            "no-master-file.toml",
+            "db = \"sqlite://keys.db\"\nmaster_key_file = \"absent.hex\"\n",
+            "keys.master_key_file",
+        ),
+        (
+            "no-master.toml",
+            "db = \"sqlite://keys.db\"\n",
+            "or name a file of them in `keys.master_key_file`",
+        ),
+    ] {
+        let (code, text) = check_from_root(name, keys);
+        assert_eq!(code, 2, "{name}: {text}");
+        assert!(
+            text.contains(needle),
+            "{name}: {text:?} should contain {needle:?}"
+        );
+    }
 }

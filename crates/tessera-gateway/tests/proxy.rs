@@ -206,11 +206,16 @@ fn every_rejection_is_answered_by_the_gateway_and_never_forwarded() {
     );
     // Wrong secret under a known id.
     let forged = Key::random("alice-phone");
-    problem(
-        &send_signed(&s.gateway, &forged, "GET", "/reject/forged", b"", &[]),
-        401,
-        "bad_signature",
-    );
+    let reply = send_signed(&s.gateway, &forged, "GET", "/reject/forged", b"", &[]);
+    problem(&reply, 401, "bad_signature");
+    // The log line says why, with the base's hash the client got (never the
+    // base itself), so an operator can compare it with `tessera base --sha256`.
+    let base_sha256 = reply.json()["base_sha256"].as_str().unwrap().to_owned();
+    s.gateway
+        .await_log(&format!("\"base_sha256\":\"{base_sha256}\""), 1);
+    let detail = reply.json()["detail"].as_str().unwrap().to_owned();
+    s.gateway
+        .await_log(&format!("\"detail\":{}", serde_json::json!(detail)), 1);
     // A body changed after signing.
     let mut tampered = signed(
         &s.alice,
@@ -665,19 +670,23 @@ fn scope_rules_hold_for_every_spelling_and_odd_paths_are_refused() {
     }
     // Paths an upstream would decode or normalize into another route are
     // refused before anything else, signed or not, public prefix or not.
-    for path in [
-        "/v1/%61dmin/users/1",
-        "/v1/admin;x/users/1",
-        "/health/..;/v1/admin/users/1",
-        "/health/%252e%252e/v1/admin",
-        "/health/%c0%ae%c0%ae/v1/admin",
-        "/health/%u002e",
-        "/health/%00",
+    // The refusal names the rule the path broke.
+    for (path, why) in [
+        ("/v1/%61dmin/users/1", "escapes a letter, digit"),
+        ("/v1/admin;x/users/1", "has a ';'"),
+        ("/health/..;/v1/admin/users/1", "has a ';'"),
+        ("/health/../v1/admin/users/1", "a '.' or '..' segment"),
+        ("/health//v1/admin", "an empty segment"),
+        ("/health/%252e%252e/v1/admin", "escapes '/', '\\', ';', '%'"),
+        ("/health/%c0%ae%c0%ae/v1/admin", "not UTF-8"),
+        ("/health/%u002e", "not followed by two hex digits"),
+        ("/health/%00", "a control character"),
     ] {
         let request =
             format!("DELETE {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
         let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
         refused_with(&reply, "not in canonical form", path);
+        refused_with(&reply, why, path);
     }
     assert!(s.upstream.paths().is_empty(), "{:?}", s.upstream.paths());
 }
@@ -833,4 +842,25 @@ fn connection_options_host_and_override_fields_cannot_change_what_was_verified()
         started.elapsed()
     );
     assert_eq!(s.upstream.paths(), ["/conn/ok", "/absolute", "/overrides"]);
+}
+
+#[test]
+fn a_rate_limit_route_is_named_as_configured() {
+    let s = setup(
+        "[rate_limit]\n[[rate_limit.routes]]\nname = \"orders-post\"\nmethod = \"POST\"\nprefix = \"/v1/orders\"\nrate = \"1/m\"\n",
+    );
+    let first = send_signed(&s.gateway, &s.alice, "POST", "/v1/orders", b"{}", &[]);
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let policy = first.header("ratelimit-policy").unwrap_or_default();
+    assert!(policy.contains("\"orders-post\""), "{policy}");
+    let second = send_signed(&s.gateway, &s.alice, "POST", "/v1/orders", b"{}", &[]);
+    assert_eq!(second.status, 429, "{:?}", second.body);
+    assert_eq!(second.json()["code"], "rate_limited");
+    assert!(
+        second
+            .header("ratelimit-policy")
+            .is_some_and(|p| p.contains("\"orders-post\"")),
+        "{:?}",
+        second.headers
+    );
 }

@@ -107,6 +107,15 @@ pub enum Error {
         /// The key id.
         key_id: String,
     },
+    /// The key was already rotated; rotating it again would give a second
+    /// replacement that ends with the shortened old key.
+    #[error("key {key_id} was already rotated: its replacement is {replaced_by}; rotate that one instead")]
+    AlreadyRotated {
+        /// The key id asked for.
+        key_id: String,
+        /// The key that replaced it.
+        replaced_by: String,
+    },
     /// The owner already has the maximum number of active keys.
     #[error("owner {owner:?} already has {active} active keys (limit {limit}): revoke one (or let one expire) before issuing another, or raise SqlKeyStoreOptions::max_active_keys_per_owner")]
     OwnerLimit {

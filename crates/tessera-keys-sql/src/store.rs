@@ -455,10 +455,12 @@ impl SqlKeyStore {
         }
         for scope in &request.scopes {
             check_label("scope", scope)?;
-            if scope.chars().any(char::is_whitespace) {
+            // Scopes are listed comma-separated (identity headers, `keys
+            // list`): one holding a comma or a space would read as several.
+            if scope.chars().any(|c| c.is_whitespace() || c == ',') {
                 return Err(Error::invalid(
                     "scope",
-                    format!("{scope:?} contains whitespace"),
+                    format!("{scope:?} contains whitespace or a comma: give each scope on its own"),
                 ));
             }
         }
@@ -612,6 +614,7 @@ impl SqlKeyStore {
     ///
     /// # Errors
     /// [`Error::UnknownKey`], [`Error::KeyRevoked`], [`Error::KeyExpired`],
+    /// [`Error::AlreadyRotated`],
     /// [`Error::SealBroken`] when the old row was altered, [`Error::Database`].
     pub async fn rotate(
         &self,
@@ -666,6 +669,21 @@ impl SqlKeyStore {
             if parsed.not_after.is_some_and(|t| now > t) {
                 return Err(Error::KeyExpired {
                     key_id: key_id.to_string(),
+                });
+            }
+            // Its not_after is already the first rotation's cut: a second
+            // replacement would inherit that short life and die with it.
+            let replaced_by: Option<(String,)> = sqlx::query_as(
+                "SELECT key_id FROM tessera_keys WHERE replaces = $1 ORDER BY created_at DESC LIMIT 1",
+            )
+            .bind(key_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(Error::db("look for an earlier rotation"))?;
+            if let Some((replaced_by,)) = replaced_by {
+                return Err(Error::AlreadyRotated {
+                    key_id: key_id.to_string(),
+                    replaced_by,
                 });
             }
             // The replacement lives as long as the old key was meant to.

@@ -162,6 +162,21 @@ async fn rotate_with_overlap(driver: Driver, test: &str) {
     );
     let shown_new = store.show(new.key_id()).await.expect("show").expect("new");
     assert_eq!(shown_new.replaces.as_ref(), Some(old.key_id()));
+    // Rotating the old key again would give a second replacement that ends
+    // with the old key's shortened life: refused, naming the replacement.
+    match store
+        .rotate(old.key_id(), Duration::from_secs(600), "t")
+        .await
+    {
+        Err(Error::AlreadyRotated {
+            key_id,
+            replaced_by,
+        }) => {
+            assert_eq!(key_id, old.key_id().as_str());
+            assert_eq!(replaced_by, new.key_id().as_str());
+        }
+        other => panic!("expected AlreadyRotated, got {other:?}"),
+    }
 
     // After the overlap the old key is expired, the new one fine.
     clock.set(T0 + 701);

@@ -51,7 +51,7 @@ mod store;
 pub use before::{Claimed, LimitBeforeVerify, LimitBeforeVerifyLayer};
 pub use gcra::{decide, refund, Decision};
 pub use limiter::{
-    default_plan, FailureMode, KeyBy, MicroClock, RateLimiter, RateLimiterBuilder,
+    default_plan, parse_key_plan, FailureMode, KeyBy, MicroClock, RateLimiter, RateLimiterBuilder,
     RateLimiterStats, Route, SubjectFn, SystemMicroClock, DECISIONS_METRIC, PLAN_ATTRIBUTE,
     RATELIMIT, RATELIMIT_POLICY,
 };

@@ -285,23 +285,69 @@ impl RateLimiter {
 }
 
 /// The key's own plan from its metadata attributes, if it has a valid one.
+///
+/// An invalid plan is not silently dropped: the default applies and a
+/// warning says why (at most once a minute, so a busy key does not flood
+/// the log). `tessera keys issue` refuses such a plan up front.
 fn key_plan(metadata: &KeyMetadata) -> Option<Plan> {
     let value = metadata.attributes.as_ref()?.get(PLAN_ATTRIBUTE)?;
-    let (rate, burst) = match value {
-        serde_json::Value::String(rate) => (rate.parse::<Rate>().ok()?, None),
-        serde_json::Value::Object(o) => (
-            o.get("rate")?.as_str()?.parse::<Rate>().ok()?,
-            o.get("burst")
-                .and_then(serde_json::Value::as_u64)
-                .and_then(|b| u32::try_from(b).ok()),
-        ),
-        _ => return None,
-    };
-    let plan = Plan::new("key", rate, burst.unwrap_or(rate.count()));
-    if plan.is_err() {
-        tracing::warn!(owner = %metadata.owner, "tessera: a key's rate_limit attribute is not a valid plan; the default applies");
+    match parse_key_plan(value) {
+        Ok(plan) => Some(plan),
+        Err(why) => {
+            static LAST_WARNED: AtomicU64 = AtomicU64::new(0);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let last = LAST_WARNED.load(Ordering::Relaxed);
+            if now >= last.saturating_add(60)
+                && LAST_WARNED
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(owner = %metadata.owner, error = %why, "tessera: a key's rate_limit attribute is not a valid plan; the default applies");
+            }
+            None
+        }
     }
-    plan.ok()
+}
+
+/// A key's own plan from the value of its [`PLAN_ATTRIBUTE`] attribute:
+/// `"100/s"` (burst = the count) or `{"rate": "100/s", "burst": 200}`.
+///
+/// # Errors
+/// What is wrong with the value, in words a key's issuer can act on.
+pub fn parse_key_plan(value: &serde_json::Value) -> Result<Plan, String> {
+    let (rate, burst) = match value {
+        serde_json::Value::String(rate) => (rate.parse::<Rate>().map_err(|e| e.to_string())?, None),
+        serde_json::Value::Object(o) => {
+            if let Some(unknown) = o.keys().find(|k| !matches!(k.as_str(), "rate" | "burst")) {
+                return Err(format!(
+                    "unknown field {unknown:?} in {PLAN_ATTRIBUTE} (expected \"rate\" and optionally \"burst\")"
+                ));
+            }
+            let rate = o
+                .get("rate")
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| format!("{PLAN_ATTRIBUTE}.rate is missing or not a string such as \"100/s\""))?
+                .parse::<Rate>()
+                .map_err(|e| e.to_string())?;
+            let burst = match o.get("burst") {
+                None => None,
+                Some(b) => Some(
+                    b.as_u64()
+                        .and_then(|b| u32::try_from(b).ok())
+                        .ok_or_else(|| format!("{PLAN_ATTRIBUTE}.burst {b} is not a whole number from 1 to {}", u32::MAX))?,
+                ),
+            };
+            (rate, burst)
+        }
+        other => {
+            return Err(format!(
+                "{PLAN_ATTRIBUTE} is {other}: expected a rate such as \"100/s\" or {{\"rate\": \"100/s\", \"burst\": 200}}"
+            ))
+        }
+    };
+    Plan::new("key", rate, burst.unwrap_or(rate.count())).map_err(|e| e.to_string())
 }
 
 /// The plan a [`RateLimiter`] starts with: `"default"`, 100 requests per

@@ -94,8 +94,14 @@ enum Command {
         /// The app or device receiving the key.
         #[arg(long, value_name = "LABEL", allow_hyphen_values = true)]
         client: Option<String>,
-        /// A scope to grant; repeat for more.
-        #[arg(long = "scope", value_name = "SCOPE", allow_hyphen_values = true)]
+        /// Scopes to grant: repeat, or separate with commas (`--scope read,write`).
+        #[arg(
+            long = "scope",
+            visible_alias = "scopes",
+            value_name = "SCOPE",
+            value_delimiter = ',',
+            allow_hyphen_values = true
+        )]
         scopes: Vec<String>,
         /// Lifetime: a number with unit s, m, h, d or w (30d); default no expiry.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -106,8 +112,10 @@ enum Command {
         /// Who issues it, for the audit table.
         #[arg(long, value_name = "LABEL", default_value = "tessera-cli")]
         actor: String,
-        /// Print {"key_id","secret_hex","user","scopes","not_after","client"}
-        /// as JSON (a `tessera serve --keys` entry).
+        /// Print the key as JSON: {"key_id","secret_hex","user","client",
+        /// "scopes","not_after","attributes","replaces"}, for the app that
+        /// receives it (the key stays in the database; it is not a keys-file
+        /// entry).
         #[arg(long)]
         json: bool,
     },
@@ -139,7 +147,8 @@ enum Command {
         /// The key id (or use --owner).
         #[arg(required_unless_present = "owner", conflicts_with = "owner")]
         key_id: Option<String>,
-        /// Revoke every active key of this owner ("log out everywhere").
+        /// Revoke every key of this owner not already revoked, expired ones
+        /// included ("log out everywhere").
         #[arg(long, value_name = "OWNER", allow_hyphen_values = true)]
         owner: Option<String>,
         /// Why, for the key row and the audit table.
@@ -210,6 +219,12 @@ pub(crate) fn run(args: Args) -> CliResult {
                 actor,
                 json,
             } => {
+                // `--scope "read, write"`: the spaces around a comma are not part of a scope.
+                let scopes = scopes
+                    .iter()
+                    .map(|s| s.trim())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned);
                 let mut request = IssueRequest::new(owner, actor).scopes(scopes);
                 if let Some(client) = client {
                     request = request.client(client);
@@ -221,6 +236,13 @@ pub(crate) fn run(args: Args) -> CliResult {
                     let value: Value = serde_json::from_str(&text).map_err(|e| {
                         CliError::usage(format!("--attributes is not JSON: {e}"))
                     })?;
+                    // A plan the limiter cannot read would silently give the
+                    // key the default budget: refused here instead.
+                    if let Some(plan) = value.get(tessera_ratelimit::PLAN_ATTRIBUTE) {
+                        tessera_ratelimit::parse_key_plan(plan).map_err(|e| {
+                            CliError::usage(format!("--attributes: {e}"))
+                        })?;
+                    }
                     request = request.attributes(value);
                 }
                 let store = admin(&db).await?;
@@ -245,6 +267,9 @@ pub(crate) fn run(args: Args) -> CliResult {
                 match shown? {
                     Some(record) => {
                         print_record(&record, json);
+                        if !json {
+                            print_record_details(&record);
+                        }
                         Ok(ExitCode::SUCCESS)
                     }
                     None => Err(CliError::runtime(format!("unknown key id {id}"))),
@@ -270,7 +295,13 @@ pub(crate) fn run(args: Args) -> CliResult {
                     (None, Some(owner)) => store
                         .revoke_owner(owner, &reason, &actor)
                         .await
-                        .map(|n| format!("revoked {n} key(s) of {owner:?}")),
+                        .map(|n| match n {
+                            0 => format!(
+                                "revoked nothing: {owner:?} has no key that is not already revoked \
+                                 (is the owner spelled right? `tessera keys list --owner {owner}`)"
+                            ),
+                            n => format!("revoked {n} key(s) of {owner:?}"),
+                        }),
                     (None, None) => unreachable!("clap requires a key id or --owner"),
                 }
                 .map_err(|e| store_error(&e));
@@ -362,6 +393,30 @@ fn print_issued(issued: &IssuedKey, json: bool) -> CliResult {
 /// Prints a key's metadata and bookkeeping, never its secret. The state is
 /// what a verifier would find now: `active`, `revoked`, `expired` (past
 /// `not_after`) or `not_yet_valid` (before `not_before`).
+/// `keys show`'s lines after the summary: what `list` leaves out.
+fn print_record_details(r: &KeyRecord) {
+    let m = &r.metadata;
+    let time = |t: Option<u64>| t.map_or_else(|| "-".to_owned(), rfc3339);
+    println!("  not_before:     {}", time(m.not_before));
+    println!("  revoked_at:     {}", time(r.revoked_at));
+    println!(
+        "  revoke_reason:  {}",
+        r.revoke_reason.as_deref().unwrap_or("-")
+    );
+    println!(
+        "  replaces:       {}",
+        r.replaces.as_ref().map_or("-", KeyId::as_str)
+    );
+    println!(
+        "  attributes:     {}",
+        m.attributes
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string)
+    );
+    println!("  master_version: {}", r.master_version);
+    println!("  seal_intact:    {}", r.seal_intact);
+}
+
 fn print_record(r: &KeyRecord, json: bool) {
     let m = &r.metadata;
     let now = tessera_server::Clock::now_unix(&tessera_server::SystemClock::new());

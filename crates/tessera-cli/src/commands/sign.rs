@@ -36,6 +36,10 @@ pub(crate) fn run(args: &Args) -> CliResult {
     }
     let secret = args.secret.load()?;
     let request = args.request.prepare()?;
+    // The signature covers the URL's authority; a verifier reads the
+    // request's `Host` line instead when it is sent with one, so a `Host`
+    // that names another authority could never verify, whatever sends it.
+    check_host_matches_url(&request.url, &request.headers)?;
     let key = SigningKey::new(request.key_id.clone(), &secret);
     drop(secret);
     let signed = tessera_core::sign(
@@ -82,7 +86,7 @@ fn display_headers(signed: &SignedHeaders) -> [(&'static str, &str); 3] {
 /// `Content-Digest`, `Signature-Input` and `Signature` lines are left out,
 /// since the signed ones replace them (spec §10).
 fn curl_command(request: &PreparedRequest, signed: &SignedHeaders) -> Result<Vec<u8>, CliError> {
-    check_curl_sends_authority(&request.url, &request.headers)?;
+    check_curl_sends_authority(&request.url)?;
     let mut out = b"curl -sS --path-as-is --globoff".to_vec();
     let arg = |out: &mut Vec<u8>, flag: &str, value: &[u8]| {
         out.push(b' ');
@@ -140,18 +144,21 @@ fn curl_command(request: &PreparedRequest, signed: &SignedHeaders) -> Result<Vec
     Ok(out)
 }
 
+/// Refuses a `Host` header that names another authority than the URL.
+fn check_host_matches_url(url: &str, headers: &http::HeaderMap) -> Result<(), CliError> {
+    let cannot = |e: tessera_core::Error| CliError::usage(format!("cannot sign this request: {e}"));
+    let target = tessera_core::Target::parse_url(url).map_err(cannot)?;
+    tessera_core::check_host_matches_target(headers, target.scheme(), target.authority())
+        .map_err(cannot)
+}
+
 /// Refuses a URL whose authority curl would send in another form than the
 /// one signed: curl decodes a percent-encoded host and writes the port as a
-/// plain number, so the verifier would see another authority; and a `Host`
-/// header that names another authority than the URL.
-fn check_curl_sends_authority(url: &str, headers: &http::HeaderMap) -> Result<(), CliError> {
+/// plain number, so the verifier would see another authority.
+fn check_curl_sends_authority(url: &str) -> Result<(), CliError> {
     let cannot = |e: tessera_core::Error| CliError::usage(format!("cannot sign this request: {e}"));
     let target = tessera_core::Target::parse_url(url).map_err(cannot)?;
     let authority = target.authority();
-    // curl sends origin-form with the caller's `Host` line, which the
-    // verifier would use instead of the URL's authority.
-    tessera_core::check_host_matches_target(headers, target.scheme(), authority)
-        .map_err(|e| CliError::usage(format!("--curl: {e}")))?;
     // The port follows the last `:` outside an IPv6 literal's brackets.
     let port = authority
         .rsplit_once(':')

@@ -33,6 +33,7 @@ pub(crate) struct Args {
     key_id: Option<String>,
     /// An authority (`host[:port]`) the verifier serves; repeat for more. The
     /// request's received authority (Host, or an absolute-form target) must be one.
+    /// Required unless --fixed-authority is given.
     #[arg(
         long = "authority",
         value_name = "HOST[:PORT]",
