@@ -719,32 +719,35 @@ fn path_match(
     prefix: Option<&str>,
     pattern: Option<&str>,
 ) -> Result<PathMatch, ConfigError> {
-    // A rule for a path the gateway refuses (not visible ASCII, dot
-    // segments, escapes it does not accept) could never match.
-    let unreceivable = |key: &str, p: &str| {
-        ConfigError::new(
-            format!("{at}.{key}"),
-            format!("{p:?} is not a path the gateway accepts (expected visible ASCII, no dot or empty segments, non-ASCII as %XX escapes)"),
-        )
-    };
-    let receivable = |p: &str| crate::routes::is_canonical_path(p);
     match (prefix, pattern) {
-        (Some(p), None) if p.starts_with('/') && !receivable(p) => Err(unreceivable("prefix", p)),
-        (None, Some(p)) if p.starts_with('/') && !receivable(p) => Err(unreceivable("path", p)),
-        (Some(p), None) if p.starts_with('/') => Ok(PathMatch::Prefix(p.to_owned())),
-        (None, Some(p)) if p.starts_with('/') => Ok(PathMatch::Pattern(p.to_owned())),
-        (Some(p), None) => Err(ConfigError::new(
-            format!("{at}.prefix"),
-            format!("{p:?} must start with '/'"),
-        )),
-        (None, Some(p)) => Err(ConfigError::new(
-            format!("{at}.path"),
-            format!("{p:?} must start with '/'"),
-        )),
+        (Some(p), None) => rule_path(&format!("{at}.prefix"), p).map(PathMatch::Prefix),
+        (None, Some(p)) => rule_path(&format!("{at}.path"), p).map(PathMatch::Pattern),
         _ => Err(ConfigError::new(
             at,
             "expected exactly one of `prefix` (a path prefix) and `path` (a pattern, `*` for one segment)",
         )),
+    }
+}
+
+/// A rule's path or prefix, refused when no request the gateway forwards
+/// could match it: a rule that never matches leaves its route unprotected
+/// (or its exemption unused) without a word.
+fn rule_path(at: &str, p: &str) -> Result<String, ConfigError> {
+    let why = if !p.starts_with('/') {
+        Some("must start with '/'".to_owned())
+    } else if p.contains(['?', '#']) {
+        Some(
+            "holds a '?' or '#', but a rule matches the path alone (never the query or a fragment), so it would never match"
+                .to_owned(),
+        )
+    } else {
+        // A rule for a path the gateway refuses could never match either.
+        crate::routes::path_problem(p)
+            .map(|why| format!("is not a path the gateway accepts: {why}"))
+    };
+    match why {
+        None => Ok(p.to_owned()),
+        Some(why) => Err(ConfigError::new(at, format!("{p:?} {why}"))),
     }
 }
 
@@ -1221,12 +1224,7 @@ impl FileConfig {
         let mut routes = Vec::new();
         for (i, route) in r.routes.iter().enumerate() {
             let at = format!("rate_limit.routes[{i}]");
-            if !route.prefix.starts_with('/') {
-                return Err(ConfigError::new(
-                    format!("{at}.prefix"),
-                    format!("{:?} must start with '/'", route.prefix),
-                ));
-            }
+            rule_path(&format!("{at}.prefix"), &route.prefix)?;
             let parsed = rate(&format!("{at}.rate"), &route.rate)?;
             let burst = burst(&format!("{at}.burst"), route.burst, parsed.count())?;
             let name = route.name.clone().unwrap_or_else(|| format!("route{i}"));

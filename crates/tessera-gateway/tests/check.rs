@@ -143,7 +143,16 @@ fn bad_configurations_name_the_key_and_what_was_expected() {
         ),
         (
             "[[public]]\nprefix = \"/health/../admin\"\n",
-            "public[0].prefix",
+            "public[0].prefix: \"/health/../admin\" is not a path the gateway accepts: it has a '.' or '..' segment",
+        ),
+        // Rules that could never match would leave a route unprotected.
+        (
+            "[[routes]]\nprefix = \"/v1/admin?debug=1\"\nscopes = [\"admin\"]\n",
+            "routes[0].prefix: \"/v1/admin?debug=1\" holds a '?' or '#'",
+        ),
+        (
+            "[rate_limit]\n[[rate_limit.routes]]\nprefix = \"/v1//orders\"\nrate = \"1/s\"\n",
+            "rate_limit.routes[0].prefix: \"/v1//orders\" is not a path the gateway accepts: it has an empty segment",
         ),
         // A misspelled method would be an extension method no client sends:
         // the rule would never match and the route would go unprotected.

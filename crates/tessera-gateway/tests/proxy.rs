@@ -316,11 +316,18 @@ fn public_routes_pass_unsigned_with_identity_fields_removed() {
     let s = setup("");
     let host = s.gateway.addr.to_string();
     let request = format!(
-        "GET /healthz HTTP/1.1\r\nhost: {host}\r\ntessera-owner: admin\r\nconnection: close\r\n\r\n"
+        "GET /health/live HTTP/1.1\r\nhost: {host}\r\ntessera-owner: admin\r\nconnection: close\r\n\r\n"
     );
     let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
     assert_eq!(reply.status, 200);
     assert!(reply.echoed("tessera-owner").is_empty());
+    // The public prefix `/health` ends at a segment boundary: `/healthz`
+    // and `/health-admin/…` need a signature.
+    for path in ["/healthz", "/health-admin/users"] {
+        let request = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+        let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
+        assert_eq!(reply.status, 401, "{path}");
+    }
     // POST /login is public, GET /login is not.
     let login = format!(
         "POST /login HTTP/1.1\r\nhost: {host}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi"
@@ -354,7 +361,7 @@ fn public_routes_pass_unsigned_with_identity_fields_removed() {
     for request in [
         "POST /login HTTP/1.1\r\nhost: evil.example\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi".to_owned(),
         format!("POST http://evil.example/login HTTP/1.1\r\nhost: {host}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi"),
-        format!("GET /healthz HTTP/1.1\r\nhost: localhost:{}\r\nconnection: close\r\n\r\n", port + 1),
+        format!("GET /health/live HTTP/1.1\r\nhost: localhost:{}\r\nconnection: close\r\n\r\n", port + 1),
     ] {
         let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
         assert_eq!(reply.status, 421, "{request}");
@@ -366,10 +373,13 @@ fn public_routes_pass_unsigned_with_identity_fields_removed() {
     }
     // The served names pass, in any case.
     let request =
-        format!("GET /healthz HTTP/1.1\r\nhost: LOCALHOST:{port}\r\nconnection: close\r\n\r\n");
+        format!("GET /health/live HTTP/1.1\r\nhost: LOCALHOST:{port}\r\nconnection: close\r\n\r\n");
     let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
     assert_eq!(reply.status, 200);
-    assert_eq!(s.upstream.paths(), ["/healthz", "/login", "/healthz"]);
+    assert_eq!(
+        s.upstream.paths(),
+        ["/health/live", "/login", "/health/live"]
+    );
 }
 
 /// A connection to the gateway that gives up reading after 10 s.

@@ -3,8 +3,10 @@
 //! gateway requires, the rate-limit plan a route spends from.
 //!
 //! A rule can be matched two ways:
-//! - [`PathMatch::matches`]: exactly as written. For exemptions (a public
-//!   route that needs no signature), which must never widen.
+//! - [`PathMatch::matches`]: exactly as written, and a prefix only up to a
+//!   segment boundary (`/health` matches `/health/live`, not `/healthz`).
+//!   For exemptions (a public route that needs no signature), which must
+//!   never widen.
 //! - [`PathMatch::covers`] and [`method_covers`]: also every other spelling
 //!   that a common upstream framework routes to the same handler: ASCII case
 //!   of the path and of the method, a trailing slash, a format suffix
@@ -28,7 +30,8 @@ pub enum PathMatch {
 
 impl PathMatch {
     /// Whether `path` matches exactly as written (case-sensitive, no other
-    /// spelling).
+    /// spelling); a prefix matches whole segments only: `/health` matches
+    /// `/health` and `/health/live`, not `/healthz`.
     pub fn matches(&self, path: &str) -> bool {
         self.matches_spelling(path, Fold::Exact)
     }
@@ -82,6 +85,15 @@ fn prefix_matches(prefix: &str, path: &str, fold: Fold) -> bool {
     let starts = path
         .get(..prefix.len())
         .is_some_and(|head| fold.same(head, prefix));
+    if fold == Fold::Exact {
+        // An exemption ends at a segment boundary: `/health` exempts
+        // `/health` and `/health/live`, never `/healthz` or `/health-admin`
+        // (an exemption must never widen).
+        return starts
+            && (prefix.ends_with('/')
+                || path.len() == prefix.len()
+                || path.as_bytes().get(prefix.len()) == Some(&b'/'));
+    }
     // Folded, the path with a `/` appended may start with the prefix
     // (compared in place).
     starts
@@ -138,7 +150,7 @@ mod tests {
         assert!(!p.matches("/v1/users//orders"));
         assert!(!p.matches("/v1/users/42/orders/7"));
         assert!(!p.matches("/v1/users/42"));
-        assert!(PathMatch::Prefix("/health".into()).matches("/healthz"));
+        assert!(PathMatch::Prefix("/health".into()).matches("/health/live"));
     }
 
     #[test]
@@ -173,6 +185,23 @@ mod tests {
         assert!(!prefix_covers("/v1/admin/", "/v1/adminx"));
         assert!(!pattern.covers("/v1/users/42/.orders"));
         assert!(!pattern.covers("/v1/users/42/orders/7"));
+    }
+
+    #[test]
+    fn an_exempt_prefix_ends_at_a_segment_boundary_and_a_restriction_does_not() {
+        let health = PathMatch::Prefix("/health".into());
+        for path in ["/health", "/health/live", "/health/"] {
+            assert!(health.matches(path), "{path}");
+        }
+        for path in ["/healthz", "/health-admin/users", "/health.json", "/healt"] {
+            assert!(!health.matches(path), "{path}");
+        }
+        // A restriction keeps covering whatever starts with it.
+        assert!(health.covers("/healthz"));
+        assert!(health.covers("/Health-Admin"));
+        let dir = PathMatch::Prefix("/v1/keys/".into());
+        assert!(dir.matches("/v1/keys/issue"));
+        assert!(!dir.matches("/v1/keys"));
     }
 
     #[test]
