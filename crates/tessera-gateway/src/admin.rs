@@ -18,6 +18,7 @@ use tessera_server::NonceStore;
 use tokio::net::TcpListener;
 
 use crate::problem::full;
+use crate::send_stall::SendStall;
 use crate::stores::{probe_keys, probe_nonces, probe_rate_store, Keys, RateLimit};
 use crate::Body;
 
@@ -184,12 +185,27 @@ fn text(status: StatusCode, body: String, content_type: &'static str) -> Respons
     response
 }
 
+/// Admin connections served at once; more are closed at accept. Scrapers
+/// and probes need a few; the cap keeps a flood of them from taking the
+/// file descriptors the main listener and the upstream connections need.
+pub const MAX_ADMIN_CONNECTIONS: usize = 64;
+
+/// How long an admin connection may wait for a request head, and a
+/// response wait for the client to take it.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves the admin endpoints on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, admin: Admin) {
     let admin = Arc::new(admin);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
         let Ok((stream, _peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            // Closed at once rather than queued: a probe retries.
+            drop(stream);
             continue;
         };
         let admin = Arc::clone(&admin);
@@ -200,8 +216,10 @@ pub async fn serve(listener: TcpListener, admin: Admin) {
             });
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10));
-            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                .header_read_timeout(ADMIN_TIMEOUT);
+            let io = SendStall::new(stream, ADMIN_TIMEOUT);
+            let _ = http.serve_connection(TokioIo::new(io), service).await;
+            drop(slot);
         });
     }
 }

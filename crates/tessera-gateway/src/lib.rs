@@ -39,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod body_budget;
 pub mod cli;
 pub mod config;
 pub mod deadline;
@@ -49,6 +50,7 @@ pub mod method_override;
 pub mod problem;
 pub mod proxy;
 pub mod routes;
+pub mod send_stall;
 pub mod server;
 pub mod stores;
 pub mod tls;
@@ -92,6 +94,27 @@ impl std::fmt::Debug for RunOptions {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit (as nginx's
+/// `worker_rlimit_nofile` and Go's runtime do): each client connection can
+/// hold a socket to the upstream as well, so `max_connections` needs about
+/// twice as many descriptors, and a default soft limit of 1,024 would run
+/// out first (`accept` failing with "Too many open files"). Says so when the
+/// hard limit is too low.
+fn raise_open_files_limit(max_connections: usize) {
+    // Client and upstream sockets, the admin listener's connections, and
+    // room for the stores, log files and listeners.
+    let wanted = 2 * max_connections as u64 + admin::MAX_ADMIN_CONNECTIONS as u64 + 64;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            open_files = limit,
+            wanted,
+            "the open-files limit is below what limits.max_connections needs (two sockets per client connection); raise `ulimit -n` (LimitNOFILE= under systemd) or lower limits.max_connections"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-files limit"),
+    }
+}
+
 /// The configuration a reload starts from, and how to read it again.
 #[derive(Clone)]
 pub struct ReloadSource {
@@ -117,6 +140,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
             settings.listen
         ));
     }
+    raise_open_files_limit(settings.limits.max_connections);
     let keys = stores::open_keys(&settings).await?;
     let (nonces, nonces_from, serves_from) = stores::open_nonces(&settings).await?;
     let rate = stores::open_rate_limit(&settings).await?;

@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tessera_server::{VerifiedIdentity, Verifier};
 
+use crate::body_budget::{BodyBudget, Busy};
 use crate::config::Settings;
 use crate::deadline::DeadlineBody;
 use crate::forward::{self, Forwarding, PeerFields};
@@ -39,6 +40,8 @@ pub struct Proxy {
     /// The public scheme.
     proto: &'static str,
     metrics: Handles,
+    /// Room for request bodies held in memory at once.
+    bodies: BodyBudget,
 }
 
 /// Handles on the metrics every request records, looked up once rather
@@ -79,6 +82,8 @@ pub struct ClientConn {
     body_refusal: BodyRefusal,
     /// Requests in flight, for the idle watchdog of an HTTP/2 connection.
     activity: Option<Arc<Activity>>,
+    /// Bodies an HTTP/2 connection may read at once.
+    body_slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl ClientConn {
@@ -90,6 +95,7 @@ impl ClientConn {
             link: Arc::default(),
             body_refusal,
             activity: None,
+            body_slots: None,
         }
     }
 
@@ -98,6 +104,7 @@ impl ClientConn {
     pub fn http2(peer: SocketAddr) -> Self {
         ClientConn {
             activity: Some(Arc::default()),
+            body_slots: Some(crate::body_budget::http2_slots()),
             ..ClientConn::new(peer, BodyRefusal::default())
         }
     }
@@ -173,10 +180,13 @@ impl Proxy {
         Proxy {
             verifier,
             upstream,
-            settings,
             marker,
             proto,
             metrics: Handles::new(),
+            // Made again by a reload: bodies being read under the old proxy
+            // keep their room in the old budget until they finish.
+            bodies: BodyBudget::new(settings.body_limit),
+            settings,
         }
     }
 
@@ -301,6 +311,20 @@ impl Proxy {
             );
         }
         let (parts, body) = request.into_parts();
+        // Room for the body before a byte of it is read (held until the
+        // answer is ready: the bytes are kept until they are forwarded).
+        let _room = if http_body::Body::is_end_stream(&body) {
+            None
+        } else {
+            let hint = http_body::Body::size_hint(&body);
+            match self
+                .bodies
+                .reserve(hint.exact().or(hint.upper()), conn.body_slots.as_ref())
+            {
+                Ok(room) => Some(room),
+                Err(busy) => return busy_with_bodies(busy),
+            }
+        };
         let expired = Arc::new(AtomicBool::new(false));
         let body = DeadlineBody::new(
             body,
@@ -681,6 +705,20 @@ fn refusal_detail(refusal: HeadRefusal, settings: &Settings) -> String {
 
 /// The answer to a body whose chunked framing the guard could not follow
 /// (it stopped passing the body on; the connection closes).
+/// `503` for a request whose body finds no room (see [`BodyBudget`]); its
+/// body is not read, so an HTTP/1.1 connection closes after it.
+fn busy_with_bodies(busy: Busy) -> (Response<Body>, Outcome) {
+    let detail = match busy {
+        Busy::Process => "the gateway holds as many request bodies as it may right now; retry shortly",
+        Busy::Connection => "this HTTP/2 connection is already sending as many request bodies as it may; wait for one to finish, or use another connection",
+    };
+    let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, detail, true);
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, http::HeaderValue::from_static("1"));
+    (response, Outcome::new("refused", "busy"))
+}
+
 fn body_framing_refused(why: &str) -> (Response<Body>, Outcome) {
     (
         problem(

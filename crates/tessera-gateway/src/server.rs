@@ -16,6 +16,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::send_stall::SendStall;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
@@ -297,7 +299,10 @@ fn serve_connection(
         permit,
     } = accepted;
     let stream = match TcpStream::from_std(stream) {
-        Ok(stream) => stream,
+        // A client that stops reading its responses is cut off after the
+        // body timeout, whatever the protocol (HTTP/2 streams also have the
+        // watchdog's flow-control stall limit).
+        Ok(stream) => SendStall::new(stream, shared.limits.body_timeout),
         Err(e) => {
             tracing::warn!(error = %e, "cannot serve an accepted connection; closed");
             return;

@@ -13,14 +13,15 @@
 //! one upstream connection, opened at its first forwarded request and closed
 //! with it. An HTTP/2 client connection's concurrent streams each need one
 //! (the upstream speaks HTTP/1.1): it holds at most [`MAX_LINKS_PER_CLIENT`],
-//! and further streams wait for one of them. Across all client connections
+//! and further streams wait for one of them; between requests it keeps at
+//! most [`MAX_IDLE_LINKS_PER_CLIENT`] idle and closes the others. Across all client connections
 //! the upstream connections are bounded by `limits.max_connections` too, so
 //! they never outnumber what the connection cap allows; a request that gets
 //! none within the upstream timeout is answered 504.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -44,6 +45,13 @@ type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
 /// in use): one is all an HTTP/1.1 client connection uses; an HTTP/2 one
 /// shares this many among its streams.
 pub const MAX_LINKS_PER_CLIENT: usize = 8;
+
+/// Idle upstream connections one client connection keeps between its
+/// requests. More would let a client hold the gateway's upstream
+/// connections without using them: 130 HTTP/2 connections that once ran 8
+/// streams each would keep 1,040 idle, every upstream connection the
+/// default limit allows, and every other client would wait for one.
+pub const MAX_IDLE_LINKS_PER_CLIENT: usize = 2;
 
 /// One upstream connection: the request sender and the connection state
 /// machine that must be polled for anything to happen on the socket.
@@ -86,6 +94,8 @@ pub struct LinkSlot {
     permits: Arc<Semaphore>,
     /// A link came back: a request waiting for one looks again.
     returned: Notify,
+    /// Requests waiting for a link: one coming back is kept for them.
+    waiting: AtomicUsize,
 }
 
 impl Default for LinkSlot {
@@ -94,6 +104,7 @@ impl Default for LinkSlot {
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(MAX_LINKS_PER_CLIENT)),
             returned: Notify::new(),
+            waiting: AtomicUsize::new(0),
         }
     }
 }
@@ -113,10 +124,18 @@ impl LinkSlot {
     }
 
     fn put(&self, link: Box<Link>) {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(link);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let wanted = self.waiting.load(Ordering::Acquire);
+        if idle.len() >= MAX_IDLE_LINKS_PER_CLIENT.max(wanted) {
+            // Closed rather than kept (no request here waits for it): its
+            // places under the limits go back, so another client
+            // connection can open one.
+            drop(idle);
+            drop(link);
+            return;
+        }
+        idle.push(link);
+        drop(idle);
         self.returned.notify_one();
     }
 }
@@ -225,6 +244,16 @@ impl Upstream {
     /// whichever comes first (the caller's upstream timeout bounds the
     /// wait). The `bool` says whether the link is new.
     async fn wait_for_link(&self, slot: &LinkSlot) -> Result<(Box<Link>, bool), UpstreamError> {
+        /// Counts the request as waiting until it leaves, however it leaves
+        /// (a link, an error, or its future dropped at the upstream timeout).
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        slot.waiting.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&slot.waiting);
         loop {
             // Registered before looking, so a link put back in between
             // is not missed.
