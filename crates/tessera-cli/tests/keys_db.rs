@@ -31,6 +31,20 @@ fn keys(args: &[&str]) -> String {
     text(&out.stdout)
 }
 
+/// `keys issue` for the owner jay with `attributes`.
+fn issue_for_jay<'a>(db: &'a str, attributes: &'a str) -> [&'a str; 8] {
+    [
+        "keys",
+        "issue",
+        "--db",
+        db,
+        "--owner",
+        "jay",
+        "--attributes",
+        attributes,
+    ]
+}
+
 /// A key issued with `tessera keys issue --json`, its secret in a file.
 struct Issued {
     json: Value,
@@ -170,19 +184,7 @@ fn keys_cli_issue_list_show_revoke_and_serve() {
         r#"{"rate_limit":{"rate":"1/m","brust":5}}"#,
         r#"{"rate_limit":7}"#,
     ] {
-        let out = tessera_env(
-            &[
-                "keys",
-                "issue",
-                "--db",
-                &db,
-                "--owner",
-                "jay",
-                "--attributes",
-                bad,
-            ],
-            &env(),
-        );
+        let out = tessera_env(&issue_for_jay(&db, bad), &env());
         assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -190,15 +192,7 @@ fn keys_cli_issue_list_show_revoke_and_serve() {
             "{bad}: {err}"
         );
     }
-    keys(&[
-        "issue",
-        "--db",
-        &db,
-        "--owner",
-        "jay",
-        "--attributes",
-        r#"{"rate_limit":"1/m"}"#,
-    ]);
+    keys(&issue_for_jay(&db, r#"{"rate_limit":"1/m"}"#)[1..]);
     // A key past its not_after is listed as expired, as a verifier finds it.
     let short = keys(&[
         "issue", "--db", &db, "--owner", "dave", "--client", "test", "--scope", "read", "--ttl",

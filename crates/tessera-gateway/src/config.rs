@@ -644,6 +644,15 @@ fn authority(path: &str, value: &str, scheme: tessera_core::Scheme) -> Result<()
     Ok(())
 }
 
+/// The names of the `checks` whose two sides are not the same.
+fn differing<const N: usize>(checks: [(&'static str, bool); N]) -> Vec<&'static str> {
+    checks
+        .into_iter()
+        .filter(|(_, same)| !same)
+        .map(|(key, _)| key)
+        .collect()
+}
+
 /// A listening address from its text, refused with the form expected
 /// (serde's own message is only "invalid socket address syntax").
 fn socket_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
@@ -789,60 +798,50 @@ impl FileConfig {
     /// public routes, identity headers, signature stripping, trusted
     /// proxies).
     pub fn restart_only_changes(&self, new: &FileConfig) -> Vec<&'static str> {
-        let mut changed = Vec::new();
-        let mut check = |key: &'static str, same: bool| {
-            if !same {
-                changed.push(key);
-            }
-        };
-        check("listen", self.listen == new.listen);
-        check("admin", self.admin == new.admin);
-        // TLS turned on or off changes the listener; new files (or the same
-        // paths with renewed contents) are read by the reload itself.
-        check("tls", self.tls.is_some() == new.tls.is_some());
-        check("workers", self.workers == new.workers);
-        check("http2", self.http2 == new.http2);
-        check("keys", self.keys == new.keys);
-        check("nonce_store", self.nonce_store == new.nonce_store);
-        check("rate_limit", self.rate_limit == new.rate_limit);
-        check("limits", self.limits == new.limits);
-        changed
+        differing([
+            ("listen", self.listen == new.listen),
+            ("admin", self.admin == new.admin),
+            // TLS turned on or off changes the listener; new files (or the
+            // same paths with renewed contents) are read by the reload itself.
+            ("tls", self.tls.is_some() == new.tls.is_some()),
+            ("workers", self.workers == new.workers),
+            ("http2", self.http2 == new.http2),
+            ("keys", self.keys == new.keys),
+            ("nonce_store", self.nonce_store == new.nonce_store),
+            ("rate_limit", self.rate_limit == new.rate_limit),
+            ("limits", self.limits == new.limits),
+        ])
     }
 
     /// The keys a reload from `self` to `new` changes (those it can
     /// apply), for its log line.
     pub fn reloadable_changes(&self, new: &FileConfig) -> Vec<&'static str> {
-        let mut changed = Vec::new();
-        let mut check = |key: &'static str, same: bool| {
-            if !same {
-                changed.push(key);
-            }
-        };
-        check("upstream", self.upstream == new.upstream);
-        check("scheme", self.scheme == new.scheme);
-        check("authorities", self.authorities == new.authorities);
-        check(
-            "fixed_authority",
-            self.fixed_authority == new.fixed_authority,
-        );
-        check("window", self.window == new.window);
-        check("body_limit", self.body_limit == new.body_limit);
-        check(
-            "strip_signature_headers",
-            self.strip_signature_headers == new.strip_signature_headers,
-        );
-        check(
-            "trusted_proxies",
-            self.trusted_proxies == new.trusted_proxies,
-        );
-        check(
-            "identity_headers",
-            self.identity_headers == new.identity_headers,
-        );
-        check("tls", self.tls == new.tls);
-        check("routes", self.routes == new.routes);
-        check("public", self.public == new.public);
-        changed
+        differing([
+            ("upstream", self.upstream == new.upstream),
+            ("scheme", self.scheme == new.scheme),
+            ("authorities", self.authorities == new.authorities),
+            (
+                "fixed_authority",
+                self.fixed_authority == new.fixed_authority,
+            ),
+            ("window", self.window == new.window),
+            ("body_limit", self.body_limit == new.body_limit),
+            (
+                "strip_signature_headers",
+                self.strip_signature_headers == new.strip_signature_headers,
+            ),
+            (
+                "trusted_proxies",
+                self.trusted_proxies == new.trusted_proxies,
+            ),
+            (
+                "identity_headers",
+                self.identity_headers == new.identity_headers,
+            ),
+            ("tls", self.tls == new.tls),
+            ("routes", self.routes == new.routes),
+            ("public", self.public == new.public),
+        ])
     }
 
     /// Checks everything and produces [`Settings`].
