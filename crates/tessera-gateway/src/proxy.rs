@@ -373,7 +373,7 @@ impl Proxy {
                         }
                         let mut outcome = Outcome::new("rejected", code);
                         if let Some(key_id) = rejection.key_id() {
-                            outcome.identify(key_id.as_str(), None);
+                            outcome.identify(key_id.as_str(), rejection.owner());
                         }
                         outcome.explain(&rejection);
                         return (

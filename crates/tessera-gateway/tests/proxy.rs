@@ -269,10 +269,22 @@ fn every_rejection_is_answered_by_the_gateway_and_never_forwarded() {
             .status,
         200
     );
-    problem(
-        &raw(s.gateway.addr, &once, Duration::from_secs(10)).unwrap(),
-        401,
-        "replayed",
+    let replayed = raw(s.gateway.addr, &once, Duration::from_secs(10)).unwrap();
+    problem(&replayed, 401, "replayed");
+    // The log line names whose request was replayed; the client is not told.
+    s.gateway.await_log("\"code\":\"replayed\"", 1);
+    let line = s
+        .gateway
+        .stderr()
+        .lines()
+        .find(|l| l.contains("\"code\":\"replayed\""))
+        .unwrap()
+        .to_owned();
+    assert!(line.contains("\"owner\":\"alice\""), "{line}");
+    assert!(
+        !String::from_utf8_lossy(&replayed.body).contains("alice\""),
+        "{:?}",
+        replayed.body
     );
     // Route scopes: bob has no `write`, nobody here has `admin`.
     problem(

@@ -35,6 +35,8 @@ pub struct Rejection {
 struct Extras {
     /// Inline storage makes a key id 132 bytes; it lives here, behind the box.
     key_id: Option<KeyId>,
+    /// For logs only: never in the problem body.
+    owner: Option<String>,
     server_time: Option<u64>,
     challenge: Option<String>,
     base_sha256: Option<String>,
@@ -59,6 +61,13 @@ impl Rejection {
 
     pub(crate) fn with_key_id(mut self, key_id: &KeyId) -> Self {
         self.extras.get_or_insert_with(Box::default).key_id = Some(key_id.clone());
+        self
+    }
+
+    /// The owner of the request's key, for a refusal of a request whose
+    /// signature verified (replayed, rate limited): who it was.
+    pub(crate) fn with_owner(mut self, owner: &str) -> Self {
+        self.extras.get_or_insert_with(Box::default).owner = Some(owner.to_owned());
         self
     }
 
@@ -112,6 +121,13 @@ impl Rejection {
     /// The key id named by the request, once it was parsed.
     pub fn key_id(&self) -> Option<&KeyId> {
         self.extras().and_then(|e| e.key_id.as_ref())
+    }
+
+    /// The owner of the key, on refusals after the signature verified
+    /// (`replayed`, `rate_limited`, `store_reset`, …), for logs and metrics;
+    /// it is never sent to the client.
+    pub fn owner(&self) -> Option<&str> {
+        self.extras().and_then(|e| e.owner.as_deref())
     }
 
     /// The server's time, sent with `clock_skew`.

@@ -262,7 +262,11 @@ impl Verifier {
                 let admitted = admission
                     .admit(admission_request(&parsed, &resolved, parts))
                     .await
-                    .map_err(|r| r.with_realm(&i.realm).with_key_id(parsed.key_id()))?;
+                    .map_err(|r| {
+                        r.with_realm(&i.realm)
+                            .with_key_id(parsed.key_id())
+                            .with_owner(&resolved.metadata().owner)
+                    })?;
                 // Admission may have waited on its own store: the nonce
                 // store dates a new epoch from the time it is asked (spec
                 // §14.1), so it gets a fresh reading.
@@ -292,7 +296,7 @@ impl Verifier {
                     .refund(admission_request(&parsed, &resolved, parts))
                     .await;
             }
-            return Err(rejection);
+            return Err(rejection.with_owner(&resolved.metadata().owner));
         }
 
         let identity = VerifiedIdentity::new(
