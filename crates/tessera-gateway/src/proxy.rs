@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tessera_server::{VerifiedIdentity, Verifier};
 
-use crate::body_budget::{BodyBudget, Busy};
+use crate::body_budget::{BodyBudget, Busy, ConnectionBudget, MeteredBody};
 use crate::config::Settings;
 use crate::deadline::DeadlineBody;
 use crate::forward::{self, Forwarding, PeerFields};
@@ -82,8 +82,8 @@ pub struct ClientConn {
     body_refusal: BodyRefusal,
     /// Requests in flight, for the idle watchdog of an HTTP/2 connection.
     activity: Option<Arc<Activity>>,
-    /// Bodies an HTTP/2 connection may read at once.
-    body_slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// The body bytes an HTTP/2 connection may hold at once.
+    body_budget: Option<ConnectionBudget>,
 }
 
 impl ClientConn {
@@ -95,7 +95,7 @@ impl ClientConn {
             link: Arc::default(),
             body_refusal,
             activity: None,
-            body_slots: None,
+            body_budget: None,
         }
     }
 
@@ -104,7 +104,7 @@ impl ClientConn {
     pub fn http2(peer: SocketAddr) -> Self {
         ClientConn {
             activity: Some(Arc::default()),
-            body_slots: Some(crate::body_budget::http2_slots()),
+            body_budget: Some(ConnectionBudget::default()),
             ..ClientConn::new(peer, BodyRefusal::default())
         }
     }
@@ -311,23 +311,13 @@ impl Proxy {
             );
         }
         let (parts, body) = request.into_parts();
-        // Room for the body before a byte of it is read (held until the
-        // answer is ready: the bytes are kept until they are forwarded).
-        let _room = if http_body::Body::is_end_stream(&body) {
-            None
-        } else {
-            let hint = http_body::Body::size_hint(&body);
-            match self
-                .bodies
-                .reserve(hint.exact().or(hint.upper()), conn.body_slots.as_ref())
-            {
-                Ok(room) => Some(room),
-                Err(busy) => return busy_with_bodies(busy),
-            }
-        };
+        // The body's bytes are charged to the budgets as they arrive; the
+        // room is kept until the answer is ready (the bytes are held until
+        // they are forwarded).
+        let room = self.bodies.room(conn.body_budget.as_ref());
         let expired = Arc::new(AtomicBool::new(false));
         let body = DeadlineBody::new(
-            body,
+            MeteredBody::new(body, room.clone()),
             self.settings.limits.body_timeout,
             Arc::clone(&expired),
         );
@@ -364,6 +354,9 @@ impl Proxy {
                         if expired.load(Ordering::Acquire) {
                             return self.body_timeout();
                         }
+                        if let Some(busy) = room.busy() {
+                            return busy_with_bodies(busy);
+                        }
                         if let Some(why) = conn.body_refusal.get() {
                             return body_framing_refused(why);
                         }
@@ -394,6 +387,9 @@ impl Proxy {
                 Err(e) => {
                     if expired.load(Ordering::Acquire) {
                         return self.body_timeout();
+                    }
+                    if let Some(busy) = room.busy() {
+                        return busy_with_bodies(busy);
                     }
                     if let Some(why) = conn.body_refusal.get() {
                         return body_framing_refused(why);
@@ -705,12 +701,12 @@ fn refusal_detail(refusal: HeadRefusal, settings: &Settings) -> String {
 
 /// The answer to a body whose chunked framing the guard could not follow
 /// (it stopped passing the body on; the connection closes).
-/// `503` for a request whose body finds no room (see [`BodyBudget`]); its
-/// body is not read, so an HTTP/1.1 connection closes after it.
+/// `503` for a request whose body found no room (see [`BodyBudget`]); the
+/// rest of its body is not read, so an HTTP/1.1 connection closes after it.
 fn busy_with_bodies(busy: Busy) -> (Response<Body>, Outcome) {
     let detail = match busy {
         Busy::Process => "the gateway holds as many request bodies as it may right now; retry shortly",
-        Busy::Connection => "this HTTP/2 connection is already sending as many request bodies as it may; wait for one to finish, or use another connection",
+        Busy::Connection => "this HTTP/2 connection is already sending as many request body bytes as it may; wait for a body to finish, or use another connection",
     };
     let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, detail, true);
     response

@@ -47,11 +47,14 @@ type Conn = Connection<TokioIo<TcpStream>, Full<Bytes>>;
 pub const MAX_LINKS_PER_CLIENT: usize = 8;
 
 /// Idle upstream connections one client connection keeps between its
-/// requests. More would let a client hold the gateway's upstream
-/// connections without using them: 130 HTTP/2 connections that once ran 8
-/// streams each would keep 1,040 idle, every upstream connection the
-/// default limit allows, and every other client would wait for one.
-pub const MAX_IDLE_LINKS_PER_CLIENT: usize = 2;
+/// requests: one, as an HTTP/1.1 client connection uses. More would let a
+/// client hold the gateway's upstream connections without using them: 130
+/// HTTP/2 connections that once ran 8 streams each would keep 1,040 idle,
+/// every upstream connection the default limit allows (with two each, 520
+/// would), and every other client would wait for one. With one, idle
+/// connections hold no more upstream connections than client connections,
+/// which `limits.max_connections` bounds already.
+pub const MAX_IDLE_LINKS_PER_CLIENT: usize = 1;
 
 /// One upstream connection: the request sender and the connection state
 /// machine that must be polled for anything to happen on the socket.

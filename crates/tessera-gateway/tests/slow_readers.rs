@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use support::*;
 
 fn start(dir: &Path) -> (Gateway, Upstream, Key) {
+    start_with(dir, 2)
+}
+
+fn start_with(dir: &Path, body_timeout_secs: u64) -> (Gateway, Upstream, Key) {
     let alice = Key::random("alice-slow");
     let keys = keys_file(dir, &[(&alice, "alice", &["read"], false)]);
     let upstream = Upstream::start(dir);
@@ -22,7 +26,7 @@ fn start(dir: &Path) -> (Gateway, Upstream, Key) {
     std::fs::write(
         &config,
         format!(
-            "upstream = \"{}\"\n[keys]\nfile = \"{}\"\n[limits]\nbody_timeout_secs = 2\n",
+            "upstream = \"{}\"\n[keys]\nfile = \"{}\"\n[limits]\nbody_timeout_secs = {body_timeout_secs}\n",
             upstream.url(),
             keys.display()
         ),
@@ -118,6 +122,45 @@ fn the_admin_listener_serves_a_bounded_number_of_connections() {
     assert!(eventually(Duration::from_secs(15), || {
         open_connections(admin).is_some()
     }));
+}
+
+/// Bodies are charged to the gateway's body budget (256 MiB) by the bytes
+/// that arrived, not by the length declared: three hundred connections
+/// that each announce a 1 MiB body and send 1 KiB of it hold 300 KiB, and
+/// honest requests with bodies still pass while they wait.
+#[test]
+fn bodies_announced_but_not_sent_hold_no_room() {
+    let dir = temp_dir("announced");
+    let (gateway, _upstream, alice) = start_with(&dir, 15);
+    let authority = gateway.addr.to_string();
+    let request = signed(
+        &alice,
+        "POST",
+        &authority,
+        "/v1/upload",
+        &vec![b'x'; 1 << 20],
+        &[],
+    );
+    let head_end = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let held: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut stream = TcpStream::connect(gateway.addr).unwrap();
+            stream.write_all(&request[..head_end + 1024]).unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        held.iter().all(|s| !is_closed(s)),
+        "the stalled uploads wait"
+    );
+    let reply = send_signed(&gateway, &alice, "POST", "/v1/honest", b"hello", &[]);
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
 }
 
 /// Whether the peer has closed `stream` (EOF or a reset), without waiting.
