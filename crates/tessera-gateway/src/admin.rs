@@ -58,6 +58,10 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
     );
     metrics::describe_gauge!("gateway_connections", "Client connections open");
     metrics::describe_counter!(
+        "gateway_connections_refused_total",
+        "Client connections closed at accept, by reason (per_client_cap: the client address held limits.max_connections_per_client)"
+    );
+    metrics::describe_counter!(
         "gateway_upstream_connects_total",
         "Connections opened to the upstream (one per client connection, kept alive)"
     );

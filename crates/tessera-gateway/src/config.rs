@@ -159,6 +159,9 @@ pub struct LimitsConfig {
     pub idle_timeout_secs: Option<u64>,
     /// Most connections at once.
     pub max_connections: Option<usize>,
+    /// Most connections at once from one client address (an IPv6 client by
+    /// its /64); none by default.
+    pub max_connections_per_client: Option<usize>,
     /// Seconds the upstream has for its response head.
     pub upstream_timeout_secs: Option<u64>,
     /// Seconds to connect to the upstream.
@@ -492,6 +495,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Most connections.
     pub max_connections: usize,
+    /// Most connections from one client address (IPv6: one /64), if capped.
+    pub max_connections_per_client: Option<usize>,
     /// Time for the upstream's response head.
     pub upstream_timeout: Duration,
     /// Time to connect to the upstream.
@@ -1162,6 +1167,15 @@ impl FileConfig {
                 format!("{max_connections} is out of range (expected a count from 1 to 65536)"),
             ));
         }
+        let max_connections_per_client = l.max_connections_per_client;
+        if let Some(n) = max_connections_per_client {
+            if !(1..=max_connections).contains(&n) {
+                return Err(ConfigError::new(
+                    "limits.max_connections_per_client",
+                    format!("{n} is out of range (expected a count from 1 to limits.max_connections, {max_connections})"),
+                ));
+            }
+        }
         Ok(Limits {
             max_header_bytes,
             max_headers,
@@ -1184,6 +1198,7 @@ impl FileConfig {
                 3600,
             )?,
             max_connections,
+            max_connections_per_client,
             upstream_timeout: secs(
                 "limits.upstream_timeout_secs",
                 l.upstream_timeout_secs,

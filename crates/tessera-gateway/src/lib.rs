@@ -41,6 +41,7 @@
 pub mod admin;
 pub mod body_budget;
 pub mod cli;
+pub mod client_cap;
 pub mod config;
 pub mod deadline;
 pub mod forward;

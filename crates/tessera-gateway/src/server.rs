@@ -21,6 +21,7 @@ use crate::send_stall::SendStall;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::client_cap::{ClientCap, ClientSlot};
 use crate::config::Limits;
 use crate::guard::{Guard, GuardConfig};
 use crate::http2::Opening;
@@ -50,6 +51,8 @@ struct Accepted {
     stream: std::net::TcpStream,
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
+    /// Its place under the per-client cap, when there is one.
+    client_slot: Option<ClientSlot>,
 }
 
 /// The acceptor's side of one worker.
@@ -125,6 +128,7 @@ pub async fn serve(
         }
     }
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let client_cap = limits.max_connections_per_client.map(ClientCap::new);
     let mut shutdown = pin!(shutdown_signal());
     let mut next = 0usize;
     loop {
@@ -141,6 +145,18 @@ pub async fn serve(
         .await
         else {
             break;
+        };
+        let client_slot = match client_cap.as_ref().map(|cap| cap.admit(peer.ip())) {
+            None => None,
+            Some(Some(slot)) => Some(slot),
+            Some(None) => {
+                // Closed at once: the client has as many connections open
+                // as it may hold. The place under the total cap comes back.
+                metrics::counter!("gateway_connections_refused_total", "reason" => "per_client_cap")
+                    .increment(1);
+                tracing::debug!(peer = %peer.ip(), "connection closed: this client already holds limits.max_connections_per_client connections");
+                continue;
+            }
         };
         let stream = match stream.into_std() {
             Ok(stream) => stream,
@@ -162,6 +178,7 @@ pub async fn serve(
             stream,
             peer,
             permit,
+            client_slot,
         };
         if handles[chosen].incoming.send(accepted).is_err() {
             tracing::error!(
@@ -297,6 +314,7 @@ fn serve_connection(
         stream,
         peer,
         permit,
+        client_slot,
     } = accepted;
     let stream = match TcpStream::from_std(stream) {
         // A client that stops reading its responses is cut off after the
@@ -315,6 +333,7 @@ fn serve_connection(
         metrics::gauge!("gateway_connections").decrement(1.0);
         open.fetch_sub(1, Ordering::Relaxed);
         drop(permit);
+        drop(client_slot);
     };
     let shared = Arc::clone(shared);
     match (&shared.tls, &shared.h2) {

@@ -44,6 +44,10 @@ fn bad_configurations_name_the_key_and_what_was_expected() {
             "limits.max_headers: 0 is out of range",
         ),
         (
+            "[limits]\nmax_connections = 100\nmax_connections_per_client = 101\n",
+            "limits.max_connections_per_client: 101 is out of range (expected a count from 1 to limits.max_connections, 100)",
+        ),
+        (
             "[limits]\nheader_timeout_secs = \"ten\"\n",
             "limits.header_timeout_secs",
         ),

@@ -15,10 +15,11 @@ use std::time::{Duration, Instant};
 use support::*;
 
 fn start(dir: &Path) -> (Gateway, Upstream, Key) {
-    start_with(dir, 2)
+    start_with(dir, "body_timeout_secs = 2\n")
 }
 
-fn start_with(dir: &Path, body_timeout_secs: u64) -> (Gateway, Upstream, Key) {
+/// A gateway (with an admin listener) whose `[limits]` table is `limits`.
+fn start_with(dir: &Path, limits: &str) -> (Gateway, Upstream, Key) {
     let alice = Key::random("alice-slow");
     let keys = keys_file(dir, &[(&alice, "alice", &["read"], false)]);
     let upstream = Upstream::start(dir);
@@ -26,7 +27,7 @@ fn start_with(dir: &Path, body_timeout_secs: u64) -> (Gateway, Upstream, Key) {
     std::fs::write(
         &config,
         format!(
-            "upstream = \"{}\"\n[keys]\nfile = \"{}\"\n[limits]\nbody_timeout_secs = {body_timeout_secs}\n",
+            "upstream = \"{}\"\n[keys]\nfile = \"{}\"\n[limits]\n{limits}",
             upstream.url(),
             keys.display()
         ),
@@ -131,7 +132,7 @@ fn the_admin_listener_serves_a_bounded_number_of_connections() {
 #[test]
 fn bodies_announced_but_not_sent_hold_no_room() {
     let dir = temp_dir("announced");
-    let (gateway, _upstream, alice) = start_with(&dir, 15);
+    let (gateway, _upstream, alice) = start_with(&dir, "body_timeout_secs = 15\n");
     let authority = gateway.addr.to_string();
     let request = signed(
         &alice,
@@ -174,4 +175,103 @@ fn is_closed(stream: &TcpStream) -> bool {
     };
     stream.set_nonblocking(false).unwrap();
     closed
+}
+
+/// The `gateway_connections_refused_total` counter for `reason`.
+fn refused_connections(admin: SocketAddr, reason: &str) -> f64 {
+    let metrics = String::from_utf8(admin_get(admin, "/metrics").body).unwrap();
+    let prefix = format!("gateway_connections_refused_total{{reason=\"{reason}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A connection from `source` (a loopback address other than the
+/// gateway's own, so that it counts as another client).
+fn connect_from(source: std::net::IpAddr, to: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    socket.into()
+}
+
+/// Whether the gateway closes `stream` without answering (EOF or reset
+/// within `wait`) rather than keeping it open.
+fn closed_by_gateway(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn one_client_address_holds_at_most_its_share_of_connections() {
+    let dir = temp_dir("per-client-cap");
+    let (gateway, upstream, alice) = start_with(
+        &dir,
+        "max_connections = 64\nmax_connections_per_client = 4\nheader_timeout_secs = 60\nidle_timeout_secs = 60\n",
+    );
+    let admin = gateway.admin.unwrap();
+    // Four idle connections from 127.0.0.1: the client's whole share.
+    let mut held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(gateway.addr).unwrap())
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(10), || open_connections(admin)
+            == Some(4.0)),
+        "the four connections are open: {:?}",
+        open_connections(admin)
+    );
+    // A fifth from the same address is closed at once, unanswered.
+    let mut fifth = TcpStream::connect(gateway.addr).unwrap();
+    let _ = fifth.write_all(&signed(
+        &alice,
+        "GET",
+        &gateway.addr.to_string(),
+        "/v1/fifth",
+        b"",
+        &[],
+    ));
+    assert!(
+        closed_by_gateway(&mut fifth, Duration::from_secs(10)),
+        "a fifth connection from the same address must be closed"
+    );
+    assert_eq!(refused_connections(admin, "per_client_cap"), 1.0);
+    // Another client address is served meanwhile.
+    let other = "127.0.0.2".parse().unwrap();
+    let mut stream = connect_from(other, gateway.addr);
+    stream
+        .write_all(&signed(
+            &alice,
+            "GET",
+            &gateway.addr.to_string(),
+            "/v1/other-client",
+            b"",
+            &[],
+        ))
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    assert_eq!(read_reply(&mut stream).status, 200);
+    drop(stream);
+    // One of the four closes: its place comes back to the client.
+    drop(held.pop());
+    assert!(
+        eventually(Duration::from_secs(10), || open_connections(admin)
+            == Some(3.0)),
+        "the closed connection is given back: {:?}",
+        open_connections(admin)
+    );
+    let reply = send_signed(&gateway, &alice, "GET", "/v1/place-back", b"", &[]);
+    assert_eq!(reply.status, 200);
+    assert!(!upstream.paths().iter().any(|p| p.contains("fifth")));
 }
