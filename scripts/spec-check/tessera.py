@@ -523,23 +523,7 @@ def verify(method, target, headers, body, cfg, keystore):
         authority = normalize_authority(recv, cfg.scheme)
         if authority not in cfg.authorities:
             fail('authority_mismatch', authority)
-    # ---- step 6
-    computed = hashlib.sha256(body).digest()
-    cd = joined(headers, 'content-digest')
-    if cd is None:
-        fail('missing_component', 'Content-Digest absent')
-    if len(cd) > MAX_HDR:
-        fail('digest_mismatch', 'too long')
-    try:
-        cdd = parse_dictionary(cd)
-    except SFError:
-        fail('digest_mismatch', 'unparseable')
-    m = cdd.get('sha-256')
-    if m is None or m[0] == 'inner' or m[0][0] != 'bytes' or len(m[0][1]) != 32:
-        fail('digest_mismatch', 'no sha-256 member')
-    if not hmac.compare_digest(m[0][1], computed):
-        fail('digest_mismatch')
-    # ---- step 7
+    # ---- step 6: the MAC (the base holds Content-Digest as received)
     lines = []
     for c in names:
         if c == '@method':
@@ -558,6 +542,22 @@ def verify(method, target, headers, body, cfg, keystore):
         e = TesseraError('bad_signature')
         e.base = base
         raise e
+    # ---- step 7: the body, only once the MAC has verified
+    computed = hashlib.sha256(body).digest()
+    cd = joined(headers, 'content-digest')
+    if cd is None:
+        fail('missing_component', 'Content-Digest absent')
+    if len(cd) > MAX_HDR:
+        fail('digest_mismatch', 'too long')
+    try:
+        cdd = parse_dictionary(cd)
+    except SFError:
+        fail('digest_mismatch', 'unparseable')
+    m = cdd.get('sha-256')
+    if m is None or m[0] == 'inner' or m[0][0] != 'bytes' or len(m[0][1]) != 32:
+        fail('digest_mismatch', 'no sha-256 member')
+    if not hmac.compare_digest(m[0][1], computed):
+        fail('digest_mismatch')
     # step 8 (replay): the nonce store is empty for vectors; step 4 repeated with same now.
     # §14.1: a store that remembers only from `store_since` refuses anything created before.
     if cfg.store_since is not None and created < cfg.store_since:

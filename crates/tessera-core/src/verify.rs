@@ -320,7 +320,7 @@ impl ParsedSignature {
         }
     }
 
-    /// Step 6: the received body's digest equals the covered `Content-Digest`.
+    /// Step 7: the received body's digest equals the covered `Content-Digest`.
     ///
     /// # Errors
     /// `missing_component` when the field is absent, `digest_mismatch` otherwise.
@@ -339,7 +339,9 @@ impl ParsedSignature {
         SignatureBase::build(request, &self.components, None, self.params())
     }
 
-    /// Step 7: recomputes the MAC over `request` and compares it in constant time.
+    /// Step 6: recomputes the MAC over `request` and compares it in constant time.
+    /// It does not need the body: the base holds the `Content-Digest` field
+    /// as received, which step 7 then compares with the body.
     ///
     /// # Errors
     /// `missing_component`, `invalid_field_value`, `bad_signature`.
@@ -351,26 +353,31 @@ impl ParsedSignature {
         self.verify_mac_over(key, request, None)
     }
 
-    /// Steps 6 and 7 in order: [`ParsedSignature::check_digest`] over the
-    /// fields of `request`, then [`ParsedSignature::verify_mac`], with the
-    /// same errors. The `Content-Digest` line the first step found equal
-    /// to the canonical value goes into the base as it is, rather than
-    /// being looked up a second time.
+    /// Steps 6 and 7 in order, for a body already read: [`ParsedSignature::verify_mac`]
+    /// over `request`, then [`ParsedSignature::check_digest`] over its
+    /// fields, with the same errors in the same order (a request whose MAC
+    /// and body are both wrong is `bad_signature`). `Content-Digest` is
+    /// looked up once: the line found equal to the canonical value of the
+    /// body's digest goes into the base as it is.
     ///
     /// # Errors
-    /// `missing_component`, `digest_mismatch`, `invalid_field_value`,
-    /// `bad_signature`.
-    pub fn check_digest_and_mac<F: Fields + ?Sized>(
+    /// `missing_component`, `invalid_field_value`, `bad_signature`,
+    /// `digest_mismatch`.
+    pub fn check_mac_and_digest<F: Fields + ?Sized>(
         &self,
         key: &SigningKey,
         request: &RequestView<'_, F>,
         body: &BodyDigest,
     ) -> Result<()> {
-        let line = checked_digest_line(request.fields(), body)?;
-        self.verify_mac_over(key, request, line)
+        // Looked up first, reported second: digests are public, so
+        // comparing one before the MAC tells a forger nothing.
+        let digest = checked_digest_line(request.fields(), body);
+        let line = digest.as_ref().ok().copied().flatten();
+        self.verify_mac_over(key, request, line)?;
+        digest.map(drop)
     }
 
-    /// Step 7, with the `Content-Digest` value that goes into the base
+    /// Step 6, with the `Content-Digest` value that goes into the base
     /// when the caller already read it (one line, checked by
     /// [`checked_digest_line`]).
     fn verify_mac_over<F: Fields + ?Sized>(
@@ -397,13 +404,13 @@ impl ParsedSignature {
 
     /// Steps 4 to 7 for a key that was already looked up and found usable,
     /// in the spec's order: time, then the request's method, target and
-    /// authority, then the body digest, then the MAC. Returns the view the
+    /// authority, then the MAC, then the body digest. Returns the view the
     /// base was computed over.
     ///
     /// # Errors
     /// `clock_skew`, `signature_expired`, `authority_mismatch`,
-    /// `invalid_field_value`, `missing_component`, `digest_mismatch`,
-    /// `bad_signature`.
+    /// `invalid_field_value`, `missing_component`, `bad_signature`,
+    /// `digest_mismatch`.
     pub fn verify_with_key<'r, F: Fields + ?Sized>(
         &self,
         key: &SigningKey,
@@ -413,12 +420,12 @@ impl ParsedSignature {
     ) -> Result<RequestView<'r, F>> {
         self.check_time(policy.now, policy.window)?;
         let view = request.view(policy.scheme, policy.authorities)?;
-        self.check_digest_and_mac(key, &view, body)?;
+        self.check_mac_and_digest(key, &view, body)?;
         Ok(view)
     }
 }
 
-/// Step 6: the received body's digest equals the covered `Content-Digest`.
+/// Step 7: the received body's digest equals the covered `Content-Digest`.
 /// Returns the field's one line when it is exactly the canonical
 /// serialization of `body` (the line the base then holds, as is), `None`
 /// when the field matched in another form.

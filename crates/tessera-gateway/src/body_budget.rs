@@ -4,8 +4,9 @@
 //! digest must be checked first), so each one in progress may hold up to
 //! the body limit. One HTTP/1.1 connection reads one body at a time, but an
 //! HTTP/2 connection carries up to 100 streams: without a bound, a few
-//! connections of slowly sent bodies (to a public route, or under any key
-//! id, since the digest is checked before the MAC) would hold gigabytes.
+//! connections of slowly sent bodies (to a public route, or under a key
+//! whose secret the client holds: a signed request's body is read only
+//! after its MAC verified) would hold gigabytes.
 //!
 //! So the bytes of a body are charged, as they arrive, to a process-wide
 //! budget and, on HTTP/2, to a budget of its connection (a few body limits:

@@ -275,3 +275,62 @@ fn one_client_address_holds_at_most_its_share_of_connections() {
     assert_eq!(reply.status, 200);
     assert!(!upstream.paths().iter().any(|p| p.contains("fifth")));
 }
+
+/// The head of a serialized request: everything up to the blank line.
+fn head_only(request: &[u8]) -> &[u8] {
+    let end = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a blank line")
+        + 4;
+    &request[..end]
+}
+
+#[test]
+fn a_request_whose_mac_fails_is_refused_before_its_body_arrives() {
+    let dir = temp_dir("mac-before-body");
+    let (gateway, upstream, alice) = start_with(&dir, "body_timeout_secs = 20\n");
+    let authority = gateway.addr.to_string();
+    let body = vec![b'a'; 60_000];
+    let url = format!("http://{authority}/v1/upload");
+    // Signed, then moved to another path: the MAC no longer verifies. Only
+    // the head is sent; the 60,000 announced bytes never come.
+    let mut forged = signed_request(&alice, "POST", &url, &body, &[]);
+    *forged.uri_mut() = format!("http://{authority}/v1/elsewhere").parse().unwrap();
+    let forged = serialize(&forged, &authority);
+    let mut stream = TcpStream::connect(gateway.addr).unwrap();
+    stream.write_all(head_only(&forged)).unwrap();
+    let started = Instant::now();
+    let reply = read_reply(&mut stream);
+    assert_eq!(
+        reply.status,
+        401,
+        "{:?}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.json()["code"], "bad_signature");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered without waiting for the body"
+    );
+    // The honest request's head alone gets no answer: its body is awaited.
+    let honest = serialize(
+        &signed_request(&alice, "POST", &url, &body, &[]),
+        &authority,
+    );
+    let mut stream = TcpStream::connect(gateway.addr).unwrap();
+    stream.write_all(head_only(&honest)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        stream.read(&mut byte).is_err(),
+        "no answer before the body arrives"
+    );
+    // Sent in full, it passes.
+    let remaining = &honest[head_only(&honest).len()..];
+    stream.write_all(remaining).unwrap();
+    assert_eq!(read_reply(&mut stream).status, 200);
+    assert!(!upstream.paths().iter().any(|p| p.contains("elsewhere")));
+}

@@ -125,7 +125,8 @@ async fn earlier_steps_win_over_later_ones() {
             .err(),
         Some(ErrorCode::AuthorityMismatch)
     );
-    // Body (6) beats the MAC (7).
+    // The MAC (6) beats the body (7): a body over the limit is not looked
+    // at when the MAC does not verify.
     let mut request = Spec::new(Method::POST, HOST).body(&big).signed();
     *request.method_mut() = Method::PUT;
     let (parts, body) = request.into_parts();
@@ -134,8 +135,62 @@ async fn earlier_steps_win_over_later_ones() {
             .await
             .map_err(|r| r.code())
             .err(),
+        Some(ErrorCode::BadSignature)
+    );
+    // With a valid MAC, the same body is refused for its size.
+    let request = Spec::new(Method::POST, HOST).body(&big).signed();
+    let (parts, body) = request.into_parts();
+    assert_eq!(
+        v.verify_bytes(&parts, Bytes::from(body.clone()))
+            .await
+            .map_err(|r| r.code())
+            .err(),
         Some(ErrorCode::BodyTooLarge)
     );
+}
+
+/// A body that records whether anyone asked it for a frame.
+struct Untouched(Arc<std::sync::atomic::AtomicBool>);
+
+impl http_body::Body for Untouched {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_body_is_not_read_unless_the_mac_verifies() {
+    let v = verifier();
+    // The MAC fails (the method was changed): the body is never polled.
+    let mut request = Spec::new(Method::POST, HOST).body(b"x").signed();
+    *request.method_mut() = Method::PUT;
+    let (parts, _) = request.into_parts();
+    let polled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refused = v
+        .verify(&parts, Untouched(Arc::clone(&polled)))
+        .await
+        .map_err(|r| r.code())
+        .err();
+    assert_eq!(refused, Some(ErrorCode::BadSignature));
+    assert!(!polled.load(std::sync::atomic::Ordering::SeqCst));
+    // The same request with its MAC intact: the body is read (and, since
+    // this one never ends, it runs into the limit).
+    let request = Spec::new(Method::POST, HOST).body(b"x").signed();
+    let (parts, _) = request.into_parts();
+    let refused = v
+        .verify(&parts, Untouched(Arc::clone(&polled)))
+        .await
+        .map_err(|r| r.code())
+        .err();
+    assert_eq!(refused, Some(ErrorCode::BodyTooLarge));
+    assert!(polled.load(std::sync::atomic::Ordering::SeqCst));
 }
 
 #[derive(Debug)]

@@ -1234,29 +1234,41 @@ fn negative() -> Result<Vec<Case>, Failure> {
         ),
         neg(
             "neg-wrong-digest",
-            "Content-Digest of another body; the body is unchanged.",
+            "Content-Digest of another body, signed so (the MAC verifies); the body is unchanged.",
             base().method("POST").body(&b"original"[..]),
             E::DigestMismatch,
+            |w| {
+                w.set("Content-Digest", &BodyDigest::of(b"other").header_value());
+                w.remac();
+            },
+        ),
+        neg(
+            "neg-digest-replaced-after-signing",
+            "Content-Digest of another body put in after signing: the MAC is checked before the body (step 6 before step 7), so `bad_signature`, not `digest_mismatch`.",
+            base().method("POST").body(&b"original"[..]),
+            E::BadSignature,
             |w| {
                 w.set("Content-Digest", &BodyDigest::of(b"other").header_value());
             },
         ),
         neg(
             "neg-digest-sha512-only",
-            "Content-Digest with only a sha-512 member.",
+            "Content-Digest with only a sha-512 member, signed so.",
             base(),
             E::DigestMismatch,
             |w| {
                 w.set("Content-Digest", "sha-512=:z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg==:");
+                w.remac();
             },
         ),
         neg(
             "neg-digest-malformed",
-            "Content-Digest is not a dictionary.",
+            "Content-Digest is not a dictionary, signed so.",
             base(),
             E::DigestMismatch,
             |w| {
                 w.set("Content-Digest", "sha-256=not-a-byte-sequence(");
+                w.remac();
             },
         ),
         neg(
@@ -1430,6 +1442,23 @@ fn negative() -> Result<Vec<Case>, Failure> {
             E::DigestMismatch,
             |w| {
                 w.body = br#"{"qty":100}"#.to_vec();
+            },
+        ),
+        neg(
+            "neg-tampered-body-and-signature",
+            "Body changed and the Signature's first byte flipped: the MAC is checked before the body, so `bad_signature`.",
+            covered(),
+            E::BadSignature,
+            |w| {
+                w.body = br#"{"qty":100}"#.to_vec();
+                let signature = w.get("Signature");
+                let flipped = if signature.contains("=:A") {
+                    signature.replacen("=:A", "=:B", 1)
+                } else {
+                    let at = signature.find("=:").map_or(0, |i| i + 2);
+                    format!("{}A{}", &signature[..at], &signature[at + 1..])
+                };
+                w.set("Signature", &flipped);
             },
         ),
         neg(

@@ -1,4 +1,4 @@
-//! Step 6a: reading the body under the size limit while hashing it.
+//! Step 7: reading the body under the size limit while hashing it.
 
 use std::pin::pin;
 

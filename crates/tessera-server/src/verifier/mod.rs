@@ -41,9 +41,10 @@ use tessera_core::Clock;
 ///    server clock (`clock_skew`), `expires` not passed;
 /// 5. the received authority is one this verifier serves (`authority_mismatch`),
 ///    or the configured fixed authority is used;
-/// 6. read the body under the limit (`body_too_large`), hash it, compare with
+/// 6. check the MAC in constant time (`bad_signature`): it covers the
+///    `Content-Digest` field, so no byte of the body is read before it;
+/// 7. read the body under the limit (`body_too_large`), hash it, compare with
 ///    `Content-Digest` (`digest_mismatch`);
-/// 7. check the MAC in constant time (`bad_signature`);
 /// 8. re-read the clock, re-check the window and the key's validity period
 ///    (a slow body may have outlasted either), and only then record
 ///    (key id, nonce) in the nonce store (`replayed`, `store_unavailable`).
@@ -215,7 +216,10 @@ impl Verifier {
             .view(&ReceivedRequest::from_parts(parts))
             .map_err(reject)?;
 
-        // Step 6.
+        // Steps 6 (the MAC) and 7 (the body and its digest), in that order:
+        // the MAC covers the `Content-Digest` field, not the body, so a
+        // request that does not carry a valid MAC is refused before a byte
+        // of its body is read or hashed.
         let declared = parts
             .headers
             .get(CONTENT_LENGTH)
@@ -223,26 +227,37 @@ impl Verifier {
             .and_then(|v| v.parse::<u64>().ok());
         // Matched here rather than in an async method of `Input`: one
         // nested future less in the state.
-        let collected = match body {
-            body::Input::Stream(body) => body::collect(body, i.body_limit, declared).await,
-            body::Input::Bytes(bytes) => body::in_memory(bytes, i.body_limit, declared),
-        };
-        let (bytes, digest) = collected.map_err(|refusal| reject(refusal.into()))?;
-
-        // Step 6 ends with the digest check, then step 7: the MAC. One
-        // call, so that `Content-Digest` is looked up once for both (the
-        // view's fields are `parts.headers`).
-        if let Err(e) = parsed.check_digest_and_mac(key, &view, &digest) {
-            let mut rejection = reject(e);
-            if rejection.code() == ErrorCode::BadSignature {
-                if let Ok(base) = parsed.signature_base(&view) {
-                    tracing::debug!(key_id = %parsed.key_id(), base = %base.redacted(), "tessera: signature base the server computed");
-                    let debug = i.debug_base.then(|| base.to_string());
-                    rejection = rejection.with_base(base.sha256_hex(), debug);
+        let bytes = match body {
+            body::Input::Bytes(bytes) => {
+                // Already in memory (the upload is over): hashed first, so
+                // that one call checks the MAC and then the digest with one
+                // `Content-Digest` lookup. Errors are still reported in the
+                // spec's order: a body over the limit is refused only once
+                // the MAC has verified.
+                match body::in_memory(bytes, i.body_limit, declared) {
+                    Ok((bytes, digest)) => {
+                        self.check_mac(&parsed, &view, |p| {
+                            p.check_mac_and_digest(key, &view, &digest)
+                        })?;
+                        bytes
+                    }
+                    Err(refusal) => {
+                        self.check_mac(&parsed, &view, |p| p.verify_mac(key, &view))?;
+                        return Err(reject(refusal.into()));
+                    }
                 }
             }
-            return Err(rejection);
-        }
+            body::Input::Stream(body) => {
+                self.check_mac(&parsed, &view, |p| p.verify_mac(key, &view))?;
+                let (bytes, digest) = body::collect(body, i.body_limit, declared)
+                    .await
+                    .map_err(|refusal| reject(refusal.into()))?;
+                parsed
+                    .check_digest(&parts.headers, &digest)
+                    .map_err(reject)?;
+                bytes
+            }
+        };
         // The MAC is valid, so the key id is not made up: only now may the
         // store cache the key (see `KeyStore::verified`).
         i.keys.verified(parsed.key_id(), &resolved);
@@ -351,6 +366,30 @@ impl Verifier {
                 reject(refusal.into())
             }
         })
+    }
+
+    /// Step 6 through `check` (the MAC alone, or the MAC then the digest):
+    /// its error as a rejection, with the hash of the base the verifier
+    /// computed when the MAC did not match (and the base itself when
+    /// configured to show it).
+    fn check_mac(
+        &self,
+        parsed: &ParsedSignature,
+        view: &RequestView<'_, HeaderMap>,
+        check: impl FnOnce(&ParsedSignature) -> Result<(), Error>,
+    ) -> Result<(), Rejection> {
+        let Err(e) = check(parsed) else {
+            return Ok(());
+        };
+        let mut rejection = self.reject(e).with_key_id(parsed.key_id());
+        if rejection.code() == ErrorCode::BadSignature {
+            if let Ok(base) = parsed.signature_base(view) {
+                tracing::debug!(key_id = %parsed.key_id(), base = %base.redacted(), "tessera: signature base the server computed");
+                let debug = self.inner.debug_base.then(|| base.to_string());
+                rejection = rejection.with_base(base.sha256_hex(), debug);
+            }
+        }
+        Err(rejection)
     }
 
     /// Step 3: looks the key up and checks it is usable at `now`.
