@@ -334,3 +334,49 @@ fn a_request_whose_mac_fails_is_refused_before_its_body_arrives() {
     assert_eq!(read_reply(&mut stream).status, 200);
     assert!(!upstream.paths().iter().any(|p| p.contains("elsewhere")));
 }
+
+/// The gateway answers a forged upload as soon as its head is in, while
+/// the client is still sending: the client must still get that answer (not
+/// a reset from a close with unread bytes), whatever the body's size.
+#[test]
+fn a_forged_upload_still_gets_its_answer_while_it_is_being_sent() {
+    let dir = temp_dir("forged-upload");
+    let (gateway, _upstream, alice) = start_with(&dir, "body_timeout_secs = 20\n");
+    let authority = gateway.addr.to_string();
+    for size in [60_000usize, 900_000] {
+        let body = vec![b'a'; size];
+        let url = format!("http://{authority}/v1/upload");
+        let mut forged = signed_request(&alice, "POST", &url, &body, &[]);
+        *forged.uri_mut() = format!("http://{authority}/v1/elsewhere").parse().unwrap();
+        let forged = serialize(&forged, &authority);
+        for attempt in 0..5 {
+            let mut stream = TcpStream::connect(gateway.addr).unwrap();
+            let writer = {
+                let mut stream = stream.try_clone().unwrap();
+                let bytes = forged.clone();
+                // The gateway may close before taking it all: errors here are expected.
+                std::thread::spawn(move || drop(stream.write_all(&bytes)))
+            };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut received = Vec::new();
+            let mut buf = [0u8; 65536];
+            let outcome = loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => received.extend_from_slice(&buf[..n]),
+                    Err(e) => break Err(e),
+                }
+            };
+            writer.join().unwrap();
+            let reply = parse(&received);
+            assert!(
+                reply.as_ref().is_some_and(|r| r.status == 401),
+                "{size} bytes, attempt {attempt}: {outcome:?}, got {:?}",
+                String::from_utf8_lossy(&received[..received.len().min(200)])
+            );
+            assert_eq!(reply.unwrap().json()["code"], "bad_signature");
+        }
+    }
+}

@@ -4,7 +4,7 @@
 //! HTTP Message Signatures with `hmac-sha256` and RFC 9530 `Content-Digest`.
 //!
 //! * [`Verifier`]: the ordered verification procedure (parse, key, time,
-//!   authority, body digest, MAC, then replay), configured with a builder
+//!   authority, MAC, body digest, then replay), configured with a builder
 //!   whose defaults are the safe ones.
 //! * [`KeyStore`] with [`MemoryKeyStore`] and [`DerivedKeyStore`], and the
 //!   [`KeyIssuer`] that mints keys at login.

@@ -88,7 +88,7 @@ async fn declared_length_over_the_limit_is_refused_before_reading() {
 async fn earlier_steps_win_over_later_ones() {
     let v = verifier();
     let big = vec![b'x'; 4096];
-    // Unknown key (step 3) beats clock skew (4), authority (5) and body (6).
+    // Unknown key (step 3) beats clock skew (4), authority (5) and body (7).
     let request = Spec::new(Method::POST, "evil.example")
         .key("nobody")
         .created(T0 - 5000)
@@ -102,7 +102,7 @@ async fn earlier_steps_win_over_later_ones() {
             .err(),
         Some(ErrorCode::UnknownKey)
     );
-    // Clock skew (4) beats authority (5) and body (6).
+    // Clock skew (4) beats authority (5) and body (7).
     let request = Spec::new(Method::POST, "evil.example")
         .created(T0 - 5000)
         .body(&big)
@@ -115,7 +115,7 @@ async fn earlier_steps_win_over_later_ones() {
             .err(),
         Some(ErrorCode::ClockSkew)
     );
-    // Authority (5) beats body (6).
+    // Authority (5) beats body (7).
     let request = Spec::new(Method::POST, "evil.example").body(&big).signed();
     let (parts, body) = request.into_parts();
     assert_eq!(
@@ -179,6 +179,35 @@ async fn a_streamed_body_is_not_read_unless_the_mac_verifies() {
         .map_err(|r| r.code())
         .err();
     assert_eq!(refused, Some(ErrorCode::BadSignature));
+    assert!(!polled.load(std::sync::atomic::Ordering::SeqCst));
+    // Also when the body announces more than the limit: the MAC first.
+    let mut request = Spec::new(Method::POST, HOST).body(b"x").signed();
+    *request.method_mut() = Method::PUT;
+    let (mut parts, _) = request.into_parts();
+    parts.headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(1_000_000u32),
+    );
+    let refused = v
+        .verify(&parts, Untouched(Arc::clone(&polled)))
+        .await
+        .map_err(|r| r.code())
+        .err();
+    assert_eq!(refused, Some(ErrorCode::BadSignature));
+    assert!(!polled.load(std::sync::atomic::Ordering::SeqCst));
+    // With the MAC intact, the announced length is refused, still unread.
+    let request = Spec::new(Method::POST, HOST).body(b"x").signed();
+    let (mut parts, _) = request.into_parts();
+    parts.headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(1_000_000u32),
+    );
+    let refused = v
+        .verify(&parts, Untouched(Arc::clone(&polled)))
+        .await
+        .map_err(|r| r.code())
+        .err();
+    assert_eq!(refused, Some(ErrorCode::BodyTooLarge));
     assert!(!polled.load(std::sync::atomic::Ordering::SeqCst));
     // The same request with its MAC intact: the body is read (and, since
     // this one never ends, it runs into the limit).

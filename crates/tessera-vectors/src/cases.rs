@@ -1272,6 +1272,15 @@ fn negative() -> Result<Vec<Case>, Failure> {
             },
         ),
         neg(
+            "neg-content-digest-obs-text",
+            "Content-Digest holds octet 0xE9 (written U+00E9): the base cannot hold it, so building the base in step 6 refuses it (`invalid_field_value`) before the body is compared.",
+            base(),
+            E::InvalidFieldValue,
+            |w| {
+                w.set("Content-Digest", "sha-256=:caf\u{e9}:");
+            },
+        ),
+        neg(
             "neg-missing-content-digest-header",
             "The covered Content-Digest field is absent.",
             base(),
@@ -1356,7 +1365,7 @@ fn negative() -> Result<Vec<Case>, Failure> {
         ),
         neg(
             "neg-store-reset-after-bad-signature",
-            "Path changed and the store remembers only from after `created`: the MAC is checked first (step 7 before step 8).",
+            "Path changed and the store remembers only from after `created`: the MAC is checked first (step 6 before step 8).",
             base().store_since(CREATED + 1),
             E::BadSignature,
             |w| {

@@ -289,7 +289,7 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
         ),
         sent_anyway(
             "neg-obs-text-in-covered-header",
-            "A covered field holds octet 0xE9 (written U+00E9): rejected while the base is built (step 7).",
+            "A covered field holds octet 0xE9 (written U+00E9): rejected while the base is built (step 6).",
             covered_note().headers(&[("X-Note", "caf\u{e9}")]),
             E::InvalidFieldValue,
         ),

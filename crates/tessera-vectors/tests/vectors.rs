@@ -185,6 +185,7 @@ vectors! {
     neg_two_tessera_signatures => "neg-two-tessera-signatures",
     neg_wrong_digest => "neg-wrong-digest",
     neg_digest_replaced_after_signing => "neg-digest-replaced-after-signing",
+    neg_content_digest_obs_text => "neg-content-digest-obs-text",
     neg_digest_sha512_only => "neg-digest-sha512-only",
     neg_digest_malformed => "neg-digest-malformed",
     neg_missing_content_digest_header => "neg-missing-content-digest-header",

@@ -69,7 +69,9 @@ the access log says why.
        over twice the field count, are cut off by the HTTP parser: an empty
        431 and a closed connection.
   408  the body did not arrive whole within --body-timeout of its head.
-A body over --body-limit gets the verifier's 413 body_too_large.
+A body over --body-limit gets the verifier's 413 body_too_large. Both apply
+only once the MAC has verified: the body of a request whose signature does
+not match is never read, and it gets 401 bad_signature at once.
 A connection that does not send a complete head within --header-timeout,
 counted from accept or from the previous answer (so it is also the keep-alive
 idle timeout), is closed without an answer. Beyond --max-connections, new

@@ -125,7 +125,7 @@ pub trait KeyStore: fmt::Debug + Send + Sync {
         None
     }
 
-    /// Called by the verifier after step 6, once a request signed with `key`
+    /// Called by the verifier after steps 6 and 7, once a request signed with `key`
     /// (as returned by [`KeyStore::resolve`] for `key_id`) carried a valid
     /// MAC: the sender holds the secret, so the key id is not made up.
     ///
