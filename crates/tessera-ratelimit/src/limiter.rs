@@ -191,8 +191,8 @@ impl RateLimiterStats {
 }
 
 /// Limits authenticated requests by key, owner or route; plug it into a
-/// verifier with `VerifierBuilder::admission`, so that it runs right after
-/// the MAC check, before the body is read and the nonce recorded.
+/// verifier with `VerifierBuilder::admission`, so that it runs after the MAC
+/// check and before the nonce is recorded.
 ///
 /// For each request: the first [`Route`] that matches gives the plan and
 /// cost; otherwise the key's own plan (its metadata attribute

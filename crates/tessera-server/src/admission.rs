@@ -57,8 +57,7 @@ impl Admitted {
 
 /// A policy that admits or refuses authenticated requests.
 ///
-/// It runs on the request path right after the MAC check, before the body
-/// is read (a refused request's body never is): keep it fast. A refusal
+/// It runs on the request path after the MAC check: keep it fast. A refusal
 /// is a [`Rejection`] (for rate limits, `rate_limited` from
 /// [`tessera_core::Refusal::RateLimited`], with `Retry-After`).
 #[async_trait]
@@ -70,12 +69,10 @@ pub trait Admission: fmt::Debug + Send + Sync {
     async fn admit(&self, request: AdmissionRequest<'_>) -> Result<Admitted, Rejection>;
 
     /// Gives back what [`Admission::admit`] charged for `request`, which it
-    /// admitted: the verifier calls it when a later step then refused the
-    /// request (the body: `body_too_large`, `digest_mismatch`, a body that
-    /// does not arrive; the time re-check; the nonce: `replayed`,
-    /// `store_reset`, `store_unavailable`), so that such a request spends
-    /// nothing. Above all, copies of a captured request, replayed or resent
-    /// with another body, cannot drain the key's budget (spec §12.5). Best effort: a
+    /// admitted: the verifier calls it when the nonce step then refused the
+    /// request (`replayed`, `store_reset`, `store_unavailable`), so that such
+    /// a request spends nothing. Above all, replayed copies of a captured
+    /// request cannot drain the key's budget (spec §12.5). Best effort: a
     /// policy that cannot give back logs it. The default does nothing.
     async fn refund(&self, request: AdmissionRequest<'_>) {
         let _ = request;

@@ -43,8 +43,6 @@ use tessera_core::Clock;
 ///    or the configured fixed authority is used;
 /// 6. check the MAC in constant time (`bad_signature`): it covers the
 ///    `Content-Digest` field, so no byte of the body is read before it;
-///    then the admission policy (rate limits), if any: `rate_limited`, its
-///    charge given back if step 7 or 8 refuses the request;
 /// 7. read the body under the limit (`body_too_large`), hash it, compare with
 ///    `Content-Digest` (`digest_mismatch`);
 /// 8. re-read the clock, re-check the window and the key's validity period
@@ -218,129 +216,103 @@ impl Verifier {
             .view(&ReceivedRequest::from_parts(parts))
             .map_err(reject)?;
 
-        // Step 6, the MAC, before the body: it covers the `Content-Digest`
-        // field, not the body, so a request that does not carry a valid MAC
-        // is refused before a byte of its body is read or hashed.
+        // Steps 6 (the MAC) and 7 (the body and its digest), in that order:
+        // the MAC covers the `Content-Digest` field, not the body, so a
+        // request that does not carry a valid MAC is refused before a byte
+        // of its body is read or hashed.
         let declared = parts
             .headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        // A body already in memory (the upload is over) is hashed first, so
-        // that one call checks the MAC and then the digest with one
-        // `Content-Digest` lookup; what step 7 finds wrong with it waits in
-        // `refused` and is reported after admission, in the spec's order.
         // Matched here rather than in an async method of `Input`: one
         // nested future less in the state.
-        let (body, refused) = match body {
-            body::Input::Bytes(bytes) => match body::in_memory(bytes, i.body_limit, declared) {
-                Ok((bytes, digest)) => {
-                    match parsed.check_mac_and_digest(key, &view, &digest) {
-                        Ok(()) => (Body7::Read(bytes), None),
-                        // Only step 7 reports it: the MAC verified.
-                        Err(e) if e.code() == ErrorCode::DigestMismatch => {
-                            (Body7::Read(Bytes::new()), Some(reject(e)))
-                        }
-                        Err(e) => return Err(self.mac_rejection(&parsed, &view, e)),
+        let bytes = match body {
+            body::Input::Bytes(bytes) => {
+                // Already in memory (the upload is over): hashed first, so
+                // that one call checks the MAC and then the digest with one
+                // `Content-Digest` lookup. Errors are still reported in the
+                // spec's order: a body over the limit is refused only once
+                // the MAC has verified.
+                match body::in_memory(bytes, i.body_limit, declared) {
+                    Ok((bytes, digest)) => {
+                        self.check_mac(&parsed, &view, |p| {
+                            p.check_mac_and_digest(key, &view, &digest)
+                        })?;
+                        bytes
+                    }
+                    Err(refusal) => {
+                        self.check_mac(&parsed, &view, |p| p.verify_mac(key, &view))?;
+                        return Err(reject(refusal.into()));
                     }
                 }
-                Err(refusal) => {
-                    if let Err(e) = parsed.verify_mac(key, &view) {
-                        return Err(self.mac_rejection(&parsed, &view, e));
-                    }
-                    (Body7::Read(Bytes::new()), Some(reject(refusal.into())))
-                }
-            },
+            }
             body::Input::Stream(body) => {
-                if let Err(e) = parsed.verify_mac(key, &view) {
-                    return Err(self.mac_rejection(&parsed, &view, e));
-                }
-                (Body7::Stream(body), None)
+                self.check_mac(&parsed, &view, |p| p.verify_mac(key, &view))?;
+                let (bytes, digest) = body::collect(body, i.body_limit, declared)
+                    .await
+                    .map_err(|refusal| reject(refusal.into()))?;
+                parsed
+                    .check_digest(&parts.headers, &digest)
+                    .map_err(reject)?;
+                bytes
             }
         };
         // The MAC is valid, so the key id is not made up: only now may the
         // store cache the key (see `KeyStore::verified`).
         i.keys.verified(parsed.key_id(), &resolved);
 
-        // Admission (rate limits) right after the MAC (spec §12.5): a
-        // refused request's body is never read, and it consumes no nonce.
-        let admitted = match &i.admission {
-            None => Admitted::plain(),
-            Some(admission) => admission
-                .admit(admission_request(&parsed, &resolved, parts))
-                .await
-                .map_err(|r| {
-                    r.with_realm(&i.realm)
-                        .with_key_id(parsed.key_id())
-                        .with_owner(&resolved.metadata().owner)
-                })?,
-        };
-
-        // Steps 7 and 8. Whatever refuses the request from here gives the
-        // admission's charge back, so that copies of a captured request
-        // (replayed, or resent with another body) spend nothing from the
-        // key's budget.
-        // A labelled block rather than an async method: one nested future
-        // less in the (boxed) state.
-        let outcome: Result<Bytes, Rejection> = 'later: {
-            if let Some(rejection) = refused {
-                break 'later Err(rejection);
-            }
-            let bytes = match body {
-                Body7::Read(bytes) => bytes,
-                Body7::Stream(body) => {
-                    let (bytes, digest) = match body::collect(body, i.body_limit, declared).await {
-                        Ok(collected) => collected,
-                        Err(refusal) => break 'later Err(reject(refusal.into())),
-                    };
-                    if let Err(e) = parsed.check_digest(&parts.headers, &digest) {
-                        break 'later Err(reject(e));
-                    }
-                    bytes
-                }
-            };
-            // Step 8. The time is read again: reading a slow body may have
-            // taken the request out of its window, and the nonce store may
-            // already have forgotten pairs that old. The key's validity
-            // period is checked again with the same reading: it may have
-            // ended during the upload.
-            let now = i.clock.now_unix();
-            if let Err(rejection) = self.check_time(&parsed, &resolved, now) {
-                break 'later Err(rejection);
-            }
-            if let Err(e) = recheck_key(&resolved, now) {
-                break 'later Err(reject(e));
-            }
-            let expires_at = parsed.created().saturating_add(i.window).saturating_add(1);
-            let record = NonceRecord::new(
-                parsed.key_id(),
-                parsed.nonce(),
-                parsed.created(),
-                now,
-                expires_at,
-            );
-            let outcome = match i.nonces.record_now(record) {
-                Some(outcome) => outcome,
-                None => i.nonces.record(record).await,
-            };
-            match self.nonce_refusal(&parsed, outcome) {
-                None => Ok(bytes),
-                Some(rejection) => Err(rejection),
+        // Step 8. The time is read again: reading a slow body may have taken
+        // the request out of its window, and the nonce store may already have
+        // forgotten pairs that old. The key's validity period is checked
+        // again with the same reading: it may have ended during the upload.
+        let now = i.clock.now_unix();
+        self.check_time(&parsed, &resolved, now)?;
+        recheck_key(&resolved, now).map_err(reject)?;
+        // Admission (rate limits) before the nonce is recorded: a refused
+        // request consumes no nonce.
+        let (admitted, now) = match &i.admission {
+            None => (Admitted::plain(), now),
+            Some(admission) => {
+                let admitted = admission
+                    .admit(admission_request(&parsed, &resolved, parts))
+                    .await
+                    .map_err(|r| {
+                        r.with_realm(&i.realm)
+                            .with_key_id(parsed.key_id())
+                            .with_owner(&resolved.metadata().owner)
+                    })?;
+                // Admission may have waited on its own store: the nonce
+                // store dates a new epoch from the time it is asked (spec
+                // §14.1), so it gets a fresh reading.
+                (admitted, i.clock.now_unix())
             }
         };
-        let bytes = match outcome {
-            Ok(bytes) => bytes,
-            Err(rejection) => {
-                // Not kept across the await below: the boxed state stays small.
-                drop(admitted);
-                if let Some(admission) = &i.admission {
-                    admission
-                        .refund(admission_request(&parsed, &resolved, parts))
-                        .await;
-                }
-                return Err(rejection.with_owner(&resolved.metadata().owner));
-            }
+        let expires_at = parsed.created().saturating_add(i.window).saturating_add(1);
+        let record = NonceRecord::new(
+            parsed.key_id(),
+            parsed.nonce(),
+            parsed.created(),
+            now,
+            expires_at,
+        );
+        let outcome = match i.nonces.record_now(record) {
+            Some(outcome) => outcome,
+            None => i.nonces.record(record).await,
         };
+        if let Some(rejection) = self.nonce_refusal(&parsed, outcome) {
+            // Not kept across the await below: the boxed state stays small.
+            drop(admitted);
+            if let Some(admission) = &i.admission {
+                // Refused at the nonce step: the admission's charge is given
+                // back, so replayed copies of a captured request spend
+                // nothing from the key's budget (spec §12.5).
+                admission
+                    .refund(admission_request(&parsed, &resolved, parts))
+                    .await;
+            }
+            return Err(rejection.with_owner(&resolved.metadata().owner));
+        }
 
         let identity = VerifiedIdentity::new(
             parsed.key_id(),
@@ -396,16 +368,20 @@ impl Verifier {
         })
     }
 
-    /// Step 6's error as a rejection, with the hash of the base the
-    /// verifier computed when the MAC did not match (and the base itself
-    /// when configured to show it).
-    fn mac_rejection(
+    /// Step 6 through `check` (the MAC alone, or the MAC then the digest):
+    /// its error as a rejection, with the hash of the base the verifier
+    /// computed when the MAC did not match (and the base itself when
+    /// configured to show it).
+    fn check_mac(
         &self,
         parsed: &ParsedSignature,
         view: &RequestView<'_, HeaderMap>,
-        error: Error,
-    ) -> Rejection {
-        let mut rejection = self.reject(error).with_key_id(parsed.key_id());
+        check: impl FnOnce(&ParsedSignature) -> Result<(), Error>,
+    ) -> Result<(), Rejection> {
+        let Err(e) = check(parsed) else {
+            return Ok(());
+        };
+        let mut rejection = self.reject(e).with_key_id(parsed.key_id());
         if rejection.code() == ErrorCode::BadSignature {
             if let Ok(base) = parsed.signature_base(view) {
                 tracing::debug!(key_id = %parsed.key_id(), base = %base.redacted(), "tessera: signature base the server computed");
@@ -413,7 +389,7 @@ impl Verifier {
                 rejection = rejection.with_base(base.sha256_hex(), debug);
             }
         }
-        rejection
+        Err(rejection)
     }
 
     /// Step 3: looks the key up and checks it is usable at `now`.
@@ -505,13 +481,6 @@ fn admission_request<'a>(
         method: &parts.method,
         path: parts.uri.path(),
     }
-}
-
-/// The body step 7 reads: already in memory (and hashed), or still a
-/// stream, read only after the MAC and admission.
-enum Body7<B> {
-    Read(Bytes),
-    Stream(B),
 }
 
 /// A [`ParsedSignature`] held inline, for [`Verifier::run`].
