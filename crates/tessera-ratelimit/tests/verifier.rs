@@ -106,12 +106,9 @@ fn now(s: &Setup) -> u64 {
     tessera_server::Clock::now_unix(&s.clock)
 }
 
-/// Replayed copies of a captured request spend nothing from the key's budget
-/// (spec §12.5): the charge of a request refused at the nonce step is given
-/// back, so whoever holds a captured request cannot drain the key.
-#[test]
-fn replayed_copies_spend_nothing_from_the_budget() {
-    let s = setup(
+/// A verifier whose limiter gives every key 3 requests a minute (burst 3).
+fn three_a_minute() -> Setup {
+    setup(
         |clock| {
             RateLimiter::builder(MemoryRateStore::default())
                 .default_plan(plan("default", "3/m", 3))
@@ -119,7 +116,15 @@ fn replayed_copies_spend_nothing_from_the_budget() {
                 .build()
         },
         1_000,
-    );
+    )
+}
+
+/// Replayed copies of a captured request spend nothing from the key's budget
+/// (spec §12.5): the charge of a request refused at the nonce step is given
+/// back, so whoever holds a captured request cannot drain the key.
+#[test]
+fn replayed_copies_spend_nothing_from_the_budget() {
+    let s = three_a_minute();
     let captured = signed("alice-phone", "GET", "/v1/me", now(&s));
     assert!(verify(&s, &captured).is_ok());
     for _ in 0..20 {
@@ -617,15 +622,7 @@ async fn limits_before_verification_by_client_ip_and_claimed_key_id() {
 /// such copies spend nothing from the key's budget.
 #[test]
 fn a_captured_head_resent_with_other_bodies_spends_nothing() {
-    let s = setup(
-        |clock| {
-            RateLimiter::builder(MemoryRateStore::default())
-                .default_plan(plan("default", "3/m", 3))
-                .clock(clock)
-                .build()
-        },
-        1_000,
-    );
+    let s = three_a_minute();
     let captured = signed("alice-phone", "GET", "/v1/me", now(&s));
     for i in 0..20 {
         let r = s

@@ -84,6 +84,15 @@ async fn declared_length_over_the_limit_is_refused_before_reading() {
     assert_eq!(err.code(), ErrorCode::BodyTooLarge);
 }
 
+/// The code `v` refuses `request` with (its body in memory), if any.
+async fn refusal(v: &Verifier, request: http::Request<Vec<u8>>) -> Option<ErrorCode> {
+    let (parts, body) = request.into_parts();
+    v.verify_bytes(&parts, Bytes::from(body))
+        .await
+        .map_err(|r| r.code())
+        .err()
+}
+
 #[tokio::test]
 async fn earlier_steps_win_over_later_ones() {
     let v = verifier();
@@ -94,59 +103,27 @@ async fn earlier_steps_win_over_later_ones() {
         .created(T0 - 5000)
         .body(&big)
         .signed();
-    let (parts, body) = request.into_parts();
-    assert_eq!(
-        v.verify_bytes(&parts, Bytes::from(body.clone()))
-            .await
-            .map_err(|r| r.code())
-            .err(),
-        Some(ErrorCode::UnknownKey)
-    );
+    assert_eq!(refusal(&v, request).await, Some(ErrorCode::UnknownKey));
     // Clock skew (4) beats authority (5) and body (7).
     let request = Spec::new(Method::POST, "evil.example")
         .created(T0 - 5000)
         .body(&big)
         .signed();
-    let (parts, body) = request.into_parts();
-    assert_eq!(
-        v.verify_bytes(&parts, Bytes::from(body.clone()))
-            .await
-            .map_err(|r| r.code())
-            .err(),
-        Some(ErrorCode::ClockSkew)
-    );
+    assert_eq!(refusal(&v, request).await, Some(ErrorCode::ClockSkew));
     // Authority (5) beats body (7).
     let request = Spec::new(Method::POST, "evil.example").body(&big).signed();
-    let (parts, body) = request.into_parts();
     assert_eq!(
-        v.verify_bytes(&parts, Bytes::from(body.clone()))
-            .await
-            .map_err(|r| r.code())
-            .err(),
+        refusal(&v, request).await,
         Some(ErrorCode::AuthorityMismatch)
     );
     // The MAC (6) beats the body (7): a body over the limit is not looked
     // at when the MAC does not verify.
     let mut request = Spec::new(Method::POST, HOST).body(&big).signed();
     *request.method_mut() = Method::PUT;
-    let (parts, body) = request.into_parts();
-    assert_eq!(
-        v.verify_bytes(&parts, Bytes::from(body.clone()))
-            .await
-            .map_err(|r| r.code())
-            .err(),
-        Some(ErrorCode::BadSignature)
-    );
+    assert_eq!(refusal(&v, request).await, Some(ErrorCode::BadSignature));
     // With a valid MAC, the same body is refused for its size.
     let request = Spec::new(Method::POST, HOST).body(&big).signed();
-    let (parts, body) = request.into_parts();
-    assert_eq!(
-        v.verify_bytes(&parts, Bytes::from(body.clone()))
-            .await
-            .map_err(|r| r.code())
-            .err(),
-        Some(ErrorCode::BodyTooLarge)
-    );
+    assert_eq!(refusal(&v, request).await, Some(ErrorCode::BodyTooLarge));
 }
 
 /// A body that records whether anyone asked it for a frame.

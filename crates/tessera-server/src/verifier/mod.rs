@@ -236,19 +236,18 @@ impl Verifier {
                 // the MAC has verified.
                 match body::in_memory(bytes, i.body_limit, declared) {
                     Ok((bytes, digest)) => {
-                        self.check_mac(&parsed, &view, |p| {
-                            p.check_mac_and_digest(key, &view, &digest)
-                        })?;
+                        let checked = parsed.check_mac_and_digest(key, &view, &digest);
+                        self.mac_outcome(&parsed, &view, checked)?;
                         bytes
                     }
                     Err(refusal) => {
-                        self.check_mac(&parsed, &view, |p| p.verify_mac(key, &view))?;
+                        self.mac_outcome(&parsed, &view, parsed.verify_mac(key, &view))?;
                         return Err(reject(refusal.into()));
                     }
                 }
             }
             body::Input::Stream(body) => {
-                self.check_mac(&parsed, &view, |p| p.verify_mac(key, &view))?;
+                self.mac_outcome(&parsed, &view, parsed.verify_mac(key, &view))?;
                 let (bytes, digest) = body::collect(body, i.body_limit, declared)
                     .await
                     .map_err(|refusal| reject(refusal.into()))?;
@@ -368,17 +367,16 @@ impl Verifier {
         })
     }
 
-    /// Step 6 through `check` (the MAC alone, or the MAC then the digest):
-    /// its error as a rejection, with the hash of the base the verifier
-    /// computed when the MAC did not match (and the base itself when
-    /// configured to show it).
-    fn check_mac(
+    /// Step 6's outcome (the MAC alone, or the MAC then the digest) as a
+    /// rejection, with the hash of the base the verifier computed when the
+    /// MAC did not match (and the base itself when configured to show it).
+    fn mac_outcome(
         &self,
         parsed: &ParsedSignature,
         view: &RequestView<'_, HeaderMap>,
-        check: impl FnOnce(&ParsedSignature) -> Result<(), Error>,
+        outcome: Result<(), Error>,
     ) -> Result<(), Rejection> {
-        let Err(e) = check(parsed) else {
+        let Err(e) = outcome else {
             return Ok(());
         };
         let mut rejection = self.reject(e).with_key_id(parsed.key_id());
