@@ -107,8 +107,8 @@ pub(crate) fn recognize(input: &[u8], signature: &[u8]) -> Option<ParsedSignatur
         match param {
             Param::Created => created = Some(cursor.integer()?),
             Param::Expires => expires = Some(cursor.integer()?),
-            Param::KeyId => keyid = Some(KeyId::new(cursor.string()?).ok()?),
-            Param::Nonce => nonce = Some(Nonce::new(cursor.string()?).ok()?),
+            Param::KeyId => keyid = Some(KeyId::new_if_valid(cursor.string()?)?),
+            Param::Nonce => nonce = Some(Nonce::new_if_valid(cursor.string()?)?),
             Param::Tag => tagged = cursor.string()? == TAG,
             Param::Alg => {
                 if cursor.string()? != "hmac-sha256" {
@@ -192,7 +192,12 @@ impl<'a> Cursor<'a> {
     /// `\\`, which no canonical key or unescaped string holds.
     fn until(&mut self, end: u8) -> Option<&'a str> {
         let start = self.at;
-        let len = self.rest().bytes().position(|b| b == end)?;
+        let len = self
+            .input
+            .as_bytes()
+            .get(start..)?
+            .iter()
+            .position(|&b| b == end)?;
         self.at = start + len + 1;
         self.text(start, start + len)
     }
@@ -205,25 +210,21 @@ impl<'a> Cursor<'a> {
     }
 
     /// A non-negative sf-integer in canonical form: 1 to 15 digits, no
-    /// leading zero, ending the value or followed by `;`.
+    /// leading zero, ending the value or followed by `;`. The value is
+    /// accumulated as the digits are read (15 digits cannot overflow).
     fn integer(&mut self) -> Option<u64> {
+        let bytes = self.input.as_bytes();
         let start = self.at;
-        while self
-            .input
-            .as_bytes()
-            .get(self.at)
-            .is_some_and(u8::is_ascii_digit)
-        {
+        let mut value = 0u64;
+        while let Some(&digit) = bytes.get(self.at).filter(|b| b.is_ascii_digit()) {
+            if self.at - start == 15 {
+                return None;
+            }
+            value = value * 10 + u64::from(digit - b'0');
             self.at += 1;
         }
-        let digits = self.text(start, self.at)?;
-        let canonical =
-            (1..=15).contains(&digits.len()) && (digits == "0" || !digits.starts_with('0'));
-        if canonical {
-            digits.parse().ok()
-        } else {
-            None
-        }
+        let leading_zero = self.at - start > 1 && bytes.get(start) == Some(&b'0');
+        (self.at > start && !leading_zero).then_some(value)
     }
 
     fn text(&self, start: usize, end: usize) -> Option<&'a str> {

@@ -1,6 +1,7 @@
 //! Covered components: the mandatory floor, extra fields, and what is forbidden.
 
 use std::fmt;
+use std::sync::Arc;
 
 use http::HeaderName;
 
@@ -29,30 +30,85 @@ pub enum Component {
 /// and [`Component::parse`] make one, so every [`Component::Field`] is valid
 /// and signers need not check it again per request. It is an `http` name, so
 /// verifiers look fields up without parsing it again.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct FieldName(HeaderName);
+#[derive(Clone)]
+pub struct FieldName(Name);
+
+/// Where a field name is kept. A pointer either way, so that a component
+/// is 16 bytes and a parsed signature's list of them is cheap to move.
+#[derive(Clone)]
+enum Name {
+    /// `content-digest` or one of [`COMMONLY_COVERED`]: a static name,
+    /// shared without allocating or counting references.
+    Known(&'static HeaderName),
+    /// Any other name, shared by reference count.
+    Other(Arc<HeaderName>),
+}
 
 impl FieldName {
     /// The name as a string.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        self.header_name().as_str()
     }
 
     /// The name as an `http` header name.
     pub fn header_name(&self) -> &HeaderName {
-        &self.0
+        match &self.0 {
+            Name::Known(name) => name,
+            Name::Other(name) => name,
+        }
+    }
+}
+
+/// The static name spelled `name`, if there is one.
+fn known(name: &str) -> Option<FieldName> {
+    // A `match` on the text: the compiler switches on the length first,
+    // so at most a couple of names are compared byte by byte. A unit test
+    // checks it against `COMMONLY_COVERED`.
+    let index = match name {
+        CONTENT_DIGEST => return Some(FieldName(Name::Known(&CONTENT_DIGEST_FIELD))),
+        "content-type" => 0,
+        "user-agent" => 1,
+        "date" => 2,
+        "accept" => 3,
+        "authorization" => 4,
+        "content-length" => 5,
+        "content-encoding" => 6,
+        "content-language" => 7,
+        "cache-control" => 8,
+        "if-match" => 9,
+        "if-none-match" => 10,
+        "origin" => 11,
+        _ => return None,
+    };
+    COMMONLY_COVERED
+        .get(index)
+        .map(|known| FieldName(Name::Known(known)))
+}
+
+/// Equal names are equal wherever they are kept.
+impl PartialEq for FieldName {
+    fn eq(&self, other: &Self) -> bool {
+        self.header_name() == other.header_name()
+    }
+}
+
+impl Eq for FieldName {}
+
+impl std::hash::Hash for FieldName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.header_name().hash(state);
     }
 }
 
 impl fmt::Debug for FieldName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FieldName({:?})", self.0.as_str())
+        write!(f, "FieldName({:?})", self.as_str())
     }
 }
 
 impl fmt::Display for FieldName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_str())
+        f.write_str(self.as_str())
     }
 }
 
@@ -91,7 +147,7 @@ pub static MANDATORY: [Component; 5] = [
     Component::Authority,
     Component::Path,
     Component::Query,
-    Component::Field(FieldName(HeaderName::from_static(CONTENT_DIGEST))),
+    Component::Field(FieldName(Name::Known(&CONTENT_DIGEST_FIELD))),
 ];
 
 /// Header fields that may never be covered: intermediaries change them, or
@@ -125,18 +181,6 @@ impl Component {
         }
     }
 
-    /// The start of this component's line in the signature base (`"name": `)
-    /// when it is a constant, so the base writer copies it in one piece.
-    pub(crate) fn base_line_prefix(&self) -> Option<&'static [u8]> {
-        match self {
-            Component::Method => Some(b"\"@method\": "),
-            Component::Authority => Some(b"\"@authority\": "),
-            Component::Path => Some(b"\"@path\": "),
-            Component::Query => Some(b"\"@query\": ?"),
-            Component::Field(_) => None,
-        }
-    }
-
     /// Parses a component identifier (the content of the sf-string) and applies the profile rules.
     ///
     /// # Errors
@@ -165,19 +209,14 @@ impl Component {
     /// # Errors
     /// As [`Component::parse`].
     pub fn field(name: &str) -> Result<Component> {
-        if name == CONTENT_DIGEST {
-            // Covered by every signature; shares the static name instead of
-            // allocating a custom one.
-            return Ok(Component::Field(FieldName(CONTENT_DIGEST_FIELD.clone())));
-        }
-        if let Some(common) = COMMONLY_COVERED.iter().find(|f| f.as_str() == name) {
-            return Ok(Component::Field(FieldName(common.clone())));
+        // `content-digest`, covered by every signature, and the commonly
+        // covered names share a static name: no validation, no allocation.
+        if let Some(known) = known(name) {
+            return Ok(Component::Field(known));
         }
         validate_field_name(name)?;
-        // Other standard names still become `http`'s standard representation
-        // (no allocation); only custom names allocate.
         HeaderName::from_lowercase(name.as_bytes())
-            .map(|name| Component::Field(FieldName(name)))
+            .map(|name| Component::Field(FieldName(Name::Other(Arc::new(name)))))
             .or_else(|_| {
                 err(
                     ErrorCode::MalformedSignature,
@@ -294,7 +333,7 @@ pub(crate) fn check_coverage(components: &[Component]) -> Result<()> {
             Component::Authority => Some(1),
             Component::Path => Some(2),
             Component::Query => Some(3),
-            Component::Field(name) if name.0 == CONTENT_DIGEST_FIELD => Some(4),
+            Component::Field(name) if *name.header_name() == CONTENT_DIGEST_FIELD => Some(4),
             Component::Field(_) => None,
         };
         let duplicate = match floor_bit {
@@ -334,7 +373,10 @@ mod tests {
         assert_eq!(Component::parse("@query"), Ok(Component::Query));
         assert_eq!(
             Component::parse("content-digest"),
-            Ok(Component::Field(FieldName(CONTENT_DIGEST_FIELD.clone())))
+            // Equal to a name kept apart from the static table.
+            Ok(Component::Field(FieldName(Name::Other(Arc::new(
+                CONTENT_DIGEST_FIELD.clone()
+            )))))
         );
         for (name, code) in [
             ("@target-uri", ErrorCode::ForbiddenComponent),
@@ -356,6 +398,32 @@ mod tests {
     }
 
     #[test]
+    fn every_commonly_covered_name_is_known_by_its_own_text() {
+        for name in &COMMONLY_COVERED {
+            let found = known(name.as_str()).expect("known");
+            assert!(
+                matches!(found.0, Name::Known(k) if std::ptr::eq(k, name)),
+                "{name} maps to another entry"
+            );
+        }
+        let found = known(CONTENT_DIGEST).expect("known");
+        assert!(matches!(found.0, Name::Known(k) if std::ptr::eq(k, &CONTENT_DIGEST_FIELD)));
+        assert!(known("x-request-id").is_none());
+        assert!(
+            known("Content-Type").is_none(),
+            "only lowercase text is known"
+        );
+        // A name outside the table is kept apart, and equal to itself.
+        let other = Component::field("x-request-id").expect("valid");
+        assert!(matches!(
+            &other,
+            Component::Field(FieldName(Name::Other(_)))
+        ));
+        assert_eq!(other, Component::field("x-request-id").expect("valid"));
+        assert_eq!(std::mem::size_of::<Component>(), 16);
+    }
+
+    #[test]
     fn commonly_covered_names_match_the_general_path() {
         for name in &COMMONLY_COVERED {
             assert!(validate_field_name(name.as_str()).is_ok(), "{name}");
@@ -363,7 +431,7 @@ mod tests {
             assert_eq!(&general, name);
             assert_eq!(
                 Component::field(name.as_str()),
-                Ok(Component::Field(FieldName(general)))
+                Ok(Component::Field(FieldName(Name::Other(Arc::new(general)))))
             );
         }
     }

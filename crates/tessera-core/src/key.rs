@@ -43,6 +43,15 @@ impl KeyId {
         }
     }
 
+    /// [`KeyId::new`] for a caller that only needs to know whether `id`
+    /// is valid (the canonical-form shortcut): the same rules, answered as
+    /// an `Option`, so the id is built where it is returned.
+    #[inline]
+    pub(crate) fn new_if_valid(id: &str) -> Option<Self> {
+        validate_key_id(id).ok()?;
+        inline_str(id).map(KeyId)
+    }
+
     /// The key id as a string.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -39,6 +39,15 @@ impl Nonce {
         }
     }
 
+    /// [`Nonce::new`] for a caller that only needs to know whether `nonce`
+    /// is valid (the canonical-form shortcut): the same rules, answered as
+    /// an `Option`, so the nonce is built where it is returned.
+    #[inline]
+    pub(crate) fn new_if_valid(nonce: &str) -> Option<Self> {
+        validate_nonce(nonce).ok()?;
+        inline_str(nonce).map(Nonce)
+    }
+
     /// Draws 16 bytes from `rng` and encodes them as a 22-character nonce.
     ///
     /// Pass a cryptographically secure generator seeded from the OS (for
