@@ -22,35 +22,39 @@ pub(crate) struct Entry {
     pub(crate) pair: u64,
 }
 
-/// Computes [`Entry`] values with two random SipHash-1-3 keys.
+/// Computes [`Entry`] values with one random SipHash-1-3 key.
+///
+/// `key` is the hash of the key id and `pair` the hash of the key id, a
+/// separator and the nonce: the same keyed function (a PRF) over two
+/// different inputs, so the two values are as independent as with two
+/// keys, and the key id is hashed once for both.
 #[derive(Clone, Copy)]
 pub(crate) struct EntryHasher {
-    key: SipHasher13,
-    pair: SipHasher13,
+    sip: SipHasher13,
 }
 
 impl EntryHasher {
     pub(crate) fn random() -> Self {
         let mut rng = rand::rng();
         EntryHasher {
-            key: SipHasher13::new_with_keys(rng.next_u64(), rng.next_u64()),
-            pair: SipHasher13::new_with_keys(rng.next_u64(), rng.next_u64()),
+            sip: SipHasher13::new_with_keys(rng.next_u64(), rng.next_u64()),
         }
     }
 
     pub(crate) fn entry(&self, key_id: &KeyId, nonce: &Nonce) -> Entry {
-        let mut key = self.key;
-        key.write(key_id.as_str().as_bytes());
-        let mut pair = self.pair;
-        pair.write(key_id.as_str().as_bytes());
+        let mut hasher = self.sip;
+        hasher.write(key_id.as_str().as_bytes());
+        // `finish` reads the state without consuming it: the hash of the
+        // key id alone, after which the same state goes on with the nonce.
+        let key = hasher.finish();
         // Key ids are ASCII, so 0xff cannot occur in them: the split between
         // key id and nonce is unambiguous.
-        pair.write_u8(0xff);
-        pair.write(nonce.as_str().as_bytes());
+        hasher.write_u8(0xff);
+        hasher.write(nonce.as_str().as_bytes());
         Entry {
-            key: key.finish(),
+            key,
             // 0 marks an empty slot in the fingerprint table.
-            pair: pair.finish().max(1),
+            pair: hasher.finish().max(1),
         }
     }
 }
@@ -83,3 +87,46 @@ impl Hasher for PassThrough {
 }
 
 pub(crate) type BuildPassThrough = std::hash::BuildHasherDefault<PassThrough>;
+
+#[cfg(test)]
+mod tests {
+    use tessera_core::{KeyId, Nonce};
+
+    use super::EntryHasher;
+
+    fn entry(hasher: &EntryHasher, key_id: &str, nonce: &str) -> super::Entry {
+        let key_id = KeyId::new(key_id).expect("key id");
+        let nonce = Nonce::new(nonce).expect("nonce");
+        hasher.entry(&key_id, &nonce)
+    }
+
+    #[test]
+    fn the_key_hash_depends_on_the_key_id_alone_and_the_pair_hash_on_both() {
+        let hasher = EntryHasher::random();
+        let nonce = "AAAAAAAAAAAAAAAAAAAAAAA";
+        let other = "BBBBBBBBBBBBBBBBBBBBBBB";
+        let a = entry(&hasher, "user-1", nonce);
+        let b = entry(&hasher, "user-1", other);
+        let c = entry(&hasher, "user-2", nonce);
+        assert_eq!(a.key, b.key, "one key id, one per-key count");
+        assert_ne!(a.key, c.key);
+        assert_ne!(a.pair, b.pair);
+        assert_ne!(a.pair, c.pair);
+        // Moving a character between key id and nonce makes another pair.
+        let shifted = entry(&hasher, "user-1A", &nonce[1..]);
+        assert_ne!(a.pair, shifted.pair);
+        // The key hash is not the pair hash of some other split either.
+        assert_ne!(a.key, a.pair);
+        assert_eq!(
+            a,
+            entry(&hasher, "user-1", nonce),
+            "deterministic per store"
+        );
+        let another_store = EntryHasher::random();
+        assert_ne!(
+            a,
+            entry(&another_store, "user-1", nonce),
+            "keys are random per store"
+        );
+    }
+}
