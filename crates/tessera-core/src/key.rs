@@ -43,9 +43,10 @@ impl KeyId {
         }
     }
 
-    /// [`KeyId::new`] for a caller that only needs to know whether `id`
-    /// is valid (the canonical-form shortcut): the same rules, answered as
-    /// an `Option`, so the id is built where it is returned.
+    /// [`KeyId::new`] for a caller that does not need the error (the
+    /// canonical-form shortcut, which leaves reporting to the `sfv` path):
+    /// the same rules, answered as an `Option` so the value is returned
+    /// without a `Result` to unwrap on the way.
     #[inline]
     pub(crate) fn new_if_valid(id: &str) -> Option<Self> {
         validate_key_id(id).ok()?;

@@ -39,9 +39,10 @@ impl Nonce {
         }
     }
 
-    /// [`Nonce::new`] for a caller that only needs to know whether `nonce`
-    /// is valid (the canonical-form shortcut): the same rules, answered as
-    /// an `Option`, so the nonce is built where it is returned.
+    /// [`Nonce::new`] for a caller that does not need the error (the
+    /// canonical-form shortcut, which leaves reporting to the `sfv` path):
+    /// the same rules, answered as an `Option` so the value is returned
+    /// without a `Result` to unwrap on the way.
     #[inline]
     pub(crate) fn new_if_valid(nonce: &str) -> Option<Self> {
         validate_nonce(nonce).ok()?;
