@@ -2,7 +2,7 @@
 //! over loopback.
 //!
 //! ```text
-//! cargo run --release -p tessera-server --example layer_load -- [--requests 40000] [--seconds 15] [--rounds 5] [--connections 64] [--prefill 300000] [--rate 0]
+//! cargo run --release -p tessera-server --example layer_load -- [--requests 40000] [--seconds 15] [--rounds 5] [--connections 64] [--prefill 300000] [--rate 0] [--only 0]
 //! ```
 //!
 //! One server thread runs a tokio `current_thread` runtime with three axum
@@ -14,6 +14,12 @@
 //! * `layer`: the same signed requests through `VerifySignatureLayer`
 //!   (`MemoryKeyStore` of 64 keys, the default `MemoryNonceStore`
 //!   pre-filled with 300,000 live nonces of 1,000 other keys, system clock).
+//!
+//! `--only M` runs one mode alone, `--rounds` times (1 `unsigned`, 2
+//! `signed`, 3 `layer`), for a profiler attached to the whole process
+//! (`perf record`, then the `server` thread's samples): it prints each run
+//! and the server thread's user and kernel time per request, from clock
+//! ticks.
 //!
 //! `--prefill` sets how many live nonces of other keys the store starts
 //! with. `--rate R` paces the client: each connection sends one request
@@ -89,6 +95,7 @@ struct Options {
     connections: usize,
     prefill: usize,
     rate: usize,
+    only: usize,
 }
 
 fn options() -> Options {
@@ -99,6 +106,7 @@ fn options() -> Options {
         connections: 64,
         prefill: PREFILL,
         rate: 0,
+        only: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -113,6 +121,7 @@ fn options() -> Options {
             "--connections" => o.connections = value.max(1),
             "--prefill" => o.prefill = value,
             "--rate" => o.rate = value,
+            "--only" => o.only = value,
             _ => usage(&arg),
         }
     }
@@ -121,7 +130,7 @@ fn options() -> Options {
 
 fn usage(arg: &str) -> ! {
     eprintln!(
-        "unexpected argument {arg:?}; usage: layer_load [--requests N] [--seconds S] [--rounds R] [--connections C] [--prefill N] [--rate R]"
+        "unexpected argument {arg:?}; usage: layer_load [--requests N] [--seconds S] [--rounds R] [--connections C] [--prefill N] [--rate R] [--only M]"
     );
     std::process::exit(2)
 }
@@ -406,6 +415,60 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+/// `--only M`: runs mode `M` alone (1 `unsigned`, 2 `signed`, 3
+/// `layer`), `--rounds` times, so that a profiler attached to the server
+/// thread sees one mode only.
+fn profile(client: &tokio::runtime::Runtime, server: &Server, o: &Options, limit: Duration) {
+    let mode = Mode::ALL[(o.only - 1).min(2)];
+    let ticks_before = thread_ticks(&server.tid);
+    let mut total = 0;
+    for round in 1..=o.rounds {
+        let (done, cpu, wall) = run(
+            client,
+            server,
+            mode,
+            o.connections,
+            o.requests,
+            limit,
+            o.rate,
+        );
+        println!(
+            "round {round} {:<20} {done:>7} requests in {:>6.2} s: server CPU {:>6.2} us/request",
+            mode.name(),
+            wall.as_secs_f64(),
+            cpu as f64 / 1000.0 / done as f64,
+        );
+        total += done;
+    }
+    // Clock ticks (10 ms each at the usual 100 Hz): coarse, but over a few
+    // seconds enough to tell user from kernel time.
+    let ticks_after = thread_ticks(&server.tid);
+    let tick_us = 1e6 / 100.0;
+    println!(
+        "server thread over all rounds: user {:.2} us/request, kernel {:.2} us/request (from clock ticks)",
+        (ticks_after.0 - ticks_before.0) as f64 * tick_us / total as f64,
+        (ticks_after.1 - ticks_before.1) as f64 * tick_us / total as f64,
+    );
+}
+
+/// User and kernel clock ticks of thread `tid` (`/proc/.../stat` fields 14
+/// and 15).
+fn thread_ticks(tid: &str) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("stat");
+    // The command name may hold spaces: count fields after its `)`.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (
+        fields.first().copied().unwrap_or(0),
+        fields.get(1).copied().unwrap_or(0),
+    )
+}
+
 fn main() {
     let o = options();
     let server = start_server(o.connections, o.prefill);
@@ -418,6 +481,9 @@ fn main() {
         "layer_load: {} connections, GET and POST 1 KiB alternating, up to {} requests or {} s per run, {} rounds",
         o.connections, o.requests, o.seconds, o.rounds
     );
+    if o.only != 0 {
+        return profile(&client, &server, &o, limit);
+    }
     for mode in Mode::ALL {
         run(&client, &server, mode, o.connections, 2_000, limit, o.rate);
     }

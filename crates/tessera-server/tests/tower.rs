@@ -190,3 +190,94 @@ async fn inner_readiness_is_only_acquired_after_verification() {
     assert_eq!(response.status(), 401);
     assert_eq!(probe.ready_calls.load(SeqCst), 1);
 }
+
+/// An inner service that is not ready on its first `poll_ready` (it wakes
+/// the task and is ready on the next), or whose readiness fails.
+#[derive(Clone)]
+struct Slow {
+    polls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    fail: bool,
+}
+
+impl tower::Service<Request<Full<Bytes>>> for Slow {
+    type Response = Response<Full<Bytes>>;
+    type Error = &'static str;
+    type Future = std::future::Ready<Result<Self::Response, &'static str>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), &'static str>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.fail {
+            return std::task::Poll::Ready(Err("inner service closed"));
+        }
+        if self.polls.fetch_add(1, SeqCst) == 0 {
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Full<Bytes>>) -> Self::Future {
+        let owner = request
+            .extensions()
+            .get::<VerifiedIdentity>()
+            .map(|i| i.owner().to_owned())
+            .unwrap_or_default();
+        std::future::ready(Ok(Response::new(Full::new(Bytes::from(owner)))))
+    }
+}
+
+#[tokio::test]
+async fn an_inner_service_not_ready_at_once_gets_the_verified_request() {
+    use std::sync::atomic::Ordering::SeqCst;
+
+    let verifier = Verifier::builder(key_store())
+        .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
+        .clock(ManualClock::new(T0))
+        .authority("api.example.com")
+        .build()
+        .expect("verifier");
+    let slow = Slow {
+        polls: std::sync::Arc::default(),
+        fail: false,
+    };
+    let service = ServiceBuilder::new()
+        .layer(VerifySignatureLayer::new(verifier.clone()))
+        .service(slow.clone());
+    let request = Spec::new(Method::POST, "api.example.com")
+        .body(b"hello")
+        .signed();
+    let response = service
+        .oneshot(request.map(|body| Full::new(Bytes::from(body))))
+        .await
+        .expect("ready on the second poll");
+    assert_eq!(response.status(), 200);
+    assert_eq!(slow.polls.load(SeqCst), 2, "polled for readiness twice");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(
+        &body[..],
+        b"alice",
+        "the identity reached the inner service"
+    );
+
+    // An inner service whose readiness fails: its error is the layer's.
+    let service = ServiceBuilder::new()
+        .layer(VerifySignatureLayer::new(verifier))
+        .service(Slow {
+            polls: std::sync::Arc::default(),
+            fail: true,
+        });
+    let request = Spec::new(Method::GET, "api.example.com").signed();
+    let error = service
+        .oneshot(request.map(|body| Full::new(Bytes::from(body))))
+        .await
+        .expect_err("readiness failed");
+    assert_eq!(error, "inner service closed");
+}

@@ -81,15 +81,33 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Verifying { verify } => match ready!(verify.as_mut().poll(cx)) {
-                    Ok((request, headers)) => {
-                        *this.headers = headers;
-                        this.state.set(State::PollReady {
-                            request: Some(request),
-                        });
+                StateProj::Verifying { verify } => {
+                    let (request, headers) = match ready!(verify.as_mut().poll(cx)) {
+                        Ok(verified) => verified,
+                        Err(rejection) => return Poll::Ready(Ok(rejection.into_http_response())),
+                    };
+                    *this.headers = headers;
+                    // The inner service is usually ready at once: called
+                    // here, the request goes straight into the call instead
+                    // of being stored in `PollReady` and moved out again.
+                    let Some(service) = this.service.as_mut() else {
+                        return Poll::Ready(Ok(polled_after_completion()));
+                    };
+                    match service.poll_ready(cx) {
+                        Poll::Ready(Ok(())) => {
+                            let future = service.call(request);
+                            *this.service = None;
+                            this.state.set(State::Calling { future });
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => {
+                            this.state.set(State::PollReady {
+                                request: Some(request),
+                            });
+                            return Poll::Pending;
+                        }
                     }
-                    Err(rejection) => return Poll::Ready(Ok(rejection.into_http_response())),
-                },
+                }
                 StateProj::PollReady { request } => {
                     let Some(service) = this.service.as_mut() else {
                         return Poll::Ready(Ok(polled_after_completion()));
