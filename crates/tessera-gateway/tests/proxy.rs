@@ -885,4 +885,35 @@ fn a_rate_limit_route_is_named_as_configured() {
         "{:?}",
         second.headers
     );
+    // Refused once, the key is refused before its next body: a POST that
+    // announces 64 KiB and sends none of it is answered at once (spec
+    // §12.5), where a key within its budget would be waited for.
+    let body = vec![b'x'; 64 * 1024];
+    let bytes = signed(
+        &s.alice,
+        "POST",
+        &s.gateway.addr.to_string(),
+        "/v1/orders",
+        &body,
+        &[],
+    );
+    let head = &bytes[..bytes.len() - body.len()];
+    let started = std::time::Instant::now();
+    let third = raw(s.gateway.addr, head, Duration::from_secs(10)).expect("a reply");
+    assert_eq!(third.status, 429, "{:?}", third.body);
+    assert_eq!(third.json()["code"], "rate_limited");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered after {:?}: the gateway waited for the body",
+        started.elapsed()
+    );
+    assert_eq!(
+        s.upstream
+            .paths()
+            .iter()
+            .filter(|p| *p == "/v1/orders")
+            .count(),
+        1,
+        "only the admitted request was forwarded"
+    );
 }

@@ -41,12 +41,14 @@
 
 mod before;
 mod gcra;
+mod held;
 mod limiter;
 mod memory;
 mod plan;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod store;
+mod subject_key;
 
 pub use before::{Claimed, LimitBeforeVerify, LimitBeforeVerifyLayer};
 pub use gcra::{decide, refund, Decision};

@@ -15,7 +15,8 @@ use tessera_core::Refusal;
 use tessera_server::route::{method_covers, prefix_covers};
 use tessera_server::{Admission, AdmissionRequest, Admitted, KeyMetadata, Rejection};
 
-use crate::gcra::Decision;
+use crate::gcra::{decide, Decision};
+use crate::held::Held;
 use crate::plan::{Plan, Rate};
 use crate::store::{RateStore, Subject};
 
@@ -172,6 +173,7 @@ pub const DECISIONS_METRIC: &str = "tessera_rate_limit_decisions_total";
 pub struct RateLimiterStats {
     allowed: AtomicU64,
     limited: AtomicU64,
+    limited_before_body: AtomicU64,
     store_errors: AtomicU64,
 }
 
@@ -180,9 +182,15 @@ impl RateLimiterStats {
     pub fn allowed(&self) -> u64 {
         self.allowed.load(Ordering::Relaxed)
     }
-    /// Requests refused with `rate_limited`.
+    /// Requests refused with `rate_limited`, before or after their bodies.
     pub fn limited(&self) -> u64 {
         self.limited.load(Ordering::Relaxed)
+    }
+    /// Of [`RateLimiterStats::limited`], those refused before their bodies
+    /// were read: their subject had been refused already and was still
+    /// over its budget ([`Admission::refuse_before_body`]).
+    pub fn limited_before_body(&self) -> u64 {
+        self.limited_before_body.load(Ordering::Relaxed)
     }
     /// Decisions the store could not make (handled by the [`FailureMode`]).
     pub fn store_errors(&self) -> u64 {
@@ -200,6 +208,13 @@ impl RateLimiterStats {
 /// ([`RateLimiterBuilder::owner_plan`]), else the default plan, cost 1. No
 /// plan: admitted without a limit. The budget spent is the [`KeyBy`]
 /// subject's.
+///
+/// A subject it refuses is remembered in this process (up to 65,536 of
+/// them) with the arrival time the refusal found, and its next requests
+/// are refused as soon as their MAC verifies, before their bodies are read,
+/// while [`decide`] still refuses them on that time
+/// ([`Admission::refuse_before_body`], spec §12.5): no store is asked and
+/// nothing is charged. An admitted request or a refund forgets the subject.
 ///
 /// Every decision is counted in [`RateLimiter::stats`] and, through the
 /// `metrics` facade (a no-op unless the application installs a recorder,
@@ -221,6 +236,9 @@ struct Inner {
     failure: FailureMode,
     clock: Arc<dyn MicroClock>,
     stats: RateLimiterStats,
+    /// Subjects refused and still over their budget, so that their next
+    /// requests are refused before their bodies are read.
+    held: Held,
 }
 
 impl fmt::Debug for RateLimiter {
@@ -447,6 +465,7 @@ impl RateLimiterBuilder {
                 failure: self.failure,
                 clock: self.clock,
                 stats: RateLimiterStats::default(),
+                held: Held::new(),
             }),
         }
     }
@@ -487,11 +506,8 @@ impl Admission for RateLimiter {
         let (kind, id) = self.subject_id(&request);
         let subject = Subject { kind, id: &id };
         let plan: &Plan = &plan;
-        let decision = match i
-            .store
-            .decide(subject, plan, cost, i.clock.now_micros())
-            .await
-        {
+        let now = i.clock.now_micros();
+        let decision = match i.store.decide(subject, plan, cost, now).await {
             Ok(decision) => decision,
             Err(e) => {
                 i.stats.store_errors.fetch_add(1, Ordering::Relaxed);
@@ -511,11 +527,54 @@ impl Admission for RateLimiter {
         if decision.allowed {
             i.stats.allowed.fetch_add(1, Ordering::Relaxed);
             metrics::counter!(DECISIONS_METRIC, "outcome" => "allowed").increment(1);
+            // Not over its budget (any more): nothing to refuse early.
+            i.held.forget(plan, subject);
             return Ok(Admitted::with_headers(headers(plan, &decision)));
         }
+        // A refusal leaves `tat` where it was, `reset_micros` ahead of now:
+        // remembered, so that the subject's next requests are refused before
+        // their bodies while it stays over its budget.
+        i.held.hold(
+            plan,
+            subject,
+            now.saturating_add(decision.reset_micros),
+            now,
+        );
         i.stats.limited.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(DECISIONS_METRIC, "outcome" => "limited").increment(1);
         tracing::debug!(key_id = %request.key_id, plan = plan.name(), "tessera: rate limited");
+        let retry = decision.retry_after_micros.unwrap_or(decision.reset_micros);
+        Err(limited(plan, retry, Some(&decision)))
+    }
+
+    /// Refuses, before its body is read, a request whose subject this
+    /// limiter refused earlier and which [`decide`] still refuses on the
+    /// arrival time that refusal reported (spec §12.5). Charges nothing and
+    /// asks no store: while no subject is held, it costs one atomic load.
+    fn refuse_before_body(&self, request: AdmissionRequest<'_>) -> Result<(), Rejection> {
+        let i = &*self.inner;
+        if i.held.is_empty() {
+            return Ok(());
+        }
+        let Some((plan, cost)) = self.plan_for(&request) else {
+            return Ok(());
+        };
+        let (kind, id) = self.subject_id(&request);
+        let subject = Subject { kind, id: &id };
+        let plan: &Plan = &plan;
+        let Some(tat) = i.held.get(plan, subject) else {
+            return Ok(());
+        };
+        let decision = decide(Some(tat), i.clock.now_micros(), plan, cost);
+        if decision.allowed {
+            // Its budget has come back since: `admit` decides, after the body.
+            i.held.forget(plan, subject);
+            return Ok(());
+        }
+        i.stats.limited.fetch_add(1, Ordering::Relaxed);
+        i.stats.limited_before_body.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(DECISIONS_METRIC, "outcome" => "limited").increment(1);
+        tracing::debug!(key_id = %request.key_id, plan = plan.name(), "tessera: rate limited before the body was read");
         let retry = decision.retry_after_micros.unwrap_or(decision.reset_micros);
         Err(limited(plan, retry, Some(&decision)))
     }
@@ -528,6 +587,9 @@ impl Admission for RateLimiter {
         let (kind, id) = self.subject_id(&request);
         let subject = Subject { kind, id: &id };
         let plan: &Plan = &plan;
+        // Its budget grows back: nothing may be refused early on what an
+        // earlier refusal said.
+        i.held.forget(plan, subject);
         if let Err(e) = i
             .store
             .refund(subject, plan, cost, i.clock.now_micros())

@@ -2,15 +2,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use siphasher::sip::SipHasher13;
 
 use crate::gcra::{decide, refund, Decision};
 use crate::plan::Plan;
 use crate::store::{RateStore, RateStoreError, Subject};
+use crate::subject_key::{PassThrough, SubjectKeys};
 
 /// Default bound on subjects with live state (about 40 MB when full).
 pub const DEFAULT_MEMORY_CAPACITY: usize = 1_000_000;
@@ -29,7 +28,7 @@ const SHARDS: usize = 64;
 pub struct MemoryRateStore {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
-    keys: SipHasher13,
+    keys: SubjectKeys,
 }
 
 struct Shard {
@@ -44,33 +43,6 @@ struct Entry {
     tat: u64,
     /// When the key is back to a full burst: the entry can go.
     idle_at: u64,
-}
-
-#[derive(Default, Clone, Copy)]
-struct PassThrough;
-
-impl BuildHasher for PassThrough {
-    type Hasher = PassThroughHasher;
-    fn build_hasher(&self) -> PassThroughHasher {
-        PassThroughHasher(0)
-    }
-}
-
-/// The keys are SipHash outputs already.
-struct PassThroughHasher(u64);
-
-impl Hasher for PassThroughHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 impl Default for MemoryRateStore {
@@ -93,7 +65,7 @@ impl MemoryRateStore {
                 })
                 .collect(),
             per_shard,
-            keys: SipHasher13::new_with_keys(rand::random(), rand::random()),
+            keys: SubjectKeys::random(),
         }
     }
 
@@ -108,12 +80,7 @@ impl MemoryRateStore {
     }
 
     fn hash(&self, subject: Subject<'_>, plan: &Plan) -> u64 {
-        let mut h = self.keys;
-        for part in [plan.name(), subject.kind, subject.id] {
-            h.write(part.as_bytes());
-            h.write_u8(0xff); // not in any of the three: an unambiguous join
-        }
-        h.finish()
+        self.keys.key(plan, subject)
     }
 
     /// The synchronous form of [`RateStore::decide`].

@@ -639,3 +639,151 @@ fn a_captured_head_resent_with_other_bodies_spends_nothing() {
     let r = verify(&s, &signed("alice-phone", "GET", "/v1/me", now(&s))).expect_err("limited");
     assert_eq!(r.code(), ErrorCode::RateLimited);
 }
+
+/// `parts` signed by `key` for a POST of `body` to `path`.
+fn signed_post(key: &str, path: &str, body: &[u8], created: u64) -> http::request::Parts {
+    let (mut parts, ()) = http::Request::builder()
+        .method("POST")
+        .uri(format!("https://{HOST}{path}"))
+        .header("content-length", body.len())
+        .body(())
+        .expect("request")
+        .into_parts();
+    let key = SigningKey::new(KeyId::new(key).expect("id"), &secret(key));
+    let nonce = Nonce::generate(&mut rand::rng());
+    sign(
+        &key,
+        &RequestView::from_parts(&parts).expect("view"),
+        &BodyDigest::of(body),
+        &SignOptions::new(created, &nonce),
+    )
+    .expect("sign")
+    .apply_to(&mut parts.headers)
+    .expect("apply");
+    parts
+}
+
+/// Once a key has been refused, its next requests are refused before their
+/// bodies are read (spec §12.5), whatever the body: a body that does not
+/// match its digest gets `rate_limited` too, as it does through `verify`.
+/// When the budget is back the key's requests are decided after the body
+/// again, and another key is never held back by this one.
+#[test]
+fn a_refused_key_is_refused_before_its_next_bodies() {
+    let s = setup(
+        |clock| {
+            RateLimiter::builder(MemoryRateStore::default())
+                .default_plan(plan("default", "3/m", 3))
+                .clock(clock)
+                .build()
+        },
+        1_000,
+    );
+    let post = |key: &str, body: &[u8], sent: &[u8]| {
+        s.verifier
+            .verify_bytes(
+                &signed_post(key, "/v1/notes", body, now(&s)),
+                Bytes::copy_from_slice(sent),
+            )
+            .now_or_never()
+            .expect("in-memory stores answer at once")
+            .map(|_| ())
+    };
+    // Before any refusal, a wrong body is refused at the body.
+    let r = post("alice-phone", b"signed", b"other").expect_err("wrong body");
+    assert_eq!(r.code(), ErrorCode::DigestMismatch);
+    for _ in 0..3 {
+        assert!(post("alice-phone", b"note", b"note").is_ok());
+    }
+    let r = post("alice-phone", b"note", b"note").expect_err("over the plan");
+    assert_eq!(r.code(), ErrorCode::RateLimited);
+    // Held from now on: refused before the body, so a wrong body or one
+    // over the body limit is `rate_limited` as well.
+    let r = post("alice-phone", b"signed", b"other").expect_err("held");
+    assert_eq!(r.code(), ErrorCode::RateLimited, "{r:?}");
+    let response = r.clone().into_http_response::<Bytes>();
+    assert_eq!(response.headers()["retry-after"], "20");
+    let huge = vec![b'x'; tessera_server::DEFAULT_BODY_LIMIT + 1];
+    let r = post("alice-phone", &huge, &huge).expect_err("held");
+    assert_eq!(r.code(), ErrorCode::RateLimited, "{r:?}");
+    // Another key of the same owner has its own budget (keyed by key id).
+    assert!(post("alice-laptop", b"note", b"note").is_ok());
+
+    // 20 s later one request's worth is back: decided after the body again.
+    s.clock.advance(20);
+    let r = post("alice-phone", b"signed", b"other").expect_err("wrong body");
+    assert_eq!(r.code(), ErrorCode::DigestMismatch, "{r:?}");
+    assert!(post("alice-phone", b"note", b"note").is_ok());
+}
+
+/// Over HTTP through the tower layer: a key that was refused gets its next
+/// `429` as soon as its head arrives, without the server waiting for a byte
+/// of its body, while a key within its budget is still waited for (its body
+/// is read, then decided).
+#[tokio::test]
+async fn over_http_a_refused_key_is_answered_before_its_body_arrives() {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let s = setup(
+        |clock| {
+            RateLimiter::builder(MemoryRateStore::default())
+                .default_plan(plan("default", "1/m", 1))
+                .clock(clock)
+                .build()
+        },
+        1_000,
+    );
+    let app = Router::new()
+        .route("/v1/notes", axum::routing::post(|| async { "ok" }))
+        .layer(VerifySignatureLayer::new(s.verifier.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+
+    let body = vec![b'n'; 64 * 1024];
+    // Sends the signed head and the first `sent` bytes of the body, then
+    // reads the status line, if one comes within `wait`.
+    let post = |key: &'static str, sent: usize, wait: Duration| {
+        let parts = signed_post(key, "/v1/notes", &body, T0);
+        let body = body.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let mut head = format!("POST /v1/notes HTTP/1.1\r\nhost: {HOST}\r\n");
+            for (name, value) in &parts.headers {
+                head.push_str(&format!("{name}: {}\r\n", value.to_str().expect("ascii")));
+            }
+            head.push_str("\r\n");
+            stream.write_all(head.as_bytes()).await.expect("head");
+            stream.write_all(&body[..sent]).await.expect("body");
+            let mut answer = [0u8; 12];
+            let read = tokio::time::timeout(wait, stream.read_exact(&mut answer)).await;
+            read.ok().map(|r| {
+                r.expect("status line");
+                String::from_utf8_lossy(&answer[9..12]).into_owned()
+            })
+        }
+    };
+    let whole = body.len();
+    let long = Duration::from_secs(10);
+    assert_eq!(
+        post("alice-phone", whole, long).await.as_deref(),
+        Some("200")
+    );
+    // Over the plan: decided after its body, which it sent whole.
+    assert_eq!(
+        post("alice-phone", whole, long).await.as_deref(),
+        Some("429")
+    );
+    // Held: answered without a byte of its body.
+    assert_eq!(post("alice-phone", 0, long).await.as_deref(), Some("429"));
+    // Within its budget, a key's request waits for the body it announced.
+    assert_eq!(
+        post("bob-phone", 1024, Duration::from_millis(500)).await,
+        None,
+        "the server answered before the body it has to hash"
+    );
+}

@@ -2,7 +2,9 @@
 //! verified and before its nonce is recorded (spec §11.2 step 8). Rate
 //! limits live here, so that a refused request consumes no nonce: a key
 //! that floods is answered `429 rate_limited`, and never fills the nonce
-//! store until it answers `503`.
+//! store until it answers `503`. A policy may also refuse, before the body
+//! is read, a request it already knows it will refuse (a key over its
+//! budget), so that such a key cannot make the verifier read bodies.
 
 use std::fmt;
 use std::future::Future;
@@ -68,6 +70,23 @@ pub trait Admission: fmt::Debug + Send + Sync {
     /// The refusal the client receives.
     async fn admit(&self, request: AdmissionRequest<'_>) -> Result<Admitted, Rejection>;
 
+    /// A refusal known before the body is read: the verifier calls it once
+    /// the MAC has verified and before it reads the body (spec §12.5), so
+    /// that a key already over its budget cannot make it read or hash
+    /// bodies it would refuse anyway. Refuse only a request that
+    /// [`Admission::admit`] would refuse whatever its body; `Ok` lets it go
+    /// on to the body and to `admit`, which decides. It runs on every
+    /// verified request, on the way to its body: it must be cheap, charge
+    /// nothing and wait for nothing (answer from what earlier decisions
+    /// taught, not from a remote store). The default refuses nothing.
+    ///
+    /// # Errors
+    /// The refusal the client receives, as from `admit`.
+    fn refuse_before_body(&self, request: AdmissionRequest<'_>) -> Result<(), Rejection> {
+        let _ = request;
+        Ok(())
+    }
+
     /// Gives back what [`Admission::admit`] charged for `request`, which it
     /// admitted: the verifier calls it when the nonce step then refused the
     /// request (`replayed`, `store_reset`, `store_unavailable`), so that such
@@ -94,6 +113,10 @@ impl<A: Admission + ?Sized> Admission for Arc<A> {
         Self: 'async_trait,
     {
         (**self).admit(request)
+    }
+
+    fn refuse_before_body(&self, request: AdmissionRequest<'_>) -> Result<(), Rejection> {
+        (**self).refuse_before_body(request)
     }
 
     async fn refund(&self, request: AdmissionRequest<'_>) {

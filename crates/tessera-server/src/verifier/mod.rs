@@ -43,6 +43,9 @@ use tessera_core::Clock;
 ///    or the configured fixed authority is used;
 /// 6. check the MAC in constant time (`bad_signature`): it covers the
 ///    `Content-Digest` field, so no byte of the body is read before it;
+///    then an admission policy may refuse a request it already knows it
+///    will refuse, such as one from a key over its rate limit
+///    (`rate_limited`), before the body is read;
 /// 7. read the body under the limit (`body_too_large`), hash it, compare with
 ///    `Content-Digest` (`digest_mismatch`);
 /// 8. re-read the clock, re-check the window and the key's validity period
@@ -228,12 +231,12 @@ impl Verifier {
         // Matched here rather than in an async method of `Input`: one
         // nested future less in the state.
         let bytes = match body {
-            body::Input::Bytes(bytes) => {
-                // Already in memory (the upload is over): hashed first, so
-                // that one call checks the MAC and then the digest with one
-                // `Content-Digest` lookup. Errors are still reported in the
-                // spec's order: a body over the limit is refused only once
-                // the MAC has verified.
+            // Already in memory (the upload is over) and no admission
+            // policy: hashed first, so that one call checks the MAC and
+            // then the digest with one `Content-Digest` lookup. Errors are
+            // still reported in the spec's order: a body over the limit is
+            // refused only once the MAC has verified.
+            body::Input::Bytes(bytes) if i.admission.is_none() => {
                 match body::in_memory(bytes, i.body_limit, declared) {
                     Ok((bytes, digest)) => {
                         let checked = parsed.check_mac_and_digest(key, &view, &digest);
@@ -246,8 +249,25 @@ impl Verifier {
                     }
                 }
             }
+            // With an admission policy, in the streamed order, so that a
+            // request gets the same answer from `verify` and `verify_bytes`:
+            // the MAC, then the policy's refusal known before the body,
+            // then the body.
+            body::Input::Bytes(bytes) => {
+                self.mac_outcome(&parsed, &view, parsed.verify_mac(key, &view))?;
+                self.refuse_before_body(&parsed, &resolved, parts)?;
+                let (bytes, digest) = body::in_memory(bytes, i.body_limit, declared)
+                    .map_err(|refusal| reject(refusal.into()))?;
+                parsed
+                    .check_digest(&parts.headers, &digest)
+                    .map_err(reject)?;
+                bytes
+            }
             body::Input::Stream(body) => {
                 self.mac_outcome(&parsed, &view, parsed.verify_mac(key, &view))?;
+                // A key already over its budget is refused here, before a
+                // byte of its body is read (spec §12.5).
+                self.refuse_before_body(&parsed, &resolved, parts)?;
                 let (bytes, digest) = body::collect(body, i.body_limit, declared)
                     .await
                     .map_err(|refusal| reject(refusal.into()))?;
@@ -365,6 +385,26 @@ impl Verifier {
                 reject(refusal.into())
             }
         })
+    }
+
+    /// Between steps 6 and 7: the admission policy's refusal known before
+    /// the body is read ([`Admission::refuse_before_body`]), if any.
+    fn refuse_before_body(
+        &self,
+        parsed: &ParsedSignature,
+        resolved: &ResolvedKey,
+        parts: &Parts,
+    ) -> Result<(), Rejection> {
+        let Some(admission) = &self.inner.admission else {
+            return Ok(());
+        };
+        admission
+            .refuse_before_body(admission_request(parsed, resolved, parts))
+            .map_err(|r| {
+                r.with_realm(&self.inner.realm)
+                    .with_key_id(parsed.key_id())
+                    .with_owner(&resolved.metadata().owner)
+            })
     }
 
     /// Step 6's outcome (the MAC alone, or the MAC then the digest) as a
