@@ -10,7 +10,14 @@
 //!
 //! So the bytes of a body are charged, as they arrive, to a process-wide
 //! budget and, on HTTP/2, to a budget of its connection (a few body limits:
-//! many small bodies multiplex freely, a few large ones fill it). Charging
+//! many small bodies multiplex freely, a few large ones fill it). They are
+//! also charged to a share of the process budget that depends on who sends
+//! them: all bodies to public routes share a quarter of it (nothing
+//! authenticates them, so they cannot keep signed requests' bodies out),
+//! and the bodies of one key a sixteenth (one key holder cannot keep other
+//! keys' bodies out). A signed request's body is read only once its MAC has
+//! verified, so the key its bytes are charged to is the sender's: another
+//! client cannot spend a key's share by naming it. Charging
 //! what arrived rather than what a request declares means a client that
 //! announces large bodies and sends nothing holds nothing. A body that
 //! finds no room fails at once and its request is answered `503` with
@@ -19,6 +26,7 @@
 //! kept until the answer is ready, since the bytes are held until they are
 //! forwarded.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
@@ -36,14 +44,46 @@ pub const BUFFERED_BODY_BYTES: usize = 256 << 20;
 /// Body limits' worth of bytes one HTTP/2 connection may hold at once.
 pub const BODY_LIMITS_PER_HTTP2_CONNECTION: usize = 4;
 
+/// The bodies of requests to public routes, together, may hold at most
+/// this fraction (1/n) of [`BUFFERED_BODY_BYTES`] (or one body limit, if
+/// larger).
+pub const PUBLIC_SHARE: usize = 4;
+
+/// The bodies signed with one key, together, may hold at most this
+/// fraction (1/n) of [`BUFFERED_BODY_BYTES`] (or one body limit, if
+/// larger).
+pub const KEY_SHARE: usize = 16;
+
 /// The budgets are kept in KiB, so that they fit a semaphore's permits.
 const UNIT: usize = 1024;
 
-/// The process-wide budget.
+/// The process-wide budget, with its shares for public routes and per key.
 #[derive(Debug, Clone)]
 pub struct BodyBudget {
     kib: Arc<Semaphore>,
+    public: Arc<Semaphore>,
+    keys: Arc<Mutex<KeyShares>>,
+    key_kib: usize,
     body_limit: usize,
+}
+
+/// The share of each key that has a body in progress, and how many rooms
+/// use it: a key's entry goes when its last room does.
+type KeyShares = HashMap<String, (Arc<Semaphore>, usize)>;
+
+/// Who sends a body, for the share of the budget it is also charged to.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    /// A request to a public route: nothing authenticates it, so all of
+    /// them share one part of the budget ([`PUBLIC_SHARE`]).
+    Public,
+    /// A signed request naming this key id: its body is read only once its
+    /// MAC has verified, so the key is the sender's ([`KEY_SHARE`]).
+    Key(String),
+    /// A request without a key id to charge (the verifier refuses it before
+    /// reading its body): the process and connection budgets only.
+    Unknown,
 }
 
 /// The budget of one HTTP/2 connection, sized by the body limit in force
@@ -52,12 +92,17 @@ pub struct BodyBudget {
 pub struct ConnectionBudget(OnceLock<Arc<Semaphore>>);
 
 /// Why a body found no room.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Busy {
     /// The process holds as many body bytes as it may.
     Process,
     /// This HTTP/2 connection holds as many body bytes as it may.
     Connection,
+    /// The bodies to public routes hold as many bytes as they may.
+    Public,
+    /// The bodies signed with this key hold as many bytes as they may.
+    Key,
 }
 
 impl std::fmt::Display for Busy {
@@ -65,6 +110,8 @@ impl std::fmt::Display for Busy {
         f.write_str(match self {
             Busy::Process => "no room for the request body in the gateway",
             Busy::Connection => "no room for the request body on this connection",
+            Busy::Public => "no room for the request body among those to public routes",
+            Busy::Key => "no room for the request body among those of its key",
         })
     }
 }
@@ -79,60 +126,117 @@ pub struct Room(Arc<Mutex<Charged>>);
 
 #[derive(Debug)]
 struct Charged {
-    process: Arc<Semaphore>,
-    connection: Option<Arc<Semaphore>>,
+    /// The budgets charged, in order (the connection's, the sender's share,
+    /// the process's), with what running out of each means.
+    budgets: Vec<(Arc<Semaphore>, Busy)>,
     /// Charged at most this many bytes: what is past the limit is refused
     /// by the body limit, not by the budget.
     body_limit: usize,
     received: usize,
-    held: Option<(OwnedSemaphorePermit, Option<OwnedSemaphorePermit>)>,
+    /// One permit per budget, in the same order, once bytes arrived.
+    held: Vec<OwnedSemaphorePermit>,
     busy: Option<Busy>,
+    /// Held for its `Drop`, declared last: forgets the key's share, if this
+    /// was its last room, after the permits above went back.
+    _key: Option<KeyRoom>,
+}
+
+/// A room's claim on its key's entry in [`KeyShares`].
+#[derive(Debug)]
+struct KeyRoom {
+    shares: Arc<Mutex<KeyShares>>,
+    id: String,
+}
+
+impl Drop for KeyRoom {
+    fn drop(&mut self) {
+        let mut shares = lock(&self.shares);
+        if let Some((_, rooms)) = shares.get_mut(&self.id) {
+            *rooms -= 1;
+            if *rooms == 0 {
+                shares.remove(&self.id);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Each critical section leaves the value consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl BodyBudget {
     /// A budget for bodies of at most `body_limit` bytes each.
     pub fn new(body_limit: usize) -> Self {
         let total = BUFFERED_BODY_BYTES.max(body_limit);
+        let share = |n: usize| (BUFFERED_BODY_BYTES / n).max(body_limit).div_ceil(UNIT);
         BodyBudget {
             kib: Arc::new(Semaphore::new(total.div_ceil(UNIT))),
+            public: Arc::new(Semaphore::new(share(PUBLIC_SHARE))),
+            keys: Arc::default(),
+            key_kib: share(KEY_SHARE),
             body_limit,
         }
     }
 
-    /// Room for one body, charged to this budget and to `connection`'s
-    /// when there is one (HTTP/2). Nothing is charged yet.
-    pub fn room(&self, connection: Option<&ConnectionBudget>) -> Room {
-        let connection = connection.map(|budget| {
-            Arc::clone(budget.0.get_or_init(|| {
+    /// Room for one body from `sender`, charged to this budget, to the
+    /// sender's share and to `connection`'s budget when there is one
+    /// (HTTP/2). Nothing is charged yet.
+    pub fn room(&self, connection: Option<&ConnectionBudget>, sender: Sender) -> Room {
+        let mut budgets = Vec::with_capacity(3);
+        if let Some(budget) = connection {
+            let semaphore = budget.0.get_or_init(|| {
                 let bytes = (BODY_LIMITS_PER_HTTP2_CONNECTION * self.body_limit)
                     .min(BUFFERED_BODY_BYTES.max(self.body_limit));
                 Arc::new(Semaphore::new(bytes.div_ceil(UNIT)))
-            }))
-        });
+            });
+            budgets.push((Arc::clone(semaphore), Busy::Connection));
+        }
+        let key = match sender {
+            Sender::Public => {
+                budgets.push((Arc::clone(&self.public), Busy::Public));
+                None
+            }
+            Sender::Key(id) => {
+                let mut shares = lock(&self.keys);
+                let (semaphore, rooms) = shares
+                    .entry(id.clone())
+                    .or_insert_with(|| (Arc::new(Semaphore::new(self.key_kib)), 0));
+                *rooms += 1;
+                budgets.push((Arc::clone(semaphore), Busy::Key));
+                Some(KeyRoom {
+                    shares: Arc::clone(&self.keys),
+                    id,
+                })
+            }
+            Sender::Unknown => None,
+        };
+        budgets.push((Arc::clone(&self.kib), Busy::Process));
         Room(Arc::new(Mutex::new(Charged {
-            process: Arc::clone(&self.kib),
-            connection,
+            budgets,
             body_limit: self.body_limit,
             received: 0,
-            held: None,
+            held: Vec::new(),
             busy: None,
+            _key: key,
         })))
+    }
+
+    /// Keys with a body in progress (each has a share).
+    pub fn keys_in_progress(&self) -> usize {
+        lock(&self.keys).len()
     }
 }
 
 impl Room {
     /// Why the body found no room, if it did not.
     pub fn busy(&self) -> Option<Busy> {
-        self.lock().busy
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Charged> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.0).busy
     }
 
     /// Charges `bytes` more received bytes.
     fn charge(&self, bytes: usize) -> Result<(), Busy> {
-        let mut charged = self.lock();
+        let mut charged = lock(&self.0);
         if let Some(busy) = charged.busy {
             return Err(busy);
         }
@@ -140,8 +244,8 @@ impl Room {
         let needed = charged.received.min(charged.body_limit).div_ceil(UNIT);
         let held = charged
             .held
-            .as_ref()
-            .map_or(0, |(permit, _)| permit.num_permits());
+            .first()
+            .map_or(0, |permit| permit.num_permits());
         let Some(more) = needed
             .checked_sub(held)
             .filter(|&more| more > 0)
@@ -149,44 +253,40 @@ impl Room {
         else {
             return Ok(());
         };
-        let taken = Self::take(&charged.process, charged.connection.as_ref(), more);
-        match (taken, charged.held.as_mut()) {
-            (Ok((process, connection)), Some((held_process, held_connection))) => {
-                held_process.merge(process);
-                if let (Some(held), Some(more)) = (held_connection.as_mut(), connection) {
+        match Self::take(&charged.budgets, more) {
+            Ok(taken) if charged.held.is_empty() => {
+                charged.held = taken;
+                Ok(())
+            }
+            Ok(taken) => {
+                for (held, more) in charged.held.iter_mut().zip(taken) {
                     held.merge(more);
                 }
                 Ok(())
             }
-            (Ok(taken), None) => {
-                charged.held = Some(taken);
-                Ok(())
-            }
-            (Err(busy), _) => {
+            Err(busy) => {
                 // What it held goes back now: its request is refused.
-                charged.held = None;
+                charged.held = Vec::new();
                 charged.busy = Some(busy);
                 Err(busy)
             }
         }
     }
 
+    /// `kib` from every budget, or none (what was taken goes back) and the
+    /// first that had no room.
     fn take(
-        process: &Arc<Semaphore>,
-        connection: Option<&Arc<Semaphore>>,
+        budgets: &[(Arc<Semaphore>, Busy)],
         kib: u32,
-    ) -> Result<(OwnedSemaphorePermit, Option<OwnedSemaphorePermit>), Busy> {
-        let connection = connection
-            .map(|budget| {
+    ) -> Result<Vec<OwnedSemaphorePermit>, Busy> {
+        budgets
+            .iter()
+            .map(|(budget, busy)| {
                 Arc::clone(budget)
                     .try_acquire_many_owned(kib)
-                    .map_err(|_| Busy::Connection)
+                    .map_err(|_| *busy)
             })
-            .transpose()?;
-        let process = Arc::clone(process)
-            .try_acquire_many_owned(kib)
-            .map_err(|_| Busy::Process)?;
-        Ok((process, connection))
+            .collect()
     }
 }
 
@@ -246,27 +346,27 @@ mod tests {
     #[test]
     fn received_bytes_are_charged_and_given_back() {
         let budget = BodyBudget::new(100 << 20);
-        let a = budget.room(None);
-        let b = budget.room(None);
+        let a = budget.room(None, Sender::Unknown);
+        let b = budget.room(None, Sender::Unknown);
         // Rooms charge nothing until bytes arrive.
         for _ in 0..1000 {
-            drop(budget.room(None));
+            drop(budget.room(None, Sender::Unknown));
         }
         // Two bodies at the limit fit the 256 MiB budget, a third does not.
         a.charge(100 << 20).expect("room");
         // Past the limit is the body limit's to refuse, not charged.
         a.charge(1 << 30).expect("room");
         b.charge(100 << 20).expect("room");
-        let c = budget.room(None);
+        let c = budget.room(None, Sender::Unknown);
         c.charge(50 << 20).expect("room");
         assert_eq!(c.charge(10 << 20), Err(Busy::Process));
         assert_eq!(c.busy(), Some(Busy::Process));
         // A refused body gave back what it had: 56 MiB are left.
-        let d = budget.room(None);
+        let d = budget.room(None, Sender::Unknown);
         d.charge(56 << 20).expect("room");
         assert_eq!(d.charge(1), Err(Busy::Process));
         drop((a, b));
-        let e = budget.room(None);
+        let e = budget.room(None, Sender::Unknown);
         e.charge(100 << 20).expect("room after bodies finished");
     }
 
@@ -275,29 +375,101 @@ mod tests {
         let budget = BodyBudget::new(1 << 20);
         let connection = ConnectionBudget::default();
         // Many small bodies multiplex freely.
-        let small: Vec<Room> = (0..100).map(|_| budget.room(Some(&connection))).collect();
+        let small: Vec<Room> = (0..100)
+            .map(|_| budget.room(Some(&connection), Sender::Unknown))
+            .collect();
         for room in &small {
             room.charge(100).expect("room");
         }
         drop(small);
         let big: Vec<Room> = (0..BODY_LIMITS_PER_HTTP2_CONNECTION)
-            .map(|_| budget.room(Some(&connection)))
+            .map(|_| budget.room(Some(&connection), Sender::Unknown))
             .collect();
         for room in &big {
             room.charge(1 << 20).expect("room");
         }
-        let one_more = budget.room(Some(&connection));
+        let one_more = budget.room(Some(&connection), Sender::Unknown);
         assert_eq!(one_more.charge(1), Err(Busy::Connection));
         // Another connection is not affected.
         let other = ConnectionBudget::default();
         budget
-            .room(Some(&other))
+            .room(Some(&other), Sender::Unknown)
             .charge(1 << 20)
             .expect("room on another connection");
         drop(big);
         budget
-            .room(Some(&connection))
+            .room(Some(&connection), Sender::Unknown)
             .charge(1 << 20)
             .expect("room after bodies finished");
+    }
+
+    #[test]
+    fn public_routes_share_a_quarter_and_cannot_keep_signed_bodies_out() {
+        let budget = BodyBudget::new(1 << 20);
+        let public = BUFFERED_BODY_BYTES / PUBLIC_SHARE;
+        let rooms: Vec<Room> = (0..public >> 20)
+            .map(|_| budget.room(None, Sender::Public))
+            .collect();
+        for room in &rooms {
+            room.charge(1 << 20).expect("room");
+        }
+        let one_more = budget.room(None, Sender::Public);
+        assert_eq!(one_more.charge(1), Err(Busy::Public));
+        // Signed bodies still have the other three quarters.
+        let keys: Vec<Room> = (0..(BUFFERED_BODY_BYTES - public) >> 20)
+            .map(|i| budget.room(None, Sender::Key(format!("key-{}", i % 64))))
+            .collect();
+        for room in &keys {
+            room.charge(1 << 20).expect("room for signed bodies");
+        }
+        assert_eq!(
+            budget.room(None, Sender::Key("another".into())).charge(1),
+            Err(Busy::Process)
+        );
+        drop(rooms);
+        budget
+            .room(None, Sender::Public)
+            .charge(1 << 20)
+            .expect("room once public bodies finished");
+    }
+
+    #[test]
+    fn one_key_holds_a_sixteenth_and_its_share_goes_with_its_last_body() {
+        let budget = BodyBudget::new(1 << 20);
+        let share = BUFFERED_BODY_BYTES / KEY_SHARE;
+        let alice = || Sender::Key("alice".into());
+        let rooms: Vec<Room> = (0..share >> 20)
+            .map(|_| budget.room(None, alice()))
+            .collect();
+        for room in &rooms {
+            room.charge(1 << 20).expect("room");
+        }
+        assert_eq!(budget.room(None, alice()).charge(1), Err(Busy::Key));
+        // Another key, and bodies without a key, are not affected.
+        budget
+            .room(None, Sender::Key("bob".into()))
+            .charge(1 << 20)
+            .expect("bob has his own share");
+        budget
+            .room(None, Sender::Unknown)
+            .charge(1 << 20)
+            .expect("the process budget");
+        assert_eq!(
+            budget.keys_in_progress(),
+            1,
+            "bob's share went with his body"
+        );
+        drop(rooms);
+        assert_eq!(budget.keys_in_progress(), 0);
+        budget
+            .room(None, alice())
+            .charge(1 << 20)
+            .expect("room once alice's bodies finished");
+        // A body limit larger than the share still fits once.
+        let large = BodyBudget::new(64 << 20);
+        let at_limit = large.room(None, alice());
+        at_limit.charge(64 << 20).expect("one body at the limit");
+        assert_eq!(large.room(None, alice()).charge(1 << 10), Err(Busy::Key));
+        drop(at_limit);
     }
 }

@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use tessera_server::{VerifiedIdentity, Verifier};
 
-use crate::body_budget::{BodyBudget, Busy, ConnectionBudget, MeteredBody};
+use crate::body_budget::{BodyBudget, Busy, ConnectionBudget, MeteredBody, Sender};
 use crate::config::Settings;
 use crate::deadline::DeadlineBody;
 use crate::forward::{self, Forwarding, PeerFields};
@@ -314,14 +314,15 @@ impl Proxy {
         // The body's bytes are charged to the budgets as they arrive; the
         // room is kept until the answer is ready (the bytes are held until
         // they are forwarded).
-        let room = self.bodies.room(conn.body_budget.as_ref());
+        let public = first_match(&self.settings.public, &parts.method, parts.uri.path()).is_some();
+        let sender = body_sender(public, &parts.headers, &body);
+        let room = self.bodies.room(conn.body_budget.as_ref(), sender);
         let expired = Arc::new(AtomicBool::new(false));
         let body = DeadlineBody::new(
             MeteredBody::new(body, room.clone()),
             self.settings.limits.body_timeout,
             Arc::clone(&expired),
         );
-        let public = first_match(&self.settings.public, &parts.method, parts.uri.path()).is_some();
         if public {
             // No signature binds a public request to an authority, so the
             // served authorities are checked here: an upstream that builds
@@ -707,12 +708,33 @@ fn busy_with_bodies(busy: Busy) -> (Response<Body>, Outcome) {
     let detail = match busy {
         Busy::Process => "the gateway holds as many request bodies as it may right now; retry shortly",
         Busy::Connection => "this HTTP/2 connection is already sending as many request body bytes as it may; wait for a body to finish, or use another connection",
+        Busy::Public => "the gateway holds as many request bodies to public routes as it may right now; retry shortly",
+        Busy::Key => "this key is already sending as many request body bytes as it may; wait for one of its bodies to finish",
     };
     let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, detail, true);
     response
         .headers_mut()
         .insert(RETRY_AFTER, http::HeaderValue::from_static("1"));
     (response, Outcome::new("refused", "busy"))
+}
+
+/// Whose share of the body budget a request's body is charged to: the
+/// public routes', or the key its signature names. The key id is the
+/// claimed one, read before verification, but a signed request's body is
+/// read only once its MAC has verified under that key, so bytes are only
+/// ever charged to the key of whoever holds it. A request without a body
+/// charges nothing, so it is not parsed for one.
+fn body_sender<B: http_body::Body>(public: bool, headers: &http::HeaderMap, body: &B) -> Sender {
+    if public {
+        return Sender::Public;
+    }
+    if body.is_end_stream() {
+        return Sender::Unknown;
+    }
+    match tessera_core::ParsedSignature::from_fields(headers) {
+        Ok(parsed) => Sender::Key(parsed.key_id().as_str().to_owned()),
+        Err(_) => Sender::Unknown,
+    }
 }
 
 fn body_framing_refused(why: &str) -> (Response<Body>, Outcome) {

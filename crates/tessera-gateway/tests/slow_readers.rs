@@ -380,3 +380,126 @@ fn a_forged_upload_still_gets_its_answer_while_it_is_being_sent() {
         }
     }
 }
+
+/// Bodies to public routes share a quarter of the body budget, and one
+/// key's bodies a sixteenth, so that neither can keep other bodies out:
+/// with 4 MiB bodies, sixteen stalled uploads to a public route fill the
+/// public share (the seventeenth is answered 503 at once) and four of one
+/// key fill its share (its fifth is 503), while another key's requests
+/// with bodies still pass.
+#[test]
+fn public_routes_and_one_key_hold_only_their_share_of_the_body_budget() {
+    const LIMIT: usize = 4 << 20;
+    let dir = temp_dir("shares");
+    let alice = Key::random("alice-shares");
+    let bob = Key::random("bob-shares");
+    let keys = keys_file(
+        &dir,
+        &[
+            (&alice, "alice", &["read"], false),
+            (&bob, "bob", &["read"], false),
+        ],
+    );
+    let upstream = Upstream::start(&dir);
+    let config = dir.join("shares.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream = \"{}\"\nbody_limit = {LIMIT}\n[keys]\nfile = \"{}\"\n[[public]]\nmethod = \"POST\"\npath = \"/login\"\n[limits]\nbody_timeout_secs = 60\n",
+            upstream.url(),
+            keys.display()
+        ),
+    )
+    .unwrap();
+    let gateway = Gateway::start(&dir, &["--config", config.to_str().unwrap()]);
+    let authority = gateway.addr.to_string();
+    let body = vec![b'x'; LIMIT];
+    let public = {
+        let mut request =
+            format!("POST /login HTTP/1.1\r\nhost: {authority}\r\ncontent-length: {LIMIT}\r\n\r\n")
+                .into_bytes();
+        request.extend_from_slice(&body);
+        request
+    };
+    let alice_upload = signed(&alice, "POST", &authority, "/v1/upload", &body, &[]);
+    // An upload that sends all of its body but the last byte, and waits.
+    let stall = |request: &[u8]| {
+        let mut stream = TcpStream::connect(gateway.addr).unwrap();
+        stream.write_all(&request[..request.len() - 1]).unwrap();
+        stream
+    };
+    // The first `sent` bytes of the body, then the answer, if one comes.
+    let partial = |request: &[u8], sent: usize| {
+        let head = request.len() - LIMIT;
+        raw(
+            gateway.addr,
+            &request[..head + sent],
+            Duration::from_secs(10),
+        )
+    };
+
+    let public_held: Vec<TcpStream> = (0..PUBLIC_SHARE_BODIES).map(|_| stall(&public)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let refused = partial(&public, 1 << 20).expect("answered at once");
+    assert_eq!(
+        refused.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("public routes"),
+        "{:?}",
+        refused.json()
+    );
+    assert_eq!(refused.header("retry-after"), Some("1"));
+
+    let alice_held: Vec<TcpStream> = (0..KEY_SHARE_BODIES)
+        .map(|_| stall(&alice_upload))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let refused = partial(&alice_upload, 1 << 10).expect("answered at once");
+    assert_eq!(
+        refused.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("this key"),
+        "{:?}",
+        refused.json()
+    );
+
+    // Another key's bodies still pass, large or small.
+    for size in [5, 1 << 20] {
+        let reply = send_signed(&gateway, &bob, "POST", "/v1/notes", &vec![b'b'; size], &[]);
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    assert!(
+        public_held.iter().chain(&alice_held).all(|s| !is_closed(s)),
+        "the stalled uploads still wait"
+    );
+    // Once alice's uploads are gone, so is her share's use.
+    drop(alice_held);
+    assert!(eventually(Duration::from_secs(10), || {
+        send_signed(&gateway, &alice, "POST", "/v1/notes", b"again", &[]).status == 200
+    }));
+    drop(public_held);
+}
+
+/// 4 MiB bodies that fill the public routes' share (a quarter of 256 MiB).
+const PUBLIC_SHARE_BODIES: usize = 16;
+/// 4 MiB bodies that fill one key's share (a sixteenth of 256 MiB).
+const KEY_SHARE_BODIES: usize = 4;
