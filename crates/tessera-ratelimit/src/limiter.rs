@@ -507,6 +507,9 @@ impl Admission for RateLimiter {
         let subject = Subject { kind, id: &id };
         let plan: &Plan = &plan;
         let now = i.clock.now_micros();
+        // Read before the store decides: a refusal decided while a refund
+        // was under way is not remembered (it may predate the refund).
+        let generation = i.held.generation();
         let decision = match i.store.decide(subject, plan, cost, now).await {
             Ok(decision) => decision,
             Err(e) => {
@@ -531,15 +534,10 @@ impl Admission for RateLimiter {
             i.held.forget(plan, subject);
             return Ok(Admitted::with_headers(headers(plan, &decision)));
         }
-        // A refusal leaves `tat` where it was, `reset_micros` ahead of now:
-        // remembered, so that the subject's next requests are refused before
-        // their bodies while it stays over its budget.
-        i.held.hold(
-            plan,
-            subject,
-            now.saturating_add(decision.reset_micros),
-            now,
-        );
+        // A refusal leaves `tat` where it was (`decision.tat`): remembered,
+        // so that the subject's next requests are refused before their
+        // bodies while it stays over its budget.
+        i.held.hold(plan, subject, decision.tat, now, generation);
         i.stats.limited.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(DECISIONS_METRIC, "outcome" => "limited").increment(1);
         tracing::debug!(key_id = %request.key_id, plan = plan.name(), "tessera: rate limited");
@@ -556,16 +554,22 @@ impl Admission for RateLimiter {
         if i.held.is_empty() {
             return Ok(());
         }
+        let now = i.clock.now_micros();
+        if i.held.is_clear(now) {
+            // Everything held has passed: emptied, and nothing to refuse.
+            i.held.clear_if_passed(now);
+            return Ok(());
+        }
         let Some((plan, cost)) = self.plan_for(&request) else {
             return Ok(());
         };
         let (kind, id) = self.subject_id(&request);
         let subject = Subject { kind, id: &id };
         let plan: &Plan = &plan;
-        let Some(tat) = i.held.get(plan, subject) else {
+        let Some(tat) = i.held.get(plan, subject, now) else {
             return Ok(());
         };
-        let decision = decide(Some(tat), i.clock.now_micros(), plan, cost);
+        let decision = decide(Some(tat), now, plan, cost);
         if decision.allowed {
             // Its budget has come back since: `admit` decides, after the body.
             i.held.forget(plan, subject);
@@ -587,14 +591,15 @@ impl Admission for RateLimiter {
         let (kind, id) = self.subject_id(&request);
         let subject = Subject { kind, id: &id };
         let plan: &Plan = &plan;
-        // Its budget grows back: nothing may be refused early on what an
-        // earlier refusal said.
-        i.held.forget(plan, subject);
-        if let Err(e) = i
+        // Its budget grows back: nothing may be refused early on what a
+        // refusal decided before the refund landed said.
+        i.held.refunding(plan, subject);
+        let refunded = i
             .store
             .refund(subject, plan, cost, i.clock.now_micros())
-            .await
-        {
+            .await;
+        i.held.refunding(plan, subject);
+        if let Err(e) = refunded {
             // Not a decision, so not counted as one; at debug level: while the
             // store is down, `admit` has already warned (failing open, it
             // charged nothing, and this refund has nothing to give back).

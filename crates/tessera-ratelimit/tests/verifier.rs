@@ -663,6 +663,24 @@ fn signed_post(key: &str, path: &str, body: &[u8], created: u64) -> http::reques
     parts
 }
 
+/// `verify_bytes` of a POST to `/v1/notes` that `key` signed for `body`,
+/// with `sent` as the body received.
+fn post_bytes(
+    s: &Setup,
+    key: &str,
+    body: &[u8],
+    sent: &[u8],
+) -> Result<(), tessera_server::Rejection> {
+    s.verifier
+        .verify_bytes(
+            &signed_post(key, "/v1/notes", body, now(s)),
+            Bytes::copy_from_slice(sent),
+        )
+        .now_or_never()
+        .expect("in-memory stores answer at once")
+        .map(|_| ())
+}
+
 /// Once a key has been refused, its next requests are refused before their
 /// bodies are read (spec §12.5), whatever the body: a body that does not
 /// match its digest gets `rate_limited` too, as it does through `verify`.
@@ -679,16 +697,7 @@ fn a_refused_key_is_refused_before_its_next_bodies() {
         },
         1_000,
     );
-    let post = |key: &str, body: &[u8], sent: &[u8]| {
-        s.verifier
-            .verify_bytes(
-                &signed_post(key, "/v1/notes", body, now(&s)),
-                Bytes::copy_from_slice(sent),
-            )
-            .now_or_never()
-            .expect("in-memory stores answer at once")
-            .map(|_| ())
-    };
+    let post = |key: &str, body: &[u8], sent: &[u8]| post_bytes(&s, key, body, sent);
     // Before any refusal, a wrong body is refused at the body.
     let r = post("alice-phone", b"signed", b"other").expect_err("wrong body");
     assert_eq!(r.code(), ErrorCode::DigestMismatch);
@@ -786,4 +795,52 @@ async fn over_http_a_refused_key_is_answered_before_its_body_arrives() {
         None,
         "the server answered before the body it has to hash"
     );
+}
+
+/// With budgets per owner, a refusal holds the owner: the next request of
+/// any of its keys is refused before its body, counted as such, while
+/// another owner is not affected.
+#[test]
+fn a_held_owner_is_refused_before_the_bodies_of_all_its_keys() {
+    let mut kept = None;
+    let s = setup(
+        |clock| {
+            let limiter = RateLimiter::builder(MemoryRateStore::default())
+                .default_plan(plan("default", "2/m", 2))
+                .key_by(KeyBy::Owner)
+                .clock(clock)
+                .build();
+            kept = Some(limiter.clone());
+            limiter
+        },
+        1_000,
+    );
+    let limiter = kept.expect("limiter");
+    assert!(post_bytes(&s, "alice-phone", b"a", b"a").is_ok());
+    assert!(post_bytes(&s, "alice-laptop", b"b", b"b").is_ok());
+    let r = post_bytes(&s, "alice-phone", b"c", b"c").expect_err("over alice's plan");
+    assert_eq!(r.code(), ErrorCode::RateLimited);
+    assert_eq!(
+        limiter.stats().limited_before_body(),
+        0,
+        "decided after its body"
+    );
+    let r = post_bytes(&s, "alice-laptop", b"signed", b"other").expect_err("held");
+    assert_eq!(r.code(), ErrorCode::RateLimited, "{r:?}");
+    assert_eq!(limiter.stats().limited_before_body(), 1);
+    assert_eq!(limiter.stats().limited(), 2);
+    assert!(post_bytes(&s, "bob-phone", b"d", b"d").is_ok());
+    // Through `verify` (a streamed body) the same request gets the same code.
+    let parts = signed_post("alice-laptop", "/v1/notes", b"signed", now(&s));
+    let r = s
+        .verifier
+        .verify(
+            &parts,
+            http_body_util::Full::new(Bytes::from_static(b"other")),
+        )
+        .now_or_never()
+        .expect("in-memory stores answer at once")
+        .expect_err("held");
+    assert_eq!(r.code(), ErrorCode::RateLimited, "{r:?}");
+    assert_eq!(limiter.stats().limited_before_body(), 2);
 }

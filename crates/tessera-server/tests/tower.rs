@@ -281,3 +281,36 @@ async fn an_inner_service_not_ready_at_once_gets_the_verified_request() {
         .expect_err("readiness failed");
     assert_eq!(error, "inner service closed");
 }
+
+/// A response future polled again after it answered (which a caller
+/// should not do) answers 500 instead of polling a finished future, for an
+/// accepted and for a rejected request alike.
+#[tokio::test]
+async fn polling_the_response_future_after_it_answered_does_not_panic() {
+    use std::future::Future;
+
+    let verifier = Verifier::builder(key_store())
+        .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
+        .clock(ManualClock::new(T0))
+        .authority("api.example.com")
+        .build()
+        .expect("verifier");
+    let mut service = ServiceBuilder::new()
+        .layer(VerifySignatureLayer::new(verifier))
+        .service_fn(handler);
+    let signed = Spec::new(Method::GET, "api.example.com")
+        .signed()
+        .map(|body| Full::new(Bytes::from(body)));
+    for (request, status) in [(signed, 200), (Request::new(Full::new(Bytes::new())), 401)] {
+        let ready = ServiceExt::<Request<Full<Bytes>>>::ready(&mut service)
+            .await
+            .expect("ready");
+        let mut future = Box::pin(tower::Service::call(ready, request));
+        let first = (&mut future).await.expect("infallible");
+        assert_eq!(first.status(), status);
+        let again = std::future::poll_fn(|cx| future.as_mut().poll(cx))
+            .await
+            .expect("infallible");
+        assert_eq!(again.status(), 500);
+    }
+}

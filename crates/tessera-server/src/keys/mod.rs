@@ -125,12 +125,12 @@ pub trait KeyStore: fmt::Debug + Send + Sync {
         None
     }
 
-    /// Called by the verifier after steps 6 and 7, once a request signed with `key`
+    /// Called by the verifier after step 6, once a request signed with `key`
     /// (as returned by [`KeyStore::resolve`] for `key_id`) carried a valid
     /// MAC: the sender holds the secret, so the key id is not made up.
     ///
-    /// The request may still be refused afterwards (time re-check, key state
-    /// re-check, replay). This is the place to cache keys that `resolve`
+    /// The request may still be refused afterwards (its body, a rate limit,
+    /// time re-check, key state re-check, replay). This is the place to cache keys that `resolve`
     /// built on a cache miss. It runs on the request path: keep it cheap and
     /// non-blocking. The default does nothing.
     fn verified(&self, key_id: &KeyId, key: &ResolvedKey) {

@@ -223,6 +223,8 @@ impl Verifier {
         // the MAC covers the `Content-Digest` field, not the body, so a
         // request that does not carry a valid MAC is refused before a byte
         // of its body is read or hashed.
+        // Once the MAC is valid the key id is not made up, so the key store
+        // may cache the key (`KeyStore::verified`), whatever comes next.
         let declared = parts
             .headers
             .get(CONTENT_LENGTH)
@@ -241,10 +243,12 @@ impl Verifier {
                     Ok((bytes, digest)) => {
                         let checked = parsed.check_mac_and_digest(key, &view, &digest);
                         self.mac_outcome(&parsed, &view, checked)?;
+                        i.keys.verified(parsed.key_id(), &resolved);
                         bytes
                     }
                     Err(refusal) => {
                         self.mac_outcome(&parsed, &view, parsed.verify_mac(key, &view))?;
+                        i.keys.verified(parsed.key_id(), &resolved);
                         return Err(reject(refusal.into()));
                     }
                 }
@@ -255,6 +259,7 @@ impl Verifier {
             // then the body.
             body::Input::Bytes(bytes) => {
                 self.mac_outcome(&parsed, &view, parsed.verify_mac(key, &view))?;
+                i.keys.verified(parsed.key_id(), &resolved);
                 self.refuse_before_body(&parsed, &resolved, parts)?;
                 let (bytes, digest) = body::in_memory(bytes, i.body_limit, declared)
                     .map_err(|refusal| reject(refusal.into()))?;
@@ -265,6 +270,7 @@ impl Verifier {
             }
             body::Input::Stream(body) => {
                 self.mac_outcome(&parsed, &view, parsed.verify_mac(key, &view))?;
+                i.keys.verified(parsed.key_id(), &resolved);
                 // A key already over its budget is refused here, before a
                 // byte of its body is read (spec §12.5).
                 self.refuse_before_body(&parsed, &resolved, parts)?;
@@ -277,9 +283,6 @@ impl Verifier {
                 bytes
             }
         };
-        // The MAC is valid, so the key id is not made up: only now may the
-        // store cache the key (see `KeyStore::verified`).
-        i.keys.verified(parsed.key_id(), &resolved);
 
         // Step 8. The time is read again: reading a slow body may have taken
         // the request out of its window, and the nonce store may already have

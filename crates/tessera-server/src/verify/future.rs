@@ -45,6 +45,9 @@ pin_project! {
         Verifying { verify: VerifyFuture },
         PollReady { request: Option<Request<Full<Bytes>>> },
         Calling { #[pin] future: F },
+        // Answered: polling again gets `polled_after_completion`, never a
+        // poll of a finished future.
+        Done,
     }
 }
 
@@ -84,7 +87,10 @@ where
                 StateProj::Verifying { verify } => {
                     let (request, headers) = match ready!(verify.as_mut().poll(cx)) {
                         Ok(verified) => verified,
-                        Err(rejection) => return Poll::Ready(Ok(rejection.into_http_response())),
+                        Err(rejection) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(rejection.into_http_response()));
+                        }
                     };
                     *this.headers = headers;
                     // The inner service is usually ready at once: called
@@ -99,7 +105,10 @@ where
                             *this.service = None;
                             this.state.set(State::Calling { future });
                         }
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Err(e)) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err(e));
+                        }
                         Poll::Pending => {
                             this.state.set(State::PollReady {
                                 request: Some(request),
@@ -112,7 +121,10 @@ where
                     let Some(service) = this.service.as_mut() else {
                         return Poll::Ready(Ok(polled_after_completion()));
                     };
-                    ready!(service.poll_ready(cx))?;
+                    if let Err(e) = ready!(service.poll_ready(cx)) {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(e));
+                    }
                     let (Some(mut service), Some(request)) = (this.service.take(), request.take())
                     else {
                         return Poll::Ready(Ok(polled_after_completion()));
@@ -121,7 +133,9 @@ where
                     this.state.set(State::Calling { future });
                 }
                 StateProj::Calling { future } => {
-                    let mut response = ready!(future.poll(cx))?;
+                    let answered = ready!(future.poll(cx));
+                    this.state.set(State::Done);
+                    let mut response = answered?;
                     if !this.headers.is_empty() {
                         let response_headers = response.headers_mut();
                         for (name, value) in this.headers.drain(..) {
@@ -130,6 +144,7 @@ where
                     }
                     return Poll::Ready(Ok(response));
                 }
+                StateProj::Done => return Poll::Ready(Ok(polled_after_completion())),
             }
         }
     }
