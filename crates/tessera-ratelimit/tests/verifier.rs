@@ -106,6 +106,16 @@ fn now(s: &Setup) -> u64 {
     tessera_server::Clock::now_unix(&s.clock)
 }
 
+/// Serves `app` on a loopback port, in the background.
+async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    addr
+}
+
 /// A verifier whose limiter gives every key 3 requests a minute (burst 3).
 fn three_a_minute() -> Setup {
     setup(
@@ -404,11 +414,7 @@ async fn over_http_429_with_retry_after_and_ratelimit_headers() {
     let app = Router::new()
         .route("/v1/me", get(|| async { "ok" }))
         .layer(VerifySignatureLayer::new(s.verifier.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let addr = serve(app).await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -747,11 +753,7 @@ async fn over_http_a_refused_key_is_answered_before_its_body_arrives() {
     let app = Router::new()
         .route("/v1/notes", axum::routing::post(|| async { "ok" }))
         .layer(VerifySignatureLayer::new(s.verifier.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    let addr = serve(app).await;
 
     let body = vec![b'n'; 64 * 1024];
     // Sends the signed head and the first `sent` bytes of the body, then

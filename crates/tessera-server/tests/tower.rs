@@ -32,14 +32,20 @@ async fn handler(request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>,
     )))))
 }
 
-#[tokio::test]
-async fn service_builder_stack() {
-    let verifier = Verifier::builder(key_store())
+/// A verifier for `api.example.com` on a manual clock at T0, with the test
+/// key store and a memory nonce store.
+fn verifier() -> Verifier {
+    Verifier::builder(key_store())
         .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
         .clock(ManualClock::new(T0))
         .authority("api.example.com")
         .build()
-        .expect("verifier");
+        .expect("verifier")
+}
+
+#[tokio::test]
+async fn service_builder_stack() {
+    let verifier = verifier();
     let service = ServiceBuilder::new()
         .layer(VerifySignatureLayer::new(verifier.clone()))
         .layer(RequireScopeLayer::all(["read", "write"]))
@@ -144,12 +150,7 @@ async fn inner_readiness_is_only_acquired_after_verification() {
     use http_body::Frame;
     use http_body_util::StreamBody;
 
-    let verifier = Verifier::builder(key_store())
-        .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
-        .clock(ManualClock::new(T0))
-        .authority("api.example.com")
-        .build()
-        .expect("verifier");
+    let verifier = verifier();
     let probe = Probe {
         body_read: Arc::default(),
         ready_during_upload: Arc::default(),
@@ -233,12 +234,7 @@ impl tower::Service<Request<Full<Bytes>>> for Slow {
 async fn an_inner_service_not_ready_at_once_gets_the_verified_request() {
     use std::sync::atomic::Ordering::SeqCst;
 
-    let verifier = Verifier::builder(key_store())
-        .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
-        .clock(ManualClock::new(T0))
-        .authority("api.example.com")
-        .build()
-        .expect("verifier");
+    let verifier = verifier();
     let slow = Slow {
         polls: std::sync::Arc::default(),
         fail: false,
@@ -289,12 +285,7 @@ async fn an_inner_service_not_ready_at_once_gets_the_verified_request() {
 async fn polling_the_response_future_after_it_answered_does_not_panic() {
     use std::future::Future;
 
-    let verifier = Verifier::builder(key_store())
-        .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
-        .clock(ManualClock::new(T0))
-        .authority("api.example.com")
-        .build()
-        .expect("verifier");
+    let verifier = verifier();
     let mut service = ServiceBuilder::new()
         .layer(VerifySignatureLayer::new(verifier))
         .service_fn(handler);
