@@ -57,6 +57,10 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
         "Requests refused because the nonce or key store could not answer"
     );
     metrics::describe_gauge!("gateway_connections", "Client connections open");
+    metrics::describe_gauge!(
+        crate::body_budget::BYTES_IN_PROGRESS,
+        "Request body bytes held while bodies are read, by sender (public: to public routes; key: signed; unknown: neither)"
+    );
     metrics::describe_counter!(
         "gateway_connections_refused_total",
         "Client connections closed at accept, by reason (per_client_cap: the client address held limits.max_connections_per_client)"

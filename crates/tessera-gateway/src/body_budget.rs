@@ -14,11 +14,14 @@
 //! also charged to a share of the process budget that depends on who sends
 //! them: all bodies to public routes share a quarter of it (nothing
 //! authenticates them, so they cannot keep signed requests' bodies out),
-//! and the bodies of one key a sixteenth (one key holder cannot keep other
-//! keys' bodies out). A signed request's body is read only once its MAC has
-//! verified, so the key its bytes are charged to is the sender's: another
-//! client cannot spend a key's share by naming it. Charging
-//! what arrived rather than what a request declares means a client that
+//! and the bodies signed with one key a sixteenth (one key cannot keep
+//! other keys' bodies out). A signed request's body is read only once its
+//! MAC has verified, so its first bytes, where its key's share is taken,
+//! come from whoever holds the key or a request it signed; and a copy of a
+//! request whose body is still being read (the same key and nonce: every
+//! signature has its own) is refused at its first bytes, so one captured
+//! request cannot fill its key's share with stalled copies. Charging what
+//! arrived rather than what a request declares means a client that
 //! announces large bodies and sends nothing holds nothing. A body that
 //! finds no room fails at once and its request is answered `503` with
 //! `Retry-After` (nothing is queued, so a flood cannot make honest
@@ -26,7 +29,7 @@
 //! kept until the answer is ready, since the bytes are held until they are
 //! forwarded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
@@ -34,6 +37,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use tessera_core::{KeyId, Nonce};
 
 use crate::BoxError;
 
@@ -67,9 +72,15 @@ pub struct BodyBudget {
     body_limit: usize,
 }
 
-/// The share of each key that has a body in progress, and how many rooms
-/// use it: a key's entry goes when its last room does.
-type KeyShares = HashMap<String, (Arc<Semaphore>, usize)>;
+/// Each key with a body in progress: its share, and the nonces of its
+/// bodies in progress (a key's entry goes with its last body).
+type KeyShares = HashMap<KeyId, KeyShare>;
+
+#[derive(Debug)]
+struct KeyShare {
+    kib: Arc<Semaphore>,
+    nonces: HashSet<Nonce>,
+}
 
 /// Who sends a body, for the share of the budget it is also charged to.
 #[non_exhaustive]
@@ -78,9 +89,15 @@ pub enum Sender {
     /// A request to a public route: nothing authenticates it, so all of
     /// them share one part of the budget ([`PUBLIC_SHARE`]).
     Public,
-    /// A signed request naming this key id: its body is read only once its
-    /// MAC has verified, so the key is the sender's ([`KEY_SHARE`]).
-    Key(String),
+    /// A signed request naming this key id and nonce: its body is read only
+    /// once its MAC has verified, so the key is the sender's
+    /// ([`KEY_SHARE`]), and the nonce tells a copy of a request in progress.
+    Key {
+        /// The key id its signature names.
+        key_id: KeyId,
+        /// Its signature's nonce.
+        nonce: Nonce,
+    },
     /// A request without a key id to charge (the verifier refuses it before
     /// reading its body): the process and connection budgets only.
     Unknown,
@@ -103,6 +120,9 @@ pub enum Busy {
     Public,
     /// The bodies signed with this key hold as many bytes as they may.
     Key,
+    /// A request with the same signature (key id and nonce) is already
+    /// sending its body: this one is a copy.
+    Duplicate,
 }
 
 impl std::fmt::Display for Busy {
@@ -112,6 +132,7 @@ impl std::fmt::Display for Busy {
             Busy::Connection => "no room for the request body on this connection",
             Busy::Public => "no room for the request body among those to public routes",
             Busy::Key => "no room for the request body among those of its key",
+            Busy::Duplicate => "a request with the same signature is already sending its body",
         })
     }
 }
@@ -122,7 +143,7 @@ impl std::error::Error for Busy {}
 /// request's handler, which keeps it until the answer is ready; given back
 /// when both are dropped.
 #[derive(Debug, Clone)]
-pub struct Room(Arc<Mutex<Charged>>);
+pub struct Room(Arc<Mutex<Charged>>, usize);
 
 #[derive(Debug)]
 struct Charged {
@@ -136,27 +157,82 @@ struct Charged {
     /// One permit per budget, in the same order, once bytes arrived.
     held: Vec<OwnedSemaphorePermit>,
     busy: Option<Busy>,
-    /// Held for its `Drop`, declared last: forgets the key's share, if this
-    /// was its last room, after the permits above went back.
-    _key: Option<KeyRoom>,
+    /// The `sender` label of the bytes-in-progress gauge.
+    sender: &'static str,
+    /// A signed request's key and nonce, taken into [`KeyShares`] when its
+    /// first bytes arrive (after its MAC verified), not before: a request
+    /// that never gets that far leaves no trace there.
+    claimed: Option<(Arc<Mutex<KeyShares>>, KeyId, Nonce)>,
+    /// Held for its `Drop`, declared last: takes the nonce out of its key's
+    /// entry (and the entry, with its last body) after the permits above
+    /// went back.
+    key: Option<KeyRoom>,
 }
 
-/// A room's claim on its key's entry in [`KeyShares`].
+/// A body's place in its key's entry of [`KeyShares`].
 #[derive(Debug)]
 struct KeyRoom {
     shares: Arc<Mutex<KeyShares>>,
-    id: String,
+    key_id: KeyId,
+    nonce: Nonce,
 }
 
 impl Drop for KeyRoom {
     fn drop(&mut self) {
         let mut shares = lock(&self.shares);
-        if let Some((_, rooms)) = shares.get_mut(&self.id) {
-            *rooms -= 1;
-            if *rooms == 0 {
-                shares.remove(&self.id);
+        if let Some(share) = shares.get_mut(&self.key_id) {
+            share.nonces.remove(&self.nonce);
+            if share.nonces.is_empty() {
+                shares.remove(&self.key_id);
             }
         }
+    }
+}
+
+impl Drop for Charged {
+    fn drop(&mut self) {
+        self.release();
+        // The permits went back above; now the key's entry may go.
+        self.key = None;
+    }
+}
+
+impl Charged {
+    /// Gives back what this body holds.
+    fn release(&mut self) {
+        if let Some(permit) = self.held.first() {
+            let bytes = (permit.num_permits() * UNIT) as f64;
+            metrics::gauge!(BYTES_IN_PROGRESS, "sender" => self.sender).decrement(bytes);
+        }
+        self.held = Vec::new();
+    }
+
+    /// Takes the claimed key's share into the budgets, and the nonce into
+    /// its entry: a nonce already there is a copy of a body in progress.
+    fn take_key_share(&mut self, key_kib: usize) -> Result<(), Busy> {
+        let Some((shares, key_id, nonce)) = self.claimed.take() else {
+            return Ok(());
+        };
+        let kib = {
+            let mut map = lock(&shares);
+            let share = map.entry(key_id.clone()).or_insert_with(|| KeyShare {
+                kib: Arc::new(Semaphore::new(key_kib)),
+                nonces: HashSet::new(),
+            });
+            if !share.nonces.insert(nonce.clone()) {
+                return Err(Busy::Duplicate);
+            }
+            Arc::clone(&share.kib)
+        };
+        // Before the process budget, the last one.
+        let at = self.budgets.len() - 1;
+        self.budgets.insert(at, (kib, Busy::Key));
+        self.key = Some(KeyRoom {
+            shares,
+            key_id,
+            nonce,
+        });
+        Ok(())
     }
 }
 
@@ -164,6 +240,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Each critical section leaves the value consistent.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// Gauge of request body bytes held, labelled `sender` (`public`, `key`,
+/// `unknown`).
+pub const BYTES_IN_PROGRESS: &str = "gateway_request_body_bytes_in_progress";
 
 impl BodyBudget {
     /// A budget for bodies of at most `body_limit` bytes each.
@@ -192,34 +272,26 @@ impl BodyBudget {
             });
             budgets.push((Arc::clone(semaphore), Busy::Connection));
         }
-        let key = match sender {
+        let (label, claimed) = match sender {
             Sender::Public => {
                 budgets.push((Arc::clone(&self.public), Busy::Public));
-                None
+                ("public", None)
             }
-            Sender::Key(id) => {
-                let mut shares = lock(&self.keys);
-                let (semaphore, rooms) = shares
-                    .entry(id.clone())
-                    .or_insert_with(|| (Arc::new(Semaphore::new(self.key_kib)), 0));
-                *rooms += 1;
-                budgets.push((Arc::clone(semaphore), Busy::Key));
-                Some(KeyRoom {
-                    shares: Arc::clone(&self.keys),
-                    id,
-                })
-            }
-            Sender::Unknown => None,
+            Sender::Key { key_id, nonce } => ("key", Some((Arc::clone(&self.keys), key_id, nonce))),
+            Sender::Unknown => ("unknown", None),
         };
         budgets.push((Arc::clone(&self.kib), Busy::Process));
-        Room(Arc::new(Mutex::new(Charged {
+        let charged = Charged {
             budgets,
             body_limit: self.body_limit,
             received: 0,
             held: Vec::new(),
             busy: None,
-            _key: key,
-        })))
+            sender: label,
+            claimed,
+            key: None,
+        };
+        Room(Arc::new(Mutex::new(charged)), self.key_kib)
     }
 
     /// Keys with a body in progress (each has a share).
@@ -240,6 +312,10 @@ impl Room {
         if let Some(busy) = charged.busy {
             return Err(busy);
         }
+        if let Err(busy) = charged.take_key_share(self.1) {
+            charged.busy = Some(busy);
+            return Err(busy);
+        }
         charged.received = charged.received.saturating_add(bytes);
         let needed = charged.received.min(charged.body_limit).div_ceil(UNIT);
         let held = charged
@@ -254,19 +330,21 @@ impl Room {
             return Ok(());
         };
         match Self::take(&charged.budgets, more) {
-            Ok(taken) if charged.held.is_empty() => {
-                charged.held = taken;
-                Ok(())
-            }
             Ok(taken) => {
-                for (held, more) in charged.held.iter_mut().zip(taken) {
-                    held.merge(more);
+                metrics::gauge!(BYTES_IN_PROGRESS, "sender" => charged.sender)
+                    .increment(f64::from(more) * UNIT as f64);
+                if charged.held.is_empty() {
+                    charged.held = taken;
+                } else {
+                    for (held, more) in charged.held.iter_mut().zip(taken) {
+                        held.merge(more);
+                    }
                 }
                 Ok(())
             }
             Err(busy) => {
                 // What it held goes back now: its request is refused.
-                charged.held = Vec::new();
+                charged.release();
                 charged.busy = Some(busy);
                 Err(busy)
             }
@@ -343,6 +421,14 @@ where
 mod tests {
     use super::*;
 
+    /// A signed request's sender: `id`, with a fresh nonce.
+    fn key(id: &str) -> Sender {
+        Sender::Key {
+            key_id: KeyId::new(id).expect("key id"),
+            nonce: Nonce::generate(&mut rand::rng()),
+        }
+    }
+
     #[test]
     fn received_bytes_are_charged_and_given_back() {
         let budget = BodyBudget::new(100 << 20);
@@ -417,13 +503,13 @@ mod tests {
         assert_eq!(one_more.charge(1), Err(Busy::Public));
         // Signed bodies still have the other three quarters.
         let keys: Vec<Room> = (0..(BUFFERED_BODY_BYTES - public) >> 20)
-            .map(|i| budget.room(None, Sender::Key(format!("key-{}", i % 64))))
+            .map(|i| budget.room(None, key(&format!("key-{}", i % 64))))
             .collect();
         for room in &keys {
             room.charge(1 << 20).expect("room for signed bodies");
         }
         assert_eq!(
-            budget.room(None, Sender::Key("another".into())).charge(1),
+            budget.room(None, key("another")).charge(1),
             Err(Busy::Process)
         );
         drop(rooms);
@@ -437,7 +523,7 @@ mod tests {
     fn one_key_holds_a_sixteenth_and_its_share_goes_with_its_last_body() {
         let budget = BodyBudget::new(1 << 20);
         let share = BUFFERED_BODY_BYTES / KEY_SHARE;
-        let alice = || Sender::Key("alice".into());
+        let alice = || key("alice");
         let rooms: Vec<Room> = (0..share >> 20)
             .map(|_| budget.room(None, alice()))
             .collect();
@@ -447,7 +533,7 @@ mod tests {
         assert_eq!(budget.room(None, alice()).charge(1), Err(Busy::Key));
         // Another key, and bodies without a key, are not affected.
         budget
-            .room(None, Sender::Key("bob".into()))
+            .room(None, key("bob"))
             .charge(1 << 20)
             .expect("bob has his own share");
         budget
@@ -471,5 +557,36 @@ mod tests {
         at_limit.charge(64 << 20).expect("one body at the limit");
         assert_eq!(large.room(None, alice()).charge(1 << 10), Err(Busy::Key));
         drop(at_limit);
+    }
+
+    #[test]
+    fn a_key_enters_at_its_first_bytes_and_a_copy_in_progress_is_refused() {
+        let budget = BodyBudget::new(1 << 20);
+        let nonce = Nonce::generate(&mut rand::rng());
+        let copy = || Sender::Key {
+            key_id: KeyId::new("alice").expect("key id"),
+            nonce: nonce.clone(),
+        };
+        // A request that never sends a byte (its MAC failed, say) leaves
+        // no entry, and holds no nonce.
+        let silent: Vec<Room> = (0..10).map(|_| budget.room(None, copy())).collect();
+        assert_eq!(budget.keys_in_progress(), 0);
+        let first = budget.room(None, copy());
+        first.charge(10).expect("room");
+        assert_eq!(budget.keys_in_progress(), 1);
+        // A copy of it (same key and nonce) is refused at its first bytes.
+        let second = budget.room(None, copy());
+        assert_eq!(second.charge(10), Err(Busy::Duplicate));
+        assert_eq!(second.busy(), Some(Busy::Duplicate));
+        // Another request of the same key is not.
+        budget
+            .room(None, key("alice"))
+            .charge(10)
+            .expect("another nonce");
+        drop((first, second, silent));
+        assert_eq!(budget.keys_in_progress(), 0);
+        // Once the first is over, the nonce is free again here (the nonce
+        // store, not this budget, refuses a replay then).
+        budget.room(None, copy()).charge(10).expect("room");
     }
 }

@@ -705,11 +705,22 @@ fn refusal_detail(refusal: HeadRefusal, settings: &Settings) -> String {
 /// `503` for a request whose body found no room (see [`BodyBudget`]); the
 /// rest of its body is not read, so an HTTP/1.1 connection closes after it.
 fn busy_with_bodies(busy: Busy) -> (Response<Body>, Outcome) {
+    if busy == Busy::Duplicate {
+        // A copy of a signed request whose body is still being read: at
+        // most one of the two could be accepted, and every client signs
+        // each request afresh, so it is answered as the replay it is.
+        let rejection = tessera_server::Rejection::new(tessera_core::Refusal::Replayed.into());
+        return (
+            rejection.into_http_response::<Full<Bytes>>().map(boxed),
+            Outcome::new("rejected", "replayed"),
+        );
+    }
     let detail = match busy {
         Busy::Process => "the gateway holds as many request bodies as it may right now; retry shortly",
         Busy::Connection => "this HTTP/2 connection is already sending as many request body bytes as it may; wait for a body to finish, or use another connection",
         Busy::Public => "the gateway holds as many request bodies to public routes as it may right now; retry shortly",
         Busy::Key => "this key is already sending as many request body bytes as it may; wait for one of its bodies to finish",
+        Busy::Duplicate => "a request with the same signature is already sending its body",
     };
     let mut response = problem(StatusCode::SERVICE_UNAVAILABLE, detail, true);
     response
@@ -719,10 +730,10 @@ fn busy_with_bodies(busy: Busy) -> (Response<Body>, Outcome) {
 }
 
 /// Whose share of the body budget a request's body is charged to: the
-/// public routes', or the key its signature names. The key id is the
-/// claimed one, read before verification, but a signed request's body is
-/// read only once its MAC has verified under that key, so bytes are only
-/// ever charged to the key of whoever holds it. A request without a body
+/// public routes', or the key its signature names. The key id and nonce
+/// are the claimed ones, read before verification; they are only used when
+/// the body's first bytes arrive, which a signed request's body does only
+/// once its MAC has verified under that key. A request without a body
 /// charges nothing, so it is not parsed for one.
 fn body_sender<B: http_body::Body>(public: bool, headers: &http::HeaderMap, body: &B) -> Sender {
     if public {
@@ -732,7 +743,10 @@ fn body_sender<B: http_body::Body>(public: bool, headers: &http::HeaderMap, body
         return Sender::Unknown;
     }
     match tessera_core::ParsedSignature::from_fields(headers) {
-        Ok(parsed) => Sender::Key(parsed.key_id().as_str().to_owned()),
+        Ok(parsed) => Sender::Key {
+            key_id: parsed.key_id().clone(),
+            nonce: parsed.nonce().clone(),
+        },
         Err(_) => Sender::Unknown,
     }
 }

@@ -386,7 +386,9 @@ fn a_forged_upload_still_gets_its_answer_while_it_is_being_sent() {
 /// with 4 MiB bodies, sixteen stalled uploads to a public route fill the
 /// public share (the seventeenth is answered 503 at once) and four of one
 /// key fill its share (its fifth is 503), while another key's requests
-/// with bodies still pass.
+/// with bodies still pass. A copy of one of the key's uploads in progress
+/// is answered `replayed` at once, and a request that names the key
+/// without its secret `bad_signature`: neither can spend its share.
 #[test]
 fn public_routes_and_one_key_hold_only_their_share_of_the_body_budget() {
     const LIMIT: usize = 4 << 20;
@@ -411,7 +413,16 @@ fn public_routes_and_one_key_hold_only_their_share_of_the_body_budget() {
         ),
     )
     .unwrap();
-    let gateway = Gateway::start(&dir, &["--config", config.to_str().unwrap()]);
+    let gateway = Gateway::start(
+        &dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--admin",
+            "127.0.0.1:0",
+        ],
+    );
+    let admin = gateway.admin.expect("admin listener");
     let authority = gateway.addr.to_string();
     let body = vec![b'x'; LIMIT];
     let public = {
@@ -421,7 +432,7 @@ fn public_routes_and_one_key_hold_only_their_share_of_the_body_budget() {
         request.extend_from_slice(&body);
         request
     };
-    let alice_upload = signed(&alice, "POST", &authority, "/v1/upload", &body, &[]);
+    let upload = |key: &Key| signed(key, "POST", &authority, "/v1/upload", &body, &[]);
     // An upload that sends all of its body but the last byte, and waits.
     let stall = |request: &[u8]| {
         let mut stream = TcpStream::connect(gateway.addr).unwrap();
@@ -437,19 +448,41 @@ fn public_routes_and_one_key_hold_only_their_share_of_the_body_budget() {
             Duration::from_secs(10),
         )
     };
+    // Waits until the gateway holds `bytes` of bodies from `sender`.
+    let holds = |sender: &str, bytes: usize| {
+        assert!(
+            eventually(Duration::from_secs(20), || {
+                body_bytes_in_progress(admin, sender) == Some(bytes as f64)
+            }),
+            "{sender} bodies in progress: {:?}, expected {bytes}",
+            body_bytes_in_progress(admin, sender)
+        );
+    };
 
     let public_held: Vec<TcpStream> = (0..PUBLIC_SHARE_BODIES).map(|_| stall(&public)).collect();
-    std::thread::sleep(Duration::from_millis(500));
+    holds("public", PUBLIC_SHARE_BODIES * LIMIT);
     let refused = partial(&public, 1 << 20).expect("answered at once");
     assert_busy(&refused, "public routes");
     assert_eq!(refused.header("retry-after"), Some("1"));
 
-    let alice_held: Vec<TcpStream> = (0..KEY_SHARE_BODIES)
-        .map(|_| stall(&alice_upload))
-        .collect();
-    std::thread::sleep(Duration::from_millis(500));
-    let refused = partial(&alice_upload, 1 << 10).expect("answered at once");
+    let alice_uploads: Vec<Vec<u8>> = (0..KEY_SHARE_BODIES).map(|_| upload(&alice)).collect();
+    let alice_held: Vec<TcpStream> = alice_uploads.iter().map(|r| stall(r)).collect();
+    holds("key", KEY_SHARE_BODIES * LIMIT);
+    let refused = partial(&upload(&alice), 1 << 10).expect("answered at once");
     assert_busy(&refused, "this key");
+    // A copy of an upload in progress: the replay it is, at once.
+    let copy = partial(&alice_uploads[0], 1 << 10).expect("answered at once");
+    assert_eq!(copy.status, 401, "{}", String::from_utf8_lossy(&copy.body));
+    assert_eq!(copy.json()["code"], "replayed");
+    // Naming alice's key without her secret: refused at the MAC.
+    let forged = partial(&upload(&Key::random("alice-shares")), 1 << 10).expect("an answer");
+    assert_eq!(
+        forged.status,
+        401,
+        "{}",
+        String::from_utf8_lossy(&forged.body)
+    );
+    assert_eq!(forged.json()["code"], "bad_signature");
 
     // Another key's bodies still pass, large or small.
     for size in [5, 1 << 20] {
@@ -467,10 +500,26 @@ fn public_routes_and_one_key_hold_only_their_share_of_the_body_budget() {
     );
     // Once alice's uploads are gone, so is her share's use.
     drop(alice_held);
-    assert!(eventually(Duration::from_secs(10), || {
-        send_signed(&gateway, &alice, "POST", "/v1/notes", b"again", &[]).status == 200
-    }));
+    holds("key", 0);
+    let reply = send_signed(&gateway, &alice, "POST", "/v1/notes", b"again", &[]);
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     drop(public_held);
+    holds("public", 0);
+}
+
+/// The `gateway_request_body_bytes_in_progress` gauge for `sender`.
+fn body_bytes_in_progress(admin: SocketAddr, sender: &str) -> Option<f64> {
+    let metrics = String::from_utf8(admin_get(admin, "/metrics").body).ok()?;
+    let prefix = format!("gateway_request_body_bytes_in_progress{{sender=\"{sender}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// `reply` is a 503 whose problem detail names `share`.
