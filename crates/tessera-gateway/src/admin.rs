@@ -59,7 +59,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
     metrics::describe_gauge!("gateway_connections", "Client connections open");
     metrics::describe_gauge!(
         crate::body_budget::BYTES_IN_PROGRESS,
-        "Request body bytes held while bodies are read, by sender (public: to public routes; key: signed; unknown: neither)"
+        "Request body bytes charged to the body budget while bodies are read (whole KiB, at most the body limit per body), by sender (public: to public routes; key: signed; unknown: neither)"
     );
     metrics::describe_counter!(
         "gateway_connections_refused_total",

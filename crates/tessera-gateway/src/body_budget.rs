@@ -241,7 +241,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Gauge of request body bytes held, labelled `sender` (`public`, `key`,
+/// Gauge of request body bytes charged to the budget (in whole KiB, at
+/// most the body limit per body), labelled `sender` (`public`, `key`,
 /// `unknown`).
 pub const BYTES_IN_PROGRESS: &str = "gateway_request_body_bytes_in_progress";
 

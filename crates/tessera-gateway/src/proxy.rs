@@ -356,7 +356,7 @@ impl Proxy {
                             return self.body_timeout();
                         }
                         if let Some(busy) = room.busy() {
-                            return busy_with_bodies(busy);
+                            return busy_with_bodies(busy, &rejection);
                         }
                         if let Some(why) = conn.body_refusal.get() {
                             return body_framing_refused(why);
@@ -390,7 +390,7 @@ impl Proxy {
                         return self.body_timeout();
                     }
                     if let Some(busy) = room.busy() {
-                        return busy_with_bodies(busy);
+                        return busy_with_bodies(busy, None);
                     }
                     if let Some(why) = conn.body_refusal.get() {
                         return body_framing_refused(why);
@@ -704,16 +704,30 @@ fn refusal_detail(refusal: HeadRefusal, settings: &Settings) -> String {
 /// (it stopped passing the body on; the connection closes).
 /// `503` for a request whose body found no room (see [`BodyBudget`]); the
 /// rest of its body is not read, so an HTTP/1.1 connection closes after it.
-fn busy_with_bodies(busy: Busy) -> (Response<Body>, Outcome) {
+/// The answer to a request whose body found no room (`busy`); `verified`
+/// is the verifier's rejection of a signed request (its body failed to
+/// read), for the key id it names.
+fn busy_with_bodies<'a>(
+    busy: Busy,
+    verified: impl Into<Option<&'a tessera_server::Rejection>>,
+) -> (Response<Body>, Outcome) {
     if busy == Busy::Duplicate {
         // A copy of a signed request whose body is still being read: at
         // most one of the two could be accepted, and every client signs
-        // each request afresh, so it is answered as the replay it is.
-        let rejection = tessera_server::Rejection::new(tessera_core::Refusal::Replayed.into());
-        return (
-            rejection.into_http_response::<Full<Bytes>>().map(boxed),
-            Outcome::new("rejected", "replayed"),
+        // each request afresh, so it is answered as the replay it is (spec
+        // §11.2, step 6), and the connection closes (its body is unread).
+        let replayed = tessera_server::Rejection::new(tessera_core::Refusal::Replayed.into());
+        let mut outcome = Outcome::new("rejected", "replayed");
+        if let Some(key_id) = verified.into().and_then(|r| r.key_id()) {
+            outcome.identify(key_id.as_str(), None);
+        }
+        outcome.explain(&replayed);
+        let mut response = replayed.into_http_response::<Full<Bytes>>().map(boxed);
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
         );
+        return (response, outcome);
     }
     let detail = match busy {
         Busy::Process => "the gateway holds as many request bodies as it may right now; retry shortly",

@@ -509,7 +509,8 @@ impl Admission for RateLimiter {
         let now = i.clock.now_micros();
         // Read before the store decides: a refusal decided while a refund
         // was under way is not remembered (it may predate the refund).
-        let generation = i.held.generation();
+        let held = i.held.key(plan, subject);
+        let generation = i.held.generation(held);
         let decision = match i.store.decide(subject, plan, cost, now).await {
             Ok(decision) => decision,
             Err(e) => {
@@ -531,13 +532,13 @@ impl Admission for RateLimiter {
             i.stats.allowed.fetch_add(1, Ordering::Relaxed);
             metrics::counter!(DECISIONS_METRIC, "outcome" => "allowed").increment(1);
             // Not over its budget (any more): nothing to refuse early.
-            i.held.forget(plan, subject);
+            i.held.forget(held);
             return Ok(Admitted::with_headers(headers(plan, &decision)));
         }
         // A refusal leaves `tat` where it was (`decision.tat`): remembered,
         // so that the subject's next requests are refused before their
         // bodies while it stays over its budget.
-        i.held.hold(plan, subject, decision.tat, now, generation);
+        i.held.hold(held, plan, decision.tat, now, generation);
         i.stats.limited.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(DECISIONS_METRIC, "outcome" => "limited").increment(1);
         tracing::debug!(key_id = %request.key_id, plan = plan.name(), "tessera: rate limited");
@@ -566,13 +567,13 @@ impl Admission for RateLimiter {
         let (kind, id) = self.subject_id(&request);
         let subject = Subject { kind, id: &id };
         let plan: &Plan = &plan;
-        let Some(tat) = i.held.get(plan, subject, now) else {
+        let held = i.held.key(plan, subject);
+        let Some(tat) = i.held.get(held, now) else {
             return Ok(());
         };
         let decision = decide(Some(tat), now, plan, cost);
         if decision.allowed {
-            // Its budget has come back since: `admit` decides, after the body.
-            i.held.forget(plan, subject);
+            // Enough budget back for this cost: `admit` decides, after the body.
             return Ok(());
         }
         i.stats.limited.fetch_add(1, Ordering::Relaxed);
@@ -592,14 +593,14 @@ impl Admission for RateLimiter {
         let subject = Subject { kind, id: &id };
         let plan: &Plan = &plan;
         // Its budget grows back: nothing may be refused early on what a
-        // refusal decided before the refund landed said.
-        i.held.refunding(plan, subject);
-        let refunded = i
+        // refusal decided before the refund landed said (the guard forgets
+        // the subject again when the refund ends, or is cancelled).
+        let _refunding = i.held.refunding(i.held.key(plan, subject));
+        if let Err(e) = i
             .store
             .refund(subject, plan, cost, i.clock.now_micros())
-            .await;
-        i.held.refunding(plan, subject);
-        if let Err(e) = refunded {
+            .await
+        {
             // Not a decision, so not counted as one; at debug level: while the
             // store is down, `admit` has already warned (failing open, it
             // charged nothing, and this refund has nothing to give back).

@@ -546,3 +546,81 @@ async fn key_expiring_during_a_slow_upload_is_refused_before_the_nonce_is_record
         .await
         .expect("nonce still fresh");
 }
+
+/// The test key store, counting `verified` calls.
+#[derive(Debug, Default)]
+struct CountingKeys(std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl KeyStore for CountingKeys {
+    async fn resolve(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError> {
+        key_store().resolve(key_id).await
+    }
+
+    fn verified(&self, _: &KeyId, _: &ResolvedKey) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// `KeyStore::verified` runs once the MAC has verified, whatever follows
+/// (a body that does not match its digest included), and never for a
+/// request whose MAC does not verify, in `verify_bytes` and `verify` alike.
+#[tokio::test]
+async fn the_key_store_hears_of_every_valid_mac_and_only_of_those() {
+    use std::sync::atomic::Ordering::SeqCst;
+
+    let keys = Arc::new(CountingKeys::default());
+    let v = Verifier::builder(Arc::clone(&keys))
+        .nonce_store(MemoryNonceStore::builder().remembers_since(T0).build())
+        .clock(ManualClock::new(T0))
+        .authority(HOST)
+        .build()
+        .expect("verifier");
+    let post = || {
+        Spec::new(Method::POST, HOST)
+            .body(b"signed body")
+            .signed()
+            .into_parts()
+            .0
+    };
+    let count = || keys.0.load(SeqCst);
+
+    // A valid MAC over another body: digest_mismatch, but the key is real.
+    let r = v.verify_bytes(&post(), Bytes::from_static(b"other")).await;
+    assert_eq!(
+        r.map(drop).map_err(|e| e.code()),
+        Err(ErrorCode::DigestMismatch)
+    );
+    assert_eq!(count(), 1);
+    let r = v
+        .verify(
+            &post(),
+            http_body_util::Full::new(Bytes::from_static(b"other")),
+        )
+        .await;
+    assert_eq!(
+        r.map(drop).map_err(|e| e.code()),
+        Err(ErrorCode::DigestMismatch)
+    );
+    assert_eq!(count(), 2);
+    // A MAC that does not verify (the signature of another request).
+    let mut forged = post();
+    let other = post();
+    forged
+        .headers
+        .insert("signature", other.headers["signature"].clone());
+    let r = v
+        .verify_bytes(&forged, Bytes::from_static(b"signed body"))
+        .await;
+    assert_eq!(
+        r.map(drop).map_err(|e| e.code()),
+        Err(ErrorCode::BadSignature)
+    );
+    assert_eq!(count(), 2);
+    // Accepted.
+    assert!(v
+        .verify_bytes(&post(), Bytes::from_static(b"signed body"))
+        .await
+        .is_ok());
+    assert_eq!(count(), 3);
+}

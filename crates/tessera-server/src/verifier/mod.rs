@@ -242,8 +242,15 @@ impl Verifier {
                 match body::in_memory(bytes, i.body_limit, declared) {
                     Ok((bytes, digest)) => {
                         let checked = parsed.check_mac_and_digest(key, &view, &digest);
+                        // `digest_mismatch` comes only after the MAC verified.
+                        let mac_verified = checked
+                            .as_ref()
+                            .err()
+                            .is_none_or(|e| e.code() == ErrorCode::DigestMismatch);
+                        if mac_verified {
+                            i.keys.verified(parsed.key_id(), &resolved);
+                        }
                         self.mac_outcome(&parsed, &view, checked)?;
-                        i.keys.verified(parsed.key_id(), &resolved);
                         bytes
                     }
                     Err(refusal) => {
