@@ -59,7 +59,7 @@ impl MemoryRateStore {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        entries: HashMap::with_hasher(PassThrough),
+                        entries: HashMap::default(),
                         swept_at: 0,
                     })
                 })

@@ -2,7 +2,7 @@
 //! entries: a keyed SipHash, so ids chosen by clients cannot aim at one
 //! bucket, and no allocation per lookup.
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use siphasher::sip::SipHasher13;
 
@@ -30,16 +30,9 @@ impl SubjectKeys {
 
 /// For maps keyed by [`SubjectKeys::key`]: the keys are SipHash outputs
 /// already.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct PassThrough;
+pub(crate) type PassThrough = BuildHasherDefault<PassThroughHasher>;
 
-impl BuildHasher for PassThrough {
-    type Hasher = PassThroughHasher;
-    fn build_hasher(&self) -> PassThroughHasher {
-        PassThroughHasher(0)
-    }
-}
-
+#[derive(Default)]
 pub(crate) struct PassThroughHasher(u64);
 
 impl Hasher for PassThroughHasher {

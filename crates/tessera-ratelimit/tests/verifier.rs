@@ -116,17 +116,23 @@ async fn serve(app: Router) -> std::net::SocketAddr {
     addr
 }
 
-/// A verifier whose limiter gives every key 3 requests a minute (burst 3).
-fn three_a_minute() -> Setup {
+/// A verifier whose limiter gives every key `rate` with bursts of `burst`
+/// (the default plan, in memory), with at most `nonce_cap` live nonces per key.
+fn with_default_plan(rate: &str, burst: u32, nonce_cap: usize) -> Setup {
     setup(
         |clock| {
             RateLimiter::builder(MemoryRateStore::default())
-                .default_plan(plan("default", "3/m", 3))
+                .default_plan(plan("default", rate, burst))
                 .clock(clock)
                 .build()
         },
-        1_000,
+        nonce_cap,
     )
+}
+
+/// A verifier whose limiter gives every key 3 requests a minute (burst 3).
+fn three_a_minute() -> Setup {
+    with_default_plan("3/m", 3, 1_000)
 }
 
 /// Replayed copies of a captured request spend nothing from the key's budget
@@ -153,16 +159,8 @@ fn replayed_copies_spend_nothing_from_the_budget() {
 /// requests record no nonce, so a small per-key nonce cap is never reached.
 #[test]
 fn a_flooding_key_gets_rate_limited_never_store_unavailable() {
-    let s = setup(
-        |clock| {
-            RateLimiter::builder(MemoryRateStore::default())
-                .default_plan(plan("default", "20/s", 20))
-                .clock(clock)
-                .build()
-        },
-        // At most 100 live nonces per key: without the limiter, request 101 would be a 503.
-        100,
-    );
+    // At most 100 live nonces per key: without the limiter, request 101 would be a 503.
+    let s = with_default_plan("20/s", 20, 100);
     let (mut ok, mut limited) = (0, 0);
     for _ in 0..2_000 {
         match verify(&s, &signed("alice-phone", "GET", "/v1/me", now(&s))) {
@@ -184,15 +182,7 @@ fn a_flooding_key_gets_rate_limited_never_store_unavailable() {
 /// budget allows, and only then become a replay.
 #[test]
 fn a_refused_request_is_not_a_replay_later() {
-    let s = setup(
-        |clock| {
-            RateLimiter::builder(MemoryRateStore::default())
-                .default_plan(plan("default", "1/s", 1))
-                .clock(clock)
-                .build()
-        },
-        1_000,
-    );
+    let s = with_default_plan("1/s", 1, 1_000);
     // The limiter and the verifier share the manual clock's time.
     assert!(verify(&s, &signed("alice-phone", "GET", "/v1/me", T0)).is_ok());
     let second = signed("alice-phone", "GET", "/v1/me", T0);
@@ -402,15 +392,7 @@ fn store_failure_is_open_by_default_and_closed_when_asked() {
 /// RateLimit, the refusal is a 429 problem with a usable Retry-After.
 #[tokio::test]
 async fn over_http_429_with_retry_after_and_ratelimit_headers() {
-    let s = setup(
-        |clock| {
-            RateLimiter::builder(MemoryRateStore::default())
-                .default_plan(plan("default", "1/m", 2))
-                .clock(clock)
-                .build()
-        },
-        1_000,
-    );
+    let s = with_default_plan("1/m", 2, 1_000);
     let app = Router::new()
         .route("/v1/me", get(|| async { "ok" }))
         .layer(VerifySignatureLayer::new(s.verifier.clone()));
@@ -694,15 +676,7 @@ fn post_bytes(
 /// again, and another key is never held back by this one.
 #[test]
 fn a_refused_key_is_refused_before_its_next_bodies() {
-    let s = setup(
-        |clock| {
-            RateLimiter::builder(MemoryRateStore::default())
-                .default_plan(plan("default", "3/m", 3))
-                .clock(clock)
-                .build()
-        },
-        1_000,
-    );
+    let s = three_a_minute();
     let post = |key: &str, body: &[u8], sent: &[u8]| post_bytes(&s, key, body, sent);
     // Before any refusal, a wrong body is refused at the body.
     let r = post("alice-phone", b"signed", b"other").expect_err("wrong body");
@@ -741,15 +715,7 @@ async fn over_http_a_refused_key_is_answered_before_its_body_arrives() {
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let s = setup(
-        |clock| {
-            RateLimiter::builder(MemoryRateStore::default())
-                .default_plan(plan("default", "1/m", 1))
-                .clock(clock)
-                .build()
-        },
-        1_000,
-    );
+    let s = with_default_plan("1/m", 1, 1_000);
     let app = Router::new()
         .route("/v1/notes", axum::routing::post(|| async { "ok" }))
         .layer(VerifySignatureLayer::new(s.verifier.clone()));
