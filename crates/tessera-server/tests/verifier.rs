@@ -267,6 +267,79 @@ async fn store_failures_fail_closed() {
     assert_eq!(nonces.0.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
+/// The memory store, with a log of the calls the verifier makes.
+#[derive(Debug)]
+struct LoggedNonces {
+    store: MemoryNonceStore,
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl LoggedNonces {
+    fn log(&self, call: &str, key_id: &KeyId, nonce: &Nonce) {
+        let line = format!("{call} {key_id} {}", nonce.as_str());
+        self.calls.lock().expect("log").push(line);
+    }
+}
+
+#[async_trait]
+impl NonceStore for LoggedNonces {
+    async fn record(&self, record: NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError> {
+        self.log("record", record.key_id, record.nonce);
+        self.store.record(record).await
+    }
+
+    fn prefetch(&self, key_id: &KeyId, nonce: &Nonce) {
+        self.log("prefetch", key_id, nonce);
+        self.store.prefetch(key_id, nonce);
+    }
+}
+
+#[tokio::test]
+async fn the_nonce_store_gets_a_prefetch_hint_before_the_mac_and_a_record_only_after_it() {
+    let nonces = Arc::new(LoggedNonces {
+        store: MemoryNonceStore::builder().remembers_since(T0).build(),
+        calls: std::sync::Mutex::new(Vec::new()),
+    });
+    // Handed over as an `Arc`, so the hint also goes through its forwarding.
+    let v = Verifier::builder(key_store())
+        .nonce_store(Arc::clone(&nonces))
+        .authority(HOST)
+        .clock(ManualClock::new(T0))
+        .build()
+        .expect("v");
+    let pair = |request: &http::Request<Vec<u8>>| {
+        let parsed = tessera_core::ParsedSignature::from_fields(request.headers()).expect("parsed");
+        format!("{} {}", parsed.key_id(), parsed.nonce().as_str())
+    };
+
+    let good = Spec::new(Method::GET, HOST).signed();
+    let good_pair = pair(&good);
+    let (parts, body) = good.into_parts();
+    v.verify_bytes(&parts, Bytes::from(body))
+        .await
+        .expect("verified");
+    let mut tampered = Spec::new(Method::GET, HOST).signed();
+    let tampered_pair = pair(&tampered);
+    *tampered.method_mut() = Method::HEAD;
+    let (parts, body) = tampered.into_parts();
+    let err = v
+        .verify_bytes(&parts, Bytes::from(body))
+        .await
+        .expect_err("bad mac");
+    assert_eq!(err.code(), ErrorCode::BadSignature);
+
+    assert_eq!(
+        *nonces.calls.lock().expect("log"),
+        [
+            format!("prefetch {good_pair}"),
+            format!("record {good_pair}"),
+            // A hint only: the pair of a request whose MAC fails is never recorded.
+            format!("prefetch {tampered_pair}"),
+        ]
+    );
+    assert_eq!(nonces.store.len(), 1);
+}
+
 #[tokio::test]
 async fn derived_keys_verify_and_carry_their_metadata() {
     let clock = ManualClock::new(T0);

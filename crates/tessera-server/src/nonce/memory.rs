@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use tessera_core::{KeyId, Nonce};
 
 use super::hash::{BuildPassThrough, Entry, EntryHasher};
 use super::shard::{Refused, Ring, Shard};
@@ -166,6 +167,11 @@ impl MemoryNonceStoreBuilder {
 ///   shard's next writes, at most 64 per write (so the request that passes
 ///   a bucket filled by a burst does not pay for all of it), never by
 ///   scanning the table.
+/// * **Prefetched**: on x86 and x86-64, [`NonceStore::prefetch`] starts
+///   loading the one table slot a check reads as soon as the signature is
+///   parsed, so that the cache miss on a table larger than the caches
+///   overlaps the MAC instead of adding to it (about 0.1 µs per request
+///   with 300,000 live nonces; see the README's performance section).
 /// * **Bounded**: a hard total capacity and a per-key cap. When either is
 ///   reached the store returns an error (`Full` or `KeyFull`), which the
 ///   verifier turns into `store_unavailable` (503): it never accepts without
@@ -366,9 +372,13 @@ impl MemoryNonceStore {
     }
 
     fn shard(&self, entry: &Entry) -> MutexGuard<'_, Shard> {
+        lock(self.shard_of(entry))
+    }
+
+    fn shard_of(&self, entry: &Entry) -> &Mutex<Shard> {
         // Bits 32.. of the keyed hash: independent of the low bits that
         // index the fingerprint table inside the shard.
-        lock(&self.shards[(entry.pair >> 32) as usize & self.mask])
+        &self.shards[(entry.pair >> 32) as usize & self.mask]
     }
 
     /// Counts one more live nonce for `key`, expiring in `bucket`, unless
@@ -427,6 +437,22 @@ impl NonceStore for MemoryNonceStore {
 
     fn record_now(&self, record: NonceRecord<'_>) -> Option<Result<NonceOutcome, NonceStoreError>> {
         Some(self.check_and_record(record))
+    }
+
+    /// Prefetches the slot of the pair's fingerprint in its shard's table
+    /// (on x86 and x86-64): with a few hundred thousand live pairs the
+    /// tables outgrow the caches, and the check would otherwise wait for
+    /// that miss. Takes the shard's lock only if it is free at once, to read
+    /// where the table lies; reads no entry.
+    fn prefetch(&self, key_id: &KeyId, nonce: &Nonce) {
+        let entry = self.hasher.entry(key_id, nonce);
+        let shard = match self.shard_of(&entry).try_lock() {
+            Ok(shard) => shard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            // Busy: a hint never waits.
+            Err(TryLockError::WouldBlock) => return,
+        };
+        shard.prefetch(entry.pair);
     }
 }
 
@@ -617,5 +643,46 @@ mod tests {
                 "{i}"
             );
         }
+    }
+
+    #[test]
+    fn prefetch_changes_nothing_and_never_waits_for_a_held_shard() {
+        let store = MemoryNonceStore::builder()
+            .shards(1)
+            .remembers_since(0)
+            .build();
+        let (k, n) = (key("k"), nonce(1));
+        // On an empty store (no table yet), then on a filled one.
+        store.prefetch(&k, &n);
+        for i in 2..100 {
+            let other = nonce(i);
+            let _ = store.check_and_record(NonceRecord::new(&k, &other, 10, 10, 20));
+        }
+        store.prefetch(&k, &n);
+        assert_eq!(store.len(), 98, "a prefetch records nothing");
+        let rec = NonceRecord::new(&k, &n, 10, 10, 20);
+        assert_eq!(store.check_and_record(rec).ok(), Some(NonceOutcome::Fresh));
+        store.prefetch(&k, &n);
+        assert_eq!(
+            store.check_and_record(rec).ok(),
+            Some(NonceOutcome::Replayed)
+        );
+        assert_eq!(store.len(), 99);
+
+        // With the shard locked elsewhere, a prefetch returns at once
+        // rather than waiting for it (a thread, so a wait fails the test
+        // instead of hanging it).
+        let store = std::sync::Arc::new(store);
+        let held = lock(&store.shards[0]);
+        let (done, finished) = std::sync::mpsc::channel();
+        let prefetching = std::sync::Arc::clone(&store);
+        let thread = std::thread::spawn(move || {
+            prefetching.prefetch(&key("k"), &nonce(5));
+            let _ = done.send(());
+        });
+        let waited = finished.recv_timeout(std::time::Duration::from_secs(10));
+        drop(held);
+        thread.join().expect("prefetch thread");
+        assert!(waited.is_ok(), "the prefetch waited for the shard's lock");
     }
 }

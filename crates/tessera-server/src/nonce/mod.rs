@@ -109,7 +109,8 @@ pub enum NonceOutcome {
 /// `RedisNonceStore`: an epoch check, then
 /// `SET <prefix>:{<tag>}:nonce:<hex SHA-256 of (key id LF nonce)> 1 NX PX <ttl ms>`;
 /// spec §14). The verifier calls the store only after the MAC has been
-/// verified, so unauthenticated traffic cannot fill it.
+/// verified, so unauthenticated traffic cannot fill it (the one exception,
+/// [`NonceStore::prefetch`], is a hint that reads and changes nothing).
 ///
 /// The trait uses `async-trait` (boxed futures) so it is object-safe: the
 /// verifier holds an `Arc<dyn NonceStore>`.
@@ -146,6 +147,17 @@ pub trait NonceStore: fmt::Debug + Send + Sync {
         let _ = record;
         None
     }
+
+    /// A hint, given once the signature is parsed and before its MAC is
+    /// checked, that this pair may soon be recorded: an in-memory store can
+    /// start loading the memory the check will read, so that the check does
+    /// not wait for it.
+    ///
+    /// It must not read or change what the store holds (the pair is not yet
+    /// authenticated), nor block, nor fail. The default does nothing.
+    fn prefetch(&self, key_id: &KeyId, nonce: &Nonce) {
+        let _ = (key_id, nonce);
+    }
 }
 
 #[async_trait]
@@ -167,6 +179,10 @@ impl<N: NonceStore + ?Sized> NonceStore for Arc<N> {
 
     fn record_now(&self, record: NonceRecord<'_>) -> Option<Result<NonceOutcome, NonceStoreError>> {
         (**self).record_now(record)
+    }
+
+    fn prefetch(&self, key_id: &KeyId, nonce: &Nonce) {
+        (**self).prefetch(key_id, nonce);
     }
 }
 

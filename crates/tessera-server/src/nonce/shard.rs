@@ -82,6 +82,24 @@ impl<T: Default> Ring<T> {
     }
 }
 
+/// A prefetch of the cache line holding `slot` into every cache level.
+#[cfg(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse"
+))]
+fn prefetch(slot: &u64) {
+    safe_arch::prefetch_t0(slot);
+}
+
+/// No safe prefetch here: the check waits for its miss instead.
+#[cfg(not(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse"
+)))]
+fn prefetch(slot: &u64) {
+    let _ = slot;
+}
+
 fn slot_index(bucket: u64, ring_len: u64) -> usize {
     // ring_len is at most a few thousand, so the remainder fits in usize.
     (bucket % ring_len) as usize
@@ -143,6 +161,16 @@ impl FingerprintSet {
     pub(crate) fn contains(&self, fp: u64) -> bool {
         debug_assert_ne!(fp, 0);
         !self.slots.is_empty() && self.find(fp).1
+    }
+
+    /// Asks the processor to start loading the home slot of `fp`, which a
+    /// [`FingerprintSet::contains`] or [`FingerprintSet::insert`] of `fp`
+    /// reads first. Reads nothing itself.
+    fn prefetch(&self, fp: u64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        prefetch(&self.slots[fp as usize & self.mask()]);
     }
 
     /// Inserts `fp` (non-zero); false if it was already present.
@@ -285,6 +313,11 @@ impl Shard {
 
     pub(crate) fn contains(&self, fp: u64) -> bool {
         self.set.contains(fp)
+    }
+
+    /// See [`FingerprintSet::prefetch`].
+    pub(crate) fn prefetch(&self, fp: u64) {
+        self.set.prefetch(fp);
     }
 
     /// Checks that a fingerprint could be inserted into `bucket` (clamped to
