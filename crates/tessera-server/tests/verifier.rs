@@ -295,7 +295,7 @@ impl NonceStore for LoggedNonces {
 }
 
 #[tokio::test]
-async fn the_nonce_store_gets_a_prefetch_hint_before_the_mac_and_a_record_only_after_it() {
+async fn the_nonce_store_gets_a_hint_after_step_5_and_a_record_only_after_the_mac() {
     let nonces = Arc::new(LoggedNonces {
         store: MemoryNonceStore::builder().remembers_since(T0).build(),
         calls: std::sync::Mutex::new(Vec::new()),
@@ -327,6 +327,28 @@ async fn the_nonce_store_gets_a_prefetch_hint_before_the_mac_and_a_record_only_a
         .await
         .expect_err("bad mac");
     assert_eq!(err.code(), ErrorCode::BadSignature);
+    // Refused before step 5 passes: no hint at all.
+    for (spec, code) in [
+        (
+            Spec::new(Method::GET, HOST).key("nobody"),
+            ErrorCode::UnknownKey,
+        ),
+        (
+            Spec::new(Method::GET, HOST).created(T0 - 3_600),
+            ErrorCode::ClockSkew,
+        ),
+        (
+            Spec::new(Method::GET, "other.example.com"),
+            ErrorCode::AuthorityMismatch,
+        ),
+    ] {
+        let (parts, body) = spec.signed().into_parts();
+        let err = v
+            .verify_bytes(&parts, Bytes::from(body))
+            .await
+            .expect_err("refused before the MAC");
+        assert_eq!(err.code(), code);
+    }
 
     assert_eq!(
         *nonces.calls.lock().expect("log"),

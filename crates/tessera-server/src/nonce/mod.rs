@@ -110,7 +110,7 @@ pub enum NonceOutcome {
 /// `SET <prefix>:{<tag>}:nonce:<hex SHA-256 of (key id LF nonce)> 1 NX PX <ttl ms>`;
 /// spec §14). The verifier calls the store only after the MAC has been
 /// verified, so unauthenticated traffic cannot fill it (the one exception,
-/// [`NonceStore::prefetch`], is a hint that reads and changes nothing).
+/// [`NonceStore::prefetch`], is a hint that changes nothing).
 ///
 /// The trait uses `async-trait` (boxed futures) so it is object-safe: the
 /// verifier holds an `Arc<dyn NonceStore>`.
@@ -148,13 +148,17 @@ pub trait NonceStore: fmt::Debug + Send + Sync {
         None
     }
 
-    /// A hint, given once the signature is parsed and before its MAC is
-    /// checked, that this pair may soon be recorded: an in-memory store can
+    /// A hint that this pair may soon be recorded: an in-memory store can
     /// start loading the memory the check will read, so that the check does
     /// not wait for it.
     ///
-    /// It must not read or change what the store holds (the pair is not yet
-    /// authenticated), nor block, nor fail. The default does nothing.
+    /// The verifier gives it once steps 1 to 5 have passed (the key is
+    /// known and usable, the time is in the window, the authority is
+    /// served) and **before the MAC is checked**: the pair is not
+    /// authenticated, and many hints are never followed by a record. So it
+    /// must change nothing, read no recorded pair (its answer could not
+    /// depend on one anyway: it has none), never wait for a lock or for
+    /// I/O, and never fail or panic. The default does nothing.
     fn prefetch(&self, key_id: &KeyId, nonce: &Nonce) {
         let _ = (key_id, nonce);
     }

@@ -125,10 +125,15 @@ impl FingerprintSet {
         self.slots.len() - 1
     }
 
+    /// Where the probe for `fp` starts (the table is not empty).
+    fn home(&self, fp: u64) -> usize {
+        fp as usize & self.mask()
+    }
+
     /// The slot holding `fp`, or the empty slot where it would go.
     fn find(&self, fp: u64) -> (usize, bool) {
         let mask = self.mask();
-        let mut i = fp as usize & mask;
+        let mut i = self.home(fp);
         loop {
             match self.slots[i] {
                 0 => return (i, false),
@@ -152,7 +157,7 @@ impl FingerprintSet {
         // backward shift scans on to the end of the cluster, which often
         // crosses into the next line.
         let touched = fps.iter().fold(0u64, |acc, &fp| {
-            let home = fp as usize & mask;
+            let home = self.home(fp);
             acc ^ self.slots[home] ^ self.slots[(home + 8) & mask]
         });
         std::hint::black_box(touched);
@@ -165,12 +170,12 @@ impl FingerprintSet {
 
     /// Asks the processor to start loading the home slot of `fp`, which a
     /// [`FingerprintSet::contains`] or [`FingerprintSet::insert`] of `fp`
-    /// reads first. Reads nothing itself.
+    /// reads first. Reads no slot itself.
     fn prefetch(&self, fp: u64) {
         if self.slots.is_empty() {
             return;
         }
-        prefetch(&self.slots[fp as usize & self.mask()]);
+        prefetch(&self.slots[self.home(fp)]);
     }
 
     /// Inserts `fp` (non-zero); false if it was already present.

@@ -204,9 +204,6 @@ impl Verifier {
         };
         let reject = |e: Error| self.reject(e).with_key_id(parsed.key_id());
         parsed.require(&i.required).map_err(reject)?;
-        // Only a hint (the store reads and changes nothing): the memory the
-        // step 8 check will read loads while steps 3 to 7 run.
-        i.nonces.prefetch(parsed.key_id(), parsed.nonce());
 
         // Step 3.
         let now = i.clock.now_unix();
@@ -221,6 +218,12 @@ impl Verifier {
         let view = self
             .view(&ReceivedRequest::from_parts(parts))
             .map_err(reject)?;
+        // Only a hint (spec §11.2, "Why after the MAC"): the store changes
+        // nothing and reads no recorded pair, but the memory the step 8
+        // check will read loads while the MAC and the body are checked. Not
+        // earlier: a request naming an unknown key, out of its window or
+        // for another authority never gets this far.
+        i.nonces.prefetch(parsed.key_id(), parsed.nonce());
 
         // Steps 6 (the MAC) and 7 (the body and its digest), in that order:
         // the MAC covers the `Content-Digest` field, not the body, so a
