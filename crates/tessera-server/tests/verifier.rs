@@ -33,6 +33,16 @@ fn verifier() -> Verifier {
         .expect("verifier")
 }
 
+/// A verifier of the test keys for `HOST` at `T0`, with `nonces`.
+fn verifier_with_nonces(nonces: impl NonceStore + 'static) -> Verifier {
+    Verifier::builder(key_store())
+        .nonce_store(nonces)
+        .authority(HOST)
+        .clock(ManualClock::new(T0))
+        .build()
+        .expect("verifier")
+}
+
 fn chunked(
     chunks: Vec<&'static [u8]>,
 ) -> StreamBody<impl futures_util::Stream<Item = Result<Frame<Bytes>, std::io::Error>>> {
@@ -241,12 +251,7 @@ async fn store_failures_fail_closed() {
     );
 
     let nonces = Arc::new(FailingNonces::default());
-    let v = Verifier::builder(key_store())
-        .nonce_store(Arc::clone(&nonces))
-        .authority(HOST)
-        .clock(ManualClock::new(T0))
-        .build()
-        .expect("v");
+    let v = verifier_with_nonces(Arc::clone(&nonces));
     let err = v
         .verify_bytes(&parts, Bytes::from(body.clone()))
         .await
@@ -301,12 +306,7 @@ async fn the_nonce_store_gets_a_hint_after_step_5_and_a_record_only_after_the_ma
         calls: std::sync::Mutex::new(Vec::new()),
     });
     // Handed over as an `Arc`, so the hint also goes through its forwarding.
-    let v = Verifier::builder(key_store())
-        .nonce_store(Arc::clone(&nonces))
-        .authority(HOST)
-        .clock(ManualClock::new(T0))
-        .build()
-        .expect("v");
+    let v = verifier_with_nonces(Arc::clone(&nonces));
     let pair = |request: &http::Request<Vec<u8>>| {
         let parsed = tessera_core::ParsedSignature::from_fields(request.headers()).expect("parsed");
         format!("{} {}", parsed.key_id(), parsed.nonce().as_str())
