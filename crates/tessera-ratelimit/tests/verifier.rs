@@ -74,18 +74,28 @@ fn setup(make: impl FnOnce(ManualClock) -> RateLimiter, nonce_cap: usize) -> Set
 }
 
 fn signed(key: &str, method: &str, path: &str, created: u64) -> http::request::Parts {
-    let (mut parts, ()) = http::Request::builder()
+    let (parts, ()) = http::Request::builder()
         .method(method)
         .uri(format!("https://{HOST}{path}"))
         .body(())
         .expect("request")
         .into_parts();
+    sign_parts(parts, key, &BodyDigest::EMPTY, created)
+}
+
+/// `parts` with the signature of `key` for a body of `digest`, fresh nonce.
+fn sign_parts(
+    mut parts: http::request::Parts,
+    key: &str,
+    digest: &BodyDigest,
+    created: u64,
+) -> http::request::Parts {
     let key = SigningKey::new(KeyId::new(key).expect("id"), &secret(key));
     let nonce = Nonce::generate(&mut rand::rng());
     sign(
         &key,
         &RequestView::from_parts(&parts).expect("view"),
-        &BodyDigest::EMPTY,
+        digest,
         &SignOptions::new(created, &nonce),
     )
     .expect("sign")
@@ -630,25 +640,14 @@ fn a_captured_head_resent_with_other_bodies_spends_nothing() {
 
 /// `parts` signed by `key` for a POST of `body` to `path`.
 fn signed_post(key: &str, path: &str, body: &[u8], created: u64) -> http::request::Parts {
-    let (mut parts, ()) = http::Request::builder()
+    let (parts, ()) = http::Request::builder()
         .method("POST")
         .uri(format!("https://{HOST}{path}"))
         .header("content-length", body.len())
         .body(())
         .expect("request")
         .into_parts();
-    let key = SigningKey::new(KeyId::new(key).expect("id"), &secret(key));
-    let nonce = Nonce::generate(&mut rand::rng());
-    sign(
-        &key,
-        &RequestView::from_parts(&parts).expect("view"),
-        &BodyDigest::of(body),
-        &SignOptions::new(created, &nonce),
-    )
-    .expect("sign")
-    .apply_to(&mut parts.headers)
-    .expect("apply");
-    parts
+    sign_parts(parts, key, &BodyDigest::of(body), created)
 }
 
 /// `verify_bytes` of a POST to `/v1/notes` that `key` signed for `body`,
