@@ -225,7 +225,11 @@ pub async fn serve(listener: TcpListener, admin: Admin) {
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(ADMIN_TIMEOUT);
-            let io = SendStall::new(stream, ADMIN_TIMEOUT);
+            let io = SendStall::new(
+                stream,
+                ADMIN_TIMEOUT,
+                crate::config::DEFAULT_MIN_SEND_BYTES_PER_SEC,
+            );
             let _ = http.serve_connection(TokioIo::new(io), service).await;
             drop(slot);
         });

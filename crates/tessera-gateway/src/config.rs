@@ -25,6 +25,13 @@ pub const DEFAULT_MAX_HEADERS: usize = 100;
 pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
 /// Default seconds the whole request body has from the end of its head.
 pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 30;
+/// Default `limits.min_send_bytes_per_sec`: the least a client that keeps
+/// the gateway's writes waiting must take, averaged over each body timeout
+/// of waiting (the minimum rate Apache's mod_reqtimeout asks of request
+/// bodies by default).
+pub const DEFAULT_MIN_SEND_BYTES_PER_SEC: u64 = 500;
+/// Largest `limits.min_send_bytes_per_sec` (1 GiB/s).
+const MAX_MIN_SEND_BYTES_PER_SEC: u64 = 1 << 30;
 /// Default seconds an idle keep-alive connection stays open.
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
 /// Default most client connections open at once.
@@ -155,6 +162,9 @@ pub struct LimitsConfig {
     pub header_timeout_secs: Option<u64>,
     /// Seconds for the whole body.
     pub body_timeout_secs: Option<u64>,
+    /// Bytes per second a client must take of its answers while the
+    /// gateway's writes wait for it (0: no minimum).
+    pub min_send_bytes_per_sec: Option<u64>,
     /// Seconds an idle keep-alive connection stays open.
     pub idle_timeout_secs: Option<u64>,
     /// Most connections at once.
@@ -491,6 +501,9 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time for the whole body.
     pub body_timeout: Duration,
+    /// Bytes per second a client must take of its answers while writes
+    /// wait for it, averaged over each body timeout of waiting; 0: none.
+    pub min_send_rate: u64,
     /// Idle keep-alive time.
     pub idle_timeout: Duration,
     /// Most connections.
@@ -1176,9 +1189,19 @@ impl FileConfig {
                 ));
             }
         }
+        let min_send_rate = l
+            .min_send_bytes_per_sec
+            .unwrap_or(DEFAULT_MIN_SEND_BYTES_PER_SEC);
+        if min_send_rate > MAX_MIN_SEND_BYTES_PER_SEC {
+            return Err(ConfigError::new(
+                "limits.min_send_bytes_per_sec",
+                format!("{min_send_rate} is out of range (expected bytes per second from 0, no minimum, to {MAX_MIN_SEND_BYTES_PER_SEC})"),
+            ));
+        }
         Ok(Limits {
             max_header_bytes,
             max_headers,
+            min_send_rate,
             header_timeout: secs(
                 "limits.header_timeout_secs",
                 l.header_timeout_secs,

@@ -318,9 +318,14 @@ fn serve_connection(
     } = accepted;
     let stream = match TcpStream::from_std(stream) {
         // A client that stops reading its responses is cut off after the
-        // body timeout, whatever the protocol (HTTP/2 streams also have the
-        // watchdog's flow-control stall limit).
-        Ok(stream) => SendStall::new(stream, shared.limits.body_timeout),
+        // body timeout, and one that reads them too slowly after a body
+        // timeout under the minimum rate, whatever the protocol (HTTP/2
+        // streams also have the watchdog's flow-control stall limit).
+        Ok(stream) => SendStall::new(
+            stream,
+            shared.limits.body_timeout,
+            shared.limits.min_send_rate,
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "cannot serve an accepted connection; closed");
             return;

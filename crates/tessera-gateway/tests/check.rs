@@ -48,6 +48,10 @@ fn bad_configurations_name_the_key_and_what_was_expected() {
             "limits.max_connections_per_client: 101 is out of range (expected a count from 1 to limits.max_connections, 100)",
         ),
         (
+            "[limits]\nmin_send_bytes_per_sec = 2000000000\n",
+            "limits.min_send_bytes_per_sec: 2000000000 is out of range (expected bytes per second from 0, no minimum, to 1073741824)",
+        ),
+        (
             "[limits]\nheader_timeout_secs = \"ten\"\n",
             "limits.header_timeout_secs",
         ),

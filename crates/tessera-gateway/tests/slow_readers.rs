@@ -99,6 +99,80 @@ fn a_client_that_never_reads_its_answers_is_cut_off() {
     assert_eq!(reply.status, 200);
 }
 
+/// Floods the gateway with pipelined unsigned requests (each answered 401
+/// with a problem body: tens of megabytes of answers) and reads the answers
+/// steadily, `chunk` bytes every 50 ms, for at most `limit`. Returns after
+/// how long the gateway closed the connection, if it did.
+fn read_steadily(gateway: &Gateway, chunk: usize, limit: Duration) -> Option<Duration> {
+    let admin = gateway.admin.unwrap();
+    let mut stream = TcpStream::connect(gateway.addr).unwrap();
+    let request = format!("GET /v1/x HTTP/1.1\r\nhost: {}\r\n\r\n", gateway.addr);
+    let flood = request.repeat(150_000).into_bytes();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let _ = writer.write_all(&flood);
+    });
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0u8; chunk];
+    let mut closed = None;
+    while started.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(50));
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                closed = Some(started.elapsed());
+                break;
+            }
+            Ok(_) => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                closed = Some(started.elapsed());
+                break;
+            }
+        }
+    }
+    let open = open_connections(admin);
+    drop(stream);
+    sender.join().unwrap();
+    if closed.is_none() {
+        assert_eq!(open, Some(1.0), "the reader's connection is open");
+    }
+    closed
+}
+
+#[test]
+fn a_client_that_reads_steadily_but_too_slowly_is_cut_off() {
+    // 128 KiB every 50 ms, about 2.6 MB/s: progress far more often than
+    // the 3 s body timeout, so the stall limit alone never ends it.
+    let dir = temp_dir("slow-steady");
+    let (gateway, _upstream, _) =
+        start_with(&dir, "body_timeout_secs = 3\nmin_send_bytes_per_sec = 0\n");
+    assert_eq!(
+        read_steadily(&gateway, 128 * 1024, Duration::from_secs(9)),
+        None,
+        "with no minimum rate, a reader that keeps taking bytes keeps its connection"
+    );
+    // Under a minimum of 50 MB/s it is cut off after a body timeout or two
+    // of waiting writes.
+    let dir = temp_dir("slow-steady-min");
+    let (gateway, _upstream, alice) = start_with(
+        &dir,
+        "body_timeout_secs = 3\nmin_send_bytes_per_sec = 50000000\n",
+    );
+    let closed = read_steadily(&gateway, 128 * 1024, Duration::from_secs(30));
+    assert!(
+        closed.is_some_and(|after| after >= Duration::from_secs(3)),
+        "a reader under the minimum rate was closed after {closed:?}"
+    );
+    // Others are served as before.
+    let reply = send_signed(&gateway, &alice, "GET", "/v1/after", b"", &[]);
+    assert_eq!(reply.status, 200);
+}
+
 #[test]
 fn the_admin_listener_serves_a_bounded_number_of_connections() {
     let dir = temp_dir("admin-cap");
