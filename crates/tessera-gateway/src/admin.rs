@@ -66,6 +66,10 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
         "Client connections closed at accept, by reason (per_client_cap: the client address held limits.max_connections_per_client)"
     );
     metrics::describe_counter!(
+        crate::send_stall::CLOSED_METRIC,
+        "Client connections closed by the send limits, by listener (main, admin) and reason (send_stall: no response byte taken for the body timeout; slow_reader: under limits.min_send_bytes_per_sec over a body timeout of waiting writes)"
+    );
+    metrics::describe_counter!(
         "gateway_upstream_connects_total",
         "Connections opened to the upstream (one per client connection, kept alive)"
     );
@@ -229,6 +233,7 @@ pub async fn serve(listener: TcpListener, admin: Admin) {
                 stream,
                 ADMIN_TIMEOUT,
                 crate::config::DEFAULT_MIN_SEND_BYTES_PER_SEC,
+                "admin",
             );
             let _ = http.serve_connection(TokioIo::new(io), service).await;
             drop(slot);

@@ -10,15 +10,14 @@
 //!   window and the kernel's send buffer are full) arms a timer; any
 //!   progress disarms it; if it fires first, the write fails with
 //!   `TimedOut` and the connection ends.
-//! * **Minimum rate**: from the first write that has to wait, the bytes the
-//!   socket takes are counted; at a write that has to wait once `limit` has
-//!   passed, fewer than `min_rate` bytes per second over that time fail the
-//!   write the same way, and otherwise a new count starts. A client that
-//!   takes a few bytes just often enough to keep the stall timer from
-//!   firing is cut off too. A connection whose writes do not wait for a
-//!   whole `limit` (the client keeps up, or there is nothing to send) starts
-//!   afresh at its next wait, so idle time between answers is never
-//!   counted against it.
+//! * **Minimum rate**: only time during which a write waits for the client
+//!   is measured. From the first wait, the bytes the socket takes are
+//!   counted; once the waits add up to `limit`, fewer than `min_rate` bytes
+//!   per second of waiting fail the write the same way, and otherwise a new
+//!   measurement starts. A client that takes a few bytes just often enough
+//!   to keep the stall timer from firing is cut off too, while time in
+//!   which the client keeps up, or there is nothing to send (between
+//!   answers), never counts against it.
 
 use std::future::Future;
 use std::io;
@@ -29,42 +28,51 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+/// Client connections closed by the send limits, by reason.
+pub const CLOSED_METRIC: &str = "gateway_connections_closed_total";
+
 /// A connection whose writes fail once none has made progress for `limit`,
-/// or once the client, while it keeps writes waiting, takes fewer than
-/// `min_rate` bytes per second over `limit`.
+/// or once the client, over `limit` of waiting writes, took fewer than
+/// `min_rate` bytes per second of it.
 #[derive(Debug)]
 pub struct SendStall<IO> {
     inner: IO,
     limit: Duration,
-    /// Bytes per second; 0: no minimum.
+    /// Bytes per second of waiting; 0: no minimum.
     min_rate: u64,
+    /// Which listener the connection came from (a metric label).
+    listener: &'static str,
     /// Armed while a write is waiting for the client.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Since when writes have been waiting for the client, and the bytes the
-    /// socket took since then.
-    backlog: Option<Backlog>,
+    rate: Measurement,
 }
 
-/// One measurement of the minimum rate.
-#[derive(Debug, Clone, Copy)]
-struct Backlog {
-    since: Instant,
+/// The minimum rate's measurement: time spent waiting and bytes taken.
+#[derive(Debug, Default)]
+struct Measurement {
+    /// A write has waited since the last measurement ended.
+    started: bool,
+    /// Time spent in waits that have ended.
+    waited: Duration,
+    /// When the wait in progress began.
+    waiting_since: Option<Instant>,
+    /// Bytes the socket took since the measurement began.
     taken: u64,
-    /// The last write that had to wait.
-    last_wait: Instant,
 }
 
 impl<IO> SendStall<IO> {
     /// `inner`, whose writes may wait for the client at most `limit` at a
-    /// time, and who must take `min_rate` bytes per second (0: any rate)
-    /// while writes wait for it.
-    pub fn new(inner: IO, limit: Duration, min_rate: u64) -> Self {
+    /// time, and who must take `min_rate` bytes per second of waiting (0:
+    /// any rate). `listener` names the listener in the closed-connection
+    /// metric and log.
+    pub fn new(inner: IO, limit: Duration, min_rate: u64, listener: &'static str) -> Self {
         SendStall {
             inner,
             limit,
             min_rate,
+            listener,
             stalled: None,
-            backlog: None,
+            rate: Measurement::default(),
         }
     }
 
@@ -73,61 +81,69 @@ impl<IO> SendStall<IO> {
         &self.inner
     }
 
-    /// Counts the bytes a write put into the socket while the client is
-    /// behind.
-    fn count(&mut self, outcome: &Poll<io::Result<usize>>) {
-        if let (Poll::Ready(Ok(n)), Some(backlog)) = (outcome, self.backlog.as_mut()) {
-            backlog.taken = backlog.taken.saturating_add(*n as u64);
+    /// A write went through: its bytes count once a measurement has begun,
+    /// and the wait it ends (if any) is added up.
+    fn took(&mut self, outcome: &Poll<io::Result<usize>>) {
+        let Poll::Ready(Ok(n)) = outcome else {
+            return;
+        };
+        let rate = &mut self.rate;
+        if rate.started {
+            rate.taken = rate.taken.saturating_add(*n as u64);
+        }
+        if let Some(since) = rate.waiting_since.take() {
+            rate.waited += since.elapsed();
         }
     }
 
-    /// A write has to wait for the client: whether the client took enough
-    /// since the measurement began (`Err` when it did not).
+    /// A write has to wait for the client: whether it took enough over the
+    /// waiting time measured so far (an error once that reaches `limit`
+    /// with too few bytes).
     fn check_rate(&mut self) -> io::Result<()> {
         if self.min_rate == 0 {
             return Ok(());
         }
         let now = Instant::now();
-        let backlog = match self.backlog {
-            // Writes have waited within the last `limit`: the same backlog.
-            Some(backlog) if now.duration_since(backlog.last_wait) <= self.limit => backlog,
-            // The first wait, or the first after a time without any.
-            _ => {
-                self.backlog = Some(Backlog {
-                    since: now,
-                    taken: 0,
-                    last_wait: now,
-                });
-                return Ok(());
-            }
-        };
-        let elapsed = now.duration_since(backlog.since);
-        if elapsed < self.limit {
-            self.backlog = Some(Backlog {
-                last_wait: now,
-                ..backlog
-            });
+        let rate = &mut self.rate;
+        rate.started = true;
+        let since = *rate.waiting_since.get_or_insert(now);
+        let waited = rate.waited + now.duration_since(since);
+        let taken = rate.taken;
+        if waited < self.limit {
             return Ok(());
         }
         // Whole milliseconds: a rate in bytes per second times seconds.
-        let owed = u128::from(self.min_rate) * elapsed.as_millis() / 1000;
-        if u128::from(backlog.taken) < owed {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
+        let owed = u128::from(self.min_rate) * waited.as_millis() / 1000;
+        if u128::from(taken) < owed {
+            return Err(self.closed(
+                "slow_reader",
                 format!(
-                    "the client took {} response bytes in {:.1} s, under the minimum of {} bytes per second",
-                    backlog.taken,
-                    elapsed.as_secs_f64(),
+                    "the client took {taken} response bytes in {:.1} s of waiting writes, under the minimum of {} bytes per second",
+                    waited.as_secs_f64(),
                     self.min_rate
                 ),
             ));
         }
-        self.backlog = Some(Backlog {
-            since: now,
+        // Enough: a new measurement, from this wait on.
+        self.rate = Measurement {
+            started: true,
+            waited: Duration::ZERO,
+            waiting_since: Some(now),
             taken: 0,
-            last_wait: now,
-        });
+        };
         Ok(())
+    }
+
+    /// The error that ends the connection, counted and logged.
+    fn closed(&self, reason: &'static str, message: String) -> io::Error {
+        metrics::counter!(CLOSED_METRIC, "listener" => self.listener, "reason" => reason)
+            .increment(1);
+        tracing::info!(
+            listener = self.listener,
+            reason,
+            "closing a client connection: {message}"
+        );
+        io::Error::new(io::ErrorKind::TimedOut, message)
     }
 
     /// What a write's outcome means under the limits: progress disarms the
@@ -152,8 +168,8 @@ impl<IO> SendStall<IO> {
                     .stalled
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
                 match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
+                    Poll::Ready(()) => Poll::Ready(Err(self.closed(
+                        "send_stall",
                         format!(
                             "the client took no response bytes for {} s",
                             limit.as_secs()
@@ -183,7 +199,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for SendStall<IO> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let outcome = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.count(&outcome);
+        self.took(&outcome);
         self.watch(cx, outcome)
     }
 
@@ -203,7 +219,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for SendStall<IO> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let outcome = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.count(&outcome);
+        self.took(&outcome);
         self.watch(cx, outcome)
     }
 
@@ -221,7 +237,7 @@ mod tests {
     async fn a_write_the_peer_never_takes_fails_after_the_limit() {
         // A pipe whose other end is never read: writes stop once it is full.
         let (near, _far) = tokio::io::duplex(1024);
-        let mut io = SendStall::new(near, Duration::from_secs(5), 0);
+        let mut io = SendStall::new(near, Duration::from_secs(5), 0, "test");
         let started = tokio::time::Instant::now();
         let big = vec![0u8; 64 * 1024];
         let error = io
@@ -235,7 +251,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_reader_that_keeps_taking_bytes_is_not_cut_off() {
         let (near, mut far) = tokio::io::duplex(1024);
-        let mut io = SendStall::new(near, Duration::from_secs(5), 0);
+        let mut io = SendStall::new(near, Duration::from_secs(5), 0, "test");
         let reader = tokio::spawn(async move {
             let mut buf = [0u8; 512];
             let mut total = 0;
@@ -278,7 +294,7 @@ mod tests {
         let (near, far) = tokio::io::duplex(1024);
         // 256 bytes a second: progress every second, so the stall limit
         // alone would never end it, but under 1,000 bytes a second.
-        let mut io = SendStall::new(near, Duration::from_secs(5), 1000);
+        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test");
         let reader = tokio::spawn(read_steadily(far, 256, Duration::from_secs(1)));
         let started = tokio::time::Instant::now();
         let error = io
@@ -304,7 +320,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_steady_reader_over_the_minimum_rate_is_not_cut_off() {
         let (near, far) = tokio::io::duplex(1024);
-        let mut io = SendStall::new(near, Duration::from_secs(5), 1000);
+        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test");
         // 2,048 bytes a second, for 16 s.
         let reader = tokio::spawn(read_steadily(far, 512, Duration::from_millis(250)));
         io.write_all(&vec![1u8; 32 * 1024])
@@ -317,7 +333,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn time_without_waiting_writes_is_not_counted_against_the_rate() {
         let (near, far) = tokio::io::duplex(1024);
-        let mut io = SendStall::new(near, Duration::from_secs(5), 1000);
+        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test");
         // A reader that takes everything at once: writes wait only while
         // the pipe is full.
         let reader = tokio::spawn(read_steadily(far, 1024, Duration::from_millis(10)));
@@ -328,5 +344,50 @@ mod tests {
         io.write_all(&vec![3u8; 8 * 1024]).await.expect("second");
         drop(io);
         assert_eq!(reader.await.expect("reader"), 16 * 1024);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn think_time_between_answers_is_not_counted_even_when_short() {
+        let (near, far) = tokio::io::duplex(1024);
+        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test");
+        // The client takes 4 KiB a second whenever there is something.
+        let reader = tokio::spawn(read_steadily(far, 1024, Duration::from_millis(250)));
+        io.write_all(&vec![4u8; 2 * 1024]).await.expect("first");
+        // Less than the limit between the answers: still not waiting time.
+        tokio::time::sleep(Duration::from_millis(4600)).await;
+        io.write_all(&vec![5u8; 4 * 1024]).await.expect("second");
+        drop(io);
+        assert_eq!(reader.await.expect("reader"), 6 * 1024);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fast_start_buys_at_most_one_measurement_of_trickling() {
+        let (near, mut far) = tokio::io::duplex(1024);
+        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test");
+        let reader = tokio::spawn(async move {
+            // 64 KiB at once, then 100 bytes a second.
+            let mut buf = vec![0u8; 1024];
+            let mut total = 0;
+            while total < 64 * 1024 {
+                match tokio::io::AsyncReadExt::read(&mut far, &mut buf).await {
+                    Ok(0) | Err(_) => return total,
+                    Ok(n) => total += n,
+                }
+            }
+            total + read_steadily(far, 100, Duration::from_secs(1)).await
+        });
+        let started = tokio::time::Instant::now();
+        let error = io
+            .write_all(&vec![6u8; 1024 * 1024])
+            .await
+            .expect_err("the trickle is cut off");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            started.elapsed() <= Duration::from_secs(11),
+            "cut off after {:?}",
+            started.elapsed()
+        );
+        drop(io);
+        let _ = reader.await;
     }
 }

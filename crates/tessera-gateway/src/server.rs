@@ -325,6 +325,7 @@ fn serve_connection(
             stream,
             shared.limits.body_timeout,
             shared.limits.min_send_rate,
+            "main",
         ),
         Err(e) => {
             tracing::warn!(error = %e, "cannot serve an accepted connection; closed");

@@ -99,74 +99,94 @@ fn a_client_that_never_reads_its_answers_is_cut_off() {
     assert_eq!(reply.status, 200);
 }
 
-/// Floods the gateway with pipelined unsigned requests (each answered 401
-/// with a problem body: tens of megabytes of answers) and reads the answers
-/// steadily, `chunk` bytes every 50 ms, for at most `limit`. Returns after
-/// how long the gateway closed the connection, if it did.
-fn read_steadily(gateway: &Gateway, chunk: usize, limit: Duration) -> Option<Duration> {
+/// Asks for a 64 MiB answer and reads it steadily, 16 KiB every 50 ms
+/// (about 320 kB/s, far slower than the gateway can send), for at most
+/// `limit`. Returns after how long the gateway closed the connection (as
+/// its connection gauge says, within half a second), if it did.
+fn read_steadily(gateway: &Gateway, key: &Key, limit: Duration) -> Option<Duration> {
     let admin = gateway.admin.unwrap();
+    let authority = gateway.addr.to_string();
     let mut stream = TcpStream::connect(gateway.addr).unwrap();
-    let request = format!("GET /v1/x HTTP/1.1\r\nhost: {}\r\n\r\n", gateway.addr);
-    let flood = request.repeat(150_000).into_bytes();
-    let mut writer = stream.try_clone().unwrap();
-    let sender = std::thread::spawn(move || {
-        let _ = writer.write_all(&flood);
-    });
+    stream
+        .write_all(&signed(key, "GET", &authority, "/big?mib=64", b"", &[]))
+        .unwrap();
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let started = Instant::now();
-    let mut buf = vec![0u8; chunk];
-    let mut closed = None;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut received = 0usize;
+    let mut rounds = 0u32;
     while started.elapsed() < limit {
         std::thread::sleep(Duration::from_millis(50));
+        rounds += 1;
+        // The gateway's side: once it has closed, what the client still
+        // reads is what the socket buffers held.
+        if rounds.is_multiple_of(10) && open_connections(admin) == Some(0.0) {
+            return Some(started.elapsed());
+        }
         match stream.read(&mut buf) {
-            Ok(0) => {
-                closed = Some(started.elapsed());
-                break;
-            }
-            Ok(_) => {}
+            Ok(0) => return Some(started.elapsed()),
+            Ok(n) => received += n,
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => {
-                closed = Some(started.elapsed());
-                break;
-            }
+            Err(_) => return Some(started.elapsed()),
         }
     }
-    let open = open_connections(admin);
-    drop(stream);
-    sender.join().unwrap();
-    if closed.is_none() {
-        assert_eq!(open, Some(1.0), "the reader's connection is open");
-    }
-    closed
+    assert!(
+        received > 1 << 20,
+        "the answer was flowing: {received} bytes"
+    );
+    assert_eq!(
+        open_connections(admin),
+        Some(1.0),
+        "the reader's connection is open"
+    );
+    None
 }
 
 #[test]
 fn a_client_that_reads_steadily_but_too_slowly_is_cut_off() {
-    // 128 KiB every 50 ms, about 2.6 MB/s: progress far more often than
-    // the 3 s body timeout, so the stall limit alone never ends it.
+    // Something is taken every 50 ms, so the stall limit (the 10 s body
+    // timeout) alone never ends the connection.
     let dir = temp_dir("slow-steady");
-    let (gateway, _upstream, _) =
-        start_with(&dir, "body_timeout_secs = 3\nmin_send_bytes_per_sec = 0\n");
+    let (gateway, _upstream, alice) =
+        start_with(&dir, "body_timeout_secs = 10\nmin_send_bytes_per_sec = 0\n");
     assert_eq!(
-        read_steadily(&gateway, 128 * 1024, Duration::from_secs(9)),
+        read_steadily(&gateway, &alice, Duration::from_secs(13)),
         None,
         "with no minimum rate, a reader that keeps taking bytes keeps its connection"
     );
-    // Under a minimum of 50 MB/s it is cut off after a body timeout or two
-    // of waiting writes.
+    // Under a minimum of 5 MB/s it is closed once the gateway's writes have
+    // waited for it 10 s in all, with the reason in the log and the metric.
     let dir = temp_dir("slow-steady-min");
     let (gateway, _upstream, alice) = start_with(
         &dir,
-        "body_timeout_secs = 3\nmin_send_bytes_per_sec = 50000000\n",
+        "body_timeout_secs = 10\nmin_send_bytes_per_sec = 5000000\n",
     );
-    let closed = read_steadily(&gateway, 128 * 1024, Duration::from_secs(30));
+    let closed = read_steadily(&gateway, &alice, Duration::from_secs(40));
+    eprintln!("closed after {closed:?}");
     assert!(
-        closed.is_some_and(|after| after >= Duration::from_secs(3)),
+        closed.is_some_and(|after| (Duration::from_secs(9)..Duration::from_secs(25)).contains(&after)),
         "a reader under the minimum rate was closed after {closed:?}"
+    );
+    assert!(
+        gateway
+            .stderr()
+            .contains("under the minimum of 5000000 bytes per second"),
+        "the log says why: {}",
+        gateway.stderr()
+    );
+    let metrics = String::from_utf8(admin_get(gateway.admin.unwrap(), "/metrics").body).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("gateway_connections_closed_total{")
+                && l.contains("reason=\"slow_reader\"")
+                && l.contains("listener=\"main\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
     );
     // Others are served as before.
     let reply = send_signed(&gateway, &alice, "GET", "/v1/after", b"", &[]);
