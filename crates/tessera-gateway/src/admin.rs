@@ -211,7 +211,7 @@ pub async fn serve(listener: TcpListener, admin: Admin) {
     let admin = Arc::new(admin);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
-        let Ok((stream, _peer)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
@@ -229,11 +229,13 @@ pub async fn serve(listener: TcpListener, admin: Admin) {
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(ADMIN_TIMEOUT);
+            let _ = crate::send_stall::limit_unsent(socket2::SockRef::from(&stream));
             let io = SendStall::new(
                 stream,
                 ADMIN_TIMEOUT,
                 crate::config::DEFAULT_MIN_SEND_BYTES_PER_SEC,
                 "admin",
+                peer,
             );
             let _ = http.serve_connection(TokioIo::new(io), service).await;
             drop(slot);

@@ -11,13 +11,20 @@
 //!   progress disarms it; if it fires first, the write fails with
 //!   `TimedOut` and the connection ends.
 //! * **Minimum rate**: only time during which a write waits for the client
-//!   is measured. From the first wait, the bytes the socket takes are
+//!   is measured. From the first wait, the bytes the socket accepts are
 //!   counted; once the waits add up to `limit`, fewer than `min_rate` bytes
 //!   per second of waiting fail the write the same way, and otherwise a new
 //!   measurement starts. A client that takes a few bytes just often enough
 //!   to keep the stall timer from firing is cut off too, while time in
 //!   which the client keeps up, or there is nothing to send (between
 //!   answers), never counts against it.
+//!
+//! Both limits see the client only through the socket's wake-ups, so the
+//! gateway keeps little unsent data in the kernel ([`limit_unsent`]): a
+//! full send buffer of several megabytes would otherwise wake a waiting
+//! write only after a third of it drained, tens of seconds for a client
+//! reading at tens of kilobytes a second, and both limits would take that
+//! client for a stalled one.
 
 use std::future::Future;
 use std::io;
@@ -31,6 +38,27 @@ use tokio::time::Instant;
 /// Client connections closed by the send limits, by reason.
 pub const CLOSED_METRIC: &str = "gateway_connections_closed_total";
 
+/// Most bytes written to a client socket but not yet sent
+/// (`TCP_NOTSENT_LOWAT`). A waiting write wakes once fewer than half of
+/// them are left, so every 8 KiB or so the client takes.
+pub const MAX_UNSENT_BYTES: u32 = 16 * 1024;
+
+/// Caps what the kernel holds unsent for a client socket at
+/// [`MAX_UNSENT_BYTES`] (Linux and Android; elsewhere nothing changes).
+/// What the client has not taken then waits in the gateway, where the send
+/// limits see it, rather than in a send buffer that can grow to megabytes.
+pub fn limit_unsent(socket: socket2::SockRef<'_>) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        socket.set_tcp_notsent_lowat(MAX_UNSENT_BYTES)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = socket;
+        Ok(())
+    }
+}
+
 /// A connection whose writes fail once none has made progress for `limit`,
 /// or once the client, over `limit` of waiting writes, took fewer than
 /// `min_rate` bytes per second of it.
@@ -42,6 +70,8 @@ pub struct SendStall<IO> {
     min_rate: u64,
     /// Which listener the connection came from (a metric label).
     listener: &'static str,
+    /// The client's address, for the log.
+    peer: std::net::SocketAddr,
     /// Armed while a write is waiting for the client.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
     rate: Measurement,
@@ -64,13 +94,20 @@ impl<IO> SendStall<IO> {
     /// `inner`, whose writes may wait for the client at most `limit` at a
     /// time, and who must take `min_rate` bytes per second of waiting (0:
     /// any rate). `listener` names the listener in the closed-connection
-    /// metric and log.
-    pub fn new(inner: IO, limit: Duration, min_rate: u64, listener: &'static str) -> Self {
+    /// metric and log, `peer` the client in the log.
+    pub fn new(
+        inner: IO,
+        limit: Duration,
+        min_rate: u64,
+        listener: &'static str,
+        peer: std::net::SocketAddr,
+    ) -> Self {
         SendStall {
             inner,
             limit,
             min_rate,
             listener,
+            peer,
             stalled: None,
             rate: Measurement::default(),
         }
@@ -81,18 +118,10 @@ impl<IO> SendStall<IO> {
         &self.inner
     }
 
-    /// A write went through: its bytes count once a measurement has begun,
-    /// and the wait it ends (if any) is added up.
+    /// A write went through: its bytes count once a measurement has begun.
     fn took(&mut self, outcome: &Poll<io::Result<usize>>) {
-        let Poll::Ready(Ok(n)) = outcome else {
-            return;
-        };
-        let rate = &mut self.rate;
-        if rate.started {
-            rate.taken = rate.taken.saturating_add(*n as u64);
-        }
-        if let Some(since) = rate.waiting_since.take() {
-            rate.waited += since.elapsed();
+        if let (Poll::Ready(Ok(n)), true) = (outcome, self.rate.started) {
+            self.rate.taken = self.rate.taken.saturating_add(*n as u64);
         }
     }
 
@@ -118,7 +147,7 @@ impl<IO> SendStall<IO> {
             return Err(self.closed(
                 "slow_reader",
                 format!(
-                    "the client took {taken} response bytes in {:.1} s of waiting writes, under the minimum of {} bytes per second",
+                    "the socket accepted {taken} response bytes for the client in {:.1} s of waiting writes, under the minimum of {} bytes per second",
                     waited.as_secs_f64(),
                     self.min_rate
                 ),
@@ -140,6 +169,7 @@ impl<IO> SendStall<IO> {
             .increment(1);
         tracing::info!(
             listener = self.listener,
+            peer = %self.peer,
             reason,
             "closing a client connection: {message}"
         );
@@ -156,26 +186,33 @@ impl<IO> SendStall<IO> {
     ) -> Poll<io::Result<T>> {
         match outcome {
             Poll::Ready(result) => {
+                // Whatever went through (a write, a flush, a shutdown) ends
+                // the wait.
                 self.stalled = None;
+                if let Some(since) = self.rate.waiting_since.take() {
+                    self.rate.waited += since.elapsed();
+                }
                 Poll::Ready(result)
             }
             Poll::Pending => {
-                if let Err(e) = self.check_rate() {
-                    return Poll::Ready(Err(e));
-                }
+                // The stall first: a client that took nothing for the whole
+                // limit is a stalled one, whatever the rate says.
                 let limit = self.limit;
                 let timer = self
                     .stalled
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(self.closed(
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(self.closed(
                         "send_stall",
                         format!(
                             "the client took no response bytes for {} s",
                             limit.as_secs()
                         ),
-                    ))),
-                    Poll::Pending => Poll::Pending,
+                    )));
+                }
+                match self.check_rate() {
+                    Ok(()) => Poll::Pending,
+                    Err(e) => Poll::Ready(Err(e)),
                 }
             }
         }
@@ -233,11 +270,15 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
+    fn peer() -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], 40000))
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_write_the_peer_never_takes_fails_after_the_limit() {
         // A pipe whose other end is never read: writes stop once it is full.
         let (near, _far) = tokio::io::duplex(1024);
-        let mut io = SendStall::new(near, Duration::from_secs(5), 0, "test");
+        let mut io = SendStall::new(near, Duration::from_secs(5), 0, "test", peer());
         let started = tokio::time::Instant::now();
         let big = vec![0u8; 64 * 1024];
         let error = io
@@ -251,19 +292,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_reader_that_keeps_taking_bytes_is_not_cut_off() {
         let (near, mut far) = tokio::io::duplex(1024);
-        let mut io = SendStall::new(near, Duration::from_secs(5), 0, "test");
+        let mut io = SendStall::new(near, Duration::from_secs(5), 0, "test", peer());
+        // Takes 512 bytes every 3 s: slower than the writer, never idle for
+        // the limit.
         let reader = tokio::spawn(async move {
-            let mut buf = [0u8; 512];
-            let mut total = 0;
-            while total < 16 * 1024 {
-                // Takes 512 bytes every 3 s: slower than the writer, never
-                // idle for the limit.
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                total += tokio::io::AsyncReadExt::read(&mut far, &mut buf)
-                    .await
-                    .expect("read");
-            }
-            total
+            read_paced(&mut far, 512, Duration::from_secs(3), 16 * 1024).await
         });
         io.write_all(&vec![1u8; 16 * 1024])
             .await
@@ -272,21 +305,33 @@ mod tests {
         assert!(reader.await.expect("reader") >= 16 * 1024 - 1024);
     }
 
-    /// Takes `chunk` bytes from `far` every `every`, until it ends.
+    /// Takes up to `chunk` bytes from `far` every `every`, until it ends or
+    /// `until` bytes have come; returns how many came.
+    async fn read_paced(
+        far: &mut tokio::io::DuplexStream,
+        chunk: usize,
+        every: Duration,
+        until: usize,
+    ) -> usize {
+        let mut buf = vec![0u8; chunk];
+        let mut total = 0;
+        while total < until {
+            tokio::time::sleep(every).await;
+            match tokio::io::AsyncReadExt::read(far, &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+        total
+    }
+
+    /// [`read_paced`] until `far` ends.
     async fn read_steadily(
         mut far: tokio::io::DuplexStream,
         chunk: usize,
         every: Duration,
     ) -> usize {
-        let mut buf = vec![0u8; chunk];
-        let mut total = 0;
-        loop {
-            tokio::time::sleep(every).await;
-            match tokio::io::AsyncReadExt::read(&mut far, &mut buf).await {
-                Ok(0) | Err(_) => return total,
-                Ok(n) => total += n,
-            }
-        }
+        read_paced(&mut far, chunk, every, usize::MAX).await
     }
 
     #[tokio::test(start_paused = true)]
@@ -294,7 +339,7 @@ mod tests {
         let (near, far) = tokio::io::duplex(1024);
         // 256 bytes a second: progress every second, so the stall limit
         // alone would never end it, but under 1,000 bytes a second.
-        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test");
+        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test", peer());
         let reader = tokio::spawn(read_steadily(far, 256, Duration::from_secs(1)));
         let started = tokio::time::Instant::now();
         let error = io
@@ -320,7 +365,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_steady_reader_over_the_minimum_rate_is_not_cut_off() {
         let (near, far) = tokio::io::duplex(1024);
-        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test");
+        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test", peer());
         // 2,048 bytes a second, for 16 s.
         let reader = tokio::spawn(read_steadily(far, 512, Duration::from_millis(250)));
         io.write_all(&vec![1u8; 32 * 1024])
@@ -333,7 +378,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn time_without_waiting_writes_is_not_counted_against_the_rate() {
         let (near, far) = tokio::io::duplex(1024);
-        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test");
+        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test", peer());
         // A reader that takes everything at once: writes wait only while
         // the pipe is full.
         let reader = tokio::spawn(read_steadily(far, 1024, Duration::from_millis(10)));
@@ -349,7 +394,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn think_time_between_answers_is_not_counted_even_when_short() {
         let (near, far) = tokio::io::duplex(1024);
-        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test");
+        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test", peer());
         // The client takes 4 KiB a second whenever there is something.
         let reader = tokio::spawn(read_steadily(far, 1024, Duration::from_millis(250)));
         io.write_all(&vec![4u8; 2 * 1024]).await.expect("first");
@@ -363,18 +408,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_fast_start_buys_at_most_one_measurement_of_trickling() {
         let (near, mut far) = tokio::io::duplex(1024);
-        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test");
+        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test", peer());
         let reader = tokio::spawn(async move {
             // 64 KiB at once, then 100 bytes a second.
-            let mut buf = vec![0u8; 1024];
-            let mut total = 0;
-            while total < 64 * 1024 {
-                match tokio::io::AsyncReadExt::read(&mut far, &mut buf).await {
-                    Ok(0) | Err(_) => return total,
-                    Ok(n) => total += n,
-                }
-            }
-            total + read_steadily(far, 100, Duration::from_secs(1)).await
+            let fast = read_paced(&mut far, 1024, Duration::ZERO, 64 * 1024).await;
+            fast + read_steadily(far, 100, Duration::from_secs(1)).await
         });
         let started = tokio::time::Instant::now();
         let error = io
@@ -389,5 +427,21 @@ mod tests {
         );
         drop(io);
         let _ = reader.await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_that_takes_nothing_is_a_stall_even_under_a_minimum_rate() {
+        let (near, _far) = tokio::io::duplex(1024);
+        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test", peer());
+        let error = io
+            .write_all(&vec![0u8; 64 * 1024])
+            .await
+            .expect_err("the peer reads nothing");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(
+            error.to_string(),
+            "the client took no response bytes for 5 s",
+            "reported as a stall, not as a slow reader"
+        );
     }
 }

@@ -316,16 +316,21 @@ fn serve_connection(
         permit,
         client_slot,
     } = accepted;
+    if let Err(e) = crate::send_stall::limit_unsent(socket2::SockRef::from(&stream)) {
+        tracing::debug!(error = %e, "cannot limit the unsent bytes of a client socket");
+    }
     let stream = match TcpStream::from_std(stream) {
         // A client that stops reading its responses is cut off after the
         // body timeout, and one that reads them too slowly after a body
-        // timeout under the minimum rate, whatever the protocol (HTTP/2
-        // streams also have the watchdog's flow-control stall limit).
+        // timeout of waiting under the minimum rate, wherever TCP holds the
+        // gateway's writes back (HTTP/2 streams held back by flow control
+        // have the watchdog's stall limit instead).
         Ok(stream) => SendStall::new(
             stream,
             shared.limits.body_timeout,
             shared.limits.min_send_rate,
             "main",
+            peer,
         ),
         Err(e) => {
             tracing::warn!(error = %e, "cannot serve an accepted connection; closed");

@@ -1,6 +1,8 @@
 //! Clients that send but do not read, through a real gateway process: an
 //! HTTP/1.1 connection whose answers the client never takes is closed once
-//! no response byte has gone out for the body timeout, and the admin
+//! no response byte has gone out for the body timeout, one that takes them
+//! under the minimum send rate once its writes have waited a body timeout
+//! (and one that reads at a moderate speed is not), and the admin
 //! listener serves a bounded number of connections, so neither can hold the
 //! gateway's connection slots or file descriptors for ever.
 #![allow(clippy::unwrap_used)]
@@ -99,11 +101,11 @@ fn a_client_that_never_reads_its_answers_is_cut_off() {
     assert_eq!(reply.status, 200);
 }
 
-/// Asks for a 64 MiB answer and reads it steadily, 16 KiB every 50 ms
-/// (about 320 kB/s, far slower than the gateway can send), for at most
-/// `limit`. Returns after how long the gateway closed the connection (as
-/// its connection gauge says, within half a second), if it did.
-fn read_steadily(gateway: &Gateway, key: &Key, limit: Duration) -> Option<Duration> {
+/// Asks for a 64 MiB answer and reads it steadily, `chunk` bytes every
+/// 50 ms (far slower than the gateway can send), for at most `limit`.
+/// Returns after how long the gateway closed the connection (as its
+/// connection gauge says, within half a second), if it did.
+fn read_steadily(gateway: &Gateway, key: &Key, chunk: usize, limit: Duration) -> Option<Duration> {
     let admin = gateway.admin.unwrap();
     let authority = gateway.addr.to_string();
     let mut stream = TcpStream::connect(gateway.addr).unwrap();
@@ -114,7 +116,7 @@ fn read_steadily(gateway: &Gateway, key: &Key, limit: Duration) -> Option<Durati
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let started = Instant::now();
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; chunk];
     let mut received = 0usize;
     let mut rounds = 0u32;
     while started.elapsed() < limit {
@@ -135,7 +137,7 @@ fn read_steadily(gateway: &Gateway, key: &Key, limit: Duration) -> Option<Durati
         }
     }
     assert!(
-        received > 1 << 20,
+        received > 100 * 1024,
         "the answer was flowing: {received} bytes"
     );
     assert_eq!(
@@ -148,13 +150,14 @@ fn read_steadily(gateway: &Gateway, key: &Key, limit: Duration) -> Option<Durati
 
 #[test]
 fn a_client_that_reads_steadily_but_too_slowly_is_cut_off() {
-    // Something is taken every 50 ms, so the stall limit (the 10 s body
-    // timeout) alone never ends the connection.
+    // 16 KiB every 50 ms (about 320 kB/s): something is taken every 50 ms,
+    // so the stall limit (the 10 s body timeout) alone never ends the
+    // connection.
     let dir = temp_dir("slow-steady");
     let (gateway, _upstream, alice) =
         start_with(&dir, "body_timeout_secs = 10\nmin_send_bytes_per_sec = 0\n");
     assert_eq!(
-        read_steadily(&gateway, &alice, Duration::from_secs(13)),
+        read_steadily(&gateway, &alice, 16 * 1024, Duration::from_secs(13)),
         None,
         "with no minimum rate, a reader that keeps taking bytes keeps its connection"
     );
@@ -165,7 +168,7 @@ fn a_client_that_reads_steadily_but_too_slowly_is_cut_off() {
         &dir,
         "body_timeout_secs = 10\nmin_send_bytes_per_sec = 5000000\n",
     );
-    let closed = read_steadily(&gateway, &alice, Duration::from_secs(40));
+    let closed = read_steadily(&gateway, &alice, 16 * 1024, Duration::from_secs(40));
     eprintln!("closed after {closed:?}");
     assert!(
         closed.is_some_and(|after| (Duration::from_secs(9)..Duration::from_secs(25)).contains(&after)),
@@ -191,6 +194,23 @@ fn a_client_that_reads_steadily_but_too_slowly_is_cut_off() {
     // Others are served as before.
     let reply = send_signed(&gateway, &alice, "GET", "/v1/after", b"", &[]);
     assert_eq!(reply.status, 200);
+}
+
+/// A client reading at a moderate speed (about 40 kB/s, eighty times the
+/// default minimum rate) keeps its connection: the gateway holds little
+/// unsent in the kernel, so its waiting writes wake every few kilobytes
+/// the client takes rather than once a multi-megabyte send buffer has
+/// drained by a third (tens of seconds at this speed).
+#[test]
+fn a_client_reading_at_a_moderate_speed_keeps_its_connection() {
+    let dir = temp_dir("moderate-reader");
+    let (gateway, _upstream, alice) = start_with(&dir, "body_timeout_secs = 4\n");
+    assert_eq!(
+        read_steadily(&gateway, &alice, 2 * 1024, Duration::from_secs(14)),
+        None,
+        "{}",
+        gateway.stderr()
+    );
 }
 
 #[test]
