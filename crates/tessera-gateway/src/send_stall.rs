@@ -270,6 +270,21 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
+    /// Writes `len` bytes until the limits cut the connection off: the
+    /// error, a timeout, and how long it took.
+    async fn cut_off(
+        io: &mut SendStall<tokio::io::DuplexStream>,
+        len: usize,
+    ) -> (io::Error, Duration) {
+        let started = tokio::time::Instant::now();
+        let error = io
+            .write_all(&vec![0u8; len])
+            .await
+            .expect_err("the limits cut it off");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        (error, started.elapsed())
+    }
+
     fn peer() -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], 40000))
     }
@@ -279,14 +294,8 @@ mod tests {
         // A pipe whose other end is never read: writes stop once it is full.
         let (near, _far) = tokio::io::duplex(1024);
         let mut io = SendStall::new(near, Duration::from_secs(5), 0, "test", peer());
-        let started = tokio::time::Instant::now();
-        let big = vec![0u8; 64 * 1024];
-        let error = io
-            .write_all(&big)
-            .await
-            .expect_err("the peer reads nothing");
-        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        let (_, after) = cut_off(&mut io, 64 * 1024).await;
+        assert_eq!(after, Duration::from_secs(5));
     }
 
     #[tokio::test(start_paused = true)]
@@ -341,19 +350,13 @@ mod tests {
         // alone would never end it, but under 1,000 bytes a second.
         let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test", peer());
         let reader = tokio::spawn(read_steadily(far, 256, Duration::from_secs(1)));
-        let started = tokio::time::Instant::now();
-        let error = io
-            .write_all(&vec![0u8; 64 * 1024])
-            .await
-            .expect_err("too slow a reader");
-        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        let (error, elapsed) = cut_off(&mut io, 64 * 1024).await;
         assert!(
             error
                 .to_string()
                 .contains("under the minimum of 1000 bytes per second"),
             "{error}"
         );
-        let elapsed = started.elapsed();
         assert!(
             (Duration::from_secs(5)..=Duration::from_secs(7)).contains(&elapsed),
             "cut off after {elapsed:?}"
@@ -376,33 +379,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn time_without_waiting_writes_is_not_counted_against_the_rate() {
-        let (near, far) = tokio::io::duplex(1024);
-        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test", peer());
-        // A reader that takes everything at once: writes wait only while
-        // the pipe is full.
-        let reader = tokio::spawn(read_steadily(far, 1024, Duration::from_millis(10)));
-        // Two answers of 8 KiB, 12 s apart. Counted over the whole time,
-        // 16 KiB in 12 s would be under 1,000 bytes a second.
-        io.write_all(&vec![2u8; 8 * 1024]).await.expect("first");
-        tokio::time::sleep(Duration::from_secs(12)).await;
-        io.write_all(&vec![3u8; 8 * 1024]).await.expect("second");
-        drop(io);
-        assert_eq!(reader.await.expect("reader"), 16 * 1024);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn think_time_between_answers_is_not_counted_even_when_short() {
-        let (near, far) = tokio::io::duplex(1024);
-        let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test", peer());
-        // The client takes 4 KiB a second whenever there is something.
-        let reader = tokio::spawn(read_steadily(far, 1024, Duration::from_millis(250)));
-        io.write_all(&vec![4u8; 2 * 1024]).await.expect("first");
-        // Less than the limit between the answers: still not waiting time.
-        tokio::time::sleep(Duration::from_millis(4600)).await;
-        io.write_all(&vec![5u8; 4 * 1024]).await.expect("second");
-        drop(io);
-        assert_eq!(reader.await.expect("reader"), 6 * 1024);
+    async fn pauses_between_answers_are_not_counted_against_the_rate() {
+        // (the reader's pace, for 1 KiB; the first answer; the pause; the
+        // second answer). First, a reader that takes everything at once,
+        // 12 s between answers of 8 KiB: counted over the whole time, 16 KiB
+        // in 12 s would be under 1,000 bytes a second. Then a pause shorter
+        // than the limit, the client taking 4 KiB a second whenever there is
+        // something: still not waiting time.
+        for (pace, first, pause, second) in [
+            (
+                Duration::from_millis(10),
+                8 * 1024,
+                Duration::from_secs(12),
+                8 * 1024,
+            ),
+            (
+                Duration::from_millis(250),
+                2 * 1024,
+                Duration::from_millis(4600),
+                4 * 1024,
+            ),
+        ] {
+            let (near, far) = tokio::io::duplex(1024);
+            let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test", peer());
+            let reader = tokio::spawn(read_steadily(far, 1024, pace));
+            io.write_all(&vec![2u8; first]).await.expect("first");
+            tokio::time::sleep(pause).await;
+            io.write_all(&vec![3u8; second]).await.expect("second");
+            drop(io);
+            assert_eq!(reader.await.expect("reader"), first + second, "{pause:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -414,17 +420,8 @@ mod tests {
             let fast = read_paced(&mut far, 1024, Duration::ZERO, 64 * 1024).await;
             fast + read_steadily(far, 100, Duration::from_secs(1)).await
         });
-        let started = tokio::time::Instant::now();
-        let error = io
-            .write_all(&vec![6u8; 1024 * 1024])
-            .await
-            .expect_err("the trickle is cut off");
-        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
-        assert!(
-            started.elapsed() <= Duration::from_secs(11),
-            "cut off after {:?}",
-            started.elapsed()
-        );
+        let (_, after) = cut_off(&mut io, 1024 * 1024).await;
+        assert!(after <= Duration::from_secs(11), "cut off after {after:?}");
         drop(io);
         let _ = reader.await;
     }
@@ -433,11 +430,7 @@ mod tests {
     async fn a_reader_that_takes_nothing_is_a_stall_even_under_a_minimum_rate() {
         let (near, _far) = tokio::io::duplex(1024);
         let mut io = SendStall::new(near, Duration::from_secs(5), 1000, "test", peer());
-        let error = io
-            .write_all(&vec![0u8; 64 * 1024])
-            .await
-            .expect_err("the peer reads nothing");
-        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        let (error, _) = cut_off(&mut io, 64 * 1024).await;
         assert_eq!(
             error.to_string(),
             "the client took no response bytes for 5 s",
