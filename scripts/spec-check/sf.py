@@ -313,17 +313,18 @@ _B64VAL = {c: i for i, c in enumerate(
 
 
 def b64decode_lenient(s):
-    """RFC 4648 §4 alphabet; '=' padding optional but complete if present;
-    non-zero pad bits ignored; padding in the middle / length 1 mod 4 fail (spec §9.4)."""
+    """RFC 4648 §4 alphabet; '=' padding optional, and may be short of
+    complete (the parser supplies the rest, RFC 9651 §4.2.7) but never beyond
+    it; non-zero pad bits ignored; padding in the middle / length 1 mod 4 fail
+    (spec §9.4)."""
     body = s.rstrip('=')
     pad = len(s) - len(body)
     if '=' in body:
         raise SFError("padding in the middle")
     if len(body) % 4 == 1:
         raise SFError("bad base64 length")
-    if pad:
-        if (len(body) + pad) % 4 != 0 or pad > 2:
-            raise SFError("incomplete padding")
+    if pad > (-len(body)) % 4:
+        raise SFError("padding beyond complete")
     bits = 0
     nbits = 0
     out = bytearray()

@@ -384,4 +384,36 @@ mod tests {
         );
         assert!(parse_byte_member(b"sig=:not base64!:", "sig").is_err());
     }
+
+    /// Spec §9.4: `=` padding may be absent or short of complete (RFC 9651
+    /// §4.2.7 supplies it), never beyond complete; a length of 1 mod 4 and
+    /// padding in the middle do not parse. The same table is in
+    /// scripts/spec-check/sf.py, the spec-only implementation.
+    #[test]
+    fn byte_sequence_padding_follows_the_spec() {
+        for (encoded, parses) in [
+            ("", true),
+            ("QQ", true),
+            ("QQ=", true),
+            ("QQ==", true),
+            ("QQ===", false),
+            ("QUI", true),
+            ("QUI=", true),
+            ("QUI==", false),
+            ("QUJD", true),
+            ("QUJD=", false),
+            ("Q", false),
+            ("Q=", false),
+            ("=", false),
+            ("==", false),
+            ("Q=Q=", false),
+        ] {
+            let value = format!("x=:{encoded}:");
+            assert_eq!(
+                parse_byte_member(value.as_bytes(), "sig").is_ok(),
+                parses,
+                "{value}"
+            );
+        }
+    }
 }

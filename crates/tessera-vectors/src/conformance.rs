@@ -693,6 +693,42 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
                 w.set("signature", &signature);
             },
         ),
+        // Short padding: RFC 9651 §4.2.7 decodes "synthesizing padding if
+        // necessary", so `:QQ=:` is the byte 0x41 like `:QQ==:` and `:QQ:`.
+        acc(
+            "acc-byte-sequences-short-padding",
+            "A foreign member `x=:QQ=:` (one `=` where complete padding has two) in Signature-Input, Signature and Content-Digest: the parser supplies the missing `=` (RFC 9651 §4.2.7), so each parses and the request is accepted.",
+            base(),
+            |w| {
+                w.member_before("x=:QQ=:");
+                let signature = w.get("signature");
+                w.set("signature", &format!("x=:QQ=:, {signature}"));
+                let digest = w.get("content-digest");
+                w.set("content-digest", &format!("x=:QQ=:, {digest}"));
+                w.remac();
+            },
+        ),
+        neg(
+            "neg-signature-foreign-overpadded",
+            "A foreign Signature member `x=:QQ===:`: padding beyond complete does not decode, so Signature does not parse.",
+            base(),
+            E::MalformedSignature,
+            |w| {
+                let signature = w.get("signature");
+                w.set("signature", &format!("x=:QQ===:, {signature}"));
+            },
+        ),
+        neg(
+            "neg-content-digest-foreign-overpadded",
+            "A foreign Content-Digest member `x=:QUI==:`, signed as sent: padding beyond complete does not decode, so Content-Digest does not parse (`digest_mismatch`, after the MAC verified).",
+            base(),
+            E::DigestMismatch,
+            |w| {
+                let digest = w.get("content-digest");
+                w.set("content-digest", &format!("x=:QUI==:, {digest}"));
+                w.remac();
+            },
+        ),
         // Duplicate keys (RFC 9651): the last value wins, at the first position.
         acc(
             "acc-duplicate-parameter",
