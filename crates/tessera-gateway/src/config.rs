@@ -172,7 +172,8 @@ pub struct LimitsConfig {
     /// Most connections at once from one client address (an IPv6 client by
     /// its /64); none by default.
     pub max_connections_per_client: Option<usize>,
-    /// Seconds the upstream has for its response head.
+    /// Seconds the upstream has for its response head, and then for each
+    /// wait for the next part of its body.
     pub upstream_timeout_secs: Option<u64>,
     /// Seconds to connect to the upstream.
     pub upstream_connect_timeout_secs: Option<u64>,
@@ -510,7 +511,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Most connections from one client address (IPv6: one /64), if capped.
     pub max_connections_per_client: Option<usize>,
-    /// Time for the upstream's response head.
+    /// Time for the upstream's response head, and then for each wait for
+    /// the next part of its body.
     pub upstream_timeout: Duration,
     /// Time to connect to the upstream.
     pub upstream_connect_timeout: Duration,

@@ -111,23 +111,52 @@ pub fn end_to_end_connection_option(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Fields that make an upstream act on something other than what was
-/// signed and matched (method overrides, rewritten URLs) or trust a client
-/// address the gateway did not see: dropped from every forwarded request.
-const OVERRIDES: [&str; 13] = [
+/// signed and matched (method overrides, rewritten URLs or schemes), trust
+/// a client address or user the gateway did not see, or reach a CGI-style
+/// stack as a variable it trusts: dropped from every forwarded request.
+/// Lowercase, `-` spelled (a `_` spelling is dropped too, see
+/// [`is_dropped`]).
+const OVERRIDES: [&str; 28] = [
+    // The method.
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
     "x-original-method",
+    // The URL, host or scheme.
     "x-original-url",
+    "x-original-uri",
     "x-rewrite-url",
+    "x-envoy-original-path",
     "x-original-host",
     "x-host",
+    "x-scheme",
+    "x-url-scheme",
+    "front-end-https",
+    "x-forwarded",
+    // The client's address (Rails' `remote_ip` reads `Client-IP`).
     "x-real-ip",
     "x-client-ip",
+    "client-ip",
     "true-client-ip",
     "x-cluster-client-ip",
-    "x-forwarded",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-original-forwarded-for",
+    "x-proxyuser-ip",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "x-envoy-external-address",
+    // httpoxy: CGI turns `Proxy` into `HTTP_PROXY`, which HTTP clients in
+    // the application take as their outgoing proxy.
+    "proxy",
 ];
+
+/// Fields naming a user that some stacks trust as already authenticated:
+/// a client's copies are dropped. Unlike [`OVERRIDES`], an operator may
+/// name one of them as an identity field, which the gateway then sets
+/// itself.
+const UNVERIFIED_USERS: [&str; 3] = ["remote-user", "x-remote-user", "x-authenticated-user"];
 
 /// Whether a client-sent field is dropped before forwarding: forwarding
 /// fields, overrides, and any name that becomes one of those or an identity
@@ -136,10 +165,11 @@ const OVERRIDES: [&str; 13] = [
 fn is_dropped(name: &HeaderName, identity: &IdentityHeaders) -> bool {
     let name = name.as_str();
     if !name.contains('_') {
-        return is_forwarding_or_override(name);
+        return is_forwarding_or_override(name) || UNVERIFIED_USERS.contains(&name);
     }
     let dashed = name.replace('_', "-");
     is_forwarding_or_override(&dashed)
+        || UNVERIFIED_USERS.contains(&dashed.as_str())
         || [&identity.key_id, &identity.owner, &identity.scopes]
             .iter()
             .any(|id| id.as_str() == dashed)
@@ -167,12 +197,9 @@ pub(crate) fn is_reserved(name: &HeaderName) -> bool {
 }
 
 /// Whether `name` (lowercase, `-` spelled) is a forwarding field or an
-/// override. Every override but one starts with `x-`, so most names are
-/// settled by their first bytes.
+/// override.
 fn is_forwarding_or_override(name: &str) -> bool {
-    name == "forwarded"
-        || name.starts_with("x-forwarded-")
-        || ((name.starts_with("x-") || name == "true-client-ip") && OVERRIDES.contains(&name))
+    name == "forwarded" || name.starts_with("x-forwarded-") || OVERRIDES.contains(&name)
 }
 
 /// The forwarding fields of one client connection's address, made once
@@ -459,7 +486,7 @@ mod tests {
     #[test]
     fn every_override_is_dropped_in_either_spelling() {
         let names = names();
-        for name in OVERRIDES {
+        for name in OVERRIDES.into_iter().chain(UNVERIFIED_USERS) {
             let dashed = HeaderName::from_static(name);
             let underscored =
                 HeaderName::from_bytes(name.replace('-', "_").as_bytes()).expect("name");

@@ -115,6 +115,14 @@ pub const MAX_CHUNK_LINE: usize = 4096;
 /// The reason a connection's guard refused a request body, once it has.
 pub type BodyRefusal = std::sync::Arc<std::sync::OnceLock<&'static str>>;
 
+/// The profile's verdict on a head the guard refused (spec §8.4, §11.2
+/// step 5), when the profile names one: a target holding `#`, an octet
+/// outside visible ASCII or no authority after `http://`
+/// (`invalid_field_value`), or not exactly one `Host` (`invalid_field_value`
+/// for several, `authority_mismatch` for none). The service answers with
+/// it as a verifier would.
+pub type HeadVerdict = std::sync::Arc<std::sync::OnceLock<tessera_core::Error>>;
+
 /// The guard's settings, shared by every connection.
 #[derive(Debug, Clone)]
 pub struct GuardConfig {
@@ -164,6 +172,8 @@ pub struct Guard<IO> {
     /// The same reason, for the request handler, which answers with it
     /// (the parser only sees a failed read).
     body_refusal: BodyRefusal,
+    /// The profile's code for a refused head, for the request handler.
+    head_verdict: HeadVerdict,
     /// Read buffer, allocated once per connection.
     scratch: Box<[u8]>,
 }
@@ -190,6 +200,7 @@ impl<IO> Guard<IO> {
             eof: false,
             refused_body: None,
             body_refusal: BodyRefusal::default(),
+            head_verdict: HeadVerdict::default(),
             scratch: vec![0u8; 16 * 1024].into_boxed_slice(),
         }
     }
@@ -206,6 +217,12 @@ impl<IO> Guard<IO> {
     /// cannot follow (chunk framing), for the request handler to answer with.
     pub fn body_refusal(&self) -> BodyRefusal {
         std::sync::Arc::clone(&self.body_refusal)
+    }
+
+    /// Where the guard leaves the profile's verdict on a head it refused,
+    /// when the profile names one (see [`HeadVerdict`]).
+    pub fn head_verdict(&self) -> HeadVerdict {
+        std::sync::Arc::clone(&self.head_verdict)
     }
 
     /// The wrapped connection.
@@ -347,13 +364,33 @@ impl<IO> Guard<IO> {
                 }
             }
             Err(httparse::Error::TooManyHeaders) => Err(HeadRefusal::TooManyFields),
-            Err(_) => Err(HeadRefusal::Malformed),
+            Err(_) => {
+                // httparse refuses an octet outside visible ASCII in the
+                // target along with every other malformed line: the
+                // profile names that one.
+                if let Some(verdict) = verdict_of_request_line(&self.pending, max_fields) {
+                    let _ = self.head_verdict.set(verdict);
+                }
+                Err(HeadRefusal::Malformed)
+            }
             Ok(httparse::Status::Complete(len)) if len > self.config.max_head_bytes => {
                 Err(HeadRefusal::TooLarge)
             }
-            Ok(httparse::Status::Complete(len)) => check_target(request.path)
-                .and_then(|()| check_framing(&request))
-                .map(|framing| (len, framing)),
+            Ok(httparse::Status::Complete(len)) => {
+                let checked = check_target(request.path)
+                    .and_then(|()| check_framing(&request))
+                    .map(|framing| (len, framing));
+                if let Err(HeadRefusal::Target | HeadRefusal::Host) = checked {
+                    let fields: Vec<(&str, &[u8])> =
+                        request.headers.iter().map(|h| (h.name, h.value)).collect();
+                    let method = request.method.unwrap_or_default().as_bytes();
+                    let target = request.path.unwrap_or_default().as_bytes();
+                    if let Some(verdict) = profile_verdict(method, target, &fields) {
+                        let _ = self.head_verdict.set(verdict);
+                    }
+                }
+                checked
+            }
         };
         self.deadline = None;
         match verdict {
@@ -377,6 +414,65 @@ impl<IO> Guard<IO> {
         }
         true
     }
+}
+
+/// What the profile says of a request the guard refuses, if it names a
+/// code for it: the verifier's own step 5 (the rule's one home), run on the
+/// head as received. Only `invalid_field_value` and, for an origin-form
+/// target without a `Host` line, `authority_mismatch` are kept: with no authority served, any other head
+/// would fail as `authority_mismatch`, which says nothing of it.
+fn profile_verdict(
+    method: &[u8],
+    target: &[u8],
+    fields: &[(&str, &[u8])],
+) -> Option<tessera_core::Error> {
+    let received = tessera_core::ReceivedRequest::new(method, target, fields);
+    let error = received
+        .view(
+            tessera_core::Scheme::Https,
+            tessera_core::Authorities::Served(&[]),
+        )
+        .err()?;
+    // An origin-form target without `Host` has no authority at all; an
+    // absolute-form one has its own, which the verifier would use (the
+    // guard refuses it for RFC 9112 §3.2 alone).
+    let no_authority = target.starts_with(b"/")
+        && !fields
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("host"));
+    match error.code() {
+        tessera_core::ErrorCode::InvalidFieldValue => Some(error),
+        tessera_core::ErrorCode::AuthorityMismatch if no_authority => Some(error),
+        _ => None,
+    }
+}
+
+/// [`profile_verdict`] for a head httparse refused: only when its request
+/// line is `method SP target SP version` and the target holds an octet
+/// outside visible ASCII (the rest of the line and the fields as they
+/// parse, none if they do not).
+fn verdict_of_request_line(head: &[u8], max_fields: usize) -> Option<tessera_core::Error> {
+    let line_end = head.iter().position(|&b| b == b'\n')?;
+    let line = head[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&head[..line_end]);
+    let mut parts = line.split(|&b| b == b' ');
+    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some()
+        || !version.starts_with(b"HTTP/")
+        || target.iter().all(|&b| (0x21..=0x7e).contains(&b))
+    {
+        return None;
+    }
+    let mut storage = vec![httparse::EMPTY_HEADER; max_fields];
+    let fields: Vec<(&str, &[u8])> =
+        match httparse::parse_headers(&head[line_end + 1..], &mut storage) {
+            Ok(httparse::Status::Complete((_, headers))) => {
+                headers.iter().map(|h| (h.name, h.value)).collect()
+            }
+            _ => Vec::new(),
+        };
+    profile_verdict(method, target, &fields)
 }
 
 /// Refuses a request-target the server behind would not parse as a URI

@@ -47,6 +47,7 @@ pub mod deadline;
 pub mod forward;
 pub mod guard;
 pub mod http2;
+pub mod idle_body;
 pub mod method_override;
 pub mod problem;
 pub mod proxy;

@@ -21,8 +21,9 @@ use crate::body_budget::{BodyBudget, Busy, ConnectionBudget, MeteredBody, Sender
 use crate::config::Settings;
 use crate::deadline::DeadlineBody;
 use crate::forward::{self, Forwarding, PeerFields};
-use crate::guard::{BodyRefusal, HeadRefusal};
+use crate::guard::{BodyRefusal, HeadRefusal, HeadVerdict};
 use crate::http2::Activity;
+use crate::idle_body::IdleBody;
 use crate::problem::problem;
 use crate::routes::{first_match, first_scope_match, path_problem};
 use crate::upstream::{LinkSlot, Upstream};
@@ -80,6 +81,9 @@ pub struct ClientConn {
     link: Arc<LinkSlot>,
     /// Set by the connection's guard when it refuses a body.
     body_refusal: BodyRefusal,
+    /// Set by the connection's guard when it refuses a head the profile
+    /// names a code for.
+    head_verdict: HeadVerdict,
     /// Requests in flight, for the idle watchdog of an HTTP/2 connection.
     activity: Option<Arc<Activity>>,
     /// The body bytes an HTTP/2 connection may hold at once.
@@ -88,12 +92,13 @@ pub struct ClientConn {
 
 impl ClientConn {
     /// The shared state of a new client connection from `peer`.
-    pub fn new(peer: SocketAddr, body_refusal: BodyRefusal) -> Self {
+    pub fn new(peer: SocketAddr, body_refusal: BodyRefusal, head_verdict: HeadVerdict) -> Self {
         ClientConn {
             peer,
             fields: PeerFields::new(peer.ip()),
             link: Arc::default(),
             body_refusal,
+            head_verdict,
             activity: None,
             body_budget: None,
         }
@@ -105,7 +110,7 @@ impl ClientConn {
         ClientConn {
             activity: Some(Arc::default()),
             body_budget: Some(ConnectionBudget::default()),
-            ..ClientConn::new(peer, BodyRefusal::default())
+            ..ClientConn::new(peer, BodyRefusal::default(), HeadVerdict::default())
         }
     }
 
@@ -243,6 +248,18 @@ impl Proxy {
         request: Request<Incoming>,
     ) -> (Response<Body>, Outcome) {
         if let Some(token) = request.headers().get(&self.marker) {
+            if let Some(error) = conn.head_verdict.get() {
+                // A defect the profile names: answered with its code, as a
+                // verifier answers it (spec §8.4, §11.2 step 5), before any
+                // other step, since the head cannot be routed.
+                let rejection = tessera_server::Rejection::new(error.clone());
+                let outcome = Outcome::new("rejected", rejection.code().as_str());
+                let mut response = rejection.into_http_response::<Full<Bytes>>().map(boxed);
+                response
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                return (response, outcome);
+            }
             let refusal =
                 HeadRefusal::from_token(token.as_bytes()).unwrap_or(HeadRefusal::Malformed);
             let detail = refusal_detail(refusal, &self.settings);
@@ -412,14 +429,13 @@ impl Proxy {
                 }
             },
         };
-        if let Some(place) =
-            crate::method_override::find(&parts.method, &parts.uri, &parts.headers, &bytes)
-        {
+        if let Some(place) = crate::method_override::find(&parts.uri, &bytes) {
             return (
                 problem(
                     StatusCode::BAD_REQUEST,
                     &format!(
-                        "the POST carries a method override (_method in its {place}), which frameworks such as Rails, Laravel and Symfony obey, while the gateway matched its routes on POST; send the request with the method it means"
+                        "the request carries a method override (_method in its {place}), which frameworks such as Rails, Laravel and Symfony obey, while the gateway matched its routes on {}; send the request with the method it means",
+                        parts.method
                     ),
                     false,
                 ),
@@ -596,7 +612,10 @@ impl Proxy {
                         head.headers.insert(name.clone(), value.clone());
                     }
                 }
-                let body = body.map_err(crate::BoxError::from).boxed_unsync();
+                // From here on the answer streams: an upstream that stops
+                // sending is cut after the same timeout as for its head.
+                let body =
+                    IdleBody::new(body, self.settings.limits.upstream_timeout).boxed_unsync();
                 (Response::from_parts(head, body), out)
             }
         }

@@ -479,10 +479,11 @@ where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let body_refusal = io.body_refusal();
+    let head_verdict = io.head_verdict();
     http.serve_connection(
         TokioIo::new(io),
         ProxyService {
-            conn: Arc::new(ClientConn::new(peer, body_refusal)),
+            conn: Arc::new(ClientConn::new(peer, body_refusal, head_verdict)),
             proxies,
         },
     )

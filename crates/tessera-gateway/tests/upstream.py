@@ -9,6 +9,7 @@ answered, so a test can prove a request never reached the upstream.
 Special paths:
   /slow?secs=N   sleeps N seconds before answering (upstream timeouts)
   /big?mib=N     streams N MiB of response body in 64 KiB chunks
+  /stall?secs=N  announces 100 bytes of body, sends 3, then nothing for N seconds
   /close         answers with Connection: close, and closes the connection
   /empty         answers 204 (no body)
   /http10        answers as HTTP/1.0 (no keep-alive) and closes the connection
@@ -72,6 +73,16 @@ class Echo(BaseHTTPRequestHandler):
             chunk = b"x" * 65536
             for _ in range(mib * 16):
                 self.wfile.write(chunk)
+            return
+        if url.path == "/stall":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"abc")
+            self.wfile.flush()
+            time.sleep(float(query.get("secs", ["30"])[0]))
+            self.close_connection = True
             return
         if url.path == "/http10":
             # An HTTP/1.0 answer without keep-alive, as some WSGI servers give.
