@@ -184,7 +184,7 @@ fn parse_headers(lines: &[OsString]) -> Result<(HeaderMap, HeaderLines), CliErro
         // the signer refuses obs-text only in a covered field.
         let header_value = HeaderValue::from_bytes(value).map_err(|_| {
             CliError::usage(format!(
-                "the value of header '{name}' contains a control character"
+                "invalid_field_value: the value of header '{name}' contains a control character (CR, LF, NUL, DEL or another control but HTAB), which no field value may hold"
             ))
         })?;
         headers.append(header_name, header_value);
@@ -224,7 +224,7 @@ fn parse_cover(names: &[String], headers: &HeaderMap) -> Result<Vec<Component>, 
     for (name, component) in names.iter().zip(&extra) {
         if !headers.contains_key(component.name()) {
             return Err(CliError::usage(format!(
-                "--cover {name}: the request has no such header (add it with -H '{name}: ...')"
+                "missing_component: --cover {name}: the request has no such header (add it with -H '{name}: ...')"
             )));
         }
     }

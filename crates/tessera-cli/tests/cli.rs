@@ -782,7 +782,22 @@ fn bad_arguments_and_unreadable_files_fail_with_one_line() {
                 "x-a",
             ],
             2,
-            "no such header",
+            "missing_component: --cover x-a: the request has no such header",
+        ),
+        (
+            vec![
+                "sign",
+                "GET",
+                "https://h/",
+                "--key-id",
+                "k",
+                "--secret-file",
+                secret,
+                "-H",
+                "x-a: a\u{7f}b",
+            ],
+            2,
+            "invalid_field_value: the value of header 'x-a' contains a control character",
         ),
         (
             vec![
