@@ -152,11 +152,41 @@ const OVERRIDES: [&str; 28] = [
     "proxy",
 ];
 
-/// Fields naming a user that some stacks trust as already authenticated:
-/// a client's copies are dropped. Unlike [`OVERRIDES`], an operator may
+/// Fields naming a user or a client certificate that some stacks trust as
+/// already authenticated (set by the proxy in front of them): a client's
+/// copies are dropped. Unlike [`OVERRIDES`], an operator may
 /// name one of them as an identity field, which the gateway then sets
 /// itself.
-const UNVERIFIED_USERS: [&str; 3] = ["remote-user", "x-remote-user", "x-authenticated-user"];
+const UNVERIFIED_USERS: [&str; 8] = [
+    "remote-user",
+    "x-remote-user",
+    "x-authenticated-user",
+    "x-webauth-user",
+    "ssl-client-cert",
+    "x-client-cert",
+    "x-arr-clientcert",
+    "x-goog-iap-jwt-assertion",
+];
+
+/// Families of such fields, by prefix: client certificates a
+/// TLS-terminating proxy vouches for, and users that identity-aware
+/// proxies (oauth2-proxy, AWS ALB, Google IAP, Azure App Service) vouch for.
+const UNVERIFIED_USER_PREFIXES: [&str; 5] = [
+    "x-ssl-client-",
+    "x-auth-request-",
+    "x-amzn-oidc-",
+    "x-goog-authenticated-user-",
+    "x-ms-client-principal",
+];
+
+/// Whether `name` (lowercase, `-` spelled) is one of [`UNVERIFIED_USERS`]
+/// or of their families.
+fn is_unverified_user(name: &str) -> bool {
+    UNVERIFIED_USERS.contains(&name)
+        || UNVERIFIED_USER_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+}
 
 /// Whether a client-sent field is dropped before forwarding: forwarding
 /// fields, overrides, and any name that becomes one of those or an identity
@@ -165,11 +195,11 @@ const UNVERIFIED_USERS: [&str; 3] = ["remote-user", "x-remote-user", "x-authenti
 fn is_dropped(name: &HeaderName, identity: &IdentityHeaders) -> bool {
     let name = name.as_str();
     if !name.contains('_') {
-        return is_forwarding_or_override(name) || UNVERIFIED_USERS.contains(&name);
+        return is_forwarding_or_override(name) || is_unverified_user(name);
     }
     let dashed = name.replace('_', "-");
     is_forwarding_or_override(&dashed)
-        || UNVERIFIED_USERS.contains(&dashed.as_str())
+        || is_unverified_user(&dashed)
         || [&identity.key_id, &identity.owner, &identity.scopes]
             .iter()
             .any(|id| id.as_str() == dashed)
@@ -486,7 +516,18 @@ mod tests {
     #[test]
     fn every_override_is_dropped_in_either_spelling() {
         let names = names();
-        for name in OVERRIDES.into_iter().chain(UNVERIFIED_USERS) {
+        let families = [
+            "x-ssl-client-s-dn",
+            "x-auth-request-email",
+            "x-amzn-oidc-data",
+            "x-goog-authenticated-user-email",
+            "x-ms-client-principal-name",
+        ];
+        for name in OVERRIDES
+            .into_iter()
+            .chain(UNVERIFIED_USERS)
+            .chain(families)
+        {
             let dashed = HeaderName::from_static(name);
             let underscored =
                 HeaderName::from_bytes(name.replace('-', "_").as_bytes()).expect("name");

@@ -117,10 +117,10 @@ pub type BodyRefusal = std::sync::Arc<std::sync::OnceLock<&'static str>>;
 
 /// The profile's verdict on a head the guard refused (spec §8.4, §11.2
 /// step 5), when the profile names one: a target holding `#`, an octet
-/// outside visible ASCII or no authority after `http://`
-/// (`invalid_field_value`), or not exactly one `Host` (`invalid_field_value`
-/// for several, `authority_mismatch` for none). The service answers with
-/// it as a verifier would.
+/// outside visible ASCII or no authority after `http://`, or, with served
+/// authorities, several `Host` lines: `invalid_field_value`. The service
+/// answers with it as a verifier would. (No `Host` at all is refused with
+/// a plain 400, as RFC 9112 §3.2 requires, not with the verifier's 401.)
 pub type HeadVerdict = std::sync::Arc<std::sync::OnceLock<tessera_core::Error>>;
 
 /// The guard's settings, shared by every connection.
@@ -134,6 +134,10 @@ pub struct GuardConfig {
     pub max_headers: usize,
     /// Time from the first byte of a head (or from accept) to its end.
     pub header_timeout: Duration,
+    /// Whether the verifier checks `Host` against served authorities
+    /// (false with a fixed authority, where the profile names no code for
+    /// a missing or doubled `Host`).
+    pub served_authorities: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,7 +372,11 @@ impl<IO> Guard<IO> {
                 // httparse refuses an octet outside visible ASCII in the
                 // target along with every other malformed line: the
                 // profile names that one.
-                if let Some(verdict) = verdict_of_request_line(&self.pending, max_fields) {
+                if let Some(verdict) = verdict_of_request_line(
+                    &self.pending,
+                    max_fields,
+                    self.config.served_authorities,
+                ) {
                     let _ = self.head_verdict.set(verdict);
                 }
                 Err(HeadRefusal::Malformed)
@@ -385,7 +393,9 @@ impl<IO> Guard<IO> {
                         request.headers.iter().map(|h| (h.name, h.value)).collect();
                     let method = request.method.unwrap_or_default().as_bytes();
                     let target = request.path.unwrap_or_default().as_bytes();
-                    if let Some(verdict) = profile_verdict(method, target, &fields) {
+                    if let Some(verdict) =
+                        profile_verdict(method, target, &fields, self.config.served_authorities)
+                    {
                         let _ = self.head_verdict.set(verdict);
                     }
                 }
@@ -418,40 +428,38 @@ impl<IO> Guard<IO> {
 
 /// What the profile says of a request the guard refuses, if it names a
 /// code for it: the verifier's own step 5 (the rule's one home), run on the
-/// head as received. Only `invalid_field_value` and, for an origin-form
-/// target without a `Host` line, `authority_mismatch` are kept: with no authority served, any other head
-/// would fail as `authority_mismatch`, which says nothing of it.
+/// head as received under the gateway's authority mode. Only
+/// `invalid_field_value` is kept: with no authority served, any other head
+/// would fail as `authority_mismatch`, which says nothing of it, and a
+/// missing `Host` (which step 5 answers `authority_mismatch`, 401) is
+/// refused as RFC 9112 §3.2 requires, with a plain 400.
 fn profile_verdict(
     method: &[u8],
     target: &[u8],
     fields: &[(&str, &[u8])],
+    served_authorities: bool,
 ) -> Option<tessera_core::Error> {
     let received = tessera_core::ReceivedRequest::new(method, target, fields);
+    let authorities = if served_authorities {
+        tessera_core::Authorities::Served(&[])
+    } else {
+        tessera_core::Authorities::Fixed("gateway.invalid")
+    };
     let error = received
-        .view(
-            tessera_core::Scheme::Https,
-            tessera_core::Authorities::Served(&[]),
-        )
+        .view(tessera_core::Scheme::Https, authorities)
         .err()?;
-    // An origin-form target without `Host` has no authority at all; an
-    // absolute-form one has its own, which the verifier would use (the
-    // guard refuses it for RFC 9112 §3.2 alone).
-    let no_authority = target.starts_with(b"/")
-        && !fields
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case("host"));
-    match error.code() {
-        tessera_core::ErrorCode::InvalidFieldValue => Some(error),
-        tessera_core::ErrorCode::AuthorityMismatch if no_authority => Some(error),
-        _ => None,
-    }
+    (error.code() == tessera_core::ErrorCode::InvalidFieldValue).then_some(error)
 }
 
 /// [`profile_verdict`] for a head httparse refused: only when its request
 /// line is `method SP target SP version` and the target holds an octet
 /// outside visible ASCII (the rest of the line and the fields as they
 /// parse, none if they do not).
-fn verdict_of_request_line(head: &[u8], max_fields: usize) -> Option<tessera_core::Error> {
+fn verdict_of_request_line(
+    head: &[u8],
+    max_fields: usize,
+    served_authorities: bool,
+) -> Option<tessera_core::Error> {
     let line_end = head.iter().position(|&b| b == b'\n')?;
     let line = head[..line_end]
         .strip_suffix(b"\r")
@@ -472,7 +480,7 @@ fn verdict_of_request_line(head: &[u8], max_fields: usize) -> Option<tessera_cor
             }
             _ => Vec::new(),
         };
-    profile_verdict(method, target, &fields)
+    profile_verdict(method, target, &fields, served_authorities)
 }
 
 /// Refuses a request-target the server behind would not parse as a URI
@@ -482,7 +490,9 @@ fn verdict_of_request_line(head: &[u8], max_fields: usize) -> Option<tessera_cor
 /// that sees it.
 fn check_target(target: Option<&str>) -> Result<(), HeadRefusal> {
     let target = target.unwrap_or_default();
-    if target.contains('#') {
+    // A `#`, or an octet outside visible ASCII (spec §8.4, §8.5: httparse
+    // takes UTF-8 in a target): refused here, with the profile's code.
+    if target.contains('#') || !target.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return Err(HeadRefusal::Target);
     }
     // The common case without a second parse: an origin-form target of
@@ -729,6 +739,27 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guard<IO> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_profile_verdict_follows_the_authority_mode() {
+        let host: &[(&str, &[u8])] = &[("Host", b"api.example")];
+        let two_hosts: &[(&str, &[u8])] = &[("Host", b"api.example"), ("host", b"x.example")];
+        let code = |target: &str, fields: &[(&str, &[u8])], served: bool| {
+            profile_verdict(b"GET", target.as_bytes(), fields, served).map(|e| e.code())
+        };
+        let invalid = Some(tessera_core::ErrorCode::InvalidFieldValue);
+        for served in [true, false] {
+            assert_eq!(code("/a#b", host, served), invalid, "fragment");
+            assert_eq!(code("/caf\u{e9}", host, served), invalid, "non-ASCII");
+            // A valid head has no verdict (it would fail only as not served).
+            assert_eq!(code("/a", host, served), None);
+        }
+        // Host rules exist only with served authorities; none is a plain 400.
+        assert_eq!(code("/a", two_hosts, true), invalid);
+        assert_eq!(code("/a", two_hosts, false), None);
+        assert_eq!(code("/a", &[], true), None);
+        assert_eq!(code("/a", &[], false), None);
+    }
+
     use super::*;
 
     fn framing(head: &str) -> Result<State, HeadRefusal> {
@@ -892,6 +923,7 @@ mod tests {
                 max_head_bytes: 8192,
                 max_headers: 50,
                 header_timeout: Duration::from_secs(10),
+                served_authorities: true,
             });
             let parts: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
             let writer = tokio::spawn(async move {

@@ -202,6 +202,8 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
         max_head_bytes: settings.limits.max_header_bytes,
         max_headers: settings.limits.max_headers,
         header_timeout: settings.limits.header_timeout,
+        // Not reloadable (a reload that changes it is refused).
+        served_authorities: settings.fixed_authority.is_none(),
     });
     // A memory nonce store vouches from its memory point (spec §14.1):
     // say "listening" only once a request signed now is accepted.

@@ -429,16 +429,18 @@ impl Proxy {
                 }
             },
         };
-        if let Some(place) = crate::method_override::find(&parts.uri, &bytes) {
-            return (
-                problem(
-                    StatusCode::BAD_REQUEST,
-                    &format!(
-                        "the request carries a method override (_method in its {place}), which frameworks such as Rails, Laravel and Symfony obey, while the gateway matched its routes on {}; send the request with the method it means",
-                        parts.method
-                    ),
-                    false,
+        if let Some(found) = crate::method_override::find(&parts.uri, &parts.headers, &bytes) {
+            let detail = match found {
+                crate::method_override::Found::Override(place) => format!(
+                    "the request carries a method override (_method in its {place}), which frameworks such as Rails, Laravel and Symfony obey, while the gateway matched its routes on {}; send the request with the method it means",
+                    parts.method
                 ),
+                crate::method_override::Found::Unreadable(why) => format!(
+                    "the request body cannot be checked for a method override (_method): {why}"
+                ),
+            };
+            return (
+                problem(StatusCode::BAD_REQUEST, &detail, false),
                 Outcome::new("refused", "method_override"),
             );
         }

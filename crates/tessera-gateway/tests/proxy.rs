@@ -814,6 +814,27 @@ fn a_post_that_overrides_its_method_in_the_query_or_body_is_refused() {
             "multipart/form-data; boundary=b",
             "--b\r\nContent-Disposition: form-data; name='_method'\r\n\r\nDELETE\r\n--b--\r\n",
         ),
+        // A second review's: brackets (Express's qs, Rack), a NUL (PHP), a
+        // folded part head, a BOM before JSON.
+        ("POST", "/v1/admin/users/1?[_method]=DELETE", "application/json", "{}"),
+        (
+            "POST",
+            "/v1/admin/users/1",
+            "application/x-www-form-urlencoded",
+            "_method%00x=DELETE",
+        ),
+        (
+            "POST",
+            "/v1/admin/users/1",
+            "multipart/form-data; boundary=b",
+            "--b\r\nContent-Disposition: form-data;\r\n name=\"_method\"\r\n\r\nDELETE\r\n--b--\r\n",
+        ),
+        (
+            "POST",
+            "/v1/admin/users/1",
+            "application/json",
+            "\u{feff}{\"_method\":\"DELETE\"}",
+        ),
     ] {
         let reply = send_signed(
             &s.gateway,
@@ -825,7 +846,29 @@ fn a_post_that_overrides_its_method_in_the_query_or_body_is_refused() {
         );
         refused_with(&reply, "method override", path);
     }
-    // `_method` as data is fine.
+    // A compressed form body cannot be read, so it is refused, not passed.
+    let reply = send_signed(
+        &s.gateway,
+        &s.bob,
+        "POST",
+        "/v1/admin/users/1",
+        b"\x1f\x8b\x08\x00compressed",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("content-encoding", "gzip"),
+        ],
+    );
+    refused_with(&reply, "Content-Encoding", "a gzip form body");
+    // `_method` as data is fine, and so is a form-like JSON string value.
+    let reply = send_signed(
+        &s.gateway,
+        &s.bob,
+        "POST",
+        "/v1/notes",
+        br#"{"link":"/users/1?a=1&_method=delete"}"#,
+        &[("content-type", "application/json")],
+    );
+    assert_eq!(reply.status, 200);
     let reply = send_signed(
         &s.gateway,
         &s.bob,
@@ -835,7 +878,7 @@ fn a_post_that_overrides_its_method_in_the_query_or_body_is_refused() {
         &[("content-type", "application/json")],
     );
     assert_eq!(reply.status, 200);
-    assert_eq!(s.upstream.paths(), ["/v1/notes"]);
+    assert_eq!(s.upstream.paths(), ["/v1/notes", "/v1/notes"]);
 }
 
 #[test]
@@ -910,6 +953,8 @@ fn connection_options_host_and_override_fields_cannot_change_what_was_verified()
             ("proxy", "http://attacker.example:8080"),
             ("x-remote-user", "root"),
             ("x-scheme", "https"),
+            ("x-ssl-client-cert", "forged"),
+            ("x-amzn-oidc-identity", "root"),
             ("x-request-id", "kept"),
         ],
     );
@@ -925,6 +970,8 @@ fn connection_options_host_and_override_fields_cannot_change_what_was_verified()
         "proxy",
         "x-remote-user",
         "x-scheme",
+        "x-ssl-client-cert",
+        "x-amzn-oidc-identity",
     ] {
         assert!(
             reply.echoed(dropped).is_empty(),
