@@ -126,8 +126,11 @@ impl BodyKinds {
             kinds.multipart |= value.contains("multipart/");
             kinds.json |= value.contains("json");
         }
-        if let [value] = values.as_slice() {
-            kinds.boundary = parameter(value, "boundary");
+        // The boundary in its own case (it is case-sensitive), when one
+        // line names it.
+        let mut lines = headers.get_all(CONTENT_TYPE).iter();
+        if let (Some(value), None) = (lines.next(), lines.next()) {
+            kinds.boundary = parameter(&String::from_utf8_lossy(value.as_bytes()), "boundary");
         }
         kinds
     }
@@ -137,11 +140,14 @@ impl BodyKinds {
     }
 }
 
-/// The value of parameter `name` of a (lowercased) `Content-Type` value.
+/// The value of parameter `name` (lowercase) of a `Content-Type` value,
+/// in the value's own case.
 fn parameter(value: &str, name: &str) -> Option<String> {
     value.split(';').skip(1).find_map(|param| {
         let (key, value) = param.split_once('=')?;
-        (key.trim() == name).then(|| value.trim().trim_matches('"').to_owned())
+        key.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| value.trim().trim_matches('"').to_owned())
     })
 }
 
@@ -223,9 +229,15 @@ fn form_has_parameter(form: &[u8]) -> bool {
 
 /// The header lines of a multipart body's parts, unfolded: those after a
 /// `--boundary` line up to the part's empty line, or, without a boundary
-/// to go by, every line.
+/// to go by (or one that no line of the body starts), every line.
 fn part_head_lines(body: &[u8], boundary: Option<&str>) -> Vec<Vec<u8>> {
     let delimiter = boundary.map(|b| format!("--{b}"));
+    if let Some(delimiter) = &delimiter {
+        let delimits = |line: &[u8]| line.starts_with(delimiter.as_bytes());
+        if !body.split(|&b| b == b'\n').any(delimits) {
+            return part_head_lines(body, None);
+        }
+    }
     let mut in_head = delimiter.is_none();
     let mut lines: Vec<Vec<u8>> = Vec::new();
     for raw in body.split(|&b| b == b'\n') {
@@ -464,6 +476,24 @@ mod tests {
     const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
     const JSON: Option<&str> = Some("application/json");
     const MULTIPART: Option<&str> = Some("multipart/form-data; boundary=b");
+
+    #[test]
+    fn multipart_boundaries_keep_their_case() {
+        // As browsers send them: a mixed-case boundary.
+        let body = "------WebKitFormBoundaryAbC\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n------WebKitFormBoundaryAbC--\r\n";
+        for content_type in [
+            "multipart/form-data; boundary=----WebKitFormBoundaryAbC",
+            "Multipart/Form-Data; Boundary=\"----WebKitFormBoundaryAbC\"",
+            // A boundary no line starts: every line is read.
+            "multipart/form-data; boundary=other",
+        ] {
+            assert_eq!(
+                place("/a", Some(content_type), body),
+                Some("multipart body"),
+                "{content_type}"
+            );
+        }
+    }
 
     fn part(disposition: &str) -> String {
         format!("--b\r\n{disposition}\r\n\r\nDELETE\r\n--b--\r\n")
