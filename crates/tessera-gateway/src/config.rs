@@ -73,6 +73,11 @@ pub struct FileConfig {
     /// Peers (IPs or CIDR blocks) whose forwarding headers are appended to.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// More client-sent fields to drop before forwarding (in either `-` or
+    /// `_` spelling), besides those the gateway always drops: fields the
+    /// application behind trusts because a proxy in front of it sets them.
+    #[serde(default)]
+    pub drop_client_fields: Vec<String>,
     /// Key store.
     pub keys: Option<KeysConfig>,
     /// Nonce store.
@@ -586,6 +591,9 @@ pub struct Settings {
     pub strip_signature_headers: bool,
     /// Trusted proxies.
     pub trusted_proxies: Vec<IpBlock>,
+    /// Client fields dropped besides the gateway's own list (lowercase,
+    /// `-` spelled).
+    pub drop_client_fields: Vec<HeaderName>,
     /// Keys.
     pub keys: KeySource,
     /// Nonces.
@@ -638,6 +646,31 @@ fn identity_header(
         return Err(ConfigError::new(
             path,
             format!("\"{name}\" is a field the forwarded request needs as it is, or one the gateway sets or drops (expected a name of your own, such as {default:?})"),
+        ));
+    }
+    Ok(name)
+}
+
+/// A client field an operator drops: a valid field name, `-` spelled
+/// (the `_` spelling is dropped with it), that the forwarded request does
+/// not need as it is.
+fn droppable_field(path: &str, value: &str) -> Result<HeaderName, ConfigError> {
+    let name = HeaderName::from_bytes(value.replace('_', "-").as_bytes()).map_err(|_| {
+        ConfigError::new(
+            path,
+            format!("{value:?} is not a field name (expected a name such as \"X-Forwarded-User\")"),
+        )
+    })?;
+    let text = name.as_str();
+    if name == http::header::HOST
+        || text.starts_with("content-")
+        || text == "transfer-encoding"
+        || text == "signature"
+        || text == "signature-input"
+    {
+        return Err(ConfigError::new(
+            path,
+            format!("\"{name}\" is a field the forwarded request needs as it is (expected a field the application trusts from the proxy in front of it)"),
         ));
     }
     Ok(name)
@@ -855,6 +888,10 @@ impl FileConfig {
                 self.trusted_proxies == new.trusted_proxies,
             ),
             (
+                "drop_client_fields",
+                self.drop_client_fields == new.drop_client_fields,
+            ),
+            (
                 "identity_headers",
                 self.identity_headers == new.identity_headers,
             ),
@@ -954,6 +991,12 @@ impl FileConfig {
             nonce_connect_timeout,
             nonce_allow_evicting_policy,
         ) = self.nonce_source()?;
+        let drop_client_fields = self
+            .drop_client_fields
+            .iter()
+            .enumerate()
+            .map(|(i, name)| droppable_field(&format!("drop_client_fields[{i}]"), name))
+            .collect::<Result<Vec<_>, _>>()?;
         let identity = IdentityHeaders {
             key_id: identity_header(
                 "identity_headers.key_id",
@@ -1038,6 +1081,7 @@ impl FileConfig {
             http2: self.http2.unwrap_or(true),
             strip_signature_headers: self.strip_signature_headers,
             trusted_proxies,
+            drop_client_fields,
             keys,
             nonces,
             nonce_prefix,

@@ -205,6 +205,19 @@ fn is_dropped(name: &HeaderName, identity: &IdentityHeaders) -> bool {
             .any(|id| id.as_str() == dashed)
 }
 
+/// Whether the operator drops `name` (`drop_client_fields`, `-` spelled),
+/// in either spelling.
+fn is_dropped_by_operator(name: &HeaderName, drop: &[HeaderName]) -> bool {
+    if drop.is_empty() {
+        return false;
+    }
+    if !name.as_str().contains('_') {
+        return drop.contains(name);
+    }
+    let dashed = name.as_str().replace('_', "-");
+    drop.iter().any(|d| d.as_str() == dashed)
+}
+
 /// Whether `name` may not carry the identity: a field the forwarded request
 /// needs as it is (`Host`, framing, `content-*`, the signature fields,
 /// credentials, `Via`), a hop-by-hop field, or a forwarding or override
@@ -277,6 +290,9 @@ pub struct Forwarding<'a> {
     pub identity: Option<&'a VerifiedIdentity>,
     /// Remove `Signature` and `Signature-Input`.
     pub strip_signature: bool,
+    /// Client fields the operator drops (`drop_client_fields`), besides
+    /// the gateway's own list.
+    pub drop: &'a [HeaderName],
 }
 
 /// Rewrites request headers for the upstream.
@@ -319,6 +335,7 @@ pub fn request_headers(headers: &mut HeaderMap, f: &Forwarding<'_>) {
             || name == ids.owner
             || name == ids.scopes
             || is_dropped(name, ids)
+            || is_dropped_by_operator(name, f.drop)
             || (f.strip_signature && (name == "signature" || name == "signature-input"))
     });
     // A shared handle on the value, not a copy.
@@ -478,6 +495,7 @@ mod tests {
             identity_names: &names,
             identity: None,
             strip_signature: false,
+            drop: &[],
         };
         let mut untrusted = headers.clone();
         request_headers(&mut untrusted, &f);
@@ -511,6 +529,18 @@ mod tests {
         request_headers(&mut headers, &f);
         assert_eq!(headers["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
         assert!(headers.get("tessera-owner").is_none());
+    }
+
+    #[test]
+    fn operator_fields_are_dropped_in_either_spelling() {
+        let drop = [HeaderName::from_static("x-internal-user")];
+        for name in ["x-internal-user", "x_internal_user", "X-Internal_User"] {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
+            assert!(is_dropped_by_operator(&name, &drop), "{name}");
+            assert!(!is_dropped_by_operator(&name, &[]), "{name}");
+        }
+        let other = HeaderName::from_static("x-internal-users");
+        assert!(!is_dropped_by_operator(&other, &drop));
     }
 
     #[test]

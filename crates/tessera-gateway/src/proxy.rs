@@ -553,6 +553,7 @@ impl Proxy {
                 identity_names: &self.settings.identity,
                 identity,
                 strip_signature: self.settings.strip_signature_headers,
+                drop: &self.settings.drop_client_fields,
             },
         );
         parts.uri = uri;

@@ -146,6 +146,14 @@ fn bad_configurations_name_the_key_and_what_was_expected() {
         ),
         ("window = 0\n", "window: 0 is out of range"),
         (
+            "drop_client_fields = [\"X-Internal-User\", \"bad name\"]\n",
+            "drop_client_fields[1]: \"bad name\" is not a field name",
+        ),
+        (
+            "drop_client_fields = [\"Content-Type\"]\n",
+            "drop_client_fields[0]: \"content-type\" is a field the forwarded request needs as it is",
+        ),
+        (
             "[[routes]]\npath = \"/v1/\u{fc}\"\nscopes = [\"a\"]\n",
             "routes[0].path: \"/v1/\u{fc}\" is not a path the gateway accepts",
         ),

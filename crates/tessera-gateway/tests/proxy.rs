@@ -538,6 +538,27 @@ fn upstream_down_is_502_and_slow_is_504() {
 }
 
 #[test]
+fn fields_the_operator_names_are_dropped_in_either_spelling() {
+    let s = setup("drop_client_fields = [\"X-Internal-User\"]\n");
+    let reply = send_signed(
+        &s.gateway,
+        &s.bob,
+        "GET",
+        "/dropped",
+        b"",
+        &[
+            ("x-internal-user", "root"),
+            ("x_internal_user", "root"),
+            ("x-internal-users", "kept"),
+        ],
+    );
+    assert_eq!(reply.status, 200);
+    assert!(reply.echoed("x-internal-user").is_empty());
+    assert!(reply.echoed("x_internal_user").is_empty());
+    assert_eq!(reply.echoed("x-internal-users"), ["kept"]);
+}
+
+#[test]
 fn an_upstream_that_stops_sending_its_body_is_cut_off() {
     use std::io::{Read, Write};
     // The upstream sends its head and 3 of 100 bytes, then nothing for
