@@ -700,6 +700,20 @@ fn bad_arguments_and_unreadable_files_fail_with_one_line() {
     let key = keygen(&dir, "gina", "read");
     let secret = key.secret_file.to_str().unwrap();
     let missing = dir.join("missing").display().to_string();
+    // `tessera sign METHOD URL --key-id k --secret-file <secret> EXTRA...`
+    let signing = |method: &'static str, url: &'static str, extra: &[&'static str]| {
+        let mut args = vec![
+            "sign",
+            method,
+            url,
+            "--key-id",
+            "k",
+            "--secret-file",
+            secret,
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (
             vec!["sign", "GET", "https://h/", "--key-id", "k", "--bogus"],
@@ -726,106 +740,34 @@ fn bad_arguments_and_unreadable_files_fail_with_one_line() {
             1,
             "cannot read secret file",
         ),
+        (signing("GET", "ftp://h/", &[]), 2, "http://"),
         (
-            vec![
-                "sign",
-                "GET",
-                "ftp://h/",
-                "--key-id",
-                "k",
-                "--secret-file",
-                secret,
-            ],
-            2,
-            "http://",
-        ),
-        (
-            vec![
-                "sign",
-                "GET",
-                "https://h/",
-                "--key-id",
-                "k",
-                "--secret-file",
-                secret,
-                "-H",
-                "nocolon",
-            ],
+            signing("GET", "https://h/", &["-H", "nocolon"]),
             2,
             "Name: value",
         ),
         (
-            vec![
-                "sign",
-                "GET",
-                "https://h/",
-                "--key-id",
-                "k",
-                "--secret-file",
-                secret,
-                "--cover",
-                "host",
-            ],
+            signing("GET", "https://h/", &["--cover", "host"]),
             2,
             "host",
         ),
         (
-            vec![
-                "sign",
-                "GET",
-                "https://h/",
-                "--key-id",
-                "k",
-                "--secret-file",
-                secret,
-                "--cover",
-                "x-a",
-            ],
+            signing("GET", "https://h/", &["--cover", "x-a"]),
             2,
             "missing_component: --cover x-a: the request has no such header",
         ),
         (
-            vec![
-                "sign",
-                "GET",
-                "https://h/",
-                "--key-id",
-                "k",
-                "--secret-file",
-                secret,
-                "-H",
-                "x-a: a\u{7f}b",
-            ],
+            signing("GET", "https://h/", &["-H", "x-a: a\u{7f}b"]),
             2,
             "invalid_field_value: the value of header 'x-a' contains a control character",
         ),
         (
-            vec![
-                "sign",
-                "POST",
-                "https://h/",
-                "--key-id",
-                "k",
-                "--secret-file",
-                secret,
-                "--data",
-                "@/nonexistent/body",
-            ],
+            signing("POST", "https://h/", &["--data", "@/nonexistent/body"]),
             1,
             "cannot read body file",
         ),
         (
-            vec![
-                "sign",
-                "GET",
-                "https://h/",
-                "--key-id",
-                "k",
-                "--secret-file",
-                secret,
-                "--created",
-                "soon",
-            ],
+            signing("GET", "https://h/", &["--created", "soon"]),
             2,
             "soon",
         ),
