@@ -13,13 +13,23 @@
 //!   Content-Digest), no layer: the handler ignores the signature;
 //! * `layer`: the same signed requests through `VerifySignatureLayer`
 //!   (`MemoryKeyStore` of 64 keys, the default `MemoryNonceStore`
-//!   pre-filled with 300,000 live nonces of 1,000 other keys, system clock).
+//!   pre-filled with 300,000 live nonces of 1,000 other keys, system clock);
+//! * `floor`: the same signed requests through [`FloorLayer`], a layer
+//!   written here that does only the work no verifying layer can skip and
+//!   checks nothing: the same plumbing as `VerifySignatureLayer` (a boxed
+//!   future per request, the inner service cloned and called after the
+//!   body is read), the body read and hashed (SHA-256), one HMAC-SHA256
+//!   from a pre-keyed state over 420 bytes (about a signature base: the
+//!   same number of SHA-256 blocks), and an identity of the same size
+//!   inserted into the request's extensions. `floor − signed` is what a
+//!   layer costs here before it parses, looks up or checks anything, so
+//!   `layer − floor` is the cost of tessera's checks themselves.
 //!
 //! `--only M` runs one mode alone, `--rounds` times (1 `unsigned`, 2
-//! `signed`, 3 `layer`), for a profiler attached to the whole process
+//! `signed`, 3 `layer`, 4 `floor`), for a profiler attached to the whole process
 //! (`perf record`, then the `server` thread's samples): it prints each run
 //! and the server thread's user and kernel time per request, from clock
-//! ticks.
+//! ticks, and its context switches.
 //!
 //! `--prefill` sets how many live nonces of other keys the store starts
 //! with. `--rate R` paces the client: each connection sends one request
@@ -46,22 +56,30 @@
 //! server CPU microseconds per request, and the layer's cost as the median
 //! over rounds of (`layer` − `signed`) from the same round.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
+use hmac::{Hmac, KeyInit, Mac};
+use http_body_util::{BodyExt, Full};
+use sha2::{Digest, Sha256};
 use tessera_core::{
     sign, BodyDigest, Component, KeyId, Nonce, RequestView, Scheme, SecretKey, SignOptions,
     SigningKey,
 };
 use tessera_server::{
-    KeyMetadata, MemoryKeyStore, MemoryNonceStore, NonceRecord, Verifier, VerifySignatureLayer,
+    KeyMetadata, MemoryKeyStore, MemoryNonceStore, NonceRecord, VerifiedIdentity, Verifier,
+    VerifySignatureLayer,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tower::ServiceExt;
 
 const AUTHORITY: &str = "api.example.com";
 const PATH: &str = "/v1/orders";
@@ -74,16 +92,18 @@ enum Mode {
     Unsigned,
     Signed,
     Layer,
+    Floor,
 }
 
 impl Mode {
-    const ALL: [Mode; 3] = [Mode::Unsigned, Mode::Signed, Mode::Layer];
+    const ALL: [Mode; 4] = [Mode::Unsigned, Mode::Signed, Mode::Layer, Mode::Floor];
 
     fn name(self) -> &'static str {
         match self {
             Mode::Unsigned => "unsigned, no layer",
             Mode::Signed => "signed, no layer",
             Mode::Layer => "signed, with layer",
+            Mode::Floor => "signed, floor layer",
         }
     }
 }
@@ -151,7 +171,7 @@ fn secret() -> SecretKey {
 
 /// Ports of the three listeners, and the server thread's id.
 struct Server {
-    ports: [u16; 3],
+    ports: [u16; 4],
     tid: String,
 }
 
@@ -197,6 +217,7 @@ fn start_server(connections: usize, prefill: usize) -> Server {
         routes(),
         routes(),
         routes().layer(VerifySignatureLayer::new(verifier)),
+        routes().layer(FloorLayer::new()),
     ];
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -211,7 +232,7 @@ fn start_server(connections: usize, prefill: usize) -> Server {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let mut ports = [0u16; 3];
+                let mut ports = [0u16; 4];
                 for (port, app) in ports.iter_mut().zip(apps) {
                     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                         .await
@@ -419,8 +440,9 @@ fn median(values: &mut [f64]) -> f64 {
 /// `layer`), `--rounds` times, so that a profiler attached to the server
 /// thread sees one mode only.
 fn profile(client: &tokio::runtime::Runtime, server: &Server, o: &Options, limit: Duration) {
-    let mode = Mode::ALL[(o.only - 1).min(2)];
+    let mode = Mode::ALL[(o.only - 1).min(Mode::ALL.len() - 1)];
     let ticks_before = thread_ticks(&server.tid);
+    let switches_before = thread_switches(&server.tid);
     let mut total = 0;
     for round in 1..=o.rounds {
         let (done, cpu, wall) = run(
@@ -443,12 +465,35 @@ fn profile(client: &tokio::runtime::Runtime, server: &Server, o: &Options, limit
     // Clock ticks (10 ms each at the usual 100 Hz): coarse, but over a few
     // seconds enough to tell user from kernel time.
     let ticks_after = thread_ticks(&server.tid);
+    let switches_after = thread_switches(&server.tid);
     let tick_us = 1e6 / 100.0;
     println!(
         "server thread over all rounds: user {:.2} us/request, kernel {:.2} us/request (from clock ticks)",
         (ticks_after.0 - ticks_before.0) as f64 * tick_us / total as f64,
         (ticks_after.1 - ticks_before.1) as f64 * tick_us / total as f64,
     );
+    println!(
+        "server thread context switches per 1,000 requests: voluntary {:.1}, involuntary {:.1}",
+        (switches_after.0 - switches_before.0) as f64 * 1000.0 / total as f64,
+        (switches_after.1 - switches_before.1) as f64 * 1000.0 / total as f64,
+    );
+}
+
+/// Voluntary and involuntary context switches of thread `tid` (from
+/// `/proc/self/task/<tid>/status`).
+fn thread_switches(tid: &str) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).expect("status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        field("voluntary_ctxt_switches:"),
+        field("nonvoluntary_ctxt_switches:"),
+    )
 }
 
 /// User and kernel clock ticks of thread `tid` (`/proc/.../stat` fields 14
@@ -487,12 +532,14 @@ fn main() {
     for mode in Mode::ALL {
         run(&client, &server, mode, o.connections, 2_000, limit, o.rate);
     }
-    let mut per_request: [Vec<f64>; 3] = Default::default();
-    let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut per_request: [Vec<f64>; 4] = Default::default();
+    let mut rates: [Vec<f64>; 4] = Default::default();
     let mut layer_minus_signed = Vec::new();
     let mut signed_minus_unsigned = Vec::new();
+    let mut floor_minus_signed = Vec::new();
+    let mut layer_minus_floor = Vec::new();
     for round in 1..=o.rounds {
-        let mut this_round = [0.0f64; 3];
+        let mut this_round = [0.0f64; 4];
         for (m, mode) in Mode::ALL.into_iter().enumerate() {
             let (done, cpu, wall) = run(
                 &client,
@@ -516,6 +563,8 @@ fn main() {
             );
         }
         layer_minus_signed.push(this_round[2] - this_round[1]);
+        floor_minus_signed.push(this_round[3] - this_round[1]);
+        layer_minus_floor.push(this_round[2] - this_round[3]);
         signed_minus_unsigned.push(this_round[1] - this_round[0]);
     }
     println!();
@@ -540,4 +589,97 @@ fn main() {
         "| **layer − signed (median of per-round differences)** | **{:+.2}** | |",
         median(&mut layer_minus_signed)
     );
+    println!(
+        "| floor − signed: what any verifying layer costs here (median of per-round differences) | {:+.2} | |",
+        median(&mut floor_minus_signed)
+    );
+    println!(
+        "| layer − floor: tessera's checks themselves (median of per-round differences) | {:+.2} | |",
+        median(&mut layer_minus_floor)
+    );
+}
+
+/// The `floor` mode's layer: the work no verifying layer can skip, and no
+/// check at all (see the module docs). Not a verifier: it accepts every
+/// request.
+#[derive(Clone)]
+struct FloorLayer {
+    /// HMAC-SHA256 keyed once, as a verifier's prepared key is.
+    mac: Hmac<Sha256>,
+}
+
+impl FloorLayer {
+    fn new() -> Self {
+        FloorLayer {
+            mac: Hmac::new_from_slice(&[0x42; 32]).expect("any key length"),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for FloorLayer {
+    type Service = FloorService<S>;
+
+    fn layer(&self, inner: S) -> FloorService<S> {
+        FloorService {
+            inner,
+            mac: self.mac.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct FloorService<S> {
+    inner: S,
+    mac: Hmac<Sha256>,
+}
+
+/// About the length of this benchmark's signature bases: the same seven
+/// SHA-256 blocks of inner hash.
+const FLOOR_BASE: [u8; 420] = [b'b'; 420];
+
+/// Stands in for the verified identity: the same size, so the extensions
+/// insert moves as many bytes.
+#[derive(Clone)]
+struct FloorIdentity(#[allow(dead_code)] [u8; std::mem::size_of::<VerifiedIdentity>()]);
+
+type FloorFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for FloorService<S>
+where
+    S: tower::Service<http::Request<Full<Bytes>>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = FloorFuture<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        let mut mac = self.mac.clone();
+        let (mut parts, body) = request.into_parts();
+        Box::pin(async move {
+            // A body that fails to arrive is served empty: the floor checks nothing.
+            let bytes = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => Bytes::new(),
+            };
+            if !bytes.is_empty() {
+                std::hint::black_box(Sha256::digest(&bytes));
+            }
+            mac.update(&FLOOR_BASE);
+            std::hint::black_box(mac.finalize().into_bytes());
+            parts
+                .extensions
+                .insert(FloorIdentity([0; std::mem::size_of::<VerifiedIdentity>()]));
+            inner
+                .oneshot(http::Request::from_parts(parts, Full::new(bytes)))
+                .await
+        })
+    }
 }
