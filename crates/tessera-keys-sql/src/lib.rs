@@ -133,11 +133,14 @@
 //!
 //! Every change to a key row, by any process or by hand, is logged in
 //! `tessera_key_changes` by a trigger, in the same transaction. Each store
-//! polls that log (`change_poll_interval`, 2 s by default: the bound for
+//! polls that log (`change_poll_interval`, 750 ms by default: the bound for
 //! SQLite processes sharing a file) and drops the changed keys from its
 //! caches. On PostgreSQL the trigger also sends `NOTIFY tessera_keys` with
 //! the key id; a listener drops the key within milliseconds, and the poll
-//! stays as the safety net (and catches up after a reconnect).
+//! stays as the safety net (it catches up after a reconnect, and bounds a
+//! listener that stopped receiving without an error). A `TRUNCATE` of the
+//! key table, which fires no row trigger, is logged by a statement trigger
+//! and drops every store's whole cache.
 //!
 //! When the database is unreachable, uncached keys get `store_unavailable`
 //! at once (the store marks the database down and stops querying until a

@@ -59,14 +59,15 @@ impl MasterKey {
                 hex_text.len()
             )));
         }
-        let mut bytes = [0u8; 32];
-        if hex::decode_to_slice(hex_text, &mut bytes).is_err() {
-            bytes.zeroize();
+        // Zeroized on drop: `new` takes (and wipes) a copy, so this one
+        // must not stay behind on the stack either.
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        if hex::decode_to_slice(hex_text, bytes.as_mut_slice()).is_err() {
             return Err(invalid(format!(
                 "version {version}: not hexadecimal (expected 64 characters 0-9, a-f)"
             )));
         }
-        MasterKey::new(version, bytes)
+        MasterKey::new(version, *bytes)
     }
 
     /// The key's version.
@@ -167,6 +168,7 @@ impl MasterKeyring {
     /// [`Error::MasterKeyInvalid`] when the file cannot be read or parsed.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
+        warn_if_others_can_read(path);
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
             invalid(format!(
                 "cannot read master key file {}: {e}",
@@ -228,6 +230,26 @@ fn invalid(reason: impl Into<String>) -> Error {
         reason: reason.into(),
     }
 }
+
+/// Logs a warning when the master key file is readable by its group or by
+/// others: whoever can read it can open every secret in the database.
+#[cfg(unix)]
+fn warn_if_others_can_read(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(metadata) = std::fs::metadata(path) {
+        let mode = metadata.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format_args!("{:o}", mode & 0o777),
+                "tessera-keys-sql: the master key file is readable by its group or by others; restrict it to its owner (chmod 600)"
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_others_can_read(_path: &Path) {}
 
 #[cfg(test)]
 mod tests {

@@ -53,10 +53,14 @@ pub(crate) struct Inner {
     pub(crate) cache: quick_cache::sync::Cache<KeyId, Arc<Cached>>,
     /// Well-tagged key ids the database does not hold.
     pub(crate) negative: Cache<KeyId, ()>,
-    /// The change epoch and the time (`now_ms`) when a key was last read
-    /// from the database, so `verified` never caches a read older than a
-    /// change of that key seen since (local, polled or notified).
-    reads: Cache<KeyId, (u64, u64)>,
+    /// The last read of each key from the database: `verified` caches only
+    /// that very key object (not a copy an earlier request still holds),
+    /// and only if no change of the key was seen since the read began
+    /// (local, polled or notified); `resolve` answers from it for
+    /// [`READ_REUSE`] so that a flood of requests naming a key that is not
+    /// cached (revoked, expired, or whose MAC never verifies) reads the
+    /// database once, not once per request.
+    pub(crate) reads: Cache<KeyId, Arc<Read>>,
     /// Counts changes seen (local, polled or notified).
     pub(crate) epoch: AtomicU64,
     /// The epoch of each key's last change seen (kept 10 s: far longer than
@@ -77,6 +81,21 @@ pub(crate) struct Inner {
     pub(crate) counters: Counters,
 }
 
+/// How long a read is remembered (`Inner::reads`). Shorter than the 10 s
+/// for which `Inner::changed` remembers a change: a read that began before
+/// a change is then always seen as older than it, never as current after
+/// the change was forgotten.
+const READ_REUSE: Duration = Duration::from_secs(5);
+
+/// One read of a key from the database.
+pub(crate) struct Read {
+    /// The change epoch when the read began.
+    epoch: u64,
+    /// When (`now_ms`) the read began.
+    read_ms: u64,
+    key: ResolvedKey,
+}
+
 /// A verified key and when (`now_ms`) it was read from the database.
 pub(crate) struct Cached {
     key: ResolvedKey,
@@ -95,6 +114,7 @@ pub(crate) struct Counters {
     unavailable: AtomicU64,
     db_lookups: AtomicU64,
     cache_hits: AtomicU64,
+    recent_read_hits: AtomicU64,
     negative_hits: AtomicU64,
     tag_rejections: AtomicU64,
     rate_limited: AtomicU64,
@@ -332,7 +352,7 @@ impl SqlKeyStore {
                 .build(),
             reads: Cache::builder()
                 .max_capacity(o.negative_cache_capacity.max(1_000))
-                .time_to_live(Duration::from_secs(60))
+                .time_to_live(READ_REUSE)
                 .build(),
             epoch: AtomicU64::new(0),
             changed: Cache::builder()
@@ -774,6 +794,7 @@ impl SqlKeyStore {
     pub async fn revoke(&self, key_id: &KeyId, reason: &str, actor: &str) -> Result<bool, Error> {
         let i = &*self.inner;
         check_label("actor", actor)?;
+        check_reason(reason)?;
         if !i.tagger.check(key_id) {
             return Err(Error::UnknownKey {
                 key_id: key_id.to_string(),
@@ -845,6 +866,7 @@ impl SqlKeyStore {
     pub async fn revoke_owner(&self, owner: &str, reason: &str, actor: &str) -> Result<u64, Error> {
         let i = &*self.inner;
         check_label("actor", actor)?;
+        check_reason(reason)?;
         let now_db = db::db_time(i.options.clock.now_unix())?;
         let revoked: Vec<String> = dual!(&i.pool, |p, d| {
             let mut tx = p
@@ -1094,6 +1116,7 @@ impl SqlKeyStore {
         StoreStats {
             db_lookups: get(&c.db_lookups),
             cache_hits: get(&c.cache_hits),
+            recent_read_hits: get(&c.recent_read_hits),
             negative_hits: get(&c.negative_hits),
             tag_rejections: get(&c.tag_rejections),
             rate_limited: get(&c.rate_limited),
@@ -1259,6 +1282,28 @@ fn check_label(field: &'static str, value: &str) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// A revocation reason: free text (it may be empty), kept in the row and
+/// logged, so bounded and without control characters (which could forge
+/// log lines or drive a terminal that prints it).
+fn check_reason(reason: &str) -> Result<(), Error> {
+    if reason.len() > MAX_REASON_LEN {
+        return Err(Error::invalid(
+            "reason",
+            format!("at most {MAX_REASON_LEN} bytes"),
+        ));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "reason",
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Longest revocation reason, in bytes.
+const MAX_REASON_LEN: usize = 1024;
 
 /// Reads the canary rows: checks every master key the ring holds against
 /// its canary, writes the current version's canary if missing, checks that
@@ -1500,9 +1545,10 @@ impl Inner {
 
 #[async_trait]
 impl KeyStore for SqlKeyStore {
-    /// Verified-key cache → check tag (no query for a made-up id) →
-    /// negative cache → database-down mark → rate-limited database look-up
-    /// (with `lookup_timeout`).
+    /// Verified-key cache → check tag (no query for a made-up id) → a read
+    /// of the same key in the last 5 s → negative cache
+    /// → database-down mark → rate-limited database look-up (with
+    /// `lookup_timeout`).
     ///
     /// A row whose sealed secret does not open (altered in the database) is
     /// an error, so the verifier answers `store_unavailable` and logs it: the
@@ -1528,6 +1574,20 @@ impl KeyStore for SqlKeyStore {
         if !i.tagger.check(key_id) {
             bump(&i.counters.tag_rejections);
             return Ok(None);
+        }
+        // A key read moments ago (one that is not cached: revoked, expired,
+        // not yet valid, or whose MAC has not verified since): the same
+        // answer, under the same rules as a cache hit, without spending the
+        // look-up budget that every other uncached key needs. With the
+        // cache off, every request reads the database.
+        if i.options.cache_capacity > 0 {
+            if let Some(read) = i.reads.get(key_id) {
+                let now = i.now_ms();
+                if i.unchanged_since(key_id, read.epoch) && i.is_fresh_at(read.read_ms, now) {
+                    bump(&i.counters.recent_read_hits);
+                    return Ok(Some(read.key.clone()));
+                }
+            }
         }
         if i.negative.contains_key(key_id) {
             bump(&i.counters.negative_hits);
@@ -1580,11 +1640,19 @@ impl KeyStore for SqlKeyStore {
                     bump(&i.counters.seal_failures);
                     KeyStoreError::new(format!("key {key_id}: stored secret has an invalid length"))
                 })?;
-                i.reads.insert(key_id.clone(), (epoch, read_ms));
-                Ok(Some(ResolvedKey::new(
+                let key = ResolvedKey::new(
                     SigningKey::new(key_id.clone(), &secret),
                     Arc::new(parsed.metadata()),
-                )))
+                );
+                i.reads.insert(
+                    key_id.clone(),
+                    Arc::new(Read {
+                        epoch,
+                        read_ms,
+                        key: key.clone(),
+                    }),
+                );
+                Ok(Some(key))
             }
             Err(_) => {
                 bump(&i.counters.seal_failures);
@@ -1606,22 +1674,29 @@ impl KeyStore for SqlKeyStore {
             }
         }
         if i.options.cache_capacity > 0 {
-            // Cache only a read made after the last change seen.
-            if let Some((epoch, read_ms)) = i.reads.remove(key_id) {
-                if i.unchanged_since(key_id, epoch) {
+            // Cache only the key object of the last read, and only if that
+            // read began after the last change seen. A request that took
+            // its copy before a revocation or rotation (from the cache or
+            // an earlier read) and verifies after another request read the
+            // changed row holds another object: it is not cached, so the
+            // stale copy cannot come back for `cache_ttl`.
+            if let Some(read) = i.reads.get(key_id) {
+                if std::ptr::eq(read.key.key(), key.key()) && i.unchanged_since(key_id, read.epoch)
+                {
                     i.cache.insert(
                         key_id.clone(),
                         Arc::new(Cached {
-                            key: key.clone(),
-                            read_ms,
+                            key: read.key.clone(),
+                            read_ms: read.read_ms,
                             touched_ms: AtomicU64::new(i.now_ms()),
                         }),
                     );
                     // A change seen while inserting (forget_key records the
                     // change before it evicts): take the entry back out.
-                    if !i.unchanged_since(key_id, epoch) {
+                    if !i.unchanged_since(key_id, read.epoch) {
                         i.cache.remove(key_id);
                     }
+                    i.reads.invalidate(key_id);
                 }
             }
         }

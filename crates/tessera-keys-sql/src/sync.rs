@@ -5,7 +5,7 @@
 //! * Every change to a key row is logged in `tessera_key_changes` by a
 //!   trigger (so changes made by hand count too), in the same transaction.
 //! * A poller reads the rows past the last seq it saw, every
-//!   `change_poll_interval` (2 s by default), and drops those keys from the
+//!   `change_poll_interval` (750 ms by default), and drops those keys from the
 //!   verified-key and negative caches (everything, when too much changed or
 //!   when it lost track). On SQLite this is how other processes' changes
 //!   arrive.
@@ -125,6 +125,11 @@ impl Inner {
     /// or announced by NOTIFY), and keeps reads made before it uncached.
     pub(crate) fn forget<'a>(&self, changes: impl IntoIterator<Item = (&'a str, &'a str)>) {
         for (op, id) in changes {
+            if op == "truncate" {
+                // Every row went at once (PostgreSQL's statement trigger).
+                self.forget_all();
+                continue;
+            }
             if let Ok(id) = KeyId::new(id) {
                 if op == "insert" {
                     // A new row cannot make a cached key stale; it can only
@@ -146,6 +151,7 @@ impl Inner {
         self.changed.insert(id.clone(), epoch);
         self.cache.remove(&id);
         self.negative.invalidate(&id);
+        self.reads.invalidate(&id);
     }
 
     /// Whether no change of `key_id` (nor of everything) was seen after
@@ -161,6 +167,7 @@ impl Inner {
         self.all_changed.fetch_max(epoch, Ordering::SeqCst);
         self.cache.clear();
         self.negative.invalidate_all();
+        self.reads.invalidate_all();
         self.counters
             .full_invalidations
             .fetch_add(1, Ordering::Relaxed);

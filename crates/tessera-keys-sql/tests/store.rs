@@ -52,6 +52,8 @@ suite!(
     secrets_never_in_the_database,
     open_errors_are_clear,
     issue_batch_is_all_or_nothing,
+    a_copy_taken_before_a_revocation_is_never_cached,
+    requests_naming_a_revoked_key_read_the_database_once,
 );
 
 async fn issue_and_verify(driver: Driver, test: &str) {
@@ -214,6 +216,26 @@ async fn revoke_one(driver: Driver, test: &str) {
         .await
         .expect("a verifies (and is cached)");
     let counter = store.change_counter().await.expect("counter");
+
+    // A reason is kept in the row and logged: control characters and
+    // unbounded text are refused (nothing changes).
+    for (reason, says) in [
+        ("lost\u{1b}[2J", "control characters"),
+        ("lost\nforged log line", "control characters"),
+        (&"x".repeat(1025)[..], "at most 1024 bytes"),
+    ] {
+        let e = store
+            .revoke(a.key_id(), reason, "support:ann")
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains(says), "{e}");
+        let e = store
+            .revoke_owner("alice", reason, "support:ann")
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    assert_eq!(store.change_counter().await.expect("counter"), counter);
 
     assert!(store
         .revoke(a.key_id(), "device lost", "support:ann")
@@ -1042,4 +1064,88 @@ async fn issue_batch_is_all_or_nothing(driver: Driver, test: &str) {
         .expect_err("over the limit");
     assert!(matches!(err, Error::OwnerLimit { .. }), "{err:?}");
     assert_eq!(db.scalar("SELECT COUNT(*) FROM tessera_keys").await, 3);
+}
+
+/// A request took its copy of a key (here from the cache) before the key
+/// was revoked; another request then read the revoked row and was refused
+/// before its MAC (no `verified` for it). When the first request's MAC
+/// verifies, its stale, active copy must not be cached: every later
+/// request still sees the key revoked. (Rotation is the same case: the
+/// stale copy would keep the old, longer `not_after`.)
+async fn a_copy_taken_before_a_revocation_is_never_cached(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 7)]), options(&clock)).await;
+    let issued = store.issue(alice()).await.expect("issue");
+    let id = issued.key_id().clone();
+    let first = store.resolve(&id).await.expect("resolve").expect("known");
+    store.verified(&id, &first);
+    let stale = store.resolve(&id).await.expect("resolve").expect("known");
+    assert_eq!(stale.metadata().state, KeyState::Active);
+    assert!(store.revoke(&id, "stolen", "test").await.expect("revoke"));
+    let read = store.resolve(&id).await.expect("resolve").expect("known");
+    assert_eq!(read.metadata().state, KeyState::Revoked);
+    store.verified(&id, &stale);
+    let later = store.resolve(&id).await.expect("resolve").expect("known");
+    assert_eq!(later.metadata().state, KeyState::Revoked);
+    let v = verifier(&store, &clock);
+    assert_eq!(
+        send(&v, &id, &secret_of(&issued), T0).await.err(),
+        Some(ErrorCode::KeyRevoked)
+    );
+    // The read that did see the revocation is what later requests get.
+    let stats = store.stats();
+    assert!(stats.recent_read_hits >= 1, "{stats:?}");
+}
+
+/// Requests naming a revoked key (its id is public, no secret needed) are
+/// refused before their MAC, so the key is never cached: without reusing
+/// the last read, each would spend a database look-up from the budget that
+/// uncached valid keys need. One look-up serves them all, and a valid
+/// uncached key still verifies.
+async fn requests_naming_a_revoked_key_read_the_database_once(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let mut opts = options(&clock);
+    opts.max_lookups_per_second = 20;
+    let store = db.open(ring(&[(1, 7)]), opts).await;
+    let dead = store
+        .issue(IssueRequest::new("mallory", "t"))
+        .await
+        .expect("issue");
+    assert!(store.revoke(dead.key_id(), "x", "t").await.expect("revoke"));
+    let victim = store.issue(alice()).await.expect("issue");
+    let v = verifier(&store, &clock);
+    let junk = SecretKey::from_bytes(&[9; 32]).expect("secret");
+    let before = store.stats();
+    for _ in 0..300 {
+        assert_eq!(
+            send(&v, dead.key_id(), &junk, T0).await.err(),
+            Some(ErrorCode::KeyRevoked)
+        );
+    }
+    // A real key id with a wrong signature: read once, then reused too.
+    for _ in 0..100 {
+        assert_eq!(
+            send(&v, victim.key_id(), &junk, T0).await.err(),
+            Some(ErrorCode::BadSignature)
+        );
+    }
+    let after = store.stats();
+    assert!(
+        after.db_lookups - before.db_lookups <= 4,
+        "{before:?} -> {after:?}"
+    );
+    assert!(
+        after.recent_read_hits - before.recent_read_hits >= 390,
+        "{after:?}"
+    );
+    assert_eq!(after.rate_limited, before.rate_limited, "{after:?}");
+    send(&v, victim.key_id(), &secret_of(&victim), T0)
+        .await
+        .expect("the valid key still verifies");
 }

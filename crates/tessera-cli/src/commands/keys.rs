@@ -401,7 +401,7 @@ fn print_record_details(r: &KeyRecord) {
     println!("  revoked_at:     {}", time(r.revoked_at));
     println!(
         "  revoke_reason:  {}",
-        r.revoke_reason.as_deref().unwrap_or("-")
+        shown(r.revoke_reason.as_deref().unwrap_or("-"))
     );
     println!(
         "  replaces:       {}",
@@ -415,6 +415,26 @@ fn print_record_details(r: &KeyRecord) {
     );
     println!("  master_version: {}", r.master_version);
     println!("  seal_intact:    {}", r.seal_intact);
+}
+
+/// Text from the database as printed on a terminal: control characters
+/// escaped (`\u{1b}`, `\n`). The store refuses them when it writes, but a
+/// row edited by hand could otherwise move the cursor or forge lines.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
 }
 
 fn print_record(r: &KeyRecord, json: bool) {
@@ -453,9 +473,9 @@ fn print_record(r: &KeyRecord, json: bool) {
         println!(
             "{}  {state}  user={} client={} scopes={} not_after={} created={} last_used={}{}",
             r.key_id,
-            m.owner,
-            m.client.as_deref().unwrap_or("-"),
-            m.scopes.iter().cloned().collect::<Vec<_>>().join(","),
+            shown(&m.owner),
+            shown(m.client.as_deref().unwrap_or("-")),
+            shown(&m.scopes.iter().cloned().collect::<Vec<_>>().join(",")),
             time(m.not_after),
             rfc3339(r.created_at),
             time(r.last_used_at),
@@ -465,5 +485,18 @@ fn print_record(r: &KeyRecord, json: bool) {
                 "  SEAL BROKEN (row altered outside the store; refused)".to_owned()
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn database_text_is_printed_with_control_characters_escaped() {
+        assert_eq!(shown("alice"), "alice");
+        assert_eq!(shown("ali\u{1b}[2Jce"), "ali\\u{1b}[2Jce");
+        assert_eq!(shown("a\nb\tc"), "a\\nb\\tc");
+        assert_eq!(shown("Zoë"), "Zoë");
     }
 }
