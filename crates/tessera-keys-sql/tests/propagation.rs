@@ -83,14 +83,28 @@ async fn warm(
     }
 }
 
-async fn changes_reach_another_store(driver: Driver, test: &str) {
-    let Some(db) = Db::new(driver, test).await else {
-        return;
-    };
+/// Two stores on one database, each with its own pool (as two server
+/// processes would have), and a verifier over the second.
+struct Pair {
+    db: Db,
+    a: SqlKeyStore,
+    b: SqlKeyStore,
+    vb: tessera_server::Verifier,
+}
+
+async fn pair(driver: Driver, test: &str) -> Option<Pair> {
+    let db = Db::new(driver, test).await?;
     let clock = ManualClock::new(T0);
     let a = db.open(ring(&[(1, 1)]), options(&clock)).await;
     let b = db.open(ring(&[(1, 1)]), options(&clock)).await;
     let vb = verifier(&b, &clock);
+    Some(Pair { db, a, b, vb })
+}
+
+async fn changes_reach_another_store(driver: Driver, test: &str) {
+    let Some(Pair { db, a, b, vb }) = pair(driver, test).await else {
+        return;
+    };
     let limit = bound(driver);
 
     // Revoke through A while B has the key cached.
@@ -158,13 +172,9 @@ async fn changes_reach_another_store(driver: Driver, test: &str) {
 /// SQLite fires one per row. Either way another store stops accepting its
 /// cached keys within the bound.
 async fn emptying_the_table_reaches_another_store(driver: Driver, test: &str) {
-    let Some(db) = Db::new(driver, test).await else {
+    let Some(Pair { db, a, b, vb }) = pair(driver, test).await else {
         return;
     };
-    let clock = ManualClock::new(T0);
-    let a = db.open(ring(&[(1, 1)]), options(&clock)).await;
-    let b = db.open(ring(&[(1, 1)]), options(&clock)).await;
-    let vb = verifier(&b, &clock);
     let limit = bound(driver);
     let k = a
         .issue(IssueRequest::new("alice", "t"))
@@ -191,13 +201,9 @@ async fn emptying_the_table_reaches_another_store(driver: Driver, test: &str) {
 /// the first request's MAC verifies, its stale, active copy must not go
 /// back into B's cache: B keeps refusing the key.
 async fn a_copy_taken_before_a_remote_revocation_is_never_cached(driver: Driver, test: &str) {
-    let Some(db) = Db::new(driver, test).await else {
+    let Some(Pair { a, b, vb, .. }) = pair(driver, test).await else {
         return;
     };
-    let clock = ManualClock::new(T0);
-    let a = db.open(ring(&[(1, 1)]), options(&clock)).await;
-    let b = db.open(ring(&[(1, 1)]), options(&clock)).await;
-    let vb = verifier(&b, &clock);
     let k = a
         .issue(IssueRequest::new("alice", "t"))
         .await
