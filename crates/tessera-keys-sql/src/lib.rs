@@ -140,7 +140,11 @@
 //! stays as the safety net (it catches up after a reconnect, and bounds a
 //! listener that stopped receiving without an error). A `TRUNCATE` of the
 //! key table, which fires no row trigger, is logged by a statement trigger
-//! and drops every store's whole cache.
+//! and drops every store's whole cache. So does a log that no longer holds
+//! the last change a store read (a database restored from a backup, or the
+//! log emptied by hand, whose new changes reuse seqs the store has passed;
+//! [`StoreStats::log_resets`]). A storm of changes to more keys than the
+//! store remembers for 10 s keeps every read in flight out of the cache.
 //!
 //! When the database is unreachable, uncached keys get `store_unavailable`
 //! at once (the store marks the database down and stops querying until a
@@ -158,7 +162,7 @@
 //! the caller's actor label), `tessera_master_canary` and
 //! `tessera_change_counter` (bumped by every change the store makes) and
 //! `tessera_key_changes` (the change log, filled by triggers, pruned after a
-//! day).
+//! day except for its newest row).
 #![forbid(unsafe_code)]
 
 mod db;

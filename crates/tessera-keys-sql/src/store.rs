@@ -38,7 +38,7 @@ const MAX_ATTRIBUTES_LEN: usize = 8 * 1024;
 /// See the [crate docs](crate) for the design.
 #[derive(Clone)]
 pub struct SqlKeyStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
@@ -111,6 +111,7 @@ pub(crate) struct Counters {
     pub(crate) notifications: AtomicU64,
     pub(crate) remote_invalidations: AtomicU64,
     pub(crate) full_invalidations: AtomicU64,
+    pub(crate) log_resets: AtomicU64,
     unavailable: AtomicU64,
     db_lookups: AtomicU64,
     cache_hits: AtomicU64,
@@ -323,7 +324,7 @@ impl SqlKeyStore {
         let now = db::db_time(options.clock.now_unix())?;
         let id_key = load_canaries(&pool, &keyring, now).await?;
         let tagger = IdTagger::new(id_key);
-        let seen_seq = sync::current_seq(&pool)
+        let last_change = sync::last_change(&pool)
             .await
             .map_err(Error::db("read the key change log"))?;
         let listen = match &pool {
@@ -356,7 +357,7 @@ impl SqlKeyStore {
                 .build(),
             epoch: AtomicU64::new(0),
             changed: Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(sync::CHANGES_REMEMBERED)
                 .time_to_live(Duration::from_secs(10))
                 .build(),
             all_changed: AtomicU64::new(0),
@@ -377,7 +378,11 @@ impl SqlKeyStore {
             counters: Counters::default(),
             options,
         });
-        inner.sync.seen_seq.store(seen_seq, Ordering::SeqCst);
+        *inner
+            .sync
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = last_change;
         spawn_flusher(&inner);
         sync::spawn(&inner, listen);
         Ok(SqlKeyStore { inner })
@@ -1126,6 +1131,7 @@ impl SqlKeyStore {
             notifications: get(&c.notifications),
             remote_invalidations: get(&c.remote_invalidations),
             full_invalidations: get(&c.full_invalidations),
+            log_resets: get(&c.log_resets),
             unavailable: get(&c.unavailable),
         }
     }

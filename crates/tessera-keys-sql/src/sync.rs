@@ -6,9 +6,11 @@
 //!   trigger (so changes made by hand count too), in the same transaction.
 //! * A poller reads the rows past the last seq it saw, every
 //!   `change_poll_interval` (750 ms by default), and drops those keys from the
-//!   verified-key and negative caches (everything, when too much changed or
-//!   when it lost track). On SQLite this is how other processes' changes
-//!   arrive.
+//!   verified-key and negative caches (everything, when too much changed,
+//!   when it lost track, or when the log no longer holds the last row it
+//!   saw: a database restored from a backup, or the log emptied by hand,
+//!   whose new changes would reuse seqs the poller has already passed). On
+//!   SQLite this is how other processes' changes arrive.
 //! * On PostgreSQL the trigger also sends `NOTIFY tessera_keys, '<key id>'`
 //!   at commit; a listener task drops the key at once. The poller remains as
 //!   the safety net, runs at once after the listener (re)connects, and runs
@@ -25,8 +27,8 @@
 //! The tasks hold the store only weakly and stop when it is closed or its
 //! last clone is dropped.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
@@ -46,6 +48,13 @@ const FAST_POLL: Duration = Duration::from_millis(250);
 /// Change rows older than this are deleted (by any server, at most hourly).
 const CHANGE_RETENTION_SECS: i64 = 86_400;
 const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+
+/// How many changed keys `Inner::changed` holds at most (for 10 s each).
+pub(crate) const CHANGES_REMEMBERED: u64 = 100_000;
+/// Up to how many `Inner::changed` surely keeps: its count lags behind its
+/// inserts, and at capacity it may evict or refuse entries. Past this,
+/// every change counts as a change of every key for the reads in flight.
+const CHANGES_REMEMBERED_SURELY: u64 = CHANGES_REMEMBERED / 2;
 
 /// Whether a database error means "cannot reach the database" (as opposed to
 /// a bad query or a constraint).
@@ -71,12 +80,26 @@ pub(crate) fn is_unreachable(e: &sqlx::Error) -> bool {
 pub(crate) struct SyncState {
     /// `now_ms` at the start of the last successful poll.
     pub(crate) last_ok_ms: AtomicU64,
-    /// The last change-log seq seen.
-    pub(crate) seen_seq: AtomicI64,
+    /// The last change-log row seen (`None` while the log was empty).
+    /// Only the poller reads and writes it.
+    pub(crate) seen: Mutex<Option<LoggedChange>>,
     /// The database is known to be unreachable.
     pub(crate) down: AtomicBool,
     /// The PostgreSQL listener is connected.
     pub(crate) listening: AtomicBool,
+}
+
+/// One row of the change log. The poller keeps the last one it saw and
+/// expects it back, unchanged, at the head of its next read: a log restored
+/// from a backup or emptied by hand no longer holds it (or holds another
+/// row under its seq), and the changes made since then reuse seqs the
+/// poller has already passed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct LoggedChange {
+    seq: i64,
+    key_id: String,
+    op: String,
+    at: i64,
 }
 
 /// The background tasks' shared handles.
@@ -149,6 +172,13 @@ impl Inner {
         // Record the change before evicting: `verified` checks it again
         // after inserting, so a read from before the change cannot stay.
         self.changed.insert(id.clone(), epoch);
+        if self.changed.entry_count() > CHANGES_REMEMBERED_SURELY {
+            // So many keys changed in the last seconds that `changed` may
+            // soon drop (or refuse to admit) some of them before their time:
+            // no read that began before this change is cached, whichever
+            // key it is of.
+            self.all_changed.fetch_max(epoch, Ordering::SeqCst);
+        }
         self.cache.remove(&id);
         self.negative.invalidate(&id);
         self.reads.invalidate(&id);
@@ -173,7 +203,7 @@ impl Inner {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Reads the change log past the last seq seen and drops those keys.
+    /// Reads the change log past the last row seen and drops those keys.
     /// On success the cached keys count as confirmed as of the start of the
     /// call, and the database as reachable.
     pub(crate) async fn reconcile(&self) -> Result<(), sqlx::Error> {
@@ -182,20 +212,39 @@ impl Inner {
             > u64::try_from(self.options.max_staleness.as_millis()).unwrap_or(u64::MAX);
         let mut forget_all = lost_track;
         loop {
-            let since = self.sync.seen_seq.load(Ordering::SeqCst);
-            let rows = self.read_changes(since).await?;
-            if rows.len() > CHANGE_BATCH {
+            let seen = self.seen().clone();
+            let rows = self
+                .read_changes(seen.as_ref().map_or(0, |row| row.seq))
+                .await?;
+            // The read starts at the row last seen, which must come back
+            // first and unchanged (pruning always keeps the newest row).
+            let new = match &seen {
+                None => &rows[..],
+                Some(seen) if rows.first() == Some(seen) => &rows[1..],
+                Some(_) => {
+                    tracing::warn!("tessera-keys-sql: the key change log no longer holds the last change this server saw (a database restored from a backup, or the log emptied by hand); dropping every cached key");
+                    self.counters.log_resets.fetch_add(1, Ordering::Relaxed);
+                    // Dropping everything (below, after this read) covers
+                    // every change up to now; polling goes on from the
+                    // newest row the log holds now.
+                    forget_all = true;
+                    let newest = last_change(&self.pool).await?;
+                    *self.seen() = newest;
+                    break;
+                }
+            };
+            if new.len() > CHANGE_BATCH {
                 forget_all = true;
-            } else if !forget_all && !rows.is_empty() {
-                self.forget(rows.iter().map(|(_, id, op)| (op.as_str(), id.as_str())));
+            } else if !forget_all && !new.is_empty() {
+                self.forget(new.iter().map(|row| (row.op.as_str(), row.key_id.as_str())));
                 self.counters
                     .remote_invalidations
-                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    .fetch_add(new.len() as u64, Ordering::Relaxed);
             }
-            if let Some((seq, ..)) = rows.last() {
-                self.sync.seen_seq.fetch_max(*seq, Ordering::SeqCst);
+            if let Some(last) = new.last() {
+                *self.seen() = Some(last.clone());
             }
-            if rows.len() <= CHANGE_BATCH {
+            if new.len() <= CHANGE_BATCH {
                 break;
             }
         }
@@ -210,14 +259,24 @@ impl Inner {
         Ok(())
     }
 
-    async fn read_changes(&self, since: i64) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
+    /// The last change-log row seen. Never held across an await.
+    fn seen(&self) -> std::sync::MutexGuard<'_, Option<LoggedChange>> {
+        self.sync
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The change-log rows from seq `from` on (`from` itself included): at
+    /// most the row seen, a batch, and one more.
+    async fn read_changes(&self, from: i64) -> Result<Vec<LoggedChange>, sqlx::Error> {
         let query = async {
             dual!(&self.pool, |p, d| {
-                sqlx::query_as::<_, (i64, String, String)>(
-                    "SELECT seq, key_id, op FROM tessera_key_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+                sqlx::query_as::<_, LoggedChange>(
+                    "SELECT seq, key_id, op, at FROM tessera_key_changes WHERE seq >= $1 ORDER BY seq LIMIT $2",
                 )
-                .bind(since)
-                .bind(CHANGE_BATCH as i64 + 1)
+                .bind(from)
+                .bind(CHANGE_BATCH as i64 + 2)
                 .fetch_all(p)
                 .await
             })
@@ -229,9 +288,11 @@ impl Inner {
 
     async fn prune_changes(&self) -> Result<u64, sqlx::Error> {
         dual!(&self.pool, |p, d| {
+            // The newest row stays, however old: pollers find their place
+            // in the log by it (see `LoggedChange`).
             sqlx::query(d.pick(
-                "DELETE FROM tessera_key_changes WHERE at < CAST(strftime('%s', 'now') AS INTEGER) - $1",
-                "DELETE FROM tessera_key_changes WHERE at < extract(epoch FROM now())::bigint - $1",
+                "DELETE FROM tessera_key_changes WHERE at < CAST(strftime('%s', 'now') AS INTEGER) - $1 AND seq < (SELECT MAX(seq) FROM tessera_key_changes)",
+                "DELETE FROM tessera_key_changes WHERE at < extract(epoch FROM now())::bigint - $1 AND seq < (SELECT MAX(seq) FROM tessera_key_changes)",
             ))
             .bind(CHANGE_RETENTION_SECS)
             .execute(p)
@@ -241,12 +302,14 @@ impl Inner {
     }
 }
 
-/// The highest seq in the change log (0 when empty).
-pub(crate) async fn current_seq(pool: &Pool) -> Result<i64, sqlx::Error> {
+/// The newest row of the change log (`None` when it is empty).
+pub(crate) async fn last_change(pool: &Pool) -> Result<Option<LoggedChange>, sqlx::Error> {
     dual!(pool, |p, d| {
-        sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(seq), 0) FROM tessera_key_changes")
-            .fetch_one(p)
-            .await
+        sqlx::query_as::<_, LoggedChange>(
+            "SELECT seq, key_id, op, at FROM tessera_key_changes ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(p)
+        .await
     })
 }
 
@@ -384,5 +447,91 @@ async fn listen_task(
             _ = shutdown.changed() => return,
             () = tokio::time::sleep(FAST_POLL) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use tessera_core::KeyId;
+
+    use super::{CHANGES_REMEMBERED, CHANGES_REMEMBERED_SURELY};
+    use crate::db::Pool;
+    use crate::{
+        IssueRequest, MasterKey, MasterKeyring, SchemaPolicy, SqlKeyStore, SqlKeyStoreOptions,
+    };
+
+    async fn sqlite_store() -> (tempfile::TempDir, SqlKeyStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("keys.db").display());
+        let ring =
+            MasterKeyring::new([MasterKey::new(1, [7; 32]).expect("master key")]).expect("keyring");
+        let options = SqlKeyStoreOptions::default().with_schema(SchemaPolicy::Migrate);
+        let store = SqlKeyStore::open(&url, ring, options).await.expect("open");
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_the_newest_change_however_old() {
+        let (_dir, store) = sqlite_store().await;
+        for owner in ["alice", "bob", "carol"] {
+            store
+                .issue(IssueRequest::new(owner, "t"))
+                .await
+                .expect("issue");
+        }
+        let i = &*store.inner;
+        let Pool::Sqlite(pool) = &i.pool else {
+            unreachable!("a SQLite store")
+        };
+        sqlx::query("UPDATE tessera_key_changes SET at = 0")
+            .execute(pool)
+            .await
+            .expect("age the log");
+        assert_eq!(i.prune_changes().await.expect("prune"), 2);
+        let left: Vec<i64> = sqlx::query_scalar("SELECT seq FROM tessera_key_changes")
+            .fetch_all(pool)
+            .await
+            .expect("read");
+        assert_eq!(left, vec![3], "the newest row stays");
+        // The poller still finds its place by it.
+        i.reconcile().await.expect("reconcile");
+        assert_eq!(store.stats().log_resets, 0);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_storm_of_changes_keeps_every_read_in_flight_out_of_the_cache() {
+        let (_dir, store) = sqlite_store().await;
+        let i = &*store.inner;
+        let reader = KeyId::new("a-key-read-before-the-storm").expect("id");
+        let read_began = i.epoch.load(Ordering::SeqCst);
+
+        // Changes of other keys: they say nothing about the key being
+        // read, as long as `changed` surely remembers each of them.
+        let mut changed = 0;
+        while i.all_changed.load(Ordering::SeqCst) == 0 && changed <= CHANGES_REMEMBERED {
+            assert!(i.unchanged_since(&reader, read_began));
+            i.forget_key(KeyId::new(format!("k{changed}")).expect("id"));
+            changed += 1;
+        }
+        // Past that, a change may push another out unseen (or not be
+        // admitted): it counts against every read that began before it,
+        // and this must start before `changed` can be full.
+        assert!(
+            changed > CHANGES_REMEMBERED_SURELY && changed < CHANGES_REMEMBERED,
+            "the storm counted against every read after {changed} changes"
+        );
+        assert!(
+            !i.unchanged_since(&reader, read_began),
+            "a read that began before a storm of {changed} changes must not be cached"
+        );
+        let read_after = i.epoch.load(Ordering::SeqCst);
+        assert!(
+            i.unchanged_since(&reader, read_after),
+            "a read that begins after the last change may be cached"
+        );
+        store.close().await;
     }
 }

@@ -208,9 +208,13 @@ pub struct StoreStats {
     pub notifications: u64,
     /// Changed keys read from the change log (each dropped from the caches).
     pub remote_invalidations: u64,
-    /// Times the whole cache was dropped (too many changes at once, or the
-    /// log not read for longer than `max_staleness`).
+    /// Times the whole cache was dropped (too many changes at once, the
+    /// log not read for longer than `max_staleness`, or a log reset).
     pub full_invalidations: u64,
+    /// Times the change log no longer held the last row this store saw (a
+    /// database restored from a backup, or the log emptied by hand): the
+    /// whole cache was dropped and polling went on from the log's newest row.
+    pub log_resets: u64,
     /// Resolves refused at once because the database was known to be unreachable.
     pub unavailable: u64,
 }

@@ -25,6 +25,7 @@ suite!(
     changes_reach_another_store,
     emptying_the_table_reaches_another_store,
     a_copy_taken_before_a_remote_revocation_is_never_cached,
+    a_change_log_restored_to_earlier_seqs_still_reaches_another_store,
     background_tasks_stop_on_close,
 );
 
@@ -235,6 +236,77 @@ async fn a_copy_taken_before_a_remote_revocation_is_never_cached(driver: Driver,
         send(&vb, k.key_id(), k.expose_secret(), T0).await.err(),
         Some(ErrorCode::KeyRevoked)
     );
+    a.close().await;
+    b.close().await;
+}
+
+/// The change log restored from a backup (or emptied by hand, its
+/// sequence reset): the changes made since then reuse seqs that another
+/// store has already passed. That store notices that the last row it saw is
+/// gone, drops its whole cache and polls on from the log's newest row, so a
+/// revocation made after the restore still reaches it within the bound. B
+/// listens for no notifications here: on PostgreSQL they would deliver the
+/// revocation whatever the seqs, and the poll is what this is about.
+async fn a_change_log_restored_to_earlier_seqs_still_reaches_another_store(
+    driver: Driver,
+    test: &str,
+) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let a = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let mut polls_only = options(&clock);
+    polls_only.listen_notifications = false;
+    let b = db.open(ring(&[(1, 1)]), polls_only).await;
+    let vb = verifier(&b, &clock);
+    let limit = bound(Driver::Sqlite);
+
+    let k1 = a
+        .issue(IssueRequest::new("alice", "t"))
+        .await
+        .expect("issue");
+    let k2 = a.issue(IssueRequest::new("bob", "t")).await.expect("issue");
+    a.revoke(k2.key_id(), "lost", "t").await.expect("revoke");
+    warm(&vb, &b, &k1).await;
+    // B has seen seq 3 (k1, k2 issued, k2 revoked) once a poll began after it.
+    let polls = b.stats().reconciles;
+    let until = Instant::now() + Duration::from_secs(10);
+    while b.stats().reconciles < polls + 2 {
+        assert!(Instant::now() < until, "B stopped polling");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reset = match driver {
+        Driver::Postgres => {
+            "SELECT setval(pg_get_serial_sequence('tessera_key_changes', 'seq'), 1, false)"
+        }
+        Driver::Sqlite => "UPDATE sqlite_sequence SET seq = 0 WHERE name = 'tessera_key_changes'",
+    };
+    db.exec("DELETE FROM tessera_key_changes").await;
+    db.exec(reset).await;
+    a.revoke(k1.key_id(), "stolen", "t").await.expect("revoke");
+    assert_eq!(
+        db.scalar("SELECT MAX(seq) FROM tessera_key_changes").await,
+        1,
+        "the revocation reuses seq 1"
+    );
+    let start = Instant::now();
+    let delay = until_refused(&vb, &k1, ErrorCode::KeyRevoked, start, limit).await;
+    eprintln!("{test}: B refused a key revoked after the log was reset after {delay:?}");
+    assert!(delay <= limit, "{delay:?} > {limit:?}");
+    let stats = b.stats();
+    assert!(stats.log_resets >= 1, "{stats:?}");
+
+    // And B polls on from there: the next change is seen as any other.
+    let k3 = a
+        .issue(IssueRequest::new("carol", "t"))
+        .await
+        .expect("issue");
+    warm(&vb, &b, &k3).await;
+    a.revoke(k3.key_id(), "lost", "t").await.expect("revoke");
+    let start = Instant::now();
+    let delay = until_refused(&vb, &k3, ErrorCode::KeyRevoked, start, limit).await;
+    assert!(delay <= limit, "{delay:?} > {limit:?}");
     a.close().await;
     b.close().await;
 }
