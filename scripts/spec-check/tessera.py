@@ -385,6 +385,9 @@ def sign(method, target_uri, headers, body, key_id, secret, created, nonce,
         else:
             v = covered_field_value(sent_headers, c)
         lines.append((c, v))
+    # §10 step 6: a covered cookie goes out as one Cookie line (RFC 6265 §5.4).
+    if 'cookie' in comps and len(field_lines(sent_headers, 'cookie')) > 1:
+        fail('invalid_field_value', 'more than one Cookie line')
     base = build_base(lines, sp)
     m = mac(secret, base)
     return {
@@ -517,6 +520,10 @@ def verify(method, target, headers, body, cfg, keystore):
     if query is not None:
         check_query(query)
     if fixed:
+        # §11.2 step 5.3: an absolute-form target's own authority must
+        # still be valid syntax (it is not used; Host is not read).
+        if tgt_auth is not None:
+            normalize_authority(tgt_auth, cfg.scheme)
         authority = cfg.fixed_authority
     else:
         recv = tgt_auth if tgt_auth is not None else trim(hosts[0])

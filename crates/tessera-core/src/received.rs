@@ -148,20 +148,18 @@ impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
             ),
         };
         let authority = match (authorities, received) {
-            (Authorities::Fixed(fixed), _) => Cow::Borrowed(fixed),
+            (Authorities::Fixed(fixed), _) => {
+                // The target's own authority is not used, but it is part of
+                // the request-target as received, which must parse (spec
+                // §11.2 step 5.3: a `#`, userinfo or an empty host there is
+                // refused in this mode too). `Host` is still not read.
+                if let Some(target_authority) = target_authority {
+                    check_authority_syntax(target_authority, scheme)?;
+                }
+                Cow::Borrowed(fixed)
+            }
             (Authorities::Served(served), Some(received)) => {
-                let received = std::str::from_utf8(received).map_err(|_| {
-                    Error::new(
-                        ErrorCode::InvalidFieldValue,
-                        "the authority contains octets that are not ASCII",
-                    )
-                })?;
-                let normal = if is_plain_host(received) {
-                    // What `normalize_authority` returns for it, unchanged.
-                    Cow::Borrowed(received)
-                } else {
-                    normalize_authority(received, scheme)?
-                };
+                let normal = check_authority_syntax(received, scheme)?;
                 if !served.iter().any(|a| *a == *normal) {
                     return err(
                         ErrorCode::AuthorityMismatch,
@@ -176,6 +174,22 @@ impl<'a, F: Fields + ?Sized> ReceivedRequest<'a, F> {
             RequestView::checked(method, authority, path, query, self.fields)
                 .with_cookie_crumbs(self.http2),
         )
+    }
+}
+
+/// A received authority checked and normalized as spec §8.3 says.
+fn check_authority_syntax(received: &[u8], scheme: Scheme) -> Result<Cow<'_, str>> {
+    let received = std::str::from_utf8(received).map_err(|_| {
+        Error::new(
+            ErrorCode::InvalidFieldValue,
+            "the authority contains octets that are not ASCII",
+        )
+    })?;
+    if is_plain_host(received) {
+        // What `normalize_authority` returns for it, unchanged.
+        Ok(Cow::Borrowed(received))
+    } else {
+        normalize_authority(received, scheme)
     }
 }
 

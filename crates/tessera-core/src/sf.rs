@@ -79,11 +79,13 @@ impl<'de> DictionaryVisitor<'de> for InputVisitor<'_, 'de> {
     type Error = TooLarge;
 
     fn entry(&mut self, key: &'de KeyRef) -> Result<impl EntryVisitor<'de>, TooLarge> {
-        // The bounds keep the duplicate handling below (linear per entry) cheap.
+        // A repeated name replaces its earlier member and counts once
+        // (spec §9.4): dropped before the count. The bound keeps this
+        // linear search cheap.
+        self.0.retain(|m| m.label != key);
         if self.0.len() >= MAX_MEMBERS {
             return Err(TooLarge("too many Signature-Input members"));
         }
-        self.0.retain(|m| m.label != key);
         self.0.push(InputMember {
             label: key,
             is_inner_list: false,
@@ -320,6 +322,21 @@ mod tests {
             .iter()
             .any(|m| m.label.as_str() == "b" && m.is_inner_list));
         assert!(parse_signature_input(b"a=(", &mut InputMembers::new()).is_err());
+    }
+
+    #[test]
+    fn a_repeated_member_name_counts_once_toward_the_member_limit() {
+        let mut members: Vec<String> = (0..MAX_MEMBERS).map(|i| format!("m{i}=1")).collect();
+        members.push("m0=2".to_owned());
+        let header = members.join(", ");
+        let mut parsed = InputMembers::new();
+        parse_signature_input(header.as_bytes(), &mut parsed).expect("16 distinct names");
+        assert_eq!(parsed.len(), MAX_MEMBERS);
+        members.push(format!("m{MAX_MEMBERS}=1"));
+        assert!(
+            parse_signature_input(members.join(", ").as_bytes(), &mut InputMembers::new()).is_err(),
+            "17 distinct names"
+        );
     }
 
     #[test]

@@ -288,6 +288,7 @@ where
         Some(content_digest.as_bytes()),
         params_of(&signature_input),
     )?;
+    check_cookie_lines(request, opts.cover)?;
     let tag = tag(sink)?;
     let mut signature = String::with_capacity(LABEL.len() + 48);
     signature.push_str(LABEL);
@@ -315,10 +316,35 @@ pub fn signature_base<K: MacKey + ?Sized, F: Fields + ?Sized>(
     check_options(opts)?;
     let content_digest = body.header_value();
     let signature_input = signature_input(key.key_id(), opts);
-    SignatureBase::build(
+    let base = SignatureBase::build(
         request,
         MANDATORY.iter().chain(opts.cover),
         Some(content_digest.as_bytes()),
         params_of(&signature_input),
-    )
+    )?;
+    check_cookie_lines(request, opts.cover)?;
+    Ok(base)
+}
+
+/// Spec §10, step 6, once the base is built: a covered `cookie` goes out
+/// as one line. Several would be joined with `, ` here and with `; ` by a
+/// verifier that receives the request over HTTP/2 (spec §8.6), which then
+/// refuses a signature that is otherwise good.
+fn check_cookie_lines<F: Fields + ?Sized>(
+    request: &RequestView<'_, F>,
+    cover: &[Component],
+) -> Result<()> {
+    let covers_cookie = cover.iter().any(
+        |c| matches!(c, Component::Field(name) if *name.header_name() == http::header::COOKIE),
+    );
+    if covers_cookie {
+        let lines = request.fields().values(&http::header::COOKIE).count();
+        if lines > 1 {
+            return err(
+                ErrorCode::InvalidFieldValue,
+                format!("the request has {lines} Cookie lines and cookie is covered: send one Cookie line, the cookies joined with \"; \" (RFC 6265 section 5.4)"),
+            );
+        }
+    }
+    Ok(())
 }

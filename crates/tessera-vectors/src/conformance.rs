@@ -390,6 +390,15 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
                 w.headers.insert(1, ("cookie".to_owned(), "b=2".to_owned()));
             },
         ),
+        unsignable(
+            "unsignable-two-cookie-lines",
+            "`cookie` covered and the request has two `Cookie` lines: a client sends one (RFC 6265 §5.4), and a verifier that received them over HTTP/2 would join them with `; ` where the signer joined them with `, `, so the signer refuses (§10 step 6).",
+            base()
+                .header("Cookie", "a=1")
+                .header("Cookie", "b=2")
+                .extra(&["cookie"]),
+            E::InvalidFieldValue,
+        ),
         neg(
             "neg-no-host",
             "Origin-form request-target and no Host line: no received authority.",
@@ -514,6 +523,33 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             E::InvalidFieldValue,
             |w| w.target_uri = "/v1/a b".to_owned(),
         ),
+        acc(
+            "acc-fixed-authority-target-authority-not-used",
+            "Fixed authority: an absolute-form target naming another valid authority (an internal name) is accepted; the fixed value goes into the base.",
+            base().fixed("api.example.com"),
+            |w| w.target_uri = "https://backend.internal:8443/v1/orders?limit=10".to_owned(),
+        ),
+        neg(
+            "neg-fixed-authority-target-fragment",
+            "Fixed authority: `#` in an absolute-form target's authority (`https://evil#x/...`): the target's own authority is not used but must parse (step 5.3).",
+            base().fixed("api.example.com"),
+            E::InvalidFieldValue,
+            |w| w.target_uri = "https://evil#x/v1/orders?limit=10".to_owned(),
+        ),
+        neg(
+            "neg-fixed-authority-target-userinfo",
+            "Fixed authority: userinfo in an absolute-form target (`https://u@api.example.com/...`): invalid authority syntax (step 5.3).",
+            base().fixed("api.example.com"),
+            E::InvalidFieldValue,
+            |w| w.target_uri = "https://u@api.example.com/v1/orders?limit=10".to_owned(),
+        ),
+        neg(
+            "neg-fixed-authority-target-empty-authority",
+            "Fixed authority: an absolute-form target with an empty authority (`https:///...`): invalid authority syntax (step 5.3).",
+            base().fixed("api.example.com"),
+            E::InvalidFieldValue,
+            |w| w.target_uri = "https:///v1/orders?limit=10".to_owned(),
+        ),
         neg(
             "neg-fixed-authority-other-host-signed",
             "Fixed authority `api.example.com`, signed for `other.example.com`: the fixed value goes into the base.",
@@ -596,6 +632,16 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             |w| {
                 let extra: Vec<String> = (1..=15).map(|i| format!("m{i}=1")).collect();
                 w.member_before(&extra.join(", "));
+            },
+        ),
+        acc(
+            "acc-16-members-one-repeated",
+            "16 distinct members (15 foreign), then a foreign name again: a repeated name counts once, so still at the limit.",
+            base(),
+            |w| {
+                let extra: Vec<String> = (1..=15).map(|i| format!("m{i}=1")).collect();
+                w.member_before(&extra.join(", "));
+                w.member_after("m1=2");
             },
         ),
         neg(
