@@ -341,6 +341,80 @@ struct Cluster {
     dir: PathBuf,
 }
 
+/// A row edited by hand into text the store never writes: `keys list`
+/// shows it as unreadable with the reason (and warns), `--json` gives its
+/// state as `unreadable`, `keys show` says the row cannot be read instead of
+/// calling the key unknown.
+#[test]
+fn keys_list_and_show_name_rows_that_cannot_be_read() {
+    let dir = temp_dir("keys-unreadable");
+    let path = dir.join("keys.db");
+    let db = format!("sqlite://{}", path.display());
+    keys(&["migrate", "--db", &db]);
+    let good = issue(&db, &dir, "alice");
+    let bad = issue(&db, &dir, "bob");
+    let edit = format!(
+        "UPDATE tessera_keys SET scopes = 'read' WHERE key_id = '{}'",
+        bad.id
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::SqliteConnection::connect(&db).await.unwrap();
+            let done = sqlx::query(sqlx::AssertSqlSafe(edit))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            assert_eq!(done.rows_affected(), 1);
+        });
+
+    let out = tessera_env(&["keys", "list", "--db", &db], &env());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&good.id) && l.contains("  active  ")),
+        "{listed}"
+    );
+    assert!(
+        listed.lines().any(|l| l
+            == format!(
+                "{}  unreadable  user=bob reason=scopes is not a JSON array of strings",
+                bad.id
+            )),
+        "{listed}"
+    );
+    assert!(
+        text(&out.stderr).contains("1 row(s) cannot be read"),
+        "{}",
+        text(&out.stderr)
+    );
+    let json = keys(&["list", "--db", &db, "--json"]);
+    let rows: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{json}");
+    assert_eq!(rows[1]["key_id"], bad.id.as_str());
+    assert_eq!(rows[1]["state"], "unreadable");
+    assert_eq!(
+        rows[1]["unreadable_reason"],
+        "scopes is not a JSON array of strings"
+    );
+
+    let shown = tessera_env(&["keys", "show", "--db", &db, &bad.id], &env());
+    assert!(!shown.status.success());
+    let err = text(&shown.stderr);
+    assert!(
+        err.contains("cannot be read (scopes is not a JSON array of strings)")
+            && !err.contains("unknown key"),
+        "{err}"
+    );
+}
+
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/postgres.sh")
 }

@@ -118,37 +118,42 @@ pub(crate) struct Parsed {
 }
 
 impl KeyRow {
-    pub(crate) fn parse(&self) -> Option<Parsed> {
-        let key_id = KeyId::new(&self.key_id).ok()?;
-        let scopes: Vec<String> = serde_json::from_str(&self.scopes).ok()?;
+    /// The row's fields, or why they cannot be read (a row edited by hand
+    /// into something this store never writes).
+    pub(crate) fn parse(&self) -> Result<Parsed, &'static str> {
+        let key_id = KeyId::new(&self.key_id).map_err(|_| "the key id is not a valid key id")?;
+        let scopes: Vec<String> = serde_json::from_str(&self.scopes)
+            .map_err(|_| "scopes is not a JSON array of strings")?;
         let state = match self.state.as_str() {
             "active" => KeyState::Active,
             "revoked" => KeyState::Revoked,
-            _ => return None,
+            _ => return Err("state is neither 'active' nor 'revoked'"),
         };
         let time = |t: Option<i64>| match t {
-            None => Some(None),
-            Some(t) => u64::try_from(t).ok().map(Some),
+            None => Ok(None),
+            Some(t) => u64::try_from(t).map(Some),
         };
         let (attributes, attributes_canonical) = match &self.attributes {
             None => (None, None),
             Some(text) => {
-                let value: serde_json::Value = serde_json::from_str(text).ok()?;
+                let value: serde_json::Value =
+                    serde_json::from_str(text).map_err(|_| "attributes is not JSON")?;
                 let canonical = canonical_json(&value);
                 (Some(value), Some(canonical))
             }
         };
-        Some(Parsed {
+        Ok(Parsed {
             key_id,
             owner: self.owner.clone(),
             client: self.client.clone(),
             scopes: scopes.into_iter().collect(),
             state,
-            not_before: time(self.not_before)?,
-            not_after: time(self.not_after)?,
+            not_before: time(self.not_before).map_err(|_| "not_before is negative")?,
+            not_after: time(self.not_after).map_err(|_| "not_after is negative")?,
             attributes,
             attributes_canonical,
-            master_version: u32::try_from(self.master_version).ok()?,
+            master_version: u32::try_from(self.master_version)
+                .map_err(|_| "master_version is out of range")?,
         })
     }
 }

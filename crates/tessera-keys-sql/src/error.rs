@@ -89,6 +89,15 @@ pub enum Error {
         /// The key id of the row.
         key_id: String,
     },
+    /// A key's row exists but cannot be read: it was edited outside this
+    /// store into something the store never writes. The key is refused.
+    #[error("the row of key {key_id:?} cannot be read ({reason}): it was edited outside the key store; revoke and re-issue the key, or restore the row")]
+    RowUnreadable {
+        /// The key id column, as stored.
+        key_id: String,
+        /// What is wrong with the row.
+        reason: &'static str,
+    },
     /// No key with this id (or the id's check tag is wrong).
     #[error("unknown key id {key_id}")]
     UnknownKey {

@@ -179,5 +179,5 @@ pub use master::{MasterKey, MasterKeyring, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
 pub use store::SqlKeyStore;
 pub use types::{
     Expiry, IssueRequest, IssuedKey, KeyRecord, RewrapReport, SchemaPolicy, SqlKeyStoreOptions,
-    StoreStats,
+    StoreStats, UnreadableKey,
 };

@@ -21,7 +21,7 @@ use crate::seal::{self, Binding, ID_KEY_LEN};
 use crate::sync::{self, SyncState, Tasks};
 use crate::types::{
     Expiry, IssueRequest, IssuedKey, KeyRecord, RewrapReport, SchemaPolicy, SqlKeyStoreOptions,
-    StoreStats,
+    StoreStats, UnreadableKey,
 };
 
 /// Longest owner, client, actor or scope accepted, in bytes.
@@ -917,12 +917,33 @@ impl SqlKeyStore {
     }
 
     /// The keys of `owner` (or every key, with `None`), oldest first:
-    /// metadata only, never secrets.
+    /// metadata only, never secrets. Rows that cannot be read (edited
+    /// outside the store) are not listed here but by
+    /// [`SqlKeyStore::list_unreadable`]; verifiers refuse their keys with
+    /// `store_unavailable`.
     ///
     /// # Errors
     /// [`Error::Database`].
     pub async fn list(&self, owner: Option<&str>) -> Result<Vec<KeyRecord>, Error> {
-        let rows: Vec<KeyRow> = dual!(&self.inner.pool, |p, d| {
+        let rows = self.fetch_rows(owner).await?;
+        Ok(rows.iter().filter_map(|r| self.record(r).ok()).collect())
+    }
+
+    /// The rows of `owner` (or every row, with `None`) that cannot be read,
+    /// oldest first, each with what is wrong with it: rows edited outside
+    /// the store into something it never writes (a state other than
+    /// `active` or `revoked`, scopes or attributes that are not JSON, a
+    /// negative time). Their keys are refused with `store_unavailable`.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn list_unreadable(&self, owner: Option<&str>) -> Result<Vec<UnreadableKey>, Error> {
+        let rows = self.fetch_rows(owner).await?;
+        Ok(rows.iter().filter_map(|r| self.record(r).err()).collect())
+    }
+
+    async fn fetch_rows(&self, owner: Option<&str>) -> Result<Vec<KeyRow>, Error> {
+        dual!(&self.inner.pool, |p, d| {
             match owner {
                 Some(owner) => {
                     sqlx::query_as(concat!(
@@ -945,20 +966,27 @@ impl SqlKeyStore {
                 }
             }
         })
-        .map_err(Error::db("list keys"))?;
-        Ok(rows.iter().filter_map(|r| self.record(r)).collect())
+        .map_err(Error::db("list keys"))
     }
 
     /// One key's metadata, or `None` when unknown. Never the secret.
     ///
     /// # Errors
-    /// [`Error::Database`].
+    /// [`Error::RowUnreadable`] when the key's row exists but cannot be
+    /// read (edited outside the store); [`Error::Database`].
     pub async fn show(&self, key_id: &KeyId) -> Result<Option<KeyRecord>, Error> {
         let row = self
             .fetch_row(key_id)
             .await
             .map_err(Error::db("show the key"))?;
-        Ok(row.as_ref().and_then(|r| self.record(r)))
+        row.as_ref()
+            .map(|r| {
+                self.record(r).map_err(|unreadable| Error::RowUnreadable {
+                    key_id: unreadable.key_id,
+                    reason: unreadable.reason,
+                })
+            })
+            .transpose()
     }
 
     /// Re-seals every key row (and the canary) under the current master key
@@ -1215,7 +1243,7 @@ impl SqlKeyStore {
         let broken = || Error::SealBroken {
             key_id: row.key_id.clone(),
         };
-        let parsed = row.parse().ok_or_else(broken)?;
+        let parsed = row.parse().map_err(|_| broken())?;
         let master = self
             .inner
             .keyring
@@ -1226,11 +1254,15 @@ impl SqlKeyStore {
         Ok((parsed, secret))
     }
 
-    fn record(&self, row: &KeyRow) -> Option<KeyRecord> {
-        let parsed = row.parse()?;
+    fn record(&self, row: &KeyRow) -> Result<KeyRecord, UnreadableKey> {
+        let parsed = row.parse().map_err(|reason| UnreadableKey {
+            key_id: row.key_id.clone(),
+            owner: row.owner.clone(),
+            reason,
+        })?;
         let seal_intact = self.open_row(row).is_ok();
         let time = |t: Option<i64>| t.and_then(|t| u64::try_from(t).ok());
-        Some(KeyRecord {
+        Ok(KeyRecord {
             key_id: parsed.key_id.clone(),
             metadata: parsed.metadata(),
             created_at: u64::try_from(row.created_at).unwrap_or(0),

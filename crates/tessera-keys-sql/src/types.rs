@@ -167,6 +167,20 @@ pub struct KeyRecord {
     pub seal_intact: bool,
 }
 
+/// A key row that cannot be read: edited outside the store into something
+/// it never writes ([`SqlKeyStore::list_unreadable`](crate::SqlKeyStore::list_unreadable)).
+/// Verifiers refuse its key with `store_unavailable`.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableKey {
+    /// The key id column, as stored (it may itself be what is wrong).
+    pub key_id: String,
+    /// The owner column, as stored.
+    pub owner: String,
+    /// What is wrong with the row.
+    pub reason: &'static str,
+}
+
 /// What [`SqlKeyStore::rewrap`](crate::SqlKeyStore::rewrap) did.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]

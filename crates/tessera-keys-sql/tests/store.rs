@@ -43,6 +43,7 @@ suite!(
     wrong_master_key_is_a_clear_error,
     rewrap_while_verifying,
     tampered_rows_are_refused,
+    unreadable_rows_are_listed_with_their_reason,
     unbound_columns_are_plain_updates,
     per_owner_limit,
     per_owner_limit_under_concurrency,
@@ -649,6 +650,89 @@ async fn tampered_rows_are_refused(driver: Driver, test: &str) {
             .await,
         2
     );
+}
+
+/// Rows edited into something the store never writes (text that does not
+/// parse, which the database's own checks let through): their keys are refused, `list`
+/// leaves them out, `list_unreadable` names each with what is wrong, and
+/// `show` says the row exists but cannot be read instead of "unknown".
+async fn unreadable_rows_are_listed_with_their_reason(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let good = store.issue(alice()).await.expect("good");
+    let bad_attributes = store.issue(alice()).await.expect("bad attributes");
+    let bad_scopes = store
+        .issue(IssueRequest::new("bob", "t"))
+        .await
+        .expect("bad scopes");
+    let edits = [
+        (
+            &bad_attributes,
+            "UPDATE tessera_keys SET attributes = '{\"plan\":' WHERE key_id = '{id}'",
+        ),
+        (
+            &bad_scopes,
+            "UPDATE tessera_keys SET scopes = 'read' WHERE key_id = '{id}'",
+        ),
+    ];
+    for (key, sql) in edits {
+        assert_eq!(
+            db.exec(&sql.replace("{id}", key.key_id().as_str())).await,
+            1
+        );
+    }
+    let v = verifier(&store, &clock);
+    for key in [&bad_attributes, &bad_scopes] {
+        assert_eq!(
+            send(&v, key.key_id(), &secret_of(key), T0).await.err(),
+            Some(ErrorCode::StoreUnavailable)
+        );
+    }
+    send(&v, good.key_id(), &secret_of(&good), T0)
+        .await
+        .expect("the untouched key verifies");
+
+    let listed = store.list(None).await.expect("list");
+    assert_eq!(
+        listed.iter().map(|r| r.key_id.as_str()).collect::<Vec<_>>(),
+        vec![good.key_id().as_str()]
+    );
+    let unreadable = store.list_unreadable(None).await.expect("list_unreadable");
+    let named: Vec<(&str, &str, &str)> = unreadable
+        .iter()
+        .map(|u| (u.key_id.as_str(), u.owner.as_str(), u.reason))
+        .collect();
+    assert_eq!(
+        named,
+        vec![
+            (
+                bad_attributes.key_id().as_str(),
+                "alice",
+                "attributes is not JSON"
+            ),
+            (
+                bad_scopes.key_id().as_str(),
+                "bob",
+                "scopes is not a JSON array of strings"
+            ),
+        ]
+    );
+    assert_eq!(
+        store.list_unreadable(Some("bob")).await.expect("bob").len(),
+        1
+    );
+    match store.show(bad_attributes.key_id()).await {
+        Err(Error::RowUnreadable { key_id, reason }) => {
+            assert_eq!(key_id, bad_attributes.key_id().as_str());
+            assert_eq!(reason, "attributes is not JSON");
+        }
+        other => panic!("expected RowUnreadable, got {other:?}"),
+    }
+    assert!(store.show(good.key_id()).await.expect("show").is_some());
+    store.close().await;
 }
 
 async fn unbound_columns_are_plain_updates(driver: Driver, test: &str) {

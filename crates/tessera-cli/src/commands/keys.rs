@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tessera_core::KeyId;
 use tessera_keys_sql::{
     Error as StoreError, IssueRequest, IssuedKey, KeyRecord, MasterKeyring, SqlKeyStore,
-    SqlKeyStoreOptions,
+    SqlKeyStoreOptions, UnreadableKey,
 };
 
 use crate::app;
@@ -253,9 +253,26 @@ pub(crate) fn run(args: Args) -> CliResult {
             Command::List { db, owner, json } => {
                 let store = admin(&db).await?;
                 let listed = store.list(owner.as_deref()).await.map_err(|e| store_error(&e));
+                let unreadable = match listed {
+                    Ok(_) => store
+                        .list_unreadable(owner.as_deref())
+                        .await
+                        .map_err(|e| store_error(&e)),
+                    Err(_) => Ok(Vec::new()),
+                };
                 store.close().await;
                 for record in listed? {
                     print_record(&record, json);
+                }
+                let unreadable = unreadable?;
+                for row in &unreadable {
+                    print_unreadable(row, json);
+                }
+                if !unreadable.is_empty() {
+                    eprintln!(
+                        "tessera keys: {} row(s) cannot be read (edited outside the key store); verifiers refuse those keys with store_unavailable: revoke and re-issue them, or restore the rows",
+                        unreadable.len()
+                    );
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -434,6 +451,29 @@ fn shown(text: &str) -> std::borrow::Cow<'_, str> {
             .into()
     } else {
         text.into()
+    }
+}
+
+/// A row `list` could not read, in the same shapes as [`print_record`]:
+/// the state is `unreadable`, with the reason.
+fn print_unreadable(row: &UnreadableKey, json: bool) {
+    if json {
+        println!(
+            "{}",
+            json!({
+                "key_id": row.key_id,
+                "user": row.owner,
+                "state": "unreadable",
+                "unreadable_reason": row.reason,
+            })
+        );
+    } else {
+        println!(
+            "{}  unreadable  user={} reason={}",
+            shown(&row.key_id),
+            shown(&row.owner),
+            row.reason
+        );
     }
 }
 
