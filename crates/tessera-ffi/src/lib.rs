@@ -19,7 +19,7 @@
 //! * [`HttpRequest`] and [`HttpHeader`]: the request as the app will send it
 //!   (method, absolute URL, header lines in order, optional body).
 //! * [`TesseraError`]: every failure, carrying the stable tessera-v1 error
-//!   code (`spec/tessera-v1.md` §7) as a string and a detail message that never
+//!   code (`spec/tessera-v1.md` §12.1) as a string and a detail message that never
 //!   contains key material (a [`MacProvider`]'s own exception text, passed
 //!   on when it fails, is the app's to keep clean).
 //!
@@ -99,7 +99,7 @@ pub const SERVER_TIME_HEADER: &str = tessera_core::challenge::SERVER_TIME_HEADER
 ///
 /// Each variant carries `code`, the stable tessera-v1 error code string
 /// (`"missing_component"`, `"invalid_parameter"`, ...; `spec/tessera-v1.md`
-/// §7), and `detail`, a human-readable message that never contains key
+/// §12.1), and `detail`, a human-readable message that never contains key
 /// material, MACs or signature bases of Tessera's making. (A
 /// [`MacProvider`]'s own exception text is passed on in
 /// [`TesseraError::MacFailed`], cut to 300 characters: it is the app's to

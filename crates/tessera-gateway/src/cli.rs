@@ -21,7 +21,7 @@ SIGTERM or SIGINT, then drains the requests in flight. SIGHUP reloads the
 configuration (routes, public routes, upstream, authorities, window, body limit,
 identity headers, trusted proxies), the keys file and the TLS certificate and
 key without dropping a connection; a file that is invalid or changes listeners,
-TLS on or off, workers, stores, rate limits or [limits] is refused, logged, and
+TLS on or off, HTTP/2 on or off, workers, stores, rate limits or [limits] is refused, logged, and
 the running configuration stays. A keys file is also followed: an edit (a key
 revoked or removed) applies within half a second, with no signal.")]
 pub struct Args {
@@ -55,7 +55,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE", requires = "keys_db")]
     pub master_key_file: Option<PathBuf>,
     /// An authority (`host[:port]`) clients sign for; repeat for more.
-    /// Default: the bound IP:PORT and localhost:PORT.
+    /// Default: the bound IP:PORT and localhost:PORT (and 127.0.0.1:PORT
+    /// when bound to an unspecified address such as 0.0.0.0).
     #[arg(long = "authority", value_name = "HOST[:PORT]")]
     pub authorities: Vec<String>,
     /// The public scheme clients sign for (`https` behind TLS termination).

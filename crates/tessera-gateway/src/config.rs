@@ -222,7 +222,8 @@ pub struct RateLimitConfig {
     /// With `redis`: per-decision timeout, milliseconds.
     pub timeout_ms: Option<u64>,
     /// What to do when the store cannot decide: `open` (admit, the
-    /// default) or `closed` (refuse with `rate_limited`).
+    /// default) or `closed` (refuse with `503 store_unavailable` and
+    /// `Retry-After: 1`).
     pub on_store_failure: Option<String>,
     /// Per-route budgets.
     #[serde(default)]

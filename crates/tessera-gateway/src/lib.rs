@@ -13,7 +13,8 @@
 //! * The request body is read whole (under the body limit and the body
 //!   deadline) and its digest checked before anything is forwarded; the
 //!   response streams back without buffering. Each client connection keeps
-//!   one keep-alive connection to the upstream, driven in its own task
+//!   at most one idle keep-alive connection to the upstream (an HTTP/2 one
+//!   uses up to 8 at once for its streams), each driven in its own task
 //!   ([`upstream`]).
 //! * Connections are served by workers, each an event loop on a thread of
 //!   its own, that one acceptor hands connections to, the least busy first

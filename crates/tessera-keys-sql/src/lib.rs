@@ -143,8 +143,9 @@
 //! and drops every store's whole cache. So does a log that no longer holds
 //! the last change a store read (a database restored from a backup, or the
 //! log emptied by hand, whose new changes reuse seqs the store has passed;
-//! [`StoreStats::log_resets`]). A storm of changes to more keys than the
-//! store remembers for 10 s keeps every read in flight out of the cache.
+//! [`StoreStats::log_resets`]). A storm of changes to more than half of the
+//! 100,000 keys whose changes the store remembers for 10 s keeps every read
+//! in flight out of the cache.
 //!
 //! When the database is unreachable, uncached keys get `store_unavailable`
 //! at once (the store marks the database down and stops querying until a

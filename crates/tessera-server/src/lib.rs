@@ -92,7 +92,8 @@
 //!   (`build` then logs a `tracing` warning). Several replicas need a
 //!   shared [`NonceStore`], or a captured request can be replayed once on
 //!   each replica within the window: `RedisNonceStore` (feature `redis`),
-//!   one atomic `SET NX PX` per check; run that Redis with
+//!   one atomic script call per check (the store epoch, then `SET NX PX`);
+//!   run that Redis with
 //!   `maxmemory-policy noeviction` (it refuses to connect to one that
 //!   reports another policy, unless allowed explicitly).
 //! * With the default window, the default [`MemoryNonceStore`] sustains about

@@ -105,7 +105,8 @@ impl MemoryNonceStoreBuilder {
     }
 
     /// Longest time a pair can be remembered, seconds (default 3600). The
-    /// verifier asks for up to `2 * window + 1`; longer requests are refused
+    /// verifier asks for up to `window + 3` (a pair is kept until
+    /// `created + window + 1`, and `created` may be 2 s ahead); longer requests are refused
     /// (fail closed). Expiry granularity is `max_ttl / 1023 + 1` seconds, so
     /// the default expires entries in 4-second buckets.
     pub fn max_ttl_secs(mut self, max_ttl: u64) -> Self {
@@ -175,8 +176,9 @@ impl MemoryNonceStoreBuilder {
 ///   0.2 µs per request with 300,000 live nonces; see the README's
 ///   performance section).
 /// * **Bounded**: a hard total capacity and a per-key cap. When either is
-///   reached the store returns an error (`Full` or `KeyFull`), which the
-///   verifier turns into `store_unavailable` (503): it never accepts without
+///   reached the store returns an error: `Full`, which the verifier turns
+///   into `store_unavailable` (503), or `KeyFull`, which it answers as
+///   `rate_limited` (429 with `Retry-After: 1`): it never accepts without
 ///   recording and never grows past its limits.
 ///
 /// A single process only: behind a load balancer, use a shared store (Redis).

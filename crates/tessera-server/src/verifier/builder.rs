@@ -91,9 +91,10 @@ impl VerifierBuilder {
     /// `redis`). [`VerifierBuilder::build`] logs a `tracing` warning when it
     /// falls back to the per-process default.
     ///
-    /// A store must be able to remember a pair for `2 * window + 1`
-    /// seconds; a [`MemoryNonceStore`] built by hand needs `max_ttl_secs` at
-    /// least that large, or it refuses records and the verifier answers
+    /// A store must be able to remember a pair for `window + 3` seconds
+    /// (until `created + window + 1`, with `created` up to 2 s ahead); a
+    /// [`MemoryNonceStore`] built by hand needs `max_ttl_secs` at least that
+    /// large, or it refuses records and the verifier answers
     /// `store_unavailable`.
     pub fn nonce_store(mut self, nonces: impl NonceStore + 'static) -> Self {
         self.nonces = Some(Arc::new(nonces));
