@@ -141,6 +141,11 @@ pub struct NonceStoreConfig {
     /// Connect even when Redis reports an eviction policy other than
     /// `noeviction` (default false: refused at start-up).
     pub allow_evicting_policy: Option<bool>,
+    /// Connect even when Redis persists so that a restart can restore the
+    /// epoch keys without the last pairs: RDB snapshots, or an append-only
+    /// file with `appendfsync` other than `always` (default false: refused
+    /// at start-up).
+    pub allow_lossy_persistence: Option<bool>,
 }
 
 /// `[identity_headers]`.
@@ -558,13 +563,15 @@ pub struct RateLimits {
 }
 
 /// The nonce store, its Redis prefix, command timeout and connect timeout.
-type NonceSettings = (
-    NonceSource,
-    Option<String>,
-    Option<Duration>,
-    Option<Duration>,
-    bool,
-);
+/// `[nonce_store]`, validated.
+struct NonceSettings {
+    source: NonceSource,
+    prefix: Option<String>,
+    timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    allow_evicting_policy: bool,
+    allow_lossy_persistence: bool,
+}
 
 /// The validated configuration the gateway runs with.
 #[derive(Debug, Clone)]
@@ -607,6 +614,8 @@ pub struct Settings {
     pub nonce_connect_timeout: Option<Duration>,
     /// Connect to a Redis whose eviction policy may drop live nonces.
     pub nonce_allow_evicting_policy: bool,
+    /// Connect to a Redis whose restart can restore epochs without the last pairs.
+    pub nonce_allow_lossy_persistence: bool,
     /// Identity header names.
     pub identity: IdentityHeaders,
     /// Limits.
@@ -985,13 +994,14 @@ impl FileConfig {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let keys = self.key_source()?;
-        let (
-            nonces,
-            nonce_prefix,
-            nonce_timeout,
-            nonce_connect_timeout,
-            nonce_allow_evicting_policy,
-        ) = self.nonce_source()?;
+        let NonceSettings {
+            source: nonces,
+            prefix: nonce_prefix,
+            timeout: nonce_timeout,
+            connect_timeout: nonce_connect_timeout,
+            allow_evicting_policy: nonce_allow_evicting_policy,
+            allow_lossy_persistence: nonce_allow_lossy_persistence,
+        } = self.nonce_source()?;
         let drop_client_fields = self
             .drop_client_fields
             .iter()
@@ -1089,6 +1099,7 @@ impl FileConfig {
             nonce_timeout,
             nonce_connect_timeout,
             nonce_allow_evicting_policy,
+            nonce_allow_lossy_persistence,
             identity,
             limits,
             admin: self.admin.as_ref().map(|a| a.listen),
@@ -1155,7 +1166,14 @@ impl FileConfig {
 
     fn nonce_source(&self) -> Result<NonceSettings, ConfigError> {
         let Some(n) = &self.nonce_store else {
-            return Ok((NonceSource::Memory, None, None, None, false));
+            return Ok(NonceSettings {
+                source: NonceSource::Memory,
+                prefix: None,
+                timeout: None,
+                connect_timeout: None,
+                allow_evicting_policy: false,
+                allow_lossy_persistence: false,
+            });
         };
         let source = match (&n.redis, &n.cluster) {
             (None, None) => NonceSource::Memory,
@@ -1185,20 +1203,22 @@ impl FileConfig {
             && (n.prefix.is_some()
                 || n.timeout_ms.is_some()
                 || n.connect_timeout_ms.is_some()
-                || n.allow_evicting_policy.is_some())
+                || n.allow_evicting_policy.is_some()
+                || n.allow_lossy_persistence.is_some())
         {
             return Err(ConfigError::new(
                 "nonce_store",
-                "`prefix`, `timeout_ms`, `connect_timeout_ms` and `allow_evicting_policy` need `redis` or `cluster`",
+                "`prefix`, `timeout_ms`, `connect_timeout_ms`, `allow_evicting_policy` and `allow_lossy_persistence` need `redis` or `cluster`",
             ));
         }
-        Ok((
+        Ok(NonceSettings {
             source,
-            n.prefix.clone(),
-            millis("nonce_store.timeout_ms", n.timeout_ms)?,
-            millis("nonce_store.connect_timeout_ms", n.connect_timeout_ms)?,
-            n.allow_evicting_policy.unwrap_or(false),
-        ))
+            prefix: n.prefix.clone(),
+            timeout: millis("nonce_store.timeout_ms", n.timeout_ms)?,
+            connect_timeout: millis("nonce_store.connect_timeout_ms", n.connect_timeout_ms)?,
+            allow_evicting_policy: n.allow_evicting_policy.unwrap_or(false),
+            allow_lossy_persistence: n.allow_lossy_persistence.unwrap_or(false),
+        })
     }
 
     fn limits(&self) -> Result<Limits, ConfigError> {

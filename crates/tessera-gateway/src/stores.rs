@@ -439,7 +439,9 @@ fn configure(
     if let Some(timeout) = settings.nonce_connect_timeout {
         builder = builder.connect_timeout(timeout);
     }
-    builder.allow_evicting_policy(settings.nonce_allow_evicting_policy)
+    builder
+        .allow_evicting_policy(settings.nonce_allow_evicting_policy)
+        .allow_lossy_persistence(settings.nonce_allow_lossy_persistence)
 }
 
 /// Whether the nonce store answers: records a fresh random pair under a

@@ -71,7 +71,15 @@ fn bad_configurations_name_the_key_and_what_was_expected() {
         ("[nonce_store]\nredis = \"http://x\"\n", "nonce_store.redis"),
         (
             "[nonce_store]\nallow_evicting_policy = true\n",
-            "`allow_evicting_policy` need `redis` or `cluster`",
+            "`allow_lossy_persistence` need `redis` or `cluster`",
+        ),
+        (
+            "[nonce_store]\nallow_lossy_persistence = true\n",
+            "`allow_lossy_persistence` need `redis` or `cluster`",
+        ),
+        (
+            "[nonce_store]\nredis = \"redis://127.0.0.1:6379\"\nallow_lossy_persistence = 1\n",
+            "nonce_store.allow_lossy_persistence: invalid type",
         ),
         (
             "[nonce_store]\nredis = \"redis://127.0.0.1:6379\"\nallow_evicting_policy = \"yes\"\n",

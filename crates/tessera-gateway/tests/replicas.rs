@@ -135,6 +135,52 @@ fn a_redis_that_may_evict_nonces_is_refused_at_start_up() {
     assert!(gateway.stderr().contains("allowed by configuration"));
 }
 
+/// A Redis with RDB snapshots on (Redis's default `save` rules), whose
+/// restart would bring back the epoch keys without the last pairs, is
+/// refused at start-up with the reason, unless the configuration allows it.
+#[test]
+fn a_redis_whose_restart_can_lose_the_last_pairs_is_refused_at_start_up() {
+    let dir = temp_dir("snapshotting-redis");
+    let upstream = Upstream::start(&dir);
+    let key = Key::random("snap-1");
+    let keys = keys_file(&dir, &[(&key, "alice", &["read"], false)]);
+    let port = free_port();
+    let redis_dir = dir.join("redis");
+    std::fs::create_dir_all(&redis_dir).unwrap();
+    let _redis = spawn_redis_with(
+        port,
+        &["--save", "3600 1", "--dir", redis_dir.to_str().unwrap()],
+    )
+    .expect("redis-server is installed");
+    let url = format!("redis://127.0.0.1:{port}");
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--upstream", &upstream.url()])
+        .args(["--keys", keys.to_str().unwrap(), "--nonce-store", &url])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("RDB snapshots are on") && stderr.contains("allow_lossy_persistence"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "it never listened");
+    let config = dir.join("snapshotting.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream = \"{}\"\n[keys]\nfile = \"{}\"\n[nonce_store]\nredis = \"{url}\"\nallow_lossy_persistence = true\n",
+            upstream.url(),
+            keys.display()
+        ),
+    )
+    .unwrap();
+    let gateway = Gateway::start(&dir, &["--config", config.to_str().unwrap()]);
+    let reply = send_signed(&gateway, &key, "GET", "/v1/ping", b"", &[]);
+    assert_eq!(reply.status, 200, "{}", gateway.stderr());
+    assert!(gateway.stderr().contains("allowed by configuration"));
+}
+
 #[test]
 fn replicas_share_nonces_and_see_revocations() {
     let dir = temp_dir("replicas");

@@ -255,6 +255,42 @@ async fn a_request_signed_before_the_verifier_started_is_store_reset() {
         .assert_ok();
 }
 
+/// The verifier's clock ran far ahead (the default memory store expired
+/// the buckets it passed) and was then corrected: a captured request still
+/// within its window on the corrected clock is never accepted a second
+/// time; it gets the retryable `store_reset`, and a request signed now passes.
+#[tokio::test]
+async fn a_clock_corrected_back_after_running_ahead_never_reopens_a_replay() {
+    let h = Harness::standard().await;
+    let captured = Spec::new(Method::GET, &h.local).signed();
+    h.send(&captured).await.assert_ok();
+    h.send(&captured).await.assert_problem(401, "replayed");
+    // An hour ahead (a bad NTP step); clients follow the authenticated
+    // clock-skew challenge and sign with the verifier's time. Enough
+    // requests that every shard of the store expires what it passed
+    // (one shard of 32 misses all 512 with a chance of about 1e-7; it
+    // would then answer `replayed`, which is safe too).
+    h.clock.set(T0 + 3_600);
+    for _ in 0..512 {
+        h.send(
+            &Spec::new(Method::GET, &h.local)
+                .created(T0 + 3_600)
+                .signed(),
+        )
+        .await
+        .assert_ok();
+    }
+    // Corrected: 20 s after the captured request was signed.
+    h.clock.set(T0 + 20);
+    let reply = h.send(&captured).await;
+    reply.assert_problem(503, "store_reset");
+    assert!(
+        reply.headers.contains_key("retry-after"),
+        "{:?}",
+        reply.headers
+    );
+}
+
 #[tokio::test]
 async fn key_lookup_failures() {
     let h = Harness::standard().await;

@@ -213,6 +213,23 @@ async fn keys_carry_the_window_ttl_and_expire() {
         .expect("PTTL");
     assert!((301_001..=302_000).contains(&pttl), "PTTL {pttl} for {key}");
 
+    // Accepted while the verifier's clock runs 298 s ahead of `created`:
+    // still the whole retention from `created`, not the 3 s left on the
+    // fast clock, so a replay after the clock is corrected finds the pair.
+    h.clock.set(T0 + 298);
+    let (request, nonce) = Spec::new(Method::GET, PUBLIC).created(T0).sign();
+    h.send(&request).await.assert_ok();
+    let key = nonces.key_for(&key_id("alice"), &nonce);
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("PTTL");
+    assert!((301_001..=302_000).contains(&pttl), "PTTL {pttl} for {key}");
+    h.clock.set(T0 + 10);
+    h.send(&request).await.assert_problem(401, "replayed");
+    h.clock.set(T0);
+
     // A 1 s window: TTL 2 s (3 with the margin); afterwards Redis holds
     // nothing for the nonce.
     let nonces = store(&url, "expiry").await;
@@ -605,6 +622,83 @@ async fn a_redis_that_may_evict_nonces_is_refused_unless_allowed() {
         .await
         .expect("CONFIG SET");
     store(&redis.url(), "evicting").await;
+}
+
+/// A Redis whose restart can bring back the epoch keys without the last
+/// pairs (RDB snapshots, on by default in Redis; an append-only file synced
+/// once a second) would accept a replay of a lost pair once: refused at
+/// connection unless allowed. Persistence off, or an append-only file
+/// synced on every write, connects.
+#[tokio::test]
+async fn a_redis_whose_restart_can_restore_epochs_without_pairs_is_refused_unless_allowed() {
+    let dir =
+        std::env::temp_dir().join(format!("tessera-redis-persistence-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let dir_arg = dir.display().to_string();
+    let Some(redis) = RedisServer::spawn_with(
+        "a_redis_whose_restart_can_restore_epochs_without_pairs_is_refused_unless_allowed",
+        &["--dir", &dir_arg, "--save", "3600 1"],
+    ) else {
+        return;
+    };
+    let connect = |allow: bool| {
+        RedisNonceStore::builder(redis.url())
+            .prefix(unique_prefix("persistence"))
+            .clock(support::store_clock())
+            .allow_lossy_persistence(allow)
+            .connect()
+    };
+    let refused = connect(false).await.expect_err("snapshots are refused");
+    assert_eq!(refused.kind(), RedisStoreErrorKind::Persistence);
+    let message = refused.to_string();
+    assert!(
+        message.contains("save \"3600 1\"") && message.contains("allow_lossy_persistence"),
+        "{message}"
+    );
+    // Nothing was written before the refusal.
+    let mut conn = inspect(&redis.url()).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert!(keys.is_empty(), "{keys:?}");
+    // Allowed explicitly: it connects and works.
+    let allowed = connect(true).await.expect("allowed explicitly");
+    let (alice, nonce) = (key_id("alice"), Nonce::generate(&mut rand::rng()));
+    let record = NonceRecord::new(&alice, &nonce, T0, T0, T0 + 301);
+    assert_eq!(allowed.record(record).await.ok(), Some(NonceOutcome::Fresh));
+
+    let set = |name: &'static str, value: &'static str| {
+        let mut conn = conn.clone();
+        async move {
+            let _: () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg(name)
+                .arg(value)
+                .query_async(&mut conn)
+                .await
+                .expect("CONFIG SET");
+        }
+    };
+    // An append-only file synced once a second: refused too.
+    set("save", "").await;
+    set("appendonly", "yes").await;
+    set("appendfsync", "everysec").await;
+    let refused = connect(false).await.expect_err("everysec is refused");
+    assert_eq!(refused.kind(), RedisStoreErrorKind::Persistence);
+    assert!(
+        refused.to_string().contains("appendfsync everysec"),
+        "{refused}"
+    );
+    // Synced on every write: nothing acknowledged is lost, it connects.
+    set("appendfsync", "always").await;
+    connect(false).await.expect("lossless persistence");
+    // And persistence off, as the tests run it.
+    set("appendonly", "no").await;
+    connect(false).await.expect("no persistence");
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

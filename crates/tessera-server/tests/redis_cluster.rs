@@ -249,6 +249,41 @@ async fn killed_primary_fails_its_slots_closed() {
         return;
     };
     let prefix = unique_prefix("kill");
+
+    // One primary with RDB snapshots on (Redis's default): a restart of it
+    // would bring back its epoch keys without its last pairs, so the store
+    // refuses the cluster and names that node, until snapshots are off.
+    let config_set = |node: String, value: &'static str| async move {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("save")
+            .arg(value)
+            .query_async(&mut node_connection(&node).await)
+            .await
+            .expect("CONFIG SET save");
+    };
+    config_set(nodes[1].clone(), "3600 1").await;
+    let refused = RedisNonceStore::cluster_builder(nodes.iter().cloned())
+        .prefix(&prefix)
+        .clock(support::store_clock())
+        .connect()
+        .await
+        .expect_err("a primary with snapshots is refused");
+    assert_eq!(
+        refused.kind(),
+        tessera_server::RedisStoreErrorKind::Persistence
+    );
+    let port = nodes[1]
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    assert!(
+        refused.to_string().contains(&format!(":{port})")),
+        "names the node: {refused}"
+    );
+    config_set(nodes[1].clone(), "").await;
+
     let nonces = RedisNonceStore::cluster_builder(nodes.iter().cloned())
         .prefix(&prefix)
         .clock(support::store_clock())

@@ -330,6 +330,23 @@ impl MemoryNonceStore {
         if shard.contains(entry.pair) {
             return Ok(NonceOutcome::Replayed);
         }
+        // This pair's expiry bucket was already swept: the clock that gave
+        // `now` once ran later (and has since stepped back), so if this pair
+        // was recorded before, it may have been dropped while still live.
+        // Refused as forgotten; a pair is safe again from the `created`
+        // whose expiry (the same retention after it) lies in a bucket still
+        // kept. A clock that only moves forward never gets here: a pair
+        // within its window expires after `now`.
+        let swept_to = shard.swept_to();
+        if record.expires_at / self.granularity < swept_to {
+            let retention = record.expires_at.saturating_sub(record.created);
+            let since = swept_to
+                .saturating_mul(self.granularity)
+                .saturating_sub(retention);
+            return Ok(NonceOutcome::Forgotten {
+                since: since.max(record.created.saturating_add(1)),
+            });
+        }
         let bucket = match shard.admit(record.expires_at / self.granularity) {
             Ok(bucket) => bucket,
             Err(Refused::Full) => {
@@ -472,6 +489,114 @@ mod tests {
 
     fn key(s: &str) -> KeyId {
         KeyId::new(s).expect("key id")
+    }
+
+    /// A pair created at `created`, checked at `now`, kept for a 300 s
+    /// window (until `created + 301`).
+    fn check(
+        store: &MemoryNonceStore,
+        k: &KeyId,
+        n: &Nonce,
+        created: u64,
+        now: u64,
+    ) -> NonceOutcome {
+        store
+            .check_and_record(NonceRecord::new(k, n, created, now, created + 301))
+            .expect("room")
+    }
+
+    /// The clock runs far ahead (the store expires the buckets it passes),
+    /// then steps back: a pair accepted before, which the store may have
+    /// dropped while it is still within its window on the corrected clock,
+    /// is refused as forgotten (never accepted again), for as long as it
+    /// could be replayed; a pair whose expiry lies in a bucket still kept
+    /// is checked as usual.
+    #[test]
+    fn a_clock_that_steps_back_never_makes_the_store_forget_silently() {
+        const T0: u64 = 1_700_000_000;
+        for ahead in [304, 400, 3_600] {
+            let store = MemoryNonceStore::builder()
+                .shards(1)
+                .remembers_since(0)
+                .build();
+            let k = key("k");
+            let captured = nonce(1);
+            assert_eq!(check(&store, &k, &captured, T0, T0), NonceOutcome::Fresh);
+            assert_eq!(check(&store, &k, &captured, T0, T0), NonceOutcome::Replayed);
+            // Requests while the clock is ahead: the store sweeps past T0 + 301.
+            for i in 2..50 {
+                let now = T0 + ahead;
+                assert_eq!(check(&store, &k, &nonce(i), now, now), NonceOutcome::Fresh);
+            }
+            store.expire(T0 + ahead);
+            // Corrected: 20 s after T0, the captured request is within its window.
+            match check(&store, &k, &captured, T0, T0 + 20) {
+                NonceOutcome::Forgotten { since } => {
+                    assert!(since > T0, "{ahead}: since {since}");
+                    // Nothing the store may have dropped is vouched for.
+                    let granularity = store.granularity;
+                    assert!(
+                        since >= T0 + ahead - 301 - granularity,
+                        "{ahead}: since {since}"
+                    );
+                }
+                other => {
+                    panic!("{ahead}: a captured request after the clock stepped back: {other:?}")
+                }
+            }
+            // The pairs recorded while the clock was ahead are still there.
+            let now = T0 + 20;
+            assert_eq!(
+                check(&store, &k, &nonce(2), T0 + ahead, now),
+                NonceOutcome::Replayed,
+                "{ahead}"
+            );
+            // A new signature whose expiry lies beyond what was swept is
+            // checked as usual; one whose expiry was swept is refused as
+            // forgotten until then.
+            let fresh = check(&store, &k, &nonce(100), now, now);
+            if now + 301 >= T0 + ahead + store.granularity {
+                assert_eq!(fresh, NonceOutcome::Fresh, "{ahead}");
+            } else {
+                assert!(
+                    matches!(fresh, NonceOutcome::Forgotten { .. }),
+                    "{ahead}: {fresh:?}"
+                );
+            }
+        }
+    }
+
+    /// A small step back (less than the window) refuses only what the
+    /// store may have dropped: new signatures are unaffected.
+    #[test]
+    fn a_small_step_back_leaves_new_signatures_alone() {
+        const T0: u64 = 1_700_000_000;
+        let store = MemoryNonceStore::builder()
+            .shards(1)
+            .remembers_since(0)
+            .build();
+        let k = key("k");
+        assert_eq!(
+            check(&store, &k, &nonce(1), T0 + 60, T0 + 60),
+            NonceOutcome::Fresh
+        );
+        for i in 2..10 {
+            assert_eq!(
+                check(&store, &k, &nonce(i), T0 + 60, T0 + 60),
+                NonceOutcome::Fresh
+            );
+        }
+        // 30 s back: every new signature expires far beyond what was swept.
+        for i in 10..20 {
+            assert_eq!(
+                check(&store, &k, &nonce(i), T0 + 30, T0 + 30),
+                NonceOutcome::Fresh
+            );
+        }
+        assert_eq!(
+            check(&store, &k, &nonce(1), T0 + 60, T0 + 30),
+            NonceOutcome::Replayed
+        );
     }
 
     #[test]

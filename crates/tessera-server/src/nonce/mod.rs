@@ -8,6 +8,8 @@ mod redis_cluster;
 #[cfg(feature = "redis")]
 mod redis_connection;
 #[cfg(feature = "redis")]
+mod redis_settings;
+#[cfg(feature = "redis")]
 mod redis_store;
 mod shard;
 
@@ -70,10 +72,16 @@ impl<'a> NonceRecord<'a> {
         }
     }
 
-    /// Seconds the pair must be remembered from `now`:
-    /// `max(1, expires_at - now)` (spec §14).
+    /// Seconds a store that counts time itself (Redis `PX`) keeps the
+    /// pair: `max(1, expires_at - min(now, created))` (spec §14). Counted
+    /// from `created` when the verifier's clock reads later than it: a
+    /// clock running ahead and corrected later must not shorten the
+    /// retention, or a replay within the window on the corrected clock
+    /// would find the pair gone.
     pub fn ttl_secs(&self) -> u64 {
-        self.expires_at.saturating_sub(self.now).max(1)
+        self.expires_at
+            .saturating_sub(self.now.min(self.created))
+            .max(1)
     }
 
     /// [`NonceRecord::ttl_secs`] in milliseconds, for Redis `PX`.
@@ -262,5 +270,32 @@ impl std::error::Error for NonceStoreError {
         self.source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_core::{KeyId, Nonce};
+
+    use super::NonceRecord;
+
+    #[test]
+    fn retention_counts_from_created_when_the_clock_reads_later() {
+        let k = KeyId::new("k").expect("id");
+        let n = Nonce::new("AAAAAAAAAAAAAAAAAAAAAA").expect("nonce");
+        let ttl = |created: u64, now: u64| {
+            NonceRecord::new(&k, &n, created, now, created + 301).ttl_secs()
+        };
+        assert_eq!(ttl(1000, 1000), 301);
+        // Dated 2 s ahead of the verifier: kept 2 s longer from now.
+        assert_eq!(ttl(1002, 1000), 303);
+        // The verifier's clock 298 s ahead of `created` (running fast, or
+        // a request signed long ago): still the whole retention, so a
+        // corrected clock finds the pair for as long as it accepts it.
+        assert_eq!(ttl(1000, 1298), 301);
+        assert_eq!(ttl(1000, 5000), 301);
+        // Never zero.
+        let past = NonceRecord::new(&k, &n, 1000, 1000, 900);
+        assert_eq!(past.ttl_secs(), 1);
     }
 }

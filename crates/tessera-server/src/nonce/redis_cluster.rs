@@ -14,9 +14,10 @@ use redis::cluster_routing::{
 };
 use redis::{RedisError, Value};
 
+use super::redis_settings::{judge, setting_query, value_in, Allowed, Settings, SETTINGS};
 use super::redis_store::{
-    epoch_key_of_tag, judge_eviction_policy, policy_in, policy_query, redact_url, scrub_secret,
-    url_password, RedisStoreError, RedisStoreErrorKind, TAGS,
+    epoch_key_of_tag, redact_url, scrub_secret, url_password, RedisStoreError, RedisStoreErrorKind,
+    TAGS,
 };
 
 /// Epoch `SET NX` commands in flight at once when they go one by one (the
@@ -325,62 +326,72 @@ async fn write_epochs_one_by_one(
         .await
 }
 
-/// Checks the eviction policy of every primary (see
-/// `redis_store::judge_eviction_policy`): one that may evict live nonces
-/// refuses the connection unless `allow`.
-pub(super) async fn check_eviction_policies(
+/// Reads the eviction policy and persistence settings of every primary
+/// and judges each (see [`redis_settings`](super::redis_settings)): one
+/// that may evict live nonces or restore epochs without the last pairs
+/// refuses the connection unless allowed.
+pub(super) async fn check_settings(
     connection: &mut ClusterConnection,
     target: &str,
-    allow: bool,
+    allowed: Allowed,
 ) -> Result<(), RedisStoreError> {
-    let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-    let reply = connection
-        .route_command(policy_query(), routing)
-        .await
-        .and_then(|v| {
-            redis::from_redis_value::<HashMap<String, Vec<String>>>(v).map_err(Into::into)
-        });
-    let Ok(by_node) = reply else {
-        // One primary that refuses `CONFIG` fails the whole routed call:
-        // ask each primary on its own, so the others are still checked.
-        return check_primaries_one_by_one(connection, target, allow).await;
-    };
-    for (node, reply) in by_node {
-        judge_eviction_policy(target, Some(&node), policy_in(&reply), allow)?;
+    let mut by_node: HashMap<String, Settings> = HashMap::new();
+    for name in SETTINGS {
+        let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+        let reply = connection
+            .route_command(setting_query(name), routing)
+            .await
+            .and_then(|v| {
+                redis::from_redis_value::<HashMap<String, Vec<String>>>(v).map_err(Into::into)
+            });
+        let Ok(replies) = reply else {
+            // One primary that refuses `CONFIG` fails the whole routed call:
+            // ask each primary on its own, so the others are still checked.
+            return check_primaries_one_by_one(connection, target, allowed).await;
+        };
+        for (node, reply) in replies {
+            by_node.entry(node).or_default().set(name, value_in(&reply));
+        }
+    }
+    for (node, settings) in &by_node {
+        judge(target, Some(node), settings, allowed)?;
     }
     Ok(())
 }
 
-/// [`check_eviction_policies`] one primary at a time, each reached through
-/// the first slot of a range it serves (`CLUSTER SLOTS`); a primary whose
-/// policy cannot be read gets the warning, the others their verdict.
+/// [`check_settings`] one primary at a time, each reached through the
+/// first slot of a range it serves (`CLUSTER SLOTS`); a primary whose
+/// settings cannot be read gets the warnings, the others their verdict.
 async fn check_primaries_one_by_one(
     connection: &mut ClusterConnection,
     target: &str,
-    allow: bool,
+    allowed: Allowed,
 ) -> Result<(), RedisStoreError> {
     let slots: Result<Value, _> = redis::cmd("CLUSTER")
         .arg("SLOTS")
         .query_async(connection)
         .await;
     let Ok(slots) = slots else {
-        return judge_eviction_policy(target, None, None, allow);
+        return judge(target, None, &Settings::default(), allowed);
     };
     let mut seen: Vec<String> = Vec::new();
     for (first, node) in primaries(&slots) {
         if seen.contains(&node) {
             continue;
         }
-        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
-            first,
-            SlotAddr::Master,
-        )));
-        let reply = connection
-            .route_command(policy_query(), route)
-            .await
-            .and_then(|v| redis::from_redis_value::<Vec<String>>(v).map_err(Into::into));
-        let policy = reply.as_deref().ok().and_then(policy_in);
-        judge_eviction_policy(target, Some(&node), policy, allow)?;
+        let mut settings = Settings::default();
+        for name in SETTINGS {
+            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+                first,
+                SlotAddr::Master,
+            )));
+            let reply = connection
+                .route_command(setting_query(name), route)
+                .await
+                .and_then(|v| redis::from_redis_value::<Vec<String>>(v).map_err(Into::into));
+            settings.set(name, reply.as_deref().ok().and_then(value_in));
+        }
+        judge(target, Some(&node), &settings, allowed)?;
         seen.push(node);
     }
     Ok(())

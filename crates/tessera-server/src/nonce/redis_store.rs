@@ -13,6 +13,7 @@ use tessera_core::{Clock, KeyId, Nonce, SystemClock};
 
 use super::redis_cluster;
 use super::redis_connection::{open_single, RedisConnection};
+use super::redis_settings::{judge, setting_query, value_in, Allowed, Settings, SETTINGS};
 use super::{NonceOutcome, NonceRecord, NonceStore, NonceStoreError, NonceStoreErrorKind};
 
 /// The default key prefix of [`RedisNonceStore`].
@@ -141,7 +142,7 @@ pub struct RedisNonceStoreBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     clock: Arc<dyn Clock>,
-    allow_evicting_policy: bool,
+    allowed: Allowed,
 }
 
 /// Where a [`RedisNonceStoreBuilder`] connects.
@@ -173,7 +174,8 @@ impl fmt::Debug for RedisNonceStoreBuilder {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
-            .field("allow_evicting_policy", &self.allow_evicting_policy)
+            .field("allow_evicting_policy", &self.allowed.evicting_policy)
+            .field("allow_lossy_persistence", &self.allowed.lossy_persistence)
             .finish()
     }
 }
@@ -218,20 +220,37 @@ impl RedisNonceStoreBuilder {
     /// its `maxmemory`. When allowed, a warning is still logged at every
     /// connection.
     pub fn allow_evicting_policy(mut self, allow: bool) -> Self {
-        self.allow_evicting_policy = allow;
+        self.allowed.evicting_policy = allow;
+        self
+    }
+
+    /// Connects even when Redis persists in a way that a restart can bring
+    /// back the epoch keys without the last pairs recorded (default: false,
+    /// the connection is refused with [`RedisStoreErrorKind::Persistence`]):
+    /// RDB snapshots (`save` not empty; on by default in Redis), or an
+    /// append-only file with `appendfsync` other than `always`. After such
+    /// a restart a replay of a lost pair is accepted once. Persistence off
+    /// (`save ""`, `appendonly no`: a restart loses the epoch keys too, and
+    /// the store refuses what was signed before it) and `appendonly yes`
+    /// with `appendfsync always` pass. When allowed, a warning is still
+    /// logged at every connection.
+    pub fn allow_lossy_persistence(mut self, allow: bool) -> Self {
+        self.allowed.lossy_persistence = allow;
         self
     }
 
     /// Connects to Redis, checks it answers `PING` (with a cluster: every
-    /// primary), checks its eviction policy, writes the missing epoch keys,
-    /// and returns the store.
+    /// primary), checks its eviction policy and persistence, writes the
+    /// missing epoch keys, and returns the store.
     ///
     /// # Errors
     /// When the URL or the prefix is invalid, when Redis cannot be reached or
     /// refuses the credentials within the connect timeout, or when Redis
     /// (any primary of a cluster) reports an eviction policy other than
     /// `noeviction` and [`RedisNonceStoreBuilder::allow_evicting_policy`] was
-    /// not set. The error names the URL with its password replaced by `***`.
+    /// not set, or persistence that can lose the last writes (RDB snapshots,
+    /// `appendfsync` other than `always`) and
+    /// [`RedisNonceStoreBuilder::allow_lossy_persistence`] was not set. The error names the URL with its password replaced by `***`.
     pub async fn connect(self) -> Result<RedisNonceStore, RedisStoreError> {
         validate_prefix(&self.prefix)?;
         let (connection, target, password, since) = match &self.target {
@@ -283,12 +302,7 @@ impl RedisNonceStoreBuilder {
             self.connect_timeout,
         )
         .await?;
-        redis_cluster::check_eviction_policies(
-            &mut connection,
-            &target,
-            self.allow_evicting_policy,
-        )
-        .await?;
+        redis_cluster::check_settings(&mut connection, &target, self.allowed).await?;
         let started = StartUpEpoch::read(self.clock.as_ref());
         redis_cluster::prepare_nonce_keys(
             &mut connection,
@@ -327,7 +341,7 @@ impl RedisNonceStoreBuilder {
         // Start-up work goes over the probe, whose response timeout is the
         // connect timeout: writing 4096 epoch keys may take longer than
         // one check's timeout on a distant Redis.
-        check_eviction_policy(&mut probe, &target, self.allow_evicting_policy).await?;
+        check_settings(&mut probe, &target, self.allowed).await?;
         let started = StartUpEpoch::read(self.clock.as_ref());
         write_missing_epochs(&mut probe, &self.prefix, started.since)
             .await
@@ -450,11 +464,22 @@ impl RedisNonceStoreBuilder {
 ///   [`RedisNonceStoreBuilder::allow_evicting_policy`] says otherwise; where
 ///   `CONFIG` is disabled (managed Redis) it cannot tell, and logs a
 ///   warning asking you to check.
-/// * Persistence is not needed for safety: a Redis that lost its data also
-///   lost the epoch keys, so requests signed before the loss are refused
-///   with `store_reset` (503; the client signs again) instead of being
-///   accepted a second time. AOF or replication only spares clients that
-///   one retry. A failover to a replica that has the epoch keys but missed
+/// * Run it without persistence (`save ""`, `appendonly no`), or with
+///   `appendonly yes` and `appendfsync always`. Without persistence a Redis
+///   that restarts loses the epoch keys with the pairs, so requests signed
+///   before the loss are refused with `store_reset` (503; the client signs
+///   again) instead of being accepted a second time. Persistence that can
+///   lose the last writes is worse than none: RDB snapshots (`save` rules,
+///   on by default in Redis) or an append-only file synced once a second
+///   bring the epoch keys back without the pairs recorded after them, and a
+///   replay of such a pair is then accepted once. [`RedisNonceStoreBuilder::connect`]
+///   reads `save`, `appendonly` and `appendfsync` (of every primary, with a
+///   cluster) and refuses such a Redis with
+///   [`RedisStoreErrorKind::Persistence`] unless
+///   [`RedisNonceStoreBuilder::allow_lossy_persistence`] says otherwise
+///   (a warning when `CONFIG` is disabled). An RDB file left in Redis's
+///   directory (a `BGSAVE` by hand) is loaded at the next start as well:
+///   remove it. A failover to a replica that has the epoch keys but missed
 ///   the last writes (Redis replicates asynchronously) can still forget
 ///   those last pairs; `WAIT` or `min-replicas-to-write` narrow that.
 /// * The bound on entries is Redis's `maxmemory` (an entry takes about 200
@@ -560,7 +585,7 @@ impl RedisNonceStore {
             timeout: DEFAULT_REDIS_TIMEOUT,
             connect_timeout: DEFAULT_REDIS_CONNECT_TIMEOUT,
             clock: Arc::new(SystemClock::new()),
-            allow_evicting_policy: false,
+            allowed: Allowed::default(),
         }
     }
 
@@ -578,7 +603,7 @@ impl RedisNonceStore {
             timeout: DEFAULT_REDIS_TIMEOUT,
             connect_timeout: DEFAULT_REDIS_CONNECT_TIMEOUT,
             clock: Arc::new(SystemClock::new()),
-            allow_evicting_policy: false,
+            allowed: Allowed::default(),
         }
     }
 
@@ -760,6 +785,11 @@ pub enum RedisStoreErrorKind {
     /// `maxmemory-policy` is not `noeviction` (see
     /// [`RedisNonceStoreBuilder::allow_evicting_policy`]).
     EvictionPolicy,
+    /// Redis (or a primary of the cluster) persists in a way that a restart
+    /// can restore the epoch keys without the last pairs: RDB snapshots, or
+    /// an append-only file not synced on every write (see
+    /// [`RedisNonceStoreBuilder::allow_lossy_persistence`]).
+    Persistence,
 }
 
 /// Whether Redis is known to be down, shared by a store's clones.
@@ -885,80 +915,26 @@ pub(super) fn scrub_secret(message: &str, secret: Option<&str>) -> String {
     }
 }
 
-/// Refuses (unless `allow`) a Redis whose eviction policy may drop live
-/// nonces, and warns when the policy cannot be read (`CONFIG` is often
-/// disabled on managed Redis).
-async fn check_eviction_policy(
+/// Reads the eviction policy and persistence settings of one endpoint and
+/// judges them (see [`redis_settings`](super::redis_settings)): refused
+/// unless allowed, a warning when they cannot be read.
+async fn check_settings(
     connection: &mut redis::aio::MultiplexedConnection,
     target: &str,
-    allow: bool,
+    allowed: Allowed,
 ) -> Result<(), RedisStoreError> {
-    let reply: Result<Vec<String>, _> = policy_query().query_async(connection).await;
-    let policy = reply.as_deref().ok().and_then(policy_in);
-    judge_eviction_policy(target, None, policy, allow)
-}
-
-/// `CONFIG GET maxmemory-policy`.
-pub(super) fn policy_query() -> redis::Cmd {
-    let mut query = redis::cmd("CONFIG");
-    query.arg("GET").arg("maxmemory-policy");
-    query
-}
-
-/// The policy in a reply to [`policy_query`] (`[name, value]`).
-pub(super) fn policy_in(reply: &[String]) -> Option<&str> {
-    match reply {
-        [_, policy] => Some(policy.as_str()),
-        _ => None,
+    let mut pipe = redis::pipe();
+    for name in SETTINGS {
+        pipe.add_command(setting_query(name));
     }
-}
-
-/// The verdict on one server's `maxmemory-policy` (`None`: unreadable):
-/// `noeviction` passes; another policy is an error unless `allow` (then a
-/// warning); an unreadable one is a warning.
-pub(super) fn judge_eviction_policy(
-    target: &str,
-    node: Option<&str>,
-    policy: Option<&str>,
-    allow: bool,
-) -> Result<(), RedisStoreError> {
-    let node = node.unwrap_or("");
-    match policy {
-        Some("noeviction") => Ok(()),
-        Some(policy) if allow => {
-            tracing::warn!(
-                redis = %target,
-                node,
-                maxmemory_policy = %policy,
-                "tessera: Redis may evict live nonces under memory pressure, letting replays through (allowed by configuration); set maxmemory-policy noeviction"
-            );
-            Ok(())
-        }
-        Some(policy) => {
-            let at = if node.is_empty() {
-                String::new()
-            } else {
-                format!(" (node {node})")
-            };
-            Err(RedisStoreError::new(
-                RedisStoreErrorKind::EvictionPolicy,
-                format!(
-                    "refusing Redis at {target}{at}: its maxmemory-policy is {policy}, which may \
-                     evict live nonces and let replays through; set maxmemory-policy noeviction \
-                     (or, if Redis can never reach maxmemory, allow it explicitly: allow_evicting_policy, \
-                     in the gateway [nonce_store] allow_evicting_policy = true)"
-                ),
-            ))
-        }
-        None => {
-            tracing::warn!(
-                redis = %target,
-                node,
-                "tessera: could not read Redis maxmemory-policy (CONFIG is disabled?); make sure it is noeviction, or evicted nonces let replays through"
-            );
-            Ok(())
+    let replies: Result<Vec<Vec<String>>, _> = pipe.query_async(connection).await;
+    let mut settings = Settings::default();
+    if let Ok(replies) = replies {
+        for (name, reply) in SETTINGS.iter().zip(&replies) {
+            settings.set(name, value_in(reply));
         }
     }
+    judge(target, None, &settings, allowed)
 }
 
 /// rustls needs a process-wide crypto provider; install ring unless the
@@ -974,34 +950,6 @@ pub(super) fn install_crypto_provider() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_noeviction_passes_the_eviction_policy_check_unless_allowed() {
-        assert!(judge_eviction_policy("redis://r", None, Some("noeviction"), false).is_ok());
-        for policy in [
-            "allkeys-lru",
-            "volatile-lru",
-            "volatile-ttl",
-            "allkeys-random",
-        ] {
-            let refused =
-                judge_eviction_policy("redis://r", Some("10.0.0.2:6379"), Some(policy), false)
-                    .expect_err(policy);
-            assert_eq!(refused.kind(), RedisStoreErrorKind::EvictionPolicy);
-            let message = refused.to_string();
-            assert!(
-                message.contains(policy) && message.contains("10.0.0.2:6379"),
-                "{message}"
-            );
-            assert!(
-                message.contains("set maxmemory-policy noeviction"),
-                "{message}"
-            );
-            assert!(judge_eviction_policy("redis://r", None, Some(policy), true).is_ok());
-        }
-        // Unreadable (CONFIG disabled): a warning, not a refusal.
-        assert!(judge_eviction_policy("redis://r", None, None, false).is_ok());
-    }
 
     #[test]
     fn key_layout() {

@@ -80,6 +80,11 @@ impl<T: Default> Ring<T> {
     pub(crate) fn slot_count(&self) -> usize {
         self.slots.len()
     }
+
+    /// Every bucket below this one has been expired.
+    pub(crate) fn swept_to(&self) -> u64 {
+        self.swept_to
+    }
 }
 
 /// A prefetch of the cache line holding `slot` into every cache level.
@@ -318,6 +323,12 @@ impl Shard {
 
     pub(crate) fn contains(&self, fp: u64) -> bool {
         self.set.contains(fp)
+    }
+
+    /// Every expiry bucket below this one has been expired (and its
+    /// fingerprints dropped or queued for dropping).
+    pub(crate) fn swept_to(&self) -> u64 {
+        self.ring.swept_to()
     }
 
     /// See [`FingerprintSet::prefetch`].
