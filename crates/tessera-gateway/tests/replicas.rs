@@ -94,17 +94,25 @@ impl Db {
     }
 }
 
-/// A Redis whose eviction policy may drop live nonces is refused at
-/// start-up, with the reason, unless the configuration allows it.
-#[test]
-fn a_redis_that_may_evict_nonces_is_refused_at_start_up() {
-    let dir = temp_dir("evicting-redis");
+/// A gateway given a Redis started with `redis_args` refuses to start,
+/// with `reasons` in its error, and starts and verifies once the
+/// configuration file says `allow = true`.
+fn refused_at_start_up_unless_allowed(
+    test: &str,
+    redis_args: &[&str],
+    reasons: &[&str],
+    allow: &str,
+) {
+    let dir = temp_dir(test);
     let upstream = Upstream::start(&dir);
-    let key = Key::random("evict-1");
+    let key = Key::random(&format!("{test}-1"));
     let keys = keys_file(&dir, &[(&key, "alice", &["read"], false)]);
     let port = free_port();
-    let _redis = spawn_redis_with(port, &["--maxmemory-policy", "allkeys-lru"])
-        .expect("redis-server is installed");
+    let redis_dir = dir.join("redis");
+    std::fs::create_dir_all(&redis_dir).unwrap();
+    let mut args = vec!["--dir", redis_dir.to_str().unwrap()];
+    args.extend_from_slice(redis_args);
+    let _redis = spawn_redis_with(port, &args).expect("redis-server is installed");
     let url = format!("redis://127.0.0.1:{port}");
     let out = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0", "--upstream", &upstream.url()])
@@ -113,17 +121,16 @@ fn a_redis_that_may_evict_nonces_is_refused_at_start_up() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("maxmemory-policy is allkeys-lru") && stderr.contains("noeviction"),
-        "{stderr}"
-    );
+    for reason in reasons {
+        assert!(stderr.contains(reason), "{reason}: {stderr}");
+    }
     assert!(out.stdout.is_empty(), "it never listened");
     // Allowed in the configuration file: it starts and verifies.
-    let config = dir.join("evicting.toml");
+    let config = dir.join("allowed.toml");
     std::fs::write(
         &config,
         format!(
-            "upstream = \"{}\"\n[keys]\nfile = \"{}\"\n[nonce_store]\nredis = \"{url}\"\nallow_evicting_policy = true\n",
+            "upstream = \"{}\"\n[keys]\nfile = \"{}\"\n[nonce_store]\nredis = \"{url}\"\n{allow} = true\n",
             upstream.url(),
             keys.display()
         ),
@@ -135,50 +142,29 @@ fn a_redis_that_may_evict_nonces_is_refused_at_start_up() {
     assert!(gateway.stderr().contains("allowed by configuration"));
 }
 
+/// A Redis whose eviction policy may drop live nonces is refused at
+/// start-up, with the reason, unless the configuration allows it.
+#[test]
+fn a_redis_that_may_evict_nonces_is_refused_at_start_up() {
+    refused_at_start_up_unless_allowed(
+        "evicting-redis",
+        &["--maxmemory-policy", "allkeys-lru"],
+        &["maxmemory-policy is allkeys-lru", "noeviction"],
+        "allow_evicting_policy",
+    );
+}
+
 /// A Redis with RDB snapshots on (Redis's default `save` rules), whose
 /// restart would bring back the epoch keys without the last pairs, is
 /// refused at start-up with the reason, unless the configuration allows it.
 #[test]
 fn a_redis_whose_restart_can_lose_the_last_pairs_is_refused_at_start_up() {
-    let dir = temp_dir("snapshotting-redis");
-    let upstream = Upstream::start(&dir);
-    let key = Key::random("snap-1");
-    let keys = keys_file(&dir, &[(&key, "alice", &["read"], false)]);
-    let port = free_port();
-    let redis_dir = dir.join("redis");
-    std::fs::create_dir_all(&redis_dir).unwrap();
-    let _redis = spawn_redis_with(
-        port,
-        &["--save", "3600 1", "--dir", redis_dir.to_str().unwrap()],
-    )
-    .expect("redis-server is installed");
-    let url = format!("redis://127.0.0.1:{port}");
-    let out = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--upstream", &upstream.url()])
-        .args(["--keys", keys.to_str().unwrap(), "--nonce-store", &url])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("RDB snapshots are on") && stderr.contains("allow_lossy_persistence"),
-        "{stderr}"
+    refused_at_start_up_unless_allowed(
+        "snapshotting-redis",
+        &["--save", "3600 1"],
+        &["RDB snapshots are on", "allow_lossy_persistence"],
+        "allow_lossy_persistence",
     );
-    assert!(out.stdout.is_empty(), "it never listened");
-    let config = dir.join("snapshotting.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "upstream = \"{}\"\n[keys]\nfile = \"{}\"\n[nonce_store]\nredis = \"{url}\"\nallow_lossy_persistence = true\n",
-            upstream.url(),
-            keys.display()
-        ),
-    )
-    .unwrap();
-    let gateway = Gateway::start(&dir, &["--config", config.to_str().unwrap()]);
-    let reply = send_signed(&gateway, &key, "GET", "/v1/ping", b"", &[]);
-    assert_eq!(reply.status, 200, "{}", gateway.stderr());
-    assert!(gateway.stderr().contains("allowed by configuration"));
 }
 
 #[test]

@@ -574,6 +574,37 @@ async fn unreachable_redis_is_a_clear_start_up_error() {
     }
 }
 
+/// A connection to the Redis at `url`, after checking that it holds no key
+/// (a refused connection writes nothing).
+async fn nothing_written(url: &str) -> redis::aio::MultiplexedConnection {
+    let mut conn = inspect(url).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert!(keys.is_empty(), "{keys:?}");
+    conn
+}
+
+/// The store records a fresh pair.
+async fn records_a_pair(store: &RedisNonceStore) {
+    let (alice, nonce) = (key_id("alice"), Nonce::generate(&mut rand::rng()));
+    let record = NonceRecord::new(&alice, &nonce, T0, T0, T0 + 301);
+    assert_eq!(store.record(record).await.ok(), Some(NonceOutcome::Fresh));
+}
+
+/// `CONFIG SET name value` over `conn`.
+async fn config_set(conn: &redis::aio::MultiplexedConnection, name: &str, value: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query_async(&mut conn.clone())
+        .await
+        .expect("CONFIG SET");
+}
+
 #[tokio::test]
 async fn a_redis_that_may_evict_nonces_is_refused_unless_allowed() {
     let Some(redis) = RedisServer::spawn_with(
@@ -594,14 +625,7 @@ async fn a_redis_that_may_evict_nonces_is_refused_unless_allowed() {
         message.contains("volatile-lru") && message.contains("noeviction"),
         "{message}"
     );
-    // Nothing was written before the refusal.
-    let mut conn = inspect(&redis.url()).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut conn)
-        .await
-        .expect("KEYS");
-    assert!(keys.is_empty(), "{keys:?}");
+    let conn = nothing_written(&redis.url()).await;
     // Allowed explicitly: it connects and works.
     let allowed = RedisNonceStore::builder(redis.url())
         .prefix(unique_prefix("evicting"))
@@ -610,17 +634,9 @@ async fn a_redis_that_may_evict_nonces_is_refused_unless_allowed() {
         .connect()
         .await
         .expect("allowed explicitly");
-    let (alice, nonce) = (key_id("alice"), Nonce::generate(&mut rand::rng()));
-    let record = NonceRecord::new(&alice, &nonce, T0, T0, T0 + 301);
-    assert_eq!(allowed.record(record).await.ok(), Some(NonceOutcome::Fresh));
+    records_a_pair(&allowed).await;
     // Back to noeviction: the default builder connects.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxmemory-policy")
-        .arg("noeviction")
-        .query_async(&mut conn)
-        .await
-        .expect("CONFIG SET");
+    config_set(&conn, "maxmemory-policy", "noeviction").await;
     store(&redis.url(), "evicting").await;
 }
 
@@ -655,36 +671,13 @@ async fn a_redis_whose_restart_can_restore_epochs_without_pairs_is_refused_unles
         message.contains("save \"3600 1\"") && message.contains("allow_lossy_persistence"),
         "{message}"
     );
-    // Nothing was written before the refusal.
-    let mut conn = inspect(&redis.url()).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut conn)
-        .await
-        .expect("KEYS");
-    assert!(keys.is_empty(), "{keys:?}");
+    let conn = nothing_written(&redis.url()).await;
     // Allowed explicitly: it connects and works.
-    let allowed = connect(true).await.expect("allowed explicitly");
-    let (alice, nonce) = (key_id("alice"), Nonce::generate(&mut rand::rng()));
-    let record = NonceRecord::new(&alice, &nonce, T0, T0, T0 + 301);
-    assert_eq!(allowed.record(record).await.ok(), Some(NonceOutcome::Fresh));
-
-    let set = |name: &'static str, value: &'static str| {
-        let mut conn = conn.clone();
-        async move {
-            let _: () = redis::cmd("CONFIG")
-                .arg("SET")
-                .arg(name)
-                .arg(value)
-                .query_async(&mut conn)
-                .await
-                .expect("CONFIG SET");
-        }
-    };
+    records_a_pair(&connect(true).await.expect("allowed explicitly")).await;
     // An append-only file synced once a second: refused too.
-    set("save", "").await;
-    set("appendonly", "yes").await;
-    set("appendfsync", "everysec").await;
+    config_set(&conn, "save", "").await;
+    config_set(&conn, "appendonly", "yes").await;
+    config_set(&conn, "appendfsync", "everysec").await;
     let refused = connect(false).await.expect_err("everysec is refused");
     assert_eq!(refused.kind(), RedisStoreErrorKind::Persistence);
     assert!(
@@ -692,10 +685,10 @@ async fn a_redis_whose_restart_can_restore_epochs_without_pairs_is_refused_unles
         "{refused}"
     );
     // Synced on every write: nothing acknowledged is lost, it connects.
-    set("appendfsync", "always").await;
+    config_set(&conn, "appendfsync", "always").await;
     connect(false).await.expect("lossless persistence");
     // And persistence off, as the tests run it.
-    set("appendonly", "no").await;
+    config_set(&conn, "appendonly", "no").await;
     connect(false).await.expect("no persistence");
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
