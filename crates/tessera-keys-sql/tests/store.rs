@@ -701,25 +701,25 @@ async fn unreadable_rows_are_listed_with_their_reason(driver: Driver, test: &str
         vec![good.key_id().as_str()]
     );
     let unreadable = store.list_unreadable(None).await.expect("list_unreadable");
+    // Oldest first, then by key id: both were issued in the same second.
     let named: Vec<(&str, &str, &str)> = unreadable
         .iter()
         .map(|u| (u.key_id.as_str(), u.owner.as_str(), u.reason))
         .collect();
-    assert_eq!(
-        named,
-        vec![
-            (
-                bad_attributes.key_id().as_str(),
-                "alice",
-                "attributes is not JSON"
-            ),
-            (
-                bad_scopes.key_id().as_str(),
-                "bob",
-                "scopes is not a JSON array of strings"
-            ),
-        ]
-    );
+    let mut expected = vec![
+        (
+            bad_attributes.key_id().as_str(),
+            "alice",
+            "attributes is not JSON",
+        ),
+        (
+            bad_scopes.key_id().as_str(),
+            "bob",
+            "scopes is not a JSON array of strings",
+        ),
+    ];
+    expected.sort_unstable();
+    assert_eq!(named, expected);
     assert_eq!(
         store.list_unreadable(Some("bob")).await.expect("bob").len(),
         1

@@ -335,8 +335,10 @@ impl MemoryNonceStore {
         // was recorded before, it may have been dropped while still live.
         // Refused as forgotten; a pair is safe again from the `created`
         // whose expiry (the same retention after it) lies in a bucket still
-        // kept. A clock that only moves forward never gets here: a pair
-        // within its window expires after `now`.
+        // kept. A clock that only moves forward does not get here: a pair
+        // within its window expires after `now` (short of a check delayed
+        // past a bucket boundary right at the window's edge, which is
+        // refused as forgotten and signed again).
         let swept_to = shard.swept_to();
         if record.expires_at / self.granularity < swept_to {
             let retention = record.expires_at.saturating_sub(record.created);
