@@ -282,6 +282,80 @@ def test_redirects_to_another_origin_are_not_followed_unless_allowed(server):
         foreign.close()
 
 
+def test_requests_following_a_handed_back_redirect_sends_no_signature(server):
+    """With requests' default allow_redirects=True, a 3xx the auth hands back (another
+    origin) is followed by requests itself: that hop carries neither the signature nor
+    the credentials, so the other origin has nothing to replay."""
+    s = make_signer("in-rust", server["key_id"], server["secret"])
+    foreign = Redirector(302, server["url"])
+    first = Redirector(307, foreign.url)
+    try:
+        secrets = {"Authorization": "Bearer SECRET-TOKEN", "Cookie": "session=1"}
+        r = requests.post(first.url + "/v1/e", json={"qty": 1}, headers=secrets, auth=TesseraAuth(s),
+                          timeout=10)
+        # requests went on to the verifier, unsigned: refused there.
+        assert r.status_code == 401 and r.json()["code"] == "missing_signature", r.text
+        assert [(m, p) for m, p, _, _ in foreign.seen] == [("POST", "/v1/e")]
+        _, _, headers, _ = foreign.seen[0]
+        for name in ("signature", "signature-input", "content-digest", "authorization", "cookie"):
+            assert name not in headers, (name, headers)
+        # The same with follow_redirects=False: the hop requests makes is unsigned too.
+        r = requests.get(first.url + "/v1/f", auth=TesseraAuth(s, follow_redirects=False), timeout=10)
+        assert r.status_code == 401
+        assert "signature-input" not in foreign.seen[-1][2], foreign.seen[-1]
+    finally:
+        first.close()
+        foreign.close()
+
+
+class CookieRedirect:
+    """`/start` answers 302 to `/final` setting cookie b=2; `/final` answers 200 with
+    the Cookie field it received."""
+
+    def __init__(self):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path == "/start":
+                    self.send_response(302)
+                    self.send_header("Location", "/final")
+                    self.send_header("Set-Cookie", "b=2; Path=/")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = (self.headers.get("Cookie") or "").encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_requests_same_origin_hops_carry_the_sessions_cookies(server):
+    """A hop the auth follows carries the cookies requests would send: the session's for
+    that URL, and those the 3xx set."""
+    s = make_signer("in-rust", server["key_id"], server["secret"])
+    site = CookieRedirect()
+    try:
+        session = requests.Session()
+        session.cookies.set("sid", "abc", domain="127.0.0.1", path="/")
+        r = session.get(site.url + "/start", auth=TesseraAuth(s), timeout=10)
+        assert r.status_code == 200 and [h.status_code for h in r.history] == [302]
+        sent = sorted(part.strip() for part in r.text.split(";"))
+        assert sent == ["b=2", "sid=abc"], r.text
+    finally:
+        site.close()
+
+
 # ---------------------------------------------------------------- platform MAC failures
 
 

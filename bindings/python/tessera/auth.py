@@ -18,9 +18,13 @@ and for every request they send:
   never sent twice (spec §10). The auth follows redirects itself, each hop
   signed afresh, with the usual method rules (303, and 301/302 for anything
   but GET/HEAD, become a body-less GET; 307/308 keep the method and body), at
-  most `max_redirects` hops. Pass `follow_redirects=False` to get the 3xx back
-  (with `requests`, also pass `allow_redirects=False`: requests itself would
-  follow with the first hop's signature).
+  most `max_redirects` hops, each with the cookies the session holds for it
+  (and those the 3xx set). Pass `follow_redirects=False` to get the 3xx back
+  (with `requests`, also pass `allow_redirects=False`). A 3xx the auth hands
+  back, to another origin or with `follow_redirects=False`, has the signature
+  fields removed from its request (and from the first request of the chain),
+  so that if requests follows it itself it sends them nowhere: the next hop
+  goes unsigned.
   With httpx, leave the client's `follow_redirects` off (httpx's default): when
   the client follows redirects itself it resends the first signature, which
   the verifier refuses.
@@ -220,10 +224,13 @@ class TesseraAuth(_AuthBase):
                 self._sign_prepared(retry)
                 response = self._resend(response, retry, **kwargs)
                 continue
-            if self.follow_redirects and response.is_redirect:
+            if response.is_redirect and not self.follow_redirects:
+                return _unsigned_for_requests(response)
+            if response.is_redirect:
                 hop = self._next_hop(response)
                 if hop is None:
-                    return response  # another origin, not allowed: the caller gets the 3xx
+                    # Another origin, not allowed: the caller gets the 3xx.
+                    return _unsigned_for_requests(response)
                 hops += 1
                 if hops > self.max_redirects:
                     raise _requests.TooManyRedirects(
@@ -252,11 +259,34 @@ class TesseraAuth(_AuthBase):
             for name in ("Content-Length", "Content-Type", "Transfer-Encoding"):
                 hop.headers.pop(name, None)
             hop.body = None
-        hop.headers.pop("Cookie", None)
         if leaves:
             for name in _CREDENTIALS:
                 hop.headers.pop(name, None)
+        # Cookies as requests would send them on this hop: those of the
+        # session's jar (and of the 3xx's Set-Cookie) that match the target,
+        # so another origin gets only its own.
+        hop.headers.pop("Cookie", None)
+        jar = previous._cookies.copy() if previous._cookies is not None else _requests.cookies.RequestsCookieJar()
+        if response.raw is not None:
+            _requests.cookies.extract_cookies_to_jar(jar, previous, response.raw)
+        hop.prepare_cookies(jar)
         return hop
+
+
+def _unsigned_for_requests(response):
+    """`response`, a 3xx the auth does not follow, with the signature fields
+    taken off the request requests would copy if it follows the redirect
+    itself (`allow_redirects=True`, its default): that hop then carries no
+    signature, which would be a resent one (spec §10) and, to another origin,
+    a credential the origin could replay. requests copies the first request
+    of the chain, so that one loses them too."""
+    requests_to_strip = [response.request]
+    if response.history:
+        requests_to_strip.append(response.history[0].request)
+    for request in requests_to_strip:
+        for name in _SIGNED:
+            request.headers.pop(name, None)
+    return response
 
 
 # --------------------------------------------------------------------------- httpx

@@ -107,12 +107,25 @@ impl RequestArgs {
         // The URL and method are checked where every signer checks them,
         // when the request view is built (`PreparedRequest::view`).
         let (headers, header_lines) = parse_headers(&self.headers)?;
-        let extra = parse_cover(&self.cover, &headers)?;
-        let key_id = KeyId::new(self.key_id.as_str())
-            .map_err(|e| CliError::usage(format!("invalid --key-id: {}", e.detail())))?;
+        // Spec §10's order: the covered names, then the parameters (here
+        // and in `view`), then the request (`view`), then the fields.
+        let extra = parse_cover(&self.cover)?;
+        let created = self.created.unwrap_or_else(now_unix);
+        if created > tessera_core::MAX_TIME
+            || self.expires.is_some_and(|e| e > tessera_core::MAX_TIME)
+        {
+            return Err(CliError::usage(format!(
+                "malformed_signature: --created and --expires must be at most {} (15 digits, the largest sf-integer)",
+                tessera_core::MAX_TIME
+            )));
+        }
+        let key_id = KeyId::new(self.key_id.as_str()).map_err(|e| {
+            CliError::usage(format!("{}: invalid --key-id: {}", e.code(), e.detail()))
+        })?;
         let nonce = match &self.nonce {
-            Some(n) => Nonce::new(n.as_str())
-                .map_err(|e| CliError::usage(format!("invalid --nonce: {}", e.detail())))?,
+            Some(n) => Nonce::new(n.as_str()).map_err(|e| {
+                CliError::usage(format!("{}: invalid --nonce: {}", e.code(), e.detail()))
+            })?,
             None => Nonce::generate(&mut rand::rng()),
         };
         let (body, body_source) = read_body(self.data.as_deref())?;
@@ -125,7 +138,7 @@ impl RequestArgs {
             body_source,
             extra,
             key_id,
-            created: self.created.unwrap_or_else(now_unix),
+            created,
             expires: self.expires,
             nonce,
         })
@@ -133,11 +146,30 @@ impl RequestArgs {
 }
 
 impl PreparedRequest {
-    /// The view the signature covers.
+    /// The view the signature covers. The signing options (`created`,
+    /// `expires`) are checked first: spec §10 checks the parameters before
+    /// the request.
     pub(crate) fn view(&self) -> Result<RequestView<'_, HeaderMap>, CliError> {
         let cannot =
             |e: tessera_core::Error| CliError::usage(format!("cannot sign this request: {e}"));
+        self.options().check().map_err(cannot)?;
         RequestView::from_url(&self.method, &self.url, &self.headers).map_err(cannot)
+    }
+
+    /// Spec §10 step 6, with a hint: every `--cover` header is in the
+    /// request (the signer would refuse it with the same code, after every
+    /// check of the earlier steps).
+    pub(crate) fn check_covered_present(&self) -> Result<(), CliError> {
+        for component in &self.extra {
+            // `--cover` names are lowercase (uppercase ones are refused).
+            let name = component.name();
+            if !self.headers.contains_key(name) {
+                return Err(CliError::usage(format!(
+                    "missing_component: --cover {name}: the request has no such header (add it with -H '{name}: ...')"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The signing options.
@@ -157,7 +189,9 @@ impl PreparedRequest {
         &self,
         key: &SigningKey,
     ) -> Result<tessera_core::SignatureBase, CliError> {
-        tessera_core::signature_base(key, &self.view()?, &self.digest(), &self.options())
+        let view = self.view()?;
+        self.check_covered_present()?;
+        tessera_core::signature_base(key, &view, &self.digest(), &self.options())
             .map_err(|e| CliError::usage(format!("cannot build the signature base: {e}")))
     }
 }
@@ -215,20 +249,12 @@ fn trim_ows(mut v: &[u8]) -> &[u8] {
     v
 }
 
-fn parse_cover(names: &[String], headers: &HeaderMap) -> Result<Vec<Component>, CliError> {
+fn parse_cover(names: &[String]) -> Result<Vec<Component>, CliError> {
     // The verifier's order and codes (tessera_core::parse_cover). No
     // silent lowercasing: the name is what Signature-Input will list, and
     // every Tessera API refuses an uppercase one the same way.
-    let extra = tessera_core::parse_cover(names)
-        .map_err(|e| CliError::usage(format!("cannot cover {}: {e}", names.join(", "))))?;
-    for (name, component) in names.iter().zip(&extra) {
-        if !headers.contains_key(component.name()) {
-            return Err(CliError::usage(format!(
-                "missing_component: --cover {name}: the request has no such header (add it with -H '{name}: ...')"
-            )));
-        }
-    }
-    Ok(extra)
+    tessera_core::parse_cover(names)
+        .map_err(|e| CliError::usage(format!("cannot cover {}: {e}", names.join(", "))))
 }
 
 fn read_body(data: Option<&str>) -> Result<(Vec<u8>, BodySource), CliError> {

@@ -756,6 +756,47 @@ fn bad_arguments_and_unreadable_files_fail_with_one_line() {
             2,
             "missing_component: --cover x-a: the request has no such header",
         ),
+        // Spec §10's order: an absent covered header (step 6) is reported
+        // only once the options (step 2) and the request (step 3) pass.
+        (
+            signing("GET", "ftp://h/", &["--cover", "x-a"]),
+            2,
+            "invalid_field_value: only http:// and https:// URLs",
+        ),
+        (
+            signing("G(T", "https://h/", &["--cover", "x-a"]),
+            2,
+            "invalid_field_value: the method is not a valid token",
+        ),
+        (
+            signing("GET", "https://h/", &["--nonce", "short", "--cover", "x-a"]),
+            2,
+            "invalid_parameter: invalid --nonce",
+        ),
+        (
+            signing(
+                "GET",
+                "ftp://h/",
+                &["--created", "200", "--expires", "100", "--cover", "x-a"],
+            ),
+            2,
+            "invalid_parameter: expires must be after created",
+        ),
+        (
+            vec![
+                "sign",
+                "GET",
+                "ftp://h/",
+                "--key-id",
+                "bad id",
+                "--secret-file",
+                secret,
+                "--cover",
+                "x-a",
+            ],
+            2,
+            "invalid_parameter: invalid --key-id",
+        ),
         (
             signing("GET", "https://h/", &["-H", "x-a: a\u{7f}b"]),
             2,

@@ -36,19 +36,16 @@ pub(crate) fn run(args: &Args) -> CliResult {
     }
     let secret = args.secret.load()?;
     let request = args.request.prepare()?;
+    let view = request.view()?;
     // The signature covers the URL's authority; a verifier reads the
     // request's `Host` line instead when it is sent with one, so a `Host`
     // that names another authority could never verify, whatever sends it.
     check_host_matches_url(&request.url, &request.headers)?;
+    request.check_covered_present()?;
     let key = SigningKey::new(request.key_id.clone(), &secret);
     drop(secret);
-    let signed = tessera_core::sign(
-        &key,
-        &request.view()?,
-        &request.digest(),
-        &request.options(),
-    )
-    .map_err(|e| CliError::usage(format!("cannot sign this request: {e}")))?;
+    let signed = tessera_core::sign(&key, &view, &request.digest(), &request.options())
+        .map_err(|e| CliError::usage(format!("cannot sign this request: {e}")))?;
     if args.show_base {
         let base = request.signature_base(&key)?;
         crate::output::write_raw_line(&mut std::io::stderr(), base.as_bytes())?;
