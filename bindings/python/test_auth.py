@@ -299,6 +299,21 @@ def test_requests_following_a_handed_back_redirect_sends_no_signature(server):
         _, _, headers, _ = foreign.seen[0]
         for name in ("signature", "signature-input", "content-digest", "authorization", "cookie"):
             assert name not in headers, (name, headers)
+        # Nor anything after it: a chain the other origin steers (here back to itself) is
+        # requests' own, never signed by the auth.
+        evil = Redirector(307, "")
+        entry = Redirector(307, evil.url)
+        try:
+            r = requests.post(entry.url + "/v1/g", json={"qty": 1}, auth=TesseraAuth(s), timeout=10)
+            assert r.status_code == 307, r.status_code  # requests gives up after its own limit
+        except requests.TooManyRedirects:
+            pass
+        finally:
+            entry.close()
+            evil.close()
+        assert evil.seen, "the other origin was reached"
+        for _, _, headers, _ in evil.seen:
+            assert "signature-input" not in headers and "signature" not in headers, headers
         # The same with follow_redirects=False: the hop requests makes is unsigned too.
         r = requests.get(first.url + "/v1/f", auth=TesseraAuth(s, follow_redirects=False), timeout=10)
         assert r.status_code == 401

@@ -212,6 +212,11 @@ class TesseraAuth(_AuthBase):
         return new
 
     def _on_response(self, response, **kwargs):
+        if getattr(response.request, "_tessera_nonce", None) is None:
+            # A hop requests sent itself (its copy keeps the hook, not the
+            # nonce): not signed by this auth, so neither followed nor signed
+            # here; whoever redirected it does not get a signature.
+            return response
         skew_retried = False
         hops = 0
         while True:
@@ -266,7 +271,8 @@ class TesseraAuth(_AuthBase):
         # session's jar (and of the 3xx's Set-Cookie) that match the target,
         # so another origin gets only its own.
         hop.headers.pop("Cookie", None)
-        jar = previous._cookies.copy() if previous._cookies is not None else _requests.cookies.RequestsCookieJar()
+        # `copy()` copied the jar (any CookieJar, not only requests' own).
+        jar = hop._cookies if hop._cookies is not None else _requests.cookies.RequestsCookieJar()
         if response.raw is not None:
             _requests.cookies.extract_cookies_to_jar(jar, previous, response.raw)
         hop.prepare_cookies(jar)

@@ -156,6 +156,18 @@ impl PreparedRequest {
         RequestView::from_url(&self.method, &self.url, &self.headers).map_err(cannot)
     }
 
+    /// Spec §10, "A `Host` line and the URL": the signature covers the
+    /// URL's authority, and a verifier reads the request's `Host` line
+    /// instead when it is sent with one, so a `Host` that names another
+    /// authority could never verify, whatever sends it.
+    pub(crate) fn check_host_matches_url(&self) -> Result<(), CliError> {
+        let cannot =
+            |e: tessera_core::Error| CliError::usage(format!("cannot sign this request: {e}"));
+        let target = tessera_core::Target::parse_url(&self.url).map_err(cannot)?;
+        tessera_core::check_host_matches_target(&self.headers, target.scheme(), target.authority())
+            .map_err(cannot)
+    }
+
     /// Spec §10 step 6, with a hint: every `--cover` header is in the
     /// request (the signer would refuse it with the same code, after every
     /// check of the earlier steps).
@@ -190,6 +202,7 @@ impl PreparedRequest {
         key: &SigningKey,
     ) -> Result<tessera_core::SignatureBase, CliError> {
         let view = self.view()?;
+        self.check_host_matches_url()?;
         self.check_covered_present()?;
         tessera_core::signature_base(key, &view, &self.digest(), &self.options())
             .map_err(|e| CliError::usage(format!("cannot build the signature base: {e}")))

@@ -18,7 +18,7 @@ use crate::config::{self, FileConfig, KeysConfig, NonceStoreConfig, RateLimitCon
 Prints `listening on http://IP:PORT` once bound (then the admin address with
 --admin), logs one JSON line per request on standard error, and serves until
 SIGTERM or SIGINT, then drains the requests in flight. SIGHUP reloads the
-configuration (routes, public routes, upstream, authorities, window, body limit,
+configuration (routes, public routes, upstream, authorities, a narrower window, body limit,
 identity headers, trusted proxies), the keys file and the TLS certificate and
 key without dropping a connection; a file that is invalid or changes listeners,
 TLS on or off, HTTP/2 on or off, workers, stores, rate limits or [limits] is refused, logged, and
@@ -65,7 +65,7 @@ pub struct Args {
     /// Shared nonce store: redis://HOST:PORT (default: this process's memory).
     /// That Redis must run with maxmemory-policy noeviction, and with
     /// persistence off (save "", appendonly no) or lossless (appendfsync
-    /// always), or start-up is refused (see [nonce_store] in the config).
+    /// always), or start-up is refused (see `[nonce_store]` in the config).
     #[arg(long, value_name = "URL")]
     pub nonce_store: Option<String>,
     /// Admin listener (Prometheus /metrics, /healthz, /readyz).

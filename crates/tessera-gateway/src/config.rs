@@ -856,12 +856,18 @@ fn rate(path: &str, text: &str) -> Result<tessera_ratelimit::Rate, ConfigError> 
 impl FileConfig {
     /// The keys whose change a reload (SIGHUP) cannot apply: listeners,
     /// TLS, workers, HTTP/2, stores, rate limits and connection limits are set up
-    /// once. Empty when `new` differs from `self` only in what a reload
-    /// applies (upstream, scheme, authorities, window, body limit, routes,
+    /// once, and a wider window: the nonce store kept pairs only as long as
+    /// the old window needed, so a request signed between the old and the
+    /// new window ago could be replayed (a restart with the in-memory store
+    /// refuses everything signed before it; with Redis, see the README).
+    /// Empty when `new` differs from `self` only in what a reload
+    /// applies (upstream, scheme, authorities, a narrower window, body limit, routes,
     /// public routes, identity headers, signature stripping, trusted
     /// proxies).
     pub fn restart_only_changes(&self, new: &FileConfig) -> Vec<&'static str> {
+        let window = |c: &FileConfig| c.window.unwrap_or(tessera_core::DEFAULT_WINDOW_SECS);
         differing([
+            ("window (wider)", window(new) <= window(self)),
             ("listen", self.listen == new.listen),
             ("admin", self.admin == new.admin),
             // TLS turned on or off changes the listener; new files (or the
@@ -1455,6 +1461,24 @@ fn upstream_uri(text: &str) -> Result<http::Uri, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reload_may_narrow_the_window_but_not_widen_it() {
+        let with =
+            |window: &str| parse(&format!("upstream = \"http://x\"\n{window}")).expect("config");
+        let default = with("");
+        let narrow = with("window = 60\n");
+        let wide = with("window = 600\n");
+        assert!(default.restart_only_changes(&narrow).is_empty());
+        assert!(narrow
+            .restart_only_changes(&with("window = 60\n"))
+            .is_empty());
+        assert_eq!(
+            narrow.restart_only_changes(&default),
+            vec!["window (wider)"]
+        );
+        assert_eq!(default.restart_only_changes(&wide), vec!["window (wider)"]);
+    }
 
     #[test]
     fn unknown_keys_and_wrong_types_name_the_path() {

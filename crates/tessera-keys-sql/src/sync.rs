@@ -210,6 +210,9 @@ impl Inner {
         let started = self.now_ms();
         let lost_track = started.saturating_sub(self.sync.last_ok_ms.load(Ordering::SeqCst))
             > u64::try_from(self.options.max_staleness.as_millis()).unwrap_or(u64::MAX);
+        // Lost track: everything is dropped once the log has been read (a
+        // failure before then leaves `last_ok_ms` behind, so the next poll
+        // is lost track too).
         let mut forget_all = lost_track;
         loop {
             let seen = self.seen().clone();
@@ -234,7 +237,9 @@ impl Inner {
                 }
             };
             if new.len() > CHANGE_BATCH {
-                forget_all = true;
+                // Dropped now, before `seen` moves past these rows: a failure
+                // reading the next page must not leave them unapplied.
+                self.forget_all();
             } else if !forget_all && !new.is_empty() {
                 self.forget(new.iter().map(|row| (row.op.as_str(), row.key_id.as_str())));
                 self.counters
@@ -288,11 +293,16 @@ impl Inner {
 
     async fn prune_changes(&self) -> Result<u64, sqlx::Error> {
         dual!(&self.pool, |p, d| {
-            // The newest row stays, however old: pollers find their place
-            // in the log by it (see `LoggedChange`).
+            // The newest old row stays, however old: a poller finds its
+            // place in the log by the last row it read (see `LoggedChange`),
+            // which is then never deleted unless the poller is a whole
+            // retention behind (and past `max_staleness`, so it drops its
+            // cache anyway).
             sqlx::query(d.pick(
-                "DELETE FROM tessera_key_changes WHERE at < CAST(strftime('%s', 'now') AS INTEGER) - $1 AND seq < (SELECT MAX(seq) FROM tessera_key_changes)",
-                "DELETE FROM tessera_key_changes WHERE at < extract(epoch FROM now())::bigint - $1 AND seq < (SELECT MAX(seq) FROM tessera_key_changes)",
+                "DELETE FROM tessera_key_changes WHERE at < CAST(strftime('%s', 'now') AS INTEGER) - $1 \
+                 AND seq < (SELECT MAX(seq) FROM tessera_key_changes WHERE at < CAST(strftime('%s', 'now') AS INTEGER) - $1)",
+                "DELETE FROM tessera_key_changes WHERE at < extract(epoch FROM now())::bigint - $1 \
+                 AND seq < (SELECT MAX(seq) FROM tessera_key_changes WHERE at < extract(epoch FROM now())::bigint - $1)",
             ))
             .bind(CHANGE_RETENTION_SECS)
             .execute(p)
@@ -485,16 +495,24 @@ mod tests {
         let Pool::Sqlite(pool) = &i.pool else {
             unreachable!("a SQLite store")
         };
-        sqlx::query("UPDATE tessera_key_changes SET at = 0")
-            .execute(pool)
-            .await
-            .expect("age the log");
-        assert_eq!(i.prune_changes().await.expect("prune"), 2);
-        let left: Vec<i64> = sqlx::query_scalar("SELECT seq FROM tessera_key_changes")
-            .fetch_all(pool)
-            .await
-            .expect("read");
-        assert_eq!(left, vec![3], "the newest row stays");
+        let age = |sql: &'static str| async move {
+            sqlx::query(sql).execute(pool).await.expect("age the log");
+        };
+        let left = || async {
+            sqlx::query_scalar::<_, i64>("SELECT seq FROM tessera_key_changes ORDER BY seq")
+                .fetch_all(pool)
+                .await
+                .expect("read")
+        };
+        // Two old rows and a recent one: the newest old row stays (a poller
+        // may have read up to it), the recent one too.
+        age("UPDATE tessera_key_changes SET at = 0 WHERE seq <= 2").await;
+        assert_eq!(i.prune_changes().await.expect("prune"), 1);
+        assert_eq!(left().await, vec![2, 3]);
+        // All old: the newest stays however old.
+        age("UPDATE tessera_key_changes SET at = 0").await;
+        assert_eq!(i.prune_changes().await.expect("prune"), 1);
+        assert_eq!(left().await, vec![3], "the newest row stays");
         // The poller still finds its place by it.
         i.reconcile().await.expect("reconcile");
         assert_eq!(store.stats().log_resets, 0);

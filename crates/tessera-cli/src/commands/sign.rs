@@ -37,10 +37,7 @@ pub(crate) fn run(args: &Args) -> CliResult {
     let secret = args.secret.load()?;
     let request = args.request.prepare()?;
     let view = request.view()?;
-    // The signature covers the URL's authority; a verifier reads the
-    // request's `Host` line instead when it is sent with one, so a `Host`
-    // that names another authority could never verify, whatever sends it.
-    check_host_matches_url(&request.url, &request.headers)?;
+    request.check_host_matches_url()?;
     request.check_covered_present()?;
     let key = SigningKey::new(request.key_id.clone(), &secret);
     drop(secret);
@@ -139,14 +136,6 @@ fn curl_command(request: &PreparedRequest, signed: &SignedHeaders) -> Result<Vec
     out.push(b' ');
     out.extend_from_slice(&shell_quote_bytes(request.url.as_bytes()));
     Ok(out)
-}
-
-/// Refuses a `Host` header that names another authority than the URL.
-fn check_host_matches_url(url: &str, headers: &http::HeaderMap) -> Result<(), CliError> {
-    let cannot = |e: tessera_core::Error| CliError::usage(format!("cannot sign this request: {e}"));
-    let target = tessera_core::Target::parse_url(url).map_err(cannot)?;
-    tessera_core::check_host_matches_target(headers, target.scheme(), target.authority())
-        .map_err(cannot)
 }
 
 /// Refuses a URL whose authority curl would send in another form than the

@@ -23,7 +23,14 @@ pub(super) struct Allowed {
 
 /// The settings read, one `CONFIG GET` each (Redis before 7 takes one name
 /// per call).
-pub(super) const SETTINGS: [&str; 4] = ["maxmemory-policy", "save", "appendonly", "appendfsync"];
+pub(super) const SETTINGS: [&str; 6] = [
+    "maxmemory-policy",
+    "save",
+    "appendonly",
+    "appendfsync",
+    "repl-diskless-sync",
+    "rdb-del-sync-files",
+];
 
 /// `CONFIG GET <name>`.
 pub(super) fn setting_query(name: &str) -> redis::Cmd {
@@ -48,6 +55,8 @@ pub(super) struct Settings {
     pub(super) save: Option<String>,
     pub(super) appendonly: Option<String>,
     pub(super) appendfsync: Option<String>,
+    pub(super) repl_diskless_sync: Option<String>,
+    pub(super) rdb_del_sync_files: Option<String>,
 }
 
 impl Settings {
@@ -59,6 +68,8 @@ impl Settings {
             "save" => self.save = value,
             "appendonly" => self.appendonly = value,
             "appendfsync" => self.appendfsync = value,
+            "repl-diskless-sync" => self.repl_diskless_sync = value,
+            "rdb-del-sync-files" => self.rdb_del_sync_files = value,
             _ => {}
         }
     }
@@ -153,7 +164,7 @@ pub(super) fn persistence(settings: &Settings) -> Persistence {
             None => Persistence::Unknown,
         },
         Some(_) => match settings.save.as_deref() {
-            Some(save) if save.trim().is_empty() => Persistence::Off,
+            Some(save) if save.trim().is_empty() => replication_files(settings),
             Some(save) => Persistence::Lossy(format!(
                 "RDB snapshots are on (save \"{save}\"): a restart restores the epoch keys \
                  without the pairs recorded after the last snapshot"
@@ -161,6 +172,27 @@ pub(super) fn persistence(settings: &Settings) -> Persistence {
             None => Persistence::Unknown,
         },
         None => Persistence::Unknown,
+    }
+}
+
+/// Without snapshots or an append-only file, a primary still writes an RDB
+/// file for a full resync of a replica unless it streams it
+/// (`repl-diskless-sync yes`, the default since Redis 7) or deletes it
+/// afterwards (`rdb-del-sync-files yes`); a restart loads such a file.
+fn replication_files(settings: &Settings) -> Persistence {
+    let diskless = settings.repl_diskless_sync.as_deref();
+    let deleted = settings.rdb_del_sync_files.as_deref();
+    if diskless == Some("yes") || deleted == Some("yes") {
+        return Persistence::Off;
+    }
+    match (diskless, deleted) {
+        (Some(_), Some(_)) => Persistence::Lossy(
+            "snapshots are off, but a full resync of a replica writes an RDB file \
+             (repl-diskless-sync no, rdb-del-sync-files no) that a restart loads: the epoch keys \
+             without the pairs recorded since"
+                .to_owned(),
+        ),
+        _ => Persistence::Unknown,
     }
 }
 
@@ -216,6 +248,9 @@ mod tests {
             save: Some(save.to_owned()),
             appendonly: Some(appendonly.to_owned()),
             appendfsync: Some(appendfsync.to_owned()),
+            // Redis 7's defaults.
+            repl_diskless_sync: Some("yes".to_owned()),
+            rdb_del_sync_files: Some("no".to_owned()),
         }
     }
 
@@ -284,6 +319,19 @@ mod tests {
             };
             assert!(judge("redis://r", None, &lossy, allowed).is_ok());
         }
+        // No snapshots, but a replica's full resync written to disk and kept
+        // (Redis 6's defaults): refused; streamed or deleted afterwards: off.
+        let mut resync = settings("", "no", "everysec");
+        resync.repl_diskless_sync = Some("no".to_owned());
+        let refused = judge("redis://r", None, &resync, strict).expect_err("resync file");
+        assert!(
+            refused.to_string().contains("repl-diskless-sync no"),
+            "{refused}"
+        );
+        resync.rdb_del_sync_files = Some("yes".to_owned());
+        assert_eq!(persistence(&resync), Persistence::Off);
+        resync.rdb_del_sync_files = None;
+        assert_eq!(persistence(&resync), Persistence::Unknown);
         // Unreadable: a warning, not a refusal.
         assert_eq!(persistence(&Settings::default()), Persistence::Unknown);
         assert!(judge("redis://r", None, &Settings::default(), strict).is_ok());

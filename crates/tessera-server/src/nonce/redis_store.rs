@@ -477,9 +477,16 @@ impl RedisNonceStoreBuilder {
 ///   cluster) and refuses such a Redis with
 ///   [`RedisStoreErrorKind::Persistence`] unless
 ///   [`RedisNonceStoreBuilder::allow_lossy_persistence`] says otherwise
-///   (a warning when `CONFIG` is disabled). An RDB file left in Redis's
-///   directory (a `BGSAVE` by hand) is loaded at the next start as well:
-///   remove it. A failover to a replica that has the epoch keys but missed
+///   (a warning when `CONFIG` is disabled); without persistence it also
+///   needs replicas' full resyncs streamed (`repl-diskless-sync yes`, Redis
+///   7's default) or their RDB files deleted (`rdb-del-sync-files yes`).
+///   The settings are read from the primaries at connection: keep them in
+///   `redis.conf` (a `CONFIG SET` not written back is lost at the next
+///   restart) and on the replicas that may be promoted. An RDB file left in
+///   Redis's directory (a `BGSAVE` by hand) is loaded at the next start as
+///   well: remove it. `no-appendfsync-on-rewrite yes` weakens `appendfsync
+///   always` against a power loss during a rewrite (not against a crash of
+///   Redis). A failover to a replica that has the epoch keys but missed
 ///   the last writes (Redis replicates asynchronously) can still forget
 ///   those last pairs; `WAIT` or `min-replicas-to-write` narrow that.
 /// * The bound on entries is Redis's `maxmemory` (an entry takes about 200
