@@ -26,7 +26,20 @@ def make_signer(mode, key_id, secret, covered=()):
     return t.Signer(key_id, secret, list(covered))
 
 
-class Redirector:
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 running `handler` (a BaseHTTPRequestHandler class)."""
+
+    def __init__(self, handler):
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Redirector(LoopbackServer):
     """A loopback HTTP server that answers every request with `status` and a
     Location to `target` (+ the request path), and records what it received."""
 
@@ -48,13 +61,7 @@ class Redirector:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
@@ -323,7 +330,7 @@ def test_requests_following_a_handed_back_redirect_sends_no_signature(server):
         foreign.close()
 
 
-class CookieRedirect:
+class CookieRedirect(LoopbackServer):
     """`/start` answers 302 to `/final` setting cookie b=2; `/final` answers 200 with
     the Cookie field it received."""
 
@@ -346,13 +353,7 @@ class CookieRedirect:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 def test_requests_same_origin_hops_carry_the_sessions_cookies(server):

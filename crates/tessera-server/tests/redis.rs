@@ -179,6 +179,15 @@ async fn race_of_64_across_two_instances_accepts_exactly_one() {
     }
 }
 
+/// The PTTL of `key`, milliseconds.
+async fn pttl_of(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("PTTL")
+        .arg(key)
+        .query_async(conn)
+        .await
+        .expect("PTTL")
+}
+
 #[tokio::test]
 async fn keys_carry_the_window_ttl_and_expire() {
     let Some(redis) = redis_server::shared("keys_carry_the_window_ttl_and_expire") else {
@@ -206,11 +215,7 @@ async fn keys_carry_the_window_ttl_and_expire() {
     let (request, nonce) = Spec::new(Method::GET, PUBLIC).sign();
     h.send(&request).await.assert_ok();
     let key = nonces.key_for(&key_id("alice"), &nonce);
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .expect("PTTL");
+    let pttl = pttl_of(&mut conn, &key).await;
     assert!((301_001..=302_000).contains(&pttl), "PTTL {pttl} for {key}");
 
     // Accepted while the verifier's clock runs 298 s ahead of `created`:
@@ -220,11 +225,7 @@ async fn keys_carry_the_window_ttl_and_expire() {
     let (request, nonce) = Spec::new(Method::GET, PUBLIC).created(T0).sign();
     h.send(&request).await.assert_ok();
     let key = nonces.key_for(&key_id("alice"), &nonce);
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .expect("PTTL");
+    let pttl = pttl_of(&mut conn, &key).await;
     assert!((301_001..=302_000).contains(&pttl), "PTTL {pttl} for {key}");
     h.clock.set(T0 + 10);
     h.send(&request).await.assert_problem(401, "replayed");
@@ -248,11 +249,7 @@ async fn keys_carry_the_window_ttl_and_expire() {
     h.send(&request).await.assert_ok();
     h.send(&request).await.assert_problem(401, "replayed");
     let key = nonces.key_for(&key_id("alice"), &nonce);
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut conn)
-        .await
-        .expect("PTTL");
+    let pttl = pttl_of(&mut conn, &key).await;
     assert!((2_001..=3_000).contains(&pttl), "PTTL {pttl} for {key}");
 
     let deadline = Instant::now() + Duration::from_secs(7);
