@@ -367,6 +367,43 @@ fn counts_meet_the_floor() {
     assert!(negative >= 30, "only {negative} negative cases");
 }
 
+/// The README states how many vectors there are of each kind: those numbers
+/// follow the directories, so adding a vector without updating the README
+/// fails here.
+#[test]
+fn readme_counts_match_the_vectors() {
+    let dir = default_dir();
+    let mut counts = [0usize; 4];
+    for name in LISTED {
+        let kind = match load_case(&dir, name).map(|c| c.expected) {
+            Ok(Expected::Signed(_)) => 0,
+            Ok(Expected::Rejected(_)) => 1,
+            Ok(Expected::Accepted(_)) => 2,
+            Ok(Expected::Refused(_)) => 3,
+            Err(e) => panic!("case {name}: stage load: {e}"),
+        };
+        counts[kind] += 1;
+    }
+    let [positive, negative, accepted, refused] = counts;
+    let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = std::fs::read_to_string(&readme_path).expect("README.md is readable");
+    // The README wraps its prose, so compare with runs of whitespace folded.
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    for stated in [
+        format!("{} in all: {positive} positive", LISTED.len()),
+        format!("{negative} negative (a received request"),
+        format!("{accepted} accepted (a received request"),
+        format!("and {refused} refused by the signer"),
+    ] {
+        assert!(
+            readme.contains(&stated),
+            "README.md does not say {stated:?}: update its count of vectors \
+             ({} in all: {positive} positive, {negative} negative, {accepted} accepted, {refused} refused)",
+            LISTED.len()
+        );
+    }
+}
+
 #[test]
 fn rfc9421_b25_signature_is_the_published_one() {
     let case = load_case(&default_dir(), "pos-rfc9421-b25-hmac").expect("case loads");
