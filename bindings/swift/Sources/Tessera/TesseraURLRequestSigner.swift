@@ -31,6 +31,16 @@ public final class TesseraURLRequestSigner: @unchecked Sendable {
     /// `TesseraRateLimited(response:)`).
     public let maxRateLimitWait: TimeInterval
 
+    /// The session `data(for:session:)` and `dataTask(for:session:completion:)`
+    /// use unless given another: the default configuration, with
+    /// `TesseraRedirectGuard` as its delegate, so a `3xx` is returned to the
+    /// caller rather than followed with the signed headers.
+    public static let defaultSession = URLSession(
+        configuration: .default,
+        delegate: TesseraRedirectGuard.shared,
+        delegateQueue: nil
+    )
+
     /// Wraps `signer`. `maxRateLimitWait` (seconds, default 0: off): see the property.
     public init(signer: Signer, maxRateLimitWait: TimeInterval = 0) {
         precondition(maxRateLimitWait >= 0 && maxRateLimitWait.isFinite, "maxRateLimitWait must be a finite number of seconds >= 0")
@@ -93,17 +103,19 @@ public final class TesseraURLRequestSigner: @unchecked Sendable {
     /// the application saw it); a longer or missing `Retry-After` or a second
     /// 429 is returned. At most one of each retry per call. Nothing else is
     /// retried here: to retry after an error, call `data(for:)` again with the
-    /// original request, never resend a signed one. URLSession follows
-    /// redirects with the signed headers unchanged; give it a `session` whose
-    /// delegate refuses them (`willPerformHTTPRedirection` completing with
-    /// `nil`) and call `data(for:)` for the new URL.
+    /// original request, never resend a signed one. Redirects are not
+    /// followed (a followed hop would carry this request's signature): a `3xx`
+    /// is returned; call `data(for:)` for its `Location` to sign that request
+    /// afresh. The default `session` is `defaultSession`; each task also gets
+    /// `TesseraRedirectGuard` as its own delegate where the platform has task
+    /// delegates (see `TesseraRedirectGuard` for older systems).
     ///
     /// Honours task cancellation: cancelling the calling task cancels the
     /// request in flight (`withTaskCancellationHandler` around the
     /// `URLSessionDataTask`) or the `429` wait, and throws `CancellationError`;
     /// no further attempt is signed or sent. For apps without async/await,
     /// `dataTask(for:session:completion:)` does the same with a completion handler.
-    public func data(for request: URLRequest, session: URLSession = .shared) async throws -> (Data, HTTPURLResponse) {
+    public func data(for request: URLRequest, session: URLSession = TesseraURLRequestSigner.defaultSession) async throws -> (Data, HTTPURLResponse) {
         var skewRetried = false
         var rateLimitWaited = false
         while true {
@@ -169,8 +181,9 @@ public final class TesseraURLRequestSigner: @unchecked Sendable {
     /// The completion-handler form of `data(for:session:)`, for apps without
     /// async/await: signs and sends `request`, retries once after an
     /// authenticated `clock_skew` answer (signed afresh), waits out a short
-    /// `429` as `data(for:)` does, and calls `completion` once, on the
-    /// session's delegate queue (or the main queue after a 429 wait).
+    /// `429` as `data(for:)` does, returns a `3xx` without following it, and
+    /// calls `completion` once, on the session's delegate queue (or the main
+    /// queue after a 429 wait).
     ///
     /// Returns a handle whose `cancel()` cancels the request in flight (or the
     /// wait); `completion` then receives `URLError(.cancelled)`. A request that
@@ -178,7 +191,7 @@ public final class TesseraURLRequestSigner: @unchecked Sendable {
     @discardableResult
     public func dataTask(
         for request: URLRequest,
-        session: URLSession = .shared,
+        session: URLSession = TesseraURLRequestSigner.defaultSession,
         completion: @escaping @Sendable (Result<(Data, HTTPURLResponse), Error>) -> Void
     ) -> TesseraDataTask {
         let handle = TesseraDataTask()
@@ -274,6 +287,7 @@ public final class TesseraDataTask: @unchecked Sendable {
     /// Makes `task` the attempt in flight and resumes it, or cancels it when
     /// `cancel()` came first (it then completes with `URLError(.cancelled)`).
     func start(_ task: URLSessionDataTask) {
+        TesseraRedirectGuard.install(on: task)
         lock.lock()
         self.task = task
         let cancelled = self.cancelled
