@@ -52,8 +52,18 @@ def test_configuration_errors_carry_codes(args, code):
     assert e.value.code == code
 
 
-def test_request_errors_carry_codes():
+def test_covered_headers_are_covered_when_present_unless_required():
     s = t.Signer("k1", SECRET, ["content-type"])
+    def signature_input(signed):
+        return next(h.value for h in signed.headers if h.name == "signature-input")
+
+    assert "content-type" not in signature_input(s.sign(get("https://api.example.com/v1/me")))
+    typed = s.sign(get("https://api.example.com/v1/me", ("Content-Type", "application/json")))
+    assert '"content-digest" "content-type")' in signature_input(typed)
+
+
+def test_request_errors_carry_codes():
+    s = t.Signer("k1", SECRET, ["content-type"], covered_headers_required=True)
     with pytest.raises(t.TesseraError.InvalidRequest) as e:
         s.sign(get("https://api.example.com/"))
     assert e.value.code == "missing_component" and "content-type" in e.value.detail

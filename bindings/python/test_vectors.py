@@ -33,7 +33,9 @@ def test_vector(name):
         pytest.skip("the generic RFC 9421 example is not a tessera-v1 request")
     key, sign, expected = case["key"], case["sign"], case["expected"]
     request = request_of(case)
-    signer = t.Signer(key["id"], bytes.fromhex(key["secret_hex"]), sign["extra_components"])
+    # A vector's components are exactly what is covered: required, not "when present".
+    signer = t.Signer(key["id"], bytes.fromhex(key["secret_hex"]), sign["extra_components"],
+                      covered_headers_required=True)
     signed = signer.sign_at(request, sign["created"], sign["nonce"], sign.get("expires"))
     got = {h.name: h.value for h in signed.headers}
     assert got["content-digest"] == expected["content_digest"]
@@ -42,7 +44,7 @@ def test_vector(name):
     assert signer.signature_base(request, signed) == expected["signature_base"]
     # Platform-MAC mode: the MAC computed by Python's hmac gives byte-identical headers.
     platform = t.Signer.with_mac_provider(key["id"], HmacProvider(bytes.fromhex(key["secret_hex"])),
-                                          sign["extra_components"])
+                                          sign["extra_components"], covered_headers_required=True)
     assert platform.sign_at(request, sign["created"], sign["nonce"], sign.get("expires")) == signed
 
 
@@ -52,6 +54,7 @@ def test_unsignable_vector_is_refused_with_its_code(name):
     case = json.loads((VECTORS / name / "case.json").read_text())
     key, sign = case["key"], case["sign"]
     with pytest.raises(t.TesseraError) as e:
-        signer = t.Signer(key["id"], bytes.fromhex(key["secret_hex"]), sign["extra_components"])
+        signer = t.Signer(key["id"], bytes.fromhex(key["secret_hex"]), sign["extra_components"],
+                          covered_headers_required=True)
         signer.sign_at(request_of(case), sign["created"], sign["nonce"], sign.get("expires"))
     assert e.value.code == case["expected"]["sign_error"], e.value.detail

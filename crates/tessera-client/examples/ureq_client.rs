@@ -128,8 +128,9 @@ async fn start_server() -> Result<(String, SigningKey), Box<dyn Error>> {
     // memory point (`store_reset`, spec §14.1: an earlier process may have
     // accepted them): the next second, plus the 2 s a signature may be
     // dated ahead. Serve from then on.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-    tokio::time::sleep(tessera_core::until_memory_point(now)).await;
+    while !verifier.is_ready() {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let app = Router::new()
         .route(
             "/v1/me",

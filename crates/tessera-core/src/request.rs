@@ -41,6 +41,14 @@ impl Scheme {
         })
     }
 
+    /// `"https"` or `"http"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Https => "https",
+            Scheme::Http => "http",
+        }
+    }
+
     fn default_port(self) -> &'static str {
         match self {
             Scheme::Https => "443",

@@ -42,8 +42,9 @@
 //! let signer = Signer::new(
 //!     "user-42-phone".into(),
 //!     SecretBytes::from(vec![7u8; 32]),
-//!     vec!["content-type".into()],
-//!     None,
+//!     vec!["content-type".into()], // covered when the request carries it
+//!     None,                         // no `expires`
+//!     false,                        // true: every covered header must be present
 //! )?;
 //! let signed = signer.sign(HttpRequest {
 //!     method: "POST".into(),
@@ -124,8 +125,9 @@ pub enum TesseraError {
     },
     /// The request cannot be signed: the URL is not an absolute `http`/`https`
     /// URL or its authority, path or query break the profile's rules, a
-    /// covered header is missing (`missing_component`) or holds control
-    /// characters or octets above 0x7F (`invalid_field_value`), the method is
+    /// covered header holds control characters or octets above 0x7F
+    /// (`invalid_field_value`) or a required one is missing
+    /// (`missing_component`, `covered_headers_required`), the method is
     /// not a token, or a parameter given for a test signature is out of
     /// range.
     #[error("cannot sign the request ({code}): {detail}")]
@@ -341,6 +343,20 @@ impl Fields for HeaderLines<'_> {
     }
 }
 
+/// Adds `names` to `builder`, covered when present or, with `required`, always.
+fn cover(
+    builder: tessera_client::SignerBuilder,
+    names: &[String],
+    required: bool,
+) -> tessera_client::SignerBuilder {
+    let names = names.iter().map(String::as_str);
+    if required {
+        builder.cover_all_strict(names)
+    } else {
+        builder.cover_all(names)
+    }
+}
+
 /// Signs requests with one key (`hmac-sha256`, tessera-v1 profile).
 ///
 /// Thread-safe: share one `Signer` across the app. It wraps a
@@ -359,11 +375,17 @@ impl Signer {
     ///
     /// `covered_headers` are covered in addition to the mandatory
     /// `@method`, `@authority`, `@path`, `@query` and `content-digest`, in
-    /// order; every request signed must carry them (in any case: header
-    /// lines match case-insensitively). The names themselves must be written
-    /// in lowercase, as `Signature-Input` lists them (`"content-type"`):
-    /// they are never lowercased for you. `expires_after_secs` adds
-    /// `expires = created + lifetime` to each signature.
+    /// order, each when the request carries it (header lines match
+    /// case-insensitively): a body-less GET without `content-type` is signed
+    /// without it, and `Signature-Input` lists what was covered (the
+    /// verifier's required components still set the floor), as the Rust
+    /// `SignerBuilder::cover` does. With `covered_headers_required`, every
+    /// request signed must carry them all, else `missing_component` (the
+    /// Rust `SignerBuilder::cover_strict`). The names themselves must be
+    /// written in lowercase, as `Signature-Input` lists them
+    /// (`"content-type"`): they are never lowercased for you.
+    /// `expires_after_secs` adds `expires = created + lifetime` to each
+    /// signature.
     ///
     /// # Errors
     /// [`TesseraError::InvalidConfig`]: `invalid_parameter` for a bad key id,
@@ -374,25 +396,32 @@ impl Signer {
     /// `forbidden_component` for a header the profile forbids (`host`,
     /// `signature`, hop-by-hop, forwarding headers); `duplicate_component`
     /// for a header that is mandatory already or listed twice.
-    #[uniffi::constructor(default(covered_headers = [], expires_after_secs = None))]
+    #[uniffi::constructor(default(
+        covered_headers = [],
+        expires_after_secs = None,
+        covered_headers_required = false
+    ))]
     pub fn new(
         key_id: String,
         secret: SecretBytes,
         covered_headers: Vec<String>,
         expires_after_secs: Option<u32>,
+        covered_headers_required: bool,
     ) -> Result<Arc<Self>, TesseraError> {
         // Both copies are zeroized on drop: `SecretBytes` and `SecretKey` wrap `Zeroizing`.
         let secret = secret.into_inner();
         let secret = SecretKey::from_bytes(&secret).map_err(TesseraError::config)?;
         refuse_hex_text(secret.expose_secret())?;
-        let names = covered_headers.iter().map(String::as_str);
         // Spec §10 step 2: the secret, the components, then the key id. The
         // builder checks the components (the same `parse_cover`) only after
         // the key exists, so they are checked ahead of the key id here too.
         tessera_core::parse_cover(&covered_headers).map_err(TesseraError::config)?;
         let id = KeyId::new(key_id).map_err(TesseraError::config)?;
-        let mut builder =
-            tessera_client::Signer::builder(SigningKey::new(id, &secret)).cover_all_strict(names);
+        let mut builder = cover(
+            tessera_client::Signer::builder(SigningKey::new(id, &secret)),
+            &covered_headers,
+            covered_headers_required,
+        );
         if let Some(secs) = expires_after_secs {
             builder = builder.expires_after(Duration::from_secs(secs.into()));
         }
@@ -422,7 +451,8 @@ impl Signer {
     /// is not absolute `http`/`https` or whose authority, path or query the
     /// profile does not allow (see [`HttpRequest::url`]), a method that is
     /// not a token, or a covered value with control characters or octets
-    /// above 0x7F; `missing_component` when a covered header is absent.
+    /// above 0x7F; `missing_component` when a required covered header is absent
+    /// (`covered_headers_required`).
     pub fn sign(&self, request: HttpRequest) -> Result<SignedHeaders, TesseraError> {
         let digest = BodyDigest::of(request.body.as_deref().unwrap_or_default());
         self.sign_fresh(&request, &digest)
@@ -655,13 +685,15 @@ fn fixed_params(
 
 /// The view of `request` that is signed: its URL split verbatim by
 /// [`Target::parse_url`] and checked by [`RequestView::new`], the same rules
-/// a verifier applies to what it receives.
+/// a verifier applies to what it receives, after the Host rule
+/// [`Signer::sign`] applies (a `Host` header naming another authority than
+/// the URL is refused, as the verifier would use it instead).
 fn request_view<'a>(
     request: &'a HttpRequest,
     fields: &'a HeaderLines<'a>,
 ) -> Result<RequestView<'a, HeaderLines<'a>>, TesseraError> {
     let target = Target::parse_url(&request.url).map_err(TesseraError::request)?;
-    RequestView::new(
+    let view = RequestView::new(
         &request.method,
         target.scheme(),
         target.authority(),
@@ -669,7 +701,11 @@ fn request_view<'a>(
         target.query(),
         fields,
     )
-    .map_err(TesseraError::request)
+    .map_err(TesseraError::request)?;
+    // After the view's own checks, in the order `Signer::sign` applies them.
+    tessera_core::check_host_matches_target(fields, target.scheme(), target.authority())
+        .map_err(TesseraError::request)?;
+    Ok(view)
 }
 
 #[cfg(test)]

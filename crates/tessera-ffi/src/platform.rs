@@ -135,7 +135,7 @@ impl Signer {
     /// [`Signer::new`] does with the secret; the provider only computes
     /// HMAC-SHA256 over the bytes it is given. It also computes the MAC a
     /// `clock_skew` challenge is checked against (compared in Rust, in
-    /// constant time). `covered_headers` and `expires_after_secs` as for
+    /// constant time). `covered_headers`, `expires_after_secs` and `covered_headers_required` as for
     /// [`Signer::new`].
     ///
     /// # Errors
@@ -143,19 +143,26 @@ impl Signer {
     /// covered-header codes). Later, [`TesseraError::MacFailed`] from
     /// every signing call when the provider fails or returns a tag that is
     /// not 32 bytes; nothing is signed then.
-    #[uniffi::constructor(default(covered_headers = [], expires_after_secs = None))]
+    #[uniffi::constructor(default(
+        covered_headers = [],
+        expires_after_secs = None,
+        covered_headers_required = false
+    ))]
     pub fn with_mac_provider(
         key_id: String,
         provider: Box<dyn MacProvider>,
         covered_headers: Vec<String>,
         expires_after_secs: Option<u32>,
+        covered_headers_required: bool,
     ) -> Result<Arc<Self>, TesseraError> {
         // Spec §10 step 2 order, as `Signer::new`: the components, then the key id.
         tessera_core::parse_cover(&covered_headers).map_err(TesseraError::config)?;
         let id = KeyId::new(key_id).map_err(TesseraError::config)?;
-        let mut builder =
-            tessera_client::Signer::builder_with_key(Arc::new(PlatformKey { id, provider }))
-                .cover_all_strict(covered_headers.iter().map(String::as_str));
+        let mut builder = crate::cover(
+            tessera_client::Signer::builder_with_key(Arc::new(PlatformKey { id, provider })),
+            &covered_headers,
+            covered_headers_required,
+        );
         if let Some(secs) = expires_after_secs {
             builder = builder.expires_after(Duration::from_secs(secs.into()));
         }

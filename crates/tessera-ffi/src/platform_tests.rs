@@ -39,6 +39,15 @@ impl MacProvider for Provider {
 }
 
 fn platform(mode: &'static str, covered: &[&str]) -> (Arc<Signer>, Arc<AtomicUsize>) {
+    platform_with(mode, covered, false)
+}
+
+/// With `required`, every covered header must be present.
+fn platform_with(
+    mode: &'static str,
+    covered: &[&str],
+    required: bool,
+) -> (Arc<Signer>, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let signer = Signer::with_mac_provider(
         "phone-1".into(),
@@ -48,6 +57,7 @@ fn platform(mode: &'static str, covered: &[&str]) -> (Arc<Signer>, Arc<AtomicUsi
         }),
         covered.iter().map(|s| (*s).to_owned()).collect(),
         None,
+        required,
     )
     .expect("valid signer");
     (signer, calls)
@@ -73,6 +83,7 @@ fn platform_mode_gives_the_in_rust_headers() {
         SecretBytes::from(SECRET.to_vec()),
         vec!["content-type".into()],
         None,
+        false,
     )
     .expect("valid signer");
     let nonce = "AAAAAAAAAAAAAAAAAAAAAA".to_owned();
@@ -122,7 +133,7 @@ fn provider_failures_are_named_errors() {
     assert!(e.detail().contains("20 bytes"), "{e}");
 
     // A refused request is refused before the provider is asked.
-    let (s, calls) = platform("ok", &["x-missing"]);
+    let (s, calls) = platform_with("ok", &["x-missing"], true);
     assert_eq!(
         s.sign(post()).expect_err("missing").code(),
         "missing_component"
@@ -137,6 +148,7 @@ fn provider_failures_are_named_errors() {
         }),
         vec![],
         None,
+        false,
     )
     .expect_err("bad key id");
     assert_eq!(bad.code(), "invalid_parameter");

@@ -19,11 +19,17 @@ fn hex_decode(s: &str) -> Vec<u8> {
 }
 
 fn signer(covered: &[&str]) -> Arc<Signer> {
+    signer_with(covered, false)
+}
+
+/// With `required`, every covered header must be present.
+fn signer_with(covered: &[&str], required: bool) -> Arc<Signer> {
     Signer::new(
         "device-7f3a2c".into(),
         secret(),
         covered.iter().map(|s| (*s).to_owned()).collect(),
         None,
+        required,
     )
     .expect("valid signer")
 }
@@ -130,7 +136,7 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 
 #[test]
 fn expires_after_adds_expires() {
-    let s = Signer::new("k1".into(), secret(), vec![], Some(60)).expect("signer");
+    let s = Signer::new("k1".into(), secret(), vec![], Some(60), false).expect("signer");
     let signed = s.sign(get("https://a.example/", &[])).expect("signs");
     assert_eq!(signed.expires, Some(signed.created + 60));
     assert!(signed
@@ -146,6 +152,7 @@ fn configuration_errors_carry_codes() {
             SecretBytes::from(secret),
             covered.iter().map(|s| (*s).to_owned()).collect(),
             exp,
+            false,
         )
     };
     let ok = vec![7u8; 32];
@@ -225,7 +232,7 @@ fn configuration_errors_carry_codes() {
 
 #[test]
 fn request_errors_carry_codes() {
-    let s = signer(&["content-type"]);
+    let s = signer_with(&["content-type"], true);
     let ok = [("content-type", "text/plain")];
     assert_eq!(
         code(s.sign(get("https://api.example.com/", &[]))),
@@ -655,6 +662,7 @@ fn uppercase_covered_names_are_refused_not_lowercased() {
             secret(),
             covered.iter().map(|s| (*s).to_owned()).collect(),
             None,
+            false,
         )
         .expect_err(bad);
         assert!(matches!(e, TesseraError::InvalidConfig { .. }), "{e:?}");
@@ -676,4 +684,71 @@ fn uppercase_covered_names_are_refused_not_lowercased() {
         .get("signature-input")
         .is_some_and(|v| v.contains(r#""content-digest" "content-type" "x-request-id");"#)));
     assert_eq!(verify_sent(&req, &signed, "api.example.com"), Ok(()));
+}
+
+/// Covered headers are covered when present (as the Rust `cover`), so one
+/// signer serves a body-less GET and a POST with `content-type`; with
+/// `covered_headers_required` an absent one is `missing_component`.
+#[test]
+fn covered_headers_are_covered_when_present_unless_required() {
+    let lenient = signer(&["content-type", "x-request-id"]);
+    let bare = lenient
+        .sign(get("https://api.example.com/v1/me", &[]))
+        .expect("a GET without content-type signs");
+    let input = bare.get("signature-input").expect("signature-input");
+    assert!(
+        !input.contains("content-type") && !input.contains("x-request-id"),
+        "{input}"
+    );
+    let typed = lenient
+        .sign(get(
+            "https://api.example.com/v1/me",
+            &[("Content-Type", "application/json")],
+        ))
+        .expect("signs");
+    let input = typed.get("signature-input").expect("signature-input");
+    assert!(
+        input.contains(r#""content-digest" "content-type")"#),
+        "{input}"
+    );
+    assert_eq!(lenient.covered_headers(), ["content-type", "x-request-id"]);
+
+    let strict = signer_with(&["content-type"], true);
+    assert_eq!(
+        code(strict.sign(get("https://api.example.com/v1/me", &[]))),
+        "missing_component"
+    );
+}
+
+/// `sign_at` and `signature_base` apply the Host rule `sign` applies: a
+/// `Host` naming another authority than the URL is refused, since the
+/// verifier would check the signature against that `Host`.
+#[test]
+fn every_signing_path_refuses_a_contradicting_host() {
+    let s = signer(&[]);
+    let request = || get("https://api.example.com/v1/me", &[("Host", "evil.example")]);
+    assert_eq!(code(s.sign(request())), "authority_mismatch");
+    let nonce = "AAAAAAAAAAAAAAAAAAAAAA".to_owned();
+    assert_eq!(
+        code(s.sign_at(request(), 1_700_000_000, nonce.clone(), None)),
+        "authority_mismatch"
+    );
+    let signed = s
+        .sign_at(
+            get("https://api.example.com/v1/me", &[]),
+            1_700_000_000,
+            nonce,
+            None,
+        )
+        .expect("signs");
+    assert_eq!(
+        code(s.signature_base(request(), signed)),
+        "authority_mismatch"
+    );
+    // The same authority written as the URL has it is fine.
+    s.sign(get(
+        "https://api.example.com/v1/me",
+        &[("Host", "api.example.com")],
+    ))
+    .expect("a matching Host signs");
 }

@@ -271,27 +271,35 @@ fn check(path: &std::path::Path) -> ExitCode {
     let result = config::read_file(path)
         .and_then(|file| file.validate())
         .and_then(|settings| check_tls_files(&settings).map(|()| settings))
-        .and_then(|settings| match &settings.keys {
-            config::KeySource::File(keys) => tessera_server::load_keys_file(keys)
-                .map(|_| ())
-                .map_err(|e| config::ConfigError::new("keys.file", e.to_string())),
-            // The error already names `keys.derived_master_file`.
-            config::KeySource::Derived {
-                master_file,
-                revoked_file,
-            } => crate::stores::load_derived(master_file, revoked_file.as_deref())
-                .map(|_| ())
-                .map_err(|e| config::ConfigError::new("", e)),
-            // The database exists, holds the schema, and opens with the
-            // master keyring: what start-up would find.
-            config::KeySource::Db {
-                url,
-                master_key_file,
-                max_staleness,
-            } => check_key_database(url, master_key_file.as_deref(), *max_staleness),
+        .and_then(|settings| {
+            match &settings.keys {
+                config::KeySource::File(keys) => tessera_server::load_keys_file(keys)
+                    .map(|_| ())
+                    .map_err(|e| config::ConfigError::new("keys.file", e.to_string())),
+                // The error already names `keys.derived_master_file`.
+                config::KeySource::Derived {
+                    master_file,
+                    revoked_file,
+                } => crate::stores::load_derived(master_file, revoked_file.as_deref())
+                    .map(|_| ())
+                    .map_err(|e| config::ConfigError::new("", e)),
+                // The database exists, holds the schema, and opens with the
+                // master keyring: what start-up would find.
+                config::KeySource::Db {
+                    url,
+                    master_key_file,
+                    max_staleness,
+                } => check_key_database(url, master_key_file.as_deref(), *max_staleness),
+            }
+            .map(|()| settings)
         });
     match result {
-        Ok(()) => {
+        Ok(settings) => {
+            // Not a refusal (the gateway starts), but said here, where
+            // the configuration is checked, not only in the running log.
+            for warning in crate::stores::shared_secret_files(&settings) {
+                eprintln!("tessera-gateway: {}: warning: {warning}", path.display());
+            }
             println!("{}: ok", path.display());
             ExitCode::SUCCESS
         }
@@ -330,7 +338,9 @@ fn init_logging(args: &Args) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a file or a log collector gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // A second initialization (a test calling `main` twice) is harmless.
     let _ = if args.log_format == "json" {
         builder.json().flatten_event(true).try_init()

@@ -716,6 +716,15 @@ fn differing<const N: usize>(checks: [(&'static str, bool); N]) -> Vec<&'static 
         .collect()
 }
 
+/// Whether binding both addresses would fail with "address in use": the
+/// same port (not 0, which picks a free one) on the same IP, or on any IP
+/// when either is the unspecified address.
+fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 /// A listening address from its text, refused with the form expected
 /// (serde's own message is only "invalid socket address syntax").
 fn socket_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
@@ -925,6 +934,17 @@ impl FileConfig {
         let listen = self
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        if let Some(admin) = &self.admin {
+            if same_socket(listen, admin.listen) {
+                return Err(ConfigError::new(
+                    "admin.listen",
+                    format!(
+                        "{} is where the gateway itself listens ({listen}): give the admin listener another port",
+                        admin.listen
+                    ),
+                ));
+            }
+        }
         let upstream_text = self.upstream.as_deref().ok_or_else(|| {
             ConfigError::new(
                 "upstream",
@@ -1165,7 +1185,7 @@ impl FileConfig {
             }
             _ => Err(ConfigError::new(
                 "keys",
-                "expected exactly one of `file` (a JSON keys file), `db` (a SQL key store URL) and `derived_master_file` (a file holding the master secret of derived keys)",
+                "expected exactly one of `file` (a JSON keys file; --keys), `db` (a SQL key store URL; --keys-db) and `derived_master_file` (a file holding the master secret of derived keys; --keys-derived)",
             )),
         }
     }
@@ -1386,7 +1406,7 @@ impl FileConfig {
             Some(other) => {
                 return Err(ConfigError::new(
                     "rate_limit.on_store_failure",
-                    format!("{other:?} is not a failure mode (expected \"open\": admit while the store is down, or \"closed\": refuse with rate_limited)"),
+                    format!("{other:?} is not a failure mode (expected \"open\": admit while the store is down, or \"closed\": refuse with 503 store_unavailable)"),
                 ))
             }
         };

@@ -222,8 +222,16 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
         .write_all(lines.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(|e| format!("cannot write to standard output: {e}"))?;
+    warn_about_defaults(&settings, addr);
+    let authorities = match &settings.fixed_authority {
+        Some(fixed) => format!("{fixed} (fixed)"),
+        None => served_authorities(&settings, addr).join(" "),
+    };
     tracing::info!(
         listen = %addr,
+        scheme = %settings.scheme.as_str(),
+        authorities = %authorities,
+        window_secs = settings.window,
         upstream = %settings.upstream,
         keys = %keys.description,
         nonces = %nonces_from,
@@ -255,6 +263,42 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
     }
     server::serve(listener, proxies, limits, http2, guard, tls, workers).await;
     Ok(())
+}
+
+/// The authorities requests may be signed for: the configured ones, or,
+/// with none configured, the bound address and `localhost` on its port
+/// (and `127.0.0.1` when bound to every address).
+fn served_authorities(settings: &Settings, addr: SocketAddr) -> Vec<String> {
+    if !settings.authorities.is_empty() {
+        return settings.authorities.clone();
+    }
+    let port = addr.port();
+    let mut served = vec![addr.to_string(), format!("localhost:{port}")];
+    if addr.ip().is_unspecified() {
+        served.push(format!("127.0.0.1:{port}"));
+    }
+    served
+}
+
+/// Start-up warnings for settings that work but are rarely what a
+/// deployment wants: a port the system picked, and a gateway reachable
+/// from other hosts that serves only its own address as authority.
+fn warn_about_defaults(settings: &Settings, addr: SocketAddr) {
+    if settings.listen.port() == 0 {
+        tracing::warn!(
+            listen = %addr,
+            "no listening port configured (listen = \"IP:PORT\" or --listen): listening on a free port the system chose"
+        );
+    }
+    if settings.fixed_authority.is_none()
+        && settings.authorities.is_empty()
+        && !addr.ip().is_loopback()
+    {
+        tracing::warn!(
+            authorities = %served_authorities(settings, addr).join(" "),
+            "no authorities configured (authorities = [...] or --authority): requests signed for this host's public name are refused with authority_mismatch"
+        );
+    }
 }
 
 /// What a reload builds a new proxy from besides the configuration: the
@@ -390,15 +434,7 @@ fn build_verifier(
         .body_limit(settings.body_limit);
     let builder = match &settings.fixed_authority {
         Some(fixed) => builder.fixed_authority(fixed.clone()),
-        None if settings.authorities.is_empty() => {
-            let port = addr.port();
-            let mut served = vec![addr.to_string(), format!("localhost:{port}")];
-            if addr.ip().is_unspecified() {
-                served.push(format!("127.0.0.1:{port}"));
-            }
-            builder.authorities(served)
-        }
-        None => builder.authorities(settings.authorities.clone()),
+        None => builder.authorities(served_authorities(settings, addr)),
     };
     let builder = if settings.window <= tessera_core::DEFAULT_WINDOW_SECS {
         builder.window(settings.window)

@@ -39,6 +39,9 @@ pub struct Keys {
 /// # Errors
 /// A message saying which store and why, never a secret.
 pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
+    for warning in shared_secret_files(settings) {
+        tracing::warn!("{warning}");
+    }
     match &settings.keys {
         KeySource::File(path) => {
             let (store, count) = tessera_server::load_keys_file(path).map_err(|e| e.to_string())?;
@@ -212,7 +215,6 @@ fn load_derived_master(path: &Path) -> Result<DerivedKeyStore, String> {
         std::fs::read_to_string(path)
             .map_err(|e| format!("{at}: cannot read '{}': {e}", path.display()))?,
     );
-    warn_if_shared(path);
     let hex = text.trim();
     if hex.is_empty() {
         return Err(format!(
@@ -243,24 +245,52 @@ fn load_derived_master(path: &Path) -> Result<DerivedKeyStore, String> {
     })
 }
 
-/// Logs a warning when a secret file is readable by other users.
-fn warn_if_shared(path: &Path) {
+/// The files of `settings` that hold secrets (the keys file's plaintext
+/// secrets, the derived keys' master secret, the SQL store's master keys,
+/// the TLS private key) and that their group or other users may read:
+/// each as a sentence that says what to do. Checked at start-up (logged)
+/// and by `--check` (printed).
+pub fn shared_secret_files(settings: &Settings) -> Vec<String> {
+    let mut files: Vec<(&str, &Path)> = Vec::new();
+    match &settings.keys {
+        KeySource::File(path) => files.push(("keys.file", path)),
+        KeySource::Derived { master_file, .. } => {
+            files.push(("keys.derived_master_file", master_file));
+        }
+        KeySource::Db {
+            master_key_file: Some(path),
+            ..
+        } => files.push(("keys.master_key_file", path)),
+        KeySource::Db { .. } => {}
+    }
+    if let Some(tls) = &settings.tls {
+        files.push(("tls.key", &tls.key));
+    }
+    files
+        .into_iter()
+        .filter_map(|(at, path)| {
+            let mode = shared_mode(path)?;
+            Some(format!(
+                "{at} '{}' holds secrets and is readable by its group or other users (mode {mode:o}); chmod 600 it",
+                path.display()
+            ))
+        })
+        .collect()
+}
+
+/// The permission bits of `path` when its group or others may access it.
+fn shared_mode(path: &Path) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode();
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    file = %path.display(),
-                    mode = format!("{:o}", mode & 0o777),
-                    "keys.derived_master_file is readable by other users; chmod 600 it"
-                );
-            }
-        }
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
     }
     #[cfg(not(unix))]
-    let _ = path;
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// An opened nonce store: the store, how the log names it, and the Unix

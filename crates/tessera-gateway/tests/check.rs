@@ -32,6 +32,34 @@ fn the_example_configuration_is_valid() {
     assert!(text.contains(": ok"), "{text}");
 }
 
+/// A secret file others can read is said by `--check` (exit 0: it starts),
+/// not only in the running gateway's log.
+#[cfg(unix)]
+#[test]
+fn secret_files_readable_by_others_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("check-modes");
+    let key = Key::random("k1");
+    let keys = keys_file(&dir, &[(&key, "alice", &["read"], false)]);
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        "upstream = \"http://127.0.0.1:5000\"\n[keys]\nfile = \"keys.json\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, text) = check(&config);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("warning: keys.file") && text.contains("(mode 644); chmod 600 it"),
+        "{text}"
+    );
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, text) = check(&config);
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("warning"), "{text}");
+}
+
 #[test]
 fn bad_configurations_name_the_key_and_what_was_expected() {
     let dir = temp_dir("check-bad");
@@ -200,10 +228,27 @@ fn bad_configurations_name_the_key_and_what_was_expected() {
             "[admin]\nlisten = \"127.0.0.1:99999\"\n",
             "\"127.0.0.1:99999\" is not a listening address",
         ),
+        // The gateway's own address, which --check used to pass and the
+        // start then failed on ("address in use"). (A `listen = ...` line
+        // ahead of `base`; the `[admin]` table after it.)
+        (
+            "listen = \"127.0.0.1:9095\"\n\u{0}[admin]\nlisten = \"127.0.0.1:9095\"\n",
+            "admin.listen: 127.0.0.1:9095 is where the gateway itself listens",
+        ),
+        (
+            "listen = \"0.0.0.0:9095\"\n\u{0}[admin]\nlisten = \"127.0.0.1:9095\"\n",
+            "give the admin listener another port",
+        ),
+        (
+            "[rate_limit]\nrate = \"5/s\"\non_store_failure = \"shut\"\n",
+            "or \"closed\": refuse with 503 store_unavailable",
+        ),
     ] {
         let file = dir.join("bad.toml");
         // Top-level keys must come before the tables of `base`.
-        let text = if extra.starts_with('[') {
+        let text = if let Some((top, tables)) = extra.split_once('\u{0}') {
+            format!("{top}{base}{tables}")
+        } else if extra.starts_with('[') {
             format!("{base}{extra}")
         } else {
             format!("{extra}{base}")

@@ -1072,3 +1072,34 @@ fn a_rate_limit_route_is_named_as_configured() {
         "only the admitted request was forwarded"
     );
 }
+
+/// Text logs written to a file carry no terminal colour codes, and the
+/// start-up line says what a client must sign for (scheme, authorities,
+/// window); a port the system picked is warned about.
+#[test]
+fn start_up_log_names_what_is_served_in_plain_text() {
+    let dir = temp_dir("proxy-log");
+    let upstream = Upstream::start(&dir);
+    let alice = Key::random("alice-phone");
+    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let gateway = Gateway::start_for(&dir, &upstream, &keys, &["--log-format", "text"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = gateway.stderr();
+        if log.contains("tessera-gateway started") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(log.contains("tessera-gateway started"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log file: {log:?}");
+    let port = gateway.addr.port();
+    for says in [
+        "scheme=http".to_owned(),
+        format!("127.0.0.1:{port} localhost:{port}"),
+        "window_secs=300".to_owned(),
+        "no listening port configured".to_owned(),
+    ] {
+        assert!(log.contains(&says), "{says:?} not in {log}");
+    }
+}

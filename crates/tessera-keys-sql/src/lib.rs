@@ -166,6 +166,7 @@
 //! day except for its newest row).
 #![forbid(unsafe_code)]
 
+mod admin;
 mod db;
 mod error;
 mod key_id;
@@ -175,6 +176,7 @@ mod store;
 mod sync;
 mod types;
 
+pub use admin::SqlKeyAdmin;
 pub use error::Error;
 pub use master::{MasterKey, MasterKeyring, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
 pub use store::SqlKeyStore;

@@ -806,56 +806,7 @@ impl SqlKeyStore {
             });
         }
         let now_db = db::db_time(i.options.clock.now_unix())?;
-        let changed = dual!(&i.pool, |p, d| {
-            let mut tx = p
-                .begin_with(d.begin_write())
-                .await
-                .map_err(Error::db("begin the revoke transaction"))?;
-            lock_changes!(tx, d);
-            let owner: Option<String> = sqlx::query_scalar(
-                "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
-                 WHERE key_id = $1 AND state = 'active' RETURNING owner",
-            )
-            .bind(key_id.as_str())
-            .bind(now_db)
-            .bind(reason)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(Error::db("revoke the key"))?;
-            match owner {
-                Some(owner) => {
-                    let detail = serde_json::json!({ "reason": reason }).to_string();
-                    audit!(
-                        tx,
-                        now_db,
-                        actor,
-                        "revoke",
-                        Some(key_id.as_str()),
-                        Some(&owner),
-                        Some(&detail)
-                    );
-                    bump_changes!(tx);
-                    tx.commit()
-                        .await
-                        .map_err(Error::db("commit the revoke transaction"))?;
-                    Ok(true)
-                }
-                None => {
-                    let exists: Option<String> =
-                        sqlx::query_scalar("SELECT key_id FROM tessera_keys WHERE key_id = $1")
-                            .bind(key_id.as_str())
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(Error::db("look the key up"))?;
-                    match exists {
-                        Some(_) => Ok(false),
-                        None => Err(Error::UnknownKey {
-                            key_id: key_id.to_string(),
-                        }),
-                    }
-                }
-            }
-        })?;
+        let changed = revoke_key(&i.pool, now_db, key_id, reason, actor).await?;
         self.invalidate([key_id.clone()]);
         if changed {
             tracing::info!(key_id = %key_id, actor, reason, "tessera-keys-sql: key revoked");
@@ -873,38 +824,7 @@ impl SqlKeyStore {
         check_label("actor", actor)?;
         check_reason(reason)?;
         let now_db = db::db_time(i.options.clock.now_unix())?;
-        let revoked: Vec<String> = dual!(&i.pool, |p, d| {
-            let mut tx = p
-                .begin_with(d.begin_write())
-                .await
-                .map_err(Error::db("begin the revoke transaction"))?;
-            lock_changes!(tx, d);
-            let ids: Vec<String> = sqlx::query_scalar(
-                "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
-                 WHERE owner = $1 AND state = 'active' RETURNING key_id",
-            )
-            .bind(owner)
-            .bind(now_db)
-            .bind(reason)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(Error::db("revoke the owner's keys"))?;
-            let detail = serde_json::json!({ "reason": reason, "revoked": ids }).to_string();
-            audit!(
-                tx,
-                now_db,
-                actor,
-                "revoke_owner",
-                None::<&str>,
-                Some(owner),
-                Some(&detail)
-            );
-            bump_changes!(tx);
-            tx.commit()
-                .await
-                .map_err(Error::db("commit the revoke transaction"))?;
-            Ok::<_, Error>(ids)
-        })?;
+        let revoked = revoke_owner_keys(&i.pool, now_db, owner, reason, actor).await?;
         self.invalidate(revoked.iter().filter_map(|id| KeyId::new(id).ok()));
         tracing::info!(
             owner,
@@ -1297,6 +1217,113 @@ impl SqlKeyStore {
     }
 }
 
+/// Revokes `key_id` in one transaction (the row, an audit row, the change
+/// log): `true` if it was active, `false` if already revoked.
+/// [`SqlKeyStore::revoke`] and [`crate::SqlKeyAdmin::revoke`] share it.
+pub(crate) async fn revoke_key(
+    pool: &Pool,
+    now_db: i64,
+    key_id: &KeyId,
+    reason: &str,
+    actor: &str,
+) -> Result<bool, Error> {
+    dual!(pool, |p, d| {
+        let mut tx = p
+            .begin_with(d.begin_write())
+            .await
+            .map_err(Error::db("begin the revoke transaction"))?;
+        lock_changes!(tx, d);
+        let owner: Option<String> = sqlx::query_scalar(
+            "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
+                 WHERE key_id = $1 AND state = 'active' RETURNING owner",
+        )
+        .bind(key_id.as_str())
+        .bind(now_db)
+        .bind(reason)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(Error::db("revoke the key"))?;
+        match owner {
+            Some(owner) => {
+                let detail = serde_json::json!({ "reason": reason }).to_string();
+                audit!(
+                    tx,
+                    now_db,
+                    actor,
+                    "revoke",
+                    Some(key_id.as_str()),
+                    Some(&owner),
+                    Some(&detail)
+                );
+                bump_changes!(tx);
+                tx.commit()
+                    .await
+                    .map_err(Error::db("commit the revoke transaction"))?;
+                Ok(true)
+            }
+            None => {
+                let exists: Option<String> =
+                    sqlx::query_scalar("SELECT key_id FROM tessera_keys WHERE key_id = $1")
+                        .bind(key_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(Error::db("look the key up"))?;
+                match exists {
+                    Some(_) => Ok(false),
+                    None => Err(Error::UnknownKey {
+                        key_id: key_id.to_string(),
+                    }),
+                }
+            }
+        }
+    })
+}
+
+/// Revokes every active key of `owner` in one transaction (the rows, an
+/// audit row, the change log) and returns their ids.
+/// [`SqlKeyStore::revoke_owner`] and [`crate::SqlKeyAdmin::revoke_owner`]
+/// share it.
+pub(crate) async fn revoke_owner_keys(
+    pool: &Pool,
+    now_db: i64,
+    owner: &str,
+    reason: &str,
+    actor: &str,
+) -> Result<Vec<String>, Error> {
+    dual!(pool, |p, d| {
+        let mut tx = p
+            .begin_with(d.begin_write())
+            .await
+            .map_err(Error::db("begin the revoke transaction"))?;
+        lock_changes!(tx, d);
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
+                 WHERE owner = $1 AND state = 'active' RETURNING key_id",
+        )
+        .bind(owner)
+        .bind(now_db)
+        .bind(reason)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(Error::db("revoke the owner's keys"))?;
+        let detail = serde_json::json!({ "reason": reason, "revoked": ids }).to_string();
+        audit!(
+            tx,
+            now_db,
+            actor,
+            "revoke_owner",
+            None::<&str>,
+            Some(owner),
+            Some(&detail)
+        );
+        bump_changes!(tx);
+        tx.commit()
+            .await
+            .map_err(Error::db("commit the revoke transaction"))?;
+        Ok::<_, Error>(ids)
+    })
+}
+
 fn random_failed() -> tessera_core::Error {
     // SecretKey::generate reports an OS RNG failure this way; reuse its error.
     match SecretKey::from_bytes(&[]) {
@@ -1305,7 +1332,7 @@ fn random_failed() -> tessera_core::Error {
     }
 }
 
-fn check_label(field: &'static str, value: &str) -> Result<(), Error> {
+pub(crate) fn check_label(field: &'static str, value: &str) -> Result<(), Error> {
     if value.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
@@ -1324,7 +1351,7 @@ fn check_label(field: &'static str, value: &str) -> Result<(), Error> {
 /// A revocation reason: free text (it may be empty), kept in the row and
 /// logged, so bounded and without control characters (which could forge
 /// log lines or drive a terminal that prints it).
-fn check_reason(reason: &str) -> Result<(), Error> {
+pub(crate) fn check_reason(reason: &str) -> Result<(), Error> {
     if reason.len() > MAX_REASON_LEN {
         return Err(Error::invalid(
             "reason",

@@ -9,7 +9,7 @@ use std::time::Duration;
 use support::{ring, send, suite, verifier, Db, Driver, T0};
 use tessera_core::{KeyId, SecretKey};
 use tessera_keys_sql::{
-    Error, IssueRequest, SchemaPolicy, SqlKeyStore, SqlKeyStoreOptions, StoreStats,
+    Error, IssueRequest, SchemaPolicy, SqlKeyAdmin, SqlKeyStore, SqlKeyStoreOptions, StoreStats,
 };
 use tessera_server::{ErrorCode, KeyState, KeyStore, ManualClock};
 
@@ -38,6 +38,7 @@ suite!(
     rotate_with_overlap,
     revoke_one,
     revoke_owner,
+    revoke_without_the_master_key,
     expiry,
     restart_keeps_keys,
     wrong_master_key_is_a_clear_error,
@@ -274,6 +275,90 @@ async fn revoke_one(driver: Driver, test: &str) {
             .await,
         1
     );
+}
+
+/// `SqlKeyAdmin` revokes with database access alone: the same transaction
+/// as the store's (audit row, change log), so a running verifier that has
+/// the key cached refuses it once the change reaches it.
+async fn revoke_without_the_master_key(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let a = store.issue(alice()).await.expect("a");
+    let kept = store.issue(alice().client("web")).await.expect("kept");
+    let b = store
+        .issue(IssueRequest::new("bob", "t").client("ios"))
+        .await
+        .expect("b");
+    let v = verifier(&store, &clock);
+    for k in [&a, &b] {
+        send(&v, k.key_id(), &secret_of(k), T0)
+            .await
+            .expect("verifies (and is cached)");
+    }
+    let counter = store.change_counter().await.expect("counter");
+
+    let admin = SqlKeyAdmin::open(&db.url, &options(&clock))
+        .await
+        .expect("opens without a master key");
+    assert!(!format!("{admin:?}").contains(&db.url));
+    let e = admin
+        .revoke(a.key_id(), "lost\nforged log line", "support:ann")
+        .await
+        .expect_err("a control character is refused");
+    assert!(e.to_string().contains("control characters"), "{e}");
+    assert!(admin
+        .revoke(a.key_id(), "device lost", "support:ann")
+        .await
+        .expect("revoke"));
+    assert!(!admin
+        .revoke(a.key_id(), "again", "support:ann")
+        .await
+        .expect("already revoked"));
+    let fake = KeyId::new("k1.AAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAA").expect("id");
+    assert!(matches!(
+        admin.revoke(&fake, "x", "t").await,
+        Err(Error::UnknownKey { .. })
+    ));
+    assert_eq!(
+        admin
+            .revoke_owner("bob", "log out everywhere", "support:ann")
+            .await
+            .expect("revoke bob"),
+        1
+    );
+    admin.close().await;
+    assert_eq!(store.change_counter().await.expect("counter"), counter + 2);
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tessera_key_audit WHERE actor = 'support:ann' AND action IN ('revoke', 'revoke_owner')")
+            .await,
+        2
+    );
+
+    // The running verifier had both keys cached: the change log reaches it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for k in [&a, &b] {
+        loop {
+            match send(&v, k.key_id(), &secret_of(k), T0).await {
+                Err(ErrorCode::KeyRevoked) => break,
+                other => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the revocation did not reach the verifier: {other:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    send(&v, kept.key_id(), &secret_of(&kept), T0)
+        .await
+        .expect("alice's other key unaffected");
+    let shown = store.show(a.key_id()).await.expect("show").expect("a");
+    assert_eq!(shown.metadata.state, KeyState::Revoked);
+    assert_eq!(shown.revoke_reason.as_deref(), Some("device lost"));
 }
 
 async fn revoke_owner(driver: Driver, test: &str) {

@@ -51,8 +51,10 @@
 //! // Its replay store vouches for signatures from its memory point on (the
 //! // next second, plus the 2 s a signature may be dated ahead): those
 //! // created before it, which a process before this one may have accepted,
-//! // get `store_reset` (spec §14.1).
-//! let now = clock.advance(1 + tessera_core::MAX_AHEAD_SECS);
+//! // get `store_reset` (spec §14.1). A real server waits for `is_ready()`.
+//! let now = verifier.ready_at();
+//! clock.set(now);
+//! assert!(verifier.is_ready());
 //!
 //! let app = Router::new()
 //!     .route(

@@ -435,7 +435,7 @@ async fn malformed_and_missing_signatures() {
 #[tokio::test]
 async fn required_component_must_be_covered() {
     let h =
-        Harness::start(|b, local| b.authority(local).require_components(["Content-Type"])).await;
+        Harness::start(|b, local| b.authority(local).require_components(["content-type"])).await;
     let mut spec = Spec::new(Method::POST, &h.local).body(b"{}");
     spec.extra.clear();
     h.send(&spec.signed())

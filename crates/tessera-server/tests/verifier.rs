@@ -452,6 +452,31 @@ fn builder_validation() {
         base().authority(HOST).require_components(["host"]).build(),
         Err(BuildError::InvalidComponent { .. })
     ));
+    // The underlying refusal is the source, with its code; names are never
+    // lowercased for the caller.
+    let uppercase = base()
+        .authority(HOST)
+        .require_components(["Content-Type"])
+        .build()
+        .err()
+        .expect("refused");
+    assert_eq!(uppercase.code(), Some(ErrorCode::MalformedSignature));
+    assert!(
+        uppercase.to_string().contains("content-type"),
+        "{uppercase}"
+    );
+    let source = std::error::Error::source(&uppercase).expect("a source");
+    assert!(
+        source.to_string().contains("malformed_signature"),
+        "{source}"
+    );
+    let bad_authority = base()
+        .authority("user@host")
+        .build()
+        .err()
+        .expect("refused");
+    assert!(std::error::Error::source(&bad_authority).is_some());
+    assert!(bad_authority.code().is_some());
     assert_eq!(
         base().authority(HOST).window(301).build().err(),
         Some(BuildError::InvalidWindow(301))
@@ -530,6 +555,47 @@ async fn wider_window_gets_a_nonce_store_that_remembers_long_enough() {
         .await
         .expect_err("replay");
     assert_eq!(err.code(), ErrorCode::Replayed);
+}
+
+/// `ready_at` is the memory point of the verifier's store: before it a
+/// request signed now gets `store_reset`, from it on it is accepted. A
+/// store with no point of its own (`0`) is ready at once.
+#[tokio::test]
+async fn ready_at_is_when_a_request_signed_now_is_accepted() {
+    let clock = ManualClock::new(T0);
+    let v = Verifier::builder(key_store())
+        .clock(clock.clone())
+        .authority(HOST)
+        .build()
+        .expect("v");
+    assert_eq!(v.ready_at(), T0 + 1 + tessera_core::MAX_AHEAD_SECS);
+    assert!(!v.is_ready());
+    let send = |created: u64| {
+        let (parts, body) = Spec::new(Method::GET, HOST)
+            .created(created)
+            .signed()
+            .into_parts();
+        let v = v.clone();
+        async move { v.verify_bytes(&parts, Bytes::from(body)).await }
+    };
+    let early = send(T0).await.expect_err("before the point");
+    assert_eq!(early.code(), ErrorCode::StoreReset);
+    clock.set(v.ready_at() - 1);
+    assert!(!v.is_ready());
+    clock.set(v.ready_at());
+    assert!(v.is_ready());
+    send(v.ready_at()).await.expect("accepted once ready");
+
+    // A store that learns its point elsewhere (here: one told it is 0).
+    let clock = ManualClock::new(T0);
+    let v = Verifier::builder(key_store())
+        .clock(clock.clone())
+        .authority(HOST)
+        .nonce_store(MemoryNonceStore::builder().remembers_since(0).build())
+        .build()
+        .expect("v");
+    assert_eq!(v.ready_at(), 0);
+    assert!(v.is_ready());
 }
 
 /// A minimal `tracing` subscriber recording WARN and ERROR event messages.

@@ -103,8 +103,18 @@ final class SignerTests: XCTestCase {
         }
     }
 
-    func testRequestErrorsCarryCodes() throws {
+    func testCoveredHeadersAreCoveredWhenPresentUnlessRequired() throws {
         let signer = try Signer(keyId: "k1", secret: TestEnv.secret, coveredHeaders: ["content-type"])
+        let bare = try signer.sign(request: get("https://api.example.com/v1/me"))
+        let input = bare.headers.first { $0.name.lowercased() == "signature-input" }?.value ?? ""
+        XCTAssertFalse(input.contains("content-type"), input)
+        let typed = try signer.sign(request: get("https://api.example.com/v1/me", [("Content-Type", "application/json")]))
+        let typedInput = typed.headers.first { $0.name.lowercased() == "signature-input" }?.value ?? ""
+        XCTAssertTrue(typedInput.contains("\"content-digest\" \"content-type\")"), typedInput)
+    }
+
+    func testRequestErrorsCarryCodes() throws {
+        let signer = try Signer(keyId: "k1", secret: TestEnv.secret, coveredHeaders: ["content-type"], coveredHeadersRequired: true)
         do {
             _ = try signer.sign(request: get("https://api.example.com/"))
             XCTFail("signed without a covered header")

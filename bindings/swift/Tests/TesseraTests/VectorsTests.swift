@@ -36,7 +36,7 @@ final class VectorsTests: XCTestCase {
                 body: Data(base64Encoded: req["body_base64"] as! String)!
             )
             let signer = try Signer(keyId: key["id"] as! String, secret: hexData(key["secret_hex"] as! String),
-                                    coveredHeaders: sign["extra_components"] as! [String])
+                                    coveredHeaders: sign["extra_components"] as! [String], coveredHeadersRequired: true)
             let signed = try signer.signAt(
                 request: request,
                 created: int64(sign["created"])!,
@@ -76,7 +76,7 @@ final class VectorsTests: XCTestCase {
             )
             do {
                 let signer = try Signer(keyId: key["id"] as! String, secret: hexData(key["secret_hex"] as! String),
-                                        coveredHeaders: sign["extra_components"] as! [String])
+                                        coveredHeaders: sign["extra_components"] as! [String], coveredHeadersRequired: true)
                 _ = try signer.signAt(
                     request: request,
                     created: int64(sign["created"])!,

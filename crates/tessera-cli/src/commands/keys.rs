@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tessera_core::KeyId;
 use tessera_keys_sql::{
-    Error as StoreError, IssueRequest, IssuedKey, KeyRecord, MasterKeyring, SqlKeyStore,
-    SqlKeyStoreOptions, UnreadableKey,
+    Error as StoreError, IssueRequest, IssuedKey, KeyRecord, MasterKeyring, SqlKeyAdmin,
+    SqlKeyStore, SqlKeyStoreOptions, UnreadableKey,
 };
 
 use crate::app;
@@ -65,7 +65,8 @@ fn store_error(e: &StoreError) -> CliError {
 /// Arguments of `tessera keys`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
-  export TESSERA_MASTER_KEY=$(openssl rand -hex 32)   # keep it outside the database
+  (umask 077; openssl rand -hex 32 > /etc/tessera/master.key)   # keep a copy outside the database
+  export TESSERA_MASTER_KEY_FILE=/etc/tessera/master.key
   tessera keys migrate --db sqlite://keys.db
   tessera keys issue --db sqlite://keys.db --owner alice --client ios --scope read --ttl 30d --json
   tessera keys revoke --db sqlite://keys.db k1.… --reason 'device lost'
@@ -140,7 +141,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke one key, or every key of an owner.
+    /// Revoke one key, or every key of an owner (needs no master key).
     Revoke {
         #[command(flatten)]
         db: DbArgs,
@@ -300,7 +301,11 @@ pub(crate) fn run(args: Args) -> CliResult {
                 actor,
             } => {
                 let id = id.as_deref().map(key_id).transpose()?;
-                let store = admin(&db).await?;
+                // Revoking changes no sealed secret: no master key needed,
+                // so whoever handles a lost device need not hold it.
+                let store = SqlKeyAdmin::open(&db.db, &SqlKeyStoreOptions::default())
+                    .await
+                    .map_err(|e| store_error(&e))?;
                 let result = match (&id, &owner) {
                     (Some(id), _) => store.revoke(id, &reason, &actor).await.map(|changed| {
                         if changed {
@@ -382,9 +387,11 @@ fn print_issued(issued: &IssuedKey, json: bool) -> CliResult {
         if let Value::Object(map) = &mut value {
             map.insert("client".into(), json!(m.client));
             map.insert("attributes".into(), json!(m.attributes));
-            if let Some(old) = issued.replaces() {
-                map.insert("replaces".into(), json!(old.as_str()));
-            }
+            // Always present (null for a first key), so a consumer reads one shape.
+            map.insert(
+                "replaces".into(),
+                json!(issued.replaces().map(|old| old.as_str())),
+            );
         }
         println!("{value}");
     } else {

@@ -467,6 +467,10 @@ impl NonceStore for MemoryNonceStore {
     /// tables outgrow the caches, and the check would otherwise wait for
     /// that miss. Takes the shard's lock only if it is free at once, to read
     /// where the table lies; reads no entry.
+    fn remembers_from(&self, now: u64) -> u64 {
+        self.remembers_since(now)
+    }
+
     fn prefetch(&self, key_id: &KeyId, nonce: &Nonce) {
         let entry = self.hasher.entry(key_id, nonce);
         let shard = match self.shard_of(&entry).try_lock() {

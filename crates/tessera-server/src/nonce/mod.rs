@@ -170,6 +170,17 @@ pub trait NonceStore: fmt::Debug + Send + Sync {
     fn prefetch(&self, key_id: &KeyId, nonce: &Nonce) {
         let _ = (key_id, nonce);
     }
+
+    /// The Unix second from which this store vouches for every pair, as far
+    /// as it knows without I/O: a signature created before it is answered
+    /// [`NonceOutcome::Forgotten`] (spec §14.1). `now` is the verifier's
+    /// clock. A memory store answers its memory point; the default, `0`,
+    /// suits a store that learns its point from its backend at the first
+    /// check (a Redis store) or has none.
+    fn remembers_from(&self, now: u64) -> u64 {
+        let _ = now;
+        0
+    }
 }
 
 #[async_trait]
@@ -195,6 +206,10 @@ impl<N: NonceStore + ?Sized> NonceStore for Arc<N> {
 
     fn prefetch(&self, key_id: &KeyId, nonce: &Nonce) {
         (**self).prefetch(key_id, nonce);
+    }
+
+    fn remembers_from(&self, now: u64) -> u64 {
+        (**self).remembers_from(now)
     }
 }
 

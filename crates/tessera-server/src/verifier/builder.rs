@@ -182,13 +182,18 @@ impl VerifierBuilder {
 
     /// Header fields every request must cover in addition to the mandatory
     /// components, for example `["content-type"]`; otherwise `missing_component`.
+    ///
+    /// Names are written in lowercase, as `Signature-Input` lists them, and
+    /// never lowercased for you (one rule for every API, as the signer's
+    /// `cover`): `build` refuses `"Content-Type"` with
+    /// [`BuildError::InvalidComponent`] naming the form to use.
     pub fn require_components<I, S>(mut self, fields: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
         self.required
-            .extend(fields.into_iter().map(|f| f.as_ref().to_ascii_lowercase()));
+            .extend(fields.into_iter().map(|f| f.as_ref().to_owned()));
         self
     }
 
@@ -226,7 +231,7 @@ impl VerifierBuilder {
     /// `tracing::warn!` saying so (replicas need a shared store).
     ///
     /// # Errors
-    /// [`BuildError`] when no key store or no authority is configured, an
+    /// [`BuildError`] when no authority is configured, an
     /// authority, component, window or realm is invalid, or both served and
     /// fixed authorities are set.
     pub fn build(self) -> Result<Verifier, BuildError> {
@@ -237,9 +242,9 @@ impl VerifierBuilder {
         let normalize = |a: &str| {
             normalize_authority(a, self.scheme)
                 .map(|n| n.into_owned())
-                .map_err(|e| BuildError::InvalidAuthority {
+                .map_err(|source| BuildError::InvalidAuthority {
                     authority: a.to_owned(),
-                    reason: e.detail().to_owned(),
+                    source,
                 })
         };
         let authority = match (self.fixed_authority.as_deref(), self.authorities.is_empty()) {
@@ -261,9 +266,9 @@ impl VerifierBuilder {
             .required
             .iter()
             .map(|name| {
-                Component::field(name).map_err(|e| BuildError::InvalidComponent {
+                Component::field(name).map_err(|source| BuildError::InvalidComponent {
                     name: name.clone(),
-                    reason: e.detail().to_owned(),
+                    source,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -324,15 +329,15 @@ pub enum BuildError {
     InvalidAuthority {
         /// The authority as given.
         authority: String,
-        /// Why it is invalid.
-        reason: String,
+        /// Why it is invalid (also [`std::error::Error::source`]).
+        source: tessera_core::Error,
     },
     /// A required component is not a field name that can be covered.
     InvalidComponent {
         /// The name as given.
         name: String,
-        /// Why it cannot be required.
-        reason: String,
+        /// Why it cannot be required (also [`std::error::Error::source`]).
+        source: tessera_core::Error,
     },
     /// The window is too large for the method used.
     InvalidWindow(u64),
@@ -349,11 +354,11 @@ impl fmt::Display for BuildError {
             BuildError::ConflictingAuthorities => {
                 f.write_str("fixed_authority cannot be combined with served authorities")
             }
-            BuildError::InvalidAuthority { authority, reason } => {
-                write!(f, "invalid authority {authority:?}: {reason}")
+            BuildError::InvalidAuthority { authority, source } => {
+                write!(f, "invalid authority {authority:?}: {}", source.detail())
             }
-            BuildError::InvalidComponent { name, reason } => {
-                write!(f, "cannot require component {name:?}: {reason}")
+            BuildError::InvalidComponent { name, source } => {
+                write!(f, "cannot require component {name:?}: {}", source.detail())
             }
             BuildError::InvalidWindow(secs) => write!(
                 f,
@@ -366,4 +371,25 @@ impl fmt::Display for BuildError {
     }
 }
 
-impl std::error::Error for BuildError {}
+impl BuildError {
+    /// The tessera-v1 code of the underlying refusal, for an invalid
+    /// authority or component (`invalid_field_value`,
+    /// `forbidden_component`, ...); `None` for the other variants.
+    pub fn code(&self) -> Option<tessera_core::ErrorCode> {
+        match self {
+            BuildError::InvalidAuthority { source, .. }
+            | BuildError::InvalidComponent { source, .. } => Some(source.code()),
+            _ => None,
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::InvalidAuthority { source, .. }
+            | BuildError::InvalidComponent { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

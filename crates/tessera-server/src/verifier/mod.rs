@@ -107,6 +107,42 @@ impl Verifier {
         VerifierBuilder::new(Arc::new(keys))
     }
 
+    /// The Unix second (on this verifier's clock) from which a request
+    /// signed now is accepted: a new verifier's memory nonce store vouches
+    /// only for signatures created from its memory point on (the second
+    /// after it was created, plus the 2 s a signature may be dated ahead;
+    /// spec §14.1), and refuses earlier ones with `store_reset`, since a
+    /// process before this one may have accepted them. `0` for a store that
+    /// has no such point here (a Redis store learns its own from Redis).
+    ///
+    /// A server announces itself, or joins a load balancer, once
+    /// [`Verifier::is_ready`]: about three seconds after start with a memory
+    /// store.
+    pub fn ready_at(&self) -> u64 {
+        let i = &*self.inner;
+        i.nonces.remembers_from(i.clock.now_unix())
+    }
+
+    /// Whether a request signed now is accepted as far as the nonce store's
+    /// memory point goes ([`Verifier::ready_at`]). Poll it before serving:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let verifier = tessera_server::Verifier::builder(tessera_server::MemoryKeyStore::new())
+    /// #     .authority("api.example.com")
+    /// #     .build()?;
+    /// while !verifier.is_ready() {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    /// }
+    /// // Bind the listener, or report healthy, from here on.
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_ready(&self) -> bool {
+        self.inner.clock.now_unix() >= self.ready_at()
+    }
+
     /// The acceptance window, seconds.
     pub fn window(&self) -> u64 {
         self.inner.window

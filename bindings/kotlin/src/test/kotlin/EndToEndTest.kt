@@ -35,9 +35,9 @@ class EndToEndTest(private val mode: String) {
     }
 
     /** A signer for [id] in this run's mode: [key] given to Rust, or held by a JCA key. */
-    private fun newSigner(id: String, key: ByteArray, covered: List<String> = listOf()): Signer =
-        if (mode == "platform") Signer.withMacProvider(id, JcaMacProvider(SecretKeySpec(key, "HmacSHA256")), covered)
-        else Signer(id, key.copyOf(), covered)
+    private fun newSigner(id: String, key: ByteArray, covered: List<String> = listOf(), required: Boolean = false): Signer =
+        if (mode == "platform") Signer.withMacProvider(id, JcaMacProvider(SecretKeySpec(key, "HmacSHA256")), covered, coveredHeadersRequired = required)
+        else Signer(id, key.copyOf(), covered, coveredHeadersRequired = required)
 
     private val base: String? = System.getProperty("tessera.server.url")
     private lateinit var secret: ByteArray
@@ -236,8 +236,8 @@ class EndToEndTest(private val mode: String) {
             assertFailsWith<TesseraSigningException> {
                 client(signer).newCall(Request.Builder().url("$base/v1/orders").post(oneShot).build()).execute()
             }
-            // A covered header that is absent: nothing is sent.
-            newSigner(keyId, secret, listOf("x-required")).use { strict ->
+            // A required covered header that is absent: nothing is sent.
+            newSigner(keyId, secret, listOf("x-required"), required = true).use { strict ->
                 val e2 = assertFailsWith<TesseraSigningException> {
                     client(strict).newCall(Request.Builder().url("$base/v1/x").build()).execute()
                 }

@@ -51,8 +51,19 @@ class SignerTest {
         assertTrue(e.message.contains("invalid_parameter"))
     }
 
-    @Test fun requestErrorsCarryCodes() {
+    @Test fun coveredHeadersAreCoveredWhenPresentUnlessRequired() {
         Signer("k1", secret, listOf("content-type")).use { s ->
+            val bare = s.sign(get("https://api.example.com/v1/me"))
+            val input = bare.headers.first { it.name.equals("signature-input", ignoreCase = true) }.value
+            assertFalse(input.contains("content-type"), input)
+            val typed = s.sign(get("https://api.example.com/v1/me", "Content-Type" to "application/json"))
+            val typedInput = typed.headers.first { it.name.equals("signature-input", ignoreCase = true) }.value
+            assertTrue(typedInput.contains("\"content-digest\" \"content-type\")"), typedInput)
+        }
+    }
+
+    @Test fun requestErrorsCarryCodes() {
+        Signer("k1", secret, listOf("content-type"), coveredHeadersRequired = true).use { s ->
             val missing = assertFailsWith<TesseraException.InvalidRequest> { s.sign(get("https://api.example.com/")) }
             assertEquals("missing_component", missing.code)
             assertEquals("missing_component", (missing as TesseraException).code)

@@ -41,7 +41,7 @@ class VectorsTest(private val name: String) {
             Base64.getDecoder().decode(req["body_base64"] as String),
         )
         val extra = sign["extra_components"].list().map { it as String }
-        Signer(key["id"] as String, hex(key["secret_hex"] as String), extra).use { signer ->
+        Signer(key["id"] as String, hex(key["secret_hex"] as String), extra, coveredHeadersRequired = true).use { signer ->
             val signed = signer.signAt(request, sign["created"] as Long, sign["nonce"] as String, sign["expires"] as Long?)
             val got = signed.headers.associate { it.name to it.value }
             assertEquals(expected["content_digest"], got["content-digest"], "content-digest")
@@ -51,7 +51,7 @@ class VectorsTest(private val name: String) {
             // Platform mode: the same key held by a JCA key (the JDK's HmacSHA256 here, the
             // Android Keystore on a phone) gives byte-identical headers.
             val jcaKey = javax.crypto.spec.SecretKeySpec(hex(key["secret_hex"] as String), "HmacSHA256")
-            Signer.withMacProvider(key["id"] as String, JcaMacProvider(jcaKey), extra).use { platform ->
+            Signer.withMacProvider(key["id"] as String, JcaMacProvider(jcaKey), extra, coveredHeadersRequired = true).use { platform ->
                 val viaPlatform = platform.signAt(request, sign["created"] as Long, sign["nonce"] as String, sign["expires"] as Long?)
                 assertEquals(signed, viaPlatform, "platform-MAC headers")
                 assertEquals(expected["signature_base"], platform.signatureBase(request, viaPlatform), "platform signature base")
@@ -91,7 +91,7 @@ class UnsignableVectorsTest(private val name: String) {
         )
         val extra = sign["extra_components"].list().map { it as String }
         val e = assertFailsWith<TesseraException>("$name must not sign") {
-            Signer(key["id"] as String, hex(key["secret_hex"] as String), extra).use { signer ->
+            Signer(key["id"] as String, hex(key["secret_hex"] as String), extra, coveredHeadersRequired = true).use { signer ->
                 signer.signAt(request, sign["created"] as Long, sign["nonce"] as String, sign["expires"] as Long?)
             }
         }
