@@ -84,8 +84,8 @@ pub(crate) struct PreparedRequest {
     pub(crate) body: Vec<u8>,
     /// Where the body came from.
     pub(crate) body_source: BodySource,
-    /// Extra covered fields.
-    pub(crate) extra: Vec<Component>,
+    /// The covered fields the caller chose (`--cover`).
+    pub(crate) cover: Vec<Component>,
     /// The key id.
     pub(crate) key_id: KeyId,
     /// `created`.
@@ -109,7 +109,7 @@ impl RequestArgs {
         let (headers, header_lines) = parse_headers(&self.headers)?;
         // Spec §10's order: the covered names, then the parameters (here
         // and in `view`), then the request (`view`), then the fields.
-        let extra = parse_cover(&self.cover)?;
+        let cover = parse_cover(&self.cover)?;
         let created = self.created.unwrap_or_else(now_unix);
         if created > tessera_core::MAX_TIME
             || self.expires.is_some_and(|e| e > tessera_core::MAX_TIME)
@@ -136,7 +136,7 @@ impl RequestArgs {
             header_lines,
             body,
             body_source,
-            extra,
+            cover,
             key_id,
             created,
             expires: self.expires,
@@ -172,7 +172,7 @@ impl PreparedRequest {
     /// request (the signer would refuse it with the same code, after every
     /// check of the earlier steps).
     pub(crate) fn check_covered_present(&self) -> Result<(), CliError> {
-        for component in &self.extra {
+        for component in &self.cover {
             // `--cover` names are lowercase (uppercase ones are refused).
             let name = component.name();
             if !self.headers.contains_key(name) {
@@ -188,7 +188,7 @@ impl PreparedRequest {
     pub(crate) fn options(&self) -> SignOptions<'_> {
         SignOptions::new(self.created, &self.nonce)
             .with_expires(self.expires)
-            .cover(&self.extra)
+            .cover(&self.cover)
     }
 
     /// The body digest.

@@ -61,7 +61,7 @@ struct Inner {
 /// Signs requests with one key.
 ///
 /// A `Signer` holds the key id and prepared secret (zeroized on drop, never
-/// printed), a [`Clock`], the extra headers to cover (validated once, when
+/// printed), a [`Clock`], the headers the client chooses to cover (validated once, when
 /// built), an optional signature lifetime, and the clock offset learned from
 /// authenticated `clock_skew` challenges. Cloning is cheap (one `Arc`), and
 /// every clone shares the offset, so one corrected request corrects all
@@ -256,7 +256,7 @@ impl SignerBuilder {
 }
 
 impl Signer {
-    /// Starts building a signer for `key`, with the system clock, no extra
+    /// Starts building a signer for `key`, with the system clock, no chosen
     /// covered headers, no `expires` and a zero clock offset.
     pub fn builder(key: SigningKey) -> SignerBuilder {
         Signer::builder_with_key(Arc::new(key))
@@ -295,7 +295,7 @@ impl Signer {
         self.inner.key.key_id()
     }
 
-    /// The extra headers this signer covers, in signed order.
+    /// The headers this signer chooses to cover, in signed order.
     pub fn covered_headers(&self) -> &[CoveredHeader] {
         &self.inner.covered
     }

@@ -76,6 +76,7 @@ impl<'a> SignOptions<'a> {
 
 /// The headers a signed request carries. `Debug` hides the signature: it
 /// stays valid for the whole acceptance window.
+#[non_exhaustive]
 #[derive(Clone, PartialEq, Eq)]
 pub struct SignedHeaders {
     /// Value of `Signature-Input`.

@@ -6,7 +6,7 @@
 //!
 //! The foreign API is one object, three records and one callback interface:
 //!
-//! * [`Signer`]: built from a key id, the secret bytes and the extra headers to
+//! * [`Signer`]: built from a key id, the secret bytes and the headers to
 //!   cover ([`Signer::new`]), or from a key id and a [`MacProvider`] when the
 //!   platform holds the key and computes the MAC itself
 //!   ([`Signer::with_mac_provider`]: Android Keystore, iOS Keychain; the
@@ -361,7 +361,7 @@ fn cover(
 ///
 /// Thread-safe: share one `Signer` across the app. It wraps a
 /// [`tessera_client::Signer`], which holds the key id, the prepared secret
-/// (zeroized on drop, never printed), the extra headers to cover, an optional
+/// (zeroized on drop, never printed), the headers to cover, an optional
 /// signature lifetime, and the clock offset learned from authenticated
 /// `clock_skew` challenges (shared by every caller).
 #[derive(Debug, uniffi::Object)]
@@ -434,7 +434,7 @@ impl Signer {
         self.inner.key_id().as_str().to_owned()
     }
 
-    /// The extra covered header names, in signed order (lowercase, as given).
+    /// The covered header names (besides the mandatory components), in signed order (lowercase, as given).
     pub fn covered_headers(&self) -> Vec<String> {
         self.inner
             .covered_headers()

@@ -51,7 +51,7 @@ pub struct Args {
     /// key from --master-key-file, TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE).
     #[arg(long, value_name = "URL")]
     pub keys_db: Option<String>,
-    /// With --keys-db: a file of master keys (`VERSION:HEX` lines).
+    /// With --keys-db: a file of master keys (`VERSION:HEX` lines, or one bare hex key).
     #[arg(long, value_name = "FILE", requires = "keys_db")]
     pub master_key_file: Option<PathBuf>,
     /// An authority (`host[:port]`) clients sign for; repeat for more.

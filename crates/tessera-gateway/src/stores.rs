@@ -436,10 +436,7 @@ pub async fn probe_rate_store(store: &RedisRateStore) -> Result<(), String> {
         .map_err(|e| format!("rate limit store: {e}"))?;
     let plan = tessera_ratelimit::Plan::new("readyz", rate, 1000)
         .map_err(|e| format!("rate limit store: {e}"))?;
-    let subject = tessera_ratelimit::Subject {
-        kind: "gateway-readyz",
-        id: "probe",
-    };
+    let subject = tessera_ratelimit::Subject::new("gateway-readyz", "probe");
     let now = u64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -1092,7 +1092,10 @@ fn start_up_log_names_what_is_served_in_plain_text() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(log.contains("tessera-gateway started"), "{log}");
-    assert!(!log.contains('\u{1b}'), "colour codes in a log file: {log:?}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file: {log:?}"
+    );
     let port = gateway.addr.port();
     for says in [
         "scheme=http".to_owned(),

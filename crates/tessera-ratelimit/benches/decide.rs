@@ -28,15 +28,7 @@ fn decisions(c: &mut Criterion) {
     group.bench_function("one_hot_subject", |b| {
         b.iter(|| {
             now += 1;
-            black_box(store.decide_now(
-                Subject {
-                    kind: "key",
-                    id: "hot",
-                },
-                &plan,
-                1,
-                now,
-            ))
+            black_box(store.decide_now(Subject::new("key", "hot"), &plan, 1, now))
         })
     });
     let mut i = 0usize;
@@ -44,15 +36,7 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % ids.len();
             now += 1;
-            black_box(store.decide_now(
-                Subject {
-                    kind: "key",
-                    id: &ids[i],
-                },
-                &plan,
-                1,
-                now,
-            ))
+            black_box(store.decide_now(Subject::new("key", &ids[i]), &plan, 1, now))
         })
     });
     group.finish();

@@ -65,10 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let t0 = Instant::now();
                 let d = store
                     .decide(
-                        Subject {
-                            kind: "key",
-                            id: &id,
-                        },
+                        Subject::new("key", &id),
                         &plan,
                         1,
                         SystemMicroClock.now_micros(),

@@ -12,7 +12,8 @@
 
 use crate::plan::Plan;
 
-/// The outcome of one decision.
+/// The outcome of one decision, as [`decide`] makes it.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     /// Whether the request is allowed.

@@ -124,12 +124,8 @@ impl Plan {
         if burst == 0 {
             return Err(PlanError::ZeroBurst);
         }
-        let policy_field = format!(
-            "\"{name}\";q={};w={}",
-            rate.count(),
-            rate.period().as_secs().max(1)
-        )
-        .into();
+        let policy_field =
+            format!("\"{name}\";q={burst};w={}", policy_window_secs(rate, burst)).into();
         Ok(Plan {
             name,
             rate,
@@ -138,8 +134,16 @@ impl Plan {
         })
     }
 
-    /// The plan as a `RateLimit-Policy` member:
-    /// `"<name>";q=<count>;w=<period seconds>` (draft-ietf-httpapi-ratelimit-headers-10).
+    /// The plan as a `RateLimit-Policy` member (draft-ietf-httpapi-ratelimit-headers-10):
+    /// `"<name>";q=<burst>;w=<seconds>`, the window being the time the
+    /// burst takes at the sustained rate (rounded up to whole seconds).
+    ///
+    /// So a client that sends at most `q` requests in any `w` seconds is
+    /// never refused: after a burst, the limiter admits one request per
+    /// interval, and `burst` of them fill exactly that window. Advertising
+    /// the rate's own count and period instead would promise more than a
+    /// burst smaller than the count allows (`5/m` with burst 3 would say 5
+    /// at once, and the fourth would be refused).
     pub fn policy_field(&self) -> bytes::Bytes {
         self.policy_field.clone()
     }
@@ -160,9 +164,34 @@ impl Plan {
     }
 }
 
+/// The time `burst` requests take at `rate`, in whole seconds (at least 1),
+/// rounded up: a longer window promises less, never more.
+fn policy_window_secs(rate: Rate, burst: u32) -> u64 {
+    rate.interval_micros()
+        .saturating_mul(u64::from(burst))
+        .div_ceil(1_000_000)
+        .max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_promises_what_the_burst_allows() {
+        for (rate, burst, policy) in [
+            ("5/m", 3, "\"p\";q=3;w=36"),
+            ("5/m", 5, "\"p\";q=5;w=60"),
+            ("10/s", 10, "\"p\";q=10;w=1"),
+            ("3/s", 3, "\"p\";q=3;w=1"),
+            ("100/s", 1, "\"p\";q=1;w=1"),
+            ("1/m", 2, "\"p\";q=2;w=120"),
+            ("1000/h", 100, "\"p\";q=100;w=360"),
+        ] {
+            let plan = Plan::new("p", rate.parse().expect(rate), burst).expect("plan");
+            assert_eq!(plan.policy_field(), policy, "{rate} burst {burst}");
+        }
+    }
 
     #[test]
     fn rates_parse_and_print() {

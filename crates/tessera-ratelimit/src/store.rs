@@ -8,12 +8,20 @@ use crate::plan::Plan;
 /// What a budget is counted against: the plan's name and a caller-chosen
 /// subject (a key id, an owner, a client address), kept apart by plan so
 /// one subject may be limited by several plans.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Subject<'a> {
     /// What the subject is (`key`, `owner`, `ip`, ...): part of the stored key.
     pub kind: &'a str,
     /// The subject itself.
     pub id: &'a str,
+}
+
+impl<'a> Subject<'a> {
+    /// The subject `id` of kind `kind` (`"key"`, `"owner"`, `"ip"`, ...).
+    pub const fn new(kind: &'a str, id: &'a str) -> Self {
+        Subject { kind, id }
+    }
 }
 
 /// Keeps the GCRA state of every limited subject and decides atomically.

@@ -11,7 +11,7 @@ fn plan(name: &str, rate: &str, burst: u32) -> Plan {
 }
 
 fn key(id: &str) -> Subject<'_> {
-    Subject { kind: "key", id }
+    Subject::new("key", id)
 }
 
 async fn at(store: &dyn RateStore, who: &str, plan: &Plan, cost: u32, now: u64) -> Decision {

@@ -425,7 +425,8 @@ async fn over_http_429_with_retry_after_and_ratelimit_headers() {
     };
     let first = send(signed("alice-phone", "GET", "/v1/me", T0)).await;
     assert_eq!(first.status(), 200);
-    assert_eq!(first.headers()["ratelimit-policy"], "\"default\";q=1;w=60");
+    // Burst 2 at 1/m: two at once, then one a minute: at most 2 in any 120 s.
+    assert_eq!(first.headers()["ratelimit-policy"], "\"default\";q=2;w=120");
     assert_eq!(first.headers()["ratelimit"], "\"default\";r=1;t=60");
     assert_eq!(
         send(signed("alice-phone", "GET", "/v1/me", T0))

@@ -59,14 +59,13 @@ pub(crate) fn run(args: &Args) -> CliResult {
     let issued = KeyIssuer::memory(Arc::new(MemoryKeyStore::new()))
         .issue(&request)
         .map_err(|e| CliError::usage(format!("cannot issue a key: {}", error_chain(&e))))?;
-    let entry = tessera_server::KeyFileEntry {
-        key_id: issued.key_id().to_string(),
-        secret_hex: issued.expose_secret().expose_hex().to_string(),
-        user: args.user.clone(),
-        scopes: issued.metadata().scopes.iter().cloned().collect(),
-        not_after: issued.metadata().not_after,
-        revoked: false,
-    };
+    let entry = tessera_server::KeyFileEntry::new(
+        issued.key_id().to_string(),
+        issued.expose_secret().expose_hex().to_string(),
+        args.user.clone(),
+    )
+    .with_scopes(issued.metadata().scopes.iter().cloned())
+    .with_not_after(issued.metadata().not_after);
     if args.json {
         let text = serde_json::to_string(&entry)
             .map_err(|e| CliError::runtime(format!("cannot encode JSON: {e}")))?;

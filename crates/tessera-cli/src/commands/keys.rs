@@ -230,6 +230,13 @@ pub(crate) fn run(args: Args) -> CliResult {
                 if let Some(client) = client {
                     request = request.client(client);
                 }
+                if ttl.is_none() {
+                    // Allowed (a server-to-server key, say), but said: a
+                    // device key usually should expire and be rotated.
+                    eprintln!(
+                        "tessera: note: no --ttl: this key never expires (revoke it when its device is gone, or issue with --ttl 90d)"
+                    );
+                }
                 if let Some(secs) = ttl {
                     request = request.ttl(Duration::from_secs(secs));
                 }
@@ -373,14 +380,13 @@ pub(crate) fn run(args: Args) -> CliResult {
 /// Prints a freshly issued key: the only time its secret is shown.
 fn print_issued(issued: &IssuedKey, json: bool) -> CliResult {
     let m = issued.metadata();
-    let entry = tessera_server::KeyFileEntry {
-        key_id: issued.key_id().to_string(),
-        secret_hex: issued.expose_secret().expose_hex().to_string(),
-        user: m.owner.clone(),
-        scopes: m.scopes.iter().cloned().collect(),
-        not_after: m.not_after,
-        revoked: false,
-    };
+    let entry = tessera_server::KeyFileEntry::new(
+        issued.key_id().to_string(),
+        issued.expose_secret().expose_hex().to_string(),
+        m.owner.clone(),
+    )
+    .with_scopes(m.scopes.iter().cloned())
+    .with_not_after(m.not_after);
     if json {
         let mut value = serde_json::to_value(&entry)
             .map_err(|e| CliError::runtime(format!("cannot encode JSON: {e}")))?;

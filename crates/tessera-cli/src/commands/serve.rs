@@ -94,7 +94,7 @@ pub(crate) struct Args {
     /// --master-key-file, TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE.
     #[arg(long, value_name = "URL")]
     keys_db: Option<String>,
-    /// With --keys-db: a file of master keys (`VERSION:HEX` lines).
+    /// With --keys-db: a file of master keys (`VERSION:HEX` lines, or one bare hex key).
     #[arg(long, value_name = "FILE", requires = "keys_db")]
     master_key_file: Option<PathBuf>,
     /// With --keys-db: how long cached keys keep verifying while the

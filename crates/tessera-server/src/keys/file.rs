@@ -19,6 +19,7 @@ use super::{KeyMetadata, KeyState, MemoryKeyStore};
 ///
 /// The hex secret is wiped from memory when the entry is dropped, and
 /// hidden from `Debug`.
+#[non_exhaustive]
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyFileEntry {
@@ -38,6 +39,43 @@ pub struct KeyFileEntry {
     /// printed by `keygen`.
     #[serde(default, skip_serializing)]
     pub revoked: bool,
+}
+
+impl KeyFileEntry {
+    /// An active entry for `key_id` with the hex secret `secret_hex`, acting
+    /// for `user`, with no scopes and no expiry.
+    pub fn new(
+        key_id: impl Into<String>,
+        secret_hex: impl Into<String>,
+        user: impl Into<String>,
+    ) -> Self {
+        KeyFileEntry {
+            key_id: key_id.into(),
+            secret_hex: secret_hex.into(),
+            user: user.into(),
+            scopes: Vec::new(),
+            not_after: None,
+            revoked: false,
+        }
+    }
+
+    /// With these granted scopes.
+    #[must_use]
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Expired after `not_after` (Unix seconds); `None` for never.
+    #[must_use]
+    pub fn with_not_after(mut self, not_after: Option<u64>) -> Self {
+        self.not_after = not_after;
+        self
+    }
 }
 
 impl Drop for KeyFileEntry {

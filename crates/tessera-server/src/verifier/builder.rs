@@ -312,6 +312,9 @@ impl VerifierBuilder {
                 realm: Arc::from(self.realm),
                 debug_base: self.debug_base,
                 admission: self.admission,
+                store_logs: super::log_throttle::LogThrottle::new(),
+                reset_logs: super::log_throttle::LogThrottle::new(),
+                key_store_logs: super::log_throttle::LogThrottle::new(),
             }),
         })
     }

@@ -2,6 +2,7 @@
 
 pub(crate) mod body;
 mod builder;
+mod log_throttle;
 
 use std::fmt;
 use std::sync::Arc;
@@ -71,6 +72,12 @@ struct Inner {
     realm: Arc<str>,
     debug_base: bool,
     admission: Option<Arc<dyn Admission>>,
+    /// Logs of the nonce store's refusals (full, a key at its cap,
+    /// unreachable), of `store_reset` and of key store failures: at most
+    /// one line a second each.
+    store_logs: log_throttle::LogThrottle,
+    reset_logs: log_throttle::LogThrottle,
+    key_store_logs: log_throttle::LogThrottle,
 }
 
 #[derive(Debug)]
@@ -409,7 +416,9 @@ impl Verifier {
             Ok(NonceOutcome::Fresh) => return None,
             Ok(NonceOutcome::Replayed) => reject(Refusal::Replayed.into()),
             Ok(NonceOutcome::Forgotten { since }) => {
-                tracing::info!(key_id = %parsed.key_id(), created = parsed.created(), since, "tessera: the nonce store remembers pairs only from a time after this signature was created; refusing it with store_reset");
+                if let Some(left_out) = self.inner.reset_logs.admit() {
+                    tracing::info!(key_id = %parsed.key_id(), created = parsed.created(), since, left_out, "tessera: the nonce store remembers pairs only from a time after this signature was created; refusing it with store_reset (left_out: such refusals not logged since the previous line)");
+                }
                 // The store vouches for signatures created from `since` on:
                 // a client that signs again before then is refused again.
                 // Counted from `created`, the client's own clock, so that a
@@ -425,7 +434,9 @@ impl Verifier {
                     crate::nonce::NonceStoreErrorKind::Full => Refusal::NonceStoreFull,
                     // One key too fast is a rate limit, not an outage.
                     crate::nonce::NonceStoreErrorKind::KeyFull => {
-                        tracing::warn!(key_id = %parsed.key_id(), error = %e, "tessera: a key reached its per-key nonce capacity; refusing it with rate_limited");
+                        if let Some(left_out) = self.inner.store_logs.admit() {
+                            tracing::warn!(key_id = %parsed.key_id(), error = %e, left_out, "tessera: a key reached its per-key nonce capacity; refusing it with rate_limited (left_out: nonce store refusals not logged since the previous line)");
+                        }
                         return Some(reject(Refusal::NonceStoreKeyFull.into()).with_header(
                             http::header::RETRY_AFTER,
                             http::HeaderValue::from_static("1"),
@@ -433,7 +444,9 @@ impl Verifier {
                     }
                     _ => Refusal::NonceStoreUnavailable,
                 };
-                tracing::warn!(key_id = %parsed.key_id(), kind = ?e.kind(), error = %e, "tessera: nonce store refused the request; refusing it with store_unavailable");
+                if let Some(left_out) = self.inner.store_logs.admit() {
+                    tracing::warn!(key_id = %parsed.key_id(), kind = ?e.kind(), error = %e, left_out, "tessera: nonce store refused the request; refusing it with store_unavailable (left_out: nonce store refusals not logged since the previous line)");
+                }
                 reject(refusal.into())
             }
         })
@@ -493,7 +506,9 @@ impl Verifier {
             Ok(Some(resolved)) => resolved,
             Ok(None) => return Err(Refusal::UnknownKey.into()),
             Err(e) => {
-                tracing::warn!(key_id = %parsed.key_id(), error = %e, "tessera: key store failed; refusing the request");
+                if let Some(left_out) = self.inner.key_store_logs.admit() {
+                    tracing::warn!(key_id = %parsed.key_id(), error = %e, left_out, "tessera: key store failed; refusing the request (left_out: such failures not logged since the previous line)");
+                }
                 return Err(Refusal::KeyStoreUnavailable.into());
             }
         };
