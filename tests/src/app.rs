@@ -1,15 +1,13 @@
 //! The application under test: an echo service behind `tessera-server`'s
-//! `VerifySignatureLayer`, with a scope-guarded write route and redirects.
+//! `VerifySignatureLayer`, with a scope-guarded write route.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::wire::Tap;
 use axum::body::Bytes;
-use axum::extract::Query;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::routing::any;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tessera_client::Signer;
@@ -75,21 +73,11 @@ async fn echo(
     })
 }
 
-#[derive(Deserialize)]
-struct To {
-    to: String,
-}
-
-async fn redirect(Query(to): Query<To>) -> Response {
-    (StatusCode::FOUND, [("location", to.to)]).into_response()
-}
-
 /// The routes, without any signature layer.
 fn routes() -> Router {
     Router::new()
         .route("/write/{*rest}", any(echo))
         .route_layer(RequireScopeLayer::new("write"))
-        .route("/redirect", get(redirect))
         .fallback(echo)
 }
 

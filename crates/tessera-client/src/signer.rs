@@ -119,6 +119,21 @@ impl fmt::Debug for Signer {
 }
 
 /// Builds a [`Signer`]; see [`Signer::builder`].
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use tessera_client::{KeyId, SecretKey, Signer, SigningKey};
+///
+/// let key = SigningKey::new(KeyId::new("phone-1")?, &SecretKey::from_bytes(&[7; 32])?);
+/// let signer = Signer::builder(key)
+///     .cover("content-type")                   // covered when the request carries it
+///     .cover_strict("x-request-id")            // every request must carry it
+///     .expires_after(Duration::from_secs(60))  // adds `expires`
+///     .build()?;
+/// assert_eq!(signer.covered_headers().len(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[must_use]
 pub struct SignerBuilder {

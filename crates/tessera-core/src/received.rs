@@ -8,11 +8,10 @@
 
 use std::borrow::Cow;
 
-use http::header::HOST;
-
 use crate::error::{err, Error, ErrorCode, Result};
 use crate::request::{
-    check_method, check_path, check_query, normalize_authority, Fields, RequestView, Scheme,
+    check_method, check_path, check_query, normalize_authority, single_host, Fields, RequestView,
+    Scheme,
 };
 use crate::target::RawTarget;
 
@@ -271,23 +270,6 @@ pub fn check_host_matches_target<F: Fields + ?Sized>(
             "the Host header names `{received}` but the URL's authority is `{target}`: sent as it is, the server would verify the signature against the Host header and refuse it; remove the Host header or put that authority in the URL"
         ),
     )
-}
-
-/// The value of the only `Host` line, trimmed of SP and HTAB; `None`
-/// without one.
-///
-/// # Errors
-/// `invalid_field_value` for more than one `Host` line (RFC 9112 §3.2).
-pub(crate) fn single_host<F: Fields + ?Sized>(fields: &F) -> Result<Option<&[u8]>> {
-    let mut hosts = fields.values(&HOST);
-    let first = hosts.next();
-    if hosts.next().is_some() {
-        return err(
-            ErrorCode::InvalidFieldValue,
-            "the request has more than one Host line",
-        );
-    }
-    Ok(first.map(crate::base::trim_ows))
 }
 
 /// A non-empty host of lowercase letters, digits, `.` and `-` only, without

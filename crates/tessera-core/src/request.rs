@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use http::header::HOST;
 use http::HeaderName;
 
 use crate::error::{err, ErrorCode, Result};
@@ -275,7 +276,7 @@ impl<'a, F: Fields + ?Sized> RequestView<'a, F> {
         check_method(method.as_bytes())?;
         // A request with two Host lines is refused by every verifier (RFC
         // 9112 §3.2), whichever authority it was signed for.
-        crate::received::single_host(fields)?;
+        single_host(fields)?;
         check_path(path.as_bytes())?;
         if let Some(query) = query {
             check_query(query.as_bytes())?;
@@ -488,6 +489,23 @@ fn bad_target_octet(part: &str, bytes: &[u8], ok: impl Fn(u8) -> bool) -> Result
 
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The value of the only `Host` line, trimmed of SP and HTAB; `None`
+/// without one.
+///
+/// # Errors
+/// `invalid_field_value` for more than one `Host` line (RFC 9112 §3.2).
+pub(crate) fn single_host<F: Fields + ?Sized>(fields: &F) -> Result<Option<&[u8]>> {
+    let mut hosts = fields.values(&HOST);
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return err(
+            ErrorCode::InvalidFieldValue,
+            "the request has more than one Host line",
+        );
+    }
+    Ok(first.map(crate::base::trim_ows))
 }
 
 #[cfg(test)]

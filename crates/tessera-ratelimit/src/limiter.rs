@@ -378,6 +378,21 @@ pub fn default_plan() -> Plan {
 }
 
 /// Configures a [`RateLimiter`].
+///
+/// ```
+/// use http::Method;
+/// use tessera_ratelimit::{MemoryRateStore, Plan, RateLimiter, Route};
+///
+/// let writes = Plan::new("writes", "10/s".parse()?, 20)?;
+/// let gold = Plan::new("gold", "1000/m".parse()?, 100)?;
+/// let limiter = RateLimiter::builder(MemoryRateStore::default())
+///     .route(Route::new("/v1/orders", writes).method(Method::POST)) // first match wins
+///     .owner_plan("acme", gold)                                    // all of acme's keys
+///     .default_plan(Plan::new("default", "100/s".parse()?, 200)?)  // everything else
+///     .build();
+/// # let _ = limiter;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct RateLimiterBuilder {
     store: Arc<dyn RateStore>,
     routes: Vec<Route>,

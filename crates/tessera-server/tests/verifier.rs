@@ -458,8 +458,7 @@ fn builder_validation() {
         .authority(HOST)
         .require_components(["Content-Type"])
         .build()
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(uppercase.code(), Some(ErrorCode::MalformedSignature));
     assert!(
         uppercase.to_string().contains("content-type"),
@@ -470,11 +469,7 @@ fn builder_validation() {
         source.to_string().contains("malformed_signature"),
         "{source}"
     );
-    let bad_authority = base()
-        .authority("user@host")
-        .build()
-        .err()
-        .expect("refused");
+    let bad_authority = base().authority("user@host").build().expect_err("refused");
     assert!(std::error::Error::source(&bad_authority).is_some());
     assert!(bad_authority.code().is_some());
     assert_eq!(

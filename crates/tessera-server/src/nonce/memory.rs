@@ -30,6 +30,15 @@ const DEFAULT_MAX_TTL: u64 = 3600;
 /// steady `R` requests per second keep about `R × 305` pairs live. Size
 /// [`capacity`](Self::capacity) as `peak requests/s × (window + 1 +
 /// granularity)` plus a margin.
+///
+/// ```
+/// use tessera_server::MemoryNonceStore;
+///
+/// // 50,000 requests a second with the default window: 50,000 × 305 live
+/// // pairs, plus a margin.
+/// let store = MemoryNonceStore::builder().capacity(16_000_000).build();
+/// assert!(store.capacity() > 15_000_000); // rounded down to a multiple of the shards
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct MemoryNonceStoreBuilder {

@@ -23,6 +23,20 @@ pub const MAX_WINDOW_SECS: u64 = 3600;
 /// bodies, an in-memory nonce store, the system clock, realm `"tessera"`,
 /// no signature base in responses. Options that weaken a check are named
 /// `dangerous_*`.
+///
+/// ```
+/// use tessera_server::{MemoryKeyStore, MemoryNonceStore, Scheme, Verifier};
+///
+/// let verifier = Verifier::builder(MemoryKeyStore::new()) // the key store comes first
+///     .authority("api.example.com")                      // what clients sign for
+///     .scheme(Scheme::Https)                             // the default
+///     .window(120)                                       // seconds, at most 300
+///     .require_components(["content-type"])              // covered on every request
+///     .nonce_store(MemoryNonceStore::new())               // one process; Redis for replicas
+///     .build()?;
+/// assert_eq!(verifier.window(), 120);
+/// # Ok::<(), tessera_server::BuildError>(())
+/// ```
 #[must_use]
 pub struct VerifierBuilder {
     keys: Arc<dyn KeyStore>,
