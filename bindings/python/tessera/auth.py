@@ -33,9 +33,9 @@ and for every request they send:
   the nonce just sent, the signer adopts the server's clock
   (`Signer.apply_skew_challenge`) and the request is signed afresh and sent
   once more. A challenge that does not verify is ignored: the 401 is returned.
-* **Fail closed.** A request that cannot be signed (a covered header missing, a
-  body that is a stream, a MAC provider that fails) raises `TesseraSigningError`
-  before anything is sent.
+* **Fail closed.** A request that cannot be signed (a required covered header
+  missing, with `covered_headers_required=True`; a body that is a stream; a MAC
+  provider that fails) raises `TesseraSigningError` before anything is sent.
 
 Bodies must be in memory (`bytes`, or `str` as `requests` sends it); for
 `httpx` a streamed body is read first (`requires_request_body`).

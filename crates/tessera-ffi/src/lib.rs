@@ -127,9 +127,10 @@ pub enum TesseraError {
     /// URL or its authority, path or query break the profile's rules, a
     /// covered header holds control characters or octets above 0x7F
     /// (`invalid_field_value`) or a required one is missing
-    /// (`missing_component`, `covered_headers_required`), the method is
-    /// not a token, or a parameter given for a test signature is out of
-    /// range.
+    /// (`missing_component`, `covered_headers_required`), a `Host` header
+    /// names another authority than the URL (`authority_mismatch`), the
+    /// method is not a token, or a parameter given for a test signature is
+    /// out of range.
     #[error("cannot sign the request ({code}): {detail}")]
     InvalidRequest {
         /// The stable tessera-v1 error code.
@@ -452,7 +453,9 @@ impl Signer {
     /// profile does not allow (see [`HttpRequest::url`]), a method that is
     /// not a token, or a covered value with control characters or octets
     /// above 0x7F; `missing_component` when a required covered header is absent
-    /// (`covered_headers_required`).
+    /// (`covered_headers_required`); `authority_mismatch` for a `Host`
+    /// header naming another authority than the URL (the server would
+    /// verify against that `Host`).
     pub fn sign(&self, request: HttpRequest) -> Result<SignedHeaders, TesseraError> {
         let digest = BodyDigest::of(request.body.as_deref().unwrap_or_default());
         self.sign_fresh(&request, &digest)

@@ -717,12 +717,15 @@ fn differing<const N: usize>(checks: [(&'static str, bool); N]) -> Vec<&'static 
 }
 
 /// Whether binding both addresses would fail with "address in use": the
-/// same port (not 0, which picks a free one) on the same IP, or on any IP
-/// when either is the unspecified address.
+/// same port (not 0, which picks a free one) on the same IP, or when one is
+/// an unspecified address that covers the other: `0.0.0.0` covers every
+/// IPv4 address, `[::]` every address of both families (a dual-stack
+/// socket, Linux's default).
 fn same_socket(a: SocketAddr, b: SocketAddr) -> bool {
-    a.port() != 0
-        && a.port() == b.port()
-        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+    let covers = |wide: SocketAddr, other: SocketAddr| {
+        wide.ip().is_unspecified() && (wide.is_ipv6() || other.is_ipv4())
+    };
+    a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || covers(a, b) || covers(b, a))
 }
 
 /// A listening address from its text, refused with the form expected
@@ -1481,6 +1484,25 @@ fn upstream_uri(text: &str) -> Result<http::Uri, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listeners_clash_only_where_binding_both_would_fail() {
+        let at = |s: &str| s.parse::<SocketAddr>().expect("address");
+        for (a, b, clash) in [
+            ("127.0.0.1:9095", "127.0.0.1:9095", true),
+            ("0.0.0.0:9095", "127.0.0.1:9095", true),
+            ("[::]:9095", "127.0.0.1:9095", true),
+            ("[::]:9095", "[::1]:9095", true),
+            ("0.0.0.0:9095", "[::]:9095", true),
+            ("0.0.0.0:9095", "[::1]:9095", false),
+            ("127.0.0.1:9095", "127.0.0.2:9095", false),
+            ("127.0.0.1:9095", "127.0.0.1:9096", false),
+            ("127.0.0.1:0", "127.0.0.1:0", false),
+        ] {
+            assert_eq!(same_socket(at(a), at(b)), clash, "{a} {b}");
+            assert_eq!(same_socket(at(b), at(a)), clash, "{b} {a}");
+        }
+    }
 
     #[test]
     fn a_reload_may_narrow_the_window_but_not_widen_it() {

@@ -251,6 +251,7 @@ fn load_derived_master(path: &Path) -> Result<DerivedKeyStore, String> {
 /// each as a sentence that says what to do. Checked at start-up (logged)
 /// and by `--check` (printed).
 pub fn shared_secret_files(settings: &Settings) -> Vec<String> {
+    let from_env = std::env::var_os(tessera_keys_sql::MASTER_KEY_FILE_ENV).map(PathBuf::from);
     let mut files: Vec<(&str, &Path)> = Vec::new();
     match &settings.keys {
         KeySource::File(path) => files.push(("keys.file", path)),
@@ -261,7 +262,11 @@ pub fn shared_secret_files(settings: &Settings) -> Vec<String> {
             master_key_file: Some(path),
             ..
         } => files.push(("keys.master_key_file", path)),
-        KeySource::Db { .. } => {}
+        KeySource::Db { .. } => {
+            if let Some(path) = &from_env {
+                files.push((tessera_keys_sql::MASTER_KEY_FILE_ENV, path));
+            }
+        }
     }
     if let Some(tls) = &settings.tls {
         files.push(("tls.key", &tls.key));

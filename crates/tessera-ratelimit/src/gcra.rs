@@ -30,6 +30,27 @@ pub struct Decision {
     pub reset_micros: u64,
 }
 
+impl Decision {
+    /// A decision made elsewhere (a store that runs the GCRA in its own
+    /// script, as the `redis` feature's `RedisRateStore` does in Redis), with the fields
+    /// as documented on the struct; [`decide`] makes one in Rust.
+    pub const fn new(
+        allowed: bool,
+        tat: u64,
+        remaining: u64,
+        retry_after_micros: Option<u64>,
+        reset_micros: u64,
+    ) -> Self {
+        Decision {
+            allowed,
+            tat,
+            remaining,
+            retry_after_micros,
+            reset_micros,
+        }
+    }
+}
+
 /// Decides a request of `cost` at `now` (µs) for a key whose stored state
 /// is `tat` (`None`: never seen, or expired).
 pub fn decide(tat: Option<u64>, now: u64, plan: &Plan, cost: u32) -> Decision {

@@ -491,13 +491,16 @@ fn ceil_secs(micros: u64) -> u64 {
     micros.div_ceil(1_000_000)
 }
 
-/// `RateLimit-Policy` and `RateLimit` for `plan` after `decision`.
-fn headers(plan: &Plan, decision: &Decision) -> [(HeaderName, HeaderValue); 2] {
+/// `RateLimit-Policy` and `RateLimit` for `plan` after `decision`, counted
+/// in requests of `cost` (a route whose requests cost 10 advertises a
+/// tenth of the burst, and as many left).
+fn headers(plan: &Plan, cost: u32, decision: &Decision) -> [(HeaderName, HeaderValue); 2] {
+    let cost = u64::from(cost.max(1));
     let mut state = String::with_capacity(plan.name().len() + 32);
     state.push('"');
     state.push_str(plan.name());
     state.push_str("\";r=");
-    state.push_str(itoa::Buffer::new().format(decision.remaining));
+    state.push_str(itoa::Buffer::new().format(decision.remaining / cost));
     state.push_str(";t=");
     state.push_str(itoa::Buffer::new().format(ceil_secs(decision.reset_micros)));
     // Plan names are tokens and the numbers digits: always valid values
@@ -506,7 +509,7 @@ fn headers(plan: &Plan, decision: &Decision) -> [(HeaderName, HeaderValue); 2] {
         HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| HeaderValue::from_static(""))
     };
     [
-        (RATELIMIT_POLICY, value(plan.policy_field())),
+        (RATELIMIT_POLICY, value(plan.policy_field_for_cost(cost))),
         (RATELIMIT, value(Bytes::from(state))),
     ]
 }
@@ -548,7 +551,7 @@ impl Admission for RateLimiter {
             metrics::counter!(DECISIONS_METRIC, "outcome" => "allowed").increment(1);
             // Not over its budget (any more): nothing to refuse early.
             i.held.forget(held);
-            return Ok(Admitted::with_headers(headers(plan, &decision)));
+            return Ok(Admitted::with_headers(headers(plan, cost, &decision)));
         }
         // A refusal leaves `tat` where it was (`decision.tat`): remembered,
         // so that the subject's next requests are refused before their
@@ -558,7 +561,7 @@ impl Admission for RateLimiter {
         metrics::counter!(DECISIONS_METRIC, "outcome" => "limited").increment(1);
         tracing::debug!(key_id = %request.key_id, plan = plan.name(), "tessera: rate limited");
         let retry = decision.retry_after_micros.unwrap_or(decision.reset_micros);
-        Err(limited(plan, retry, Some(&decision)))
+        Err(limited(plan, cost, retry, Some(&decision)))
     }
 
     /// Refuses, before its body is read, a request whose subject this
@@ -596,7 +599,7 @@ impl Admission for RateLimiter {
         metrics::counter!(DECISIONS_METRIC, "outcome" => "limited").increment(1);
         tracing::debug!(key_id = %request.key_id, plan = plan.name(), "tessera: rate limited before the body was read");
         let retry = decision.retry_after_micros.unwrap_or(decision.reset_micros);
-        Err(limited(plan, retry, Some(&decision)))
+        Err(limited(plan, cost, retry, Some(&decision)))
     }
 
     async fn refund(&self, request: AdmissionRequest<'_>) {
@@ -626,7 +629,7 @@ impl Admission for RateLimiter {
 
 /// The `rate_limited` refusal with `Retry-After` (whole seconds, at least 1)
 /// and, when known, the `RateLimit` fields.
-fn limited(plan: &Plan, retry_micros: u64, decision: Option<&Decision>) -> Rejection {
+fn limited(plan: &Plan, cost: u32, retry_micros: u64, decision: Option<&Decision>) -> Rejection {
     let retry_after = ceil_secs(retry_micros).max(1);
     let mut rejection = Rejection::new(
         Refusal::RateLimited {
@@ -637,7 +640,7 @@ fn limited(plan: &Plan, retry_micros: u64, decision: Option<&Decision>) -> Rejec
     )
     .with_header(http::header::RETRY_AFTER, HeaderValue::from(retry_after));
     if let Some(decision) = decision {
-        for (name, value) in headers(plan, decision) {
+        for (name, value) in headers(plan, cost, decision) {
             rejection = rejection.with_header(name, value);
         }
     }

@@ -134,18 +134,38 @@ impl Plan {
         })
     }
 
-    /// The plan as a `RateLimit-Policy` member (draft-ietf-httpapi-ratelimit-headers-10):
-    /// `"<name>";q=<burst>;w=<seconds>`, the window being the time the
-    /// burst takes at the sustained rate (rounded up to whole seconds).
+    /// The plan as a `RateLimit-Policy` member (draft-ietf-httpapi-ratelimit-headers-10)
+    /// for requests of cost 1: `"<name>";q=<burst>;w=<seconds>`, the
+    /// window being the time the burst takes at the sustained rate
+    /// (rounded up to whole seconds).
     ///
-    /// So a client that sends at most `q` requests in any `w` seconds is
-    /// never refused: after a burst, the limiter admits one request per
-    /// interval, and `burst` of them fill exactly that window. Advertising
+    /// So requests of cost 1, at most `q` of them decided in any `w`
+    /// seconds on one verifier's clock, are never refused: after a burst,
+    /// the limiter admits one request per interval, and `burst` of them
+    /// fill exactly that window. (A request is decided once it is verified,
+    /// its body read: a slow upload moves its decision later.) Advertising
     /// the rate's own count and period instead would promise more than a
     /// burst smaller than the count allows (`5/m` with burst 3 would say 5
     /// at once, and the fourth would be refused).
     pub fn policy_field(&self) -> bytes::Bytes {
         self.policy_field.clone()
+    }
+
+    /// [`Plan::policy_field`] counted in requests of `cost`: `q` is how
+    /// many such requests the burst holds (at least 1) and `w` the time
+    /// they take at the sustained rate.
+    pub fn policy_field_for_cost(&self, cost: u64) -> bytes::Bytes {
+        if cost <= 1 {
+            return self.policy_field();
+        }
+        let count = (u64::from(self.burst) / cost).max(1);
+        let window = self
+            .rate
+            .interval_micros()
+            .saturating_mul(count.saturating_mul(cost))
+            .div_ceil(1_000_000)
+            .max(1);
+        format!("\"{}\";q={count};w={window}", self.name).into()
     }
 
     /// The plan's name, as sent in `RateLimit-Policy` and `RateLimit`.
@@ -190,6 +210,73 @@ mod tests {
         ] {
             let plan = Plan::new("p", rate.parse().expect(rate), burst).expect("plan");
             assert_eq!(plan.policy_field(), policy, "{rate} burst {burst}");
+            assert_eq!(
+                plan.policy_field_for_cost(1),
+                policy,
+                "{rate} burst {burst}"
+            );
+        }
+        // Requests of cost 10 from 60/h, burst 60: six at once, each
+        // worth ten minutes of the sustained rate (an hour for six).
+        let export = Plan::new("export", "60/h".parse().expect("rate"), 60).expect("plan");
+        assert_eq!(export.policy_field_for_cost(10), "\"export\";q=6;w=3600");
+        // A cost above the burst never passes; the header still says 1.
+        assert_eq!(export.policy_field_for_cost(100), "\"export\";q=1;w=6000");
+    }
+
+    /// The promise, checked against the limiter itself: requests of `cost`,
+    /// at most `q` decided in any `w` seconds, are never refused; spaced
+    /// as tightly as that allows (bursts of `q` every `w` seconds, and
+    /// evenly spread), for many plans and costs.
+    #[test]
+    fn a_client_within_the_policy_is_never_refused() {
+        for (rate, burst) in [
+            ("5/m", 3),
+            ("10/s", 10),
+            ("3/s", 3),
+            ("7/s", 2),
+            ("60/h", 60),
+            ("1/m", 2),
+        ] {
+            let plan = Plan::new("p", rate.parse().expect(rate), burst).expect("plan");
+            for cost in [1u32, 2, 3, 10] {
+                if cost > burst {
+                    continue;
+                }
+                let field = plan.policy_field_for_cost(u64::from(cost));
+                let text = std::str::from_utf8(&field).expect("ascii");
+                let q: u64 = text
+                    .split(";q=")
+                    .nth(1)
+                    .and_then(|r| r.split(';').next())
+                    .and_then(|n| n.parse().ok())
+                    .expect("q");
+                let w: u64 = text
+                    .split(";w=")
+                    .nth(1)
+                    .and_then(|n| n.parse().ok())
+                    .expect("w");
+                let w_micros = w * 1_000_000;
+                // Bursts of q at the start of each window.
+                let mut tat = None;
+                for window in 0..20u64 {
+                    for _ in 0..q {
+                        let d = crate::decide(tat, window * w_micros, &plan, cost);
+                        assert!(d.allowed, "{rate} burst {burst} cost {cost} ({text}): burst refused in window {window}");
+                        tat = Some(d.tat);
+                    }
+                }
+                // Evenly spread: one every w/q.
+                let mut tat = None;
+                for i in 0..(20 * q) {
+                    let d = crate::decide(tat, i * w_micros / q, &plan, cost);
+                    assert!(
+                        d.allowed,
+                        "{rate} burst {burst} cost {cost} ({text}): spread refused at {i}"
+                    );
+                    tat = Some(d.tat);
+                }
+            }
         }
     }
 

@@ -18,9 +18,10 @@ import FoundationNetworking
 /// `TesseraURLRequestSigner.defaultSession` has this delegate, and every task
 /// the signer starts gets it as its own delegate where the platform has task
 /// delegates (iOS 15, macOS 12, tvOS 15, watchOS 8 and later), whatever
-/// session it runs in. On older systems, a session of your own that follows
-/// redirects follows them with the signed headers: give it this delegate, or
-/// one that completes `willPerformHTTPRedirection` with `nil`.
+/// session it runs in. On older systems (iOS 13 and 14, macOS 11) and on
+/// Linux, a session of your own that follows redirects follows them with the
+/// signed headers: give it this delegate, or one that completes
+/// `willPerformHTTPRedirection` with `nil`.
 public final class TesseraRedirectGuard: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
     /// The guard (it holds no state, so one instance serves every session).
     public static let shared = TesseraRedirectGuard()

@@ -29,6 +29,14 @@ pub(crate) struct DbArgs {
     master_key_file: Option<PathBuf>,
 }
 
+/// The key database alone, for commands that need no master key.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DbOnlyArgs {
+    /// The key database: sqlite://PATH or postgres://USER@HOST:PORT/DB.
+    #[arg(long, value_name = "URL")]
+    db: String,
+}
+
 /// Loads the master keyring from `--master-key-file` or the environment.
 pub(crate) fn keyring(file: Option<&PathBuf>) -> Result<MasterKeyring, CliError> {
     match file {
@@ -144,7 +152,7 @@ enum Command {
     /// Revoke one key, or every key of an owner (needs no master key).
     Revoke {
         #[command(flatten)]
-        db: DbArgs,
+        db: DbOnlyArgs,
         /// The key id (or use --owner).
         #[arg(required_unless_present = "owner", conflicts_with = "owner")]
         key_id: Option<String>,

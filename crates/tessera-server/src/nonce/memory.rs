@@ -471,15 +471,16 @@ impl NonceStore for MemoryNonceStore {
         Some(self.check_and_record(record))
     }
 
+    /// This store's memory point ([`MemoryNonceStore::remembers_since`]).
+    fn remembers_from(&self, now: u64) -> u64 {
+        self.remembers_since(now)
+    }
+
     /// Prefetches the slot of the pair's fingerprint in its shard's table
     /// (on x86 and x86-64 with SSE): with a few hundred thousand live pairs the
     /// tables outgrow the caches, and the check would otherwise wait for
     /// that miss. Takes the shard's lock only if it is free at once, to read
     /// where the table lies; reads no entry.
-    fn remembers_from(&self, now: u64) -> u64 {
-        self.remembers_since(now)
-    }
-
     fn prefetch(&self, key_id: &KeyId, nonce: &Nonce) {
         let entry = self.hasher.entry(key_id, nonce);
         let shard = match self.shard_of(&entry).try_lock() {

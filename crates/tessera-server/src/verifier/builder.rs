@@ -327,6 +327,7 @@ impl VerifierBuilder {
                 debug_base: self.debug_base,
                 admission: self.admission,
                 store_logs: super::log_throttle::LogThrottle::new(),
+                key_cap_logs: super::log_throttle::LogThrottle::new(),
                 reset_logs: super::log_throttle::LogThrottle::new(),
                 key_store_logs: super::log_throttle::LogThrottle::new(),
             }),

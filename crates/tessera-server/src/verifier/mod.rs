@@ -72,10 +72,12 @@ struct Inner {
     realm: Arc<str>,
     debug_base: bool,
     admission: Option<Arc<dyn Admission>>,
-    /// Logs of the nonce store's refusals (full, a key at its cap,
-    /// unreachable), of `store_reset` and of key store failures: at most
-    /// one line a second each.
+    /// Logs of the nonce store's refusals (full or unreachable), of a key
+    /// at its nonce cap (apart, so one key's flood cannot hide an outage),
+    /// of `store_reset` and of key store failures: at most one line a
+    /// second each.
     store_logs: log_throttle::LogThrottle,
+    key_cap_logs: log_throttle::LogThrottle,
     reset_logs: log_throttle::LogThrottle,
     key_store_logs: log_throttle::LogThrottle,
 }
@@ -434,8 +436,8 @@ impl Verifier {
                     crate::nonce::NonceStoreErrorKind::Full => Refusal::NonceStoreFull,
                     // One key too fast is a rate limit, not an outage.
                     crate::nonce::NonceStoreErrorKind::KeyFull => {
-                        if let Some(left_out) = self.inner.store_logs.admit() {
-                            tracing::warn!(key_id = %parsed.key_id(), error = %e, left_out, "tessera: a key reached its per-key nonce capacity; refusing it with rate_limited (left_out: nonce store refusals not logged since the previous line)");
+                        if let Some(left_out) = self.inner.key_cap_logs.admit() {
+                            tracing::warn!(key_id = %parsed.key_id(), error = %e, left_out, "tessera: a key reached its per-key nonce capacity; refusing it with rate_limited (left_out: such refusals not logged since the previous line)");
                         }
                         return Some(reject(Refusal::NonceStoreKeyFull.into()).with_header(
                             http::header::RETRY_AFTER,
