@@ -27,7 +27,7 @@
 //! // Writes: 10 per second sustained, bursts of 20.
 //! let writes = Plan::new("writes", "10/s".parse::<Rate>()?, 20)?;
 //! let store = MemoryRateStore::default();
-//! let key = Subject { kind: "key", id: "user-42-phone" };
+//! let key = Subject::new("key", "user-42-phone");
 //! let t0 = 1_700_000_000_000_000; // microseconds
 //! for _ in 0..20 {
 //!     assert!(store.decide_now(key, &writes, 1, t0)?.allowed);
