@@ -80,11 +80,7 @@ impl SqlKeyAdmin {
         check_label("actor", actor)?;
         check_reason(reason)?;
         let now_db = db::db_time(self.options.clock.now_unix())?;
-        let changed = revoke_key(&self.pool, now_db, key_id, reason, actor).await?;
-        if changed {
-            tracing::info!(key_id = %key_id, actor, reason, "tessera-keys-sql: key revoked");
-        }
-        Ok(changed)
+        revoke_key(&self.pool, now_db, key_id, reason, actor).await
     }
 
     /// Revokes every active key of `owner`, as
@@ -98,13 +94,6 @@ impl SqlKeyAdmin {
         check_reason(reason)?;
         let now_db = db::db_time(self.options.clock.now_unix())?;
         let revoked = revoke_owner_keys(&self.pool, now_db, owner, reason, actor).await?;
-        tracing::info!(
-            owner,
-            actor,
-            reason,
-            count = revoked.len(),
-            "tessera-keys-sql: owner's keys revoked"
-        );
         Ok(revoked.len() as u64)
     }
 

@@ -808,9 +808,6 @@ impl SqlKeyStore {
         let now_db = db::db_time(i.options.clock.now_unix())?;
         let changed = revoke_key(&i.pool, now_db, key_id, reason, actor).await?;
         self.invalidate([key_id.clone()]);
-        if changed {
-            tracing::info!(key_id = %key_id, actor, reason, "tessera-keys-sql: key revoked");
-        }
         Ok(changed)
     }
 
@@ -826,13 +823,6 @@ impl SqlKeyStore {
         let now_db = db::db_time(i.options.clock.now_unix())?;
         let revoked = revoke_owner_keys(&i.pool, now_db, owner, reason, actor).await?;
         self.invalidate(revoked.iter().filter_map(|id| KeyId::new(id).ok()));
-        tracing::info!(
-            owner,
-            actor,
-            reason,
-            count = revoked.len(),
-            "tessera-keys-sql: owner's keys revoked"
-        );
         Ok(revoked.len() as u64)
     }
 
@@ -1218,7 +1208,7 @@ impl SqlKeyStore {
 }
 
 /// Revokes `key_id` in one transaction (the row, an audit row, the change
-/// log): `true` if it was active, `false` if already revoked.
+/// log) and logs it: `true` if it was active, `false` if already revoked.
 /// [`SqlKeyStore::revoke`] and [`crate::SqlKeyAdmin::revoke`] share it.
 pub(crate) async fn revoke_key(
     pool: &Pool,
@@ -1227,7 +1217,7 @@ pub(crate) async fn revoke_key(
     reason: &str,
     actor: &str,
 ) -> Result<bool, Error> {
-    dual!(pool, |p, d| {
+    let changed = dual!(pool, |p, d| {
         let mut tx = p
             .begin_with(d.begin_write())
             .await
@@ -1276,11 +1266,15 @@ pub(crate) async fn revoke_key(
                 }
             }
         }
-    })
+    })?;
+    if changed {
+        tracing::info!(key_id = %key_id, actor, reason, "tessera-keys-sql: key revoked");
+    }
+    Ok(changed)
 }
 
 /// Revokes every active key of `owner` in one transaction (the rows, an
-/// audit row, the change log) and returns their ids.
+/// audit row, the change log), logs it and returns their ids.
 /// [`SqlKeyStore::revoke_owner`] and [`crate::SqlKeyAdmin::revoke_owner`]
 /// share it.
 pub(crate) async fn revoke_owner_keys(
@@ -1290,7 +1284,7 @@ pub(crate) async fn revoke_owner_keys(
     reason: &str,
     actor: &str,
 ) -> Result<Vec<String>, Error> {
-    dual!(pool, |p, d| {
+    let revoked = dual!(pool, |p, d| {
         let mut tx = p
             .begin_with(d.begin_write())
             .await
@@ -1321,7 +1315,15 @@ pub(crate) async fn revoke_owner_keys(
             .await
             .map_err(Error::db("commit the revoke transaction"))?;
         Ok::<_, Error>(ids)
-    })
+    })?;
+    tracing::info!(
+        owner,
+        actor,
+        reason,
+        count = revoked.len(),
+        "tessera-keys-sql: owner's keys revoked"
+    );
+    Ok(revoked)
 }
 
 fn random_failed() -> tessera_core::Error {
