@@ -5,7 +5,7 @@
 //! cargo run --release -p tessera-server --example layer_load -- [--requests 40000] [--seconds 15] [--rounds 5] [--connections 64] [--prefill 300000] [--rate 0] [--only 0]
 //! ```
 //!
-//! One server thread runs a tokio `current_thread` runtime with three axum
+//! One server thread runs a tokio `current_thread` runtime with six axum
 //! listeners on 127.0.0.1, one per mode:
 //!
 //! * `unsigned`: plain requests, no layer;
@@ -23,10 +23,18 @@
 //!   same number of SHA-256 blocks), and an identity of the same size
 //!   inserted into the request's extensions. `floor − signed` is what a
 //!   layer costs here before it parses, looks up or checks anything, so
-//!   `layer − floor` is the cost of tessera's checks themselves.
+//!   `layer − floor` is the cost of tessera's checks themselves;
+//! * `layer, around the router` and `floor, around the router`: the same
+//!   two layers wrapping the whole `Router` (`Layer::layer(&layer, router)`,
+//!   served with `into_make_service`) instead of each route through
+//!   `Router::layer`. `Router::layer` wraps every route in a boxed, cloned
+//!   service, so each request there pays for two more allocations and
+//!   service clones than a layer around the router, which clones the
+//!   router (one reference count) instead.
 //!
 //! `--only M` runs one mode alone, `--rounds` times (1 `unsigned`, 2
-//! `signed`, 3 `layer`, 4 `floor`), for a profiler attached to the whole process
+//! `signed`, 3 `layer`, 4 `floor`, 5 and 6 the same around the router), for
+//! a profiler attached to the whole process
 //! (`perf record`, then the `server` thread's samples): it prints each run
 //! and the server thread's user and kernel time per request, from clock
 //! ticks, and its context switches.
@@ -54,7 +62,13 @@
 //! nanoseconds, from `/proc/self/task/<tid>/schedstat`) is read before and
 //! after each run; the table shows, per mode, the median over rounds of
 //! server CPU microseconds per request, and the layer's cost as the median
-//! over rounds of (`layer` − `signed`) from the same round.
+//! over rounds of (`layer` − `signed`) from the same round, with the
+//! quartiles of those per-round differences (the machine's noise: half the
+//! rounds fall between them). A second table splits each mode's time into
+//! user and kernel time from the thread's clock ticks, summed over all
+//! rounds: the kernel's share (sockets, waking the client, interrupts that
+//! land while the server runs) grows with how busy the server is, so part
+//! of what a slower mode costs here is kernel time, not its own code.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -63,8 +77,10 @@ use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::extract::Request;
 use axum::routing::get;
 use axum::Router;
+use axum::ServiceExt;
 use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
@@ -79,7 +95,7 @@ use tessera_server::{
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tower::ServiceExt;
+use tower::ServiceExt as _;
 
 const AUTHORITY: &str = "api.example.com";
 const PATH: &str = "/v1/orders";
@@ -93,17 +109,28 @@ enum Mode {
     Signed,
     Layer,
     Floor,
+    LayerAround,
+    FloorAround,
 }
 
 impl Mode {
-    const ALL: [Mode; 4] = [Mode::Unsigned, Mode::Signed, Mode::Layer, Mode::Floor];
+    const ALL: [Mode; 6] = [
+        Mode::Unsigned,
+        Mode::Signed,
+        Mode::Layer,
+        Mode::Floor,
+        Mode::LayerAround,
+        Mode::FloorAround,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Mode::Unsigned => "unsigned, no layer",
             Mode::Signed => "signed, no layer",
-            Mode::Layer => "signed, with layer",
-            Mode::Floor => "signed, floor layer",
+            Mode::Layer => "signed, with layer (Router::layer)",
+            Mode::Floor => "signed, floor layer (Router::layer)",
+            Mode::LayerAround => "signed, with layer around the router",
+            Mode::FloorAround => "signed, floor layer around the router",
         }
     }
 }
@@ -169,9 +196,10 @@ fn secret() -> SecretKey {
     SecretKey::from_bytes(&[0x42; 32]).expect("secret")
 }
 
-/// Ports of the three listeners, and the server thread's id.
+/// Ports of the listeners (one per mode, in [`Mode::ALL`]'s order), and the
+/// server thread's id.
 struct Server {
-    ports: [u16; 4],
+    ports: [u16; 6],
     tid: String,
 }
 
@@ -213,6 +241,8 @@ fn start_server(connections: usize, prefill: usize) -> Server {
             }),
         )
     };
+    let around_layer = tower::Layer::layer(&VerifySignatureLayer::new(verifier.clone()), routes());
+    let around_floor = tower::Layer::layer(&FloorLayer::new(), routes());
     let apps = [
         routes(),
         routes(),
@@ -232,14 +262,36 @@ fn start_server(connections: usize, prefill: usize) -> Server {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let mut ports = [0u16; 4];
-                for (port, app) in ports.iter_mut().zip(apps) {
+                let mut ports = [0u16; 6];
+                let mut listeners = Vec::new();
+                for port in ports.iter_mut() {
                     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                         .await
                         .expect("bind");
                     *port = listener.local_addr().expect("addr").port();
+                    listeners.push(listener);
+                }
+                let mut listeners = listeners.into_iter();
+                let mut next = || listeners.next().expect("one listener per mode");
+                for app in apps {
+                    let listener = next();
                     tokio::spawn(async move { axum::serve(listener, app).await });
                 }
+                let (layer, floor) = (next(), next());
+                tokio::spawn(async move {
+                    axum::serve(
+                        layer,
+                        ServiceExt::<Request>::into_make_service(around_layer),
+                    )
+                    .await
+                });
+                tokio::spawn(async move {
+                    axum::serve(
+                        floor,
+                        ServiceExt::<Request>::into_make_service(around_floor),
+                    )
+                    .await
+                });
                 tx.send(Server { ports, tid }).expect("send");
                 std::future::pending::<()>().await;
             });
@@ -436,8 +488,8 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// `--only M`: runs mode `M` alone (1 `unsigned`, 2 `signed`, 3
-/// `layer`), `--rounds` times, so that a profiler attached to the server
+/// `--only M`: runs mode `M` alone (numbered as in [`Mode::ALL`], from 1),
+/// `--rounds` times, so that a profiler attached to the server
 /// thread sees one mode only.
 fn profile(client: &tokio::runtime::Runtime, server: &Server, o: &Options, limit: Duration) {
     let mode = Mode::ALL[(o.only - 1).min(Mode::ALL.len() - 1)];
@@ -455,7 +507,7 @@ fn profile(client: &tokio::runtime::Runtime, server: &Server, o: &Options, limit
             o.rate,
         );
         println!(
-            "round {round} {:<20} {done:>7} requests in {:>6.2} s: server CPU {:>6.2} us/request",
+            "round {round} {:<38} {done:>7} requests in {:>6.2} s: server CPU {:>6.2} us/request",
             mode.name(),
             wall.as_secs_f64(),
             cpu as f64 / 1000.0 / done as f64,
@@ -532,15 +584,33 @@ fn main() {
     for mode in Mode::ALL {
         run(&client, &server, mode, o.connections, 2_000, limit, o.rate);
     }
-    let mut per_request: [Vec<f64>; 4] = Default::default();
-    let mut rates: [Vec<f64>; 4] = Default::default();
-    let mut layer_minus_signed = Vec::new();
-    let mut signed_minus_unsigned = Vec::new();
-    let mut floor_minus_signed = Vec::new();
-    let mut layer_minus_floor = Vec::new();
+    let mut per_request: [Vec<f64>; 6] = Default::default();
+    let mut rates: [Vec<f64>; 6] = Default::default();
+    // Per-round differences, each from one round's runs.
+    let differences: [(&str, usize, usize); 7] = [
+        ("signed − unsigned", 1, 0),
+        ("**layer − signed** (Router::layer)", 2, 1),
+        (
+            "floor − signed: what any verifying layer costs here (Router::layer)",
+            3,
+            1,
+        ),
+        (
+            "layer − floor: tessera's checks themselves (Router::layer)",
+            2,
+            3,
+        ),
+        ("**layer − signed** (around the router)", 4, 1),
+        ("floor − signed (around the router)", 5, 1),
+        ("layer − floor (around the router)", 4, 5),
+    ];
+    let mut per_round_differences: [Vec<f64>; 7] = Default::default();
+    // Per mode over all rounds: requests, and user and kernel clock ticks.
+    let mut ticks = [(0usize, 0u64, 0u64); 6];
     for round in 1..=o.rounds {
-        let mut this_round = [0.0f64; 4];
+        let mut this_round = [0.0f64; 6];
         for (m, mode) in Mode::ALL.into_iter().enumerate() {
+            let ticks_before = thread_ticks(&server.tid);
             let (done, cpu, wall) = run(
                 &client,
                 &server,
@@ -550,22 +620,25 @@ fn main() {
                 limit,
                 o.rate,
             );
+            let ticks_after = thread_ticks(&server.tid);
+            ticks[m].0 += done;
+            ticks[m].1 += ticks_after.0 - ticks_before.0;
+            ticks[m].2 += ticks_after.1 - ticks_before.1;
             let us = cpu as f64 / 1000.0 / done as f64;
             this_round[m] = us;
             per_request[m].push(us);
             rates[m].push(done as f64 / wall.as_secs_f64());
             println!(
-                "round {round} {:<20} {done:>7} requests in {:>6.2} s: server CPU {:>6.2} us/request, {:>7.0} requests/s",
+                "round {round} {:<38} {done:>7} requests in {:>6.2} s: server CPU {:>6.2} us/request, {:>7.0} requests/s",
                 mode.name(),
                 wall.as_secs_f64(),
                 us,
                 done as f64 / wall.as_secs_f64()
             );
         }
-        layer_minus_signed.push(this_round[2] - this_round[1]);
-        floor_minus_signed.push(this_round[3] - this_round[1]);
-        layer_minus_floor.push(this_round[2] - this_round[3]);
-        signed_minus_unsigned.push(this_round[1] - this_round[0]);
+        for (values, (_, a, b)) in per_round_differences.iter_mut().zip(differences) {
+            values.push(this_round[a] - this_round[b]);
+        }
     }
     println!();
     println!(
@@ -581,22 +654,43 @@ fn main() {
             median(&mut rates[m])
         );
     }
-    println!(
-        "| signed − unsigned (median of per-round differences) | {:+.2} | |",
-        median(&mut signed_minus_unsigned)
-    );
-    println!(
-        "| **layer − signed (median of per-round differences)** | **{:+.2}** | |",
-        median(&mut layer_minus_signed)
-    );
-    println!(
-        "| floor − signed: what any verifying layer costs here (median of per-round differences) | {:+.2} | |",
-        median(&mut floor_minus_signed)
-    );
-    println!(
-        "| layer − floor: tessera's checks themselves (median of per-round differences) | {:+.2} | |",
-        median(&mut layer_minus_floor)
-    );
+    println!();
+    // Clock ticks (10 ms at the usual 100 Hz) are coarse, but over all
+    // rounds they tell the server's own code (user) from the kernel's work
+    // on its behalf (sockets, wake-ups of the client, interrupts that land
+    // while it runs), which moves with how busy the server is.
+    println!("| mode | user us/request (all rounds, clock ticks) | kernel us/request |");
+    println!("|---|---:|---:|");
+    let tick_us = 1e6 / 100.0;
+    for (mode, (done, user, kernel)) in Mode::ALL.into_iter().zip(ticks) {
+        println!(
+            "| {} | {:.2} | {:.2} |",
+            mode.name(),
+            user as f64 * tick_us / done as f64,
+            kernel as f64 * tick_us / done as f64
+        );
+    }
+    println!();
+    println!("| difference, us/request | median of per-round differences | quartiles |");
+    println!("|---|---:|---:|");
+    for (values, (name, _, _)) in per_round_differences.iter_mut().zip(differences) {
+        let (low, high) = quartiles(values);
+        println!(
+            "| {name} | {:+.2} | {low:+.2} to {high:+.2} |",
+            median(values)
+        );
+    }
+}
+
+/// The first and third quartiles (nearest rank): half the values lie
+/// between them.
+fn quartiles(values: &mut [f64]) -> (f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let rank = |q: f64| {
+        let index = ((q * values.len() as f64).ceil() as usize).saturating_sub(1);
+        values[index.min(values.len() - 1)]
+    };
+    (rank(0.25), rank(0.75))
 }
 
 /// The `floor` mode's layer: the work no verifying layer can skip, and no

@@ -73,7 +73,7 @@ pub(crate) fn run(args: &Args) -> CliResult {
     } else {
         println!("key_id:     {}", entry.key_id);
         println!("secret_hex: {}", entry.secret_hex);
-        println!("user:       {}", entry.user);
+        println!("user:       {}", entry.owner);
         println!("scopes:     {}", entry.scopes.join(","));
         match entry.not_after {
             Some(t) => println!("not_after:  {t} ({})", rfc3339(t)),

@@ -411,7 +411,7 @@ fn print_issued(issued: &IssuedKey, json: bool) -> CliResult {
     } else {
         println!("key_id:     {}", entry.key_id);
         println!("secret_hex: {}", entry.secret_hex);
-        println!("user:       {}", entry.user);
+        println!("user:       {}", entry.owner);
         if let Some(client) = &m.client {
             println!("client:     {client}");
         }

@@ -5,6 +5,9 @@
 //! {"keys":[{"key_id":"m1.…","secret_hex":"…","user":"alice","scopes":["read","write"],
 //!           "not_after":null,"revoked":false}]}
 //! ```
+//!
+//! `user` is the key's owner ([`KeyFileEntry::owner`]); a file may also
+//! spell it `owner`.
 
 use std::fmt;
 use std::path::Path;
@@ -27,8 +30,10 @@ pub struct KeyFileEntry {
     pub key_id: String,
     /// The secret, hex.
     pub secret_hex: String,
-    /// The user (owner) the key acts for.
-    pub user: String,
+    /// The owner the key acts for ([`KeyMetadata::owner`]). The file's
+    /// field is `user` (what `keygen` writes); `owner` is accepted too.
+    #[serde(rename = "user", alias = "owner")]
+    pub owner: String,
     /// Granted scopes.
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -43,16 +48,16 @@ pub struct KeyFileEntry {
 
 impl KeyFileEntry {
     /// An active entry for `key_id` with the hex secret `secret_hex`, acting
-    /// for `user`, with no scopes and no expiry.
+    /// for `owner`, with no scopes and no expiry.
     pub fn new(
         key_id: impl Into<String>,
         secret_hex: impl Into<String>,
-        user: impl Into<String>,
+        owner: impl Into<String>,
     ) -> Self {
         KeyFileEntry {
             key_id: key_id.into(),
             secret_hex: secret_hex.into(),
-            user: user.into(),
+            owner: owner.into(),
             scopes: Vec::new(),
             not_after: None,
             revoked: false,
@@ -89,7 +94,7 @@ impl fmt::Debug for KeyFileEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyFileEntry")
             .field("key_id", &self.key_id)
-            .field("user", &self.user)
+            .field("owner", &self.owner)
             .field("scopes", &self.scopes)
             .field("not_after", &self.not_after)
             .field("revoked", &self.revoked)
@@ -145,7 +150,7 @@ pub fn load_keys_file(path: &Path) -> Result<(MemoryKeyStore, usize), KeysFileEr
         let secret = SecretKey::from_hex(&entry.secret_hex)
             .map_err(|e| bad("invalid secret_hex", e.detail()))?;
         let mut metadata =
-            KeyMetadata::new(entry.user.clone()).with_scopes(entry.scopes.iter().cloned());
+            KeyMetadata::new(entry.owner.clone()).with_scopes(entry.scopes.iter().cloned());
         if let Some(t) = entry.not_after {
             metadata = metadata.with_not_after(t);
         }
@@ -224,13 +229,28 @@ mod tests {
         let entry = KeyFileEntry {
             key_id: "k1".to_owned(),
             secret_hex: "00".repeat(32),
-            user: "alice".to_owned(),
+            owner: "alice".to_owned(),
             scopes: vec!["read".to_owned()],
             not_after: None,
             revoked: false,
         };
         let json = serde_json::to_string(&entry).expect("json");
         assert!(!json.contains("revoked"), "{json}");
+        assert!(json.contains(r#""user":"alice""#), "{json}");
         assert!(!format!("{entry:?}").contains("0000"));
+    }
+
+    #[test]
+    fn the_owner_is_read_from_user_or_owner_but_not_both() {
+        let secret = "ab".repeat(32);
+        let entry = |field: &str| {
+            serde_json::from_str::<KeyFileEntry>(&format!(
+                r#"{{"key_id":"k1","secret_hex":"{secret}",{field}}}"#
+            ))
+        };
+        assert_eq!(entry(r#""user":"alice""#).expect("user").owner, "alice");
+        assert_eq!(entry(r#""owner":"bob""#).expect("owner").owner, "bob");
+        let both = entry(r#""user":"alice","owner":"bob""#).expect_err("both");
+        assert!(both.to_string().contains("duplicate field"), "{both}");
     }
 }
