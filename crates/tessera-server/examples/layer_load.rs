@@ -13,7 +13,10 @@
 //!   Content-Digest), no layer: the handler ignores the signature;
 //! * `layer`: the same signed requests through `VerifySignatureLayer`
 //!   (`MemoryKeyStore` of 64 keys, the default `MemoryNonceStore`
-//!   pre-filled with 300,000 live nonces of 1,000 other keys, system clock);
+//!   pre-filled with 300,000 live nonces of 1,000 other keys, system clock;
+//!   each layer mode has a verifier and stores of its own, and its store
+//!   also keeps every nonce its runs record, about 40,000 more a round
+//!   with the defaults);
 //! * `floor`: the same signed requests through [`FloorLayer`], a layer
 //!   written here that does only the work no verifying layer can skip and
 //!   checks nothing: the same plumbing as `VerifySignatureLayer` (a boxed
@@ -30,7 +33,9 @@
 //!   `Router::layer`. `Router::layer` wraps every route in a boxed, cloned
 //!   service, so each request there pays for two more allocations and
 //!   service clones than a layer around the router, which clones the
-//!   router (one reference count) instead.
+//!   router (one reference count) instead. (`Router::layer` also covers
+//!   only the routes added before it is called; a layer around the router
+//!   covers every route, whenever added.)
 //!
 //! `--only M` runs one mode alone, `--rounds` times (1 `unsigned`, 2
 //! `signed`, 3 `layer`, 4 `floor`, 5 and 6 the same around the router), for
@@ -60,15 +65,15 @@
 //! (after one short warm-up run each), so a drift of the machine's speed
 //! hits all of them alike. The server thread's CPU time (user + system, in
 //! nanoseconds, from `/proc/self/task/<tid>/schedstat`) is read before and
-//! after each run; the table shows, per mode, the median over rounds of
-//! server CPU microseconds per request, and the layer's cost as the median
-//! over rounds of (`layer` − `signed`) from the same round, with the
-//! quartiles of those per-round differences (the machine's noise: half the
-//! rounds fall between them). A second table splits each mode's time into
-//! user and kernel time from the thread's clock ticks, summed over all
-//! rounds: the kernel's share (sockets, waking the client, interrupts that
-//! land while the server runs) grows with how busy the server is, so part
-//! of what a slower mode costs here is kernel time, not its own code.
+//! after each run. Three tables follow: per mode, the median over rounds of
+//! server CPU microseconds per request (and of requests per second); per
+//! mode, that time split into user and kernel time from the thread's clock
+//! ticks, summed over all rounds (coarse, but it tells the server's own
+//! code from the kernel's work on its behalf: sockets, waking the client,
+//! interrupts that land while it runs); and the differences between modes
+//! (the layer's cost is `layer` − `signed`), each the median of per-round
+//! differences with their quartiles (the machine's noise: half the rounds
+//! fall between them).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -203,7 +208,11 @@ struct Server {
     tid: String,
 }
 
-fn start_server(connections: usize, prefill: usize) -> Server {
+/// A verifier with its own key store (one key per connection) and its own
+/// memory nonce store, pre-filled with `prefill` live nonces of 1,000 other
+/// keys: each layer mode gets one, so that neither runs against the nonces
+/// the other recorded.
+fn verifier(connections: usize, prefill: usize) -> Verifier {
     let keys = MemoryKeyStore::new();
     for i in 0..connections {
         keys.insert(key_id(i), &secret(), KeyMetadata::new(format!("user-{i}")));
@@ -226,12 +235,14 @@ fn start_server(connections: usize, prefill: usize) -> Server {
         );
         nonces.check_and_record(record).expect("room");
     }
-    let verifier = Verifier::builder(keys)
+    Verifier::builder(keys)
         .nonce_store(nonces)
         .authority(AUTHORITY)
         .build()
-        .expect("verifier");
+        .expect("verifier")
+}
 
+fn start_server(connections: usize, prefill: usize) -> Server {
     let routes = || {
         Router::new().route(
             PATH,
@@ -241,12 +252,15 @@ fn start_server(connections: usize, prefill: usize) -> Server {
             }),
         )
     };
-    let around_layer = tower::Layer::layer(&VerifySignatureLayer::new(verifier.clone()), routes());
+    let around_layer = tower::Layer::layer(
+        &VerifySignatureLayer::new(verifier(connections, prefill)),
+        routes(),
+    );
     let around_floor = tower::Layer::layer(&FloorLayer::new(), routes());
     let apps = [
         routes(),
         routes(),
-        routes().layer(VerifySignatureLayer::new(verifier)),
+        routes().layer(VerifySignatureLayer::new(verifier(connections, prefill))),
         routes().layer(FloorLayer::new()),
     ];
     let (tx, rx) = mpsc::channel();
@@ -661,6 +675,8 @@ fn main() {
     // while it runs), which moves with how busy the server is.
     println!("| mode | user us/request (all rounds, clock ticks) | kernel us/request |");
     println!("|---|---:|---:|");
+    // `/proc` reports these in USER_HZ units, 100 a second on Linux
+    // whatever the kernel's own tick rate.
     let tick_us = 1e6 / 100.0;
     for (mode, (done, user, kernel)) in Mode::ALL.into_iter().zip(ticks) {
         println!(

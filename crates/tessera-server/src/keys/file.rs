@@ -131,7 +131,7 @@ pub fn load_keys_file(path: &Path) -> Result<(MemoryKeyStore, usize), KeysFileEr
     // serde_json's messages give the line and column, never the value.
     let file: KeysFile = serde_json::from_slice(&text).map_err(|e| {
         fail(format!(
-            "keys file '{}' is not valid: {e} (expected {{\"keys\":[{{\"key_id\",\"secret_hex\",\"user\",\"scopes\",\"not_after\",\"revoked\"}}]}})",
+            "keys file '{}' is not valid: {e} (expected {{\"keys\":[{{\"key_id\",\"secret_hex\",\"user\" (or \"owner\"),\"scopes\",\"not_after\",\"revoked\"}}]}})",
             path.display()
         ))
     })?;

@@ -16,15 +16,8 @@ use super::{KeyMetadata, KeyState, KeyStore, KeyStoreError, ResolvedKey};
 /// (insert, revoke) are rare.
 #[derive(Default)]
 pub struct MemoryKeyStore {
-    keys: RwLock<KeyMap>,
+    keys: RwLock<HashMap<KeyId, ResolvedKey>>,
 }
-
-/// Key ids to keys, hashed with foldhash rather than SipHash: a lookup
-/// hashes a key id each request (about 150 instructions less), and the
-/// table holds only ids the operator inserted, so an id an attacker makes
-/// up cannot lengthen any probe (the per-process random seed keeps the
-/// layout unpredictable all the same).
-type KeyMap = HashMap<KeyId, ResolvedKey, foldhash::fast::RandomState>;
 
 impl MemoryKeyStore {
     /// An empty store.
@@ -114,11 +107,11 @@ impl MemoryKeyStore {
     // A panic while holding the lock cannot leave the map half-updated (every
     // write is a single insert or field store), so a poisoned lock is still
     // safe to use.
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, KeyMap> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<KeyId, ResolvedKey>> {
         self.keys.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, KeyMap> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<KeyId, ResolvedKey>> {
         self.keys.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
