@@ -170,13 +170,15 @@ const UNVERIFIED_USERS: [&str; 8] = [
 
 /// Families of such fields, by prefix: client certificates a
 /// TLS-terminating proxy vouches for, and users that identity-aware
-/// proxies (oauth2-proxy, AWS ALB, Google IAP, Azure App Service) vouch for.
-const UNVERIFIED_USER_PREFIXES: [&str; 5] = [
+/// proxies (oauth2-proxy, AWS ALB, Google IAP, Azure App Service,
+/// Cloudflare Access) vouch for.
+const UNVERIFIED_USER_PREFIXES: [&str; 6] = [
     "x-ssl-client-",
     "x-auth-request-",
     "x-amzn-oidc-",
     "x-goog-authenticated-user-",
     "x-ms-client-principal",
+    "cf-access-",
 ];
 
 /// Whether `name` (lowercase, `-` spelled) is one of [`UNVERIFIED_USERS`]
@@ -552,6 +554,7 @@ mod tests {
             "x-amzn-oidc-data",
             "x-goog-authenticated-user-email",
             "x-ms-client-principal-name",
+            "cf-access-authenticated-user-email",
         ];
         for name in OVERRIDES
             .into_iter()

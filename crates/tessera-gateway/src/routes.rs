@@ -247,9 +247,12 @@ mod tests {
             (lower("Delete"), "/v1/admin/users/1", "admin"),
             (lower("get"), "/v1/reports/q", "reports"),
             (lower("head"), "/v1/reports/q", "reports"),
-            // Rails routes a format suffix to the same handler.
+            // Rails routes a format suffix to the same handler, also
+            // before a trailing slash (removed before routing).
             (Method::POST, "/v1/users/42/orders.json", "write"),
             (Method::POST, "/v1/users/42/Orders.XML", "write"),
+            (Method::POST, "/v1/users/42/orders.json/", "write"),
+            (Method::DELETE, "/v1/admin.json/", "admin"),
         ] {
             assert_eq!(
                 scoped(method.clone(), path).map(String::as_str),

@@ -733,6 +733,10 @@ fn scope_rules_hold_for_every_spelling_and_odd_paths_are_refused() {
         ("Delete", "/v1/Admin/users/1"),
         ("get", "/v1/reports/q"),
         ("head", "/v1/reports/q"),
+        // Rails strips a format suffix, and a trailing slash before it.
+        ("POST", "/v1/users/9/orders.json"),
+        ("POST", "/v1/users/9/orders.json/"),
+        ("DELETE", "/v1/admin.json/"),
     ] {
         let reply = send_signed(&s.gateway, &s.bob, method, path, b"", &[]);
         assert_eq!(reply.status, 403, "{method} {path}");
@@ -976,6 +980,7 @@ fn connection_options_host_and_override_fields_cannot_change_what_was_verified()
             ("x-scheme", "https"),
             ("x-ssl-client-cert", "forged"),
             ("x-amzn-oidc-identity", "root"),
+            ("cf-access-authenticated-user-email", "root@example.com"),
             ("x-request-id", "kept"),
         ],
     );
@@ -993,6 +998,7 @@ fn connection_options_host_and_override_fields_cannot_change_what_was_verified()
         "x-scheme",
         "x-ssl-client-cert",
         "x-amzn-oidc-identity",
+        "cf-access-authenticated-user-email",
     ] {
         assert!(
             reply.echoed(dropped).is_empty(),

@@ -108,8 +108,8 @@ pub enum FailureMode {
 /// prefix compare without regard to ASCII case (`get /V1/Export` spends
 /// from the plan of `GET /v1/export`), a `GET` route covers `HEAD`, a
 /// prefix ending in `/` covers the path without that slash, and a format
-/// suffix on the last segment is ignored (`/v1/orders.json` is under
-/// `/v1/orders/`). The rule is [`tessera_server::route`]'s, the same one a
+/// suffix on the last segment is ignored, also before a trailing slash
+/// (`/v1/orders.json` and `/v1/orders.json/` are under `/v1/orders/`). The rule is [`tessera_server::route`]'s, the same one a
 /// gateway's scope rules use.
 #[derive(Debug, Clone)]
 pub struct Route {

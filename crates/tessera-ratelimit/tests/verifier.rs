@@ -299,6 +299,8 @@ fn a_route_covers_every_spelling_of_its_method_and_prefix() {
     assert!(refused_by("POST", "/v1/orders/3").contains("\"writes\""));
     assert!(refused_by("pOsT", "/V1/ORDERS/4").contains("\"writes\""));
     assert!(refused_by("POST", "/v1/orders").contains("\"writes\""));
+    // A format suffix before a trailing slash (Rails removes the slash).
+    assert!(refused_by("POST", "/v1/orders.json/").contains("\"writes\""));
     // HEAD is answered by the GET handler.
     assert!(verify(&s, &signed("alice-phone", "HEAD", "/v1/export", T0)).is_ok());
     assert!(verify(&s, &signed("alice-phone", "get", "/v1/EXPORT", T0)).is_ok());

@@ -40,7 +40,7 @@ impl PathMatch {
     /// same handler, matches: ASCII case, one trailing slash (`/v1/admin`
     /// falls under the prefix `/v1/admin/`), and a format suffix on the last
     /// segment (Rails routes `/v1/orders.json` to the handler of
-    /// `/v1/orders`).
+    /// `/v1/orders`), also before a trailing slash (`/v1/orders.json/`).
     pub fn covers(&self, path: &str) -> bool {
         any_spelling(path, |path| self.matches_spelling(path, Fold::AnySpelling))
     }
@@ -76,9 +76,17 @@ pub fn prefix_covers(prefix: &str, path: &str) -> bool {
     any_spelling(path, |path| prefix_matches(prefix, path, Fold::AnySpelling))
 }
 
-/// `matches` of `path` as written, or of `path` without its format suffix.
+/// `matches` of `path` as written, of `path` without its format suffix, or
+/// of `path` without one trailing slash and then its format suffix (Rails
+/// removes a trailing slash before routing, so `/v1/orders.json/` reaches
+/// the handler of `/v1/orders`).
 fn any_spelling(path: &str, matches: impl Fn(&str) -> bool) -> bool {
-    matches(path) || without_format_suffix(path).is_some_and(matches)
+    matches(path)
+        || without_format_suffix(path).is_some_and(&matches)
+        || path
+            .strip_suffix('/')
+            .and_then(without_format_suffix)
+            .is_some_and(&matches)
 }
 
 fn prefix_matches(prefix: &str, path: &str, fold: Fold) -> bool {
@@ -162,6 +170,9 @@ mod tests {
             "/V1/Admin/users",
             "/v1/admin",
             "/v1/admin.json",
+            "/v1/admin.json/",
+            "/V1/ADMIN.JSON/",
+            "/v1/admin/users.csv/",
         ] {
             assert!(prefix.covers(path), "{path}");
             assert!(prefix_covers("/v1/admin/", path), "{path}");
@@ -170,6 +181,8 @@ mod tests {
             "/v1/users/42/orders",
             "/v1/users/42/orders/",
             "/v1/USERS/42/Orders.XML",
+            "/v1/users/42/orders.json/",
+            "/v1/users/42/ORDERS.JSON/",
         ] {
             assert!(pattern.covers(path), "{path}");
         }
@@ -178,6 +191,7 @@ mod tests {
             (&prefix, "/v1/Admin/users"),
             (&pattern, "/v1/users/42/orders/"),
             (&pattern, "/v1/users/42/orders.json"),
+            (&pattern, "/v1/users/42/orders.json/"),
         ] {
             assert!(!rule.matches(path), "{path}");
         }
@@ -185,6 +199,8 @@ mod tests {
         assert!(!prefix_covers("/v1/admin/", "/v1/adminx"));
         assert!(!pattern.covers("/v1/users/42/.orders"));
         assert!(!pattern.covers("/v1/users/42/orders/7"));
+        assert!(!pattern.covers("/v1/users/42/orders.json/7"));
+        assert!(!pattern.covers("/v1/users/42/.orders/"));
     }
 
     #[test]
