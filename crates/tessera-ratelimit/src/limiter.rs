@@ -109,8 +109,9 @@ pub enum FailureMode {
 /// from the plan of `GET /v1/export`), a `GET` route covers `HEAD`, a
 /// prefix ending in `/` covers the path without that slash, and a format
 /// suffix on the last segment is ignored, also before a trailing slash
-/// (`/v1/orders.json` and `/v1/orders.json/` are under `/v1/orders/`). The rule is [`tessera_server::route`]'s, the same one a
-/// gateway's scope rules use.
+/// (`/v1/orders.json` and `/v1/orders.json/` are under `/v1/orders/`).
+/// The rule is [`tessera_server::route`]'s, the same one a gateway's scope
+/// rules use.
 #[derive(Debug, Clone)]
 pub struct Route {
     method: Option<Method>,
