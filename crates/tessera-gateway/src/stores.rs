@@ -495,6 +495,14 @@ pub async fn probe_keys(keys: &Keys) -> Result<(), String> {
     let Some(sql) = &keys.sql else {
         return Ok(());
     };
+    if sql.is_database_down() {
+        // Also when the query below would answer: a SQLite file replaced
+        // under the store still answers from the old, unlinked file.
+        return Err(
+            "key store: the key database is unreachable, or its file was replaced (see the log)"
+                .to_owned(),
+        );
+    }
     match tokio::time::timeout(PROBE_TIMEOUT, sql.change_counter()).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("key store: {}", error_chain(&e))),

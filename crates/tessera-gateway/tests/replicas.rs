@@ -94,6 +94,30 @@ impl Db {
     }
 }
 
+impl Db {
+    /// A gateway on this key database with the in-memory nonce store.
+    fn gateway_alone(&self, dir: &Path, upstream: &Upstream, authority: &str) -> Gateway {
+        Gateway::start_with_env(
+            dir,
+            &[
+                "--upstream",
+                &upstream.url(),
+                "--keys-db",
+                &self.url,
+                "--authority",
+                authority,
+                "--admin",
+                "127.0.0.1:0",
+            ],
+            &[("TESSERA_MASTER_KEY", &self.master)],
+        )
+    }
+
+    fn revoke(&self, key: &Key) {
+        self.tessera(&["keys", "revoke", "--db", &self.url, &key.id]);
+    }
+}
+
 /// A gateway given a Redis started with `redis_args` refuses to start,
 /// with `reasons` in its error, and starts and verifies once the
 /// configuration file says `allow = true`.
@@ -332,4 +356,107 @@ fn replicas_on_a_redis_cluster_accept_a_raced_request_once() {
     }
     let raced: Vec<String> = upstream.paths();
     assert_eq!(raced.len(), keys.len(), "{raced:?}");
+}
+
+/// A replica whose process was paused (SIGSTOP: a frozen container, a VM
+/// paused or migrated) while a key was revoked refuses the key in the first
+/// request it handles on resuming, though its last poll of the change log
+/// (and so its cached copy of the key) is only seconds old: a cache whose
+/// poller fell behind does not vouch for a key until a poll has run.
+#[test]
+fn a_replica_paused_during_a_revocation_refuses_the_key_on_resuming() {
+    let dir = temp_dir("paused-replica");
+    let db = Db::new(&dir);
+    let alice = db.issue("alice");
+    let upstream = Upstream::start(&dir);
+    let public = "api.example.test";
+    let gateway = db.gateway_alone(&dir, &upstream, public);
+    let addr = gateway.addr;
+    let key = alice.clone();
+    let get = move |path: &str| {
+        raw(
+            addr,
+            &signed(&key, "GET", public, path, b"", &[]),
+            Duration::from_secs(30),
+        )
+        .unwrap()
+    };
+    // Verified twice: the key is in the verified-key cache.
+    assert_eq!(get("/warm-1").status, 200);
+    assert_eq!(get("/warm-2").status, 200);
+
+    gateway.signal("STOP");
+    db.revoke(&alice);
+    std::thread::sleep(Duration::from_secs(2));
+    // Signed after the revocation, waiting in the paused replica's socket.
+    let waiting = std::thread::spawn(move || get("/after-revocation"));
+    std::thread::sleep(Duration::from_millis(300));
+    gateway.signal("CONT");
+    let reply = waiting.join().unwrap();
+    assert_eq!(
+        (reply.status, reply.json()["code"].clone()),
+        (401, serde_json::json!("key_revoked")),
+        "stderr: {}",
+        gateway.stderr()
+    );
+    assert!(!upstream.paths().contains(&"/after-revocation".to_owned()));
+}
+
+/// A SQLite key database restored by moving a backup over the file: the
+/// running replica's connections still read the old, unlinked file, which
+/// nobody writes any more, so it could never see a later revocation. It
+/// notices at its next poll, says so in its log and fails closed (every
+/// key `store_unavailable`, `/readyz` not ready) instead of going on with
+/// keys it can no longer hear about.
+#[test]
+fn a_sqlite_file_moved_over_the_database_fails_closed() {
+    let dir = temp_dir("replaced-file");
+    let db = Db::new(&dir);
+    let alice = db.issue("alice");
+    let upstream = Upstream::start(&dir);
+    let public = "api.example.test";
+    let gateway = db.gateway_alone(&dir, &upstream, public);
+    let admin = gateway.admin.unwrap();
+    let get = |path: &str| {
+        raw(
+            gateway.addr,
+            &signed(&alice, "GET", public, path, b"", &[]),
+            Duration::from_secs(10),
+        )
+        .unwrap()
+    };
+    assert_eq!(get("/before").status, 200);
+    assert_eq!(get("/cached").status, 200);
+
+    // "Restore" a copy by moving it over the database file. (The key was
+    // issued before the gateway opened the file, by a process that was then
+    // its only user and checkpointed it on closing: the file holds the key.)
+    let file = dir.join("keys.db");
+    let copy = dir.join("keys.db.restored");
+    std::fs::copy(&file, &copy).unwrap();
+    std::fs::rename(&copy, &file).unwrap();
+    db.revoke(&alice);
+
+    // Noticed at the next poll (750 ms): until then the key is still
+    // within the revocation bound.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let reply = get("/after");
+            reply.status == 503 && reply.json()["code"] == "store_unavailable"
+        }),
+        "the replica went on with a replaced database file; stderr: {}",
+        gateway.stderr()
+    );
+    gateway.await_log("key database file was replaced", 1);
+    assert_eq!(admin_get(admin, "/readyz").status, 503);
+    // And it stays closed: no later poll of the old file counts as contact.
+    std::thread::sleep(Duration::from_secs(2));
+    let later = get("/later");
+    assert_eq!(
+        later.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&later.body)
+    );
+    assert!(!upstream.paths().contains(&"/later".to_owned()));
 }

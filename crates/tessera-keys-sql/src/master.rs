@@ -136,27 +136,44 @@ impl MasterKeyring {
     /// # Errors
     /// [`Error::MasterKeyInvalid`] saying which entry is wrong.
     pub fn parse(text: &str) -> Result<Self, Error> {
-        let trimmed = text.trim();
-        if !trimmed.contains(':') && !trimmed.contains('\n') && !trimmed.contains(',') {
-            return MasterKeyring::new([MasterKey::from_hex(1, trimmed)?]);
-        }
-        let mut keys = Vec::new();
-        for entry in text.split(['\n', ',']) {
-            let entry = entry.split('#').next().unwrap_or("").trim();
-            if entry.is_empty() {
-                continue;
+        // Entries are separated by newlines or commas; `#` starts a comment.
+        let entries: Vec<&str> = text
+            .split(['\n', ','])
+            .map(|entry| entry.split('#').next().unwrap_or("").trim())
+            .filter(|entry| !entry.is_empty())
+            .collect();
+        // One bare key (comments and blank lines around it allowed) is version 1.
+        if let [only] = entries.as_slice() {
+            if !only.contains(':') {
+                return MasterKeyring::new([MasterKey::from_hex(1, only)?]);
             }
+        }
+        let mut keys = Vec::with_capacity(entries.len());
+        for (index, entry) in entries.iter().enumerate() {
+            // Messages name the entry by position and never quote its text:
+            // a mistyped entry (`HEX:1`, `HEX:`) would put the key in a log.
+            let number = index + 1;
             let Some((version, hex_text)) = entry.split_once(':') else {
-                return Err(invalid(
-                    "expected VERSION:HEX entries (for example 2:<64 hex characters>)",
-                ));
+                return Err(invalid(format!(
+                    "entry {number}: expected VERSION:HEX (for example 2:<64 hex characters>)"
+                )));
             };
-            let version: u32 = version.trim().parse().map_err(|_| {
-                invalid(format!(
-                    "version {:?} is not a positive integer",
-                    version.trim()
-                ))
-            })?;
+            let version = version.trim();
+            let version: u32 = match version.parse() {
+                Ok(version) => version,
+                Err(_) if version.len() > 10 => {
+                    return Err(invalid(format!(
+                        "entry {number}: the version before ':' is {} characters long, not a \
+                         positive integer (is the entry written HEX:VERSION instead of VERSION:HEX?)",
+                        version.len()
+                    )))
+                }
+                Err(_) => {
+                    return Err(invalid(format!(
+                        "entry {number}: the version before ':' is not a positive integer"
+                    )))
+                }
+            };
             keys.push(MasterKey::from_hex(version, hex_text)?);
         }
         MasterKeyring::new(keys)
@@ -268,6 +285,9 @@ mod tests {
         assert_eq!(ring.current().version(), 3);
         let ring = MasterKeyring::parse(&format!("2:{B},1:{A}")).expect("commas");
         assert_eq!(ring.current().version(), 2);
+        // One bare key with a comment line is still one bare key.
+        let ring = MasterKeyring::parse(&format!("# prod key\n{A}\n")).expect("commented bare");
+        assert_eq!(ring.versions().collect::<Vec<_>>(), vec![1]);
     }
 
     #[test]
@@ -280,9 +300,22 @@ mod tests {
             format!("1:{}", &A[..62]),
             format!("1:{}zz", &A[..62]),
             String::new(),
+            // Version and key swapped, or a trailing colon: the text before
+            // the colon is the key itself.
+            format!("{A}:1"),
+            format!("{A}:"),
+            format!(" {A}: "),
+            format!("1:{A}\n{B}:2"),
+            format!("1:{A}\n{B}"),
+            format!("{}:{}", &A[..20], &B[..20]),
         ] {
             let err = MasterKeyring::parse(&bad).expect_err(&bad).to_string();
-            assert!(!err.contains(A) && !err.contains(B), "{err}");
+            // No run of 8 characters of either key appears in the message.
+            for key in [A, B] {
+                for start in 0..=key.len() - 8 {
+                    assert!(!err.contains(&key[start..start + 8]), "{err}");
+                }
+            }
         }
     }
 

@@ -121,6 +121,8 @@ pub(crate) struct Counters {
     rate_limited: AtomicU64,
     seal_failures: AtomicU64,
     last_used_writes: AtomicU64,
+    pub(crate) overdue_polls: AtomicU64,
+    pub(crate) file_replaced: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -1052,6 +1054,16 @@ impl SqlKeyStore {
         dual!(&self.inner.pool, |p, d| p.close().await);
     }
 
+    /// Whether the store counts its database as unreachable right now:
+    /// keys that are not cached are refused at once (`store_unavailable`)
+    /// and cached keys only verify until `max_staleness`, until a poll of
+    /// the database succeeds again. It stays true, until the store is
+    /// opened again, once the SQLite file was replaced under it (see
+    /// [`StoreStats::file_replaced`]). For readiness probes.
+    pub fn is_database_down(&self) -> bool {
+        self.inner.is_down()
+    }
+
     /// Counters since the store was opened.
     pub fn stats(&self) -> StoreStats {
         let c = &self.inner.counters;
@@ -1071,6 +1083,8 @@ impl SqlKeyStore {
             full_invalidations: get(&c.full_invalidations),
             log_resets: get(&c.log_resets),
             unavailable: get(&c.unavailable),
+            overdue_polls: get(&c.overdue_polls),
+            file_replaced: get(&c.file_replaced),
         }
     }
 
@@ -1623,6 +1637,14 @@ impl KeyStore for SqlKeyStore {
     /// the tampering from operators.
     async fn resolve(&self, key_id: &KeyId) -> Result<Option<ResolvedKey>, KeyStoreError> {
         let i = &*self.inner;
+        // The caches vouch for a key only as far as the polls keep them
+        // current: a poller that fell behind (a paused process, a starved
+        // runtime) may not have applied a revocation made a second ago. It
+        // is woken and waited for, so that the revocation bound holds for
+        // the requests that arrive when the process resumes.
+        if i.poll_overdue(i.now_ms()) {
+            i.await_poll().await;
+        }
         // The cache first: it holds only ids whose MAC verified (so their
         // check tag was right), and a hit then costs no tag HMAC.
         if let Some(hit) = i.cache.get(key_id) {

@@ -19,6 +19,15 @@
 //!   only while its confirmation (the later of its own read and the last
 //!   successful poll) is at most `max_staleness` old; past that it is read
 //!   again, and refused while the database cannot answer.
+//! * A poller that fell behind (its last successful poll more than two
+//!   intervals old while the database is thought reachable: a paused
+//!   process, a starved runtime) is woken and waited for (at most
+//!   `lookup_timeout`) before a resolve answers from a cache, so that the
+//!   bound holds for the requests found on resuming.
+//! * On SQLite, each poll first checks that the database file is still the
+//!   one opened: a file moved over it (a backup restored that way) is never
+//!   seen by the open connections, so the store then drops every cached key
+//!   and counts the database as down (every key refused) until reopened.
 //! * A look-up or poll that finds the database unreachable marks it down:
 //!   uncached keys are then refused at once (`store_unavailable`), with no
 //!   query and no pool timeout, until a poll (every 250 ms while down)
@@ -87,6 +96,36 @@ pub(crate) struct SyncState {
     pub(crate) down: AtomicBool,
     /// The PostgreSQL listener is connected.
     pub(crate) listening: AtomicBool,
+    /// Woken after every poll, successful or not.
+    pub(crate) polled: Notify,
+    /// SQLite: the database file's identity when the poller started.
+    pub(crate) file: std::sync::OnceLock<Option<FileIdentity>>,
+}
+
+/// A file's device and inode number: a file moved over the database's path
+/// (a backup restored that way) has another, while the open connections
+/// keep reading the old, unlinked one.
+pub(crate) type FileIdentity = (u64, u64);
+
+/// The identity of a SQLite store's database file, `None` for PostgreSQL,
+/// for a file that is gone, and off Unix.
+fn sqlite_file_identity(pool: &Pool) -> Option<FileIdentity> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Pool::Sqlite(pool) = pool else {
+            return None;
+        };
+        let options = pool.connect_options();
+        std::fs::metadata(options.get_filename())
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pool;
+        None
+    }
 }
 
 /// One row of the change log. The poller keeps the last one it saw and
@@ -144,6 +183,32 @@ impl Inner {
         self.sync.down.load(Ordering::SeqCst)
     }
 
+    /// Whether the poller has fallen behind while the database is thought
+    /// reachable: its last successful poll began more than two intervals
+    /// ago (the process was paused or frozen, the runtime starved, or the
+    /// poll itself is slow). Changes made since then may not have reached
+    /// the caches yet, so they cannot vouch for a key until a poll runs.
+    pub(crate) fn poll_overdue(&self, now_ms: u64) -> bool {
+        let interval = poll_interval(&self.options);
+        let overdue_ms = u64::try_from(interval.as_millis().saturating_mul(2)).unwrap_or(u64::MAX);
+        !self.is_down()
+            && now_ms.saturating_sub(self.sync.last_ok_ms.load(Ordering::SeqCst)) > overdue_ms
+    }
+
+    /// Wakes the poller and waits (at most `lookup_timeout`) until it has
+    /// polled: the changes it finds are applied before the caller reads a
+    /// cache. A poll that fails marks the database down (or not), and the
+    /// caller then goes on under those rules.
+    pub(crate) async fn await_poll(&self) {
+        let polled = self.sync.polled.notified();
+        tokio::pin!(polled);
+        // Registered before the wake-up, so a poll that ends at once is not missed.
+        polled.as_mut().enable();
+        self.tasks.wake.notify_one();
+        self.counters.overdue_polls.fetch_add(1, Ordering::Relaxed);
+        let _ = tokio::time::timeout(self.options.lookup_timeout, polled).await;
+    }
+
     /// Drops `key_ids` from both caches (a change seen from another process,
     /// or announced by NOTIFY), and keeps reads made before it uncached.
     pub(crate) fn forget<'a>(&self, changes: impl IntoIterator<Item = (&'a str, &'a str)>) {
@@ -153,14 +218,14 @@ impl Inner {
                 self.forget_all();
                 continue;
             }
+            // Every operation, `insert` included, drops the key: SQLite's
+            // `INSERT OR REPLACE` (and `REPLACE`) deletes the old row without
+            // firing the delete trigger, so a row replaced by hand, revoked
+            // or not, is logged as an insert of a key id that may be cached.
+            // For a new key id this costs nothing: it is in no cache but
+            // perhaps the negative one, which this clears too.
             if let Ok(id) = KeyId::new(id) {
-                if op == "insert" {
-                    // A new row cannot make a cached key stale; it can only
-                    // make a remembered "unknown" wrong.
-                    self.negative.invalidate(&id);
-                } else {
-                    self.forget_key(id);
-                }
+                self.forget_key(id);
             }
         }
     }
@@ -208,6 +273,7 @@ impl Inner {
     /// call, and the database as reachable.
     pub(crate) async fn reconcile(&self) -> Result<(), sqlx::Error> {
         let started = self.now_ms();
+        self.check_file()?;
         let lost_track = started.saturating_sub(self.sync.last_ok_ms.load(Ordering::SeqCst))
             > u64::try_from(self.options.max_staleness.as_millis()).unwrap_or(u64::MAX);
         // Lost track: everything is dropped once the log has been read (a
@@ -262,6 +328,29 @@ impl Inner {
         }
         self.counters.reconciles.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// SQLite: fails (as unreachable, so the store is marked down) once the
+    /// database file is no longer the one the store opened. The pooled
+    /// connections go on reading the old file, which no other process
+    /// writes any more: no change made since would ever reach this store,
+    /// so it drops every cached key and refuses every key until it is
+    /// opened again (restore in place with `sqlite3 FILE ".restore BACKUP"`,
+    /// which open stores notice, or stop the verifiers first).
+    fn check_file(&self) -> Result<(), sqlx::Error> {
+        let Some(Some(opened)) = self.sync.file.get() else {
+            return Ok(());
+        };
+        if sqlite_file_identity(&self.pool) == Some(*opened) {
+            return Ok(());
+        }
+        if self.counters.file_replaced.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::error!("tessera-keys-sql: the SQLite key database file was replaced or removed under this open store (a backup restored by moving a file over it?); this process can no longer see key changes, so it refuses every key until it is restarted (restore in place with sqlite3 .restore, or stop the verifiers first)");
+            self.forget_all();
+        }
+        Err(sqlx::Error::Io(std::io::Error::other(
+            "the SQLite key database file was replaced under the open store; restart this process",
+        )))
     }
 
     /// The last change-log row seen. Never held across an await.
@@ -326,14 +415,12 @@ pub(crate) async fn last_change(pool: &Pool) -> Result<Option<LoggedChange>, sql
 /// Starts the poller (both drivers) and, on PostgreSQL with notifications
 /// on, the listener.
 pub(crate) fn spawn(inner: &Arc<Inner>, listen: Option<sqlx::postgres::PgConnectOptions>) {
+    let _ = inner.sync.file.set(sqlite_file_identity(&inner.pool));
     tokio::spawn(poll_task(
         Arc::downgrade(inner),
         inner.tasks.shutdown.subscribe(),
         Arc::clone(&inner.tasks.wake),
-        inner
-            .options
-            .change_poll_interval
-            .max(Duration::from_millis(10)),
+        poll_interval(&inner.options),
     ));
     if let Some(options) = listen {
         tokio::spawn(listen_task(
@@ -343,6 +430,11 @@ pub(crate) fn spawn(inner: &Arc<Inner>, listen: Option<sqlx::postgres::PgConnect
             options,
         ));
     }
+}
+
+/// The poller's period while the database is reachable.
+fn poll_interval(options: &crate::SqlKeyStoreOptions) -> Duration {
+    options.change_poll_interval.max(Duration::from_millis(10))
 }
 
 async fn poll_task(
@@ -381,6 +473,8 @@ async fn poll_task(
                 }
             }
         }
+        // Resolves waiting for an overdue poll go on (`Inner::await_poll`).
+        i.sync.polled.notify_waiters();
         if !i.is_down() && last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(std::time::Instant::now());
             if let Err(e) = i.prune_changes().await {

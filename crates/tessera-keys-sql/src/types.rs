@@ -231,6 +231,14 @@ pub struct StoreStats {
     pub log_resets: u64,
     /// Resolves refused at once because the database was known to be unreachable.
     pub unavailable: u64,
+    /// Resolves that found the poller behind (its last successful poll
+    /// more than two `change_poll_interval`s old, the database not known to
+    /// be down) and waited for a poll before answering from a cache.
+    pub overdue_polls: u64,
+    /// Polls that found the SQLite file replaced under the open store (a
+    /// backup restored by moving a file over it): the store then refuses
+    /// every key until it is opened again.
+    pub file_replaced: u64,
 }
 
 /// Whether [`SqlKeyStore::open`](crate::SqlKeyStore::open) applies the migrations.

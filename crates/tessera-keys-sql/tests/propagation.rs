@@ -134,6 +134,37 @@ async fn changes_reach_another_store(driver: Driver, test: &str) {
     eprintln!("{test}: B refused the key revoked by hand after {delay:?}");
     assert!(delay <= limit, "{delay:?} > {limit:?}");
 
+    // A row replaced by hand, revoked in the copy: SQLite's INSERT OR
+    // REPLACE deletes the old row without firing the delete trigger, so the
+    // log holds an insert of a key id that B has cached (PostgreSQL's
+    // upsert is logged as an update).
+    let k4 = a
+        .issue(IssueRequest::new("dave", "t"))
+        .await
+        .expect("issue");
+    warm(&vb, &b, &k4).await;
+    let columns = "key_id, owner, client, scopes, state, not_before, not_after, created_at, \
+                   revoked_at, revoke_reason, last_used_at, master_version, sealed_secret, \
+                   attributes, replaces";
+    let copy = columns.replacen("state", "'revoked'", 1);
+    let sql = match driver {
+        Driver::Sqlite => format!(
+            "INSERT OR REPLACE INTO tessera_keys ({columns}) SELECT {copy} FROM tessera_keys \
+             WHERE key_id = '{}'",
+            k4.key_id()
+        ),
+        Driver::Postgres => format!(
+            "INSERT INTO tessera_keys ({columns}) SELECT {copy} FROM tessera_keys \
+             WHERE key_id = '{}' ON CONFLICT (key_id) DO UPDATE SET state = EXCLUDED.state",
+            k4.key_id()
+        ),
+    };
+    assert_eq!(db.exec(&sql).await, 1);
+    let start = Instant::now();
+    let delay = until_refused(&vb, &k4, ErrorCode::KeyRevoked, start, limit).await;
+    eprintln!("{test}: B refused the key replaced by hand after {delay:?}");
+    assert!(delay <= limit, "{delay:?} > {limit:?}");
+
     // Revoke everywhere (revoke_owner) reaches B's cache as well.
     let k3 = a
         .issue(IssueRequest::new("carol", "t"))
@@ -202,7 +233,8 @@ async fn emptying_the_table_reaches_another_store(driver: Driver, test: &str) {
 /// the first request's MAC verifies, its stale, active copy must not go
 /// back into B's cache: B keeps refusing the key.
 async fn a_copy_taken_before_a_remote_revocation_is_never_cached(driver: Driver, test: &str) {
-    let Some(Pair { a, b, vb, .. }) = pair(driver, test).await else {
+    // `_db` kept: dropping it deletes a SQLite database's directory.
+    let Some(Pair { db: _db, a, b, vb }) = pair(driver, test).await else {
         return;
     };
     let k = a
@@ -268,14 +300,15 @@ async fn a_change_log_restored_to_earlier_seqs_still_reaches_another_store(
         .expect("issue");
     let k2 = a.issue(IssueRequest::new("bob", "t")).await.expect("issue");
     a.revoke(k2.key_id(), "lost", "t").await.expect("revoke");
-    warm(&vb, &b, &k1).await;
-    // B has seen seq 3 (k1, k2 issued, k2 revoked) once a poll began after it.
+    // B has seen seq 3 (k1, k2 issued, k2 revoked) once a poll began after
+    // it, and then caches k1 (a poll that reads k1's issue drops it).
     let polls = b.stats().reconciles;
     let until = Instant::now() + Duration::from_secs(10);
     while b.stats().reconciles < polls + 2 {
         assert!(Instant::now() < until, "B stopped polling");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    warm(&vb, &b, &k1).await;
     let reset = match driver {
         Driver::Postgres => {
             "SELECT setval(pg_get_serial_sequence('tessera_key_changes', 'seq'), 1, false)"
@@ -474,4 +507,64 @@ async fn postgres_outage_and_recovery() {
     );
     other.close().await;
     store.close().await;
+}
+
+/// A store whose runtime was starved (or whose process was paused) while
+/// another process revoked a cached key: when it resumes, its poller is
+/// behind, and the first request naming the key must not be answered from
+/// the cache before a poll has run. Each case runs on a single-threaded
+/// runtime that the test blocks, so that neither the poller nor (on
+/// PostgreSQL) the listener can run until the request is being verified.
+async fn a_starved_poller_does_not_vouch_for_a_cached_key(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let b = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let vb = verifier(&b, &clock);
+    let k = b
+        .issue(IssueRequest::new("alice", "t"))
+        .await
+        .expect("issue");
+    warm(&vb, &b, &k).await;
+
+    // Revoked by another process while this runtime is blocked.
+    let sql = format!(
+        "UPDATE tessera_keys SET state = 'revoked' WHERE key_id = '{}'",
+        k.key_id()
+    );
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            assert_eq!(runtime.block_on(db.exec(&sql)), 1);
+        });
+    });
+    // Still blocked, well past two poll intervals.
+    std::thread::sleep(Duration::from_secs(2));
+
+    let first = send(&vb, k.key_id(), k.expose_secret(), T0).await;
+    assert_eq!(first.err(), Some(ErrorCode::KeyRevoked), "{:?}", b.stats());
+    assert!(b.stats().overdue_polls >= 1, "{:?}", b.stats());
+    b.close().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn sqlite_a_starved_poller_does_not_vouch_for_a_cached_key() {
+    a_starved_poller_does_not_vouch_for_a_cached_key(
+        Driver::Sqlite,
+        "sqlite_a_starved_poller_does_not_vouch_for_a_cached_key",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn postgres_a_starved_poller_does_not_vouch_for_a_cached_key() {
+    a_starved_poller_does_not_vouch_for_a_cached_key(
+        Driver::Postgres,
+        "postgres_a_starved_poller_does_not_vouch_for_a_cached_key",
+    )
+    .await;
 }
