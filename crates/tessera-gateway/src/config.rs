@@ -1177,7 +1177,7 @@ impl FileConfig {
                 {
                     return Err(ConfigError::new(
                         "keys.db",
-                        format!("{url:?} is not a key store URL (expected sqlite://PATH or postgres://USER@HOST:PORT/DB)"),
+                        format!("{:?} is not a key store URL (expected sqlite://PATH or postgres://USER@HOST:PORT/DB)", crate::stores::redact(url)),
                     ));
                 }
                 Ok(KeySource::Db {
@@ -1364,6 +1364,20 @@ impl FileConfig {
             // The plan checks its name (a token clients see in RateLimit-Policy).
             tessera_ratelimit::Plan::new(name.clone(), parsed, burst)
                 .map_err(|e| ConfigError::new(format!("{at}.name"), e.to_string()))?;
+            // A budget is stored under its plan's name and subject: two plans
+            // of one name would share one budget, whatever their rates.
+            if RESERVED_PLAN_NAMES.contains(&name.as_str()) {
+                return Err(ConfigError::new(
+                    format!("{at}.name"),
+                    format!("{name:?} is reserved (the plans {RESERVED_PLAN_NAMES:?} are built in, and a route of the same name would share their budget); choose another name"),
+                ));
+            }
+            if let Some(j) = routes.iter().position(|r: &RateRoute| r.name == name) {
+                return Err(ConfigError::new(
+                    format!("{at}.name"),
+                    format!("{name:?} is also the name of rate_limit.routes[{j}]: each route needs a name of its own, or the two would share one budget"),
+                ));
+            }
             routes.push(RateRoute {
                 name,
                 prefix: route.prefix.clone(),
@@ -1425,6 +1439,10 @@ impl FileConfig {
     }
 }
 
+/// Plan names the gateway and the rate limiter use themselves: `rate`'s
+/// plan, per-key plans from key metadata, and the readiness probe's.
+const RESERVED_PLAN_NAMES: [&str; 3] = ["default", "key", "readyz"];
+
 /// A Redis URL at `at`, or an error naming it and the expected forms.
 fn redis_url(at: &str, u: &str) -> Result<String, ConfigError> {
     if [
@@ -1441,7 +1459,7 @@ fn redis_url(at: &str, u: &str) -> Result<String, ConfigError> {
     } else {
         Err(ConfigError::new(
             at,
-            format!("{u:?} is not a Redis URL (expected redis://HOST:PORT, rediss://…, or redis+cluster://HOST:PORT,HOST:PORT)"),
+            format!("{:?} is not a Redis URL (expected redis://HOST:PORT, rediss://…, or redis+cluster://HOST:PORT,HOST:PORT)", crate::stores::redact(u)),
         ))
     }
 }
@@ -1520,6 +1538,57 @@ mod tests {
             vec!["window (wider)"]
         );
         assert_eq!(default.restart_only_changes(&wide), vec!["window (wider)"]);
+    }
+
+    #[test]
+    fn route_plans_need_names_of_their_own() {
+        let with = |routes: &str| {
+            parse(&format!(
+                "upstream = \"http://x\"\n[keys]\nfile = \"keys.json\"\n[rate_limit]\nrate = \"5/s\"\n{routes}"
+            ))
+            .and_then(|c| c.validate())
+        };
+        let route = |prefix: &str, name: Option<&str>| {
+            let name = name
+                .map(|n| format!("name = \"{n}\"\n"))
+                .unwrap_or_default();
+            format!("[[rate_limit.routes]]\nprefix = \"{prefix}\"\nrate = \"1/m\"\n{name}")
+        };
+        for reserved in ["default", "key", "readyz"] {
+            let e = with(&route("/v1/export", Some(reserved))).expect_err(reserved);
+            assert_eq!(e.path, "rate_limit.routes[0].name");
+            assert!(e.message.contains("reserved"), "{e}");
+        }
+        let e = with(&(route("/a", Some("w")) + &route("/b", Some("w")))).expect_err("twice");
+        assert_eq!(e.path, "rate_limit.routes[1].name");
+        assert!(e.message.contains("rate_limit.routes[0]"), "{e}");
+        // An explicit name equal to an unnamed route's default one.
+        let e = with(&(route("/a", None) + &route("/b", Some("route0")))).expect_err("default");
+        assert_eq!(e.path, "rate_limit.routes[1].name");
+        with(&(route("/a", None) + &route("/b", Some("exports")))).expect("distinct names");
+    }
+
+    #[test]
+    fn a_rejected_store_url_is_quoted_without_its_password() {
+        for (table, url) in [
+            ("nonce_store", "redis"),
+            ("rate_limit", "rate = \"5/s\"\nredis"),
+            ("keys", "db"),
+        ] {
+            let keys = if table == "keys" {
+                ""
+            } else {
+                "[keys]\nfile = \"keys.json\"\n"
+            };
+            let text = format!(
+                "upstream = \"http://x\"\n{keys}[{table}]\n{url} = \"reddis://:hunter2@h:6379?pass=hunter2\"\n"
+            );
+            let e = parse(&text)
+                .and_then(|c| c.validate())
+                .expect_err("a mistyped scheme");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+            assert!(e.to_string().contains("reddis://:***@h:6379"), "{e}");
+        }
     }
 
     #[test]

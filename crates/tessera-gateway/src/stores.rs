@@ -525,16 +525,82 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// `url` with any password replaced by `***`.
+/// `url` with any password replaced by `***`: the one in its userinfo
+/// (`user:password@`) and the query parameters that carry one (`pass` and
+/// `password` for Redis, `password` and `sslpassword` for PostgreSQL).
+/// Written by hand rather than with a URL parser, so that what a parser
+/// refuses (a `redis+cluster://` list of hosts, a mistyped scheme) is
+/// redacted too.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
+            let userinfo = &base[scheme + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
+                Some((user, _)) => format!("{}{user}:***{}", &base[..scheme + 3], &base[at..]),
+                None => base.to_owned(),
             }
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _))
+                    if ["pass", "password", "sslpassword"]
+                        .iter()
+                        .any(|secret| name.eq_ignore_ascii_case(secret)) =>
+                {
+                    format!("{name}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_every_password_form() {
+        for (url, shown) in [
+            (
+                "redis://:hunter2@127.0.0.1:6379",
+                "redis://:***@127.0.0.1:6379",
+            ),
+            ("redis://app:hunter2@h:6379/0", "redis://app:***@h:6379/0"),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=hunter2",
+                "redis+unix:///run/redis.sock?db=1&pass=***",
+            ),
+            (
+                "redis+unix:///s?password=hunter2",
+                "redis+unix:///s?password=***",
+            ),
+            (
+                "redis+cluster://u:hunter2@h1:7000,h2:7000",
+                "redis+cluster://u:***@h1:7000,h2:7000",
+            ),
+            ("reddis://:hunter2@h:6379", "reddis://:***@h:6379"),
+            (
+                "postgres://gw@db/keys?sslmode=require&PASSWORD=hunter2&sslpassword=hunter2",
+                "postgres://gw@db/keys?sslmode=require&PASSWORD=***&sslpassword=***",
+            ),
+            ("redis://h:6379", "redis://h:6379"),
+            ("sqlite://keys.db?mode=rwc", "sqlite://keys.db?mode=rwc"),
+        ] {
+            let redacted = redact(url);
+            assert_eq!(redacted, shown);
+            assert!(!redacted.contains("hunter2"), "{redacted}");
+        }
     }
 }

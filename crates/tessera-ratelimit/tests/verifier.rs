@@ -165,6 +165,72 @@ fn replayed_copies_spend_nothing_from_the_budget() {
     assert_eq!(r.code(), ErrorCode::RateLimited);
 }
 
+/// A rate store that counts what it is asked.
+#[derive(Debug, Default)]
+struct Counting {
+    inner: MemoryRateStore,
+    counts: Arc<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    decisions: std::sync::atomic::AtomicU64,
+    refunds: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl RateStore for Counting {
+    async fn decide(
+        &self,
+        subject: Subject<'_>,
+        plan: &Plan,
+        cost: u32,
+        now: u64,
+    ) -> Result<tessera_ratelimit::Decision, RateStoreError> {
+        self.counts
+            .decisions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.decide(subject, plan, cost, now).await
+    }
+
+    async fn refund(
+        &self,
+        subject: Subject<'_>,
+        plan: &Plan,
+        cost: u32,
+        now: u64,
+    ) -> Result<(), RateStoreError> {
+        self.counts
+            .refunds
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.refund(subject, plan, cost, now).await
+    }
+}
+
+/// Copies of a request already recorded never reach the budget at all: a
+/// charge given back after the nonce step still holds the budget while the
+/// stores answer (a round trip each with Redis), and a flood of copies
+/// would keep it spent. So the verifier asks the nonce store first whether
+/// the pair is recorded, and the limiter sees only the original.
+#[test]
+fn replayed_copies_are_never_charged() {
+    let store = Counting::default();
+    let counts = Arc::clone(&store.counts);
+    let limiter = RateLimiter::builder(store)
+        .default_plan(plan("default", "3/m", 3))
+        .build();
+    let s = setup(|_| limiter, 1_000);
+    let captured = signed("alice-phone", "GET", "/v1/me", now(&s));
+    assert!(verify(&s, &captured).is_ok());
+    for _ in 0..20 {
+        let r = verify(&s, &captured).expect_err("a replay");
+        assert_eq!(r.code(), ErrorCode::Replayed, "{r:?}");
+    }
+    let asked = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(asked(&counts.decisions), 1, "only the original was charged");
+    assert_eq!(asked(&counts.refunds), 0, "nothing to give back");
+}
+
 /// A key that floods is answered 429 rate_limited, never 503: refused
 /// requests record no nonce, so a small per-key nonce cap is never reached.
 #[test]
@@ -383,10 +449,11 @@ fn store_failure_is_open_by_default_and_closed_when_asked() {
     let request = signed("alice-phone", "GET", "/v1/me", T0);
     assert!(verify(&s, &request).is_ok());
     assert_eq!(open.stats().store_errors(), 1);
-    // A replay: its refund fails too, which is not counted as a decision's error.
+    // A replay: refused before it reaches the limiter (no decision, no
+    // refund), so the store is not asked at all.
     let r = verify(&s, &request).expect_err("a replay");
     assert_eq!(r.code(), ErrorCode::Replayed);
-    assert_eq!(open.stats().store_errors(), 2);
+    assert_eq!(open.stats().store_errors(), 1);
     let closed = RateLimiter::builder(DownStore)
         .default_plan(plan("default", "1/s", 1))
         .on_store_failure(FailureMode::Closed)

@@ -68,10 +68,14 @@ async fn store_records_each_pair_once() {
     let bob = key_id("bob");
     let nonce = Nonce::generate(&mut rand::rng());
     let record = |k| NonceRecord::new(k, &nonce, T0, T0, T0 + 301);
+    // The read-only look-up the verifier makes before charging a budget.
+    assert_eq!(store.recorded(&alice, &nonce).await, Some(false));
     assert_eq!(
         store.record(record(&alice)).await.ok(),
         Some(NonceOutcome::Fresh)
     );
+    assert_eq!(store.recorded(&alice, &nonce).await, Some(true));
+    assert_eq!(store.recorded(&bob, &nonce).await, Some(false));
     assert_eq!(
         store.record(record(&alice)).await.ok(),
         Some(NonceOutcome::Replayed)
@@ -732,4 +736,69 @@ async fn password_is_passed_through_and_never_shown() {
         .await
         .expect("EXISTS");
     assert_eq!(exists, 1);
+}
+
+/// A Redis restarted under a running store with settings that start-up
+/// refuses (RDB snapshots on: a later restart would bring the epoch keys
+/// back without the last pairs, and a replay of one would be accepted): the
+/// store reads the settings again when the probe finds Redis back, refuses
+/// every check until they are put back, and then verifies again by itself.
+#[tokio::test]
+async fn a_redis_restarted_with_lossy_persistence_is_refused_until_fixed() {
+    let Some(mut redis) =
+        RedisServer::spawn("a_redis_restarted_with_lossy_persistence_is_refused_until_fixed")
+    else {
+        return;
+    };
+    let nonces = store(&redis.url(), "resettings").await;
+    let alice = key_id("alice");
+    let record = |nonce: &Nonce| {
+        let nonce = nonce.clone();
+        let (nonces, alice) = (nonces.clone(), alice.clone());
+        async move {
+            nonces
+                .record(NonceRecord::new(&alice, &nonce, T0, T0, T0 + 301))
+                .await
+        }
+    };
+    let first = Nonce::generate(&mut rand::rng());
+    assert_eq!(record(&first).await.ok(), Some(NonceOutcome::Fresh));
+
+    redis.stop();
+    redis.set_extra(&["--save", "3600 1"]);
+    redis.start();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refusal = loop {
+        let outcome = record(&Nonce::generate(&mut rand::rng())).await;
+        match outcome {
+            Err(e) if e.to_string().contains("settings") => break e,
+            Err(_) => {}
+            Ok(answer) => panic!("a Redis with snapshots on answered {answer:?}"),
+        }
+        assert!(Instant::now() < deadline, "never refused for its settings");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(refusal.kind(), NonceStoreErrorKind::Unavailable);
+
+    // Put back (persistence off): the periodic re-read notices.
+    let mut admin = inspect(&redis.url()).await;
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("save")
+        .arg("")
+        .query_async(&mut admin)
+        .await
+        .expect("config set");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let outcome = record(&Nonce::generate(&mut rand::rng())).await;
+        if outcome.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never accepted again: {outcome:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

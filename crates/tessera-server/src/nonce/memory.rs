@@ -471,6 +471,11 @@ impl NonceStore for MemoryNonceStore {
         Some(self.check_and_record(record))
     }
 
+    async fn recorded(&self, key_id: &KeyId, nonce: &Nonce) -> Option<bool> {
+        let entry = self.hasher.entry(key_id, nonce);
+        Some(self.shard(&entry).contains(entry.pair))
+    }
+
     /// This store's memory point ([`MemoryNonceStore::remembers_since`]).
     fn remembers_from(&self, now: u64) -> u64 {
         self.remembers_since(now)
@@ -625,10 +630,17 @@ mod tests {
             .build();
         let (k, n) = (key("k"), nonce(1));
         let rec = |now| NonceRecord::new(&k, &n, now, now, 1_601);
+        let recorded = |nonce: &Nonce| {
+            futures_util::FutureExt::now_or_never(store.recorded(&k, nonce))
+                .expect("answers at once")
+        };
+        assert_eq!(recorded(&n), Some(false));
         assert_eq!(
             store.check_and_record(rec(1_000)).ok(),
             Some(NonceOutcome::Fresh)
         );
+        assert_eq!(recorded(&n), Some(true));
+        assert_eq!(recorded(&nonce(2)), Some(false));
         for now in [1_000, 1_300, 1_600] {
             assert_eq!(
                 store.check_and_record(rec(now)).ok(),

@@ -156,6 +156,23 @@ pub trait NonceStore: fmt::Debug + Send + Sync {
         None
     }
 
+    /// Whether the pair is already recorded, read-only: `Some(true)` when
+    /// it is, `Some(false)` when it is not (as of the read), `None` when
+    /// the store cannot tell (the default, and on any error: the verifier
+    /// then goes on, and [`NonceStore::record`] decides).
+    ///
+    /// The verifier asks only when an admission policy (rate limits) runs
+    /// before the record, so that a replay of a recorded request is refused
+    /// without charging the key's budget: a charge given back after the
+    /// record still holds the budget while the store answers, and a flood
+    /// of replayed copies would keep it spent (spec §12.5). An answer of
+    /// `Some(false)` changes nothing: the record that follows is still
+    /// the one atomic check.
+    async fn recorded(&self, key_id: &KeyId, nonce: &Nonce) -> Option<bool> {
+        let _ = (key_id, nonce);
+        None
+    }
+
     /// A hint that this pair may soon be recorded: an in-memory store can
     /// start loading the memory the check will read, so that the check does
     /// not wait for it.
@@ -202,6 +219,20 @@ impl<N: NonceStore + ?Sized> NonceStore for Arc<N> {
 
     fn record_now(&self, record: NonceRecord<'_>) -> Option<Result<NonceOutcome, NonceStoreError>> {
         (**self).record_now(record)
+    }
+
+    fn recorded<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        key_id: &'life1 KeyId,
+        nonce: &'life2 Nonce,
+    ) -> Pin<Box<dyn Future<Output = Option<bool>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).recorded(key_id, nonce)
     }
 
     fn prefetch(&self, key_id: &KeyId, nonce: &Nonce) {

@@ -126,6 +126,23 @@ impl RedisConnection {
         &self.target
     }
 
+    /// Reads and judges the eviction and persistence settings again (each
+    /// primary of a cluster), as at start-up.
+    pub(super) async fn check_settings(
+        &self,
+        target: &str,
+        allowed: super::redis_settings::Allowed,
+    ) -> Result<(), RedisStoreError> {
+        match &self.link {
+            Link::Single(manager) => {
+                super::redis_store::check_settings(&mut manager.clone(), target, allowed).await
+            }
+            Link::Cluster(connection) => {
+                super::redis_cluster::check_settings(&mut connection.clone(), target, allowed).await
+            }
+        }
+    }
+
     pub(super) fn single(manager: ConnectionManager, target: String) -> Self {
         RedisConnection {
             link: Link::Single(manager),

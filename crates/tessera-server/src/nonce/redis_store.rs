@@ -27,6 +27,12 @@ pub const DEFAULT_REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_PREFIX_LEN: usize = 64;
 /// How often the background probe pings a Redis that is known to be down.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a connected store reads its Redis's eviction and persistence
+/// settings again: a Redis restarted with other settings, a failover to a
+/// server configured otherwise, or a `CONFIG SET` must not go unnoticed
+/// for long (a restart is noticed sooner: the probe that sees Redis back
+/// reads them before the store uses it again).
+const SETTINGS_RECHECK: Duration = Duration::from_secs(10);
 /// Writes the epoch of every tag that has none (`SET NX`, pipelined):
 /// `since` (see [`StartUpEpoch`]), so that a Redis found empty at start-up
 /// refuses what may have been recorded before it lost its data, while the
@@ -276,7 +282,7 @@ impl RedisNonceStoreBuilder {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tracing::info!(redis = %target, prefix = %self.prefix, "tessera: Redis nonce store connected");
-        Ok(RedisNonceStore {
+        let store = RedisNonceStore {
             connection,
             health: Arc::new(Health::default()),
             target,
@@ -284,7 +290,10 @@ impl RedisNonceStoreBuilder {
             timeout: self.timeout,
             password,
             script: Arc::new(redis::Script::new(CHECK_SCRIPT)),
-        })
+            allowed: self.allowed,
+        };
+        store.watch_settings();
+        Ok(store)
     }
 
     /// [`RedisNonceStoreBuilder::connect`] to a Redis Cluster.
@@ -563,6 +572,8 @@ pub struct RedisNonceStore {
     password: Option<String>,
     /// [`CHECK_SCRIPT`], sent by SHA-1 (`EVALSHA`) and loaded on `NOSCRIPT`.
     script: Arc<redis::Script>,
+    /// What the application accepted at start-up, for the re-checks.
+    allowed: Allowed,
 }
 
 impl fmt::Debug for RedisNonceStore {
@@ -645,6 +656,19 @@ impl RedisNonceStore {
     }
 
     async fn check(&self, record: &NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError> {
+        if self.health.unsafe_settings.load(Ordering::Acquire) {
+            // Its settings changed since start-up to ones that can lose live
+            // pairs (logged when noticed): every check is refused until they
+            // are put back, as start-up would have refused this Redis.
+            return Err(NonceStoreError::new(
+                NonceStoreErrorKind::Unavailable,
+                format!(
+                    "redis nonce store ({}): refusing Redis: its eviction or persistence settings \
+                     now let replays through (see the error log)",
+                    self.target
+                ),
+            ));
+        }
         if self.health.down.load(Ordering::Acquire) {
             // Known to be down: refuse at once rather than hold the request
             // through the connection's reconnect attempts; a background probe
@@ -735,7 +759,7 @@ impl RedisNonceStore {
         }
         let health = Arc::downgrade(&self.health);
         let mut connection = self.connection.clone();
-        let (timeout, target) = (self.timeout, self.target.clone());
+        let (timeout, target, allowed) = (self.timeout, self.target.clone(), self.allowed);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(PROBE_INTERVAL).await;
@@ -747,11 +771,31 @@ impl RedisNonceStore {
                     tokio::time::timeout(timeout, ping.query_async::<String>(&mut connection))
                         .await;
                 if matches!(answer, Ok(Ok(ref pong)) if pong == "PONG") {
+                    // Back, perhaps restarted with other settings: read
+                    // before it is used again.
+                    recheck_settings(&health, &connection, allowed, &target).await;
                     health.down.store(false, Ordering::Release);
                     health.probing.store(false, Ordering::Release);
                     tracing::info!(redis = %target, "tessera: Redis nonce store reachable again");
                     return;
                 }
+            }
+        });
+    }
+
+    /// Starts the task that reads the settings again every
+    /// [`SETTINGS_RECHECK`] for as long as the store lives.
+    fn watch_settings(&self) {
+        let health = Arc::downgrade(&self.health);
+        let connection = self.connection.clone();
+        let (target, allowed) = (self.target.clone(), self.allowed);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SETTINGS_RECHECK).await;
+                let Some(health) = Weak::upgrade(&health) else {
+                    return; // The store is gone.
+                };
+                recheck_settings(&health, &connection, allowed, &target).await;
             }
         });
     }
@@ -772,6 +816,24 @@ impl RedisNonceStore {
 impl NonceStore for RedisNonceStore {
     async fn record(&self, record: NonceRecord<'_>) -> Result<NonceOutcome, NonceStoreError> {
         self.check(&record).await
+    }
+
+    /// `EXISTS` on the pair's key, within the store's timeout; `None` while
+    /// Redis is known to be down, refused for its settings, or on any error.
+    async fn recorded(&self, key_id: &KeyId, nonce: &Nonce) -> Option<bool> {
+        if self.health.down.load(Ordering::Acquire)
+            || self.health.unsafe_settings.load(Ordering::Acquire)
+        {
+            return None;
+        }
+        let mut connection = self.connection.clone();
+        let exists = redis::cmd("EXISTS")
+            .arg(redis_key(&self.prefix, key_id, nonce))
+            .to_owned();
+        match tokio::time::timeout(self.timeout, exists.query_async::<u64>(&mut connection)).await {
+            Ok(Ok(count)) => Some(count > 0),
+            _ => None,
+        }
     }
 }
 
@@ -804,6 +866,44 @@ pub enum RedisStoreErrorKind {
 struct Health {
     down: AtomicBool,
     probing: AtomicBool,
+    /// The settings read last can lose live pairs (and were not allowed).
+    unsafe_settings: AtomicBool,
+}
+
+/// Reads the eviction and persistence settings again and sets or clears
+/// `health.unsafe_settings`, logging each change of verdict once. The
+/// start-up warnings (settings allowed by configuration, or unreadable) are
+/// not repeated. A Redis that cannot be reached leaves the verdict as it
+/// is: being down is handled by the down mark.
+async fn recheck_settings(
+    health: &Health,
+    connection: &RedisConnection,
+    allowed: Allowed,
+    target: &str,
+) {
+    use tracing::instrument::WithSubscriber;
+    let verdict = connection
+        .check_settings(target, allowed)
+        .with_subscriber(tracing::subscriber::NoSubscriber::default())
+        .await;
+    match verdict {
+        Err(e)
+            if matches!(
+                e.kind(),
+                RedisStoreErrorKind::EvictionPolicy | RedisStoreErrorKind::Persistence
+            ) =>
+        {
+            if !health.unsafe_settings.swap(true, Ordering::AcqRel) {
+                tracing::error!(redis = %target, error = %e, "tessera: the Redis nonce store's settings changed since start-up; refusing every check (store_unavailable) until they are put back");
+            }
+        }
+        Err(_) => {}
+        Ok(()) => {
+            if health.unsafe_settings.swap(false, Ordering::AcqRel) {
+                tracing::info!(redis = %target, "tessera: the Redis nonce store's settings are acceptable again");
+            }
+        }
+    }
 }
 
 /// [`RedisNonceStore::connect`] failed. The message names the URL with its
@@ -925,8 +1025,8 @@ pub(super) fn scrub_secret(message: &str, secret: Option<&str>) -> String {
 /// Reads the eviction policy and persistence settings of one endpoint and
 /// judges them (see [`redis_settings`](super::redis_settings)): refused
 /// unless allowed, a warning when they cannot be read.
-async fn check_settings(
-    connection: &mut redis::aio::MultiplexedConnection,
+pub(super) async fn check_settings<C: redis::aio::ConnectionLike>(
+    connection: &mut C,
     target: &str,
     allowed: Allowed,
 ) -> Result<(), RedisStoreError> {

@@ -354,6 +354,16 @@ impl Verifier {
         let (admitted, now) = match &i.admission {
             None => (Admitted::plain(), now),
             Some(admission) => {
+                // A copy of a request already recorded is refused before it
+                // is charged: the charge of a replay is given back after the
+                // record, but until then it holds the budget, and a flood of
+                // copies would keep the key's budget spent (spec §12.5). Read
+                // only; the record below is still the atomic check.
+                if i.nonces.recorded(parsed.key_id(), parsed.nonce()).await == Some(true) {
+                    return Err(
+                        reject(Refusal::Replayed.into()).with_owner(&resolved.metadata().owner)
+                    );
+                }
                 let admitted = admission
                     .admit(admission_request(&parsed, &resolved, parts))
                     .await

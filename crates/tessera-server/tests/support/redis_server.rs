@@ -129,6 +129,12 @@ impl RedisServer {
         }
     }
 
+    /// Replaces the extra `redis-server` arguments used by the next
+    /// [`RedisServer::start`].
+    pub fn set_extra(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| (*s).to_owned()).collect();
+    }
+
     /// Kills the server and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
