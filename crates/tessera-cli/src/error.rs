@@ -91,14 +91,63 @@ pub(crate) fn clap_exit(e: &clap::Error) -> ExitCode {
 }
 
 /// `error` followed by each of its sources, joined with ": ", so a message
-/// keeps the detail a wrapped error carries.
+/// keeps the detail a wrapped error carries. A source whose text the
+/// message already holds is left out (sqlx's database errors display their
+/// source's message as their own).
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
+        let next = e.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
         source = e.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+
+    use super::error_chain;
+
+    /// An error with a text and an optional source.
+    #[derive(Debug)]
+    struct Chain(&'static str, Option<Box<Chain>>);
+
+    impl fmt::Display for Chain {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Chain {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn a_source_already_in_the_message_is_not_repeated() {
+        let leaf = |text| Some(Box::new(Chain(text, None)));
+        let repeated = Chain(
+            "error returned from database: database \"keys\" does not exist",
+            leaf("database \"keys\" does not exist"),
+        );
+        assert_eq!(
+            error_chain(&repeated),
+            "error returned from database: database \"keys\" does not exist"
+        );
+        let wrapped = Chain(
+            "cannot connect to the key database",
+            leaf("connection refused"),
+        );
+        assert_eq!(
+            error_chain(&wrapped),
+            "cannot connect to the key database: connection refused"
+        );
+    }
 }

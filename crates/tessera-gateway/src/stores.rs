@@ -532,38 +532,64 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// refuses (a `redis+cluster://` list of hosts, a mistyped scheme) is
 /// redacted too.
 pub fn redact(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let mut out = match (base.find("://"), base.rfind('@')) {
+    // The userinfo ends at the last `@`: a password holding `?`, `/` or `@`
+    // is still hidden whole (an `@` later in the query hides more, never less).
+    let (mut out, rest) = match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &base[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &base[..scheme + 3], &base[at..]),
-                None => base.to_owned(),
-            }
+            let userinfo = &url[scheme + 3..at];
+            let shown = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***", &url[..scheme + 3]),
+                None => url[..at].to_owned(),
+            };
+            (shown, &url[at..])
         }
-        _ => base.to_owned(),
+        _ => (String::new(), url),
     };
+    let (base, query) = match rest.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (rest, None),
+    };
+    out.push_str(base);
     if let Some(query) = query {
         out.push('?');
         let pairs: Vec<String> = query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((name, _))
-                    if ["pass", "password", "sslpassword"]
-                        .iter()
-                        .any(|secret| name.eq_ignore_ascii_case(secret)) =>
-                {
-                    format!("{name}=***")
-                }
+                Some((name, _)) if carries_password(name) => format!("{name}=***"),
                 _ => pair.to_owned(),
             })
             .collect();
         out.push_str(&pairs.join("&"));
     }
     out
+}
+
+/// Whether a URL query parameter named `name` (percent-encoded or not)
+/// holds a password.
+fn carries_password(name: &str) -> bool {
+    let mut decoded = Vec::with_capacity(name.len());
+    let mut bytes = name.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex: Vec<u8> = bytes.by_ref().take(2).collect();
+            match std::str::from_utf8(&hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(byte) => decoded.push(byte),
+                // Not an escape: kept as written.
+                None => {
+                    decoded.push(b);
+                    decoded.extend_from_slice(&hex);
+                }
+            }
+        } else {
+            decoded.push(b);
+        }
+    }
+    ["pass", "password", "sslpassword"]
+        .iter()
+        .any(|secret| decoded.eq_ignore_ascii_case(secret.as_bytes()))
 }
 
 #[cfg(test)]
@@ -594,6 +620,12 @@ mod tests {
             (
                 "postgres://gw@db/keys?sslmode=require&PASSWORD=hunter2&sslpassword=hunter2",
                 "postgres://gw@db/keys?sslmode=require&PASSWORD=***&sslpassword=***",
+            ),
+            ("redis://:ab?cd@h:6379", "redis://:***@h:6379"),
+            ("redis://:a/b@c@h:6379/0", "redis://:***@h:6379/0"),
+            (
+                "redis+unix:///s?pa%73s=hunter2",
+                "redis+unix:///s?pa%73s=***",
             ),
             ("redis://h:6379", "redis://h:6379"),
             ("sqlite://keys.db?mode=rwc", "sqlite://keys.db?mode=rwc"),

@@ -118,6 +118,16 @@ impl Db {
     }
 }
 
+/// A GET of `path` signed with `key` for `authority`, sent to `addr`.
+fn signed_get(addr: std::net::SocketAddr, key: &Key, authority: &str, path: &str) -> Reply {
+    raw(
+        addr,
+        &signed(key, "GET", authority, path, b"", &[]),
+        Duration::from_secs(30),
+    )
+    .unwrap()
+}
+
 /// A gateway given a Redis started with `redis_args` refuses to start,
 /// with `reasons` in its error, and starts and verifies once the
 /// configuration file says `allow = true`.
@@ -268,14 +278,7 @@ fn redis_outage_is_503_and_heals_without_restart() {
     let public = "api.example.test";
     let gateway = db.gateway(&dir, &upstream, redis_port, public);
     let admin = gateway.admin.unwrap();
-    let get = |path: &str| {
-        raw(
-            gateway.addr,
-            &signed(&alice, "GET", public, path, b"", &[]),
-            Duration::from_secs(10),
-        )
-        .unwrap()
-    };
+    let get = |path: &str| signed_get(gateway.addr, &alice, public, path);
     assert_eq!(get("/before").status, 200);
     assert_eq!(admin_get(admin, "/readyz").status, 200);
 
@@ -373,14 +376,7 @@ fn a_replica_paused_during_a_revocation_refuses_the_key_on_resuming() {
     let gateway = db.gateway_alone(&dir, &upstream, public);
     let addr = gateway.addr;
     let key = alice.clone();
-    let get = move |path: &str| {
-        raw(
-            addr,
-            &signed(&key, "GET", public, path, b"", &[]),
-            Duration::from_secs(30),
-        )
-        .unwrap()
-    };
+    let get = move |path: &str| signed_get(addr, &key, public, path);
     // Verified twice: the key is in the verified-key cache.
     assert_eq!(get("/warm-1").status, 200);
     assert_eq!(get("/warm-2").status, 200);
@@ -417,14 +413,7 @@ fn a_sqlite_file_moved_over_the_database_fails_closed() {
     let public = "api.example.test";
     let gateway = db.gateway_alone(&dir, &upstream, public);
     let admin = gateway.admin.unwrap();
-    let get = |path: &str| {
-        raw(
-            gateway.addr,
-            &signed(&alice, "GET", public, path, b"", &[]),
-            Duration::from_secs(10),
-        )
-        .unwrap()
-    };
+    let get = |path: &str| signed_get(gateway.addr, &alice, public, path);
     assert_eq!(get("/before").status, 200);
     assert_eq!(get("/cached").status, 200);
 

@@ -21,9 +21,11 @@
 //!   again, and refused while the database cannot answer.
 //! * A poller that fell behind (its last successful poll more than two
 //!   intervals old while the database is thought reachable: a paused
-//!   process, a starved runtime) is woken and waited for (at most
-//!   `lookup_timeout`) before a resolve answers from a cache, so that the
-//!   bound holds for the requests found on resuming.
+//!   process, a starved runtime, a failing or slow log read) is woken and
+//!   waited for (at most `lookup_timeout`) before a resolve answers from a
+//!   cache, so that the bound holds for the requests found on resuming.
+//!   Only a poll begun after the resolve arrived counts; without one in
+//!   time the resolve reads the key's row instead of trusting the caches.
 //! * On SQLite, each poll first checks that the database file is still the
 //!   one opened: a file moved over it (a backup restored that way) is never
 //!   seen by the open connections, so the store then drops every cached key
@@ -98,6 +100,10 @@ pub(crate) struct SyncState {
     pub(crate) listening: AtomicBool,
     /// Woken after every poll, successful or not.
     pub(crate) polled: Notify,
+    /// `now_ms` at the start of the last poll, successful or not.
+    pub(crate) attempt_ms: AtomicU64,
+    /// The last poll failed.
+    pub(crate) attempt_failed: AtomicBool,
     /// SQLite: the database file's identity when the poller started.
     pub(crate) file: std::sync::OnceLock<Option<FileIdentity>>,
 }
@@ -195,18 +201,42 @@ impl Inner {
             && now_ms.saturating_sub(self.sync.last_ok_ms.load(Ordering::SeqCst)) > overdue_ms
     }
 
-    /// Wakes the poller and waits (at most `lookup_timeout`) until it has
-    /// polled: the changes it finds are applied before the caller reads a
-    /// cache. A poll that fails marks the database down (or not), and the
-    /// caller then goes on under those rules.
-    pub(crate) async fn await_poll(&self) {
-        let polled = self.sync.polled.notified();
-        tokio::pin!(polled);
-        // Registered before the wake-up, so a poll that ends at once is not missed.
-        polled.as_mut().enable();
-        self.tasks.wake.notify_one();
+    /// Wakes the poller and waits (at most `lookup_timeout`) for a poll
+    /// that began at or after `arrived`, the time the caller found the
+    /// poller behind: a poll that read the log before then (one that was
+    /// in flight when the process stalled) does not count. True when such
+    /// a poll succeeded: the caches are then as current as the bound
+    /// promises. False when none did in time, when one failed (a poll that
+    /// failed moments ago is not repeated for each request), or when the
+    /// database is marked down; the caller then must not answer from the
+    /// caches, unless the outage rules (down, `max_staleness`) apply.
+    pub(crate) async fn await_poll(&self, arrived: u64) -> bool {
         self.counters.overdue_polls.fetch_add(1, Ordering::Relaxed);
-        let _ = tokio::time::timeout(self.options.lookup_timeout, polled).await;
+        let deadline = tokio::time::Instant::now() + self.options.lookup_timeout;
+        let fast_poll_ms = u64::try_from(FAST_POLL.as_millis()).unwrap_or(u64::MAX);
+        loop {
+            let polled = self.sync.polled.notified();
+            tokio::pin!(polled);
+            // Registered before the state is read and the poller woken, so
+            // that a poll ending in between is not missed.
+            polled.as_mut().enable();
+            if self.sync.last_ok_ms.load(Ordering::SeqCst) >= arrived {
+                return true;
+            }
+            if self.is_down() {
+                return false;
+            }
+            if self.sync.attempt_failed.load(Ordering::SeqCst)
+                && self.sync.attempt_ms.load(Ordering::SeqCst)
+                    >= arrived.saturating_sub(fast_poll_ms)
+            {
+                return false;
+            }
+            self.tasks.wake.notify_one();
+            if tokio::time::timeout_at(deadline, polled).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// Drops `key_ids` from both caches (a change seen from another process,
@@ -273,6 +303,7 @@ impl Inner {
     /// call, and the database as reachable.
     pub(crate) async fn reconcile(&self) -> Result<(), sqlx::Error> {
         let started = self.now_ms();
+        self.sync.attempt_ms.store(started, Ordering::SeqCst);
         self.check_file()?;
         let lost_track = started.saturating_sub(self.sync.last_ok_ms.load(Ordering::SeqCst))
             > u64::try_from(self.options.max_staleness.as_millis()).unwrap_or(u64::MAX);
@@ -346,8 +377,11 @@ impl Inner {
         }
         if self.counters.file_replaced.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::error!("tessera-keys-sql: the SQLite key database file was replaced or removed under this open store (a backup restored by moving a file over it?); this process can no longer see key changes, so it refuses every key until it is restarted (restore in place with sqlite3 .restore, or stop the verifiers first)");
-            self.forget_all();
         }
+        // Down first, then the caches emptied (every time: a look-up that
+        // began before the mark may have cached a key from the old file).
+        self.mark_down();
+        self.forget_all();
         Err(sqlx::Error::Io(std::io::Error::other(
             "the SQLite key database file was replaced under the open store; restart this process",
         )))
@@ -462,7 +496,11 @@ async fn poll_task(
             return;
         }
         let Some(i) = inner.upgrade() else { return };
-        match i.reconcile().await {
+        let outcome = i.reconcile().await;
+        i.sync
+            .attempt_failed
+            .store(outcome.is_err(), Ordering::SeqCst);
+        match outcome {
             Ok(()) => failures = 0,
             Err(e) => {
                 failures = failures.saturating_add(1);
@@ -477,8 +515,16 @@ async fn poll_task(
         i.sync.polled.notify_waiters();
         if !i.is_down() && last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(std::time::Instant::now());
-            if let Err(e) = i.prune_changes().await {
-                tracing::debug!(error = %e, "tessera-keys-sql: pruning the key change log failed");
+            // Bounded: a prune waiting for the write lock (SQLite's busy
+            // timeout) must not hold the next polls back.
+            match tokio::time::timeout(i.options.lookup_timeout, i.prune_changes()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "tessera-keys-sql: pruning the key change log failed");
+                }
+                Err(_) => {
+                    tracing::debug!("tessera-keys-sql: pruning the key change log timed out; retried at the next prune");
+                }
             }
         }
     }

@@ -802,3 +802,102 @@ async fn a_redis_restarted_with_lossy_persistence_is_refused_until_fixed() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The snapshot case: Redis switched to RDB snapshots while the store runs
+/// (a `CONFIG SET`, before the periodic re-read notices), took a snapshot
+/// holding the epochs, recorded one more pair, and then restarted from that
+/// snapshot: its epochs vouch for a pair it no longer has. The store refuses
+/// checks while the settings are lossy, and when they are put back it moves
+/// every epoch forward, so the lost pair's request is refused with
+/// `store_reset` instead of being accepted a second time.
+#[tokio::test]
+async fn a_restart_from_a_snapshot_never_lets_a_lost_pair_through() {
+    let dir = std::env::temp_dir().join(format!(
+        "tessera-redis-snapshot-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).expect("redis dir");
+    let dir_arg = dir.to_str().expect("utf-8 path").to_owned();
+    let Some(mut redis) = RedisServer::spawn_with(
+        "a_restart_from_a_snapshot_never_lets_a_lost_pair_through",
+        &["--dir", &dir_arg],
+    ) else {
+        return;
+    };
+    let clock = support::store_clock();
+    let nonces = RedisNonceStore::builder(redis.url())
+        .prefix(unique_prefix("snapshot"))
+        .clock(clock.clone())
+        .connect()
+        .await
+        .expect("connect");
+    let alice = key_id("alice");
+    let record = |nonce: &Nonce| {
+        let (nonces, alice, nonce) = (nonces.clone(), alice.clone(), nonce.clone());
+        async move {
+            nonces
+                .record(NonceRecord::new(&alice, &nonce, T0, T0, T0 + 301))
+                .await
+        }
+    };
+    let mut admin = inspect(&redis.url()).await;
+    let config_set = |value: &'static str| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("save")
+            .arg(value)
+            .to_owned()
+    };
+
+    // Snapshots switched on behind the store's back, one taken, then a pair
+    // recorded that the snapshot does not hold.
+    let () = config_set("3600 1")
+        .query_async(&mut admin)
+        .await
+        .expect("config set");
+    let _: String = redis::cmd("SAVE")
+        .query_async(&mut admin)
+        .await
+        .expect("save");
+    let lost = Nonce::generate(&mut rand::rng());
+    assert_eq!(record(&lost).await.ok(), Some(NonceOutcome::Fresh));
+
+    // Restarted from the snapshot, with snapshots still on.
+    redis.stop();
+    redis.set_extra(&["--dir", &dir_arg, "--save", "3600 1"]);
+    redis.start();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match record(&lost).await {
+            Err(e) if e.to_string().contains("settings") => break,
+            Err(_) => {}
+            Ok(answer) => panic!("a Redis with snapshots on answered {answer:?}"),
+        }
+        assert!(Instant::now() < deadline, "never refused for its settings");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Put back a minute later: the lost pair's request is refused, not
+    // accepted again.
+    clock.advance(60);
+    let mut admin = inspect(&redis.url()).await;
+    let () = config_set("")
+        .query_async(&mut admin)
+        .await
+        .expect("config set");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        if let Ok(answer) = record(&lost).await {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "never answered again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        matches!(answer, NonceOutcome::Forgotten { .. }),
+        "the lost pair's request was answered {answer:?}"
+    );
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -126,20 +126,28 @@ impl RedisConnection {
         &self.target
     }
 
-    /// Reads and judges the eviction and persistence settings again (each
-    /// primary of a cluster), as at start-up.
-    pub(super) async fn check_settings(
+    /// Reads and judges the eviction and persistence settings again, as at
+    /// start-up: `None` when one endpoint's settings could not be read (it
+    /// did not answer, or refuses `CONFIG`). A cluster's primaries are
+    /// judged one by one as at start-up, an unreadable one as acceptable.
+    pub(super) async fn recheck_settings(
         &self,
         target: &str,
         allowed: super::redis_settings::Allowed,
-    ) -> Result<(), RedisStoreError> {
+    ) -> Option<Result<(), RedisStoreError>> {
         match &self.link {
             Link::Single(manager) => {
-                super::redis_store::check_settings(&mut manager.clone(), target, allowed).await
+                let settings = super::redis_store::read_settings(&mut manager.clone())
+                    .await
+                    .ok()?;
+                Some(super::redis_settings::judge(
+                    target, None, &settings, allowed,
+                ))
             }
-            Link::Cluster(connection) => {
-                super::redis_cluster::check_settings(&mut connection.clone(), target, allowed).await
-            }
+            Link::Cluster(connection) => Some(
+                super::redis_cluster::check_settings(&mut connection.clone(), target, allowed)
+                    .await,
+            ),
         }
     }
 

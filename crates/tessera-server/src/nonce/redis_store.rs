@@ -291,6 +291,7 @@ impl RedisNonceStoreBuilder {
             password,
             script: Arc::new(redis::Script::new(CHECK_SCRIPT)),
             allowed: self.allowed,
+            clock: self.clock,
         };
         store.watch_settings();
         Ok(store)
@@ -574,6 +575,8 @@ pub struct RedisNonceStore {
     script: Arc<redis::Script>,
     /// What the application accepted at start-up, for the re-checks.
     allowed: Allowed,
+    /// The builder's clock, for epochs written after start-up.
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for RedisNonceStore {
@@ -760,6 +763,7 @@ impl RedisNonceStore {
         let health = Arc::downgrade(&self.health);
         let mut connection = self.connection.clone();
         let (timeout, target, allowed) = (self.timeout, self.target.clone(), self.allowed);
+        let (prefix, clock) = (self.prefix.clone(), Arc::clone(&self.clock));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(PROBE_INTERVAL).await;
@@ -773,7 +777,15 @@ impl RedisNonceStore {
                 if matches!(answer, Ok(Ok(ref pong)) if pong == "PONG") {
                     // Back, perhaps restarted with other settings: read
                     // before it is used again.
-                    recheck_settings(&health, &connection, allowed, &target).await;
+                    recheck_settings(
+                        &health,
+                        &connection,
+                        allowed,
+                        &target,
+                        &prefix,
+                        clock.as_ref(),
+                    )
+                    .await;
                     health.down.store(false, Ordering::Release);
                     health.probing.store(false, Ordering::Release);
                     tracing::info!(redis = %target, "tessera: Redis nonce store reachable again");
@@ -789,13 +801,22 @@ impl RedisNonceStore {
         let health = Arc::downgrade(&self.health);
         let connection = self.connection.clone();
         let (target, allowed) = (self.target.clone(), self.allowed);
+        let (prefix, clock) = (self.prefix.clone(), Arc::clone(&self.clock));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(SETTINGS_RECHECK).await;
                 let Some(health) = Weak::upgrade(&health) else {
                     return; // The store is gone.
                 };
-                recheck_settings(&health, &connection, allowed, &target).await;
+                recheck_settings(
+                    &health,
+                    &connection,
+                    allowed,
+                    &target,
+                    &prefix,
+                    clock.as_ref(),
+                )
+                .await;
             }
         });
     }
@@ -873,19 +894,31 @@ struct Health {
 /// Reads the eviction and persistence settings again and sets or clears
 /// `health.unsafe_settings`, logging each change of verdict once. The
 /// start-up warnings (settings allowed by configuration, or unreadable) are
-/// not repeated. A Redis that cannot be reached leaves the verdict as it
-/// is: being down is handled by the down mark.
+/// not repeated. Settings that cannot be read leave the verdict as it is
+/// (being down is handled by the down mark).
+///
+/// When unacceptable settings are put back, Redis may meanwhile have
+/// restarted from what they wrote (a snapshot: the epoch keys without the
+/// pairs recorded after it), so the store then moves every epoch forward
+/// to now (one endpoint): whatever was signed before is refused with
+/// `store_reset` and signed again, as after a restart that lost
+/// everything.
 async fn recheck_settings(
     health: &Health,
     connection: &RedisConnection,
     allowed: Allowed,
     target: &str,
+    prefix: &str,
+    clock: &dyn Clock,
 ) {
     use tracing::instrument::WithSubscriber;
-    let verdict = connection
-        .check_settings(target, allowed)
+    let Some(verdict) = connection
+        .recheck_settings(target, allowed)
         .with_subscriber(tracing::subscriber::NoSubscriber::default())
-        .await;
+        .await
+    else {
+        return;
+    };
     match verdict {
         Err(e)
             if matches!(
@@ -899,9 +932,28 @@ async fn recheck_settings(
         }
         Err(_) => {}
         Ok(()) => {
-            if health.unsafe_settings.swap(false, Ordering::AcqRel) {
-                tracing::info!(redis = %target, "tessera: the Redis nonce store's settings are acceptable again");
+            if !health.unsafe_settings.load(Ordering::Acquire) {
+                return;
             }
+            if connection.is_cluster() {
+                tracing::warn!(redis = %target, "tessera: the Redis Cluster nonce store's settings are acceptable again; a primary that restarted from a snapshot meanwhile may have lost pairs its epochs still vouch for: flush the cluster's nonce keys if one did");
+            } else {
+                let since = StartUpEpoch::read(clock).since;
+                let mut pipe = redis::pipe();
+                for tag in 0..TAGS {
+                    pipe.cmd("SET")
+                        .arg(epoch_key_of_tag(prefix, tag))
+                        .arg(since)
+                        .ignore();
+                }
+                if let Err(e) = pipe.query_async::<()>(&mut connection.clone()).await {
+                    // Still refusing: the next re-check tries again.
+                    tracing::warn!(redis = %target, error = %e, "tessera: could not move the Redis nonce store's epochs forward; still refusing checks");
+                    return;
+                }
+            }
+            health.unsafe_settings.store(false, Ordering::Release);
+            tracing::info!(redis = %target, "tessera: the Redis nonce store's settings are acceptable again (its epochs moved to now: what was signed before is refused with store_reset)");
         }
     }
 }
@@ -1030,18 +1082,26 @@ pub(super) async fn check_settings<C: redis::aio::ConnectionLike>(
     target: &str,
     allowed: Allowed,
 ) -> Result<(), RedisStoreError> {
+    // Unreadable (`CONFIG` disabled on managed Redis): judged as unknown.
+    let settings = read_settings(connection).await.unwrap_or_default();
+    judge(target, None, &settings, allowed)
+}
+
+/// One endpoint's eviction and persistence settings, or the error that
+/// kept them from being read.
+pub(super) async fn read_settings<C: redis::aio::ConnectionLike>(
+    connection: &mut C,
+) -> Result<Settings, RedisError> {
     let mut pipe = redis::pipe();
     for name in SETTINGS {
         pipe.add_command(setting_query(name));
     }
-    let replies: Result<Vec<Vec<String>>, _> = pipe.query_async(connection).await;
+    let replies: Vec<Vec<String>> = pipe.query_async(connection).await?;
     let mut settings = Settings::default();
-    if let Ok(replies) = replies {
-        for (name, reply) in SETTINGS.iter().zip(&replies) {
-            settings.set(name, value_in(reply));
-        }
+    for (name, reply) in SETTINGS.iter().zip(&replies) {
+        settings.set(name, value_in(reply));
     }
-    judge(target, None, &settings, allowed)
+    Ok(settings)
 }
 
 /// rustls needs a process-wide crypto provider; install ring unless the
