@@ -532,34 +532,61 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// refuses (a `redis+cluster://` list of hosts, a mistyped scheme) is
 /// redacted too.
 pub fn redact(url: &str) -> String {
-    // The userinfo ends at the last `@`: a password holding `?`, `/` or `@`
-    // is still hidden whole (an `@` later in the query hides more, never less).
-    let (mut out, rest) = match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let shown = match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***", &url[..scheme + 3]),
-                None => url[..at].to_owned(),
-            };
-            (shown, &url[at..])
+    redact_params(&redact_userinfo(url))
+}
+
+/// `url` with the password of its userinfo (`user:password@`) replaced.
+/// The userinfo ends at the last `@` before the query; a password holding
+/// an unencoded `?` (so that no `@` comes before the first `?`) is found
+/// by the first `@` after it, when what precedes that `@` looks like
+/// userinfo (a `:` and no `=`, `&` or `/`).
+fn redact_userinfo(url: &str) -> String {
+    let Some(scheme) = url.find("://") else {
+        return url.to_owned();
+    };
+    let after = scheme + 3;
+    let query = url[after..].find('?').map_or(url.len(), |i| i + after);
+    let at = url[after..query].rfind('@').map(|i| i + after).or_else(|| {
+        url[after..].find('@').map(|i| i + after).filter(|&at| {
+            let userinfo = &url[after..at];
+            userinfo.contains(':') && !userinfo.contains(['=', '&', '/'])
+        })
+    });
+    match at {
+        Some(at) => match url[after..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..after], &url[at..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// `url` with the value of every query parameter that carries a password
+/// replaced, wherever it stands (an `@` or a `?` elsewhere in the URL does
+/// not hide a parameter).
+fn redact_params(url: &str) -> String {
+    let Some(query) = url.find('?') else {
+        return url.to_owned();
+    };
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..query]);
+    // Each step starts at a delimiter (`?` or `&`) and copies it and the
+    // parameter after it, up to the next delimiter.
+    let mut at = query;
+    while at < url.len() {
+        let end = url[at + 1..]
+            .find(['&', '?'])
+            .map_or(url.len(), |i| i + at + 1);
+        out.push_str(&url[at..=at]);
+        let pair = &url[at + 1..end];
+        match pair.split_once('=') {
+            Some((name, _)) if carries_password(name) => {
+                out.push_str(name);
+                out.push_str("=***");
+            }
+            _ => out.push_str(pair),
         }
-        _ => (String::new(), url),
-    };
-    let (base, query) = match rest.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (rest, None),
-    };
-    out.push_str(base);
-    if let Some(query) = query {
-        out.push('?');
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((name, _)) if carries_password(name) => format!("{name}=***"),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        out.push_str(&pairs.join("&"));
+        at = end;
     }
     out
 }
@@ -626,6 +653,23 @@ mod tests {
             (
                 "redis+unix:///s?pa%73s=hunter2",
                 "redis+unix:///s?pa%73s=***",
+            ),
+            // An `@` in the query (Azure-style user names) hides nothing.
+            (
+                "postgres://db.example.com/keys?user=admin@srv&password=hunter2",
+                "postgres://db.example.com/keys?user=admin@srv&password=***",
+            ),
+            (
+                "postgres://db/keys?password=hunter2&user=a@b",
+                "postgres://db/keys?password=***&user=a@b",
+            ),
+            (
+                "postgres://gw:hunter2@db/keys?application_name=a@b&password=hunter2",
+                "postgres://gw:***@db/keys?application_name=a@b&password=***",
+            ),
+            (
+                "redis+unix:///s?db=1&client=a@b&pass=hunter2",
+                "redis+unix:///s?db=1&client=a@b&pass=***",
             ),
             ("redis://h:6379", "redis://h:6379"),
             ("sqlite://keys.db?mode=rwc", "sqlite://keys.db?mode=rwc"),

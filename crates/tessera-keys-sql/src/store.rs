@@ -1643,16 +1643,18 @@ impl KeyStore for SqlKeyStore {
         // is woken and waited for, so that the revocation bound holds for
         // the requests that arrive when the process resumes.
         // Without such a poll in time (one failed, or none ran within
-        // `lookup_timeout`), the key's row is read instead: the caches
-        // cannot vouch for it, and the database, thought reachable, can.
+        // `lookup_timeout`), only what was read from the database within
+        // the poll bound vouches for a key; anything older is read again
+        // (the database is thought reachable). While the store is marked
+        // down, the outage rules apply instead (`max_staleness`).
         let arrived = i.now_ms();
         let overdue = i.poll_overdue(arrived);
         let trust_caches = !overdue || i.await_poll(arrived).await || i.is_down();
         // The cache first: it holds only ids whose MAC verified (so their
         // check tag was right), and a hit then costs no tag HMAC.
-        if let Some(hit) = i.cache.get(key_id).filter(|_| trust_caches) {
-            // Read again only after a wait.
-            let now = if overdue { i.now_ms() } else { arrived };
+        let now = if overdue { i.now_ms() } else { arrived };
+        let vouches = |read_ms: u64| trust_caches || i.within_poll_bound(read_ms, now);
+        if let Some(hit) = i.cache.get(key_id).filter(|hit| vouches(hit.read_ms)) {
             let ttl = u64::try_from(i.options.cache_ttl.as_millis()).unwrap_or(u64::MAX);
             if now.saturating_sub(hit.read_ms) > ttl {
                 // Past cache_ttl: read it again.
@@ -1673,8 +1675,8 @@ impl KeyStore for SqlKeyStore {
         // answer, under the same rules as a cache hit, without spending the
         // look-up budget that every other uncached key needs. With the
         // cache off, every request reads the database.
-        if i.options.cache_capacity > 0 && trust_caches {
-            if let Some(read) = i.reads.get(key_id) {
+        if i.options.cache_capacity > 0 {
+            if let Some(read) = i.reads.get(key_id).filter(|read| vouches(read.read_ms)) {
                 let now = i.now_ms();
                 if i.unchanged_since(key_id, read.epoch) && i.is_fresh_at(read.read_ms, now) {
                     bump(&i.counters.recent_read_hits);

@@ -195,10 +195,19 @@ impl Inner {
     /// poll itself is slow). Changes made since then may not have reached
     /// the caches yet, so they cannot vouch for a key until a poll runs.
     pub(crate) fn poll_overdue(&self, now_ms: u64) -> bool {
-        let interval = poll_interval(&self.options);
-        let overdue_ms = u64::try_from(interval.as_millis().saturating_mul(2)).unwrap_or(u64::MAX);
         !self.is_down()
-            && now_ms.saturating_sub(self.sync.last_ok_ms.load(Ordering::SeqCst)) > overdue_ms
+            && !self.within_poll_bound(self.sync.last_ok_ms.load(Ordering::SeqCst), now_ms)
+    }
+
+    /// Whether something read from the database at `read_ms` (a poll's
+    /// start, or a key's row) is at most two poll intervals old: as current
+    /// as the revocation bound needs. While polls are overdue, a row read
+    /// this recently still vouches for its key, so that failing polls cost
+    /// one read per key per two intervals, not one per request.
+    pub(crate) fn within_poll_bound(&self, read_ms: u64, now_ms: u64) -> bool {
+        let interval = poll_interval(&self.options);
+        let bound_ms = u64::try_from(interval.as_millis().saturating_mul(2)).unwrap_or(u64::MAX);
+        now_ms.saturating_sub(read_ms) <= bound_ms
     }
 
     /// Wakes the poller and waits (at most `lookup_timeout`) for a poll

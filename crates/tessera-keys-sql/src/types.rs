@@ -233,7 +233,8 @@ pub struct StoreStats {
     pub unavailable: u64,
     /// Resolves that found the poller behind (its last successful poll
     /// more than two `change_poll_interval`s old, the database not known to
-    /// be down) and waited for a poll before answering from a cache.
+    /// be down) and waited for a poll; without one in time they trusted
+    /// only what was read from the database within two intervals.
     pub overdue_polls: u64,
     /// Polls that found the SQLite file replaced under the open store (a
     /// backup restored by moving a file over it): the store then refuses
@@ -281,7 +282,8 @@ pub struct SqlKeyStoreOptions {
     /// same rules as a cache hit) instead of spending the budget again, so
     /// requests naming a revoked or expired key, or a real key id with a
     /// wrong signature, cost one look-up per key per 5 s, not one per
-    /// request. Default 1,000.
+    /// request (one per key per two `change_poll_interval`s while the
+    /// change-log polls are failing or behind). Default 1,000.
     pub max_lookups_per_second: u32,
     /// How often used keys' `last_used_at` is written. Default 15 s.
     pub last_used_flush_interval: Duration,

@@ -889,7 +889,25 @@ struct Health {
     probing: AtomicBool,
     /// The settings read last can lose live pairs (and were not allowed).
     unsafe_settings: AtomicBool,
+    /// Held by a re-check of the settings: the probe's and the periodic
+    /// one never interleave (an older verdict would overwrite a newer one).
+    recheck: tokio::sync::Mutex<()>,
 }
+
+/// Raises each epoch key in `KEYS` to at least `ARGV[1]` (never lowers one
+/// that another instance has already moved further).
+const RAISE_EPOCHS_SCRIPT: &str = r"
+local since = tonumber(ARGV[1])
+for _, key in ipairs(KEYS) do
+  local current = tonumber(redis.call('GET', key) or '0') or 0
+  if current < since then redis.call('SET', key, ARGV[1]) end
+end
+return 0
+";
+
+/// Epoch keys per call of [`RAISE_EPOCHS_SCRIPT`]: each call stays well
+/// within one check's response timeout.
+const RAISE_BATCH: u32 = 128;
 
 /// Reads the eviction and persistence settings again and sets or clears
 /// `health.unsafe_settings`, logging each change of verdict once. The
@@ -912,6 +930,7 @@ async fn recheck_settings(
     clock: &dyn Clock,
 ) {
     use tracing::instrument::WithSubscriber;
+    let _one_at_a_time = health.recheck.lock().await;
     let Some(verdict) = connection
         .recheck_settings(target, allowed)
         .with_subscriber(tracing::subscriber::NoSubscriber::default())
@@ -939,17 +958,19 @@ async fn recheck_settings(
                 tracing::warn!(redis = %target, "tessera: the Redis Cluster nonce store's settings are acceptable again; a primary that restarted from a snapshot meanwhile may have lost pairs its epochs still vouch for: flush the cluster's nonce keys if one did");
             } else {
                 let since = StartUpEpoch::read(clock).since;
-                let mut pipe = redis::pipe();
-                for tag in 0..TAGS {
-                    pipe.cmd("SET")
-                        .arg(epoch_key_of_tag(prefix, tag))
-                        .arg(since)
-                        .ignore();
-                }
-                if let Err(e) = pipe.query_async::<()>(&mut connection.clone()).await {
-                    // Still refusing: the next re-check tries again.
-                    tracing::warn!(redis = %target, error = %e, "tessera: could not move the Redis nonce store's epochs forward; still refusing checks");
-                    return;
+                let script = redis::Script::new(RAISE_EPOCHS_SCRIPT);
+                let mut connection = connection.clone();
+                for first in (0..TAGS).step_by(RAISE_BATCH as usize) {
+                    let mut invocation = script.prepare_invoke();
+                    for tag in first..(first + RAISE_BATCH).min(TAGS) {
+                        invocation.key(epoch_key_of_tag(prefix, tag));
+                    }
+                    invocation.arg(since);
+                    if let Err(e) = invocation.invoke_async::<i64>(&mut connection).await {
+                        // Still refusing: the next re-check tries again.
+                        tracing::warn!(redis = %target, error = %e, "tessera: could not move the Redis nonce store's epochs forward; still refusing checks");
+                        return;
+                    }
                 }
             }
             health.unsafe_settings.store(false, Ordering::Release);
