@@ -532,31 +532,24 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// refuses (a `redis+cluster://` list of hosts, a mistyped scheme) is
 /// redacted too.
 pub fn redact(url: &str) -> String {
-    redact_params(&redact_userinfo(url))
+    // Parameters first, on the text as given: hiding the userinfo may take
+    // the `?` that starts them with it.
+    redact_userinfo(&redact_params(url))
 }
 
-/// `url` with the password of its userinfo (`user:password@`) replaced.
-/// The userinfo ends at the last `@` before the query; a password holding
-/// an unencoded `?` (so that no `@` comes before the first `?`) is found
-/// by the first `@` after it, when what precedes that `@` looks like
-/// userinfo (a `:` and no `=`, `&` or `/`).
+/// `url` with the password of its userinfo (`user:password@`) replaced,
+/// erring on the side of hiding more: everything from the first `:` of the
+/// userinfo to the last `@` of the URL goes, so a password holding `?`,
+/// `/`, `&`, `=` or `@` is hidden whole (with, when a query value holds an
+/// `@`, the host and path before it). Without `://` (a mistyped
+/// separator), the userinfo is taken to start at the beginning.
 fn redact_userinfo(url: &str) -> String {
-    let Some(scheme) = url.find("://") else {
+    let after = url.find("://").map_or(0, |scheme| scheme + 3);
+    let Some(at) = url.rfind('@').filter(|&at| at >= after) else {
         return url.to_owned();
     };
-    let after = scheme + 3;
-    let query = url[after..].find('?').map_or(url.len(), |i| i + after);
-    let at = url[after..query].rfind('@').map(|i| i + after).or_else(|| {
-        url[after..].find('@').map(|i| i + after).filter(|&at| {
-            let userinfo = &url[after..at];
-            userinfo.contains(':') && !userinfo.contains(['=', '&', '/'])
-        })
-    });
-    match at {
-        Some(at) => match url[after..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:***{}", &url[..after], &url[at..]),
-            None => url.to_owned(),
-        },
+    match url[after..at].find(':') {
+        Some(colon) => format!("{}:***{}", &url[..after + colon], &url[at..]),
         None => url.to_owned(),
     }
 }
@@ -663,10 +656,25 @@ mod tests {
                 "postgres://db/keys?password=hunter2&user=a@b",
                 "postgres://db/keys?password=***&user=a@b",
             ),
+            // A query value holding `@`: the host and path go too (more
+            // hidden, never less).
             (
                 "postgres://gw:hunter2@db/keys?application_name=a@b&password=hunter2",
-                "postgres://gw:***@db/keys?application_name=a@b&password=***",
+                "postgres://gw:***@b&password=***",
             ),
+            // Passwords holding `?` with `=`, `&`, `/` or `@`.
+            ("redis://u:p?a=b@host", "redis://u:***@host"),
+            ("redis://u:ab?c/d@host:6379/0", "redis://u:***@host:6379/0"),
+            ("redis://u:p&q?z@h", "redis://u:***@h"),
+            ("redis://u:a@b?c@h", "redis://u:***@h"),
+            (
+                "postgres://u:s3cr@t?x&y@db/keys",
+                "postgres://u:***@db/keys",
+            ),
+            // A mistyped separator after the scheme, or none at all.
+            ("redis:/u:hunter2@h", "redis:***@h"),
+            ("redis//u:hunter2@h", "redis//u:***@h"),
+            ("u:hunter2@h:6379", "u:***@h:6379"),
             (
                 "redis+unix:///s?db=1&client=a@b&pass=hunter2",
                 "redis+unix:///s?db=1&client=a@b&pass=***",

@@ -33,6 +33,8 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// for long (a restart is noticed sooner: the probe that sees Redis back
 /// reads them before the store uses it again).
 const SETTINGS_RECHECK: Duration = Duration::from_secs(10);
+/// The longest one re-read of the settings may take.
+const RECHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Writes the epoch of every tag that has none (`SET NX`, pipelined):
 /// `since` (see [`StartUpEpoch`]), so that a Redis found empty at start-up
 /// refuses what may have been recorded before it lost its data, while the
@@ -894,19 +896,20 @@ struct Health {
     recheck: tokio::sync::Mutex<()>,
 }
 
-/// Raises each epoch key in `KEYS` to at least `ARGV[1]` (never lowers one
-/// that another instance has already moved further).
-const RAISE_EPOCHS_SCRIPT: &str = r"
+/// Raises the epoch key `KEYS[1]` to at least `ARGV[1]` (never lowers one
+/// that another instance has already moved further). One key per call:
+/// the epochs lie in different hash slots, and a Redis in cluster mode
+/// (one shard reached through a `redis://` URL) refuses a script whose keys
+/// do not share a slot.
+const RAISE_EPOCH_SCRIPT: &str = r"
 local since = tonumber(ARGV[1])
-for _, key in ipairs(KEYS) do
-  local current = tonumber(redis.call('GET', key) or '0') or 0
-  if current < since then redis.call('SET', key, ARGV[1]) end
-end
+local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if current < since then redis.call('SET', KEYS[1], ARGV[1]) end
 return 0
 ";
 
-/// Epoch keys per call of [`RAISE_EPOCHS_SCRIPT`]: each call stays well
-/// within one check's response timeout.
+/// Epoch keys per pipeline of [`RAISE_EPOCH_SCRIPT`] calls: each pipeline
+/// stays well within one check's response timeout.
 const RAISE_BATCH: u32 = 128;
 
 /// Reads the eviction and persistence settings again and sets or clears
@@ -931,11 +934,16 @@ async fn recheck_settings(
 ) {
     use tracing::instrument::WithSubscriber;
     let _one_at_a_time = health.recheck.lock().await;
-    let Some(verdict) = connection
-        .recheck_settings(target, allowed)
-        .with_subscriber(tracing::subscriber::NoSubscriber::default())
-        .await
-    else {
+    // Bounded, so that a hung read cannot hold the probe back for long
+    // (the probe clears the down mark only after its own re-check).
+    let read = tokio::time::timeout(
+        RECHECK_TIMEOUT,
+        connection
+            .recheck_settings(target, allowed)
+            .with_subscriber(tracing::subscriber::NoSubscriber::default()),
+    )
+    .await;
+    let Ok(Some(verdict)) = read else {
         return;
     };
     match verdict {
@@ -958,15 +966,18 @@ async fn recheck_settings(
                 tracing::warn!(redis = %target, "tessera: the Redis Cluster nonce store's settings are acceptable again; a primary that restarted from a snapshot meanwhile may have lost pairs its epochs still vouch for: flush the cluster's nonce keys if one did");
             } else {
                 let since = StartUpEpoch::read(clock).since;
-                let script = redis::Script::new(RAISE_EPOCHS_SCRIPT);
                 let mut connection = connection.clone();
                 for first in (0..TAGS).step_by(RAISE_BATCH as usize) {
-                    let mut invocation = script.prepare_invoke();
+                    let mut pipe = redis::pipe();
                     for tag in first..(first + RAISE_BATCH).min(TAGS) {
-                        invocation.key(epoch_key_of_tag(prefix, tag));
+                        pipe.cmd("EVAL")
+                            .arg(RAISE_EPOCH_SCRIPT)
+                            .arg(1)
+                            .arg(epoch_key_of_tag(prefix, tag))
+                            .arg(since)
+                            .ignore();
                     }
-                    invocation.arg(since);
-                    if let Err(e) = invocation.invoke_async::<i64>(&mut connection).await {
+                    if let Err(e) = pipe.query_async::<()>(&mut connection).await {
                         // Still refusing: the next re-check tries again.
                         tracing::warn!(redis = %target, error = %e, "tessera: could not move the Redis nonce store's epochs forward; still refusing checks");
                         return;
