@@ -118,6 +118,20 @@ impl Db {
     }
 }
 
+/// A key database in a fresh directory with one key of alice's, an
+/// upstream, and one gateway on them with the in-memory nonce store.
+fn alone_with_alice(
+    test: &str,
+    authority: &str,
+) -> (std::path::PathBuf, Db, Key, Upstream, Gateway) {
+    let dir = temp_dir(test);
+    let db = Db::new(&dir);
+    let alice = db.issue("alice");
+    let upstream = Upstream::start(&dir);
+    let gateway = db.gateway_alone(&dir, &upstream, authority);
+    (dir, db, alice, upstream, gateway)
+}
+
 /// A GET of `path` signed with `key` for `authority`, sent to `addr`.
 fn signed_get(addr: std::net::SocketAddr, key: &Key, authority: &str, path: &str) -> Reply {
     raw(
@@ -368,12 +382,8 @@ fn replicas_on_a_redis_cluster_accept_a_raced_request_once() {
 /// poller fell behind does not vouch for a key until a poll has run.
 #[test]
 fn a_replica_paused_during_a_revocation_refuses_the_key_on_resuming() {
-    let dir = temp_dir("paused-replica");
-    let db = Db::new(&dir);
-    let alice = db.issue("alice");
-    let upstream = Upstream::start(&dir);
     let public = "api.example.test";
-    let gateway = db.gateway_alone(&dir, &upstream, public);
+    let (_dir, db, alice, upstream, gateway) = alone_with_alice("paused-replica", public);
     let addr = gateway.addr;
     let key = alice.clone();
     let get = move |path: &str| signed_get(addr, &key, public, path);
@@ -406,12 +416,8 @@ fn a_replica_paused_during_a_revocation_refuses_the_key_on_resuming() {
 /// keys it can no longer hear about.
 #[test]
 fn a_sqlite_file_moved_over_the_database_fails_closed() {
-    let dir = temp_dir("replaced-file");
-    let db = Db::new(&dir);
-    let alice = db.issue("alice");
-    let upstream = Upstream::start(&dir);
     let public = "api.example.test";
-    let gateway = db.gateway_alone(&dir, &upstream, public);
+    let (dir, db, alice, upstream, gateway) = alone_with_alice("replaced-file", public);
     let admin = gateway.admin.unwrap();
     let get = |path: &str| signed_get(gateway.addr, &alice, public, path);
     assert_eq!(get("/before").status, 200);

@@ -764,8 +764,8 @@ impl RedisNonceStore {
         }
         let health = Arc::downgrade(&self.health);
         let mut connection = self.connection.clone();
-        let (timeout, target, allowed) = (self.timeout, self.target.clone(), self.allowed);
-        let (prefix, clock) = (self.prefix.clone(), Arc::clone(&self.clock));
+        let (timeout, target) = (self.timeout, self.target.clone());
+        let recheck = Rechecker::of(self);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(PROBE_INTERVAL).await;
@@ -779,15 +779,7 @@ impl RedisNonceStore {
                 if matches!(answer, Ok(Ok(ref pong)) if pong == "PONG") {
                     // Back, perhaps restarted with other settings: read
                     // before it is used again.
-                    recheck_settings(
-                        &health,
-                        &connection,
-                        allowed,
-                        &target,
-                        &prefix,
-                        clock.as_ref(),
-                    )
-                    .await;
+                    recheck.run(&health).await;
                     health.down.store(false, Ordering::Release);
                     health.probing.store(false, Ordering::Release);
                     tracing::info!(redis = %target, "tessera: Redis nonce store reachable again");
@@ -801,24 +793,14 @@ impl RedisNonceStore {
     /// [`SETTINGS_RECHECK`] for as long as the store lives.
     fn watch_settings(&self) {
         let health = Arc::downgrade(&self.health);
-        let connection = self.connection.clone();
-        let (target, allowed) = (self.target.clone(), self.allowed);
-        let (prefix, clock) = (self.prefix.clone(), Arc::clone(&self.clock));
+        let recheck = Rechecker::of(self);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(SETTINGS_RECHECK).await;
                 let Some(health) = Weak::upgrade(&health) else {
                     return; // The store is gone.
                 };
-                recheck_settings(
-                    &health,
-                    &connection,
-                    allowed,
-                    &target,
-                    &prefix,
-                    clock.as_ref(),
-                )
-                .await;
+                recheck.run(&health).await;
             }
         });
     }
@@ -911,6 +893,40 @@ return 0
 /// Epoch keys per pipeline of [`RAISE_EPOCH_SCRIPT`] calls: each pipeline
 /// stays well within one check's response timeout.
 const RAISE_BATCH: u32 = 128;
+
+/// What a settings re-check needs, shared by the probe and the periodic task.
+#[derive(Clone)]
+struct Rechecker {
+    connection: RedisConnection,
+    allowed: Allowed,
+    target: String,
+    prefix: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl Rechecker {
+    fn of(store: &RedisNonceStore) -> Self {
+        Rechecker {
+            connection: store.connection.clone(),
+            allowed: store.allowed,
+            target: store.target.clone(),
+            prefix: store.prefix.clone(),
+            clock: Arc::clone(&store.clock),
+        }
+    }
+
+    async fn run(&self, health: &Health) {
+        recheck_settings(
+            health,
+            &self.connection,
+            self.allowed,
+            &self.target,
+            &self.prefix,
+            self.clock.as_ref(),
+        )
+        .await;
+    }
+}
 
 /// Reads the eviction and persistence settings again and sets or clears
 /// `health.unsafe_settings`, logging each change of verdict once. The
