@@ -1654,6 +1654,21 @@ impl KeyStore for SqlKeyStore {
         // check tag was right), and a hit then costs no tag HMAC.
         let now = if overdue { i.now_ms() } else { arrived };
         let vouches = |read_ms: u64| trust_caches || i.within_poll_bound(read_ms, now);
+        // Once the database is known to be unreachable (perhaps only found
+        // so by this very resolve), the outage rules apply: a cached key
+        // confirmed within `max_staleness` is served.
+        let cached_during_outage = || {
+            let hit = i.cache.get(key_id)?;
+            let now = i.now_ms();
+            let ttl = u64::try_from(i.options.cache_ttl.as_millis()).unwrap_or(u64::MAX);
+            (i.is_down()
+                && now.saturating_sub(hit.read_ms) <= ttl
+                && i.is_fresh_at(hit.read_ms, now))
+            .then(|| {
+                bump(&i.counters.cache_hits);
+                hit.key.clone()
+            })
+        };
         if let Some(hit) = i.cache.get(key_id).filter(|hit| vouches(hit.read_ms)) {
             let ttl = u64::try_from(i.options.cache_ttl.as_millis()).unwrap_or(u64::MAX);
             if now.saturating_sub(hit.read_ms) > ttl {
@@ -1689,6 +1704,9 @@ impl KeyStore for SqlKeyStore {
             return Ok(None);
         }
         if i.is_down() {
+            if let Some(key) = cached_during_outage() {
+                return Ok(Some(key));
+            }
             bump(&i.counters.unavailable);
             return Err(KeyStoreError::new(
                 "the key database is unreachable (retrying in the background)",
@@ -1714,11 +1732,17 @@ impl KeyStore for SqlKeyStore {
             Ok(Err(e)) => {
                 if sync::is_unreachable(&e) {
                     i.mark_down();
+                    if let Some(key) = cached_during_outage() {
+                        return Ok(Some(key));
+                    }
                 }
                 return Err(KeyStoreError::with_source("key look-up failed", e));
             }
             Err(_) => {
                 i.mark_down();
+                if let Some(key) = cached_during_outage() {
+                    return Ok(Some(key));
+                }
                 return Err(KeyStoreError::new(format!(
                     "key look-up timed out after {} ms (SqlKeyStoreOptions::lookup_timeout)",
                     i.options.lookup_timeout.as_millis()
