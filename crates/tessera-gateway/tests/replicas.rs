@@ -68,6 +68,8 @@ impl Db {
         }
     }
 
+    /// A gateway on this key database whose nonces live in the Redis on
+    /// `redis_port`.
     fn gateway(
         &self,
         dir: &Path,
@@ -75,42 +77,37 @@ impl Db {
         redis_port: u16,
         authority: &str,
     ) -> Gateway {
-        Gateway::start_with_env(
-            dir,
-            &[
-                "--upstream",
-                &upstream.url(),
-                "--keys-db",
-                &self.url,
-                "--nonce-store",
-                &format!("redis://127.0.0.1:{redis_port}"),
-                "--authority",
-                authority,
-                "--admin",
-                "127.0.0.1:0",
-            ],
-            &[("TESSERA_MASTER_KEY", &self.master)],
-        )
+        let redis = format!("redis://127.0.0.1:{redis_port}");
+        self.gateway_with(dir, upstream, authority, &["--nonce-store", &redis])
     }
-}
 
-impl Db {
     /// A gateway on this key database with the in-memory nonce store.
     fn gateway_alone(&self, dir: &Path, upstream: &Upstream, authority: &str) -> Gateway {
-        Gateway::start_with_env(
-            dir,
-            &[
-                "--upstream",
-                &upstream.url(),
-                "--keys-db",
-                &self.url,
-                "--authority",
-                authority,
-                "--admin",
-                "127.0.0.1:0",
-            ],
-            &[("TESSERA_MASTER_KEY", &self.master)],
-        )
+        self.gateway_with(dir, upstream, authority, &[])
+    }
+
+    /// A gateway on this key database, serving `authority`, with an admin
+    /// listener and the further arguments `more`.
+    fn gateway_with(
+        &self,
+        dir: &Path,
+        upstream: &Upstream,
+        authority: &str,
+        more: &[&str],
+    ) -> Gateway {
+        let url = upstream.url();
+        let mut args = vec![
+            "--upstream",
+            &url,
+            "--keys-db",
+            &self.url,
+            "--authority",
+            authority,
+            "--admin",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(more);
+        Gateway::start_with_env(dir, &args, &[("TESSERA_MASTER_KEY", &self.master)])
     }
 
     fn revoke(&self, key: &Key) {
