@@ -30,9 +30,10 @@ def make_signer(mode, key_id, secret, covered=(), required=False):
 class LoopbackServer:
     """A threaded HTTP server on 127.0.0.1 running `handler` (a BaseHTTPRequestHandler class)."""
 
-    def __init__(self, handler):
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+    def __init__(self, handler, host="127.0.0.1"):
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), handler)
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://{host}:{self.port}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):
@@ -44,8 +45,9 @@ class Redirector(LoopbackServer):
     """A loopback HTTP server that answers every request with `status` and a
     Location to `target` (+ the request path), and records what it received."""
 
-    def __init__(self, status, target):
+    def __init__(self, status, target, *, exact=False, host="127.0.0.1"):
         seen = self.seen = []
+        location = self.location = [target]
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self):
@@ -53,7 +55,7 @@ class Redirector(LoopbackServer):
                 body = self.rfile.read(length) if length else b""
                 seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(status)
-                self.send_header("Location", target + self.path)
+                self.send_header("Location", location[0] if exact else location[0] + self.path)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -62,7 +64,7 @@ class Redirector(LoopbackServer):
             def log_message(self, *args):
                 pass
 
-        super().__init__(Handler)
+        super().__init__(Handler, host)
 
 
 @pytest.fixture
@@ -333,6 +335,50 @@ def test_requests_following_a_handed_back_redirect_sends_no_signature(server):
     finally:
         first.close()
         foreign.close()
+
+
+def test_a_location_that_url_parsers_read_differently_is_not_followed(server):
+    """`http://OTHER\\@API/next`: urlsplit reads host API, urllib3 (which connects)
+    reads OTHER. The auth judges the URL as it will be sent, so nothing signed, and
+    none of the request's credentials, reaches the other host; a 3xx handed back
+    to an httpx caller carries no signature for its next hop."""
+    s = make_signer("in-rust", server["key_id"], server["secret"])
+    other = Redirector(302, server["url"], host="127.0.0.2")
+    first = Redirector(302, "", exact=True)
+    first.location[0] = f"http://127.0.0.2:{other.port}\\@127.0.0.1:{first.port}/next"
+    try:
+        secrets = {"Authorization": "Bearer SECRET-TOKEN", "Cookie": "session=1"}
+        r = requests.get(first.url + "/v1/a", headers=secrets, auth=TesseraAuth(s),
+                         allow_redirects=False, timeout=10)
+        assert r.status_code == 302, r.status_code
+        assert other.seen == [], other.seen
+        # Handed back with the signature fields taken off, should requests follow it itself.
+        for name in ("signature", "signature-input", "content-digest"):
+            assert name not in r.request.headers, name
+        with httpx.Client(auth=TesseraHttpxAuth(s, follow_redirects=False), timeout=10) as client:
+            r = client.get(first.url + "/v1/c", headers=secrets)
+        assert r.status_code == 302 and r.next_request is not None
+        for name in ("signature", "signature-input", "content-digest"):
+            assert name not in r.next_request.headers, name
+        assert other.seen == [], other.seen
+    finally:
+        first.close()
+        other.close()
+
+
+def test_an_httpx_client_that_follows_redirects_itself_is_named(server):
+    """httpx's own redirect following resends the signature to each hop before the
+    auth sees an answer: the auth says so instead of returning the hop's refusal."""
+    s = make_signer("in-rust", server["key_id"], server["secret"])
+    first = Redirector(307, server["url"])
+    try:
+        with httpx.Client(auth=TesseraHttpxAuth(s), follow_redirects=True, timeout=10) as client:
+            with pytest.raises(TesseraSigningError) as e:
+                client.get(first.url + "/v1/moved")
+        assert e.value.code == "client_followed_redirects"
+        assert "follow_redirects=False" in str(e.value)
+    finally:
+        first.close()
 
 
 class CookieRedirect(LoopbackServer):

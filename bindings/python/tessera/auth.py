@@ -23,11 +23,16 @@ and for every request they send:
   (with `requests`, also pass `allow_redirects=False`). A 3xx the auth hands
   back, to another origin or with `follow_redirects=False`, has the signature
   fields removed from its request (and from the first request of the chain),
-  so that if requests follows it itself it sends them nowhere: the next hop
-  goes unsigned.
-  With httpx, leave the client's `follow_redirects` off (httpx's default): when
-  the client follows redirects itself it resends the first signature, which
-  the verifier refuses.
+  so that if requests follows it itself (or an httpx caller sends its
+  `next_request`) it sends them nowhere: the next hop goes unsigned. Whether
+  a hop leaves the origin is judged on the URL the HTTP library will connect
+  to; a `Location` that two URL parsers read differently (`http://a\\@b/`) is
+  handed back, not followed.
+  With httpx, leave the client's `follow_redirects` off (httpx's default): a
+  client that follows redirects itself sends the first signature to every
+  hop, whatever its origin, before the auth sees any answer. The auth then
+  raises `TesseraSigningError` (code `client_followed_redirects`) on the first
+  such response, so the mistake shows at once.
 * **One retry on an authenticated clock-skew challenge.** On a `401` with a
   `Tessera-Server-Time` header whose MAC verifies under the signer's key for
   the nonce just sent, the signer adopts the server's clock
@@ -61,7 +66,8 @@ class TesseraSigningError(Exception):
 
     `code` is the tessera-v1 code (`missing_component`, `invalid_field_value`,
     ...) or the client's own (`mac_provider_failed`, `mac_wrong_length`,
-    `streaming_body`); `__cause__` is the `tessera_ffi.TesseraError`, if any.
+    `streaming_body`, `client_followed_redirects`); `__cause__` is the
+    `tessera_ffi.TesseraError`, if any.
     """
 
     def __init__(self, message: str, code: str):
@@ -254,11 +260,19 @@ class TesseraAuth(_AuthBase):
         if location.startswith("//"):
             location = f"{urlsplit(previous.url).scheme}:{location}"
         target = urljoin(previous.url, location)
-        follow, leaves = self.redirects.follows(previous.url, target)
+        hop = previous.copy()
+        try:
+            hop.prepare_url(target, None)
+        except (_requests.exceptions.RequestException, ValueError):
+            return None  # not a URL requests can send: the caller gets the 3xx
+        # Judged on the URL as prepared, the one urllib3 connects to, and only
+        # when urlsplit reads the same origin from it: for a Location such as
+        # `http://other:80\@api:80/` the two parsers name different hosts.
+        if _origin(hop.url) != _origin_as_connected(hop.url):
+            return None
+        follow, leaves = self.redirects.follows(previous.url, hop.url)
         if not follow:
             return None
-        hop = previous.copy()
-        hop.prepare_url(target, None)
         hop.method = _redirect_method(response.status_code, previous.method)
         if response.status_code not in (307, 308):
             for name in ("Content-Length", "Content-Type", "Transfer-Encoding"):
@@ -277,6 +291,21 @@ class TesseraAuth(_AuthBase):
             _requests.cookies.extract_cookies_to_jar(jar, previous, response.raw)
         hop.prepare_cookies(jar)
         return hop
+
+
+def _origin_as_connected(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of `url` as urllib3, which opens the connection, parses it."""
+    from urllib3.util import parse_url
+
+    try:
+        parts = parse_url(url)
+    except ValueError:  # urllib3's LocationParseError is a ValueError
+        return ("", "", -1)
+    scheme = (parts.scheme or "").lower()
+    host = (parts.host or "").lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]  # urlsplit's hostname has no brackets
+    return (scheme, host, parts.port if parts.port is not None else _DEFAULT_PORTS.get(scheme))
 
 
 def _unsigned_for_requests(response):
@@ -351,18 +380,33 @@ class TesseraHttpxAuth(_HttpxAuthBase):
         response = yield request
         skew_retried = False
         hops = 0
+        received = 1  # responses this flow has received, this one included
         while True:
+            # httpx lists in `history` the responses this flow received
+            # before, then any redirect it followed itself, each hop carrying
+            # the signature of the request this flow signed.
+            if len(response.history) >= received:
+                raise TesseraSigningError(
+                    "the httpx client followed a redirect itself, resending this request's signature "
+                    "to the next hop: create the client with follow_redirects=False (httpx's default); "
+                    "TesseraHttpxAuth follows redirects itself, signing each hop",
+                    "client_followed_redirects",
+                )
             challenge = _challenge(response.status_code, response.headers)
             if challenge and not skew_retried and _adopt(self.signer, challenge, nonce):
                 skew_retried = True
                 nonce = self._sign(request)
                 response = yield request
+                received += 1
                 continue
             hop = response.next_request
             if self.follow_redirects and hop is not None:
                 follow, leaves = self.redirects.follows(str(request.url), str(hop.url))
                 if not follow:
-                    return  # another origin, not allowed: the caller gets the 3xx
+                    # Another origin, not allowed: the caller gets the 3xx,
+                    # and a client that follows it sends no signature there.
+                    _unsigned_for_httpx(response)
+                    return
                 if leaves:
                     for name in _CREDENTIALS:
                         hop.headers.pop(name, None)
@@ -373,5 +417,18 @@ class TesseraHttpxAuth(_HttpxAuthBase):
                 request = hop
                 nonce = self._sign(request)
                 response = yield request
+                received += 1
                 continue
+            _unsigned_for_httpx(response)
             return
+
+
+def _unsigned_for_httpx(response) -> None:
+    """Takes the signature fields off the request httpx would send if the
+    client follows `response` (a 3xx handed back) itself: httpx copies the
+    headers of the request just sent, so that hop would carry a signature
+    already used (spec §10) to wherever the 3xx points."""
+    hop = getattr(response, "next_request", None)
+    if hop is not None:
+        for name in _SIGNED:
+            hop.headers.pop(name, None)

@@ -72,12 +72,24 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<RawRequest, String> {
 }
 
 /// The declared body length (0 when absent); every `Content-Length` must agree.
+///
+/// A value is one or more ASCII digits (RFC 9110 §8.6), around which only
+/// spaces and tabs may stand: a sign, another character or an empty value is
+/// refused, as an HTTP server refuses it, so that this offline check accepts
+/// no request a server would not.
 fn content_length(parsed: &RawRequest) -> Result<usize, String> {
     let mut lengths = parsed.values("content-length").map(|v| {
-        std::str::from_utf8(v)
+        let ows = |b: &u8| *b == b' ' || *b == b'\t';
+        let start = v.iter().position(|b| !ows(b)).unwrap_or(v.len());
+        let end = v.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+        let digits = &v[start..end];
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return Err("Content-Length is not a number (one or more digits 0-9)".to_owned());
+        }
+        std::str::from_utf8(digits)
             .ok()
-            .and_then(|s| s.trim().parse::<usize>().ok())
-            .ok_or_else(|| "Content-Length is not a number".to_owned())
+            .and_then(|s| s.parse::<usize>().ok())
+            .ok_or_else(|| "Content-Length is too large".to_owned())
     });
     match lengths.next() {
         None => Ok(0),
@@ -115,5 +127,20 @@ mod tests {
         assert!(parse(b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc").is_err());
         assert!(parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").is_err());
         assert!(parse(b"NOT HTTP").is_err());
+    }
+
+    #[test]
+    fn content_length_is_digits_only() {
+        let with = |value: &str| {
+            parse(format!("POST / HTTP/1.1\r\nContent-Length:{value}\r\n\r\nabc").as_bytes())
+        };
+        for ok in ["3", " 3 ", "\t3", "003"] {
+            assert_eq!(with(ok).expect(ok).body, b"abc", "{ok:?}");
+        }
+        for bad in ["+3", "-3", "3a", "0x3", "", " ", "3 3", "3,3", "\u{ff}3"] {
+            let e = with(bad).expect_err(bad);
+            assert!(e.contains("Content-Length"), "{bad:?}: {e}");
+        }
+        assert!(with("99999999999999999999999").is_err());
     }
 }

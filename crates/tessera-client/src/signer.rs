@@ -586,17 +586,24 @@ impl Signer {
         response_headers: &http::HeaderMap,
         sent_nonce: &Nonce,
     ) -> Result<i64, ClientError> {
-        let value = response_headers
-            .get(SERVER_TIME_HEADER)
-            .ok_or(ClientError::MissingChallenge)?;
-        let server_time = verify_server_time_with(value.as_bytes(), &*self.inner.key, sent_nonce)
-            .map_err(|e| match e {
-            SignError::Refused(e) => ClientError::InvalidChallenge(e),
-            SignError::Mac(e) => ClientError::Mac(e),
-            other => ClientError::Mac(tessera_core::MacError::Failed {
-                reason: other.to_string(),
-            }),
-        })?;
+        // The field value as RFC 9651 §4.2 reads it: every line, joined with
+        // ", " (spec §13.3; a server sends one).
+        let mut lines = response_headers.get_all(SERVER_TIME_HEADER).iter();
+        let first = lines.next().ok_or(ClientError::MissingChallenge)?;
+        let mut value = std::borrow::Cow::Borrowed(first.as_bytes());
+        for line in lines {
+            let joined = value.to_mut();
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(line.as_bytes());
+        }
+        let server_time =
+            verify_server_time_with(&value, &*self.inner.key, sent_nonce).map_err(|e| match e {
+                SignError::Refused(e) => ClientError::InvalidChallenge(e),
+                SignError::Mac(e) => ClientError::Mac(e),
+                other => ClientError::Mac(tessera_core::MacError::Failed {
+                    reason: other.to_string(),
+                }),
+            })?;
         let server_time =
             i64::try_from(server_time.min(tessera_core::MAX_TIME)).unwrap_or(i64::MAX);
         let local = i64::try_from(self.inner.clock.now_unix()).unwrap_or(i64::MAX);

@@ -559,6 +559,16 @@ fn skew_challenge_is_authenticated_and_shared_by_clones() {
         Err(ClientError::InvalidChallenge(_))
     ));
 
+    // Several lines are one field value, joined as RFC 9651 reads it (spec
+    // §13.3): members of a later line replace the earlier ones, so a forged
+    // line after the genuine one spoils it, and nothing is adopted.
+    let genuine = server_time_header(&key(), &info.nonce, T0);
+    let forged = server_time_header(&forger, &info.nonce, T0 - 3600);
+    headers.insert(SERVER_TIME_HEADER, genuine.parse().unwrap());
+    headers.append(SERVER_TIME_HEADER, forged.parse().unwrap());
+    assert!(signer.apply_skew_challenge(&headers, &info.nonce).is_err());
+    assert_eq!(signer.clock_offset(), 0);
+
     // The genuine one is adopted by every clone.
     headers.insert(
         SERVER_TIME_HEADER,

@@ -269,7 +269,10 @@ pub(crate) fn client_err(e: ClientError) -> TesseraError {
 }
 
 /// One header field line: a name and its value.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+///
+/// Its `Debug` redacts the value of a credential field (`Signature`,
+/// `Authorization`, `Proxy-Authorization`, `Cookie`).
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct HttpHeader {
     /// The field name, any case.
     pub name: String,
@@ -306,7 +309,37 @@ pub struct HttpRequest {
     pub body: Option<Vec<u8>>,
 }
 
+/// Fields whose values are credentials, redacted in `Debug`.
+const CREDENTIAL_FIELDS: [&str; 4] = [
+    "signature",
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+];
+
+impl std::fmt::Debug for HttpHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let credential = CREDENTIAL_FIELDS
+            .iter()
+            .any(|name| self.name.eq_ignore_ascii_case(name));
+        let value = if credential {
+            "** redacted **"
+        } else {
+            &self.value
+        };
+        f.debug_struct("HttpHeader")
+            .field("name", &self.name)
+            .field("value", &value)
+            .finish()
+    }
+}
+
 /// What signing produced: the headers to set and the parameters used.
+///
+/// The `Signature` value is a credential for this one request until its
+/// window ends: Rust's `Debug` redacts it (see [`HttpHeader`]), but the
+/// record types UniFFI generates print every field (Kotlin's `toString`,
+/// Swift's `description`), so do not log the whole record there.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct SignedHeaders {
     /// `Content-Digest`, `Signature-Input` and `Signature` (lowercase names),

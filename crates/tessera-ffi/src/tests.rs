@@ -88,6 +88,19 @@ fn sign_at_reproduces_the_basic_vector() {
     );
     assert_eq!(signed.created, 1_700_000_000);
     assert_eq!(signed.nonce, "sWdxpjKCug4loESa7u_Yzg");
+    // The signature is a credential until its window ends: never in Debug.
+    let debug = format!("{signed:?}");
+    assert!(!debug.contains("egSwrhVo92N7"), "{debug}");
+    assert!(
+        debug.contains("name: \"signature\", value: \"** redacted **\""),
+        "{debug}"
+    );
+    assert!(debug.contains("sWdxpjKCug4loESa7u_Yzg"), "{debug}");
+    let authorization = HttpHeader {
+        name: "Authorization".into(),
+        value: "Bearer app-token".into(),
+    };
+    assert!(!format!("{authorization:?}").contains("app-token"));
     let base = s.signature_base(req, signed).expect("base");
     assert!(base.starts_with("\"@method\": GET\n\"@authority\": api.example.com\n"));
     assert!(base.ends_with(";created=1700000000;keyid=\"device-7f3a2c\";nonce=\"sWdxpjKCug4loESa7u_Yzg\";tag=\"tessera-v1\""));

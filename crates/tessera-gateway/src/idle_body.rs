@@ -7,6 +7,10 @@
 //! runs while the body is polled and has nothing, and restarts with every
 //! frame. A client that reads slowly does not poll it, and is bounded by
 //! the send limits instead ([`crate::send_stall`]).
+//!
+//! It is also where the answer's trailers pass, so it drops
+//! `Tessera-Error` from them, as the proxy drops it from the head: only the
+//! gateway's own refusals may carry it (spec §12.2).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -56,6 +60,17 @@ impl std::fmt::Display for UpstreamIdle {
 
 impl std::error::Error for UpstreamIdle {}
 
+/// `frame`, without `Tessera-Error` if it is the trailers.
+fn without_refusal_field(frame: Frame<Bytes>) -> Frame<Bytes> {
+    match frame.into_trailers() {
+        Ok(mut trailers) => {
+            trailers.remove(tessera_server::ERROR_HEADER);
+            Frame::trailers(trailers)
+        }
+        Err(frame) => frame,
+    }
+}
+
 impl<B> http_body::Body for IdleBody<B>
 where
     B: http_body::Body<Data = Bytes> + Unpin,
@@ -71,7 +86,7 @@ where
         let this = &mut *self;
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             this.waiting = false;
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+            return Poll::Ready(frame.map(|f| f.map(without_refusal_field).map_err(Into::into)));
         }
         let deadline = tokio::time::Instant::now() + this.timeout;
         let timer = this
@@ -165,6 +180,44 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(10));
         assert!(error.to_string().contains("for 10 s"), "{error}");
         drop(tx);
+    }
+
+    /// A body that sends `frames`, then ends.
+    struct Frames(std::collections::VecDeque<Frame<Bytes>>);
+
+    impl http_body::Body for Frames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.pop_front().map(Ok))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_refusal_field_never_passes_in_trailers() {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert(
+            "tessera-error",
+            http::HeaderValue::from_static("store_unavailable"),
+        );
+        trailers.insert("x-checksum", http::HeaderValue::from_static("abc"));
+        let frames = [
+            Frame::data(Bytes::from_static(b"body")),
+            Frame::trailers(trailers),
+        ];
+        let body = IdleBody::new(Frames(frames.into()), Duration::from_secs(10));
+        let collected = body.collect().await.expect("collects");
+        let trailers = collected.trailers().expect("trailers kept").clone();
+        assert_eq!(collected.to_bytes(), "body");
+        assert_eq!(
+            trailers.get("x-checksum").map(|v| v.as_bytes()),
+            Some(&b"abc"[..])
+        );
+        assert!(trailers.get("tessera-error").is_none(), "{trailers:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -610,6 +610,11 @@ impl Proxy {
                 // read a 1.0 response (no keep-alive) on a 1.1 connection.
                 head.version = client_version;
                 forward::remove_hop_by_hop(&mut head.headers);
+                // Only a verifier's refusal names its code there (spec
+                // §12.2): the upstream's own answer, whatever it forwards,
+                // must not look like one, or a client would retry a request
+                // the upstream has acted on.
+                head.headers.remove(tessera_server::ERROR_HEADER);
                 if let Some(identity) = identity {
                     for (name, value) in identity.response_headers() {
                         head.headers.insert(name.clone(), value.clone());

@@ -155,6 +155,34 @@ fn signed_requests_arrive_with_identity_and_without_spoofed_fields() {
     assert_eq!(s.upstream.paths(), ["/v1/users/7/orders?x=1"]);
 }
 
+/// A client retries a `503 store_unavailable` only when `Tessera-Error` says
+/// the verifier refused it: the upstream's own answer never carries the field
+/// through the gateway, whatever it sends, while the gateway's refusals do.
+#[test]
+fn only_the_gateways_refusals_carry_the_refusal_field() {
+    let s = setup("");
+    let reply = send_signed(&s.gateway, &s.alice, "POST", "/refusal", b"{}", &[]);
+    assert_eq!(reply.status, 503);
+    assert_eq!(
+        reply.json()["code"],
+        "store_unavailable",
+        "the body is passed on"
+    );
+    assert_eq!(reply.header("tessera-error"), None);
+    assert_eq!(s.upstream.paths(), ["/refusal"]);
+
+    let host = s.gateway.addr.to_string();
+    let unsigned = format!("GET /refusal HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+    let reply = raw(s.gateway.addr, unsigned.as_bytes(), Duration::from_secs(10)).unwrap();
+    assert_eq!(reply.status, 401);
+    assert_eq!(reply.header("tessera-error"), Some("missing_signature"));
+    assert_eq!(
+        s.upstream.paths(),
+        ["/refusal"],
+        "a refusal is never forwarded"
+    );
+}
+
 #[test]
 fn every_rejection_is_answered_by_the_gateway_and_never_forwarded() {
     let s = setup("");
@@ -176,6 +204,7 @@ fn every_rejection_is_answered_by_the_gateway_and_never_forwarded() {
             "{}",
             String::from_utf8_lossy(&reply.body)
         );
+        assert_eq!(reply.header("tessera-error"), Some(code));
         if status == 401 {
             assert_eq!(
                 reply.header("www-authenticate"),

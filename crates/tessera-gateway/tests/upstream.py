@@ -13,6 +13,9 @@ Special paths:
   /close         answers with Connection: close, and closes the connection
   /empty         answers 204 (no body)
   /http10        answers as HTTP/1.0 (no keep-alive) and closes the connection
+  /refusal       answers 503 with a verifier's store_unavailable problem and its
+                 Tessera-Error field, as an application passing on the refusal
+                 of a service it called would (after acting on the request)
 
 The echo also carries the port the request came from (peer_port), so a
 test can tell which upstream connection carried it.
@@ -92,6 +95,17 @@ class Echo(BaseHTTPRequestHandler):
                 + b"Content-Length: " + str(len(out)).encode() + b"\r\n\r\n" + out
             )
             self.close_connection = True
+            return
+        if url.path == "/refusal":
+            out = json.dumps({"type": "urn:tessera:error:store_unavailable", "status": 503,
+                              "code": "store_unavailable", "title": "Store unavailable",
+                              "detail": "passed on from a service the upstream called"}).encode()
+            self.send_response(503)
+            self.send_header("Content-Type", "application/problem+json")
+            self.send_header("Tessera-Error", "store_unavailable")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
             return
         if url.path == "/empty":
             self.send_response(204)

@@ -16,6 +16,15 @@ pub const DEFAULT_REALM: &str = "tessera";
 /// Media type of rejection bodies (RFC 9457).
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The response field naming the code of a verifier's refusal (spec §12.2),
+/// on every rejection. A client retries a `503 store_unavailable` or
+/// `store_reset` only when the field is there, since the verifier refused
+/// the request before the application saw it. So the application's own
+/// answers must not carry it: [`crate::VerifySignatureLayer`] removes it
+/// from the `503` and `429` answers of the service it wraps, and `tessera
+/// gateway` from everything the upstream sends.
+pub const ERROR_HEADER: &str = "tessera-error";
+
 /// Why a request was refused: the spec's error code and detail, plus what
 /// the response carries besides them.
 ///
@@ -46,6 +55,8 @@ struct Extras {
 
 impl Rejection {
     /// A rejection for `error`, with the default realm and no extras.
+    #[cold]
+    #[inline(never)]
     pub fn new(error: Error) -> Self {
         Rejection {
             error,
@@ -54,11 +65,15 @@ impl Rejection {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn with_realm(mut self, realm: &Arc<str>) -> Self {
         self.realm = Arc::clone(realm);
         self
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn with_key_id(mut self, key_id: &KeyId) -> Self {
         self.extras.get_or_insert_with(Box::default).key_id = Some(key_id.clone());
         self
@@ -66,6 +81,8 @@ impl Rejection {
 
     /// The owner of the request's key, for a refusal of a request whose
     /// signature verified (replayed, rate limited): who it was.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn with_owner(mut self, owner: &str) -> Self {
         self.extras.get_or_insert_with(Box::default).owner = Some(owner.to_owned());
         self
@@ -172,8 +189,9 @@ impl Rejection {
             .unwrap_or_else(|_| Bytes::from_static(b"{}"))
     }
 
-    /// The HTTP response: the status, the problem body, `WWW-Authenticate`
-    /// on every 401, and `Tessera-Server-Time` when there is a challenge.
+    /// The HTTP response: the status, the problem body, the code in
+    /// [`ERROR_HEADER`], `WWW-Authenticate` on every 401, and
+    /// `Tessera-Server-Time` when there is a challenge.
     ///
     /// The response's extensions hold the [`ErrorCode`], so that access
     /// logs and metrics further out can name the code of every refusal
@@ -188,6 +206,10 @@ impl Rejection {
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(
+            ERROR_HEADER,
+            HeaderValue::from_static(self.error.code().as_str()),
+        );
         if self.status() == StatusCode::UNAUTHORIZED {
             let challenge = format!(
                 "Tessera realm=\"{}\", error=\"{}\"",
@@ -284,6 +306,7 @@ mod tests {
             "Tessera realm=\"api\", error=\"key_expired\""
         );
         assert!(response.headers().contains_key(SERVER_TIME_HEADER));
+        assert_eq!(response.headers()[ERROR_HEADER], "key_expired");
 
         let scope: Response<Bytes> = Rejection::new(
             Refusal::InsufficientScope {

@@ -85,6 +85,10 @@ async fn service_builder_stack() {
         response.headers()["content-type"],
         "application/problem+json"
     );
+    assert_eq!(
+        response.headers()[tessera_server::ERROR_HEADER],
+        "insufficient_scope"
+    );
     let json: serde_json::Value = serde_json::from_slice(
         &response
             .into_body()
@@ -95,6 +99,63 @@ async fn service_builder_stack() {
     )
     .expect("json");
     assert_eq!(json["code"], "insufficient_scope");
+}
+
+/// A client resends a `503` or `429` that carries `Tessera-Error` (spec
+/// §12.2): the application's own never does, even when it passes on a
+/// refusal it got from another service, since it may have acted first.
+#[tokio::test]
+async fn the_applications_own_503_and_429_never_carry_the_refusal_field() {
+    for status in [
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        http::StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        let passes_on = ServiceBuilder::new()
+            .layer(VerifySignatureLayer::new(verifier()))
+            .service_fn(move |_request: Request<Full<Bytes>>| async move {
+                let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
+                *response.status_mut() = status;
+                response.headers_mut().insert(
+                    tessera_server::ERROR_HEADER,
+                    http::HeaderValue::from_static("store_unavailable"),
+                );
+                Ok::<_, Infallible>(response)
+            });
+        let (parts, body) = Spec::new(Method::POST, "api.example.com")
+            .body(b"{}")
+            .signed()
+            .into_parts();
+        let response = passes_on
+            .oneshot(Request::from_parts(parts, Full::new(Bytes::from(body))))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), status);
+        assert!(
+            response
+                .headers()
+                .get(tessera_server::ERROR_HEADER)
+                .is_none(),
+            "{status}: {:?}",
+            response.headers()
+        );
+    }
+    // The verifier's own refusal carries it.
+    let service = ServiceBuilder::new()
+        .layer(VerifySignatureLayer::new(verifier()))
+        .service_fn(handler);
+    let response = service
+        .oneshot(
+            Request::get("https://api.example.com/")
+                .body(Full::new(Bytes::new()))
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()[tessera_server::ERROR_HEADER],
+        "missing_signature"
+    );
 }
 
 #[tokio::test]

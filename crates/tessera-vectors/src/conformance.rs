@@ -465,6 +465,13 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             E::AuthorityMismatch,
             |w| w.origin_form(&["other.example.com"]),
         ),
+        neg(
+            "neg-authority-trailing-dot",
+            "Host `api.example.com.`: the trailing dot is kept (§8.3), so it is another authority than the served `api.example.com`.",
+            base(),
+            E::AuthorityMismatch,
+            |w| w.origin_form(&["api.example.com."]),
+        ),
         // Request-target forms (RFC 9112 §3.2).
         neg(
             "neg-asterisk-form",
@@ -714,6 +721,16 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             base(),
             |w| {
                 w.strip_padding("content-digest");
+                w.remac();
+            },
+        ),
+        acc(
+            "acc-content-digest-member-params",
+            "Parameters on the `sha-256` member of Content-Digest (`;x=1`), covered as received and signed so: ignored (RFC 9530 defines none), and the member's byte sequence is the body's digest.",
+            base(),
+            |w| {
+                let digest = w.get("content-digest");
+                w.set("content-digest", &format!("{digest};x=1"));
                 w.remac();
             },
         ),

@@ -562,6 +562,8 @@ impl Verifier {
         request.view(i.scheme, authorities)
     }
 
+    #[cold]
+    #[inline(never)]
     fn reject(&self, error: Error) -> Rejection {
         Rejection::new(error).with_realm(&self.inner.realm)
     }

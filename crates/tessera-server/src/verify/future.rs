@@ -136,6 +136,19 @@ where
                     let answered = ready!(future.poll(cx));
                     this.state.set(State::Done);
                     let mut response = answered?;
+                    // A client resends a `503` or `429` that carries
+                    // `Tessera-Error` (spec §12.2): the application's own
+                    // never does, whatever it passes on from elsewhere, since
+                    // it may come after the application acted. (A 403 of
+                    // `RequireScopeLayer` inside keeps it: no client resends
+                    // on it.) The status first: no field lookup on most
+                    // answers.
+                    if matches!(
+                        response.status(),
+                        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+                    ) {
+                        response.headers_mut().remove(crate::ERROR_HEADER);
+                    }
                     if !this.headers.is_empty() {
                         let response_headers = response.headers_mut();
                         for (name, value) in this.headers.drain(..) {

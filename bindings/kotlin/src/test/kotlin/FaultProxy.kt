@@ -47,6 +47,13 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
          * verifier's refusal: the application may have acted on the request.
          */
         APPLICATION_503,
+
+        /**
+         * Forward, then answer as an application passing on a verifier's refusal from a
+         * service it called: the `503` `store_unavailable` problem body, without the
+         * `Tessera-Error` field (a gateway removes it from the application's answers).
+         */
+        APPLICATION_PROBLEM_503,
     }
 
     /** One request as it reached the proxy. */
@@ -126,6 +133,8 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
                     Action.STORE_RESET -> problem503(output, "store_reset", "Replay store was reset after the request was signed", "3")
                     Action.RATE_LIMITED -> rateLimited(output)
                     Action.APPLICATION_503 -> application503(output)
+                    Action.APPLICATION_PROBLEM_503 ->
+                        problem503(output, "store_unavailable", "Replay protection unavailable", null, verifier = false)
                 }
             }
         }
@@ -175,10 +184,11 @@ class FaultProxy(upstreamUrl: String) : AutoCloseable {
     private fun storeUnavailable(out: OutputStream, retryAfter: String?) =
         problem503(out, "store_unavailable", "Replay protection unavailable", retryAfter)
 
-    private fun problem503(out: OutputStream, code: String, title: String, retryAfter: String?) {
+    private fun problem503(out: OutputStream, code: String, title: String, retryAfter: String?, verifier: Boolean = true) {
         val body = ("{\"type\":\"urn:tessera:error:$code\",\"title\":\"$title\"," +
             "\"status\":503,\"code\":\"$code\",\"detail\":\"injected by the test proxy\"}").toByteArray()
         val head = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n" +
+            (if (verifier) "Tessera-Error: $code\r\n" else "") +
             "Cache-Control: no-store\r\n" + (retryAfter?.let { "Retry-After: $it\r\n" } ?: "") +
             "Content-Length: ${body.size}\r\n\r\n"
         out.write(head.toByteArray(Charsets.ISO_8859_1))

@@ -148,6 +148,17 @@ class RetryTest {
         assertEquals(1, proxy.seen.size, "${proxy.seen}")
     }
 
+    @Test fun helperDoesNotRetryAnApplicationsProblem503WithoutTheRefusalField() {
+        // The application passed on a verifier's refusal of a service it called (after acting
+        // on the POST): the body is a tessera problem, but only a verifier's own refusal
+        // carries Tessera-Error.
+        val c = helper(maxRetries = 2)
+        proxy.script(FaultProxy.Action.APPLICATION_PROBLEM_503)
+        val r = c.newCall(Request.Builder().url("$base/v1/orders").post(RequestBody.create(json, "{\"qty\":1}")).build()).execute()
+        r.use { assertEquals(503, it.code()) }
+        assertEquals(1, proxy.seen.size, "${proxy.seen}")
+    }
+
     @Test fun theUrlGoesOutAsSignedWithoutUserinfoOrFragment() {
         // Through an HTTP proxy OkHttp writes the whole URL on the request line.
         val c = helper(maxRetries = 0)

@@ -7,7 +7,7 @@ fun main() {
     val classes = arrayOf(
         SignerTest::class.java, VectorsTest::class.java, UnsignableVectorsTest::class.java, EndToEndTest::class.java,
         RetryTest::class.java, RateLimitedParseTest::class.java, RateLimitTest::class.java, PlatformKeyTest::class.java,
-        GatewayTest::class.java,
+        GatewayTest::class.java, InterceptorFailureTest::class.java,
     )
     val r = JUnitCore().run(Request.classes(*classes))
     for (f in r.failures) {

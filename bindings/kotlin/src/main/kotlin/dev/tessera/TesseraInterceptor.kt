@@ -12,9 +12,18 @@ import okhttp3.RequestBody
 import okhttp3.Response
 import okio.Buffer
 import okio.BufferedSink
+import okio.ForwardingSink
+import okio.Okio
 
 /** Name of the response header that carries the authenticated server time. */
 const val SERVER_TIME_HEADER: String = "Tessera-Server-Time"
+
+/**
+ * The response field naming the code of a verifier's refusal (spec §12.2). Only a
+ * verifier's refusal carries it, so a `503` with it was refused before the
+ * application saw the request, and [TesseraInterceptor] may retry it.
+ */
+const val ERROR_HEADER: String = "Tessera-Error"
 
 /**
  * A request body the caller streams (a large file, for example) together with
@@ -140,9 +149,12 @@ fun OkHttpClient.Builder.tessera(signer: Signer): OkHttpClient.Builder = tessera
  *   per call (spec §13.3), whatever [maxRetries] is.
  * * [maxRetries] (default 0: off) more attempts, each signed afresh, after
  *   [retryBackoffMillis] × the attempt number:
- *   - after a `503` whose problem `code` is `store_unavailable` or
- *     `store_reset`, for every method: the verifier refused the request before
- *     the application saw it (after `store_reset` the retry waits at least
+ *   - after a `503` whose `Tessera-Error` field and problem `code` are both
+ *     `store_unavailable` or `store_reset`, for every method: only a verifier's
+ *     refusal carries that field (spec §12.2; `tessera gateway` removes it
+ *     from the application's answers), so the application never saw the
+ *     request. A `503` without it, whatever its body says, is returned: the
+ *     application may have acted on the request (after `store_reset` the retry waits at least
  *     until the whole second its `Retry-After` names, at most 10 s ahead,
  *     or else the next one: the reset store vouches for signatures from its
  *     memory point on, spec §14.1);
@@ -206,7 +218,15 @@ class TesseraInterceptor @JvmOverloads constructor(
                 null,
             )
         }
-        val body = prepare(original.body())
+        val body = try {
+            prepare(original.body())
+        } catch (e: IOException) {
+            throw e
+        } catch (e: RuntimeException) {
+            // The application's body failed (contentLength, writeTo): an IOException, so
+            // that an enqueued call reports it to its callback.
+            throw TesseraSigningException("the request body could not be read for signing: $e", "body_failed", e)
+        }
         val retriable = body.replayable
         var skewRetried = false
         var rateLimitWaited = false
@@ -255,29 +275,40 @@ class TesseraInterceptor @JvmOverloads constructor(
     /** A `401` with a `Tessera-Server-Time` challenge that verifies for [nonce]; the clock is then adopted. */
     private fun isAuthenticChallenge(response: Response, nonce: String): Boolean {
         if (response.code() != 401) return false
-        val challenge = response.header(SERVER_TIME_HEADER) ?: return false
+        // Every line, joined as RFC 9651 reads a field (spec §13.3; a server sends one).
+        val lines = response.headers(SERVER_TIME_HEADER)
+        if (lines.isEmpty()) return false
+        val challenge = lines.joinToString(", ")
         return try {
             signer.applySkewChallenge(challenge, nonce)
             true
         } catch (e: TesseraException) {
             false // forged, replayed or for another request: keep the clock, return the 401
+        } catch (e: Exception) {
+            false // the signer failed (closed, say): keep the clock, return the 401
         }
     }
 
-    /** `store_unavailable` or `store_reset` when [response] is the verifier's `503` with that code, else null. */
+    /**
+     * `store_unavailable` or `store_reset` when [response] is the verifier's `503`
+     * refusal with that code, else null: its `Tessera-Error` field names the code,
+     * which only a verifier's refusal carries (spec §12.2; a gateway removes it
+     * from the application's answers), and its problem body agrees. An
+     * application's own `503`, whatever its body says, is not one: it may have
+     * acted on the request, so it is never retried. (A `429`, the verifier's or
+     * not, means the request was not processed: it is waited out by its status
+     * and `Retry-After`, as the Rust client does.)
+     */
     private fun retryableStoreCode(response: Response): String? {
         if (response.code() != 503) return null
-        return tesseraProblemCode(response)?.takeIf { it == "store_unavailable" || it == "store_reset" }
+        val code = response.header(ERROR_HEADER) ?: return null
+        if (code != "store_unavailable" && code != "store_reset") return null
+        return code.takeIf { tesseraProblemCode(response) == it }
     }
 
     /**
-     * The tessera-v1 code of [response] when it is a verifier's refusal: a
-     * `application/problem+json` body whose `type` is `urn:tessera:error:<code>`
-     * (spec §12.2). An application's own `503` or `429` (behind `tessera
-     * gateway`, say), whatever its body says, is not one: it may have acted on
-     * the request, so it is never taken for a refusal that can be retried.
-     * (A `429`, the verifier's or not, means the request was not processed: it
-     * is waited out by its status and `Retry-After`, as the Rust client does.)
+     * The code of [response]'s problem body: `application/problem+json` whose
+     * `type` is `urn:tessera:error:<code>` (spec §12.2), else null.
      */
     private fun tesseraProblemCode(response: Response): String? {
         val type = response.body()?.contentType() ?: return null
@@ -357,9 +388,16 @@ class TesseraInterceptor @JvmOverloads constructor(
         }
         val length = body.contentLength()
         if (length > maxBufferedBodyBytes) throw tooLarge()
+        // A body of unknown length is refused as soon as a write passes the limit,
+        // not once it is all in memory.
         val buffer = Buffer()
-        body.writeTo(buffer)
-        if (buffer.size() > maxBufferedBodyBytes) throw tooLarge()
+        val limited = object : ForwardingSink(buffer) {
+            override fun write(source: Buffer, byteCount: Long) {
+                if (buffer.size() + byteCount > maxBufferedBodyBytes) throw tooLarge()
+                super.write(source, byteCount)
+            }
+        }
+        Okio.buffer(limited).use { sink -> body.writeTo(sink) }
         val bytes = buffer.readByteArray()
         return PreparedBody(RequestBody.create(body.contentType(), bytes), bytes, null, true)
     }
@@ -404,6 +442,19 @@ class TesseraInterceptor @JvmOverloads constructor(
             if (body.sha256 != null) signer.signWithDigest(request, body.sha256) else signer.sign(request)
         } catch (e: TesseraException) {
             throw TesseraSigningException("cannot sign ${original.method()} ${original.url().redact()}: ${e.message}", e.code, e)
+        } catch (e: IOException) {
+            throw e
+        } catch (e: Exception) {
+            // A closed Signer (IllegalStateException), UniFFI's InternalException, a
+            // provider's unchecked exception: an IOException, so that an enqueued
+            // call reports it to its callback instead of killing OkHttp's dispatcher
+            // thread (only IOExceptions reach onFailure).
+            throw TesseraSigningException(
+                "cannot sign ${original.method()} ${original.url().redact()}: the signer failed " +
+                    "(${e.javaClass.simpleName}${e.message?.let { ": $it" } ?: ""})",
+                "signer_failed",
+                e,
+            )
         }
         for (h in signed.headers) builder.header(h.name, h.value)
         builder.tag(SignedAttempt::class.java, SignedAttempt())
@@ -444,10 +495,34 @@ class TesseraInterceptor @JvmOverloads constructor(
                 .followRedirects(false)
 
         /** `RequestBody.isOneShot()`/`isDuplex()` exist from OkHttp 3.14; older bodies are neither. */
-        private fun flag(body: RequestBody, method: String): Boolean = try {
-            body.javaClass.getMethod(method).invoke(body) as? Boolean ?: false
-        } catch (e: NoSuchMethodException) {
-            false
+        /**
+         * `isOneShot`/`isDuplex` of [body]: OkHttp 3.14+ declares them on `RequestBody`
+         * (public, so an override in a class that is not public, an anonymous or private
+         * body, is reached through it); on an older OkHttp, the body's own method of that
+         * name if it has one (made accessible), else false. Whatever fails is a
+         * [TesseraSigningException], an IOException.
+         */
+        private fun flag(body: RequestBody, method: String): Boolean {
+            val getter = try {
+                RequestBody::class.java.getMethod(method)
+            } catch (e: NoSuchMethodException) {
+                try {
+                    body.javaClass.getMethod(method).also { it.isAccessible = true }
+                } catch (e: NoSuchMethodException) {
+                    return false
+                } catch (e: RuntimeException) { // a module that does not open the class
+                    throw TesseraSigningException("the request body's $method() cannot be called: $e", "body_failed", e)
+                }
+            }
+            return try {
+                getter.invoke(body) as? Boolean ?: false
+            } catch (e: java.lang.reflect.InvocationTargetException) {
+                val cause = e.cause ?: e
+                if (cause is IOException) throw cause
+                throw TesseraSigningException("the request body's $method() failed: $cause", "body_failed", cause)
+            } catch (e: ReflectiveOperationException) {
+                throw TesseraSigningException("the request body's $method() cannot be called: $e", "body_failed", e)
+            }
         }
     }
 }
