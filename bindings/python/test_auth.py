@@ -143,6 +143,20 @@ def test_requests_signs_each_redirect_hop_afresh(server, redirector, status):
     assert r.status_code == status and r.headers["Location"].endswith("/v1/x")
 
 
+def test_requests_follows_a_non_ascii_location_as_requests_does(server):
+    """A Location holding UTF-8 (`/v1/café`) goes to the path requests itself would
+    take, `/v1/caf%C3%A9`, signed for that path."""
+    s = make_signer("in-rust", server["key_id"], server["secret"])
+    # http.server writes header values as ISO-8859-1: these are the UTF-8 bytes of é.
+    hop = Redirector(302, server["url"] + "/v1/caf\u00c3\u00a9", exact=True)
+    try:
+        r = requests.get(hop.url + "/v1/a", auth=TesseraAuth(s, allow_redirects_to=[server["url"]]), timeout=10)
+        assert r.status_code == 200, r.text
+        assert r.json()["path"] == "/v1/caf%C3%A9"
+    finally:
+        hop.close()
+
+
 def test_requests_refuses_unsignable_requests_and_sends_nothing(server, redirector):
     target = redirector(307)
     strict = make_signer("in-rust", server["key_id"], server["secret"], ["x-required"], required=True)

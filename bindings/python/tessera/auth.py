@@ -256,6 +256,12 @@ class TesseraAuth(_AuthBase):
         """The redirect target of `response` as a new prepared request (not signed yet),
         or None when it lies on an origin the auth does not follow."""
         location = response.headers["location"]
+        # As requests reads it (get_redirect_target): http.client decoded the
+        # field as ISO-8859-1, but servers send a non-ASCII Location as UTF-8.
+        try:
+            location = location.encode("latin1").decode("utf8")
+        except UnicodeError:
+            pass
         previous = response.request
         if location.startswith("//"):
             location = f"{urlsplit(previous.url).scheme}:{location}"
