@@ -128,12 +128,16 @@ impl LinkSlot {
 
     fn put(&self, link: Box<Link>) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let wanted = self.waiting.load(Ordering::Acquire);
-        if idle.len() >= MAX_IDLE_LINKS_PER_CLIENT.max(wanted) {
+        let keep = MAX_IDLE_LINKS_PER_CLIENT.max(self.waiting.load(Ordering::Acquire));
+        if idle.len() >= keep {
             // Closed rather than kept (no request here waits for it): its
             // places under the limits go back, so another client
-            // connection can open one.
+            // connection can open one. Links kept earlier for requests
+            // that then opened one of their own (a place came free first)
+            // go too, so the client connection is back to `keep` idle.
+            let surplus: Vec<Box<Link>> = idle.drain(keep..).collect();
             drop(idle);
+            drop(surplus);
             drop(link);
             return;
         }
@@ -419,5 +423,62 @@ impl http_body::Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{LinkSlot, Upstream, MAX_IDLE_LINKS_PER_CLIENT, MAX_LINKS_PER_CLIENT};
+
+    fn idle(slot: &LinkSlot) -> usize {
+        slot.idle.lock().expect("idle list").len()
+    }
+
+    /// Links kept for waiting requests that then opened their own do not
+    /// stay idle after the burst: the next link put back with nobody
+    /// waiting brings the slot down to `MAX_IDLE_LINKS_PER_CLIENT`, and the
+    /// places of the links it closes go back.
+    #[tokio::test]
+    async fn a_link_put_back_with_nobody_waiting_trims_the_idle_links() {
+        // Connections complete in the listener's backlog; nothing is sent.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let upstream = Upstream::new("127.0.0.1", port, Duration::from_secs(5), 16);
+        let slot = Arc::new(LinkSlot::default());
+        let mut links = Vec::new();
+        for _ in 0..3 {
+            let permit = Arc::clone(&slot.permits)
+                .acquire_owned()
+                .await
+                .expect("permit");
+            links.push(upstream.connect(permit).await.expect("link"));
+        }
+        assert_eq!(slot.permits.available_permits(), MAX_LINKS_PER_CLIENT - 3);
+
+        // Two requests wait: both links coming back are kept for them.
+        slot.waiting.store(2, Ordering::Release);
+        slot.put(links.pop().expect("link"));
+        slot.put(links.pop().expect("link"));
+        assert_eq!(idle(&slot), 2);
+
+        // They got places of their own instead and left.
+        slot.waiting.store(0, Ordering::Release);
+        slot.put(links.pop().expect("link"));
+        assert_eq!(idle(&slot), MAX_IDLE_LINKS_PER_CLIENT);
+        assert_eq!(
+            slot.permits.available_permits(),
+            MAX_LINKS_PER_CLIENT - MAX_IDLE_LINKS_PER_CLIENT,
+            "the closed links' places are back"
+        );
+        assert_eq!(
+            upstream.links.available_permits(),
+            16 - MAX_IDLE_LINKS_PER_CLIENT
+        );
     }
 }
