@@ -73,8 +73,8 @@ pub struct FileConfig {
     /// Peers (IPs or CIDR blocks) whose forwarding headers are appended to.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
-    /// More client-sent fields to drop before forwarding (in either `-` or
-    /// `_` spelling), besides those the gateway always drops: fields the
+    /// More client-sent fields to drop before forwarding (in every spelling
+    /// with another separator for `-`, such as `_` or `.`), besides those the gateway always drops: fields the
     /// application behind trusts because a proxy in front of it sets them.
     #[serde(default)]
     pub drop_client_fields: Vec<String>,
@@ -661,16 +661,20 @@ fn identity_header(
     Ok(name)
 }
 
-/// A client field an operator drops: a valid field name, `-` spelled
-/// (the `_` spelling is dropped with it), that the forwarded request does
-/// not need as it is.
+/// A client field an operator drops: a valid field name, kept as its
+/// skeleton (every spelling a CGI-style stack reads as the same variable,
+/// `X_User` or `X.User` for `X-User`, is dropped with it), that the
+/// forwarded request does not need as it is.
 fn droppable_field(path: &str, value: &str) -> Result<HeaderName, ConfigError> {
-    let name = HeaderName::from_bytes(value.replace('_', "-").as_bytes()).map_err(|_| {
+    let refused = || {
         ConfigError::new(
             path,
             format!("{value:?} is not a field name (expected a name such as \"X-Forwarded-User\")"),
         )
-    })?;
+    };
+    let name = HeaderName::from_bytes(value.as_bytes()).map_err(|_| refused())?;
+    let name = HeaderName::from_bytes(crate::forward::skeleton(name.as_str()).as_bytes())
+        .map_err(|_| refused())?;
     let text = name.as_str();
     if name == http::header::HOST
         || text.starts_with("content-")

@@ -114,8 +114,8 @@ pub fn end_to_end_connection_option(headers: &HeaderMap) -> Option<String> {
 /// signed and matched (method overrides, rewritten URLs or schemes), trust
 /// a client address or user the gateway did not see, or reach a CGI-style
 /// stack as a variable it trusts: dropped from every forwarded request.
-/// Lowercase, `-` spelled (a `_` spelling is dropped too, see
-/// [`is_dropped`]).
+/// Lowercase, `-` spelled (every spelling with the same [`skeleton`] is
+/// dropped too, see [`is_dropped`]).
 const OVERRIDES: [&str; 28] = [
     // The method.
     "x-http-method-override",
@@ -190,34 +190,55 @@ fn is_unverified_user(name: &str) -> bool {
             .any(|prefix| name.starts_with(prefix))
 }
 
-/// Whether a client-sent field is dropped before forwarding: forwarding
-/// fields, overrides, and any name that becomes one of those or an identity
-/// field when `_` is read as `-` (CGI-style stacks map both to the same
-/// variable, so `Tessera_Owner` would reach the application as the owner).
-fn is_dropped(name: &HeaderName, identity: &IdentityHeaders) -> bool {
-    let name = name.as_str();
-    if !name.contains('_') {
-        return is_forwarding_or_override(name) || is_unverified_user(name);
+/// `name` as CGI-style stacks see it: every byte other than a letter or
+/// a digit read as `-`. They turn field names into variables such as
+/// `HTTP_TESSERA_OWNER`: lighttpd maps every other byte to `_`, Apache's
+/// CGI, WSGI and PHP map `-` and `_` (PHP `.` too), so `Tessera_Owner`,
+/// `Tessera.Owner` and `Tessera~Owner` all reach an application as
+/// `Tessera-Owner` would. Byte for byte (no run is collapsed), as they do.
+pub(crate) fn skeleton(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return std::borrow::Cow::Borrowed(name);
     }
-    let dashed = name.replace('_', "-");
-    is_forwarding_or_override(&dashed)
-        || is_unverified_user(&dashed)
-        || [&identity.key_id, &identity.owner, &identity.scopes]
-            .iter()
-            .any(|id| id.as_str() == dashed)
+    std::borrow::Cow::Owned(
+        name.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    char::from(b.to_ascii_lowercase())
+                } else {
+                    '-'
+                }
+            })
+            .collect(),
+    )
 }
 
-/// Whether the operator drops `name` (`drop_client_fields`, `-` spelled),
-/// in either spelling.
+/// Whether a client-sent field is dropped before forwarding: forwarding
+/// fields, overrides, and any name whose [`skeleton`] is one of those or
+/// an identity field (a CGI-style stack reads `Tessera_Owner` or
+/// `Tessera.Owner` as the owner).
+fn is_dropped(name: &HeaderName, identity: &IdentityHeaders) -> bool {
+    let name = skeleton(name.as_str());
+    if is_forwarding_or_override(&name) || is_unverified_user(&name) {
+        return true;
+    }
+    // Names spelled with `-` alone are the identity fields only if equal,
+    // which the caller checks first.
+    matches!(name, std::borrow::Cow::Owned(_))
+        && [&identity.key_id, &identity.owner, &identity.scopes]
+            .iter()
+            .any(|id| skeleton(id.as_str()) == name)
+}
+
+/// Whether the operator drops `name` (`drop_client_fields`): compared by
+/// [`skeleton`], so every spelling a CGI-style stack reads as the same
+/// variable goes.
 fn is_dropped_by_operator(name: &HeaderName, drop: &[HeaderName]) -> bool {
     if drop.is_empty() {
         return false;
     }
-    if !name.as_str().contains('_') {
-        return drop.contains(name);
-    }
-    let dashed = name.as_str().replace('_', "-");
-    drop.iter().any(|d| d.as_str() == dashed)
+    let name = skeleton(name.as_str());
+    drop.iter().any(|d| skeleton(d.as_str()) == name)
 }
 
 /// Whether `name` may not carry the identity: a field the forwarded request
@@ -226,7 +247,9 @@ fn is_dropped_by_operator(name: &HeaderName, drop: &[HeaderName]) -> bool {
 /// field, which the gateway drops or sets itself (an owner in
 /// `X-HTTP-Method-Override` would change the method upstream).
 pub(crate) fn is_reserved(name: &HeaderName) -> bool {
-    let text = name.as_str();
+    // By skeleton: a name that a CGI-style stack reads as one of these
+    // (`Content.Type`) is reserved as well.
+    let text = skeleton(name.as_str());
     is_hop_by_hop(name)
         || [
             HOST,
@@ -235,10 +258,11 @@ pub(crate) fn is_reserved(name: &HeaderName) -> bool {
             http::header::AUTHORIZATION,
             http::header::VIA,
         ]
-        .contains(name)
-        || ["signature", "signature-input"].contains(&text)
+        .iter()
+        .any(|reserved| reserved.as_str() == text)
+        || ["signature", "signature-input"].contains(&&*text)
         || text.starts_with("content-")
-        || is_forwarding_or_override(&text.replace('_', "-"))
+        || is_forwarding_or_override(&text)
 }
 
 /// Whether `name` (lowercase, `-` spelled) is a forwarding field or an
@@ -534,10 +558,12 @@ mod tests {
     }
 
     #[test]
-    fn operator_fields_are_dropped_in_either_spelling() {
+    fn operator_fields_are_dropped_in_every_spelling() {
         let drop = [HeaderName::from_static("x-internal-user")];
-        for name in ["x-internal-user", "x_internal_user", "X-Internal_User"] {
-            let name = HeaderName::from_bytes(name.as_bytes()).expect("name");
+        for name in spellings("x-internal-user")
+            .into_iter()
+            .chain([HeaderName::from_static("x-internal_user")])
+        {
             assert!(is_dropped_by_operator(&name, &drop), "{name}");
             assert!(!is_dropped_by_operator(&name, &[]), "{name}");
         }
@@ -546,7 +572,7 @@ mod tests {
     }
 
     #[test]
-    fn every_override_is_dropped_in_either_spelling() {
+    fn every_override_is_dropped_in_every_spelling() {
         let names = names();
         let families = [
             "x-ssl-client-s-dn",
@@ -561,18 +587,81 @@ mod tests {
             .chain(UNVERIFIED_USERS)
             .chain(families)
         {
-            let dashed = HeaderName::from_static(name);
-            let underscored =
-                HeaderName::from_bytes(name.replace('-', "_").as_bytes()).expect("name");
-            assert!(is_dropped(&dashed, &names), "{name}");
-            assert!(is_dropped(&underscored, &names), "{underscored}");
+            for spelled in spellings(name) {
+                assert!(is_dropped(&spelled, &names), "{spelled}");
+            }
         }
-        for kept in ["x-request-id", "content-type", "user-agent", "signature"] {
+        for identity in ["tessera-key-id", "tessera-owner", "tessera-scopes"] {
+            // The exact names are removed by the caller (the gateway sets
+            // them); every other spelling here.
+            for spelled in spellings(identity).into_iter().skip(1) {
+                assert!(is_dropped(&spelled, &names), "{spelled}");
+            }
+        }
+        for kept in [
+            "x-request-id",
+            "content-type",
+            "user-agent",
+            "signature",
+            // Another variable: `HTTP_TESSERA__OWNER`, `HTTP_TESSERAOWNER`.
+            "tessera--owner",
+            "tesseraowner",
+        ] {
             assert!(
                 !is_dropped(&HeaderName::from_static(kept), &names),
                 "{kept}"
             );
         }
+    }
+
+    /// `name` (`-` spelled) with each separator a field name may hold in
+    /// place of every `-`, the `-` spelling first: the same variable to
+    /// lighttpd (every byte but letters and digits becomes `_`), and for
+    /// `_` and `.` to PHP, WSGI and Apache's CGI too.
+    fn spellings(name: &str) -> Vec<HeaderName> {
+        [
+            "-", "_", ".", "~", "!", "#", "$", "%", "&", "'", "*", "+", "^", "`", "|",
+        ]
+        .iter()
+        .map(|sep| HeaderName::from_bytes(name.replace('-', sep).as_bytes()).expect("name"))
+        .collect()
+    }
+
+    #[test]
+    fn a_mixed_spelling_of_an_identity_field_never_reaches_the_upstream() {
+        let names = names();
+        let peer = PeerFields::new("127.0.0.1".parse().expect("ip"));
+        let f = Forwarding {
+            peer: &peer,
+            trusted: false,
+            proto: "http",
+            identity_names: &names,
+            identity: None,
+            strip_signature: false,
+            drop: &[HeaderName::from_static("x-internal-user")],
+        };
+        let mut headers = headers(&[
+            ("Tessera.Owner", "admin"),
+            ("Tessera~Scopes", "admin write"),
+            ("Tessera_Key.Id", "forged"),
+            ("X~HTTP~Method~Override", "DELETE"),
+            ("X.Real.IP", "6.6.6.6"),
+            ("Remote.User", "root"),
+            ("X.Internal!User", "root"),
+            ("X-Request-Id", "kept"),
+        ]);
+        request_headers(&mut headers, &f);
+        let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        for name in &left {
+            assert!(
+                !name.contains('.')
+                    && !name.contains('~')
+                    && !name.contains('_')
+                    && !name.contains('!'),
+                "{name} was forwarded: {left:?}"
+            );
+        }
+        assert_eq!(headers["x-request-id"], "kept");
     }
 
     #[test]

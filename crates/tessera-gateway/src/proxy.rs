@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HOST, RETRY_AFTER};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, RETRY_AFTER, TRANSFER_ENCODING};
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -565,6 +565,11 @@ impl Proxy {
             forward::join_cookies(&mut parts.headers);
         }
         parts.version = http::Version::HTTP_11;
+        if closes_upstream(&parts.method, !bytes.is_empty(), identity.is_some()) {
+            parts
+                .headers
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         let request = Request::from_parts(parts, Full::new(bytes));
         let started = Instant::now();
         let sent = tokio::time::timeout(
@@ -602,6 +607,21 @@ impl Proxy {
                     .headers_mut()
                     .insert(RETRY_AFTER, http::HeaderValue::from_static("1"));
                 (response, out)
+            }
+            Ok(Ok(response)) if malformed_answer(&response) => {
+                // Dropped unread: the upstream connection closes with it.
+                drop(response);
+                tracing::warn!("upstream answered 1xx to a request that asked for no upgrade, or framed its answer with both Content-Length and Transfer-Encoding");
+                out.outcome = "upstream_error";
+                out.code = "upstream_malformed";
+                (
+                    problem(
+                        StatusCode::BAD_GATEWAY,
+                        "the upstream's answer could not be forwarded",
+                        false,
+                    ),
+                    out,
+                )
             }
             Ok(Ok(response)) => {
                 let (mut head, body) = response.into_parts();
@@ -649,6 +669,35 @@ impl Proxy {
         }
         None
     }
+}
+
+/// Whether the upstream is asked to close its connection after this
+/// request (`Connection: close`, which RFC 9112 §9.6 says a server honours
+/// without reading further requests from the connection): when the request
+/// has a body and either no key vouches for it (a public route) or its
+/// method is one whose handlers seldom read one (anything but POST, PUT
+/// and PATCH). An upstream that answers without reading a body it did not
+/// expect, on a kept-alive connection, reads that body as the next request,
+/// which no one verified or matched against the routes and whose identity
+/// fields anyone could write; closed, it never reads it.
+fn closes_upstream(method: &http::Method, has_body: bool, verified: bool) -> bool {
+    has_body
+        && (!verified
+            || !matches!(
+                *method,
+                http::Method::POST | http::Method::PUT | http::Method::PATCH
+            ))
+}
+
+/// An upstream answer the gateway does not forward (502): an interim or
+/// `101 (Switching Protocols)` answer reaching this far (the gateway asks
+/// for no upgrade; it strips `Upgrade`), or one framed with both
+/// `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.3: a sign of
+/// response splitting, to be handled as an error).
+fn malformed_answer<B>(response: &Response<B>) -> bool {
+    response.status().is_informational()
+        || (response.headers().contains_key(CONTENT_LENGTH)
+            && response.headers().contains_key(TRANSFER_ENCODING))
 }
 
 /// Why an HTTP/2 request's fields are refused: more of them than

@@ -323,6 +323,7 @@ async fn exchange(
     request: Request<Full<Bytes>>,
     slot: &Arc<LinkSlot>,
 ) -> Result<Response<UpstreamBody>, (hyper::Error, Option<Request<Full<Bytes>>>)> {
+    let asked = Asked::of(&request);
     let mut response = std::pin::pin!(link.sender.try_send_request(request));
     let mut open = true;
     let result = poll_fn(|cx| {
@@ -336,9 +337,12 @@ async fn exchange(
         Ok(response) => {
             let (head, body) = response.into_parts();
             let link = open.then_some(link);
+            // Decided now, from the head: the connection still carries the
+            // body, if any, and is closed at its end instead of kept.
+            let slot = asked.may_reuse_after(&head).then(|| Arc::clone(slot));
             Ok(Response::from_parts(
                 head,
-                UpstreamBody::new(body, link, Arc::clone(slot)),
+                UpstreamBody::new(body, link, slot),
             ))
         }
         Err(mut e) => {
@@ -348,21 +352,72 @@ async fn exchange(
     }
 }
 
+/// What of a request decides whether its upstream connection may carry
+/// another one after the answer.
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    /// A `HEAD`: the answer has no body, whatever its fields say.
+    head: bool,
+    /// The request asked the upstream to close (`Connection: close`).
+    close: bool,
+}
+
+impl Asked {
+    fn of(request: &Request<Full<Bytes>>) -> Self {
+        Asked {
+            head: request.method() == http::Method::HEAD,
+            close: request
+                .headers()
+                .get_all(http::header::CONNECTION)
+                .iter()
+                .any(|v| {
+                    v.as_bytes()
+                        .split(|&b| b == b',')
+                        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
+                }),
+        }
+    }
+
+    /// Whether the connection may carry another request after the answer
+    /// `head`. Not after an answer that has no body by rule (to a `HEAD`,
+    /// a 204 or a 304): an upstream that sends one anyway (a HEAD handler
+    /// that is its GET handler) may send it after the head, and those
+    /// bytes would be read as the answer to the next request on the
+    /// connection, which may be another user's when a proxy in front
+    /// shares its connections to the gateway. Nor after an interim or
+    /// upgrade answer that reached this far, a response framed with both
+    /// `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.3: handled as
+    /// an error), or a request that asked the upstream to close.
+    fn may_reuse_after(self, head: &http::response::Parts) -> bool {
+        !(self.head
+            || self.close
+            || head.status.is_informational()
+            || matches!(
+                head.status,
+                http::StatusCode::NO_CONTENT | http::StatusCode::NOT_MODIFIED
+            )
+            || (head.headers.contains_key(http::header::CONTENT_LENGTH)
+                && head.headers.contains_key(http::header::TRANSFER_ENCODING)))
+    }
+}
+
 /// A response body from the upstream. Polling it also drives the upstream
 /// connection (which is what reads the body from the socket); once the
 /// body has been read to its end the connection goes back to the client
 /// connection's slot for the next request (hyper drops a body whose length
-/// it knows without polling it for its end, hence the check on drop).
-/// Dropped early (the client went away), it closes the upstream connection
-/// with it.
+/// it knows without polling it for its end, hence the check on drop), or
+/// is closed when the exchange left it unfit for another
+/// ([`Asked::may_reuse_after`]). Dropped early (the client went away), it
+/// closes the upstream connection with it.
 pub struct UpstreamBody {
     body: Incoming,
     link: Option<Box<Link>>,
-    slot: Arc<LinkSlot>,
+    /// Where the link goes back at the end; `None`: it is closed then.
+    slot: Option<Arc<LinkSlot>>,
 }
 
 impl UpstreamBody {
-    fn new(body: Incoming, link: Option<Box<Link>>, slot: Arc<LinkSlot>) -> Self {
+    fn new(body: Incoming, link: Option<Box<Link>>, slot: Option<Arc<LinkSlot>>) -> Self {
         let mut this = UpstreamBody { body, link, slot };
         // An empty body (204, 304, a HEAD answer) may never be polled:
         // the connection is free now.
@@ -373,8 +428,8 @@ impl UpstreamBody {
     }
 
     fn release(&mut self) {
-        if let Some(link) = self.link.take() {
-            self.slot.put(link);
+        if let (Some(link), Some(slot)) = (self.link.take(), &self.slot) {
+            slot.put(link);
         }
     }
 }

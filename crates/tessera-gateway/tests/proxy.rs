@@ -988,8 +988,9 @@ fn connection_options_host_and_override_fields_cannot_change_what_was_verified()
         reply.echoed("x-forwarded-host"),
         std::slice::from_ref(&host)
     );
-    // Underscore spellings of identity and forwarding fields, and override
-    // fields, never reach the upstream; other fields do.
+    // Other spellings of identity and forwarding fields (`_`, `.`, `~`: a
+    // CGI-style stack reads them as the same variable), and override
+    // fields in any spelling, never reach the upstream; other fields do.
     let reply = send_signed(
         &s.gateway,
         &s.bob,
@@ -999,7 +1000,12 @@ fn connection_options_host_and_override_fields_cannot_change_what_was_verified()
         &[
             ("tessera_owner", "root"),
             ("tessera_scopes", "admin"),
+            ("tessera.owner", "root"),
+            ("tessera~key~id", "forged"),
             ("x_forwarded_for", "6.6.6.6"),
+            ("x.http.method.override", "DELETE"),
+            ("x~real~ip", "6.6.6.6"),
+            ("remote.user", "root"),
             ("x-http-method-override", "DELETE"),
             ("x-original-url", "/v1/admin/users/1"),
             ("x-real-ip", "6.6.6.6"),
@@ -1017,7 +1023,12 @@ fn connection_options_host_and_override_fields_cannot_change_what_was_verified()
     for dropped in [
         "tessera_owner",
         "tessera_scopes",
+        "tessera.owner",
+        "tessera~key~id",
         "x_forwarded_for",
+        "x.http.method.override",
+        "x~real~ip",
+        "remote.user",
         "x-http-method-override",
         "x-original-url",
         "x-real-ip",
@@ -1139,5 +1150,119 @@ fn start_up_log_names_what_is_served_in_plain_text() {
         "no listening port configured".to_owned(),
     ] {
         assert!(log.contains(&says), "{says:?} not in {log}");
+    }
+}
+
+/// Reads from `stream` until a response head has ended; returns it.
+fn read_head(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut received = Vec::new();
+    let mut byte = [0u8; 1];
+    while !received.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).unwrap();
+        assert!(
+            n > 0,
+            "closed in a head: {}",
+            String::from_utf8_lossy(&received)
+        );
+        received.push(byte[0]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// An upstream that sends an answer nobody asked for a moment after one
+/// that has no body by rule (a HEAD handler that is its GET handler, a body
+/// after a 204) cannot make it the answer to the next request: the upstream
+/// connection is not used again after such an answer. (Behind a proxy that
+/// shares its connections to the gateway, the next request may be another
+/// user's.)
+#[test]
+fn late_bytes_after_a_bodiless_answer_never_answer_the_next_request() {
+    use std::io::Write;
+    let s = setup("");
+    let host = s.gateway.addr.to_string();
+    for first in ["HEAD", "GET"] {
+        let mut stream = connect(&s.gateway);
+        stream
+            .write_all(format!("{first} /health/late HTTP/1.1\r\nhost: {host}\r\n\r\n").as_bytes())
+            .unwrap();
+        let head = read_head(&mut stream);
+        let expected = if first == "HEAD" { " 200 " } else { " 204 " };
+        assert!(head.contains(expected), "{first}: {head}");
+        // The next request at once, before the upstream's late bytes.
+        let next = format!("GET /health/after-{first} HTTP/1.1\r\nhost: {host}\r\n\r\n");
+        let reply = {
+            stream.write_all(next.as_bytes()).unwrap();
+            read_reply(&mut stream)
+        };
+        assert!(
+            reply.header("x-poison").is_none(),
+            "after {first}, the next request got the late bytes: {:?}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.json()["path"], format!("/health/after-{first}"));
+    }
+}
+
+/// A body the upstream may leave unread is never read by it as a request
+/// of its own: with a body on a method other than POST, PUT and PATCH, or
+/// on a public route, the upstream is asked to close the connection after
+/// its answer. A signed POST keeps the connection.
+#[test]
+fn a_body_the_upstream_leaves_unread_is_never_read_as_a_request() {
+    let s = setup("");
+    let host = s.gateway.addr.to_string();
+    let smuggled = "GET /smuggled HTTP/1.1\r\nhost: upstream\r\ntessera-owner: admin\r\ntessera-scopes: admin\r\ncontent-length: 0\r\n\r\n";
+    // Signed by bob, a GET whose body (covered by its Content-Digest) is a
+    // request the upstream's handler does not read.
+    let reply = send_signed(
+        &s.gateway,
+        &s.bob,
+        "GET",
+        "/unread",
+        smuggled.as_bytes(),
+        &[],
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.echoed("connection"), ["close"]);
+    // Unsigned, to a public route.
+    let request = format!(
+        "GET /health/unread HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.echoed("connection"), ["close"]);
+    // A signed POST's body is read by its handler: the connection stays.
+    let reply = send_signed(&s.gateway, &s.alice, "POST", "/v1/notes", b"{}", &[]);
+    assert_eq!(reply.status, 200);
+    assert!(reply.echoed("connection").is_empty());
+    // Any request the upstream read as `/smuggled` would be logged by now.
+    std::thread::sleep(Duration::from_millis(300));
+    let paths = s.upstream.paths();
+    assert!(
+        !paths.iter().any(|p| p == "/smuggled"),
+        "the upstream read a body as a request: {paths:?}"
+    );
+}
+
+/// An upstream answer that cannot be forwarded as it is gets 502: a 101
+/// to a request that asked for no upgrade, an answer framed with both
+/// Content-Length and Transfer-Encoding.
+#[test]
+fn an_unasked_upgrade_or_a_doubly_framed_answer_is_502() {
+    let s = setup("");
+    let host = s.gateway.addr.to_string();
+    for path in ["/health/switch", "/health/cl-te"] {
+        let request = format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+        let reply = raw(s.gateway.addr, request.as_bytes(), Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            reply.status,
+            502,
+            "{path}: {:?}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert!(reply.header("transfer-encoding").is_none());
     }
 }

@@ -13,6 +13,15 @@ Special paths:
   /close         answers with Connection: close, and closes the connection
   /empty         answers 204 (no body)
   /http10        answers as HTTP/1.0 (no keep-alive) and closes the connection
+  .../unread     answers without reading the request body, as a GET handler
+                 that expects none does: on a kept-alive connection whatever
+                 body it left is read as the next request
+  .../late       answers a HEAD with a head alone (Content-Length: 8) and any
+                 other method with 204, then 0.3 s later sends a second,
+                 unasked answer (X-Poison), as a HEAD handler that is its GET
+                 handler, or one writing a body after a 204, would
+  .../cl-te      answers with both Content-Length: 3 and a chunked body
+  .../switch     answers 101 Switching Protocols to a request that never asked
   /refusal       answers 503 with a verifier's store_unavailable problem and its
                  Tessera-Error field, as an application passing on the refusal
                  of a service it called would (after acting on the request)
@@ -51,8 +60,17 @@ class Echo(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
+    def _raw(self, data):
+        try:
+            self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:
+            # The gateway closed the connection first.
+            self.close_connection = True
+
     def _handle(self):
-        body = self._body()
+        url = urlsplit(self.path)
+        body = b"" if url.path.endswith("/unread") else self._body()
         record = {
             "method": self.command,
             "path": self.path,
@@ -63,8 +81,24 @@ class Echo(BaseHTTPRequestHandler):
         }
         with open(LOG, "a") as log:
             log.write(json.dumps({"method": self.command, "path": self.path}) + "\n")
-        url = urlsplit(self.path)
         query = parse_qs(url.query)
+        if url.path.endswith("/late"):
+            if self.command == "HEAD":
+                self._raw(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
+            else:
+                self._raw(b"HTTP/1.1 204 No Content\r\n\r\n")
+            time.sleep(0.3)
+            self._raw(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nX-Poison: yes\r\n\r\nPOISONED")
+            return
+        if url.path.endswith("/cl-te"):
+            self._raw(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"5\r\nhello\r\n0\r\n\r\n")
+            return
+        if url.path.endswith("/switch"):
+            self._raw(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\n\r\n")
+            self.close_connection = True
+            return
         if url.path == "/slow":
             time.sleep(float(query.get("secs", ["5"])[0]))
         if url.path == "/big":

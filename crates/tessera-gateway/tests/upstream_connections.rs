@@ -82,7 +82,9 @@ fn an_upstream_that_closes_is_reconnected_for_the_next_request() {
     }
     ports.dedup();
     assert_eq!(ports.len(), 3, "a new upstream connection each time");
-    // A body-less answer leaves the connection reusable.
+    // After an answer that has no body by rule (a 204) the upstream
+    // connection is closed (late bytes from the upstream must not answer
+    // the next request); the one opened next is kept as usual.
     let (status, _) = ask(&mut stream, &alice, gateway.addr, "/empty");
     assert_eq!(status, 204);
     let (status, after_empty) = ask(&mut stream, &alice, gateway.addr, "/after-empty");
