@@ -70,12 +70,19 @@ pub struct FileConfig {
     /// Remove `Signature` and `Signature-Input` before forwarding.
     #[serde(default)]
     pub strip_signature_headers: bool,
+    /// Ask the upstream to close its connection after every request with
+    /// a body (default false: only after a body on a public route or on a
+    /// method other than POST, PUT and PATCH), for upstreams whose
+    /// handlers may leave a body unread on a kept-alive connection.
+    #[serde(default)]
+    pub upstream_close_after_body: bool,
     /// Peers (IPs or CIDR blocks) whose forwarding headers are appended to.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     /// More client-sent fields to drop before forwarding (in every spelling
-    /// with another separator for `-`, such as `_` or `.`), besides those the gateway always drops: fields the
-    /// application behind trusts because a proxy in front of it sets them.
+    /// with another separator for `-`, such as `_` or `.`), besides those
+    /// the gateway always drops: fields the application behind trusts
+    /// because a proxy in front of it sets them.
     #[serde(default)]
     pub drop_client_fields: Vec<String>,
     /// Key store.
@@ -597,6 +604,8 @@ pub struct Settings {
     pub http2: bool,
     /// Strip the signature headers before forwarding.
     pub strip_signature_headers: bool,
+    /// Close the upstream connection after every request with a body.
+    pub upstream_close_after_body: bool,
     /// Trusted proxies.
     pub trusted_proxies: Vec<IpBlock>,
     /// Client fields dropped besides the gateway's own list (lowercase,
@@ -916,6 +925,10 @@ impl FileConfig {
                 self.strip_signature_headers == new.strip_signature_headers,
             ),
             (
+                "upstream_close_after_body",
+                self.upstream_close_after_body == new.upstream_close_after_body,
+            ),
+            (
                 "trusted_proxies",
                 self.trusted_proxies == new.trusted_proxies,
             ),
@@ -1124,6 +1137,7 @@ impl FileConfig {
             workers: self.workers,
             http2: self.http2.unwrap_or(true),
             strip_signature_headers: self.strip_signature_headers,
+            upstream_close_after_body: self.upstream_close_after_body,
             trusted_proxies,
             drop_client_fields,
             keys,

@@ -222,12 +222,11 @@ fn is_dropped(name: &HeaderName, identity: &IdentityHeaders) -> bool {
     if is_forwarding_or_override(&name) || is_unverified_user(&name) {
         return true;
     }
-    // Names spelled with `-` alone are the identity fields only if equal,
-    // which the caller checks first.
-    matches!(name, std::borrow::Cow::Owned(_))
-        && [&identity.key_id, &identity.owner, &identity.scopes]
-            .iter()
-            .any(|id| skeleton(id.as_str()) == name)
+    // Both sides by skeleton: a configured `X_Owner` is read as
+    // `HTTP_X_OWNER`, and so is a client's `X-Owner`.
+    [&identity.key_id, &identity.owner, &identity.scopes]
+        .iter()
+        .any(|id| skeleton(id.as_str()) == name)
 }
 
 /// Whether the operator drops `name` (`drop_client_fields`): compared by
@@ -625,6 +624,22 @@ mod tests {
         .iter()
         .map(|sep| HeaderName::from_bytes(name.replace('-', sep).as_bytes()).expect("name"))
         .collect()
+    }
+
+    #[test]
+    fn configured_identity_names_are_dropped_in_every_spelling() {
+        let names = IdentityHeaders {
+            key_id: HeaderName::from_static("x-key.id"),
+            owner: HeaderName::from_static("x_owner"),
+            scopes: HeaderName::from_static("x.scopes"),
+        };
+        for spelled in [
+            "x-key-id", "x_key_id", "x-owner", "x.owner", "x-scopes", "x~scopes",
+        ] {
+            let name = HeaderName::from_static(spelled);
+            assert!(is_dropped(&name, &names), "{spelled}");
+        }
+        assert!(!is_dropped(&HeaderName::from_static("x-ownerx"), &names));
     }
 
     #[test]

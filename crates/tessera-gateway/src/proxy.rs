@@ -565,7 +565,10 @@ impl Proxy {
             forward::join_cookies(&mut parts.headers);
         }
         parts.version = http::Version::HTTP_11;
-        if closes_upstream(&parts.method, !bytes.is_empty(), identity.is_some()) {
+        if !bytes.is_empty()
+            && (self.settings.upstream_close_after_body
+                || closes_upstream(&parts.method, identity.is_some()))
+        {
             parts
                 .headers
                 .insert(CONNECTION, HeaderValue::from_static("close"));
@@ -671,22 +674,22 @@ impl Proxy {
     }
 }
 
-/// Whether the upstream is asked to close its connection after this
-/// request (`Connection: close`, which RFC 9112 §9.6 says a server honours
-/// without reading further requests from the connection): when the request
-/// has a body and either no key vouches for it (a public route) or its
-/// method is one whose handlers seldom read one (anything but POST, PUT
-/// and PATCH). An upstream that answers without reading a body it did not
-/// expect, on a kept-alive connection, reads that body as the next request,
-/// which no one verified or matched against the routes and whose identity
-/// fields anyone could write; closed, it never reads it.
-fn closes_upstream(method: &http::Method, has_body: bool, verified: bool) -> bool {
-    has_body
-        && (!verified
-            || !matches!(
-                *method,
-                http::Method::POST | http::Method::PUT | http::Method::PATCH
-            ))
+/// Whether the upstream is asked to close its connection after a request
+/// with a body (`Connection: close`, which RFC 9112 §9.6 says a server
+/// honours without reading further requests from the connection): when no
+/// key vouches for the request (a public route) or its method is one whose
+/// handlers seldom read a body (anything but POST, PUT and PATCH), and
+/// after every body with `upstream_close_after_body`. An upstream that
+/// answers without reading a body it did not expect, on a kept-alive
+/// connection, reads that body as the next request, which no one verified
+/// or matched against the routes and whose identity fields its sender
+/// wrote; closed, it never reads it.
+fn closes_upstream(method: &http::Method, verified: bool) -> bool {
+    !verified
+        || !matches!(
+            *method,
+            http::Method::POST | http::Method::PUT | http::Method::PATCH
+        )
 }
 
 /// An upstream answer the gateway does not forward (502): an interim or

@@ -406,8 +406,9 @@ impl Asked {
 /// body has been read to its end the connection goes back to the client
 /// connection's slot for the next request (hyper drops a body whose length
 /// it knows without polling it for its end, hence the check on drop), or
-/// is closed when the exchange left it unfit for another
-/// ([`Asked::may_reuse_after`]). Dropped early (the client went away), it
+/// is closed when the exchange left it unfit for another (an answer to a
+/// `HEAD`, a 204 or 304, or a request that asked the upstream to close).
+/// Dropped early (the client went away), it
 /// closes the upstream connection with it.
 pub struct UpstreamBody {
     body: Incoming,

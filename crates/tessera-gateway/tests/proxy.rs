@@ -1245,6 +1245,29 @@ fn a_body_the_upstream_leaves_unread_is_never_read_as_a_request() {
         !paths.iter().any(|p| p == "/smuggled"),
         "the upstream read a body as a request: {paths:?}"
     );
+
+    // With `upstream_close_after_body`, a signed POST's body too: for an
+    // API one of whose POST handlers may answer without reading its body.
+    let s = setup("upstream_close_after_body = true");
+    let reply = send_signed(
+        &s.gateway,
+        &s.bob,
+        "POST",
+        "/unread",
+        smuggled.as_bytes(),
+        &[],
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.echoed("connection"), ["close"]);
+    let reply = send_signed(&s.gateway, &s.bob, "GET", "/after", b"", &[]);
+    assert!(reply.echoed("connection").is_empty(), "no body: kept");
+    std::thread::sleep(Duration::from_millis(300));
+    let paths = s.upstream.paths();
+    assert_eq!(
+        paths,
+        ["/unread", "/after"],
+        "the upstream read a body as a request"
+    );
 }
 
 /// An upstream answer that cannot be forwarded as it is gets 502: a 101
