@@ -469,6 +469,23 @@ mod tests {
         }
     }
 
+    /// Forwarding for a public route from an untrusted plain-HTTP peer.
+    fn untrusted_forwarding<'a>(
+        peer: &'a PeerFields,
+        names: &'a IdentityHeaders,
+        drop: &'a [HeaderName],
+    ) -> Forwarding<'a> {
+        Forwarding {
+            peer,
+            trusted: false,
+            proto: "http",
+            identity_names: names,
+            identity: None,
+            strip_signature: false,
+            drop,
+        }
+    }
+
     /// A header map with these field lines, in order (repeated names append).
     fn headers(lines: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -513,15 +530,7 @@ mod tests {
             ("x-secret", "s"),
         ]);
         let peer = PeerFields::new("127.0.0.1".parse().expect("ip"));
-        let mut f = Forwarding {
-            peer: &peer,
-            trusted: false,
-            proto: "http",
-            identity_names: &names,
-            identity: None,
-            strip_signature: false,
-            drop: &[],
-        };
+        let mut f = untrusted_forwarding(&peer, &names, &[]);
         let mut untrusted = headers.clone();
         request_headers(&mut untrusted, &f);
         assert!(untrusted.get("tessera-owner").is_none());
@@ -646,15 +655,8 @@ mod tests {
     fn a_mixed_spelling_of_an_identity_field_never_reaches_the_upstream() {
         let names = names();
         let peer = PeerFields::new("127.0.0.1".parse().expect("ip"));
-        let f = Forwarding {
-            peer: &peer,
-            trusted: false,
-            proto: "http",
-            identity_names: &names,
-            identity: None,
-            strip_signature: false,
-            drop: &[HeaderName::from_static("x-internal-user")],
-        };
+        let drop = [HeaderName::from_static("x-internal-user")];
+        let f = untrusted_forwarding(&peer, &names, &drop);
         let mut headers = headers(&[
             ("Tessera.Owner", "admin"),
             ("Tessera~Scopes", "admin write"),

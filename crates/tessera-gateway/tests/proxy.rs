@@ -1214,18 +1214,22 @@ fn a_body_the_upstream_leaves_unread_is_never_read_as_a_request() {
     let s = setup("");
     let host = s.gateway.addr.to_string();
     let smuggled = "GET /smuggled HTTP/1.1\r\nhost: upstream\r\ntessera-owner: admin\r\ntessera-scopes: admin\r\ncontent-length: 0\r\n\r\n";
-    // Signed by bob, a GET whose body (covered by its Content-Digest) is a
-    // request the upstream's handler does not read.
-    let reply = send_signed(
-        &s.gateway,
-        &s.bob,
-        "GET",
-        "/unread",
-        smuggled.as_bytes(),
-        &[],
-    );
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.echoed("connection"), ["close"]);
+    // Signed by bob, `method` with a body (covered by its Content-Digest)
+    // that is a request the upstream's handler does not read: the upstream
+    // is asked to close after it.
+    let asked_to_close = |s: &Setup, method: &str| {
+        let reply = send_signed(
+            &s.gateway,
+            &s.bob,
+            method,
+            "/unread",
+            smuggled.as_bytes(),
+            &[],
+        );
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.echoed("connection"), ["close"], "{method}");
+    };
+    asked_to_close(&s, "GET");
     // Unsigned, to a public route.
     let request = format!(
         "GET /health/unread HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{smuggled}",
@@ -1249,16 +1253,7 @@ fn a_body_the_upstream_leaves_unread_is_never_read_as_a_request() {
     // With `upstream_close_after_body`, a signed POST's body too: for an
     // API one of whose POST handlers may answer without reading its body.
     let s = setup("upstream_close_after_body = true");
-    let reply = send_signed(
-        &s.gateway,
-        &s.bob,
-        "POST",
-        "/unread",
-        smuggled.as_bytes(),
-        &[],
-    );
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.echoed("connection"), ["close"]);
+    asked_to_close(&s, "POST");
     let reply = send_signed(&s.gateway, &s.bob, "GET", "/after", b"", &[]);
     assert!(reply.echoed("connection").is_empty(), "no body: kept");
     std::thread::sleep(Duration::from_millis(300));
