@@ -255,7 +255,7 @@ impl fmt::Debug for SigningKey {
 }
 
 /// Derives the 32-byte secret of `key_id` from a server master secret
-/// (spec §9): HKDF-SHA256 with salt `"tessera-v1 derived key"` and the key id as info.
+/// (spec §5.6): HKDF-SHA256 with salt `"tessera-v1 derived key"` and the key id as info.
 ///
 /// # Errors
 /// `invalid_parameter` when the master secret is shorter than 32 bytes.
@@ -342,6 +342,26 @@ mod tests {
         assert!(SecretKey::from_bytes(&[0u8; 15]).is_err());
         assert!(SecretKey::from_bytes(&[0u8; 129]).is_err());
         assert_eq!(SecretKey::generate().expect("os rng").len(), 32);
+    }
+
+    /// The examples of spec §5.6 (computed there with an independent HKDF).
+    #[test]
+    fn derivation_matches_the_spec_examples() {
+        let master: Vec<u8> = (0u8..32).collect();
+        let master = SecretKey::from_bytes(&master).expect("valid");
+        for (id, expected) in [
+            (
+                "user-42",
+                "2189b2594ecc75f726e124ac81b79f37ec7bcbaeaeea5a0e7991c2f11b44eca4",
+            ),
+            (
+                "d1.alice.phone.orders:read+orders:write.1893456000.q5Lx0sV6bQ2mTn8yZkP4wA",
+                "066dda238add7e5b33f675094a7254f99e2a46cfdb9ce4a709ee406b45cc1f60",
+            ),
+        ] {
+            let derived = derive_secret(&master, &KeyId::new(id).expect("valid")).expect("derive");
+            assert_eq!(&*derived.expose_hex(), expected, "{id}");
+        }
     }
 
     #[test]

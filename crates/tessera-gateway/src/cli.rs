@@ -47,6 +47,11 @@ pub struct Args {
     /// master secret they are derived from (chmod 600).
     #[arg(long, value_name = "FILE", conflicts_with = "keys_db")]
     pub keys_derived: Option<PathBuf>,
+    /// With --keys-derived: revoked derived key ids, one a line (followed
+    /// while running: a newly listed id is refused within a second).
+    /// Default: the configuration file's `derived_revoked_file`, if any.
+    #[arg(long, value_name = "FILE", requires = "keys_derived")]
+    pub keys_derived_revoked: Option<PathBuf>,
     /// SQL key store: sqlite://PATH or postgres://USER@HOST:PORT/DB (master
     /// key from --master-key-file, TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE).
     #[arg(long, value_name = "URL")]
@@ -130,13 +135,26 @@ impl Args {
             file.upstream = Some(upstream.clone());
         }
         if self.keys.is_some() || self.keys_db.is_some() || self.keys_derived.is_some() {
+            // The flag replaces the file's key source; the file's settings
+            // for a source of the same kind stay (a derived master given on
+            // the command line keeps the file's revocation list: dropping it
+            // would accept every revoked key again).
+            let from_file = file.keys.take().unwrap_or_default();
+            let derived = self.keys_derived.is_some();
+            let db = self.keys_db.is_some();
             file.keys = Some(KeysConfig {
                 file: self.keys.clone(),
                 db: self.keys_db.clone(),
                 derived_master_file: self.keys_derived.clone(),
-                derived_revoked_file: None,
-                master_key_file: self.master_key_file.clone(),
-                max_staleness: None,
+                derived_revoked_file: self
+                    .keys_derived_revoked
+                    .clone()
+                    .or(from_file.derived_revoked_file.filter(|_| derived)),
+                master_key_file: self
+                    .master_key_file
+                    .clone()
+                    .or(from_file.master_key_file.filter(|_| db)),
+                max_staleness: from_file.max_staleness.filter(|_| db),
             });
         }
         if !self.authorities.is_empty() {
@@ -197,7 +215,13 @@ impl Args {
 /// 2 for an invalid configuration, 1 when it cannot start.
 pub fn main(args: Args) -> ExitCode {
     if let Some(path) = &args.check {
-        return check(path);
+        // The flags given with it apply as they would at start-up.
+        let as_started = Args {
+            config: Some(path.clone()),
+            check: None,
+            ..args.clone()
+        };
+        return check(path, &as_started);
     }
     init_logging(&args);
     // The files the configuration names are read here too, so that a bad
@@ -267,8 +291,9 @@ fn check_tls_files(settings: &config::Settings) -> Result<(), config::ConfigErro
 /// `--check FILE`: parse, validate, and load what the configuration names:
 /// the keys file, the derived keys' master secret, the SQL key store (opened
 /// with its master key, as start-up would), the TLS certificate and key.
-fn check(path: &std::path::Path) -> ExitCode {
-    let result = config::read_file(path)
+fn check(path: &std::path::Path, args: &Args) -> ExitCode {
+    let result = args
+        .file_config()
         .and_then(|file| file.validate())
         .and_then(|settings| check_tls_files(&settings).map(|()| settings))
         .and_then(|settings| {
@@ -297,7 +322,7 @@ fn check(path: &std::path::Path) -> ExitCode {
         Ok(settings) => {
             // Not a refusal (the gateway starts), but said here, where
             // the configuration is checked, not only in the running log.
-            for warning in crate::stores::shared_secret_files(&settings) {
+            for warning in crate::stores::key_warnings(&settings) {
                 eprintln!("tessera-gateway: {}: warning: {warning}", path.display());
             }
             println!("{}: ok", path.display());

@@ -39,7 +39,7 @@ pub struct Keys {
 /// # Errors
 /// A message saying which store and why, never a secret.
 pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
-    for warning in shared_secret_files(settings) {
+    for warning in key_warnings(settings) {
         tracing::warn!("{warning}");
     }
     match &settings.keys {
@@ -203,6 +203,16 @@ fn read_revoked(revoked: &Path) -> Result<Vec<KeyId>, String> {
                 e.detail()
             )
         })?;
+        // Only the canonical spelling of a derived id names a key: another
+        // one (scopes in another order, an id cut short, an owner alone)
+        // would be counted as revoked while the key it meant still works.
+        if tessera_server::DerivedKeyId::parse(&id).is_none() {
+            return Err(format!(
+                "{at}: '{}' line {}: '{id}' is not a derived key id as issued (d1.OWNER.CLIENT.SCOPES.NOT_AFTER.RANDOM, scopes sorted and joined by +, no leading zeros); copy the whole id of each key to revoke (an owner's keys are revoked one id at a time)",
+                revoked.display(),
+                n + 1
+            ));
+        }
         ids.push(id);
     }
     Ok(ids)
@@ -211,10 +221,15 @@ fn read_revoked(revoked: &Path) -> Result<Vec<KeyId>, String> {
 /// The derived key store of the master secret in `path`.
 fn load_derived_master(path: &Path) -> Result<DerivedKeyStore, String> {
     let at = "keys.derived_master_file";
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| format!("{at}: cannot read '{}': {e}", path.display()))?,
-    );
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        // A master secret given where its file's path belongs is not
+        // echoed into the log.
+        if looks_like_a_secret(path) {
+            format!("{at}: cannot read the file: {e}; the path given looks like a hex secret, not a file path (put the master secret in a file, chmod 600, and name that file)")
+        } else {
+            format!("{at}: cannot read '{}': {e}", path.display())
+        }
+    })?);
     let hex = text.trim();
     if hex.is_empty() {
         return Err(format!(
@@ -236,6 +251,16 @@ fn load_derived_master(path: &Path) -> Result<DerivedKeyStore, String> {
             2 * tessera_core::MAX_SECRET_LEN
         )
     })?;
+    if master
+        .expose_secret()
+        .iter()
+        .all(|&b| b == master.expose_secret()[0])
+    {
+        return Err(format!(
+            "{at}: the master secret in '{}' is one byte repeated, a placeholder rather than a random secret: anyone could derive every key from it (make one with `openssl rand -hex 32`)",
+            path.display()
+        ));
+    }
     DerivedKeyStore::new(master).map_err(|e| match e {
         KeyError::MasterTooShort(len) => format!(
             "{at}: the master secret in '{}' is {len} bytes; at least 32 are required (64 hex digits, e.g. from `openssl rand -hex 32`)",
@@ -243,6 +268,32 @@ fn load_derived_master(path: &Path) -> Result<DerivedKeyStore, String> {
         ),
         other => format!("{at}: '{}': {other}", path.display()),
     })
+}
+
+/// Whether `path`'s file name is more likely a hex secret than a name: 32
+/// or more hex digits and nothing else (a relative path in the
+/// configuration is joined to the file's directory first).
+fn looks_like_a_secret(path: &Path) -> bool {
+    path.file_name().is_some_and(|name| {
+        let name = name.as_encoded_bytes();
+        name.len() >= 32 && name.iter().all(u8::is_ascii_hexdigit)
+    })
+}
+
+/// What the key settings leave open, as sentences that say what to do:
+/// secret files others can read ([`shared_secret_files`]), and derived keys
+/// without a revocation list (spec §5.6: a derived key issued without an
+/// expiry could then be stopped only by replacing the master secret).
+/// Logged at start-up and printed by `--check`.
+pub fn key_warnings(settings: &Settings) -> Vec<String> {
+    let mut warnings = shared_secret_files(settings);
+    if let KeySource::Derived {
+        revoked_file: None, ..
+    } = &settings.keys
+    {
+        warnings.push("derived keys are served without a revocation list (keys.derived_revoked_file, or --keys-derived-revoked): a leaked key cannot be refused before it expires; name a file (it may be empty) to be able to".to_owned());
+    }
+    warnings
 }
 
 /// The files of `settings` that hold secrets (the keys file's plaintext

@@ -173,6 +173,59 @@ fn derived_keys_verify_and_tampered_ids_are_refused() {
         send_signed(&by_flag, &alice, "GET", "/v1/flag", b"", &[]).status,
         200
     );
+    assert!(
+        by_flag.stderr().contains("without a revocation list"),
+        "{}",
+        by_flag.stderr()
+    );
+    // The flag given with the file keeps the file's revocation list, and
+    // --keys-derived-revoked names one without a file.
+    std::fs::write(
+        dir.join("revoked.txt"),
+        format!(
+            "{}
+{}
+",
+            bob.id, carol.id
+        ),
+    )
+    .unwrap();
+    let master_arg = master_path.to_str().unwrap();
+    let over_file = Gateway::start(
+        &dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--keys-derived",
+            master_arg,
+        ],
+    );
+    let revoked_arg = dir.join("revoked.txt");
+    let flags_only = Gateway::start(
+        &dir,
+        &[
+            "--upstream",
+            &upstream.url(),
+            "--keys-derived",
+            master_arg,
+            "--keys-derived-revoked",
+            revoked_arg.to_str().unwrap(),
+        ],
+    );
+    for gateway in [&over_file, &flags_only] {
+        assert_eq!(
+            send_signed(gateway, &alice, "GET", "/v1/flag", b"", &[]).status,
+            200
+        );
+        for key in [&bob, &carol] {
+            assert_eq!(
+                send_signed(gateway, key, "GET", "/v1/flag", b"", &[]).json()["code"],
+                "key_revoked",
+                "{}",
+                gateway.stderr()
+            );
+        }
+    }
 }
 
 /// `tessera-gateway --check` on a configuration of `keys` (a `[keys]`
@@ -222,8 +275,47 @@ fn bad_master_files_name_the_key() {
             "the file's text leaked: {stderr}"
         );
     }
+    // A placeholder (one byte repeated) is no master secret.
     let (code, stderr) = check(Some(&"ab".repeat(32)));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("one byte repeated"), "{stderr}");
+    let (code, stderr) = check(Some(&"0123456789abcdef".repeat(4)));
     assert_eq!(code, Some(0), "{stderr}");
+    // Valid, but a derived key could not be refused before it expires.
+    assert!(
+        stderr.contains("warning") && stderr.contains("without a revocation list"),
+        "{stderr}"
+    );
+
+    // A secret where the file's path belongs is not echoed.
+    let pasted = "0f1e2d3c4b5a6978".repeat(4);
+    let (code, stderr) = check_keys(&dir, &format!("derived_master_file = \"{pasted}\"\n"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("looks like a hex secret"), "{stderr}");
+    assert!(!stderr.contains(&pasted), "the secret was echoed: {stderr}");
+
+    // Revocation list entries that name no key as issued: scopes out of
+    // order, an owner alone, an id that is not a derived one.
+    for (line, entry) in [
+        (2, "d1.ok.web.write+read..AAAAAAAAAAAAAAAAAAAAAA"),
+        (2, "d1.alice"),
+        (2, "user-1"),
+    ] {
+        std::fs::write(
+            dir.join("revoked.txt"),
+            format!("d1.ok.web.read+write..AAAAAAAAAAAAAAAAAAAAAA\n{entry}\n"),
+        )
+        .unwrap();
+        let (code, stderr) = check_keys(
+            &dir,
+            &format!("{master_only}derived_revoked_file = \"revoked.txt\"\n"),
+        );
+        assert_eq!(code, Some(2), "{entry}: {stderr}");
+        assert!(
+            stderr.contains(&format!("line {line}")) && stderr.contains("not a derived key id"),
+            "{entry}: {stderr}"
+        );
+    }
 
     // A revocation list line that is not a key id.
     std::fs::write(
