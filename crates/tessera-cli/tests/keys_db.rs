@@ -293,6 +293,9 @@ fn keys_cli_issue_list_show_revoke_and_serve() {
         vec!["keys", "list", "--db", "mysql://x/y"],
         vec!["serve", "--keys", "k.json", "--keys-db", db.as_str()],
         vec!["serve", "--master-key-file", "f"],
+        // Flags of the SQL store with a keys file: refused, not ignored.
+        vec!["serve", "--keys", "k.json", "--master-key-file", "f"],
+        vec!["serve", "--keys", "k.json", "--max-staleness", "7"],
     ];
     for args in usage {
         let out = tessera_env(&args, &env());

@@ -47,10 +47,11 @@ pub struct Args {
     /// master secret they are derived from (chmod 600).
     #[arg(long, value_name = "FILE", conflicts_with = "keys_db")]
     pub keys_derived: Option<PathBuf>,
-    /// With --keys-derived: revoked derived key ids, one a line (followed
-    /// while running: a newly listed id is refused within a second).
-    /// Default: the configuration file's `derived_revoked_file`, if any.
-    #[arg(long, value_name = "FILE", requires = "keys_derived")]
+    /// With derived keys (--keys-derived, or the file's
+    /// `derived_master_file`): revoked derived key ids, one a line
+    /// (followed while running: a newly listed id is refused within a
+    /// second). Default: the configuration file's `derived_revoked_file`.
+    #[arg(long, value_name = "FILE")]
     pub keys_derived_revoked: Option<PathBuf>,
     /// SQL key store: sqlite://PATH or postgres://USER@HOST:PORT/DB (master
     /// key from --master-key-file, TESSERA_MASTER_KEY or TESSERA_MASTER_KEY_FILE).
@@ -146,16 +147,26 @@ impl Args {
                 file: self.keys.clone(),
                 db: self.keys_db.clone(),
                 derived_master_file: self.keys_derived.clone(),
-                derived_revoked_file: self
-                    .keys_derived_revoked
-                    .clone()
-                    .or(from_file.derived_revoked_file.filter(|_| derived)),
+                derived_revoked_file: from_file.derived_revoked_file.filter(|_| derived),
                 master_key_file: self
                     .master_key_file
                     .clone()
                     .or(from_file.master_key_file.filter(|_| db)),
                 max_staleness: from_file.max_staleness.filter(|_| db),
             });
+        }
+        if let Some(revoked) = &self.keys_derived_revoked {
+            match file.keys.as_mut() {
+                Some(keys) if keys.derived_master_file.is_some() => {
+                    keys.derived_revoked_file = Some(revoked.clone());
+                }
+                _ => {
+                    return Err(config::ConfigError::new(
+                        "--keys-derived-revoked",
+                        "goes with derived keys (--keys-derived FILE, or `derived_master_file` in [keys])",
+                    ))
+                }
+            }
         }
         if !self.authorities.is_empty() {
             file.authorities = self.authorities.clone();
@@ -295,6 +306,18 @@ fn check(path: &std::path::Path, args: &Args) -> ExitCode {
     let result = args
         .file_config()
         .and_then(|file| file.validate())
+        .and_then(|settings| {
+            if args.unverified_benchmark_mode && !settings.listen.ip().is_loopback() {
+                return Err(config::ConfigError::new(
+                    "--unverified-benchmark-mode",
+                    format!(
+                        "only listens on loopback addresses, not {}",
+                        settings.listen
+                    ),
+                ));
+            }
+            Ok(settings)
+        })
         .and_then(|settings| check_tls_files(&settings).map(|()| settings))
         .and_then(|settings| {
             match &settings.keys {

@@ -115,7 +115,7 @@ pub async fn open_sql(
         Some(path) => MasterKeyring::from_file(path).map_err(|e| {
             format!(
                 "keys.master_key_file {}: {}",
-                path.display(),
+                tessera_keys_sql::redacted_path(path),
                 error_chain(&e)
             )
         })?,
@@ -149,9 +149,14 @@ pub fn load_derived(
     let Some(revoked) = revoked else {
         return Ok((store, 0));
     };
-    let ids = read_revoked(revoked)?;
-    let count = ids.len();
-    store.revoke_all(ids);
+    let list = read_revoked(revoked)?;
+    // At start-up every line must name a key: a gateway does not start
+    // with a list it cannot fully apply.
+    if let Some(problem) = list.problems.into_iter().next() {
+        return Err(problem);
+    }
+    let count = list.ids.len();
+    store.revoke_all(list.ids);
     Ok((store, count))
 }
 
@@ -164,119 +169,147 @@ pub fn load_derived(
 async fn follow_revocations(store: Arc<DerivedKeyStore>, path: PathBuf) {
     tessera_server::follow_file(&path, tessera_server::FOLLOW_EVERY, || {
         match read_revoked(&path) {
-            Ok(ids) => {
-                let fresh = ids.iter().filter(|id| !store.is_revoked(id)).count();
-                if fresh > 0 {
-                    store.revoke_all(ids);
+            Ok(list) => {
+                // Every line that names a key is applied, whatever the
+                // others hold: revoking more is the safe direction, and a
+                // typo in one line must not keep a leaked key working.
+                for problem in &list.problems {
+                    tracing::error!(
+                        error = %problem,
+                        "keys.derived_revoked_file: a line names no key and was skipped; the other lines apply"
+                    );
+                }
+                let fresh: Vec<KeyId> = list
+                    .ids
+                    .into_iter()
+                    .filter(|id| !store.is_revoked(id))
+                    .collect();
+                if !fresh.is_empty() {
+                    // Key ids are not secret: listed so that an operator can
+                    // compare them with the ids issued.
+                    let listed = fresh
+                        .iter()
+                        .map(KeyId::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" ");
                     tracing::warn!(
-                        newly_revoked = fresh,
+                        newly_revoked = fresh.len(),
+                        key_ids = %listed,
                         "keys.derived_revoked_file changed: keys revoked"
                     );
+                    store.revoke_all(fresh);
                 }
             }
             Err(e) => tracing::error!(
                 error = %e,
-                "keys.derived_revoked_file changed but cannot be used; the revocations so far stay"
+                "keys.derived_revoked_file changed but cannot be read; the revocations so far stay"
             ),
         }
     })
     .await;
 }
 
-/// The key ids listed in a revocation file: one a line, `#` comments and
-/// blank lines skipped.
-fn read_revoked(revoked: &Path) -> Result<Vec<KeyId>, String> {
+/// A revocation file's key ids (each once), and what its other lines got
+/// wrong.
+struct RevocationList {
+    ids: Vec<KeyId>,
+    /// One sentence a line that names no key: file and line, never the
+    /// line itself (a secret file named by mistake would be printed).
+    problems: Vec<String>,
+}
+
+/// The key ids listed in a revocation file: one a line, `#` comments
+/// (whole lines, or after an id and a space) and blank lines skipped, a
+/// UTF-8 byte order mark ignored. Each must be a derived key id as issued:
+/// only that spelling names a key, so another one (scopes in another
+/// order, an owner alone) would be counted as revoked while the key it
+/// meant still works.
+///
+/// # Errors
+/// The file cannot be read.
+fn read_revoked(revoked: &Path) -> Result<RevocationList, String> {
     let at = "keys.derived_revoked_file";
     let text = std::fs::read_to_string(revoked)
         .map_err(|e| format!("{at}: cannot read '{}': {e}", revoked.display()))?;
-    let mut ids = Vec::new();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut list = RevocationList {
+        ids: Vec::new(),
+        problems: Vec::new(),
+    };
+    let mut seen = std::collections::HashSet::new();
     for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
+        // Key ids hold no whitespace: a `#` after some starts a comment.
+        let line = match line.find(|c: char| c.is_ascii_whitespace()) {
+            Some(end) if line[end..].trim_start().starts_with('#') => &line[..end],
+            _ => line,
+        }
+        .trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let id = KeyId::new(line).map_err(|e| {
-            format!(
-                "{at}: '{}' line {}: not a key id ({}); expected one key id a line",
-                revoked.display(),
-                n + 1,
-                e.detail()
-            )
-        })?;
-        // Only the canonical spelling of a derived id names a key: another
-        // one (scopes in another order, an id cut short, an owner alone)
-        // would be counted as revoked while the key it meant still works.
-        if tessera_server::DerivedKeyId::parse(&id).is_none() {
-            return Err(format!(
-                "{at}: '{}' line {}: '{id}' is not a derived key id as issued (d1.OWNER.CLIENT.SCOPES.NOT_AFTER.RANDOM, scopes sorted and joined by +, no leading zeros); copy the whole id of each key to revoke (an owner's keys are revoked one id at a time)",
-                revoked.display(),
-                n + 1
-            ));
-        }
-        ids.push(id);
+        let problem = match KeyId::new(line) {
+            Ok(id) if tessera_server::DerivedKeyId::parse(&id).is_some() => {
+                if seen.insert(id.clone()) {
+                    list.ids.push(id);
+                }
+                continue;
+            }
+            Ok(_) => "not a derived key id as issued (d1.OWNER.CLIENT.SCOPES.NOT_AFTER.RANDOM, scopes sorted and joined by +, no leading zeros); copy the whole id of each key to revoke (an owner's keys are revoked one id at a time)".to_owned(),
+            Err(e) => format!("not a key id ({}); expected one key id a line, comments after a space and `#`", e.detail()),
+        };
+        list.problems.push(format!(
+            "{at}: '{}' line {}: {problem}",
+            revoked.display(),
+            n + 1
+        ));
     }
-    Ok(ids)
+    Ok(list)
 }
 
 /// The derived key store of the master secret in `path`.
 fn load_derived_master(path: &Path) -> Result<DerivedKeyStore, String> {
     let at = "keys.derived_master_file";
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        // A master secret given where its file's path belongs is not
-        // echoed into the log.
-        if looks_like_a_secret(path) {
-            format!("{at}: cannot read the file: {e}; the path given looks like a hex secret, not a file path (put the master secret in a file, chmod 600, and name that file)")
-        } else {
-            format!("{at}: cannot read '{}': {e}", path.display())
-        }
-    })?);
+    // A master secret given where its file's path belongs is not echoed
+    // into the log.
+    let shown = tessera_keys_sql::redacted_path(path);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| format!("{at}: cannot read '{shown}': {e}"))?,
+    );
     let hex = text.trim();
     if hex.is_empty() {
         return Err(format!(
             "{at}: '{}' is empty (expected the master secret as hex, at least 64 digits, e.g. from `openssl rand -hex 32`)",
-            path.display()
+            shown
         ));
     }
     if hex.len() % 2 == 0 && hex.len() < 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!(
             "{at}: the master secret in '{}' is {} bytes; at least 32 are required (64 hex digits, e.g. from `openssl rand -hex 32`)",
-            path.display(),
+            shown,
             hex.len() / 2
         ));
     }
     let master = SecretKey::from_hex(hex).map_err(|_| {
         format!(
             "{at}: '{}' does not hold a hex secret (expected one line of 64 to {} hex digits, e.g. from `openssl rand -hex 32`)",
-            path.display(),
+            shown,
             2 * tessera_core::MAX_SECRET_LEN
         )
     })?;
-    if master
-        .expose_secret()
-        .iter()
-        .all(|&b| b == master.expose_secret()[0])
-    {
+    let bytes = master.expose_secret();
+    let spec_example = bytes.len() == 32 && bytes.iter().zip(0u8..).all(|(&b, i)| b == i);
+    if bytes.iter().all(|&b| b == bytes[0]) || spec_example {
         return Err(format!(
-            "{at}: the master secret in '{}' is one byte repeated, a placeholder rather than a random secret: anyone could derive every key from it (make one with `openssl rand -hex 32`)",
-            path.display()
+            "{at}: the master secret in '{}' is a placeholder (one byte repeated, or the example of spec §5.6), not a random secret: anyone could derive every key from it (make one with `openssl rand -hex 32`)",
+            shown
         ));
     }
     DerivedKeyStore::new(master).map_err(|e| match e {
         KeyError::MasterTooShort(len) => format!(
             "{at}: the master secret in '{}' is {len} bytes; at least 32 are required (64 hex digits, e.g. from `openssl rand -hex 32`)",
-            path.display()
+            shown
         ),
-        other => format!("{at}: '{}': {other}", path.display()),
-    })
-}
-
-/// Whether `path`'s file name is more likely a hex secret than a name: 32
-/// or more hex digits and nothing else (a relative path in the
-/// configuration is joined to the file's directory first).
-fn looks_like_a_secret(path: &Path) -> bool {
-    path.file_name().is_some_and(|name| {
-        let name = name.as_encoded_bytes();
-        name.len() >= 32 && name.iter().all(u8::is_ascii_hexdigit)
+        other => format!("{at}: '{}': {other}", shown),
     })
 }
 

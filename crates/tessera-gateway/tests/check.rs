@@ -10,7 +10,17 @@ use std::process::Command;
 use support::*;
 
 fn check(file: &Path) -> (i32, String) {
-    let out = Command::new(BIN).arg("--check").arg(file).output().unwrap();
+    check_with(file, &[])
+}
+
+/// `--check FILE` with more flags, which apply as they would at a start.
+fn check_with(file: &Path, flags: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .arg("--check")
+        .arg(file)
+        .args(flags)
+        .output()
+        .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -442,4 +452,30 @@ fn check_opens_the_sql_key_store_with_its_master_key() {
             "{name}: {text:?} should contain {needle:?}"
         );
     }
+}
+
+/// Flags given with `--check` are checked as a start would check them.
+#[test]
+fn flags_given_with_check_apply() {
+    let dir = temp_dir("check-flags");
+    let key = Key::random("k1");
+    keys_file(&dir, &[(&key, "alice", &["read"], false)]);
+    let config = dir.join("gateway.toml");
+    std::fs::write(&config, "upstream = \"http://127.0.0.1:5000\"\n").unwrap();
+    let keys = dir.join("keys.json");
+    let keys = keys.to_str().unwrap();
+    let (code, text) = check_with(&config, &["--keys", keys]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = check_with(
+        &config,
+        &[
+            "--keys",
+            keys,
+            "--unverified-benchmark-mode",
+            "--listen",
+            "0.0.0.0:0",
+        ],
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("only listens on loopback"), "{text}");
 }

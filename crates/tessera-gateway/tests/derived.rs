@@ -137,11 +137,35 @@ fn derived_keys_verify_and_tampered_ids_are_refused() {
         gateway.stderr()
     );
     assert!(listed.elapsed() < std::time::Duration::from_millis(2500));
-    // A broken list is reported and changes nothing: both stay revoked.
-    std::fs::write(dir.join("revoked.txt"), "not a key id\n").unwrap();
-    assert!(eventually(std::time::Duration::from_secs(3), || gateway
-        .stderr()
-        .contains("cannot be used; the revocations so far stay")));
+    // Lines that name no key (not a key id, an owner alone, a secret
+    // pasted by mistake) are reported without their text and skipped; the
+    // other lines apply (a leaked key listed with a typo elsewhere is still
+    // refused); the ids taken off the list stay revoked.
+    let dave = issue(&master, "dave", &["read"]);
+    assert_eq!(
+        send_signed(&gateway, &dave, "GET", "/v1/dave", b"", &[]).status,
+        200
+    );
+    std::fs::write(
+        dir.join("revoked.txt"),
+        format!(
+            "\u{feff}not a key id\nd1.eve\n{master}\n{}  # lost phone\n",
+            dave.id
+        ),
+    )
+    .unwrap();
+    assert!(eventually(std::time::Duration::from_secs(3), || {
+        send_signed(&gateway, &dave, "GET", "/v1/dave", b"", &[]).json()["code"] == "key_revoked"
+    }));
+    let stderr = gateway.stderr();
+    assert!(
+        stderr.contains("line 3") && stderr.contains("names no key and was skipped"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&dave.id),
+        "the newly revoked id is logged: {stderr}"
+    );
     for key in [&bob, &carol] {
         assert_eq!(
             send_signed(&gateway, key, "GET", "/v1/after", b"", &[]).json()["code"],
@@ -151,7 +175,9 @@ fn derived_keys_verify_and_tampered_ids_are_refused() {
     // Only carol's requests before her key was refused reached the upstream.
     let after_start = upstream.paths();
     assert!(
-        after_start[1..].iter().all(|p| p == "/v1/carol"),
+        after_start[1..]
+            .iter()
+            .all(|p| p == "/v1/carol" || p == "/v1/dave"),
         "{after_start:?}"
     );
     // The master secret never reaches the logs.
@@ -275,10 +301,14 @@ fn bad_master_files_name_the_key() {
             "the file's text leaked: {stderr}"
         );
     }
-    // A placeholder (one byte repeated) is no master secret.
-    let (code, stderr) = check(Some(&"ab".repeat(32)));
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("one byte repeated"), "{stderr}");
+    // A placeholder (one byte repeated, the spec's example) is no master
+    // secret.
+    let spec_example: String = (0u8..32).map(|b| format!("{b:02x}")).collect();
+    for placeholder in ["ab".repeat(32), spec_example] {
+        let (code, stderr) = check(Some(&placeholder));
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains("placeholder"), "{stderr}");
+    }
     let (code, stderr) = check(Some(&"0123456789abcdef".repeat(4)));
     assert_eq!(code, Some(0), "{stderr}");
     // Valid, but a derived key could not be refused before it expires.
@@ -291,15 +321,18 @@ fn bad_master_files_name_the_key() {
     let pasted = "0f1e2d3c4b5a6978".repeat(4);
     let (code, stderr) = check_keys(&dir, &format!("derived_master_file = \"{pasted}\"\n"));
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("looks like a hex secret"), "{stderr}");
+    assert!(stderr.contains("looks like a hex key"), "{stderr}");
     assert!(!stderr.contains(&pasted), "the secret was echoed: {stderr}");
 
     // Revocation list entries that name no key as issued: scopes out of
     // order, an owner alone, an id that is not a derived one.
+    // The lines are not echoed: a secret file named as the list by
+    // mistake would be.
     for (line, entry) in [
         (2, "d1.ok.web.write+read..AAAAAAAAAAAAAAAAAAAAAA"),
         (2, "d1.alice"),
         (2, "user-1"),
+        (2, pasted.as_str()),
     ] {
         std::fs::write(
             dir.join("revoked.txt"),
@@ -315,7 +348,36 @@ fn bad_master_files_name_the_key() {
             stderr.contains(&format!("line {line}")) && stderr.contains("not a derived key id"),
             "{entry}: {stderr}"
         );
+        assert!(!stderr.contains(entry), "the line was echoed: {stderr}");
     }
+
+    // --keys-derived-revoked applies to derived keys named by the file too,
+    // under --check as at a start; with another key source it is refused.
+    std::fs::write(dir.join("revoked.txt"), "d1.eve\n").unwrap();
+    let revoked = dir.join("revoked.txt");
+    let with_flag = |keys: &str| {
+        let config = dir.join("flag.toml");
+        std::fs::write(
+            &config,
+            format!("upstream = \"http://127.0.0.1:1\"\n[keys]\n{keys}"),
+        )
+        .unwrap();
+        let out = Command::new(BIN)
+            .args(["--check", config.to_str().unwrap()])
+            .args(["--keys-derived-revoked", revoked.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = with_flag(master_only);
+    assert_eq!(code, Some(2), "the flag's list is read: {stderr}");
+    assert!(stderr.contains("line 1"), "{stderr}");
+    let (code, stderr) = with_flag("file = \"k.json\"\n");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--keys-derived-revoked"), "{stderr}");
 
     // A revocation list line that is not a key id.
     std::fs::write(

@@ -178,7 +178,7 @@ mod types;
 
 pub use admin::SqlKeyAdmin;
 pub use error::Error;
-pub use master::{MasterKey, MasterKeyring, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
+pub use master::{redacted_path, MasterKey, MasterKeyring, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
 pub use store::SqlKeyStore;
 pub use types::{
     Expiry, IssueRequest, IssuedKey, KeyRecord, RewrapReport, SchemaPolicy, SqlKeyStoreOptions,

@@ -189,7 +189,7 @@ impl MasterKeyring {
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
             invalid(format!(
                 "cannot read master key file {}: {e}",
-                path.display()
+                redacted_path(path)
             ))
         })?);
         MasterKeyring::parse(&text)
@@ -257,7 +257,7 @@ fn warn_if_others_can_read(path: &Path) {
         let mode = metadata.permissions().mode();
         if mode & 0o077 != 0 {
             tracing::warn!(
-                path = %path.display(),
+                path = %redacted_path(path),
                 mode = format_args!("{:o}", mode & 0o777),
                 "tessera-keys-sql: the master key file is readable by its group or by others; restrict it to its owner (chmod 600)"
             );
@@ -268,9 +268,47 @@ fn warn_if_others_can_read(path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_others_can_read(_path: &Path) {}
 
+/// `path` as messages show it, unless its file name looks like a hex key
+/// (32 or more hex digits, after a `VERSION:` or not): a key given where
+/// the path of its file belongs (`--master-key-file HEX`,
+/// `TESSERA_MASTER_KEY_FILE=HEX` for `TESSERA_MASTER_KEY`) is not echoed
+/// into a terminal or a log.
+pub fn redacted_path(path: &Path) -> std::borrow::Cow<'_, str> {
+    let looks_like_a_key = path.file_name().is_some_and(|name| {
+        let name = name.as_encoded_bytes();
+        let hex = match name.iter().position(|&b| b == b':') {
+            Some(colon) if name[..colon].iter().all(u8::is_ascii_digit) => &name[colon + 1..],
+            _ => name,
+        };
+        hex.len() >= 32 && hex.iter().all(u8::is_ascii_hexdigit)
+    });
+    if looks_like_a_key {
+        std::borrow::Cow::Borrowed(
+            "(a path that looks like a hex key, not shown: put the key in a file, chmod 600, and name that file)",
+        )
+    } else {
+        path.to_string_lossy()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_given_as_a_path_is_not_echoed() {
+        for key in [A.to_owned(), format!("1:{A}"), format!("/etc/{B}")] {
+            let err = MasterKeyring::from_file(&key).expect_err("no such file");
+            let text = err.to_string();
+            assert!(text.contains("looks like a hex key"), "{text}");
+            assert!(
+                !text.contains(&A[8..40]) && !text.contains(&B[8..40]),
+                "{text}"
+            );
+        }
+        let err = MasterKeyring::from_file("/no/such/master.key").expect_err("no such file");
+        assert!(err.to_string().contains("/no/such/master.key"), "{err}");
+    }
 
     const A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
     const B: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";

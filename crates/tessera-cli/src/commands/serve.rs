@@ -95,7 +95,14 @@ pub(crate) struct Args {
     #[arg(long, value_name = "URL")]
     keys_db: Option<String>,
     /// With --keys-db: a file of master keys (`VERSION:HEX` lines, or one bare hex key).
-    #[arg(long, value_name = "FILE", requires = "keys_db")]
+    // `conflicts_with` as well: clap does not enforce `requires` once
+    // `--keys` (which conflicts with `--keys-db`) is given.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "keys_db",
+        conflicts_with = "keys"
+    )]
     master_key_file: Option<PathBuf>,
     /// With --keys-db: how long cached keys keep verifying while the
     /// database is unreachable (seconds, 1 to 3600).
@@ -104,6 +111,7 @@ pub(crate) struct Args {
         value_name = "SECS",
         default_value_t = 60,
         requires = "keys_db",
+        conflicts_with = "keys",
         value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     max_staleness: u64,
