@@ -239,11 +239,11 @@ fn read_revoked(revoked: &Path) -> Result<RevocationList, String> {
     let mut seen = std::collections::HashSet::new();
     for (n, line) in text.lines().enumerate() {
         // Key ids hold no whitespace: a `#` after some starts a comment.
+        let line = line.trim();
         let line = match line.find(|c: char| c.is_ascii_whitespace()) {
             Some(end) if line[end..].trim_start().starts_with('#') => &line[..end],
             _ => line,
-        }
-        .trim();
+        };
         if line.is_empty() || line.starts_with('#') {
             continue;
         }

@@ -149,7 +149,7 @@ fn derived_keys_verify_and_tampered_ids_are_refused() {
     std::fs::write(
         dir.join("revoked.txt"),
         format!(
-            "\u{feff}not a key id\nd1.eve\n{master}\n{}  # lost phone\n",
+            "\u{feff}not a key id\nd1.eve\n{master}\n  {}  # lost phone\n",
             dave.id
         ),
     )
