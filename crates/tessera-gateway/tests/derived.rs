@@ -257,6 +257,11 @@ fn derived_keys_verify_and_tampered_ids_are_refused() {
 /// `tessera-gateway --check` on a configuration of `keys` (a `[keys]`
 /// table body) in `dir`: the exit code and standard error.
 fn check_keys(dir: &Path, keys: &str) -> (Option<i32>, String) {
+    check_keys_with(dir, keys, &[])
+}
+
+/// [`check_keys`] with more flags, which `--check` applies as a start would.
+fn check_keys_with(dir: &Path, keys: &str, flags: &[&str]) -> (Option<i32>, String) {
     let config = dir.join("check.toml");
     std::fs::write(
         &config,
@@ -265,6 +270,7 @@ fn check_keys(dir: &Path, keys: &str) -> (Option<i32>, String) {
     .unwrap();
     let out = Command::new(BIN)
         .args(["--check", config.to_str().unwrap()])
+        .args(flags)
         .output()
         .unwrap();
     (
@@ -356,20 +362,10 @@ fn bad_master_files_name_the_key() {
     std::fs::write(dir.join("revoked.txt"), "d1.eve\n").unwrap();
     let revoked = dir.join("revoked.txt");
     let with_flag = |keys: &str| {
-        let config = dir.join("flag.toml");
-        std::fs::write(
-            &config,
-            format!("upstream = \"http://127.0.0.1:1\"\n[keys]\n{keys}"),
-        )
-        .unwrap();
-        let out = Command::new(BIN)
-            .args(["--check", config.to_str().unwrap()])
-            .args(["--keys-derived-revoked", revoked.to_str().unwrap()])
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        check_keys_with(
+            &dir,
+            keys,
+            &["--keys-derived-revoked", revoked.to_str().unwrap()],
         )
     };
     let (code, stderr) = with_flag(master_only);
