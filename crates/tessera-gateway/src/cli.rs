@@ -223,7 +223,10 @@ impl Args {
 }
 
 /// Runs the gateway (or `--check`); the process exit code: 0 on success,
-/// 2 for an invalid configuration, 1 when it cannot start.
+/// 2 for an invalid configuration (also one found while opening what it
+/// names: a keys file, a master key, a key database's content), 1 when it
+/// cannot start for a reason a later start may not have (a store that does
+/// not answer, an address in use).
 pub fn main(args: Args) -> ExitCode {
     if let Some(path) = &args.check {
         // The flags given with it apply as they would at start-up.
@@ -282,8 +285,13 @@ pub fn main(args: Args) -> ExitCode {
     match runtime.block_on(crate::run(settings, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tessera-gateway: {e}");
-            ExitCode::FAILURE
+            match e {
+                crate::StartError::Invalid(_) => {
+                    eprintln!("tessera-gateway: invalid configuration: {e}");
+                }
+                _ => eprintln!("tessera-gateway: {e}"),
+            }
+            ExitCode::from(e.exit_status())
         }
     }
 }
@@ -373,7 +381,7 @@ fn check_key_database(
     runtime.block_on(async {
         let store = crate::stores::open_sql(url, master_key_file, max_staleness)
             .await
-            .map_err(|e| config::ConfigError::new("", e))?;
+            .map_err(|e| config::ConfigError::new("", e.to_string()))?;
         store.close().await;
         Ok(())
     })

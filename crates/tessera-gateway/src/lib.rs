@@ -118,6 +118,51 @@ fn raise_open_files_limit(max_connections: usize) {
     }
 }
 
+/// Why [`run`] could not start the gateway. Its `Display` is the message
+/// for the operator (never a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Something the configuration names is unusable as it is (a keys file
+    /// that does not parse, a wrong or malformed master key, a revocation
+    /// list line that names no key, a key database without the schema):
+    /// retrying cannot help until it is fixed. `tessera-gateway` exits with
+    /// 2 for it, as `--check` does for the same file.
+    Invalid(String),
+    /// Something the gateway needs cannot be had now (a database or Redis
+    /// that does not answer, an address already in use): a later start may
+    /// succeed. `tessera-gateway` exits with 1.
+    Unavailable(String),
+}
+
+impl StartError {
+    /// The process exit status `tessera-gateway` gives it: 2 or 1.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            StartError::Invalid(_) => 2,
+            StartError::Unavailable(_) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Invalid(message) | StartError::Unavailable(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// What was not there to be had: the default for the start-up steps that
+/// reach a store, a socket or the terminal.
+impl From<String> for StartError {
+    fn from(message: String) -> Self {
+        StartError::Unavailable(message)
+    }
+}
+
 /// The configuration a reload starts from, and how to read it again.
 #[derive(Clone)]
 pub struct ReloadSource {
@@ -134,14 +179,16 @@ pub struct ReloadSource {
 /// `options.reload` says where to read it.
 ///
 /// # Errors
-/// A message for the operator: a store that cannot be opened, an address
-/// that cannot be bound, an unusable TLS certificate.
-pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> {
+/// [`StartError::Invalid`] for a file or key the configuration names that
+/// is unusable (a key source that does not load; `--check` finds the same),
+/// [`StartError::Unavailable`] for what cannot be had now: a store that
+/// cannot be reached, an address that cannot be bound.
+pub async fn run(settings: Settings, options: RunOptions) -> Result<(), StartError> {
     if options.unverified_benchmark_mode && !settings.listen.ip().is_loopback() {
-        return Err(format!(
+        return Err(StartError::Invalid(format!(
             "--unverified-benchmark-mode only listens on loopback addresses, not {}",
             settings.listen
-        ));
+        )));
     }
     raise_open_files_limit(settings.limits.max_connections);
     let keys = stores::open_keys(&settings).await?;
@@ -170,13 +217,10 @@ pub async fn run(settings: Settings, options: RunOptions) -> Result<(), String> 
         eprintln!("tessera-gateway: WARNING: --unverified-benchmark-mode: NO SIGNATURE IS VERIFIED (loopback benchmark only)");
         None
     } else {
-        Some(build_verifier(
-            &settings,
-            &keys,
-            &nonces,
-            rate.as_ref(),
-            addr,
-        )?)
+        Some(
+            build_verifier(&settings, &keys, &nonces, rate.as_ref(), addr)
+                .map_err(StartError::Invalid)?,
+        )
     };
     let admin_addr = match settings.admin {
         Some(admin_addr) => {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{Clock, KeyId, Nonce, SecretKey, SystemClock};
-use tessera_keys_sql::{MasterKeyring, SqlKeyStore, SqlKeyStoreOptions};
+use tessera_keys_sql::{Error as SqlKeyStoreError, MasterKeyring, SqlKeyStore, SqlKeyStoreOptions};
 use tessera_server::{
     DerivedKeyStore, KeyError, KeyStore, MemoryKeyStore, MemoryNonceStore, NonceRecord, NonceStore,
     RedisNonceStore,
@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 use tessera_ratelimit::{FailureMode, RateLimiter, RateStore, RedisRateStore};
 
 use crate::config::{KeySource, NonceSource, RateLimits, RateStoreSource, Settings};
+use crate::StartError;
 
 /// How long one readiness probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -37,14 +38,18 @@ pub struct Keys {
 /// Opens the key store.
 ///
 /// # Errors
-/// A message saying which store and why, never a secret.
-pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
+/// A message saying which store and why, never a secret:
+/// [`StartError::Invalid`] for a file, master key or database content
+/// that does not load (as `--check` finds it), [`StartError::Unavailable`]
+/// for a key database that does not answer.
+pub async fn open_keys(settings: &Settings) -> Result<Keys, StartError> {
     for warning in key_warnings(settings) {
         tracing::warn!("{warning}");
     }
     match &settings.keys {
         KeySource::File(path) => {
-            let (store, count) = tessera_server::load_keys_file(path).map_err(|e| e.to_string())?;
+            let (store, count) = tessera_server::load_keys_file(path)
+                .map_err(|e| StartError::Invalid(e.to_string()))?;
             let store = Arc::new(store);
             // An edit of the file (a key revoked or removed) reaches
             // requests within FOLLOW_EVERY, with no restart or signal.
@@ -67,7 +72,8 @@ pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
             master_file,
             revoked_file,
         } => {
-            let (store, revoked) = load_derived(master_file, revoked_file.as_deref())?;
+            let (store, revoked) =
+                load_derived(master_file, revoked_file.as_deref()).map_err(StartError::Invalid)?;
             let store = Arc::new(store);
             if let Some(path) = revoked_file {
                 tokio::spawn(follow_revocations(Arc::clone(&store), path.clone()));
@@ -105,32 +111,40 @@ pub async fn open_keys(settings: &Settings) -> Result<Keys, String> {
 ///
 /// # Errors
 /// A message naming what failed and what to fix (the URL without its
-/// password); never a key.
+/// password); never a key. [`StartError::Unavailable`] when the database
+/// cannot be reached or a query fails, [`StartError::Invalid`] for the rest
+/// (no master key, a wrong one, no schema, a missing SQLite file).
 pub async fn open_sql(
     url: &str,
     master_key_file: Option<&Path>,
     max_staleness: Duration,
-) -> Result<SqlKeyStore, String> {
+) -> Result<SqlKeyStore, StartError> {
     let keyring = match master_key_file {
         Some(path) => MasterKeyring::from_file(path).map_err(|e| {
-            format!(
+            StartError::Invalid(format!(
                 "keys.master_key_file {}: {}",
                 tessera_keys_sql::redacted_path(path),
                 error_chain(&e)
-            )
+            ))
         })?,
         None => MasterKeyring::from_env().map_err(|e| {
-            format!(
+            StartError::Invalid(format!(
                 "master key: {} (or name a file of them in `keys.master_key_file`)",
                 error_chain(&e)
-            )
+            ))
         })?,
     };
     let mut options = SqlKeyStoreOptions::default();
     options.max_staleness = max_staleness;
-    SqlKeyStore::open(url, keyring, options)
-        .await
-        .map_err(|e| format!("keys.db {}: {}", redact(url), error_chain(&e)))
+    SqlKeyStore::open(url, keyring, options).await.map_err(|e| {
+        let message = format!("keys.db {}: {}", redact(url), error_chain(&e));
+        match e {
+            SqlKeyStoreError::Connect { .. } | SqlKeyStoreError::Database { .. } => {
+                StartError::Unavailable(message)
+            }
+            _ => StartError::Invalid(message),
+        }
+    })
 }
 
 /// The derived key store whose master secret is the hex in `path`

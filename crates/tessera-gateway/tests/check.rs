@@ -400,23 +400,30 @@ fn check_opens_the_sql_key_store_with_its_master_key() {
         let file = dir.join(name);
         std::fs::write(
             &file,
-            format!("upstream = \"http://127.0.0.1:5000\"\n[keys]\n{keys}"),
+            format!(
+                "upstream = \"http://127.0.0.1:5000\"\nlisten = \"127.0.0.1:0\"\n[keys]\n{keys}"
+            ),
         )
         .unwrap();
-        let out = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .arg("--check")
             .arg(&file)
             .current_dir("/")
             .env_remove("TESSERA_MASTER_KEY")
-            .env_remove("TESSERA_MASTER_KEY_FILE")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code().unwrap(), text)
+            .env_remove("TESSERA_MASTER_KEY_FILE");
+        run_to_exit(command)
+    };
+    // A start with the same file fails as `--check` says.
+    let start_from_root = |name: &str| {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(dir.join(name))
+            .current_dir("/")
+            .env_remove("TESSERA_MASTER_KEY")
+            .env_remove("TESSERA_MASTER_KEY_FILE");
+        run_to_exit(command)
     };
     let (code, text) = check_from_root(
         "good.toml",
@@ -451,7 +458,84 @@ fn check_opens_the_sql_key_store_with_its_master_key() {
             text.contains(needle),
             "{name}: {text:?} should contain {needle:?}"
         );
+        let (code, text) = start_from_root(name);
+        assert_eq!(code, 2, "a start with {name}: {text}");
+        assert!(
+            text.contains("invalid configuration") && text.contains(needle),
+            "a start with {name}: {text:?} should contain {needle:?}"
+        );
     }
+    // A key database that does not answer may answer later: exit 1.
+    let closed = free_port();
+    let (code, text) = check_from_root(
+        "down.toml",
+        &format!(
+            "db = \"postgres://tessera@127.0.0.1:{closed}/tessera\"\nmaster_key_file = \"master.hex\"\n"
+        ),
+    );
+    assert_eq!(code, 2, "--check cannot vouch for it: {text}");
+    let (code, text) = start_from_root("down.toml");
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains(&format!("127.0.0.1:{closed}")), "{text}");
+}
+
+/// A start whose key source does not load exits with 2, as `--check` does
+/// for the same file, so that a service manager can tell a configuration
+/// to fix (not worth a restart) from a store that may answer later (1).
+#[test]
+fn a_start_exits_as_check_does_for_key_sources_that_do_not_load() {
+    let dir = temp_dir("start-exit");
+    std::fs::write(dir.join("keys.json"), "{ not json").unwrap();
+    std::fs::write(dir.join("master.hex"), "ab".repeat(32)).unwrap();
+    for (name, keys, needle) in [
+        ("keys-file.toml", "file = \"keys.json\"\n", "keys.json"),
+        (
+            "derived.toml",
+            "derived_master_file = \"master.hex\"\n",
+            "keys.derived_master_file",
+        ),
+    ] {
+        let file = dir.join(name);
+        std::fs::write(
+            &file,
+            format!(
+                "upstream = \"http://127.0.0.1:5000\"\nlisten = \"127.0.0.1:0\"\n[keys]\n{keys}"
+            ),
+        )
+        .unwrap();
+        let (code, text) = check(&file);
+        assert_eq!(code, 2, "--check {name}: {text}");
+        let mut command = Command::new(BIN);
+        command.arg("--config").arg(&file);
+        let (code, text) = run_to_exit(command);
+        assert_eq!(code, 2, "a start with {name}: {text}");
+        assert!(text.contains(needle), "a start with {name}: {text}");
+    }
+}
+
+/// Runs `command` to its exit (killed after 20 s: a gateway that started
+/// when it should have refused fails the test); its exit status and output.
+fn run_to_exit(mut command: Command) -> (i32, String) {
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
 }
 
 /// Flags given with `--check` are checked as a start would check them.
