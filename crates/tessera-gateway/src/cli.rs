@@ -77,7 +77,8 @@ pub struct Args {
     /// Admin listener (Prometheus /metrics, /healthz, /readyz).
     #[arg(long, value_name = "IP:PORT")]
     pub admin: Option<SocketAddr>,
-    /// Limit each key to RATE requests (`10/s`, `100/m`, `1000/h`).
+    /// Limit each key to RATE requests (`10/s`, `100/m`, `1000/h`): the
+    /// default plan. With --config, the file's `per` and route plans stay.
     #[arg(long, value_name = "RATE")]
     pub rate_limit: Option<String>,
     /// With --rate-limit: requests a key may send at once after a quiet
@@ -187,12 +188,13 @@ impl Args {
             file.admin = Some(config::AdminConfig { listen: admin });
         }
         if let Some(rate) = &self.rate_limit {
-            // The flag replaces the file's budgets, keeping where they are stored.
+            // The flag replaces the default plan only: the file's route
+            // plans, `per` and store stay (a flag that changes the rate must
+            // not silently turn an owner's budget into one per key, or drop
+            // a route's stricter plan).
             file.rate_limit = Some(RateLimitConfig {
                 rate: Some(rate.clone()),
                 burst: self.burst,
-                per: None,
-                routes: Vec::new(),
                 ..file.rate_limit.clone().unwrap_or_default()
             });
         }

@@ -476,22 +476,48 @@ pub async fn open_rate_limit(settings: &Settings) -> Result<Option<RateLimit>, S
             description: "rate limits in memory (one process only)".to_owned(),
         })),
         RateStoreSource::Redis(url) => {
-            let store = tokio::time::timeout(
-                RATE_CONNECT_TIMEOUT,
-                RedisRateStore::connect(url, &rates.prefix),
-            )
-            .await
-            .map_err(|_| {
+            let timeout = rates
+                .timeout
+                .unwrap_or(tessera_ratelimit::DEFAULT_RATE_REDIS_TIMEOUT);
+            let unanswered = || {
                 format!(
                     "rate_limit.redis: {} did not answer within {} s",
                     redact(url),
                     RATE_CONNECT_TIMEOUT.as_secs()
                 )
-            })?
-            .map_err(|e| format!("rate_limit.redis: {}: {e}", redact(url)))?;
-            let store = match rates.timeout {
-                Some(timeout) => store.with_timeout(timeout),
-                None => store,
+            };
+            let failed = |e: tessera_ratelimit::RateStoreError| {
+                format!("rate_limit.redis: {}: {e}", redact(url))
+            };
+            let store = match rates.on_store_failure {
+                // Fail-open limits cost only the limits while their store
+                // is down, at start-up too: the gateway starts, admits, and
+                // the store connects when Redis answers.
+                FailureMode::Open => {
+                    let (store, unreached) = tokio::time::timeout(
+                        RATE_CONNECT_TIMEOUT,
+                        RedisRateStore::connect_in_background(url, &rates.prefix, timeout),
+                    )
+                    .await
+                    .map_err(|_| unanswered())?
+                    .map_err(failed)?;
+                    if let Some(e) = unreached {
+                        tracing::warn!(
+                            "{}; starting without rate limits (on_store_failure = \"open\"): requests are admitted until it answers, tried again every second",
+                            failed(e)
+                        );
+                    }
+                    store
+                }
+                // Fail-closed limits would refuse every limited request: a
+                // gateway that cannot decide does not start.
+                _ => tokio::time::timeout(
+                    RATE_CONNECT_TIMEOUT,
+                    RedisRateStore::connect_with_timeout(url, &rates.prefix, timeout),
+                )
+                .await
+                .map_err(|_| unanswered())?
+                .map_err(failed)?,
             };
             Ok(Some(RateLimit {
                 limiter: build_limiter(rates, store.clone())?,

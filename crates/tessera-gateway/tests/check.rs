@@ -377,6 +377,68 @@ fn tessera_gateway_starts_like_tessera_serve() {
     assert_eq!(upstream.paths(), ["/via/cli"]);
 }
 
+/// `--rate-limit` replaces the file's default plan and keeps the rest of
+/// `[rate_limit]`: a budget per owner stays one per owner, and a route's
+/// plan stays the route's.
+#[test]
+fn rate_limit_flag_keeps_the_files_owner_budgets_and_routes() {
+    let dir = temp_dir("rate-flag");
+    let (a1, a2, bob) = (Key::random("a1"), Key::random("a2"), Key::random("b1"));
+    keys_file(
+        &dir,
+        &[
+            (&a1, "alice", &["read"], false),
+            (&a2, "alice", &["read"], false),
+            (&bob, "bob", &["read"], false),
+        ],
+    );
+    let upstream = Upstream::start(&dir);
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "upstream = \"{}\"\n[keys]\nfile = \"keys.json\"\n[rate_limit]\nrate = \"100/s\"\nper = \"owner\"\n\
+             [[rate_limit.routes]]\nname = \"strict\"\nprefix = \"/strict\"\nrate = \"1/m\"\nburst = 1\n",
+            upstream.url()
+        ),
+    )
+    .unwrap();
+    let gateway = Gateway::start(
+        &dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--rate-limit",
+            "1/m",
+            "--burst",
+            "1",
+        ],
+    );
+    let status = |key: &Key, path: &str| send_signed(&gateway, key, "GET", path, b"", &[]);
+    let first = status(&a1, "/a");
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.header("ratelimit-policy"),
+        Some("\"default\";q=1;w=60")
+    );
+    // Another key of the same owner shares the owner's budget.
+    let second = status(&a2, "/b");
+    assert_eq!(
+        second.status,
+        429,
+        "{}",
+        String::from_utf8_lossy(&second.body)
+    );
+    // The route keeps its own plan.
+    let routed = status(&bob, "/strict/1");
+    assert_eq!(routed.status, 200);
+    assert_eq!(
+        routed.header("ratelimit-policy"),
+        Some("\"strict\";q=1;w=60")
+    );
+    assert_eq!(status(&bob, "/strict/2").status, 429);
+}
+
 /// `--check` opens a SQL key store as start-up does: a relative SQLite file
 /// is relative to the configuration (whatever the working directory), and
 /// a missing database or a wrong or missing master key is an invalid

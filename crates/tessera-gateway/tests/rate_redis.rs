@@ -1,7 +1,8 @@
 //! Rate limits kept in Redis (`[rate_limit] redis = URL`): two gateway
 //! instances sharing one Redis share one budget per key, and a
 //! fail-closed limiter whose Redis is gone refuses and says so in
-//! `/readyz` and `/metrics`.
+//! `/readyz` and `/metrics`; a fail-open one starts while its Redis is
+//! down and limits once it answers.
 //!
 //! Redis: `TESSERA_TEST_REDIS_URL` (as the tessera-server Redis tests), else
 //! a `redis-server` this test starts on a free loopback port. Without
@@ -17,6 +18,8 @@ mod redis_cluster;
 mod support;
 
 use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use support::*;
 
@@ -218,4 +221,82 @@ fn fail_closed_limits_refuse_while_redis_is_down() {
     );
     assert!(gateway.stderr().contains("rate limit store failed"));
     assert!(!upstream.paths().contains(&"/during".to_owned()));
+}
+
+/// Fail-open limits cost only the limits while their Redis is down, at
+/// start-up too: the gateway starts and admits, and limits apply once Redis
+/// answers. Fail-closed limits, which would refuse every request, do not start.
+#[test]
+fn fail_open_limits_start_while_redis_is_down_and_apply_once_it_answers() {
+    let port = free_port();
+    let dir = temp_dir("rate-redis-late");
+    let alice = Key::random("alice-late");
+    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let upstream = Upstream::start(&dir);
+    let store = format!("redis://127.0.0.1:{port}/0");
+    let config = config(
+        &dir,
+        "late.toml",
+        &keys,
+        &upstream,
+        &format!("rate = \"1/m\"\nburst = 1\nredis = \"{store}\"\n"),
+    );
+    let closed = Command::new(BIN)
+        .args([
+            "--config",
+            &config,
+            "--rate-limit-on-store-failure",
+            "closed",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(closed.status.code(), Some(1), "{closed:?}");
+    assert!(
+        String::from_utf8_lossy(&closed.stderr).contains(&format!("127.0.0.1:{port}")),
+        "{closed:?}"
+    );
+
+    let gateway = Gateway::start(&dir, &["--config", &config, "--admin", "127.0.0.1:0"]);
+    assert!(
+        gateway.stderr().contains("starting without rate limits"),
+        "{}",
+        gateway.stderr()
+    );
+    for path in ["/down/1", "/down/2", "/down/3"] {
+        let reply = send_signed(&gateway, &alice, "GET", path, b"", &[]);
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    let ready = admin_get(gateway.admin.unwrap(), "/readyz");
+    assert_eq!(ready.status, 200);
+    assert!(
+        String::from_utf8_lossy(&ready.body).contains("degraded"),
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
+
+    let Some(_redis) = spawn_redis(port) else {
+        skip("fail_open_limits_start_while_redis_is_down_and_apply_once_it_answers");
+        return;
+    };
+    // Connected within about a second: the budget of 1 is spent, then refused.
+    let mut n = 0;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            n += 1;
+            let reply = send_signed(&gateway, &alice, "GET", &format!("/up/{n}"), b"", &[]);
+            reply.status == 429
+        }),
+        "limits never applied after Redis came up: {}",
+        gateway.stderr()
+    );
+    assert!(gateway.stderr().contains("the rate limit store answers"));
+    assert_eq!(
+        admin_get(gateway.admin.unwrap(), "/readyz").body,
+        b"ready\n"
+    );
 }

@@ -3,12 +3,12 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use siphasher::sip128::{Hasher128, SipHasher13};
-use tessera_server::RedisConnection;
+use tessera_server::{RedisConnection, RedisStoreErrorKind};
 
 use crate::gcra::Decision;
 use crate::plan::Plan;
@@ -18,6 +18,9 @@ use crate::store::{RateStore, RateStoreError, Subject};
 pub const DEFAULT_RATE_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 /// Default timeout of one connection attempt.
 pub const DEFAULT_RATE_REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often [`RedisRateStore::connect_in_background`] tries a Redis that
+/// did not answer at start-up again.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
 /// [`crate::decide`] in Lua, run atomically by Redis on one key.
 ///
@@ -85,7 +88,11 @@ return 1
 /// replicas need synchronized clocks (NTP), as they do for the nonce store.
 #[derive(Clone)]
 pub struct RedisRateStore {
-    connection: RedisConnection,
+    /// Set when the store is made, or, for a store from
+    /// [`RedisRateStore::connect_in_background`], once Redis first answers.
+    connection: Arc<OnceLock<RedisConnection>>,
+    /// Why there is no connection yet: the first attempt's error.
+    unreached: Arc<str>,
     prefix: Arc<str>,
     timeout: Duration,
     script: Arc<redis::Script>,
@@ -102,7 +109,7 @@ pub struct RedisRateStore {
 impl fmt::Debug for RedisRateStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRateStore")
-            .field("redis", &self.connection.target())
+            .field("redis", &self.connection.get().map(RedisConnection::target))
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -114,13 +121,23 @@ impl RedisRateStore {
     /// be the one a [`tessera_server::RedisNonceStore`] uses, or one opened
     /// with [`RedisConnection::open`].
     pub fn new(connection: RedisConnection, prefix: &str) -> Self {
+        let store = Self::unconnected(prefix, "");
+        // A new cell: nothing else can have set it.
+        let _ = store.connection.set(connection);
+        store
+    }
+
+    /// A store whose connection comes later; until it does, decisions fail
+    /// with `unreached` in their error.
+    fn unconnected(prefix: &str, unreached: &str) -> Self {
         // Keyed by the prefix: the hash is an obfuscation of subject ids,
         // stable across replicas, not a secret.
         let mut seed = SipHasher13::new();
         std::hash::Hasher::write(&mut seed, prefix.as_bytes());
         let key = seed.finish128();
         RedisRateStore {
-            connection,
+            connection: Arc::new(OnceLock::new()),
+            unreached: unreached.into(),
             prefix: prefix.into(),
             timeout: DEFAULT_RATE_REDIS_TIMEOUT,
             script: Arc::new(redis::Script::new(DECIDE_SCRIPT)),
@@ -139,21 +156,90 @@ impl RedisRateStore {
     /// When the URL is invalid or Redis (every primary, for a cluster) does
     /// not answer `PING`; the message names the URL without its password.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, RateStoreError> {
-        // The connection's own bound is wider than any sensible decision
-        // timeout; `with_timeout` (default 100 ms) is the one that applies.
+        Self::connect_with_timeout(url, prefix, DEFAULT_RATE_REDIS_TIMEOUT).await
+    }
+
+    /// [`RedisRateStore::connect`] with a per-decision `timeout` other than
+    /// the default 100 ms: the connection's own bound on each command is
+    /// set to match, so a timeout above one second takes effect too.
+    ///
+    /// # Errors
+    /// As [`RedisRateStore::connect`].
+    pub async fn connect_with_timeout(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, RateStoreError> {
+        // The connection's own bound is at least the decision timeout, so
+        // that the decision timeout is the one that applies.
         let connection = RedisConnection::open(
             url,
-            Duration::from_secs(1),
+            timeout.max(Duration::from_secs(1)),
             DEFAULT_RATE_REDIS_CONNECT_TIMEOUT,
         )
         .await
         .map_err(|e| RateStoreError::new(e.to_string()))?;
-        Ok(RedisRateStore::new(connection, prefix))
+        Ok(RedisRateStore::new(connection, prefix).with_timeout(timeout))
+    }
+
+    /// [`RedisRateStore::connect_with_timeout`] that also starts when Redis
+    /// does not answer: the store is returned with the error of that first
+    /// attempt, its decisions fail at once (the limiter's
+    /// [`crate::FailureMode`] applies: a fail-open limiter admits) and a
+    /// background task (on the current tokio runtime) tries Redis again
+    /// every second until it answers, from when on the store decides as
+    /// any other. The task ends when it connects or when every clone of
+    /// the store is dropped.
+    ///
+    /// # Errors
+    /// An invalid URL (no attempt will succeed), or Redis answering but
+    /// refusing, as [`RedisRateStore::connect`].
+    pub async fn connect_in_background(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<(Self, Option<RateStoreError>), RateStoreError> {
+        let response_timeout = timeout.max(Duration::from_secs(1));
+        let open = move |url: String| async move {
+            RedisConnection::open(&url, response_timeout, DEFAULT_RATE_REDIS_CONNECT_TIMEOUT).await
+        };
+        let first = match open(url.to_owned()).await {
+            Ok(connection) => {
+                return Ok((
+                    RedisRateStore::new(connection, prefix).with_timeout(timeout),
+                    None,
+                ))
+            }
+            Err(e) if e.kind() == RedisStoreErrorKind::Connect => e.to_string(),
+            Err(e) => return Err(RateStoreError::new(e.to_string())),
+        };
+        let store = Self::unconnected(prefix, &first).with_timeout(timeout);
+        let cell = Arc::downgrade(&store.connection);
+        let url = url.to_owned();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RECONNECT_EVERY).await;
+                // Every clone dropped: nobody would use the connection.
+                if cell.strong_count() == 0 {
+                    return;
+                }
+                if let Ok(connection) = open(url.clone()).await {
+                    let target = connection.target().to_owned();
+                    if let Some(cell) = cell.upgrade() {
+                        let _ = cell.set(connection);
+                        tracing::info!(redis = %target, "tessera: the rate limit store answers; rate limits are decided again");
+                    }
+                    return;
+                }
+            }
+        });
+        Ok((store, Some(RateStoreError::new(first))))
     }
 
     /// Sets the per-decision timeout (default 100 ms; with a connection
     /// from [`RedisRateStore::connect`], at most 1 s takes effect, the
-    /// connection's own bound).
+    /// connection's own bound: use [`RedisRateStore::connect_with_timeout`]
+    /// for a longer one).
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -196,7 +282,13 @@ impl RedisRateStore {
                 "Redis is down; retrying it at most once a second",
             ));
         }
-        let mut connection = self.connection.clone();
+        let Some(connection) = self.connection.get() else {
+            return Err(RateStoreError::new(format!(
+                "Redis has not answered since start-up ({}); trying it again every second",
+                self.unreached
+            )));
+        };
+        let mut connection = connection.clone();
         match tokio::time::timeout(self.timeout, invocation.invoke_async::<T>(&mut connection))
             .await
         {

@@ -264,3 +264,46 @@ fn rand_u64() -> u64 {
         .map_or(0, |d| d.subsec_nanos());
     u64::from(nanos) ^ u64::from(std::process::id()) << 32
 }
+
+/// A decision timeout above one second takes effect: a Redis that answers
+/// after 1.5 s is waited for under a 4 s timeout (the connection's own
+/// bound once cut every command at 1 s).
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_decision_timeout_above_one_second_takes_effect() {
+    use std::time::{Duration, Instant};
+    use tessera_ratelimit::RedisRateStore;
+    let test = "a_decision_timeout_above_one_second_takes_effect";
+    let Some(redis) = redis_server::RedisServer::spawn(test) else {
+        return;
+    };
+    let store = RedisRateStore::connect_with_timeout(
+        &redis.url(),
+        "tessera-rl-slow",
+        Duration::from_secs(4),
+    )
+    .await
+    .expect("connect");
+    let p = plan("slow-redis", "10/s", 10);
+    assert!(at(&store, "ann", &p, 1, T0).await.allowed);
+    redis.pause(true);
+    let resume = std::thread::spawn({
+        let pid = redis.pid().expect("running");
+        move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            let status = std::process::Command::new("kill")
+                .args(["-CONT", &pid.to_string()])
+                .status()
+                .expect("kill");
+            assert!(status.success());
+        }
+    });
+    let started = Instant::now();
+    let answered = store.decide(key("ann"), &p, 1, T0).await;
+    resume.join().expect("resumed");
+    assert!(
+        answered.is_ok_and(|d| d.allowed),
+        "the answer after {:?} was given up on",
+        started.elapsed()
+    );
+}
