@@ -24,12 +24,20 @@ const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
 /// [`crate::decide`] in Lua, run atomically by Redis on one key.
 ///
-/// KEYS[1]: the subject's key. ARGV: now (µs), interval (µs), burst, cost.
-/// Reply: `{allowed (0/1), tat, remaining, retry_after (µs, -1: never), reset (µs)}`.
+/// KEYS[1]: the subject's key. ARGV: the caller's now (µs), interval (µs),
+/// burst, cost, and `1` to decide on Redis's own clock (`TIME`) instead of
+/// the caller's.
+/// Reply: `{allowed (0/1), tat, remaining, retry_after (µs, -1: never), reset (µs), now}`.
 /// Integers only; every value stays below 2^53, where Lua's doubles are exact
 /// (microseconds since 1970 are about 2^51).
 const DECIDE_SCRIPT: &str = r"
 local now = tonumber(ARGV[1])
+if ARGV[5] == '1' then
+  -- Redis before 7 replicates a script that reads TIME only by its effects.
+  if redis.replicate_commands then redis.replicate_commands() end
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local interval = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local cost = tonumber(ARGV[4])
@@ -44,23 +52,29 @@ local nextt = base + interval * cost
 local ahead = nextt - now
 if ahead <= limit then
   redis.call('SET', KEYS[1], string.format('%d', nextt), 'PX', math.floor(ahead / 1000) + 1)
-  return {1, nextt, math.floor((limit - ahead) / interval), 0, ahead}
+  return {1, nextt, math.floor((limit - ahead) / interval), 0, ahead, now}
 end
 local queued = base - now
 local retry = -1
 if cost <= burst then retry = ahead - limit end
 local remaining = 0
 if limit > queued then remaining = math.floor((limit - queued) / interval) end
-return {0, base, remaining, retry, queued}
+return {0, base, remaining, retry, queued, now}
 ";
 
 /// [`crate::refund`] transcribed: `KEYS[1]` moves back by `ARGV[2]` µs (the
-/// cost times the interval), or goes when that is at or before `ARGV[1]`
-/// (now): a full burst. No state, nothing to give back.
+/// cost times the interval), or goes when that is at or before now
+/// (`ARGV[1]`, or Redis's `TIME` when `ARGV[3]` is `1`): a full burst. No
+/// state, nothing to give back.
 const REFUND_SCRIPT: &str = r"
+if ARGV[3] == '1' and redis.replicate_commands then redis.replicate_commands() end
 local stored = redis.call('GET', KEYS[1])
 if not stored then return 0 end
 local now = tonumber(ARGV[1])
+if ARGV[3] == '1' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local tat = tonumber(stored) - tonumber(ARGV[2])
 if tat <= now then
   redis.call('DEL', KEYS[1])
@@ -84,8 +98,15 @@ return 1
 /// `{<h>}` a Redis Cluster hash tag (its first 3 hex digits), so a
 /// decision touches one slot and subjects spread over 4096 tags, thus over
 /// every primary of a cluster. Each key expires when its subject is back to a
-/// full burst. The time comes from the verifier's clock (microseconds), so
-/// replicas need synchronized clocks (NTP), as they do for the nonce store.
+/// full burst.
+///
+/// Decisions are made on Redis's clock (`TIME`), so that replicas share one
+/// clock as they share one budget: a replica whose clock is ahead or behind
+/// neither hands out a second burst nor holds a key back for longer than
+/// its plan says. The arrival time a decision reports ([`Decision::tat`]) is
+/// moved to the caller's clock, for the limiter's own memory of refusals.
+/// [`RedisRateStore::with_caller_clock`] decides on the caller's `now`
+/// instead.
 #[derive(Clone)]
 pub struct RedisRateStore {
     /// Set when the store is made, or, for a store from
@@ -104,6 +125,8 @@ pub struct RedisRateStore {
     /// timeout; one decision per second tries Redis again.
     down_until: Arc<AtomicU64>,
     epoch: Instant,
+    /// Decide on Redis's `TIME` (the default) rather than the caller's `now`.
+    redis_clock: bool,
 }
 
 impl fmt::Debug for RedisRateStore {
@@ -145,6 +168,7 @@ impl RedisRateStore {
             hasher: SipHasher13::new_with_keys(key.h1, key.h2),
             down_until: Arc::new(AtomicU64::new(0)),
             epoch: Instant::now(),
+            redis_clock: true,
         }
     }
 
@@ -246,6 +270,17 @@ impl RedisRateStore {
         self
     }
 
+    /// Decides on the `now_micros` each caller passes instead of Redis's
+    /// own clock: for tests on a simulated clock, or for a Redis shared by
+    /// one replica only. Replicas that share budgets this way need their
+    /// clocks synchronized (NTP): one ahead by the burst's duration hands
+    /// out a second burst.
+    #[must_use]
+    pub fn with_caller_clock(mut self) -> Self {
+        self.redis_clock = false;
+        self
+    }
+
     /// The Redis key that holds `subject`'s state under `plan`.
     pub fn key_for(&self, subject: Subject<'_>, plan: &Plan) -> String {
         let mut h = self.hasher;
@@ -325,12 +360,15 @@ impl RateStore for RedisRateStore {
             .arg(now_micros)
             .arg(plan.rate().interval_micros().max(1))
             .arg(plan.burst())
-            .arg(cost);
-        let (allowed, tat, remaining, retry, reset) =
-            self.run::<(i64, u64, u64, i64, u64)>(invocation).await?;
+            .arg(cost)
+            .arg(u8::from(self.redis_clock));
+        let (allowed, tat, remaining, retry, reset, decided_at) =
+            self.run::<(i64, u64, u64, i64, u64, u64)>(invocation).await?;
         Ok(Decision {
             allowed: allowed == 1,
-            tat,
+            // The script's `tat` is at or after the time it decided at: the
+            // same distance ahead of the caller's `now`.
+            tat: now_micros.saturating_add(tat.saturating_sub(decided_at)),
             remaining,
             retry_after_micros: u64::try_from(retry).ok(),
             reset_micros: reset,
@@ -353,7 +391,8 @@ impl RateStore for RedisRateStore {
                     .interval_micros()
                     .max(1)
                     .saturating_mul(u64::from(cost)),
-            );
+            )
+            .arg(u8::from(self.redis_clock));
         self.run::<i64>(invocation).await.map(drop)
     }
 }

@@ -154,7 +154,8 @@ async fn redis_store_is_exact_and_shared() {
     let store = RedisRateStore::connect(&redis.url(), &prefix)
         .await
         .expect("connect");
-    exactness(&store, "redis").await;
+    // On a simulated clock: the caller's `now`.
+    exactness(&store.clone().with_caller_clock(), "redis").await;
 
     // Two replicas (two connections) share one budget.
     let other = RedisRateStore::connect(&redis.url(), &prefix)
@@ -205,7 +206,7 @@ async fn redis_cluster_store_is_exact_shared_and_spread() {
         .expect("connect with a redis+cluster:// URL")
         // Generous: 2 shared cores, a cluster and the other tests.
         .with_timeout(Duration::from_secs(1));
-    exactness(&store, "redis-cluster").await;
+    exactness(&store.clone().with_caller_clock(), "redis-cluster").await;
 
     let connection =
         RedisConnection::open_cluster(&nodes, Duration::from_secs(1), Duration::from_secs(2))
@@ -306,4 +307,54 @@ async fn a_decision_timeout_above_one_second_takes_effect() {
         "the answer after {:?} was given up on",
         started.elapsed()
     );
+}
+
+/// Replicas share Redis's clock as they share the budget: one whose clock
+/// is 200 s ahead gets no second burst, and the arrival time it is told is
+/// on its own clock (its refusals are remembered for the plan's time, not
+/// the skew's).
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn replicas_with_skewed_clocks_share_one_budget_on_redis_time() {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    use tessera_ratelimit::RedisRateStore;
+    let test = "replicas_with_skewed_clocks_share_one_budget_on_redis_time";
+    let Some(redis) = redis_server::shared(test) else {
+        return;
+    };
+    let prefix = format!("tessera-rl-skew-{:016x}", rand_u64());
+    let on_time = RedisRateStore::connect(&redis.url(), &prefix)
+        .await
+        .expect("connect");
+    let ahead = RedisRateStore::connect(&redis.url(), &prefix)
+        .await
+        .expect("second replica");
+    let now = || {
+        u64::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .expect("after 1970")
+                .as_micros(),
+        )
+        .expect("fits")
+    };
+    let skew = 200_000_000;
+    let p = plan("skewed", "1/m", 2);
+    assert!(at(&on_time, "gina", &p, 1, now()).await.allowed);
+    assert!(at(&on_time, "gina", &p, 1, now()).await.allowed);
+    let asked_at = now() + skew;
+    let refused = at(&ahead, "gina", &p, 1, asked_at).await;
+    assert!(!refused.allowed, "a replica ahead by 200 s got a second burst");
+    // Two requests of a 1/m plan: back to a full burst within 2 minutes
+    // of the replica's own now, whatever its skew.
+    let until = refused.tat.saturating_sub(asked_at);
+    assert!(
+        (60_000_000..=120_000_000).contains(&until),
+        "tat {until} µs ahead of the replica's clock"
+    );
+    // The other way round: a replica behind spends from the same budget.
+    let hal_at = now() + skew;
+    assert!(at(&ahead, "hal", &p, 1, hal_at).await.allowed);
+    assert!(at(&ahead, "hal", &p, 1, hal_at).await.allowed);
+    assert!(!at(&on_time, "hal", &p, 1, now()).await.allowed);
 }
