@@ -48,6 +48,8 @@ struct Before {
     plan: Plan,
     by: Claimed,
     clock: Arc<dyn MicroClock>,
+    /// A failing store fails every request: one log line a second.
+    store_logs: tessera_server::LogThrottle,
 }
 
 impl LimitBeforeVerifyLayer {
@@ -59,6 +61,7 @@ impl LimitBeforeVerifyLayer {
                 plan,
                 by,
                 clock: Arc::new(SystemMicroClock),
+                store_logs: tessera_server::LogThrottle::new(),
             }),
         }
     }
@@ -177,7 +180,9 @@ where
                 // the verifier's own checks still run.
                 Ok(_) => inner.call(request).await,
                 Err(e) => {
-                    tracing::warn!(error = %e, "tessera: pre-verification rate limit store failed; letting the request through to the verifier");
+                    if let Some(left_out) = before.store_logs.admit() {
+                        tracing::warn!(error = %e, left_out, "tessera: pre-verification rate limit store failed; letting the request through to the verifier (left_out: such failures not logged since the previous line)");
+                    }
                     inner.call(request).await
                 }
             }

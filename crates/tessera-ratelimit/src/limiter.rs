@@ -240,6 +240,8 @@ struct Inner {
     /// Subjects refused and still over their budget, so that their next
     /// requests are refused before their bodies are read.
     held: Held,
+    /// A failing store fails every decision: one log line a second.
+    store_logs: tessera_server::LogThrottle,
 }
 
 impl fmt::Debug for RateLimiter {
@@ -482,6 +484,7 @@ impl RateLimiterBuilder {
                 clock: self.clock,
                 stats: RateLimiterStats::default(),
                 held: Held::new(),
+                store_logs: tessera_server::LogThrottle::new(),
             }),
         }
     }
@@ -535,7 +538,9 @@ impl Admission for RateLimiter {
             Err(e) => {
                 i.stats.store_errors.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!(DECISIONS_METRIC, "outcome" => "store_error").increment(1);
-                tracing::warn!(key_id = %request.key_id, plan = plan.name(), error = %e, mode = ?i.failure, "tessera: rate limit store failed");
+                if let Some(left_out) = i.store_logs.admit() {
+                    tracing::warn!(key_id = %request.key_id, plan = plan.name(), error = %e, mode = ?i.failure, left_out, "tessera: rate limit store failed (left_out: such failures not logged since the previous line)");
+                }
                 return match i.failure {
                     FailureMode::Open => Ok(Admitted::plain()),
                     // An outage, not the client's rate: `store_unavailable`

@@ -362,8 +362,9 @@ impl RateStore for RedisRateStore {
             .arg(plan.burst())
             .arg(cost)
             .arg(u8::from(self.redis_clock));
-        let (allowed, tat, remaining, retry, reset, decided_at) =
-            self.run::<(i64, u64, u64, i64, u64, u64)>(invocation).await?;
+        let (allowed, tat, remaining, retry, reset, decided_at) = self
+            .run::<(i64, u64, u64, i64, u64, u64)>(invocation)
+            .await?;
         Ok(Decision {
             allowed: allowed == 1,
             // The script's `tat` is at or after the time it decided at: the

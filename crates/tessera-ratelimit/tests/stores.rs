@@ -344,7 +344,10 @@ async fn replicas_with_skewed_clocks_share_one_budget_on_redis_time() {
     assert!(at(&on_time, "gina", &p, 1, now()).await.allowed);
     let asked_at = now() + skew;
     let refused = at(&ahead, "gina", &p, 1, asked_at).await;
-    assert!(!refused.allowed, "a replica ahead by 200 s got a second burst");
+    assert!(
+        !refused.allowed,
+        "a replica ahead by 200 s got a second burst"
+    );
     // Two requests of a 1/m plan: back to a full burst within 2 minutes
     // of the replica's own now, whatever its skew.
     let until = refused.tat.saturating_sub(asked_at);

@@ -151,7 +151,9 @@ pub use tessera_core::{
     Clock, Error, ErrorCode, KeyId, ManualClock, Nonce, Refusal, Scheme, SecretKey, SigningKey,
     SystemClock,
 };
-pub use verifier::{BuildError, Verifier, VerifierBuilder, DEFAULT_BODY_LIMIT, MAX_WINDOW_SECS};
+pub use verifier::{
+    BuildError, LogThrottle, Verifier, VerifierBuilder, DEFAULT_BODY_LIMIT, MAX_WINDOW_SECS,
+};
 pub use verify::{VerifySignature, VerifySignatureLayer};
 
 /// The boxed error type body errors are converted into.

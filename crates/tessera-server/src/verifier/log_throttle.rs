@@ -12,8 +12,12 @@ use std::time::Instant;
 /// The gap between two lines of one kind, milliseconds.
 const EVERY_MS: u64 = 1_000;
 
+/// At most one log line a second for events of one kind: the first event
+/// of each second is admitted with the number left out since the previous
+/// line. Used by [`crate::Verifier`] for store refusals, and by other
+/// crates of the workspace (the rate limiter's store failures).
 #[derive(Debug)]
-pub(crate) struct LogThrottle {
+pub struct LogThrottle {
     origin: Instant,
     /// Milliseconds since `origin` from which the next line may be logged.
     next_ms: AtomicU64,
@@ -21,8 +25,15 @@ pub(crate) struct LogThrottle {
     suppressed: AtomicU64,
 }
 
+impl Default for LogThrottle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl LogThrottle {
-    pub(crate) fn new() -> Self {
+    /// A throttle that admits its first event at once.
+    pub fn new() -> Self {
         LogThrottle {
             origin: Instant::now(),
             next_ms: AtomicU64::new(0),
@@ -32,7 +43,7 @@ impl LogThrottle {
 
     /// `Some(left_out)` when this event is to be logged (`left_out` events
     /// of its kind were not, since the previous line); `None` otherwise.
-    pub(crate) fn admit(&self) -> Option<u64> {
+    pub fn admit(&self) -> Option<u64> {
         let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
         let next = self.next_ms.load(Ordering::Relaxed);
         if now >= next

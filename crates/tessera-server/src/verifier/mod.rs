@@ -4,6 +4,8 @@ pub(crate) mod body;
 mod builder;
 mod log_throttle;
 
+pub use log_throttle::LogThrottle;
+
 use std::fmt;
 use std::sync::Arc;
 
