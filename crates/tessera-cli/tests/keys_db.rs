@@ -316,7 +316,10 @@ fn keys_cli_issue_list_show_revoke_and_serve() {
     assert!(text(&no_master.stderr).contains("TESSERA_MASTER_KEY"));
     let wrong_master = tessera_env(
         &["keys", "list", "--db", &db],
-        &[("TESSERA_MASTER_KEY", &"11".repeat(32))],
+        &[(
+            "TESSERA_MASTER_KEY",
+            "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",
+        )],
     );
     assert_eq!(wrong_master.status.code(), Some(1));
     assert!(text(&wrong_master.stderr).contains("does not open this database's canary"));

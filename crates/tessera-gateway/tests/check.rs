@@ -457,7 +457,11 @@ fn check_opens_the_sql_key_store_with_its_master_key() {
         .unwrap();
     assert!(migrate.status.success(), "{migrate:?}");
     std::fs::write(dir.join("master.hex"), format!("1:{master}\n")).unwrap();
-    std::fs::write(dir.join("wrong.hex"), format!("1:{}\n", "5a".repeat(32))).unwrap();
+    std::fs::write(
+        dir.join("wrong.hex"),
+        "1:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n",
+    )
+    .unwrap();
     let check_from_root = |name: &str, keys: &str| {
         let file = dir.join(name);
         std::fs::write(

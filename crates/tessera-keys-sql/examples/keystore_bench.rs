@@ -84,7 +84,8 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn ring() -> MasterKeyring {
-    MasterKeyring::parse(&"5a".repeat(32)).unwrap()
+    MasterKeyring::parse("c0ffee5a7e1d2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081920a1b")
+        .unwrap()
 }
 
 async fn open(url: &str, cache: bool) -> SqlKeyStore {

@@ -193,24 +193,23 @@ pub(crate) fn db_time(t: u64) -> Result<i64, Error> {
     i64::try_from(t).map_err(|_| Error::invalid("time", "beyond the year 292 billion"))
 }
 
-/// The URL with any password replaced by `***`, for messages.
+/// The URL with every password replaced by `***`, for messages
+/// ([`tessera_server::redact_url`]). Text that is not a key database URL at
+/// all is not shown: it may be a secret pasted where the URL belongs.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &authority[..at];
-    let user = userinfo.split(':').next().unwrap_or("");
-    if userinfo.contains(':') {
-        format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..])
+    if is_sqlite(url) || is_postgres(url) {
+        tessera_server::redact_url(url)
     } else {
-        url.to_string()
+        "(not shown: it starts with neither sqlite: nor postgres://)".to_owned()
     }
+}
+
+fn is_sqlite(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// Connection settings taken from the options.
@@ -232,10 +231,16 @@ pub(crate) async fn connect(url: &str, settings: ConnectSettings) -> Result<Pool
         url: redact_url(url),
         source,
     };
-    if url.starts_with("sqlite:") {
+    if is_sqlite(url) {
         if url.contains(":memory:") || url.contains("mode=memory") {
             return Err(invalid(
                 "in-memory SQLite databases are not supported (each pooled connection would see its own); use a file".into(),
+            ));
+        }
+        let lower = url.to_ascii_lowercase();
+        if lower.contains("immutable=") || lower.contains("vfs=") {
+            return Err(invalid(
+                "`immutable` and `vfs` are refused: the store must see what other processes write (a revocation) through SQLite's locking, which they turn off".into(),
             ));
         }
         let mut options =
@@ -253,7 +258,11 @@ pub(crate) async fn connect(url: &str, settings: ConnectSettings) -> Result<Pool
         }
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: a revocation reported done survives an OS crash or a
+            // power cut (NORMAL may roll back the last commits in WAL mode).
+            // The verifier's only frequent write is the batched
+            // `last_used_at`.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(settings.busy_timeout)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
@@ -263,7 +272,7 @@ pub(crate) async fn connect(url: &str, settings: ConnectSettings) -> Result<Pool
             .await
             .map_err(connect_error)?;
         Ok(Pool::Sqlite(pool))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    } else if is_postgres(url) {
         let options = PgConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
         // One direct connection first: the pool would only report a timeout,
         // where this gives the real cause (refused, unknown host, bad
@@ -288,7 +297,9 @@ pub(crate) async fn connect(url: &str, settings: ConnectSettings) -> Result<Pool
             .map_err(connect_error)?;
         Ok(Pool::Postgres(pool))
     } else {
-        Err(invalid("unknown scheme".into()))
+        Err(invalid(
+            "expected sqlite://PATH or postgres://USER@HOST/DATABASE".into(),
+        ))
     }
 }
 
@@ -359,5 +370,87 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+        for (url, shown) in [
+            (
+                "postgres://tess@127.0.0.1:1/db?password=S3cretPw",
+                "postgres://tess@127.0.0.1:1/db?password=***",
+            ),
+            (
+                "postgres://tess:S3/cretPw@127.0.0.1:1/db",
+                "postgres://tess:***@127.0.0.1:1/db",
+            ),
+            (
+                "postgres://tess:S3cr#etPw@127.0.0.1:1/db",
+                "postgres://tess:***@127.0.0.1:1/db",
+            ),
+            (
+                "postgresql://tess@h/db?sslmode=require&sslpassword=S3cretPw",
+                "postgresql://tess@h/db?sslmode=require&sslpassword=***",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
+        // A master key where the URL belongs is not echoed.
+        let pasted = "27b722d490c7a93a2fa25bf0f764c18cc8093711efc79732d5429f9101a7eedb";
+        assert!(!redact_url(pasted).contains(pasted));
+    }
+
+    /// Every way a bad URL is refused names it without its password.
+    #[tokio::test]
+    async fn refused_urls_never_show_a_password() {
+        let settings = ConnectSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(2),
+            busy_timeout: Duration::from_secs(1),
+            create: false,
+        };
+        for url in [
+            "postgres://tess:S3/cretPw@127.0.0.1:1/db",
+            "postgres://tess:S3cr#etPw@127.0.0.1:1/db",
+            "postgres://tess@127.0.0.1:1/db?password=S3cretPw",
+            "S3cretPw",
+        ] {
+            let Err(e) = connect(url, settings).await else {
+                panic!("{url} connected");
+            };
+            let text = e.to_string();
+            assert!(
+                !text.contains("S3cretPw")
+                    && !text.contains("S3/cretPw")
+                    && !text.contains("S3cr#etPw"),
+                "{text}"
+            );
+        }
+    }
+
+    /// Parameters that turn SQLite's locking or change detection off are
+    /// refused: revocations written by another process would not be seen.
+    #[tokio::test]
+    async fn sqlite_urls_that_hide_other_writers_are_refused() {
+        let dir = std::env::temp_dir().join(format!("tessera-immutable-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("keys.db");
+        std::fs::write(&file, b"").expect("file");
+        let settings = ConnectSettings {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(2),
+            busy_timeout: Duration::from_secs(1),
+            create: false,
+        };
+        for query in [
+            "immutable=true",
+            "immutable=1&mode=ro",
+            "vfs=unix-none",
+            "mode=ro&VFS=unix-dotfile",
+        ] {
+            let url = format!("sqlite://{}?{query}", file.display());
+            match connect(&url, settings).await {
+                Err(Error::InvalidUrl { reason, .. }) => {
+                    assert!(reason.contains("immutable"), "{reason}")
+                }
+                other => panic!("{query}: {other:?}"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

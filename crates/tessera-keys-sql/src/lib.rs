@@ -25,7 +25,7 @@
 //! let url = format!("sqlite://{}", dir.path().join("keys.db").display());
 //! // The master key lives outside the database: TESSERA_MASTER_KEY in
 //! // production (MasterKeyring::from_env); a fixed one here.
-//! let keyring = MasterKeyring::parse(&"42".repeat(32))?;
+//! let keyring = MasterKeyring::parse("c0ffee5a7e1d2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081920a1b")?;
 //!
 //! SqlKeyStore::migrate(&url).await?; // `tessera keys migrate`
 //! let store = SqlKeyStore::open(&url, keyring, SqlKeyStoreOptions::default()).await?;

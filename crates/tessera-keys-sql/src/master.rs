@@ -50,7 +50,10 @@ impl MasterKey {
     /// A master key from 64 hex characters.
     ///
     /// # Errors
-    /// [`Error::MasterKeyInvalid`] when the text is not 64 hex characters.
+    /// [`Error::MasterKeyInvalid`] when the text is not 64 hex characters,
+    /// or is a placeholder rather than a random key: one byte repeated, or
+    /// bytes counting up by one (`000102…1f`, the form of documentation
+    /// examples).
     pub fn from_hex(version: u32, hex_text: &str) -> Result<Self, Error> {
         let hex_text = hex_text.trim();
         if hex_text.len() != 64 {
@@ -65,6 +68,11 @@ impl MasterKey {
         if hex::decode_to_slice(hex_text, bytes.as_mut_slice()).is_err() {
             return Err(invalid(format!(
                 "version {version}: not hexadecimal (expected 64 characters 0-9, a-f)"
+            )));
+        }
+        if is_placeholder(&bytes) {
+            return Err(invalid(format!(
+                "version {version}: a placeholder (one byte repeated, or bytes counting up as in documentation examples), not a random key: anyone could open every secret sealed under it (make one with `openssl rand -hex 32`)"
             )));
         }
         MasterKey::new(version, *bytes)
@@ -100,12 +108,12 @@ impl fmt::Debug for MasterKey {
 /// [`MasterKeyring::parse`]:
 ///
 /// ```text
-/// # a single key: version 1
-/// 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+/// # a single key: version 1 (64 hex digits, from `openssl rand -hex 32`)
+/// 3f9c…64 hex digits…a1
 ///
 /// # or versioned entries, one per line (or comma-separated); `#` starts a comment
-/// 1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
-/// 2:202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f
+/// 1:3f9c…64 hex digits…a1
+/// 2:d04e…64 hex digits…7b
 /// ```
 #[derive(Clone)]
 pub struct MasterKeyring {
@@ -136,6 +144,8 @@ impl MasterKeyring {
     /// # Errors
     /// [`Error::MasterKeyInvalid`] saying which entry is wrong.
     pub fn parse(text: &str) -> Result<Self, Error> {
+        // A byte order mark some editors write is not part of the first entry.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // Entries are separated by newlines or commas; `#` starts a comment.
         let entries: Vec<&str> = text
             .split(['\n', ','])
@@ -291,6 +301,16 @@ pub fn redacted_path(path: &Path) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// One byte repeated, or bytes counting up by one from any start: what is
+/// typed as an example, never what a random generator gives.
+fn is_placeholder(bytes: &[u8; 32]) -> bool {
+    bytes.iter().all(|&b| b == bytes[0])
+        || bytes
+            .iter()
+            .zip(0u8..)
+            .all(|(&b, i)| b == bytes[0].wrapping_add(i))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,8 +330,25 @@ mod tests {
         assert!(err.to_string().contains("/no/such/master.key"), "{err}");
     }
 
-    const A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-    const B: &str = "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+    const A: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    const B: &str = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
+
+    #[test]
+    fn placeholders_are_refused_and_a_byte_order_mark_is_not_part_of_the_key() {
+        let counting: String = (0u8..32).map(|b| format!("{b:02x}")).collect();
+        let counting_on: String = (0x20u8..0x40).map(|b| format!("{b:02x}")).collect();
+        for placeholder in ["00".repeat(32), "5a".repeat(32), counting, counting_on] {
+            for text in [placeholder.clone(), format!("1:{A}\n2:{placeholder}")] {
+                let err = MasterKeyring::parse(&text).expect_err("placeholder");
+                assert!(err.to_string().contains("placeholder"), "{err}");
+                assert!(!err.to_string().contains(&placeholder[..16]), "{err}");
+            }
+        }
+        let ring = MasterKeyring::parse(&format!("\u{feff}{A}\n")).expect("BOM");
+        assert_eq!(ring.versions().collect::<Vec<_>>(), vec![1]);
+        let ring = MasterKeyring::parse(&format!("\u{feff}1:{A}\n2:{B}\n")).expect("BOM");
+        assert_eq!(ring.versions().collect::<Vec<_>>(), vec![1, 2]);
+    }
 
     #[test]
     fn parses_bare_and_versioned_forms() {

@@ -1429,6 +1429,22 @@ async fn load_canaries(
     let current = keyring.current();
     let mut rows = read(pool).await?;
     if rows.is_empty() {
+        // A new database only if it holds no key. Keys without any canary
+        // row: the rows were deleted, or not copied with the keys; a new
+        // check key would let any master key in, orphan every key (their
+        // ids' tags no longer check: `unknown_key`) and lock the right
+        // master key out once its canary is replaced.
+        let sealed_under: Option<i64> = dual!(pool, |p, d| {
+            sqlx::query_scalar("SELECT MIN(master_version) FROM tessera_keys")
+                .fetch_one(p)
+                .await
+        })
+        .map_err(Error::db("read the master key versions in use"))?;
+        if let Some(version) = sealed_under {
+            return Err(Error::CanaryMissing {
+                version: u32::try_from(version).unwrap_or(0),
+            });
+        }
         // A new database: a fresh key-id check key, sealed under the current version.
         let mut id_key = Zeroizing::new([0u8; ID_KEY_LEN]);
         getrandom::fill(id_key.as_mut_slice()).map_err(|_| Error::Generate(random_failed()))?;

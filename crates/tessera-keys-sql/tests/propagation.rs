@@ -165,6 +165,30 @@ async fn changes_reach_another_store(driver: Driver, test: &str) {
     eprintln!("{test}: B refused the key replaced by hand after {delay:?}");
     assert!(delay <= limit, "{delay:?} > {limit:?}");
 
+    if driver == Driver::Postgres {
+        // A change applied where ordinary triggers do not fire (a logical
+        // replication apply worker, `pg_restore --disable-triggers`: the
+        // session's replication role is `replica`) is logged too.
+        let k5 = a
+            .issue(IssueRequest::new("erin", "t"))
+            .await
+            .expect("issue");
+        // Cached after B has read the issue's own log entry (which drops
+        // the key once more), so that only the revocation's can drop it.
+        warm(&vb, &b, &k5).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        warm(&vb, &b, &k5).await;
+        let sql = format!(
+            "UPDATE tessera_keys SET state = 'revoked' WHERE key_id = '{}'",
+            k5.key_id()
+        );
+        assert_eq!(db.exec_as_replica(&sql).await, 1);
+        let start = Instant::now();
+        let delay = until_refused(&vb, &k5, ErrorCode::KeyRevoked, start, limit).await;
+        eprintln!("{test}: B refused the key revoked as a replica after {delay:?}");
+        assert!(delay <= limit, "{delay:?} > {limit:?}");
+    }
+
     // Revoke everywhere (revoke_owner) reaches B's cache as well.
     let k3 = a
         .issue(IssueRequest::new("carol", "t"))

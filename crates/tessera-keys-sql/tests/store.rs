@@ -532,7 +532,30 @@ async fn wrong_master_key_is_a_clear_error(driver: Driver, test: &str) {
         "{err:?}"
     );
     // The right keys still open.
-    db.open(ring(&[(1, 1), (2, 2)]), options(&clock)).await;
+    db.open(ring(&[(1, 1), (2, 2)]), options(&clock))
+        .await
+        .close()
+        .await;
+
+    // Every canary row deleted while keys remain: refused whatever the
+    // master key, never taken for a new database (which would let a wrong
+    // key in and orphan every key), and nothing written.
+    db.exec("DELETE FROM tessera_master_canary").await;
+    for keys in [ring(&[(1, 2)]), ring(&[(1, 1), (2, 2)])] {
+        let err = SqlKeyStore::open(&db.url, keys, options(&clock))
+            .await
+            .expect_err("no canary");
+        assert!(
+            matches!(err, Error::CanaryMissing { version: 1 }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("restore the canary"), "{err}");
+    }
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tessera_master_canary")
+            .await,
+        0
+    );
 }
 
 async fn rewrap_while_verifying(driver: Driver, test: &str) {

@@ -136,6 +136,25 @@ impl Db {
         }
     }
 
+    /// [`Db::exec`] on PostgreSQL in a session whose replication role is
+    /// `replica`, as logical replication's apply workers write.
+    pub async fn exec_as_replica(&self, sql: &str) -> u64 {
+        assert_eq!(self.driver, Driver::Postgres, "a PostgreSQL setting");
+        let mut c = sqlx::PgConnection::connect(&self.url)
+            .await
+            .expect("connect");
+        sqlx::query("SET session_replication_role = replica")
+            .execute(&mut c)
+            .await
+            .expect("replica role");
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut c)
+            .await
+            .expect(sql);
+        c.close().await.ok();
+        r.rows_affected()
+    }
+
     /// One integer from a query.
     pub async fn scalar(&self, sql: &str) -> i64 {
         match self.driver {

@@ -1075,34 +1075,13 @@ fn validate_prefix(prefix: &str) -> Result<(), RedisStoreError> {
     }
 }
 
-/// The URL with the password (user info or `pass` query parameter) replaced
-/// by `***`. Unparseable URLs are not echoed at all: they may hold a secret.
+/// The URL with every password replaced by `***` ([`crate::redact_url`]).
+/// Unparseable URLs are not echoed at all: they may be a secret themselves.
 pub(super) fn redact_url(raw: &str) -> String {
-    let Ok(mut url) = url::Url::parse(raw) else {
+    if url::Url::parse(raw).is_err() {
         return "<unparseable Redis URL>".to_owned();
-    };
-    if url.password().is_some() {
-        // Only fails for URLs that cannot have credentials.
-        let _ = url.set_password(Some("***"));
     }
-    if url
-        .query_pairs()
-        .any(|(k, _)| k == "pass" || k == "password")
-    {
-        let pairs: Vec<(String, String)> = url
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if k == "pass" || k == "password" {
-                    "***".to_owned()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        url.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    url.to_string()
+    crate::redact_url(raw)
 }
 
 pub(super) fn url_password(raw: &str) -> Option<String> {
@@ -1209,6 +1188,11 @@ mod tests {
         assert!(!unix.contains("hunter2"), "{unix}");
         assert!(unix.contains("db=1"), "{unix}");
         assert_eq!(redact_url("::hunter2::"), "<unparseable Redis URL>");
+        // A password written without its `:` (read as a user name).
+        assert_eq!(
+            redact_url("redis://hunter2@127.0.0.1:6379/0"),
+            "redis://***@127.0.0.1:6379/0"
+        );
         assert_eq!(
             url_password("redis://:hunter2@h/").as_deref(),
             Some("hunter2")

@@ -1,0 +1,184 @@
+//! Store URLs in messages: every password replaced by `***`. One rule for
+//! every store the workspace opens (the Redis nonce and rate-limit stores,
+//! the SQL key store, the gateway's start-up lines), so that no entry point
+//! echoes a credential another one hides.
+
+/// `url` with any password replaced by `***`: the one in its userinfo
+/// (`user:password@`) and the query parameters that carry one (`pass` and
+/// `password` for Redis, `password` and `sslpassword` for PostgreSQL).
+/// Written by hand rather than with a URL parser, so that what a parser
+/// refuses (a `redis+cluster://` list of hosts, a mistyped scheme) is
+/// redacted too.
+pub fn redact_url(url: &str) -> String {
+    // Parameters first, on the text as given: hiding the userinfo may take
+    // the `?` that starts them with it.
+    redact_userinfo(&redact_params(url))
+}
+
+/// `url` with the password of its userinfo (`user:password@`) replaced,
+/// erring on the side of hiding more: everything from the first `:` of the
+/// userinfo to the last `@` of the URL goes, so a password holding `?`,
+/// `/`, `&`, `=` or `@` is hidden whole (with, when a query value holds an
+/// `@`, the host and path before it). Without `://` (a mistyped
+/// separator), the userinfo is taken to start at the beginning.
+fn redact_userinfo(url: &str) -> String {
+    let after = url.find("://").map_or(0, |scheme| scheme + 3);
+    let Some(at) = url.rfind('@').filter(|&at| at >= after) else {
+        return url.to_owned();
+    };
+    match url[after..at].find(':') {
+        Some(colon) => format!("{}:***{}", &url[..after + colon], &url[at..]),
+        // A Redis user name alone authenticates nothing: it is a password
+        // written without its `:` (redis-rs reads it as a user name and
+        // Redis then answers NOAUTH). A PostgreSQL user alone is common
+        // (trust, peer or .pgpass) and stays, to say who failed.
+        // (Only an `@` in the authority: one in the query belongs to a value.)
+        None if url
+            .get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("redis"))
+            && !url[after..at].contains(['/', '?', '#']) =>
+        {
+            format!("{}***{}", &url[..after], &url[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// `url` with the value of every query parameter that carries a password
+/// replaced, wherever it stands (an `@` or a `?` elsewhere in the URL does
+/// not hide a parameter).
+fn redact_params(url: &str) -> String {
+    let Some(query) = url.find('?') else {
+        return url.to_owned();
+    };
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..query]);
+    // Each step starts at a delimiter (`?` or `&`) and copies it and the
+    // parameter after it, up to the next delimiter.
+    let mut at = query;
+    while at < url.len() {
+        let end = url[at + 1..]
+            .find(['&', '?'])
+            .map_or(url.len(), |i| i + at + 1);
+        out.push_str(&url[at..=at]);
+        let pair = &url[at + 1..end];
+        match pair.split_once('=') {
+            Some((name, _)) if carries_password(name) => {
+                out.push_str(name);
+                out.push_str("=***");
+            }
+            _ => out.push_str(pair),
+        }
+        at = end;
+    }
+    out
+}
+
+/// Whether a URL query parameter named `name` (percent-encoded or not)
+/// holds a password.
+fn carries_password(name: &str) -> bool {
+    let mut decoded = Vec::with_capacity(name.len());
+    let mut bytes = name.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex: Vec<u8> = bytes.by_ref().take(2).collect();
+            match std::str::from_utf8(&hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(byte) => decoded.push(byte),
+                // Not an escape: kept as written.
+                None => {
+                    decoded.push(b);
+                    decoded.extend_from_slice(&hex);
+                }
+            }
+        } else {
+            decoded.push(b);
+        }
+    }
+    ["pass", "password", "sslpassword"]
+        .iter()
+        .any(|secret| decoded.eq_ignore_ascii_case(secret.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url as redact;
+
+    #[test]
+    fn redact_hides_every_password_form() {
+        for (url, shown) in [
+            (
+                "redis://:hunter2@127.0.0.1:6379",
+                "redis://:***@127.0.0.1:6379",
+            ),
+            ("redis://app:hunter2@h:6379/0", "redis://app:***@h:6379/0"),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=hunter2",
+                "redis+unix:///run/redis.sock?db=1&pass=***",
+            ),
+            (
+                "redis+unix:///s?password=hunter2",
+                "redis+unix:///s?password=***",
+            ),
+            (
+                "redis+cluster://u:hunter2@h1:7000,h2:7000",
+                "redis+cluster://u:***@h1:7000,h2:7000",
+            ),
+            ("reddis://:hunter2@h:6379", "reddis://:***@h:6379"),
+            (
+                "postgres://gw@db/keys?sslmode=require&PASSWORD=hunter2&sslpassword=hunter2",
+                "postgres://gw@db/keys?sslmode=require&PASSWORD=***&sslpassword=***",
+            ),
+            ("redis://:ab?cd@h:6379", "redis://:***@h:6379"),
+            ("redis://:a/b@c@h:6379/0", "redis://:***@h:6379/0"),
+            (
+                "redis+unix:///s?pa%73s=hunter2",
+                "redis+unix:///s?pa%73s=***",
+            ),
+            // An `@` in the query (Azure-style user names) hides nothing.
+            (
+                "postgres://db.example.com/keys?user=admin@srv&password=hunter2",
+                "postgres://db.example.com/keys?user=admin@srv&password=***",
+            ),
+            (
+                "postgres://db/keys?password=hunter2&user=a@b",
+                "postgres://db/keys?password=***&user=a@b",
+            ),
+            // A query value holding `@`: the host and path go too (more
+            // hidden, never less).
+            (
+                "postgres://gw:hunter2@db/keys?application_name=a@b&password=hunter2",
+                "postgres://gw:***@b&password=***",
+            ),
+            // Passwords holding `?` with `=`, `&`, `/` or `@`.
+            ("redis://u:p?a=b@host", "redis://u:***@host"),
+            ("redis://u:ab?c/d@host:6379/0", "redis://u:***@host:6379/0"),
+            ("redis://u:p&q?z@h", "redis://u:***@h"),
+            ("redis://u:a@b?c@h", "redis://u:***@h"),
+            (
+                "postgres://u:s3cr@t?x&y@db/keys",
+                "postgres://u:***@db/keys",
+            ),
+            // A mistyped separator after the scheme, or none at all.
+            ("redis:/u:hunter2@h", "redis:***@h"),
+            ("redis//u:hunter2@h", "redis//u:***@h"),
+            ("u:hunter2@h:6379", "u:***@h:6379"),
+            (
+                "redis+unix:///s?db=1&client=a@b&pass=hunter2",
+                "redis+unix:///s?db=1&client=a@b&pass=***",
+            ),
+            ("redis://h:6379", "redis://h:6379"),
+            // A password written without its `:`.
+            ("redis://hunter2@h:6379/0", "redis://***@h:6379/0"),
+            ("rediss://hunter2@h:6379", "rediss://***@h:6379"),
+            ("postgres://gw@db/keys", "postgres://gw@db/keys"),
+            ("sqlite://keys.db?mode=rwc", "sqlite://keys.db?mode=rwc"),
+        ] {
+            let redacted = redact(url);
+            assert_eq!(redacted, shown);
+            assert!(!redacted.contains("hunter2"), "{redacted}");
+        }
+    }
+}
