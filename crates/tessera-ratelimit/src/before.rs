@@ -29,9 +29,12 @@ use crate::store::{RateStore, Subject};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claimed {
     /// The peer's IP address, from a `SocketAddr` in the request's
-    /// extensions (axum's `ConnectInfo<SocketAddr>` or one the server sets).
+    /// extensions (axum's `ConnectInfo<SocketAddr>` or one the server sets):
+    /// an IPv4 address, or an IPv6 address's /64 (one budget per /64, the
+    /// block one client is usually given).
     ClientIp,
-    /// The `keyid` parameter the request's `Signature-Input` claims.
+    /// The `keyid` parameter of the `tessera` member of the request's
+    /// `Signature-Input` (not verified yet: a claim).
     KeyId,
 }
 
@@ -89,12 +92,17 @@ pub struct LimitBeforeVerify<S> {
 fn claimed<B>(by: Claimed, request: &Request<B>) -> Option<String> {
     match by {
         Claimed::ClientIp => client_ip(request),
-        Claimed::KeyId => request
-            .headers()
-            .get_all("signature-input")
-            .iter()
-            .find_map(|v| claimed_key_id(v.as_bytes()))
-            .map(str::to_owned),
+        Claimed::KeyId => {
+            // Field lines of one dictionary, joined as RFC 9110 §5.3 says.
+            let mut joined = Vec::new();
+            for value in request.headers().get_all("signature-input") {
+                if !joined.is_empty() {
+                    joined.extend_from_slice(b", ");
+                }
+                joined.extend_from_slice(value.as_bytes());
+            }
+            claimed_key_id(&joined)
+        }
     }
 }
 
@@ -102,24 +110,42 @@ fn claimed<B>(by: Claimed, request: &Request<B>) -> Option<String> {
 /// axum's `ConnectInfo<SocketAddr>`.
 fn client_ip<B>(request: &Request<B>) -> Option<String> {
     let extensions = request.extensions();
-    if let Some(addr) = extensions.get::<SocketAddr>() {
-        return Some(addr.ip().to_string());
-    }
+    let addr = extensions.get::<SocketAddr>().copied();
     #[cfg(feature = "axum")]
-    if let Some(info) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
-        return Some(info.0.ip().to_string());
-    }
-    None
+    let addr = addr.or_else(|| {
+        extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|info| info.0)
+    });
+    addr.map(|addr| client_subject(addr.ip()))
 }
 
-/// The first `keyid="..."` in a `Signature-Input` value: a scan, not a
-/// parse (nothing is trusted here; the verifier parses).
-fn claimed_key_id(value: &[u8]) -> Option<&str> {
-    let text = std::str::from_utf8(value).ok()?;
-    let start = text.find(";keyid=\"")? + ";keyid=\"".len();
-    let rest = &text[start..];
-    let end = rest.find('"')?;
-    Some(&rest[..end]).filter(|id| !id.is_empty() && id.len() <= 128)
+/// The budget an address spends: an IPv4 address alone, an IPv6 address
+/// with the rest of its /64 (what one client is usually given, so that it
+/// cannot spread over 2^64 budgets).
+fn client_subject(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
+/// The `keyid` parameter of the `tessera` member of a `Signature-Input`
+/// dictionary (another member, placed first, names nothing here). Parsed
+/// but not trusted: the verifier checks it.
+fn claimed_key_id(value: &[u8]) -> Option<String> {
+    let dict: sfv::Dictionary = sfv::Parser::new(value).parse().ok()?;
+    let sfv::ListEntry::InnerList(member) = dict.get(tessera_core::LABEL)? else {
+        return None;
+    };
+    let id = member.params.get("keyid")?.as_string()?.as_str();
+    Some(id.to_owned()).filter(|id| !id.is_empty() && id.len() <= 128)
 }
 
 impl<S, B, ResBody> Service<Request<B>> for LimitBeforeVerify<S>
@@ -192,13 +218,37 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::claimed_key_id;
+    use super::{claimed_key_id, client_subject};
 
     #[test]
     fn finds_the_claimed_key_id() {
         let v = br#"tessera=("@method");created=1;keyid="user-42";nonce="n";tag="tessera-v1""#;
-        assert_eq!(claimed_key_id(v), Some("user-42"));
+        assert_eq!(claimed_key_id(v).as_deref(), Some("user-42"));
         assert_eq!(claimed_key_id(b"tessera=();created=1"), None);
         assert_eq!(claimed_key_id(b";keyid=\"\""), None);
+        // Another member first (a decoy naming someone else's key) names
+        // nothing: only the `tessera` member's parameter counts.
+        let decoy = br#"a=();keyid="victim", tessera=("@method");keyid="me";nonce="n""#;
+        assert_eq!(claimed_key_id(decoy).as_deref(), Some("me"));
+        let quoted = br#"b=();nonce=";keyid=\"victim\"", tessera=();keyid="me""#;
+        assert_eq!(claimed_key_id(quoted).as_deref(), Some("me"));
+        assert_eq!(claimed_key_id(br#"a=();keyid="victim""#), None);
+    }
+
+    #[test]
+    fn an_ipv6_client_spends_its_64s_budget() {
+        let one = client_subject("2001:db8:1:2:aaaa::1".parse().expect("ip"));
+        let other = client_subject("2001:db8:1:2:ffff:1:2:3".parse().expect("ip"));
+        assert_eq!(one, other);
+        assert_eq!(one, "2001:db8:1:2::/64");
+        assert_ne!(one, client_subject("2001:db8:1:3::1".parse().expect("ip")));
+        assert_eq!(
+            client_subject("192.0.2.7".parse().expect("ip")),
+            "192.0.2.7"
+        );
+        assert_eq!(
+            client_subject("::ffff:192.0.2.7".parse().expect("ip")),
+            "192.0.2.7"
+        );
     }
 }

@@ -26,6 +26,11 @@ pub enum PlanError {
     /// The burst is zero.
     #[error("the burst must be at least 1")]
     ZeroBurst,
+    /// The burst takes longer than about 285 years at the rate (over 2^53
+    /// µs): the stores' arithmetic (Redis's Lua numbers) would lose
+    /// precision.
+    #[error("the burst of {0} takes too long to refill at this rate (over 285 years); lower the burst or raise the rate")]
+    BurstTooLong(u32),
     /// A plan name is empty or not a token of `A-Z a-z 0-9 _ - . :`.
     #[error("invalid plan name {0:?}: use 1 to 64 characters of A-Z a-z 0-9 _ - . :")]
     Name(String),
@@ -124,6 +129,13 @@ impl Plan {
         if burst == 0 {
             return Err(PlanError::ZeroBurst);
         }
+        if rate
+            .interval_micros()
+            .checked_mul(u64::from(burst))
+            .is_none_or(|refill| refill > 1 << 53)
+        {
+            return Err(PlanError::BurstTooLong(burst));
+        }
         let policy_field =
             format!("\"{name}\";q={burst};w={}", policy_window_secs(rate, burst)).into();
         Ok(Plan {
@@ -196,6 +208,18 @@ fn policy_window_secs(rate: Rate, burst: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_burst_that_takes_centuries_to_refill_is_refused() {
+        let daily: Rate = "1/d".parse().expect("rate");
+        assert!(matches!(
+            Plan::new("p", daily, u32::MAX),
+            Err(PlanError::BurstTooLong(u32::MAX))
+        ));
+        // 100,000 days: about 274 years, still exact.
+        assert!(Plan::new("p", daily, 100_000).is_ok());
+        assert!(Plan::new("p", "1000/s".parse().expect("rate"), u32::MAX).is_ok());
+    }
 
     #[test]
     fn the_policy_promises_what_the_burst_allows() {
