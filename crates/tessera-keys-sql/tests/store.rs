@@ -845,6 +845,23 @@ async fn unreadable_rows_are_listed_with_their_reason(driver: Driver, test: &str
         other => panic!("expected RowUnreadable, got {other:?}"),
     }
     assert!(store.show(good.key_id()).await.expect("show").is_some());
+
+    // A value of the wrong type in a column that is not even sealed would
+    // make every read of the table fail (listing, rewrapping): refused by
+    // the database, by its types on PostgreSQL and by triggers on SQLite.
+    for sql in [
+        "UPDATE tessera_keys SET last_used_at = 'never' WHERE key_id = '{id}'",
+        "UPDATE tessera_keys SET master_version = 'one' WHERE key_id = '{id}'",
+        "UPDATE tessera_keys SET not_after = '2030-01-01' WHERE key_id = '{id}'",
+    ] {
+        let sql = sql.replace("{id}", good.key_id().as_str());
+        let refused = db.try_exec(&sql).await.expect_err(&sql);
+        assert!(
+            refused.contains("tessera_keys") || refused.contains("invalid input syntax"),
+            "{sql}: {refused}"
+        );
+    }
+    assert_eq!(store.list(None).await.expect("list").len(), 1);
     store.close().await;
 }
 

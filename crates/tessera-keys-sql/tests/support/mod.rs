@@ -136,6 +136,32 @@ impl Db {
         }
     }
 
+    /// [`Db::exec`] that returns the database's refusal, as its text.
+    pub async fn try_exec(&self, sql: &str) -> Result<u64, String> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        let result = match self.driver {
+            Driver::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query(sql)
+                    .execute(&mut c)
+                    .await
+                    .map(|r| r.rows_affected())
+            }
+            Driver::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query(sql)
+                    .execute(&mut c)
+                    .await
+                    .map(|r| r.rows_affected())
+            }
+        };
+        result.map_err(|e| e.to_string())
+    }
+
     /// [`Db::exec`] on PostgreSQL in a session whose replication role is
     /// `replica`, as logical replication's apply workers write.
     pub async fn exec_as_replica(&self, sql: &str) -> u64 {
