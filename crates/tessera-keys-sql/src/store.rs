@@ -70,6 +70,10 @@ pub(crate) struct Inner {
     pub(crate) all_changed: AtomicU64,
     /// When the store was opened (`now_ms` counts from here).
     pub(crate) origin: Instant,
+    /// The wall clock when the store was opened, and the latest
+    /// `Inner::now_ms` given (see there).
+    pub(crate) origin_wall: std::time::SystemTime,
+    pub(crate) now_high_ms: AtomicU64,
     pub(crate) sync: SyncState,
     pub(crate) tasks: Tasks,
     /// PostgreSQL with notifications on.
@@ -364,6 +368,8 @@ impl SqlKeyStore {
                 .build(),
             all_changed: AtomicU64::new(0),
             origin: Instant::now(),
+            origin_wall: std::time::SystemTime::now(),
+            now_high_ms: AtomicU64::new(0),
             sync: SyncState::default(),
             tasks: Tasks::new(),
             listens: listen.is_some(),

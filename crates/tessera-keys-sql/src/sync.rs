@@ -165,9 +165,17 @@ impl Tasks {
 }
 
 impl Inner {
-    /// Milliseconds since the store was opened.
+    /// Milliseconds since the store was opened, never less than the wall
+    /// clock says: `Instant` (CLOCK_MONOTONIC) stands still while the
+    /// machine or its VM is suspended, and a store that slept through
+    /// revocations must count that time as passed (its poll is then
+    /// overdue, spec §5.7), not answer from its cache as if no time had.
     pub(crate) fn now_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+        let monotonic = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let wall = std::time::SystemTime::now()
+            .duration_since(self.origin_wall)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        elapsed_ms(monotonic, wall, &self.now_high_ms)
     }
 
     /// Whether a key read at `read_ms` is still confirmed recently enough to serve.
@@ -609,13 +617,32 @@ async fn listen_task(
     }
 }
 
+/// The later of the monotonic and the wall-clock milliseconds elapsed, and
+/// never less than an earlier answer (`high`): a wall clock set back does
+/// not turn time back, one set forward or a suspend moves it on.
+fn elapsed_ms(monotonic: u64, wall: u64, high: &AtomicU64) -> u64 {
+    let now = monotonic.max(wall);
+    high.fetch_max(now, Ordering::SeqCst).max(now)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
 
     use tessera_core::KeyId;
 
-    use super::{CHANGES_REMEMBERED, CHANGES_REMEMBERED_SURELY};
+    use super::{elapsed_ms, CHANGES_REMEMBERED, CHANGES_REMEMBERED_SURELY};
+
+    #[test]
+    fn time_asleep_counts_and_a_clock_set_back_does_not_turn_it_back() {
+        let high = std::sync::atomic::AtomicU64::new(0);
+        assert_eq!(elapsed_ms(1_000, 1_000, &high), 1_000);
+        // Suspended for an hour: the monotonic clock stood still.
+        assert_eq!(elapsed_ms(1_500, 3_601_500, &high), 3_601_500);
+        // The wall clock set back: no time is taken back.
+        assert_eq!(elapsed_ms(1_600, 500, &high), 3_601_500);
+        assert_eq!(elapsed_ms(3_700_000, 600, &high), 3_700_000);
+    }
     use crate::db::Pool;
     use crate::{
         IssueRequest, MasterKey, MasterKeyring, SchemaPolicy, SqlKeyStore, SqlKeyStoreOptions,
