@@ -79,7 +79,7 @@ start_node() { # start_node DIR PORT
   redis-server --port "$2" --bind 127.0.0.1 --protected-mode no \
     --cluster-enabled yes --cluster-config-file "$1/nodes-$2.conf" \
     --cluster-node-timeout "${REDIS_CLUSTER_NODE_TIMEOUT:-15000}" \
-    --save '' --appendonly no --maxmemory-policy noeviction \
+    --save '' --appendonly no --rdb-del-sync-files yes --maxmemory-policy noeviction \
     --dir "$1" --logfile "$1/node-$2.log" --pidfile "$1/node-$2.pid" \
     --daemonize yes >/dev/null
 }

@@ -70,7 +70,7 @@ pub struct Args {
     pub scheme: Option<String>,
     /// Shared nonce store: redis://HOST:PORT (default: this process's memory).
     /// That Redis must run with maxmemory-policy noeviction, and with
-    /// persistence off (save "", appendonly no) or lossless (appendfsync
+    /// persistence off (save "", appendonly no, rdb-del-sync-files yes) or lossless (appendfsync
     /// always), or start-up is refused (see `[nonce_store]` in the config).
     #[arg(long, value_name = "URL")]
     pub nonce_store: Option<String>,

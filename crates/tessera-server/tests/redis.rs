@@ -691,6 +691,22 @@ async fn a_redis_whose_restart_can_restore_epochs_without_pairs_is_refused_unles
     // And persistence off, as the tests run it.
     config_set(&conn, "appendonly", "no").await;
     connect(false).await.expect("no persistence");
+    // Without the replication files deleted (Redis's default): as a
+    // replica this server would keep its last full resync's RDB file, and
+    // load it when it restarts after a failover promoted it.
+    config_set(&conn, "rdb-del-sync-files", "no").await;
+    let refused = connect(false)
+        .await
+        .expect_err("a replica's resync file is refused");
+    assert_eq!(refused.kind(), RedisStoreErrorKind::Persistence);
+    assert!(
+        refused.to_string().contains("repl-diskless-load disabled"),
+        "{refused}"
+    );
+    config_set(&conn, "repl-diskless-load", "on-empty-db").await;
+    connect(false)
+        .await
+        .expect("resyncs streamed and loaded from the socket");
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
 }

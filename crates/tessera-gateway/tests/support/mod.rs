@@ -533,6 +533,8 @@ pub fn spawn_redis_with(port: u16, extra: &[&str]) -> Option<Proc> {
             "",
             "--appendonly",
             "no",
+            "--rdb-del-sync-files",
+            "yes",
         ])
         .args(extra)
         .stdout(Stdio::null())

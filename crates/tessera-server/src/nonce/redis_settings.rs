@@ -23,12 +23,13 @@ pub(super) struct Allowed {
 
 /// The settings read, one `CONFIG GET` each (Redis before 7 takes one name
 /// per call).
-pub(super) const SETTINGS: [&str; 6] = [
+pub(super) const SETTINGS: [&str; 7] = [
     "maxmemory-policy",
     "save",
     "appendonly",
     "appendfsync",
     "repl-diskless-sync",
+    "repl-diskless-load",
     "rdb-del-sync-files",
 ];
 
@@ -56,6 +57,7 @@ pub(super) struct Settings {
     pub(super) appendonly: Option<String>,
     pub(super) appendfsync: Option<String>,
     pub(super) repl_diskless_sync: Option<String>,
+    pub(super) repl_diskless_load: Option<String>,
     pub(super) rdb_del_sync_files: Option<String>,
 }
 
@@ -69,6 +71,7 @@ impl Settings {
             "appendonly" => self.appendonly = value,
             "appendfsync" => self.appendfsync = value,
             "repl-diskless-sync" => self.repl_diskless_sync = value,
+            "repl-diskless-load" => self.repl_diskless_load = value,
             "rdb-del-sync-files" => self.rdb_del_sync_files = value,
             _ => {}
         }
@@ -175,21 +178,36 @@ pub(super) fn persistence(settings: &Settings) -> Persistence {
     }
 }
 
-/// Without snapshots or an append-only file, a primary still writes an RDB
-/// file for a full resync of a replica unless it streams it
-/// (`repl-diskless-sync yes`, the default since Redis 7) or deletes it
-/// afterwards (`rdb-del-sync-files yes`); a restart loads such a file.
+/// Without snapshots or an append-only file, Redis still writes RDB files
+/// for replication, and a restart loads one: the epoch keys without the
+/// pairs recorded since. A primary writes one to feed a replica's full
+/// resync unless it streams it (`repl-diskless-sync yes`, the default since
+/// Redis 7); a replica writes the one it receives unless it loads it from
+/// the socket (`repl-diskless-load` other than `disabled`, the default), and
+/// the node judged here may have been a replica before a failover promoted
+/// it. `rdb-del-sync-files yes` deletes both once used.
 fn replication_files(settings: &Settings) -> Persistence {
-    let diskless = settings.repl_diskless_sync.as_deref();
+    let streamed = settings.repl_diskless_sync.as_deref();
+    let loaded = settings.repl_diskless_load.as_deref();
     let deleted = settings.rdb_del_sync_files.as_deref();
-    if diskless == Some("yes") || deleted == Some("yes") {
+    if deleted == Some("yes") {
         return Persistence::Off;
     }
-    match (diskless, deleted) {
-        (Some(_), Some(_)) => Persistence::Lossy(
+    let primary_writes = streamed.map(|v| v != "yes");
+    let replica_writes = loaded.map(|v| v == "disabled");
+    match (primary_writes, replica_writes, deleted) {
+        (Some(false), Some(false), _) => Persistence::Off,
+        (Some(true), _, Some(_)) => Persistence::Lossy(
             "snapshots are off, but a full resync of a replica writes an RDB file \
              (repl-diskless-sync no, rdb-del-sync-files no) that a restart loads: the epoch keys \
              without the pairs recorded since"
+                .to_owned(),
+        ),
+        (_, Some(true), Some(_)) => Persistence::Lossy(
+            "snapshots are off, but as a replica this server keeps the RDB file of its last full \
+             resync (repl-diskless-load disabled, rdb-del-sync-files no), which a restart after \
+             a failover promoted it loads: the epoch keys without the pairs recorded since; set \
+             rdb-del-sync-files yes (or repl-diskless-load on-empty-db)"
                 .to_owned(),
         ),
         _ => Persistence::Unknown,
@@ -248,9 +266,11 @@ mod tests {
             save: Some(save.to_owned()),
             appendonly: Some(appendonly.to_owned()),
             appendfsync: Some(appendfsync.to_owned()),
-            // Redis 7's defaults.
+            // Redis 7's replication defaults, but with the replica's
+            // sync files deleted.
             repl_diskless_sync: Some("yes".to_owned()),
-            rdb_del_sync_files: Some("no".to_owned()),
+            repl_diskless_load: Some("disabled".to_owned()),
+            rdb_del_sync_files: Some("yes".to_owned()),
         }
     }
 
@@ -322,12 +342,26 @@ mod tests {
         // No snapshots, but a replica's full resync written to disk and kept
         // (Redis 6's defaults): refused; streamed or deleted afterwards: off.
         let mut resync = settings("", "no", "everysec");
+        resync.rdb_del_sync_files = Some("no".to_owned());
         resync.repl_diskless_sync = Some("no".to_owned());
         let refused = judge("redis://r", None, &resync, strict).expect_err("resync file");
         assert!(
             refused.to_string().contains("repl-diskless-sync no"),
             "{refused}"
         );
+        // Redis 7's defaults: the primary streams, but a replica keeps the
+        // file it received, and a failover may promote that replica.
+        resync.repl_diskless_sync = Some("yes".to_owned());
+        let refused = judge("redis://r", None, &resync, strict).expect_err("replica's file");
+        assert!(
+            refused.to_string().contains("repl-diskless-load disabled")
+                && refused.to_string().contains("rdb-del-sync-files yes"),
+            "{refused}"
+        );
+        // Loaded from the socket on both sides: no file.
+        resync.repl_diskless_load = Some("on-empty-db".to_owned());
+        assert_eq!(persistence(&resync), Persistence::Off);
+        resync.repl_diskless_load = Some("disabled".to_owned());
         resync.rdb_del_sync_files = Some("yes".to_owned());
         assert_eq!(persistence(&resync), Persistence::Off);
         resync.rdb_del_sync_files = None;

@@ -238,9 +238,9 @@ impl RedisNonceStoreBuilder {
     /// RDB snapshots (`save` not empty; on by default in Redis), or an
     /// append-only file with `appendfsync` other than `always`. After such
     /// a restart a replay of a lost pair is accepted once. Persistence off
-    /// (`save ""`, `appendonly no`: a restart loses the epoch keys too, and
-    /// the store refuses what was signed before it) and `appendonly yes`
-    /// with `appendfsync always` pass. When allowed, a warning is still
+    /// (`save ""`, `appendonly no`, `rdb-del-sync-files yes`: a restart
+    /// loses the epoch keys too, and the store refuses what was signed
+    /// before it) and `appendonly yes` with `appendfsync always` pass. When allowed, a warning is still
     /// logged at every connection.
     pub fn allow_lossy_persistence(mut self, allow: bool) -> Self {
         self.allowed.lossy_persistence = allow;
@@ -476,7 +476,8 @@ impl RedisNonceStoreBuilder {
 ///   [`RedisNonceStoreBuilder::allow_evicting_policy`] says otherwise; where
 ///   `CONFIG` is disabled (managed Redis) it cannot tell, and logs a
 ///   warning asking you to check.
-/// * Run it without persistence (`save ""`, `appendonly no`), or with
+/// * Run it without persistence (`save ""`, `appendonly no`,
+///   `rdb-del-sync-files yes`), or with
 ///   `appendonly yes` and `appendfsync always`. Without persistence a Redis
 ///   that restarts loses the epoch keys with the pairs, so requests signed
 ///   before the loss are refused with `store_reset` (503; the client signs
@@ -490,8 +491,11 @@ impl RedisNonceStoreBuilder {
 ///   [`RedisStoreErrorKind::Persistence`] unless
 ///   [`RedisNonceStoreBuilder::allow_lossy_persistence`] says otherwise
 ///   (a warning when `CONFIG` is disabled); without persistence it also
-///   needs replicas' full resyncs streamed (`repl-diskless-sync yes`, Redis
-///   7's default) or their RDB files deleted (`rdb-del-sync-files yes`).
+///   needs no RDB file written for replication on either side, which a
+///   restart would load: `rdb-del-sync-files yes` (deleted once used), or
+///   `repl-diskless-sync yes` (Redis 7's default) with `repl-diskless-load`
+///   other than `disabled` (its default: a replica keeps the file of its
+///   last full resync, and a failover promotes replicas).
 ///   The settings are read from the primaries at connection: keep them in
 ///   `redis.conf` (a `CONFIG SET` not written back is lost at the next
 ///   restart) and on the replicas that may be promoted. An RDB file left in

@@ -111,6 +111,8 @@ impl RedisServer {
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
+            // Without persistence, no replication file either (spec §14.2).
+            .args(["--rdb-del-sync-files", "yes"])
             .args(["--daemonize", "no"])
             .args(&self.extra)
             .stdout(Stdio::null())
