@@ -307,7 +307,67 @@ pub(crate) async fn migrate(pool: &Pool) -> Result<(), Error> {
     dual!(pool, |p, d| {
         let migrator = d.pick_migrator();
         migrator.run(p).await.map_err(Error::Migrate)
-    })
+    })?;
+    if let Pool::Postgres(p) = pool {
+        // Again on every run, not once as a migration: `pg_restore
+        // --disable-triggers` (and any `ENABLE TRIGGER ALL`) puts the
+        // triggers back to firing for ordinary sessions only.
+        for statement in ALWAYS_TRIGGERS {
+            sqlx::query(statement)
+                .execute(p)
+                .await
+                .map_err(|source| Error::Database {
+                    action: "make the change triggers fire for every session",
+                    source,
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// The change triggers in the mode the last PostgreSQL migration sets.
+const ALWAYS_TRIGGERS: [&str; 2] = [
+    "ALTER TABLE tessera_keys ENABLE ALWAYS TRIGGER tessera_keys_changed",
+    "ALTER TABLE tessera_keys ENABLE ALWAYS TRIGGER tessera_keys_truncated",
+];
+
+/// PostgreSQL: the change triggers must fire, or no change reaches another
+/// replica before its cache entry expires: a disabled one (left by a
+/// restore with `--disable-triggers` that did not finish, or by hand) is
+/// refused; one that fires for ordinary sessions only (after `ENABLE
+/// TRIGGER ALL`) misses what logical replication applies, and is warned
+/// about.
+pub(crate) async fn check_triggers(pool: &Pool) -> Result<(), Error> {
+    let Pool::Postgres(p) = pool else {
+        return Ok(());
+    };
+    let modes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT tgname::text, tgenabled::text FROM pg_trigger \
+         WHERE tgrelid = 'tessera_keys'::regclass AND NOT tgisinternal",
+    )
+    .fetch_all(p)
+    .await
+    .map_err(|source| Error::Database {
+        action: "read the change triggers",
+        source,
+    })?;
+    for name in ["tessera_keys_changed", "tessera_keys_truncated"] {
+        match modes.iter().find(|(n, _)| n == name).map(|(_, m)| m.as_str()) {
+            Some("A") => {}
+            Some("O" | "R") => tracing::warn!(
+                trigger = name,
+                "tessera: the key change trigger does not fire for every session (changes applied by logical replication are not logged); run `tessera keys migrate` to restore it"
+            ),
+            _ => {
+                return Err(Error::SchemaNotCurrent {
+                    state: format!(
+                        "not current (the change trigger {name} is disabled or missing: no change would reach other replicas)"
+                    ),
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Dialect {

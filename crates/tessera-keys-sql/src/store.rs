@@ -327,6 +327,7 @@ impl SqlKeyStore {
             SchemaPolicy::Migrate => db::migrate(&pool).await?,
             SchemaPolicy::RequireCurrent => db::check_schema(&pool).await?,
         }
+        db::check_triggers(&pool).await?;
         let now = db::db_time(options.clock.now_unix())?;
         let id_key = load_canaries(&pool, &keyring, now).await?;
         let tagger = IdTagger::new(id_key);

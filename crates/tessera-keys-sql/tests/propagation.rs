@@ -179,7 +179,7 @@ async fn changes_reach_another_store(driver: Driver, test: &str) {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         warm(&vb, &b, &k5).await;
         let sql = format!(
-            "UPDATE tessera_keys SET state = 'revoked' WHERE key_id = '{}'",
+            "UPDATE public.tessera_keys SET state = 'revoked' WHERE key_id = '{}'",
             k5.key_id()
         );
         assert_eq!(db.exec_as_replica(&sql).await, 1);

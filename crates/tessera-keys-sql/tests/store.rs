@@ -56,6 +56,7 @@ suite!(
     issue_batch_is_all_or_nothing,
     a_copy_taken_before_a_revocation_is_never_cached,
     requests_naming_a_revoked_key_read_the_database_once,
+    disabled_change_triggers_are_refused_and_migrate_restores_them,
 );
 
 async fn issue_and_verify(driver: Driver, test: &str) {
@@ -1364,4 +1365,43 @@ async fn requests_naming_a_revoked_key_read_the_database_once(driver: Driver, te
     send(&v, victim.key_id(), &secret_of(&victim), T0)
         .await
         .expect("the valid key still verifies");
+}
+
+/// PostgreSQL: a store does not open while a change trigger is disabled
+/// (no change would reach other replicas), and `migrate` puts both back to
+/// firing for every session, which `ENABLE TRIGGER ALL` (the end of a
+/// `pg_restore --disable-triggers`) does not.
+async fn disabled_change_triggers_are_refused_and_migrate_restores_them(
+    driver: Driver,
+    test: &str,
+) {
+    if driver != Driver::Postgres {
+        return;
+    }
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let modes = "SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = 'tessera_keys'::regclass \
+                 AND NOT tgisinternal AND tgenabled = 'A'";
+    assert_eq!(db.scalar(modes).await, 2);
+    db.exec("ALTER TABLE tessera_keys DISABLE TRIGGER ALL")
+        .await;
+    let err = SqlKeyStore::open(&db.url, ring(&[(1, 1)]), options(&clock))
+        .await
+        .expect_err("a disabled trigger");
+    assert!(
+        matches!(&err, Error::SchemaNotCurrent { state } if state.contains("tessera_keys_changed")),
+        "{err:?}"
+    );
+    // As a restore leaves them: firing for ordinary sessions only. The
+    // store opens (and warns); migrate restores the mode.
+    db.exec("ALTER TABLE tessera_keys ENABLE TRIGGER ALL").await;
+    assert_eq!(db.scalar(modes).await, 0);
+    db.open(ring(&[(1, 1)]), options(&clock))
+        .await
+        .close()
+        .await;
+    SqlKeyStore::migrate(&db.url).await.expect("migrate");
+    assert_eq!(db.scalar(modes).await, 2);
 }

@@ -163,16 +163,19 @@ impl Db {
     }
 
     /// [`Db::exec`] on PostgreSQL in a session whose replication role is
-    /// `replica`, as logical replication's apply workers write.
+    /// `replica` and whose search path is empty, as logical replication's
+    /// apply workers write (name tables with their schema in `sql`).
     pub async fn exec_as_replica(&self, sql: &str) -> u64 {
         assert_eq!(self.driver, Driver::Postgres, "a PostgreSQL setting");
         let mut c = sqlx::PgConnection::connect(&self.url)
             .await
             .expect("connect");
-        sqlx::query("SET session_replication_role = replica")
-            .execute(&mut c)
-            .await
-            .expect("replica role");
+        for setting in [
+            "SET session_replication_role = replica",
+            "SET search_path = ''",
+        ] {
+            sqlx::query(setting).execute(&mut c).await.expect(setting);
+        }
         let r = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
             .execute(&mut c)
             .await
