@@ -1195,7 +1195,7 @@ impl FileConfig {
                 {
                     return Err(ConfigError::new(
                         "keys.db",
-                        format!("{:?} is not a key store URL (expected sqlite://PATH or postgres://USER@HOST:PORT/DB)", crate::stores::redact(url)),
+                        format!("{} is not a key store URL (expected sqlite://PATH or postgres://USER@HOST:PORT/DB)", crate::stores::redact(url)),
                     ));
                 }
                 Ok(KeySource::Db {
@@ -1477,7 +1477,7 @@ fn redis_url(at: &str, u: &str) -> Result<String, ConfigError> {
     } else {
         Err(ConfigError::new(
             at,
-            format!("{:?} is not a Redis URL (expected redis://HOST:PORT, rediss://…, or redis+cluster://HOST:PORT,HOST:PORT)", crate::stores::redact(u)),
+            format!("{} is not a Redis URL (expected redis://HOST:PORT, rediss://…, or redis+cluster://HOST:PORT,HOST:PORT)", crate::stores::redact(u)),
         ))
     }
 }

@@ -628,4 +628,24 @@ fn flags_given_with_check_apply() {
     );
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("only listens on loopback"), "{text}");
+
+    // A secret given where a store's URL belongs is refused and not shown.
+    let secret = "27b722d490c7a93a2fa25bf0f764c18cc8093711efc79732d5429f9101a7eedb";
+    for flags in [
+        vec!["--keys-db", secret],
+        vec!["--keys", keys, "--nonce-store", secret],
+        vec![
+            "--keys",
+            keys,
+            "--rate-limit",
+            "1/s",
+            "--rate-limit-store",
+            secret,
+        ],
+    ] {
+        let (code, text) = check_with(&config, &flags);
+        assert_eq!(code, 2, "{flags:?}: {text}");
+        assert!(!text.contains(&secret[..16]), "{flags:?}: {text}");
+        assert!(text.contains("not shown"), "{flags:?}: {text}");
+    }
 }

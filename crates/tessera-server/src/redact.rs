@@ -10,9 +10,24 @@
 /// refuses (a `redis+cluster://` list of hosts, a mistyped scheme) is
 /// redacted too.
 pub fn redact_url(url: &str) -> String {
+    if !has_scheme(url) {
+        // No `scheme:` at all: not a URL but, as likely as not, a secret
+        // given where the URL belongs (a password, a master key).
+        return "(not shown: it is not a URL)".to_owned();
+    }
     // Parameters first, on the text as given: hiding the userinfo may take
     // the `?` that starts them with it.
     redact_userinfo(&redact_params(url))
+}
+
+/// Whether `url` starts with an RFC 3986 scheme and its `:`.
+fn has_scheme(url: &str) -> bool {
+    url.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    })
 }
 
 /// `url` with the password of its userinfo (`user:password@`) replaced,
@@ -57,9 +72,8 @@ fn redact_params(url: &str) -> String {
     // parameter after it, up to the next delimiter.
     let mut at = query;
     while at < url.len() {
-        let end = url[at + 1..]
-            .find(['&', '?'])
-            .map_or(url.len(), |i| i + at + 1);
+        // Only `&` separates parameters (a `?` in a value is part of it).
+        let end = url[at + 1..].find('&').map_or(url.len(), |i| i + at + 1);
         out.push_str(&url[at..=at]);
         let pair = &url[at + 1..end];
         match pair.split_once('=') {
@@ -163,13 +177,25 @@ mod tests {
             ),
             // A mistyped separator after the scheme, or none at all.
             ("redis:/u:hunter2@h", "redis:***@h"),
-            ("redis//u:hunter2@h", "redis//u:***@h"),
+            ("redis//u:hunter2@h", "(not shown: it is not a URL)"),
             ("u:hunter2@h:6379", "u:***@h:6379"),
             (
                 "redis+unix:///s?db=1&client=a@b&pass=hunter2",
                 "redis+unix:///s?db=1&client=a@b&pass=***",
             ),
             ("redis://h:6379", "redis://h:6379"),
+            // A `?` inside a password parameter's value.
+            (
+                "postgres://tess@h:1/db?password=S3cr?etPw&sslmode=require",
+                "postgres://tess@h:1/db?password=***&sslmode=require",
+            ),
+            // Text that is no URL at all: a secret given in its place.
+            (
+                "27b722d490c7a93a2fa25bf0f764c18cc8093711efc79732d5429f9101a7eedb",
+                "(not shown: it is not a URL)",
+            ),
+            ("hunter2", "(not shown: it is not a URL)"),
+            ("1:hunter2", "(not shown: it is not a URL)"),
             // A password written without its `:`.
             ("redis://hunter2@h:6379/0", "redis://***@h:6379/0"),
             ("rediss://hunter2@h:6379", "rediss://***@h:6379"),

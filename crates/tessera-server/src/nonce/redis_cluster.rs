@@ -47,7 +47,7 @@ pub(super) fn cluster_url_nodes(url: &str) -> Option<Result<Vec<String>, RedisSt
             RedisStoreErrorKind::InvalidUrl,
             format!(
                 "invalid Redis Cluster URL {}: {why}",
-                redact_cluster_url(url)
+                crate::redact_url(url)
             ),
         )
     };
@@ -72,23 +72,6 @@ pub(super) fn cluster_url_nodes(url: &str) -> Option<Result<Vec<String>, RedisSt
         return Some(Err(invalid("empty host in the node list")));
     }
     Some(Ok(nodes))
-}
-
-/// A `redis+cluster://` URL with its password replaced by `***`.
-fn redact_cluster_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return "<unparseable Redis URL>".to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..])
-        }
-        None => url.to_owned(),
-    }
 }
 
 /// How the store names a cluster in errors and logs: its node URLs,
@@ -517,7 +500,19 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("h2:2"), "{shown}");
         assert_eq!(cluster_password(&nodes).as_deref(), Some("hunter2"));
-        let shown = redact_cluster_url("redis+cluster://app:hunter2@h1:1,h2:2/9");
-        assert_eq!(shown, "redis+cluster://app:***@h1:1,h2:2/9");
+        // An invalid cluster URL is named without its password, also one
+        // holding `/`, `?` or `#`.
+        for url in [
+            "redis+cluster://app:hunter2@h1:1,h2:2/9",
+            "redis+cluster://:hunt/er2@h1:1",
+            "redis+cluster://app:hunt#er2@h1:1",
+            "redis+cluster://:hun?ter2@h1:1",
+        ] {
+            let Some(Err(e)) = cluster_url_nodes(url) else {
+                panic!("{url} was taken");
+            };
+            let shown = e.to_string();
+            assert!(!shown.contains("hunt") && !shown.contains("er2"), "{shown}");
+        }
     }
 }
