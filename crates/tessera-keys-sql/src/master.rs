@@ -55,6 +55,14 @@ impl MasterKey {
     /// bytes counting up by one (`000102…1f`, the form of documentation
     /// examples).
     pub fn from_hex(version: u32, hex_text: &str) -> Result<Self, Error> {
+        Self::from_hex_as(version, hex_text, Placeholder::Refuse)
+    }
+
+    /// [`MasterKey::from_hex`], with a placeholder refused or, for a version
+    /// that no longer seals (an older one in a ring, kept to open and
+    /// rewrap its rows), accepted with a warning: refusing it would leave
+    /// no way off it.
+    fn from_hex_as(version: u32, hex_text: &str, placeholder: Placeholder) -> Result<Self, Error> {
         let hex_text = hex_text.trim();
         if hex_text.len() != 64 {
             return Err(invalid(format!(
@@ -71,9 +79,15 @@ impl MasterKey {
             )));
         }
         if is_placeholder(&bytes) {
-            return Err(invalid(format!(
-                "version {version}: a placeholder (one byte repeated, or bytes counting up as in documentation examples), not a random key: anyone could open every secret sealed under it (make one with `openssl rand -hex 32`)"
-            )));
+            match placeholder {
+                Placeholder::Refuse => return Err(invalid(format!(
+                    "version {version}: a placeholder (one byte repeated, or bytes counting up as in documentation examples), not a random key: anyone could open every secret sealed under it (make one with `openssl rand -hex 32`, add it as a newer version and run `tessera keys rewrap`)"
+                ))),
+                Placeholder::Warn => tracing::warn!(
+                    version,
+                    "tessera: master key version {version} is a placeholder (one byte repeated, or bytes counting up), accepted only because a newer version seals: rewrap (`tessera keys rewrap`) and drop it"
+                ),
+            }
         }
         MasterKey::new(version, *bytes)
     }
@@ -158,7 +172,7 @@ impl MasterKeyring {
                 return MasterKeyring::new([MasterKey::from_hex(1, only)?]);
             }
         }
-        let mut keys = Vec::with_capacity(entries.len());
+        let mut parsed = Vec::with_capacity(entries.len());
         for (index, entry) in entries.iter().enumerate() {
             // Messages name the entry by position and never quote its text:
             // a mistyped entry (`HEX:1`, `HEX:`) would put the key in a log.
@@ -184,8 +198,23 @@ impl MasterKeyring {
                     )))
                 }
             };
-            keys.push(MasterKey::from_hex(version, hex_text)?);
+            parsed.push((version, hex_text));
         }
+        // Only the newest version seals: an older one that is a
+        // placeholder is let in (with a warning) to open and rewrap its
+        // rows, or there would be no way off it.
+        let current = parsed.iter().map(|(v, _)| *v).max().unwrap_or(0);
+        let keys = parsed
+            .into_iter()
+            .map(|(version, hex_text)| {
+                let placeholder = if version == current {
+                    Placeholder::Refuse
+                } else {
+                    Placeholder::Warn
+                };
+                MasterKey::from_hex_as(version, hex_text, placeholder)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         MasterKeyring::new(keys)
     }
 
@@ -301,6 +330,13 @@ pub fn redacted_path(path: &Path) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// What [`MasterKey::from_hex_as`] does with a placeholder.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placeholder {
+    Refuse,
+    Warn,
+}
+
 /// One byte repeated, or bytes counting up by one from any start: what is
 /// typed as an example, never what a random generator gives.
 fn is_placeholder(bytes: &[u8; 32]) -> bool {
@@ -344,6 +380,11 @@ mod tests {
                 assert!(!err.to_string().contains(&placeholder[..16]), "{err}");
             }
         }
+        // An older version that is a placeholder opens (to rewrap its rows
+        // under the newer one); as the newest, it is refused.
+        let ring = MasterKeyring::parse(&format!("1:{}\n2:{A}", "42".repeat(32))).expect("older");
+        assert_eq!(ring.current().version(), 2);
+        assert!(MasterKeyring::parse(&format!("1:{A}\n2:{}", "42".repeat(32))).is_err());
         let ring = MasterKeyring::parse(&format!("\u{feff}{A}\n")).expect("BOM");
         assert_eq!(ring.versions().collect::<Vec<_>>(), vec![1]);
         let ring = MasterKeyring::parse(&format!("\u{feff}1:{A}\n2:{B}\n")).expect("BOM");
