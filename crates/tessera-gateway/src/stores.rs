@@ -405,7 +405,7 @@ pub type OpenedNonces = (Arc<dyn NonceStore>, String, u64);
 ///
 /// # Errors
 /// A message saying which store and why.
-pub async fn open_nonces(settings: &Settings) -> Result<OpenedNonces, String> {
+pub async fn open_nonces(settings: &Settings) -> Result<OpenedNonces, StartError> {
     match &settings.nonces {
         NonceSource::Memory => {
             // As the verifier's own default: long enough for the window, and
@@ -425,14 +425,14 @@ pub async fn open_nonces(settings: &Settings) -> Result<OpenedNonces, String> {
             let store = configure(RedisNonceStore::builder(url.clone()), settings)
                 .connect()
                 .await
-                .map_err(|e| format!("nonce store: {e}"))?;
+                .map_err(|e| nonce_store_error("nonce store", &e))?;
             Ok((Arc::new(store), format!("nonces in {}", redact(url)), 0))
         }
         NonceSource::Cluster(nodes) => {
             let store = configure(RedisNonceStore::cluster_builder(nodes.clone()), settings)
                 .connect()
                 .await
-                .map_err(|e| format!("nonce store (Redis Cluster): {e}"))?;
+                .map_err(|e| nonce_store_error("nonce store (Redis Cluster)", &e))?;
             let described: Vec<String> = nodes.iter().map(|n| redact(n)).collect();
             Ok((
                 Arc::new(store),
@@ -440,6 +440,16 @@ pub async fn open_nonces(settings: &Settings) -> Result<OpenedNonces, String> {
                 0,
             ))
         }
+    }
+}
+
+/// A Redis nonce store that did not connect: only one that was not reached
+/// may connect at a later start.
+fn nonce_store_error(what: &str, e: &tessera_server::RedisStoreError) -> StartError {
+    let message = format!("{what}: {e}");
+    match e.kind() {
+        tessera_server::RedisStoreErrorKind::Connect => StartError::Unavailable(message),
+        _ => StartError::Invalid(message),
     }
 }
 
@@ -464,13 +474,14 @@ pub struct RateLimit {
 /// # Errors
 /// A message naming the configuration key and why: an invalid plan, a Redis
 /// that cannot be reached at start-up.
-pub async fn open_rate_limit(settings: &Settings) -> Result<Option<RateLimit>, String> {
+pub async fn open_rate_limit(settings: &Settings) -> Result<Option<RateLimit>, StartError> {
     let Some(rates) = &settings.rate_limit else {
         return Ok(None);
     };
     match &rates.store {
         RateStoreSource::Memory => Ok(Some(RateLimit {
-            limiter: build_limiter(rates, tessera_ratelimit::MemoryRateStore::default())?,
+            limiter: build_limiter(rates, tessera_ratelimit::MemoryRateStore::default())
+                .map_err(StartError::Invalid)?,
             redis: None,
             on_store_failure: rates.on_store_failure,
             description: "rate limits in memory (one process only)".to_owned(),
@@ -487,7 +498,12 @@ pub async fn open_rate_limit(settings: &Settings) -> Result<Option<RateLimit>, S
                 )
             };
             let failed = |e: tessera_ratelimit::RateStoreError| {
-                format!("rate_limit.redis: {}: {e}", redact(url))
+                let message = format!("rate_limit.redis: {}: {e}", redact(url));
+                if e.is_permanent() {
+                    StartError::Invalid(message)
+                } else {
+                    StartError::Unavailable(message)
+                }
             };
             let store = match rates.on_store_failure {
                 // Fail-open limits cost only the limits while their store
@@ -520,7 +536,7 @@ pub async fn open_rate_limit(settings: &Settings) -> Result<Option<RateLimit>, S
                 .map_err(failed)?,
             };
             Ok(Some(RateLimit {
-                limiter: build_limiter(rates, store.clone())?,
+                limiter: build_limiter(rates, store.clone()).map_err(StartError::Invalid)?,
                 redis: Some(store),
                 on_store_failure: rates.on_store_failure,
                 description: format!("rate limits in {}", redact(url)),

@@ -309,3 +309,38 @@ fn fail_open_limits_start_while_redis_is_down_and_apply_once_it_answers() {
         b"ready\n"
     );
 }
+
+/// A Redis that answers and refuses (a wrong password) is a configuration
+/// to fix, not an outage to ride out: even fail-open limits do not start
+/// (exit 2), for rate limits and nonces alike, and the password is not shown.
+#[test]
+fn a_redis_that_refuses_the_password_stops_the_start() {
+    let port = free_port();
+    let Some(_redis) = spawn_redis_with(port, &["--requirepass", "right-pw"]) else {
+        skip("a_redis_that_refuses_the_password_stops_the_start");
+        return;
+    };
+    let dir = temp_dir("rate-redis-refused");
+    let alice = Key::random("alice-refused");
+    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let upstream = Upstream::start(&dir);
+    let wrong = format!("redis://:wrong-pw@127.0.0.1:{port}/0");
+    let config = config(
+        &dir,
+        "refused.toml",
+        &keys,
+        &upstream,
+        &format!("rate = \"1/m\"\nredis = \"{wrong}\"\non_store_failure = \"open\"\n"),
+    );
+    for extra in [vec![], vec!["--nonce-store", wrong.as_str()]] {
+        let out = Command::new(BIN)
+            .args(["--config", &config])
+            .args(&extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains("refused"), "{extra:?}: {stderr}");
+        assert!(!stderr.contains("wrong-pw"), "{extra:?}: {stderr}");
+    }
+}

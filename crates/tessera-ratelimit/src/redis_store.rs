@@ -84,6 +84,16 @@ end
 return 1
 ";
 
+/// Why a connection could not be opened: permanent unless Redis was not
+/// reached (it may be later).
+fn open_error(e: &tessera_server::RedisStoreError) -> RateStoreError {
+    if e.kind() == RedisStoreErrorKind::Connect {
+        RateStoreError::new(e.to_string())
+    } else {
+        RateStoreError::permanent(e.to_string())
+    }
+}
+
 /// Limits in Redis: every replica that shares the Redis shares the budgets.
 ///
 /// One round trip per decision (`EVALSHA` of a short script, loaded on
@@ -202,7 +212,7 @@ impl RedisRateStore {
             DEFAULT_RATE_REDIS_CONNECT_TIMEOUT,
         )
         .await
-        .map_err(|e| RateStoreError::new(e.to_string()))?;
+        .map_err(|e| open_error(&e))?;
         Ok(RedisRateStore::new(connection, prefix).with_timeout(timeout))
     }
 
@@ -216,8 +226,8 @@ impl RedisRateStore {
     /// the store is dropped.
     ///
     /// # Errors
-    /// An invalid URL (no attempt will succeed), or Redis answering but
-    /// refusing, as [`RedisRateStore::connect`].
+    /// An invalid URL, or Redis answering but refusing (a wrong password):
+    /// no attempt would succeed ([`RateStoreError::is_permanent`]).
     pub async fn connect_in_background(
         url: &str,
         prefix: &str,
@@ -235,7 +245,7 @@ impl RedisRateStore {
                 ))
             }
             Err(e) if e.kind() == RedisStoreErrorKind::Connect => e.to_string(),
-            Err(e) => return Err(RateStoreError::new(e.to_string())),
+            Err(e) => return Err(open_error(&e)),
         };
         let store = Self::unconnected(prefix, &first).with_timeout(timeout);
         let cell = Arc::downgrade(&store.connection);

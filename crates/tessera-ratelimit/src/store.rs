@@ -71,6 +71,7 @@ pub trait RateStore: std::fmt::Debug + Send + Sync {
 #[error("rate limit store: {message}")]
 pub struct RateStoreError {
     message: String,
+    permanent: bool,
 }
 
 impl RateStoreError {
@@ -78,6 +79,21 @@ impl RateStoreError {
     pub fn new(message: impl Into<String>) -> Self {
         RateStoreError {
             message: message.into(),
+            permanent: false,
         }
+    }
+
+    /// An error no retry can mend until the configuration changes: an
+    /// invalid store URL, credentials the store refuses.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        RateStoreError {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+
+    /// Whether this is a [`RateStoreError::permanent`] error.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
     }
 }

@@ -723,9 +723,15 @@ async fn password_is_passed_through_and_never_shown() {
     let e = RedisNonceStore::connect(&wrong)
         .await
         .expect_err("wrong password");
-    assert_eq!(e.kind(), RedisStoreErrorKind::Connect);
+    // Answered and refused: no later attempt would do better.
+    assert_eq!(e.kind(), RedisStoreErrorKind::Refused);
     assert!(!e.to_string().contains("wrong-pw"), "{e}");
     assert!(e.to_string().contains(":***@"), "{e}");
+    let none = format!("redis://127.0.0.1:{}/", redis.port);
+    let e = RedisNonceStore::connect(&none)
+        .await
+        .expect_err("no password");
+    assert_eq!(e.kind(), RedisStoreErrorKind::Refused, "{e}");
 
     let right = format!("redis://:s3cret-pw@127.0.0.1:{}/2", redis.port);
     let store = RedisNonceStore::builder(&right)

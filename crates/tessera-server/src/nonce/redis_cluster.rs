@@ -126,11 +126,21 @@ pub(super) async fn open(
             format!("cannot connect to {target}: {detail}"),
         )
     };
+    let failed = |e: &redis::RedisError| {
+        if super::redis_connection::refused(e) {
+            RedisStoreError::new(
+                RedisStoreErrorKind::Refused,
+                format!("{target} refused the connection: {}", scrub(e)),
+            )
+        } else {
+            connect_failed(scrub(e))
+        }
+    };
     let bounded = connect_timeout.saturating_mul(2);
     let mut connection = tokio::time::timeout(bounded, client.get_async_connection())
         .await
         .map_err(|_| connect_failed("timed out".to_owned()))?
-        .map_err(|e| connect_failed(scrub(&e)))?;
+        .map_err(|e| failed(&e))?;
 
     // PING goes to every primary and succeeds only if all of them answer:
     // a slot range without a reachable primary is noticed now, not as 503s.
@@ -140,7 +150,7 @@ pub(super) async fn open(
     )
     .await
     .map_err(|_| connect_failed("PING timed out".to_owned()))?
-    .map_err(|e| connect_failed(scrub(&e)))?;
+    .map_err(|e| failed(&e))?;
     if pong != "PONG" {
         return Err(connect_failed(format!("unexpected PING reply {pong:?}")));
     }

@@ -66,8 +66,9 @@ impl RedisConnection {
     ///
     /// # Errors
     /// [`RedisStoreErrorKind::InvalidUrl`] for a URL that does not parse;
-    /// [`RedisStoreErrorKind::Connect`] when Redis cannot be reached,
-    /// refuses the credentials or does not answer in time. Messages name
+    /// [`RedisStoreErrorKind::Connect`] when Redis cannot be reached or does
+    /// not answer in time; [`RedisStoreErrorKind::Refused`] when it refuses
+    /// the credentials or the `PING`. Messages name
     /// the URL with its password replaced by `***`.
     pub async fn open(
         url: &str,
@@ -194,17 +195,28 @@ pub(super) async fn open_single(
             format!("cannot connect to Redis at {target}: {detail}"),
         )
     };
+    // Answered, but refused: not something a later attempt would change.
+    let failed = |e: &RedisError| {
+        if refused(e) {
+            RedisStoreError::new(
+                RedisStoreErrorKind::Refused,
+                format!("Redis at {target} refused the connection: {}", scrub(e)),
+            )
+        } else {
+            connect_failed(scrub(e))
+        }
+    };
     let probe_config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(connect_timeout))
         .set_response_timeout(Some(connect_timeout));
     let mut probe = client
         .get_multiplexed_async_connection_with_config(&probe_config)
         .await
-        .map_err(|e| connect_failed(scrub(&e)))?;
+        .map_err(|e| failed(&e))?;
     let pong: String = redis::cmd("PING")
         .query_async(&mut probe)
         .await
-        .map_err(|e| connect_failed(scrub(&e)))?;
+        .map_err(|e| failed(&e))?;
     if pong != "PONG" {
         return Err(connect_failed(format!("unexpected PING reply {pong:?}")));
     }
@@ -224,8 +236,14 @@ pub(super) async fn open_single(
     )
     .await
     .map_err(|_| connect_failed("timed out".to_owned()))?
-    .map_err(|e| connect_failed(scrub(&e)))?;
+    .map_err(|e| failed(&e))?;
     Ok((manager, probe))
+}
+
+/// Whether Redis answered and refused the credentials or the command.
+pub(super) fn refused(e: &RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
 }
 
 impl ConnectionLike for RedisConnection {

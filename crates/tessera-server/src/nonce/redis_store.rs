@@ -856,9 +856,12 @@ pub enum RedisStoreErrorKind {
     /// The key prefix is empty, too long, or contains spaces, braces or
     /// non-printable characters.
     InvalidPrefix,
-    /// Redis could not be reached, refused the credentials, or did not
-    /// answer in time.
+    /// Redis could not be reached or did not answer in time: it may later.
     Connect,
+    /// Redis answered but refused: a wrong or missing password, a user
+    /// without the permission to run the store's commands. No retry helps
+    /// until the configuration or Redis's users change.
+    Refused,
     /// Redis (or a primary of the cluster) may evict live nonces: its
     /// `maxmemory-policy` is not `noeviction` (see
     /// [`RedisNonceStoreBuilder::allow_evicting_policy`]).
