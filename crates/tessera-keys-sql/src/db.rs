@@ -204,6 +204,17 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
+/// A SQLite URL's query parameters, names lowercased, both decoded.
+fn sqlite_params(url: &str) -> Vec<(String, String)> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Vec::new();
+    };
+    let query = query.split('#').next().unwrap_or(query);
+    url::form_urlencoded::parse(query.as_bytes())
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.into_owned()))
+        .collect()
+}
+
 fn is_sqlite(url: &str) -> bool {
     url.starts_with("sqlite:")
 }
@@ -232,13 +243,22 @@ pub(crate) async fn connect(url: &str, settings: ConnectSettings) -> Result<Pool
         source,
     };
     if is_sqlite(url) {
-        if url.contains(":memory:") || url.contains("mode=memory") {
+        // The parameters as sqlx reads them: decoded (`immut%61ble` is
+        // `immutable`).
+        let params = sqlite_params(url);
+        if url.contains(":memory:")
+            || params
+                .iter()
+                .any(|(name, value)| name == "mode" && value.eq_ignore_ascii_case("memory"))
+        {
             return Err(invalid(
                 "in-memory SQLite databases are not supported (each pooled connection would see its own); use a file".into(),
             ));
         }
-        let lower = url.to_ascii_lowercase();
-        if lower.contains("immutable=") || lower.contains("vfs=") {
+        if params
+            .iter()
+            .any(|(name, _)| name == "immutable" || name == "vfs")
+        {
             return Err(invalid(
                 "`immutable` and `vfs` are refused: the store must see what other processes write (a revocation) through SQLite's locking, which they turn off".into(),
             ));
@@ -502,6 +522,8 @@ mod tests {
             "immutable=1&mode=ro",
             "vfs=unix-none",
             "mode=ro&VFS=unix-dotfile",
+            "immut%61ble=1",
+            "mode=ro&v%66s=unix-none",
         ] {
             let url = format!("sqlite://{}?{query}", file.display());
             match connect(&url, settings).await {
@@ -510,6 +532,13 @@ mod tests {
                 }
                 other => panic!("{query}: {other:?}"),
             }
+        }
+        let url = format!("sqlite://{}?mode=m%65mory", file.display());
+        match connect(&url, settings).await {
+            Err(Error::InvalidUrl { reason, .. }) => {
+                assert!(reason.contains("in-memory"), "{reason}")
+            }
+            other => panic!("mode=m%65mory: {other:?}"),
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
