@@ -47,7 +47,10 @@ impl SecretArgs {
             }
             Some(path) => {
                 let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
-                    CliError::runtime(format!("cannot read secret file '{}': {e}", path.display()))
+                    CliError::runtime(format!(
+                        "cannot read secret file '{}': {e}",
+                        tessera_server::redacted_path(path)
+                    ))
                 })?);
                 let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
                 (text, format!("secret file '{}'", path.display()))

@@ -10,7 +10,7 @@ use serde_json::Value;
 mod support;
 use support::{
     cli_signed_get, cli_signed_get_with, keygen, keys_file, raw_get, raw_get_reply, temp_dir,
-    tessera, Key, Server, BIN,
+    tessera, text, Key, Server, BIN,
 };
 
 fn tessera_stdin(args: &[&str], input: &[u8]) -> Output {
@@ -1044,4 +1044,29 @@ fn serve_follows_the_keys_file() {
     }
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(log.contains("the keys file changed"), "{log}");
+}
+
+/// A secret given where the path of its file belongs is refused without
+/// being echoed: `sign --secret-file HEX`, `serve --keys HEX`.
+#[test]
+fn a_secret_given_as_a_path_is_not_echoed() {
+    let secret = "27b722d490c7a93a2fa25bf0f764c18cc8093711efc79732d5429f9101a7eedb";
+    for args in [
+        vec![
+            "sign",
+            "GET",
+            "https://api.example.com/v1/me",
+            "--key-id",
+            "k1",
+            "--secret-file",
+            secret,
+        ],
+        vec!["serve", "--keys", secret],
+    ] {
+        let out = tessera(&args);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(!stderr.contains(&secret[..16]), "{args:?}: {stderr}");
+        assert!(stderr.contains("not shown"), "{args:?}: {stderr}");
+    }
 }

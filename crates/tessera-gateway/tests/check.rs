@@ -629,7 +629,8 @@ fn flags_given_with_check_apply() {
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("only listens on loopback"), "{text}");
 
-    // A secret given where a store's URL belongs is refused and not shown.
+    // A secret given where a store's URL or the keys file's path belongs is
+    // refused and not shown.
     let secret = "27b722d490c7a93a2fa25bf0f764c18cc8093711efc79732d5429f9101a7eedb";
     for flags in [
         vec!["--keys-db", secret],
@@ -642,6 +643,7 @@ fn flags_given_with_check_apply() {
             "--rate-limit-store",
             secret,
         ],
+        vec!["--keys", secret],
     ] {
         let (code, text) = check_with(&config, &flags);
         assert_eq!(code, 2, "{flags:?}: {text}");

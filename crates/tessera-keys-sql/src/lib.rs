@@ -178,8 +178,10 @@ mod types;
 
 pub use admin::SqlKeyAdmin;
 pub use error::Error;
-pub use master::{redacted_path, MasterKey, MasterKeyring, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
+pub use master::{MasterKey, MasterKeyring, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV};
 pub use store::SqlKeyStore;
+/// `path` as messages show it, unless it looks like a key: [`tessera_server::redacted_path`].
+pub use tessera_server::redacted_path;
 pub use types::{
     Expiry, IssueRequest, IssuedKey, KeyRecord, RewrapReport, SchemaPolicy, SqlKeyStoreOptions,
     StoreStats, UnreadableKey,

@@ -145,7 +145,7 @@ pub use nonce::{
     RedisConnection, RedisNonceStore, RedisNonceStoreBuilder, RedisStoreError, RedisStoreErrorKind,
     DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT,
 };
-pub use redact::redact_url;
+pub use redact::{redact_url, redacted_path};
 pub use rejection::{Rejection, DEFAULT_REALM, ERROR_HEADER, PROBLEM_JSON};
 pub use scope::{RequireScope, RequireScopeLayer};
 /// The core types a server touches, so that an application depends on this crate alone.

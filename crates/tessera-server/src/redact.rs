@@ -116,6 +116,29 @@ fn carries_password(name: &str) -> bool {
         .any(|secret| decoded.eq_ignore_ascii_case(secret.as_bytes()))
 }
 
+/// `path` as messages show it, unless its file name looks like a hex key
+/// (32 or more hex digits, after a `VERSION:` or not): a secret given where
+/// the path of its file belongs (`--master-key-file HEX`,
+/// `TESSERA_MASTER_KEY_FILE=HEX` for `TESSERA_MASTER_KEY`, `--secret-file
+/// HEX`, `--keys HEX`) is not echoed into a terminal or a log.
+pub fn redacted_path(path: &std::path::Path) -> std::borrow::Cow<'_, str> {
+    let looks_like_a_key = path.file_name().is_some_and(|name| {
+        let name = name.as_encoded_bytes();
+        let hex = match name.iter().position(|&b| b == b':') {
+            Some(colon) if name[..colon].iter().all(u8::is_ascii_digit) => &name[colon + 1..],
+            _ => name,
+        };
+        hex.len() >= 32 && hex.iter().all(u8::is_ascii_hexdigit)
+    });
+    if looks_like_a_key {
+        std::borrow::Cow::Borrowed(
+            "(a path that looks like a hex key, not shown: put the key in a file, chmod 600, and name that file)",
+        )
+    } else {
+        path.to_string_lossy()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact_url as redact;

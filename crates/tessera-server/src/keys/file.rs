@@ -124,10 +124,12 @@ pub struct KeysFileError {
 /// holds an invalid key id or secret.
 pub fn load_keys_file(path: &Path) -> Result<(MemoryKeyStore, usize), KeysFileError> {
     let fail = |message: String| KeysFileError { message };
-    let text = Zeroizing::new(
-        std::fs::read(path)
-            .map_err(|e| fail(format!("cannot read keys file '{}': {e}", path.display())))?,
-    );
+    let text = Zeroizing::new(std::fs::read(path).map_err(|e| {
+        fail(format!(
+            "cannot read keys file '{}': {e}",
+            crate::redacted_path(path)
+        ))
+    })?);
     // serde_json's messages give the line and column, never the value.
     let file: KeysFile = serde_json::from_slice(&text).map_err(|e| {
         fail(format!(
