@@ -1457,7 +1457,8 @@ async fn load_canaries(
         getrandom::fill(id_key.as_mut_slice()).map_err(|_| Error::Generate(random_failed()))?;
         let sealed =
             seal::seal_canary(current, &id_key).map_err(|_| Error::Generate(random_failed()))?;
-        insert(pool, current, sealed).await?;
+        insert_first_canary(pool, current, sealed, now).await?;
+        // Ours, or the one a process opening at the same time wrote first.
         rows = read(pool).await?;
     }
     let opened = open_canaries(&rows, keyring)?;
@@ -1471,15 +1472,6 @@ async fn load_canaries(
             return Err(Error::MasterKeyVersionMissing { versions });
         }
     };
-    if !rows.iter().any(|(v, _)| *v == i64::from(current.version())) {
-        // A new current version: seal the same check key under it, then
-        // read back (another process may have raced us with its own key).
-        let sealed =
-            seal::seal_canary(current, &id_key).map_err(|_| Error::Generate(random_failed()))?;
-        insert(pool, current, sealed).await?;
-        rows = read(pool).await?;
-        open_canaries(&rows, keyring)?;
-    }
     // Every version that seals a key must be held, and have a canary.
     let needed: Vec<i64> = dual!(pool, |p, d| {
         sqlx::query_scalar("SELECT DISTINCT master_version FROM tessera_keys")
@@ -1501,14 +1493,59 @@ async fn load_canaries(
         missing.sort_unstable();
         return Err(Error::MasterKeyVersionMissing { versions: missing });
     }
+    // (The current version's canary is written below when missing.)
     for v in needed {
-        if !rows.iter().any(|(c, _)| *c == v) {
+        if v != i64::from(current.version()) && !rows.iter().any(|(c, _)| *c == v) {
             return Err(Error::CanaryMissing {
                 version: u32::try_from(v).unwrap_or(0),
             });
         }
     }
+    // Only once every other check passed (an open that fails leaves no
+    // canary behind): a new current version gets the same check key sealed
+    // under it, read back (another process may have raced us with its own).
+    if !rows.iter().any(|(v, _)| *v == i64::from(current.version())) {
+        let sealed =
+            seal::seal_canary(current, &id_key).map_err(|_| Error::Generate(random_failed()))?;
+        insert(pool, current, sealed).await?;
+        rows = read(pool).await?;
+        open_canaries(&rows, keyring)?;
+    }
     Ok(id_key)
+}
+
+/// Writes the canary of a new database, unless a process opening it at the
+/// same time wrote one first (with another key-id check key, perhaps under
+/// another version) or keys appeared meanwhile: under the change-log lock
+/// (PostgreSQL) or SQLite's write lock, so that a database never gets two
+/// check keys.
+async fn insert_first_canary(
+    pool: &Pool,
+    current: &MasterKey,
+    sealed: Vec<u8>,
+    now: i64,
+) -> Result<(), Error> {
+    dual!(pool, |p, d| {
+        let mut tx = p
+            .begin_with(d.begin_write())
+            .await
+            .map_err(Error::db("begin writing the master key canary"))?;
+        lock_changes!(tx, d);
+        sqlx::query(
+            "INSERT INTO tessera_master_canary (master_version, sealed, created_at) \
+             SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM tessera_master_canary) \
+             AND NOT EXISTS (SELECT 1 FROM tessera_keys)",
+        )
+        .bind(i64::from(current.version()))
+        .bind(&sealed)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(Error::db("write the master key canary"))?;
+        tx.commit()
+            .await
+            .map_err(Error::db("commit the master key canary"))
+    })
 }
 
 /// Opens every canary whose version the ring holds; all must open and agree.

@@ -57,6 +57,7 @@ suite!(
     a_copy_taken_before_a_revocation_is_never_cached,
     requests_naming_a_revoked_key_read_the_database_once,
     disabled_change_triggers_are_refused_and_migrate_restores_them,
+    two_first_opens_with_different_keys_leave_one_check_key,
 );
 
 async fn issue_and_verify(driver: Driver, test: &str) {
@@ -1404,4 +1405,41 @@ async fn disabled_change_triggers_are_refused_and_migrate_restores_them(
         .await;
     SqlKeyStore::migrate(&db.url).await.expect("migrate");
     assert_eq!(db.scalar(modes).await, 2);
+}
+
+/// Two processes opening a new database at once with different master key
+/// versions: one wins, the other is refused, and the database holds one
+/// check key (two would leave no ring that opens it).
+async fn two_first_opens_with_different_keys_leave_one_check_key(driver: Driver, test: &str) {
+    for trial in 0..4 {
+        let Some(db) = Db::new(driver, &format!("{test}-{trial}")).await else {
+            return;
+        };
+        let clock = ManualClock::new(T0);
+        let (one, two) = tokio::join!(
+            SqlKeyStore::open(&db.url, ring(&[(1, 1)]), options(&clock)),
+            SqlKeyStore::open(&db.url, ring(&[(2, 2)]), options(&clock)),
+        );
+        assert!(
+            one.is_ok() != two.is_ok(),
+            "trial {trial}: exactly one opens ({:?}, {:?})",
+            one.as_ref().err(),
+            two.as_ref().err()
+        );
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM tessera_master_canary")
+                .await,
+            1,
+            "trial {trial}"
+        );
+        let winner = if one.is_ok() {
+            ring(&[(1, 1)])
+        } else {
+            ring(&[(2, 2)])
+        };
+        for store in [one, two].into_iter().flatten() {
+            store.close().await;
+        }
+        db.open(winner, options(&clock)).await.close().await;
+    }
 }
