@@ -463,14 +463,7 @@ fn check_opens_the_sql_key_store_with_its_master_key() {
     )
     .unwrap();
     let check_from_root = |name: &str, keys: &str| {
-        let file = dir.join(name);
-        std::fs::write(
-            &file,
-            format!(
-                "upstream = \"http://127.0.0.1:5000\"\nlisten = \"127.0.0.1:0\"\n[keys]\n{keys}"
-            ),
-        )
-        .unwrap();
+        let file = keys_config(&dir, name, keys);
         let mut command = Command::new(BIN);
         command
             .arg("--check")
@@ -561,14 +554,7 @@ fn a_start_exits_as_check_does_for_key_sources_that_do_not_load() {
             "keys.derived_master_file",
         ),
     ] {
-        let file = dir.join(name);
-        std::fs::write(
-            &file,
-            format!(
-                "upstream = \"http://127.0.0.1:5000\"\nlisten = \"127.0.0.1:0\"\n[keys]\n{keys}"
-            ),
-        )
-        .unwrap();
+        let file = keys_config(&dir, name, keys);
         let (code, text) = check(&file);
         assert_eq!(code, 2, "--check {name}: {text}");
         let mut command = Command::new(BIN);
@@ -577,6 +563,17 @@ fn a_start_exits_as_check_does_for_key_sources_that_do_not_load() {
         assert_eq!(code, 2, "a start with {name}: {text}");
         assert!(text.contains(needle), "a start with {name}: {text}");
     }
+}
+
+/// `dir/name`: a configuration on a loopback port whose `[keys]` section is `keys`.
+fn keys_config(dir: &Path, name: &str, keys: &str) -> std::path::PathBuf {
+    let file = dir.join(name);
+    std::fs::write(
+        &file,
+        format!("upstream = \"http://127.0.0.1:5000\"\nlisten = \"127.0.0.1:0\"\n[keys]\n{keys}"),
+    )
+    .unwrap();
+    file
 }
 
 /// Runs `command` to its exit (killed after 20 s: a gateway that started

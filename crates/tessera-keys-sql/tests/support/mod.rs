@@ -110,30 +110,7 @@ impl Db {
     /// Runs one statement directly on the database, as an attacker with
     /// write access (or an operator) would; returns rows affected.
     pub async fn exec(&self, sql: &str) -> u64 {
-        match self.driver {
-            Driver::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&self.url)
-                    .await
-                    .expect("connect");
-                let r = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-                    .execute(&mut c)
-                    .await
-                    .expect(sql);
-                c.close().await.ok();
-                r.rows_affected()
-            }
-            Driver::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&self.url)
-                    .await
-                    .expect("connect");
-                let r = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-                    .execute(&mut c)
-                    .await
-                    .expect(sql);
-                c.close().await.ok();
-                r.rows_affected()
-            }
-        }
+        self.try_exec(sql).await.expect(sql)
     }
 
     /// [`Db::exec`] that returns the database's refusal, as its text.
