@@ -475,15 +475,20 @@ mod tests {
         assert!(!redact_url(pasted).contains(pasted));
     }
 
-    /// Every way a bad URL is refused names it without its password.
-    #[tokio::test]
-    async fn refused_urls_never_show_a_password() {
-        let settings = ConnectSettings {
+    /// One connection, short waits, no file created.
+    fn test_settings() -> ConnectSettings {
+        ConnectSettings {
             max_connections: 1,
             acquire_timeout: Duration::from_secs(2),
             busy_timeout: Duration::from_secs(1),
             create: false,
-        };
+        }
+    }
+
+    /// Every way a bad URL is refused names it without its password.
+    #[tokio::test]
+    async fn refused_urls_never_show_a_password() {
+        let settings = test_settings();
         for url in [
             "postgres://tess:S3/cretPw@127.0.0.1:1/db",
             "postgres://tess:S3cr#etPw@127.0.0.1:1/db",
@@ -511,12 +516,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let file = dir.join("keys.db");
         std::fs::write(&file, b"").expect("file");
-        let settings = ConnectSettings {
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(2),
-            busy_timeout: Duration::from_secs(1),
-            create: false,
-        };
+        let settings = test_settings();
         for query in [
             "immutable=true",
             "immutable=1&mode=ro",
