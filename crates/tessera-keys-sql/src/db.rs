@@ -56,11 +56,13 @@ impl Dialect {
     /// A write transaction's opening statement. SQLite takes the write lock
     /// at once (`IMMEDIATE`), so read-then-write transactions never fail with
     /// SQLITE_BUSY half-way; PostgreSQL locks rows (`FOR UPDATE`) or takes an
-    /// advisory lock per owner instead.
+    /// advisory lock per owner instead, and reads after taking it: at READ
+    /// COMMITTED, named here so that a server whose default isolation is
+    /// higher does not give those reads a snapshot from before the lock.
     pub(crate) fn begin_write(self) -> &'static str {
         match self {
             Dialect::Sqlite => "BEGIN IMMEDIATE",
-            Dialect::Postgres => "BEGIN",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL READ COMMITTED",
         }
     }
 
@@ -243,6 +245,18 @@ pub(crate) async fn connect(url: &str, settings: ConnectSettings) -> Result<Pool
         source,
     };
     if is_sqlite(url) {
+        // An SQLite URI filename carries parameters of its own, which the
+        // checks below would not see.
+        let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+        if path
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("file:"))
+        {
+            return Err(invalid(
+                "SQLite URI filenames (file:…) are refused: name the database file by its path"
+                    .into(),
+            ));
+        }
         // The parameters as sqlx reads them: decoded (`immut%61ble` is
         // `immutable`).
         let params = sqlite_params(url);
@@ -331,25 +345,41 @@ pub(crate) async fn migrate(pool: &Pool) -> Result<(), Error> {
     if let Pool::Postgres(p) = pool {
         // Again on every run, not once as a migration: `pg_restore
         // --disable-triggers` (and any `ENABLE TRIGGER ALL`) puts the
-        // triggers back to firing for ordinary sessions only.
-        for statement in ALWAYS_TRIGGERS {
-            sqlx::query(statement)
+        // triggers back to firing for ordinary sessions only. Only when
+        // needed: it takes the table's owner.
+        for (name, mode) in trigger_modes(p).await? {
+            if mode != "A" && CHANGE_TRIGGERS.contains(&name.as_str()) {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "ALTER TABLE tessera_keys ENABLE ALWAYS TRIGGER {name}"
+                )))
                 .execute(p)
                 .await
                 .map_err(|source| Error::Database {
                     action: "make the change triggers fire for every session",
                     source,
                 })?;
+            }
         }
     }
     Ok(())
 }
 
-/// The change triggers in the mode the last PostgreSQL migration sets.
-const ALWAYS_TRIGGERS: [&str; 2] = [
-    "ALTER TABLE tessera_keys ENABLE ALWAYS TRIGGER tessera_keys_changed",
-    "ALTER TABLE tessera_keys ENABLE ALWAYS TRIGGER tessera_keys_truncated",
-];
+/// The triggers that log changes to key rows.
+const CHANGE_TRIGGERS: [&str; 2] = ["tessera_keys_changed", "tessera_keys_truncated"];
+
+/// Each trigger of the key table and its `tgenabled` mode.
+async fn trigger_modes(p: &sqlx::PgPool) -> Result<Vec<(String, String)>, Error> {
+    sqlx::query_as(
+        "SELECT tgname::text, tgenabled::text FROM pg_trigger \
+         WHERE tgrelid = 'tessera_keys'::regclass AND NOT tgisinternal",
+    )
+    .fetch_all(p)
+    .await
+    .map_err(|source| Error::Database {
+        action: "read the change triggers",
+        source,
+    })
+}
 
 /// PostgreSQL: the change triggers must fire, or no change reaches another
 /// replica before its cache entry expires: a disabled one (left by a
@@ -361,17 +391,8 @@ pub(crate) async fn check_triggers(pool: &Pool) -> Result<(), Error> {
     let Pool::Postgres(p) = pool else {
         return Ok(());
     };
-    let modes: Vec<(String, String)> = sqlx::query_as(
-        "SELECT tgname::text, tgenabled::text FROM pg_trigger \
-         WHERE tgrelid = 'tessera_keys'::regclass AND NOT tgisinternal",
-    )
-    .fetch_all(p)
-    .await
-    .map_err(|source| Error::Database {
-        action: "read the change triggers",
-        source,
-    })?;
-    for name in ["tessera_keys_changed", "tessera_keys_truncated"] {
+    let modes = trigger_modes(p).await?;
+    for name in CHANGE_TRIGGERS {
         match modes.iter().find(|(n, _)| n == name).map(|(_, m)| m.as_str()) {
             Some("A") => {}
             Some("O" | "R") => tracing::warn!(
@@ -532,6 +553,11 @@ mod tests {
                 }
                 other => panic!("{query}: {other:?}"),
             }
+        }
+        let url = format!("sqlite://file:{}%3Fimmutable=1?mode=rwc", file.display());
+        match connect(&url, settings).await {
+            Err(Error::InvalidUrl { reason, .. }) => assert!(reason.contains("file:"), "{reason}"),
+            other => panic!("{url}: {other:?}"),
         }
         let url = format!("sqlite://{}?mode=m%65mory", file.display());
         match connect(&url, settings).await {

@@ -70,10 +70,10 @@ pub(crate) struct Inner {
     pub(crate) all_changed: AtomicU64,
     /// When the store was opened (`now_ms` counts from here).
     pub(crate) origin: Instant,
-    /// The wall clock when the store was opened, and the latest
-    /// `Inner::now_ms` given (see there).
+    /// The wall clock when the store was opened, and the largest lead it
+    /// has had over the monotonic clock since (`Inner::now_ms`).
     pub(crate) origin_wall: std::time::SystemTime,
-    pub(crate) now_high_ms: AtomicU64,
+    pub(crate) wall_lead_ms: AtomicU64,
     pub(crate) sync: SyncState,
     pub(crate) tasks: Tasks,
     /// PostgreSQL with notifications on.
@@ -370,7 +370,7 @@ impl SqlKeyStore {
             all_changed: AtomicU64::new(0),
             origin: Instant::now(),
             origin_wall: std::time::SystemTime::now(),
-            now_high_ms: AtomicU64::new(0),
+            wall_lead_ms: AtomicU64::new(0),
             sync: SyncState::default(),
             tasks: Tasks::new(),
             listens: listen.is_some(),
@@ -1414,25 +1414,6 @@ async fn load_canaries(
             .map_err(Error::db("read the master key canaries"))
         }
     };
-    let insert = |pool: &Pool, master: &MasterKey, sealed: Vec<u8>| {
-        let pool = pool.clone();
-        let version = i64::from(master.version());
-        async move {
-            dual!(&pool, |p, d| {
-                sqlx::query(
-                    "INSERT INTO tessera_master_canary (master_version, sealed, created_at) \
-                     VALUES ($1, $2, $3) ON CONFLICT (master_version) DO NOTHING",
-                )
-                .bind(version)
-                .bind(&sealed)
-                .bind(now)
-                .execute(p)
-                .await
-                .map(|_| ())
-            })
-            .map_err(Error::db("write the master key canary"))
-        }
-    };
     let current = keyring.current();
     let mut rows = read(pool).await?;
     if rows.is_empty() {
@@ -1457,7 +1438,7 @@ async fn load_canaries(
         getrandom::fill(id_key.as_mut_slice()).map_err(|_| Error::Generate(random_failed()))?;
         let sealed =
             seal::seal_canary(current, &id_key).map_err(|_| Error::Generate(random_failed()))?;
-        insert_first_canary(pool, current, sealed, now).await?;
+        insert_canary(pool, current, sealed, now, Canary::First).await?;
         // Ours, or the one a process opening at the same time wrote first.
         rows = read(pool).await?;
     }
@@ -1504,44 +1485,75 @@ async fn load_canaries(
     // Only once every other check passed (an open that fails leaves no
     // canary behind): a new current version gets the same check key sealed
     // under it, read back (another process may have raced us with its own).
-    if !rows.iter().any(|(v, _)| *v == i64::from(current.version())) {
+    let has_current =
+        |rows: &[(i64, Vec<u8>)]| rows.iter().any(|(v, _)| *v == i64::from(current.version()));
+    if !has_current(&rows) {
         let sealed =
             seal::seal_canary(current, &id_key).map_err(|_| Error::Generate(random_failed()))?;
-        insert(pool, current, sealed).await?;
+        insert_canary(pool, current, sealed, now, Canary::NewVersion).await?;
         rows = read(pool).await?;
+        if !has_current(&rows) {
+            // Keys are sealed under this version already: its canary was
+            // deleted, and one written now would vouch for whatever key
+            // the ring holds for it.
+            return Err(Error::CanaryMissing {
+                version: current.version(),
+            });
+        }
         open_canaries(&rows, keyring)?;
     }
     Ok(id_key)
 }
 
-/// Writes the canary of a new database, unless a process opening it at the
-/// same time wrote one first (with another key-id check key, perhaps under
-/// another version) or keys appeared meanwhile: under the change-log lock
-/// (PostgreSQL) or SQLite's write lock, so that a database never gets two
-/// check keys.
-async fn insert_first_canary(
+/// Which canary [`insert_canary`] writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Canary {
+    /// A new database's: only while it holds no canary and no key.
+    First,
+    /// A new current version's: only while it has none and no key is
+    /// sealed under it.
+    NewVersion,
+}
+
+/// Writes `current`'s canary when `which` says it may, under the change-log
+/// lock (PostgreSQL) or SQLite's write lock: a process opening a new
+/// database at the same time may have written one first (with another
+/// key-id check key, perhaps under another version), and keys sealed under
+/// a version whose canary is gone mean it was deleted, which a new one
+/// must not paper over.
+async fn insert_canary(
     pool: &Pool,
     current: &MasterKey,
     sealed: Vec<u8>,
     now: i64,
+    which: Canary,
 ) -> Result<(), Error> {
+    let sql = match which {
+        Canary::First => {
+            "INSERT INTO tessera_master_canary (master_version, sealed, created_at) \
+             SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM tessera_master_canary) \
+             AND NOT EXISTS (SELECT 1 FROM tessera_keys)"
+        }
+        Canary::NewVersion => {
+            "INSERT INTO tessera_master_canary (master_version, sealed, created_at) \
+             SELECT $1, $2, $3 WHERE NOT EXISTS \
+             (SELECT 1 FROM tessera_master_canary WHERE master_version = $1) \
+             AND NOT EXISTS (SELECT 1 FROM tessera_keys WHERE master_version = $1)"
+        }
+    };
     dual!(pool, |p, d| {
         let mut tx = p
             .begin_with(d.begin_write())
             .await
             .map_err(Error::db("begin writing the master key canary"))?;
         lock_changes!(tx, d);
-        sqlx::query(
-            "INSERT INTO tessera_master_canary (master_version, sealed, created_at) \
-             SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM tessera_master_canary) \
-             AND NOT EXISTS (SELECT 1 FROM tessera_keys)",
-        )
-        .bind(i64::from(current.version()))
-        .bind(&sealed)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(Error::db("write the master key canary"))?;
+        sqlx::query(sql)
+            .bind(i64::from(current.version()))
+            .bind(&sealed)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::db("write the master key canary"))?;
         tx.commit()
             .await
             .map_err(Error::db("commit the master key canary"))

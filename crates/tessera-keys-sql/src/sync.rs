@@ -175,7 +175,7 @@ impl Inner {
         let wall = std::time::SystemTime::now()
             .duration_since(self.origin_wall)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        elapsed_ms(monotonic, wall, &self.now_high_ms)
+        elapsed_ms(monotonic, wall, &self.wall_lead_ms)
     }
 
     /// Whether a key read at `read_ms` is still confirmed recently enough to serve.
@@ -617,12 +617,14 @@ async fn listen_task(
     }
 }
 
-/// The later of the monotonic and the wall-clock milliseconds elapsed, and
-/// never less than an earlier answer (`high`): a wall clock set back does
-/// not turn time back, one set forward or a suspend moves it on.
-fn elapsed_ms(monotonic: u64, wall: u64, high: &AtomicU64) -> u64 {
-    let now = monotonic.max(wall);
-    high.fetch_max(now, Ordering::SeqCst).max(now)
+/// The monotonic milliseconds elapsed plus the largest lead the wall clock
+/// has ever had over them (`lead`): a suspend or a wall clock set forward
+/// moves time on at once, and a wall clock set back afterwards neither
+/// turns it back nor stops it (time goes on at the monotonic rate).
+fn elapsed_ms(monotonic: u64, wall: u64, lead: &AtomicU64) -> u64 {
+    let ahead = wall.saturating_sub(monotonic);
+    let lead = lead.fetch_max(ahead, Ordering::SeqCst).max(ahead);
+    monotonic.saturating_add(lead)
 }
 
 #[cfg(test)]
@@ -635,13 +637,13 @@ mod tests {
 
     #[test]
     fn time_asleep_counts_and_a_clock_set_back_does_not_turn_it_back() {
-        let high = std::sync::atomic::AtomicU64::new(0);
-        assert_eq!(elapsed_ms(1_000, 1_000, &high), 1_000);
+        let lead = std::sync::atomic::AtomicU64::new(0);
+        assert_eq!(elapsed_ms(1_000, 1_000, &lead), 1_000);
         // Suspended for an hour: the monotonic clock stood still.
-        assert_eq!(elapsed_ms(1_500, 3_601_500, &high), 3_601_500);
-        // The wall clock set back: no time is taken back.
-        assert_eq!(elapsed_ms(1_600, 500, &high), 3_601_500);
-        assert_eq!(elapsed_ms(3_700_000, 600, &high), 3_700_000);
+        assert_eq!(elapsed_ms(1_500, 3_601_500, &lead), 3_601_500);
+        // The wall clock set back: no time is taken back, and time goes on.
+        assert_eq!(elapsed_ms(1_600, 500, &lead), 3_601_600);
+        assert_eq!(elapsed_ms(61_600, 60_500, &lead), 3_661_600);
     }
     use crate::db::Pool;
     use crate::{

@@ -741,6 +741,27 @@ async fn tampered_rows_are_refused(driver: Driver, test: &str) {
     // Rewrap under a new version skips (and reports) every altered row,
     // never re-sealing one as valid; the untouched donor moves over.
     store.close().await;
+    // A row claims version 2, which has no canary: as if its canary had
+    // been deleted. No canary is written for it now (it would vouch for
+    // whatever key the ring holds as version 2): the open is refused until
+    // the row goes (or the canary is restored).
+    let err = SqlKeyStore::open(&db.url, ring(&[(1, 1), (2, 2)]), options(&clock))
+        .await
+        .expect_err("keys under a version without its canary");
+    assert!(
+        matches!(err, Error::CanaryMissing { version: 2 }),
+        "{err:?}"
+    );
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tessera_master_canary")
+            .await,
+        1
+    );
+    assert_eq!(
+        db.exec("DELETE FROM tessera_keys WHERE master_version = 2")
+            .await,
+        1
+    );
     let store = db.open(ring(&[(1, 1), (2, 2)]), options(&clock)).await;
     let report = store.rewrap("t").await.expect("rewrap");
     assert_eq!(report.rewrapped, 1, "{report:?}");
@@ -1303,6 +1324,9 @@ async fn a_copy_taken_before_a_revocation_is_never_cached(driver: Driver, test: 
     let stale = store.resolve(&id).await.expect("resolve").expect("known");
     assert_eq!(stale.metadata().state, KeyState::Active);
     assert!(store.revoke(&id, "stolen", "test").await.expect("revoke"));
+    // The revocation's own log entry seen too: arriving between the reads
+    // below, it would drop the recent read that `later` is to reuse.
+    settle(&store, |s| s.notifications + s.remote_invalidations >= 2).await;
     let read = store.resolve(&id).await.expect("resolve").expect("known");
     assert_eq!(read.metadata().state, KeyState::Revoked);
     store.verified(&id, &stale);
@@ -1386,6 +1410,12 @@ async fn disabled_change_triggers_are_refused_and_migrate_restores_them(
     let modes = "SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = 'tessera_keys'::regclass \
                  AND NOT tgisinternal AND tgenabled = 'A'";
     assert_eq!(db.scalar(modes).await, 2);
+    // Their functions find the log table by the schema itself, not by a
+    // search path that depends on who calls them ("$user").
+    let pinned = "SELECT COUNT(*) FROM pg_proc WHERE proname IN \
+                  ('tessera_keys_changed', 'tessera_keys_truncated') \
+                  AND proconfig @> ARRAY['search_path=public, pg_catalog, pg_temp']";
+    assert_eq!(db.scalar(pinned).await, 2);
     db.exec("ALTER TABLE tessera_keys DISABLE TRIGGER ALL")
         .await;
     let err = SqlKeyStore::open(&db.url, ring(&[(1, 1)]), options(&clock))

@@ -248,22 +248,35 @@ impl RedisRateStore {
             Err(e) => return Err(open_error(&e)),
         };
         let store = Self::unconnected(prefix, &first).with_timeout(timeout);
+        let first_reason = first.clone();
         let cell = Arc::downgrade(&store.connection);
         let url = url.to_owned();
         tokio::spawn(async move {
+            // Each new reason is logged once (a Redis that comes up but
+            // refuses the password says so), not every second.
+            let mut last = first_reason;
             loop {
                 tokio::time::sleep(RECONNECT_EVERY).await;
                 // Every clone dropped: nobody would use the connection.
                 if cell.strong_count() == 0 {
                     return;
                 }
-                if let Ok(connection) = open(url.clone()).await {
-                    let target = connection.target().to_owned();
-                    if let Some(cell) = cell.upgrade() {
-                        let _ = cell.set(connection);
-                        tracing::info!(redis = %target, "tessera: the rate limit store answers; rate limits are decided again");
+                match open(url.clone()).await {
+                    Ok(connection) => {
+                        let target = connection.target().to_owned();
+                        if let Some(cell) = cell.upgrade() {
+                            let _ = cell.set(connection);
+                            tracing::info!(redis = %target, "tessera: the rate limit store answers; rate limits are decided again");
+                        }
+                        return;
                     }
-                    return;
+                    Err(e) => {
+                        let reason = e.to_string();
+                        if reason != last {
+                            tracing::warn!(error = %reason, "tessera: the rate limit store still cannot be used; trying again every second");
+                            last = reason;
+                        }
+                    }
                 }
             }
         });

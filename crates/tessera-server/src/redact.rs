@@ -20,13 +20,16 @@ pub fn redact_url(url: &str) -> String {
     redact_userinfo(&redact_params(url))
 }
 
-/// Whether `url` starts with an RFC 3986 scheme and its `:`.
+/// Whether `url` starts with an RFC 3986 scheme followed by `//` (every
+/// store URL has an authority, or `sqlite:` a path): `word:secret` is not
+/// taken for one.
 fn has_scheme(url: &str) -> bool {
-    url.split_once(':').is_some_and(|(scheme, _)| {
+    url.split_once(':').is_some_and(|(scheme, rest)| {
         scheme.starts_with(|c: char| c.is_ascii_alphabetic())
             && scheme
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            && (rest.starts_with("//") || scheme.eq_ignore_ascii_case("sqlite"))
     })
 }
 
@@ -199,9 +202,11 @@ mod tests {
                 "postgres://u:***@db/keys",
             ),
             // A mistyped separator after the scheme, or none at all.
-            ("redis:/u:hunter2@h", "redis:***@h"),
+            ("redis:/u:hunter2@h", "(not shown: it is not a URL)"),
             ("redis//u:hunter2@h", "(not shown: it is not a URL)"),
-            ("u:hunter2@h:6379", "u:***@h:6379"),
+            ("u:hunter2@h:6379", "(not shown: it is not a URL)"),
+            ("app:hunter2", "(not shown: it is not a URL)"),
+            ("sqlite:keys.db", "sqlite:keys.db"),
             (
                 "redis+unix:///s?db=1&client=a@b&pass=hunter2",
                 "redis+unix:///s?db=1&client=a@b&pass=***",

@@ -706,6 +706,10 @@ async fn a_redis_whose_restart_can_restore_epochs_without_pairs_is_refused_unles
     config_set(&conn, "repl-diskless-load", "on-empty-db").await;
     connect(false)
         .await
+        .expect_err("on-empty-db writes the file into a replica with data");
+    config_set(&conn, "repl-diskless-load", "swapdb").await;
+    connect(false)
+        .await
         .expect("resyncs streamed and loaded from the socket");
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);

@@ -177,10 +177,18 @@ pub(super) async fn prepare_nonce_keys(
         .await
         .map_err(|_| connect_failed("timed out writing the epoch keys".to_owned()))?
         .map_err(|e| {
-            connect_failed(format!(
-                "cannot write the epoch keys: {}",
-                scrub_secret(&e.to_string(), password)
-            ))
+            let kind = if super::redis_connection::refused(&e) {
+                RedisStoreErrorKind::Refused
+            } else {
+                RedisStoreErrorKind::Connect
+            };
+            RedisStoreError::new(
+                kind,
+                format!(
+                    "cannot connect to {target}: cannot write the epoch keys: {}",
+                    scrub_secret(&e.to_string(), password)
+                ),
+            )
         })
 }
 

@@ -240,10 +240,16 @@ pub(super) async fn open_single(
     Ok((manager, probe))
 }
 
-/// Whether Redis answered and refused the credentials or the command.
+/// Whether Redis answered and refused the credentials or the command. A
+/// cluster client wraps the refusal of its first connections in an I/O
+/// error ("Failed to create initial connections"), so its text is read too.
 pub(super) fn refused(e: &RedisError) -> bool {
+    const REFUSALS: [&str; 4] = ["AuthenticationFailed", "WRONGPASS", "NOAUTH", "NOPERM"];
     e.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
+        || e.detail()
+            .is_some_and(|detail| REFUSALS.iter().any(|r| detail.contains(r)))
+        || REFUSALS.iter().any(|r| e.to_string().contains(r))
 }
 
 impl ConnectionLike for RedisConnection {
@@ -271,5 +277,33 @@ impl ConnectionLike for RedisConnection {
             Link::Single(c) => c.get_db(),
             Link::Cluster(c) => c.get_db(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::{ErrorKind, RedisError};
+
+    use super::refused;
+
+    #[test]
+    fn a_refusal_is_told_from_an_outage_also_when_a_cluster_wraps_it() {
+        let wrapped = RedisError::from((
+            ErrorKind::Io,
+            "Failed to create initial connections",
+            "Password authentication failed - AuthenticationFailed".to_owned(),
+        ));
+        assert!(refused(&wrapped));
+        let direct = RedisError::from((
+            ErrorKind::AuthenticationFailed,
+            "Password authentication failed",
+        ));
+        assert!(refused(&direct));
+        let outage = RedisError::from((
+            ErrorKind::Io,
+            "Failed to create initial connections",
+            "Connection refused (os error 111)".to_owned(),
+        ));
+        assert!(!refused(&outage));
     }
 }

@@ -181,11 +181,13 @@ pub(super) fn persistence(settings: &Settings) -> Persistence {
 /// Without snapshots or an append-only file, Redis still writes RDB files
 /// for replication, and a restart loads one: the epoch keys without the
 /// pairs recorded since. A primary writes one to feed a replica's full
-/// resync unless it streams it (`repl-diskless-sync yes`, the default since
-/// Redis 7); a replica writes the one it receives unless it loads it from
-/// the socket (`repl-diskless-load` other than `disabled`, the default), and
-/// the node judged here may have been a replica before a failover promoted
-/// it. `rdb-del-sync-files yes` deletes both once used.
+/// resync unless it streams it (`repl-diskless-sync yes`); a replica writes
+/// the one it receives unless it loads it from the socket, which only
+/// `repl-diskless-load swapdb` does whatever the replica holds
+/// (`on-empty-db` writes the file when the replica has data, the usual
+/// case at a resync after a failover), and the node judged here may have
+/// been a replica before a failover promoted it. `rdb-del-sync-files yes`
+/// deletes both files once used.
 fn replication_files(settings: &Settings) -> Persistence {
     let streamed = settings.repl_diskless_sync.as_deref();
     let loaded = settings.repl_diskless_load.as_deref();
@@ -194,7 +196,7 @@ fn replication_files(settings: &Settings) -> Persistence {
         return Persistence::Off;
     }
     let primary_writes = streamed.map(|v| v != "yes");
-    let replica_writes = loaded.map(|v| v == "disabled");
+    let replica_writes = loaded.map(|v| v != "swapdb");
     match (primary_writes, replica_writes, deleted) {
         (Some(false), Some(false), _) => Persistence::Off,
         (Some(true), _, Some(_)) => Persistence::Lossy(
@@ -203,13 +205,13 @@ fn replication_files(settings: &Settings) -> Persistence {
              without the pairs recorded since"
                 .to_owned(),
         ),
-        (_, Some(true), Some(_)) => Persistence::Lossy(
-            "snapshots are off, but as a replica this server keeps the RDB file of its last full \
-             resync (repl-diskless-load disabled, rdb-del-sync-files no), which a restart after \
-             a failover promoted it loads: the epoch keys without the pairs recorded since; set \
-             rdb-del-sync-files yes (or repl-diskless-load on-empty-db)"
-                .to_owned(),
-        ),
+        (_, Some(true), Some(_)) => Persistence::Lossy(format!(
+            "snapshots are off, but as a replica this server keeps the RDB file of a full resync \
+             (repl-diskless-load {}, rdb-del-sync-files no), which a restart after a failover \
+             promoted it loads: the epoch keys without the pairs recorded since; set \
+             rdb-del-sync-files yes",
+            loaded.unwrap_or_default()
+        )),
         _ => Persistence::Unknown,
     }
 }
@@ -229,7 +231,7 @@ fn judge_persistence(
             tracing::warn!(
                 redis = %target,
                 node = node_name,
-                "tessera: {why}, so after a restart a replay of those pairs is accepted once (allowed by configuration); turn persistence off (save \"\", appendonly no) or make it lossless (appendonly yes, appendfsync always)"
+                "tessera: {why}, so after a restart a replay of those pairs is accepted once (allowed by configuration); turn persistence off (save \"\", appendonly no, rdb-del-sync-files yes) or make it lossless (appendonly yes, appendfsync always)"
             );
             Ok(())
         }
@@ -237,8 +239,8 @@ fn judge_persistence(
             RedisStoreErrorKind::Persistence,
             format!(
                 "refusing Redis at {target}{}: {why}, so after a restart a replay of those pairs \
-                 would be accepted once; turn persistence off (save \"\" and appendonly no: a \
-                 restart then loses the epoch keys too, and the store refuses what was signed \
+                 would be accepted once; turn persistence off (save \"\", appendonly no and \
+                 rdb-del-sync-files yes: a restart then loses the epoch keys too, and the store refuses what was signed \
                  before it) or make it lossless (appendonly yes with appendfsync always), or \
                  accept the risk explicitly: allow_lossy_persistence, in the gateway \
                  [nonce_store] allow_lossy_persistence = true",
@@ -358,8 +360,12 @@ mod tests {
                 && refused.to_string().contains("rdb-del-sync-files yes"),
             "{refused}"
         );
-        // Loaded from the socket on both sides: no file.
+        // `on-empty-db` loads from the socket only into an empty replica:
+        // one that holds data writes the file.
         resync.repl_diskless_load = Some("on-empty-db".to_owned());
+        assert!(matches!(persistence(&resync), Persistence::Lossy(_)));
+        // Loaded from the socket on both sides, whatever the replica holds.
+        resync.repl_diskless_load = Some("swapdb".to_owned());
         assert_eq!(persistence(&resync), Persistence::Off);
         resync.repl_diskless_load = Some("disabled".to_owned());
         resync.rdb_del_sync_files = Some("yes".to_owned());

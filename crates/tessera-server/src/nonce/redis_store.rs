@@ -358,8 +358,15 @@ impl RedisNonceStoreBuilder {
         write_missing_epochs(&mut probe, &self.prefix, started.since)
             .await
             .map_err(|e| {
+                // A user without the permission to write them is refused
+                // for good; anything else may pass at a later attempt.
+                let kind = if super::redis_connection::refused(&e) {
+                    RedisStoreErrorKind::Refused
+                } else {
+                    RedisStoreErrorKind::Connect
+                };
                 RedisStoreError::new(
-                    RedisStoreErrorKind::Connect,
+                    kind,
                     format!(
                         "cannot connect to Redis at {target}: cannot write the epoch keys: {}",
                         scrub_secret(&e.to_string(), password.as_deref())
@@ -493,9 +500,10 @@ impl RedisNonceStoreBuilder {
 ///   (a warning when `CONFIG` is disabled); without persistence it also
 ///   needs no RDB file written for replication on either side, which a
 ///   restart would load: `rdb-del-sync-files yes` (deleted once used), or
-///   `repl-diskless-sync yes` (Redis 7's default) with `repl-diskless-load`
-///   other than `disabled` (its default: a replica keeps the file of its
-///   last full resync, and a failover promotes replicas).
+///   `repl-diskless-sync yes` (Redis 7's default) with `repl-diskless-load
+///   swapdb` (with its default, `disabled`, or `on-empty-db` a replica
+///   that holds data keeps the file of its last full resync, and a
+///   failover promotes replicas).
 ///   The settings are read from the primaries at connection: keep them in
 ///   `redis.conf` (a `CONFIG SET` not written back is lost at the next
 ///   restart) and on the replicas that may be promoted. An RDB file left in
