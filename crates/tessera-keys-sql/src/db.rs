@@ -279,6 +279,18 @@ pub(crate) async fn connect(url: &str, settings: ConnectSettings) -> Result<Pool
         }
         let mut options =
             SqliteConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
+        // The file name as sqlx decoded it (`%66ile:` is `file:`).
+        if options
+            .get_filename()
+            .to_str()
+            .and_then(|name| name.get(..5))
+            .is_some_and(|p| p.eq_ignore_ascii_case("file:"))
+        {
+            return Err(invalid(
+                "SQLite URI filenames (file:…) are refused: name the database file by its path"
+                    .into(),
+            ));
+        }
         let has_mode = url.contains("mode=");
         if settings.create && !has_mode {
             options = options.create_if_missing(true);
@@ -557,6 +569,13 @@ mod tests {
         let url = format!("sqlite://file:{}%3Fimmutable=1?mode=rwc", file.display());
         match connect(&url, settings).await {
             Err(Error::InvalidUrl { reason, .. }) => assert!(reason.contains("file:"), "{reason}"),
+            other => panic!("{url}: {other:?}"),
+        }
+        let url = format!("sqlite://%66ile:{}%3Fmode=memory?mode=rwc", file.display());
+        match connect(&url, settings).await {
+            Err(Error::InvalidUrl { reason, .. }) => {
+                assert!(reason.contains("file:"), "{reason}")
+            }
             other => panic!("{url}: {other:?}"),
         }
         let url = format!("sqlite://{}?mode=m%65mory", file.display());

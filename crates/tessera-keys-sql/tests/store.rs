@@ -1414,7 +1414,7 @@ async fn disabled_change_triggers_are_refused_and_migrate_restores_them(
     // search path that depends on who calls them ("$user").
     let pinned = "SELECT COUNT(*) FROM pg_proc WHERE proname IN \
                   ('tessera_keys_changed', 'tessera_keys_truncated') \
-                  AND proconfig @> ARRAY['search_path=public, pg_catalog, pg_temp']";
+                  AND proconfig @> ARRAY['search_path=pg_catalog, public, pg_temp']";
     assert_eq!(db.scalar(pinned).await, 2);
     db.exec("ALTER TABLE tessera_keys DISABLE TRIGGER ALL")
         .await;
