@@ -573,24 +573,11 @@ fn build_limiter(
     Ok(limiter.build())
 }
 
-/// Whether the rate-limit Redis answers: one decision for a reserved
-/// subject no client can name (the store hashes subjects), under a plan of
-/// its own.
+/// Whether the rate-limit Redis answers and decides
+/// ([`RedisRateStore::check`]).
 pub async fn probe_rate_store(store: &RedisRateStore) -> Result<(), String> {
-    let rate = tessera_ratelimit::Rate::new(1000, Duration::from_secs(1))
-        .map_err(|e| format!("rate limit store: {e}"))?;
-    let plan = tessera_ratelimit::Plan::new("readyz", rate, 1000)
-        .map_err(|e| format!("rate limit store: {e}"))?;
-    let subject = tessera_ratelimit::Subject::new("gateway-readyz", "probe");
-    let now = u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_micros(),
-    )
-    .unwrap_or(u64::MAX);
-    match tokio::time::timeout(PROBE_TIMEOUT, store.decide(subject, &plan, 1, now)).await {
-        Ok(Ok(_)) => Ok(()),
+    match tokio::time::timeout(PROBE_TIMEOUT, store.check()).await {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("rate limit store: no answer within 1 s".to_owned()),
     }

@@ -344,3 +344,53 @@ fn a_redis_that_refuses_the_password_stops_the_start() {
         assert!(!stderr.contains("wrong-pw"), "{extra:?}: {stderr}");
     }
 }
+
+/// A Redis user that may connect (`PING`) but not run the limits' scripts
+/// would leave fail-open limits admitting everything for good: the start
+/// makes one trial decision, and its refusal stops the start (exit 2).
+#[test]
+fn a_redis_user_that_may_not_run_the_scripts_stops_the_start() {
+    let port = free_port();
+    // redis-server takes a directive's words as separate arguments.
+    let user = ["--user", "pinger", "on", ">pinger-pw", "~*", "+@connection"];
+    let Some(_redis) = spawn_redis_with(port, &user) else {
+        skip("a_redis_user_that_may_not_run_the_scripts_stops_the_start");
+        return;
+    };
+    let dir = temp_dir("rate-redis-noperm");
+    let alice = Key::random("alice-noperm");
+    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let upstream = Upstream::start(&dir);
+    let url = format!("redis://pinger:pinger-pw@127.0.0.1:{port}/0");
+    for mode in ["open", "closed"] {
+        let config = config(
+            &dir,
+            &format!("noperm-{mode}.toml"),
+            &keys,
+            &upstream,
+            &format!("rate = \"1/m\"\nredis = \"{url}\"\non_store_failure = \"{mode}\"\n"),
+        );
+        let mut child = Command::new(BIN)
+            .args(["--config", &config])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A gateway that starts would serve until killed.
+        let exited = eventually(Duration::from_secs(15), || {
+            child.try_wait().unwrap().is_some()
+        });
+        if !exited {
+            child.kill().unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(exited, "{mode}: the gateway started: {stderr}");
+        assert_eq!(out.status.code(), Some(2), "{mode}: {stderr}");
+        assert!(
+            stderr.contains("refused") && stderr.contains("evalsha"),
+            "{mode}: {stderr}"
+        );
+        assert!(!stderr.contains("pinger-pw"), "{mode}: {stderr}");
+    }
+}

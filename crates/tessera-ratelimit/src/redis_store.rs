@@ -187,8 +187,11 @@ impl RedisRateStore {
     /// Cluster), or any other URL [`RedisConnection::open`] takes.
     ///
     /// # Errors
-    /// When the URL is invalid or Redis (every primary, for a cluster) does
-    /// not answer `PING`; the message names the URL without its password.
+    /// When the URL is invalid, Redis (every primary, for a cluster) does
+    /// not answer `PING`, or the trial decision of
+    /// [`RedisRateStore::check`] fails (a user that may not run scripts or
+    /// write keys under `prefix`); the message names the URL without its
+    /// password.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, RateStoreError> {
         Self::connect_with_timeout(url, prefix, DEFAULT_RATE_REDIS_TIMEOUT).await
     }
@@ -213,7 +216,9 @@ impl RedisRateStore {
         )
         .await
         .map_err(|e| open_error(&e))?;
-        Ok(RedisRateStore::new(connection, prefix).with_timeout(timeout))
+        let store = RedisRateStore::new(connection, prefix).with_timeout(timeout);
+        store.check_at_start().await?;
+        Ok(store)
     }
 
     /// [`RedisRateStore::connect_with_timeout`] that also starts when Redis
@@ -226,8 +231,9 @@ impl RedisRateStore {
     /// the store is dropped.
     ///
     /// # Errors
-    /// An invalid URL, or Redis answering but refusing (a wrong password):
-    /// no attempt would succeed ([`RateStoreError::is_permanent`]).
+    /// An invalid URL, or Redis answering but refusing (a wrong password, a
+    /// user that may not run the scripts or write keys under `prefix`): no
+    /// attempt would succeed ([`RateStoreError::is_permanent`]).
     pub async fn connect_in_background(
         url: &str,
         prefix: &str,
@@ -239,10 +245,15 @@ impl RedisRateStore {
         };
         let first = match open(url.to_owned()).await {
             Ok(connection) => {
-                return Ok((
-                    RedisRateStore::new(connection, prefix).with_timeout(timeout),
-                    None,
-                ))
+                let store = RedisRateStore::new(connection, prefix).with_timeout(timeout);
+                // Answered but could not decide (a timeout, a Redis still
+                // loading): the connection is kept and reconnects by itself.
+                let unusable = match store.check_at_start().await {
+                    Ok(()) => None,
+                    Err(e) if e.is_permanent() => return Err(e),
+                    Err(e) => Some(e),
+                };
+                return Ok((store, unusable));
             }
             Err(e) if e.kind() == RedisStoreErrorKind::Connect => e.to_string(),
             Err(e) => return Err(open_error(&e)),
@@ -251,6 +262,7 @@ impl RedisRateStore {
         let first_reason = first.clone();
         let cell = Arc::downgrade(&store.connection);
         let url = url.to_owned();
+        let prefix = prefix.to_owned();
         tokio::spawn(async move {
             // Each new reason is logged once (a Redis that comes up but
             // refuses the password says so), not every second.
@@ -261,7 +273,17 @@ impl RedisRateStore {
                 if cell.strong_count() == 0 {
                     return;
                 }
-                match open(url.clone()).await {
+                let usable = match open(url.clone()).await {
+                    Ok(connection) => {
+                        // Only a connection that can decide is handed over:
+                        // a user refused the scripts keeps being retried.
+                        let trial =
+                            RedisRateStore::new(connection.clone(), &prefix).with_timeout(timeout);
+                        trial.check_at_start().await.map(|()| connection)
+                    }
+                    Err(e) => Err(RateStoreError::new(e.to_string())),
+                };
+                match usable {
                     Ok(connection) => {
                         let target = connection.target().to_owned();
                         if let Some(cell) = cell.upgrade() {
@@ -318,6 +340,46 @@ impl RedisRateStore {
 }
 
 impl RedisRateStore {
+    /// Makes one decision for a reserved subject no client can name (the
+    /// store hashes subjects), under a plan of its own whose key expires
+    /// within a millisecond: shows that Redis answers and that its user
+    /// may run the scripts (`EVALSHA`, `EVAL`, `TIME`) and read and write
+    /// keys under the prefix. `PING` alone passes for a user that may do
+    /// none of this, and a fail-open limiter on it would admit everything.
+    ///
+    /// # Errors
+    /// The decision's error: [`RateStoreError::is_permanent`] when Redis
+    /// refused it (`NOPERM`, `NOAUTH`, `WRONGPASS`).
+    pub async fn check(&self) -> Result<(), RateStoreError> {
+        let rate = crate::Rate::new(1_000_000, Duration::from_secs(1))
+            .map_err(|e| RateStoreError::new(e.to_string()))?;
+        let plan = Plan::new("check", rate, 1).map_err(|e| RateStoreError::new(e.to_string()))?;
+        let now = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros(),
+        )
+        .unwrap_or(u64::MAX);
+        self.decide(Subject::new("tessera-check", "probe"), &plan, 1, now)
+            .await
+            .map(drop)
+    }
+
+    /// [`RedisRateStore::check`] with the connect timeout: loading the
+    /// scripts into a distant Redis may take longer than one decision's
+    /// timeout. Its failure does not mark the store down.
+    async fn check_at_start(&self) -> Result<(), RateStoreError> {
+        let trial = RedisRateStore {
+            down_until: Arc::new(AtomicU64::new(0)),
+            ..self.clone()
+        }
+        .with_timeout(self.timeout.max(DEFAULT_RATE_REDIS_CONNECT_TIMEOUT));
+        trial.check().await
+    }
+}
+
+impl RedisRateStore {
     /// Skips Redis for a second: decisions fail at once (the limiter's
     /// failure mode applies) instead of each waiting out the timeout.
     fn mark_down(&self, now: u64) {
@@ -355,7 +417,11 @@ impl RedisRateStore {
                 if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
                     self.mark_down(elapsed);
                 }
-                Err(RateStoreError::new(format!("Redis: {e}")))
+                if tessera_server::is_redis_refusal(&e) {
+                    Err(RateStoreError::permanent(format!("Redis refused: {e}")))
+                } else {
+                    Err(RateStoreError::new(format!("Redis: {e}")))
+                }
             }
             Err(_) => {
                 self.mark_down(elapsed);

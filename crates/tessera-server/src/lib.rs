@@ -136,14 +136,15 @@ pub use keys::{
     KeyFileEntry, KeyIssuer, KeyMetadata, KeyRequest, KeyState, KeyStore, KeyStoreError,
     KeysFileError, MemoryKeyStore, ResolvedKey,
 };
+#[cfg(feature = "redis")]
+pub use nonce::{
+    is_redis_refusal, RedisConnection, RedisNonceStore, RedisNonceStoreBuilder, RedisStoreError,
+    RedisStoreErrorKind, DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_PREFIX,
+    DEFAULT_REDIS_TIMEOUT,
+};
 pub use nonce::{
     MemoryNonceStore, MemoryNonceStoreBuilder, NonceOutcome, NonceRecord, NonceStore,
     NonceStoreError, NonceStoreErrorKind,
-};
-#[cfg(feature = "redis")]
-pub use nonce::{
-    RedisConnection, RedisNonceStore, RedisNonceStoreBuilder, RedisStoreError, RedisStoreErrorKind,
-    DEFAULT_REDIS_CONNECT_TIMEOUT, DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT,
 };
 pub use redact::{redact_url, redacted_path};
 pub use rejection::{Rejection, DEFAULT_REALM, ERROR_HEADER, PROBLEM_JSON};

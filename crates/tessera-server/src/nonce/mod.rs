@@ -23,7 +23,7 @@ use tessera_core::{KeyId, Nonce};
 
 pub use memory::{MemoryNonceStore, MemoryNonceStoreBuilder};
 #[cfg(feature = "redis")]
-pub use redis_connection::RedisConnection;
+pub use redis_connection::{is_redis_refusal, RedisConnection};
 #[cfg(feature = "redis")]
 pub use redis_store::{
     RedisNonceStore, RedisNonceStoreBuilder, RedisStoreError, RedisStoreErrorKind,

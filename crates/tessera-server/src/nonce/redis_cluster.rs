@@ -127,7 +127,7 @@ pub(super) async fn open(
         )
     };
     let failed = |e: &redis::RedisError| {
-        if super::redis_connection::refused(e) {
+        if super::redis_connection::is_redis_refusal(e) {
             RedisStoreError::new(
                 RedisStoreErrorKind::Refused,
                 format!("{target} refused the connection: {}", scrub(e)),
@@ -177,13 +177,8 @@ pub(super) async fn prepare_nonce_keys(
         .await
         .map_err(|_| connect_failed("timed out writing the epoch keys".to_owned()))?
         .map_err(|e| {
-            let kind = if super::redis_connection::refused(&e) {
-                RedisStoreErrorKind::Refused
-            } else {
-                RedisStoreErrorKind::Connect
-            };
-            RedisStoreError::new(
-                kind,
+            super::redis_connection::start_up_failed(
+                &e,
                 format!(
                     "cannot connect to {target}: cannot write the epoch keys: {}",
                     scrub_secret(&e.to_string(), password)

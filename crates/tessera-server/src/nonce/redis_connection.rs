@@ -197,7 +197,7 @@ pub(super) async fn open_single(
     };
     // Answered, but refused: not something a later attempt would change.
     let failed = |e: &RedisError| {
-        if refused(e) {
+        if is_redis_refusal(e) {
             RedisStoreError::new(
                 RedisStoreErrorKind::Refused,
                 format!("Redis at {target} refused the connection: {}", scrub(e)),
@@ -240,10 +240,24 @@ pub(super) async fn open_single(
     Ok((manager, probe))
 }
 
-/// Whether Redis answered and refused the credentials or the command. A
-/// cluster client wraps the refusal of its first connections in an I/O
-/// error ("Failed to create initial connections"), so its text is read too.
-pub(super) fn refused(e: &RedisError) -> bool {
+/// A failure of start-up work (writing the epoch keys) as the error a
+/// caller acts on: `Refused` when Redis answered and refused, which a later
+/// attempt would not change, and `Connect` for anything that may pass.
+pub(super) fn start_up_failed(e: &RedisError, message: String) -> RedisStoreError {
+    let kind = if is_redis_refusal(e) {
+        RedisStoreErrorKind::Refused
+    } else {
+        RedisStoreErrorKind::Connect
+    };
+    RedisStoreError::new(kind, message)
+}
+
+/// Whether Redis answered and refused the credentials or the command
+/// (`NOAUTH`, `WRONGPASS`, `NOPERM`): an error no retry mends until the
+/// configuration changes. A cluster client wraps the refusal of its first
+/// connections in an I/O error ("Failed to create initial connections"),
+/// so its text is read too.
+pub fn is_redis_refusal(e: &RedisError) -> bool {
     const REFUSALS: [&str; 4] = ["AuthenticationFailed", "WRONGPASS", "NOAUTH", "NOPERM"];
     e.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
@@ -284,7 +298,7 @@ impl ConnectionLike for RedisConnection {
 mod tests {
     use redis::{ErrorKind, RedisError};
 
-    use super::refused;
+    use super::is_redis_refusal;
 
     #[test]
     fn a_refusal_is_told_from_an_outage_also_when_a_cluster_wraps_it() {
@@ -293,17 +307,17 @@ mod tests {
             "Failed to create initial connections",
             "Password authentication failed - AuthenticationFailed".to_owned(),
         ));
-        assert!(refused(&wrapped));
+        assert!(is_redis_refusal(&wrapped));
         let direct = RedisError::from((
             ErrorKind::AuthenticationFailed,
             "Password authentication failed",
         ));
-        assert!(refused(&direct));
+        assert!(is_redis_refusal(&direct));
         let outage = RedisError::from((
             ErrorKind::Io,
             "Failed to create initial connections",
             "Connection refused (os error 111)".to_owned(),
         ));
-        assert!(!refused(&outage));
+        assert!(!is_redis_refusal(&outage));
     }
 }

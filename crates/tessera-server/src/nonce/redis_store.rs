@@ -358,15 +358,8 @@ impl RedisNonceStoreBuilder {
         write_missing_epochs(&mut probe, &self.prefix, started.since)
             .await
             .map_err(|e| {
-                // A user without the permission to write them is refused
-                // for good; anything else may pass at a later attempt.
-                let kind = if super::redis_connection::refused(&e) {
-                    RedisStoreErrorKind::Refused
-                } else {
-                    RedisStoreErrorKind::Connect
-                };
-                RedisStoreError::new(
-                    kind,
+                super::redis_connection::start_up_failed(
+                    &e,
                     format!(
                         "cannot connect to Redis at {target}: cannot write the epoch keys: {}",
                         scrub_secret(&e.to_string(), password.as_deref())
