@@ -715,6 +715,41 @@ async fn a_redis_whose_restart_can_restore_epochs_without_pairs_is_refused_unles
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A Redis Cluster's client reports one seed's error: a seed that refuses
+/// the password while another does not answer is an outage that may pass
+/// (`Connect`, retried), whichever seed comes first; only when every seed
+/// refuses is the refusal the configuration's (`Refused`, not retried).
+#[tokio::test]
+async fn a_cluster_seed_that_refuses_while_another_is_down_is_an_outage() {
+    let test = "a_cluster_seed_that_refuses_while_another_is_down_is_an_outage";
+    let Some(one) = RedisServer::spawn_with(test, &["--requirepass", "other-pw"]) else {
+        return;
+    };
+    let Some(two) = RedisServer::spawn_with(test, &["--requirepass", "other-pw"]) else {
+        return;
+    };
+    let down = redis_server::free_port();
+    let connect = |seeds: String| async move {
+        RedisNonceStore::builder(format!("redis+cluster://:wrong-pw@{seeds}"))
+            .connect_timeout(Duration::from_millis(500))
+            .connect()
+            .await
+            .expect_err("no seed takes the password")
+    };
+    for seeds in [
+        format!("127.0.0.1:{},127.0.0.1:{down}", one.port),
+        format!("127.0.0.1:{down},127.0.0.1:{}", one.port),
+    ] {
+        let e = connect(seeds.clone()).await;
+        assert_eq!(e.kind(), RedisStoreErrorKind::Connect, "{seeds}: {e}");
+        assert!(e.to_string().contains("did not answer"), "{seeds}: {e}");
+        assert!(!e.to_string().contains("wrong-pw"), "{seeds}: {e}");
+    }
+    let every = format!("127.0.0.1:{},127.0.0.1:{}", one.port, two.port);
+    let e = connect(every).await;
+    assert_eq!(e.kind(), RedisStoreErrorKind::Refused, "{e}");
+}
+
 #[tokio::test]
 async fn password_is_passed_through_and_never_shown() {
     let Some(redis) = RedisServer::spawn_with(

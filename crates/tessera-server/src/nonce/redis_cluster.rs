@@ -137,10 +137,24 @@ pub(super) async fn open(
         }
     };
     let bounded = connect_timeout.saturating_mul(2);
-    let mut connection = tokio::time::timeout(bounded, client.get_async_connection())
-        .await
-        .map_err(|_| connect_failed("timed out".to_owned()))?
-        .map_err(|e| failed(&e))?;
+    let mut connection = match tokio::time::timeout(bounded, client.get_async_connection()).await {
+        Err(_) => return Err(connect_failed("timed out".to_owned())),
+        Ok(Ok(connection)) => connection,
+        Ok(Err(e)) => {
+            // The client reports one seed's error: a refusal from an
+            // address no longer the cluster's while its nodes are down is
+            // an outage that passes, not a configuration to fix.
+            if super::redis_connection::is_redis_refusal(&e) {
+                if let Some(seed) = unanswered_seed(nodes, connect_timeout).await {
+                    return Err(connect_failed(format!(
+                        "{}; and {seed} did not answer",
+                        scrub(&e)
+                    )));
+                }
+            }
+            return Err(failed(&e));
+        }
+    };
 
     // PING goes to every primary and succeeds only if all of them answer:
     // a slot range without a reachable primary is noticed now, not as 503s.
@@ -155,6 +169,35 @@ pub(super) async fn open(
         return Err(connect_failed(format!("unexpected PING reply {pong:?}")));
     }
     Ok(connection)
+}
+
+/// The first seed of `nodes` that does not answer (shown redacted), `None`
+/// when every seed answers: when each of them refuses, the refusal is the
+/// cluster's. Asked only after the cluster client was refused.
+async fn unanswered_seed(nodes: &[String], connect_timeout: Duration) -> Option<String> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(connect_timeout));
+    for node in nodes {
+        // The builder already took every node URL.
+        let Ok(client) = redis::Client::open(node.as_str()) else {
+            continue;
+        };
+        let attempt = tokio::time::timeout(
+            connect_timeout.saturating_mul(2),
+            client.get_multiplexed_async_connection_with_config(&config),
+        )
+        .await;
+        let answered = match attempt {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => super::redis_connection::is_redis_refusal(&e),
+            Err(_) => false,
+        };
+        if !answered {
+            return Some(redact_url(node));
+        }
+    }
+    None
 }
 
 /// The nonce store's start-up on a connected cluster: writes the epoch key

@@ -76,7 +76,7 @@ fn on_path() -> bool {
 // Relative to this file, wherever it is included from.
 #[path = "ports.rs"]
 mod ports;
-use ports::free_port;
+pub use ports::free_port;
 
 impl RedisServer {
     /// A new server on a free loopback port, or `None` after reporting a skip.
