@@ -370,21 +370,37 @@ fn keys_list_and_show_name_rows_that_cannot_be_read() {
     keys(&["migrate", "--db", &db]);
     let good = issue(&db, &dir, "alice");
     let bad = issue(&db, &dir, "bob");
-    let edit = format!(
-        "UPDATE tessera_keys SET scopes = 'read' WHERE key_id = '{}'",
-        bad.id
-    );
+    let mistyped = issue(&db, &dir, "carol");
+    // The second edit puts text in an integer column, which the store's
+    // triggers refuse: a database edited before they existed, or by hand
+    // with them dropped.
+    let edits = [
+        format!(
+            "UPDATE tessera_keys SET scopes = 'read' WHERE key_id = '{}'",
+            bad.id
+        ),
+        "DROP TRIGGER tessera_keys_types_on_update".to_owned(),
+        format!(
+            "UPDATE tessera_keys SET created_at = 'yesterday' WHERE key_id = '{}'",
+            mistyped.id
+        ),
+    ];
     tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap()
         .block_on(async {
             use sqlx::Connection;
             let mut c = sqlx::SqliteConnection::connect(&db).await.unwrap();
-            let done = sqlx::query(sqlx::AssertSqlSafe(edit))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            assert_eq!(done.rows_affected(), 1);
+            for edit in edits {
+                let done = sqlx::query(sqlx::AssertSqlSafe(edit.clone()))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                assert!(
+                    edit.starts_with("DROP") || done.rows_affected() == 1,
+                    "{edit}"
+                );
+            }
         });
 
     let out = tessera_env(&["keys", "list", "--db", &db], &env());
@@ -405,7 +421,15 @@ fn keys_list_and_show_name_rows_that_cannot_be_read() {
         "{listed}"
     );
     assert!(
-        text(&out.stderr).contains("1 row(s) cannot be read"),
+        listed.lines().any(|l| l
+            == format!(
+                "{}  unreadable  user=carol reason=created_at is not an integer",
+                mistyped.id
+            )),
+        "{listed}"
+    );
+    assert!(
+        text(&out.stderr).contains("2 row(s) cannot be read"),
         "{}",
         text(&out.stderr)
     );
@@ -414,13 +438,23 @@ fn keys_list_and_show_name_rows_that_cannot_be_read() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(rows.len(), 2, "{json}");
-    assert_eq!(rows[1]["key_id"], bad.id.as_str());
-    assert_eq!(rows[1]["state"], "unreadable");
+    assert_eq!(rows.len(), 3, "{json}");
+    let row = |id: &str| rows.iter().find(|r| r["key_id"] == id).unwrap();
+    assert_eq!(row(&bad.id)["state"], "unreadable");
     assert_eq!(
-        rows[1]["unreadable_reason"],
+        row(&bad.id)["unreadable_reason"],
         "scopes is not a JSON array of strings"
     );
+    assert_eq!(
+        row(&mistyped.id)["unreadable_reason"],
+        "created_at is not an integer"
+    );
+
+    // A verifier refuses the unreadable key alone.
+    let server = serve_with(&dir, &["--keys-db", &db, "--quiet"], &env());
+    assert_eq!(get(&server, &good), "ok");
+    assert_eq!(get(&server, &mistyped), "store_unavailable");
+    assert_eq!(get(&server, &good), "ok");
 
     let shown = tessera_env(&["keys", "show", "--db", &db, &bad.id], &env());
     assert!(!shown.status.success());

@@ -84,7 +84,7 @@ macro_rules! key_columns {
 pub(crate) use key_columns;
 
 /// A `tessera_keys` row as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct KeyRow {
     pub(crate) key_id: String,
     pub(crate) owner: String,
@@ -101,6 +101,80 @@ pub(crate) struct KeyRow {
     pub(crate) sealed_secret: Vec<u8>,
     pub(crate) attributes: Option<String>,
     pub(crate) replaces: Option<String>,
+    /// The first column whose value is not of the type this store writes
+    /// there (a row edited by hand, `'yesterday'` in an integer column of
+    /// SQLite): the row is unreadable, and the column's field is left empty.
+    pub(crate) mistyped: Option<&'static str>,
+}
+
+/// Reads a row column by column, so that a value of another type than the
+/// store writes makes that row unreadable, not the whole query: one row
+/// edited by hand must not stop `keys list`, a rewrap, or the look-ups of
+/// every other key. The key id alone must decode, to name the row.
+impl<'r, R> sqlx::FromRow<'r, R> for KeyRow
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let mut mistyped = None;
+        let mut read = ColumnReader {
+            row,
+            mistyped: &mut mistyped,
+        };
+        let key_row = KeyRow {
+            key_id: row.try_get("key_id")?,
+            owner: read.get("owner").unwrap_or_default(),
+            client: read.get("client").flatten(),
+            scopes: read.get("scopes").unwrap_or_default(),
+            state: read.get("state").unwrap_or_default(),
+            not_before: read.get("not_before").flatten(),
+            not_after: read.get("not_after").flatten(),
+            created_at: read.get("created_at").unwrap_or_default(),
+            revoked_at: read.get("revoked_at").flatten(),
+            revoke_reason: read.get("revoke_reason").flatten(),
+            last_used_at: read.get("last_used_at").flatten(),
+            master_version: read.get("master_version").unwrap_or_default(),
+            sealed_secret: read.get("sealed_secret").unwrap_or_default(),
+            attributes: read.get("attributes").flatten(),
+            replaces: read.get("replaces").flatten(),
+            mistyped: None,
+        };
+        Ok(KeyRow {
+            mistyped,
+            ..key_row
+        })
+    }
+}
+
+/// One row's columns, decoded one at a time.
+struct ColumnReader<'a, 'r, R> {
+    row: &'r R,
+    mistyped: &'a mut Option<&'static str>,
+}
+
+impl<'r, R> ColumnReader<'_, 'r, R>
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+{
+    /// The column's value, or `None` (noted as the row's first mistyped
+    /// column) when it does not decode as `T`.
+    fn get<T>(&mut self, column: &'static str) -> Option<T>
+    where
+        T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        match self.row.try_get::<T, _>(column) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                self.mistyped.get_or_insert(column);
+                None
+            }
+        }
+    }
 }
 
 /// A row's fields, parsed. Failing to parse means the row was edited by
@@ -119,10 +193,34 @@ pub(crate) struct Parsed {
     pub(crate) master_version: u32,
 }
 
+/// Why a row with a value of another type in `column` is unreadable.
+fn mistyped_reason(column: &'static str) -> &'static str {
+    match column {
+        "owner" => "owner is not text",
+        "client" => "client is not text or NULL",
+        "scopes" => "scopes is not text",
+        "state" => "state is not text",
+        "not_before" => "not_before is not an integer or NULL",
+        "not_after" => "not_after is not an integer or NULL",
+        "created_at" => "created_at is not an integer",
+        "revoked_at" => "revoked_at is not an integer or NULL",
+        "revoke_reason" => "revoke_reason is not text or NULL",
+        "last_used_at" => "last_used_at is not an integer or NULL",
+        "master_version" => "master_version is not an integer",
+        "sealed_secret" => "sealed_secret is not a blob",
+        "attributes" => "attributes is not text or NULL",
+        "replaces" => "replaces is not text or NULL",
+        _ => "a column holds a value of another type than the store writes",
+    }
+}
+
 impl KeyRow {
     /// The row's fields, or why they cannot be read (a row edited by hand
     /// into something this store never writes).
     pub(crate) fn parse(&self) -> Result<Parsed, &'static str> {
+        if let Some(column) = self.mistyped {
+            return Err(mistyped_reason(column));
+        }
         let key_id = KeyId::new(&self.key_id).map_err(|_| "the key id is not a valid key id")?;
         let scopes: Vec<String> = serde_json::from_str(&self.scopes)
             .map_err(|_| "scopes is not a JSON array of strings")?;
