@@ -1458,7 +1458,9 @@ impl FileConfig {
 }
 
 /// Plan names the gateway and the rate limiter use themselves: `rate`'s
-/// plan, per-key plans from key metadata, and the readiness probe's.
+/// plan, per-key plans from key metadata, and `readyz`, the readiness
+/// probe's until it became the store's own trial (kept reserved, so that a
+/// configuration valid today stays valid on every version).
 const RESERVED_PLAN_NAMES: [&str; 3] = ["default", "key", "readyz"];
 
 /// A Redis URL at `at`, or an error naming it and the expected forms.

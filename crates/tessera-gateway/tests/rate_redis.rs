@@ -345,15 +345,22 @@ fn a_redis_that_refuses_the_password_stops_the_start() {
     }
 }
 
-/// A Redis user that may connect (`PING`) but not run the limits' scripts
+/// A Redis user that may connect (`PING`) but not run the limits' scripts,
+/// or not every command in them (Redis 7.0 words that refusal as an `ERR`),
 /// would leave fail-open limits admitting everything for good: the start
-/// makes one trial decision, and its refusal stops the start (exit 2).
+/// makes a trial decision and refund, and a refusal stops it (exit 2).
 #[test]
 fn a_redis_user_that_may_not_run_the_scripts_stops_the_start() {
     let port = free_port();
     // redis-server takes a directive's words as separate arguments.
-    let user = ["--user", "pinger", "on", ">pinger-pw", "~*", "+@connection"];
-    let Some(_redis) = spawn_redis_with(port, &user) else {
+    #[rustfmt::skip]
+    let users = [
+        "--user", "pinger", "on", ">pinger-pw", "~*", "+@connection",
+        "--user", "notime", "on", ">notime-pw", "~*", "+@connection", "+evalsha", "+eval",
+        "+script|load", "+get", "+set", "+del",
+        "--user", "reader", "on", ">reader-pw", "~*", "+@connection", "+@read", "+@scripting",
+    ];
+    let Some(_redis) = spawn_redis_with(port, &users) else {
         skip("a_redis_user_that_may_not_run_the_scripts_stops_the_start");
         return;
     };
@@ -361,36 +368,118 @@ fn a_redis_user_that_may_not_run_the_scripts_stops_the_start() {
     let alice = Key::random("alice-noperm");
     let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
     let upstream = Upstream::start(&dir);
-    let url = format!("redis://pinger:pinger-pw@127.0.0.1:{port}/0");
-    for mode in ["open", "closed"] {
-        let config = config(
-            &dir,
-            &format!("noperm-{mode}.toml"),
-            &keys,
-            &upstream,
-            &format!("rate = \"1/m\"\nredis = \"{url}\"\non_store_failure = \"{mode}\"\n"),
-        );
-        let mut child = Command::new(BIN)
-            .args(["--config", &config])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // A gateway that starts would serve until killed.
-        let exited = eventually(Duration::from_secs(15), || {
-            child.try_wait().unwrap().is_some()
-        });
-        if !exited {
-            child.kill().unwrap();
+    for (user, refused) in [
+        ("pinger", "no permissions"),
+        ("notime", "can't run this command"),
+        ("reader", "can't run this command"),
+    ] {
+        let url = format!("redis://{user}:{user}-pw@127.0.0.1:{port}/0");
+        for mode in ["open", "closed"] {
+            let config = config(
+                &dir,
+                &format!("noperm-{user}-{mode}.toml"),
+                &keys,
+                &upstream,
+                &format!("rate = \"1/m\"\nredis = \"{url}\"\non_store_failure = \"{mode}\"\n"),
+            );
+            let stderr = refused_start(&config, &format!("{user}, {mode}"));
+            assert!(
+                stderr.contains("refused") && stderr.contains(refused),
+                "{user}, {mode}: {stderr}"
+            );
+            assert!(
+                !stderr.contains(&format!("{user}-pw")),
+                "{user}, {mode}: {stderr}"
+            );
         }
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(exited, "{mode}: the gateway started: {stderr}");
-        assert_eq!(out.status.code(), Some(2), "{mode}: {stderr}");
-        assert!(
-            stderr.contains("refused") && stderr.contains("evalsha"),
-            "{mode}: {stderr}"
+    }
+}
+
+/// Runs the gateway on `config`, which must stop it at start with exit 2;
+/// its standard error.
+fn refused_start(config: &str, label: &str) -> String {
+    let mut child = Command::new(BIN)
+        .args(["--config", config])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A gateway that starts would serve until killed.
+    let exited = eventually(Duration::from_secs(15), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !exited {
+        child.kill().unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(exited, "{label}: the gateway started: {stderr}");
+    assert_eq!(out.status.code(), Some(2), "{label}: {stderr}");
+    stderr
+}
+
+/// A Redis Cluster's users are set node by node: a user that may run the
+/// limits' scripts on one primary but not on the others stops the start
+/// (exit 2), whichever primary owns the first hash tag (the trial runs on
+/// every primary).
+#[test]
+fn a_cluster_user_refused_on_some_primaries_stops_the_start() {
+    let test = "a_cluster_user_refused_on_some_primaries_stops_the_start";
+    let Some(nodes) = redis_cluster::shared_cluster(test) else {
+        return;
+    };
+    let user = format!("lim{}", rand::random::<u32>());
+    let cli = |node: &str, args: &[&str]| -> String {
+        let host_port = node.trim_start_matches("redis://").trim_end_matches('/');
+        let (host, port) = host_port.rsplit_once(':').unwrap();
+        let out = Command::new("redis-cli")
+            .args(["-h", host, "-p", port])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Allowed everything everywhere, then refused TIME on every primary
+    // but the one owning tag {000}, the one a single trial would use.
+    for node in &nodes {
+        let pw = format!(">{user}-pw");
+        let ok = cli(
+            node,
+            &["ACL", "SETUSER", &user, "on", &pw, "~*", "&*", "+@all"],
         );
-        assert!(!stderr.contains("pinger-pw"), "{mode}: {stderr}");
+        assert_eq!(ok.trim(), "OK", "{node}: {ok}");
+    }
+    let mut owners = 0;
+    for node in &nodes {
+        if cli(node, &["GET", "probe{000}"]).contains("MOVED") {
+            cli(node, &["ACL", "SETUSER", &user, "-time"]);
+        } else {
+            owners += 1;
+        }
+    }
+    assert_eq!(owners, 1, "one primary owns {{000}}");
+
+    let dir = temp_dir("rate-redis-cluster-acl");
+    let alice = Key::random("alice-cluster-acl");
+    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let upstream = Upstream::start(&dir);
+    let hosts = redis_cluster::cluster_url(&nodes);
+    let url = hosts.replacen(
+        "redis+cluster://",
+        &format!("redis+cluster://{user}:{user}-pw@"),
+        1,
+    );
+    let config = config(
+        &dir,
+        "cluster-acl.toml",
+        &keys,
+        &upstream,
+        &format!("rate = \"1/m\"\nredis = \"{url}\"\non_store_failure = \"open\"\n"),
+    );
+    let stderr = refused_start(&config, "cluster");
+    assert!(stderr.contains("can't run this command"), "{stderr}");
+    assert!(!stderr.contains(&format!("{user}-pw")), "{stderr}");
+    for node in &nodes {
+        cli(node, &["ACL", "DELUSER", &user]);
     }
 }

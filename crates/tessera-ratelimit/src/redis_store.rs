@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -122,8 +122,8 @@ pub struct RedisRateStore {
     /// Set when the store is made, or, for a store from
     /// [`RedisRateStore::connect_in_background`], once Redis first answers.
     connection: Arc<OnceLock<RedisConnection>>,
-    /// Why there is no connection yet: the first attempt's error.
-    unreached: Arc<str>,
+    /// Why there is no connection yet: the latest attempt's error.
+    unreached: Arc<Mutex<String>>,
     prefix: Arc<str>,
     timeout: Duration,
     script: Arc<redis::Script>,
@@ -170,7 +170,7 @@ impl RedisRateStore {
         let key = seed.finish128();
         RedisRateStore {
             connection: Arc::new(OnceLock::new()),
-            unreached: unreached.into(),
+            unreached: Arc::new(Mutex::new(unreached.to_owned())),
             prefix: prefix.into(),
             timeout: DEFAULT_RATE_REDIS_TIMEOUT,
             script: Arc::new(redis::Script::new(DECIDE_SCRIPT)),
@@ -207,102 +207,82 @@ impl RedisRateStore {
         prefix: &str,
         timeout: Duration,
     ) -> Result<Self, RateStoreError> {
-        // The connection's own bound is at least the decision timeout, so
-        // that the decision timeout is the one that applies.
-        let connection = RedisConnection::open(
-            url,
-            timeout.max(Duration::from_secs(1)),
-            DEFAULT_RATE_REDIS_CONNECT_TIMEOUT,
-        )
-        .await
-        .map_err(|e| open_error(&e))?;
-        let store = RedisRateStore::new(connection, prefix).with_timeout(timeout);
-        store.check_at_start().await?;
-        Ok(store)
+        let connection = open_usable(url, prefix, timeout).await?;
+        Ok(RedisRateStore::new(connection, prefix).with_timeout(timeout))
     }
 
     /// [`RedisRateStore::connect_with_timeout`] that also starts when Redis
-    /// does not answer: the store is returned with the error of that first
-    /// attempt, its decisions fail at once (the limiter's
-    /// [`crate::FailureMode`] applies: a fail-open limiter admits) and a
-    /// background task (on the current tokio runtime) tries Redis again
-    /// every second until it answers, from when on the store decides as
-    /// any other. The task ends when it connects or when every clone of
-    /// the store is dropped.
+    /// cannot be used yet (it does not answer, or answers with an error
+    /// that may pass: a read-only replica, out of memory): the store is
+    /// returned with the error of that first attempt, its decisions fail at
+    /// once (the limiter's [`crate::FailureMode`] applies: a fail-open
+    /// limiter admits) and a background task (on the current tokio runtime)
+    /// tries again every second until a trial decision passes, from when on
+    /// the store decides as any other. The task ends then, or when every
+    /// clone of the store is dropped. A refusal found by a later attempt is
+    /// logged as an error and tried again (permissions can be granted
+    /// while the process runs).
     ///
     /// # Errors
     /// An invalid URL, or Redis answering but refusing (a wrong password, a
-    /// user that may not run the scripts or write keys under `prefix`): no
-    /// attempt would succeed ([`RateStoreError::is_permanent`]).
+    /// user that may not run the scripts or their commands, or write keys
+    /// under `prefix`): no attempt would succeed
+    /// ([`RateStoreError::is_permanent`]).
     pub async fn connect_in_background(
         url: &str,
         prefix: &str,
         timeout: Duration,
     ) -> Result<(Self, Option<RateStoreError>), RateStoreError> {
-        let response_timeout = timeout.max(Duration::from_secs(1));
-        let open = move |url: String| async move {
-            RedisConnection::open(&url, response_timeout, DEFAULT_RATE_REDIS_CONNECT_TIMEOUT).await
-        };
-        let first = match open(url.to_owned()).await {
+        let first = match open_usable(url, prefix, timeout).await {
             Ok(connection) => {
-                let store = RedisRateStore::new(connection, prefix).with_timeout(timeout);
-                // Answered but could not decide (a timeout, a Redis still
-                // loading): the connection is kept and reconnects by itself.
-                let unusable = match store.check_at_start().await {
-                    Ok(()) => None,
-                    Err(e) if e.is_permanent() => return Err(e),
-                    Err(e) => Some(e),
-                };
-                return Ok((store, unusable));
+                return Ok((
+                    RedisRateStore::new(connection, prefix).with_timeout(timeout),
+                    None,
+                ))
             }
-            Err(e) if e.kind() == RedisStoreErrorKind::Connect => e.to_string(),
-            Err(e) => return Err(open_error(&e)),
+            Err(e) if e.is_permanent() => return Err(e),
+            Err(e) => e.to_string(),
         };
         let store = Self::unconnected(prefix, &first).with_timeout(timeout);
-        let first_reason = first.clone();
+        let first_error = RateStoreError::new(first.clone());
         let cell = Arc::downgrade(&store.connection);
-        let url = url.to_owned();
-        let prefix = prefix.to_owned();
+        let reason = Arc::downgrade(&store.unreached);
+        let (url, prefix) = (url.to_owned(), prefix.to_owned());
         tokio::spawn(async move {
             // Each new reason is logged once (a Redis that comes up but
             // refuses the password says so), not every second.
-            let mut last = first_reason;
+            let mut last = first;
             loop {
                 tokio::time::sleep(RECONNECT_EVERY).await;
                 // Every clone dropped: nobody would use the connection.
-                if cell.strong_count() == 0 {
+                let (Some(cell), Some(reason)) = (cell.upgrade(), reason.upgrade()) else {
                     return;
-                }
-                let usable = match open(url.clone()).await {
-                    Ok(connection) => {
-                        // Only a connection that can decide is handed over:
-                        // a user refused the scripts keeps being retried.
-                        let trial =
-                            RedisRateStore::new(connection.clone(), &prefix).with_timeout(timeout);
-                        trial.check_at_start().await.map(|()| connection)
-                    }
-                    Err(e) => Err(RateStoreError::new(e.to_string())),
                 };
-                match usable {
+                match open_usable(&url, &prefix, timeout).await {
                     Ok(connection) => {
                         let target = connection.target().to_owned();
-                        if let Some(cell) = cell.upgrade() {
-                            let _ = cell.set(connection);
-                            tracing::info!(redis = %target, "tessera: the rate limit store answers; rate limits are decided again");
-                        }
+                        let _ = cell.set(connection);
+                        tracing::info!(redis = %target, "tessera: the rate limit store answers; rate limits are decided again");
                         return;
                     }
                     Err(e) => {
-                        let reason = e.to_string();
-                        if reason != last {
-                            tracing::warn!(error = %reason, "tessera: the rate limit store still cannot be used; trying again every second");
-                            last = reason;
+                        let now = e.to_string();
+                        if now != last {
+                            if e.is_permanent() {
+                                tracing::error!(error = %now, "tessera: the rate limit store refuses this configuration; rate limits are not applied until it is fixed (tried again every second)");
+                            } else {
+                                tracing::warn!(error = %now, "tessera: the rate limit store still cannot be used; trying again every second");
+                            }
+                            now.clone_into(
+                                &mut reason.lock().unwrap_or_else(PoisonError::into_inner),
+                            );
+                            last = now;
                         }
                     }
                 }
             }
         });
-        Ok((store, Some(RateStoreError::new(first))))
+        Ok((store, Some(first_error)))
     }
 
     /// Sets the per-decision timeout (default 100 ms; with a connection
@@ -319,7 +299,9 @@ impl RedisRateStore {
     /// own clock: for tests on a simulated clock, or for a Redis shared by
     /// one replica only. Replicas that share budgets this way need their
     /// clocks synchronized (NTP): one ahead by the burst's duration hands
-    /// out a second burst.
+    /// out a second burst. (The trial of [`RedisRateStore::connect`] runs
+    /// before this is set, on Redis's clock: its user needs `TIME` either
+    /// way; [`RedisRateStore::new`] runs none.)
     #[must_use]
     pub fn with_caller_clock(mut self) -> Self {
         self.redis_clock = false;
@@ -340,20 +322,43 @@ impl RedisRateStore {
 }
 
 impl RedisRateStore {
-    /// Makes one decision for a reserved subject no client can name (the
-    /// store hashes subjects), under a plan of its own whose key expires
-    /// within a millisecond: shows that Redis answers and that its user
-    /// may run the scripts (`EVALSHA`, `EVAL`, `TIME`) and read and write
-    /// keys under the prefix. `PING` alone passes for a user that may do
+    /// A trial on a subject no client can name (the store hashes subjects,
+    /// and its kind is one no limiter uses), under a plan of its own: one
+    /// decision, then its refund, whose key is gone afterwards (or expires
+    /// within a second). Shows that Redis answers and that its user may run
+    /// the scripts and every command in them (`GET`, `SET`, `DEL`, `TIME`)
+    /// on keys under the prefix: `PING` alone passes for a user that may do
     /// none of this, and a fail-open limiter on it would admit everything.
+    /// On a Redis Cluster, every primary is tried (in each slot range of
+    /// `CLUSTER SLOTS`): users and their permissions are set node by node.
+    /// The trial does not mark the store down.
     ///
     /// # Errors
-    /// The decision's error: [`RateStoreError::is_permanent`] when Redis
-    /// refused it (`NOPERM`, `NOAUTH`, `WRONGPASS`).
+    /// The trial's error: [`RateStoreError::is_permanent`] when Redis
+    /// refused it (`NOPERM`, `NOAUTH`, `WRONGPASS`, a command a script's
+    /// user may not run).
     pub async fn check(&self) -> Result<(), RateStoreError> {
-        let rate = crate::Rate::new(1_000_000, Duration::from_secs(1))
-            .map_err(|e| RateStoreError::new(e.to_string()))?;
-        let plan = Plan::new("check", rate, 1).map_err(|e| RateStoreError::new(e.to_string()))?;
+        let tags = match self.connection.get() {
+            Some(connection) => connection
+                .hash_tags_per_slot_range()
+                .await
+                .map_err(|e| redis_error("cannot read the cluster's slots", &e))?,
+            None => None,
+        };
+        for tag in tags.unwrap_or_else(|| vec![SINGLE_REDIS_TAG]) {
+            self.trial(tag).await?;
+        }
+        Ok(())
+    }
+
+    /// One decision and its refund on the reserved subject's key in hash
+    /// tag `tag`, on a copy of the store that does not share its down mark.
+    async fn trial(&self, tag: u16) -> Result<(), RateStoreError> {
+        let trial = RedisRateStore {
+            down_until: Arc::new(AtomicU64::new(0)),
+            ..self.clone()
+        };
+        let key = format!("{}:{{{tag:03x}}}:rl:check:trial", self.prefix);
         let now = u64::try_from(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -361,21 +366,77 @@ impl RedisRateStore {
                 .as_micros(),
         )
         .unwrap_or(u64::MAX);
-        self.decide(Subject::new("tessera-check", "probe"), &plan, 1, now)
-            .await
-            .map(drop)
+        let mut decide = self.script.prepare_invoke();
+        decide
+            .key(&key)
+            .arg(now)
+            .arg(TRIAL_INTERVAL_MICROS)
+            .arg(1)
+            .arg(1)
+            .arg(u8::from(self.redis_clock));
+        trial.run::<(i64, u64, u64, i64, u64, u64)>(decide).await?;
+        let mut refund = self.refund_script.prepare_invoke();
+        refund
+            .key(&key)
+            .arg(now)
+            .arg(TRIAL_INTERVAL_MICROS)
+            .arg(u8::from(self.redis_clock));
+        trial.run::<i64>(refund).await.map(drop)
     }
+}
 
-    /// [`RedisRateStore::check`] with the connect timeout: loading the
-    /// scripts into a distant Redis may take longer than one decision's
-    /// timeout. Its failure does not mark the store down.
-    async fn check_at_start(&self) -> Result<(), RateStoreError> {
-        let trial = RedisRateStore {
-            down_until: Arc::new(AtomicU64::new(0)),
-            ..self.clone()
-        }
-        .with_timeout(self.timeout.max(DEFAULT_RATE_REDIS_CONNECT_TIMEOUT));
-        trial.check().await
+/// The hash tag of the trial's key on a single Redis (any would do).
+const SINGLE_REDIS_TAG: u16 = 0;
+
+/// The trial plan's interval: its key lives about a second.
+const TRIAL_INTERVAL_MICROS: u64 = 1_000_000;
+
+/// A connection to `url` on which the start-up trial passed: both scripts
+/// loaded (`SCRIPT LOAD`, on every primary of a cluster: a user that may
+/// run a loaded script but not load one would fail once Redis restarts),
+/// then [`RedisRateStore::check`].
+async fn open_usable(
+    url: &str,
+    prefix: &str,
+    timeout: Duration,
+) -> Result<RedisConnection, RateStoreError> {
+    // The connection's own bound on each command is at least the decision
+    // timeout (so that it is the one that applies) and the connect timeout
+    // (loading scripts into a distant Redis may take longer than one
+    // decision).
+    let mut connection = RedisConnection::open(
+        url,
+        timeout.max(DEFAULT_RATE_REDIS_CONNECT_TIMEOUT),
+        DEFAULT_RATE_REDIS_CONNECT_TIMEOUT,
+    )
+    .await
+    .map_err(|e| open_error(&e))?;
+    let store = RedisRateStore::new(connection.clone(), prefix)
+        .with_timeout(timeout.max(DEFAULT_RATE_REDIS_CONNECT_TIMEOUT));
+    for script in [&store.script, &store.refund_script] {
+        let loaded = tokio::time::timeout(
+            DEFAULT_RATE_REDIS_CONNECT_TIMEOUT,
+            script.load_async(&mut connection),
+        )
+        .await
+        .map_err(|_| {
+            RateStoreError::new(format!(
+                "Redis did not load the scripts within {} s",
+                DEFAULT_RATE_REDIS_CONNECT_TIMEOUT.as_secs()
+            ))
+        })?;
+        loaded.map_err(|e| redis_error("cannot load the scripts", &e))?;
+    }
+    store.check().await?;
+    Ok(connection)
+}
+
+/// A Redis error as a store error: permanent when Redis refused.
+fn redis_error(what: &str, e: &redis::RedisError) -> RateStoreError {
+    if tessera_server::is_redis_refusal(e) {
+        RateStoreError::permanent(format!("Redis refused: {what}: {e}"))
+    } else {
+        RateStoreError::new(format!("Redis: {what}: {e}"))
     }
 }
 
@@ -404,8 +465,10 @@ impl RedisRateStore {
         }
         let Some(connection) = self.connection.get() else {
             return Err(RateStoreError::new(format!(
-                "Redis has not answered since start-up ({}); trying it again every second",
+                "Redis cannot be used since start-up ({}); trying it again every second",
                 self.unreached
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
             )));
         };
         let mut connection = connection.clone();

@@ -361,3 +361,67 @@ async fn replicas_with_skewed_clocks_share_one_budget_on_redis_time() {
     assert!(at(&ahead, "hal", &p, 1, hal_at).await.allowed);
     assert!(!at(&on_time, "hal", &p, 1, now()).await.allowed);
 }
+
+/// A store started while Redis was down says why it still cannot decide
+/// with the latest reason: once Redis answers but its user may not write
+/// the store's keys, the refusal, not the first "connection refused"; and
+/// `check` (what a readiness probe calls) says the same. Once the
+/// permission is granted, the store decides.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_started_in_the_background_reports_the_latest_reason() {
+    use std::time::{Duration, Instant};
+    use tessera_ratelimit::RedisRateStore;
+    let test = "a_store_started_in_the_background_reports_the_latest_reason";
+    // The default user may touch keys under `other:` only.
+    let Some(mut redis) = redis_server::RedisServer::spawn_with(
+        test,
+        &["--user", "default", "on", "nopass", "~other:*", "+@all"],
+    ) else {
+        return;
+    };
+    redis.stop();
+    let prefix = "tessera-rl-bg";
+    let (store, first) =
+        RedisRateStore::connect_in_background(&redis.url(), prefix, Duration::from_secs(1))
+            .await
+            .expect("starts while Redis is down");
+    let first = first.expect("the first attempt failed").to_string();
+    assert!(first.to_lowercase().contains("refused"), "{first}");
+    redis.start();
+
+    let p = plan("bg", "10/s", 10);
+    let decide = || async { store.decide(key("ann"), &p, 1, T0).await };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reason = loop {
+        let error = decide().await.expect_err("not decided yet").to_string();
+        if error.contains("no permissions") {
+            break error;
+        }
+        assert!(Instant::now() < deadline, "still the first reason: {error}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!reason.contains("Connection refused"), "{reason}");
+    let checked = store.check().await.expect_err("cannot decide").to_string();
+    assert!(checked.contains("no permissions"), "{checked}");
+
+    // Granted: the background task connects within about a second.
+    let granted = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "ACL",
+            "SETUSER",
+            "default",
+            "~*",
+        ])
+        .output()
+        .expect("redis-cli");
+    assert!(granted.status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while decide().await.is_err() {
+        assert!(Instant::now() < deadline, "never connected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.check().await.expect("decides");
+}

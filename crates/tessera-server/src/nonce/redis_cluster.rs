@@ -293,6 +293,28 @@ async fn write_epochs_per_primary(
     Ok(true)
 }
 
+/// One hash tag (`0..4096`, written as three lowercase hex digits between
+/// braces, as the stores' keys are) in each slot range of the cluster's
+/// map (`CLUSTER SLOTS`) that holds one: a key under each reaches every
+/// primary that any such key can reach.
+pub(super) async fn tag_per_slot_range(
+    connection: &mut ClusterConnection,
+) -> Result<Vec<u16>, RedisError> {
+    let reply: Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(connection)
+        .await?;
+    let mut tags = Vec::new();
+    for (lo, hi) in slot_ranges(&reply) {
+        if let Some(tag) =
+            (0..4096u16).find(|t| (lo..=hi).contains(&key_slot(format!("{{{t:03x}}}").as_bytes())))
+        {
+            tags.push(tag);
+        }
+    }
+    Ok(tags)
+}
+
 /// The slot ranges of `CLUSTER SLOTS`, `(first, last)`.
 fn slot_ranges(reply: &Value) -> Vec<(u16, u16)> {
     let Value::Array(entries) = reply else {

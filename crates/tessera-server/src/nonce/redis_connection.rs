@@ -121,6 +121,23 @@ impl RedisConnection {
         matches!(self.link, Link::Cluster(_))
     }
 
+    /// For a Redis Cluster, one hash tag (`0..4096`, written as three
+    /// lowercase hex digits between braces in a key) in each slot range of
+    /// its map (`CLUSTER SLOTS`), so that keys under them reach every
+    /// primary (permissions and settings are set node by node); `None` for
+    /// one Redis.
+    ///
+    /// # Errors
+    /// `CLUSTER SLOTS` failed.
+    pub async fn hash_tags_per_slot_range(&self) -> Result<Option<Vec<u16>>, RedisError> {
+        match &self.link {
+            Link::Single(_) => Ok(None),
+            Link::Cluster(connection) => redis_cluster::tag_per_slot_range(&mut connection.clone())
+                .await
+                .map(Some),
+        }
+    }
+
     /// The target as errors and logs name it: the URL (or the cluster's
     /// node URLs) with passwords replaced by `***`.
     pub fn target(&self) -> &str {
@@ -258,7 +275,16 @@ pub(super) fn start_up_failed(e: &RedisError, message: String) -> RedisStoreErro
 /// connections in an I/O error ("Failed to create initial connections"),
 /// so its text is read too.
 pub fn is_redis_refusal(e: &RedisError) -> bool {
-    const REFUSALS: [&str; 4] = ["AuthenticationFailed", "WRONGPASS", "NOAUTH", "NOPERM"];
+    // The last: Redis 7.0's error for a command a script runs that its user
+    // may not (`ERR The user executing the script can't run this command`,
+    // or `can't access at least one of the keys`).
+    const REFUSALS: [&str; 5] = [
+        "AuthenticationFailed",
+        "WRONGPASS",
+        "NOAUTH",
+        "NOPERM",
+        "The user executing the script can't",
+    ];
     e.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
         || e.detail()
