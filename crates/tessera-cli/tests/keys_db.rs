@@ -371,9 +371,18 @@ fn keys_list_and_show_name_rows_that_cannot_be_read() {
     let good = issue(&db, &dir, "alice");
     let bad = issue(&db, &dir, "bob");
     let mistyped = issue(&db, &dir, "carol");
-    // The second edit puts text in an integer column, which the store's
-    // triggers refuse: a database edited before they existed, or by hand
-    // with them dropped.
+    let text_seal = issue(&db, &dir, "dave");
+    // The later edits put text where the store writes an integer or a
+    // blob, which the store's triggers refuse: a database edited before
+    // they existed, so they are dropped for the edits and put back.
+    let update_trigger = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../tessera-keys-sql/migrations/sqlite/\
+             20270101000001_tessera_keys_types_of_changed_columns.sql",
+    ))
+    .unwrap();
+    let update_trigger = &update_trigger[update_trigger
+        .find("CREATE TRIGGER tessera_keys_types_on_update")
+        .unwrap()..];
     let edits = [
         format!(
             "UPDATE tessera_keys SET scopes = 'read' WHERE key_id = '{}'",
@@ -384,6 +393,12 @@ fn keys_list_and_show_name_rows_that_cannot_be_read() {
             "UPDATE tessera_keys SET created_at = 'yesterday' WHERE key_id = '{}'",
             mistyped.id
         ),
+        format!(
+            "UPDATE tessera_keys SET sealed_secret = CAST(sealed_secret AS TEXT) \
+             WHERE key_id = '{}'",
+            text_seal.id
+        ),
+        update_trigger.to_owned(),
     ];
     tokio::runtime::Builder::new_current_thread()
         .build()
@@ -397,7 +412,7 @@ fn keys_list_and_show_name_rows_that_cannot_be_read() {
                     .await
                     .unwrap();
                 assert!(
-                    edit.starts_with("DROP") || done.rows_affected() == 1,
+                    !edit.starts_with("UPDATE") || done.rows_affected() == 1,
                     "{edit}"
                 );
             }
@@ -429,7 +444,15 @@ fn keys_list_and_show_name_rows_that_cannot_be_read() {
         "{listed}"
     );
     assert!(
-        text(&out.stderr).contains("2 row(s) cannot be read"),
+        listed.lines().any(|l| l
+            == format!(
+                "{}  unreadable  user=dave reason=sealed_secret is not a blob",
+                text_seal.id
+            )),
+        "{listed}"
+    );
+    assert!(
+        text(&out.stderr).contains("3 row(s) cannot be read"),
         "{}",
         text(&out.stderr)
     );
@@ -438,7 +461,7 @@ fn keys_list_and_show_name_rows_that_cannot_be_read() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(rows.len(), 3, "{json}");
+    assert_eq!(rows.len(), 4, "{json}");
     let row = |id: &str| rows.iter().find(|r| r["key_id"] == id).unwrap();
     assert_eq!(row(&bad.id)["state"], "unreadable");
     assert_eq!(
@@ -454,7 +477,16 @@ fn keys_list_and_show_name_rows_that_cannot_be_read() {
     let server = serve_with(&dir, &["--keys-db", &db, "--quiet"], &env());
     assert_eq!(get(&server, &good), "ok");
     assert_eq!(get(&server, &mistyped), "store_unavailable");
+    assert_eq!(get(&server, &text_seal), "store_unavailable");
     assert_eq!(get(&server, &good), "ok");
+    server.log_line(
+        "its row cannot be read (created_at is not an integer)",
+        Duration::from_secs(2),
+    );
+
+    // With the type triggers in place, a row holding a mistyped value can
+    // still be revoked: they judge the columns an update changes.
+    keys(&["revoke", "--db", &db, &mistyped.id]);
 
     let shown = tessera_env(&["keys", "show", "--db", &db, &bad.id], &env());
     assert!(!shown.status.success());

@@ -110,7 +110,7 @@ pub(crate) struct KeyRow {
 /// Reads a row column by column, so that a value of another type than the
 /// store writes makes that row unreadable, not the whole query: one row
 /// edited by hand must not stop `keys list`, a rewrap, or the look-ups of
-/// every other key. The key id alone must decode, to name the row.
+/// every other key. A key id that is not text is named by its bytes.
 impl<'r, R> sqlx::FromRow<'r, R> for KeyRow
 where
     R: sqlx::Row,
@@ -120,13 +120,28 @@ where
     Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        use sqlx::{TypeInfo, ValueRef};
         let mut mistyped = None;
         let mut read = ColumnReader {
             row,
             mistyped: &mut mistyped,
         };
+        let key_id = match read.get::<String>("key_id") {
+            Some(id) => id,
+            None => String::from_utf8_lossy(&row.try_get::<Vec<u8>, _>("key_id")?).into_owned(),
+        };
+        // SQLite decodes text as bytes too; a sealed secret stored as text
+        // would open, yet never match the blob a rewrap compares it with.
+        let sealed_type = row
+            .try_get_raw("sealed_secret")?
+            .type_info()
+            .name()
+            .to_owned();
+        if !matches!(sealed_type.as_str(), "BLOB" | "BYTEA") {
+            read.mistyped.get_or_insert("sealed_secret");
+        }
         let key_row = KeyRow {
-            key_id: row.try_get("key_id")?,
+            key_id,
             owner: read.get("owner").unwrap_or_default(),
             client: read.get("client").flatten(),
             scopes: read.get("scopes").unwrap_or_default(),
@@ -208,6 +223,7 @@ fn mistyped_reason(column: &'static str) -> &'static str {
         "last_used_at" => "last_used_at is not an integer or NULL",
         "master_version" => "master_version is not an integer",
         "sealed_secret" => "sealed_secret is not a blob",
+        "key_id" => "key_id is not text",
         "attributes" => "attributes is not text or NULL",
         "replaces" => "replaces is not text or NULL",
         _ => "a column holds a value of another type than the store writes",

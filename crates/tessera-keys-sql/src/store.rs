@@ -649,7 +649,8 @@ impl SqlKeyStore {
     /// # Errors
     /// [`Error::UnknownKey`], [`Error::KeyRevoked`], [`Error::KeyExpired`],
     /// [`Error::AlreadyRotated`],
-    /// [`Error::SealBroken`] when the old row was altered, [`Error::Database`].
+    /// [`Error::SealBroken`] when the old row was altered, [`Error::RowUnreadable`] when it
+    /// holds what the store never writes, [`Error::Database`].
     pub async fn rotate(
         &self,
         key_id: &KeyId,
@@ -980,6 +981,13 @@ impl SqlKeyStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(Error::db("rewrap a key"))?;
+                    // None: the row changed since it was read (the lock
+                    // keeps other stores out, not hand edits) or its seal
+                    // is not stored as the blob it compared equal to. Not
+                    // done, so not reported done.
+                    if updated.rows_affected() == 0 {
+                        report.failed.push(row.key_id.clone());
+                    }
                     count += updated.rows_affected();
                 }
                 if count > 0 {
@@ -1006,8 +1014,12 @@ impl SqlKeyStore {
                     rows.last().map(|r| r.key_id.clone()),
                 ))
             })?;
-            if let Some(last) = last {
-                after = last;
+            match last {
+                // A key id that is not text sorts after every text one in
+                // SQLite, and its name here does not: it would come back as
+                // the last of every batch.
+                Some(last) if last != after => after = last,
+                _ => break,
             }
             if done {
                 break;
@@ -1168,13 +1180,17 @@ impl SqlKeyStore {
         Ok((row, metadata))
     }
 
-    /// Parses a row and opens its secret; [`Error::SealBroken`] unless the
-    /// row is exactly as this store wrote it.
+    /// Parses a row and opens its secret: [`Error::RowUnreadable`] when
+    /// the row holds what this store never writes, [`Error::SealBroken`]
+    /// unless it is exactly as this store wrote it.
     fn open_row(&self, row: &KeyRow) -> Result<(Parsed, Zeroizing<Vec<u8>>), Error> {
         let broken = || Error::SealBroken {
             key_id: row.key_id.clone(),
         };
-        let parsed = row.parse().map_err(|_| broken())?;
+        let parsed = row.parse().map_err(|reason| Error::RowUnreadable {
+            key_id: row.key_id.clone(),
+            reason,
+        })?;
         let master = self
             .inner
             .keyring
@@ -1423,9 +1439,15 @@ async fn load_canaries(
         // ids' tags no longer check: `unknown_key`) and lock the right
         // master key out once its canary is replaced.
         let sealed_under: Option<i64> = dual!(pool, |p, d| {
-            sqlx::query_scalar("SELECT MIN(master_version) FROM tessera_keys")
-                .fetch_one(p)
-                .await
+            // A version that is not an integer (a hand edit on SQLite) counts
+            // as 0: keys remain either way.
+            sqlx::query_scalar(d.pick(
+                "SELECT MIN(CASE WHEN typeof(master_version) = 'integer' THEN master_version \
+                 ELSE 0 END) FROM tessera_keys",
+                "SELECT MIN(master_version) FROM tessera_keys",
+            ))
+            .fetch_one(p)
+            .await
         })
         .map_err(Error::db("read the master key versions in use"))?;
         if let Some(version) = sealed_under {
@@ -1455,9 +1477,15 @@ async fn load_canaries(
     };
     // Every version that seals a key must be held, and have a canary.
     let needed: Vec<i64> = dual!(pool, |p, d| {
-        sqlx::query_scalar("SELECT DISTINCT master_version FROM tessera_keys")
-            .fetch_all(p)
-            .await
+        // A row whose version is not an integer (a hand edit on SQLite) is
+        // unreadable, its key refused, and listed as such; the others open.
+        sqlx::query_scalar(d.pick(
+            "SELECT DISTINCT master_version FROM tessera_keys \
+             WHERE typeof(master_version) = 'integer'",
+            "SELECT DISTINCT master_version FROM tessera_keys",
+        ))
+        .fetch_all(p)
+        .await
     })
     .map_err(Error::db("read the master key versions in use"))?;
     let mut missing: Vec<u32> = needed
@@ -1844,6 +1872,12 @@ impl KeyStore for SqlKeyStore {
                     }),
                 );
                 Ok(Some(key))
+            }
+            Err(Error::RowUnreadable { reason, .. }) => {
+                tracing::warn!(key_id = %key_id, reason, "tessera-keys-sql: the key's row cannot be read (edited outside the store into something it never writes); refusing the key");
+                Err(KeyStoreError::new(format!(
+                    "key {key_id}: its row cannot be read ({reason})"
+                )))
             }
             Err(_) => {
                 bump(&i.counters.seal_failures);

@@ -139,12 +139,37 @@ fn sqlite_file_identity(pool: &Pool) -> Option<FileIdentity> {
 /// from a backup or emptied by hand no longer holds it (or holds another
 /// row under its seq), and the changes made since then reuse seqs the
 /// poller has already passed.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LoggedChange {
     seq: i64,
     key_id: String,
     op: String,
     at: i64,
+}
+
+/// A change whose key id is not text (a key row's id edited into a blob,
+/// logged by the trigger as it was) is read by its bytes: no cached key has
+/// that id, and one such row must not stop every poll.
+impl<'r, R> sqlx::FromRow<'r, R> for LoggedChange
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        let key_id = match row.try_get::<String, _>("key_id") {
+            Ok(id) => id,
+            Err(_) => String::from_utf8_lossy(&row.try_get::<Vec<u8>, _>("key_id")?).into_owned(),
+        };
+        Ok(LoggedChange {
+            seq: row.try_get("seq")?,
+            key_id,
+            op: row.try_get("op")?,
+            at: row.try_get("at")?,
+        })
+    }
 }
 
 /// The background tasks' shared handles.

@@ -173,31 +173,40 @@ pub(super) async fn open(
 
 /// The first seed of `nodes` that does not answer (shown redacted), `None`
 /// when every seed answers: when each of them refuses, the refusal is the
-/// cluster's. Asked only after the cluster client was refused.
+/// cluster's. Asked only after the cluster client was refused; the seeds
+/// are tried at once, so this takes one connect attempt however many they
+/// are. (A seed whose name does not resolve counts as not answering too:
+/// a wrong password then reads as an outage, with the refusal in its
+/// message, rather than an outage as a refusal that no restart retries.)
 async fn unanswered_seed(nodes: &[String], connect_timeout: Duration) -> Option<String> {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(connect_timeout))
         .set_response_timeout(Some(connect_timeout));
-    for node in nodes {
-        // The builder already took every node URL.
-        let Ok(client) = redis::Client::open(node.as_str()) else {
-            continue;
-        };
-        let attempt = tokio::time::timeout(
-            connect_timeout.saturating_mul(2),
-            client.get_multiplexed_async_connection_with_config(&config),
-        )
-        .await;
-        let answered = match attempt {
-            Ok(Ok(_)) => true,
-            Ok(Err(e)) => super::redis_connection::is_redis_refusal(&e),
-            Err(_) => false,
-        };
-        if !answered {
-            return Some(redact_url(node));
+    let attempts = nodes.iter().map(|node| {
+        let config = config.clone();
+        async move {
+            // The builder already took every node URL.
+            let Ok(client) = redis::Client::open(node.as_str()) else {
+                return true;
+            };
+            let attempt = tokio::time::timeout(
+                connect_timeout.saturating_mul(2),
+                client.get_multiplexed_async_connection_with_config(&config),
+            )
+            .await;
+            match attempt {
+                Ok(Ok(_)) => true,
+                Ok(Err(e)) => super::redis_connection::is_redis_refusal(&e),
+                Err(_) => false,
+            }
         }
-    }
-    None
+    });
+    let answered = futures_util::future::join_all(attempts).await;
+    nodes
+        .iter()
+        .zip(answered)
+        .find(|(_, answered)| !answered)
+        .map(|(node, _)| redact_url(node))
 }
 
 /// The nonce store's start-up on a connected cluster: writes the epoch key
