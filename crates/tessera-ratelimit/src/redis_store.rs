@@ -241,7 +241,7 @@ impl RedisRateStore {
                 ))
             }
             Err(e) if e.is_permanent() => return Err(e),
-            Err(e) => e.to_string(),
+            Err(e) => e.message().to_owned(),
         };
         let store = Self::unconnected(prefix, &first).with_timeout(timeout);
         let first_error = RateStoreError::new(first.clone());
@@ -266,7 +266,7 @@ impl RedisRateStore {
                         return;
                     }
                     Err(e) => {
-                        let now = e.to_string();
+                        let now = e.message().to_owned();
                         if now != last {
                             if e.is_permanent() {
                                 tracing::error!(error = %now, "tessera: the rate limit store refuses this configuration; rate limits are not applied until it is fixed (tried again every second)");
@@ -329,7 +329,7 @@ impl RedisRateStore {
     /// the scripts and every command in them (`GET`, `SET`, `DEL`, `TIME`)
     /// on keys under the prefix: `PING` alone passes for a user that may do
     /// none of this, and a fail-open limiter on it would admit everything.
-    /// On a Redis Cluster, every primary is tried (in each slot range of
+    /// On a Redis Cluster, every primary is tried (one key on each, from
     /// `CLUSTER SLOTS`): users and their permissions are set node by node.
     /// The trial does not mark the store down.
     ///
@@ -340,7 +340,7 @@ impl RedisRateStore {
     pub async fn check(&self) -> Result<(), RateStoreError> {
         let tags = match self.connection.get() {
             Some(connection) => connection
-                .hash_tags_per_slot_range()
+                .hash_tag_per_primary()
                 .await
                 .map_err(|e| redis_error("cannot read the cluster's slots", &e))?,
             None => None,
@@ -358,7 +358,13 @@ impl RedisRateStore {
             down_until: Arc::new(AtomicU64::new(0)),
             ..self.clone()
         };
-        let key = format!("{}:{{{tag:03x}}}:rl:check:trial", self.prefix);
+        // A key of its own: a trial finding another's value there would be
+        // refused and skip the `SET` it is to try.
+        let key = format!(
+            "{}:{{{tag:03x}}}:rl:check:{:016x}",
+            self.prefix,
+            rand::random::<u64>()
+        );
         let now = u64::try_from(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -92,6 +92,13 @@ impl RateStoreError {
         }
     }
 
+    /// What failed, without the `rate limit store: ` that `Display` puts
+    /// first.
+    #[cfg(feature = "redis")]
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Whether this is a [`RateStoreError::permanent`] error.
     pub fn is_permanent(&self) -> bool {
         self.permanent

@@ -303,25 +303,50 @@ async fn write_epochs_per_primary(
 }
 
 /// One hash tag (`0..4096`, written as three lowercase hex digits between
-/// braces, as the stores' keys are) in each slot range of the cluster's
-/// map (`CLUSTER SLOTS`) that holds one: a key under each reaches every
-/// primary that any such key can reach.
-pub(super) async fn tag_per_slot_range(
+/// braces, as the stores' keys are) per primary of the cluster's map
+/// (`CLUSTER SLOTS`) that owns a slot of any such tag: a key under each
+/// reaches every primary that any such key can reach, however fragmented
+/// its slot ranges.
+pub(super) async fn tag_per_primary(
     connection: &mut ClusterConnection,
 ) -> Result<Vec<u16>, RedisError> {
     let reply: Value = redis::cmd("CLUSTER")
         .arg("SLOTS")
         .query_async(connection)
         .await?;
-    let mut tags = Vec::new();
-    for (lo, hi) in slot_ranges(&reply) {
-        if let Some(tag) =
-            (0..4096u16).find(|t| (lo..=hi).contains(&key_slot(format!("{{{t:03x}}}").as_bytes())))
-        {
-            tags.push(tag);
+    // (first, last, primary) per range, sorted by first slot.
+    let mut ranges: Vec<(u16, u16, String)> = Vec::new();
+    if let Value::Array(entries) = &reply {
+        for entry in entries {
+            let Value::Array(fields) = entry else {
+                continue;
+            };
+            if let [Value::Int(lo), Value::Int(hi), Value::Array(primary), ..] = fields.as_slice() {
+                if let (Ok(lo), Ok(hi)) = (u16::try_from(*lo), u16::try_from(*hi)) {
+                    ranges.push((lo, hi, format!("{primary:?}")));
+                }
+            }
         }
     }
-    Ok(tags)
+    Ok(tag_per_primary_of(ranges))
+}
+
+/// One tag per primary of `ranges` (`(first, last, primary)`), for
+/// [`tag_per_primary`].
+fn tag_per_primary_of(mut ranges: Vec<(u16, u16, String)>) -> Vec<u16> {
+    ranges.sort_unstable_by_key(|(lo, _, _)| *lo);
+    let mut tags: Vec<(String, u16)> = Vec::new();
+    for tag in 0..4096u16 {
+        let slot = key_slot(format!("{{{tag:03x}}}").as_bytes());
+        let at = ranges.partition_point(|(lo, _, _)| *lo <= slot);
+        let Some((_, hi, primary)) = at.checked_sub(1).map(|i| &ranges[i]) else {
+            continue;
+        };
+        if slot <= *hi && !tags.iter().any(|(p, _)| p == primary) {
+            tags.push((primary.clone(), tag));
+        }
+    }
+    tags.into_iter().map(|(_, tag)| tag).collect()
 }
 
 /// The slot ranges of `CLUSTER SLOTS`, `(first, last)`.
@@ -575,6 +600,39 @@ mod tests {
             Value::Array(vec![]),
         ])]));
         assert_eq!(ranges, [(0, 5460)]);
+    }
+
+    #[test]
+    fn one_tag_per_primary_however_fragmented_the_ranges() {
+        // Every 8th slot of the first third moved to the second primary:
+        // about 1,400 ranges, three primaries.
+        let mut ranges = Vec::new();
+        let mut lo = 0u16;
+        while lo <= 5460 {
+            let hi = (lo + 6).min(5460);
+            ranges.push((lo, hi, "a".to_owned()));
+            if hi < 5460 {
+                ranges.push((hi + 1, hi + 1, "b".to_owned()));
+            }
+            lo = hi + 2;
+        }
+        ranges.push((5461, 10922, "b".to_owned()));
+        ranges.push((10923, 16383, "c".to_owned()));
+        let tags = tag_per_primary_of(ranges.clone());
+        assert_eq!(tags.len(), 3, "{tags:?}");
+        let owner = |tag: u16| {
+            let slot = key_slot(format!("{{{tag:03x}}}").as_bytes());
+            ranges
+                .iter()
+                .find(|(lo, hi, _)| (*lo..=*hi).contains(&slot))
+                .map(|(_, _, p)| p.clone())
+        };
+        let mut owners: Vec<_> = tags.iter().map(|t| owner(*t).expect("owned")).collect();
+        owners.sort();
+        assert_eq!(owners, ["a", "b", "c"]);
+        // Unassigned slots are skipped: no key of theirs can be written.
+        assert_eq!(tag_per_primary_of(vec![(0, 2000, "a".to_owned())]).len(), 1);
+        assert!(tag_per_primary_of(Vec::new()).is_empty());
     }
 
     #[test]

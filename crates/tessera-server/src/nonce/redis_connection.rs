@@ -122,17 +122,17 @@ impl RedisConnection {
     }
 
     /// For a Redis Cluster, one hash tag (`0..4096`, written as three
-    /// lowercase hex digits between braces in a key) in each slot range of
-    /// its map (`CLUSTER SLOTS`), so that keys under them reach every
-    /// primary (permissions and settings are set node by node); `None` for
-    /// one Redis.
+    /// lowercase hex digits between braces in a key) per primary of its map
+    /// (`CLUSTER SLOTS`), so that keys under them reach every primary
+    /// (permissions and settings are set node by node); `None` for one
+    /// Redis.
     ///
     /// # Errors
     /// `CLUSTER SLOTS` failed.
-    pub async fn hash_tags_per_slot_range(&self) -> Result<Option<Vec<u16>>, RedisError> {
+    pub async fn hash_tag_per_primary(&self) -> Result<Option<Vec<u16>>, RedisError> {
         match &self.link {
             Link::Single(_) => Ok(None),
-            Link::Cluster(connection) => redis_cluster::tag_per_slot_range(&mut connection.clone())
+            Link::Cluster(connection) => redis_cluster::tag_per_primary(&mut connection.clone())
                 .await
                 .map(Some),
         }
