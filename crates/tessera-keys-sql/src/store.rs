@@ -939,12 +939,15 @@ impl SqlKeyStore {
                     .await
                     .map_err(Error::db("begin a rewrap transaction"))?;
                 lock_changes!(tx, d);
+                // SQLite pages over text ids only: a blob sorts after every
+                // text, and would bring the rows before it back in every
+                // batch; such rows are counted below.
                 let rows: Vec<KeyRow> = sqlx::query_as(d.pick(
                     concat!(
                         "SELECT ",
                         key_columns!(),
                         " FROM tessera_keys WHERE master_version <> $1 AND key_id > $2 \
-                         ORDER BY key_id LIMIT $3"
+                         AND typeof(key_id) = 'text' ORDER BY key_id LIMIT $3"
                     ),
                     concat!(
                         "SELECT ",
@@ -1024,6 +1027,20 @@ impl SqlKeyStore {
             if done {
                 break;
             }
+        }
+        if let Pool::Sqlite(p) = &i.pool {
+            // Key ids that are not text (hand edits): never rewrapped.
+            let odd: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT CAST(key_id AS BLOB) FROM tessera_keys \
+                 WHERE typeof(key_id) <> 'text' ORDER BY key_id",
+            )
+            .fetch_all(p)
+            .await
+            .map_err(Error::db("read keys to rewrap"))?;
+            report.failed.extend(
+                odd.iter()
+                    .map(|id| String::from_utf8_lossy(id).into_owned()),
+            );
         }
         if report.failed.is_empty() {
             // Canaries of versions no row needs any more: gone, so a leaked
@@ -1260,10 +1277,14 @@ pub(crate) async fn revoke_key(
             .await
             .map_err(Error::db("begin the revoke transaction"))?;
         lock_changes!(tx, d);
-        let owner: Option<String> = sqlx::query_scalar(
+        // The owner as bytes: a hand edit may have left it a blob
+        // (SQLite), which must not stop the revoke.
+        let owner: Option<Vec<u8>> = sqlx::query_scalar(d.pick(
             "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
-                 WHERE key_id = $1 AND state = 'active' RETURNING owner",
-        )
+                 WHERE key_id = $1 AND state = 'active' RETURNING CAST(owner AS BLOB)",
+            "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
+                 WHERE key_id = $1 AND state = 'active' RETURNING convert_to(owner, 'UTF8')",
+        ))
         .bind(key_id.as_str())
         .bind(now_db)
         .bind(reason)
@@ -1272,6 +1293,7 @@ pub(crate) async fn revoke_key(
         .map_err(Error::db("revoke the key"))?;
         match owner {
             Some(owner) => {
+                let owner = String::from_utf8_lossy(&owner);
                 let detail = serde_json::json!({ "reason": reason }).to_string();
                 audit!(
                     tx,
@@ -1327,16 +1349,24 @@ pub(crate) async fn revoke_owner_keys(
             .await
             .map_err(Error::db("begin the revoke transaction"))?;
         lock_changes!(tx, d);
-        let ids: Vec<String> = sqlx::query_scalar(
+        // The ids as bytes: a hand edit may have left one a blob (SQLite),
+        // which must not stop the revoke of the owner's other keys.
+        let ids: Vec<Vec<u8>> = sqlx::query_scalar(d.pick(
             "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
-                 WHERE owner = $1 AND state = 'active' RETURNING key_id",
-        )
+                 WHERE owner = $1 AND state = 'active' RETURNING CAST(key_id AS BLOB)",
+            "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
+                 WHERE owner = $1 AND state = 'active' RETURNING convert_to(key_id, 'UTF8')",
+        ))
         .bind(owner)
         .bind(now_db)
         .bind(reason)
         .fetch_all(&mut *tx)
         .await
         .map_err(Error::db("revoke the owner's keys"))?;
+        let ids: Vec<String> = ids
+            .iter()
+            .map(|id| String::from_utf8_lossy(id).into_owned())
+            .collect();
         let detail = serde_json::json!({ "reason": reason, "revoked": ids }).to_string();
         audit!(
             tx,

@@ -45,6 +45,7 @@ suite!(
     rewrap_while_verifying,
     tampered_rows_are_refused,
     unreadable_rows_are_listed_with_their_reason,
+    a_key_id_stored_as_a_blob_stops_neither_rewrap_nor_revoke,
     unbound_columns_are_plain_updates,
     per_owner_limit,
     per_owner_limit_under_concurrency,
@@ -792,6 +793,78 @@ async fn tampered_rows_are_refused(driver: Driver, test: &str) {
 /// parse, which the database's own checks let through): their keys are refused, `list`
 /// leaves them out, `list_unreadable` names each with what is wrong, and
 /// `show` says the row exists but cannot be read instead of "unknown".
+/// A key id left a blob by a hand edit on SQLite (before the type
+/// triggers, or with them dropped): a rewrap ends, naming it once as a
+/// failure, even one row per batch (it sorts after every text id, and once
+/// brought the rows before it back in every batch, for ever); revoking its
+/// owner's keys revokes the others (its id, returned as a blob, once
+/// failed the whole revoke). PostgreSQL's types refuse such an edit.
+async fn a_key_id_stored_as_a_blob_stops_neither_rewrap_nor_revoke(driver: Driver, test: &str) {
+    if driver == Driver::Postgres {
+        return;
+    }
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        keys.push(
+            store
+                .issue(IssueRequest::new("erin", "t"))
+                .await
+                .expect("issue"),
+        );
+    }
+    store.close().await;
+    let odd = keys[1].key_id().as_str().to_owned();
+    db.exec("DROP TRIGGER tessera_keys_types_on_update").await;
+    assert_eq!(
+        db.exec(&format!(
+            "UPDATE tessera_keys SET key_id = CAST(key_id AS BLOB) WHERE key_id = '{odd}'"
+        ))
+        .await,
+        1
+    );
+    // Another broken row sorting before the blob, as in the loop found.
+    assert_eq!(
+        db.exec(&format!(
+            "UPDATE tessera_keys SET sealed_secret = zeroblob(60) WHERE key_id = '{}'",
+            keys[0].key_id()
+        ))
+        .await,
+        1
+    );
+
+    let mut opts = options(&clock);
+    opts.rewrap_batch = 1;
+    let store = db.open(ring(&[(1, 1), (2, 2)]), opts).await;
+    let report = tokio::time::timeout(Duration::from_secs(20), store.rewrap("test:ops"))
+        .await
+        .expect("the rewrap ends")
+        .expect("rewrap");
+    assert_eq!(report.rewrapped, 1, "{report:?}");
+    let mut failed = report.failed.clone();
+    failed.sort();
+    let mut expected = vec![keys[0].key_id().as_str().to_owned(), odd.clone()];
+    expected.sort();
+    assert_eq!(failed, expected, "each broken row once");
+
+    let revoked = store
+        .revoke_owner("erin", "lost phone", "test:ops")
+        .await
+        .expect("revoke the owner's keys");
+    assert_eq!(revoked, 3);
+    let listed = store.list(Some("erin")).await.expect("list");
+    assert!(
+        listed
+            .iter()
+            .all(|k| k.metadata.state == tessera_server::KeyState::Revoked),
+        "{listed:?}"
+    );
+}
+
 async fn unreadable_rows_are_listed_with_their_reason(driver: Driver, test: &str) {
     let Some(db) = Db::new(driver, test).await else {
         return;

@@ -7,8 +7,9 @@
 -- * the text columns are checked too: a key id stored as a blob is logged
 --   as a blob in the change log and named by no cached key, and an owner
 --   stored as a blob hides the key from the owner's commands.
-DROP TRIGGER tessera_keys_types_on_insert;
-DROP TRIGGER tessera_keys_types_on_update;
+-- IF EXISTS: a database whose triggers were dropped by hand migrates too.
+DROP TRIGGER IF EXISTS tessera_keys_types_on_insert;
+DROP TRIGGER IF EXISTS tessera_keys_types_on_update;
 
 CREATE TRIGGER tessera_keys_types_on_insert
 BEFORE INSERT ON tessera_keys
