@@ -126,10 +126,10 @@ where
             row,
             mistyped: &mut mistyped,
         };
-        let key_id = match read.get::<String>("key_id") {
-            Some(id) => id,
-            None => String::from_utf8_lossy(&row.try_get::<Vec<u8>, _>("key_id")?).into_owned(),
-        };
+        let (key_id, text) = key_id_of(row)?;
+        if !text {
+            read.mistyped.get_or_insert("key_id");
+        }
         // SQLite decodes text as bytes too; a sealed secret stored as text
         // would open, yet never match the blob a rewrap compares it with.
         let sealed_type = row
@@ -162,6 +162,24 @@ where
             mistyped,
             ..key_row
         })
+    }
+}
+
+/// A row's `key_id`, and whether it is text: a hand edit may have left
+/// bytes there (SQLite), read lossily so that the row can be named.
+pub(crate) fn key_id_of<'r, R>(row: &'r R) -> Result<(String, bool), sqlx::Error>
+where
+    R: sqlx::Row,
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    match row.try_get::<String, _>("key_id") {
+        Ok(id) => Ok((id, true)),
+        Err(_) => {
+            let bytes = row.try_get::<Vec<u8>, _>("key_id")?;
+            Ok((String::from_utf8_lossy(&bytes).into_owned(), false))
+        }
     }
 }
 

@@ -159,13 +159,9 @@ where
     Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
-        let key_id = match row.try_get::<String, _>("key_id") {
-            Ok(id) => id,
-            Err(_) => String::from_utf8_lossy(&row.try_get::<Vec<u8>, _>("key_id")?).into_owned(),
-        };
         Ok(LoggedChange {
             seq: row.try_get("seq")?,
-            key_id,
+            key_id: crate::db::key_id_of(row)?.0,
             op: row.try_get("op")?,
             at: row.try_get("at")?,
         })
