@@ -101,6 +101,9 @@ pub(crate) struct KeyRow {
     pub(crate) sealed_secret: Vec<u8>,
     pub(crate) attributes: Option<String>,
     pub(crate) replaces: Option<String>,
+    /// Where a rewrap resumes after this row (`page`, when selected): its
+    /// rowid on SQLite, its key id on PostgreSQL.
+    pub(crate) page: Option<String>,
     /// The first column whose value is not of the type this store writes
     /// there (a row edited by hand, `'yesterday'` in an integer column of
     /// SQLite): the row is unreadable, and the column's field is left empty.
@@ -126,7 +129,7 @@ where
             row,
             mistyped: &mut mistyped,
         };
-        let (key_id, text) = key_id_of(row)?;
+        let (key_id, text) = text_of(row, "key_id")?;
         if !text {
             read.mistyped.get_or_insert("key_id");
         }
@@ -156,6 +159,7 @@ where
             sealed_secret: read.get("sealed_secret").unwrap_or_default(),
             attributes: read.get("attributes").flatten(),
             replaces: read.get("replaces").flatten(),
+            page: row.try_get("page").ok(),
             mistyped: None,
         };
         Ok(KeyRow {
@@ -165,19 +169,20 @@ where
     }
 }
 
-/// A row's `key_id`, and whether it is text: a hand edit may have left
-/// bytes there (SQLite), read lossily so that the row can be named.
-pub(crate) fn key_id_of<'r, R>(row: &'r R) -> Result<(String, bool), sqlx::Error>
+/// A text column of a row (`key_id`, `owner`), and whether it is text: a
+/// hand edit may have left bytes there (SQLite), read lossily so that the
+/// row can be named.
+pub(crate) fn text_of<'r, R>(row: &'r R, column: &'r str) -> Result<(String, bool), sqlx::Error>
 where
     R: sqlx::Row,
     &'r str: sqlx::ColumnIndex<R>,
     String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    match row.try_get::<String, _>("key_id") {
-        Ok(id) => Ok((id, true)),
+    match row.try_get::<String, _>(column) {
+        Ok(text) => Ok((text, true)),
         Err(_) => {
-            let bytes = row.try_get::<Vec<u8>, _>("key_id")?;
+            let bytes = row.try_get::<Vec<u8>, _>(column)?;
             Ok((String::from_utf8_lossy(&bytes).into_owned(), false))
         }
     }

@@ -939,21 +939,23 @@ impl SqlKeyStore {
                     .await
                     .map_err(Error::db("begin a rewrap transaction"))?;
                 lock_changes!(tx, d);
-                // SQLite pages over text ids only: a blob sorts after every
-                // text, and would bring the rows before it back in every
-                // batch; such rows are counted below.
+                // SQLite pages by rowid: a key id left by a hand edit as a
+                // blob, or as text that is not UTF-8, has no name here that
+                // sorts where the row does, and paging by the name brought
+                // rows back in every batch, for ever.
                 let rows: Vec<KeyRow> = sqlx::query_as(d.pick(
                     concat!(
                         "SELECT ",
                         key_columns!(),
-                        " FROM tessera_keys WHERE master_version <> $1 AND key_id > $2 \
-                         AND typeof(key_id) = 'text' ORDER BY key_id LIMIT $3"
+                        ", CAST(rowid AS TEXT) AS page FROM tessera_keys \
+                         WHERE master_version <> $1 AND rowid > CAST($2 AS INTEGER) \
+                         ORDER BY rowid LIMIT $3"
                     ),
                     concat!(
                         "SELECT ",
                         key_columns!(),
-                        " FROM tessera_keys WHERE master_version <> $1 AND key_id > $2 \
-                         ORDER BY key_id LIMIT $3 FOR UPDATE"
+                        ", key_id AS page FROM tessera_keys WHERE master_version <> $1 \
+                         AND key_id > $2 ORDER BY key_id LIMIT $3 FOR UPDATE"
                     ),
                 ))
                 .bind(to_version)
@@ -1014,33 +1016,17 @@ impl SqlKeyStore {
                 report.rewrapped += count;
                 Ok::<_, Error>((
                     rows.len() < batch as usize,
-                    rows.last().map(|r| r.key_id.clone()),
+                    rows.last().and_then(|r| r.page.clone()),
                 ))
             })?;
             match last {
-                // A key id that is not text sorts after every text one in
-                // SQLite, and its name here does not: it would come back as
-                // the last of every batch.
                 Some(last) if last != after => after = last,
+                // No progress: never expected, but a loop must not hang on it.
                 _ => break,
             }
             if done {
                 break;
             }
-        }
-        if let Pool::Sqlite(p) = &i.pool {
-            // Key ids that are not text (hand edits): never rewrapped.
-            let odd: Vec<Vec<u8>> = sqlx::query_scalar(
-                "SELECT CAST(key_id AS BLOB) FROM tessera_keys \
-                 WHERE typeof(key_id) <> 'text' ORDER BY key_id",
-            )
-            .fetch_all(p)
-            .await
-            .map_err(Error::db("read keys to rewrap"))?;
-            report.failed.extend(
-                odd.iter()
-                    .map(|id| String::from_utf8_lossy(id).into_owned()),
-            );
         }
         if report.failed.is_empty() {
             // Canaries of versions no row needs any more: gone, so a leaked
@@ -1277,23 +1263,23 @@ pub(crate) async fn revoke_key(
             .await
             .map_err(Error::db("begin the revoke transaction"))?;
         lock_changes!(tx, d);
-        // The owner as bytes: a hand edit may have left it a blob
-        // (SQLite), which must not stop the revoke.
-        let owner: Option<Vec<u8>> = sqlx::query_scalar(d.pick(
+        // A hand edit may have left the owner a blob (SQLite), which must
+        // not stop the revoke: read as text or bytes.
+        let owner = sqlx::query(
             "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
-                 WHERE key_id = $1 AND state = 'active' RETURNING CAST(owner AS BLOB)",
-            "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
-                 WHERE key_id = $1 AND state = 'active' RETURNING convert_to(owner, 'UTF8')",
-        ))
+                 WHERE key_id = $1 AND state = 'active' RETURNING owner",
+        )
         .bind(key_id.as_str())
         .bind(now_db)
         .bind(reason)
         .fetch_optional(&mut *tx)
         .await
+        .map_err(Error::db("revoke the key"))?
+        .map(|row| db::text_of(&row, "owner").map(|(owner, _)| owner))
+        .transpose()
         .map_err(Error::db("revoke the key"))?;
         match owner {
             Some(owner) => {
-                let owner = String::from_utf8_lossy(&owner);
                 let detail = serde_json::json!({ "reason": reason }).to_string();
                 audit!(
                     tx,
@@ -1349,24 +1335,23 @@ pub(crate) async fn revoke_owner_keys(
             .await
             .map_err(Error::db("begin the revoke transaction"))?;
         lock_changes!(tx, d);
-        // The ids as bytes: a hand edit may have left one a blob (SQLite),
-        // which must not stop the revoke of the owner's other keys.
-        let ids: Vec<Vec<u8>> = sqlx::query_scalar(d.pick(
+        // A hand edit may have left an id a blob (SQLite), which must not
+        // stop the revoke of the owner's other keys: read as text or bytes.
+        let rows = sqlx::query(
             "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
-                 WHERE owner = $1 AND state = 'active' RETURNING CAST(key_id AS BLOB)",
-            "UPDATE tessera_keys SET state = 'revoked', revoked_at = $2, revoke_reason = $3 \
-                 WHERE owner = $1 AND state = 'active' RETURNING convert_to(key_id, 'UTF8')",
-        ))
+                 WHERE owner = $1 AND state = 'active' RETURNING key_id",
+        )
         .bind(owner)
         .bind(now_db)
         .bind(reason)
         .fetch_all(&mut *tx)
         .await
         .map_err(Error::db("revoke the owner's keys"))?;
-        let ids: Vec<String> = ids
+        let ids = rows
             .iter()
-            .map(|id| String::from_utf8_lossy(id).into_owned())
-            .collect();
+            .map(|row| db::text_of(row, "key_id").map(|(id, _)| id))
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(Error::db("revoke the owner's keys"))?;
         let detail = serde_json::json!({ "reason": reason, "revoked": ids }).to_string();
         audit!(
             tx,

@@ -161,7 +161,7 @@ where
     fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
         Ok(LoggedChange {
             seq: row.try_get("seq")?,
-            key_id: crate::db::key_id_of(row)?.0,
+            key_id: crate::db::text_of(row, "key_id")?.0,
             op: row.try_get("op")?,
             at: row.try_get("at")?,
         })

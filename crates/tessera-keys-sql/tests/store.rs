@@ -789,16 +789,12 @@ async fn tampered_rows_are_refused(driver: Driver, test: &str) {
     );
 }
 
-/// Rows edited into something the store never writes (text that does not
-/// parse, which the database's own checks let through): their keys are refused, `list`
-/// leaves them out, `list_unreadable` names each with what is wrong, and
-/// `show` says the row exists but cannot be read instead of "unknown".
-/// A key id left a blob by a hand edit on SQLite (before the type
-/// triggers, or with them dropped): a rewrap ends, naming it once as a
-/// failure, even one row per batch (it sorts after every text id, and once
-/// brought the rows before it back in every batch, for ever); revoking its
-/// owner's keys revokes the others (its id, returned as a blob, once
-/// failed the whole revoke). PostgreSQL's types refuse such an edit.
+/// Key ids left by hand edits on SQLite as a blob (before the type
+/// triggers, or with them dropped) or as text that is not UTF-8: a rewrap
+/// ends, naming each once as a failure, even one row per batch (paged by
+/// key id, such rows once came back in every batch, for ever); revoking
+/// the owner's keys revokes them all (an id returned as a blob once failed
+/// the whole revoke). PostgreSQL's types refuse such edits.
 async fn a_key_id_stored_as_a_blob_stops_neither_rewrap_nor_revoke(driver: Driver, test: &str) {
     if driver == Driver::Postgres {
         return;
@@ -809,7 +805,7 @@ async fn a_key_id_stored_as_a_blob_stops_neither_rewrap_nor_revoke(driver: Drive
     let clock = ManualClock::new(T0);
     let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
     let mut keys = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         keys.push(
             store
                 .issue(IssueRequest::new("erin", "t"))
@@ -823,6 +819,15 @@ async fn a_key_id_stored_as_a_blob_stops_neither_rewrap_nor_revoke(driver: Drive
     assert_eq!(
         db.exec(&format!(
             "UPDATE tessera_keys SET key_id = CAST(key_id AS BLOB) WHERE key_id = '{odd}'"
+        ))
+        .await,
+        1
+    );
+    // Text, but not UTF-8: `k1.` and the byte 0xf8.
+    assert_eq!(
+        db.exec(&format!(
+            "UPDATE tessera_keys SET key_id = CAST(X'6b312ef8' AS TEXT) WHERE key_id = '{}'",
+            keys[3].key_id()
         ))
         .await,
         1
@@ -847,7 +852,11 @@ async fn a_key_id_stored_as_a_blob_stops_neither_rewrap_nor_revoke(driver: Drive
     assert_eq!(report.rewrapped, 1, "{report:?}");
     let mut failed = report.failed.clone();
     failed.sort();
-    let mut expected = vec![keys[0].key_id().as_str().to_owned(), odd.clone()];
+    let mut expected = vec![
+        keys[0].key_id().as_str().to_owned(),
+        odd.clone(),
+        "k1.\u{fffd}".to_owned(),
+    ];
     expected.sort();
     assert_eq!(failed, expected, "each broken row once");
 
@@ -855,7 +864,7 @@ async fn a_key_id_stored_as_a_blob_stops_neither_rewrap_nor_revoke(driver: Drive
         .revoke_owner("erin", "lost phone", "test:ops")
         .await
         .expect("revoke the owner's keys");
-    assert_eq!(revoked, 3);
+    assert_eq!(revoked, 4);
     let listed = store.list(Some("erin")).await.expect("list");
     assert!(
         listed
@@ -865,6 +874,10 @@ async fn a_key_id_stored_as_a_blob_stops_neither_rewrap_nor_revoke(driver: Drive
     );
 }
 
+/// Rows edited into something the store never writes (text that does not
+/// parse, which the database's own checks let through): their keys are refused, `list`
+/// leaves them out, `list_unreadable` names each with what is wrong, and
+/// `show` says the row exists but cannot be read instead of "unknown".
 async fn unreadable_rows_are_listed_with_their_reason(driver: Driver, test: &str) {
     let Some(db) = Db::new(driver, test).await else {
         return;
