@@ -1,12 +1,13 @@
 //! `RedisNonceStore` on a real three-primary Redis Cluster on loopback:
 //! replays across two verifiers, a race across two connections, nonces of
-//! different key ids on different primaries, and a primary killed under a
-//! running verifier.
+//! different key ids on different primaries, a primary killed under a
+//! running verifier, and a primary paused (its slots fail at once once one
+//! check timed out, the others go on).
 //!
 //! The cluster comes from `TESSERA_TEST_REDIS_CLUSTER` (node URLs, space
 //! separated) or from `scripts/redis-cluster.sh start`, run by the test
-//! process (stopped when it exits). The test that kills a primary always
-//! starts its own. Without a cluster the tests print a skip and pass, except
+//! process (stopped when it exits). The tests that kill or pause a primary
+//! start their own. Without a cluster the tests print a skip and pass, except
 //! with `TESSERA_REQUIRE_REDIS_CLUSTER=1` or `CI=true`, where they fail.
 #![cfg(feature = "redis")]
 
@@ -21,7 +22,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use redis_cluster_support::{own_cluster, shared_cluster};
 use support::{key_id, secret, Harness, Spec, PUBLIC, T0};
-use tessera_core::{Nonce, SigningKey};
+use tessera_core::{KeyId, Nonce, SigningKey};
 use tessera_server::{
     KeyMetadata, NonceOutcome, NonceRecord, NonceStore, NonceStoreErrorKind, RedisNonceStore,
 };
@@ -80,6 +81,41 @@ fn extra_key(h: &[&Harness], name: &str) -> SigningKey {
         );
     }
     SigningKey::new(key_id(name), &secret(7))
+}
+
+/// Which node (an index into `nodes`) owns each key id's tag, the one that
+/// holds its epoch key, and the victim: the node owning the most of them
+/// (asserted not all).
+async fn owners<'k>(
+    nodes: &[String],
+    nonces: &RedisNonceStore,
+    key_ids: impl Iterator<Item = &'k KeyId>,
+) -> (Vec<usize>, usize) {
+    let mut owner = Vec::new();
+    for key_id in key_ids {
+        let epoch = nonces.epoch_key_for(key_id);
+        let mut holder = None;
+        for (n, node) in nodes.iter().enumerate() {
+            let exists: Result<i64, _> = redis::cmd("EXISTS")
+                .arg(&epoch)
+                .query_async(&mut node_connection(node).await)
+                .await;
+            // A node that does not own the slot answers MOVED.
+            if exists == Ok(1) {
+                holder = Some(n);
+            }
+        }
+        owner.push(holder.expect("a node holds the epoch key"));
+    }
+    let victim = (0..nodes.len())
+        .max_by_key(|n| owner.iter().filter(|o| *o == n).count())
+        .expect("nodes");
+    assert!(
+        owner.iter().any(|o| *o != victim),
+        "all {} key ids on one node",
+        owner.len()
+    );
+    (owner, victim)
 }
 
 fn signed_with(key: &SigningKey) -> http::Request<Vec<u8>> {
@@ -299,31 +335,7 @@ async fn killed_primary_fails_its_slots_closed() {
         .map(|i| extra_key(&[&h], &format!("victim-{i}")))
         .collect();
 
-    // Which node owns each key id's tag: the one that holds its epoch key.
-    let mut owner = Vec::new();
-    for key in &keys {
-        let epoch = nonces.epoch_key_for(key.key_id());
-        let mut holder = None;
-        for (n, node) in nodes.iter().enumerate() {
-            let exists: Result<i64, _> = redis::cmd("EXISTS")
-                .arg(&epoch)
-                .query_async(&mut node_connection(node).await)
-                .await;
-            // A node that does not own the slot answers MOVED.
-            if exists == Ok(1) {
-                holder = Some(n);
-            }
-        }
-        owner.push(holder.expect("a node holds the epoch key"));
-    }
-    // The victim: the node owning the most of these key ids.
-    let victim = (0..nodes.len())
-        .max_by_key(|n| owner.iter().filter(|o| *o == n).count())
-        .expect("nodes");
-    assert!(
-        owner.iter().any(|o| *o != victim),
-        "all 24 key ids on one node"
-    );
+    let (owner, victim) = owners(&nodes, &nonces, keys.iter().map(SigningKey::key_id)).await;
 
     // Accepted before the kill.
     let before: Vec<_> = keys.iter().map(signed_with).collect();
@@ -370,4 +382,139 @@ async fn killed_primary_fails_its_slots_closed() {
         .await
         .expect_err("the slot's primary is gone");
     assert_eq!(error.kind(), NonceStoreErrorKind::Unavailable, "{error}");
+}
+
+/// The process id of the redis-server behind `url` (`INFO server`).
+async fn node_pid(url: &str) -> u32 {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut node_connection(url).await)
+        .await
+        .expect("INFO server");
+    info.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .expect("process_id in INFO server")
+}
+
+/// Pauses process `pid` (`SIGSTOP`) and resumes it (`SIGCONT`) when
+/// dropped, however the test ends.
+struct Paused(u32);
+
+impl Paused {
+    fn new(pid: u32) -> Self {
+        let status = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -STOP {pid}: {status}");
+        Paused(pid)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_primary_fails_its_slots_at_once() {
+    let Some(nodes) = own_cluster("paused_primary_fails_its_slots_at_once") else {
+        return;
+    };
+    let prefix = unique_prefix("pause");
+    let timeout = Duration::from_millis(1500);
+    let nonces = RedisNonceStore::cluster_builder(nodes.iter().cloned())
+        .prefix(&prefix)
+        .clock(support::store_clock())
+        .timeout(timeout)
+        .connect()
+        .await
+        .expect("connect");
+    let key_ids: Vec<KeyId> = (0..24).map(|i| key_id(&format!("paused-{i}"))).collect();
+    let (owner, victim) = owners(&nodes, &nonces, key_ids.iter()).await;
+    let check = |key_id: &KeyId| {
+        let nonces = nonces.clone();
+        let key_id = key_id.clone();
+        async move {
+            let nonce = Nonce::generate(&mut rand::rng());
+            let started = std::time::Instant::now();
+            let outcome = nonces
+                .record(NonceRecord::new(&key_id, &nonce, T0, T0, T0 + 301))
+                .await;
+            (outcome, started.elapsed())
+        }
+    };
+    for key_id in &key_ids {
+        assert_eq!(check(key_id).await.0.ok(), Some(NonceOutcome::Fresh));
+    }
+
+    // Paused, not killed: connections stay open and nothing answers, as
+    // with a primary that drops packets. Resumed well within
+    // cluster-node-timeout (15 s), so the cluster itself notices nothing.
+    let paused = Paused::new(node_pid(&nodes[victim]).await);
+    let on_victim: Vec<&KeyId> = key_ids
+        .iter()
+        .zip(&owner)
+        .filter(|(_, o)| **o == victim)
+        .map(|(k, _)| k)
+        .collect();
+
+    // The first check of the victim's slots waits its timeout.
+    let (first, waited) = check(on_victim[0]).await;
+    let error = first.expect_err("the primary is paused");
+    assert_eq!(error.kind(), NonceStoreErrorKind::Unavailable, "{error}");
+    assert!(waited >= timeout / 2, "waited {waited:?}");
+
+    // Then every slot of that primary fails at once, once the probe has
+    // read the cluster's map (within three timeouts), others go on.
+    let deadline = std::time::Instant::now() + timeout * 4;
+    loop {
+        let (outcome, took) = check(on_victim[on_victim.len() - 1]).await;
+        assert!(outcome.is_err(), "a paused primary's slot gave {outcome:?}");
+        if took < timeout / 10 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the victim's other slots still wait ({took:?})"
+        );
+    }
+    for (key_id, o) in key_ids.iter().zip(&owner) {
+        let (outcome, took) = check(key_id).await;
+        if *o == victim {
+            let error = outcome.expect_err("paused");
+            assert_eq!(error.kind(), NonceStoreErrorKind::Unavailable);
+            assert!(
+                error.to_string().contains("is down"),
+                "says it failed at once: {error}"
+            );
+            assert!(took < timeout / 10, "{key_id}: refused after {took:?}");
+        } else {
+            assert_eq!(outcome.ok(), Some(NonceOutcome::Fresh), "{key_id}");
+        }
+    }
+
+    // Resumed: the probe clears the marks within a few of its 100 ms
+    // intervals (plus the settings re-check).
+    drop(paused);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for key_id in &on_victim {
+        loop {
+            match check(key_id).await.0 {
+                Ok(outcome) => {
+                    assert_eq!(outcome, NonceOutcome::Fresh, "{key_id}");
+                    break;
+                }
+                Err(e) => assert!(
+                    std::time::Instant::now() < deadline,
+                    "{key_id} still refused after the primary resumed: {e}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

@@ -8,6 +8,8 @@ mod redis_cluster;
 #[cfg(feature = "redis")]
 mod redis_connection;
 #[cfg(feature = "redis")]
+mod redis_down_slots;
+#[cfg(feature = "redis")]
 mod redis_settings;
 #[cfg(feature = "redis")]
 mod redis_store;

@@ -314,9 +314,14 @@ pub(super) async fn tag_per_primary(
         .arg("SLOTS")
         .query_async(connection)
         .await?;
-    // (first, last, primary) per range, sorted by first slot.
-    let mut ranges: Vec<(u16, u16, String)> = Vec::new();
-    if let Value::Array(entries) = &reply {
+    Ok(tag_per_primary_of(ranges_by_primary(&reply)))
+}
+
+/// `(first, last, primary)` of each range of a `CLUSTER SLOTS` reply, the
+/// primary as its whole entry (address, port and id) in a comparable form.
+fn ranges_by_primary(reply: &Value) -> Vec<(u16, u16, String)> {
+    let mut ranges = Vec::new();
+    if let Value::Array(entries) = reply {
         for entry in entries {
             let Value::Array(fields) = entry else {
                 continue;
@@ -328,7 +333,24 @@ pub(super) async fn tag_per_primary(
             }
         }
     }
-    Ok(tag_per_primary_of(ranges))
+    ranges
+}
+
+/// The slot ranges `(first, last)` of the primary that owns `slot` in a
+/// `CLUSTER SLOTS` reply; empty when no range holds `slot`.
+pub(super) fn ranges_of_owner(reply: &Value, slot: u16) -> Vec<(u16, u16)> {
+    let ranges = ranges_by_primary(reply);
+    let Some((_, _, owner)) = ranges
+        .iter()
+        .find(|(lo, hi, _)| (*lo..=*hi).contains(&slot))
+    else {
+        return Vec::new();
+    };
+    ranges
+        .iter()
+        .filter(|(_, _, primary)| primary == owner)
+        .map(|(lo, hi, _)| (*lo, *hi))
+        .collect()
 }
 
 /// One tag per primary of `ranges` (`(first, last, primary)`), for
@@ -370,7 +392,7 @@ fn slot_ranges(reply: &Value) -> Vec<(u16, u16)> {
 /// The Redis Cluster hash slot of `key`: CRC16 (XMODEM) of its hash tag
 /// (the text between the first `{` and the next `}`, when not empty) or of
 /// the whole key, modulo 16384.
-fn key_slot(key: &[u8]) -> u16 {
+pub(super) fn key_slot(key: &[u8]) -> u16 {
     let hashed = key
         .iter()
         .position(|&b| b == b'{')
@@ -555,6 +577,39 @@ mod tests {
             ]
         );
         assert!(primaries(&Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn the_ranges_of_a_slots_primary_are_read_from_cluster_slots() {
+        let node = |host: &str, port: i64| {
+            Value::Array(vec![
+                Value::BulkString(host.as_bytes().to_vec()),
+                Value::Int(port),
+            ])
+        };
+        let range = |lo: i64, hi: i64, host: &str, port: i64| {
+            Value::Array(vec![Value::Int(lo), Value::Int(hi), node(host, port)])
+        };
+        // Fragmented: the first primary owns two ranges around another's.
+        let reply = Value::Array(vec![
+            range(0, 99, "10.0.0.1", 7000),
+            range(100, 199, "10.0.0.2", 7001),
+            range(200, 16383, "10.0.0.1", 7000),
+        ]);
+        assert_eq!(ranges_of_owner(&reply, 150), vec![(100, 199)]);
+        assert_eq!(
+            ranges_of_owner(&reply, 5),
+            vec![(0, 99), (200, 16383)],
+            "every range of the slot's primary"
+        );
+        // Same host, another port: another primary.
+        let reply = Value::Array(vec![
+            range(0, 8191, "10.0.0.1", 7000),
+            range(8192, 16383, "10.0.0.1", 7001),
+        ]);
+        assert_eq!(ranges_of_owner(&reply, 9000), vec![(8192, 16383)]);
+        assert!(ranges_of_owner(&Value::Array(vec![range(0, 9, "h", 1)]), 10).is_empty());
+        assert!(ranges_of_owner(&Value::Nil, 0).is_empty());
     }
 
     #[test]

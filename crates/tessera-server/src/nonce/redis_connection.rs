@@ -10,6 +10,7 @@ use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use super::redis_cluster;
@@ -135,6 +136,53 @@ impl RedisConnection {
             Link::Cluster(connection) => redis_cluster::tag_per_primary(&mut connection.clone())
                 .await
                 .map(Some),
+        }
+    }
+
+    /// Sends `PING` to the primary that owns hash slot `slot` (to the one
+    /// Redis, for a single endpoint).
+    ///
+    /// # Errors
+    /// The primary did not answer, or refused.
+    pub(super) async fn ping_primary_of(&self, slot: u16) -> Result<(), RedisError> {
+        match &self.link {
+            Link::Single(manager) => redis::cmd("PING")
+                .query_async::<String>(&mut manager.clone())
+                .await
+                .map(drop),
+            Link::Cluster(connection) => connection
+                .clone()
+                .route_command(
+                    redis::cmd("PING"),
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+                        slot,
+                        SlotAddr::Master,
+                    ))),
+                )
+                .await
+                .map(drop),
+        }
+    }
+
+    /// The slot ranges (`(first, last)`, inclusive) of the primary that
+    /// owns hash slot `slot`, from the cluster's map (`CLUSTER SLOTS`);
+    /// empty for a single endpoint or a slot the map does not cover.
+    ///
+    /// # Errors
+    /// `CLUSTER SLOTS` failed.
+    pub(super) async fn ranges_of_primary_of(
+        &self,
+        slot: u16,
+    ) -> Result<Vec<(u16, u16)>, RedisError> {
+        match &self.link {
+            Link::Single(_) => Ok(Vec::new()),
+            Link::Cluster(connection) => {
+                let reply: Value = redis::cmd("CLUSTER")
+                    .arg("SLOTS")
+                    .query_async(&mut connection.clone())
+                    .await?;
+                Ok(redis_cluster::ranges_of_owner(&reply, slot))
+            }
         }
     }
 

@@ -13,6 +13,7 @@ use tessera_core::{Clock, KeyId, Nonce, SystemClock};
 
 use super::redis_cluster;
 use super::redis_connection::{open_single, RedisConnection};
+use super::redis_down_slots::DownSlots;
 use super::redis_settings::{judge, setting_query, value_in, Allowed, Settings, SETTINGS};
 use super::{NonceOutcome, NonceRecord, NonceStore, NonceStoreError, NonceStoreErrorKind};
 
@@ -284,9 +285,13 @@ impl RedisNonceStoreBuilder {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         tracing::info!(redis = %target, prefix = %self.prefix, "tessera: Redis nonce store connected");
+        let health = Health {
+            slots: connection.is_cluster().then(DownSlots::new),
+            ..Health::default()
+        };
         let store = RedisNonceStore {
             connection,
-            health: Arc::new(Health::default()),
+            health: Arc::new(health),
             target,
             prefix: self.prefix,
             timeout: self.timeout,
@@ -527,9 +532,14 @@ impl RedisNonceStoreBuilder {
 ///   and the check script refuses, for those tags only, what was signed
 ///   before the loss, exactly as with one Redis.
 /// * A primary that is down or silent fails closed the checks whose slot
-///   it owns (within the timeout); checks of the other slots go on. There
-///   is no store-wide "down" mark as with one endpoint, since that would
-///   refuse every slot for one node.
+///   it owns; checks of the other slots go on. There is no store-wide
+///   "down" mark as with one endpoint, since that would refuse every slot
+///   for one node: the first check that times out (or loses its
+///   connection) marks its slot's primary down, and from then on the checks
+///   of every slot of that primary (its ranges in `CLUSTER SLOTS`) fail at
+///   once, until a background probe's `PING` to the slot's primary (every
+///   100 ms; after a failover, the new one) is answered. The checks sent
+///   before the mark wait their timeout.
 /// * Once the cluster declares a slot range uncovered (`CLUSTERDOWN`, after
 ///   `cluster-node-timeout`; with the default
 ///   `cluster-require-full-coverage yes`, every slot), the checks fail
@@ -692,11 +702,33 @@ impl RedisNonceStore {
                 ),
             ));
         }
+        let epoch_key = self.epoch_key_for(record.key_id);
+        // With a cluster, the slot of both keys (they share the tag).
+        let slot = self
+            .health
+            .slots
+            .as_ref()
+            .map(|slots| (slots, redis_cluster::key_slot(epoch_key.as_bytes())));
+        if let Some((slots, slot)) = slot {
+            if slots.is_down(slot) {
+                // Its primary is known to be down: refuse at once rather
+                // than wait the timeout; its probe notices when it is back.
+                return Err(NonceStoreError::new(
+                    NonceStoreErrorKind::Unavailable,
+                    format!(
+                        "redis nonce store ({}): the primary of hash slot {slot} is down, \
+                         probed in the background",
+                        self.target
+                    ),
+                ));
+            }
+        }
+        let slot = slot.map(|(_, slot)| slot);
         let mut connection = self.connection.clone();
         let mut invocation = self.script.prepare_invoke();
         invocation
             .key(redis_key(&self.prefix, record.key_id, record.nonce))
-            .key(self.epoch_key_for(record.key_id))
+            .key(epoch_key)
             .arg(record.ttl_millis().saturating_add(CLOCK_MARGIN_MS))
             .arg(record.created)
             // The script may run up to the call's timeout after `now` was
@@ -718,7 +750,7 @@ impl RedisNonceStore {
                 NonceStoreErrorKind::Unavailable,
                 format!("redis nonce store: unexpected reply {other} from the check script"),
             )),
-            Ok(Err(e)) if e.is_timeout() => Err(self.went_down(self.timed_out())),
+            Ok(Err(e)) if e.is_timeout() => Err(self.went_down(self.timed_out(), slot)),
             Ok(Err(e)) => {
                 // A connection that failed marks Redis down; an error reply
                 // (OOM, a read-only replica...) comes from a Redis that is up.
@@ -735,21 +767,23 @@ impl RedisNonceStore {
                     format!("redis nonce store ({}): {detail}", self.target),
                 );
                 if connection_lost {
-                    Err(self.went_down(error))
+                    Err(self.went_down(error, slot))
                 } else {
                     Err(error)
                 }
             }
-            Err(_) => Err(self.went_down(self.timed_out())),
+            Err(_) => Err(self.went_down(self.timed_out(), slot)),
         }
     }
 
     /// Marks Redis down (later checks fail at once) and starts the probe.
-    /// Not with a cluster: one primary down must not refuse the slots of
-    /// the others, so there each check waits for its own node (bounded by
-    /// the timeout).
-    fn went_down(&self, error: NonceStoreError) -> NonceStoreError {
+    /// With a cluster, only the primary of the check's `slot`: one primary
+    /// down must not refuse the slots of the others.
+    fn went_down(&self, error: NonceStoreError, slot: Option<u16>) -> NonceStoreError {
         if self.connection.is_cluster() {
+            if let Some(slot) = slot {
+                self.primary_went_down(slot);
+            }
             return error;
         }
         if !self.health.down.swap(true, Ordering::AcqRel) {
@@ -788,6 +822,73 @@ impl RedisNonceStore {
                     health.down.store(false, Ordering::Release);
                     health.probing.store(false, Ordering::Release);
                     tracing::info!(redis = %target, "tessera: Redis nonce store reachable again");
+                    return;
+                }
+            }
+        });
+    }
+
+    /// With a cluster: marks `slot` down and starts its probe (at most one
+    /// per slot, none for a slot another probe covers), a task that marks
+    /// every other slot of the same primary down (its ranges in
+    /// `CLUSTER SLOTS`), then sends `PING` to the primary of `slot` every
+    /// [`PROBE_INTERVAL`] until it answers (the client follows a failover to
+    /// the new primary), and clears what it marked.
+    fn primary_went_down(&self, slot: u16) {
+        let Some(slots) = &self.health.slots else {
+            return;
+        };
+        if !slots.start_probe(slot) {
+            return;
+        }
+        slots.mark(&[(slot, slot)], slot);
+        let health = Arc::downgrade(&self.health);
+        let connection = self.connection.clone();
+        let (timeout, target) = (self.timeout, self.target.clone());
+        let recheck = Rechecker::of(self);
+        tokio::spawn(async move {
+            let mut ranges = vec![(slot, slot)];
+            // The map comes from any node, perhaps the silent one: asked
+            // again (of another) before the mark stays on this slot alone.
+            for _ in 0..3 {
+                let owned =
+                    tokio::time::timeout(timeout, connection.ranges_of_primary_of(slot)).await;
+                if let Ok(Ok(owned)) = owned {
+                    if !owned.is_empty() {
+                        ranges.extend(owned);
+                        break;
+                    }
+                }
+            }
+            let marked: usize = ranges
+                .iter()
+                .skip(1)
+                .map(|(first, last)| usize::from(last.saturating_sub(*first)) + 1)
+                .sum();
+            {
+                let Some(health) = Weak::upgrade(&health) else {
+                    return; // The store is gone.
+                };
+                if let Some(slots) = &health.slots {
+                    slots.mark(&ranges, slot);
+                }
+            }
+            tracing::warn!(redis = %target, slot, slots = marked.max(1), "tessera: a Redis Cluster primary did not answer; refusing the checks of its slots at once until a background probe reaches it");
+            loop {
+                tokio::time::sleep(PROBE_INTERVAL).await;
+                let Some(health) = Weak::upgrade(&health) else {
+                    return; // The store is gone.
+                };
+                let answer = tokio::time::timeout(timeout, connection.ping_primary_of(slot)).await;
+                if matches!(answer, Ok(Ok(()))) {
+                    // Back, perhaps restarted with other settings: read
+                    // before it is used again.
+                    recheck.run(&health).await;
+                    if let Some(slots) = &health.slots {
+                        slots.clear(&ranges, slot);
+                        slots.end_probe(slot);
+                    }
+                    tracing::info!(redis = %target, slot, "tessera: the Redis Cluster primary of this slot is reachable again");
                     return;
                 }
             }
@@ -884,6 +985,9 @@ struct Health {
     /// Held by a re-check of the settings: the probe's and the periodic
     /// one never interleave (an older verdict would overwrite a newer one).
     recheck: tokio::sync::Mutex<()>,
+    /// A cluster's slots whose primary is known to be down (the store-wide
+    /// `down` mark is for one Redis only).
+    slots: Option<DownSlots>,
 }
 
 /// Raises the epoch key `KEYS[1]` to at least `ARGV[1]` (never lowers one
