@@ -546,15 +546,17 @@ fn primaries(reply: &Value) -> Vec<(u16, String)> {
 mod tests {
     use super::*;
 
+    /// A node's entry in a `CLUSTER SLOTS` reply.
+    fn node(host: &str, port: i64) -> Value {
+        Value::Array(vec![
+            Value::BulkString(host.as_bytes().to_vec()),
+            Value::Int(port),
+            Value::BulkString(b"id".to_vec()),
+        ])
+    }
+
     #[test]
     fn primaries_are_read_from_cluster_slots() {
-        let node = |host: &str, port: i64| {
-            Value::Array(vec![
-                Value::BulkString(host.as_bytes().to_vec()),
-                Value::Int(port),
-                Value::BulkString(b"id".to_vec()),
-            ])
-        };
         let reply = Value::Array(vec![
             Value::Array(vec![
                 Value::Int(0),
@@ -581,12 +583,6 @@ mod tests {
 
     #[test]
     fn the_ranges_of_a_slots_primary_are_read_from_cluster_slots() {
-        let node = |host: &str, port: i64| {
-            Value::Array(vec![
-                Value::BulkString(host.as_bytes().to_vec()),
-                Value::Int(port),
-            ])
-        };
         let range = |lo: i64, hi: i64, host: &str, port: i64| {
             Value::Array(vec![Value::Int(lo), Value::Int(hi), node(host, port)])
         };
