@@ -63,6 +63,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    output::quiet_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return error::clap_exit(&e),

@@ -1,6 +1,28 @@
-//! Terminal-aware output: Unicode markers and colour only on a terminal.
+//! Terminal-aware output: Unicode markers and colour only on a terminal;
+//! a reader that stops early (`tessera keys list | head`) ends the command
+//! quietly.
 
 use std::io::IsTerminal;
+
+/// Makes a write to a closed standard output (the reader of a pipe exited,
+/// as `head` does) end the process quietly with success, as Unix tools do,
+/// instead of a panic message and a backtrace: `println!` panics on such a
+/// write. Every other panic is reported as before.
+pub(crate) fn quiet_on_closed_stdout() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        report(info);
+    }));
+}
 
 /// How to decorate output written to standard output.
 #[derive(Debug, Clone, Copy)]

@@ -913,8 +913,10 @@ impl SqlKeyStore {
     /// version, `rewrap_batch` rows per transaction, with one audit row per
     /// transaction. Safe while servers keep verifying: each row is replaced
     /// atomically, and a row still under an older version opens as long as
-    /// that version is in the keyring. Once it returns with no failures,
-    /// older versions may be removed from every server's keyring.
+    /// that version is in the keyring. Once it returns a report that
+    /// [`is_complete`](RewrapReport::is_complete) (every row read again
+    /// after the pass is under the current version), older versions may be
+    /// removed from every server's keyring.
     ///
     /// # Errors
     /// [`Error::Database`]; rows that do not open are listed in the report,
@@ -929,8 +931,11 @@ impl SqlKeyStore {
             to_version: master.version(),
             rewrapped: 0,
             failed: Vec::new(),
+            left_behind: Vec::new(),
         };
-        let mut after = String::new();
+        // The last page read; none yet, so that the first page starts
+        // before any row (a rowid may be 0 or negative, a key id empty).
+        let mut after: Option<String> = None;
         loop {
             let now_db = db::db_time(i.options.clock.now_unix())?;
             let (done, last) = dual!(&i.pool, |p, d| {
@@ -948,14 +953,16 @@ impl SqlKeyStore {
                         "SELECT ",
                         key_columns!(),
                         ", CAST(rowid AS TEXT) AS page FROM tessera_keys \
-                         WHERE master_version <> $1 AND rowid > CAST($2 AS INTEGER) \
+                         WHERE master_version <> $1 \
+                         AND ($2 IS NULL OR rowid > CAST($2 AS INTEGER)) \
                          ORDER BY rowid LIMIT $3"
                     ),
                     concat!(
                         "SELECT ",
                         key_columns!(),
                         ", key_id AS page FROM tessera_keys WHERE master_version <> $1 \
-                         AND key_id > $2 ORDER BY key_id LIMIT $3 FOR UPDATE"
+                         AND ($2::text IS NULL OR key_id > $2) ORDER BY key_id LIMIT $3 \
+                         FOR UPDATE"
                     ),
                 ))
                 .bind(to_version)
@@ -1020,15 +1027,34 @@ impl SqlKeyStore {
                 ))
             })?;
             match last {
-                Some(last) if last != after => after = last,
-                // No progress: never expected, but a loop must not hang on it.
+                Some(last) if after.as_ref() != Some(&last) => after = Some(last),
+                // No progress: never expected, and a loop must not hang on
+                // it; the check below names what is left.
                 _ => break,
             }
             if done {
                 break;
             }
         }
-        if report.failed.is_empty() {
+        // Read again: whatever is still under an older version and was not
+        // named as a failure (written behind the pass while it ran) keeps
+        // the report from being complete.
+        let left: Vec<String> = dual!(&i.pool, |p, _d| {
+            let rows = sqlx::query("SELECT key_id FROM tessera_keys WHERE master_version <> $1")
+                .bind(to_version)
+                .fetch_all(p)
+                .await
+                .map_err(Error::db("read keys left under an older version"))?;
+            rows.iter()
+                .map(|row| db::text_of(row, "key_id").map(|(id, _)| id))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Error::db("read keys left under an older version"))
+        })?;
+        report.left_behind = left
+            .into_iter()
+            .filter(|id| !report.failed.contains(id))
+            .collect();
+        if report.is_complete() {
             // Canaries of versions no row needs any more: gone, so a leaked
             // retired master key opens nothing in a later dump.
             dual!(&i.pool, |p, d| {
@@ -1043,7 +1069,7 @@ impl SqlKeyStore {
                 .map_err(Error::db("remove retired canaries"))
             })?;
         } else {
-            tracing::warn!(failed = ?report.failed, "tessera-keys-sql: rewrap left rows that do not open (altered outside the store)");
+            tracing::warn!(failed = ?report.failed, left_behind = ?report.left_behind, "tessera-keys-sql: rewrap left rows under an older version (failed: they do not open, altered outside the store; left_behind: written under an older version while it ran)");
         }
         tracing::info!(
             rewrapped = report.rewrapped,

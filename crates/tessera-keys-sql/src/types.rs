@@ -191,6 +191,19 @@ pub struct RewrapReport {
     pub rewrapped: u64,
     /// Rows that could not be opened (altered outside the store); left as they were.
     pub failed: Vec<String>,
+    /// Rows found still under an older version once the pass was over,
+    /// other than those in `failed`: written under an older version while
+    /// the rewrap ran (restored from a backup, or by a store whose keyring
+    /// had not moved on yet). Run the rewrap again.
+    pub left_behind: Vec<String>,
+}
+
+impl RewrapReport {
+    /// Whether every row is now sealed under [`RewrapReport::to_version`]:
+    /// only then may older versions leave the keyrings.
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty() && self.left_behind.is_empty()
+    }
 }
 
 /// Counters since the store was opened, for monitoring and tests.

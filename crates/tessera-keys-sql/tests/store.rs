@@ -46,6 +46,7 @@ suite!(
     tampered_rows_are_refused,
     unreadable_rows_are_listed_with_their_reason,
     a_key_id_stored_as_a_blob_stops_neither_rewrap_nor_revoke,
+    a_rewrap_reads_every_row_and_names_what_it_leaves,
     unbound_columns_are_plain_updates,
     per_owner_limit,
     per_owner_limit_under_concurrency,
@@ -878,6 +879,103 @@ async fn a_key_id_stored_as_a_blob_stops_neither_rewrap_nor_revoke(driver: Drive
 /// parse, which the database's own checks let through): their keys are refused, `list`
 /// leaves them out, `list_unreadable` names each with what is wrong, and
 /// `show` says the row exists but cannot be read instead of "unknown".
+/// A rewrap's first page starts before any row: a SQLite rowid of 0 or
+/// below (a hand edit, or an insert naming the rowid) and a PostgreSQL key
+/// id `''` were once never read, the rewrap reported success and the old
+/// master key could never leave the keyring. After the pass the store reads
+/// again what is left under an older version: a row written back behind
+/// the pass (here by a trigger standing in for a restore from a backup
+/// while the rewrap runs) makes the report incomplete.
+async fn a_rewrap_reads_every_row_and_names_what_it_leaves(driver: Driver, test: &str) {
+    let Some(db) = Db::new(driver, test).await else {
+        return;
+    };
+    let clock = ManualClock::new(T0);
+    let store = db.open(ring(&[(1, 1)]), options(&clock)).await;
+    let mut keys = Vec::new();
+    for _ in 0..5 {
+        keys.push(
+            store
+                .issue(IssueRequest::new("fay", "t"))
+                .await
+                .expect("issue"),
+        );
+    }
+    store.close().await;
+    let id = |i: usize| keys[i].key_id().as_str().to_owned();
+    let copied = match driver {
+        Driver::Sqlite => {
+            for (i, rowid) in [(1, 0), (2, -7)] {
+                let moved = format!(
+                    "UPDATE tessera_keys SET rowid = {rowid} WHERE key_id = '{}'",
+                    id(i)
+                );
+                assert_eq!(db.exec(&moved).await, 1);
+            }
+            None
+        }
+        Driver::Postgres => {
+            // A copy of a row under the key id '' (its seal, bound to the
+            // original id, does not open under this one).
+            let copy = format!(
+                "INSERT INTO tessera_keys (key_id, owner, client, scopes, state, not_before, \
+                 not_after, created_at, master_version, sealed_secret) SELECT '', owner, client, \
+                 scopes, state, not_before, not_after, created_at, master_version, sealed_secret \
+                 FROM tessera_keys WHERE key_id = '{}'",
+                id(1)
+            );
+            assert_eq!(db.exec(&copy).await, 1);
+            Some(String::new())
+        }
+    };
+
+    let store = db.open(ring(&[(1, 1), (2, 2)]), options(&clock)).await;
+    let report = store.rewrap("test:ops").await.expect("rewrap");
+    assert_eq!(report.rewrapped, 5, "{report:?}");
+    assert_eq!(report.failed, copied.into_iter().collect::<Vec<_>>());
+    assert!(report.left_behind.is_empty(), "{report:?}");
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM tessera_keys WHERE master_version = 1")
+            .await,
+        i64::from(driver == Driver::Postgres),
+        "only the row that does not open"
+    );
+    store.close().await;
+    if driver == Driver::Postgres {
+        return;
+    }
+
+    // SQLite: key 0 is sealed under version 2 now; when the rewrap to
+    // version 3 re-seals the last row, the trigger writes key 0 back as
+    // it was under version 2, behind the pass.
+    db.exec(&format!(
+        "CREATE TABLE saved_seal AS SELECT sealed_secret FROM tessera_keys WHERE key_id = '{}'",
+        id(0)
+    ))
+    .await;
+    db.exec(&format!(
+        "CREATE TRIGGER restore_behind AFTER UPDATE OF master_version ON tessera_keys \
+         WHEN NEW.key_id = '{}' AND NEW.master_version = 3 BEGIN \
+         UPDATE tessera_keys SET master_version = 2, \
+         sealed_secret = (SELECT sealed_secret FROM saved_seal) WHERE key_id = '{}'; END",
+        id(4),
+        id(0)
+    ))
+    .await;
+    let store = db.open(ring(&[(2, 2), (3, 3)]), options(&clock)).await;
+    let report = store.rewrap("test:ops").await.expect("rewrap");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.left_behind, vec![id(0)], "{report:?}");
+    assert!(!report.is_complete());
+    // The key still opens (version 2 is in the keyring), and once the
+    // trigger is gone a second rewrap completes.
+    db.exec("DROP TRIGGER restore_behind").await;
+    let report = store.rewrap("test:ops").await.expect("rewrap");
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.rewrapped, 1);
+    store.close().await;
+}
+
 async fn unreadable_rows_are_listed_with_their_reason(driver: Driver, test: &str) {
     let Some(db) = Db::new(driver, test).await else {
         return;

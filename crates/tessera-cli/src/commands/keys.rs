@@ -371,15 +371,31 @@ pub(crate) fn run(args: Args) -> CliResult {
                     "rewrapped {} key(s) under master key version {}",
                     report.rewrapped, report.to_version
                 );
-                if report.failed.is_empty() {
-                    Ok(ExitCode::SUCCESS)
-                } else {
-                    Err(CliError::runtime(format!(
+                if report.is_complete() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let names = |ids: &[String]| {
+                    ids.iter()
+                        .map(|id| shown(id))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let mut problems = Vec::new();
+                if !report.failed.is_empty() {
+                    problems.push(format!(
                         "{} key(s) do not open (altered outside the store) and were left as they were: {}",
                         report.failed.len(),
-                        report.failed.join(", ")
-                    )))
+                        names(&report.failed)
+                    ));
                 }
+                if !report.left_behind.is_empty() {
+                    problems.push(format!(
+                        "{} key(s) were written under an older master key version while the rewrap ran: {}; run `keys rewrap` again",
+                        report.left_behind.len(),
+                        names(&report.left_behind)
+                    ));
+                }
+                Err(CliError::runtime(problems.join("; ")))
             }
         }
     })
