@@ -119,6 +119,23 @@ fn demo_with(args: &[&str]) -> String {
     text
 }
 
+/// A reader that stops early (`tessera demo | head -1`, here a pipe closed
+/// before anything is written) ends the command quietly with success, not
+/// with a panic message and exit status 101.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let mut child = Command::new(BIN)
+        .args(["demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}: {}", out.status, stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
 #[test]
 fn keygen_text_and_json_parse() {
     let out = tessera(&[
