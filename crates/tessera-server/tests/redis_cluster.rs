@@ -382,6 +382,36 @@ async fn killed_primary_fails_its_slots_closed() {
         .await
         .expect_err("the slot's primary is gone");
     assert_eq!(error.kind(), NonceStoreErrorKind::Unavailable, "{error}");
+
+    // From then on its slots are refused at once, by the mark, for as long
+    // as it is gone: the probe pings the dead node itself (a PING routed
+    // by slot went to another node, which answered, and the marks came
+    // and went many times a second).
+    let settled = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let nonce = Nonce::generate(&mut rand::rng());
+        let error = nonces
+            .record(NonceRecord::new(&lost, &nonce, T0, T0, T0 + 301))
+            .await
+            .expect_err("the slot's primary is gone");
+        if error.to_string().contains("the primary of hash slot") {
+            break;
+        }
+        assert!(std::time::Instant::now() < settled, "not marked: {error}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(33)).await;
+        let nonce = Nonce::generate(&mut rand::rng());
+        let error = nonces
+            .record(NonceRecord::new(&lost, &nonce, T0, T0, T0 + 301))
+            .await
+            .expect_err("the slot's primary is gone");
+        assert!(
+            error.to_string().contains("the primary of hash slot"),
+            "the mark came off while the node is dead: {error}"
+        );
+    }
 }
 
 /// The process id of the redis-server behind `url` (`INFO server`).
@@ -489,7 +519,7 @@ async fn paused_primary_fails_its_slots_at_once() {
             let error = outcome.expect_err("paused");
             assert_eq!(error.kind(), NonceStoreErrorKind::Unavailable);
             assert!(
-                error.to_string().contains("is down"),
+                error.to_string().contains("the primary of hash slot"),
                 "says it failed at once: {error}"
             );
             assert!(took < timeout / 10, "{key_id}: refused after {took:?}");
@@ -516,5 +546,119 @@ async fn paused_primary_fails_its_slots_at_once() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// One command on one node (not cluster-aware).
+async fn on_node<T: redis::FromRedisValue>(url: &str, args: &[&str]) -> T {
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command
+        .query_async(&mut node_connection(url).await)
+        .await
+        .unwrap_or_else(|e| panic!("{args:?} on {url}: {e}"))
+}
+
+/// A check that times out on a primary the client's map still names for a
+/// slot that has moved marks no healthy primary down: the slot moved to a
+/// node that answers, so only that slot is refused at once, and the
+/// primaries that answer go on serving all their other slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_client_map_marks_no_healthy_primary() {
+    let Some(nodes) = own_cluster("a_stale_client_map_marks_no_healthy_primary") else {
+        return;
+    };
+    let timeout = Duration::from_millis(1000);
+    let nonces = RedisNonceStore::cluster_builder(nodes.iter().cloned())
+        .prefix(unique_prefix("stale"))
+        .clock(support::store_clock())
+        .timeout(timeout)
+        .connect()
+        .await
+        .expect("connect");
+    let key_ids: Vec<KeyId> = (0..48).map(|i| key_id(&format!("stale-{i}"))).collect();
+    let (owner, _) = owners(&nodes, &nonces, key_ids.iter()).await;
+    let check = |key_id: &KeyId| {
+        let nonce = Nonce::generate(&mut rand::rng());
+        let nonces = nonces.clone();
+        let key_id = key_id.clone();
+        async move {
+            nonces
+                .record(NonceRecord::new(&key_id, &nonce, T0, T0, T0 + 301))
+                .await
+        }
+    };
+    for key_id in &key_ids {
+        assert_eq!(check(key_id).await.ok(), Some(NonceOutcome::Fresh));
+    }
+
+    // Move the slot of key 0's tag from its primary V to another, H,
+    // behind the client's back (it never touches that slot meanwhile).
+    let (v, moved) = (owner[0], &key_ids[0]);
+    let h = (0..nodes.len())
+        .find(|n| *n != v && owner.contains(n))
+        .expect("another primary owning some of the key ids");
+    let slot: i64 = on_node(
+        &nodes[v],
+        &["CLUSTER", "KEYSLOT", &nonces.epoch_key_for(moved)],
+    )
+    .await;
+    let slot = slot.to_string();
+    let v_id: String = on_node(&nodes[v], &["CLUSTER", "MYID"]).await;
+    let h_id: String = on_node(&nodes[h], &["CLUSTER", "MYID"]).await;
+    let h_port = nodes[h]
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_owned();
+    let () = on_node(
+        &nodes[h],
+        &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &v_id],
+    )
+    .await;
+    let () = on_node(
+        &nodes[v],
+        &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &h_id],
+    )
+    .await;
+    let keys: Vec<String> = on_node(&nodes[v], &["CLUSTER", "GETKEYSINSLOT", &slot, "1000"]).await;
+    for key in &keys {
+        let _: redis::Value = on_node(
+            &nodes[v],
+            &["MIGRATE", "127.0.0.1", &h_port, key, "0", "5000"],
+        )
+        .await;
+    }
+    for node in &nodes {
+        let () = on_node(node, &["CLUSTER", "SETSLOT", &slot, "NODE", &h_id]).await;
+    }
+
+    let paused = Paused::new(node_pid(&nodes[v]).await);
+    // Sent to V by the stale map: it waits its timeout and fails closed.
+    check(moved).await.expect_err("sent to the paused node");
+    // Time for the probe: map read, V's successor for the slot pinged.
+    tokio::time::sleep(timeout * 2).await;
+    for (key_id, o) in key_ids.iter().zip(&owner).skip(1) {
+        if *o == h {
+            assert_eq!(
+                check(key_id).await.ok(),
+                Some(NonceOutcome::Fresh),
+                "{key_id} on the healthy primary that took the slot"
+            );
+        }
+    }
+    assert!(check(moved).await.is_err(), "still sent to the paused node");
+    drop(paused);
+    // V answers again (MOVED for the slot): the client learns the new map.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while check(moved).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the moved slot stays refused after V resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

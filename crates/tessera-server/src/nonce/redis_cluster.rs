@@ -14,6 +14,7 @@ use redis::cluster_routing::{
 };
 use redis::{RedisError, Value};
 
+use super::redis_down_slots::Range;
 use super::redis_settings::{judge, setting_query, value_in, Allowed, Settings, SETTINGS};
 use super::redis_store::{
     epoch_key_of_tag, redact_url, scrub_secret, url_password, RedisStoreError, RedisStoreErrorKind,
@@ -314,43 +315,11 @@ pub(super) async fn tag_per_primary(
         .arg("SLOTS")
         .query_async(connection)
         .await?;
-    Ok(tag_per_primary_of(ranges_by_primary(&reply)))
-}
-
-/// `(first, last, primary)` of each range of a `CLUSTER SLOTS` reply, the
-/// primary as its whole entry (address, port and id) in a comparable form.
-fn ranges_by_primary(reply: &Value) -> Vec<(u16, u16, String)> {
-    let mut ranges = Vec::new();
-    if let Value::Array(entries) = reply {
-        for entry in entries {
-            let Value::Array(fields) = entry else {
-                continue;
-            };
-            if let [Value::Int(lo), Value::Int(hi), Value::Array(primary), ..] = fields.as_slice() {
-                if let (Ok(lo), Ok(hi)) = (u16::try_from(*lo), u16::try_from(*hi)) {
-                    ranges.push((lo, hi, format!("{primary:?}")));
-                }
-            }
-        }
-    }
-    ranges
-}
-
-/// The slot ranges `(first, last)` of the primary that owns `slot` in a
-/// `CLUSTER SLOTS` reply; empty when no range holds `slot`.
-pub(super) fn ranges_of_owner(reply: &Value, slot: u16) -> Vec<(u16, u16)> {
-    let ranges = ranges_by_primary(reply);
-    let Some((_, _, owner)) = ranges
-        .iter()
-        .find(|(lo, hi, _)| (*lo..=*hi).contains(&slot))
-    else {
-        return Vec::new();
-    };
-    ranges
-        .iter()
-        .filter(|(_, _, primary)| primary == owner)
-        .map(|(lo, hi, _)| (*lo, *hi))
-        .collect()
+    let ranges = slot_map(&reply)
+        .into_iter()
+        .map(|(lo, hi, (host, port))| (lo, hi, format!("{host}:{port}")))
+        .collect();
+    Ok(tag_per_primary_of(ranges))
 }
 
 /// One tag per primary of `ranges` (`(first, last, primary)`), for
@@ -517,6 +486,15 @@ async fn check_primaries_one_by_one(
 /// The first slot and the primary's `host:port` of each range in a
 /// `CLUSTER SLOTS` reply.
 fn primaries(reply: &Value) -> Vec<(u16, String)> {
+    slot_map(reply)
+        .into_iter()
+        .map(|(lo, _, (host, port))| (lo, format!("{host}:{port}")))
+        .collect()
+}
+
+/// The ranges of a `CLUSTER SLOTS` reply: first and last slot, and the
+/// primary's host and port. Entries not in that form are left out.
+pub(super) fn slot_map(reply: &Value) -> Vec<Range> {
     let Value::Array(entries) = reply else {
         return Vec::new();
     };
@@ -526,7 +504,8 @@ fn primaries(reply: &Value) -> Vec<(u16, String)> {
             let Value::Array(fields) = entry else {
                 return None;
             };
-            let [Value::Int(lo), _, Value::Array(primary), ..] = fields.as_slice() else {
+            let [Value::Int(lo), Value::Int(hi), Value::Array(primary), ..] = fields.as_slice()
+            else {
                 return None;
             };
             let host = match primary.first()? {
@@ -537,7 +516,11 @@ fn primaries(reply: &Value) -> Vec<(u16, String)> {
             let Some(Value::Int(port)) = primary.get(1) else {
                 return None;
             };
-            Some((u16::try_from(*lo).ok()?, format!("{host}:{port}")))
+            Some((
+                u16::try_from(*lo).ok()?,
+                u16::try_from(*hi).ok()?,
+                (host, u16::try_from(*port).ok()?),
+            ))
         })
         .collect()
 }
@@ -582,30 +565,26 @@ mod tests {
     }
 
     #[test]
-    fn the_ranges_of_a_slots_primary_are_read_from_cluster_slots() {
+    fn the_slot_map_is_read_from_cluster_slots() {
         let range = |lo: i64, hi: i64, host: &str, port: i64| {
             Value::Array(vec![Value::Int(lo), Value::Int(hi), node(host, port)])
         };
-        // Fragmented: the first primary owns two ranges around another's.
         let reply = Value::Array(vec![
             range(0, 99, "10.0.0.1", 7000),
             range(100, 199, "10.0.0.2", 7001),
+            Value::Array(vec![Value::Int(200)]),
             range(200, 16383, "10.0.0.1", 7000),
         ]);
-        assert_eq!(ranges_of_owner(&reply, 150), vec![(100, 199)]);
+        let at = |host: &str, port: u16| (host.to_owned(), port);
         assert_eq!(
-            ranges_of_owner(&reply, 5),
-            vec![(0, 99), (200, 16383)],
-            "every range of the slot's primary"
+            slot_map(&reply),
+            vec![
+                (0, 99, at("10.0.0.1", 7000)),
+                (100, 199, at("10.0.0.2", 7001)),
+                (200, 16383, at("10.0.0.1", 7000)),
+            ]
         );
-        // Same host, another port: another primary.
-        let reply = Value::Array(vec![
-            range(0, 8191, "10.0.0.1", 7000),
-            range(8192, 16383, "10.0.0.1", 7001),
-        ]);
-        assert_eq!(ranges_of_owner(&reply, 9000), vec![(8192, 16383)]);
-        assert!(ranges_of_owner(&Value::Array(vec![range(0, 9, "h", 1)]), 10).is_empty());
-        assert!(ranges_of_owner(&Value::Nil, 0).is_empty());
+        assert!(slot_map(&Value::Nil).is_empty());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use super::redis_cluster;
+use super::redis_down_slots::{Node, Range};
 use super::redis_store::{
     redact_url, scrub_secret, url_password, RedisStoreError, RedisStoreErrorKind,
 };
@@ -164,26 +165,79 @@ impl RedisConnection {
         }
     }
 
-    /// The slot ranges (`(first, last)`, inclusive) of the primary that
-    /// owns hash slot `slot`, from the cluster's map (`CLUSTER SLOTS`);
-    /// empty for a single endpoint or a slot the map does not cover.
+    /// The cluster's map (`CLUSTER SLOTS`), asked of every node of `nodes`
+    /// at once (the first answer wins: one of them may be the node that
+    /// does not answer), or of any node when `nodes` is empty. Empty for a
+    /// single endpoint.
     ///
     /// # Errors
-    /// `CLUSTER SLOTS` failed.
-    pub(super) async fn ranges_of_primary_of(
-        &self,
-        slot: u16,
-    ) -> Result<Vec<(u16, u16)>, RedisError> {
-        match &self.link {
-            Link::Single(_) => Ok(Vec::new()),
-            Link::Cluster(connection) => {
-                let reply: Value = redis::cmd("CLUSTER")
-                    .arg("SLOTS")
-                    .query_async(&mut connection.clone())
-                    .await?;
-                Ok(redis_cluster::ranges_of_owner(&reply, slot))
+    /// No node asked answered.
+    pub(super) async fn cluster_map(&self, nodes: &[Node]) -> Result<Vec<Range>, RedisError> {
+        let Link::Cluster(connection) = &self.link else {
+            return Ok(Vec::new());
+        };
+        let ask = |routing: SingleNodeRoutingInfo| {
+            let mut connection = connection.clone();
+            async move {
+                let mut slots = redis::cmd("CLUSTER");
+                slots.arg("SLOTS");
+                connection
+                    .route_command(slots, RoutingInfo::SingleNode(routing))
+                    .await
             }
+        };
+        let reply = if nodes.is_empty() {
+            ask(SingleNodeRoutingInfo::Random).await?
+        } else {
+            let asked = nodes.iter().map(|(host, port)| {
+                Box::pin(ask(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port: *port,
+                }))
+            });
+            futures_util::future::select_ok(asked).await?.0
+        };
+        Ok(redis_cluster::slot_map(&reply))
+    }
+
+    /// Reads whether `key` exists, sent as any command on `key` is: to the
+    /// primary that owns its slot, following `MOVED` (a node that does not
+    /// own the slot cannot answer for it, as any node answers `PING`). A
+    /// refusal (`NOPERM`) also comes from the owner, so it counts as an
+    /// answer.
+    ///
+    /// # Errors
+    /// The owner did not answer.
+    pub(super) async fn owner_answers(&self, key: &str) -> Result<(), RedisError> {
+        match redis::cmd("EXISTS")
+            .arg(key)
+            .query_async::<i64>(&mut self.clone())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_redis_refusal(&e) => Ok(()),
+            Err(e) => Err(e),
         }
+    }
+
+    /// Sends `PING` to `node` itself (not to whichever node the client
+    /// would pick for a slot whose primary it has no connection to).
+    ///
+    /// # Errors
+    /// The node did not answer, or refused.
+    pub(super) async fn ping_node(&self, node: &Node) -> Result<(), RedisError> {
+        let Link::Cluster(connection) = &self.link else {
+            return self.ping_primary_of(0).await;
+        };
+        let (host, port) = node.clone();
+        connection
+            .clone()
+            .route_command(
+                redis::cmd("PING"),
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port }),
+            )
+            .await
+            .map(drop)
     }
 
     /// The target as errors and logs name it: the URL (or the cluster's

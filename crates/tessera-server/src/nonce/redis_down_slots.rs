@@ -5,25 +5,39 @@
 //! One Redis has a store-wide down mark; a cluster cannot, since one
 //! primary down must not refuse the slots of the others. A check that times
 //! out (or loses its connection) marks its slot; a background probe then
-//! widens the mark to every slot of that slot's primary (from
-//! `CLUSTER SLOTS`) and pings the primary of the slot until it answers,
-//! then clears what it marked. Each mark names the probe that set it, so
-//! that a probe clears only its own marks (another probe may have marked a
-//! slot again since).
+//! finds the slot's primary in the cluster's map and, if that node does not
+//! answer either, marks every slot it owns and watches it (one probe per
+//! node) until it answers; then clears what it marked. Each mark names the
+//! probe that set it, so that a probe clears only its own marks.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Mutex;
 
 /// Hash slots of a Redis Cluster.
 const SLOTS: usize = 16384;
 
+/// A node of the cluster: host and port, as `CLUSTER SLOTS` names it.
+pub(super) type Node = (String, u16);
+
+/// One range of the cluster's map: first and last slot, and its primary.
+pub(super) type Range = (u16, u16, Node);
+
 /// Down marks of the cluster's slots, shared by a store's clones.
 pub(super) struct DownSlots {
     /// Per slot: 0 when up, else 1 + the slot whose probe marked it.
     marks: Box<[AtomicU16]>,
-    /// Slots whose probe is running: one probe per slot at most.
-    probing: Mutex<HashSet<u16>>,
+    /// Probes running, by the slot that started each, and the nodes they
+    /// watch (by node: one probe per node).
+    probes: Mutex<Probes>,
+    /// The cluster's map as last read, for asking its nodes directly.
+    map: Mutex<Vec<Range>>,
+}
+
+#[derive(Default)]
+struct Probes {
+    slots: std::collections::HashSet<u16>,
+    nodes: HashMap<Node, u16>,
 }
 
 impl std::fmt::Debug for DownSlots {
@@ -41,8 +55,15 @@ impl DownSlots {
     pub(super) fn new() -> Self {
         DownSlots {
             marks: (0..SLOTS).map(|_| AtomicU16::new(0)).collect(),
-            probing: Mutex::new(HashSet::new()),
+            probes: Mutex::new(Probes::default()),
+            map: Mutex::new(Vec::new()),
         }
+    }
+
+    fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
+        self.probes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether `slot`'s primary is known to be down.
@@ -52,92 +73,164 @@ impl DownSlots {
             .is_some_and(|mark| mark.load(Ordering::Acquire) != 0)
     }
 
-    /// Claims the probe of `slot`: `false` when one already runs, or when
-    /// `slot` is already marked by another probe (that probe covers it).
+    /// Marks `slot` down and claims its probe: `false` (nothing marked)
+    /// when `slot` is already marked or its probe already runs.
     pub(super) fn start_probe(&self, slot: u16) -> bool {
-        if self.is_down(slot) {
+        let mut probes = self.probes();
+        if self.is_down(slot) || !probes.slots.insert(slot) {
             return false;
         }
-        self.probing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(slot)
+        self.mark(&[(slot, slot)], slot);
+        true
     }
 
-    /// Ends `probe`'s claim (see [`DownSlots::start_probe`]).
-    pub(super) fn end_probe(&self, probe: u16) {
-        self.probing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&probe);
-    }
-
-    /// Marks every slot of `ranges` (`(first, last)`, inclusive) down, as
-    /// `probe`'s.
-    pub(super) fn mark(&self, ranges: &[(u16, u16)], probe: u16) {
-        let tag = probe.saturating_add(1);
-        for slot in self.slots_of(ranges) {
-            slot.store(tag, Ordering::Release);
+    /// Probe `probe` found `node` silent: marks its `ranges` down and
+    /// watches `node`, unless another probe already watches it; then
+    /// `probe`'s mark is handed to that probe (which clears it with its own)
+    /// and `probe` ends. Returns whether `probe` now watches `node`.
+    pub(super) fn watch(&self, probe: u16, node: &Node, ranges: &[(u16, u16)]) -> bool {
+        let mut probes = self.probes();
+        if let Some(&watcher) = probes.nodes.get(node) {
+            self.mark(&[(probe, probe)], watcher);
+            probes.slots.remove(&probe);
+            return false;
         }
+        probes.nodes.insert(node.clone(), probe);
+        self.mark(ranges, probe);
+        true
     }
 
-    /// Clears the marks `probe` set in `ranges` (not those another probe
-    /// set since).
-    pub(super) fn clear(&self, ranges: &[(u16, u16)], probe: u16) {
+    /// Ends `probe`: clears every mark it set or was handed, and its watch.
+    pub(super) fn finish(&self, probe: u16, node: Option<&Node>) {
+        let mut probes = self.probes();
         let tag = probe.saturating_add(1);
-        for slot in self.slots_of(ranges) {
-            let _ = slot.compare_exchange(tag, 0, Ordering::AcqRel, Ordering::Acquire);
+        for mark in self.marks.iter() {
+            let _ = mark.compare_exchange(tag, 0, Ordering::AcqRel, Ordering::Acquire);
         }
+        if let Some(node) = node {
+            probes.nodes.remove(node);
+        }
+        probes.slots.remove(&probe);
     }
 
-    fn slots_of<'a>(&'a self, ranges: &'a [(u16, u16)]) -> impl Iterator<Item = &'a AtomicU16> {
-        ranges.iter().flat_map(move |&(first, last)| {
+    /// Remembers the cluster's map (see [`DownSlots::nodes`]).
+    pub(super) fn remember(&self, map: Vec<Range>) {
+        *self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = map;
+    }
+
+    /// The primaries of the map last read.
+    pub(super) fn nodes(&self) -> Vec<Node> {
+        let map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut nodes: Vec<Node> = map.iter().map(|(_, _, node)| node.clone()).collect();
+        nodes.sort();
+        nodes.dedup();
+        nodes
+    }
+
+    fn mark(&self, ranges: &[(u16, u16)], probe: u16) {
+        let tag = probe.saturating_add(1);
+        for &(first, last) in ranges {
             let last = usize::from(last).min(SLOTS - 1);
-            self.marks
+            let marks = self
+                .marks
                 .get(usize::from(first)..=last)
-                .unwrap_or_default()
-                .iter()
-        })
+                .unwrap_or_default();
+            for mark in marks {
+                mark.store(tag, Ordering::Release);
+            }
+        }
     }
+}
+
+/// The primary that owns `slot` in `map`.
+pub(super) fn owner_of(map: &[Range], slot: u16) -> Option<&Node> {
+    map.iter()
+        .find(|(first, last, _)| (*first..=*last).contains(&slot))
+        .map(|(_, _, node)| node)
+}
+
+/// The slot ranges `node` owns in `map`.
+pub(super) fn ranges_of(map: &[Range], node: &Node) -> Vec<(u16, u16)> {
+    map.iter()
+        .filter(|(_, _, owner)| owner == node)
+        .map(|(first, last, _)| (*first, *last))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::DownSlots;
+    use super::{owner_of, ranges_of, DownSlots, Node, Range};
+
+    fn node(port: u16) -> Node {
+        ("10.0.0.1".to_owned(), port)
+    }
 
     #[test]
     fn a_probe_marks_and_clears_only_its_own_slots() {
         let down = DownSlots::new();
         assert!(down.start_probe(7));
+        assert!(down.is_down(7) && !down.is_down(8));
         assert!(!down.start_probe(7), "one probe per slot");
-        down.mark(&[(0, 99)], 7);
-        assert!(down.is_down(0) && down.is_down(7) && down.is_down(99));
-        assert!(!down.is_down(100));
-        assert!(
-            !down.start_probe(50),
-            "a slot another probe marked is covered by it"
-        );
-        // Another probe marks part of the range again.
+        assert!(down.watch(7, &node(1), &[(0, 99)]));
+        assert!(down.is_down(0) && down.is_down(99) && !down.is_down(100));
+        assert!(!down.start_probe(50), "a marked slot is covered");
+        // Another node, another probe, over part of the same range (a map
+        // that changed between the two reads).
         assert!(down.start_probe(200));
-        down.mark(&[(90, 200)], 200);
-        down.clear(&[(0, 99)], 7);
-        down.end_probe(7);
+        assert!(down.watch(200, &node(2), &[(90, 200)]));
+        down.finish(7, Some(&node(1)));
         assert!(!down.is_down(0) && !down.is_down(89));
-        assert!(down.is_down(90) && down.is_down(99), "still the other's");
-        down.clear(&[(90, 200)], 200);
-        down.end_probe(200);
+        assert!(down.is_down(90) && down.is_down(200), "still the other's");
+        down.finish(200, Some(&node(2)));
         assert!((0..16384).all(|slot| !down.is_down(slot)));
         assert!(down.start_probe(7), "claimable again");
     }
 
     #[test]
+    fn a_second_probe_of_a_watched_node_hands_its_mark_over() {
+        let down = DownSlots::new();
+        assert!(down.start_probe(1));
+        assert!(down.watch(1, &node(1), &[(0, 9)]));
+        // Slot 500 failed before the node's ranges were read (a map
+        // without it, say): its probe finds the node watched already.
+        assert!(down.start_probe(500));
+        assert!(!down.watch(500, &node(1), &[(500, 500)]));
+        assert!(down.is_down(500), "still marked, now by the watcher");
+        assert!(down.start_probe(501), "probe 500 ended");
+        down.finish(501, None);
+        down.finish(1, Some(&node(1)));
+        assert!((0..16384).all(|slot| !down.is_down(slot)), "all cleared");
+        assert!(down.start_probe(1));
+        assert!(down.watch(1, &node(1), &[(0, 0)]), "the node is free again");
+    }
+
+    #[test]
     fn out_of_range_slots_are_ignored() {
         let down = DownSlots::new();
-        down.mark(&[(16000, u16::MAX), (300, 200)], 1);
+        assert!(down.start_probe(1));
+        assert!(down.watch(1, &node(1), &[(16000, u16::MAX), (300, 200)]));
         assert!(down.is_down(16383));
         assert!(!down.is_down(u16::MAX));
         assert!(!down.is_down(250), "an empty range marks nothing");
-        down.clear(&[(16000, u16::MAX)], 1);
+        down.finish(1, Some(&node(1)));
         assert!(!down.is_down(16383));
+    }
+
+    #[test]
+    fn owners_and_their_ranges_come_from_the_map() {
+        let map: Vec<Range> = vec![(0, 99, node(1)), (100, 199, node(2)), (200, 16383, node(1))];
+        assert_eq!(owner_of(&map, 150), Some(&node(2)));
+        assert_eq!(owner_of(&map, 5), Some(&node(1)));
+        assert_eq!(ranges_of(&map, &node(1)), vec![(0, 99), (200, 16383)]);
+        assert_eq!(owner_of(&map[..1], 100), None);
+        let down = DownSlots::new();
+        down.remember(map);
+        assert_eq!(down.nodes(), vec![node(1), node(2)]);
     }
 }

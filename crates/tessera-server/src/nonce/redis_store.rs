@@ -13,7 +13,7 @@ use tessera_core::{Clock, KeyId, Nonce, SystemClock};
 
 use super::redis_cluster;
 use super::redis_connection::{open_single, RedisConnection};
-use super::redis_down_slots::DownSlots;
+use super::redis_down_slots::{self, DownSlots};
 use super::redis_settings::{judge, setting_query, value_in, Allowed, Settings, SETTINGS};
 use super::{NonceOutcome, NonceRecord, NonceStore, NonceStoreError, NonceStoreErrorKind};
 
@@ -300,6 +300,14 @@ impl RedisNonceStoreBuilder {
             allowed: self.allowed,
             clock: self.clock,
         };
+        if let Some(slots) = &store.health.slots {
+            // The nodes a probe asks for the map at once, should one of
+            // them fall silent.
+            let map = tokio::time::timeout(store.timeout, store.connection.cluster_map(&[])).await;
+            if let Ok(Ok(map)) = map {
+                slots.remember(map);
+            }
+        }
         store.watch_settings();
         Ok(store)
     }
@@ -535,11 +543,18 @@ impl RedisNonceStoreBuilder {
 ///   it owns; checks of the other slots go on. There is no store-wide
 ///   "down" mark as with one endpoint, since that would refuse every slot
 ///   for one node: the first check that times out (or loses its
-///   connection) marks its slot's primary down, and from then on the checks
-///   of every slot of that primary (its ranges in `CLUSTER SLOTS`) fail at
-///   once, until a background probe's `PING` to the slot's primary (every
-///   100 ms; after a failover, the new one) is answered. The checks sent
-///   before the mark wait their timeout.
+///   connection) marks its slot down, and a background probe finds the
+///   slot's primary in the cluster's map. If that node does not answer a
+///   `PING` either, the checks of every slot it owns fail at once until it
+///   answers one (tried every 100 ms); if it does, only that slot's checks
+///   fail at once, until a `PING` sent as the checks are answers. The
+///   checks sent before the mark wait their timeout.
+/// * After a failover of a primary that is silent (not refusing
+///   connections), the client keeps sending its slots' checks to the old
+///   primary until it learns the new map, which it does when a node answers
+///   `MOVED` or a connection breaks: the `redis` crate does not refresh its
+///   map on a timer. Until then those checks fail closed (at once, while the
+///   old primary is watched).
 /// * Once the cluster declares a slot range uncovered (`CLUSTERDOWN`, after
 ///   `cluster-node-timeout`; with the default
 ///   `cluster-require-full-coverage yes`, every slot), the checks fail
@@ -723,7 +738,9 @@ impl RedisNonceStore {
                 ));
             }
         }
-        let slot = slot.map(|(_, slot)| slot);
+        // What a probe needs should this check find the slot's primary
+        // silent: the slot, and a key in it.
+        let slot = slot.map(|(_, slot)| (slot, epoch_key.clone()));
         let mut connection = self.connection.clone();
         let mut invocation = self.script.prepare_invoke();
         invocation
@@ -779,10 +796,10 @@ impl RedisNonceStore {
     /// Marks Redis down (later checks fail at once) and starts the probe.
     /// With a cluster, only the primary of the check's `slot`: one primary
     /// down must not refuse the slots of the others.
-    fn went_down(&self, error: NonceStoreError, slot: Option<u16>) -> NonceStoreError {
+    fn went_down(&self, error: NonceStoreError, slot: Option<(u16, String)>) -> NonceStoreError {
         if self.connection.is_cluster() {
-            if let Some(slot) = slot {
-                self.primary_went_down(slot);
+            if let Some((slot, key)) = slot {
+                self.primary_went_down(slot, key);
             }
             return error;
         }
@@ -829,66 +846,98 @@ impl RedisNonceStore {
     }
 
     /// With a cluster: marks `slot` down and starts its probe (at most one
-    /// per slot, none for a slot another probe covers), a task that marks
-    /// every other slot of the same primary down (its ranges in
-    /// `CLUSTER SLOTS`), then sends `PING` to the primary of `slot` every
-    /// [`PROBE_INTERVAL`] until it answers (the client follows a failover to
-    /// the new primary), and clears what it marked.
-    fn primary_went_down(&self, slot: u16) {
+    /// per slot, none for a slot already marked). The probe reads the
+    /// cluster's map (asking every node it knows at once) and sends `PING`
+    /// to the slot's primary itself. If that node does not answer either,
+    /// every slot it owns is marked and the node is watched, by this probe
+    /// alone (another probe that finds it watched hands its mark over and
+    /// ends): `PING` to it every [`PROBE_INTERVAL`] until it answers. If it
+    /// answers (the client's map was stale, or the delay has passed), or
+    /// the map cannot be read, only `slot` stays marked, until a read of
+    /// `key` (a key in `slot`, sent as the checks are) is answered by the
+    /// slot's owner. Then the settings are read again (a node back may have
+    /// restarted with others) and every mark of the probe is cleared.
+    fn primary_went_down(&self, slot: u16, key: String) {
         let Some(slots) = &self.health.slots else {
             return;
         };
         if !slots.start_probe(slot) {
             return;
         }
-        slots.mark(&[(slot, slot)], slot);
         let health = Arc::downgrade(&self.health);
         let connection = self.connection.clone();
         let (timeout, target) = (self.timeout, self.target.clone());
         let recheck = Rechecker::of(self);
         tokio::spawn(async move {
-            let mut ranges = vec![(slot, slot)];
-            // The map comes from any node, perhaps the silent one: asked
-            // again (of another) before the mark stays on this slot alone.
-            for _ in 0..3 {
-                let owned =
-                    tokio::time::timeout(timeout, connection.ranges_of_primary_of(slot)).await;
-                if let Ok(Ok(owned)) = owned {
-                    if !owned.is_empty() {
-                        ranges.extend(owned);
+            let known = match Weak::upgrade(&health) {
+                Some(health) => health
+                    .slots
+                    .as_ref()
+                    .map(DownSlots::nodes)
+                    .unwrap_or_default(),
+                None => return, // The store is gone.
+            };
+            let mut map = Vec::new();
+            // The nodes of the map last read, all at once; else any node
+            // (perhaps the silent one: asked again).
+            for known in [known.as_slice(), &[], &[]] {
+                let read = tokio::time::timeout(timeout, connection.cluster_map(known)).await;
+                if let Ok(Ok(read)) = read {
+                    if !read.is_empty() {
+                        map = read;
                         break;
                     }
                 }
             }
-            let marked: usize = ranges
-                .iter()
-                .skip(1)
-                .map(|(first, last)| usize::from(last.saturating_sub(*first)) + 1)
-                .sum();
-            {
-                let Some(health) = Weak::upgrade(&health) else {
-                    return; // The store is gone.
-                };
-                if let Some(slots) = &health.slots {
-                    slots.mark(&ranges, slot);
+            let owner = redis_down_slots::owner_of(&map, slot).cloned();
+            let mut watched = None;
+            if let Some(owner) = owner {
+                let answered = tokio::time::timeout(timeout, connection.ping_node(&owner)).await;
+                if !matches!(answered, Ok(Ok(()))) {
+                    let ranges = redis_down_slots::ranges_of(&map, &owner);
+                    let Some(health) = Weak::upgrade(&health) else {
+                        return;
+                    };
+                    let Some(slots) = &health.slots else {
+                        return;
+                    };
+                    if !slots.watch(slot, &owner, &ranges) {
+                        return; // Another probe watches that node.
+                    }
+                    let marked: usize = ranges
+                        .iter()
+                        .map(|(first, last)| usize::from(last.saturating_sub(*first)) + 1)
+                        .sum();
+                    tracing::warn!(redis = %target, slot, node = %format!("{}:{}", owner.0, owner.1), slots = marked, "tessera: a Redis Cluster primary does not answer; refusing the checks of its slots at once until a background probe reaches it");
+                    watched = Some(owner);
                 }
             }
-            tracing::warn!(redis = %target, slot, slots = marked.max(1), "tessera: a Redis Cluster primary did not answer; refusing the checks of its slots at once until a background probe reaches it");
+            if let (false, Some(health)) = (map.is_empty(), Weak::upgrade(&health)) {
+                if let Some(slots) = &health.slots {
+                    slots.remember(map);
+                }
+            }
             loop {
                 tokio::time::sleep(PROBE_INTERVAL).await;
                 let Some(health) = Weak::upgrade(&health) else {
                     return; // The store is gone.
                 };
-                let answer = tokio::time::timeout(timeout, connection.ping_primary_of(slot)).await;
-                if matches!(answer, Ok(Ok(()))) {
+                let ping = async {
+                    match &watched {
+                        Some(node) => connection.ping_node(node).await,
+                        None => connection.owner_answers(&key).await,
+                    }
+                };
+                if matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(()))) {
                     // Back, perhaps restarted with other settings: read
                     // before it is used again.
                     recheck.run(&health).await;
                     if let Some(slots) = &health.slots {
-                        slots.clear(&ranges, slot);
-                        slots.end_probe(slot);
+                        slots.finish(slot, watched.as_ref());
                     }
-                    tracing::info!(redis = %target, slot, "tessera: the Redis Cluster primary of this slot is reachable again");
+                    if watched.is_some() {
+                        tracing::info!(redis = %target, slot, "tessera: the Redis Cluster primary of this slot answers again");
+                    }
                     return;
                 }
             }
