@@ -662,3 +662,122 @@ async fn a_stale_client_map_marks_no_healthy_primary() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A dead primary's slots handed to another (as a failover does) serve
+/// again, without the dead node coming back: the probe watching it reads
+/// the map again and lets the checks through, and the client, whose
+/// connection to the dead node is broken, learns the new owner. The tags
+/// moved have lost their epochs with the node, so what was signed before
+/// is refused with store_reset (`Forgotten`), never accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_primarys_slots_given_to_another_serve_again() {
+    let Some(nodes) = own_cluster("a_dead_primarys_slots_given_to_another_serve_again") else {
+        return;
+    };
+    let timeout = Duration::from_millis(1000);
+    let nonces = RedisNonceStore::cluster_builder(nodes.iter().cloned())
+        .prefix(unique_prefix("handover"))
+        .clock(support::store_clock())
+        .timeout(timeout)
+        .connect()
+        .await
+        .expect("connect");
+    let key_ids: Vec<KeyId> = (0..24).map(|i| key_id(&format!("handover-{i}"))).collect();
+    let (owner, victim) = owners(&nodes, &nonces, key_ids.iter()).await;
+    let check = |key_id: &KeyId| {
+        let nonce = Nonce::generate(&mut rand::rng());
+        let nonces = nonces.clone();
+        let key_id = key_id.clone();
+        async move {
+            nonces
+                .record(NonceRecord::new(&key_id, &nonce, T0, T0, T0 + 301))
+                .await
+        }
+    };
+    for key_id in &key_ids {
+        assert_eq!(check(key_id).await.ok(), Some(NonceOutcome::Fresh));
+    }
+    let heir = (0..nodes.len())
+        .find(|n| *n != victim)
+        .expect("another node");
+    let victim_id: String = on_node(&nodes[victim], &["CLUSTER", "MYID"]).await;
+    let heir_id: String = on_node(&nodes[heir], &["CLUSTER", "MYID"]).await;
+    // The victim's slots, from its line of CLUSTER NODES (`first-last` or
+    // `slot` after the eighth field).
+    let table: String = on_node(&nodes[heir], &["CLUSTER", "NODES"]).await;
+    let line = table
+        .lines()
+        .find(|line| line.starts_with(&victim_id))
+        .expect("the victim in CLUSTER NODES");
+    let slots: Vec<u16> = line
+        .split_whitespace()
+        .skip(8)
+        .flat_map(|range| {
+            let (first, last) = range.split_once('-').unwrap_or((range, range));
+            let first: u16 = first.parse().expect("slot");
+            let last: u16 = last.parse().expect("slot");
+            first..=last
+        })
+        .collect();
+    assert!(!slots.is_empty(), "the victim owns slots: {line}");
+
+    let mut victim_conn = node_connection(&nodes[victim]).await;
+    let _: Result<(), _> = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query_async(&mut victim_conn)
+        .await;
+    let lost = key_ids
+        .iter()
+        .zip(&owner)
+        .find(|(_, o)| **o == victim)
+        .map(|(k, _)| k)
+        .expect("a key id on the victim");
+    let marked = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let error = check(lost).await.expect_err("its primary is dead");
+        if error.to_string().contains("the primary of hash slot") {
+            break;
+        }
+        assert!(std::time::Instant::now() < marked, "never marked: {error}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The victim's slots go to the heir, on every live node.
+    for (n, node) in nodes.iter().enumerate() {
+        if n == victim {
+            continue;
+        }
+        let mut pipe = redis::pipe();
+        for slot in &slots {
+            pipe.cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(*slot)
+                .arg("NODE")
+                .arg(&heir_id)
+                .ignore();
+        }
+        let () = pipe
+            .query_async(&mut node_connection(node).await)
+            .await
+            .expect("CLUSTER SETSLOT");
+    }
+    let _: redis::Value = on_node(&nodes[heir], &["CLUSTER", "BUMPEPOCH"]).await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match check(lost).await {
+            Ok(outcome) => {
+                assert!(
+                    matches!(outcome, NonceOutcome::Forgotten { .. }),
+                    "its tag's epoch died with the node: {outcome:?}"
+                );
+                break;
+            }
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "the slots handed over are still refused: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

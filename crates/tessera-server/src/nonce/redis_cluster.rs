@@ -492,6 +492,15 @@ fn primaries(reply: &Value) -> Vec<(u16, String)> {
         .collect()
 }
 
+/// [`slot_map`] without the ranges whose primary has no usable host:
+/// with `cluster-preferred-endpoint-type unknown-endpoint` a node is named
+/// `""` or `"?"` (or not at all), and cannot be reached by that name.
+pub(super) fn named_slot_map(reply: &Value) -> Vec<Range> {
+    let mut map = slot_map(reply);
+    map.retain(|(_, _, (host, _))| !host.is_empty() && host != "?");
+    map
+}
+
 /// The ranges of a `CLUSTER SLOTS` reply: first and last slot, and the
 /// primary's host and port. Entries not in that form are left out.
 pub(super) fn slot_map(reply: &Value) -> Vec<Range> {
@@ -573,17 +582,20 @@ mod tests {
             range(0, 99, "10.0.0.1", 7000),
             range(100, 199, "10.0.0.2", 7001),
             Value::Array(vec![Value::Int(200)]),
+            range(150, 160, "", 7002),
+            range(150, 160, "?", 7002),
             range(200, 16383, "10.0.0.1", 7000),
         ]);
         let at = |host: &str, port: u16| (host.to_owned(), port);
         assert_eq!(
-            slot_map(&reply),
+            named_slot_map(&reply),
             vec![
                 (0, 99, at("10.0.0.1", 7000)),
                 (100, 199, at("10.0.0.2", 7001)),
                 (200, 16383, at("10.0.0.1", 7000)),
             ]
         );
+        assert_eq!(slot_map(&reply).len(), 5, "unnamed nodes too");
         assert!(slot_map(&Value::Nil).is_empty());
     }
 

@@ -165,7 +165,8 @@ impl RedisConnection {
         }
     }
 
-    /// The cluster's map (`CLUSTER SLOTS`), asked of every node of `nodes`
+    /// The cluster's map (`CLUSTER SLOTS`, the ranges of nodes it names by
+    /// a host), asked of every node of `nodes`
     /// at once (the first answer wins: one of them may be the node that
     /// does not answer), or of any node when `nodes` is empty. Empty for a
     /// single endpoint.
@@ -197,27 +198,24 @@ impl RedisConnection {
             });
             futures_util::future::select_ok(asked).await?.0
         };
-        Ok(redis_cluster::slot_map(&reply))
+        Ok(redis_cluster::named_slot_map(&reply))
     }
 
-    /// Reads whether `key` exists, sent as any command on `key` is: to the
-    /// primary that owns its slot, following `MOVED` (a node that does not
-    /// own the slot cannot answer for it, as any node answers `PING`). A
-    /// refusal (`NOPERM`) also comes from the owner, so it counts as an
-    /// answer.
+    /// Reads `key`, sent as any command on `key` is: to the primary that
+    /// owns its slot, following `MOVED` (a node that does not own the slot
+    /// cannot answer for it, as any node answers `PING`). `GET` because the
+    /// check script runs it on the same keys, so a user the store works
+    /// with may run it; a refusal proves nothing (any node refuses before
+    /// it redirects) and counts as no answer.
     ///
     /// # Errors
     /// The owner did not answer.
     pub(super) async fn owner_answers(&self, key: &str) -> Result<(), RedisError> {
-        match redis::cmd("EXISTS")
+        redis::cmd("GET")
             .arg(key)
-            .query_async::<i64>(&mut self.clone())
+            .query_async::<Option<String>>(&mut self.clone())
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_redis_refusal(&e) => Ok(()),
-            Err(e) => Err(e),
-        }
+            .map(drop)
     }
 
     /// Sends `PING` to `node` itself (not to whichever node the client

@@ -26,6 +26,9 @@ pub const DEFAULT_REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Longest accepted key prefix, bytes.
 const MAX_PREFIX_LEN: usize = 64;
+/// How many probe intervals apart a probe watching a silent cluster primary
+/// reads the cluster's map again, to notice a failover.
+const MAP_EVERY: u32 = 10;
 /// How often the background probe pings a Redis that is known to be down.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// How often a connected store reads its Redis's eviction and persistence
@@ -549,12 +552,14 @@ impl RedisNonceStoreBuilder {
 ///   answers one (tried every 100 ms); if it does, only that slot's checks
 ///   fail at once, until a `PING` sent as the checks are answers. The
 ///   checks sent before the mark wait their timeout.
-/// * After a failover of a primary that is silent (not refusing
-///   connections), the client keeps sending its slots' checks to the old
-///   primary until it learns the new map, which it does when a node answers
-///   `MOVED` or a connection breaks: the `redis` crate does not refresh its
-///   map on a timer. Until then those checks fail closed (at once, while the
-///   old primary is watched).
+/// * A watched primary whose slots the cluster's map gives to another
+///   (a failover) is let go within about a second (the probe reads the map
+///   again every 10 intervals), and the checks go through again. The client
+///   learns the new primary at once when its connection to the old one is
+///   broken (a dead node); one that is only silent (paused, its connection
+///   open) keeps the client sending its slots' checks there until a node
+///   answers `MOVED`, since the `redis` crate does not refresh its map on a
+///   timer: those checks wait their timeout and fail closed meanwhile.
 /// * Once the cluster declares a slot range uncovered (`CLUSTERDOWN`, after
 ///   `cluster-node-timeout`; with the default
 ///   `cluster-require-full-coverage yes`, every slot), the checks fail
@@ -891,6 +896,9 @@ impl RedisNonceStore {
             }
             let owner = redis_down_slots::owner_of(&map, slot).cloned();
             let mut watched = None;
+            if owner.is_none() {
+                tracing::warn!(redis = %target, slot, "tessera: the Redis Cluster's map (CLUSTER SLOTS) could not be read or names no primary for this slot; only this slot's checks are refused at once until its owner answers");
+            }
             if let Some(owner) = owner {
                 let answered = tokio::time::timeout(timeout, connection.ping_node(&owner)).await;
                 if !matches!(answered, Ok(Ok(()))) {
@@ -917,11 +925,38 @@ impl RedisNonceStore {
                     slots.remember(map);
                 }
             }
+            let mut round = 0u32;
             loop {
                 tokio::time::sleep(PROBE_INTERVAL).await;
                 let Some(health) = Weak::upgrade(&health) else {
                     return; // The store is gone.
                 };
+                round = round.wrapping_add(1);
+                if let (Some(node), true) = (&watched, round.is_multiple_of(MAP_EVERY)) {
+                    // Failed over? Then its slots have another primary, and
+                    // the checks, let through, make the client learn it
+                    // (its connection to a dead node is broken; a node that
+                    // is asked answers MOVED).
+                    let known = health
+                        .slots
+                        .as_ref()
+                        .map(DownSlots::nodes)
+                        .unwrap_or_default();
+                    let read = tokio::time::timeout(timeout, connection.cluster_map(&known)).await;
+                    if let Ok(Ok(map)) = read {
+                        let moved = redis_down_slots::owner_of(&map, slot)
+                            .is_some_and(|owner| owner != node);
+                        if moved {
+                            recheck.run(&health).await;
+                            if let Some(slots) = &health.slots {
+                                slots.remember(map);
+                                slots.finish(slot, watched.as_ref());
+                            }
+                            tracing::info!(redis = %target, slot, "tessera: the slots of the Redis Cluster primary that did not answer have another primary now");
+                            return;
+                        }
+                    }
+                }
                 let ping = async {
                     match &watched {
                         Some(node) => connection.ping_node(node).await,
