@@ -34,14 +34,55 @@ fn unique_prefix(test: &str) -> String {
 /// A store on the cluster whose epochs are dated T0, like the harness's
 /// requests.
 async fn store(nodes: &[String], prefix: &str) -> RedisNonceStore {
+    // Generous: 2 shared cores, several servers and a cluster.
+    store_with_timeout(nodes, prefix, Duration::from_secs(2)).await
+}
+
+async fn store_with_timeout(nodes: &[String], prefix: &str, timeout: Duration) -> RedisNonceStore {
     RedisNonceStore::cluster_builder(nodes.iter().cloned())
         .prefix(prefix)
         .clock(support::store_clock())
-        // Generous: 2 shared cores, several servers and a cluster.
-        .timeout(Duration::from_secs(2))
+        .timeout(timeout)
         .connect()
         .await
         .expect("connect to the cluster")
+}
+
+/// For the tests that stop a primary: a store with `timeout`, `count` key
+/// ids (`name-0`...), the node owning each and the node owning the most,
+/// and one nonce of each key id recorded.
+async fn stopping_setup(
+    nodes: &[String],
+    name: &str,
+    count: usize,
+    timeout: Duration,
+) -> (RedisNonceStore, Vec<KeyId>, Vec<usize>, usize) {
+    let nonces = store_with_timeout(nodes, &unique_prefix(name), timeout).await;
+    let key_ids: Vec<KeyId> = (0..count).map(|i| key_id(&format!("{name}-{i}"))).collect();
+    let (owner, victim) = owners(nodes, &nonces, key_ids.iter()).await;
+    for key_id in &key_ids {
+        assert_eq!(
+            record_new(&nonces, key_id).await.0.ok(),
+            Some(NonceOutcome::Fresh)
+        );
+    }
+    (nonces, key_ids, owner, victim)
+}
+
+/// Records a new nonce of `key_id` (created at T0), and how long it took.
+async fn record_new(
+    nonces: &RedisNonceStore,
+    key_id: &KeyId,
+) -> (
+    Result<NonceOutcome, tessera_server::NonceStoreError>,
+    Duration,
+) {
+    let nonce = Nonce::generate(&mut rand::rng());
+    let started = std::time::Instant::now();
+    let outcome = nonces
+        .record(NonceRecord::new(key_id, &nonce, T0, T0, T0 + 301))
+        .await;
+    (outcome, started.elapsed())
 }
 
 async fn server(nonces: RedisNonceStore) -> Harness {
@@ -455,32 +496,9 @@ async fn paused_primary_fails_its_slots_at_once() {
     let Some(nodes) = own_cluster("paused_primary_fails_its_slots_at_once") else {
         return;
     };
-    let prefix = unique_prefix("pause");
     let timeout = Duration::from_millis(1500);
-    let nonces = RedisNonceStore::cluster_builder(nodes.iter().cloned())
-        .prefix(&prefix)
-        .clock(support::store_clock())
-        .timeout(timeout)
-        .connect()
-        .await
-        .expect("connect");
-    let key_ids: Vec<KeyId> = (0..24).map(|i| key_id(&format!("paused-{i}"))).collect();
-    let (owner, victim) = owners(&nodes, &nonces, key_ids.iter()).await;
-    let check = |key_id: &KeyId| {
-        let nonces = nonces.clone();
-        let key_id = key_id.clone();
-        async move {
-            let nonce = Nonce::generate(&mut rand::rng());
-            let started = std::time::Instant::now();
-            let outcome = nonces
-                .record(NonceRecord::new(&key_id, &nonce, T0, T0, T0 + 301))
-                .await;
-            (outcome, started.elapsed())
-        }
-    };
-    for key_id in &key_ids {
-        assert_eq!(check(key_id).await.0.ok(), Some(NonceOutcome::Fresh));
-    }
+    let (nonces, key_ids, owner, victim) = stopping_setup(&nodes, "paused", 24, timeout).await;
+    let check = |key_id| record_new(&nonces, key_id);
 
     // Paused, not killed: connections stay open and nothing answers, as
     // with a primary that drops packets. Resumed well within
@@ -571,28 +589,11 @@ async fn a_stale_client_map_marks_no_healthy_primary() {
         return;
     };
     let timeout = Duration::from_millis(1000);
-    let nonces = RedisNonceStore::cluster_builder(nodes.iter().cloned())
-        .prefix(unique_prefix("stale"))
-        .clock(support::store_clock())
-        .timeout(timeout)
-        .connect()
-        .await
-        .expect("connect");
-    let key_ids: Vec<KeyId> = (0..48).map(|i| key_id(&format!("stale-{i}"))).collect();
-    let (owner, _) = owners(&nodes, &nonces, key_ids.iter()).await;
-    let check = |key_id: &KeyId| {
-        let nonce = Nonce::generate(&mut rand::rng());
-        let nonces = nonces.clone();
-        let key_id = key_id.clone();
-        async move {
-            nonces
-                .record(NonceRecord::new(&key_id, &nonce, T0, T0, T0 + 301))
-                .await
-        }
+    let (nonces, key_ids, owner, _) = stopping_setup(&nodes, "stale", 48, timeout).await;
+    let check = |key_id| {
+        let nonces = &nonces;
+        async move { record_new(nonces, key_id).await.0 }
     };
-    for key_id in &key_ids {
-        assert_eq!(check(key_id).await.ok(), Some(NonceOutcome::Fresh));
-    }
 
     // Move the slot of key 0's tag from its primary V to another, H,
     // behind the client's back (it never touches that slot meanwhile).
@@ -675,28 +676,11 @@ async fn a_dead_primarys_slots_given_to_another_serve_again() {
         return;
     };
     let timeout = Duration::from_millis(1000);
-    let nonces = RedisNonceStore::cluster_builder(nodes.iter().cloned())
-        .prefix(unique_prefix("handover"))
-        .clock(support::store_clock())
-        .timeout(timeout)
-        .connect()
-        .await
-        .expect("connect");
-    let key_ids: Vec<KeyId> = (0..24).map(|i| key_id(&format!("handover-{i}"))).collect();
-    let (owner, victim) = owners(&nodes, &nonces, key_ids.iter()).await;
-    let check = |key_id: &KeyId| {
-        let nonce = Nonce::generate(&mut rand::rng());
-        let nonces = nonces.clone();
-        let key_id = key_id.clone();
-        async move {
-            nonces
-                .record(NonceRecord::new(&key_id, &nonce, T0, T0, T0 + 301))
-                .await
-        }
+    let (nonces, key_ids, owner, victim) = stopping_setup(&nodes, "handover", 24, timeout).await;
+    let check = |key_id| {
+        let nonces = &nonces;
+        async move { record_new(nonces, key_id).await.0 }
     };
-    for key_id in &key_ids {
-        assert_eq!(check(key_id).await.ok(), Some(NonceOutcome::Fresh));
-    }
     let heir = (0..nodes.len())
         .find(|n| *n != victim)
         .expect("another node");
