@@ -684,26 +684,7 @@ async fn a_dead_primarys_slots_given_to_another_serve_again() {
     let heir = (0..nodes.len())
         .find(|n| *n != victim)
         .expect("another node");
-    let victim_id: String = on_node(&nodes[victim], &["CLUSTER", "MYID"]).await;
-    let heir_id: String = on_node(&nodes[heir], &["CLUSTER", "MYID"]).await;
-    // The victim's slots, from its line of CLUSTER NODES (`first-last` or
-    // `slot` after the eighth field).
-    let table: String = on_node(&nodes[heir], &["CLUSTER", "NODES"]).await;
-    let line = table
-        .lines()
-        .find(|line| line.starts_with(&victim_id))
-        .expect("the victim in CLUSTER NODES");
-    let slots: Vec<u16> = line
-        .split_whitespace()
-        .skip(8)
-        .flat_map(|range| {
-            let (first, last) = range.split_once('-').unwrap_or((range, range));
-            let first: u16 = first.parse().expect("slot");
-            let last: u16 = last.parse().expect("slot");
-            first..=last
-        })
-        .collect();
-    assert!(!slots.is_empty(), "the victim owns slots: {line}");
+    let slots = slots_of(&nodes, victim, heir).await;
 
     let mut victim_conn = node_connection(&nodes[victim]).await;
     let _: Result<(), _> = redis::cmd("SHUTDOWN")
@@ -726,26 +707,7 @@ async fn a_dead_primarys_slots_given_to_another_serve_again() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // The victim's slots go to the heir, on every live node.
-    for (n, node) in nodes.iter().enumerate() {
-        if n == victim {
-            continue;
-        }
-        let mut pipe = redis::pipe();
-        for slot in &slots {
-            pipe.cmd("CLUSTER")
-                .arg("SETSLOT")
-                .arg(*slot)
-                .arg("NODE")
-                .arg(&heir_id)
-                .ignore();
-        }
-        let () = pipe
-            .query_async(&mut node_connection(node).await)
-            .await
-            .expect("CLUSTER SETSLOT");
-    }
-    let _: redis::Value = on_node(&nodes[heir], &["CLUSTER", "BUMPEPOCH"]).await;
+    hand_over(&nodes, victim, heir, &slots).await;
 
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -764,4 +726,99 @@ async fn a_dead_primarys_slots_given_to_another_serve_again() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The slots node `victim` owns, as node `asked` sees them (its line of
+/// CLUSTER NODES: `first-last` or `slot` after the eighth field).
+async fn slots_of(nodes: &[String], victim: usize, asked: usize) -> Vec<u16> {
+    let victim_id: String = on_node(&nodes[victim], &["CLUSTER", "MYID"]).await;
+    let table: String = on_node(&nodes[asked], &["CLUSTER", "NODES"]).await;
+    let line = table
+        .lines()
+        .find(|line| line.starts_with(&victim_id))
+        .expect("the victim in CLUSTER NODES");
+    let slots: Vec<u16> = line
+        .split_whitespace()
+        .skip(8)
+        .flat_map(|range| {
+            let (first, last) = range.split_once('-').unwrap_or((range, range));
+            let first: u16 = first.parse().expect("slot");
+            let last: u16 = last.parse().expect("slot");
+            first..=last
+        })
+        .collect();
+    assert!(!slots.is_empty(), "the victim owns slots: {line}");
+    slots
+}
+
+/// Gives `slots` to node `heir` on every node but `victim` (stopped), as a
+/// failover does.
+async fn hand_over(nodes: &[String], victim: usize, heir: usize, slots: &[u16]) {
+    let heir_id: String = on_node(&nodes[heir], &["CLUSTER", "MYID"]).await;
+    for (n, node) in nodes.iter().enumerate() {
+        if n == victim {
+            continue;
+        }
+        let mut pipe = redis::pipe();
+        for slot in slots {
+            pipe.cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(*slot)
+                .arg("NODE")
+                .arg(&heir_id)
+                .ignore();
+        }
+        let () = pipe
+            .query_async(&mut node_connection(node).await)
+            .await
+            .expect("CLUSTER SETSLOT");
+    }
+    let _: redis::Value = on_node(&nodes[heir], &["CLUSTER", "BUMPEPOCH"]).await;
+}
+
+/// A primary that is only silent (paused) keeps its slots refused even when
+/// the map gives them to another: the client would go on sending it their
+/// checks, which it could answer `Fresh` when it wakes, just before it
+/// learns it was replaced and drops what it wrote (a nonce then accepted
+/// twice). Its marks stay until it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_primarys_slots_stay_refused_when_given_to_another() {
+    let Some(nodes) = own_cluster("a_silent_primarys_slots_stay_refused_when_given_to_another")
+    else {
+        return;
+    };
+    let timeout = Duration::from_millis(1000);
+    let (nonces, key_ids, owner, victim) = stopping_setup(&nodes, "silent", 24, timeout).await;
+    let heir = (0..nodes.len())
+        .find(|n| *n != victim)
+        .expect("another node");
+    let slots = slots_of(&nodes, victim, heir).await;
+    let lost = key_ids
+        .iter()
+        .zip(&owner)
+        .find(|(_, o)| **o == victim)
+        .map(|(k, _)| k)
+        .expect("a key id on the victim");
+    let paused = Paused::new(node_pid(&nodes[victim]).await);
+    let marked = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let error = record_new(&nonces, lost).await.0.expect_err("paused");
+        if error.to_string().contains("the primary of hash slot") {
+            break;
+        }
+        assert!(std::time::Instant::now() < marked, "never marked: {error}");
+    }
+    hand_over(&nodes, victim, heir, &slots).await;
+    // Past the probe's map re-reads (every second) and the settings
+    // re-check a let-go would run first (it waits for the paused node).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for _ in 0..100 {
+        let error = record_new(&nonces, lost).await.0.expect_err("still paused");
+        assert!(
+            error.to_string().contains("the primary of hash slot"),
+            "let go while its primary is only silent: {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(paused);
 }

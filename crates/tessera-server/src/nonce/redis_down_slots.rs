@@ -32,6 +32,8 @@ pub(super) struct DownSlots {
     probes: Mutex<Probes>,
     /// The cluster's map as last read, for asking its nodes directly.
     map: Mutex<Vec<Range>>,
+    /// When a probe last warned that the map named no owner.
+    warned: Mutex<Option<std::time::Instant>>,
 }
 
 #[derive(Default)]
@@ -57,6 +59,7 @@ impl DownSlots {
             marks: (0..SLOTS).map(|_| AtomicU16::new(0)).collect(),
             probes: Mutex::new(Probes::default()),
             map: Mutex::new(Vec::new()),
+            warned: Mutex::new(None),
         }
     }
 
@@ -111,6 +114,21 @@ impl DownSlots {
             probes.nodes.remove(node);
         }
         probes.slots.remove(&probe);
+    }
+
+    /// Whether a warning that the map named no owner may be logged now: at
+    /// most one a second, however many slots' probes find the same.
+    pub(super) fn first_warning_this_second(&self) -> bool {
+        let mut warned = self
+            .warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if warned.is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(1)) {
+            return false;
+        }
+        *warned = Some(now);
+        true
     }
 
     /// Remembers the cluster's map (see [`DownSlots::nodes`]).

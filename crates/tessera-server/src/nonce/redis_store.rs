@@ -26,9 +26,9 @@ pub const DEFAULT_REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Longest accepted key prefix, bytes.
 const MAX_PREFIX_LEN: usize = 64;
-/// How many probe intervals apart a probe watching a silent cluster primary
-/// reads the cluster's map again, to notice a failover.
-const MAP_EVERY: u32 = 10;
+/// How often a probe watching a dead cluster primary reads the cluster's
+/// map again, to notice a failover.
+const MAP_REREAD: Duration = Duration::from_secs(1);
 /// How often the background probe pings a Redis that is known to be down.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// How often a connected store reads its Redis's eviction and persistence
@@ -552,14 +552,17 @@ impl RedisNonceStoreBuilder {
 ///   answers one (tried every 100 ms); if it does, only that slot's checks
 ///   fail at once, until a `PING` sent as the checks are answers. The
 ///   checks sent before the mark wait their timeout.
-/// * A watched primary whose slots the cluster's map gives to another
-///   (a failover) is let go within about a second (the probe reads the map
-///   again every 10 intervals), and the checks go through again. The client
-///   learns the new primary at once when its connection to the old one is
-///   broken (a dead node); one that is only silent (paused, its connection
-///   open) keeps the client sending its slots' checks there until a node
-///   answers `MOVED`, since the `redis` crate does not refresh its map on a
-///   timer: those checks wait their timeout and fail closed meanwhile.
+/// * A watched primary that is dead (its connection refused or dropped)
+///   and whose slots the cluster's map gives to another (a failover) is
+///   let go within about a second (the probe reads the map again every
+///   second), and the checks go through again: the client, whose connection
+///   to the dead node is broken, learns the new primary from the `MOVED` a
+///   node answers. A primary that is only silent (paused, its connection
+///   open) keeps its slots refused until it answers, even after a failover:
+///   the client would go on sending it their checks, since the `redis`
+///   crate does not refresh its map on a timer, and a node that wakes may
+///   answer a check `Fresh` just before it learns it was replaced and drops
+///   what it wrote (a nonce then accepted twice).
 /// * Once the cluster declares a slot range uncovered (`CLUSTERDOWN`, after
 ///   `cluster-node-timeout`; with the default
 ///   `cluster-require-full-coverage yes`, every slot), the checks fail
@@ -882,22 +885,21 @@ impl RedisNonceStore {
                     .unwrap_or_default(),
                 None => return, // The store is gone.
             };
-            let mut map = Vec::new();
-            // The nodes of the map last read, all at once; else any node
-            // (perhaps the silent one: asked again).
-            for known in [known.as_slice(), &[], &[]] {
-                let read = tokio::time::timeout(timeout, connection.cluster_map(known)).await;
-                if let Ok(Ok(read)) = read {
-                    if !read.is_empty() {
-                        map = read;
-                        break;
-                    }
-                }
-            }
+            let map = read_map(&connection, &known, timeout).await;
             let owner = redis_down_slots::owner_of(&map, slot).cloned();
             let mut watched = None;
             if owner.is_none() {
-                tracing::warn!(redis = %target, slot, "tessera: the Redis Cluster's map (CLUSTER SLOTS) could not be read or names no primary for this slot; only this slot's checks are refused at once until its owner answers");
+                let first = Weak::upgrade(&health)
+                    .and_then(|health| {
+                        health
+                            .slots
+                            .as_ref()
+                            .map(DownSlots::first_warning_this_second)
+                    })
+                    .unwrap_or(false);
+                if first {
+                    tracing::warn!(redis = %target, slot, "tessera: the Redis Cluster's map (CLUSTER SLOTS) could not be read or names no primary for this slot; only this slot's checks are refused at once until its owner answers (at most one such line a second)");
+                }
             }
             if let Some(owner) = owner {
                 let answered = tokio::time::timeout(timeout, connection.ping_node(&owner)).await;
@@ -925,25 +927,32 @@ impl RedisNonceStore {
                     slots.remember(map);
                 }
             }
-            let mut round = 0u32;
+            let mut map_read = std::time::Instant::now();
+            // Whether the watched node's last `PING` failed on its
+            // connection (refused, reset), not by silence.
+            let mut dead = false;
             loop {
                 tokio::time::sleep(PROBE_INTERVAL).await;
                 let Some(health) = Weak::upgrade(&health) else {
                     return; // The store is gone.
                 };
-                round = round.wrapping_add(1);
-                if let (Some(node), true) = (&watched, round.is_multiple_of(MAP_EVERY)) {
-                    // Failed over? Then its slots have another primary, and
-                    // the checks, let through, make the client learn it
-                    // (its connection to a dead node is broken; a node that
-                    // is asked answers MOVED).
+                if let (Some(node), true) = (&watched, dead && map_read.elapsed() >= MAP_REREAD) {
+                    map_read = std::time::Instant::now();
+                    // A dead node failed over: its slots have another
+                    // primary, and the checks, let through, make the client
+                    // learn it (its connection to the dead node is broken,
+                    // and a node asked answers MOVED). Not a node that is
+                    // only silent: the client would go on sending it the
+                    // checks, which it could answer `Fresh` when it wakes,
+                    // just before it learns it was replaced and drops what
+                    // it wrote; its marks stay until it answers.
                     let known = health
                         .slots
                         .as_ref()
                         .map(DownSlots::nodes)
                         .unwrap_or_default();
-                    let read = tokio::time::timeout(timeout, connection.cluster_map(&known)).await;
-                    if let Ok(Ok(map)) = read {
+                    let map = read_map(&connection, &known, timeout).await;
+                    {
                         let moved = redis_down_slots::owner_of(&map, slot)
                             .is_some_and(|owner| owner != node);
                         if moved {
@@ -963,7 +972,17 @@ impl RedisNonceStore {
                         None => connection.owner_answers(&key).await,
                     }
                 };
-                if matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(()))) {
+                let answer = tokio::time::timeout(timeout, ping).await;
+                // Dead: refused, reset, or a node the client holds no
+                // connection to any more (it dropped the one that broke).
+                // A timeout is silence, whether ours or the client's (an
+                // I/O error that says it timed out).
+                dead = matches!(&answer, Ok(Err(e)) if !e.is_timeout()
+                    && (e.is_connection_refusal()
+                        || e.is_io_error()
+                        || e.is_connection_dropped()
+                        || e.kind() == redis::ErrorKind::ClusterConnectionNotFound));
+                if matches!(answer, Ok(Ok(()))) {
                     // Back, perhaps restarted with other settings: read
                     // before it is used again.
                     recheck.run(&health).await;
@@ -1057,6 +1076,24 @@ pub enum RedisStoreErrorKind {
     /// an append-only file not synced on every write (see
     /// [`RedisNonceStoreBuilder::allow_lossy_persistence`]).
     Persistence,
+}
+
+/// The cluster's map, asked of the `known` nodes at once, else (none of them
+/// answers, or none is known) of any node the client is connected to, up
+/// to twice (it may pick a silent one); empty when no map could be read.
+async fn read_map(
+    connection: &RedisConnection,
+    known: &[redis_down_slots::Node],
+    timeout: Duration,
+) -> Vec<redis_down_slots::Range> {
+    for nodes in [known, &[], &[]] {
+        if let Ok(Ok(map)) = tokio::time::timeout(timeout, connection.cluster_map(nodes)).await {
+            if !map.is_empty() {
+                return map;
+            }
+        }
+    }
+    Vec::new()
 }
 
 /// Whether Redis is known to be down, shared by a store's clones.
