@@ -483,10 +483,16 @@ fn concurrent_streams_fan_out_upstream_connections() {
         n as usize,
         "every stream of the second burst is answered"
     );
+    // Only the count reused is checked here: these streams are quick, and
+    // on a loaded machine they arrive spread out, so a link may come back
+    // with no stream waiting, be closed, and another be opened later in
+    // the same burst (more than 8 ports over the burst, never more than 8
+    // at once: the first burst, whose streams all wait together, checks
+    // that cap).
     let later: BTreeSet<u64> = later.into_iter().collect();
     let reused = later.intersection(&ports).count();
-    assert!(
-        reused == 1 && later.len() <= 8,
+    assert_eq!(
+        reused, 1,
         "reused {reused} of the first burst's upstream connections: {later:?} vs {ports:?}"
     );
 }
