@@ -590,10 +590,6 @@ async fn a_stale_client_map_marks_no_healthy_primary() {
     };
     let timeout = Duration::from_millis(1000);
     let (nonces, key_ids, owner, _) = stopping_setup(&nodes, "stale", 48, timeout).await;
-    let check = |key_id| {
-        let nonces = &nonces;
-        async move { record_new(nonces, key_id).await.0 }
-    };
 
     // Move the slot of key 0's tag from its primary V to another, H,
     // behind the client's back (it never touches that slot meanwhile).
@@ -639,23 +635,29 @@ async fn a_stale_client_map_marks_no_healthy_primary() {
 
     let paused = Paused::new(node_pid(&nodes[v]).await);
     // Sent to V by the stale map: it waits its timeout and fails closed.
-    check(moved).await.expect_err("sent to the paused node");
+    record_new(&nonces, moved)
+        .await
+        .0
+        .expect_err("sent to the paused node");
     // Time for the probe: map read, V's successor for the slot pinged.
     tokio::time::sleep(timeout * 2).await;
     for (key_id, o) in key_ids.iter().zip(&owner).skip(1) {
         if *o == h {
             assert_eq!(
-                check(key_id).await.ok(),
+                record_new(&nonces, key_id).await.0.ok(),
                 Some(NonceOutcome::Fresh),
                 "{key_id} on the healthy primary that took the slot"
             );
         }
     }
-    assert!(check(moved).await.is_err(), "still sent to the paused node");
+    assert!(
+        record_new(&nonces, moved).await.0.is_err(),
+        "still sent to the paused node"
+    );
     drop(paused);
     // V answers again (MOVED for the slot): the client learns the new map.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while check(moved).await.is_err() {
+    while record_new(&nonces, moved).await.0.is_err() {
         assert!(
             std::time::Instant::now() < deadline,
             "the moved slot stays refused after V resumed"
@@ -677,10 +679,6 @@ async fn a_dead_primarys_slots_given_to_another_serve_again() {
     };
     let timeout = Duration::from_millis(1000);
     let (nonces, key_ids, owner, victim) = stopping_setup(&nodes, "handover", 24, timeout).await;
-    let check = |key_id| {
-        let nonces = &nonces;
-        async move { record_new(nonces, key_id).await.0 }
-    };
     let heir = (0..nodes.len())
         .find(|n| *n != victim)
         .expect("another node");
@@ -699,7 +697,10 @@ async fn a_dead_primarys_slots_given_to_another_serve_again() {
         .expect("a key id on the victim");
     let marked = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let error = check(lost).await.expect_err("its primary is dead");
+        let error = record_new(&nonces, lost)
+            .await
+            .0
+            .expect_err("its primary is dead");
         if error.to_string().contains("the primary of hash slot") {
             break;
         }
@@ -711,7 +712,7 @@ async fn a_dead_primarys_slots_given_to_another_serve_again() {
 
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match check(lost).await {
+        match record_new(&nonces, lost).await.0 {
             Ok(outcome) => {
                 assert!(
                     matches!(outcome, NonceOutcome::Forgotten { .. }),
