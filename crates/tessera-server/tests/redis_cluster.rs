@@ -678,41 +678,19 @@ async fn a_dead_primarys_slots_given_to_another_serve_again() {
         return;
     };
     let timeout = Duration::from_millis(1000);
-    let (nonces, key_ids, owner, victim) = stopping_setup(&nodes, "handover", 24, timeout).await;
-    let heir = (0..nodes.len())
-        .find(|n| *n != victim)
-        .expect("another node");
-    let slots = slots_of(&nodes, victim, heir).await;
-
+    let (nonces, victim, heir, slots, lost) = handover_setup(&nodes, "handover", timeout).await;
     let mut victim_conn = node_connection(&nodes[victim]).await;
     let _: Result<(), _> = redis::cmd("SHUTDOWN")
         .arg("NOSAVE")
         .query_async(&mut victim_conn)
         .await;
-    let lost = key_ids
-        .iter()
-        .zip(&owner)
-        .find(|(_, o)| **o == victim)
-        .map(|(k, _)| k)
-        .expect("a key id on the victim");
-    let marked = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let error = record_new(&nonces, lost)
-            .await
-            .0
-            .expect_err("its primary is dead");
-        if error.to_string().contains("the primary of hash slot") {
-            break;
-        }
-        assert!(std::time::Instant::now() < marked, "never marked: {error}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_marked(&nonces, &lost).await;
 
     hand_over(&nodes, victim, heir, &slots).await;
 
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match record_new(&nonces, lost).await.0 {
+        match record_new(&nonces, &lost).await.0 {
             Ok(outcome) => {
                 assert!(
                     matches!(outcome, NonceOutcome::Forgotten { .. }),
@@ -789,32 +767,18 @@ async fn a_silent_primarys_slots_stay_refused_when_given_to_another() {
         return;
     };
     let timeout = Duration::from_millis(1000);
-    let (nonces, key_ids, owner, victim) = stopping_setup(&nodes, "silent", 24, timeout).await;
-    let heir = (0..nodes.len())
-        .find(|n| *n != victim)
-        .expect("another node");
-    let slots = slots_of(&nodes, victim, heir).await;
-    let lost = key_ids
-        .iter()
-        .zip(&owner)
-        .find(|(_, o)| **o == victim)
-        .map(|(k, _)| k)
-        .expect("a key id on the victim");
+    let (nonces, victim, heir, slots, lost) = handover_setup(&nodes, "silent", timeout).await;
     let paused = Paused::new(node_pid(&nodes[victim]).await);
-    let marked = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let error = record_new(&nonces, lost).await.0.expect_err("paused");
-        if error.to_string().contains("the primary of hash slot") {
-            break;
-        }
-        assert!(std::time::Instant::now() < marked, "never marked: {error}");
-    }
+    until_marked(&nonces, &lost).await;
     hand_over(&nodes, victim, heir, &slots).await;
     // Past the probe's map re-reads (every second) and the settings
     // re-check a let-go would run first (it waits for the paused node).
     tokio::time::sleep(Duration::from_secs(2)).await;
     for _ in 0..100 {
-        let error = record_new(&nonces, lost).await.0.expect_err("still paused");
+        let error = record_new(&nonces, &lost)
+            .await
+            .0
+            .expect_err("still paused");
         assert!(
             error.to_string().contains("the primary of hash slot"),
             "let go while its primary is only silent: {error}"
@@ -822,4 +786,43 @@ async fn a_silent_primarys_slots_stay_refused_when_given_to_another() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     drop(paused);
+}
+
+/// For the tests that hand a stopped primary's slots to another:
+/// [`stopping_setup`], the heir (another node), the victim's slots, and a
+/// key id on the victim.
+async fn handover_setup(
+    nodes: &[String],
+    name: &str,
+    timeout: Duration,
+) -> (RedisNonceStore, usize, usize, Vec<u16>, KeyId) {
+    let (nonces, key_ids, owner, victim) = stopping_setup(nodes, name, 24, timeout).await;
+    let heir = (0..nodes.len())
+        .find(|n| *n != victim)
+        .expect("another node");
+    let slots = slots_of(nodes, victim, heir).await;
+    let lost = key_ids
+        .iter()
+        .zip(&owner)
+        .find(|(_, o)| **o == victim)
+        .map(|(k, _)| k.clone())
+        .expect("a key id on the victim");
+    (nonces, victim, heir, slots, lost)
+}
+
+/// Waits (at most 5 s) until the checks of `key_id` are refused by the
+/// down mark of its slot.
+async fn until_marked(nonces: &RedisNonceStore, key_id: &KeyId) {
+    let marked = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let error = record_new(nonces, key_id)
+            .await
+            .0
+            .expect_err("its primary is stopped");
+        if error.to_string().contains("the primary of hash slot") {
+            return;
+        }
+        assert!(std::time::Instant::now() < marked, "never marked: {error}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
