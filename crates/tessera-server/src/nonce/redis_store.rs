@@ -952,18 +952,16 @@ impl RedisNonceStore {
                         .map(DownSlots::nodes)
                         .unwrap_or_default();
                     let map = read_map(&connection, &known, timeout).await;
-                    {
-                        let moved = redis_down_slots::owner_of(&map, slot)
-                            .is_some_and(|owner| owner != node);
-                        if moved {
-                            recheck.run(&health).await;
-                            if let Some(slots) = &health.slots {
-                                slots.remember(map);
-                                slots.finish(slot, watched.as_ref());
-                            }
-                            tracing::info!(redis = %target, slot, "tessera: the slots of the Redis Cluster primary that did not answer have another primary now");
-                            return;
+                    let moved =
+                        redis_down_slots::owner_of(&map, slot).is_some_and(|owner| owner != node);
+                    if moved {
+                        recheck.run(&health).await;
+                        if let Some(slots) = &health.slots {
+                            slots.remember(map);
+                            slots.finish(slot, watched.as_ref());
                         }
+                        tracing::info!(redis = %target, slot, "tessera: the slots of the Redis Cluster primary that did not answer have another primary now");
+                        return;
                     }
                 }
                 let ping = async {
