@@ -395,6 +395,46 @@ fn a_redis_user_that_may_not_run_the_scripts_stops_the_start() {
     }
 }
 
+/// The nonce store's Redis user likewise: one that may write the epoch
+/// keys but not run the check script (`EVALSHA`), or not `EXISTS`, would
+/// fail every signed request with 503; the start tries each command the
+/// store sends and stops (exit 2), naming what the user needs.
+#[test]
+fn a_nonce_store_user_without_a_right_stops_the_start() {
+    let port = free_port();
+    #[rustfmt::skip]
+    let users = [
+        "--user", "noevalsha", "on", ">noevalsha-pw", "~*", "+@connection", "+get", "+set",
+        "+exists", "+eval", "+script|load",
+        "--user", "noexists", "on", ">noexists-pw", "~*", "+@connection", "+get", "+set",
+        "+evalsha", "+eval", "+script|load",
+    ];
+    let Some(_redis) = spawn_redis_with(port, &users) else {
+        skip("a_nonce_store_user_without_a_right_stops_the_start");
+        return;
+    };
+    let dir = temp_dir("nonce-redis-noperm");
+    let alice = Key::random("alice-nonce-noperm");
+    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let upstream = Upstream::start(&dir);
+    for (user, command) in [("noevalsha", "evalsha"), ("noexists", "exists")] {
+        let url = format!("redis://{user}:{user}-pw@127.0.0.1:{port}/0");
+        let config = config(
+            &dir,
+            &format!("nonce-noperm-{user}.toml"),
+            &keys,
+            &upstream,
+            &format!("rate = \"100/s\"\n[nonce_store]\nredis = \"{url}\"\n"),
+        );
+        let stderr = refused_start(&config, user);
+        assert!(
+            stderr.contains(command) && stderr.contains("needs +evalsha +eval"),
+            "{user}: {stderr}"
+        );
+        assert!(!stderr.contains(&format!("{user}-pw")), "{user}: {stderr}");
+    }
+}
+
 /// Runs the gateway on `config`, which must stop it at start with exit 2;
 /// its standard error.
 fn refused_start(config: &str, label: &str) -> String {

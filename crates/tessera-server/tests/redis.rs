@@ -6,6 +6,8 @@
 //! `support/redis_server.rs`. Tests that stop Redis always use their own.
 #![cfg(feature = "redis")]
 
+#[path = "support/redis_acl.rs"]
+mod redis_acl;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 mod support;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
+use redis_acl::{set_user, without, NONCE_STORE_RIGHTS};
 use redis_server::RedisServer;
 use support::{key_id, Harness, Spec, PUBLIC, T0};
 use tessera_core::Nonce;
@@ -961,4 +964,76 @@ async fn a_restart_from_a_snapshot_never_lets_a_lost_pair_through() {
     );
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With the rights the documentation lists, and nothing else, the store
+/// connects and checks, also once Redis has forgotten its scripts; without
+/// any one of them, the connection is refused (`Refused`, naming what the
+/// user needs, never the password) instead of every check failing closed
+/// afterwards.
+#[tokio::test]
+async fn the_documented_rights_are_enough_and_each_is_needed() {
+    let test = "the_documented_rights_are_enough_and_each_is_needed";
+    let Some(redis) = RedisServer::spawn(test) else {
+        return;
+    };
+    let admin = inspect(&redis.url()).await;
+    let prefix = unique_prefix("acl");
+    let url = |user: &str| format!("redis://{user}:pw-{user}@127.0.0.1:{}/", redis.port);
+    let connect = |user: String| {
+        let prefix = prefix.clone();
+        async move {
+            RedisNonceStore::builder(url(&user))
+                .clock(support::store_clock())
+                .prefix(prefix)
+                .connect_timeout(Duration::from_secs(2))
+                .connect()
+                .await
+        }
+    };
+
+    set_user(&admin, "all", &prefix, &NONCE_STORE_RIGHTS).await;
+    let store = connect("all".to_owned())
+        .await
+        .expect("the documented rights are enough");
+    let alice = key_id("alice");
+    let nonce = Nonce::generate(&mut rand::rng());
+    let record = NonceRecord::new(&alice, &nonce, T0, T0, T0 + 301);
+    assert_eq!(store.record(record).await.ok(), Some(NonceOutcome::Fresh));
+    assert_eq!(
+        store.record(record).await.ok(),
+        Some(NonceOutcome::Replayed)
+    );
+    assert_eq!(store.recorded(&alice, &nonce).await, Some(true));
+    // A restarted Redis has no scripts: the store loads its own again.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut admin.clone())
+        .await
+        .expect("SCRIPT FLUSH");
+    let other = Nonce::generate(&mut rand::rng());
+    let record = NonceRecord::new(&alice, &other, T0, T0, T0 + 301);
+    assert_eq!(store.record(record).await.ok(), Some(NonceOutcome::Fresh));
+
+    for (i, missing) in NONCE_STORE_RIGHTS.iter().enumerate() {
+        let user = format!("without-{i}");
+        let rights = without(&NONCE_STORE_RIGHTS, missing);
+        set_user(&admin, &user, &prefix, &rights).await;
+        let e = connect(user.clone())
+            .await
+            .expect_err("a user without one of the rights is refused at connection");
+        assert_eq!(
+            e.kind(),
+            RedisStoreErrorKind::Refused,
+            "without {missing}: {e}"
+        );
+        assert!(!e.to_string().contains(&format!("pw-{user}")), "{e}");
+        if *missing != "+ping" && *missing != "+set" {
+            // Refused by the trial (PING and the epoch writes come before).
+            assert!(
+                e.to_string().contains("needs +evalsha +eval"),
+                "without {missing}: {e}"
+            );
+        }
+    }
 }

@@ -11,6 +11,8 @@
 //! with `TESSERA_REQUIRE_REDIS_CLUSTER=1` or `CI=true`, where they fail.
 #![cfg(feature = "redis")]
 
+#[path = "support/redis_acl.rs"]
+mod redis_acl;
 #[path = "support/redis_cluster.rs"]
 mod redis_cluster_support;
 mod support;
@@ -20,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
+use redis_acl::{set_user, without, NONCE_STORE_RIGHTS};
 use redis_cluster_support::{own_cluster, shared_cluster};
 use support::{key_id, secret, Harness, Spec, PUBLIC, T0};
 use tessera_core::{KeyId, Nonce, SigningKey};
@@ -824,5 +827,82 @@ async fn until_marked(nonces: &RedisNonceStore, key_id: &KeyId) {
         }
         assert!(std::time::Instant::now() < marked, "never marked: {error}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Users and their rights are set node by node: with the documented rights
+/// (and `+cluster|slots`) on every node the store connects and checks on
+/// every primary; a user that lacks `EVALSHA` on one primary only is
+/// refused at connection (`Refused`, naming what it needs, never the
+/// password), not on each check whose slot that primary owns.
+#[tokio::test]
+async fn a_user_without_a_right_on_one_primary_is_refused_at_connection() {
+    let test = "a_user_without_a_right_on_one_primary_is_refused_at_connection";
+    let Some(nodes) = shared_cluster(test) else {
+        return;
+    };
+    let prefix = unique_prefix("acl");
+    let suffix = format!("{:08x}", rand::random::<u32>());
+    let (all, part) = (format!("acl-all-{suffix}"), format!("acl-part-{suffix}"));
+    let mut rights = NONCE_STORE_RIGHTS.to_vec();
+    rights.push("+cluster|slots");
+    for (i, node) in nodes.iter().enumerate() {
+        let admin = node_connection(node).await;
+        set_user(&admin, &all, &prefix, &rights).await;
+        let partial = if i == 1 {
+            without(&rights, "+evalsha")
+        } else {
+            rights.clone()
+        };
+        set_user(&admin, &part, &prefix, &partial).await;
+    }
+    let as_user = |user: &str| -> Vec<String> {
+        nodes
+            .iter()
+            .map(|n| n.replace("redis://", &format!("redis://{user}:pw-{user}@")))
+            .collect()
+    };
+    let connect = |user: &str| {
+        RedisNonceStore::cluster_builder(as_user(user))
+            .prefix(&prefix)
+            .clock(support::store_clock())
+            .timeout(Duration::from_secs(2))
+            .connect()
+    };
+
+    let store = connect(&all)
+        .await
+        .expect("the documented rights are enough");
+    // Key ids on every primary.
+    for i in 0..32 {
+        let id = key_id(&format!("acl-{i}"));
+        let nonce = Nonce::generate(&mut rand::rng());
+        let record = NonceRecord::new(&id, &nonce, T0, T0, T0 + 301);
+        assert_eq!(store.record(record).await.ok(), Some(NonceOutcome::Fresh));
+        assert_eq!(
+            store.record(record).await.ok(),
+            Some(NonceOutcome::Replayed)
+        );
+    }
+
+    let e = connect(&part)
+        .await
+        .expect_err("a user without EVALSHA on one primary is refused");
+    assert_eq!(
+        e.kind(),
+        tessera_server::RedisStoreErrorKind::Refused,
+        "{e}"
+    );
+    assert!(e.to_string().contains("needs +evalsha +eval"), "{e}");
+    assert!(!e.to_string().contains(&format!("pw-{part}")), "{e}");
+
+    for node in &nodes {
+        let _: () = redis::cmd("ACL")
+            .arg("DELUSER")
+            .arg(&all)
+            .arg(&part)
+            .query_async(&mut node_connection(node).await)
+            .await
+            .expect("ACL DELUSER");
     }
 }

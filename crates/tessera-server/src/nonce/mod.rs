@@ -13,6 +13,8 @@ mod redis_down_slots;
 mod redis_settings;
 #[cfg(feature = "redis")]
 mod redis_store;
+#[cfg(feature = "redis")]
+mod redis_trial;
 mod shard;
 
 use std::fmt;

@@ -15,6 +15,7 @@ use super::redis_cluster;
 use super::redis_connection::{open_single, RedisConnection};
 use super::redis_down_slots::{self, DownSlots};
 use super::redis_settings::{judge, setting_query, value_in, Allowed, Settings, SETTINGS};
+use super::redis_trial;
 use super::{NonceOutcome, NonceRecord, NonceStore, NonceStoreError, NonceStoreErrorKind};
 
 /// The default key prefix of [`RedisNonceStore`].
@@ -253,11 +254,14 @@ impl RedisNonceStoreBuilder {
 
     /// Connects to Redis, checks it answers `PING` (with a cluster: every
     /// primary), checks its eviction policy and persistence, writes the
-    /// missing epoch keys, and returns the store.
+    /// missing epoch keys, tries every command the store sends later (see
+    /// [Permissions](RedisNonceStore#permissions)), and returns the store.
     ///
     /// # Errors
     /// When the URL or the prefix is invalid, when Redis cannot be reached or
-    /// refuses the credentials within the connect timeout, or when Redis
+    /// refuses the credentials within the connect timeout, when its user
+    /// may not run one of the store's commands
+    /// ([`RedisStoreErrorKind::Refused`]), or when Redis
     /// (any primary of a cluster) reports an eviction policy other than
     /// `noeviction` and [`RedisNonceStoreBuilder::allow_evicting_policy`] was
     /// not set, or persistence that can lose the last writes (RDB snapshots,
@@ -272,6 +276,17 @@ impl RedisNonceStoreBuilder {
                 None => self.connect_single(url).await?,
             },
         };
+        let script = redis::Script::new(CHECK_SCRIPT);
+        redis_trial::run(
+            &connection,
+            &script,
+            &self.prefix,
+            &target,
+            password.as_deref(),
+            since,
+            self.connect_timeout,
+        )
+        .await?;
         // Requests signed from now on are created at `since` or later only
         // once that second has come. A clock that has not moved after a
         // little over a second (a manual clock, in tests) is not waited for
@@ -299,7 +314,7 @@ impl RedisNonceStoreBuilder {
             prefix: self.prefix,
             timeout: self.timeout,
             password,
-            script: Arc::new(redis::Script::new(CHECK_SCRIPT)),
+            script: Arc::new(script),
             allowed: self.allowed,
             clock: self.clock,
         };
@@ -525,6 +540,26 @@ impl RedisNonceStoreBuilder {
 /// * The bound on entries is Redis's `maxmemory` (an entry takes about 200
 ///   bytes: 2 GB per 10 million live nonces); there is no per-key-id cap as in
 ///   [`MemoryNonceStore`](crate::MemoryNonceStore).
+///
+/// # Permissions
+///
+/// A Redis user of the store's own needs, on keys under its prefix
+/// (`~<prefix>:*`; the default prefix is `tessera`), and no channels:
+///
+/// ```text
+/// ACL SETUSER tessera-nonces on >PASSWORD resetkeys ~tessera:* resetchannels -@all +evalsha +eval +script|load +get +set +exists +ping
+/// ```
+///
+/// plus `+cluster|slots` on a Redis Cluster (set on every node: users are
+/// per node), and `+config|get` for the eviction and persistence checks
+/// above (without it they cannot tell, and log a warning). The check
+/// script runs its `GET` and `SET` as that user. [`RedisNonceStoreBuilder::connect`]
+/// tries every one of these commands once (the check script on a key of
+/// its own, on every primary of a cluster; `SCRIPT LOAD` on every node, so
+/// that a user who may only run a script already cached is found out
+/// before Redis next restarts) and refuses a user that may not run one
+/// with [`RedisStoreErrorKind::Refused`], naming what it needs, rather than
+/// fail every check afterwards.
 ///
 /// # Redis Cluster
 ///
@@ -1114,7 +1149,7 @@ struct Health {
 /// the epochs lie in different hash slots, and a Redis in cluster mode
 /// (one shard reached through a `redis://` URL) refuses a script whose keys
 /// do not share a slot.
-const RAISE_EPOCH_SCRIPT: &str = r"
+pub(super) const RAISE_EPOCH_SCRIPT: &str = r"
 local since = tonumber(ARGV[1])
 local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if current < since then redis.call('SET', KEYS[1], ARGV[1]) end
