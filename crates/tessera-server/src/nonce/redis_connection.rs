@@ -146,22 +146,33 @@ impl RedisConnection {
     /// # Errors
     /// The primary did not answer, or refused.
     pub(super) async fn ping_primary_of(&self, slot: u16) -> Result<(), RedisError> {
+        self.on_primary_of(slot, redis::cmd("PING")).await.map(drop)
+    }
+
+    /// Sends `command` to the primary that owns hash slot `slot` (to the
+    /// one Redis, for a single endpoint), and returns its reply.
+    ///
+    /// # Errors
+    /// The primary did not answer, or refused.
+    pub(super) async fn on_primary_of(
+        &self,
+        slot: u16,
+        command: redis::Cmd,
+    ) -> Result<Value, RedisError> {
         match &self.link {
-            Link::Single(manager) => redis::cmd("PING")
-                .query_async::<String>(&mut manager.clone())
-                .await
-                .map(drop),
-            Link::Cluster(connection) => connection
-                .clone()
-                .route_command(
-                    redis::cmd("PING"),
-                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
-                        slot,
-                        SlotAddr::Master,
-                    ))),
-                )
-                .await
-                .map(drop),
+            Link::Single(manager) => command.query_async(&mut manager.clone()).await,
+            Link::Cluster(connection) => {
+                connection
+                    .clone()
+                    .route_command(
+                        command,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+                            slot,
+                            SlotAddr::Master,
+                        ))),
+                    )
+                    .await
+            }
         }
     }
 

@@ -131,7 +131,7 @@ pub(super) fn epoch_key_of_tag(prefix: &str, tag: u32) -> String {
 /// then `SET NX PX` unless the signature predates the epoch.
 /// KEYS: nonce key, epoch key. ARGV: ttl ms, created, the memory point of now.
 /// Reply: `{1, since}` fresh, `{0, since}` replayed, `{2, since}` forgotten.
-const CHECK_SCRIPT: &str = r"
+pub(super) const CHECK_SCRIPT: &str = r"
 local since = redis.call('GET', KEYS[2])
 if not since then
   since = ARGV[3]
@@ -279,7 +279,6 @@ impl RedisNonceStoreBuilder {
         let script = redis::Script::new(CHECK_SCRIPT);
         redis_trial::run(
             &connection,
-            &script,
             &self.prefix,
             &target,
             password.as_deref(),
@@ -554,10 +553,10 @@ impl RedisNonceStoreBuilder {
 /// per node), and `+config|get` for the eviction and persistence checks
 /// above (without it they cannot tell, and log a warning). The check
 /// script runs its `GET` and `SET` as that user. [`RedisNonceStoreBuilder::connect`]
-/// tries every one of these commands once (the check script on a key of
-/// its own, on every primary of a cluster; `SCRIPT LOAD` on every node, so
-/// that a user who may only run a script already cached is found out
-/// before Redis next restarts) and refuses a user that may not run one
+/// tries every one of these commands once (`SCRIPT LOAD`, so that a user
+/// who may only run a script already cached is found out before Redis next
+/// restarts, then the check script on a key of its own; on every primary of
+/// a cluster) and refuses a user that may not run one
 /// with [`RedisStoreErrorKind::Refused`], naming what it needs, rather than
 /// fail every check afterwards.
 ///

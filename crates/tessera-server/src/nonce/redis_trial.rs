@@ -4,20 +4,22 @@
 //! store needs) instead of every request failing closed afterwards.
 //!
 //! `PING` and `SET` on the epoch keys have already passed by then (the
-//! connection and the epoch writes); this adds `SCRIPT LOAD` (on every
-//! node of a cluster: a user that may run a cached script but not load one
-//! would fail after the next restart of Redis), the check script itself
-//! through `EVALSHA` (and the `GET` and `SET` it runs) and `EXISTS`, on
-//! every primary of a cluster (users are set node by node), and for one
-//! endpoint the epoch-raising script through `EVAL`.
+//! connection and the epoch writes); this adds `SCRIPT LOAD` (a user that
+//! may run a cached script but not load one would fail after the next
+//! restart of Redis), the check script itself through `EVALSHA` (and the
+//! `GET` and `SET` it runs) and `EXISTS`, on every primary of a cluster
+//! (users are set node by node; as at connection, replicas need not
+//! answer), and for one endpoint the epoch-raising script through `EVAL`.
 
 use std::time::Duration;
 
 use redis::RedisError;
 
+use super::redis_cluster::key_slot;
 use super::redis_connection::{start_up_failed, RedisConnection};
 use super::redis_store::{
-    epoch_key_of_tag, scrub_secret, RedisStoreError, RedisStoreErrorKind, RAISE_EPOCH_SCRIPT,
+    epoch_key_of_tag, scrub_secret, RedisStoreError, RedisStoreErrorKind, CHECK_SCRIPT,
+    RAISE_EPOCH_SCRIPT,
 };
 
 /// What the store's Redis user needs, for the error of a refused trial
@@ -28,12 +30,11 @@ const NEEDED: &str = "+evalsha +eval +script|load +get +set +exists +ping \
 /// A trial pair's key lives this long, milliseconds.
 const TRIAL_TTL_MS: u64 = 1000;
 
-/// Runs the trial over `connection`; `script` is the check script, `since`
-/// the epoch written at start-up (what the check script writes should the
-/// tag's epoch have vanished meanwhile), `within` the bound on each step.
+/// Runs the trial over `connection`; `since` is the epoch written at
+/// start-up (what the check script writes should the tag's epoch have
+/// vanished meanwhile), `within` the bound on each step.
 pub(super) async fn run(
     connection: &RedisConnection,
-    script: &redis::Script,
     prefix: &str,
     target: &str,
     password: Option<&str>,
@@ -60,17 +61,26 @@ pub(super) async fn run(
         )
     };
     let mut connection = connection.clone();
-    tokio::time::timeout(within, script.load_async(&mut connection))
-        .await
-        .map_err(|_| timed_out("SCRIPT LOAD of the check script"))?
-        .map_err(|e| failed("SCRIPT LOAD of the check script", &e))?;
     let tags = tokio::time::timeout(within, connection.hash_tag_per_primary())
         .await
         .map_err(|_| timed_out("CLUSTER SLOTS"))?
         .map_err(|e| failed("CLUSTER SLOTS", &e))?;
     let single = tags.is_none();
+    let script = redis::Script::new(CHECK_SCRIPT);
     for tag in tags.unwrap_or_else(|| vec![0]) {
         let epoch_key = epoch_key_of_tag(prefix, u32::from(tag));
+        // Loaded on this primary alone: the `redis` crate sends a `SCRIPT
+        // LOAD` of its own to every node, replicas too, and waits for all.
+        let load = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(CHECK_SCRIPT)
+            .to_owned();
+        let what = format!("SCRIPT LOAD of the check script on hash tag {tag:03x}");
+        let slot = key_slot(epoch_key.as_bytes());
+        tokio::time::timeout(within, connection.on_primary_of(slot, load))
+            .await
+            .map_err(|_| timed_out(&what))?
+            .map_err(|e| failed(&what, &e))?;
         // A key no check can name (checks' keys end in a SHA-256), of its
         // own: one another instance's trial wrote would skip the `SET`.
         let key = format!(
