@@ -906,3 +906,260 @@ async fn a_user_without_a_right_on_one_primary_is_refused_at_connection() {
             .expect("ACL DELUSER");
     }
 }
+
+/// A primary that falls silent is failed over while this verifier's first
+/// check of its slots waits. The probe then reads a map that names the
+/// heir (which answers), but the client, whose map is older, goes on
+/// sending those slots' checks to the silent node: that node is the one
+/// held (every slot it owned by the remembered map), so that it cannot
+/// answer `Fresh`, on waking, for a nonce the heir has already accepted
+/// (review 16; it did before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_failed_over_while_silent_is_held_by_the_map_the_client_uses() {
+    let Some(nodes) =
+        own_cluster("a_primary_failed_over_while_silent_is_held_by_the_map_the_client_uses")
+    else {
+        return;
+    };
+    let timeout = Duration::from_millis(2000);
+    let prefix = unique_prefix("failedover");
+    let first = store_with_timeout(&nodes, &prefix, timeout).await;
+    let key_ids: Vec<KeyId> = (0..24)
+        .map(|i| key_id(&format!("failedover-{i}")))
+        .collect();
+    let (owner, victim) = owners(&nodes, &first, key_ids.iter()).await;
+    for key_id in &key_ids {
+        assert_eq!(
+            record_new(&first, key_id).await.0.ok(),
+            Some(NonceOutcome::Fresh)
+        );
+    }
+    let on_victim: Vec<KeyId> = key_ids
+        .iter()
+        .zip(&owner)
+        .filter(|(_, o)| **o == victim)
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(
+        on_victim.len() >= 3,
+        "{} key ids on the victim",
+        on_victim.len()
+    );
+    let heir = (0..nodes.len()).find(|n| *n != victim).expect("heir");
+    let slots = slots_of(&nodes, victim, heir).await;
+
+    let paused = Paused::new(node_pid(&nodes[victim]).await);
+    // A check of one of its slots is on its way to the silent node...
+    let waiting = {
+        let (first, k) = (first.clone(), on_victim[0].clone());
+        tokio::spawn(async move { record_new(&first, &k).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // ...when it is failed over (as a replica's promotion does).
+    hand_over(&nodes, victim, heir, &slots).await;
+    // Another verifier instance, started after the failover (its map names
+    // the heir), accepts a nonce of another key id on those slots.
+    let others: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != victim)
+        .map(|(_, u)| u.clone())
+        .collect();
+    let second = store_with_timeout(&others, &prefix, timeout).await;
+    let twice = on_victim[2].clone();
+    let nonce = Nonce::generate(&mut rand::rng());
+    assert_eq!(
+        second
+            .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
+            .await
+            .ok(),
+        Some(NonceOutcome::Fresh),
+        "accepted by the heir through the second verifier"
+    );
+    let (outcome, took) = waiting.await.expect("task");
+    eprintln!("the first check of a victim slot: {took:?}: {outcome:?}");
+    assert!(outcome.is_err());
+    // Time for its probe: map read (the heir owns the slot, and answers).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The same nonce through the first verifier, in flight to the silent
+    // node when it wakes.
+    let in_flight = {
+        let (first, twice, nonce) = (first.clone(), twice.clone(), nonce.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let outcome = first
+                .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
+                .await;
+            (outcome, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(paused);
+    let (outcome, took) = in_flight.await.expect("task");
+    eprintln!("the heir's nonce, checked again through the first verifier: {took:?}: {outcome:?}");
+    assert_ne!(
+        outcome.as_ref().ok(),
+        Some(&NonceOutcome::Fresh),
+        "a nonce accepted twice: by the heir (second verifier), then by the woken old primary"
+    );
+}
+
+/// `total_connections_received` of one node (INFO stats).
+async fn connections_received(url: &str) -> u64 {
+    let info: String = on_node(url, &["INFO", "stats"]).await;
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_connections_received:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("total_connections_received")
+}
+
+/// While a killed primary is watched, its probe asks it over connections
+/// of its own: sent through the cluster client by address to a node the
+/// client holds no connection to, a `PING` made the `redis` crate
+/// reconnect the whole client to its seed nodes, every probe round (new
+/// connections to the healthy primaries, every slot's checks held
+/// meanwhile; review 16).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_dead_primary_does_not_reconnect_the_whole_client() {
+    let Some(nodes) = own_cluster("a_watched_dead_primary_does_not_reconnect_the_whole_client")
+    else {
+        return;
+    };
+    let timeout = Duration::from_millis(1000);
+    let (nonces, key_ids, owner, victim) = stopping_setup(&nodes, "deadwatch", 24, timeout).await;
+    let healthy = (0..nodes.len()).find(|n| *n != victim).expect("healthy");
+    let lost = key_ids
+        .iter()
+        .zip(&owner)
+        .find(|(_, o)| **o == victim)
+        .map(|(k, _)| k.clone())
+        .expect("on the victim");
+    let fine: Vec<KeyId> = key_ids
+        .iter()
+        .zip(&owner)
+        .filter(|(_, o)| **o == healthy)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let before_kill = connections_received(&nodes[healthy]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = connections_received(&nodes[healthy]).await - before_kill;
+    let _: Result<(), _> = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query_async(&mut node_connection(&nodes[victim]).await)
+        .await;
+    until_marked(&nonces, &lost).await;
+    let start = connections_received(&nodes[healthy]).await;
+    // 3 s of checks on a healthy primary's slots meanwhile.
+    let mut slowest = Duration::ZERO;
+    let mut failed = 0;
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < until {
+        for key_id in &fine {
+            let (outcome, took) = record_new(&nonces, key_id).await;
+            slowest = slowest.max(took);
+            failed += usize::from(outcome.is_err());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let made = connections_received(&nodes[healthy]).await - start;
+    eprintln!(
+        "healthy node: {idle} connections in 2 s before the kill (test's own INFO calls included), \
+         {made} in 3 s while the dead primary is watched; healthy checks: slowest {slowest:?}, {failed} failed"
+    );
+    assert!(
+        made < 10,
+        "{made} new connections to a healthy primary in 3 s while a dead one is watched"
+    );
+}
+
+/// A watched silent primary whose client connection then breaks (a TCP
+/// timeout or a reset by a middlebox; here `ss -K`): the healthy
+/// primaries' slots go on serving. A probe `PING` by address through the
+/// cluster client found no connection there, and the `redis` crate
+/// reconnected the whole client to its seeds, the silent one included,
+/// holding every request meanwhile (review 16: every check failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_primarys_broken_connection_stalls_no_other_slot() {
+    let Some(nodes) = own_cluster("a_silent_primarys_broken_connection_stalls_no_other_slot")
+    else {
+        return;
+    };
+    let timeout = Duration::from_millis(250);
+    let (nonces, key_ids, owner, victim) = stopping_setup(&nodes, "brokenseed", 24, timeout).await;
+    let lost = key_ids
+        .iter()
+        .zip(&owner)
+        .find(|(_, o)| **o == victim)
+        .map(|(k, _)| k.clone())
+        .expect("on the victim");
+    let fine: Vec<KeyId> = key_ids
+        .iter()
+        .zip(&owner)
+        .filter(|(_, o)| **o != victim)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let port = nodes[victim]
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_owned();
+    let paused = Paused::new(node_pid(&nodes[victim]).await);
+    until_marked(&nonces, &lost).await;
+    // Healthy slots serve.
+    for key_id in &fine {
+        assert_eq!(
+            record_new(&nonces, key_id).await.0.ok(),
+            Some(NonceOutcome::Fresh)
+        );
+    }
+    // The client's connection to the silent node breaks.
+    let status = std::process::Command::new("ss")
+        .args(["-K", "dst", "127.0.0.1", "dport", "=", &format!(":{port}")])
+        .status()
+        .expect("ss -K (iproute2)");
+    assert!(status.success(), "ss -K: {status}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut failed, mut total) = (0, 0);
+    let mut first_error = None;
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        for key_id in &fine {
+            let (outcome, _) = record_new(&nonces, key_id).await;
+            total += 1;
+            if let Err(e) = outcome {
+                failed += 1;
+                first_error.get_or_insert(e.to_string());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(paused);
+    eprintln!(
+        "healthy primaries' checks over 5 s: {failed} of {total} failed; first: {first_error:?}"
+    );
+    let resumed = std::time::Instant::now();
+    'all: loop {
+        let mut ok = true;
+        for key_id in key_ids.iter() {
+            ok &= record_new(&nonces, key_id).await.0.is_ok();
+        }
+        if ok {
+            eprintln!(
+                "every slot serves again {:?} after the resume",
+                resumed.elapsed()
+            );
+            break 'all;
+        }
+        if resumed.elapsed() > Duration::from_secs(20) {
+            eprintln!("still refusing 20 s after the resume");
+            break 'all;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        failed, 0,
+        "healthy slots refused because one primary is silent"
+    );
+}

@@ -10,6 +10,8 @@ mod redis_connection;
 #[cfg(feature = "redis")]
 mod redis_down_slots;
 #[cfg(feature = "redis")]
+mod redis_node_probe;
+#[cfg(feature = "redis")]
 mod redis_settings;
 #[cfg(feature = "redis")]
 mod redis_store;

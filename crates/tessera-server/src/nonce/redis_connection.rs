@@ -15,6 +15,7 @@ use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisError, RedisFutur
 
 use super::redis_cluster;
 use super::redis_down_slots::{Node, Range};
+use super::redis_node_probe::NodeProbe;
 use super::redis_store::{
     redact_url, scrub_secret, url_password, RedisStoreError, RedisStoreErrorKind,
 };
@@ -32,6 +33,8 @@ pub struct RedisConnection {
     link: Link,
     /// How errors and logs name the target: passwords replaced by `***`.
     target: Arc<str>,
+    /// A cluster's nodes asked one by one, each over a connection of its own.
+    probe: Option<NodeProbe>,
 }
 
 #[derive(Clone)]
@@ -115,7 +118,7 @@ impl RedisConnection {
             connect_timeout,
         )
         .await?;
-        Ok(Self::cluster(connection, target))
+        Ok(Self::cluster(connection, target, nodes, response_timeout))
     }
 
     /// True for a Redis Cluster.
@@ -188,26 +191,24 @@ impl RedisConnection {
         let Link::Cluster(connection) = &self.link else {
             return Ok(Vec::new());
         };
-        let ask = |routing: SingleNodeRoutingInfo| {
-            let mut connection = connection.clone();
-            async move {
+        let reply = match (&self.probe, nodes.is_empty()) {
+            // Each node over a connection of its own (see `NodeProbe`).
+            (Some(probe), false) => {
+                let asked = nodes.iter().map(|node| Box::pin(probe.slots(node)));
+                futures_util::future::select_ok(asked).await?.0
+            }
+            // Whichever node the client picks among those it is connected to.
+            _ => {
                 let mut slots = redis::cmd("CLUSTER");
                 slots.arg("SLOTS");
                 connection
-                    .route_command(slots, RoutingInfo::SingleNode(routing))
-                    .await
+                    .clone()
+                    .route_command(
+                        slots,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                    )
+                    .await?
             }
-        };
-        let reply = if nodes.is_empty() {
-            ask(SingleNodeRoutingInfo::Random).await?
-        } else {
-            let asked = nodes.iter().map(|(host, port)| {
-                Box::pin(ask(SingleNodeRoutingInfo::ByAddress {
-                    host: host.clone(),
-                    port: *port,
-                }))
-            });
-            futures_util::future::select_ok(asked).await?.0
         };
         Ok(redis_cluster::named_slot_map(&reply))
     }
@@ -230,23 +231,17 @@ impl RedisConnection {
     }
 
     /// Sends `PING` to `node` itself (not to whichever node the client
-    /// would pick for a slot whose primary it has no connection to).
+    /// would pick for a slot whose primary it has no connection to), over a
+    /// connection of its own (see `NodeProbe`).
     ///
     /// # Errors
-    /// The node did not answer, or refused.
+    /// The node refused or dropped the connection, did not answer, or
+    /// refused the command.
     pub(super) async fn ping_node(&self, node: &Node) -> Result<(), RedisError> {
-        let Link::Cluster(connection) = &self.link else {
-            return self.ping_primary_of(0).await;
-        };
-        let (host, port) = node.clone();
-        connection
-            .clone()
-            .route_command(
-                redis::cmd("PING"),
-                RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port }),
-            )
-            .await
-            .map(drop)
+        match &self.probe {
+            Some(probe) => probe.ping(node).await,
+            None => self.ping_primary_of(0).await,
+        }
     }
 
     /// The target as errors and logs name it: the URL (or the cluster's
@@ -284,13 +279,22 @@ impl RedisConnection {
         RedisConnection {
             link: Link::Single(manager),
             target: target.into(),
+            probe: None,
         }
     }
 
-    pub(super) fn cluster(connection: ClusterConnection, target: String) -> Self {
+    /// A cluster connection; `nodes` are its seed URLs, `timeout` bounds
+    /// each question its probe asks one node.
+    pub(super) fn cluster(
+        connection: ClusterConnection,
+        target: String,
+        nodes: &[String],
+        timeout: Duration,
+    ) -> Self {
         RedisConnection {
             link: Link::Cluster(connection),
             target: target.into(),
+            probe: nodes.first().map(|seed| NodeProbe::new(seed, timeout)),
         }
     }
 }

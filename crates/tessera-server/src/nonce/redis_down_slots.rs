@@ -78,13 +78,58 @@ impl DownSlots {
 
     /// Marks `slot` down and claims its probe: `false` (nothing marked)
     /// when `slot` is already marked or its probe already runs.
+    ///
+    /// Every other slot of the primary that the remembered map names for
+    /// `slot` is marked too, until the probe finds out whether that node
+    /// answers ([`DownSlots::clear_suspected`]): the client may be sending
+    /// them all to a node that is silent, which could answer them when it
+    /// wakes. Slots another probe marked keep its mark.
     pub(super) fn start_probe(&self, slot: u16) -> bool {
         let mut probes = self.probes();
         if self.is_down(slot) || !probes.slots.insert(slot) {
             return false;
         }
         self.mark(&[(slot, slot)], slot);
+        let tag = slot.saturating_add(1);
+        for (first, last) in self.suspected(slot) {
+            for mark in self.range(first, last) {
+                let _ = mark.compare_exchange(0, tag, Ordering::AcqRel, Ordering::Acquire);
+            }
+        }
         true
+    }
+
+    /// The ranges of the primary the remembered map names for `slot`.
+    pub(super) fn suspected(&self, slot: u16) -> Vec<(u16, u16)> {
+        let map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        owner_of(&map, slot)
+            .map(|owner| ranges_of(&map, owner))
+            .unwrap_or_default()
+    }
+
+    /// Probe `probe` found the node that [`DownSlots::start_probe`]
+    /// suspected answering: clears the marks it set in `ranges`, all but
+    /// its own slot's.
+    pub(super) fn clear_suspected(&self, probe: u16, ranges: &[(u16, u16)]) {
+        let _probes = self.probes();
+        let tag = probe.saturating_add(1);
+        for &(first, last) in ranges {
+            for (offset, mark) in self.range(first, last).iter().enumerate() {
+                if usize::from(first) + offset != usize::from(probe) {
+                    let _ = mark.compare_exchange(tag, 0, Ordering::AcqRel, Ordering::Acquire);
+                }
+            }
+        }
+    }
+
+    fn range(&self, first: u16, last: u16) -> &[AtomicU16] {
+        let last = usize::from(last).min(SLOTS - 1);
+        self.marks
+            .get(usize::from(first)..=last)
+            .unwrap_or_default()
     }
 
     /// Probe `probe` found `node` silent: marks its `ranges` down and
@@ -94,7 +139,12 @@ impl DownSlots {
     pub(super) fn watch(&self, probe: u16, node: &Node, ranges: &[(u16, u16)]) -> bool {
         let mut probes = self.probes();
         if let Some(&watcher) = probes.nodes.get(node) {
-            self.mark(&[(probe, probe)], watcher);
+            // Every mark of `probe` (its slot's, and those it set on
+            // suspicion) goes to the watcher, which clears them with its own.
+            let (tag, theirs) = (probe.saturating_add(1), watcher.saturating_add(1));
+            for mark in self.marks.iter() {
+                let _ = mark.compare_exchange(tag, theirs, Ordering::AcqRel, Ordering::Acquire);
+            }
             probes.slots.remove(&probe);
             return false;
         }
@@ -139,6 +189,14 @@ impl DownSlots {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = map;
     }
 
+    /// The map last read (at connection, or by a probe).
+    pub(super) fn map(&self) -> Vec<Range> {
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// The primaries of the map last read.
     pub(super) fn nodes(&self) -> Vec<Node> {
         let map = self
@@ -154,12 +212,7 @@ impl DownSlots {
     fn mark(&self, ranges: &[(u16, u16)], probe: u16) {
         let tag = probe.saturating_add(1);
         for &(first, last) in ranges {
-            let last = usize::from(last).min(SLOTS - 1);
-            let marks = self
-                .marks
-                .get(usize::from(first)..=last)
-                .unwrap_or_default();
-            for mark in marks {
+            for mark in self.range(first, last) {
                 mark.store(tag, Ordering::Release);
             }
         }
@@ -226,6 +279,46 @@ mod tests {
         assert!((0..16384).all(|slot| !down.is_down(slot)), "all cleared");
         assert!(down.start_probe(1));
         assert!(down.watch(1, &node(1), &[(0, 0)]), "the node is free again");
+    }
+
+    #[test]
+    fn a_probe_suspects_every_slot_of_the_remembered_owner_until_it_answers() {
+        let down = DownSlots::new();
+        down.remember(vec![
+            (0, 99, node(1)),
+            (100, 199, node(2)),
+            (200, 299, node(1)),
+        ]);
+        // Another probe holds slot 250 already (its node's map had it):
+        // its mark stays its own.
+        assert!(down.start_probe(150));
+        assert!(down.watch(150, &node(3), &[(250, 250)]));
+        down.clear_suspected(150, &down.suspected(150));
+        assert!(!down.is_down(100) && down.is_down(150) && down.is_down(250));
+        assert!(down.start_probe(7));
+        assert!(down.is_down(0) && down.is_down(99) && down.is_down(200));
+        assert!(!down.is_down(100), "another node's slots are not suspected");
+        assert!(!down.start_probe(99), "a suspected slot starts no probe");
+        // The node answers: only the probe's own slot stays marked.
+        down.clear_suspected(7, &down.suspected(7));
+        assert!(down.is_down(7) && !down.is_down(0) && !down.is_down(299));
+        assert!(down.is_down(250), "the other probe's mark is not cleared");
+        down.finish(7, None);
+        down.finish(150, Some(&node(3)));
+        assert!((0..16384).all(|slot| !down.is_down(slot)));
+
+        // The node is watched by another probe already: the suspected
+        // marks go to the watcher, and go with its own.
+        assert!(down.start_probe(100));
+        assert!(down.watch(100, &node(1), &[(0, 0)]));
+        assert!(down.start_probe(50));
+        assert!(!down.watch(50, &node(1), &[]));
+        assert!(down.is_down(50) && down.is_down(99) && down.is_down(299));
+        down.finish(100, Some(&node(1)));
+        assert!(
+            (0..16384).all(|slot| !down.is_down(slot)),
+            "none left behind"
+        );
     }
 
     #[test]

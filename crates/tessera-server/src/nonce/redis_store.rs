@@ -358,7 +358,7 @@ impl RedisNonceStoreBuilder {
         started.written_in_time(self.clock.as_ref(), &target)?;
         let since = started.since;
         Ok((
-            RedisConnection::cluster(connection, target.clone()),
+            RedisConnection::cluster(connection, target.clone(), nodes, self.timeout),
             target,
             password,
             since,
@@ -580,12 +580,17 @@ impl RedisNonceStoreBuilder {
 ///   it owns; checks of the other slots go on. There is no store-wide
 ///   "down" mark as with one endpoint, since that would refuse every slot
 ///   for one node: the first check that times out (or loses its
-///   connection) marks its slot down, and a background probe finds the
-///   slot's primary in the cluster's map. If that node does not answer a
-///   `PING` either, the checks of every slot it owns fail at once until it
-///   answers one (tried every 100 ms); if it does, only that slot's checks
-///   fail at once, until a `PING` sent as the checks are answers. The
-///   checks sent before the mark wait their timeout.
+///   connection) marks down its slot and every other slot of the primary
+///   the store last knew for it (the client may be sending them all to a
+///   node that is silent), and a background probe asks that node, then the
+///   one the cluster's map names now, over connections of its own (asked
+///   through the cluster client, a node it holds no connection to would
+///   make the `redis` crate reconnect every node and hold every check
+///   meanwhile). A node that does not answer a `PING` keeps every slot it
+///   owns, by either map, failing at once until it answers one (tried
+///   every 100 ms); if both answer, only that slot's checks fail at once,
+///   until a `GET` sent as the checks are answers. The checks sent before
+///   the mark wait their timeout.
 /// * A watched primary that is dead (its connection refused or dropped)
 ///   and whose slots the cluster's map gives to another (a failover) is
 ///   let go within about a second (the probe reads the map again every
@@ -596,7 +601,14 @@ impl RedisNonceStoreBuilder {
 ///   the client would go on sending it their checks, since the `redis`
 ///   crate does not refresh its map on a timer, and a node that wakes may
 ///   answer a check `Fresh` just before it learns it was replaced and drops
-///   what it wrote (a nonce then accepted twice).
+///   what it wrote (a nonce then accepted twice). A host that vanished
+///   without closing its connections (powered off, cut off by a firewall)
+///   counts as silent until the kernel gives those connections up (many
+///   minutes), and its slots are refused that long: restart the verifiers
+///   if that happens. After a dead primary is let go, the client may still
+///   name it in its map: restarted at the same address with its data (an
+///   append-only file), it could answer checks before it learns it was
+///   replaced; restart old primaries empty, or as replicas.
 /// * Once the cluster declares a slot range uncovered (`CLUSTERDOWN`, after
 ///   `cluster-node-timeout`; with the default
 ///   `cluster-require-full-coverage yes`, every slot), the checks fail
@@ -911,18 +923,33 @@ impl RedisNonceStore {
         let (timeout, target) = (self.timeout, self.target.clone());
         let recheck = Rechecker::of(self);
         tokio::spawn(async move {
-            let known = match Weak::upgrade(&health) {
+            let (known, before) = match Weak::upgrade(&health) {
                 Some(health) => health
                     .slots
                     .as_ref()
-                    .map(DownSlots::nodes)
+                    .map(|slots| (slots.nodes(), slots.map()))
                     .unwrap_or_default(),
                 None => return, // The store is gone.
             };
             let map = read_map(&connection, &known, timeout).await;
-            let owner = redis_down_slots::owner_of(&map, slot).cloned();
+            // The client sends this slot's checks where its own map says,
+            // which may be older than the map just read (a failover since
+            // the map was last remembered): the node the remembered map
+            // names is asked first, then the one the new map names.
+            let mut owners: Vec<redis_down_slots::Node> = Vec::new();
+            for owner in [
+                redis_down_slots::owner_of(&before, slot),
+                redis_down_slots::owner_of(&map, slot),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if !owners.contains(owner) {
+                    owners.push(owner.clone());
+                }
+            }
             let mut watched = None;
-            if owner.is_none() {
+            if owners.is_empty() {
                 let first = Weak::upgrade(&health)
                     .and_then(|health| {
                         health
@@ -935,26 +962,41 @@ impl RedisNonceStore {
                     tracing::warn!(redis = %target, slot, "tessera: the Redis Cluster's map (CLUSTER SLOTS) could not be read or names no primary for this slot; only this slot's checks are refused at once until its owner answers (at most one such line a second)");
                 }
             }
-            if let Some(owner) = owner {
+            for owner in owners {
                 let answered = tokio::time::timeout(timeout, connection.ping_node(&owner)).await;
-                if !matches!(answered, Ok(Ok(()))) {
-                    let ranges = redis_down_slots::ranges_of(&map, &owner);
-                    let Some(health) = Weak::upgrade(&health) else {
-                        return;
-                    };
-                    let Some(slots) = &health.slots else {
-                        return;
-                    };
-                    if !slots.watch(slot, &owner, &ranges) {
-                        return; // Another probe watches that node.
+                if matches!(answered, Ok(Ok(()))) {
+                    if redis_down_slots::owner_of(&before, slot) == Some(&owner) {
+                        // Not silent: the marks set on suspicion go.
+                        if let Some(health) = Weak::upgrade(&health) {
+                            if let Some(slots) = &health.slots {
+                                slots.clear_suspected(
+                                    slot,
+                                    &redis_down_slots::ranges_of(&before, &owner),
+                                );
+                            }
+                        }
                     }
-                    let marked: usize = ranges
-                        .iter()
-                        .map(|(first, last)| usize::from(last.saturating_sub(*first)) + 1)
-                        .sum();
-                    tracing::warn!(redis = %target, slot, node = %format!("{}:{}", owner.0, owner.1), slots = marked, "tessera: a Redis Cluster primary does not answer; refusing the checks of its slots at once until a background probe reaches it");
-                    watched = Some(owner);
+                    continue;
                 }
+                // Every slot the client may send to it, by either map.
+                let mut ranges = redis_down_slots::ranges_of(&before, &owner);
+                ranges.extend(redis_down_slots::ranges_of(&map, &owner));
+                let Some(health) = Weak::upgrade(&health) else {
+                    return;
+                };
+                let Some(slots) = &health.slots else {
+                    return;
+                };
+                if !slots.watch(slot, &owner, &ranges) {
+                    return; // Another probe watches that node.
+                }
+                let marked: usize = ranges
+                    .iter()
+                    .map(|(first, last)| usize::from(last.saturating_sub(*first)) + 1)
+                    .sum();
+                tracing::warn!(redis = %target, slot, node = %format!("{}:{}", owner.0, owner.1), slots = marked, "tessera: a Redis Cluster primary does not answer; refusing the checks of its slots at once until a background probe reaches it");
+                watched = Some(owner);
+                break;
             }
             if let (false, Some(health)) = (map.is_empty(), Weak::upgrade(&health)) {
                 if let Some(slots) = &health.slots {
@@ -986,8 +1028,10 @@ impl RedisNonceStore {
                         .map(DownSlots::nodes)
                         .unwrap_or_default();
                     let map = read_map(&connection, &known, timeout).await;
+                    // Every slot it owned has another primary, not only
+                    // this probe's: its marks all go at once.
                     let moved =
-                        redis_down_slots::owner_of(&map, slot).is_some_and(|owner| owner != node);
+                        !map.is_empty() && redis_down_slots::ranges_of(&map, node).is_empty();
                     if moved {
                         recheck.run(&health).await;
                         if let Some(slots) = &health.slots {
@@ -1005,15 +1049,13 @@ impl RedisNonceStore {
                     }
                 };
                 let answer = tokio::time::timeout(timeout, ping).await;
-                // Dead: refused, reset, or a node the client holds no
-                // connection to any more (it dropped the one that broke).
-                // A timeout is silence, whether ours or the client's (an
-                // I/O error that says it timed out).
+                // Dead: the probe's connection of its own (`NodeProbe`)
+                // refused or reset. A timeout is silence, whether ours or
+                // the connection's (an I/O error that says it timed out).
                 dead = matches!(&answer, Ok(Err(e)) if !e.is_timeout()
                     && (e.is_connection_refusal()
                         || e.is_io_error()
-                        || e.is_connection_dropped()
-                        || e.kind() == redis::ErrorKind::ClusterConnectionNotFound));
+                        || e.is_connection_dropped()));
                 if matches!(answer, Ok(Ok(()))) {
                     // Back, perhaps restarted with other settings: read
                     // before it is used again.
