@@ -180,36 +180,29 @@ impl RedisConnection {
     }
 
     /// The cluster's map (`CLUSTER SLOTS`, the ranges of nodes it names by
-    /// a host), asked of every node of `nodes`
-    /// at once (the first answer wins: one of them may be the node that
-    /// does not answer), or of any node when `nodes` is empty. Empty for a
-    /// single endpoint.
+    /// a host), asked of every node of `nodes` at once, each over a
+    /// connection of its own (the first answer wins: one of them may be the
+    /// node that does not answer), or of the seed nodes when `nodes` is
+    /// empty. Empty for a single endpoint.
     ///
     /// # Errors
     /// No node asked answered.
     pub(super) async fn cluster_map(&self, nodes: &[Node]) -> Result<Vec<Range>, RedisError> {
-        let Link::Cluster(connection) = &self.link else {
+        let Some(probe) = &self.probe else {
             return Ok(Vec::new());
         };
-        let reply = match (&self.probe, nodes.is_empty()) {
-            // Each node over a connection of its own (see `NodeProbe`).
-            (Some(probe), false) => {
-                let asked = nodes.iter().map(|node| Box::pin(probe.slots(node)));
-                futures_util::future::select_ok(asked).await?.0
-            }
-            // Whichever node the client picks among those it is connected to.
-            _ => {
-                let mut slots = redis::cmd("CLUSTER");
-                slots.arg("SLOTS");
-                connection
-                    .clone()
-                    .route_command(
-                        slots,
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-                    )
-                    .await?
-            }
+        // Each node over a connection of its own (see `NodeProbe`); the
+        // seeds when no other node is known.
+        let nodes = if nodes.is_empty() {
+            probe.seeds()
+        } else {
+            nodes
         };
+        if nodes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let asked = nodes.iter().map(|node| Box::pin(probe.slots(node)));
+        let reply = futures_util::future::select_ok(asked).await?.0;
         Ok(redis_cluster::named_slot_map(&reply))
     }
 
@@ -244,6 +237,11 @@ impl RedisConnection {
         }
     }
 
+    /// A cluster's probe of single nodes; `None` for one endpoint.
+    pub(super) fn node_probe(&self) -> Option<&NodeProbe> {
+        self.probe.as_ref()
+    }
+
     /// The target as errors and logs name it: the URL (or the cluster's
     /// node URLs) with passwords replaced by `***`.
     pub fn target(&self) -> &str {
@@ -252,15 +250,21 @@ impl RedisConnection {
 
     /// Reads and judges the eviction and persistence settings again, as at
     /// start-up: `None` when one endpoint's settings could not be read (it
-    /// did not answer, or refuses `CONFIG`). A cluster's primaries are
-    /// judged one by one as at start-up, an unreadable one as acceptable.
+    /// did not answer, or refuses `CONFIG`). A cluster's primaries
+    /// (`primaries`, from its map) are asked at once, each over a
+    /// connection of its own (see `NodeProbe`: sent through the cluster
+    /// client to every primary, the question would make the `redis` crate
+    /// reconnect every node when one of them has a broken connection), and
+    /// judged one by one, an unreadable one as acceptable; without a map,
+    /// through the cluster client as at start-up.
     pub(super) async fn recheck_settings(
         &self,
         target: &str,
         allowed: super::redis_settings::Allowed,
+        primaries: &[Node],
     ) -> Option<Result<(), RedisStoreError>> {
-        match &self.link {
-            Link::Single(manager) => {
+        match (&self.link, &self.probe) {
+            (Link::Single(manager), _) => {
                 let settings = super::redis_store::read_settings(&mut manager.clone())
                     .await
                     .ok()?;
@@ -268,7 +272,24 @@ impl RedisConnection {
                     target, None, &settings, allowed,
                 ))
             }
-            Link::Cluster(connection) => Some(
+            (Link::Cluster(_), Some(probe)) if !primaries.is_empty() => {
+                let read = futures_util::future::join_all(
+                    primaries.iter().map(|node| probe.settings(node)),
+                )
+                .await;
+                for (node, settings) in primaries.iter().zip(read) {
+                    if let Ok(settings) = settings {
+                        let name = format!("{}:{}", node.0, node.1);
+                        if let Err(e) =
+                            super::redis_settings::judge(target, Some(&name), &settings, allowed)
+                        {
+                            return Some(Err(e));
+                        }
+                    }
+                }
+                Some(Ok(()))
+            }
+            (Link::Cluster(connection), _) => Some(
                 super::redis_cluster::check_settings(&mut connection.clone(), target, allowed)
                     .await,
             ),
@@ -294,7 +315,7 @@ impl RedisConnection {
         RedisConnection {
             link: Link::Cluster(connection),
             target: target.into(),
-            probe: nodes.first().map(|seed| NodeProbe::new(seed, timeout)),
+            probe: Some(NodeProbe::new(nodes, timeout)),
         }
     }
 }

@@ -4,11 +4,17 @@
 //!
 //! One Redis has a store-wide down mark; a cluster cannot, since one
 //! primary down must not refuse the slots of the others. A check that times
-//! out (or loses its connection) marks its slot; a background probe then
-//! finds the slot's primary in the cluster's map and, if that node does not
-//! answer either, marks every slot it owns and watches it (one probe per
-//! node) until it answers; then clears what it marked. Each mark names the
-//! probe that set it, so that a probe clears only its own marks.
+//! out (or loses its connection) starts a probe of its slot, which holds
+//! the slot and, on suspicion, every slot of every primary any map seen
+//! since connection named for it (the client routes by a map of its own,
+//! which may be any of them); the probe asks those nodes, holds every slot
+//! of one that does not answer and watches it (one probe per node) until it
+//! answers, then lets go of what it holds.
+//!
+//! A slot is down while any probe holds it: holds are counted, and each
+//! probe releases exactly the holds it took (or was handed), so that one
+//! node answering never frees the slots another silent node may still be
+//! sent.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -16,6 +22,9 @@ use std::sync::Mutex;
 
 /// Hash slots of a Redis Cluster.
 const SLOTS: usize = 16384;
+
+/// Distinct (range, primary) entries kept from the maps seen.
+const SEEN_ENTRIES: usize = 4096;
 
 /// A node of the cluster: host and port, as `CLUSTER SLOTS` names it.
 pub(super) type Node = (String, u16);
@@ -25,154 +34,171 @@ pub(super) type Range = (u16, u16, Node);
 
 /// Down marks of the cluster's slots, shared by a store's clones.
 pub(super) struct DownSlots {
-    /// Per slot: 0 when up, else 1 + the slot whose probe marked it.
-    marks: Box<[AtomicU16]>,
-    /// Probes running, by the slot that started each, and the nodes they
-    /// watch (by node: one probe per node).
+    /// Per slot: how many holds keep it down (0 when up).
+    holds: Box<[AtomicU16]>,
+    /// Probes running, by the slot that started each, with their holds,
+    /// and the nodes they watch (by node: one probe per node).
     probes: Mutex<Probes>,
     /// The cluster's map as last read, for asking its nodes directly.
     map: Mutex<Vec<Range>>,
+    /// Every (range, primary) of the maps read since connection.
+    seen: Mutex<Vec<Range>>,
     /// When a probe last warned that the map named no owner.
     warned: Mutex<Option<std::time::Instant>>,
 }
 
 #[derive(Default)]
 struct Probes {
-    slots: std::collections::HashSet<u16>,
+    held: HashMap<u16, Holds>,
     nodes: HashMap<Node, u16>,
+}
+
+/// The holds of one probe: each range is one hold on each of its slots.
+#[derive(Default)]
+struct Holds {
+    /// Taken on suspicion when the probe started.
+    suspected: Vec<(u16, u16)>,
+    /// Its own slot, its watched node's ranges, and those handed over.
+    kept: Vec<(u16, u16)>,
 }
 
 impl std::fmt::Debug for DownSlots {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let down = self
-            .marks
+            .holds
             .iter()
-            .filter(|mark| mark.load(Ordering::Relaxed) != 0)
+            .filter(|holds| holds.load(Ordering::Relaxed) != 0)
             .count();
         f.debug_struct("DownSlots").field("down", &down).finish()
     }
 }
 
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl DownSlots {
     pub(super) fn new() -> Self {
         DownSlots {
-            marks: (0..SLOTS).map(|_| AtomicU16::new(0)).collect(),
+            holds: (0..SLOTS).map(|_| AtomicU16::new(0)).collect(),
             probes: Mutex::new(Probes::default()),
             map: Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
             warned: Mutex::new(None),
         }
     }
 
-    fn probes(&self) -> std::sync::MutexGuard<'_, Probes> {
-        self.probes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Whether `slot`'s primary is known to be down.
+    /// Whether `slot`'s primary is known (or suspected) to be down.
     pub(super) fn is_down(&self, slot: u16) -> bool {
-        self.marks
+        self.holds
             .get(usize::from(slot))
-            .is_some_and(|mark| mark.load(Ordering::Acquire) != 0)
+            .is_some_and(|holds| holds.load(Ordering::Acquire) != 0)
     }
 
-    /// Marks `slot` down and claims its probe: `false` (nothing marked)
-    /// when `slot` is already marked or its probe already runs.
+    /// Holds `slot` down and claims its probe: `false` (nothing held) when
+    /// `slot` is already down or its probe already runs.
     ///
-    /// Every other slot of the primary that the remembered map names for
-    /// `slot` is marked too, until the probe finds out whether that node
-    /// answers ([`DownSlots::clear_suspected`]): the client may be sending
+    /// Every slot of every primary that a map seen since connection names
+    /// for `slot` is held too, until the probe finds out which of them
+    /// answer ([`DownSlots::clear_suspected`]): the client may be sending
     /// them all to a node that is silent, which could answer them when it
-    /// wakes. Slots another probe marked keep its mark.
+    /// wakes.
     pub(super) fn start_probe(&self, slot: u16) -> bool {
-        let mut probes = self.probes();
-        if self.is_down(slot) || !probes.slots.insert(slot) {
+        let mut probes = locked(&self.probes);
+        if self.is_down(slot) || probes.held.contains_key(&slot) {
             return false;
         }
-        self.mark(&[(slot, slot)], slot);
-        let tag = slot.saturating_add(1);
-        for (first, last) in self.suspected(slot) {
-            for mark in self.range(first, last) {
-                let _ = mark.compare_exchange(0, tag, Ordering::AcqRel, Ordering::Acquire);
-            }
-        }
+        let suspected: Vec<(u16, u16)> = self
+            .owners_seen(slot)
+            .iter()
+            .flat_map(|owner| self.ranges_seen(owner))
+            .collect();
+        let holds = Holds {
+            kept: vec![(slot, slot)],
+            suspected,
+        };
+        self.take(&holds.kept);
+        self.take(&holds.suspected);
+        probes.held.insert(slot, holds);
         true
     }
 
-    /// The ranges of the primary the remembered map names for `slot`.
-    pub(super) fn suspected(&self, slot: u16) -> Vec<(u16, u16)> {
-        let map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        owner_of(&map, slot)
-            .map(|owner| ranges_of(&map, owner))
-            .unwrap_or_default()
+    /// Every primary a map seen since connection names for `slot`, the
+    /// most recently seen last.
+    pub(super) fn owners_seen(&self, slot: u16) -> Vec<Node> {
+        let seen = locked(&self.seen);
+        let mut owners: Vec<Node> = Vec::new();
+        for (first, last, node) in seen.iter() {
+            if (*first..=*last).contains(&slot) {
+                owners.retain(|owner| owner != node);
+                owners.push(node.clone());
+            }
+        }
+        owners
     }
 
-    /// Probe `probe` found the node that [`DownSlots::start_probe`]
-    /// suspected answering: clears the marks it set in `ranges`, all but
-    /// its own slot's.
-    pub(super) fn clear_suspected(&self, probe: u16, ranges: &[(u16, u16)]) {
-        let _probes = self.probes();
-        let tag = probe.saturating_add(1);
-        for &(first, last) in ranges {
-            for (offset, mark) in self.range(first, last).iter().enumerate() {
-                if usize::from(first) + offset != usize::from(probe) {
-                    let _ = mark.compare_exchange(tag, 0, Ordering::AcqRel, Ordering::Acquire);
-                }
-            }
+    /// Every range a map seen since connection gives `node`.
+    pub(super) fn ranges_seen(&self, node: &Node) -> Vec<(u16, u16)> {
+        ranges_of(&locked(&self.seen), node)
+    }
+
+    /// Probe `probe` has asked the nodes it suspected: releases the holds
+    /// taken on suspicion (its own slot, and any node it watches, stay held).
+    pub(super) fn clear_suspected(&self, probe: u16) {
+        let mut probes = locked(&self.probes);
+        if let Some(holds) = probes.held.get_mut(&probe) {
+            let suspected = std::mem::take(&mut holds.suspected);
+            self.release(&suspected);
         }
     }
 
-    fn range(&self, first: u16, last: u16) -> &[AtomicU16] {
-        let last = usize::from(last).min(SLOTS - 1);
-        self.marks
-            .get(usize::from(first)..=last)
-            .unwrap_or_default()
-    }
-
-    /// Probe `probe` found `node` silent: marks its `ranges` down and
-    /// watches `node`, unless another probe already watches it; then
-    /// `probe`'s mark is handed to that probe (which clears it with its own)
-    /// and `probe` ends. Returns whether `probe` now watches `node`.
+    /// Probe `probe` found `node` silent: holds its `ranges` down and
+    /// watches `node`, unless another probe already watches it; then every
+    /// hold of `probe` is handed to that probe (which releases them with its
+    /// own) and `probe` ends. Returns whether `probe` now watches `node`.
     pub(super) fn watch(&self, probe: u16, node: &Node, ranges: &[(u16, u16)]) -> bool {
-        let mut probes = self.probes();
+        let mut probes = locked(&self.probes);
         if let Some(&watcher) = probes.nodes.get(node) {
-            // Every mark of `probe` (its slot's, and those it set on
-            // suspicion) goes to the watcher, which clears them with its own.
-            let (tag, theirs) = (probe.saturating_add(1), watcher.saturating_add(1));
-            for mark in self.marks.iter() {
-                let _ = mark.compare_exchange(tag, theirs, Ordering::AcqRel, Ordering::Acquire);
+            let handed = probes.held.remove(&probe).unwrap_or_default();
+            if let Some(theirs) = probes.held.get_mut(&watcher) {
+                theirs.kept.extend(handed.kept);
+                theirs.kept.extend(handed.suspected);
+            } else {
+                self.release(&handed.kept);
+                self.release(&handed.suspected);
             }
-            probes.slots.remove(&probe);
             return false;
         }
+        let Some(holds) = probes.held.get_mut(&probe) else {
+            return false;
+        };
+        self.take(ranges);
+        holds.kept.extend_from_slice(ranges);
         probes.nodes.insert(node.clone(), probe);
-        self.mark(ranges, probe);
         true
     }
 
-    /// Ends `probe`: clears every mark it set or was handed, and its watch.
+    /// Ends `probe`: releases every hold it took or was handed, and its
+    /// watch.
     pub(super) fn finish(&self, probe: u16, node: Option<&Node>) {
-        let mut probes = self.probes();
-        let tag = probe.saturating_add(1);
-        for mark in self.marks.iter() {
-            let _ = mark.compare_exchange(tag, 0, Ordering::AcqRel, Ordering::Acquire);
+        let mut probes = locked(&self.probes);
+        if let Some(holds) = probes.held.remove(&probe) {
+            self.release(&holds.kept);
+            self.release(&holds.suspected);
         }
         if let Some(node) = node {
-            probes.nodes.remove(node);
+            if probes.nodes.get(node) == Some(&probe) {
+                probes.nodes.remove(node);
+            }
         }
-        probes.slots.remove(&probe);
     }
 
     /// Whether a warning that the map named no owner may be logged now: at
     /// most one a second, however many slots' probes find the same.
     pub(super) fn first_warning_this_second(&self) -> bool {
-        let mut warned = self
-            .warned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut warned = locked(&self.warned);
         let now = std::time::Instant::now();
         if warned.is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(1)) {
             return false;
@@ -181,39 +207,63 @@ impl DownSlots {
         true
     }
 
-    /// Remembers the cluster's map (see [`DownSlots::nodes`]).
+    /// Remembers the cluster's map (see [`DownSlots::nodes`]), and adds
+    /// its ranges to those seen (see [`DownSlots::owners_seen`]).
     pub(super) fn remember(&self, map: Vec<Range>) {
-        *self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = map;
+        {
+            let mut seen = locked(&self.seen);
+            for range in &map {
+                if !seen.contains(range) {
+                    if seen.len() == SEEN_ENTRIES {
+                        seen.remove(0);
+                    }
+                    seen.push(range.clone());
+                }
+            }
+        }
+        *locked(&self.map) = map;
     }
 
-    /// The map last read (at connection, or by a probe).
-    pub(super) fn map(&self) -> Vec<Range> {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+    /// Forgets what the maps seen gave `node` beyond what `map` (just read)
+    /// gives it: `node` answered, so the client, should it still send it a
+    /// slot it no longer owns, is redirected.
+    pub(super) fn forget_seen(&self, node: &Node, map: &[Range]) {
+        if map.is_empty() {
+            return;
+        }
+        locked(&self.seen).retain(|range| &range.2 != node || map.contains(range));
     }
 
     /// The primaries of the map last read.
     pub(super) fn nodes(&self) -> Vec<Node> {
-        let map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = locked(&self.map);
         let mut nodes: Vec<Node> = map.iter().map(|(_, _, node)| node.clone()).collect();
         nodes.sort();
         nodes.dedup();
         nodes
     }
 
-    fn mark(&self, ranges: &[(u16, u16)], probe: u16) {
-        let tag = probe.saturating_add(1);
+    fn slots(&self, first: u16, last: u16) -> &[AtomicU16] {
+        let last = usize::from(last).min(SLOTS - 1);
+        self.holds
+            .get(usize::from(first)..=last)
+            .unwrap_or_default()
+    }
+
+    fn take(&self, ranges: &[(u16, u16)]) {
         for &(first, last) in ranges {
-            for mark in self.range(first, last) {
-                mark.store(tag, Ordering::Release);
+            for holds in self.slots(first, last) {
+                holds.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    fn release(&self, ranges: &[(u16, u16)]) {
+        for &(first, last) in ranges {
+            for holds in self.slots(first, last) {
+                // Never below zero, whatever happens.
+                let _ =
+                    holds.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
             }
         }
     }
@@ -242,15 +292,19 @@ mod tests {
         ("10.0.0.1".to_owned(), port)
     }
 
+    fn all_up(down: &DownSlots) -> bool {
+        (0..16384).all(|slot| !down.is_down(slot))
+    }
+
     #[test]
-    fn a_probe_marks_and_clears_only_its_own_slots() {
+    fn a_probe_holds_and_releases_only_its_own_slots() {
         let down = DownSlots::new();
         assert!(down.start_probe(7));
         assert!(down.is_down(7) && !down.is_down(8));
         assert!(!down.start_probe(7), "one probe per slot");
         assert!(down.watch(7, &node(1), &[(0, 99)]));
         assert!(down.is_down(0) && down.is_down(99) && !down.is_down(100));
-        assert!(!down.start_probe(50), "a marked slot is covered");
+        assert!(!down.start_probe(50), "a held slot is covered");
         // Another node, another probe, over part of the same range (a map
         // that changed between the two reads).
         assert!(down.start_probe(200));
@@ -259,12 +313,30 @@ mod tests {
         assert!(!down.is_down(0) && !down.is_down(89));
         assert!(down.is_down(90) && down.is_down(200), "still the other's");
         down.finish(200, Some(&node(2)));
-        assert!((0..16384).all(|slot| !down.is_down(slot)));
+        assert!(all_up(&down));
         assert!(down.start_probe(7), "claimable again");
     }
 
+    /// Review 17: a second watcher over a silent node's slots (its heir's,
+    /// whose map gives it those slots) must not free them when its own
+    /// node answers.
     #[test]
-    fn a_second_probe_of_a_watched_node_hands_its_mark_over() {
+    fn a_second_watcher_over_the_same_slots_does_not_free_the_first_ones() {
+        let down = DownSlots::new();
+        assert!(down.start_probe(5));
+        assert!(down.watch(5, &node(1), &[(0, 99)]));
+        assert!(down.start_probe(150));
+        assert!(down.watch(150, &node(2), &[(100, 199), (0, 199)]));
+        down.finish(150, Some(&node(2)));
+        let freed = (0..100).filter(|slot| !down.is_down(*slot)).count();
+        assert_eq!(freed, 0, "slots of a still-watched silent node freed");
+        assert!(!down.is_down(150), "the heir's own slots are free again");
+        down.finish(5, Some(&node(1)));
+        assert!(all_up(&down));
+    }
+
+    #[test]
+    fn a_second_probe_of_a_watched_node_hands_its_holds_over() {
         let down = DownSlots::new();
         assert!(down.start_probe(1));
         assert!(down.watch(1, &node(1), &[(0, 9)]));
@@ -272,53 +344,46 @@ mod tests {
         // without it, say): its probe finds the node watched already.
         assert!(down.start_probe(500));
         assert!(!down.watch(500, &node(1), &[(500, 500)]));
-        assert!(down.is_down(500), "still marked, now by the watcher");
+        assert!(down.is_down(500), "still held, now by the watcher");
         assert!(down.start_probe(501), "probe 500 ended");
         down.finish(501, None);
         down.finish(1, Some(&node(1)));
-        assert!((0..16384).all(|slot| !down.is_down(slot)), "all cleared");
+        assert!(all_up(&down), "all released");
         assert!(down.start_probe(1));
         assert!(down.watch(1, &node(1), &[(0, 0)]), "the node is free again");
     }
 
     #[test]
-    fn a_probe_suspects_every_slot_of_the_remembered_owner_until_it_answers() {
+    fn a_probe_suspects_every_owner_any_map_named_until_they_are_asked() {
         let down = DownSlots::new();
+        // The map at connection, then one read after a failover of node 1
+        // to node 3: the client may still route by the first.
         down.remember(vec![
             (0, 99, node(1)),
             (100, 199, node(2)),
             (200, 299, node(1)),
         ]);
-        // Another probe holds slot 250 already (its node's map had it):
-        // its mark stays its own.
-        assert!(down.start_probe(150));
-        assert!(down.watch(150, &node(3), &[(250, 250)]));
-        down.clear_suspected(150, &down.suspected(150));
-        assert!(!down.is_down(100) && down.is_down(150) && down.is_down(250));
+        down.remember(vec![
+            (0, 99, node(3)),
+            (100, 199, node(2)),
+            (200, 299, node(3)),
+            (300, 399, node(3)),
+        ]);
+        assert_eq!(down.owners_seen(7), vec![node(1), node(3)]);
         assert!(down.start_probe(7));
-        assert!(down.is_down(0) && down.is_down(99) && down.is_down(200));
+        assert!(down.is_down(0) && down.is_down(299) && down.is_down(350));
         assert!(!down.is_down(100), "another node's slots are not suspected");
         assert!(!down.start_probe(99), "a suspected slot starts no probe");
-        // The node answers: only the probe's own slot stays marked.
-        down.clear_suspected(7, &down.suspected(7));
-        assert!(down.is_down(7) && !down.is_down(0) && !down.is_down(299));
-        assert!(down.is_down(250), "the other probe's mark is not cleared");
-        down.finish(7, None);
-        down.finish(150, Some(&node(3)));
-        assert!((0..16384).all(|slot| !down.is_down(slot)));
-
-        // The node is watched by another probe already: the suspected
-        // marks go to the watcher, and go with its own.
-        assert!(down.start_probe(100));
-        assert!(down.watch(100, &node(1), &[(0, 0)]));
-        assert!(down.start_probe(50));
-        assert!(!down.watch(50, &node(1), &[]));
-        assert!(down.is_down(50) && down.is_down(99) && down.is_down(299));
-        down.finish(100, Some(&node(1)));
-        assert!(
-            (0..16384).all(|slot| !down.is_down(slot)),
-            "none left behind"
-        );
+        // Node 1 is silent: watched over every range any map gave it.
+        assert!(down.watch(7, &node(1), &down.ranges_seen(&node(1))));
+        down.clear_suspected(7);
+        assert!(down.is_down(0) && down.is_down(299));
+        assert!(!down.is_down(350), "only node 3's were merely suspected");
+        down.finish(7, Some(&node(1)));
+        assert!(all_up(&down));
+        // Node 1 answered meanwhile: what older maps gave it is forgotten.
+        down.forget_seen(&node(1), &[(0, 99, node(3))]);
+        assert_eq!(down.owners_seen(7), vec![node(3)]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tessera_core::{Clock, KeyId, Nonce, SystemClock};
 use super::redis_cluster;
 use super::redis_connection::{open_single, RedisConnection};
 use super::redis_down_slots::{self, DownSlots};
+use super::redis_node_probe::WatchLink;
 use super::redis_settings::{judge, setting_query, value_in, Allowed, Settings, SETTINGS};
 use super::redis_trial;
 use super::{NonceOutcome, NonceRecord, NonceStore, NonceStoreError, NonceStoreErrorKind};
@@ -318,12 +319,18 @@ impl RedisNonceStoreBuilder {
             clock: self.clock,
         };
         if let Some(slots) = &store.health.slots {
-            // The nodes a probe asks for the map at once, should one of
-            // them fall silent.
-            let map = tokio::time::timeout(store.timeout, store.connection.cluster_map(&[])).await;
-            if let Ok(Ok(map)) = map {
-                slots.remember(map);
+            // The map the client starts from: the nodes a probe asks for
+            // the map at once, should one of them fall silent, and the first
+            // owners a probe suspects (the client routes by it until a node
+            // redirects it).
+            let map = read_map(&store.connection, &[], self.connect_timeout).await;
+            if map.is_empty() {
+                // Nodes named without a host (`cluster-preferred-endpoint-type
+                // unknown-endpoint`): no primary can be asked or held as a
+                // whole; each slot waits one timeout, then is held alone.
+                tracing::warn!(redis = %store.target, "tessera: the Redis Cluster's map (CLUSTER SLOTS) names no primary by address; a primary that falls silent fails its slots one by one, each after a check waited the timeout");
             }
+            slots.remember(map);
         }
         store.watch_settings();
         Ok(store)
@@ -580,17 +587,20 @@ impl RedisNonceStoreBuilder {
 ///   it owns; checks of the other slots go on. There is no store-wide
 ///   "down" mark as with one endpoint, since that would refuse every slot
 ///   for one node: the first check that times out (or loses its
-///   connection) marks down its slot and every other slot of the primary
-///   the store last knew for it (the client may be sending them all to a
-///   node that is silent), and a background probe asks that node, then the
-///   one the cluster's map names now, over connections of its own (asked
-///   through the cluster client, a node it holds no connection to would
-///   make the `redis` crate reconnect every node and hold every check
-///   meanwhile). A node that does not answer a `PING` keeps every slot it
-///   owns, by either map, failing at once until it answers one (tried
-///   every 100 ms); if both answer, only that slot's checks fail at once,
-///   until a `GET` sent as the checks are answers. The checks sent before
-///   the mark wait their timeout.
+///   connection) marks down its slot and every slot of every primary that
+///   a map seen since connection named for it (the client routes by a map
+///   of its own, which a silent node never makes it change, so it may be
+///   sending them all to a node that is silent), and a background probe
+///   asks those nodes and the one the cluster's map names now, over
+///   connections of its own (asked through the cluster client, a node it
+///   holds no connection to would make the `redis` crate reconnect every
+///   node and hold every check meanwhile; the settings re-check asks each
+///   primary the same way). A node that does not answer a `PING` keeps
+///   every slot any map gave it failing at once until it answers one
+///   (asked every 100 ms over one connection); if all answer, only that
+///   slot's checks fail at once, until a `GET` sent as the checks are
+///   answers. A slot stays marked while any probe holds it. The checks
+///   sent before the mark wait their timeout.
 /// * A watched primary that is dead (its connection refused or dropped)
 ///   and whose slots the cluster's map gives to another (a failover) is
 ///   let go within about a second (the probe reads the map again every
@@ -923,32 +933,32 @@ impl RedisNonceStore {
         let (timeout, target) = (self.timeout, self.target.clone());
         let recheck = Rechecker::of(self);
         tokio::spawn(async move {
-            let (known, before) = match Weak::upgrade(&health) {
+            let known = match Weak::upgrade(&health) {
                 Some(health) => health
                     .slots
                     .as_ref()
-                    .map(|slots| (slots.nodes(), slots.map()))
+                    .map(DownSlots::nodes)
                     .unwrap_or_default(),
                 None => return, // The store is gone.
             };
             let map = read_map(&connection, &known, timeout).await;
             // The client sends this slot's checks where its own map says,
-            // which may be older than the map just read (a failover since
-            // the map was last remembered): the node the remembered map
-            // names is asked first, then the one the new map names.
-            let mut owners: Vec<redis_down_slots::Node> = Vec::new();
-            for owner in [
-                redis_down_slots::owner_of(&before, slot),
-                redis_down_slots::owner_of(&map, slot),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                if !owners.contains(owner) {
-                    owners.push(owner.clone());
-                }
+            // which may be any map seen since connection (it changes its
+            // map only when a node redirects it, which a silent node does
+            // not): every node any of them named for the slot is asked, and
+            // the one the map just read names.
+            let Some(health_now) = Weak::upgrade(&health) else {
+                return;
+            };
+            let Some(slots) = &health_now.slots else {
+                return;
+            };
+            let mut owners = slots.owners_seen(slot);
+            if let Some(owner) = redis_down_slots::owner_of(&map, slot) {
+                owners.retain(|seen| seen != owner);
+                owners.push(owner.clone());
             }
-            let mut watched = None;
+            drop(health_now);
             if owners.is_empty() {
                 let first = Weak::upgrade(&health)
                     .and_then(|health| {
@@ -962,47 +972,50 @@ impl RedisNonceStore {
                     tracing::warn!(redis = %target, slot, "tessera: the Redis Cluster's map (CLUSTER SLOTS) could not be read or names no primary for this slot; only this slot's checks are refused at once until its owner answers (at most one such line a second)");
                 }
             }
-            for owner in owners {
-                let answered = tokio::time::timeout(timeout, connection.ping_node(&owner)).await;
-                if matches!(answered, Ok(Ok(()))) {
-                    if redis_down_slots::owner_of(&before, slot) == Some(&owner) {
-                        // Not silent: the marks set on suspicion go.
-                        if let Some(health) = Weak::upgrade(&health) {
-                            if let Some(slots) = &health.slots {
-                                slots.clear_suspected(
-                                    slot,
-                                    &redis_down_slots::ranges_of(&before, &owner),
-                                );
-                            }
-                        }
-                    }
+            let answers = futures_util::future::join_all(owners.iter().map(|owner| async {
+                matches!(
+                    tokio::time::timeout(timeout, connection.ping_node(owner)).await,
+                    Ok(Ok(()))
+                )
+            }))
+            .await;
+            let Some(health_now) = Weak::upgrade(&health) else {
+                return;
+            };
+            let Some(slots) = &health_now.slots else {
+                return;
+            };
+            let mut watched = None;
+            for (owner, answered) in owners.iter().zip(&answers) {
+                if *answered || watched.is_some() {
                     continue;
                 }
-                // Every slot the client may send to it, by either map.
-                let mut ranges = redis_down_slots::ranges_of(&before, &owner);
-                ranges.extend(redis_down_slots::ranges_of(&map, &owner));
-                let Some(health) = Weak::upgrade(&health) else {
-                    return;
-                };
-                let Some(slots) = &health.slots else {
-                    return;
-                };
-                if !slots.watch(slot, &owner, &ranges) {
-                    return; // Another probe watches that node.
+                // Every slot the client may send to it, by any map seen.
+                let mut ranges = slots.ranges_seen(owner);
+                ranges.extend(redis_down_slots::ranges_of(&map, owner));
+                if !slots.watch(slot, owner, &ranges) {
+                    return; // Another probe watches that node, and now holds this probe's slots.
                 }
                 let marked: usize = ranges
                     .iter()
                     .map(|(first, last)| usize::from(last.saturating_sub(*first)) + 1)
                     .sum();
                 tracing::warn!(redis = %target, slot, node = %format!("{}:{}", owner.0, owner.1), slots = marked, "tessera: a Redis Cluster primary does not answer; refusing the checks of its slots at once until a background probe reaches it");
-                watched = Some(owner);
-                break;
+                watched = Some(owner.clone());
             }
-            if let (false, Some(health)) = (map.is_empty(), Weak::upgrade(&health)) {
-                if let Some(slots) = &health.slots {
-                    slots.remember(map);
+            if !map.is_empty() {
+                slots.remember(map.clone());
+                // A node that answers redirects a check of a slot it no
+                // longer owns: what older maps gave it need not be held.
+                for (owner, answered) in owners.iter().zip(&answers) {
+                    if *answered {
+                        slots.forget_seen(owner, &map);
+                    }
                 }
             }
+            slots.clear_suspected(slot);
+            drop(health_now);
+            let mut link = watched.clone().map(WatchLink::new);
             let mut map_read = std::time::Instant::now();
             // Whether the watched node's last `PING` failed on its
             // connection (refused, reset), not by silence.
@@ -1035,6 +1048,7 @@ impl RedisNonceStore {
                     if moved {
                         recheck.run(&health).await;
                         if let Some(slots) = &health.slots {
+                            slots.forget_seen(node, &map);
                             slots.remember(map);
                             slots.finish(slot, watched.as_ref());
                         }
@@ -1043,19 +1057,16 @@ impl RedisNonceStore {
                     }
                 }
                 let ping = async {
-                    match &watched {
-                        Some(node) => connection.ping_node(node).await,
-                        None => connection.owner_answers(&key).await,
+                    match (&mut link, connection.node_probe()) {
+                        (Some(link), Some(probe)) => link.ping(probe).await,
+                        _ => connection.owner_answers(&key).await,
                     }
                 };
                 let answer = tokio::time::timeout(timeout, ping).await;
                 // Dead: the probe's connection of its own (`NodeProbe`)
-                // refused or reset. A timeout is silence, whether ours or
-                // the connection's (an I/O error that says it timed out).
-                dead = matches!(&answer, Ok(Err(e)) if !e.is_timeout()
-                    && (e.is_connection_refusal()
-                        || e.is_io_error()
-                        || e.is_connection_dropped()));
+                // refused. Not a connection reset once made: a silent node
+                // whose accept queue overflows may reset those.
+                dead = matches!(&answer, Ok(Err(e)) if e.is_connection_refusal());
                 if matches!(answer, Ok(Ok(()))) {
                     // Back, perhaps restarted with other settings: read
                     // before it is used again.
@@ -1153,14 +1164,14 @@ pub enum RedisStoreErrorKind {
 }
 
 /// The cluster's map, asked of the `known` nodes at once, else (none of them
-/// answers, or none is known) of any node the client is connected to, up
-/// to twice (it may pick a silent one); empty when no map could be read.
+/// answers, or none is known) of the seed nodes; empty when no map could be
+/// read.
 async fn read_map(
     connection: &RedisConnection,
     known: &[redis_down_slots::Node],
     timeout: Duration,
 ) -> Vec<redis_down_slots::Range> {
-    for nodes in [known, &[], &[]] {
+    for nodes in [known, &[]] {
         if let Ok(Ok(map)) = tokio::time::timeout(timeout, connection.cluster_map(nodes)).await {
             if !map.is_empty() {
                 return map;
@@ -1257,12 +1268,17 @@ async fn recheck_settings(
 ) {
     use tracing::instrument::WithSubscriber;
     let _one_at_a_time = health.recheck.lock().await;
+    let primaries = health
+        .slots
+        .as_ref()
+        .map(DownSlots::nodes)
+        .unwrap_or_default();
     // Bounded, so that a hung read cannot hold the probe back for long
     // (the probe clears the down mark only after its own re-check).
     let read = tokio::time::timeout(
         RECHECK_TIMEOUT,
         connection
-            .recheck_settings(target, allowed)
+            .recheck_settings(target, allowed, &primaries)
             .with_subscriber(tracing::subscriber::NoSubscriber::default()),
     )
     .await;
