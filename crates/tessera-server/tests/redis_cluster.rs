@@ -922,31 +922,15 @@ async fn a_primary_failed_over_while_silent_is_held_by_the_map_the_client_uses()
         return;
     };
     let timeout = Duration::from_millis(2000);
-    let prefix = unique_prefix("failedover");
-    let first = store_with_timeout(&nodes, &prefix, timeout).await;
-    let key_ids: Vec<KeyId> = (0..24)
-        .map(|i| key_id(&format!("failedover-{i}")))
-        .collect();
-    let (owner, victim) = owners(&nodes, &first, key_ids.iter()).await;
-    for key_id in &key_ids {
-        assert_eq!(
-            record_new(&first, key_id).await.0.ok(),
-            Some(NonceOutcome::Fresh)
-        );
-    }
-    let on_victim: Vec<KeyId> = key_ids
-        .iter()
-        .zip(&owner)
-        .filter(|(_, o)| **o == victim)
-        .map(|(k, _)| k.clone())
-        .collect();
-    assert!(
-        on_victim.len() >= 3,
-        "{} key ids on the victim",
-        on_victim.len()
-    );
-    let heir = (0..nodes.len()).find(|n| *n != victim).expect("heir");
-    let slots = slots_of(&nodes, victim, heir).await;
+    let Failover {
+        first,
+        prefix,
+        on,
+        victim,
+        heir,
+        slots,
+    } = failover_setup(&nodes, "failedover", timeout).await;
+    let on_victim = &on[victim];
 
     let paused = Paused::new(node_pid(&nodes[victim]).await);
     // A check of one of its slots is on its way to the silent node...
@@ -959,23 +943,8 @@ async fn a_primary_failed_over_while_silent_is_held_by_the_map_the_client_uses()
     hand_over(&nodes, victim, heir, &slots).await;
     // Another verifier instance, started after the failover (its map names
     // the heir), accepts a nonce of another key id on those slots.
-    let others: Vec<String> = nodes
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| *n != victim)
-        .map(|(_, u)| u.clone())
-        .collect();
-    let second = store_with_timeout(&others, &prefix, timeout).await;
     let twice = on_victim[2].clone();
-    let nonce = Nonce::generate(&mut rand::rng());
-    assert_eq!(
-        second
-            .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
-            .await
-            .ok(),
-        Some(NonceOutcome::Fresh),
-        "accepted by the heir through the second verifier"
-    );
+    let nonce = accepted_after_failover(&nodes, victim, &prefix, timeout, &twice).await;
     let (outcome, took) = waiting.await.expect("task");
     eprintln!("the first check of a victim slot: {took:?}: {outcome:?}");
     assert!(outcome.is_err());
@@ -984,25 +953,7 @@ async fn a_primary_failed_over_while_silent_is_held_by_the_map_the_client_uses()
 
     // The same nonce through the first verifier, in flight to the silent
     // node when it wakes.
-    let in_flight = {
-        let (first, twice, nonce) = (first.clone(), twice.clone(), nonce.clone());
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let outcome = first
-                .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
-                .await;
-            (outcome, started.elapsed())
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    drop(paused);
-    let (outcome, took) = in_flight.await.expect("task");
-    eprintln!("the heir's nonce, checked again through the first verifier: {took:?}: {outcome:?}");
-    assert_ne!(
-        outcome.as_ref().ok(),
-        Some(&NonceOutcome::Fresh),
-        "a nonce accepted twice: by the heir (second verifier), then by the woken old primary"
-    );
+    checked_again_on_waking(&first, &twice, &nonce, paused).await;
 }
 
 /// `total_connections_received` of one node (INFO stats).
@@ -1087,57 +1038,25 @@ async fn an_heirs_watch_does_not_free_a_silent_primarys_slots() {
         return;
     };
     let timeout = Duration::from_millis(1000);
-    let prefix = unique_prefix("heirwatch");
-    let first = store_with_timeout(&nodes, &prefix, timeout).await;
-    let key_ids: Vec<KeyId> = (0..24).map(|i| key_id(&format!("heirwatch-{i}"))).collect();
-    let (owner, victim) = owners(&nodes, &first, key_ids.iter()).await;
-    for key_id in &key_ids {
-        assert_eq!(
-            record_new(&first, key_id).await.0.ok(),
-            Some(NonceOutcome::Fresh)
-        );
-    }
-    let on = |node: usize| -> Vec<KeyId> {
-        key_ids
-            .iter()
-            .zip(&owner)
-            .filter(|(_, o)| **o == node)
-            .map(|(k, _)| k.clone())
-            .collect()
-    };
-    let on_victim = on(victim);
-    assert!(
-        on_victim.len() >= 3,
-        "{} key ids on the victim",
-        on_victim.len()
-    );
-    let heir = (0..nodes.len()).find(|n| *n != victim).expect("heir");
-    let on_heir = on(heir);
+    let Failover {
+        first,
+        prefix,
+        on,
+        victim,
+        heir,
+        slots,
+    } = failover_setup(&nodes, "heirwatch", timeout).await;
+    let on_victim = &on[victim];
+    let on_heir = &on[heir];
     assert!(!on_heir.is_empty(), "a key id on the heir");
-    let slots = slots_of(&nodes, victim, heir).await;
 
     // V falls silent; a check of one of its slots times out: V is watched.
     let paused_victim = Paused::new(node_pid(&nodes[victim]).await);
     until_marked(&first, &on_victim[0]).await;
     // V is failed over to H.
     hand_over(&nodes, victim, heir, &slots).await;
-    let others: Vec<String> = nodes
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| *n != victim)
-        .map(|(_, u)| u.clone())
-        .collect();
-    let second = store_with_timeout(&others, &prefix, timeout).await;
     let twice = on_victim[2].clone();
-    let nonce = Nonce::generate(&mut rand::rng());
-    assert_eq!(
-        second
-            .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
-            .await
-            .ok(),
-        Some(NonceOutcome::Fresh),
-        "accepted by the heir through the second verifier"
-    );
+    let nonce = accepted_after_failover(&nodes, victim, &prefix, timeout, &twice).await;
     // Still refused through the first verifier: V is watched.
     let e = first
         .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
@@ -1182,23 +1101,7 @@ async fn an_heirs_watch_does_not_free_a_silent_primarys_slots() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The heir's nonce through the first verifier, in flight when V wakes.
-    let in_flight = {
-        let (first, twice, nonce) = (first.clone(), twice.clone(), nonce.clone());
-        tokio::spawn(async move {
-            first
-                .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    drop(paused_victim);
-    let outcome = in_flight.await.expect("task");
-    eprintln!("the heir's nonce, checked again through the first verifier: {outcome:?}");
-    assert_ne!(
-        outcome.as_ref().ok(),
-        Some(&NonceOutcome::Fresh),
-        "a nonce accepted twice: by the heir, then by the woken old primary"
-    );
+    checked_again_on_waking(&first, &twice, &nonce, paused_victim).await;
 }
 
 /// A watched silent primary whose client connection then breaks (a TCP
@@ -1312,37 +1215,20 @@ async fn a_map_read_after_the_failover_does_not_hide_the_silent_primary() {
         return;
     };
     let timeout = Duration::from_millis(1000);
-    let prefix = unique_prefix("mapafter");
-    let first = store_with_timeout(&nodes, &prefix, timeout).await;
-    let key_ids: Vec<KeyId> = (0..24).map(|i| key_id(&format!("mapafter-{i}"))).collect();
-    let (owner, victim) = owners(&nodes, &first, key_ids.iter()).await;
-    for key_id in &key_ids {
-        assert_eq!(
-            record_new(&first, key_id).await.0.ok(),
-            Some(NonceOutcome::Fresh)
-        );
-    }
-    let on = |node: usize| -> Vec<KeyId> {
-        key_ids
-            .iter()
-            .zip(&owner)
-            .filter(|(_, o)| **o == node)
-            .map(|(k, _)| k.clone())
-            .collect()
-    };
-    let on_victim = on(victim);
-    assert!(
-        on_victim.len() >= 3,
-        "{} key ids on the victim",
-        on_victim.len()
-    );
-    let heir = (0..nodes.len()).find(|n| *n != victim).expect("heir");
+    let Failover {
+        first,
+        prefix,
+        on,
+        victim,
+        heir,
+        slots,
+    } = failover_setup(&nodes, "mapafter", timeout).await;
+    let on_victim = &on[victim];
     let third = (0..nodes.len())
         .find(|n| *n != victim && *n != heir)
         .expect("third");
-    let on_third = on(third);
+    let on_third = &on[third];
     assert!(!on_third.is_empty(), "a key id on the third node");
-    let slots = slots_of(&nodes, victim, heir).await;
 
     let paused = Paused::new(node_pid(&nodes[victim]).await);
     // A request of this verifier pending on V before the failover.
@@ -1353,23 +1239,8 @@ async fn a_map_read_after_the_failover_does_not_hide_the_silent_primary() {
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     hand_over(&nodes, victim, heir, &slots).await;
-    let others: Vec<String> = nodes
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| *n != victim)
-        .map(|(_, u)| u.clone())
-        .collect();
-    let second = store_with_timeout(&others, &prefix, timeout).await;
     let twice = on_victim[2].clone();
-    let nonce = Nonce::generate(&mut rand::rng());
-    assert_eq!(
-        second
-            .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
-            .await
-            .ok(),
-        Some(NonceOutcome::Fresh),
-        "accepted by the heir through the second verifier"
-    );
+    let nonce = accepted_after_failover(&nodes, victim, &prefix, timeout, &twice).await;
     assert_eq!(pending.await.expect("task"), None);
     // W stalls writes for a moment (it answers PING): one check of W's
     // slot times out, and its probe remembers the fresh map.
@@ -1383,21 +1254,116 @@ async fn a_map_read_after_the_failover_does_not_hide_the_silent_primary() {
     assert!(outcome.is_err());
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The heir's nonce through this verifier, in flight when V wakes.
+    checked_again_on_waking(&first, &twice, &nonce, paused).await;
+}
+
+/// For the tests that fail a silent primary over: a store with `timeout`
+/// on `nodes` (prefix `name-…`), 24 key ids with one nonce each recorded,
+/// the key ids on each node, the node owning the most (the victim, with at
+/// least three) and another node (its heir).
+struct Failover {
+    first: RedisNonceStore,
+    prefix: String,
+    on: Vec<Vec<KeyId>>,
+    victim: usize,
+    heir: usize,
+    /// The victim's slots, to hand over to the heir.
+    slots: Vec<u16>,
+}
+
+async fn failover_setup(nodes: &[String], name: &str, timeout: Duration) -> Failover {
+    let prefix = unique_prefix(name);
+    let first = store_with_timeout(nodes, &prefix, timeout).await;
+    let key_ids: Vec<KeyId> = (0..24).map(|i| key_id(&format!("{name}-{i}"))).collect();
+    let (owner, victim) = owners(nodes, &first, key_ids.iter()).await;
+    for key_id in &key_ids {
+        assert_eq!(
+            record_new(&first, key_id).await.0.ok(),
+            Some(NonceOutcome::Fresh)
+        );
+    }
+    let on: Vec<Vec<KeyId>> = (0..nodes.len())
+        .map(|node| {
+            key_ids
+                .iter()
+                .zip(&owner)
+                .filter(|(_, o)| **o == node)
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .collect();
+    assert!(
+        on[victim].len() >= 3,
+        "{} key ids on the victim",
+        on[victim].len()
+    );
+    let heir = (0..nodes.len()).find(|n| *n != victim).expect("heir");
+    let slots = slots_of(nodes, victim, heir).await;
+    Failover {
+        first,
+        prefix,
+        on,
+        victim,
+        heir,
+        slots,
+    }
+}
+
+/// A nonce of `key_id` accepted through another verifier, started after
+/// `victim` was failed over (its seeds are the other nodes, so its map
+/// names the heir).
+async fn accepted_after_failover(
+    nodes: &[String],
+    victim: usize,
+    prefix: &str,
+    timeout: Duration,
+    key_id: &KeyId,
+) -> Nonce {
+    let others: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != victim)
+        .map(|(_, u)| u.clone())
+        .collect();
+    let second = store_with_timeout(&others, prefix, timeout).await;
+    let nonce = Nonce::generate(&mut rand::rng());
+    assert_eq!(
+        second
+            .record(NonceRecord::new(key_id, &nonce, T0, T0, T0 + 301))
+            .await
+            .ok(),
+        Some(NonceOutcome::Fresh),
+        "accepted by the heir through the second verifier"
+    );
+    nonce
+}
+
+/// Checks `nonce` of `key_id`, which the heir accepted, through `first`,
+/// in flight when the silent old primary (`paused`) wakes: it must not be
+/// accepted a second time.
+async fn checked_again_on_waking(
+    first: &RedisNonceStore,
+    key_id: &KeyId,
+    nonce: &Nonce,
+    paused: Paused,
+) {
     let in_flight = {
-        let (first, twice, nonce) = (first.clone(), twice.clone(), nonce.clone());
+        let (first, key_id, nonce) = (first.clone(), key_id.clone(), nonce.clone());
         tokio::spawn(async move {
-            first
-                .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
-                .await
+            let started = std::time::Instant::now();
+            let outcome = first
+                .record(NonceRecord::new(&key_id, &nonce, T0, T0, T0 + 301))
+                .await;
+            (outcome, started.elapsed())
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(paused);
-    let outcome = in_flight.await.expect("task");
-    eprintln!("the heir's nonce, checked again through the first verifier: {outcome:?}");
+    let (outcome, took) = in_flight.await.expect("task");
+    eprintln!("the heir's nonce, checked again through the first verifier: {took:?}: {outcome:?}");
     assert_ne!(
         outcome.as_ref().ok(),
         Some(&NonceOutcome::Fresh),
-        "a nonce accepted twice: by the heir, then by the woken old primary"
+        "a nonce accepted twice: by the heir (another verifier), then by the woken old primary"
     );
 }
