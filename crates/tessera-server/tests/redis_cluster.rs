@@ -885,6 +885,23 @@ async fn a_user_without_a_right_on_one_primary_is_refused_at_connection() {
         );
     }
 
+    // Primaries that forgot the script (restarted, or promoted replicas,
+    // which Redis does not copy scripts to): loaded again, slot by slot.
+    for node in &nodes {
+        let _: () = redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async(&mut node_connection(node).await)
+            .await
+            .expect("SCRIPT FLUSH");
+    }
+    for i in 0..32 {
+        let id = key_id(&format!("acl-{i}"));
+        assert_eq!(
+            record_new(&store, &id).await.0.ok(),
+            Some(NonceOutcome::Fresh)
+        );
+    }
+
     let e = connect(&part)
         .await
         .expect_err("a user without EVALSHA on one primary is refused");

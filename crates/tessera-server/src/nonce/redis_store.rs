@@ -806,10 +806,12 @@ impl RedisNonceStore {
         // silent: the slot, and a key in it.
         let slot = slot.map(|(_, slot)| (slot, epoch_key.clone()));
         let mut connection = self.connection.clone();
-        let mut invocation = self.script.prepare_invoke();
-        invocation
-            .key(redis_key(&self.prefix, record.key_id, record.nonce))
-            .key(epoch_key)
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha
+            .arg(self.script.get_hash())
+            .arg(2)
+            .arg(redis_key(&self.prefix, record.key_id, record.nonce))
+            .arg(&epoch_key)
             .arg(record.ttl_millis().saturating_add(CLOCK_MARGIN_MS))
             .arg(record.created)
             // The script may run up to the call's timeout after `now` was
@@ -818,10 +820,27 @@ impl RedisNonceStore {
             .arg(tessera_core::memory_point(record.now.saturating_add(
                 whole_seconds_up(self.timeout).saturating_add(CLOCK_MARGIN_SECS),
             )));
-        let reply = tokio::time::timeout(
-            self.timeout,
-            invocation.invoke_async::<(i64, u64)>(&mut connection),
-        )
+        let reply = tokio::time::timeout(self.timeout, async {
+            match evalsha.query_async::<(i64, u64)>(&mut connection).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    // A restarted or newly promoted primary: the script is
+                    // loaded on the slot's primary alone (the `redis`
+                    // crate's own load goes to every node, replicas and
+                    // nodes it is reconnecting to included, and waits for
+                    // all), then sent again.
+                    let load = redis::cmd("SCRIPT")
+                        .arg("LOAD")
+                        .arg(CHECK_SCRIPT)
+                        .to_owned();
+                    let slot = redis_cluster::key_slot(epoch_key.as_bytes());
+                    connection.on_primary_of(slot, load).await?;
+                    evalsha.query_async::<(i64, u64)>(&mut connection).await
+                }
+                answered => answered,
+            }
+        })
         .await;
         match reply {
             Ok(Ok((1, _))) => Ok(NonceOutcome::Fresh),
