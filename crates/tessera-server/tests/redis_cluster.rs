@@ -1384,3 +1384,260 @@ async fn checked_again_on_waking(
         "a nonce accepted twice: by the heir (another verifier), then by the woken old primary"
     );
 }
+
+/// A healthy primary that lost the script (restarted empty, a promoted
+/// replica: Redis 7 does not copy scripts to replicas; here `SCRIPT FLUSH`)
+/// while another primary is silent with its connection broken: the healthy
+/// slots go on serving. The `redis` crate's own load, on `NOSCRIPT`, went
+/// to every node through the shared client and stalled every check
+/// (review 18).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_loaded_again_stalls_no_healthy_slot() {
+    let Some(nodes) = own_cluster("a_script_loaded_again_stalls_no_healthy_slot") else {
+        return;
+    };
+    let timeout = Duration::from_millis(250);
+    let (nonces, key_ids, owner, victim) = stopping_setup(&nodes, "noscript", 24, timeout).await;
+    let lost = key_ids
+        .iter()
+        .zip(&owner)
+        .find(|(_, o)| **o == victim)
+        .map(|(k, _)| k.clone())
+        .expect("on the victim");
+    let flushed = (0..nodes.len())
+        .find(|n| *n != victim && owner.contains(n))
+        .expect("another owner");
+    let port = nodes[victim]
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .to_owned();
+    let paused = Paused::new(node_pid(&nodes[victim]).await);
+    until_marked(&nonces, &lost).await;
+    let status = std::process::Command::new("ss")
+        .args(["-K", "dst", "127.0.0.1", "dport", "=", &format!(":{port}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("ss -K (iproute2)");
+    assert!(status.success(), "ss -K: {status}");
+    let _: String = on_node(&nodes[flushed], &["SCRIPT", "FLUSH"]).await;
+    let started = std::time::Instant::now();
+    let mut per_node: BTreeMap<usize, (u32, u32)> = BTreeMap::new();
+    let mut first_errors: Vec<(Duration, usize, String)> = Vec::new();
+    while started.elapsed() < Duration::from_secs(6) {
+        for (key_id, o) in key_ids.iter().zip(&owner) {
+            if *o == victim {
+                continue;
+            }
+            let (outcome, _) = record_new(&nonces, key_id).await;
+            let entry = per_node.entry(*o).or_default();
+            entry.1 += 1;
+            if let Err(e) = outcome {
+                entry.0 += 1;
+                if first_errors.len() < 4 {
+                    first_errors.push((started.elapsed(), *o, e.to_string()));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(paused);
+    eprintln!("victim {victim}, flushed {flushed}; per node (failed, total): {per_node:?}; first errors: {first_errors:?}");
+    let failed: u32 = per_node.values().map(|(f, _)| f).sum();
+    assert!(failed <= 1, "healthy slots refused: {per_node:?}");
+}
+
+/// `recorded` (the read-only EXISTS the verifier sends before
+/// admission, on every request when rate limits are configured) does not
+/// wait on a held slot's silent primary: it answers at once, as the check
+/// does (it waited the whole timeout; review 18).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_of_a_held_slot_answers_at_once() {
+    let Some(nodes) = own_cluster("recorded_of_a_held_slot_answers_at_once") else {
+        return;
+    };
+    let timeout = Duration::from_millis(1000);
+    let (nonces, key_ids, owner, victim) =
+        stopping_setup(&nodes, "recordedheld", 24, timeout).await;
+    let lost = key_ids
+        .iter()
+        .zip(&owner)
+        .find(|(_, o)| **o == victim)
+        .map(|(k, _)| k.clone())
+        .expect("on the victim");
+    let paused = Paused::new(node_pid(&nodes[victim]).await);
+    until_marked(&nonces, &lost).await;
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        let nonce = Nonce::generate(&mut rand::rng());
+        let started = std::time::Instant::now();
+        let answer = nonces.recorded(&lost, &nonce).await;
+        took.push((started.elapsed(), answer));
+    }
+    let (check, check_took) = record_new(&nonces, &lost).await;
+    drop(paused);
+    eprintln!(
+        "recorded() of a held slot: {took:?}; record(): {check_took:?} {:?}",
+        check.err().map(|e| e.to_string())
+    );
+    assert!(
+        took.iter().all(|(t, _)| *t < Duration::from_millis(200)),
+        "recorded() waited on a held slot's silent primary: {took:?}"
+    );
+}
+
+/// The maps the store read are not the client's map (review 18). Slots are
+/// resharded from X to V after connection (the client learns V from a
+/// `MOVED`; no probe reads that map). V falls silent and is failed over to
+/// H before this verifier's first check of those slots times out: its
+/// probe asks X (the only owner any map it read named) and H (the fresh
+/// map's), and both answer; the ranges it then asks through the client by
+/// slot find V's, which are held. (Before, nothing of V was held, and V,
+/// waking, answered `Fresh` for a nonce the heir had accepted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resharded_slots_silent_new_owner_is_held() {
+    let Some(nodes) = own_cluster("a_resharded_slots_silent_new_owner_is_held") else {
+        return;
+    };
+    let timeout = Duration::from_millis(2000);
+    let prefix = unique_prefix("resharded");
+    let first = store_with_timeout(&nodes, &prefix, timeout).await;
+    let key_ids: Vec<KeyId> = (0..24).map(|i| key_id(&format!("resharded-{i}"))).collect();
+    let (owner, x) = owners(&nodes, &first, key_ids.iter()).await;
+    let on_x: Vec<KeyId> = key_ids
+        .iter()
+        .zip(&owner)
+        .filter(|(_, o)| **o == x)
+        .map(|(k, _)| k.clone())
+        .take(3)
+        .collect();
+    assert_eq!(on_x.len(), 3);
+    let v = (0..nodes.len()).find(|n| *n != x).expect("v");
+    let h = (0..nodes.len()).find(|n| *n != x && *n != v).expect("h");
+    let mut moved: Vec<u16> = Vec::new();
+    for k in &on_x {
+        let slot: i64 = on_node(&nodes[x], &["CLUSTER", "KEYSLOT", &first.epoch_key_for(k)]).await;
+        moved.push(u16::try_from(slot).expect("slot"));
+    }
+    moved.sort();
+    moved.dedup();
+    // Resharding X -> V after connection (X learns it by gossip, and drops
+    // its keys of those slots).
+    hand_over(&nodes, x, v, &moved).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Another instance writes the missing epochs (now on V).
+    let _writer = store_with_timeout(&nodes, &prefix, timeout).await;
+    // The first verifier's client learns V from X's MOVED.
+    for k in &on_x {
+        assert_eq!(
+            record_new(&first, k).await.0.ok(),
+            Some(NonceOutcome::Fresh)
+        );
+    }
+    let v_slots = slots_of(&nodes, v, h).await;
+    let paused = Paused::new(node_pid(&nodes[v]).await);
+    let waiting = {
+        let (first, k) = (first.clone(), on_x[0].clone());
+        tokio::spawn(async move { record_new(&first, &k).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    hand_over(&nodes, v, h, &v_slots).await;
+    let others: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != v)
+        .map(|(_, u)| u.clone())
+        .collect();
+    let second = store_with_timeout(&others, &prefix, timeout).await;
+    let twice = on_x[2].clone();
+    let nonce = Nonce::generate(&mut rand::rng());
+    assert_eq!(
+        second
+            .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
+            .await
+            .ok(),
+        Some(NonceOutcome::Fresh),
+        "accepted by the heir through the second verifier"
+    );
+    let (outcome, took) = waiting.await.expect("task");
+    eprintln!("first check of a V slot: {took:?}: {outcome:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let in_flight = {
+        let (first, twice, nonce) = (first.clone(), twice.clone(), nonce.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let outcome = first
+                .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
+                .await;
+            (outcome, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(paused);
+    let (outcome, took) = in_flight.await.expect("task");
+    eprintln!("the heir's nonce, checked again through the first verifier: {took:?}: {outcome:?}");
+    assert_ne!(
+        outcome.as_ref().ok(),
+        Some(&NonceOutcome::Fresh),
+        "a nonce accepted twice: by the heir (second verifier), then by the woken V"
+    );
+}
+
+/// A dead candidate is watched only when none is silent (review 18). A
+/// (connection refused, its slots all resharded to B after connection) is
+/// first in `owners_seen`; B, their owner now, is silent: B is watched.
+/// (Watching A, let go within about a second as dead and owning nothing,
+/// left B's slots, which the client sends to silent B, no longer refused
+/// at once.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_old_owner_does_not_unhold_the_silent_one() {
+    let Some(nodes) = own_cluster("a_dead_old_owner_does_not_unhold_the_silent_one") else {
+        return;
+    };
+    let timeout = Duration::from_millis(1000);
+    let prefix = unique_prefix("deadold");
+    let first = store_with_timeout(&nodes, &prefix, timeout).await;
+    let key_ids: Vec<KeyId> = (0..24).map(|i| key_id(&format!("deadold-{i}"))).collect();
+    let (owner, a) = owners(&nodes, &first, key_ids.iter()).await;
+    let b = (0..nodes.len()).find(|n| *n != a).expect("b");
+    let on_a: Vec<KeyId> = key_ids
+        .iter()
+        .zip(&owner)
+        .filter(|(_, o)| **o == a)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let slots_a = slots_of(&nodes, a, b).await;
+    hand_over(&nodes, a, b, &slots_a).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _writer = store_with_timeout(&nodes, &prefix, timeout).await;
+    for k in &on_a {
+        let _ = record_new(&first, k).await; // the client learns B by MOVED
+    }
+    let pid_a = node_pid(&nodes[a]).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid_a.to_string()])
+        .status();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let paused = Paused::new(node_pid(&nodes[b]).await);
+    until_marked(&first, &on_a[0]).await;
+    // Past A's let-go (dead, owning nothing: map re-read every second).
+    tokio::time::sleep(Duration::from_millis(6000)).await;
+    let mut slow = Vec::new();
+    for k in &on_a {
+        let (outcome, took) = record_new(&first, k).await;
+        if took >= Duration::from_millis(500) {
+            slow.push((took, outcome.err().map(|e| e.to_string())));
+        }
+    }
+    drop(paused);
+    eprintln!(
+        "checks of silent B's slots (of {}) that waited the timeout: {slow:?}",
+        on_a.len()
+    );
+    assert!(
+        slow.is_empty(),
+        "silent B's slots not held: {} waited",
+        slow.len()
+    );
+}

@@ -26,6 +26,10 @@ const SLOTS: usize = 16384;
 /// Distinct (range, primary) entries kept from the maps seen.
 const SEEN_ENTRIES: usize = 4096;
 
+/// Ranges asked through the client by slot when every node a map named
+/// for a slot answers.
+const RANGES_ASKED: usize = 512;
+
 /// A node of the cluster: host and port, as `CLUSTER SLOTS` names it.
 pub(super) type Node = (String, u16);
 
@@ -161,13 +165,15 @@ impl DownSlots {
     pub(super) fn watch(&self, probe: u16, node: &Node, ranges: &[(u16, u16)]) -> bool {
         let mut probes = locked(&self.probes);
         if let Some(&watcher) = probes.nodes.get(node) {
+            // What `probe` kept goes to the watcher, which releases it with
+            // its own; its suspicions go (the watcher holds the node's ranges,
+            // and other candidates answered or are watched by their own).
             let handed = probes.held.remove(&probe).unwrap_or_default();
+            self.release(&handed.suspected);
             if let Some(theirs) = probes.held.get_mut(&watcher) {
                 theirs.kept.extend(handed.kept);
-                theirs.kept.extend(handed.suspected);
             } else {
                 self.release(&handed.kept);
-                self.release(&handed.suspected);
             }
             return false;
         }
@@ -178,6 +184,28 @@ impl DownSlots {
         holds.kept.extend_from_slice(ranges);
         probes.nodes.insert(node.clone(), probe);
         true
+    }
+
+    /// Probe `probe` holds `ranges` down too, until it ends.
+    pub(super) fn hold(&self, probe: u16, ranges: &[(u16, u16)]) {
+        let mut probes = locked(&self.probes);
+        if let Some(holds) = probes.held.get_mut(&probe) {
+            self.take(ranges);
+            holds.kept.extend_from_slice(ranges);
+        }
+    }
+
+    /// The distinct ranges of every map seen since connection, at most
+    /// [`RANGES_ASKED`], to ask through the client by slot.
+    pub(super) fn ranges_to_ask(&self) -> Vec<(u16, u16)> {
+        let mut ranges: Vec<(u16, u16)> = locked(&self.seen)
+            .iter()
+            .map(|(first, last, _)| (*first, *last))
+            .collect();
+        ranges.sort_unstable();
+        ranges.dedup();
+        ranges.truncate(RANGES_ASKED);
+        ranges
     }
 
     /// Ends `probe`: releases every hold it took or was handed, and its
@@ -384,6 +412,29 @@ mod tests {
         // Node 1 answered meanwhile: what older maps gave it is forgotten.
         down.forget_seen(&node(1), &[(0, 99, node(3))]);
         assert_eq!(down.owners_seen(7), vec![node(3)]);
+    }
+
+    /// A probe whose silent node is already watched hands over what it
+    /// kept, not its suspicions: the ranges of an owner that answered (X)
+    /// are not held until the watched node answers (review 18).
+    #[test]
+    fn a_handed_over_probe_keeps_no_answered_owners_ranges() {
+        let down = DownSlots::new();
+        down.remember(vec![(0, 99, node(1)), (100, 199, node(2))]);
+        // Probe A (slot 150): V (node 9, in no map seen) silent, watched.
+        assert!(down.start_probe(150));
+        assert!(down.watch(150, &node(9), &[(150, 150)]));
+        down.clear_suspected(150);
+        // Probe B (slot 50, also sent to V by the client): suspects X
+        // (node 1), which answers; V is silent, already watched.
+        assert!(down.start_probe(50));
+        assert!(!down.watch(50, &node(9), &[(50, 50)]));
+        let held: Vec<u16> = (0..100).filter(|slot| down.is_down(*slot)).collect();
+        assert!(
+            held.len() <= 1,
+            "{} slots of X (answered) held until V answers",
+            held.len()
+        );
     }
 
     #[test]

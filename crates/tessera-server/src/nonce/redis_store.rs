@@ -597,10 +597,14 @@ impl RedisNonceStoreBuilder {
 ///   node and hold every check meanwhile; the settings re-check asks each
 ///   primary the same way). A node that does not answer a `PING` keeps
 ///   every slot any map gave it failing at once until it answers one
-///   (asked every 100 ms over one connection); if all answer, only that
-///   slot's checks fail at once, until a `GET` sent as the checks are
-///   answers. A slot stays marked while any probe holds it. The checks
-///   sent before the mark wait their timeout.
+///   (asked every 100 ms over one connection; a silent node is watched
+///   before one that refuses connections). If all answer, the client sends
+///   the slot to a node it learnt from a redirect: the first slot of every
+///   range any map gave is asked `PING` through the client, by slot, and the
+///   ranges that do not answer fail at once with that slot, until a `GET`
+///   sent as the checks are answers. A slot stays marked while any probe
+///   holds it; `recorded` (the read before admission) answers nothing for
+///   it at once too. The checks sent before the mark wait their timeout.
 /// * A watched primary that is dead (its connection refused or dropped)
 ///   and whose slots the cluster's map gives to another (a failover) is
 ///   let go within about a second (the probe reads the map again every
@@ -991,13 +995,21 @@ impl RedisNonceStore {
                     tracing::warn!(redis = %target, slot, "tessera: the Redis Cluster's map (CLUSTER SLOTS) could not be read or names no primary for this slot; only this slot's checks are refused at once until its owner answers (at most one such line a second)");
                 }
             }
-            let answers = futures_util::future::join_all(owners.iter().map(|owner| async {
-                matches!(
-                    tokio::time::timeout(timeout, connection.ping_node(owner)).await,
-                    Ok(Ok(()))
-                )
+            // Per candidate: `Some(true)` answered, `Some(false)` refused
+            // the connection (dead: it answers nothing), `None` silent.
+            let asked = futures_util::future::join_all(owners.iter().map(|owner| async {
+                match tokio::time::timeout(timeout, connection.ping_node(owner)).await {
+                    Ok(Ok(())) => Some(true),
+                    Ok(Err(e)) if e.is_connection_refusal() => Some(false),
+                    _ => None,
+                }
             }))
             .await;
+            let answers: Vec<bool> = asked.iter().map(|a| *a == Some(true)).collect();
+            // A silent node is the one to watch (it may wake and answer); a
+            // dead one only if none is silent.
+            let mut order: Vec<usize> = (0..owners.len()).filter(|i| asked[*i].is_none()).collect();
+            order.extend((0..owners.len()).filter(|i| asked[*i] == Some(false)));
             let Some(health_now) = Weak::upgrade(&health) else {
                 return;
             };
@@ -1005,9 +1017,9 @@ impl RedisNonceStore {
                 return;
             };
             let mut watched = None;
-            for (owner, answered) in owners.iter().zip(&answers) {
-                if *answered || watched.is_some() {
-                    continue;
+            for owner in order.iter().map(|i| &owners[*i]) {
+                if watched.is_some() {
+                    break;
                 }
                 // Every slot the client may send to it, by any map seen.
                 let mut ranges = slots.ranges_seen(owner);
@@ -1031,6 +1043,26 @@ impl RedisNonceStore {
                         slots.forget_seen(owner, &map);
                     }
                 }
+            }
+            if watched.is_none() {
+                // Every node a map named answers, yet this slot's check
+                // timed out: the client sends it to a node it learnt from a
+                // redirect, which no map read here names. The slots it also
+                // sends there are found the same way: the first slot of every
+                // range any map gave, asked (`PING`) through the client by
+                // slot; those that do not answer are held with this one.
+                let ranges = slots.ranges_to_ask();
+                let routed = futures_util::future::join_all(ranges.iter().map(|(first, _)| {
+                    tokio::time::timeout(timeout, connection.ping_primary_of(*first))
+                }))
+                .await;
+                let silent: Vec<(u16, u16)> = ranges
+                    .iter()
+                    .zip(routed)
+                    .filter(|(_, answer)| !matches!(answer, Ok(Ok(()))))
+                    .map(|(range, _)| *range)
+                    .collect();
+                slots.hold(slot, &silent);
             }
             slots.clear_suspected(slot);
             drop(health_now);
@@ -1143,6 +1175,12 @@ impl NonceStore for RedisNonceStore {
             || self.health.unsafe_settings.load(Ordering::Acquire)
         {
             return None;
+        }
+        if let Some(slots) = &self.health.slots {
+            let tag_key = self.epoch_key_for(key_id);
+            if slots.is_down(redis_cluster::key_slot(tag_key.as_bytes())) {
+                return None;
+            }
         }
         let mut connection = self.connection.clone();
         let exists = redis::cmd("EXISTS")
