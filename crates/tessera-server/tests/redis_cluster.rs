@@ -1641,3 +1641,155 @@ async fn a_dead_old_owner_does_not_unhold_the_silent_one() {
         slow.len()
     );
 }
+
+/// Slots resharded out of the middle of X's range to V after connection
+/// (the client learns V by `MOVED`), V silent, and its slots handed back:
+/// the moved ones to X (so that no range the store saw starts at them) and
+/// its own to H. With `first_too`, H's first slot also went to V and back,
+/// so that the new map gives H one range starting at a slot the client
+/// still sends to V. The sweep through the client holds exactly the moved
+/// slots: V, waking, does not answer `Fresh` for a nonce X accepted (it
+/// did when only the first slot of each range was asked), and H's healthy
+/// slots are not held (they were, for as long as V stayed silent; review
+/// 19).
+async fn moved_slots_inside_a_range(test: &str, first_too: bool) {
+    let Some(nodes) = own_cluster(test) else {
+        return;
+    };
+    let timeout = Duration::from_millis(2000);
+    let prefix = unique_prefix("insidemoved");
+    let first = store_with_timeout(&nodes, &prefix, timeout).await;
+    let key_ids: Vec<KeyId> = (0..24)
+        .map(|i| key_id(&format!("insidemoved-{i}")))
+        .collect();
+    let (owner, x) = owners(&nodes, &first, key_ids.iter()).await;
+    let mut on_x: Vec<(KeyId, u16)> = Vec::new();
+    for (k, o) in key_ids.iter().zip(&owner) {
+        if *o != x {
+            continue;
+        }
+        let slot: i64 = on_node(&nodes[x], &["CLUSTER", "KEYSLOT", &first.epoch_key_for(k)]).await;
+        let slot = u16::try_from(slot).expect("slot");
+        if !on_x.iter().any(|(_, s)| *s == slot) {
+            on_x.push((k.clone(), slot));
+        }
+    }
+    assert!(on_x.len() >= 3, "three distinct slots on X");
+    on_x.truncate(3);
+    let x_slots_before = slots_of(&nodes, x, x).await;
+    let v = (0..nodes.len()).find(|n| *n != x).expect("v");
+    let h = (0..nodes.len()).find(|n| *n != x && *n != v).expect("h");
+    let moved: Vec<u16> = on_x.iter().map(|(_, s)| *s).collect();
+    assert!(
+        moved.iter().all(|s| *s != x_slots_before[0]),
+        "no moved slot first of X's range"
+    );
+    let v_own = slots_of(&nodes, v, h).await;
+    let h_first = slots_of(&nodes, h, h).await[0];
+    let on_h: Vec<KeyId> = key_ids
+        .iter()
+        .zip(&owner)
+        .filter(|(_, o)| **o == h)
+        .map(|(k, _)| k.clone())
+        .collect();
+    hand_over(&nodes, x, v, &moved).await;
+    if first_too {
+        // Finding 3: H's first slot resharded to V too (redis-cli reshard
+        // moves the source's lowest slots first).
+        hand_over(&nodes, h, v, &[h_first]).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _writer = store_with_timeout(&nodes, &prefix, timeout).await;
+    for (k, _) in &on_x {
+        assert_eq!(
+            record_new(&first, k).await.0.ok(),
+            Some(NonceOutcome::Fresh),
+            "written on V"
+        );
+    }
+    let paused = Paused::new(node_pid(&nodes[v]).await);
+    let waiting = {
+        let (first, k) = (first.clone(), on_x[0].0.clone());
+        tokio::spawn(async move { record_new(&first, &k).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // V's failover: the moved slots back to X, V's own range to H.
+    if first_too {
+        // H's first slot back to H (a failover of V to H would do the same).
+        hand_over(&nodes, v, h, &[h_first]).await;
+    }
+    hand_over(&nodes, v, x, &moved).await;
+    hand_over(&nodes, v, h, &v_own).await;
+    let others: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != v)
+        .map(|(_, u)| u.clone())
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = store_with_timeout(&others, &prefix, timeout).await;
+    let twice = on_x[2].0.clone();
+    let nonce = Nonce::generate(&mut rand::rng());
+    assert_eq!(
+        second
+            .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
+            .await
+            .ok(),
+        Some(NonceOutcome::Fresh),
+        "accepted by X through the second verifier"
+    );
+    let (outcome, took) = waiting.await.expect("task");
+    eprintln!("first check of a moved slot: {took:?}: {outcome:?}");
+    // Let the probe finish its pings (one timeout) and hold what it found.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    if first_too {
+        let mut refused = Vec::new();
+        for k in &on_h {
+            let (outcome, took) = record_new(&first, k).await;
+            if let Err(e) = outcome {
+                refused.push((took, e.to_string()));
+            }
+        }
+        drop(paused);
+        eprintln!(
+            "H's key ids (H healthy) while V is silent: {} of {} refused: {:?}",
+            refused.len(),
+            on_h.len(),
+            refused.first()
+        );
+        assert!(
+            refused.is_empty(),
+            "healthy H slots refused while V is silent"
+        );
+        return;
+    }
+    let in_flight = {
+        let (first, twice, nonce) = (first.clone(), twice.clone(), nonce.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let outcome = first
+                .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
+                .await;
+            (outcome, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(paused);
+    let (outcome, took) = in_flight.await.expect("task");
+    eprintln!("X's nonce, checked again through the first verifier: {took:?}: {outcome:?}");
+    assert_ne!(
+        outcome.as_ref().ok(),
+        Some(&NonceOutcome::Fresh),
+        "a nonce accepted twice: by X (second verifier), then by the woken V"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_moved_inside_a_range_are_held() {
+    moved_slots_inside_a_range("slots_moved_inside_a_range_are_held", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_merged_on_a_healthy_primary_is_not_held() {
+    moved_slots_inside_a_range("a_range_merged_on_a_healthy_primary_is_not_held", true).await;
+}

@@ -17,18 +17,17 @@
 //! sent.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Mutex;
 
 /// Hash slots of a Redis Cluster.
 const SLOTS: usize = 16384;
 
+/// [`SLOTS`] as a slot number's type.
+pub(super) const SLOT_COUNT: u16 = 16384;
+
 /// Distinct (range, primary) entries kept from the maps seen.
 const SEEN_ENTRIES: usize = 4096;
-
-/// Ranges asked through the client by slot when every node a map named
-/// for a slot answers.
-const RANGES_ASKED: usize = 512;
 
 /// A node of the cluster: host and port, as `CLUSTER SLOTS` names it.
 pub(super) type Node = (String, u16);
@@ -49,6 +48,8 @@ pub(super) struct DownSlots {
     seen: Mutex<Vec<Range>>,
     /// When a probe last warned that the map named no owner.
     warned: Mutex<Option<std::time::Instant>>,
+    /// A sweep of every slot through the client runs.
+    sweeping: AtomicBool,
 }
 
 #[derive(Default)]
@@ -91,6 +92,7 @@ impl DownSlots {
             map: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
             warned: Mutex::new(None),
+            sweeping: AtomicBool::new(false),
         }
     }
 
@@ -195,17 +197,15 @@ impl DownSlots {
         }
     }
 
-    /// The distinct ranges of every map seen since connection, at most
-    /// [`RANGES_ASKED`], to ask through the client by slot.
-    pub(super) fn ranges_to_ask(&self) -> Vec<(u16, u16)> {
-        let mut ranges: Vec<(u16, u16)> = locked(&self.seen)
-            .iter()
-            .map(|(first, last, _)| (*first, *last))
-            .collect();
-        ranges.sort_unstable();
-        ranges.dedup();
-        ranges.truncate(RANGES_ASKED);
-        ranges
+    /// Claims the one sweep of every slot through the client (see the
+    /// probe): `false` while another runs.
+    pub(super) fn start_sweep(&self) -> bool {
+        !self.sweeping.swap(true, Ordering::AcqRel)
+    }
+
+    /// Ends the sweep [`DownSlots::start_sweep`] claimed.
+    pub(super) fn end_sweep(&self) {
+        self.sweeping.store(false, Ordering::Release);
     }
 
     /// Ends `probe`: releases every hold it took or was handed, and its
@@ -295,6 +295,18 @@ impl DownSlots {
             }
         }
     }
+}
+
+/// `slots` (ascending) as ranges of consecutive slots.
+pub(super) fn runs(slots: impl IntoIterator<Item = u16>) -> Vec<(u16, u16)> {
+    let mut ranges: Vec<(u16, u16)> = Vec::new();
+    for slot in slots {
+        match ranges.last_mut() {
+            Some((_, last)) if last.checked_add(1) == Some(slot) => *last = slot,
+            _ => ranges.push((slot, slot)),
+        }
+    }
+    ranges
 }
 
 /// The primary that owns `slot` in `map`.
@@ -435,6 +447,16 @@ mod tests {
             "{} slots of X (answered) held until V answers",
             held.len()
         );
+    }
+
+    #[test]
+    fn consecutive_slots_make_one_range() {
+        assert_eq!(
+            super::runs([1, 2, 3, 7, 9, 10]),
+            vec![(1, 3), (7, 7), (9, 10)]
+        );
+        assert!(super::runs([]).is_empty());
+        assert_eq!(super::runs([16383]), vec![(16383, 16383)]);
     }
 
     #[test]

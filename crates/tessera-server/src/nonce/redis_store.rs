@@ -599,10 +599,10 @@ impl RedisNonceStoreBuilder {
 ///   every slot any map gave it failing at once until it answers one
 ///   (asked every 100 ms over one connection; a silent node is watched
 ///   before one that refuses connections). If all answer, the client sends
-///   the slot to a node it learnt from a redirect: the first slot of every
-///   range any map gave is asked `PING` through the client, by slot, and the
-///   ranges that do not answer fail at once with that slot, until a `GET`
-///   sent as the checks are answers. A slot stays marked while any probe
+///   the slot to a node it learnt from a redirect: every slot is asked
+///   `PING` through the client, routed by slot (one such sweep at a time),
+///   and those that do not answer fail at once with that slot, until a
+///   `GET` sent as the checks are answers. A slot stays marked while any probe
 ///   holds it; `recorded` (the read before admission) answers nothing for
 ///   it at once too. The checks sent before the mark wait their timeout.
 /// * A watched primary that is dead (its connection refused or dropped)
@@ -1044,25 +1044,31 @@ impl RedisNonceStore {
                     }
                 }
             }
-            if watched.is_none() {
+            if watched.is_none() && slots.start_sweep() {
                 // Every node a map named answers, yet this slot's check
                 // timed out: the client sends it to a node it learnt from a
-                // redirect, which no map read here names. The slots it also
-                // sends there are found the same way: the first slot of every
-                // range any map gave, asked (`PING`) through the client by
-                // slot; those that do not answer are held with this one.
-                let ranges = slots.ranges_to_ask();
-                let routed = futures_util::future::join_all(ranges.iter().map(|(first, _)| {
-                    tokio::time::timeout(timeout, connection.ping_primary_of(*first))
+                // redirect, which no map read here names. Which other slots
+                // it sends there is found the same way: every other slot,
+                // held or not (this probe's suspicions go next), is asked
+                // `PING` through the client, routed by slot (one such sweep
+                // at a time, whatever the number of probes); those that do
+                // not answer are held with this one.
+                let asked: Vec<u16> = (0..redis_down_slots::SLOT_COUNT)
+                    .filter(|other| *other != slot)
+                    .collect();
+                let routed = futures_util::future::join_all(asked.iter().map(|other| {
+                    tokio::time::timeout(timeout, connection.ping_primary_of(*other))
                 }))
                 .await;
-                let silent: Vec<(u16, u16)> = ranges
-                    .iter()
-                    .zip(routed)
-                    .filter(|(_, answer)| !matches!(answer, Ok(Ok(()))))
-                    .map(|(range, _)| *range)
-                    .collect();
+                let silent = redis_down_slots::runs(
+                    asked
+                        .iter()
+                        .zip(routed)
+                        .filter(|(_, answer)| !matches!(answer, Ok(Ok(()))))
+                        .map(|(other, _)| *other),
+                );
                 slots.hold(slot, &silent);
+                slots.end_sweep();
             }
             slots.clear_suspected(slot);
             drop(health_now);
