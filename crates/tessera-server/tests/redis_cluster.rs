@@ -1543,45 +1543,12 @@ async fn a_resharded_slots_silent_new_owner_is_held() {
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     hand_over(&nodes, v, h, &v_slots).await;
-    let others: Vec<String> = nodes
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| *n != v)
-        .map(|(_, u)| u.clone())
-        .collect();
-    let second = store_with_timeout(&others, &prefix, timeout).await;
     let twice = on_x[2].clone();
-    let nonce = Nonce::generate(&mut rand::rng());
-    assert_eq!(
-        second
-            .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
-            .await
-            .ok(),
-        Some(NonceOutcome::Fresh),
-        "accepted by the heir through the second verifier"
-    );
+    let nonce = accepted_after_failover(&nodes, v, &prefix, timeout, &twice).await;
     let (outcome, took) = waiting.await.expect("task");
     eprintln!("first check of a V slot: {took:?}: {outcome:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let in_flight = {
-        let (first, twice, nonce) = (first.clone(), twice.clone(), nonce.clone());
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let outcome = first
-                .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
-                .await;
-            (outcome, started.elapsed())
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    drop(paused);
-    let (outcome, took) = in_flight.await.expect("task");
-    eprintln!("the heir's nonce, checked again through the first verifier: {took:?}: {outcome:?}");
-    assert_ne!(
-        outcome.as_ref().ok(),
-        Some(&NonceOutcome::Fresh),
-        "a nonce accepted twice: by the heir (second verifier), then by the woken V"
-    );
+    checked_again_on_waking(&first, &twice, &nonce, paused).await;
 }
 
 /// A dead candidate is watched only when none is silent (review 18). A
@@ -1720,24 +1687,9 @@ async fn moved_slots_inside_a_range(test: &str, first_too: bool) {
     }
     hand_over(&nodes, v, x, &moved).await;
     hand_over(&nodes, v, h, &v_own).await;
-    let others: Vec<String> = nodes
-        .iter()
-        .enumerate()
-        .filter(|(n, _)| *n != v)
-        .map(|(_, u)| u.clone())
-        .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let second = store_with_timeout(&others, &prefix, timeout).await;
     let twice = on_x[2].0.clone();
-    let nonce = Nonce::generate(&mut rand::rng());
-    assert_eq!(
-        second
-            .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
-            .await
-            .ok(),
-        Some(NonceOutcome::Fresh),
-        "accepted by X through the second verifier"
-    );
+    let nonce = accepted_after_failover(&nodes, v, &prefix, timeout, &twice).await;
     let (outcome, took) = waiting.await.expect("task");
     eprintln!("first check of a moved slot: {took:?}: {outcome:?}");
     // Let the probe finish its pings (one timeout) and hold what it found.
@@ -1763,25 +1715,7 @@ async fn moved_slots_inside_a_range(test: &str, first_too: bool) {
         );
         return;
     }
-    let in_flight = {
-        let (first, twice, nonce) = (first.clone(), twice.clone(), nonce.clone());
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let outcome = first
-                .record(NonceRecord::new(&twice, &nonce, T0, T0, T0 + 301))
-                .await;
-            (outcome, started.elapsed())
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    drop(paused);
-    let (outcome, took) = in_flight.await.expect("task");
-    eprintln!("X's nonce, checked again through the first verifier: {took:?}: {outcome:?}");
-    assert_ne!(
-        outcome.as_ref().ok(),
-        Some(&NonceOutcome::Fresh),
-        "a nonce accepted twice: by X (second verifier), then by the woken V"
-    );
+    checked_again_on_waking(&first, &twice, &nonce, paused).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
