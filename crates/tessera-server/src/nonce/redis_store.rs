@@ -623,6 +623,20 @@ impl RedisNonceStoreBuilder {
 ///   name it in its map: restarted at the same address with its data (an
 ///   append-only file), it could answer checks before it learns it was
 ///   replaced; restart old primaries empty, or as replicas.
+/// * What the marks cannot see: a primary that falls silent and is failed
+///   over before any check of this verifier to it times out (no traffic to
+///   its slots meanwhile) is never marked, so the first check the client
+///   sends it afterwards waits its timeout, and if the old primary wakes
+///   within it, it may answer `Fresh` for a nonce its heir already
+///   accepted through another verifier. The same holds for a second silent
+///   node while slots held for a first are released when the first answers,
+///   and for a second silent candidate of one probe (only the first is
+///   watched). Each needs a node silent for longer than
+///   `cluster-node-timeout`, then awake within one check's timeout, and the
+///   same nonce sent to two verifiers in that time: as with the asynchronous
+///   replication above, run primaries that cannot hang unnoticed (a
+///   watchdog that restarts a Redis which stops answering) where that
+///   matters.
 /// * Once the cluster declares a slot range uncovered (`CLUSTERDOWN`, after
 ///   `cluster-node-timeout`; with the default
 ///   `cluster-require-full-coverage yes`, every slot), the checks fail

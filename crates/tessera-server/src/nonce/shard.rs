@@ -232,7 +232,7 @@ impl FingerprintSet {
     }
 
     fn resize(&mut self, slots: usize) {
-        let old = std::mem::replace(&mut self.slots, vec![0; slots].into_boxed_slice());
+        let old = std::mem::replace(&mut self.slots, zeroed_table(slots));
         for fp in old.iter().copied().filter(|&fp| fp != 0) {
             let (i, _) = self.find(fp);
             self.slots[i] = fp;
@@ -246,6 +246,26 @@ impl FingerprintSet {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.slots.len() * std::mem::size_of::<u64>()
     }
+}
+
+/// A table of `slots` zeros whose pages have all been written once.
+///
+/// A large zeroed allocation comes from fresh pages that the kernel maps
+/// lazily. Reinserting reads a slot before writing it, so each page would
+/// first be mapped read-only to the shared zero page and then copied on the
+/// first write, and that copy flushes the page's mapping from the TLB of
+/// every processor running this process (an interrupt to each: hundreds
+/// per resize of a large table, on every core of a busy server). A write
+/// first maps each page once, with no flush.
+fn zeroed_table(slots: usize) -> Box<[u64]> {
+    // Through `black_box`, so that the compiler, which would otherwise know
+    // the memory is already zero, keeps the writes below.
+    let mut table = std::hint::black_box(vec![0u64; slots].into_boxed_slice());
+    // 512 slots of 8 bytes: one write per 4 KiB page.
+    for slot in table.iter_mut().step_by(512) {
+        *slot = 0;
+    }
+    table
 }
 
 /// Fingerprints removed from the set per write, at most, while expired
