@@ -544,6 +544,9 @@ def verify(method, target, headers, body, cfg, keystore):
         else:
             v = covered_field_value(headers, c, cfg.http2)
         lines.append((c, v))
+    # §8.6: over HTTP/1.1 a covered cookie is one field line.
+    if 'cookie' in names and not cfg.http2 and len(field_lines(headers, 'cookie')) > 1:
+        fail('invalid_field_value', 'more than one Cookie line over HTTP/1.1')
     base = build_base(lines, serialize_params(names, params))
     if not hmac.compare_digest(mac(secret, base), received_mac):
         e = TesseraError('bad_signature')

@@ -107,6 +107,8 @@ pub(crate) fn write_base<'c, F: Fields + ?Sized, S: BaseSink>(
     content_digest: Option<&[u8]>,
     params: &str,
 ) -> Result<()> {
+    // Field lines of a covered `cookie` received over HTTP/1.1 (spec §8.6).
+    let mut cookie_lines = 0;
     for component in components {
         // Each arm starts its line with a constant, which the compiler
         // copies inline instead of calling `memcpy` for a few bytes.
@@ -135,32 +137,51 @@ pub(crate) fn write_base<'c, F: Fields + ?Sized, S: BaseSink>(
                     Some(digest) if *name.header_name() == CONTENT_DIGEST_FIELD => sink.put(digest),
                     _ => {
                         let name = name.header_name();
-                        let separator: &[u8] = if request.joins_cookie_crumbs() && name == COOKIE {
-                            b"; "
+                        if name != COOKIE {
+                            write_field(sink, request.fields(), name, b", ")?;
+                        } else if request.joins_cookie_crumbs() {
+                            write_field(sink, request.fields(), name, b"; ")?;
                         } else {
-                            b", "
-                        };
-                        write_field(sink, request.fields(), name, separator)?
+                            cookie_lines = write_field(sink, request.fields(), name, b", ")?;
+                        }
                     }
                 }
             }
         }
         sink.put(b"\n");
     }
+    // Once every covered field is in, as a signer checks it (spec §10 step
+    // 6): the order of codes is the same on both sides.
+    if cookie_lines > 1 {
+        return Err(cookie_lines_error(cookie_lines));
+    }
     sink.put(b"\"@signature-params\": ");
     sink.put(params.as_bytes());
     Ok(())
 }
 
+/// A covered `cookie` in `lines` field lines over HTTP/1.1 (spec §8.6, §10
+/// step 6): a client sends one line (RFC 6265 §5.4). A signer refuses such a
+/// request, and a verifier rejects it, with the same code: joined with `, `
+/// like any field, several lines would verify where an application reads
+/// them as separate cookies (a relay could split a signed `a=1, b=2`).
+pub(crate) fn cookie_lines_error(lines: usize) -> crate::Error {
+    crate::Error::new(
+        ErrorCode::InvalidFieldValue,
+        format!("the request has {lines} Cookie lines and cookie is covered: a covered cookie is one Cookie line, the cookies joined with \"; \" (RFC 6265 section 5.4)"),
+    )
+}
+
 /// The field's lines, trimmed, joined with `separator` (`, `; `; ` for the
-/// `cookie` crumbs of an HTTP/2 request, spec §8.6).
+/// `cookie` crumbs of an HTTP/2 request, spec §8.6). Returns how many lines
+/// it joined.
 fn write_field<F: Fields + ?Sized, S: BaseSink>(
     sink: &mut S,
     fields: &F,
     name: &HeaderName,
     separator: &[u8],
-) -> Result<()> {
-    let mut found = false;
+) -> Result<usize> {
+    let mut lines = 0;
     for raw in fields.values(name) {
         let value = trim_ows(raw);
         if has_forbidden_octet(value) {
@@ -171,19 +192,19 @@ fn write_field<F: Fields + ?Sized, S: BaseSink>(
                 ),
             );
         }
-        if found {
+        if lines > 0 {
             sink.put(separator);
         }
         sink.put(value);
-        found = true;
+        lines += 1;
     }
-    if !found {
+    if lines == 0 {
         return err(
             ErrorCode::MissingComponent,
             format!("covered field \"{name}\" is not present in the request"),
         );
     }
-    Ok(())
+    Ok(lines)
 }
 
 /// Any byte below 0x20 other than HTAB, DEL, or any byte above 0x7F: the

@@ -328,9 +328,9 @@ pub fn signature_base<K: MacKey + ?Sized, F: Fields + ?Sized>(
 }
 
 /// Spec §10, step 6, once the base is built: a covered `cookie` goes out
-/// as one line. Several would be joined with `, ` here and with `; ` by a
-/// verifier that receives the request over HTTP/2 (spec §8.6), which then
-/// refuses a signature that is otherwise good.
+/// as one line. The base refuses several received over HTTP/1.1 already;
+/// this also refuses them in a view marked as HTTP/2, whose crumbs the
+/// base joins with `; `: a signer sends one line whatever the protocol.
 fn check_cookie_lines<F: Fields + ?Sized>(
     request: &RequestView<'_, F>,
     cover: &[Component],
@@ -341,10 +341,7 @@ fn check_cookie_lines<F: Fields + ?Sized>(
     if covers_cookie {
         let lines = request.fields().values(&http::header::COOKIE).count();
         if lines > 1 {
-            return err(
-                ErrorCode::InvalidFieldValue,
-                format!("the request has {lines} Cookie lines and cookie is covered: send one Cookie line, the cookies joined with \"; \" (RFC 6265 section 5.4)"),
-            );
+            return Err(crate::base::cookie_lines_error(lines));
         }
     }
     Ok(())

@@ -452,9 +452,9 @@ fn profile_verdict(
 }
 
 /// [`profile_verdict`] for a head httparse refused: only when its request
-/// line is `method SP target SP version` and the target holds an octet
-/// outside visible ASCII (the rest of the line and the fields as they
-/// parse, none if they do not).
+/// line is `method SP target SP version` and the method is not a token or
+/// the target holds an octet outside visible ASCII (the rest of the line
+/// and the fields as they parse, none if they do not).
 fn verdict_of_request_line(
     head: &[u8],
     max_fields: usize,
@@ -468,7 +468,9 @@ fn verdict_of_request_line(
     let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some()
         || !version.starts_with(b"HTTP/")
-        || target.iter().all(|&b| (0x21..=0x7e).contains(&b))
+        || (target.iter().all(|&b| (0x21..=0x7e).contains(&b))
+            && !method.is_empty()
+            && method.iter().all(is_tchar))
     {
         return None;
     }
@@ -481,6 +483,11 @@ fn verdict_of_request_line(
             _ => Vec::new(),
         };
     profile_verdict(method, target, &fields, served_authorities)
+}
+
+/// An RFC 9110 `tchar`: what a method is made of (spec §8.2).
+fn is_tchar(b: &u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b)
 }
 
 /// Refuses a request-target the server behind would not parse as a URI

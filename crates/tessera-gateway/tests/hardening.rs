@@ -169,6 +169,21 @@ fn smuggling_shapes_and_host_rules_are_refused() {
         assert_eq!(reply.json()["code"].as_str(), code, "{target:?}");
         assert_eq!(reply.header("connection"), Some("close"), "{target:?}");
     }
+    // A method that is not a token gets the profile's code too (spec §8.2),
+    // though httparse refuses the whole head.
+    for method in ["GE@T", "G\u{e9}T", "GET\u{1}", "(GET)"] {
+        let request =
+            format!("{method} /public/m HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n");
+        let bytes: Vec<u8> = request.chars().map(|c| c as u32 as u8).collect();
+        let reply = raw(s.gateway.addr, &bytes, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no reply to {method:?}"));
+        assert_problem(&reply, 400, "method");
+        assert_eq!(
+            reply.json()["code"].as_str(),
+            Some("invalid_field_value"),
+            "{method:?}"
+        );
+    }
     // Not exactly one Host (RFC 9112 §3.2: 400): several Host lines get
     // the code of spec §11.2 step 5; none gets a plain 400 (step 5 would
     // answer authority_mismatch, a 401).

@@ -247,3 +247,58 @@ fn cookie_crumbs_over_http2_verify_and_are_forwarded_as_signed() {
     let reply = accepted_over_http2(&client, request);
     assert_eq!(reply.echoed("cookie"), ["a=1; b=2"]);
 }
+
+/// Over HTTP/1.1 a covered `Cookie` is one line (spec §8.6): a signed line
+/// `a=1, b=2` (one cookie) split on its way into `a=1` and `b=2` would give
+/// the same base, yet reach the upstream as two cookies. Refused with
+/// `invalid_field_value`, and nothing is forwarded.
+#[test]
+fn a_covered_cookie_split_over_http1_is_refused() {
+    let dir = temp_dir("h1-cookie");
+    let upstream = Upstream::start(&dir);
+    let alice = Key::random("alice-cookie");
+    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
+    let gateway = Gateway::start_for(&dir, &upstream, &keys, &[]);
+    let signer = tessera_client::Signer::builder(tessera_client::SigningKey::new(
+        tessera_client::KeyId::new(alice.id.as_str()).unwrap(),
+        &tessera_client::SecretKey::from_hex(&alice.secret_hex).unwrap(),
+    ))
+    .cover("cookie")
+    .build()
+    .unwrap();
+    let authority = gateway.addr.to_string();
+    let signed_line = |cookie: &str| {
+        let mut request = http::Request::get(format!("http://{authority}/v1/cookie"))
+            .header("cookie", cookie)
+            .body(Vec::new())
+            .unwrap();
+        signer.sign_request(&mut request).unwrap();
+        serialize(&request, &authority)
+    };
+    // As signed, one line: accepted.
+    let reply = raw(
+        gateway.addr,
+        &signed_line("a=1, b=2"),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    // The same bytes with the line split in two.
+    let split = String::from_utf8(signed_line("a=1, b=2"))
+        .unwrap()
+        .replacen("cookie: a=1, b=2\r\n", "cookie: a=1\r\ncookie: b=2\r\n", 1);
+    let reply = raw(gateway.addr, split.as_bytes(), Duration::from_secs(20)).unwrap();
+    assert_eq!(
+        reply.status,
+        400,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.json()["code"], "invalid_field_value");
+    assert_eq!(upstream.paths().len(), 1, "{:?}", upstream.paths());
+}

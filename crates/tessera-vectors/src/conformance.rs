@@ -380,10 +380,21 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             },
         ),
         neg(
-            "neg-h1-cookie-lines-joined-with-comma",
-            "The same two `Cookie` lines received over HTTP/1.1: joined with `, ` like any field (`a=1, b=2`), which is not what was signed.",
+            "neg-h1-two-cookie-lines",
+            "The same two `Cookie` lines received over HTTP/1.1: a covered `cookie` must be one line there (§8.6), so `invalid_field_value` once the base is built, before the MAC (the twin of `unsignable-two-cookie-lines`).",
             base().header("Cookie", "a=1; b=2").extra(&["cookie"]),
-            E::BadSignature,
+            E::InvalidFieldValue,
+            |w| {
+                w.remove("cookie");
+                w.headers.insert(0, ("cookie".to_owned(), "a=1".to_owned()));
+                w.headers.insert(1, ("cookie".to_owned(), "b=2".to_owned()));
+            },
+        ),
+        neg(
+            "neg-h1-cookie-line-split-after-signing",
+            "Signed with one `Cookie: a=1, b=2` line and received over HTTP/1.1 split into `a=1` and `b=2`: joined with `, ` like any field the base would be the same and the MAC would verify, yet an application reads two cookies where one (`a` = `1, b=2`) was signed; refused with `invalid_field_value` (§8.6).",
+            base().header("Cookie", "a=1, b=2").extra(&["cookie"]),
+            E::InvalidFieldValue,
             |w| {
                 w.remove("cookie");
                 w.headers.insert(0, ("cookie".to_owned(), "a=1".to_owned()));
@@ -392,7 +403,7 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
         ),
         unsignable(
             "unsignable-two-cookie-lines",
-            "`cookie` covered and the request has two `Cookie` lines: a client sends one (RFC 6265 §5.4), and a verifier that received them over HTTP/2 would join them with `; ` where the signer joined them with `, `, so the signer refuses (§10 step 6).",
+            "`cookie` covered and the request has two `Cookie` lines: a client sends one (RFC 6265 §5.4), and a verifier that received them over HTTP/2 would join them with `; ` where the signer joined them with `, `, so the signer refuses (§10 step 6); a verifier rejects them over HTTP/1.1 with the same code (`neg-h1-two-cookie-lines`).",
             base()
                 .header("Cookie", "a=1")
                 .header("Cookie", "b=2")
@@ -1057,6 +1068,12 @@ pub(crate) fn cases() -> Result<Vec<Case>, Failure> {
             "unsignable-method-not-token",
             "A method with a space is not an RFC 9110 token: `invalid_field_value`.",
             base().method("GET X"),
+            E::InvalidFieldValue,
+        ),
+        sent_anyway(
+            "neg-method-not-token",
+            "A method holding `@`, which is not an RFC 9110 `tchar` (an HTTP/1.1 request line can carry it, where it cannot carry a space): rejected at step 5 with `invalid_field_value` (§8.2), by a verifier that reads the request line itself as by one behind an HTTP server.",
+            base().method("GE@T"),
             E::InvalidFieldValue,
         ),
     ];

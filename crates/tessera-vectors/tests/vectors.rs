@@ -245,7 +245,8 @@ vectors! {
     acc_host_ows => "acc-host-ows",
     acc_absolute_form_ignores_host => "acc-absolute-form-ignores-host",
     acc_h2_cookie_crumbs_joined_with_semicolon => "acc-h2-cookie-crumbs-joined-with-semicolon",
-    neg_h1_cookie_lines_joined_with_comma => "neg-h1-cookie-lines-joined-with-comma",
+    neg_h1_two_cookie_lines => "neg-h1-two-cookie-lines",
+    neg_h1_cookie_line_split_after_signing => "neg-h1-cookie-line-split-after-signing",
     unsignable_two_cookie_lines => "unsignable-two-cookie-lines",
     neg_no_host => "neg-no-host",
     neg_empty_host => "neg-empty-host",
@@ -331,6 +332,7 @@ vectors! {
     unsignable_count_before_repeats => "unsignable-count-before-repeats",
     unsignable_33_components => "unsignable-33-components",
     unsignable_scheme_ftp => "unsignable-scheme-ftp",
+    neg_method_not_token => "neg-method-not-token",
     unsignable_method_not_token => "unsignable-method-not-token",
     pos_extra_32_components => "pos-extra-32-components",
 }

@@ -185,7 +185,7 @@ fn check(
     policy: &Policy<'_>,
 ) -> Outcome {
     let fields = &raw.headers[..];
-    let received = ReceivedRequest::new(raw.method.as_bytes(), raw.target.as_bytes(), fields);
+    let received = ReceivedRequest::new(&raw.method, &raw.target, fields);
     let parsed = match ParsedSignature::from_fields(fields) {
         Ok(parsed) => parsed,
         Err(error) => {
@@ -209,7 +209,24 @@ fn check(
         }
     }
     let key = SigningKey::new(parsed.key_id().clone(), secret);
-    let verdict = parsed.verify_with_key(&key, &received, &BodyDigest::of(&raw.body), policy);
+    let mut verdict = parsed.verify_with_key(&key, &received, &BodyDigest::of(&raw.body), policy);
+    let mut note = None;
+    // A capture that ends before its body: step 7 refuses it as a server
+    // refuses a body it cannot read whole, whatever the digest of the part
+    // that is there (spec §11.2 step 7); an earlier step's code stands.
+    if let Some(announced) = raw.short_body {
+        if verdict.is_ok()
+            || verdict
+                .as_ref()
+                .is_err_and(|e| e.code() == ErrorCode::DigestMismatch)
+        {
+            verdict = Err(Refusal::BodyUnreadable.into());
+            note = Some(format!(
+                "the capture ends after {} of the {announced} body bytes Content-Length announces",
+                raw.body.len()
+            ));
+        }
+    }
     // The base, for --show-base and for bad_signature: only once step 5 has
     // accepted the target, never over an authority it refused.
     let base = match &verdict {
@@ -221,7 +238,7 @@ fn check(
     };
     Outcome {
         verdict: verdict.map(|_| parsed),
-        note: None,
+        note,
         base,
     }
 }
