@@ -212,21 +212,20 @@ fn http2_is_negotiated_over_tls() {
     }
 }
 
-/// A covered `Cookie` that an HTTP/2 client splits into crumbs (RFC 9113
-/// §8.2.3) verifies as the one value the client signed, `a=1; b=2`, and is
-/// forwarded as that value (spec §8.6): what the signature covered is what
-/// the upstream gets.
-#[test]
-fn cookie_crumbs_over_http2_verify_and_are_forwarded_as_signed() {
-    let dir = temp_dir("h2-cookie");
+/// A gateway with one key, and a signer with that key that covers `cookie`.
+fn cookie_gateway(
+    name: &str,
+) -> (
+    std::path::PathBuf,
+    Upstream,
+    Gateway,
+    tessera_client::Signer,
+) {
+    let dir = temp_dir(name);
     let upstream = Upstream::start(&dir);
     let alice = Key::random("alice-cookie");
     let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
     let gateway = Gateway::start_for(&dir, &upstream, &keys, &[]);
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
     let signer = tessera_client::Signer::builder(tessera_client::SigningKey::new(
         tessera_client::KeyId::new(alice.id.as_str()).unwrap(),
         &tessera_client::SecretKey::from_hex(&alice.secret_hex).unwrap(),
@@ -234,6 +233,20 @@ fn cookie_crumbs_over_http2_verify_and_are_forwarded_as_signed() {
     .cover("cookie")
     .build()
     .unwrap();
+    (dir, upstream, gateway, signer)
+}
+
+/// A covered `Cookie` that an HTTP/2 client splits into crumbs (RFC 9113
+/// §8.2.3) verifies as the one value the client signed, `a=1; b=2`, and is
+/// forwarded as that value (spec §8.6): what the signature covered is what
+/// the upstream gets.
+#[test]
+fn cookie_crumbs_over_http2_verify_and_are_forwarded_as_signed() {
+    let (_dir, _upstream, gateway, signer) = cookie_gateway("h2-cookie");
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let mut request = http::Request::get(format!("http://{}/v1/cookie", gateway.addr))
         .header("cookie", "a=1; b=2")
         .body(Vec::new())
@@ -254,18 +267,7 @@ fn cookie_crumbs_over_http2_verify_and_are_forwarded_as_signed() {
 /// `invalid_field_value`, and nothing is forwarded.
 #[test]
 fn a_covered_cookie_split_over_http1_is_refused() {
-    let dir = temp_dir("h1-cookie");
-    let upstream = Upstream::start(&dir);
-    let alice = Key::random("alice-cookie");
-    let keys = keys_file(&dir, &[(&alice, "alice", &["read"], false)]);
-    let gateway = Gateway::start_for(&dir, &upstream, &keys, &[]);
-    let signer = tessera_client::Signer::builder(tessera_client::SigningKey::new(
-        tessera_client::KeyId::new(alice.id.as_str()).unwrap(),
-        &tessera_client::SecretKey::from_hex(&alice.secret_hex).unwrap(),
-    ))
-    .cover("cookie")
-    .build()
-    .unwrap();
+    let (_dir, upstream, gateway, signer) = cookie_gateway("h1-cookie");
     let authority = gateway.addr.to_string();
     let signed_line = |cookie: &str| {
         let mut request = http::Request::get(format!("http://{authority}/v1/cookie"))
