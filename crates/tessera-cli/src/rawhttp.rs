@@ -106,31 +106,21 @@ fn owned(headers: &[httparse::Header<'_>]) -> Vec<(String, Vec<u8>)> {
 /// A parsed head: its length, the method, the target and the fields.
 type Head = (usize, Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>);
 
-/// The head whose request line `httparse` refused, when that line is still
-/// `method SP target SP HTTP/1.x` (the method or target holding an octet
-/// outside a token or visible ASCII, which the verifier names) and the
-/// fields after it parse; `None` for any other defect.
+/// The head whose request line `httparse` refused, when that line names a
+/// defect the profile has a code for ([`tessera_core::RequestLine`], read as
+/// `tessera gateway`'s head guard reads it) and its fields parse; `None` for
+/// any other defect.
 fn request_line_as_received(bytes: &[u8]) -> Option<Result<Head, String>> {
-    let line_end = bytes.iter().position(|&b| b == b'\n')?;
-    let line = bytes[..line_end]
-        .strip_suffix(b"\r")
-        .unwrap_or(&bytes[..line_end]);
-    let mut parts = line.split(|&b| b == b' ');
-    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some()
-        || method.is_empty()
-        || target.is_empty()
-        || !matches!(version, b"HTTP/1.1" | b"HTTP/1.0")
-        || line.contains(&b'\r')
-    {
+    let line = tessera_core::RequestLine::split(bytes)?;
+    if !line.names_a_profile_defect() {
         return None;
     }
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    match httparse::parse_headers(&bytes[line_end + 1..], &mut slots) {
+    match httparse::parse_headers(&bytes[line.fields_start..], &mut slots) {
         Ok(httparse::Status::Complete((n, headers))) => Some(Ok((
-            line_end + 1 + n,
-            method.to_vec(),
-            target.to_vec(),
+            line.fields_start + n,
+            line.method.to_vec(),
+            line.target.to_vec(),
             owned(headers),
         ))),
         Ok(httparse::Status::Partial) => Some(Err(incomplete_head())),
@@ -236,16 +226,17 @@ mod tests {
 
     #[test]
     fn a_request_line_httparse_refuses_reaches_the_verifier_as_received() {
-        let r = parse(b"GE@T /caf\xe9?q=\x7f HTTP/1.1\r\nHost: h\r\n\r\n").expect("as received");
+        let r =
+            parse(b"\r\nGE@T /caf\xe9?q=\x7f HTTP/1.1\r\nHost: h\r\n\r\n").expect("as received");
         assert_eq!(r.method, b"GE@T");
         assert_eq!(r.target, b"/caf\xe9?q=\x7f");
         assert_eq!(r.values("host").collect::<Vec<_>>(), vec![&b"h"[..]]);
         // Not a request line at all, or a bad field: still malformed.
         for bad in [
             &b"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n"[..],
-            b"G\xe9T / HTTP/2\r\nHost: h\r\n\r\n",
+            b"G\xe9T / FTP/1.1\r\nHost: h\r\n\r\n",
             b"G\xe9T / HTTP/1.1\r\nHo st: h\r\n\r\n",
-            b" / HTTP/1.1\r\n\r\n",
+            b"GET  HTTP/1.1\r\n\r\n",
         ] {
             let e = parse(bad).expect_err("malformed");
             assert!(e.starts_with("not a valid HTTP/1.1 request"), "{e}");

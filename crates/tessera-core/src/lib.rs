@@ -71,6 +71,7 @@ mod params;
 mod parsed;
 mod received;
 mod request;
+mod request_line;
 mod sf;
 mod sign;
 mod target;
@@ -94,6 +95,7 @@ pub use received::{check_host_matches_target, Authorities, ReceivedRequest};
 pub use request::{
     check_method, check_path, check_query, normalize_authority, Fields, RequestView, Scheme,
 };
+pub use request_line::RequestLine;
 pub use sign::{sign, sign_with_key, signature_base, SignOptions, SignedHeaders, MAX_TIME};
 pub use target::Target;
 pub use verify::{verify, Policy};

@@ -487,7 +487,7 @@ fn bad_target_octet(part: &str, bytes: &[u8], ok: impl Fn(u8) -> bool) -> Result
     )
 }
 
-fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

@@ -65,7 +65,9 @@ fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Joins the `Cookie` fields an HTTP/2 client may send one cookie each
-/// into one field, as HTTP/1.1 expects (RFC 9113 §8.2.3).
+/// into one field, as HTTP/1.1 expects (RFC 9113 §8.2.3), each trimmed of
+/// SP and HTAB first: the value the signature base holds (spec §8.6), so
+/// that the upstream gets exactly the value that was verified.
 pub fn join_cookies(headers: &mut HeaderMap) {
     let mut cookies = headers.get_all(COOKIE).iter();
     if cookies.next().is_none() || cookies.next().is_none() {
@@ -74,7 +76,7 @@ pub fn join_cookies(headers: &mut HeaderMap) {
     let joined: Vec<&[u8]> = headers
         .get_all(COOKIE)
         .iter()
-        .map(HeaderValue::as_bytes)
+        .map(|crumb| crate::guard::trim_ows(crumb.as_bytes()))
         .collect();
     // Parts of valid values joined with `; `: a valid value again.
     if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
@@ -460,6 +462,22 @@ fn encoded(value: &str) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookie_crumbs_are_forwarded_as_the_base_joins_them() {
+        let mut headers = HeaderMap::new();
+        for crumb in ["a=1 ", "\t b=2", "c=3"] {
+            headers.append(COOKIE, HeaderValue::from_static(crumb));
+        }
+        join_cookies(&mut headers);
+        let forwarded: Vec<_> = headers.get_all(COOKIE).iter().collect();
+        assert_eq!(forwarded, ["a=1; b=2; c=3"]);
+        // One line is left as it is.
+        let mut one = HeaderMap::new();
+        one.append(COOKIE, HeaderValue::from_static("a=1 "));
+        join_cookies(&mut one);
+        assert_eq!(one.get_all(COOKIE).iter().collect::<Vec<_>>(), ["a=1 "]);
+    }
 
     fn names() -> IdentityHeaders {
         IdentityHeaders {

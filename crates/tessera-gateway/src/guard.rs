@@ -452,42 +452,30 @@ fn profile_verdict(
 }
 
 /// [`profile_verdict`] for a head httparse refused: only when its request
-/// line is `method SP target SP version` and the method is not a token or
-/// the target holds an octet outside visible ASCII (the rest of the line
-/// and the fields as they parse, none if they do not).
+/// line ([`tessera_core::RequestLine`], as `tessera verify` reads it) names
+/// a defect the profile has a code for (a method that is not a token, a
+/// target octet outside visible ASCII), with its fields; none while the
+/// rest of the head has not arrived. A field line that does not parse makes
+/// the head malformed, as in `tessera verify`.
 fn verdict_of_request_line(
     head: &[u8],
     max_fields: usize,
     served_authorities: bool,
 ) -> Option<tessera_core::Error> {
-    let line_end = head.iter().position(|&b| b == b'\n')?;
-    let line = head[..line_end]
-        .strip_suffix(b"\r")
-        .unwrap_or(&head[..line_end]);
-    let mut parts = line.split(|&b| b == b' ');
-    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some()
-        || !version.starts_with(b"HTTP/")
-        || (target.iter().all(|&b| (0x21..=0x7e).contains(&b))
-            && !method.is_empty()
-            && method.iter().all(is_tchar))
-    {
+    let line = tessera_core::RequestLine::split(head)?;
+    if !line.names_a_profile_defect() {
         return None;
     }
     let mut storage = vec![httparse::EMPTY_HEADER; max_fields];
     let fields: Vec<(&str, &[u8])> =
-        match httparse::parse_headers(&head[line_end + 1..], &mut storage) {
+        match httparse::parse_headers(&head[line.fields_start..], &mut storage) {
             Ok(httparse::Status::Complete((_, headers))) => {
                 headers.iter().map(|h| (h.name, h.value)).collect()
             }
-            _ => Vec::new(),
+            Ok(httparse::Status::Partial) => Vec::new(),
+            Err(_) => return None,
         };
-    profile_verdict(method, target, &fields, served_authorities)
-}
-
-/// An RFC 9110 `tchar`: what a method is made of (spec §8.2).
-fn is_tchar(b: &u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b)
+    profile_verdict(line.method, line.target, &fields, served_authorities)
 }
 
 /// Refuses a request-target the server behind would not parse as a URI
@@ -582,7 +570,7 @@ fn check_framing(request: &httparse::Request<'_, '_>) -> Result<State, HeadRefus
 }
 
 /// A field value element without the optional whitespace around it.
-fn trim_ows(value: &[u8]) -> &[u8] {
+pub(crate) fn trim_ows(value: &[u8]) -> &[u8] {
     let start = value
         .iter()
         .position(|&b| b != b' ' && b != b'\t')

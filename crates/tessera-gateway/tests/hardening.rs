@@ -545,3 +545,85 @@ fn a_signed_chunked_body_the_guard_cannot_follow_is_never_forwarded() {
     );
     assert_eq!(s.upstream.paths(), ["/signed/ok"]);
 }
+
+/// The gateway's head guard and `tessera verify` read a request line that
+/// httparse refuses the same way (`tessera_core::RequestLine`), so the same
+/// bytes get the same answer: the profile's code for a method that is not a
+/// token or a target octet outside visible ASCII (spec §8.2, §8.4), a
+/// malformed head otherwise. The requests carry a signature that passes
+/// steps 1 to 4, so that the offline verifier reaches step 5 too.
+#[test]
+fn the_gateway_and_tessera_verify_read_a_refused_request_line_alike() {
+    let s = setup("");
+    let host = s.gateway.addr;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let fields = format!(
+        "host: {host}\r\ncontent-digest: sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:\r\nsignature-input: tessera=(\"@method\" \"@authority\" \"@path\" \"@query\" \"content-digest\");created={now};keyid=\"{}\";nonce=\"AAAAAAAAAAAAAAAAAAAAAA\";tag=\"tessera-v1\"\r\nsignature: tessera=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:\r\nconnection: close\r\n",
+        s.alice.id
+    );
+    let secret = s._dir.join("alice.hex");
+    std::fs::write(&secret, &s.alice.secret_hex).unwrap();
+    let absolute = format!("GE@T http://{host}/v1/x HTTP/1.1");
+    for (line, expected) in [
+        ("GE@T /v1/x HTTP/1.1", "invalid_field_value"),
+        // In absolute-form the authority comes from the target, so a field
+        // line that does not parse is what decides, not a missing Host.
+        (absolute.as_str(), "invalid_field_value"),
+        ("\r\nGE@T /v1/x HTTP/1.1", "invalid_field_value"),
+        (" /v1/x HTTP/1.1", "invalid_field_value"),
+        ("GE@T /v1/x HTTP/1.2", "invalid_field_value"),
+        ("GET /v1/x\rb HTTP/1.1", "invalid_field_value"),
+        ("GET /v1/caf\u{e9} HTTP/1.1", "invalid_field_value"),
+        ("GET /v1/a\tb HTTP/1.1", "invalid_field_value"),
+        ("GET  HTTP/1.1", "malformed"),
+        ("GET /v1/x FTP/1.1", "malformed"),
+    ] {
+        for bad_field in [false, true] {
+            let extra = if bad_field { "x y: 1\r\n" } else { "" };
+            let request = format!("{line}\r\n{fields}{extra}\r\n");
+            let bytes: Vec<u8> = request.chars().map(|c| c as u32 as u8).collect();
+            let reply = raw(s.gateway.addr, &bytes, Duration::from_secs(10))
+                .unwrap_or_else(|| panic!("no reply to {line:?}"));
+            assert_eq!(reply.status, 400, "{line:?}");
+            let gateway = reply.json()["code"]
+                .as_str()
+                .unwrap_or("malformed")
+                .to_owned();
+            let file = s._dir.join("captured.http");
+            std::fs::write(&file, &bytes).unwrap();
+            let out = std::process::Command::new(tessera_cli())
+                .args([
+                    "verify",
+                    "--request",
+                    file.to_str().unwrap(),
+                    "--secret-file",
+                ])
+                .arg(&secret)
+                .args(["--authority", &host.to_string()])
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let offline = match stdout
+                .lines()
+                .next()
+                .unwrap_or("")
+                .strip_prefix("rejected: ")
+            {
+                Some(rest) if rest.starts_with("malformed_request:") => "malformed".to_owned(),
+                Some(rest) => rest.split(':').next().unwrap().to_owned(),
+                None => stdout.to_string(),
+            };
+            // A field line that does not parse makes the head malformed.
+            let expected = if bad_field { "malformed" } else { expected };
+            assert_eq!(
+                (gateway.as_str(), offline.as_str()),
+                (expected, expected),
+                "{line:?}, bad field {bad_field}: {stdout}"
+            );
+        }
+    }
+    assert!(s.upstream.paths().is_empty(), "{:?}", s.upstream.paths());
+}

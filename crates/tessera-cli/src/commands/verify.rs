@@ -145,7 +145,9 @@ pub(crate) fn run(args: &Args) -> CliResult {
                 println!("signature base (sha256 {}):", base.sha256_hex());
                 crate::output::write_raw_line(&mut stdout, base.as_bytes())?;
             }
-            None => println!("signature base: none (the request was rejected before step 5)"),
+            None => println!(
+                "signature base: none (the request was rejected before its base could be built)"
+            ),
         }
     }
     Ok(code)

@@ -261,9 +261,14 @@ fn zeroed_table(slots: usize) -> Box<[u64]> {
     // Through `black_box`, so that the compiler, which would otherwise know
     // the memory is already zero, keeps the writes below.
     let mut table = std::hint::black_box(vec![0u64; slots].into_boxed_slice());
-    // 512 slots of 8 bytes: one write per 4 KiB page.
+    // 512 slots of 8 bytes: one write per 4 KiB page. The allocation need
+    // not start on a page (glibc puts 16 bytes of its own first), so the
+    // last slot is written too, for the last page.
     for slot in table.iter_mut().step_by(512) {
         *slot = 0;
+    }
+    if let Some(last) = table.last_mut() {
+        *last = 0;
     }
     table
 }
