@@ -26,15 +26,12 @@ pub struct RequestLine<'a> {
 }
 
 impl<'a> RequestLine<'a> {
-    /// The request line at the start of `head`, after any empty lines (CR
-    /// or LF, which RFC 9112 §2.2 lets a server skip): `None` unless it ends
-    /// with LF (a CR before it is dropped) and splits at SP into exactly
-    /// three parts, the last starting with `HTTP/`.
+    /// The request line at the start of `head`, after any empty lines (CRLF
+    /// or LF, which RFC 9112 §2.2 lets a server skip; a bare CR is not one):
+    /// `None` unless it ends with LF (a CR before it is dropped) and splits
+    /// at SP into exactly three parts, the last starting with `HTTP/`.
     pub fn split(head: &'a [u8]) -> Option<Self> {
-        let skipped = head
-            .iter()
-            .position(|&b| b != b'\r' && b != b'\n')
-            .unwrap_or(head.len());
+        let skipped = Self::empty_lines(head);
         let rest = &head[skipped..];
         let end = rest.iter().position(|&b| b == b'\n')?;
         let line = rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]);
@@ -49,6 +46,37 @@ impl<'a> RequestLine<'a> {
             version,
             fields_start: skipped + end + 1,
         })
+    }
+
+    /// The length of the empty lines (CRLF or LF) at the start of `head`.
+    pub fn empty_lines(head: &[u8]) -> usize {
+        let mut at = 0;
+        loop {
+            match &head[at..] {
+                [b'\n', ..] => at += 1,
+                [b'\r', b'\n', ..] => at += 2,
+                _ => return at,
+            }
+        }
+    }
+
+    /// Whether `head`, whose request line has no LF yet, may still turn out to
+    /// be a line that [`RequestLine::split`] takes: at most two SP so far, and
+    /// a third part, if any, that starts like `HTTP/`. A reader that must
+    /// answer with the profile's code whatever the segmentation waits for the
+    /// rest of such a line, and refuses any other at once.
+    pub fn may_become_one(head: &[u8]) -> bool {
+        let rest = &head[Self::empty_lines(head)..];
+        // The version so far, and whatever follows a third SP.
+        let mut parts = rest.split(|&b| b == b' ').skip(2);
+        match (parts.next(), parts.next()) {
+            (_, Some(_)) => false,
+            (Some(version), None) => {
+                let n = version.len().min(5);
+                version[..n] == b"HTTP/"[..n]
+            }
+            (None, None) => true,
+        }
     }
 
     /// Whether the line holds a defect this profile names with a code: a
@@ -90,6 +118,21 @@ mod tests {
         ] {
             let line = RequestLine::split(head).expect("a line");
             assert_eq!(line.names_a_profile_defect(), defect, "{head:?}");
+        }
+        // A bare CR is not an empty line: it stays in the method.
+        let line = RequestLine::split(b"\rGET /a HTTP/1.1\r\n\r\n").expect("a line");
+        assert_eq!(line.method, b"\rGET");
+        assert!(line.names_a_profile_defect());
+        for (partial, may) in [
+            (&b"GE@T /caf"[..], true),
+            (b"\r\nGE@T", true),
+            (b"GE@T /a HT", true),
+            (b"GE@T /a HTTP/1", true),
+            (b"GE@T /a XTTP", false),
+            (b"GE@T /a HTTP/1.1 x", false),
+            (b"\x16\x03\x01 a b c", false),
+        ] {
+            assert_eq!(RequestLine::may_become_one(partial), may, "{partial:?}");
         }
         for head in [
             &b"GET /a HTTP/1.1"[..],

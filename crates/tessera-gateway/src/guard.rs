@@ -338,15 +338,12 @@ impl<IO> Guard<IO> {
 
     /// Handles a head in `pending`; false when it is still incomplete.
     fn head(&mut self) -> bool {
-        // Empty lines before a request line are ignored (RFC 9112 §2.2).
-        while self
-            .pending
-            .first()
-            .is_some_and(|&b| b == b'\r' || b == b'\n')
-        {
-            self.pending.advance(1);
-        }
-        if self.pending.is_empty() {
+        // Empty lines before a request line are ignored (RFC 9112 §2.2); a
+        // bare CR is not one (it stays, and the head is refused).
+        let empty = tessera_core::RequestLine::empty_lines(&self.pending);
+        self.pending.advance(empty);
+        // Nothing yet, or a CR whose LF has not arrived.
+        if self.pending.is_empty() || self.pending[..] == b"\r"[..] {
             return false;
         }
         if self.deadline.is_none() {
@@ -371,15 +368,26 @@ impl<IO> Guard<IO> {
             Err(_) => {
                 // httparse refuses an octet outside visible ASCII in the
                 // target along with every other malformed line: the
-                // profile names that one.
-                if let Some(verdict) = verdict_of_request_line(
+                // profile names that one. It refuses as soon as it reads
+                // the bad byte, so the line (or the fields after it) may not
+                // all be here yet: the verdict waits for them, so that it
+                // does not depend on how the bytes were cut into reads.
+                match verdict_of_request_line(
                     &self.pending,
                     max_fields,
                     self.config.served_authorities,
                 ) {
-                    let _ = self.head_verdict.set(verdict);
+                    LineVerdict::Incomplete if self.pending.len() <= self.config.max_head_bytes => {
+                        return false;
+                    }
+                    LineVerdict::Incomplete => Err(HeadRefusal::TooLarge),
+                    LineVerdict::Decided(verdict) => {
+                        if let Some(verdict) = verdict {
+                            let _ = self.head_verdict.set(verdict);
+                        }
+                        Err(HeadRefusal::Malformed)
+                    }
                 }
-                Err(HeadRefusal::Malformed)
             }
             Ok(httparse::Status::Complete(len)) if len > self.config.max_head_bytes => {
                 Err(HeadRefusal::TooLarge)
@@ -451,31 +459,53 @@ fn profile_verdict(
     (error.code() == tessera_core::ErrorCode::InvalidFieldValue).then_some(error)
 }
 
+/// What the guard can say of a head httparse refused.
+enum LineVerdict {
+    /// The request line, or the fields after a line with a defect the
+    /// profile names, have not all arrived.
+    Incomplete,
+    /// [`profile_verdict`], if the profile names the defect.
+    Decided(Option<tessera_core::Error>),
+}
+
 /// [`profile_verdict`] for a head httparse refused: only when its request
 /// line ([`tessera_core::RequestLine`], as `tessera verify` reads it) names
 /// a defect the profile has a code for (a method that is not a token, a
-/// target octet outside visible ASCII), with its fields; none while the
-/// rest of the head has not arrived. A field line that does not parse makes
-/// the head malformed, as in `tessera verify`.
+/// target octet outside visible ASCII), once its fields are all in. A field
+/// line that does not parse makes the head malformed, as in `tessera
+/// verify`.
 fn verdict_of_request_line(
     head: &[u8],
     max_fields: usize,
     served_authorities: bool,
-) -> Option<tessera_core::Error> {
-    let line = tessera_core::RequestLine::split(head)?;
+) -> LineVerdict {
+    let Some(line) = tessera_core::RequestLine::split(head) else {
+        let line_complete = head[tessera_core::RequestLine::empty_lines(head)..].contains(&b'\n');
+        return if !line_complete && tessera_core::RequestLine::may_become_one(head) {
+            LineVerdict::Incomplete
+        } else {
+            LineVerdict::Decided(None)
+        };
+    };
     if !line.names_a_profile_defect() {
-        return None;
+        return LineVerdict::Decided(None);
     }
     let mut storage = vec![httparse::EMPTY_HEADER; max_fields];
-    let fields: Vec<(&str, &[u8])> =
-        match httparse::parse_headers(&head[line.fields_start..], &mut storage) {
-            Ok(httparse::Status::Complete((_, headers))) => {
-                headers.iter().map(|h| (h.name, h.value)).collect()
-            }
-            Ok(httparse::Status::Partial) => Vec::new(),
-            Err(_) => return None,
-        };
-    profile_verdict(line.method, line.target, &fields, served_authorities)
+    match httparse::parse_headers(&head[line.fields_start..], &mut storage) {
+        Ok(httparse::Status::Complete((_, headers))) => {
+            let fields: Vec<(&str, &[u8])> = headers.iter().map(|h| (h.name, h.value)).collect();
+            LineVerdict::Decided(profile_verdict(
+                line.method,
+                line.target,
+                &fields,
+                served_authorities,
+            ))
+        }
+        Ok(httparse::Status::Partial) => LineVerdict::Incomplete,
+        // More fields than the guard takes: refused as such elsewhere when
+        // the line is good; here the head is malformed either way.
+        Err(_) => LineVerdict::Decided(None),
+    }
 }
 
 /// Refuses a request-target the server behind would not parse as a URI

@@ -567,7 +567,13 @@ fn the_gateway_and_tessera_verify_read_a_refused_request_line_alike() {
     let secret = s._dir.join("alice.hex");
     std::fs::write(&secret, &s.alice.secret_hex).unwrap();
     let absolute = format!("GE@T http://{host}/v1/x HTTP/1.1");
+    // Longer than one read of the guard, so httparse refuses it before its
+    // end has arrived.
+    let long = format!("GE@T /v1/{} HTTP/1.1", "a".repeat(6000));
     for (line, expected) in [
+        (long.as_str(), "invalid_field_value"),
+        // A bare CR is no empty line: it stays in the method.
+        ("\rGET /v1/x HTTP/1.1", "invalid_field_value"),
         ("GE@T /v1/x HTTP/1.1", "invalid_field_value"),
         // In absolute-form the authority comes from the target, so a field
         // line that does not parse is what decides, not a missing Host.
@@ -592,6 +598,19 @@ fn the_gateway_and_tessera_verify_read_a_refused_request_line_alike() {
                 .as_str()
                 .unwrap_or("malformed")
                 .to_owned();
+            // The same bytes in two writes, cut inside the request line: the
+            // same answer, however the bytes arrive.
+            let mut stream = TcpStream::connect(s.gateway.addr).unwrap();
+            let cut = line.len().min(6) + 1;
+            stream.write_all(&bytes[..cut]).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            stream.write_all(&bytes[cut..]).unwrap();
+            let in_two = read_reply(&mut stream);
+            assert_eq!(
+                in_two.json()["code"].as_str().unwrap_or("malformed"),
+                gateway,
+                "{line:?} in two writes, bad field {bad_field}"
+            );
             let file = s._dir.join("captured.http");
             std::fs::write(&file, &bytes).unwrap();
             let out = std::process::Command::new(tessera_cli())
