@@ -178,6 +178,10 @@ pub struct Guard<IO> {
     body_refusal: BodyRefusal,
     /// The profile's code for a refused head, for the request handler.
     head_verdict: HeadVerdict,
+    /// The head in `pending` is refused already (httparse refused it) and
+    /// only waits for the rest of its line or fields, for the profile's
+    /// code: at the header timeout it is answered as malformed, not dropped.
+    refused_waiting: bool,
     /// Read buffer, allocated once per connection.
     scratch: Box<[u8]>,
 }
@@ -205,6 +209,7 @@ impl<IO> Guard<IO> {
             refused_body: None,
             body_refusal: BodyRefusal::default(),
             head_verdict: HeadVerdict::default(),
+            refused_waiting: false,
             scratch: vec![0u8; 16 * 1024].into_boxed_slice(),
         }
     }
@@ -336,6 +341,19 @@ impl<IO> Guard<IO> {
         let _ = self.body_refusal.set(why);
     }
 
+    /// Hands the parser a head that the request handler answers with
+    /// `refusal`, and discards the rest of the connection's bytes.
+    fn refuse(&mut self, refusal: HeadRefusal) {
+        let head = format!(
+            "GET / HTTP/1.1\r\nhost: gateway.invalid\r\n{}: {}\r\n\r\n",
+            self.config.marker,
+            refusal.token()
+        );
+        self.ready.extend_from_slice(head.as_bytes());
+        self.pending.clear();
+        self.state = State::Discard;
+    }
+
     /// Handles a head in `pending`; false when it is still incomplete.
     fn head(&mut self) -> bool {
         // Empty lines before a request line are ignored (RFC 9112 §2.2); a
@@ -378,10 +396,17 @@ impl<IO> Guard<IO> {
                     self.config.served_authorities,
                 ) {
                     LineVerdict::Incomplete if self.pending.len() <= self.config.max_head_bytes => {
+                        self.refused_waiting = true;
                         return false;
                     }
                     LineVerdict::Incomplete => Err(HeadRefusal::TooLarge),
-                    LineVerdict::Decided(verdict) => {
+                    // Over the limit whatever its line says, as a valid head
+                    // of that size is, however its bytes arrived.
+                    LineVerdict::Decided {
+                        head_len: Some(len),
+                        ..
+                    } if len > self.config.max_head_bytes => Err(HeadRefusal::TooLarge),
+                    LineVerdict::Decided { verdict, .. } => {
                         if let Some(verdict) = verdict {
                             let _ = self.head_verdict.set(verdict);
                         }
@@ -411,6 +436,7 @@ impl<IO> Guard<IO> {
             }
         };
         self.deadline = None;
+        self.refused_waiting = false;
         match verdict {
             Ok((len, framing)) => {
                 // Copied, not split off: splitting would turn both buffers
@@ -419,16 +445,7 @@ impl<IO> Guard<IO> {
                 self.pending.advance(len);
                 self.state = framing;
             }
-            Err(refusal) => {
-                let head = format!(
-                    "GET / HTTP/1.1\r\nhost: gateway.invalid\r\n{}: {}\r\n\r\n",
-                    self.config.marker,
-                    refusal.token()
-                );
-                self.ready.extend_from_slice(head.as_bytes());
-                self.pending.clear();
-                self.state = State::Discard;
-            }
+            Err(refusal) => self.refuse(refusal),
         }
         true
     }
@@ -464,8 +481,12 @@ enum LineVerdict {
     /// The request line, or the fields after a line with a defect the
     /// profile names, have not all arrived.
     Incomplete,
-    /// [`profile_verdict`], if the profile names the defect.
-    Decided(Option<tessera_core::Error>),
+    /// Refused: with [`profile_verdict`] if the profile names the defect,
+    /// and the head's length when it is complete.
+    Decided {
+        verdict: Option<tessera_core::Error>,
+        head_len: Option<usize>,
+    },
 }
 
 /// [`profile_verdict`] for a head httparse refused: only when its request
@@ -484,27 +505,34 @@ fn verdict_of_request_line(
         return if !line_complete && tessera_core::RequestLine::may_become_one(head) {
             LineVerdict::Incomplete
         } else {
-            LineVerdict::Decided(None)
+            LineVerdict::Decided {
+                verdict: None,
+                head_len: None,
+            }
         };
     };
     if !line.names_a_profile_defect() {
-        return LineVerdict::Decided(None);
+        return LineVerdict::Decided {
+            verdict: None,
+            head_len: None,
+        };
     }
     let mut storage = vec![httparse::EMPTY_HEADER; max_fields];
     match httparse::parse_headers(&head[line.fields_start..], &mut storage) {
-        Ok(httparse::Status::Complete((_, headers))) => {
+        Ok(httparse::Status::Complete((len, headers))) => {
             let fields: Vec<(&str, &[u8])> = headers.iter().map(|h| (h.name, h.value)).collect();
-            LineVerdict::Decided(profile_verdict(
-                line.method,
-                line.target,
-                &fields,
-                served_authorities,
-            ))
+            LineVerdict::Decided {
+                verdict: profile_verdict(line.method, line.target, &fields, served_authorities),
+                head_len: Some(line.fields_start + len),
+            }
         }
         Ok(httparse::Status::Partial) => LineVerdict::Incomplete,
         // More fields than the guard takes: refused as such elsewhere when
         // the line is good; here the head is malformed either way.
-        Err(_) => LineVerdict::Decided(None),
+        Err(_) => LineVerdict::Decided {
+            verdict: None,
+            head_len: None,
+        },
     }
 }
 
@@ -718,6 +746,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guard<IO> {
                     if this.state == State::Head {
                         if let Some(deadline) = this.deadline.as_mut() {
                             if deadline.as_mut().poll(cx).is_ready() {
+                                if this.refused_waiting {
+                                    // Refused already: answered, not dropped.
+                                    this.refused_waiting = false;
+                                    this.deadline = None;
+                                    this.refuse(HeadRefusal::Malformed);
+                                    continue;
+                                }
                                 return Poll::Ready(Err(io::Error::new(
                                     io::ErrorKind::TimedOut,
                                     "no complete request head within the header timeout",

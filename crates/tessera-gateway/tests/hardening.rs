@@ -646,3 +646,46 @@ fn the_gateway_and_tessera_verify_read_a_refused_request_line_alike() {
     }
     assert!(s.upstream.paths().is_empty(), "{:?}", s.upstream.paths());
 }
+
+/// A head whose request line the profile refuses is still held to the size
+/// limit, whatever the pieces it arrives in (431, as a valid head of that
+/// size); and one that never completes, which the guard waits on for its
+/// code, is answered as malformed at the header timeout, not dropped.
+#[test]
+fn a_refused_request_line_waits_within_the_head_limits() {
+    let s = setup("max_header_bytes = 4096\nheader_timeout_secs = 1");
+    let host = s.gateway.addr;
+    let big = format!(
+        "GE@T /v1/x HTTP/1.1\r\nhost: {host}\r\nx-pad: {}\r\nconnection: close\r\n\r\n",
+        "a".repeat(6000)
+    );
+    for piece in [big.len(), 1024, 100] {
+        let mut stream = TcpStream::connect(s.gateway.addr).unwrap();
+        for chunk in big.as_bytes().chunks(piece) {
+            // The answer may come, and the connection close, before the end.
+            if stream.write_all(chunk).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let reply = read_reply(&mut stream);
+        assert_eq!(
+            reply.status,
+            431,
+            "in pieces of {piece}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    // No LF ever comes: a 400 when the header timeout ends the wait.
+    let mut stream = TcpStream::connect(s.gateway.addr).unwrap();
+    stream.write_all(b"GE@T /caf\xe9").unwrap();
+    let started = Instant::now();
+    let reply = read_reply(&mut stream);
+    assert_problem(&reply, 400, "malformed");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(s.upstream.paths().is_empty(), "{:?}", s.upstream.paths());
+}
