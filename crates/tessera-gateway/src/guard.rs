@@ -180,7 +180,10 @@ pub struct Guard<IO> {
     head_verdict: HeadVerdict,
     /// The head in `pending` is refused already (httparse refused it) and
     /// only waits for the rest of its line or fields, for the profile's
-    /// code: at the header timeout it is answered as malformed, not dropped.
+    /// code: at the header timeout, or when the client stops sending, it is
+    /// answered as malformed, not dropped. (hyper's idle timer, which runs
+    /// from the end of the previous answer and sees none of these bytes,
+    /// may still close the connection first.)
     refused_waiting: bool,
     /// Read buffer, allocated once per connection.
     scratch: Box<[u8]>,
@@ -372,11 +375,18 @@ impl<IO> Guard<IO> {
         // allocated and cleared each time.
         let mut fields = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_FIELDS];
         let max_fields = self.config.max_headers.min(MAX_FIELDS);
+        // Every verdict is taken on the first `max_head_bytes` bytes alone:
+        // a head not decided within them is too large, whatever lies
+        // beyond, so the answer does not depend on how much of the rest had
+        // arrived in the same read.
+        let max_head_bytes = self.config.max_head_bytes;
+        let over_limit = self.pending.len() > max_head_bytes;
+        let window = &self.pending[..self.pending.len().min(max_head_bytes)];
         let mut request = httparse::Request::new(&mut []);
-        let parsed = request.parse_with_uninit_headers(&self.pending, &mut fields[..max_fields]);
+        let parsed = request.parse_with_uninit_headers(window, &mut fields[..max_fields]);
         let verdict = match parsed {
             Ok(httparse::Status::Partial) => {
-                if self.pending.len() > self.config.max_head_bytes {
+                if over_limit {
                     Err(HeadRefusal::TooLarge)
                 } else {
                     return false;
@@ -390,32 +400,23 @@ impl<IO> Guard<IO> {
                 // the bad byte, so the line (or the fields after it) may not
                 // all be here yet: the verdict waits for them, so that it
                 // does not depend on how the bytes were cut into reads.
-                match verdict_of_request_line(
-                    &self.pending,
-                    max_fields,
-                    self.config.served_authorities,
-                ) {
-                    LineVerdict::Incomplete if self.pending.len() <= self.config.max_head_bytes => {
+                match verdict_of_request_line(window, max_fields, self.config.served_authorities) {
+                    LineVerdict::Incomplete if !over_limit => {
                         self.refused_waiting = true;
                         return false;
                     }
-                    LineVerdict::Incomplete => Err(HeadRefusal::TooLarge),
                     // Over the limit whatever its line says, as a valid head
                     // of that size is, however its bytes arrived.
-                    LineVerdict::Decided {
-                        head_len: Some(len),
-                        ..
-                    } if len > self.config.max_head_bytes => Err(HeadRefusal::TooLarge),
-                    LineVerdict::Decided { verdict, .. } => {
+                    LineVerdict::Incomplete => Err(HeadRefusal::TooLarge),
+                    // As many fields as a valid line's head is refused for.
+                    LineVerdict::TooManyFields => Err(HeadRefusal::TooManyFields),
+                    LineVerdict::Decided { verdict } => {
                         if let Some(verdict) = verdict {
                             let _ = self.head_verdict.set(verdict);
                         }
                         Err(HeadRefusal::Malformed)
                     }
                 }
-            }
-            Ok(httparse::Status::Complete(len)) if len > self.config.max_head_bytes => {
-                Err(HeadRefusal::TooLarge)
             }
             Ok(httparse::Status::Complete(len)) => {
                 let checked = check_target(request.path)
@@ -481,11 +482,13 @@ enum LineVerdict {
     /// The request line, or the fields after a line with a defect the
     /// profile names, have not all arrived.
     Incomplete,
-    /// Refused: with [`profile_verdict`] if the profile names the defect,
-    /// and the head's length when it is complete.
+    /// A line with a defect the profile names, followed by more fields than
+    /// the guard takes.
+    TooManyFields,
+    /// Refused as malformed: with [`profile_verdict`] if the profile names
+    /// the defect.
     Decided {
         verdict: Option<tessera_core::Error>,
-        head_len: Option<usize>,
     },
 }
 
@@ -505,34 +508,24 @@ fn verdict_of_request_line(
         return if !line_complete && tessera_core::RequestLine::may_become_one(head) {
             LineVerdict::Incomplete
         } else {
-            LineVerdict::Decided {
-                verdict: None,
-                head_len: None,
-            }
+            LineVerdict::Decided { verdict: None }
         };
     };
     if !line.names_a_profile_defect() {
-        return LineVerdict::Decided {
-            verdict: None,
-            head_len: None,
-        };
+        return LineVerdict::Decided { verdict: None };
     }
     let mut storage = vec![httparse::EMPTY_HEADER; max_fields];
     match httparse::parse_headers(&head[line.fields_start..], &mut storage) {
-        Ok(httparse::Status::Complete((len, headers))) => {
+        Ok(httparse::Status::Complete((_, headers))) => {
             let fields: Vec<(&str, &[u8])> = headers.iter().map(|h| (h.name, h.value)).collect();
             LineVerdict::Decided {
                 verdict: profile_verdict(line.method, line.target, &fields, served_authorities),
-                head_len: Some(line.fields_start + len),
             }
         }
         Ok(httparse::Status::Partial) => LineVerdict::Incomplete,
-        // More fields than the guard takes: refused as such elsewhere when
-        // the line is good; here the head is malformed either way.
-        Err(_) => LineVerdict::Decided {
-            verdict: None,
-            head_len: None,
-        },
+        Err(httparse::Error::TooManyHeaders) => LineVerdict::TooManyFields,
+        // A field line that does not parse: malformed, as in `tessera verify`.
+        Err(_) => LineVerdict::Decided { verdict: None },
     }
 }
 
@@ -721,6 +714,14 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Guard<IO> {
                 return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, why)));
             }
             if this.eof {
+                if this.refused_waiting {
+                    // Refused already, and the rest will not come: answered
+                    // as at the header timeout.
+                    this.refused_waiting = false;
+                    this.deadline = None;
+                    this.refuse(HeadRefusal::Malformed);
+                    continue;
+                }
                 // An unfinished head goes to the parser as it is, which refuses it.
                 if !this.pending.is_empty() && this.state != State::Discard {
                     this.ready.extend_from_slice(&this.pending);

@@ -649,31 +649,88 @@ fn the_gateway_and_tessera_verify_read_a_refused_request_line_alike() {
 
 /// A head whose request line the profile refuses is still held to the size
 /// limit, whatever the pieces it arrives in (431, as a valid head of that
-/// size); and one that never completes, which the guard waits on for its
-/// code, is answered as malformed at the header timeout, not dropped.
+/// size), a defect past the limit included, and to the field count; and one
+/// that never completes, which the guard waits on for its code, is answered
+/// as malformed at the header timeout or when the client stops sending, not
+/// dropped.
 #[test]
 fn a_refused_request_line_waits_within_the_head_limits() {
     let s = setup("max_header_bytes = 4096\nheader_timeout_secs = 1");
     let host = s.gateway.addr;
-    let big = format!(
-        "GE@T /v1/x HTTP/1.1\r\nhost: {host}\r\nx-pad: {}\r\nconnection: close\r\n\r\n",
-        "a".repeat(6000)
-    );
-    for piece in [big.len(), 1024, 100] {
-        let mut stream = TcpStream::connect(s.gateway.addr).unwrap();
-        for chunk in big.as_bytes().chunks(piece) {
-            // The answer may come, and the connection close, before the end.
-            if stream.write_all(chunk).is_err() {
-                break;
+    let pad = "a".repeat(6000);
+    let many: String = (0..110).map(|i| format!("x-f{i}: v\r\n")).collect();
+    let heads = [
+        // Over the limit once complete.
+        (
+            format!("GE@T /v1/x HTTP/1.1\r\nhost: {host}\r\nx-pad: {pad}\r\nconnection: close\r\n\r\n"),
+            "max_header_bytes",
+        ),
+        // What makes each of these malformed lies past the limit: a field
+        // line, the version, a line that is no request line.
+        (
+            format!("GE@T /v1/x HTTP/1.1\r\nhost: {host}\r\nx-pad: {pad}\r\nx y: 1\r\nconnection: close\r\n\r\n"),
+            "max_header_bytes",
+        ),
+        (
+            format!("GET /v1/x HTTP/1.1\r\nhost: {host}\r\nx-pad: {pad}\r\nx y: 1\r\nconnection: close\r\n\r\n"),
+            "max_header_bytes",
+        ),
+        (
+            format!("GET /v1/{pad} HTTP/1.2\r\nhost: {host}\r\nconnection: close\r\n\r\n"),
+            "max_header_bytes",
+        ),
+        (
+            format!("GE@T /v1/{} FTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n", &pad[..4904]),
+            "max_header_bytes",
+        ),
+        // More fields than `limits.max_headers` (100), as after a valid line.
+        (
+            format!("GE@T /v1/x HTTP/1.1\r\nhost: {host}\r\n{many}connection: close\r\n\r\n"),
+            "max_headers",
+        ),
+        (
+            format!("GET /v1/x HTTP/1.1\r\nhost: {host}\r\n{many}connection: close\r\n\r\n"),
+            "max_headers",
+        ),
+    ];
+    // Each answered 431 for its own limit, however it arrives.
+    for (head, limit) in &heads {
+        let line = head.lines().next().unwrap_or_default();
+        for piece in [head.len(), 1254, 1024, 100] {
+            let mut stream = TcpStream::connect(s.gateway.addr).unwrap();
+            for chunk in head.as_bytes().chunks(piece) {
+                // The answer may come, and the connection close, before the end.
+                if stream.write_all(chunk).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
             }
-            std::thread::sleep(Duration::from_millis(5));
+            let reply = read_reply(&mut stream);
+            let json = reply.json();
+            assert_eq!(
+                (reply.status, reply.header("content-type")),
+                (431, Some("application/problem+json")),
+                "{line:.60} in pieces of {piece}: {json}"
+            );
+            assert!(
+                json["detail"].as_str().unwrap_or_default().contains(limit),
+                "{line:.60} in pieces of {piece}: {json} should name {limit}"
+            );
         }
+    }
+    // The client stops sending before the line ends: the same 400.
+    for head in [&b"GE@T /caf\xe9"[..], b"GE@T /v1/x HTTP/1.1\r\nhost: h\r\n"] {
+        let mut stream = TcpStream::connect(s.gateway.addr).unwrap();
+        stream.write_all(head).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let started = Instant::now();
         let reply = read_reply(&mut stream);
-        assert_eq!(
-            reply.status,
-            431,
-            "in pieces of {piece}: {}",
-            String::from_utf8_lossy(&reply.body)
+        assert_problem(&reply, 400, "malformed");
+        assert!(
+            started.elapsed() < Duration::from_millis(800),
+            "answered at the EOF, not at the timeout: {:?}",
+            started.elapsed()
         );
     }
     // No LF ever comes: a 400 when the header timeout ends the wait.
