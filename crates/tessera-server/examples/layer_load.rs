@@ -86,6 +86,10 @@
 //! (the layer's cost is `layer` − `signed`), each the median of per-round
 //! differences with their quartiles (the machine's noise: half the rounds
 //! fall between them).
+//!
+//! `scripts/layer-before-after` builds this benchmark a second time against
+//! round 1's verifier and runs the two builds in turn, for a before/after
+//! comparison on one machine.
 
 use std::future::Future;
 use std::pin::Pin;
