@@ -197,6 +197,30 @@ impl DownSlots {
         }
     }
 
+    /// Probe `probe` no longer holds `slot` (held by [`DownSlots::hold`]):
+    /// one of its holds on it is released, and its range split around it.
+    pub(super) fn let_go(&self, probe: u16, slot: u16) {
+        let mut probes = locked(&self.probes);
+        let Some(holds) = probes.held.get_mut(&probe) else {
+            return;
+        };
+        let Some(at) = holds
+            .kept
+            .iter()
+            .position(|(first, last)| (*first..=*last).contains(&slot))
+        else {
+            return;
+        };
+        let (first, last) = holds.kept.swap_remove(at);
+        if first < slot {
+            holds.kept.push((first, slot - 1));
+        }
+        if slot < last {
+            holds.kept.push((slot + 1, last));
+        }
+        self.release(&[(slot, slot)]);
+    }
+
     /// Claims the one sweep of every slot through the client (see the
     /// probe): `false` while another runs.
     pub(super) fn start_sweep(&self) -> bool {
@@ -447,6 +471,31 @@ mod tests {
             "{} slots of X (answered) held until V answers",
             held.len()
         );
+    }
+
+    #[test]
+    fn a_probe_lets_go_of_one_slot_and_keeps_the_rest() {
+        let down = DownSlots::new();
+        assert!(down.start_probe(7));
+        down.hold(7, &[(100, 110)]);
+        // Held by another probe too: one hold of two is released.
+        assert!(down.start_probe(8));
+        down.hold(8, &[(105, 105)]);
+        down.let_go(7, 105);
+        down.let_go(7, 100);
+        down.let_go(7, 110);
+        assert!(!down.is_down(100) && !down.is_down(110));
+        assert!((101..=104).chain(106..=109).all(|s| down.is_down(s)));
+        assert!(down.is_down(105), "still held by probe 8");
+        // Letting go twice, or of a slot never held, changes nothing.
+        down.let_go(7, 100);
+        down.let_go(7, 200);
+        down.let_go(9, 101);
+        assert!(down.is_down(101) && !down.is_down(200));
+        down.finish(7, None);
+        assert!(down.is_down(105) && !down.is_down(101));
+        down.finish(8, None);
+        assert!(all_up(&down));
     }
 
     #[test]

@@ -602,7 +602,9 @@ impl RedisNonceStoreBuilder {
 ///   the slot to a node it learnt from a redirect: every slot is asked
 ///   `PING` through the client, routed by slot (one such sweep at a time),
 ///   and those that do not answer fail at once with that slot, until a
-///   `GET` sent as the checks are answers. A slot stays marked while any probe
+///   `GET` sent as the checks are answers (each is asked once more at once,
+///   and let go as soon as it answers: on a loaded machine a healthy
+///   primary may miss the timeout for one of 16,383 pings sent together). A slot stays marked while any probe
 ///   holds it; `recorded` (the read before admission) answers nothing for
 ///   it at once too. The checks sent before the mark wait their timeout.
 /// * A watched primary that is dead (its connection refused or dropped)
@@ -1082,6 +1084,28 @@ impl RedisNonceStore {
                         .map(|(other, _)| *other),
                 );
                 slots.hold(slot, &silent);
+                // The nodes suspected at the start all answered: their slots
+                // go before the second look below.
+                slots.clear_suspected(slot);
+                // Held at once, then asked again: on a loaded machine one of
+                // 16,383 pings sent together may miss the timeout (or meet a
+                // passing error) on a primary that answers; each slot that
+                // answers now is let go as soon as it does, and those the
+                // client sends to a silent node stay held.
+                let connection = &connection;
+                futures_util::future::join_all(
+                    silent.iter().flat_map(|(first, last)| *first..=*last).map(
+                        |other| async move {
+                            let answer =
+                                tokio::time::timeout(timeout, connection.ping_primary_of(other))
+                                    .await;
+                            if matches!(answer, Ok(Ok(()))) {
+                                slots.let_go(slot, other);
+                            }
+                        },
+                    ),
+                )
+                .await;
                 slots.end_sweep();
             }
             slots.clear_suspected(slot);
